@@ -1,0 +1,59 @@
+"""pytest-opswald: golden-session regression testing of AI agents."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opswald.adapters import adapter
+from opswald.instrument import llm, state, tool, user_input
+
+if TYPE_CHECKING:
+    from opswald.engine.context import ReplayDivergence, ReplayedToolError
+    from opswald.engine.run import ReplayResult
+    from opswald.session import Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ReplayDivergence",
+    "ReplayResult",
+    "ReplayedToolError",
+    "Session",
+    "adapter",
+    "dump",
+    "llm",
+    "load",
+    "state",
+    "tool",
+    "user_input",
+]
+
+
+def load(path: Any) -> Session:
+    """Load and validate a golden file."""
+    from opswald.files import load as _load
+
+    return _load(path)
+
+
+def dump(session: Session, path: Any) -> None:
+    """Write a session canonically and atomically."""
+    from opswald.files import dump as _dump
+
+    _dump(session, path)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Session":
+        from opswald.session import Session
+
+        return Session
+    if name == "ReplayResult":
+        from opswald.engine.run import ReplayResult
+
+        return ReplayResult
+    if name in ("ReplayDivergence", "ReplayedToolError"):
+        from opswald.engine import context
+
+        return getattr(context, name)
+    raise AttributeError(f"module 'opswald' has no attribute {name!r}")

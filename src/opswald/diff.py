@@ -1,0 +1,421 @@
+"""Field-level differences between JSON-like values (via deepdiff), rendered as plain text.
+
+`differences` compares two values and returns `Difference`s in the golden's terms, in the
+order their paths appear in the data. `render_verdict` turns a `Verdict` into the
+snapshot-style text printed on failure: bounded in size, never coloured, never raising.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+from opswald.jsonable import to_jsonable
+from opswald.paths import Path, drop
+from opswald.verdict import MISSING, Difference, Finding, Verdict
+
+__all__ = [
+    "DiffMode",
+    "differences",
+    "json_equal",
+    "pretty",
+    "render_difference",
+    "render_finding",
+    "render_verdict",
+    "short_repr",
+]
+
+DiffMode = Literal["detailed", "short", "disabled"]
+
+SHORT_WIDTH = 80  # a value in a `where: golden → actual` line
+PRETTY_WIDTH = 500  # a value in a `- golden` / `+ actual` block
+MAX_TEXT_LINES = 40  # lines of one multi-line string diff
+MAX_LINE_WIDTH = 300  # characters of one line of a multi-line string diff
+CONTEXT_LINES = 3
+_MAX_MATCHED_LINES = 2000  # lines of a changed region handed to difflib
+_SPLIT_AT = 32  # containers with more children are split before deepdiff sees them
+
+LEGEND = "[- golden] [+ actual]"
+
+
+# --- comparing ---------------------------------------------------------------------------
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON-like values: `1 == 1.0`, but `True != 1`; NaN equals NaN."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b or (_is_nan(a) and _is_nan(b))
+    if isinstance(a, dict):
+        if not isinstance(b, dict) or len(a) != len(b):
+            return False
+        return all(k in b and json_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list | tuple):
+        if not isinstance(b, list | tuple) or len(a) != len(b):
+            return False
+        return all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(b, dict | list | tuple):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # exotic objects with a broken __eq__
+        return a is b
+
+
+def _is_nan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    return isinstance(a, numbers) and isinstance(b, numbers) and json_equal(a, b)
+
+
+def differences(
+    golden: Any,
+    actual: Any,
+    *,
+    base: Path = (),
+    step: int | None = None,
+    ignore: Sequence[Path] = (),
+    limit: int = 200,
+) -> list[Difference]:
+    """The fields in which `actual` differs from `golden`, first `limit` in path order.
+
+    Paths are `base` + the path inside the values; `ignore` holds parsed glob patterns
+    relative to the values' root (without `base`) whose matches are not compared.
+    Lists are compared index by index (linear time; an insertion shows as changes).
+    """
+    if golden is MISSING or actual is MISSING:
+        if golden is MISSING and actual is MISSING:
+            return []
+        g = golden if golden is MISSING else to_jsonable(golden)
+        a = actual if actual is MISSING else to_jsonable(actual)
+        return [Difference(path=tuple(base), golden=g, actual=a, step=step)][: max(limit, 0)]
+    g = drop(to_jsonable(golden), ignore)
+    a = drop(to_jsonable(actual), ignore)
+    out: list[Difference] = []
+    for rel, g_part, a_part in _pieces(g, a, ()):
+        if len(out) >= limit:  # pieces come in path order: the rest would come later
+            break
+        path = tuple(base) + rel
+        if g_part is MISSING or a_part is MISSING:
+            out.append(Difference(path=path, golden=g_part, actual=a_part, step=step))
+        else:
+            out.extend(_deepdiff(g_part, a_part, base=path, step=step))
+    return out[: max(limit, 0)]
+
+
+def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any]]:
+    """The differing parts of two values, in path order, large containers split up first.
+
+    Splitting lists and dicts with many children keeps the work linear and lets
+    deepdiff see only the few parts that differ (it walks equal parts slowly).
+    """
+    if isinstance(g, dict) and isinstance(a, dict) and len(g) + len(a) > _SPLIT_AT:
+        for key, value in g.items():
+            if key in a:
+                yield from _pieces(value, a[key], (*path, key))
+            else:
+                yield (*path, key), value, MISSING
+        for key, value in a.items():
+            if key not in g:
+                yield (*path, key), MISSING, value
+    elif isinstance(g, list) and isinstance(a, list) and len(g) + len(a) > _SPLIT_AT:
+        for index in range(max(len(g), len(a))):
+            if index >= len(a):
+                yield (*path, index), g[index], MISSING
+            elif index >= len(g):
+                yield (*path, index), MISSING, a[index]
+            else:
+                yield from _pieces(g[index], a[index], (*path, index))
+    elif not json_equal(g, a):
+        yield path, g, a
+
+
+def _deepdiff(g: Any, a: Any, *, base: Path, step: int | None) -> list[Difference]:
+    """deepdiff's reports for two differing values, as Differences in path order."""
+    found: list[tuple[tuple[int, ...], Difference]] = []
+    ranks: dict[tuple[int, int], dict[str, int]] = {}
+    for raw, t1, t2 in _deepdiff_leaves(g, a):
+        if _same_number(t1, t2):
+            continue
+        rel, order = _locate(raw, g, a, ranks)
+        found.append((order, Difference(path=base + rel, golden=t1, actual=t2, step=step)))
+    found.sort(key=lambda item: item[0])
+    return [d for _, d in found]
+
+
+def _deepdiff_leaves(g: Any, a: Any) -> list[tuple[list[Any], Any, Any]]:
+    """(raw path, golden value or MISSING, actual value or MISSING) of each deepdiff report."""
+    # Lazy: `import opswald` stays cheap.
+    from deepdiff import DeepDiff  # type: ignore[import-untyped, unused-ignore]  # noqa: PLC0415
+    from deepdiff.helper import notpresent  # type: ignore[import-untyped, unused-ignore]  # noqa: PLC0415
+
+    tree = DeepDiff(
+        g,
+        a,
+        view="tree",
+        verbose_level=2,
+        ignore_order=False,
+        zip_ordered_iterables=True,  # index by index: difflib on long lists is quadratic
+        threshold_to_diff_deeper=0,  # always descend into dicts, field by field
+        ignore_nan_inequality=True,
+        ignore_private_variables=False,
+        log_frequency_in_sec=0,
+    )
+    out: list[tuple[list[Any], Any, Any]] = []
+    for levels in tree.values():
+        for level in levels:
+            raw = level.path(output_format="list")
+            t1 = MISSING if level.t1 is notpresent else level.t1
+            t2 = MISSING if level.t2 is notpresent else level.t2
+            out.append((list(raw) if raw is not None else [], t1, t2))
+    return out
+
+
+def _locate(
+    raw: list[Any], g: Any, a: Any, ranks: dict[tuple[int, int], dict[str, int]]
+) -> tuple[Path, tuple[int, ...]]:
+    """Our path for a deepdiff path, and a sort key: position of each key in the data."""
+    path: list[str | int] = []
+    order: list[int] = []
+    for key in raw:
+        if isinstance(key, int) and not isinstance(g, dict) and not isinstance(a, dict):
+            path.append(key)
+            order.append(key)
+            g = g[key] if isinstance(g, list) and 0 <= key < len(g) else MISSING
+            a = a[key] if isinstance(a, list) and 0 <= key < len(a) else MISSING
+            continue
+        name = str(key)
+        path.append(name)
+        order.append(_key_rank(name, g, a, ranks))
+        g = g.get(name, MISSING) if isinstance(g, dict) else MISSING
+        a = a.get(name, MISSING) if isinstance(a, dict) else MISSING
+    return tuple(path), tuple(order)
+
+
+def _key_rank(key: str, g: Any, a: Any, ranks: dict[tuple[int, int], dict[str, int]]) -> int:
+    """Golden keys in their order, then keys only the actual value has, in its order."""
+    ident = (id(g), id(a))
+    table = ranks.get(ident)
+    if table is None:
+        table = {}
+        for side in (g, a):
+            if isinstance(side, dict):
+                for k in side:
+                    table.setdefault(str(k), len(table))
+        ranks[ident] = table
+    return table.get(key, len(table))
+
+
+# --- rendering values ----------------------------------------------------------------------
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except ValueError:  # ints beyond sys.get_int_max_str_digits()
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        return f"<{type(value).__name__}>"
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_safe_repr)
+    except (ValueError, TypeError, RecursionError):
+        return _safe_repr(value)
+
+
+def _text(value: Any) -> str:
+    """Strings repr'd with quotes, containers as compact JSON, other scalars repr'd."""
+    if value is MISSING:
+        return "<missing>"
+    if isinstance(value, dict | list | tuple):
+        return _json_text(value)
+    return _safe_repr(value)
+
+
+def short_repr(value: Any, width: int = SHORT_WIDTH) -> str:
+    """A one-line view of `value`, cut to about `width` characters with `…`."""
+    text = _text(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def pretty(value: Any, width: int = PRETTY_WIDTH) -> str:
+    """The full one-line view of `value`, cut at `width` characters with `… (N more chars)`."""
+    text = _text(value)
+    if len(text) <= width:
+        return text
+    return f"{text[:width]}… ({len(text) - width} more chars)"
+
+
+def _clip(line: str) -> str:
+    if len(line) <= MAX_LINE_WIDTH:
+        return line
+    return f"{line[:MAX_LINE_WIDTH]}… ({len(line) - MAX_LINE_WIDTH} more chars)"
+
+
+def _bounded(lines: list[str]) -> list[str]:
+    if len(lines) <= MAX_TEXT_LINES:
+        return lines
+    return [*lines[:MAX_TEXT_LINES], f"  ... ({len(lines) - MAX_TEXT_LINES} more lines)"]
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and "\n" in value
+
+
+def _side_lines(sign: str, value: Any) -> list[str]:
+    if _is_text(value):
+        return _bounded([_clip(f"{sign} {line}") for line in value.splitlines()])
+    return [f"{sign} {pretty(value)}"]
+
+
+def _text_diff(old: str, new: str) -> list[str]:
+    """Two multi-line strings diffed line by line, with at most 3 lines of context."""
+    a, b = old.splitlines(), new.splitlines()
+    if a == b:  # only line endings differ: show both exactly
+        return [f"- {pretty(old)}", f"+ {pretty(new)}"]
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    lead, trail = min(head, CONTEXT_LINES), min(tail, CONTEXT_LINES)
+    a_mid = a[head - lead : len(a) - tail + trail]
+    b_mid = b[head - lead : len(b) - tail + trail]
+    cut = len(a_mid) > _MAX_MATCHED_LINES or len(b_mid) > _MAX_MATCHED_LINES
+    a_mid, b_mid = a_mid[:_MAX_MATCHED_LINES], b_mid[:_MAX_MATCHED_LINES]
+    out: list[str] = ["  ..."] if head > lead else []
+    last = 0
+    for group in difflib.SequenceMatcher(None, a_mid, b_mid).get_grouped_opcodes(CONTEXT_LINES):
+        if group[0][1] > last:
+            out.append("  ...")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out.extend(f"  {line}" for line in a_mid[i1:i2])
+                continue
+            out.extend(f"- {line}" for line in a_mid[i1:i2])
+            out.extend(f"+ {line}" for line in b_mid[j1:j2])
+        last = group[-1][2]
+    if cut or last < len(a_mid) or tail > trail:
+        out.append("  ...")
+    return _bounded([_clip(line) for line in out])
+
+
+def _value_lines(golden: Any, actual: Any) -> list[str]:
+    if (
+        isinstance(golden, str)
+        and isinstance(actual, str)
+        and (_is_text(golden) or _is_text(actual))
+    ):
+        return _text_diff(golden, actual)
+    lines: list[str] = []
+    if golden is not MISSING:
+        lines += _side_lines("-", golden)
+    if actual is not MISSING:
+        lines += _side_lines("+", actual)
+    return lines
+
+
+# --- rendering findings --------------------------------------------------------------------
+
+
+def _plain(line: str) -> str:
+    """No control characters (ANSI escapes included) reach the terminal."""
+    return line.translate(_CONTROL)
+
+
+_CONTROL = {
+    code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)] if code != 0x09
+} | {0x0A: "\\n", 0x0D: "\\r"}
+
+
+def render_difference(d: Difference, mode: DiffMode = "detailed") -> list[str]:
+    """`where: golden → actual`, then (detailed) `- golden` / `+ actual` value lines."""
+    if mode == "disabled":
+        return []
+    if d.golden is MISSING:
+        head = f"{d.where}: added"
+        short = f"{head} {short_repr(d.actual)}"
+    elif d.actual is MISSING:
+        head = f"{d.where}: removed"
+        short = f"{head} {short_repr(d.golden)}"
+    else:
+        head = short = f"{d.where}: {short_repr(d.golden)} → {short_repr(d.actual)}"
+    if mode == "short":
+        return [_plain(short)]
+    return [_plain(head), *(_plain(f"  {line}") for line in _value_lines(d.golden, d.actual))]
+
+
+def headline(f: Finding, *, total_steps: int | None) -> str:
+    """`step 5 of 7 · tool_call book_flight: message`, or the message alone."""
+    if f.step is None:
+        return f.message
+    where = f"step {f.step}" if total_steps is None else f"step {f.step} of {total_steps}"
+    what = " ".join(part for part in (f.step_type, f.name) if part)
+    return f"{where} · {what}: {f.message}" if what else f"{where} · {f.message}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def render_finding(
+    f: Finding, *, total_steps: int | None, mode: DiffMode = "detailed", max_differences: int = 20
+) -> list[str]:
+    """The headline, up to `max_differences` differences, and the hint of a failing finding."""
+    lines = [headline(f, total_steps=total_steps)]
+    if mode != "disabled" and f.differences:
+        if mode == "detailed":
+            lines.append(f"  {LEGEND}")
+        shown = f.differences[: max(max_differences, 0)]
+        for d in shown:
+            lines.extend(f"  {line}" for line in render_difference(d, mode))
+        if len(f.differences) > len(shown):
+            more = len(f.differences) - len(shown)
+            lines.append(f"  ... and {_plural(more, 'more difference')}")
+    if f.failing and f.suggestion:
+        lines.append(f"  hint: {f.suggestion}")
+    return [_plain(line) for line in lines]
+
+
+def render_verdict(
+    verdict: Verdict,
+    *,
+    total_steps: int | None,
+    mode: DiffMode = "detailed",
+    fix: str = "if the new behaviour is intended, accept it with --opswald-update",
+    max_findings: int = 20,
+    max_differences: int = 20,
+) -> str:
+    """Failing findings, then `also (not failing):` ones, then `fix: ...` when something failed."""
+    failing = [f for f in verdict.findings if f.failing]
+    others = [f for f in verdict.findings if not f.failing]
+    lines: list[str] = []
+    for group, indent in ((failing, ""), (others, "  ")):
+        if not group:
+            continue
+        if indent:
+            lines.append("also (not failing):")
+        for f in group[: max(max_findings, 0)]:
+            found = render_finding(
+                f, total_steps=total_steps, mode=mode, max_differences=max_differences
+            )
+            lines.extend(indent + line for line in found)
+        if len(group) > max_findings:
+            lines.append(f"{indent}... and {_plural(len(group) - max_findings, 'more finding')}")
+    if failing and fix:
+        lines.append(_plain(f"fix: {fix}"))
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The replay engine: one context, three tape policies."""

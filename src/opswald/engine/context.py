@@ -1,0 +1,370 @@
+"""The run context: ports through which the agent's calls are recorded and served."""
+
+from __future__ import annotations
+
+import builtins
+import contextvars
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from opswald.engine.normalize import RequestRules
+from opswald.engine.tape import Tape, describe
+from opswald.jsonable import to_jsonable
+from opswald.redact import DEFAULT_REDACTOR, Redactor
+from opswald.session import (
+    AnyStep,
+    ErrorInfo,
+    LLMCallStep,
+    LLMInput,
+    LLMOutput,
+    Session,
+    StateStep,
+    ToolCallsExpect,
+    ToolCallStep,
+    Usage,
+    UserInputStep,
+)
+from opswald.verdict import Finding
+
+Policy = Literal["replay", "live", "update"]
+"""replay: answers from the golden; live: from the real functions; update: replay until
+the first divergence, live from there on (fork semantics)."""
+
+
+class ReplayDivergence(BaseException):  # noqa: N818 - not an error of the agent's making
+    """Raised into the agent at the first call that matches nothing recorded.
+
+    A BaseException, so an agent's `except Exception` cannot swallow it.
+    """
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message)
+        self.finding = finding
+
+
+class SideEffectBlocked(BaseException):  # noqa: N818
+    """A tool marked `side_effects=True` would have run live without permission."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message)
+        self.finding = finding
+
+
+class ReplayedToolError(Exception):
+    """A recorded error of a non-builtin exception type, raised again during replay."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+
+
+class NoUserInput(Exception):  # noqa: N818
+    """A live run asked for user input that no script provides."""
+
+
+@dataclass
+class Ticket:
+    """One call in flight: its actual step number and, when served, the recorded step."""
+
+    number: int
+    served: AnyStep | None
+    started: float
+
+
+@dataclass
+class Clock:
+    """Replay time: recorded durations of served calls + measured agent time."""
+
+    start: float = field(default_factory=time.perf_counter)
+    served_recorded_ms: float = 0.0
+    served_wall_ms: float = 0.0
+
+    def duration_ms(self) -> float:
+        wall = (time.perf_counter() - self.start) * 1000
+        return max(0.0, wall - self.served_wall_ms) + self.served_recorded_ms
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    args = getattr(exc, "args", ())
+    message = args[0] if len(args) == 1 and isinstance(args[0], str) else str(exc)
+    if isinstance(exc, ReplayedToolError):
+        return ErrorInfo(type=exc.type_name, message=exc.message)
+    module = type(exc).__module__
+    return ErrorInfo(
+        type=type(exc).__qualname__,
+        message=message,
+        module=None if module == "builtins" else module,
+    )
+
+
+def raise_recorded(error: ErrorInfo) -> None:
+    """Raise a recorded error again: builtin types as themselves, others as ReplayedToolError."""
+    builtin = getattr(builtins, error.type, None)
+    if error.module is None and isinstance(builtin, type) and issubclass(builtin, Exception):
+        raise builtin(error.message)
+    raise ReplayedToolError(error.type, error.message)
+
+
+class Context:
+    """Everything one run of the agent writes to and reads from."""
+
+    def __init__(
+        self,
+        *,
+        golden: Session | None,
+        policy: Policy,
+        rules: RequestRules | None = None,
+        tool_rules: ToolCallsExpect | None = None,
+        allow_side_effects: bool = False,
+        block_side_effects: bool = True,
+        modifications: dict[str, Any] | None = None,
+        user_inputs: list[Any] | None = None,
+        redactor: Redactor = DEFAULT_REDACTOR,
+    ) -> None:
+        self.golden = golden
+        self.policy: Policy = policy
+        self.live = policy == "live"
+        self.tape = (
+            Tape(golden, rules=rules or RequestRules(), tools=tool_rules or ToolCallsExpect())
+            if golden is not None and policy != "live"
+            else None
+        )
+        self.allow_side_effects = allow_side_effects
+        self.block_side_effects = block_side_effects
+        self.modifications = dict(modifications or {})
+        self._user_inputs: Iterator[Any] | None = iter(user_inputs) if user_inputs else None
+        self.redactor = redactor
+        self.steps: list[AnyStep | None] = []
+        self.findings: list[Finding] = []
+        self.fork_step: int | None = None  # actual step where the run went live
+        self.served: dict[int, AnyStep] = {}  # actual step number -> recorded step
+        self.clock = Clock()
+        self._lock = threading.RLock()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @property
+    def divergence(self) -> Finding | None:
+        return next((f for f in self.findings if f.kind in ("mismatch", "extra_call")), None)
+
+    def actual_steps(self) -> list[AnyStep]:
+        return [s for s in self.steps if s is not None]
+
+    # -- the ports ----------------------------------------------------------------------
+    def begin(self, kind: str, request: dict[str, Any], *, side_effects: bool = False) -> Ticket:
+        """Reserve a step number and decide: served from the tape, or live."""
+        with self._lock:
+            number = len(self.steps) + 1
+            self.steps.append(None)
+            served: AnyStep | None = None
+            if not self.live and self.tape is not None:
+                match = (
+                    self.tape.tool_call(request["tool"], request["input"], number)
+                    if kind == "tool_call"
+                    else self.tape.next_call(kind, request, number)
+                )
+                if match.finding is not None:
+                    self.findings.append(match.finding)
+                    if self.policy != "update":
+                        self.steps.pop()
+                        raise ReplayDivergence(match.finding)
+                    self.live = True
+                    self.fork_step = number
+                served = match.step
+            if served is None and side_effects and self._blocks_side_effects():
+                self.steps.pop()
+                finding = Finding(
+                    kind="side_effect",
+                    message=f"{request.get('tool')} has side effects and would run live",
+                    step=number,
+                    step_type="tool_call",
+                    name=request.get("tool"),
+                    suggestion="re-run with --opswald-allow-side-effects to let it run, or "
+                    "record the golden again with --opswald-mode=rerecord",
+                )
+                self.findings.append(finding)
+                raise SideEffectBlocked(finding)
+            return Ticket(number=number, served=served, started=time.perf_counter())
+
+    def _blocks_side_effects(self) -> bool:
+        continuing = self.policy == "update" or (self.policy == "live" and self.golden is not None)
+        return self.block_side_effects and continuing and not self.allow_side_effects
+
+    def finish(self, ticket: Ticket, step: AnyStep) -> None:
+        with self._lock:
+            self.steps[ticket.number - 1] = step
+            if ticket.served is not None:
+                self.served[ticket.number] = ticket.served
+                self.clock.served_recorded_ms += ticket.served.duration_ms or 0.0
+                self.clock.served_wall_ms += (time.perf_counter() - ticket.started) * 1000
+
+    def elapsed_ms(self, ticket: Ticket) -> float:
+        return round((time.perf_counter() - ticket.started) * 1000, 3)
+
+    # -- step builders --------------------------------------------------------------------
+    def llm_step(
+        self,
+        ticket: Ticket,
+        request: dict[str, Any],
+        *,
+        output: LLMOutput | None,
+        usage: Usage | None,
+        cost: float | None,
+        cost_source: str | None,
+        raw: Any,
+        error: BaseException | None,
+    ) -> LLMCallStep:
+        served = ticket.served
+        actual_input = LLMInput(**self.redactor(request["input"]))
+        if isinstance(served, LLMCallStep):
+            step = served.model_copy(update={"step": ticket.number, "input": actual_input})
+        else:
+            step = LLMCallStep(
+                step=ticket.number,
+                timestamp=_now(),
+                duration_ms=self.elapsed_ms(ticket),
+                provider=request.get("provider"),
+                api=request.get("api"),
+                model=request.get("model"),
+                input=actual_input,
+                output=output,
+                usage=usage,
+                cost=cost,
+                cost_source=cost_source,
+                raw=self.redactor(raw),
+                error=self.error_of(error),
+            )
+        self.finish(ticket, step)
+        return step
+
+    def tool_step(
+        self, ticket: Ticket, tool: str, args: Any, *, output: Any, error: BaseException | None
+    ) -> ToolCallStep:
+        served = ticket.served
+        if isinstance(served, ToolCallStep):
+            step = served.model_copy(update={"step": ticket.number, "input": self.redactor(args)})
+        else:
+            step = ToolCallStep(
+                step=ticket.number,
+                timestamp=_now(),
+                duration_ms=self.elapsed_ms(ticket),
+                tool=tool,
+                input=self.redactor(args),
+                output=self.redactor(to_jsonable(output)) if error is None else None,
+                error=self.error_of(error),
+            )
+        self.finish(ticket, step)
+        return step
+
+    def error_of(self, error: BaseException | None) -> ErrorInfo | None:
+        if error is None:
+            return None
+        info = error_info(error)
+        return info.model_copy(update={"message": self.redactor(info.message)})
+
+    # -- user input and state -----------------------------------------------------------
+    def user_input(self, prompt: str | None) -> Any:
+        ticket = self.begin("user_input", {"prompt": prompt})
+        served = ticket.served
+        if isinstance(served, UserInputStep):
+            step = served.model_copy(update={"step": ticket.number})
+            self.finish(ticket, step)
+            return served.content
+        content = self._next_scripted_input(prompt)
+        self.finish(
+            ticket,
+            UserInputStep(
+                step=ticket.number,
+                timestamp=_now(),
+                duration_ms=self.elapsed_ms(ticket),
+                description=prompt,
+                content=self.redactor(to_jsonable(content)),
+            ),
+        )
+        return content
+
+    def _next_scripted_input(self, prompt: str | None) -> Any:
+        if self._user_inputs is not None:
+            try:
+                return next(self._user_inputs)
+            except StopIteration:
+                pass
+        raise NoUserInput(
+            f"the agent asked for user input ({prompt or 'no prompt'}) and none is scripted: "
+            "give the golden's input a `user_inputs` list with one answer per question"
+        )
+
+    def state(self, snapshot: dict[str, Any]) -> None:
+        with self._lock:
+            number = len(self.steps) + 1
+            data = self.redactor(to_jsonable(snapshot))
+            self.steps.append(StateStep(step=number, timestamp=_now(), **data))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- the current context ----------------------------------------------------------------
+
+_current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+    "opswald_context", default=None
+)
+_inside: contextvars.ContextVar[bool] = contextvars.ContextVar("opswald_inside", default=False)
+
+
+class _Fallback:
+    """The context of the run in progress, for threads the agent starts itself
+    (threads do not inherit context variables)."""
+
+    lock = threading.Lock()
+    active: Context | None = None
+
+
+def current() -> Context | None:
+    ctx = _current.get()
+    if ctx is None and threading.current_thread() is not threading.main_thread():
+        ctx = _Fallback.active
+    return ctx
+
+
+def inside() -> contextvars.ContextVar[bool]:
+    return _inside
+
+
+class activate:  # noqa: N801 - used as a context manager
+    """Make `ctx` the current context for the duration of a `with` block."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._token: contextvars.Token[Context | None] | None = None
+
+    def __enter__(self) -> Context:
+        self._token = _current.set(self.ctx)
+        with _Fallback.lock:
+            _Fallback.active = self.ctx
+        return self.ctx
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _current.reset(self._token)
+        with _Fallback.lock:
+            if _Fallback.active is self.ctx:
+                _Fallback.active = None
+
+
+__all__ = [
+    "Context",
+    "NoUserInput",
+    "ReplayDivergence",
+    "ReplayedToolError",
+    "SideEffectBlocked",
+    "activate",
+    "current",
+    "describe",
+    "raise_recorded",
+]

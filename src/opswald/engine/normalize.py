@@ -1,0 +1,129 @@
+"""The normalised form of an LLM request, the thing replay matches on (DESIGN §3a)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opswald import paths
+from opswald.redact import DEFAULT_REDACTOR, Redactor
+from opswald.session import LLMCallStep, NormalizeRule, RequestsExpect
+
+NOISE_PARAMS = frozenset(
+    {
+        "user",
+        "metadata",
+        "extra_headers",
+        "extra_query",
+        "extra_body",
+        "timeout",
+        "max_retries",
+        "idempotency_key",
+        "request_id",
+        "stream_options",
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestRules:
+    """Everything that decides whether two LLM requests are the same request."""
+
+    ignore: tuple[paths.Path, ...] = ()
+    normalize: tuple[tuple[re.Pattern[str], str], ...] = ()
+    redactor: Redactor = field(default=DEFAULT_REDACTOR)
+
+    @classmethod
+    def build(
+        cls,
+        *specs: RequestsExpect | None,
+        extra_normalize: Sequence[NormalizeRule] = (),
+        redactor: Redactor = DEFAULT_REDACTOR,
+    ) -> RequestRules:
+        ignore: list[paths.Path] = []
+        norm: list[tuple[re.Pattern[str], str]] = []
+        for spec in specs:
+            if spec is None:
+                continue
+            ignore.extend(_ignore_pattern(p) for p in spec.ignore)
+            norm.extend((re.compile(r.pattern), r.replace) for r in spec.normalize)
+        norm.extend((re.compile(r.pattern), r.replace) for r in extra_normalize)
+        return cls(ignore=tuple(ignore), normalize=tuple(norm), redactor=redactor)
+
+
+def _ignore_pattern(text: str) -> paths.Path:
+    """Ignore paths are written from the step (`input.params.seed`) or bare (`params.seed`)."""
+    parsed = paths.parse(text)
+    return parsed if parsed[:1] in (("input",), ("model",), ("provider",), ("api",)) else (
+        "input",
+        *parsed,
+    )
+
+
+def request_of(step: LLMCallStep) -> dict[str, Any]:
+    """The matchable part of an llm_call step, in the golden's field names."""
+    return {
+        "provider": step.provider,
+        "api": step.api,
+        "model": step.model,
+        "input": {
+            "messages": step.input.messages,
+            "tools": step.input.tools,
+            "params": step.input.params,
+        },
+    }
+
+
+def normalize_request(request: dict[str, Any], rules: RequestRules) -> dict[str, Any]:
+    """Drop SDK noise, number tool-call ids by position, redact, then apply the user's rules."""
+    data = rules.redactor(request)
+    data = _number_call_ids(data)
+    params = (data.get("input") or {}).get("params")
+    if isinstance(params, dict):
+        data["input"]["params"] = {
+            k: v
+            for k, v in sorted(params.items())
+            if k not in NOISE_PARAMS and not str(k).lower().startswith("x-stainless")
+        } or None
+    if rules.ignore:
+        data = paths.drop(data, rules.ignore)
+    if rules.normalize:
+        data = _substitute(data, rules.normalize)
+    return data
+
+
+_ID_KEYS = ("id", "tool_call_id", "call_id", "tool_use_id")
+
+
+def _number_call_ids(data: Any) -> Any:
+    """Replace tool-call ids inside messages by their order of first appearance."""
+    messages = (data.get("input") or {}).get("messages") if isinstance(data, dict) else None
+    if not isinstance(messages, list):
+        return data
+    ids: dict[str, str] = {}
+
+    def visit(value: Any, key: str | None = None) -> Any:
+        if isinstance(value, dict):
+            return {k: visit(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [visit(v) for v in value]
+        if key in _ID_KEYS and isinstance(value, str):
+            return ids.setdefault(value, f"<call:{len(ids)}>")
+        return value
+
+    data["input"]["messages"] = visit(messages)
+    return data
+
+
+def _substitute(value: Any, rules: tuple[tuple[re.Pattern[str], str], ...]) -> Any:
+    if isinstance(value, str):
+        for pattern, replacement in rules:
+            value = pattern.sub(replacement, value)
+        return value
+    if isinstance(value, dict):
+        return {k: _substitute(v, rules) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, rules) for v in value]
+    return value

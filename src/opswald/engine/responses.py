@@ -1,0 +1,84 @@
+"""Generic LLM responses (for `@opswald.llm`): data -> normalised output, and back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opswald.session import LLMCallStep, LLMOutput, Usage
+
+_USAGE_KEYS = {
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+}
+
+
+def extract(data: Any) -> tuple[LLMOutput, Usage | None, float | None]:
+    """Read content, tool calls, finish reason, usage and cost from a response's data."""
+    if not isinstance(data, dict):
+        return LLMOutput(content=data), None, None
+    body = data
+    choices = data.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):  # chat-style
+        message = choices[0].get("message") or {}
+        body = {
+            "content": message.get("content"),
+            "tool_calls": message.get("tool_calls"),
+            "finish_reason": choices[0].get("finish_reason"),
+        }
+    output = LLMOutput(
+        content=body.get("content"),
+        tool_calls=body.get("tool_calls") or None,
+        finish_reason=body.get("finish_reason") or body.get("stop_reason"),
+    )
+    usage = _usage(data.get("usage"))
+    cost = data.get("cost")
+    return output, usage, float(cost) if isinstance(cost, int | float) else None
+
+
+def _usage(value: Any) -> Usage | None:
+    if not isinstance(value, dict):
+        return None
+    known = {k: v for k, v in value.items() if k in _USAGE_KEYS and isinstance(v, int)}
+    return Usage.model_validate(known) if known else None
+
+
+def generic(step: LLMCallStep) -> dict[str, Any]:
+    """The response dict rebuilt from the normalised step."""
+    out = step.output or LLMOutput()
+    data: dict[str, Any] = {
+        "content": out.content,
+        "tool_calls": out.tool_calls,
+        "finish_reason": out.finish_reason,
+    }
+    if step.usage is not None:
+        data["usage"] = step.usage.model_dump(exclude_none=True)
+    if step.cost is not None:
+        data["cost"] = step.cost
+    return data
+
+
+def serve(step: LLMCallStep) -> Any:
+    """What the agent gets back: the stored raw response while it agrees with the
+    normalised fields (which are the truth), else a response rebuilt from them."""
+    out = step.output or LLMOutput()
+    if step.raw is not None:
+        raw_output, _, _ = extract(step.raw)
+        if raw_output == out:
+            return step.raw
+    if step.raw is None and out.tool_calls is None and step.attributes is not None:
+        if step.attributes.get("opswald.response") == "text":
+            return out.content
+    return generic(step)
+
+
+def raw_for(data: Any, step: LLMCallStep) -> Any:
+    """Keep the raw response only when the generic rebuild would not reproduce it."""
+    if not isinstance(data, dict):
+        return None
+    return None if data == generic(step) else data

@@ -1,0 +1,248 @@
+"""Run an agent under a context and judge the actual session against its golden."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from opswald import adapters
+from opswald.engine.context import (
+    Context,
+    Policy,
+    ReplayDivergence,
+    SideEffectBlocked,
+    activate,
+)
+from opswald.engine.normalize import RequestRules
+from opswald.engine.tape import describe
+from opswald.expect.budgets import check_budgets, figures
+from opswald.expect.output import compare_output
+from opswald.expect.state import compare_states
+from opswald.expect.trajectory import ToolCallRef, judge_order
+from opswald.jsonable import to_jsonable
+from opswald.redact import DEFAULT_REDACTOR, Redactor
+from opswald.session import Expect, Session, ToolCallStep
+from opswald.verdict import Difference, Finding, Verdict
+
+Mode = Literal["replay", "record", "rerecord", "live"]
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """How one golden is run: the policy and the knobs that shape matching."""
+
+    policy: Policy = "replay"
+    allow_side_effects: bool = False
+    block_side_effects: bool = True
+    modifications: dict[str, Any] = field(default_factory=dict)
+    rules: RequestRules = field(default_factory=RequestRules)
+    redactor: Redactor = DEFAULT_REDACTOR
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """What happened: the actual session and the findings made while it ran."""
+
+    actual: Session
+    findings: tuple[Finding, ...]
+    fork_step: int | None
+    served: dict[int, Any]
+    unused: tuple[Any, ...]
+    agent_traceback: str | None
+    policy: Policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayResult:
+    """A golden, the session the agent produced now, and the verdict."""
+
+    golden: Session
+    actual: Session
+    verdict: Verdict
+    policy: Policy
+    fork_step: int | None = None
+    agent_traceback: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+    @property
+    def differences(self) -> tuple[Difference, ...]:
+        return self.verdict.differences
+
+
+def execute(
+    golden: Session,
+    adapter: Callable[..., Any],
+    *,
+    settings: RunSettings,
+    expect: Expect | None = None,
+) -> Run:
+    """Run the agent once under a fresh context; never raises for the agent's errors."""
+    expect = expect or golden.expectations
+    user_inputs = golden.input.get("user_inputs") if isinstance(golden.input, dict) else None
+    modifications = {**golden.modifications, **settings.modifications}
+    ctx = Context(
+        golden=None if golden.is_stub else golden,
+        policy=settings.policy,
+        rules=settings.rules,
+        tool_rules=expect.tool_calls,
+        allow_side_effects=settings.allow_side_effects,
+        block_side_effects=settings.block_side_effects,
+        modifications=modifications,
+        user_inputs=user_inputs if isinstance(user_inputs, list) else None,
+        redactor=settings.redactor,
+    )
+    output: Any = None
+    error = None
+    tb: str | None = None
+    with activate(ctx):
+        try:
+            output = adapters.call(adapter, golden.input, modifications)
+        except (ReplayDivergence, SideEffectBlocked):
+            pass
+        except Exception as exc:
+            error = ctx.error_of(exc)
+            tb = settings.redactor("".join(traceback.format_exception(exc, limit=-8)))
+    duration = round(ctx.clock.duration_ms(), 3)
+    metadata = {
+        **golden.metadata,
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "recorded_with": f"pytest-opswald {VERSION}",
+        "duration_ms": duration,
+    }
+    if modifications:
+        metadata["modifications"] = to_jsonable(modifications)
+    actual = golden.model_copy(
+        update={
+            "metadata": metadata,
+            "steps": ctx.actual_steps(),
+            "output": settings.redactor(to_jsonable(output)),
+            "error": error,
+        }
+    )
+    # model_copy does not mark fields as set; the actual session is never a stub.
+    actual.model_fields_set.update({"steps", "output", "metadata"})
+    return Run(
+        actual=actual,
+        findings=tuple(ctx.findings),
+        fork_step=ctx.fork_step,
+        served=dict(ctx.served),
+        unused=tuple(ctx.tape.unused()) if ctx.tape is not None else (),
+        agent_traceback=tb,
+        policy=settings.policy,
+    )
+
+
+def judge(golden: Session, run: Run, expect: Expect | None = None) -> Verdict:
+    """Every reason the actual session differs from the golden, first divergence first."""
+    expect = expect or golden.expectations
+    actual = run.actual
+    findings: list[Finding] = list(run.findings)
+    diverged = any(f.kind in ("mismatch", "extra_call", "side_effect") for f in findings)
+    if golden.is_stub:
+        return Verdict(findings=tuple(findings))
+    if not diverged and run.policy == "replay":
+        findings.extend(_unused(run, expect))
+    if not diverged:
+        findings.extend(_error_findings(golden, actual, expect, run.agent_traceback))
+        if golden.error is None and actual.error is None:
+            out = compare_output(golden.output, actual.output, expect.output)
+            if out is not None:
+                findings.append(out)
+        if run.policy != "replay" or run.fork_step is not None:
+            order = judge_order(_tool_refs(golden), _tool_refs(actual), expect.tool_calls)
+            if order is not None:
+                findings.append(order)
+    findings.extend(check_budgets(expect.budgets, figures(actual), figures(golden)))
+    if not diverged:
+        findings.extend(compare_states(golden, actual, expect.state))
+    return Verdict(findings=tuple(findings))
+
+
+def _tool_refs(session: Session) -> list[ToolCallRef]:
+    return [
+        ToolCallRef(step=s.step, tool=s.tool, input=s.input)
+        for s in session.step_list
+        if isinstance(s, ToolCallStep)
+    ]
+
+
+def _unused(run: Run, expect: Expect) -> list[Finding]:
+    unused = list(run.unused)
+    if expect.tool_calls.order == "subset":
+        unused = [s for s in unused if not isinstance(s, ToolCallStep)]
+    if not unused:
+        return []
+    first = unused[0]
+    listing = ", ".join(f"step {s.step} {describe(s)}" for s in unused[:5])
+    more = f" and {len(unused) - 5} more" if len(unused) > 5 else ""
+    return [
+        Finding(
+            kind="unused_calls",
+            message=f"the agent finished with {len(unused)} recorded call(s) unused: "
+            f"{listing}{more}",
+            step=first.step,
+            step_type=first.type,
+            name=getattr(first, "tool", None) or getattr(first, "model", None),
+            suggestion=f"the agent stopped before step {first.step}; "
+            f"the golden goes on with {describe(first)}",
+        )
+    ]
+
+
+def _error_findings(
+    golden: Session, actual: Session, expect: Expect, tb: str | None
+) -> list[Finding]:
+    g, a = golden.error, actual.error
+    if g is None:
+        if a is None:
+            return []
+        return [
+            Finding(
+                kind="agent_error",
+                message=f"the agent raised {a.type}: {a.message}",
+                differences=(Difference(path=("error",), golden=None, actual=f"{a.type}: {a.message}"),),
+                suggestion=("the golden finished without an error"
+                            + (f"; the agent's traceback ends:\n{_tail(tb)}" if tb else "")),
+            )
+        ]
+    mode = expect.error.match
+    if mode == "fixed":
+        if a is None:
+            return []
+        return [_error_finding("the agent still fails (expect.error: fixed)", g, a)]
+    if a is None:
+        if mode == "any" or mode == "type" or mode == "same":
+            return [_error_finding(f"the golden expects the agent to fail with {g.type}; "
+                                   "it finished without an error", g, a)]
+    assert a is not None
+    if mode == "any":
+        return []
+    if a.type != g.type:
+        return [_error_finding(f"the agent failed with {a.type}, not {g.type}", g, a)]
+    if mode == "same" and a.message != g.message:
+        return [_error_finding(f"the agent failed with another {g.type} message", g, a)]
+    return []
+
+
+def _error_finding(message: str, golden: Any, actual: Any) -> Finding:
+    g = f"{golden.type}: {golden.message}" if golden is not None else None
+    a = f"{actual.type}: {actual.message}" if actual is not None else None
+    return Finding(
+        kind="error",
+        message=message,
+        differences=(Difference(path=("error",), golden=g, actual=a),),
+        suggestion="set expect.error to `type`, `any` or `fixed` to relax how the error is judged",
+    )
+
+
+def _tail(tb: str | None, lines: int = 6) -> str:
+    if not tb:
+        return ""
+    return "\n".join("    " + line for line in tb.rstrip().splitlines()[-lines:])

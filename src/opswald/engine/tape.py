@@ -1,0 +1,220 @@
+"""The replay tape: which recorded step answers a call, and what counts as a divergence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from opswald.diff import differences
+from opswald.engine.normalize import RequestRules, normalize_request, request_of
+from opswald.expect.args import args_differences, args_match, resolve_args_rule
+from opswald.session import (
+    AnyStep,
+    LLMCallStep,
+    Session,
+    ToolCallsExpect,
+    ToolCallStep,
+    UserInputStep,
+)
+from opswald.verdict import Finding
+
+FIX = "if the new behaviour is intended, accept it with --opswald-update"
+
+
+@dataclass
+class _Segment:
+    """A non-tool call (LLM call or user input) and the tool calls of its turn."""
+
+    head: LLMCallStep | UserInputStep | None
+    tools: list[ToolCallStep] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Match:
+    step: AnyStep | None = None
+    finding: Finding | None = None
+
+
+def describe(step: AnyStep) -> str:
+    """`tool_call book_flight`, `llm_call gpt-4o`, `user_input`."""
+    name = step_name(step)
+    return f"{step.type} {name}" if name else step.type
+
+
+def step_name(step: AnyStep) -> str | None:
+    if isinstance(step, ToolCallStep):
+        return step.tool
+    if isinstance(step, LLMCallStep):
+        return step.model
+    return None
+
+
+class Tape:
+    """Serves recorded calls in order; tool calls match anywhere within their LLM turn."""
+
+    def __init__(self, golden: Session, *, rules: RequestRules, tools: ToolCallsExpect) -> None:
+        self.golden = golden
+        self.rules = rules
+        self.tool_rules = tools
+        self.total = len(golden.step_list)
+        self.segments: list[_Segment] = [_Segment(head=None)]
+        for step in golden.step_list:
+            if isinstance(step, ToolCallStep):
+                self.segments[-1].tools.append(step)
+            elif isinstance(step, LLMCallStep | UserInputStep):
+                self.segments.append(_Segment(head=step))
+        self.cursor = 0
+        self.used: set[int] = set()
+
+    # -- matching -----------------------------------------------------------------------
+    def next_call(self, kind: str, request: dict[str, Any], actual_step: int) -> Match:
+        """Match an LLM call or a user input: the next turn's head, in order."""
+        pending = self._pending_tools()
+        if pending:
+            first = pending[0]
+            return Match(
+                finding=Finding(
+                    kind="mismatch",
+                    message=(
+                        f"the agent did not call {first.tool} and went on to a {kind} "
+                        f"({len(pending)} recorded tool call(s) of this turn unused)"
+                    ),
+                    step=first.step,
+                    step_type="tool_call",
+                    name=first.tool,
+                    suggestion=f"step {first.step} called {first.tool} with "
+                    f"{_short(first.input)} in the golden; check why the agent no longer does",
+                )
+            )
+        if self.cursor + 1 >= len(self.segments):
+            return Match(finding=self._extra(kind, request, actual_step))
+        head = self.segments[self.cursor + 1].head
+        assert head is not None
+        if head.type != kind:
+            return Match(
+                finding=Finding(
+                    kind="mismatch",
+                    message=f"the golden has {describe(head)} here; the agent made a {kind}",
+                    step=head.step,
+                    step_type=head.type,
+                    name=step_name(head),
+                    suggestion=f"step {head.step} of the golden is a {head.type}",
+                )
+            )
+        if isinstance(head, LLMCallStep):
+            diffs = self._request_differences(head, request)
+            if diffs:
+                return Match(
+                    finding=Finding(
+                        kind="mismatch",
+                        message="the agent sent another request",
+                        step=head.step,
+                        step_type="llm_call",
+                        name=head.model,
+                        differences=tuple(diffs),
+                        suggestion=_request_hint(diffs, head.step),
+                    )
+                )
+        self.cursor += 1
+        self.used.add(head.step)
+        return Match(step=head)
+
+    def tool_call(self, tool: str, args: Any, actual_step: int) -> Match:
+        """Match a tool call against the unused tool calls of the current turn."""
+        pending = self._pending_tools()
+        mode, ignore = resolve_args_rule(self.tool_rules, tool)
+        for candidate in pending:
+            if candidate.tool == tool and args_match(
+                candidate.input, args, mode=mode, ignore=ignore
+            ):
+                self.used.add(candidate.step)
+                return Match(step=candidate)
+        same_name = [c for c in pending if c.tool == tool]
+        if same_name:
+            target = same_name[0]
+            diffs = args_differences(
+                target.input, args, mode=mode, ignore=ignore, base=("input",), step=target.step
+            )
+            return Match(
+                finding=Finding(
+                    kind="mismatch",
+                    message=f"called {tool} with other arguments",
+                    step=target.step,
+                    step_type="tool_call",
+                    name=tool,
+                    differences=tuple(diffs),
+                    suggestion=_args_hint(target, diffs),
+                )
+            )
+        if pending:
+            target = pending[0]
+            return Match(
+                finding=Finding(
+                    kind="mismatch",
+                    message=f"the golden calls {target.tool} here; the agent called {tool}",
+                    step=target.step,
+                    step_type="tool_call",
+                    name=target.tool,
+                    differences=tuple(
+                        differences(target.tool, tool, base=("tool",), step=target.step)
+                    ),
+                    suggestion=f"step {target.step} of the golden called {target.tool} with "
+                    f"{_short(target.input)}",
+                )
+            )
+        return Match(finding=self._extra("tool_call", {"tool": tool, "input": args}, actual_step))
+
+    def unused(self) -> list[AnyStep]:
+        """Recorded calls the agent never made, in golden order."""
+        return [
+            s
+            for s in self.golden.step_list
+            if s.type != "state" and s.step not in self.used
+        ]
+
+    # -- helpers ------------------------------------------------------------------------
+    def _pending_tools(self) -> list[ToolCallStep]:
+        return [t for t in self.segments[self.cursor].tools if t.step not in self.used]
+
+    def _extra(self, kind: str, request: dict[str, Any], actual_step: int) -> Finding:
+        name = request.get("tool") or request.get("model")
+        label = f"{kind} {name}" if name else kind
+        return Finding(
+            kind="extra_call",
+            message=f"the agent made a call the golden does not have: {label}",
+            step=actual_step,
+            step_type=kind,
+            name=str(name) if name else None,
+            suggestion=f"the golden has {self.total} steps and every recorded call was "
+            f"already used before this {label}",
+        )
+
+    def _request_differences(self, head: LLMCallStep, request: dict[str, Any]) -> list[Any]:
+        golden = normalize_request(request_of(head), self.rules)
+        actual = normalize_request(request, self.rules)
+        if golden == actual:
+            return []
+        return differences(golden, actual, step=head.step)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _args_hint(target: ToolCallStep, diffs: list[Any]) -> str:
+    if not diffs:
+        return f"step {target.step} recorded {target.tool} with {_short(target.input)}"
+    first = diffs[0]
+    return (
+        f"step {target.step} recorded {target.tool} with {first.where} = "
+        f"{_short(first.golden)}; look at what the agent read before calling it"
+    )
+
+
+def _request_hint(diffs: list[Any], step: int) -> str:
+    fields = sorted({d.where.split(" › ", 1)[-1].split("[", 1)[0] for d in diffs})
+    return (
+        f"the request of step {step} changed in {', '.join(fields[:4])}; if the change is "
+        "noise (dates, ids), add it to expect.requests.ignore or expect.requests.normalize"
+    )

@@ -1,0 +1,150 @@
+"""Cost, token, latency and count budgets (`expect.budgets`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from opswald.session import BudgetsExpect, LLMCallStep, Session, ToolCallStep
+from opswald.verdict import Finding
+
+__all__ = ["Figures", "Limit", "check_budgets", "figures", "parse_budget"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figures:
+    """What a session cost: the numbers budgets are checked against."""
+
+    cost: float | None  # None when no step reports a cost
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    duration_ms: float
+    llm_calls: int
+    tool_calls: int
+    steps: int
+
+
+def figures(session: Session) -> Figures:
+    """Sum a session's cost, tokens and time, and count its calls."""
+    steps = session.step_list
+    llm = [s for s in steps if isinstance(s, LLMCallStep)]
+    costs = [s.cost for s in llm if s.cost is not None]
+    usages = [s.usage for s in llm if s.usage is not None]
+    recorded = session.metadata.get("duration_ms")
+    if isinstance(recorded, int | float) and not isinstance(recorded, bool):
+        duration = float(recorded)
+    else:
+        duration = sum(s.duration_ms or 0.0 for s in steps)
+    return Figures(
+        cost=sum(costs) if costs else None,
+        input_tokens=sum(u.input_tokens or 0 for u in usages),
+        output_tokens=sum(u.output_tokens or 0 for u in usages),
+        total_tokens=sum(u.total() for u in usages),
+        duration_ms=duration,
+        llm_calls=len(llm),
+        tool_calls=sum(isinstance(s, ToolCallStep) for s in steps),
+        steps=len(steps),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limit:
+    """A parsed budget: absolute (`percent` None) or relative to the golden's figure."""
+
+    value: float | None = None  # the absolute limit
+    percent: float | None = None  # +20 for "+20%", -10 for "-10%"
+    text: str = ""
+
+
+_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
+_ABSOLUTE = re.compile(rf"^(?:<=)?\s*\$?\s*({_NUMBER})$")
+_RELATIVE = re.compile(rf"^([+-])\s*({_NUMBER})\s*%$")
+FORMS = 'a number (0.05, "<=0.05", "$0.05") or a change relative to the golden ("+20%", "-10%")'
+
+
+def parse_budget(budget: float | int | str) -> Limit | None:
+    """The limit a budget sets, or None when a string budget cannot be read."""
+    if isinstance(budget, int | float) and not isinstance(budget, bool):
+        return Limit(value=float(budget), text=str(budget))
+    if not isinstance(budget, str):
+        return None
+    text = budget.strip()
+    if m := _ABSOLUTE.match(text):
+        return Limit(value=float(m.group(1)), text=text)
+    if m := _RELATIVE.match(text):
+        sign = -1.0 if m.group(1) == "-" else 1.0
+        return Limit(percent=sign * float(m.group(2)), text=f"{m.group(1)}{m.group(2)}%")
+    return None
+
+
+Kind = Literal["money", "ms", "count"]
+
+
+def _kind(name: str) -> Kind:
+    return "money" if name == "cost" else "ms" if name == "duration_ms" else "count"
+
+
+def _show(value: float, kind: Kind) -> str:
+    if kind == "money":
+        return f"${value:.4f}"
+    if kind == "ms":
+        return f"{round(value, 1):g} ms"
+    return str(int(value // 1))  # counts are whole; flooring a limit keeps `<=` exact
+
+
+def check_budgets(spec: BudgetsExpect, actual: Figures, golden: Figures | None) -> list[Finding]:
+    """One failing `budget` finding per budget exceeded or impossible to check."""
+    out: list[Finding] = []
+    for field in fields(Figures):
+        budget = getattr(spec, field.name, None)
+        if budget is None:
+            continue
+        finding = _check(field.name, budget, actual, golden)
+        if finding is not None:
+            out.append(finding)
+    return out
+
+
+def _check(
+    name: str, budget: float | int | str, actual: Figures, golden: Figures | None
+) -> Finding | None:
+    kind = _kind(name)
+    limit = parse_budget(budget)
+    if limit is None:
+        return _budget(f"budget {name}: cannot read {budget!r}", f"write {FORMS}", name)
+    value = getattr(actual, name)
+    if value is None:
+        return _budget(
+            f"budget {name} cannot be checked: no step of the run reports a cost",
+            "configure prices for the model (or have the agent report cost), "
+            "or remove the cost budget",
+            name,
+        )
+    note = ""
+    if limit.percent is not None:
+        recorded = None if golden is None else getattr(golden, name)
+        if recorded is None:
+            return _budget(
+                f"budget {name} {limit.text} has no recorded figure to compare with",
+                f"record the golden again so it has a {name}, or use an absolute budget",
+                name,
+            )
+        bound = recorded * (1 + limit.percent / 100)
+        note = f" (limit {limit.text} of recorded {_show(recorded, kind)})"
+    else:
+        assert limit.value is not None
+        bound = limit.value
+    if value <= bound + abs(bound) * 1e-9:
+        return None
+    return _budget(
+        f"budget exceeded: {name} {_show(value, kind)} > {_show(bound, kind)}{note}",
+        f"if the increase is intended, raise expect.budgets.{name}; "
+        "--opswald-update never blesses a budget violation",
+        name=name,
+    )
+
+
+def _budget(message: str, hint: str, name: str | None = None) -> Finding:
+    return Finding(kind="budget", message=message, suggestion=hint, name=name)

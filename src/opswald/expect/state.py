@@ -1,0 +1,144 @@
+"""Compare state snapshots (`expect.state`): reported by default, failing when asked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opswald.diff import differences, json_equal
+from opswald.paths import Path, matches, parse
+from opswald.session import Session, StateExpect, StateStep
+from opswald.verdict import MISSING, Difference, Finding
+
+__all__ = ["compare_states", "snapshot_data"]
+
+_PARTS = ("memory", "variables", "context")
+
+
+def snapshot_data(step: StateStep) -> dict[str, Any]:
+    """The snapshot's named parts (memory, variables, context, extras) that are not None."""
+    data = {name: getattr(step, name) for name in _PARTS}
+    data.update(step.model_extra or {})
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def compare_states(golden: Session, actual: Session, spec: StateExpect) -> list[Finding]:
+    """Pair the k-th snapshot of each session and report how they differ, per `spec.mode`.
+
+    `report`: non-failing findings; `exact`: failing; `paths`: differences touching one of
+    `spec.paths` fail, the rest are reported. A snapshot only one side has is a difference.
+    """
+    try:
+        watched = [parse(p) for p in spec.paths]
+    except ValueError as exc:
+        return [
+            Finding(
+                kind="state",
+                message=f"bad expect.state path: {exc}",
+                suggestion="write paths like `memory.user_preference` or `variables.*`",
+            )
+        ]
+    g_states = [s for s in golden.step_list if isinstance(s, StateStep)]
+    a_states = [s for s in actual.step_list if isinstance(s, StateStep)]
+    findings: list[Finding] = []
+    for index in range(max(len(g_states), len(a_states))):
+        g = g_states[index] if index < len(g_states) else None
+        a = a_states[index] if index < len(a_states) else None
+        step = g.step if g is not None else a.step if a is not None else None
+        diffs = differences(
+            MISSING if g is None else snapshot_data(g),
+            MISSING if a is None else snapshot_data(a),
+            step=step,
+        )
+        if not diffs:
+            continue
+        what = _what(index, g, a, len(g_states), len(a_states))
+        if spec.mode == "paths":
+            hit = [d for d in diffs if _touches(d, watched)]
+            rest = [d for d in diffs if not _touches(d, watched)]
+            if hit:
+                findings.append(_finding(f"{what} at watched paths (state: paths)", hit, g, True))
+            if rest:
+                findings.append(_finding(f"{what} (state: paths, not watched)", rest, g, False))
+        else:
+            failing = spec.mode == "exact"
+            findings.append(_finding(f"{what} (state: {spec.mode})", diffs, g or a, failing))
+    return findings
+
+
+def _what(index: int, g: StateStep | None, a: StateStep | None, n_g: int, n_a: int) -> str:
+    if a is None:
+        return f"state snapshot {index + 1} missing: the run recorded {n_a} of {n_g}"
+    if g is None:
+        return (
+            f"extra state snapshot {index + 1} (the run's step {a.step}): "
+            f"the run recorded {n_a}, the golden {n_g}"
+        )
+    return "state snapshot differs"
+
+
+def _finding(
+    message: str, diffs: list[Difference], where: StateStep | None, failing: bool
+) -> Finding:
+    hint = (
+        "if the new state is intended, accept it with --opswald-update; to only report "
+        "state changes set expect.state: report, or list the paths that matter: "
+        "expect.state: [memory.user_preference]"
+    )
+    return Finding(
+        kind="state",
+        message=message,
+        step=where.step if where is not None else None,
+        step_type="state",
+        differences=tuple(diffs),
+        suggestion=hint if failing else "",
+        failing=failing,
+    )
+
+
+def _touches(d: Difference, watched: Sequence[Path]) -> bool:
+    """Does `d` change a value at (or under) one of the watched path patterns?"""
+    for pattern in watched:
+        if matches(d.path, pattern):
+            return True
+        if _reaches(d.path, pattern) and not _same_selection(d, pattern):
+            return True
+    return False
+
+
+def _same_selection(d: Difference, pattern: Path) -> bool:
+    """Equal values at the pattern's matches below `d.path` on both sides."""
+    g, a = _selected(d.golden, d.path, pattern), _selected(d.actual, d.path, pattern)
+    return g.keys() == a.keys() and all(json_equal(v, a[k]) for k, v in g.items())
+
+
+def _selected(value: Any, base: Path, pattern: Path) -> dict[Path, Any]:
+    """The topmost values under `base` whose path matches `pattern`."""
+    out: dict[Path, Any] = {}
+    if value is MISSING:
+        return out
+    stack: list[tuple[Path, Any]] = [(base, value)]
+    while stack:
+        path, item = stack.pop()
+        if matches(path, pattern):
+            out[path] = item
+        elif _reaches(path, pattern):
+            if isinstance(item, dict):
+                stack.extend(((*path, str(k)), v) for k, v in item.items())
+            elif isinstance(item, list):
+                stack.extend(((*path, i), v) for i, v in enumerate(item))
+    return out
+
+
+def _reaches(path: Path, pattern: Path) -> bool:
+    """Could some path below (or at) `path` match `pattern`?"""
+    if not path:
+        return True
+    if not pattern:
+        return False
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return any(_reaches(path[i:], rest) for i in range(len(path) + 1))
+    if matches(path[:1], (head,)):
+        return _reaches(path[1:], rest)
+    return False

@@ -1,0 +1,903 @@
+"""Golden files on disk: safe loading (YAML or JSON), canonical dumping, atomic writes.
+
+Loading never trusts the file: the size is checked before reading, YAML is read from
+the parser's event stream without recursion (aliases, tags other than plain data,
+duplicate keys and deep nesting are refused on the spot), and every problem becomes
+one `GoldenLoadError` that names the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import enum
+import functools
+import json
+import os
+import re
+import secrets
+import stat
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+from yaml import events as ev
+from yaml.nodes import ScalarNode
+
+from opswald.jsonable import to_jsonable
+from opswald.paths import render
+from opswald.session import (
+    SCHEMA_URL,
+    LLMCallStep,
+    Session,
+    StateStep,
+    StepType,
+    ToolCallStep,
+    UserInputStep,
+)
+
+try:
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+GOLDEN_SUFFIXES = (".golden.yaml", ".golden.yml", ".golden.json")
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_DEPTH = 64
+
+Format = Literal["yaml", "json"]
+StrPath = str | os.PathLike[str]
+_Loc = tuple[str | int, ...]
+# ("open", is_mapping, line) | ("close", None, line) | ("leaf", text, line)
+_Event = tuple[str, Any, int]
+
+_TMP_SUFFIX = ".opswald-tmp"
+_SHAPE = "a golden must be a mapping with at least `name` and `input`"
+_STEP_TYPES = ", ".join(typing.get_args(StepType))
+_NO_WRAP = 1 << 30
+
+_YAML = "tag:yaml.org,2002:"
+_STR = _YAML + "str"
+_KEPT_RESOLVERS = frozenset(_YAML + name for name in ("null", "bool", "int", "float"))
+_COLLECTION_TAGS = frozenset({None, "!", _YAML + "map", _YAML + "seq"})
+_SCALAR_CONSTRUCTORS = {
+    _YAML + "null": "construct_yaml_null",
+    _YAML + "bool": "construct_yaml_bool",
+    _YAML + "int": "construct_yaml_int",
+    _YAML + "float": "construct_yaml_float",
+}
+# Characters a literal block or single-quoted scalar would not give back intact.
+_NEEDS_ESCAPES = re.compile("[\r\x85\u2028\u2029]")
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]|[^\s{}\[\],:"]+', re.DOTALL)
+
+
+class GoldenLoadError(Exception):
+    """A golden that cannot be read, parsed or validated: `file:line: field: message`."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: StrPath | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.field = field
+        self.path: Path | None = Path(path) if path is not None else None
+        self.source = source if source is not None or path is None else os.fspath(path)
+
+    def __str__(self) -> str:
+        where = self.source or ""
+        if self.line is not None:
+            where = f"{where}:{self.line}" if where else f"line {self.line}"
+        head = f"{where}: " if where else ""
+        field = f"{self.field}: " if self.field else ""
+        return f"{head}{field}{self.message}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message,), self.__dict__)
+
+
+def is_golden_path(path: StrPath) -> bool:
+    """True when the file name ends in one of `GOLDEN_SUFFIXES`."""
+    name = os.path.basename(os.fspath(path))
+    return any(name.endswith(suffix) and len(name) > len(suffix) for suffix in GOLDEN_SUFFIXES)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_data(
+    path: StrPath, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+) -> Any:
+    """Read and parse a golden file into plain data, without schema validation."""
+    with _blame(path):
+        return _parse(_read_text(path, max_bytes), _format_of(path), max_depth)
+
+
+def load(
+    path: StrPath, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+) -> Session:
+    """Read, parse and validate a golden file."""
+    with _blame(path):
+        text = _read_text(path, max_bytes)
+        fmt = _format_of(path)
+        return _validate(_parse(text, fmt, max_depth), text, fmt)
+
+
+def loads(text: str, *, fmt: Format = "yaml", source: str = "<string>") -> Session:
+    """Parse and validate golden text; errors name `source` in place of a file."""
+    with _blame(None, source):
+        text = text.removeprefix("\ufeff")
+        return _validate(_parse(text, fmt, DEFAULT_MAX_DEPTH), text, fmt)
+
+
+@contextlib.contextmanager
+def _blame(path: StrPath | None, source: str | None = None) -> Iterator[None]:
+    """Fill in the file of a `GoldenLoadError` raised inside."""
+    try:
+        yield
+    except GoldenLoadError as err:
+        if err.source is None:
+            err.path = Path(path) if path is not None else None
+            err.source = source if source is not None else os.fspath(path or "")
+        raise
+
+
+def _format_of(path: StrPath) -> Format:
+    return "json" if os.fspath(path).lower().endswith(".json") else "yaml"
+
+
+def _read_text(path: StrPath, max_bytes: int) -> str:
+    """The file as text; the size cap is checked before a byte is read."""
+    try:
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            raise GoldenLoadError(_too_big(size, max_bytes))
+        with open(path, "rb") as handle:
+            raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise GoldenLoadError(f"cannot read the file: {exc.strerror or exc}") from exc
+    if len(raw) > max_bytes:
+        raise GoldenLoadError(_too_big(len(raw), max_bytes))
+    return _decode(raw)
+
+
+def _too_big(size: int, cap: int) -> str:
+    return f"file is {_size(size)}, over the limit of {_size(cap)} (max_bytes)"
+
+
+def _size(count: int) -> str:
+    return f"{count:,} bytes ({count / 1024 / 1024:.1f} MB)"
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        message = f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        raise GoldenLoadError(message, line=line) from None
+    return text.removeprefix("\ufeff")
+
+
+def _parse(text: str, fmt: Format, max_depth: int) -> dict[str, Any]:
+    """Plain data of a golden's text; only a mapping is a golden."""
+    nul = text.find("\0")
+    if nul >= 0:
+        message = "NUL byte in the file; a golden is a UTF-8 text file"
+        raise GoldenLoadError(message, line=text.count("\n", 0, nul) + 1)
+    if fmt == "yaml":
+        return _yaml_data(text, max_depth)
+    if fmt == "json":
+        return _json_data(text, max_depth)
+    raise ValueError(f"unknown golden format {fmt!r}; expected 'yaml' or 'json'")
+
+
+def _root_mapping(data: Any, line: int) -> dict[str, Any]:
+    if isinstance(data, dict):
+        return data
+    if data is None:
+        raise GoldenLoadError(f"empty document; {_SHAPE}", line=line)
+    raise GoldenLoadError(f"{_SHAPE}, not {_kind(data)}", line=line)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "a string" if isinstance(value, str) else f"a {type(value).__name__}"
+
+
+def _too_deep(max_depth: int) -> str:
+    return f"nested deeper than {max_depth} levels (max_depth); a golden holds plain data"
+
+
+# ------------------------------------------------------------------------------ YAML
+
+
+class _GoldenLoader(_SafeLoader):
+    """The safe loader resolving plain scalars to null, bool, int and float only."""
+
+
+# A copy for this class alone: PyYAML's own resolvers stay untouched.
+_GoldenLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag in _KEPT_RESOLVERS]
+    for first, resolvers in _SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _yaml_data(text: str, max_depth: int) -> dict[str, Any]:
+    try:
+        loader = _GoldenLoader(text)
+    except yaml.YAMLError as exc:  # the pure-Python reader checks characters up front
+        raise _yaml_error(exc, text) from None
+    try:
+        return _YamlBuilder(loader, text, max_depth).document()
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, text) from None
+    finally:
+        loader.dispose()
+
+
+def _line(event: ev.Event) -> int:
+    mark = event.start_mark
+    return int(mark.line) + 1 if mark is not None else 1
+
+
+class _ItemMarker:
+    """Stands for "append to the list" where a mapping would hold a pending key."""
+
+
+class _KeyMarker:
+    """Stands for "the next scalar is a key" in a mapping."""
+
+
+_ITEM = _ItemMarker()
+_KEY = _KeyMarker()
+
+
+class _YamlBuilder:
+    """Plain data from parser events, built iteratively so no input can exhaust the stack."""
+
+    def __init__(self, loader: _GoldenLoader, text: str, max_depth: int) -> None:
+        self.loader = loader
+        self.text = text
+        self.max_depth = max_depth
+        self.convert: dict[str, Callable[[ScalarNode], Any]] = {
+            tag: getattr(loader, name) for tag, name in _SCALAR_CONSTRUCTORS.items()
+        }
+        self.convert[_YAML + "timestamp"] = _scalar_text
+        self.get = typing.cast(Callable[[], ev.Event], loader.get_event)
+        self.resolve = typing.cast(Callable[[type, str, Any], str], loader.resolve)
+
+    def document(self) -> dict[str, Any]:
+        """The one document of the stream, which must be a mapping."""
+        get = self.get
+        get()  # StreamStartEvent
+        start = get()
+        if isinstance(start, ev.StreamEndEvent):
+            raise GoldenLoadError(f"empty file; {_SHAPE}", line=1)
+        data, line = self.node()
+        get()  # DocumentEndEvent
+        after = get()
+        if isinstance(after, ev.DocumentStartEvent):
+            message = "a second YAML document starts here; a golden file holds exactly one"
+            raise GoldenLoadError(message, line=_line(after))
+        return _root_mapping(data, line)
+
+    def node(self) -> tuple[Any, int]:
+        """The next node's data and first line."""
+        get = self.get
+        holder: list[Any] = []
+        stack: list[tuple[Any, Any]] = []
+        container: Any = holder
+        key: Any = _ITEM
+        first = get()
+        event = first
+        while True:
+            kind = type(event)
+            if kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+                container, key = stack.pop()
+            elif key is _KEY:
+                key = self.key(event, container)
+            else:
+                value = self.value(event, len(stack))
+                if key is _ITEM:
+                    container.append(value)
+                else:
+                    container[key] = value
+                    key = _KEY
+                if type(value) is dict or type(value) is list:
+                    stack.append((container, key))
+                    container, key = value, (_KEY if type(value) is dict else _ITEM)
+            if not stack:
+                return holder[0], _line(first)
+            event = get()
+
+    def key(self, event: ev.Event, mapping: dict[str, Any]) -> str:
+        """A mapping key: a scalar, kept as written, seen once."""
+        if isinstance(event, ev.AliasEvent):
+            raise _alias_error(event)
+        if not isinstance(event, ev.ScalarEvent):
+            message = "a mapping key must be a plain string, not a list or a mapping"
+            raise GoldenLoadError(message, line=_line(event))
+        if event.tag not in (None, "!", _STR) and event.tag not in self.convert:
+            raise GoldenLoadError(_bad_tag(event.tag), line=_line(event))
+        name = str(event.value)
+        if name in mapping:
+            raise _duplicate_error(_yaml_events(self.text))
+        return name
+
+    def value(self, event: ev.Event, depth: int) -> Any:
+        """A scalar's value, or a new empty dict or list for a collection."""
+        kind = type(event)
+        if kind is ev.ScalarEvent:
+            return self.scalar(typing.cast(ev.ScalarEvent, event))
+        if kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
+            if depth >= self.max_depth:
+                raise GoldenLoadError(_too_deep(self.max_depth), line=_line(event))
+            tag = typing.cast(ev.CollectionStartEvent, event).tag
+            if tag not in _COLLECTION_TAGS:
+                raise GoldenLoadError(_bad_tag(tag), line=_line(event))
+            return {} if kind is ev.MappingStartEvent else []
+        if kind is ev.AliasEvent:
+            raise _alias_error(event)
+        raise GoldenLoadError("unexpected YAML structure", line=_line(event))
+
+    def scalar(self, event: ev.ScalarEvent) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolve(ScalarNode, event.value, event.implicit)
+        if tag == _STR:
+            return event.value
+        convert = self.convert.get(tag or "")
+        if convert is None:
+            raise GoldenLoadError(_bad_tag(tag), line=_line(event))
+        try:
+            return convert(ScalarNode(tag, event.value))
+        except (ValueError, KeyError, TypeError):
+            message = f"cannot read {event.value!r} as {_short_tag(tag)}"
+            raise GoldenLoadError(message, line=_line(event)) from None
+
+
+def _scalar_text(node: ScalarNode) -> str:
+    return str(node.value)
+
+
+def _short_tag(tag: str | None) -> str:
+    return "!!" + tag.removeprefix(_YAML) if tag and tag.startswith(_YAML) else str(tag)
+
+
+def _bad_tag(tag: str | None) -> str:
+    return (
+        f"unsupported YAML tag {_short_tag(tag)}; a golden holds plain data "
+        "(mappings, lists, strings, numbers, booleans, null)"
+    )
+
+
+def _alias_error(event: ev.Event) -> GoldenLoadError:
+    name = typing.cast(ev.AliasEvent, event).anchor
+    message = f"YAML aliases are not allowed in a golden (found *{name}); write the value out"
+    return GoldenLoadError(message, line=_line(event))
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str) -> GoldenLoadError:
+    """A YAML parse error as a `GoldenLoadError` with a 1-based line."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = chr(exc.character) if isinstance(exc.character, int) else ""
+        at = text.find(char) if char else -1
+        line = text.count("\n", 0, at) + 1 if at >= 0 else None
+        code = f"U+{exc.character:04X}" if char else repr(exc.character)
+        return GoldenLoadError(f"invalid YAML: character {code} is not allowed", line=line)
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        message = f"invalid YAML: {exc.problem or exc.context or 'cannot be parsed'}"
+        if exc.problem and exc.context and exc.context_mark:
+            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        return GoldenLoadError(message, line=mark.line + 1 if mark else None)
+    return GoldenLoadError(f"invalid YAML: {exc}")
+
+
+def _yaml_events(text: str) -> Iterator[_Event]:
+    """The first document as simple events; ends quietly at a parse error."""
+    try:
+        loader = _GoldenLoader(text)
+    except yaml.YAMLError:
+        return
+    get = typing.cast(Callable[[], ev.Event], loader.get_event)
+    try:
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
+                yield ("open", kind is ev.MappingStartEvent, _line(event))
+            elif kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+                yield ("close", None, _line(event))
+            elif kind is ev.ScalarEvent or kind is ev.AliasEvent:
+                yield ("leaf", getattr(event, "value", "*"), _line(event))
+            elif kind is ev.DocumentEndEvent or kind is ev.StreamEndEvent:
+                return
+    except yaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+
+
+# ------------------------------------------------------------------------------ JSON
+
+
+class _DuplicateKeyError(Exception):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise _DuplicateKeyError
+    return data
+
+
+def _json_data(text: str, max_depth: int) -> dict[str, Any]:
+    if not text.strip():
+        raise GoldenLoadError(f"empty file; {_SHAPE}", line=1)
+    try:
+        data = json.loads(text, object_pairs_hook=_unique_pairs)
+    except json.JSONDecodeError as exc:
+        raise GoldenLoadError(f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+    except _DuplicateKeyError:
+        raise _duplicate_error(_json_events(text)) from None
+    except RecursionError:
+        raise _too_deep_error(_json_events(text), max_depth) from None
+    except ValueError as exc:  # an integer with too many digits, for one
+        raise GoldenLoadError(f"invalid JSON: {exc}") from None
+    if _deeper_than(data, max_depth):
+        raise _too_deep_error(_json_events(text), max_depth)
+    return _root_mapping(data, text.count("\n", 0, len(text) - len(text.lstrip())) + 1)
+
+
+def _deeper_than(data: Any, max_depth: int) -> bool:
+    """True when containers nest more than `max_depth` levels (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)] if isinstance(data, dict | list) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _json_events(text: str) -> Iterator[_Event]:
+    """JSON text as simple events with lines (for locating problems only)."""
+    line, pos = 1, 0
+    for match in _JSON_TOKEN.finditer(text):
+        line += text.count("\n", pos, match.start())
+        pos = match.start()
+        token = match.group()
+        if token in ("{", "["):
+            yield ("open", token == "{", line)
+        elif token in ("}", "]"):
+            yield ("close", None, line)
+        else:
+            yield ("leaf", _json_string(token), line)
+
+
+def _json_string(token: str) -> str:
+    if not token.startswith('"'):
+        return token
+    try:
+        return str(json.loads(token))
+    except ValueError:
+        return token[1:-1]
+
+
+# ------------------------------------------------------------ locating in either format
+
+
+@dataclasses.dataclass(slots=True)
+class _Frame:
+    path: _Loc
+    is_mapping: bool
+    index: int = 0
+    key: str | None = None
+    key_line: int = 0
+
+
+def _nodes(events: Iterable[_Event]) -> Iterator[tuple[_Loc, int, bool]]:
+    """(path, line, is_container) of every node; a mapping value gets its key's line."""
+    frames: list[_Frame] = []
+    for kind, value, line in events:
+        if kind == "close":
+            if frames:
+                frames.pop()
+            continue
+        frame = frames[-1] if frames else None
+        if frame is not None and frame.is_mapping and frame.key is None:
+            frame.key, frame.key_line = (str(value), line) if kind == "leaf" else ("?", line)
+            if kind == "open":  # a complex key: walk through it under a stand-in name
+                frames.append(_Frame((*frame.path, "?"), bool(value)))
+            continue
+        path, where = _child(frame, line)
+        yield path, where, kind == "open"
+        if kind == "open":
+            frames.append(_Frame(path, bool(value)))
+
+
+def _child(frame: _Frame | None, line: int) -> tuple[_Loc, int]:
+    if frame is None:
+        return (), line
+    if frame.is_mapping:
+        key, where = frame.key or "", frame.key_line
+        frame.key = None
+        return (*frame.path, key), where
+    frame.index += 1
+    return (*frame.path, frame.index - 1), line
+
+
+def _locate(events: Iterable[_Event], target: _Loc) -> int | None:
+    """The line of `target`, or of its deepest existing parent."""
+    best: int | None = None
+    for path, line, _ in _nodes(events):
+        if path == target[: len(path)]:
+            best = line
+            if len(path) == len(target):
+                break
+    return best
+
+
+def _duplicate_error(events: Iterable[_Event]) -> GoldenLoadError:
+    seen: dict[_Loc, int] = {}
+    for path, line, _ in _nodes(events):
+        if path in seen:
+            key = path[-1]
+            message = f"duplicate key {key!r} (first at line {seen[path]}); keys must be unique"
+            return GoldenLoadError(message, line=line, field=render(path))
+        seen[path] = line
+    return GoldenLoadError("duplicate key in a mapping; keys must be unique")
+
+
+def _too_deep_error(events: Iterable[_Event], max_depth: int) -> GoldenLoadError:
+    for path, line, is_container in _nodes(events):
+        if is_container and len(path) >= max_depth:
+            return GoldenLoadError(_too_deep(max_depth), line=line)
+    return GoldenLoadError(_too_deep(max_depth))
+
+
+# ------------------------------------------------------------------------ validation
+
+
+def _validate(data: dict[str, Any], text: str, fmt: Format) -> Session:
+    try:
+        return Session.model_validate(data)
+    except ValidationError as exc:
+        raise _schema_error(exc, text, fmt) from None
+
+
+def _schema_error(exc: ValidationError, text: str, fmt: Format) -> GoldenLoadError:
+    """One error for the first problem, in the golden's terms, with its line."""
+    errors = exc.errors(include_url=False)
+    fields = [_field_of(error) for error in errors]
+    field, owner = fields[0]
+    same = [error for error, at in zip(errors, fields, strict=True) if at[0] == field]
+    message = _explain(same, owner)
+    more = len({at for at, _ in fields} - {field})
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    if not field:
+        return GoldenLoadError(message)
+    events = _yaml_events(text) if fmt == "yaml" else _json_events(text)
+    return GoldenLoadError(message, line=_locate(events, field), field=render(field))
+
+
+def _field_of(error: ErrorDetails) -> tuple[_Loc, Any]:
+    """The error's place with union tags dropped, and the type that owns its last part."""
+    parts: list[str | int] = []
+    kind: Any = Session
+    owner: Any = None
+    for part in error["loc"]:
+        members = _union_members(kind)
+        if len(members) > 1:  # pydantic names the union member it tried: not a field
+            kind = _member(members, part)
+            continue
+        owner = members[0]
+        parts.append(part)
+        kind = _child_type(owner, part)
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        owner = kind
+        parts.append(str((error.get("ctx") or {}).get("discriminator", "type")).strip("'"))
+    return tuple(parts), owner
+
+
+def _strip_annotated(tp: Any) -> Any:
+    return typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
+
+
+def _union_members(tp: Any) -> list[Any]:
+    tp = _strip_annotated(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [_strip_annotated(arg) for arg in typing.get_args(tp) if arg is not type(None)]
+    return [tp]
+
+
+def _is_model(tp: Any) -> bool:
+    return typing.get_origin(tp) is None and isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _member(members: list[Any], tag: str | int) -> Any:
+    for member in members:
+        field = member.model_fields.get("type") if _is_model(member) else None
+        if (field is not None and field.default == tag) or getattr(member, "__name__", 0) == tag:
+            return member
+    return None
+
+
+def _child_type(tp: Any, part: str | int) -> Any:
+    if _is_model(tp):
+        field = tp.model_fields.get(str(part))
+        return field.annotation if field is not None else None
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is list and args:
+        return args[0]
+    if typing.get_origin(tp) is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
+def _explain(errors: list[ErrorDetails], owner: Any) -> str:
+    """A short message for the errors that share one field."""
+    first = errors[0]
+    kind = first["type"]
+    if kind == "union_tag_invalid":
+        tag = (first.get("ctx") or {}).get("tag")
+        return f"unknown step type {tag!r}; expected one of: {_STEP_TYPES}"
+    if kind == "union_tag_not_found":
+        return f"step has no `type`; expected one of: {_STEP_TYPES}"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return _unknown_field(first["loc"][-1], owner)
+    messages = [error["msg"].removeprefix("Value error, ") for error in errors]
+    return _merged(messages) + (_got(first["input"]) if first["loc"] else "")
+
+
+def _unknown_field(name: str | int, owner: Any) -> str:
+    fields = list(owner.model_fields) if _is_model(owner) else []
+    close = difflib.get_close_matches(str(name), fields, n=1)
+    if close:
+        return f"unknown field; did you mean {close[0]!r}?"
+    if fields:
+        return f"unknown field; expected one of: {', '.join(fields)}"
+    return "unknown field"
+
+
+def _merged(messages: list[str]) -> str:
+    """`Input should be a valid number or a valid string` from one message per union member."""
+    unique = list(dict.fromkeys(messages))
+    prefix = "Input should be "
+    if len(unique) < 2 or not all(message.startswith(prefix) for message in unique):
+        return unique[0]
+    tails = [message.removeprefix(prefix) for message in unique]
+    return prefix + ", ".join(tails[:-1]) + " or " + tails[-1]
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return f" (got {_kind(value)})"
+    shown = json.dumps(value, ensure_ascii=False, default=repr)
+    return f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+
+
+# --------------------------------------------------------------------------- dumping
+
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_ALWAYS_KEPT: dict[type[BaseModel], frozenset[str]] = {
+    Session: frozenset({"schema_version"}),
+    UserInputStep: frozenset({"type", "content"}),
+    LLMCallStep: frozenset({"type"}),
+    ToolCallStep: frozenset({"type", "input", "output"}),
+    StateStep: frozenset({"type"}),
+}
+
+
+class _Required:
+    """Stands for "this field has no default"."""
+
+
+_REQUIRED = _Required()
+
+
+def to_data(session: Session) -> dict[str, Any]:
+    """The session as canonical plain data: schema order, defaults left out, no aliases."""
+    return _model_data(session)
+
+
+def _model_data(model: BaseModel) -> dict[str, Any]:
+    kept = _kept(model)
+    defaults = _plain_defaults(type(model))
+    out: dict[str, Any] = {}
+    for name in _field_order(type(model)):
+        plain = _plain(getattr(model, name))
+        default = defaults[name]
+        if name in kept or type(plain) is not type(default) or plain != default:
+            out[name] = plain
+    for name, value in (model.model_extra or {}).items():
+        out[str(name)] = _plain(value)
+    return out
+
+
+def _kept(model: BaseModel) -> frozenset[str]:
+    """Fields written even when they hold their default."""
+    kept = next((_ALWAYS_KEPT[c] for c in type(model).__mro__ if c in _ALWAYS_KEPT), frozenset())
+    if isinstance(model, Session) and (model.steps is not None or not model.is_stub):
+        kept |= {"output"}
+    return kept
+
+
+@functools.cache
+def _field_order(cls: type[BaseModel]) -> tuple[str, ...]:
+    """Schema order, except that a step's `type` comes right after its `step`."""
+    names = list(cls.model_fields)
+    if "step" in names and "type" in names:
+        names.remove("type")
+        names.insert(names.index("step") + 1, "type")
+    return tuple(names)
+
+
+@functools.cache
+def _plain_defaults(cls: type[BaseModel]) -> dict[str, Any]:
+    return {
+        name: _REQUIRED
+        if field.is_required()
+        else _plain(field.get_default(call_default_factory=True))
+        for name, field in cls.model_fields.items()
+    }
+
+
+def _plain(value: Any) -> Any:
+    """JSON-like data with the key order kept: tuples become lists, models plain dicts."""
+    kind = type(value)
+    if kind in _SCALAR_TYPES:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        return {_plain_key(key): _plain(item) for key, item in value.items()}
+    if kind is list or isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, BaseModel) and kind.__module__ == Session.__module__:
+        return _model_data(value)
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if isinstance(value, int | float):
+        return (float if isinstance(value, float) else int)(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    return _plain(to_jsonable(value))
+
+
+def _plain_key(key: Any) -> str:
+    """A mapping key as a string, the way JSON writes it."""
+    if type(key) is str:
+        return key
+    if isinstance(key, enum.Enum):
+        key = key.value
+    if isinstance(key, str):
+        return str.__str__(key)
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)
+    return str(key)
+
+
+def dumps(session: Session, fmt: Format = "yaml") -> str:
+    """The canonical text of a session: the same session always gives the same text."""
+    data = to_data(session)
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if fmt != "yaml":
+        raise ValueError(f"unknown golden format {fmt!r}; expected 'yaml' or 'json'")
+    body: str = yaml.dump(
+        data,
+        Dumper=_GoldenDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=_NO_WRAP,
+    )
+    return f"# yaml-language-server: $schema={SCHEMA_URL}\n{body}"
+
+
+def dump(session: Session, path: StrPath) -> None:
+    """Write a session canonically and atomically; `.json` files get JSON, others YAML."""
+    atomic_write_text(path, dumps(session, _format_of(path)))
+
+
+class _GoldenDumper(yaml.SafeDumper):
+    """Block style with list items indented under their key, and never an anchor."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    """Multi-line strings as literal blocks; odd line breaks escaped in double quotes."""
+    style = None
+    if _NEEDS_ESCAPES.search(text):
+        style = '"'
+    elif "\n" in text:
+        style = "|"
+    return dumper.represent_scalar(_STR, text, style=style)
+
+
+_GoldenDumper.add_representer(str, _represent_str)
+
+
+# ---------------------------------------------------------------------- atomic write
+
+
+def atomic_write_text(path: StrPath, text: str) -> None:
+    """Replace `path` with `text` (UTF-8) so that readers see the old or the new file."""
+    target = Path(path)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
+    mode = _mode_of(target)
+    temp, fd = _create_temp(target)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _mode_of(path: Path) -> int | None:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
+def _create_temp(target: Path) -> tuple[Path, int]:
+    """A new, exclusive temp file beside `target` that can never be taken for a golden."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temp = target.with_name(f".{target.name}.{secrets.token_hex(8)}{_TMP_SUFFIX}")
+        try:
+            return temp, os.open(temp, flags, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {target}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable; platforms that cannot open a folder skip this."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,289 @@
+"""Agent-side instrumentation: no-ops outside a replay or recording; the outermost wins."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from opswald.engine import responses
+from opswald.engine.context import Context, Ticket, current, inside, raise_recorded
+from opswald.jsonable import to_jsonable
+from opswald.session import LLMCallStep, ToolCallStep
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_LLM_FIELDS = ("model", "messages", "tools")
+
+
+def _bound_arguments(sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments by name (without `self`/`cls`), deep-copied as plain data."""
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError:
+        return to_jsonable({"args": list(args), **kwargs})  # type: ignore[no-any-return]
+    out: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        kind = sig.parameters[name].kind
+        if name in ("self", "cls") and kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            continue
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            out[name] = list(value)
+        else:
+            out[name] = value
+    return to_jsonable(out)  # type: ignore[no-any-return]
+
+
+def _decoder(fn: Callable[..., Any]) -> Callable[[Any], Any] | None:
+    """Rebuild pydantic return types from recorded data (`-> MyModel`)."""
+    try:
+        hint = inspect.signature(fn, eval_str=True).return_annotation
+    except Exception:
+        return None
+    validate = getattr(hint, "model_validate", None)
+    return validate if isinstance(hint, type) and callable(validate) else None
+
+
+def _active() -> Context | None:
+    if inside().get():
+        return None
+    return current()
+
+
+# -- @opswald.tool ----------------------------------------------------------------------
+
+
+@overload
+def tool(fn: F, /) -> F: ...
+@overload
+def tool(*, name: str | None = None, side_effects: bool = False) -> Callable[[F], F]: ...
+def tool(
+    fn: F | None = None, /, *, name: str | None = None, side_effects: bool = False
+) -> F | Callable[[F], F]:
+    """Record a tool call, or serve it from the golden during replay (sync and async).
+
+    `side_effects=True` marks a tool that must never run during update, fork or live
+    continuation unless `--opswald-allow-side-effects` is given.
+    """
+
+    def wrap(func: F) -> F:
+        tool_name = name or func.__name__
+        sig = inspect.signature(func)
+        decode = _decoder(func)
+
+        def begin(ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Ticket, Any]:
+            request = _bound_arguments(sig, args, kwargs)
+            ticket = ctx.begin(
+                "tool_call", {"tool": tool_name, "input": request}, side_effects=side_effects
+            )
+            return ticket, request
+
+        def served(ctx: Context, ticket: Ticket, request: Any) -> Any:
+            step = ticket.served
+            assert isinstance(step, ToolCallStep)
+            ctx.tool_step(ticket, tool_name, request, output=None, error=None)
+            if step.error is not None:
+                raise_recorded(step.error)
+            return decode(step.output) if decode and step.output is not None else step.output
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                ctx = _active()
+                if ctx is None:
+                    return await func(*args, **kwargs)
+                ticket, request = begin(ctx, args, kwargs)
+                if ticket.served is not None:
+                    return served(ctx, ticket, request)
+                token = inside().set(True)
+                try:
+                    result = await func(*args, **kwargs)
+                except Exception as exc:
+                    ctx.tool_step(ticket, tool_name, request, output=None, error=exc)
+                    raise
+                finally:
+                    inside().reset(token)
+                ctx.tool_step(ticket, tool_name, request, output=result, error=None)
+                return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = _active()
+            if ctx is None:
+                return func(*args, **kwargs)
+            ticket, request = begin(ctx, args, kwargs)
+            if ticket.served is not None:
+                return served(ctx, ticket, request)
+            token = inside().set(True)
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                ctx.tool_step(ticket, tool_name, request, output=None, error=exc)
+                raise
+            finally:
+                inside().reset(token)
+            ctx.tool_step(ticket, tool_name, request, output=result, error=None)
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return wrap(fn) if fn is not None else wrap
+
+
+# -- @opswald.llm -----------------------------------------------------------------------
+
+
+def _llm_request(
+    arguments: dict[str, Any], provider: str | None, api: str | None
+) -> dict[str, Any]:
+    params = {k: v for k, v in arguments.items() if k not in _LLM_FIELDS}
+    return {
+        "provider": provider,
+        "api": api,
+        "model": arguments.get("model"),
+        "input": {
+            "messages": arguments.get("messages"),
+            "tools": arguments.get("tools"),
+            "params": params or None,
+        },
+    }
+
+
+@overload
+def llm(fn: F, /) -> F: ...
+@overload
+def llm(
+    *,
+    provider: str | None = None,
+    api: str | None = None,
+    decode: Callable[[Any], Any] | None = None,
+) -> Callable[[F], F]: ...
+def llm(
+    fn: F | None = None,
+    /,
+    *,
+    provider: str | None = None,
+    api: str | None = None,
+    decode: Callable[[Any], Any] | None = None,
+) -> F | Callable[[F], F]:
+    """Record a call to any model client, or serve it from the golden during replay.
+
+    The wrapped function's arguments are the request (`model`, `messages`, `tools`, the
+    rest are params); its return value is the response. Usage and cost are read from the
+    response when present. A `decode` callable (or a pydantic return annotation) rebuilds
+    the response object from recorded data.
+    """
+
+    def wrap(func: F) -> F:
+        sig = inspect.signature(func)
+        decoder = decode or _decoder(func)
+
+        def begin(ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Ticket, dict[str, Any]]:
+            request = _llm_request(_bound_arguments(sig, args, kwargs), provider, api)
+            return ctx.begin("llm_call", request), request
+
+        def served(ctx: Context, ticket: Ticket, request: dict[str, Any]) -> Any:
+            step = ticket.served
+            assert isinstance(step, LLMCallStep)
+            ctx.llm_step(
+                ticket, request, output=None, usage=None, cost=None, cost_source=None,
+                raw=None, error=None,
+            )
+            if step.error is not None:
+                raise_recorded(step.error)
+            data = responses.serve(step)
+            return decoder(data) if decoder is not None and isinstance(data, dict) else data
+
+        def record(
+            ctx: Context, ticket: Ticket, request: dict[str, Any], result: Any, error: BaseException | None
+        ) -> None:
+            if error is not None:
+                ctx.llm_step(
+                    ticket, request, output=None, usage=None, cost=None, cost_source=None,
+                    raw=None, error=error,
+                )
+                return
+            data = to_jsonable(result)
+            output, usage, cost = responses.extract(data)
+            step = ctx.llm_step(
+                ticket, request, output=output, usage=usage, cost=cost,
+                cost_source="response" if cost is not None else None, raw=None, error=None,
+            )
+            raw = responses.raw_for(data, step)
+            extra: dict[str, Any] = {}
+            if raw is not None:
+                extra["raw"] = ctx.redactor(raw)
+            if isinstance(result, str):
+                extra["attributes"] = {"opswald.response": "text"}
+            if extra:
+                ctx.finish(ticket, step.model_copy(update=extra))
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                ctx = _active()
+                if ctx is None:
+                    return await func(*args, **kwargs)
+                ticket, request = begin(ctx, args, kwargs)
+                if ticket.served is not None:
+                    return served(ctx, ticket, request)
+                token = inside().set(True)
+                try:
+                    result = await func(*args, **kwargs)
+                except Exception as exc:
+                    record(ctx, ticket, request, None, exc)
+                    raise
+                finally:
+                    inside().reset(token)
+                record(ctx, ticket, request, result, None)
+                return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = _active()
+            if ctx is None:
+                return func(*args, **kwargs)
+            ticket, request = begin(ctx, args, kwargs)
+            if ticket.served is not None:
+                return served(ctx, ticket, request)
+            token = inside().set(True)
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                record(ctx, ticket, request, None, exc)
+                raise
+            finally:
+                inside().reset(token)
+            record(ctx, ticket, request, result, None)
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return wrap(fn) if fn is not None else wrap
+
+
+# -- user input and state ---------------------------------------------------------------
+
+
+def user_input(prompt: str | None = None) -> Any:
+    """The next user message of a conversational agent (`input()` outside a run)."""
+    ctx = _active()
+    if ctx is None:
+        return input(prompt or "")
+    return ctx.user_input(prompt)
+
+
+def state(**snapshot: Any) -> None:
+    """Record a state snapshot (memory=, variables=, context=, and any other named parts)."""
+    ctx = _active()
+    if ctx is not None:
+        ctx.state(snapshot)

@@ -1,0 +1,230 @@
+"""Golden files as pytest collectors and items, and the run of one golden."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+from opswald import adapters, files
+from opswald.diff import DiffMode, render_verdict
+from opswald.engine.normalize import RequestRules
+from opswald.engine.run import ReplayResult, RunSettings, execute, judge
+from opswald.redact import Redactor
+from opswald.session import Expect, NormalizeRule, RequestsExpect, Session
+from opswald.verdict import Verdict
+from opswald.writeback import blessed, write, writes_blocked
+
+Status = Literal["passed", "failed", "updated", "recorded"]
+FIX_UPDATE = "if the new behaviour is intended, accept it with --opswald-update"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The plugin's options, read once per run (kept in config.stash)."""
+
+    mode: Literal["replay", "record", "rerecord", "live"] = "replay"
+    update: bool = False
+    force: bool = False
+    allow_side_effects: bool = False
+    diff_mode: DiffMode = "detailed"
+    adapter: str | None = None
+    requests: RequestsExpect = field(default_factory=RequestsExpect)
+    redactor: Redactor = field(default_factory=Redactor)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    status: Status
+    result: ReplayResult | None
+    text: str = ""
+    written: str | None = None
+
+
+class GoldenError(Exception):
+    """A golden that failed: the text is the rendered verdict or the usage problem."""
+
+    def __init__(self, text: str, outcome: Outcome | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.outcome = outcome
+
+
+def merge_expect(base: Expect | None, override: dict[str, Any] | None) -> Expect:
+    """The golden's `expect:` with a marker's `expect={...}` laid over it, key by key."""
+    data = (base or Expect()).model_dump(exclude_unset=True)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return Expect.model_validate(data)
+
+
+def _rules(settings: Settings, expect: Expect, extra: Iterable[NormalizeRule]) -> RequestRules:
+    return RequestRules.build(
+        expect.requests, settings.requests, extra_normalize=list(extra), redactor=settings.redactor
+    )
+
+
+def run_golden(
+    *,
+    golden: Session,
+    path: Path,
+    settings: Settings,
+    adapter: Callable[..., Any],
+    expect_override: dict[str, Any] | None = None,
+    modify: dict[str, Any] | None = None,
+    extra_normalize: Iterable[NormalizeRule] = (),
+) -> Outcome:
+    """Replay, record or update one golden; raise GoldenError when it fails."""
+    expect = merge_expect(golden.expect, expect_override)
+    writing = settings.mode in ("record", "rerecord") and (
+        golden.is_stub or settings.mode == "rerecord"
+    )
+    if golden.is_stub and not writing and not settings.update:
+        raise GoldenError(
+            f"{path.name}: not recorded yet (a stub: no steps, no output)\n"
+            "fix: run with --opswald-mode=record to record it"
+        )
+    if writing or golden.is_stub:
+        policy: Literal["replay", "live", "update"] = "live"
+    elif settings.update:
+        policy = "update"
+    else:
+        policy = "live" if settings.mode == "live" else "replay"
+    run_settings = RunSettings(
+        policy=policy,
+        allow_side_effects=settings.allow_side_effects,
+        block_side_effects=not (writing or golden.is_stub),
+        modifications=dict(modify or {}),
+        rules=_rules(settings, expect, extra_normalize),
+        redactor=settings.redactor,
+    )
+    run = execute(golden, adapter, settings=run_settings, expect=expect)
+    verdict = judge(golden, run, expect)
+    result = ReplayResult(
+        golden=golden,
+        actual=run.actual,
+        verdict=verdict,
+        policy=policy,
+        fork_step=run.fork_step,
+        agent_traceback=run.agent_traceback,
+    )
+    total = len(golden.step_list) if not golden.is_stub else None
+    wants_write = writing or golden.is_stub or (settings.update and not verdict.passed)
+    if not wants_write:
+        if verdict.passed:
+            return Outcome(status="passed", result=result)
+        text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=FIX_UPDATE)
+        raise GoldenError(text, Outcome(status="failed", result=result, text=text))
+    return _write(path, golden, run, result, settings, total)
+
+
+def _write(
+    path: Path, golden: Session, run: Any, result: ReplayResult, settings: Settings,
+    total: int | None,
+) -> Outcome:
+    blockers = [f for f in result.verdict.failures if f.kind in ("budget", "side_effect")]
+    if blockers:
+        text = render_verdict(
+            Verdict(findings=tuple(blockers)),
+            total_steps=total,
+            mode=settings.diff_mode,
+            fix="not written: a budget violation or a blocked side effect is never blessed",
+        )
+        raise GoldenError(text, Outcome(status="failed", result=result, text=text))
+    blocked = writes_blocked(force=settings.force)
+    if blocked:
+        text = (
+            render_verdict(result.verdict, total_steps=total, mode=settings.diff_mode, fix=blocked)
+            if result.verdict.failures
+            else f"{path.name}: {blocked}"
+        )
+        raise GoldenError(text, Outcome(status="failed", result=result, text=text))
+    write(path, blessed(golden, run))
+    status: Status = "updated" if not golden.is_stub and settings.mode != "rerecord" else "recorded"
+    return Outcome(status=status, result=result, written=str(path))
+
+
+# -- pytest nodes -------------------------------------------------------------------------
+
+_BAD_ID = re.compile(r"::|[\[\]\n\r]")
+
+
+def item_name(golden: Session, path: Path) -> str:
+    name = golden.name or path.name.split(".golden.")[0]
+    return _BAD_ID.sub("_", name).strip() or "golden"
+
+
+class GoldenFile(pytest.File):
+    """A `*.golden.yaml|yml|json` file: one golden, one item."""
+
+    def collect(self) -> Iterable[pytest.Item]:
+        golden = files.load(self.path)
+        item = GoldenItem.from_parent(self, name=item_name(golden, self.path), golden=golden)
+        registered = {line.split(":", 1)[0].strip() for line in self.config.getini("markers")}
+        for tag in golden.tags:
+            if tag not in registered:
+                self.config.addinivalue_line("markers", f"{tag}: golden tag")
+                registered.add(tag)
+            item.add_marker(tag)
+        yield item
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: ExceptionInfo[BaseException]
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, files.GoldenLoadError):
+            return f"malformed golden: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+
+class GoldenItem(pytest.Item):
+    """Replays one golden through the agent."""
+
+    def __init__(self, *, golden: Session, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.golden = golden
+
+    def runtest(self) -> None:
+        from opswald.plugin import OUTCOME_KEY, settings_of, suite_normalize_rules
+
+        settings = settings_of(self.config)
+        try:
+            adapter = adapters.resolve(
+                self.golden.agent,
+                hook_result=self.config.hook.pytest_opswald_adapter(
+                    golden=self.golden, config=self.config
+                ),
+                ini_spec=settings.adapter,
+            )
+        except adapters.AdapterNotFound as exc:
+            raise GoldenError(str(exc)) from None
+        try:
+            outcome = run_golden(
+                golden=self.golden,
+                path=self.path,
+                settings=settings,
+                adapter=adapter,
+                extra_normalize=suite_normalize_rules(self.config),
+            )
+        except GoldenError as exc:
+            if exc.outcome is not None:
+                self.stash[OUTCOME_KEY] = exc.outcome
+            raise
+        self.stash[OUTCOME_KEY] = outcome
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, GoldenError):
+            return excinfo.value.text
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"golden: {self.name}"

@@ -1,0 +1,46 @@
+"""Turn what agents pass around into plain JSON-like data (a deep copy, taken at call time)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def to_jsonable(value: Any, _depth: int = 0) -> Any:
+    """A JSON-like deep copy of `value`: dicts, lists, str, int, float, bool, None."""
+    if isinstance(value, _SCALARS):
+        return value
+    if _depth > 200:
+        return repr(value)
+    nxt = _depth + 1
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v, nxt) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v, nxt) for v in value]
+    if isinstance(value, set | frozenset):
+        items = [to_jsonable(v, nxt) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=repr)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        return to_jsonable(dump(mode="json"), nxt)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name), nxt) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value, nxt)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(bytes(value)).decode("ascii")
+    return repr(value)

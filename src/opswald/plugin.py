@@ -1,0 +1,246 @@
+"""pytest hooks of pytest-opswald: options, collection, the marker, the summary."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opswald.session import NormalizeRule
+
+OUTCOME_KEY = pytest.StashKey[Any]()
+_SETTINGS_KEY = pytest.StashKey[Any]()
+_NORMALIZE_KEY = pytest.StashKey[list[NormalizeRule]]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from opswald import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("opswald", "golden-session regression testing of AI agents")
+    group.addoption(
+        "--opswald-goldens",
+        action="store_true",
+        help="collect golden files (*.golden.yaml|yml|json) from the given paths, or from the "
+        "ini option opswald_goldens when no path is given",
+    )
+    group.addoption(
+        "--opswald-mode",
+        choices=("replay", "record", "rerecord", "live"),
+        default=None,
+        help="replay (default): answers from the golden, offline; record: record stubs, replay "
+        "the rest; rerecord: record every selected golden again; live: run for real, judge on "
+        "expectations, write nothing",
+    )
+    group.addoption(
+        "--opswald-update",
+        action="store_true",
+        help="rewrite failing goldens: keep the steps before the first divergence, record the rest",
+    )
+    group.addoption(
+        "--opswald-force",
+        action="store_true",
+        help="allow writing goldens when the CI environment variable is set",
+    )
+    group.addoption(
+        "--opswald-allow-side-effects",
+        action="store_true",
+        help="let tools marked side_effects=True run during update and live runs",
+    )
+    group.addoption(
+        "--opswald-diff-mode",
+        choices=("detailed", "short", "disabled"),
+        default=None,
+        help="how much of each difference a failure shows (default: detailed)",
+    )
+    parser.addini("opswald_goldens", "where --opswald-goldens looks when no path is given",
+                  default="goldens")
+    parser.addini("opswald_mode", "default for --opswald-mode", default="replay")
+    parser.addini("opswald_diff_mode", "default for --opswald-diff-mode", default="detailed")
+    parser.addini("opswald_adapter", "the agent: 'package.module:callable'", default="")
+    parser.addini(
+        "opswald_request_ignore",
+        "request paths ignored when matching LLM calls, for every golden (input.params.seed)",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "opswald_request_normalize",
+        "'REGEX => PLACEHOLDER' lines applied to requests before matching, for every golden",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "opswald_redact",
+        "extra redaction on write: 'pii' also scrubs e-mail addresses and phone numbers",
+        default="",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from opswald.items import Settings
+    from opswald.redact import make_redactor
+    from opswald.session import RequestsExpect
+
+    config.addinivalue_line(
+        "markers",
+        "golden(path, modify=None, expect=None, verdict=True): replay a golden session for "
+        "this test; the golden_replay fixture returns the result",
+    )
+    normalize = []
+    for line in config.getini("opswald_request_normalize"):
+        pattern, sep, placeholder = line.partition("=>")
+        if not sep:
+            raise pytest.UsageError(
+                f"opswald_request_normalize: {line!r} is not 'REGEX => PLACEHOLDER'"
+            )
+        normalize.append({"pattern": pattern.strip(), "replace": placeholder.strip()})
+    config.stash[_SETTINGS_KEY] = Settings(
+        mode=config.getoption("opswald_mode") or config.getini("opswald_mode"),
+        update=config.getoption("opswald_update"),
+        force=config.getoption("opswald_force"),
+        allow_side_effects=config.getoption("opswald_allow_side_effects"),
+        diff_mode=config.getoption("opswald_diff_mode") or config.getini("opswald_diff_mode"),
+        adapter=config.getini("opswald_adapter") or None,
+        requests=RequestsExpect.model_validate(
+            {"ignore": config.getini("opswald_request_ignore"), "normalize": normalize}
+        ),
+        redactor=make_redactor(pii="pii" in str(config.getini("opswald_redact")).lower()),
+    )
+    if config.getoption("opswald_goldens"):
+        _add_default_goldens_path(config)
+    config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
+
+
+def _add_default_goldens_path(config: pytest.Config) -> None:
+    """With no positional paths, collect goldens from the ini option opswald_goldens too."""
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return
+    goldens = (config.rootpath / config.getini("opswald_goldens")).resolve()
+    if not goldens.exists():
+        return
+    for arg in config.args:
+        base = Path(arg.split("::")[0])
+        base = (base if base.is_absolute() else config.invocation_params.dir / base).resolve()
+        if goldens == base or base in goldens.parents:
+            return
+    config.args.append(str(goldens))
+
+
+def settings_of(config: pytest.Config) -> Any:
+    return config.stash[_SETTINGS_KEY]
+
+
+def suite_normalize_rules(config: pytest.Config) -> list[NormalizeRule]:
+    """Rules from the pytest_opswald_normalize hook, computed once per run."""
+    if _NORMALIZE_KEY not in config.stash:
+        rules: list[NormalizeRule] = []
+        for result in config.hook.pytest_opswald_normalize(config=config):
+            if isinstance(result, dict):
+                rules.extend(NormalizeRule(pattern=k, replace=v) for k, v in result.items())
+            elif isinstance(result, list):
+                rules.extend(NormalizeRule.model_validate(r) for r in result)
+        config.stash[_NORMALIZE_KEY] = rules
+    return config.stash[_NORMALIZE_KEY]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if not parent.config.getoption("opswald_goldens"):
+        return None
+    from opswald.files import is_golden_path
+    from opswald.items import GoldenFile
+
+    if is_golden_path(file_path):
+        return GoldenFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+    return None
+
+
+# -- the marker and the fixture ----------------------------------------------------------
+
+_MARKER_RESULT = pytest.StashKey[Any]()
+
+
+@pytest.fixture
+def golden_replay(request: pytest.FixtureRequest) -> Any:
+    """The ReplayResult of the golden named by this test's @pytest.mark.golden marker."""
+    from opswald.marker import run_marker
+
+    item = request.node
+    if _MARKER_RESULT not in item.stash:
+        item.stash[_MARKER_RESULT] = run_marker(item)
+    return item.stash[_MARKER_RESULT].result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    result = yield
+    marker = item.get_closest_marker("golden")
+    if marker is not None and marker.kwargs.get("verdict", True):
+        from opswald.marker import enforce, run_marker
+
+        if _MARKER_RESULT not in item.stash:
+            item.stash[_MARKER_RESULT] = run_marker(item)
+        item.stash[OUTCOME_KEY] = item.stash[_MARKER_RESULT]
+        enforce(item.stash[_MARKER_RESULT])
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if call.when == "call":
+        outcome = item.stash.get(OUTCOME_KEY, None)
+        if outcome is None and _MARKER_RESULT in item.stash:
+            outcome = item.stash[_MARKER_RESULT]
+        if outcome is not None:
+            status = outcome.status if report.passed or outcome.status == "failed" else "failed"
+            report.opswald_status = status  # type: ignore[attr-defined]
+    return report
+
+
+class SummaryPlugin:
+    """Counts golden outcomes (also from xdist workers, via report attributes)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.counts: dict[str, int] = {}
+        self.malformed = 0
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        from opswald.files import is_golden_path
+
+        if report.failed and is_golden_path(report.nodeid.split("::")[0]):
+            self.malformed += 1
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        # A malformed golden is a collection error, but it must not stop the other goldens
+        # from running: hide these errors from pytest's "errors during collection" check.
+        hidden = min(self.malformed, session.testsfailed)
+        session.testsfailed -= hidden
+        try:
+            return (yield)
+        finally:
+            session.testsfailed += hidden
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        status = getattr(report, "opswald_status", None)
+        if status is not None and report.when == "call":
+            self.counts[status] = self.counts.get(status, 0) + 1
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from opswald.report.summary import Summary
+
+        summary = Summary(counts=dict(self.counts))
+        if not summary.total:
+            return
+        terminalreporter.write_sep("-", "opswald")
+        for line in summary.lines:
+            terminalreporter.write_line(line)

@@ -1,0 +1,1 @@
+"""Reports: the terminal summary (JSON and HTML come later)."""

@@ -1,0 +1,263 @@
+"""The golden file schema, version 1 (pydantic lives at the file boundary only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+SCHEMA_URL = "https://opswald.dev/schema/golden-v1.json"
+
+StepType = Literal["user_input", "llm_call", "tool_call", "state"]
+CALL_TYPES: frozenset[str] = frozenset({"user_input", "llm_call", "tool_call"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ErrorInfo(_Model):
+    """An exception as recorded: its type name and message."""
+
+    type: str
+    message: str = ""
+    module: str | None = None
+
+
+class Usage(_Model):
+    """Token usage, normalised the OpenTelemetry way (input includes cached tokens)."""
+
+    input_tokens: int | None = Field(
+        default=None, validation_alias=AliasChoices("input_tokens", "prompt_tokens")
+    )
+    output_tokens: int | None = Field(
+        default=None, validation_alias=AliasChoices("output_tokens", "completion_tokens")
+    )
+    total_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    def total(self) -> int:
+        if self.total_tokens is not None:
+            return self.total_tokens
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+class LLMInput(_Model):
+    messages: list[Any] | None = None
+    tools: list[Any] | None = None
+    params: dict[str, Any] | None = None
+
+
+class LLMOutput(_Model):
+    content: Any = None
+    tool_calls: list[Any] | None = None
+    finish_reason: str | None = None
+
+
+class _Step(_Model):
+    step: int = Field(ge=1)
+    description: str | None = None
+    timestamp: str | None = None
+    duration_ms: float | None = Field(default=None, ge=0)
+    error: ErrorInfo | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class UserInputStep(_Step):
+    type: Literal["user_input"] = "user_input"
+    content: Any = None
+
+
+class LLMCallStep(_Step):
+    type: Literal["llm_call"] = "llm_call"
+    provider: str | None = None
+    api: str | None = None
+    model: str | None = None
+    input: LLMInput = Field(default_factory=LLMInput)
+    output: LLMOutput | None = None
+    usage: Usage | None = None
+    cost: float | None = Field(default=None, ge=0)
+    cost_source: str | None = None
+    raw: Any = None
+
+
+class ToolCallStep(_Step):
+    type: Literal["tool_call"] = "tool_call"
+    tool: str
+    call_id: str | None = None
+    input: Any = None
+    output: Any = None
+
+
+class StateStep(_Step):
+    """A snapshot; named parts beyond memory/variables/context are kept as extras."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    type: Literal["state"] = "state"
+    memory: Any = None
+    variables: Any = None
+    context: Any = None
+
+
+Step = Annotated[
+    UserInputStep | LLMCallStep | ToolCallStep | StateStep, Field(discriminator="type")
+]
+
+
+class OutputExpect(_Model):
+    match: Literal["exact", "normalized", "contains", "regex", "json_subset", "ignore"] = "exact"
+    value: Any = None
+    ignore_paths: list[str] = Field(default_factory=list)
+
+
+class ToolOverride(_Model):
+    args: Literal["exact", "subset", "ignore"] | None = None
+    ignore_args: list[str] = Field(default_factory=list)
+
+
+class ToolCallsExpect(_Model):
+    order: Literal["exact", "in_order", "any_order", "subset", "superset"] = "exact"
+    args: Literal["exact", "subset", "ignore"] = "exact"
+    ignore_args: list[str] = Field(default_factory=list)
+    tools: dict[str, ToolOverride] = Field(default_factory=dict)
+
+
+class NormalizeRule(_Model):
+    pattern: str
+    replace: str = "<normalized>"
+
+
+class RequestsExpect(_Model):
+    ignore: list[str] = Field(default_factory=list)
+    normalize: list[NormalizeRule] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize_shorthand(cls, data: Any) -> Any:
+        # `normalize: {"\\d{4}-\\d\\d-\\d\\d": "<date>"}` is accepted as a shorthand.
+        if isinstance(data, dict) and isinstance(data.get("normalize"), dict):
+            data = {
+                **data,
+                "normalize": [{"pattern": k, "replace": v} for k, v in data["normalize"].items()],
+            }
+        return data
+
+
+class StateExpect(_Model):
+    mode: Literal["report", "exact", "paths"] = "report"
+    paths: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"mode": data}
+        if isinstance(data, list):
+            return {"mode": "paths", "paths": data}
+        return data
+
+
+Budget = float | int | str
+
+
+class BudgetsExpect(_Model):
+    cost: Budget | None = None
+    input_tokens: Budget | None = None
+    output_tokens: Budget | None = None
+    total_tokens: Budget | None = None
+    duration_ms: Budget | None = None
+    llm_calls: Budget | None = None
+    tool_calls: Budget | None = None
+    steps: Budget | None = None
+
+
+class ErrorExpect(_Model):
+    """How a golden recorded with an error is judged: `same` (type and message), `type`,
+    `any` (any error), or `fixed` (the run must now succeed)."""
+
+    match: Literal["same", "type", "any", "fixed"] = "same"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"match": data} if isinstance(data, str) else data
+
+
+class Expect(_Model):
+    output: OutputExpect = Field(default_factory=OutputExpect)
+    tool_calls: ToolCallsExpect = Field(default_factory=ToolCallsExpect)
+    requests: RequestsExpect = Field(default_factory=RequestsExpect)
+    state: StateExpect = Field(default_factory=StateExpect)
+    budgets: BudgetsExpect = Field(default_factory=BudgetsExpect)
+    error: ErrorExpect = Field(default_factory=ErrorExpect)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _output_shorthand(cls, data: Any) -> Any:
+        # `output: contains` is short for `output: {match: contains}`.
+        if isinstance(data, dict) and isinstance(data.get("output"), str):
+            data = {**data, "output": {"match": data["output"]}}
+        return data
+
+
+class Note(_Model):
+    text: str
+    step: int | None = None
+
+
+class Session(_Model):
+    """One recorded agent session: a golden file, or the actual session of a run."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str | None = None
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    session_id: str | None = None
+    agent: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    input: Any = None
+    steps: list[Step] | None = None
+    output: Any = None
+    error: ErrorInfo | None = None
+    expect: Expect | None = None
+    modifications: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)
+    notes: list[Note] = Field(default_factory=list)
+    verdicts: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _steps_numbered(self) -> Session:
+        for index, step in enumerate(self.steps or [], start=1):
+            if step.step != index:
+                raise ValueError(
+                    f"steps must be numbered 1, 2, 3, ... in order; step at position "
+                    f"{index} says step: {step.step}"
+                )
+        return self
+
+    @property
+    def is_stub(self) -> bool:
+        """No `steps` key and no `output` key: not recorded yet."""
+        return "steps" not in self.model_fields_set and "output" not in self.model_fields_set
+
+    @property
+    def expectations(self) -> Expect:
+        return self.expect or Expect()
+
+    @property
+    def step_list(self) -> list[UserInputStep | LLMCallStep | ToolCallStep | StateStep]:
+        return list(self.steps or [])
+
+
+AnyStep = UserInputStep | LLMCallStep | ToolCallStep | StateStep
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a golden file (printed by `opswald schema`)."""
+    schema = Session.model_json_schema(by_alias=False)
+    schema["$id"] = SCHEMA_URL
+    schema["title"] = "opswald golden session (schema v1)"
+    return schema

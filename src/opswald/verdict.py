@@ -1,0 +1,96 @@
+"""Runtime results of judging an actual session against its golden (plain frozen dataclasses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from opswald.paths import Path, render
+
+
+class _Missing:
+    """Marks a value absent on one side of a difference."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Any = _Missing()
+
+FindingKind = Literal[
+    "mismatch",  # a call that matches nothing recorded at that point
+    "extra_call",  # the agent made a call the golden does not have
+    "unused_calls",  # the agent finished with recorded calls unused
+    "not_recorded",  # a stub replayed without recording
+    "output",
+    "error",
+    "tool_order",
+    "budget",
+    "state",
+    "side_effect",
+    "agent_error",  # the agent raised where the golden finished
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Difference:
+    """One field that differs. `path` is in the golden's terms; `step` is 1-based or None."""
+
+    path: Path
+    golden: Any = MISSING
+    actual: Any = MISSING
+    step: int | None = None
+
+    @property
+    def where(self) -> str:
+        """`step 5 › input.passenger` or `output.answer`."""
+        rendered = render(self.path)
+        if self.step is None:
+            return rendered or "value"
+        return f"step {self.step} › {rendered}" if rendered else f"step {self.step}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One reason a run differs from its golden; `failing=False` findings are only reported."""
+
+    kind: FindingKind
+    message: str
+    step: int | None = None
+    step_type: str | None = None
+    name: str | None = None  # tool name or model
+    differences: tuple[Difference, ...] = ()
+    suggestion: str = ""
+    failing: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return not any(f.failing for f in self.findings)
+
+    @property
+    def failures(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.failing)
+
+    @property
+    def first(self) -> Finding | None:
+        failures = self.failures
+        return failures[0] if failures else None
+
+    @property
+    def differences(self) -> tuple[Difference, ...]:
+        return tuple(d for f in self.findings for d in f.differences)

@@ -1,0 +1,112 @@
+"""Shared fixtures: a small pytest project with an instrumented agent, run for real."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+AGENT = '''
+"""A seven-step agent whose behaviour a test changes through AGENT_VARIANT."""
+import asyncio
+import os
+from pathlib import Path
+
+import opswald
+
+SIDE_EFFECTS = Path(__file__).with_name("side_effects.log")
+
+
+def variant():
+    return os.environ.get("AGENT_VARIANT", "")
+
+
+@opswald.llm
+def chat(*, model, messages, temperature=0):
+    words = sum(len(str(m["content"]).split()) for m in messages)
+    return {
+        "content": f"answer after {len(messages)} messages",
+        "tool_calls": None,
+        "finish_reason": "stop",
+        "usage": {"input_tokens": 10 * words, "output_tokens": 5, "total_tokens": 10 * words + 5},
+        "cost": round(0.0001 * words, 6),
+    }
+
+
+@opswald.tool
+def lookup(passenger):
+    return {"passenger": passenger, "seat": "12A"}
+
+
+@opswald.tool(side_effects=True)
+def book(flight, passenger):
+    with SIDE_EFFECTS.open("a") as f:
+        f.write(f"{flight} {passenger}\\n")
+    return {"flight": flight, "passenger": passenger, "ok": True}
+
+
+def run(input):
+    v = variant()
+    who = input["who"]
+    messages = [{"role": "user", "content": input["q"]}]
+    chat(model="m1", messages=messages)                       # step 1
+    seat = lookup(passenger=who)                              # step 2
+    opswald.state(memory={"seat": seat["seat"]})             # step 3
+    text = "book it" + (" now please" if v == "prompt" else "")
+    messages.append({"role": "user", "content": text})
+    chat(model="m1", messages=messages)                       # step 4
+    if v != "drop":
+        book(flight="AF1", passenger="Bob" if v == "args" else who)  # step 5
+    if v == "extra":
+        lookup(passenger="Zed")
+    if v == "early":
+        return {"answer": "stopped early"}
+    if v == "raise":
+        raise RuntimeError("agent broke")
+    if v == "raise2":
+        raise RuntimeError("agent broke badly")
+    final = chat(model="m1", messages=messages)               # step 6
+    opswald.state(memory={"seat": seat["seat"], "booked": True})  # step 7
+    answer = final["content"] + (" (v2)" if v == "output" else "")
+    return {"answer": answer, "who": who}
+'''
+
+CONFTEST = '''
+import agent
+
+
+def pytest_opswald_adapter(golden, config):
+    return agent.run
+'''
+
+STUB = """\
+name: book_flight
+tags: [critical]
+input:
+  q: Book AF1 for me
+  who: Alice
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A project with agent.py, a conftest wiring it, and goldens/flight.golden.yaml (a stub)."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("AGENT_VARIANT", raising=False)
+    pytester.makepyfile(agent=AGENT, conftest=CONFTEST)
+    goldens = pytester.mkdir("goldens")
+    (goldens / "flight.golden.yaml").write_text(STUB)
+    return pytester
+
+
+def record(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Record every stub of the project and check it worked."""
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record", *args)
+    assert result.ret == 0, result.stdout.str()
+    return result
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path

@@ -1,0 +1,122 @@
+"""Collection: which files become items, their ids and markers, and malformed goldens."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import record
+
+MALFORMED = {
+    "syntax.golden.yaml": ("name: x\ninput: {a: 1\n", ["*syntax.golden.yaml:*"]),
+    "schema.golden.yaml": ("name: x\ninput: 1\ntags: 5\n", ["*schema.golden.yaml:3*tags*"]),
+    "steptype.golden.yaml": (
+        "name: x\ninput: 1\nsteps:\n  - step: 1\n    type: tool_cal\n    tool: a\noutput: 1\n",
+        ["*steptype.golden.yaml:5*unknown step type 'tool_cal'*"],
+    ),
+    "alias.golden.yaml": ("name: x\ninput: &a [1, 2]\noutput: *a\n", ["*alias.golden.yaml:3*alias*"]),
+    "dupkey.golden.yaml": ("name: x\ninput: 1\nname: y\n", ["*dupkey.golden.yaml:3*duplicate*name*"]),
+    "broken.golden.json": ('{"name": "x", "input": ', ["*broken.golden.json:1*"]),
+}
+
+
+def test_malformed_goldens_are_one_collection_error_each(project: pytest.Pytester) -> None:
+    record(project)
+    for name, (text, _) in MALFORMED.items():
+        (project.path / "goldens" / name).write_text(text)
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1, errors=len(MALFORMED))
+    out = result.stdout.str()
+    assert "INTERNALERROR" not in out
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    for _, patterns in MALFORMED.values():
+        result.stdout.fnmatch_lines(patterns)
+    assert out.count("malformed golden:") == len(MALFORMED)
+
+
+def test_goldens_need_the_flag_and_ordinary_tests_run_beside(project: pytest.Pytester) -> None:
+    record(project)
+    project.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")
+    project.runpytest().assert_outcomes(passed=1)  # without the flag: only the plain test
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        ["goldens/flight.golden.yaml::book_flight", "test_plain.py::test_plain"],
+        consecutive=False,
+    )
+
+
+def test_default_golden_path_comes_from_ini(project: pytest.Pytester) -> None:
+    record(project)
+    project.mkdir("tests")
+    (project.path / "tests" / "test_a.py").write_text("def test_a():\n    pass\n")
+    project.makeini("[pytest]\ntestpaths = tests\n")
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*goldens/flight.golden.yaml::book_flight*"])
+    result.stdout.fnmatch_lines(["*tests/test_a.py::test_a*"])
+    (project.path / "goldens").rename(project.path / "sessions")
+    project.makeini("[pytest]\ntestpaths = tests\nopswald_goldens = sessions\n")
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*sessions/flight.golden.yaml::book_flight*"])
+
+
+def test_tags_become_markers_under_strict_markers(project: pytest.Pytester) -> None:
+    record(project)
+    text = (project.path / "goldens" / "flight.golden.yaml").read_text()
+    (project.path / "goldens" / "minor.golden.yaml").write_text(
+        text.replace("name: book_flight", "name: minor").replace("- critical", "- minor")
+    )
+    result = project.runpytest("--opswald-goldens", "--strict-markers", "-m", "critical", "-v")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*flight.golden.yaml::book_flight PASSED*"])
+
+
+def test_json_goldens_are_collected(project: pytest.Pytester) -> None:
+    (project.path / "goldens" / "flight.golden.yaml").unlink()
+    (project.path / "goldens" / "flight.golden.json").write_text(
+        '{"name": "json_flight", "input": {"q": "Book AF1 for me", "who": "Alice"}}'
+    )
+    record(project)
+    text = (project.path / "goldens" / "flight.golden.json").read_text()
+    assert text.lstrip().startswith("{") and '"steps": [' in text
+    result = project.runpytest("--opswald-goldens", "-v")
+    result.stdout.fnmatch_lines(["*flight.golden.json::json_flight PASSED*"])
+
+
+def test_missing_adapter_lists_what_was_tried(pytester: pytest.Pytester) -> None:
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "a.golden.yaml").write_text(
+        "name: a\nagent: nobody\ninput: 1\nsteps: []\noutput: 1\n"
+    )
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*no adapter to run this golden's agent; tried:*",
+            "*- the conftest hook pytest_opswald_adapter*",
+            "*- the golden's agent 'nobody': not registered*",
+            "*- the ini option opswald_adapter: not set*",
+        ]
+    )
+
+
+def test_adapter_from_ini_and_from_registry(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        myagent="""
+        import opswald
+
+        def run(input):
+            return {"echo": input}
+
+        @opswald.adapter("shouty")
+        def shout(input):
+            return {"echo": str(input).upper()}
+        """,
+        conftest="import myagent\n",
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = myagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "a.golden.yaml").write_text(
+        "name: a\ninput: hi\nsteps: []\noutput: {echo: hi}\n"
+    )
+    (pytester.path / "goldens" / "b.golden.yaml").write_text(
+        "name: b\nagent: shouty\ninput: hi\nsteps: []\noutput: {echo: HI}\n"
+    )
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=2)

@@ -1,0 +1,382 @@
+"""Unit tests of opswald.diff: field-level differences and their plain-text rendering."""
+
+# ruff: noqa: RUF001  -- the U+203A separator in "step 5 \u203a input.x" is what users see
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opswald import diff
+from opswald.diff import (
+    DiffMode,
+    differences,
+    json_equal,
+    pretty,
+    render_difference,
+    render_finding,
+    render_verdict,
+    short_repr,
+)
+from opswald.paths import parse
+from opswald.verdict import MISSING, Difference, Finding, Verdict
+
+# --- differences -------------------------------------------------------------------------
+
+
+def test_changed_added_removed_with_base_and_step() -> None:
+    golden = {"passenger": "Alice", "seats": [1, 2], "class": "economy"}
+    actual = {"passenger": "Bob", "seats": [1, 2, 3]}
+    diffs = differences(golden, actual, base=("input",), step=5)
+    assert diffs == [
+        Difference(path=("input", "passenger"), golden="Alice", actual="Bob", step=5),
+        Difference(path=("input", "seats", 2), golden=MISSING, actual=3, step=5),
+        Difference(path=("input", "class"), golden="economy", actual=MISSING, step=5),
+    ]
+    assert [d.where for d in diffs] == [
+        "step 5 › input.passenger",
+        "step 5 › input.seats[2]",
+        "step 5 › input.class",
+    ]
+
+
+def test_order_follows_the_golden_then_keys_only_the_actual_has() -> None:
+    golden = {"z": 1, "a": {"y": 1, "b": 1}, "m": 1}
+    actual = {"new": 0, "m": 2, "a": {"b": 2, "y": 2}, "z": 2}
+    paths = [d.path for d in differences(golden, actual)]
+    assert paths == [("z",), ("a", "y"), ("a", "b"), ("m",), ("new",)]
+
+
+def test_order_is_kept_when_large_containers_are_split() -> None:
+    golden = {f"k{i}": {"n": i, "tags": [i]} for i in range(100)}
+    actual = {f"k{i}": {"n": i, "tags": [i]} for i in reversed(range(100))}
+    actual["k90"] = {"n": -1, "tags": [90]}
+    actual["k3"] = {"n": 3, "tags": [3, 4]}
+    actual["extra"] = {}
+    del actual["k50"]
+    paths = [d.path for d in differences(golden, actual)]
+    assert paths == [("k3", "tags", 1), ("k50",), ("k90", "n"), ("extra",)]
+
+
+def test_type_changes_are_differences() -> None:
+    diffs = differences({"n": "1", "x": None, "l": [1]}, {"n": 1, "x": 0, "l": {"0": 1}})
+    assert [(d.path, d.golden, d.actual) for d in diffs] == [
+        (("n",), "1", 1),
+        (("x",), None, 0),
+        (("l",), [1], {"0": 1}),
+    ]
+
+
+def test_root_values_and_missing_sides() -> None:
+    assert differences("a", "b", base=("output",)) == [
+        Difference(path=("output",), golden="a", actual="b")
+    ]
+    assert differences(MISSING, {"m": 1}, step=3) == [
+        Difference(path=(), golden=MISSING, actual={"m": 1}, step=3)
+    ]
+    assert differences(MISSING, MISSING) == []
+
+
+def test_json_number_semantics() -> None:
+    assert differences([1, 2.0, math.nan], [1.0, 2, math.nan]) == []
+    assert json_equal({"a": [1, 2.0]}, {"a": [1.0, 2]})
+    assert not json_equal(True, 1)
+    assert not json_equal(None, False)
+    assert not json_equal([1], (1, 2))
+    assert [d.path for d in differences({"flag": True}, {"flag": 1})] == [("flag",)]
+
+
+def test_ignore_patterns_are_relative_to_the_values_not_to_base() -> None:
+    golden = {"request_id": "a", "filters": [{"ts": 1, "k": "x"}, {"ts": 2, "k": "y"}]}
+    actual = {"request_id": "b", "filters": [{"ts": 9, "k": "x"}, {"ts": 8, "k": "z"}]}
+    ignore = [parse("request_id"), parse("filters.*.ts")]
+    diffs = differences(golden, actual, base=("input",), step=2, ignore=ignore)
+    assert diffs == [Difference(path=("input", "filters", 1, "k"), golden="y", actual="z", step=2)]
+
+
+def test_limit_keeps_the_first_differences() -> None:
+    golden = [{"i": i} for i in range(1000)]
+    actual = [{"i": -i - 1} for i in range(1000)]
+    diffs = differences(golden, actual, limit=5)
+    assert [d.path for d in diffs] == [(i, "i") for i in range(5)]
+    assert differences(golden, actual, limit=0) == []
+
+
+def test_ten_thousand_dicts_with_three_changes_diff_quickly() -> None:
+    golden = [{"id": i, "name": f"n{i}", "tags": ["a", "b"], "v": i * 1.5} for i in range(10_000)]
+    actual = [dict(item) for item in golden]
+    actual[5] = {**actual[5], "name": "zz"}
+    actual[700] = {**actual[700], "v": 2}
+    actual[9000] = {**actual[9000], "tags": ["a"]}
+    start = time.perf_counter()
+    diffs = differences(golden, actual)
+    elapsed = time.perf_counter() - start
+    assert diffs == [
+        Difference(path=(5, "name"), golden="n5", actual="zz"),
+        Difference(path=(700, "v"), golden=1050.0, actual=2),
+        Difference(path=(9000, "tags", 1), golden="b", actual=MISSING),
+    ]
+    assert elapsed < 2.0, f"took {elapsed:.2f}s"
+
+
+def test_scalar_lists_are_compared_index_by_index() -> None:
+    golden = [0] * 10_000
+    actual = [0] * 9_999 + [1]
+    start = time.perf_counter()
+    assert differences(golden, actual) == [Difference(path=(9999,), golden=0, actual=1)]
+    assert time.perf_counter() - start < 2.0
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.sampled_from([0.5, 1.0])
+    | st.text("ab", max_size=2),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from("abc"), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _at(data: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        if isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
+            return MISSING
+    return data
+
+
+@settings(max_examples=150, deadline=None)
+@given(_json, _json)
+def test_differences_agree_with_json_equal_and_point_at_the_values(
+    golden: Any, actual: Any
+) -> None:
+    diffs = differences(golden, actual, limit=10_000)
+    assert (diffs == []) == json_equal(golden, actual)
+    for d in diffs:
+        assert json_equal(_at(golden, d.path), d.golden) or _at(golden, d.path) is d.golden
+        assert json_equal(_at(actual, d.path), d.actual) or _at(actual, d.path) is d.actual
+        assert not json_equal(d.golden, d.actual)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_json, _json)
+def test_splitting_large_containers_changes_nothing(golden: Any, actual: Any) -> None:
+    whole = differences(golden, actual, limit=10_000)
+    with patch.object(diff, "_SPLIT_AT", 0):  # split every container before deepdiff
+        assert differences(golden, actual, limit=10_000) == whole
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+BOOKING = Finding(
+    kind="mismatch",
+    message="called with other arguments",
+    step=5,
+    step_type="tool_call",
+    name="book_flight",
+    differences=(
+        Difference(path=("input", "passenger"), golden="Alice", actual="Bob", step=5),
+        Difference(path=("input", "seats", 1), golden=MISSING, actual=3, step=5),
+        Difference(path=("input", "class"), golden="economy", actual=MISSING, step=5),
+    ),
+    suggestion="step 5 of the golden booked for Alice",
+)
+
+ANSWER_BEFORE = "\n".join(f"line {i}" for i in range(1, 21))
+ANSWER_AFTER = ANSWER_BEFORE.replace("line 4", "LINE 4").replace("line 15", "line 15\ninserted")
+
+OUTPUT = Finding(
+    kind="output",
+    message="output differs (match: exact)",
+    differences=(
+        Difference(path=("output", "answer"), golden=ANSWER_BEFORE, actual=ANSWER_AFTER),
+        Difference(path=("output", "items"), golden=list(range(300)), actual=[1, 2]),
+    ),
+    suggestion="if output.answer varies between runs, add it to expect.output.ignore_paths",
+)
+
+BUDGET = Finding(
+    kind="budget",
+    message="budget exceeded: cost $0.0123 > $0.0100 (limit +20% of recorded $0.0083)",
+    suggestion="if the increase is intended, raise expect.budgets.cost",
+)
+
+STATE = Finding(
+    kind="state",
+    message="state snapshot differs (state: report)",
+    step=7,
+    step_type="state",
+    differences=(
+        Difference(path=("memory", "user_preference"), golden="aisle", actual="window", step=7),
+    ),
+    failing=False,
+)
+
+
+def test_detailed_finding_in_syrupys_look(snapshot: Any) -> None:
+    text = render_verdict(Verdict(findings=(BOOKING,)), total_steps=7)
+    assert text.splitlines()[0] == (
+        "step 5 of 7 · tool_call book_flight: called with other arguments"
+    )
+    assert "  [- golden] [+ actual]" in text
+    assert "  step 5 › input.passenger: 'Alice' → 'Bob'\n    - 'Alice'\n    + 'Bob'" in text
+    assert "  step 5 › input.seats[1]: added\n    + 3" in text
+    assert "  step 5 › input.class: removed\n    - 'economy'" in text
+    assert "  hint: step 5 of the golden booked for Alice" in text
+    assert text.splitlines()[-1] == (
+        "fix: if the new behaviour is intended, accept it with --opswald-update"
+    )
+    assert text == snapshot
+
+
+def test_multiline_strings_are_diffed_line_by_line(snapshot: Any) -> None:
+    text = render_verdict(Verdict(findings=(OUTPUT,)), total_steps=None)
+    lines = text.splitlines()
+    assert lines[0] == "output differs (match: exact)"
+    start = lines.index("    - line 4")
+    assert lines[start - 4 : start + 5] == [
+        "  output.answer: " + short_repr(ANSWER_BEFORE) + " → " + short_repr(ANSWER_AFTER),
+        "      line 1",
+        "      line 2",
+        "      line 3",
+        "    - line 4",
+        "    + LINE 4",
+        "      line 5",
+        "      line 6",
+        "      line 7",
+    ]
+    assert lines[start + 5 : start + 13] == [
+        "      ...",
+        "      line 13",
+        "      line 14",
+        "      line 15",
+        "    + inserted",
+        "      line 16",
+        "      line 17",
+        "      line 18",
+    ]
+    assert "      line 11" not in lines  # outside the 3 lines of context
+    assert lines.count("      ...") == 2
+    assert any(line.startswith("  output.items: [0, 1, 2, 3,") for line in lines)
+    long_block = next(line for line in lines if line.startswith("    - [0, 1, 2"))
+    assert long_block.endswith("more chars)")
+    assert text == snapshot
+
+
+def test_verdict_orders_failing_first_then_not_failing(snapshot: Any) -> None:
+    text = render_verdict(Verdict(findings=(STATE, BUDGET, BOOKING)), total_steps=7)
+    lines = text.splitlines()
+    assert lines[0] == BUDGET.message
+    assert lines[1] == "  hint: if the increase is intended, raise expect.budgets.cost"
+    also = lines.index("also (not failing):")
+    assert lines.index("step 5 of 7 · tool_call book_flight: called with other arguments") < also
+    assert lines[also + 1] == "  step 7 of 7 · state: state snapshot differs (state: report)"
+    assert "    step 7 › memory.user_preference: 'aisle' → 'window'" in lines
+    assert lines[-1].startswith("fix: ")
+    assert text == snapshot
+
+
+def test_short_mode(snapshot: Any) -> None:
+    text = render_verdict(Verdict(findings=(BOOKING, OUTPUT)), total_steps=7, mode="short")
+    assert "  step 5 › input.passenger: 'Alice' → 'Bob'" in text
+    assert "  step 5 › input.seats[1]: added 3" in text
+    assert "    - 'Alice'" not in text
+    assert "[- golden]" not in text
+    assert text == snapshot
+
+
+def test_disabled_mode_keeps_headline_hint_and_fix() -> None:
+    text = render_verdict(Verdict(findings=(BOOKING,)), total_steps=7, mode="disabled", fix="x")
+    assert text.splitlines() == [
+        "step 5 of 7 · tool_call book_flight: called with other arguments",
+        "  hint: step 5 of the golden booked for Alice",
+        "fix: x",
+    ]
+
+
+def test_differences_per_finding_are_capped() -> None:
+    many = Finding(
+        kind="output",
+        message="output differs (match: exact)",
+        differences=tuple(Difference(path=("output", i), golden=i, actual=-i) for i in range(30)),
+    )
+    lines = render_finding(many, total_steps=None, max_differences=20)
+    assert "  output[19]: 19 → -19" in lines
+    assert "  output[20]: 20 → -20" not in lines
+    assert lines[-1] == "  ... and 10 more differences"
+
+
+def test_passed_verdict_renders_nothing_and_no_fix() -> None:
+    assert render_verdict(Verdict(), total_steps=3) == ""
+    text = render_verdict(Verdict(findings=(STATE,)), total_steps=7)
+    assert not any(line.startswith("fix:") for line in text.splitlines())
+
+
+def test_headline_without_total_or_name() -> None:
+    finding = Finding(kind="mismatch", message="m", step=2)
+    assert render_finding(finding, total_steps=None)[0] == "step 2 · m"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"\xff\x00bytes",
+        10**5000,
+        math.nan,
+        -math.inf,
+        None,
+        True,
+        1.5,
+        {"a": [None, True, 1.5, math.nan]},
+        {"big": 10**5000},
+        "\x1b[31mred\x1b[0m",
+        "multi\x1b[31m\nline\x9b",
+        "x" * 10_000,
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_weird_values_render_plainly(value: Any) -> None:
+    d = Difference(path=("output",), golden=value, actual="other\nvalue")
+    modes: tuple[DiffMode, ...] = ("detailed", "short")
+    for mode in modes:
+        lines = render_difference(d, mode)
+        text = "\n".join(lines)
+        assert "\x1b" not in text
+        assert "\x9b" not in text
+        assert all(len(line) < 700 for line in lines)
+
+
+def test_control_characters_are_escaped_in_messages_too() -> None:
+    finding = Finding(kind="output", message="bad \x1b[31mred\x1b[0m\nthing", suggestion="\x07")
+    text = render_verdict(Verdict(findings=(finding,)), total_steps=None)
+    assert "\x1b" not in text
+    assert "bad \\x1b[31mred\\x1b[0m\\nthing" in text
+
+
+def test_value_views_are_bounded() -> None:
+    assert short_repr("x" * 200).endswith("…")
+    assert len(short_repr("x" * 200)) == 80
+    assert short_repr({"a": [1, None, True]}) == '{"a": [1, null, true]}'
+    assert pretty("y" * 600) == "'" + "y" * 499 + "… (102 more chars)"
+
+
+def test_huge_multiline_strings_render_in_bounded_lines() -> None:
+    before = "\n".join(f"row {i}" for i in range(20_000))
+    after = "\n".join(f"ROW {i}" for i in range(20_000))
+    start = time.perf_counter()
+    lines = render_difference(Difference(path=("output",), golden=before, actual=after))
+    assert time.perf_counter() - start < 2.0
+    assert len(lines) <= 45
+    assert lines[-1] == "    ... (3961 more lines)"

@@ -1,0 +1,592 @@
+"""Golden files: safe loading, canonical dumping, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from opswald import files
+from opswald.files import GoldenLoadError
+from opswald.session import SCHEMA_URL, Session
+
+SAMPLE: dict[str, Any] = {
+    "name": "refund_flow",
+    "description": "A customer asks for a refund.",
+    "tags": ["critical"],
+    "input": {"question": "Can I get a refund?", "order": 1234, "ratio": 0.1},
+    "steps": [
+        {"step": 1, "type": "user_input", "content": "Héllo"},
+        {
+            "step": 2,
+            "type": "llm_call",
+            "provider": "openai",
+            "model": "gpt-4o",
+            "input": {"messages": [{"role": "user", "content": "Can I get a refund?"}]},
+            "output": {"content": "Let me check.", "finish_reason": "tool_calls"},
+            "usage": {"input_tokens": 12, "output_tokens": 5},
+            "cost": 0.00123,
+            "duration_ms": 350.5,
+        },
+        {
+            "step": 3,
+            "type": "tool_call",
+            "tool": "lookup_order",
+            "call_id": "call_1",
+            "input": {"order": 1234},
+            "output": {"status": "shipped", "items": [1, 2]},
+        },
+        {"step": 4, "type": "state", "memory": {"facts": ["shipped"]}, "plan": ["reply"]},
+    ],
+    "output": "Your order has shipped, so a refund is possible.",
+}
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def load_error(path: Path) -> GoldenLoadError:
+    with pytest.raises(GoldenLoadError) as excinfo:
+        files.load(path)
+    return excinfo.value
+
+
+def assert_at(err: GoldenLoadError, path: Path, line: int) -> None:
+    assert str(err).startswith(f"{path}:{line}: "), str(err)
+    assert err.path == path
+    assert err.line == line
+    assert "https://" not in str(err)
+
+
+# ------------------------------------------------------------------------ round trips
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    session = Session.model_validate(SAMPLE)
+    path = tmp_path / "refund.golden.yaml"
+    files.dump(session, path)
+    loaded = files.load(path)
+    assert files.to_data(loaded) == files.to_data(session)
+    assert path.read_text(encoding="utf-8") == files.dumps(session)
+    assert files.dumps(loaded) == files.dumps(session)
+    assert loaded.steps is not None and loaded.steps[3].model_extra == {"plan": ["reply"]}
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    session = Session.model_validate(SAMPLE)
+    path = tmp_path / "refund.golden.json"
+    files.dump(session, path)
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith('{\n  "schema_version": 1,\n  "name": "refund_flow",')
+    assert text.endswith("}\n")
+    assert "Héllo" in text  # not \u00e9
+    loaded = files.load(path)
+    assert files.dumps(loaded, "json") == text
+    assert files.dumps(loaded) == files.dumps(session)
+
+
+def test_multiline_strings_are_literal_blocks() -> None:
+    session = Session.model_validate(
+        {"name": "n", "input": "first line\nsecond line\n", "steps": [], "output": "a\nb"}
+    )
+    text = files.dumps(session)
+    assert "input: |\n  first line\n  second line\n" in text
+    assert "output: |-\n  a\n  b\n" in text
+    assert files.loads(text).input == "first line\nsecond line\n"
+
+
+def test_key_order_is_schema_order_and_data_order_is_kept() -> None:
+    data = {**SAMPLE, "input": {"zeta": 1, "alpha": 2}, "metadata": {"b": 1, "a": 2}}
+    text = files.dumps(Session.model_validate(data))
+    lines = text.splitlines()
+    assert lines[0] == f"# yaml-language-server: $schema={SCHEMA_URL}"
+    top = [m.group(1) for m in map(re.compile(r"^(\w+):").match, lines) if m]
+    assert top == [
+        *("schema_version", "name", "description", "tags", "metadata", "input"),
+        *("steps", "output"),
+    ]
+    assert text.index("zeta: 1") < text.index("alpha: 2")
+    assert "steps:\n  - step: 1\n    type: user_input\n    content: Héllo\n" in text
+    as_json = json.loads(files.dumps(Session.model_validate(data), "json"))
+    assert list(as_json["steps"][1])[:4] == ["step", "type", "duration_ms", "provider"]
+    assert list(as_json["metadata"]) == ["b", "a"]
+
+
+def test_defaults_are_left_out_but_kept_fields_stay() -> None:
+    session = Session.model_validate(
+        {
+            "name": "n",
+            "steps": [
+                {"step": 1, "type": "user_input"},
+                {"step": 2, "type": "tool_call", "tool": "t"},
+                {"step": 3, "type": "llm_call", "output": {}},
+            ],
+        }
+    )
+    data = files.to_data(session)
+    assert data == {
+        "schema_version": 1,
+        "name": "n",
+        "steps": [
+            {"step": 1, "type": "user_input", "content": None},
+            {"step": 2, "type": "tool_call", "tool": "t", "input": None, "output": None},
+            {"step": 3, "type": "llm_call", "output": {}},
+        ],
+        "output": None,
+    }
+
+
+def test_timestamps_stay_strings() -> None:
+    text = (
+        "name: n\n"
+        "input: {day: 2024-05-01, at: 2024-05-01T10:00:00Z}\n"
+        "steps:\n"
+        "  - step: 1\n"
+        "    type: user_input\n"
+        "    timestamp: 2024-05-01T10:00:00.5+02:00\n"
+        "    content: hi\n"
+        "output: null\n"
+    )
+    session = files.loads(text)
+    assert session.input == {"day": "2024-05-01", "at": "2024-05-01T10:00:00Z"}
+    assert session.steps is not None and session.steps[0].timestamp == "2024-05-01T10:00:00.5+02:00"
+    dumped = files.dumps(session)
+    assert "day: '2024-05-01'" in dumped
+    assert files.loads(dumped).input == session.input
+    # PyYAML's own loaders are untouched.
+    assert not isinstance(yaml.safe_load("d: 2024-05-01")["d"], str)
+
+
+def test_strings_that_look_like_other_types_stay_strings() -> None:
+    tricky = ["null", "~", "yes", "No", "on", "1e3", "1.0", "0x1F", "1_000", "12:30", "=", "<<"]
+    session = Session.model_validate({"name": "n", "input": tricky, "steps": [], "output": "true"})
+    for fmt in ("yaml", "json"):
+        again = files.loads(files.dumps(session, fmt), fmt=fmt)
+        assert again.input == tricky
+        assert again.output == "true"
+
+
+def test_yaml_keys_are_kept_as_written() -> None:
+    session = files.loads("name: n\ninput: {on: 1, 1: x, null: y}\n")
+    assert session.input == {"on": 1, "1": "x", "null": "y"}
+
+
+def test_prompt_tokens_alias_loads_and_is_written_as_input_tokens() -> None:
+    text = (
+        "name: n\nsteps:\n  - step: 1\n    type: llm_call\n"
+        "    usage: {prompt_tokens: 7, completion_tokens: 3}\noutput: x\n"
+    )
+    session = files.loads(text)
+    assert session.steps is not None
+    step = session.steps[0]
+    assert step.type == "llm_call" and step.usage is not None
+    assert (step.usage.input_tokens, step.usage.output_tokens) == (7, 3)
+    dumped = files.dumps(session)
+    assert "input_tokens: 7" in dumped and "output_tokens: 3" in dumped
+    assert "prompt_tokens" not in dumped and "completion_tokens" not in dumped
+
+
+def test_stub_and_empty_steps_stay_distinct() -> None:
+    stub = files.loads("name: n\ninput: {q: 1}\n")
+    empty = files.loads("name: n\ninput: {q: 1}\nsteps: []\n")
+    assert stub.is_stub and not empty.is_stub
+    assert "output" not in files.to_data(stub)
+    assert files.to_data(empty)["steps"] == [] and files.to_data(empty)["output"] is None
+    for fmt in ("yaml", "json"):
+        assert files.loads(files.dumps(stub, fmt), fmt=fmt).is_stub
+        again = files.loads(files.dumps(empty, fmt), fmt=fmt)
+        assert not again.is_stub and again.steps == []
+
+
+def test_dump_never_writes_anchors() -> None:
+    shared = {"a": [1, 2]}
+    session = Session.model_validate({"name": "n", "input": [shared, shared], "steps": []})
+    text = files.dumps(session)
+    assert "&" not in text and "*" not in text
+    assert files.loads(text).input == [shared, shared]
+
+
+def test_tuples_and_odd_keys_become_json_data() -> None:
+    session = Session.model_validate({"name": "n", "input": {"t": (1, (2, 3)), "k": {1: "x"}}})
+    assert files.to_data(session)["input"] == {"t": [1, [2, 3]], "k": {"1": "x"}}
+
+
+def test_load_data_returns_plain_data_without_validation(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", "name: n\nbogus: [1, 2.5, true, null]\n")
+    assert files.load_data(path) == {"name": "n", "bogus": [1, 2.5, True, None]}
+
+
+def test_is_golden_path() -> None:
+    assert files.is_golden_path("goldens/refund.golden.yaml")
+    assert files.is_golden_path(Path("a.golden.yml"))
+    assert files.is_golden_path("a.golden.json")
+    assert not files.is_golden_path("a.yaml")
+    assert not files.is_golden_path(".a.golden.yaml.1f2e3d.opswald-tmp")
+    assert not files.is_golden_path(".golden.yaml")
+
+
+# ------------------------------------------------------------------------- rejections
+
+
+def test_bad_yaml_syntax(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", "name: x\ninput: [1, 2\noutput: 3\n")
+    err = load_error(path)
+    assert "invalid YAML" in err.message
+    assert err.line is not None and err.line >= 3
+    assert str(err).startswith(f"{path}:{err.line}: invalid YAML")
+
+
+def test_schema_violation_names_field_and_line(tmp_path: Path) -> None:
+    text = (
+        "name: x\ninput: 1\nsteps:\n  - step: 1\n    type: tool_call\n    tool: t\n"
+        "    duration_ms: fast\noutput: 1\n"
+    )
+    err = load_error(write(tmp_path, "x.golden.yaml", text))
+    assert_at(err, tmp_path / "x.golden.yaml", 7)
+    assert err.field == "steps[0].duration_ms"
+    assert 'got "fast"' in err.message
+
+
+def test_unknown_step_type_message(tmp_path: Path) -> None:
+    steps = "".join(f"  - step: {i}\n    type: state\n" for i in range(1, 4))
+    text = f"name: x\ninput: 1\nsteps:\n{steps}  - step: 4\n    type: tool_cal\noutput: 1\n"
+    path = write(tmp_path, "x.golden.yaml", text)
+    err = load_error(path)
+    assert str(err) == (
+        f"{path}:11: steps[3].type: unknown step type 'tool_cal'; "
+        "expected one of: user_input, llm_call, tool_call, state"
+    )
+    assert (err.line, err.field) == (11, "steps[3].type")
+
+
+def test_missing_type_and_missing_field_point_at_the_step(tmp_path: Path) -> None:
+    text = "name: x\nsteps:\n  - step: 1\n    tool: t\n  - step: 2\n    type: tool_call\n"
+    path = write(tmp_path, "x.golden.yaml", text)
+    err = load_error(path)
+    assert_at(err, path, 3)
+    assert err.field == "steps[0].type"
+    assert "no `type`" in err.message and "1 more problem" in err.message
+    path = write(
+        tmp_path,
+        "y.golden.json",
+        '{"name": "x",\n "steps": [\n  {"step": 1,\n   "type": "tool_call"}]}',
+    )
+    err = load_error(path)
+    assert_at(err, path, 3)
+    assert str(err).endswith("steps[0].tool: required field is missing")
+
+
+def test_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
+    text = "name: x\nsteps:\n  - step: 1\n    type: tool_call\n    tool: t\n    ouput: 1\n"
+    path = write(tmp_path, "x.golden.yaml", text)
+    err = load_error(path)
+    assert_at(err, path, 6)
+    assert err.field == "steps[0].ouput"
+    assert "did you mean 'output'?" in err.message
+
+
+def test_alias_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", "name: &n x\ninput: 1\ndescription: *n\n")
+    err = load_error(path)
+    assert_at(err, path, 3)
+    assert "alias" in err.message
+
+
+def test_alias_bomb_rejected_cheaply(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    path = write(tmp_path, "bomb.golden.yaml", "\n".join(lines) + "\n")
+    err = load_error(path)
+    assert_at(err, path, 2)
+    with pytest.raises(GoldenLoadError):
+        files.load_data(path)
+
+
+def test_duplicate_key_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", "name: x\ninput:\n  a: 1\n  b: 2\n  a: 3\n")
+    err = load_error(path)
+    assert_at(err, path, 5)
+    assert err.field == "input.a"
+    assert "duplicate key 'a'" in err.message and "line 3" in err.message
+
+
+def test_duplicate_key_json(tmp_path: Path) -> None:
+    text = '{\n  "name": "x",\n  "input": {"a": 1},\n  "name": "y"\n}\n'
+    path = write(tmp_path, "x.golden.json", text)
+    err = load_error(path)
+    assert_at(err, path, 4)
+    assert "duplicate key 'name'" in err.message and "line 2" in err.message
+
+
+def test_deep_nesting_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", "name: x\ninput: " + "[" * 10_000 + "]" * 10_000)
+    err = load_error(path)
+    assert_at(err, path, 2)
+    assert "deeper than 64" in err.message
+    assert files.load_data(path, max_depth=20_000)["input"] is not None
+
+
+def test_deep_nesting_json(tmp_path: Path) -> None:
+    text = '{"name": "x",\n "input": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    path = write(tmp_path, "x.golden.json", text)
+    err = load_error(path)
+    assert_at(err, path, 2)
+    assert "deeper than 64" in err.message
+    shallow = write(tmp_path, "y.golden.json", '{"name": "x",\n "input": [[[[1]]]]}')
+    with pytest.raises(GoldenLoadError, match=r"y\.golden\.json:2: nested deeper than 3"):
+        files.load(shallow, max_depth=3)
+
+
+def test_oversized_file_rejected_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "big.golden.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    err = load_error(path)
+    assert str(err).startswith(f"{path}: file is 209,715,200 bytes (200.0 MB)")
+    assert "20,971,520 bytes (20.0 MB)" in err.message
+    small = write(tmp_path, "small.golden.yaml", "name: x\n")
+    with pytest.raises(GoldenLoadError, match="over the limit of 4 bytes"):
+        files.load(small, max_bytes=4)
+
+
+def test_non_utf8_bytes(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", b"name: x\ninput: caf\xe9\n")
+    err = load_error(path)
+    assert_at(err, path, 2)
+    assert "UTF-8" in err.message and "0xe9" in err.message
+
+
+def test_nul_bytes(tmp_path: Path) -> None:
+    for name in ("x.golden.yaml", "x.golden.json"):
+        path = write(tmp_path, name, b'{"name": "x",\n"input": "a\x00b"}\n')
+        err = load_error(path)
+        assert_at(err, path, 2)
+        assert "NUL" in err.message
+
+
+def test_control_characters_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", "name: x\ninput: a\x07b\n")
+    err = load_error(path)
+    assert_at(err, path, 2)
+    assert "U+0007" in err.message
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    for name in ("x.golden.yaml", "x.golden.json"):
+        err = load_error(write(tmp_path, name, ""))
+        assert_at(err, tmp_path / name, 1)
+        assert "empty file" in err.message and "mapping" in err.message
+    err = load_error(write(tmp_path, "c.golden.yaml", "# just a comment\n---\n"))
+    assert "empty document" in err.message
+
+
+def test_list_at_top_level(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", "# a list\n- name: x\n")
+    err = load_error(path)
+    assert_at(err, path, 2)
+    assert "must be a mapping" in err.message and "not a list" in err.message
+    path = write(tmp_path, "x.golden.json", '\n\n["x"]')
+    assert_at(load_error(path), path, 3)
+
+
+def test_two_yaml_documents(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", "name: a\ninput: 1\n---\nname: b\n")
+    err = load_error(path)
+    assert_at(err, path, 3)
+    assert "document" in err.message
+
+
+def test_unsupported_tags(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", "name: x\ninput: !!binary aGk=\n")
+    err = load_error(path)
+    assert_at(err, path, 2)
+    assert "!!binary" in err.message
+    path = write(tmp_path, "y.golden.yaml", "name: x\ninput: !!python/object:os.system {}\n")
+    assert_at(load_error(path), path, 2)
+
+
+def test_missing_file_is_a_load_error(tmp_path: Path) -> None:
+    err = load_error(tmp_path / "nope.golden.yaml")
+    assert "cannot read" in err.message
+    assert isinstance(err.__cause__, FileNotFoundError)
+
+
+def test_loads_names_its_source() -> None:
+    with pytest.raises(GoldenLoadError) as excinfo:
+        files.loads("name: [1]\n", source="inline")
+    assert str(excinfo.value) == "inline:1: name: Input should be a valid string (got a list)"
+    assert excinfo.value.path is None
+
+
+def test_error_text_and_pickling() -> None:
+    assert str(GoldenLoadError("broken")) == "broken"
+    assert str(GoldenLoadError("broken", path="g/x.golden.yaml")) == "g/x.golden.yaml: broken"
+    err = GoldenLoadError("bad", path="./x.golden.yaml", line=3, field="name")
+    assert str(err) == "./x.golden.yaml:3: name: bad"
+    again = pickle.loads(pickle.dumps(err))
+    assert (str(again), again.line, again.field, again.path) == (str(err), 3, "name", err.path)
+
+
+def test_pure_python_loader_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    class PureLoader(yaml.SafeLoader):
+        pass
+
+    PureLoader.yaml_implicit_resolvers = files._GoldenLoader.yaml_implicit_resolvers
+    text = files.dumps(Session.model_validate(SAMPLE))
+    expected = files.to_data(files.loads(text))
+    monkeypatch.setattr(files, "_GoldenLoader", PureLoader)
+    assert files.to_data(files.loads(text)) == expected
+    for bad, line in [("a: &x 1\nb: *x\n", 2), ("a: 1\n" + "[" * 5000, 2), ("a: b\x07\n", 1)]:
+        with pytest.raises(GoldenLoadError) as excinfo:
+            files.loads(bad)
+        assert excinfo.value.line == line
+
+
+# ----------------------------------------------------------------------- atomic write
+
+
+def test_atomic_write_keeps_mode_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.golden.yaml", "old\n")
+    os.chmod(path, 0o640)
+    files.dump(Session.model_validate(SAMPLE), path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert files.load(path).name == "refund_flow"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.golden.yaml"]
+    files.atomic_write_text(tmp_path / "new.txt", "fresh")
+    assert (tmp_path / "new.txt").read_text(encoding="utf-8") == "fresh"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.txt", "x.golden.yaml"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "x.golden.yaml", "old content\n")
+    seen: list[str] = []
+
+    def broken_replace(src: str, dst: str) -> None:
+        seen.append(os.path.basename(src))
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk on fire"):
+        files.dump(Session.model_validate(SAMPLE), path)
+    assert path.read_text(encoding="utf-8") == "old content\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.golden.yaml"]
+    assert seen and seen[0].startswith(".x.golden.yaml.") and seen[0].endswith(".opswald-tmp")
+    assert not files.is_golden_path(seen[0])
+
+
+# ------------------------------------------------------------------- property: stable
+
+
+TRICKY = [
+    *("", " ", "null", "Null", "~", "yes", "no", "on", "true", "1e3", "1.0", "-.5", "0x1F"),
+    *("0o17", "1_000", "12:30", "2024-01-01", "2024-01-01T10:00:00Z", "=", "<<", "-", "- x"),
+    *(":", "a: b", "#x", "x #y", "'", '"', "*a", "&a", "!x", "%x", "@x", "`x", "|", ">"),
+    *("...", "---", " lead", "trail ", "a\nb", "a\n", "\n", "\n\n", " a\nb", "a \nb", "a\n "),
+    *("a\r\nb", "\t", "x\x85y", "x\u2028y", "é", "\U0001f600", "\ufeff", "a" * 130, "\x00"),
+]
+texts = st.one_of(st.sampled_from(TRICKY), st.text(max_size=20))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    texts,
+)
+json_data = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)),
+    max_leaves=10,
+)
+user_steps = st.fixed_dictionaries(
+    {"type": st.just("user_input")}, optional={"content": json_data, "description": texts}
+)
+llm_steps = st.fixed_dictionaries(
+    {"type": st.just("llm_call")},
+    optional={
+        "model": texts,
+        "input": st.fixed_dictionaries(
+            {},
+            optional={
+                "messages": st.lists(json_data, max_size=3),
+                "params": st.dictionaries(texts, json_data, max_size=3),
+            },
+        ),
+        "output": st.fixed_dictionaries(
+            {}, optional={"content": json_data, "finish_reason": texts}
+        ),
+        "usage": st.fixed_dictionaries(
+            {}, optional={"prompt_tokens": st.integers(0, 10**6), "output_tokens": st.integers()}
+        ),
+        "cost": st.floats(0, 100),
+        "raw": json_data,
+    },
+)
+tool_steps = st.fixed_dictionaries(
+    {"type": st.just("tool_call"), "tool": texts},
+    optional={
+        "call_id": texts,
+        "input": json_data,
+        "output": json_data,
+        "error": st.fixed_dictionaries({"type": texts}, optional={"message": texts}),
+        "duration_ms": st.floats(0, 1e9),
+    },
+)
+state_steps = st.fixed_dictionaries(
+    {"type": st.just("state")},
+    optional={"memory": json_data, "variables": json_data, "scratchpad": json_data},
+)
+expects = st.sampled_from(
+    [{}, {"output": "contains"}, {"budgets": {"cost": 0.5}}, {"state": ["memory.x"]}]
+)
+
+
+@st.composite
+def sessions(draw: st.DrawFn) -> Session:
+    data = draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "name": texts,
+                "tags": st.lists(texts, max_size=3),
+                "metadata": st.dictionaries(texts, json_data, max_size=3),
+                "input": json_data,
+                "steps": st.lists(
+                    st.one_of(user_steps, llm_steps, tool_steps, state_steps), max_size=5
+                ),
+                "output": json_data,
+                "expect": expects,
+            },
+        )
+    )
+    for number, step in enumerate(data.get("steps", []), start=1):
+        step["step"] = number
+    return Session.model_validate(data)
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(session=sessions())
+def test_dumps_loads_dumps_is_stable(fmt: files.Format, session: Session) -> None:
+    text = files.dumps(session, fmt)
+    assert files.dumps(session, fmt) == text
+    again = files.loads(text, fmt=fmt)
+    assert files.dumps(again, fmt) == text
+    assert files.to_data(again) == files.to_data(session)
+    assert again.is_stub == session.is_stub
+    assert files.dumps(again, "yaml") == files.dumps(session, "yaml")

@@ -1,0 +1,69 @@
+"""@pytest.mark.golden on ordinary tests and the golden_replay fixture."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import record
+
+TESTS = '''
+import pytest
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml")
+def test_enforced(golden_replay):
+    assert golden_replay.actual.output["who"] == "Alice"
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", verdict=False)
+def test_inspect_only(golden_replay):
+    assert not golden_replay.verdict.passed
+    first = golden_replay.verdict.first
+    assert first.step == 5 and first.kind == "mismatch"
+    assert golden_replay.differences[0].where == "step 5 › input.passenger"
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", expect={"tool_calls": {"args": "ignore"}})
+def test_relaxed(golden_replay):
+    assert golden_replay.passed
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml")
+def test_without_fixture():
+    pass
+'''
+
+
+def test_marker_with_and_without_verdict(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    project.makepyfile(test_marked=TESTS)
+    project.runpytest("test_marked.py").assert_outcomes(passed=3, failed=1)  # inspect-only fails
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest("test_marked.py", "-v")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_enforced FAILED*",
+            "*test_inspect_only PASSED*",
+            "*test_relaxed PASSED*",
+            "*test_without_fixture FAILED*",
+        ],
+        consecutive=False,
+    )
+    result.stdout.fnmatch_lines(["*step 5 › input.passenger: 'Alice' → 'Bob'*"])
+
+
+def test_marker_with_a_bad_path_fails_clearly(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_bad="""
+        import pytest
+
+        @pytest.mark.golden("goldens/nope.golden.yaml")
+        def test_x(golden_replay):
+            pass
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*cannot load*nope.golden.yaml*"])

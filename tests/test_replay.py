@@ -1,0 +1,116 @@
+"""The core loop, run as users run it: record a stub, replay it, change the agent."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import record
+
+from opswald import load
+
+GOLDEN = "goldens/flight.golden.yaml"
+
+
+def test_stub_replay_fails_with_the_fix(project: pytest.Pytester) -> None:
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*not recorded yet*", "*--opswald-mode=record*"])
+
+
+def test_record_then_replay_passes(project: pytest.Pytester) -> None:
+    result = record(project)
+    result.stdout.fnmatch_lines(["*1 golden recorded*"])
+    session = load(project.path / GOLDEN)
+    assert [s.type for s in session.step_list] == [
+        "llm_call", "tool_call", "state", "llm_call", "tool_call", "llm_call", "state",
+    ]
+    first = session.step_list[0]
+    assert first.usage is not None and first.usage.input_tokens == 40
+    assert first.cost == pytest.approx(0.0004)
+    assert first.duration_ms is not None and first.timestamp is not None
+    assert session.output == {"answer": "answer after 2 messages", "who": "Alice"}
+    assert session.metadata["duration_ms"] >= 0
+    text = (project.path / GOLDEN).read_text()
+    assert text.startswith("# yaml-language-server: $schema=")
+    assert "tags:\n" in text and "critical" in text
+
+    side_effects = project.path / "side_effects.log"
+    booked_once = side_effects.read_text()
+    result = project.runpytest("--opswald-goldens", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*goldens/flight.golden.yaml::book_flight PASSED*"])
+    assert side_effects.read_text() == booked_once, "replay must not run the tool body"
+
+
+def test_changed_tool_arguments_name_the_step(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*step 5 of 7 · tool_call book: called book with other arguments*",
+            "*step 5 › input.passenger: 'Alice' → 'Bob'*",
+            "*accept it with --opswald-update*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("variant", "lines"),
+    [
+        ("prompt", ["*step 4 of 7 · llm_call m1: the agent sent another request*",
+                    "*step 4 › input.messages[[]1].content: 'book it' → 'book it now please'*"]),
+        ("drop", ["*step 5 of 7 · tool_call book: the agent did not call book*"]),
+        ("extra", ["*step 6 of 7 · tool_call lookup: the agent made a call the golden "
+                   "does not have: tool_call lookup*"]),
+        ("early", ["*step 6 of 7 · llm_call m1: the agent finished with 1 recorded call(s) "
+                   "unused: step 6 llm_call m1*"]),
+        ("output", ["*output differs*", "*output.answer*"]),
+        ("raise", ["*the agent raised RuntimeError: agent broke*"]),
+    ],
+)
+def test_each_kind_of_divergence_names_its_step(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, variant: str, lines: list[str]
+) -> None:
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", variant)
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(lines)
+
+
+def test_short_and_disabled_diff_modes(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    short = project.runpytest("--opswald-goldens", "--opswald-diff-mode=short").stdout.str()
+    assert "step 5 › input.passenger: 'Alice' → 'Bob'" in short
+    assert "- 'Alice'" not in short
+    disabled = project.runpytest("--opswald-goldens", "--opswald-diff-mode=disabled").stdout.str()
+    assert "step 5 of 7" in disabled
+    assert "'Alice' → 'Bob'" not in disabled
+    assert "- 'Alice'" not in disabled
+
+
+def test_xdist_gives_the_same_results(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    goldens = project.path / "goldens"
+    for name in ("a", "b", "c"):
+        text = (goldens / "flight.golden.yaml").read_text().replace("book_flight", f"book_{name}")
+        (goldens / f"{name}.golden.yaml").write_text(text)
+    record(project, "-n", "2")
+    serial = project.runpytest("--opswald-goldens")
+    serial.assert_outcomes(passed=4)
+    parallel = project.runpytest("--opswald-goldens", "-n", "2")
+    parallel.assert_outcomes(passed=4)
+    parallel.stdout.fnmatch_lines(["*goldens: 4 passed, 0 failed*"])
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    failing = project.runpytest("--opswald-goldens", "-n", "2")
+    failing.assert_outcomes(failed=4)
+    failing.stdout.fnmatch_lines(["*step 5 › input.passenger: 'Alice' → 'Bob'*",
+                                  "*goldens: 0 passed, 4 failed*"])

@@ -1,0 +1,146 @@
+"""--opswald-update and record: what is written, what is kept, what is refused."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import record, write
+
+from opswald import load
+
+GOLDEN = "goldens/flight.golden.yaml"
+
+
+def _step_blocks(text: str) -> list[str]:
+    """The text of each `- step: N` item of a canonical golden."""
+    body = "\n" + text.split("\nsteps:\n", 1)[1].split("\noutput:", 1)[0]
+    blocks = body.split("\n  - step: ")
+    return ["  - step: " + b for b in blocks[1:]]
+
+
+def test_update_keeps_prefix_bytes_and_rewrites_the_rest(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    golden_path = project.path / GOLDEN
+    # expect/notes written by hand after recording must survive the update
+    text = golden_path.read_text().replace(
+        "tags:\n", "notes:\n  - text: booking is the risky step\n    step: 5\ntags:\n", 1
+    )
+    golden_path.write_text(text)
+    before = golden_path.read_bytes()
+    other = write(project.path / "goldens" / "other.golden.yaml", before.decode())
+    other.write_text(other.read_text().replace("name: book_flight", "name: untouched"))
+    other_before = other.read_bytes()
+
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest("--opswald-goldens", "--opswald-update", "-k", "book_flight",
+                               "--opswald-allow-side-effects")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    after = golden_path.read_bytes()
+    assert after != before
+    old_blocks, new_blocks = _step_blocks(before.decode()), _step_blocks(after.decode())
+    assert old_blocks[:4] == new_blocks[:4], "steps before the divergence must be byte-identical"
+    assert "passenger: Bob" in new_blocks[4]
+    assert other.read_bytes() == other_before, "deselected goldens are never touched"
+    session = load(golden_path)
+    assert session.notes[0].text == "booking is the risky step"
+    assert session.tags == ["critical"]
+
+    result = project.runpytest("--opswald-goldens", "-k", "book_flight")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_update_does_not_run_side_effect_tools(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    log = project.path / "side_effects.log"
+    before_log = log.read_text()
+    before = (project.path / GOLDEN).read_bytes()
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*step 5*book has side effects and would run live*",
+                                 "*--opswald-allow-side-effects*"])
+    assert log.read_text() == before_log
+    assert (project.path / GOLDEN).read_bytes() == before
+
+
+def test_no_writes_on_ci_unless_forced(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    stub = (project.path / GOLDEN).read_bytes()
+    result = project.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*CI environment variable is set*--opswald-force*"])
+    assert (project.path / GOLDEN).read_bytes() == stub
+    result = project.runpytest("--opswald-goldens", "--opswald-mode=record", "--opswald-force")
+    result.assert_outcomes(passed=1)
+    assert not load(project.path / GOLDEN).is_stub
+
+
+def test_passing_goldens_are_not_rewritten(project: pytest.Pytester) -> None:
+    record(project)
+    before = (project.path / GOLDEN).read_bytes()
+    result = project.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    assert "updated" not in result.stdout.str().split("goldens:")[-1]
+    assert (project.path / GOLDEN).read_bytes() == before
+
+
+def test_rerecord_rewrites_complete_goldens(project: pytest.Pytester) -> None:
+    record(project)
+    path = project.path / GOLDEN
+    path.write_text(path.read_text().replace("answer after 2 messages", "hand edited"))
+    result = project.runpytest("--opswald-goldens", "--opswald-mode=rerecord")
+    result.assert_outcomes(passed=1)
+    assert "hand edited" not in path.read_text()
+
+
+def test_budgets_fail_and_are_never_blessed(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    path = project.path / GOLDEN
+    recorded = load(path)
+    total_cost = sum(s.cost or 0 for s in recorded.step_list if s.type == "llm_call")
+    text = path.read_text().replace(
+        "tags:\n", f"expect:\n  budgets:\n    cost: {total_cost / 2}\ntags:\n", 1
+    )
+    path.write_text(text)
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*budget exceeded: cost*"])
+
+    # relative budget: the prompt grows at step 4, so do tokens; update refuses to bless it
+    path.write_text(text.replace(f"cost: {total_cost / 2}", 'total_tokens: "+5%"'))
+    before = path.read_bytes()
+    monkeypatch.setenv("AGENT_VARIANT", "prompt")
+    result = project.runpytest("--opswald-goldens", "--opswald-update",
+                               "--opswald-allow-side-effects")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*budget exceeded: total_tokens*", "*never blessed*"])
+    assert path.read_bytes() == before
+
+
+def test_expected_error_golden(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_VARIANT", "raise")
+    record(project)
+    session = load(project.path / GOLDEN)
+    assert session.error is not None and session.error.type == "RuntimeError"
+    project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    monkeypatch.setenv("AGENT_VARIANT", "raise2")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the agent failed with another RuntimeError message*",
+                                 "*- 'RuntimeError: agent broke'*",
+                                 "*+ 'RuntimeError: agent broke badly'*"])
+    path = project.path / GOLDEN
+    path.write_text(path.read_text().replace("tags:\n", "expect:\n  error: type\ntags:\n", 1))
+    project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    monkeypatch.setenv("AGENT_VARIANT", "")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*step 6*the agent made a call the golden does not have*"])
