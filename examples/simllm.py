@@ -52,7 +52,9 @@ def _plan(request: str, seen: dict[str, list[Any]], n: int) -> list[dict[str, An
             profile = seen["get_profile"][0]
             return [_call("book_flight", n, flight_id=cheapest["id"], passenger=profile["name"])]
         booking = seen["book_flight"][0]
-        return f"Booked {booking['flight_id']} for {booking['passenger']}: {booking['confirmation']}."
+        return (
+            f"Booked {booking['flight_id']} for {booking['passenger']}: {booking['confirmation']}."
+        )
     if m := re.search(r"refund (?:for )?order (\S+)", text):
         order_id = m.group(1).upper().rstrip(".")
         if "lookup_order" not in seen:

@@ -103,7 +103,9 @@ def charge_card(card: str, amount: float) -> dict[str, Any]:
 
 
 @opswald.llm(provider="sim", api="sim.chat")
-def chat(*, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+def chat(
+    *, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> dict[str, Any]:
     return simllm.complete(model=model, messages=messages, tools=tools)
 
 
@@ -147,8 +149,12 @@ def _answer(messages: list[dict[str, Any]], model: str, memory: dict[str, Any]) 
             results = [_run_tool(c) for c in calls]
         for call, result in zip(calls, results, strict=True):
             messages.append(
-                {"role": "tool", "tool_call_id": call["id"], "name": call["name"],
-                 "content": json.dumps(result)}
+                {
+                    "role": "tool",
+                    "tool_call_id": call["id"],
+                    "name": call["name"],
+                    "content": json.dumps(result),
+                }
             )
             memory.setdefault("tools_used", []).append(call["name"])
     raise RuntimeError("the agent did not finish within 8 model calls")

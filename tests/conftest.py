@@ -72,13 +72,13 @@ def run(input):
     return {"answer": answer, "who": who}
 '''
 
-CONFTEST = '''
+CONFTEST = """
 import agent
 
 
 def pytest_opswald_adapter(golden, config):
     return agent.run
-'''
+"""
 
 STUB = """\
 name: book_flight

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import record
 
 MALFORMED = {
@@ -12,8 +13,14 @@ MALFORMED = {
         "name: x\ninput: 1\nsteps:\n  - step: 1\n    type: tool_cal\n    tool: a\noutput: 1\n",
         ["*steptype.golden.yaml:5*unknown step type 'tool_cal'*"],
     ),
-    "alias.golden.yaml": ("name: x\ninput: &a [1, 2]\noutput: *a\n", ["*alias.golden.yaml:3*alias*"]),
-    "dupkey.golden.yaml": ("name: x\ninput: 1\nname: y\n", ["*dupkey.golden.yaml:3*duplicate*name*"]),
+    "alias.golden.yaml": (
+        "name: x\ninput: &a [1, 2]\noutput: *a\n",
+        ["*alias.golden.yaml:3*alias*"],
+    ),
+    "dupkey.golden.yaml": (
+        "name: x\ninput: 1\nname: y\n",
+        ["*dupkey.golden.yaml:3*duplicate*name*"],
+    ),
     "broken.golden.json": ('{"name": "x", "input": ', ["*broken.golden.json:1*"]),
 }
 

@@ -1,6 +1,6 @@
 """Unit tests of opswald.diff: field-level differences and their plain-text rendering."""
 
-# ruff: noqa: RUF001  -- the U+203A separator in "step 5 \u203a input.x" is what users see
+
 
 from __future__ import annotations
 
@@ -316,6 +316,15 @@ def test_differences_per_finding_are_capped() -> None:
     assert "  output[19]: 19 → -19" in lines
     assert "  output[20]: 20 → -20" not in lines
     assert lines[-1] == "  ... and 10 more differences"
+
+
+def test_findings_per_verdict_are_capped() -> None:
+    findings = tuple(Finding(kind="budget", message=f"budget {i}") for i in range(5))
+    lines = render_verdict(
+        Verdict(findings=findings), total_steps=None, max_findings=3
+    ).splitlines()
+    assert lines == ["budget 0", "budget 1", "budget 2", "... and 2 more findings", lines[-1]]
+    assert lines[-1].startswith("fix: ")
 
 
 def test_passed_verdict_renders_nothing_and_no_fix() -> None:

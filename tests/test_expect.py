@@ -576,3 +576,13 @@ def test_missing_and_extra_snapshots_are_differences() -> None:
 def test_bad_state_path_is_explained() -> None:
     findings = compare_states(GOLDEN_STATES, GOLDEN_STATES, StateExpect(mode="paths", paths=["[x"]))
     assert len(findings) == 1 and "bad expect.state path" in findings[0].message
+
+
+def test_paths_mode_judges_a_missing_snapshot_by_its_watched_values() -> None:
+    spec = StateExpect(mode="paths", paths=["cart"])
+    one = session([state(memory={"user_preference": "aisle", "seen": 1})])
+    findings = compare_states(GOLDEN_STATES, one, spec)
+    assert [(f.step, f.failing) for f in findings] == [(4, True)]
+    assert findings[0].message == (
+        "state snapshot 2 missing: the run recorded 1 of 2 at watched paths (state: paths)"
+    )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import record
 
-TESTS = '''
+TESTS = """
 import pytest
 
 
@@ -30,7 +31,7 @@ def test_relaxed(golden_replay):
 @pytest.mark.golden("goldens/flight.golden.yaml")
 def test_without_fixture():
     pass
-'''
+"""
 
 
 def test_marker_with_and_without_verdict(

@@ -8,7 +8,7 @@ import pytest
 
 from opswald import dump, load
 
-PLANNER = '''
+PLANNER = """
 import json
 import os
 
@@ -25,7 +25,7 @@ def run(input):
     for call in plan:
         fetch(**call)
     return "done"
-'''
+"""
 
 ABC = [{"name": "a", "ts": 1}, {"name": "b", "ts": 1}, {"name": "c", "ts": 1}]
 
@@ -52,8 +52,12 @@ def _expect(pytester: pytest.Pytester, expect: str) -> None:
     path.write_text(text.rstrip("\n") + "\nexpect:\n" + expect)
 
 
-def _run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, plan: list[dict[str, object]],
-         *args: str) -> pytest.RunResult:
+def _run(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    plan: list[dict[str, object]],
+    *args: str,
+) -> pytest.RunResult:
     monkeypatch.setenv("PLAN", json.dumps(plan))
     return pytester.runpytest("--opswald-goldens", *args)
 
@@ -68,15 +72,21 @@ def _run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, plan: list[
         ("  tool_calls: {ignore_args: [ts]}\n", [{**c, "ts": 99} for c in ABC], True),
         ("  tool_calls: {ignore_args: [t*]}\n", [{**c, "ts": 99} for c in ABC], True),
         ("  tool_calls: {}\n", [{**c, "ts": 99} for c in ABC], False),
-        ("  tool_calls: {tools: {fetch: {ignore_args: [ts]}}}\n", [{**c, "ts": 9} for c in ABC],
-         True),
+        (
+            "  tool_calls: {tools: {fetch: {ignore_args: [ts]}}}\n",
+            [{**c, "ts": 9} for c in ABC],
+            True,
+        ),
         ("  tool_calls: {order: subset}\n", ABC[:2], True),
         ("  tool_calls: {order: exact}\n", ABC[:2], False),
     ],
 )
 def test_argument_modes_in_replay(
-    planner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, expect: str,
-    plan: list[dict[str, object]], passes: bool,
+    planner: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    expect: str,
+    plan: list[dict[str, object]],
+    passes: bool,
 ) -> None:
     _expect(planner, expect)
     result = _run(planner, monkeypatch, plan)
@@ -101,8 +111,11 @@ def test_argument_modes_in_replay(
     ],
 )
 def test_order_modes_judge_live_runs(
-    planner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, order: str,
-    plan: list[dict[str, object]], passes: bool,
+    planner: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    order: str,
+    plan: list[dict[str, object]],
+    passes: bool,
 ) -> None:
     _expect(planner, f"  tool_calls: {{order: {order}}}\n")
     result = _run(planner, monkeypatch, plan, "--opswald-mode=live")
@@ -111,7 +124,7 @@ def test_order_modes_judge_live_runs(
         result.stdout.fnmatch_lines([f"*order: {order}*"])
 
 
-DATED = '''
+DATED = """
 import datetime
 import uuid
 
@@ -127,7 +140,7 @@ def run(input):
     stamp = f"{datetime.datetime.now().isoformat()} request {uuid.uuid4()}"
     chat(model="m", messages=[{"role": "user", "content": f"{input} at {stamp}"}])
     return "done"
-'''
+"""
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 DATE = r"\d{4}-\d\d-\d\dT[\d:.]+"
@@ -147,20 +160,28 @@ def dated(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
 def test_dates_and_uuids_diverge_without_rules(dated: pytest.Pytester) -> None:
     result = dated.runpytest("--opswald-goldens")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*step 1 of 1 · llm_call m: the agent sent another request*",
-                                 "*step 1 › input.messages[[]0].content:*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*step 1 of 1 · llm_call m: the agent sent another request*",
+            "*step 1 › input.messages[[]0].content:*",
+        ]
+    )
 
 
 def test_golden_normalize_rules_make_them_harmless(dated: pytest.Pytester) -> None:
     path = dated.path / "goldens" / "d.golden.yaml"
-    rules = f"expect:\n  requests:\n    normalize:\n      '{UUID}': <uuid>\n      '{DATE}': <date>\n"
+    rules = (
+        f"expect:\n  requests:\n    normalize:\n      '{UUID}': <uuid>\n      '{DATE}': <date>\n"
+    )
     path.write_text(path.read_text() + rules)
     dated.runpytest("--opswald-goldens").assert_outcomes(passed=1)
 
 
 def test_golden_ignore_paths(dated: pytest.Pytester) -> None:
     path = dated.path / "goldens" / "d.golden.yaml"
-    path.write_text(path.read_text() + "expect:\n  requests:\n    ignore: ['messages[*].content']\n")
+    path.write_text(
+        path.read_text() + "expect:\n  requests:\n    ignore: ['messages[*].content']\n"
+    )
     dated.runpytest("--opswald-goldens").assert_outcomes(passed=1)
 
 
@@ -178,7 +199,7 @@ def test_ini_and_hook_rules(dated: pytest.Pytester) -> None:
     dated.runpytest("--opswald-goldens").assert_outcomes(passed=1)
 
 
-ASYNC_AGENT = '''
+ASYNC_AGENT = """
 import asyncio
 import random
 
@@ -201,7 +222,7 @@ async def run(input):
     results = await asyncio.gather(*(weather(c) for c in input["cities"]))
     summary = await chat(model="m", messages=[{"role": "user", "content": str(results)}])
     return {"summary": summary["content"], "temps": [r["temp"] for r in results]}
-'''
+"""
 
 
 def test_async_agent_with_tools_finishing_in_any_order(
@@ -219,8 +240,10 @@ def test_async_agent_with_tools_finishing_in_any_order(
     assert sorted(t.input["city"] for t in tools) == ["Lisbon", "Oslo", "Paris", "Rome"]
     # the recorded order of the concurrent calls must not matter: reverse them in the file
     assert [s.type for s in session.step_list[:4]] == ["tool_call"] * 4
-    reordered = [s.model_copy(update={"step": i}) for i, s in
-                 enumerate(reversed(session.step_list[:4]), start=1)]
+    reordered = [
+        s.model_copy(update={"step": i})
+        for i, s in enumerate(reversed(session.step_list[:4]), start=1)
+    ]
     session.steps = [*reordered, *session.step_list[4:]]
     dump(session, path)
     swapped = load(path)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import record
 
+from conftest import record
 from opswald import load
 
 GOLDEN = "goldens/flight.golden.yaml"
@@ -21,7 +21,13 @@ def test_record_then_replay_passes(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*1 golden recorded*"])
     session = load(project.path / GOLDEN)
     assert [s.type for s in session.step_list] == [
-        "llm_call", "tool_call", "state", "llm_call", "tool_call", "llm_call", "state",
+        "llm_call",
+        "tool_call",
+        "state",
+        "llm_call",
+        "tool_call",
+        "llm_call",
+        "state",
     ]
     first = session.step_list[0]
     assert first.usage is not None and first.usage.input_tokens == 40
@@ -61,13 +67,28 @@ def test_changed_tool_arguments_name_the_step(
 @pytest.mark.parametrize(
     ("variant", "lines"),
     [
-        ("prompt", ["*step 4 of 7 · llm_call m1: the agent sent another request*",
-                    "*step 4 › input.messages[[]1].content: 'book it' → 'book it now please'*"]),
+        (
+            "prompt",
+            [
+                "*step 4 of 7 · llm_call m1: the agent sent another request*",
+                "*step 4 › input.messages[[]1].content: 'book it' → 'book it now please'*",
+            ],
+        ),
         ("drop", ["*step 5 of 7 · tool_call book: the agent did not call book*"]),
-        ("extra", ["*step 6 of 7 · tool_call lookup: the agent made a call the golden "
-                   "does not have: tool_call lookup*"]),
-        ("early", ["*step 6 of 7 · llm_call m1: the agent finished with 1 recorded call(s) "
-                   "unused: step 6 llm_call m1*"]),
+        (
+            "extra",
+            [
+                "*step 6 of 7 · tool_call lookup: the agent made a call the golden "
+                "does not have: tool_call lookup*"
+            ],
+        ),
+        (
+            "early",
+            [
+                "*step 6 of 7 · llm_call m1: the agent finished with 1 recorded call(s) "
+                "unused: step 6 llm_call m1*"
+            ],
+        ),
         ("output", ["*output differs*", "*output.answer*"]),
         ("raise", ["*the agent raised RuntimeError: agent broke*"]),
     ],
@@ -112,5 +133,6 @@ def test_xdist_gives_the_same_results(
     monkeypatch.setenv("AGENT_VARIANT", "args")
     failing = project.runpytest("--opswald-goldens", "-n", "2")
     failing.assert_outcomes(failed=4)
-    failing.stdout.fnmatch_lines(["*step 5 › input.passenger: 'Alice' → 'Bob'*",
-                                  "*goldens: 0 passed, 4 failed*"])
+    failing.stdout.fnmatch_lines(
+        ["*step 5 › input.passenger: 'Alice' → 'Bob'*", "*goldens: 0 passed, 4 failed*"]
+    )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import record, write
 
+from conftest import record, write
 from opswald import load
 
 GOLDEN = "goldens/flight.golden.yaml"
@@ -33,8 +33,9 @@ def test_update_keeps_prefix_bytes_and_rewrites_the_rest(
     other_before = other.read_bytes()
 
     monkeypatch.setenv("AGENT_VARIANT", "args")
-    result = project.runpytest("--opswald-goldens", "--opswald-update", "-k", "book_flight",
-                               "--opswald-allow-side-effects")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "-k", "book_flight", "--opswald-allow-side-effects"
+    )
     result.assert_outcomes(passed=1, deselected=1)
     result.stdout.fnmatch_lines(["*1 golden updated*"])
     after = golden_path.read_bytes()
@@ -61,8 +62,9 @@ def test_update_does_not_run_side_effect_tools(
     monkeypatch.setenv("AGENT_VARIANT", "args")
     result = project.runpytest("--opswald-goldens", "--opswald-update")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*step 5*book has side effects and would run live*",
-                                 "*--opswald-allow-side-effects*"])
+    result.stdout.fnmatch_lines(
+        ["*step 5*book has side effects and would run live*", "*--opswald-allow-side-effects*"]
+    )
     assert log.read_text() == before_log
     assert (project.path / GOLDEN).read_bytes() == before
 
@@ -118,8 +120,9 @@ def test_budgets_fail_and_are_never_blessed(
     path.write_text(text.replace(f"cost: {total_cost / 2}", 'total_tokens: "+5%"'))
     before = path.read_bytes()
     monkeypatch.setenv("AGENT_VARIANT", "prompt")
-    result = project.runpytest("--opswald-goldens", "--opswald-update",
-                               "--opswald-allow-side-effects")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-allow-side-effects"
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*budget exceeded: total_tokens*", "*never blessed*"])
     assert path.read_bytes() == before
@@ -134,9 +137,13 @@ def test_expected_error_golden(project: pytest.Pytester, monkeypatch: pytest.Mon
     monkeypatch.setenv("AGENT_VARIANT", "raise2")
     result = project.runpytest("--opswald-goldens")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*the agent failed with another RuntimeError message*",
-                                 "*- 'RuntimeError: agent broke'*",
-                                 "*+ 'RuntimeError: agent broke badly'*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*the agent failed with another RuntimeError message*",
+            "*- 'RuntimeError: agent broke'*",
+            "*+ 'RuntimeError: agent broke badly'*",
+        ]
+    )
     path = project.path / GOLDEN
     path.write_text(path.read_text().replace("tags:\n", "expect:\n  error: type\ntags:\n", 1))
     project.runpytest("--opswald-goldens").assert_outcomes(passed=1)

@@ -19,7 +19,7 @@ class Adapter(Protocol):
     def __call__(self, input: Any, /) -> Any: ...
 
 
-class AdapterNotFound(Exception):  # noqa: N818
+class AdapterNotFound(Exception):
     """No adapter could be resolved; the message lists what was tried."""
 
 
@@ -114,8 +114,8 @@ def resolve(
     raise AdapterNotFound(
         "no adapter to run this golden's agent; tried:\n"
         + "\n".join(tried)
-        + "\nfix: set `opswald_adapter = \"package.module:callable\"` in your pytest config, "
-        "or register one with @opswald.adapter(\"name\") and set `agent: name` in the golden"
+        + '\nfix: set `opswald_adapter = "package.module:callable"` in your pytest config, '
+        'or register one with @opswald.adapter("name") and set `agent: name` in the golden'
     )
 
 

@@ -74,8 +74,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         elif isinstance(step, LLMCallStep):
             out = step.output
             calls = len(out.tool_calls or []) if out else 0
-            detail = f"{step.model or ''} " + (f"{calls} tool call(s)" if calls else
-                                                 repr((out.content if out else None))[:80])
+            detail = f"{step.model or ''} " + (
+                f"{calls} tool call(s)" if calls else repr(out.content if out else None)[:80]
+            )
         elif isinstance(step, UserInputStep):
             detail = repr(step.content)[:80]
         else:

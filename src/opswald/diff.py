@@ -155,8 +155,8 @@ def _deepdiff(g: Any, a: Any, *, base: Path, step: int | None) -> list[Differenc
 def _deepdiff_leaves(g: Any, a: Any) -> list[tuple[list[Any], Any, Any]]:
     """(raw path, golden value or MISSING, actual value or MISSING) of each deepdiff report."""
     # Lazy: `import opswald` stays cheap.
-    from deepdiff import DeepDiff  # type: ignore[import-untyped, unused-ignore]  # noqa: PLC0415
-    from deepdiff.helper import notpresent  # type: ignore[import-untyped, unused-ignore]  # noqa: PLC0415
+    from deepdiff import DeepDiff  # type: ignore[import-untyped, unused-ignore]
+    from deepdiff.helper import notpresent  # type: ignore[import-untyped, unused-ignore]
 
     tree = DeepDiff(
         g,

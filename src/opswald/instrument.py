@@ -17,7 +17,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 _LLM_FIELDS = ("model", "messages", "tools")
 
 
-def _bound_arguments(sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _bound_arguments(
+    sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """The call's arguments by name (without `self`/`cls`), deep-copied as plain data."""
     try:
         bound = sig.bind(*args, **kwargs)
@@ -74,7 +76,9 @@ def tool(
         sig = inspect.signature(func)
         decode = _decoder(func)
 
-        def begin(ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Ticket, Any]:
+        def begin(
+            ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[Ticket, Any]:
             request = _bound_arguments(sig, args, kwargs)
             ticket = ctx.begin(
                 "tool_call", {"tool": tool_name, "input": request}, side_effects=side_effects
@@ -184,7 +188,9 @@ def llm(
         sig = inspect.signature(func)
         decoder = decode or _decoder(func)
 
-        def begin(ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Ticket, dict[str, Any]]:
+        def begin(
+            ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[Ticket, dict[str, Any]]:
             request = _llm_request(_bound_arguments(sig, args, kwargs), provider, api)
             return ctx.begin("llm_call", request), request
 
@@ -192,8 +198,14 @@ def llm(
             step = ticket.served
             assert isinstance(step, LLMCallStep)
             ctx.llm_step(
-                ticket, request, output=None, usage=None, cost=None, cost_source=None,
-                raw=None, error=None,
+                ticket,
+                request,
+                output=None,
+                usage=None,
+                cost=None,
+                cost_source=None,
+                raw=None,
+                error=None,
             )
             if step.error is not None:
                 raise_recorded(step.error)
@@ -201,19 +213,35 @@ def llm(
             return decoder(data) if decoder is not None and isinstance(data, dict) else data
 
         def record(
-            ctx: Context, ticket: Ticket, request: dict[str, Any], result: Any, error: BaseException | None
+            ctx: Context,
+            ticket: Ticket,
+            request: dict[str, Any],
+            result: Any,
+            error: BaseException | None,
         ) -> None:
             if error is not None:
                 ctx.llm_step(
-                    ticket, request, output=None, usage=None, cost=None, cost_source=None,
-                    raw=None, error=error,
+                    ticket,
+                    request,
+                    output=None,
+                    usage=None,
+                    cost=None,
+                    cost_source=None,
+                    raw=None,
+                    error=error,
                 )
                 return
             data = to_jsonable(result)
             output, usage, cost = responses.extract(data)
             step = ctx.llm_step(
-                ticket, request, output=output, usage=usage, cost=cost,
-                cost_source="response" if cost is not None else None, raw=None, error=None,
+                ticket,
+                request,
+                output=output,
+                usage=usage,
+                cost=cost,
+                cost_source="response" if cost is not None else None,
+                raw=None,
+                error=None,
             )
             raw = responses.raw_for(data, step)
             extra: dict[str, Any] = {}

@@ -127,7 +127,11 @@ def run_golden(
 
 
 def _write(
-    path: Path, golden: Session, run: Any, result: ReplayResult, settings: Settings,
+    path: Path,
+    golden: Session,
+    run: Any,
+    result: ReplayResult,
+    settings: Settings,
     total: int | None,
 ) -> Outcome:
     blockers = [f for f in result.verdict.failures if f.kind in ("budget", "side_effect")]
@@ -219,7 +223,7 @@ class GoldenItem(pytest.Item):
             raise
         self.stash[OUTCOME_KEY] = outcome
 
-    def repr_failure(  # type: ignore[override]
+    def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GoldenError):

@@ -29,8 +29,9 @@ def run_marker(item: pytest.Item) -> Outcome:
     marker = item.get_closest_marker("golden")
     assert marker is not None
     if not marker.args:
-        pytest.fail("@pytest.mark.golden needs the golden's path as its first argument",
-                    pytrace=False)
+        pytest.fail(
+            "@pytest.mark.golden needs the golden's path as its first argument", pytrace=False
+        )
     path = golden_path(item, str(marker.args[0]))
     try:
         golden = files.load(path)

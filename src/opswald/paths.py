@@ -73,9 +73,9 @@ def walk(data: Any, base: Path = ()) -> Iterator[tuple[Path, Any]]:
         path, value = stack.pop()
         yield path, value
         if isinstance(value, dict):
-            stack.extend((path + (str(k),), v) for k, v in reversed(list(value.items())))
+            stack.extend(((*path, str(k)), v) for k, v in reversed(list(value.items())))
         elif isinstance(value, list):
-            stack.extend((path + (i,), v) for i, v in reversed(list(enumerate(value))))
+            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(value))))
 
 
 def drop(data: Any, patterns: Sequence[Sequence[str | int]], base: Path = ()) -> Any:
@@ -84,14 +84,14 @@ def drop(data: Any, patterns: Sequence[Sequence[str | int]], base: Path = ()) ->
         return data
     if isinstance(data, dict):
         return {
-            k: drop(v, patterns, base + (str(k),))
+            k: drop(v, patterns, (*base, str(k)))
             for k, v in data.items()
-            if not any(_match(base + (str(k),), tuple(p), prefix_ok=False) for p in patterns)
+            if not any(_match((*base, str(k)), tuple(p), prefix_ok=False) for p in patterns)
         }
     if isinstance(data, list):
         return [
-            drop(v, patterns, base + (i,))
+            drop(v, patterns, (*base, i))
             for i, v in enumerate(data)
-            if not any(_match(base + (i,), tuple(p), prefix_ok=False) for p in patterns)
+            if not any(_match((*base, i), tuple(p), prefix_ok=False) for p in patterns)
         ]
     return data

@@ -58,8 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="how much of each difference a failure shows (default: detailed)",
     )
-    parser.addini("opswald_goldens", "where --opswald-goldens looks when no path is given",
-                  default="goldens")
+    parser.addini(
+        "opswald_goldens", "where --opswald-goldens looks when no path is given", default="goldens"
+    )
     parser.addini("opswald_mode", "default for --opswald-mode", default="replay")
     parser.addini("opswald_diff_mode", "default for --opswald-diff-mode", default="detailed")
     parser.addini("opswald_adapter", "the agent: 'package.module:callable'", default="")
@@ -156,7 +157,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     from opswald.items import GoldenFile
 
     if is_golden_path(file_path):
-        return GoldenFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+        return GoldenFile.from_parent(parent, path=file_path)
     return None
 
 

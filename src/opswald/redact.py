@@ -18,7 +18,9 @@ class Rule:
 
 SECRET_RULES: tuple[Rule, ...] = (
     Rule(label="anthropic-key", pattern=re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}")),
-    Rule(label="openai-key", pattern=re.compile(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}")),
+    Rule(
+        label="openai-key", pattern=re.compile(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}")
+    ),
     Rule(label="aws-key", pattern=re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
     Rule(
         label="jwt",
@@ -33,7 +35,15 @@ PII_RULES: tuple[Rule, ...] = (
 )
 
 SECRET_KEYS = frozenset(
-    {"authorization", "x-api-key", "api-key", "api_key", "cookie", "set-cookie", "proxy-authorization"}
+    {
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "api_key",
+        "cookie",
+        "set-cookie",
+        "proxy-authorization",
+    }
 )
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 SCHEMA_URL = "https://opswald.dev/schema/golden-v1.json"
 
 StepType = Literal["user_input", "llm_call", "tool_call", "state"]

@@ -10,8 +10,18 @@ from opswald import files
 from opswald.engine.run import Run
 from opswald.session import AnyStep, Session, StateStep
 
-KEPT = ("name", "description", "tags", "session_id", "agent", "input", "expect",
-        "modifications", "timeout", "notes")
+KEPT = (
+    "name",
+    "description",
+    "tags",
+    "session_id",
+    "agent",
+    "input",
+    "expect",
+    "modifications",
+    "timeout",
+    "notes",
+)
 
 
 def blessed(golden: Session, run: Run) -> Session:
@@ -21,8 +31,10 @@ def blessed(golden: Session, run: Run) -> Session:
     for step in run.actual.step_list:
         recorded = run.served.get(step.step) or _same_snapshot(golden_steps.get(step.step), step)
         if recorded is not None:
-            step = recorded if recorded.step == step.step else recorded.model_copy(
-                update={"step": step.step}
+            step = (
+                recorded
+                if recorded.step == step.step
+                else recorded.model_copy(update={"step": step.step})
             )
         steps.append(step)
     data = {k: getattr(golden, k) for k in KEPT if k in golden.model_fields_set}

@@ -35,7 +35,7 @@ Policy = Literal["replay", "live", "update"]
 the first divergence, live from there on (fork semantics)."""
 
 
-class ReplayDivergence(BaseException):  # noqa: N818 - not an error of the agent's making
+class ReplayDivergence(BaseException):
     """Raised into the agent at the first call that matches nothing recorded.
 
     A BaseException, so an agent's `except Exception` cannot swallow it.
@@ -46,7 +46,7 @@ class ReplayDivergence(BaseException):  # noqa: N818 - not an error of the agent
         self.finding = finding
 
 
-class SideEffectBlocked(BaseException):  # noqa: N818
+class SideEffectBlocked(BaseException):
     """A tool marked `side_effects=True` would have run live without permission."""
 
     def __init__(self, finding: Finding) -> None:
@@ -63,7 +63,7 @@ class ReplayedToolError(Exception):
         self.message = message
 
 
-class NoUserInput(Exception):  # noqa: N818
+class NoUserInput(Exception):
     """A live run asked for user input that no script provides."""
 
 
@@ -90,7 +90,7 @@ class Clock:
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     message = args[0] if len(args) == 1 and isinstance(args[0], str) else str(exc)
     if isinstance(exc, ReplayedToolError):
         return ErrorInfo(type=exc.type_name, message=exc.message)
@@ -336,7 +336,7 @@ def inside() -> contextvars.ContextVar[bool]:
     return _inside
 
 
-class activate:  # noqa: N801 - used as a context manager
+class activate:
     """Make `ctx` the current context for the duration of a `with` block."""
 
     def __init__(self, ctx: Context) -> None:

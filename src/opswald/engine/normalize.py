@@ -56,9 +56,13 @@ class RequestRules:
 def _ignore_pattern(text: str) -> paths.Path:
     """Ignore paths are written from the step (`input.params.seed`) or bare (`params.seed`)."""
     parsed = paths.parse(text)
-    return parsed if parsed[:1] in (("input",), ("model",), ("provider",), ("api",)) else (
-        "input",
-        *parsed,
+    return (
+        parsed
+        if parsed[:1] in (("input",), ("model",), ("provider",), ("api",))
+        else (
+            "input",
+            *parsed,
+        )
     )
 
 
@@ -91,7 +95,7 @@ def normalize_request(request: dict[str, Any], rules: RequestRules) -> dict[str,
         data = paths.drop(data, rules.ignore)
     if rules.normalize:
         data = _substitute(data, rules.normalize)
-    return data
+    return dict(data)
 
 
 _ID_KEYS = ("id", "tool_call_id", "call_id", "tool_use_id")

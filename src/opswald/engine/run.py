@@ -207,9 +207,13 @@ def _error_findings(
             Finding(
                 kind="agent_error",
                 message=f"the agent raised {a.type}: {a.message}",
-                differences=(Difference(path=("error",), golden=None, actual=f"{a.type}: {a.message}"),),
-                suggestion=("the golden finished without an error"
-                            + (f"; the agent's traceback ends:\n{_tail(tb)}" if tb else "")),
+                differences=(
+                    Difference(path=("error",), golden=None, actual=f"{a.type}: {a.message}"),
+                ),
+                suggestion=(
+                    "the golden finished without an error"
+                    + (f"; the agent's traceback ends:\n{_tail(tb)}" if tb else "")
+                ),
             )
         ]
     mode = expect.error.match
@@ -219,8 +223,14 @@ def _error_findings(
         return [_error_finding("the agent still fails (expect.error: fixed)", g, a)]
     if a is None:
         if mode == "any" or mode == "type" or mode == "same":
-            return [_error_finding(f"the golden expects the agent to fail with {g.type}; "
-                                   "it finished without an error", g, a)]
+            return [
+                _error_finding(
+                    f"the golden expects the agent to fail with {g.type}; "
+                    "it finished without an error",
+                    g,
+                    a,
+                )
+            ]
     assert a is not None
     if mode == "any":
         return []

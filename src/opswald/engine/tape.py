@@ -166,11 +166,7 @@ class Tape:
 
     def unused(self) -> list[AnyStep]:
         """Recorded calls the agent never made, in golden order."""
-        return [
-            s
-            for s in self.golden.step_list
-            if s.type != "state" and s.step not in self.used
-        ]
+        return [s for s in self.golden.step_list if s.type != "state" and s.step not in self.used]
 
     # -- helpers ------------------------------------------------------------------------
     def _pending_tools(self) -> list[ToolCallStep]:

@@ -57,9 +57,13 @@ def compare_states(golden: Session, actual: Session, spec: StateExpect) -> list[
             hit = [d for d in diffs if _touches(d, watched)]
             rest = [d for d in diffs if not _touches(d, watched)]
             if hit:
-                findings.append(_finding(f"{what} at watched paths (state: paths)", hit, g, True))
+                findings.append(
+                    _finding(f"{what} at watched paths (state: paths)", hit, g or a, True)
+                )
             if rest:
-                findings.append(_finding(f"{what} (state: paths, not watched)", rest, g, False))
+                findings.append(
+                    _finding(f"{what} (state: paths, not watched)", rest, g or a, False)
+                )
         else:
             failing = spec.mode == "exact"
             findings.append(_finding(f"{what} (state: {spec.mode})", diffs, g or a, failing))

@@ -1,0 +1,253 @@
+"""The engine without pytest: instrumentation, matching, normalisation, time and cost."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+import opswald
+from opswald.engine.normalize import RequestRules, normalize_request
+from opswald.engine.run import Run, RunSettings, execute, judge
+from opswald.session import LLMCallStep, RequestsExpect, Session, ToolCallStep
+
+
+def record(adapter: Any, input: Any = None) -> Session:
+    stub = Session(name="s", input=input)
+    run = execute(stub, adapter, settings=RunSettings(policy="live", block_side_effects=False))
+    return run.actual
+
+
+def replay(golden: Session, adapter: Any, **settings: Any) -> tuple[Run, Any]:
+    run = execute(golden, adapter, settings=RunSettings(**settings))
+    return run, judge(golden, run)
+
+
+@opswald.llm
+def echo_llm(*, model: str, messages: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+    return {
+        "content": messages[-1]["content"].upper(),
+        "finish_reason": "stop",
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3},
+        "cost": 0.25,
+    }
+
+
+class Boom(Exception):
+    pass
+
+
+calls: list[str] = []
+
+
+@opswald.tool
+def flaky(kind: str) -> str:
+    calls.append(kind)
+    if kind == "key":
+        raise KeyError("missing-id")
+    if kind == "custom":
+        raise Boom("custom failure")
+    return "fine"
+
+
+def test_instrumentation_is_a_no_op_outside_a_run() -> None:
+    calls.clear()
+    assert flaky("ok") == "fine"
+    assert calls == ["ok"]
+    assert echo_llm(model="m", messages=[{"role": "user", "content": "hi"}])["content"] == "HI"
+    opswald.state(memory={"a": 1})  # nothing to record into; must not fail or leak
+
+
+def test_usage_aliases_cost_and_served_response() -> None:
+    def agent(input: str) -> str:
+        return str(echo_llm(model="m", messages=[{"role": "user", "content": input}])["content"])
+
+    golden = record(agent, "hello")
+    step = golden.step_list[0]
+    assert isinstance(step, LLMCallStep)
+    assert step.usage is not None
+    assert (step.usage.input_tokens, step.usage.output_tokens) == (7, 3)
+    assert step.cost == 0.25 and step.cost_source == "response"
+    assert golden.output == "HELLO"
+    # the normalised fields are the truth: an edited response text is what the agent gets
+    assert step.output is not None
+    edited = step.model_copy(
+        update={"output": step.output.model_copy(update={"content": "EDITED"})}
+    )
+    golden.steps = [edited]
+    golden = golden.model_copy(update={"output": "EDITED"})
+    run, verdict = replay(golden, agent)
+    assert verdict.passed, verdict
+    assert run.actual.output == "EDITED"
+
+
+def test_recorded_tool_errors_are_raised_again() -> None:
+    seen: list[str] = []
+
+    def agent(input: Any) -> list[str]:
+        for kind in ("key", "custom"):
+            try:
+                flaky(kind)
+            except KeyError as exc:
+                seen.append(f"KeyError:{exc.args[0]}")
+            except opswald.ReplayedToolError as exc:
+                seen.append(f"replayed:{exc.type_name}:{exc.message}")
+            except Boom as exc:
+                seen.append(f"Boom:{exc}")
+        return seen
+
+    golden = record(agent)
+    tool_steps = [s for s in golden.step_list if isinstance(s, ToolCallStep)]
+    assert [s.error.type for s in tool_steps if s.error] == ["KeyError", "Boom"]
+    assert seen == ["KeyError:missing-id", "Boom:custom failure"]
+    seen.clear()
+    calls.clear()
+    golden = golden.model_copy(
+        update={"output": ["KeyError:missing-id", "replayed:Boom:custom failure"]}
+    )
+    _, verdict = replay(golden, agent)
+    assert calls == [], "replay must not run the tool"
+    assert seen == ["KeyError:missing-id", "replayed:Boom:custom failure"]
+    assert verdict.passed, verdict
+
+
+def test_request_is_captured_at_call_time() -> None:
+    def agent(input: Any) -> str:
+        messages = [{"role": "user", "content": "first"}]
+        echo_llm(model="m", messages=messages)
+        messages.append({"role": "user", "content": "mutated later"})
+        messages[0]["content"] = "changed"
+        return "done"
+
+    golden = record(agent)
+    step = golden.step_list[0]
+    assert isinstance(step, LLMCallStep)
+    assert step.input.messages == [{"role": "user", "content": "first"}]
+
+
+def test_outermost_instrumentation_wins() -> None:
+    @opswald.tool
+    def inner(x: int) -> int:
+        return x + 1
+
+    @opswald.tool
+    def outer(x: int) -> int:
+        return inner(x) * 2
+
+    golden = record(lambda _: outer(1))
+    assert [(s.type, getattr(s, "tool", None)) for s in golden.step_list] == [
+        ("tool_call", "outer")
+    ]
+    assert golden.output == 4
+
+
+def test_threads_started_by_the_agent_are_recorded() -> None:
+    @opswald.tool
+    def work(n: int) -> int:
+        return n * n
+
+    def agent(input: Any) -> list[int]:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            return list(pool.map(lambda n: work(n), range(3)))
+
+    golden = record(agent)
+    assert sorted(s.input["n"] for s in golden.step_list if isinstance(s, ToolCallStep)) == [
+        0,
+        1,
+        2,
+    ]
+    _, verdict = replay(golden, agent)
+    assert verdict.passed
+    assert threading.active_count() >= 1
+
+
+def test_normalisation_drops_noise_and_numbers_call_ids() -> None:
+    def request(call_id: str, user: str) -> dict[str, Any]:
+        return {
+            "model": "m",
+            "input": {
+                "messages": [
+                    {"role": "assistant", "tool_calls": [{"id": call_id, "name": "t"}]},
+                    {"role": "tool", "tool_call_id": call_id, "content": "sk-" + "a" * 30},
+                ],
+                "params": {"temperature": 0, "user": user, "x-stainless-retry-count": 2},
+            },
+        }
+
+    rules = RequestRules()
+    a = normalize_request(request("call_abc", "u1"), rules)
+    b = normalize_request(request("call_xyz", "u2"), rules)
+    assert a == b
+    assert a["input"]["messages"][1]["tool_call_id"] == "<call:0>"
+    assert a["input"]["messages"][1]["content"] == "<redacted:openai-key>"
+    assert a["input"]["params"] == {"temperature": 0}
+
+
+def test_user_rules_normalise_and_ignore() -> None:
+    spec = RequestsExpect.model_validate(
+        {"ignore": ["params.seed"], "normalize": {r"\d{4}-\d\d-\d\d": "<date>"}}
+    )
+    rules = RequestRules.build(spec)
+    one = {"model": "m", "input": {"messages": ["on 2026-01-01"], "params": {"seed": 1}}}
+    two = {"model": "m", "input": {"messages": ["on 2027-12-31"], "params": {"seed": 2}}}
+    assert normalize_request(one, rules) == normalize_request(two, rules)
+    assert normalize_request(one, rules)["input"]["messages"] == ["on <date>"]
+
+
+def test_a_secret_in_a_prompt_is_redacted_and_does_not_diverge() -> None:
+    secrets = iter(["sk-ant-" + "x" * 20, "sk-ant-" + "y" * 20])
+
+    def agent(input: Any) -> str:
+        key = next(secrets)
+        echo_llm(model="m", messages=[{"role": "user", "content": f"my key is {key}"}])
+        return "ok"
+
+    golden = record(agent)
+    step = golden.step_list[0]
+    assert isinstance(step, LLMCallStep) and step.input.messages is not None
+    assert step.input.messages[0]["content"] == "my key is <redacted:anthropic-key>"
+    _, verdict = replay(golden, agent)
+    assert verdict.passed
+
+
+def test_replay_duration_uses_recorded_call_times() -> None:
+    def agent(input: Any) -> str:
+        echo_llm(model="m", messages=[{"role": "user", "content": "x"}])
+        return "ok"
+
+    golden = record(agent)
+    step = golden.step_list[0]
+    golden.steps = [step.model_copy(update={"duration_ms": 5000.0})]
+    run, _ = replay(golden, agent)
+    assert 5000 <= run.actual.metadata["duration_ms"] < 5000 + 1000
+
+
+def test_divergence_is_not_swallowed_by_the_agent() -> None:
+    def agent(input: Any) -> str:
+        try:
+            flaky("ok" if input == "a" else "other")
+        except Exception:
+            return "swallowed"
+        return "fine"
+
+    calls.clear()
+    golden = record(agent, "a")
+    golden = golden.model_copy(update={"input": "b"})
+    run, verdict = replay(golden, agent)
+    assert run.actual.output is None
+    assert verdict.first is not None and verdict.first.kind == "mismatch"
+    assert verdict.first.step == 1
+
+
+@pytest.mark.parametrize("policy", ["replay", "update"])
+def test_user_input_is_served(policy: str) -> None:
+    def agent(input: Any) -> list[str]:
+        return [str(opswald.user_input("q1?")), str(opswald.user_input("q2?"))]
+
+    golden = record(agent, {"user_inputs": ["yes", "no"]})
+    assert [s.type for s in golden.step_list] == ["user_input", "user_input"]
+    assert golden.output == ["yes", "no"]
+    run, verdict = replay(golden.model_copy(update={"input": {}}), agent, policy=policy)
+    assert verdict.passed and run.actual.output == ["yes", "no"]
