@@ -130,7 +130,10 @@ def test_budgets_fail_and_are_never_blessed(
 
 def test_expected_error_golden(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_VARIANT", "raise")
-    record(project)
+    recorded = record(project)
+    recorded.stdout.fnmatch_lines(
+        ["*note: flight.golden.yaml: recorded a session that ends with RuntimeError: agent broke"]
+    )
     session = load(project.path / GOLDEN)
     assert session.error is not None and session.error.type == "RuntimeError"
     project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
@@ -151,3 +154,23 @@ def test_expected_error_golden(project: pytest.Pytester, monkeypatch: pytest.Mon
     result = project.runpytest("--opswald-goldens")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*step 6*the agent made a call the golden does not have*"])
+
+
+def test_update_under_xdist_writes_each_failing_golden_once(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    goldens = project.path / "goldens"
+    for name in ("a", "b", "c"):
+        text = (goldens / "flight.golden.yaml").read_text().replace("book_flight", f"book_{name}")
+        (goldens / f"{name}.golden.yaml").write_text(text)
+    record(project, "-n", "2")
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-allow-side-effects", "-n", "2"
+    )
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*goldens: 0 passed, 0 failed, 4 updated*"])
+    assert not list(goldens.glob(".*opswald-tmp")), "no temp files may be left behind"
+    project.runpytest("--opswald-goldens", "-n", "2").assert_outcomes(passed=4)
+    for path in goldens.iterdir():
+        assert "passenger: Bob" in path.read_text()

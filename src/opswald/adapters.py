@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, Protocol, TypeVar, overload
 
 ENTRY_POINT_GROUP = "opswald.adapters"
@@ -77,6 +75,8 @@ def import_string(spec: str) -> Callable[..., Any]:
 
 
 def from_entry_points(name: str) -> Callable[..., Any] | None:
+    from importlib.metadata import entry_points
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             loaded = ep.load()
@@ -132,6 +132,8 @@ def call(fn: Callable[..., Any], input: Any, modifications: dict[str, Any]) -> A
         kwargs["modifications"] = dict(modifications)
     result = fn(input, **kwargs)
     if inspect.isawaitable(result):
+        import asyncio
+
         return asyncio.run(_await(result))
     return result
 

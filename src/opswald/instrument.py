@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from opswald.engine import responses
-from opswald.engine.context import Context, Ticket, current, inside, raise_recorded
+from opswald.engine.current import current, inside
 from opswald.jsonable import to_jsonable
-from opswald.session import LLMCallStep, ToolCallStep
+
+if TYPE_CHECKING:  # the engine is imported only once a run is active
+    from opswald.engine.context import Context, Ticket
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,6 +87,9 @@ def tool(
             return ticket, request
 
         def served(ctx: Context, ticket: Ticket, request: Any) -> Any:
+            from opswald.engine.context import raise_recorded
+            from opswald.session import ToolCallStep
+
             step = ticket.served
             assert isinstance(step, ToolCallStep)
             ctx.tool_step(ticket, tool_name, request, output=None, error=None)
@@ -195,6 +199,10 @@ def llm(
             return ctx.begin("llm_call", request), request
 
         def served(ctx: Context, ticket: Ticket, request: dict[str, Any]) -> Any:
+            from opswald.engine import responses
+            from opswald.engine.context import raise_recorded
+            from opswald.session import LLMCallStep
+
             step = ticket.served
             assert isinstance(step, LLMCallStep)
             ctx.llm_step(
@@ -232,6 +240,8 @@ def llm(
                 )
                 return
             data = to_jsonable(result)
+            from opswald.engine import responses
+
             output, usage, cost = responses.extract(data)
             step = ctx.llm_step(
                 ticket,

@@ -44,6 +44,7 @@ class Outcome:
     result: ReplayResult | None
     text: str = ""
     written: str | None = None
+    note: str | None = None
 
 
 class GoldenError(Exception):
@@ -153,7 +154,13 @@ def _write(
         raise GoldenError(text, Outcome(status="failed", result=result, text=text))
     write(path, blessed(golden, run))
     status: Status = "updated" if not golden.is_stub and settings.mode != "rerecord" else "recorded"
-    return Outcome(status=status, result=result, written=str(path))
+    error = run.actual.error
+    note = (
+        f"{path.name}: {status} a session that ends with {error.type}: {error.message}"
+        if error is not None
+        else None
+    )
+    return Outcome(status=status, result=result, written=str(path), note=note)
 
 
 # -- pytest nodes -------------------------------------------------------------------------

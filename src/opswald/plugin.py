@@ -203,6 +203,8 @@ def pytest_runtest_makereport(
         if outcome is not None:
             status = outcome.status if report.passed or outcome.status == "failed" else "failed"
             report.opswald_status = status  # type: ignore[attr-defined]
+            if outcome.note:
+                report.opswald_note = outcome.note  # type: ignore[attr-defined]
     return report
 
 
@@ -213,6 +215,7 @@ class SummaryPlugin:
         self.config = config
         self.counts: dict[str, int] = {}
         self.malformed = 0
+        self.notes: list[str] = []
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         from opswald.files import is_golden_path
@@ -235,11 +238,14 @@ class SummaryPlugin:
         status = getattr(report, "opswald_status", None)
         if status is not None and report.when == "call":
             self.counts[status] = self.counts.get(status, 0) + 1
+            note = getattr(report, "opswald_note", None)
+            if note:
+                self.notes.append(note)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from opswald.report.summary import Summary
 
-        summary = Summary(counts=dict(self.counts))
+        summary = Summary(counts=dict(self.counts), notes=tuple(sorted(self.notes)))
         if not summary.total:
             return
         terminalreporter.write_sep("-", "opswald")

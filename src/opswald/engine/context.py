@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import contextvars
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from opswald.engine.current import activate, current
 from opswald.engine.normalize import RequestRules
 from opswald.engine.tape import Tape, describe
 from opswald.jsonable import to_jsonable
@@ -307,54 +307,6 @@ class Context:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-# -- the current context ----------------------------------------------------------------
-
-_current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
-    "opswald_context", default=None
-)
-_inside: contextvars.ContextVar[bool] = contextvars.ContextVar("opswald_inside", default=False)
-
-
-class _Fallback:
-    """The context of the run in progress, for threads the agent starts itself
-    (threads do not inherit context variables)."""
-
-    lock = threading.Lock()
-    active: Context | None = None
-
-
-def current() -> Context | None:
-    ctx = _current.get()
-    if ctx is None and threading.current_thread() is not threading.main_thread():
-        ctx = _Fallback.active
-    return ctx
-
-
-def inside() -> contextvars.ContextVar[bool]:
-    return _inside
-
-
-class activate:
-    """Make `ctx` the current context for the duration of a `with` block."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self._token: contextvars.Token[Context | None] | None = None
-
-    def __enter__(self) -> Context:
-        self._token = _current.set(self.ctx)
-        with _Fallback.lock:
-            _Fallback.active = self.ctx
-        return self.ctx
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._token is not None
-        _current.reset(self._token)
-        with _Fallback.lock:
-            if _Fallback.active is self.ctx:
-                _Fallback.active = None
 
 
 __all__ = [

@@ -10,6 +10,7 @@ ORDER = ("passed", "failed", "updated", "recorded")
 @dataclass(frozen=True, kw_only=True)
 class Summary:
     counts: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -26,4 +27,5 @@ class Summary:
         if self.counts.get("recorded"):
             n = self.counts["recorded"]
             lines.append(f"{n} golden{'s' if n != 1 else ''} recorded")
+        lines.extend(f"note: {note}" for note in self.notes)
         return lines

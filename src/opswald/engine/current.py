@@ -1,0 +1,56 @@
+"""Which run context is active (kept tiny: instrumented agents import this at start-up)."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opswald.engine.context import Context
+
+
+_current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+    "opswald_context", default=None
+)
+_inside: contextvars.ContextVar[bool] = contextvars.ContextVar("opswald_inside", default=False)
+
+
+class _Fallback:
+    """The context of the run in progress, for threads the agent starts itself
+    (threads do not inherit context variables)."""
+
+    lock = threading.Lock()
+    active: Context | None = None
+
+
+def current() -> Context | None:
+    ctx = _current.get()
+    if ctx is None and threading.current_thread() is not threading.main_thread():
+        ctx = _Fallback.active
+    return ctx
+
+
+def inside() -> contextvars.ContextVar[bool]:
+    return _inside
+
+
+class activate:
+    """Make `ctx` the current context for the duration of a `with` block."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._token: contextvars.Token[Context | None] | None = None
+
+    def __enter__(self) -> Context:
+        self._token = _current.set(self.ctx)
+        with _Fallback.lock:
+            _Fallback.active = self.ctx
+        return self.ctx
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _current.reset(self._token)
+        with _Fallback.lock:
+            if _Fallback.active is self.ctx:
+                _Fallback.active = None
