@@ -563,7 +563,9 @@ def sessions(draw: st.DrawFn) -> Session:
             {},
             optional={
                 "name": texts,
-                "tags": st.lists(texts, max_size=3),
+                "tags": st.lists(
+                    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,20}", fullmatch=True), max_size=3
+                ),
                 "metadata": st.dictionaries(texts, json_data, max_size=3),
                 "input": json_data,
                 "steps": st.lists(

@@ -54,7 +54,10 @@ def registered() -> dict[str, Callable[..., Any]]:
 
 
 def import_string(spec: str) -> Callable[..., Any]:
-    """`package.module:callable` (or `package.module.callable`) -> the callable."""
+    """`package.module:callable` (or `package.module.callable`) -> the callable;
+    `subprocess:COMMAND` -> an adapter running COMMAND (see `SubprocessAdapter`)."""
+    if spec.startswith("subprocess:"):
+        return SubprocessAdapter(spec.removeprefix("subprocess:").strip())
     module_name, sep, attr = spec.partition(":")
     if not sep:
         module_name, _, attr = spec.rpartition(".")
@@ -140,3 +143,96 @@ def call(fn: Callable[..., Any], input: Any, modifications: dict[str, Any]) -> A
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+class SubprocessAgentError(Exception):
+    """The agent's process failed; the message ends with its stderr."""
+
+
+class SubprocessAdapter:
+    """Runs an agent written in any language as a command.
+
+    The golden's input goes to its stdin as JSON; its stdout (JSON, or else text) is the
+    output. `OPENAI_BASE_URL` and `ANTHROPIC_BASE_URL` point at a replay server on
+    127.0.0.1 that answers from the golden (or forwards to the real provider and records,
+    when recording); proxy variables point at a loopback proxy that refuses everything,
+    so a replayed agent cannot reach the network through a well-behaved HTTP client.
+    Tool calls inside the process are not visible: only LLM calls are matched.
+    """
+
+    def __init__(
+        self,
+        command: str | list[str],
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        import shlex
+
+        self.command = shlex.split(command) if isinstance(command, str) else list(command)
+        self.cwd = cwd
+        self.env = dict(env or {})
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"SubprocessAdapter({self.command!r})"
+
+    def __call__(self, input: Any) -> Any:
+        import os
+
+        from opswald.engine.current import current
+        from opswald.offline import refusing_proxy
+        from opswald.serve import ReplayServer
+
+        ctx = current()
+        if ctx is None:
+            return self._run(input, dict(os.environ))
+        if ctx.tape is not None:
+            ctx.tape.hide_tools()
+        upstreams = {
+            "openai": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            "anthropic": os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+        }
+        with ReplayServer(ctx, upstreams=upstreams) as server, refusing_proxy() as proxy:
+            env = {
+                **os.environ,
+                **self.env,
+                "OPENAI_BASE_URL": server.url + "/v1",
+                "ANTHROPIC_BASE_URL": server.url,
+                "NO_PROXY": "127.0.0.1,localhost,::1",
+                "no_proxy": "127.0.0.1,localhost,::1",
+            }
+            for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+                env[var] = env[var.lower()] = proxy
+            try:
+                return self._run(input, env)
+            except SubprocessAgentError:
+                if server.divergences:
+                    return None  # the divergence is already recorded; it is the headline
+                raise
+
+    def _run(self, input: Any, env: dict[str, str]) -> Any:
+        import json
+        import subprocess
+
+        proc = subprocess.run(
+            self.command,
+            input=json.dumps(input),
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=self.cwd,
+            timeout=self.timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            raise SubprocessAgentError(
+                f"{' '.join(self.command)} exited with {proc.returncode}:\n{tail}"
+            )
+        out = proc.stdout.strip()
+        try:
+            return json.loads(out)
+        except ValueError:
+            return out

@@ -16,7 +16,7 @@ def _iter_goldens(paths: Sequence[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if is_golden_path(p)))
+            found.extend(sorted(p for p in path.rglob("*") if is_golden_path(p) and p.is_file()))
         else:
             found.append(path)
     return found
@@ -64,6 +64,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     total = len(session.step_list)
+    if session.is_stub:
+        print(
+            f"{session.name or args.golden}: a stub, not recorded yet "
+            "(record it with pytest --opswald-goldens --opswald-mode=record)"
+        )
+        return 0
     print(f"{session.name or args.golden}: {total} steps")
     for step in session.step_list:
         head = f"step {step.step} of {total} · {step.type}"
@@ -87,6 +93,63 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from opswald.engine.context import Context
+    from opswald.engine.normalize import RequestRules
+    from opswald.files import GoldenLoadError, load
+    from opswald.serve import ReplayServer
+
+    try:
+        golden = load(args.golden)
+    except (GoldenLoadError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if golden.is_stub:
+        print(f"error: {args.golden} is a stub: record it first", file=sys.stderr)
+        return 1
+    expect = golden.expectations
+    ctx = Context(
+        golden=golden,
+        policy="replay",
+        rules=RequestRules.build(expect.requests),
+        tool_rules=expect.tool_calls,
+    )
+    assert ctx.tape is not None
+    ctx.tape.hide_tools()
+    calls = sum(1 for s in golden.step_list if s.type == "llm_call")
+
+    def report(text: str) -> None:
+        print(f"opswald: divergence\n{text}", file=sys.stderr, flush=True)
+
+    try:
+        server = ReplayServer(ctx, host=args.host, port=args.port, on_divergence=report)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with server:
+        print(f"opswald: replaying {args.golden} ({calls} LLM calls) on {server.url}")
+        print(f"  OPENAI_BASE_URL={server.url}/v1  ANTHROPIC_BASE_URL={server.url}", flush=True)
+        stop.wait()
+    served = len(ctx.served)
+    unused = [s for s in ctx.tape.unused()]
+    print(
+        f"opswald: served {served} of {calls} LLM calls, {len(server.divergences)} divergence(s)"
+        + (
+            f", {len(unused)} recorded call(s) unused (first: step {unused[0].step})"
+            if unused
+            else ""
+        ),
+        flush=True,
+    )
+    return 1 if server.divergences or unused else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check golden files (files or folders)")
     validate.add_argument("paths", nargs="+")
     validate.set_defaults(func=cmd_validate)
+    serve = sub.add_parser(
+        "serve", help="answer OpenAI/Anthropic API calls from a golden on 127.0.0.1"
+    )
+    serve.add_argument("golden")
+    serve.add_argument("--port", type=int, default=0, help="default: a free port")
+    serve.add_argument("--host", default="127.0.0.1", help="loopback only")
+    serve.set_defaults(func=cmd_serve)
     show = sub.add_parser("show", help="print a golden's steps")
     show.add_argument("golden")
     show.set_defaults(func=cmd_show)

@@ -197,6 +197,38 @@ def _parse(text: str, fmt: Format, max_depth: int) -> dict[str, Any]:
     if nul >= 0:
         message = "NUL byte in the file; a golden is a UTF-8 text file"
         raise GoldenLoadError(message, line=text.count("\n", 0, nul) + 1)
+    data = _parse_checked(text, fmt, max_depth)
+    if _SURROGATE_ESCAPE.search(text):
+        _reject_lone_surrogates(data, text)
+    return data
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\[uU]0{0,4}[dD][89a-fA-F]")
+
+
+def _reject_lone_surrogates(data: Any, text: str) -> None:
+    """An escaped lone surrogate (`"\\ud800"`) is no text: it cannot be written or printed."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                match = _SURROGATE_ESCAPE.search(text)
+                line = text.count("\n", 0, match.start()) + 1 if match else None
+                raise GoldenLoadError(
+                    "an escaped lone surrogate (\\ud800-\\udfff) is not text; remove it",
+                    line=line,
+                ) from None
+
+
+def _parse_checked(text: str, fmt: Format, max_depth: int) -> dict[str, Any]:
     if fmt == "yaml":
         return _yaml_data(text, max_depth)
     if fmt == "json":

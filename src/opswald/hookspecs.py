@@ -34,3 +34,24 @@ def pytest_opswald_normalize(config: pytest.Config) -> Any:
         def pytest_opswald_normalize(config):
             return {r"\\d{4}-\\d{2}-\\d{2}": "<date>"}
     """
+
+
+def pytest_opswald_redact(config: pytest.Config) -> Any:
+    """Return extra redaction rules, applied on every write, to every request before
+    matching, and to failure messages: ``{regex: label}`` (matches become
+    ``<redacted:label>``) or callables ``str -> str``::
+
+        def pytest_opswald_redact(config):
+            return {r"cust_[0-9]{6}": "customer-id"}
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_opswald_price(model: str, usage: Any, config: pytest.Config) -> Any:
+    """Return the cost in dollars of one LLM call of `model` with `usage` (an
+    ``opswald.session.Usage``), or None to fall back to the price table::
+
+        def pytest_opswald_price(model, usage, config):
+            if model.startswith("my-finetune"):
+                return usage.total() * 2e-6
+    """

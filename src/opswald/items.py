@@ -36,6 +36,7 @@ class Settings:
     adapter: str | None = None
     requests: RequestsExpect = field(default_factory=RequestsExpect)
     redactor: Redactor = field(default_factory=Redactor)
+    prices: Any = None  # a pricing.Pricer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +46,12 @@ class Outcome:
     text: str = ""
     written: str | None = None
     note: str | None = None
+
+
+def _failed(text: str, result: ReplayResult, settings: Settings) -> tuple[str, Outcome]:
+    """The failure text, scrubbed of secrets, and its outcome."""
+    text = settings.redactor.text(text)
+    return text, Outcome(status="failed", result=result, text=text)
 
 
 class GoldenError(Exception):
@@ -106,6 +113,8 @@ def run_golden(
         modifications=dict(modify or {}),
         rules=_rules(settings, expect, extra_normalize),
         redactor=settings.redactor,
+        offline=True,
+        prices=settings.prices,
     )
     run = execute(golden, adapter, settings=run_settings, expect=expect)
     verdict = judge(golden, run, expect)
@@ -123,7 +132,7 @@ def run_golden(
         if verdict.passed:
             return Outcome(status="passed", result=result)
         text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=FIX_UPDATE)
-        raise GoldenError(text, Outcome(status="failed", result=result, text=text))
+        raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total)
 
 
@@ -143,7 +152,7 @@ def _write(
             mode=settings.diff_mode,
             fix="not written: a budget violation or a blocked side effect is never blessed",
         )
-        raise GoldenError(text, Outcome(status="failed", result=result, text=text))
+        raise GoldenError(*_failed(text, result, settings))
     blocked = writes_blocked(force=settings.force)
     if blocked:
         text = (
@@ -151,7 +160,7 @@ def _write(
             if result.verdict.failures
             else f"{path.name}: {blocked}"
         )
-        raise GoldenError(text, Outcome(status="failed", result=result, text=text))
+        raise GoldenError(*_failed(text, result, settings))
     write(path, blessed(golden, run))
     status: Status = "updated" if not golden.is_stub and settings.mode != "rerecord" else "recorded"
     error = run.actual.error
@@ -238,4 +247,4 @@ class GoldenItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"golden: {self.name}"
+        return self.path, 0, f"golden: {self.name}"

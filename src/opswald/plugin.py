@@ -77,6 +77,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
     )
     parser.addini(
+        "opswald_prices",
+        "a YAML price file laid over the shipped price table (same shape)",
+        default="",
+    )
+    parser.addini(
         "opswald_redact",
         "extra redaction on write: 'pii' also scrubs e-mail addresses and phone numbers",
         default="",
@@ -111,11 +116,52 @@ def pytest_configure(config: pytest.Config) -> None:
         requests=RequestsExpect.model_validate(
             {"ignore": config.getini("opswald_request_ignore"), "normalize": normalize}
         ),
-        redactor=make_redactor(pii="pii" in str(config.getini("opswald_redact")).lower()),
+        prices=_pricer(config),
+        redactor=make_redactor(
+            pii="pii" in str(config.getini("opswald_redact")).lower(),
+            extra=_hook_redaction_rules(config),
+        ),
     )
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
+
+
+def _pricer(config: pytest.Config) -> Any:
+    """The shipped price table, the ini option opswald_prices over it, then the hook."""
+    from opswald.pricing import PriceError, Pricer, PriceTable
+
+    table = PriceTable.load_default()
+    extra = config.getini("opswald_prices")
+    if extra:
+        path = config.rootpath / str(extra)
+        try:
+            table = table.merged(PriceTable.from_file(path))
+        except (OSError, PriceError) as exc:
+            raise pytest.UsageError(f"opswald_prices: cannot use {path}: {exc}") from None
+
+    def hook(model: str, usage: Any) -> float | None:
+        result = config.hook.pytest_opswald_price(model=model, usage=usage, config=config)
+        return None if result is None else float(result)
+
+    return Pricer(table, hook)
+
+
+def _hook_redaction_rules(config: pytest.Config) -> list[Any]:
+    """Rules from pytest_opswald_redact: `{regex: label}` mappings or `str -> str` callables."""
+    import re
+
+    rules: list[Any] = []
+    for result in config.hook.pytest_opswald_redact(config=config):
+        items = result.items() if isinstance(result, dict) else [(r, None) for r in result]
+        for rule, label in items:
+            if callable(rule):
+                rules.append(rule)
+                continue
+            pattern = re.compile(rule)
+            placeholder = f"<redacted:{label or 'custom'}>"
+            rules.append(lambda text, p=pattern, r=placeholder: p.sub(r, text))
+    return rules
 
 
 def _add_default_goldens_path(config: pytest.Config) -> None:

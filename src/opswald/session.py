@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from opswald import paths
 
 SCHEMA_VERSION: Literal[1] = 1
 SCHEMA_URL = "https://opswald.dev/schema/golden-v1.json"
@@ -57,8 +70,23 @@ class LLMOutput(_Model):
     finish_reason: str | None = None
 
 
+def _check_paths(values: Sequence[str]) -> list[str]:
+    """Paths and globs must parse (`input.messages[*].content`)."""
+    for value in values:
+        paths.parse(value)
+    return list(values)
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+    return pattern
+
+
 class _Step(_Model):
-    step: int = Field(ge=1)
+    step: int = Field(ge=1, strict=True)
     description: str | None = None
     timestamp: str | None = None
     duration_ms: float | None = Field(default=None, ge=0)
@@ -112,10 +140,20 @@ class OutputExpect(_Model):
     value: Any = None
     ignore_paths: list[str] = Field(default_factory=list)
 
+    _paths = field_validator("ignore_paths")(_check_paths)
+
+    @model_validator(mode="after")
+    def _regex_compiles(self) -> OutputExpect:
+        if self.match == "regex" and isinstance(self.value, str):
+            _check_regex(self.value)
+        return self
+
 
 class ToolOverride(_Model):
     args: Literal["exact", "subset", "ignore"] | None = None
     ignore_args: list[str] = Field(default_factory=list)
+
+    _paths = field_validator("ignore_args")(_check_paths)
 
 
 class ToolCallsExpect(_Model):
@@ -124,15 +162,21 @@ class ToolCallsExpect(_Model):
     ignore_args: list[str] = Field(default_factory=list)
     tools: dict[str, ToolOverride] = Field(default_factory=dict)
 
+    _paths = field_validator("ignore_args")(_check_paths)
+
 
 class NormalizeRule(_Model):
     pattern: str
     replace: str = "<normalized>"
 
+    _regex = field_validator("pattern")(_check_regex)
+
 
 class RequestsExpect(_Model):
     ignore: list[str] = Field(default_factory=list)
     normalize: list[NormalizeRule] = Field(default_factory=list)
+
+    _paths = field_validator("ignore")(_check_paths)
 
     @model_validator(mode="before")
     @classmethod
@@ -149,6 +193,8 @@ class RequestsExpect(_Model):
 class StateExpect(_Model):
     mode: Literal["report", "exact", "paths"] = "report"
     paths: list[str] = Field(default_factory=list)
+
+    _paths = field_validator("paths")(_check_paths)
 
     @model_validator(mode="before")
     @classmethod
@@ -208,13 +254,31 @@ class Note(_Model):
     step: int | None = None
 
 
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+
+
+def _check_tag(tag: str) -> str:
+    if not _TAG.fullmatch(tag):
+        raise ValueError(
+            f"tag {tag!r} cannot be a pytest marker: use letters, digits, '_', '-' and '.', "
+            "starting with a letter or digit"
+        )
+    return tag
+
+
+Tag = Annotated[
+    str, AfterValidator(_check_tag), WithJsonSchema({"type": "string", "pattern": _TAG.pattern})
+]
+"""A tag is also a pytest marker: letters, digits, `_`, `-`, `.`; not starting with `_`."""
+
+
 class Session(_Model):
     """One recorded agent session: a golden file, or the actual session of a run."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str | None = None
     description: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list)
     session_id: str | None = None
     agent: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -228,15 +292,16 @@ class Session(_Model):
     notes: list[Note] = Field(default_factory=list)
     verdicts: list[dict[str, Any]] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _steps_numbered(self) -> Session:
-        for index, step in enumerate(self.steps or [], start=1):
+    @field_validator("steps")
+    @classmethod
+    def _steps_numbered(cls, steps: list[Any] | None) -> list[Any] | None:
+        for index, step in enumerate(steps or [], start=1):
             if step.step != index:
                 raise ValueError(
                     f"steps must be numbered 1, 2, 3, ... in order; step at position "
                     f"{index} says step: {step.step}"
                 )
-        return self
+        return steps
 
     @property
     def is_stub(self) -> bool:
@@ -258,6 +323,34 @@ AnyStep = UserInputStep | LLMCallStep | ToolCallStep | StateStep
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a golden file (printed by `opswald schema`)."""
     schema = Session.model_json_schema(by_alias=False)
+    _allow_shorthands(schema["$defs"])
     schema["$id"] = SCHEMA_URL
     schema["title"] = "opswald golden session (schema v1)"
     return schema
+
+
+def _allow_shorthands(defs: dict[str, Any]) -> None:
+    """The schema also admits what `load` accepts beyond the long forms."""
+
+    def either(name: str, *alternatives: dict[str, Any]) -> None:
+        long_form = defs[name]
+        defs[name] = {"anyOf": [long_form, *alternatives], "title": long_form.get("title", name)}
+
+    modes = {"type": "string"}
+    either(
+        "StateExpect",
+        {"type": "string", "enum": ["report", "exact"]},
+        {"type": "array", "items": {"type": "string"}},
+    )
+    either("ErrorExpect", {"type": "string", "enum": ["same", "type", "any", "fixed"]})
+    either(
+        "OutputExpect",
+        {**modes, "enum": ["exact", "normalized", "contains", "regex", "json_subset", "ignore"]},
+    )
+    normalize = defs["RequestsExpect"]["properties"]["normalize"]
+    defs["RequestsExpect"]["properties"]["normalize"] = {
+        "anyOf": [normalize, {"type": "object", "additionalProperties": {"type": "string"}}]
+    }
+    usage = defs["Usage"]["properties"]
+    for alias, field in (("prompt_tokens", "input_tokens"), ("completion_tokens", "output_tokens")):
+        usage[alias] = {**usage[field], "description": f"accepted for {field}"}

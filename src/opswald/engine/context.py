@@ -143,6 +143,7 @@ class Context:
         self.findings: list[Finding] = []
         self.fork_step: int | None = None  # actual step where the run went live
         self.served: dict[int, AnyStep] = {}  # actual step number -> recorded step
+        self.prices: Any = None  # a pricing.PriceTable for responses that carry no cost
         self.clock = Clock()
         self._lock = threading.RLock()
 
@@ -152,7 +153,31 @@ class Context:
         return next((f for f in self.findings if f.kind in ("mismatch", "extra_call")), None)
 
     def actual_steps(self) -> list[AnyStep]:
-        return [s for s in self.steps if s is not None]
+        """The steps in order, numbered 1..n (cancelled attempts leave no gap)."""
+        return self.numbered()[0]
+
+    def numbered(self) -> tuple[list[AnyStep], dict[int, AnyStep]]:
+        """The steps renumbered 1..n, and the served map keyed by the new numbers."""
+        with self._lock:
+            steps: list[AnyStep] = []
+            served: dict[int, AnyStep] = {}
+            for slot in self.steps:
+                if slot is None:
+                    continue
+                number = len(steps) + 1
+                if slot.step != number:
+                    if slot.step in self.served:
+                        served[number] = self.served[slot.step]
+                    slot = slot.model_copy(update={"step": number})
+                elif slot.step in self.served:
+                    served[number] = self.served[slot.step]
+                steps.append(slot)
+            return steps, served
+
+    def cancel(self, ticket: Ticket) -> None:
+        """Forget a call that will be retried (the slot stays empty and is skipped)."""
+        with self._lock:
+            self.steps[ticket.number - 1] = None
 
     # -- the ports ----------------------------------------------------------------------
     def begin(self, kind: str, request: dict[str, Any], *, side_effects: bool = False) -> Ticket:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from opswald.expect.budgets import check_budgets, figures
 from opswald.expect.output import compare_output
 from opswald.expect.state import compare_states
 from opswald.expect.trajectory import ToolCallRef, judge_order
+from opswald.intercept.transport import intercepting
 from opswald.jsonable import to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.session import Expect, Session, ToolCallStep
@@ -41,6 +43,8 @@ class RunSettings:
     modifications: dict[str, Any] = field(default_factory=dict)
     rules: RequestRules = field(default_factory=RequestRules)
     redactor: Redactor = DEFAULT_REDACTOR
+    offline: bool = True
+    prices: Any = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +105,13 @@ def execute(
     output: Any = None
     error = None
     tb: str | None = None
-    with activate(ctx):
+    ctx.prices = settings.prices
+    offline: Any = nullcontext()
+    if settings.policy == "replay" and settings.offline:
+        from opswald.offline import OfflineGuard
+
+        offline = OfflineGuard()
+    with activate(ctx), intercepting(), offline:
         try:
             output = adapters.call(adapter, golden.input, modifications)
         except (ReplayDivergence, SideEffectBlocked):
@@ -110,6 +120,7 @@ def execute(
             error = ctx.error_of(exc)
             tb = settings.redactor("".join(traceback.format_exception(exc, limit=-8)))
     duration = round(ctx.clock.duration_ms(), 3)
+    steps, served = ctx.numbered()
     metadata = {
         **golden.metadata,
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -121,7 +132,7 @@ def execute(
     actual = golden.model_copy(
         update={
             "metadata": metadata,
-            "steps": ctx.actual_steps(),
+            "steps": steps,
             "output": settings.redactor(to_jsonable(output)),
             "error": error,
         }
@@ -132,7 +143,7 @@ def execute(
         actual=actual,
         findings=tuple(ctx.findings),
         fork_step=ctx.fork_step,
-        served=dict(ctx.served),
+        served=served,
         unused=tuple(ctx.tape.unused()) if ctx.tape is not None else (),
         agent_traceback=tb,
         policy=settings.policy,

@@ -52,15 +52,24 @@ def step_name(step: AnyStep) -> str | None:
 class Tape:
     """Serves recorded calls in order; tool calls match anywhere within their LLM turn."""
 
-    def __init__(self, golden: Session, *, rules: RequestRules, tools: ToolCallsExpect) -> None:
+    def __init__(
+        self,
+        golden: Session,
+        *,
+        rules: RequestRules,
+        tools: ToolCallsExpect,
+        observe_tools: bool = True,
+    ) -> None:
         self.golden = golden
         self.rules = rules
         self.tool_rules = tools
         self.total = len(golden.step_list)
         self.segments: list[_Segment] = [_Segment(head=None)]
+        self.observe_tools = observe_tools
         for step in golden.step_list:
             if isinstance(step, ToolCallStep):
-                self.segments[-1].tools.append(step)
+                if observe_tools:
+                    self.segments[-1].tools.append(step)
             elif isinstance(step, LLMCallStep | UserInputStep):
                 self.segments.append(_Segment(head=step))
         self.cursor = 0
@@ -166,7 +175,15 @@ class Tape:
 
     def unused(self) -> list[AnyStep]:
         """Recorded calls the agent never made, in golden order."""
-        return [s for s in self.golden.step_list if s.type != "state" and s.step not in self.used]
+        hidden = {"state"} if self.observe_tools else {"state", "tool_call"}
+        steps = self.golden.step_list
+        return [s for s in steps if s.type not in hidden and s.step not in self.used]
+
+    def hide_tools(self) -> None:
+        """Tool calls happen out of sight (an agent in another process): match LLM calls only."""
+        self.observe_tools = False
+        for segment in self.segments:
+            segment.tools.clear()
 
     # -- helpers ------------------------------------------------------------------------
     def _pending_tools(self) -> list[ToolCallStep]:

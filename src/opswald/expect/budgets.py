@@ -34,7 +34,10 @@ def figures(session: Session) -> Figures:
     usages = [s.usage for s in llm if s.usage is not None]
     recorded = session.metadata.get("duration_ms")
     if isinstance(recorded, int | float) and not isinstance(recorded, bool):
-        duration = float(recorded)
+        try:
+            duration = float(recorded)
+        except OverflowError:  # an absurd integer in hand-written metadata
+            duration = float("inf")
     else:
         duration = sum(s.duration_ms or 0.0 for s in steps)
     return Figures(

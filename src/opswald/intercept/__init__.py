@@ -1,0 +1,1 @@
+"""Zero-code interception of LLM SDK HTTP traffic: transport hook and per-API codecs."""

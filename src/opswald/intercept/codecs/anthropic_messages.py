@@ -1,0 +1,269 @@
+"""Anthropic Messages (`POST …/v1/messages`), JSON and SSE."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from opswald.intercept.codecs import sse
+from opswald.intercept.codecs.base import (
+    Decoded,
+    WireResponse,
+    as_int,
+    chunks,
+    is_post_to,
+    joined,
+    json_response,
+    load_json,
+    make_usage,
+    output_of,
+    parse_arguments,
+    raw_agrees,
+    reported_cost,
+    request_dict,
+    sub,
+    system_message,
+    text_of,
+    tool_call_parts,
+    wants_stream,
+)
+from opswald.session import LLMCallStep, LLMOutput, Usage
+
+
+class AnthropicMessagesCodec:
+    """`messages.create` / `messages.stream`: system + messages in, content blocks out."""
+
+    provider: str = "anthropic"
+    api: str = "anthropic.messages"
+
+    def handles(self, method: str, path: str) -> bool:
+        # OpenAI's Assistants API has `…/threads/{id}/messages`; that is not this API.
+        return is_post_to(method, path, "/messages") and "/threads/" not in path
+
+    def request(self, body: Any) -> dict[str, Any]:
+        data = body if isinstance(body, dict) else {}
+        messages: list[Any] = []
+        if data.get("system") not in (None, "", []):
+            messages.append(system_message(data["system"]))
+        if isinstance(data.get("messages"), list):
+            messages += copy.deepcopy(data["messages"])
+        used = {"model", "messages", "system", "tools"}
+        return request_dict(self, body, messages or None, data.get("tools"), used)
+
+    def is_stream(self, body: Any) -> bool:
+        return wants_stream(body)
+
+    def decode(self, body: bytes, *, stream: bool) -> Decoded:
+        if stream:
+            return _decode_stream(body)
+        return decode_json(load_json(body, self.api))
+
+    def encode(self, step: LLMCallStep, *, stream: bool) -> WireResponse:
+        if stream:
+            return sse.stream_response(_frames(step))
+        if isinstance(step.raw, dict) and raw_agrees(step, decode_json(step.raw)):
+            return json_response(step.raw)
+        return json_response(_message(step, _blocks(step), final=True))
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+
+def decode_json(data: Any) -> Decoded:
+    """A `message` object (already parsed) in normalised terms."""
+    blocks = [b for b in sub(data, "content") or [] if isinstance(b, dict)]
+    return Decoded(
+        output=_output(blocks, sub(data, "stop_reason")),
+        usage=usage_from(sub(data, "usage")),
+        cost=reported_cost(data),
+        raw=data,
+        model=sub(data, "model"),
+    )
+
+
+def _output(blocks: list[dict[str, Any]], stop_reason: Any) -> LLMOutput:
+    texts = [t for b in blocks if b.get("type") == "text" and isinstance(t := b.get("text"), str)]
+    calls = [
+        {"id": b.get("id"), "name": b.get("name"), "arguments": b.get("input")}
+        for b in blocks
+        if b.get("type") == "tool_use"
+    ]
+    return LLMOutput(
+        content=joined(texts),
+        tool_calls=calls or None,
+        finish_reason=stop_reason if isinstance(stop_reason, str) else None,
+    )
+
+
+def usage_from(usage: Any) -> Usage | None:
+    """Anthropic usage -> Usage; its `input_tokens` exclude cache reads and writes, ours
+    include them."""
+    if not isinstance(usage, dict):
+        return None
+    uncached = as_int(usage.get("input_tokens"))
+    read = as_int(usage.get("cache_read_input_tokens"))
+    written = as_int(usage.get("cache_creation_input_tokens"))
+    output = as_int(usage.get("output_tokens"))
+    known = [n for n in (uncached, read, written) if n is not None]
+    total_in = sum(known) if known else None
+    return make_usage(
+        input_tokens=total_in,
+        output_tokens=output,
+        total_tokens=None
+        if total_in is None and output is None
+        else (total_in or 0) + (output or 0),
+        cache_read_tokens=read,
+        cache_creation_tokens=written,
+        reasoning_tokens=as_int(sub(usage, "output_tokens_details", "thinking_tokens")),
+    )
+
+
+class _StreamState:
+    """Accumulates message_start / content_block_* / message_delta events."""
+
+    def __init__(self) -> None:
+        self.message: dict[str, Any] = {}
+        self.usage: dict[str, Any] = {}
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.json: dict[int, str] = {}
+        self.stop_reason: Any = None
+
+    def add(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "error":
+            raise ValueError(f"anthropic.messages: the stream reported an error: {event}")
+        if kind == "message_start" and isinstance(event.get("message"), dict):
+            self.message = event["message"]
+            self.usage.update(_present(self.message.get("usage")))
+        elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
+            self.blocks[as_int(event.get("index")) or 0] = dict(event["content_block"])
+        elif kind == "content_block_delta":
+            self._delta(as_int(event.get("index")) or 0, event.get("delta") or {})
+        elif kind == "message_delta":
+            self.stop_reason = sub(event, "delta", "stop_reason") or self.stop_reason
+            self.usage.update(_present(event.get("usage")))
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> None:
+        block = self.blocks.setdefault(index, {"type": "text", "text": ""})
+        if delta.get("type") == "text_delta":
+            block["text"] = (block.get("text") or "") + (delta.get("text") or "")
+        elif delta.get("type") == "input_json_delta":
+            self.json[index] = self.json.get(index, "") + (delta.get("partial_json") or "")
+
+    def decoded(self) -> Decoded:
+        for index, text in self.json.items():
+            self.blocks[index]["input"] = parse_arguments(text) if text else {}
+        blocks = [self.blocks[i] for i in sorted(self.blocks)]
+        model = self.message.get("model")
+        data = {"usage": self.usage}
+        return Decoded(
+            output=_output(blocks, self.stop_reason),
+            usage=usage_from(self.usage) if self.usage else None,
+            cost=reported_cost(data),
+            raw=None,
+            model=model if isinstance(model, str) else None,
+        )
+
+
+def _present(usage: Any) -> dict[str, Any]:
+    """A usage object's non-null counts (message_delta counts are cumulative: they replace)."""
+    return {k: v for k, v in usage.items() if v is not None} if isinstance(usage, dict) else {}
+
+
+def _decode_stream(body: bytes) -> Decoded:
+    state = _StreamState()
+    for _, event in sse.json_events(body):
+        state.add(event)
+    return state.decoded()
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+
+def usage_to(usage: Usage | None) -> dict[str, Any]:
+    """Usage -> Anthropic usage: `input_tokens` = input - cache reads - cache writes."""
+    if usage is None:
+        return {"input_tokens": 0, "output_tokens": 0}
+    read, written = usage.cache_read_tokens, usage.cache_creation_tokens
+    data: dict[str, Any] = {
+        "input_tokens": max(0, (usage.input_tokens or 0) - (read or 0) - (written or 0)),
+        "output_tokens": usage.output_tokens or 0,
+    }
+    if read is not None:
+        data["cache_read_input_tokens"] = read
+    if written is not None:
+        data["cache_creation_input_tokens"] = written
+    if usage.reasoning_tokens is not None:
+        data["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
+    return data
+
+
+def _stop_reason(step: LLMCallStep) -> str:
+    out = output_of(step)
+    return out.finish_reason or ("tool_use" if out.tool_calls else "end_turn")
+
+
+def _blocks(step: LLMCallStep) -> list[dict[str, Any]]:
+    """The content blocks: the text (when there is any), then one `tool_use` per call."""
+    out = output_of(step)
+    blocks: list[dict[str, Any]] = []
+    text = text_of(out.content)
+    if text:
+        blocks.append({"type": "text", "text": text})
+    for index, call in enumerate(out.tool_calls or []):
+        call_id, name, args = tool_call_parts(call, f"toolu_opswald_{step.step}_{index}")
+        blocks.append({"type": "tool_use", "id": call_id, "name": name, "input": _input(args)})
+    return blocks
+
+
+def _input(args: Any) -> Any:
+    """`tool_use.input` is an object; absent arguments are `{}`."""
+    return {} if args is None or args == "" else args
+
+
+def _message(step: LLMCallStep, blocks: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
+    return {
+        "id": f"msg_opswald_{step.step}",
+        "type": "message",
+        "role": "assistant",
+        "model": step.model or "unknown",
+        "content": blocks,
+        "stop_reason": _stop_reason(step) if final else None,
+        "stop_sequence": None,
+        "usage": usage_to(step.usage),
+    }
+
+
+def _frames(step: LLMCallStep) -> list[str]:
+    """message_start, ping, each block (start, deltas, stop), message_delta, message_stop."""
+    usage = usage_to(step.usage)
+    start = _message(step, [], final=False)
+    start["usage"] = {k: v for k, v in usage.items() if k != "output_tokens_details"}
+    start["usage"]["output_tokens"] = 0
+    frames = [_event("message_start", message=start), _event("ping")]
+    for index, block in enumerate(_blocks(step)):
+        frames += _block_frames(index, block)
+    delta = {"stop_reason": _stop_reason(step), "stop_sequence": None}
+    frames.append(_event("message_delta", delta=delta, usage=usage))
+    frames.append(_event("message_stop"))
+    return frames
+
+
+def _block_frames(index: int, block: dict[str, Any]) -> list[str]:
+    if block["type"] == "text":
+        head: dict[str, Any] = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": p} for p in chunks(block["text"])]
+    else:
+        head = {**block, "input": {}}
+        text = json.dumps(block["input"], ensure_ascii=False)
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in chunks(text, 2)]
+    return [
+        _event("content_block_start", index=index, content_block=head),
+        *[_event("content_block_delta", index=index, delta=d) for d in deltas],
+        _event("content_block_stop", index=index),
+    ]
+
+
+def _event(kind: str, **fields: Any) -> str:
+    return sse.frame({"type": kind, **fields}, kind)

@@ -1,0 +1,227 @@
+"""What every codec shares: the wire/normalised value types, the protocol, small helpers."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from opswald.session import LLMCallStep, LLMOutput, Usage
+
+JSON_HEADERS = {"content-type": "application/json"}
+SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WireResponse:
+    """An HTTP response as the SDK will receive it."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decoded:
+    """A provider response in the golden's vocabulary."""
+
+    output: LLMOutput
+    usage: Usage | None
+    cost: float | None
+    raw: Any
+    model: str | None
+
+
+class Codec(Protocol):
+    """Translates one provider API between HTTP wire data and normalised `llm_call` fields."""
+
+    provider: str
+    api: str
+
+    def handles(self, method: str, path: str) -> bool: ...
+
+    def request(self, body: Any) -> dict[str, Any]: ...
+
+    def is_stream(self, body: Any) -> bool: ...
+
+    def decode(self, body: bytes, *, stream: bool) -> Decoded: ...
+
+    def encode(self, step: LLMCallStep, *, stream: bool) -> WireResponse: ...
+
+
+# -- requests -------------------------------------------------------------------------------
+
+
+def path_ends_with(path: str, suffix: str) -> bool:
+    """`/openai/v1/chat/completions/` ends with `/chat/completions` (query ignored)."""
+    clean = "/" + path.split("?", 1)[0].strip("/")
+    return clean.endswith(suffix)
+
+
+def is_post_to(method: str, path: str, suffix: str) -> bool:
+    return method.upper() == "POST" and path_ends_with(path, suffix)
+
+
+def wants_stream(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("stream") is True
+
+
+def request_dict(
+    codec: Codec, body: Any, messages: list[Any] | None, tools: Any, used: set[str]
+) -> dict[str, Any]:
+    """The engine's request: the body's remaining keys (minus `stream`) become params."""
+    data = body if isinstance(body, dict) else {}
+    params = {k: copy.deepcopy(v) for k, v in data.items() if k not in used | {"stream"}}
+    return {
+        "provider": codec.provider,
+        "api": codec.api,
+        "model": data.get("model"),
+        "input": {
+            "messages": messages,
+            "tools": copy.deepcopy(tools) if tools is not None else None,
+            "params": params or None,
+        },
+    }
+
+
+def system_message(content: Any) -> dict[str, Any]:
+    return {"role": "system", "content": copy.deepcopy(content)}
+
+
+# -- JSON and tool-call arguments -----------------------------------------------------------
+
+
+def load_json(body: bytes, what: str) -> Any:
+    """Parse a JSON response body; a clear ValueError when it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ValueError(f"{what}: response body is not JSON ({exc})") from None
+
+
+def parse_arguments(value: Any) -> Any:
+    """Tool-call arguments as data: a JSON string is parsed, anything else kept as is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def dump_arguments(value: Any) -> str:
+    """Arguments as the JSON string OpenAI sends (a string that was not JSON stays itself)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps({} if value is None else value, ensure_ascii=False)
+
+
+def tool_call_parts(call: Any, fallback_id: str) -> tuple[str, str, Any]:
+    """(id, name, arguments) of a normalised tool call; tolerates OpenAI-shaped imports."""
+    if not isinstance(call, dict):
+        return fallback_id, str(call), None
+    function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
+    name = call.get("name") or function.get("name") or ""
+    if "arguments" in call:
+        args = call["arguments"]
+    elif "input" in call:
+        args = call["input"]
+    else:
+        args = function.get("arguments")
+    call_id = call.get("id") or call.get("call_id") or fallback_id
+    return str(call_id), str(name), parse_arguments(args)
+
+
+def text_of(content: Any) -> str | None:
+    """Normalised content as the one text a response carries (lists of parts are joined)."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p if isinstance(p, str) else p.get("text") for p in content if _texty(p)]
+        return "".join(p for p in parts if isinstance(p, str))
+    return json.dumps(content, ensure_ascii=False)
+
+
+def _texty(part: Any) -> bool:
+    return isinstance(part, str) or (isinstance(part, dict) and isinstance(part.get("text"), str))
+
+
+def joined(texts: list[str]) -> str | None:
+    """Concatenated text parts; None when there is no text at all."""
+    return "".join(texts) or None
+
+
+# -- usage and cost -------------------------------------------------------------------------
+
+
+def as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def sub(data: Any, *keys: str | int) -> Any:
+    """`data[k1][k2]...` through dicts and lists, or None as soon as a level is missing."""
+    for key in keys:
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and -len(data) <= key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data
+
+
+def make_usage(**fields: int | None) -> Usage | None:
+    """A Usage, or None when the provider reported no counts at all."""
+    if all(v is None for v in fields.values()):
+        return None
+    return Usage(**fields)
+
+
+def reported_cost(data: Any) -> float | None:
+    """A cost the provider put in the body (`usage.cost`, as OpenRouter does, or `cost`)."""
+    for value in (sub(data, "usage", "cost"), sub(data, "cost")):
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+    return None
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+
+def json_response(data: Any) -> WireResponse:
+    body = json.dumps(data, ensure_ascii=False).encode()
+    return WireResponse(status=200, headers=dict(JSON_HEADERS), body=body)
+
+
+def raw_agrees(step: LLMCallStep, decoded: Decoded) -> bool:
+    """The stored raw body may be served: it says what the normalised fields say."""
+    if step.output is not None and decoded.output != step.output:
+        return False
+    return step.usage is None or decoded.usage == step.usage
+
+
+def epoch_seconds(timestamp: str | None) -> int:
+    """The step's ISO timestamp as Unix seconds; 0 when absent or unreadable."""
+    if not timestamp:
+        return 0
+    try:
+        moment = dt.datetime.fromisoformat(timestamp)
+    except ValueError:
+        return 0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp())
+
+
+def chunks(text: str, pieces: int = 3) -> list[str]:
+    """`text` cut into up to `pieces` non-empty consecutive parts."""
+    if not text:
+        return []
+    size = max(1, -(-len(text) // pieces))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def output_of(step: LLMCallStep) -> LLMOutput:
+    return step.output or LLMOutput()

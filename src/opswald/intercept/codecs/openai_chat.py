@@ -1,0 +1,275 @@
+"""OpenAI Chat Completions (`POST …/chat/completions`), JSON and SSE."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from opswald.intercept.codecs import sse
+from opswald.intercept.codecs.base import (
+    Decoded,
+    WireResponse,
+    as_int,
+    chunks,
+    dump_arguments,
+    epoch_seconds,
+    is_post_to,
+    joined,
+    json_response,
+    load_json,
+    make_usage,
+    output_of,
+    parse_arguments,
+    raw_agrees,
+    reported_cost,
+    request_dict,
+    sub,
+    text_of,
+    tool_call_parts,
+    wants_stream,
+)
+from opswald.session import LLMCallStep, LLMOutput, Usage
+
+
+class OpenAIChatCodec:
+    """`chat.completions.create`: messages in, one choice's message out."""
+
+    provider: str = "openai"
+    api: str = "openai.chat_completions"
+
+    def handles(self, method: str, path: str) -> bool:
+        return is_post_to(method, path, "/chat/completions")
+
+    def request(self, body: Any) -> dict[str, Any]:
+        data = body if isinstance(body, dict) else {}
+        messages = data.get("messages")
+        parsed = [_parsed_message(m) for m in messages] if isinstance(messages, list) else None
+        return request_dict(self, body, parsed, data.get("tools"), {"model", "messages", "tools"})
+
+    def is_stream(self, body: Any) -> bool:
+        return wants_stream(body)
+
+    def decode(self, body: bytes, *, stream: bool) -> Decoded:
+        if stream:
+            return _decode_stream(body)
+        return decode_json(load_json(body, self.api))
+
+    def encode(self, step: LLMCallStep, *, stream: bool) -> WireResponse:
+        if stream:
+            return sse.stream_response(_frames(step))
+        if isinstance(step.raw, dict) and raw_agrees(step, decode_json(step.raw)):
+            return json_response(step.raw)
+        return json_response(_completion(step))
+
+
+# -- request --------------------------------------------------------------------------------
+
+
+def _parsed_message(message: Any) -> Any:
+    """An assistant message with its tool-call argument strings parsed into data."""
+    if not isinstance(message, dict):
+        return copy.deepcopy(message)
+    message = copy.deepcopy(message)
+    for call in message.get("tool_calls") or []:
+        if isinstance(call, dict) and isinstance(call.get("function"), dict):
+            call["function"]["arguments"] = parse_arguments(call["function"].get("arguments"))
+    if isinstance(message.get("function_call"), dict):
+        call = message["function_call"]
+        call["arguments"] = parse_arguments(call.get("arguments"))
+    return message
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+
+def decode_json(data: Any) -> Decoded:
+    """A `chat.completion` object (already parsed) in normalised terms."""
+    choice = sub(data, "choices", 0)
+    message = sub(choice, "message") or {}
+    calls = [_tool_call(c) for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    content = message.get("content")
+    output = LLMOutput(
+        content=text_of(content) or None,
+        tool_calls=calls or None,
+        finish_reason=sub(choice, "finish_reason"),
+    )
+    return Decoded(
+        output=output,
+        usage=usage_from(sub(data, "usage")),
+        cost=reported_cost(data),
+        raw=data,
+        model=sub(data, "model"),
+    )
+
+
+def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    function = call.get("function") or call.get("custom") or {}
+    args = function.get("arguments", function.get("input"))
+    return {"id": call.get("id"), "name": function.get("name"), "arguments": parse_arguments(args)}
+
+
+def usage_from(usage: Any) -> Usage | None:
+    """OpenAI `CompletionUsage` -> Usage (prompt_tokens already include cached tokens)."""
+    if not isinstance(usage, dict):
+        return None
+    return make_usage(
+        input_tokens=as_int(usage.get("prompt_tokens")),
+        output_tokens=as_int(usage.get("completion_tokens")),
+        total_tokens=as_int(usage.get("total_tokens")),
+        cache_read_tokens=as_int(sub(usage, "prompt_tokens_details", "cached_tokens")),
+        cache_creation_tokens=as_int(sub(usage, "prompt_tokens_details", "cache_write_tokens")),
+        reasoning_tokens=as_int(sub(usage, "completion_tokens_details", "reasoning_tokens")),
+    )
+
+
+class _StreamState:
+    """Accumulates `chat.completion.chunk`s of the first choice."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish: str | None = None
+        self.usage: Any = None
+        self.cost: float | None = None
+        self.model: str | None = None
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        self.model = chunk.get("model") or self.model
+        if isinstance(chunk.get("usage"), dict):
+            self.usage, self.cost = chunk["usage"], reported_cost(chunk)
+        for choice in chunk.get("choices") or []:
+            if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                self._add_choice(choice)
+
+    def _add_choice(self, choice: dict[str, Any]) -> None:
+        delta = choice.get("delta") or {}
+        if isinstance(delta.get("content"), str):
+            self.texts.append(delta["content"])
+        for fragment in delta.get("tool_calls") or []:
+            self._add_tool_fragment(fragment)
+        self.finish = choice.get("finish_reason") or self.finish
+
+    def _add_tool_fragment(self, fragment: dict[str, Any]) -> None:
+        call = self.calls.setdefault(fragment.get("index", 0), {"id": None, "name": "", "args": ""})
+        call["id"] = fragment.get("id") or call["id"]
+        function = fragment.get("function") or {}
+        call["name"] += function.get("name") or ""
+        call["args"] += function.get("arguments") or ""
+
+    def decoded(self) -> Decoded:
+        calls = [
+            {"id": c["id"], "name": c["name"], "arguments": parse_arguments(c["args"])}
+            for _, c in sorted(self.calls.items())
+        ]
+        output = LLMOutput(
+            content=joined(self.texts), tool_calls=calls or None, finish_reason=self.finish
+        )
+        return Decoded(
+            output=output, usage=usage_from(self.usage), cost=self.cost, raw=None, model=self.model
+        )
+
+
+def _decode_stream(body: bytes) -> Decoded:
+    state = _StreamState()
+    for _, chunk in sse.json_events(body):
+        state.add(chunk)
+    return state.decoded()
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+
+def _calls(step: LLMCallStep) -> list[tuple[str, str, Any]]:
+    calls = output_of(step).tool_calls or []
+    return [tool_call_parts(c, f"call_opswald_{step.step}_{i}") for i, c in enumerate(calls)]
+
+
+def _finish(step: LLMCallStep) -> str:
+    out = output_of(step)
+    return out.finish_reason or ("tool_calls" if out.tool_calls else "stop")
+
+
+def usage_to(usage: Usage | None) -> dict[str, Any] | None:
+    """Usage -> OpenAI `CompletionUsage` (detail objects only for counts that are known)."""
+    if usage is None:
+        return None
+    data: dict[str, Any] = {
+        "prompt_tokens": usage.input_tokens or 0,
+        "completion_tokens": usage.output_tokens or 0,
+        "total_tokens": usage.total(),
+    }
+    prompt = {
+        "cached_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_creation_tokens,
+    }
+    if any(v is not None for v in prompt.values()):
+        data["prompt_tokens_details"] = {k: v for k, v in prompt.items() if v is not None}
+    if usage.reasoning_tokens is not None:
+        data["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return data
+
+
+def _completion(step: LLMCallStep) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text_of(output_of(step).content),
+        "refusal": None,
+    }
+    calls = _calls(step)
+    if calls:
+        message["tool_calls"] = [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": dump_arguments(a)}}
+            for i, n, a in calls
+        ]
+    data = _envelope(step, "chat.completion")
+    data["choices"] = [
+        {"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(step)}
+    ]
+    usage = usage_to(step.usage)
+    if usage is not None:
+        data["usage"] = usage
+    return data
+
+
+def _envelope(step: LLMCallStep, kind: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-opswald-{step.step}",
+        "object": kind,
+        "created": epoch_seconds(step.timestamp),
+        "model": step.model or "unknown",
+        "system_fingerprint": None,
+    }
+
+
+def _chunk(step: LLMCallStep, delta: dict[str, Any], finish: str | None = None) -> str:
+    data = _envelope(step, "chat.completion.chunk")
+    data["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+    return sse.frame(data)
+
+
+def _frames(step: LLMCallStep) -> list[str]:
+    """role chunk, content pieces, each tool call (head, then argument pieces), finish,
+    the usage chunk (empty `choices`) and `[DONE]`."""
+    text = text_of(output_of(step).content)
+    frames = [_chunk(step, {"role": "assistant", "content": "" if text else None})]
+    frames += [_chunk(step, {"content": piece}) for piece in chunks(text or "")]
+    for index, (call_id, name, args) in enumerate(_calls(step)):
+        head = {
+            "index": index,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        frames.append(_chunk(step, {"tool_calls": [head]}))
+        for piece in chunks(dump_arguments(args), 2):
+            frames.append(
+                _chunk(step, {"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            )
+    frames.append(_chunk(step, {}, _finish(step)))
+    usage = usage_to(step.usage)
+    if usage is not None:
+        final = _envelope(step, "chat.completion.chunk")
+        final.update(choices=[], usage=usage)
+        frames.append(sse.frame(final))
+    frames.append(sse.frame("[DONE]"))
+    return frames

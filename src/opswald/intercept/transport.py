@@ -1,0 +1,164 @@
+"""Zero-code interception of LLM SDK traffic through `httpx` and `httpx2` clients.
+
+While a run context is active, `Client._send_single_request` (sync and async) of both
+libraries is wrapped: a request to a known provider API becomes an `llm_call` step —
+served from the golden in replay, recorded from the live response otherwise. Nothing is
+patched at import time, and everything is restored when the last run ends.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opswald.engine.current import current, inside
+from opswald.intercept import exchange
+
+_LIBRARIES = ("httpx", "httpx2")
+
+
+class _Patches:
+    """Reference-counted installation of the wrappers (runs may nest, e.g. the marker)."""
+
+    lock = threading.Lock()
+    depth = 0
+    originals: dict[tuple[type, str], Any] = {}  # noqa: RUF012 - class-level registry
+
+
+def _clients() -> list[tuple[Any, bool]]:
+    """(client class, is_async) for every importable HTTP library."""
+    found: list[tuple[Any, bool]] = []
+    for name in _LIBRARIES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        found.append((module.Client, False))
+        found.append((module.AsyncClient, True))
+    return found
+
+
+def install() -> None:
+    with _Patches.lock:
+        _Patches.depth += 1
+        if _Patches.depth > 1:
+            return
+        for cls, is_async in _clients():
+            original = cls.__dict__["_send_single_request"]
+            _Patches.originals[(cls, "_send_single_request")] = original
+            wrapper = _async_wrapper(original) if is_async else _sync_wrapper(original)
+            cls._send_single_request = wrapper
+
+
+def uninstall() -> None:
+    with _Patches.lock:
+        _Patches.depth -= 1
+        if _Patches.depth > 0:
+            return
+        for (cls, attr), original in _Patches.originals.items():
+            setattr(cls, attr, original)
+        _Patches.originals.clear()
+
+
+@contextmanager
+def intercepting() -> Iterator[None]:
+    install()
+    try:
+        yield
+    finally:
+        uninstall()
+
+
+# -- the wrappers -------------------------------------------------------------------------
+
+
+def _prepare(request: Any) -> tuple[Any, Any, dict[str, Any], bool] | None:
+    """(context, codec, engine request, stream) when this request is an LLM call to take."""
+    ctx = current()
+    if ctx is None or inside().get():
+        return None
+    from opswald.intercept.codecs import codec_for
+
+    codec = codec_for(request.method, request.url.path)
+    if codec is None:
+        return None
+    try:
+        body = json.loads(request.read() or b"null")
+    except ValueError:
+        return None
+    return ctx, codec, codec.request(body), codec.is_stream(body)
+
+
+def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _send_single_request(self: Any, request: Any) -> Any:
+        prepared = _prepare(request)
+        if prepared is None:
+            return original(self, request)
+        ctx, codec, llm_request, stream = prepared
+        ticket = ctx.begin("llm_call", llm_request)
+        if ticket.served is not None:
+            return _served(ctx, codec, ticket, llm_request, stream, request)
+        token = inside().set(True)
+        try:
+            response = original(self, request)
+            response.read()
+        except Exception as exc:
+            _failed(ctx, ticket, llm_request, exc)
+            raise
+        finally:
+            inside().reset(token)
+        return _recorded(ctx, codec, ticket, llm_request, stream, response)
+
+    return _send_single_request
+
+
+def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
+    async def _send_single_request(self: Any, request: Any) -> Any:
+        prepared = _prepare(request)
+        if prepared is None:
+            return await original(self, request)
+        ctx, codec, llm_request, stream = prepared
+        ticket = ctx.begin("llm_call", llm_request)
+        if ticket.served is not None:
+            return _served(ctx, codec, ticket, llm_request, stream, request)
+        token = inside().set(True)
+        try:
+            response = await original(self, request)
+            await response.aread()
+        except Exception as exc:
+            _failed(ctx, ticket, llm_request, exc)
+            raise
+        finally:
+            inside().reset(token)
+        return _recorded(ctx, codec, ticket, llm_request, stream, response)
+
+    return _send_single_request
+
+
+def _response_class(request: Any) -> Any:
+    module = importlib.import_module(type(request).__module__.split(".")[0])
+    return module.Response
+
+
+def _served(
+    ctx: Any, codec: Any, ticket: Any, llm_request: dict[str, Any], stream: bool, request: Any
+) -> Any:
+    wire = exchange.serve(ctx, codec, ticket, llm_request, stream)
+    return _response_class(request)(
+        wire.status, headers=wire.headers, content=wire.body, request=request
+    )
+
+
+def _failed(ctx: Any, ticket: Any, llm_request: dict[str, Any], exc: BaseException) -> None:
+    exchange.failed(ctx, ticket, llm_request, exc)
+
+
+def _recorded(
+    ctx: Any, codec: Any, ticket: Any, llm_request: dict[str, Any], stream: bool, response: Any
+) -> Any:
+    exchange.record(ctx, codec, ticket, llm_request, stream, response.status_code, response.content)
+    return response

@@ -1,0 +1,340 @@
+"""The offline guard: replay may reach loopback and nothing else (DESIGN §3a "Offline").
+
+While an `OfflineGuard` is active, in this process, name resolution of anything but
+loopback names and connections or datagrams to anything but loopback addresses raise
+`OfflineError` before a packet is sent. Unix sockets are allowed. Agents run as
+subprocesses are outside the guard's reach: point their proxy variables at
+`refusing_proxy()` (see `proxy_env`) — that covers clients that honour proxy variables.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+LOCAL_NAMES = frozenset({"localhost", "localhost."})
+ADVICE = (
+    "Record the golden with --opswald-mode=record, "
+    "or run with --opswald-mode=live to reach the network."
+)
+_MODULE_FUNCS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
+_SOCKET_METHODS = ("connect", "connect_ex", "sendto", "sendmsg")
+_MISSING = object()
+
+
+class OfflineError(ConnectionRefusedError):
+    """A connection or lookup the offline guard refused (an `OSError`, ECONNREFUSED)."""
+
+    def __init__(self, host: str, port: int | str | None) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(errno.ECONNREFUSED, offline_message(host, port))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.host, self.port))
+
+
+def offline_message(host: str, port: int | str | None) -> str:
+    """The message of an `OfflineError`: what was blocked and how to get past it."""
+    return f"opswald replay is offline: blocked connection to {_target(host, port)}. {ADVICE}"
+
+
+def _target(host: str, port: int | str | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
+
+
+def _host_text(host: object) -> str:
+    if isinstance(host, bytes | bytearray):
+        return bytes(host).decode("ascii", "replace")
+    return "" if host is None else str(host)
+
+
+def is_local_host(host: object) -> bool:
+    """True for loopback names and addresses (127.0.0.0/8, ::1), and for "any" (bind)."""
+    text = _host_text(host).strip().lower()
+    if text in ("", "0.0.0.0", "::") or text in LOCAL_NAMES:
+        return True
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+class _Patch:
+    """The process-wide patch of `socket`; installed while any guard is active."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.guards: list[OfflineGuard] = []
+        self.saved: dict[tuple[object, str], object] = {}
+
+    def deny(self, host: object, port: object) -> OfflineError:
+        """Note a blocked attempt in every active guard and build its error."""
+        name = _host_text(host)
+        shown_port = port if isinstance(port, int | str) else None
+        with self.lock:
+            for guard in self.guards:
+                guard.blocked.append((name, shown_port))
+        return OfflineError(name, shown_port)
+
+    def check(self, host: object, port: object) -> None:
+        """Raise `OfflineError` unless `host` is loopback."""
+        if not is_local_host(host):
+            raise self.deny(host, port)
+
+    def check_socket(self, sock: socket.socket, address: object) -> None:
+        """Check a socket-level destination (unix sockets and other families pass)."""
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return
+        if isinstance(address, tuple) and len(address) >= 2:
+            self.check(address[0], address[1])
+
+    def add(self, guard: OfflineGuard) -> None:
+        with self.lock:
+            if not self.guards:
+                self._install()
+            self.guards.append(guard)
+
+    def remove(self, guard: OfflineGuard) -> None:
+        with self.lock:
+            self.guards.remove(guard)
+            if not self.guards:
+                self._uninstall()
+
+    def _install(self) -> None:
+        for name in _MODULE_FUNCS:
+            self._replace(socket, name, _wrap_lookup(self, name, getattr(socket, name)))
+        for name in _SOCKET_METHODS:
+            self._replace(socket.socket, name, _wrap_method(self, getattr(socket.socket, name)))
+
+    def _replace(self, owner: object, name: str, new: object) -> None:
+        self.saved[(owner, name)] = vars(owner).get(name, _MISSING)
+        setattr(owner, name, new)
+
+    def _uninstall(self) -> None:
+        for (owner, name), old in self.saved.items():
+            if old is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, old)
+        self.saved.clear()
+
+
+def _lookup_target(name: str, args: tuple[Any, ...]) -> tuple[object, object]:
+    """The (host, port) a resolver function was asked about."""
+    if name == "getaddrinfo":
+        return args[0], args[1] if len(args) > 1 else None
+    if name == "getnameinfo":
+        sockaddr = args[0] if args else None
+        if isinstance(sockaddr, tuple) and len(sockaddr) >= 2:
+            return sockaddr[0], sockaddr[1]
+        return sockaddr, None
+    return (args[0] if args else None), None
+
+
+_GAI_PARAMS = ("host", "port", "family", "type", "proto", "flags")
+
+
+def _gai_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """getaddrinfo's arguments, all positional: (host, port, family, type, proto, flags)."""
+    given = dict(zip(_GAI_PARAMS, args, strict=False)) | kwargs
+    defaults = {"host": None, "port": None, "family": 0, "type": 0, "proto": 0, "flags": 0}
+    return tuple(given.get(p, defaults[p]) for p in _GAI_PARAMS)
+
+
+def _is_local_name(host: object) -> bool:
+    return _host_text(host).strip().lower() in LOCAL_NAMES
+
+
+def _local_addrinfo(original: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """getaddrinfo for "localhost" from the loopback literals: no resolver, no DNS."""
+    _, port, family, type_, proto, flags = args
+    found: list[Any] = []
+    for literal, fam in (("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)):
+        if family in (0, fam):
+            try:
+                found += original(literal, port, fam, type_, proto, flags | socket.AI_NUMERICHOST)
+            except OSError:
+                continue  # e.g. no IPv6 here
+    if not found:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return found
+
+
+def _wrap_lookup(patch: _Patch, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if name == "getaddrinfo":
+            args, kwargs = _gai_args(args, kwargs), {}
+        host, port = _lookup_target(name, args)
+        patch.check(host, port)
+        if _is_local_name(host):  # answered here, so a missing hosts entry sends no DNS query
+            if name == "getaddrinfo":
+                return _local_addrinfo(original, args)
+            if name == "gethostbyname":
+                return "127.0.0.1"
+            if name == "gethostbyname_ex":
+                return (_host_text(host), [], ["127.0.0.1"])
+        return original(*args, **kwargs)
+
+    guarded.__name__ = guarded.__qualname__ = name
+    guarded.__doc__ = original.__doc__
+    guarded.__wrapped__ = original  # type: ignore[attr-defined]
+    return guarded
+
+
+def _destination(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    """The address argument of connect / connect_ex / sendto / sendmsg, if any."""
+    if name in ("connect", "connect_ex"):
+        return args[0] if args else kwargs.get("address")
+    if name == "sendto":
+        return args[-1] if len(args) >= 2 else None
+    return args[3] if len(args) >= 4 else kwargs.get("address")
+
+
+def _wrap_method(patch: _Patch, original: Callable[..., Any]) -> Callable[..., Any]:
+    name = original.__name__
+
+    def guarded(self: socket.socket, *args: Any, **kwargs: Any) -> Any:
+        try:
+            patch.check_socket(self, _destination(name, args, kwargs))
+        except OfflineError as exc:
+            if name == "connect_ex":  # reports errors by value, as the original does
+                return exc.errno
+            raise
+        return original(self, *args, **kwargs)
+
+    guarded.__name__ = name
+    guarded.__qualname__ = f"socket.{name}"
+    guarded.__doc__ = original.__doc__
+    guarded.__wrapped__ = original  # type: ignore[attr-defined]
+    return guarded
+
+
+_PATCH = _Patch()
+
+
+class OfflineGuard:
+    """Blocks non-loopback lookups and connections while active; nests and ref-counts.
+
+    Use as a context manager or with `install()` / `uninstall()`; `blocked` lists the
+    `(host, port)` attempts refused while this guard was active.
+    """
+
+    def __init__(self) -> None:
+        self.blocked: list[tuple[str, int | str | None]] = []
+        self._depth = 0
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> bool:
+        return self._depth > 0
+
+    def install(self) -> None:
+        """Activate (again); the socket patch stays until the last guard uninstalls."""
+        with self._lock:
+            self._depth += 1
+            if self._depth == 1:
+                _PATCH.add(self)
+
+    def uninstall(self) -> None:
+        """Undo one `install()`; restores the original `socket` functions at the last."""
+        with self._lock:
+            if self._depth == 0:
+                raise RuntimeError("OfflineGuard.uninstall() without install()")
+            self._depth -= 1
+            if self._depth == 0:
+                _PATCH.remove(self)
+
+    def __enter__(self) -> Self:
+        self.install()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+
+def check_address(host: object, port: object = None) -> None:
+    """Raise `OfflineError` (and note it) if a guard is active and `host` is not loopback."""
+    with _PATCH.lock:
+        active = bool(_PATCH.guards)
+    if active:
+        _PATCH.check(host, port)
+
+
+# --------------------------------------------------------------------------- proxy
+
+PROXY_BODY = (
+    b"opswald replay is offline: this proxy refuses every request. Record the golden with "
+    b"--opswald-mode=record, or run with --opswald-mode=live to reach the network.\n"
+)
+
+
+class _RefusingHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 10
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):  # every method, CONNECT included
+            return self._refuse
+        raise AttributeError(name)
+
+    def _refuse(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if 0 < length <= 1 << 20:
+            self.rfile.read(length)
+        self.send_response(403, "Forbidden")
+        self.send_header("content-type", "text/plain; charset=utf-8")
+        self.send_header("content-length", str(len(PROXY_BODY)))
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.wfile.write(PROXY_BODY)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet."""
+
+
+class _RefusingServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up early is not our problem."""
+
+
+@contextmanager
+def refusing_proxy() -> Iterator[str]:
+    """Run an HTTP proxy on 127.0.0.1 that answers everything `403`; yield its URL."""
+    server = _RefusingServer(("127.0.0.1", 0), _RefusingHandler)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{_host_text(host)}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def proxy_env(url: str) -> dict[str, str]:
+    """Environment variables sending a subprocess's HTTP(S) traffic to `url`."""
+    env: dict[str, str] = {}
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        env[name] = env[name.upper()] = url
+    env["no_proxy"] = env["NO_PROXY"] = "localhost,127.0.0.1,::1"
+    return env

@@ -1,0 +1,286 @@
+"""Cost from a dated price table: the shipped `prices.yaml`, merged with user overrides.
+
+The provider's reported cost wins when a response has one (`cost_source: provider`);
+otherwise the `pytest_opswald_price` hook may price it (`cost_source: hook`), else the
+table estimates it (`cost_source: price_table:<as_of>`). A model nothing prices costs
+`None` — never a silent 0 — and is warned about once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Self
+
+from opswald.session import Usage
+
+PRICES_RESOURCE = "prices.yaml"
+META_KEYS = ("as_of", "source", "currency", "unit")
+UNITS = {"per_million_tokens": 1.0, "per_thousand_tokens": 1_000.0, "per_token": 1_000_000.0}
+COST_SOURCE_PROVIDER = "provider"
+COST_SOURCE_TABLE = "price_table"
+COST_SOURCE_HOOK = "hook"
+# What may follow a listed name: a snapshot date or `-latest`, then a Bedrock-style `-v1:0`.
+_SNAPSHOT = re.compile(r"(?:[-@](?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest))(?:-v\d+(?::\d+)?)?")
+
+
+class PriceError(ValueError):
+    """A price table that cannot be read or has an invalid entry."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Price:
+    """USD per million tokens for one model."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, scale: float = 1.0) -> Price:
+        """Build from `{input, output, cache_read?, cache_write?}` (missing cache = input)."""
+        unknown = sorted(set(data) - {"input", "output", "cache_read", "cache_write"})
+        if unknown:
+            raise PriceError(f"unknown price field(s): {', '.join(unknown)}")
+        if "input" not in data or "output" not in data:
+            raise PriceError("a price needs both `input` and `output`")
+        base = _amount(data["input"], "input") * scale
+
+        def field(name: str) -> float:
+            value = data.get(name)
+            return base if value is None else _amount(value, name) * scale
+
+        return cls(
+            input=base,
+            output=_amount(data["output"], "output") * scale,
+            cache_read=field("cache_read"),
+            cache_write=field("cache_write"),
+        )
+
+
+def _amount(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PriceError(f"`{name}` must be a number, not {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise PriceError(f"`{name}` must be a finite number >= 0, not {value!r}")
+    return float(value)
+
+
+class PriceTable:
+    """Model prices with their date and source; `lookup`, `cost`, and missing-model notes."""
+
+    def __init__(
+        self,
+        prices: Mapping[str, Price],
+        *,
+        as_of: str | None = None,
+        source: str | None = None,
+        currency: str = "USD",
+    ) -> None:
+        self.prices: dict[str, Price] = {k.lower(): v for k, v in prices.items()}
+        self.as_of = as_of
+        self.source = source
+        self.currency = currency
+        self.missing: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- construction
+
+    @classmethod
+    def load_default(cls) -> Self:
+        """The table shipped with opswald (`opswald/prices.yaml`)."""
+        import yaml
+
+        text = resources.files("opswald").joinpath(PRICES_RESOURCE).read_text("utf-8")
+        return cls.from_data(yaml.safe_load(text), origin=PRICES_RESOURCE)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Self:
+        """A table from a YAML or JSON file of the shipped table's shape."""
+        from opswald.files import GoldenLoadError, load_data
+
+        try:
+            data = load_data(path)
+        except GoldenLoadError as exc:
+            raise PriceError(f"price table {exc}") from None
+        return cls.from_data(data, origin=os.fspath(path))
+
+    @classmethod
+    def from_data(cls, data: Any, *, origin: str = "<data>") -> Self:
+        """A table from plain data: `{as_of, source, currency, unit, models: {name: price}}`
+        (a mapping of model names to prices alone is accepted too)."""
+        if not isinstance(data, Mapping):
+            raise PriceError(f"{origin}: a price table is a mapping")
+        models = data.get("models", {k: v for k, v in data.items() if k not in META_KEYS})
+        if not isinstance(models, Mapping):
+            raise PriceError(f"{origin}: `models` must map model names to prices")
+        unit = str(data.get("unit", "per_million_tokens"))
+        if unit not in UNITS:
+            raise PriceError(f"{origin}: unknown unit {unit!r}; use one of {', '.join(UNITS)}")
+        prices = {
+            str(name): _entry(origin, name, value, UNITS[unit]) for name, value in models.items()
+        }
+        return cls(
+            prices,
+            as_of=_text(data.get("as_of")),
+            source=_text(data.get("source")) or origin,
+            currency=str(data.get("currency", "USD")),
+        )
+
+    def merged(self, overrides: PriceTable | Mapping[str, Price | Mapping[str, Any]]) -> PriceTable:
+        """A new table: this one with `overrides`' entries replacing or adding whole models."""
+        if isinstance(overrides, PriceTable):
+            other = overrides
+        else:
+            other = PriceTable({k: _price(k, v) for k, v in overrides.items()}, source="overrides")
+        source = "; ".join(s for s in (self.source, f"overridden by {other.source}") if s)
+        return PriceTable(
+            {**self.prices, **other.prices},
+            as_of=other.as_of or self.as_of,
+            source=source,
+            currency=self.currency,
+        )
+
+    # -- queries
+
+    @property
+    def cost_source(self) -> str:
+        """What a cost from this table is recorded as: `price_table:<as_of>`."""
+        return f"{COST_SOURCE_TABLE}:{self.as_of}" if self.as_of else COST_SOURCE_TABLE
+
+    def lookup(self, model: str | None) -> Price | None:
+        """The price of `model`: an exact name, else the longest listed name that
+        `model` extends by a snapshot suffix (`gpt-4o-2024-08-06` → `gpt-4o`)."""
+        if not model:
+            return None
+        name = model.strip().lower()
+        found = self._match(name)
+        if found is None and "/" in name:  # "openai/gpt-4o"
+            found = self._match(name.rsplit("/", 1)[1])
+        return found
+
+    def _match(self, name: str) -> Price | None:
+        if name in self.prices:
+            return self.prices[name]
+        best = ""
+        for listed in self.prices:
+            if len(listed) > len(best) and name.startswith(listed):
+                if _SNAPSHOT.fullmatch(name, len(listed)):
+                    best = listed
+        return self.prices[best] if best else None
+
+    def cost(self, model: str | None, usage: Usage | None) -> float | None:
+        """USD for one call, rounded to 10 places; None when the model or usage is unknown.
+
+        Usage is normalised (input includes cache reads and writes; output includes
+        reasoning), so uncached input = input - cache reads - cache writes.
+        """
+        price = self.lookup(model)
+        if price is None or usage is None:
+            return None
+        if usage.input_tokens is None and usage.output_tokens is None:
+            return None
+        read = usage.cache_read_tokens or 0
+        written = usage.cache_creation_tokens or 0
+        uncached = max(0, (usage.input_tokens or 0) - read - written)
+        total = (
+            uncached * price.input
+            + read * price.cache_read
+            + written * price.cache_write
+            + (usage.output_tokens or 0) * price.output
+        )
+        return round(total / 1_000_000, 10)
+
+    def warn_missing(self, model: str | None) -> bool:
+        """True the first time an unpriced `model` is reported; then False."""
+        key = model or "<unknown model>"
+        with self._lock:
+            if key in self.missing:
+                return False
+            self.missing.add(key)
+            return True
+
+    def missing_message(self, model: str | None) -> str:
+        """The warning for a model the table does not price."""
+        dated = f" (prices as of {self.as_of})" if self.as_of else ""
+        return (
+            f"opswald has no price for model {model!r}{dated}, so its cost is null. "
+            "Add it to a price file named by the ini option `opswald_prices`, "
+            "or return it from the `pytest_opswald_price` hook."
+        )
+
+
+def _entry(origin: str, name: Any, value: Any, scale: float) -> Price:
+    if not isinstance(value, Mapping):
+        raise PriceError(f"{origin}: model {name!r}: a price is a mapping of input/output/...")
+    try:
+        return Price.from_mapping(value, scale=scale)
+    except PriceError as exc:
+        raise PriceError(f"{origin}: model {name!r}: {exc}") from None
+
+
+def _price(name: str, value: Price | Mapping[str, Any]) -> Price:
+    return value if isinstance(value, Price) else _entry("overrides", name, value, 1.0)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value).strip()
+
+
+def cost_with_source(
+    table: PriceTable, model: str | None, usage: Usage | None, reported: float | None = None
+) -> tuple[float | None, str | None]:
+    """`(cost, cost_source)`: the provider's reported cost if any, else the table's estimate."""
+    if reported is not None:
+        return reported, COST_SOURCE_PROVIDER
+    cost = table.cost(model, usage)
+    return cost, (table.cost_source if cost is not None else None)
+
+
+class PriceWarning(UserWarning):
+    """A model the price table does not know: its cost is null (warned once per model)."""
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(PriceWarning(message), stacklevel=3)
+
+
+class Pricer:
+    """Prices one LLM call: the `pytest_opswald_price` hook first, then the table.
+
+    `hook(model, usage)` returns dollars or None. A model neither prices is reported
+    once through `warn` (a `PriceWarning` by default) and costs None.
+    """
+
+    def __init__(
+        self,
+        table: PriceTable,
+        hook: Callable[[str, Usage], float | None] | None = None,
+        warn: Callable[[str], None] = _warn,
+    ) -> None:
+        self.table = table
+        self.hook = hook
+        self.warn = warn
+
+    def price(self, model: str | None, usage: Usage | None) -> tuple[float | None, str | None]:
+        """`(cost, cost_source)` with cost_source `hook` or `price_table:<as_of>`."""
+        if usage is None:
+            return None, None
+        if self.hook is not None:
+            hooked = self.hook(model or "", usage)
+            if hooked is not None:
+                return round(float(hooked), 10), COST_SOURCE_HOOK
+        cost = self.table.cost(model, usage)
+        if cost is not None:
+            return cost, self.table.cost_source
+        if self.table.lookup(model) is None and self.table.warn_missing(model):
+            self.warn(self.table.missing_message(model))
+        return None, None

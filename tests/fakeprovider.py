@@ -1,0 +1,544 @@
+"""A fake LLM provider on 127.0.0.1 that the real openai / anthropic SDKs can talk to.
+
+It speaks enough of three wire formats — OpenAI Chat Completions, OpenAI Responses and
+Anthropic Messages — as JSON and as SSE (``"stream": true``), serves a script of replies
+in order, and can answer the first requests with errors so SDK retries really happen::
+
+    with FakeProvider(script=[{"content": "hi"}], fail_first=[429]) as fp:
+        client = openai.OpenAI(base_url=fp.base_url + "/v1", api_key="sk-test")
+        client.chat.completions.create(model="gpt-4o", messages=[...])
+        assert len(fp.requests) == 2
+
+`fail_first` statuses answer the first POSTs (GET /health is never failed). When the
+script runs out, replies are the text "done". Usage in the script is normalised the
+OpenTelemetry way (``input_tokens`` includes ``cached_tokens``); the Anthropic wire form
+reports uncached input separately, as the real API does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple, Self
+
+Json = dict[str, Any]
+CREATED = 1_700_000_000
+DEFAULT_USAGE: Json = {"input_tokens": 10, "output_tokens": 5, "cached_tokens": 0}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+class Received(NamedTuple):
+    """One request as the fake provider saw it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class Reply(NamedTuple):
+    """One scripted answer, with tool-call ids already assigned."""
+
+    content: str | None
+    tool_calls: list[tuple[str, str, Json]]  # (id number, name, arguments)
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _pieces(text: str, n: int = 3) -> list[str]:
+    """Split `text` into up to `n` non-empty fragments (streams send several deltas)."""
+    if not text:
+        return []
+    size = max(1, -(-len(text) // n))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _args(call: tuple[str, str, Json]) -> str:
+    return json.dumps(call[2], separators=(",", ":"))
+
+
+def _sse(data: Json | str, event: str | None = None) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data)
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {payload}\n\n".encode()
+
+
+# --------------------------------------------------------------------------- OpenAI chat
+
+
+def _chat_usage(r: Reply) -> Json:
+    return {
+        "prompt_tokens": r.input_tokens,
+        "completion_tokens": r.output_tokens,
+        "total_tokens": r.input_tokens + r.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": r.cached_tokens, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+    }
+
+
+def _chat_finish(r: Reply) -> str:
+    return "tool_calls" if r.tool_calls else "stop"
+
+
+def chat_json(r: Reply, model: str, rid: str) -> Json:
+    """A `chat.completion` object."""
+    calls = [
+        {
+            "id": f"call_{c[0]}",
+            "type": "function",
+            "function": {"name": c[1], "arguments": _args(c)},
+        }
+        for c in r.tool_calls
+    ]
+    message: Json = {"role": "assistant", "content": r.content, "refusal": None}
+    if calls:
+        message["tool_calls"] = calls
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": _chat_finish(r)}
+    return {
+        "id": rid,
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": model,
+        "choices": [choice],
+        "usage": _chat_usage(r),
+        "system_fingerprint": "fp_fake",
+    }
+
+
+def _chat_deltas(r: Reply) -> Iterator[Json]:
+    yield {"role": "assistant", "content": "" if r.content is not None else None}
+    for piece in _pieces(r.content or ""):
+        yield {"content": piece}
+    for index, call in enumerate(r.tool_calls):
+        head = {"index": index, "id": f"call_{call[0]}", "type": "function"}
+        yield {"tool_calls": [{**head, "function": {"name": call[1], "arguments": ""}}]}
+        for piece in _pieces(_args(call)):
+            yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+
+
+def chat_sse(r: Reply, model: str, rid: str, include_usage: bool) -> Iterator[bytes]:
+    """`chat.completion.chunk` events, an optional usage chunk, then `[DONE]`."""
+    base: Json = {"id": rid, "object": "chat.completion.chunk", "created": CREATED, "model": model}
+    if include_usage:
+        base["usage"] = None
+    for delta in _chat_deltas(r):
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+        yield _sse({**base, "choices": [choice]})
+    last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": _chat_finish(r)}
+    yield _sse({**base, "choices": [last]})
+    if include_usage:
+        yield _sse({**base, "choices": [], "usage": _chat_usage(r)})
+    yield _sse("[DONE]")
+
+
+# --------------------------------------------------------------------------- OpenAI responses
+
+
+def _resp_items(r: Reply, rid: str) -> list[Json]:
+    items: list[Json] = []
+    if r.content is not None:
+        text = {"type": "output_text", "text": r.content, "annotations": [], "logprobs": []}
+        items.append(
+            {
+                "type": "message",
+                "id": f"msg_{rid}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [text],
+            }
+        )
+    for call in r.tool_calls:
+        items.append(
+            {
+                "type": "function_call",
+                "id": f"fc_{call[0]}",
+                "call_id": f"call_{call[0]}",
+                "name": call[1],
+                "arguments": _args(call),
+                "status": "completed",
+            }
+        )
+    return items
+
+
+def responses_json(r: Reply, model: str, rid: str, status: str = "completed") -> Json:
+    """A `response` object (`status` in_progress has no output and no usage yet)."""
+    done = status == "completed"
+    usage = {
+        "input_tokens": r.input_tokens,
+        "input_tokens_details": {"cached_tokens": r.cached_tokens, "cache_write_tokens": 0},
+        "output_tokens": r.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": r.input_tokens + r.output_tokens,
+    }
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": CREATED,
+        "completed_at": CREATED if done else None,
+        "status": status,
+        "model": model,
+        "output": _resp_items(r, rid) if done else [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "error": None,
+        "incomplete_details": None,
+        "usage": usage if done else None,
+    }
+
+
+def _resp_item_events(item: Json, index: int) -> Iterator[Json]:
+    if item["type"] == "message":
+        started = {**item, "status": "in_progress", "content": []}
+        yield {"type": "response.output_item.added", "output_index": index, "item": started}
+        part = item["content"][0]
+        loc = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        empty = {**part, "text": ""}
+        yield {"type": "response.content_part.added", **loc, "part": empty}
+        for piece in _pieces(part["text"]):
+            yield {"type": "response.output_text.delta", **loc, "delta": piece, "logprobs": []}
+        yield {"type": "response.output_text.done", **loc, "text": part["text"], "logprobs": []}
+        yield {"type": "response.content_part.done", **loc, "part": part}
+    else:
+        started = {**item, "status": "in_progress", "arguments": ""}
+        yield {"type": "response.output_item.added", "output_index": index, "item": started}
+        loc = {"item_id": item["id"], "output_index": index}
+        for piece in _pieces(item["arguments"]):
+            yield {"type": "response.function_call_arguments.delta", **loc, "delta": piece}
+        done = {"type": "response.function_call_arguments.done", **loc}
+        yield {**done, "name": item["name"], "arguments": item["arguments"]}
+    yield {"type": "response.output_item.done", "output_index": index, "item": item}
+
+
+def responses_sse(r: Reply, model: str, rid: str) -> Iterator[bytes]:
+    """response.created … response.output_text.delta … response.completed."""
+    pending = responses_json(r, model, rid, status="in_progress")
+    events: list[Json] = [
+        {"type": "response.created", "response": pending},
+        {"type": "response.in_progress", "response": pending},
+    ]
+    for index, item in enumerate(_resp_items(r, rid)):
+        events.extend(_resp_item_events(item, index))
+    events.append({"type": "response.completed", "response": responses_json(r, model, rid)})
+    for seq, event in enumerate(events):
+        yield _sse({**event, "sequence_number": seq}, event=event["type"])
+
+
+# --------------------------------------------------------------------------- Anthropic
+
+
+def _anthropic_usage(r: Reply) -> Json:
+    return {
+        "input_tokens": r.input_tokens - r.cached_tokens,
+        "output_tokens": r.output_tokens,
+        "cache_read_input_tokens": r.cached_tokens,
+        "cache_creation_input_tokens": 0,
+    }
+
+
+def _anthropic_blocks(r: Reply) -> list[Json]:
+    blocks: list[Json] = []
+    if r.content is not None:
+        blocks.append({"type": "text", "text": r.content})
+    for call in r.tool_calls:
+        blocks.append(
+            {"type": "tool_use", "id": f"toolu_{call[0]}", "name": call[1], "input": call[2]}
+        )
+    return blocks
+
+
+def _anthropic_message(r: Reply, model: str, rid: str, content: list[Json]) -> Json:
+    return {
+        "id": rid,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": "tool_use" if r.tool_calls else "end_turn",
+        "stop_sequence": None,
+        "usage": _anthropic_usage(r),
+    }
+
+
+def messages_json(r: Reply, model: str, rid: str) -> Json:
+    """An Anthropic `message` object."""
+    return _anthropic_message(r, model, rid, _anthropic_blocks(r))
+
+
+def _block_events(block: Json, index: int) -> Iterator[Json]:
+    if block["type"] == "text":
+        yield {
+            "type": "content_block_start",
+            "index": index,
+            "content_block": {**block, "text": ""},
+        }
+        for piece in _pieces(block["text"]):
+            delta = {"type": "text_delta", "text": piece}
+            yield {"type": "content_block_delta", "index": index, "delta": delta}
+    else:
+        yield {
+            "type": "content_block_start",
+            "index": index,
+            "content_block": {**block, "input": {}},
+        }
+        for piece in _pieces(json.dumps(block["input"], separators=(",", ":"))):
+            delta = {"type": "input_json_delta", "partial_json": piece}
+            yield {"type": "content_block_delta", "index": index, "delta": delta}
+    yield {"type": "content_block_stop", "index": index}
+
+
+def messages_sse(r: Reply, model: str, rid: str) -> Iterator[bytes]:
+    """message_start, content blocks with deltas, message_delta, message_stop."""
+    start = _anthropic_message(r, model, rid, [])
+    delta = {"stop_reason": start["stop_reason"], "stop_sequence": None}
+    start.update(stop_reason=None, usage={**_anthropic_usage(r), "output_tokens": 1})
+    events: list[Json] = [{"type": "message_start", "message": start}]
+    for index, block in enumerate(_anthropic_blocks(r)):
+        events.extend(_block_events(block, index))
+    usage = {"output_tokens": r.output_tokens}
+    events.append({"type": "message_delta", "delta": delta, "usage": usage})
+    events.append({"type": "message_stop"})
+    for event in events:
+        yield _sse(event, event=event["type"])
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_body(status: int, anthropic: bool) -> Json:
+    """An error body in the provider's own shape."""
+    kind = ERROR_TYPES.get(status, "api_error" if anthropic else "server_error")
+    message = f"fake provider: scripted HTTP {status}"
+    if anthropic:
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    return {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
+
+
+# --------------------------------------------------------------------------- server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    timeout = 10  # an idle keep-alive connection is dropped after this many seconds
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet."""
+
+    def do_GET(self) -> None:
+        self.server.owner._record(self, None)
+        if self.path.split("?")[0] == "/health":
+            self._send(200, b"ok", "text/plain")
+        else:
+            self._send_json(404, error_body(404, anthropic=False))
+
+    def do_POST(self) -> None:
+        raw = self._read_body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        self.server.owner._handle_post(self, body)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+    def _read_chunked(self) -> bytes:
+        out = b""
+        for _ in range(1_000_000):
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                self.rfile.readline()
+                break
+            out += self.rfile.read(size)
+            self.rfile.readline()
+        return out
+
+    def _send(
+        self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(body)))
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, status: int, data: Json, extra: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json", extra)
+
+    def _send_sse(self, events: Iterator[bytes]) -> None:
+        chunks = list(events)
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("content-length", str(sum(map(len, chunks))))
+        self.end_headers()
+        for chunk in chunks:  # one write per event, so the client really reads a stream
+            self.wfile.write(chunk)
+            self.wfile.flush()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # so server_close() joins every handler thread
+    block_on_close = True
+
+    def __init__(self, owner: FakeProvider) -> None:
+        self.owner = owner
+        self.open: set[socket.socket] = set()
+        self.open_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.open_lock:
+            self.open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.open_lock:
+            self.open.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Wake handlers blocked on idle keep-alive connections so they can be joined."""
+        with self.open_lock:
+            conns = list(self.open)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Connections cut by clients or by stop() are normal here."""
+
+
+class FakeProvider:
+    """A scripted OpenAI/Anthropic-compatible server on 127.0.0.1 (see module docstring)."""
+
+    def __init__(
+        self, script: list[Json] | None = None, fail_first: list[int] | None = None
+    ) -> None:
+        self.script = list(script or [])
+        self.fail_first = list(fail_first or [])
+        self._requests: list[Received] = []
+        self._lock = threading.Lock()
+        self._served = 0
+        self._ids = itertools.count(1)
+        self._server = _Server(self)
+        host, port = self._server.server_address[:2]
+        self.base_url = f"http://{host}:{port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def requests(self) -> list[Received]:
+        """Every request received so far, in order (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and join every thread."""
+        self._server.shutdown()
+        self._server.drop_connections()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- request handling (called from handler threads)
+
+    def _record(self, handler: _Handler, body: Any) -> None:
+        """Store the request."""
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        with self._lock:
+            self._requests.append(Received(handler.command, handler.path, headers, body))
+
+    def _next_failure(self) -> int | None:
+        with self._lock:
+            return self.fail_first.pop(0) if self.fail_first else None
+
+    def _next_reply(self) -> tuple[Reply, int]:
+        with self._lock:
+            self._served += 1
+            n = self._served
+            item = self.script[n - 1] if n <= len(self.script) else {"content": "done"}
+            calls = [
+                (str(next(self._ids)), c["name"], dict(c.get("arguments") or {}))
+                for c in item.get("tool_calls") or []
+            ]
+        usage = {**DEFAULT_USAGE, **(item.get("usage") or {})}
+        reply = Reply(
+            item.get("content"),
+            calls,
+            usage["input_tokens"],
+            usage["output_tokens"],
+            usage.get("cached_tokens") or 0,
+        )
+        return reply, n
+
+    def _handle_post(self, handler: _Handler, body: Any) -> None:
+        self._record(handler, body)
+        path = handler.path.split("?")[0].rstrip("/")
+        anthropic = path.endswith("/messages")
+        status = self._next_failure()
+        if status is not None:
+            extra = {"retry-after-ms": "1", "retry-after": "0"}
+            handler._send_json(status, error_body(status, anthropic), extra)
+            return
+        kind = next(
+            (k for k in ("/chat/completions", "/responses", "/messages") if path.endswith(k)), None
+        )
+        if kind is None:
+            handler._send_json(404, error_body(404, anthropic))
+            return
+        self._answer(handler, kind, body if isinstance(body, dict) else {})
+
+    def _answer(self, handler: _Handler, kind: str, body: Json) -> None:
+        reply, n = self._next_reply()
+        model = str(body.get("model") or "fake-model")
+        stream = bool(body.get("stream"))
+        if kind == "/chat/completions":
+            rid = f"chatcmpl-{n}"
+            if stream:
+                opts = body.get("stream_options") or {}
+                handler._send_sse(chat_sse(reply, model, rid, bool(opts.get("include_usage"))))
+            else:
+                handler._send_json(200, chat_json(reply, model, rid))
+        elif kind == "/responses":
+            rid = f"resp_{n}"
+            if stream:
+                handler._send_sse(responses_sse(reply, model, rid))
+            else:
+                handler._send_json(200, responses_json(reply, model, rid))
+        else:
+            rid = f"msg_{n}"
+            if stream:
+                handler._send_sse(messages_sse(reply, model, rid))
+            else:
+                handler._send_json(200, messages_json(reply, model, rid))

@@ -1,0 +1,193 @@
+"""The `opswald` command line, run as users run it: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+
+from opswald.session import SCHEMA_URL, json_schema
+
+ROOT = Path(__file__).parents[1]
+EXAMPLES = ROOT / "goldens"
+EXAMPLE_NAMES = sorted(p.name for p in EXAMPLES.iterdir() if ".golden." in p.name)
+FLIGHT = EXAMPLES / "flight_booking.golden.yaml"
+
+BROKEN_YAML = """\
+name: broken
+input: {q: hi}
+steps:
+  - step: 1
+    type: tool_cal
+    tool: lookup
+output: done
+"""
+BROKEN_JSON = '{\n  "name": "broken",\n  "input": 1,\n  "steps": [1,,]\n}\n'
+
+
+def opswald(
+    *args: str, cwd: Path = ROOT, script: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI: `python -m opswald.cli`, or the installed console script."""
+    command = [script] if script else [sys.executable, "-m", "opswald.cli"]
+    return subprocess.run(
+        [*command, *args],
+        cwd=cwd,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=60,
+        check=False,
+    )
+
+
+def console_script() -> str:
+    """The `opswald` entry point: beside this interpreter (a venv), else on PATH."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = shutil.which("opswald", path=search)
+    assert found, "the `opswald` console script is not installed"
+    return found
+
+
+# ------------------------------------------------------------------------------ schema
+
+
+def test_schema_prints_the_json_schema() -> None:
+    result = opswald("schema")
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    assert schema["$id"] == SCHEMA_URL
+    assert schema == json_schema()
+    assert result.stderr == ""
+
+
+def test_the_console_script_is_the_same_program() -> None:
+    script = console_script()
+    schema = opswald("schema", script=script)
+    assert schema.returncode == 0, schema.stderr
+    assert json.loads(schema.stdout)["$id"] == SCHEMA_URL
+    validate = opswald("validate", "goldens/", script=script)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert validate.stdout == opswald("validate", "goldens/").stdout
+
+
+# ---------------------------------------------------------------------------- validate
+
+
+def test_validate_the_example_goldens() -> None:
+    result = opswald("validate", "goldens/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert len(EXAMPLE_NAMES) >= 6
+    for name in EXAMPLE_NAMES:
+        pattern = re.compile(rf"ok: goldens/{re.escape(name)} \(\d+ steps\)")
+        assert sum(bool(pattern.fullmatch(line)) for line in lines) == 1, (name, lines)
+    assert lines[-1] == f"{len(EXAMPLE_NAMES)} valid, 0 invalid"
+    assert len(lines) == len(EXAMPLE_NAMES) + 1
+
+
+def test_validate_names_the_malformed_file_and_line(tmp_path: Path) -> None:
+    goldens = tmp_path / "goldens"
+    shutil.copytree(EXAMPLES, goldens)
+    (goldens / "broken.golden.yaml").write_text(BROKEN_YAML)
+    (goldens / "sub").mkdir()
+    (goldens / "sub" / "broken.golden.json").write_text(BROKEN_JSON)
+    (goldens / "notes.yaml").write_text("not: a golden\n")
+    result = opswald("validate", "goldens/", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert (
+        "error: goldens/broken.golden.yaml:5: steps[0].type: unknown step type 'tool_cal'; "
+        "expected one of: user_input, llm_call, tool_call, state"
+    ) in lines
+    assert any(line.startswith("error: goldens/sub/broken.golden.json:4: ") for line in lines)
+    assert sum(line.startswith("ok: goldens/") for line in lines) == len(EXAMPLE_NAMES)
+    assert "notes.yaml" not in result.stdout
+    assert lines[-1] == f"{len(EXAMPLE_NAMES)} valid, 2 invalid"
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_a_single_file() -> None:
+    result = opswald("validate", str(FLIGHT))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [f"ok: {FLIGHT} (7 steps)", "1 valid, 0 invalid"]
+
+
+def test_validate_a_stub(tmp_path: Path) -> None:
+    (tmp_path / "new.golden.yaml").write_text("name: new\ninput: {q: hi}\n")
+    result = opswald("validate", ".", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok: new.golden.yaml (stub (not recorded yet))" in result.stdout.splitlines()
+
+
+@pytest.mark.parametrize("content", [None, "notes.yaml"], ids=["empty", "no_goldens"])
+def test_validate_a_folder_without_goldens_exits_4(tmp_path: Path, content: str | None) -> None:
+    if content:
+        (tmp_path / content).write_text("name: x\ninput: 1\n")
+        (tmp_path / "golden.yaml").write_text("name: x\ninput: 1\n")
+    result = opswald("validate", str(tmp_path))
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "no golden files found" in result.stderr
+
+
+# -------------------------------------------------------------------------------- show
+
+
+def test_show_the_flight_booking(snapshot: SnapshotAssertion) -> None:
+    result = opswald("show", str(FLIGHT))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    step5 = [line for line in lines if "step 5 of 7" in line]
+    assert len(step5) == 1
+    assert "tool_call" in step5[0]
+    assert "book_flight" in step5[0]
+    assert sum("of 7 ·" in line for line in lines) == 7
+    assert result.stdout == snapshot
+
+
+def test_show_a_malformed_golden(tmp_path: Path) -> None:
+    path = tmp_path / "broken.golden.yaml"
+    path.write_text(BROKEN_YAML)
+    result = opswald("show", str(path))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {path}:5: steps[0].type: unknown step type")
+    assert "Traceback" not in result.stderr
+
+
+def test_show_a_missing_file(tmp_path: Path) -> None:
+    result = opswald("show", str(tmp_path / "nope.golden.yaml"))
+    assert result.returncode == 1
+    assert "nope.golden.yaml" in result.stderr
+    assert "No such file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_show_survives_strings_that_cannot_be_printed(tmp_path: Path) -> None:
+    """JSON may escape a lone surrogate; `load` accepts it, so `show` must not crash on it."""
+    path = tmp_path / "odd.golden.json"
+    path.write_text(
+        '{"name": "odd", "input": 1, "steps": [{"step": 1, "type": "tool_call",'
+        ' "tool": "lookup", "input": {"who": "\\ud800"}}], "output": "\\udfff"}'
+    )
+    result = opswald("show", str(path))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode in (0, 1)
+    if result.returncode == 0:
+        assert "step 1 of 1" in result.stdout
+    else:
+        assert result.stderr.startswith(f"error: {path}")
+
+
+def test_no_subcommand_is_a_usage_error() -> None:
+    result = opswald()
+    assert result.returncode == 2
+    assert "usage: opswald" in result.stderr

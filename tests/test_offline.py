@@ -1,0 +1,402 @@
+"""The offline guard. Every blocking check runs in a network namespace with no route out."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from opswald import offline
+from opswald.offline import OfflineError, OfflineGuard, is_local_host, refusing_proxy
+
+PATCHED_FUNCS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
+PATCHED_METHODS = ("connect", "connect_ex", "sendto", "sendmsg")
+
+
+def originals() -> dict[str, object]:
+    funcs = {name: getattr(socket, name) for name in PATCHED_FUNCS}
+    methods = {f"socket.{n}": socket.socket.__dict__.get(n, "absent") for n in PATCHED_METHODS}
+    looked_up = {f"lookup.{n}": getattr(socket.socket, n) for n in PATCHED_METHODS}
+    return {**funcs, **methods, **looked_up}
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A TCP server socket on 127.0.0.1 that accepts one connection."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(5)
+        yield server
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+def test_loopback_still_works_under_the_guard(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    with OfflineGuard() as guard:
+        found = socket.getaddrinfo("localhost", port, type=socket.SOCK_STREAM)
+        assert found
+        assert all(is_local_host(info[4][0]) for info in found)
+        assert socket.gethostbyname_ex("LOCALHOST") == ("LOCALHOST", [], ["127.0.0.1"])
+        assert socket.gethostbyname("127.0.0.1") == "127.0.0.1"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            conn, _ = listener.accept()
+            with conn:
+                client.sendall(b"ping")
+                assert conn.recv(4) == b"ping"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            udp.sendto(b"x", udp.getsockname())
+            assert udp.recv(1) == b"x"
+    assert guard.blocked == []
+
+
+def test_loopback_ipv6_and_unix_sockets_are_allowed(tmp_path: Path) -> None:
+    path = str(tmp_path / "s")
+    with OfflineGuard(), socket.socket(socket.AF_UNIX) as server:
+        server.bind(path)
+        server.listen()
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(path)
+    if socket.has_ipv6:
+        try:
+            server6 = socket.create_server(("::1", 0), family=socket.AF_INET6)
+        except OSError:
+            return  # no IPv6 loopback in this environment
+        with server6, OfflineGuard():
+            port = server6.getsockname()[1]
+            socket.create_connection(("::1", port), timeout=5).close()
+
+
+def test_asyncio_to_loopback_under_the_guard(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+
+    async def run() -> None:
+        _, writer = await asyncio.open_connection("localhost", port)
+        writer.close()
+        await writer.wait_closed()
+
+    with OfflineGuard():
+        asyncio.run(run())
+
+
+def test_uninstall_restores_the_original_functions() -> None:
+    before = originals()
+    guard = OfflineGuard()
+    guard.install()
+    try:
+        assert socket.getaddrinfo is not before["getaddrinfo"]
+        assert socket.socket.connect is not before["lookup.connect"]
+    finally:
+        guard.uninstall()
+    after = originals()
+    for name, value in before.items():
+        assert after[name] is value, name
+    with pytest.raises(RuntimeError):
+        guard.uninstall()
+
+
+def test_guards_nest_and_the_last_one_restores() -> None:
+    before = originals()
+    outer, inner = OfflineGuard(), OfflineGuard()
+    with outer:
+        patched = socket.getaddrinfo
+        with inner, inner:
+            assert socket.getaddrinfo is patched
+            assert inner.active
+        assert not inner.active
+        assert socket.getaddrinfo is patched
+    assert originals() == before
+
+
+def test_guard_is_thread_safe() -> None:
+    before = originals()
+    guard = OfflineGuard()
+
+    def churn() -> None:
+        for _ in range(200):
+            with guard, OfflineGuard():
+                pass
+
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert originals() == before
+
+
+def test_blocked_attempts_are_noted_without_touching_the_network() -> None:
+    offline.check_address("api.openai.com", 443)  # no guard: nothing happens
+    with OfflineGuard() as guard:
+        with pytest.raises(OfflineError) as err:
+            offline.check_address("api.openai.com", 443)
+        offline.check_address("127.0.0.5", 80)
+    assert guard.blocked == [("api.openai.com", 443)]
+    assert str(err.value) == (
+        "opswald replay is offline: blocked connection to api.openai.com:443. Record the "
+        "golden with --opswald-mode=record, or run with --opswald-mode=live to reach the "
+        "network."
+    )
+    assert isinstance(err.value, ConnectionRefusedError)
+    assert err.value.errno == errno.ECONNREFUSED
+    copy = pickle.loads(pickle.dumps(err.value))
+    assert (copy.host, copy.port, str(copy)) == ("api.openai.com", 443, str(err.value))
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        (b"127.0.0.1", True),
+        (None, True),
+        ("api.openai.com", False),
+        ("10.0.0.1", False),
+        ("::ffff:8.8.8.8", False),
+        ("localhost.example.com", False),
+        ("<broadcast>", False),
+    ],
+)
+def test_is_local_host(host: object, local: bool) -> None:
+    assert is_local_host(host) is local
+
+
+def test_refusing_proxy_answers_403() -> None:
+    # The guard is active too, so even a client ignoring the proxy could send nothing out.
+    with refusing_proxy() as url, OfflineGuard() as guard:
+        assert url.startswith("http://127.0.0.1:")
+        with httpx.Client(proxy=url) as client:
+            reply = client.get("http://example.invalid/")
+            posted = client.post("http://example.invalid/v1/chat", json={"q": 1})
+    assert (reply.status_code, posted.status_code) == (403, 403)
+    assert "opswald replay is offline" in reply.text
+    assert guard.blocked == []
+
+
+def test_refusing_proxy_through_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    with refusing_proxy() as url, OfflineGuard() as guard:
+        for name, value in offline.proxy_env(url).items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen("http://example.invalid/", timeout=5)
+        err.value.close()
+        with httpx.Client() as client, pytest.raises(httpx.ProxyError):
+            client.get("https://example.invalid/")  # CONNECT refused
+    assert err.value.code == 403
+    assert guard.blocked == []
+
+
+# --------------------------------------------------------------------------- network namespace
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, errno, json, socket, sys, urllib.request
+
+    # Refuse to try anything unless this namespace has no interface but loopback.
+    names = [name for _, name in socket.if_nameindex()]
+    if names != ["lo"]:
+        print(json.dumps({"isolated": names}))
+        sys.exit(3)
+    with open("/proc/net/route") as f:
+        if len(f.read().strip().splitlines()) > 1:
+            print(json.dumps({"isolated": "routes"}))
+            sys.exit(3)
+
+    import httpx, httpx2
+    from opswald.offline import OfflineError, OfflineGuard
+
+    def chain(exc):
+        seen = []
+        while exc is not None and len(seen) < 20:
+            seen.append(exc)
+            exc = exc.__cause__ or exc.__context__ or getattr(exc, "reason", None)
+            exc = exc if isinstance(exc, BaseException) else None
+        return seen
+
+    def check(name, host, fn):
+        try:
+            fn()
+        except BaseException as exc:
+            links = chain(exc)
+            guard = [e for e in links if isinstance(e, OfflineError)]
+            result = {
+                "name": name,
+                "raised": type(exc).__name__,
+                "by_guard": bool(guard),
+                "host_named": bool(guard) and host in str(guard[0]) and host in str(exc),
+                "message": str(exc),
+                "errnos": [getattr(e, "errno", None) for e in links],
+            }
+        else:
+            result = {"name": name, "raised": None}
+        print(json.dumps(result), flush=True)
+
+    def udp():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"x", ("8.8.8.8", 53))
+
+    def udp_msg():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendmsg([b"x"], [], 0, ("8.8.4.4", 53))
+
+    def connect_ex():
+        with socket.socket() as s:
+            rc = s.connect_ex(("93.184.216.34", 80))
+        ok = rc == errno.ECONNREFUSED and guard.blocked[-1] == ("93.184.216.34", 80)
+        print(json.dumps({"name": "connect_ex", "raised": f"returned {rc}", "by_guard": ok,
+                          "host_named": ok, "message": "", "errnos": [rc]}), flush=True)
+
+    def aio(host):
+        async def go():
+            await asyncio.wait_for(asyncio.open_connection(host, 443), 10)
+        asyncio.run(go())
+
+    def aio_resolve():
+        async def go():
+            await asyncio.get_running_loop().getaddrinfo("api.anthropic.com", 443)
+        asyncio.run(go())
+
+    def aio_udp():
+        async def go():
+            loop = asyncio.get_running_loop()
+            t, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, remote_addr=("9.9.9.9", 53))
+            t.close()
+        asyncio.run(go())
+
+    guard = OfflineGuard()
+    with guard:
+        check("getaddrinfo", "api.openai.com", lambda: socket.getaddrinfo("api.openai.com", 443))
+        check("gethostbyname", "example.com", lambda: socket.gethostbyname("example.com"))
+        check("gethostbyname_ex", "example.org", lambda: socket.gethostbyname_ex("example.org"))
+        check("gethostbyaddr", "8.8.8.8", lambda: socket.gethostbyaddr("8.8.8.8"))
+        check("create_connection", "93.184.216.34",
+              lambda: socket.create_connection(("93.184.216.34", 80), timeout=5))
+        check("connect_by_name", "example.net",
+              lambda: socket.socket().connect(("example.net", 80)))
+        connect_ex()
+        check("udp_sendto", "8.8.8.8", udp)
+        check("udp_sendmsg", "8.8.4.4", udp_msg)
+        check("urllib", "example.com",
+              lambda: urllib.request.urlopen("http://example.com", timeout=5))
+        check("httpx", "api.openai.com",
+              lambda: httpx.get("https://api.openai.com/v1/models", timeout=5))
+        check("httpx2", "api.anthropic.com",
+              lambda: httpx2.get("https://api.anthropic.com/v1/models", timeout=5))
+        check("asyncio_ip", "1.1.1.1", lambda: aio("1.1.1.1"))
+        check("asyncio_name", "api.openai.com", lambda: aio("api.openai.com"))
+        check("loop_getaddrinfo", "api.anthropic.com", aio_resolve)
+        check("asyncio_udp", "9.9.9.9", aio_udp)
+    print(json.dumps({"blocked": len(guard.blocked)}))
+    """
+)
+
+EXPECTED = [
+    "getaddrinfo",
+    "gethostbyname",
+    "gethostbyname_ex",
+    "gethostbyaddr",
+    "create_connection",
+    "connect_by_name",
+    "connect_ex",
+    "udp_sendto",
+    "udp_sendmsg",
+    "urllib",
+    "httpx",
+    "httpx2",
+    "asyncio_ip",
+    "asyncio_name",
+    "loop_getaddrinfo",
+    "asyncio_udp",
+]
+
+
+def _works(prefix: list[str]) -> bool:
+    try:
+        done = subprocess.run([*prefix, "true"], capture_output=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@contextmanager
+def no_route_namespace() -> Iterator[list[str]]:
+    """A command prefix running its command in a fresh network namespace (no routes)."""
+    if shutil.which("unshare") and _works(["unshare", "-rn"]):
+        yield ["unshare", "-rn"]
+        return
+    name = f"opswald-test-{uuid.uuid4().hex[:8]}"
+    if shutil.which("ip") and _works(["ip", "netns", "add", name]):
+        try:
+            yield ["ip", "netns", "exec", name]
+        finally:
+            subprocess.run(["ip", "netns", "delete", name], timeout=20, check=False)
+        return
+    pytest.fail(
+        "cannot create a network namespace: neither `unshare -rn` nor `ip netns add` works "
+        "here, so the offline guard cannot be tested without risking real packets. "
+        "Run the tests as root or with unprivileged user namespaces enabled."
+    )
+
+
+def test_guard_blocks_everything_in_a_namespace_without_routes() -> None:
+    with no_route_namespace() as prefix:
+        done = subprocess.run(
+            [*prefix, sys.executable, "-c", CHILD],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    results = {r["name"]: r for r in lines if "name" in r}
+    assert list(results) == EXPECTED
+    for name, result in results.items():
+        assert result["raised"] is not None, f"{name}: nothing was blocked"
+        assert result["by_guard"], f"{name}: not blocked by the guard: {result}"
+        assert result["host_named"], f"{name}: host not named: {result['message']}"
+        # the netns itself would say ENETUNREACH / EAI_*: the guard's refusal came first
+        assert errno.ENETUNREACH not in result["errnos"], result
+    assert lines[-1] == {"blocked": len(EXPECTED)}
+    assert "opswald replay is offline" in results["httpx"]["message"]
+    assert "--opswald-mode=record" in results["getaddrinfo"]["message"]
+
+
+def test_real_sdks_reach_a_loopback_provider_under_the_guard() -> None:
+    import anthropic
+    import openai
+
+    from fakeprovider import FakeProvider
+
+    with FakeProvider(fail_first=[500]) as fp, OfflineGuard() as guard:
+        with openai.OpenAI(base_url=fp.base_url + "/v1", api_key="sk-t") as client:
+            chat = client.chat.completions.create(model="m", messages=[])
+        with anthropic.Anthropic(
+            base_url=fp.base_url.replace("127.0.0.1", "localhost"), api_key="sk-ant-t"
+        ) as ant:
+            msg = ant.messages.create(model="m", max_tokens=5, messages=[])
+    assert chat.choices[0].message.content == "done"
+    assert msg.content[0].type == "text"
+    assert guard.blocked == []

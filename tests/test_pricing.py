@@ -1,0 +1,204 @@
+"""The dated price table: lookup, cached-token arithmetic, overrides, missing models."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+
+from opswald.pricing import (
+    Price,
+    PriceError,
+    Pricer,
+    PriceTable,
+    PriceWarning,
+    cost_with_source,
+)
+from opswald.session import Usage
+
+
+@pytest.fixture(scope="module")
+def table() -> PriceTable:
+    return PriceTable.load_default()
+
+
+def test_shipped_table_is_dated_and_sourced(table: PriceTable) -> None:
+    assert table.as_of is not None
+    assert datetime.date.fromisoformat(table.as_of).year >= 2025
+    assert table.source is not None
+    assert "list prices" in table.source.lower()
+    assert table.currency == "USD"
+    for model in ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3", "o4-mini"):
+        assert table.lookup(model) is not None, model
+    for model in ("claude-3-5-sonnet", "claude-3-5-haiku", "claude-sonnet-4", "claude-opus-4"):
+        assert table.lookup(model) is not None, model
+
+
+@pytest.mark.parametrize(
+    ("model", "listed"),
+    [
+        ("gpt-4o", "gpt-4o"),
+        ("gpt-4o-2024-08-06", "gpt-4o"),
+        ("GPT-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-4.1-mini-2025-04-14", "gpt-4.1-mini"),
+        ("o3-mini-2025-01-31", "o3-mini"),
+        ("o3-2025-04-16", "o3"),
+        ("claude-sonnet-4-20250514", "claude-sonnet-4"),
+        ("claude-opus-4-5-20251101", "claude-opus-4-5"),
+        ("claude-3-7-sonnet-latest", "claude-3-7-sonnet"),
+        ("claude-3-5-sonnet@20240620", "claude-3-5-sonnet"),
+        ("openai/gpt-4o", "gpt-4o"),
+    ],
+)
+def test_lookup_exact_or_longest_snapshot_prefix(
+    table: PriceTable, model: str, listed: str
+) -> None:
+    assert table.lookup(model) == table.prices[listed]
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt-4o-realtime-preview", "o3-pro", "claude-opus-4-7", "gpt-4", "mystery", "", None]
+)
+def test_lookup_does_not_guess_other_models(table: PriceTable, model: str | None) -> None:
+    # a variant is not its family: pricing it silently at the family's price would lie
+    assert table.lookup(model) is None
+
+
+def test_prefix_prefers_the_longest_listed_name() -> None:
+    short = Price(input=1, output=1, cache_read=1, cache_write=1)
+    long = Price(input=2, output=2, cache_read=2, cache_write=2)
+    t = PriceTable({"m": short, "m-mini": long})
+    assert t.lookup("m-mini-2024-01-01") == long
+    assert t.lookup("m-20240101") == short
+    assert t.lookup("m-0613") == short
+    assert t.lookup("m-mini-20240101-v1:0") == long
+    assert t.lookup("m-max-20240101") is None
+
+
+def test_cost_with_cache_reads_and_writes_by_hand(table: PriceTable) -> None:
+    # claude-sonnet-4: input 3.00, cache_write 3.75, cache_read 0.30, output 15.00 per M.
+    usage = Usage(
+        input_tokens=10_000,  # normalised: includes the 6,000 read and 2,000 written
+        output_tokens=500,  # includes reasoning
+        cache_read_tokens=6_000,
+        cache_creation_tokens=2_000,
+        reasoning_tokens=200,
+    )
+    # 2,000 x 3.00 + 6,000 x 0.30 + 2,000 x 3.75 + 500 x 15.00 = 22,800 per million
+    assert table.cost("claude-sonnet-4-20250514", usage) == 0.0228
+
+
+def test_cost_openai_cached_tokens_and_rounding(table: PriceTable) -> None:
+    # gpt-4o-mini: input 0.15, cache_read 0.075, output 0.60 per M.
+    usage = Usage(input_tokens=1_234, output_tokens=56, cache_read_tokens=1_024)
+    # 210 x 0.15 + 1,024 x 0.075 + 56 x 0.60 = 31.5 + 76.8 + 33.6 = 141.9 per million
+    assert table.cost("gpt-4o-mini", usage) == 0.0001419
+    assert table.cost("gpt-4o-mini", Usage(input_tokens=1, output_tokens=0)) == 0.00000015
+    assert table.cost("gpt-4o-mini", Usage(input_tokens=0, output_tokens=0)) == 0.0
+
+
+def test_cost_needs_usage(table: PriceTable) -> None:
+    assert table.cost("gpt-4o", None) is None
+    assert table.cost("gpt-4o", Usage()) is None
+
+
+def test_missing_cache_prices_default_to_input(table: PriceTable) -> None:
+    price = table.lookup("gpt-4-turbo")
+    assert price == Price(input=10.0, output=30.0, cache_read=10.0, cache_write=10.0)
+
+
+def test_override_file_merges_over_the_shipped_table(table: PriceTable, tmp_path: Path) -> None:
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        "as_of: '2026-01-15'\n"
+        "source: our negotiated rates\n"
+        "unit: per_thousand_tokens\n"
+        "models:\n"
+        "  gpt-4o: {input: 0.002, output: 0.008}\n"
+        "  acme-llm: {input: 0.001, output: 0.002, cache_read: 0.0005}\n"
+    )
+    merged = table.merged(PriceTable.from_file(path))
+    assert merged.lookup("gpt-4o-2024-08-06") == Price(
+        input=2.0, output=8.0, cache_read=2.0, cache_write=2.0
+    )
+    assert merged.lookup("acme-llm") == Price(
+        input=1.0, output=2.0, cache_read=0.5, cache_write=1.0
+    )
+    assert merged.lookup("claude-3-5-haiku") == table.lookup("claude-3-5-haiku")
+    assert merged.as_of == "2026-01-15"
+    assert merged.source is not None
+    assert "our negotiated rates" in merged.source
+    assert table.lookup("acme-llm") is None  # the original is untouched
+    assert merged.cost("acme-llm", Usage(input_tokens=1_000_000, output_tokens=0)) == 1.0
+
+
+def test_merged_with_a_mapping() -> None:
+    base = PriceTable({"a": Price(input=1, output=2, cache_read=1, cache_write=1)})
+    merged = base.merged({"b": {"input": 3, "output": 4}})
+    assert merged.lookup("b") == Price(input=3, output=4, cache_read=3, cache_write=3)
+    assert merged.lookup("a") == base.lookup("a")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: {m: {input: 1}}\n", "needs both"),
+        ("models: {m: {input: 1, output: -2}}\n", ">= 0"),
+        ("models: {m: {input: 1, output: 'x'}}\n", "must be a number"),
+        ("models: {m: {input: 1, output: 2, cached: 1}}\n", "unknown price field"),
+        ("unit: per_byte\nmodels: {}\n", "unknown unit"),
+        ("models: [1, 2]\n", "must map"),
+        ("models: {m: {input: 1, output: 2}, m: {input: 1, output: 2}}\n", "prices.yaml"),
+    ],
+)
+def test_bad_override_files_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "prices.yaml"
+    path.write_text(text)
+    with pytest.raises(PriceError, match=message) as err:
+        PriceTable.from_file(path)
+    assert "prices.yaml" in str(err.value)
+
+
+def test_missing_model_costs_none_and_warns_once(table: PriceTable) -> None:
+    fresh = PriceTable(table.prices, as_of=table.as_of)
+    usage = Usage(input_tokens=100, output_tokens=10)
+    assert fresh.cost("acme-unknown-1", usage) is None
+    assert fresh.warn_missing("acme-unknown-1") is True
+    assert fresh.warn_missing("acme-unknown-1") is False
+    assert fresh.warn_missing("acme-unknown-2") is True
+    assert fresh.missing == {"acme-unknown-1", "acme-unknown-2"}
+    message = fresh.missing_message("acme-unknown-1")
+    assert "'acme-unknown-1'" in message
+    assert "cost is null" in message
+    assert "opswald_prices" in message
+
+
+def test_cost_with_source(table: PriceTable) -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=0)
+    assert cost_with_source(table, "gpt-4o", usage, reported=0.5) == (0.5, "provider")
+    assert cost_with_source(table, "gpt-4o", usage) == (2.5, f"price_table:{table.as_of}")
+    assert cost_with_source(table, "nope", usage) == (None, None)
+
+
+def test_pricer_hook_then_table_then_one_warning(table: PriceTable) -> None:
+    fresh = PriceTable(table.prices, as_of="2025-01-01")
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    seen: list[str] = []
+
+    def hook(model: str, usage: Usage) -> float | None:
+        return 0.123 if model == "my-finetune" else None
+
+    pricer = Pricer(fresh, hook, warn=seen.append)
+    assert pricer.price("my-finetune", usage) == (0.123, "hook")
+    assert pricer.price("gpt-4o-mini", usage) == (0.75, "price_table:2025-01-01")
+    assert pricer.price("gpt-4o-mini", None) == (None, None)
+    assert pricer.price("acme-x", usage) == (None, None)
+    assert pricer.price("acme-x", usage) == (None, None)
+    assert seen == [fresh.missing_message("acme-x")]
+
+
+def test_pricer_warns_with_a_price_warning(table: PriceTable) -> None:
+    pricer = Pricer(PriceTable(table.prices))
+    with pytest.warns(PriceWarning, match="no price for model 'acme-y'"):
+        assert pricer.price("acme-y", Usage(input_tokens=1)) == (None, None)

@@ -1,0 +1,367 @@
+"""Real openai/anthropic SDKs, zero agent code change: record against a fake provider on
+127.0.0.1, stop it, replay offline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from fakeprovider import FakeProvider
+from opswald import dump, load
+from opswald.session import LLMCallStep, ToolCallStep
+
+AGENT = '''
+"""One agent, many SDK flavours (SDK_MODE); the model is asked, a tool runs, asked again."""
+import asyncio
+import json
+import os
+
+import opswald
+
+
+@opswald.tool
+def get_weather(city):
+    return {"city": city, "temp_c": 21}
+
+
+TOOL = {"name": "get_weather", "description": "weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+
+def question(input):
+    return input["question"] + os.environ.get("PROMPT_SUFFIX", "")
+
+
+def openai_chat(input, stream=False):
+    import openai
+    with openai.OpenAI(max_retries=3) as client:
+        return _openai_chat(client, input, stream)
+
+
+def _openai_chat(client, input, stream):
+    messages = [{"role": "system", "content": "be brief"},
+                {"role": "user", "content": question(input)}]
+    tools = [{"type": "function", "function": TOOL}]
+    for _ in range(4):
+        if stream:
+            content, calls = "", {}
+            for chunk in client.chat.completions.create(
+                model="gpt-4o-mini", messages=messages, tools=tools, stream=True,
+                stream_options={"include_usage": True}, user="someone", temperature=0,
+            ):
+                if not chunk.choices:
+                    continue
+                delta = chunk.choices[0].delta
+                content += delta.content or ""
+                for tc in delta.tool_calls or []:
+                    entry = calls.setdefault(tc.index, {"id": tc.id, "name": "", "args": ""})
+                    entry["name"] += (tc.function.name or "") if tc.function else ""
+                    entry["args"] += (tc.function.arguments or "") if tc.function else ""
+            tool_calls = [(c["id"], c["name"], c["args"]) for c in calls.values()]
+        else:
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=messages, tools=tools, user="someone", temperature=0,
+            )
+            message = reply.choices[0].message
+            content = message.content or ""
+            tool_calls = [(t.id, t.function.name, t.function.arguments)
+                          for t in message.tool_calls or []]
+        if not tool_calls:
+            return {"answer": content}
+        messages.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+            for i, n, a in tool_calls]})
+        for call_id, name, args in tool_calls:
+            result = get_weather(**json.loads(args))
+            messages.append(
+                {"role": "tool", "tool_call_id": call_id, "content": json.dumps(result)}
+            )
+    raise RuntimeError("too many turns")
+
+
+async def openai_chat_async(input):
+    import openai
+    async with openai.AsyncOpenAI(max_retries=3) as client:
+        return await _openai_chat_async(client, input)
+
+
+async def _openai_chat_async(client, input):
+    messages = [{"role": "user", "content": question(input)}]
+    tools = [{"type": "function", "function": TOOL}]
+    for _ in range(4):
+        reply = await client.chat.completions.create(model="gpt-4o-mini", messages=messages,
+                                                     tools=tools)
+        message = reply.choices[0].message
+        if not message.tool_calls:
+            return {"answer": message.content}
+        messages.append(message.model_dump(exclude_none=True))
+        for t in message.tool_calls:
+            result = get_weather(**json.loads(t.function.arguments))
+            messages.append({"role": "tool", "tool_call_id": t.id, "content": json.dumps(result)})
+    raise RuntimeError("too many turns")
+
+
+def openai_responses(input, stream=False):
+    import openai
+    with openai.OpenAI(max_retries=3) as client:
+        return _openai_responses(client, input, stream)
+
+
+def _openai_responses(client, input, stream):
+    items = [{"role": "user", "content": question(input)}]
+    tools = [{"type": "function", **TOOL}]
+    for _ in range(4):
+        if stream:
+            response = None
+            for event in client.responses.create(model="gpt-4.1-mini", input=items, tools=tools,
+                                                 stream=True):
+                if event.type == "response.completed":
+                    response = event.response
+        else:
+            response = client.responses.create(model="gpt-4.1-mini", input=items, tools=tools)
+        calls = [o for o in response.output if o.type == "function_call"]
+        if not calls:
+            return {"answer": response.output_text}
+        for call in calls:
+            items.append({"type": "function_call", "call_id": call.call_id, "name": call.name,
+                          "arguments": call.arguments})
+            result = get_weather(**json.loads(call.arguments))
+            items.append({"type": "function_call_output", "call_id": call.call_id,
+                          "output": json.dumps(result)})
+    raise RuntimeError("too many turns")
+
+
+def anthropic_messages(input, stream=False):
+    import anthropic
+    with anthropic.Anthropic(max_retries=3) as client:
+        return _anthropic_messages(client, input, stream)
+
+
+def _anthropic_messages(client, input, stream):
+    messages = [{"role": "user", "content": question(input)}]
+    tools = [{"name": TOOL["name"], "description": TOOL["description"],
+              "input_schema": TOOL["parameters"]}]
+    for _ in range(4):
+        kwargs = dict(model="claude-3-5-haiku-latest", max_tokens=256, system="be brief",
+                      messages=messages, tools=tools)
+        if stream:
+            with client.messages.stream(**kwargs) as s:
+                reply = s.get_final_message()
+        else:
+            reply = client.messages.create(**kwargs)
+        uses = [b for b in reply.content if b.type == "tool_use"]
+        if not uses:
+            return {"answer": "".join(b.text for b in reply.content if b.type == "text")}
+        messages.append({"role": "assistant", "content": [b.model_dump() for b in reply.content]})
+        messages.append({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": u.id,
+             "content": json.dumps(get_weather(**u.input))} for u in uses]})
+    raise RuntimeError("too many turns")
+
+
+async def anthropic_async(input):
+    import anthropic
+    async with anthropic.AsyncAnthropic(max_retries=3) as client:
+        reply = await client.messages.create(
+            model="claude-3-5-haiku-latest", max_tokens=64,
+            messages=[{"role": "user", "content": question(input)}])
+    return {"answer": reply.content[0].text}
+
+
+def plain_httpx(input):
+    import httpx
+    base = os.environ["OPENAI_BASE_URL"]
+    with httpx.Client() as client:
+        reply = client.post(f"{base}/chat/completions", json={
+            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": question(input)}]})
+    return {"answer": reply.json()["choices"][0]["message"]["content"]}
+
+
+MODES = {
+    "openai_chat": openai_chat,
+    "openai_chat_stream": lambda i: openai_chat(i, stream=True),
+    "openai_responses": openai_responses,
+    "openai_responses_stream": lambda i: openai_responses(i, stream=True),
+    "anthropic": anthropic_messages,
+    "anthropic_stream": lambda i: anthropic_messages(i, stream=True),
+    "plain_httpx": plain_httpx,
+}
+ASYNC_MODES = {"openai_chat_async": openai_chat_async, "anthropic_async": anthropic_async}
+
+
+def run(input):
+    mode = os.environ["SDK_MODE"]
+    if mode in ASYNC_MODES:
+        return asyncio.run(ASYNC_MODES[mode](input))
+    return MODES[mode](input)
+'''
+
+SCRIPT = [
+    {
+        "content": None,
+        "tool_calls": [{"name": "get_weather", "arguments": {"city": "Rome"}}],
+        "usage": {"input_tokens": 50, "output_tokens": 12, "cached_tokens": 10},
+    },
+    {
+        "content": "It is 21°C in Rome.",
+        "tool_calls": None,
+        "usage": {"input_tokens": 80, "output_tokens": 9},
+    },
+]
+
+GOLDEN = "goldens/weather.golden.yaml"
+
+
+@pytest.fixture
+def sdk_project(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[pytest.Pytester]:
+    for var in ("CI", "PROMPT_SUFFIX", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-" + "A1b2C3d4" * 5)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-" + "Z9y8X7w6" * 5)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    pytester.makepyfile(sdkagent=AGENT, conftest="import sdkagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = sdkagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / GOLDEN).write_text("name: weather\ninput:\n  question: Weather in Rome?\n")
+    yield pytester
+
+
+def _record(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    fail_first: list[int] | None = None,
+) -> FakeProvider:
+    monkeypatch.setenv("SDK_MODE", mode)
+    with FakeProvider(script=[dict(s) for s in SCRIPT], fail_first=fail_first or []) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+    return fp
+
+
+SDK_MODES = [
+    "openai_chat",
+    "openai_chat_stream",
+    "openai_chat_async",
+    "openai_responses",
+    "openai_responses_stream",
+    "anthropic",
+    "anthropic_stream",
+]
+
+
+@pytest.mark.parametrize("mode", SDK_MODES)
+def test_record_then_replay_offline(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    _record(sdk_project, monkeypatch, mode)
+    session = load(sdk_project.path / GOLDEN)
+    kinds = [s.type for s in session.step_list]
+    assert kinds == ["llm_call", "tool_call", "llm_call"], kinds
+    first, tool, last = session.step_list
+    assert isinstance(first, LLMCallStep) and isinstance(tool, ToolCallStep)
+    assert isinstance(last, LLMCallStep)
+    assert first.provider == ("anthropic" if mode.startswith("anthropic") else "openai")
+    assert first.output is not None and first.output.tool_calls is not None
+    assert first.output.tool_calls[0]["name"] == "get_weather"
+    assert first.output.tool_calls[0]["arguments"] == {"city": "Rome"}
+    assert tool.input == {"city": "Rome"}
+    assert last.output is not None and last.output.content == "It is 21°C in Rome."
+    assert first.usage is not None and first.usage.input_tokens == 50
+    assert first.duration_ms is not None
+    assert session.output == {"answer": "It is 21°C in Rome."}
+    text = (sdk_project.path / GOLDEN).read_text()
+    assert "sk-proj-" not in text and "sk-ant-" not in text
+
+    # the provider is gone: replay is offline and passes
+    result = sdk_project.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+
+    # normalised is the truth: an edited answer is what the SDK gives the agent
+    edited = session.model_copy()
+    assert last.output is not None
+    new_last = last.model_copy(
+        update={"output": last.output.model_copy(update={"content": "Edited: sunny."})}
+    )
+    edited.steps = [first, tool, new_last]
+    edited = edited.model_copy(update={"output": {"answer": "Edited: sunny."}})
+    edited.model_fields_set.update({"steps", "output"})
+    dump(edited, sdk_project.path / GOLDEN)
+    sdk_project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("mode", ["openai_chat", "anthropic"])
+def test_changed_prompt_names_the_step_with_a_normalised_diff(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    _record(sdk_project, monkeypatch, mode)
+    monkeypatch.setenv("PROMPT_SUFFIX", " Answer in French.")
+    result = sdk_project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "step 1 of 3 · llm_call" in out
+    assert (
+        "step 1 › input.messages[1].content: 'Weather in Rome?' → "
+        "'Weather in Rome? Answer in French.'" in out
+    )
+    assert "x-stainless" not in out and "authorization" not in out.lower()
+
+
+def test_retries_are_not_steps_and_not_divergences(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fp = _record(sdk_project, monkeypatch, "openai_chat", fail_first=[429, 500])
+    assert len(fp.requests) == 4, "two failed attempts, then two real calls"
+    session = load(sdk_project.path / GOLDEN)
+    assert [s.type for s in session.step_list] == ["llm_call", "tool_call", "llm_call"]
+    first = session.step_list[0]
+    assert isinstance(first, LLMCallStep) and first.input.params is not None
+    assert "user" in first.input.params, "recorded as sent; dropped only when matching"
+    sdk_project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_plain_httpx_client(sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDK_MODE", "plain_httpx")
+    with FakeProvider(
+        script=[
+            {
+                "content": "hello from httpx",
+                "tool_calls": None,
+                "usage": {"input_tokens": 3, "output_tokens": 4},
+            }
+        ]
+    ) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        sdk_project.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(
+            passed=1
+        )
+    session = load(sdk_project.path / GOLDEN)
+    assert session.output == {"answer": "hello from httpx"}
+    assert [s.type for s in session.step_list] == ["llm_call"]
+    sdk_project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_replay_under_xdist(sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    _record(sdk_project, monkeypatch, "openai_chat")
+    text = (sdk_project.path / GOLDEN).read_text()
+    (sdk_project.path / "goldens" / "second.golden.yaml").write_text(
+        text.replace("name: weather", "name: second")
+    )
+    sdk_project.runpytest("--opswald-goldens", "-n", "2").assert_outcomes(passed=2)
+
+
+def test_cost_comes_from_the_price_table(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _record(sdk_project, monkeypatch, "openai_chat")
+    first = load(sdk_project.path / GOLDEN).step_list[0]
+    assert isinstance(first, LLMCallStep)
+    assert first.cost is not None and first.cost > 0
+    assert first.cost_source is not None and first.cost_source.startswith("price_table:")
+    assert json.dumps(first.usage.model_dump() if first.usage else {})

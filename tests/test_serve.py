@@ -1,0 +1,202 @@
+"""Agents in any language: the loopback replay server and the subprocess adapter, shown
+with a Node.js agent that uses plain fetch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fakeprovider import FakeProvider
+from opswald import load
+
+NODE = shutil.which("node")
+
+AGENT_JS = """
+const fs = require("fs");
+const input = JSON.parse(fs.readFileSync(0, "utf8"));
+async function main() {
+  const res = await fetch(`${process.env.OPENAI_BASE_URL}/chat/completions`, {
+    method: "POST",
+    headers: {"content-type": "application/json",
+              "authorization": `Bearer ${process.env.OPENAI_API_KEY}`},
+    body: JSON.stringify({model: "gpt-4o-mini",
+                          messages: [{role: "user", content: input.question}]}),
+  });
+  if (!res.ok) {
+    console.error(`HTTP ${res.status}: ${await res.text()}`);
+    process.exit(2);
+  }
+  const data = await res.json();
+  console.log(JSON.stringify({answer: data.choices[0].message.content}));
+}
+main();
+"""
+
+GOLDEN = "goldens/node.golden.yaml"
+
+
+def _node() -> str:
+    assert NODE is not None, "node is needed for the language-agnostic path (DESIGN §7)"
+    return NODE
+
+
+@pytest.fixture
+def node_project(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[pytest.Pytester]:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-" + "Q" * 40)
+    (pytester.path / "agent.js").write_text(AGENT_JS)
+    pytester.makeini(f"[pytest]\nopswald_adapter = subprocess:{_node()} agent.js\n")
+    pytester.mkdir("goldens")
+    (pytester.path / GOLDEN).write_text("name: node\ninput:\n  question: Capital of Italy?\n")
+    yield pytester
+
+
+def _record(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = [
+        {"content": "Rome.", "tool_calls": None, "usage": {"input_tokens": 9, "output_tokens": 2}}
+    ]
+    with FakeProvider(script=script) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        result = project.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+        assert len(fp.requests) == 1
+    monkeypatch.delenv("OPENAI_BASE_URL")
+
+
+def test_subprocess_node_agent_records_and_replays(
+    node_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _record(node_project, monkeypatch)
+    session = load(node_project.path / GOLDEN)
+    assert [s.type for s in session.step_list] == ["llm_call"]
+    assert session.output == {"answer": "Rome."}
+    assert "sk-proj-" not in (node_project.path / GOLDEN).read_text()
+    node_project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_subprocess_divergence_is_answered_400_and_named(
+    node_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _record(node_project, monkeypatch)
+    golden = node_project.path / GOLDEN
+    golden.write_text(
+        golden.read_text().replace("question: Capital of Italy?", "question: Capital of France?")
+    )
+    result = node_project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*step 1 of 1 · llm_call gpt-4o-mini: the agent sent another request*",
+            "*'Capital of Italy?' → 'Capital of France?'*",
+        ]
+    )
+
+
+class Served:
+    """`opswald serve` on a recorded golden, started as users start it."""
+
+    def __init__(self, golden: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "opswald.cli", "serve", str(golden)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.banner = self.proc.stdout.readline()
+        assert "replaying" in self.banner, self.banner
+        self.url = self.banner.rsplit(" on ", 1)[1].strip()
+
+    def stop(self) -> tuple[int, str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=10)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    golden = tmp_path / "node.golden.yaml"
+    golden.write_text(
+        "name: node\ninput: {question: Capital of Italy?}\nsteps:\n"
+        "  - step: 1\n    type: llm_call\n    provider: openai\n    api: openai.chat_completions\n"
+        "    model: gpt-4o-mini\n    input:\n      messages:\n"
+        "        - {role: user, content: Capital of Italy?}\n"
+        "    output: {content: Rome., finish_reason: stop}\n"
+        "output: {answer: Rome.}\n"
+    )
+    server = Served(golden)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _run_node(url: str, question: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPENAI_BASE_URL": url + "/v1", "OPENAI_API_KEY": "sk-test"}
+    return subprocess.run(
+        [_node(), "-e", AGENT_JS],
+        input=json.dumps({"question": question}),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_opswald_serve_answers_a_node_agent(served: Served) -> None:
+    result = _run_node(served.url, "Capital of Italy?")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"answer": "Rome."}
+    code, out, err = served.stop()
+    assert code == 0, out + err
+    assert "served 1 of 1 LLM calls, 0 divergence(s)" in out
+
+
+def test_opswald_serve_answers_a_divergence_with_400(served: Served) -> None:
+    result = _run_node(served.url, "Capital of Spain?")
+    assert result.returncode == 2
+    assert "HTTP 400" in result.stderr
+    assert "the agent sent another request" in result.stderr
+    assert "Capital of Spain?" in result.stderr
+    code, out, err = served.stop()
+    assert code == 1
+    assert "1 divergence(s)" in out and "1 recorded call(s) unused" in out
+    assert "opswald: divergence" in err and "Capital of Spain?" in err
+
+
+def test_serve_refuses_non_loopback(tmp_path: Path) -> None:
+    golden = tmp_path / "g.golden.yaml"
+    golden.write_text("name: g\ninput: 1\nsteps: []\noutput: 1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "serve", str(golden), "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 4
+    assert "loopback only" in result.stderr
+
+
+def test_health_endpoint(served: Served) -> None:
+    url = served.url
+    with urllib.request.urlopen(url + "/health", timeout=5) as reply:
+        assert reply.read() == b"ok"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(url + "/nothing", timeout=5)
+    assert info.value.code == 404
+    info.value.close()
