@@ -251,3 +251,21 @@ def test_user_input_is_served(policy: str) -> None:
     assert golden.output == ["yes", "no"]
     run, verdict = replay(golden.model_copy(update={"input": {}}), agent, policy=policy)
     assert verdict.passed and run.actual.output == ["yes", "no"]
+
+
+def test_a_replayed_custom_error_is_still_caught_by_its_class() -> None:
+    def agent(input: Any) -> str:
+        try:
+            flaky("custom")
+        except Boom as exc:
+            assert isinstance(exc, opswald.ReplayedToolError) or type(exc) is Boom
+            return f"caught {exc}"
+        return "not raised"
+
+    golden = record(agent)
+    assert golden.output == "caught custom failure"
+    calls.clear()
+    run, verdict = replay(golden, agent)
+    assert calls == []
+    assert run.actual.output == "caught custom failure"
+    assert verdict.passed

@@ -173,9 +173,11 @@ async def anthropic_async(input):
 def plain_httpx(input):
     import httpx
     base = os.environ["OPENAI_BASE_URL"]
+    model = os.environ.get("MODEL", "gpt-4o-mini")
     with httpx.Client() as client:
-        reply = client.post(f"{base}/chat/completions", json={
-            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": question(input)}]})
+        for _ in range(int(os.environ.get("CALLS", "1"))):
+            reply = client.post(f"{base}/chat/completions", json={
+                "model": model, "messages": [{"role": "user", "content": question(input)}]})
     return {"answer": reply.json()["choices"][0]["message"]["content"]}
 
 
@@ -365,3 +367,43 @@ def test_cost_comes_from_the_price_table(
     assert first.cost is not None and first.cost > 0
     assert first.cost_source is not None and first.cost_source.startswith("price_table:")
     assert json.dumps(first.usage.model_dump() if first.usage else {})
+
+
+def test_a_model_missing_from_the_price_table_costs_null_with_one_warning(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SDK_MODE", "plain_httpx")
+    monkeypatch.setenv("MODEL", "in-house-model-7")
+    monkeypatch.setenv("CALLS", "2")
+    script = [
+        {"content": "hi", "tool_calls": None, "usage": {"input_tokens": 3, "output_tokens": 1}}
+    ]
+    with FakeProvider(script=script * 2) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        result = sdk_project.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["note: opswald has no price for model 'in-house-model-7'*"])
+    assert result.stdout.str().count("no price for model") == 1
+    steps = load(sdk_project.path / GOLDEN).step_list
+    assert len(steps) == 2
+    assert all(isinstance(s, LLMCallStep) and s.cost is None and s.usage for s in steps)
+
+
+def test_the_price_hook_wins(sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDK_MODE", "plain_httpx")
+    monkeypatch.setenv("MODEL", "in-house-model-7")
+    sdk_project.makeconftest(
+        "import sdkagent\n\n"
+        "def pytest_opswald_price(model, usage, config):\n"
+        "    return 0.5 if model == 'in-house-model-7' else None\n"
+    )
+    script = [
+        {"content": "hi", "tool_calls": None, "usage": {"input_tokens": 3, "output_tokens": 1}}
+    ]
+    with FakeProvider(script=script) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        result = sdk_project.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    step = load(sdk_project.path / GOLDEN).step_list[0]
+    assert isinstance(step, LLMCallStep)
+    assert (step.cost, step.cost_source) == (0.5, "hook")

@@ -45,7 +45,7 @@ class Outcome:
     result: ReplayResult | None
     text: str = ""
     written: str | None = None
-    note: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def _failed(text: str, result: ReplayResult, settings: Settings) -> tuple[str, Outcome]:
@@ -169,7 +169,9 @@ def _write(
         if error is not None
         else None
     )
-    return Outcome(status=status, result=result, written=str(path), note=note)
+    return Outcome(
+        status=status, result=result, written=str(path), notes=(note,) if note else ()
+    )
 
 
 # -- pytest nodes -------------------------------------------------------------------------

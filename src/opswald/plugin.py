@@ -13,6 +13,15 @@ from opswald.session import NormalizeRule
 OUTCOME_KEY = pytest.StashKey[Any]()
 _SETTINGS_KEY = pytest.StashKey[Any]()
 _NORMALIZE_KEY = pytest.StashKey[list[NormalizeRule]]()
+_PRICE_NOTES_KEY = pytest.StashKey[list[str]]()
+
+
+def take_price_notes(config: pytest.Config) -> list[str]:
+    """Missing-price notices raised since the last call (each model once per process)."""
+    notes = config.stash.get(_PRICE_NOTES_KEY, [])
+    taken = list(notes)
+    notes.clear()
+    return taken
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -144,7 +153,8 @@ def _pricer(config: pytest.Config) -> Any:
         result = config.hook.pytest_opswald_price(model=model, usage=usage, config=config)
         return None if result is None else float(result)
 
-    return Pricer(table, hook)
+    # A missing price is reported in the summary, never raised into the agent's call.
+    return Pricer(table, hook, warn=config.stash.setdefault(_PRICE_NOTES_KEY, []).append)
 
 
 def _hook_redaction_rules(config: pytest.Config) -> list[Any]:
@@ -249,8 +259,9 @@ def pytest_runtest_makereport(
         if outcome is not None:
             status = outcome.status if report.passed or outcome.status == "failed" else "failed"
             report.opswald_status = status  # type: ignore[attr-defined]
-            if outcome.note:
-                report.opswald_note = outcome.note  # type: ignore[attr-defined]
+            notes = [*outcome.notes, *take_price_notes(item.config)]
+            if notes:
+                report.opswald_notes = notes  # type: ignore[attr-defined]
     return report
 
 
@@ -284,14 +295,12 @@ class SummaryPlugin:
         status = getattr(report, "opswald_status", None)
         if status is not None and report.when == "call":
             self.counts[status] = self.counts.get(status, 0) + 1
-            note = getattr(report, "opswald_note", None)
-            if note:
-                self.notes.append(note)
+            self.notes.extend(getattr(report, "opswald_notes", None) or ())
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from opswald.report.summary import Summary
 
-        summary = Summary(counts=dict(self.counts), notes=tuple(sorted(self.notes)))
+        summary = Summary(counts=dict(self.counts), notes=tuple(sorted(set(self.notes))))
         if not summary.total:
             return
         terminalreporter.write_sep("-", "opswald")

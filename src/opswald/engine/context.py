@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -55,12 +56,36 @@ class SideEffectBlocked(BaseException):
 
 
 class ReplayedToolError(Exception):
-    """A recorded error of a non-builtin exception type, raised again during replay."""
+    """A recorded error of a non-builtin exception type, raised again during replay.
+
+    When the original class is loaded in this process, the error raised is also an
+    instance of it, so the agent's `except OriginalError:` still catches it.
+    """
 
     def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(f"{type_name}: {message}")
+        Exception.__init__(self, f"{type_name}: {message}")
         self.type_name = type_name
         self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+
+def _replayed_class(error: ErrorInfo) -> type[ReplayedToolError]:
+    """ReplayedToolError, mixed with the recorded class when its module is already loaded
+    (a golden never makes us import anything)."""
+    module = sys.modules.get(error.module or "")
+    original = module
+    for part in error.type.split("."):
+        original = getattr(original, part, None)
+    if not (isinstance(original, type) and issubclass(original, Exception)):
+        return ReplayedToolError
+    try:
+        # an instance of the original class reads like one: str() is the message alone
+        namespace = {"__str__": lambda self: self.message, "__module__": original.__module__}
+        return type(error.type.rsplit(".", 1)[-1], (ReplayedToolError, original), namespace)
+    except TypeError:  # incompatible layouts (some C exception types)
+        return ReplayedToolError
 
 
 class NoUserInput(Exception):
@@ -107,7 +132,7 @@ def raise_recorded(error: ErrorInfo) -> None:
     builtin = getattr(builtins, error.type, None)
     if error.module is None and isinstance(builtin, type) and issubclass(builtin, Exception):
         raise builtin(error.message)
-    raise ReplayedToolError(error.type, error.message)
+    raise _replayed_class(error)(error.type, error.message)
 
 
 class Context:
@@ -188,7 +213,7 @@ class Context:
             served: AnyStep | None = None
             if not self.live and self.tape is not None:
                 match = (
-                    self.tape.tool_call(request["tool"], request["input"], number)
+                    self.tape.tool_call(request["tool"], self.redactor(request["input"]), number)
                     if kind == "tool_call"
                     else self.tape.next_call(kind, request, number)
                 )

@@ -1,0 +1,593 @@
+"""HTTP-level replay of real `openai` SDK sessions: opswald vs vcrpy vs a MockTransport floor.
+
+DESIGN §6, first bar: opswald replay <= 0.7x the wall time of pytest-recording/vcrpy
+replaying the same interactions, and <= 1.15x a hand-written in-memory
+`httpx2.MockTransport` that returns the same bodies.
+
+Workload: SESSIONS sessions x CALLS chat-completion calls with tool calls, made through
+the real `openai` SDK (which sends over `httpx2`) by one agent function shared by every
+leg. The sessions are recorded ONCE against a fake provider on 127.0.0.1: each session
+runs under an opswald live run (the golden) *inside* a vcrpy cassette, so both tools
+capture the very same HTTP exchanges. The provider is then stopped, a socket guard that
+refuses every connect is installed, and the sessions are replayed in one process, legs
+interleaved, each warmed up once:
+
+  floor        `httpx2.MockTransport` handler returning the recorded bodies in order
+  opswald      `opswald.engine.run.execute` (policy replay, offline guard on) + `judge`
+  vcrpy        one cassette per session, the way pytest-recording builds it
+               (`VCR(record_mode="none")`, default `match_on`), cassettes held in memory
+  (info) vcrpy+yaml     the same, cassette files parsed per session by pytest-recording's
+                        own `CombinedPersister` (what `pytest --record-mode=none` does)
+  (info) opswald+load   opswald, golden files parsed per session with `opswald.load`
+
+Run: python bench/bench_http_replay.py [--sessions 50] [--calls 10] [--reps 5]
+Writes bench/RESULTS.md (section "HTTP replay through the openai SDK") and
+bench/profiles/http_replay.txt. Loopback only; every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import shlex
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the shared fake provider lives with the tests
+
+import httpx2  # noqa: E402
+import openai  # noqa: E402
+import vcr  # noqa: E402
+from fakeprovider import FakeProvider  # noqa: E402
+from pytest_recording._vcr import CombinedPersister  # noqa: E402
+from vcr.record_mode import RecordMode  # noqa: E402
+
+import opswald  # noqa: E402
+from opswald.engine.run import RunSettings, execute, judge  # noqa: E402
+from opswald.session import Session  # noqa: E402
+
+SECTION = "HTTP replay through the openai SDK"
+BAR_VS_VCR = 0.7
+BAR_VS_FLOOR = 1.15
+MODEL = "gpt-4o-mini"
+CITIES = ("Lisbon", "Oslo", "Nairobi", "Lima", "Osaka", "Perth", "Quito", "Tunis", "Hanoi")
+
+# --------------------------------------------------------------------------- the agent
+# Plain tools (not @opswald.tool): the bar is about HTTP-level replay, so every leg runs
+# the same tool code and only the LLM traffic is served from a recording.
+
+
+def get_weather(city: str) -> dict[str, Any]:
+    return {"city": city, "temp_c": (len(city) * 7) % 35, "conditions": "clear"}
+
+
+def get_time(city: str) -> dict[str, Any]:
+    return {"city": city, "local_time": f"{(len(city) * 5) % 24:02d}:00"}
+
+
+TOOL_FUNCS: dict[str, Callable[..., dict[str, Any]]] = {
+    "get_weather": get_weather,
+    "get_time": get_time,
+}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"{name.replace('_', ' ')} in a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+    for name in TOOL_FUNCS
+]
+
+
+def run_agent(client: openai.OpenAI, task: dict[str, Any]) -> dict[str, Any]:
+    """Ask the model, run the tools it asks for, ask again; at most task['max_calls'] calls."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a terse travel assistant. Use the tools."},
+        {"role": "user", "content": task["question"]},
+    ]
+    for calls in range(1, task["max_calls"] + 1):
+        reply = client.chat.completions.create(
+            model=MODEL, messages=messages, tools=TOOLS, temperature=0  # type: ignore[arg-type]
+        )
+        message = reply.choices[0].message
+        if not message.tool_calls:
+            return {"answer": message.content, "calls": calls}
+        messages.append(
+            {
+                "role": "assistant",
+                "content": message.content,
+                "tool_calls": [
+                    {
+                        "id": t.id,
+                        "type": "function",
+                        "function": {"name": t.function.name, "arguments": t.function.arguments},
+                    }
+                    for t in message.tool_calls
+                ],
+            }
+        )
+        for t in message.tool_calls:
+            result = TOOL_FUNCS[t.function.name](**json.loads(t.function.arguments))
+            messages.append({"role": "tool", "tool_call_id": t.id, "content": json.dumps(result)})
+    raise RuntimeError("the model never stopped asking for tools")
+
+
+def script_for(session: int, calls: int) -> list[dict[str, Any]]:
+    """The provider's replies for one session: calls-1 tool turns, then an answer."""
+    replies: list[dict[str, Any]] = []
+    for turn in range(calls - 1):
+        city = CITIES[(session + turn) % len(CITIES)]
+        tool_calls = [{"name": "get_weather", "arguments": {"city": city}}]
+        if turn % 3 == 0:  # every third turn asks for two tools at once
+            tool_calls.append({"name": "get_time", "arguments": {"city": city}})
+        usage = {"input_tokens": 120 + 40 * turn, "output_tokens": 18}
+        replies.append({"content": None, "tool_calls": tool_calls, "usage": usage})
+    answer = f"Session {session}: " + ", ".join(CITIES[(session + t) % 9] for t in range(3))
+    replies.append({"content": answer, "usage": {"input_tokens": 500, "output_tokens": 40}})
+    return replies
+
+
+def task_for(session: int, calls: int) -> dict[str, Any]:
+    city = CITIES[session % len(CITIES)]
+    return {"question": f"Plan a day in {city} (trip {session}).", "max_calls": calls}
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@dataclass
+class Recorded:
+    """Everything the replay legs need, in memory."""
+
+    base_url: str
+    tasks: list[dict[str, Any]]
+    outputs: list[Any]
+    goldens: list[Session]
+    golden_paths: list[Path]
+    cassette_dir: Path
+    cassettes: dict[str, tuple[list[Any], list[Any]]]  # name -> (requests, responses)
+    bodies: list[list[tuple[int, list[tuple[str, str]], bytes]]]
+    provider_requests: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def cassette_name(session: int) -> str:
+    return f"session_{session:03d}"
+
+
+def record(sessions: int, calls: int, workdir: Path) -> Recorded:
+    """One pass against the fake provider: opswald live run inside a vcrpy cassette."""
+    script = [reply for s in range(sessions) for reply in script_for(s, calls)]
+    cassette_dir = workdir / "cassettes"
+    golden_dir = workdir / "goldens"
+    golden_dir.mkdir(parents=True)
+    rec = Recorded("", [], [], [], [], cassette_dir, {}, [])
+    recorder = vcr.VCR(cassette_library_dir=str(cassette_dir), record_mode=RecordMode.ONCE)
+    live = RunSettings(policy="live", block_side_effects=False)
+    with FakeProvider(script=script) as fp:
+        rec.base_url = fp.base_url + "/v1"
+        client = openai.OpenAI(base_url=rec.base_url, api_key="sk-bench", max_retries=0)
+        for s in range(sessions):
+            task = task_for(s, calls)
+            stub = Session(name=cassette_name(s), input=task)
+            with recorder.use_cassette(cassette_name(s) + ".yaml"):
+                run = execute(stub, lambda inp: run_agent(client, inp), settings=live)
+            assert run.actual.error is None, run.agent_traceback
+            assert run.actual.output == {"answer": script_for(s, calls)[-1]["content"],
+                                         "calls": calls}, run.actual.output
+            path = golden_dir / f"{cassette_name(s)}.golden.yaml"
+            opswald.dump(run.actual, path)
+            rec.tasks.append(task)
+            rec.outputs.append(run.actual.output)
+            rec.golden_paths.append(path)
+        client.close()
+        rec.provider_requests = len(fp.requests)
+        port = int(fp.base_url.rsplit(":", 1)[1])
+    assert rec.provider_requests == sessions * calls, rec.provider_requests
+    _prove_stopped(port)
+    rec.notes.append(
+        f"fake provider stopped after {rec.provider_requests} requests; "
+        f"a connect to 127.0.0.1:{port} is refused"
+    )
+    rec.goldens = [opswald.load(p) for p in rec.golden_paths]
+    for s in range(sessions):
+        path = cassette_dir / f"{cassette_name(s)}.yaml"
+        requests, responses = CombinedPersister([]).load_cassette(str(path), vcr.serializers.yamlserializer)
+        assert len(requests) == calls, (path, len(requests))
+        rec.cassettes[cassette_name(s)] = (requests, responses)
+        rec.bodies.append(
+            [
+                (
+                    r["status"]["code"],
+                    [(k, v) for k, vs in r["headers"].items() for v in vs],
+                    r["body"]["string"],
+                )
+                for r in responses
+            ]
+        )
+    return rec
+
+
+def _prove_stopped(port: int) -> None:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        try:
+            sock.connect(("127.0.0.1", port))
+        except ConnectionRefusedError:
+            return
+    raise AssertionError(f"the fake provider still answers on port {port}")
+
+
+class _NoNetwork:
+    """Every socket connect during replay is counted and refused (proof of offline)."""
+
+    def __init__(self) -> None:
+        self.attempts: list[Any] = []
+        self.saved: dict[str, Any] = {}
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        guard = self
+
+        def refuse(self: socket.socket, address: Any, *args: Any) -> Any:
+            guard.attempts.append(address)
+            raise ConnectionRefusedError(f"benchmark replay is offline: {address!r}")
+
+        for name in ("connect", "connect_ex"):
+            self.saved[name] = socket.socket.__dict__.get(name)
+            setattr(socket.socket, name, refuse)
+        try:
+            yield
+        finally:
+            for name, original in self.saved.items():
+                if original is None:
+                    delattr(socket.socket, name)
+                else:
+                    setattr(socket.socket, name, original)
+
+
+# --------------------------------------------------------------------------- the legs
+
+
+class MemoryPersister:
+    """vcrpy persister serving already-deserialized cassettes (no YAML parse per test)."""
+
+    def __init__(self, cassettes: dict[str, tuple[list[Any], list[Any]]]) -> None:
+        self.cassettes = cassettes
+
+    def load_cassette(self, cassette_path: str, serializer: Any) -> tuple[list[Any], list[Any]]:
+        requests, responses = self.cassettes[Path(cassette_path).stem]
+        return list(requests), list(responses)
+
+    def save_cassette(self, cassette_path: str, cassette_dict: Any, serializer: Any) -> None:
+        raise AssertionError("replay must not write cassettes")
+
+
+def _sdk_client(base_url: str) -> openai.OpenAI:
+    """The SDK's own default httpx2 client (what the agent uses in production)."""
+    return openai.OpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
+
+
+def leg_floor(rec: Recorded) -> Callable[[], None]:
+    """Hand-written in-memory MockTransport returning the recorded bodies in order."""
+    queue: list[Iterator[tuple[int, list[tuple[str, str]], bytes]]] = [iter(())]
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        status, headers, body = next(queue[0])
+        return httpx2.Response(status, headers=headers, content=body)
+
+    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    client = openai.OpenAI(base_url=rec.base_url, api_key="sk-bench", max_retries=0,
+                           http_client=http)
+
+    def run() -> None:
+        for task, expected, bodies in zip(rec.tasks, rec.outputs, rec.bodies, strict=True):
+            queue[0] = iter(bodies)
+            assert run_agent(client, task) == expected
+
+    return run
+
+
+@dataclass
+class OpswaldTimes:
+    judge_s: float = 0.0
+
+
+def leg_opswald(rec: Recorded, times: OpswaldTimes, *, from_disk: bool = False) -> Callable[[], None]:
+    client = _sdk_client(rec.base_url)
+    settings = RunSettings()  # policy "replay", offline guard on
+
+    def adapter(task: dict[str, Any]) -> Any:
+        return run_agent(client, task)
+
+    def run() -> None:
+        spent = 0.0
+        for golden, path in zip(rec.goldens, rec.golden_paths, strict=True):
+            if from_disk:
+                golden = opswald.load(path)
+            result = execute(golden, adapter, settings=settings)
+            t0 = time.perf_counter()
+            verdict = judge(golden, result)
+            spent += time.perf_counter() - t0
+            assert verdict.passed, verdict
+        times.judge_s = spent
+
+    return run
+
+
+def leg_vcrpy(rec: Recorded, *, from_disk: bool = False) -> Callable[[], None]:
+    """What pytest-recording does per test: a fresh VCR, a persister, use_cassette."""
+    client = _sdk_client(rec.base_url)
+    memory = MemoryPersister(rec.cassettes)
+
+    def run() -> None:
+        for s, (task, expected) in enumerate(zip(rec.tasks, rec.outputs, strict=True)):
+            v = vcr.VCR(
+                path_transformer=vcr.VCR.ensure_suffix(".yaml"),
+                cassette_library_dir=str(rec.cassette_dir),
+                record_mode="none",
+            )
+            v.register_persister(CombinedPersister([]) if from_disk else memory)
+            with v.use_cassette(cassette_name(s)) as cassette:
+                assert run_agent(client, task) == expected
+                assert cassette.all_played
+
+    return run
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Leg:
+    name: str
+    run: Callable[[], None]
+    primary: bool
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def best(self) -> float:
+        return min(self.samples)
+
+
+def measure(legs: list[Leg], reps: int) -> None:
+    for leg in legs:  # warm-up: imports, caches, first-call costs
+        leg.run()
+    for rep in range(reps):
+        shift = rep % len(legs)  # rotate the order so no leg always runs first
+        for leg in legs[shift:] + legs[:shift]:
+            gc.collect()
+            t0 = time.perf_counter()
+            leg.run()
+            leg.samples.append(time.perf_counter() - t0)
+
+
+def profile(run: Callable[[], None], out: Path, header: str) -> str:
+    """cProfile one opswald leg; write the top 15 cumulative entries plus opswald's own."""
+    prof = cProfile.Profile()
+    prof.enable()
+    run()
+    prof.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf)
+    stats.sort_stats("cumulative").print_stats(15)
+    top = buf.getvalue()
+    buf2 = io.StringIO()
+    pstats.Stats(prof, stream=buf2).sort_stats("cumulative").print_stats(r"opswald/", 30)
+    ours = buf2.getvalue()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = (
+        f"{header}\n\n== top 15 by cumulative time ==\n{_strip(top)}\n"
+        f"== src/opswald functions, top 30 by cumulative time ==\n{_strip(ours)}"
+    )
+    out.write_text(text)
+    return text
+
+
+def _strip(report: str) -> str:
+    return report.replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("pytest-opswald", "openai", "httpx2", "httpx", "vcrpy", "pytest-recording",
+                 "pydantic", "PyYAML"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "absent"
+    return {
+        "arch": platform.machine(),
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+    }
+
+
+def table(legs: list[Leg], calls_total: int, floor: Leg) -> list[str]:
+    rows = [
+        "| leg | median s | best s | µs/call (median) | × floor (median) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for leg in legs:
+        rows.append(
+            f"| {leg.name}{'' if leg.primary else ' (info)'} | {leg.median:.3f} | {leg.best:.3f} | "
+            f"{leg.median / calls_total * 1e6:.0f} | {leg.median / floor.median:.2f} |"
+        )
+    return rows
+
+
+def write_results(section: str) -> None:
+    path = BENCH / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    lines = text.splitlines(keepends=True)
+    head = f"## {SECTION}"
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == head), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        new = "".join(lines[:start]) + section + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
+    path.write_text(new.rstrip("\n") + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    args = parser.parse_args(argv)
+    command = "python bench/bench_http_replay.py" + "".join(
+        f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])
+    )
+    calls_total = args.sessions * args.calls
+
+    with tempfile.TemporaryDirectory(prefix="opswald-bench-") as tmp:
+        t0 = time.perf_counter()
+        rec = record(args.sessions, args.calls, Path(tmp))
+        print(f"recorded {args.sessions} sessions x {args.calls} calls in "
+              f"{time.perf_counter() - t0:.1f}s; {rec.notes[0]}")
+        times = OpswaldTimes()
+        floor = Leg("floor: httpx2.MockTransport", leg_floor(rec), True)
+        ops = Leg("opswald replay (execute+judge)", leg_opswald(rec, times), True)
+        vcr_mem = Leg("vcrpy, cassettes in memory", leg_vcrpy(rec), True)
+        vcr_disk = Leg("vcrpy via pytest-recording persister, YAML per session",
+                       leg_vcrpy(rec, from_disk=True), False)
+        ops_disk = Leg("opswald, golden YAML loaded per session",
+                       leg_opswald(rec, OpswaldTimes(), from_disk=True), False)
+        legs = [floor, ops, vcr_mem, vcr_disk, ops_disk]
+        guard = _NoNetwork()
+        judge_samples: list[float] = []
+        with guard.active():
+            for leg in legs:
+                leg.run()
+            for rep in range(args.reps):
+                shift = rep % len(legs)
+                for leg in legs[shift:] + legs[:shift]:
+                    gc.collect()
+                    t = time.perf_counter()
+                    leg.run()
+                    leg.samples.append(time.perf_counter() - t)
+                    if leg is ops:
+                        judge_samples.append(times.judge_s)
+            prof_text = profile(
+                leg_opswald(rec, OpswaldTimes()),
+                BENCH / "profiles" / "http_replay.txt",
+                f"cProfile of the opswald leg ({args.sessions} sessions x {args.calls} calls), "
+                f"{command}",
+            )
+        assert not guard.attempts, f"replay tried to connect: {guard.attempts[:3]}"
+
+    vs_vcr = ops.median / vcr_mem.median
+    vs_floor = ops.median / floor.median
+    ok_vcr, ok_floor = vs_vcr <= BAR_VS_VCR, vs_floor <= BAR_VS_FLOOR
+    judge_med = statistics.median(judge_samples)
+    m = machine()
+    rows = table(legs, calls_total, floor)
+    verdict = [
+        f"- opswald / vcrpy (in memory) = **{vs_vcr:.2f}** (bar ≤ {BAR_VS_VCR}): "
+        f"{'holds' if ok_vcr else 'MISSED'}; best-of: {ops.best / vcr_mem.best:.2f}; "
+        f"against vcrpy reading YAML per session: {ops.median / vcr_disk.median:.2f}",
+        f"- opswald / floor = **{vs_floor:.2f}** (bar ≤ {BAR_VS_FLOOR}): "
+        f"{'holds' if ok_floor else 'MISSED'}; best-of: {ops.best / floor.best:.2f}",
+        f"- of the opswald leg, `judge` takes {judge_med:.3f} s "
+        f"({judge_med / calls_total * 1e6:.0f} µs/call); execute alone = "
+        f"{(ops.median - judge_med) / floor.median:.2f} × floor",
+    ]
+    print("\n".join(rows + [""] + verdict))
+    top = "\n".join(prof_text.split("== top 15 by cumulative time ==")[1].splitlines()[:40])
+    print(top)
+
+    section = "\n".join(
+        [
+            f"## {SECTION}",
+            "",
+            f"Command: `{command}` (from the repository root; "
+            f"`python bench/run_all.py` runs it too)  ",
+            f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
+            f"Machine: {m['arch']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}  ",
+            f"Packages: {m['versions']}",
+            "",
+            f"Workload: {args.sessions} sessions × {args.calls} `chat.completions.create` calls "
+            f"({calls_total} calls; 9 of 10 answer with 1–2 tool calls, request bodies grow "
+            "to ~20 messages) through the real `openai` SDK on its default `httpx2` client, "
+            "one agent function for every leg. Recorded once against `tests/fakeprovider.py` "
+            "on 127.0.0.1, each session as an opswald live run inside a vcrpy cassette, so "
+            "both hold the same exchanges; the provider is stopped before replay and a socket "
+            "guard refused (and counted zero) connects during every replay leg. Each leg warmed "
+            f"up once, then {args.reps} interleaved repetitions in one process (order rotated); "
+            "medians and best-of shown.",
+            "",
+            "- floor: `httpx2.Client(transport=httpx2.MockTransport(handler))`, handler "
+            "returns the recorded status, headers and bodies in order.",
+            "- opswald: `execute(golden, agent, settings=RunSettings())` (replay, offline "
+            "guard on) then `judge(golden, run).passed` asserted; goldens were written with "
+            "`opswald.dump` and loaded with `opswald.load` before timing.",
+            "- vcrpy: vcrpy 9 patches `httpx2` transports itself (`HTTPTransport.handle_request`),"
+            " so the SDK's own httpx2 client is used unchanged. Per session, as pytest-recording "
+            "does per test: `VCR(record_mode=\"none\")`, default `match_on` (method, scheme, host,"
+            " port, path, query), a persister, `use_cassette`; `cassette.all_played` asserted. "
+            "The primary row serves already-deserialized cassettes from memory (same footing as "
+            "in-memory goldens); the info row parses each YAML cassette with pytest-recording's "
+            "`CombinedPersister`, as `pytest --record-mode=none` does.",
+            "",
+            *rows,
+            "",
+            *verdict,
+            "",
+            "Profile of the opswald leg: `bench/profiles/http_replay.txt`.",
+            "",
+        ]
+    )
+    if not args.no_write:
+        write_results(section)
+        print(f"\nwrote {BENCH / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

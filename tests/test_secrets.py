@@ -1,0 +1,118 @@
+"""Secrets never reach a golden, a failure message or the terminal; PII only on request."""
+
+from __future__ import annotations
+
+import pytest
+
+from opswald.redact import make_redactor
+
+OPENAI = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5q" * 2
+ANTHROPIC = "sk-ant-api03-" + "Zy8xWv7uTs6rQp5o" * 2
+AWS = "AKIA" + "IOSFODNN7EXAMPLE"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+BEARER = "Bearer abcdefghijklmnop0123456789"
+SECRETS = (OPENAI, ANTHROPIC, AWS, JWT, BEARER.split()[1])
+
+AGENT = f'''
+import os
+
+import opswald
+
+
+class VaultError(Exception):
+    pass
+
+
+@opswald.llm
+def chat(*, model, messages):
+    return {{"content": "ok " + messages[-1]["content"][-12:], "finish_reason": "stop"}}
+
+
+@opswald.tool
+def fetch_credentials(service, access_key_id):
+    return {{"token": "{BEARER}", "jwt": "{JWT}"}}
+
+
+@opswald.tool
+def vault(name):
+    raise VaultError("vault refused key {ANTHROPIC}")
+
+
+def run(input):
+    suffix = os.environ.get("SUFFIX", "")
+    chat(model="m", messages=[{{"role": "user", "content": "use key {OPENAI}" + suffix}}])
+    creds = fetch_credentials(service="s3", access_key_id="{AWS}")
+    opswald.state(memory={{"creds": creds, "owner": "jane.doe@example.com"}})
+    try:
+        vault("prod")
+    except VaultError:
+        pass
+    return {{"answer": "done with {OPENAI}", "mail": "jane.doe@example.com"}}
+'''
+
+
+@pytest.fixture
+def secret_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("SUFFIX", raising=False)
+    pytester.makepyfile(secretagent=AGENT, conftest="import secretagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = secretagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "s.golden.yaml").write_text("name: s\ninput: go\n")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    return pytester
+
+
+def _assert_clean(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"a secret leaked: {secret[:12]}..."
+
+
+def test_goldens_hold_no_secrets(secret_project: pytest.Pytester) -> None:
+    text = (secret_project.path / "goldens" / "s.golden.yaml").read_text()
+    _assert_clean(text)
+    for label in ("openai-key", "aws-key", "jwt", "bearer", "anthropic-key"):
+        assert f"<redacted:{label}>" in text, label
+    assert "jane.doe@example.com" in text, "PII is scrubbed only when asked"
+    secret_project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_failures_and_updates_hold_no_secrets(
+    secret_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUFFIX", f" and {AWS}")
+    result = secret_project.runpytest("--opswald-goldens", "-vv")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "step 1 of" in out
+    _assert_clean(out)
+    result = secret_project.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    _assert_clean(result.stdout.str())
+    _assert_clean((secret_project.path / "goldens" / "s.golden.yaml").read_text())
+
+
+def test_pii_on_request_and_hook_rules(secret_project: pytest.Pytester) -> None:
+    secret_project.makeini("[pytest]\nopswald_adapter = secretagent:run\nopswald_redact = pii\n")
+    secret_project.makeconftest(
+        "import secretagent\n\n"
+        "def pytest_opswald_redact(config):\n"
+        "    return {r'prod': 'environment'}\n"
+    )
+    result = secret_project.runpytest("--opswald-goldens", "--opswald-mode=rerecord")
+    assert result.ret == 0, result.stdout.str()
+    text = (secret_project.path / "goldens" / "s.golden.yaml").read_text()
+    assert "jane.doe@example.com" not in text
+    assert "<redacted:email>" in text
+    assert "name: <redacted:environment>" in text
+    _assert_clean(text)
+
+
+def test_redactor_keeps_structure() -> None:
+    redact = make_redactor()
+    data = {"headers": {"Authorization": BEARER, "x-api-key": "k"}, "list": [OPENAI, 3, None]}
+    assert redact(data) == {
+        "headers": {"Authorization": "<redacted:header>", "x-api-key": "<redacted:header>"},
+        "list": ["<redacted:openai-key>", 3, None],
+    }
