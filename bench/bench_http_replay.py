@@ -56,11 +56,11 @@ sys.path.insert(0, str(ROOT / "tests"))  # the shared fake provider lives with t
 import httpx2  # noqa: E402
 import openai  # noqa: E402
 import vcr  # noqa: E402
-from fakeprovider import FakeProvider  # noqa: E402
 from pytest_recording._vcr import CombinedPersister  # noqa: E402
 from vcr.record_mode import RecordMode  # noqa: E402
 
 import opswald  # noqa: E402
+from fakeprovider import FakeProvider  # noqa: E402
 from opswald.engine.run import RunSettings, execute, judge  # noqa: E402
 from opswald.session import Session  # noqa: E402
 
@@ -87,7 +87,7 @@ TOOL_FUNCS: dict[str, Callable[..., dict[str, Any]]] = {
     "get_weather": get_weather,
     "get_time": get_time,
 }
-TOOLS = [
+TOOLS: list[Any] = [
     {
         "type": "function",
         "function": {
@@ -106,15 +106,18 @@ TOOLS = [
 
 def run_agent(client: openai.OpenAI, task: dict[str, Any]) -> dict[str, Any]:
     """Ask the model, run the tools it asks for, ask again; at most task['max_calls'] calls."""
-    messages: list[dict[str, Any]] = [
+    messages: list[Any] = [
         {"role": "system", "content": "You are a terse travel assistant. Use the tools."},
         {"role": "user", "content": task["question"]},
     ]
     for calls in range(1, task["max_calls"] + 1):
         reply = client.chat.completions.create(
-            model=MODEL, messages=messages, tools=TOOLS, temperature=0  # type: ignore[arg-type]
+            model=MODEL,
+            messages=messages,
+            tools=TOOLS,
+            temperature=0,
         )
-        message = reply.choices[0].message
+        message: Any = reply.choices[0].message
         if not message.tool_calls:
             return {"answer": message.content, "calls": calls}
         messages.append(
@@ -150,6 +153,12 @@ def script_for(session: int, calls: int) -> list[dict[str, Any]]:
     answer = f"Session {session}: " + ", ".join(CITIES[(session + t) % 9] for t in range(3))
     replies.append({"content": answer, "usage": {"input_tokens": 500, "output_tokens": 40}})
     return replies
+
+
+def last_request_messages(calls: int) -> int:
+    """system + user, then per tool turn one assistant message and one per tool call."""
+    turns = calls - 1
+    return 2 + turns + turns + -(-turns // 3)
 
 
 def task_for(session: int, calls: int) -> dict[str, Any]:
@@ -189,7 +198,7 @@ def record(sessions: int, calls: int, workdir: Path) -> Recorded:
     rec = Recorded("", [], [], [], [], cassette_dir, {}, [])
     recorder = vcr.VCR(cassette_library_dir=str(cassette_dir), record_mode=RecordMode.ONCE)
     live = RunSettings(policy="live", block_side_effects=False)
-    with FakeProvider(script=script) as fp:
+    with _buffered_provider_writes(), FakeProvider(script=script) as fp:
         rec.base_url = fp.base_url + "/v1"
         client = openai.OpenAI(base_url=rec.base_url, api_key="sk-bench", max_retries=0)
         for s in range(sessions):
@@ -198,8 +207,10 @@ def record(sessions: int, calls: int, workdir: Path) -> Recorded:
             with recorder.use_cassette(cassette_name(s) + ".yaml"):
                 run = execute(stub, lambda inp: run_agent(client, inp), settings=live)
             assert run.actual.error is None, run.agent_traceback
-            assert run.actual.output == {"answer": script_for(s, calls)[-1]["content"],
-                                         "calls": calls}, run.actual.output
+            assert run.actual.output == {
+                "answer": script_for(s, calls)[-1]["content"],
+                "calls": calls,
+            }, run.actual.output
             path = golden_dir / f"{cassette_name(s)}.golden.yaml"
             opswald.dump(run.actual, path)
             rec.tasks.append(task)
@@ -217,7 +228,9 @@ def record(sessions: int, calls: int, workdir: Path) -> Recorded:
     rec.goldens = [opswald.load(p) for p in rec.golden_paths]
     for s in range(sessions):
         path = cassette_dir / f"{cassette_name(s)}.yaml"
-        requests, responses = CombinedPersister([]).load_cassette(str(path), vcr.serializers.yamlserializer)
+        requests, responses = CombinedPersister([]).load_cassette(
+            str(path), vcr.serializers.yamlserializer
+        )
         assert len(requests) == calls, (path, len(requests))
         rec.cassettes[cassette_name(s)] = (requests, responses)
         rec.bodies.append(
@@ -231,6 +244,20 @@ def record(sessions: int, calls: int, workdir: Path) -> Recorded:
             ]
         )
     return rec
+
+
+@contextmanager
+def _buffered_provider_writes() -> Iterator[None]:
+    """tests/fakeprovider.py writes status+headers and body in separate unbuffered sends,
+    which Nagle + delayed ACK turn into ~45 ms per request; buffer them (this process only)."""
+    import fakeprovider
+
+    saved = fakeprovider._Handler.wbufsize
+    fakeprovider._Handler.wbufsize = -1  # flushed by handle_one_request after each request
+    try:
+        yield
+    finally:
+        fakeprovider._Handler.wbufsize = saved
 
 
 def _prove_stopped(port: int) -> None:
@@ -302,8 +329,9 @@ def leg_floor(rec: Recorded) -> Callable[[], None]:
         return httpx2.Response(status, headers=headers, content=body)
 
     http = httpx2.Client(transport=httpx2.MockTransport(handler))
-    client = openai.OpenAI(base_url=rec.base_url, api_key="sk-bench", max_retries=0,
-                           http_client=http)
+    client = openai.OpenAI(
+        base_url=rec.base_url, api_key="sk-bench", max_retries=0, http_client=http
+    )
 
     def run() -> None:
         for task, expected, bodies in zip(rec.tasks, rec.outputs, rec.bodies, strict=True):
@@ -318,7 +346,9 @@ class OpswaldTimes:
     judge_s: float = 0.0
 
 
-def leg_opswald(rec: Recorded, times: OpswaldTimes, *, from_disk: bool = False) -> Callable[[], None]:
+def leg_opswald(
+    rec: Recorded, times: OpswaldTimes, *, from_disk: bool = False
+) -> Callable[[], None]:
     client = _sdk_client(rec.base_url)
     settings = RunSettings()  # policy "replay", offline guard on
 
@@ -379,42 +409,105 @@ class Leg:
         return min(self.samples)
 
 
-def measure(legs: list[Leg], reps: int) -> None:
-    for leg in legs:  # warm-up: imports, caches, first-call costs
-        leg.run()
-    for rep in range(reps):
-        shift = rep % len(legs)  # rotate the order so no leg always runs first
-        for leg in legs[shift:] + legs[:shift]:
-            gc.collect()
-            t0 = time.perf_counter()
-            leg.run()
-            leg.samples.append(time.perf_counter() - t0)
-
-
-def profile(run: Callable[[], None], out: Path, header: str) -> str:
-    """cProfile one opswald leg; write the top 15 cumulative entries plus opswald's own."""
+def profile(run: Callable[[], None]) -> str:
+    """cProfile one opswald leg: the top 15 cumulative entries, then opswald's own top 30."""
     prof = cProfile.Profile()
     prof.enable()
     run()
     prof.disable()
-    buf = io.StringIO()
-    stats = pstats.Stats(prof, stream=buf)
-    stats.sort_stats("cumulative").print_stats(15)
-    top = buf.getvalue()
-    buf2 = io.StringIO()
-    pstats.Stats(prof, stream=buf2).sort_stats("cumulative").print_stats(r"opswald/", 30)
-    ours = buf2.getvalue()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = (
-        f"{header}\n\n== top 15 by cumulative time ==\n{_strip(top)}\n"
-        f"== src/opswald functions, top 30 by cumulative time ==\n{_strip(ours)}"
+    top, ours = io.StringIO(), io.StringIO()
+    pstats.Stats(prof, stream=top).sort_stats("cumulative").print_stats(15)
+    pstats.Stats(prof, stream=ours).sort_stats("cumulative").print_stats(r"opswald/", 30)
+    return (
+        f"== cProfile: top 15 by cumulative time ==\n{_strip(top.getvalue())}\n"
+        f"== cProfile: src/opswald functions, top 30 by cumulative time ==\n"
+        f"{_strip(ours.getvalue())}"
     )
-    out.write_text(text)
-    return text
 
 
 def _strip(report: str) -> str:
     return report.replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
+
+
+# (module, owner attribute or "", function, what it does). Looked up at run time, so a
+# renamed internal is skipped, not fatal. Only the outermost call of each is timed.
+STAGES = (
+    (
+        "httpx2",
+        "Client",
+        "_send_single_request",
+        "floor only: httpx2 send through MockTransport (opswald replaces this call)",
+    ),
+    ("opswald.intercept.transport", "", "_prepare", "read + json.loads body, codec.request"),
+    (
+        "opswald.intercept.codecs.openai_chat",
+        "OpenAIChatCodec",
+        "request",
+        "  codec.request: deepcopy messages, parse tool args",
+    ),
+    ("opswald.engine.context", "Context", "begin", "match the call against the tape"),
+    ("opswald.engine.tape", "", "normalize_request", "  normalize_request (golden and actual)"),
+    ("opswald.intercept.transport", "", "_served", "build the served httpx2.Response"),
+    ("opswald.intercept.exchange", "", "serve", "  exchange.serve"),
+    ("opswald.engine.context", "Context", "llm_step", "    Context.llm_step: the actual step"),
+    (
+        "opswald.intercept.codecs.openai_chat",
+        "OpenAIChatCodec",
+        "encode",
+        "    codec.encode: response bytes from the step",
+    ),
+    ("opswald.redact", "Redactor", "__call__", "Redactor.__call__ (all callers above)"),
+)
+
+
+def breakdown(legs: dict[str, Callable[[], None]], calls_total: int, reps: int = 3) -> str:
+    """Wall-clock µs per call spent in each stage (cProfile inflates small recursive calls)."""
+    import importlib
+
+    spent: dict[str, float] = {}
+    depth: dict[str, int] = {}
+    restore: list[tuple[Any, str, Any]] = []
+
+    def timed(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            d = depth.get(label, 0)
+            depth[label] = d + 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                depth[label] = d
+                if d == 0:
+                    spent[label] = spent.get(label, 0.0) + time.perf_counter() - t0
+
+        return wrapper
+
+    for module_name, owner_name, attr, label in STAGES:
+        owner: Any = importlib.import_module(module_name)
+        owner = getattr(owner, owner_name, None) if owner_name else owner
+        original = getattr(owner, attr, None) if owner is not None else None
+        if original is None:
+            continue
+        restore.append((owner, attr, original))
+        setattr(owner, attr, timed(original, label))
+    lines = [f"{'stage':<82} " + " ".join(f"{name:>10}" for name in legs)]
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for name, run in legs.items():
+            spent.clear()
+            for _ in range(reps):
+                run()
+            results[name] = dict(spent)
+    finally:
+        for owner, attr, original in reversed(restore):
+            setattr(owner, attr, original)
+    for _module, _owner, _attr, label in STAGES:
+        cells = [results[n].get(label) for n in legs]
+        if all(c is None for c in cells):
+            continue
+        shown = [f"{c / (reps * calls_total) * 1e6:10.1f}" if c else f"{'-':>10}" for c in cells]
+        lines.append(f"{label:<82} " + " ".join(shown))
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -430,8 +523,16 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     versions = {}
-    for dist in ("pytest-opswald", "openai", "httpx2", "httpx", "vcrpy", "pytest-recording",
-                 "pydantic", "PyYAML"):
+    for dist in (
+        "pytest-opswald",
+        "openai",
+        "httpx2",
+        "httpx",
+        "vcrpy",
+        "pytest-recording",
+        "pydantic",
+        "PyYAML",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -447,13 +548,15 @@ def machine() -> dict[str, str]:
 
 def table(legs: list[Leg], calls_total: int, floor: Leg) -> list[str]:
     rows = [
-        "| leg | median s | best s | µs/call (median) | × floor (median) |",
-        "|---|---:|---:|---:|---:|",
+        "| leg | median s | best s | worst s | µs/call | µs/call over floor | x floor |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for leg in legs:
+        over = (leg.median - floor.median) / calls_total * 1e6
         rows.append(
-            f"| {leg.name}{'' if leg.primary else ' (info)'} | {leg.median:.3f} | {leg.best:.3f} | "
-            f"{leg.median / calls_total * 1e6:.0f} | {leg.median / floor.median:.2f} |"
+            f"| {leg.name}{'' if leg.primary else ' (info)'} | {leg.median:.3f} | "
+            f"{leg.best:.3f} | {max(leg.samples):.3f} | {leg.median / calls_total * 1e6:.0f} | "
+            f"{'—' if leg is floor else f'{over:+.0f}'} | {leg.median / floor.median:.2f} |"
         )
     return rows
 
@@ -470,43 +573,57 @@ def write_results(section: str) -> None:
         end = next(
             (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
         )
-        new = "".join(lines[:start]) + section + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
+        new = (
+            "".join(lines[:start])
+            + section
+            + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
+        )
     path.write_text(new.rstrip("\n") + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="print only; write no files")
     args = parser.parse_args(argv)
-    command = "python bench/bench_http_replay.py" + "".join(
-        f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])
-    )
+    if args.calls < 2 or args.sessions < 1 or not 1 <= args.reps <= 50:
+        parser.error("need --calls >= 2, --sessions >= 1, 1 <= --reps <= 50")
+    given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python bench/bench_http_replay.py", *map(shlex.quote, given)])
     calls_total = args.sessions * args.calls
 
     with tempfile.TemporaryDirectory(prefix="opswald-bench-") as tmp:
         t0 = time.perf_counter()
         rec = record(args.sessions, args.calls, Path(tmp))
-        print(f"recorded {args.sessions} sessions x {args.calls} calls in "
-              f"{time.perf_counter() - t0:.1f}s; {rec.notes[0]}")
+        print(
+            f"recorded {args.sessions} sessions x {args.calls} calls in "
+            f"{time.perf_counter() - t0:.1f}s; {rec.notes[0]}",
+            flush=True,
+        )
         times = OpswaldTimes()
         floor = Leg("floor: httpx2.MockTransport", leg_floor(rec), True)
-        ops = Leg("opswald replay (execute+judge)", leg_opswald(rec, times), True)
+        ops = Leg("opswald replay (execute + judge)", leg_opswald(rec, times), True)
         vcr_mem = Leg("vcrpy, cassettes in memory", leg_vcrpy(rec), True)
-        vcr_disk = Leg("vcrpy via pytest-recording persister, YAML per session",
-                       leg_vcrpy(rec, from_disk=True), False)
-        ops_disk = Leg("opswald, golden YAML loaded per session",
-                       leg_opswald(rec, OpswaldTimes(), from_disk=True), False)
+        vcr_disk = Leg(
+            "vcrpy + pytest-recording persister, YAML parsed per session",
+            leg_vcrpy(rec, from_disk=True),
+            False,
+        )
+        ops_disk = Leg(
+            "opswald, golden YAML loaded per session",
+            leg_opswald(rec, OpswaldTimes(), from_disk=True),
+            False,
+        )
         legs = [floor, ops, vcr_mem, vcr_disk, ops_disk]
         guard = _NoNetwork()
         judge_samples: list[float] = []
         with guard.active():
-            for leg in legs:
+            for leg in legs:  # warm-up: imports, caches, first-call costs
                 leg.run()
             for rep in range(args.reps):
-                shift = rep % len(legs)
+                shift = rep % len(legs)  # rotate the order so no leg always runs first
                 for leg in legs[shift:] + legs[:shift]:
                     gc.collect()
                     t = time.perf_counter()
@@ -514,79 +631,117 @@ def main(argv: list[str] | None = None) -> int:
                     leg.samples.append(time.perf_counter() - t)
                     if leg is ops:
                         judge_samples.append(times.judge_s)
-            prof_text = profile(
-                leg_opswald(rec, OpswaldTimes()),
-                BENCH / "profiles" / "http_replay.txt",
-                f"cProfile of the opswald leg ({args.sessions} sessions x {args.calls} calls), "
-                f"{command}",
-            )
+            prof = profile(leg_opswald(rec, OpswaldTimes()))
+            stages = breakdown({"floor": floor.run, "opswald": ops.run}, calls_total)
         assert not guard.attempts, f"replay tried to connect: {guard.attempts[:3]}"
 
+    judge_med = statistics.median(judge_samples)
     vs_vcr = ops.median / vcr_mem.median
     vs_floor = ops.median / floor.median
-    ok_vcr, ok_floor = vs_vcr <= BAR_VS_VCR, vs_floor <= BAR_VS_FLOOR
-    judge_med = statistics.median(judge_samples)
-    m = machine()
+    floor_vs_vcr = floor.median / vcr_mem.median
+    overhead_vs_vcr = (ops.median - floor.median) / (vcr_mem.median - floor.median)
+    ops_added = (ops.median - floor.median) / calls_total * 1e6
+    vcr_added = (vcr_mem.median - floor.median) / calls_total * 1e6
     rows = table(legs, calls_total, floor)
     verdict = [
-        f"- opswald / vcrpy (in memory) = **{vs_vcr:.2f}** (bar ≤ {BAR_VS_VCR}): "
-        f"{'holds' if ok_vcr else 'MISSED'}; best-of: {ops.best / vcr_mem.best:.2f}; "
-        f"against vcrpy reading YAML per session: {ops.median / vcr_disk.median:.2f}",
-        f"- opswald / floor = **{vs_floor:.2f}** (bar ≤ {BAR_VS_FLOOR}): "
-        f"{'holds' if ok_floor else 'MISSED'}; best-of: {ops.best / floor.best:.2f}",
-        f"- of the opswald leg, `judge` takes {judge_med:.3f} s "
-        f"({judge_med / calls_total * 1e6:.0f} µs/call); execute alone = "
-        f"{(ops.median - judge_med) / floor.median:.2f} × floor",
+        f"- **opswald / vcrpy = {vs_vcr:.2f}** (bar ≤ {BAR_VS_VCR}): "
+        f"{'holds' if vs_vcr <= BAR_VS_VCR else 'MISSED'} (best-of {ops.best / vcr_mem.best:.2f};"
+        f" against vcrpy parsing YAML per session {ops.median / vcr_disk.median:.2f}).",
+        f"- **opswald / floor = {vs_floor:.2f}** (bar ≤ {BAR_VS_FLOOR}): "
+        f"{'holds' if vs_floor <= BAR_VS_FLOOR else 'MISSED'} "
+        f"(best-of {ops.best / floor.best:.2f}).",
+        f"- floor / vcrpy = {floor_vs_vcr:.2f}: the SDK's own work dominates every leg, so the "
+        f"0.7x vcrpy bar asks opswald for ≤ {BAR_VS_VCR / floor_vs_vcr:.2f}x the floor"
+        + (
+            " — below the floor, so no HTTP-level replay can meet it on this workload."
+            if floor_vs_vcr > BAR_VS_VCR
+            else "."
+        ),
+        f"- added cost over the floor: opswald {ops_added:.0f} µs/call, "
+        f"vcrpy {vcr_added:.0f} µs/call; "
+        f"ratio {overhead_vs_vcr:.2f} (would hold a 0.7 bar stated on added cost: "
+        f"{'yes' if overhead_vs_vcr <= BAR_VS_VCR else 'no'}).",
+        f"- `judge` is {judge_med / calls_total * 1e6:.0f} µs/call of the opswald leg; "
+        f"execute alone = {(ops.median - judge_med) / floor.median:.2f}x floor.",
     ]
-    print("\n".join(rows + [""] + verdict))
-    top = "\n".join(prof_text.split("== top 15 by cumulative time ==")[1].splitlines()[:40])
-    print(top)
+    print("\n".join(["", *rows, "", *verdict, "", "wall-clock µs/call by stage:", stages]))
+    m = machine()
+    if args.no_write:
+        return 0
+    out = BENCH / "profiles" / "http_replay.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        f"Opswald leg of `{command}` ({args.sessions} sessions x {args.calls} calls), "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, Python {m['python']}\n\n"
+        f"== wall clock: µs per call spent in each stage (outermost calls, 3 runs) ==\n"
+        f"{stages}\n\n{prof}"
+    )
+    write_results(results_section(args, command, calls_total, m, rows, verdict, stages))
+    print(f"\nwrote {BENCH / 'RESULTS.md'} and {out}")
+    return 0
 
-    section = "\n".join(
+
+def results_section(
+    args: argparse.Namespace,
+    command: str,
+    calls_total: int,
+    m: dict[str, str],
+    rows: list[str],
+    verdict: list[str],
+    stages: str,
+) -> str:
+    return "\n".join(
         [
             f"## {SECTION}",
             "",
-            f"Command: `{command}` (from the repository root; "
-            f"`python bench/run_all.py` runs it too)  ",
+            f"Command: `{command}` (from the repository root; `python bench/run_all.py` runs "
+            "it too)  ",
             f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
-            f"Machine: {m['arch']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}  ",
+            f"Machine: `uname -m` {m['arch']}, {m['cpu']}, {m['cores']} cores, "
+            f"Python {m['python']}  ",
             f"Packages: {m['versions']}",
             "",
-            f"Workload: {args.sessions} sessions × {args.calls} `chat.completions.create` calls "
-            f"({calls_total} calls; 9 of 10 answer with 1–2 tool calls, request bodies grow "
-            "to ~20 messages) through the real `openai` SDK on its default `httpx2` client, "
-            "one agent function for every leg. Recorded once against `tests/fakeprovider.py` "
-            "on 127.0.0.1, each session as an opswald live run inside a vcrpy cassette, so "
-            "both hold the same exchanges; the provider is stopped before replay and a socket "
-            "guard refused (and counted zero) connects during every replay leg. Each leg warmed "
-            f"up once, then {args.reps} interleaved repetitions in one process (order rotated); "
-            "medians and best-of shown.",
+            f"Workload: {args.sessions} sessions x {args.calls} `chat.completions.create` calls "
+            f"= {calls_total} calls through the real `openai` SDK on its default `httpx2` "
+            f"client; {args.calls - 1} of {args.calls} replies ask for one or two tools, so "
+            f"the last request carries {last_request_messages(args.calls)} messages. One agent "
+            "function serves every leg; its tools are plain functions (HTTP-level replay only). "
+            "Recorded once against `tests/fakeprovider.py` on 127.0.0.1, each session as an "
+            "opswald live run inside a vcrpy cassette, so both hold the same exchanges; the "
+            "provider is then stopped (a connect to its port is refused) and a socket guard "
+            "refused — and counted zero — connects during every replay leg. Each leg warmed up "
+            f"once, then {args.reps} repetitions interleaved in one process (order rotated); "
+            "ratios use medians.",
             "",
-            "- floor: `httpx2.Client(transport=httpx2.MockTransport(handler))`, handler "
-            "returns the recorded status, headers and bodies in order.",
-            "- opswald: `execute(golden, agent, settings=RunSettings())` (replay, offline "
-            "guard on) then `judge(golden, run).passed` asserted; goldens were written with "
-            "`opswald.dump` and loaded with `opswald.load` before timing.",
-            "- vcrpy: vcrpy 9 patches `httpx2` transports itself (`HTTPTransport.handle_request`),"
-            " so the SDK's own httpx2 client is used unchanged. Per session, as pytest-recording "
-            "does per test: `VCR(record_mode=\"none\")`, default `match_on` (method, scheme, host,"
-            " port, path, query), a persister, `use_cassette`; `cassette.all_played` asserted. "
-            "The primary row serves already-deserialized cassettes from memory (same footing as "
-            "in-memory goldens); the info row parses each YAML cassette with pytest-recording's "
-            "`CombinedPersister`, as `pytest --record-mode=none` does.",
+            "- floor: `openai.OpenAI(http_client=httpx2.Client(transport=httpx2.MockTransport("
+            "handler)))`; the handler returns the recorded status, headers and bodies in order.",
+            "- opswald: `execute(golden, agent, settings=RunSettings())` (policy replay, offline "
+            "guard on), then `judge(golden, run).passed` asserted — both timed. Goldens written "
+            "with `opswald.dump` and read with `opswald.load` before timing.",
+            "- vcrpy: vcrpy 9 patches `httpx2` itself (`httpx2.HTTPTransport.handle_request` "
+            "and friends), so the SDK's default httpx2 client runs unchanged — no legacy `httpx` "
+            "client needed. Per session, as pytest-recording builds it per test: "
+            '`VCR(record_mode="none")` with the default `match_on` (method, scheme, host, port,'
+            " path, query), a registered persister, `use_cassette`; `cassette.all_played` "
+            "asserted. The primary row's persister hands over already-deserialized cassettes "
+            "(same footing as in-memory goldens); the info row parses each YAML cassette with "
+            "pytest-recording's `CombinedPersister`, as `pytest --record-mode=none` does.",
             "",
             *rows,
             "",
             *verdict,
             "",
-            "Profile of the opswald leg: `bench/profiles/http_replay.txt`.",
+            "Where opswald's time goes, wall clock, µs per call (outermost calls; the floor's "
+            "httpx2 send is what opswald's hook replaces):",
+            "",
+            "```",
+            stages,
+            "```",
+            "",
+            "cProfile of the opswald leg: `bench/profiles/http_replay.txt`.",
             "",
         ]
     )
-    if not args.no_write:
-        write_results(section)
-        print(f"\nwrote {BENCH / 'RESULTS.md'}")
-    return 0
 
 
 if __name__ == "__main__":

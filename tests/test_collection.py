@@ -127,3 +127,19 @@ def test_adapter_from_ini_and_from_registry(pytester: pytest.Pytester) -> None:
         "name: b\nagent: shouty\ninput: hi\nsteps: []\noutput: {echo: HI}\n"
     )
     pytester.runpytest("--opswald-goldens").assert_outcomes(passed=2)
+
+
+def test_adapter_from_an_entry_point(pytester: pytest.Pytester) -> None:
+    """A package exposing `[project.entry-points."opswald.adapters"] shop = "shopagent:run"`."""
+    pytester.makepyfile(shopagent="def run(input):\n    return {'shop': input}\n")
+    dist = pytester.mkdir("shopagent-1.0.dist-info")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: shopagent\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[opswald.adapters]\nshop = shopagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "a.golden.yaml").write_text(
+        "name: a\nagent: shop\ninput: hi\nsteps: []\noutput: {shop: hi}\n"
+    )
+    pytester.makeconftest(
+        "import sys, pathlib\nsys.path.insert(0, str(pathlib.Path(__file__).parent))\n"
+    )
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)

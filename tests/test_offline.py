@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import http.client
 import json
 import pickle
 import shutil
@@ -201,8 +202,14 @@ def test_refusing_proxy_through_proxy_env(monkeypatch: pytest.MonkeyPatch) -> No
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen("http://example.invalid/", timeout=5)
         err.value.close()
-        with httpx.Client() as client, pytest.raises(httpx.ProxyError):
-            client.get("https://example.invalid/")  # CONNECT refused
+        host, port = url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            conn.request("CONNECT", "example.invalid:443")  # what HTTPS through a proxy does
+            refused = conn.getresponse()
+            assert (refused.status, refused.read()) == (403, offline.PROXY_BODY)
+        finally:
+            conn.close()
     assert err.value.code == 403
     assert guard.blocked == []
 

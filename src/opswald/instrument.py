@@ -50,6 +50,39 @@ def _decoder(fn: Callable[..., Any]) -> Callable[[Any], Any] | None:
     return validate if isinstance(hint, type) and callable(validate) else None
 
 
+def _with_overrides(
+    sig: inspect.Signature,
+    ctx: Context,
+    api: str | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[Any, ...]:
+    """(args, kwargs) of a live model call with request-level modifications applied to the
+    parameters the function takes (`model=`, `temperature=`, ...)."""
+    if not ctx.request_modifications:
+        return args, kwargs
+    from opswald.engine.context import request_overrides
+
+    overrides = request_overrides(api, ctx.request_modifications)
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError:
+        return args, kwargs
+    var_kw = next(
+        (p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD),
+        None,
+    )
+    for key, value in overrides.items():
+        if key in sig.parameters and sig.parameters[key].kind not in (
+            inspect.Parameter.VAR_POSITIONAL,
+            inspect.Parameter.VAR_KEYWORD,
+        ):
+            bound.arguments[key] = value
+        elif var_kw is not None:
+            bound.arguments.setdefault(var_kw, {})[key] = value
+    return bound.args, bound.kwargs
+
+
 def _active() -> Context | None:
     if inside().get():
         return None
@@ -243,24 +276,17 @@ def llm(
             from opswald.engine import responses
 
             output, usage, cost = responses.extract(data)
-            step = ctx.llm_step(
+            ctx.llm_step(
                 ticket,
                 request,
                 output=output,
                 usage=usage,
                 cost=cost,
                 cost_source="response" if cost is not None else None,
-                raw=None,
+                raw=responses.raw_for(data, output, usage, cost),
                 error=None,
+                attributes={"opswald.response": "text"} if isinstance(result, str) else None,
             )
-            raw = responses.raw_for(data, step)
-            extra: dict[str, Any] = {}
-            if raw is not None:
-                extra["raw"] = ctx.redactor(raw)
-            if isinstance(result, str):
-                extra["attributes"] = {"opswald.response": "text"}
-            if extra:
-                ctx.finish(ticket, step.model_copy(update=extra))
 
         if inspect.iscoroutinefunction(func):
 
@@ -274,7 +300,8 @@ def llm(
                     return served(ctx, ticket, request)
                 token = inside().set(True)
                 try:
-                    result = await func(*args, **kwargs)
+                    call_args, call_kwargs = _with_overrides(sig, ctx, api, args, kwargs)
+                    result = await func(*call_args, **call_kwargs)
                 except Exception as exc:
                     record(ctx, ticket, request, None, exc)
                     raise
@@ -295,7 +322,8 @@ def llm(
                 return served(ctx, ticket, request)
             token = inside().set(True)
             try:
-                result = func(*args, **kwargs)
+                call_args, call_kwargs = _with_overrides(sig, ctx, api, args, kwargs)
+                result = func(*call_args, **call_kwargs)
             except Exception as exc:
                 record(ctx, ticket, request, None, exc)
                 raise

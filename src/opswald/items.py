@@ -169,9 +169,7 @@ def _write(
         if error is not None
         else None
     )
-    return Outcome(
-        status=status, result=result, written=str(path), notes=(note,) if note else ()
-    )
+    return Outcome(status=status, result=result, written=str(path), notes=(note,) if note else ())
 
 
 # -- pytest nodes -------------------------------------------------------------------------

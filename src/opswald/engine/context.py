@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from opswald.engine.current import activate, current
 from opswald.engine.normalize import RequestRules
@@ -31,9 +31,76 @@ from opswald.session import (
 )
 from opswald.verdict import Finding
 
-Policy = Literal["replay", "live", "update"]
-"""replay: answers from the golden; live: from the real functions; update: replay until
-the first divergence, live from there on (fork semantics)."""
+Policy = Literal["replay", "live", "update", "fork"]
+"""replay: answers from the golden; live: from the real functions; update and fork: replay
+until the first divergence (or the fork step), live from there on. A fork is judged on
+expectations, an update writes the golden."""
+
+REQUEST_KEYS = ("model", "temperature", "top_p", "max_tokens", "seed")
+"""Modification keys the engine applies to outgoing LLM requests."""
+
+STEP_MODIFICATIONS = ("user_input", "tool_result", "response", "selected_tool", "tool_params")
+
+
+_API_PARAMS: dict[str, dict[str, str]] = {
+    "openai.chat_completions": {
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "max_tokens": "max_tokens",
+        "seed": "seed",
+    },
+    "openai.responses": {
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "max_tokens": "max_output_tokens",
+    },
+    "anthropic.messages": {
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "max_tokens": "max_tokens",
+    },
+}
+
+
+def request_overrides(api: str | None, mods: dict[str, Any]) -> dict[str, Any]:
+    """Request-level modifications as the API's own top-level body keys (`model` included);
+    keys an API does not take are left out (Anthropic has no `seed`)."""
+    names = _API_PARAMS.get(api or "", {k: k for k in REQUEST_KEYS if k != "model"})
+    out = {names[k]: v for k, v in mods.items() if k in names}
+    if "model" in mods:
+        out["model"] = mods["model"]
+    return out
+
+
+def apply_request_modifications(request: dict[str, Any], mods: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an engine request with the modifications applied."""
+    overrides = request_overrides(request.get("api"), mods)
+    if not overrides:
+        return request
+    out = {**request, "input": dict(request.get("input") or {})}
+    if "model" in overrides:
+        out["model"] = overrides.pop("model")
+    if overrides:
+        out["input"]["params"] = {**(out["input"].get("params") or {}), **overrides}
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepInfo:
+    """A step about to happen (what `before_step` hooks and breakpoints see)."""
+
+    number: int
+    type: str
+    name: str | None
+    request: dict[str, Any]
+
+
+class StepListener(Protocol):
+    """Sees every step of a run; any of the three methods may be missing."""
+
+    def before_step(self, ctx: Context, info: StepInfo) -> None: ...
+    def after_step(self, ctx: Context, step: AnyStep) -> None: ...
+    def on_error(self, ctx: Context, step: AnyStep, error: ErrorInfo) -> None: ...
 
 
 class ReplayDivergence(BaseException):
@@ -99,6 +166,7 @@ class Ticket:
     number: int
     served: AnyStep | None
     started: float
+    request: dict[str, Any] = field(default_factory=dict)  # as sent, modifications applied
 
 
 @dataclass
@@ -150,6 +218,9 @@ class Context:
         modifications: dict[str, Any] | None = None,
         user_inputs: list[Any] | None = None,
         redactor: Redactor = DEFAULT_REDACTOR,
+        fork_at: int | None = None,
+        step_modifications: dict[str, Any] | None = None,
+        listeners: list[Any] | None = None,
     ) -> None:
         self.golden = golden
         self.policy: Policy = policy
@@ -162,6 +233,12 @@ class Context:
         self.allow_side_effects = allow_side_effects
         self.block_side_effects = block_side_effects
         self.modifications = dict(modifications or {})
+        self.request_modifications = {
+            k: v for k, v in self.modifications.items() if k in REQUEST_KEYS
+        }
+        self.fork_at = fork_at
+        self.step_modifications = dict(step_modifications or {})
+        self.listeners: list[Any] = list(listeners or [])
         self._user_inputs: Iterator[Any] | None = iter(user_inputs) if user_inputs else None
         self.redactor = redactor
         self.steps: list[AnyStep | None] = []
@@ -207,10 +284,21 @@ class Context:
     # -- the ports ----------------------------------------------------------------------
     def begin(self, kind: str, request: dict[str, Any], *, side_effects: bool = False) -> Ticket:
         """Reserve a step number and decide: served from the tape, or live."""
+        if kind == "llm_call" and self.request_modifications:
+            request = apply_request_modifications(request, self.request_modifications)
+        if self.listeners:
+            name = request.get("tool") or request.get("model")
+            info = StepInfo(number=len(self.steps) + 1, type=kind, name=name, request=request)
+            self.emit("before_step", info)
         with self._lock:
             number = len(self.steps) + 1
             self.steps.append(None)
             served: AnyStep | None = None
+            if self.fork_at is not None and number >= self.fork_at and not self.live:
+                self.live = True
+                self.fork_step = number
+                if number == self.fork_at and self.step_modifications:
+                    served = self._modified_step(kind, request, number)
             if not self.live and self.tape is not None:
                 match = (
                     self.tape.tool_call(request["tool"], self.redactor(request["input"]), number)
@@ -219,7 +307,7 @@ class Context:
                 )
                 if match.finding is not None:
                     self.findings.append(match.finding)
-                    if self.policy != "update":
+                    if self.policy not in ("update", "fork"):
                         self.steps.pop()
                         raise ReplayDivergence(match.finding)
                     self.live = True
@@ -238,19 +326,67 @@ class Context:
                 )
                 self.findings.append(finding)
                 raise SideEffectBlocked(finding)
-            return Ticket(number=number, served=served, started=time.perf_counter())
+            return Ticket(
+                number=number, served=served, started=time.perf_counter(), request=request
+            )
+
+    def _modified_step(self, kind: str, request: dict[str, Any], number: int) -> AnyStep | None:
+        """The recorded step at the fork point, answering what the modifications say."""
+        if self.tape is None:
+            return None
+        mods = self.step_modifications
+        match = (
+            self.tape.tool_call(request["tool"], self.redactor(request["input"]), number)
+            if kind == "tool_call"
+            else self.tape.next_call(kind, request, number)
+        )
+        step = match.step
+        if isinstance(step, UserInputStep) and "user_input" in mods:
+            return step.model_copy(update={"content": mods["user_input"]})
+        if isinstance(step, ToolCallStep) and "tool_result" in mods:
+            return step.model_copy(update={"output": mods["tool_result"], "error": None})
+        if isinstance(step, LLMCallStep):
+            output = step.output or LLMOutput()
+            if "selected_tool" in mods or "tool_params" in mods:
+                old = (output.tool_calls or [{}])[0]
+                call = {
+                    "id": old.get("id") or f"call_fork_{number}",
+                    "name": mods.get("selected_tool", old.get("name")),
+                    "arguments": mods.get("tool_params", old.get("arguments", {})),
+                }
+                output = LLMOutput(content=None, tool_calls=[call], finish_reason="tool_calls")
+            elif "response" in mods:
+                output = LLMOutput(content=mods["response"], finish_reason="stop")
+            else:
+                return None
+            return step.model_copy(update={"output": output, "raw": None})
+        return None
 
     def _blocks_side_effects(self) -> bool:
-        continuing = self.policy == "update" or (self.policy == "live" and self.golden is not None)
+        continuing = self.policy in ("update", "fork") or (
+            self.policy == "live" and self.golden is not None
+        )
         return self.block_side_effects and continuing and not self.allow_side_effects
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Call `event` on every listener that has it."""
+        for listener in self.listeners:
+            method = getattr(listener, event, None)
+            if method is not None:
+                method(self, *args)
 
     def finish(self, ticket: Ticket, step: AnyStep) -> None:
         with self._lock:
+            first = self.steps[ticket.number - 1] is None
             self.steps[ticket.number - 1] = step
-            if ticket.served is not None:
+            if ticket.served is not None and first:
                 self.served[ticket.number] = ticket.served
                 self.clock.served_recorded_ms += ticket.served.duration_ms or 0.0
                 self.clock.served_wall_ms += (time.perf_counter() - ticket.started) * 1000
+        if self.listeners:
+            self.emit("after_step", step)
+            if step.error is not None:
+                self.emit("on_error", step, step.error)
 
     def elapsed_ms(self, ticket: Ticket) -> float:
         return round((time.perf_counter() - ticket.started) * 1000, 3)
@@ -267,8 +403,12 @@ class Context:
         cost_source: str | None,
         raw: Any,
         error: BaseException | None,
+        error_info: ErrorInfo | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> LLMCallStep:
+        """Finish an LLM call: the served step with the actual request, or a new step."""
         served = ticket.served
+        request = ticket.request or request
         actual_input = LLMInput(**self.redactor(request["input"]))
         if isinstance(served, LLMCallStep):
             step = served.model_copy(update={"step": ticket.number, "input": actual_input})
@@ -286,7 +426,8 @@ class Context:
                 cost=cost,
                 cost_source=cost_source,
                 raw=self.redactor(raw),
-                error=self.error_of(error),
+                error=error_info or self.error_of(error),
+                attributes=attributes,
             )
         self.finish(ticket, step)
         return step

@@ -50,16 +50,19 @@ def _usage(value: Any) -> Usage | None:
 
 def generic(step: LLMCallStep) -> dict[str, Any]:
     """The response dict rebuilt from the normalised step."""
-    out = step.output or LLMOutput()
+    return _generic(step.output or LLMOutput(), step.usage, step.cost)
+
+
+def _generic(out: LLMOutput, usage: Usage | None, cost: float | None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "content": out.content,
         "tool_calls": out.tool_calls,
         "finish_reason": out.finish_reason,
     }
-    if step.usage is not None:
-        data["usage"] = step.usage.model_dump(exclude_none=True)
-    if step.cost is not None:
-        data["cost"] = step.cost
+    if usage is not None:
+        data["usage"] = usage.model_dump(exclude_none=True)
+    if cost is not None:
+        data["cost"] = cost
     return data
 
 
@@ -77,8 +80,8 @@ def serve(step: LLMCallStep) -> Any:
     return generic(step)
 
 
-def raw_for(data: Any, step: LLMCallStep) -> Any:
+def raw_for(data: Any, output: LLMOutput, usage: Usage | None, cost: float | None) -> Any:
     """Keep the raw response only when the generic rebuild would not reproduce it."""
     if not isinstance(data, dict):
         return None
-    return None if data == generic(step) else data
+    return None if data == _generic(output, usage, cost) else data

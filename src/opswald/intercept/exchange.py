@@ -67,7 +67,12 @@ def record(
     cost, source = decoded.cost, "provider" if decoded.cost is not None else None
     if cost is None and decoded.usage is not None:
         cost, source = _priced(ctx, decoded.model or llm_request.get("model"), decoded.usage)
-    step = ctx.llm_step(
+    attributes = (
+        {"response_model": decoded.model}
+        if decoded.model and decoded.model != llm_request.get("model")
+        else None
+    )
+    ctx.llm_step(
         ticket,
         llm_request,
         output=decoded.output,
@@ -76,11 +81,8 @@ def record(
         cost_source=source,
         raw=decoded.raw,
         error=None,
+        attributes=attributes,
     )
-    if decoded.model and decoded.model != step.model:
-        ctx.finish(
-            ticket, step.model_copy(update={"attributes": {"response_model": decoded.model}})
-        )
 
 
 def _http_error(
@@ -93,7 +95,8 @@ def _http_error(
         raw: Any = json.loads(body)
     except ValueError:
         raw = {"error": text[:2000]}
-    step = ctx.llm_step(
+    error = ErrorInfo(type="HTTPStatusError", message=ctx.redactor(f"HTTP {status}: {text[:500]}"))
+    ctx.llm_step(
         ticket,
         llm_request,
         output=None,
@@ -102,10 +105,8 @@ def _http_error(
         cost_source=None,
         raw=raw,
         error=None,
-    )
-    error = ErrorInfo(type="HTTPStatusError", message=ctx.redactor(f"HTTP {status}: {text[:500]}"))
-    ctx.finish(
-        ticket, step.model_copy(update={"error": error, "attributes": {"http_status": status}})
+        error_info=error,
+        attributes={"http_status": status},
     )
 
 

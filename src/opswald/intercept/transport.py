@@ -93,6 +93,24 @@ def _prepare(request: Any) -> tuple[Any, Any, dict[str, Any], bool] | None:
     return ctx, codec, codec.request(body), codec.is_stream(body)
 
 
+def _modified(request: Any, ctx: Any, codec: Any) -> Any:
+    """The request as it goes out live, with request-level modifications in its body."""
+    if not ctx.request_modifications:
+        return request
+    from opswald.engine.context import request_overrides
+
+    body = json.loads(request.content)
+    body.update(request_overrides(codec.api, ctx.request_modifications))
+    headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+    return type(request)(
+        request.method,
+        request.url,
+        headers=headers,
+        content=json.dumps(body).encode(),
+        extensions=request.extensions,
+    )
+
+
 def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     def _send_single_request(self: Any, request: Any) -> Any:
         prepared = _prepare(request)
@@ -104,7 +122,7 @@ def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
             return _served(ctx, codec, ticket, llm_request, stream, request)
         token = inside().set(True)
         try:
-            response = original(self, request)
+            response = original(self, _modified(request, ctx, codec))
             response.read()
         except Exception as exc:
             _failed(ctx, ticket, llm_request, exc)
@@ -127,7 +145,7 @@ def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
             return _served(ctx, codec, ticket, llm_request, stream, request)
         token = inside().set(True)
         try:
-            response = await original(self, request)
+            response = await original(self, _modified(request, ctx, codec))
             await response.aread()
         except Exception as exc:
             _failed(ctx, ticket, llm_request, exc)
