@@ -13,6 +13,7 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from opswald import adapters, files
 from opswald.diff import DiffMode, render_verdict
+from opswald.engine.context import STEP_MODIFICATIONS, Policy
 from opswald.engine.normalize import RequestRules
 from opswald.engine.run import ReplayResult, RunSettings, execute, judge
 from opswald.redact import Redactor
@@ -37,6 +38,9 @@ class Settings:
     requests: RequestsExpect = field(default_factory=RequestsExpect)
     redactor: Redactor = field(default_factory=Redactor)
     prices: Any = None  # a pricing.Pricer
+    modify: dict[str, Any] = field(default_factory=dict)  # --opswald-modify
+    variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # --opswald-variant
+    fork_at: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,17 +104,30 @@ def run_golden(
             f"{path.name}: not recorded yet (a stub: no steps, no output)\n"
             "fix: run with --opswald-mode=record to record it"
         )
+    modify = {**(modify or {}), **settings.modify}  # the command line wins over the marker
+    step_mods = {k: modify.pop(k) for k in STEP_MODIFICATIONS if k in modify}
+    if step_mods and settings.fork_at is None:
+        raise GoldenError(
+            f"{', '.join(step_mods)} modify one step: give the step with --opswald-fork-at=N"
+        )
+    policy: Policy
     if writing or golden.is_stub:
-        policy: Literal["replay", "live", "update"] = "live"
+        policy = "live"
     elif settings.update:
         policy = "update"
+    elif settings.mode == "live":
+        policy = "live"
+    elif settings.fork_at is not None or modify:
+        policy = "fork"  # judged on expectations, from the first call the change touches
     else:
-        policy = "live" if settings.mode == "live" else "replay"
+        policy = "replay"
     run_settings = RunSettings(
         policy=policy,
         allow_side_effects=settings.allow_side_effects,
         block_side_effects=not (writing or golden.is_stub),
-        modifications=dict(modify or {}),
+        modifications=modify,
+        fork_at=settings.fork_at if policy == "fork" else None,
+        step_modifications=step_mods,
         rules=_rules(settings, expect, extra_normalize),
         redactor=settings.redactor,
         offline=True,
@@ -186,15 +203,27 @@ class GoldenFile(pytest.File):
     """A `*.golden.yaml|yml|json` file: one golden, one item."""
 
     def collect(self) -> Iterable[pytest.Item]:
+        from opswald.plugin import settings_of
+
         golden = files.load(self.path)
-        item = GoldenItem.from_parent(self, name=item_name(golden, self.path), golden=golden)
+        name = item_name(golden, self.path)
+        variants = settings_of(self.config).variants
+        items = (
+            [
+                GoldenItem.from_parent(self, name=f"{name}[{v}]", golden=golden, variant=(v, mods))
+                for v, mods in variants
+            ]
+            if variants
+            else [GoldenItem.from_parent(self, name=name, golden=golden)]
+        )
         registered = {line.split(":", 1)[0].strip() for line in self.config.getini("markers")}
         for tag in golden.tags:
             if tag not in registered:
                 self.config.addinivalue_line("markers", f"{tag}: golden tag")
                 registered.add(tag)
-            item.add_marker(tag)
-        yield item
+            for item in items:
+                item.add_marker(tag)
+        yield from items
 
     def repr_failure(  # type: ignore[override]
         self, excinfo: ExceptionInfo[BaseException]
@@ -207,9 +236,12 @@ class GoldenFile(pytest.File):
 class GoldenItem(pytest.Item):
     """Replays one golden through the agent."""
 
-    def __init__(self, *, golden: Session, **kwargs: Any) -> None:
+    def __init__(
+        self, *, golden: Session, variant: tuple[str, dict[str, Any]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.golden = golden
+        self.variant = variant
 
     def runtest(self) -> None:
         from opswald.plugin import OUTCOME_KEY, settings_of, suite_normalize_rules
@@ -231,6 +263,7 @@ class GoldenItem(pytest.Item):
                 path=self.path,
                 settings=settings,
                 adapter=adapter,
+                modify=dict(self.variant[1]) if self.variant else None,
                 extra_normalize=suite_normalize_rules(self.config),
             )
         except GoldenError as exc:

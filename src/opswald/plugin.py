@@ -67,6 +67,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="how much of each difference a failure shows (default: detailed)",
     )
+    group.addoption(
+        "--opswald-modify",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a modification for every golden (repeatable; VALUE is a YAML scalar). model, "
+        "temperature, top_p, max_tokens and seed are also applied to outgoing LLM requests; "
+        "the run forks at the first call they change and is judged on expectations",
+    )
+    group.addoption(
+        "--opswald-variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="run every golden once per variant, as name[NAME] (repeatable)",
+    )
+    group.addoption(
+        "--opswald-fork-at",
+        type=int,
+        default=None,
+        metavar="N",
+        help="replay the calls before step N, run live from step N on (judged on expectations)",
+    )
     parser.addini(
         "opswald_goldens", "where --opswald-goldens looks when no path is given", default="goldens"
     )
@@ -115,7 +138,13 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"opswald_request_normalize: {line!r} is not 'REGEX => PLACEHOLDER'"
             )
         normalize.append({"pattern": pattern.strip(), "replace": placeholder.strip()})
+    fork_at = config.getoption("opswald_fork_at")
+    if fork_at is not None and fork_at < 1:
+        raise pytest.UsageError("--opswald-fork-at: steps are numbered from 1")
     config.stash[_SETTINGS_KEY] = Settings(
+        modify=parse_assignments(config.getoption("opswald_modify"), "--opswald-modify"),
+        variants=parse_variants(config.getoption("opswald_variant")),
+        fork_at=fork_at,
         mode=config.getoption("opswald_mode") or config.getini("opswald_mode"),
         update=config.getoption("opswald_update"),
         force=config.getoption("opswald_force"),
@@ -134,6 +163,40 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
+
+
+def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
+    """`KEY=VALUE` items; each VALUE parses as YAML (`30` is an int, `{a: 1}` a mapping)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise pytest.UsageError(f"{option}: {item!r} is not KEY=VALUE")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def parse_variants(items: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """`NAME:KEY=VALUE[,KEY=VALUE]` items, in the order given."""
+    import re
+
+    variants: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, rest = item.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+            raise pytest.UsageError(
+                f"--opswald-variant: {item!r} is not NAME:KEY=VALUE[,KEY=VALUE] "
+                "(NAME of letters, digits, '_', '-', '.')"
+            )
+        mods = parse_assignments([p for p in rest.split(",") if p.strip()], "--opswald-variant")
+        variants.setdefault(name, {}).update(mods)
+    return tuple(variants.items())
 
 
 def _pricer(config: pytest.Config) -> Any:
@@ -262,6 +325,13 @@ def pytest_runtest_makereport(
             notes = [*outcome.notes, *take_price_notes(item.config)]
             if notes:
                 report.opswald_notes = notes  # type: ignore[attr-defined]
+            if outcome.result is not None:
+                from opswald.report.summary import record_of
+
+                variant = getattr(item, "variant", None)
+                report.opswald_record = record_of(  # type: ignore[attr-defined]
+                    outcome.result, status=status, variant=variant[0] if variant else None
+                )
     return report
 
 
@@ -273,6 +343,7 @@ class SummaryPlugin:
         self.counts: dict[str, int] = {}
         self.malformed = 0
         self.notes: list[str] = []
+        self.records: list[dict[str, Any]] = []
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         from opswald.files import is_golden_path
@@ -296,11 +367,18 @@ class SummaryPlugin:
         if status is not None and report.when == "call":
             self.counts[status] = self.counts.get(status, 0) + 1
             self.notes.extend(getattr(report, "opswald_notes", None) or ())
+            record = getattr(report, "opswald_record", None)
+            if record is not None:
+                self.records.append(record)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from opswald.report.summary import Summary
 
-        summary = Summary(counts=dict(self.counts), notes=tuple(sorted(set(self.notes))))
+        summary = Summary(
+            counts=dict(self.counts),
+            notes=tuple(sorted(set(self.notes))),
+            records=tuple(sorted(self.records, key=lambda r: (r["golden"], r["variant"] or ""))),
+        )
         if not summary.total:
             return
         terminalreporter.write_sep("-", "opswald")

@@ -39,6 +39,9 @@ FindingKind = Literal[
     "state",
     "side_effect",
     "agent_error",  # the agent raised where the golden finished
+    "fork",  # where a fork left the golden, and how its path differs
+    "breakpoint",  # a breakpoint with action `fail` was hit
+    "timeout",  # the agent did not finish in time
 ]
 
 

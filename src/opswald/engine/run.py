@@ -5,11 +5,12 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from opswald import adapters
+from opswald.diff import differences
 from opswald.engine.context import (
     Context,
     Policy,
@@ -41,6 +42,9 @@ class RunSettings:
     allow_side_effects: bool = False
     block_side_effects: bool = True
     modifications: dict[str, Any] = field(default_factory=dict)
+    fork_at: int | None = None
+    step_modifications: dict[str, Any] = field(default_factory=dict)
+    listeners: tuple[Any, ...] = ()
     rules: RequestRules = field(default_factory=RequestRules)
     redactor: Redactor = DEFAULT_REDACTOR
     offline: bool = True
@@ -101,6 +105,9 @@ def execute(
         modifications=modifications,
         user_inputs=user_inputs if isinstance(user_inputs, list) else None,
         redactor=settings.redactor,
+        fork_at=settings.fork_at,
+        step_modifications=settings.step_modifications,
+        listeners=list(settings.listeners),
     )
     output: Any = None
     error = None
@@ -154,8 +161,12 @@ def judge(golden: Session, run: Run, expect: Expect | None = None) -> Verdict:
     """Every reason the actual session differs from the golden, first divergence first."""
     expect = expect or golden.expectations
     actual = run.actual
-    findings: list[Finding] = list(run.findings)
-    diverged = any(f.kind in ("mismatch", "extra_call", "side_effect") for f in findings)
+    findings: list[Finding] = [
+        _as_fork_point(f) if run.policy == "fork" else f for f in run.findings
+    ]
+    diverged = any(
+        f.failing and f.kind in ("mismatch", "extra_call", "side_effect") for f in findings
+    )
     if golden.is_stub:
         return Verdict(findings=tuple(findings))
     if not diverged and run.policy == "replay":
@@ -170,10 +181,41 @@ def judge(golden: Session, run: Run, expect: Expect | None = None) -> Verdict:
             order = judge_order(_tool_refs(golden), _tool_refs(actual), expect.tool_calls)
             if order is not None:
                 findings.append(order)
+    if run.policy == "fork" and run.fork_step is not None:
+        findings.append(_fork_path(golden, actual, run.fork_step))
     findings.extend(check_budgets(expect.budgets, figures(actual), figures(golden)))
     if not diverged:
         findings.extend(compare_states(golden, actual, expect.state))
     return Verdict(findings=tuple(findings))
+
+
+def _as_fork_point(finding: Finding) -> Finding:
+    """In a fork, where the run leaves the golden is information, not a failure."""
+    if finding.kind not in ("mismatch", "extra_call"):
+        return finding
+    return replace(
+        finding,
+        failing=False,
+        message=f"the run left the golden here: {finding.message}",
+        suggestion="",
+    )
+
+
+def _fork_path(golden: Session, actual: Session, fork_step: int) -> Finding:
+    """How the new path differs from the golden's after the fork point."""
+
+    def path(session: Session) -> list[str]:
+        return [describe(s) for s in session.step_list if s.step >= fork_step]
+
+    old, new = path(golden), path(actual)
+    return Finding(
+        kind="fork",
+        message=f"forked at step {fork_step}: the golden went on with {len(old)} step(s), "
+        f"this run with {len(new)}",
+        step=fork_step,
+        differences=tuple(differences(old, new, base=("steps after the fork",))),
+        failing=False,
+    )
 
 
 def _tool_refs(session: Session) -> list[ToolCallRef]:

@@ -1,0 +1,239 @@
+"""Modifications, model comparison, live runs, forks with step modifications, variants."""
+
+from __future__ import annotations
+
+import pytest
+
+AGENT = """
+import opswald
+
+PRICE = {"small": 0.001, "big": 0.01}
+
+
+@opswald.llm
+def chat(*, model, messages, temperature=0):
+    last = messages[-1]
+    usage = {"input_tokens": 10 * len(messages), "output_tokens": 5}
+    if last["role"] == "user" and "weather" in last["content"]:
+        city = last["content"].split()[-1]
+        return {"content": None, "finish_reason": "tool_calls", "usage": usage,
+                "cost": PRICE[model],
+                "tool_calls": [{"id": "c1", "name": "weather", "arguments": {"city": city}}]}
+    said = last["content"]
+    text = f"{model}: it is {said}" if last["role"] == "tool" else f"{model}: you said {said}"
+    return {"content": text, "tool_calls": None, "finish_reason": "stop", "usage": usage,
+            "cost": PRICE[model]}
+
+
+@opswald.tool
+def weather(city):
+    return f"sunny in {city}"
+
+
+@opswald.tool
+def news(topic="all"):
+    return f"no news on {topic}"
+
+
+TOOLS = {"weather": weather, "news": news}
+
+
+def run(input):                      # no `modifications` parameter, model hard-coded
+    question = opswald.user_input("ask: ")
+    messages = [{"role": "user", "content": question}]
+    reply = chat(model="small", messages=messages)
+    while reply["tool_calls"]:
+        for call in reply["tool_calls"]:
+            messages.append({"role": "tool", "content": TOOLS[call["name"]](**call["arguments"])})
+        reply = chat(model="small", messages=messages)
+    return {"answer": reply["content"]}
+
+
+def run_with_modifications(input, modifications):
+    return {"answer": run(input)["answer"], "seen": modifications}
+"""
+
+INSPECT = """
+import json
+import pytest
+
+
+@pytest.mark.golden("goldens/w.golden.yaml", verdict=False)
+def test_inspect(golden_replay):
+    r = golden_replay
+    print("RESULT=" + json.dumps({
+        "output": r.actual.output,
+        "models": [s.model for s in r.actual.step_list if s.type == "llm_call"],
+        "types": [s.type for s in r.actual.step_list],
+        "metadata": r.actual.metadata.get("modifications"),
+        "policy": r.policy,
+        "fork_step": r.fork_step,
+        "passed": r.passed,
+        "served": [s.model_dump(exclude={"timestamp", "duration_ms"})
+                   for s in r.actual.step_list[:1]],
+        "golden_first": [s.model_dump(exclude={"timestamp", "duration_ms"})
+                         for s in r.golden.step_list[:1]],
+    }))
+"""
+
+
+@pytest.fixture
+def bench(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(wagent=AGENT, conftest="import wagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = wagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "w.golden.yaml").write_text(
+        "name: weather\ninput:\n  user_inputs: [weather in Rome]\n"
+    )
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    return pytester
+
+
+def inspect(pytester: pytest.Pytester, *args: str) -> dict[str, object]:
+    import json
+
+    pytester.makepyfile(test_inspect=INSPECT)
+    result = pytester.runpytest("test_inspect.py", "-s", *args)
+    line = next(li for li in result.outlines if "RESULT=" in li)
+    return dict(json.loads(line.split("RESULT=", 1)[1]))
+
+
+def test_recorded_session_shape(bench: pytest.Pytester) -> None:
+    r = inspect(bench)
+    assert r["types"] == ["user_input", "llm_call", "tool_call", "llm_call"]
+    assert r["output"] == {"answer": "small: it is sunny in Rome"}
+    assert r["passed"] is True and r["policy"] == "replay"
+
+
+def test_model_comparison_needs_no_agent_change(bench: pytest.Pytester) -> None:
+    r = inspect(bench, "--opswald-modify", "model=big")
+    assert r["models"] == ["big", "big"], "the engine rewrote the hard-coded model"
+    assert r["output"] == {"answer": "big: it is sunny in Rome"}
+    assert r["metadata"] == {"model": "big"}
+    assert r["policy"] == "fork" and r["fork_step"] == 2, "forks at the first call it changes"
+    assert r["passed"] is False, "judged on expectations: the exact output differs"
+    result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "model=big")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*output differs*", "*the run left the golden here*", "*forked at step 2*"]
+    )
+
+
+def test_modification_values_are_yaml_and_reach_the_adapter(bench: pytest.Pytester) -> None:
+    bench.makeini("[pytest]\nopswald_adapter = wagent:run_with_modifications\n")
+    r = inspect(bench, "--opswald-modify", "timeout=30", "--opswald-modify", "agent_version=v2.1")
+    assert r["output"]["seen"] == {"timeout": 30, "agent_version": "v2.1"}  # type: ignore[index]
+    assert r["metadata"] == {"timeout": 30, "agent_version": "v2.1"}
+
+
+def test_expectations_judge_a_fork(bench: pytest.Pytester) -> None:
+    path = bench.path / "goldens" / "w.golden.yaml"
+    path.write_text(path.read_text() + "expect:\n  output: {match: contains, value: sunny}\n")
+    bench.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-modify", "model=big"
+    ).assert_outcomes(passed=1)
+
+
+def test_live_mode_budgets_on_measured_cost(bench: pytest.Pytester) -> None:
+    path = bench.path / "goldens" / "w.golden.yaml"
+    text = path.read_text()
+    path.write_text(text + "expect:\n  output: ignore\n  budgets:\n    cost: 0.005\n")
+    bench.runpytest("--opswald-goldens", "goldens/", "--opswald-mode=live").assert_outcomes(
+        passed=1
+    )
+    result = bench.runpytest(
+        "--opswald-goldens", "--opswald-mode=live", "--opswald-modify", "model=big"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*budget exceeded: cost $0.0200 > $0.0050*"])
+    path.write_text(text + "expect:\n  output: ignore\n  budgets:\n    cost: '+20%'\n")
+    result = bench.runpytest(
+        "--opswald-goldens", "--opswald-mode=live", "--opswald-modify", "model=big"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*budget exceeded: cost*+20%*"])
+
+
+def test_fork_keeps_the_calls_before_n(bench: pytest.Pytester) -> None:
+    r = inspect(bench, "--opswald-fork-at=3", "--opswald-modify", "tool_result=rainy")
+    assert r["served"] == r["golden_first"]
+    assert r["output"] == {"answer": "small: it is rainy"}
+    assert r["fork_step"] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "answer"),
+    [
+        (
+            ["--opswald-fork-at=1", "--opswald-modify", "user_input=weather in Oslo"],
+            "small: it is sunny in Oslo",
+        ),
+        (["--opswald-fork-at=3", "--opswald-modify", "tool_result=foggy"], "small: it is foggy"),
+        (
+            ["--opswald-fork-at=4", "--opswald-modify", "response=Take an umbrella."],
+            "Take an umbrella.",
+        ),
+        (
+            [
+                "--opswald-fork-at=2",
+                "--opswald-modify",
+                "selected_tool=news",
+                "--opswald-modify",
+                "tool_params={topic: sport}",
+            ],
+            "small: it is no news on sport",
+        ),
+    ],
+)
+def test_each_step_modification(bench: pytest.Pytester, args: list[str], answer: str) -> None:
+    r = inspect(bench, *args)
+    assert r["output"] == {"answer": answer}
+
+
+def test_step_modifications_need_a_fork_step(bench: pytest.Pytester) -> None:
+    result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "response=x")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*response modify one step: give the step with --opswald-fork-at*"]
+    )
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
+def test_variants_run_each_golden_once_per_variant(
+    bench: pytest.Pytester, xdist: list[str]
+) -> None:
+    path = bench.path / "goldens" / "w.golden.yaml"
+    path.write_text(path.read_text() + "expect:\n  output: {match: contains, value: Rome}\n")
+    result = bench.runpytest(
+        "--opswald-goldens",
+        "-v",
+        "--opswald-variant",
+        "A:model=small",
+        "--opswald-variant",
+        "B:model=big,temperature=0.5",
+        *xdist,
+    )
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    for variant in ("A", "B"):
+        assert any(
+            f"w.golden.yaml::weather[{variant}]" in line and "PASSED" in line
+            for line in out.splitlines()
+        ), out
+    result.stdout.fnmatch_lines(
+        [
+            "variants:",
+            "*A * 1/1 *$    0.0020 *",
+            "*B * 1/1 *$    0.0200 *",
+            "*weather: passed A, B; cheapest A; fastest *",
+        ]
+    )
+
+
+def test_bad_modify_and_variant_options_are_usage_errors(bench: pytest.Pytester) -> None:
+    result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "novalue")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--opswald-modify: 'novalue' is not KEY=VALUE*"])
+    result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-variant", "bad name:x=1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
