@@ -438,7 +438,7 @@ class _Checker:
         if node.value is None or isinstance(node.value, bool | int | float | str):
             return
         kind = {bytes: "bytes literals", complex: "complex numbers"}.get(type(node.value))
-        self.fail(f"{kind or repr(node.value)} are not allowed", node)
+        self.fail(f"{kind} are not allowed" if kind else f"{node.value!r} is not allowed", node)
 
     def name(self, node: ast.Name) -> None:
         if node.id in VARIABLES:

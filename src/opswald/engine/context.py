@@ -409,7 +409,9 @@ class Context:
         """Finish an LLM call: the served step with the actual request, or a new step."""
         served = ticket.served
         request = ticket.request or request
-        actual_input = LLMInput(**self.redactor(request["input"]))
+        actual_input = _reused_input(served, request["input"]) or LLMInput(
+            **self.redactor(request["input"])
+        )
         if isinstance(served, LLMCallStep):
             step = served.model_copy(update={"step": ticket.number, "input": actual_input})
         else:
@@ -494,6 +496,19 @@ class Context:
             number = len(self.steps) + 1
             data = self.redactor(to_jsonable(snapshot))
             self.steps.append(StateStep(step=number, timestamp=_now(), **data))
+
+
+def _reused_input(served: AnyStep | None, sent: dict[str, Any]) -> LLMInput | None:
+    """The recorded input, when the request sent is exactly it (goldens are redacted)."""
+    if not isinstance(served, LLMCallStep):
+        return None
+    recorded = served.input
+    same = (
+        sent.get("messages") == recorded.messages
+        and sent.get("tools") == recorded.tools
+        and sent.get("params") == recorded.params
+    )
+    return recorded if same else None
 
 
 def _now() -> str:

@@ -370,7 +370,9 @@ def _send_result(sender: _Sender, value: Any) -> None:
 
 def _send_exception(sender: _Sender, exc: BaseException) -> None:
     try:
-        text = "".join(traceback.format_exception(exc))
+        tb = exc.__traceback__
+        tb = tb.tb_next if tb is not None and tb.tb_next is not None else tb  # not _child's
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
     except Exception:
         text = f"{_type_name(type(exc))}: {_safe_str(exc)}\n"
     blob: bytes | None
@@ -673,7 +675,7 @@ def _has_fd(stream: Any) -> bool:
 
 def _type_name(cls: type) -> str:
     module = getattr(cls, "__module__", None)
-    name = getattr(cls, "__qualname__", None) or getattr(cls, "__name__", repr(cls))
+    name = str(getattr(cls, "__qualname__", None) or getattr(cls, "__name__", repr(cls)))
     return name if module in (None, "builtins") else f"{module}.{name}"
 
 

@@ -74,6 +74,7 @@ class Tape:
                 self.segments.append(_Segment(head=step))
         self.cursor = 0
         self.used: set[int] = set()
+        self._normalized: dict[int, dict[str, Any]] = {}
 
     # -- matching -----------------------------------------------------------------------
     def next_call(self, kind: str, request: dict[str, Any], actual_step: int) -> Match:
@@ -203,7 +204,12 @@ class Tape:
         )
 
     def _request_differences(self, head: LLMCallStep, request: dict[str, Any]) -> list[Any]:
-        golden = normalize_request(request_of(head), self.rules)
+        recorded = request_of(head)
+        if request == recorded:  # normalising is deterministic: equal in, equal out
+            return []
+        golden = self._normalized.get(head.step)
+        if golden is None:
+            golden = self._normalized[head.step] = normalize_request(recorded, self.rules)
         actual = normalize_request(request, self.rules)
         if golden == actual:
             return []

@@ -73,14 +73,15 @@ def request_dict(
 ) -> dict[str, Any]:
     """The engine's request: the body's remaining keys (minus `stream`) become params."""
     data = body if isinstance(body, dict) else {}
-    params = {k: copy.deepcopy(v) for k, v in data.items() if k not in used | {"stream"}}
+    # the body was just parsed from the wire and is never mutated: no copies needed
+    params = {k: v for k, v in data.items() if k not in used | {"stream"}}
     return {
         "provider": codec.provider,
         "api": codec.api,
         "model": data.get("model"),
         "input": {
             "messages": messages,
-            "tools": copy.deepcopy(tools) if tools is not None else None,
+            "tools": tools,
             "params": params or None,
         },
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from opswald.intercept.codecs import sse
@@ -66,17 +65,36 @@ class OpenAIChatCodec:
 
 
 def _parsed_message(message: Any) -> Any:
-    """An assistant message with its tool-call argument strings parsed into data."""
+    """An assistant message with its tool-call argument strings parsed into data.
+
+    Copies only what changes (the body was just parsed and is not shared); the message
+    passed in is never mutated.
+    """
     if not isinstance(message, dict):
-        return copy.deepcopy(message)
-    message = copy.deepcopy(message)
-    for call in message.get("tool_calls") or []:
-        if isinstance(call, dict) and isinstance(call.get("function"), dict):
-            call["function"]["arguments"] = parse_arguments(call["function"].get("arguments"))
-    if isinstance(message.get("function_call"), dict):
-        call = message["function_call"]
-        call["arguments"] = parse_arguments(call.get("arguments"))
+        return message
+    calls = message.get("tool_calls")
+    function_call = message.get("function_call")
+    if not calls and not isinstance(function_call, dict):
+        return message
+    message = dict(message)
+    if isinstance(calls, list):
+        message["tool_calls"] = [_parsed_call(c) for c in calls]
+    if isinstance(function_call, dict):
+        message["function_call"] = {
+            **function_call,
+            "arguments": parse_arguments(function_call.get("arguments")),
+        }
     return message
+
+
+def _parsed_call(call: Any) -> Any:
+    if not (isinstance(call, dict) and isinstance(call.get("function"), dict)):
+        return call
+    function = call["function"]
+    return {
+        **call,
+        "function": {**function, "arguments": parse_arguments(function.get("arguments"))},
+    }
 
 
 # -- decoding -------------------------------------------------------------------------------
