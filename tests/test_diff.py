@@ -1,7 +1,5 @@
 """Unit tests of opswald.diff: field-level differences and their plain-text rendering."""
 
-
-
 from __future__ import annotations
 
 import math

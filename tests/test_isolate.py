@@ -345,6 +345,22 @@ def test_leftover_processes_are_stopped_after_a_normal_return() -> None:
     assert not alive(grandchild)
 
 
+def test_sessions_run_side_by_side_from_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def session(report: Report) -> int:
+        report(Progress(step=1, description="llm_call m"))
+        return os.getpid()
+
+    with ThreadPoolExecutor(3) as pool:
+        hung = pool.submit(run_isolated, sleeps, timeout=TIMEOUT)
+        pids = list(pool.map(lambda _: run_isolated(session, timeout=5), range(8)))
+        with pytest.raises(Timeout):
+            hung.result(timeout=TIMEOUT + SLACK)
+    assert len(set(pids)) == 8 and os.getpid() not in pids
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
 class Interrupted(Exception):
     pass
 
@@ -376,6 +392,42 @@ def test_an_interrupted_parent_kills_the_child(alarm: None, tmp_path: Path) -> N
         run_isolated(session, timeout=30)
     pid = int(pid_file.read_text())
     assert not Path(f"/proc/{pid}").exists()
+
+
+def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """An orphaned child (its parent SIGKILLed, no chance to clean up) does not spin on."""
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "parent.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os
+            from opswald.engine.isolate import run_isolated
+
+            def session(report):
+                with open({str(pid_file)!r}, "w") as f:
+                    f.write(str(os.getpid()))
+                while True:
+                    pass
+
+            run_isolated(session, timeout=60)
+            """
+        )
+    )
+    parent = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 10
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child = int(pid_file.read_text())
+        assert alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 2
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not alive(child)
 
 
 def test_the_grace_period_is_bounded() -> None:

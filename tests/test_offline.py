@@ -199,8 +199,9 @@ def test_refusing_proxy_through_proxy_env(monkeypatch: pytest.MonkeyPatch) -> No
     with refusing_proxy() as url, OfflineGuard() as guard:
         for name, value in offline.proxy_env(url).items():
             monkeypatch.setenv(name, value)
+        # a fresh opener reads the proxy variables now (urlopen's global one caches them)
         with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen("http://example.invalid/", timeout=5)
+            urllib.request.build_opener().open("http://example.invalid/", timeout=5)
         err.value.close()
         host, port = url.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=5)

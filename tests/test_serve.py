@@ -194,9 +194,10 @@ def test_serve_refuses_non_loopback(tmp_path: Path) -> None:
 
 def test_health_endpoint(served: Served) -> None:
     url = served.url
-    with urllib.request.urlopen(url + "/health", timeout=5) as reply:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with direct.open(url + "/health", timeout=5) as reply:
         assert reply.read() == b"ok"
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(url + "/nothing", timeout=5)
+        direct.open(url + "/nothing", timeout=5)
     assert info.value.code == 404
     info.value.close()

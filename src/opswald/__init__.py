@@ -9,17 +9,20 @@ from opswald.instrument import llm, state, tool, user_input
 
 if TYPE_CHECKING:
     from opswald.engine.context import ReplayDivergence, ReplayedToolError
+    from opswald.engine.replay import Replay, batch_replay
     from opswald.engine.run import ReplayResult
     from opswald.session import Session
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Replay",
     "ReplayDivergence",
     "ReplayResult",
     "ReplayedToolError",
     "Session",
     "adapter",
+    "batch_replay",
     "dump",
     "llm",
     "load",
@@ -52,6 +55,10 @@ def __getattr__(name: str) -> Any:
         from opswald.engine.run import ReplayResult
 
         return ReplayResult
+    if name in ("Replay", "batch_replay"):
+        from opswald.engine import replay
+
+        return getattr(replay, name)
     if name in ("ReplayDivergence", "ReplayedToolError"):
         from opswald.engine import context
 

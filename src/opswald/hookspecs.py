@@ -55,3 +55,30 @@ def pytest_opswald_price(model: str, usage: Any, config: pytest.Config) -> Any:
             if model.startswith("my-finetune"):
                 return usage.total() * 2e-6
     """
+
+
+def pytest_opswald_before_step(replay: Any, step: Any) -> None:
+    """Called before each step of a golden's run. `replay` has `golden`, `nodeid` and
+    `steps` (so far); `step` has `number`, `type`, `name` and `request`::
+
+        def pytest_opswald_before_step(replay, step):
+            print(f"about to run step {step.number}: {step.type} {step.name}")
+    """
+
+
+def pytest_opswald_after_step(replay: Any, step: Any, result: Any) -> None:
+    """Called after each step with the recorded step and its result (tool output, LLM
+    output, snapshot or user message)::
+
+        def pytest_opswald_after_step(replay, step, result):
+            if step.type == "llm_call" and step.usage:
+                print(f"tokens used: {step.usage.total()}")
+    """
+
+
+def pytest_opswald_on_error(replay: Any, step: Any, error: Any) -> None:
+    """Called when a step ends with an error (`error.type`, `error.message`)::
+
+    def pytest_opswald_on_error(replay, step, error):
+        print(f"error in {step.type}: {error.type}: {error.message}")
+    """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ from opswald.engine.normalize import RequestRules
 from opswald.engine.run import ReplayResult, RunSettings, execute, judge
 from opswald.redact import Redactor
 from opswald.session import Expect, NormalizeRule, RequestsExpect, Session
-from opswald.verdict import Verdict
+from opswald.verdict import Finding, Verdict
 from opswald.writeback import blessed, write, writes_blocked
 
 Status = Literal["passed", "failed", "updated", "recorded"]
@@ -41,6 +41,7 @@ class Settings:
     modify: dict[str, Any] = field(default_factory=dict)  # --opswald-modify
     variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # --opswald-variant
     fork_at: int | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +66,44 @@ class GoldenError(Exception):
         super().__init__(text)
         self.text = text
         self.outcome = outcome
+
+
+@dataclass
+class RunView:
+    """What the step hooks see as `replay`: the golden and the steps so far."""
+
+    golden: Session
+    nodeid: str
+    ctx: Any = None
+
+    @property
+    def steps(self) -> list[Any]:
+        return self.ctx.actual_steps() if self.ctx is not None else []
+
+
+class HookListener:
+    """Forwards step events to the pytest_opswald_* step hooks and the breakpoints."""
+
+    def __init__(self, config: pytest.Config, view: RunView, breakpoints: Any) -> None:
+        self.hook = config.hook
+        self.view = view
+        self.breakpoints = breakpoints
+        self.notes: list[str] = []
+        self.hits: list[tuple[int, str]] = []
+
+    def before_step(self, ctx: Any, info: Any) -> None:
+        self.view.ctx = ctx
+        self.hook.pytest_opswald_before_step(replay=self.view, step=info)
+
+    def after_step(self, ctx: Any, step: Any) -> None:
+        from opswald.engine.replay import _result_of
+
+        self.hook.pytest_opswald_after_step(replay=self.view, step=step, result=_result_of(step))
+        if self.breakpoints is not None:
+            self.breakpoints.check(self, ctx, step)
+
+    def on_error(self, ctx: Any, step: Any, error: Any) -> None:
+        self.hook.pytest_opswald_on_error(replay=self.view, step=step, error=error)
 
 
 def merge_expect(base: Expect | None, override: dict[str, Any] | None) -> Expect:
@@ -93,6 +132,7 @@ def run_golden(
     expect_override: dict[str, Any] | None = None,
     modify: dict[str, Any] | None = None,
     extra_normalize: Iterable[NormalizeRule] = (),
+    listener: HookListener | None = None,
 ) -> Outcome:
     """Replay, record or update one golden; raise GoldenError when it fails."""
     expect = merge_expect(golden.expect, expect_override)
@@ -128,13 +168,20 @@ def run_golden(
         modifications=modify,
         fork_at=settings.fork_at if policy == "fork" else None,
         step_modifications=step_mods,
+        listeners=(listener,) if listener is not None else (),
         rules=_rules(settings, expect, extra_normalize),
         redactor=settings.redactor,
         offline=True,
         prices=settings.prices,
     )
-    run = execute(golden, adapter, settings=run_settings, expect=expect)
+    timeout = golden.timeout or settings.timeout
+    if timeout:
+        run = _execute_with_timeout(golden, adapter, run_settings, expect, listener, timeout, path)
+    else:
+        run = execute(golden, adapter, settings=run_settings, expect=expect)
     verdict = judge(golden, run, expect)
+    if listener is not None and listener.hits:
+        verdict = Verdict(findings=(*verdict.findings, *_breakpoint_findings(listener.hits)))
     result = ReplayResult(
         golden=golden,
         actual=run.actual,
@@ -151,6 +198,66 @@ def run_golden(
         text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=FIX_UPDATE)
         raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total)
+
+
+class _StepReporter:
+    """Tells the parent process which step the agent is at (for the timeout message)."""
+
+    def __init__(self, report: Callable[[Any], None]) -> None:
+        self.report = report
+
+    def before_step(self, ctx: Any, info: Any) -> None:
+        from opswald.engine.isolate import Progress
+
+        label = f"{info.type} {info.name}" if info.name else info.type
+        self.report(Progress(step=info.number, description=label))
+
+
+def _execute_with_timeout(
+    golden: Session,
+    adapter: Callable[..., Any],
+    run_settings: RunSettings,
+    expect: Expect,
+    listener: HookListener | None,
+    timeout: float,
+    path: Path,
+) -> Any:
+    """Run the session in a forked child that is killed when `timeout` expires."""
+    from opswald.engine.isolate import IsolationError, Timeout, run_isolated
+
+    def session(report: Callable[[Any], None]) -> Any:
+        listeners = (*run_settings.listeners, _StepReporter(report))
+        run = execute(
+            golden, adapter, settings=replace(run_settings, listeners=listeners), expect=expect
+        )
+        return run, (listener.hits, listener.notes) if listener is not None else None
+
+    try:
+        run, collected = run_isolated(session, timeout=timeout)
+    except Timeout as exc:
+        where = f"step {exc.progress.step}" if exc.progress.step else "its first step"
+        raise GoldenError(
+            f"{path.name}: {exc}\n"
+            f"fix: the agent was stopped (its process killed) at {where}; raise the golden's "
+            "`timeout:` or --opswald-timeout if it needs longer"
+        ) from None
+    except IsolationError as exc:
+        raise GoldenError(f"{path.name}: the agent's process failed: {exc}") from None
+    if listener is not None and collected is not None:
+        listener.hits[:], listener.notes[:] = collected
+    return run
+
+
+def _breakpoint_findings(hits: list[tuple[int, str]]) -> list[Finding]:
+    return [
+        Finding(
+            kind="breakpoint",
+            message=f"breakpoint {expr!r} hit at step {step}",
+            step=step,
+            suggestion="remove --opswald-break or change --opswald-break-action",
+        )
+        for step, expr in hits
+    ]
 
 
 def _write(
@@ -244,7 +351,7 @@ class GoldenItem(pytest.Item):
         self.variant = variant
 
     def runtest(self) -> None:
-        from opswald.plugin import OUTCOME_KEY, settings_of, suite_normalize_rules
+        from opswald.plugin import OUTCOME_KEY, breakpoints_of, settings_of, suite_normalize_rules
 
         settings = settings_of(self.config)
         try:
@@ -257,6 +364,11 @@ class GoldenItem(pytest.Item):
             )
         except adapters.AdapterNotFound as exc:
             raise GoldenError(str(exc)) from None
+        listener = HookListener(
+            self.config,
+            RunView(golden=self.golden, nodeid=self.nodeid),
+            breakpoints_of(self.config),
+        )
         try:
             outcome = run_golden(
                 golden=self.golden,
@@ -265,12 +377,13 @@ class GoldenItem(pytest.Item):
                 adapter=adapter,
                 modify=dict(self.variant[1]) if self.variant else None,
                 extra_normalize=suite_normalize_rules(self.config),
+                listener=listener,
             )
         except GoldenError as exc:
             if exc.outcome is not None:
-                self.stash[OUTCOME_KEY] = exc.outcome
+                self.stash[OUTCOME_KEY] = replace(exc.outcome, notes=tuple(listener.notes))
             raise
-        self.stash[OUTCOME_KEY] = outcome
+        self.stash[OUTCOME_KEY] = replace(outcome, notes=(*outcome.notes, *listener.notes))
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None

@@ -90,6 +90,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="replay the calls before step N, run live from step N on (judged on expectations)",
     )
+    group.addoption(
+        "--opswald-break",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help='a conditional breakpoint checked after every step, e.g. "total_cost > 0.50", '
+        '"tool_name == \'send_email\'", "memory.changed" (repeatable)',
+    )
+    group.addoption(
+        "--opswald-break-action",
+        choices=("pause", "log", "fail"),
+        default="pause",
+        help="what a breakpoint does: pause (pdb, with replay, step and state in scope), log "
+        "(a note in the summary) or fail the golden (default: pause)",
+    )
+    group.addoption(
+        "--opswald-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop an agent that runs longer (a golden's own `timeout:` wins); the agent runs "
+        "in a forked child process that is killed on timeout",
+    )
     parser.addini(
         "opswald_goldens", "where --opswald-goldens looks when no path is given", default="goldens"
     )
@@ -138,6 +161,10 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"opswald_request_normalize: {line!r} is not 'REGEX => PLACEHOLDER'"
             )
         normalize.append({"pattern": pattern.strip(), "replace": placeholder.strip()})
+    _check_breakpoints(config)
+    timeout = config.getoption("opswald_timeout")
+    if timeout is not None and timeout <= 0:
+        raise pytest.UsageError("--opswald-timeout must be a positive number of seconds")
     fork_at = config.getoption("opswald_fork_at")
     if fork_at is not None and fork_at < 1:
         raise pytest.UsageError("--opswald-fork-at: steps are numbered from 1")
@@ -145,6 +172,7 @@ def pytest_configure(config: pytest.Config) -> None:
         modify=parse_assignments(config.getoption("opswald_modify"), "--opswald-modify"),
         variants=parse_variants(config.getoption("opswald_variant")),
         fork_at=fork_at,
+        timeout=timeout,
         mode=config.getoption("opswald_mode") or config.getini("opswald_mode"),
         update=config.getoption("opswald_update"),
         force=config.getoption("opswald_force"),
@@ -163,6 +191,39 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
+
+
+_BREAKPOINTS_KEY = pytest.StashKey[Any]()
+
+
+def _check_breakpoints(config: pytest.Config) -> None:
+    """Compile --opswald-break expressions now: a bad one is a usage error (exit code 4)."""
+    from opswald.engine.breakpoints import BreakpointError
+
+    expressions = config.getoption("opswald_break")
+    if not expressions:
+        return
+    action = config.getoption("opswald_break_action")
+    if action == "pause":
+        if getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput"):
+            raise pytest.UsageError(
+                "--opswald-break-action=pause needs a terminal: it cannot run under xdist (-n); "
+                "use --opswald-break-action=log or fail there"
+            )
+        if config.getoption("opswald_timeout"):
+            raise pytest.UsageError(
+                "--opswald-break-action=pause cannot be combined with --opswald-timeout"
+            )
+    from opswald.breakpoint_plugin import Breakpoints
+
+    try:
+        config.stash[_BREAKPOINTS_KEY] = Breakpoints.compile(expressions, action)
+    except BreakpointError as exc:
+        raise pytest.UsageError(f"--opswald-break:\n{exc}") from None
+
+
+def breakpoints_of(config: pytest.Config) -> Any:
+    return config.stash.get(_BREAKPOINTS_KEY, None)
 
 
 def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
@@ -319,6 +380,8 @@ def pytest_runtest_makereport(
         outcome = item.stash.get(OUTCOME_KEY, None)
         if outcome is None and _MARKER_RESULT in item.stash:
             outcome = item.stash[_MARKER_RESULT]
+        if outcome is None and item.__class__.__name__ == "GoldenItem":
+            report.opswald_status = "passed" if report.passed else "failed"  # type: ignore[attr-defined]
         if outcome is not None:
             status = outcome.status if report.passed or outcome.status == "failed" else "failed"
             report.opswald_status = status  # type: ignore[attr-defined]

@@ -39,6 +39,7 @@ class ReplayServer:
         self.upstreams = {**DEFAULT_UPSTREAMS, **(upstreams or {})}
         self.divergences: list[str] = []
         self.on_divergence = on_divergence
+        self._opener = urllib.request.build_opener()  # proxy variables as they are now
         self._server = ThreadingHTTPServer((host, port), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -103,7 +104,7 @@ class ReplayServer:
         sent = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
         request = urllib.request.Request(upstream + path, data=body, headers=sent, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=600) as reply:
+            with self._opener.open(request, timeout=600) as reply:
                 return reply.status, _content_type(reply.headers), reply.read()
         except urllib.error.HTTPError as exc:
             try:

@@ -492,10 +492,17 @@ class Context:
         )
 
     def state(self, snapshot: dict[str, Any]) -> None:
+        """Record a snapshot (never matched; compared after the run)."""
+        data = self.redactor(to_jsonable(snapshot))
+        if self.listeners:
+            info = StepInfo(number=len(self.steps) + 1, type="state", name=None, request=data)
+            self.emit("before_step", info)
         with self._lock:
             number = len(self.steps) + 1
-            data = self.redactor(to_jsonable(snapshot))
-            self.steps.append(StateStep(step=number, timestamp=_now(), **data))
+            step = StateStep(step=number, timestamp=_now(), **data)
+            self.steps.append(step)
+        if self.listeners:
+            self.emit("after_step", step)
 
 
 def _reused_input(served: AnyStep | None, sent: dict[str, Any]) -> LLMInput | None:

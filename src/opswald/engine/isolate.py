@@ -59,7 +59,8 @@ Limits
 - Processes the session starts in a new session or process group (``start_new_session=True``,
   ``setsid``) escape the group kill. A process in uninterruptible sleep (a dead NFS mount)
   ignores even SIGKILL: the parent stops waiting for it after a few seconds and raises
-  anyway, leaving it behind.
+  anyway, leaving it behind. Processes the session started are killed but reaped by init
+  (in a container whose PID 1 does not reap they stay as zombies, which run nothing).
 - An agent that installs its own SIGTERM handler gets no stack dump; SIGKILL still stops it
   after the grace period.
 - Each call costs a fork (a few milliseconds, memory shared copy-on-write). Called from a
@@ -338,7 +339,10 @@ def _settle(sender: _Sender, dump_fd: int, parent: int, libc: Any) -> None:
     except (ValueError, OSError):
         pass
     try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler is not ours
+    except (ValueError, OSError):
+        pass
+    try:  # dump every thread's stack on SIGTERM, then die of it (SIG_DFL, chained)
         faulthandler.register(signal.SIGTERM, file=dump_fd, all_threads=True, chain=True)
     except (ValueError, OSError, RuntimeError):
         pass
@@ -631,6 +635,8 @@ def _milliseconds(seconds: float) -> int | None:
 
 
 def _fork() -> int:
+    if sys.version_info < (3, 12):
+        return os.fork()
     with warnings.catch_warnings():
         # Python ≥ 3.12 warns when a multi-threaded process forks; see the module's limits.
         warnings.filterwarnings(

@@ -90,6 +90,7 @@ def execute(
     *,
     settings: RunSettings,
     expect: Expect | None = None,
+    context_out: Callable[[Context], None] | None = None,
 ) -> Run:
     """Run the agent once under a fresh context; never raises for the agent's errors."""
     expect = expect or golden.expectations
@@ -113,6 +114,8 @@ def execute(
     error = None
     tb: str | None = None
     ctx.prices = settings.prices
+    if context_out is not None:
+        context_out(ctx)
     offline: Any = nullcontext()
     if settings.policy == "replay" and settings.offline:
         from opswald.offline import OfflineGuard

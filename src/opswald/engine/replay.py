@@ -1,0 +1,366 @@
+"""Replays for notebooks and scripts: `opswald.Replay` and `opswald.batch_replay`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from opswald.engine.context import STEP_MODIFICATIONS, Context, StepInfo
+from opswald.engine.run import ReplayResult, RunSettings, execute, judge
+from opswald.engine.state import State, state_at
+from opswald.session import AnyStep, ErrorInfo, LLMCallStep, Session, StateStep, ToolCallStep
+from opswald.verdict import Finding, Verdict
+
+Action = Literal["pause", "log", "fail"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepView:
+    """One step of a replay, as the API shows it."""
+
+    number: int
+    type: str
+    name: str | None
+    description: str | None
+    duration_ms: float | None
+    cost: float | None
+    tokens: int | None
+    error: ErrorInfo | None
+    step: AnyStep
+
+    @property
+    def duration(self) -> float | None:
+        return self.duration_ms
+
+
+def view(step: AnyStep) -> StepView:
+    name = step.tool if isinstance(step, ToolCallStep) else getattr(step, "model", None)
+    usage = step.usage if isinstance(step, LLMCallStep) else None
+    return StepView(
+        number=step.step,
+        type=step.type,
+        name=name,
+        description=step.description,
+        duration_ms=step.duration_ms,
+        cost=step.cost if isinstance(step, LLMCallStep) else None,
+        tokens=usage.total() if usage is not None else None,
+        error=step.error,
+        step=step,
+    )
+
+
+def variables_for(ctx: Context, step: AnyStep) -> dict[str, Any]:
+    """What a breakpoint condition sees after `step` (DESIGN §3a)."""
+    from opswald.engine.breakpoints import Snapshot
+
+    steps = ctx.actual_steps()
+    llm = [s for s in steps if isinstance(s, LLMCallStep)]
+    now, before = state_at(steps, step.step), state_at(steps, step.step - 1)
+    usage = step.usage if isinstance(step, LLMCallStep) else None
+    return {
+        "step": step.step,
+        "type": step.type,
+        "tool_name": step.tool if isinstance(step, ToolCallStep) else None,
+        "model": step.model if isinstance(step, LLMCallStep) else None,
+        "cost": step.cost if isinstance(step, LLMCallStep) else None,
+        "total_cost": sum(s.cost or 0.0 for s in llm),
+        "duration_ms": step.duration_ms,
+        "tokens": usage.total() if usage is not None else None,
+        "total_tokens": sum(s.usage.total() for s in llm if s.usage is not None),
+        "error": step.error.model_dump(exclude_none=True) if step.error else None,
+        "memory": Snapshot(
+            now.memory if isinstance(now.memory, dict) else {}, changed=now.memory != before.memory
+        ),
+        "variables": Snapshot(
+            now.variables if isinstance(now.variables, dict) else {},
+            changed=now.variables != before.variables,
+        ),
+    }
+
+
+@dataclass
+class Breakpoint:
+    condition: Any  # breakpoints.Condition
+    action: Action
+    hits: list[int] = field(default_factory=list)
+
+
+class _Listener:
+    """Connects a Replay to its context: pauses, breakpoints, hooks, speed."""
+
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+
+    def before_step(self, ctx: Context, info: StepInfo) -> None:
+        replay = self.replay
+        if info.number in replay._pause_steps or replay._pause_next:
+            replay._pause_next = False
+            replay._suspend(info.number)
+        if replay.hooks is not None and hasattr(replay.hooks, "before_step"):
+            replay.hooks.before_step(info)
+
+    def after_step(self, ctx: Context, step: AnyStep) -> None:
+        replay = self.replay
+        if replay.hooks is not None and hasattr(replay.hooks, "after_step"):
+            replay.hooks.after_step(step, _result_of(step))
+        served = step.step in ctx.served
+        if served and replay.speed is not None and step.duration_ms:
+            factor = 1.0 if replay.speed == "realtime" else float(replay.speed)
+            time.sleep(step.duration_ms / 1000 / max(factor, 1e-6))
+        if replay.breakpoints:
+            replay._check_breakpoints(ctx, step)
+
+    def on_error(self, ctx: Context, step: AnyStep, error: ErrorInfo) -> None:
+        if self.replay.hooks is not None and hasattr(self.replay.hooks, "on_error"):
+            self.replay.hooks.on_error(step, error)
+
+
+def _result_of(step: AnyStep) -> Any:
+    if isinstance(step, ToolCallStep):
+        return step.output
+    if isinstance(step, LLMCallStep):
+        return step.output
+    if isinstance(step, StateStep):
+        return step.model_dump(exclude={"step", "type", "timestamp"}, exclude_none=True)
+    return getattr(step, "content", None)
+
+
+class Replay:
+    """Replay one golden through an agent, step by step if you like.
+
+    >>> replay = opswald.Replay("goldens/refund.golden.yaml", adapter=run)
+    >>> replay.pause_at(4).run()          # returns once the agent is suspended before step 4
+    >>> replay.get_state(3).memory
+    >>> replay.resume()                   # runs to the end (or the next pause)
+    >>> replay.final_output
+    """
+
+    def __init__(
+        self,
+        golden: Session | str | Path,
+        *,
+        adapter: Callable[..., Any] | str | None = None,
+        modifications: dict[str, Any] | None = None,
+        hooks: Any = None,
+        speed: Literal["realtime"] | float | None = None,
+        mode: Literal["replay", "live", "fork"] | None = None,
+        fork_at: int | None = None,
+        allow_side_effects: bool = False,
+    ) -> None:
+        from opswald import adapters, files
+
+        self.golden = golden if isinstance(golden, Session) else files.load(golden)
+        if adapter is None or isinstance(adapter, str):
+            adapter = adapters.resolve(self.golden.agent, hook_result=None, ini_spec=adapter)
+        self.adapter = adapter
+        mods = dict(modifications or {})
+        self.step_modifications = {k: mods.pop(k) for k in STEP_MODIFICATIONS if k in mods}
+        self.modifications = mods
+        self.hooks = hooks
+        self.speed = speed
+        self.fork_at = fork_at
+        self.allow_side_effects = allow_side_effects
+        if mode is None:
+            mode = "fork" if (mods or fork_at is not None) else "replay"
+        self.mode = mode
+        self.breakpoints: list[Breakpoint] = []
+        self.log: list[str] = []
+        self.result: ReplayResult | None = None
+        self._pause_steps: set[int] = set()
+        self._pause_next = False
+        self._paused_at: int | None = None
+        self._ctx: Context | None = None
+        self._thread: threading.Thread | None = None
+        self._changed = threading.Condition()
+        self._go = threading.Event()
+        self._error: BaseException | None = None
+
+    # -- control ------------------------------------------------------------------------
+    def pause_at(self, step: int) -> Replay:
+        """Suspend the agent before step `step` executes (nothing of that step has run)."""
+        self._pause_steps.add(step)
+        return self
+
+    def add_breakpoint(self, condition: str, action: Action = "pause") -> Replay:
+        """Pause, log or fail when `condition` holds after a step (`total_cost > 0.5`)."""
+        from opswald.engine.breakpoints import compile_condition
+
+        if action not in ("pause", "log", "fail"):
+            raise ValueError(f"breakpoint action must be pause, log or fail, not {action!r}")
+        self.breakpoints.append(Breakpoint(condition=compile_condition(condition), action=action))
+        return self
+
+    def run(self) -> ReplayResult | None:
+        """Run until the end (returns the result) or until a pause (returns None)."""
+        if self._thread is not None:
+            raise RuntimeError("this replay has already started; use resume()")
+        self._thread = threading.Thread(target=self._main, name="opswald-replay", daemon=True)
+        self._thread.start()
+        return self._wait()
+
+    def resume(self) -> ReplayResult | None:
+        """Continue a paused replay until the end or the next pause."""
+        if self._paused_at is None:
+            raise RuntimeError("the replay is not paused")
+        with self._changed:
+            self._paused_at = None
+        self._go.set()
+        return self._wait()
+
+    def step_once(self) -> ReplayResult | None:
+        """Resume and pause again before the next step."""
+        self._pause_next = True
+        return self.resume()
+
+    @property
+    def paused_at(self) -> int | None:
+        return self._paused_at
+
+    def fork_from(self, step: int, modifications: dict[str, Any] | None = None) -> Replay:
+        """A new replay of the same golden: calls before `step` replayed, live from `step`
+        on, with `modifications` (step modifications apply at `step`)."""
+        return Replay(
+            self.golden,
+            adapter=self.adapter,
+            modifications={**self.modifications, **(modifications or {})},
+            hooks=self.hooks,
+            speed=self.speed,
+            mode="fork",
+            fork_at=step,
+            allow_side_effects=self.allow_side_effects,
+        )
+
+    # -- inspection ---------------------------------------------------------------------
+    @property
+    def steps(self) -> list[StepView]:
+        source = self._ctx.actual_steps() if self._ctx is not None else self.golden.step_list
+        return [view(s) for s in source]
+
+    @property
+    def final_output(self) -> Any:
+        return self.result.actual.output if self.result is not None else None
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return self.result.verdict if self.result is not None else None
+
+    def get_state(self, step: int) -> State:
+        """The state at `step` (DESIGN §3a), from the run so far, else from the golden."""
+        actual = self._ctx.actual_steps() if self._ctx is not None else []
+        if actual and step <= actual[-1].step:
+            return state_at(actual, step)
+        return state_at(self.golden.step_list, step)
+
+    # -- machinery ----------------------------------------------------------------------
+    def _main(self) -> None:
+        settings = RunSettings(
+            policy="live" if self.mode == "live" else self.mode,
+            allow_side_effects=self.allow_side_effects,
+            modifications=self.modifications,
+            fork_at=self.fork_at,
+            step_modifications=self.step_modifications,
+            listeners=(_Listener(self),),
+        )
+        try:
+            run = execute(self.golden, self.adapter, settings=settings, context_out=self._attach)
+            verdict = judge(self.golden, run)
+            extra = tuple(self._breakpoint_findings())
+            if extra:
+                verdict = Verdict(findings=(*verdict.findings, *extra))
+            self.result = ReplayResult(
+                golden=self.golden,
+                actual=run.actual,
+                verdict=verdict,
+                policy=run.policy,
+                fork_step=run.fork_step,
+                agent_traceback=run.agent_traceback,
+            )
+        except BaseException as exc:  # surfaced in the caller's thread
+            self._error = exc
+        finally:
+            with self._changed:
+                self._changed.notify_all()
+
+    def _attach(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def _suspend(self, number: int) -> None:
+        with self._changed:
+            self._paused_at = number
+            self._go.clear()
+            self._changed.notify_all()
+        self._go.wait()
+
+    def _wait(self) -> ReplayResult | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._paused_at is not None or self._finished())
+        if self._error is not None:
+            raise self._error
+        return self.result if self._finished() else None
+
+    def _finished(self) -> bool:
+        return self.result is not None or self._error is not None
+
+    def _check_breakpoints(self, ctx: Context, step: AnyStep) -> None:
+        variables = variables_for(ctx, step)
+        for bp in self.breakpoints:
+            if not bp.condition.evaluate(variables):
+                continue
+            bp.hits.append(step.step)
+            line = f"breakpoint hit at step {step.step} ({step.type}): {bp.condition.expression}"
+            if bp.action == "log":
+                self.log.append(line)
+            elif bp.action == "pause":
+                self._pause_next = True
+
+    def _breakpoint_findings(self) -> Iterable[Finding]:
+        for bp in self.breakpoints:
+            if bp.action == "fail" and bp.hits:
+                yield Finding(
+                    kind="breakpoint",
+                    message=f"breakpoint {bp.condition.expression!r} hit at step "
+                    f"{', '.join(map(str, bp.hits))}",
+                    step=bp.hits[0],
+                )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchResult:
+    results: dict[str, ReplayResult]
+    still_failing: list[str]
+
+    @property
+    def success_rate(self) -> float:
+        if not self.results:
+            return 0.0
+        return sum(r.passed for r in self.results.values()) / len(self.results)
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, r in self.results.items() if not r.passed]
+
+
+def batch_replay(
+    goldens: Iterable[Session | str | Path],
+    *,
+    adapter: Callable[..., Any] | str | None = None,
+    modifications: dict[str, Any] | None = None,
+    mode: Literal["replay", "live", "fork"] | None = None,
+) -> BatchResult:
+    """Replay many goldens; success = the golden passes its expectations under this run.
+    `still_failing` names goldens recorded with an error whose run still ends in one."""
+    results: dict[str, ReplayResult] = {}
+    still: list[str] = []
+    for source in goldens:
+        replay = Replay(source, adapter=adapter, modifications=modifications, mode=mode)
+        result = replay.run()
+        assert result is not None
+        name = replay.golden.name or str(source)
+        results[name] = result
+        if replay.golden.error is not None and result.actual.error is not None:
+            still.append(name)
+    return BatchResult(results=results, still_failing=still)

@@ -1,0 +1,106 @@
+"""State at a step (DESIGN §3a): the last snapshot at or before step k, plus every tool
+output and the last LLM output up to k. `get_state`, `show --step`, the viewer and
+`memory.changed` all use this one definition."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opswald.session import AnyStep, LLMCallStep, StateStep, ToolCallStep
+
+_STEP_FIELDS = {"step", "type", "description", "timestamp", "duration_ms", "error", "attributes"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class State:
+    step: int
+    memory: Any = None
+    variables: Any = None
+    context: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    tool_outputs: tuple[dict[str, Any], ...] = ()
+    last_output: Any = None
+    tools: tuple[str, ...] = ()
+
+    def flat(self) -> dict[str, Any]:
+        """Plain data, for diffs between two steps."""
+        return {
+            "memory": self.memory,
+            "variables": self.variables,
+            "context": self.context,
+            **self.extras,
+            "tool_outputs": list(self.tool_outputs),
+            "last_output": self.last_output,
+        }
+
+
+def state_at(steps: Sequence[AnyStep], k: int) -> State:
+    """The state after step `k` (1-based; 0 is the state before the first step)."""
+    snapshot: StateStep | None = None
+    outputs: list[dict[str, Any]] = []
+    last: Any = None
+    tools: tuple[str, ...] = ()
+    for step in steps:
+        if step.step > k:
+            break
+        if isinstance(step, StateStep):
+            snapshot = step
+        elif isinstance(step, ToolCallStep):
+            outputs.append(
+                {
+                    "step": step.step,
+                    "tool": step.tool,
+                    "output": step.output if step.error is None else None,
+                    **({"error": step.error.model_dump(exclude_none=True)} if step.error else {}),
+                }
+            )
+        elif isinstance(step, LLMCallStep):
+            if step.output is not None:
+                last = step.output.model_dump(exclude_none=True)
+            tools = tuple(_tool_names(step.input.tools))
+    extras = dict(snapshot.model_extra or {}) if snapshot is not None else {}
+    return State(
+        step=k,
+        memory=snapshot.memory if snapshot else None,
+        variables=snapshot.variables if snapshot else None,
+        context=snapshot.context if snapshot else None,
+        extras={k2: v for k2, v in extras.items() if k2 not in _STEP_FIELDS},
+        tool_outputs=tuple(outputs),
+        last_output=last,
+        tools=tools,
+    )
+
+
+def _tool_names(tools: Any) -> list[str]:
+    names: list[str] = []
+    for tool in tools or []:
+        if isinstance(tool, dict):
+            name = tool.get("name") or (tool.get("function") or {}).get("name")
+            if isinstance(name, str):
+                names.append(name)
+    return names
+
+
+def state_changes(steps: Sequence[AnyStep], k: int) -> list[str]:
+    """`+ memory.x = 1` / `- memory.y` lines: what changed from step k-1 to step k."""
+    from opswald.diff import differences, short_repr
+
+    before, after = state_at(steps, k - 1).flat(), state_at(steps, k).flat()
+    lines = []
+    for d in differences(before, after):
+        where = d.where
+        if d.actual is not _missing() and d.golden is _missing():
+            lines.append(f"+ {where} = {short_repr(d.actual)}")
+        elif d.actual is _missing():
+            lines.append(f"- {where}")
+        else:
+            lines.append(f"~ {where}: {short_repr(d.golden)} → {short_repr(d.actual)}")
+    return lines
+
+
+def _missing() -> Any:
+    from opswald.verdict import MISSING
+
+    return MISSING

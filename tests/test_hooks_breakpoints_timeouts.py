@@ -1,0 +1,210 @@
+"""Step hooks in conftest, --opswald-break, and --opswald-timeout, run as users run them."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import record
+
+HOOKS = """
+import agent
+
+EVENTS = []
+
+
+def pytest_opswald_adapter(golden, config):
+    return agent.run
+
+
+def pytest_opswald_before_step(replay, step):
+    print(f"EVENT before {step.number} {step.type} {step.name}")
+
+
+def pytest_opswald_after_step(replay, step, result):
+    print(f"EVENT after {step.step} {step.type} steps-so-far={len(replay.steps)}")
+
+
+def pytest_opswald_on_error(replay, step, error):
+    print(f"EVENT error {step.step} {error.type}")
+"""
+
+
+def test_step_hooks_fire_in_order(project: pytest.Pytester) -> None:
+    record(project)
+    project.makeconftest(HOOKS)
+    result = project.runpytest("--opswald-goldens", "-s")
+    result.assert_outcomes(passed=1)
+    events = [line.split("EVENT ", 1)[1] for line in result.outlines if "EVENT " in line]
+    assert events == [
+        "before 1 llm_call m1",
+        "after 1 llm_call steps-so-far=1",
+        "before 2 tool_call lookup",
+        "after 2 tool_call steps-so-far=2",
+        "before 3 state None",
+        "after 3 state steps-so-far=3",
+        "before 4 llm_call m1",
+        "after 4 llm_call steps-so-far=4",
+        "before 5 tool_call book",
+        "after 5 tool_call steps-so-far=5",
+        "before 6 llm_call m1",
+        "after 6 llm_call steps-so-far=6",
+        "before 7 state None",
+        "after 7 state steps-so-far=7",
+    ]
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
+def test_breakpoint_log_and_fail(project: pytest.Pytester, xdist: list[str]) -> None:
+    record(project)
+    result = project.runpytest(
+        "--opswald-goldens",
+        "--opswald-break",
+        "tool_name == 'book'",
+        "--opswald-break",
+        "memory.changed",
+        "--opswald-break-action=log",
+        *xdist,
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "note: goldens/flight.golden.yaml::book_flight: breakpoint \"tool_name == 'book'\" "
+            "hit at step 5 (tool_call)",
+            "note: goldens/flight.golden.yaml::book_flight: breakpoint 'memory.changed' hit at "
+            "step 3 (state)",
+            "note: goldens/flight.golden.yaml::book_flight: breakpoint 'memory.changed' hit at "
+            "step 7 (state)",
+        ]
+    )
+    result = project.runpytest(
+        "--opswald-goldens",
+        "--opswald-break",
+        "total_cost > 0.0005",
+        "--opswald-break-action=fail",
+        *xdist,
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*breakpoint 'total_cost > 0.0005' hit at step 4*"])
+
+
+@pytest.mark.parametrize(
+    "expression", ["__import__('os').system('echo pwned')", "memory.__class__", "step ="]
+)
+def test_bad_breakpoints_are_usage_errors(project: pytest.Pytester, expression: str) -> None:
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-break", expression, "--opswald-break-action=log"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--opswald-break:*", "*breakpoint condition rejected*"])
+    assert "pwned" not in result.stdout.str()
+
+
+def test_pause_is_refused_under_xdist(project: pytest.Pytester) -> None:
+    result = project.runpytest("--opswald-goldens", "--opswald-break", "step == 2", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pause needs a terminal: it cannot run under xdist*"])
+
+
+def test_pause_opens_pdb_with_replay_step_and_state(project: pytest.Pytester) -> None:
+    record(project)
+    child = project.spawn_pytest(
+        "--opswald-goldens --opswald-break 'tool_name == \"lookup\"' -p no:cacheprovider"
+    )
+    child.expect("breakpoint .* hit at step 2")
+    child.expect(r"\(Pdb\)")
+    child.sendline("p step.tool, step.step, state.tool_outputs[0]['output']['seat']")
+    child.expect(r"\('lookup', 2, '12A'\)")
+    child.sendline("p replay.nodeid")
+    child.expect("book_flight")
+    child.sendline("c")
+    child.expect("1 passed")
+    child.wait()
+
+
+HUNG = """
+import asyncio
+import os
+import time
+
+import opswald
+
+
+@opswald.tool
+def wait_for_payment(order):
+    mode = os.environ.get("HANG", "") if order == "a" else ""
+    if mode == "busy":
+        while True:
+            pass
+    if mode == "sleep":
+        time.sleep(3600)
+    return {"order": order, "paid": True}
+
+
+@opswald.tool
+async def fetch(order):
+    if os.environ.get("HANG") == "future" and order == "a":
+        await asyncio.get_running_loop().create_future()
+    return {"order": order}
+
+
+def run(input):
+    wait_for_payment(input)
+    return asyncio.run(fetch(input))
+"""
+
+
+@pytest.mark.parametrize(("hang", "step"), [("busy", 1), ("sleep", 1), ("future", 2)])
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
+def test_timeouts_stop_hung_agents_and_the_run_goes_on(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    hang: str,
+    step: int,
+    xdist: list[str],
+) -> None:
+    monkeypatch.delenv("HANG", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(hung=HUNG, conftest="import hung\n")
+    pytester.makeini("[pytest]\nopswald_adapter = hung:run\n")
+    pytester.mkdir("goldens")
+    for name in ("a", "b"):
+        (pytester.path / "goldens" / f"{name}.golden.yaml").write_text(
+            f"name: {name}\ninput: {name}\n"
+        )
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=2)
+    path = pytester.path / "goldens" / "a.golden.yaml"
+    path.write_text(path.read_text().replace("name: a\n", "name: a\ntimeout: 1.5\n"))
+    monkeypatch.setenv("HANG", hang)
+    # only golden a hangs (and has a timeout); b must still run and pass
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=live", *xdist)
+    result.assert_outcomes(failed=1, passed=1)
+    out = result.stdout.str()
+    assert "the agent did not finish within 1.5 s" in out
+    assert f"it hung at step {step}" in out
+    assert "goldens: 1 passed, 1 failed" in out
+    monkeypatch.delenv("HANG")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=live", *xdist).assert_outcomes(passed=2)
+
+
+def test_cli_timeout_with_nothing_left_running(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(hung=HUNG, conftest="import hung\n")
+    pytester.makeini("[pytest]\nopswald_adapter = hung:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "a.golden.yaml").write_text("name: a\ninput: a\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    threads = threading.active_count()
+    monkeypatch.setenv("HANG", "busy")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=live", "--opswald-timeout=1")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*did not finish within 1.0 s; it hung at step 1 (tool_call wait_for_payment)*"]
+    )
+    assert threading.active_count() == threads, "no thread of the agent is left"
+    assert sys.platform.startswith("linux")

@@ -1,0 +1,214 @@
+"""The Python API: Replay (pause, state, resume, fork, breakpoints, hooks) and batch_replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import opswald
+from opswald.engine.breakpoints import BreakpointError
+from opswald.engine.run import RunSettings, execute
+from opswald.session import Session
+
+sent: list[str] = []
+
+
+@opswald.llm
+def chat(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    last = messages[-1]["content"]
+    return {
+        "content": f"{model} read {last}",
+        "finish_reason": "stop",
+        "usage": {"input_tokens": 100, "output_tokens": 20},
+        "cost": 0.3,
+    }
+
+
+@opswald.tool
+def lookup(order: str) -> dict[str, Any]:
+    if order == "missing":
+        raise KeyError(order)
+    return {"order": order, "total": 42}
+
+
+@opswald.tool(side_effects=True)
+def send_email(to: str, body: str) -> str:
+    sent.append(to)
+    return "sent"
+
+
+def agent(input: dict[str, Any]) -> dict[str, Any]:
+    memory: dict[str, Any] = {}
+    found = lookup(input["order"])  # step 1
+    memory["total"] = found["total"]
+    opswald.state(memory=dict(memory))  # step 2
+    answer = chat(model="m", messages=[{"role": "user", "content": str(found)}])  # step 3
+    memory["preference"] = "quarterly reports"
+    opswald.state(memory=dict(memory))  # step 4
+    send_email(to=input["to"], body=answer["content"])  # step 5
+    return {"answer": answer["content"]}
+
+
+def recorded(order: str = "A1", to: str = "team@example.com") -> Session:
+    stub = Session(name=f"order-{order}", input={"order": order, "to": to})
+    run = execute(stub, agent, settings=RunSettings(policy="live", block_side_effects=False))
+    return run.actual
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    sent.clear()
+
+
+def test_run_steps_and_final_output() -> None:
+    golden = recorded()
+    sent.clear()
+    replay = opswald.Replay(golden, adapter=agent)
+    result = replay.run()
+    assert result is not None and result.passed
+    assert replay.final_output == golden.output
+    assert [s.type for s in replay.steps] == [
+        "tool_call",
+        "state",
+        "llm_call",
+        "state",
+        "tool_call",
+    ]
+    llm = replay.steps[2]
+    assert (llm.cost, llm.tokens, llm.name) == (0.3, 120, "m")
+    assert sent == [], "replay serves the side-effect tool"
+
+
+def test_pause_at_suspends_before_the_step_runs() -> None:
+    golden = recorded()
+    sent.clear()
+    replay = opswald.Replay(golden, adapter=agent, mode="live", allow_side_effects=True)
+    assert replay.pause_at(5).run() is None
+    assert replay.paused_at == 5
+    assert sent == [], "the side effect of step 5 has not happened while paused"
+    state = replay.get_state(4)
+    assert state.memory == {"total": 42, "preference": "quarterly reports"}
+    assert state.tool_outputs[0]["output"] == {"order": "A1", "total": 42}
+    assert state.last_output["content"] == "m read {'order': 'A1', 'total': 42}"
+    result = replay.resume()
+    assert result is not None and replay.paused_at is None
+    assert sent == ["team@example.com"]
+
+
+def test_step_once_walks_step_by_step() -> None:
+    replay = opswald.Replay(recorded(), adapter=agent)
+    assert replay.pause_at(1).run() is None
+    seen = []
+    while replay.paused_at is not None:
+        seen.append(replay.paused_at)
+        replay.step_once()
+    assert seen == [1, 2, 3, 4, 5]
+    assert replay.result is not None and replay.result.passed
+
+
+def test_fork_from_with_a_tool_result() -> None:
+    golden = recorded()
+    blocked = opswald.Replay(golden, adapter=agent).fork_from(1, {"tool_result": {"total": 1}})
+    result = blocked.run()
+    assert result is not None and result.verdict.first is not None
+    assert result.verdict.first.kind == "side_effect", "live after the fork: send_email is held"
+    sent.clear()
+    fork = opswald.Replay(golden, adapter=agent, allow_side_effects=True).fork_from(
+        1, {"tool_result": {"order": "A1", "total": 99}}
+    )
+    result = fork.run()
+    assert result is not None
+    assert fork.get_state(2).memory == {"total": 99}
+    assert fork.final_output == {"answer": "m read {'order': 'A1', 'total': 99}"}
+    assert result.fork_step == 1
+    assert result.verdict.first is not None and result.verdict.first.kind == "output"
+    assert sent == ["team@example.com"]
+
+
+def test_model_comparison_through_the_api() -> None:
+    golden = recorded()
+    original = opswald.Replay(golden, adapter=agent)
+    original.run()
+    other = opswald.Replay(
+        golden, adapter=agent, modifications={"model": "claude-3-sonnet"}, allow_side_effects=True
+    )
+    other.run()
+    assert original.final_output == {"answer": "m read {'order': 'A1', 'total': 42}"}
+    assert other.final_output == {"answer": "claude-3-sonnet read {'order': 'A1', 'total': 42}"}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any, ...]] = []
+
+    def before_step(self, step: Any) -> None:
+        self.events.append(("before", step.number, step.type))
+
+    def after_step(self, step: Any, result: Any) -> None:
+        self.events.append(("after", step.step, step.type))
+
+    def on_error(self, step: Any, error: Any) -> None:
+        self.events.append(("error", step.step, error.type))
+
+
+def test_hooks_fire_in_order() -> None:
+    def failing_agent(input: Any) -> str:
+        try:
+            lookup("missing")
+        except KeyError:
+            pass
+        opswald.state(memory={"x": 1})
+        return "done"
+
+    stub = Session(name="h", input=None)
+    golden = execute(stub, failing_agent, settings=RunSettings(policy="live")).actual
+    hooks = Recorder()
+    opswald.Replay(golden, adapter=failing_agent, hooks=hooks).run()
+    assert hooks.events == [
+        ("before", 1, "tool_call"),
+        ("after", 1, "tool_call"),
+        ("error", 1, "KeyError"),
+        ("before", 2, "state"),
+        ("after", 2, "state"),
+    ]
+
+
+def test_breakpoints_log_fail_and_pause() -> None:
+    golden = recorded()
+    replay = opswald.Replay(golden, adapter=agent)
+    replay.add_breakpoint("memory.changed", action="log")
+    replay.add_breakpoint("total_cost > 0.25", action="fail")
+    result = replay.run()
+    assert replay.log == [
+        "breakpoint hit at step 2 (state): memory.changed",
+        "breakpoint hit at step 4 (state): memory.changed",
+    ]
+    assert result is not None and not result.passed
+    assert result.verdict.first is not None and result.verdict.first.kind == "breakpoint"
+    assert result.verdict.first.step == 3
+
+    pausing = opswald.Replay(golden, adapter=agent)
+    pausing.add_breakpoint("tool_name == 'lookup'", action="pause")
+    assert pausing.run() is None
+    assert pausing.paused_at == 2, "paused right after the step that hit"
+    assert pausing.resume() is not None
+
+
+def test_bad_breakpoints_are_refused() -> None:
+    replay = opswald.Replay(recorded(), adapter=agent)
+    with pytest.raises(BreakpointError):
+        replay.add_breakpoint("__import__('os').system('true')")
+    with pytest.raises(ValueError, match="pause, log or fail"):
+        replay.add_breakpoint("step == 1", action="explode")  # type: ignore[arg-type]
+
+
+def test_batch_replay_success_rate_and_still_failing() -> None:
+    good = recorded("A1")
+    erroring = recorded("missing")
+    assert erroring.error is not None
+    changed = good.model_copy(update={"name": "changed", "output": {"answer": "something else"}})
+    result = opswald.batch_replay([good, erroring, changed], adapter=agent)
+    assert result.success_rate == pytest.approx(2 / 3)
+    assert result.still_failing == ["order-missing"]
+    assert result.failed == ["changed"]
