@@ -150,6 +150,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 1 if server.divergences or unused else 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from opswald.cli_replay import run_replay
+
+    return run_replay(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print a golden's steps")
     show.add_argument("golden")
     show.set_defaults(func=cmd_show)
+    replay = sub.add_parser(
+        "replay", help="replay a golden through the agent, one line per step (or step by step)"
+    )
+    replay.add_argument("golden")
+    replay.add_argument("--adapter", help="package.module:callable (default: the golden's agent)")
+    replay.add_argument("--interactive", "-i", action="store_true", help="pause before each step")
+    replay.add_argument("--mode", choices=("replay", "live", "fork"), default=None)
+    replay.add_argument(
+        "--modify", action="append", default=[], metavar="KEY=VALUE", help="VALUE is YAML"
+    )
+    replay.add_argument("--speed", metavar="realtime|FACTOR", help="sleep recorded durations")
+    replay.set_defaults(func=cmd_replay)
     return parser
 
 

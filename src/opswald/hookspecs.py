@@ -82,3 +82,26 @@ def pytest_opswald_on_error(replay: Any, step: Any, error: Any) -> None:
     def pytest_opswald_on_error(replay, step, error):
         print(f"error in {step.type}: {error.type}: {error.message}")
     """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_opswald_embed(texts: list[str], config: pytest.Config) -> Any:
+    """Return one vector per text for `match: embedding` (no model is bundled)::
+
+    def pytest_opswald_embed(texts, config):
+        return my_embedding_client.embed(texts)
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_opswald_compare_output(
+    golden: Any, actual: Any, rubric: str | None, config: pytest.Config
+) -> Any:
+    """Judge an output for `match: judge`: return a bool, a score in 0..1, or a mapping
+    with `passed` (and `score`, `reasoning`). The verdict is recorded in the session and
+    reused on replay, so the judge is not called again for the same outputs::
+
+        def pytest_opswald_compare_output(golden, actual, rubric, config):
+            reply = judge_model(f"Rubric: {rubric}\nExpected: {golden}\nGot: {actual}")
+            return {"passed": reply.ok, "reasoning": reply.why}
+    """

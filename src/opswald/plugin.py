@@ -91,6 +91,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="replay the calls before step N, run live from step N on (judged on expectations)",
     )
     group.addoption(
+        "--opswald-repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each golden N times (for live runs of a non-deterministic agent)",
+    )
+    group.addoption(
+        "--opswald-min-pass-rate",
+        type=float,
+        default=1.0,
+        metavar="RATE",
+        help="with --opswald-repeat: a golden passes when at least this fraction of its runs "
+        "pass (0..1, default 1.0)",
+    )
+    group.addoption(
         "--opswald-break",
         action="append",
         default=[],
@@ -130,6 +145,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "'REGEX => PLACEHOLDER' lines applied to requests before matching, for every golden",
         type="linelist",
         default=[],
+    )
+    parser.addini(
+        "opswald_embedder",
+        "'package.module:callable' returning one vector per text, for match: embedding",
+        default="",
+    )
+    parser.addini(
+        "opswald_judge",
+        "'package.module:callable' judging outputs for match: judge",
+        default="",
     )
     parser.addini(
         "opswald_prices",
@@ -173,6 +198,9 @@ def pytest_configure(config: pytest.Config) -> None:
         variants=parse_variants(config.getoption("opswald_variant")),
         fork_at=fork_at,
         timeout=timeout,
+        tolerance=_tolerance(config),
+        repeat=_repeat(config),
+        min_pass_rate=_min_pass_rate(config),
         mode=config.getoption("opswald_mode") or config.getini("opswald_mode"),
         update=config.getoption("opswald_update"),
         force=config.getoption("opswald_force"),
@@ -224,6 +252,61 @@ def _check_breakpoints(config: pytest.Config) -> None:
 
 def breakpoints_of(config: pytest.Config) -> Any:
     return config.stash.get(_BREAKPOINTS_KEY, None)
+
+
+def _repeat(config: pytest.Config) -> int:
+    repeat = int(config.getoption("opswald_repeat"))
+    if repeat < 1:
+        raise pytest.UsageError("--opswald-repeat must be at least 1")
+    return repeat
+
+
+def _min_pass_rate(config: pytest.Config) -> float:
+    rate = float(config.getoption("opswald_min_pass_rate"))
+    if not 0 <= rate <= 1:
+        raise pytest.UsageError("--opswald-min-pass-rate is a fraction between 0 and 1")
+    return rate
+
+
+def _tolerance(config: pytest.Config) -> Any:
+    """The embedder and the judge for tolerant matching: hooks first, then the ini options."""
+    from opswald.adapters import AdapterNotFound, import_string
+
+    def imported(option: str) -> Any:
+        spec = config.getini(option)
+        if not spec:
+            return None
+        try:
+            return import_string(str(spec))
+        except AdapterNotFound as exc:
+            raise pytest.UsageError(f"{option}: {exc}") from None
+
+    return _ConfigTolerance(config, imported("opswald_embedder"), imported("opswald_judge"))
+
+
+class _ConfigTolerance:
+    """Looks the hooks up when used: conftest files below the rootdir load late."""
+
+    def __init__(self, config: pytest.Config, ini_embedder: Any, ini_judge: Any) -> None:
+        self.config = config
+        self.ini_embedder = ini_embedder
+        self.ini_judge = ini_judge
+
+    @property
+    def embedder(self) -> Any:
+        hook = self.config.hook.pytest_opswald_embed
+        if hook.get_hookimpls():
+            return lambda texts: hook(texts=list(texts), config=self.config)
+        return self.ini_embedder
+
+    @property
+    def judge(self) -> Any:
+        hook = self.config.hook.pytest_opswald_compare_output
+        if hook.get_hookimpls():
+            return lambda *, golden, actual, rubric: hook(
+                golden=golden, actual=actual, rubric=rubric, config=self.config
+            )
+        return self.ini_judge
 
 
 def parse_assignments(items: list[str], option: str) -> dict[str, Any]:

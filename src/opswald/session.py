@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -136,9 +136,21 @@ Step = Annotated[
 
 
 class OutputExpect(_Model):
-    match: Literal["exact", "normalized", "contains", "regex", "json_subset", "ignore"] = "exact"
+    match: Literal[
+        "exact",
+        "normalized",
+        "contains",
+        "regex",
+        "json_subset",
+        "ignore",
+        "similar",
+        "embedding",
+        "judge",
+    ] = "exact"
     value: Any = None
     ignore_paths: list[str] = Field(default_factory=list)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    rubric: str | None = None
 
     _paths = field_validator("ignore_paths")(_check_paths)
 
@@ -345,7 +357,7 @@ def _allow_shorthands(defs: dict[str, Any]) -> None:
     either("ErrorExpect", {"type": "string", "enum": ["same", "type", "any", "fixed"]})
     either(
         "OutputExpect",
-        {**modes, "enum": ["exact", "normalized", "contains", "regex", "json_subset", "ignore"]},
+        {**modes, "enum": list(get_args(OutputExpect.model_fields["match"].annotation))},
     )
     normalize = defs["RequestsExpect"]["properties"]["normalize"]
     defs["RequestsExpect"]["properties"]["normalize"] = {

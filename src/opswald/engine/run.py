@@ -160,7 +160,9 @@ def execute(
     )
 
 
-def judge(golden: Session, run: Run, expect: Expect | None = None) -> Verdict:
+def judge(
+    golden: Session, run: Run, expect: Expect | None = None, tolerance: Any = None
+) -> Verdict:
     """Every reason the actual session differs from the golden, first divergence first."""
     expect = expect or golden.expectations
     actual = run.actual
@@ -177,7 +179,7 @@ def judge(golden: Session, run: Run, expect: Expect | None = None) -> Verdict:
     if not diverged:
         findings.extend(_error_findings(golden, actual, expect, run.agent_traceback))
         if golden.error is None and actual.error is None:
-            out = compare_output(golden.output, actual.output, expect.output)
+            out = _output_finding(golden, actual, expect, tolerance)
             if out is not None:
                 findings.append(out)
         if run.policy != "replay" or run.fork_step is not None:
@@ -190,6 +192,26 @@ def judge(golden: Session, run: Run, expect: Expect | None = None) -> Verdict:
     if not diverged:
         findings.extend(compare_states(golden, actual, expect.state))
     return Verdict(findings=tuple(findings))
+
+
+def _output_finding(
+    golden: Session, actual: Session, expect: Expect, tolerance: Any
+) -> Finding | None:
+    """Compare outputs; tolerant matchers record (and reuse) their verdicts."""
+    from opswald.expect.tolerant import TOLERANT, Tolerance, compare_tolerant
+
+    if expect.output.match not in TOLERANT:
+        return compare_output(golden.output, actual.output, expect.output)
+    finding, verdict = compare_tolerant(
+        golden.output,
+        actual.output,
+        expect.output,
+        tolerance or Tolerance(),
+        recorded=golden.verdicts,
+    )
+    if verdict is not None and verdict not in actual.verdicts:
+        actual.verdicts.append(verdict)
+    return finding
 
 
 def _as_fork_point(finding: Finding) -> Finding:

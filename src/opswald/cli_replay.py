@@ -1,0 +1,429 @@
+"""`opswald replay GOLDEN`: replay a golden through the agent in a terminal, one line per
+step, optionally pausing before every step (`--interactive`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep, UserInputStep
+
+if TYPE_CHECKING:
+    from opswald.engine.replay import Replay
+    from opswald.engine.run import ReplayResult
+
+USAGE = 4
+QUIT = 1
+INTERRUPTED = 130
+MIN_WIDTH, MAX_WIDTH = 60, 100
+STATE_PARTS = ("memory", "variables", "context")
+
+HELP = """\
+  n, Enter   run the next step and pause again
+  c          continue to the end without pausing
+  s          show the state at the previous step
+  d          show what changed in the state at the previous step
+  q          quit now (the replay does not finish; exit status 1)
+  ?          this help"""
+
+
+class UsageProblem(Exception):
+    """A problem with the command line (exit status 4)."""
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """The `replay` subcommand: 0 if the golden passed, 1 if not, 4 on usage errors."""
+    try:
+        golden, adapter, options = _prepare(args)
+    except UsageProblem as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE
+    from opswald.engine.replay import Replay
+
+    total = 0 if golden.is_stub else len(golden.step_list)
+    printer = StepPrinter(total=total, width=_width())
+    replay = Replay(golden, adapter=adapter, hooks=printer, **options)
+    mode = f", mode {replay.mode}" if replay.mode != "replay" else ""
+    _say(f"replaying {args.golden}: {golden.name or '(unnamed)'}, {total} steps{mode}")
+    try:
+        if args.interactive:
+            finished = _interactive(replay, total, printer.width)
+            if not finished:
+                _say("quit: the replay was stopped before the end (no verdict)")
+                return QUIT
+            result = replay.result
+        else:
+            result = replay.run()
+    except KeyboardInterrupt:
+        _say("\ninterrupted: the replay was stopped before the end (no verdict)")
+        return INTERRUPTED
+    assert result is not None
+    return _report(result, total, printer.width)
+
+
+# -- preparing the run ------------------------------------------------------------------
+def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dict[str, Any]]:
+    from opswald import files
+
+    _importable_cwd()
+    path = Path(args.golden)
+    try:
+        golden = files.load(path)
+    except files.GoldenLoadError as exc:
+        raise UsageProblem(str(exc)) from None
+    except OSError as exc:
+        raise UsageProblem(f"cannot read golden {args.golden}: {exc.strerror or exc}") from None
+    mode = args.mode
+    if golden.is_stub and mode != "live":
+        raise UsageProblem(
+            f"{args.golden} is a stub, not recorded yet: record it with "
+            "pytest --opswald-goldens --opswald-mode=record (or run it with --mode live)"
+        )
+    adapter = _adapter(args.adapter, golden.agent)
+    options: dict[str, Any] = {
+        "modifications": _modifications(args.modify or []),
+        "speed": _speed(args.speed),
+        "mode": mode,
+    }
+    return golden, adapter, options
+
+
+def _adapter(spec: str | None, agent: str | None) -> Callable[..., Any]:
+    """`--adapter`, else the golden's `agent:` among registered adapters and entry points."""
+    from opswald import adapters
+
+    if spec:
+        try:
+            return adapters.import_string(spec)
+        except adapters.AdapterNotFound as exc:
+            raise UsageProblem(f"--adapter: {exc}") from None
+    fix = (
+        "\nfix: pass --adapter package.module:callable (modules in the current directory "
+        "import); `opswald replay` does not load conftest.py, so adapters registered there "
+        "are not seen"
+    )
+    if not agent:
+        raise UsageProblem(f"the golden names no agent (`agent:`) and no --adapter was given{fix}")
+    found = adapters.registered().get(agent)
+    if found is None:
+        try:
+            found = adapters.from_entry_points(agent)
+        except Exception as exc:  # the entry point's module failed to import
+            raise UsageProblem(f"cannot load the adapter {agent!r}: {exc}") from None
+    if found is None:
+        raise UsageProblem(
+            f"the golden's agent {agent!r} is neither registered with @opswald.adapter nor "
+            f"in the entry-point group {adapters.ENTRY_POINT_GROUP!r}{fix}"
+        )
+    return found
+
+
+def _importable_cwd() -> None:
+    """The user's modules import as under pytest: the current directory is on sys.path."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _modifications(items: list[str]) -> dict[str, Any]:
+    import pytest
+
+    from opswald.plugin import parse_assignments
+
+    try:
+        return parse_assignments(items, "--modify")
+    except pytest.UsageError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _speed(raw: str | None) -> Literal["realtime"] | float | None:
+    if raw is None:
+        return None
+    if raw.strip().lower() == "realtime":
+        return "realtime"
+    try:
+        factor = float(raw)
+    except ValueError:
+        factor = -1.0
+    if not factor > 0 or factor == float("inf"):
+        raise UsageProblem(
+            f"--speed: {raw!r} is neither 'realtime' nor a positive factor (2 = twice as fast)"
+        )
+    return factor
+
+
+def _width() -> int:
+    columns = shutil.get_terminal_size((MAX_WIDTH, 24)).columns
+    return max(MIN_WIDTH, min(MAX_WIDTH, columns))
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+# -- interactive control ----------------------------------------------------------------
+def _interactive(replay: Replay, total: int, width: int) -> bool:
+    """Pause before every step until the user continues; False if they quit."""
+    echo = not sys.stdin.isatty()
+    result = replay.pause_at(1).run()
+    while result is None:
+        number = replay.paused_at or 1
+        try:
+            line = input(f"[{_label(number, total)}] (n)ext (c)ontinue (s)tate (d)iff (q)uit > ")
+        except EOFError:
+            _say("(end of input: continuing to the end)")
+            result = replay.resume()
+            continue
+        command = line.strip().lower()
+        if echo:
+            _say(line.rstrip("\n"))
+        if command in ("", "n", "next"):
+            result = replay.step_once()
+        elif command in ("c", "continue"):
+            result = replay.resume()
+        elif command in ("s", "state"):
+            _say(render_state(replay, number - 1, width))
+        elif command in ("d", "diff"):
+            _say(render_changes(replay, number - 1))
+        elif command in ("q", "quit"):
+            return False
+        elif command in ("?", "h", "help"):
+            _say(HELP)
+        else:
+            _say(f"unknown command {line.strip()!r}; ? for help")
+    return True
+
+
+def render_state(replay: Replay, step: int, width: int) -> str:
+    """The state at `step` (DESIGN §3a), one line per part."""
+    if step < 1:
+        return "state: nothing has run yet"
+    state = replay.get_state(step)
+    lines = [f"state at step {step}:"]
+    parts: dict[str, Any] = {name: getattr(state, name) for name in STATE_PARTS}
+    parts.update(state.extras)
+    for name, value in parts.items():
+        if value is not None:
+            lines.append(_clip(f"  {name}: {_json(value)}", width))
+    for out in state.tool_outputs:
+        shown = (
+            f"{out['error'].get('type')}: {out['error'].get('message', '')}"
+            if "error" in out
+            else _json(out["output"])
+        )
+        lines.append(_clip(f"  tool output, step {out['step']} {out['tool']}: {shown}", width))
+    if state.last_output is not None:
+        lines.append(_clip(f"  last LLM output: {_json(state.last_output)}", width))
+    if len(lines) == 1:
+        lines.append("  (empty: no snapshot, tool output or LLM output yet)")
+    return "\n".join(lines)
+
+
+def render_changes(replay: Replay, step: int) -> str:
+    """What changed in the state from step-1 to step."""
+    from opswald.engine.state import state_changes
+
+    if step < 1:
+        return "diff: nothing has run yet"
+    steps = [v.step for v in replay.steps]
+    changes = state_changes(steps, step)
+    if not changes:
+        return f"no change in the state from step {step - 1} to step {step}"
+    return "\n".join(
+        [f"state changes from step {step - 1} to step {step}:"] + [f"  {line}" for line in changes]
+    )
+
+
+# -- the end ----------------------------------------------------------------------------
+def _report(result: ReplayResult, total: int, width: int) -> int:
+    from opswald.diff import render_verdict
+
+    actual = result.actual
+    if actual.error is not None:
+        _say(_clip(f"agent error: {actual.error.type}: {actual.error.message}", width))
+    else:
+        _say(_clip(f"output: {_json(actual.output)}", width))
+    text = render_verdict(
+        result.verdict,
+        total_steps=total or None,
+        fix="if the new behaviour is intended, accept it with "
+        "pytest --opswald-goldens --opswald-update",
+    )
+    if result.passed:
+        _say("passed")
+        if text:
+            _say(text)
+        return 0
+    _say("FAILED")
+    _say(text)
+    return 1
+
+
+# -- one line per step ------------------------------------------------------------------
+class StepPrinter:
+    """Replay hooks: prints each step when it has happened (called on the agent's thread)."""
+
+    def __init__(self, *, total: int, width: int = MAX_WIDTH) -> None:
+        self.total = total
+        self.width = width
+
+    def after_step(self, step: AnyStep, result: Any) -> None:
+        _say(self.line(step))
+
+    def line(self, step: AnyStep) -> str:
+        label = _label(step.step, self.total)
+        tail = f"  ({_duration(step.duration_ms)})" if step.duration_ms is not None else ""
+        if isinstance(step, ToolCallStep):
+            head = f"{label} · tool_call {step.tool}  "
+            result = (
+                f"{step.error.type}: {step.error.message}"
+                if step.error is not None
+                else _json(step.output)
+            )
+            body = self._pair(_json(step.input), result, len(head) + len(tail))
+        elif isinstance(step, LLMCallStep):
+            head = f"{label} · llm_call {step.model or step.provider or '?'}  "
+            body = self._llm(step, len(head) + len(tail))
+        elif isinstance(step, UserInputStep):
+            head = f"{label} · user_input  "
+            body = _one_line(step.content)
+        else:
+            assert isinstance(step, StateStep)
+            head = f"{label} · state  "
+            body = _state_parts(step)
+        room = self.width - len(head) - len(tail)
+        return f"{head}{_clip(body, room)}{tail}".rstrip()
+
+    def _pair(self, left: str, right: str, used: int) -> str:
+        """`left → right`, each cut so the two share the room left on the line."""
+        room = max(self.width - used - 3, 20)
+        if len(left) + len(right) > room:
+            half = room // 2
+            if len(left) <= half:
+                right = _clip(right, room - len(left))
+            elif len(right) <= half:
+                left = _clip(left, room - len(right))
+            else:
+                left, right = _clip(left, half), _clip(right, room - half)
+        return f"{left} → {right}"
+
+    def _llm(self, step: LLMCallStep, used: int) -> str:
+        facts: list[str] = []
+        if step.usage is not None:
+            facts.append(f"{step.usage.total()} tokens")
+        if step.cost is not None:
+            facts.append(_cost(step.cost))
+        lead = "  ".join(facts)
+        if step.error is not None:
+            answer = f"{step.error.type}: {step.error.message}"
+        else:
+            answer = _answer(step)
+        return f"{lead}  → {answer}" if lead else f"→ {answer}"
+
+
+def _label(number: int | None, total: int) -> str:
+    if number is None:
+        return "step ?"
+    return f"step {number} of {total}" if 0 < number <= total else f"step {number}"
+
+
+def _answer(step: LLMCallStep) -> str:
+    out = step.output
+    if out is None:
+        return "(no output)"
+    if out.tool_calls:
+        calls = []
+        for call in out.tool_calls:
+            if isinstance(call, dict):
+                name = call.get("name") or (call.get("function") or {}).get("name") or "?"
+                args = call.get("arguments")
+                if args is None:
+                    args = (call.get("function") or {}).get("arguments")
+                if isinstance(args, str):
+                    try:
+                        args = json.loads(args)
+                    except ValueError:
+                        pass
+                calls.append(f"{name}({_json(args) if args is not None else ''})")
+            else:
+                calls.append(_json(call))
+        return ", ".join(calls)
+    text = _content_text(out.content)
+    if text is None:
+        return f"({out.finish_reason or 'no content'})"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    more = " …" if len(text.strip().splitlines()) > 1 else ""
+    return f'"{first}"{more}'
+
+
+def _content_text(content: Any) -> str | None:
+    if content is None:
+        return None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content blocks
+        texts = [
+            b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
+        ]
+        if texts:
+            return "\n".join(texts)
+    return _json(content)
+
+
+def _state_parts(step: StateStep) -> str:
+    parts: dict[str, Any] = {name: getattr(step, name) for name in STATE_PARTS}
+    parts.update(
+        (k, v)
+        for k, v in (step.model_extra or {}).items()
+        if k not in ("step", "type", "description", "timestamp", "duration_ms", "error")
+    )
+    shown = []
+    for name, value in parts.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            keys = ", ".join(str(k) for k in value)
+            shown.append(f"{name} ({keys})" if keys else f"{name} (empty)")
+        else:
+            shown.append(name)
+    return ", ".join(shown) if shown else "(empty snapshot)"
+
+
+def _one_line(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return _json(value)
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
+
+
+def _clip(text: str, width: int) -> str:
+    width = max(width, 8)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _duration(ms: float) -> str:
+    if ms < 0.1:
+        return f"{ms:.2f} ms"
+    if ms < 1000:
+        return f"{ms:.1f} ms"
+    return f"{ms / 1000:.2f} s"
+
+
+def _cost(cost: float) -> str:
+    if cost == 0:
+        return "$0"
+    text = f"{cost:.4f}" if cost >= 0.01 else f"{cost:.6f}"
+    text = text.rstrip("0").rstrip(".")
+    return f"${text}" if text not in ("0", "") else f"${cost:.1e}"

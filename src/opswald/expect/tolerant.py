@@ -1,0 +1,156 @@
+"""Tolerant output matching for live runs: `similar` (fuzzy text), `embedding` (cosine
+similarity through an embedder you plug in) and `judge` (a rubric, judged by a callable
+you configure). Judge verdicts are recorded in the session and reused on replay."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opswald.expect.output import as_text
+from opswald.session import OutputExpect
+from opswald.verdict import Difference, Finding
+
+TOLERANT = frozenset({"similar", "embedding", "judge"})
+DEFAULT_THRESHOLD = {"similar": 0.8, "embedding": 0.85}
+
+Embedder = Callable[[Sequence[str]], Sequence[Sequence[float]]]
+"""Texts -> vectors (one per text)."""
+
+Judge = Callable[..., Any]
+"""`judge(golden=..., actual=..., rubric=...)` -> bool, a number in 0..1, or a mapping with
+`passed` (and optionally `score`, `reasoning`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tolerance:
+    """What tolerant matching may call; either may be missing."""
+
+    embedder: Embedder | None = None
+    judge: Judge | None = None
+
+
+def similarity(a: str, b: str) -> float:
+    """Fuzzy text similarity in 0..1 (normalised Indel similarity, via rapidfuzz)."""
+    from rapidfuzz import fuzz
+
+    return float(fuzz.ratio(a, b)) / 100.0
+
+
+def cosine(u: Sequence[float], v: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(u, v, strict=True))
+    norm = math.sqrt(sum(x * x for x in u)) * math.sqrt(sum(y * y for y in v))
+    return dot / norm if norm else 0.0
+
+
+def verdict_key(golden: Any, actual: Any, rubric: str | None) -> str:
+    """Identifies one judgement: the same outputs and rubric get the same verdict."""
+    text = json.dumps([golden, actual, rubric], sort_keys=True, ensure_ascii=False, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def compare_tolerant(
+    golden: Any,
+    actual: Any,
+    spec: OutputExpect,
+    tolerance: Tolerance,
+    recorded: Sequence[dict[str, Any]] = (),
+) -> tuple[Finding | None, dict[str, Any] | None]:
+    """(a failing finding or None, the verdict to record or None)."""
+    expected = golden if spec.value is None else spec.value
+    if spec.match == "similar":
+        threshold = spec.threshold if spec.threshold is not None else DEFAULT_THRESHOLD["similar"]
+        score = similarity(as_text(expected), as_text(actual))
+        return _scored("similar", score, threshold, expected, actual), None
+    if spec.match == "embedding":
+        threshold = spec.threshold if spec.threshold is not None else DEFAULT_THRESHOLD["embedding"]
+        if tolerance.embedder is None:
+            return _unconfigured(
+                "embedding",
+                "an embedder: the ini option opswald_embedder = "
+                "'package.module:embed' or the pytest_opswald_embed hook",
+            ), None
+        vectors = tolerance.embedder([as_text(expected), as_text(actual)])
+        score = cosine(vectors[0], vectors[1])
+        return _scored("embedding", score, threshold, expected, actual), None
+    return _judged(expected, actual, spec, tolerance, recorded)
+
+
+def _judged(
+    expected: Any,
+    actual: Any,
+    spec: OutputExpect,
+    tolerance: Tolerance,
+    recorded: Sequence[dict[str, Any]],
+) -> tuple[Finding | None, dict[str, Any] | None]:
+    key = verdict_key(expected, actual, spec.rubric)
+    verdict = next((v for v in recorded if v.get("key") == key), None)
+    if verdict is None:
+        if tolerance.judge is None:
+            return _unconfigured(
+                "judge",
+                "a judge: the ini option opswald_judge = "
+                "'package.module:judge' or the pytest_opswald_compare_output "
+                "hook",
+            ), None
+        verdict = {
+            "key": key,
+            "matcher": "judge",
+            "rubric": spec.rubric,
+            **_verdict_of(tolerance.judge(golden=expected, actual=actual, rubric=spec.rubric)),
+        }
+    if verdict.get("passed"):
+        return None, verdict
+    reasoning = verdict.get("reasoning") or "no reasoning given"
+    return (
+        Finding(
+            kind="output",
+            message=f"the judge rejected the output (match: judge): {reasoning}",
+            differences=(Difference(path=("output",), golden=expected, actual=actual),),
+            suggestion=f"rubric: {spec.rubric}" if spec.rubric else "",
+        ),
+        verdict,
+    )
+
+
+def _verdict_of(result: Any) -> dict[str, Any]:
+    if isinstance(result, bool):
+        return {"passed": result}
+    if isinstance(result, int | float):
+        return {"passed": result >= 0.5, "score": float(result)}
+    if isinstance(result, dict) and "passed" in result:
+        out: dict[str, Any] = {"passed": bool(result["passed"])}
+        if "score" in result:
+            out["score"] = float(result["score"])
+        if "reasoning" in result:
+            out["reasoning"] = str(result["reasoning"])
+        return out
+    raise TypeError(
+        f"a judge returns a bool, a score in 0..1 or a mapping with 'passed'; got {result!r}"
+    )
+
+
+def _scored(
+    kind: str, score: float, threshold: float, expected: Any, actual: Any
+) -> Finding | None:
+    if score >= threshold:
+        return None
+    return Finding(
+        kind="output",
+        message=f"output is not similar enough (match: {kind}): {score:.2f} < {threshold:.2f}",
+        differences=(Difference(path=("output",), golden=expected, actual=actual),),
+        suggestion="lower expect.output.threshold if this much change is acceptable",
+    )
+
+
+def _unconfigured(kind: str, what: str) -> Finding:
+    return Finding(
+        kind="output",
+        message=f"match: {kind} needs {what}",
+        suggestion=f"configure {what.split(':', maxsplit=1)[0]} "
+        "(see the README, 'Tolerant matching')",
+    )

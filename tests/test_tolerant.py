@@ -1,0 +1,162 @@
+"""Tolerant output matching for live runs: similar, embedding, judge (recorded verdicts are
+reused), and --opswald-repeat with a minimum pass rate."""
+
+from __future__ import annotations
+
+import pytest
+
+from opswald.expect.tolerant import Tolerance, compare_tolerant, similarity, verdict_key
+from opswald.session import OutputExpect
+
+AGENT = """
+import itertools
+import os
+
+import opswald
+
+ANSWERS = itertools.cycle(os.environ.get("ANSWERS", "The refund of $120 was issued.").split("|"))
+
+
+@opswald.llm
+def chat(*, model, messages):
+    return {"content": next(ANSWERS), "finish_reason": "stop"}
+
+
+def run(input):
+    return chat(model="m", messages=[{"role": "user", "content": input}])["content"]
+"""
+
+JUDGE = """
+import json
+import os
+
+CALLS = os.environ["JUDGE_LOG"]
+
+
+def judge(*, golden, actual, rubric):
+    with open(CALLS, "a") as log:
+        log.write(json.dumps([golden, actual, rubric]) + "\\n")
+    ok = "refund" in actual.lower()
+    return {"passed": ok, "score": 1.0 if ok else 0.0,
+            "reasoning": "mentions the refund" if ok else "never mentions a refund"}
+
+
+def embed(texts):
+    return [[t.lower().count("refund"), t.lower().count("$"), 1.0] for t in texts]
+"""
+
+
+@pytest.fixture
+def tolerant(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("ANSWERS", raising=False)
+    monkeypatch.setenv("JUDGE_LOG", str(pytester.path / "judge.log"))
+    pytester.makepyfile(tagent=AGENT, judges=JUDGE, conftest="import tagent\n")
+    pytester.makeini(
+        "[pytest]\nopswald_adapter = tagent:run\nopswald_judge = judges:judge\n"
+        "opswald_embedder = judges:embed\n"
+    )
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "r.golden.yaml").write_text("name: r\ninput: refund please\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    return pytester
+
+
+def _expect(pytester: pytest.Pytester, text: str) -> None:
+    path = pytester.path / "goldens" / "r.golden.yaml"
+    path.write_text(path.read_text().split("expect:")[0] + "expect:\n" + text)
+
+
+def _live(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, answers: str, *args: str
+) -> pytest.RunResult:
+    monkeypatch.setenv("ANSWERS", answers)
+    return pytester.runpytest("--opswald-goldens", "goldens/", "--opswald-mode=live", *args)
+
+
+def test_similar(tolerant: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    _expect(tolerant, "  output: {match: similar, threshold: 0.8}\n")
+    _live(tolerant, monkeypatch, "The refund of $120 has been issued.").assert_outcomes(passed=1)
+    result = _live(tolerant, monkeypatch, "Sorry, I cannot help with that.")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*output is not similar enough (match: similar): 0.* < 0.80*"])
+
+
+def test_embedding(tolerant: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    _expect(tolerant, "  output: {match: embedding, threshold: 0.9}\n")
+    _live(tolerant, monkeypatch, "Your refund: $120, done").assert_outcomes(passed=1)
+    _live(tolerant, monkeypatch, "No idea.").assert_outcomes(failed=1)
+
+
+def test_judge_records_its_verdict_and_replay_reuses_it(
+    tolerant: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _expect(tolerant, "  output: {match: judge, rubric: must confirm the refund}\n")
+    log = tolerant.path / "judge.log"
+    result = _live(tolerant, monkeypatch, "Nothing to see here.")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the judge rejected the output (match: judge): never mentions a refund*",
+            "*rubric: must confirm the refund*",
+        ]
+    )
+    assert len(log.read_text().splitlines()) == 1
+    # record: the verdict goes into the golden; replay then reuses it, without the judge
+    monkeypatch.setenv("ANSWERS", "The refund of $120 was issued.")
+    tolerant.runpytest("--opswald-goldens", "goldens/", "--opswald-mode=rerecord").assert_outcomes(
+        passed=1
+    )
+    text = (tolerant.path / "goldens" / "r.golden.yaml").read_text()
+    assert "verdicts:" in text and "mentions the refund" in text
+    calls = len(log.read_text().splitlines())
+    tolerant.runpytest("--opswald-goldens", "goldens/").assert_outcomes(passed=1)
+    assert len(log.read_text().splitlines()) == calls, "the recorded verdict was reused"
+
+
+def test_judge_without_configuration_says_how(
+    tolerant: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tolerant.makeini("[pytest]\nopswald_adapter = tagent:run\n")
+    _expect(tolerant, "  output: {match: judge, rubric: x}\n")
+    result = _live(tolerant, monkeypatch, "anything")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*match: judge needs a judge: the ini option opswald_judge*"])
+
+
+def test_judge_hook_wins(tolerant: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    tolerant.makeconftest(
+        "import tagent\n\n"
+        "def pytest_opswald_compare_output(golden, actual, rubric, config):\n"
+        "    return actual.startswith('OK')\n"
+    )
+    _expect(tolerant, "  output: {match: judge}\n")
+    _live(tolerant, monkeypatch, "OK then").assert_outcomes(passed=1)
+    _live(tolerant, monkeypatch, "The refund was issued").assert_outcomes(failed=1)
+
+
+def test_repeat_with_a_minimum_pass_rate(
+    tolerant: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _expect(tolerant, "  output: {match: contains, value: refund}\n")
+    answers = "refund ok|no luck|refund done|refund again|nope"
+    result = _live(
+        tolerant, monkeypatch, answers, "--opswald-repeat=5", "--opswald-min-pass-rate=0.6"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*passed 3 of 5 runs (60%; --opswald-min-pass-rate 60%)*"])
+    result = _live(
+        tolerant, monkeypatch, answers, "--opswald-repeat=5", "--opswald-min-pass-rate=0.8"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*passed 3 of 5 runs (60%; --opswald-min-pass-rate 80%)*"])
+
+
+def test_unit_similarity_and_keys() -> None:
+    assert similarity("abc", "abc") == 1.0
+    assert similarity("abc", "xyz") == 0.0
+    assert verdict_key("a", "b", "r") == verdict_key("a", "b", "r") != verdict_key("a", "c", "r")
+    spec = OutputExpect(match="judge", rubric="r")
+    recorded = [{"key": verdict_key("g", "a", "r"), "passed": True}]
+    finding, verdict = compare_tolerant("g", "a", spec, Tolerance(), recorded=recorded)
+    assert finding is None and verdict == recorded[0], "reused without any judge configured"
