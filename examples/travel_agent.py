@@ -18,6 +18,10 @@ from . import simllm
 
 MODEL = "sim-small"
 SYSTEM = "You are a travel assistant. Use the tools; never invent bookings."
+PROMPT_STYLES = {  # a variant switches these: --opswald-variant terse:prompt_style=concise
+    "concise": "Travel assistant. Use tools. Be brief.",
+    "detailed": SYSTEM + " Explain each step you take and confirm every detail with the user.",
+}
 BOOKINGS_LOG = Path(__file__).with_name("bookings.log")
 
 PROFILES = {"alice": {"name": "Alice", "tier": "gold"}, "bob": {"name": "Bob", "tier": "basic"}}
@@ -166,7 +170,8 @@ def run(input: dict[str, Any], modifications: dict[str, Any] | None = None) -> d
     mods = modifications or {}
     model = str(mods.get("model", MODEL))
     memory: dict[str, Any] = {"traveller": input.get("traveller")}
-    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
+    system = PROMPT_STYLES.get(str(mods.get("prompt_style")), SYSTEM)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     if input.get("conversation"):
         replies = []
         for _ in range(input["conversation"]):

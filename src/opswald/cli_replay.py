@@ -245,9 +245,11 @@ def _report(result: ReplayResult, total: int, width: int) -> int:
     from opswald.diff import render_verdict
 
     actual = result.actual
-    if actual.error is not None:
-        _say(_clip(f"agent error: {actual.error.type}: {actual.error.message}", width))
-    else:
+    if result.passed and actual.error is not None:
+        _say(
+            _clip(f"agent error (as recorded): {actual.error.type}: {actual.error.message}", width)
+        )
+    elif result.passed:
         _say(_clip(f"output: {_json(actual.output)}", width))
     text = render_verdict(
         result.verdict,

@@ -1,0 +1,223 @@
+"""`opswald replay GOLDEN`: one line per step, the verdict, and interactive stepping.
+
+The agent is a module written into tmp_path and imported by the CLI from its working
+directory, as a user's agent would be."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import opswald
+from opswald.engine.run import RunSettings, execute
+from opswald.session import Session
+
+AGENT = textwrap.dedent(
+    '''
+    """A refund agent: a scripted model, two tools and memory snapshots."""
+    import os
+
+    import opswald
+
+
+    @opswald.llm(provider="sim")
+    def chat(*, model, messages):
+        usage = {"input_tokens": 100, "output_tokens": 20}
+        if len(messages) == 1:
+            call = {"id": "c1", "name": "lookup_order", "arguments": {"order_id": "ORD-1"}}
+            return {"content": None, "tool_calls": [call], "finish_reason": "tool_calls",
+                    "usage": usage, "cost": 0.0012}
+        return {"content": "Refunded " + messages[-1]["content"] + "\\nThanks for waiting.",
+                "finish_reason": "stop", "usage": usage, "cost": 0.0015}
+
+
+    @opswald.tool
+    def lookup_order(order_id):
+        return {"total": 120.0}
+
+
+    @opswald.tool
+    def issue_refund(order_id, amount):
+        return {"refund_id": "RF-1", "amount": amount}
+
+
+    def run(input):
+        messages = [{"role": "user", "content": input["request"]}]
+        asked = chat(model="sim-small", messages=messages)               # step 1
+        order = lookup_order(**asked["tool_calls"][0]["arguments"])      # step 2
+        memory = {"order_id": asked["tool_calls"][0]["arguments"]["order_id"],
+                  "total": order["total"]}
+        opswald.state(memory=dict(memory))                               # step 3
+        amount = order["total"] / (2 if os.environ.get("AGENT_HALF") else 1)
+        refund = issue_refund(order_id=memory["order_id"], amount=amount)  # step 4
+        memory["refunded"] = refund["amount"]
+        opswald.state(memory=dict(memory), variables={"turn": 1})        # step 5
+        messages.append({"role": "tool", "content": str(refund["amount"])})
+        answer = chat(model="sim-small", messages=messages)              # step 6
+        return {"answer": answer["content"]}
+    '''
+)
+TOTAL = 6
+PROMPT = re.compile(r"\[step (\d+) of 6\] \(n\)ext \(c\)ontinue \(s\)tate \(d\)iff \(q\)uit > ")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """tmp dir with `agentmod.py` and `refund.golden.yaml` recorded from it."""
+    root = tmp_path_factory.mktemp("replay_cli")
+    (root / "agentmod.py").write_text(AGENT, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("agentmod_for_recording", root / "agentmod.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stub = Session(name="refund", input={"request": "Refund ORD-1"})
+    run = execute(stub, module.run, settings=RunSettings(policy="live", block_side_effects=False))
+    assert run.actual.error is None and len(run.actual.step_list) == TOTAL
+    opswald.dump(run.actual, root / "refund.golden.yaml")
+    yield root
+
+
+def replay(
+    cwd: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "replay", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        timeout=60,
+        check=False,
+    )
+
+
+def step_lines(out: str) -> list[str]:
+    """The step lines printed while replaying (not the verdict's headline)."""
+    replayed = out.split("\nFAILED\n", maxsplit=1)[0]
+    return [line for line in replayed.splitlines() if re.match(r"step \d+ of 6 · ", line)]
+
+
+def test_prints_every_step_in_order_and_passes(workdir: Path) -> None:
+    proc = replay(workdir, "refund.golden.yaml", "--adapter", "agentmod:run")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = step_lines(proc.stdout)
+    assert [line.split(" · ")[0] for line in lines] == [f"step {k} of 6" for k in range(1, 7)]
+    assert all(len(line) <= 100 for line in lines)
+    llm, lookup, state, refund, state2, answer = lines
+    assert llm.startswith("step 1 of 6 · llm_call sim-small  120 tokens  $0.0012  → lookup_order(")
+    assert lookup.startswith('step 2 of 6 · tool_call lookup_order  {"order_id": "ORD-1"} → {')
+    assert re.search(r'→ \{"total": 120.0\}  \(\d+\.\d+ ms\)$', lookup)
+    assert "…" in refund, "long values are cut to fit the line"
+    assert state == "step 3 of 6 · state  memory (order_id, total)"
+    assert refund.startswith('step 4 of 6 · tool_call issue_refund  {"order_id": "ORD-1", "')
+    assert state2 == "step 5 of 6 · state  memory (order_id, total, refunded), variables (turn)"
+    assert '→ "Refunded 120.0" …' in answer, "the first line of the answer"
+    assert "PROMPT" not in proc.stdout and "(n)ext" not in proc.stdout
+    assert proc.stdout.rstrip().endswith("passed")
+
+
+def test_a_changed_agent_fails_with_the_divergence(workdir: Path) -> None:
+    proc = replay(
+        workdir, "refund.golden.yaml", "--adapter", "agentmod:run", env={"AGENT_HALF": "1"}
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [line[:11] for line in step_lines(proc.stdout)] == [
+        f"step {k} of 6" for k in (1, 2, 3)
+    ], "the diverging step 4 is not replayed"
+    assert "FAILED" in proc.stdout
+    assert "step 4 of 6 · tool_call issue_refund" in proc.stdout
+    assert "step 4 › input.amount: 120.0 → 60.0" in proc.stdout
+
+
+def test_interactive_with_piped_stdin(workdir: Path) -> None:
+    keys = "n\nn\nn\nn\n\ns\nd\nc\n"  # five steps (Enter is next), then state, diff, continue
+    proc = replay(workdir, "refund.golden.yaml", "--adapter", "agentmod:run", "-i", stdin=keys)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert [int(n) for n in PROMPT.findall(out)] == [1, 2, 3, 4, 5, 6, 6, 6]
+    assert [line[:11] for line in step_lines(out)] == [f"step {k} of 6" for k in range(1, 7)]
+    state = out[out.index("state at step 5:") :]
+    assert state.splitlines()[1] == (
+        '  memory: {"order_id": "ORD-1", "total": 120.0, "refunded": 120.0}'
+    )
+    assert '  variables: {"turn": 1}' in state
+    assert "state changes from step 4 to step 5:" in out
+    assert "  + memory.refunded = 120.0" in out
+    assert "  + variables.turn = 1" in out or "variables" in out.split("step 4 to step 5:")[1]
+    assert out.rstrip().endswith("passed")
+    # prompts come before the steps they announce
+    assert out.index("[step 6 of 6]") < out.index("step 6 of 6 · llm_call")
+
+
+def test_interactive_quit_stops_early(workdir: Path) -> None:
+    proc = replay(
+        workdir, "refund.golden.yaml", "--adapter", "agentmod:run", "--interactive", stdin="n\nq\n"
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [line[:11] for line in step_lines(proc.stdout)] == ["step 1 of 6"]
+    assert "quit: the replay was stopped before the end" in proc.stdout
+    assert "passed" not in proc.stdout and "FAILED" not in proc.stdout
+
+
+def test_interactive_in_a_terminal(workdir: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "opswald.cli", "replay", "refund.golden.yaml", "--adapter", "agentmod:run", "-i"],
+        cwd=str(workdir),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(24, 120),
+    )
+    try:
+        child.expect(PROMPT)
+        assert child.match.group(1) == "1"
+        child.sendline("n")
+        child.expect("step 1 of 6 · llm_call sim-small")
+        child.expect(PROMPT)
+        assert child.match.group(1) == "2"
+        child.sendline("s")
+        child.expect("state at step 1:")
+        child.expect("last LLM output: ")
+        child.expect(PROMPT)
+        child.sendline("c")
+        child.expect("step 6 of 6 · llm_call")
+        child.expect("passed")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--adapter", "no_such_module:run"], "cannot import 'no_such_module'"),
+        (["--adapter", "agentmod:nope"], "'agentmod' has no attribute 'nope'"),
+        ([], "the golden names no agent"),
+        (["--adapter", "agentmod:run", "--speed", "fast"], "--speed: 'fast'"),
+        (["--adapter", "agentmod:run", "--modify", "novalue"], "'novalue' is not KEY=VALUE"),
+    ],
+)
+def test_usage_errors_exit_4(workdir: Path, args: list[str], message: str) -> None:
+    proc = replay(workdir, "refund.golden.yaml", *args)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert message in proc.stderr
+    assert proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_missing_golden_exits_4(workdir: Path) -> None:
+    proc = replay(workdir, "missing.golden.yaml", "--adapter", "agentmod:run")
+    assert proc.returncode == 4
+    assert "missing.golden.yaml" in proc.stderr and "Traceback" not in proc.stderr
