@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--modify", action="append", default=[], metavar="KEY=VALUE", help="VALUE is YAML"
     )
+    replay.add_argument("--fork-at", type=int, metavar="N", help="run live from step N on")
     replay.add_argument("--speed", metavar="realtime|FACTOR", help="sleep recorded durations")
     replay.set_defaults(func=cmd_replay)
     return parser

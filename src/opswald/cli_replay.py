@@ -70,6 +70,7 @@ def run_replay(args: argparse.Namespace) -> int:
 # -- preparing the run ------------------------------------------------------------------
 def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dict[str, Any]]:
     from opswald import files
+    from opswald.engine.context import STEP_MODIFICATIONS
 
     _importable_cwd()
     path = Path(args.golden)
@@ -86,10 +87,22 @@ def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dic
             "pytest --opswald-goldens --opswald-mode=record (or run it with --mode live)"
         )
     adapter = _adapter(args.adapter, golden.agent)
+    modifications = _modifications(args.modify or [])
+    fork_at = getattr(args, "fork_at", None)
+    if fork_at is not None and fork_at < 1:
+        raise UsageProblem("--fork-at: steps are numbered from 1")
+    step_mods = [k for k in STEP_MODIFICATIONS if k in modifications]
+    if step_mods and fork_at is None:
+        raise UsageProblem(
+            f"--modify {', '.join(step_mods)} changes one step: give the step with --fork-at N"
+        )
+    if fork_at is not None and mode not in (None, "fork"):
+        raise UsageProblem(f"--fork-at needs --mode fork (or no --mode), not --mode {mode}")
     options: dict[str, Any] = {
-        "modifications": _modifications(args.modify or []),
+        "modifications": modifications,
         "speed": _speed(args.speed),
         "mode": mode,
+        "fork_at": fork_at,
     }
     return golden, adapter, options
 

@@ -524,6 +524,7 @@ class SummaryPlugin:
             counts=dict(self.counts),
             notes=tuple(sorted(set(self.notes))),
             records=tuple(sorted(self.records, key=lambda r: (r["golden"], r["variant"] or ""))),
+            variant_order=tuple(name for name, _ in settings_of(self.config).variants),
         )
         if not summary.total:
             return

@@ -13,6 +13,7 @@ class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     records: tuple[dict[str, Any], ...] = ()
+    variant_order: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -31,7 +32,7 @@ class Summary:
             lines.append(f"{n} golden{'s' if n != 1 else ''} recorded")
         lines.extend(f"note: {note}" for note in self.notes)
         if any(r["variant"] for r in self.records):
-            lines.extend(variant_comparison(self.records))
+            lines.extend(variant_comparison(self.records, self.variant_order))
         return lines
 
 
@@ -55,9 +56,11 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def variant_comparison(records: tuple[dict[str, Any], ...]) -> list[str]:
+def variant_comparison(
+    records: tuple[dict[str, Any], ...], order: tuple[str, ...] = ()
+) -> list[str]:
     """Per variant: pass rate, cost, tokens, latency; per golden: who passed, cheaper, faster."""
-    by_variant: dict[str, list[dict[str, Any]]] = {}
+    by_variant: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
     for r in records:
         by_variant.setdefault(r["variant"] or "-", []).append(r)
     lines = [
@@ -66,6 +69,8 @@ def variant_comparison(records: tuple[dict[str, Any], ...]) -> list[str]:
         f" {'tokens':>8} {'mean ms':>9}",
     ]
     for name, rows in by_variant.items():
+        if not rows:
+            continue
         ok = sum(r["status"] in ("passed", "updated", "recorded") for r in rows)
         costs = [r["cost"] for r in rows if r["cost"] is not None]
         tokens = sum(r["total_tokens"] for r in rows)
