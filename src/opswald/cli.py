@@ -23,6 +23,11 @@ def _iter_goldens(paths: Sequence[str]) -> list[Path]:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    if args.report:
+        from opswald.report.json_report import REPORT_SCHEMA
+
+        print(json.dumps(REPORT_SCHEMA, indent=2))
+        return 0
     from opswald.session import json_schema
 
     print(json.dumps(json_schema(), indent=2))
@@ -159,9 +164,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("schema", help="print the JSON Schema of golden files").set_defaults(
-        func=cmd_schema
-    )
+    schema = sub.add_parser("schema", help="print the JSON Schema of golden files")
+    schema.add_argument("--report", action="store_true", help="the JSON report's schema instead")
+    schema.set_defaults(func=cmd_schema)
     validate = sub.add_parser("validate", help="check golden files (files or folders)")
     validate.add_argument("paths", nargs="+")
     validate.set_defaults(func=cmd_validate)

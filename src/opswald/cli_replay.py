@@ -50,7 +50,8 @@ def run_replay(args: argparse.Namespace) -> int:
     printer = StepPrinter(total=total, width=_width())
     replay = Replay(golden, adapter=adapter, hooks=printer, **options)
     mode = f", mode {replay.mode}" if replay.mode != "replay" else ""
-    _say(f"replaying {args.golden}: {golden.name or '(unnamed)'}, {total} steps{mode}")
+    size = "a stub" if golden.is_stub else f"{total} steps"
+    _say(f"replaying {args.golden}: {golden.name or '(unnamed)'}, {size}{mode}")
     try:
         if args.interactive:
             finished = _interactive(replay, total, printer.width)
@@ -172,6 +173,9 @@ def _speed(raw: str | None) -> Literal["realtime"] | float | None:
 
 
 def _width() -> int:
+    """The terminal's width (60 to 100 columns); 100 when the output is not a terminal."""
+    if not sys.stdout.isatty():
+        return MAX_WIDTH
     columns = shutil.get_terminal_size((MAX_WIDTH, 24)).columns
     return max(MIN_WIDTH, min(MAX_WIDTH, columns))
 

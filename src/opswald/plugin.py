@@ -91,6 +91,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="replay the calls before step N, run live from step N on (judged on expectations)",
     )
     group.addoption(
+        "--opswald-json",
+        default=None,
+        metavar="PATH",
+        help="write a JSON report of the goldens (schema: opswald schema --report)",
+    )
+    group.addoption(
+        "--opswald-save-actual",
+        default=None,
+        metavar="DIR",
+        help="write each failed golden's actual session (same schema, redacted) into DIR",
+    )
+    group.addoption(
         "--opswald-repeat",
         type=int,
         default=1,
@@ -474,11 +486,66 @@ def pytest_runtest_makereport(
             if outcome.result is not None:
                 from opswald.report.summary import record_of
 
+                _save_actual(item, outcome, status)
                 variant = getattr(item, "variant", None)
-                report.opswald_record = record_of(  # type: ignore[attr-defined]
-                    outcome.result, status=status, variant=variant[0] if variant else None
+                record = record_of(
+                    outcome.result,
+                    status=status,
+                    variant=variant[0] if variant else None,
+                    nodeid=item.nodeid,
+                    file=str(item.path.relative_to(item.config.rootpath))
+                    if item.path.is_relative_to(item.config.rootpath)
+                    else str(item.path),
                 )
+                report.opswald_record = record  # type: ignore[attr-defined]
+                props = _junit_properties(record)
+                report.user_properties.extend(props)
+                item.user_properties.extend(props)  # JUnit XML reads the last (teardown) report
     return report
+
+
+def _junit_properties(record: dict[str, Any]) -> list[tuple[str, object]]:
+    """What a golden's <testcase> carries in JUnit XML (pytest's own user_properties)."""
+    divergence = record.get("divergence") or {}
+    props: list[tuple[str, object]] = [
+        ("opswald.status", record["status"]),
+        ("opswald.cost", record["cost"] if record["cost"] is not None else ""),
+        ("opswald.total_tokens", record["total_tokens"]),
+        ("opswald.duration_ms", record["duration_ms"]),
+        ("opswald.steps", record["steps"]),
+    ]
+    if divergence:
+        props.append(("opswald.divergence_step", divergence["step"]))
+    return props
+
+
+def _save_actual(item: pytest.Item, outcome: Any, status: str) -> None:
+    """--opswald-save-actual: a failed golden's actual session as `<item name>.actual.yaml`
+    (not a golden suffix, so a saved run is never collected)."""
+    import re
+
+    folder = item.config.getoption("opswald_save_actual")
+    if not folder or status != "failed" or outcome.result is None:
+        return
+    from opswald.files import dump
+
+    target = item.config.invocation_params.dir / folder
+    target.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^\w.\-\[\]]+", "_", item.name)
+    dump(outcome.result.actual, target / f"{name}.actual.yaml")
+
+
+def _bare_record(report: pytest.TestReport, status: str) -> dict[str, Any]:
+    """A record for a golden that failed before it produced a session (timeout, adapter)."""
+    text = report.longreprtext.strip().splitlines()
+    return {
+        "name": report.nodeid, "file": report.nodeid.split("::")[0],
+        "golden": report.nodeid.split("::")[-1], "variant": None, "status": status,
+        "steps": 0, "llm_calls": 0, "tool_calls": 0, "input_tokens": 0, "output_tokens": 0,
+        "total_tokens": 0, "cost": None, "duration_ms": None, "delta": None, "divergence": None,
+        "error": text[0] if text else None, "suggestion": text[-1] if len(text) > 1 else None,
+        "still_failing": False,
+    }
 
 
 class SummaryPlugin:
@@ -512,10 +579,22 @@ class SummaryPlugin:
         status = getattr(report, "opswald_status", None)
         if status is not None and report.when == "call":
             self.counts[status] = self.counts.get(status, 0) + 1
+            if getattr(report, "opswald_record", None) is None:
+                self.records.append(_bare_record(report, status))
             self.notes.extend(getattr(report, "opswald_notes", None) or ())
             record = getattr(report, "opswald_record", None)
             if record is not None:
                 self.records.append(record)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        path = self.config.getoption("opswald_json")
+        if not path or hasattr(self.config, "workerinput"):
+            return  # only the controller writes
+        from opswald.report import json_report
+
+        order = tuple(name for name, _ in settings_of(self.config).variants)
+        report = json_report.build(self.records, order)
+        json_report.write(self.config.invocation_params.dir / path, report)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from opswald.report.summary import Summary

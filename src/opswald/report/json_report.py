@@ -1,0 +1,132 @@
+"""The JSON report (`--opswald-json PATH`): a superset of the hosted service's golden-test
+result shape, documented by `REPORT_SCHEMA` (`opswald schema --report`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from opswald.report.summary import variant_stats
+
+PASSING = ("passed", "updated", "recorded")
+MEASURED = ("duration_ms",)  # wall-clock fields: differ between runs, serial or not
+
+_NUM = {"type": ["number", "null"]}
+_FIGURES = {
+    "steps": {"type": "integer"},
+    "llm_calls": {"type": "integer"},
+    "tool_calls": {"type": "integer"},
+    "input_tokens": {"type": "integer"},
+    "output_tokens": {"type": "integer"},
+    "total_tokens": {"type": "integer"},
+    "cost": _NUM,
+    "duration_ms": _NUM,
+}
+REPORT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://opswald.dev/schema/report-v1.json",
+    "title": "opswald golden run report",
+    "type": "object",
+    "required": [
+        "total",
+        "passed",
+        "failed",
+        "success_rate",
+        "failed_tests",
+        "still_failing",
+        "goldens",
+    ],
+    "properties": {
+        "total": {"type": "integer"},
+        "passed": {"type": "integer", "description": "passed, updated or recorded"},
+        "failed": {"type": "integer"},
+        "updated": {"type": "integer"},
+        "recorded": {"type": "integer"},
+        "success_rate": {"type": "number", "minimum": 0, "maximum": 1},
+        "failed_tests": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "file", "step", "error", "suggestion"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "file": {"type": "string"},
+                    "step": {"type": ["integer", "null"]},
+                    "error": {"type": ["string", "null"]},
+                    "suggestion": {"type": ["string", "null"]},
+                },
+            },
+        },
+        "still_failing": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "goldens recorded with an error whose run still ends in one",
+        },
+        "goldens": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "file", "status"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "file": {"type": "string"},
+                    "golden": {"type": "string"},
+                    "variant": {"type": ["string", "null"]},
+                    "status": {"enum": ["passed", "failed", "updated", "recorded"]},
+                    **_FIGURES,
+                    "delta": {"type": ["object", "null"]},
+                    "divergence": {"type": ["object", "null"]},
+                    "error": {"type": ["string", "null"]},
+                    "suggestion": {"type": ["string", "null"]},
+                    "still_failing": {"type": "boolean"},
+                },
+            },
+        },
+        "variants": {
+            "type": "object",
+            "description": "per variant figures and, per golden, which variant passed, was "
+            "cheapest, was fastest (only when variants ran)",
+        },
+        "measured_fields": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) -> dict[str, Any]:
+    """The report from per-golden records (order-independent: sorted by name)."""
+    rows = sorted(records, key=lambda r: r["name"])
+    passed = [r for r in rows if r["status"] in PASSING]
+    failed = [r for r in rows if r["status"] not in PASSING]
+    report: dict[str, Any] = {
+        "total": len(rows),
+        "passed": len(passed),
+        "failed": len(failed),
+        "updated": sum(r["status"] == "updated" for r in rows),
+        "recorded": sum(r["status"] == "recorded" for r in rows),
+        "success_rate": round(len(passed) / len(rows), 6) if rows else 0.0,
+        "failed_tests": [
+            {
+                "name": r["name"],
+                "file": r.get("file", ""),
+                "step": (r.get("divergence") or {}).get("step"),
+                "error": r.get("error"),
+                "suggestion": r.get("suggestion"),
+            }
+            for r in failed
+        ],
+        "still_failing": [r["name"] for r in rows if r.get("still_failing")],
+        "goldens": rows,
+        "measured_fields": [f"goldens[].{f}" for f in MEASURED],
+    }
+    if any(r.get("variant") for r in rows):
+        report["variants"] = variant_stats(tuple(rows), tuple(variant_order))
+    return report
+
+
+def write(path: Path, report: dict[str, Any]) -> None:
+    from opswald.files import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")

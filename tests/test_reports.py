@@ -1,0 +1,86 @@
+"""JSON report, saved actual sessions and JUnit properties — serial and under xdist."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import jsonschema
+import pytest
+
+from conftest import record
+from opswald import load
+from opswald.report.json_report import REPORT_SCHEMA
+
+
+def _copies(project: pytest.Pytester) -> None:
+    goldens = project.path / "goldens"
+    for name in ("a", "b"):
+        text = (goldens / "flight.golden.yaml").read_text().replace("book_flight", f"book_{name}")
+        (goldens / f"{name}.golden.yaml").write_text(text)
+
+
+def _stable(report: dict[str, object]) -> dict[str, object]:
+    """The report without measured wall-clock fields (they differ run to run)."""
+    data = json.loads(json.dumps(report))
+    for row in data["goldens"]:
+        row.pop("duration_ms")
+        if row.get("delta"):
+            row["delta"].pop("duration_ms")
+    return data
+
+
+def test_json_report_matches_its_schema_and_xdist(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    _copies(project)
+    b = project.path / "goldens" / "b.golden.yaml"
+    b.write_text(b.read_text().replace("passenger: Alice", "passenger: Carol", 1))
+    serial = project.runpytest("--opswald-goldens", "--opswald-json", "serial.json")
+    serial.assert_outcomes(passed=2, failed=1)
+    report = json.loads((project.path / "serial.json").read_text())
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert (report["total"], report["passed"], report["failed"]) == (3, 2, 1)
+    assert report["success_rate"] == pytest.approx(2 / 3, abs=1e-6)
+    (failed,) = report["failed_tests"]
+    assert failed["name"] == "goldens/b.golden.yaml::book_b"
+    assert failed["file"] == "goldens/b.golden.yaml"
+    assert failed["step"] == 2, "Carol is looked up at step 2 of the golden; Alice is"
+    assert failed["error"] == "called lookup with other arguments"
+    assert "Carol" in failed["suggestion"]
+    row = next(r for r in report["goldens"] if r["name"].endswith("book_a"))
+    assert (row["steps"], row["llm_calls"], row["tool_calls"]) == (7, 3, 2)
+    assert row["delta"]["cost"] == {"change": 0.0, "percent": 0.0}
+    parallel = project.runpytest("--opswald-goldens", "--opswald-json", "parallel.json", "-n", "2")
+    parallel.assert_outcomes(passed=2, failed=1)
+    assert _stable(json.loads((project.path / "parallel.json").read_text())) == _stable(report)
+
+
+def test_saved_actual_sessions_load(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest("--opswald-goldens", "--opswald-save-actual", "actual")
+    result.assert_outcomes(failed=1)
+    saved = project.path / "actual" / "book_flight.actual.yaml"
+    session = load(saved)
+    assert [s.type for s in session.step_list][:4] == ["llm_call", "tool_call", "state", "llm_call"]
+    project.runpytest("--opswald-goldens", "--collect-only", "-q").stdout.no_fnmatch_line(
+        "*actual*"
+    )
+
+
+def test_junit_properties(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    project.runpytest("--opswald-goldens", "--junitxml", "junit.xml")
+    tree = ET.parse(project.path / "junit.xml")
+    case = tree.find(".//testcase")
+    assert case is not None
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["opswald.status"] == "failed"
+    assert props["opswald.divergence_step"] == "5"
+    assert float(props["opswald.cost"]) > 0
+    assert int(props["opswald.total_tokens"]) > 0
