@@ -98,3 +98,34 @@ def test_example_goldens_are_canonical(name: str) -> None:
 
     path = ROOT / "goldens" / name
     assert files.dumps(files.load(path)) == path.read_text()
+
+
+def test_example_model_comparison_needs_no_agent_change(tmp_path: Path) -> None:
+    work = tmp_path / "repo"
+    for part in ("examples", "goldens"):
+        shutil.copytree(ROOT / part, work / part, ignore=shutil.ignore_patterns("*.log"))
+    shutil.copy(ROOT / "conftest.py", work / "conftest.py")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--opswald-goldens",
+            "goldens/weather.golden.yaml",
+            "-p",
+            "no:cacheprovider",
+            "--opswald-variant",
+            "small:model=sim-small",
+            "--opswald-variant",
+            "large:model=sim-large",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = result.stdout
+    assert "weather_three_cities[small] PASSED" in out or "1 failed, 1 passed" in out, out
+    assert "Certainly. Weather: Paris 14°C cloudy" in out, "sim-large answered in the fork"
+    assert "small           1/1" in out and "large           0/1" in out

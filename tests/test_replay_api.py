@@ -212,3 +212,22 @@ def test_batch_replay_success_rate_and_still_failing() -> None:
     assert result.success_rate == pytest.approx(2 / 3)
     assert result.still_failing == ["order-missing"]
     assert result.failed == ["changed"]
+
+
+@pytest.mark.parametrize(("speed", "expected"), [("realtime", 2.0), (4.0, 0.5), (None, None)])
+def test_speed_waits_the_recorded_time(
+    monkeypatch: pytest.MonkeyPatch, speed: Any, expected: float | None
+) -> None:
+    golden = recorded()
+    steps = [
+        s.model_copy(update={"duration_ms": 2000.0}) if s.type == "llm_call" else s
+        for s in golden.step_list
+    ]
+    golden.steps = steps
+    waits: list[float] = []
+    import opswald.engine.replay as replay_module
+
+    monkeypatch.setattr(replay_module.time, "sleep", waits.append)
+    opswald.Replay(golden, adapter=agent, speed=speed).run()
+    llm_waits = [w for w in waits if w >= 0.4]
+    assert llm_waits == ([expected] if expected is not None else [])

@@ -237,3 +237,26 @@ def test_bad_modify_and_variant_options_are_usage_errors(bench: pytest.Pytester)
     result.stderr.fnmatch_lines(["*--opswald-modify: 'novalue' is not KEY=VALUE*"])
     result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-variant", "bad name:x=1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_fork_and_modifications_under_xdist(bench: pytest.Pytester) -> None:
+    path = bench.path / "goldens" / "w.golden.yaml"
+    text = path.read_text()
+    (bench.path / "goldens" / "x.golden.yaml").write_text(
+        text.replace("name: weather", "name: x", 1)
+    )
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", "-n", "2", "--opswald-modify", "model=big"
+    )
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*big: it is sunny in Rome*"])
+    result = bench.runpytest(
+        "--opswald-goldens",
+        "goldens/",
+        "-n",
+        "2",
+        "--opswald-fork-at=4",
+        "--opswald-modify",
+        "response=small: it is sunny in Rome",
+    )
+    result.assert_outcomes(passed=2)

@@ -334,6 +334,8 @@ def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, dict | list) and not raw.lstrip().startswith(("{", "[")):
+            value = raw  # `response=Note: it rains` is text, not a mapping
         out[key.strip()] = value
     return out
 
