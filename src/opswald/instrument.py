@@ -238,16 +238,7 @@ def llm(
 
             step = ticket.served
             assert isinstance(step, LLMCallStep)
-            ctx.llm_step(
-                ticket,
-                request,
-                output=None,
-                usage=None,
-                cost=None,
-                cost_source=None,
-                raw=None,
-                error=None,
-            )
+            ctx.llm_served(ticket, request)
             if step.error is not None:
                 raise_recorded(step.error)
             data = responses.serve(step)
@@ -261,16 +252,7 @@ def llm(
             error: BaseException | None,
         ) -> None:
             if error is not None:
-                ctx.llm_step(
-                    ticket,
-                    request,
-                    output=None,
-                    usage=None,
-                    cost=None,
-                    cost_source=None,
-                    raw=None,
-                    error=error,
-                )
+                ctx.llm_failed(ticket, request, error)
                 return
             data = to_jsonable(result)
             from opswald.engine import responses

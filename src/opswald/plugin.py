@@ -541,11 +541,23 @@ def _bare_record(report: pytest.TestReport, status: str) -> dict[str, Any]:
     """A record for a golden that failed before it produced a session (timeout, adapter)."""
     text = report.longreprtext.strip().splitlines()
     return {
-        "name": report.nodeid, "file": report.nodeid.split("::")[0],
-        "golden": report.nodeid.split("::")[-1], "variant": None, "status": status,
-        "steps": 0, "llm_calls": 0, "tool_calls": 0, "input_tokens": 0, "output_tokens": 0,
-        "total_tokens": 0, "cost": None, "duration_ms": None, "delta": None, "divergence": None,
-        "error": text[0] if text else None, "suggestion": text[-1] if len(text) > 1 else None,
+        "name": report.nodeid,
+        "file": report.nodeid.split("::")[0],
+        "golden": report.nodeid.split("::")[-1],
+        "variant": None,
+        "status": status,
+        "steps": 0,
+        "llm_calls": 0,
+        "tool_calls": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "cost": None,
+        "duration_ms": None,
+        "delta": None,
+        "divergence": None,
+        "error": text[0] if text else None,
+        "suggestion": text[-1] if len(text) > 1 else None,
         "still_failing": False,
     }
 

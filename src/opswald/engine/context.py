@@ -434,6 +434,34 @@ class Context:
         self.finish(ticket, step)
         return step
 
+    def llm_served(self, ticket: Ticket, request: dict[str, Any]) -> LLMCallStep:
+        """Finish a call answered from the golden."""
+        return self.llm_step(
+            ticket,
+            request,
+            output=None,
+            usage=None,
+            cost=None,
+            cost_source=None,
+            raw=None,
+            error=None,
+        )
+
+    def llm_failed(
+        self, ticket: Ticket, request: dict[str, Any], error: BaseException
+    ) -> LLMCallStep:
+        """Finish a live call that raised."""
+        return self.llm_step(
+            ticket,
+            request,
+            output=None,
+            usage=None,
+            cost=None,
+            cost_source=None,
+            raw=None,
+            error=error,
+        )
+
     def tool_step(
         self, ticket: Ticket, tool: str, args: Any, *, output: Any, error: BaseException | None
     ) -> ToolCallStep:

@@ -14,16 +14,7 @@ def serve(ctx: Any, codec: Any, ticket: Any, llm_request: dict[str, Any], stream
     from opswald.intercept.codecs.base import WireResponse
 
     step = ticket.served
-    ctx.llm_step(
-        ticket,
-        llm_request,
-        output=None,
-        usage=None,
-        cost=None,
-        cost_source=None,
-        raw=None,
-        error=None,
-    )
+    ctx.llm_served(ticket, llm_request)
     status = (step.attributes or {}).get("http_status")
     if step.error is not None and isinstance(status, int):
         body = json.dumps(step.raw if step.raw is not None else {"error": step.error.message})
@@ -35,16 +26,7 @@ def serve(ctx: Any, codec: Any, ticket: Any, llm_request: dict[str, Any], stream
 
 def failed(ctx: Any, ticket: Any, llm_request: dict[str, Any], exc: BaseException) -> None:
     """The call raised (connection refused, timeout): a step with the error."""
-    ctx.llm_step(
-        ticket,
-        llm_request,
-        output=None,
-        usage=None,
-        cost=None,
-        cost_source=None,
-        raw=None,
-        error=exc,
-    )
+    ctx.llm_failed(ticket, llm_request, exc)
 
 
 def record(
