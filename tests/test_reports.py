@@ -84,3 +84,43 @@ def test_junit_properties(project: pytest.Pytester, monkeypatch: pytest.MonkeyPa
     assert props["opswald.divergence_step"] == "5"
     assert float(props["opswald.cost"]) > 0
     assert int(props["opswald.total_tokens"]) > 0
+
+
+def test_terminal_table_lists_failures_by_default_and_all_with_v(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    _copies(project)
+    b = project.path / "goldens" / "b.golden.yaml"
+    b.write_text(b.read_text().replace("passenger: Alice", "passenger: Carol", 1))
+    result = project.runpytest("--opswald-goldens", "--opswald-slow-ms=0")
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED    goldens/b.golden.yaml::book_b",
+            "          first divergence: step 2 tool_call lookup",
+            "          1 steps (1 llm, 0 tool), 45 tok, $0.0004, * ms",
+            "latency analysis (slow steps):",
+            "  book_b: step 1 llm_call m1 * ms",
+            "cost analysis (most expensive steps):",
+        ]
+    )
+    assert "goldens/a.golden.yaml::book_a" not in out.split("--- opswald ---")[-1]
+    assert all(len(line) <= 80 for line in out.split("--- opswald ---")[-1].splitlines()[:20])
+    verbose = project.runpytest("--opswald-goldens", "-v").stdout.str()
+    assert "PASSED    goldens/a.golden.yaml::book_a" in verbose
+
+
+def test_a_cost_regression_is_listed(project: pytest.Pytester) -> None:
+    record(project)
+    path = project.path / "goldens" / "flight.golden.yaml"
+    text = path.read_text()
+    # the golden now says the calls were cheaper than they are: the run costs more
+    path.write_text(text.replace("cost: 0.0004", "cost: 0.0001"))
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-mode=live", "--opswald-allow-side-effects"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["REGRESSED goldens/flight.golden.yaml::book_flight", "*, $0.00* (+*%), *"]
+    )

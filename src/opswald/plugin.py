@@ -103,6 +103,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write each failed golden's actual session (same schema, redacted) into DIR",
     )
     group.addoption(
+        "--opswald-slow-ms",
+        type=float,
+        default=5000.0,
+        metavar="MS",
+        help="steps slower than this are listed in the latency analysis (default 5000)",
+    )
+    group.addoption(
         "--opswald-repeat",
         type=int,
         default=1,
@@ -495,6 +502,7 @@ def pytest_runtest_makereport(
                     status=status,
                     variant=variant[0] if variant else None,
                     nodeid=item.nodeid,
+                    slow_ms=item.config.getoption("opswald_slow_ms"),
                     file=str(item.path.relative_to(item.config.rootpath))
                     if item.path.is_relative_to(item.config.rootpath)
                     else str(item.path),
@@ -618,6 +626,7 @@ class SummaryPlugin:
             notes=tuple(sorted(set(self.notes))),
             records=tuple(sorted(self.records, key=lambda r: (r["golden"], r["variant"] or ""))),
             variant_order=tuple(name for name, _ in settings_of(self.config).variants),
+            verbose=self.config.get_verbosity(),
         )
         if not summary.total:
             return

@@ -14,6 +14,8 @@ class Summary:
     notes: tuple[str, ...] = ()
     records: tuple[dict[str, Any], ...] = ()
     variant_order: tuple[str, ...] = ()
+    verbose: int = 0
+    width: int = 80
 
     @property
     def total(self) -> int:
@@ -31,13 +33,119 @@ class Summary:
             n = self.counts["recorded"]
             lines.append(f"{n} golden{'s' if n != 1 else ''} recorded")
         lines.extend(f"note: {note}" for note in self.notes)
+        lines.extend(self.table())
+        lines.extend(self.analysis())
         if any(r["variant"] for r in self.records):
             lines.extend(variant_comparison(self.records, self.variant_order))
         return lines
 
+    def listed(self) -> list[dict[str, Any]]:
+        """Failures and regressions by default; every golden with -v."""
+        if self.verbose > 0:
+            return list(self.records)
+        return [r for r in self.records if r["status"] == "failed" or regressed(r)]
+
+    def table(self) -> list[str]:
+        rows = self.listed()
+        if not rows:
+            return []
+        lines = []
+        for r in rows:
+            status = "REGRESSED" if r["status"] != "failed" and regressed(r) else r["status"]
+            lines.append(_fit(f"{status.upper():<9} {r['name']}", self.width))
+            div = r.get("divergence")
+            if div:
+                where = f"{div.get('type') or ''} {div.get('name') or ''}".strip()
+                lines.append(
+                    _fit(f"          first divergence: step {div['step']} {where}", self.width)
+                )
+            lines.append(_fit("          " + _figures_line(r), self.width))
+        return lines
+
+    def analysis(self) -> list[str]:
+        rows = self.listed()
+        slow = [(r, s) for r in rows for s in r.get("slow_steps") or []]
+        costly = sorted(
+            ((r, s) for r in rows for s in r.get("costly_steps") or []),
+            key=lambda pair: -pair[1]["cost"],
+        )[:5]
+        lines = []
+        if slow:
+            lines.append("latency analysis (slow steps):")
+            for r, s in slow:
+                about = f" - {s['description']}" if s.get("description") else ""
+                lines.append(
+                    _fit(
+                        f"  {r['golden']}: step {s['step']} {s['type']} "
+                        f"{s.get('name') or ''} {s['duration_ms']:,.0f} ms{about}",
+                        self.width,
+                    )
+                )
+        if costly:
+            lines.append("cost analysis (most expensive steps):")
+            for r, s in costly:
+                lines.append(
+                    _fit(
+                        f"  {r['golden']}: step {s['step']} {s['type']} "
+                        f"{s.get('name') or ''} ${s['cost']:.4f}",
+                        self.width,
+                    )
+                )
+            totals = {r["golden"]: r["cost"] for r in rows if r["cost"] is not None}
+            lines.append(
+                _fit(
+                    "  totals: " + ", ".join(f"{g} ${c:.4f}" for g, c in totals.items()), self.width
+                )
+            )
+        return lines
+
+
+REGRESSION = 10.0  # percent more cost or tokens than recorded
+
+
+def regressed(record: dict[str, Any]) -> bool:
+    """More cost or tokens than the golden recorded, by more than REGRESSION percent."""
+    delta = record.get("delta") or {}
+    for key in ("cost", "total_tokens"):
+        change = delta.get(key) or {}
+        percent = change.get("percent")
+        if percent is not None and percent > REGRESSION:
+            return True
+    return False
+
+
+def _fit(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _delta(record: dict[str, Any], key: str) -> str:
+    if (record.get("divergence") or {}).get("kind") in ("mismatch", "extra_call"):
+        return ""  # the run stopped early: its totals are not comparable
+    change = (record.get("delta") or {}).get(key) or {}
+    percent = change.get("percent")
+    return f" ({percent:+.0f}%)" if percent is not None and percent != 0 else ""
+
+
+def _figures_line(r: dict[str, Any]) -> str:
+    cost = f"${r['cost']:.4f}{_delta(r, 'cost')}" if r["cost"] is not None else "cost n/a"
+    ms = f"{r['duration_ms']:,.0f} ms{_delta(r, 'duration_ms')}" if r["duration_ms"] else ""
+    parts = [
+        f"{r['steps']} steps ({r['llm_calls']} llm, {r['tool_calls']} tool)",
+        f"{r['total_tokens']} tok{_delta(r, 'total_tokens')}",
+        cost,
+        ms,
+    ]
+    return ", ".join(p for p in parts if p)
+
 
 def record_of(
-    result: Any, *, status: str, variant: str | None, nodeid: str = "", file: str = ""
+    result: Any,
+    *,
+    status: str,
+    variant: str | None,
+    nodeid: str = "",
+    file: str = "",
+    slow_ms: float = 5000.0,
 ) -> dict[str, Any]:
     """The JSON-safe figures of one golden's run (sent from xdist workers on the report)."""
     from opswald.expect.budgets import figures
@@ -64,7 +172,28 @@ def record_of(
         "error": first.message if first is not None and status == "failed" else None,
         "suggestion": first.suggestion if first is not None and status == "failed" else None,
         "still_failing": result.golden.error is not None and result.actual.error is not None,
+        "slow_steps": _slow_steps(result.actual, slow_ms),
+        "costly_steps": _costly_steps(result.actual),
     }
+
+
+def _step_ref(step: Any) -> dict[str, Any]:
+    name = getattr(step, "tool", None) or getattr(step, "model", None)
+    return {"step": step.step, "type": step.type, "name": name, "description": step.description}
+
+
+def _slow_steps(session: Any, slow_ms: float) -> list[dict[str, Any]]:
+    return [
+        {**_step_ref(s), "duration_ms": s.duration_ms}
+        for s in session.step_list
+        if s.duration_ms is not None and s.duration_ms > slow_ms
+    ]
+
+
+def _costly_steps(session: Any, top: int = 3) -> list[dict[str, Any]]:
+    priced = [s for s in session.step_list if getattr(s, "cost", None)]
+    priced.sort(key=lambda s: -s.cost)
+    return [{**_step_ref(s), "cost": s.cost} for s in priced[:top]]
 
 
 def _deltas(actual: Any, golden: Any) -> dict[str, Any] | None:
