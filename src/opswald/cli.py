@@ -161,12 +161,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return run_replay(args)
 
 
+def cmd_report_merge(args: argparse.Namespace) -> int:
+    from opswald.report.json_report import MergeError, merge, write
+
+    reports = []
+    for name in args.reports:
+        try:
+            reports.append(json.loads(Path(name).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            return 4
+    try:
+        merged = merge(reports)
+    except MergeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    write(Path(args.output), merged)
+    print(
+        f"merged {len(reports)} reports: {merged['total']} goldens, {merged['passed']} passed, "
+        f"{merged['failed']} failed -> {args.output}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
     sub = parser.add_subparsers(dest="command", required=True)
     schema = sub.add_parser("schema", help="print the JSON Schema of golden files")
     schema.add_argument("--report", action="store_true", help="the JSON report's schema instead")
     schema.set_defaults(func=cmd_schema)
+    report = sub.add_parser("report", help="work with JSON reports")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    merge = report_sub.add_parser("merge", help="combine the JSON reports of several shards")
+    merge.add_argument("reports", nargs="+")
+    merge.add_argument("-o", "--output", required=True)
+    merge.set_defaults(func=cmd_report_merge)
     validate = sub.add_parser("validate", help="check golden files (files or folders)")
     validate.add_argument("paths", nargs="+")
     validate.set_defaults(func=cmd_validate)

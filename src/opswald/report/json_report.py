@@ -130,3 +130,24 @@ def write(path: Path, report: dict[str, Any]) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
+class MergeError(ValueError):
+    """Reports that cannot be merged (not a report, or the same golden in two shards)."""
+
+
+def merge(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One report from the reports of several shards: equal to an unsharded run's."""
+    rows: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    for index, report in enumerate(reports):
+        if not isinstance(report, dict) or not isinstance(report.get("goldens"), list):
+            raise MergeError(f"input {index + 1} is not an opswald JSON report (no 'goldens')")
+        for row in report["goldens"]:
+            if row["name"] in rows:
+                raise MergeError(f"{row['name']} is in two shards; shards must not overlap")
+            rows[row["name"]] = row
+        for variant in (report.get("variants") or {}).get("variants", []):
+            if variant["variant"] not in order:
+                order.append(variant["variant"])
+    return build(list(rows.values()), order)
