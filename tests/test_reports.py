@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -178,3 +179,30 @@ def test_shards_merge_into_the_unsharded_report(project: pytest.Pytester) -> Non
     )
     assert overlap.returncode == 4
     assert "book_a is in two shards" in overlap.stderr
+
+
+def test_cli_progress_on_a_terminal_only(tmp_path: object) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    import pexpect
+
+    root = Path(__file__).resolve().parents[1]
+    folder = tmp_path / "goldens"
+    shutil.copytree(root / "goldens", folder)
+    piped = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "validate", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert piped.returncode == 0
+    assert "validating" not in piped.stderr + piped.stdout
+    child = pexpect.spawn(
+        sys.executable, ["-m", "opswald.cli", "validate", str(folder)], timeout=30, encoding="utf-8"
+    )
+    child.expect(r"validating \d+/6")
+    child.expect("6 valid, 0 invalid")
+    child.wait()

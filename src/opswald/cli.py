@@ -9,6 +9,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+class Progress:
+    """`validating 120/5000` on a terminal's stderr; nothing at all in pipes and logs."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total = total
+        self.label = label
+        self.count = 0
+        self.enabled = sys.stderr.isatty() and total > 1
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.enabled:
+            sys.stderr.write(f"\r{self.label} {self.count}/{self.total}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * (len(self.label) + 24) + "\r")
+            sys.stderr.flush()
+
+
 def _iter_goldens(paths: Sequence[str]) -> list[Path]:
     from opswald.files import is_golden_path
 
@@ -42,7 +63,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print("no golden files found", file=sys.stderr)
         return 4
     bad = 0
+    progress = Progress(len(goldens), "validating")
     for path in goldens:
+        progress.tick()
         try:
             session = load(path)
         except GoldenLoadError as exc:
@@ -55,6 +78,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         kind = "stub (not recorded yet)" if session.is_stub else f"{len(session.step_list)} steps"
         print(f"ok: {path} ({kind})")
+    progress.done()
     print(f"{len(goldens) - bad} valid, {bad} invalid")
     return 1 if bad else 0
 
