@@ -238,6 +238,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
+    config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
 
 
 _BREAKPOINTS_KEY = pytest.StashKey[Any]()
@@ -432,6 +433,27 @@ def suite_normalize_rules(config: pytest.Config) -> list[NormalizeRule]:
                 rules.extend(NormalizeRule.model_validate(r) for r in result)
         config.stash[_NORMALIZE_KEY] = rules
     return config.stash[_NORMALIZE_KEY]
+
+
+class SnapshotDiff:
+    """The session diff for a failed `== snapshot(extension_class=SessionSnapshotExtension)`.
+
+    Registered in pytest_configure, after the entry-point plugins, so that among the
+    `tryfirst` implementations (syrupy's is one) ours is asked first; it answers only for
+    `.session.yaml` snapshots and imports nothing unless syrupy is loaded.
+    """
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_assertrepr_compare(
+        self, config: pytest.Config, op: str, left: Any, right: Any
+    ) -> list[str] | None:
+        import sys
+
+        if "syrupy" not in sys.modules:
+            return None
+        from opswald.snapshot import pytest_assertrepr_compare as session_diff
+
+        return session_diff(config, op, left, right)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

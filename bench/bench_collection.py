@@ -1,0 +1,321 @@
+"""Collection: `pytest --opswald-goldens --collect-only` over N goldens of 10 steps, versus
+pytest collecting N parametrized trivial tests in one file, and N one-test Python files.
+
+DESIGN §6: collecting 5,000 goldens <= 2x pytest collecting 5,000 parametrized trivial tests
+in one file; cost grows linearly (goldens 10k/5k <= 2.2).
+
+Each leg is its own conftest-free pytest project in a temp dir (a bare `pytest.ini` pins
+the rootdir), run as a subprocess, `--collect-only -q -p no:cacheprovider`, median of
+--reps (default 3) runs, legs interleaved per size. Peak RSS comes from `/usr/bin/time -v`
+when present, else from `resource.getrusage(RUSAGE_CHILDREN)` (a high-water mark over all
+children so far, so only an upper bound). The goldens are written with `opswald.dump`
+(10k dumped once; the 1k/5k projects hard-link the first files of it).
+
+Run: python bench/bench_collection.py [--sizes 1000,5000,10000] [--files-max 5000]
+     [--reps 3] [--no-profile] [--no-write]
+Writes bench/RESULTS.md (section "Collection") and bench/profiles/collection.txt
+(a cProfile of one goldens collection at 5k).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import pstats
+import re
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from _common import header, machine, strip_paths, write_results  # noqa: E402
+
+import opswald  # noqa: E402
+from opswald.session import Session  # noqa: E402
+
+SECTION = "Collection"
+TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+PYTEST_ARGS = ["--collect-only", "-q", "-p", "no:cacheprovider"]
+GOLDEN_BYTES = [0]
+COLLECTED = re.compile(r"(\d+) tests? collected")
+
+
+def golden_session(i: int) -> Session:
+    """A 10-step golden: 5 model calls alternating with 5 tool calls."""
+    steps: list[dict[str, Any]] = []
+    for k in range(5):
+        steps.append(
+            {
+                "step": 2 * k + 1,
+                "type": "llm_call",
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "input": {
+                    "messages": [
+                        {"role": "system", "content": "You are a helpful agent."},
+                        {"role": "user", "content": f"Question {i}: what is the weather?"},
+                    ]
+                },
+                "output": {
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": f"call_{i}_{k}",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                        }
+                    ],
+                    "finish_reason": "tool_calls",
+                },
+                "usage": {"input_tokens": 120 + k, "output_tokens": 18},
+            }
+        )
+        steps.append(
+            {
+                "step": 2 * k + 2,
+                "type": "tool_call",
+                "tool": "get_weather",
+                "call_id": f"call_{i}_{k}",
+                "input": {"city": "Oslo"},
+                "output": {"city": "Oslo", "temp_c": 4 + k, "sky": "cloudy"},
+            }
+        )
+    return Session.model_validate(
+        {
+            "name": f"golden_{i:05d}",
+            "agent": "bench.agent:run",
+            "input": {"question": f"Question {i}: what is the weather?"},
+            "steps": steps,
+            "output": {"answer": "4 degrees and cloudy in Oslo"},
+        }
+    )
+
+
+def make_projects(root: Path, sizes: list[int], files_max: int) -> dict[tuple[str, int], Path]:
+    """One project per (leg, size); returns their paths."""
+    projects: dict[tuple[str, int], Path] = {}
+    biggest = max(sizes)
+    source = root / f"goldens-{biggest}" / "goldens"
+    source.mkdir(parents=True)
+    t0 = time.perf_counter()
+    names = []
+    for i in range(biggest):
+        name = f"g{i:05d}.golden.yaml"
+        opswald.dump(golden_session(i), source / name)
+        names.append(name)
+    GOLDEN_BYTES[0] = (source / names[0]).stat().st_size
+    print(f"dumped {biggest} goldens in {time.perf_counter() - t0:.1f}s "
+          f"({(source / names[0]).stat().st_size} B each)", flush=True)
+    for n in sizes:
+        proj = root / f"goldens-{n}"
+        if n != biggest:
+            (proj / "goldens").mkdir(parents=True)
+            for name in names[:n]:
+                os.link(source / name, proj / "goldens" / name)
+        (proj / "pytest.ini").write_text("[pytest]\n")
+        projects[("goldens", n)] = proj
+
+        proj = root / f"param-{n}"
+        proj.mkdir()
+        (proj / "pytest.ini").write_text("[pytest]\n")
+        (proj / "test_param.py").write_text(
+            "import pytest\n\n\n"
+            f"@pytest.mark.parametrize('i', range({n}))\n"
+            "def test_trivial(i):\n    pass\n"
+        )
+        projects[("param", n)] = proj
+
+        if n <= files_max:
+            proj = root / f"files-{n}"
+            proj.mkdir()
+            (proj / "pytest.ini").write_text("[pytest]\n")
+            for i in range(n):
+                (proj / f"test_f{i:05d}.py").write_text("def test_trivial():\n    pass\n")
+            projects[("files", n)] = proj
+    return projects
+
+
+def leg_args(leg: str) -> list[str]:
+    return (["--opswald-goldens"] if leg == "goldens" else []) + PYTEST_ARGS
+
+
+def run_once(proj: Path, leg: str, expect: int) -> tuple[float, float | None]:
+    """(wall seconds, peak RSS MiB) of one `pytest --collect-only` subprocess."""
+    cmd = [sys.executable, "-m", "pytest", *leg_args(leg)]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("CI", None)
+    if TIME:
+        cmd = [TIME, "-v", *cmd]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=proj, capture_output=True, text=True, env=env, timeout=600)
+    wall = time.perf_counter() - t0
+    found = COLLECTED.search(proc.stdout)
+    if proc.returncode != 0 or not found or int(found.group(1)) != expect:
+        raise SystemExit(
+            f"{leg} {expect}: exit {proc.returncode}, collected "
+            f"{found.group(1) if found else '?'}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
+    rss = None
+    if TIME:
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+        rss = int(m.group(1)) / 1024 if m else None
+    else:
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return wall, rss
+
+
+def profile_goldens(proj: Path, out_dir: Path) -> str:
+    """cProfile one goldens collection: top 15 cumulative, src/opswald top 30."""
+    prof = out_dir / "collect.prof"
+    subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "pytest",
+         *leg_args("goldens")],
+        cwd=proj, capture_output=True, text=True, timeout=600, check=True,
+    )
+    top, ours, own = io.StringIO(), io.StringIO(), io.StringIO()
+    pstats.Stats(str(prof), stream=top).sort_stats("cumulative").print_stats(15)
+    pstats.Stats(str(prof), stream=ours).sort_stats("cumulative").print_stats(r"opswald/", 30)
+    pstats.Stats(str(prof), stream=own).sort_stats("tottime").print_stats(20)
+    return (
+        f"== cProfile of `pytest {' '.join(leg_args('goldens'))}` over {proj.name}: top 15 "
+        f"by cumulative time ==\n{strip_paths(top.getvalue())}\n"
+        f"== src/opswald functions, top 30 by cumulative time ==\n"
+        f"{strip_paths(ours.getvalue())}\n"
+        f"== top 20 by own time ==\n{strip_paths(own.getvalue())}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,5000,10000")
+    parser.add_argument("--files-max", type=int, default=5000,
+                        help="largest size for the one-test-files leg")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
+    if not sizes or min(sizes) < 1 or max(sizes) > 20000 or not 1 <= args.reps <= 10:
+        parser.error("sizes must be 1..20000, reps 1..10")
+    given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python bench/bench_collection.py", *map(shlex.quote, given)])
+    started = time.perf_counter()
+
+    results: dict[tuple[str, int], list[tuple[float, float | None]]] = {}
+    prof_text = None
+    with tempfile.TemporaryDirectory(prefix="opswald-collect-") as tmp:
+        projects = make_projects(Path(tmp), sizes, args.files_max)
+        legs = ["goldens", "param", "files"]
+        for n in sizes:
+            here = [leg for leg in legs if (leg, n) in projects]
+            for leg in here:  # warm the page cache, not timed
+                run_once(projects[(leg, n)], leg, n)
+            for rep in range(args.reps):
+                order = here if rep % 2 == 0 else here[::-1]
+                for leg in order:
+                    results.setdefault((leg, n), []).append(run_once(projects[(leg, n)], leg, n))
+            line = ", ".join(
+                f"{leg} {statistics.median(w for w, _ in results[(leg, n)]):.2f}s"
+                for leg in here
+            )
+            print(f"{n}: {line}  [{time.perf_counter() - started:.0f}s so far]", flush=True)
+        if not args.no_profile and ("goldens", 5000) in projects:
+            prof_text = profile_goldens(projects[("goldens", 5000)], Path(tmp))
+
+    def med(leg: str, n: int) -> float | None:
+        r = results.get((leg, n))
+        return statistics.median(w for w, _ in r) if r else None
+
+    def rss(leg: str, n: int) -> float | None:
+        r = results.get((leg, n))
+        vals = [m for _, m in r if m is not None] if r else []
+        return max(vals) if vals else None
+
+    rows = [
+        "| tests | goldens s | parametrized s | one-test files s | goldens / param | "
+        "files / param | goldens MiB | param MiB | files MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def f(v: float | None, fmt: str = "{:.2f}") -> str:
+        return "—" if v is None else fmt.format(v)
+
+    for n in sizes:
+        g, p, fi = med("goldens", n), med("param", n), med("files", n)
+        rows.append(
+            f"| {n} | {f(g)} | {f(p)} | {f(fi)} | {f(g / p if g and p else None)} | "
+            f"{f(fi / p if fi and p else None)} | {f(rss('goldens', n), '{:.0f}')} | "
+            f"{f(rss('param', n), '{:.0f}')} | {f(rss('files', n), '{:.0f}')} |"
+        )
+    verdict: list[str] = []
+    g5, p5 = med("goldens", 5000), med("param", 5000)
+    if g5 and p5:
+        r = g5 / p5
+        verdict.append(f"- **goldens 5k / parametrized 5k = {r:.2f}** (bar ≤ 2): "
+                       f"{'holds' if r <= 2 else 'MISSED'}.")
+    g10 = med("goldens", 10000)
+    if g10 and g5:
+        r = g10 / g5
+        verdict.append(f"- **goldens growth 10k / 5k = {r:.2f}** (bar ≤ 2.2): "
+                       f"{'holds' if r <= 2.2 else 'MISSED'}.")
+    f5 = med("files", 5000)
+    if f5 and g5 and p5:
+        verdict.append(f"- one-test files 5k = {f5 / p5:.2f}x parametrized 5k "
+                       f"(DESIGN expects ~4x); goldens 5k = {g5 / f5:.2f}x one-test files 5k.")
+    p10 = med("param", 10000)
+    if p10 and p5:
+        verdict.append(f"- parametrized growth 10k / 5k = {p10 / p5:.2f}.")
+    for n in sizes:
+        g, p = med("goldens", n), med("param", n)
+        if g and p:
+            verdict.append(f"- goldens {n}: {(g - p) / n * 1e6:.0f} µs per golden over the "
+                           f"parametrized leg.")
+    total = time.perf_counter() - started
+    verdict.append(f"- script runtime {total:.0f}s (including writing the goldens and the "
+                   "profile run).")
+    print("\n".join(rows + [""] + verdict))
+    if args.no_write:
+        return 0
+    out = BENCH / "profiles" / "collection.txt"
+    if prof_text:
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(prof_text)
+    m = machine(("pytest-opswald", "pytest", "pydantic", "pydantic-core", "PyYAML"))
+    section = header(SECTION, command, m) + [
+        "Workload: N goldens of 10 steps each (5 `llm_call` alternating with 5 `tool_call`, "
+        f"~{GOLDEN_BYTES[0] / 1024:.1f} KB of YAML each), written with `opswald.dump` into `goldens/` of a conftest-free "
+        "pytest project (a bare `pytest.ini` pins the rootdir) and collected with "
+        f"`pytest --opswald-goldens {' '.join(PYTEST_ARGS)}`; versus the same pytest command "
+        "(without `--opswald-goldens`, plugin still loaded) over one file holding one test "
+        "parametrized N ways, and (up to "
+        f"{args.files_max}) over N one-test Python files. Each run is a subprocess "
+        f"(`{sys.executable.split('/')[-1]} -m pytest`, bytecode writing off); one untimed "
+        f"warm-up per leg and size, then the median of {args.reps} runs, legs interleaved; "
+        "the collected count is asserted. Peak RSS: "
+        + ("`/usr/bin/time -v` (max over the runs)." if TIME else
+           "`getrusage(RUSAGE_CHILDREN)` (a running high-water mark: upper bound)."),
+        "",
+        *rows,
+        "",
+        *verdict,
+        "",
+        "cProfile of one goldens collection at 5k: `bench/profiles/collection.txt`.",
+    ]
+    write_results(SECTION, "\n".join(section))
+    print(f"\nwrote {BENCH / 'RESULTS.md'}" + (f" and {out}" if prof_text else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
