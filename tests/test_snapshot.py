@@ -29,6 +29,9 @@ def test_nothing():
 
 
 def test_snapshot_lifecycle(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # syrupy reads these to tell an xdist worker; the inner run here is not one
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(var, raising=False)
     record(project)
     project.makeconftest(CONFTEST)
     project.makepyfile(test_transcript=TESTS)
