@@ -206,3 +206,14 @@ def test_cli_progress_on_a_terminal_only(tmp_path: object) -> None:
     child.expect(r"validating \d+/6")
     child.expect("6 valid, 0 invalid")
     child.wait()
+
+
+def test_quiet_keeps_only_the_counts(project: pytest.Pytester) -> None:
+    record(project)
+    _copies(project)
+    b = project.path / "goldens" / "b.golden.yaml"
+    b.write_text(b.read_text().replace("passenger: Alice", "passenger: Carol", 1))
+    out = project.runpytest("--opswald-goldens", "-q").stdout.str()
+    section = out.split("--- opswald ---")[-1]
+    assert "goldens: 2 passed, 1 failed" in section
+    assert "first divergence" not in section and "cost analysis" not in section

@@ -33,6 +33,8 @@ class Summary:
             n = self.counts["recorded"]
             lines.append(f"{n} golden{'s' if n != 1 else ''} recorded")
         lines.extend(f"note: {note}" for note in self.notes)
+        if self.verbose < 0:  # -q: the counts and notes only
+            return lines
         lines.extend(self.table())
         lines.extend(self.analysis())
         if any(r["variant"] for r in self.records):
