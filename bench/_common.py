@@ -42,11 +42,9 @@ def header(title: str, command: str, m: dict[str, str]) -> list[str]:
     return [
         f"## {title}",
         "",
-        f"Command: `{command}` (from the repository root; `python bench/run_all.py` runs "
-        "it too)  ",
+        f"Command: `{command}` (from the repository root; `python bench/run_all.py` runs it too)  ",
         f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
-        f"Machine: `uname -m` {m['arch']}, {m['cpu']}, {m['cores']} cores, "
-        f"Python {m['python']}  ",
+        f"Machine: `uname -m` {m['arch']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}  ",
         f"Packages: {m['versions']}",
         "",
     ]

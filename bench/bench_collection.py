@@ -26,7 +26,6 @@ import pstats
 import re
 import resource
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -114,8 +113,11 @@ def make_projects(root: Path, sizes: list[int], files_max: int) -> dict[tuple[st
         opswald.dump(golden_session(i), source / name)
         names.append(name)
     GOLDEN_BYTES[0] = (source / names[0]).stat().st_size
-    print(f"dumped {biggest} goldens in {time.perf_counter() - t0:.1f}s "
-          f"({(source / names[0]).stat().st_size} B each)", flush=True)
+    print(
+        f"dumped {biggest} goldens in {time.perf_counter() - t0:.1f}s "
+        f"({(source / names[0]).stat().st_size} B each)",
+        flush=True,
+    )
     for n in sizes:
         proj = root / f"goldens-{n}"
         if n != biggest:
@@ -179,9 +181,12 @@ def profile_goldens(proj: Path, out_dir: Path) -> str:
     """cProfile one goldens collection: top 15 cumulative, src/opswald top 30."""
     prof = out_dir / "collect.prof"
     subprocess.run(
-        [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "pytest",
-         *leg_args("goldens")],
-        cwd=proj, capture_output=True, text=True, timeout=600, check=True,
+        [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "pytest", *leg_args("goldens")],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
     )
     top, ours, own = io.StringIO(), io.StringIO(), io.StringIO()
     pstats.Stats(str(prof), stream=top).sort_stats("cumulative").print_stats(15)
@@ -199,8 +204,9 @@ def profile_goldens(proj: Path, out_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,5000,10000")
-    parser.add_argument("--files-max", type=int, default=5000,
-                        help="largest size for the one-test-files leg")
+    parser.add_argument(
+        "--files-max", type=int, default=5000, help="largest size for the one-test-files leg"
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-write", action="store_true")
@@ -226,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 for leg in order:
                     results.setdefault((leg, n), []).append(run_once(projects[(leg, n)], leg, n))
             line = ", ".join(
-                f"{leg} {statistics.median(w for w, _ in results[(leg, n)]):.2f}s"
-                for leg in here
+                f"{leg} {statistics.median(w for w, _ in results[(leg, n)]):.2f}s" for leg in here
             )
             print(f"{n}: {line}  [{time.perf_counter() - started:.0f}s so far]", flush=True)
         if not args.no_profile and ("goldens", 5000) in projects:
@@ -262,29 +267,44 @@ def main(argv: list[str] | None = None) -> int:
     g5, p5 = med("goldens", 5000), med("param", 5000)
     if g5 and p5:
         r = g5 / p5
-        verdict.append(f"- **goldens 5k / parametrized 5k = {r:.2f}** (bar ≤ 2): "
-                       f"{'holds' if r <= 2 else 'MISSED'}.")
+        verdict.append(
+            f"- **goldens 5k / parametrized 5k = {r:.2f}** (bar ≤ 2): "
+            f"{'holds' if r <= 2 else 'MISSED'}."
+        )
     g10 = med("goldens", 10000)
     if g10 and g5:
         r = g10 / g5
-        verdict.append(f"- **goldens growth 10k / 5k = {r:.2f}** (bar ≤ 2.2): "
-                       f"{'holds' if r <= 2.2 else 'MISSED'}.")
+        verdict.append(
+            f"- **goldens growth 10k / 5k = {r:.2f}** (bar ≤ 2.2): "
+            f"{'holds' if r <= 2.2 else 'MISSED'}."
+        )
     f5 = med("files", 5000)
     if f5 and g5 and p5:
-        verdict.append(f"- one-test files 5k = {f5 / p5:.2f}x parametrized 5k "
-                       f"(DESIGN expects ~4x); goldens 5k = {g5 / f5:.2f}x one-test files 5k.")
+        verdict.append(
+            f"- one-test files 5k = {f5 / p5:.2f}x parametrized 5k "
+            f"(DESIGN expects ~4x); goldens 5k = {g5 / f5:.2f}x one-test files 5k."
+        )
+    for n in sizes:
+        fi, p = med("files", n), med("param", n)
+        if fi and p:
+            verdict.append(
+                f"- one-test files {n}: {(fi - p) / n * 1e6:.0f} µs per file over "
+                "the parametrized leg (pytest's own per-file cost)."
+            )
     p10 = med("param", 10000)
     if p10 and p5:
         verdict.append(f"- parametrized growth 10k / 5k = {p10 / p5:.2f}.")
     for n in sizes:
         g, p = med("goldens", n), med("param", n)
         if g and p:
-            verdict.append(f"- goldens {n}: {(g - p) / n * 1e6:.0f} µs per golden over the "
-                           f"parametrized leg.")
+            verdict.append(
+                f"- goldens {n}: {(g - p) / n * 1e6:.0f} µs per golden over the parametrized leg."
+            )
     total = time.perf_counter() - started
-    verdict.append(f"- script runtime {total:.0f}s (including writing the goldens and the "
-                   "profile run).")
-    print("\n".join(rows + [""] + verdict))
+    verdict.append(
+        f"- script runtime {total:.0f}s (including writing the goldens and the profile run)."
+    )
+    print("\n".join([*rows, "", *verdict]))
     if args.no_write:
         return 0
     out = BENCH / "profiles" / "collection.txt"
@@ -292,26 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(exist_ok=True)
         out.write_text(prof_text)
     m = machine(("pytest-opswald", "pytest", "pydantic", "pydantic-core", "PyYAML"))
-    section = header(SECTION, command, m) + [
-        "Workload: N goldens of 10 steps each (5 `llm_call` alternating with 5 `tool_call`, "
-        f"~{GOLDEN_BYTES[0] / 1024:.1f} KB of YAML each), written with `opswald.dump` into `goldens/` of a conftest-free "
-        "pytest project (a bare `pytest.ini` pins the rootdir) and collected with "
-        f"`pytest --opswald-goldens {' '.join(PYTEST_ARGS)}`; versus the same pytest command "
-        "(without `--opswald-goldens`, plugin still loaded) over one file holding one test "
-        "parametrized N ways, and (up to "
-        f"{args.files_max}) over N one-test Python files. Each run is a subprocess "
-        f"(`{sys.executable.split('/')[-1]} -m pytest`, bytecode writing off); one untimed "
-        f"warm-up per leg and size, then the median of {args.reps} runs, legs interleaved; "
-        "the collected count is asserted. Peak RSS: "
-        + ("`/usr/bin/time -v` (max over the runs)." if TIME else
-           "`getrusage(RUSAGE_CHILDREN)` (a running high-water mark: upper bound)."),
-        "",
-        *rows,
-        "",
-        *verdict,
-        "",
-        "cProfile of one goldens collection at 5k: `bench/profiles/collection.txt`.",
-    ]
+    section = [*header(SECTION, command, m), "Workload: N goldens of 10 steps each (5 `llm_call` alternating with 5 `tool_call`, " f"~{GOLDEN_BYTES[0] / 1024:.1f} KB of YAML each), written with `opswald.dump` into " "`goldens/` of a conftest-free pytest project (a bare `pytest.ini` pins the rootdir) and collected with " f"`pytest --opswald-goldens {' '.join(PYTEST_ARGS)}`; versus the same pytest command " "(without `--opswald-goldens`, plugin still loaded) over one file holding one test " "parametrized N ways, and (up to " f"{args.files_max}) over N one-test Python files. Each run is a subprocess " f"(`{sys.executable.split('/')[-1]} -m pytest`, bytecode writing off); one untimed " f"warm-up per leg and size, then the median of {args.reps} runs, legs interleaved; " "the collected count is asserted. Peak RSS: " + ("`/usr/bin/time -v` (max over the runs)." if TIME else "`getrusage(RUSAGE_CHILDREN)` (a running high-water mark: upper bound)."), "", *rows, "", *verdict, "", "cProfile of one goldens collection at 5k: `bench/profiles/collection.txt`."]  # noqa: E501
     write_results(SECTION, "\n".join(section))
     print(f"\nwrote {BENCH / 'RESULTS.md'}" + (f" and {out}" if prof_text else ""))
     return 0

@@ -222,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     golden, chats, lookups, want = record(args.steps)
     record_s = time.perf_counter() - t0
     # judge once: the replay really reproduces the golden
-    verdict = judge(golden, execute(golden, make_agent(chat_op, lookup_op, args.steps),
-                                    settings=RunSettings()))
+    verdict = judge(
+        golden, execute(golden, make_agent(chat_op, lookup_op, args.steps), settings=RunSettings())
+    )
     assert verdict.passed, verdict.differences
     doc_bytes = (
         len(json.dumps(document(0, "tool", real_lookup("item-0", 0), None)))
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- recording the golden (live run, {args.steps} steps): {record_s * 1e3:.0f} ms "
         f"(includes the plain run that captures the stub's answers).",
     ]
-    print("\n".join(rows + [""] + verdict_lines))
+    print("\n".join([*rows, "", *verdict_lines]))
 
     prof_text = profile(legs["opswald"])
     if args.no_write:
@@ -274,31 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(exist_ok=True)
     out.write_text(prof_text)
     m = machine(("pytest-opswald", "pydantic", "pydantic-core", "PyYAML", "pytest"))
-    section = header(SECTION, command, m) + [
-        f"Workload: one plain-Python agent, {args.steps} steps = {args.steps // 2} "
-        f"`@opswald.llm` calls alternating with {args.steps // 2} `@opswald.tool` calls. Per "
-        "step (model or tool) the agent builds dicts of a fixed size and dumps a ~{doc_bytes} B "
-        "JSON document; model steps send a message list of fixed length (system, task, last "
-        "reply, last tool message = the tool step's document), so every model request "
-        "carries ~1.2 KB. The golden is recorded once with "
-        "`execute(Session(name=..., input=...), agent, settings=RunSettings(policy=\"live\", "
-        "block_side_effects=False))` and `run.actual` kept in memory (a `judge` of one replay "
-        f"against it passes). Each leg warmed up once, then {args.reps} repetitions "
-        "interleaved in one process (order alternated, `gc.collect()` before each); ratios "
-        "use medians.",
-        "",
-        "- stub: the same agent code with the decorated functions swapped for plain functions "
-        "returning the recorded answers, in order, from lists.",
-        "- opswald: `execute(golden, agent, settings=RunSettings())` — policy replay, offline "
-        "guard on; the agent's output asserted equal to the stub's. `judge` not timed.",
-        "",
-        *rows,
-        "",
-        *verdict_lines,
-        "",
-        "cProfile of the opswald leg (top 15 cumulative, then src/opswald's top 30): "
-        "`bench/profiles/engine.txt`.",
-    ]
+    section = [*header(SECTION, command, m), f"Workload: one plain-Python agent, {args.steps} steps = {args.steps // 2} " f"`@opswald.llm` calls alternating with {args.steps // 2} `@opswald.tool` calls. Per " f"step (model or tool) the agent builds dicts of a fixed size and dumps a ~{doc_bytes} B " "JSON document; model steps send a message list of fixed length (system, task, last " "reply, last tool message = the tool step's document), so every model request " "carries ~1.2 KB. The golden is recorded once with " '`execute(Session(name=..., input=...), agent, settings=RunSettings(policy="live", ' "block_side_effects=False))` and `run.actual` kept in memory (a `judge` of one replay " f"against it passes). Each leg warmed up once, then {args.reps} repetitions " "interleaved in one process (order alternated, `gc.collect()` before each); ratios " "use medians.", "", "- stub: the same agent code with the decorated functions swapped for plain functions " "returning the recorded answers, in order, from lists.", "- opswald: `execute(golden, agent, settings=RunSettings())` — policy replay, offline " "guard on; the agent's output asserted equal to the stub's. `judge` not timed.", "", *rows, "", *verdict_lines, "", "cProfile of the opswald leg (top 15 cumulative, then src/opswald's top 30): " "`bench/profiles/engine.txt`."]  # noqa: E501
     write_results(SECTION, "\n".join(section))
     print(f"\nwrote {BENCH / 'RESULTS.md'} and {out}")
     return 0
