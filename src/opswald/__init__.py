@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from opswald.engine.context import ReplayDivergence, ReplayedToolError
     from opswald.engine.replay import Replay, batch_replay
     from opswald.engine.run import ReplayResult
+    from opswald.recording import record
     from opswald.session import Session
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "dump",
     "llm",
     "load",
+    "record",
     "state",
     "tool",
     "user_input",
@@ -55,6 +57,10 @@ def __getattr__(name: str) -> Any:
         from opswald.engine.run import ReplayResult
 
         return ReplayResult
+    if name == "record":
+        from opswald.recording import record
+
+        return record
     if name in ("Replay", "batch_replay"):
         from opswald.engine import replay
 

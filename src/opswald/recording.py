@@ -1,0 +1,91 @@
+"""`opswald.record(...)`: record a session outside pytest (a script, a notebook, a server)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from opswald.session import Session
+
+
+@dataclass
+class Recording:
+    """Handed out by `opswald.record`; set `output` before the block ends."""
+
+    output: Any = None
+    session: Session | None = None
+    path: Path | None = None
+    _ctx: Any = field(default=None, repr=False)
+
+    @property
+    def steps(self) -> list[Any]:
+        """The steps recorded so far."""
+        return self._ctx.actual_steps() if self._ctx is not None else []
+
+
+@contextmanager
+def record(
+    path: str | Path | None = None,
+    *,
+    name: str | None = None,
+    input: Any = None,
+    agent: str | None = None,
+    tags: list[str] | None = None,
+) -> Iterator[Recording]:
+    """Record every instrumented call and intercepted SDK request made inside the block.
+
+    >>> with opswald.record("goldens/refund.golden.yaml", name="refund", input=request) as rec:
+    ...     rec.output = run_agent(request)
+
+    The session (redacted, canonical) is written to `path` when given — atomically, and
+    never over an existing file — and is available as `rec.session`. An exception leaving
+    the block is recorded as the session's `error` and raised again.
+    """
+    from opswald.engine.context import Context, activate
+    from opswald.files import dump
+    from opswald.intercept.transport import intercepting
+    from opswald.jsonable import to_jsonable
+
+    target = Path(path) if path is not None else None
+    if target is not None and target.exists():
+        raise FileExistsError(f"{target} exists; opswald.record never overwrites a golden")
+    ctx = Context(golden=None, policy="live", block_side_effects=False)
+    rec = Recording(_ctx=ctx)
+    started = time.perf_counter()
+    error: Any = None
+    try:
+        with activate(ctx), intercepting():
+            yield rec
+    except Exception as exc:
+        error = ctx.error_of(exc)
+        raise
+    finally:
+        metadata = {
+            "recorded_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "recorded_with": "opswald.record",
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        data: dict[str, Any] = {
+            "name": name or (target.name.split(".golden.")[0] if target else "session"),
+            "metadata": metadata,
+            "input": ctx.redactor(to_jsonable(input)),
+            "steps": [],
+            "output": ctx.redactor(to_jsonable(rec.output)),
+            "error": error,
+        }
+        if agent:
+            data["agent"] = agent
+        if tags:
+            data["tags"] = tags
+        session = Session.model_validate(data)
+        session.steps = ctx.actual_steps()
+        rec.session = session
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            dump(session, target)
+            rec.path = target
