@@ -217,3 +217,16 @@ def test_quiet_keeps_only_the_counts(project: pytest.Pytester) -> None:
     section = out.split("--- opswald ---")[-1]
     assert "goldens: 2 passed, 1 failed" in section
     assert "first divergence" not in section and "cost analysis" not in section
+
+
+def test_many_workers_on_few_cores(project: pytest.Pytester) -> None:
+    """Live runs are I/O-bound: -n 16 on a 2-core runner must work and report the same."""
+    record(project)
+    _copies(project)
+    serial = project.runpytest("--opswald-goldens", "--opswald-json", "one.json")
+    wide = project.runpytest("--opswald-goldens", "-n", "16", "--opswald-json", "wide.json")
+    wide.assert_outcomes(passed=3)
+    wide.stdout.fnmatch_lines(["*goldens: 3 passed, 0 failed*"])
+    assert serial.ret == 0
+    one = json.loads((project.path / "one.json").read_text())
+    assert _stable(json.loads((project.path / "wide.json").read_text())) == _stable(one)
