@@ -467,7 +467,8 @@ class Context:
     ) -> ToolCallStep:
         served = ticket.served
         if isinstance(served, ToolCallStep):
-            step = served.model_copy(update={"step": ticket.number, "input": self.redactor(args)})
+            sent = served.input if args == served.input else self.redactor(args)
+            step = served.model_copy(update={"step": ticket.number, "input": sent})
         else:
             step = ToolCallStep(
                 step=ticket.number,

@@ -132,6 +132,10 @@ class Tape:
     def tool_call(self, tool: str, args: Any, actual_step: int) -> Match:
         """Match a tool call against the unused tool calls of the current turn."""
         pending = self._pending_tools()
+        for candidate in pending:  # equal arguments match under every rule
+            if candidate.tool == tool and candidate.input == args:
+                self.used.add(candidate.step)
+                return Match(step=candidate)
         mode, ignore = resolve_args_rule(self.tool_rules, tool)
         for candidate in pending:
             if candidate.tool == tool and args_match(
