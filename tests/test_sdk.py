@@ -407,3 +407,21 @@ def test_the_price_hook_wins(sdk_project: pytest.Pytester, monkeypatch: pytest.M
     step = load(sdk_project.path / GOLDEN).step_list[0]
     assert isinstance(step, LLMCallStep)
     assert (step.cost, step.cost_source) == (0.5, "hook")
+
+
+def test_an_unreachable_provider_leaves_no_steps_only_the_error(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("SDK_MODE", "openai_chat")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    result = sdk_project.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*recorded a session that ends with APIConnectionError*"])
+    session = load(sdk_project.path / GOLDEN)
+    assert session.step_list == [], "the SDK's retries of a refused connection are not steps"
+    assert session.error is not None and session.error.type == "APIConnectionError"

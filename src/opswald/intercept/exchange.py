@@ -24,11 +24,6 @@ def serve(ctx: Any, codec: Any, ticket: Any, llm_request: dict[str, Any], stream
     return codec.encode(step, stream=stream)
 
 
-def failed(ctx: Any, ticket: Any, llm_request: dict[str, Any], exc: BaseException) -> None:
-    """The call raised (connection refused, timeout): a step with the error."""
-    ctx.llm_failed(ticket, llm_request, exc)
-
-
 def record(
     ctx: Any,
     codec: Any,

@@ -124,8 +124,8 @@ def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             response = original(self, _modified(request, ctx, codec))
             response.read()
-        except Exception as exc:
-            _failed(ctx, ticket, llm_request, exc)
+        except Exception:
+            ctx.cancel(ticket)  # connection errors are retried like 5xx: no step per attempt
             raise
         finally:
             inside().reset(token)
@@ -147,8 +147,8 @@ def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             response = await original(self, _modified(request, ctx, codec))
             await response.aread()
-        except Exception as exc:
-            _failed(ctx, ticket, llm_request, exc)
+        except Exception:
+            ctx.cancel(ticket)  # connection errors are retried like 5xx: no step per attempt
             raise
         finally:
             inside().reset(token)
@@ -169,10 +169,6 @@ def _served(
     return _response_class(request)(
         wire.status, headers=wire.headers, content=wire.body, request=request
     )
-
-
-def _failed(ctx: Any, ticket: Any, llm_request: dict[str, Any], exc: BaseException) -> None:
-    exchange.failed(ctx, ticket, llm_request, exc)
 
 
 def _recorded(
