@@ -230,3 +230,41 @@ def test_many_workers_on_few_cores(project: pytest.Pytester) -> None:
     assert serial.ret == 0
     one = json.loads((project.path / "one.json").read_text())
     assert _stable(json.loads((project.path / "wide.json").read_text())) == _stable(one)
+
+
+def test_opswald_diff_of_a_saved_actual(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    project.runpytest(
+        "--opswald-goldens",
+        "--opswald-mode=live",
+        "--opswald-allow-side-effects",
+        "--opswald-save-actual",
+        "actual",
+    )
+    golden, saved = "goldens/flight.golden.yaml", "actual/book_flight.actual.yaml"
+    run = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "diff", golden, saved],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "step 5 › input.passenger: 'Alice' → 'Bob'" in run.stdout
+    assert "timestamp" not in run.stdout
+    same = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "diff", golden, golden],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert same.returncode == 0 and "no differences" in same.stdout

@@ -208,6 +208,36 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from opswald.diff import render_difference
+    from opswald.files import GoldenLoadError, load, to_data
+    from opswald.sessiondiff import session_differences, stable_data
+
+    try:
+        golden, actual = load(args.golden), load(args.actual)
+    except (GoldenLoadError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    found = session_differences(
+        stable_data(to_data(golden)), stable_data(to_data(actual)), limit=args.limit + 1
+    )
+    if not found:
+        print(
+            f"no differences between {args.golden} and {args.actual} "
+            "(timestamps and durations aside)"
+        )
+        return 0
+    total = len(golden.step_list)
+    print(f"{args.golden} ({total} steps) → {args.actual} ({len(actual.step_list)} steps)")
+    print("[- golden] [+ actual]")
+    for difference in found[: args.limit]:
+        for line in render_difference(difference, args.mode):
+            print(line)
+    if len(found) > args.limit:
+        print(f"... more than {args.limit} differences; raise --limit to see them")
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -220,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("reports", nargs="+")
     merge.add_argument("-o", "--output", required=True)
     merge.set_defaults(func=cmd_report_merge)
+    diff = sub.add_parser("diff", help="compare two sessions (a golden and a saved actual)")
+    diff.add_argument("golden")
+    diff.add_argument("actual")
+    diff.add_argument("--mode", choices=("detailed", "short"), default="detailed")
+    diff.add_argument("--limit", type=int, default=50, help="differences shown (default 50)")
+    diff.set_defaults(func=cmd_diff)
     validate = sub.add_parser("validate", help="check golden files (files or folders)")
     validate.add_argument("paths", nargs="+")
     validate.set_defaults(func=cmd_validate)

@@ -1,0 +1,81 @@
+"""Differences between two whole sessions, steps compared position by position (no pytest,
+no syrupy): used by `opswald diff` and the syrupy extension."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opswald.diff import differences
+from opswald.jsonable import to_jsonable
+from opswald.verdict import MISSING, Difference
+
+VOLATILE_STEP_FIELDS: tuple[str, ...] = ("timestamp", "duration_ms")
+VOLATILE_METADATA_FIELDS: tuple[str, ...] = ("recorded_at", "duration_ms", "recorded_with")
+_COUNTED = 200  # differences counted before "... and N+ more"
+
+
+def stable_data(data: Any) -> Any:
+    """Plain data of a session-like dict (or list of steps) without its volatile fields."""
+    plain = to_jsonable(data)
+    if isinstance(plain, dict):
+        plain = dict(plain)
+        if isinstance(plain.get("metadata"), dict):
+            plain["metadata"] = _without(plain["metadata"], VOLATILE_METADATA_FIELDS)
+        if isinstance(plain.get("steps"), list):
+            plain["steps"] = _stable_steps(plain["steps"])
+    elif isinstance(plain, list) and _are_steps(plain):
+        plain = _stable_steps(plain)
+    return plain
+
+
+def _without(mapping: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k not in keys}
+
+
+def _stable_steps(steps: list[Any]) -> list[Any]:
+    return [_without(s, VOLATILE_STEP_FIELDS) if isinstance(s, dict) else s for s in steps]
+
+
+def _are_steps(items: list[Any]) -> bool:
+    return bool(items) and all(isinstance(i, dict) and "type" in i for i in items)
+
+
+def session_differences(golden: Any, actual: Any, *, limit: int = _COUNTED) -> list[Difference]:
+    """Differences between two sessions' plain data, steps compared position by position.
+
+    Paths are in the golden's terms: `step 5 › input.passenger`, `output.answer`. Values
+    that are not sessions (nor lists of steps) are compared as they are.
+    """
+    if isinstance(golden, list) and isinstance(actual, list):
+        if _are_steps(golden) or _are_steps(actual):
+            return _step_differences(golden, actual, limit)
+    if not (isinstance(golden, dict) and isinstance(actual, dict)):
+        return differences(golden, actual, limit=limit)
+    out: list[Difference] = []
+    for key in [*golden, *(k for k in actual if k not in golden)]:
+        room = limit - len(out)
+        if room <= 0:
+            break
+        g, a = golden.get(key, MISSING), actual.get(key, MISSING)
+        if key == "steps" and isinstance(g, list) and isinstance(a, list):
+            out.extend(_step_differences(g, a, room))
+        else:
+            out.extend(differences(g, a, base=(key,), limit=room))
+    return out[:limit]
+
+
+def _step_differences(golden: list[Any], actual: list[Any], limit: int) -> list[Difference]:
+    out: list[Difference] = []
+    for index in range(max(len(golden), len(actual))):
+        room = limit - len(out)
+        if room <= 0:
+            break
+        g = _step_body(golden[index]) if index < len(golden) else MISSING
+        a = _step_body(actual[index]) if index < len(actual) else MISSING
+        out.extend(differences(g, a, step=index + 1, limit=room))
+    return out
+
+
+def _step_body(step: Any) -> Any:
+    """A step without its number: the position already says it."""
+    return {k: v for k, v in step.items() if k != "step"} if isinstance(step, dict) else step
