@@ -312,7 +312,31 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(exist_ok=True)
         out.write_text(prof_text)
     m = machine(("pytest-opswald", "pytest", "pydantic", "pydantic-core", "PyYAML"))
-    section = [*header(SECTION, command, m), "Workload: N goldens of 10 steps each (5 `llm_call` alternating with 5 `tool_call`, " f"~{GOLDEN_BYTES[0] / 1024:.1f} KB of YAML each), written with `opswald.dump` into " "`goldens/` of a conftest-free pytest project (a bare `pytest.ini` pins the rootdir) and collected with " f"`pytest --opswald-goldens {' '.join(PYTEST_ARGS)}`; versus the same pytest command " "(without `--opswald-goldens`, plugin still loaded) over one file holding one test " "parametrized N ways, and (up to " f"{args.files_max}) over N one-test Python files. Each run is a subprocess " f"(`{sys.executable.split('/')[-1]} -m pytest`, bytecode writing off); one untimed " f"warm-up per leg and size, then the median of {args.reps} runs, legs interleaved; " "the collected count is asserted. Peak RSS: " + ("`/usr/bin/time -v` (max over the runs)." if TIME else "`getrusage(RUSAGE_CHILDREN)` (a running high-water mark: upper bound)."), "", *rows, "", *verdict, "", "cProfile of one goldens collection at 5k: `bench/profiles/collection.txt`."]  # noqa: E501
+    section = [
+        *header(SECTION, command, m),
+        "Workload: N goldens of 10 steps each (5 `llm_call` alternating with 5 `tool_call`, "
+        f"~{GOLDEN_BYTES[0] / 1024:.1f} KB of YAML each), written with `opswald.dump` into "
+        "`goldens/` of a conftest-free pytest project (a bare `pytest.ini` pins the rootdir) "
+        "and collected with "
+        f"`pytest --opswald-goldens {' '.join(PYTEST_ARGS)}`; versus the same pytest command "
+        "(without `--opswald-goldens`, plugin still loaded) over one file holding one test "
+        "parametrized N ways, and (up to "
+        f"{args.files_max}) over N one-test Python files. Each run is a subprocess "
+        f"(`{sys.executable.split('/')[-1]} -m pytest`, bytecode writing off); one untimed "
+        f"warm-up per leg and size, then the median of {args.reps} runs, legs interleaved; "
+        "the collected count is asserted. Peak RSS: "
+        + (
+            "`/usr/bin/time -v` (max over the runs)."
+            if TIME
+            else "`getrusage(RUSAGE_CHILDREN)` (a running high-water mark: upper bound)."
+        ),
+        "",
+        *rows,
+        "",
+        *verdict,
+        "",
+        "cProfile of one goldens collection at 5k: `bench/profiles/collection.txt`.",
+    ]
     write_results(SECTION, "\n".join(section))
     print(f"\nwrote {BENCH / 'RESULTS.md'}" + (f" and {out}" if prof_text else ""))
     return 0

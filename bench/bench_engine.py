@@ -275,7 +275,32 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(exist_ok=True)
     out.write_text(prof_text)
     m = machine(("pytest-opswald", "pydantic", "pydantic-core", "PyYAML", "pytest"))
-    section = [*header(SECTION, command, m), f"Workload: one plain-Python agent, {args.steps} steps = {args.steps // 2} " f"`@opswald.llm` calls alternating with {args.steps // 2} `@opswald.tool` calls. Per " f"step (model or tool) the agent builds dicts of a fixed size and dumps a ~{doc_bytes} B " "JSON document; model steps send a message list of fixed length (system, task, last " "reply, last tool message = the tool step's document), so every model request " "carries ~1.2 KB. The golden is recorded once with " '`execute(Session(name=..., input=...), agent, settings=RunSettings(policy="live", ' "block_side_effects=False))` and `run.actual` kept in memory (a `judge` of one replay " f"against it passes). Each leg warmed up once, then {args.reps} repetitions " "interleaved in one process (order alternated, `gc.collect()` before each); ratios " "use medians.", "", "- stub: the same agent code with the decorated functions swapped for plain functions " "returning the recorded answers, in order, from lists.", "- opswald: `execute(golden, agent, settings=RunSettings())` — policy replay, offline " "guard on; the agent's output asserted equal to the stub's. `judge` not timed.", "", *rows, "", *verdict_lines, "", "cProfile of the opswald leg (top 15 cumulative, then src/opswald's top 30): " "`bench/profiles/engine.txt`."]  # noqa: E501
+    section = [
+        *header(SECTION, command, m),
+        f"Workload: one plain-Python agent, {args.steps} steps = {args.steps // 2} "
+        f"`@opswald.llm` calls alternating with {args.steps // 2} `@opswald.tool` calls. Per "
+        f"step (model or tool) the agent builds dicts of a fixed size and dumps a ~{doc_bytes} B "
+        "JSON document; model steps send a message list of fixed length (system, task, last "
+        "reply, last tool message = the tool step's document), so every model request "
+        "carries ~1.2 KB. The golden is recorded once with "
+        '`execute(Session(name=..., input=...), agent, settings=RunSettings(policy="live", '
+        "block_side_effects=False))` and `run.actual` kept in memory (a `judge` of one replay "
+        f"against it passes). Each leg warmed up once, then {args.reps} repetitions "
+        "interleaved in one process (order alternated, `gc.collect()` before each); ratios "
+        "use medians.",
+        "",
+        "- stub: the same agent code with the decorated functions swapped for plain functions "
+        "returning the recorded answers, in order, from lists.",
+        "- opswald: `execute(golden, agent, settings=RunSettings())` — policy replay, offline "
+        "guard on; the agent's output asserted equal to the stub's. `judge` not timed.",
+        "",
+        *rows,
+        "",
+        *verdict_lines,
+        "",
+        "cProfile of the opswald leg (top 15 cumulative, then src/opswald's top 30): "
+        "`bench/profiles/engine.txt`.",
+    ]
     write_results(SECTION, "\n".join(section))
     print(f"\nwrote {BENCH / 'RESULTS.md'} and {out}")
     return 0

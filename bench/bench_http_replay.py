@@ -32,8 +32,6 @@ import cProfile
 import gc
 import io
 import json
-import os
-import platform
 import pstats
 import shlex
 import socket
@@ -45,7 +43,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -514,36 +511,20 @@ def breakdown(legs: dict[str, Callable[[], None]], calls_total: int, reps: int =
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in (
-        "pytest-opswald",
-        "openai",
-        "httpx2",
-        "httpx",
-        "vcrpy",
-        "pytest-recording",
-        "pydantic",
-        "PyYAML",
-    ):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "absent"
-    return {
-        "arch": platform.machine(),
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
-    }
+    from _common import machine as describe
+
+    return describe(
+        (
+            "pytest-opswald",
+            "openai",
+            "httpx2",
+            "httpx",
+            "vcrpy",
+            "pytest-recording",
+            "pydantic",
+            "PyYAML",
+        )
+    )
 
 
 def table(legs: list[Leg], calls_total: int, floor: Leg) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -47,7 +46,7 @@ class AnthropicMessagesCodec:
         if data.get("system") not in (None, "", []):
             messages.append(system_message(data["system"]))
         if isinstance(data.get("messages"), list):
-            messages += copy.deepcopy(data["messages"])
+            messages += data["messages"]  # just parsed from the wire; never mutated
         used = {"model", "messages", "system", "tools"}
         return request_dict(self, body, messages or None, data.get("tools"), used)
 

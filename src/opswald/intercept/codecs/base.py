@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -88,7 +87,7 @@ def request_dict(
 
 
 def system_message(content: Any) -> dict[str, Any]:
-    return {"role": "system", "content": copy.deepcopy(content)}
+    return {"role": "system", "content": content}
 
 
 # -- JSON and tool-call arguments -----------------------------------------------------------

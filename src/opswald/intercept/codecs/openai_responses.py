@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from opswald.intercept.codecs import sse
@@ -78,14 +77,14 @@ def _input_items(value: Any) -> list[Any]:
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
     if not isinstance(value, list):
-        return [copy.deepcopy(value)]
+        return [value]
     return [_parsed_item(item) for item in value]
 
 
 def _parsed_item(item: Any) -> Any:
-    item = copy.deepcopy(item)
+    """A function_call item with its argument string parsed; the item passed in is kept."""
     if isinstance(item, dict) and item.get("type") == "function_call":
-        item["arguments"] = parse_arguments(item.get("arguments"))
+        return {**item, "arguments": parse_arguments(item.get("arguments"))}
     return item
 
 
