@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from opswald.adapters import adapter
-from opswald.instrument import llm, state, tool, user_input
+from opswald.instrument import acall_tool, call_tool, llm, state, tool, user_input
 
 if TYPE_CHECKING:
     from opswald.engine.context import ReplayDivergence, ReplayedToolError
@@ -22,8 +22,10 @@ __all__ = [
     "ReplayResult",
     "ReplayedToolError",
     "Session",
+    "acall_tool",
     "adapter",
     "batch_replay",
+    "call_tool",
     "dump",
     "llm",
     "load",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from opswald.engine.current import current, inside
@@ -89,6 +89,106 @@ def _active() -> Context | None:
     return current()
 
 
+# -- tool calls: the one primitive behind @opswald.tool and the framework integrations --
+
+T = TypeVar("T")
+
+
+def _served_tool(ctx: Context, ticket: Ticket, name: str, request: Any, decode: Any) -> Any:
+    from opswald.engine.context import raise_recorded
+    from opswald.session import ToolCallStep
+
+    step = ticket.served
+    assert isinstance(step, ToolCallStep)
+    ctx.tool_step(ticket, name, request, output=None, error=None)
+    if step.error is not None:
+        raise_recorded(step.error)
+    return decode(step.output) if decode and step.output is not None else step.output
+
+
+def call_tool(
+    name: str,
+    arguments: Any,
+    run: Callable[[], T],
+    *,
+    side_effects: bool = False,
+    decode: Callable[[Any], Any] | None = None,
+) -> T:
+    """Run `run()` as the tool call `name(arguments)`: recorded in record mode, served
+    from the golden (without calling `run`) in replay. Outside a run, just `run()`.
+
+    `arguments` must be plain data (it is what replay matches on); `decode` rebuilds the
+    tool's return type from recorded data.
+    """
+    ctx = _active()
+    if ctx is None:
+        return run()
+    return _tool_sync(ctx, name, to_jsonable(arguments), run, side_effects, decode)
+
+
+def _tool_sync(
+    ctx: Context,
+    name: str,
+    request: Any,
+    run: Callable[[], T],
+    side_effects: bool,
+    decode: Callable[[Any], Any] | None,
+) -> T:
+    side_effects = side_effects or name in ctx.side_effect_tools
+    ticket = ctx.begin("tool_call", {"tool": name, "input": request}, side_effects=side_effects)
+    if ticket.served is not None:
+        return _served_tool(ctx, ticket, name, request, decode)  # type: ignore[no-any-return]
+    token = inside().set(True)
+    try:
+        result = run()
+    except Exception as exc:
+        ctx.tool_step(ticket, name, request, output=None, error=exc)
+        raise
+    finally:
+        inside().reset(token)
+    ctx.tool_step(ticket, name, request, output=result, error=None)
+    return result
+
+
+async def acall_tool(
+    name: str,
+    arguments: Any,
+    run: Callable[[], Awaitable[T]],
+    *,
+    side_effects: bool = False,
+    decode: Callable[[Any], Any] | None = None,
+) -> T:
+    """`call_tool` for coroutines: `run()` returns the awaitable that does the work."""
+    ctx = _active()
+    if ctx is None:
+        return await run()
+    return await _tool_async(ctx, name, to_jsonable(arguments), run, side_effects, decode)
+
+
+async def _tool_async(
+    ctx: Context,
+    name: str,
+    request: Any,
+    run: Callable[[], Awaitable[T]],
+    side_effects: bool,
+    decode: Callable[[Any], Any] | None,
+) -> T:
+    side_effects = side_effects or name in ctx.side_effect_tools
+    ticket = ctx.begin("tool_call", {"tool": name, "input": request}, side_effects=side_effects)
+    if ticket.served is not None:
+        return _served_tool(ctx, ticket, name, request, decode)  # type: ignore[no-any-return]
+    token = inside().set(True)
+    try:
+        result = await run()
+    except Exception as exc:
+        ctx.tool_step(ticket, name, request, output=None, error=exc)
+        raise
+    finally:
+        inside().reset(token)
+    ctx.tool_step(ticket, name, request, output=result, error=None)
+    return result
+
+
 # -- @opswald.tool ----------------------------------------------------------------------
 
 
@@ -110,26 +210,6 @@ def tool(
         sig = inspect.signature(func)
         decode = _decoder(func)
 
-        def begin(
-            ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> tuple[Ticket, Any]:
-            request = _bound_arguments(sig, args, kwargs)
-            ticket = ctx.begin(
-                "tool_call", {"tool": tool_name, "input": request}, side_effects=side_effects
-            )
-            return ticket, request
-
-        def served(ctx: Context, ticket: Ticket, request: Any) -> Any:
-            from opswald.engine.context import raise_recorded
-            from opswald.session import ToolCallStep
-
-            step = ticket.served
-            assert isinstance(step, ToolCallStep)
-            ctx.tool_step(ticket, tool_name, request, output=None, error=None)
-            if step.error is not None:
-                raise_recorded(step.error)
-            return decode(step.output) if decode and step.output is not None else step.output
-
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
@@ -137,19 +217,9 @@ def tool(
                 ctx = _active()
                 if ctx is None:
                     return await func(*args, **kwargs)
-                ticket, request = begin(ctx, args, kwargs)
-                if ticket.served is not None:
-                    return served(ctx, ticket, request)
-                token = inside().set(True)
-                try:
-                    result = await func(*args, **kwargs)
-                except Exception as exc:
-                    ctx.tool_step(ticket, tool_name, request, output=None, error=exc)
-                    raise
-                finally:
-                    inside().reset(token)
-                ctx.tool_step(ticket, tool_name, request, output=result, error=None)
-                return result
+                request = _bound_arguments(sig, args, kwargs)
+                run = functools.partial(func, *args, **kwargs)
+                return await _tool_async(ctx, tool_name, request, run, side_effects, decode)
 
             return async_wrapper  # type: ignore[return-value]
 
@@ -158,19 +228,9 @@ def tool(
             ctx = _active()
             if ctx is None:
                 return func(*args, **kwargs)
-            ticket, request = begin(ctx, args, kwargs)
-            if ticket.served is not None:
-                return served(ctx, ticket, request)
-            token = inside().set(True)
-            try:
-                result = func(*args, **kwargs)
-            except Exception as exc:
-                ctx.tool_step(ticket, tool_name, request, output=None, error=exc)
-                raise
-            finally:
-                inside().reset(token)
-            ctx.tool_step(ticket, tool_name, request, output=result, error=None)
-            return result
+            request = _bound_arguments(sig, args, kwargs)
+            run = functools.partial(func, *args, **kwargs)
+            return _tool_sync(ctx, tool_name, request, run, side_effects, decode)
 
         return wrapper  # type: ignore[return-value]
 

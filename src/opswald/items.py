@@ -38,6 +38,8 @@ class Settings:
     requests: RequestsExpect = field(default_factory=RequestsExpect)
     redactor: Redactor = field(default_factory=Redactor)
     prices: Any = None  # a pricing.Pricer
+    integrations: tuple[str, ...] = ()  # ini opswald_integrations
+    side_effect_tools: frozenset[str] = frozenset()  # ini opswald_side_effect_tools
     modify: dict[str, Any] = field(default_factory=dict)  # --opswald-modify
     variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # --opswald-variant
     fork_at: int | None = None
@@ -176,6 +178,8 @@ def run_golden(
         redactor=settings.redactor,
         offline=True,
         prices=settings.prices,
+        integrations=settings.integrations,
+        side_effect_tools=settings.side_effect_tools,
     )
     timeout = golden.timeout or settings.timeout
     if timeout:

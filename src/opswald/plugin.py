@@ -181,6 +181,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
     )
     parser.addini(
+        "opswald_integrations",
+        "framework integrations whose tool calls are recorded and served: "
+        "langchain, openai_agents, pydantic_ai, mcp",
+        type="args",
+        default=[],
+    )
+    parser.addini(
+        "opswald_side_effect_tools",
+        "tool names treated as side_effects=True (framework tools, MCP tools)",
+        type="args",
+        default=[],
+    )
+    parser.addini(
         "opswald_redact",
         "extra redaction on write: 'pii' also scrubs e-mail addresses and phone numbers",
         default="",
@@ -230,6 +243,8 @@ def pytest_configure(config: pytest.Config) -> None:
             {"ignore": config.getini("opswald_request_ignore"), "normalize": normalize}
         ),
         prices=_pricer(config),
+        integrations=_integrations(config),
+        side_effect_tools=frozenset(_names(config.getini("opswald_side_effect_tools"))),
         redactor=make_redactor(
             pii="pii" in str(config.getini("opswald_redact")).lower(),
             extra=_hook_redaction_rules(config),
@@ -239,6 +254,24 @@ def pytest_configure(config: pytest.Config) -> None:
         _add_default_goldens_path(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
+
+
+def _names(values: list[str]) -> list[str]:
+    """ini `args` values, also accepting commas: `a, b` and `a b` are the same list."""
+    return [name for value in values for name in value.split(",") if name.strip()]
+
+
+def _integrations(config: pytest.Config) -> tuple[str, ...]:
+    from opswald.integrations import KNOWN
+
+    names = [n.strip() for n in _names(config.getini("opswald_integrations"))]
+    unknown = [n for n in names if n not in KNOWN]
+    if unknown:
+        raise pytest.UsageError(
+            f"opswald_integrations: unknown {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(KNOWN)}"
+        )
+    return tuple(dict.fromkeys(names))
 
 
 _BREAKPOINTS_KEY = pytest.StashKey[Any]()

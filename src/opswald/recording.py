@@ -36,6 +36,8 @@ def record(
     input: Any = None,
     agent: str | None = None,
     tags: list[str] | None = None,
+    integrations: list[str] | tuple[str, ...] = (),
+    side_effect_tools: list[str] | tuple[str, ...] = (),
 ) -> Iterator[Recording]:
     """Record every instrumented call and intercepted SDK request made inside the block.
 
@@ -54,7 +56,17 @@ def record(
     target = Path(path) if path is not None else None
     if target is not None and target.exists():
         raise FileExistsError(f"{target} exists; opswald.record never overwrites a golden")
-    ctx = Context(golden=None, policy="live", block_side_effects=False)
+    if integrations:
+        from opswald.integrations import install
+
+        install(integrations)
+    ctx = Context(
+        golden=None,
+        policy="live",
+        block_side_effects=False,
+        integrations=tuple(integrations),
+        side_effect_tools=frozenset(side_effect_tools),
+    )
     rec = Recording(_ctx=ctx)
     started = time.perf_counter()
     error: Any = None
@@ -70,6 +82,8 @@ def record(
             "recorded_with": "opswald.record",
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         }
+        if integrations:
+            metadata["integrations"] = list(integrations)
         data: dict[str, Any] = {
             "name": name or (target.name.split(".golden.")[0] if target else "session"),
             "metadata": metadata,

@@ -221,8 +221,12 @@ class Context:
         fork_at: int | None = None,
         step_modifications: dict[str, Any] | None = None,
         listeners: list[Any] | None = None,
+        integrations: tuple[str, ...] = (),
+        side_effect_tools: frozenset[str] = frozenset(),
     ) -> None:
         self.golden = golden
+        self.integrations = integrations  # framework integrations in force (ini)
+        self.side_effect_tools = side_effect_tools  # tool names with side_effects=True
         self.policy: Policy = policy
         self.live = policy == "live"
         self.tape = (

@@ -49,6 +49,8 @@ class RunSettings:
     redactor: Redactor = DEFAULT_REDACTOR
     offline: bool = True
     prices: Any = None
+    integrations: tuple[str, ...] = ()
+    side_effect_tools: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,7 +111,13 @@ def execute(
         fork_at=settings.fork_at,
         step_modifications=settings.step_modifications,
         listeners=list(settings.listeners),
+        integrations=settings.integrations,
+        side_effect_tools=settings.side_effect_tools,
     )
+    if settings.integrations:
+        from opswald.integrations import install
+
+        install(settings.integrations)
     output: Any = None
     error = None
     tb: str | None = None
@@ -139,6 +147,10 @@ def execute(
     }
     if modifications:
         metadata["modifications"] = to_jsonable(modifications)
+    if settings.integrations:
+        metadata["integrations"] = list(settings.integrations)
+    else:
+        metadata.pop("integrations", None)
     actual = golden.model_copy(
         update={
             "metadata": metadata,

@@ -1,0 +1,87 @@
+"""Turn traces from other tools into goldens.
+
+Each format has a module with one function, `convert(data) -> ImportResult`, taking the
+already-parsed JSON document. `import_file` reads a file and dispatches on the format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opswald.session import Session
+
+FORMATS = ("otel", "openinference", "langsmith", "langfuse")
+
+
+class ImportFormatError(ValueError):
+    """The input is not a document of the expected format (names the file and where)."""
+
+
+@dataclass
+class ImportResult:
+    """What an importer produced, and an account of what it did with its input.
+
+    `mapped` counts attribute/field names turned into session fields, `kept` those copied
+    verbatim into a step's `attributes`, `skipped` those dropped (with the reason as part of
+    the key, e.g. ``"span without gen_ai.operation.name"``).
+    """
+
+    sessions: list[Session] = field(default_factory=list)
+    mapped: Counter[str] = field(default_factory=Counter)
+    kept: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+
+    def merge(self, other: ImportResult) -> None:
+        self.sessions.extend(other.sessions)
+        self.mapped.update(other.mapped)
+        self.kept.update(other.kept)
+        self.skipped.update(other.skipped)
+        self.warnings.extend(other.warnings)
+
+
+def convert(fmt: str, data: Any) -> ImportResult:
+    """Convert one parsed document of format `fmt` (one of `FORMATS`)."""
+    if fmt == "otel":
+        from opswald.importers.otel import convert as run
+    elif fmt == "openinference":
+        from opswald.importers.openinference import convert as run
+    elif fmt == "langsmith":
+        from opswald.importers.langsmith import convert as run
+    elif fmt == "langfuse":
+        from opswald.importers.langfuse import convert as run
+    else:
+        raise ValueError(f"unknown import format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return run(data)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON document, or JSON Lines (one document per line, returned as a list)."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as first:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) > 1:
+            try:
+                return [json.loads(line) for line in lines]
+            except json.JSONDecodeError:
+                pass
+        raise ImportFormatError(
+            f"{path}:{first.lineno}:{first.colno}: not JSON: {first.msg}"
+        ) from None
+
+
+def import_file(fmt: str, path: str | Path) -> ImportResult:
+    """Read `path` (JSON or JSON Lines) and convert it."""
+    p = Path(path)
+    try:
+        return convert(fmt, read_json(p))
+    except ImportFormatError as exc:
+        if str(p) in str(exc):
+            raise
+        raise ImportFormatError(f"{p}: {exc}") from None
