@@ -1,0 +1,86 @@
+"""The terminal summary's full text, snapshotted for the four runs users see most: all
+passing (-v), a failure, a cost regression and a slow step. Measured wall times are masked;
+everything else — layout, counts, figures, deltas, divergence lines — is compared exactly."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from conftest import record
+
+FIGURES = re.compile(r"^ +\d+ steps \(")
+MEASURED = re.compile(r"[\d,]+(\.\d+)? ms( \([+-]?\d+(\.\d+)?%\))?")
+
+
+def _summary(result: pytest.RunResult) -> str:
+    """The `opswald` section of pytest's output, wall times masked."""
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if re.match(r"^-+ opswald -+$", line))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if re.match(r"^[=-]{3,} .* [=-]{3,}$", lines[i])),
+        len(lines),
+    )
+    section = lines[start:end]
+    assert all(len(line) <= 80 for line in section), section
+    # only a run's total duration is measured; a served step keeps its recorded duration
+    return "\n".join(
+        MEASURED.sub("<ms>", line) if FIGURES.match(line) else line for line in section
+    )
+
+
+def _slow_golden(project: pytest.Pytester) -> None:
+    """Make the golden say its first LLM call took 6.2 s: replay keeps recorded durations."""
+    path = project.path / "goldens" / "flight.golden.yaml"
+    text = path.read_text()
+    steps = text.index("\nsteps:")
+    first = re.compile(r"duration_ms: [\d.]+").search(text, steps)
+    assert first is not None
+    path.write_text(text[: first.start()] + "duration_ms: 6200.0" + text[first.end() :])
+
+
+def test_summary_of_a_passing_run_with_v(project: pytest.Pytester, snapshot: Any) -> None:
+    record(project)
+    result = project.runpytest("--opswald-goldens", "-v", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    assert _summary(result) == snapshot
+
+
+def test_summary_of_a_failing_run(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, snapshot: Any
+) -> None:
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    text = _summary(result)
+    assert "first divergence: step 5 tool_call book" in text
+    assert text == snapshot
+
+
+def test_summary_of_a_cost_regression(project: pytest.Pytester, snapshot: Any) -> None:
+    record(project)
+    path = project.path / "goldens" / "flight.golden.yaml"
+    path.write_text(path.read_text().replace("cost: 0.0004", "cost: 0.0001"))
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-mode=live", "--opswald-allow-side-effects"
+    )
+    result.assert_outcomes(passed=1)
+    text = _summary(result)
+    assert "REGRESSED" in text
+    assert text == snapshot
+
+
+def test_summary_of_a_slow_step(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, snapshot: Any
+) -> None:
+    record(project)
+    _slow_golden(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")  # failing, so the golden is listed
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    text = _summary(result)
+    assert "book_flight: step 1 llm_call m1 6,200 ms" in text
+    assert text == snapshot
