@@ -64,7 +64,7 @@ def test_record_keeps_the_error_and_never_overwrites(tmp_path: Path) -> None:
 
 
 def test_record_in_memory_only() -> None:
-    with opswald.record(name="scratch", input="x") as rec:
+    with opswald.record(name="scratch", input="x", store=False) as rec:
         rec.output = agent("x")
     assert rec.path is None and rec.session is not None
     assert rec.session.name == "scratch" and len(rec.session.step_list) == 3

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from opswald.engine.run import ReplayResult
     from opswald.recording import record
     from opswald.session import Session
+    from opswald.tracestore import traces
 
 __version__ = "0.1.0"
 
@@ -32,6 +33,7 @@ __all__ = [
     "record",
     "state",
     "tool",
+    "traces",
     "user_input",
 ]
 
@@ -63,6 +65,10 @@ def __getattr__(name: str) -> Any:
         from opswald.recording import record
 
         return record
+    if name == "traces":
+        from opswald.tracestore import traces
+
+        return traces
     if name in ("Replay", "batch_replay"):
         from opswald.engine import replay
 

@@ -282,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--fork-at", type=int, metavar="N", help="run live from step N on")
     replay.add_argument("--speed", metavar="realtime|FACTOR", help="sleep recorded durations")
     replay.set_defaults(func=cmd_replay)
+    from opswald.cli_traces import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

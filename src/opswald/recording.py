@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from opswald.session import Session
 
@@ -38,6 +38,7 @@ def record(
     tags: list[str] | None = None,
     integrations: list[str] | tuple[str, ...] = (),
     side_effect_tools: list[str] | tuple[str, ...] = (),
+    store: str | Path | Literal[False] | None = None,
 ) -> Iterator[Recording]:
     """Record every instrumented call and intercepted SDK request made inside the block.
 
@@ -45,7 +46,9 @@ def record(
     ...     rec.output = run_agent(request)
 
     The session (redacted, canonical) is written to `path` when given — atomically, and
-    never over an existing file — and is available as `rec.session`. An exception leaving
+    never over an existing file — and otherwise into the local trace store
+    (`.opswald/traces/`, `$OPSWALD_TRACES_DIR` or `store=`; `store=False` keeps it in memory
+    only). It is available as `rec.session`, its file as `rec.path`. An exception leaving
     the block is recorded as the session's `error` and raised again.
     """
     from opswald.engine.context import Context, activate
@@ -103,3 +106,10 @@ def record(
             target.parent.mkdir(parents=True, exist_ok=True)
             dump(session, target)
             rec.path = target
+        elif store is not False:
+            import uuid
+
+            from opswald.tracestore import save
+
+            session.session_id = uuid.uuid4().hex[:12]
+            rec.path = save(session, store)

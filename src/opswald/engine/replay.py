@@ -360,6 +360,8 @@ def batch_replay(
         result = replay.run()
         assert result is not None
         name = replay.golden.name or str(source)
+        if name in results:  # several traces of one name: tell them apart by id
+            name = f"{name} [{replay.golden.session_id or len(results) + 1}]"
         results[name] = result
         if replay.golden.error is not None and result.actual.error is not None:
             still.append(name)

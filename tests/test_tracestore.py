@@ -1,0 +1,155 @@
+"""The local trace store: opswald.record() without a path, `opswald traces list|prune`,
+`opswald golden create`, and batch re-runs of historical failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import opswald
+from opswald.cli import main
+from opswald.session import ToolCallStep
+from opswald.tracestore import find, list_traces, save
+
+AGENT_VERSION = {"current": "v1"}
+
+
+@opswald.llm
+def plan(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "content": f"fetch {messages[-1]['content']}",
+        "finish_reason": "stop",
+        "usage": {"input_tokens": 20, "output_tokens": 3},
+        "cost": 0.001,
+    }
+
+
+@opswald.tool
+def fetch_report(name: str) -> dict[str, Any]:
+    if name.endswith(".pdf"):
+        raise FileNotFoundError(f"{name} does not exist")
+    return {"name": name, "pages": 3}
+
+
+def agent(task: str, modifications: dict[str, Any] | None = None) -> str:
+    version = (modifications or {}).get("agent_version", "v1")
+    plan(model="m", messages=[{"role": "user", "content": task}])
+    # v1 asks for the file the user named; v2 falls back to the text export
+    name = task if version == "v1" else task.replace(".pdf", ".txt")
+    return f"{fetch_report(name)['pages']} pages"
+
+
+def _record(store: Path, task: str, tags: list[str]) -> Path:
+    try:
+        with opswald.record(name="report", input=task, tags=tags, store=store) as rec:
+            rec.output = agent(task)
+    except FileNotFoundError:
+        pass
+    assert rec.path is not None
+    return rec.path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    folder = tmp_path / "traces"
+    _record(folder, "q1.txt", ["nightly"])
+    _record(folder, "q1-sales.pdf", ["nightly", "sales"])
+    _record(folder, "q2-sales.pdf", ["sales"])
+    return folder
+
+
+def test_record_without_a_path_goes_to_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with opswald.record(name="scratch run", input="q.txt") as rec:
+        rec.output = agent("q.txt")
+    assert rec.path is not None and rec.session is not None
+    assert rec.path.parent == tmp_path / ".opswald" / "traces"
+    assert rec.path.name.endswith(f"-scratch_run-{rec.session.session_id}.trace.yaml")
+    stored = opswald.load(rec.path)
+    assert stored.session_id == rec.session.session_id and len(stored.step_list) == 2
+    monkeypatch.setenv("OPSWALD_TRACES_DIR", str(tmp_path / "elsewhere"))
+    with opswald.record(name="env", input="q.txt") as rec2:
+        rec2.output = agent("q.txt")
+    assert rec2.path is not None and rec2.path.parent == tmp_path / "elsewhere"
+
+
+def test_list_filters_newest_first(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    infos = list_traces(store)
+    assert [i.tags for i in infos] == [("sales",), ("nightly", "sales"), ("nightly",)]
+    assert [i.error is not None for i in infos] == [True, True, False]
+    assert main(["traces", "list", "--store", str(store), "--error", "--tag", "nightly"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    assert "ERROR FileNotFoundError: q1-sales.pdf does not exist" in lines[0]
+    assert lines[0].startswith(infos[1].id)
+    assert main(["traces", "list", "--store", str(store), "--limit", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_prune_deletes_only_old_traces(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = save(
+        opswald.load(next(store.iterdir())).model_copy(update={"session_id": None}),
+        store,
+        now=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    assert old.name.startswith("20260102T000000.000000Z-report-")
+    assert main(["traces", "prune", "--store", str(store), "--older-than", "30d"]) == 0
+    assert "removed 1 trace from" in capsys.readouterr().out
+    assert not old.exists() and len(list_traces(store)) == 3
+    assert main(["traces", "prune", "--store", str(store), "--older-than", "soon"]) == 2
+    assert "not an age like 30d" in capsys.readouterr().err
+
+
+def test_golden_create_promotes_a_trace(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failing = list_traces(store, error=True)[-1]
+    goldens = tmp_path / "goldens"
+    args = [
+        "golden",
+        "create",
+        failing.id[:6],
+        "--name",
+        "q1_sales_missing",
+        "--goldens",
+        str(goldens),
+        "--store",
+        str(store),
+        "--description",
+        "PDF export missing",
+        "--tags",
+        "sales,regression",
+    ]
+    assert main(args) == 0
+    target = goldens / "q1_sales_missing.golden.yaml"
+    assert f"wrote {target}" in capsys.readouterr().out
+    golden = opswald.load(target)
+    assert golden.name == "q1_sales_missing" and golden.description == "PDF export missing"
+    assert golden.tags == ["sales", "regression"]
+    assert golden.metadata["trace"] == failing.id
+    assert golden.error is not None and golden.error.type == "FileNotFoundError"
+    tool = golden.step_list[1]
+    assert isinstance(tool, ToolCallStep) and tool.input == {"name": "q1-sales.pdf"}
+    assert main(args) == 1, "never over an existing golden"
+    assert "exists" in capsys.readouterr().err
+    assert main(["golden", "create", "ffffffff", "--name", "x", "--store", str(store)]) == 1
+    assert "no trace 'ffffffff'" in capsys.readouterr().err
+    with pytest.raises(LookupError, match=r"ambiguous|no trace"):
+        find("", store)
+
+
+def test_batch_replay_of_historical_failures(store: Path) -> None:
+    failures = opswald.traces(error=True, limit=20, store=store)
+    assert [s.input for s in failures] == ["q2-sales.pdf", "q1-sales.pdf"]
+    before = opswald.batch_replay(failures, adapter=agent)
+    assert sorted(before.still_failing) == sorted(before.results), "same agent: still failing"
+    after = opswald.batch_replay(failures, adapter=agent, modifications={"agent_version": "v2"})
+    assert len(after.results) == 2, "two traces named 'report' are both kept"
+    assert after.still_failing == []
+    outputs = sorted(r.actual.output for r in after.results.values())
+    assert outputs == ["3 pages", "3 pages"]
