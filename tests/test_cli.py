@@ -145,11 +145,13 @@ def test_show_the_flight_booking(snapshot: SnapshotAssertion) -> None:
     result = opswald("show", str(FLIGHT))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    step5 = [line for line in lines if "step 5 of 7" in line]
-    assert len(step5) == 1
-    assert "tool_call" in step5[0]
-    assert "book_flight" in step5[0]
-    assert sum("of 7 ·" in line for line in lines) == 7
+    assert lines[0].startswith("book_cheapest_flight: 7 steps (3 LLM, 3 tool), 1,928 tokens")
+    assert lines[1].split() == ["step", "type", "name", "tokens", "cost", "duration"]
+    rows = [line.split() for line in lines[2:9]]
+    assert [r[0] for r in rows] == ["1", "2", "3", "4", "5", "6", "7"]
+    assert rows[4][1:3] == ["tool_call", "book_flight"]
+    assert rows[0][1:4] == ["llm_call", "sim-small", "350"]
+    assert all(len(line) <= 80 for line in lines)
     assert result.stdout == snapshot
 
 

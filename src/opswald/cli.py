@@ -1,4 +1,4 @@
-"""The `opswald` command line (more subcommands arrive with later features)."""
+"""The `opswald` command line."""
 
 from __future__ import annotations
 
@@ -81,45 +81,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     progress.done()
     print(f"{len(goldens) - bad} valid, {bad} invalid")
     return 1 if bad else 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    from opswald.files import GoldenLoadError, load
-    from opswald.session import LLMCallStep, StateStep, ToolCallStep, UserInputStep
-
-    try:
-        session = load(args.golden)
-    except (GoldenLoadError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    total = len(session.step_list)
-    if session.is_stub:
-        print(
-            f"{session.name or args.golden}: a stub, not recorded yet "
-            "(record it with pytest --opswald-goldens --opswald-mode=record)"
-        )
-        return 0
-    print(f"{session.name or args.golden}: {total} steps")
-    for step in session.step_list:
-        head = f"step {step.step} of {total} · {step.type}"
-        if isinstance(step, ToolCallStep):
-            detail = f"{step.tool}({json.dumps(step.input, ensure_ascii=False)[:80]})"
-            if step.error is not None:
-                detail += f" -> {step.error.type}: {step.error.message}"
-        elif isinstance(step, LLMCallStep):
-            out = step.output
-            calls = len(out.tool_calls or []) if out else 0
-            detail = f"{step.model or ''} " + (
-                f"{calls} tool call(s)" if calls else repr(out.content if out else None)[:80]
-            )
-        elif isinstance(step, UserInputStep):
-            detail = repr(step.content)[:80]
-        else:
-            assert isinstance(step, StateStep)
-            detail = ", ".join(k for k in ("memory", "variables", "context") if getattr(step, k))
-        print(f"  {head} {detail}".rstrip())
-    print(f"output: {json.dumps(session.output, ensure_ascii=False)[:200]}")
-    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -208,36 +169,6 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_diff(args: argparse.Namespace) -> int:
-    from opswald.diff import render_difference
-    from opswald.files import GoldenLoadError, load, to_data
-    from opswald.sessiondiff import session_differences, stable_data
-
-    try:
-        golden, actual = load(args.golden), load(args.actual)
-    except (GoldenLoadError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 4
-    found = session_differences(
-        stable_data(to_data(golden)), stable_data(to_data(actual)), limit=args.limit + 1
-    )
-    if not found:
-        print(
-            f"no differences between {args.golden} and {args.actual} "
-            "(timestamps and durations aside)"
-        )
-        return 0
-    total = len(golden.step_list)
-    print(f"{args.golden} ({total} steps) → {args.actual} ({len(actual.step_list)} steps)")
-    print("[- golden] [+ actual]")
-    for difference in found[: args.limit]:
-        for line in render_difference(difference, args.mode):
-            print(line)
-    if len(found) > args.limit:
-        print(f"... more than {args.limit} differences; raise --limit to see them")
-    return 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -250,12 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("reports", nargs="+")
     merge.add_argument("-o", "--output", required=True)
     merge.set_defaults(func=cmd_report_merge)
-    diff = sub.add_parser("diff", help="compare two sessions (a golden and a saved actual)")
-    diff.add_argument("golden")
-    diff.add_argument("actual")
-    diff.add_argument("--mode", choices=("detailed", "short"), default="detailed")
-    diff.add_argument("--limit", type=int, default=50, help="differences shown (default 50)")
-    diff.set_defaults(func=cmd_diff)
     validate = sub.add_parser("validate", help="check golden files (files or folders)")
     validate.add_argument("paths", nargs="+")
     validate.set_defaults(func=cmd_validate)
@@ -266,9 +191,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0, help="default: a free port")
     serve.add_argument("--host", default="127.0.0.1", help="loopback only")
     serve.set_defaults(func=cmd_serve)
-    show = sub.add_parser("show", help="print a golden's steps")
-    show.add_argument("golden")
-    show.set_defaults(func=cmd_show)
     replay = sub.add_parser(
         "replay", help="replay a golden through the agent, one line per step (or step by step)"
     )
@@ -282,15 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--fork-at", type=int, metavar="N", help="run live from step N on")
     replay.add_argument("--speed", metavar="realtime|FACTOR", help="sleep recorded durations")
     replay.set_defaults(func=cmd_replay)
-    from opswald.cli_traces import add_parsers
+    from opswald import cli_inspect, cli_traces
 
-    add_parsers(sub)
+    cli_inspect.add_parsers(sub)
+    cli_traces.add_parsers(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from opswald.cli_inspect import run
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    return run(args.func, args)
 
 
 if __name__ == "__main__":

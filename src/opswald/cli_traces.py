@@ -160,6 +160,9 @@ def add_parsers(sub: Any) -> None:
     create.add_argument("--goldens", default="goldens", help="folder (default: goldens)")
     create.add_argument("--store", default=None)
     create.set_defaults(func=cmd_golden_create)
+    from opswald.cli_inspect import add_note_parser
+
+    add_note_parser(golden_sub)
 
     imp = sub.add_parser("import", help="turn exported traces into goldens")
     imp.add_argument("format", choices=FORMATS)

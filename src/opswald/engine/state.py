@@ -85,9 +85,14 @@ def _tool_names(tools: Any) -> list[str]:
 
 def state_changes(steps: Sequence[AnyStep], k: int) -> list[str]:
     """`+ memory.x = 1` / `- memory.y` lines: what changed from step k-1 to step k."""
+    return state_diff(steps, k - 1, k)
+
+
+def state_diff(steps: Sequence[AnyStep], a: int, b: int) -> list[str]:
+    """`+`/`-`/`~` lines: how the state after step `b` differs from the state after `a`."""
     from opswald.diff import differences, short_repr
 
-    before, after = state_at(steps, k - 1).flat(), state_at(steps, k).flat()
+    before, after = state_at(steps, a).flat(), state_at(steps, b).flat()
     lines = []
     for d in differences(before, after):
         where = d.where

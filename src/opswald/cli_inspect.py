@@ -1,0 +1,608 @@
+"""Looking at sessions from the terminal: `show`, `diff`, `analyze`, `upgrade` and
+`golden note`. Every table fits the terminal; `--json` gives the same data to machines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from typing import Any
+
+from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep
+
+TYPE_ALIASES = {
+    "llm": "llm_call",
+    "llm_call": "llm_call",
+    "tool": "tool_call",
+    "tool_call": "tool_call",
+    "user": "user_input",
+    "user_input": "user_input",
+    "state": "state",
+}
+
+
+class CliError(Exception):
+    """Bad input: printed as `error: ...`, exit status 4 (1 for unreadable goldens)."""
+
+    def __init__(self, message: str, status: int = 4) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _width() -> int:
+    return max(60, min(shutil.get_terminal_size((80, 24)).columns, 160))
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def _load(path: str) -> Session:
+    from opswald.files import GoldenLoadError, load
+
+    try:
+        return load(path)
+    except (GoldenLoadError, OSError) as exc:
+        raise CliError(str(exc), 1) from None
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _step_name(step: AnyStep) -> str:
+    if isinstance(step, ToolCallStep):
+        return step.tool
+    if isinstance(step, LLMCallStep):
+        return step.model or ""
+    if isinstance(step, StateStep):
+        return ", ".join(k for k in ("memory", "variables", "context") if getattr(step, k))
+    return _clip(json.dumps(step.content, ensure_ascii=False, default=str), 40)
+
+
+def _tokens(step: AnyStep) -> int | None:
+    if isinstance(step, LLMCallStep) and step.usage is not None:
+        return step.usage.total()
+    return None
+
+
+def _row(step: AnyStep) -> dict[str, Any]:
+    return {
+        "step": step.step,
+        "type": step.type,
+        "name": _step_name(step),
+        "tokens": _tokens(step),
+        "cost": step.cost if isinstance(step, LLMCallStep) else None,
+        "duration_ms": step.duration_ms,
+        "error": f"{step.error.type}: {step.error.message}" if step.error else None,
+        "description": step.description,
+    }
+
+
+def parse_types(text: str | None) -> set[str] | None:
+    if not text:
+        return None
+    types = set()
+    for part in text.split(","):
+        key = part.strip().lower()
+        if key not in TYPE_ALIASES:
+            raise CliError(f"--type: unknown step type {part!r}; use llm, tool, user, state")
+        types.add(TYPE_ALIASES[key])
+    return types
+
+
+def parse_range(text: str | None, total: int) -> tuple[int, int]:
+    """`5-12`, `5-`, `-12` or `7` as an inclusive 1-based range within 1..total."""
+    if not text:
+        return 1, total
+    first, sep, last = text.partition("-")
+    try:
+        lo = int(first) if first.strip() else 1
+        hi = (int(last) if last.strip() else total) if sep else lo
+    except ValueError:
+        raise CliError(f"--steps: {text!r} is not a range like 5-12") from None
+    if lo < 1 or hi < lo:
+        raise CliError(f"--steps: {text!r} is not a range of steps 1..{total}")
+    return lo, min(hi, total)
+
+
+def _money(cost: float | None) -> str:
+    return "-" if cost is None else f"${cost:.4f}"
+
+
+def _ms(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:,.0f} ms"
+
+
+def _headline(session: Session, label: str) -> str:
+    from opswald.expect.budgets import figures
+
+    fig = figures(session)
+    return (
+        f"{session.name or label}: {fig.steps} steps ({fig.llm_calls} LLM, "
+        f"{fig.tool_calls} tool), {fig.total_tokens:,} tokens, {_money(fig.cost)}, "
+        f"{_ms(fig.duration_ms)}"
+    )
+
+
+# -- show -------------------------------------------------------------------------------
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    session = _load(args.golden)
+    if session.is_stub:
+        print(
+            f"{session.name or args.golden}: a stub, not recorded yet "
+            "(record it with pytest --opswald-goldens --opswald-mode=record)"
+        )
+        return 0
+    steps = session.step_list
+    if args.step is not None:
+        return _show_step(session, args.step, args.json)
+    types = parse_types(args.type)
+    lo, hi = parse_range(args.steps, len(steps))
+    chosen = [s for s in steps if lo <= s.step <= hi and (types is None or s.type in types)]
+    notes: dict[int | None, list[str]] = {}
+    for note in session.notes:
+        notes.setdefault(note.step, []).append(note.text)
+    if args.json:
+        _print_json(
+            {
+                "name": session.name,
+                "total_steps": len(steps),
+                "steps": [{**_row(s), "notes": notes.get(s.step, [])} for s in chosen],
+                "notes": notes.get(None, []),
+                "output": session.output,
+                "error": session.error.model_dump() if session.error else None,
+            }
+        )
+        return 0
+    width = _width()
+    print(_clip(_headline(session, args.golden), width))
+    for text in notes.get(None, []):
+        print(_clip(f"note: {text}", width))
+    name_w = max(8, width - 52)
+    print(
+        f"{'step':>4}  {'type':<10} {'name':<{name_w}} {'tokens':>7} {'cost':>8} {'duration':>10}"
+    )
+    for s in chosen:
+        tokens = _tokens(s)
+        cost = s.cost if isinstance(s, LLMCallStep) else None
+        line = (
+            f"{s.step:>4}  {s.type:<10} {_clip(_step_name(s), name_w):<{name_w}} "
+            f"{tokens if tokens is not None else '-':>7} {_money(cost):>8} "
+            f"{_ms(s.duration_ms):>10}"
+        )
+        print(line.rstrip())
+        if s.error is not None:
+            print(_clip(f"      ! {s.error.type}: {s.error.message}", width))
+        for text in notes.get(s.step, []):
+            print(_clip(f"      note: {text}", width))
+    if len(chosen) < len(steps):
+        print(f"({len(chosen)} of {len(steps)} steps shown)")
+    if session.error is not None:
+        print(_clip(f"error: {session.error.type}: {session.error.message}", width))
+    print(_clip(f"output: {json.dumps(session.output, ensure_ascii=False, default=str)}", width))
+    return 0
+
+
+def _show_step(session: Session, number: int, as_json: bool) -> int:
+    from opswald.engine.state import state_at, state_changes
+    from opswald.files import to_data
+
+    steps = session.step_list
+    if not 1 <= number <= len(steps):
+        raise CliError(f"--step {number}: the golden has steps 1..{len(steps)}")
+    step = steps[number - 1]
+    data = to_data(session)["steps"][number - 1]
+    state = state_at(steps, number).flat()
+    changes = state_changes(steps, number)
+    notes = [n.text for n in session.notes if n.step == number]
+    if as_json:
+        _print_json({"step": data, "state": state, "changes": changes, "notes": notes})
+        return 0
+    print(f"step {number} of {len(steps)} · {step.type} {_step_name(step)}".rstrip())
+    body = {k: v for k, v in data.items() if k not in ("step", "type")}
+    print(_indent(_yaml(body)))
+    for text in notes:
+        print(f"note: {text}")
+    print(f"state at step {number}:")
+    print(_indent(_yaml({k: v for k, v in state.items() if v not in (None, [], {})})))
+    print(f"changes from step {number - 1}:" if number > 1 else "changes from the start:")
+    width = _width()
+    print(_indent("\n".join(_clip(line, width - 2) for line in changes) or "(none)"))
+    return 0
+
+
+def _yaml(data: Any) -> str:
+    import yaml
+
+    if data in ({}, None):
+        return "(none)"
+    text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=_width() - 4)
+    return text.rstrip()
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+# -- diff -------------------------------------------------------------------------------
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    if args.steps is not None:
+        if args.actual is not None:
+            raise CliError("give either a second session or --steps A B, not both")
+        return _diff_steps(args)
+    if args.actual is None:
+        raise CliError("diff needs two sessions (GOLDEN ACTUAL) or --steps A B")
+    return _diff_sessions(args)
+
+
+def _diff_steps(args: argparse.Namespace) -> int:
+    from opswald.engine.state import state_diff
+
+    session = _load(args.golden)
+    steps = session.step_list
+    a, b = args.steps
+    for n in (a, b):
+        if n is None or not 0 <= n <= len(steps):
+            raise CliError(f"--steps: the golden has steps 1..{len(steps)} (0 is the start)")
+    lines = state_diff(steps, a, b)
+    if args.json:
+        _print_json({"from": a, "to": b, "changes": lines})
+        return 0
+    print(f"state after step {a} → state after step {b} of {len(steps)}")
+    for line in lines or ["(no change)"]:
+        print(_clip(line, _width()))
+    return 0
+
+
+def _figures_delta(golden: Session, actual: Session) -> dict[str, Any]:
+    from opswald.expect.budgets import figures
+
+    g, a = figures(golden), figures(actual)
+    out: dict[str, Any] = {}
+    for key in ("steps", "llm_calls", "tool_calls", "total_tokens", "cost", "duration_ms"):
+        before, now = getattr(g, key), getattr(a, key)
+        change = None if before is None or now is None else round(now - before, 10)
+        percent = round(change / before * 100, 1) if change is not None and before else None
+        out[key] = {"golden": before, "actual": now, "change": change, "percent": percent}
+    return out
+
+
+def _delta_text(key: str, d: dict[str, Any]) -> str:
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "?"
+        if key == "cost":
+            return f"${v:.4f}"
+        if key == "duration_ms":
+            return f"{v:,.0f} ms"
+        return f"{v:,}"
+
+    pct = f" ({d['percent']:+.0f}%)" if d["percent"] is not None else ""
+    return f"{key.replace('_', ' ')} {fmt(d['golden'])} → {fmt(d['actual'])}{pct}"
+
+
+def _diff_sessions(args: argparse.Namespace) -> int:
+    from opswald.diff import render_difference
+    from opswald.files import to_data
+    from opswald.sessiondiff import session_differences, stable_data
+
+    golden, actual = _load(args.golden), _load(args.actual)
+    found = session_differences(
+        stable_data(to_data(golden)), stable_data(to_data(actual)), limit=args.limit + 1
+    )
+    deltas = _figures_delta(golden, actual)
+    first = next((d for d in found if d.step is not None), None)
+    if args.json:
+        _print_json(
+            {
+                "golden": args.golden,
+                "actual": args.actual,
+                "equal": not found,
+                "first_step": first.step if first is not None else None,
+                "differences": [
+                    {"where": d.where, "step": d.step, "lines": render_difference(d, args.mode)}
+                    for d in found[: args.limit]
+                ],
+                "more": len(found) > args.limit,
+                "deltas": deltas,
+            }
+        )
+        return 1 if found else 0
+    total = len(golden.step_list)
+    if not found:
+        print(
+            f"no differences between {args.golden} and {args.actual} "
+            "(timestamps and durations aside)"
+        )
+    else:
+        print(f"{args.golden} ({total} steps) → {args.actual} ({len(actual.step_list)} steps)")
+        if first is not None and first.step is not None:
+            step = golden.step_list[first.step - 1] if first.step <= total else None
+            what = f" · {step.type} {_step_name(step)}".rstrip() if step is not None else ""
+            print(f"first difference: step {first.step} of {total}{what}")
+        print("[- golden] [+ actual]")
+        for difference in found[: args.limit]:
+            for line in render_difference(difference, args.mode):
+                print(line)
+        if len(found) > args.limit:
+            print(f"... more than {args.limit} differences; raise --limit to see them")
+    changed = [k for k, d in deltas.items() if d["change"]]
+    if changed:
+        print("figures: " + "; ".join(_delta_text(k, deltas[k]) for k in changed))
+    return 1 if found else 0
+
+
+# -- analyze ----------------------------------------------------------------------------
+
+
+def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]:
+    """Latency and cost analysis of one session, as data."""
+    from opswald.expect.budgets import figures
+
+    steps = session.step_list
+    fig = figures(session)
+    timed = [s for s in steps if s.duration_ms is not None]
+    by_type: dict[str, dict[str, float]] = {}
+    for s in steps:
+        row = by_type.setdefault(s.type, {"count": 0, "duration_ms": 0.0, "cost": 0.0})
+        row["count"] += 1
+        row["duration_ms"] += s.duration_ms or 0.0
+        row["cost"] += (s.cost or 0.0) if isinstance(s, LLMCallStep) else 0.0
+    by_model: dict[str, dict[str, Any]] = {}
+    for s in steps:
+        if isinstance(s, LLMCallStep):
+            row = by_model.setdefault(s.model or "?", {"calls": 0, "tokens": 0, "cost": 0.0})
+            row["calls"] += 1
+            row["tokens"] += s.usage.total() if s.usage else 0
+            row["cost"] += s.cost or 0.0
+    busy = sum(s.duration_ms or 0.0 for s in steps)
+    return {
+        "name": session.name,
+        "steps": fig.steps,
+        "llm_calls": fig.llm_calls,
+        "tool_calls": fig.tool_calls,
+        "total_tokens": fig.total_tokens,
+        "cost": fig.cost,
+        "duration_ms": fig.duration_ms,
+        "slow_ms": slow_ms,
+        "slow_steps": [_row(s) for s in timed if (s.duration_ms or 0) > slow_ms],
+        "slowest_steps": [
+            _row(s) for s in sorted(timed, key=lambda s: -(s.duration_ms or 0))[:top]
+        ],
+        "costly_steps": [
+            _row(s)
+            for s in sorted(
+                (s for s in steps if isinstance(s, LLMCallStep) and s.cost),
+                key=lambda s: -(s.cost or 0),
+            )[:top]
+        ],
+        "by_type": by_type,
+        "by_model": by_model,
+        "time_in_steps_ms": busy,
+        "errors": [_row(s) for s in steps if s.error is not None],
+    }
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from opswald.cli import Progress, _iter_goldens
+
+    paths = _iter_goldens(args.goldens)
+    if not paths:
+        raise CliError("no golden files found")
+    progress = Progress(len(paths), "analyzing")
+    results = []
+    for path in paths:
+        progress.tick()
+        session = _load(str(path))
+        if not session.is_stub:
+            results.append((path, analyze(session, slow_ms=args.slow_ms)))
+    progress.done()
+    if args.json:
+        _print_json([{"file": str(p), **a} for p, a in results])
+        return 0
+    width = _width()
+    for path, a in results:
+        print(
+            _clip(
+                f"{a['name'] or path}: {a['steps']} steps, {a['total_tokens']:,} tokens, "
+                f"{_money(a['cost'])}, {_ms(a['duration_ms'])}",
+                width,
+            )
+        )
+        if a["slow_steps"]:
+            n = len(a["slow_steps"])
+            print(f"  latency: {n} step{'s' if n != 1 else ''} slower than {_ms(args.slow_ms)}")
+            for r in a["slow_steps"]:
+                print(
+                    _clip(
+                        f"    step {r['step']} {r['type']} {r['name']} {_ms(r['duration_ms'])}",
+                        width,
+                    )
+                )
+        else:
+            slowest = a["slowest_steps"][:1]
+            if slowest:
+                r = slowest[0]
+                print(
+                    _clip(
+                        f"  latency: no step over {_ms(args.slow_ms)}; slowest is step "
+                        f"{r['step']} {r['type']} {r['name']} {_ms(r['duration_ms'])}",
+                        width,
+                    )
+                )
+        for kind, row in sorted(a["by_type"].items()):
+            share = row["duration_ms"] / a["time_in_steps_ms"] * 100 if a["time_in_steps_ms"] else 0
+            print(
+                _clip(
+                    f"    {kind:<10} {int(row['count']):>4} x {_ms(row['duration_ms']):>10} "
+                    f"({share:.0f}% of step time)",
+                    width,
+                )
+            )
+        if a["costly_steps"]:
+            print("  cost: most expensive steps")
+            for r in a["costly_steps"]:
+                share = f" ({r['cost'] / a['cost'] * 100:.0f}%)" if a["cost"] else ""
+                print(
+                    _clip(
+                        f"    step {r['step']} {r['type']} {r['name']} {_money(r['cost'])}{share}",
+                        width,
+                    )
+                )
+            for model, row in sorted(a["by_model"].items()):
+                print(
+                    _clip(
+                        f"    {model}: {row['calls']} call{'s' if row['calls'] != 1 else ''}, "
+                        f"{row['tokens']:,} tokens, "
+                        f"{_money(row['cost'])}",
+                        width,
+                    )
+                )
+        for r in a["errors"]:
+            print(
+                _clip(f"  error at step {r['step']} {r['type']} {r['name']}: {r['error']}", width)
+            )
+    return 0
+
+
+# -- upgrade ----------------------------------------------------------------------------
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from opswald.cli import _iter_goldens
+    from opswald.files import GoldenLoadError, dump, load_data
+    from opswald.session import SCHEMA_VERSION
+    from opswald.upgrade import UpgradeError, upgrade_data
+
+    paths = _iter_goldens(args.paths)
+    if not paths:
+        raise CliError("no golden files found")
+    changed = failed = 0
+    for path in paths:
+        try:
+            data = load_data(path)
+            session, migrated = upgrade_data(data)
+        except (GoldenLoadError, OSError, UpgradeError) as exc:
+            failed += 1
+            print(f"error: {path}: {exc}" if str(path) not in str(exc) else f"error: {exc}")
+            continue
+        if not migrated:
+            print(f"up to date: {path}")
+            continue
+        changed += 1
+        if args.check:
+            print(f"needs upgrade: {path} (schema {migrated[0]} → {SCHEMA_VERSION})")
+        else:
+            dump(session, path)
+            print(f"upgraded: {path} (schema {migrated[0]} → {SCHEMA_VERSION})")
+    print(
+        f"{changed} {'to upgrade' if args.check else 'upgraded'}, {failed} failed, "
+        f"{len(paths) - changed - failed} up to date"
+    )
+    return 1 if failed or (args.check and changed) else 0
+
+
+# -- golden note ------------------------------------------------------------------------
+
+
+def cmd_golden_note(args: argparse.Namespace) -> int:
+    from opswald.files import dump
+    from opswald.session import Note
+
+    session = _load(args.golden)
+    total = len(session.step_list)
+    if args.step is not None and not 1 <= args.step <= total:
+        raise CliError(f"--step {args.step}: the golden has steps 1..{total}")
+    text = " ".join(args.text).strip()
+    if not text:
+        raise CliError("the note is empty")
+    session.notes = [*session.notes, Note(text=text, step=args.step)]
+    dump(session, args.golden)
+    where = f"step {args.step} of {total}" if args.step is not None else "the session"
+    print(f"noted at {where} in {args.golden}")
+    return 0
+
+
+EXAMPLES = {
+    "show": "examples:\n  opswald show goldens/refund.golden.yaml --type llm,tool --steps 2-8\n"
+    "  opswald show goldens/refund.golden.yaml --step 4        # the full step and its state",
+    "diff": "examples:\n  opswald diff goldens/refund.golden.yaml actual/refund.actual.yaml\n"
+    "  opswald diff goldens/refund.golden.yaml --steps 3 5     # state change between steps",
+    "analyze": "example:\n  opswald analyze goldens/ --slow-ms 2000",
+    "upgrade": "example:\n  opswald upgrade goldens/          # or --check in CI",
+    "note": "example:\n"
+    '  opswald golden note goldens/refund.golden.yaml --step 4 "refund policy v2"',
+}
+
+
+def _help(sub: Any, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def add_parsers(sub: Any) -> None:
+    show = _help(sub, "show", "print a golden's steps as a table", EXAMPLES["show"])
+    show.add_argument("golden")
+    show.add_argument("--step", type=int, metavar="N", help="one step in full, with its state")
+    show.add_argument("--type", metavar="TYPES", help="only these types: llm,tool,user,state")
+    show.add_argument("--steps", metavar="RANGE", help="only steps in a range: 5-12")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=cmd_show)
+
+    diff = _help(sub, "diff", "compare two sessions, or the state at two steps", EXAMPLES["diff"])
+    diff.add_argument("golden")
+    diff.add_argument("actual", nargs="?", default=None)
+    diff.add_argument("--steps", type=int, nargs=2, metavar=("A", "B"))
+    diff.add_argument("--mode", choices=("detailed", "short"), default="detailed")
+    diff.add_argument("--limit", type=int, default=50, help="differences shown (default 50)")
+    diff.add_argument("--json", action="store_true", help="machine-readable output")
+    diff.set_defaults(func=cmd_diff)
+
+    analyze_p = _help(sub, "analyze", "latency and cost analysis of goldens", EXAMPLES["analyze"])
+    analyze_p.add_argument("goldens", nargs="+", help="files or folders")
+    analyze_p.add_argument("--slow-ms", type=float, default=5000.0, metavar="MS")
+    analyze_p.add_argument("--json", action="store_true", help="machine-readable output")
+    analyze_p.set_defaults(func=cmd_analyze)
+
+    upgrade = _help(
+        sub, "upgrade", "migrate goldens of older schema versions in place", EXAMPLES["upgrade"]
+    )
+    upgrade.add_argument("paths", nargs="+", help="files or folders")
+    upgrade.add_argument("--check", action="store_true", help="only report; exit 1 if needed")
+    upgrade.set_defaults(func=cmd_upgrade)
+
+
+def add_note_parser(golden_sub: Any) -> None:
+    note = _help(
+        golden_sub,
+        "note",
+        "add a note to a golden (shown by show and the viewer)",
+        EXAMPLES["note"],
+    )
+    note.add_argument("golden")
+    note.add_argument("text", nargs="+")
+    note.add_argument("--step", type=int, metavar="N", help="the step it is about")
+    note.set_defaults(func=cmd_golden_note)
+
+
+def run(func: Any, args: argparse.Namespace) -> int:
+    """Run a command, turning CliError into `error: ...` on stderr and its status."""
+    try:
+        return int(func(args))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status

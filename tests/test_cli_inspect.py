@@ -1,0 +1,206 @@
+"""`opswald show|diff|analyze|upgrade|golden note`: output text (snapshotted), --json and
+exit codes, run in-process on the example goldens and on copies of them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import opswald
+from opswald.cli import main
+from opswald.upgrade import MIGRATIONS
+
+GOLDENS = Path(__file__).parent.parent / "goldens"
+REFUND = GOLDENS / "refund.golden.yaml"
+DECLINED = GOLDENS / "card_declined.golden.json"
+
+
+@pytest.fixture(autouse=True)
+def _columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_show_filters_by_type_and_range(capsys: pytest.CaptureFixture[str], snapshot: Any) -> None:
+    code, out, _ = run(capsys, "show", str(REFUND), "--type", "tool,state", "--steps", "3-6")
+    assert code == 0
+    rows = [line.split()[:3] for line in out.splitlines()[2:-2]]
+    assert rows == [["4", "tool_call", "issue_refund"], ["6", "state", "memory,"]]
+    assert "(2 of 6 steps shown)" in out
+    assert out == snapshot
+
+
+def test_show_one_step_with_its_state(capsys: pytest.CaptureFixture[str], snapshot: Any) -> None:
+    code, out, _ = run(capsys, "show", str(REFUND), "--step", "4")
+    assert code == 0
+    assert out.startswith("step 4 of 6 · tool_call issue_refund\n")
+    assert all(len(line) <= 80 for line in out.splitlines())
+    changes = out.split("changes from step 3:\n")[1].splitlines()
+    assert changes[0].startswith("  + tool_outputs[1] = ")
+    assert "issue_refund" in changes[0]
+    assert out == snapshot
+
+
+def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "show", str(DECLINED), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["total_steps"] == 2
+    assert data["steps"][1]["error"].startswith("PaymentDeclined: ")
+    assert data["error"]["type"] == "PaymentDeclined"
+    code, out, _ = run(capsys, "show", str(REFUND), "--step", "2", "--json")
+    step = json.loads(out)
+    assert step["step"]["tool"] == "lookup_order"
+    assert step["state"]["tool_outputs"][0]["output"]["total"] == 120.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--step", "9"], "--step 9: the golden has steps 1..6"),
+        (["--type", "llm,robot"], "--type: unknown step type 'robot'; use llm, tool, user, state"),
+        (["--steps", "8-2"], "--steps: '8-2' is not a range of steps 1..6"),
+        (["--steps", "a-b"], "--steps: 'a-b' is not a range like 5-12"),
+    ],
+)
+def test_show_rejects_bad_input(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "show", str(REFUND), *argv)
+    assert (code, out) == (4, "")
+    assert err == f"error: {message}\n"
+
+
+def test_diff_of_two_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "diff", str(REFUND), "--steps", "1", "4")
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0] == "state after step 1 → state after step 4 of 6"
+    assert lines[1].startswith("+ tool_outputs[0] = ")
+    assert "lookup_order" in lines[1]
+    code, out, _ = run(capsys, "diff", str(REFUND), "--steps", "1", "4", "--json")
+    changes = json.loads(out)["changes"]
+    assert len(changes) == len(lines) - 1
+    assert all(full.startswith(shown.rstrip("…")) for full, shown in zip(changes, lines[1:]))
+    code, _, err = run(capsys, "diff", str(REFUND), "--steps", "1", "40")
+    assert code == 4 and "the golden has steps 1..6" in err
+
+
+def test_diff_of_two_sessions_shows_figures(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, snapshot: Any
+) -> None:
+    actual = tmp_path / "refund.actual.yaml"
+    session = opswald.load(REFUND)
+    third = session.step_list[2]
+    assert third.type == "llm_call" and third.cost is not None
+    third.cost = third.cost * 2
+    third.output.content = "Let me refund it."  # type: ignore[union-attr]
+    opswald.dump(session, actual)
+    code, out, _ = run(capsys, "diff", str(REFUND), str(actual))
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[1] == "first difference: step 3 of 6 · llm_call sim-small"
+    assert lines[-1].startswith("figures: cost $0.0007 → $0.0010 (+")
+    assert all(len(line) <= 80 for line in lines[1:])
+    assert out.replace(str(tmp_path), "<tmp>").replace(str(GOLDENS), "<goldens>") == snapshot
+    code, out, _ = run(capsys, "diff", str(REFUND), str(actual), "--json")
+    data = json.loads(out)
+    assert (code, data["equal"], data["first_step"]) == (1, False, 3)
+    assert data["deltas"]["cost"]["change"] == pytest.approx(third.cost / 2)
+    assert run(capsys, "diff", str(REFUND), str(REFUND))[0] == 0
+
+
+def test_analyze(capsys: pytest.CaptureFixture[str], snapshot: Any) -> None:
+    code, out, _ = run(capsys, "analyze", str(REFUND), str(DECLINED), "--slow-ms", "0.4")
+    assert code == 0
+    assert "card_declined: 2 steps, 302 tokens, $0.0002" in out
+    assert "  error at step 2 tool_call charge_card: PaymentDeclined: " in out
+    code, out, _ = run(capsys, "analyze", str(GOLDENS), "--json")
+    data = json.loads(out)
+    assert {d["name"] for d in data} >= {"refund_flow", "card_declined"}
+    refund = next(d for d in data if d["name"] == "refund_flow")
+    assert [s["step"] for s in refund["costly_steps"]] == [5, 3, 1]
+    assert refund["by_model"]["sim-small"]["calls"] == 3
+    assert refund["cost"] == pytest.approx(sum(s["cost"] for s in refund["costly_steps"]))
+
+
+def test_analyze_text(capsys: pytest.CaptureFixture[str], tmp_path: Path, snapshot: Any) -> None:
+    """With recorded durations the analysis is stable: snapshot it."""
+    path = tmp_path / "slow.golden.yaml"
+    session = opswald.load(REFUND)
+    for step, ms in zip(session.step_list, [6200.0, 40.0, 900.0, 12.0, 5400.0, None], strict=True):
+        step.duration_ms = ms
+    session.metadata["duration_ms"] = 12600.0
+    opswald.dump(session, path)
+    code, out, _ = run(capsys, "analyze", str(path))
+    assert code == 0
+    assert "  latency: 2 steps slower than 5,000 ms" in out
+    assert out == snapshot
+
+
+def test_golden_note(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "refund.golden.yaml"
+    shutil.copy(REFUND, path)
+    code, out, _ = run(capsys, "golden", "note", str(path), "--step", "4", "refund", "policy v2")
+    assert (code, out) == (0, f"noted at step 4 of 6 in {path}\n")
+    assert [(n.text, n.step) for n in opswald.load(path).notes] == [("refund policy v2", 4)]
+    code, out, _ = run(capsys, "show", str(path), "--steps", "4")
+    assert "      note: refund policy v2" in out.splitlines()
+    code, _, err = run(capsys, "golden", "note", str(path), "--step", "7", "late")
+    assert code == 4 and "--step 7: the golden has steps 1..6" in err
+
+
+def test_upgrade(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    current = tmp_path / "refund.golden.yaml"
+    shutil.copy(REFUND, current)
+    before = current.read_bytes()
+    code, out, _ = run(capsys, "upgrade", str(tmp_path))
+    assert code == 0 and current.read_bytes() == before
+    assert out.splitlines() == [f"up to date: {current}", "0 upgraded, 0 failed, 1 up to date"]
+    newer = tmp_path / "newer.golden.yaml"
+    newer.write_text("schema_version: 7\nname: n\ninput: 1\n")
+    code, out, _ = run(capsys, "upgrade", str(newer))
+    assert code == 1
+    assert "schema_version 7 is newer than this pytest-opswald reads (1)" in out
+    # a migration from a (hypothetical) version 0 that called `input` `request`
+    monkeypatch.setitem(
+        MIGRATIONS,
+        0,
+        lambda d: {**{k: v for k, v in d.items() if k != "request"}, "input": d.get("request")},
+    )
+    old = tmp_path / "old.golden.yaml"
+    old.write_text("schema_version: 0\nname: old\nrequest: {q: hi}\nsteps: []\noutput: done\n")
+    assert run(capsys, "upgrade", "--check", str(old))[0] == 1
+    code, out, _ = run(capsys, "upgrade", str(old))
+    assert code == 0 and f"upgraded: {old} (schema 0 → 1)" in out
+    session = opswald.load(old)
+    assert (session.schema_version, session.input, session.output) == (1, {"q": "hi"}, "done")
+
+
+@pytest.mark.parametrize(
+    ("argv", "example"),
+    [
+        (["show"], "opswald show goldens/refund.golden.yaml --type llm,tool"),
+        (["diff"], "--steps 3 5"),
+        (["analyze"], "opswald analyze goldens/ --slow-ms 2000"),
+        (["upgrade"], "--check in CI"),
+        (["golden", "note"], "opswald golden note goldens/refund.golden.yaml --step 4"),
+    ],
+)
+def test_help_has_an_example(
+    capsys: pytest.CaptureFixture[str], argv: list[str], example: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    assert example in capsys.readouterr().out
