@@ -89,7 +89,9 @@ def test_diff_of_two_steps(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "diff", str(REFUND), "--steps", "1", "4", "--json")
     changes = json.loads(out)["changes"]
     assert len(changes) == len(lines) - 1
-    assert all(full.startswith(shown.rstrip("…")) for full, shown in zip(changes, lines[1:]))
+    assert all(
+        full.startswith(shown.rstrip("…")) for full, shown in zip(changes, lines[1:], strict=True)
+    )
     code, _, err = run(capsys, "diff", str(REFUND), "--steps", "1", "40")
     assert code == 4 and "the golden has steps 1..6" in err
 
@@ -204,3 +206,19 @@ def test_help_has_an_example(
         main([*argv, "--help"])
     assert exit_info.value.code == 0
     assert example in capsys.readouterr().out
+
+
+def test_validate_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    shutil.copy(REFUND, tmp_path / "refund.golden.yaml")
+    (tmp_path / "bad.golden.yaml").write_text("name: x\nsteps: [{step: 1, type: robot}]\n")
+    code, out, _ = run(capsys, "validate", str(tmp_path), "--json")
+    data = json.loads(out)
+    assert (code, data["valid"], data["invalid"]) == (1, 1, 1)
+    bad, good = data["goldens"]
+    assert bad["ok"] is False and "bad.golden.yaml:2" in bad["error"]
+    assert good == {
+        "path": str(tmp_path / "refund.golden.yaml"),
+        "ok": True,
+        "stub": False,
+        "steps": 6,
+    }

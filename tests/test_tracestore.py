@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,10 @@ def test_list_filters_newest_first(store: Path, capsys: pytest.CaptureFixture[st
     assert lines[0].startswith(infos[1].id)
     assert main(["traces", "list", "--store", str(store), "--limit", "2"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main(["traces", "list", "--store", str(store), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == [i.id for i in infos]
+    assert rows[0]["error"] == "FileNotFoundError: q2-sales.pdf does not exist"
 
 
 def test_prune_deletes_only_old_traces(store: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -63,6 +63,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print("no golden files found", file=sys.stderr)
         return 4
     bad = 0
+    rows: list[dict[str, object]] = []
     progress = Progress(len(goldens), "validating")
     for path in goldens:
         progress.tick()
@@ -70,15 +71,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
             session = load(path)
         except GoldenLoadError as exc:
             bad += 1
-            print(f"error: {exc}")
+            rows.append({"path": str(path), "ok": False, "error": str(exc)})
             continue
         except OSError as exc:
             bad += 1
-            print(f"error: {path}: {exc.strerror or exc}")
+            rows.append({"path": str(path), "ok": False, "error": f"{path}: {exc.strerror or exc}"})
             continue
-        kind = "stub (not recorded yet)" if session.is_stub else f"{len(session.step_list)} steps"
-        print(f"ok: {path} ({kind})")
+        rows.append(
+            {
+                "path": str(path),
+                "ok": True,
+                "stub": session.is_stub,
+                "steps": None if session.is_stub else len(session.step_list),
+            }
+        )
     progress.done()
+    if args.json:
+        print(json.dumps({"valid": len(goldens) - bad, "invalid": bad, "goldens": rows}, indent=2))
+        return 1 if bad else 0
+    for row in rows:
+        if not row["ok"]:
+            print(f"error: {row['error']}")
+        else:
+            kind = "stub (not recorded yet)" if row["stub"] else f"{row['steps']} steps"
+            print(f"ok: {row['path']} ({kind})")
     print(f"{len(goldens) - bad} valid, {bad} invalid")
     return 1 if bad else 0
 
@@ -183,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge.set_defaults(func=cmd_report_merge)
     validate = sub.add_parser("validate", help="check golden files (files or folders)")
     validate.add_argument("paths", nargs="+")
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
     validate.set_defaults(func=cmd_validate)
     serve = sub.add_parser(
         "serve", help="answer OpenAI/Anthropic API calls from a golden on 127.0.0.1"

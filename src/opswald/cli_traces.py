@@ -21,6 +21,15 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
     found = list_traces(
         args.store, error=True if args.error else None, tag=args.tag, limit=args.limit
     )
+    if args.json:
+        import json
+
+        rows = [
+            {**vars(t), "path": str(t.path), "recorded_at": t.recorded_at.isoformat()}
+            for t in found
+        ]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
     if not found:
         print(f"no traces in {store_dir(args.store)}", file=sys.stderr)
         return 0
@@ -144,6 +153,7 @@ def add_parsers(sub: Any) -> None:
     listing.add_argument("--tag", help="only traces with this tag")
     listing.add_argument("--limit", type=int, default=None, metavar="N")
     listing.add_argument("--store", default=None, help="default: .opswald/traces")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=cmd_traces_list)
     pruning = traces_sub.add_parser("prune", help="delete old traces")
     pruning.add_argument("--older-than", required=True, metavar="AGE", help="30d, 12h, 2w, ...")
