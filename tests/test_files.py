@@ -7,6 +7,7 @@ import os
 import pickle
 import re
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -596,3 +597,17 @@ def test_dumps_loads_dumps_is_stable(fmt: files.Format, session: Session) -> Non
     assert files.to_data(again) == files.to_data(session)
     assert again.is_stub == session.is_stub
     assert files.dumps(again, "yaml") == files.dumps(session, "yaml")
+
+
+def test_only_stale_temp_files_are_removed(tmp_path: Path) -> None:
+    from opswald.files import remove_if_stale_temp
+
+    fresh = tmp_path / ".a.golden.yaml.0123456789abcdef.opswald-tmp"
+    old = tmp_path / ".b.golden.yaml.0123456789abcdef.opswald-tmp"
+    golden = tmp_path / "c.golden.yaml"
+    for path in (fresh, old, golden):
+        path.write_text("x")
+    for path in (old, golden):
+        os.utime(path, (time.time() - 600, time.time() - 600))
+    assert [remove_if_stale_temp(p) for p in (fresh, old, golden)] == [False, True, False]
+    assert (fresh.exists(), old.exists(), golden.exists()) == (True, False, True)

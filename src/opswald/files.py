@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import stat
+import time
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -919,6 +920,23 @@ def _create_temp(target: Path) -> tuple[Path, int]:
         except FileExistsError:
             continue
     raise FileExistsError(f"cannot create a temporary file beside {target}")
+
+
+STALE_TEMP_SECONDS = 60.0
+
+
+def remove_if_stale_temp(path: Path, *, older_than: float = STALE_TEMP_SECONDS) -> bool:
+    """Delete `path` if it is one of our temp files untouched for `older_than` seconds: a
+    write that a killed process never finished (a live write takes milliseconds)."""
+    if not (path.name.startswith(".") and path.name.endswith(_TMP_SUFFIX)):
+        return False
+    try:
+        if time.time() - path.stat().st_mtime < older_than:
+            return False
+        path.unlink()
+    except OSError:
+        return False
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
