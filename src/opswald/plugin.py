@@ -97,6 +97,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write a JSON report of the goldens (schema: opswald schema --report)",
     )
     group.addoption(
+        "--opswald-html",
+        default=None,
+        metavar="PATH",
+        help="write the replay viewer: one self-contained HTML page for the whole run",
+    )
+    group.addoption(
         "--opswald-save-actual",
         default=None,
         metavar="DIR",
@@ -492,11 +498,14 @@ class SnapshotDiff:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if not parent.config.getoption("opswald_goldens"):
         return None
-    from opswald.files import is_golden_path
+    from opswald.files import is_golden_path, remove_if_stale_temp
     from opswald.items import GoldenFile
 
     if is_golden_path(file_path):
         return GoldenFile.from_parent(parent, path=file_path)
+    settings = settings_of(parent.config)
+    if settings.update or settings.mode in ("record", "rerecord"):
+        remove_if_stale_temp(file_path)  # left by a run that was killed while writing
     return None
 
 
@@ -563,10 +572,35 @@ def pytest_runtest_makereport(
                     else str(item.path),
                 )
                 report.opswald_record = record  # type: ignore[attr-defined]
+                if item.config.getoption("opswald_html"):
+                    report.opswald_view = _view_of(item, outcome, status)  # type: ignore[attr-defined]
                 props = _junit_properties(record)
                 report.user_properties.extend(props)
                 item.user_properties.extend(props)  # JUnit XML reads the last (teardown) report
     return report
+
+
+def _view_of(item: pytest.Item, outcome: Any, status: str) -> dict[str, Any]:
+    """What the controller needs to show this golden in the HTML viewer, as plain data
+    (it travels from xdist workers): the golden's path, the findings, and the actual
+    session when it differs from the golden file on disk."""
+    from opswald.files import to_data
+    from opswald.report.html import finding_data
+
+    result = outcome.result
+    golden = result.golden
+    total = len(golden.step_list) if not golden.is_stub else None
+    return {
+        "path": str(item.path),
+        "file": _shown_path(item),
+        "actual": to_data(result.actual) if status == "failed" else None,
+        "findings": [finding_data(f, total_steps=total) for f in result.verdict.findings],
+    }
+
+
+def _shown_path(item: pytest.Item) -> str:
+    root = item.config.rootpath
+    return str(item.path.relative_to(root)) if item.path.is_relative_to(root) else str(item.path)
 
 
 def _junit_properties(record: dict[str, Any]) -> list[tuple[str, object]]:
@@ -634,6 +668,8 @@ class SummaryPlugin:
         self.malformed = 0
         self.notes: list[str] = []
         self.records: list[dict[str, Any]] = []
+        self.views: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []
+        self.html_written: tuple[Path, int, int] | None = None
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         from opswald.files import is_golden_path
@@ -662,19 +698,58 @@ class SummaryPlugin:
             record = getattr(report, "opswald_record", None)
             if record is not None:
                 self.records.append(record)
+            view = getattr(report, "opswald_view", None)
+            if view is not None:
+                self.views.append((report.nodeid, status, view, record))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        path = self.config.getoption("opswald_json")
-        if not path or hasattr(self.config, "workerinput"):
+        if hasattr(self.config, "workerinput"):
             return  # only the controller writes
+        html = self.config.getoption("opswald_html")
+        if html:
+            self._write_html(self.config.invocation_params.dir / html)
+        path = self.config.getoption("opswald_json")
+        if not path:
+            return
         from opswald.report import json_report
 
         order = tuple(name for name, _ in settings_of(self.config).variants)
         report = json_report.build(self.records, order)
         json_report.write(self.config.invocation_params.dir / path, report)
 
+    def _write_html(self, path: Path) -> None:
+        from opswald.files import load
+        from opswald.report.html import ViewEntry, write_report
+        from opswald.session import Session
+
+        goldens: dict[str, Session] = {}
+        entries = []
+        for nodeid, status, view, record in sorted(self.views, key=lambda v: v[0]):
+            if view["path"] not in goldens:
+                goldens[view["path"]] = load(view["path"])
+            actual = view.get("actual")
+            entries.append(
+                ViewEntry(
+                    golden=goldens[view["path"]],
+                    actual=Session.model_validate(actual) if actual is not None else None,
+                    status=status,
+                    name=nodeid,
+                    file=view["file"],
+                    findings=list(view.get("findings") or ()),
+                    record=record,
+                )
+            )
+        size = write_report(path, entries, slow_ms=self.config.getoption("opswald_slow_ms"))
+        self.html_written = (path, len(entries), size)
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from opswald.report.summary import Summary
+
+        if self.html_written is not None:
+            path, count, size = self.html_written
+            terminalreporter.write_sep(
+                "-", f"opswald viewer: {path} ({count} goldens, {size / 1024:,.0f} KiB)"
+            )
 
         summary = Summary(
             counts=dict(self.counts),
