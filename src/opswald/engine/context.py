@@ -149,7 +149,12 @@ def _replayed_class(error: ErrorInfo) -> type[ReplayedToolError]:
         return ReplayedToolError
     try:
         # an instance of the original class reads like one: str() is the message alone
-        namespace = {"__str__": lambda self: self.message, "__module__": original.__module__}
+        # `message` is ours even where the original class has a read-only property of that name
+        namespace = {
+            "__str__": lambda self: self.message,
+            "__module__": original.__module__,
+            "message": "",
+        }
         return type(error.type.rsplit(".", 1)[-1], (ReplayedToolError, original), namespace)
     except TypeError:  # incompatible layouts (some C exception types)
         return ReplayedToolError

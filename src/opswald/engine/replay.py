@@ -150,6 +150,8 @@ class Replay:
         mode: Literal["replay", "live", "fork"] | None = None,
         fork_at: int | None = None,
         allow_side_effects: bool = False,
+        integrations: tuple[str, ...] | list[str] | None = None,
+        side_effect_tools: tuple[str, ...] | list[str] = (),
     ) -> None:
         from opswald import adapters, files
 
@@ -164,6 +166,12 @@ class Replay:
         self.speed = speed
         self.fork_at = fork_at
         self.allow_side_effects = allow_side_effects
+        # by default the integrations the golden was recorded with (metadata.integrations)
+        recorded = self.golden.metadata.get("integrations")
+        if integrations is None:
+            integrations = recorded if isinstance(recorded, list) else ()
+        self.integrations = tuple(str(name) for name in integrations)
+        self.side_effect_tools = frozenset(side_effect_tools)
         if mode is None:
             mode = "fork" if (mods or fork_at is not None) else "replay"
         self.mode = mode
@@ -232,6 +240,8 @@ class Replay:
             mode="fork",
             fork_at=step,
             allow_side_effects=self.allow_side_effects,
+            integrations=self.integrations,
+            side_effect_tools=tuple(self.side_effect_tools),
         )
 
     # -- inspection ---------------------------------------------------------------------
@@ -264,6 +274,8 @@ class Replay:
             fork_at=self.fork_at,
             step_modifications=self.step_modifications,
             listeners=(_Listener(self),),
+            integrations=self.integrations,
+            side_effect_tools=self.side_effect_tools,
         )
         try:
             run = execute(self.golden, self.adapter, settings=settings, context_out=self._attach)
