@@ -40,6 +40,7 @@ class Settings:
     prices: Any = None  # a pricing.Pricer
     integrations: tuple[str, ...] = ()  # ini opswald_integrations
     side_effect_tools: frozenset[str] = frozenset()  # ini opswald_side_effect_tools
+    langgraph_state: bool = False  # ini opswald_langgraph_state
     modify: dict[str, Any] = field(default_factory=dict)  # --opswald-modify
     variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # --opswald-variant
     fork_at: int | None = None
@@ -180,6 +181,7 @@ def run_golden(
         prices=settings.prices,
         integrations=settings.integrations,
         side_effect_tools=settings.side_effect_tools,
+        langgraph_state=settings.langgraph_state,
     )
     timeout = golden.timeout or settings.timeout
     if timeout:

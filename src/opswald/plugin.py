@@ -200,6 +200,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
     )
     parser.addini(
+        "opswald_langgraph_state",
+        "with the langchain integration: record the state each LangGraph node starts "
+        "from as a state step",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
         "opswald_redact",
         "extra redaction on write: 'pii' also scrubs e-mail addresses and phone numbers",
         default="",
@@ -251,6 +258,7 @@ def pytest_configure(config: pytest.Config) -> None:
         prices=_pricer(config),
         integrations=_integrations(config),
         side_effect_tools=frozenset(_names(config.getini("opswald_side_effect_tools"))),
+        langgraph_state=bool(config.getini("opswald_langgraph_state")),
         redactor=make_redactor(
             pii="pii" in str(config.getini("opswald_redact")).lower(),
             extra=_hook_redaction_rules(config),

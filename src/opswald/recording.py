@@ -38,6 +38,7 @@ def record(
     tags: list[str] | None = None,
     integrations: list[str] | tuple[str, ...] = (),
     side_effect_tools: list[str] | tuple[str, ...] = (),
+    langgraph_state: bool = False,
     store: str | Path | Literal[False] | None = None,
 ) -> Iterator[Recording]:
     """Record every instrumented call and intercepted SDK request made inside the block.
@@ -69,6 +70,7 @@ def record(
         block_side_effects=False,
         integrations=tuple(integrations),
         side_effect_tools=frozenset(side_effect_tools),
+        langgraph_state=langgraph_state,
     )
     rec = Recording(_ctx=ctx)
     started = time.perf_counter()

@@ -149,8 +149,10 @@ def _replayed_class(error: ErrorInfo) -> type[ReplayedToolError]:
         return ReplayedToolError
     try:
         # an instance of the original class reads like one: str() is the message alone
-        # `message` is ours even where the original class has a read-only property of that name
+        # an instance of the original class reads like one: str() and args are the message
+        # alone; `message` is ours even where the original class has a read-only property
         namespace = {
+            "__init__": _mixed_init,
             "__str__": lambda self: self.message,
             "__module__": original.__module__,
             "message": "",
@@ -205,7 +207,16 @@ def raise_recorded(error: ErrorInfo) -> None:
     builtin = getattr(builtins, error.type, None)
     if error.module is None and isinstance(builtin, type) and issubclass(builtin, Exception):
         raise builtin(error.message)
-    raise _replayed_class(error)(error.type, error.message)
+    try:
+        exc = _replayed_class(error)(error.type, error.message)
+    except TypeError:  # a class whose constructor wants other arguments (pydantic's)
+        exc = ReplayedToolError(error.type, error.message)
+    raise exc
+
+
+def _mixed_init(self: ReplayedToolError, type_name: str, message: str) -> None:
+    ReplayedToolError.__init__(self, type_name, message)
+    self.args = (message,)
 
 
 class Context:
@@ -228,10 +239,12 @@ class Context:
         listeners: list[Any] | None = None,
         integrations: tuple[str, ...] = (),
         side_effect_tools: frozenset[str] = frozenset(),
+        langgraph_state: bool = False,
     ) -> None:
         self.golden = golden
         self.integrations = integrations  # framework integrations in force (ini)
         self.side_effect_tools = side_effect_tools  # tool names with side_effects=True
+        self.langgraph_state = langgraph_state  # LangGraph node states as state steps
         self.policy: Policy = policy
         self.live = policy == "live"
         self.tape = (

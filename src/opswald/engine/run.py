@@ -51,6 +51,7 @@ class RunSettings:
     prices: Any = None
     integrations: tuple[str, ...] = ()
     side_effect_tools: frozenset[str] = frozenset()
+    langgraph_state: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +114,7 @@ def execute(
         listeners=list(settings.listeners),
         integrations=settings.integrations,
         side_effect_tools=settings.side_effect_tools,
+        langgraph_state=settings.langgraph_state,
     )
     if settings.integrations:
         from opswald.integrations import install
