@@ -222,9 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--speed", metavar="realtime|FACTOR", help="sleep recorded durations")
     replay.set_defaults(func=cmd_replay)
     from opswald import cli_inspect, cli_traces
+    from opswald.report import html_cli
 
     cli_inspect.add_parsers(sub)
     cli_traces.add_parsers(sub)
+    html_cli.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,627 @@
+"""The replay viewer: one self-contained HTML page to step through sessions.
+
+`build_data` turns goldens (and the actual sessions of a run) into plain JSON-able data: every
+step with its category, name, duration, cost and tokens, the state references and the
+`+`/`-`/`~` state changes of each step (DESIGN §3a, the same lines as
+`opswald.engine.state.state_changes`), notes at their steps, findings, the first
+divergence, the steps where golden and actual differ, error analyses, totals and deltas.
+`render` puts that data into the page: the template, the inline stylesheet and script of
+`opswald/report/viewer/` (hand-written, no build step), and the data as JSON in a
+`<script type="application/json">` block with `<`, `>`, `&`, U+2028 and U+2029 escaped, so
+session content can never close the block. A Content-Security-Policy allows exactly the
+inline script and stylesheet by their SHA-256 hashes and nothing else: no network, no other
+script. The page shows every piece of session content as text (`textContent`).
+
+The data, per golden (`data["goldens"][i]`):
+
+- `id` (URL-safe, unique: the hash is `#golden=<id>&step=<n>`), `name`, `file`, `status`,
+  `description`, `tags`, `start` (the step selected first), `divergence`, `diff_steps`,
+  `step_diffs` (`{step: [diff lines]}`), `findings`, `analyses`, `figures`, `record`;
+- `golden` and `actual` (or null): a session view with `steps` (one row per step: `n`, `type`,
+  `cat` user/llm/tool/state/error, `name`, `ms`, `cost`, `tok`, `ts`, `slow`, `err`, `desc`,
+  `notes`, `data` (the step as written in a golden, `raw` left out), `st` = [snapshot step,
+  last-output step, tool outputs so far] and `chg` = the state change lines), and the parts
+  the state is assembled from: `snapshots`, `outputs`, `tool_outputs`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from opswald.analysis import Analysis, analyse
+from opswald.diff import differences, headline, render_difference, short_repr
+from opswald.expect.budgets import Figures, figures
+from opswald.files import atomic_write_text, to_data
+from opswald.jsonable import to_jsonable
+from opswald.redact import DEFAULT_REDACTOR, Redactor, make_redactor
+from opswald.session import (
+    AnyStep,
+    LLMCallStep,
+    Session,
+    StateStep,
+    ToolCallStep,
+)
+from opswald.sessiondiff import session_differences, stable_data
+from opswald.verdict import MISSING, Difference, Finding, FindingKind
+
+__all__ = ["ViewEntry", "build_data", "finding_data", "render", "write_report"]
+
+FORMAT = 1
+MAX_DIFFERENCES = 20  # differences of one finding kept (and rendered) for the page
+MAX_VALUE_CHARS = 2000  # a difference's values travel along when their JSON is this short
+MAX_STEP_DIFFS = 50  # steps of golden vs actual whose field diff is kept
+TOP = 5  # slowest and costliest steps listed per session
+MAX_CHANGE_LINES = 200  # state change lines of one step (the same cap as state_changes)
+_STEP_FIELDS = ("step", "type", "description", "timestamp", "duration_ms", "error", "attributes")
+
+
+@dataclass(frozen=True)
+class ViewEntry:
+    """One golden on the page, with the actual session of its run when there is one."""
+
+    golden: Session
+    actual: Session | None = None
+    status: str = "loaded"  # passed | failed | updated | recorded | error | skipped | loaded
+    name: str | None = None  # display name / test id; default: golden.name or the file stem
+    file: str | None = None  # the golden's path as shown
+    findings: list[dict[str, Any]] = field(default_factory=list)  # from finding_data()
+    record: dict[str, Any] | None = None  # the JSON report's record of this golden's run
+
+
+# --- findings ----------------------------------------------------------------------------
+
+
+def finding_data(finding: Finding, *, total_steps: int | None) -> dict[str, Any]:
+    """JSON-safe form of a Finding: computed in pytest-xdist workers and sent to the
+    controller, so plain data only (the diff already rendered, short values kept for the
+    error analysis)."""
+    shown = finding.differences[:MAX_DIFFERENCES]
+    return {
+        "kind": finding.kind,
+        "message": finding.message,
+        "step": finding.step,
+        "step_type": finding.step_type,
+        "name": finding.name,
+        "failing": finding.failing,
+        "suggestion": finding.suggestion,
+        "headline": headline(finding, total_steps=total_steps),
+        "diff": [line for d in shown for line in render_difference(d)],
+        "differences": [_difference_data(d) for d in shown],
+        "more_differences": len(finding.differences) - len(shown),
+    }
+
+
+def _difference_data(d: Difference) -> dict[str, Any]:
+    out: dict[str, Any] = {"where": d.where, "step": d.step, "path": [str(p) for p in d.path]}
+    for side in ("golden", "actual"):
+        value = getattr(d, side)
+        if value is MISSING:
+            continue
+        plain = to_jsonable(value)
+        if len(json.dumps(plain, ensure_ascii=False, default=str)) <= MAX_VALUE_CHARS:
+            out[side] = plain
+    return out
+
+
+def findings_from_diff(golden: Session, actual: Session) -> list[dict[str, Any]]:
+    """Findings for a saved actual without a verdict: the golden-vs-actual differences
+    (timestamps and durations aside), one finding per differing step, then the rest."""
+    found = session_differences(stable_data(to_data(golden)), stable_data(to_data(actual)))
+    total = len(golden.step_list)
+    by_step: dict[int | None, list[Difference]] = {}
+    for d in found:
+        by_step.setdefault(d.step, []).append(d)
+    out: list[dict[str, Any]] = []
+    hint = "if the new behaviour is intended, accept it with --opswald-update"
+    steps = golden.step_list
+    for step, diffs in by_step.items():
+        if step is None:
+            continue
+        recorded = steps[step - 1] if step <= len(steps) else None
+        message = (
+            "the actual session differs from the golden here"
+            if recorded is not None
+            else "the actual session has a step the golden does not have"
+        )
+        f = Finding(
+            kind="mismatch" if recorded is not None else "extra_call",
+            message=message,
+            step=step,
+            step_type=recorded.type if recorded is not None else _actual_type(actual, step),
+            name=_step_name(recorded) if recorded is not None else None,
+            differences=tuple(diffs),
+            suggestion=hint,
+        )
+        out.append(finding_data(f, total_steps=total))
+    rest = by_step.get(None, [])
+    for key in dict.fromkeys(_top(d) for d in rest):
+        kind: FindingKind = (
+            "output" if key == "output" else "error" if key == "error" else "mismatch"
+        )
+        f = Finding(
+            kind=kind,
+            message=f"{key} differs",
+            differences=tuple(d for d in rest if _top(d) == key),
+            suggestion=hint,
+        )
+        out.append(finding_data(f, total_steps=total))
+    return out
+
+
+def _top(d: Difference) -> str:
+    return str(d.path[0]) if d.path else "value"
+
+
+def _actual_type(actual: Session, step: int) -> str | None:
+    steps = actual.step_list
+    return steps[step - 1].type if step <= len(steps) else None
+
+
+def _step_name(step: AnyStep) -> str | None:
+    if isinstance(step, ToolCallStep):
+        return step.tool
+    if isinstance(step, LLMCallStep):
+        return step.model
+    return None
+
+
+# --- sessions ---------------------------------------------------------------------------
+
+
+def _category(step: AnyStep) -> str:
+    if step.error is not None:
+        return "error"
+    return {"user_input": "user", "llm_call": "llm", "tool_call": "tool"}.get(step.type, "state")
+
+
+def _tokens(step: AnyStep) -> int | None:
+    if isinstance(step, LLMCallStep) and step.usage is not None:
+        return step.usage.total()
+    return None
+
+
+def _error_text(step: AnyStep) -> str | None:
+    if step.error is None:
+        return None
+    e = step.error
+    return f"{e.type}: {e.message}" if e.message else e.type
+
+
+def _figures_data(f: Figures) -> dict[str, Any]:
+    return {x.name: _finite(getattr(f, x.name)) for x in fields(f)}
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _deltas(actual: Figures, golden: Figures) -> dict[str, Any]:
+    """Actual minus golden, absolute and in percent of the golden's figure."""
+    out: dict[str, Any] = {}
+    for key in ("cost", "total_tokens", "duration_ms", "steps", "llm_calls", "tool_calls"):
+        now, before = _finite(getattr(actual, key)), _finite(getattr(golden, key))
+        if now is None or before is None:
+            out[key] = None
+            continue
+        out[key] = {
+            "change": round(now - before, 10),
+            "percent": round((now - before) / before * 100, 1) if before else None,
+        }
+    return out
+
+
+def _state_parts(step: StateStep) -> dict[str, Any]:
+    """What a snapshot contributes to the state (State.flat() without tool outputs)."""
+    extras = {k: v for k, v in (step.model_extra or {}).items() if k not in _STEP_FIELDS}
+    return {"memory": step.memory, "variables": step.variables, "context": step.context, **extras}
+
+
+_EMPTY_PARTS: dict[str, Any] = {"memory": None, "variables": None, "context": None}
+_TOOLS = object()  # where `tool_outputs` sits in a flat state (handled by count)
+
+
+def _flat(parts: dict[str, Any], last: Any) -> dict[str, Any]:
+    """The key order of `State.flat()`, with the tool outputs as a marker."""
+    return {**parts, "tool_outputs": _TOOLS, "last_output": last}
+
+
+def _changes(
+    before: dict[str, Any],
+    after: dict[str, Any],
+    tools_before: int,
+    tool_outputs: Sequence[dict[str, Any]],
+) -> list[str]:
+    """`state_changes` lines from one step to the next, in linear time: tool outputs only
+    grow, so only the new ones are compared (`tests/test_viewer_data.py` checks these lines
+    against `state_changes` step by step)."""
+    out: list[Difference] = []
+    for key in [*before, *(k for k in after if k not in before)]:
+        room = MAX_CHANGE_LINES - len(out)
+        if room <= 0:
+            break
+        g, a = before.get(key, MISSING), after.get(key, MISSING)
+        if g is _TOOLS and a is _TOOLS:
+            out.extend(
+                Difference(path=("tool_outputs", i), golden=MISSING, actual=tool_outputs[i])
+                for i in range(tools_before, min(len(tool_outputs), tools_before + room))
+            )
+        elif g is not a:
+            out.extend(differences(g, a, base=(key,), limit=room))
+    return [_change_line(d) for d in out[:MAX_CHANGE_LINES]]
+
+
+def _change_line(d: Difference) -> str:
+    """The `+`/`-`/`~` line of `state_changes` for one difference."""
+    if d.actual is not MISSING and d.golden is MISSING:
+        return f"+ {d.where} = {short_repr(d.actual)}"
+    if d.actual is MISSING:
+        return f"- {d.where}"
+    return f"~ {d.where}: {short_repr(d.golden)} → {short_repr(d.actual)}"
+
+
+def _state_rows(steps: Sequence[AnyStep]) -> Iterator[tuple[list[int], list[str]]]:
+    """Per step: [snapshot step, last-output step, tool outputs so far] and its change lines,
+    walking the session once (state_at semantics, DESIGN §3a)."""
+    parts, last, snap, last_step = dict(_EMPTY_PARTS), None, 0, 0
+    tool_outputs: list[dict[str, Any]] = []
+    before = _flat(parts, last)
+    for step in steps:
+        tools_before = len(tool_outputs)
+        if isinstance(step, StateStep):
+            parts, snap = _state_parts(step), step.step
+        elif isinstance(step, ToolCallStep):
+            tool_outputs.append(_tool_entry(step))
+        elif isinstance(step, LLMCallStep) and step.output is not None:
+            last, last_step = step.output.model_dump(exclude_none=True), step.step
+        after = _flat(parts, last)
+        yield (
+            [snap, last_step, len(tool_outputs)],
+            _changes(before, after, tools_before, tool_outputs),
+        )
+        before = after
+
+
+def _tool_entry(step: ToolCallStep) -> dict[str, Any]:
+    """A tool output as the state holds it (`state_at`)."""
+    return {
+        "step": step.step,
+        "tool": step.tool,
+        "output": step.output if step.error is None else None,
+        **({"error": step.error.model_dump(exclude_none=True)} if step.error else {}),
+    }
+
+
+def session_view(session: Session, *, slow_ms: float) -> dict[str, Any]:
+    """Everything the page shows of one session."""
+    steps = session.step_list
+    plain = to_data(session)
+    plain_steps = plain.get("steps") or []
+    notes: dict[int, list[str]] = {}
+    loose: list[str] = []
+    for note in session.notes:
+        if note.step is not None and 1 <= note.step <= len(steps):
+            notes.setdefault(note.step, []).append(note.text)
+        else:
+            loose.append(note.text if note.step is None else f"step {note.step}: {note.text}")
+    rows = []
+    for step, data, (refs, changes) in zip(steps, plain_steps, _state_rows(steps), strict=True):
+        if "raw" in data:
+            raw = json.dumps(data.pop("raw"), ensure_ascii=False, default=str)
+            data["raw"] = f"<raw wire body: {len(raw):,} characters, not shown>"
+        ms = _finite(step.duration_ms)
+        rows.append(
+            {
+                "n": step.step,
+                "type": step.type,
+                "cat": _category(step),
+                "name": _step_name(step),
+                "ms": ms,
+                "cost": _finite(getattr(step, "cost", None)),
+                "tok": _tokens(step),
+                "ts": step.timestamp,
+                "slow": ms is not None and ms > slow_ms,
+                "err": _error_text(step),
+                "desc": step.description,
+                "notes": notes.get(step.step, []),
+                "data": data,
+                "st": refs,
+                "chg": changes,
+            }
+        )
+    snapshots = {str(s.step): _state_parts(s) for s in steps if isinstance(s, StateStep)}
+    outputs = {
+        str(s.step): s.output.model_dump(exclude_none=True)
+        for s in steps
+        if isinstance(s, LLMCallStep) and s.output is not None
+    }
+    durations = [r["ms"] for r in rows if r["ms"] is not None]
+    costs = [r["cost"] for r in rows if r["cost"] is not None]
+    slowest = sorted((r for r in rows if r["ms"]), key=lambda r: (-r["ms"], r["n"]))
+    costliest = sorted((r for r in rows if r["cost"]), key=lambda r: (-r["cost"], r["n"]))
+    return {
+        "name": session.name,
+        "description": session.description,
+        "agent": session.agent,
+        "tags": list(session.tags),
+        "input": plain.get("input"),
+        "output": plain.get("output"),
+        "error": plain.get("error"),
+        "metadata": plain.get("metadata") or {},
+        "modifications": plain.get("modifications") or {},
+        "notes": loose,
+        "stub": session.is_stub,
+        "steps": rows,
+        "snapshots": snapshots,
+        "outputs": outputs,
+        "tool_outputs": [_tool_entry(s) for s in steps if isinstance(s, ToolCallStep)],
+        "figures": _figures_data(figures(session)),
+        "max_ms": max(durations, default=0.0),
+        "max_cost": max(costs, default=0.0),
+        "slowest": [r["n"] for r in slowest[:TOP]],
+        "costliest": [r["n"] for r in costliest[:TOP]],
+    }
+
+
+# --- analyses ---------------------------------------------------------------------------
+
+
+def analysis_data(a: Analysis, *, side: str) -> dict[str, Any]:
+    """An Analysis as plain data; the page shows the state before it from `state_step`."""
+    return {
+        "side": side,
+        "kind": a.kind,
+        "step": a.step,
+        "title": a.title,
+        "error": a.error,
+        "state_step": a.state_step,
+        "call": to_jsonable(a.call),
+        "leads": [{"step": x.step, "type": x.type, "name": x.name, "why": x.why} for x in a.leads],
+        "traces": [
+            {
+                "value": t.value,
+                "where": t.where,
+                "produced_by": list(t.produced_by),
+                "asked_by": list(t.asked_by),
+                "alike": [[s, v] for s, v in t.alike],
+            }
+            for t in a.traces
+        ],
+        "fix": a.fix,
+    }
+
+
+def _analyses(entry: ViewEntry, divergence: dict[str, Any] | None) -> list[dict[str, Any]]:
+    out = [
+        analysis_data(a, side="golden")
+        for a in analyse(entry.golden, divergence=divergence)
+        if not entry.golden.is_stub
+    ]
+    if entry.actual is not None:
+        out.extend(
+            analysis_data(a, side="actual") for a in analyse(entry.actual) if a.kind != "divergence"
+        )
+    return out
+
+
+# --- the page data ----------------------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    """A URL-safe id from a display name: the test name of a node id, ASCII, short."""
+    name = text.rsplit("::", 1)[-1]
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9._-]+", "-", ascii_name.lower()).strip("-.")[:60].strip("-.")
+    return slug or "golden"
+
+
+def _display_name(entry: ViewEntry) -> str:
+    if entry.name:
+        return entry.name
+    if entry.golden.name:
+        return entry.golden.name
+    if entry.file:
+        return Path(entry.file).name.split(".golden.")[0]
+    return "golden"
+
+
+def _divergence(findings: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((f for f in findings if f.get("failing", True) and f.get("step")), None)
+
+
+def _step_diffs(golden: Session, actual: Session) -> tuple[list[int], dict[str, list[str]]]:
+    """Steps (by position) where golden and actual differ, and their field diff lines."""
+    found = session_differences(stable_data(to_data(golden)), stable_data(to_data(actual)))
+    steps: dict[int, list[str]] = {}
+    for d in found:
+        if d.step is None:
+            continue
+        lines = steps.setdefault(d.step, [])
+        if len(steps) <= MAX_STEP_DIFFS and len(lines) < 3 * MAX_DIFFERENCES:
+            lines.extend(render_difference(d))
+    order = sorted(steps)
+    return order, {str(n): steps[n] for n in order[:MAX_STEP_DIFFS]}
+
+
+def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
+    golden, actual = entry.golden, entry.actual
+    findings = list(entry.findings)
+    if not findings and actual is not None:
+        findings = findings_from_diff(golden, actual)
+    divergence = _divergence(findings)
+    diff_steps: list[int] = []
+    step_diffs: dict[str, list[str]] = {}
+    if actual is not None:
+        diff_steps, step_diffs = _step_diffs(golden, actual)
+    g_fig = figures(golden)
+    a_fig = figures(actual) if actual is not None else None
+    error_steps = [s.step for s in (actual or golden).step_list if s.error is not None]
+    start = (divergence or {}).get("step") or (error_steps[0] if error_steps else 1)
+    return {
+        "name": _display_name(entry),
+        "file": entry.file,
+        "status": entry.status,
+        "description": golden.description,
+        "tags": list(golden.tags),
+        "start": start,
+        "divergence": (divergence or {}).get("step"),
+        "diff_steps": diff_steps,
+        "step_diffs": step_diffs,
+        "findings": findings,
+        "analyses": _analyses(entry, divergence),
+        "figures": {
+            "golden": _figures_data(g_fig),
+            "actual": _figures_data(a_fig) if a_fig is not None else None,
+            "delta": _deltas(a_fig, g_fig) if a_fig is not None else None,
+        },
+        "record": to_jsonable(entry.record) if entry.record is not None else None,
+        "golden": session_view(golden, slow_ms=slow_ms),
+        "actual": session_view(actual, slow_ms=slow_ms) if actual is not None else None,
+    }
+
+
+def build_data(
+    entries: Sequence[ViewEntry],
+    *,
+    title: str = "opswald replay",
+    redact: bool = False,
+    slow_ms: float = 5000.0,
+) -> dict[str, Any]:
+    """All the data the page shows, as plain JSON-able data. Secrets are always scrubbed;
+    `redact=True` also scrubs personal data (emails, phone numbers) for sharing."""
+    redactor = make_redactor(pii=True) if redact else DEFAULT_REDACTOR
+    goldens = []
+    used: set[str] = set()
+    for entry in entries:
+        data = _redacted(_entry_data(entry, slow_ms=slow_ms), redactor)
+        base = _slug(data["name"])
+        ident, n = base, 2
+        while ident in used:
+            ident, n = f"{base}-{n}", n + 1
+        used.add(ident)
+        goldens.append({"id": ident, **data})
+    counts: dict[str, int] = {}
+    for g in goldens:
+        counts[g["status"]] = counts.get(g["status"], 0) + 1
+    return {
+        "format": FORMAT,
+        "title": redactor(title),
+        "slow_ms": slow_ms,
+        "redacted": redact,
+        "summary": {
+            "total": len(goldens),
+            "counts": counts,
+            "cost": _total(g["figures"]["actual"] or g["figures"]["golden"] for g in goldens),
+            "duration_ms": sum(
+                (g["figures"]["actual"] or g["figures"]["golden"])["duration_ms"] or 0.0
+                for g in goldens
+            ),
+        },
+        "goldens": goldens,
+    }
+
+
+def _total(figs: Iterable[dict[str, Any]]) -> float | None:
+    costs = [f["cost"] for f in figs if f["cost"] is not None]
+    return sum(costs) if costs else None
+
+
+def _redacted(data: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """Session content scrubbed; the status stays a status."""
+    out: dict[str, Any] = redactor(data)
+    out["status"] = data["status"]
+    return out
+
+
+# --- the page ---------------------------------------------------------------------------
+
+_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+_UNSAFE = re.compile("[<>&\u2028\u2029]")
+
+
+def embed_json(data: Any) -> str:
+    """JSON that can sit inside `<script type="application/json">`: no `<`, `>`, `&` or
+    line separators left, so no `</script>` or `<!--` can end or change the block."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or infinity somewhere in hand-written data: null, as JSON has
+        text = json.dumps(_no_nan(data), ensure_ascii=False, separators=(",", ":"))
+    return _UNSAFE.sub(lambda m: _ESCAPES[m.group(0)], text)
+
+
+def _no_nan(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+def _asset(name: str) -> str:
+    return (resources.files("opswald.report") / "viewer" / name).read_text(encoding="utf-8")
+
+
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
+
+
+def content_security_policy(script: str, style: str) -> str:
+    """Nothing but the page's own inline script and stylesheet, by hash."""
+    return (
+        f"default-src 'none'; script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
+        "img-src 'none'; font-src 'none'; connect-src 'none'; media-src 'none'; "
+        "object-src 'none'; frame-src 'none'; worker-src 'none'; base-uri 'none'; "
+        "form-action 'none'"
+    )
+
+
+def render(data: dict[str, Any]) -> str:
+    """The page: template + inline CSS + inline JS + the data."""
+    script, style = _asset("viewer.js"), _asset("viewer.css")
+    parts = {
+        "CSP": html.escape(content_security_policy(script, style), quote=False).replace(
+            '"', "&quot;"
+        ),
+        "TITLE": html.escape(str(data.get("title") or "opswald replay"), quote=True),
+        "STYLE": style,
+        "SCRIPT": script,
+        "DATA": embed_json(data),
+    }
+    # one pass: text put in is never searched for placeholders again
+    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], _asset("template.html"))
+
+
+def write_report(
+    path: str | Path,
+    entries: Sequence[ViewEntry],
+    *,
+    title: str = "opswald replay",
+    redact: bool = False,
+    slow_ms: float = 5000.0,
+) -> int:
+    """Write the page atomically; return the bytes written."""
+    text = render(build_data(entries, title=title, redact=redact, slow_ms=slow_ms))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, text)
+    return len(text.encode("utf-8"))

@@ -1,0 +1,172 @@
+"""`opswald html`: the replay viewer for golden files and saved actual sessions.
+
+    opswald html GOLDEN [--actual ACTUAL] [--redact] -o out.html
+    opswald html goldens/ [--actual-dir actual/] [--redact] -o out.html
+
+A saved actual (`--opswald-save-actual DIR`) is named `<test name>.actual.yaml`, the test
+name being the golden's item name (its `name`, else its file name without `.golden.*`)
+with characters other than letters, digits, `.`, `-`, `[`, `]` replaced by `_`; a run with
+variants saves `<name>[<variant>].actual.yaml`, and each becomes its own entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OUTPUT = "opswald-replay.html"
+ACTUAL_SUFFIX = ".actual.yaml"
+_SAVED_NAME = re.compile(r"[^\w.\-\[\]]+")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `html` on the `opswald` command's subparsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "html",
+        help="write the replay viewer: one self-contained HTML page for goldens and actuals",
+        description="Write one self-contained HTML page (no network, opens from disk) to step "
+        "through golden sessions, compare them with actual sessions and analyse errors, "
+        "cost and latency.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="GOLDEN", help="golden files or folders")
+    parser.add_argument(
+        "--actual", metavar="ACTUAL", help="the actual session of a single GOLDEN (a saved run)"
+    )
+    parser.add_argument(
+        "--actual-dir",
+        metavar="DIR",
+        help="saved actual sessions (--opswald-save-actual DIR), matched to goldens by name",
+    )
+    parser.add_argument(
+        "--redact", action="store_true", help="also scrub personal data (emails, phone numbers)"
+    )
+    parser.add_argument(
+        "-o", "--output", default=DEFAULT_OUTPUT, help=f"the page to write ({DEFAULT_OUTPUT})"
+    )
+    parser.add_argument("--title", default=None, help="the page title")
+    parser.add_argument(
+        "--slow-ms", type=float, default=5000.0, help="steps slower than this are flagged"
+    )
+    parser.set_defaults(func=cmd_html)
+    return parser
+
+
+def saved_name(test_name: str) -> str:
+    """The file name `--opswald-save-actual` gives a test's actual session."""
+    return _SAVED_NAME.sub("_", test_name) + ACTUAL_SUFFIX
+
+
+def _goldens(paths: Sequence[str]) -> list[Path]:
+    from opswald.files import is_golden_path
+
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if is_golden_path(p) and p.is_file()))
+        else:
+            found.append(path)
+    return found
+
+
+def _actuals_for(folder: Path, test_name: str) -> list[tuple[str, Path]]:
+    """(test name, file) of the saved actuals of one golden, its variants included."""
+    exact = folder / saved_name(test_name)
+    found = [(test_name, exact)] if exact.is_file() else []
+    prefix = saved_name(test_name)[: -len(ACTUAL_SUFFIX)] + "["
+    for path in sorted(folder.glob("*" + ACTUAL_SUFFIX)):
+        stem = path.name[: -len(ACTUAL_SUFFIX)]
+        if stem.startswith(prefix) and stem.endswith("]"):
+            found.append((f"{test_name}{stem[len(prefix) - 1 :]}", path))
+    return found
+
+
+def cmd_html(args: argparse.Namespace) -> int:
+    from opswald.files import GoldenLoadError, load
+    from opswald.items import item_name
+    from opswald.report.html import ViewEntry, write_report
+
+    goldens = _goldens(args.paths)
+    if not goldens:
+        print("error: no golden files found", file=sys.stderr)
+        return 4
+    single = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
+    if args.actual and (not single or args.actual_dir):
+        print(
+            "error: --actual goes with exactly one GOLDEN file (use --actual-dir)", file=sys.stderr
+        )
+        return 2
+    actual_dir = Path(args.actual_dir) if args.actual_dir else None
+    if actual_dir is not None and not actual_dir.is_dir():
+        print(f"error: --actual-dir {actual_dir}: not a folder", file=sys.stderr)
+        return 4
+    entries: list[ViewEntry] = []
+    problems = 0
+    matched: set[Path] = set()
+    for path in goldens:
+        try:
+            golden = load(path)
+            name = item_name(golden, path)
+            pairs: list[tuple[str, Path]] = []
+            if args.actual:
+                pairs = [(name, Path(args.actual))]
+            elif actual_dir is not None:
+                pairs = _actuals_for(actual_dir, name)
+            if not pairs:
+                entries.append(ViewEntry(golden=golden, name=name, file=str(path)))
+                continue
+            for test, actual_path in pairs:
+                actual = load(actual_path)
+                matched.add(actual_path.resolve())
+                entries.append(_compared(golden, actual, name=test, file=str(path)))
+        except (GoldenLoadError, OSError) as exc:
+            problems += 1
+            print(f"error: {_problem(exc, path)}", file=sys.stderr)
+    if actual_dir is not None:
+        for extra in sorted(actual_dir.glob("*" + ACTUAL_SUFFIX)):
+            if extra.resolve() not in matched:
+                print(f"note: {extra}: no golden of that name among {', '.join(args.paths)}")
+    if not entries:
+        return 4
+    title = args.title or ("opswald replay: " + ", ".join(args.paths))
+    size = write_report(args.output, entries, title=title, redact=args.redact, slow_ms=args.slow_ms)
+    failed = sum(e.status == "failed" for e in entries)
+    print(
+        f"wrote {args.output}: {len(entries)} golden{'s' if len(entries) != 1 else ''}"
+        f" ({failed} differing from their actual), {size / 1024:,.0f} KiB"
+    )
+    return 1 if problems else 0
+
+
+def _compared(golden: Any, actual: Any, *, name: str, file: str) -> Any:
+    """A golden and a saved actual: failed when they differ (timestamps and durations aside),
+    with the differences as findings."""
+    from opswald.report.html import ViewEntry, findings_from_diff
+
+    findings = findings_from_diff(golden, actual)
+    status = "failed" if findings else "passed"
+    return ViewEntry(
+        golden=golden, actual=actual, status=status, name=name, file=file, findings=findings
+    )
+
+
+def _problem(exc: Exception, path: Path) -> str:
+    if isinstance(exc, OSError) and not str(exc).startswith(str(path)):
+        return f"{exc.filename or path}: {exc.strerror or exc}"
+    return str(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`opswald html ...` without the main command's parser (`argv` starts with `html`)."""
+    parser = argparse.ArgumentParser(prog="opswald")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

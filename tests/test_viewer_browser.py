@@ -1,0 +1,552 @@
+"""The replay viewer in a real browser: headless Chromium (Debian's) through playwright.
+
+One browser for the module, one page per test, pages opened from `file://`. Every page load
+records console errors, page errors, CSP violations and requests; `page_of` fails the test
+on any of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+import opswald
+from opswald.engine.run import RunSettings, execute, judge
+from opswald.engine.state import state_changes
+from opswald.report.html import ViewEntry, finding_data, write_report
+from opswald.session import Session
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+MAX_NODES = 1500  # DOM elements the page may hold, whatever the session size
+XSS = "<script>window.__pwned=1</script>"
+IMG = '<img src=x onerror="window.__pwned=1">'
+CLOSE = "</script><script>window.__pwned=1</script>"
+WATCH = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__csp.push(e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+
+def llm(n: int, content: Any, output: dict[str, Any], ms: float = 900.0) -> dict[str, Any]:
+    return {
+        "step": n,
+        "type": "llm_call",
+        "provider": "openai",
+        "api": "openai.chat",
+        "model": "gpt-4o-mini",
+        "timestamp": f"2026-03-17T14:15:{n:02d}.000Z",
+        "duration_ms": ms,
+        "input": {
+            "messages": [
+                {"role": "system", "content": "You are a travel agent."},
+                {"role": "user", "content": content},
+            ],
+            "tools": [{"type": "function", "function": {"name": "get_profile"}}],
+        },
+        "output": output,
+        "usage": {"input_tokens": 120 + n, "output_tokens": 30},
+        "cost": 0.0012,
+    }
+
+
+def travel(name: str = "travel") -> Session:
+    """Ten steps of every type; step 8 is a snapshot that changes memory."""
+    calls = [{"id": "c1", "name": "get_profile", "arguments": {"name": "Alice"}}]
+    return Session.model_validate(
+        {
+            "name": name,
+            "input": {"request": "Book AF1 for Alice"},
+            "steps": [
+                {"step": 1, "type": "user_input", "content": "Book AF1 for Alice"},
+                llm(2, "Book AF1 for Alice", {"tool_calls": calls, "finish_reason": "tool_calls"}),
+                {
+                    "step": 3,
+                    "type": "tool_call",
+                    "tool": "get_profile",
+                    "call_id": "c1",
+                    "input": {"name": "Alice"},
+                    "output": {"name": "Alice", "tier": "gold"},
+                    "duration_ms": 20.0,
+                },
+                {"step": 4, "type": "state", "memory": {"traveller": "Alice"}},
+                llm(5, "search", {"content": "searching", "finish_reason": "stop"}),
+                {
+                    "step": 6,
+                    "type": "tool_call",
+                    "tool": "search_flights",
+                    "input": {"to": "Rome"},
+                    "output": [{"id": "AF1", "price": 149}],
+                    "duration_ms": 7000.0,
+                },
+                {
+                    "step": 7,
+                    "type": "tool_call",
+                    "tool": "book",
+                    "input": {"flight": "AF1"},
+                    "output": {"booking": "BK-1"},
+                    "duration_ms": 50.0,
+                },
+                {
+                    "step": 8,
+                    "type": "state",
+                    "memory": {"traveller": "Alice", "user_preference": "quarterly reports"},
+                    "context": {"report_type": "sales"},
+                },
+                llm(9, "done?", {"content": "Booked.", "finish_reason": "stop"}),
+                {"step": 10, "type": "user_input", "content": "thanks"},
+            ],
+            "output": {"answer": "Booked."},
+            "notes": [{"step": 6, "text": "the flight search is slow on purpose"}],
+        }
+    )
+
+
+def failed_entry() -> ViewEntry:
+    """A golden recorded from a real agent, replayed after the agent changed an argument."""
+    who = ["Alice"]
+
+    @opswald.llm
+    def chat(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"content": "ok", "finish_reason": "stop", "cost": 0.001}
+
+    @opswald.tool
+    def lookup(passenger: str) -> dict[str, Any]:
+        return {"passenger": passenger, "seat": "12A"}
+
+    def agent(input: Any) -> Any:
+        chat(model="sim", messages=[{"role": "user", "content": input["q"]}])
+        opswald.state(memory={"asked": input["q"]})
+        chat(model="sim", messages=[{"role": "user", "content": "seat?"}])
+        return lookup(passenger=who[0])
+
+    stub = Session.model_validate({"name": "seat_lookup", "input": {"q": "which seat?"}})
+    golden = execute(stub, agent, settings=RunSettings(policy="live")).actual
+    who[0] = "Bob"
+    run = execute(golden, agent, settings=RunSettings())
+    verdict = judge(golden, run)
+    findings = [finding_data(f, total_steps=len(golden.step_list)) for f in verdict.findings]
+    return ViewEntry(golden=golden, actual=run.actual, status="failed", findings=findings)
+
+
+def hostile() -> Session:
+    """Script and markup in every place session content reaches the page."""
+    return Session.model_validate(
+        {
+            "name": IMG,
+            "description": CLOSE,
+            "input": {"q": XSS},
+            "steps": [
+                {"step": 1, "type": "user_input", "content": CLOSE},
+                {
+                    "step": 2,
+                    "type": "llm_call",
+                    "model": IMG,
+                    "input": {
+                        "messages": [
+                            {"role": XSS, "content": XSS},
+                            {"role": "user", "content": [{"type": "text", "text": CLOSE}]},
+                        ],
+                        "tools": [{"name": IMG}],
+                    },
+                    "output": {
+                        "content": IMG,
+                        "tool_calls": [{"id": XSS, "name": CLOSE, "arguments": {"x": IMG}}],
+                    },
+                },
+                {
+                    "step": 3,
+                    "type": "tool_call",
+                    "tool": CLOSE,
+                    "input": {IMG: XSS},
+                    "output": {"html": IMG, "script": CLOSE},
+                    "description": XSS,
+                },
+                {
+                    "step": 4,
+                    "type": "tool_call",
+                    "tool": XSS,
+                    "input": {"file": "<b>bold</b>.pdf"},
+                    "error": {"type": "ValueError", "message": CLOSE + " <b>bold</b>.pdf"},
+                },
+                {"step": 5, "type": "state", "memory": {IMG: CLOSE}, "context": XSS},
+            ],
+            "output": CLOSE,
+            "error": {"type": "RuntimeError", "message": IMG},
+            "notes": [{"step": 3, "text": XSS}, {"text": CLOSE}],
+        }
+    )
+
+
+def big(n: int) -> Session:
+    """A long agent loop: user turns, model calls asking for tools, tool results, state."""
+    steps: list[dict[str, Any]] = []
+    for i in range(1, n + 1):
+        r = i % 10
+        if r == 1:
+            steps.append({"step": i, "type": "user_input", "content": f"question {i}"})
+        elif r in (2, 5, 8):
+            steps.append(
+                llm(
+                    i % 60,
+                    f"question {i}",
+                    {
+                        "tool_calls": [{"id": f"c{i}", "name": "search", "arguments": {"q": i}}],
+                        "finish_reason": "tool_calls",
+                    },
+                    ms=300.0 + (i * 37) % 900,
+                )
+                | {"step": i}
+            )
+        elif r == 0:
+            steps.append({"step": i, "type": "state", "memory": {"turn": i // 10}})
+        else:
+            steps.append(
+                {
+                    "step": i,
+                    "type": "tool_call",
+                    "tool": "search",
+                    "input": {"q": i},
+                    "output": {"hits": [f"doc-{i}-{j}" for j in range(3)]},
+                    "duration_ms": 10.0 + i % 90,
+                }
+            )
+    return Session.model_validate({"name": "long_loop", "input": None, "steps": steps})
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@dataclass
+class Opened:
+    page: Page
+    url: str
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        """No console error, page error, CSP violation or request beyond the file itself."""
+        csp = self.page.evaluate("window.__csp")
+        assert csp == [], csp
+        assert self.errors == []
+        assert self.requests == [self.url.split("#")[0]]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("viewer")
+    report = folder / "report.html"
+    write_report(
+        report,
+        [
+            ViewEntry(golden=travel(), status="passed", file="goldens/travel.golden.yaml"),
+            failed_entry(),
+            ViewEntry(golden=hostile(), status="passed", name=IMG, file=f"goldens/{XSS}.yaml"),
+        ],
+        title=CLOSE,
+    )
+    long = folder / "long.html"
+    write_report(long, [ViewEntry(golden=big(5000))])
+    many = folder / "many.html"
+    write_report(
+        many,
+        [
+            ViewEntry(golden=travel(f"golden_{i:03d}"), status="failed" if i % 7 else "passed")
+            for i in range(200)
+        ],
+    )
+    return {"report": report, "long": long, "many": many}
+
+
+def page_of(browser: Browser, path: Path, hash: str = "") -> Opened:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    url = path.as_uri() + hash
+    opened = Opened(page=page, url=url)
+    page.add_init_script(WATCH)
+    page.on("console", lambda m: opened.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: opened.errors.append(str(e)))
+    page.on("request", lambda r: opened.requests.append(r.url))
+    page.goto(url)
+    page.wait_for_selector("html[data-ready='1']")
+    return opened
+
+
+@pytest.fixture
+def opener(browser: Browser) -> Iterator[Any]:
+    opened: list[Opened] = []
+
+    def open_page(path: Path, hash: str = "") -> Opened:
+        o = page_of(browser, path, hash)
+        opened.append(o)
+        return o
+
+    yield open_page
+    for o in opened:
+        o.page.close()
+
+
+def position(page: Page) -> str:
+    return page.inner_text("#position")
+
+
+def hash_of(page: Page) -> str:
+    return str(page.evaluate("location.hash"))
+
+
+def wait_hash(page: Page, expected: str) -> None:
+    """The page writes the hash at most every 120 ms (browsers throttle history updates)."""
+    page.wait_for_function("h => location.hash === h", arg=expected, timeout=5000)
+    assert hash_of(page) == expected
+
+
+def node_count(page: Page) -> int:
+    return int(page.evaluate("document.getElementsByTagName('*').length"))
+
+
+def current_row(page: Page) -> str | None:
+    return page.get_attribute(".step-row[aria-current='true']", "data-n")
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+def test_failed_golden_opens_on_its_divergence(opener: Any, pages: dict[str, Path]) -> None:
+    o = opener(pages["report"])
+    page = o.page
+    assert position(page) == "step 4 of 4"
+    wait_hash(page, "#golden=seat_lookup&step=4")
+    assert current_row(page) == "4"
+    assert page.text_content("#head h2") == "failedseat_lookup"  # the badge, then the name
+    finding = page.locator("#inspector .finding").first
+    assert "step 4 of 4 · tool_call lookup: called lookup with other arguments" in (
+        finding.inner_text()
+    )
+    diff = finding.locator(".lines div").all_inner_texts()
+    assert diff == ["step 4 › input.passenger: 'Alice' → 'Bob'", "  - 'Alice'", "  + 'Bob'"]
+    assert "hint:" in finding.inner_text()
+    assert page.locator("canvas[data-side='actual']").count() == 1  # two aligned timelines
+    analysis = page.locator("#inspector .analysis").first.inner_text()
+    assert "first divergence" in analysis and "suggested fix:" in analysis
+    o.check()
+
+
+def test_keyboard_moves_the_step_and_the_hash(opener: Any, pages: dict[str, Path]) -> None:
+    o = opener(pages["report"], "#golden=travel&step=5")
+    page = o.page
+    assert position(page) == "step 5 of 10"
+    page.keyboard.press("ArrowRight")
+    assert position(page) == "step 6 of 10"
+    wait_hash(page, "#golden=travel&step=6")
+    assert current_row(page) == "6"
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    wait_hash(page, "#golden=travel&step=4")
+    page.keyboard.press("End")
+    assert position(page) == "step 10 of 10"
+    wait_hash(page, "#golden=travel&step=10")
+    page.keyboard.press("Home")
+    assert position(page) == "step 1 of 10"
+    wait_hash(page, "#golden=travel&step=1")
+    page.select_option("#speed", "fast")
+    page.locator(".step-row[data-n='1']").click()  # focus on a button: Space still plays
+    page.keyboard.press("Space")
+    page.wait_for_function(
+        "() => parseInt(document.getElementById('position').textContent.slice(5), 10) >= 3"
+    )
+    page.keyboard.press("Space")
+    stopped = position(page)
+    page.wait_for_timeout(400)
+    assert position(page) == stopped  # paused
+    wait_hash(page, f"#golden=travel&step={stopped.split()[1]}")
+    page.evaluate("location.hash = '#golden=travel&step=7'")
+    page.wait_for_function(
+        "() => document.getElementById('position').textContent === 'step 7 of 10'"
+    )
+    o.check()
+
+
+def test_clicking_the_timeline_selects_the_step(opener: Any, pages: dict[str, Path]) -> None:
+    o = opener(pages["report"], "#golden=travel&step=1")
+    page = o.page
+    canvas = page.locator("canvas[data-side='golden']")
+    box = canvas.bounding_box()
+    assert box is not None
+    for step in (7, 2, 10):
+        canvas.click(position={"x": (step - 0.5) / 10 * box["width"], "y": box["height"] / 2})
+        assert position(page) == f"step {step} of 10"
+        wait_hash(page, f"#golden=travel&step={step}")
+        assert current_row(page) == str(step)
+    page.mouse.move(box["x"] + 0.05 * box["width"], box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.55 * box["width"], box["y"] + 10, steps=5)
+    page.mouse.up()
+    assert position(page) == "step 6 of 10"  # dragged
+    page.locator(".step-row[data-n='3']").click()
+    assert position(page) == "step 3 of 10"
+    o.check()
+
+
+def test_type_filter(opener: Any, pages: dict[str, Path]) -> None:
+    o = opener(pages["report"], "#golden=travel&step=1")
+    page = o.page
+    page.locator("#type-filter input[data-cat='tool']").uncheck()
+    page.locator("#type-filter input[data-cat='state']").uncheck()
+    rows = page.locator(".step-row").evaluate_all("rows => rows.map(r => r.dataset.n)")
+    assert rows == ["1", "2", "5", "9", "10"]
+    page.locator("#inspector").click(position={"x": 5, "y": 5})
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert position(page) == "step 5 of 10"  # tools at 3 and the snapshot at 4 skipped
+    page.keyboard.press("End")
+    assert position(page) == "step 10 of 10"
+    page.fill("#range-from", "2")
+    page.fill("#range-to", "6")
+    rows = page.locator(".step-row").evaluate_all("rows => rows.map(r => r.dataset.n)")
+    assert rows == ["2", "5"]
+    page.locator("#type-filter input[data-cat='tool']").check()
+    rows = page.locator(".step-row").evaluate_all("rows => rows.map(r => r.dataset.n)")
+    assert rows == ["2", "3", "5", "6"]
+    o.check()
+
+
+def test_compare_steps_shows_the_state_changes(opener: Any, pages: dict[str, Path]) -> None:
+    session = travel()
+    expected = state_changes(session.step_list, 8)
+    assert expected == [
+        "+ memory.user_preference = 'quarterly reports'",
+        '~ context: None → {"report_type": "sales"}',
+    ]
+    o = opener(pages["report"], "#golden=travel&step=8")
+    page = o.page
+    compare = page.locator("#inspector .side[data-side='golden'] .compare")
+    assert compare.locator("h4").inner_text().lower() == "compare steps · step 7 → step 8"
+    assert compare.locator(".lines div").all_inner_texts() == expected
+    assert compare.locator(".lines div.add").count() == 1
+    state = page.locator("#inspector .side[data-side='golden'] details.state pre").inner_text()
+    shown = json.loads(state)
+    assert shown["memory"]["user_preference"] == "quarterly reports"
+    assert [t["tool"] for t in shown["tool_outputs"]] == ["get_profile", "search_flights", "book"]
+    assert shown["last_output"] == {"content": "searching", "finish_reason": "stop"}
+    page.keyboard.press("ArrowLeft")
+    lines = page.locator("#inspector .side[data-side='golden'] .compare .lines div")
+    assert lines.all_inner_texts() == state_changes(session.step_list, 7)
+    o.check()
+
+
+def test_session_content_is_text_and_runs_nothing(opener: Any, pages: dict[str, Path]) -> None:
+    o = opener(pages["report"])
+    page = o.page
+    page.locator(".index-row").nth(2).click()
+    assert page.inner_text("#head h2").endswith(IMG)
+    assert page.inner_text("#title") == CLOSE
+    assert page.title() == CLOSE
+    for step in range(1, 6):
+        page.evaluate(f"location.hash = '#golden=img-src-x-onerror-window.__pwned-1&step={step}'")
+        page.wait_for_function(f"() => location.hash.endsWith('step={step}')")
+        page.wait_for_function(
+            f"() => document.getElementById('position').textContent === 'step {step} of 5'"
+        )
+        text = page.inner_text("#inspector")
+        if step == 2:
+            assert XSS in text and CLOSE in text and IMG in text
+        if step == 3:
+            assert CLOSE in text and f'"html": {json.dumps(IMG)}' in text
+    for summary in page.locator("details > summary").all():
+        summary.click()
+    assert page.evaluate("window.__pwned") is None
+    assert page.evaluate("document.querySelectorAll('img, b, iframe, object').length") == 0
+    assert page.evaluate("document.scripts.length") == 2
+    o.check()
+    # control: markup that did reach the DOM would still run nothing, and be reported
+    page.evaluate("html => document.body.insertAdjacentHTML('beforeend', html)", IMG + XSS)
+    page.wait_for_function("() => window.__csp.length > 0")
+    assert page.evaluate("window.__pwned") is None
+    assert any(v.startswith(("img-src", "script-src")) for v in page.evaluate("window.__csp"))
+
+
+def test_dom_stays_bounded_on_5000_steps(opener: Any, pages: dict[str, Path]) -> None:
+    o = opener(pages["long"])
+    page = o.page
+    assert position(page) == "step 1 of 5000"
+    first = node_count(page)
+    assert first < MAX_NODES
+    page.keyboard.press("End")
+    assert position(page) == "step 5000 of 5000" and current_row(page) == "5000"
+    page.locator("#steps").evaluate("el => { el.scrollTop = el.scrollHeight / 2; }")
+    page.wait_for_function("() => document.querySelector('.step-row[data-n=\"2500\"]') !== null")
+    assert node_count(page) < MAX_NODES
+    page.locator("#type-filter input[data-cat='tool']").uncheck()
+    assert node_count(page) < MAX_NODES
+    print(f"\nDOM elements on the 5,000-step page: {first} at load, {node_count(page)} after use")
+    o.check()
+
+
+def test_dom_stays_bounded_on_200_goldens(opener: Any, pages: dict[str, Path]) -> None:
+    o = opener(pages["many"])
+    page = o.page
+    assert page.inner_text("#index-count") == "200 of 200 goldens"
+    assert page.locator(".index-row").count() < 60
+    assert node_count(page) < MAX_NODES
+    page.locator("#index-list").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    last = page.locator(".index-row[data-id='golden_199']")
+    last.click()
+    wait_hash(page, "#golden=golden_199&step=1")
+    page.fill("#index-filter", "golden_07")
+    assert page.inner_text("#index-count") == "10 of 200 goldens"
+    page.select_option("#index-status", "passed")
+    assert page.locator(".index-row").evaluate_all("r => r.map(x => x.dataset.id)") == [
+        "golden_070",
+        "golden_077",
+    ]
+    assert node_count(page) < MAX_NODES
+    o.check()
+
+
+def test_screenshot_artifact(opener: Any, pages: dict[str, Path], tmp_path: Path) -> None:
+    o = opener(pages["report"], "#golden=travel&step=6")
+    page = o.page
+    artifacts = tmp_path / "test-artifacts"
+    artifacts.mkdir()
+    assert "slow" in (page.text_content(".step-row[data-n='6']") or "")
+    assert "the flight search is slow on purpose" in page.inner_text("#inspector")
+    page.screenshot(path=str(artifacts / "viewer-step.png"))
+    slowest = page.locator(".top-steps").first
+    assert slowest.inner_text().startswith("slowest steps: step 6 tool_call search_flights 7.0 s")
+    page.keyboard.press("Home")
+    slowest.locator("button").first.click()
+    assert position(page) == "step 6 of 10"
+    page.evaluate("location.hash = '#golden=seat_lookup&step=4'")
+    page.wait_for_function(
+        "() => document.getElementById('position').textContent === 'step 4 of 4'"
+    )
+    page.screenshot(path=str(artifacts / "viewer-divergence.png"), full_page=True)
+    for shot in sorted(artifacts.iterdir()):
+        print(f"\nviewer screenshot: {shot}")
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    o.check()
