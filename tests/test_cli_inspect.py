@@ -124,7 +124,8 @@ def test_analyze(capsys: pytest.CaptureFixture[str], snapshot: Any) -> None:
     code, out, _ = run(capsys, "analyze", str(REFUND), str(DECLINED), "--slow-ms", "0.4")
     assert code == 0
     assert "card_declined: 2 steps, 302 tokens, $0.0002" in out
-    assert "  error at step 2 tool_call charge_card: PaymentDeclined: " in out
+    assert "  step 2 of 2 · tool_call charge_card failed: PaymentDeclined: card" in out
+    assert "    fix: the session input has `card-4242` and `42.5`." in out
     code, out, _ = run(capsys, "analyze", str(GOLDENS), "--json")
     data = json.loads(out)
     assert {d["name"] for d in data} >= {"refund_flow", "card_declined"}
@@ -132,6 +133,9 @@ def test_analyze(capsys: pytest.CaptureFixture[str], snapshot: Any) -> None:
     assert [s["step"] for s in refund["costly_steps"]] == [5, 3, 1]
     assert refund["by_model"]["sim-small"]["calls"] == 3
     assert refund["cost"] == pytest.approx(sum(s["cost"] for s in refund["costly_steps"]))
+    declined = next(d for d in data if d["name"] == "card_declined")
+    assert [e["step"] for e in declined["error_analysis"]] == [2]
+    assert "card-4242" in declined["error_analysis"][0]["fix"]
 
 
 def test_analyze_text(capsys: pytest.CaptureFixture[str], tmp_path: Path, snapshot: Any) -> None:

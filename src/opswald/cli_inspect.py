@@ -7,6 +7,7 @@ import argparse
 import json
 import shutil
 import sys
+import textwrap
 from typing import Any
 
 from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep
@@ -343,6 +344,13 @@ def _diff_sessions(args: argparse.Namespace) -> int:
 # -- analyze ----------------------------------------------------------------------------
 
 
+def analyse_errors(session: Session) -> list[Any]:
+    """The error analysis of the viewer (opswald.analysis) for each failed step."""
+    from opswald.analysis import analyse
+
+    return analyse(session)
+
+
 def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]:
     """Latency and cost analysis of one session, as data."""
     from opswald.expect.budgets import figures
@@ -388,6 +396,10 @@ def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]
         "by_model": by_model,
         "time_in_steps_ms": busy,
         "errors": [_row(s) for s in steps if s.error is not None],
+        "error_analysis": [
+            {"step": a.step, "title": a.title, "error": a.error, "fix": a.fix}
+            for a in analyse_errors(session)
+        ],
     }
 
 
@@ -466,10 +478,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                         width,
                     )
                 )
-        for r in a["errors"]:
-            print(
-                _clip(f"  error at step {r['step']} {r['type']} {r['name']}: {r['error']}", width)
-            )
+        for e in a["error_analysis"]:
+            print(_clip(f"  {e['title']}: {e['error']}", width))
+            for line in textwrap.wrap(f"fix: {e['fix']}", width - 4):
+                print(f"    {line}")
     return 0
 
 
