@@ -93,7 +93,17 @@ def _counts(title: str, counts: Counter[str], limit: int = 12) -> list[str]:
     items = counts.most_common()
     shown = ", ".join(f"{key} x{n}" if n > 1 else key for key, n in items[:limit])
     more = f", … {len(items) - limit} more" if len(items) > limit else ""
-    return [f"  {title} ({sum(counts.values())}): {shown}{more}"]
+    import shutil
+    import textwrap
+
+    width = max(60, min(shutil.get_terminal_size((80, 24)).columns, 160))
+    return textwrap.wrap(
+        f"{title} ({sum(counts.values())}): {shown}{more}",
+        width,
+        initial_indent="  ",
+        subsequent_indent="    ",
+        break_on_hyphens=False,
+    )
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -130,7 +140,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         written.append((target, session))
     for target, session in written:
         error = " (ended in an error)" if session.error is not None else ""
-        print(f"wrote {target}: {len(session.step_list)} steps{error}")
+        n = len(session.step_list)
+        print(f"wrote {target}: {n} step{'s' if n != 1 else ''}{error}")
     print(f"{len(written)} golden{'s' if len(written) != 1 else ''} from {args.format}")
     for line in (
         *_counts("mapped", total.mapped),

@@ -80,8 +80,54 @@ def request_of(step: LLMCallStep) -> dict[str, Any]:
     }
 
 
+# The request fields a step may leave out; what the golden leaves out is not compared.
+REQUEST_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("provider",),
+    ("api",),
+    ("model",),
+    ("input", "messages"),
+    ("input", "tools"),
+    ("input", "params"),
+)
+
+
+def absent_fields(recorded: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+    """The fields of `REQUEST_FIELDS` the recorded request does not have (None).
+
+    DESIGN §3a: "Fields absent from a step are not compared" — an imported trace that did
+    not capture message content or tool definitions still matches the agent's requests.
+    Judged on the step as written, before normalising, so a field that only held SDK noise
+    (`params: {stream_options: ...}`) still counts as present.
+    """
+    found: list[tuple[str, ...]] = []
+    for path in REQUEST_FIELDS:
+        value: Any = recorded
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            found.append(path)
+    return tuple(found)
+
+
+def without_fields(request: dict[str, Any], fields: Sequence[tuple[str, ...]]) -> dict[str, Any]:
+    """`request` with `fields` set to None (copies only the levels it changes)."""
+    out = dict(request)
+    for path in fields:
+        if len(path) == 1:
+            out[path[0]] = None
+        else:
+            section = out.get(path[0])
+            out[path[0]] = {**(section if isinstance(section, dict) else {}), path[1]: None}
+    return out
+
+
 def normalize_request(request: dict[str, Any], rules: RequestRules) -> dict[str, Any]:
-    """Drop SDK noise, number tool-call ids by position, redact, then apply the user's rules."""
+    """Drop SDK noise, number tool-call ids by position, redact, then apply the user's rules.
+
+    Inside messages a key whose value is null counts as absent (`"content": null` beside
+    tool calls, `"refusal": null` from a response object sent back as is): the providers
+    read both the same way, and agents and imported traces write either.
+    """
     data = rules.redactor(request)
     data = _number_call_ids(data)
     params = (data.get("input") or {}).get("params")
@@ -102,7 +148,8 @@ _ID_KEYS = ("id", "tool_call_id", "call_id", "tool_use_id")
 
 
 def _number_call_ids(data: Any) -> Any:
-    """Replace tool-call ids inside messages by their order of first appearance."""
+    """Replace tool-call ids inside messages by their order of first appearance (and leave
+    out null-valued keys)."""
     messages = (data.get("input") or {}).get("messages") if isinstance(data, dict) else None
     if not isinstance(messages, list):
         return data
@@ -110,7 +157,7 @@ def _number_call_ids(data: Any) -> Any:
 
     def visit(value: Any, key: str | None = None) -> Any:
         if isinstance(value, dict):
-            return {k: visit(v, k) for k, v in value.items()}
+            return {k: visit(v, k) for k, v in value.items() if v is not None}
         if isinstance(value, list):
             return [visit(v) for v in value]
         if key in _ID_KEYS and isinstance(value, str):
