@@ -269,7 +269,7 @@ def test_without_the_integration_tools_run_as_usual(
     )
 
 
-def test_the_sdks_per_run_prompt_cache_key_is_ignored_through_ini(
+def test_the_sdks_per_run_prompt_cache_key_is_not_compared(
     desk: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record(desk, monkeypatch)
@@ -286,19 +286,6 @@ def test_the_sdks_per_run_prompt_cache_key_is_ignored_through_ini(
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     monkeypatch.delenv("OPENAI_BASE_URL")  # the SDK's default: the official endpoint
 
-    result = run(desk)  # offline: served calls never connect, anything else is blocked
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*step 1 of 7 · llm_call gpt-4.1-mini: the agent sent another request*",
-            "*step 1 › input.params.prompt_cache_key: "
-            "'agents-sdk:run:0f0e0d0c0b0a09080706050403020100' → 'agents-sdk:run:*",
-        ]
-    )
-    desk.makeini(
-        INI.format(adapter="order_desk:run")
-        + INTEGRATION
-        + "opswald_request_ignore = input.params.prompt_cache_key\n"
-    )
+    # offline: served calls never connect; the per-run cache key is SDK noise, not compared
     run(desk).assert_outcomes(passed=1)
     assert notes(desk) == NOTES

@@ -23,6 +23,9 @@ NOISE_PARAMS = frozenset(
         "idempotency_key",
         "request_id",
         "stream_options",
+        # a prompt-cache routing hint; the OpenAI Agents SDK sends api.openai.com a new
+        # random `agents-sdk:run:<id>` on every run
+        "prompt_cache_key",
     }
 )
 
