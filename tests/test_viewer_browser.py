@@ -388,6 +388,20 @@ def test_keyboard_moves_the_step_and_the_hash(opener: Any, pages: dict[str, Path
     page.wait_for_function(
         "() => document.getElementById('position').textContent === 'step 7 of 10'"
     )
+    # a hash set from outside while a throttled write of the page's own is pending wins
+    page.evaluate(
+        """() => {
+            for (const key of ['ArrowRight', 'ArrowRight', 'ArrowRight']) {
+                document.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true}));
+            }
+            const due = performance.now() + 200;
+            while (performance.now() < due) {}  // the page's throttled write is now due
+            location.hash = '#golden=travel&step=2';
+        }"""
+    )
+    page.wait_for_timeout(400)  # past the page's pending write
+    assert position(page) == "step 2 of 10"
+    assert page.evaluate("location.hash") == "#golden=travel&step=2"
     o.check()
 
 

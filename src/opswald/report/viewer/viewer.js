@@ -751,6 +751,9 @@
   // fast would hit that: the hash is written at most every HASH_EVERY ms, the last one kept.
   let hashTimer = null;
   let hashWritten = -Infinity;
+  // The hash as this page last wrote or read it. A pending write must not undo a hash set
+  // from outside (a link, the address bar, a test) whose hashchange event has not run yet.
+  let hashSeen = location.hash;
 
   function writeHash() {
     if (hashTimer !== null) return; // the pending write will take the latest position
@@ -763,6 +766,10 @@
     hashTimer = null;
     hashWritten = performance.now();
     if (!state.entry) return;
+    if (location.hash !== hashSeen) {
+      onHash(); // changed from outside since we last looked: it wins
+      return;
+    }
     const hash = "#golden=" + encodeURIComponent(state.entry.id) + "&step=" + state.step;
     if (location.hash === hash) return;
     try {
@@ -770,6 +777,7 @@
     } catch (err) {
       location.replace(hash);
     }
+    hashSeen = location.hash;
   }
 
   function readHash() {
@@ -902,6 +910,7 @@
   }
 
   function onHash() {
+    hashSeen = location.hash;
     const h = readHash();
     const entry = DATA.goldens.find((g) => g.id === h.golden);
     const step = parseInt(h.step, 10);
