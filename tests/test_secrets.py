@@ -116,3 +116,39 @@ def test_redactor_keeps_structure() -> None:
         "headers": {"Authorization": "<redacted:header>", "x-api-key": "<redacted:header>"},
         "list": ["<redacted:openai-key>", 3, None],
     }
+
+
+def test_reports_hold_no_secrets(
+    secret_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every file a failing run writes (JSON, JUnit, HTML viewer, saved actual sessions,
+    pytest's cache) and its terminal output are clean; so is `opswald html` of the saved
+    actual session."""
+    from opswald.cli import main
+
+    monkeypatch.setenv("SUFFIX", f" and {AWS}")
+    result = secret_project.runpytest(
+        "--opswald-goldens",
+        "-vv",
+        "--opswald-json=out/report.json",
+        "--junitxml=out/junit.xml",
+        "--opswald-html=out/report.html",
+        "--opswald-save-actual=out/actual",
+    )
+    result.assert_outcomes(failed=1)
+    _assert_clean(result.stdout.str())
+    written = [
+        p
+        for p in secret_project.path.rglob("*")
+        if p.is_file() and p.name != "secretagent.py" and "__pycache__" not in p.parts
+    ]
+    names = {p.name for p in written}
+    assert {"report.json", "junit.xml", "report.html", "s.actual.yaml"} <= names
+    for path in written:
+        _assert_clean(path.read_text(errors="replace"))
+    page = secret_project.path / "out" / "single.html"
+    golden = secret_project.path / "goldens" / "s.golden.yaml"
+    actual = secret_project.path / "out" / "actual" / "s.actual.yaml"
+    assert main(["html", str(golden), "--actual", str(actual), "-o", str(page)]) == 0
+    _assert_clean(page.read_text())
+    assert "redacted:openai-key" in page.read_text()  # (the page escapes < in its data)

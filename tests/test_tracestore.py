@@ -140,6 +140,8 @@ def test_golden_create_promotes_a_trace(
     assert golden.error is not None and golden.error.type == "FileNotFoundError"
     tool = golden.step_list[1]
     assert isinstance(tool, ToolCallStep) and tool.input == {"name": "q1-sales.pdf"}
+    replayed = opswald.Replay(target, adapter=agent).run()
+    assert replayed is not None and replayed.passed, "the promoted golden replays"
     assert main(args) == 1, "never over an existing golden"
     assert "exists" in capsys.readouterr().err
     assert main(["golden", "create", "ffffffff", "--name", "x", "--store", str(store)]) == 1
