@@ -98,8 +98,12 @@ def differences(
         g = golden if golden is MISSING else to_jsonable(golden)
         a = actual if actual is MISSING else to_jsonable(actual)
         return [Difference(path=tuple(base), golden=g, actual=a, step=step)][: max(limit, 0)]
-    g = drop(to_jsonable(golden), ignore)
-    a = drop(to_jsonable(actual), ignore)
+    # Deep copies only when parts must be dropped: `_pieces` converts what is not plain
+    # JSON data where it meets it, so equal parts are never copied (copying both sides of
+    # two 20k-element lists cost more than comparing them, and the collector's passes over
+    # the copies grew faster than the data).
+    g = drop(to_jsonable(golden), ignore) if ignore else golden
+    a = drop(to_jsonable(actual), ignore) if ignore else actual
     out: list[Difference] = []
     for rel, g_part, a_part in _pieces(g, a, ()):
         if len(out) >= limit:  # pieces come in path order: the rest would come later
@@ -112,31 +116,42 @@ def differences(
     return out[: max(limit, 0)]
 
 
+_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
+
+
 def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any]]:
     """The differing parts of two values, in path order, large containers split up first.
 
     Splitting lists and dicts with many children keeps the work linear and lets
-    deepdiff see only the few parts that differ (it walks equal parts slowly).
+    deepdiff see only the few parts that differ (it walks equal parts slowly). Values that
+    are not plain JSON data are converted where they are met, and only differing parts are
+    copied.
     """
-    if isinstance(g, dict) and isinstance(a, dict) and len(g) + len(a) > _SPLIT_AT:
+    if type(g) not in _PLAIN:
+        g = to_jsonable(g)
+    if type(a) not in _PLAIN:
+        a = to_jsonable(a)
+    if type(g) is dict and type(a) is dict and len(g) + len(a) > _SPLIT_AT:
+        if any(type(key) is not str for key in (*g, *a)):  # keys as JSON writes them
+            g, a = to_jsonable(g), to_jsonable(a)
         for key, value in g.items():
             if key in a:
                 yield from _pieces(value, a[key], (*path, key))
             else:
-                yield (*path, key), value, MISSING
+                yield (*path, key), to_jsonable(value), MISSING
         for key, value in a.items():
             if key not in g:
-                yield (*path, key), MISSING, value
-    elif isinstance(g, list) and isinstance(a, list) and len(g) + len(a) > _SPLIT_AT:
+                yield (*path, key), MISSING, to_jsonable(value)
+    elif type(g) is list and type(a) is list and len(g) + len(a) > _SPLIT_AT:
         for index in range(max(len(g), len(a))):
             if index >= len(a):
-                yield (*path, index), g[index], MISSING
+                yield (*path, index), to_jsonable(g[index]), MISSING
             elif index >= len(g):
-                yield (*path, index), MISSING, a[index]
+                yield (*path, index), MISSING, to_jsonable(a[index])
             else:
                 yield from _pieces(g[index], a[index], (*path, index))
     elif not json_equal(g, a):
-        yield path, g, a
+        yield path, to_jsonable(g), to_jsonable(a)
 
 
 def _deepdiff(g: Any, a: Any, *, base: Path, step: int | None) -> list[Difference]:

@@ -585,6 +585,10 @@ def pytest_runtest_makereport(
                 props = _junit_properties(record)
                 report.user_properties.extend(props)
                 item.user_properties.extend(props)  # JUnit XML reads the last (teardown) report
+        if OUTCOME_KEY in item.stash:
+            # the report carries what is needed from here on; the actual session and the
+            # verdict would otherwise stay alive for the rest of the run (~15 KiB a golden)
+            del item.stash[OUTCOME_KEY]
     return report
 
 

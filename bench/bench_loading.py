@@ -1,0 +1,399 @@
+"""Loading: golden files read with `opswald.files.load` (YAML and JSON), versus the floor of
+parsing the same files with `yaml.load(..., Loader=yaml.CSafeLoader)` / `json.loads`.
+
+DESIGN §6 sets no bar for loading (issue 9 asks for MB/s against the floor). The safe
+loading bar of §6 (aliases, tags, duplicate keys and deep nesting refused, size and depth
+capped) is why opswald's YAML path walks the parser's event stream itself instead of
+calling `yaml.load`.
+
+Workload: realistic goldens built with `opswald.session.Session` and written with
+`opswald.files.dump`: a user_input step, then turns of an `llm_call` (the whole message
+history resent, two tool schemas, params, a reply with a tool call, usage, cost, timing)
+and a `tool_call` (arguments, a nested result of records with text, ~1 KB), a state
+snapshot every 5 turns, a final answer. Sizes: a corpus of many small files, then single
+files of ~100 KB, ~1 MB and ~4 MB, each in YAML and in JSON (the same sessions).
+
+Legs, per file set and format (each file read from disk every time, page cache warm):
+  floor      read + decode + `yaml.load(text, Loader=yaml.CSafeLoader)` / `json.loads(text)`
+  load_data  `opswald.files.load_data(path)`: opswald's safe parse, no validation
+  load       `opswald.files.load(path)`: parse + pydantic validation into a `Session`
+  validate   (info) `Session.model_validate(data)` alone, on data parsed beforehand
+
+Run: python bench/bench_loading.py [--quick] [--reps N] [--no-write]
+Writes bench/RESULTS.md (section "Loading") and bench/profiles/loading.txt (a cProfile of
+`opswald.files.load` on the largest YAML file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import pstats
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from _common import header, machine, strip_paths, write_results  # noqa: E402
+
+from opswald import files  # noqa: E402
+from opswald.session import Session  # noqa: E402
+
+SECTION = "Loading"
+SYSTEM = (
+    "You are a support agent for an airline. Use the tools to look up bookings and "
+    "flights, never guess a fare, and answer in at most three sentences."
+)
+TOOLS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"{name.replace('_', ' ').capitalize()} by its identifier.",
+            "parameters": {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "limit": {"type": "integer"}},
+                "required": ["id"],
+            },
+        },
+    }
+    for name in ("lookup_booking", "search_flights")
+]
+
+
+# ------------------------------------------------------------------------ the goldens
+
+
+def tool_result(i: int, turn: int) -> dict[str, Any]:
+    """A nested tool result of ~1 KB: a few records with text, numbers and a sub-list."""
+    return {
+        "query": {"id": f"BK-{i:05d}-{turn}", "limit": 4},
+        "total": 4,
+        "records": [
+            {
+                "flight": f"AF{100 + (i + turn + r) % 900}",
+                "from": "CDG",
+                "to": ["OSL", "JFK", "NRT", "GRU"][r],
+                "departs": f"2026-03-{1 + (turn + r) % 28:02d}T{8 + r}:15:00Z",
+                "fare": {"amount": 120.5 + 13 * r + turn, "currency": "EUR", "class": "Y"},
+                "seats": [f"{row}{seat}" for row in (12, 14) for seat in "AC"],
+                "note": f"Record {r} of turn {turn}: refundable until 24 hours before departure.",
+            }
+            for r in range(4)
+        ],
+    }
+
+
+def session(i: int, turns: int) -> Session:
+    """A golden of `turns` model/tool turns whose model requests resend the whole history."""
+    question = f"Customer {i} asks: can I move booking BK-{i:05d} to an earlier flight?"
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": question},
+    ]
+    steps: list[dict[str, Any]] = [{"step": 1, "type": "user_input", "content": question}]
+
+    def llm_step(reply: dict[str, Any], finish: str) -> dict[str, Any]:
+        n = len(steps) + 1
+        return {
+            "step": n,
+            "type": "llm_call",
+            "timestamp": f"2026-03-01T10:{n // 60 % 60:02d}:{n % 60:02d}Z",
+            "duration_ms": 812.5 + n,
+            "provider": "openai",
+            "api": "openai.chat",
+            "model": "gpt-4o-mini",
+            "input": {
+                "messages": [dict(m) for m in messages],
+                "tools": TOOLS,
+                "params": {"temperature": 0.2, "max_tokens": 512},
+            },
+            "output": {**reply, "finish_reason": finish},
+            "usage": {"input_tokens": 300 + 180 * n, "output_tokens": 42, "total_tokens": 0},
+            "cost": round(0.00015 * (300 + 180 * n) / 1000, 8),
+            "cost_source": "prices.yaml",
+        }
+
+    for turn in range(turns):
+        call_id = f"call_{i}_{turn}"
+        name = TOOLS[turn % 2]["function"]["name"]
+        args = {"id": f"BK-{i:05d}-{turn}", "limit": 4}
+        reply = {
+            "content": f"Let me check ({turn}).",
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+            ],
+        }
+        steps.append(llm_step(reply, "tool_calls"))
+        result = tool_result(i, turn)
+        steps.append(
+            {
+                "step": len(steps) + 1,
+                "type": "tool_call",
+                "duration_ms": 35.0 + turn,
+                "tool": name,
+                "call_id": call_id,
+                "input": args,
+                "output": result,
+            }
+        )
+        messages.append({"role": "assistant", **reply})
+        messages.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(result)})
+        if turn % 5 == 4:
+            steps.append(
+                {
+                    "step": len(steps) + 1,
+                    "type": "state",
+                    "memory": {"booking": f"BK-{i:05d}", "turn": turn, "seen": turn + 1},
+                    "variables": {"fare_cap": 400, "currency": "EUR"},
+                }
+            )
+    answer = f"Booking BK-{i:05d} can move to AF{100 + i % 900} tomorrow at 08:15 for 120.50 EUR."
+    steps.append(llm_step({"content": answer}, "stop"))
+    for step in steps:
+        if step["type"] == "llm_call":
+            usage = step["usage"]
+            usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+    return Session.model_validate(
+        {
+            "name": f"rebook_{i:05d}",
+            "description": "Customer moves a booking to an earlier flight.",
+            "tags": ["bench", "support"],
+            "agent": "support",
+            "metadata": {"recorded_with": "pytest-opswald 0.1.0", "duration_ms": 1234.5},
+            "input": {"question": question, "customer": i},
+            "steps": steps,
+            "output": {"answer": answer},
+        }
+    )
+
+
+# file sets: (label, number of files, turns per golden)
+FULL_SETS = [("corpus", 500, 1), ("~100 KB", 1, 9), ("~1 MB", 1, 34), ("~4 MB", 1, 72)]
+QUICK_SETS = [("corpus", 40, 1), ("~100 KB", 1, 9)]
+
+
+def write_sets(root: Path, sets: list[tuple[str, int, int]]) -> dict[tuple[str, str], list[Path]]:
+    """Dump every set in both formats; (label, fmt) -> the file paths."""
+    out: dict[tuple[str, str], list[Path]] = {}
+    for label, count, turns in sets:
+        folders = {}
+        for fmt in ("yaml", "json"):
+            folders[fmt] = root / f"{label.strip('~ ').replace(' ', '')}-{fmt}"
+            folders[fmt].mkdir()
+            out[(label, fmt)] = []
+        for i in range(count):
+            s = session(i, turns)
+            for fmt, folder in folders.items():
+                path = folder / f"g{i:05d}.golden.{fmt}"
+                files.dump(s, path)
+                out[(label, fmt)].append(path)
+    return out
+
+
+# ----------------------------------------------------------------------------- the legs
+
+
+def floor_yaml(path: Path) -> Any:
+    return yaml.load(path.read_bytes().decode("utf-8"), Loader=yaml.CSafeLoader)
+
+
+def floor_json(path: Path) -> Any:
+    return json.loads(path.read_bytes().decode("utf-8"))
+
+
+def legs_for(paths: list[Path], fmt: str) -> dict[str, Callable[[], None]]:
+    floor = floor_yaml if fmt == "yaml" else floor_json
+    parsed = [files.load_data(p) for p in paths]
+
+    def run_floor() -> None:
+        for p in paths:
+            floor(p)
+
+    def run_load_data() -> None:
+        for p in paths:
+            files.load_data(p)
+
+    def run_load() -> None:
+        for p in paths:
+            files.load(p)
+
+    def run_validate() -> None:
+        for data in parsed:
+            Session.model_validate(data)
+
+    return {
+        "floor": run_floor,
+        "load_data": run_load_data,
+        "load": run_load,
+        "validate": run_validate,
+    }
+
+
+def timed(run: Callable[[], None]) -> float:
+    gc.collect()
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
+
+
+def check_same(paths: list[Path], fmt: str) -> None:
+    """opswald's parse gives the floor's data, and `load` round-trips to the same text."""
+    floor = floor_yaml if fmt == "yaml" else floor_json
+    for p in paths[:3]:
+        assert files.load_data(p) == floor(p), p
+        assert files.dumps(files.load(p), fmt) == p.read_text(), p  # type: ignore[arg-type]
+
+
+def profile(path: Path) -> str:
+    prof = cProfile.Profile()
+    prof.enable()
+    files.load(path)
+    prof.disable()
+    top, own = io.StringIO(), io.StringIO()
+    pstats.Stats(prof, stream=top).sort_stats("cumulative").print_stats(20)
+    pstats.Stats(prof, stream=own).sort_stats("tottime").print_stats(15)
+    return (
+        f"== cProfile of opswald.files.load on one {path.stat().st_size / 1e6:.1f} MB YAML "
+        f"golden: top 20 by cumulative time ==\n{strip_paths(top.getvalue())}\n"
+        f"== top 15 by own time ==\n{strip_paths(own.getvalue())}"
+    )
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sets, one rep: smoke run")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    reps = args.reps or (1 if args.quick else 5)
+    if not 1 <= reps <= 50:
+        parser.error("1 <= --reps <= 50")
+    given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python bench/bench_loading.py", *map(shlex.quote, given)])
+    sets = QUICK_SETS if args.quick else FULL_SETS
+    started = time.perf_counter()
+
+    rows = [
+        "| files | format | MB | floor MB/s | load_data MB/s | load MB/s | validate MB/s (info) "
+        "| load_data / floor | load / floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    summary: list[str] = []
+    prof_text = ""
+    with tempfile.TemporaryDirectory(prefix="opswald-loading-") as tmp:
+        file_sets = write_sets(Path(tmp), sets)
+        print(f"wrote the goldens in {time.perf_counter() - started:.1f}s", flush=True)
+        totals: dict[str, dict[str, float]] = {"yaml": {}, "json": {}}
+        for label, count, _ in sets:
+            for fmt in ("yaml", "json"):
+                paths = file_sets[(label, fmt)]
+                check_same(paths, fmt)
+                size = sum(p.stat().st_size for p in paths)
+                legs = legs_for(paths, fmt)
+                for run in legs.values():  # warm-up
+                    run()
+                samples: dict[str, list[float]] = {name: [] for name in legs}
+                names = list(legs)
+                for rep in range(reps):
+                    for name in names if rep % 2 == 0 else names[::-1]:
+                        samples[name].append(timed(legs[name]))
+                med = {n: statistics.median(s) for n, s in samples.items()}
+                mbs = {n: size / 1e6 / med[n] for n in legs}
+                for n in legs:
+                    totals[fmt][n] = totals[fmt].get(n, 0.0) + med[n]
+                totals[fmt]["bytes"] = totals[fmt].get("bytes", 0.0) + size
+                what = f"{count} x {size / count / 1024:.1f} KB" if count > 1 else label
+                rows.append(
+                    f"| {what} | {fmt.upper()} | {size / 1e6:.2f} | {mbs['floor']:.1f} | "
+                    f"{mbs['load_data']:.1f} | {mbs['load']:.1f} | {mbs['validate']:.1f} | "
+                    f"{med['load_data'] / med['floor']:.2f} | {med['load'] / med['floor']:.2f} |"
+                )
+                print(rows[-1], flush=True)
+        for fmt in ("yaml", "json"):
+            t = totals[fmt]
+            share = (t["load"] - t["load_data"]) / t["load"]
+            summary.append(
+                f"- {fmt.upper()}, all sets: `load` {t['bytes'] / 1e6 / t['load']:.1f} MB/s = "
+                f"{t['load'] / t['floor']:.2f}x the floor's time "
+                f"(`load_data` {t['load_data'] / t['floor']:.2f}x); validation is "
+                f"{share:.0%} of `load`."
+            )
+        ty, tj = totals["yaml"], totals["json"]
+        summary.append(
+            f"- YAML vs JSON, same sessions: `load` of YAML takes {ty['load'] / tj['load']:.1f}x "
+            f"the time of JSON (files {ty['bytes'] / tj['bytes']:.2f}x the bytes); floor "
+            f"{ty['floor'] / tj['floor']:.1f}x."
+        )
+        biggest = file_sets[(sets[-1][0], "yaml")][0]
+        prof_text = profile(biggest)
+    summary.append(
+        "- DESIGN §6 sets no bar for loading: informational. (The safe-loading bar — aliases, "
+        "tags, duplicate keys, depth and size refused — is why the YAML path reads events.)"
+    )
+    summary.append(f"- script runtime {time.perf_counter() - started:.0f}s.")
+    print("\n".join([*rows, "", *summary]))
+    if args.no_write:
+        return 0
+    out = BENCH / "profiles" / "loading.txt"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(prof_text)
+    m = machine(("pytest-opswald", "PyYAML", "pydantic", "pydantic-core"))
+    libyaml = "with libyaml" if getattr(yaml, "__with_libyaml__", False) else "WITHOUT libyaml"
+    section = [
+        *header(SECTION, command, m),
+        "Workload: goldens built with `opswald.session.Session` and written with "
+        "`opswald.files.dump`, the same sessions in YAML and JSON: a `user_input` step, then "
+        "turns of an `llm_call` (whole message history resent, two tool schemas, params, a "
+        "reply with a tool call, usage, cost, timing) and a `tool_call` (a nested ~1 KB "
+        "result of records), a `state` snapshot every 5 turns, a final answer. Sets: "
+        + ", ".join(
+            f"{label} ({count} file{'s' if count > 1 else ''} of {turns} "
+            f"turn{'s' if turns > 1 else ''})"
+            for label, count, turns in sets
+        )
+        + f". Each file read from disk on every load (page cache warm). PyYAML {libyaml}. "
+        f"Each leg warmed up once, then {reps} repetitions interleaved (order alternated, "
+        "`gc.collect()` before each); medians. MB = 10^6 bytes of file.",
+        "",
+        "- floor: read + decode + `yaml.load(text, Loader=yaml.CSafeLoader)` / `json.loads(text)`"
+        " (parse only; PyYAML's default resolvers, no checks).",
+        "- load_data: `opswald.files.load_data(path)` — the safe parse (YAML from the event "
+        "stream with alias/tag/duplicate/depth checks; JSON with a duplicate-key hook and a "
+        "depth walk), no validation. Its data is asserted equal to the floor's.",
+        "- load: `opswald.files.load(path)` — parse + `Session.model_validate`. `dumps` of the "
+        "result is asserted to give back the file's text.",
+        "- validate (info): `Session.model_validate(data)` alone, on data parsed beforehand.",
+        "",
+        *rows,
+        "",
+        *summary,
+        "",
+        "cProfile of `opswald.files.load` on the largest YAML file: `bench/profiles/loading.txt`.",
+    ]
+    write_results(SECTION, "\n".join(section))
+    print(f"\nwrote {BENCH / 'RESULTS.md'} and {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
