@@ -40,6 +40,39 @@ def _bound_arguments(
     return to_jsonable(out)  # type: ignore[no-any-return]
 
 
+def _binder(sig: inspect.Signature) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """`_bound_arguments` for one signature, with a fast path for the common shape (named
+    parameters only, no *args/**kwargs): the same result without `Signature.bind`, which
+    costs more than the rest of recording a call."""
+    params = list(sig.parameters.values())
+    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if not all(p.kind in plain for p in params):
+        return lambda args, kwargs: _bound_arguments(sig, args, kwargs)
+    order = [p.name for p in params]
+    positional = [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    known = frozenset(order)
+    required = frozenset(p.name for p in params if p.default is inspect.Parameter.empty)
+    skipped = frozenset(
+        p.name
+        for p in params
+        if p.name in ("self", "cls") and p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    )
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if len(args) > len(positional):
+            return _bound_arguments(sig, args, kwargs)
+        given = dict(zip(positional, args, strict=False))
+        for key, value in kwargs.items():
+            if key in given or key not in known:
+                return _bound_arguments(sig, args, kwargs)  # the same TypeError handling
+            given[key] = value
+        if not required <= given.keys():
+            return _bound_arguments(sig, args, kwargs)
+        return to_jsonable({n: given[n] for n in order if n in given and n not in skipped})
+
+    return bind
+
+
 def _decoder(fn: Callable[..., Any]) -> Callable[[Any], Any] | None:
     """Rebuild pydantic return types from recorded data (`-> MyModel`)."""
     try:
@@ -208,6 +241,7 @@ def tool(
     def wrap(func: F) -> F:
         tool_name = name or func.__name__
         sig = inspect.signature(func)
+        bind = _binder(sig)
         decode = _decoder(func)
 
         if inspect.iscoroutinefunction(func):
@@ -217,7 +251,7 @@ def tool(
                 ctx = _active()
                 if ctx is None:
                     return await func(*args, **kwargs)
-                request = _bound_arguments(sig, args, kwargs)
+                request = bind(args, kwargs)
                 run = functools.partial(func, *args, **kwargs)
                 return await _tool_async(ctx, tool_name, request, run, side_effects, decode)
 
@@ -228,7 +262,7 @@ def tool(
             ctx = _active()
             if ctx is None:
                 return func(*args, **kwargs)
-            request = _bound_arguments(sig, args, kwargs)
+            request = bind(args, kwargs)
             run = functools.partial(func, *args, **kwargs)
             return _tool_sync(ctx, tool_name, request, run, side_effects, decode)
 
@@ -283,12 +317,13 @@ def llm(
 
     def wrap(func: F) -> F:
         sig = inspect.signature(func)
+        bind = _binder(sig)
         decoder = decode or _decoder(func)
 
         def begin(
             ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> tuple[Ticket, dict[str, Any]]:
-            request = _llm_request(_bound_arguments(sig, args, kwargs), provider, api)
+            request = _llm_request(bind(args, kwargs), provider, api)
             return ctx.begin("llm_call", request), request
 
         def served(ctx: Context, ticket: Ticket, request: dict[str, Any]) -> Any:

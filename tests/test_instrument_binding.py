@@ -1,0 +1,53 @@
+"""The fast argument binder of @opswald.tool/@opswald.llm records exactly what
+`Signature.bind` would, including the fallbacks for calls that do not bind."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+
+from opswald.instrument import _binder, _bound_arguments
+
+
+class Box:
+    def method(self, a: int, b: int = 2, *, c: Any, d: Any = 4) -> None: ...
+
+
+def positional_only(a: int, /, b: int) -> None: ...
+
+
+def variadic(*args: Any, **kwargs: Any) -> None: ...
+
+
+def cls_named(cls: Any, x: int) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((Box(), 1, 10), {"c": 3}),
+        ((Box(), 1), {"c": (1, 2), "d": {"x": [1]}}),
+        ((Box(),), {"a": 1, "c": 3}),
+        ((Box(), 1, 10, 20), {"c": 3}),  # too many positional arguments
+        ((Box(), 1), {}),  # a required argument missing
+        ((Box(), 1), {"c": 3, "zz": 1}),  # an unknown keyword
+        ((Box(), 1), {"a": 2, "c": 3}),  # given twice
+    ],
+)
+def test_same_as_signature_bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    sig = inspect.signature(Box.method)
+    fast, slow = _binder(sig)(args, kwargs), _bound_arguments(sig, args, kwargs)
+    assert fast == slow
+    assert list(fast) == list(slow), "in parameter order, as the golden writes them"
+    assert "self" not in fast
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "kwargs"),
+    [(positional_only, (1, 2), {}), (variadic, (1,), {"x": 2}), (cls_named, (1, 2), {})],
+)
+def test_other_shapes(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    sig = inspect.signature(fn)
+    assert _binder(sig)(args, kwargs) == _bound_arguments(sig, args, kwargs)
