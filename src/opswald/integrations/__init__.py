@@ -13,9 +13,10 @@ Inside a hook, `active(name)` gives the running context, and `opswald.call_tool`
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from opswald.engine.current import current, inside
 
@@ -62,3 +63,32 @@ def active(name: str) -> Context | None:
     if ctx is None or name not in ctx.integrations:
         return None
     return ctx
+
+
+def return_decoder(function: Any) -> Callable[[Any], Any] | None:
+    """Rebuild `function`'s annotated return type from recorded data (None: keep the data).
+
+    A served value that does not validate is handed over as recorded.
+    """
+    if not callable(function):
+        return None
+    try:
+        hint = inspect.signature(function, eval_str=True).return_annotation
+    except Exception:  # unresolvable annotations: serve the data as it is
+        return None
+    if hint is inspect.Signature.empty or hint is Any or hint is None:
+        return None
+    from pydantic import TypeAdapter
+
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(hint)
+    except Exception:  # not a type pydantic can build
+        return None
+
+    def decode(data: Any) -> Any:
+        try:
+            return adapter.validate_python(data)
+        except Exception:
+            return data
+
+    return decode

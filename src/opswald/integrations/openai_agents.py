@@ -42,13 +42,12 @@ Steps:
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 from collections.abc import Callable
 from typing import Any
 
 from opswald.instrument import acall_tool
-from opswald.integrations import active
+from opswald.integrations import active, return_decoder
 
 NAME = "openai_agents"
 _CACHE = "_opswald_invoker"  # where an object keeps its stand-in, so reads return one object
@@ -139,7 +138,7 @@ class _ToolInvoker(_Invoker):
     @functools.cached_property
     def decode(self) -> Callable[[Any], Any] | None:
         """Rebuilds the return type of the function given to `@function_tool`, if any."""
-        return _return_decoder(getattr(self.owner, "__wrapped__", None))
+        return return_decoder(getattr(self.owner, "__wrapped__", None))
 
 
 class _HandoffInvoker(_Invoker):
@@ -175,32 +174,3 @@ def _arguments(text: str | None) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _return_decoder(function: Any) -> Callable[[Any], Any] | None:
-    """Rebuild `function`'s annotated return type from recorded data (None: keep the data).
-
-    A served value that does not validate is handed over as recorded.
-    """
-    if not callable(function):
-        return None
-    try:
-        hint = inspect.signature(function, eval_str=True).return_annotation
-    except Exception:  # unresolvable annotations: serve the data as it is
-        return None
-    if hint is inspect.Signature.empty or hint is Any or hint is None:
-        return None
-    from pydantic import TypeAdapter
-
-    try:
-        adapter: TypeAdapter[Any] = TypeAdapter(hint)
-    except Exception:  # not a type pydantic can build
-        return None
-
-    def decode(data: Any) -> Any:
-        try:
-            return adapter.validate_python(data)
-        except Exception:
-            return data
-
-    return decode

@@ -27,12 +27,10 @@ executes itself.
 from __future__ import annotations
 
 import functools
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 from opswald.instrument import acall_tool
-from opswald.integrations import active
+from opswald.integrations import active, return_decoder
 
 NAME = "pydantic_ai"
 _MARK = "__opswald_hook__"
@@ -67,34 +65,5 @@ def _decode(toolset: Any, name: str, tool: Any, data: Any) -> Any:
     """A served output as the registered function's annotated return type (looked up only
     when serving)."""
     registered = toolset.tools.get(getattr(tool, "original_name", None) or name)
-    decode = _return_decoder(getattr(registered, "function", None))
+    decode = return_decoder(getattr(registered, "function", None))
     return decode(data) if decode is not None else data
-
-
-def _return_decoder(function: Any) -> Callable[[Any], Any] | None:
-    """Rebuild `function`'s annotated return type from recorded data (None: keep the data).
-
-    A served value that does not validate is handed over as recorded.
-    """
-    if not callable(function):
-        return None
-    try:
-        hint = inspect.signature(function, eval_str=True).return_annotation
-    except Exception:  # unresolvable annotations: serve the data as it is
-        return None
-    if hint is inspect.Signature.empty or hint is Any or hint is None:
-        return None
-    from pydantic import TypeAdapter
-
-    try:
-        adapter: TypeAdapter[Any] = TypeAdapter(hint)
-    except Exception:  # not a type pydantic can build
-        return None
-
-    def decode(data: Any) -> Any:
-        try:
-            return adapter.validate_python(data)
-        except Exception:
-            return data
-
-    return decode

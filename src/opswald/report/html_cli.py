@@ -61,16 +61,9 @@ def saved_name(test_name: str) -> str:
 
 
 def _goldens(paths: Sequence[str]) -> list[Path]:
-    from opswald.files import is_golden_path
+    from opswald.cli import _iter_goldens
 
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if is_golden_path(p) and p.is_file()))
-        else:
-            found.append(path)
-    return found
+    return _iter_goldens(paths)
 
 
 def _actuals_for(folder: Path, test_name: str) -> list[tuple[str, Path]]:
