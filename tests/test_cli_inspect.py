@@ -226,3 +226,14 @@ def test_validate_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
         "stub": False,
         "steps": 6,
     }
+
+
+def test_every_command_has_an_example_in_its_help() -> None:
+    from opswald.cli import _commands, build_parser
+
+    commands = dict(_commands(build_parser()))
+    assert {"show", "diff", "analyze", "upgrade", "golden note", "traces list", "import"} <= set(
+        commands
+    )
+    missing = [name for name, parser in commands.items() if "example" not in parser.format_help()]
+    assert missing == []

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 class Progress:
@@ -227,7 +228,41 @@ def build_parser() -> argparse.ArgumentParser:
     cli_inspect.add_parsers(sub)
     cli_traces.add_parsers(sub)
     html_cli.add_parser(sub)
+    for name, command in _commands(parser):
+        if not command.epilog and name in EXAMPLES:
+            command.epilog = "example:\n  " + EXAMPLES[name].replace("\n", "\n  ")
+            command.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
+
+
+EXAMPLES = {
+    "schema": "opswald schema > golden.schema.json\nopswald schema --report > report.schema.json",
+    "report": "opswald report merge shard1.json shard2.json -o report.json",
+    "report merge": "opswald report merge shard*.json -o report.json",
+    "validate": "opswald validate goldens/ --json",
+    "serve": "opswald serve goldens/refund.golden.yaml --port 8765\n"
+    "OPENAI_BASE_URL=http://127.0.0.1:8765/v1 node agent.js",
+    "replay": "opswald replay goldens/refund.golden.yaml --adapter examples.travel_agent:run -i",
+    "traces": "opswald traces list --error --limit 20",
+    "traces list": "opswald traces list --error --tag billing --limit 20",
+    "traces prune": "opswald traces prune --older-than 30d",
+    "golden": 'opswald golden note goldens/refund.golden.yaml --step 4 "refund policy v2"',
+    "golden create": "opswald golden create 3f9c2a --name q1_report_missing --tags reports,bugs",
+    "import": "opswald import otel trace.json -o goldens/",
+    "html": "opswald html goldens/ --actual-dir actual/ -o report.html",
+}
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every (sub)command parser by its full name ("traces list")."""
+    out: list[tuple[str, Any]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                full = f"{prefix} {name}".strip()
+                out.append((full, command))
+                out.extend(_commands(command, full))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
