@@ -324,7 +324,7 @@ def test_sdk_observations_map_field_by_field(langfuse_trace: Traced) -> None:
     assert session.tags == ["smoke"]
     assert result.skipped["tag that is not a valid pytest marker name"] == 1
     assert session.error is None
-    assert session.metadata["imported_from"] == "langfuse"
+    assert session.metadata["imported"] == {"format": "langfuse"}
     assert session.metadata["langfuse_session_id"] == "conv-1"
     assert session.metadata["user_id"] == "u-7"
     assert session.metadata["duration_ms"] > 0

@@ -329,7 +329,7 @@ def test_langchain_runs_map_field_by_field(langchain_trace: Traced) -> None:
     assert session.output == {"answer": "It is 21°C in Rome."} == langchain_trace.answer
     assert session.error is None
     assert session.agent is None
-    assert session.metadata["imported_from"] == "langsmith"
+    assert session.metadata["imported"] == {"format": "langsmith"}
     assert session.metadata["trace_id"] == str(root["id"])
     assert session.metadata["duration_ms"] > 0
 

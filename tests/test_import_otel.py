@@ -886,7 +886,7 @@ def test_a_golden_recorded_by_opswald_compares_absent_fields() -> None:
         ({"recorded_with": "pytest-opswald 0.1.0"}, False),
         ({"recorded_with": "opswald.record"}, False),
         ({"recorded_with": "pytest-opswald 0.1.0", "imported": {"format": "otel"}}, True),
-        ({"recorded_with": "pytest-opswald 0.1.0", "imported_from": "langsmith"}, True),
+        ({"recorded_with": "pytest-opswald 0.1.0", "imported": {"format": "langsmith"}}, True),
         ({}, True),  # written by hand
     ]:
         golden = Session.model_validate(

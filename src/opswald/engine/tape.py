@@ -74,9 +74,7 @@ class Tape:
         # requests had, so there an absent `tools` means "no tools", and sending tools now
         # is a change in behaviour.
         metadata = golden.metadata
-        self.lenient_absent = (
-            "recorded_with" not in metadata or "imported" in metadata or "imported_from" in metadata
-        )
+        self.lenient_absent = "recorded_with" not in metadata or "imported" in metadata
         self.total = len(golden.step_list)
         self.segments: list[_Segment] = [_Segment(head=None)]
         self.observe_tools = observe_tools

@@ -342,7 +342,7 @@ class _Trace:
 
     def _metadata(self, roots: list[_Obs], context: dict[str, Any]) -> dict[str, Any]:
         trace = self.doc.trace
-        out: dict[str, Any] = {"imported_from": SOURCE}
+        out: dict[str, Any] = {"imported": {"format": SOURCE}}
         if trace.get("id"):
             out["trace_id"] = str(trace["id"])
         start = parse_time(trace.get("timestamp")) or (

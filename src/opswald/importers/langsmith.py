@@ -285,7 +285,7 @@ class _Trace:
 
     def _metadata(self) -> dict[str, Any]:
         run = self.root.run
-        out: dict[str, Any] = {"imported_from": SOURCE}
+        out: dict[str, Any] = {"imported": {"format": SOURCE}}
         if run.get("trace_id") or run.get("id"):
             out["trace_id"] = str(run.get("trace_id") or run.get("id"))
         start = parse_time(run.get("start_time"))
