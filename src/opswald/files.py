@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 import time
 import types
 import typing
@@ -289,6 +290,9 @@ def _line(event: ev.Event) -> int:
     return int(mark.line) + 1 if mark is not None else 1
 
 
+_INTERN_UP_TO = 32  # short string values (types, roles, names) are shared between goldens
+
+
 class _ItemMarker:
     """Stands for "append to the list" where a mapping would hold a pending key."""
 
@@ -368,7 +372,8 @@ class _YamlBuilder:
             raise GoldenLoadError(message, line=_line(event))
         if event.tag not in (None, "!", _STR) and event.tag not in self.convert:
             raise GoldenLoadError(_bad_tag(event.tag), line=_line(event))
-        name = str(event.value)
+        # keys repeat in every step of every golden: one string object each (memory)
+        name = sys.intern(str(event.value))
         if name in mapping:
             raise _duplicate_error(_yaml_events(self.text))
         return name
@@ -394,7 +399,8 @@ class _YamlBuilder:
         if tag is None or tag == "!":
             tag = self.resolve(ScalarNode, event.value, event.implicit)
         if tag == _STR:
-            return event.value
+            value = event.value
+            return sys.intern(value) if len(value) <= _INTERN_UP_TO else value
         convert = self.convert.get(tag or "")
         if convert is None:
             raise GoldenLoadError(_bad_tag(tag), line=_line(event))
