@@ -181,7 +181,15 @@ def test_shards_merge_into_the_unsharded_report(project: pytest.Pytester) -> Non
     assert "book_a is in two shards" in overlap.stderr
 
 
-def test_cli_progress_on_a_terminal_only(tmp_path: object) -> None:
+@pytest.mark.parametrize(
+    ("command", "label"),
+    [
+        (["validate"], "validating"),
+        (["analyze"], "analyzing"),
+        (["html", "-o", "v.html"], "reading"),
+    ],
+)
+def test_cli_progress_on_a_terminal_only(tmp_path: Path, command: list[str], label: str) -> None:
     import shutil
     import subprocess
     import sys
@@ -191,21 +199,22 @@ def test_cli_progress_on_a_terminal_only(tmp_path: object) -> None:
     root = Path(__file__).resolve().parents[1]
     folder = tmp_path / "goldens"
     shutil.copytree(root / "goldens", folder)
+    argv = ["-m", "opswald.cli", command[0], str(folder), *command[1:]]
     piped = subprocess.run(
-        [sys.executable, "-m", "opswald.cli", "validate", str(folder)],
+        [sys.executable, *argv],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        cwd=tmp_path,
     )
-    assert piped.returncode == 0
-    assert "validating" not in piped.stderr + piped.stdout
-    child = pexpect.spawn(
-        sys.executable, ["-m", "opswald.cli", "validate", str(folder)], timeout=30, encoding="utf-8"
-    )
-    child.expect(r"validating \d+/6")
-    child.expect("6 valid, 0 invalid")
-    child.wait()
+    assert piped.returncode == 0, piped.stderr
+    assert label not in piped.stderr + piped.stdout
+    child = pexpect.spawn(sys.executable, argv, timeout=30, encoding="utf-8", cwd=str(tmp_path))
+    child.expect(rf"{label} \d+/6")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
 
 
 def test_quiet_keeps_only_the_counts(project: pytest.Pytester) -> None:

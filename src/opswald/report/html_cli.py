@@ -100,7 +100,11 @@ def cmd_html(args: argparse.Namespace) -> int:
     entries: list[ViewEntry] = []
     problems = 0
     matched: set[Path] = set()
+    from opswald.cli import Progress
+
+    progress = Progress(len(goldens), "reading")
     for path in goldens:
+        progress.tick()
         try:
             golden = load(path)
             name = item_name(golden, path)
@@ -119,6 +123,7 @@ def cmd_html(args: argparse.Namespace) -> int:
         except (GoldenLoadError, OSError) as exc:
             problems += 1
             print(f"error: {_problem(exc, path)}", file=sys.stderr)
+    progress.done()
     if actual_dir is not None:
         for extra in sorted(actual_dir.glob("*" + ACTUAL_SUFFIX)):
             if extra.resolve() not in matched:
