@@ -356,12 +356,17 @@ def test_failed_run_opens_at_its_divergence() -> None:
     assert analysis["kind"] == "divergence" and analysis["step"] == 4
     assert analysis["state_step"] == 3
     assert "Step 2 (tool_call profile) produced `Bob`" in analysis["fix"]
-    # the replay stopped at the divergence: the actual session has steps 1-3 only, and its
-    # snapshot at step 3 already holds the other traveller
-    assert len(g["actual"]["steps"]) == 3
+    # the replay stopped at the divergence: the actual session ends with the call it refused
+    # (what the agent sent, unanswered), and its snapshot at step 3 already holds the other
+    # traveller
+    assert len(g["actual"]["steps"]) == 4
+    refused = g["actual"]["steps"][3]
+    assert (refused["n"], refused["type"], refused["name"]) == (4, "tool_call", "book")
+    assert refused["data"]["input"]["who"] == "Bob"
+    assert refused["err"] == "ReplayDivergence: called book with other arguments"
     assert g["diff_steps"] == [3, 4]
     assert g["step_diffs"]["3"][0] == "step 3 › memory.who: 'Alice' → 'Bob'"
-    assert g["figures"]["delta"]["steps"] == {"change": -1, "percent": -25.0}
+    assert g["figures"]["delta"]["steps"] == {"change": 0, "percent": 0.0}
 
 
 def test_finding_data_is_plain_json() -> None:

@@ -330,7 +330,11 @@ class Context:
                 if match.finding is not None:
                     self.findings.append(match.finding)
                     if self.policy not in ("update", "fork"):
-                        self.steps.pop()
+                        # the call the agent made stays in the actual session, unanswered,
+                        # so a saved actual and the viewer show what was sent instead
+                        self.steps[-1] = self._refused_step(kind, request, number, match.finding)
+                        if self.steps[-1] is None:
+                            self.steps.pop()
                         raise ReplayDivergence(match.finding)
                     self.live = True
                     self.fork_step = number
@@ -351,6 +355,33 @@ class Context:
             return Ticket(
                 number=number, served=served, started=time.perf_counter(), request=request
             )
+
+    def _refused_step(
+        self, kind: str, request: dict[str, Any], number: int, finding: Finding
+    ) -> AnyStep | None:
+        """The diverging call as a step of the actual session: what the agent sent, no
+        answer, and the divergence as its error."""
+        error = ErrorInfo(type="ReplayDivergence", message=self.redactor(finding.message))
+        stamp = _now()
+        if kind == "llm_call":
+            return LLMCallStep(
+                step=number,
+                timestamp=stamp,
+                provider=request.get("provider"),
+                api=request.get("api"),
+                model=request.get("model"),
+                input=LLMInput.model_validate(self.redactor(request.get("input") or {})),
+                error=error,
+            )
+        if kind == "tool_call":
+            return ToolCallStep(
+                step=number,
+                timestamp=stamp,
+                tool=str(request.get("tool")),
+                input=self.redactor(request.get("input")),
+                error=error,
+            )
+        return None
 
     def _modified_step(self, kind: str, request: dict[str, Any], number: int) -> AnyStep | None:
         """The recorded step at the fork point, answering what the modifications say."""
