@@ -390,3 +390,26 @@ def test_every_failure_is_analysed_up_to_the_limit() -> None:
 )
 def test_kind_of(value: str, kind: str) -> None:
     assert kind_of(value) == kind
+
+
+def test_a_call_refused_at_the_divergence_is_not_analysed_again() -> None:
+    session = Session.model_validate(
+        {
+            "name": "s",
+            "input": "go",
+            "steps": [
+                {"step": 1, "type": "tool_call", "tool": "fetch", "input": {"id": 1}, "output": 1},
+                {
+                    "step": 2,
+                    "type": "tool_call",
+                    "tool": "fetch",
+                    "input": {"id": 2},
+                    "error": {"type": "ReplayDivergence", "message": "called fetch with other"},
+                },
+            ],
+            "output": None,
+        }
+    )
+    assert analyse(session) == []
+    divergence = {"step": 2, "step_type": "tool_call", "name": "fetch", "message": "m"}
+    assert [a.kind for a in analyse(session, divergence=divergence)] == ["divergence"]
