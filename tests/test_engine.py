@@ -269,3 +269,34 @@ def test_a_replayed_custom_error_is_still_caught_by_its_class() -> None:
     assert calls == []
     assert run.actual.output == "caught custom failure"
     assert verdict.passed
+
+
+def test_matching_time_is_not_the_agents_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replayed duration = recorded call durations + the agent's own time: the engine's
+    matching (and diffing a divergence, which may import deepdiff) is excluded."""
+    import opswald.engine.context as context_module
+    from opswald.engine.tape import Tape
+
+    now = [1000.0]
+    fake_time = type("T", (), {"perf_counter": staticmethod(lambda: now[0])})
+    monkeypatch.setattr(context_module, "time", fake_time)
+    slow_match = Tape.next_call
+
+    def next_call(self: Tape, *args: Any, **kwargs: Any) -> Any:
+        now[0] += 10.0  # ten "seconds" spent matching
+        return slow_match(self, *args, **kwargs)
+
+    monkeypatch.setattr(Tape, "next_call", next_call)
+
+    def agent(input: Any) -> str:
+        echo_llm(model="m", messages=[{"role": "user", "content": input}])
+        return "ok"
+
+    golden = record(agent, "x")
+    golden.steps = [golden.step_list[0].model_copy(update={"duration_ms": 40.0})]
+    run, verdict = replay(golden, agent)
+    assert verdict.passed
+    assert run.actual.metadata["duration_ms"] == pytest.approx(40.0)
+    diverged, verdict = replay(golden.model_copy(update={"input": "y"}), agent)
+    assert not verdict.passed
+    assert diverged.actual.metadata["duration_ms"] == pytest.approx(0.0)

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import record
 
-FIGURES = re.compile(r"^ +\d+ steps \(")
+FIGURES = re.compile(r"^ +\d+ steps? \(")
 MEASURED = re.compile(r"[\d,]+(\.\d+)? ms( \([+-]?\d+(\.\d+)?%\))?")
 
 

@@ -180,7 +180,7 @@ class Ticket:
 class Clock:
     """Replay time: recorded durations of served calls + measured agent time."""
 
-    start: float = field(default_factory=time.perf_counter)
+    start: float = field(default_factory=lambda: time.perf_counter())
     served_recorded_ms: float = 0.0
     served_wall_ms: float = 0.0
 
@@ -322,11 +322,14 @@ class Context:
                 if number == self.fork_at and self.step_modifications:
                     served = self._modified_step(kind, request, number)
             if not self.live and self.tape is not None:
+                matching = time.perf_counter()
                 match = (
                     self.tape.tool_call(request["tool"], self.redactor(request["input"]), number)
                     if kind == "tool_call"
                     else self.tape.next_call(kind, request, number)
                 )
+                # matching (and diffing a divergence) is our time, not the agent's
+                self.clock.served_wall_ms += (time.perf_counter() - matching) * 1000
                 if match.finding is not None:
                     self.findings.append(match.finding)
                     if self.policy not in ("update", "fork"):

@@ -132,7 +132,8 @@ def _figures_line(r: dict[str, Any]) -> str:
     cost = f"${r['cost']:.4f}{_delta(r, 'cost')}" if r["cost"] is not None else "cost n/a"
     ms = f"{r['duration_ms']:,.0f} ms{_delta(r, 'duration_ms')}" if r["duration_ms"] else ""
     parts = [
-        f"{r['steps']} steps ({r['llm_calls']} llm, {r['tool_calls']} tool)",
+        f"{r['steps']} step{'s' if r['steps'] != 1 else ''} "
+        f"({r['llm_calls']} llm, {r['tool_calls']} tool)",
         f"{r['total_tokens']} tok{_delta(r, 'total_tokens')}",
         cost,
         ms,
