@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
+import subprocess_projects
 from fakeprovider import FakeProvider
 from opswald import load
-from opswald.session import LLMCallStep, Session, ToolCallStep
+from opswald.session import LLMCallStep
+from subprocess_projects import notes, replay, tools
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pydantic_ai_agent.py"
 GOLDEN = "goldens/refund.golden.yaml"
@@ -104,41 +106,12 @@ def stub(pytester: pytest.Pytester, api: str) -> None:
     )
 
 
-def notes(pytester: pytest.Pytester) -> list[str]:
-    path = pytester.path / "notes.log"
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """One pytest process with only our plugin (the others cost seconds to import)."""
-    return pytester.runpytest_subprocess(
-        "-p", "opswald.plugin", "-p", "no:cacheprovider", "--opswald-goldens", *args, timeout=120
-    )
-
-
 def record(
     pytester: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,
     script: list[dict[str, Any]] | None = None,
 ) -> FakeProvider:
-    with FakeProvider(script=[dict(s) for s in script or SCRIPT]) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        result = run(pytester, "--opswald-mode=record")
-        assert result.ret == 0, result.stdout.str()
-    return fp
-
-
-def replay(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.RunResult:
-    """Replay with a provider that must not be asked anything (the recording one is gone)."""
-    with FakeProvider() as idle:
-        monkeypatch.setenv("OPENAI_BASE_URL", idle.base_url + "/v1")
-        result = run(pytester)
-    assert idle.requests == [], "replay reached the provider"
-    return result
-
-
-def tools(session: Session) -> list[ToolCallStep]:
-    return [s for s in session.step_list if isinstance(s, ToolCallStep)]
+    return subprocess_projects.record(pytester, monkeypatch, script or SCRIPT)
 
 
 @pytest.mark.parametrize(
