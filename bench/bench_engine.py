@@ -41,7 +41,9 @@ sys.path.insert(0, str(BENCH))
 from _common import header, machine, strip_paths, write_results  # noqa: E402
 
 import opswald  # noqa: E402
+import opswald.engine.context as context_module  # noqa: E402
 from opswald.engine.run import RunSettings, execute, judge  # noqa: E402
+from opswald.jsonable import plain_copy  # noqa: E402
 from opswald.session import Session  # noqa: E402
 
 SECTION = "Engine overhead"
@@ -171,6 +173,45 @@ def leg_stub(steps: int, chats: list[Any], lookups: list[Any], want: Any) -> Cal
     return run
 
 
+def leg_stub_copying(
+    steps: int, chats: list[Any], lookups: list[Any], want: Any
+) -> Callable[[], None]:
+    """Info: the stub handing out copies of its answers, as replay must (an agent may
+    change what it is given; the golden must not change with it)."""
+    task = {"question": "Summarise the items, one lookup per turn."}
+
+    def run() -> None:
+        chat_answers = iter(chats)
+        lookup_answers = iter(lookups)
+
+        def chat(model: str, messages: list[dict[str, Any]], temperature: float = 0.0) -> Any:
+            return plain_copy(next(chat_answers))
+
+        def lookup(key: str, index: int) -> Any:
+            return plain_copy(next(lookup_answers))
+
+        out = make_agent(chat, lookup, steps)(task)
+        assert out == want
+
+    return run
+
+
+def leg_opswald_uncopied(golden: Session, steps: int, want: Any) -> Callable[[], None]:
+    """Info: replay with the copy of each served answer switched off (unsafe: shows what
+    the copy costs)."""
+    inner = leg_opswald(golden, steps, want)
+
+    def run() -> None:
+        saved = context_module.plain_copy
+        context_module.plain_copy = lambda value: value
+        try:
+            inner()
+        finally:
+            context_module.plain_copy = saved
+
+    return run
+
+
 def leg_opswald(golden: Session, steps: int, want: Any) -> Callable[[], None]:
     agent = make_agent(chat_op, lookup_op, steps)
     settings = RunSettings()
@@ -233,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     legs = {
         "stub": leg_stub(args.steps, chats, lookups, want),
         "opswald": leg_opswald(golden, args.steps, want),
+        "stub, answers copied (info)": leg_stub_copying(args.steps, chats, lookups, want),
+        "opswald, answers not copied (info, unsafe)": leg_opswald_uncopied(
+            golden, args.steps, want
+        ),
     }
     for run in legs.values():  # warm-up
         run()
@@ -244,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             samples[name].append(timed(legs[name]))
     med = {n: statistics.median(s) for n, s in samples.items()}
     ratio = med["opswald"] / med["stub"]
+    copying, uncopied = names[2], names[3]
     per_step = {n: med[n] / args.steps * 1e6 for n in legs}
     over = per_step["opswald"] - per_step["stub"]
     rows = [
@@ -262,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(best-of {min(samples['opswald']) / min(samples['stub']):.2f}).",
         f"- opswald replay costs {per_step['opswald']:.1f} µs per step, "
         f"{over:.1f} µs/step over the stub's {per_step['stub']:.1f} µs/step.",
+        f"- replay hands the agent a copy of each recorded answer (`plain_copy`, marshal): "
+        f"{per_step['opswald'] - per_step[uncopied]:.1f} µs/step of opswald's time; "
+        f"against a stub that copies its answers too, opswald is "
+        f"{med['opswald'] / med[copying]:.2f}x.",
         f"- recording the golden (live run, {args.steps} steps): {record_s * 1e3:.0f} ms "
         f"(includes the plain run that captures the stub's answers).",
     ]
@@ -293,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         "returning the recorded answers, in order, from lists.",
         "- opswald: `execute(golden, agent, settings=RunSettings())` — policy replay, offline "
         "guard on; the agent's output asserted equal to the stub's. `judge` not timed.",
+        "- info rows: the stub handing out `plain_copy` copies of its answers (what replay "
+        "must do: an agent may change what it is given, and the golden must not change with "
+        "it), and replay with that copy switched off (unsafe; shows the copy's cost).",
         "",
         *rows,
         "",

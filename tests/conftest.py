@@ -52,6 +52,8 @@ def run(input):
     messages = [{"role": "user", "content": input["q"]}]
     chat(model="m1", messages=messages)                       # step 1
     seat = lookup(passenger=who)                              # step 2
+    if os.environ.get("AGENT_MUTATES"):  # agents change what tools give them
+        seat["seat"] += "!"
     opswald.state(memory={"seat": seat["seat"]})             # step 3
     text = "book it" + (" now please" if v == "prompt" else "")
     messages.append({"role": "user", "content": text})
@@ -94,6 +96,7 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
     """A project with agent.py, a conftest wiring it, and goldens/flight.golden.yaml (a stub)."""
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("AGENT_VARIANT", raising=False)
+    monkeypatch.delenv("AGENT_MUTATES", raising=False)
     pytester.makepyfile(agent=AGENT, conftest=CONFTEST)
     goldens = pytester.mkdir("goldens")
     (goldens / "flight.golden.yaml").write_text(STUB)

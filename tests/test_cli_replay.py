@@ -170,6 +170,7 @@ def test_interactive_quit_stops_early(workdir: Path) -> None:
 
 def test_interactive_in_a_terminal(workdir: Path) -> None:
     import pexpect
+
     child = pexpect.spawn(
         sys.executable,
         ["-m", "opswald.cli", "replay", "refund.golden.yaml", "--adapter", "agentmod:run", "-i"],

@@ -127,6 +127,58 @@ def test_request_is_captured_at_call_time() -> None:
     assert step.input.messages == [{"role": "user", "content": "first"}]
 
 
+@opswald.llm
+def chat_style(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A chat-completions-shaped response: stored raw, served as recorded."""
+    return {
+        "id": "resp-1",
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": "ok", "tool_calls": None},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+    }
+
+
+@opswald.tool
+def rows(n: int) -> list[dict[str, int]]:
+    return [{"id": i} for i in range(n)]
+
+
+def test_served_answers_are_copies_the_agent_may_change() -> None:
+    def agent(input: Any) -> Any:
+        messages = [{"role": "user", "content": input["q"]}]
+        found = rows(n=2)
+        found.append({"id": 99})
+        found[0]["id"] = -1
+        reply = chat_style(model="m", messages=messages)
+        reply["choices"][0]["message"]["content"] += "!"
+        reply["usage"]["prompt_tokens"] = 0
+        messages.append({"role": "user", "content": "changed after the call"})
+        answer = opswald.user_input("more?")
+        answer["extra"] = True
+        return {"rows": found, "reply": reply["choices"][0]["message"]["content"]}
+
+    golden = record(agent, {"q": "hi", "user_inputs": [{"more": "no"}]})
+    before = golden.model_dump()
+    assert golden.step_list[0].output == [{"id": 0}, {"id": 1}]
+    first, verdict = replay(golden, agent)
+    assert verdict.passed, verdict
+    second, verdict = replay(golden, agent)
+    assert verdict.passed, verdict
+    assert golden.model_dump() == before, "the agent changed the golden through a served value"
+    assert second.actual.output == first.actual.output == golden.output
+    assert second.actual.output == {"rows": [{"id": -1}, {"id": 1}, {"id": 99}], "reply": "ok!"}
+    served_rows = second.actual.step_list[0]
+    assert isinstance(served_rows, ToolCallStep)
+    assert served_rows.output == [{"id": 0}, {"id": 1}]
+    served_chat = second.actual.step_list[1]
+    assert isinstance(served_chat, LLMCallStep)
+    assert served_chat.input.messages == [{"role": "user", "content": "hi"}]
+
+
 def test_outermost_instrumentation_wins() -> None:
     @opswald.tool
     def inner(x: int) -> int:
@@ -287,6 +339,13 @@ def test_matching_time_is_not_the_agents_time(monkeypatch: pytest.MonkeyPatch) -
         return slow_match(self, *args, **kwargs)
 
     monkeypatch.setattr(Tape, "next_call", next_call)
+    exact_match = Tape.exact
+
+    def exact(self: Tape, *args: Any, **kwargs: Any) -> Any:
+        now[0] += 10.0  # the fast path of a call sent as recorded
+        return exact_match(self, *args, **kwargs)
+
+    monkeypatch.setattr(Tape, "exact", exact)
 
     def agent(input: Any) -> str:
         echo_llm(model="m", messages=[{"role": "user", "content": input}])

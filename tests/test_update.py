@@ -52,6 +52,32 @@ def test_update_keeps_prefix_bytes_and_rewrites_the_rest(
     result.assert_outcomes(passed=1, deselected=1)
 
 
+def test_update_writes_served_results_as_recorded_when_the_agent_changes_them(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replay hands the agent copies: an agent that changes a tool's result in place
+    changes neither the golden in memory nor what an update writes back."""
+    monkeypatch.setenv("AGENT_MUTATES", "1")
+    record(project)
+    golden_path = project.path / GOLDEN
+    recorded = load(golden_path)
+    assert recorded.step_list[1].output == {"passenger": "Alice", "seat": "12A"}
+    assert recorded.step_list[2].memory == {"seat": "12A!"}
+
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-allow-side-effects"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    updated = load(golden_path)
+    assert updated.step_list[1].output == {"passenger": "Alice", "seat": "12A"}
+    assert updated.step_list[2].memory == {"seat": "12A!"}
+
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+
+
 def test_update_does_not_run_side_effect_tools(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -113,9 +113,7 @@ def analyse(
     """
     # a call refused at the divergence carries the divergence as its error: the divergence's
     # own analysis (with the golden beside it) covers it
-    steps = [
-        s for s in session.step_list if s.error is None or s.error.type != "ReplayDivergence"
-    ]
+    steps = [s for s in session.step_list if s.error is None or s.error.type != "ReplayDivergence"]
     out: list[Analysis] = []
     diverged = divergence is not None and divergence.get("step") is not None
     if not diverged and session.error is None and all(s.error is None for s in steps):

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from opswald.engine.current import current, inside
+from opswald.engine.current import MISS, current, inside
 from opswald.jsonable import to_jsonable
 
 if TYPE_CHECKING:  # the engine is imported only once a run is active
@@ -40,14 +40,22 @@ def _bound_arguments(
     return to_jsonable(out)  # type: ignore[no-any-return]
 
 
-def _binder(sig: inspect.Signature) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+Binder = Callable[[tuple[Any, ...], dict[str, Any], bool], Any]
+
+
+def _binder(sig: inspect.Signature) -> Binder:
     """`_bound_arguments` for one signature, with a fast path for the common shape (named
     parameters only, no *args/**kwargs): the same result without `Signature.bind`, which
-    costs more than the rest of recording a call."""
+    costs more than the rest of recording a call. `copy=False` leaves the agent's objects in
+    the result when the fast path applies: for `Context.answer_exact`, which only compares."""
     params = list(sig.parameters.values())
     plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     if not all(p.kind in plain for p in params):
-        return lambda args, kwargs: _bound_arguments(sig, args, kwargs)
+
+        def slow(args: tuple[Any, ...], kwargs: dict[str, Any], copy: bool = True) -> Any:
+            return _bound_arguments(sig, args, kwargs)  # always a copy
+
+        return slow
     order = [p.name for p in params]
     positional = [p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     known = frozenset(order)
@@ -58,7 +66,7 @@ def _binder(sig: inspect.Signature) -> Callable[[tuple[Any, ...], dict[str, Any]
         if p.name in ("self", "cls") and p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
     )
 
-    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any], copy: bool = True) -> Any:
         if len(args) > len(positional):
             return _bound_arguments(sig, args, kwargs)
         given = dict(zip(positional, args, strict=False))
@@ -68,7 +76,8 @@ def _binder(sig: inspect.Signature) -> Callable[[tuple[Any, ...], dict[str, Any]
             given[key] = value
         if not required <= given.keys():
             return _bound_arguments(sig, args, kwargs)
-        return to_jsonable({n: given[n] for n in order if n in given and n not in skipped})
+        data = {n: given[n] for n in order if n in given and n not in skipped}
+        return to_jsonable(data) if copy else data
 
     return bind
 
@@ -127,18 +136,6 @@ def _active() -> Context | None:
 T = TypeVar("T")
 
 
-def _served_tool(ctx: Context, ticket: Ticket, name: str, request: Any, decode: Any) -> Any:
-    from opswald.engine.context import raise_recorded
-    from opswald.session import ToolCallStep
-
-    step = ticket.served
-    assert isinstance(step, ToolCallStep)
-    ctx.tool_step(ticket, name, request, output=None, error=None)
-    if step.error is not None:
-        raise_recorded(step.error)
-    return decode(step.output) if decode and step.output is not None else step.output
-
-
 def call_tool(
     name: str,
     arguments: Any,
@@ -170,7 +167,7 @@ def _tool_sync(
     side_effects = side_effects or name in ctx.side_effect_tools
     ticket = ctx.begin("tool_call", {"tool": name, "input": request}, side_effects=side_effects)
     if ticket.served is not None:
-        return _served_tool(ctx, ticket, name, request, decode)  # type: ignore[no-any-return]
+        return ctx.tool_answer(ticket, name, request, decode)  # type: ignore[no-any-return]
     token = inside().set(True)
     try:
         result = run()
@@ -209,7 +206,7 @@ async def _tool_async(
     side_effects = side_effects or name in ctx.side_effect_tools
     ticket = ctx.begin("tool_call", {"tool": name, "input": request}, side_effects=side_effects)
     if ticket.served is not None:
-        return _served_tool(ctx, ticket, name, request, decode)  # type: ignore[no-any-return]
+        return ctx.tool_answer(ticket, name, request, decode)  # type: ignore[no-any-return]
     token = inside().set(True)
     try:
         result = await run()
@@ -251,9 +248,16 @@ def tool(
                 ctx = _active()
                 if ctx is None:
                     return await func(*args, **kwargs)
-                request = bind(args, kwargs)
+                request = bind(args, kwargs, False)
+                answer = ctx.answer_exact(
+                    "tool_call", {"tool": tool_name, "input": request}, decode
+                )
+                if answer is not MISS:
+                    return answer
                 run = functools.partial(func, *args, **kwargs)
-                return await _tool_async(ctx, tool_name, request, run, side_effects, decode)
+                return await _tool_async(
+                    ctx, tool_name, to_jsonable(request), run, side_effects, decode
+                )
 
             return async_wrapper  # type: ignore[return-value]
 
@@ -262,9 +266,12 @@ def tool(
             ctx = _active()
             if ctx is None:
                 return func(*args, **kwargs)
-            request = bind(args, kwargs)
+            request = bind(args, kwargs, False)
+            answer = ctx.answer_exact("tool_call", {"tool": tool_name, "input": request}, decode)
+            if answer is not MISS:
+                return answer
             run = functools.partial(func, *args, **kwargs)
-            return _tool_sync(ctx, tool_name, request, run, side_effects, decode)
+            return _tool_sync(ctx, tool_name, to_jsonable(request), run, side_effects, decode)
 
         return wrapper  # type: ignore[return-value]
 
@@ -322,22 +329,15 @@ def llm(
 
         def begin(
             ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> tuple[Ticket, dict[str, Any]]:
-            request = _llm_request(bind(args, kwargs), provider, api)
+        ) -> tuple[Ticket | None, Any]:
+            """(None, the answer) when replay serves the call as recorded, else the ticket
+            and the request (a copy, taken at call time)."""
+            sent = _llm_request(bind(args, kwargs, False), provider, api)
+            answer = ctx.answer_exact("llm_call", sent, decoder)
+            if answer is not MISS:
+                return None, answer
+            request = to_jsonable(sent)
             return ctx.begin("llm_call", request), request
-
-        def served(ctx: Context, ticket: Ticket, request: dict[str, Any]) -> Any:
-            from opswald.engine import responses
-            from opswald.engine.context import raise_recorded
-            from opswald.session import LLMCallStep
-
-            step = ticket.served
-            assert isinstance(step, LLMCallStep)
-            ctx.llm_served(ticket, request)
-            if step.error is not None:
-                raise_recorded(step.error)
-            data = responses.serve(step)
-            return decoder(data) if decoder is not None and isinstance(data, dict) else data
 
         def record(
             ctx: Context,
@@ -373,8 +373,10 @@ def llm(
                 if ctx is None:
                     return await func(*args, **kwargs)
                 ticket, request = begin(ctx, args, kwargs)
+                if ticket is None:
+                    return request  # the recorded answer
                 if ticket.served is not None:
-                    return served(ctx, ticket, request)
+                    return ctx.llm_answer(ticket, request, decoder)
                 token = inside().set(True)
                 try:
                     call_args, call_kwargs = _with_overrides(sig, ctx, api, args, kwargs)
@@ -395,8 +397,10 @@ def llm(
             if ctx is None:
                 return func(*args, **kwargs)
             ticket, request = begin(ctx, args, kwargs)
+            if ticket is None:
+                return request  # the recorded answer
             if ticket.served is not None:
-                return served(ctx, ticket, request)
+                return ctx.llm_answer(ticket, request, decoder)
             token = inside().set(True)
             try:
                 call_args, call_kwargs = _with_overrides(sig, ctx, api, args, kwargs)

@@ -6,15 +6,16 @@ import builtins
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from opswald.engine.current import activate, current
+from opswald.engine import responses
+from opswald.engine.current import MISS, activate, current
 from opswald.engine.normalize import RequestRules
 from opswald.engine.tape import Tape, describe
-from opswald.jsonable import to_jsonable
+from opswald.jsonable import plain_copy, to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.session import (
     AnyStep,
@@ -166,7 +167,7 @@ class NoUserInput(Exception):
     """A live run asked for user input that no script provides."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Ticket:
     """One call in flight: its actual step number and, when served, the recorded step."""
 
@@ -359,6 +360,47 @@ class Context:
                 number=number, served=served, started=time.perf_counter(), request=request
             )
 
+    def answer_exact(
+        self, kind: str, request: dict[str, Any], decode: Callable[[Any], Any] | None
+    ) -> Any:
+        """The fast path of replay, in one call: when the call is the next recorded one,
+        field for field, finish its step and return (a copy of) the recorded answer;
+        otherwise MISS, and nothing happened.
+
+        `request` may still hold the agent's own objects: it is only compared, never kept
+        (on MISS the caller copies it and goes through `begin`). Goldens hold redacted
+        data, so a request equal to a recorded one holds no secret.
+        """
+        if (
+            self.live
+            or self.tape is None
+            or self.listeners
+            or self.fork_at is not None
+            or (kind == "llm_call" and self.request_modifications)
+        ):
+            return MISS
+        with self._lock:
+            started = time.perf_counter()
+            served = self.tape.exact(kind, request)
+            if served is None:  # matching is our time, not the agent's
+                self.clock.served_wall_ms += (time.perf_counter() - started) * 1000
+                return MISS
+            number = len(self.steps) + 1
+            self.steps.append(
+                served if served.step == number else served.model_copy(update={"step": number})
+            )
+            self.served[number] = served
+            self.clock.served_recorded_ms += served.duration_ms or 0.0
+            self.clock.served_wall_ms += (time.perf_counter() - started) * 1000
+        if served.error is not None:
+            raise_recorded(served.error)
+        if isinstance(served, ToolCallStep):
+            data = plain_copy(served.output)  # the agent may change what it is given
+            return decode(data) if decode is not None and data is not None else data
+        assert isinstance(served, LLMCallStep)
+        data = plain_copy(responses.serve(served))
+        return decode(data) if decode is not None and isinstance(data, dict) else data
+
     def _refused_step(
         self, kind: str, request: dict[str, Any], number: int, finding: Finding
     ) -> AnyStep | None:
@@ -490,6 +532,31 @@ class Context:
         self.finish(ticket, step)
         return step
 
+    def llm_answer(
+        self, ticket: Ticket, request: dict[str, Any], decode: Callable[[Any], Any] | None
+    ) -> Any:
+        """Finish a served `@opswald.llm` call and give the agent its answer: a copy of the
+        recorded response (the agent may change what it is given; the golden stays)."""
+        step = ticket.served
+        assert isinstance(step, LLMCallStep)
+        self.llm_served(ticket, request)
+        if step.error is not None:
+            raise_recorded(step.error)
+        data = plain_copy(responses.serve(step))
+        return decode(data) if decode is not None and isinstance(data, dict) else data
+
+    def tool_answer(
+        self, ticket: Ticket, tool: str, args: Any, decode: Callable[[Any], Any] | None
+    ) -> Any:
+        """Finish a served tool call and give the agent a copy of the recorded result."""
+        step = ticket.served
+        assert isinstance(step, ToolCallStep)
+        self.tool_step(ticket, tool, args, output=None, error=None)
+        if step.error is not None:
+            raise_recorded(step.error)
+        output = plain_copy(step.output)
+        return decode(output) if decode is not None and output is not None else output
+
     def llm_served(self, ticket: Ticket, request: dict[str, Any]) -> LLMCallStep:
         """Finish a call answered from the golden."""
         return self.llm_step(
@@ -551,7 +618,7 @@ class Context:
         if isinstance(served, UserInputStep):
             step = served.model_copy(update={"step": ticket.number})
             self.finish(ticket, step)
-            return served.content
+            return plain_copy(served.content)  # the agent may change what it is given
         content = self._next_scripted_input(prompt)
         self.finish(
             ticket,

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from opswald.engine.context import Context
 
 
+MISS: object = object()  # Context.answer_exact: not the recorded call, nothing was done
+
 _current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
     "opswald_context", default=None
 )

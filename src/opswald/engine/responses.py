@@ -66,14 +66,31 @@ def _generic(out: LLMOutput, usage: Usage | None, cost: float | None) -> dict[st
     return data
 
 
+def _agrees(raw: Any, out: LLMOutput) -> bool:
+    """`extract(raw)[0] == out`, without building the models (this runs on every served
+    call)."""
+    if not isinstance(raw, dict):
+        return False
+    body = raw
+    choices = raw.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        body = choices[0].get("message") or {}
+        finish = choices[0].get("finish_reason") or None
+    else:
+        finish = body.get("finish_reason") or body.get("stop_reason")
+    return bool(
+        body.get("content") == out.content
+        and (body.get("tool_calls") or None) == out.tool_calls
+        and finish == out.finish_reason
+    )
+
+
 def serve(step: LLMCallStep) -> Any:
     """What the agent gets back: the stored raw response while it agrees with the
     normalised fields (which are the truth), else a response rebuilt from them."""
     out = step.output or LLMOutput()
-    if step.raw is not None:
-        raw_output, _, _ = extract(step.raw)
-        if raw_output == out:
-            return step.raw
+    if step.raw is not None and _agrees(step.raw, out):
+        return step.raw
     if step.raw is None and out.tool_calls is None and step.attributes is not None:
         if step.attributes.get("opswald.response") == "text":
             return out.content

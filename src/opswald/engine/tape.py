@@ -87,6 +87,7 @@ class Tape:
         self.cursor = 0
         self.used: set[int] = set()
         self._normalized: dict[int, dict[str, Any]] = {}
+        self._requests: dict[int, dict[str, Any]] = {}  # request_of(step), by step number
 
     # -- matching -----------------------------------------------------------------------
     def next_call(self, kind: str, request: dict[str, Any], actual_step: int) -> Match:
@@ -140,6 +141,33 @@ class Tape:
         self.cursor += 1
         self.used.add(head.step)
         return Match(step=head)
+
+    def exact(self, kind: str, request: dict[str, Any]) -> AnyStep | None:
+        """The recorded step that answers this call when the call is, field for field, the
+        recorded one (no rule needed to see it); None leaves the call to `next_call` or
+        `tool_call`. Goldens hold redacted data, so a request equal to one holds no secret."""
+        if kind == "tool_call":
+            tool, args = request["tool"], request["input"]
+            for candidate in self.segments[self.cursor].tools:
+                if candidate.tool == tool and candidate.input == args:
+                    if candidate.step in self.used:
+                        continue
+                    self.used.add(candidate.step)
+                    return candidate
+            return None
+        if kind != "llm_call" or self.cursor + 1 >= len(self.segments):
+            return None
+        head = self.segments[self.cursor + 1].head
+        if not isinstance(head, LLMCallStep) or self._pending_tools():
+            return None
+        recorded = self._requests.get(head.step)
+        if recorded is None:
+            recorded = self._requests[head.step] = request_of(head)
+        if request != recorded:
+            return None
+        self.cursor += 1
+        self.used.add(head.step)
+        return head
 
     def tool_call(self, tool: str, args: Any, actual_step: int) -> Match:
         """Match a tool call against the unused tool calls of the current turn."""
