@@ -315,25 +315,50 @@ def item_name(golden: Session, path: Path) -> str:
     return _BAD_ID.sub("_", name).strip() or "golden"
 
 
+_MARKERS_KEY = pytest.StashKey[set[str]]()
+
+
+def _registered_markers(config: pytest.Config) -> set[str]:
+    """Marker names registered so far (read from the ini once per run, then kept up to date
+    by `GoldenFile.collect`, which registers each golden tag it meets)."""
+    if _MARKERS_KEY not in config.stash:
+        config.stash[_MARKERS_KEY] = {
+            line.split(":", 1)[0].strip() for line in config.getini("markers")
+        }
+    return config.stash[_MARKERS_KEY]
+
+
 class GoldenFile(pytest.File):
     """A `*.golden.yaml|yml|json` file: one golden, one item."""
 
     def collect(self) -> Iterable[pytest.Item]:
+        from opswald.collectcache import Entry, index_of
         from opswald.plugin import settings_of
 
-        golden = files.load(self.path)
-        name = item_name(golden, self.path)
+        index = index_of(self.config)
+        stat = self.path.stat()
+        entry = index.lookup(self.path, stat)
+        golden: Session | None = None
+        if entry is None:  # parsed and validated now: a malformed golden fails collection
+            golden = files.load(self.path)
+            entry = Entry(name=item_name(golden, self.path), tags=tuple(golden.tags))
+            now = self.path.stat()
+            if (now.st_mtime_ns, now.st_size) == (stat.st_mtime_ns, stat.st_size):
+                index.remember(self.path, stat, entry)  # not written to while it was read
+        name = entry.name
         variants = settings_of(self.config).variants
         items = (
             [
-                GoldenItem.from_parent(self, name=f"{name}[{v}]", golden=golden, variant=(v, mods))
+                GoldenItem.from_parent(
+                    self, name=f"{name}[{v}]", golden=golden, variant=(v, mods), entry=entry
+                )
                 for v, mods in variants
             ]
             if variants
-            else [GoldenItem.from_parent(self, name=name, golden=golden)]
+            else [GoldenItem.from_parent(self, name=name, golden=golden, entry=entry)]
         )
-        registered = {line.split(":", 1)[0].strip() for line in self.config.getini("markers")}
-        for tag in golden.tags:
+        registered = _registered_markers(self.config)
+        for tag in entry.tags:
             if tag not in registered:
                 self.config.addinivalue_line("markers", f"{tag}: golden tag")
                 registered.add(tag)
@@ -353,13 +378,45 @@ class GoldenItem(pytest.Item):
     """Replays one golden through the agent."""
 
     def __init__(
-        self, *, golden: Session, variant: tuple[str, dict[str, Any]] | None = None, **kwargs: Any
+        self,
+        *,
+        golden: Session | None,
+        variant: tuple[str, dict[str, Any]] | None = None,
+        entry: Any = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.golden = golden
+        self._golden = golden  # None: collected from the index, loaded when it runs
+        self._entry = entry  # collectcache.Entry: the name and tags it was collected with
         self.variant = variant
 
+    @property
+    def golden(self) -> Session:
+        """The golden, loaded on first use when collection took it from the index."""
+        if self._golden is None:
+            self._golden = self._load()
+        return self._golden
+
+    def _load(self) -> Session:
+        from opswald.collectcache import Entry, index_of
+
+        index = index_of(self.config)
+        try:
+            golden = files.load(self.path)
+        except files.GoldenLoadError as exc:  # changed since collection
+            index.forget(self.path)
+            raise GoldenError(f"malformed golden: {exc}") from None
+        if self._entry != Entry(name=item_name(golden, self.path), tags=tuple(golden.tags)):
+            index.forget(self.path)  # renamed or retagged in place: collect it afresh next run
+        return golden
+
     def runtest(self) -> None:
+        try:
+            self._runtest()
+        finally:
+            self._golden = None  # a long session keeps no golden it has run (reloaded on use)
+
+    def _runtest(self) -> None:
         from opswald.plugin import OUTCOME_KEY, breakpoints_of, settings_of, suite_normalize_rules
 
         settings = settings_of(self.config)

@@ -517,6 +517,21 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _save_collect_index(session.config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _save_collect_index(session.config)  # entries dropped by goldens that changed meanwhile
+
+
+def _save_collect_index(config: pytest.Config) -> None:
+    if config.getoption("opswald_goldens"):
+        from opswald.collectcache import save
+
+        save(config)
+
+
 # -- the marker and the fixture ----------------------------------------------------------
 
 _MARKER_RESULT = pytest.StashKey[Any]()

@@ -1,0 +1,116 @@
+"""What collection needs of each golden (its item name and tags), remembered between runs.
+
+Collecting a golden means reading, parsing and validating it: a malformed golden is one
+collection error naming the file. A golden that was valid when last collected and has not
+changed since (same size and modification time, to the nanosecond — the test Python itself
+uses for its bytecode cache) is still valid, so a warm run only stats it and parses it when
+its item runs. Deselected goldens (`-k`, `-m`, `--deselect`) and `--collect-only` are then
+never parsed, and an xdist worker parses only the goldens it runs.
+
+The index lives in pytest's cache (`.pytest_cache/d/opswald/collected.json`), is written
+atomically by every process that collected (xdist workers hold the same entries), and is
+keyed by the opswald version and the loading limits; `pytest --cache-clear` or `-p no:cacheprovider`
+turns it off for a run. An entry whose golden, loaded to run, has another name or other
+tags than remembered is dropped, so the next run collects that file afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opswald import __version__
+from opswald.files import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, atomic_write_text
+
+_KEY = pytest.StashKey["CollectIndex"]()
+_FILE = "collected.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A golden as collection saw it."""
+
+    name: str
+    tags: tuple[str, ...]
+
+
+@dataclass
+class CollectIndex:
+    """Per golden path: (mtime_ns, size) when it was collected valid, its name and tags."""
+
+    path: Path | None  # the index file, None when pytest's cache is off
+    fingerprint: str
+    entries: dict[str, list[Any]] = field(default_factory=dict)
+    dirty: bool = False
+
+    def lookup(self, golden: Path, stat: os.stat_result) -> Entry | None:
+        entry = self.entries.get(os.fspath(golden))
+        if entry is None or entry[0] != stat.st_mtime_ns or entry[1] != stat.st_size:
+            return None
+        return Entry(name=entry[2], tags=tuple(entry[3]))
+
+    def remember(self, golden: Path, stat: os.stat_result, entry: Entry) -> None:
+        row = [stat.st_mtime_ns, stat.st_size, entry.name, list(entry.tags)]
+        if self.entries.get(os.fspath(golden)) != row:
+            self.entries[os.fspath(golden)] = row
+            self.dirty = True
+
+    def forget(self, golden: Path) -> None:
+        if self.entries.pop(os.fspath(golden), None) is not None:
+            self.dirty = True
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        data = {"fingerprint": self.fingerprint, "goldens": self.entries}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(data, separators=(",", ":")))
+        except OSError:  # a read-only checkout: the next run collects cold, nothing lost
+            return
+        self.dirty = False
+
+
+def index_of(config: pytest.Config) -> CollectIndex:
+    """The run's index, read from pytest's cache on first use."""
+    if _KEY not in config.stash:
+        config.stash[_KEY] = _read(config)
+    return config.stash[_KEY]
+
+
+def _read(config: pytest.Config) -> CollectIndex:
+    fingerprint = f"{__version__}/{DEFAULT_MAX_BYTES}/{DEFAULT_MAX_DEPTH}"
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return CollectIndex(path=None, fingerprint=fingerprint)
+    try:
+        path = Path(cache.mkdir("opswald")) / _FILE
+    except OSError:
+        return CollectIndex(path=None, fingerprint=fingerprint)
+    index = CollectIndex(path=path, fingerprint=fingerprint)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return index
+    if isinstance(data, dict) and data.get("fingerprint") == fingerprint:
+        goldens = data.get("goldens")
+        if isinstance(goldens, dict):
+            index.entries = {
+                k: v
+                for k, v in goldens.items()
+                if isinstance(v, list)
+                and len(v) == 4
+                and isinstance(v[2], str)
+                and isinstance(v[3], list)
+            }
+    return index
+
+
+def save(config: pytest.Config) -> None:
+    if _KEY in config.stash:
+        config.stash[_KEY].save()
