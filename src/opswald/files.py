@@ -66,6 +66,7 @@ _NO_WRAP = 1 << 30
 
 _YAML = "tag:yaml.org,2002:"
 _STR = _YAML + "str"
+_INT = _YAML + "int"
 _KEPT_RESOLVERS = frozenset(_YAML + name for name in ("null", "bool", "int", "float"))
 _COLLECTION_TAGS = frozenset({None, "!", _YAML + "map", _YAML + "seq"})
 _SCALAR_CONSTRUCTORS = {
@@ -270,6 +271,13 @@ _GoldenLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag in _KEPT_RESOLVERS]
     for first, resolvers in _SafeLoader.yaml_implicit_resolvers.items()
 }
+# A plain scalar whose first character starts no implicit resolver is a string, and a
+# quoted or block scalar always is: `_YamlBuilder.scalar` skips the resolver for those.
+_RESOLVED_FIRST = frozenset(
+    first for first, resolvers in _GoldenLoader.yaml_implicit_resolvers.items() if resolvers
+)
+assert None not in _RESOLVED_FIRST and not _GoldenLoader.yaml_path_resolvers
+_PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")  # read as int() reads it (no 0x, 0o, _, :)
 
 
 def _yaml_data(text: str, max_depth: int) -> dict[str, Any]:
@@ -397,7 +405,13 @@ class _YamlBuilder:
     def scalar(self, event: ev.ScalarEvent) -> Any:
         tag = event.tag
         if tag is None or tag == "!":
-            tag = self.resolve(ScalarNode, event.value, event.implicit)
+            value = event.value
+            if not event.implicit[0] or (value and value[0] not in _RESOLVED_FIRST):
+                tag = _STR  # what the resolver says, without asking it
+            else:
+                tag = self.resolve(ScalarNode, value, event.implicit)
+                if tag == _INT and len(value) < 19 and _PLAIN_INT.fullmatch(value):
+                    return int(value)  # huge ones take the checked path below
         if tag == _STR:
             value = event.value
             return sys.intern(value) if len(value) <= _INTERN_UP_TO else value
