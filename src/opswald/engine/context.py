@@ -374,32 +374,28 @@ class Context:
         if (
             self.live
             or self.tape is None
-            or self.listeners
             or self.fork_at is not None
             or (kind == "llm_call" and self.request_modifications)
         ):
             return MISS
         with self._lock:
-            started = time.perf_counter()
+            matching = time.perf_counter()
             served = self.tape.exact(kind, request)
+            self.clock.served_wall_ms += (time.perf_counter() - matching) * 1000
             if served is None:  # matching is our time, not the agent's
-                self.clock.served_wall_ms += (time.perf_counter() - started) * 1000
                 return MISS
-            number = len(self.steps) + 1
-            self.steps.append(
-                served if served.step == number else served.model_copy(update={"step": number})
-            )
-            self.served[number] = served
-            self.clock.served_recorded_ms += served.duration_ms or 0.0
-            self.clock.served_wall_ms += (time.perf_counter() - started) * 1000
-        if served.error is not None:
-            raise_recorded(served.error)
-        if isinstance(served, ToolCallStep):
-            data = plain_copy(served.output)  # the agent may change what it is given
-            return decode(data) if decode is not None and data is not None else data
-        assert isinstance(served, LLMCallStep)
-        data = plain_copy(responses.serve(served))
-        return decode(data) if decode is not None and isinstance(data, dict) else data
+            self.steps.append(None)
+            number = len(self.steps)
+        if self.listeners:
+            name = request.get("tool") or request.get("model")
+            info = StepInfo(number=number, type=kind, name=name, request=plain_copy(request))
+            self.emit("before_step", info)
+        ticket = Ticket(number=number, served=served, started=time.perf_counter())
+        self.finish(
+            ticket,
+            served if served.step == number else served.model_copy(update={"step": number}),
+        )
+        return _answer(served, decode)
 
     def _refused_step(
         self, kind: str, request: dict[str, Any], number: int, finding: Finding
@@ -537,25 +533,17 @@ class Context:
     ) -> Any:
         """Finish a served `@opswald.llm` call and give the agent its answer: a copy of the
         recorded response (the agent may change what it is given; the golden stays)."""
-        step = ticket.served
-        assert isinstance(step, LLMCallStep)
+        assert isinstance(ticket.served, LLMCallStep)
         self.llm_served(ticket, request)
-        if step.error is not None:
-            raise_recorded(step.error)
-        data = plain_copy(responses.serve(step))
-        return decode(data) if decode is not None and isinstance(data, dict) else data
+        return _answer(ticket.served, decode)
 
     def tool_answer(
         self, ticket: Ticket, tool: str, args: Any, decode: Callable[[Any], Any] | None
     ) -> Any:
         """Finish a served tool call and give the agent a copy of the recorded result."""
-        step = ticket.served
-        assert isinstance(step, ToolCallStep)
+        assert isinstance(ticket.served, ToolCallStep)
         self.tool_step(ticket, tool, args, output=None, error=None)
-        if step.error is not None:
-            raise_recorded(step.error)
-        output = plain_copy(step.output)
-        return decode(output) if decode is not None and output is not None else output
+        return _answer(ticket.served, decode)
 
     def llm_served(self, ticket: Ticket, request: dict[str, Any]) -> LLMCallStep:
         """Finish a call answered from the golden."""
@@ -655,6 +643,19 @@ class Context:
             self.steps.append(step)
         if self.listeners:
             self.emit("after_step", step)
+
+
+def _answer(step: AnyStep, decode: Callable[[Any], Any] | None) -> Any:
+    """What a served call gives the agent: the recorded error raised again, or a copy of
+    the recorded result (the agent may change what it is given; the golden stays)."""
+    if step.error is not None:
+        raise_recorded(step.error)
+    if isinstance(step, ToolCallStep):
+        output = plain_copy(step.output)
+        return decode(output) if decode is not None and output is not None else output
+    assert isinstance(step, LLMCallStep)
+    data = plain_copy(responses.serve(step))
+    return decode(data) if decode is not None and isinstance(data, dict) else data
 
 
 def _reused_input(served: AnyStep | None, sent: dict[str, Any]) -> LLMInput | None:
