@@ -66,7 +66,6 @@ _NO_WRAP = 1 << 30
 
 _YAML = "tag:yaml.org,2002:"
 _STR = _YAML + "str"
-_INT = _YAML + "int"
 _KEPT_RESOLVERS = frozenset(_YAML + name for name in ("null", "bool", "int", "float"))
 _COLLECTION_TAGS = frozenset({None, "!", _YAML + "map", _YAML + "seq"})
 _SCALAR_CONSTRUCTORS = {
@@ -277,7 +276,9 @@ _RESOLVED_FIRST = frozenset(
     first for first, resolvers in _GoldenLoader.yaml_implicit_resolvers.items() if resolvers
 )
 assert None not in _RESOLVED_FIRST and not _GoldenLoader.yaml_path_resolvers
-_PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")  # read as int() reads it (no 0x, 0o, _, :)
+# Decimal integers and fractions that int() and float() read exactly as PyYAML's resolver
+# and constructors do (no 0x, 0o, leading zeros, `_`, `:`, exponents, `+`).
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 
 
 def _yaml_data(text: str, max_depth: int) -> dict[str, Any]:
@@ -345,6 +346,7 @@ class _YamlBuilder:
     def node(self) -> tuple[Any, int]:
         """The next node's data and first line."""
         get = self.get
+        intern = sys.intern
         holder: list[Any] = []
         stack: list[tuple[Any, Any]] = []
         container: Any = holder
@@ -356,9 +358,18 @@ class _YamlBuilder:
             if kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
                 container, key = stack.pop()
             elif key is _KEY:
-                key = self.key(event, container)
+                if isinstance(event, ev.ScalarEvent) and event.tag is None:  # usual key, inline
+                    key = intern(event.value)
+                    if key in container:
+                        raise _duplicate_error(_yaml_events(self.text))
+                else:
+                    key = self.key(event, container)
             else:
-                value = self.value(event, len(stack))
+                value = (
+                    self.scalar(event)
+                    if isinstance(event, ev.ScalarEvent)
+                    else self.value(event, len(stack))
+                )
                 if key is _ITEM:
                     container.append(value)
                 else:
@@ -408,10 +419,12 @@ class _YamlBuilder:
             value = event.value
             if not event.implicit[0] or (value and value[0] not in _RESOLVED_FIRST):
                 tag = _STR  # what the resolver says, without asking it
+            elif len(value) < 19 and _PLAIN_NUMBER.fullmatch(value):
+                # what the resolver and PyYAML's constructors make of it, without them (long
+                # digit strings take the checked path below)
+                return float(value) if "." in value else int(value)
             else:
                 tag = self.resolve(ScalarNode, value, event.implicit)
-                if tag == _INT and len(value) < 19 and _PLAIN_INT.fullmatch(value):
-                    return int(value)  # huge ones take the checked path below
         if tag == _STR:
             value = event.value
             return sys.intern(value) if len(value) <= _INTERN_UP_TO else value
