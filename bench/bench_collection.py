@@ -286,30 +286,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{f(rss('goldens warm', n), '{:.0f}')} | {f(rss('param warm', n), '{:.0f}')} |"
         )
     verdict: list[str] = []
+
+    def bar(label: str, value: float | None, limit: float) -> None:
+        if value is not None:
+            held = "holds" if value <= limit else "MISSED"
+            verdict.append(f"- **{label} = {value:.2f}** (bar ≤ {limit:g}): {held}.")
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a and b else None
+
     g5, p5 = med("goldens", 5000), med("param", 5000)
-    if g5 and p5:
-        r = g5 / p5
-        verdict.append(
-            f"- **cold: goldens 5k / parametrized 5k = {r:.2f}** (bar ≤ 2): "
-            f"{'holds' if r <= 2 else 'MISSED'}."
-        )
-    gw5, pw5 = med("goldens warm", 5000), med("param warm", 5000)
-    if gw5 and pw5:
-        r = gw5 / pw5
-        verdict.append(
-            f"- **warm: goldens 5k / parametrized 5k = {r:.2f}** (bar ≤ 2): "
-            f"{'holds' if r <= 2 else 'MISSED'}."
-        )
-    gw10 = med("goldens warm", 10000)
+    gw5, gw10 = med("goldens warm", 5000), med("goldens warm", 10000)
+    bar("cold: goldens 5k / parametrized 5k", ratio(g5, p5), 2)
+    bar("warm: goldens 5k / parametrized 5k", ratio(gw5, med("param warm", 5000)), 2)
     if gw10 and gw5:
         verdict.append(f"- warm goldens growth 10k / 5k = {gw10 / gw5:.2f}.")
-    g10 = med("goldens", 10000)
-    if g10 and g5:
-        r = g10 / g5
-        verdict.append(
-            f"- **goldens growth 10k / 5k = {r:.2f}** (bar ≤ 2.2): "
-            f"{'holds' if r <= 2.2 else 'MISSED'}."
-        )
+    bar("goldens growth 10k / 5k", ratio(med("goldens", 10000), g5), 2.2)
     f5 = med("files", 5000)
     if f5 and g5 and p5:
         verdict.append(
