@@ -154,3 +154,15 @@ def test_xdist_workers_share_the_index(project: pytest.Pytester) -> None:
     result.assert_outcomes(passed=6, failed=1)
     result.stdout.fnmatch_lines(["*malformed golden: *copy0.golden.yaml:*"])
     assert str(project.path / "goldens" / "copy0.golden.yaml") not in index_entries(project)
+
+
+def test_deleted_goldens_leave_the_index(project: pytest.Pytester) -> None:
+    record(project)
+    golden = project.path / GOLDEN
+    moved = project.path / "goldens" / "moved.golden.yaml"
+    project.runpytest("--opswald-goldens", "--collect-only", "-q").assert_outcomes()
+    assert list(index_entries(project)) == [str(golden)]
+    golden.rename(moved)
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["goldens/moved.golden.yaml::book_flight"])
+    assert list(index_entries(project)) == [str(moved)]

@@ -11,7 +11,8 @@ The index lives in pytest's cache (`.pytest_cache/d/opswald/collected.json`), is
 atomically by every process that collected (xdist workers hold the same entries), and is
 keyed by the opswald version and the loading limits; `pytest --cache-clear` or `-p no:cacheprovider`
 turns it off for a run. An entry whose golden, loaded to run, has another name or other
-tags than remembered is dropped, so the next run collects that file afresh.
+tags than remembered is dropped, so the next run collects that file afresh; entries of
+goldens that no longer exist are dropped whenever the index is written.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class CollectIndex:
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
+        # goldens deleted or moved since they were remembered are forgotten
+        self.entries = {k: v for k, v in self.entries.items() if os.path.exists(k)}
         data = {"fingerprint": self.fingerprint, "goldens": self.entries}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
