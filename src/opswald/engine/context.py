@@ -384,17 +384,18 @@ class Context:
             self.clock.served_wall_ms += (time.perf_counter() - matching) * 1000
             if served is None:  # matching is our time, not the agent's
                 return MISS
+            number = len(self.steps) + 1
+            step = served if served.step == number else served.model_copy(update={"step": number})
+            if not self.listeners:  # what `finish` does, without taking the lock again
+                self.steps.append(step)
+                self.served[number] = served
+                self.clock.served_recorded_ms += served.duration_ms or 0.0
+                return _answer(served, decode)
             self.steps.append(None)
-            number = len(self.steps)
-        if self.listeners:
-            name = request.get("tool") or request.get("model")
-            info = StepInfo(number=number, type=kind, name=name, request=plain_copy(request))
-            self.emit("before_step", info)
-        ticket = Ticket(number=number, served=served, started=time.perf_counter())
-        self.finish(
-            ticket,
-            served if served.step == number else served.model_copy(update={"step": number}),
-        )
+        name = request.get("tool") or request.get("model")
+        info = StepInfo(number=number, type=kind, name=name, request=plain_copy(request))
+        self.emit("before_step", info)
+        self.finish(Ticket(number=number, served=served, started=time.perf_counter()), step)
         return _answer(served, decode)
 
     def _refused_step(
