@@ -96,6 +96,16 @@ class HookListener:
         self.breakpoints = breakpoints
         self.notes: list[str] = []
         self.hits: list[tuple[int, str]] = []
+        # with no breakpoints and no plugin or conftest implementing a step hook there is
+        # nothing to tell: the run goes without this listener (and takes replay's fast path)
+        self.needed = breakpoints is not None or any(
+            hook.get_hookimpls()
+            for hook in (
+                config.hook.pytest_opswald_before_step,
+                config.hook.pytest_opswald_after_step,
+                config.hook.pytest_opswald_on_error,
+            )
+        )
 
     def before_step(self, ctx: Any, info: Any) -> None:
         self.view.ctx = ctx
@@ -174,7 +184,7 @@ def run_golden(
         modifications=modify,
         fork_at=settings.fork_at if policy == "fork" else None,
         step_modifications=step_mods,
-        listeners=(listener,) if listener is not None else (),
+        listeners=(listener,) if listener is not None and listener.needed else (),
         rules=_rules(settings, expect, extra_normalize),
         redactor=settings.redactor,
         offline=True,
