@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -20,6 +20,9 @@ from opswald.redact import Redactor
 from opswald.session import Expect, NormalizeRule, RequestsExpect, Session
 from opswald.verdict import Finding, Verdict
 from opswald.writeback import blessed, write, writes_blocked
+
+if TYPE_CHECKING:
+    from opswald.collectcache import Entry
 
 Status = Literal["passed", "failed", "updated", "recorded"]
 FIX_UPDATE = "if the new behaviour is intended, accept it with --opswald-update"
@@ -394,7 +397,7 @@ class GoldenItem(pytest.Item):
         *,
         golden: Session | None,
         variant: tuple[str, dict[str, Any]] | None = None,
-        entry: Any = None,
+        entry: Entry | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
