@@ -152,10 +152,49 @@ def make_projects(root: Path, sizes: list[int], files_max: int) -> dict[tuple[st
 
 
 WARM_ARGS = ["--collect-only", "-q"]  # pytest's cache on: the second run is warm
+RUN_ARGS = ["-q", "-p", "no:cacheprovider"]  # the full run: every golden replayed
+PASSED = re.compile(r"(\d+) passed")
+
+# The agent of the goldens (ini `opswald_adapter = bench.agent:run`): it makes the recorded
+# calls, so a full run replays every golden and passes. Its backends never run in replay.
+AGENT = """\
+import opswald
+
+
+@opswald.llm(provider="openai")
+def chat(*, model, messages):
+    raise RuntimeError("replay only: the golden answers")
+
+
+@opswald.tool
+def get_weather(city):
+    raise RuntimeError("replay only: the golden answers")
+
+
+def run(input):
+    messages = [
+        {"role": "system", "content": "You are a helpful agent."},
+        {"role": "user", "content": input["question"]},
+    ]
+    for _ in range(5):
+        chat(model="gpt-4o-mini", messages=messages)
+        get_weather(city="Oslo")
+    return {"answer": "4 degrees and cloudy in Oslo"}
+"""
+
+
+def add_agent(proj: Path) -> None:
+    """The agent package of the goldens (after the collection legs, which stay bare)."""
+    (proj / "bench").mkdir(exist_ok=True)
+    (proj / "bench" / "__init__.py").write_text("")
+    (proj / "bench" / "agent.py").write_text(AGENT)
+    (proj / "pytest.ini").write_text("[pytest]\nopswald_adapter = bench.agent:run\n")
 
 
 def leg_args(leg: str) -> list[str]:
     goldens = ["--opswald-goldens"] if leg.startswith("goldens") else []
+    if leg.endswith(" run"):
+        return goldens + RUN_ARGS
     return goldens + (WARM_ARGS if leg.endswith("warm") else PYTEST_ARGS)
 
 
@@ -170,10 +209,10 @@ def run_once(proj: Path, leg: str, expect: int) -> tuple[float, float | None]:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=proj, capture_output=True, text=True, env=env, timeout=600)
     wall = time.perf_counter() - t0
-    found = COLLECTED.search(proc.stdout)
+    found = (PASSED if leg.endswith(" run") else COLLECTED).search(proc.stdout)
     if proc.returncode != 0 or not found or int(found.group(1)) != expect:
         raise SystemExit(
-            f"{leg} {expect}: exit {proc.returncode}, collected "
+            f"{leg} {expect}: exit {proc.returncode}, counted "
             f"{found.group(1) if found else '?'}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
         )
     rss = None
@@ -242,8 +281,19 @@ def main(argv: list[str] | None = None) -> int:
                 order = here if rep % 2 == 0 else here[::-1]
                 for leg in order:
                     results.setdefault((leg, n), []).append(run_once(projects[(leg, n)], leg, n))
+            # the full runs: every golden replayed, against the parametrized tests run
+            add_agent(projects[("goldens", n)])
+            projects[("goldens run", n)] = projects[("goldens", n)]
+            projects[("param run", n)] = projects[("param", n)]
+            runs = ["goldens run", "param run"]
+            for leg in runs:  # not timed
+                run_once(projects[(leg, n)], leg, n)
+            for rep in range(args.reps):
+                for leg in runs if rep % 2 == 0 else runs[::-1]:
+                    results.setdefault((leg, n), []).append(run_once(projects[(leg, n)], leg, n))
             line = ", ".join(
-                f"{leg} {statistics.median(w for w, _ in results[(leg, n)]):.2f}s" for leg in here
+                f"{leg} {statistics.median(w for w, _ in results[(leg, n)]):.2f}s"
+                for leg in [*here, *runs]
             )
             print(f"{n}: {line}  [{time.perf_counter() - started:.0f}s so far]", flush=True)
         if not args.no_profile and ("goldens", 5000) in projects:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import record
@@ -143,3 +145,30 @@ def test_adapter_from_an_entry_point(pytester: pytest.Pytester) -> None:
         "import sys, pathlib\nsys.path.insert(0, str(pathlib.Path(__file__).parent))\n"
     )
     pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_adapter_entry_points_are_read_once_per_sys_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Reading entry points scans every installed distribution; a run asks once per golden."""
+    import importlib.metadata
+    import sys
+
+    from opswald import adapters
+
+    real = importlib.metadata.entry_points
+    calls: list[object] = []
+
+    def counting(**kwargs: object) -> object:
+        calls.append(kwargs)
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", counting)
+    adapters._entry_points.cache_clear()
+    for _ in range(50):
+        assert adapters.from_entry_points("no-such-adapter") is None
+    assert len(calls) == 1
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])  # a new place to look
+    assert adapters.from_entry_points("no-such-adapter") is None
+    assert len(calls) == 2
+    adapters._entry_points.cache_clear()

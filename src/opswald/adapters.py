@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, overload
@@ -78,13 +80,21 @@ def import_string(spec: str) -> Callable[..., Any]:
 
 
 def from_entry_points(name: str) -> Callable[..., Any] | None:
+    ep = _entry_points(tuple(sys.path)).get(name)
+    if ep is None:
+        return None
+    loaded = ep.load()
+    return loaded if callable(loaded) else None
+
+
+@functools.lru_cache(maxsize=8)
+def _entry_points(path: tuple[str, ...]) -> dict[str, Any]:
+    """The `opswald.adapters` entry points by name, for one `sys.path`. Looking them up reads
+    the metadata of every installed distribution (milliseconds), and a run asks once per
+    golden whose `agent:` names no registered adapter."""
     from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            loaded = ep.load()
-            return loaded if callable(loaded) else None
-    return None
+    return {ep.name: ep for ep in reversed(list(entry_points(group=ENTRY_POINT_GROUP)))}
 
 
 def resolve(
