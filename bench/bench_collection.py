@@ -4,7 +4,9 @@ pytest collecting N parametrized trivial tests in one file, and N one-test Pytho
 DESIGN §6: collecting 5,000 goldens <= 2x pytest collecting 5,000 parametrized trivial tests
 in one file; cost grows linearly (goldens 10k/5k <= 2.2).
 
-Cold legs run with pytest's cache off (every golden read, parsed and validated); the warm
+A full run of each size replays every golden (an agent package and ini `opswald_adapter`
+are added to the goldens project after its collection legs) against the parametrized
+tests run. Cold legs run with pytest's cache off (every golden read, parsed and validated); the warm
 legs ("goldens warm", "param warm") run the same projects with the cache on, after an
 untimed run filled it (opswald's collection index then skips unchanged goldens).
 
@@ -335,6 +337,18 @@ def main(argv: list[str] | None = None) -> int:
             f"| {n} | {f(g)} | {f(p)} | {f(g / p if g and p else None)} | "
             f"{f(rss('goldens warm', n), '{:.0f}')} | {f(rss('param warm', n), '{:.0f}')} |"
         )
+    run_rows = [
+        "| goldens | full run s | parametrized tests run s | goldens / param | "
+        "ms per golden over param | goldens MiB | param MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        g, p = med("goldens run", n), med("param run", n)
+        run_rows.append(
+            f"| {n} | {f(g)} | {f(p)} | {f(g / p if g and p else None)} | "
+            f"{f((g - p) / n * 1e3 if g and p else None)} | "
+            f"{f(rss('goldens run', n), '{:.0f}')} | {f(rss('param run', n), '{:.0f}')} |"
+        )
     verdict: list[str] = []
 
     def bar(label: str, value: float | None, limit: float) -> None:
@@ -374,11 +388,16 @@ def main(argv: list[str] | None = None) -> int:
             verdict.append(
                 f"- goldens {n}: {(g - p) / n * 1e6:.0f} µs per golden over the parametrized leg."
             )
+    r5, r10, r1 = med("goldens run", 5000), med("goldens run", 10000), med("goldens run", 1000)
+    if r5 and r1:
+        verdict.append(f"- full run growth 5k / 1k = {r5 / r1:.2f} (5x the goldens).")
+    if r10 and r5:
+        verdict.append(f"- full run growth 10k / 5k = {r10 / r5:.2f} (2x the goldens).")
     total = time.perf_counter() - started
     verdict.append(
         f"- script runtime {total:.0f}s (including writing the goldens and the profile run)."
     )
-    print("\n".join([*rows, "", *warm_rows, "", *verdict]))
+    print("\n".join([*rows, "", *warm_rows, "", *run_rows, "", *verdict]))
     if args.no_write:
         return 0
     out = BENCH / "profiles" / "collection.txt"
@@ -416,6 +435,13 @@ def main(argv: list[str] | None = None) -> int:
         "too):",
         "",
         *warm_rows,
+        "",
+        "Full run (`pytest --opswald-goldens -q -p no:cacheprovider`: every golden collected "
+        "cold and replayed through an agent that makes the recorded calls, wired with ini "
+        "`opswald_adapter`; all N asserted passed), against the parametrized tests run the "
+        "same way:",
+        "",
+        *run_rows,
         "",
         *verdict,
         "",
