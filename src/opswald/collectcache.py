@@ -2,17 +2,17 @@
 
 Collecting a golden means reading, parsing and validating it: a malformed golden is one
 collection error naming the file. A golden that was valid when last collected and has not
-changed since (same size and modification time, to the nanosecond — the test Python itself
-uses for its bytecode cache) is still valid, so a warm run only stats it and parses it when
+changed since (same size and modification time to the nanosecond, the test Python's own
+bytecode cache relies on) is still valid, so a warm run only stats it and parses it when
 its item runs. Deselected goldens (`-k`, `-m`, `--deselect`) and `--collect-only` are then
 never parsed, and an xdist worker parses only the goldens it runs.
 
 The index lives in pytest's cache (`.pytest_cache/d/opswald/collected.json`), is written
 atomically by every process that collected (xdist workers hold the same entries), and is
-keyed by the opswald version and the loading limits; `pytest --cache-clear` or `-p no:cacheprovider`
-turns it off for a run. An entry whose golden, loaded to run, has another name or other
-tags than remembered is dropped, so the next run collects that file afresh; entries of
-goldens that no longer exist are dropped whenever the index is written.
+keyed by the opswald version and the loading limits; `pytest --cache-clear` or
+`-p no:cacheprovider` turns it off for a run. An entry whose golden, loaded to run, has
+another name or other tags than remembered is dropped, so the next run collects that file
+afresh; entries of goldens that no longer exist are dropped whenever the index is written.
 """
 
 from __future__ import annotations
