@@ -611,3 +611,33 @@ def test_only_stale_temp_files_are_removed(tmp_path: Path) -> None:
         os.utime(path, (time.time() - 600, time.time() - 600))
     assert [remove_if_stale_temp(p) for p in (fresh, old, golden)] == [False, True, False]
     assert (fresh.exists(), old.exists(), golden.exists()) == (True, False, True)
+
+
+GOLDENS = sorted((Path(__file__).parent.parent / "goldens").glob("*.golden.*"))
+
+
+@pytest.mark.parametrize("path", GOLDENS, ids=lambda p: p.name)
+def test_the_compact_form_gives_back_the_loaded_golden(path: Path) -> None:
+    """What a collected item keeps until it runs rebuilds the same session, down to which
+    fields were set (update writes back only those)."""
+    session, blob = files.load_compact(path)
+    rebuilt = files.from_compact(blob)
+    loaded = files.load(path)
+    assert rebuilt == loaded == session
+    assert rebuilt.model_fields_set == loaded.model_fields_set
+    assert [s.model_fields_set for s in rebuilt.step_list] == [
+        s.model_fields_set for s in loaded.step_list
+    ]
+    assert files.dumps(rebuilt) == files.dumps(loaded)
+    assert len(blob) < path.stat().st_size
+
+
+def test_the_compact_form_refuses_what_load_refuses(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.golden.yaml"
+    bad.write_text("name: x\ninput: 1\ntags: 5\n")
+    with pytest.raises(GoldenLoadError) as compact:
+        files.load_compact(bad)
+    with pytest.raises(GoldenLoadError) as plain:
+        files.load(bad)
+    assert str(compact.value) == str(plain.value)
+    assert "bad.golden.yaml:3" in str(compact.value)

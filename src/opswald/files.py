@@ -15,6 +15,7 @@ import enum
 import functools
 import gc
 import json
+import marshal
 import os
 import re
 import secrets
@@ -153,6 +154,27 @@ def _no_cycle_collection() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def load_compact(
+    path: StrPath, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+) -> tuple[Session, bytes]:
+    """`load`, plus the golden's parsed data packed in one bytes object (`marshal`, about
+    half the file's size): what a collected item keeps until it runs, instead of the
+    `Session` (ten times the file, and thousands of objects for the garbage collector to
+    walk). `from_compact` gives the `Session` back in a few dozen microseconds."""
+    with _blame(path), _no_cycle_collection():
+        text = _read_text(path, max_bytes)
+        fmt = _format_of(path)
+        data = _parse(text, fmt, max_depth)
+        session = _validate(data, text, fmt)
+        return session, marshal.dumps(data)
+
+
+def from_compact(blob: bytes) -> Session:
+    """The `Session` of `load_compact`'s bytes (validated when they were made)."""
+    with _no_cycle_collection():
+        return Session.model_validate(marshal.loads(blob))
 
 
 def loads(text: str, *, fmt: Format = "yaml", source: str = "<string>") -> Session:

@@ -351,26 +351,26 @@ class GoldenFile(pytest.File):
         index = index_of(self.config)
         stat = self.path.stat()
         entry = index.lookup(self.path, stat)
-        golden: Session | None = None
+        compact: bytes | None = None
         if entry is None:  # parsed and validated now: a malformed golden fails collection
-            golden = files.load(self.path)
+            golden, compact = files.load_compact(self.path)
             entry = Entry(name=item_name(golden, self.path), tags=tuple(golden.tags))
             now = self.path.stat()
             if (now.st_mtime_ns, now.st_size) == (stat.st_mtime_ns, stat.st_size):
                 index.remember(self.path, stat, entry)  # not written to while it was read
         if self.config.option.collectonly:
-            golden = None  # nothing runs: hold no golden (5,000 of them cost ~150 MB)
+            compact = None  # nothing runs: hold nothing of the golden
         name = entry.name
         variants = settings_of(self.config).variants
         items = (
             [
                 GoldenItem.from_parent(
-                    self, name=f"{name}[{v}]", golden=golden, variant=(v, mods), entry=entry
+                    self, name=f"{name}[{v}]", compact=compact, variant=(v, mods), entry=entry
                 )
                 for v, mods in variants
             ]
             if variants
-            else [GoldenItem.from_parent(self, name=name, golden=golden, entry=entry)]
+            else [GoldenItem.from_parent(self, name=name, compact=compact, entry=entry)]
         )
         registered = _registered_markers(self.config)
         for tag in entry.tags:
@@ -395,21 +395,25 @@ class GoldenItem(pytest.Item):
     def __init__(
         self,
         *,
-        golden: Session | None,
+        compact: bytes | None = None,
         variant: tuple[str, dict[str, Any]] | None = None,
         entry: Entry | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._golden = golden  # None: collected from the index, loaded when it runs
+        # what collection read (files.load_compact), or None: taken from the collection
+        # index (or --collect-only), the golden is read from its file when it runs
+        self._compact = compact
+        self._golden: Session | None = None
         self._entry = entry  # collectcache.Entry: the name and tags it was collected with
         self.variant = variant
 
     @property
     def golden(self) -> Session:
-        """The golden, loaded on first use when collection took it from the index."""
+        """The golden, built on first use from what collection read, or from its file."""
         if self._golden is None:
-            self._golden = self._load()
+            compact = self._compact
+            self._golden = files.from_compact(compact) if compact else self._load()
         return self._golden
 
     def _load(self) -> Session:
@@ -429,7 +433,8 @@ class GoldenItem(pytest.Item):
         try:
             self._runtest()
         finally:
-            self._golden = None  # a long session keeps no golden it has run (reloaded on use)
+            # a long session keeps nothing of a golden it has run (read again if asked)
+            self._golden = self._compact = None
 
     def _runtest(self) -> None:
         from opswald.plugin import OUTCOME_KEY, breakpoints_of, settings_of, suite_normalize_rules
