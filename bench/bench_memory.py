@@ -320,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         f"each extra parametrized test {per_param:.1f} KiB.",
         f"- `--collect-only` holds no golden (it parses and validates each, then keeps its "
         f"item only): {(c_b - c_a) * 1024 / (large - small):.1f} KiB per golden. A cold run "
-        "(pytest's cache off, as here) keeps each golden from collection until its item has "
-        f"run, so its peak is at the end of collection: {per_golden:.1f} KiB per golden.",
+        "(pytest's cache off, as here) keeps each golden's parsed data, packed in one bytes "
+        "object (`files.load_compact`), from collection until its item runs and builds the "
+        f"session from it: {per_golden:.1f} KiB per golden at the peak.",
         f"- at {large}: running the goldens peaks {g_b - c_b:.0f} MiB above collecting them "
         "with `--collect-only`.",
         "- per golden, measured in process with `tracemalloc` (not RSS) over "
