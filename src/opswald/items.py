@@ -353,13 +353,14 @@ class GoldenFile(pytest.File):
         entry = index.lookup(self.path, stat)
         compact: bytes | None = None
         if entry is None:  # parsed and validated now: a malformed golden fails collection
-            golden, compact = files.load_compact(self.path)
+            if self.config.option.collectonly:  # nothing runs: hold nothing of the golden
+                golden = files.load(self.path)
+            else:
+                golden, compact = files.load_compact(self.path)
             entry = Entry(name=item_name(golden, self.path), tags=tuple(golden.tags))
             now = self.path.stat()
             if (now.st_mtime_ns, now.st_size) == (stat.st_mtime_ns, stat.st_size):
                 index.remember(self.path, stat, entry)  # not written to while it was read
-        if self.config.option.collectonly:
-            compact = None  # nothing runs: hold nothing of the golden
         name = entry.name
         variants = settings_of(self.config).variants
         items = (
