@@ -39,6 +39,7 @@ from opswald.files import dump, dumps, load
 from opswald.importers import ImportFormatError, convert
 from opswald.intercept.codecs.openai_chat import OpenAIChatCodec
 from opswald.session import ErrorInfo, LLMCallStep, Session, ToolCallStep, Usage
+from strategies import jsonish
 
 SCRIPT: list[dict[str, Any]] = [
     {
@@ -766,22 +767,9 @@ _KEYS = [
     "input_cached_tokens",
     "latency",
 ]
-_SCALARS = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-3, 100),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from(
-        ["GENERATION", "TOOL", "AGENT", "SPAN", "ERROR", "Infinity", "0.5", "2026-01-01T00:00:00Z"]
-    ),
-    st.text(max_size=8),
-)
-_JSONISH = st.recursive(
-    _SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=6)
-    ),
-    max_leaves=30,
+_SCALARS, _JSONISH = jsonish(
+    _KEYS,
+    ["GENERATION", "TOOL", "AGENT", "SPAN", "ERROR", "Infinity", "0.5", "2026-01-01T00:00:00Z"],
 )
 _OBSERVATION = st.fixed_dictionaries(
     {

@@ -34,6 +34,7 @@ from opswald.files import dump, dumps, load
 from opswald.importers import ImportFormatError, convert, import_file
 from opswald.intercept.codecs.openai_chat import OpenAIChatCodec
 from opswald.session import ErrorInfo, LLMCallStep, Session, ToolCallStep, Usage
+from strategies import jsonish
 
 SCRIPT: list[dict[str, Any]] = [
     {
@@ -889,22 +890,9 @@ _RUN_KEYS = [
     "output",
     "role",
 ]
-_SCALARS = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-3, 100),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from(
-        ["llm", "tool", "chain", "human", "ai", "constructor", "AIMessage", "2026-01-02T03:04:05Z"]
-    ),
-    st.text(max_size=8),
-)
-_JSONISH = st.recursive(
-    _SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(_RUN_KEYS), inner, max_size=6)
-    ),
-    max_leaves=30,
+_SCALARS, _JSONISH = jsonish(
+    _RUN_KEYS,
+    ["llm", "tool", "chain", "human", "ai", "constructor", "AIMessage", "2026-01-02T03:04:05Z"],
 )
 
 
