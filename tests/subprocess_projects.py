@@ -11,6 +11,14 @@ from fakeprovider import FakeProvider
 from opswald.session import Session, ToolCallStep
 
 
+def stub(pytester: pytest.Pytester, api: str, request: str = "ORD-1001 arrived broken") -> None:
+    """goldens/refund.golden.yaml, a stub asking the order desk for `request` over `api`."""
+    (pytester.path / "goldens").mkdir(exist_ok=True)
+    (pytester.path / "goldens" / "refund.golden.yaml").write_text(
+        f"name: refund\ninput:\n  request: {request}\n  api: {api}\n"
+    )
+
+
 def notes(pytester: pytest.Pytester) -> list[str]:
     """The lines the agent's side-effect tool appended to notes.log."""
     path = pytester.path / "notes.log"

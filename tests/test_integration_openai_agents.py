@@ -78,11 +78,7 @@ def desk(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.P
     return pytester
 
 
-def stub(pytester: pytest.Pytester, api: str, request: str = "ORD-1001 arrived broken") -> None:
-    (pytester.path / "goldens").mkdir(exist_ok=True)
-    (pytester.path / GOLDEN).write_text(
-        f"name: refund\ninput:\n  request: {request}\n  api: {api}\n"
-    )
+stub = subprocess_projects.stub
 
 
 def record(

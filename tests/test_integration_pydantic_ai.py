@@ -99,11 +99,7 @@ def desk(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.P
     return pytester
 
 
-def stub(pytester: pytest.Pytester, api: str) -> None:
-    (pytester.path / "goldens").mkdir(exist_ok=True)
-    (pytester.path / GOLDEN).write_text(
-        f"name: refund\ninput:\n  request: ORD-1001 arrived broken\n  api: {api}\n"
-    )
+stub = subprocess_projects.stub
 
 
 def record(
