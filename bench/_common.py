@@ -1,12 +1,17 @@
-"""Helpers shared by bench_engine.py and bench_collection.py: machine facts, RESULTS.md."""
+"""Helpers shared by the benchmarks: machine facts, RESULTS.md sections, profiles."""
 
 from __future__ import annotations
 
+import cProfile
+import io
 import os
 import platform
+import pstats
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -71,3 +76,29 @@ def write_results(title: str, section: str) -> None:
 
 def strip_paths(report: str) -> str:
     return report.replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
+
+
+def profile_report(source: Any, what: str, *, top: int = 15, ours: int = 0, own: int = 0) -> str:
+    """A cProfile (a `cProfile.Profile` or a saved stats file) as text: the `top` entries by
+    cumulative time, then src/opswald's `ours` and the `own` by own time (each when > 0)."""
+    parts = [("cumulative", None, top, f"{what}: top {top} by cumulative time")]
+    if ours:
+        parts.append(("cumulative", r"opswald/", ours, f"src/opswald, top {ours} by cumulative"))
+    if own:
+        parts.append(("tottime", None, own, f"top {own} by own time"))
+    out = []
+    for order, where, count, title in parts:
+        stream = io.StringIO()
+        restrictions = [where, count] if where else [count]
+        pstats.Stats(source, stream=stream).sort_stats(order).print_stats(*restrictions)
+        out.append(f"== {title} ==\n{strip_paths(stream.getvalue())}")
+    return "\n".join(out)
+
+
+def profiled(run: Callable[[], Any]) -> cProfile.Profile:
+    """`run()` once under cProfile."""
+    prof = cProfile.Profile()
+    prof.enable()
+    run()
+    prof.disable()
+    return prof

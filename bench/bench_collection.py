@@ -26,9 +26,7 @@ Writes bench/RESULTS.md (section "Collection") and bench/profiles/collection.txt
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import pstats
 import re
 import resource
 import shlex
@@ -43,7 +41,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from _common import header, machine, strip_paths, write_results  # noqa: E402
+from _common import header, machine, profile_report, write_results  # noqa: E402
 
 import opswald  # noqa: E402
 from opswald.session import Session  # noqa: E402
@@ -237,17 +235,8 @@ def profile_goldens(proj: Path, out_dir: Path) -> str:
         timeout=600,
         check=True,
     )
-    top, ours, own = io.StringIO(), io.StringIO(), io.StringIO()
-    pstats.Stats(str(prof), stream=top).sort_stats("cumulative").print_stats(15)
-    pstats.Stats(str(prof), stream=ours).sort_stats("cumulative").print_stats(r"opswald/", 30)
-    pstats.Stats(str(prof), stream=own).sort_stats("tottime").print_stats(20)
-    return (
-        f"== cProfile of `pytest {' '.join(leg_args('goldens'))}` over {proj.name}: top 15 "
-        f"by cumulative time ==\n{strip_paths(top.getvalue())}\n"
-        f"== src/opswald functions, top 30 by cumulative time ==\n"
-        f"{strip_paths(ours.getvalue())}\n"
-        f"== top 20 by own time ==\n{strip_paths(own.getvalue())}"
-    )
+    what = f"cProfile of `pytest {' '.join(leg_args('goldens'))}` over {proj.name}"
+    return profile_report(str(prof), what, ours=30, own=20)
 
 
 def main(argv: list[str] | None = None) -> int:

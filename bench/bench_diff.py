@@ -30,10 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import cProfile
 import gc
-import io
-import pstats
 import shlex
 import statistics
 import sys
@@ -45,7 +42,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from _common import header, machine, strip_paths, write_results  # noqa: E402
+from _common import header, machine, profile_report, profiled, write_results  # noqa: E402
 
 import opswald  # noqa: E402
 from opswald.diff import differences, render_difference, render_verdict  # noqa: E402
@@ -189,17 +186,7 @@ def output_size(name: str, value: Any) -> tuple[int, int]:
 
 
 def profile(run: Callable[[], Any], label: str) -> str:
-    prof = cProfile.Profile()
-    prof.enable()
-    run()
-    prof.disable()
-    top, own = io.StringIO(), io.StringIO()
-    pstats.Stats(prof, stream=top).sort_stats("cumulative").print_stats(25)
-    pstats.Stats(prof, stream=own).sort_stats("tottime").print_stats(15)
-    return (
-        f"== cProfile of the judge path, {label}: top 25 by cumulative time ==\n"
-        f"{strip_paths(top.getvalue())}\n== top 15 by own time ==\n{strip_paths(own.getvalue())}"
-    )
+    return profile_report(profiled(run), f"cProfile of the judge path, {label}", top=25, own=15)
 
 
 # ------------------------------------------------------------------------------ report

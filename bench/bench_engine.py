@@ -22,11 +22,8 @@ Writes bench/RESULTS.md (section "Engine overhead") and bench/profiles/engine.tx
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
-import io
 import json
-import pstats
 import shlex
 import statistics
 import sys
@@ -38,7 +35,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from _common import header, machine, strip_paths, write_results  # noqa: E402
+from _common import header, machine, profile_report, profiled, write_results  # noqa: E402
 
 import opswald  # noqa: E402
 import opswald.engine.context as context_module  # noqa: E402
@@ -231,21 +228,7 @@ def timed(run: Callable[[], None]) -> float:
 
 
 def profile(run: Callable[[], None]) -> str:
-    prof = cProfile.Profile()
-    prof.enable()
-    run()
-    prof.disable()
-    top, ours = io.StringIO(), io.StringIO()
-    pstats.Stats(prof, stream=top).sort_stats("cumulative").print_stats(15)
-    pstats.Stats(prof, stream=ours).sort_stats("cumulative").print_stats(r"opswald/", 30)
-    tott = io.StringIO()
-    pstats.Stats(prof, stream=tott).sort_stats("tottime").print_stats(20)
-    return (
-        f"== cProfile of the opswald leg: top 15 by cumulative time ==\n"
-        f"{strip_paths(top.getvalue())}\n"
-        f"== src/opswald functions, top 30 by cumulative time ==\n{strip_paths(ours.getvalue())}\n"
-        f"== top 20 by own time ==\n{strip_paths(tott.getvalue())}"
-    )
+    return profile_report(profiled(run), "cProfile of the opswald leg", ours=30, own=20)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,11 +27,8 @@ Writes bench/RESULTS.md (section "Loading") and bench/profiles/loading.txt (a cP
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
-import io
 import json
-import pstats
 import shlex
 import statistics
 import sys
@@ -46,7 +43,7 @@ import yaml
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from _common import header, machine, strip_paths, write_results  # noqa: E402
+from _common import header, machine, profile_report, profiled, write_results  # noqa: E402
 
 from opswald import files  # noqa: E402
 from opswald.session import Session  # noqa: E402
@@ -262,18 +259,8 @@ def check_same(paths: list[Path], fmt: str) -> None:
 
 
 def profile(path: Path) -> str:
-    prof = cProfile.Profile()
-    prof.enable()
-    files.load(path)
-    prof.disable()
-    top, own = io.StringIO(), io.StringIO()
-    pstats.Stats(prof, stream=top).sort_stats("cumulative").print_stats(20)
-    pstats.Stats(prof, stream=own).sort_stats("tottime").print_stats(15)
-    return (
-        f"== cProfile of opswald.files.load on one {path.stat().st_size / 1e6:.1f} MB YAML "
-        f"golden: top 20 by cumulative time ==\n{strip_paths(top.getvalue())}\n"
-        f"== top 15 by own time ==\n{strip_paths(own.getvalue())}"
-    )
+    what = f"cProfile of opswald.files.load on one {path.stat().st_size / 1e6:.1f} MB YAML golden"
+    return profile_report(profiled(lambda: files.load(path)), what, top=20, own=15)
 
 
 # ------------------------------------------------------------------------------ report
