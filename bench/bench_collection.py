@@ -11,7 +11,8 @@ legs ("goldens warm", "param warm") run the same projects with the cache on, aft
 untimed run filled it (opswald's collection index then skips unchanged goldens).
 
 Each leg is its own conftest-free pytest project in a temp dir (a bare `pytest.ini` pins
-the rootdir), run as a subprocess, `--collect-only -q -p no:cacheprovider`, median of
+the rootdir), run as a subprocess (bytecode caching on, as pytest runs by default; the
+untimed warm-up writes the caches), `--collect-only -q -p no:cacheprovider`, median of
 --reps (default 3) runs, legs interleaved per size. Peak RSS comes from `/usr/bin/time -v`
 when present, else from `resource.getrusage(RUSAGE_CHILDREN)` (a high-water mark over all
 children so far, so only an upper bound). The goldens are written with `opswald.dump`
@@ -41,7 +42,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from _common import header, machine, profile_report, write_results  # noqa: E402
+from _common import header, machine, profile_report, pytest_env, write_results  # noqa: E402
 
 import opswald  # noqa: E402
 from opswald.session import Session  # noqa: E402
@@ -201,9 +202,7 @@ def leg_args(leg: str) -> list[str]:
 def run_once(proj: Path, leg: str, expect: int) -> tuple[float, float | None]:
     """(wall seconds, peak RSS MiB) of one `pytest --collect-only` subprocess."""
     cmd = [sys.executable, "-m", "pytest", *leg_args(leg)]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("PYTEST_ADDOPTS", None)
-    env.pop("CI", None)
+    env = pytest_env()
     if TIME:
         cmd = [TIME, "-v", *cmd]
     t0 = time.perf_counter()
@@ -230,6 +229,7 @@ def profile_goldens(proj: Path, out_dir: Path) -> str:
     subprocess.run(
         [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "pytest", *leg_args("goldens")],
         cwd=proj,
+        env=pytest_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -404,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         "(without `--opswald-goldens`, plugin still loaded) over one file holding one test "
         "parametrized N ways, and (up to "
         f"{args.files_max}) over N one-test Python files. Each run is a subprocess "
-        f"(`{sys.executable.split('/')[-1]} -m pytest`, bytecode writing off); one untimed "
+        f"(`{sys.executable.split('/')[-1]} -m pytest`, bytecode caching on as pytest runs "
+        "by default, so the warm-up writes the `.pyc` caches); one untimed "
         f"warm-up per leg and size, then the median of {args.reps} runs, legs interleaved; "
         "the collected count is asserted. Peak RSS: "
         + (

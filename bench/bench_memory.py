@@ -13,7 +13,7 @@ RunSettings(policy="live"))` and written with `opswald.dump` into `goldens/` of 
 project whose conftest wires the agent through `pytest_opswald_adapter` (the 1k project
 hard-links the first 1,000 files of the 2k one). Reference: a project with one trivial test
 parametrized N ways. Every run is a subprocess (`-q -p no:cacheprovider`, serial,
-bytecode writing off, the count asserted) started by a fresh Python wrapper that reports
+bytecode caching on, the count asserted) started by a fresh Python wrapper that reports
 `resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` — the peak of that one pytest process.
 Only opswald is loaded (`PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 -p opswald.plugin`), not the
 other pytest plugins of the environment; `--all-plugins` keeps them.
@@ -41,7 +41,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from _common import header, machine, write_results  # noqa: E402
+from _common import header, machine, pytest_env, write_results  # noqa: E402
 
 import opswald  # noqa: E402
 from opswald.engine.run import RunSettings, execute  # noqa: E402
@@ -233,12 +233,10 @@ def leg_args(leg: str) -> list[str]:
 def run_once(proj: Path, leg: str, expect: int, all_plugins: bool) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of one pytest subprocess."""
     cmd = [sys.executable, "-c", WRAPPER, sys.executable, "-m", "pytest", *leg_args(leg)]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = pytest_env()
     if not all_plugins:
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         cmd[cmd.index("pytest") + 1 : cmd.index("pytest") + 1] = ONLY_PLUGINS
-    for name in ("PYTEST_ADDOPTS", "CI"):
-        env.pop(name, None)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=proj, capture_output=True, text=True, env=env, timeout=900)
     wall = time.perf_counter() - t0
@@ -344,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         "`pytest --opswald-goldens`; the "
         f"same projects with `--collect-only`; reference: one trivial test parametrized {small} "
         f"and {large} ways. Each run a subprocess (`python -m pytest {' '.join(PYTEST_ARGS)}`, "
-        "bytecode writing off, count asserted) started by a fresh Python wrapper that prints "
+        "bytecode caching on as pytest runs by default, count asserted) started by a fresh "
+        "Python wrapper that prints "
         "`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` (the peak of that one pytest "
         f"process). {reps} runs per leg and size, interleaved; max RSS, median wall time. "
         + (

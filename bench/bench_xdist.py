@@ -10,7 +10,7 @@ recorded in this process with `execute(..., RunSettings(policy="live"))` and wri
 `opswald.dump` into `goldens/` of a pytest project whose conftest wires the agent through
 `pytest_opswald_adapter`. The reference project holds one test parametrized N ways that
 does the same hash loops (no opswald). Every run is a subprocess, `-q -p no:cacheprovider`,
-bytecode writing off, the pass count asserted; after one untimed `--collect-only` run of
+bytecode caching on, the pass count asserted; after one untimed `--collect-only` run of
 each project (page cache, imports) the four legs run interleaved, `--reps` (default 2)
 times each; medians of wall time, and the CPU time (user + sys) of all processes. Only
 xdist and opswald are loaded (`PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 -p xdist.plugin -p
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
-import os
 import re
 import resource
 import shlex
@@ -43,7 +42,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from _common import header, machine, write_results  # noqa: E402
+from _common import header, machine, pytest_env, write_results  # noqa: E402
 
 import opswald  # noqa: E402
 from opswald.engine.run import RunSettings, execute  # noqa: E402
@@ -186,12 +185,10 @@ def run_once(
         cmd += ["-n", str(workers)]
     if expect is None:
         cmd.append("--collect-only")
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = pytest_env("PYTEST_XDIST_AUTO_NUM_WORKERS")
     if not all_plugins:
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         cmd[cmd.index("pytest") + 1 : cmd.index("pytest") + 1] = ONLY_PLUGINS
-    for name in ("PYTEST_ADDOPTS", "CI", "PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        env.pop(name, None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=proj, capture_output=True, text=True, env=env, timeout=900)
@@ -303,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         "`pytest_opswald_adapter`; run with `pytest --opswald-goldens` serially and with "
         f"`-n 2`. Reference: a project with one test parametrized {n} ways doing the same hash "
         "loops (no opswald), serially and with `-n 2`. Each run a subprocess "
-        f"(`python -m pytest {' '.join(PYTEST_ARGS)}`, bytecode writing off, pass count "
+        f"(`python -m pytest {' '.join(PYTEST_ARGS)}`, bytecode caching on as pytest runs by "
+        "default, pass count "
         f"asserted); one untimed `--collect-only` run per project, then {reps} interleaved "
         "repetitions; medians. "
         + (
