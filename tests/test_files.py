@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import pickle
@@ -180,6 +181,27 @@ def test_strings_that_look_like_other_types_stay_strings() -> None:
         again = files.loads(files.dumps(session, fmt), fmt=fmt)
         assert again.input == tricky
         assert again.output == "true"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet="yYnNtTfFoOelsuaE0123456789.-+_~:", min_size=1, max_size=7)))
+def test_plain_scalars_read_as_pyyaml_reads_them(words: list[str]) -> None:
+    """Every shortcut past PyYAML's resolver (strings by first character, plain numbers,
+    remembered tags) gives what PyYAML's safe loader gives; dates stay text by design."""
+    text = "input:\n" + "".join(f"  - {word}\n" for word in words) + "name: n\n"
+    try:
+        expected = yaml.load(text, Loader=yaml.CSafeLoader)["input"] or []
+    except yaml.YAMLError:
+        return  # not a list of plain scalars after all (`- -`): refused either way
+    if any(isinstance(v, dict | list) for v in expected):
+        return  # `- 0:` is a mapping, whose keys opswald keeps as written
+    pairs = zip(words, expected, strict=True)
+    expected = [str(w) if isinstance(v, datetime.date) else v for w, v in pairs]
+    for _ in range(2):  # the second read meets the remembered tags
+        got = files._yaml_data(text, files.DEFAULT_MAX_DEPTH)["input"] or []
+        assert [(type(v), v) for v in got] == [
+            (type(v), v) if v == v else (float, got[i]) for i, v in enumerate(expected)
+        ]
 
 
 def test_yaml_keys_are_kept_as_written() -> None:

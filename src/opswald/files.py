@@ -316,6 +316,10 @@ _RESOLVED_FIRST = frozenset(
     first for first, resolvers in _GoldenLoader.yaml_implicit_resolvers.items() if resolvers
 )
 assert None not in _RESOLVED_FIRST and not _GoldenLoader.yaml_path_resolvers
+# The resolver's answers for short plain scalars it was asked about (a plain scalar's tag
+# depends on its text alone: no path resolvers), bounded.
+_RESOLVED_TAG: dict[str, str] = {}
+_RESOLVED_TAG_MAX = 4096
 # Decimal integers and fractions that int() and float() read exactly as PyYAML's resolver
 # and constructors do (no 0x, 0o, leading zeros, `_`, `:`, exponents, `+`).
 _PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
@@ -475,7 +479,7 @@ class _YamlBuilder:
                 # digit strings take the checked path below)
                 return float(value) if "." in value else int(value)
             else:
-                tag = self.resolve(ScalarNode, value, event.implicit)
+                tag = _RESOLVED_TAG.get(value) or self._resolve(value, event.implicit)
         if tag == _STR:
             value = event.value
             return sys.intern(value) if len(value) <= _INTERN_UP_TO else value
@@ -487,6 +491,14 @@ class _YamlBuilder:
         except (ValueError, KeyError, TypeError):
             message = f"cannot read {event.value!r} as {_short_tag(tag)}"
             raise GoldenLoadError(message, line=_line(event)) from None
+
+    def _resolve(self, value: str, implicit: tuple[bool, bool]) -> str:
+        """The resolver's tag for a plain scalar, remembered for short values (its answer
+        depends on the value alone: "Oslo", "openai", "function" recur in every golden)."""
+        tag = self.resolve(ScalarNode, value, implicit)
+        if len(value) <= _INTERN_UP_TO and len(_RESOLVED_TAG) < _RESOLVED_TAG_MAX:
+            _RESOLVED_TAG[value] = tag
+        return tag
 
 
 def _scalar_text(node: ScalarNode) -> str:
