@@ -7,6 +7,7 @@ import io
 import os
 import platform
 import pstats
+import re
 import sys
 from collections.abc import Callable
 from importlib import metadata
@@ -71,7 +72,43 @@ def write_results(title: str, section: str) -> None:
         )
         rest = "".join(lines[end:])
         new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-    path.write_text(new.rstrip("\n") + "\n")
+    path.write_text(glance(new.rstrip("\n") + "\n"))
+
+
+GLANCE = "## Bars at a glance"
+BAR_LINE = re.compile(r"^- \*\*(?P<what>.+?)\*\* \((?P<bar>(?:bar|bound)[^)]*)\): (?P<verdict>\w+)")
+
+
+def glance(text: str) -> str:
+    """RESULTS.md with its "Bars at a glance" section rebuilt: one row per bar line
+    (`- **figure** (bar ...): holds|MISSED`) of the other sections, with their dates."""
+    body = re.sub(rf"^{GLANCE}\n.*?(?=^## )", "", text, flags=re.S | re.M)
+    rows: list[str] = []
+    section = date = ""
+    for line in body.splitlines():
+        if line.startswith("## "):
+            section, date = line[3:], ""
+        elif line.startswith("Date: "):
+            date = line[6:].strip()
+        elif m := BAR_LINE.match(line):
+            verdict = "**missed**" if m["verdict"].lower() == "missed" else m["verdict"]
+            rows.append(f"| {section} | {m['what']} | {m['bar']} | {verdict} | {date} |")
+    first = body.find("\n## ")
+    if not rows or first < 0:
+        return body
+    table = [
+        GLANCE,
+        "",
+        "Rebuilt whenever a benchmark writes its section, from the bar lines of the sections",
+        "below (each says how its figure was measured; a missed bar says why there).",
+        "",
+        "| benchmark | figure | bar | verdict | measured |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        "",
+    ]
+    return body[: first + 1] + "\n".join(table) + body[first + 1 :]
 
 
 def strip_paths(report: str) -> str:
