@@ -170,6 +170,46 @@ def leg_stub(steps: int, chats: list[Any], lookups: list[Any], want: Any) -> Cal
     return run
 
 
+def request_key(model: str, messages: list[dict[str, Any]], temperature: float) -> str:
+    """How a hand-written dict stub finds its answer: by the request sent."""
+    return json.dumps([model, messages, temperature])
+
+
+def leg_stub_keyed(
+    steps: int, chats: list[Any], lookups: list[Any], want: Any
+) -> Callable[[], None]:
+    """Info: a dict stub keyed by the request, so it answers only the requests it was
+    written for, as replay does (a list stub answers anything in order)."""
+    task = {"question": "Summarise the items, one lookup per turn."}
+    by_request: dict[str, Any] = {}
+    by_args: dict[tuple[str, int], Any] = {}
+    answers = iter(chats)
+    tool_answers = iter(lookups)
+
+    def keep_chat(model: str, messages: list[dict[str, Any]], temperature: float = 0.0) -> Any:
+        by_request[request_key(model, messages, temperature)] = answer = next(answers)
+        return answer
+
+    def keep_lookup(key: str, index: int) -> Any:
+        by_args[(key, index)] = answer = next(tool_answers)
+        return answer
+
+    make_agent(keep_chat, keep_lookup, steps)(task)  # the stub's dicts, written once
+    assert len(by_request) == len(chats) and len(by_args) == len(lookups)
+
+    def run() -> None:
+        def chat(model: str, messages: list[dict[str, Any]], temperature: float = 0.0) -> Any:
+            return by_request[request_key(model, messages, temperature)]
+
+        def lookup(key: str, index: int) -> Any:
+            return by_args[(key, index)]
+
+        out = make_agent(chat, lookup, steps)(task)
+        assert out == want
+
+    return run
+
+
 def leg_stub_copying(
     steps: int, chats: list[Any], lookups: list[Any], want: Any
 ) -> Callable[[], None]:
@@ -261,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         "opswald, answers not copied (info, unsafe)": leg_opswald_uncopied(
             golden, args.steps, want
         ),
+        "dict stub keyed by the request (info)": leg_stub_keyed(args.steps, chats, lookups, want),
     }
     for run in legs.values():  # warm-up
         run()
@@ -272,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             samples[name].append(timed(legs[name]))
     med = {n: statistics.median(s) for n, s in samples.items()}
     ratio = med["opswald"] / med["stub"]
-    copying, uncopied = names[2], names[3]
+    copying, uncopied, keyed = names[2], names[3], names[4]
     per_step = {n: med[n] / args.steps * 1e6 for n in legs}
     over = per_step["opswald"] - per_step["stub"]
     rows = [
@@ -295,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{per_step['opswald'] - per_step[uncopied]:.1f} µs/step of opswald's time; "
         f"against a stub that copies its answers too, opswald is "
         f"{med['opswald'] / med[copying]:.2f}x.",
+        f"- against a dict stub that finds each answer by the request sent (so, like replay, "
+        f"it answers only the calls it was written for; key: `json.dumps` of model, messages "
+        f"and temperature, or the tool's arguments), opswald is "
+        f"{med['opswald'] / med[keyed]:.2f}x.",
         f"- recording the golden (live run, {args.steps} steps): {record_s * 1e3:.0f} ms "
         f"(includes the plain run that captures the stub's answers).",
     ]
@@ -328,7 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         "guard on; the agent's output asserted equal to the stub's. `judge` not timed.",
         "- info rows: the stub handing out `plain_copy` copies of its answers (what replay "
         "must do: an agent may change what it is given, and the golden must not change with "
-        "it), and replay with that copy switched off (unsafe; shows the copy's cost).",
+        "it); replay with that copy switched off (unsafe; shows the copy's cost); and a dict "
+        "stub that looks each answer up by the request sent (`json.dumps([model, messages, "
+        "temperature])`, or the tool's arguments), so that, like replay and unlike the list "
+        "stub, it answers only the calls it was written for.",
         "",
         *rows,
         "",
