@@ -359,3 +359,31 @@ def test_matching_time_is_not_the_agents_time(monkeypatch: pytest.MonkeyPatch) -
     diverged, verdict = replay(golden.model_copy(update={"input": "y"}), agent)
     assert not verdict.passed
     assert diverged.actual.metadata["duration_ms"] == pytest.approx(0.0)
+
+
+@opswald.tool
+def fetch_page(url: str, *, page: int = 1, size: int = 10) -> dict[str, Any]:
+    return {"url": url, "page": page, "rows": list(range(size))}
+
+
+def test_calls_by_keyword_in_any_order_replay_and_record_in_parameter_order() -> None:
+    def recorded(_: Any) -> Any:
+        return fetch_page(url="u", page=2, size=3)
+
+    def reordered(_: Any) -> Any:
+        return fetch_page(size=3, page=2, url="u")  # the same call, keywords reordered
+
+    def changed(_: Any) -> Any:
+        return fetch_page(size=4, page=2, url="u")  # another call, keywords reordered
+
+    golden = record(recorded)
+    run, verdict = replay(golden, reordered)
+    assert verdict.passed, verdict.differences
+    assert run.actual.output == {"url": "u", "page": 2, "rows": [0, 1, 2]}
+
+    run, verdict = replay(golden, changed)
+    assert not verdict.passed
+    step = run.actual.step_list[0]
+    assert isinstance(step, ToolCallStep)
+    assert list(step.input) == ["url", "page", "size"], "written in parameter order"
+    assert step.input == {"url": "u", "page": 2, "size": 4}

@@ -51,3 +51,24 @@ def test_same_as_signature_bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -
 def test_other_shapes(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     sig = inspect.signature(fn)
     assert _binder(sig)(args, kwargs) == _bound_arguments(sig, args, kwargs)
+
+
+def plain(a: int, b: int = 2, *, c: Any, d: Any = 4) -> None: ...
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"c": 3, "a": 1},  # by keywords, out of order
+        {"d": [1], "c": {"x": 1}, "b": 5, "a": 1},
+        {"a": 1},  # a required argument missing: the checked path
+        {"a": 1, "c": 3, "zz": 1},  # an unknown keyword: the checked path
+    ],
+)
+def test_compare_only_binding_equals_the_recorded_one(kwargs: dict[str, Any]) -> None:
+    """`copy=False` (replay compares, never keeps) may hand back the call's own keyword
+    dict, in the caller's order; it still equals what a recorded call writes."""
+    sig = inspect.signature(plain)
+    compared, recorded = _binder(sig)((), kwargs, False), _bound_arguments(sig, (), kwargs)
+    assert compared == recorded
+    assert list(_binder(sig)((), kwargs)) == list(recorded), "recorded in parameter order"

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from opswald.engine.current import MISS, current, inside
+from opswald.engine.current import _current as _CURRENT
+from opswald.engine.current import _inside as _INSIDE
 from opswald.jsonable import to_jsonable
 
 if TYPE_CHECKING:  # the engine is imported only once a run is active
@@ -67,6 +69,8 @@ def _binder(sig: inspect.Signature) -> Binder:
     )
 
     def bind(args: tuple[Any, ...], kwargs: dict[str, Any], copy: bool = True) -> Any:
+        if not copy and not args and not skipped and required <= kwargs.keys() <= known:
+            return kwargs  # a call by keywords: its own fresh dict, compared, never kept
         if len(args) > len(positional):
             return _bound_arguments(sig, args, kwargs)
         given = dict(zip(positional, args, strict=False))
@@ -126,9 +130,11 @@ def _with_overrides(
 
 
 def _active() -> Context | None:
-    if inside().get():
+    """The context this call records into; none inside a call being recorded."""
+    if _INSIDE.get():
         return None
-    return current()
+    ctx = _CURRENT.get()
+    return ctx if ctx is not None else current()  # current() looks after other threads
 
 
 # -- tool calls: the one primitive behind @opswald.tool and the framework integrations --
@@ -256,7 +262,7 @@ def tool(
                     return answer
                 run = functools.partial(func, *args, **kwargs)
                 return await _tool_async(
-                    ctx, tool_name, to_jsonable(request), run, side_effects, decode
+                    ctx, tool_name, bind(args, kwargs, True), run, side_effects, decode
                 )
 
             return async_wrapper  # type: ignore[return-value]
@@ -271,7 +277,7 @@ def tool(
             if answer is not MISS:
                 return answer
             run = functools.partial(func, *args, **kwargs)
-            return _tool_sync(ctx, tool_name, to_jsonable(request), run, side_effects, decode)
+            return _tool_sync(ctx, tool_name, bind(args, kwargs, True), run, side_effects, decode)
 
         return wrapper  # type: ignore[return-value]
 
@@ -336,7 +342,7 @@ def llm(
             answer = ctx.answer_exact("llm_call", sent, decoder)
             if answer is not MISS:
                 return None, answer
-            request = to_jsonable(sent)
+            request = _llm_request(bind(args, kwargs, True), provider, api)  # a copy, in order
             return ctx.begin("llm_call", request), request
 
         def record(

@@ -55,11 +55,14 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
     return repr(value)
 
 
+_ATOMS = (str, int, float, type(None))  # bool is an int; a tuple checks faster than a union
+
+
 def plain_copy(value: Any) -> Any:
     """A deep copy of recorded data (what replay hands the agent, so that an agent changing
     what it was given cannot change the golden). Plain data copies through `marshal`, about
     4x faster than a JSON round trip; anything else through `copy.deepcopy`."""
-    if isinstance(value, str | int | float | bool | None):
+    if isinstance(value, _ATOMS):
         return value
     try:
         return marshal.loads(marshal.dumps(value))

@@ -158,8 +158,12 @@ class Tape:
         if kind != "llm_call" or self.cursor + 1 >= len(self.segments):
             return None
         head = self.segments[self.cursor + 1].head
-        if not isinstance(head, LLMCallStep) or self._pending_tools():
+        if not isinstance(head, LLMCallStep):
             return None
+        used = self.used
+        for tool in self.segments[self.cursor].tools:
+            if tool.step not in used:
+                return None  # a recorded tool call of this turn is still to come
         recorded = self._requests.get(head.step)
         if recorded is None:
             recorded = self._requests[head.step] = request_of(head)
