@@ -405,7 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         "parametrized N ways, and (up to "
         f"{args.files_max}) over N one-test Python files. Each run is a subprocess "
         f"(`{sys.executable.split('/')[-1]} -m pytest`, bytecode caching on as pytest runs "
-        "by default, so the warm-up writes the `.pyc` caches); one untimed "
+        "by default, so the warm-up writes the `.pyc` caches: with it off, every pytest "
+        "start compiles its assertion-rewritten modules again, a fixed cost in every leg that "
+        "makes the ratios look smaller than they are); one untimed "
         f"warm-up per leg and size, then the median of {args.reps} runs, legs interleaved; "
         "the collected count is asserted. Peak RSS: "
         + (
