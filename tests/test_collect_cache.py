@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import record
+from opswald import files
 
 GOLDEN = "goldens/flight.golden.yaml"
 INDEX = ".pytest_cache/d/opswald/collected.json"
@@ -28,6 +29,12 @@ def rewrite_in_place(path: Path, text: str) -> None:
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
 
 
+def later(path: Path, seconds: int = 5) -> None:
+    """Move the file's modification time forward, as a fresh checkout or `touch` does."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + seconds * 1_000_000_000))
+
+
 def index_entries(project: pytest.Pytester) -> dict[str, list[object]]:
     data = json.loads((project.path / INDEX).read_text())
     return data["goldens"]  # type: ignore[no-any-return]
@@ -38,7 +45,7 @@ def test_a_warm_collection_does_not_read_unchanged_goldens(project: pytest.Pytes
     result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["goldens/flight.golden.yaml::book_flight"])
     entry = index_entries(project)[str(project.path / GOLDEN)]
-    assert entry[2:] == ["book_flight", ["critical"]]
+    assert entry[2:4] == ["book_flight", ["critical"]]
 
     # the index cannot see this change, so a warm collection proves it did not read the file
     rewrite_in_place(project.path / GOLDEN, "name: x\ninput: {a: 1\n")
@@ -166,3 +173,38 @@ def test_deleted_goldens_leave_the_index(project: pytest.Pytester) -> None:
     result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["goldens/moved.golden.yaml::book_flight"])
     assert list(index_entries(project)) == [str(moved)]
+
+
+def test_a_golden_touched_with_the_same_bytes_is_not_parsed_again(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh checkout (or `touch`) changes every time, not the bytes: the content digest
+    says the golden is unchanged, and the entry takes the new time."""
+    record(project)
+    golden = project.path / GOLDEN
+    project.runpytest("--opswald-goldens", "--collect-only", "-q").assert_outcomes()
+    before = index_entries(project)[str(golden)]
+    later(golden)
+    parsed: list[Path] = []
+    load = files.load
+    monkeypatch.setattr(files, "load", lambda path, **kw: parsed.append(path) or load(path, **kw))
+
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["goldens/flight.golden.yaml::book_flight"])
+    assert parsed == []
+    after = index_entries(project)[str(golden)]
+    assert after[0] == golden.stat().st_mtime_ns != before[0]
+    assert after[1:] == before[1:]
+
+
+def test_a_golden_of_the_same_size_with_other_bytes_and_time_is_read(
+    project: pytest.Pytester,
+) -> None:
+    record(project)
+    golden = project.path / GOLDEN
+    project.runpytest("--opswald-goldens", "--collect-only", "-q").assert_outcomes()
+    rewrite_in_place(golden, "name: x\ninput: {a: 1\n")
+    later(golden)
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*malformed golden: *flight.golden.yaml:*"])
+    assert str(golden) not in index_entries(project)

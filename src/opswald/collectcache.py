@@ -4,8 +4,11 @@ Collecting a golden means reading, parsing and validating it: a malformed golden
 collection error naming the file. A golden that was valid when last collected and has not
 changed since (same size and modification time to the nanosecond, the test Python's own
 bytecode cache relies on) is still valid, so a warm run only stats it and parses it when
-its item runs. Deselected goldens (`-k`, `-m`, `--deselect`) and `--collect-only` are then
-never parsed, and an xdist worker parses only the goldens it runs.
+its item runs. A golden of the same size with another modification time (a fresh checkout,
+a `touch`, a branch switched there and back) is read and compared by content digest: the
+same bytes count as unchanged, and the entry takes the new time. Deselected goldens (`-k`,
+`-m`, `--deselect`) and `--collect-only` are then never parsed, and an xdist worker parses
+only the goldens it runs.
 
 The index lives in pytest's cache (`.pytest_cache/d/opswald/collected.json`), is written
 atomically by every process that collected (xdist workers hold the same entries), and is
@@ -17,6 +20,7 @@ afresh; entries of goldens that no longer exist are dropped whenever the index i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -30,6 +34,7 @@ from opswald.files import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, atomic_write_tex
 
 _KEY = pytest.StashKey["CollectIndex"]()
 _FILE = "collected.json"
+_FORMAT = 2  # rows: [mtime_ns, size, name, tags, digest]
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,26 @@ class Entry:
     tags: tuple[str, ...]
 
 
+def digest(golden: Path) -> str:
+    """The golden's content digest, as the index keeps it."""
+    return hashlib.blake2b(golden.read_bytes(), digest_size=16).hexdigest()
+
+
+def content_digest(index: CollectIndex, golden: Path, stat: os.stat_result) -> str | None:
+    """The digest to remember the golden by, read before it is parsed; None when the index
+    is off, or the file is over the size cap or unreadable (loading it says why)."""
+    if index.path is None or stat.st_size > DEFAULT_MAX_BYTES:
+        return None
+    try:
+        return digest(golden)
+    except OSError:
+        return None
+
+
 @dataclass
 class CollectIndex:
-    """Per golden path: (mtime_ns, size) when it was collected valid, its name and tags."""
+    """Per golden path: (mtime_ns, size) when it was collected valid, its name, tags and
+    content digest."""
 
     path: Path | None  # the index file, None when pytest's cache is off
     fingerprint: str
@@ -50,13 +72,25 @@ class CollectIndex:
     dirty: bool = False
 
     def lookup(self, golden: Path, stat: os.stat_result) -> Entry | None:
-        entry = self.entries.get(os.fspath(golden))
-        if entry is None or entry[0] != stat.st_mtime_ns or entry[1] != stat.st_size:
+        row = self.entries.get(os.fspath(golden))
+        if row is None or row[1] != stat.st_size:
             return None
-        return Entry(name=entry[2], tags=tuple(entry[3]))
+        if row[0] != stat.st_mtime_ns:  # touched, or rewritten: same bytes?
+            try:
+                same = digest(golden) == row[4]
+            except OSError:
+                return None  # collecting it reports why it cannot be read
+            if not same:
+                self.forget(golden)  # changed: collected afresh, remembered again if valid
+                return None
+            row[0] = stat.st_mtime_ns  # a stale time can only cost a read, never a miss
+            self.dirty = True
+        return Entry(name=row[2], tags=tuple(row[3]))
 
-    def remember(self, golden: Path, stat: os.stat_result, entry: Entry) -> None:
-        row = [stat.st_mtime_ns, stat.st_size, entry.name, list(entry.tags)]
+    def remember(self, golden: Path, stat: os.stat_result, entry: Entry, content: str) -> None:
+        """Remember a golden collected valid; `content` is the digest of what was read,
+        taken before it was parsed (a change after that can only cost a read)."""
+        row = [stat.st_mtime_ns, stat.st_size, entry.name, list(entry.tags), content]
         if self.entries.get(os.fspath(golden)) != row:
             self.entries[os.fspath(golden)] = row
             self.dirty = True
@@ -87,7 +121,7 @@ def index_of(config: pytest.Config) -> CollectIndex:
 
 
 def _read(config: pytest.Config) -> CollectIndex:
-    fingerprint = f"{__version__}/{DEFAULT_MAX_BYTES}/{DEFAULT_MAX_DEPTH}"
+    fingerprint = f"{_FORMAT}/{__version__}/{DEFAULT_MAX_BYTES}/{DEFAULT_MAX_DEPTH}"
     cache = getattr(config, "cache", None)
     if cache is None:
         return CollectIndex(path=None, fingerprint=fingerprint)
@@ -107,9 +141,12 @@ def _read(config: pytest.Config) -> CollectIndex:
                 k: v
                 for k, v in goldens.items()
                 if isinstance(v, list)
-                and len(v) == 4
+                and len(v) == 5
+                and isinstance(v[0], int)
+                and isinstance(v[1], int)
                 and isinstance(v[2], str)
                 and isinstance(v[3], list)
+                and isinstance(v[4], str)
             }
     return index
 
