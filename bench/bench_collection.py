@@ -31,6 +31,7 @@ import os
 import re
 import resource
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -132,6 +133,14 @@ def make_projects(root: Path, sizes: list[int], files_max: int) -> dict[tuple[st
         (proj / "pytest.ini").write_text("[pytest]\n")
         projects[("goldens", n)] = proj
 
+        # its own copies (not links): touching them leaves the other legs' times alone
+        proj = root / f"goldens-touched-{n}"
+        (proj / "goldens").mkdir(parents=True)
+        for name in names[:n]:
+            shutil.copyfile(source / name, proj / "goldens" / name)
+        (proj / "pytest.ini").write_text("[pytest]\n")
+        projects[("goldens touched", n)] = proj
+
         proj = root / f"param-{n}"
         proj.mkdir()
         (proj / "pytest.ini").write_text("[pytest]\n")
@@ -196,11 +205,21 @@ def leg_args(leg: str) -> list[str]:
     goldens = ["--opswald-goldens"] if leg.startswith("goldens") else []
     if leg.endswith(" run"):
         return goldens + RUN_ARGS
-    return goldens + (WARM_ARGS if leg.endswith("warm") else PYTEST_ARGS)
+    warm = leg.endswith(("warm", "touched"))
+    return goldens + (WARM_ARGS if warm else PYTEST_ARGS)
+
+
+def touch_goldens(proj: Path) -> None:
+    """A fresh checkout's new modification times, the bytes unchanged (not timed)."""
+    now = time.time_ns()
+    for path in (proj / "goldens").iterdir():
+        os.utime(path, ns=(now, now))
 
 
 def run_once(proj: Path, leg: str, expect: int) -> tuple[float, float | None]:
     """(wall seconds, peak RSS MiB) of one `pytest --collect-only` subprocess."""
+    if leg == "goldens touched":
+        touch_goldens(proj)
     cmd = [sys.executable, "-m", "pytest", *leg_args(leg)]
     env = pytest_env()
     if TIME:
@@ -263,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:  # the warm legs run in the same projects, with pytest's cache on
             projects[("goldens warm", n)] = projects[("goldens", n)]
             projects[("param warm", n)] = projects[("param", n)]
-        legs = ["goldens", "goldens warm", "param", "param warm", "files"]
+        legs = ["goldens", "goldens warm", "goldens touched", "param", "param warm", "files"]
         for n in sizes:
             here = [leg for leg in legs if (leg, n) in projects]
             for leg in here:  # warm the page cache, not timed
@@ -306,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     warm_rows = [
         "| tests | goldens warm s | parametrized warm s | goldens warm / param warm | "
-        "goldens warm MiB | param warm MiB |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "goldens touched s | touched / param warm | goldens warm MiB | param warm MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def f(v: float | None, fmt: str = "{:.2f}") -> str:
@@ -321,9 +340,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{f(rss('param', n), '{:.0f}')} | {f(rss('files', n), '{:.0f}')} |"
         )
     for n in sizes:
-        g, p = med("goldens warm", n), med("param warm", n)
+        g, p, t = med("goldens warm", n), med("param warm", n), med("goldens touched", n)
         warm_rows.append(
-            f"| {n} | {f(g)} | {f(p)} | {f(g / p if g and p else None)} | "
+            f"| {n} | {f(g)} | {f(p)} | {f(g / p if g and p else None)} | {f(t)} | "
+            f"{f(t / p if t and p else None)} | "
             f"{f(rss('goldens warm', n), '{:.0f}')} | {f(rss('param warm', n), '{:.0f}')} |"
         )
     run_rows = [
@@ -354,6 +374,14 @@ def main(argv: list[str] | None = None) -> int:
     bar("warm: goldens 5k / parametrized 5k", ratio(gw5, med("param warm", 5000)), 2)
     if gw10 and gw5:
         verdict.append(f"- warm goldens growth 10k / 5k = {gw10 / gw5:.2f}.")
+    t5, pw5 = med("goldens touched", 5000), med("param warm", 5000)
+    if t5 and pw5:
+        extra = (t5 - gw5) / 5000 * 1e6 if gw5 else 0.0
+        cost = f"{extra:.0f} µs per golden" if extra > 0 else "nothing measurable"
+        verdict.append(
+            f"- touched (fresh checkout, cache restored): goldens 5k / parametrized warm 5k = "
+            f"{t5 / pw5:.2f}; reading and hashing each golden adds {cost} over a warm run."
+        )
     bar("goldens growth 10k / 5k", ratio(med("goldens", 10000), g5), 2.2)
     f5 = med("files", 5000)
     if f5 and g5 and p5:
@@ -424,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         "Warm (pytest's cache on, `--collect-only -q`, the untimed warm-up run having filled "
         "it: opswald's collection index says which goldens are unchanged since they were "
         "collected valid, and those are not read; the parametrized leg with the cache on "
-        "too):",
+        'too). "Goldens touched": the same, after every golden got a new modification time '
+        "with the same bytes (a fresh checkout with `.pytest_cache` restored; not timed): each "
+        "golden is read and its content digest compared, none parsed:",
         "",
         *warm_rows,
         "",
