@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def test_a_warm_collection_does_not_read_unchanged_goldens(project: pytest.Pytes
     record(project)
     result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["goldens/flight.golden.yaml::book_flight"])
-    entry = index_entries(project)[str(project.path / GOLDEN)]
+    entry = index_entries(project)[GOLDEN]
     assert entry[2:4] == ["book_flight", ["critical"]]
 
     # the index cannot see this change, so a warm collection proves it did not read the file
@@ -60,7 +61,7 @@ def test_a_warm_collection_does_not_read_unchanged_goldens(project: pytest.Pytes
     assert "INTERNALERROR" not in result.stdout.str()
 
     # and the entry is gone: the next run reports it as the collection error it is
-    assert str(project.path / GOLDEN) not in index_entries(project)
+    assert GOLDEN not in index_entries(project)
     result = project.runpytest("--opswald-goldens")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*malformed golden: *flight.golden.yaml:*"])
@@ -84,7 +85,7 @@ def test_a_changed_golden_is_collected_afresh(project: pytest.Pytester) -> None:
     golden.write_text(golden.read_text().replace("name: book_flight", "name: book_flight_v2"))
     result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["goldens/flight.golden.yaml::book_flight_v2"])
-    assert index_entries(project)[str(golden)][2] == "book_flight_v2"
+    assert index_entries(project)[GOLDEN][2] == "book_flight_v2"
 
 
 def test_a_golden_renamed_in_place_heals_on_its_next_collection(project: pytest.Pytester) -> None:
@@ -113,8 +114,8 @@ def test_malformed_goldens_are_never_remembered(project: pytest.Pytester) -> Non
         result = project.runpytest("--opswald-goldens")
         result.assert_outcomes(passed=1, errors=1)
         result.stdout.fnmatch_lines(["*malformed golden: *bad.golden.yaml:3*tags*"])
-    assert str(bad) not in index_entries(project)
-    assert str(project.path / GOLDEN) in index_entries(project)
+    assert "goldens/bad.golden.yaml" not in index_entries(project)
+    assert GOLDEN in index_entries(project)
 
 
 def test_without_pytests_cache_every_collection_reads_every_golden(
@@ -160,7 +161,7 @@ def test_xdist_workers_share_the_index(project: pytest.Pytester) -> None:
     result = project.runpytest("--opswald-goldens", "-n", "2")
     result.assert_outcomes(passed=6, failed=1)
     result.stdout.fnmatch_lines(["*malformed golden: *copy0.golden.yaml:*"])
-    assert str(project.path / "goldens" / "copy0.golden.yaml") not in index_entries(project)
+    assert "goldens/copy0.golden.yaml" not in index_entries(project)
 
 
 def test_deleted_goldens_leave_the_index(project: pytest.Pytester) -> None:
@@ -168,11 +169,11 @@ def test_deleted_goldens_leave_the_index(project: pytest.Pytester) -> None:
     golden = project.path / GOLDEN
     moved = project.path / "goldens" / "moved.golden.yaml"
     project.runpytest("--opswald-goldens", "--collect-only", "-q").assert_outcomes()
-    assert list(index_entries(project)) == [str(golden)]
+    assert list(index_entries(project)) == [GOLDEN]
     golden.rename(moved)
     result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["goldens/moved.golden.yaml::book_flight"])
-    assert list(index_entries(project)) == [str(moved)]
+    assert list(index_entries(project)) == ["goldens/moved.golden.yaml"]
 
 
 def test_a_golden_touched_with_the_same_bytes_is_not_parsed_again(
@@ -183,7 +184,7 @@ def test_a_golden_touched_with_the_same_bytes_is_not_parsed_again(
     record(project)
     golden = project.path / GOLDEN
     project.runpytest("--opswald-goldens", "--collect-only", "-q").assert_outcomes()
-    before = index_entries(project)[str(golden)]
+    before = index_entries(project)[GOLDEN]
     later(golden)
     parsed: list[Path] = []
     load = files.load
@@ -192,7 +193,7 @@ def test_a_golden_touched_with_the_same_bytes_is_not_parsed_again(
     result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["goldens/flight.golden.yaml::book_flight"])
     assert parsed == []
-    after = index_entries(project)[str(golden)]
+    after = index_entries(project)[GOLDEN]
     assert after[0] == golden.stat().st_mtime_ns != before[0]
     assert after[1:] == before[1:]
 
@@ -207,4 +208,32 @@ def test_a_golden_of_the_same_size_with_other_bytes_and_time_is_read(
     later(golden)
     result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*malformed golden: *flight.golden.yaml:*"])
-    assert str(golden) not in index_entries(project)
+    assert GOLDEN not in index_entries(project)
+
+
+def test_a_fresh_clone_elsewhere_with_the_cache_restored_collects_warm(
+    project: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """CI: a clone in another directory, every file with a new time, `.pytest_cache`
+    restored from the last run: no golden is parsed at collection."""
+    record(project)
+    project.runpytest("--opswald-goldens", "--collect-only", "-q").assert_outcomes()
+    clone = tmp_path_factory.mktemp("ci") / "checkout"
+    shutil.copytree(project.path, clone)
+    for golden in (clone / "goldens").iterdir():
+        later(golden)
+    monkeypatch.chdir(clone)
+    parsed: list[Path] = []
+    load = files.load
+    monkeypatch.setattr(files, "load", lambda path, **kw: parsed.append(path) or load(path, **kw))
+
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["goldens/flight.golden.yaml::book_flight"])
+    assert parsed == []
+    entries = json.loads((clone / INDEX).read_text())["goldens"]
+    assert entries[GOLDEN][0] == (clone / GOLDEN).stat().st_mtime_ns
+    monkeypatch.setattr(files, "load", load)
+    result = project.runpytest("--opswald-goldens")  # and the clone's golden runs
+    result.assert_outcomes(passed=1)

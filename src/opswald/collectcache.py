@@ -10,7 +10,8 @@ same bytes count as unchanged, and the entry takes the new time. Deselected gold
 `-m`, `--deselect`) and `--collect-only` are then never parsed, and an xdist worker parses
 only the goldens it runs.
 
-The index lives in pytest's cache (`.pytest_cache/d/opswald/collected.json`), is written
+The index lives in pytest's cache (`.pytest_cache/d/opswald/collected.json`), keyed by
+each golden's path under the rootdir, is written
 atomically by every process that collected (xdist workers hold the same entries), and is
 keyed by the opswald version and the loading limits; `pytest --cache-clear` or
 `-p no:cacheprovider` turns it off for a run. An entry whose golden, loaded to run, has
@@ -34,7 +35,7 @@ from opswald.files import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, atomic_write_tex
 
 _KEY = pytest.StashKey["CollectIndex"]()
 _FILE = "collected.json"
-_FORMAT = 2  # rows: [mtime_ns, size, name, tags, digest]
+_FORMAT = 3  # keys: paths under the rootdir; rows: [mtime_ns, size, name, tags, digest]
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,19 @@ class CollectIndex:
 
     path: Path | None  # the index file, None when pytest's cache is off
     fingerprint: str
+    root: str = ""  # the rootdir: goldens under it are keyed by their path relative to it
     entries: dict[str, list[Any]] = field(default_factory=dict)
     dirty: bool = False
 
+    def key(self, golden: Path) -> str:
+        """The golden's key: its path under the rootdir (so a checkout elsewhere with the
+        cache restored still finds it), or its absolute path outside it."""
+        text = os.fspath(golden)
+        prefix = self.root + os.sep
+        return text[len(prefix) :] if self.root and text.startswith(prefix) else text
+
     def lookup(self, golden: Path, stat: os.stat_result) -> Entry | None:
-        row = self.entries.get(os.fspath(golden))
+        row = self.entries.get(self.key(golden))
         if row is None or row[1] != stat.st_size:
             return None
         if row[0] != stat.st_mtime_ns:  # touched, or rewritten: same bytes?
@@ -91,19 +100,22 @@ class CollectIndex:
         """Remember a golden collected valid; `content` is the digest of what was read,
         taken before it was parsed (a change after that can only cost a read)."""
         row = [stat.st_mtime_ns, stat.st_size, entry.name, list(entry.tags), content]
-        if self.entries.get(os.fspath(golden)) != row:
-            self.entries[os.fspath(golden)] = row
+        key = self.key(golden)
+        if self.entries.get(key) != row:
+            self.entries[key] = row
             self.dirty = True
 
     def forget(self, golden: Path) -> None:
-        if self.entries.pop(os.fspath(golden), None) is not None:
+        if self.entries.pop(self.key(golden), None) is not None:
             self.dirty = True
 
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
         # goldens deleted or moved since they were remembered are forgotten
-        self.entries = {k: v for k, v in self.entries.items() if os.path.exists(k)}
+        self.entries = {
+            k: v for k, v in self.entries.items() if os.path.exists(os.path.join(self.root, k))
+        }
         data = {"fingerprint": self.fingerprint, "goldens": self.entries}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +141,7 @@ def _read(config: pytest.Config) -> CollectIndex:
         path = Path(cache.mkdir("opswald")) / _FILE
     except OSError:
         return CollectIndex(path=None, fingerprint=fingerprint)
-    index = CollectIndex(path=path, fingerprint=fingerprint)
+    index = CollectIndex(path=path, fingerprint=fingerprint, root=os.fspath(config.rootpath))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
