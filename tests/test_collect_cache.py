@@ -36,6 +36,14 @@ def later(path: Path, seconds: int = 5) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + seconds * 1_000_000_000))
 
 
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The goldens `files.load` parses from now on (`runpytest` runs in this process)."""
+    parsed: list[Path] = []
+    load = files.load
+    monkeypatch.setattr(files, "load", lambda path, **kw: parsed.append(path) or load(path, **kw))
+    return parsed
+
+
 def index_entries(project: pytest.Pytester) -> dict[str, list[object]]:
     data = json.loads((project.path / INDEX).read_text())
     return data["goldens"]  # type: ignore[no-any-return]
@@ -186,10 +194,7 @@ def test_a_golden_touched_with_the_same_bytes_is_not_parsed_again(
     project.runpytest("--opswald-goldens", "--collect-only", "-q").assert_outcomes()
     before = index_entries(project)[GOLDEN]
     later(golden)
-    parsed: list[Path] = []
-    load = files.load
-    monkeypatch.setattr(files, "load", lambda path, **kw: parsed.append(path) or load(path, **kw))
-
+    parsed = parses(monkeypatch)
     result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["goldens/flight.golden.yaml::book_flight"])
     assert parsed == []
@@ -225,15 +230,11 @@ def test_a_fresh_clone_elsewhere_with_the_cache_restored_collects_warm(
     for golden in (clone / "goldens").iterdir():
         later(golden)
     monkeypatch.chdir(clone)
-    parsed: list[Path] = []
-    load = files.load
-    monkeypatch.setattr(files, "load", lambda path, **kw: parsed.append(path) or load(path, **kw))
-
+    parsed = parses(monkeypatch)
     result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["goldens/flight.golden.yaml::book_flight"])
     assert parsed == []
     entries = json.loads((clone / INDEX).read_text())["goldens"]
     assert entries[GOLDEN][0] == (clone / GOLDEN).stat().st_mtime_ns
-    monkeypatch.setattr(files, "load", load)
     result = project.runpytest("--opswald-goldens")  # and the clone's golden runs
     result.assert_outcomes(passed=1)
