@@ -242,6 +242,36 @@ def run_once(proj: Path, leg: str, expect: int) -> tuple[float, float | None]:
     return wall, rss
 
 
+def parse_costs(path: Path, number: int = 200, repeat: int = 7) -> dict[str, float]:
+    """Best-of µs, in this process, for the parts of a cold collection that a warm one
+    skips: the read, the safe parse (`files.load_data`, read included), libyaml's event
+    stream alone as PyYAML hands it to Python (the floor of any parse built on PyYAML),
+    and schema validation."""
+    import timeit
+    from collections import deque
+
+    import yaml
+
+    from opswald import files
+
+    text = path.read_text(encoding="utf-8")
+    data = files.load_data(path)
+
+    def events() -> None:
+        deque(yaml.parse(text, Loader=yaml.CSafeLoader), maxlen=0)
+
+    parts = {
+        "read": lambda: path.read_bytes().decode("utf-8"),
+        "parse": lambda: files.load_data(path),
+        "events": events,
+        "validate": lambda: Session.model_validate(data),
+    }
+    return {
+        name: min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+        for name, fn in parts.items()
+    }
+
+
 def profile_goldens(proj: Path, out_dir: Path) -> str:
     """cProfile one goldens collection: top 15 cumulative, src/opswald top 30."""
     prof = out_dir / "collect.prof"
@@ -277,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[tuple[str, int], list[tuple[float, float | None]]] = {}
     prof_text = None
+    costs: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="opswald-collect-") as tmp:
         projects = make_projects(Path(tmp), sizes, args.files_max)
         for n in sizes:  # the warm legs run in the same projects, with pytest's cache on
@@ -306,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                 for leg in [*here, *runs]
             )
             print(f"{n}: {line}  [{time.perf_counter() - started:.0f}s so far]", flush=True)
+        if ("goldens", 5000) in projects:
+            costs = parse_costs(next((projects[("goldens", 5000)] / "goldens").iterdir()))
         if not args.no_profile and ("goldens", 5000) in projects:
             prof_text = profile_goldens(projects[("goldens", 5000)], Path(tmp))
 
@@ -381,6 +414,19 @@ def main(argv: list[str] | None = None) -> int:
         verdict.append(
             f"- touched (fresh checkout, cache restored): goldens 5k / parametrized warm 5k = "
             f"{t5 / pw5:.2f}; reading and hashing each golden adds {cost} over a warm run."
+        )
+    if costs and g5 and p5 and gw5:
+        # a warm run does all a cold one does but read, parse and validate each golden
+        left = (2 * p5 - gw5) / 5000 * 1e6
+        spent = costs["parse"] + costs["validate"]
+        verdict.append(
+            f"- why cold misses: the bar gives 5k goldens 2 x {p5:.2f} s; a warm run of them "
+            f"(all but reading, parsing and validating each golden) takes {gw5:.2f} s, which "
+            f"leaves about {left:.0f} µs per golden for those. They cost {spent:.0f} µs "
+            f"per golden here: read {costs['read']:.0f}, safe parse {costs['parse'] - costs['read']:.0f} "
+            f"(of which libyaml's events as PyYAML hands them to Python, the floor of any "
+            f"PyYAML-based parse, {costs['events']:.0f}), validation {costs['validate']:.0f} "
+            "(one golden, in process, best of 7)."
         )
     bar("goldens growth 10k / 5k", ratio(med("goldens", 10000), g5), 2.2)
     f5 = med("files", 5000)
