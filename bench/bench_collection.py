@@ -419,11 +419,12 @@ def main(argv: list[str] | None = None) -> int:
         # a warm run does all a cold one does but read, parse and validate each golden
         left = (2 * p5 - gw5) / 5000 * 1e6
         spent = costs["parse"] + costs["validate"]
+        read, parse = costs["read"], costs["parse"] - costs["read"]
         verdict.append(
             f"- why cold misses: the bar gives 5k goldens 2 x {p5:.2f} s; a warm run of them "
             f"(all but reading, parsing and validating each golden) takes {gw5:.2f} s, which "
             f"leaves about {left:.0f} µs per golden for those. They cost {spent:.0f} µs "
-            f"per golden here: read {costs['read']:.0f}, safe parse {costs['parse'] - costs['read']:.0f} "
+            f"per golden here: read {read:.0f}, safe parse {parse:.0f} "
             f"(of which libyaml's events as PyYAML hands them to Python, the floor of any "
             f"PyYAML-based parse, {costs['events']:.0f}), validation {costs['validate']:.0f} "
             "(one golden, in process, best of 7)."
