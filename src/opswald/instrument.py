@@ -7,9 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from opswald.engine.current import MISS, current, inside
-from opswald.engine.current import _current as _CURRENT
-from opswald.engine.current import _inside as _INSIDE
+from opswald.engine.current import CURRENT, INSIDE, MISS, current, inside
 from opswald.jsonable import to_jsonable
 
 if TYPE_CHECKING:  # the engine is imported only once a run is active
@@ -131,9 +129,9 @@ def _with_overrides(
 
 def _active() -> Context | None:
     """The context this call records into; none inside a call being recorded."""
-    if _INSIDE.get():
+    if INSIDE.get():
         return None
-    ctx = _CURRENT.get()
+    ctx = CURRENT.get()
     return ctx if ctx is not None else current()  # current() looks after other threads
 
 

@@ -12,10 +12,13 @@ if TYPE_CHECKING:
 
 MISS: object = object()  # Context.answer_exact: not the recorded call, nothing was done
 
-_current: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+# The context of the run in this task or thread, and whether the code running is opswald's
+# own call of a recorded function (not the agent's). Public for hot paths that read them
+# directly; everything else goes through `current()` and `inside()`.
+CURRENT: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
     "opswald_context", default=None
 )
-_inside: contextvars.ContextVar[bool] = contextvars.ContextVar("opswald_inside", default=False)
+INSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("opswald_inside", default=False)
 
 
 class _Fallback:
@@ -27,14 +30,14 @@ class _Fallback:
 
 
 def current() -> Context | None:
-    ctx = _current.get()
+    ctx = CURRENT.get()
     if ctx is None and threading.current_thread() is not threading.main_thread():
         ctx = _Fallback.active
     return ctx
 
 
 def inside() -> contextvars.ContextVar[bool]:
-    return _inside
+    return INSIDE
 
 
 class activate:
@@ -45,14 +48,14 @@ class activate:
         self._token: contextvars.Token[Context | None] | None = None
 
     def __enter__(self) -> Context:
-        self._token = _current.set(self.ctx)
+        self._token = CURRENT.set(self.ctx)
         with _Fallback.lock:
             _Fallback.active = self.ctx
         return self.ctx
 
     def __exit__(self, *exc: object) -> None:
         assert self._token is not None
-        _current.reset(self._token)
+        CURRENT.reset(self._token)
         with _Fallback.lock:
             if _Fallback.active is self.ctx:
                 _Fallback.active = None
