@@ -5,6 +5,12 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+# Imported here, before any in-process pytest run (`pytester.runpytest`): such a run drops
+# the modules first imported inside it. httpx2 builds its table of httpcore2 errors once,
+# in the first run that connects; a later run that imported httpcore2 afresh then raised
+# errors the table does not know, and a refused connection escaped the openai SDK as a raw
+# `httpcore2.ConnectError` instead of `APIConnectionError` (tests/test_sdk.py, run alone).
+import httpcore2  # noqa: F401
 import pytest
 
 AGENT = '''
