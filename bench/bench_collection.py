@@ -20,8 +20,9 @@ children so far, so only an upper bound). The goldens are written with `opswald.
 
 Run: python bench/bench_collection.py [--sizes 1000,5000,10000] [--files-max 5000]
      [--reps 3] [--no-profile] [--no-write]
-Writes bench/RESULTS.md (section "Collection") and bench/profiles/collection.txt
-(a cProfile of one goldens collection at 5k).
+Writes bench/RESULTS.md (section "Collection"), bench/profiles/collection.txt (a cProfile
+of one goldens collection at 5k) and, when `py-spy` is installed (bench/requirements.txt),
+bench/profiles/collection-pyspy.txt (the same collection sampled from outside the process).
 """
 
 from __future__ import annotations
@@ -272,6 +273,69 @@ def parse_costs(path: Path, number: int = 200, repeat: int = 7) -> dict[str, flo
     }
 
 
+SPY_BUCKETS = [
+    "opswald: parse YAML (libyaml's events and the builder)",
+    "opswald: validate (pydantic)",
+    "opswald: read the file",
+    "opswald: the rest of collecting goldens (hooks, nodes)",
+    "pytest: collection (directories, nodes, hooks)",
+    "pytest: garbage collection passes at exit (`gc_collect_harder`)",
+    "start-up and the rest: imports, plugins, configuration, summary",
+]
+
+
+def spy_bucket(stack: str) -> str:
+    """Which of `SPY_BUCKETS` a sampled stack (outermost frame first) belongs to."""
+    if "pytest_collection (" in stack:
+        for i, frame in enumerate(("_yaml_data (", "_validate (", "_read_text (")):
+            if frame + "opswald/files.py" in stack:
+                return SPY_BUCKETS[i]
+        return SPY_BUCKETS[3] if "(opswald/" in stack else SPY_BUCKETS[4]
+    return SPY_BUCKETS[5] if "gc_collect_harder (" in stack else SPY_BUCKETS[6]
+
+
+def spy_goldens(proj: Path, out_dir: Path) -> str | None:
+    """py-spy (a sampling profiler, outside the process) of one cold goldens collection:
+    shares of the samples by bucket, and the busiest frames. None without py-spy."""
+    exe = shutil.which("py-spy")
+    if exe is None:
+        return None
+    raw = out_dir / "spy.txt"
+    cmd = [exe, "record", "-r", "500", "-f", "raw", "-o", str(raw), "--"]
+    cmd += [sys.executable, "-m", "pytest", *leg_args("goldens")]
+    proc = subprocess.run(cmd, cwd=proj, env=pytest_env(), capture_output=True, text=True)
+    if proc.returncode != 0 or not raw.exists():
+        return f"py-spy did not run (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+    buckets: dict[str, int] = dict.fromkeys(SPY_BUCKETS, 0)
+    leaves: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        buckets[spy_bucket(stack)] += n
+        leaf = re.sub(r":\d+\)$", ")", stack.rsplit(";", 1)[-1]) or "(no Python frame)"
+        leaves[leaf] = leaves.get(leaf, 0) + n
+    if not total:
+        return None
+    width = max(len(name) for name in buckets)
+    lines = [
+        f"py-spy record -r 500 of `pytest {' '.join(leg_args('goldens'))}` over {proj.name} "
+        f"(cold, {total} samples)",
+        "",
+        *(f"{name:<{width}}  {n / total:6.1%}" for name, n in buckets.items()),
+        "",
+        "busiest frames (own time, C code included in the Python frame that called it):",
+        *(
+            f"{n / total:6.1%}  {leaf}"
+            for leaf, n in sorted(leaves.items(), key=lambda kv: -kv[1])[:15]
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def profile_goldens(proj: Path, out_dir: Path) -> str:
     """cProfile one goldens collection: top 15 cumulative, src/opswald top 30."""
     prof = out_dir / "collect.prof"
@@ -306,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     results: dict[tuple[str, int], list[tuple[float, float | None]]] = {}
-    prof_text = None
+    prof_text = spy_text = None
     costs: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="opswald-collect-") as tmp:
         projects = make_projects(Path(tmp), sizes, args.files_max)
@@ -341,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             costs = parse_costs(next((projects[("goldens", 5000)] / "goldens").iterdir()))
         if not args.no_profile and ("goldens", 5000) in projects:
             prof_text = profile_goldens(projects[("goldens", 5000)], Path(tmp))
+            spy_text = spy_goldens(projects[("goldens", 5000)], Path(tmp))
 
     def med(leg: str, n: int) -> float | None:
         r = results.get((leg, n))
@@ -468,6 +533,22 @@ def main(argv: list[str] | None = None) -> int:
     if prof_text:
         out.parent.mkdir(exist_ok=True)
         out.write_text(prof_text)
+    spy_lines: list[str] = []
+    if spy_text and spy_text.startswith("py-spy record"):
+        spy_out = BENCH / "profiles" / "collection-pyspy.txt"
+        spy_out.write_text(spy_text)
+        table = spy_text.split("\n\nbusiest")[0]
+        spy_lines = [
+            "",
+            "Where a cold collection of 5k goldens spends its time, sampled from outside the "
+            f"process by py-spy (busiest frames: `bench/profiles/{spy_out.name}`):",
+            "",
+            "```",
+            *table.split("\n")[2:],
+            "```",
+        ]
+    elif spy_text:
+        print(spy_text, file=sys.stderr)
     m = machine(("pytest-opswald", "pytest", "pydantic", "pydantic-core", "PyYAML"))
     section = [
         *header(SECTION, command, m),
@@ -513,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         *run_rows,
         "",
         *verdict,
+        *spy_lines,
         "",
         "cProfile of one goldens collection at 5k: `bench/profiles/collection.txt`.",
     ]
