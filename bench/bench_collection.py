@@ -534,9 +534,11 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(exist_ok=True)
         out.write_text(prof_text)
     spy_lines: list[str] = []
+    spy_written: list[Path] = []
     if spy_text and spy_text.startswith("py-spy record"):
         spy_out = BENCH / "profiles" / "collection-pyspy.txt"
         spy_out.write_text(spy_text)
+        spy_written.append(spy_out)
         table = spy_text.split("\n\nbusiest")[0]
         spy_lines = [
             "",
@@ -599,7 +601,8 @@ def main(argv: list[str] | None = None) -> int:
         "cProfile of one goldens collection at 5k: `bench/profiles/collection.txt`.",
     ]
     write_results(SECTION, "\n".join(section))
-    print(f"\nwrote {BENCH / 'RESULTS.md'}" + (f" and {out}" if prof_text else ""))
+    written = [BENCH / "RESULTS.md", *([out] if prof_text else []), *spy_written]
+    print("\nwrote " + ", ".join(map(str, written)))
     return 0
 
 
