@@ -20,7 +20,11 @@ interleaved, each warmed up once:
                         own `CombinedPersister` (what `pytest --record-mode=none` does)
   (info) opswald+load   opswald, golden files parsed per session with `opswald.load`
 
-Run: python bench/bench_http_replay.py [--sessions 50] [--calls 10] [--reps 5]
+Then (info) the same sessions replayed by pytest itself, one test or golden per session,
+each run a subprocess: a MockTransport floor test, pytest-recording's `@pytest.mark.vcr`
+over the recorded cassettes with `--record-mode=none`, and `pytest --opswald-goldens`.
+
+Run: python bench/bench_http_replay.py [--sessions 50] [--calls 10] [--reps 5] [--no-pytest]
 Writes bench/RESULTS.md (section "HTTP replay through the openai SDK") and
 bench/profiles/http_replay.txt. Loopback only; every loop is bounded.
 """
@@ -33,9 +37,12 @@ import gc
 import io
 import json
 import pstats
+import re
 import shlex
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,10 +56,13 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the shared fake provider lives with the tests
+sys.path.insert(0, str(BENCH))
 
 import httpx2  # noqa: E402
 import openai  # noqa: E402
 import vcr  # noqa: E402
+from _common import pytest_env  # noqa: E402
+from _http_agent import run_agent  # noqa: E402
 from pytest_recording._vcr import CombinedPersister  # noqa: E402
 from vcr.record_mode import RecordMode  # noqa: E402
 
@@ -64,77 +74,7 @@ from opswald.session import Session  # noqa: E402
 SECTION = "HTTP replay through the openai SDK"
 BAR_VS_VCR = 0.7
 BAR_VS_FLOOR = 1.15
-MODEL = "gpt-4o-mini"
 CITIES = ("Lisbon", "Oslo", "Nairobi", "Lima", "Osaka", "Perth", "Quito", "Tunis", "Hanoi")
-
-# --------------------------------------------------------------------------- the agent
-# Plain tools (not @opswald.tool): the bar is about HTTP-level replay, so every leg runs
-# the same tool code and only the LLM traffic is served from a recording.
-
-
-def get_weather(city: str) -> dict[str, Any]:
-    return {"city": city, "temp_c": (len(city) * 7) % 35, "conditions": "clear"}
-
-
-def get_time(city: str) -> dict[str, Any]:
-    return {"city": city, "local_time": f"{(len(city) * 5) % 24:02d}:00"}
-
-
-TOOL_FUNCS: dict[str, Callable[..., dict[str, Any]]] = {
-    "get_weather": get_weather,
-    "get_time": get_time,
-}
-TOOLS: list[Any] = [
-    {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": f"{name.replace('_', ' ')} in a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}},
-                "required": ["city"],
-            },
-        },
-    }
-    for name in TOOL_FUNCS
-]
-
-
-def run_agent(client: openai.OpenAI, task: dict[str, Any]) -> dict[str, Any]:
-    """Ask the model, run the tools it asks for, ask again; at most task['max_calls'] calls."""
-    messages: list[Any] = [
-        {"role": "system", "content": "You are a terse travel assistant. Use the tools."},
-        {"role": "user", "content": task["question"]},
-    ]
-    for calls in range(1, task["max_calls"] + 1):
-        reply = client.chat.completions.create(
-            model=MODEL,
-            messages=messages,
-            tools=TOOLS,
-            temperature=0,
-        )
-        message: Any = reply.choices[0].message
-        if not message.tool_calls:
-            return {"answer": message.content, "calls": calls}
-        messages.append(
-            {
-                "role": "assistant",
-                "content": message.content,
-                "tool_calls": [
-                    {
-                        "id": t.id,
-                        "type": "function",
-                        "function": {"name": t.function.name, "arguments": t.function.arguments},
-                    }
-                    for t in message.tool_calls
-                ],
-            }
-        )
-        for t in message.tool_calls:
-            result = TOOL_FUNCS[t.function.name](**json.loads(t.function.arguments))
-            messages.append({"role": "tool", "tool_call_id": t.id, "content": json.dumps(result)})
-    raise RuntimeError("the model never stopped asking for tools")
 
 
 def script_for(session: int, calls: int) -> list[dict[str, Any]]:
@@ -387,6 +327,159 @@ def leg_vcrpy(rec: Recorded, *, from_disk: bool = False) -> Callable[[], None]:
     return run
 
 
+# --------------------------------------------------------------------------- pytest level
+# The same sessions replayed by `pytest` itself, one test (or golden) per session, each a
+# subprocess: what a user's test run pays, pytest's start-up and per-test work included.
+
+FLOOR_TEST = """\
+import json
+from pathlib import Path
+
+import httpx2
+import openai
+import pytest
+
+from _http_agent import run_agent
+
+DATA = json.loads(Path(__file__).with_name("sessions.json").read_text())
+BODIES = [
+    [(status, [tuple(h) for h in headers], body.encode("latin-1"))
+     for status, headers, body in session["bodies"]]
+    for session in DATA["sessions"]
+]
+QUEUE = [iter(())]
+
+
+def handler(request):
+    status, headers, body = next(QUEUE[0])
+    return httpx2.Response(status, headers=headers, content=body)
+
+
+CLIENT = openai.OpenAI(
+    base_url=DATA["base_url"], api_key="sk-bench", max_retries=0,
+    http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
+)
+
+
+@pytest.mark.parametrize("s", range(len(DATA["sessions"])))
+def test_session(s):
+    QUEUE[0] = iter(BODIES[s])
+    session = DATA["sessions"][s]
+    assert run_agent(CLIENT, session["task"]) == session["expected"]
+"""
+
+VCR_TEST = """\
+import json
+from pathlib import Path
+
+import openai
+import pytest
+
+from _http_agent import run_agent
+
+DATA = json.loads(Path(__file__).with_name("sessions.json").read_text())
+CLIENT = openai.OpenAI(base_url=DATA["base_url"], api_key="sk-bench", max_retries=0)
+
+
+@pytest.mark.vcr
+@pytest.mark.parametrize("s", range(len(DATA["sessions"])))
+def test_session(s, vcr):
+    session = DATA["sessions"][s]
+    assert run_agent(CLIENT, session["task"]) == session["expected"]
+    assert vcr.all_played
+"""
+
+OPSWALD_AGENT = """\
+import json
+from pathlib import Path
+
+import openai
+
+from _http_agent import run_agent
+
+BASE_URL = json.loads(Path(__file__).with_name("sessions.json").read_text())["base_url"]
+CLIENT = openai.OpenAI(base_url=BASE_URL, api_key="sk-bench", max_retries=0)
+
+
+def run(task):
+    return run_agent(CLIENT, task)
+"""
+
+PYTEST_LEGS: dict[str, list[str]] = {  # leg -> pytest arguments
+    "pytest floor: MockTransport per test": [],
+    "pytest-recording: @pytest.mark.vcr, --record-mode=none": ["--record-mode=none"],
+    "opswald: pytest --opswald-goldens": ["--opswald-goldens"],
+}
+PASSED = re.compile(r"(\d+) passed")
+
+
+def pytest_projects(rec: Recorded, root: Path) -> dict[str, Path]:
+    """One pytest project per leg, holding what that tool replays from (not timed)."""
+    floor, vcr_leg, ops = PYTEST_LEGS
+    sessions = [
+        {
+            "task": task,
+            "expected": expected,
+            "bodies": [[st, hs, body.decode("latin-1")] for st, hs, body in bodies],
+        }
+        for task, expected, bodies in zip(rec.tasks, rec.outputs, rec.bodies, strict=True)
+    ]
+    ini = f"[pytest]\npythonpath = {BENCH} .\n"
+    projects = {leg: root / f"pytest-{i}" for i, leg in enumerate(PYTEST_LEGS)}
+    for proj in projects.values():
+        proj.mkdir()
+    (projects[floor] / "pytest.ini").write_text(ini)
+    (projects[floor] / "test_floor.py").write_text(FLOOR_TEST)
+    (projects[floor] / "sessions.json").write_text(
+        json.dumps({"base_url": rec.base_url, "sessions": sessions})
+    )
+    for_vcr = [{k: v for k, v in s.items() if k != "bodies"} for s in sessions]
+    (projects[vcr_leg] / "pytest.ini").write_text(ini)
+    (projects[vcr_leg] / "test_vcr.py").write_text(VCR_TEST)
+    (projects[vcr_leg] / "sessions.json").write_text(
+        json.dumps({"base_url": rec.base_url, "sessions": for_vcr})
+    )
+    cassettes = projects[vcr_leg] / "cassettes" / "test_vcr"  # pytest-recording's default
+    cassettes.mkdir(parents=True)
+    for s in range(len(rec.tasks)):
+        shutil.copyfile(
+            rec.cassette_dir / f"{cassette_name(s)}.yaml", cassettes / f"test_session[{s}].yaml"
+        )
+    (projects[ops] / "pytest.ini").write_text(ini + "opswald_adapter = agent:run\n")
+    (projects[ops] / "agent.py").write_text(OPSWALD_AGENT)
+    (projects[ops] / "sessions.json").write_text(json.dumps({"base_url": rec.base_url}))
+    (projects[ops] / "goldens").mkdir()
+    for path in rec.golden_paths:
+        shutil.copyfile(path, projects[ops] / "goldens" / path.name)
+    return projects
+
+
+def pytest_run(proj: Path, args: list[str], expect: int) -> float:
+    """Wall seconds of one `pytest -q -p no:cacheprovider` subprocess; all tests passed."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=proj, env=pytest_env(), capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    found = PASSED.search(proc.stdout)
+    if proc.returncode != 0 or not found or int(found.group(1)) != expect:
+        raise SystemExit(f"{proj.name} {args}: exit {proc.returncode}\n{proc.stdout[-3000:]}")
+    return wall
+
+
+def pytest_legs(rec: Recorded, root: Path, reps: int) -> list[Leg]:
+    """The pytest-level legs, each warmed up once, then `reps` runs interleaved (rotated)."""
+    projects = pytest_projects(rec, root)
+    legs = [Leg(name, lambda: None, True) for name in PYTEST_LEGS]  # run as subprocesses
+    n = len(rec.tasks)
+    for leg in legs:  # writes the .pyc caches; not timed
+        pytest_run(projects[leg.name], PYTEST_LEGS[leg.name], n)
+    for rep in range(reps):
+        shift = rep % len(legs)
+        for leg in legs[shift:] + legs[:shift]:
+            leg.samples.append(pytest_run(projects[leg.name], PYTEST_LEGS[leg.name], n))
+    return legs
+
+
 # --------------------------------------------------------------------------- measuring
 
 
@@ -542,6 +635,25 @@ def table(legs: list[Leg], calls_total: int, floor: Leg) -> list[str]:
     return rows
 
 
+def pytest_table(legs: list[Leg], calls_total: int, floor: Leg) -> list[str]:
+    """The pytest-level rows: whole runs (pytest's start-up included), and what each leg
+    adds over the floor's run, per call."""
+    rows = [
+        "| pytest run | median s | best s | worst s | s over floor | µs/call over floor | "
+        "x floor |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for leg in legs:
+        over = leg.median - floor.median
+        rows.append(
+            f"| {leg.name} | {leg.median:.3f} | {leg.best:.3f} | {max(leg.samples):.3f} | "
+            f"{'—' if leg is floor else f'{over:+.3f}'} | "
+            f"{'—' if leg is floor else f'{over / calls_total * 1e6:+.0f}'} | "
+            f"{leg.median / floor.median:.2f} |"
+        )
+    return rows
+
+
 def write_results(section: str) -> None:
     path = BENCH / "RESULTS.md"
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
@@ -568,6 +680,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only; write no files")
+    parser.add_argument(
+        "--no-pytest", action="store_true", help="skip the pytest-level legs (subprocesses)"
+    )
     args = parser.parse_args(argv)
     if args.calls < 2 or args.sessions < 1 or not 1 <= args.reps <= 50:
         parser.error("need --calls >= 2, --sessions >= 1, 1 <= --reps <= 50")
@@ -615,6 +730,7 @@ def main(argv: list[str] | None = None) -> int:
             prof = profile(leg_opswald(rec, OpswaldTimes()))
             stages = breakdown({"floor": floor.run, "opswald": ops.run}, calls_total)
         assert not guard.attempts, f"replay tried to connect: {guard.attempts[:3]}"
+        plegs = [] if args.no_pytest else pytest_legs(rec, Path(tmp), args.reps)
 
     judge_med = statistics.median(judge_samples)
     vs_vcr = ops.median / vcr_mem.median
@@ -645,7 +761,20 @@ def main(argv: list[str] | None = None) -> int:
         f"- `judge` is {judge_med / calls_total * 1e6:.0f} µs/call of the opswald leg; "
         f"execute alone = {(ops.median - judge_med) / floor.median:.2f}x floor.",
     ]
-    print("\n".join(["", *rows, "", *verdict, "", "wall-clock µs/call by stage:", stages]))
+    prows: list[str] = []
+    if plegs:
+        pfloor, pvcr, pops = plegs
+        prows = pytest_table(plegs, calls_total, pfloor)
+        p_ops = (pops.median - pfloor.median) / calls_total * 1e6
+        p_vcr = (pvcr.median - pfloor.median) / calls_total * 1e6
+        verdict += [
+            f"- pytest level (info, table below): opswald / pytest-recording = "
+            f"{pops.median / pvcr.median:.2f} (best-of {pops.best / pvcr.best:.2f}), "
+            f"opswald / pytest floor = {pops.median / pfloor.median:.2f}; added over the "
+            f"pytest floor: opswald {p_ops:.0f} µs/call, pytest-recording {p_vcr:.0f} µs/call"
+            + (f" (ratio {p_ops / p_vcr:.2f})." if p_vcr > 0 else "."),
+        ]
+    print("\n".join(["", *rows, "", *prows, "", *verdict, "", "µs/call by stage:", stages]))
     m = machine()
     if args.no_write:
         return 0
@@ -657,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
         f"== wall clock: µs per call spent in each stage (outermost calls, 3 runs) ==\n"
         f"{stages}\n\n{prof}"
     )
-    write_results(results_section(args, command, calls_total, m, rows, verdict, stages))
+    write_results(results_section(args, command, calls_total, m, rows, verdict, stages, prows))
     print(f"\nwrote {BENCH / 'RESULTS.md'} and {out}")
     return 0
 
@@ -670,7 +799,24 @@ def results_section(
     rows: list[str],
     verdict: list[str],
     stages: str,
+    prows: list[str],
 ) -> str:
+    pytest_part = [
+        "The same sessions replayed by `pytest` itself (`python -m pytest -q -p "
+        "no:cacheprovider`, one subprocess per run, bytecode caching on; one untimed run per "
+        f"leg, then {args.reps} runs interleaved, order rotated; every test asserted passed): "
+        f"{args.sessions} tests of one session each, what a user's run pays, pytest's start-up "
+        "and per-test work included. Floor: a module-level SDK client on a `MockTransport` "
+        "whose handler serves the session's recorded bodies. pytest-recording: "
+        "`@pytest.mark.vcr` with its default cassette layout (`cassettes/test_vcr/"
+        "test_session[N].yaml`, the files vcrpy recorded) and `--record-mode=none`; "
+        "`vcr.all_played` asserted. Opswald: the goldens in `goldens/`, ini "
+        "`opswald_adapter`, `pytest --opswald-goldens` (each golden parsed at collection, as "
+        "with pytest's cache off). All three import the agent from `bench/_http_agent.py`.",
+        "",
+        *prows,
+        "",
+    ]
     return "\n".join(
         [
             f"## {SECTION}",
@@ -710,6 +856,7 @@ def results_section(
             "",
             *rows,
             "",
+            *(pytest_part if prows else []),
             *verdict,
             "",
             "Where opswald's time goes, wall clock, µs per call (outermost calls; the floor's "
