@@ -61,7 +61,7 @@ sys.path.insert(0, str(BENCH))
 import httpx2  # noqa: E402
 import openai  # noqa: E402
 import vcr  # noqa: E402
-from _common import pytest_env  # noqa: E402
+from _common import pytest_env, write_results  # noqa: E402
 from _http_agent import run_agent  # noqa: E402
 from pytest_recording._vcr import CombinedPersister  # noqa: E402
 from vcr.record_mode import RecordMode  # noqa: E402
@@ -652,26 +652,6 @@ def pytest_table(legs: list[Leg], calls_total: int, floor: Leg) -> list[str]:
             f"{leg.median / floor.median:.2f} |"
         )
     return rows
-
-
-def write_results(section: str) -> None:
-    path = BENCH / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    lines = text.splitlines(keepends=True)
-    head = f"## {SECTION}"
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == head), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        new = (
-            "".join(lines[:start])
-            + section
-            + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
-        )
-    path.write_text(new.rstrip("\n") + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
