@@ -766,7 +766,8 @@ def main(argv: list[str] | None = None) -> int:
         f"== wall clock: µs per call spent in each stage (outermost calls, 3 runs) ==\n"
         f"{stages}\n\n{prof}"
     )
-    write_results(results_section(args, command, calls_total, m, rows, verdict, stages, prows))
+    section = results_section(args, command, calls_total, m, rows, verdict, stages, prows)
+    write_results(SECTION, section)
     print(f"\nwrote {BENCH / 'RESULTS.md'} and {out}")
     return 0
 
