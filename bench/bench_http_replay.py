@@ -748,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         p_ops = (pops.median - pfloor.median) / calls_total * 1e6
         p_vcr = (pvcr.median - pfloor.median) / calls_total * 1e6
         verdict += [
-            f"- pytest level (info, table below): opswald / pytest-recording = "
+            f"- pytest level (info, the pytest-run table): opswald / pytest-recording = "
             f"{pops.median / pvcr.median:.2f} (best-of {pops.best / pvcr.best:.2f}), "
             f"opswald / pytest floor = {pops.median / pfloor.median:.2f}; added over the "
             f"pytest floor: opswald {p_ops:.0f} µs/call, pytest-recording {p_vcr:.0f} µs/call"
