@@ -378,6 +378,14 @@ def test_deep_nesting_json(tmp_path: Path) -> None:
     shallow = write(tmp_path, "y.golden.json", '{"name": "x",\n "input": [[[[1]]]]}')
     with pytest.raises(GoldenLoadError, match=r"y\.golden\.json:2: nested deeper than 3"):
         files.load(shallow, max_depth=3)
+    # the boundary: the root mapping is level 1, the innermost list level 5
+    assert files.load_data(shallow, max_depth=5)["input"] == [[[[1]]]]
+    with pytest.raises(GoldenLoadError, match="nested deeper than 4"):
+        files.load_data(shallow, max_depth=4)
+    mixed = write(tmp_path, "z.golden.json", '{"name": "x", "input": [{"a": [{"b": {}}]}]}')
+    assert files.load_data(mixed, max_depth=6)["input"] == [{"a": [{"b": {}}]}]
+    with pytest.raises(GoldenLoadError, match="nested deeper than 5"):
+        files.load_data(mixed, max_depth=5)
 
 
 def test_oversized_file_rejected_before_reading(tmp_path: Path) -> None:
@@ -390,6 +398,29 @@ def test_oversized_file_rejected_before_reading(tmp_path: Path) -> None:
     small = write(tmp_path, "small.golden.yaml", "name: x\n")
     with pytest.raises(GoldenLoadError, match="over the limit of 4 bytes"):
         files.load(small, max_bytes=4)
+
+
+def test_a_file_grown_after_its_size_was_read_is_read_whole_up_to_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read is sized from the stat; a golden written to between the stat and the read
+    is still read to its end, and one that grew over the cap is still refused."""
+    text = "name: grown\ninput:\n  question: " + "x" * 5000 + "\n"
+    path = write(tmp_path, "grown.golden.yaml", text)
+    real_stat = os.stat
+
+    def stale_stat(target: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        st = real_stat(target, *args, **kwargs)
+        if os.fspath(target) != os.fspath(path):
+            return st
+        fields = list(st)
+        fields[stat.ST_SIZE] = 10  # the size before the writer appended the rest
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(files.os, "stat", stale_stat)
+    assert files.load_data(path)["input"] == {"question": "x" * 5000}
+    with pytest.raises(GoldenLoadError, match="over the limit of 1,000 bytes"):
+        files.load_data(path, max_bytes=1000)
 
 
 def test_non_utf8_bytes(tmp_path: Path) -> None:

@@ -207,7 +207,11 @@ def _read_text(path: StrPath, max_bytes: int) -> str:
         if size > max_bytes:
             raise GoldenLoadError(_too_big(size, max_bytes))
         with open(path, "rb") as handle:
-            raw = handle.read(max_bytes + 1)
+            # sized from the stat: a read of `max_bytes` would allocate the whole cap first
+            # (20 MB, about 20 µs per golden); a file grown since is read on, to the cap
+            raw = handle.read(size + 1)
+            if len(raw) > size:
+                raw += handle.read(max_bytes + 1 - len(raw))
     except OSError as exc:
         raise GoldenLoadError(f"cannot read the file: {exc.strerror or exc}") from exc
     if len(raw) > max_bytes:
@@ -597,14 +601,20 @@ def _json_data(text: str, max_depth: int) -> dict[str, Any]:
 
 
 def _deeper_than(data: Any, max_depth: int) -> bool:
-    """True when containers nest more than `max_depth` levels (checked without recursion)."""
-    stack: list[tuple[Any, int]] = [(data, 1)] if isinstance(data, dict | list) else []
-    while stack:
-        value, depth = stack.pop()
+    """True when containers nest more than `max_depth` levels: one level at a time, without
+    recursion (JSON's parser makes plain dicts and lists only, so `type` is exact)."""
+    level = [data] if type(data) is dict or type(data) is list else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > max_depth:
             return True
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        inner: list[Any] = []
+        for value in level:
+            for child in value.values() if type(value) is dict else value:
+                if type(child) is dict or type(child) is list:
+                    inner.append(child)
+        level = inner
     return False
 
 
