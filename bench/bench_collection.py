@@ -113,13 +113,18 @@ def make_projects(root: Path, sizes: list[int], files_max: int) -> dict[tuple[st
     biggest = max(sizes)
     source = root / f"goldens-{biggest}" / "goldens"
     source.mkdir(parents=True)
+    json_source = root / f"goldens-json-{biggest}" / "goldens"
+    json_source.mkdir(parents=True)
     t0 = time.perf_counter()
     names = []
     for i in range(biggest):
         name = f"g{i:05d}.golden.yaml"
-        opswald.dump(golden_session(i), source / name)
+        session = golden_session(i)
+        opswald.dump(session, source / name)
+        opswald.dump(session, json_source / name.replace(".yaml", ".json"))  # same session
         names.append(name)
     GOLDEN_BYTES[0] = (source / names[0]).stat().st_size
+    GOLDEN_BYTES.append((json_source / names[0].replace(".yaml", ".json")).stat().st_size)
     print(
         f"dumped {biggest} goldens in {time.perf_counter() - t0:.1f}s "
         f"({(source / names[0]).stat().st_size} B each)",
@@ -133,6 +138,15 @@ def make_projects(root: Path, sizes: list[int], files_max: int) -> dict[tuple[st
                 os.link(source / name, proj / "goldens" / name)
         (proj / "pytest.ini").write_text("[pytest]\n")
         projects[("goldens", n)] = proj
+
+        proj = root / f"goldens-json-{n}"
+        if n != biggest:
+            (proj / "goldens").mkdir(parents=True)
+            for name in names[:n]:
+                json_name = name.replace(".yaml", ".json")
+                os.link(json_source / json_name, proj / "goldens" / json_name)
+        (proj / "pytest.ini").write_text("[pytest]\n")
+        projects[("goldens json", n)] = proj
 
         # its own copies (not links): touching them leaves the other legs' times alone
         proj = root / f"goldens-touched-{n}"
@@ -377,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:  # the warm legs run in the same projects, with pytest's cache on
             projects[("goldens warm", n)] = projects[("goldens", n)]
             projects[("param warm", n)] = projects[("param", n)]
-        legs = ["goldens", "goldens warm", "goldens touched", "param", "param warm", "files"]
+        legs = ["goldens", "goldens json", "goldens warm", "goldens touched", "param"]
+        legs += ["param warm", "files"]
         for n in sizes:
             here = [leg for leg in legs if (leg, n) in projects]
             for leg in here:  # warm the page cache, not timed
@@ -418,8 +433,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [
         "| tests | goldens s | parametrized s | one-test files s | goldens / param | "
-        "files / param | goldens MiB | param MiB | files MiB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "files / param | JSON goldens s | JSON / param | goldens MiB | param MiB | files MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     warm_rows = [
         "| tests | goldens warm s | parametrized warm s | goldens warm / param warm | "
@@ -432,9 +447,11 @@ def main(argv: list[str] | None = None) -> int:
 
     for n in sizes:
         g, p, fi = med("goldens", n), med("param", n), med("files", n)
+        js = med("goldens json", n)
         rows.append(
             f"| {n} | {f(g)} | {f(p)} | {f(fi)} | {f(g / p if g and p else None)} | "
-            f"{f(fi / p if fi and p else None)} | {f(rss('goldens', n), '{:.0f}')} | "
+            f"{f(fi / p if fi and p else None)} | {f(js)} | {f(js / p if js and p else None)} | "
+            f"{f(rss('goldens', n), '{:.0f}')} | "
             f"{f(rss('param', n), '{:.0f}')} | {f(rss('files', n), '{:.0f}')} |"
         )
     for n in sizes:
@@ -469,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     g5, p5 = med("goldens", 5000), med("param", 5000)
     gw5, gw10 = med("goldens warm", 5000), med("goldens warm", 10000)
     bar("cold: goldens 5k / parametrized 5k", ratio(g5, p5), 2)
+    bar("cold, JSON goldens: 5k / parametrized 5k", ratio(med("goldens json", 5000), p5), 2)
     bar("warm: goldens 5k / parametrized 5k", ratio(gw5, med("param warm", 5000)), 2)
     if gw10 and gw5:
         verdict.append(f"- warm goldens growth 10k / 5k = {gw10 / gw5:.2f}.")
@@ -486,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         spent = costs["parse"] + costs["validate"]
         read, parse = costs["read"], costs["parse"] - costs["read"]
         verdict.append(
-            f"- why cold misses: the bar gives 5k goldens 2 x {p5:.2f} s; a warm run of them "
+            f"- why cold misses (YAML goldens): the bar gives 5k goldens 2 x {p5:.2f} s; a "
+            "warm run of them "
             f"(all but reading, parsing and validating each golden) takes {gw5:.2f} s, which "
             f"leaves about {left:.0f} µs per golden for those. They cost {spent:.0f} µs "
             f"per golden here: read {read:.0f}, safe parse {parse:.0f} "
@@ -557,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
         "Workload: N goldens of 10 steps each (5 `llm_call` alternating with 5 `tool_call`, "
         f"~{GOLDEN_BYTES[0] / 1024:.1f} KB of YAML each), written with `opswald.dump` into "
         "`goldens/` of a conftest-free pytest project (a bare `pytest.ini` pins the rootdir) "
+        "— and the same sessions as `*.golden.json` "
+        f"(~{GOLDEN_BYTES[-1] / 1024:.1f} KB each) in a project of their own, cold only — "
         "and collected with "
         f"`pytest --opswald-goldens {' '.join(PYTEST_ARGS)}`; versus the same pytest command "
         "(without `--opswald-goldens`, plugin still loaded) over one file holding one test "
