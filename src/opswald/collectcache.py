@@ -46,20 +46,13 @@ class Entry:
     tags: tuple[str, ...]
 
 
+def digest_of(content: bytes) -> str:
+    """A golden's content digest, as the index keeps it."""
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
 def digest(golden: Path) -> str:
-    """The golden's content digest, as the index keeps it."""
-    return hashlib.blake2b(golden.read_bytes(), digest_size=16).hexdigest()
-
-
-def content_digest(index: CollectIndex, golden: Path, stat: os.stat_result) -> str | None:
-    """The digest to remember the golden by, read before it is parsed; None when the index
-    is off, or the file is over the size cap or unreadable (loading it says why)."""
-    if index.path is None or stat.st_size > DEFAULT_MAX_BYTES:
-        return None
-    try:
-        return digest(golden)
-    except OSError:
-        return None
+    return digest_of(golden.read_bytes())
 
 
 @dataclass
@@ -96,9 +89,14 @@ class CollectIndex:
             self.dirty = True
         return Entry(name=row[2], tags=tuple(row[3]))
 
+    @property
+    def on(self) -> bool:
+        """False when pytest's cache is off: nothing is looked up or remembered."""
+        return self.path is not None
+
     def remember(self, golden: Path, stat: os.stat_result, entry: Entry, content: str) -> None:
-        """Remember a golden collected valid; `content` is the digest of what was read,
-        taken before it was parsed (a change after that can only cost a read)."""
+        """Remember a golden collected valid; `content` is the digest of the bytes that
+        were parsed (a change after that read can only cost a read)."""
         row = [stat.st_mtime_ns, stat.st_size, entry.name, list(entry.tags), content]
         key = self.key(golden)
         if self.entries.get(key) != row:

@@ -130,11 +130,16 @@ def load_data(
 
 
 def load(
-    path: StrPath, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+    path: StrPath,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    seen: Callable[[bytes], object] | None = None,
 ) -> Session:
-    """Read, parse and validate a golden file."""
+    """Read, parse and validate a golden file; `seen` is given the bytes read, before they
+    are parsed (the collection index digests them: one read for both)."""
     with _blame(path), _no_cycle_collection():
-        text = _read_text(path, max_bytes)
+        text = _read_text(path, max_bytes, seen)
         fmt = _format_of(path)
         return _validate(_parse(text, fmt, max_depth), text, fmt)
 
@@ -157,14 +162,18 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def load_compact(
-    path: StrPath, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+    path: StrPath,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    seen: Callable[[bytes], object] | None = None,
 ) -> tuple[Session, bytes]:
     """`load`, plus the golden's parsed data packed in one bytes object (`marshal`, about
     half the file's size): what a collected item keeps until it runs, instead of the
     `Session` (ten times the file, and thousands of objects for the garbage collector to
     walk). `from_compact` gives the `Session` back in a few dozen microseconds."""
     with _blame(path), _no_cycle_collection():
-        text = _read_text(path, max_bytes)
+        text = _read_text(path, max_bytes, seen)
         fmt = _format_of(path)
         data = _parse(text, fmt, max_depth)
         session = _validate(data, text, fmt)
@@ -200,8 +209,9 @@ def _format_of(path: StrPath) -> Format:
     return "json" if os.fspath(path).lower().endswith(".json") else "yaml"
 
 
-def _read_text(path: StrPath, max_bytes: int) -> str:
-    """The file as text; the size cap is checked before a byte is read."""
+def _read_text(path: StrPath, max_bytes: int, seen: Callable[[bytes], object] | None = None) -> str:
+    """The file as text; the size cap is checked before a byte is read. `seen` gets the
+    bytes of a file within the cap."""
     try:
         size = os.stat(path).st_size
         if size > max_bytes:
@@ -216,6 +226,8 @@ def _read_text(path: StrPath, max_bytes: int) -> str:
         raise GoldenLoadError(f"cannot read the file: {exc.strerror or exc}") from exc
     if len(raw) > max_bytes:
         raise GoldenLoadError(_too_big(len(raw), max_bytes))
+    if seen is not None:
+        seen(raw)
     return _decode(raw)
 
 

@@ -345,7 +345,7 @@ class GoldenFile(pytest.File):
     """A `*.golden.yaml|yml|json` file: one golden, one item."""
 
     def collect(self) -> Iterable[pytest.Item]:
-        from opswald.collectcache import Entry, content_digest, index_of
+        from opswald.collectcache import Entry, digest_of, index_of
         from opswald.plugin import settings_of
 
         index = index_of(self.config)
@@ -353,16 +353,17 @@ class GoldenFile(pytest.File):
         entry = index.lookup(self.path, stat)
         compact: bytes | None = None
         if entry is None:  # parsed and validated now: a malformed golden fails collection
-            content = content_digest(index, self.path, stat)
+            read: list[str] = []  # the digest of the bytes parsed, when the index is on
+            seen = (lambda raw: read.append(digest_of(raw))) if index.on else None
             if self.config.option.collectonly:  # nothing runs: hold nothing of the golden
-                golden = files.load(self.path)
+                golden = files.load(self.path, seen=seen)
             else:
-                golden, compact = files.load_compact(self.path)
+                golden, compact = files.load_compact(self.path, seen=seen)
             entry = Entry(name=item_name(golden, self.path), tags=tuple(golden.tags))
             now = self.path.stat()
             unchanged = (now.st_mtime_ns, now.st_size) == (stat.st_mtime_ns, stat.st_size)
-            if content is not None and unchanged:  # not written to while it was read
-                index.remember(self.path, stat, entry, content)
+            if read and unchanged:  # not written to while it was read
+                index.remember(self.path, stat, entry, read[0])
         name = entry.name
         variants = settings_of(self.config).variants
         items = (
