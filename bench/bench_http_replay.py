@@ -32,11 +32,8 @@ bench/profiles/http_replay.txt. Loopback only; every loop is bounded.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
-import io
 import json
-import pstats
 import re
 import shlex
 import shutil
@@ -61,7 +58,14 @@ sys.path.insert(0, str(BENCH))
 import httpx2  # noqa: E402
 import openai  # noqa: E402
 import vcr  # noqa: E402
-from _common import pytest_env, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    header,
+    machine,
+    profile_report,
+    profiled,
+    pytest_env,
+    write_results,
+)
 from _http_agent import run_agent  # noqa: E402
 from pytest_recording._vcr import CombinedPersister  # noqa: E402
 from vcr.record_mode import RecordMode  # noqa: E402
@@ -499,26 +503,6 @@ class Leg:
         return min(self.samples)
 
 
-def profile(run: Callable[[], None]) -> str:
-    """cProfile one opswald leg: the top 15 cumulative entries, then opswald's own top 30."""
-    prof = cProfile.Profile()
-    prof.enable()
-    run()
-    prof.disable()
-    top, ours = io.StringIO(), io.StringIO()
-    pstats.Stats(prof, stream=top).sort_stats("cumulative").print_stats(15)
-    pstats.Stats(prof, stream=ours).sort_stats("cumulative").print_stats(r"opswald/", 30)
-    return (
-        f"== cProfile: top 15 by cumulative time ==\n{_strip(top.getvalue())}\n"
-        f"== cProfile: src/opswald functions, top 30 by cumulative time ==\n"
-        f"{_strip(ours.getvalue())}"
-    )
-
-
-def _strip(report: str) -> str:
-    return report.replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
-
-
 # (module, owner attribute or "", function, what it does). Looked up at run time, so a
 # renamed internal is skipped, not fatal. Only the outermost call of each is timed.
 STAGES = (
@@ -603,21 +587,16 @@ def breakdown(legs: dict[str, Callable[[], None]], calls_total: int, reps: int =
 # --------------------------------------------------------------------------- reporting
 
 
-def machine() -> dict[str, str]:
-    from _common import machine as describe
-
-    return describe(
-        (
-            "pytest-opswald",
-            "openai",
-            "httpx2",
-            "httpx",
-            "vcrpy",
-            "pytest-recording",
-            "pydantic",
-            "PyYAML",
-        )
-    )
+DISTS = (
+    "pytest-opswald",
+    "openai",
+    "httpx2",
+    "httpx",
+    "vcrpy",
+    "pytest-recording",
+    "pydantic",
+    "PyYAML",
+)
 
 
 def table(legs: list[Leg], calls_total: int, floor: Leg) -> list[str]:
@@ -707,7 +686,9 @@ def main(argv: list[str] | None = None) -> int:
                     leg.samples.append(time.perf_counter() - t)
                     if leg is ops:
                         judge_samples.append(times.judge_s)
-            prof = profile(leg_opswald(rec, OpswaldTimes()))
+            prof = profile_report(
+                profiled(leg_opswald(rec, OpswaldTimes())), "cProfile of the opswald leg", ours=30
+            )
             stages = breakdown({"floor": floor.run, "opswald": ops.run}, calls_total)
         assert not guard.attempts, f"replay tried to connect: {guard.attempts[:3]}"
         plegs = [] if args.no_pytest else pytest_legs(rec, Path(tmp), args.reps)
@@ -755,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
             + (f" (ratio {p_ops / p_vcr:.2f})." if p_vcr > 0 else "."),
         ]
     print("\n".join(["", *rows, "", *prows, "", *verdict, "", "µs/call by stage:", stages]))
-    m = machine()
+    m = machine(DISTS)
     if args.no_write:
         return 0
     out = BENCH / "profiles" / "http_replay.txt"
@@ -800,15 +781,7 @@ def results_section(
     ]
     return "\n".join(
         [
-            f"## {SECTION}",
-            "",
-            f"Command: `{command}` (from the repository root; `python bench/run_all.py` runs "
-            "it too)  ",
-            f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
-            f"Machine: `uname -m` {m['arch']}, {m['cpu']}, {m['cores']} cores, "
-            f"Python {m['python']}  ",
-            f"Packages: {m['versions']}",
-            "",
+            *header(SECTION, command, m),
             f"Workload: {args.sessions} sessions x {args.calls} `chat.completions.create` calls "
             f"= {calls_total} calls through the real `openai` SDK on its default `httpx2` "
             f"client; {args.calls - 1} of {args.calls} replies ask for one or two tools, so "
