@@ -152,7 +152,7 @@ def test_interactive_with_piped_stdin(workdir: Path) -> None:
     assert '  variables: {"turn": 1}' in state
     assert "state changes from step 4 to step 5:" in out
     assert "  + memory.refunded = 120.0" in out
-    assert '  ~ variables: None → {"turn": 1}' in out
+    assert '  + variables = {"turn": 1}' in out  # a first snapshot adds
     assert out.rstrip().endswith("passed")
     # prompts come before the steps they announce
     assert out.index("[step 6 of 6]") < out.index("step 6 of 6 · llm_call")
@@ -230,6 +230,23 @@ def test_fork_with_a_modified_tool_result(workdir: Path) -> None:
         (["--adapter", "agentmod:run", "--speed", "fast"], "--speed: 'fast'"),
         (["--adapter", "agentmod:run", "--modify", "novalue"], "'novalue' is not KEY=VALUE"),
         (["--adapter", "agentmod:run", "--modify", "response=hi"], "give the step with --fork-at"),
+        # a step modification never dropped in silence: wrong step type, or past the end
+        (
+            ["--adapter", "agentmod:run", "--fork-at", "2", "--modify", "response=hi"],
+            "response changes a llm_call step, and step 2 of the golden is a tool_call",
+        ),
+        (
+            ["--adapter", "agentmod:run", "--fork-at", "1", "--modify", "tool_result=1"],
+            "tool_result changes a tool_call step, and step 1 of the golden is a llm_call",
+        ),
+        (
+            ["--adapter", "agentmod:run", "--fork-at", "3", "--modify", "response=hi"],
+            "step 3 of the golden is a state",
+        ),
+        (
+            ["--adapter", "agentmod:run", "--fork-at", "99", "--modify", "response=hi"],
+            "the golden has 6 step(s): there is no step 99 to fork at",
+        ),
     ],
 )
 def test_usage_errors_exit_4(workdir: Path, args: list[str], message: str) -> None:

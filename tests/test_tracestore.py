@@ -160,3 +160,20 @@ def test_batch_replay_of_historical_failures(store: Path) -> None:
     assert after.still_failing == []
     outputs = sorted(r.actual.output for r in after.results.values())
     assert outputs == ["3 pages", "3 pages"]
+
+
+def test_golden_create_bad_input_is_one_line(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = list_traces(store)[0].id
+    base = ["golden", "create", trace, "--store", str(store)]
+    assert main([*base, "--name", "g", "--tags", "has space,ok", "--goldens", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: tags[0]: ") and "has space" in err
+    assert len(err.strip().splitlines()) == 1 and "errors.pydantic.dev" not in err
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("x")
+    assert main([*base, "--name", "g", "--goldens", str(a_file)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {a_file}: ") and "Errno" not in err
+    assert len(err.strip().splitlines()) == 1

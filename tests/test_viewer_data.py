@@ -281,8 +281,8 @@ def test_state_changes_of_every_step_are_state_changes(session: Session) -> None
 def test_compare_lines_of_a_snapshot() -> None:
     rows = only(build_data([ViewEntry(golden=travel_session())]))["golden"]["steps"]
     assert rows[3]["chg"] == [
-        '~ memory: None → {"traveller": "Alice", "tier": "gold"}',
-        '~ context: None → {"pending": ["book"]}',
+        '+ memory = {"traveller": "Alice", "tier": "gold"}',
+        '+ context = {"pending": ["book"]}',
         '+ plan = ["profile", "book"]',
     ]
     assert rows[7]["chg"] == [

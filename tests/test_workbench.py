@@ -199,6 +199,37 @@ def test_step_modifications_need_a_fork_step(bench: pytest.Pytester) -> None:
     )
 
 
+def test_a_step_modification_that_cannot_apply_fails_the_golden(bench: pytest.Pytester) -> None:
+    """Never dropped in silence: step 3 is a tool_call, and there is no step 9."""
+    golden = bench.path / "goldens" / "w.golden.yaml"
+    before = golden.read_bytes()
+    for args, message in [
+        (["--opswald-fork-at=3", "--opswald-modify", "response=x"], "*step 3 of the golden is a*"),
+        (["--opswald-fork-at=9", "--opswald-modify", "response=x"], "*there is no step 9*"),
+    ]:
+        result = bench.runpytest("--opswald-goldens", "goldens/", *args)
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines([f"*--opswald-fork-at=*{message}"])
+    assert golden.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "other", [["--opswald-update"], ["--opswald-mode=live"], ["--opswald-mode=rerecord"]]
+)
+def test_fork_at_with_a_mode_that_would_drop_it_is_a_usage_error(
+    bench: pytest.Pytester, other: list[str]
+) -> None:
+    golden = bench.path / "goldens" / "w.golden.yaml"
+    before = golden.read_bytes()
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=3", "--opswald-modify",
+        "tool_result=rainy", *other,
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--opswald-fork-at*"])
+    assert golden.read_bytes() == before
+
+
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
 def test_variants_run_each_golden_once_per_variant(
     bench: pytest.Pytester, xdist: list[str]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -186,9 +187,40 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(raw: str) -> int:
+    """An argparse type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{raw}: ports are 0 (a free one) to 65535")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """A subcommand's parser that takes options between positionals (`opswald diff A
+    --json B`), as most command-line tools do; argparse's default stops at the first
+    option and then rejects B."""
+
+    _plain = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        nested = any(a.nargs in (argparse.PARSER, argparse.REMAINDER) for a in self._actions)
+        if self._plain or nested:
+            return super().parse_known_args(args, namespace)
+        self._plain = True  # parse_known_intermixed_args calls back into this method
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._plain = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     schema = sub.add_parser("schema", help="print the JSON Schema of golden files")
     schema.add_argument("--report", action="store_true", help="the JSON report's schema instead")
     schema.set_defaults(func=cmd_schema)
@@ -206,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="answer OpenAI/Anthropic API calls from a golden on 127.0.0.1"
     )
     serve.add_argument("golden")
-    serve.add_argument("--port", type=int, default=0, help="default: a free port")
+    serve.add_argument("--port", type=_port, default=0, help="default: a free port")
     serve.add_argument("--host", default="127.0.0.1", help="loopback only")
     serve.set_defaults(func=cmd_serve)
     replay = sub.add_parser(
@@ -269,7 +301,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from opswald.cli_inspect import run
 
     args = build_parser().parse_args(argv)
-    return run(args.func, args)
+    try:
+        status = run(args.func, args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader of our output went away (`opswald show ... | head`): stop quietly, as
+        # command-line tools do, and keep Python from complaining again at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
+    return status
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep
@@ -59,7 +61,7 @@ def _step_name(step: AnyStep) -> str:
         return step.model or ""
     if isinstance(step, StateStep):
         return ", ".join(k for k in ("memory", "variables", "context") if getattr(step, k))
-    return _clip(json.dumps(step.content, ensure_ascii=False, default=str), 40)
+    return json.dumps(step.content, ensure_ascii=False, default=str)  # text output clips it
 
 
 def _tokens(step: AnyStep) -> int | None:
@@ -105,6 +107,9 @@ def parse_range(text: str | None, total: int) -> tuple[int, int]:
         raise CliError(f"--steps: {text!r} is not a range like 5-12") from None
     if lo < 1 or hi < lo:
         raise CliError(f"--steps: {text!r} is not a range of steps 1..{total}")
+    if lo > total:
+        plural = "s" if total != 1 else ""
+        raise CliError(f"--steps: {text!r}: the session has {total} step{plural}")
     return lo, min(hi, total)
 
 
@@ -116,6 +121,12 @@ def _ms(ms: float | None) -> str:
     if ms is None:
         return "-"
     return f"{ms:.1f} ms" if ms < 10 else f"{ms:,.0f} ms"
+
+
+def _figures(session: Session) -> Any:
+    from opswald.expect.budgets import figures
+
+    return figures(session)
 
 
 def _headline(session: Session, label: str) -> str:
@@ -135,8 +146,14 @@ def _headline(session: Session, label: str) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     session = _load(args.golden)
     if session.is_stub:
+        stub = "a stub, not recorded yet"
+        if args.step is not None or args.steps:
+            raise CliError(f"{args.golden} is {stub}: it has no steps to show")
+        if args.json:
+            _print_json({"name": session.name, "stub": True, "total_steps": 0, "steps": []})
+            return 0
         print(
-            f"{session.name or args.golden}: a stub, not recorded yet "
+            f"{session.name or args.golden}: {stub} "
             "(record it with pytest --opswald-goldens --opswald-mode=record)"
         )
         return 0
@@ -154,6 +171,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             {
                 "name": session.name,
                 "total_steps": len(steps),
+                "totals": dataclasses.asdict(_figures(session)),
                 "steps": [{**_row(s), "notes": notes.get(s.step, [])} for s in chosen],
                 "notes": notes.get(None, []),
                 "output": session.output,
@@ -200,7 +218,7 @@ def _show_step(session: Session, number: int, as_json: bool) -> int:
     step = steps[number - 1]
     data = to_data(session)["steps"][number - 1]
     state = state_at(steps, number).flat()
-    changes = state_changes(steps, number)
+    changes = state_changes(steps, number, full=as_json)
     notes = [n.text for n in session.notes if n.step == number]
     if as_json:
         _print_json({"step": data, "state": state, "changes": changes, "notes": notes})
@@ -253,7 +271,7 @@ def _diff_steps(args: argparse.Namespace) -> int:
     for n in (a, b):
         if n is None or not 0 <= n <= len(steps):
             raise CliError(f"--steps: the golden has steps 1..{len(steps)} (0 is the start)")
-    lines = state_diff(steps, a, b)
+    lines = state_diff(steps, a, b, full=args.json)
     if args.json:
         _print_json({"from": a, "to": b, "changes": lines})
         return 0
@@ -411,16 +429,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise CliError("no golden files found")
     progress = Progress(len(paths), "analyzing")
     results = []
+    stubs: list[Path] = []
     for path in paths:
         progress.tick()
         session = _load(str(path))
-        if not session.is_stub:
+        if session.is_stub:
+            stubs.append(path)
+        else:
             results.append((path, analyze(session, slow_ms=args.slow_ms)))
     progress.done()
     if args.json:
         _print_json([{"file": str(p), **a} for p, a in results])
         return 0
     width = _width()
+    for path in stubs:  # nothing recorded to analyze, but said, not passed over in silence
+        print(_clip(f"{path}: a stub, not recorded yet: nothing to analyze", width))
     for path, a in results:
         print(
             _clip(
@@ -490,7 +513,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from opswald.cli import _iter_goldens
-    from opswald.files import GoldenLoadError, dump, load_data
+    from opswald.files import GoldenLoadError, dump, load, load_data
     from opswald.session import SCHEMA_VERSION
     from opswald.upgrade import UpgradeError, upgrade_data
 
@@ -499,9 +522,13 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         raise CliError("no golden files found")
     changed = failed = 0
     for path in paths:
+        migrated: list[int]
         try:
             data = load_data(path)
-            session, migrated = upgrade_data(data)
+            if isinstance(data, dict) and data.get("schema_version") == SCHEMA_VERSION:
+                session, migrated = load(path), []  # its errors point at the file's line
+            else:
+                session, migrated = upgrade_data(data)
         except (GoldenLoadError, OSError, UpgradeError) as exc:
             failed += 1
             print(f"error: {path}: {exc}" if str(path) not in str(exc) else f"error: {exc}")
@@ -555,6 +582,17 @@ EXAMPLES = {
 }
 
 
+def positive_int(raw: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r}: must be at least 1")
+    return value
+
+
 def _help(sub: Any, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
         name,
@@ -580,7 +618,9 @@ def add_parsers(sub: Any) -> None:
     diff.add_argument("actual", nargs="?", default=None)
     diff.add_argument("--steps", type=int, nargs=2, metavar=("A", "B"))
     diff.add_argument("--mode", choices=("detailed", "short"), default="detailed")
-    diff.add_argument("--limit", type=int, default=50, help="differences shown (default 50)")
+    diff.add_argument(
+        "--limit", type=positive_int, default=50, help="differences shown (default 50)"
+    )
     diff.add_argument("--json", action="store_true", help="machine-readable output")
     diff.set_defaults(func=cmd_diff)
 
@@ -612,9 +652,17 @@ def add_note_parser(golden_sub: Any) -> None:
 
 
 def run(func: Any, args: argparse.Namespace) -> int:
-    """Run a command, turning CliError into `error: ...` on stderr and its status."""
+    """Run a command, turning CliError into `error: ...` on stderr and its status, and a
+    file the command could not read or write (an output path in a missing or read-only
+    folder, a directory given as a file) into one line, status 4."""
     try:
         return int(func(args))
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.status
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): cli.main ends quietly
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 4

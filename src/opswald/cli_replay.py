@@ -71,7 +71,7 @@ def run_replay(args: argparse.Namespace) -> int:
 # -- preparing the run ------------------------------------------------------------------
 def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dict[str, Any]]:
     from opswald import files
-    from opswald.engine.context import STEP_MODIFICATIONS
+    from opswald.engine.context import STEP_MODIFICATIONS, fork_problem
 
     _importable_cwd()
     path = Path(args.golden)
@@ -99,6 +99,9 @@ def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dic
         )
     if fork_at is not None and mode not in (None, "fork"):
         raise UsageProblem(f"--fork-at needs --mode fork (or no --mode), not --mode {mode}")
+    problem = fork_problem(golden, fork_at, step_mods)
+    if problem is not None:
+        raise UsageProblem(f"--fork-at {fork_at}: {problem}")
     options: dict[str, Any] = {
         "modifications": modifications,
         "speed": _speed(args.speed),

@@ -69,8 +69,12 @@ def cmd_golden_create(args: argparse.Namespace) -> int:
             goldens=args.goldens,
             store=args.store,
         )
-    except (TraceError, FileExistsError, ValueError) as exc:
+    except (TraceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a target that exists, a --goldens that is a file or read-only
+        where = f"{exc.filename}: " if exc.filename and exc.strerror else ""
+        print(f"error: {where}{exc.strerror if where else exc}", file=sys.stderr)
         return 1
     print(f"wrote {target}: review it, then run pytest --opswald-goldens")
     return 0
@@ -155,6 +159,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
+    from opswald.cli_inspect import positive_int
     from opswald.importers import FORMATS
 
     traces = sub.add_parser("traces", help="the local trace store (opswald.record without a path)")
@@ -162,7 +167,7 @@ def add_parsers(sub: Any) -> None:
     listing = traces_sub.add_parser("list", help="stored traces, newest first")
     listing.add_argument("--error", action="store_true", help="only traces that ended in an error")
     listing.add_argument("--tag", help="only traces with this tag")
-    listing.add_argument("--limit", type=int, default=None, metavar="N")
+    listing.add_argument("--limit", type=positive_int, default=None, metavar="N")
     listing.add_argument("--store", default=None, help="default: .opswald/traces")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=cmd_traces_list)

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import difflib
 import enum
+import errno
 import functools
 import gc
 import json
@@ -736,8 +737,9 @@ def _validate(data: dict[str, Any], text: str, fmt: Format) -> Session:
         raise _schema_error(exc, text, fmt) from None
 
 
-def _schema_error(exc: ValidationError, text: str, fmt: Format) -> GoldenLoadError:
-    """One error for the first problem, in the golden's terms, with its line."""
+def _schema_error(exc: ValidationError, text: str | None, fmt: Format) -> GoldenLoadError:
+    """One error for the first problem, in the golden's terms, with its line (when the
+    golden's `text` is given)."""
     errors = exc.errors(include_url=False)
     fields = [_field_of(error) for error in errors]
     field, owner = fields[0]
@@ -748,8 +750,16 @@ def _schema_error(exc: ValidationError, text: str, fmt: Format) -> GoldenLoadErr
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     if not field:
         return GoldenLoadError(message)
+    if text is None:
+        return GoldenLoadError(message, field=render(field))
     events = _yaml_events(text) if fmt == "yaml" else _json_events(text)
     return GoldenLoadError(message, line=_locate(events, field), field=render(field))
+
+
+def schema_problem(exc: ValidationError) -> GoldenLoadError:
+    """A session's validation error as the loader words it (`field: message`, one line),
+    for data that has no file text to point into (a migrated golden, a promoted trace)."""
+    return _schema_error(exc, None, "json")
 
 
 def _field_of(error: ErrorDetails) -> tuple[_Loc, Any]:
@@ -1004,6 +1014,8 @@ def atomic_write_text(path: StrPath, text: str) -> None:
     target = Path(path)
     if target.is_symlink():
         target = Path(os.path.realpath(target))
+    if target.is_dir():  # before any temp file: os.replace would refuse it only at the end
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", os.fspath(path))
     mode = _mode_of(target)
     temp, fd = _create_temp(target)
     try:

@@ -13,7 +13,7 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from opswald import adapters, files
 from opswald.diff import DiffMode, render_verdict
-from opswald.engine.context import STEP_MODIFICATIONS, Policy
+from opswald.engine.context import STEP_MODIFICATIONS, Policy, fork_problem
 from opswald.engine.normalize import RequestRules
 from opswald.engine.run import ReplayResult, RunSettings, execute, judge
 from opswald.redact import Redactor
@@ -180,6 +180,10 @@ def run_golden(
         policy = "fork"  # judged on expectations, from the first call the change touches
     else:
         policy = "replay"
+    if policy == "fork" and settings.fork_at is not None:
+        problem = fork_problem(golden, settings.fork_at, step_mods)
+        if problem is not None:
+            raise GoldenError(f"{path.name}: --opswald-fork-at={settings.fork_at}: {problem}")
     run_settings = RunSettings(
         policy=policy,
         allow_side_effects=settings.allow_side_effects,

@@ -238,6 +238,17 @@ def pytest_configure(config: pytest.Config) -> None:
     fork_at = config.getoption("opswald_fork_at")
     if fork_at is not None and fork_at < 1:
         raise pytest.UsageError("--opswald-fork-at: steps are numbered from 1")
+    mode = config.getoption("opswald_mode") or config.getini("opswald_mode")
+    if fork_at is not None and config.getoption("opswald_update"):
+        raise pytest.UsageError(
+            "--opswald-fork-at runs a fork, which is judged and never written: drop "
+            "--opswald-update (an update already continues live from the first divergence)"
+        )
+    if fork_at is not None and mode in ("live", "rerecord"):
+        raise pytest.UsageError(
+            f"--opswald-fork-at replays the steps before the fork: it does not combine with "
+            f"--opswald-mode={mode}, which runs every call live"
+        )
     config.stash[_SETTINGS_KEY] = Settings(
         modify=parse_assignments(config.getoption("opswald_modify"), "--opswald-modify"),
         variants=parse_variants(config.getoption("opswald_variant")),
@@ -246,7 +257,7 @@ def pytest_configure(config: pytest.Config) -> None:
         tolerance=_tolerance(config),
         repeat=_repeat(config),
         min_pass_rate=_min_pass_rate(config),
-        mode=config.getoption("opswald_mode") or config.getini("opswald_mode"),
+        mode=mode,
         update=config.getoption("opswald_update"),
         force=config.getoption("opswald_force"),
         allow_side_effects=config.getoption("opswald_allow_side_effects"),

@@ -216,7 +216,9 @@ def promote(
     The golden keeps the trace's steps, input, output and error (a trace that ended in an
     error becomes an expected-failure golden) and its id in `metadata.trace`.
     """
-    from opswald.files import dump, load
+    from pydantic import ValidationError
+
+    from opswald.files import dump, load, schema_problem
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"golden name {name!r}: use letters, digits and _ (a test id)")
@@ -233,7 +235,10 @@ def promote(
         update["description"] = description
     if tags is not None:
         update["tags"] = tags
-    golden = Session.model_validate({**trace.model_dump(exclude_unset=True), **update})
+    try:
+        golden = Session.model_validate({**trace.model_dump(exclude_unset=True), **update})
+    except ValidationError as exc:
+        raise ValueError(str(schema_problem(exc))) from None
     target.parent.mkdir(parents=True, exist_ok=True)
     dump(golden, target)
     return target

@@ -46,4 +46,8 @@ def upgrade_data(data: Any) -> tuple[Session, list[int]]:
     try:
         return Session.model_validate(data), migrated
     except ValidationError as exc:
-        raise UpgradeError(f"not valid at schema_version {SCHEMA_VERSION}: {exc}") from None
+        from opswald.files import schema_problem
+
+        raise UpgradeError(
+            f"not valid at schema_version {SCHEMA_VERSION}: {schema_problem(exc)}"
+        ) from None

@@ -6,7 +6,7 @@ import builtins
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -41,6 +41,33 @@ REQUEST_KEYS = ("model", "temperature", "top_p", "max_tokens", "seed")
 """Modification keys the engine applies to outgoing LLM requests."""
 
 STEP_MODIFICATIONS = ("user_input", "tool_result", "response", "selected_tool", "tool_params")
+
+_MODIFIED_STEP_TYPE = {
+    "user_input": "user_input",
+    "tool_result": "tool_call",
+    "response": "llm_call",
+    "selected_tool": "llm_call",
+    "tool_params": "llm_call",
+}
+
+
+def fork_problem(golden: Session, fork_at: int | None, step_mods: Iterable[str]) -> str | None:
+    """Why a fork of `golden` at `fork_at` with these step modifications cannot run as
+    asked (so that a modification is never dropped in silence), or None."""
+    mods = [key for key in STEP_MODIFICATIONS if key in set(step_mods)]
+    if fork_at is None:
+        return f"{', '.join(mods)} modify one step: give the step to fork at" if mods else None
+    if fork_at < 1:
+        return "steps are numbered from 1"
+    steps = golden.step_list
+    at = next((s for s in steps if s.step == fork_at), None)
+    if at is None:
+        return f"the golden has {len(steps)} step(s): there is no step {fork_at} to fork at"
+    for key in mods:
+        wanted = _MODIFIED_STEP_TYPE[key]
+        if at.type != wanted:
+            return f"{key} changes a {wanted} step, and step {fork_at} of the golden is a {at.type}"
+    return None
 
 
 _API_PARAMS: dict[str, dict[str, str]] = {
@@ -685,5 +712,6 @@ __all__ = [
     "activate",
     "current",
     "describe",
+    "fork_problem",
     "raise_recorded",
 ]

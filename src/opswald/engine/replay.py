@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from opswald.engine.context import STEP_MODIFICATIONS, Context, StepInfo
+from opswald.engine.context import STEP_MODIFICATIONS, Context, StepInfo, fork_problem
 from opswald.engine.run import ReplayResult, RunSettings, execute, judge
 from opswald.engine.state import State, state_at
 from opswald.session import AnyStep, ErrorInfo, LLMCallStep, Session, StateStep, ToolCallStep
@@ -175,6 +175,13 @@ class Replay:
         if mode is None:
             mode = "fork" if (mods or fork_at is not None) else "replay"
         self.mode = mode
+        if mode == "fork" or self.step_modifications:
+            problem = fork_problem(self.golden, fork_at, self.step_modifications)
+            if problem is not None:
+                raise ValueError(f"fork_at={fork_at}: {problem}")
+        if speed is not None and speed != "realtime":
+            if isinstance(speed, bool) or not isinstance(speed, int | float) or not speed > 0:
+                raise ValueError(f"speed must be 'realtime' or a positive factor, not {speed!r}")
         self.breakpoints: list[Breakpoint] = []
         self.log: list[str] = []
         self.result: ReplayResult | None = None

@@ -4,6 +4,7 @@ output and the last LLM output up to k. `get_state`, `show --step`, the viewer a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,26 +84,40 @@ def _tool_names(tools: Any) -> list[str]:
     return names
 
 
-def state_changes(steps: Sequence[AnyStep], k: int) -> list[str]:
+def state_changes(steps: Sequence[AnyStep], k: int, *, full: bool = False) -> list[str]:
     """`+ memory.x = 1` / `- memory.y` lines: what changed from step k-1 to step k."""
-    return state_diff(steps, k - 1, k)
+    return state_diff(steps, k - 1, k, full=full)
 
 
-def state_diff(steps: Sequence[AnyStep], a: int, b: int) -> list[str]:
-    """`+`/`-`/`~` lines: how the state after step `b` differs from the state after `a`."""
+def state_diff(steps: Sequence[AnyStep], a: int, b: int, *, full: bool = False) -> list[str]:
+    """`+`/`-`/`~` lines: how the state after step `b` differs from the state after `a`.
+    Values are cut to a short view for reading, or whole with `full` (for machines)."""
     from opswald.diff import differences, short_repr
 
-    before, after = state_at(steps, a).flat(), state_at(steps, b).flat()
+    def view(value: Any) -> str:
+        return short_repr(value, width=sys.maxsize) if full else short_repr(value)
+
+    before, after = _present(state_at(steps, a).flat()), _present(state_at(steps, b).flat())
     lines = []
     for d in differences(before, after):
         where = d.where
         if d.actual is not _missing() and d.golden is _missing():
-            lines.append(f"+ {where} = {short_repr(d.actual)}")
+            lines.append(f"+ {where} = {view(d.actual)}")
         elif d.actual is _missing():
             lines.append(f"- {where}")
         else:
-            lines.append(f"~ {where}: {short_repr(d.golden)} → {short_repr(d.actual)}")
+            lines.append(f"~ {where}: {view(d.golden)} → {view(d.actual)}")
     return lines
+
+
+SNAPSHOT_PARTS = ("memory", "variables", "context")
+
+
+def _present(flat: dict[str, Any]) -> dict[str, Any]:
+    """A flat state without the snapshot parts no snapshot has given yet, so that the
+    first snapshot of `memory` reads as an addition (`+ memory = ...`), not a change from
+    None."""
+    return {k: v for k, v in flat.items() if v is not None or k not in SNAPSHOT_PARTS}
 
 
 def _missing() -> Any:

@@ -41,6 +41,7 @@ from typing import Any
 
 from opswald.analysis import Analysis, analyse
 from opswald.diff import differences, headline, render_difference, short_repr
+from opswald.engine.state import SNAPSHOT_PARTS
 from opswald.expect.budgets import Figures, figures
 from opswald.files import atomic_write_text, to_data
 from opswald.jsonable import to_jsonable
@@ -253,6 +254,9 @@ def _changes(
         if room <= 0:
             break
         g, a = before.get(key, MISSING), after.get(key, MISSING)
+        if key in SNAPSHOT_PARTS:  # a part no snapshot has given yet is absent (state_diff)
+            g = MISSING if g is None else g
+            a = MISSING if a is None else a
         if g is _TOOLS and a is _TOOLS:
             out.extend(
                 Difference(path=("tool_outputs", i), golden=MISSING, actual=tool_outputs[i])

@@ -107,22 +107,29 @@ def cmd_html(args: argparse.Namespace) -> int:
         progress.tick()
         try:
             golden = load(path)
-            name = item_name(golden, path)
-            pairs: list[tuple[str, Path]] = []
-            if args.actual:
-                pairs = [(name, Path(args.actual))]
-            elif actual_dir is not None:
-                pairs = _actuals_for(actual_dir, name)
-            if not pairs:
-                entries.append(ViewEntry(golden=golden, name=name, file=str(path)))
-                continue
-            for test, actual_path in pairs:
-                actual = load(actual_path)
-                matched.add(actual_path.resolve())
-                entries.append(_compared(golden, actual, name=test, file=str(path)))
         except (GoldenLoadError, OSError) as exc:
             problems += 1
             print(f"error: {_problem(exc, path)}", file=sys.stderr)
+            continue
+        name = item_name(golden, path)
+        pairs: list[tuple[str, Path]] = []
+        if args.actual:
+            pairs = [(name, Path(args.actual))]
+        elif actual_dir is not None:
+            pairs = _actuals_for(actual_dir, name)
+        compared = 0
+        for test, actual_path in pairs:
+            matched.add(actual_path.resolve())  # it has its golden, readable or not
+            try:
+                actual = load(actual_path)
+            except (GoldenLoadError, OSError) as exc:
+                problems += 1
+                print(f"error: {_problem(exc, actual_path)}", file=sys.stderr)
+                continue
+            entries.append(_compared(golden, actual, name=test, file=str(path)))
+            compared += 1
+        if not compared:  # no actual, or none readable: the golden is still shown
+            entries.append(ViewEntry(golden=golden, name=name, file=str(path)))
     progress.done()
     if actual_dir is not None:
         for extra in sorted(actual_dir.glob("*" + ACTUAL_SUFFIX)):

@@ -1,0 +1,218 @@
+"""Bad input to the `opswald` command line: every case ends in one clear line and the
+documented exit status (2 argument errors, 4 bad input to a valid command), never a
+traceback or a wrong answer; and options go between positionals as in most tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import opswald
+from opswald.cli import main
+
+GOLDENS = Path(__file__).parent.parent / "goldens"
+REFUND = GOLDENS / "refund.golden.yaml"
+WEATHER = GOLDENS / "weather.golden.yaml"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opswald.cli", *argv],
+        cwd=cwd,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
+
+
+def test_diff_limit_below_one_is_a_usage_error_not_a_false_pass(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "diff", str(REFUND), str(WEATHER), "--limit", "-1")
+    assert code == 2 and "--limit: '-1': must be at least 1" in err
+    assert "no differences" not in out
+    code, out, _ = run(capsys, "diff", str(REFUND), str(WEATHER), "--limit", "1")
+    assert code == 1 and "more than 1 differences" in out
+
+
+def test_options_may_sit_between_the_two_sessions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "diff", str(REFUND), "--json", str(WEATHER))
+    assert code == 1, err
+    data = json.loads(out)
+    assert data["equal"] is False and data["actual"] == str(WEATHER)
+    code, out, _ = run(capsys, "diff", str(REFUND), "--mode", "short", str(REFUND))
+    assert code == 0 and out.startswith("no differences")
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "http"])
+def test_serve_port_out_of_range(capsys: pytest.CaptureFixture[str], port: str) -> None:
+    code, _, err = run(capsys, "serve", str(REFUND), "--port", port)
+    assert code == 2 and "argument --port" in err and "Traceback" not in err
+
+
+def test_traces_limit_below_one(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "traces", "list", "--limit", "0")
+    assert code == 2 and "--limit: '0': must be at least 1" in err
+
+
+def test_output_cut_short_by_the_reader_ends_quietly() -> None:
+    """`opswald show ... | head -1`: no BrokenPipeError traceback, the shell's 141."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opswald.cli", "show", str(GOLDENS / "conversation.golden.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away before the first line
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.parametrize("target", ["missing/dir/report.html", "a_file/report.html", "."])
+def test_an_unwritable_html_output_is_one_line(tmp_path: Path, target: str) -> None:
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "missing").mkdir()
+    (tmp_path / "missing" / "dir").write_text("a file where a folder should be")
+    proc = cli("html", str(REFUND), "-o", target, cwd=tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "missing"]  # no temp file left behind
+
+
+def test_report_merge_into_an_unwritable_path(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--opswald-goldens", str(REFUND), "-p", "no:cacheprovider",
+         f"--opswald-json={report}", "-q", f"--rootdir={GOLDENS.parent}"],
+        cwd=GOLDENS.parent, capture_output=True, encoding="utf-8", timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    merged = cli("report", "merge", str(report), "-o", f"{report}/x.json")
+    assert merged.returncode == 4 and merged.stderr.startswith("error: ")
+    assert "Traceback" not in merged.stderr
+
+
+def test_a_malformed_actual_leaves_its_golden_on_the_page(tmp_path: Path) -> None:
+    goldens = tmp_path / "goldens"
+    shutil.copytree(GOLDENS, goldens)
+    actual_dir = tmp_path / "actual"
+    actual_dir.mkdir()
+    weather = opswald.load(WEATHER)
+    (actual_dir / f"{weather.name}.actual.yaml").write_text("garbage: [\n")
+    out = tmp_path / "r.html"
+    proc = cli("html", str(goldens), "--actual-dir", str(actual_dir), "-o", str(out))
+    assert proc.returncode == 1  # the unreadable actual is an error...
+    assert f"{weather.name}.actual.yaml:" in proc.stderr and "invalid YAML" in proc.stderr
+    assert "no golden of that name" not in proc.stdout  # ...not an orphan
+    count = len(list(goldens.glob("*.golden.*")))
+    assert f"wrote {out}: {count} goldens" in proc.stdout  # ...and its golden is still shown
+    assert weather.name in out.read_text(encoding="utf-8")
+
+
+def test_upgrade_words_a_typo_as_validate_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "typo.golden.yaml"
+    bad.write_text(REFUND.read_text().replace("type: tool_call", "type: tool_cal", 1))
+    code, validated, _ = run(capsys, "validate", str(bad))
+    assert code == 1
+    code, out, _ = run(capsys, "upgrade", "--check", str(bad))
+    assert code == 1
+    line = next(line for line in out.splitlines() if line.startswith("error: "))
+    assert "unknown step type 'tool_cal'" in line and f"{bad}:" in line
+    assert line in validated  # the same words, the same line number
+    assert "errors.pydantic.dev" not in out
+
+
+def test_show_steps_past_the_end_and_stubs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    code, _, err = run(capsys, "show", str(REFUND), "--steps", "7-9")
+    assert code == 4 and "the session has 6 steps" in err
+    code, out, _ = run(capsys, "show", str(REFUND), "--steps", "5-99")
+    assert code == 0 and "(2 of 6 steps shown)" in out
+    stub = tmp_path / "stub.golden.yaml"
+    stub.write_text("name: stub\ninput: {q: 1}\n")
+    code, _, err = run(capsys, "show", str(stub), "--step", "1")
+    assert code == 4 and "stub" in err
+    code, out, _ = run(capsys, "show", str(stub), "--json")
+    assert code == 0 and json.loads(out) == {
+        "name": "stub",
+        "stub": True,
+        "total_steps": 0,
+        "steps": [],
+    }
+    code, out, _ = run(capsys, "analyze", str(stub))
+    assert code == 0 and "a stub, not recorded yet: nothing to analyze" in out
+
+
+def test_show_json_carries_whole_values_and_totals(capsys: pytest.CaptureFixture[str]) -> None:
+    golden = opswald.load(REFUND)
+    code, out, _ = run(capsys, "show", str(REFUND), "--step", "4", "--json")
+    assert code == 0
+    change = json.loads(out)["changes"][0]
+    assert "…" not in change
+    refund = golden.step_list[3]
+    assert json.dumps(refund.output, ensure_ascii=False) in change  # type: ignore[union-attr]
+    code, out, _ = run(capsys, "show", str(REFUND), "--json")
+    totals = json.loads(out)["totals"]
+    assert totals["steps"] == len(golden.step_list)
+    assert totals["llm_calls"] == sum(s.type == "llm_call" for s in golden.step_list)
+    conversation = GOLDENS / "conversation.golden.yaml"
+    session = opswald.load(conversation)
+    code, out, _ = run(capsys, "show", str(conversation), "--json", "--type", "user")
+    rows = json.loads(out)["steps"]
+    contents = [s.content for s in session.step_list if s.type == "user_input"]  # type: ignore[union-attr]
+    assert [row["name"] for row in rows] == [json.dumps(c, ensure_ascii=False) for c in contents]
+
+
+def test_first_snapshot_reads_as_an_addition(capsys: pytest.CaptureFixture[str]) -> None:
+    golden = opswald.load(REFUND)
+    first = next(s.step for s in golden.step_list if s.type == "state")
+    code, out, _ = run(capsys, "diff", str(REFUND), "--steps", str(first - 1), str(first))
+    assert code == 0
+    assert "+ memory = " in out and "~ memory: None" not in out
+
+
+def test_the_api_refuses_what_it_would_drop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(GOLDENS.parent)  # the example agent imports from here
+    golden = opswald.load(REFUND)
+    kinds = [s.type for s in golden.step_list]
+    tool_step = kinds.index("tool_call") + 1
+    llm_step = kinds.index("llm_call") + 1
+
+    def agent(task: object) -> None:  # never started: the checks come first
+        raise AssertionError("the agent ran")
+
+    with pytest.raises(ValueError, match="speed must be 'realtime' or a positive factor"):
+        opswald.Replay(golden, adapter=agent, speed="fast")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="positive factor"):
+        opswald.Replay(golden, adapter=agent, speed=float("nan"))
+    base = opswald.Replay(golden, adapter=agent)
+    with pytest.raises(ValueError, match="steps are numbered from 1"):
+        base.fork_from(0)
+    with pytest.raises(ValueError, match=f"no step {len(kinds) + 1} to fork at"):
+        base.fork_from(len(kinds) + 1, {"response": "hi"})
+    with pytest.raises(ValueError, match=f"step {tool_step} of the golden is a tool_call"):
+        base.fork_from(tool_step, {"response": "hi"})
+    assert base.fork_from(llm_step, {"response": "hi"}).fork_at == llm_step
