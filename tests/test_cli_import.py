@@ -53,3 +53,23 @@ def test_import_of_unreadable_files_exits_1(
         main(["import", "zipkin", str(broken)])
     assert exit_info.value.code == 2
     assert "invalid choice: 'zipkin'" in capsys.readouterr().err
+
+
+def test_imported_goldens_hold_no_secrets(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Production traces carry keys (in prompts, answers, attributes): every imported
+    golden is scrubbed before it is written, as recorded ones are."""
+    aws, openai_key = "AKIA" + "IOSFODNN7EXAMPLQ", "sk-proj-" + "Q1w2E3r4T5y6" * 3
+    text = DEPRECATED.read_text(encoding="utf-8")
+    text = text.replace("You are terse.", f"You are terse. Key {openai_key}")
+    text = text.replace("Weather in Oslo?", f"Weather in Oslo? {aws}")
+    assert aws in text and openai_key in text
+    source = tmp_path / "trace.json"
+    source.write_text(text, encoding="utf-8")
+    out_dir = tmp_path / "goldens"
+    assert main(["import", "otel", str(source), "-o", str(out_dir)]) == 0
+    capsys.readouterr()
+    written = "".join(p.read_text(encoding="utf-8") for p in sorted(out_dir.iterdir()))
+    assert aws not in written and openai_key not in written
+    assert "<redacted:aws-key>" in written and "<redacted:openai-key>" in written

@@ -298,6 +298,42 @@ def test_record_then_replay_offline(
     sdk_project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
 
 
+@pytest.mark.parametrize(
+    "mode", ["openai_chat", "openai_chat_stream", "openai_responses", "anthropic_stream"]
+)
+def test_secrets_in_what_the_model_answers_are_never_written(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A model that repeats a secret, in its text or in a tool call's arguments: the
+    golden holds placeholders (output and raw alike, so they still agree), and it replays."""
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0"
+    aws = "AKIA" + "IOSFODNN7EXAMPLQ"
+    script = [
+        {
+            **SCRIPT[0],
+            "tool_calls": [{"name": "get_weather", "arguments": {"city": f"Rome {jwt}"}}],
+        },
+        {**SCRIPT[1], "content": f"It is 21°C in Rome. Your key {aws} leaked."},
+    ]
+    monkeypatch.setenv("SDK_MODE", mode)
+    with FakeProvider(script=script) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = sdk_project.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+    text = (sdk_project.path / GOLDEN).read_text()
+    assert jwt not in text and aws not in text
+    first, tool, last = load(sdk_project.path / GOLDEN).step_list
+    assert isinstance(first, LLMCallStep) and isinstance(last, LLMCallStep)
+    assert first.output is not None and first.output.tool_calls is not None
+    assert first.output.tool_calls[0]["arguments"] == {"city": "Rome <redacted:jwt>"}
+    assert isinstance(tool, ToolCallStep) and tool.input == {"city": "Rome <redacted:jwt>"}
+    assert last.output is not None
+    assert last.output.content == "It is 21°C in Rome. Your key <redacted:aws-key> leaked."
+    result = sdk_project.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize("mode", ["openai_chat", "anthropic"])
 def test_changed_prompt_names_the_step_with_a_normalised_diff(
     sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str

@@ -25,7 +25,10 @@ class VaultError(Exception):
 
 @opswald.llm
 def chat(*, model, messages):
-    return {{"content": "ok " + messages[-1]["content"][-12:], "finish_reason": "stop"}}
+    # a model that repeats secrets back, in its text and in a tool call's arguments
+    call = {{"id": "c1", "name": "vault", "arguments": {{"auth": "{JWT}", "key": "{AWS}"}}}}
+    return {{"content": "ok " + messages[-1]["content"][-12:] + " with {AWS}",
+            "tool_calls": [call], "finish_reason": "tool_calls"}}
 
 
 @opswald.tool
@@ -58,7 +61,7 @@ def secret_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -
     pytester.makepyfile(secretagent=AGENT, conftest="import secretagent\n")
     pytester.makeini("[pytest]\nopswald_adapter = secretagent:run\n")
     pytester.mkdir("goldens")
-    (pytester.path / "goldens" / "s.golden.yaml").write_text("name: s\ninput: go\n")
+    (pytester.path / "goldens" / "s.golden.yaml").write_text(f"name: s\ninput: go {OPENAI}\n")
     result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
     assert result.ret == 0, result.stdout.str()
     return pytester

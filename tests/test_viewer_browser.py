@@ -454,14 +454,14 @@ def test_compare_steps_shows_the_state_changes(opener: Any, pages: dict[str, Pat
     expected = state_changes(session.step_list, 8)
     assert expected == [
         "+ memory.user_preference = 'quarterly reports'",
-        '~ context: None → {"report_type": "sales"}',
+        '+ context = {"report_type": "sales"}',  # the first snapshot with a context
     ]
     o = opener(pages["report"], "#golden=travel&step=8")
     page = o.page
     compare = page.locator("#inspector .side[data-side='golden'] .compare")
     assert compare.locator("h4").inner_text().lower() == "compare steps · step 7 → step 8"
     assert compare.locator(".lines div").all_inner_texts() == expected
-    assert compare.locator(".lines div.add").count() == 1
+    assert compare.locator(".lines div.add").count() == 2
     state = page.locator("#inspector .side[data-side='golden'] details.state pre").inner_text()
     shown = json.loads(state)
     assert shown["memory"]["user_preference"] == "quarterly reports"

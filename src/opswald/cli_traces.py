@@ -114,6 +114,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from opswald.cli import Progress
     from opswald.files import dump
     from opswald.importers import ImportFormatError, ImportResult, import_file
+    from opswald.redact import redact_session
 
     out = Path(args.output)
     total = ImportResult()
@@ -137,7 +138,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     written = []
     for session in total.sessions:
         name = _golden_name(session, taken)
-        session = session.model_copy(update={"name": name})
+        session = redact_session(session.model_copy(update={"name": name}))
         target = out / f"{name}.golden.yaml"
         out.mkdir(parents=True, exist_ok=True)
         dump(session, target)

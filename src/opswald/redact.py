@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,3 +81,18 @@ def make_redactor(*, pii: bool = False, extra: Sequence[Callable[[str], str]] = 
 
 
 DEFAULT_REDACTOR = Redactor()
+
+
+if TYPE_CHECKING:
+    from opswald.session import Session
+
+
+def redact_session(session: Session, redactor: Redactor = DEFAULT_REDACTOR) -> Session:
+    """The session with every secret in it replaced: for sessions that did not come
+    through a recording context (imported traces, promoted traces), before they are
+    written. Returns `session` itself when there was nothing to replace."""
+    data = session.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    clean = redactor(data)
+    if clean == data:
+        return session
+    return type(session).model_validate(clean)

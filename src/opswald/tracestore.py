@@ -219,6 +219,7 @@ def promote(
     from pydantic import ValidationError
 
     from opswald.files import dump, load, schema_problem
+    from opswald.redact import redact_session
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"golden name {name!r}: use letters, digits and _ (a test id)")
@@ -236,7 +237,9 @@ def promote(
     if tags is not None:
         update["tags"] = tags
     try:
-        golden = Session.model_validate({**trace.model_dump(exclude_unset=True), **update})
+        golden = redact_session(
+            Session.model_validate({**trace.model_dump(exclude_unset=True), **update})
+        )
     except ValidationError as exc:
         raise ValueError(str(schema_problem(exc))) from None
     target.parent.mkdir(parents=True, exist_ok=True)

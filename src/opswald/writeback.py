@@ -38,6 +38,8 @@ def blessed(golden: Session, run: Run) -> Session:
             )
         steps.append(step)
     data = {k: getattr(golden, k) for k in KEPT if k in golden.model_fields_set}
+    if "input" in data:  # the run's copy: the same input, with its secrets replaced
+        data["input"] = run.actual.input
     session = Session.model_validate(
         {
             **{k: v for k, v in data.items()},

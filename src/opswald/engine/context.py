@@ -545,16 +545,26 @@ class Context:
                 api=request.get("api"),
                 model=request.get("model"),
                 input=actual_input,
-                output=output,
+                output=self._redacted_output(output),
                 usage=usage,
                 cost=cost,
                 cost_source=cost_source,
                 raw=self.redactor(raw),
                 error=error_info or self.error_of(error),
-                attributes=attributes,
+                attributes=self.redactor(attributes) if attributes is not None else None,
             )
         self.finish(ticket, step)
         return step
+
+    def _redacted_output(self, output: LLMOutput | None) -> LLMOutput | None:
+        """What the model answered, with secrets in its text or tool-call arguments
+        replaced, as everything else written is (the same rules as `raw`, so the two
+        still agree and replay serves the stored wire body)."""
+        if output is None:
+            return None
+        data = output.model_dump(exclude_unset=True)
+        clean = self.redactor(data)
+        return output if clean == data else LLMOutput.model_validate(clean)
 
     def llm_answer(
         self, ticket: Ticket, request: dict[str, Any], decode: Callable[[Any], Any] | None

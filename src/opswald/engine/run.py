@@ -158,6 +158,8 @@ def execute(
         metadata.pop("integrations", None)
     actual = golden.model_copy(
         update={
+            # the input as given, with its secrets replaced like everything else written
+            "input": settings.redactor(to_jsonable(golden.input)),
             "metadata": metadata,
             "steps": steps,
             "output": settings.redactor(to_jsonable(output)),
