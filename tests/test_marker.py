@@ -68,3 +68,43 @@ def test_marker_with_a_bad_path_fails_clearly(project: pytest.Pytester) -> None:
     result = project.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*cannot load*nope.golden.yaml*"])
+    out = result.stdout.str()
+    assert "During handling of the above exception" not in out
+    assert "direct cause" not in out
+
+
+def test_a_body_failing_after_a_divergence_shows_the_divergence(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body trips over what the diverged run returned: its failure also carries the
+    golden's verdict, the likely reason, instead of hiding it."""
+    record(project)
+    project.makepyfile(
+        test_body="""
+        import pytest
+
+        @pytest.mark.golden("goldens/flight.golden.yaml")
+        def test_body(golden_replay):
+            assert golden_replay.actual.output["who"] == "Alice"
+        """
+    )
+    assert project.runpytest("test_body.py").ret == 0
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest("test_body.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E       TypeError: 'NoneType' object is not subscriptable",
+            "E       the golden's verdict failed too (it may explain this):",
+            "*step 5 › input.passenger: 'Alice' → 'Bob'*",
+        ],
+        consecutive=False,
+    )
+
+
+def test_the_fixture_without_a_marker_says_what_it_needs(project: pytest.Pytester) -> None:
+    project.makepyfile(test_bare="def test_x(golden_replay):\n    pass\n")
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*golden_replay fixture needs a golden*@pytest.mark.golden(*"])
+    assert "AssertionError" not in result.stdout.str()

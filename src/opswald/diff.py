@@ -402,7 +402,9 @@ def render_finding(
             more = len(f.differences) - len(shown)
             lines.append(f"  ... and {_plural(more, 'more difference')}")
     if f.failing and f.suggestion:
-        lines.append(f"  hint: {f.suggestion}")
+        first, *rest = f.suggestion.split("\n")  # a hint may quote a traceback
+        lines.append(f"  hint: {first}")
+        lines.extend(f"  {line}" for line in rest)
     return [_plain(line) for line in lines]
 
 

@@ -16,8 +16,9 @@ from opswald.diff import DiffMode, render_verdict
 from opswald.engine.context import STEP_MODIFICATIONS, Policy, fork_problem
 from opswald.engine.normalize import RequestRules
 from opswald.engine.run import ReplayResult, RunSettings, execute, judge
+from opswald.engine.tape import step_name
 from opswald.redact import Redactor
-from opswald.session import Expect, NormalizeRule, RequestsExpect, Session
+from opswald.session import AnyStep, Expect, NormalizeRule, RequestsExpect, Session
 from opswald.verdict import Finding, Verdict
 from opswald.writeback import blessed, write, writes_blocked
 
@@ -26,6 +27,21 @@ if TYPE_CHECKING:
 
 Status = Literal["passed", "failed", "updated", "recorded"]
 FIX_UPDATE = "if the new behaviour is intended, accept it with --opswald-update"
+NEVER_BLESSED = ("budget", "side_effect", "breakpoint")
+"""Failures `--opswald-update` leaves failing and unwritten (DESIGN §3a "Update")."""
+
+
+def _fix_for(verdict: Verdict) -> str:
+    """The `fix:` line: an update where an update helps, and never where it does not."""
+    kinds = {f.kind for f in verdict.failures}
+    if kinds and kinds <= set(NEVER_BLESSED):
+        return (
+            "--opswald-update does not bless this (budgets, blocked side effects and "
+            "breakpoints are never written): follow the hint above"
+        )
+    if kinds & set(NEVER_BLESSED):
+        return f"{FIX_UPDATE} (what it does not bless, a budget, side effect or breakpoint, stays)"
+    return FIX_UPDATE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,7 +223,8 @@ def run_golden(
         run = execute(golden, adapter, settings=run_settings, expect=expect)
     verdict = judge(golden, run, expect, tolerance=settings.tolerance)
     if listener is not None and listener.hits:
-        verdict = Verdict(findings=(*verdict.findings, *_breakpoint_findings(listener.hits)))
+        found = _breakpoint_findings(listener.hits, run.actual.step_list)
+        verdict = Verdict(findings=(*verdict.findings, *found))
     result = ReplayResult(
         golden=golden,
         actual=run.actual,
@@ -221,7 +238,9 @@ def run_golden(
     if not wants_write:
         if verdict.passed:
             return Outcome(status="passed", result=result)
-        text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=FIX_UPDATE)
+        text = render_verdict(
+            verdict, total_steps=total, mode=settings.diff_mode, fix=_fix_for(verdict)
+        )
         raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total)
 
@@ -274,12 +293,15 @@ def _execute_with_timeout(
     return run
 
 
-def _breakpoint_findings(hits: list[tuple[int, str]]) -> list[Finding]:
+def _breakpoint_findings(hits: list[tuple[int, str]], steps: list[AnyStep]) -> list[Finding]:
+    by_number = {s.step: s for s in steps}
     return [
         Finding(
             kind="breakpoint",
             message=f"breakpoint {expr!r} hit at step {step}",
             step=step,
+            step_type=by_number[step].type if step in by_number else None,
+            name=step_name(by_number[step]) if step in by_number else None,
             suggestion="remove --opswald-break or change --opswald-break-action",
         )
         for step, expr in hits
@@ -294,13 +316,14 @@ def _write(
     settings: Settings,
     total: int | None,
 ) -> Outcome:
-    blockers = [f for f in result.verdict.failures if f.kind in ("budget", "side_effect")]
+    blockers = [f for f in result.verdict.failures if f.kind in NEVER_BLESSED]
     if blockers:
         text = render_verdict(
             Verdict(findings=tuple(blockers)),
             total_steps=total,
             mode=settings.diff_mode,
-            fix="not written: a budget violation or a blocked side effect is never blessed",
+            fix="not written: a budget violation, a blocked side effect or a failing "
+            "breakpoint is never blessed",
         )
         raise GoldenError(*_failed(text, result, settings))
     blocked = writes_blocked(force=settings.force)

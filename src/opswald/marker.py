@@ -27,7 +27,12 @@ def run_marker(item: pytest.Item) -> Outcome:
     from opswald.plugin import settings_of, suite_normalize_rules
 
     marker = item.get_closest_marker("golden")
-    assert marker is not None
+    if marker is None:
+        pytest.fail(
+            "the golden_replay fixture needs a golden: mark the test with "
+            '@pytest.mark.golden("goldens/NAME.golden.yaml")',
+            pytrace=False,
+        )
     if not marker.args:
         pytest.fail(
             "@pytest.mark.golden needs the golden's path as its first argument", pytrace=False
@@ -35,8 +40,14 @@ def run_marker(item: pytest.Item) -> Outcome:
     path = golden_path(item, str(marker.args[0]))
     try:
         golden = files.load(path)
-    except (files.GoldenLoadError, OSError) as exc:
-        pytest.fail(f"@pytest.mark.golden: cannot load {path}: {exc}", pytrace=False)
+    except files.GoldenLoadError as exc:
+        problem = str(exc)
+    except OSError as exc:
+        problem = f"{exc.strerror or exc}"
+    else:
+        problem = ""
+    if problem:  # failed outside the except: one message, no chained tracebacks
+        pytest.fail(f"@pytest.mark.golden: cannot load {path}: {problem}", pytrace=False)
     settings = settings_of(item.config)
     try:
         adapter = adapters.resolve(
@@ -54,11 +65,19 @@ def run_marker(item: pytest.Item) -> Outcome:
             extra_normalize=suite_normalize_rules(item.config),
         )
     except adapters.AdapterNotFound as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
     except GoldenError as exc:
-        if exc.outcome is None or exc.outcome.result is None:
-            pytest.fail(exc.text, pytrace=False)
-        return exc.outcome
+        if exc.outcome is not None and exc.outcome.result is not None:
+            return exc.outcome
+        problem = exc.text
+    pytest.fail(problem, pytrace=False)
+
+
+def explain_body_failure(outcome: Outcome | None, error: BaseException) -> None:
+    """The test body failed after its golden diverged: say so under the body's own error,
+    since the divergence (an answer the agent never got) is often why the body failed."""
+    if outcome is not None and outcome.status == "failed" and isinstance(error, Exception):
+        error.add_note(f"\nthe golden's verdict failed too (it may explain this):\n{outcome.text}")
 
 
 def enforce(outcome: Outcome) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,9 @@ from typing import Any
 import pytest
 
 from opswald.session import NormalizeRule
+
+MODES = ("replay", "record", "rerecord", "live")
+DIFF_MODES = ("detailed", "short", "disabled")
 
 OUTCOME_KEY = pytest.StashKey[Any]()
 _SETTINGS_KEY = pytest.StashKey[Any]()
@@ -40,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--opswald-mode",
-        choices=("replay", "record", "rerecord", "live"),
+        choices=MODES,
         default=None,
         help="replay (default): answers from the golden, offline; record: record stubs, replay "
         "the rest; rerecord: record every selected golden again; live: run for real, judge on "
@@ -63,7 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--opswald-diff-mode",
-        choices=("detailed", "short", "disabled"),
+        choices=DIFF_MODES,
         default=None,
         help="how much of each difference a failure shows (default: detailed)",
     )
@@ -230,15 +235,26 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 f"opswald_request_normalize: {line!r} is not 'REGEX => PLACEHOLDER'"
             )
+        try:
+            re.compile(pattern.strip())
+        except re.error as exc:
+            raise pytest.UsageError(
+                f"opswald_request_normalize: {pattern.strip()!r} is not a valid regular "
+                f"expression: {exc}"
+            ) from None
         normalize.append({"pattern": pattern.strip(), "replace": placeholder.strip()})
     _check_breakpoints(config)
     timeout = config.getoption("opswald_timeout")
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not 0 < timeout < math.inf:  # NaN fails both
         raise pytest.UsageError("--opswald-timeout must be a positive number of seconds")
     fork_at = config.getoption("opswald_fork_at")
     if fork_at is not None and fork_at < 1:
         raise pytest.UsageError("--opswald-fork-at: steps are numbered from 1")
-    mode = config.getoption("opswald_mode") or config.getini("opswald_mode")
+    mode: Any = config.getoption("opswald_mode") or _ini_choice(config, "opswald_mode", MODES)
+    diff_mode: Any = config.getoption("opswald_diff_mode") or _ini_choice(
+        config, "opswald_diff_mode", DIFF_MODES
+    )
+    redact = _ini_choice(config, "opswald_redact", ("", "pii"))
     if fork_at is not None and config.getoption("opswald_update"):
         raise pytest.UsageError(
             "--opswald-fork-at runs a fork, which is judged and never written: drop "
@@ -261,7 +277,7 @@ def pytest_configure(config: pytest.Config) -> None:
         update=config.getoption("opswald_update"),
         force=config.getoption("opswald_force"),
         allow_side_effects=config.getoption("opswald_allow_side_effects"),
-        diff_mode=config.getoption("opswald_diff_mode") or config.getini("opswald_diff_mode"),
+        diff_mode=diff_mode,
         adapter=config.getini("opswald_adapter") or None,
         requests=RequestsExpect.model_validate(
             {"ignore": config.getini("opswald_request_ignore"), "normalize": normalize}
@@ -271,7 +287,7 @@ def pytest_configure(config: pytest.Config) -> None:
         side_effect_tools=frozenset(_names(config.getini("opswald_side_effect_tools"))),
         langgraph_state=bool(config.getini("opswald_langgraph_state")),
         redactor=make_redactor(
-            pii="pii" in str(config.getini("opswald_redact")).lower(),
+            pii=redact == "pii",
             extra=_hook_redaction_rules(config),
         ),
     )
@@ -279,6 +295,16 @@ def pytest_configure(config: pytest.Config) -> None:
         _add_default_goldens_path(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
+
+
+def _ini_choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
+    """An ini value that must be one of `choices` (as the option's own values are; case
+    aside): a typo such as `opswald_mode = recrod` is a usage error, not a silent default."""
+    value = str(config.getini(name)).strip().lower()
+    if value not in choices:
+        shown = ", ".join(repr(c) for c in choices if c) + (" or empty" if "" in choices else "")
+        raise pytest.UsageError(f"{name}: {value!r} is not one of {shown}")
+    return value
 
 
 def _names(values: list[str]) -> list[str]:
@@ -561,8 +587,18 @@ def golden_replay(request: pytest.FixtureRequest) -> Any:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    result = yield
     marker = item.get_closest_marker("golden")
+    try:
+        result = yield
+    except BaseException as error:
+        if marker is not None and marker.kwargs.get("verdict", True):
+            from opswald.marker import explain_body_failure
+
+            outcome = item.stash.get(_MARKER_RESULT, None)
+            if outcome is not None:
+                item.stash[OUTCOME_KEY] = outcome
+            explain_body_failure(outcome, error)
+        raise
     if marker is not None and marker.kwargs.get("verdict", True):
         from opswald.marker import enforce, run_marker
 

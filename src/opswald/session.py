@@ -22,6 +22,19 @@ from opswald import paths
 SCHEMA_VERSION: Literal[1] = 1
 SCHEMA_URL = "https://opswald.dev/schema/golden-v1.json"
 
+_BIG = 2**63  # ints beyond this are refused (pydantic's float bounds check would overflow)
+NonNegative = Annotated[int, Field(strict=True, ge=0, le=_BIG)] | Annotated[
+    float, Field(strict=True, ge=0)
+]
+Positive = Annotated[int, Field(strict=True, gt=0, le=_BIG)] | Annotated[
+    float, Field(strict=True, gt=0, allow_inf_nan=False)
+]
+Fraction = Annotated[int, Field(strict=True, ge=0, le=1)] | Annotated[
+    float, Field(strict=True, ge=0, le=1)
+]
+"""Measured or hand-written numbers, kept as written (`timeout: 5` stays 5, not 5.0) so that
+loading and saving a golden never churns its text."""
+
 StepType = Literal["user_input", "llm_call", "tool_call", "state"]
 CALL_TYPES: frozenset[str] = frozenset({"user_input", "llm_call", "tool_call"})
 
@@ -89,7 +102,7 @@ class _Step(_Model):
     step: int = Field(ge=1, strict=True)
     description: str | None = None
     timestamp: str | None = None
-    duration_ms: float | None = Field(default=None, ge=0)
+    duration_ms: NonNegative | None = None
     error: ErrorInfo | None = None
     attributes: dict[str, Any] | None = None
 
@@ -107,7 +120,7 @@ class LLMCallStep(_Step):
     input: LLMInput = Field(default_factory=LLMInput)
     output: LLMOutput | None = None
     usage: Usage | None = None
-    cost: float | None = Field(default=None, ge=0)
+    cost: NonNegative | None = None
     cost_source: str | None = None
     raw: Any = None
 
@@ -149,7 +162,7 @@ class OutputExpect(_Model):
     ] = "exact"
     value: Any = None
     ignore_paths: list[str] = Field(default_factory=list)
-    threshold: float | None = Field(default=None, ge=0, le=1)
+    threshold: Fraction | None = None
     rubric: str | None = None
 
     _paths = field_validator("ignore_paths")(_check_paths)
@@ -300,7 +313,7 @@ class Session(_Model):
     error: ErrorInfo | None = None
     expect: Expect | None = None
     modifications: dict[str, Any] = Field(default_factory=dict)
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Positive | None = None
     notes: list[Note] = Field(default_factory=list)
     verdicts: list[dict[str, Any]] = Field(default_factory=list)
 

@@ -58,8 +58,10 @@ class Summary:
             div = r.get("divergence")
             if div:
                 where = f"{div.get('type') or ''} {div.get('name') or ''}".strip()
+                kind = div.get("kind")
+                label = "first divergence" if kind in _DIVERGING else f"failed ({kind})"
                 lines.append(
-                    _fit(f"          first divergence: step {div['step']} {where}", self.width)
+                    _fit(f"          {label}: step {div['step']} {where}".rstrip(), self.width)
                 )
             lines.append(_fit("          " + _figures_line(r), self.width))
         return lines
@@ -118,6 +120,11 @@ def regressed(record: dict[str, Any]) -> bool:
 
 def _fit(line: str, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+_DIVERGING = ("mismatch", "extra_call", "unused_calls", "fork", "agent_error", None)
+"""Finding kinds where the run left the golden's path (a budget, a breakpoint or a state
+check fails at a step without a divergence)."""
 
 
 def _delta(record: dict[str, Any], key: str) -> str:

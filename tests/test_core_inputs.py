@@ -1,0 +1,98 @@
+"""The core loop under awkward input: bad ini values and option values are usage errors,
+a failure says what helps (and never offers an update that will not bless it), a raising
+agent is the headline with its own traceback, and goldens keep the numbers as written."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import record
+
+GOLDEN = "goldens/flight.golden.yaml"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "opswald_mode=recrod"], "*opswald_mode: 'recrod' is not one of 'replay'*"),
+        (["-o", "opswald_diff_mode=bogus"], "*opswald_diff_mode: 'bogus' is not one of*"),
+        (["-o", "opswald_redact=everything"], "*opswald_redact: 'everything' is not one of*"),
+        (
+            ["-o", "opswald_request_normalize=([ => x"],
+            "*opswald_request_normalize: '([' is not a valid regular expression*",
+        ),
+        (["--opswald-timeout", "nan"], "*--opswald-timeout must be a positive number*"),
+        (["--opswald-timeout", "inf"], "*--opswald-timeout must be a positive number*"),
+    ],
+)
+def test_bad_settings_are_usage_errors(
+    project: pytest.Pytester, args: list[str], message: str
+) -> None:
+    result = project.runpytest("--opswald-goldens", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_ini_choices_ignore_case(project: pytest.Pytester) -> None:
+    record(project)
+    project.runpytest("--opswald-goldens", "-o", "opswald_mode=Replay").assert_outcomes(passed=1)
+
+
+def test_a_raising_agent_heads_the_failure_with_its_own_traceback(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "raise")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if "the agent raised RuntimeError" in line)
+    unused = next(i for i, line in enumerate(lines) if "recorded call(s) unused" in line)
+    assert head < unused, "the exception comes first; the unused calls follow from it"
+    assert "\\n" not in out, "the traceback is printed on lines, not as escaped text"
+    result.stdout.fnmatch_lines(
+        ["*the agent's traceback ends:", "*agent.py*in run*", "*RuntimeError: agent broke*"]
+    )
+    assert "opswald/adapters.py" not in out and "opswald/instrument.py" not in out
+
+
+def test_a_budget_failure_never_offers_an_update(project: pytest.Pytester) -> None:
+    record(project)
+    path = project.path / GOLDEN
+    path.write_text(path.read_text() + "expect:\n  budgets:\n    llm_calls: 1\n")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "accept it with --opswald-update" not in out
+    result.stdout.fnmatch_lines(["*fix: --opswald-update does not bless this*"])
+
+
+def test_a_failing_breakpoint_is_not_blessed_nor_called_a_divergence(
+    project: pytest.Pytester,
+) -> None:
+    record(project)
+    path = project.path / GOLDEN
+    before = path.read_bytes()
+    args = ["--opswald-break", "tool_name == 'book'", "--opswald-break-action=fail"]
+    result = project.runpytest("--opswald-goldens", *args, "--opswald-update")
+    result.assert_outcomes(failed=1)
+    assert path.read_bytes() == before, "a failing breakpoint is never written"
+    result.stdout.fnmatch_lines(["*never blessed*"])
+    result = project.runpytest("--opswald-goldens", *args)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "first divergence" not in out
+    result.stdout.fnmatch_lines(["*failed (breakpoint): step 5 tool_call book"])
+
+
+def test_numbers_stay_as_written(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`timeout: 5` is not rewritten as `5.0` by an update (no churn in the golden's diff)."""
+    record(project)
+    path = project.path / GOLDEN
+    path.write_text(path.read_text() + "timeout: 5\n")
+    monkeypatch.setenv("AGENT_VARIANT", "output")
+    project.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
+    text = path.read_text()
+    assert "\ntimeout: 5\n" in text and "(v2)" in text
