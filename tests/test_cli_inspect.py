@@ -110,7 +110,7 @@ def test_diff_of_two_sessions_shows_figures(
     assert code == 1
     lines = out.splitlines()
     assert lines[1] == "first difference: step 3 of 6 · llm_call sim-small"
-    assert lines[-1].startswith("figures: cost $0.0007 → $0.0010 (+")
+    assert lines[-1].startswith("figures: cost $0.00072 → $0.00097 (+")
     assert all(len(line) <= 80 for line in lines[1:])
     assert out.replace(str(tmp_path), "<tmp>").replace(str(GOLDENS), "<goldens>") == snapshot
     code, out, _ = run(capsys, "diff", str(REFUND), str(actual), "--json")
@@ -123,7 +123,7 @@ def test_diff_of_two_sessions_shows_figures(
 def test_analyze(capsys: pytest.CaptureFixture[str], snapshot: Any) -> None:
     code, out, _ = run(capsys, "analyze", str(REFUND), str(DECLINED), "--slow-ms", "0.4")
     assert code == 0
-    assert "card_declined: 2 steps, 302 tokens, $0.0002" in out
+    assert "card_declined: 2 steps, 302 tokens, $0.00019" in out
     assert "  step 2 of 2 · tool_call charge_card failed: PaymentDeclined: card" in out
     assert "    fix: the session input has `card-4242` and `42.5`." in out
     code, out, _ = run(capsys, "analyze", str(GOLDENS), "--json")

@@ -96,3 +96,36 @@ def test_numbers_stay_as_written(project: pytest.Pytester, monkeypatch: pytest.M
     project.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
     text = path.read_text()
     assert "\ntimeout: 5\n" in text and "(v2)" in text
+
+
+def test_order_subset_lets_replay_skip_a_recorded_tool_call(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent skips `book` (step 5) and goes on to its next model call."""
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "drop")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the agent did not call book and went on to a llm_call*"])
+    path = project.path / GOLDEN
+    path.write_text(path.read_text() + "expect:\n  tool_calls:\n    order: subset\n")
+    project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_an_extra_tool_call_names_the_next_recorded_call(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`extra`: the agent looks up Zed after booking; the golden goes on with step 6."""
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "extra")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "every recorded call was already used" not in out
+    result.stdout.fnmatch_lines(
+        [
+            "*tool_call lookup: the agent made a call the golden does not have*",
+            "*hint: this turn of the golden has no tool call left; its next recorded call is "
+            "step 6 (llm_call m1)*",
+        ]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -69,7 +70,7 @@ def test_usage_aliases_cost_and_served_response() -> None:
     assert isinstance(step, LLMCallStep)
     assert step.usage is not None
     assert (step.usage.input_tokens, step.usage.output_tokens) == (7, 3)
-    assert step.cost == 0.25 and step.cost_source == "response"
+    assert step.cost == 0.25 and step.cost_source == "provider"
     assert golden.output == "HELLO"
     # the normalised fields are the truth: an edited response text is what the agent gets
     assert step.output is not None
@@ -387,3 +388,66 @@ def test_calls_by_keyword_in_any_order_replay_and_record_in_parameter_order() ->
     assert isinstance(step, ToolCallStep)
     assert list(step.input) == ["url", "page", "size"], "written in parameter order"
     assert step.input == {"url": "u", "page": 2, "size": 4}
+
+
+@opswald.llm
+def chat_with_tools(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A client returning OpenAI's chat-completion shape, with a tool call first."""
+    if len(messages) == 1:
+        call = {
+            "id": "c1",
+            "type": "function",
+            "function": {"name": "lookup", "arguments": '{"key": "a"}'},
+        }
+        message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        finish = "tool_calls"
+    else:
+        message, finish = (
+            {"role": "assistant", "content": "found " + messages[-1]["content"]},
+            "stop",
+        )
+    return {"id": "x", "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}]}  # fmt: skip
+
+
+@opswald.tool
+def lookup(key: str) -> str:
+    return f"value of {key}"
+
+
+def chat_agent(task: str) -> dict[str, Any]:
+    messages = [{"role": "user", "content": task}]
+    first = chat_with_tools(model="m", messages=messages)["choices"][0]["message"]
+    call = first["tool_calls"][0]["function"]
+    result = lookup(**json.loads(call["arguments"]))
+    messages.append({"role": "tool", "content": result})
+    final = chat_with_tools(model="m", messages=messages)["choices"][0]
+    return {"answer": final["message"]["content"], "finish": final["finish_reason"]}
+
+
+def test_an_edited_or_forked_answer_keeps_the_recorded_response_shape() -> None:
+    """Normalised fields win, written into the stored response's own shape: an agent that
+    reads `choices[0].message` gets the edited answer, not a KeyError."""
+    golden = record(chat_agent, "find a")
+    assert golden.output == {"answer": "found value of a", "finish": "stop"}
+    last = golden.step_list[-1]
+    assert isinstance(last, LLMCallStep) and last.output is not None and last.raw is not None
+    edited = golden.model_copy(deep=True)
+    edited_last = edited.step_list[-1]
+    assert isinstance(edited_last, LLMCallStep) and edited_last.output is not None
+    edited_last.output = edited_last.output.model_copy(update={"content": "edited"})
+    run, _ = replay(edited, chat_agent)
+    assert run.agent_traceback is None and run.actual.output == {
+        "answer": "edited",
+        "finish": "stop",
+    }
+    forked = opswald.Replay(golden, adapter=chat_agent).fork_from(3, {"response": "Nope"}).run()
+    assert forked is not None and forked.actual.output == {"answer": "Nope", "finish": "stop"}
+    # a new tool choice is given in the recorded call's shape (arguments as a JSON string)
+    chosen = opswald.Replay(golden, adapter=chat_agent).fork_from(1, {"tool_params": {"key": "b"}})
+    result = chosen.run()
+    assert result is not None and result.actual.output == {
+        "answer": "found value of b",
+        "finish": "stop",
+    }
+    assert golden.step_list[-1] == last, "the golden itself is untouched"

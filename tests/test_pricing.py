@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import opswald
 from opswald.pricing import (
     Price,
     PriceError,
@@ -14,8 +15,9 @@ from opswald.pricing import (
     PriceTable,
     PriceWarning,
     cost_with_source,
+    money,
 )
-from opswald.session import Usage
+from opswald.session import LLMCallStep, Usage
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +204,78 @@ def test_pricer_warns_with_a_price_warning(table: PriceTable) -> None:
     pricer = Pricer(PriceTable(table.prices))
     with pytest.warns(PriceWarning, match="no price for model 'acme-y'"):
         assert pricer.price("acme-y", Usage(input_tokens=1)) == (None, None)
+
+
+DECORATED_AGENT = """
+import opswald
+
+
+@opswald.llm
+def chat(*, model, messages):  # a client that reports usage but no cost
+    return {"content": "ok", "finish_reason": "stop",
+            "usage": {"input_tokens": 1000, "output_tokens": 100}}
+
+
+@opswald.llm
+def reporting(*, model, messages):  # one that reports its own cost
+    return {"content": "ok", "finish_reason": "stop", "cost": 0.5,
+            "usage": {"input_tokens": 1000, "output_tokens": 100}}
+
+
+def run(input):
+    chat(model="gpt-4o-mini", messages=[{"role": "user", "content": input}])
+    reporting(model="gpt-4o-mini", messages=[{"role": "user", "content": input}])
+    return "done"
+"""
+
+
+def test_decorated_llm_calls_are_priced_like_sdk_calls(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, table: PriceTable
+) -> None:
+    """`@opswald.llm` responses without a cost get one from the price table (or the hook),
+    so a cost budget can be checked; a cost the response reports wins."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(pagent=DECORATED_AGENT, conftest="import pagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = pagent:run\n")
+    goldens = pytester.mkdir("goldens")
+    golden = goldens / "p.golden.yaml"
+    golden.write_text("name: p\ninput: hi\nexpect:\n  budgets:\n    cost: 1.0\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    first, second = opswald.load(golden).step_list
+    usage = Usage(input_tokens=1000, output_tokens=100)
+    assert isinstance(first, LLMCallStep) and isinstance(second, LLMCallStep)
+    assert first.cost == table.cost("gpt-4o-mini", usage)
+    assert first.cost_source == table.cost_source
+    assert second.cost == 0.5 and second.cost_source == "provider"
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+    assert "cannot be checked" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0, "$0"),
+        (1.5, "$1.5000"),
+        (0.0123456, "$0.0123"),
+        (0.001, "$0.0010"),
+        (0.0006, "$0.00060"),
+        (0.0000705, "$0.000071"),
+        (0.00005, "$0.000050"),
+        (-0.0021, "-$0.0021"),
+    ],
+)
+def test_money_keeps_two_significant_digits_below_a_tenth_of_a_cent(
+    value: float, shown: str
+) -> None:
+    assert money(value) == shown
+
+
+def test_a_small_budget_violation_reads_as_one() -> None:
+    from opswald.expect.budgets import Figures, check_budgets
+    from opswald.session import BudgetsExpect
+
+    spent = Figures(cost=0.0000705, input_tokens=0, output_tokens=0, total_tokens=0,
+                    duration_ms=0.0, llm_calls=1, tool_calls=0, steps=1)  # fmt: skip
+    (finding,) = check_budgets(BudgetsExpect(cost=0.00005), spent, None)
+    assert "cost $0.000071 > $0.000050" in finding.message

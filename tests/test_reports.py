@@ -100,7 +100,7 @@ def test_terminal_table_lists_failures_by_default_and_all_with_v(
         [
             "FAILED    goldens/b.golden.yaml::book_b",
             "          first divergence: step 2 tool_call lookup",
-            "          2 steps (1 llm, 1 tool), 45 tok, $0.0004, * ms",
+            "          2 steps (1 llm, 1 tool), 45 tok, $0.00040, * ms",
             "latency analysis (slow steps):",
             "  book_b: step 1 llm_call m1 * ms",
             "cost analysis (most expensive steps):",

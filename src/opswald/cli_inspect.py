@@ -114,7 +114,9 @@ def parse_range(text: str | None, total: int) -> tuple[int, int]:
 
 
 def _money(cost: float | None) -> str:
-    return "-" if cost is None else f"${cost:.4f}"
+    from opswald.pricing import money
+
+    return "-" if cost is None else money(cost)
 
 
 def _ms(ms: float | None) -> str:
@@ -183,16 +185,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(_clip(_headline(session, args.golden), width))
     for text in notes.get(None, []):
         print(_clip(f"note: {text}", width))
-    name_w = max(8, width - 52)
+    name_w = max(8, width - 53)
     print(
-        f"{'step':>4}  {'type':<10} {'name':<{name_w}} {'tokens':>7} {'cost':>8} {'duration':>10}"
+        f"{'step':>4}  {'type':<10} {'name':<{name_w}} {'tokens':>7} {'cost':>9} {'duration':>10}"
     )
     for s in chosen:
         tokens = _tokens(s)
         cost = s.cost if isinstance(s, LLMCallStep) else None
         line = (
             f"{s.step:>4}  {s.type:<10} {_clip(_step_name(s), name_w):<{name_w}} "
-            f"{tokens if tokens is not None else '-':>7} {_money(cost):>8} "
+            f"{tokens if tokens is not None else '-':>7} {_money(cost):>9} "
             f"{_ms(s.duration_ms):>10}"
         )
         print(line.rstrip())
@@ -299,7 +301,9 @@ def _delta_text(key: str, d: dict[str, Any]) -> str:
         if v is None:
             return "?"
         if key == "cost":
-            return f"${v:.4f}"
+            from opswald.pricing import money
+
+            return money(v)
         if key == "duration_ms":
             return f"{v:,.0f} ms"
         return f"{v:,}"

@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from opswald.pricing import money
+
 
 def _when(info: Any) -> str:
     return str(info.recorded_at.strftime("%Y-%m-%d %H:%M:%S"))
@@ -34,7 +36,7 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
         print(f"no traces in {store_dir(args.store)}", file=sys.stderr)
         return 0
     for t in found:
-        cost = f"${t.cost:.4f}" if t.cost is not None else "$?"
+        cost = money(t.cost) if t.cost is not None else "$?"
         tags = f" [{', '.join(t.tags)}]" if t.tags else ""
         line = f"{t.id}  {_when(t)}  {t.name}{tags}  {t.steps} steps  {cost}"
         if t.error:

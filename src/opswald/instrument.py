@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from opswald.engine.current import CURRENT, INSIDE, MISS, current, inside
 from opswald.jsonable import to_jsonable
+from opswald.pricing import COST_SOURCE_PROVIDER
 
 if TYPE_CHECKING:  # the engine is imported only once a run is active
     from opswald.engine.context import Context, Ticket
@@ -356,15 +357,18 @@ def llm(
             data = to_jsonable(result)
             from opswald.engine import responses
 
-            output, usage, cost = responses.extract(data)
+            output, usage, reported = responses.extract(data)
+            cost, source = reported, COST_SOURCE_PROVIDER if reported is not None else None
+            if cost is None and ctx.prices is not None:  # the price table, or the hook
+                cost, source = ctx.prices.price(request.get("model"), usage)
             ctx.llm_step(
                 ticket,
                 request,
                 output=output,
                 usage=usage,
                 cost=cost,
-                cost_source="response" if cost is not None else None,
-                raw=responses.raw_for(data, output, usage, cost),
+                cost_source=source,
+                raw=responses.raw_for(data, output, usage, reported),
                 error=None,
                 attributes={"opswald.response": "text"} if isinstance(result, str) else None,
             )

@@ -284,3 +284,13 @@ class Pricer:
         if self.table.lookup(model) is None and self.table.warn_missing(model):
             self.warn(self.table.missing_message(model))
         return None, None
+
+
+def money(value: float) -> str:
+    """A cost for people: four decimals from a tenth of a cent up, else enough decimals for two
+    significant digits, so that small costs neither read as `$0.0000` nor two different
+    ones as the same (`$0.000071 > $0.000050`)."""
+    if value == 0 or not math.isfinite(value):
+        return f"${value:g}"
+    decimals = 4 if abs(value) >= 0.001 else min(16, 1 - math.floor(math.log10(abs(value))))
+    return f"{'-' if value < 0 else ''}${abs(value):.{decimals}f}"

@@ -23,15 +23,17 @@ SCHEMA_VERSION: Literal[1] = 1
 SCHEMA_URL = "https://opswald.dev/schema/golden-v1.json"
 
 _BIG = 2**63  # ints beyond this are refused (pydantic's float bounds check would overflow)
-NonNegative = Annotated[int, Field(strict=True, ge=0, le=_BIG)] | Annotated[
-    float, Field(strict=True, ge=0)
-]
-Positive = Annotated[int, Field(strict=True, gt=0, le=_BIG)] | Annotated[
-    float, Field(strict=True, gt=0, allow_inf_nan=False)
-]
-Fraction = Annotated[int, Field(strict=True, ge=0, le=1)] | Annotated[
-    float, Field(strict=True, ge=0, le=1)
-]
+NonNegative = (
+    Annotated[int, Field(strict=True, ge=0, le=_BIG)] | Annotated[float, Field(strict=True, ge=0)]
+)
+Positive = (
+    Annotated[int, Field(strict=True, gt=0, le=_BIG)]
+    | Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+)
+Fraction = (
+    Annotated[int, Field(strict=True, ge=0, le=1)]
+    | Annotated[float, Field(strict=True, ge=0, le=1)]
+)
 """Measured or hand-written numbers, kept as written (`timeout: 5` stays 5, not 5.0) so that
 loading and saving a golden never churns its text."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import sys
 import threading
 import time
@@ -471,17 +472,14 @@ class Context:
             output = step.output or LLMOutput()
             if "selected_tool" in mods or "tool_params" in mods:
                 old = (output.tool_calls or [{}])[0]
-                call = {
-                    "id": old.get("id") or f"call_fork_{number}",
-                    "name": mods.get("selected_tool", old.get("name")),
-                    "arguments": mods.get("tool_params", old.get("arguments", {})),
-                }
+                call = _forked_call(old, number, mods)
                 output = LLMOutput(content=None, tool_calls=[call], finish_reason="tool_calls")
             elif "response" in mods:
                 output = LLMOutput(content=mods["response"], finish_reason="stop")
             else:
                 return None
-            return step.model_copy(update={"output": output, "raw": None})
+            # the stored response stays: serving writes the new answer into its shape
+            return step.model_copy(update={"output": output})
         return None
 
     def _blocks_side_effects(self) -> bool:
@@ -681,6 +679,28 @@ class Context:
             self.steps.append(step)
         if self.listeners:
             self.emit("after_step", step)
+
+
+def _forked_call(old: dict[str, Any], number: int, mods: dict[str, Any]) -> dict[str, Any]:
+    """The tool call a fork's `selected_tool`/`tool_params` make, in the recorded call's
+    own shape: `{id, name, arguments}`, or OpenAI's `{id, type, function: {name,
+    arguments}}` with arguments as a JSON string when they were one."""
+    function = old.get("function")
+    if isinstance(function, dict):
+        arguments = mods.get("tool_params", function.get("arguments", {}))
+        if isinstance(function.get("arguments"), str) and not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        return {
+            "id": old.get("id") or f"call_fork_{number}",
+            "type": old.get("type", "function"),
+            "function": {"name": mods.get("selected_tool", function.get("name")),
+                         "arguments": arguments},
+        }  # fmt: skip
+    return {
+        "id": old.get("id") or f"call_fork_{number}",
+        "name": mods.get("selected_tool", old.get("name")),
+        "arguments": mods.get("tool_params", old.get("arguments", {})),
+    }
 
 
 def _answer(step: AnyStep, decode: Callable[[Any], Any] | None) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from opswald.jsonable import plain_copy
 from opswald.session import LLMCallStep, LLMOutput, Usage
 
 _USAGE_KEYS = {
@@ -85,12 +86,45 @@ def _agrees(raw: Any, out: LLMOutput) -> bool:
     )
 
 
+def _patched(raw: dict[str, Any], out: LLMOutput) -> dict[str, Any]:
+    """The stored response in its own shape (chat-style `choices`, or flat) with the
+    normalised content, tool calls and finish reason written into it: an edited golden or
+    a forked answer reaches an agent that reads `choices[0].message` as it expects."""
+    data: dict[str, Any] = plain_copy(raw)
+    choices = data.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        choice = choices[0]
+        if not isinstance(choice.get("message"), dict):
+            choice["message"] = {"role": "assistant"}
+        body, finish_key = choice["message"], "finish_reason"
+        choice[finish_key] = out.finish_reason
+    else:
+        body = data
+        finish_key = (
+            "stop_reason"
+            if "stop_reason" in data and "finish_reason" not in data
+            else ("finish_reason")
+        )
+        body[finish_key] = out.finish_reason
+    body["content"] = out.content
+    if out.tool_calls:
+        body["tool_calls"] = out.tool_calls
+    elif "tool_calls" in body:
+        body["tool_calls"] = None
+    return data
+
+
 def serve(step: LLMCallStep) -> Any:
     """What the agent gets back: the stored raw response while it agrees with the
-    normalised fields (which are the truth), else a response rebuilt from them."""
+    normalised fields (which are the truth), else the stored response with those fields
+    written in, else a response rebuilt from them."""
     out = step.output or LLMOutput()
     if step.raw is not None and _agrees(step.raw, out):
         return step.raw
+    if isinstance(step.raw, dict):
+        patched = _patched(step.raw, out)
+        if _agrees(patched, out):
+            return patched
     if step.raw is None and out.tool_calls is None and step.attributes is not None:
         if step.attributes.get("opswald.response") == "text":
             return out.content

@@ -93,7 +93,7 @@ class Tape:
     def next_call(self, kind: str, request: dict[str, Any], actual_step: int) -> Match:
         """Match an LLM call or a user input: the next turn's head, in order."""
         pending = self._pending_tools()
-        if pending:
+        if pending and self.tool_rules.order != "subset":  # subset: the agent may skip them
             first = pending[0]
             return Match(
                 finding=Finding(
@@ -241,14 +241,31 @@ class Tape:
     def _extra(self, kind: str, request: dict[str, Any], actual_step: int) -> Finding:
         name = request.get("tool") or request.get("model")
         label = f"{kind} {name}" if name else kind
+        hidden = {"state"} if self.observe_tools else {"state", "tool_call"}
+        left = [
+            s for s in self.golden.step_list if s.type not in hidden and s.step not in self.used
+        ]
+        if left:  # the golden goes on, but not with this call here
+            where = (
+                "this turn of the golden has no tool call left"
+                if kind == "tool_call"
+                else ("the golden has no such call here")
+            )
+            suggestion = (
+                f"{where}; its next recorded call is step {left[0].step} ({describe(left[0])})"
+            )
+        else:
+            suggestion = (
+                f"the golden has {self.total} steps and every recorded call was already used "
+                f"before this {label}"
+            )
         return Finding(
             kind="extra_call",
             message=f"the agent made a call the golden does not have: {label}",
             step=actual_step,
             step_type=kind,
             name=str(name) if name else None,
-            suggestion=f"the golden has {self.total} steps and every recorded call was "
-            f"already used before this {label}",
+            suggestion=suggestion,
         )
 
     def _request_differences(self, head: LLMCallStep, request: dict[str, Any]) -> list[Any]:

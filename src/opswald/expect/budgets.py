@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from opswald.pricing import money
 from opswald.session import BudgetsExpect, LLMCallStep, Session, ToolCallStep
 from opswald.verdict import Finding
 
@@ -91,7 +92,7 @@ def _kind(name: str) -> Kind:
 
 def _show(value: float, kind: Kind) -> str:
     if kind == "money":
-        return f"${value:.4f}"
+        return money(value)
     if kind == "ms":
         return f"{round(value, 1):g} ms"
     return str(int(value // 1))  # counts are whole; flooring a limit keeps `<=` exact

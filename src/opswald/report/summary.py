@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from opswald.pricing import money
+
 ORDER = ("passed", "failed", "updated", "recorded")
 
 
@@ -91,14 +93,15 @@ class Summary:
                 lines.append(
                     _fit(
                         f"  {r['golden']}: step {s['step']} {s['type']} "
-                        f"{s.get('name') or ''} ${s['cost']:.4f}",
+                        f"{s.get('name') or ''} {money(s['cost'])}",
                         self.width,
                     )
                 )
             totals = {r["golden"]: r["cost"] for r in rows if r["cost"] is not None}
             lines.append(
                 _fit(
-                    "  totals: " + ", ".join(f"{g} ${c:.4f}" for g, c in totals.items()), self.width
+                    "  totals: " + ", ".join(f"{g} {money(c)}" for g, c in totals.items()),
+                    self.width,
                 )
             )
         return lines
@@ -136,7 +139,7 @@ def _delta(record: dict[str, Any], key: str) -> str:
 
 
 def _figures_line(r: dict[str, Any]) -> str:
-    cost = f"${r['cost']:.4f}{_delta(r, 'cost')}" if r["cost"] is not None else "cost n/a"
+    cost = f"{money(r['cost'])}{_delta(r, 'cost')}" if r["cost"] is not None else "cost n/a"
     ms = f"{r['duration_ms']:,.0f} ms{_delta(r, 'duration_ms')}" if r["duration_ms"] else ""
     parts = [
         f"{r['steps']} step{'s' if r['steps'] != 1 else ''} "
