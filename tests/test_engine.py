@@ -451,3 +451,48 @@ def test_an_edited_or_forked_answer_keeps_the_recorded_response_shape() -> None:
         "finish": "stop",
     }
     assert golden.step_list[-1] == last, "the golden itself is untouched"
+
+
+@opswald.llm
+async def summarise(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"content": "summary of " + messages[-1]["content"], "finish_reason": "stop"}
+
+
+@opswald.tool
+def publish(text: str) -> str:
+    return f"published {len(text)} chars"
+
+
+def burst_agent(parts: list[str]) -> dict[str, Any]:
+    """Summarise every part at once (start order left to chance), then publish, then one
+    more model call: a burst, a tool turn, and a later call."""
+    import asyncio
+    import random
+
+    async def one(part: str) -> str:
+        await asyncio.sleep(random.random() / 500)  # the start order differs run to run
+        answer = await summarise(model="m", messages=[{"role": "user", "content": part}])
+        return str(answer["content"])
+
+    async def main() -> dict[str, Any]:
+        summaries = await asyncio.gather(*(one(p) for p in parts))
+        published = publish(text=" / ".join(summaries))
+        final = await summarise(model="m", messages=[{"role": "user", "content": published}])
+        return {"summaries": summaries, "final": final["content"]}
+
+    return asyncio.run(main())
+
+
+def test_a_burst_of_concurrent_model_calls_replays_in_any_start_order() -> None:
+    parts = [f"part {i}" for i in range(6)]
+    golden = record(burst_agent, parts)
+    assert [s.type for s in golden.step_list] == ["llm_call"] * 6 + ["tool_call", "llm_call"]
+    for _ in range(8):
+        run, verdict = replay(golden, burst_agent)
+        assert verdict.passed, verdict.findings
+        assert run.actual.output == golden.output
+    # still a divergence when a request is not among the burst's
+    other = [*parts[:5], "part X"]
+    run = execute(golden, lambda _: burst_agent(other), settings=RunSettings())
+    first = judge(golden, run).first
+    assert first is not None and first.kind == "mismatch" and first.step is not None

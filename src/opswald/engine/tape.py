@@ -126,6 +126,10 @@ class Tape:
             )
         if isinstance(head, LLMCallStep):
             diffs = self._request_differences(head, request)
+            later = self._concurrent(request) if diffs else None
+            if later is not None:  # a call of the same burst that started in another order
+                head = self._bring_forward(later)
+                diffs = []
             if diffs:
                 return Match(
                     finding=Finding(
@@ -235,6 +239,31 @@ class Tape:
             segment.tools.clear()
 
     # -- helpers ------------------------------------------------------------------------
+    def _concurrent(self, request: dict[str, Any]) -> int | None:
+        """The segment of a later LLM call that this request is, when the calls between
+        were made with no tool call between them (a burst, such as `asyncio.gather` of
+        model calls, whose start order is not deterministic); else None."""
+        for j in range(self.cursor + 2, len(self.segments)):
+            if self.segments[j - 1].tools:
+                return None  # a tool call between: the calls after it are a later turn
+            head = self.segments[j].head
+            if not isinstance(head, LLMCallStep) or head.step in self.used:
+                return None
+            if not self._request_differences(head, request):
+                return j
+        return None
+
+    def _bring_forward(self, j: int) -> LLMCallStep:
+        """Serve segment j's call next (returned): the burst's heads rotate, and its tool
+        calls stay where the golden has them (after the burst)."""
+        burst = self.segments[self.cursor + 1 : j + 1]
+        heads = [segment.head for segment in burst]
+        for segment, head in zip(burst, [heads[-1], *heads[:-1]], strict=True):
+            segment.head = head
+        moved = heads[-1]
+        assert isinstance(moved, LLMCallStep)
+        return moved
+
     def _pending_tools(self) -> list[ToolCallStep]:
         return [t for t in self.segments[self.cursor].tools if t.step not in self.used]
 
