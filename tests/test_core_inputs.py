@@ -129,3 +129,39 @@ def test_an_extra_tool_call_names_the_next_recorded_call(
             "step 6 (llm_call m1)*",
         ]
     )
+
+
+def test_a_modification_that_looks_like_yaml_but_is_broken(project: pytest.Pytester) -> None:
+    result = project.runpytest("--opswald-goldens", "--opswald-modify", "x={a: [1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--opswald-modify: x={a: [1 is not valid YAML*"])
+
+
+def test_a_step_hook_that_raises_is_not_the_agents_error(project: pytest.Pytester) -> None:
+    record(project)
+    project.makeconftest(
+        """
+        import agent
+
+
+        def pytest_opswald_adapter(golden, config):
+            return agent.run
+
+
+        def pytest_opswald_after_step(replay, step, result):
+            if step.step == 2:
+                raise LookupError("my hook is broken")
+        """
+    )
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "the agent raised" not in out
+    result.stdout.fnmatch_lines(
+        [
+            "*raise LookupError*",
+            "E   LookupError: my hook is broken",
+            "E   (raised by a pytest_opswald_after_step hook, not by the agent)",
+        ],
+        consecutive=False,
+    )

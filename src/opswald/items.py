@@ -128,17 +128,36 @@ class HookListener:
 
     def before_step(self, ctx: Any, info: Any) -> None:
         self.view.ctx = ctx
-        self.hook.pytest_opswald_before_step(replay=self.view, step=info)
+        _call_hook(self.hook.pytest_opswald_before_step, replay=self.view, step=info)
 
     def after_step(self, ctx: Any, step: Any) -> None:
         from opswald.engine.replay import _result_of
 
-        self.hook.pytest_opswald_after_step(replay=self.view, step=step, result=_result_of(step))
+        _call_hook(
+            self.hook.pytest_opswald_after_step,
+            replay=self.view,
+            step=step,
+            result=_result_of(step),
+        )
         if self.breakpoints is not None:
             self.breakpoints.check(self, ctx, step)
 
     def on_error(self, ctx: Any, step: Any, error: Any) -> None:
-        self.hook.pytest_opswald_on_error(replay=self.view, step=step, error=error)
+        _call_hook(self.hook.pytest_opswald_on_error, replay=self.view, step=step, error=error)
+
+
+class HookFailed(BaseException):
+    """A step hook raised. Not the agent's error, so not one the agent may catch (hence a
+    BaseException) nor one the run records as the agent's: `run_golden` raises the hook's
+    own exception instead, with its traceback."""
+
+
+def _call_hook(hook: Any, **kwargs: Any) -> None:
+    try:
+        hook(**kwargs)
+    except Exception as exc:
+        exc.add_note(f"(raised by a {hook.name} hook, not by the agent)")
+        raise HookFailed(hook.name) from exc
 
 
 def merge_expect(base: Expect | None, override: dict[str, Any] | None) -> Expect:
@@ -217,10 +236,16 @@ def run_golden(
         langgraph_state=settings.langgraph_state,
     )
     timeout = golden.timeout or settings.timeout
-    if timeout:
-        run = _execute_with_timeout(golden, adapter, run_settings, expect, listener, timeout, path)
-    else:
-        run = execute(golden, adapter, settings=run_settings, expect=expect)
+    try:
+        if timeout:
+            run = _execute_with_timeout(
+                golden, adapter, run_settings, expect, listener, timeout, path
+            )
+        else:
+            run = execute(golden, adapter, settings=run_settings, expect=expect)
+    except HookFailed as failed:
+        assert failed.__cause__ is not None
+        raise failed.__cause__ from None
     verdict = judge(golden, run, expect, tolerance=settings.tolerance)
     if listener is not None and listener.hits:
         found = _breakpoint_findings(listener.hits, run.actual.step_list)
@@ -544,7 +569,19 @@ class GoldenItem(pytest.Item):
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GoldenError):
             return excinfo.value.text
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo, style=style or "short")
+
+    def _traceback_filter(self, excinfo: ExceptionInfo[BaseException]) -> Any:
+        """The frames of the user's code (a conftest hook, an adapter) without pytest's,
+        pluggy's and opswald's own around them."""
+        ours = (Path(pytest.__file__).parent.parent, Path(__file__).parent)
+
+        def theirs(entry: Any) -> bool:
+            path = Path(str(entry.path))
+            return not any(base in path.parents for base in ours) and "pluggy" not in path.parts
+
+        kept = excinfo.traceback.filter(theirs)
+        return kept if kept else excinfo.traceback
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, 0, f"golden: {self.name}"

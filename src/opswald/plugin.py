@@ -424,7 +424,13 @@ def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
             raise pytest.UsageError(f"{option}: {item!r} is not KEY=VALUE")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+        except yaml.YAMLError as exc:
+            if raw.lstrip().startswith(("{", "[")):  # meant as a mapping or a list
+                problem = str(exc).splitlines()[0]
+                raise pytest.UsageError(
+                    f"{option}: {key.strip()}={raw} is not valid YAML ({problem}); quote it "
+                    "to pass it as text"
+                ) from None
             value = raw
         if isinstance(value, dict | list) and not raw.lstrip().startswith(("{", "[")):
             value = raw  # `response=Note: it rains` is text, not a mapping
