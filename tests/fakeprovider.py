@@ -9,8 +9,12 @@ in order, and can answer the first requests with errors so SDK retries really ha
         client.chat.completions.create(model="gpt-4o", messages=[...])
         assert len(fp.requests) == 2
 
-`fail_first` statuses answer the first POSTs (GET /health is never failed). When the
-script runs out, replies are the text "done". Usage in the script is normalised the
+`fail_first` statuses answer the first POSTs (GET /health is never failed);
+`delay_first` seconds hold the first POST answers back (client timeouts really happen).
+When the script runs out, replies are the text "done". A script item may carry
+`thinking` (Anthropic: a signed `thinking` block and a `redacted_thinking` block first;
+Responses: a `reasoning` item with an encrypted payload first) and `usage_extra` (merged
+into the Anthropic usage object as sent, e.g. `service_tier`). Usage in the script is normalised the
 OpenTelemetry way (``input_tokens`` includes ``cached_tokens``); the Anthropic wire form
 reports uncached input separately, as the real API does.
 """
@@ -21,6 +25,7 @@ import itertools
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple, Self
@@ -55,6 +60,8 @@ class Reply(NamedTuple):
     input_tokens: int
     output_tokens: int
     cached_tokens: int
+    thinking: str | None = None
+    usage_extra: Json | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -151,6 +158,16 @@ def chat_sse(r: Reply, model: str, rid: str, include_usage: bool) -> Iterator[by
 
 def _resp_items(r: Reply, rid: str) -> list[Json]:
     items: list[Json] = []
+    if r.thinking is not None:
+        summary = [{"type": "summary_text", "text": r.thinking}]
+        items.append(
+            {
+                "type": "reasoning",
+                "id": f"rs_{rid}",
+                "summary": summary,
+                "encrypted_content": f"enc:{rid}:opaque",
+            }
+        )
     if r.content is not None:
         text = {"type": "output_text", "text": r.content, "annotations": [], "logprobs": []}
         items.append(
@@ -204,7 +221,10 @@ def responses_json(r: Reply, model: str, rid: str, status: str = "completed") ->
 
 
 def _resp_item_events(item: Json, index: int) -> Iterator[Json]:
-    if item["type"] == "message":
+    if item["type"] == "reasoning":
+        started = {**item, "summary": [], "encrypted_content": None}
+        yield {"type": "response.output_item.added", "output_index": index, "item": started}
+    elif item["type"] == "message":
         started = {**item, "status": "in_progress", "content": []}
         yield {"type": "response.output_item.added", "output_index": index, "item": started}
         part = item["content"][0]
@@ -249,11 +269,16 @@ def _anthropic_usage(r: Reply) -> Json:
         "output_tokens": r.output_tokens,
         "cache_read_input_tokens": r.cached_tokens,
         "cache_creation_input_tokens": 0,
+        **(r.usage_extra or {}),
     }
 
 
 def _anthropic_blocks(r: Reply) -> list[Json]:
     blocks: list[Json] = []
+    if r.thinking is not None:
+        signature = f"sig-{len(r.thinking)}-EqQBCkYIARgCIkB0"
+        blocks.append({"type": "thinking", "thinking": r.thinking, "signature": signature})
+        blocks.append({"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"})
     if r.content is not None:
         blocks.append({"type": "text", "text": r.content})
     for call in r.tool_calls:
@@ -282,7 +307,17 @@ def messages_json(r: Reply, model: str, rid: str) -> Json:
 
 
 def _block_events(block: Json, index: int) -> Iterator[Json]:
-    if block["type"] == "text":
+    if block["type"] == "thinking":
+        head = {"type": "thinking", "thinking": "", "signature": ""}
+        yield {"type": "content_block_start", "index": index, "content_block": head}
+        for piece in _pieces(block["thinking"]):
+            delta = {"type": "thinking_delta", "thinking": piece}
+            yield {"type": "content_block_delta", "index": index, "delta": delta}
+        delta = {"type": "signature_delta", "signature": block["signature"]}
+        yield {"type": "content_block_delta", "index": index, "delta": delta}
+    elif block["type"] == "redacted_thinking":
+        yield {"type": "content_block_start", "index": index, "content_block": block}
+    elif block["type"] == "text":
         yield {
             "type": "content_block_start",
             "index": index,
@@ -436,10 +471,14 @@ class FakeProvider:
     """A scripted OpenAI/Anthropic-compatible server on 127.0.0.1 (see module docstring)."""
 
     def __init__(
-        self, script: list[Json] | None = None, fail_first: list[int] | None = None
+        self,
+        script: list[Json] | None = None,
+        fail_first: list[int] | None = None,
+        delay_first: list[float] | None = None,
     ) -> None:
         self.script = list(script or [])
         self.fail_first = list(fail_first or [])
+        self.delay_first = list(delay_first or [])
         self._requests: list[Received] = []
         self._lock = threading.Lock()
         self._served = 0
@@ -483,6 +522,10 @@ class FakeProvider:
         with self._lock:
             return self.fail_first.pop(0) if self.fail_first else None
 
+    def _next_delay(self) -> float:
+        with self._lock:
+            return self.delay_first.pop(0) if self.delay_first else 0.0
+
     def _next_reply(self) -> tuple[Reply, int]:
         with self._lock:
             self._served += 1
@@ -499,11 +542,16 @@ class FakeProvider:
             usage["input_tokens"],
             usage["output_tokens"],
             usage.get("cached_tokens") or 0,
+            thinking=item.get("thinking"),
+            usage_extra=item.get("usage_extra"),
         )
         return reply, n
 
     def _handle_post(self, handler: _Handler, body: Any) -> None:
         self._record(handler, body)
+        delay = self._next_delay()
+        if delay:
+            time.sleep(delay)  # the client gives up first; the late answer goes nowhere
         path = handler.path.split("?")[0].rstrip("/")
         anthropic = path.endswith("/messages")
         status = self._next_failure()

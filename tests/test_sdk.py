@@ -445,7 +445,7 @@ def test_the_price_hook_wins(sdk_project: pytest.Pytester, monkeypatch: pytest.M
     assert (step.cost, step.cost_source) == (0.5, "hook")
 
 
-def test_an_unreachable_provider_leaves_no_steps_only_the_error(
+def test_an_unreachable_provider_leaves_one_failed_step_and_the_error(
     sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import socket
@@ -459,5 +459,8 @@ def test_an_unreachable_provider_leaves_no_steps_only_the_error(
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*recorded a session that ends with APIConnectionError*"])
     session = load(sdk_project.path / GOLDEN)
-    assert session.step_list == [], "the SDK's retries of a refused connection are not steps"
+    [step] = session.step_list  # the SDK's retries of a refused connection are not steps
+    assert isinstance(step, LLMCallStep) and step.error is not None
+    assert step.error.type == "ConnectError", "the last attempt's error, replayed as such"
     assert session.error is not None and session.error.type == "APIConnectionError"
+    sdk_project.runpytest("--opswald-goldens").assert_outcomes(passed=1)

@@ -48,6 +48,22 @@ def offline_message(host: str, port: int | str | None) -> str:
     return f"opswald replay is offline: blocked connection to {_target(host, port)}. {ADVICE}"
 
 
+def blocked_note(blocked: list[tuple[str, int | str | None]]) -> str | None:
+    """What the guard refused during a run, in one line (None when nothing was)."""
+    targets = list(dict.fromkeys(_target(host, port) for host, port in blocked))
+    if not targets:
+        return None
+    more = f" and {len(targets) - 3} more" if len(targets) > 3 else ""
+    return f"opswald replay is offline: blocked connection to {', '.join(targets[:3])}{more}"
+
+
+BLOCKED_ADVICE = (
+    "in replay only recorded calls are answered (LLM calls to chat completions, responses "
+    "and messages, and instrumented tools); anything else that needs the network is "
+    f"blocked. {ADVICE}"
+)
+
+
 def _target(host: str, port: int | str | None) -> str:
     shown = f"[{host}]" if ":" in host else host
     return shown if port is None else f"{shown}:{port}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -65,6 +66,7 @@ class Run:
     unused: tuple[Any, ...]
     agent_traceback: str | None
     policy: Policy
+    offline_note: str | None = None  # what the offline guard blocked, if anything
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,7 +140,7 @@ def execute(
             pass
         except Exception as exc:
             error = ctx.error_of(exc)
-            tb = settings.redactor("".join(traceback.format_exception(exc, limit=-8)))
+            tb = settings.redactor(_agent_traceback(exc))
         except BaseExceptionGroup as group:  # an async framework's task group wrapped ours
             if group.split((ReplayDivergence, SideEffectBlocked))[0] is None:
                 raise
@@ -176,7 +178,14 @@ def execute(
         unused=tuple(ctx.tape.unused()) if ctx.tape is not None else (),
         agent_traceback=tb,
         policy=settings.policy,
+        offline_note=_blocked(offline),
     )
+
+
+def _blocked(guard: Any) -> str | None:
+    from opswald.offline import blocked_note
+
+    return blocked_note(list(getattr(guard, "blocked", ())))
 
 
 def judge(
@@ -193,10 +202,16 @@ def judge(
     )
     if golden.is_stub:
         return Verdict(findings=tuple(findings))
-    if not diverged and run.policy == "replay":
-        findings.extend(_unused(run, expect))
+    unused = _unused(run, expect) if not diverged and run.policy == "replay" else []
     if not diverged:
-        findings.extend(_error_findings(golden, actual, expect, run.agent_traceback))
+        errors = [
+            _offline(f, run.offline_note)
+            for f in _error_findings(golden, actual, expect, run.agent_traceback)
+        ]
+        # an agent that raised where the golden finished: that is the news, and the
+        # recorded calls it left unused follow from it
+        raised = golden.error is None and actual.error is not None
+        findings.extend([*errors, *unused] if raised else [*unused, *errors])
         if golden.error is None and actual.error is None:
             out = _output_finding(golden, actual, expect, tolerance)
             if out is not None:
@@ -211,6 +226,17 @@ def judge(
     if not diverged:
         findings.extend(compare_states(golden, actual, expect.state))
     return Verdict(findings=tuple(findings))
+
+
+def _offline(finding: Finding, note: str | None) -> Finding:
+    """An error finding that names what the offline guard blocked (an SDK wraps the
+    guard's error, e.g. as `APIConnectionError: Connection error.`)."""
+    if note is None:
+        return finding
+    from opswald.offline import BLOCKED_ADVICE
+
+    suggestion = f"{BLOCKED_ADVICE}\n{finding.suggestion}" if finding.suggestion else BLOCKED_ADVICE
+    return replace(finding, message=f"{finding.message} ({note})", suggestion=suggestion)
 
 
 def _output_finding(
@@ -347,6 +373,19 @@ def _error_finding(message: str, golden: Any, actual: Any) -> Finding:
         differences=(Difference(path=("error",), golden=g, actual=a),),
         suggestion="set expect.error to `type`, `any` or `fixed` to relax how the error is judged",
     )
+
+
+_OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/opswald
+
+
+def _agent_traceback(exc: BaseException) -> str:
+    """The agent's exception with its last frames, without opswald's own frames (the
+    adapter call, the instrumentation wrappers): they are the same in every traceback."""
+    found = traceback.TracebackException.from_exception(exc, limit=-8)
+    theirs = [frame for frame in found.stack if not frame.filename.startswith(_OURS + os.sep)]
+    if theirs:
+        found.stack = traceback.StackSummary.from_list(theirs)
+    return "".join(found.format())
 
 
 def _tail(tb: str | None, lines: int = 6) -> str:

@@ -1,27 +1,117 @@
 """One LLM call over HTTP, whoever carries it (the SDK hook or the replay server):
-serve it from the golden, or record the live answer."""
+serve it from the golden, or record the live answer.
+
+Failed attempts (the rule): an attempt that fails the way clients retry — a 408/409/429/5xx
+answer, or no answer at all (refused connection, timeout) — is recorded as a *provisional*
+step: an `llm_call` with the error. When the client retries that same request (the SDKs
+say so in `x-stainless-retry-count`; without that header, when no other step began since),
+the retry takes the provisional step's place, so a call that finally succeeds is one
+step, as if it had never failed, and a call whose every attempt failed is one step with
+the last error. Replay mirrors it: a recorded failure is served to the first attempt and
+again, with no new step, to every retry of the same request, so the SDK raises the same
+exception after the same number of attempts.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
+import weakref
+from dataclasses import dataclass, replace
+from time import perf_counter
 from typing import Any
 
 RETRYABLE = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+TRANSPORT_ERROR = "transport_error"  # attribute of a step whose call got no HTTP answer
+RETRY_HEADER = "x-stainless-retry-count"
 
 
-def serve(ctx: Any, codec: Any, ticket: Any, llm_request: dict[str, Any], stream: bool) -> Any:
-    """The recorded answer as wire bytes (a recorded HTTP error comes back as that error)."""
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    """A failed attempt a retry of the same request may follow."""
+
+    ticket: Any
+    served: bool  # replay: serve the failure again; live: the retry takes its step
+
+
+_FAILURES: weakref.WeakKeyDictionary[Any, dict[str, Failure]] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def _key(llm_request: dict[str, Any]) -> str:
+    return json.dumps(llm_request, sort_keys=True, default=str)
+
+
+def _note_failure(ctx: Any, llm_request: dict[str, Any], ticket: Any, *, served: bool) -> None:
+    with _LOCK:
+        _FAILURES.setdefault(ctx, {})[_key(llm_request)] = Failure(ticket=ticket, served=served)
+
+
+def retry_of(ctx: Any, llm_request: dict[str, Any], headers: Any) -> Failure | None:
+    """The failed attempt this request retries, if any (it is forgotten: the retry either
+    succeeds or is noted as the failure in its turn)."""
+    key = _key(llm_request)
+    with _LOCK:
+        failures = _FAILURES.get(ctx) or {}
+        failure = failures.get(key)
+        if failure is None or not _is_retry(ctx, failure, headers):
+            return None
+        del failures[key]
+    return failure
+
+
+def _is_retry(ctx: Any, failure: Failure, headers: Any) -> bool:
+    count = headers.get(RETRY_HEADER) if headers is not None else None
+    if count is not None:  # the SDKs count their attempts: 0 is a new call
+        return str(count).strip().isdigit() and int(str(count).strip()) > 0
+    return bool(failure.ticket.number == len(ctx.steps))  # nothing else began since
+
+
+def resume(failure: Failure) -> Any:
+    """The ticket a live retry answers on: the failed attempt's step, timed afresh."""
+    return replace(failure.ticket, started=perf_counter())
+
+
+def transport_failure(step: Any) -> Any:
+    """The recorded error of a step whose call got no HTTP answer, else None."""
+    if step is not None and step.error is not None and (step.attributes or {}).get(TRANSPORT_ERROR):
+        return step.error
+    return None
+
+
+def serve(
+    ctx: Any,
+    codec: Any,
+    ticket: Any,
+    llm_request: dict[str, Any],
+    stream: bool,
+    *,
+    again: bool = False,
+) -> Any:
+    """The recorded answer as wire bytes (a recorded HTTP error comes back as that error).
+
+    `again`: a retry of a recorded failure, served without a new step. The answer is
+    framed for the request as sent now (a JSON recording replayed as a stream, say)."""
     from opswald.intercept.codecs.base import WireResponse
 
     step = ticket.served
-    ctx.llm_served(ticket, llm_request)
+    if not again:
+        ctx.llm_served(ticket, llm_request)
     status = (step.attributes or {}).get("http_status")
+    lost = transport_failure(step) is not None
+    if step.error is not None and (lost or status in RETRYABLE):
+        _note_failure(ctx, llm_request, ticket, served=True)
+    if lost:  # the SDK hook raises it; the server says 502
+        body = json.dumps({"error": {"message": step.error.message, "type": step.error.type}})
+        return WireResponse(
+            status=502, headers={"content-type": "application/json"}, body=body.encode()
+        )
     if step.error is not None and isinstance(status, int):
         body = json.dumps(step.raw if step.raw is not None else {"error": step.error.message})
-        return WireResponse(
-            status=status, headers={"content-type": "application/json"}, body=body.encode()
-        )
-    return codec.encode(step, stream=stream)
+        # a replayed retry need not wait: the SDK's back-off is not the agent's time
+        headers = {"content-type": "application/json", "retry-after-ms": "1"}
+        return WireResponse(status=status, headers=headers, body=body.encode())
+    return codec.encode(step, stream=stream, request=llm_request)
 
 
 def record(
@@ -32,13 +122,18 @@ def record(
     stream: bool,
     status: int,
     body: bytes,
+    *,
+    keep_failed: bool = False,
 ) -> None:
-    """Turn a live answer into a step; attempts the client will retry leave no step."""
-    if status in RETRYABLE:
+    """Turn a live answer into a step. An attempt the client will retry leaves no step,
+    or with `keep_failed` a provisional one (see the module docstring)."""
+    if status in RETRYABLE and not keep_failed:
         ctx.cancel(ticket)
         return
     if status >= 400:
         _http_error(ctx, ticket, llm_request, status, body)
+        if status in RETRYABLE:
+            _note_failure(ctx, llm_request, ticket, served=False)
         return
     decoded = codec.decode(body, stream=stream)
     cost, source = decoded.cost, "provider" if decoded.cost is not None else None
@@ -56,10 +151,27 @@ def record(
         usage=decoded.usage,
         cost=cost,
         cost_source=source,
-        raw=decoded.raw,
+        raw=decoded.raw if decoded.raw is not None else decoded.assembled,
         error=None,
         attributes=attributes,
     )
+
+
+def failed(ctx: Any, ticket: Any, llm_request: dict[str, Any], error: Exception) -> None:
+    """A live attempt that got no HTTP answer (refused, timed out): a provisional step
+    with the error, which replay raises again (same class) to the SDK."""
+    ctx.llm_step(
+        ticket,
+        llm_request,
+        output=None,
+        usage=None,
+        cost=None,
+        cost_source=None,
+        raw=None,
+        error=error,
+        attributes={TRANSPORT_ERROR: True},
+    )
+    _note_failure(ctx, llm_request, ticket, served=False)
 
 
 def _http_error(

@@ -111,21 +111,37 @@ def _modified(request: Any, ctx: Any, codec: Any) -> Any:
     )
 
 
+def _start(
+    ctx: Any, codec: Any, llm_request: dict[str, Any], stream: bool, request: Any
+) -> tuple[Any, Any]:
+    """(response, None) when the call is answered from the golden (or a recorded failure
+    is raised again), else (None, ticket) for the live attempt."""
+    failure = exchange.retry_of(ctx, llm_request, request.headers)
+    if failure is not None and failure.served:  # a retry of a replayed failure: no step
+        return _served(ctx, codec, failure.ticket, llm_request, stream, request, again=True), None
+    if failure is not None:  # a live retry takes the failed attempt's step
+        return None, exchange.resume(failure)
+    ticket = ctx.begin("llm_call", llm_request)
+    if ticket.served is not None:
+        return _served(ctx, codec, ticket, llm_request, stream, request), None
+    return None, ticket
+
+
 def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     def _send_single_request(self: Any, request: Any) -> Any:
         prepared = _prepare(request)
         if prepared is None:
             return original(self, request)
         ctx, codec, llm_request, stream = prepared
-        ticket = ctx.begin("llm_call", llm_request)
-        if ticket.served is not None:
-            return _served(ctx, codec, ticket, llm_request, stream, request)
+        answered, ticket = _start(ctx, codec, llm_request, stream, request)
+        if ticket is None:
+            return answered
         token = inside().set(True)
         try:
             response = original(self, _modified(request, ctx, codec))
             response.read()
-        except Exception:
-            ctx.cancel(ticket)  # connection errors are retried like 5xx: no step per attempt
+        except Exception as exc:
+            exchange.failed(ctx, ticket, llm_request, exc)  # provisional: a retry replaces it
             raise
         finally:
             inside().reset(token)
@@ -140,15 +156,15 @@ def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         if prepared is None:
             return await original(self, request)
         ctx, codec, llm_request, stream = prepared
-        ticket = ctx.begin("llm_call", llm_request)
-        if ticket.served is not None:
-            return _served(ctx, codec, ticket, llm_request, stream, request)
+        answered, ticket = _start(ctx, codec, llm_request, stream, request)
+        if ticket is None:
+            return answered
         token = inside().set(True)
         try:
             response = await original(self, _modified(request, ctx, codec))
             await response.aread()
-        except Exception:
-            ctx.cancel(ticket)  # connection errors are retried like 5xx: no step per attempt
+        except Exception as exc:
+            exchange.failed(ctx, ticket, llm_request, exc)  # provisional: a retry replaces it
             raise
         finally:
             inside().reset(token)
@@ -163,9 +179,19 @@ def _response_class(request: Any) -> Any:
 
 
 def _served(
-    ctx: Any, codec: Any, ticket: Any, llm_request: dict[str, Any], stream: bool, request: Any
+    ctx: Any,
+    codec: Any,
+    ticket: Any,
+    llm_request: dict[str, Any],
+    stream: bool,
+    request: Any,
+    *,
+    again: bool = False,
 ) -> Any:
-    wire = exchange.serve(ctx, codec, ticket, llm_request, stream)
+    wire = exchange.serve(ctx, codec, ticket, llm_request, stream, again=again)
+    error = exchange.transport_failure(ticket.served)
+    if error is not None:  # the recorded call got no answer: the same exception again
+        raise _transport_error(error, request)
     return _response_class(request)(
         wire.status, headers=wire.headers, content=wire.body, request=request
     )
@@ -174,5 +200,48 @@ def _served(
 def _recorded(
     ctx: Any, codec: Any, ticket: Any, llm_request: dict[str, Any], stream: bool, response: Any
 ) -> Any:
-    exchange.record(ctx, codec, ticket, llm_request, stream, response.status_code, response.content)
+    exchange.record(
+        ctx,
+        codec,
+        ticket,
+        llm_request,
+        stream,
+        response.status_code,
+        response.content,
+        keep_failed=True,
+    )
     return response
+
+
+def _transport_error(error: Any, request: Any) -> Exception:
+    """The recorded exception (`ReadTimeout`, `ConnectError`, ...), as the class of the
+    HTTP library making this request, else the recorded module's, else its
+    `TransportError`; the SDK wraps it as it did when recording."""
+    library = importlib.import_module(type(request).__module__.split(".")[0])
+    cls = _exception_class(library, error.type)
+    if cls is None and error.module:
+        try:
+            cls = _exception_class(importlib.import_module(error.module), error.type)
+        except ImportError:
+            cls = None
+    fallback: Any = getattr(library, "TransportError", ConnectionError)
+    attempts: list[Callable[[], Any]] = [
+        lambda: (cls or fallback)(error.message, request=request),
+        lambda: (cls or fallback)(error.message),
+        lambda: fallback(error.message, request=request),
+    ]
+    for make in attempts:
+        try:
+            made = make()
+        except TypeError:
+            continue
+        if isinstance(made, Exception):
+            return made
+    return ConnectionError(error.message)
+
+
+def _exception_class(module: Any, qualname: str) -> Any:
+    found: Any = module
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found if isinstance(found, type) and issubclass(found, Exception) else None

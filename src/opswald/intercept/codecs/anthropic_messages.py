@@ -19,6 +19,8 @@ from opswald.intercept.codecs.base import (
     output_of,
     parse_arguments,
     raw_agrees,
+    raw_dict,
+    raw_usage,
     reported_cost,
     request_dict,
     sub,
@@ -58,10 +60,12 @@ class AnthropicMessagesCodec:
             return _decode_stream(body)
         return decode_json(load_json(body, self.api))
 
-    def encode(self, step: LLMCallStep, *, stream: bool) -> WireResponse:
+    def encode(
+        self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None
+    ) -> WireResponse:
         if stream:
             return sse.stream_response(_frames(step))
-        if isinstance(step.raw, dict) and raw_agrees(step, decode_json(step.raw)):
+        if _agreeing_raw(step) is not None:
             return json_response(step.raw)
         return json_response(_message(step, _blocks(step), final=True))
 
@@ -127,6 +131,7 @@ class _StreamState:
         self.blocks: dict[int, dict[str, Any]] = {}
         self.json: dict[int, str] = {}
         self.stop_reason: Any = None
+        self.stop_sequence: Any = None
 
     def add(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -141,14 +146,22 @@ class _StreamState:
             self._delta(as_int(event.get("index")) or 0, event.get("delta") or {})
         elif kind == "message_delta":
             self.stop_reason = sub(event, "delta", "stop_reason") or self.stop_reason
+            self.stop_sequence = sub(event, "delta", "stop_sequence") or self.stop_sequence
             self.usage.update(_present(event.get("usage")))
 
     def _delta(self, index: int, delta: dict[str, Any]) -> None:
         block = self.blocks.setdefault(index, {"type": "text", "text": ""})
-        if delta.get("type") == "text_delta":
+        kind = delta.get("type")
+        if kind == "text_delta":
             block["text"] = (block.get("text") or "") + (delta.get("text") or "")
-        elif delta.get("type") == "input_json_delta":
+        elif kind == "input_json_delta":
             self.json[index] = self.json.get(index, "") + (delta.get("partial_json") or "")
+        elif kind == "thinking_delta":
+            block["thinking"] = (block.get("thinking") or "") + (delta.get("thinking") or "")
+        elif kind == "signature_delta":
+            block["signature"] = (block.get("signature") or "") + (delta.get("signature") or "")
+        elif kind == "citations_delta" and isinstance(delta.get("citation"), dict):
+            block["citations"] = [*(block.get("citations") or []), delta["citation"]]
 
     def decoded(self) -> Decoded:
         for index, text in self.json.items():
@@ -156,12 +169,20 @@ class _StreamState:
         blocks = [self.blocks[i] for i in sorted(self.blocks)]
         model = self.message.get("model")
         data = {"usage": self.usage}
+        message = {
+            **self.message,
+            "content": blocks,
+            "stop_reason": self.stop_reason,
+            "stop_sequence": self.stop_sequence,
+            "usage": self.usage,
+        }
         return Decoded(
             output=_output(blocks, self.stop_reason),
             usage=usage_from(self.usage) if self.usage else None,
             cost=reported_cost(data),
             raw=None,
             model=model if isinstance(model, str) else None,
+            assembled=message,
         )
 
 
@@ -203,10 +224,25 @@ def _stop_reason(step: LLMCallStep) -> str:
     return out.finish_reason or ("tool_use" if out.tool_calls else "end_turn")
 
 
+_NORMALISED_BLOCKS = ("text", "tool_use")
+
+
+def _agreeing_raw(step: LLMCallStep) -> dict[str, Any] | None:
+    """The stored message while it says what the normalised fields say."""
+    raw = step.raw
+    if isinstance(raw, dict) and raw_agrees(step, decode_json(raw)):
+        return raw
+    return None
+
+
 def _blocks(step: LLMCallStep) -> list[dict[str, Any]]:
-    """The content blocks: the text (when there is any), then one `tool_use` per call."""
+    """The content blocks: the recorded blocks the normalised step has no words for
+    (`thinking` with its signature, `redacted_thinking`, server tools) as recorded, the
+    text (when there is any), then one `tool_use` per call."""
     out = output_of(step)
-    blocks: list[dict[str, Any]] = []
+    content = raw_dict(step).get("content")
+    recorded = [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+    blocks = [b for b in recorded if b.get("type") not in _NORMALISED_BLOCKS]
     text = text_of(out.content)
     if text:
         blocks.append({"type": "text", "text": text})
@@ -221,42 +257,69 @@ def _input(args: Any) -> Any:
     return {} if args is None or args == "" else args
 
 
+def _usage(step: LLMCallStep) -> dict[str, Any]:
+    """The recorded usage object (service tier, cache details, ...) while it agrees."""
+    recorded = raw_usage(step, raw_dict(step).get("usage"), usage_from)
+    return recorded if recorded is not None else usage_to(step.usage)
+
+
 def _message(step: LLMCallStep, blocks: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
+    """A `message`; its id (and model) are the recorded ones when there is a raw body."""
+    raw = raw_dict(step)
     return {
-        "id": f"msg_opswald_{step.step}",
+        "id": raw.get("id") or f"msg_opswald_{step.step}",
         "type": "message",
         "role": "assistant",
-        "model": step.model or "unknown",
+        "model": raw.get("model") or step.model or "unknown",
         "content": blocks,
         "stop_reason": _stop_reason(step) if final else None,
         "stop_sequence": None,
-        "usage": usage_to(step.usage),
+        "usage": _usage(step),
     }
 
 
 def _frames(step: LLMCallStep) -> list[str]:
-    """message_start, ping, each block (start, deltas, stop), message_delta, message_stop."""
-    usage = usage_to(step.usage)
-    start = _message(step, [], final=False)
+    """message_start, ping, each block (start, deltas, stop), message_delta, message_stop;
+    the stored message is streamed as it is while it agrees with the normalised fields."""
+    raw = _agreeing_raw(step)
+    if raw is not None and isinstance(raw.get("content"), list):
+        whole = {**raw, "usage": _usage(step)}
+        blocks = [b for b in raw["content"] if isinstance(b, dict)]
+    else:
+        blocks = _blocks(step)
+        whole = _message(step, blocks, final=True)
+    usage: dict[str, Any] = whole["usage"] if isinstance(whole["usage"], dict) else usage_to(None)
+    start = {**whole, "content": [], "stop_reason": None, "stop_sequence": None}
     start["usage"] = {k: v for k, v in usage.items() if k != "output_tokens_details"}
     start["usage"]["output_tokens"] = 0
     frames = [_event("message_start", message=start), _event("ping")]
-    for index, block in enumerate(_blocks(step)):
+    for index, block in enumerate(blocks):
         frames += _block_frames(index, block)
-    delta = {"stop_reason": _stop_reason(step), "stop_sequence": None}
+    delta = {"stop_reason": whole.get("stop_reason"), "stop_sequence": whole.get("stop_sequence")}
     frames.append(_event("message_delta", delta=delta, usage=usage))
     frames.append(_event("message_stop"))
     return frames
 
 
 def _block_frames(index: int, block: dict[str, Any]) -> list[str]:
-    if block["type"] == "text":
+    kind = block.get("type")
+    deltas: list[dict[str, Any]]
+    if kind == "text":
         head: dict[str, Any] = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": p} for p in chunks(block["text"])]
-    else:
+        deltas = [{"type": "text_delta", "text": p} for p in chunks(block.get("text") or "")]
+        deltas += [{"type": "citations_delta", "citation": c} for c in block.get("citations") or []]
+    elif kind == "thinking":
+        head = {"type": "thinking", "thinking": "", "signature": ""}
+        thinking = block.get("thinking") or ""
+        deltas = [{"type": "thinking_delta", "thinking": p} for p in chunks(thinking)]
+        if block.get("signature"):
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
         head = {**block, "input": {}}
-        text = json.dumps(block["input"], ensure_ascii=False)
+        text = json.dumps(block.get("input") or {}, ensure_ascii=False)
         deltas = [{"type": "input_json_delta", "partial_json": p} for p in chunks(text, 2)]
+    else:  # redacted_thinking, tool results, ...: whole in the start event
+        head, deltas = block, []
     return [
         _event("content_block_start", index=index, content_block=head),
         *[_event("content_block_delta", index=index, delta=d) for d in deltas],

@@ -31,6 +31,9 @@ class Decoded:
     cost: float | None
     raw: Any
     model: str | None
+    # a stream has no body (raw is None): the body the API would have sent without
+    # streaming, assembled from its events, so replay keeps ids and details either way
+    assembled: Any = None
 
 
 class Codec(Protocol):
@@ -47,7 +50,12 @@ class Codec(Protocol):
 
     def decode(self, body: bytes, *, stream: bool) -> Decoded: ...
 
-    def encode(self, step: LLMCallStep, *, stream: bool) -> WireResponse: ...
+    def encode(
+        self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None
+    ) -> WireResponse:
+        """The step as the SDK receives it; `request` is the engine request being answered,
+        when known (what it asks for may shape the answer, e.g. a usage chunk)."""
+        ...
 
 
 # -- requests -------------------------------------------------------------------------------
@@ -200,6 +208,21 @@ def raw_agrees(step: LLMCallStep, decoded: Decoded) -> bool:
     if step.output is not None and decoded.output != step.output:
         return False
     return step.usage is None or decoded.usage == step.usage
+
+
+def raw_dict(step: LLMCallStep) -> dict[str, Any]:
+    """The stored raw body as a dict ({} when there is none)."""
+    return step.raw if isinstance(step.raw, dict) else {}
+
+
+def raw_usage(step: LLMCallStep, raw: Any, decode: Any) -> Any:
+    """The raw usage object while it says what the step's usage says, else None (then
+    the codec builds one from the normalised counts)."""
+    if not isinstance(raw, dict):
+        return None
+    if step.usage is not None and decode(raw) != step.usage:
+        return None
+    return raw
 
 
 def epoch_seconds(timestamp: str | None) -> int:

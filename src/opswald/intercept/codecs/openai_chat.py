@@ -20,6 +20,8 @@ from opswald.intercept.codecs.base import (
     output_of,
     parse_arguments,
     raw_agrees,
+    raw_dict,
+    raw_usage,
     reported_cost,
     request_dict,
     sub,
@@ -53,15 +55,26 @@ class OpenAIChatCodec:
             return _decode_stream(body)
         return decode_json(load_json(body, self.api))
 
-    def encode(self, step: LLMCallStep, *, stream: bool) -> WireResponse:
+    def encode(
+        self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None
+    ) -> WireResponse:
         if stream:
-            return sse.stream_response(_frames(step))
+            return sse.stream_response(_frames(step, _include_usage(request)))
         if isinstance(step.raw, dict) and raw_agrees(step, decode_json(step.raw)):
             return json_response(step.raw)
         return json_response(_completion(step))
 
 
 # -- request --------------------------------------------------------------------------------
+
+
+def _include_usage(request: dict[str, Any] | None) -> bool:
+    """Whether a stream ends with the usage chunk: only when the request asks for it
+    (`stream_options.include_usage`), as the API does; True when the request is unknown."""
+    if request is None:
+        return True
+    options = sub(request, "input", "params", "stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
 
 
 def _parsed_message(message: Any) -> Any:
@@ -150,9 +163,14 @@ class _StreamState:
         self.usage: Any = None
         self.cost: float | None = None
         self.model: str | None = None
+        self.refusal: list[str] = []
+        self.envelope: dict[str, Any] = {}
 
     def add(self, chunk: dict[str, Any]) -> None:
         self.model = chunk.get("model") or self.model
+        for key in ("id", "created", "system_fingerprint", "service_tier"):
+            if chunk.get(key) is not None:
+                self.envelope[key] = chunk[key]
         if isinstance(chunk.get("usage"), dict):
             self.usage, self.cost = chunk["usage"], reported_cost(chunk)
         for choice in chunk.get("choices") or []:
@@ -163,6 +181,8 @@ class _StreamState:
         delta = choice.get("delta") or {}
         if isinstance(delta.get("content"), str):
             self.texts.append(delta["content"])
+        if isinstance(delta.get("refusal"), str):
+            self.refusal.append(delta["refusal"])
         for fragment in delta.get("tool_calls") or []:
             self._add_tool_fragment(fragment)
         self.finish = choice.get("finish_reason") or self.finish
@@ -183,8 +203,44 @@ class _StreamState:
             content=joined(self.texts), tool_calls=calls or None, finish_reason=self.finish
         )
         return Decoded(
-            output=output, usage=usage_from(self.usage), cost=self.cost, raw=None, model=self.model
+            output=output,
+            usage=usage_from(self.usage),
+            cost=self.cost,
+            raw=None,
+            model=self.model,
+            assembled=self._completion(),
         )
+
+    def _completion(self) -> dict[str, Any]:
+        """The `chat.completion` the same call would have answered without streaming."""
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": joined(self.texts),
+            "refusal": joined(self.refusal),
+        }
+        if self.calls:
+            message["tool_calls"] = [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["args"]},
+                }
+                for _, c in sorted(self.calls.items())
+            ]
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish}
+        data: dict[str, Any] = {
+            "id": self.envelope.get("id"),
+            "object": "chat.completion",
+            "created": self.envelope.get("created"),
+            "model": self.model,
+            "choices": [choice],
+            "system_fingerprint": self.envelope.get("system_fingerprint"),
+        }
+        if "service_tier" in self.envelope:
+            data["service_tier"] = self.envelope["service_tier"]
+        if self.usage is not None:
+            data["usage"] = self.usage
+        return data
 
 
 def _decode_stream(body: bytes) -> Decoded:
@@ -243,34 +299,57 @@ def _completion(step: LLMCallStep) -> dict[str, Any]:
     data["choices"] = [
         {"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(step)}
     ]
-    usage = usage_to(step.usage)
+    usage = _usage(step)
     if usage is not None:
         data["usage"] = usage
     return data
 
 
+def _usage(step: LLMCallStep) -> dict[str, Any] | None:
+    """The recorded usage object (all its detail fields) while it agrees, else rebuilt."""
+    recorded = raw_usage(step, raw_dict(step).get("usage"), usage_from)
+    return recorded if recorded is not None else usage_to(step.usage)
+
+
 def _envelope(step: LLMCallStep, kind: str) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-opswald-{step.step}",
+    """id, created, model and fingerprint: the recorded ones when there is a raw body
+    (the normalised step has no field for them), else made up from the step."""
+    raw = raw_dict(step)
+    created = raw.get("created")
+    data = {
+        "id": raw.get("id") or f"chatcmpl-opswald-{step.step}",
         "object": kind,
-        "created": epoch_seconds(step.timestamp),
-        "model": step.model or "unknown",
-        "system_fingerprint": None,
+        "created": created if isinstance(created, int) else epoch_seconds(step.timestamp),
+        "model": raw.get("model") or step.model or "unknown",
+        "system_fingerprint": raw.get("system_fingerprint"),
     }
+    if "service_tier" in raw:
+        data["service_tier"] = raw["service_tier"]
+    return data
 
 
-def _chunk(step: LLMCallStep, delta: dict[str, Any], finish: str | None = None) -> str:
-    data = _envelope(step, "chat.completion.chunk")
-    data["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-    return sse.frame(data)
+class _Chunks:
+    """`chat.completion.chunk` frames sharing one envelope."""
+
+    def __init__(self, step: LLMCallStep, include_usage: bool) -> None:
+        self.base = _envelope(step, "chat.completion.chunk")
+        if include_usage:
+            self.base["usage"] = None  # as the API sends it on every chunk but the last
+        self.frames: list[str] = []
+
+    def add(self, delta: dict[str, Any], finish: str | None = None) -> None:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        self.frames.append(sse.frame({**self.base, "choices": [choice]}))
 
 
-def _frames(step: LLMCallStep) -> list[str]:
+def _frames(step: LLMCallStep, include_usage: bool = True) -> list[str]:
     """role chunk, content pieces, each tool call (head, then argument pieces), finish,
-    the usage chunk (empty `choices`) and `[DONE]`."""
+    the usage chunk (empty `choices`; only when the request asked for it) and `[DONE]`."""
     text = text_of(output_of(step).content)
-    frames = [_chunk(step, {"role": "assistant", "content": "" if text else None})]
-    frames += [_chunk(step, {"content": piece}) for piece in chunks(text or "")]
+    out = _Chunks(step, include_usage)
+    out.add({"role": "assistant", "content": "" if text else None})
+    for piece in chunks(text or ""):
+        out.add({"content": piece})
     for index, (call_id, name, args) in enumerate(_calls(step)):
         head = {
             "index": index,
@@ -278,16 +357,11 @@ def _frames(step: LLMCallStep) -> list[str]:
             "type": "function",
             "function": {"name": name, "arguments": ""},
         }
-        frames.append(_chunk(step, {"tool_calls": [head]}))
+        out.add({"tool_calls": [head]})
         for piece in chunks(dump_arguments(args), 2):
-            frames.append(
-                _chunk(step, {"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-            )
-    frames.append(_chunk(step, {}, _finish(step)))
-    usage = usage_to(step.usage)
-    if usage is not None:
-        final = _envelope(step, "chat.completion.chunk")
-        final.update(choices=[], usage=usage)
-        frames.append(sse.frame(final))
-    frames.append(sse.frame("[DONE]"))
-    return frames
+            out.add({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+    out.add({}, _finish(step))
+    usage = _usage(step)
+    if usage is not None and include_usage:
+        out.frames.append(sse.frame({**out.base, "choices": [], "usage": usage}))
+    return [*out.frames, sse.frame("[DONE]")]

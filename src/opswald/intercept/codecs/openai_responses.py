@@ -20,6 +20,8 @@ from opswald.intercept.codecs.base import (
     output_of,
     parse_arguments,
     raw_agrees,
+    raw_dict,
+    raw_usage,
     reported_cost,
     request_dict,
     sub,
@@ -59,10 +61,12 @@ class OpenAIResponsesCodec:
             return _decode_stream(body)
         return decode_json(load_json(body, self.api))
 
-    def encode(self, step: LLMCallStep, *, stream: bool) -> WireResponse:
+    def encode(
+        self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None
+    ) -> WireResponse:
         if stream:
             return sse.stream_response(_frames(step))
-        if isinstance(step.raw, dict) and raw_agrees(step, decode_json(step.raw)):
+        if _agreeing_raw(step) is not None:
             return json_response(step.raw)
         return json_response(_response(step, _items(step)))
 
@@ -172,21 +176,45 @@ def _decode_stream(body: bytes) -> Decoded:
         cost=decoded.cost,
         raw=None,
         model=decoded.model,
+        assembled=final,
     )
 
 
 # -- encoding -------------------------------------------------------------------------------
 
 
+_NORMALISED_ITEMS = ("message", "function_call")
+
+
+def _agreeing_raw(step: LLMCallStep) -> dict[str, Any] | None:
+    """The stored response object while it says what the normalised fields say."""
+    raw = step.raw
+    if isinstance(raw, dict) and raw_agrees(step, decode_json(raw)):
+        return raw
+    return None
+
+
+def _raw_items(step: LLMCallStep) -> list[dict[str, Any]]:
+    output = raw_dict(step).get("output")
+    return [i for i in output if isinstance(i, dict)] if isinstance(output, list) else []
+
+
 def _items(step: LLMCallStep) -> list[dict[str, Any]]:
-    """The completed output items: one message (when there is text), then function calls."""
+    """The completed output items: the recorded items the normalised step has no words
+    for (`reasoning`, built-in tool calls) as recorded, one message (when there is text),
+    then function calls; recorded item ids are kept."""
     status = "incomplete" if output_of(step).finish_reason == "incomplete" else "completed"
-    items: list[dict[str, Any]] = []
+    recorded = _raw_items(step)
+    items = [i for i in recorded if i.get("type") not in _NORMALISED_ITEMS]
     text = text_of(output_of(step).content)
     if text:
-        items.append(_message(step, text, status))
+        message = _message(step, text, status)
+        old = next((i for i in recorded if i.get("type") == "message" and i.get("id")), None)
+        items.append(message if old is None else {**message, "id": old["id"]})
+    ids = {i.get("call_id"): i.get("id") for i in recorded if i.get("type") == "function_call"}
     for index, (call_id, name, args) in enumerate(_calls(step)):
-        items.append(_function_call(step, index, call_id, name, dump_arguments(args), status))
+        item = _function_call(step, index, call_id, name, dump_arguments(args), status)
+        items.append({**item, "id": ids.get(call_id) or item["id"]})
     return items
 
 
@@ -242,31 +270,58 @@ def _status(step: LLMCallStep) -> str:
     return output_of(step).finish_reason or "completed"
 
 
+def _usage(step: LLMCallStep) -> dict[str, Any] | None:
+    """The recorded usage object while it agrees with the step's, else rebuilt."""
+    recorded = raw_usage(step, raw_dict(step).get("usage"), usage_from)
+    return recorded if recorded is not None else usage_to(step.usage)
+
+
 def _response(
     step: LLMCallStep, output: list[dict[str, Any]], status: str | None = None
 ) -> dict[str, Any]:
-    """A complete `response` object; `status` overrides the step's (for lifecycle events)."""
+    """A complete `response` object; `status` overrides the step's (for lifecycle events).
+    The envelope (id, created_at, model, ...) is the recorded one when there is a raw body:
+    an agent chaining `previous_response_id` sends back the id it was given."""
     final = status is None
     status = status or _status(step)
-    created = epoch_seconds(step.timestamp)
+    raw = raw_dict(step)
+    created = raw.get("created_at")
+    if not isinstance(created, int | float):
+        created = epoch_seconds(step.timestamp)
+    envelope = {k: v for k, v in raw.items() if k not in _PER_STATE}
+    return {
+        **_default_response(step, created),
+        **envelope,
+        "status": status,
+        "completed_at": _completed_at(raw, created) if final and status == "completed" else None,
+        "output": output,
+        "usage": _usage(step) if final else None,
+    }
+
+
+def _completed_at(raw: dict[str, Any], created: Any) -> Any:
+    done = raw.get("completed_at")
+    return done if isinstance(done, int | float) else created
+
+
+_PER_STATE = ("status", "completed_at", "output", "usage", "output_text")
+
+
+def _default_response(step: LLMCallStep, created: Any) -> dict[str, Any]:
     return {
         "id": f"resp_opswald_{step.step}",
         "object": "response",
         "created_at": created,
-        "completed_at": created if final and status == "completed" else None,
-        "status": status,
         "error": None,
         "incomplete_details": None,
         "instructions": None,
         "metadata": {},
         "model": step.model or "unknown",
-        "output": output,
         "parallel_tool_calls": True,
         "temperature": None,
         "tool_choice": "auto",
         "tools": [],
         "top_p": None,
-        "usage": usage_to(step.usage) if final else None,
     }
 
 
@@ -283,46 +338,93 @@ class _Events:
 
 def _frames(step: LLMCallStep) -> list[str]:
     """created, in_progress, every output item (added, deltas, done), then the final
-    lifecycle event carrying the whole response with usage."""
+    lifecycle event carrying the whole response with usage. The stored response object
+    is streamed as it is while it agrees with the normalised fields."""
+    raw = _agreeing_raw(step)
+    if raw is not None and isinstance(raw.get("output"), list):
+        final = raw
+        items = [i for i in raw["output"] if isinstance(i, dict)]
+    else:
+        items = _items(step)
+        final = _response(step, items)
+    pending = {**final, "status": "in_progress", "output": [], "usage": None}
+    if "completed_at" in pending:
+        pending["completed_at"] = None
     out = _Events()
-    out.add("response.created", response=_response(step, [], "in_progress"))
-    out.add("response.in_progress", response=_response(step, [], "in_progress"))
-    items = _items(step)
+    out.add("response.created", response=pending)
+    out.add("response.in_progress", response=pending)
     for index, item in enumerate(items):
-        if item["type"] == "message":
+        kind = item.get("type")
+        if kind == "message":
             _message_events(out, index, item)
-        else:
+        elif kind == "function_call":
             _call_events(out, index, item)
-    status = _status(step)
+        elif kind == "reasoning":
+            _reasoning_events(out, index, item)
+        else:
+            out.add("response.output_item.added", output_index=index, item=item)
+            out.add("response.output_item.done", output_index=index, item=item)
+    status = final.get("status")
     kind = f"response.{status}" if f"response.{status}" in _FINAL_EVENTS else "response.completed"
-    out.add(kind, response=_response(step, items))
+    out.add(kind, response=final)
     return out.frames
 
 
 def _message_events(out: _Events, index: int, item: dict[str, Any]) -> None:
-    text = item["content"][0]["text"]
-    where = {"item_id": item["id"], "output_index": index}
+    where = {"item_id": item.get("id"), "output_index": index}
     out.add(
         "response.output_item.added",
         output_index=index,
         item={**item, "status": "in_progress", "content": []},
     )
-    out.add("response.content_part.added", **where, content_index=0, part=_text_part(""))
-    for piece in chunks(text):
-        out.add("response.output_text.delta", **where, content_index=0, delta=piece, logprobs=[])
-    out.add("response.output_text.done", **where, content_index=0, text=text, logprobs=[])
-    out.add("response.content_part.done", **where, content_index=0, part=_text_part(text))
+    parts = [p for p in item.get("content") or [] if isinstance(p, dict)]
+    for at, part in enumerate(parts):
+        where_part = {**where, "content_index": at}
+        if part.get("type") == "output_text" and isinstance(part.get("text"), str):
+            text = part["text"]
+            out.add("response.content_part.added", **where_part, part={**part, "text": ""})
+            for piece in chunks(text):
+                out.add("response.output_text.delta", **where_part, delta=piece, logprobs=[])
+            logprobs = part.get("logprobs") or []
+            out.add("response.output_text.done", **where_part, text=text, logprobs=logprobs)
+        elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+            out.add("response.content_part.added", **where_part, part={**part, "refusal": ""})
+            for piece in chunks(part["refusal"]):
+                out.add("response.refusal.delta", **where_part, delta=piece)
+            out.add("response.refusal.done", **where_part, refusal=part["refusal"])
+        else:
+            out.add("response.content_part.added", **where_part, part=part)
+        out.add("response.content_part.done", **where_part, part=part)
     out.add("response.output_item.done", output_index=index, item=item)
 
 
 def _call_events(out: _Events, index: int, item: dict[str, Any]) -> None:
-    where = {"item_id": item["id"], "output_index": index}
+    where = {"item_id": item.get("id"), "output_index": index}
+    arguments = item.get("arguments")
+    arguments = arguments if isinstance(arguments, str) else dump_arguments(arguments)
     out.add(
         "response.output_item.added",
         output_index=index,
         item={**item, "status": "in_progress", "arguments": ""},
     )
-    for piece in chunks(item["arguments"], 2):
+    for piece in chunks(arguments, 2):
         out.add("response.function_call_arguments.delta", **where, delta=piece)
-    out.add("response.function_call_arguments.done", **where, arguments=item["arguments"])
+    out.add("response.function_call_arguments.done", **where, arguments=arguments)
+    out.add("response.output_item.done", output_index=index, item=item)
+
+
+def _reasoning_events(out: _Events, index: int, item: dict[str, Any]) -> None:
+    """A reasoning item: its summary parts streamed, then the whole item (with its
+    `encrypted_content`) as `output_item.done`, which agents send back next turn."""
+    where = {"item_id": item.get("id"), "output_index": index}
+    out.add("response.output_item.added", output_index=index, item={**item, "summary": []})
+    summary = [p for p in item.get("summary") or [] if isinstance(p, dict)]
+    for at, part in enumerate(summary):
+        text = part["text"] if isinstance(part.get("text"), str) else ""
+        spot = {**where, "summary_index": at}
+        out.add("response.reasoning_summary_part.added", **spot, part={**part, "text": ""})
+        for piece in chunks(text):
+            out.add("response.reasoning_summary_text.delta", **spot, delta=piece)
+        out.add("response.reasoning_summary_text.done", **spot, text=text)
+        out.add("response.reasoning_summary_part.done", **spot, part=part)
     out.add("response.output_item.done", output_index=index, item=item)

@@ -1,0 +1,429 @@
+"""What an unchanged agent sees on replay is what it saw live: stream framing the request
+asked for, provider ids, usage details, reasoning blocks, failed calls, and a clear word
+when replay's offline guard blocks a call opswald does not record. Real openai/anthropic
+SDKs against the fake provider on 127.0.0.1, pytest run for real."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fakeprovider import FakeProvider
+from opswald import dump, load
+from opswald.intercept.codecs import AnthropicMessagesCodec, OpenAIResponsesCodec, sse
+from opswald.session import LLMCallStep, Session
+
+AGENT = '''
+"""Agents that use what the provider gave them (MODE picks one)."""
+import json
+import os
+
+import opswald
+
+
+@opswald.tool
+def get_weather(city):
+    return {"city": city, "temp_c": 21}
+
+
+def chat_text(input):
+    """Recorded without streaming; STREAM=1 makes the same call stream (no usage asked)."""
+    import openai
+    client = _opened(openai.OpenAI(max_retries=0))
+    kwargs = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}])
+    if not os.environ.get("STREAM"):
+        return {"answer": client.chat.completions.create(**kwargs).choices[0].message.content}
+    text = ""
+    for chunk in client.chat.completions.create(stream=True, **kwargs):
+        text += chunk.choices[0].delta.content or ""   # the common loop
+    return {"answer": text}
+
+
+def responses_chain(input):
+    """Two streamed turns chained by previous_response_id; the ids are the output."""
+    import openai
+    client = _opened(openai.OpenAI(max_retries=0))
+    previous, ids, texts, reasoning = None, [], [], []
+    for question in (input["q"], "and tomorrow?"):
+        kwargs = {"previous_response_id": previous} if previous else {}
+        if os.environ.get("STREAM") == "1":
+            final = None
+            for event in client.responses.create(
+                model="o4-mini", input=question, stream=True, **kwargs
+            ):
+                if event.type == "response.completed":
+                    final = event.response
+        else:
+            final = client.responses.create(model="o4-mini", input=question, **kwargs)
+        previous = final.id
+        ids.append(final.id)
+        texts.append(final.output_text)
+        reasoning += [i.encrypted_content for i in final.output if i.type == "reasoning"]
+    return {"ids": ids, "texts": texts, "reasoning": reasoning}
+
+
+def responses_reasoning(input):
+    """Stateless Responses with reasoning: every output item goes back as input."""
+    import openai
+    client = _opened(openai.OpenAI(max_retries=0))
+    stream = os.environ.get("STREAM") == "1"
+    items = [{"role": "user", "content": input["q"]}]
+    tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
+    for _ in range(3):
+        kwargs = dict(model="o4-mini", input=items, tools=tools, store=False,
+                      include=["reasoning.encrypted_content"])
+        if stream:
+            final = None
+            for event in client.responses.create(stream=True, **kwargs):
+                if event.type == "response.completed":
+                    final = event.response
+        else:
+            final = client.responses.create(**kwargs)
+        items += [i.model_dump(exclude_none=True) for i in final.output]
+        calls = [i for i in final.output if i.type == "function_call"]
+        if not calls:
+            return {"answer": final.output_text}
+        for call in calls:
+            result = get_weather(**json.loads(call.arguments))
+            items.append({"type": "function_call_output", "call_id": call.call_id,
+                          "output": json.dumps(result)})
+    raise RuntimeError("too many turns")
+
+
+def anthropic_thinking(input):
+    """Extended thinking with a tool: the assistant content goes back as it came."""
+    import anthropic
+    client = _opened(anthropic.Anthropic(max_retries=0))
+    messages = [{"role": "user", "content": input["q"]}]
+    tools = [{"name": "get_weather", "input_schema": {"type": "object"}}]
+    ids, usages = [], []
+    for _ in range(3):
+        kwargs = dict(model="claude-sonnet-4-5", max_tokens=2048, messages=messages,
+                      tools=tools, thinking={"type": "enabled", "budget_tokens": 1024})
+        if os.environ.get("STREAM") == "1":
+            with client.messages.stream(**kwargs) as s:
+                reply = s.get_final_message()
+        else:
+            reply = client.messages.create(**kwargs)
+        ids.append(reply.id)
+        usages.append(reply.usage.model_dump(exclude_none=True))
+        messages.append({"role": "assistant",
+                         "content": [b.model_dump(exclude_none=True) for b in reply.content]})
+        uses = [b for b in reply.content if b.type == "tool_use"]
+        if not uses:
+            text = "".join(b.text for b in reply.content if b.type == "text")
+            return {"answer": text, "ids": ids, "usage": usages}
+        messages.append({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": u.id,
+             "content": json.dumps(get_weather(**u.input))} for u in uses]})
+    raise RuntimeError("too many turns")
+
+
+def chat_always_fails(input):
+    """Every attempt fails (HTTP 500): the SDK's exception is the agent's."""
+    import openai
+    client = _opened(openai.OpenAI(max_retries=2))
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}])
+    return {"answer": reply.choices[0].message.content}
+
+
+def chat_timeout_caught(input):
+    """Every attempt times out; the agent catches it and answers something else."""
+    import openai
+    client = _opened(openai.OpenAI(max_retries=1, timeout=0.3))
+    try:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}])
+    except openai.APITimeoutError as exc:
+        return {"answer": "the model is slow today", "error": type(exc).__name__}
+    return {"answer": reply.choices[0].message.content}
+
+
+def embeddings_elsewhere(input):
+    """A call opswald does not record (embeddings), to a provider that is not loopback."""
+    import openai
+    client = _opened(openai.OpenAI(base_url="https://api.example.invalid/v1", max_retries=0))
+    vector = client.embeddings.create(model="text-embedding-3-small", input=input["q"])
+    return {"dims": len(vector.data[0].embedding)}
+
+
+_CLIENTS = []
+
+
+def _opened(client):
+    _CLIENTS.append(client)
+    return client
+
+
+def run(input):
+    try:
+        return globals()[os.environ["MODE"]](input)
+    finally:
+        while _CLIENTS:
+            _CLIENTS.pop().close()
+'''
+
+GOLDEN = "goldens/agent.golden.yaml"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for var in ("CI", "STREAM", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-" + "A1b2C3d4" * 5)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-" + "Z9y8X7w6" * 5)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    pytester.makepyfile(fidelityagent=AGENT, conftest="import fidelityagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = fidelityagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / GOLDEN).write_text("name: agent\ninput:\n  q: Weather in Rome?\n")
+    yield pytester
+
+
+def _record(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    script: list[dict[str, Any]],
+    **faults: Any,
+) -> tuple[Session, FakeProvider]:
+    monkeypatch.setenv("MODE", mode)
+    with FakeProvider(script=script, **faults) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+    return load(pytester.path / GOLDEN), fp
+
+
+def _replay(pytester: pytest.Pytester) -> pytest.RunResult:
+    """Replay with the provider gone (its port closed): only the golden can answer."""
+    return pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
+
+
+def _llm_steps(session: Session) -> list[LLMCallStep]:
+    return [s for s in session.step_list if isinstance(s, LLMCallStep)]
+
+
+# -- 1. a stream carries the usage chunk only when the request asked for it -------------
+
+
+def test_json_recording_replayed_as_a_stream_sends_no_unasked_usage_chunk(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, _ = _record(project, monkeypatch, "chat_text", [{"content": "Sunny, 21°C."}])
+    [step] = _llm_steps(session)
+    assert step.usage is not None, "the recording has usage: a stream could carry it"
+    monkeypatch.setenv("STREAM", "1")
+    result = _replay(project)
+    assert "IndexError" not in result.stdout.str()
+    result.assert_outcomes(passed=1)
+
+
+# -- 2. provider ids and usage details survive a streamed recording ---------------------
+
+
+@pytest.mark.parametrize("stream", ["1", ""], ids=["stream", "json"])
+def test_chained_responses_keep_their_ids(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, stream: str
+) -> None:
+    monkeypatch.setenv("STREAM", stream)
+    script = [{"content": "Sunny."}, {"content": "Rain tomorrow."}]
+    session, fp = _record(project, monkeypatch, "responses_chain", script)
+    assert session.output is not None and session.output["ids"] == ["resp_1", "resp_2"]
+    sent = [r.body.get("previous_response_id") for r in fp.requests if r.method == "POST"]
+    assert sent == [None, "resp_1"]
+    second = _llm_steps(session)[1]
+    assert second.input.params is not None
+    assert second.input.params["previous_response_id"] == "resp_1"
+    _replay(project).assert_outcomes(passed=1)
+
+    # normalised is the truth: an edited answer is served, still under the recorded id
+    edited = _edit_last_answer(session, "Snow tomorrow.")
+    output = {**session.output, "texts": ["Sunny.", "Snow tomorrow."]}
+    _write(project, edited, output)
+    _replay(project).assert_outcomes(passed=1)
+
+
+def test_streamed_anthropic_keeps_message_ids_and_usage_details(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAM", "1")
+    extra = {"service_tier": "standard", "cache_creation": {"ephemeral_5m_input_tokens": 0}}
+    script = [{"content": "Sunny in Rome.", "usage_extra": extra}]
+    session, _ = _record(project, monkeypatch, "anthropic_thinking", script)
+    assert session.output is not None
+    assert session.output["ids"] == ["msg_1"]
+    assert session.output["usage"][0]["service_tier"] == "standard"
+    _replay(project).assert_outcomes(passed=1)
+    monkeypatch.setenv("STREAM", "")  # the streamed recording answers a JSON call alike
+    _replay(project).assert_outcomes(passed=1)
+
+
+# -- 3. reasoning the provider signed goes back to it unchanged ------------------------
+
+
+THINKING_SCRIPT = [
+    {
+        "content": "Let me check.",
+        "thinking": "The user wants weather; call the tool.",
+        "tool_calls": [{"name": "get_weather", "arguments": {"city": "Rome"}}],
+    },
+    {"content": "It is 21°C in Rome."},
+]
+
+
+@pytest.mark.parametrize(
+    ("recorded", "replayed"),
+    [("1", "1"), ("", "1"), ("1", "")],
+    ids=["stream", "json-as-stream", "stream-as-json"],
+)
+def test_anthropic_thinking_blocks_are_replayed(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, recorded: str, replayed: str
+) -> None:
+    monkeypatch.setenv("STREAM", recorded)
+    session, fp = _record(project, monkeypatch, "anthropic_thinking", THINKING_SCRIPT)
+    sent_back = fp.requests[-1].body["messages"][1]["content"]
+    assert [b["type"] for b in sent_back] == ["thinking", "redacted_thinking", "text", "tool_use"]
+    first = _llm_steps(session)[0]
+    assert isinstance(first.raw, dict) and first.raw["content"][0]["signature"].startswith("sig-")
+    monkeypatch.setenv("STREAM", replayed)
+    _replay(project).assert_outcomes(passed=1)
+
+
+def test_anthropic_thinking_survives_a_hand_edited_answer(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Normalised is the truth for the text; the signed thinking has no normalised form
+    and is served as recorded (JSON and SSE)."""
+    monkeypatch.setenv("STREAM", "1")
+    session, _ = _record(project, monkeypatch, "anthropic_thinking", THINKING_SCRIPT)
+    first = _llm_steps(session)[0]
+    assert first.output is not None
+    edited = first.model_copy(
+        update={"output": first.output.model_copy(update={"content": "Checking."})}
+    )
+    codec = AnthropicMessagesCodec()
+    for stream in (False, True):
+        wire = codec.encode(edited, stream=stream)
+        decoded = codec.decode(wire.body, stream=stream)
+        message = decoded.raw if not stream else decoded.assembled
+        kinds = [b["type"] for b in message["content"]]
+        assert kinds == ["thinking", "redacted_thinking", "text", "tool_use"]
+        assert message["content"][0]["signature"].startswith("sig-")
+        assert decoded.output.content == "Checking."
+        assert message["id"] == "msg_1"
+
+
+@pytest.mark.parametrize(
+    ("recorded", "replayed"), [("1", "1"), ("", "1")], ids=["stream", "json-as-stream"]
+)
+def test_responses_reasoning_items_are_replayed(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, recorded: str, replayed: str
+) -> None:
+    monkeypatch.setenv("STREAM", recorded)
+    session, fp = _record(project, monkeypatch, "responses_reasoning", THINKING_SCRIPT)
+    sent_back = [i.get("type") for i in fp.requests[-1].body["input"][1:]]
+    assert sent_back[:3] == ["reasoning", "message", "function_call"]
+    monkeypatch.setenv("STREAM", replayed)
+    _replay(project).assert_outcomes(passed=1)
+
+    first = _llm_steps(session)[0]
+    assert first.output is not None
+    edited = first.model_copy(
+        update={"output": first.output.model_copy(update={"content": "Checking."})}
+    )
+    frames = OpenAIResponsesCodec().encode(edited, stream=True).body
+    done = [e for _, e in sse.json_events(frames) if e["type"] == "response.output_item.done"]
+    assert done[0]["item"]["type"] == "reasoning"
+    assert done[0]["item"]["encrypted_content"] == "enc:resp_1:opaque"
+
+
+# -- 4. a call whose every attempt fails is one step, and replays as that failure -------
+
+
+def test_a_call_that_always_fails_is_one_step_and_replays_the_same_exception(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, fp = _record(
+        project, monkeypatch, "chat_always_fails", [{"content": "never"}], fail_first=[500] * 3
+    )
+    assert len(fp.requests) == 3, "max_retries=2: three attempts"
+    [step] = session.step_list
+    assert isinstance(step, LLMCallStep) and step.error is not None
+    assert step.attributes == {"http_status": 500}
+    assert session.error is not None and session.error.type == "InternalServerError"
+    result = _replay(project)
+    result.assert_outcomes(passed=1)
+    assert "does not have" not in result.stdout.str()
+
+
+def test_a_timeout_the_agent_catches_is_recorded_and_replayed(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, fp = _record(
+        project,
+        monkeypatch,
+        "chat_timeout_caught",
+        [{"content": "late"}] * 2,
+        delay_first=[1.0, 1.0],
+    )
+    assert len(fp.requests) == 2, "max_retries=1: two attempts, both too slow"
+    assert session.output == {"answer": "the model is slow today", "error": "APITimeoutError"}
+    [step] = session.step_list
+    assert isinstance(step, LLMCallStep) and step.error is not None
+    assert step.error.type == "ReadTimeout"
+    _replay(project).assert_outcomes(passed=1)
+
+
+def test_a_retry_that_succeeds_still_leaves_one_step(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, fp = _record(
+        project, monkeypatch, "chat_always_fails", [{"content": "at last"}], fail_first=[503, 500]
+    )
+    assert len(fp.requests) == 3
+    [step] = session.step_list
+    assert isinstance(step, LLMCallStep) and step.error is None and step.attributes is None
+    assert session.output == {"answer": "at last"} and session.error is None
+    _replay(project).assert_outcomes(passed=1)
+
+
+# -- 5. replay names what its offline guard blocked -----------------------------------
+
+
+def test_a_call_replay_blocks_is_named_in_the_failure(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project.path / GOLDEN).write_text(
+        "name: agent\ninput:\n  q: Weather in Rome?\nsteps: []\noutput:\n  dims: 3\n"
+    )
+    monkeypatch.setenv("MODE", "embeddings_elsewhere")
+    result = _replay(project)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "APIConnectionError" in out
+    assert "opswald replay is offline: blocked connection to api.example.invalid:443" in out
+    assert "--opswald-mode=record" in out
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _edit_last_answer(session: Session, text: str) -> Session:
+    steps = list(session.step_list)
+    last = steps[-1]
+    assert isinstance(last, LLMCallStep) and last.output is not None
+    steps[-1] = last.model_copy(update={"output": last.output.model_copy(update={"content": text})})
+    edited = session.model_copy()
+    edited.steps = steps
+    return edited
+
+
+def _write(project: pytest.Pytester, session: Session, output: Any) -> None:
+    session = session.model_copy(update={"output": output})
+    session.model_fields_set.update({"steps", "output"})
+    dump(session, project.path / GOLDEN)
