@@ -282,6 +282,12 @@ class _StepReporter:
         label = f"{info.type} {info.name}" if info.name else info.type
         self.report(Progress(step=info.number, description=label))
 
+    def after_step(self, ctx: Any, step: Any) -> None:
+        from opswald.engine.isolate import Progress
+        from opswald.engine.tape import describe
+
+        self.report(Progress(step=step.step, description=describe(step), done=True))
+
 
 def _execute_with_timeout(
     golden: Session,

@@ -90,7 +90,7 @@ __all__ = ["IsolationError", "Progress", "RemoteError", "Report", "Timeout", "ru
 T = TypeVar("T")
 
 _HEADER = struct.Struct("!cQ")  # frame kind, payload length
-_PROGRESS = b"p"  # pickled (step, description)
+_PROGRESS = b"p"  # pickled (step, description, done)
 _STDOUT = b"o"  # utf-8 text for the parent's sys.stdout
 _STDERR = b"e"  # utf-8 text for the parent's sys.stderr
 _RESULT = b"r"  # the pickled return value
@@ -112,10 +112,17 @@ class Progress:
 
     step: int | None = None  # 1-based; None before the first step
     description: str | None = None  # e.g. "tool_call send_email"
+    done: bool = False  # the step had finished: the agent's own code was running
 
     def where(self) -> str:
-        """``"at step 3 (tool_call send_email)"``, or ``"before its first step"``."""
-        place = "before its first step" if self.step is None else f"at step {self.step}"
+        """``"at step 3 (tool_call send_email)"``, ``"after step 3 (tool_call send_email
+        had returned; in the agent's own code)"`` or ``"before its first step"``."""
+        if self.step is None:
+            return "before its first step"
+        if self.done:
+            what = f"{self.description} had returned; " if self.description else ""
+            return f"after step {self.step} ({what}in the agent's own code)"
+        place = f"at step {self.step}"
         return f"{place} ({self.description})" if self.description else place
 
 
@@ -264,7 +271,7 @@ class _Sender:
     def report(self, progress: Progress) -> None:
         if not isinstance(progress, Progress):
             raise TypeError(f"report() takes a Progress, not {type(progress).__name__}")
-        self.send(_PROGRESS, pickle.dumps((progress.step, progress.description)))
+        self.send(_PROGRESS, pickle.dumps((progress.step, progress.description, progress.done)))
 
 
 class _Forward(io.TextIOBase):
@@ -470,12 +477,13 @@ class _Child:
     def _note(self, kind: bytes, payload: bytes) -> None:
         if kind == _PROGRESS:
             try:
-                step, description = pickle.loads(payload)
+                step, description, done = pickle.loads(payload)
             except Exception:
                 return
             self.progress = Progress(
                 step=step,
                 description=None if description is None else str(description),
+                done=bool(done),
             )
         elif kind in (_STDOUT, _STDERR):
             stream = sys.stdout if kind == _STDOUT else sys.stderr
