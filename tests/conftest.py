@@ -119,3 +119,26 @@ def record(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def write(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text))
     return path
+
+
+def sdk_setup(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    module: str,
+    agent: str,
+    golden: str,
+    stub: str,
+    clear: tuple[str, ...] = (),
+) -> None:
+    """A project whose agent uses the real SDKs: fake keys, no proxies, loopback exempt,
+    the agent as `module` (the adapter), and one stub golden."""
+    for var in ("CI", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", *clear):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-" + "A1b2C3d4" * 5)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-" + "Z9y8X7w6" * 5)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    pytester.makepyfile(**{module: agent}, conftest=f"import {module}\n")
+    pytester.makeini(f"[pytest]\nopswald_adapter = {module}:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / golden).write_text(stub)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from conftest import sdk_setup
 from fakeprovider import FakeProvider
 from opswald import dump, load
 from opswald.session import LLMCallStep, ToolCallStep
@@ -220,15 +221,11 @@ GOLDEN = "goldens/weather.golden.yaml"
 def sdk_project(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[pytest.Pytester]:
-    for var in ("CI", "PROMPT_SUFFIX", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-" + "A1b2C3d4" * 5)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-" + "Z9y8X7w6" * 5)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    pytester.makepyfile(sdkagent=AGENT, conftest="import sdkagent\n")
-    pytester.makeini("[pytest]\nopswald_adapter = sdkagent:run\n")
-    pytester.mkdir("goldens")
-    (pytester.path / GOLDEN).write_text("name: weather\ninput:\n  question: Weather in Rome?\n")
+    stub = "name: weather\ninput:\n  question: Weather in Rome?\n"
+    sdk_setup(
+        pytester, monkeypatch, module="sdkagent", agent=AGENT, golden=GOLDEN, stub=stub,
+        clear=("PROMPT_SUFFIX",),
+    )  # fmt: skip
     yield pytester
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from conftest import sdk_setup
 from fakeprovider import FakeProvider
 from opswald import dump, load
 from opswald.intercept.codecs import AnthropicMessagesCodec, OpenAIResponsesCodec, sse
@@ -171,15 +172,11 @@ GOLDEN = "goldens/agent.golden.yaml"
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for var in ("CI", "STREAM", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-" + "A1b2C3d4" * 5)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-" + "Z9y8X7w6" * 5)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    pytester.makepyfile(fidelityagent=AGENT, conftest="import fidelityagent\n")
-    pytester.makeini("[pytest]\nopswald_adapter = fidelityagent:run\n")
-    pytester.mkdir("goldens")
-    (pytester.path / GOLDEN).write_text("name: agent\ninput:\n  q: Weather in Rome?\n")
+    stub = "name: agent\ninput:\n  q: Weather in Rome?\n"
+    sdk_setup(
+        pytester, monkeypatch, module="fidelityagent", agent=AGENT, golden=GOLDEN, stub=stub,
+        clear=("STREAM",),
+    )  # fmt: skip
     yield pytester
 
 
