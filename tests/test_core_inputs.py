@@ -165,3 +165,55 @@ def test_a_step_hook_that_raises_is_not_the_agents_error(project: pytest.Pyteste
         ],
         consecutive=False,
     )
+
+
+CONVERSATION = """
+import os
+
+import opswald
+
+
+@opswald.llm
+def chat(*, model, messages):
+    return {"content": f"{model} heard: {messages[-1]['content']}", "finish_reason": "stop"}
+
+
+def run(input):
+    model = os.environ.get("CONV_MODEL", "m1")
+    messages, replies = [], []
+    for _ in range(2):
+        messages.append({"role": "user", "content": opswald.user_input("You: ")})
+        reply = chat(model=model, messages=list(messages))["content"]
+        messages.append({"role": "assistant", "content": reply})
+        replies.append(reply)
+    return {"replies": replies}
+"""
+
+
+def test_after_a_divergence_the_conversation_goes_on_with_the_next_scripted_input(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 1 (the first question) is served from the golden, step 2 diverges (another
+    model), and the live rest must ask the *second* scripted question, not the first."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("CONV_MODEL", raising=False)
+    pytester.makepyfile(convagent=CONVERSATION, conftest="import convagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = convagent:run\n")
+    pytester.mkdir("goldens")
+    path = pytester.path / "goldens" / "conv.golden.yaml"
+    path.write_text("name: conv\ninput:\n  user_inputs: [first question, second question]\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.setenv("CONV_MODEL", "m2")
+    pytester.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
+    import opswald
+
+    golden = opswald.load(path)
+    assert golden.output == {"replies": ["m2 heard: first question", "m2 heard: second question"]}
+    # a fork on another model (a variant) hears both questions too; its output differs
+    result = pytester.runpytest(
+        "--opswald-goldens", "--opswald-variant", "big:model=m3", "--opswald-save-actual=out"
+    )
+    result.assert_outcomes(failed=1)
+    (saved,) = (pytester.path / "out").iterdir()
+    replies = opswald.load(saved).output["replies"]
+    assert replies == ["m3 heard: first question", "m3 heard: second question"]

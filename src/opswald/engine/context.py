@@ -640,6 +640,10 @@ class Context:
         ticket = self.begin("user_input", {"prompt": prompt})
         served = ticket.served
         if isinstance(served, UserInputStep):
+            # the recording used one scripted answer per question: so does this run, so
+            # that a question asked live after a divergence gets the next one, not the first
+            if self._user_inputs is not None:
+                next(self._user_inputs, None)
             step = served.model_copy(update={"step": ticket.number})
             self.finish(ticket, step)
             return plain_copy(served.content)  # the agent may change what it is given
