@@ -217,3 +217,31 @@ def test_after_a_divergence_the_conversation_goes_on_with_the_next_scripted_inpu
     (saved,) = (pytester.path / "out").iterdir()
     replies = opswald.load(saved).output["replies"]
     assert replies == ["m3 heard: first question", "m3 heard: second question"]
+
+
+def test_a_run_stopped_at_step_1_does_not_also_blame_its_missing_cost(
+    project: pytest.Pytester,
+) -> None:
+    record(project)
+    path = project.path / GOLDEN
+    text = path.read_text().replace("content: Book AF1 for me", "content: Book AF2 for me", 1)
+    assert "AF2" in text
+    path.write_text(text + "expect:\n  budgets:\n    cost: 1.0\n")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*step 1 of 7 · llm_call m1: the agent sent another request*"])
+    assert "cannot be checked" not in result.stdout.str()
+
+
+def test_the_json_report_gives_the_reason_an_update_was_not_written(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")  # book (side effects) with other arguments
+    result = project.runpytest("--opswald-goldens", "--opswald-update", "--opswald-json=r.json")
+    result.assert_outcomes(failed=1)
+    (row,) = json.loads((project.path / "r.json").read_text())["failed_tests"]
+    assert row["step"] == 5 and "side effects" in row["error"]
+    assert "--opswald-allow-side-effects" in row["suggestion"]

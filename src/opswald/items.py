@@ -356,6 +356,9 @@ def _write(
             fix="not written: a budget violation, a blocked side effect or a failing "
             "breakpoint is never blessed",
         )
+        # what kept the golden unwritten comes first, for the reports (JSON, JUnit) too
+        others = tuple(f for f in result.verdict.findings if f not in blockers)
+        result = replace(result, verdict=Verdict(findings=(*blockers, *others)))
         raise GoldenError(*_failed(text, result, settings))
     blocked = writes_blocked(force=settings.force)
     if blocked:

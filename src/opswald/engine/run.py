@@ -222,7 +222,9 @@ def judge(
                 findings.append(order)
     if run.policy == "fork" and run.fork_step is not None:
         findings.append(_fork_path(golden, actual, run.fork_step))
-    findings.extend(check_budgets(expect.budgets, figures(actual), figures(golden)))
+    findings.extend(
+        check_budgets(expect.budgets, figures(actual), figures(golden), partial=diverged)
+    )
     if not diverged:
         findings.extend(compare_states(golden, actual, expect.state))
     return Verdict(findings=tuple(findings))

@@ -98,17 +98,24 @@ def _show(value: float, kind: Kind) -> str:
     return str(int(value // 1))  # counts are whole; flooring a limit keeps `<=` exact
 
 
-def check_budgets(spec: BudgetsExpect, actual: Figures, golden: Figures | None) -> list[Finding]:
-    """One failing `budget` finding per budget exceeded or impossible to check."""
+def check_budgets(
+    spec: BudgetsExpect, actual: Figures, golden: Figures | None, *, partial: bool = False
+) -> list[Finding]:
+    """One failing `budget` finding per budget exceeded or impossible to check. For a
+    `partial` run (stopped at a divergence) only what was already exceeded is reported:
+    that its figures are incomplete is no news."""
     out: list[Finding] = []
     for field in fields(Figures):
         budget = getattr(spec, field.name, None)
         if budget is None:
             continue
         finding = _check(field.name, budget, actual, golden)
-        if finding is not None:
+        if finding is not None and (not partial or finding.message.startswith(EXCEEDED)):
             out.append(finding)
     return out
+
+
+EXCEEDED = "budget exceeded: "
 
 
 def _check(
@@ -143,7 +150,7 @@ def _check(
     if value <= bound + abs(bound) * 1e-9:
         return None
     return _budget(
-        f"budget exceeded: {name} {_show(value, kind)} > {_show(bound, kind)}{note}",
+        f"{EXCEEDED}{name} {_show(value, kind)} > {_show(bound, kind)}{note}",
         f"if the increase is intended, raise expect.budgets.{name}; "
         "--opswald-update never blesses a budget violation",
         name=name,
