@@ -34,7 +34,10 @@ def _two_more(project: pytest.Pytester) -> None:
 def test_one_page_for_the_run(project: pytest.Pytester, workers: list[str]) -> None:
     record(project)
     _two_more(project)
-    result = project.runpytest("--opswald-goldens", "--opswald-html", "out/report.html", *workers)
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-html", "out/report.html", "--opswald-json=out/r.json",
+        *workers,
+    )  # fmt: skip
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*opswald viewer: */out/report.html (3 goldens, * KiB)*"])
     data = _page(project.path / "out" / "report.html")
@@ -50,6 +53,16 @@ def test_one_page_for_the_run(project: pytest.Pytester, workers: list[str]) -> N
     passed = by_name["goldens/a.golden.yaml::book_a"]
     assert passed["status"] == "passed" and passed["actual"] is None
     assert passed["figures"]["golden"]["steps"] == 7
+    # a passing golden shows what this run measured, the same figures as the JSON report
+    report = json.loads((project.path / "out" / "r.json").read_text())
+    records = {g["name"]: g for g in report["goldens"]}
+    for name, golden in by_name.items():
+        measured, row = golden["figures"]["actual"], records[name]
+        assert measured is not None, name
+        assert measured["duration_ms"] == pytest.approx(row["duration_ms"], abs=1e-3), name
+        assert measured["cost"] == row["cost"] and measured["steps"] == row["steps"], name
+    total = sum(row["duration_ms"] for row in records.values())
+    assert data["summary"]["duration_ms"] == pytest.approx(total, abs=1e-2)
 
 
 def test_no_page_without_the_option(project: pytest.Pytester) -> None:

@@ -470,7 +470,7 @@ def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
     if actual is not None:
         diff_steps, step_diffs = _step_diffs(golden, actual)
     g_fig = figures(golden)
-    a_fig = figures(actual) if actual is not None else None
+    a_fig = figures(actual) if actual is not None else _measured(entry.record)
     error_steps = [s.step for s in (actual or golden).step_list if s.error is not None]
     start = (divergence or {}).get("step") or (error_steps[0] if error_steps else 1)
     return {
@@ -494,6 +494,18 @@ def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
         "golden": session_view(golden, slow_ms=slow_ms),
         "actual": session_view(actual, slow_ms=slow_ms) if actual is not None else None,
     }
+
+
+def _measured(record: dict[str, Any] | None) -> Figures | None:
+    """A run's figures from its report record, for a golden whose actual session is not on
+    the page (a passing one): the page then shows what this run measured, as the JSON
+    report and JUnit do, not only what the golden recorded."""
+    if record is None:
+        return None
+    try:
+        return Figures(**{f.name: record[f.name] for f in fields(Figures)})
+    except (KeyError, TypeError):
+        return None
 
 
 def build_data(
