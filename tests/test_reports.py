@@ -22,12 +22,24 @@ def _copies(project: pytest.Pytester) -> None:
 
 
 def _stable(report: dict[str, object]) -> dict[str, object]:
-    """The report without measured wall-clock fields (they differ run to run)."""
+    """The report without the fields it lists as measured (`measured_fields`: wall-clock
+    figures that differ run to run), so that what is left must match exactly."""
     data = json.loads(json.dumps(report))
-    for row in data["goldens"]:
-        row.pop("duration_ms")
-        if row.get("delta"):
-            row["delta"].pop("duration_ms")
+
+    def drop(node: object, parts: list[str]) -> None:
+        head, rest = parts[0], parts[1:]
+        key, each = head.removesuffix("[]"), head.endswith("[]")
+        if not isinstance(node, dict) or node.get(key) is None:
+            return
+        targets = node[key] if each else [node[key]]
+        if not rest:
+            node.pop(key)
+            return
+        for target in targets:
+            drop(target, rest)
+
+    for spec in data.pop("measured_fields"):
+        drop(data, spec.split("."))
     return data
 
 
@@ -277,3 +289,20 @@ def test_opswald_diff_of_a_saved_actual(
         check=False,
     )
     assert same.returncode == 0 and "no differences" in same.stdout
+
+
+def test_a_variant_report_is_the_same_under_xdist_but_for_its_measured_fields(
+    project: pytest.Pytester,
+) -> None:
+    record(project)
+    _copies(project)
+    args = ["--opswald-goldens", "--opswald-variant", "v1:model=m1", "--opswald-variant",
+            "v2:model=m2"]  # fmt: skip
+    project.runpytest(*args, "--opswald-json", "one.json")
+    project.runpytest(*args, "--opswald-json", "two.json", "-n", "2")
+    one = json.loads((project.path / "one.json").read_text())
+    two = json.loads((project.path / "two.json").read_text())
+    assert "variants.variants[].mean_duration_ms" in one["measured_fields"]
+    assert "goldens[].delta.duration_ms" in one["measured_fields"]
+    assert len(one["variants"]["variants"]) == 2
+    assert _stable(two) == _stable(one)

@@ -118,10 +118,18 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
         ],
         "still_failing": [r["name"] for r in rows if r.get("still_failing")],
         "goldens": rows,
-        "measured_fields": [f"goldens[].{f}" for f in MEASURED],
+        "measured_fields": [
+            *(f"goldens[].{f}" for f in MEASURED),
+            *(f"goldens[].delta.{f}" for f in MEASURED),
+        ],
     }
     if any(r.get("variant") for r in rows):
         report["variants"] = variant_stats(tuple(rows), tuple(variant_order))
+        # the variant comparison's times, and who was fastest, are measured too
+        report["measured_fields"] += [
+            "variants.variants[].mean_duration_ms",
+            "variants.goldens[].fastest",
+        ]
     return report
 
 
