@@ -245,3 +245,21 @@ def test_the_json_report_gives_the_reason_an_update_was_not_written(
     (row,) = json.loads((project.path / "r.json").read_text())["failed_tests"]
     assert row["step"] == 5 and "side effects" in row["error"]
     assert "--opswald-allow-side-effects" in row["suggestion"]
+
+
+def test_the_ini_adapter_is_found_beside_the_ini_file_without_a_conftest(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's framework layout: pytest.ini naming `lonely_agent:run`, the module
+    beside it, no conftest.py to put that folder on sys.path."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(lonely_agent="def run(input):\n    return {'echo': input}\n")
+    pytester.makeini("[pytest]\nopswald_adapter = lonely_agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "g.golden.yaml").write_text("name: g\ninput: hi\n")
+    sub = pytester.mkdir("sub")  # run from elsewhere: the ini's folder is what counts
+    monkeypatch.chdir(sub)
+    args = ["--opswald-goldens", str(pytester.path / "goldens"), "-p", "no:cacheprovider"]
+    result = pytester.runpytest_subprocess(*args, "--opswald-mode=record")
+    result.assert_outcomes(passed=1)
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)

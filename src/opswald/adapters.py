@@ -8,6 +8,7 @@ import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar, overload
 
 ENTRY_POINT_GROUP = "opswald.adapters"
@@ -55,9 +56,14 @@ def registered() -> dict[str, Callable[..., Any]]:
     return dict(_REGISTRY.adapters)
 
 
-def import_string(spec: str) -> Callable[..., Any]:
+def import_string(spec: str, *, root: Path | None = None) -> Callable[..., Any]:
     """`package.module:callable` (or `package.module.callable`) -> the callable;
-    `subprocess:COMMAND` -> an adapter running COMMAND (see `SubprocessAdapter`)."""
+    `subprocess:COMMAND` -> an adapter running COMMAND (see `SubprocessAdapter`).
+
+    `root` (the folder of the pytest config that names the adapter): when the module is
+    not importable as things stand, it is looked for there too, so `agent:run` finds
+    `agent.py` beside `pytest.ini` whether or not a conftest.py put that folder on
+    sys.path."""
     if spec.startswith("subprocess:"):
         return SubprocessAdapter(spec.removeprefix("subprocess:").strip())
     module_name, sep, attr = spec.partition(":")
@@ -66,7 +72,7 @@ def import_string(spec: str) -> Callable[..., Any]:
     if not module_name or not attr:
         raise AdapterNotFound(f"{spec!r} is not of the form 'package.module:callable'")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj: Any = _import(module_name, root)
     except ImportError as exc:
         raise AdapterNotFound(f"cannot import {module_name!r} for adapter {spec!r}: {exc}") from exc
     for part in attr.split("."):
@@ -77,6 +83,19 @@ def import_string(spec: str) -> Callable[..., Any]:
     if not callable(obj):
         raise AdapterNotFound(f"{spec!r} is not callable")
     return obj  # type: ignore[no-any-return]
+
+
+def _import(module_name: str, root: Path | None) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.partition(".")[0]
+        if root is None or exc.name != top or str(root) in sys.path:
+            raise
+        if not ((root / top).is_dir() or (root / f"{top}.py").is_file()):
+            raise
+        sys.path.insert(0, str(root))  # as pytest's rootdir conftest.py would have
+        return importlib.import_module(module_name)
 
 
 def from_entry_points(name: str) -> Callable[..., Any] | None:
@@ -102,8 +121,10 @@ def resolve(
     *,
     hook_result: Callable[..., Any] | None,
     ini_spec: str | None,
+    root: Path | None = None,
 ) -> Callable[..., Any]:
-    """Hook result, then the golden's `agent:` name, then the ini option."""
+    """Hook result, then the golden's `agent:` name, then the ini option (a module named
+    there is also looked for in `root`, the config file's folder)."""
     tried = ["- the conftest hook pytest_opswald_adapter(golden, config): returned None"]
     if hook_result is not None:
         return hook_result
@@ -122,7 +143,7 @@ def resolve(
     else:
         tried.append("- the golden's `agent:` name: the golden has none")
     if ini_spec:
-        return import_string(ini_spec)
+        return import_string(ini_spec, root=root)
     tried.append("- the ini option opswald_adapter: not set")
     raise AdapterNotFound(
         "no adapter to run this golden's agent; tried:\n"

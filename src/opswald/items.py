@@ -54,6 +54,7 @@ class Settings:
     allow_side_effects: bool = False
     diff_mode: DiffMode = "detailed"
     adapter: str | None = None
+    adapter_root: Path | None = None  # the folder of the config file naming the adapter
     requests: RequestsExpect = field(default_factory=RequestsExpect)
     redactor: Redactor = field(default_factory=Redactor)
     prices: Any = None  # a pricing.Pricer
@@ -512,6 +513,7 @@ class GoldenItem(pytest.Item):
                     golden=self.golden, config=self.config
                 ),
                 ini_spec=settings.adapter,
+                root=settings.adapter_root,
             )
         except adapters.AdapterNotFound as exc:
             raise GoldenError(str(exc)) from None

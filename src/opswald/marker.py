@@ -54,6 +54,7 @@ def run_marker(item: pytest.Item) -> Outcome:
             golden.agent,
             hook_result=item.config.hook.pytest_opswald_adapter(golden=golden, config=item.config),
             ini_spec=settings.adapter,
+            root=settings.adapter_root,
         )
         return run_golden(
             golden=golden,

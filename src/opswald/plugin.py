@@ -279,6 +279,7 @@ def pytest_configure(config: pytest.Config) -> None:
         allow_side_effects=config.getoption("opswald_allow_side_effects"),
         diff_mode=diff_mode,
         adapter=config.getini("opswald_adapter") or None,
+        adapter_root=config.inipath.parent if config.inipath else config.rootpath,
         requests=RequestsExpect.model_validate(
             {"ignore": config.getini("opswald_request_ignore"), "normalize": normalize}
         ),
