@@ -496,3 +496,39 @@ def test_a_burst_of_concurrent_model_calls_replays_in_any_start_order() -> None:
     run = execute(golden, lambda _: burst_agent(other), settings=RunSettings())
     first = judge(golden, run).first
     assert first is not None and first.kind == "mismatch" and first.step is not None
+
+
+@opswald.tool
+async def weather_of(city: str) -> dict[str, Any]:
+    return {"city": city, "sky": "clear"}
+
+
+def cities_agent(cities: list[str]) -> list[Any]:
+    import asyncio
+
+    async def main() -> list[Any]:
+        return list(await asyncio.gather(*(weather_of(city=c) for c in cities)))
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (["OSLO", "Paris"], [(2, "Oslo", "OSLO")]),  # only Oslo changed, and it ran first
+        (["PARIS", "OSLO"], [(1, "Paris", "PARIS"), (2, "Oslo", "OSLO")]),  # both changed
+    ],
+)
+def test_a_diverging_concurrent_tool_call_is_shown_beside_its_closest_recorded_call(
+    now: list[str], expected: list[tuple[int, str, str]]
+) -> None:
+    golden = record(cities_agent, ["Paris", "Oslo"])
+    run, verdict = replay(golden, lambda _: cities_agent(now))
+    shown = [
+        (d.step, d.golden, d.actual)
+        for f in verdict.findings
+        if f.kind == "mismatch"
+        for d in f.differences
+    ]
+    assert shown[0] == expected[0]
+    assert len({step for step, _, _ in shown}) == len(shown), "no recorded call shown twice"

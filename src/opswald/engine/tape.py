@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +88,7 @@ class Tape:
                 self.segments.append(_Segment(head=step))
         self.cursor = 0
         self.used: set[int] = set()
+        self.compared: set[int] = set()  # recorded tool calls a diverging call was shown
         self._normalized: dict[int, dict[str, Any]] = {}
         self._requests: dict[int, dict[str, Any]] = {}  # request_of(step), by step number
 
@@ -191,12 +194,25 @@ class Tape:
             ):
                 self.used.add(candidate.step)
                 return Match(step=candidate)
-        same_name = [c for c in pending if c.tool == tool]
+        # compared with the closest recorded call of that name that no other diverging
+        # call of this turn was compared with (concurrent calls complete in any order)
+        same_name = [c for c in pending if c.tool == tool and c.step not in self.compared]
+        same_name = same_name or [c for c in pending if c.tool == tool]
         if same_name:
-            target = same_name[0]
-            diffs = args_differences(
-                target.input, args, mode=mode, ignore=ignore, base=("input",), step=target.step
+            found = [
+                (
+                    args_differences(
+                        c.input, args, mode=mode, ignore=ignore, base=("input",), step=c.step
+                    ),
+                    c,
+                )
+                for c in same_name
+            ]
+            sent = _text(args)
+            diffs, target = min(
+                found, key=lambda pair: (len(pair[0]), -_likeness(_text(pair[1].input), sent))
             )
+            self.compared.add(target.step)
             return Match(
                 finding=Finding(
                     kind="mismatch",
@@ -311,6 +327,16 @@ class Tape:
         if golden == actual:
             return []
         return differences(golden, actual, step=head.step)
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _likeness(a: str, b: str) -> float:
+    """How alike two argument texts are, 0..1 (ties between equally many differences:
+    `OSLO` is compared with the recorded `Oslo`, not with `Paris`)."""
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
 def _short(value: Any, limit: int = 60) -> str:
