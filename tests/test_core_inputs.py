@@ -263,3 +263,21 @@ def test_the_ini_adapter_is_found_beside_the_ini_file_without_a_conftest(
     result = pytester.runpytest_subprocess(*args, "--opswald-mode=record")
     result.assert_outcomes(passed=1)
     pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
+
+
+def test_a_blocked_side_effect_stays_in_the_saved_actual(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import opswald
+    from opswald.session import ToolCallStep
+
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest("--opswald-goldens", "--opswald-update", "--opswald-save-actual=out")
+    result.assert_outcomes(failed=1)
+    (saved,) = (project.path / "out").iterdir()
+    last = opswald.load(saved).step_list[-1]
+    assert isinstance(last, ToolCallStep) and last.step == 5 and last.tool == "book"
+    assert last.input == {"flight": "AF1", "passenger": "Bob"}
+    assert last.error is not None and last.error.type == "SideEffectBlocked"
+    assert not (project.path / "side_effects.log").read_text().count("Bob")

@@ -532,3 +532,22 @@ def test_a_diverging_concurrent_tool_call_is_shown_beside_its_closest_recorded_c
     ]
     assert shown[0] == expected[0]
     assert len({step for step, _, _ in shown}) == len(shown), "no recorded call shown twice"
+
+
+def test_the_session_clock_starts_with_the_agent_not_with_the_setup() -> None:
+    """Installing interception and the offline guard (which import their modules on first
+    use) is not the agent's time: the clock starts after them, when the agent is called."""
+    import time
+
+    golden = record(chat_agent, "find a")
+    seen: dict[str, Any] = {}
+
+    def before(ctx: Any) -> None:  # called before the setup
+        seen["ctx"], seen["setup_began"] = ctx, time.perf_counter()
+
+    def agent(task: str) -> Any:
+        seen["agent_began"] = time.perf_counter()
+        return chat_agent(task)
+
+    execute(golden, agent, settings=RunSettings(), context_out=before)
+    assert seen["setup_began"] <= seen["ctx"].clock.start <= seen["agent_began"]

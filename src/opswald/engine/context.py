@@ -372,7 +372,6 @@ class Context:
                     self.fork_step = number
                 served = match.step
             if served is None and side_effects and self._blocks_side_effects():
-                self.steps.pop()
                 finding = Finding(
                     kind="side_effect",
                     message=f"{request.get('tool')} has side effects and would run live",
@@ -383,6 +382,13 @@ class Context:
                     "record the golden again with --opswald-mode=rerecord",
                 )
                 self.findings.append(finding)
+                # the call stays in the actual session, unanswered, so a saved actual and
+                # the viewer show the arguments it would have run with
+                self.steps[-1] = self._refused_step(
+                    kind, request, number, finding, reason="SideEffectBlocked"
+                )
+                if self.steps[-1] is None:
+                    self.steps.pop()
                 raise SideEffectBlocked(finding)
             return Ticket(
                 number=number, served=served, started=time.perf_counter(), request=request
@@ -427,11 +433,16 @@ class Context:
         return _answer(served, decode)
 
     def _refused_step(
-        self, kind: str, request: dict[str, Any], number: int, finding: Finding
+        self,
+        kind: str,
+        request: dict[str, Any],
+        number: int,
+        finding: Finding,
+        reason: str = "ReplayDivergence",
     ) -> AnyStep | None:
-        """The diverging call as a step of the actual session: what the agent sent, no
-        answer, and the divergence as its error."""
-        error = ErrorInfo(type="ReplayDivergence", message=self.redactor(finding.message))
+        """The refused call as a step of the actual session: what the agent sent, no
+        answer, and why it was refused (a divergence, a blocked side effect) as its error."""
+        error = ErrorInfo(type=reason, message=self.redactor(finding.message))
         stamp = _now()
         if kind == "llm_call":
             return LLMCallStep(

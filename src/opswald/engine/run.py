@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -134,6 +135,9 @@ def execute(
 
         offline = OfflineGuard()
     with activate(ctx), intercepting(), offline:
+        # the session's time is the agent's: setting up interception and the offline guard
+        # (whose first use in a process imports their modules) is not part of it
+        ctx.clock.start = time.perf_counter()
         try:
             output = adapters.call(adapter, golden.input, modifications)
         except (ReplayDivergence, SideEffectBlocked):
