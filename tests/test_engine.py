@@ -523,7 +523,7 @@ def test_a_diverging_concurrent_tool_call_is_shown_beside_its_closest_recorded_c
     now: list[str], expected: list[tuple[int, str, str]]
 ) -> None:
     golden = record(cities_agent, ["Paris", "Oslo"])
-    run, verdict = replay(golden, lambda _: cities_agent(now))
+    _, verdict = replay(golden, lambda _: cities_agent(now))
     shown = [
         (d.step, d.golden, d.actual)
         for f in verdict.findings
