@@ -69,6 +69,7 @@ def test_marker_with_a_bad_path_fails_clearly(project: pytest.Pytester) -> None:
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*cannot load*nope.golden.yaml*"])
     out = result.stdout.str()
+    assert out.count("nope.golden.yaml") == 1, "the path is said once"
     assert "During handling of the above exception" not in out
     assert "direct cause" not in out
 

@@ -47,7 +47,8 @@ def run_marker(item: pytest.Item) -> Outcome:
     else:
         problem = ""
     if problem:  # failed outside the except: one message, no chained tracebacks
-        pytest.fail(f"@pytest.mark.golden: cannot load {path}: {problem}", pytrace=False)
+        where = "" if str(path) in problem else f"{path}: "
+        pytest.fail(f"@pytest.mark.golden: cannot load {where}{problem}", pytrace=False)
     settings = settings_of(item.config)
     try:
         adapter = adapters.resolve(
