@@ -660,6 +660,37 @@ def test_anthropic_calls_are_rebuilt_in_the_messages_api_form() -> None:
     assert step.input.params == {"max_tokens": 256}
 
 
+@pytest.mark.parametrize(
+    ("provider", "spec", "native"),
+    [
+        ("openai", "tool_call", "tool_calls"),
+        ("openai", "stop", "stop"),
+        ("anthropic", "tool_call", "tool_use"),
+        ("anthropic", "stop", "end_turn"),
+        ("anthropic", "length", "max_tokens"),
+        ("anthropic", "end_turn", "end_turn"),  # a native value stays
+    ],
+)
+def test_finish_reasons_are_the_providers_own_words(provider: str, spec: str, native: str) -> None:
+    """The conventions say `tool_call`/`stop`/`length`; the SDK an agent reads must get
+    what the provider's API says (`tool_calls`, `tool_use`, `end_turn`, `max_tokens`)."""
+    out = json.dumps(
+        [{"role": "assistant", "parts": [{"type": "text", "content": "x"}], "finish_reason": spec}]
+    )
+    span = _span(
+        "d" * 16,
+        [
+            _attr("gen_ai.operation.name", _s("chat")),
+            _attr("gen_ai.provider.name", _s(provider)),
+            _attr("gen_ai.request.model", _s("m")),
+            _attr("gen_ai.output.messages", _s(out)),
+        ],
+    )
+    (step,) = only_session(_doc(span)).step_list
+    assert isinstance(step, LLMCallStep) and step.output is not None
+    assert step.output.finish_reason == native
+
+
 def _agent_span(span_id: str, trace: str, start: int, question: str, answer: str) -> dict[str, Any]:
     def message(role: str, text: str) -> str:
         return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]}])

@@ -258,7 +258,7 @@ def _llm(
         "timestamp": span.timestamp,
         "duration_ms": span.duration_ms,
         **request,
-        "output": _output(outputs, attrs, error is not None),
+        "output": _native_finish(_output(outputs, attrs, error is not None), provider),
         "usage": _usage(attrs),
         "error": error,
     }
@@ -512,6 +512,23 @@ def _output(
         "tool_calls": calls or None,
         "finish_reason": message.get("finish_reason") or first_reason,
     }
+
+
+# The semantic conventions' finish reasons, as each provider's API says them: the codec
+# rebuilds the wire response from the normalised step, and an agent branches on the
+# provider's own word (`finish_reason == "tool_calls"`, `stop_reason != "tool_use"`).
+_FINISH = {
+    "openai": {"tool_call": "tool_calls"},
+    "anthropic": {"tool_call": "tool_use", "stop": "end_turn", "length": "max_tokens"},
+}
+
+
+def _native_finish(output: dict[str, Any] | None, provider: str | None) -> dict[str, Any] | None:
+    family = "openai" if provider in OPENAI_PROVIDERS else provider
+    table = _FINISH.get(family or "")
+    if output is None or table is None or output.get("finish_reason") not in table:
+        return output
+    return {**output, "finish_reason": table[output["finish_reason"]]}
 
 
 def _usage(attrs: dict[str, Any]) -> dict[str, int] | None:
