@@ -174,6 +174,51 @@ def test_hooks_fire_in_order() -> None:
     ]
 
 
+class ConftestStyle:
+    """The conftest hooks' names and arguments, as the README says a hooks= object may use."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, Any]] = []
+
+    def pytest_opswald_before_step(self, replay: Any, step: Any) -> None:
+        assert isinstance(replay, opswald.Replay)
+        self.events.append(("before", step.number, step.type))
+
+    def pytest_opswald_after_step(self, replay: Any, step: Any, result: Any) -> None:
+        self.events.append(("after", step.step, step.type))
+
+
+def test_hooks_may_be_written_as_the_conftest_hooks() -> None:
+    golden = recorded()
+    hooks = ConftestStyle()
+    result = opswald.Replay(golden, adapter=agent, hooks=hooks).run()
+    assert result is not None and result.passed
+    kinds = [s.type for s in golden.step_list]
+    assert hooks.events[:2] == [("before", 1, kinds[0]), ("after", 1, kinds[0])]
+    assert len(hooks.events) == 2 * len(kinds)
+
+
+def test_a_hook_that_raises_is_raised_as_itself_not_as_the_agents_error() -> None:
+    class Broken:
+        def after_step(self, step: Any, result: Any) -> None:
+            if step.step == 2:
+                raise LookupError("my hook is broken")
+
+    with pytest.raises(LookupError, match="my hook is broken") as info:
+        opswald.Replay(recorded(), adapter=agent, hooks=Broken()).run()
+    assert "(raised by a after_step hook, not by the agent)" in (info.value.__notes__ or [])
+
+
+@pytest.mark.parametrize(
+    ("step", "error"),
+    [(0, ValueError), (-1, ValueError), (99, ValueError), ("x", TypeError), (True, TypeError)],
+)
+def test_pause_at_a_step_that_cannot_come_is_refused(step: Any, error: type) -> None:
+    replay = opswald.Replay(recorded(), adapter=agent)
+    with pytest.raises(error, match="pause_at"):
+        replay.pause_at(step)
+
+
 def test_breakpoints_log_fail_and_pause() -> None:
     golden = recorded()
     replay = opswald.Replay(golden, adapter=agent)

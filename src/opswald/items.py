@@ -15,6 +15,7 @@ from opswald import adapters, files
 from opswald.diff import DiffMode, render_verdict
 from opswald.engine.context import STEP_MODIFICATIONS, Policy, fork_problem
 from opswald.engine.normalize import RequestRules
+from opswald.engine.replay import HookFailed, call_hook
 from opswald.engine.run import ReplayResult, RunSettings, execute, judge
 from opswald.engine.tape import step_name
 from opswald.redact import Redactor
@@ -107,6 +108,9 @@ class RunView:
         return self.ctx.actual_steps() if self.ctx is not None else []
 
 
+HOOKS = ("pytest_opswald_before_step", "pytest_opswald_after_step", "pytest_opswald_on_error")
+
+
 class HookListener:
     """Forwards step events to the pytest_opswald_* step hooks and the breakpoints."""
 
@@ -129,13 +133,14 @@ class HookListener:
 
     def before_step(self, ctx: Any, info: Any) -> None:
         self.view.ctx = ctx
-        _call_hook(self.hook.pytest_opswald_before_step, replay=self.view, step=info)
+        call_hook(self.hook.pytest_opswald_before_step, HOOKS[0], replay=self.view, step=info)
 
     def after_step(self, ctx: Any, step: Any) -> None:
         from opswald.engine.replay import _result_of
 
-        _call_hook(
+        call_hook(
             self.hook.pytest_opswald_after_step,
+            HOOKS[1],
             replay=self.view,
             step=step,
             result=_result_of(step),
@@ -144,21 +149,9 @@ class HookListener:
             self.breakpoints.check(self, ctx, step)
 
     def on_error(self, ctx: Any, step: Any, error: Any) -> None:
-        _call_hook(self.hook.pytest_opswald_on_error, replay=self.view, step=step, error=error)
-
-
-class HookFailed(BaseException):
-    """A step hook raised. Not the agent's error, so not one the agent may catch (hence a
-    BaseException) nor one the run records as the agent's: `run_golden` raises the hook's
-    own exception instead, with its traceback."""
-
-
-def _call_hook(hook: Any, **kwargs: Any) -> None:
-    try:
-        hook(**kwargs)
-    except Exception as exc:
-        exc.add_note(f"(raised by a {hook.name} hook, not by the agent)")
-        raise HookFailed(hook.name) from exc
+        call_hook(
+            self.hook.pytest_opswald_on_error, HOOKS[2], replay=self.view, step=step, error=error
+        )
 
 
 def merge_expect(base: Expect | None, override: dict[str, Any] | None) -> Expect:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -89,6 +90,41 @@ class Breakpoint:
     hits: list[int] = field(default_factory=list)
 
 
+class HookFailed(BaseException):
+    """A step hook raised. Not the agent's error, so not one the agent may catch (hence a
+    BaseException) nor one the run records as the agent's: the hook's own exception
+    (`__cause__`) is raised to whoever ran the replay."""
+
+
+def call_hook(hook: Callable[..., Any], name: str, /, **arguments: Any) -> None:
+    """Call a step hook, turning what it raises into HookFailed (with a note naming it)."""
+    try:
+        hook(**arguments)
+    except Exception as exc:
+        exc.add_note(f"(raised by a {name} hook, not by the agent)")
+        raise HookFailed(name) from exc
+
+
+def _user_hook(hooks: Any, replay: Replay, event: str, **arguments: Any) -> None:
+    """A `hooks=` object's method for `event` (`before_step`, or the conftest hook's name
+    `pytest_opswald_before_step`), called with the arguments it names — the conftest
+    hooks' `(replay, step, ...)` — or, for methods written as `before_step(step)`,
+    `after_step(step, result)`, `on_error(step, error)`, positionally."""
+    method = getattr(hooks, event, None) or getattr(hooks, f"pytest_opswald_{event}", None)
+    if method is None:
+        return
+    offered = {"replay": replay, **arguments}
+    try:
+        names = list(inspect.signature(method).parameters)
+    except (TypeError, ValueError):
+        names = []
+    if names and set(names) <= set(offered):
+        call_hook(method, event, **{n: offered[n] for n in names})
+    else:
+        values = list(arguments.values())
+        call_hook(lambda: method(*values), event)
+
+
 class _Listener:
     """Connects a Replay to its context: pauses, breakpoints, hooks, speed."""
 
@@ -100,13 +136,13 @@ class _Listener:
         if info.number in replay._pause_steps or replay._pause_next:
             replay._pause_next = False
             replay._suspend(info.number)
-        if replay.hooks is not None and hasattr(replay.hooks, "before_step"):
-            replay.hooks.before_step(info)
+        if replay.hooks is not None:
+            _user_hook(replay.hooks, replay, "before_step", step=info)
 
     def after_step(self, ctx: Context, step: AnyStep) -> None:
         replay = self.replay
-        if replay.hooks is not None and hasattr(replay.hooks, "after_step"):
-            replay.hooks.after_step(step, _result_of(step))
+        if replay.hooks is not None:
+            _user_hook(replay.hooks, replay, "after_step", step=step, result=_result_of(step))
         served = step.step in ctx.served
         if served and replay.speed is not None and step.duration_ms:
             factor = 1.0 if replay.speed == "realtime" else float(replay.speed)
@@ -115,8 +151,8 @@ class _Listener:
             replay._check_breakpoints(ctx, step)
 
     def on_error(self, ctx: Context, step: AnyStep, error: ErrorInfo) -> None:
-        if self.replay.hooks is not None and hasattr(self.replay.hooks, "on_error"):
-            self.replay.hooks.on_error(step, error)
+        if self.replay.hooks is not None:
+            _user_hook(self.replay.hooks, self.replay, "on_error", step=step, error=error)
 
 
 def _result_of(step: AnyStep) -> Any:
@@ -197,6 +233,13 @@ class Replay:
     # -- control ------------------------------------------------------------------------
     def pause_at(self, step: int) -> Replay:
         """Suspend the agent before step `step` executes (nothing of that step has run)."""
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise TypeError(f"pause_at takes a step number, not {step!r}")
+        if step < 1:
+            raise ValueError(f"pause_at({step}): steps are numbered from 1")
+        total = len(self.golden.step_list)
+        if self.mode == "replay" and step > total:  # a fork or live run may go further
+            raise ValueError(f"pause_at({step}): the golden has {total} step(s)")
         self._pause_steps.add(step)
         return self
 
@@ -298,6 +341,8 @@ class Replay:
                 fork_step=run.fork_step,
                 agent_traceback=run.agent_traceback,
             )
+        except HookFailed as failed:  # the hook's own exception, in the caller's thread
+            self._error = failed.__cause__ or failed
         except BaseException as exc:  # surfaced in the caller's thread
             self._error = exc
         finally:
