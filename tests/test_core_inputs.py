@@ -281,3 +281,33 @@ def test_a_blocked_side_effect_stays_in_the_saved_actual(
     assert last.input == {"flight": "AF1", "passenger": "Bob"}
     assert last.error is not None and last.error.type == "SideEffectBlocked"
     assert not (project.path / "side_effects.log").read_text().count("Bob")
+
+
+def test_a_bad_request_ignore_ini_path_is_a_usage_error(project: pytest.Pytester) -> None:
+    result = project.runpytest("-o", "opswald_request_ignore=messages[")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*opswald_request_ignore: *messages[*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_bad_rule_from_the_normalize_hook_is_one_clear_failure(
+    project: pytest.Pytester,
+) -> None:
+    record(project)
+    project.makeconftest(
+        """
+        import agent
+
+
+        def pytest_opswald_adapter(golden, config):
+            return agent.run
+
+
+        def pytest_opswald_normalize(config):
+            return {r"(\\d{4}": "<year>"}
+        """
+    )
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*pytest_opswald_normalize returned a rule that is not one:*"])
+    assert "pydantic_core" not in result.stdout.str()

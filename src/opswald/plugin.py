@@ -221,7 +221,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     from opswald.items import Settings
     from opswald.redact import make_redactor
-    from opswald.session import RequestsExpect
 
     config.addinivalue_line(
         "markers",
@@ -280,9 +279,7 @@ def pytest_configure(config: pytest.Config) -> None:
         diff_mode=diff_mode,
         adapter=config.getini("opswald_adapter") or None,
         adapter_root=config.inipath.parent if config.inipath else config.rootpath,
-        requests=RequestsExpect.model_validate(
-            {"ignore": config.getini("opswald_request_ignore"), "normalize": normalize}
-        ),
+        requests=_suite_requests(config, normalize),
         prices=_pricer(config),
         integrations=_integrations(config),
         side_effect_tools=frozenset(_names(config.getini("opswald_side_effect_tools"))),
@@ -513,15 +510,49 @@ def settings_of(config: pytest.Config) -> Any:
     return config.stash[_SETTINGS_KEY]
 
 
+def _suite_requests(config: pytest.Config, normalize: list[dict[str, str]]) -> Any:
+    """The ini options' request rules; a bad path or rule is a usage error naming it."""
+    from pydantic import ValidationError
+
+    from opswald.files import schema_problem
+    from opswald.session import RequestsExpect
+
+    try:
+        return RequestsExpect.model_validate(
+            {"ignore": config.getini("opswald_request_ignore"), "normalize": normalize}
+        )
+    except ValidationError as exc:
+        problem = schema_problem(exc)
+        option = (
+            "opswald_request_ignore"
+            if problem.field and "ignore" in problem.field
+            else ("opswald_request_normalize")
+        )
+        raise pytest.UsageError(f"{option}: {problem.message}") from None
+
+
 def suite_normalize_rules(config: pytest.Config) -> list[NormalizeRule]:
-    """Rules from the pytest_opswald_normalize hook, computed once per run."""
+    """Rules from the pytest_opswald_normalize hook, computed once per run; a rule that
+    is not one fails the golden with the hook's name and the problem (no traceback)."""
+    from pydantic import ValidationError
+
     if _NORMALIZE_KEY not in config.stash:
         rules: list[NormalizeRule] = []
-        for result in config.hook.pytest_opswald_normalize(config=config):
-            if isinstance(result, dict):
-                rules.extend(NormalizeRule(pattern=k, replace=v) for k, v in result.items())
-            elif isinstance(result, list):
-                rules.extend(NormalizeRule.model_validate(r) for r in result)
+        problem = ""
+        try:
+            for result in config.hook.pytest_opswald_normalize(config=config):
+                if isinstance(result, dict):
+                    rules.extend(NormalizeRule(pattern=k, replace=v) for k, v in result.items())
+                elif isinstance(result, list):
+                    rules.extend(NormalizeRule.model_validate(r) for r in result)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            problem = f"{first['msg']} (got {first['input']!r})"
+        if problem:  # failed outside the except: one message, no chained traceback
+            pytest.fail(
+                f"pytest_opswald_normalize returned a rule that is not one: {problem}",
+                pytrace=False,
+            )
         config.stash[_NORMALIZE_KEY] = rules
     return config.stash[_NORMALIZE_KEY]
 
