@@ -111,7 +111,10 @@ def test_regex_output() -> None:
     finding = compare_output(None, "no refund", spec)
     assert finding is not None
     assert finding.message.startswith("output differs (match: regex): no match for")
-    missing = compare_output("golden", "x", out("regex"))
+    with pytest.raises(ValueError, match="match: regex needs `value:`"):
+        out("regex")  # refused when the golden is loaded, with its line
+    unchecked = OutputExpect.model_construct(match="regex", value=None, ignore_paths=[])
+    missing = compare_output("golden", "x", unchecked)  # built without validation
     assert missing is not None
     assert "needs the pattern in expect.output.value" in missing.suggestion
     with pytest.raises(ValueError, match="not a valid regular expression"):
@@ -458,7 +461,10 @@ def test_budgets_that_cannot_be_checked() -> None:
     assert no_recorded[0].message == "budget cost +20% has no recorded figure to compare with"
     no_cost = check_budgets(BudgetsExpect(cost=1), figs(cost=None), None)
     assert no_cost[0].message == "budget cost cannot be checked: no step of the run reports a cost"
-    bad = check_budgets(BudgetsExpect(steps="20 percent", cost="20%"), figs(), figs())
+    with pytest.raises(ValueError, match="cannot read '20%' as a budget"):
+        BudgetsExpect(cost="20%")  # refused when the golden is loaded, with its line
+    unchecked = BudgetsExpect.model_construct(steps="20 percent", cost="20%")
+    bad = check_budgets(unchecked, figs(), figs())
     assert [f.message for f in bad] == [
         "budget cost: cannot read '20%'",
         "budget steps: cannot read '20 percent'",

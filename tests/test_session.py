@@ -242,7 +242,27 @@ def test_tool_call_needs_a_tool_name() -> None:
 # ------------------------------------------------------------------- expect shorthands
 
 
-@pytest.mark.parametrize("match", ["exact", "normalized", "contains", "regex", "json_subset"])
+def test_a_regex_without_its_pattern_is_refused() -> None:
+    with pytest.raises(ValidationError, match="match: regex needs `value:`"):
+        Expect.model_validate({"output": "regex"})
+    with pytest.raises(ValidationError) as excinfo:
+        Expect.model_validate({"output": {"match": "regex", "value": 123}})
+    assert [e["loc"] for e in excinfo.value.errors()] == [("output", "value")]
+
+
+@pytest.mark.parametrize("budget", ["10%", "+abc", True, -1, float("inf"), [1]], ids=repr)
+def test_a_budget_that_cannot_be_read_is_refused_at_load(budget: Any) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        Expect.model_validate({"budgets": {"cost": budget}})
+    assert [e["loc"] for e in excinfo.value.errors()] == [("budgets", "cost")]
+
+
+@pytest.mark.parametrize("budget", [0, 0.05, "<=0.05", "$0.05", "+20%", "-10%", " 3 "])
+def test_budgets_in_every_documented_form_load(budget: Any) -> None:
+    assert Expect.model_validate({"budgets": {"cost": budget}}).budgets.cost == budget
+
+
+@pytest.mark.parametrize("match", ["exact", "normalized", "contains", "json_subset"])
 def test_output_shorthand(match: str) -> None:
     expect = Expect.model_validate({"output": match})
     assert expect.output.match == match

@@ -10,8 +10,10 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -169,10 +171,19 @@ class OutputExpect(_Model):
 
     _paths = field_validator("ignore_paths")(_check_paths)
 
+    @field_validator("value")
+    @classmethod
+    def _regex_compiles(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.data.get("match") == "regex":
+            if not isinstance(value, str):
+                raise ValueError("match: regex needs the pattern, a string, as its value")
+            _check_regex(value)
+        return value
+
     @model_validator(mode="after")
-    def _regex_compiles(self) -> OutputExpect:
-        if self.match == "regex" and isinstance(self.value, str):
-            _check_regex(self.value)
+    def _regex_has_a_pattern(self) -> OutputExpect:
+        if self.match == "regex" and "value" not in self.model_fields_set:
+            raise ValueError("match: regex needs `value:`, the pattern the output must match")
         return self
 
 
@@ -233,7 +244,30 @@ class StateExpect(_Model):
         return data
 
 
-Budget = float | int | str
+BUDGET_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
+BUDGET_ABSOLUTE = re.compile(rf"^(?:<=)?\s*\$?\s*({BUDGET_NUMBER})$")
+BUDGET_RELATIVE = re.compile(rf"^([+-])\s*({BUDGET_NUMBER})\s*%$")
+BUDGET_FORMS = (
+    'a number (0.05, "<=0.05", "$0.05") or a change relative to the golden ("+20%", "-10%")'
+)
+
+
+def _check_budget(value: Any) -> Any:
+    """A budget as written: a number of 0 or more, or a text the budget check can read;
+    anything else is an error at load, with its line, not a failure at run time."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"a budget is {BUDGET_FORMS}")
+    if isinstance(value, str):
+        text = value.strip()
+        if BUDGET_ABSOLUTE.match(text) or BUDGET_RELATIVE.match(text):
+            return value
+        raise ValueError(f"cannot read {value!r} as a budget: write {BUDGET_FORMS}")
+    if not 0 <= value < float("inf"):
+        raise ValueError("a budget is a number of 0 or more")
+    return value
+
+
+Budget = Annotated[float | int | str, BeforeValidator(_check_budget)]
 
 
 class BudgetsExpect(_Model):

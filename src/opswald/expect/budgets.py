@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from typing import Literal
 
 from opswald.pricing import money
-from opswald.session import BudgetsExpect, LLMCallStep, Session, ToolCallStep
+from opswald.session import (
+    BUDGET_ABSOLUTE,
+    BUDGET_FORMS,
+    BUDGET_RELATIVE,
+    BudgetsExpect,
+    LLMCallStep,
+    Session,
+    ToolCallStep,
+)
 from opswald.verdict import Finding
 
 __all__ = ["Figures", "Limit", "check_budgets", "figures", "parse_budget"]
@@ -62,10 +69,7 @@ class Limit:
     text: str = ""
 
 
-_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
-_ABSOLUTE = re.compile(rf"^(?:<=)?\s*\$?\s*({_NUMBER})$")
-_RELATIVE = re.compile(rf"^([+-])\s*({_NUMBER})\s*%$")
-FORMS = 'a number (0.05, "<=0.05", "$0.05") or a change relative to the golden ("+20%", "-10%")'
+_ABSOLUTE, _RELATIVE, FORMS = BUDGET_ABSOLUTE, BUDGET_RELATIVE, BUDGET_FORMS
 
 
 def parse_budget(budget: float | int | str) -> Limit | None:
