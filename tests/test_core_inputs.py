@@ -311,3 +311,26 @@ def test_a_bad_rule_from_the_normalize_hook_is_one_clear_failure(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*pytest_opswald_normalize returned a rule that is not one:*"])
     assert "pydantic_core" not in result.stdout.str()
+
+
+def test_an_update_does_not_bless_what_expect_itself_fails(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A json_subset value the output can never hold: rewriting the golden would not make
+    the next run pass, so the update writes nothing and says why."""
+    record(project)
+    path = project.path / GOLDEN
+    path.write_text(
+        path.read_text() + "expect:\n  output: {match: json_subset, value: {answer: nope}}\n"
+    )
+    before = path.read_bytes()
+    monkeypatch.setenv("AGENT_VARIANT", "output")
+    result = project.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*fix: not written: the golden's own `expect:` fails this run*"])
+    assert path.read_bytes() == before
+    monkeypatch.delenv("AGENT_VARIANT")
+    path.write_text(path.read_text().replace("value: {answer: nope}", "value: {who: Alice}"))
+    monkeypatch.setenv("AGENT_VARIANT", "output")  # now the expectation follows the run
+    project.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
+    project.runpytest("--opswald-goldens").assert_outcomes(passed=1)

@@ -16,7 +16,7 @@ from opswald.diff import DiffMode, render_verdict
 from opswald.engine.context import STEP_MODIFICATIONS, Policy, fork_problem
 from opswald.engine.normalize import RequestRules
 from opswald.engine.replay import HookFailed, call_hook
-from opswald.engine.run import ReplayResult, RunSettings, execute, judge
+from opswald.engine.run import ReplayResult, RunSettings, execute, judge, not_blessable
 from opswald.engine.tape import step_name
 from opswald.redact import Redactor
 from opswald.session import AnyStep, Expect, NormalizeRule, RequestsExpect, Session
@@ -261,7 +261,7 @@ def run_golden(
             verdict, total_steps=total, mode=settings.diff_mode, fix=_fix_for(verdict)
         )
         raise GoldenError(*_failed(text, result, settings))
-    return _write(path, golden, run, result, settings, total)
+    return _write(path, golden, run, result, settings, total, expect)
 
 
 class _StepReporter:
@@ -340,6 +340,7 @@ def _write(
     result: ReplayResult,
     settings: Settings,
     total: int | None,
+    expect: Expect,
 ) -> Outcome:
     blockers = [f for f in result.verdict.failures if f.kind in NEVER_BLESSED]
     if blockers:
@@ -362,7 +363,20 @@ def _write(
             else f"{path.name}: {blocked}"
         )
         raise GoldenError(*_failed(text, result, settings))
-    write(path, blessed(golden, run))
+    session = blessed(golden, run)
+    still = not_blessable(session, run, expect) if not golden.is_stub else []
+    if still:
+        text = render_verdict(
+            Verdict(findings=tuple(still)),
+            total_steps=total,
+            mode=settings.diff_mode,
+            fix="not written: the golden's own `expect:` fails this run whatever the golden "
+            "holds (an update never changes `expect:`); edit expect.output or expect.error",
+        )
+        others = tuple(f for f in result.verdict.findings if f not in still)
+        result = replace(result, verdict=Verdict(findings=(*still, *others)))
+        raise GoldenError(*_failed(text, result, settings))
+    write(path, session)
     status: Status = "updated" if not golden.is_stub and settings.mode != "rerecord" else "recorded"
     error = run.actual.error
     note = (

@@ -245,6 +245,21 @@ def _offline(finding: Finding, note: str | None) -> Finding:
     return replace(finding, message=f"{finding.message} ({note})", suggestion=suggestion)
 
 
+def not_blessable(blessed: Session, run: Run, expect: Expect) -> list[Finding]:
+    """What would still fail if `blessed` were written: output and error expectations
+    whose verdict does not follow the golden (a `contains`/`regex`/`json_subset` value, an
+    `error: fixed`). An update rewrites the golden, never its `expect:`, so it cannot
+    bless these; a tolerant matcher against the output it now holds always agrees."""
+    from opswald.expect.tolerant import TOLERANT
+
+    found = _error_findings(blessed, run.actual, expect, None)
+    if blessed.error is None and run.actual.error is None and expect.output.match not in TOLERANT:
+        output = compare_output(blessed.output, run.actual.output, expect.output)
+        if output is not None:
+            found.append(output)
+    return found
+
+
 def _output_finding(
     golden: Session, actual: Session, expect: Expect, tolerance: Any
 ) -> Finding | None:
