@@ -160,3 +160,63 @@ def test_unit_similarity_and_keys() -> None:
     recorded = [{"key": verdict_key("g", "a", "r"), "passed": True}]
     finding, verdict = compare_tolerant("g", "a", spec, Tolerance(), recorded=recorded)
     assert finding is None and verdict == recorded[0], "reused without any judge configured"
+
+
+def test_ignore_paths_apply_to_tolerant_matchers_too() -> None:
+    golden = {"answer": "Refunded $120.00 for order ORD-1001.", "total": 120, "items": [1, 2]}
+    actual = {"answer": "Refunded $120.00 for order ORD-1001!", "total": 999999, "items": [9] * 9}
+    spec = OutputExpect(match="similar", threshold=0.95)
+    finding, _ = compare_tolerant(golden, actual, spec, Tolerance())
+    assert finding is not None  # the volatile keys make it dissimilar...
+    spec = OutputExpect(match="similar", threshold=0.95, ignore_paths=["total", "items"])
+    assert compare_tolerant(golden, actual, spec, Tolerance()) == (None, None)  # ...not now
+
+
+@pytest.mark.parametrize(
+    ("vectors", "problem"),
+    [
+        ([[1.0, 0.0]], "1 vector(s) for 2 texts"),
+        ([[1.0, 0.0], [1.0]], "vectors of lengths 2 and 1"),
+        ([["a", "b"], [1.0, 0.0]], "vectors that are not all numbers"),
+        (None, "None, not one vector per text"),
+    ],
+)
+def test_a_wrong_embedder_answer_is_one_failure(vectors: object, problem: str) -> None:
+    tolerance = Tolerance(embedder=lambda texts: vectors)  # type: ignore[arg-type,return-value]
+    finding, verdict = compare_tolerant("a", "b", OutputExpect(match="embedding"), tolerance)
+    assert verdict is None and finding is not None
+    assert (
+        finding.message
+        == f"match: embedding could not judge the output: the embedder returned {problem}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ({"passed": True, "score": "high"}, "a score of 'high'"),
+        ({"passed": True, "score": 1.7}, "a score of 1.7"),
+        (1.7, "a score of 1.7"),
+        (None, "None; a judge returns"),
+    ],
+)
+def test_a_wrong_judge_answer_is_one_failure(answer: object, problem: str) -> None:
+    tolerance = Tolerance(judge=lambda **_: answer)
+    finding, verdict = compare_tolerant("a", "b", OutputExpect(match="judge"), tolerance)
+    assert verdict is None and finding is not None
+    assert finding.message.startswith("match: judge could not judge the output: the judge ")
+    assert problem in finding.message
+
+
+def test_a_judge_hook_that_does_not_answer_leaves_it_to_the_ini_judge(
+    tolerant: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tolerant.makeconftest(
+        "import tagent\n\n"
+        "def pytest_opswald_compare_output(golden, actual, rubric, config):\n"
+        "    return None  # not this hook's kind of output\n"
+    )
+    _expect(tolerant, "  output: {match: judge, rubric: mentions a refund}\n")
+    _live(tolerant, monkeypatch, "The refund was issued").assert_outcomes(passed=1)
+    _live(tolerant, monkeypatch, "No idea").assert_outcomes(failed=1)
+    assert (tolerant.path / "judge.log").read_text().count("\n") == 2, "the ini judge judged"

@@ -404,11 +404,17 @@ class _ConfigTolerance:
     @property
     def judge(self) -> Any:
         hook = self.config.hook.pytest_opswald_compare_output
-        if hook.get_hookimpls():
-            return lambda *, golden, actual, rubric: hook(
-                golden=golden, actual=actual, rubric=rubric, config=self.config
-            )
-        return self.ini_judge
+        if not hook.get_hookimpls():
+            return self.ini_judge
+        fallback = self.ini_judge
+
+        def judge(*, golden: Any, actual: Any, rubric: Any) -> Any:
+            answer = hook(golden=golden, actual=actual, rubric=rubric, config=self.config)
+            if answer is None and fallback is not None:  # no hook answered: the ini judge
+                return fallback(golden=golden, actual=actual, rubric=rubric)
+            return answer
+
+        return judge
 
 
 def parse_assignments(items: list[str], option: str) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from opswald.expect.output import as_text
+from opswald.jsonable import to_jsonable
+from opswald.paths import drop, parse
 from opswald.session import OutputExpect
 from opswald.verdict import Difference, Finding
 
@@ -60,8 +62,13 @@ def compare_tolerant(
     tolerance: Tolerance,
     recorded: Sequence[dict[str, Any]] = (),
 ) -> tuple[Finding | None, dict[str, Any] | None]:
-    """(a failing finding or None, the verdict to record or None)."""
-    expected = golden if spec.value is None else spec.value
+    """(a failing finding or None, the verdict to record or None). `ignore_paths` are
+    dropped from both sides first, as in every other mode; what an embedder or a judge
+    gives back is checked, and a wrong answer is one failing finding, not a traceback."""
+    ignore = [parse(p) for p in spec.ignore_paths]
+    golden, actual = drop(to_jsonable(golden), ignore), drop(to_jsonable(actual), ignore)
+    value = None if spec.value is None else drop(to_jsonable(spec.value), ignore)
+    expected = golden if value is None else value
     if spec.match == "similar":
         threshold = spec.threshold if spec.threshold is not None else DEFAULT_THRESHOLD["similar"]
         score = similarity(as_text(expected), as_text(actual))
@@ -75,6 +82,9 @@ def compare_tolerant(
                 "'package.module:embed' or the pytest_opswald_embed hook",
             ), None
         vectors = tolerance.embedder([as_text(expected), as_text(actual)])
+        problem = _vector_problem(vectors)
+        if problem:
+            return _bad_answer("embedding", f"the embedder returned {problem}"), None
         score = cosine(vectors[0], vectors[1])
         return _scored("embedding", score, threshold, expected, actual), None
     return _judged(expected, actual, spec, tolerance, recorded)
@@ -97,12 +107,12 @@ def _judged(
                 "'package.module:judge' or the pytest_opswald_compare_output "
                 "hook",
             ), None
-        verdict = {
-            "key": key,
-            "matcher": "judge",
-            "rubric": spec.rubric,
-            **_verdict_of(tolerance.judge(golden=expected, actual=actual, rubric=spec.rubric)),
-        }
+        answer = tolerance.judge(golden=expected, actual=actual, rubric=spec.rubric)
+        try:
+            judged = _verdict_of(answer)
+        except (TypeError, ValueError) as exc:
+            return _bad_answer("judge", f"the judge answered {exc}"), None
+        verdict = {"key": key, "matcher": "judge", "rubric": spec.rubric, **judged}
     if verdict.get("passed"):
         return None, verdict
     reasoning = verdict.get("reasoning") or "no reasoning given"
@@ -121,16 +131,56 @@ def _verdict_of(result: Any) -> dict[str, Any]:
     if isinstance(result, bool):
         return {"passed": result}
     if isinstance(result, int | float):
-        return {"passed": result >= 0.5, "score": float(result)}
+        return {"passed": _score(result) >= 0.5, "score": _score(result)}
     if isinstance(result, dict) and "passed" in result:
         out: dict[str, Any] = {"passed": bool(result["passed"])}
         if "score" in result:
-            out["score"] = float(result["score"])
+            out["score"] = _score(result["score"])
         if "reasoning" in result:
             out["reasoning"] = str(result["reasoning"])
         return out
     raise TypeError(
-        f"a judge returns a bool, a score in 0..1 or a mapping with 'passed'; got {result!r}"
+        f"{_shown(result)}; a judge returns a bool, a score in 0..1 or a mapping with "
+        "'passed' (and optionally 'score' and 'reasoning')"
+    )
+
+
+def _score(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"a score of {_shown(value)}; a score is a number in 0..1")
+    return float(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _vector_problem(vectors: Any) -> str:
+    """Why `vectors` is not one vector of numbers per text (two texts), or ""."""
+    try:
+        rows = list(vectors)
+        if len(rows) != 2:
+            return f"{len(rows)} vector(s) for 2 texts"
+        lengths = [len(row) for row in rows]
+        numbers = all(
+            isinstance(x, int | float) or hasattr(x, "__float__") for row in rows for x in row
+        )
+    except TypeError:
+        return f"{_shown(vectors)}, not one vector per text"
+    if not numbers:
+        return "vectors that are not all numbers"
+    if lengths[0] != lengths[1] or not lengths[0]:
+        return f"vectors of lengths {lengths[0]} and {lengths[1]}"
+    return ""
+
+
+def _bad_answer(kind: str, message: str) -> Finding:
+    hook = "pytest_opswald_embed" if kind == "embedding" else "pytest_opswald_compare_output"
+    return Finding(
+        kind="output",
+        message=f"match: {kind} could not judge the output: {message}",
+        suggestion=f"check the {kind} function (its ini option or the {hook} hook)",
     )
 
 
