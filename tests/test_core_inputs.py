@@ -334,3 +334,33 @@ def test_an_update_does_not_bless_what_expect_itself_fails(
     monkeypatch.setenv("AGENT_VARIANT", "output")  # now the expectation follows the run
     project.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
     project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_state_differences_of_a_passing_golden_are_shown(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """expect.state: report (the default): shown, not failing, also when all else passes."""
+    record(project)
+    monkeypatch.setenv("AGENT_MUTATES", "1")  # the seat in the snapshots gets a "!"
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "note: flight.golden.yaml: step 3 of 7 · state: state snapshot differs (state: "
+            "report): step 3 › memory.seat: '12A' → '12A!'"
+        ]
+    )
+
+
+def test_a_watched_state_path_that_names_nothing_is_said(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    path = project.path / GOLDEN
+    path.write_text(path.read_text() + "expect:\n  state: [memory.set]\n")  # memory.seat
+    monkeypatch.setenv("AGENT_MUTATES", "1")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)  # the change to memory.seat is not watched...
+    result.stdout.fnmatch_lines(  # ...and the summary says why the path watches nothing
+        ["note: *expect.state watches memory.set, which no snapshot has: it cannot fail*"]
+    )

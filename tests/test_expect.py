@@ -562,7 +562,8 @@ def test_state_paths_mode_does_not_fail_when_the_watched_value_is_unchanged() ->
     findings = compare_states(
         golden, actual, StateExpect(mode="paths", paths=["memory.user_preference"])
     )
-    assert [f.failing for f in findings] == [False]
+    assert [f.failing for f in findings] == [False, False]
+    assert findings[0].message.startswith("expect.state watches memory.user_preference, which")
 
 
 def test_missing_and_extra_snapshots_are_differences() -> None:

@@ -256,7 +256,7 @@ def run_golden(
     wants_write = writing or golden.is_stub or (settings.update and not verdict.passed)
     if not wants_write:
         if verdict.passed:
-            return Outcome(status="passed", result=result)
+            return Outcome(status="passed", result=result, notes=_reported(path, verdict, total))
         text = render_verdict(
             verdict, total_steps=total, mode=settings.diff_mode, fix=_fix_for(verdict)
         )
@@ -316,6 +316,21 @@ def _execute_with_timeout(
     if listener is not None and collected is not None:
         listener.hits[:], listener.notes[:] = collected
     return run
+
+
+def _reported(path: Path, verdict: Verdict, total: int | None) -> tuple[str, ...]:
+    """What a passing golden reports without failing (state differences under the default
+    `expect.state: report`): a note in the summary, so it is shown, as the README says."""
+    from opswald.diff import headline, render_difference
+
+    notes = []
+    for f in verdict.findings:
+        if f.failing or f.kind != "state":
+            continue
+        first = render_difference(f.differences[0], "short")[0] if f.differences else ""
+        more = f" (+{len(f.differences) - 1} more)" if len(f.differences) > 1 else ""
+        notes.append(f"{path.name}: {headline(f, total_steps=total)}: {first}{more}".rstrip(": "))
+    return tuple(notes)
 
 
 def _breakpoint_findings(hits: list[tuple[int, str]], steps: list[AnyStep]) -> list[Finding]:

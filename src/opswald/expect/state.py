@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opswald.diff import differences, json_equal
-from opswald.paths import Path, matches, parse
+from opswald.paths import Path, drop, matches, parse
 from opswald.session import Session, StateExpect, StateStep
 from opswald.verdict import MISSING, Difference, Finding
 
@@ -41,6 +41,21 @@ def compare_states(golden: Session, actual: Session, spec: StateExpect) -> list[
     g_states = [s for s in golden.step_list if isinstance(s, StateStep)]
     a_states = [s for s in actual.step_list if isinstance(s, StateStep)]
     findings: list[Finding] = []
+    if spec.mode == "paths":
+        snapshots = [snapshot_data(s) for s in [*g_states, *a_states]]
+        for text, pattern in zip(spec.paths, watched, strict=True):
+            if not any(drop(data, [pattern]) != data for data in snapshots):
+                keys = sorted({key for data in snapshots for key in data})
+                findings.append(
+                    Finding(
+                        kind="state",
+                        message=f"expect.state watches {text}, which no snapshot has: it "
+                        "cannot fail (a typo?)",
+                        suggestion="check the path's spelling; the snapshots have "
+                        + (", ".join(keys) if keys else "no keys"),
+                        failing=False,  # an optional key may be absent; said, not failed
+                    )
+                )
     for index in range(max(len(g_states), len(a_states))):
         g = g_states[index] if index < len(g_states) else None
         a = a_states[index] if index < len(a_states) else None
