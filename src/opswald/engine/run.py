@@ -237,7 +237,7 @@ def judge(
 def _offline(finding: Finding, note: str | None) -> Finding:
     """An error finding that names what the offline guard blocked (an SDK wraps the
     guard's error, e.g. as `APIConnectionError: Connection error.`)."""
-    if note is None:
+    if note is None or note in finding.message:  # the guard's own error says it already
         return finding
     from opswald.offline import BLOCKED_ADVICE
 
