@@ -161,7 +161,7 @@ def test_a_step_hook_that_raises_is_not_the_agents_error(project: pytest.Pyteste
         [
             "*raise LookupError*",
             "E   LookupError: my hook is broken",
-            "E   (raised by a pytest_opswald_after_step hook, not by the agent)",
+            "E   (raised by the pytest_opswald_after_step hook, not by the agent)",
         ],
         consecutive=False,
     )

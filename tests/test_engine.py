@@ -551,3 +551,24 @@ def test_the_session_clock_starts_with_the_agent_not_with_the_setup() -> None:
 
     execute(golden, agent, settings=RunSettings(), context_out=before)
     assert seen["setup_began"] <= seen["ctx"].clock.start <= seen["agent_began"]
+
+
+@opswald.llm
+def plain_chat(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"content": "hi " + messages[-1]["content"], "tool_calls": [], "finish_reason": "stop"}
+
+
+def counting_agent(question: str) -> dict[str, Any]:
+    answer = plain_chat(model="m", messages=[{"role": "user", "content": question}])
+    return {"answer": answer["content"], "calls": len(answer["tool_calls"])}
+
+
+def test_a_forked_answer_keeps_the_recorded_empty_tool_calls_and_shows_in_the_actual() -> None:
+    golden = record(counting_agent, "there")
+    assert golden.output == {"answer": "hi there", "calls": 0}
+    result = opswald.Replay(golden, adapter=counting_agent).fork_from(1, {"response": "NEW"}).run()
+    assert result is not None and result.agent_traceback is None
+    assert result.actual.output == {"answer": "NEW", "calls": 0}  # [] stays [], not None
+    step = result.actual.step_list[0]
+    assert isinstance(step, LLMCallStep) and isinstance(step.raw, dict)
+    assert step.raw["content"] == "NEW", "the saved actual shows what the agent was given"

@@ -447,7 +447,7 @@ def test_relative_budgets() -> None:
     found = check_budgets(spec, figs(cost=0.0123, total_tokens=1102, llm_calls=2), golden)
     assert [f.message for f in found] == [
         "budget exceeded: cost $0.0123 > $0.0100 (limit +20% of recorded $0.0083)",
-        "budget exceeded: total_tokens 1102 > 1101 (limit +10% of recorded 1001)",
+        "budget exceeded: total_tokens 1102 > 1101.1 (limit +10% of recorded 1001)",
         "budget exceeded: llm_calls 2 > 1 (limit -50% of recorded 2)",
     ]
 
@@ -606,3 +606,11 @@ def test_paths_mode_judges_a_missing_snapshot_by_its_watched_values() -> None:
     assert findings[0].message == (
         "state snapshot 2 missing: the run recorded 1 of 2 at watched paths (state: paths)"
     )
+
+
+def test_a_relative_limit_on_a_count_is_shown_as_it_is() -> None:
+    (finding,) = check_budgets(
+        BudgetsExpect(total_tokens="-10%"), figs(total_tokens=5), figs(total_tokens=5)
+    )
+    assert finding.message == "budget exceeded: total_tokens 5 > 4.5 (limit -10% of recorded 5)"
+    assert "increase" not in finding.suggestion

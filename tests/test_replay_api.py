@@ -185,7 +185,7 @@ class ConftestStyle:
         self.events.append(("before", step.number, step.type))
 
     def pytest_opswald_after_step(self, replay: Any, step: Any, result: Any) -> None:
-        self.events.append(("after", step.step, step.type))
+        self.events.append(("after", step.number, step.type))  # as before_step has it
 
 
 def test_hooks_may_be_written_as_the_conftest_hooks() -> None:
@@ -206,7 +206,7 @@ def test_a_hook_that_raises_is_raised_as_itself_not_as_the_agents_error() -> Non
 
     with pytest.raises(LookupError, match="my hook is broken") as info:
         opswald.Replay(recorded(), adapter=agent, hooks=Broken()).run()
-    assert "(raised by a after_step hook, not by the agent)" in (info.value.__notes__ or [])
+    assert "(raised by the after_step hook, not by the agent)" in (info.value.__notes__ or [])
 
 
 @pytest.mark.parametrize(

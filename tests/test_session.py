@@ -257,7 +257,9 @@ def test_a_budget_that_cannot_be_read_is_refused_at_load(budget: Any) -> None:
     assert [e["loc"] for e in excinfo.value.errors()] == [("budgets", "cost")]
 
 
-@pytest.mark.parametrize("budget", [0, 0.05, "<=0.05", "$0.05", "+20%", "-10%", " 3 "])
+@pytest.mark.parametrize(
+    "budget", [0, 0.05, "<=0.05", "$0.05", "+20%", "-10%", " 3 ", "1e-6", "<=2.5E+3"]
+)
 def test_budgets_in_every_documented_form_load(budget: Any) -> None:
     assert Expect.model_validate({"budgets": {"cost": budget}}).budgets.cost == budget
 

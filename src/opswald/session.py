@@ -104,6 +104,12 @@ def _check_regex(pattern: str) -> str:
 
 class _Step(_Model):
     step: int = Field(ge=1, strict=True)
+
+    @property
+    def number(self) -> int:
+        """The step's number, as step hooks and `Replay.steps` call it (`step.number`)."""
+        return self.step
+
     description: str | None = None
     timestamp: str | None = None
     duration_ms: NonNegative | None = None
@@ -244,7 +250,7 @@ class StateExpect(_Model):
         return data
 
 
-BUDGET_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
+BUDGET_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"  # 0.05, .5, 1e-6
 BUDGET_ABSOLUTE = re.compile(rf"^(?:<=)?\s*\$?\s*({BUDGET_NUMBER})$")
 BUDGET_RELATIVE = re.compile(rf"^([+-])\s*({BUDGET_NUMBER})\s*%$")
 BUDGET_FORMS = (

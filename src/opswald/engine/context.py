@@ -489,8 +489,13 @@ class Context:
                 output = LLMOutput(content=mods["response"], finish_reason="stop")
             else:
                 return None
-            # the stored response stays: serving writes the new answer into its shape
-            return step.model_copy(update={"output": output})
+            # the stored response stays in its shape, with the new answer written into it
+            # (what the agent gets, and what a saved actual shows); an SDK's wire body is
+            # rebuilt by its codec instead
+            raw = step.raw
+            if step.api is None and isinstance(raw, dict):
+                raw = responses.patched(raw, output)
+            return step.model_copy(update={"output": output, "raw": raw})
         return None
 
     def _blocks_side_effects(self) -> bool:

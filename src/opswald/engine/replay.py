@@ -101,7 +101,7 @@ def call_hook(hook: Callable[..., Any], name: str, /, **arguments: Any) -> None:
     try:
         hook(**arguments)
     except Exception as exc:
-        exc.add_note(f"(raised by a {name} hook, not by the agent)")
+        exc.add_note(f"(raised by the {name} hook, not by the agent)")
         raise HookFailed(name) from exc
 
 

@@ -86,7 +86,7 @@ def _agrees(raw: Any, out: LLMOutput) -> bool:
     )
 
 
-def _patched(raw: dict[str, Any], out: LLMOutput) -> dict[str, Any]:
+def patched(raw: dict[str, Any], out: LLMOutput) -> dict[str, Any]:
     """The stored response in its own shape (chat-style `choices`, or flat) with the
     normalised content, tool calls and finish reason written into it: an edited golden or
     a forked answer reaches an agent that reads `choices[0].message` as it expects."""
@@ -109,8 +109,8 @@ def _patched(raw: dict[str, Any], out: LLMOutput) -> dict[str, Any]:
     body["content"] = out.content
     if out.tool_calls:
         body["tool_calls"] = out.tool_calls
-    elif "tool_calls" in body:
-        body["tool_calls"] = None
+    elif "tool_calls" in body:  # none now: keep the recorded way of saying so ([] or None)
+        body["tool_calls"] = [] if isinstance(body["tool_calls"], list) else None
     return data
 
 
@@ -122,9 +122,9 @@ def serve(step: LLMCallStep) -> Any:
     if step.raw is not None and _agrees(step.raw, out):
         return step.raw
     if isinstance(step.raw, dict):
-        patched = _patched(step.raw, out)
-        if _agrees(patched, out):
-            return patched
+        rewritten = patched(step.raw, out)
+        if _agrees(rewritten, out):
+            return rewritten
     if step.raw is None and out.tool_calls is None and step.attributes is not None:
         if step.attributes.get("opswald.response") == "text":
             return out.content

@@ -102,6 +102,14 @@ def _show(value: float, kind: Kind) -> str:
     return str(int(value // 1))  # counts are whole; flooring a limit keeps `<=` exact
 
 
+def _bound(bound: float, kind: Kind) -> str:
+    """A limit as it is: a relative limit on a count may fall between whole numbers
+    (-10% of 5 tokens is 4.5, not 4)."""
+    if kind == "count" and bound != int(bound):
+        return f"{bound:.2f}".rstrip("0").rstrip(".")
+    return _show(bound, kind)
+
+
 def check_budgets(
     spec: BudgetsExpect, actual: Figures, golden: Figures | None, *, partial: bool = False
 ) -> list[Finding]:
@@ -154,8 +162,8 @@ def _check(
     if value <= bound + abs(bound) * 1e-9:
         return None
     return _budget(
-        f"{EXCEEDED}{name} {_show(value, kind)} > {_show(bound, kind)}{note}",
-        f"if the increase is intended, raise expect.budgets.{name}; "
+        f"{EXCEEDED}{name} {_show(value, kind)} > {_bound(bound, kind)}{note}",
+        f"if this is intended, raise expect.budgets.{name}; "
         "--opswald-update never blesses a budget violation",
         name=name,
     )
