@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -348,6 +348,23 @@ def _breakpoint_findings(hits: list[tuple[int, str]], steps: list[AnyStep]) -> l
     ]
 
 
+def _not_written(
+    reasons: list[Finding],
+    result: ReplayResult,
+    settings: Settings,
+    total: int | None,
+    fix: str,
+) -> NoReturn:
+    """Fail without writing: the reasons first, in the text and for the reports (JSON,
+    JUnit), which take the first failing finding as the failure's step and fix."""
+    text = render_verdict(
+        Verdict(findings=tuple(reasons)), total_steps=total, mode=settings.diff_mode, fix=fix
+    )
+    others = tuple(f for f in result.verdict.findings if f not in reasons)
+    result = replace(result, verdict=Verdict(findings=(*reasons, *others)))
+    raise GoldenError(*_failed(text, result, settings))
+
+
 def _write(
     path: Path,
     golden: Session,
@@ -359,17 +376,14 @@ def _write(
 ) -> Outcome:
     blockers = [f for f in result.verdict.failures if f.kind in NEVER_BLESSED]
     if blockers:
-        text = render_verdict(
-            Verdict(findings=tuple(blockers)),
-            total_steps=total,
-            mode=settings.diff_mode,
-            fix="not written: a budget violation, a blocked side effect or a failing "
-            "breakpoint is never blessed",
+        _not_written(
+            blockers,
+            result,
+            settings,
+            total,
+            "not written: a budget violation, a blocked side effect or a failing breakpoint "
+            "is never blessed",
         )
-        # what kept the golden unwritten comes first, for the reports (JSON, JUnit) too
-        others = tuple(f for f in result.verdict.findings if f not in blockers)
-        result = replace(result, verdict=Verdict(findings=(*blockers, *others)))
-        raise GoldenError(*_failed(text, result, settings))
     blocked = writes_blocked(force=settings.force)
     if blocked:
         text = (
@@ -381,16 +395,14 @@ def _write(
     session = blessed(golden, run)
     still = not_blessable(session, run, expect) if not golden.is_stub else []
     if still:
-        text = render_verdict(
-            Verdict(findings=tuple(still)),
-            total_steps=total,
-            mode=settings.diff_mode,
-            fix="not written: the golden's own `expect:` fails this run whatever the golden "
-            "holds (an update never changes `expect:`); edit expect.output or expect.error",
+        _not_written(
+            still,
+            result,
+            settings,
+            total,
+            "not written: the golden's own `expect:` fails this run whatever the golden holds "
+            "(an update never changes `expect:`); edit expect.output or expect.error",
         )
-        others = tuple(f for f in result.verdict.findings if f not in still)
-        result = replace(result, verdict=Verdict(findings=(*still, *others)))
-        raise GoldenError(*_failed(text, result, settings))
     write(path, session)
     status: Status = "updated" if not golden.is_stub and settings.mode != "rerecord" else "recorded"
     error = run.actual.error
