@@ -364,3 +364,15 @@ def test_a_watched_state_path_that_names_nothing_is_said(
     result.stdout.fnmatch_lines(  # ...and the summary says why the path watches nothing
         ["note: *expect.state watches memory.set, which no snapshot has: it cannot fail*"]
     )
+
+
+def test_an_update_keeps_hand_written_expectation_shorthands(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    path = project.path / GOLDEN
+    path.write_text(path.read_text() + "expect:\n  output: normalized\n  state: [memory.seat]\n")
+    monkeypatch.setenv("AGENT_VARIANT", "output")
+    project.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
+    text = path.read_text()
+    assert "expect:\n  output: normalized\n  state:\n    - memory.seat\n" in text, text[-200:]

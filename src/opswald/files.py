@@ -40,7 +40,9 @@ from opswald.paths import render
 from opswald.session import (
     SCHEMA_URL,
     LLMCallStep,
+    OutputExpect,
     Session,
+    StateExpect,
     StateStep,
     StepType,
     ToolCallStep,
@@ -937,7 +939,7 @@ def _plain(value: Any) -> Any:
     if kind is list or isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     if isinstance(value, BaseModel) and kind.__module__ == Session.__module__:
-        return _model_data(value)
+        return _shorthand(value, _model_data(value))
     if isinstance(value, enum.Enum):
         return _plain(value.value)
     if isinstance(value, int | float):
@@ -945,6 +947,20 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str):
         return str.__str__(value)
     return _plain(to_jsonable(value))
+
+
+def _shorthand(model: BaseModel, data: dict[str, Any]) -> Any:
+    """`expect.state` and `expect.output` in the short forms the README writes (`state:
+    exact`, `state: [memory.x]`, `output: contains`) when they say no more than that, so an
+    update keeps a hand-written shorthand instead of expanding it."""
+    if isinstance(model, StateExpect):
+        if set(data) <= {"mode"}:
+            return data.get("mode", "report")
+        if set(data) == {"mode", "paths"} and data["mode"] == "paths":
+            return data["paths"]
+    if isinstance(model, OutputExpect) and set(data) <= {"match"}:
+        return data.get("match", "exact")
+    return data
 
 
 def _plain_key(key: Any) -> str:
