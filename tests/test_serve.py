@@ -201,3 +201,35 @@ def test_health_endpoint(served: Served) -> None:
         direct.open(url + "/nothing", timeout=5)
     assert info.value.code == 404
     info.value.close()
+
+
+def test_serve_replays_a_call_that_failed_every_attempt(tmp_path: Path) -> None:
+    """The golden's one call got HTTP 500 on every attempt: each retry of it is served the
+    same failure with no new step, so the SDK gives up as it did, and nothing diverged."""
+    import openai
+
+    from opswald.engine.context import Context
+    from opswald.files import load
+    from opswald.serve import ReplayServer
+
+    golden = tmp_path / "fail.golden.yaml"
+    golden.write_text(
+        "name: fail\ninput: {question: Capital of Italy?}\nsteps:\n"
+        "  - step: 1\n    type: llm_call\n    provider: openai\n    api: openai.chat_completions\n"
+        "    model: gpt-4o-mini\n    input:\n      messages:\n"
+        "        - {role: user, content: Capital of Italy?}\n"
+        "    error: {type: HTTPStatusError, message: 'HTTP 500: overloaded'}\n"
+        "    attributes: {http_status: 500}\n"
+        "    raw: {error: {message: overloaded, type: server_error}}\n"
+        "output: null\nerror: {type: InternalServerError, message: overloaded}\n"
+    )
+    ctx = Context(golden=load(golden), policy="replay")
+    with ReplayServer(ctx) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=2)
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Capital of Italy?"}]
+            )
+        client.close()
+    assert server.divergences == []
+    assert sorted(ctx.served) == [1] and len([s for s in ctx.steps if s is not None]) == 1

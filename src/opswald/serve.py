@@ -79,8 +79,19 @@ class ReplayServer:
             return _error(400, "opswald replay server: the request body is not JSON")
         request = codec.request(payload)
         stream = codec.is_stream(payload)
+        # a retry of a recorded failed call (the rule in intercept/exchange.py): served the
+        # same failure again, with no new step, so the client gives up as it did then
+        lowered = {key.lower(): value for key, value in headers.items()}
+        failure = exchange.retry_of(self.ctx, request, lowered)
+        if failure is not None and failure.served:
+            wire = exchange.serve(self.ctx, codec, failure.ticket, request, stream, again=True)
+            return wire.status, dict(wire.headers), wire.body
         try:
-            ticket = self.ctx.begin("llm_call", request)
+            ticket = (
+                exchange.resume(failure)
+                if failure is not None
+                else self.ctx.begin("llm_call", request)
+            )
         except (ReplayDivergence, SideEffectBlocked) as exc:
             text = _divergence_text(exc, self.ctx)
             self.divergences.append(text)
@@ -91,7 +102,7 @@ class ReplayServer:
             wire = exchange.serve(self.ctx, codec, ticket, request, stream)
             return wire.status, dict(wire.headers), wire.body
         status, reply_headers, reply = self._forward(codec.provider, method, path, headers, body)
-        exchange.record(self.ctx, codec, ticket, request, stream, status, reply)
+        exchange.record(self.ctx, codec, ticket, request, stream, status, reply, keep_failed=True)
         return status, reply_headers, reply
 
     def _forward(
