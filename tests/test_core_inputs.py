@@ -4,6 +4,8 @@ agent is the headline with its own traceback, and goldens keep the numbers as wr
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import record
@@ -376,3 +378,38 @@ def test_an_update_keeps_hand_written_expectation_shorthands(
     project.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
     text = path.read_text()
     assert "expect:\n  output: normalized\n  state:\n    - memory.seat\n" in text, text[-200:]
+
+
+def test_an_update_that_cannot_write_shows_the_failure_and_why(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The goldens folder read-only (a bind mount in a private mount namespace, so that
+    even root cannot write): the failure is the divergence plus why nothing was written."""
+    import shlex
+    import subprocess
+    import sys
+
+    record(project)
+    goldens = project.path / "goldens"
+    before = (goldens / "flight.golden.yaml").read_bytes()
+    folder = shlex.quote(str(goldens))
+    run = (
+        f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder} && "
+        f"{shlex.quote(sys.executable)} -m pytest --opswald-goldens --opswald-update "
+        "-p no:cacheprovider"
+    )
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", run],
+        cwd=project.path,
+        env={**os.environ, "AGENT_VARIANT": "output"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "output differs" in proc.stdout
+    assert "fix: not written: cannot write " in proc.stdout
+    assert "Read-only file system" in proc.stdout
+    assert "Traceback" not in proc.stdout and "OSError" not in proc.stdout
+    assert (goldens / "flight.golden.yaml").read_bytes() == before

@@ -403,7 +403,16 @@ def _write(
             "not written: the golden's own `expect:` fails this run whatever the golden holds "
             "(an update never changes `expect:`); edit expect.output or expect.error",
         )
-    write(path, session)
+    try:
+        write(path, session)
+    except OSError as exc:  # a read-only checkout, a full disk: the failure as it is, unwritten
+        _not_written(
+            list(result.verdict.failures),
+            result,
+            settings,
+            total,
+            f"not written: cannot write {path}: {exc.strerror or exc}",
+        )
     status: Status = "updated" if not golden.is_stub and settings.mode != "rerecord" else "recorded"
     error = run.actual.error
     note = (
