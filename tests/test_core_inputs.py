@@ -413,3 +413,13 @@ def test_an_update_that_cannot_write_shows_the_failure_and_why(
     assert "Read-only file system" in proc.stdout
     assert "Traceback" not in proc.stdout and "OSError" not in proc.stdout
     assert (goldens / "flight.golden.yaml").read_bytes() == before
+
+
+def test_a_goldens_folder_named_in_the_ini_that_does_not_exist_is_warned_about(
+    project: pytest.Pytester,
+) -> None:
+    project.makeini("[pytest]\nopswald_goldens = goldenz\n")
+    result = project.runpytest("--opswald-goldens")
+    result.stdout.fnmatch_lines(["*opswald_goldens = goldenz: no such file or folder under *"])
+    project.makeini("[pytest]\n")  # the default `goldens` exists: no warning
+    assert "opswald_goldens" not in project.runpytest("--opswald-goldens").stdout.str()

@@ -501,8 +501,17 @@ def _add_default_goldens_path(config: pytest.Config) -> None:
     """With no positional paths, collect goldens from the ini option opswald_goldens too."""
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         return
-    goldens = (config.rootpath / config.getini("opswald_goldens")).resolve()
+    setting = str(config.getini("opswald_goldens"))
+    goldens = (config.rootpath / setting).resolve()
     if not goldens.exists():
+        if setting.strip() not in ("", "goldens"):  # a folder the user named, not the default
+            config.issue_config_time_warning(
+                pytest.PytestConfigWarning(
+                    f"opswald_goldens = {setting}: no such file or folder under "
+                    f"{config.rootpath}; no goldens are collected from it"
+                ),
+                stacklevel=2,
+            )
         return
     for arg in config.args:
         base = Path(arg.split("::")[0])
