@@ -423,3 +423,18 @@ def test_a_goldens_folder_named_in_the_ini_that_does_not_exist_is_warned_about(
     result.stdout.fnmatch_lines(["*opswald_goldens = goldenz: no such file or folder under *"])
     project.makeini("[pytest]\n")  # the default `goldens` exists: no warning
     assert "opswald_goldens" not in project.runpytest("--opswald-goldens").stdout.str()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_goldens_sharing_a_name_are_warned_about_when_actuals_are_saved(
+    project: pytest.Pytester, workers: list[str]
+) -> None:
+    record(project)
+    nested = project.mkdir("goldens/more")
+    (nested / "flight.golden.yaml").write_text((project.path / GOLDEN).read_text())
+    result = project.runpytest("--opswald-goldens", "--opswald-save-actual=out", *workers)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*--opswald-save-actual: 2 goldens are named 'book_flight'*give them distinct names*"]
+    )
+    assert "goldens are named" not in project.runpytest("--opswald-goldens").stdout.str()

@@ -609,6 +609,34 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     _save_collect_index(session.config)
+    _warn_shared_saved_names(session)
+
+
+def _warn_shared_saved_names(session: pytest.Session) -> None:
+    """--opswald-save-actual names a file after the golden's test name: goldens in other
+    folders that share a `name:` would overwrite each other's saved actual, so say so
+    once, before the run, rather than lose them in silence."""
+    worker = getattr(session.config, "workerinput", None)
+    if not session.config.getoption("opswald_save_actual", None) or (
+        worker is not None and worker.get("workerid") != "gw0"  # one worker says it
+    ):
+        return
+    from opswald.items import GoldenItem
+
+    files: dict[str, list[str]] = {}
+    for item in session.items:
+        if isinstance(item, GoldenItem):
+            files.setdefault(item.name, []).append(item.nodeid.split("::")[0])
+    for name, where in sorted(files.items()):
+        if len(where) > 1:
+            session.config.issue_config_time_warning(
+                pytest.PytestConfigWarning(
+                    f"--opswald-save-actual: {len(where)} goldens are named {name!r} "
+                    f"({', '.join(where[:3])}{', ...' if len(where) > 3 else ''}); a failed "
+                    "one's saved actual replaces another's: give them distinct names"
+                ),
+                stacklevel=2,
+            )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
