@@ -50,6 +50,8 @@ def _note_failure(ctx: Any, llm_request: dict[str, Any], ticket: Any, *, served:
 def retry_of(ctx: Any, llm_request: dict[str, Any], headers: Any) -> Failure | None:
     """The failed attempt this request retries, if any (it is forgotten: the retry either
     succeeds or is noted as the failure in its turn)."""
+    if not _FAILURES.get(ctx):  # the common case: nothing failed, no key to build
+        return None
     key = _key(llm_request)
     with _LOCK:
         failures = _FAILURES.get(ctx) or {}
