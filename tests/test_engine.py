@@ -572,3 +572,23 @@ def test_a_forked_answer_keeps_the_recorded_empty_tool_calls_and_shows_in_the_ac
     step = result.actual.step_list[0]
     assert isinstance(step, LLMCallStep) and isinstance(step.raw, dict)
     assert step.raw["content"] == "NEW", "the saved actual shows what the agent was given"
+
+
+def test_an_output_changed_by_a_blocked_call_the_agent_caught_names_the_block() -> None:
+    """The agent catches the offline guard's error and answers otherwise: the output
+    finding says what replay blocked (nothing leaves this host: the guard refuses before
+    any packet)."""
+    import urllib.request
+
+    def agent(_: Any) -> str:
+        try:
+            urllib.request.urlopen("http://192.0.2.1/status", timeout=1)  # TEST-NET-1
+        except Exception:
+            return "offline fallback"
+        return "online"
+
+    golden = Session.model_validate({"name": "o", "input": None, "steps": [], "output": "online"})
+    run = execute(golden, agent, settings=RunSettings(offline=True))
+    first = judge(golden, run).first
+    assert first is not None and first.kind == "output"
+    assert "opswald replay is offline: blocked connection to 192.0.2.1:80" in first.message

@@ -218,8 +218,8 @@ def judge(
         findings.extend([*errors, *unused] if raised else [*unused, *errors])
         if golden.error is None and actual.error is None:
             out = _output_finding(golden, actual, expect, tolerance)
-            if out is not None:
-                findings.append(out)
+            if out is not None:  # an agent that caught the blocked call answered otherwise
+                findings.append(_offline(out, run.offline_note))
         if run.policy != "replay" or run.fork_step is not None:
             order = judge_order(_tool_refs(golden), _tool_refs(actual), expect.tool_calls)
             if order is not None:
