@@ -611,9 +611,17 @@ class Context:
         )
 
     def llm_failed(
-        self, ticket: Ticket, request: dict[str, Any], error: BaseException
+        self,
+        ticket: Ticket,
+        request: dict[str, Any],
+        error: BaseException | None,
+        *,
+        error_info: ErrorInfo | None = None,
+        raw: Any = None,
+        attributes: dict[str, Any] | None = None,
     ) -> LLMCallStep:
-        """Finish a live call that raised."""
+        """Finish a live call that failed: it raised `error`, or (an HTTP error answer)
+        `error_info` with the answer's body as `raw`. No output, usage or cost."""
         return self.llm_step(
             ticket,
             request,
@@ -621,8 +629,10 @@ class Context:
             usage=None,
             cost=None,
             cost_source=None,
-            raw=None,
+            raw=raw,
             error=error,
+            error_info=error_info,
+            attributes=attributes,
         )
 
     def tool_step(

@@ -162,17 +162,7 @@ def record(
 def failed(ctx: Any, ticket: Any, llm_request: dict[str, Any], error: Exception) -> None:
     """A live attempt that got no HTTP answer (refused, timed out): a provisional step
     with the error, which replay raises again (same class) to the SDK."""
-    ctx.llm_step(
-        ticket,
-        llm_request,
-        output=None,
-        usage=None,
-        cost=None,
-        cost_source=None,
-        raw=None,
-        error=error,
-        attributes={TRANSPORT_ERROR: True},
-    )
+    ctx.llm_failed(ticket, llm_request, error, attributes={TRANSPORT_ERROR: True})
     _note_failure(ctx, llm_request, ticket, served=False)
 
 
@@ -187,17 +177,8 @@ def _http_error(
     except ValueError:
         raw = {"error": text[:2000]}
     error = ErrorInfo(type="HTTPStatusError", message=ctx.redactor(f"HTTP {status}: {text[:500]}"))
-    ctx.llm_step(
-        ticket,
-        llm_request,
-        output=None,
-        usage=None,
-        cost=None,
-        cost_source=None,
-        raw=raw,
-        error=None,
-        error_info=error,
-        attributes={"http_status": status},
+    ctx.llm_failed(
+        ticket, llm_request, None, error_info=error, raw=raw, attributes={"http_status": status}
     )
 
 

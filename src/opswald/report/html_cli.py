@@ -16,7 +16,10 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opswald.session import Session
 
 DEFAULT_OUTPUT = "opswald-replay.html"
 ACTUAL_SUFFIX = ".actual.yaml"
@@ -79,7 +82,6 @@ def _actuals_for(folder: Path, test_name: str) -> list[tuple[str, Path]]:
 
 
 def cmd_html(args: argparse.Namespace) -> int:
-    from opswald.files import GoldenLoadError, load
     from opswald.items import item_name
     from opswald.report.html import ViewEntry, write_report
 
@@ -105,11 +107,9 @@ def cmd_html(args: argparse.Namespace) -> int:
     progress = Progress(len(goldens), "reading")
     for path in goldens:
         progress.tick()
-        try:
-            golden = load(path)
-        except (GoldenLoadError, OSError) as exc:
+        golden = _read(path)
+        if golden is None:
             problems += 1
-            print(f"error: {_problem(exc, path)}", file=sys.stderr)
             continue
         name = item_name(golden, path)
         pairs: list[tuple[str, Path]] = []
@@ -120,11 +120,9 @@ def cmd_html(args: argparse.Namespace) -> int:
         compared = 0
         for test, actual_path in pairs:
             matched.add(actual_path.resolve())  # it has its golden, readable or not
-            try:
-                actual = load(actual_path)
-            except (GoldenLoadError, OSError) as exc:
+            actual = _read(actual_path)
+            if actual is None:
                 problems += 1
-                print(f"error: {_problem(exc, actual_path)}", file=sys.stderr)
                 continue
             entries.append(_compared(golden, actual, name=test, file=str(path)))
             compared += 1
@@ -157,6 +155,18 @@ def _compared(golden: Any, actual: Any, *, name: str, file: str) -> Any:
     return ViewEntry(
         golden=golden, actual=actual, status=status, name=name, file=file, findings=findings
     )
+
+
+def _read(path: Path) -> Session | None:
+    """The session in `path`, or None after saying on stderr why it cannot be read."""
+    from opswald.files import GoldenLoadError, load
+
+    try:
+        session: Session = load(path)
+    except (GoldenLoadError, OSError) as exc:
+        print(f"error: {_problem(exc, path)}", file=sys.stderr)
+        return None
+    return session
 
 
 def _problem(exc: Exception, path: Path) -> str:
