@@ -17,7 +17,7 @@ from opswald.engine.context import STEP_MODIFICATIONS, Policy, fork_problem
 from opswald.engine.normalize import RequestRules
 from opswald.engine.replay import HookFailed, call_hook
 from opswald.engine.run import ReplayResult, RunSettings, execute, judge, not_blessable
-from opswald.engine.tape import step_name
+from opswald.engine.tape import describe, step_name
 from opswald.redact import Redactor
 from opswald.session import AnyStep, Expect, NormalizeRule, RequestsExpect, Session
 from opswald.verdict import Finding, Verdict
@@ -278,7 +278,6 @@ class _StepReporter:
 
     def after_step(self, ctx: Any, step: Any) -> None:
         from opswald.engine.isolate import Progress
-        from opswald.engine.tape import describe
 
         self.report(Progress(step=step.step, description=describe(step), done=True))
 

@@ -41,21 +41,21 @@ expectations, an update writes the golden."""
 REQUEST_KEYS = ("model", "temperature", "top_p", "max_tokens", "seed")
 """Modification keys the engine applies to outgoing LLM requests."""
 
-STEP_MODIFICATIONS = ("user_input", "tool_result", "response", "selected_tool", "tool_params")
-
-_MODIFIED_STEP_TYPE = {
+_MODIFIED_STEP_TYPE = {  # each step modification, and the type of step it changes
     "user_input": "user_input",
     "tool_result": "tool_call",
     "response": "llm_call",
     "selected_tool": "llm_call",
     "tool_params": "llm_call",
 }
+STEP_MODIFICATIONS = tuple(_MODIFIED_STEP_TYPE)
 
 
 def fork_problem(golden: Session, fork_at: int | None, step_mods: Iterable[str]) -> str | None:
     """Why a fork of `golden` at `fork_at` with these step modifications cannot run as
     asked (so that a modification is never dropped in silence), or None."""
-    mods = [key for key in STEP_MODIFICATIONS if key in set(step_mods)]
+    given = set(step_mods)
+    mods = [key for key in STEP_MODIFICATIONS if key in given]
     if fork_at is None:
         return f"{', '.join(mods)} modify one step: give the step to fork at" if mods else None
     if fork_at < 1:
