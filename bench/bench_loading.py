@@ -18,6 +18,9 @@ Legs, per file set and format (each file read from disk every time, page cache w
   load_data  `opswald.files.load_data(path)`: opswald's safe parse, no validation
   load       `opswald.files.load(path)`: parse + pydantic validation into a `Session`
   validate   (info) `Session.model_validate(data)` alone, on data parsed beforehand
+  yaml_rs    (info, YAML, when the `yaml-rs` package is installed: bench/requirements.txt)
+             read + decode + `yaml_rs.loads`, a Rust YAML 1.2 parser: what cold collection
+             would pay with it, and the checks below of why it cannot simply replace PyYAML
 
 Run: python bench/bench_loading.py [--quick] [--reps N] [--no-write]
 Writes bench/RESULTS.md (section "Loading") and bench/profiles/loading.txt (a cProfile of
@@ -31,6 +34,7 @@ import gc
 import json
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+try:  # info only: not a dependency of the package
+    import yaml_rs
+except ImportError:
+    yaml_rs = None
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
@@ -215,6 +224,70 @@ def floor_json(path: Path) -> Any:
     return json.loads(path.read_bytes().decode("utf-8"))
 
 
+def rust_yaml(path: Path) -> Any:
+    return rust_yaml_text(path.read_bytes().decode("utf-8"))
+
+
+def rust_yaml_text(text: str) -> Any:
+    assert yaml_rs is not None
+    return yaml_rs.loads(text, parse_datetime=False, duplicate_key_policy="error")
+
+
+# Plain scalars whose meaning may differ between YAML 1.1 (PyYAML, so opswald: goldens
+# written by PyYAML quote only what 1.1 would misread) and 1.2 (yaml-rs). Checked here.
+SCALARS = (
+    "true False null ~ 17 -3 1.5 0x1F .inf 1.0e+5 2026-11-27 "
+    "yes no On OFF 017 0o17 0X1F 1:20 12:30 1:20.5 -.5 1e5 1E5 1.0e5 1e+5 _1"
+).split()
+# Inputs opswald refuses at load (aliases; control characters), and one it must survive.
+REFUSED = {"an alias": "a: &x [1]\nb: *x\n", "a control character": 'a: "\x01"\n'}
+DEEP_DASHES = 30_000  # `- - - … 1`: nesting 30,000 deep in 60 KB, far under the size cap
+
+
+def rust_yaml_checks() -> list[str]:
+    """What a switch to yaml-rs would change, measured on this machine."""
+    assert yaml_rs is not None
+    differ = []
+    for form in SCALARS:
+        text = f"k: {form}\n"
+        ours, theirs = files._parse(text, "yaml", 100)["k"], rust_yaml_text(text)["k"]
+        if ours != theirs or type(ours) is not type(theirs):
+            differ.append(f"`{form}` ({ours!r} vs {theirs!r})")
+    accepted = []
+    for what, text in REFUSED.items():
+        try:
+            files._parse(text, "yaml", 100)
+        except files.GoldenLoadError:
+            try:
+                rust_yaml_text(text)
+                accepted.append(what)
+            except ValueError:
+                pass
+    probe = (
+        "import yaml_rs\n"
+        "try:\n"
+        f"    yaml_rs.loads('- ' * {DEEP_DASHES} + '1')\n"
+        "except ValueError:\n"
+        "    pass\n"
+    )
+    rc = subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode
+    crash = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+    try:
+        files._parse("- " * DEEP_DASHES + "1", "yaml", files.DEFAULT_MAX_DEPTH)
+        ours = "opswald's own parse reads it"
+    except files.GoldenLoadError as exc:
+        ours = f"opswald's own parse refuses it: {exc}"
+    return [
+        f"  - of {len(SCALARS)} plain scalars checked, it reads {len(differ)} otherwise than "
+        "PyYAML's YAML 1.1 rules, which goldens written by opswald (and by hand) follow: "
+        + ", ".join(differ)
+        + ";",
+        "  - it accepts what opswald refuses at load: " + (", ".join(accepted) or "nothing") + ";",
+        f"  - a `- - - … 1` line nested {DEEP_DASHES:,} deep ({2 * DEEP_DASHES // 1000} KB, "
+        f"far under opswald's size cap) ends the process that parses it: {crash} ({ours}).",
+    ]
+
+
 def legs_for(paths: list[Path], fmt: str) -> dict[str, Callable[[], None]]:
     floor = floor_yaml if fmt == "yaml" else floor_json
     parsed = [files.load_data(p) for p in paths]
@@ -235,12 +308,19 @@ def legs_for(paths: list[Path], fmt: str) -> dict[str, Callable[[], None]]:
         for data in parsed:
             Session.model_validate(data)
 
-    return {
+    def run_rust_yaml() -> None:
+        for p in paths:
+            rust_yaml(p)
+
+    legs = {
         "floor": run_floor,
         "load_data": run_load_data,
         "load": run_load,
         "validate": run_validate,
     }
+    if fmt == "yaml" and yaml_rs is not None:
+        legs["yaml_rs"] = run_rust_yaml
+    return legs
 
 
 def timed(run: Callable[[], None]) -> float:
@@ -255,6 +335,8 @@ def check_same(paths: list[Path], fmt: str) -> None:
     floor = floor_yaml if fmt == "yaml" else floor_json
     for p in paths[:3]:
         assert files.load_data(p) == floor(p), p
+        if fmt == "yaml" and yaml_rs is not None:
+            assert rust_yaml(p) == floor(p), p
         assert files.dumps(files.load(p), fmt) == p.read_text(), p  # type: ignore[arg-type]
 
 
@@ -282,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [
         "| files | format | MB | floor MB/s | load_data MB/s | load MB/s | validate MB/s (info) "
-        "| load_data / floor | load / floor |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| load_data / floor | load / floor | yaml-rs MB/s (info) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     summary: list[str] = []
     prof_text = ""
@@ -291,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         file_sets = write_sets(Path(tmp), sets)
         print(f"wrote the goldens in {time.perf_counter() - started:.1f}s", flush=True)
         totals: dict[str, dict[str, float]] = {"yaml": {}, "json": {}}
+        corpus: tuple[int, float, float] | None = None
         for label, count, _ in sets:
             for fmt in ("yaml", "json"):
                 paths = file_sets[(label, fmt)]
@@ -313,8 +396,11 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(
                     f"| {what} | {fmt.upper()} | {size / 1e6:.2f} | {mbs['floor']:.1f} | "
                     f"{mbs['load_data']:.1f} | {mbs['load']:.1f} | {mbs['validate']:.1f} | "
-                    f"{med['load_data'] / med['floor']:.2f} | {med['load'] / med['floor']:.2f} |"
+                    f"{med['load_data'] / med['floor']:.2f} | {med['load'] / med['floor']:.2f} | "
+                    + (f"{mbs['yaml_rs']:.1f} |" if "yaml_rs" in mbs else "— |")
                 )
+                if count > 1 and "yaml_rs" in med:
+                    corpus = (count, med["load_data"], med["yaml_rs"])
                 print(rows[-1], flush=True)
         for fmt in ("yaml", "json"):
             t = totals[fmt]
@@ -331,6 +417,19 @@ def main(argv: list[str] | None = None) -> int:
             f"the time of JSON (files {ty['bytes'] / tj['bytes']:.2f}x the bytes); floor "
             f"{ty['floor'] / tj['floor']:.1f}x."
         )
+        if corpus is not None:
+            n, ours, rust = corpus
+            summary.append(
+                f"- yaml-rs (info; a Rust YAML 1.2 parser, not a dependency): the corpus's "
+                f"YAML files parse in {rust / n * 1e6:.0f} µs each instead of `load_data`'s "
+                f"{ours / n * 1e6:.0f} ({ours / rust:.1f}x faster; cold collection parses one "
+                "golden per test, see Collection). It does not replace opswald's parse:"
+            )
+            summary.extend(rust_yaml_checks())
+        elif yaml_rs is None:
+            summary.append(
+                "- yaml-rs (info) not installed: `pip install -r bench/requirements.txt`."
+            )
         biggest = file_sets[(sets[-1][0], "yaml")][0]
         prof_text = profile(biggest)
     summary.append(
