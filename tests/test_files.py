@@ -694,3 +694,54 @@ def test_the_compact_form_refuses_what_load_refuses(tmp_path: Path) -> None:
         files.load(bad)
     assert str(compact.value) == str(plain.value)
     assert "bad.golden.yaml:3" in str(compact.value)
+
+
+# The YAML 1.2 core schema's implicit numbers, from the spec (10.3.2), as other languages'
+# parsers and yq read them.
+_YAML12_CORE_NUMBER = re.compile(
+    r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+"
+    r"|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789+-._eExo", min_size=1, max_size=8))
+def test_strings_a_yaml_1_2_parser_reads_as_numbers_are_quoted(text: str) -> None:
+    session = Session.model_validate({"name": "n", "steps": [], "output": {"v": text}})
+    dumped = files.dumps(session)
+    line = next(line for line in dumped.splitlines() if line.startswith("  v: "))
+    plain = line.removeprefix("  v: ")
+    if _YAML12_CORE_NUMBER.fullmatch(plain):
+        pytest.fail(f"{text!r} written as {plain!r}, a number to YAML 1.2 tools")
+    assert files.loads(dumped).output == {"v": text}
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_a_merge_conflict_is_named_with_its_line(fmt: files.Format) -> None:
+    lines = files.dumps(Session.model_validate(SAMPLE), fmt).splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if "Can I get a refund?" in line)
+    ours, theirs = lines[at], lines[at].replace("refund", "return")
+    conflicted = lines[:at] + ["<<<<<<< HEAD\n", ours, "=======\n", theirs]
+    conflicted += [">>>>>>> feature\n", *lines[at + 1 :]]
+    with pytest.raises(GoldenLoadError) as caught:
+        files.loads("".join(conflicted), fmt=fmt, source="g")
+    assert caught.value.line == at + 1
+    assert "unresolved merge conflict" in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["g.golden.yaml", "g.golden.json"])
+def test_a_rewrite_keeps_the_files_crlf_line_endings_and_byte_order_mark(
+    tmp_path: Path, name: str
+) -> None:
+    session = Session.model_validate(SAMPLE)
+    path = tmp_path / name
+    files.dump(session, path)
+    lf = path.read_bytes()
+    path.write_bytes(b"\xef\xbb\xbf" + lf.replace(b"\n", b"\r\n"))
+    files.dump(session, path)
+    assert path.read_bytes() == b"\xef\xbb\xbf" + lf.replace(b"\n", b"\r\n")
+    assert files.load(path) == session
+    path.write_bytes(lf)
+    files.dump(session, path)
+    assert path.read_bytes() == lf

@@ -200,3 +200,55 @@ def test_update_under_xdist_writes_each_failing_golden_once(
     project.runpytest("--opswald-goldens", "-n", "2").assert_outcomes(passed=4)
     for path in goldens.iterdir():
         assert "passenger: Bob" in path.read_text()
+
+
+def test_an_update_keeps_notes_on_their_steps_line_endings_and_written_expectations(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dropping step 5 renumbers what follows: notes follow their steps, a note on the
+    dropped step stays on the session saying where it was; a CRLF golden stays CRLF, with
+    its prefix byte-identical; expectations written with their default values stay."""
+    record(project)
+    golden_path = project.path / GOLDEN
+    notes = "".join(
+        f"  - text: {text}\n    step: {n}\n"
+        for n, text in ((2, "seat lookup"), (5, "booking moves money"), (6, "last answer"))
+    )
+    text = golden_path.read_text().replace(
+        "tags:\n",
+        "expect:\n  output: exact\n  error: same\n  state: report\nnotes:\n" + notes + "tags:\n",
+        1,
+    )
+    golden_path.write_bytes(text.replace("\n", "\r\n").encode())
+    before = golden_path.read_bytes()
+
+    monkeypatch.setenv("AGENT_VARIANT", "drop")
+    result = project.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    after = golden_path.read_bytes()
+    assert after.count(b"\r\n") == after.count(b"\n"), "every line still ends in CRLF"
+    old, new = before.decode().replace("\r\n", "\n"), after.decode().replace("\r\n", "\n")
+    assert _step_blocks(old)[:4] == _step_blocks(new)[:4]
+    assert "expect:\n  output: exact\n  state: report\n  error: same\n" in new
+    session = load(golden_path)
+    assert [s.type for s in session.step_list][4:] == ["llm_call", "state"]
+    assert [(n.step, n.text) for n in session.notes] == [
+        (2, "seat lookup"),
+        (None, "(on step 5, tool_call book, before an update replaced it) booking moves money"),
+        (5, "last answer"),
+    ]
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_step_past_the_goldens_last_is_not_called_step_n_of_fewer(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENT_VARIANT", "early")
+    record(project)
+    monkeypatch.delenv("AGENT_VARIANT")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*step 6 (the golden has 5 steps) · llm_call*"])
+    result.stdout.no_fnmatch_line("*step 6 of 5*")

@@ -378,7 +378,12 @@ def headline(f: Finding, *, total_steps: int | None) -> str:
     """`step 5 of 7 · tool_call book_flight: message`, or the message alone."""
     if f.step is None:
         return f.message
-    where = f"step {f.step}" if total_steps is None else f"step {f.step} of {total_steps}"
+    if total_steps is None:
+        where = f"step {f.step}"
+    elif f.step > total_steps:  # a step the run made past the golden's last
+        where = f"step {f.step} (the golden has {_plural(total_steps, 'step')})"
+    else:
+        where = f"step {f.step} of {total_steps}"
     what = " ".join(part for part in (f.step_type, f.name) if part)
     return f"{where} · {what}: {f.message}" if what else f"{where} · {f.message}"
 

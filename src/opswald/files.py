@@ -8,6 +8,7 @@ one `GoldenLoadError` that names the file, the line and the field.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import dataclasses
 import difflib
@@ -39,13 +40,20 @@ from opswald.jsonable import to_jsonable
 from opswald.paths import render
 from opswald.session import (
     SCHEMA_URL,
+    BudgetsExpect,
+    ErrorExpect,
+    Expect,
     LLMCallStep,
+    NormalizeRule,
     OutputExpect,
+    RequestsExpect,
     Session,
     StateExpect,
     StateStep,
     StepType,
+    ToolCallsExpect,
     ToolCallStep,
+    ToolOverride,
     UserInputStep,
 )
 
@@ -290,11 +298,25 @@ def _reject_lone_surrogates(data: Any, text: str) -> None:
 
 
 def _parse_checked(text: str, fmt: Format, max_depth: int) -> dict[str, Any]:
-    if fmt == "yaml":
-        return _yaml_data(text, max_depth)
-    if fmt == "json":
-        return _json_data(text, max_depth)
+    try:
+        if fmt == "yaml":
+            return _yaml_data(text, max_depth)
+        if fmt == "json":
+            return _json_data(text, max_depth)
+    except GoldenLoadError:
+        conflict = _CONFLICT_MARKER.search(text)
+        if conflict is None:
+            raise
+        raise GoldenLoadError(
+            f"unresolved merge conflict (a {conflict.group(1)[:7]} line): resolve it, or take "
+            "one side and run --opswald-update",
+            line=text.count("\n", 0, conflict.start()) + 1,
+        ) from None
     raise ValueError(f"unknown golden format {fmt!r}; expected 'yaml' or 'json'")
+
+
+# git's conflict markers, at the start of a line (`=======` alone on its line)
+_CONFLICT_MARKER = re.compile(r"^(<{7} |<{7}$|\|{7} |={7}$|>{7} |>{7}$)", re.MULTILINE)
 
 
 def _root_mapping(data: Any, line: int) -> dict[str, Any]:
@@ -906,7 +928,24 @@ def _kept(model: BaseModel) -> frozenset[str]:
     kept = next((_ALWAYS_KEPT[c] for c in type(model).__mro__ if c in _ALWAYS_KEPT), frozenset())
     if isinstance(model, Session) and (model.steps is not None or not model.is_stub):
         kept |= {"output"}
+    if type(model) in _EXPECTATIONS:  # what a reviewer wrote stays, defaults included
+        kept |= model.model_fields_set
     return kept
+
+
+_EXPECTATIONS = frozenset(
+    {
+        Expect,
+        OutputExpect,
+        StateExpect,
+        ErrorExpect,
+        BudgetsExpect,
+        ToolCallsExpect,
+        ToolOverride,
+        RequestsExpect,
+        NormalizeRule,
+    }
+)
 
 
 @functools.cache
@@ -950,8 +989,8 @@ def _plain(value: Any) -> Any:
 
 
 def _shorthand(model: BaseModel, data: dict[str, Any]) -> Any:
-    """`expect.state` and `expect.output` in the short forms the README writes (`state:
-    exact`, `state: [memory.x]`, `output: contains`) when they say no more than that, so an
+    """`expect.state`, `expect.output` and `expect.error` in the short forms the README
+    writes (`state: exact`, `state: [memory.x]`, `output: contains`, `error: type`) when they say no more than that, so an
     update keeps a hand-written shorthand instead of expanding it."""
     if isinstance(model, StateExpect):
         if set(data) <= {"mode"}:
@@ -960,6 +999,8 @@ def _shorthand(model: BaseModel, data: dict[str, Any]) -> Any:
             return data["paths"]
     if isinstance(model, OutputExpect) and set(data) <= {"match"}:
         return data.get("match", "exact")
+    if isinstance(model, ErrorExpect) and set(data) <= {"match"}:
+        return data.get("match", "same")
     return data
 
 
@@ -995,8 +1036,25 @@ def dumps(session: Session, fmt: Format = "yaml") -> str:
 
 
 def dump(session: Session, path: StrPath) -> None:
-    """Write a session canonically and atomically; `.json` files get JSON, others YAML."""
-    atomic_write_text(path, dumps(session, _format_of(path)))
+    """Write a session canonically and atomically; `.json` files get JSON, others YAML. A
+    file written before with CRLF line endings or a byte-order mark keeps them, so that its
+    diff shows what changed and nothing else."""
+    text = dumps(session, _format_of(path))
+    bom, crlf = _text_form(path)
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    atomic_write_text(path, "\ufeff" + text if bom else text)
+
+
+def _text_form(path: StrPath) -> tuple[bool, bool]:
+    """Whether an existing file starts with a byte-order mark, and whether its first line
+    ends with CRLF."""
+    try:
+        with open(path, "rb") as f:
+            head = f.readline(1 << 16)
+    except OSError:
+        return False, False
+    return head.startswith(codecs.BOM_UTF8), head.endswith(b"\r\n")
 
 
 class _GoldenDumper(yaml.SafeDumper):
@@ -1010,13 +1068,25 @@ class _GoldenDumper(yaml.SafeDumper):
 
 
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    """Multi-line strings as literal blocks; odd line breaks escaped in double quotes."""
+    """Multi-line strings as literal blocks; odd line breaks escaped in double quotes;
+    strings that YAML 1.2 tools (yq, other languages' parsers) would read as numbers quoted,
+    though PyYAML's YAML 1.1 reads them as strings (`1e5`, `0o17`, `.5`)."""
     style = None
     if _NEEDS_ESCAPES.search(text):
         style = '"'
     elif "\n" in text:
         style = "|"
+    elif _YAML12_NUMBER.fullmatch(text):
+        style = "'"
     return dumper.represent_scalar(_STR, text, style=style)
+
+
+# The YAML 1.2 core schema's numbers (and a leading `_`/`+` some parsers take too)
+_YAML12_NUMBER = re.compile(
+    r"[-+]?(?:_?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)"
+    r"|[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+)
 
 
 _GoldenDumper.add_representer(str, _represent_str)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from opswald import files
 from opswald.engine.run import Run
-from opswald.session import AnyStep, Session, StateStep
+from opswald.session import AnyStep, Note, Session, StateStep
 
 KEPT = (
     "name",
@@ -28,9 +28,11 @@ def blessed(golden: Session, run: Run) -> Session:
     """The session to write: served steps as recorded, live steps as they happened."""
     steps: list[AnyStep] = []
     golden_steps = {s.step: s for s in golden.step_list}
+    moved: dict[int, int] = {}  # a kept recorded step's number in the golden → in the new one
     for step in run.actual.step_list:
         recorded = run.served.get(step.step) or _same_snapshot(golden_steps.get(step.step), step)
         if recorded is not None:
+            moved[recorded.step] = step.step
             step = (
                 recorded
                 if recorded.step == step.step
@@ -40,6 +42,9 @@ def blessed(golden: Session, run: Run) -> Session:
     data = {k: getattr(golden, k) for k in KEPT if k in golden.model_fields_set}
     if "input" in data:  # the run's copy: the same input, with its secrets replaced
         data["input"] = run.actual.input
+    if golden.notes:
+        moved.update(_paired(golden.step_list, steps, moved))
+        data["notes"] = [_moved_note(note, moved, golden_steps) for note in golden.notes]
     session = Session.model_validate(
         {
             **{k: v for k, v in data.items()},
@@ -52,6 +57,40 @@ def blessed(golden: Session, run: Run) -> Session:
     )
     session.steps = steps
     return session
+
+
+def _kind(step: AnyStep) -> tuple[str, str | None]:
+    return step.type, getattr(step, "tool", None) or getattr(step, "model", None)
+
+
+def _paired(old: list[AnyStep], new: list[AnyStep], kept: dict[int, int]) -> dict[int, int]:
+    """The recorded steps an update replaced, paired with its new steps of the same kind
+    (type and tool or model), in order: the k-th replaced `book_flight` call is the k-th
+    new one, wherever it now is."""
+    fresh: dict[tuple[str, str | None], list[int]] = {}
+    taken = set(kept.values())
+    for step in new:
+        if step.step not in taken:
+            fresh.setdefault(_kind(step), []).append(step.step)
+    pairs: dict[int, int] = {}
+    for step in old:
+        if step.step not in kept and fresh.get(_kind(step)):
+            pairs[step.step] = fresh[_kind(step)].pop(0)
+    return pairs
+
+
+def _moved_note(note: Note, moved: dict[int, int], golden_steps: dict[int, AnyStep]) -> Note:
+    """A note follows its step to its new number; a note on a step the update replaced
+    becomes a note on the session that says where it was, so that nothing is lost and the
+    review sees it."""
+    if note.step is None or moved.get(note.step) == note.step:
+        return note
+    if note.step in moved:
+        return note.model_copy(update={"step": moved[note.step]})
+    old = golden_steps.get(note.step)
+    what = " ".join(part for part in (_kind(old) if old else ("a step", None)) if part)
+    text = f"(on step {note.step}, {what}, before an update replaced it) {note.text}"
+    return Note(text=text)
 
 
 _VOLATILE = {"step", "timestamp", "duration_ms"}
