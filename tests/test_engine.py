@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -510,6 +512,48 @@ def cities_agent(cities: list[str]) -> list[Any]:
         return list(await asyncio.gather(*(weather_of(city=c) for c in cities)))
 
     return asyncio.run(main())
+
+
+@opswald.tool
+def slow_lookup(key: str) -> str:
+    time.sleep(0.03 if key == "slow" else 0)
+    return key
+
+
+def test_a_recorded_steps_timestamp_is_when_it_began() -> None:
+    """As in imported goldens (a span's start): the step's time runs from `timestamp` for
+    `duration_ms`, so the 30 ms call ends before the next, quick one begins."""
+
+    def agent(_: Any) -> str:
+        return str(slow_lookup(key="slow")) + str(slow_lookup(key="fast"))
+
+    first, second = record(agent).step_list
+    began = [datetime.fromisoformat(s.timestamp or "").timestamp() * 1000 for s in (first, second)]
+    assert (first.duration_ms or 0) >= 30
+    assert began[0] + (first.duration_ms or 0) <= began[1] + 1  # timestamps have ms precision
+
+
+def test_calls_that_overlapped_in_the_recording_count_once_in_the_replayed_duration() -> None:
+    """Three tools that ran side by side for a second each took one second, not three:
+    an unchanged replay keeps the golden's duration and its duration budget."""
+    golden = record(cities_agent, ["Paris", "Oslo", "Rome"])
+    steps = [
+        step.model_copy(
+            update={"timestamp": f"2026-01-01T00:00:00.{10 * i:03d}Z", "duration_ms": 1000.0}
+        )
+        for i, step in enumerate(golden.step_list)
+    ]
+    data = golden.model_dump()
+    data.update(
+        steps=[step.model_dump() for step in steps],
+        metadata={"duration_ms": 1020.0},
+        expect={"budgets": {"duration_ms": "+10%"}},
+    )
+    golden = Session.model_validate(data)
+    run, verdict = replay(golden, lambda _: cities_agent(["Paris", "Oslo", "Rome"]))
+    assert verdict.passed, verdict.findings
+    duration = run.actual.metadata["duration_ms"]
+    assert 1020.0 <= duration < 1122.0  # the union of the three spans, and the agent's own time
 
 
 @pytest.mark.parametrize(

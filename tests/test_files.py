@@ -722,7 +722,7 @@ def test_a_merge_conflict_is_named_with_its_line(fmt: files.Format) -> None:
     lines = files.dumps(Session.model_validate(SAMPLE), fmt).splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if "Can I get a refund?" in line)
     ours, theirs = lines[at], lines[at].replace("refund", "return")
-    conflicted = lines[:at] + ["<<<<<<< HEAD\n", ours, "=======\n", theirs]
+    conflicted = [*lines[:at], "<<<<<<< HEAD\n", ours, "=======\n", theirs]
     conflicted += [">>>>>>> feature\n", *lines[at + 1 :]]
     with pytest.raises(GoldenLoadError) as caught:
         files.loads("".join(conflicted), fmt=fmt, source="g")

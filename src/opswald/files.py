@@ -990,8 +990,9 @@ def _plain(value: Any) -> Any:
 
 def _shorthand(model: BaseModel, data: dict[str, Any]) -> Any:
     """`expect.state`, `expect.output` and `expect.error` in the short forms the README
-    writes (`state: exact`, `state: [memory.x]`, `output: contains`, `error: type`) when they say no more than that, so an
-    update keeps a hand-written shorthand instead of expanding it."""
+    writes (`state: exact`, `state: [memory.x]`, `output: contains`, `error: type`) when
+    they say no more than that, so an update keeps a hand-written shorthand instead of
+    expanding it."""
     if isinstance(model, StateExpect):
         if set(data) <= {"mode"}:
             return data.get("mode", "report")

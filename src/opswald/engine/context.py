@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from opswald.engine import responses
@@ -207,15 +208,48 @@ class Ticket:
 
 @dataclass
 class Clock:
-    """Replay time: recorded durations of served calls + measured agent time."""
+    """Replay time: the recorded time of served calls + measured agent time. Served calls
+    that ran at the same time in the recording (concurrent tools, gathered model calls)
+    count once: the union of their recorded intervals, not the sum of their durations."""
 
     start: float = field(default_factory=lambda: time.perf_counter())
-    served_recorded_ms: float = 0.0
+    served: list[AnyStep] = field(default_factory=list)
     served_wall_ms: float = 0.0
 
     def duration_ms(self) -> float:
         wall = (time.perf_counter() - self.start) * 1000
-        return max(0.0, wall - self.served_wall_ms) + self.served_recorded_ms
+        return max(0.0, wall - self.served_wall_ms) + self.served_recorded_ms()
+
+    def served_recorded_ms(self) -> float:
+        total = 0.0
+        spans: list[tuple[float, float]] = []
+        for step in self.served:
+            duration = step.duration_ms or 0.0
+            began = _epoch_ms(step.timestamp)
+            if began is None:
+                total += duration
+            else:
+                spans.append((began, began + duration))
+        spans.sort()
+        end = -math.inf
+        for began, ended in spans:
+            if ended > end:
+                total += ended - max(began, end)
+                end = ended
+        return total
+
+
+def _epoch_ms(stamp: str | None) -> float | None:
+    """A step's recorded start in ms, or None when it has no readable timestamp."""
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp() * 1000
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
@@ -423,7 +457,7 @@ class Context:
             if not self.listeners:  # what `finish` does, without taking the lock again
                 self.steps.append(step)
                 self.served[number] = served
-                self.clock.served_recorded_ms += served.duration_ms or 0.0
+                self.clock.served.append(served)
                 return _answer(served, decode)
             self.steps.append(None)
         name = request.get("tool") or request.get("model")
@@ -517,7 +551,7 @@ class Context:
             self.steps[ticket.number - 1] = step
             if ticket.served is not None and first:
                 self.served[ticket.number] = ticket.served
-                self.clock.served_recorded_ms += ticket.served.duration_ms or 0.0
+                self.clock.served.append(ticket.served)
                 self.clock.served_wall_ms += (time.perf_counter() - ticket.started) * 1000
         if self.listeners:
             self.emit("after_step", step)
@@ -553,7 +587,7 @@ class Context:
         else:
             step = LLMCallStep(
                 step=ticket.number,
-                timestamp=_now(),
+                timestamp=_began(ticket),
                 duration_ms=self.elapsed_ms(ticket),
                 provider=request.get("provider"),
                 api=request.get("api"),
@@ -645,7 +679,7 @@ class Context:
         else:
             step = ToolCallStep(
                 step=ticket.number,
-                timestamp=_now(),
+                timestamp=_began(ticket),
                 duration_ms=self.elapsed_ms(ticket),
                 tool=tool,
                 input=self.redactor(args),
@@ -678,7 +712,7 @@ class Context:
             ticket,
             UserInputStep(
                 step=ticket.number,
-                timestamp=_now(),
+                timestamp=_began(ticket),
                 duration_ms=self.elapsed_ms(ticket),
                 description=prompt,
                 content=self.redactor(to_jsonable(content)),
@@ -761,6 +795,14 @@ def _reused_input(served: AnyStep | None, sent: dict[str, Any]) -> LLMInput | No
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _began(ticket: Ticket) -> str:
+    """When a call began, as a step's `timestamp` (a span's start, as imported goldens
+    have it; its end is `timestamp + duration_ms`)."""
+    began = datetime.now(UTC) - timedelta(seconds=time.perf_counter() - ticket.started)
+    stamp = began.isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
 
 
 __all__ = [
