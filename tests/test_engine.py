@@ -500,6 +500,47 @@ def test_a_burst_of_concurrent_model_calls_replays_in_any_start_order() -> None:
     assert first is not None and first.kind == "mismatch" and first.step is not None
 
 
+@opswald.llm
+async def slow_model(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    import asyncio
+
+    await asyncio.sleep(0.02)  # when recorded; replay answers at once
+    return {"content": "look up " + messages[-1]["content"], "finish_reason": "stop"}
+
+
+@opswald.tool
+async def look_up(city: str) -> dict[str, Any]:
+    return {"city": city, "sky": "clear"}
+
+
+def branches_agent(cities: list[str]) -> list[Any]:
+    """Branches that each ask the model, then call a tool, gathered: recorded as the model
+    calls back to back, then the tools; replayed with each branch's tool call first."""
+    import asyncio
+
+    async def branch(city: str) -> Any:
+        await slow_model(model="m", messages=[{"role": "user", "content": city}])
+        return await look_up(city=city)
+
+    async def main() -> list[Any]:
+        return list(await asyncio.gather(*(branch(c) for c in cities)))
+
+    return asyncio.run(main())
+
+
+def test_gathered_branches_of_a_model_call_then_a_tool_call_replay() -> None:
+    cities = ["Paris", "Oslo", "Rome"]
+    golden = record(branches_agent, cities)
+    assert [s.type for s in golden.step_list] == ["llm_call"] * 3 + ["tool_call"] * 3
+    for _ in range(3):
+        run, verdict = replay(golden, lambda _: branches_agent(cities))
+        assert verdict.passed, verdict.findings
+        assert run.actual.output == golden.output
+    # a branch that calls its tool with other arguments is still a divergence
+    run, verdict = replay(golden, lambda _: branches_agent(["Paris", "Oslo", "ROME"]))
+    assert not verdict.passed
+
+
 @opswald.tool
 async def weather_of(city: str) -> dict[str, Any]:
     return {"city": city, "sky": "clear"}

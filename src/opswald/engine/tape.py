@@ -194,6 +194,13 @@ class Tape:
             ):
                 self.used.add(candidate.step)
                 return Match(step=candidate)
+        if not pending:
+            for candidate in self._ahead():
+                if candidate.tool == tool and args_match(
+                    candidate.input, args, mode=mode, ignore=ignore
+                ):
+                    self.used.add(candidate.step)
+                    return Match(step=candidate)
         # compared with the closest recorded call of that name that no other diverging
         # call of this turn was compared with (concurrent calls complete in any order)
         same_name = [c for c in pending if c.tool == tool and c.step not in self.compared]
@@ -268,6 +275,23 @@ class Tape:
             if not self._request_differences(head, request):
                 return j
         return None
+
+    def _ahead(self) -> list[ToolCallStep]:
+        """Unused tool calls of later turns that concurrent branches may make early: the
+        golden recorded model calls back to back (`asyncio.gather` of branches that each
+        ask the model, then call a tool), and in replay each branch's answer comes at once,
+        so its tool call comes before the next branch's model call. Only across turns whose
+        tool calls are all made and whose heads are model calls (a burst)."""
+        ahead: list[ToolCallStep] = []
+        for j in range(self.cursor + 1, len(self.segments)):
+            segment = self.segments[j]
+            if not isinstance(segment.head, LLMCallStep):
+                break
+            unused = [t for t in segment.tools if t.step not in self.used]
+            ahead.extend(unused)
+            if unused:
+                break  # the turns after it come after these calls
+        return ahead
 
     def _bring_forward(self, j: int) -> LLMCallStep:
         """Serve segment j's call next (returned): the burst's heads rotate, and its tool
