@@ -677,3 +677,20 @@ def test_an_output_changed_by_a_blocked_call_the_agent_caught_names_the_block() 
     first = judge(golden, run).first
     assert first is not None and first.kind == "output"
     assert "opswald replay is offline: blocked connection to 192.0.2.1:80" in first.message
+
+
+def test_a_generator_adapter_runs_to_its_end_and_its_output_is_what_it_yielded() -> None:
+    def streaming(input: Any) -> Any:
+        for word in input.split():
+            yield echo_llm(model="m", messages=[{"role": "user", "content": word}])["content"]
+
+    async def async_streaming(input: Any) -> Any:
+        for word in input.split():
+            yield echo_llm(model="m", messages=[{"role": "user", "content": word}])["content"]
+
+    for agent in (streaming, async_streaming):
+        golden = record(agent, "a b")
+        assert golden.output == ["A", "B"]
+        assert [s.type for s in golden.step_list] == ["llm_call", "llm_call"]
+        _, verdict = replay(golden, agent)
+        assert verdict.passed, verdict.findings

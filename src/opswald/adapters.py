@@ -154,7 +154,9 @@ def resolve(
 
 
 def call(fn: Callable[..., Any], input: Any, modifications: dict[str, Any]) -> Any:
-    """Call an adapter (sync or async), passing modifications if it declares them."""
+    """Call an adapter (sync or async), passing modifications if it declares them. A
+    generator or async generator adapter (a streaming agent) is run to its end, and the
+    list of what it yielded is its output."""
     kwargs: dict[str, Any] = {}
     try:
         params = inspect.signature(fn).parameters
@@ -165,14 +167,18 @@ def call(fn: Callable[..., Any], input: Any, modifications: dict[str, Any]) -> A
     ):
         kwargs["modifications"] = dict(modifications)
     result = fn(input, **kwargs)
-    if inspect.isawaitable(result):
+    if inspect.isawaitable(result) or inspect.isasyncgen(result):
         import asyncio
 
         return asyncio.run(_await(result))
+    if inspect.isgenerator(result):  # a streaming agent: its output is what it yielded
+        return list(result)
     return result
 
 
 async def _await(awaitable: Any) -> Any:
+    if inspect.isasyncgen(awaitable):
+        return [item async for item in awaitable]
     return await awaitable
 
 
