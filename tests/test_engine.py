@@ -694,3 +694,21 @@ def test_a_generator_adapter_runs_to_its_end_and_its_output_is_what_it_yielded()
         assert [s.type for s in golden.step_list] == ["llm_call", "llm_call"]
         _, verdict = replay(golden, agent)
         assert verdict.passed, verdict.findings
+
+
+def test_a_run_with_no_model_call_costs_nothing_for_a_cost_budget() -> None:
+    """An agent that now answers without asking the model spent $0: its cost budget holds
+    (the run fails for its unused calls, not for a cost it 'cannot check')."""
+    from opswald.expect.budgets import figures
+
+    def asks(input: Any) -> Any:
+        return echo_llm(model="m", messages=[{"role": "user", "content": input}])["content"]
+
+    golden = record(asks, "hi")
+    data = golden.model_dump()
+    data["expect"] = {"budgets": {"cost": 1.0}}
+    golden = Session.model_validate(data)
+    run, verdict = replay(golden, lambda input: "HI")
+    assert figures(run.actual).cost == 0.0
+    assert [f.kind for f in verdict.findings if f.kind == "budget"] == []
+    assert not verdict.passed  # its recorded call went unused

@@ -24,7 +24,7 @@ __all__ = ["Figures", "Limit", "check_budgets", "figures", "parse_budget"]
 class Figures:
     """What a session cost: the numbers budgets are checked against."""
 
-    cost: float | None  # None when no step reports a cost
+    cost: float | None  # None when model calls answered and none reports a cost
     input_tokens: int
     output_tokens: int
     total_tokens: int
@@ -39,6 +39,8 @@ def figures(session: Session) -> Figures:
     steps = session.step_list
     llm = [s for s in steps if isinstance(s, LLMCallStep)]
     costs = [s.cost for s in llm if s.cost is not None]
+    if not costs and all(s.error is not None for s in llm):
+        costs = [0.0]  # no model call answered (none made, or each one failed): $0
     usages = [s.usage for s in llm if s.usage is not None]
     recorded = session.metadata.get("duration_ms")
     if isinstance(recorded, int | float) and not isinstance(recorded, bool):
