@@ -77,6 +77,32 @@ def test_tags_become_markers_under_strict_markers(project: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(["*flight.golden.yaml::book_flight PASSED*"])
 
 
+@pytest.mark.parametrize("order", [("goldens", "tests"), ("tests", "goldens")])
+def test_a_golden_tag_does_not_register_a_marker_for_ordinary_tests(
+    project: pytest.Pytester, order: tuple[str, str]
+) -> None:
+    """--strict-markers judges a test's marks the same whatever was collected before it."""
+    record(project)
+    project.makepyfile(
+        **{"tests/test_typo": "import pytest\n\n@pytest.mark.critical\ndef test_a():\n    pass\n"}
+    )
+    result = project.runpytest("--opswald-goldens", "--strict-markers", *order)
+    result.stdout.fnmatch_lines(["*'critical' not found in `markers` configuration option*"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+@pytest.mark.parametrize("tag", ["xfail", "skip", "skipif", "parametrize"])
+def test_a_tag_named_like_a_pytest_marker_is_a_collection_error(
+    project: pytest.Pytester, tag: str
+) -> None:
+    record(project)
+    golden = project.path / "goldens" / "flight.golden.yaml"
+    golden.write_text(golden.read_text().replace("- critical", f"- {tag}"))
+    result = project.runpytest("--opswald-goldens")
+    result.stdout.fnmatch_lines([f"*tag '{tag}' is one of pytest's own markers*"])
+    result.assert_outcomes(errors=1)
+
+
 def test_json_goldens_are_collected(project: pytest.Pytester) -> None:
     (project.path / "goldens" / "flight.golden.yaml").unlink()
     (project.path / "goldens" / "flight.golden.json").write_text(

@@ -432,19 +432,6 @@ def item_name(golden: Session, path: Path) -> str:
     return _BAD_ID.sub("_", name).strip() or "golden"
 
 
-_MARKERS_KEY = pytest.StashKey[set[str]]()
-
-
-def _registered_markers(config: pytest.Config) -> set[str]:
-    """Marker names registered so far (read from the ini once per run, then kept up to date
-    by `GoldenFile.collect`, which registers each golden tag it meets)."""
-    if _MARKERS_KEY not in config.stash:
-        config.stash[_MARKERS_KEY] = {
-            line.split(":", 1)[0].strip() for line in config.getini("markers")
-        }
-    return config.stash[_MARKERS_KEY]
-
-
 class GoldenFile(pytest.File):
     """A `*.golden.yaml|yml|json` file: one golden, one item."""
 
@@ -480,13 +467,13 @@ class GoldenFile(pytest.File):
             if variants
             else [GoldenItem.from_parent(self, name=name, compact=compact, entry=entry)]
         )
-        registered = _registered_markers(self.config)
         for tag in entry.tags:
-            if tag not in registered:
-                self.config.addinivalue_line("markers", f"{tag}: golden tag")
-                registered.add(tag)
+            # as a mark of the item only: registering it (pytest.mark.<tag>) would let
+            # ordinary tests use it under --strict-markers once a golden was collected
+            mark = pytest.Mark(tag, (), {}, _ispytest=True)
             for item in items:
-                item.add_marker(tag)
+                item.keywords[tag] = mark
+                item.own_markers.append(mark)
         yield from items
 
     def repr_failure(  # type: ignore[override]

@@ -324,11 +324,23 @@ class Note(_Model):
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 
 
+# pytest's own markers change how a test runs (a golden tagged `xfail` would pass failing)
+RESERVED_TAGS = frozenset(
+    {"skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings", "golden"}
+    | {"tryfirst", "trylast"}
+)
+
+
 def _check_tag(tag: str) -> str:
     if not _TAG.fullmatch(tag):
         raise ValueError(
             f"tag {tag!r} cannot be a pytest marker: use letters, digits, '_', '-' and '.', "
             "starting with a letter or digit"
+        )
+    if tag in RESERVED_TAGS:
+        raise ValueError(
+            f"tag {tag!r} is one of pytest's own markers and would change how the golden "
+            "runs (skip it, expect it to fail); choose another name"
         )
     return tag
 
