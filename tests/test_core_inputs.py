@@ -23,6 +23,10 @@ GOLDEN = "goldens/flight.golden.yaml"
             ["-o", "opswald_request_normalize=([ => x"],
             "*opswald_request_normalize: '([' is not a valid regular expression*",
         ),
+        (
+            ["-o", "opswald_langgraph_state=yes please"],
+            "*opswald_langgraph_state: invalid truth value 'yes please'; write true or false*",
+        ),
         (["--opswald-timeout", "nan"], "*--opswald-timeout must be a positive number*"),
         (["--opswald-timeout", "inf"], "*--opswald-timeout must be a positive number*"),
     ],
@@ -432,9 +436,21 @@ def test_goldens_sharing_a_name_are_warned_about_when_actuals_are_saved(
     record(project)
     nested = project.mkdir("goldens/more")
     (nested / "flight.golden.yaml").write_text((project.path / GOLDEN).read_text())
-    result = project.runpytest("--opswald-goldens", "--opswald-save-actual=out", *workers)
-    result.assert_outcomes(passed=2)
+    shown = ["-W", "always::pytest.PytestConfigWarning"]  # this suite makes warnings errors
+    result = project.runpytest("--opswald-goldens", "--opswald-save-actual=out", *shown, *workers)
+    result.assert_outcomes(passed=2, warnings=1)
     result.stdout.fnmatch_lines(
-        ["*--opswald-save-actual: 2 goldens are named 'book_flight'*give them distinct names*"]
+        [
+            "*goldens/more/flight.golden.yaml:1: PytestConfigWarning: --opswald-save-actual: "
+            "2 goldens are named 'book_flight'*give them distinct names*"
+        ]
     )
     assert "goldens are named" not in project.runpytest("--opswald-goldens").stdout.str()
+    if workers:
+        return
+    # warnings made errors: a usage error naming the problem, not an INTERNALERROR
+    errors = ["-W", "error::pytest.PytestConfigWarning"]
+    result = project.runpytest("--opswald-goldens", "--opswald-save-actual=out", *errors)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --opswald-save-actual: 2 goldens are named*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()

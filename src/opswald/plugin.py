@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -283,7 +284,7 @@ def pytest_configure(config: pytest.Config) -> None:
         prices=_pricer(config),
         integrations=_integrations(config),
         side_effect_tools=frozenset(_names(config.getini("opswald_side_effect_tools"))),
-        langgraph_state=bool(config.getini("opswald_langgraph_state")),
+        langgraph_state=_ini_bool(config, "opswald_langgraph_state"),
         redactor=make_redactor(
             pii=redact == "pii",
             extra=_hook_redaction_rules(config),
@@ -303,6 +304,14 @@ def _ini_choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> s
         shown = ", ".join(repr(c) for c in choices if c) + (" or empty" if "" in choices else "")
         raise pytest.UsageError(f"{name}: {value!r} is not one of {shown}")
     return value
+
+
+def _ini_bool(config: pytest.Config, name: str) -> bool:
+    """A `bool` ini value; a value pytest cannot read is a usage error, not INTERNALERROR."""
+    try:
+        return bool(config.getini(name))
+    except ValueError as exc:  # pytest's "invalid truth value 'x'"
+        raise pytest.UsageError(f"{name}: {exc}; write true or false") from None
 
 
 def _names(values: list[str]) -> list[str]:
@@ -623,20 +632,22 @@ def _warn_shared_saved_names(session: pytest.Session) -> None:
         return
     from opswald.items import GoldenItem
 
-    files: dict[str, list[str]] = {}
+    files: dict[str, list[GoldenItem]] = {}
     for item in session.items:
         if isinstance(item, GoldenItem):
-            files.setdefault(item.name, []).append(item.nodeid.split("::")[0])
-    for name, where in sorted(files.items()):
-        if len(where) > 1:
-            session.config.issue_config_time_warning(
-                pytest.PytestConfigWarning(
-                    f"--opswald-save-actual: {len(where)} goldens are named {name!r} "
-                    f"({', '.join(where[:3])}{', ...' if len(where) > 3 else ''}); a failed "
-                    "one's saved actual replaces another's: give them distinct names"
-                ),
-                stacklevel=2,
+            files.setdefault(item.name, []).append(item)
+    for name, items in sorted(files.items()):
+        if len(items) > 1:
+            where = [item.nodeid.split("::")[0] for item in items]
+            warning = pytest.PytestConfigWarning(
+                f"--opswald-save-actual: {len(where)} goldens are named {name!r} "
+                f"({', '.join(where[:3])}{', ...' if len(where) > 3 else ''}); a failed "
+                "one's saved actual replaces another's: give them distinct names"
             )
+            try:  # shown at the second golden's file, in pytest's warnings summary
+                warnings.warn_explicit(warning, type(warning), str(items[1].path), 1)
+            except pytest.PytestConfigWarning as exc:  # -W error / filterwarnings = error
+                raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -837,6 +848,8 @@ class SummaryPlugin:
         # A malformed golden is a collection error, but it must not stop the other goldens
         # from running: hide these errors from pytest's "errors during collection" check.
         hidden = min(self.malformed, session.testsfailed)
+        if session.testsfailed > hidden:  # other collection errors stop the run: count all
+            hidden = 0
         session.testsfailed -= hidden
         try:
             return (yield)
