@@ -87,12 +87,18 @@ def _failed(text: str, result: ReplayResult, settings: Settings) -> tuple[str, O
 
 
 class GoldenError(Exception):
-    """A golden that failed: the text is the rendered verdict or the usage problem."""
+    """A golden that failed: the text is the rendered verdict or the usage problem.
 
-    def __init__(self, text: str, outcome: Outcome | None = None) -> None:
+    `stopped`: for a run that was stopped (a timeout) or whose process died, how far it got,
+    as plain data for the reports (see `_stopped`)."""
+
+    def __init__(
+        self, text: str, outcome: Outcome | None = None, *, stopped: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(text)
         self.text = text
         self.outcome = outcome
+        self.stopped = stopped
 
 
 @dataclass
@@ -265,21 +271,72 @@ def run_golden(
 
 
 class _StepReporter:
-    """Tells the parent process which step the agent is at (for the timeout message)."""
+    """Tells the parent process which step the agent is at (for the timeout message), and
+    logs each step into the file `log` (a descriptor shared with the parent), so that the
+    reports of a run that is killed show where it was and the steps it had run."""
 
-    def __init__(self, report: Callable[[Any], None]) -> None:
+    def __init__(self, report: Callable[[Any], None], log: int | None = None) -> None:
         self.report = report
+        self.log = log
 
     def before_step(self, ctx: Any, info: Any) -> None:
         from opswald.engine.isolate import Progress
 
         label = f"{info.type} {info.name}" if info.name else info.type
         self.report(Progress(step=info.number, description=label))
+        self._log({"at": info.number, "type": info.type, "name": info.name})
 
     def after_step(self, ctx: Any, step: Any) -> None:
         from opswald.engine.isolate import Progress
 
         self.report(Progress(step=step.step, description=describe(step), done=True))
+        usage = getattr(step, "usage", None)
+        self._log(
+            {
+                "done": step.step,
+                "type": step.type,
+                "name": step_name(step),
+                "cost": getattr(step, "cost", None),
+                "input_tokens": usage.input_tokens if usage is not None else None,
+                "output_tokens": usage.output_tokens if usage is not None else None,
+                "total_tokens": usage.total() if usage is not None else None,
+            }
+        )
+
+    def _log(self, event: dict[str, Any]) -> None:
+        import json
+        import os
+
+        if self.log is not None:
+            os.write(self.log, (json.dumps(event) + "\n").encode())
+
+
+def _stopped(kind: str, log: Any, progress: Any = None) -> dict[str, Any]:
+    """How far a stopped run got, from the step log of its child process (and the last
+    progress the child reported, which the timeout message names): the step it was at,
+    and the figures of each step it finished (`report.summary.failure_record` sums them)."""
+    import json
+
+    log.seek(0)
+    events = []
+    for line in log.read().decode("utf-8", "replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:  # a line cut short when the process was killed
+            continue
+    ran = [e for e in events if "done" in e]
+    last = events[-1] if events else {}
+    step, kind_, name = last.get("at", last.get("done")), last.get("type"), last.get("name")
+    if progress is not None and progress.step is not None:
+        step = progress.step
+        kind_, _, name = (progress.description or "").partition(" ")
+    return {
+        "kind": kind,
+        "step": step,
+        "type": kind_ or None,
+        "name": name or None,
+        "ran": ran,
+    }
 
 
 def _execute_with_timeout(
@@ -292,26 +349,34 @@ def _execute_with_timeout(
     path: Path,
 ) -> Any:
     """Run the session in a forked child that is killed when `timeout` expires."""
+    import tempfile
+
     from opswald.engine.isolate import IsolationError, Timeout, run_isolated
 
-    def session(report: Callable[[Any], None]) -> Any:
-        listeners = (*run_settings.listeners, _StepReporter(report))
-        run = execute(
-            golden, adapter, settings=replace(run_settings, listeners=listeners), expect=expect
-        )
-        return run, (listener.hits, listener.notes) if listener is not None else None
+    with tempfile.TemporaryFile() as log:
 
-    try:
-        run, collected = run_isolated(session, timeout=timeout)
-    except Timeout as exc:
-        where = f"step {exc.progress.step}" if exc.progress.step else "its first step"
-        raise GoldenError(
-            f"{path.name}: {exc}\n"
-            f"fix: the agent was stopped (its process killed) at {where}; raise the golden's "
-            "`timeout:` or --opswald-timeout if it needs longer"
-        ) from None
-    except IsolationError as exc:
-        raise GoldenError(f"{path.name}: the agent's process failed: {exc}") from None
+        def session(report: Callable[[Any], None]) -> Any:
+            listeners = (*run_settings.listeners, _StepReporter(report, log.fileno()))
+            run = execute(
+                golden, adapter, settings=replace(run_settings, listeners=listeners), expect=expect
+            )
+            return run, (listener.hits, listener.notes) if listener is not None else None
+
+        try:
+            run, collected = run_isolated(session, timeout=timeout)
+        except Timeout as exc:
+            where = f"step {exc.progress.step}" if exc.progress.step else "its first step"
+            raise GoldenError(
+                f"{path.name}: {exc}\n"
+                f"fix: the agent was stopped (its process killed) at {where}; raise the "
+                "golden's `timeout:` or --opswald-timeout if it needs longer",
+                stopped=_stopped("timeout", log, exc.progress),
+            ) from None
+        except IsolationError as exc:
+            raise GoldenError(
+                f"{path.name}: the agent's process failed: {exc}",
+                stopped=_stopped("process_died", log),
+            ) from None
     if listener is not None and collected is not None:
         listener.hits[:], listener.notes[:] = collected
     return run
@@ -601,7 +666,9 @@ class GoldenItem(pytest.Item):
             return
         last = failure.text if failure is not None else ""
         raise GoldenError(
-            f"{line}\nthe last failing run:\n{last}", failure.outcome if failure else None
+            f"{line}\nthe last failing run:\n{last}",
+            failure.outcome if failure else None,
+            stopped=failure.stopped if failure else None,
         )
 
     def repr_failure(

@@ -711,7 +711,10 @@ def pytest_runtest_makereport(
         if outcome is None and _MARKER_RESULT in item.stash:
             outcome = item.stash[_MARKER_RESULT]
         if outcome is None and item.__class__.__name__ == "GoldenItem":
-            report.opswald_status = "passed" if report.passed else "failed"  # type: ignore[attr-defined]
+            status = "passed" if report.passed else "failed"
+            report.opswald_status = status  # type: ignore[attr-defined]
+            if status == "failed":
+                _report_unjudged(item, call, report)
         if outcome is not None:
             status = outcome.status if report.passed or outcome.status == "failed" else "failed"
             report.opswald_status = status  # type: ignore[attr-defined]
@@ -736,14 +739,78 @@ def pytest_runtest_makereport(
                 report.opswald_record = record  # type: ignore[attr-defined]
                 if item.config.getoption("opswald_html"):
                     report.opswald_view = _view_of(item, outcome, status)  # type: ignore[attr-defined]
-                props = _junit_properties(record)
-                report.user_properties.extend(props)
-                item.user_properties.extend(props)  # JUnit XML reads the last (teardown) report
+                _add_junit_properties(item, report, record)
+            elif status == "failed":  # failed before its run was judged (repeats, a timeout)
+                _report_unjudged(item, call, report)
         if OUTCOME_KEY in item.stash:
             # the report carries what is needed from here on; the actual session and the
             # verdict would otherwise stay alive for the rest of the run (~15 KiB a golden)
             del item.stash[OUTCOME_KEY]
     return report
+
+
+def _add_junit_properties(
+    item: pytest.Item, report: pytest.TestReport, record: dict[str, Any]
+) -> None:
+    props = _junit_properties(record)
+    report.user_properties.extend(props)
+    item.user_properties.extend(props)  # JUnit XML reads the last (teardown) report
+
+
+def _report_unjudged(
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+) -> None:
+    """The record (JSON report, summary, JUnit) and the viewer entry of a golden that failed
+    without a judged run: not recorded yet, no adapter, a fork it cannot make, a timeout, a
+    process that died. Built here, in the process that ran it, from the failure itself: the
+    controller of an xdist run only sees the report's text, headed by the worker's name."""
+    from opswald.items import GoldenError
+    from opswald.report.summary import failure_record
+
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, GoldenError):
+        text, stopped = error.text, error.stopped
+    elif call.excinfo is not None:
+        text, stopped = call.excinfo.exconly(), None
+    else:
+        text, stopped = report.longreprtext, None
+    variant = getattr(item, "variant", None)
+    name = item.name.removesuffix(f"[{variant[0]}]") if variant else item.name
+    record = failure_record(
+        name=item.nodeid,
+        file=_shown_path(item),
+        golden=name,
+        variant=variant[0] if variant else None,
+        text=settings_of(item.config).redactor.text(text),
+        stopped=stopped,
+    )
+    report.opswald_record = record  # type: ignore[attr-defined]
+    _add_junit_properties(item, report, record)
+    if item.config.getoption("opswald_html") and item.__class__.__name__ == "GoldenItem":
+        report.opswald_view = {  # type: ignore[attr-defined]
+            "path": str(item.path),
+            "file": record["file"],
+            "actual": None,
+            "findings": [_failure_finding(record)],
+        }
+
+
+def _failure_finding(record: dict[str, Any]) -> dict[str, Any]:
+    """A failure without a verdict, in the shape of `report.html.finding_data`."""
+    divergence = record.get("divergence") or {}
+    return {
+        "kind": divergence.get("kind") or "error",
+        "message": record["error"] or "",
+        "step": divergence.get("step"),
+        "step_type": divergence.get("type"),
+        "name": divergence.get("name"),
+        "failing": True,
+        "suggestion": record["suggestion"],
+        "headline": record["error"] or "",
+        "diff": [],
+        "differences": [],
+        "more_differences": 0,
+    }
 
 
 def _view_of(item: pytest.Item, outcome: Any, status: str) -> dict[str, Any]:
@@ -776,7 +843,7 @@ def _junit_properties(record: dict[str, Any]) -> list[tuple[str, object]]:
         ("opswald.status", record["status"]),
         ("opswald.cost", record["cost"] if record["cost"] is not None else ""),
         ("opswald.total_tokens", record["total_tokens"]),
-        ("opswald.duration_ms", record["duration_ms"]),
+        ("opswald.duration_ms", record["duration_ms"] if record["duration_ms"] is not None else ""),
         ("opswald.steps", record["steps"]),
     ]
     if divergence:
@@ -800,29 +867,55 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> None:
     dump(outcome.result.actual, target / f"{name}.actual.yaml")
 
 
-def _bare_record(report: pytest.TestReport, status: str) -> dict[str, Any]:
-    """A record for a golden that failed before it produced a session (timeout, adapter)."""
-    text = report.longreprtext.strip().splitlines()
-    return {
-        "name": report.nodeid,
-        "file": report.nodeid.split("::")[0],
-        "golden": report.nodeid.split("::")[-1],
-        "variant": None,
-        "status": status,
-        "steps": 0,
-        "llm_calls": 0,
-        "tool_calls": 0,
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "total_tokens": 0,
-        "cost": None,
-        "duration_ms": None,
-        "delta": None,
-        "divergence": None,
-        "error": text[0] if text else None,
-        "suggestion": text[-1] if len(text) > 1 else None,
-        "still_failing": False,
-    }
+def _record_of_report(
+    config: pytest.Config, report: pytest.TestReport, status: str
+) -> dict[str, Any] | None:
+    """A golden's record made from its report alone, on the controller: for a golden whose
+    xdist worker died while running it (the report xdist makes up: `when` "???", the text
+    "worker 'gw0' crashed while running ..."). None when the test is not a golden."""
+    from opswald.files import is_golden_path
+    from opswald.report.summary import failure_record
+
+    path, _, name = report.nodeid.partition("::")
+    if not is_golden_path(path) or not name:
+        return None
+    variant = next((v for v, _ in settings_of(config).variants if name.endswith(f"[{v}]")), None)
+    return failure_record(
+        name=report.nodeid,
+        file=path,
+        golden=name.removesuffix(f"[{variant}]") if variant else name,
+        variant=variant,
+        text=_report_text(report) if status == "failed" else "",
+        status=status,
+    )
+
+
+def _malformed_record(config: pytest.Config, report: pytest.CollectReport) -> dict[str, Any]:
+    """The record of a golden file that failed to load (a collection error): status
+    "error", counted with the failed goldens. Its path is shown as in the rest of the
+    report (under the rootdir), not where this checkout happens to be."""
+    from opswald.report.summary import failure_record
+
+    path = report.nodeid.split("::")[0]
+    return failure_record(
+        name=path,
+        file=path,
+        golden=Path(path).name.split(".golden.")[0],
+        variant=None,
+        text=_report_text(report).replace(str(config.rootpath / path), path),
+        status="error",
+    )
+
+
+def _report_text(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """A report's failure text without the line pytest heads it with on an xdist
+    controller (`[gw1] linux -- Python 3.11.7 /usr/bin/python`)."""
+    text = report.longreprtext.strip()
+    if hasattr(report, "node"):
+        first, _, rest = text.partition("\n")
+        if re.match(r"\[[\w-]+\] ", first):
+            return rest.strip()
+    return text
 
 
 class SummaryPlugin:
@@ -831,7 +924,7 @@ class SummaryPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.counts: dict[str, int] = {}
-        self.malformed = 0
+        self.malformed: dict[str, dict[str, Any]] = {}  # node id: record
         self.notes: list[str] = []
         self.records: list[dict[str, Any]] = []
         self.views: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []
@@ -841,13 +934,14 @@ class SummaryPlugin:
         from opswald.files import is_golden_path
 
         if report.failed and is_golden_path(report.nodeid.split("::")[0]):
-            self.malformed += 1
+            # once per file (each xdist worker collects it, the controller hears it once)
+            self.malformed.setdefault(report.nodeid, _malformed_record(self.config, report))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         # A malformed golden is a collection error, but it must not stop the other goldens
         # from running: hide these errors from pytest's "errors during collection" check.
-        hidden = min(self.malformed, session.testsfailed)
+        hidden = min(len(self.malformed), session.testsfailed)
         if session.testsfailed > hidden:  # other collection errors stop the run: count all
             hidden = 0
         session.testsfailed -= hidden
@@ -858,10 +952,19 @@ class SummaryPlugin:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         status = getattr(report, "opswald_status", None)
+        when: str = report.when
+        if status is None and when == "???" and report.failed:  # an xdist worker died
+            crashed = _record_of_report(self.config, report, "failed")
+            if crashed is not None:
+                self.counts["failed"] = self.counts.get("failed", 0) + 1
+                self.records.append(crashed)
+            return
         if status is not None and report.when == "call":
             self.counts[status] = self.counts.get(status, 0) + 1
-            if getattr(report, "opswald_record", None) is None:
-                self.records.append(_bare_record(report, status))
+            if getattr(report, "opswald_record", None) is None:  # not made where it ran
+                fallback = _record_of_report(self.config, report, status)
+                if fallback is not None:
+                    self.records.append(fallback)
             self.notes.extend(getattr(report, "opswald_notes", None) or ())
             record = getattr(report, "opswald_record", None)
             if record is not None:
@@ -882,11 +985,11 @@ class SummaryPlugin:
         from opswald.report import json_report
 
         order = tuple(name for name, _ in settings_of(self.config).variants)
-        report = json_report.build(self.records, order)
+        report = json_report.build([*self.records, *self.malformed.values()], order)
         json_report.write(self.config.invocation_params.dir / path, report)
 
     def _write_html(self, path: Path) -> None:
-        from opswald.files import load
+        from opswald.files import GoldenLoadError, load
         from opswald.report.html import ViewEntry, write_report
         from opswald.session import Session
 
@@ -894,7 +997,10 @@ class SummaryPlugin:
         entries = []
         for nodeid, status, view, record in sorted(self.views, key=lambda v: v[0]):
             if view["path"] not in goldens:
-                goldens[view["path"]] = load(view["path"])
+                try:
+                    goldens[view["path"]] = load(view["path"])
+                except GoldenLoadError:  # broken since it ran: the page cannot show it
+                    continue
             actual = view.get("actual")
             entries.append(
                 ViewEntry(
@@ -919,10 +1025,14 @@ class SummaryPlugin:
                 "-", f"opswald viewer: {path} ({count} goldens, {size / 1024:,.0f} KiB)"
             )
 
+        counts = dict(self.counts)
+        if self.malformed:
+            counts["error"] = len(self.malformed)
+        records = [*self.records, *self.malformed.values()]
         summary = Summary(
-            counts=dict(self.counts),
+            counts=counts,
             notes=tuple(sorted(set(self.notes))),
-            records=tuple(sorted(self.records, key=lambda r: (r["golden"], r["variant"] or ""))),
+            records=tuple(sorted(records, key=lambda r: (r["golden"], r["variant"] or ""))),
             variant_order=tuple(name for name, _ in settings_of(self.config).variants),
             verbose=self.config.get_verbosity(),
         )

@@ -46,6 +46,7 @@ from opswald.expect.budgets import Figures, figures
 from opswald.files import atomic_write_text, to_data
 from opswald.jsonable import to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor, make_redactor
+from opswald.report.summary import MS_DECIMALS, round_cost, total_cost
 from opswald.session import (
     AnyStep,
     LLMCallStep,
@@ -200,7 +201,9 @@ def _error_text(step: AnyStep) -> str | None:
 
 
 def _figures_data(f: Figures) -> dict[str, Any]:
-    return {x.name: _finite(getattr(f, x.name)) for x in fields(f)}
+    data = {x.name: _finite(getattr(f, x.name)) for x in fields(f)}
+    data["cost"] = round_cost(data["cost"])  # a sum: no float noise (0.0010990000000000002)
+    return data
 
 
 def _finite(value: Any) -> Any:
@@ -540,9 +543,12 @@ def build_data(
             "total": len(goldens),
             "counts": counts,
             "cost": _total(g["figures"]["actual"] or g["figures"]["golden"] for g in goldens),
-            "duration_ms": sum(
-                (g["figures"]["actual"] or g["figures"]["golden"])["duration_ms"] or 0.0
-                for g in goldens
+            "duration_ms": round(
+                math.fsum(
+                    (g["figures"]["actual"] or g["figures"]["golden"])["duration_ms"] or 0.0
+                    for g in goldens
+                ),
+                MS_DECIMALS,
             ),
         },
         "goldens": goldens,
@@ -550,8 +556,7 @@ def build_data(
 
 
 def _total(figs: Iterable[dict[str, Any]]) -> float | None:
-    costs = [f["cost"] for f in figs if f["cost"] is not None]
-    return sum(costs) if costs else None
+    return total_cost(f["cost"] for f in figs)
 
 
 def _redacted(data: dict[str, Any], redactor: Redactor) -> dict[str, Any]:

@@ -41,7 +41,14 @@ REPORT_SCHEMA: dict[str, Any] = {
     "properties": {
         "total": {"type": "integer"},
         "passed": {"type": "integer", "description": "passed, updated or recorded"},
-        "failed": {"type": "integer"},
+        "failed": {
+            "type": "integer",
+            "description": "failed goldens, malformed ones (status error) included",
+        },
+        "malformed": {
+            "type": "integer",
+            "description": "goldens that could not be loaded (status error; counted in failed)",
+        },
         "updated": {"type": "integer"},
         "recorded": {"type": "integer"},
         "success_rate": {"type": "number", "minimum": 0, "maximum": 1},
@@ -74,7 +81,11 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "file": {"type": "string"},
                     "golden": {"type": "string"},
                     "variant": {"type": ["string", "null"]},
-                    "status": {"enum": ["passed", "failed", "updated", "recorded"]},
+                    "status": {
+                        "enum": ["passed", "failed", "updated", "recorded", "error"],
+                        "description": "error: a malformed golden, which never ran (its load "
+                        "error in error)",
+                    },
                     **_FIGURES,
                     "delta": {"type": ["object", "null"]},
                     "divergence": {"type": ["object", "null"]},
@@ -103,6 +114,7 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
         "total": len(rows),
         "passed": len(passed),
         "failed": len(failed),
+        "malformed": sum(r["status"] == "error" for r in rows),
         "updated": sum(r["status"] == "updated" for r in rows),
         "recorded": sum(r["status"] == "recorded" for r in rows),
         "success_rate": round(len(passed) / len(rows), 6) if rows else 0.0,
@@ -145,13 +157,20 @@ class MergeError(ValueError):
 
 
 def merge(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One report from the reports of several shards: equal to an unsharded run's."""
+    """One report from the reports of several shards: equal to an unsharded run's.
+
+    A malformed golden (status error) is in the report of every shard that collected it:
+    the same row in several shards counts once."""
     rows: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     for index, report in enumerate(reports):
         if not isinstance(report, dict) or not isinstance(report.get("goldens"), list):
             raise MergeError(f"input {index + 1} is not an opswald JSON report (no 'goldens')")
         for row in report["goldens"]:
+            if row["name"] in rows and row.get("status") == "error" == rows[row["name"]].get(
+                "status"
+            ):
+                continue  # a malformed golden: each shard collects it, and fails to load it
             if row["name"] in rows:
                 raise MergeError(f"{row['name']} is in two shards; shards must not overlap")
             rows[row["name"]] = row

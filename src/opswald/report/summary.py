@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from opswald.pricing import money
 
 ORDER = ("passed", "failed", "updated", "recorded")
+FAILING = ("failed", "error")  # "error": a malformed golden, which never ran
+
+COST_DECIMALS = 12  # a total of costs is rounded to this: no float noise (0.0010990000000000002)
+MS_DECIMALS = 3
+
+
+def round_cost(value: float | None) -> float | None:
+    """A cost total as reported: rounded to `COST_DECIMALS` (None stays unknown)."""
+    return None if value is None or not math.isfinite(value) else round(value, COST_DECIMALS)
+
+
+def total_cost(values: Iterable[float | None]) -> float | None:
+    """The sum of the known costs, rounded; None when none is known."""
+    known = [v for v in values if v is not None]
+    return round_cost(math.fsum(known)) if known else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,7 +42,12 @@ class Summary:
 
     @property
     def lines(self) -> list[str]:
-        parts = [f"{self.counts.get(k, 0)} {k}" for k in ORDER[:2]]
+        malformed = self.counts.get("error", 0)
+        failed = self.counts.get("failed", 0) + malformed
+        parts = [
+            f"{self.counts.get('passed', 0)} passed",
+            f"{failed} failed" + (f" ({malformed} malformed)" if malformed else ""),
+        ]
         parts += [f"{self.counts[k]} {k}" for k in ORDER[2:] if self.counts.get(k)]
         lines = ["goldens: " + ", ".join(parts)]
         if self.counts.get("updated"):
@@ -47,7 +69,7 @@ class Summary:
         """Failures and regressions by default; every golden with -v."""
         if self.verbose > 0:
             return list(self.records)
-        return [r for r in self.records if r["status"] == "failed" or regressed(r)]
+        return [r for r in self.records if r["status"] in FAILING or regressed(r)]
 
     def table(self) -> list[str]:
         rows = self.listed()
@@ -55,8 +77,10 @@ class Summary:
             return []
         lines = []
         for r in rows:
-            status = "REGRESSED" if r["status"] != "failed" and regressed(r) else r["status"]
+            status = "REGRESSED" if r["status"] not in FAILING and regressed(r) else r["status"]
             lines.append(_fit(f"{status.upper():<9} {r['name']}", self.width))
+            if r["status"] == "error":  # a malformed golden: no figures (pytest shows why)
+                continue
             div = r.get("divergence")
             if div:
                 where = f"{div.get('type') or ''} {div.get('name') or ''}".strip()
@@ -178,8 +202,8 @@ def record_of(
         "input_tokens": actual.input_tokens,
         "output_tokens": actual.output_tokens,
         "total_tokens": actual.total_tokens,
-        "cost": actual.cost,
-        "duration_ms": round(actual.duration_ms, 3),
+        "cost": round_cost(actual.cost),
+        "duration_ms": round(actual.duration_ms, MS_DECIMALS),
         "delta": _deltas(actual, golden),
         "divergence": _divergence(first),
         "error": first.message if first is not None and status == "failed" else None,
@@ -187,6 +211,62 @@ def record_of(
         "still_failing": result.golden.error is not None and result.actual.error is not None,
         "slow_steps": _slow_steps(result.actual, slow_ms),
         "costly_steps": _costly_steps(result.actual),
+    }
+
+
+def failure_record(
+    *,
+    name: str,
+    file: str,
+    golden: str,
+    variant: str | None,
+    text: str,
+    status: str = "failed",
+    stopped: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record of a golden that failed without a judged run: not recorded yet, no
+    adapter, a fork it cannot make, a timeout, a process that died, a malformed file.
+
+    The message's first line is the error; its `fix:` line (without the prefix) is the
+    suggestion. `stopped` says how far a run that was stopped got (`Stopped.data()` of
+    opswald.items): the step it was at, and the figures of the steps it finished.
+    """
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    fixes = [line for line in lines[1:] if line.startswith("fix:")]
+    suggestion = fixes[-1].removeprefix("fix:").strip() if fixes else None
+    if suggestion is None and len(lines) > 1:
+        suggestion = lines[-1]
+    ran: list[dict[str, Any]] = list((stopped or {}).get("ran") or ())
+    llm = [s for s in ran if s.get("type") == "llm_call"]
+    at = (stopped or {}).get("step")
+    return {
+        "name": name,
+        "file": file,
+        "golden": golden,
+        "variant": variant,
+        "status": status,
+        "steps": len(ran),
+        "llm_calls": len(llm),
+        "tool_calls": sum(s.get("type") == "tool_call" for s in ran),
+        "input_tokens": sum(s.get("input_tokens") or 0 for s in llm),
+        "output_tokens": sum(s.get("output_tokens") or 0 for s in llm),
+        "total_tokens": sum(s.get("total_tokens") or 0 for s in llm),
+        "cost": total_cost(s.get("cost") for s in llm),
+        "duration_ms": None,  # unknown: the run did not end (or never started)
+        "delta": None,
+        "divergence": {
+            "step": at,
+            "type": (stopped or {}).get("type"),
+            "name": (stopped or {}).get("name"),
+            "kind": (stopped or {}).get("kind"),
+        }
+        if at is not None
+        else None,
+        "error": lines[0] if lines else None,
+        "suggestion": suggestion,
+        "still_failing": False,
+        "slow_steps": [],
+        "costly_steps": [],
     }
 
 
@@ -236,12 +316,20 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def _mean_known(values: Iterable[float | None]) -> float | None:
+    """The mean of the known values (a golden that never ran has no duration): None when
+    none is known."""
+    known = [v for v in values if v is not None]
+    return round(math.fsum(known) / len(known), MS_DECIMALS) if known else None
+
+
 def variant_stats(
     records: tuple[dict[str, Any], ...], order: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Per variant: pass rate, cost, tokens, latency; per golden: who passed, cheaper, faster."""
     ok_status = ("passed", "updated", "recorded")
     by_variant: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
+    records = tuple(r for r in records if r["status"] != "error")  # malformed: never ran
     for r in records:
         by_variant.setdefault(r["variant"] or "-", []).append(r)
     variants = []
@@ -256,10 +344,10 @@ def variant_stats(
                 "passed": ok,
                 "total": len(rows),
                 "pass_rate": ok / len(rows),
-                "mean_cost": _mean(costs),
-                "total_cost": sum(costs),
+                "mean_cost": round_cost(_mean(costs)),
+                "total_cost": total_cost(costs) or 0.0,
                 "total_tokens": sum(r["total_tokens"] for r in rows),
-                "mean_duration_ms": _mean([r["duration_ms"] for r in rows]),
+                "mean_duration_ms": _mean_known(r["duration_ms"] for r in rows),
             }
         )
     by_golden: dict[str, list[dict[str, Any]]] = {}
@@ -268,12 +356,13 @@ def variant_stats(
     goldens = []
     for golden, rows in by_golden.items():
         priced = [r for r in rows if r["cost"] is not None]
+        timed = [r for r in rows if r["duration_ms"] is not None]
         goldens.append(
             {
                 "golden": golden,
                 "passed": [r["variant"] for r in rows if r["status"] in ok_status],
                 "cheapest": min(priced, key=lambda r: r["cost"])["variant"] if priced else None,
-                "fastest": min(rows, key=lambda r: r["duration_ms"])["variant"],
+                "fastest": min(timed, key=lambda r: r["duration_ms"])["variant"] if timed else None,
             }
         )
     return {"variants": variants, "goldens": goldens}
@@ -290,14 +379,16 @@ def variant_comparison(
         f" {'tokens':>8} {'mean ms':>9}",
     ]
     for v in stats["variants"]:
+        ms = v["mean_duration_ms"]
         lines.append(
             f"  {v['variant']:<12} {v['passed']:>4}/{v['total']:<4} ${v['mean_cost']:>10.4f}"
-            f" ${v['total_cost']:>10.4f} {v['total_tokens']:>8} {v['mean_duration_ms']:>9.1f}"
+            f" ${v['total_cost']:>10.4f} {v['total_tokens']:>8}"
+            f" {f'{ms:.1f}' if ms is not None else '-':>9}"
         )
     lines.append("  per golden:")
     for g in stats["goldens"]:
         lines.append(
             f"    {g['golden']}: passed {', '.join(g['passed']) or 'none'}; "
-            f"cheapest {g['cheapest'] or '-'}; fastest {g['fastest']}"
+            f"cheapest {g['cheapest'] or '-'}; fastest {g['fastest'] or '-'}"
         )
     return lines

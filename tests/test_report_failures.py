@@ -1,0 +1,286 @@
+"""The reports (JSON, JUnit, terminal summary, viewer) of goldens that fail without a
+judged run: not recorded yet, no adapter, a timeout, a crashed xdist worker, a malformed
+file — serial and under xdist."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from conftest import STUB, record
+from opswald import load
+from opswald.report.json_report import REPORT_SCHEMA
+from opswald.session import LLMCallStep
+from test_reports import _stable
+
+ADAPTERS = """
+import os
+import time
+
+import agent
+
+
+def hang_after_two(input):
+    messages = [{"role": "user", "content": input["q"]}]
+    agent.chat(model="m1", messages=messages)   # step 1, as recorded
+    agent.lookup(passenger=input["who"])         # step 2, as recorded
+    while True:                                  # then the agent's own code hangs
+        time.sleep(0.05)
+
+
+def crash(input):
+    os._exit(1)
+
+
+ADAPTERS = {"hang": hang_after_two, "crash": crash, "noadapter": None}
+
+
+def pytest_opswald_adapter(golden, config):
+    return ADAPTERS.get(golden.name, agent.run)
+"""
+
+
+def _copy(project: pytest.Pytester, name: str, extra: str = "") -> Path:
+    """A copy of the recorded golden named `name` (the conftest picks its adapter)."""
+    goldens = project.path / "goldens"
+    text = (
+        (goldens / "flight.golden.yaml")
+        .read_text()
+        .replace("name: book_flight", extra + f"name: {name}")
+    )
+    path = goldens / f"{name}.golden.yaml"
+    path.write_text(text)
+    return path
+
+
+def _junit(path: Path) -> dict[str, dict[str, str | None]]:
+    cases = ET.parse(path).getroot().iter("testcase")
+    return {
+        str(c.get("name")): {p.get("name") or "": p.get("value") for p in c.iter("property")}
+        for c in cases
+    }
+
+
+def _rows(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["golden"]: r for r in report["goldens"]}
+
+
+def test_failures_without_a_verdict_report_their_message_serial_and_under_xdist(
+    project: pytest.Pytester,
+) -> None:
+    record(project)
+    project.makeconftest(ADAPTERS)
+    _copy(project, "hang", extra="timeout: 1\n")
+    _copy(project, "noadapter")
+    (project.path / "goldens" / "stub.golden.yaml").write_text(STUB.replace("book_flight", "stub"))
+    golden = load(project.path / "goldens" / "flight.golden.yaml")
+    reports = {}
+    for label, workers in (("serial", []), ("xdist", ["-n", "2"])):
+        result = project.runpytest(
+            "--opswald-goldens",
+            f"--opswald-json={label}.json",
+            f"--junitxml={label}.xml",
+            *workers,
+        )
+        result.assert_outcomes(passed=1, failed=3)
+        out = result.stdout.str()
+        report = json.loads((project.path / f"{label}.json").read_text())
+        jsonschema.validate(report, REPORT_SCHEMA)
+        reports[label] = report
+        rows = _rows(report)
+        failed = {t["name"]: t for t in report["failed_tests"]}
+        for name in ("hang", "noadapter", "stub"):
+            row = rows[name]
+            assert row["status"] == "failed"
+            assert row["error"] and not row["error"].startswith("[gw"), row["error"]
+            # the failure's own first line, as pytest shows it in the failure section
+            assert row["error"] in out, (label, row["error"])
+            assert failed[row["name"]]["error"] == row["error"]
+            assert not (row["suggestion"] or "").startswith("fix:")
+        assert "not recorded yet" in rows["stub"]["error"]
+        assert "no adapter" in rows["noadapter"]["error"]
+        assert "did not finish within 1" in rows["hang"]["error"]
+        # the hung golden ran the golden's first two steps, then hung: that is what it reports
+        hang = rows["hang"]
+        first: Any = golden.step_list[0]
+        assert isinstance(first, LLMCallStep) and first.usage is not None
+        assert "after step 2" in hang["error"]
+        assert (hang["steps"], hang["llm_calls"], hang["tool_calls"]) == (2, 1, 1)
+        assert hang["total_tokens"] == first.usage.total()
+        assert hang["cost"] == pytest.approx(first.cost)
+        assert hang["divergence"]["step"] == 2 == failed[hang["name"]]["step"]
+        assert hang["divergence"]["kind"] == "timeout"
+        table = out.split("--- opswald ---")[-1]
+        assert "2 steps (1 llm, 1 tool)" in table
+        # JUnit: every golden's testcase carries the opswald properties, as its JSON row
+        cases = _junit(project.path / f"{label}.xml")
+        for name, row in rows.items():
+            props = cases[name]
+            assert props["opswald.status"] == row["status"]
+            assert props["opswald.steps"] == str(row["steps"])
+            assert props["opswald.total_tokens"] == str(row["total_tokens"])
+        assert cases["hang"]["opswald.divergence_step"] == "2"
+        assert cases["stub"]["opswald.cost"] == ""
+    assert _stable(reports["xdist"]) == _stable(reports["serial"])
+
+
+def test_a_golden_that_kills_its_xdist_worker_counts_as_failed(project: pytest.Pytester) -> None:
+    record(project)
+    project.makeconftest(ADAPTERS)
+    _copy(project, "crash")
+    result = project.runpytest("--opswald-goldens", "--opswald-json=r.json", "-n", "2")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "crashed while running 'goldens/crash.golden.yaml::crash'" in out
+    assert "goldens: 1 passed, 1 failed" in out.split("--- opswald ---")[-1]
+    report = json.loads((project.path / "r.json").read_text())
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert (report["total"], report["passed"], report["failed"]) == (2, 1, 1)
+    (failed,) = report["failed_tests"]
+    assert failed["name"] == "goldens/crash.golden.yaml::crash"
+    assert failed["file"] == "goldens/crash.golden.yaml"
+    assert "crashed" in failed["error"]
+    assert _rows(report)["crash"]["status"] == "failed"
+
+
+BAD = "name: bad\ninput: [unclosed\n"
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_malformed_golden_counts_as_failed(project: pytest.Pytester, workers: list[str]) -> None:
+    record(project)
+    (project.path / "goldens" / "bad.golden.yaml").write_text(BAD)
+    result = project.runpytest("--opswald-goldens", "--opswald-json=r.json", *workers)
+    result.assert_outcomes(passed=1, errors=1)
+    assert result.ret == 1
+    section = result.stdout.str().split("--- opswald ---")[-1]
+    assert "goldens: 1 passed, 1 failed (1 malformed)" in section
+    report = json.loads((project.path / "r.json").read_text())
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert (report["total"], report["passed"], report["failed"]) == (2, 1, 1)
+    assert report["malformed"] == 1
+    assert report["success_rate"] == 0.5
+    (failed,) = report["failed_tests"]
+    assert failed["file"] == "goldens/bad.golden.yaml"
+    assert failed["error"].startswith("malformed golden:")
+    assert re.search(r"goldens/bad\.golden\.yaml:\d+: ", failed["error"]), "file and line"
+    assert str(project.path) not in failed["error"], "the path as shown, not where it ran"
+    row = next(r for r in report["goldens"] if r["file"] == "goldens/bad.golden.yaml")
+    assert row["status"] == "error" and row["error"] == failed["error"]
+
+
+def test_shards_that_each_meet_a_malformed_golden_merge_into_the_unsharded_report(
+    project: pytest.Pytester,
+) -> None:
+    record(project)
+    (project.path / "goldens" / "bad.golden.yaml").write_text(BAD)
+    project.runpytest("--opswald-goldens", "--opswald-json=all.json")
+    project.runpytest("--opswald-goldens", "-k", "book_flight", "--opswald-json=s1.json")
+    project.runpytest("--opswald-goldens", "-k", "not book_flight", "--opswald-json=s2.json")
+    for shard in ("s1.json", "s2.json"):  # each shard collected the malformed golden
+        assert json.loads((project.path / shard).read_text())["malformed"] == 1
+    merged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opswald.cli",
+            "report",
+            "merge",
+            "s1.json",
+            "s2.json",
+            "-o",
+            "merged.json",
+        ],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert merged.returncode == 0, merged.stderr
+    whole = json.loads((project.path / "all.json").read_text())
+    assert whole["failed"] == 1
+    assert _stable(json.loads((project.path / "merged.json").read_text())) == _stable(whole)
+
+
+def test_variants_with_a_golden_that_never_ran(project: pytest.Pytester) -> None:
+    record(project)
+    (project.path / "goldens" / "stub.golden.yaml").write_text(STUB.replace("book_flight", "stub"))
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-variant", "v1:model=m1", "--opswald-json=r.json"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    assert "INTERNALERROR" not in result.stdout.str()
+    report = json.loads((project.path / "r.json").read_text())
+    rows = _rows(report)
+    assert rows["stub"]["duration_ms"] is None
+    (v1,) = report["variants"]["variants"]
+    # the golden with no duration is left out of the mean, not counted as 0 (nor a crash)
+    assert v1["mean_duration_ms"] == pytest.approx(rows["book_flight"]["duration_ms"], abs=1e-3)
+    per_golden = {g["golden"]: g for g in report["variants"]["goldens"]}
+    assert per_golden["stub"]["fastest"] is None
+    assert per_golden["book_flight"]["fastest"] == "v1"
+
+
+def test_cost_totals_carry_no_float_noise(project: pytest.Pytester) -> None:
+    record(project)
+    path = project.path / "goldens" / "flight.golden.yaml"
+    costs = iter(["0.00026", "0.00041", "0.000429"])  # as floats: 0.0010990000000000002
+    text = re.sub(r"(?m)^(\s+cost: ).*$", lambda m: m.group(1) + next(costs), path.read_text())
+    assert next(costs, None) is None, "the golden has three priced model calls"
+    path.write_text(text)
+    for name in ("a", "b"):  # three of them: 3 x 0.001099 adds up to 0.0032969999999999996
+        _copy(project, name)
+    result = project.runpytest(
+        "--opswald-goldens",
+        "--opswald-json=r.json",
+        "--junitxml=j.xml",
+        "--opswald-html=page.html",
+    )
+    result.assert_outcomes(passed=3)
+    report = json.loads((project.path / "r.json").read_text())
+    assert [g["cost"] for g in report["goldens"]] == [0.001099] * 3
+    assert _junit(project.path / "j.xml")["book_flight"]["opswald.cost"] == "0.001099"
+    page = _page(project.path / "page.html")
+    assert page["summary"]["cost"] == 0.003297
+    for entry in page["goldens"]:
+        assert entry["figures"]["golden"]["cost"] == 0.001099
+        assert entry["figures"]["actual"]["cost"] == 0.001099
+
+
+def _page(path: Path) -> dict[str, Any]:
+    match = re.search(r'id="opswald-data">(.*?)</script>', path.read_text(), re.S)
+    assert match is not None
+    return json.loads(match.group(1))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_the_viewer_lists_goldens_that_failed_before_any_step(
+    project: pytest.Pytester, workers: list[str]
+) -> None:
+    record(project)
+    project.makeconftest(ADAPTERS)
+    _copy(project, "noadapter")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-fork-at=9", "--opswald-html=page.html",
+        "--opswald-json=r.json", *workers,
+    )  # fmt: skip
+    result.assert_outcomes(failed=2)
+    rows = _rows(json.loads((project.path / "r.json").read_text()))
+    page = _page(project.path / "page.html")
+    assert page["summary"]["total"] == 2 and page["summary"]["counts"] == {"failed": 2}
+    shown = {g["name"].rsplit("::", 1)[-1]: g for g in page["goldens"]}
+    assert set(shown) == {"book_flight", "noadapter"}
+    for name, entry in shown.items():
+        assert entry["status"] == "failed"
+        (finding,) = entry["findings"]
+        assert finding["headline"] == rows[name]["error"]
+    assert "--opswald-fork-at=9" in shown["book_flight"]["findings"][0]["headline"]
