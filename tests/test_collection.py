@@ -198,3 +198,14 @@ def test_adapter_entry_points_are_read_once_per_sys_path(
     assert adapters.from_entry_points("no-such-adapter") is None
     assert len(calls) == 2
     adapters._entry_points.cache_clear()
+
+
+def test_with_another_collection_error_the_interrupted_banner_counts_every_error(
+    project: pytest.Pytester,
+) -> None:
+    for name in ("a", "b"):
+        (project.path / "goldens" / f"{name}.golden.yaml").write_text("name: [unclosed\n")
+    project.makepyfile(test_broken="def test_x(:\n")
+    result = project.runpytest("--opswald-goldens", "goldens", "test_broken.py")
+    result.stdout.fnmatch_lines(["*Interrupted: 3 errors during collection*"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED

@@ -387,3 +387,20 @@ def test_huge_multiline_strings_render_in_bounded_lines() -> None:
     assert time.perf_counter() - start < 2.0
     assert len(lines) <= 45
     assert lines[-1] == "    ... (3961 more lines)"
+
+
+def test_a_long_text_differing_late_is_shown_around_its_difference() -> None:
+    golden, actual = "x" * 1000 + "refund" + "y" * 1160, "x" * 1000 + "return" + "y" * 1160
+    lines = render_difference(Difference(path=("prompt",), golden=golden, actual=actual))
+    assert len(lines) == 3
+    assert all("refund" in line for line in (lines[0], lines[1]))
+    assert all("return" in line for line in (lines[0], lines[2]))
+    assert all(len(line) < 700 for line in lines)
+
+
+def test_texts_that_print_alike_are_shown_with_escapes() -> None:
+    composed, decomposed = "un caf\u00e9", "un cafe\u0301"
+    (head,) = render_difference(
+        Difference(path=("text",), golden=composed, actual=decomposed), mode="short"
+    )
+    assert "\\xe9" in head and "\\u0301" in head

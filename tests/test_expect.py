@@ -614,3 +614,19 @@ def test_a_relative_limit_on_a_count_is_shown_as_it_is() -> None:
     )
     assert finding.message == "budget exceeded: total_tokens 5 > 4.5 (limit -10% of recorded 5)"
     assert "increase" not in finding.suggestion
+
+
+@pytest.mark.parametrize(
+    ("budget", "over", "shown"),
+    [
+        ({"cost": 0.000718}, {"cost": 0.000719}, "cost $0.000719 > $0.000718"),
+        ({"cost": 1.0}, {"cost": 1.00001}, "cost $1.00001 > $1"),
+        ({"duration_ms": 0.0001}, {"duration_ms": 0.3}, "duration_ms 0.3 ms > 0.0001 ms"),
+        ({"duration_ms": 1000}, {"duration_ms": 1000.04}, "duration_ms 1000.04 ms > 1000 ms"),
+    ],
+)
+def test_a_figure_over_its_budget_never_reads_as_equal_to_it(
+    budget: dict[str, Any], over: dict[str, Any], shown: str
+) -> None:
+    (found,) = check_budgets(BudgetsExpect(**budget), figs(**over), None)
+    assert found.message == f"budget exceeded: {shown}"

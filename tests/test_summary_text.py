@@ -84,3 +84,18 @@ def test_summary_of_a_slow_step(
     text = _summary(result)
     assert "book_flight: step 1 llm_call m1 6,200 ms" in text
     assert text == snapshot
+
+
+def test_ids_in_the_summary_can_be_rerun_from_where_pytest_ran(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    sub = project.mkdir("sub")
+    monkeypatch.chdir(sub)
+    result = project.runpytest("--opswald-goldens", "..")
+    result.assert_outcomes(failed=1)
+    shown = [line.split()[1] for line in result.stdout.lines if line.startswith("FAILED    ")]
+    assert shown == ["../goldens/flight.golden.yaml::book_flight"]
+    monkeypatch.delenv("AGENT_VARIANT")
+    project.runpytest("--opswald-goldens", shown[0]).assert_outcomes(passed=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -329,6 +330,28 @@ def _text_diff(old: str, new: str) -> list[str]:
     return _bounded([_clip(line) for line in out])
 
 
+def views(golden: Any, actual: Any, width: int) -> tuple[str, str]:
+    """Two differing values side by side, each about `width` characters: long texts that
+    differ late are shown from a little before their first difference, and texts that
+    print alike (composed and decomposed accents, look-alike spaces) with escapes."""
+    g, a = _text(golden), _text(actual)
+    if g != a and _looks(g) == _looks(a):
+        g, a = ascii(golden), ascii(actual)
+    if len(g) > width or len(a) > width:
+        pairs = enumerate(zip(g, a, strict=False))
+        same = next((i for i, (x, y) in pairs if x != y), min(len(g), len(a)))
+        start = max(0, same - width // 4) if same > width // 2 else 0
+        g, a = (("…" if start else "") + t[start:] for t in (g, a))
+    return tuple(t if len(t) <= width else t[: width - 1] + "…" for t in (g, a))  # type: ignore[return-value]
+
+
+def _looks(text: str) -> str:
+    """What a text looks like printed: compatibility-normalized, format characters (zero
+    width spaces, joiners) left out."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf")
+
+
 def _value_lines(golden: Any, actual: Any) -> list[str]:
     if (
         isinstance(golden, str)
@@ -336,6 +359,9 @@ def _value_lines(golden: Any, actual: Any) -> list[str]:
         and (_is_text(golden) or _is_text(actual))
     ):
         return _text_diff(golden, actual)
+    if golden is not MISSING and actual is not MISSING:
+        g, a = views(golden, actual, PRETTY_WIDTH)
+        return [f"- {g}", f"+ {a}"]
     lines: list[str] = []
     if golden is not MISSING:
         lines += _side_lines("-", golden)
@@ -368,7 +394,8 @@ def render_difference(d: Difference, mode: DiffMode = "detailed") -> list[str]:
         head = f"{d.where}: removed"
         short = f"{head} {short_repr(d.golden)}"
     else:
-        head = short = f"{d.where}: {short_repr(d.golden)} → {short_repr(d.actual)}"
+        golden, actual = views(d.golden, d.actual, SHORT_WIDTH)
+        head = short = f"{d.where}: {golden} → {actual}"
     if mode == "short":
         return [_plain(short)]
     return [_plain(head), *(_plain(f"  {line}") for line in _value_lines(d.golden, d.actual))]

@@ -1029,6 +1029,9 @@ class SummaryPlugin:
         if self.malformed:
             counts["error"] = len(self.malformed)
         records = [*self.records, *self.malformed.values()]
+        # ids as pytest shows them: relative to where pytest was run, so they can be re-run
+        relative = self.config.cwd_relative_nodeid
+        records = [{**r, "name": relative(r["name"])} if r.get("name") else r for r in records]
         summary = Summary(
             counts=counts,
             notes=tuple(sorted(set(self.notes))),

@@ -99,9 +99,23 @@ def _kind(name: str) -> Kind:
 def _show(value: float, kind: Kind) -> str:
     if kind == "money":
         return money(value)
-    if kind == "ms":
-        return f"{round(value, 1):g} ms"
+    if kind == "ms":  # a tenth of a ms, or two significant digits below that
+        return f"{round(value, 1):g} ms" if abs(value) >= 0.1 or not value else f"{value:.2g} ms"
     return str(int(value // 1))  # counts are whole; flooring a limit keeps `<=` exact
+
+
+def _apart(value: float, bound: float, kind: Kind) -> tuple[str, str]:
+    """A value over its limit and the limit, with as many digits as it takes for them not to
+    read the same (`$0.000719 > $0.000718`, not `$0.00072 > $0.00072`)."""
+    shown, limit = _show(value, kind), _bound(bound, kind)
+    for digits in range(2, 16):
+        if shown != limit or kind == "count":
+            break
+        if kind == "money":
+            shown, limit = f"${value:.{digits}g}", f"${bound:.{digits}g}"
+        else:
+            shown, limit = f"{value:.{digits}g} ms", f"{bound:.{digits}g} ms"
+    return shown, limit
 
 
 def _bound(bound: float, kind: Kind) -> str:
@@ -163,8 +177,9 @@ def _check(
         bound = limit.value
     if value <= bound + abs(bound) * 1e-9:
         return None
+    shown, limit_shown = _apart(value, bound, kind)
     return _budget(
-        f"{EXCEEDED}{name} {_show(value, kind)} > {_bound(bound, kind)}{note}",
+        f"{EXCEEDED}{name} {shown} > {limit_shown}{note}",
         f"if this is intended, raise expect.budgets.{name}; "
         "--opswald-update never blesses a budget violation",
         name=name,
