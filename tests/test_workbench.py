@@ -127,6 +127,63 @@ def test_modification_values_are_yaml_and_reach_the_adapter(bench: pytest.Pytest
     assert r["metadata"] == {"timeout": 30, "agent_version": "v2.1"}
 
 
+PARAMS_AGENT = """
+import opswald
+
+
+def _answer(received):
+    return {"content": repr(sorted(received.items())), "usage": {"input_tokens": 1,
+            "output_tokens": 1}, "cost": 0.001}
+
+
+@opswald.llm
+def with_temperature(*, model, messages, temperature=0.0):
+    return _answer({"temperature": temperature})
+
+
+@opswald.llm
+def with_options(*, model, messages, **options):
+    return _answer(options)
+
+
+@opswald.llm
+def bare(*, model, messages):
+    return _answer({})
+
+
+def run(input):
+    messages = [{"role": "user", "content": input["q"]}]
+    return [f(model="m", messages=messages)["content"]
+            for f in (with_temperature, with_options, bare)]
+"""
+
+
+def test_request_modifications_are_recorded_only_as_the_function_received_them(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`temperature` and `seed` reach an `@opswald.llm` function only through a parameter
+    of that name or `**kwargs`; the step's `input.params` is what the function got."""
+    import ast
+
+    import yaml
+
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(pagent=PARAMS_AGENT, conftest="import pagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = pagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "p.golden.yaml").write_text("name: p\ninput: {q: hi}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    pytester.runpytest(
+        "--opswald-goldens", "--opswald-save-actual", "actual",
+        "--opswald-modify", "temperature=0.7", "--opswald-modify", "seed=5",
+    )  # fmt: skip
+    actual = yaml.safe_load((pytester.path / "actual" / "p.actual.yaml").read_text())
+    received = [dict(ast.literal_eval(text)) for text in actual["output"]]
+    assert received == [{"temperature": 0.7}, {"temperature": 0.7, "seed": 5}, {}]
+    params = [s["input"].get("params") or {} for s in actual["steps"]]
+    assert params == received
+
+
 def test_expectations_judge_a_fork(bench: pytest.Pytester) -> None:
     path = bench.path / "goldens" / "w.golden.yaml"
     path.write_text(path.read_text() + "expect:\n  output: {match: contains, value: sunny}\n")

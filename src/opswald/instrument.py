@@ -336,13 +336,15 @@ def llm(
             ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]
         ) -> tuple[Ticket | None, Any]:
             """(None, the answer) when replay serves the call as recorded, else the ticket
-            and the request (a copy, taken at call time)."""
+            and the request (a copy, taken at call time). `args` and `kwargs` already
+            carry the request-level modifications the function takes: the request is
+            what it is called with, no more."""
             sent = _llm_request(bind(args, kwargs, False), provider, api)
             answer = ctx.answer_exact("llm_call", sent, decoder)
             if answer is not MISS:
                 return None, answer
             request = _llm_request(bind(args, kwargs, True), provider, api)  # a copy, in order
-            return ctx.begin("llm_call", request), request
+            return ctx.begin("llm_call", request, as_sent=True), request
 
         def record(
             ctx: Context,
@@ -380,6 +382,7 @@ def llm(
                 ctx = _active()
                 if ctx is None:
                     return await func(*args, **kwargs)
+                args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
                 ticket, request = begin(ctx, args, kwargs)
                 if ticket is None:
                     return request  # the recorded answer
@@ -387,8 +390,7 @@ def llm(
                     return ctx.llm_answer(ticket, request, decoder)
                 token = inside().set(True)
                 try:
-                    call_args, call_kwargs = _with_overrides(sig, ctx, api, args, kwargs)
-                    result = await func(*call_args, **call_kwargs)
+                    result = await func(*args, **kwargs)
                 except Exception as exc:
                     record(ctx, ticket, request, None, exc)
                     raise
@@ -404,6 +406,7 @@ def llm(
             ctx = _active()
             if ctx is None:
                 return func(*args, **kwargs)
+            args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
             ticket, request = begin(ctx, args, kwargs)
             if ticket is None:
                 return request  # the recorded answer
@@ -411,8 +414,7 @@ def llm(
                 return ctx.llm_answer(ticket, request, decoder)
             token = inside().set(True)
             try:
-                call_args, call_kwargs = _with_overrides(sig, ctx, api, args, kwargs)
-                result = func(*call_args, **call_kwargs)
+                result = func(*args, **kwargs)
             except Exception as exc:
                 record(ctx, ticket, request, None, exc)
                 raise

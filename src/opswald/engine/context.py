@@ -367,9 +367,20 @@ class Context:
             self.steps[ticket.number - 1] = None
 
     # -- the ports ----------------------------------------------------------------------
-    def begin(self, kind: str, request: dict[str, Any], *, side_effects: bool = False) -> Ticket:
-        """Reserve a step number and decide: served from the tape, or live."""
-        if kind == "llm_call" and self.request_modifications:
+    def begin(
+        self,
+        kind: str,
+        request: dict[str, Any],
+        *,
+        side_effects: bool = False,
+        as_sent: bool = False,
+    ) -> Ticket:
+        """Reserve a step number and decide: served from the tape, or live.
+
+        An LLM request gets the request-level modifications applied, unless `as_sent`
+        says it already is the request as it goes out (an `@opswald.llm` function gets
+        only those it has a parameter for, and its step records just those)."""
+        if kind == "llm_call" and self.request_modifications and not as_sent:
             request = apply_request_modifications(request, self.request_modifications)
         if self.listeners:
             name = request.get("tool") or request.get("model")
