@@ -327,6 +327,17 @@ def test_bad_modify_and_variant_options_are_usage_errors(bench: pytest.Pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
+def test_a_variant_name_given_twice_is_a_usage_error(bench: pytest.Pytester) -> None:
+    """Neither run is dropped in silence: the error names the duplicate and both items."""
+    first, second = "a:model=small", "a:model=big"
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-variant", first, "--opswald-variant", second
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--opswald-variant*'a'*twice*{first}*{second}*"])
+    assert "weather[a]" not in result.stdout.str()
+
+
 def test_fork_and_modifications_under_xdist(bench: pytest.Pytester) -> None:
     path = bench.path / "goldens" / "w.golden.yaml"
     text = path.read_text()

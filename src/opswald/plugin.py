@@ -456,6 +456,7 @@ def parse_variants(items: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
     import re
 
     variants: dict[str, dict[str, Any]] = {}
+    given: dict[str, str] = {}  # name -> the item that named it first
     for item in items:
         name, sep, rest = item.partition(":")
         if not sep or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
@@ -463,8 +464,16 @@ def parse_variants(items: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
                 f"--opswald-variant: {item!r} is not NAME:KEY=VALUE[,KEY=VALUE] "
                 "(NAME of letters, digits, '_', '-', '.')"
             )
-        mods = parse_assignments([p for p in rest.split(",") if p.strip()], "--opswald-variant")
-        variants.setdefault(name, {}).update(mods)
+        if name in given:
+            raise pytest.UsageError(
+                f"--opswald-variant: the name {name!r} is given twice ({given[name]!r} and "
+                f"{item!r}): give each variant its own name, and all of one variant's "
+                "modifications in one NAME:KEY=VALUE,KEY=VALUE"
+            )
+        given[name] = item
+        variants[name] = parse_assignments(
+            [p for p in rest.split(",") if p.strip()], "--opswald-variant"
+        )
     return tuple(variants.items())
 
 
