@@ -44,7 +44,7 @@ AGENT = textwrap.dedent(
         return {"total": 120.0}
 
 
-    @opswald.tool
+    @opswald.tool(side_effects=bool(os.environ.get("REFUND_SIDE_EFFECTS")))
     def issue_refund(order_id, amount):
         return {"refund_id": "RF-1", "amount": amount}
 
@@ -219,6 +219,27 @@ def test_fork_with_a_modified_tool_result(workdir: Path) -> None:
     assert len(lines) == 6 and '→ {"total": 50.0}  (' in lines[1]
     assert "forked at step 2" in proc.stdout
     assert "output.answer: 'Refunded 120.0\\nThanks for waiting.' → 'Refunded 50.0" in proc.stdout
+
+
+def test_a_blocked_side_effect_names_the_replay_option_that_allows_it(workdir: Path) -> None:
+    """A fork reaches issue_refund (side_effects=True): the hint names an option of
+    `opswald replay` itself, its --help lists it, and following the hint runs the tool."""
+    env = {"REFUND_SIDE_EFFECTS": "1"}
+    args = ("refund.golden.yaml", "--adapter", "agentmod:run", "--fork-at", "2")
+    proc = replay(workdir, *args, "--modify", "tool_result={total: 120.0}", env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "issue_refund has side effects" in proc.stdout
+    hint = next(line for line in proc.stdout.splitlines() if "to let it run" in line)
+    assert "--opswald-allow" not in hint, hint
+    options = re.findall(r"(?<![\w-])(--[a-z][\w-]*)", hint.split("to let it run")[0])
+    assert len(options) == 1, hint
+    helped = replay(workdir, "--help")
+    assert options[0] in helped.stdout
+    proc = replay(workdir, *args, "--modify", "tool_result={total: 120.0}", options[0], env=env)
+    assert "has side effects" not in proc.stdout, proc.stdout
+    refund = [line for line in step_lines(proc.stdout) if line.startswith("step 4 of 6")]
+    assert len(refund) == 1 and "issue_refund" in refund[0] and "RF-1" in refund[0], refund
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,29 @@ def test_fork_from_with_a_tool_result() -> None:
     assert sent == ["team@example.com"]
 
 
+def test_a_blocked_side_effect_names_the_api_keyword_that_allows_it() -> None:
+    """Through the Python API the hint names Replay's own keyword, not a pytest option,
+    and following it lets the tool run."""
+    import inspect
+    import re
+
+    golden = recorded()
+    sent.clear()
+    result = opswald.Replay(golden, adapter=agent).fork_from(3).run()
+    assert result is not None and result.verdict.first is not None
+    first = result.verdict.first
+    assert first.kind == "side_effect" and sent == []
+    allow = first.suggestion.split("to let it run")[0]
+    assert "--opswald" not in allow, first.suggestion
+    named = re.search(r"(\w+)=True", allow)
+    assert named is not None, first.suggestion
+    assert named.group(1) in inspect.signature(opswald.Replay).parameters
+    fork = opswald.Replay(golden, adapter=agent, **{named.group(1): True}).fork_from(3)
+    result = fork.run()
+    assert result is not None and result.passed, result.verdict.findings
+    assert sent == ["team@example.com"]
+
+
 def test_model_comparison_through_the_api() -> None:
     golden = recorded()
     original = opswald.Replay(golden, adapter=agent)

@@ -252,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--modify", action="append", default=[], metavar="KEY=VALUE", help="VALUE is YAML"
     )
     replay.add_argument("--fork-at", type=int, metavar="N", help="run live from step N on")
+    replay.add_argument(
+        "--allow-side-effects",
+        action="store_true",
+        help="let tools marked side_effects=True run live in a fork or --mode live "
+        "(blocked by default)",
+    )
     replay.add_argument("--speed", metavar="realtime|FACTOR", help="sleep recorded durations")
     replay.set_defaults(func=cmd_replay)
     from opswald import cli_inspect, cli_traces

@@ -107,6 +107,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dic
         "speed": _speed(args.speed),
         "mode": mode,
         "fork_at": fork_at,
+        "allow_side_effects": bool(getattr(args, "allow_side_effects", False)),
+        "surface": "cli",
     }
     return golden, adapter, options
 

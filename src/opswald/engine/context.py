@@ -42,6 +42,24 @@ expectations, an update writes the golden."""
 REQUEST_KEYS = ("model", "temperature", "top_p", "max_tokens", "seed")
 """Modification keys the engine applies to outgoing LLM requests."""
 
+# where a run was started, so a hint names the option of that place
+Surface = Literal["pytest", "cli", "api"]
+ALLOW_SIDE_EFFECTS: dict[str, str] = {
+    "pytest": "re-run with --opswald-allow-side-effects",
+    "cli": "re-run `opswald replay` with --allow-side-effects",
+    "api": "pass allow_side_effects=True to Replay",
+}
+
+
+def side_effect_hint(surface: Surface) -> str:
+    """How to let a blocked side-effect tool run, in the words of `surface`."""
+    rerecord = "--opswald-mode=rerecord"
+    if surface != "pytest":
+        rerecord = f"pytest {rerecord}"
+    allow = ALLOW_SIDE_EFFECTS[surface]
+    return f"{allow} to let it run, or record the golden again with {rerecord}"
+
+
 _MODIFIED_STEP_TYPE = {  # each step modification, and the type of step it changes
     "user_input": "user_input",
     "tool_result": "tool_call",
@@ -303,8 +321,10 @@ class Context:
         integrations: tuple[str, ...] = (),
         side_effect_tools: frozenset[str] = frozenset(),
         langgraph_state: bool = False,
+        surface: Surface = "pytest",
     ) -> None:
         self.golden = golden
+        self.surface: Surface = surface  # whose options hints name
         self.integrations = integrations  # framework integrations in force (ini)
         self.side_effect_tools = side_effect_tools  # tool names with side_effects=True
         self.langgraph_state = langgraph_state  # LangGraph node states as state steps
@@ -423,8 +443,7 @@ class Context:
                     step=number,
                     step_type="tool_call",
                     name=request.get("tool"),
-                    suggestion="re-run with --opswald-allow-side-effects to let it run, or "
-                    "record the golden again with --opswald-mode=rerecord",
+                    suggestion=side_effect_hint(self.surface),
                 )
                 self.findings.append(finding)
                 # the call stays in the actual session, unanswered, so a saved actual and

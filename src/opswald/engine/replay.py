@@ -188,6 +188,7 @@ class Replay:
         allow_side_effects: bool = False,
         integrations: tuple[str, ...] | list[str] | None = None,
         side_effect_tools: tuple[str, ...] | list[str] = (),
+        surface: Literal["api", "cli"] = "api",
     ) -> None:
         from opswald import adapters, files
 
@@ -202,6 +203,7 @@ class Replay:
         self.speed = speed
         self.fork_at = fork_at
         self.allow_side_effects = allow_side_effects
+        self.surface: Literal["api", "cli"] = surface  # hints name its options
         # by default the integrations the golden was recorded with (metadata.integrations)
         recorded = self.golden.metadata.get("integrations")
         if integrations is None:
@@ -292,6 +294,7 @@ class Replay:
             allow_side_effects=self.allow_side_effects,
             integrations=self.integrations,
             side_effect_tools=tuple(self.side_effect_tools),
+            surface=self.surface,
         )
 
     # -- inspection ---------------------------------------------------------------------
@@ -326,6 +329,7 @@ class Replay:
             listeners=(_Listener(self),),
             integrations=self.integrations,
             side_effect_tools=self.side_effect_tools,
+            surface=self.surface,
         )
         try:
             run = execute(self.golden, self.adapter, settings=settings, context_out=self._attach)

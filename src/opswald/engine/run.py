@@ -18,6 +18,7 @@ from opswald.engine.context import (
     Policy,
     ReplayDivergence,
     SideEffectBlocked,
+    Surface,
     activate,
 )
 from opswald.engine.normalize import RequestRules
@@ -54,6 +55,7 @@ class RunSettings:
     integrations: tuple[str, ...] = ()
     side_effect_tools: frozenset[str] = frozenset()
     langgraph_state: bool = False
+    surface: Surface = "pytest"  # whose option names hints give
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +120,7 @@ def execute(
         integrations=settings.integrations,
         side_effect_tools=settings.side_effect_tools,
         langgraph_state=settings.langgraph_state,
+        surface=settings.surface,
     )
     if settings.integrations:
         from opswald.integrations import install
