@@ -270,6 +270,39 @@ def test_a_step_modification_that_cannot_apply_fails_the_golden(bench: pytest.Py
     assert golden.read_bytes() == before
 
 
+def test_a_user_input_fork_diverges_at_its_step_on_the_run_page_and_the_saved_actual_page(
+    bench: pytest.Pytester,
+) -> None:
+    """The run's viewer and `opswald html` of the saved actual agree on where the fork left
+    the golden, and the analysis of that step names the fork's modification instead of
+    tracing the new text through the steps before it."""
+    import json
+    import re
+
+    from opswald.report import html_cli
+
+    fork_at, said = 1, "weather in Oslo"
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", f"--opswald-fork-at={fork_at}",
+        "--opswald-modify", f"user_input={said}",
+        "--opswald-html", "run.html", "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    (saved,) = (bench.path / "actual").glob("*.actual.yaml")
+    args = ["html", "goldens/w.golden.yaml", "--actual", str(saved), "-o", "cli.html"]
+    assert html_cli.main(args) == 0
+    block = re.compile(r'id="opswald-data">(.*?)</script>', re.S)
+    for page in ("run.html", "cli.html"):
+        match = block.search((bench.path / page).read_text())
+        assert match is not None
+        (golden,) = json.loads(match.group(1))["goldens"]
+        assert golden["divergence"] == fork_at, page
+        (analysis,) = [a for a in golden["analyses"] if a["kind"] == "divergence"]
+        assert analysis["step"] == fork_at, page
+        assert "user_input" in analysis["fix"] and said in analysis["fix"], analysis["fix"]
+        assert "No earlier step produced" not in analysis["fix"], analysis["fix"]
+
+
 @pytest.mark.parametrize(
     "other", [["--opswald-update"], ["--opswald-mode=live"], ["--opswald-mode=rerecord"]]
 )

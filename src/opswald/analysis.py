@@ -104,12 +104,15 @@ def analyse(
     session: Session,
     *,
     divergence: Mapping[str, Any] | None = None,
+    fork: Mapping[str, Any] | None = None,
     limit: int = MAX_ANALYSES,
 ) -> list[Analysis]:
     """Every failure of a session: the divergence (when given), error steps, the session error.
 
     `divergence` is a finding as plain data (`opswald.report.html.finding_data`): `step`,
     `step_type`, `name`, `message`, `suggestion` and `differences` with `golden`/`actual`.
+    `fork` is the run's `metadata.fork` (`step`, `modifications`) when it was a fork: a
+    divergence at a step the fork modified is the modification, not the agent's doing.
     """
     # a call refused at the divergence carries the divergence as its error: the divergence's
     # own analysis (with the golden beside it) covers it
@@ -120,7 +123,7 @@ def analyse(
         return out  # nothing failed: no need to index the session's values
     index = _Index(session)
     if divergence is not None and diverged:
-        out.append(analyse_divergence(session, divergence, index=index))
+        out.append(analyse_divergence(session, divergence, index=index, fork=fork))
     for step in steps:
         if len(out) >= limit:
             break
@@ -160,10 +163,15 @@ def analyse_step(session: Session, k: int, *, index: _Index | None = None) -> An
 
 
 def analyse_divergence(
-    session: Session, finding: Mapping[str, Any], *, index: _Index | None = None
+    session: Session,
+    finding: Mapping[str, Any],
+    *,
+    index: _Index | None = None,
+    fork: Mapping[str, Any] | None = None,
 ) -> Analysis:
     """The first divergence of a run, in the golden's terms: traced through the golden's steps
-    before it (a replay served exactly those to the agent)."""
+    before it (a replay served exactly those to the agent). At the step a fork modified,
+    the difference is the modification: said so, and not traced."""
     steps = session.step_list
     k = int(finding["step"])
     index = index or _Index(session)
@@ -176,6 +184,20 @@ def analyse_divergence(
     pairs = list(_changed_values(finding.get("differences") or ()))
     traces: list[Trace] = []
     golden_sources: dict[str, Trace] = {}
+    modified = _fork_modifications(fork, k)
+    if modified:
+        return Analysis(
+            kind="divergence",
+            step=k,
+            total_steps=len(steps),
+            title=f"step {k} of {len(steps)} · {label}: first divergence".replace(" · :", ":"),
+            error=str(finding.get("message") or "the run differs from the golden here"),
+            state_before=state_at(steps, k - 1),
+            leads=(),
+            traces=(),
+            fix=_fork_fix(k, pairs, modified),
+            call=_call_of(step) if step else {},
+        )
     for where, golden_value, actual_value in pairs[:MAX_SUSPECTS]:
         if actual_value is not None:
             traces.append(index.trace(actual_value, where, k))
@@ -761,6 +783,31 @@ def _divergence_fix(
     if not sentences:
         hint = str(finding.get("suggestion") or "")
         sentences.append(hint or f"step {k} differs from the golden")
+    return _join(sentences)
+
+
+def _fork_modifications(fork: Mapping[str, Any] | None, k: int) -> dict[str, Any]:
+    """The step modifications a fork applied at step `k` (none when it modified no step)."""
+    if not fork or fork.get("step") != k:
+        return {}
+    mods = fork.get("modifications")
+    return dict(mods) if isinstance(mods, Mapping) else {}
+
+
+def _fork_fix(k: int, pairs: Sequence[tuple[str, Any, Any]], modified: Mapping[str, Any]) -> str:
+    """The divergence at the step a fork modified: the change asked for, not a regression."""
+    given = ", ".join(
+        f"{key}={_q(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str))}"
+        for key, v in modified.items()
+    )
+    sentences = [
+        f"step {k} is where the run was forked, with {given}: the change at this step is "
+        "the fork's modification, not something the agent did"
+    ]
+    for where, golden_value, actual_value in pairs[:MAX_SUSPECTS]:
+        if actual_value is not None and golden_value is not None:
+            sentences.append(f"{where}: {_q(golden_value)} in the golden, {_q(actual_value)} now")
+    sentences.append("the steps after it show how the agent went on from the changed step")
     return _join(sentences)
 
 

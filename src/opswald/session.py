@@ -23,6 +23,9 @@ from opswald import paths
 
 SCHEMA_VERSION: Literal[1] = 1
 SCHEMA_URL = "https://opswald.dev/schema/golden-v1.json"
+FORK_METADATA = "fork"
+"""The metadata key of a fork's actual session: `step` (where it went live) and the step
+`modifications` applied there."""
 
 _BIG = 2**63  # ints beyond this are refused (pydantic's float bounds check would overflow)
 NonNegative = (

@@ -30,7 +30,7 @@ from opswald.expect.trajectory import ToolCallRef, judge_order
 from opswald.intercept.transport import intercepting
 from opswald.jsonable import to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
-from opswald.session import Expect, Session, ToolCallStep
+from opswald.session import FORK_METADATA, Expect, Session, ToolCallStep
 from opswald.verdict import Difference, Finding, Verdict
 
 Mode = Literal["replay", "record", "rerecord", "live"]
@@ -165,6 +165,14 @@ def execute(
         metadata["integrations"] = list(settings.integrations)
     else:
         metadata.pop("integrations", None)
+    metadata.pop(FORK_METADATA, None)
+    if settings.policy == "fork" and ctx.fork_step is not None:
+        # where the run went live, and what the fork changed at that step: a saved actual
+        # read without its verdict (opswald html, the analysis) still knows
+        fork: dict[str, Any] = {"step": ctx.fork_step}
+        if settings.step_modifications and ctx.fork_step == settings.fork_at:
+            fork["modifications"] = settings.redactor(to_jsonable(settings.step_modifications))
+        metadata[FORK_METADATA] = fork
     actual = golden.model_copy(
         update={
             # the input as given, with its secrets replaced like everything else written

@@ -48,6 +48,7 @@ from opswald.jsonable import to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor, make_redactor
 from opswald.report.summary import MS_DECIMALS, round_cost, total_cost
 from opswald.session import (
+    FORK_METADATA,
     AnyStep,
     LLMCallStep,
     Session,
@@ -411,9 +412,10 @@ def analysis_data(a: Analysis, *, side: str) -> dict[str, Any]:
 
 
 def _analyses(entry: ViewEntry, divergence: dict[str, Any] | None) -> list[dict[str, Any]]:
+    fork = _fork_of(entry.actual)
     out = [
         analysis_data(a, side="golden")
-        for a in analyse(entry.golden, divergence=divergence)
+        for a in analyse(entry.golden, divergence=divergence, fork=fork)
         if not entry.golden.is_stub
     ]
     if entry.actual is not None:
@@ -444,7 +446,21 @@ def _display_name(entry: ViewEntry) -> str:
     return "golden"
 
 
-def _divergence(findings: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def _fork_of(actual: Session | None) -> dict[str, Any] | None:
+    """The actual session's `metadata.fork` (`step`, `modifications`), if it was a fork."""
+    fork = actual.metadata.get(FORK_METADATA) if actual is not None else None
+    return fork if isinstance(fork, dict) else None
+
+
+def _divergence(
+    findings: Sequence[dict[str, Any]], golden: Session, actual: Session | None
+) -> dict[str, Any] | None:
+    """The first failing finding at a step; for a fork, whose verdict does not fail where it
+    leaves the golden, the first step that differs, as for its saved actual alone."""
+    if _fork_of(actual) is not None and actual is not None:
+        first = next((f for f in findings_from_diff(golden, actual) if f.get("step")), None)
+        if first is not None:
+            return first
     return next((f for f in findings if f.get("failing", True) and f.get("step")), None)
 
 
@@ -467,7 +483,7 @@ def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
     findings = list(entry.findings)
     if not findings and actual is not None:
         findings = findings_from_diff(golden, actual)
-    divergence = _divergence(findings)
+    divergence = _divergence(findings, golden, actual)
     diff_steps: list[int] = []
     step_diffs: dict[str, list[str]] = {}
     if actual is not None:
