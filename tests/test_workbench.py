@@ -352,6 +352,25 @@ def test_variants_run_each_golden_once_per_variant(
     )
 
 
+def test_the_variant_comparison_ranks_only_the_variants_that_passed(
+    bench: pytest.Pytester,
+) -> None:
+    """`small` is ten times cheaper than `big` but fails the golden's output expectation:
+    it is not the cheapest or the fastest way to pass it. When none passed, none is ranked."""
+    path = bench.path / "goldens" / "w.golden.yaml"
+    text = path.read_text()
+    path.write_text(text + "expect:\n  output: {match: contains, value: 'big:'}\n")
+    variants = ("--opswald-variant", "S:model=small", "--opswald-variant", "B:model=big")
+    result = bench.runpytest("--opswald-goldens", *variants)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*S * 0/1 *$    0.0020 *", "*B * 1/1 *$    0.0200 *"])
+    result.stdout.fnmatch_lines(["*weather: passed B; cheapest B; fastest B"])
+    path.write_text(text + "expect:\n  output: {match: contains, value: 'neither'}\n")
+    result = bench.runpytest("--opswald-goldens", *variants)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*weather: passed none; cheapest -; fastest -"])
+
+
 def test_bad_modify_and_variant_options_are_usage_errors(bench: pytest.Pytester) -> None:
     result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "novalue")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -97,8 +97,8 @@ REPORT_SCHEMA: dict[str, Any] = {
         },
         "variants": {
             "type": "object",
-            "description": "per variant figures and, per golden, which variant passed, was "
-            "cheapest, was fastest (only when variants ran)",
+            "description": "per variant figures and, per golden, which variants passed and "
+            "which of those was cheapest and fastest (only when variants ran)",
         },
         "measured_fields": {"type": "array", "items": {"type": "string"}},
     },

@@ -326,7 +326,8 @@ def _mean_known(values: Iterable[float | None]) -> float | None:
 def variant_stats(
     records: tuple[dict[str, Any], ...], order: tuple[str, ...] = ()
 ) -> dict[str, Any]:
-    """Per variant: pass rate, cost, tokens, latency; per golden: who passed, cheaper, faster."""
+    """Per variant: pass rate, cost, tokens, latency; per golden: who passed, and which of
+    those was cheapest and fastest."""
     ok_status = ("passed", "updated", "recorded")
     by_variant: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
     records = tuple(r for r in records if r["status"] != "error")  # malformed: never ran
@@ -355,12 +356,15 @@ def variant_stats(
         by_golden.setdefault(r["golden"], []).append(r)
     goldens = []
     for golden, rows in by_golden.items():
-        priced = [r for r in rows if r["cost"] is not None]
-        timed = [r for r in rows if r["duration_ms"] is not None]
+        # only runs that passed are ranked: a failed run may have been cut short (a blocked
+        # side effect, a divergence, an error), and of course cost less and took less time
+        passed = [r for r in rows if r["status"] in ok_status]
+        priced = [r for r in passed if r["cost"] is not None]
+        timed = [r for r in passed if r["duration_ms"] is not None]
         goldens.append(
             {
                 "golden": golden,
-                "passed": [r["variant"] for r in rows if r["status"] in ok_status],
+                "passed": [r["variant"] for r in passed],
                 "cheapest": min(priced, key=lambda r: r["cost"])["variant"] if priced else None,
                 "fastest": min(timed, key=lambda r: r["duration_ms"])["variant"] if timed else None,
             }
