@@ -411,3 +411,29 @@ def test_fork_and_modifications_under_xdist(bench: pytest.Pytester) -> None:
         "response=small: it is sunny in Rome",
     )
     result.assert_outcomes(passed=2)
+
+
+def test_the_analysis_of_a_blocked_side_effect_names_the_block_not_the_tool(
+    project: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fork with another model reaches `book` (side_effects=True), which is not run: the
+    error analysis says why, and how to allow it, instead of blaming `book`."""
+    import json
+
+    from conftest import record
+    from opswald.cli import main
+
+    record(project)
+    project.runpytest(
+        "--opswald-goldens", "--opswald-modify", "model=m2", "--opswald-save-actual", "actual"
+    ).assert_outcomes(failed=1)
+    (saved,) = (project.path / "actual").glob("*.actual.yaml")
+    capsys.readouterr()
+    main(["analyze", str(saved), "--json"])
+    (report,) = json.loads(capsys.readouterr().out)
+    blocked = [e for e in report["errors"] if e["name"] == "book"]
+    assert len(blocked) == 1, report["errors"]
+    (analysis,) = [a for a in report["error_analysis"] if a["step"] == blocked[0]["step"]]
+    assert "side_effects=True" in analysis["fix"], analysis["fix"]
+    assert "--opswald-allow-side-effects" in analysis["fix"], analysis["fix"]
+    assert "look at book itself" not in analysis["fix"], analysis["fix"]

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 AnalysisKind = Literal["step_error", "divergence", "session_error"]
+BLOCKED_SIDE_EFFECT = "SideEffectBlocked"  # the error type of a refused side-effect call
 
 MAX_ANALYSES = 20  # error steps analysed per session (the first ones)
 MAX_LEAVES = 2000  # values looked at per step: a huge tool result stays cheap
@@ -146,8 +147,15 @@ def analyse_step(session: Session, k: int, *, index: _Index | None = None) -> An
     suspects = list(_suspects_of_call(step, message))
     if not suspects and step.error is not None:
         suspects = list(_suspects_in_text(message, step.error.type))
+    if step.error is not None and step.error.type == BLOCKED_SIDE_EFFECT:
+        suspects = []  # the tool never ran: its arguments are not what went wrong
     traces = tuple(index.trace(value, where, k, key_lookup=kl) for value, where, kl in suspects)
     leads = _leads(steps, k, traces)
+    fix = (
+        _blocked_fix(steps, step, leads)
+        if step.error is not None and step.error.type == BLOCKED_SIDE_EFFECT
+        else _fix(steps, step, k, traces, leads, error)
+    )
     return Analysis(
         kind="step_error",
         step=k,
@@ -157,7 +165,7 @@ def analyse_step(session: Session, k: int, *, index: _Index | None = None) -> An
         state_before=state_at(steps, k - 1),
         leads=leads,
         traces=traces,
-        fix=_fix(steps, step, k, traces, leads, error),
+        fix=fix,
         call=_call_of(step),
     )
 
@@ -724,6 +732,22 @@ def _fix(
     if not sentences:
         sentences.append(_plain_fix(steps, step, k, leads, error))
     return _join(sentences)
+
+
+def _blocked_fix(steps: Sequence[AnyStep], step: AnyStep, leads: Sequence[Lead]) -> str:
+    """A side-effect tool the run refused to call live: a safety stop, not the tool failing."""
+    from opswald.engine.context import ALLOW_SIDE_EFFECTS
+
+    name = getattr(step, "tool", None) or describe(step)
+    asked = next((lead for lead in leads if lead.why.startswith("asked for this call")), None)
+    by = f" ({_ref(steps, asked.step)} asked for it)" if asked is not None else ""
+    allow = ALLOW_SIDE_EFFECTS
+    return (
+        f"{name} was not run{by}: it is marked side_effects=True, and the run was live at "
+        f"this step (a fork or a live run), where it would really act, so opswald blocked it; "
+        f"nothing here points at {name} itself. To let it run: {allow['pytest']} (pytest), "
+        f"{allow['cli']}, or {allow['api']}; or record the golden again"
+    )
 
 
 def _plain_fix(
