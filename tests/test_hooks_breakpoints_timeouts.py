@@ -70,10 +70,10 @@ def test_breakpoint_log_and_fail(project: pytest.Pytester, xdist: list[str]) -> 
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "note: goldens/flight.golden.yaml::book_flight: breakpoint \"tool_name == 'book'\" "
-            "hit at step 5 (tool_call)",
             "note: goldens/flight.golden.yaml::book_flight: breakpoint 'memory.changed' hit at "
             "step 3 (state)",
+            "note: goldens/flight.golden.yaml::book_flight: breakpoint \"tool_name == 'book'\" "
+            "hit at step 5 (tool_call)",
             "note: goldens/flight.golden.yaml::book_flight: breakpoint 'memory.changed' hit at "
             "step 7 (state)",
         ]
@@ -87,6 +87,35 @@ def test_breakpoint_log_and_fail(project: pytest.Pytester, xdist: list[str]) -> 
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*breakpoint 'total_cost > 0.0005' hit at step 4*"])
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
+def test_breakpoint_log_notes_are_in_step_order(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    """Twelve state steps: the notes of a golden follow its steps (9 before 10), not the
+    text order of their lines."""
+    import re
+
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(
+        counting="import opswald\n\n\ndef run(input):\n"
+        "    for i in range(12):\n        opswald.state(memory={'i': i})\n    return 'ok'\n",
+        conftest="import counting\n",
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = counting:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "c.golden.yaml").write_text("name: c\ninput: {}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    result = pytester.runpytest(
+        "--opswald-goldens", "--opswald-break", "memory.changed",
+        "--opswald-break", "step % 5 == 0", "--opswald-break-action=log", *xdist,
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    notes = [line for line in result.outlines if line.startswith("note: ") and "hit at" in line]
+    steps = [int(re.findall(r"hit at step (\d+)", line)[0]) for line in notes]
+    assert len(steps) > 12 and max(steps) >= 10, notes
+    assert steps == sorted(steps), notes
 
 
 @pytest.mark.parametrize(

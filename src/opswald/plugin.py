@@ -927,6 +927,41 @@ def _report_text(report: pytest.TestReport | pytest.CollectReport) -> str:
     return text
 
 
+def note_order(note: str) -> tuple[str, int, str]:
+    """Summary notes by golden, then by the step they name (`step 5` before `step 10`), then
+    as text: the same order serial and under xdist, whichever worker finished first."""
+    import re
+
+    owner = note.split(": ", 1)[0]
+    step = re.search(r"\bstep (\d+)\b", note)
+    return owner, int(step.group(1)) if step else 0, note
+
+
+def _bare_record(report: pytest.TestReport, status: str) -> dict[str, Any]:
+    """A record for a golden that failed before it produced a session (timeout, adapter)."""
+    text = report.longreprtext.strip().splitlines()
+    return {
+        "name": report.nodeid,
+        "file": report.nodeid.split("::")[0],
+        "golden": report.nodeid.split("::")[-1],
+        "variant": None,
+        "status": status,
+        "steps": 0,
+        "llm_calls": 0,
+        "tool_calls": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "cost": None,
+        "duration_ms": None,
+        "delta": None,
+        "divergence": None,
+        "error": text[0] if text else None,
+        "suggestion": text[-1] if len(text) > 1 else None,
+        "still_failing": False,
+    }
+
+
 class SummaryPlugin:
     """Counts golden outcomes (also from xdist workers, via report attributes)."""
 
@@ -1043,7 +1078,7 @@ class SummaryPlugin:
         records = [{**r, "name": relative(r["name"])} if r.get("name") else r for r in records]
         summary = Summary(
             counts=counts,
-            notes=tuple(sorted(set(self.notes))),
+            notes=tuple(sorted(set(self.notes), key=note_order)),
             records=tuple(sorted(records, key=lambda r: (r["golden"], r["variant"] or ""))),
             variant_order=tuple(name for name, _ in settings_of(self.config).variants),
             verbose=self.config.get_verbosity(),
