@@ -254,11 +254,11 @@ def test_a_blocked_side_effect_names_the_replay_option_that_allows_it(workdir: P
         # a step modification never dropped in silence: wrong step type, or past the end
         (
             ["--adapter", "agentmod:run", "--fork-at", "2", "--modify", "response=hi"],
-            "response changes a llm_call step, and step 2 of the golden is a tool_call",
+            "response changes an llm_call step, and step 2 of the golden is a tool_call",
         ),
         (
             ["--adapter", "agentmod:run", "--fork-at", "1", "--modify", "tool_result=1"],
-            "tool_result changes a tool_call step, and step 1 of the golden is a llm_call",
+            "tool_result changes a tool_call step, and step 1 of the golden is an llm_call",
         ),
         (
             ["--adapter", "agentmod:run", "--fork-at", "3", "--modify", "response=hi"],

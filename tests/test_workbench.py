@@ -252,7 +252,15 @@ def test_step_modifications_need_a_fork_step(bench: pytest.Pytester) -> None:
     result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "response=x")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*response modify one step: give the step with --opswald-fork-at*"]
+        ["*response changes one step: give the step with --opswald-fork-at*"]
+    )
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/",
+        "--opswald-modify", "selected_tool=news", "--opswald-modify", "tool_params={topic: x}",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*selected_tool, tool_params change one step: give the step with --opswald-fork-at*"]
     )
 
 

@@ -71,7 +71,7 @@ def run_replay(args: argparse.Namespace) -> int:
 # -- preparing the run ------------------------------------------------------------------
 def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dict[str, Any]]:
     from opswald import files
-    from opswald.engine.context import STEP_MODIFICATIONS, fork_problem
+    from opswald.engine.context import STEP_MODIFICATIONS, changes_one_step, fork_problem
 
     _importable_cwd()
     path = Path(args.golden)
@@ -95,7 +95,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dic
     step_mods = [k for k in STEP_MODIFICATIONS if k in modifications]
     if step_mods and fork_at is None:
         raise UsageProblem(
-            f"--modify {', '.join(step_mods)} changes one step: give the step with --fork-at N"
+            f"--modify {changes_one_step(step_mods)}: give the step with --fork-at N"
         )
     if fork_at is not None and mode not in (None, "fork"):
         raise UsageProblem(f"--fork-at needs --mode fork (or no --mode), not --mode {mode}")

@@ -13,7 +13,7 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from opswald import adapters, files
 from opswald.diff import DiffMode, render_verdict
-from opswald.engine.context import STEP_MODIFICATIONS, Policy, fork_problem
+from opswald.engine.context import STEP_MODIFICATIONS, Policy, changes_one_step, fork_problem
 from opswald.engine.normalize import RequestRules
 from opswald.engine.replay import HookFailed, call_hook
 from opswald.engine.run import ReplayResult, RunSettings, execute, judge, not_blessable
@@ -202,7 +202,7 @@ def run_golden(
     step_mods = {k: modify.pop(k) for k in STEP_MODIFICATIONS if k in modify}
     if step_mods and settings.fork_at is None:
         raise GoldenError(
-            f"{', '.join(step_mods)} modify one step: give the step with --opswald-fork-at=N"
+            f"{changes_one_step(list(step_mods))}: give the step with --opswald-fork-at=N"
         )
     policy: Policy
     if writing or golden.is_stub:

@@ -8,7 +8,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -70,13 +70,23 @@ _MODIFIED_STEP_TYPE = {  # each step modification, and the type of step it chang
 STEP_MODIFICATIONS = tuple(_MODIFIED_STEP_TYPE)
 
 
+def _a(step_type: str) -> str:
+    """A step type with its article: `an llm_call`, `a tool_call`."""
+    return f"{'an' if step_type[:1] in 'aeiol' else 'a'} {step_type}"
+
+
+def changes_one_step(mods: Sequence[str]) -> str:
+    """`response changes one step`, `selected_tool, tool_params change one step`."""
+    return f"{', '.join(mods)} {'changes' if len(mods) == 1 else 'change'} one step"
+
+
 def fork_problem(golden: Session, fork_at: int | None, step_mods: Iterable[str]) -> str | None:
     """Why a fork of `golden` at `fork_at` with these step modifications cannot run as
     asked (so that a modification is never dropped in silence), or None."""
     given = set(step_mods)
     mods = [key for key in STEP_MODIFICATIONS if key in given]
     if fork_at is None:
-        return f"{', '.join(mods)} modify one step: give the step to fork at" if mods else None
+        return f"{changes_one_step(mods)}: give the step to fork at" if mods else None
     if fork_at < 1:
         return "steps are numbered from 1"
     steps = golden.step_list
@@ -86,7 +96,10 @@ def fork_problem(golden: Session, fork_at: int | None, step_mods: Iterable[str])
     for key in mods:
         wanted = _MODIFIED_STEP_TYPE[key]
         if at.type != wanted:
-            return f"{key} changes a {wanted} step, and step {fork_at} of the golden is a {at.type}"
+            return (
+                f"{key} changes {_a(wanted)} step, and step {fork_at} of the golden is "
+                f"{_a(at.type)}"
+            )
     return None
 
 
