@@ -445,3 +445,22 @@ def test_the_analysis_of_a_blocked_side_effect_names_the_block_not_the_tool(
     assert "side_effects=True" in analysis["fix"], analysis["fix"]
     assert "--opswald-allow-side-effects" in analysis["fix"], analysis["fix"]
     assert "look at book itself" not in analysis["fix"], analysis["fix"]
+
+
+def test_the_fork_path_names_golden_steps_by_their_numbers(bench: pytest.Pytester) -> None:
+    """Answering step 2 with text ends the run there: the golden's later steps are listed
+    as removed under their own step numbers, as every other message counts steps."""
+    import yaml
+
+    fork_at = 2
+    golden = yaml.safe_load((bench.path / "goldens" / "w.golden.yaml").read_text())
+    later = [s["step"] for s in golden["steps"] if s["step"] > fork_at]
+    assert later, "the golden goes on after the fork step"
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", f"--opswald-fork-at={fork_at}",
+        "--opswald-modify", "response=Take an umbrella.",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*forked at step {fork_at}*"])
+    result.stdout.fnmatch_lines([f"*step {n}: removed" for n in later])
+    assert "fork[" not in result.stdout.str()

@@ -310,12 +310,19 @@ def _fork_path(golden: Session, actual: Session, fork_step: int) -> Finding:
         return [describe(s) for s in session.step_list if s.step >= fork_step]
 
     old, new = path(golden), path(actual)
+    # both paths start at the fork step, numbered alike: a list position is a step number
+    numbered = tuple(
+        replace(d, path=d.path[1:], step=fork_step + d.path[0])
+        if d.path and isinstance(d.path[0], int)
+        else d
+        for d in differences(old, new)
+    )
     return Finding(
         kind="fork",
         message=f"forked at step {fork_step}: the golden went on with {len(old)} step(s), "
         f"this run with {len(new)}",
         step=fork_step,
-        differences=tuple(differences(old, new, base=("steps after the fork",))),
+        differences=numbered,
         failing=False,
     )
 
