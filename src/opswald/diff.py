@@ -330,10 +330,11 @@ def _text_diff(old: str, new: str) -> list[str]:
     return _bounded([_clip(line) for line in out])
 
 
-def views(golden: Any, actual: Any, width: int) -> tuple[str, str]:
+def views(golden: Any, actual: Any, width: int, *, more: bool = False) -> tuple[str, str]:
     """Two differing values side by side, each about `width` characters: long texts that
     differ late are shown from a little before their first difference, and texts that
-    print alike (composed and decomposed accents, look-alike spaces) with escapes."""
+    print alike (composed and decomposed accents, look-alike spaces) with escapes. `more`:
+    a cut value ends `… (N more chars)`, as `pretty` has it."""
     g, a = _text(golden), _text(actual)
     if g != a and _looks(g) == _looks(a):
         g, a = ascii(golden), ascii(actual)
@@ -342,7 +343,13 @@ def views(golden: Any, actual: Any, width: int) -> tuple[str, str]:
         same = next((i for i, (x, y) in pairs if x != y), min(len(g), len(a)))
         start = max(0, same - width // 4) if same > width // 2 else 0
         g, a = (("…" if start else "") + t[start:] for t in (g, a))
-    return tuple(t if len(t) <= width else t[: width - 1] + "…" for t in (g, a))  # type: ignore[return-value]
+    return _cut(g, width, more), _cut(a, width, more)
+
+
+def _cut(text: str, width: int, more: bool) -> str:
+    if len(text) <= width:
+        return text
+    return f"{text[:width]}… ({len(text) - width} more chars)" if more else text[: width - 1] + "…"
 
 
 def _looks(text: str) -> str:
@@ -360,7 +367,7 @@ def _value_lines(golden: Any, actual: Any) -> list[str]:
     ):
         return _text_diff(golden, actual)
     if golden is not MISSING and actual is not MISSING:
-        g, a = views(golden, actual, PRETTY_WIDTH)
+        g, a = views(golden, actual, PRETTY_WIDTH, more=True)
         return [f"- {g}", f"+ {a}"]
     lines: list[str] = []
     if golden is not MISSING:
