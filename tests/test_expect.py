@@ -526,7 +526,7 @@ def test_state_exact_mode_fails_and_ignores_step_metadata() -> None:
     findings = compare_states(GOLDEN_STATES, changed, StateExpect.model_validate("exact"))
     assert [(f.step, f.failing) for f in findings] == [(2, True)]
     assert findings[0].message == "state snapshot differs (state: exact)"
-    assert "expect.state" in findings[0].suggestion
+    assert findings[0].suggestion.endswith("expect.state: [memory.seen]")  # what changed
 
 
 def test_state_paths_mode_fails_only_on_watched_paths() -> None:

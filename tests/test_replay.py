@@ -85,7 +85,7 @@ def test_changed_tool_arguments_name_the_step(
         (
             "early",
             [
-                "*step 6 of 7 · llm_call m1: the agent finished with 1 recorded call(s) "
+                "*step 6 of 7 · llm_call m1: the agent ended with 1 recorded call(s) "
                 "unused: step 6 llm_call m1*"
             ],
         ),

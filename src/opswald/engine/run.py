@@ -347,8 +347,7 @@ def _unused(run: Run, expect: Expect) -> list[Finding]:
     return [
         Finding(
             kind="unused_calls",
-            message=f"the agent finished with {len(unused)} recorded call(s) unused: "
-            f"{listing}{more}",
+            message=f"the agent ended with {len(unused)} recorded call(s) unused: {listing}{more}",
             step=first.step,
             step_type=first.type,
             name=getattr(first, "tool", None) or getattr(first, "model", None),

@@ -99,10 +99,12 @@ def _what(index: int, g: StateStep | None, a: StateStep | None, n_g: int, n_a: i
 def _finding(
     message: str, diffs: list[Difference], where: StateStep | None, failing: bool
 ) -> Finding:
+    changed = diffs[0].where.split(" › ", 1)[-1].split("[", 1)[0] if diffs else ""
+    watch = changed if changed and changed[0].isalpha() else "memory.user_preference"
     hint = (
         "if the new state is intended, accept it with --opswald-update; to only report "
         "state changes set expect.state: report, or list the paths that matter: "
-        "expect.state: [memory.user_preference]"
+        f"expect.state: [{watch}]"
     )
     return Finding(
         kind="state",
