@@ -209,3 +209,29 @@ def test_with_another_collection_error_the_interrupted_banner_counts_every_error
     result = project.runpytest("--opswald-goldens", "goldens", "test_broken.py")
     result.stdout.fnmatch_lines(["*Interrupted: 3 errors during collection*"])
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_a_failure_has_a_one_line_crash_message_at_its_step(project: pytest.Pytester) -> None:
+    """--tb=line, the -r summary line and JUnit's message attribute show the failure's
+    headline at the golden's failing step, not the whole diff (nor 50 characters of it);
+    also from xdist workers."""
+    record(project)
+    golden = project.path / "goldens" / "flight.golden.yaml"
+    golden.write_text(golden.read_text().replace("passenger: Alice", "passenger: Alicia", 1))
+    line = next(
+        n for n, text in enumerate(golden.read_text().splitlines(), 1) if text == "  - step: 2"
+    )
+    for workers in ([], ["-n", "2"]):
+        result = project.runpytest(
+            "--opswald-goldens", "--tb=line", "-rf", "--junitxml=out.xml", *workers
+        )
+        result.assert_outcomes(failed=1)
+        headline = "step 2 of 7 · tool_call lookup: called lookup with other arguments"
+        result.stdout.fnmatch_lines(
+            [
+                f"*goldens/flight.golden.yaml:{line}: {headline}",
+                "FAILED *book_flight - step 2 of 7 · tool_call*",  # cut to the terminal's width
+            ]
+        )
+        xml = (project.path / "out.xml").read_text()
+        assert f'message="{headline}"' in xml.replace("&#183;", "·")

@@ -331,6 +331,9 @@ def test_an_update_does_not_bless_what_expect_itself_fails(
     )
     before = path.read_bytes()
     monkeypatch.setenv("AGENT_VARIANT", "output")
+    result = project.runpytest("--opswald-goldens")  # replay: the fix line says it too
+    result.stdout.fnmatch_lines(["*fix: --opswald-update cannot fix this: it rewrites the golden*"])
+    assert "accept it with --opswald-update" not in result.stdout.str()
     result = project.runpytest("--opswald-goldens", "--opswald-update")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*fix: not written: the golden's own `expect:` fails this run*"])

@@ -712,3 +712,28 @@ def test_a_run_with_no_model_call_costs_nothing_for_a_cost_budget() -> None:
     assert figures(run.actual).cost == 0.0
     assert [f.kind for f in verdict.findings if f.kind == "budget"] == []
     assert not verdict.passed  # its recorded call went unused
+
+
+def test_before_step_numbers_of_calls_that_begin_at_once_in_threads_are_distinct() -> None:
+    """Each thread's before_step sees its own step number: it is reserved before the
+    listeners are told (the four calls wait for each other inside before_step)."""
+    barrier = threading.Barrier(4, timeout=10)
+    seen: list[int] = []
+
+    class Listener:
+        def before_step(self, ctx: Any, info: Any) -> None:
+            seen.append(info.number)
+            barrier.wait()
+
+    def agent(_: Any) -> list[Any]:
+        def ask(i: int) -> Any:
+            return echo_llm(model="m", messages=[{"role": "user", "content": f"q{i}"}])
+
+        with ThreadPoolExecutor(4) as pool:
+            return [a["content"] for a in pool.map(ask, range(4))]
+
+    stub = Session(name="s", input=None)
+    settings = RunSettings(policy="live", block_side_effects=False, listeners=(Listener(),))
+    run = execute(stub, agent, settings=settings)
+    assert sorted(seen) == [1, 2, 3, 4]
+    assert [s.step for s in run.actual.step_list] == [1, 2, 3, 4]

@@ -32,9 +32,18 @@ NEVER_BLESSED = ("budget", "side_effect", "breakpoint")
 """Failures `--opswald-update` leaves failing and unwritten (DESIGN §3a "Update")."""
 
 
-def _fix_for(verdict: Verdict) -> str:
+EXPECT_VALUES = ("contains", "regex", "json_subset")
+"""Output matchers that judge against a value in `expect:`, which an update never changes."""
+
+
+def _fix_for(verdict: Verdict, expect: Expect | None = None) -> str:
     """The `fix:` line: an update where an update helps, and never where it does not."""
     kinds = {f.kind for f in verdict.failures}
+    if expect is not None and kinds == {"output"} and expect.output.match in EXPECT_VALUES:
+        return (
+            "--opswald-update cannot fix this: it rewrites the golden, never its `expect:`; "
+            f"change expect.output (match: {expect.output.match}) if the new output is right"
+        )
     if kinds and kinds <= set(NEVER_BLESSED):
         return (
             "--opswald-update does not bless this (budgets, blocked side effects and "
@@ -264,7 +273,7 @@ def run_golden(
         if verdict.passed:
             return Outcome(status="passed", result=result, notes=_reported(path, verdict, total))
         text = render_verdict(
-            verdict, total_steps=total, mode=settings.diff_mode, fix=_fix_for(verdict)
+            verdict, total_steps=total, mode=settings.diff_mode, fix=_fix_for(verdict, expect)
         )
         raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total, expect)
@@ -549,6 +558,41 @@ class GoldenFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
+def _failure_repr(path: Path, error: GoldenError) -> TerminalRepr:
+    """The failure text as pytest's own failures are: printed as it is, with a one-line
+    crash message at the golden's failing step (`path:line: message`), which `--tb=line`,
+    the `-r` summary line and JUnit's `message` attribute show, and which xdist carries."""
+    from _pytest._code.code import (
+        ReprEntryNative,
+        ReprExceptionInfo,
+        ReprFileLocation,
+        ReprTraceback,
+    )
+
+    text = error.text
+    outcome = error.outcome
+    failures = outcome.result.verdict.failures if outcome and outcome.result else ()
+    step = failures[0].step if failures else None
+    head = text.split("\n", 1)[0]
+    entry = ReprEntryNative([text if text.endswith("\n") else text + "\n"])
+    return ReprExceptionInfo(
+        reprtraceback=ReprTraceback([entry], None, "native"),
+        reprcrash=ReprFileLocation(str(path), _line_of_step(path, step), head),
+    )
+
+
+def _line_of_step(path: Path, step: int | None) -> int:
+    """The line of `- step: N` (YAML) or `"step": N` (JSON) in a golden, else 1."""
+    if step is None:
+        return 1
+    pattern = re.compile(rf'^\s*(?:- )?"?step"?: {step}\b', re.MULTILINE)
+    try:
+        found = pattern.search(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError):
+        return 1
+    return found.string.count("\n", 0, found.start()) + 1 if found else 1
+
+
 class GoldenItem(pytest.Item):
     """Replays one golden through the agent."""
 
@@ -675,7 +719,7 @@ class GoldenItem(pytest.Item):
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GoldenError):
-            return excinfo.value.text
+            return _failure_repr(self.path, excinfo.value)
         return super().repr_failure(excinfo, style=style or "short")
 
     def _traceback_filter(self, excinfo: ExceptionInfo[BaseException]) -> Any:

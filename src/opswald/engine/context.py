@@ -254,18 +254,25 @@ class Clock:
     def served_recorded_ms(self) -> float:
         total = 0.0
         spans: list[tuple[float, float]] = []
+        append = spans.append
+        parse = datetime.fromisoformat
         for step in self.served:
-            duration = step.duration_ms or 0.0
-            began = _epoch_ms(step.timestamp)
+            stamp, duration = step.timestamp, step.duration_ms or 0.0
+            try:  # the form opswald writes (UTC, "Z") parses as it is
+                began = parse(stamp).timestamp() * 1000 if stamp and stamp[-1] == "Z" else None
+            except ValueError:
+                began = None
             if began is None:
-                total += duration
-            else:
-                spans.append((began, began + duration))
+                began = _epoch_ms(stamp)
+                if began is None:  # no readable timestamp: its whole duration counts
+                    total += duration
+                    continue
+            append((began, began + duration))
         spans.sort()
         end = -math.inf
         for began, ended in spans:
             if ended > end:
-                total += ended - max(began, end)
+                total += ended - (began if began > end else end)
                 end = ended
         return total
 
@@ -415,13 +422,20 @@ class Context:
         only those it has a parameter for, and its step records just those)."""
         if kind == "llm_call" and self.request_modifications and not as_sent:
             request = apply_request_modifications(request, self.request_modifications)
-        if self.listeners:
+        reserved: int | None = None
+        if self.listeners:  # the step's number is reserved first: calls from threads that
+            with self._lock:  # begin at once each see their own
+                reserved = len(self.steps) + 1
+                self.steps.append(None)
             name = request.get("tool") or request.get("model")
-            info = StepInfo(number=len(self.steps) + 1, type=kind, name=name, request=request)
+            info = StepInfo(number=reserved, type=kind, name=name, request=request)
             self.emit("before_step", info)
         with self._lock:
-            number = len(self.steps) + 1
-            self.steps.append(None)
+            if reserved is None:
+                number = len(self.steps) + 1
+                self.steps.append(None)
+            else:
+                number = reserved
             served: AnyStep | None = None
             if self.fork_at is not None and number >= self.fork_at and not self.live:
                 self.live = True
@@ -442,9 +456,9 @@ class Context:
                     if self.policy not in ("update", "fork"):
                         # the call the agent made stays in the actual session, unanswered,
                         # so a saved actual and the viewer show what was sent instead
-                        self.steps[-1] = self._refused_step(kind, request, number, match.finding)
-                        if self.steps[-1] is None:
-                            self.steps.pop()
+                        self.steps[number - 1] = self._refused_step(
+                            kind, request, number, match.finding
+                        )
                         raise ReplayDivergence(match.finding)
                     self.live = True
                     self.fork_step = number
@@ -461,11 +475,9 @@ class Context:
                 self.findings.append(finding)
                 # the call stays in the actual session, unanswered, so a saved actual and
                 # the viewer show the arguments it would have run with
-                self.steps[-1] = self._refused_step(
+                self.steps[number - 1] = self._refused_step(
                     kind, request, number, finding, reason="SideEffectBlocked"
                 )
-                if self.steps[-1] is None:
-                    self.steps.pop()
                 raise SideEffectBlocked(finding)
             return Ticket(
                 number=number, served=served, started=time.perf_counter(), request=request
