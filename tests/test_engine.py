@@ -737,3 +737,27 @@ def test_before_step_numbers_of_calls_that_begin_at_once_in_threads_are_distinct
     run = execute(stub, agent, settings=settings)
     assert sorted(seen) == [1, 2, 3, 4]
     assert [s.step for s in run.actual.step_list] == [1, 2, 3, 4]
+
+
+def test_each_diverging_call_of_a_gathered_burst_is_shown_beside_its_own_recording() -> None:
+    """Three gathered model calls that all changed: three findings, at three different
+    steps, each comparing a request with the recorded one it came from."""
+    import asyncio
+
+    def gathered(parts: list[str]) -> list[Any]:
+        async def main() -> list[Any]:
+            calls = (summarise(model="m", messages=[{"role": "user", "content": p}]) for p in parts)
+            return list(await asyncio.gather(*calls))
+
+        return asyncio.run(main())
+
+    parts = ["first part", "second part", "third part"]
+    golden = record(gathered, parts)
+    _, verdict = replay(golden, lambda _: gathered([f"{p} please" for p in parts]))
+    shown = sorted(
+        (f.step, d.golden, d.actual)
+        for f in verdict.findings
+        if f.kind == "mismatch"
+        for d in f.differences
+    )
+    assert shown == [(i + 1, p, f"{p} please") for i, p in enumerate(parts)]

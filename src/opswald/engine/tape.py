@@ -133,7 +133,8 @@ class Tape:
             if later is not None:  # a call of the same burst that started in another order
                 head = self._bring_forward(later)
                 diffs = []
-            if diffs:
+            if diffs:  # compared with the closest call of its burst no other one was
+                head, diffs = self._closest_head(head, diffs, request)
                 return Match(
                     finding=Finding(
                         kind="mismatch",
@@ -292,6 +293,30 @@ class Tape:
             if unused:
                 break  # the turns after it come after these calls
         return ahead
+
+    def _closest_head(
+        self, head: LLMCallStep, diffs: list[Any], request: dict[str, Any]
+    ) -> tuple[LLMCallStep, list[Any]]:
+        """The recorded call of this burst a diverging request is shown beside: the one with
+        the fewest differences (then the most alike), and never one already shown for
+        another diverging call of the burst (gathered calls that all changed)."""
+        burst = [head]
+        for j in range(self.cursor + 2, len(self.segments)):
+            later = self.segments[j].head
+            if self.segments[j - 1].tools or not isinstance(later, LLMCallStep):
+                break
+            if later.step not in self.used:
+                burst.append(later)
+        if len(burst) == 1:
+            return head, diffs
+        fresh = [h for h in burst if h.step not in self.compared] or burst
+        found = [(diffs if h is head else self._request_differences(h, request), h) for h in fresh]
+        sent = _text(request)
+        best_diffs, best = min(
+            found, key=lambda pair: (len(pair[0]), -_likeness(_text(request_of(pair[1])), sent))
+        )
+        self.compared.add(best.step)
+        return best, best_diffs
 
     def _bring_forward(self, j: int) -> LLMCallStep:
         """Serve segment j's call next (returned): the burst's heads rotate, and its tool
