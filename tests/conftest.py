@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -142,3 +144,15 @@ def sdk_setup(
     pytester.makeini(f"[pytest]\nopswald_adapter = {module}:run\n")
     pytester.mkdir("goldens")
     (pytester.path / golden).write_text(stub)
+
+
+def opswald_cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The `opswald` command in a subprocess (`python -m opswald.cli ARGV`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "opswald.cli", *argv],
+        cwd=cwd,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )

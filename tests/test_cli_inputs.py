@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import opswald
+from conftest import opswald_cli as cli
 from opswald.cli import main
 
 GOLDENS = Path(__file__).parent.parent / "goldens"
@@ -28,17 +29,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opswald.cli", *argv],
-        cwd=cwd,
-        capture_output=True,
-        encoding="utf-8",
-        timeout=60,
-        check=False,
-    )
 
 
 def test_diff_limit_below_one_is_a_usage_error_not_a_false_pass(

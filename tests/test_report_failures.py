@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from conftest import STUB, record
+from conftest import STUB, opswald_cli, record
 from opswald import load
 from opswald.report.json_report import REPORT_SCHEMA
 from opswald.session import LLMCallStep
@@ -187,23 +185,8 @@ def test_shards_that_each_meet_a_malformed_golden_merge_into_the_unsharded_repor
     project.runpytest("--opswald-goldens", "-k", "not book_flight", "--opswald-json=s2.json")
     for shard in ("s1.json", "s2.json"):  # each shard collected the malformed golden
         assert json.loads((project.path / shard).read_text())["malformed"] == 1
-    merged = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opswald.cli",
-            "report",
-            "merge",
-            "s1.json",
-            "s2.json",
-            "-o",
-            "merged.json",
-        ],
-        cwd=project.path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    merged = opswald_cli(
+        "report", "merge", "s1.json", "s2.json", "-o", "merged.json", cwd=project.path
     )
     assert merged.returncode == 0, merged.stderr
     whole = json.loads((project.path / "all.json").read_text())

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conftest import record
+from conftest import opswald_cli, record
 from opswald import load
 from opswald.report.json_report import REPORT_SCHEMA
 
@@ -140,54 +140,22 @@ def test_a_cost_regression_is_listed(project: pytest.Pytester) -> None:
 
 
 def test_shards_merge_into_the_unsharded_report(project: pytest.Pytester) -> None:
-    import subprocess
-    import sys
 
     record(project)
     _copies(project)
     project.runpytest("--opswald-goldens", "--opswald-json", "all.json")
     project.runpytest("--opswald-goldens", "-k", "book_a", "--opswald-json", "shard1.json")
     project.runpytest("--opswald-goldens", "-k", "not book_a", "--opswald-json", "shard2.json")
-    merged = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opswald.cli",
-            "report",
-            "merge",
-            "shard1.json",
-            "shard2.json",
-            "-o",
-            "merged.json",
-        ],
-        cwd=project.path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    merged = opswald_cli(
+        "report", "merge", "shard1.json", "shard2.json", "-o", "merged.json", cwd=project.path
     )
     assert merged.returncode == 0, merged.stderr
     assert "merged 2 reports: 3 goldens, 3 passed, 0 failed" in merged.stdout
     whole = json.loads((project.path / "all.json").read_text())
     combined = json.loads((project.path / "merged.json").read_text())
     assert _stable(combined) == _stable(whole)
-    overlap = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opswald.cli",
-            "report",
-            "merge",
-            "all.json",
-            "shard1.json",
-            "-o",
-            "bad.json",
-        ],
-        cwd=project.path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    overlap = opswald_cli(
+        "report", "merge", "all.json", "shard1.json", "-o", "bad.json", cwd=project.path
     )
     assert overlap.returncode == 4
     assert "book_a is in two shards" in overlap.stderr

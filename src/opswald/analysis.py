@@ -193,26 +193,17 @@ def analyse_divergence(
     traces: list[Trace] = []
     golden_sources: dict[str, Trace] = {}
     modified = _fork_modifications(fork, k)
-    if modified:
-        return Analysis(
-            kind="divergence",
-            step=k,
-            total_steps=len(steps),
-            title=f"step {k} of {len(steps)} · {label}: first divergence".replace(" · :", ":"),
-            error=str(finding.get("message") or "the run differs from the golden here"),
-            state_before=state_at(steps, k - 1),
-            leads=(),
-            traces=(),
-            fix=_fork_fix(k, pairs, modified),
-            call=_call_of(step) if step else {},
-        )
-    for where, golden_value, actual_value in pairs[:MAX_SUSPECTS]:
-        if actual_value is not None:
-            traces.append(index.trace(actual_value, where, k))
-        if golden_value is not None:
-            golden_sources[where] = index.trace(golden_value, where, k)
-    leads = _leads(steps, k, tuple(traces)) if step else ()
-    fix = _divergence_fix(steps, k, pairs, traces, golden_sources, finding)
+    if modified:  # the fork's own change: nothing to trace
+        leads: tuple[Lead, ...] = ()
+        fix = _fork_fix(k, pairs, modified)
+    else:
+        for where, golden_value, actual_value in pairs[:MAX_SUSPECTS]:
+            if actual_value is not None:
+                traces.append(index.trace(actual_value, where, k))
+            if golden_value is not None:
+                golden_sources[where] = index.trace(golden_value, where, k)
+        leads = _leads(steps, k, tuple(traces)) if step else ()
+        fix = _divergence_fix(steps, k, pairs, traces, golden_sources, finding)
     return Analysis(
         kind="divergence",
         step=k,
