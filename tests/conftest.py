@@ -76,6 +76,10 @@ def run(input):
         raise RuntimeError("agent broke")
     if v == "raise2":
         raise RuntimeError("agent broke badly")
+    if v == "raise_other":
+        raise ValueError("agent broke")
+    if v == "keyerror":
+        return {}["Book"]
     final = chat(model="m1", messages=messages)               # step 6
     opswald.state(memory={"seat": seat["seat"], "booked": True})  # step 7
     answer = final["content"] + (" (v2)" if v == "output" else "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 import pytest
 
 from conftest import record
@@ -101,6 +103,19 @@ def test_each_kind_of_divergence_names_its_step(
     result = project.runpytest("--opswald-goldens")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(lines)
+
+
+def test_an_agent_error_is_headed_as_python_prints_it(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`{}["Book"]` raises KeyError('Book'), which Python prints `KeyError: 'Book'`."""
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "keyerror")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    printed = traceback.format_exception_only(KeyError("Book"))[-1].strip()
+    assert printed != "KeyError: Book"
+    result.stdout.fnmatch_lines([f"the agent raised {printed}", f"  error: None → {printed!r}"])
 
 
 def test_short_and_disabled_diff_modes(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import record, write
@@ -180,6 +182,44 @@ def test_expected_error_golden(project: pytest.Pytester, monkeypatch: pytest.Mon
     result = project.runpytest("--opswald-goldens")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*step 6*the agent made a call the golden does not have*"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "variant", "accepting"),
+    [
+        ("same", "early", ["fixed"]),  # the agent no longer fails
+        ("any", "early", ["fixed"]),
+        ("type", "early", ["fixed"]),
+        ("same", "raise_other", ["any"]),  # another error type
+        ("type", "raise_other", ["any"]),
+        ("same", "raise2", ["type", "any"]),  # the same type, another message
+        ("fixed", "raise", ["same", "type", "any"]),  # still fails as recorded
+        ("fixed", "raise2", ["type", "any"]),
+    ],
+)
+def test_the_error_hint_names_only_the_settings_that_accept_the_run(
+    project: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    variant: str,
+    accepting: list[str],
+) -> None:
+    """The golden ends with RuntimeError('agent broke'); the hint suggests the values of
+    expect.error under which this run passes, never the one already set."""
+    monkeypatch.setenv("AGENT_VARIANT", "raise")
+    record(project)
+    path = project.path / GOLDEN
+    text = path.read_text().replace("tags:\n", f"expect:\n  error: {setting}\ntags:\n", 1)
+    path.write_text(text)
+    monkeypatch.setenv("AGENT_VARIANT", variant)
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    (hint,) = [line for line in result.stdout.lines if "hint:" in line]
+    named = re.findall(r"`(\w+)`", hint)
+    assert named == accepting, hint
+    for value in accepting:  # following the hint makes the run pass
+        path.write_text(text.replace(f"error: {setting}", f"error: {value}"))
+        project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
 
 
 def test_update_under_xdist_writes_each_failing_golden_once(

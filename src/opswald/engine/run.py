@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import time
 import traceback
@@ -30,10 +31,11 @@ from opswald.expect.trajectory import ToolCallRef, judge_order
 from opswald.intercept.transport import intercepting
 from opswald.jsonable import to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
-from opswald.session import FORK_METADATA, Expect, Session, ToolCallStep
+from opswald.session import FORK_METADATA, ErrorInfo, Expect, Session, ToolCallStep
 from opswald.verdict import Difference, Finding, Verdict
 
 Mode = Literal["replay", "record", "rerecord", "live"]
+ErrorMode = Literal["same", "type", "any", "fixed"]  # expect.error
 VERSION = "0.1.0"
 
 
@@ -367,10 +369,8 @@ def _error_findings(
         return [
             Finding(
                 kind="agent_error",
-                message=f"the agent raised {a.type}: {a.message}",
-                differences=(
-                    Difference(path=("error",), golden=None, actual=f"{a.type}: {a.message}"),
-                ),
+                message=f"the agent raised {error_text(a)}",
+                differences=(Difference(path=("error",), golden=None, actual=error_text(a)),),
                 suggestion=(
                     "the golden finished without an error"
                     + (f"; the agent's traceback ends:\n{_tail(tb)}" if tb else "")
@@ -381,36 +381,74 @@ def _error_findings(
     if mode == "fixed":
         if a is None:
             return []
-        return [_error_finding("the agent still fails (expect.error: fixed)", g, a)]
+        return [_error_finding("the agent still fails (expect.error: fixed)", g, a, mode)]
     if a is None:
-        if mode == "any" or mode == "type" or mode == "same":
-            return [
-                _error_finding(
-                    f"the golden expects the agent to fail with {g.type}; "
-                    "it finished without an error",
-                    g,
-                    a,
-                )
-            ]
-    assert a is not None
+        return [
+            _error_finding(
+                f"the golden expects the agent to fail with {g.type}; it finished without an error",
+                g,
+                a,
+                mode,
+            )
+        ]
     if mode == "any":
         return []
     if a.type != g.type:
-        return [_error_finding(f"the agent failed with {a.type}, not {g.type}", g, a)]
+        return [_error_finding(f"the agent failed with {a.type}, not {g.type}", g, a, mode)]
     if mode == "same" and a.message != g.message:
-        return [_error_finding(f"the agent failed with another {g.type} message", g, a)]
+        return [_error_finding(f"the agent failed with another {g.type} message", g, a, mode)]
     return []
 
 
-def _error_finding(message: str, golden: Any, actual: Any) -> Finding:
-    g = f"{golden.type}: {golden.message}" if golden is not None else None
-    a = f"{actual.type}: {actual.message}" if actual is not None else None
+def error_text(error: ErrorInfo) -> str:
+    """`KeyError: 'Book'`: an error as Python prints it (`str(exc)`). The message is
+    recorded as the exception's argument, so that it can be raised again; a builtin
+    type is rebuilt from it to print it as Python does."""
+    message = error.message
+    builtin = getattr(builtins, error.type, None)
+    if error.module is None and isinstance(builtin, type) and issubclass(builtin, Exception):
+        try:
+            message = str(builtin(error.message))
+        except Exception:  # a type whose constructor wants other arguments
+            pass
+    return f"{error.type}: {message}" if message else error.type
+
+
+def _error_finding(
+    message: str, golden: ErrorInfo, actual: ErrorInfo | None, mode: ErrorMode
+) -> Finding:
     return Finding(
         kind="error",
         message=message,
-        differences=(Difference(path=("error",), golden=g, actual=a),),
-        suggestion="set expect.error to `type`, `any` or `fixed` to relax how the error is judged",
+        differences=(
+            Difference(
+                path=("error",),
+                golden=error_text(golden),
+                actual=None if actual is None else error_text(actual),
+            ),
+        ),
+        suggestion=_error_hint(golden, actual, mode),
     )
+
+
+def _error_hint(golden: ErrorInfo, actual: ErrorInfo | None, mode: ErrorMode) -> str:
+    """The `expect.error` values that would accept this run, other than the one set."""
+    if actual is None:
+        return "if the agent is meant to stop failing, set expect.error to `fixed`"
+    if actual.type != golden.type:
+        accepting = ["any"]
+        why = "another error type is fine"
+    elif actual.message != golden.message:
+        accepting = ["type", "any"]
+        why = "another message is fine"
+    else:
+        accepting = ["same", "type", "any"]
+        why = ""
+    if mode == "fixed":
+        why = "the agent may still fail like this"
+    values = [f"`{v}`" for v in accepting if v != mode]
+    either = values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+    return f"if {why}, set expect.error to {either}"
 
 
 _OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/opswald
