@@ -242,6 +242,24 @@ def test_a_blocked_side_effect_names_the_replay_option_that_allows_it(workdir: P
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_a_budget_hint_names_the_update_in_the_words_of_replay(workdir: Path) -> None:
+    """`opswald replay` has no --opswald-update: the hint says how a golden is updated
+    from where the run was started, as its fix line does."""
+    text = (workdir / "refund.golden.yaml").read_text(encoding="utf-8")
+    assert "\nexpect:" not in text
+    golden = workdir / "budget.golden.yaml"
+    golden.write_text(text + "expect:\n  budgets:\n    cost: 0.001\n", encoding="utf-8")
+    proc = replay(workdir, golden.name, "--adapter", "agentmod:run")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "budget exceeded: cost" in proc.stdout
+    hint = next(line for line in proc.stdout.splitlines() if "never blesses" in line)
+    fix = next(line for line in proc.stdout.splitlines() if line.startswith("fix:"))
+    update = "pytest --opswald-goldens --opswald-update"
+    assert update in fix, fix
+    assert update in hint, hint
+    assert re.sub(r"pytest [\w -]*--opswald-update", "", hint).count("--opswald-update") == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

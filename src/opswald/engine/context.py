@@ -50,6 +50,12 @@ ALLOW_SIDE_EFFECTS: dict[str, str] = {
     "api": "pass allow_side_effects=True to Replay",
 }
 
+UPDATE: dict[str, str] = {  # how to update a golden, in the words of each surface
+    "pytest": "--opswald-update",
+    "cli": "an update (`pytest --opswald-goldens --opswald-update`)",
+    "api": "an update (`pytest --opswald-goldens --opswald-update`)",
+}
+
 
 def side_effect_hint(surface: Surface) -> str:
     """How to let a blocked side-effect tool run, in the words of `surface`."""

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from opswald import adapters
 from opswald.diff import differences
 from opswald.engine.context import (
+    UPDATE,
     Context,
     Policy,
     ReplayDivergence,
@@ -72,6 +73,7 @@ class Run:
     agent_traceback: str | None
     policy: Policy
     offline_note: str | None = None  # what the offline guard blocked, if anything
+    surface: Surface = "pytest"  # where the run was started: hints name its options
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +198,7 @@ def execute(
         agent_traceback=tb,
         policy=settings.policy,
         offline_note=_blocked(offline),
+        surface=settings.surface,
     )
 
 
@@ -240,7 +243,13 @@ def judge(
     if run.policy == "fork" and run.fork_step is not None:
         findings.append(_fork_path(golden, actual, run.fork_step))
     findings.extend(
-        check_budgets(expect.budgets, figures(actual), figures(golden), partial=diverged)
+        check_budgets(
+            expect.budgets,
+            figures(actual),
+            figures(golden),
+            partial=diverged,
+            update=UPDATE[run.surface],
+        )
     )
     if not diverged:
         findings.extend(compare_states(golden, actual, expect.state))
