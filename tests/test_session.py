@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from opswald import files
@@ -156,6 +158,40 @@ def test_step_numbering_error_from_a_file_names_the_file(tmp_path: Path) -> None
     with pytest.raises(files.GoldenLoadError, match="steps must be numbered") as excinfo:
         files.load(path)
     assert str(excinfo.value).startswith(str(path))
+
+
+@pytest.mark.parametrize("suffix", [".golden.yaml", ".golden.json"])
+def test_step_numbering_error_points_at_the_misnumbered_step(
+    tmp_path: Path, pytester: pytest.Pytester, suffix: str
+) -> None:
+    """A gap (1, 3) is reported at the line of `step: 3`, not at `steps:`, with no
+    `(got a list)`: the message names the value that is wrong."""
+    data = {
+        "name": "x",
+        "input": 1,
+        "steps": [{"step": 1, "type": "state"}, {"step": 3, "type": "state"}],
+        "output": 1,
+    }
+    path = tmp_path / f"x{suffix}"
+    if suffix.endswith("json"):
+        path.write_text(json.dumps(data, indent=2))
+    else:
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    lines = path.read_text().splitlines()
+    wrong = next(n for n, line in enumerate(lines, start=1) if re.search(r'"?step"?: 3\b', line))
+    with pytest.raises(files.GoldenLoadError) as excinfo:
+        files.load(path)
+    err = excinfo.value
+    assert (err.line, err.field) == (wrong, "steps[1].step")
+    assert "step at position 2 says step: 3" in err.message
+    assert "(got" not in err.message
+    assert str(err) == f"{path}:{wrong}: steps[1].step: {err.message}"
+    # as collection reports it
+    pytester.mkdir("goldens")
+    path.rename(pytester.path / "goldens" / path.name)
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*goldens/x{suffix}:{wrong}: steps[[]1].step: {err.message}"])
 
 
 # ------------------------------------------------------------------- extra fields

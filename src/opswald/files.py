@@ -40,6 +40,7 @@ from opswald.jsonable import to_jsonable
 from opswald.paths import render
 from opswald.session import (
     SCHEMA_URL,
+    STEP_NUMBERING,
     BudgetsExpect,
     ErrorExpect,
     Expect,
@@ -802,6 +803,8 @@ def _field_of(error: ErrorDetails) -> tuple[_Loc, Any]:
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         owner = kind
         parts.append(str((error.get("ctx") or {}).get("discriminator", "type")).strip("'"))
+    if error["type"] == STEP_NUMBERING:  # the step whose number is wrong, not the list
+        parts.extend((int((error.get("ctx") or {})["position"]) - 1, "step"))
     return tuple(parts), owner
 
 
@@ -854,7 +857,8 @@ def _explain(errors: list[ErrorDetails], owner: Any) -> str:
     if kind == "extra_forbidden":
         return _unknown_field(first["loc"][-1], owner)
     messages = [error["msg"].removeprefix("Value error, ") for error in errors]
-    return _merged(messages) + (_got(first["input"]) if first["loc"] else "")
+    shows_input = first["loc"] and kind != STEP_NUMBERING  # the message names its value
+    return _merged(messages) + (_got(first["input"]) if shows_input else "")
 
 
 def _unknown_field(name: str | int, owner: Any) -> str:

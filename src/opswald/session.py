@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from opswald import paths
 
@@ -354,6 +355,10 @@ Tag = Annotated[
 """A tag is also a pytest marker: letters, digits, `_`, `-`, `.`; not starting with `_`."""
 
 
+STEP_NUMBERING = "step_numbering"
+"""The validation error type of a step whose `step:` is not its position."""
+
+
 class Session(_Model):
     """One recorded agent session: a golden file, or the actual session of a run."""
 
@@ -378,10 +383,12 @@ class Session(_Model):
     @classmethod
     def _steps_numbered(cls, steps: list[Any] | None) -> list[Any] | None:
         for index, step in enumerate(steps or [], start=1):
-            if step.step != index:
-                raise ValueError(
-                    f"steps must be numbered 1, 2, 3, ... in order; step at position "
-                    f"{index} says step: {step.step}"
+            if step.step != index:  # the loader points at the step (its ctx: position)
+                raise PydanticCustomError(
+                    STEP_NUMBERING,
+                    "steps must be numbered 1, 2, 3, ... in order; step at position "
+                    "{position} says step: {says}",
+                    {"position": index, "says": step.step},
                 )
         return steps
 
