@@ -65,7 +65,10 @@ def run(input):
     opswald.state(memory={"seat": seat["seat"]})             # step 3
     text = "book it" + (" now please" if v == "prompt" else "")
     messages.append({"role": "user", "content": text})
-    chat(model="m1", messages=messages)                       # step 4
+    if v == "temperature":
+        chat(model="m1", messages=messages, temperature=0.5)
+    else:
+        chat(model="m1", messages=messages)                   # step 4
     if v != "drop":
         book(flight="AF1", passenger="Bob" if v == "args" else who)  # step 5
     if v == "extra":

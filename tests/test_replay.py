@@ -118,6 +118,22 @@ def test_an_agent_error_is_headed_as_python_prints_it(
     result.stdout.fnmatch_lines([f"the agent raised {printed}", f"  error: None → {printed!r}"])
 
 
+def test_a_request_field_the_golden_leaves_out_is_shown_as_added(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 4 was recorded without params; sending temperature now adds the field."""
+    record(project)
+    step4 = load(project.path / GOLDEN).step_list[3]
+    assert step4.type == "llm_call" and step4.input.params is None
+    monkeypatch.setenv("AGENT_VARIANT", "temperature")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*step 4 › input.params: added", '*+ {"temperature": 0.5}', "*hint:*input.params*"]
+    )
+    result.stdout.no_fnmatch_line("*None*")
+
+
 def test_short_and_disabled_diff_modes(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

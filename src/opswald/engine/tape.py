@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opswald.diff import differences
 from opswald.engine.normalize import (
+    REQUEST_FIELDS,
     RequestRules,
     absent_fields,
     normalize_request,
@@ -24,7 +25,7 @@ from opswald.session import (
     ToolCallStep,
     UserInputStep,
 )
-from opswald.verdict import Finding
+from opswald.verdict import MISSING, Difference, Finding
 
 FIX = "if the new behaviour is intended, accept it with --opswald-update"
 
@@ -375,7 +376,22 @@ class Tape:
         )
         if golden == actual:
             return []
-        return differences(golden, actual, step=head.step)
+        return [_presence(d) for d in differences(golden, actual, step=head.step)]
+
+
+_FIELDS = frozenset(REQUEST_FIELDS)
+
+
+def _presence(d: Difference) -> Difference:
+    """A request field that is None on one side (a step leaves it out) is shown as added
+    or removed (`input.params: added`), not as a change from or to None."""
+    if d.path not in _FIELDS:
+        return d
+    if d.golden is None and d.actual is not MISSING:
+        return replace(d, golden=MISSING)
+    if d.actual is None and d.golden is not MISSING:
+        return replace(d, actual=MISSING)
+    return d
 
 
 def _text(value: Any) -> str:
