@@ -4,6 +4,7 @@ agent is the headline with its own traceback, and goldens keep the numbers as wr
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -128,11 +129,51 @@ def test_an_extra_tool_call_names_the_next_recorded_call(
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "every recorded call was already used" not in out
+    # the headline numbers the call in the run, says where in the golden it came, shows
+    # what it sent and names the call once; the hint numbers the golden's steps as such
+    args = json.dumps({"passenger": "Zed"})
     result.stdout.fnmatch_lines(
         [
-            "*tool_call lookup: the agent made a call the golden does not have*",
-            "*hint: this turn of the golden has no tool call left; its next recorded call is "
-            "step 6 (llm_call m1)*",
+            "step 6 of this run · tool_call lookup: the agent made a call the golden does not "
+            f"have, with {args}, after the golden's step 5 (tool_call book)",
+            "  hint: this turn of the golden has no tool call left; the golden's next recorded "
+            "call is its step 6 (llm_call m1)",
+        ]
+    )
+    headline = next(line for line in result.stdout.lines if "does not have" in line)
+    assert headline.count("lookup") == 1, headline
+
+
+def test_an_extra_call_after_the_last_step_counts_the_goldens_steps(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-step golden: `the golden has 1 step`, not `1 steps`."""
+    pytester.makepyfile(
+        agent="""
+        import os
+        import opswald
+
+        @opswald.tool
+        def lookup(key):
+            return 1
+
+        def run(input):
+            for _ in range(int(os.environ.get("CALLS", "1"))):
+                lookup(input["key"])
+            return "done"
+        """
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens").joinpath("one.golden.yaml").write_text("name: one\ninput: {key: k}\n")
+    record(pytester)
+    monkeypatch.setenv("CALLS", "2")
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "step 2 of this run · tool_call lookup: the agent made a call the golden does not "
+            'have, with {"key": "k"}, after the golden\'s last step, step 1 (tool_call lookup)',
+            "  hint: every recorded call was already used (the golden has 1 step)",
         ]
     )
 

@@ -80,8 +80,8 @@ def test_changed_tool_arguments_name_the_step(
         (
             "extra",
             [
-                "*step 6 of 7 · tool_call lookup: the agent made a call the golden "
-                "does not have: tool_call lookup*"
+                "step 6 of this run · tool_call lookup: the agent made a call the golden "
+                "does not have, with *, after the golden's step 5 (tool_call book)"
             ],
         ),
         (

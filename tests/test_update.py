@@ -290,5 +290,11 @@ def test_a_step_past_the_goldens_last_is_not_called_step_n_of_fewer(
     monkeypatch.delenv("AGENT_VARIANT")
     result = project.runpytest("--opswald-goldens")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*step 6 (the golden has 5 steps) · llm_call*"])
+    result.stdout.fnmatch_lines(
+        [
+            "step 6 of this run · llm_call m1: *after the golden's last step, step 5 (tool_call "
+            "book)",
+            "*hint: every recorded call was already used (the golden has 5 steps)",
+        ]
+    )
     result.stdout.no_fnmatch_line("*step 6 of 5*")

@@ -409,10 +409,13 @@ def render_difference(d: Difference, mode: DiffMode = "detailed") -> list[str]:
 
 
 def headline(f: Finding, *, total_steps: int | None) -> str:
-    """`step 5 of 7 · tool_call book_flight: message`, or the message alone."""
+    """`step 5 of 7 · tool_call book_flight: message`, or the message alone; an extra
+    call, which has no golden step, by its step in the run (`step 6 of this run · ...`)."""
     if f.step is None:
         return f.message
-    if total_steps is None:
+    if f.kind == "extra_call":  # a call the golden does not have: numbered in the run
+        where = f"step {f.step} of this run"
+    elif total_steps is None:
         where = f"step {f.step}"
     elif f.step > total_steps:  # a step the run made past the golden's last
         where = f"step {f.step} (the golden has {_plural(total_steps, 'step')})"

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from opswald.diff import differences
+from opswald.diff import differences, short_repr
 from opswald.engine.normalize import (
     REQUEST_FIELDS,
     RequestRules,
@@ -334,8 +334,9 @@ class Tape:
         return [t for t in self.segments[self.cursor].tools if t.step not in self.used]
 
     def _extra(self, kind: str, request: dict[str, Any], actual_step: int) -> Finding:
+        """A call past what the golden has here. Its `step` is the run's step number (the
+        headline says so); the message says which golden step it came after."""
         name = request.get("tool") or request.get("model")
-        label = f"{kind} {name}" if name else kind
         hidden = {"state"} if self.observe_tools else {"state", "tool_call"}
         left = [
             s for s in self.golden.step_list if s.type not in hidden and s.step not in self.used
@@ -347,21 +348,32 @@ class Tape:
                 else ("the golden has no such call here")
             )
             suggestion = (
-                f"{where}; its next recorded call is step {left[0].step} ({describe(left[0])})"
+                f"{where}; the golden's next recorded call is its step {left[0].step} "
+                f"({describe(left[0])})"
             )
         else:
             suggestion = (
-                f"the golden has {self.total} steps and every recorded call was already used "
-                f"before this {label}"
+                f"every recorded call was already used (the golden has "
+                f"{_plural(self.total, 'step')})"
             )
         return Finding(
             kind="extra_call",
-            message=f"the agent made a call the golden does not have: {label}",
+            message=f"the agent made a call the golden does not have{_sent(kind, request)}, "
+            f"{self._after()}",
             step=actual_step,
             step_type=kind,
             name=str(name) if name else None,
             suggestion=suggestion,
         )
+
+    def _after(self) -> str:
+        """Where in the golden an extra call came: after the last recorded call used."""
+        if not self.used:
+            return "before the golden's first call"
+        last = max(self.used)
+        step = self.golden.step_list[last - 1]
+        which = f"last step, step {last}" if last == self.total else f"step {last}"
+        return f"after the golden's {which} ({describe(step)})"
 
     def _request_differences(self, head: LLMCallStep, request: dict[str, Any]) -> list[Any]:
         recorded = request_of(head)
@@ -396,6 +408,20 @@ def _presence(d: Difference) -> Difference:
 
 def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _sent(kind: str, request: dict[str, Any]) -> str:
+    """What an extra call sent, short: a tool's arguments, a model's last message."""
+    if kind == "tool_call":
+        return f", with {short_repr(request.get('input'))}"
+    messages = (request.get("input") or {}).get("messages")
+    if isinstance(messages, list) and messages:
+        return f", whose last message is {short_repr(messages[-1])}"
+    return ""
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _likeness(a: str, b: str) -> float:
