@@ -86,6 +86,12 @@ def run(input):
     final = chat(model="m1", messages=messages)               # step 6
     opswald.state(memory={"seat": seat["seat"], "booked": True})  # step 7
     answer = final["content"] + (" (v2)" if v == "output" else "")
+    if v == "case":
+        answer = answer.upper().replace(" ", "  ")
+    if v == "reworded":
+        answer = answer.replace("answer", "reply")
+    if v == "extra_key":
+        return {"answer": answer, "who": who, "extra": 1}
     return {"answer": answer, "who": who}
 '''
 

@@ -134,6 +134,36 @@ def test_a_request_field_the_golden_leaves_out_is_shown_as_added(
     result.stdout.no_fnmatch_line("*None*")
 
 
+@pytest.mark.parametrize(
+    ("variant", "follow", "not_suggested"),
+    [
+        ("case", "normalized", ["similar"]),  # whitespace and case only
+        ("reworded", "similar", ["normalized"]),  # other words: normalized cannot help
+        ("extra_key", "json_subset", ["normalized", "similar"]),  # a key added
+    ],
+)
+def test_an_output_hint_suggests_what_accepts_the_change(
+    project: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    variant: str,
+    follow: str,
+    not_suggested: list[str],
+) -> None:
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", variant)
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    (hint,) = [line for line in result.stdout.lines if "hint:" in line]
+    assert f"`match: {follow}`" in hint, hint
+    for other in not_suggested:
+        assert other not in hint, hint
+    path = project.path / GOLDEN
+    path.write_text(
+        path.read_text().replace("tags:\n", f"expect:\n  output: {{match: {follow}}}\ntags:\n", 1)
+    )
+    project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
 def test_short_and_disabled_diff_modes(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,19 +80,46 @@ def _finding(
     )
 
 
-def _ignore_hint(diffs: list[Difference]) -> str:
-    inner = [d.path[len(BASE) :] for d in diffs if len(d.path) > len(BASE)]
-    if not inner:
-        return "if only the wording changed, use `match: normalized` or `contains`"
-    return (
-        f"if {render(inner[0])} varies between runs, add it to expect.output.ignore_paths; "
-        "if only the wording changed, use `match: normalized`"
-    )
+def _hint(golden: Any, actual: Any, diffs: list[Difference], mode: str) -> str:
+    """What would accept this output, judged by the change itself: `normalized` only when
+    the outputs differ in whitespace and case alone (all it folds)."""
+    if mode == "exact" and normalize_text(golden) == normalize_text(actual):
+        return "only whitespace or case changed: use `match: normalized`"
+    hints: list[str] = []
+    inner = [d for d in diffs if len(d.path) > len(BASE)]
+    if inner:
+        where = render(inner[0].path[len(BASE) :])
+        hints.append(f"if {where} varies between runs, add it to expect.output.ignore_paths")
+        if isinstance(golden, dict) and all(d.golden is MISSING for d in inner):
+            hints.append("if the agent may add keys, use `match: json_subset`")
+    if any(isinstance(d.golden, str) and isinstance(d.actual, str) for d in diffs):
+        hints.append(
+            "if the wording may change, use `match: similar`, or `contains` or `regex` "
+            "with the part that must appear as `value:`"
+        )
+    if not hints:
+        return (
+            f"the output is now {_kind(actual)}, not {_kind(golden)}; no expect.output.match "
+            "accepts that: if the change is intended, accept it with --opswald-update"
+        )
+    return "; ".join(hints)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return f"the {type(value).__name__} {short_repr(value)}"
 
 
 def _exact(golden: Any, actual: Any, spec: OutputExpect) -> Finding | None:
     diffs = differences(golden, actual, base=BASE)
-    return _finding(spec, "", diffs, _ignore_hint(diffs)) if diffs else None
+    return _finding(spec, "", diffs, _hint(golden, actual, diffs, "exact")) if diffs else None
 
 
 def _lookup(data: Any, path: Path) -> Any:
@@ -120,11 +147,7 @@ def _normalized(golden: Any, actual: Any, spec: OutputExpect) -> Finding | None:
         )
         for d in diffs
     ]
-    hint = _ignore_hint(shown).replace(
-        "if only the wording changed, use `match: normalized`",
-        "if the content may be reworded, use `match: contains` or `regex`",
-    )
-    return _finding(spec, "", shown, hint)
+    return _finding(spec, "", shown, _hint(golden, actual, shown, "normalized"))
 
 
 def _json_subset(expected: Any, actual: Any, spec: OutputExpect) -> Finding | None:
