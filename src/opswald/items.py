@@ -572,7 +572,8 @@ def _failure_repr(path: Path, error: GoldenError) -> TerminalRepr:
     text = error.text
     outcome = error.outcome
     failures = outcome.result.verdict.failures if outcome and outcome.result else ()
-    step = failures[0].step if failures else None
+    # an extra call's step is the run's, which the golden does not have: no line for it
+    step = failures[0].step if failures and failures[0].kind != "extra_call" else None
     head = text.split("\n", 1)[0]
     entry = ReprEntryNative([text if text.endswith("\n") else text + "\n"])
     return ReprExceptionInfo(
