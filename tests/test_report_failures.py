@@ -267,3 +267,57 @@ def test_the_viewer_lists_goldens_that_failed_before_any_step(
         (finding,) = entry["findings"]
         assert finding["headline"] == rows[name]["error"]
     assert "--opswald-fork-at=9" in shown["book_flight"]["findings"][0]["headline"]
+
+
+def test_variant_figures_cover_only_the_runs_that_completed(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run cut short (a divergence, a blocked side effect) made fewer calls: counted in a
+    variant's cost and tokens, it made the failing variant look cheaper. `same` keeps the
+    recorded model: `flight` passes, `dropped` (recorded without the booking) diverges at
+    the booking. `other` forks at step 1 and both of its runs stop at the blocked booking."""
+    record(project)
+    (project.path / "goldens" / "dropped.golden.yaml").write_text(
+        STUB.replace("book_flight", "dropped")
+    )
+    monkeypatch.setenv("AGENT_VARIANT", "drop")
+    record(project, "goldens/dropped.golden.yaml")
+    monkeypatch.delenv("AGENT_VARIANT")
+    variants = ("--opswald-variant", "same:model=m1", "--opswald-variant", "other:model=m2")
+    result = project.runpytest("--opswald-goldens", *variants, "--opswald-json=r.json")
+    result.assert_outcomes(passed=1, failed=3)
+    report = json.loads((project.path / "r.json").read_text())
+    jsonschema.validate(report, REPORT_SCHEMA)
+    rows = {(r["golden"], r["variant"]): r for r in report["goldens"]}
+    # the runs cut short did run steps, with tokens and cost: those must not be counted
+    assert all(row["total_tokens"] > 0 for row in rows.values())
+    whole = rows["book_flight", "same"]
+    same, other = report["variants"]["variants"]
+    assert same["total_tokens"] == whole["total_tokens"]
+    assert same["total_cost"] == same["mean_cost"] == whole["cost"]
+    assert same["mean_duration_ms"] == pytest.approx(whole["duration_ms"], abs=1e-3)
+    assert [other[k] for k in ("mean_cost", "total_cost", "total_tokens", "mean_duration_ms")] == [
+        None
+    ] * 4
+    assert (same["variant"], same["passed"], same["total"], same["completed"]) == ("same", 1, 2, 1)
+    assert (other["variant"], other["passed"], other["total"], other["completed"]) == (
+        "other",
+        0,
+        2,
+        0,
+    )
+    assert {key: row["completed"] for key, row in rows.items()} == {
+        ("book_flight", "same"): True,
+        ("book_flight", "other"): False,
+        ("dropped", "same"): False,
+        ("dropped", "other"): False,
+    }
+    result.stdout.re_match_lines(
+        [
+            r"^  variant +passed +complete +mean cost +total cost +tokens +mean ms$",
+            rf"^  same +1/2 +1 +\$ +{whole['cost']:.4f} +\$ +{whole['cost']:.4f}"
+            rf" +{whole['total_tokens']} +[\d.]+$",
+            r"^  other +0/2 +0 +- +- +- +-$",
+            r"^  cost, tokens and ms: complete runs only .*",
+        ]
+    )

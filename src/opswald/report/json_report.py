@@ -92,13 +92,21 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "error": {"type": ["string", "null"]},
                     "suggestion": {"type": ["string", "null"]},
                     "still_failing": {"type": "boolean"},
+                    "completed": {
+                        "type": "boolean",
+                        "description": "the run went to its end: not stopped at a divergence "
+                        "or a blocked side effect, nor by an error the golden did not have, a "
+                        "timeout or a failure before it ran",
+                    },
                 },
             },
         },
         "variants": {
             "type": "object",
             "description": "per variant figures and, per golden, which variants passed and "
-            "which of those was cheapest and fastest (only when variants ran)",
+            "which of those was cheapest and fastest (only when variants ran); a variant's "
+            "cost, tokens and mean duration cover its `completed` runs only (null when none "
+            "completed)",
         },
         "measured_fields": {"type": "array", "items": {"type": "string"}},
     },

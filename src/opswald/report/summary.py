@@ -209,6 +209,7 @@ def record_of(
         "error": first.message if first is not None and status == "failed" else None,
         "suggestion": first.suggestion if first is not None and status == "failed" else None,
         "still_failing": result.golden.error is not None and result.actual.error is not None,
+        "completed": completed(result.actual, result.golden),
         "slow_steps": _slow_steps(result.actual, slow_ms),
         "costly_steps": _costly_steps(result.actual),
     }
@@ -265,9 +266,23 @@ def failure_record(
         "error": lines[0] if lines else None,
         "suggestion": suggestion,
         "still_failing": False,
+        "completed": False,  # it did not run to its end (or never started)
         "slow_steps": [],
         "costly_steps": [],
     }
+
+
+REFUSED = ("ReplayDivergence", "SideEffectBlocked")
+"""The error types of a call the engine refused, which stops the run there."""
+
+
+def completed(actual: Any, golden: Any) -> bool:
+    """Whether a run went to its end: no call of it was refused (a divergence, a blocked
+    side effect) and the agent did not raise where the golden did not. A run cut short has
+    fewer calls, tokens and cost than one that finished: its figures do not compare."""
+    if any(s.error is not None and s.error.type in REFUSED for s in actual.step_list):
+        return False
+    return actual.error is None or golden.error is not None
 
 
 def _step_ref(step: Any) -> dict[str, Any]:
@@ -323,21 +338,34 @@ def _mean_known(values: Iterable[float | None]) -> float | None:
     return round(math.fsum(known) / len(known), MS_DECIMALS) if known else None
 
 
+def _completed_row(row: dict[str, Any]) -> bool:
+    """A record's `completed`; a report written before it had the field: a passing run."""
+    done = row.get("completed")
+    return bool(done) if done is not None else row["status"] in ("passed", "updated", "recorded")
+
+
 def variant_stats(
     records: tuple[dict[str, Any], ...], order: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Per variant: pass rate, cost, tokens, latency; per golden: who passed, and which of
-    those was cheapest and fastest."""
+    those was cheapest and fastest.
+
+    A variant's cost, tokens and duration cover only its runs that completed (`completed`
+    of them): a run cut short at a divergence, a blocked side effect or an error made fewer
+    calls, and would make a failing variant look cheaper and faster. With none completed
+    they are None."""
     ok_status = ("passed", "updated", "recorded")
     by_variant: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
-    records = tuple(r for r in records if r["status"] != "error")  # malformed: never ran
+    # malformed goldens never ran, skipped ones were not run
+    records = tuple(r for r in records if r["status"] not in ("error", "skipped"))
     for r in records:
         by_variant.setdefault(r["variant"] or "-", []).append(r)
     variants = []
     for name, rows in by_variant.items():
         if not rows:
             continue
-        costs = [r["cost"] for r in rows if r["cost"] is not None]
+        done = [r for r in rows if _completed_row(r)]
+        costs = [r["cost"] for r in done if r["cost"] is not None]
         ok = sum(r["status"] in ok_status for r in rows)
         variants.append(
             {
@@ -345,10 +373,11 @@ def variant_stats(
                 "passed": ok,
                 "total": len(rows),
                 "pass_rate": ok / len(rows),
-                "mean_cost": round_cost(_mean(costs)),
-                "total_cost": total_cost(costs) or 0.0,
-                "total_tokens": sum(r["total_tokens"] for r in rows),
-                "mean_duration_ms": _mean_known(r["duration_ms"] for r in rows),
+                "completed": len(done),
+                "mean_cost": round_cost(_mean(costs)) if costs else None,
+                "total_cost": total_cost(costs),
+                "total_tokens": sum(r["total_tokens"] for r in done) if done else None,
+                "mean_duration_ms": _mean_known(r["duration_ms"] for r in done),
             }
         )
     by_golden: dict[str, list[dict[str, Any]]] = {}
@@ -379,16 +408,20 @@ def variant_comparison(
     stats = variant_stats(records, order)
     lines = [
         "variants:",
-        f"  {'variant':<12} {'passed':>9} {'mean cost':>11} {'total cost':>11}"
+        f"  {'variant':<12} {'passed':>9} {'complete':>8} {'mean cost':>11} {'total cost':>11}"
         f" {'tokens':>8} {'mean ms':>9}",
     ]
     for v in stats["variants"]:
-        ms = v["mean_duration_ms"]
+        ms, tokens = v["mean_duration_ms"], v["total_tokens"]
         lines.append(
-            f"  {v['variant']:<12} {v['passed']:>4}/{v['total']:<4} ${v['mean_cost']:>10.4f}"
-            f" ${v['total_cost']:>10.4f} {v['total_tokens']:>8}"
+            f"  {v['variant']:<12} {v['passed']:>4}/{v['total']:<4} {v['completed']:>8}"
+            f" {_dollars(v['mean_cost']):>11} {_dollars(v['total_cost']):>11}"
+            f" {tokens if tokens is not None else '-':>8}"
             f" {f'{ms:.1f}' if ms is not None else '-':>9}"
         )
+    if any(v["completed"] < v["total"] for v in stats["variants"]):
+        lines.append("  cost, tokens and ms: complete runs only (a run cut short at a")
+        lines.append("  divergence, a blocked side effect or an error would cost less)")
     lines.append("  per golden:")
     for g in stats["goldens"]:
         lines.append(
@@ -396,3 +429,7 @@ def variant_comparison(
             f"cheapest {g['cheapest'] or '-'}; fastest {g['fastest'] or '-'}"
         )
     return lines
+
+
+def _dollars(value: float | None) -> str:
+    return f"${value:>10.4f}" if value is not None else "-"
