@@ -321,3 +321,85 @@ def test_variant_figures_cover_only_the_runs_that_completed(
             r"^  cost, tokens and ms: complete runs only .*",
         ]
     )
+
+
+SKIPPING = """
+import agent
+import pytest
+
+
+def pytest_opswald_adapter(golden, config):
+    return agent.run
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.name == "marked":
+            item.add_marker(pytest.mark.skip(reason="marked by the conftest"))
+
+
+def pytest_runtest_call(item):
+    if item.name == "in_call":
+        pytest.skip("skipped in its call")
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_skipped_golden_counts_as_skipped_not_failed(
+    project: pytest.Pytester, workers: list[str]
+) -> None:
+    """Skipped before its run (a skip marker) or during it (pytest.skip in a hook): neither
+    is a failure, in the summary, the JSON report, JUnit and a merge of shards."""
+    record(project)
+    _copy(project, "marked")
+    _copy(project, "in_call")
+    project.makeconftest(SKIPPING)
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-json=r.json", "--junitxml=j.xml", *workers
+    )
+    result.assert_outcomes(passed=1, skipped=2)
+    assert result.ret == 0
+    section = result.stdout.str().split("--- opswald ---")[-1]
+    assert "goldens: 1 passed, 0 failed, 2 skipped" in section
+    assert "FAILED" not in section
+    report = json.loads((project.path / "r.json").read_text())
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert (report["total"], report["passed"], report["failed"], report["skipped"]) == (3, 1, 0, 2)
+    assert report["failed_tests"] == []
+    assert report["success_rate"] == 1.0, "skipped goldens neither pass nor fail"
+    rows = _rows(report)
+    assert {name: rows[name]["status"] for name in rows} == {
+        "book_flight": "passed",
+        "marked": "skipped",
+        "in_call": "skipped",
+    }
+    assert rows["marked"]["reason"] == "marked by the conftest"
+    assert rows["in_call"]["reason"] == "skipped in its call"
+    assert rows["in_call"]["error"] is None
+    junit = _junit(project.path / "j.xml")
+    assert junit["marked"]["opswald.status"] == "skipped"
+    assert junit["in_call"]["opswald.status"] == "skipped"
+    assert junit["book_flight"]["opswald.status"] == "passed"
+
+    project.runpytest("--opswald-goldens", "-k", "marked", "--opswald-json=s1.json", *workers)
+    project.runpytest("--opswald-goldens", "-k", "not marked", "--opswald-json=s2.json", *workers)
+    merged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opswald.cli",
+            "report",
+            "merge",
+            "s1.json",
+            "s2.json",
+            "-o",
+            "m.json",
+        ],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert merged.returncode == 0, merged.stderr
+    assert _stable(json.loads((project.path / "m.json").read_text())) == _stable(report)

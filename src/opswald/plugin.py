@@ -715,7 +715,9 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if call.when == "call":
+    if _skipped_golden(item, call, report):
+        _report_skipped(item, report)
+    elif call.when == "call":
         outcome = item.stash.get(OUTCOME_KEY, None)
         if outcome is None and _MARKER_RESULT in item.stash:
             outcome = item.stash[_MARKER_RESULT]
@@ -751,11 +753,44 @@ def pytest_runtest_makereport(
                 _add_junit_properties(item, report, record)
             elif status == "failed":  # failed before its run was judged (repeats, a timeout)
                 _report_unjudged(item, call, report)
-        if OUTCOME_KEY in item.stash:
-            # the report carries what is needed from here on; the actual session and the
-            # verdict would otherwise stay alive for the rest of the run (~15 KiB a golden)
-            del item.stash[OUTCOME_KEY]
+    if call.when == "call" and OUTCOME_KEY in item.stash:
+        # the report carries what is needed from here on; the actual session and the
+        # verdict would otherwise stay alive for the rest of the run (~15 KiB a golden)
+        del item.stash[OUTCOME_KEY]
     return report
+
+
+def _skipped_golden(
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+) -> bool:
+    """A golden that pytest skipped, before its run (a skip marker, a conftest hook's
+    pytest.skip in setup) or during it (pytest.skip in a hook or the adapter); an xfail,
+    which pytest reports as skipped too, is not one."""
+    if not report.skipped or hasattr(report, "wasxfail") or call.when == "teardown":
+        return False
+    return item.__class__.__name__ == "GoldenItem" or item.get_closest_marker("golden") is not None
+
+
+def _report_skipped(item: pytest.Item, report: pytest.TestReport) -> None:
+    """The record (JSON report, summary, JUnit) of a skipped golden: status "skipped", no
+    figures, and pytest's reason for the skip."""
+    from opswald.report.summary import failure_record
+
+    longrepr = report.longrepr
+    reason = str(longrepr[2]) if isinstance(longrepr, tuple) else report.longreprtext
+    variant = getattr(item, "variant", None)
+    record = failure_record(
+        name=item.nodeid,
+        file=_shown_path(item),
+        golden=item.name.removesuffix(f"[{variant[0]}]") if variant else item.name,
+        variant=variant[0] if variant else None,
+        text="",
+        status="skipped",
+    )
+    record["reason"] = settings_of(item.config).redactor.text(reason.removeprefix("Skipped: "))
+    report.opswald_status = "skipped"  # type: ignore[attr-defined]
+    report.opswald_record = record  # type: ignore[attr-defined]
+    _add_junit_properties(item, report, record)
 
 
 def _add_junit_properties(
@@ -1003,7 +1038,7 @@ class SummaryPlugin:
                 self.counts["failed"] = self.counts.get("failed", 0) + 1
                 self.records.append(crashed)
             return
-        if status is not None and report.when == "call":
+        if status is not None and (report.when == "call" or status == "skipped"):
             self.counts[status] = self.counts.get(status, 0) + 1
             if getattr(report, "opswald_record", None) is None:  # not made where it ran
                 fallback = _record_of_report(self.config, report, status)

@@ -39,7 +39,7 @@ REPORT_SCHEMA: dict[str, Any] = {
         "goldens",
     ],
     "properties": {
-        "total": {"type": "integer"},
+        "total": {"type": "integer", "description": "every golden row, skipped ones included"},
         "passed": {"type": "integer", "description": "passed, updated or recorded"},
         "failed": {
             "type": "integer",
@@ -51,7 +51,16 @@ REPORT_SCHEMA: dict[str, Any] = {
         },
         "updated": {"type": "integer"},
         "recorded": {"type": "integer"},
-        "success_rate": {"type": "number", "minimum": 0, "maximum": 1},
+        "skipped": {
+            "type": "integer",
+            "description": "goldens pytest skipped (status skipped): neither passed nor failed",
+        },
+        "success_rate": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "passed / (passed + failed): skipped goldens left out",
+        },
         "failed_tests": {
             "type": "array",
             "items": {
@@ -82,9 +91,13 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "golden": {"type": "string"},
                     "variant": {"type": ["string", "null"]},
                     "status": {
-                        "enum": ["passed", "failed", "updated", "recorded", "error"],
+                        "enum": ["passed", "failed", "updated", "recorded", "error", "skipped"],
                         "description": "error: a malformed golden, which never ran (its load "
-                        "error in error)",
+                        "error in error); skipped: pytest skipped it (why in reason)",
+                    },
+                    "reason": {
+                        "type": ["string", "null"],
+                        "description": "why pytest skipped the golden (status skipped only)",
                     },
                     **_FIGURES,
                     "delta": {"type": ["object", "null"]},
@@ -117,7 +130,8 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
     """The report from per-golden records (order-independent: sorted by name)."""
     rows = sorted(records, key=lambda r: r["name"])
     passed = [r for r in rows if r["status"] in PASSING]
-    failed = [r for r in rows if r["status"] not in PASSING]
+    failed = [r for r in rows if r["status"] not in (*PASSING, "skipped")]
+    ran = len(passed) + len(failed)  # skipped goldens did not run: no success, no failure
     report: dict[str, Any] = {
         "total": len(rows),
         "passed": len(passed),
@@ -125,7 +139,8 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
         "malformed": sum(r["status"] == "error" for r in rows),
         "updated": sum(r["status"] == "updated" for r in rows),
         "recorded": sum(r["status"] == "recorded" for r in rows),
-        "success_rate": round(len(passed) / len(rows), 6) if rows else 0.0,
+        "skipped": sum(r["status"] == "skipped" for r in rows),
+        "success_rate": round(len(passed) / ran, 6) if ran else 0.0,
         "failed_tests": [
             {
                 "name": r["name"],

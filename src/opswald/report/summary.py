@@ -9,7 +9,7 @@ from typing import Any
 
 from opswald.pricing import money
 
-ORDER = ("passed", "failed", "updated", "recorded")
+ORDER = ("passed", "failed", "updated", "recorded", "skipped")
 FAILING = ("failed", "error")  # "error": a malformed golden, which never ran
 
 COST_DECIMALS = 12  # a total of costs is rounded to this: no float noise (0.0010990000000000002)
@@ -79,7 +79,7 @@ class Summary:
         for r in rows:
             status = "REGRESSED" if r["status"] not in FAILING and regressed(r) else r["status"]
             lines.append(_fit(f"{status.upper():<9} {r['name']}", self.width))
-            if r["status"] == "error":  # a malformed golden: no figures (pytest shows why)
+            if r["status"] in ("error", "skipped"):  # it never ran: no figures (pytest says why)
                 continue
             div = r.get("divergence")
             if div:
