@@ -403,3 +403,28 @@ def test_a_skipped_golden_counts_as_skipped_not_failed(
     )
     assert merged.returncode == 0, merged.stderr
     assert _stable(json.loads((project.path / "m.json").read_text())) == _stable(report)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_the_viewer_lists_a_malformed_golden_with_its_load_error(
+    project: pytest.Pytester, workers: list[str]
+) -> None:
+    record(project)
+    (project.path / "goldens" / "bad.golden.yaml").write_text(BAD)
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-html=page.html", "--opswald-json=r.json", *workers
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*opswald viewer: *page.html (2 goldens, *"])
+    (row,) = [r for r in json.loads((project.path / "r.json").read_text())["goldens"] if
+              r["status"] == "error"]  # fmt: skip
+    page = _page(project.path / "page.html")
+    assert page["summary"]["counts"] == {"passed": 1, "error": 1}
+    entry = next(g for g in page["goldens"] if g["status"] == "error")
+    assert (entry["name"], entry["file"]) == ("goldens/bad.golden.yaml", "goldens/bad.golden.yaml")
+    assert entry["golden"]["steps"] == []
+    (finding,) = entry["findings"]
+    assert finding["headline"] == row["error"]
+    assert finding["headline"].startswith("malformed golden:")
+    assert re.search(r"goldens/bad\.golden\.yaml:\d+: ", finding["headline"]), "file and line"
+    assert finding["suggestion"] == row["suggestion"]

@@ -1073,26 +1073,41 @@ class SummaryPlugin:
         from opswald.session import Session
 
         goldens: dict[str, Session] = {}
-        entries = []
-        for nodeid, status, view, record in sorted(self.views, key=lambda v: v[0]):
+        entries: list[tuple[str, ViewEntry]] = []
+        for nodeid, status, view, record in self.views:
             if view["path"] not in goldens:
                 try:
                     goldens[view["path"]] = load(view["path"])
                 except GoldenLoadError:  # broken since it ran: the page cannot show it
                     continue
             actual = view.get("actual")
-            entries.append(
-                ViewEntry(
-                    golden=goldens[view["path"]],
-                    actual=Session.model_validate(actual) if actual is not None else None,
-                    status=status,
-                    name=nodeid,
-                    file=view["file"],
-                    findings=list(view.get("findings") or ()),
-                    record=record,
-                )
+            entry = ViewEntry(
+                golden=goldens[view["path"]],
+                actual=Session.model_validate(actual) if actual is not None else None,
+                status=status,
+                name=nodeid,
+                file=view["file"],
+                findings=list(view.get("findings") or ()),
+                record=record,
             )
-        size = write_report(path, entries, slow_ms=self.config.getoption("opswald_slow_ms"))
+            entries.append((nodeid, entry))
+        for nodeid, record in self.malformed.items():
+            # a golden that could not be loaded: an entry with no steps, and its load error
+            malformed = ViewEntry(
+                golden=Session(name=record["golden"], steps=[]),
+                status="error",
+                name=record["name"],
+                file=record["file"],
+                findings=[_failure_finding(record)],
+                record=record,
+            )
+            entries.append((nodeid, malformed))
+        entries.sort(key=lambda pair: pair[0])
+        size = write_report(
+            path,
+            [entry for _, entry in entries],
+            slow_ms=self.config.getoption("opswald_slow_ms"),
+        )
         self.html_written = (path, len(entries), size)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
