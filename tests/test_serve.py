@@ -233,3 +233,57 @@ def test_serve_replays_a_call_that_failed_every_attempt(tmp_path: Path) -> None:
         client.close()
     assert server.divergences == []
     assert sorted(ctx.served) == [1] and len([s for s in ctx.steps if s is not None]) == 1
+
+
+PY_AGENT = """
+import json
+import sys
+
+import openai
+
+question = json.load(sys.stdin)["question"]
+client = openai.OpenAI(max_retries=0)
+reply = client.chat.completions.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": question}], temperature=0.2
+)
+print(json.dumps({"answer": reply.choices[0].message.content}))
+"""
+
+
+@pytest.mark.parametrize("mode", [[], ["--opswald-mode=live"]], ids=["fork", "live"])
+def test_subprocess_agent_request_modifications_reach_the_provider(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: list[str]
+) -> None:
+    """--opswald-modify model=... temperature=...: the step records the modified request,
+    and the body the replay server forwards upstream is the modified one, as the
+    in-process interceptor sends it (a replay with a changed model forks at step 1)."""
+    for var in ("CI", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-" + "Q" * 40)
+    (pytester.path / "agent.py").write_text(PY_AGENT)
+    pytester.makeini(f"[pytest]\nopswald_adapter = subprocess:{sys.executable} agent.py\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "py.golden.yaml").write_text(
+        "name: py\ninput:\n  question: Capital of Italy?\n"
+    )
+    with FakeProvider(script=[{"content": "Rome."}, {"content": "Rome, Italy."}]) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        recorded = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert recorded.ret == 0, recorded.stdout.str()
+        result = pytester.runpytest(
+            "--opswald-goldens",
+            *mode,
+            "--opswald-modify",
+            "model=gpt-4o",
+            "--opswald-modify",
+            "temperature=0.7",
+            "--opswald-save-actual=actual",
+        )
+        first, second = fp.requests
+    assert result.ret == 1, result.stdout.str()  # the answer differs from the recorded one
+    assert (first.body["model"], first.body["temperature"]) == ("gpt-4o-mini", 0.2)
+    assert (second.body["model"], second.body["temperature"]) == ("gpt-4o", 0.7)
+    assert second.body["messages"] == first.body["messages"]
+    (step,) = load(pytester.path / "actual" / "py.actual.yaml").step_list
+    assert step.model == second.body["model"]
+    assert step.input.params["temperature"] == second.body["temperature"]

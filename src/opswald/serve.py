@@ -101,7 +101,8 @@ class ReplayServer:
         if ticket.served is not None:
             wire = exchange.serve(self.ctx, codec, ticket, request, stream)
             return wire.status, dict(wire.headers), wire.body
-        status, reply_headers, reply = self._forward(codec.provider, method, path, headers, body)
+        sent = _modified(body, payload, codec.api, self.ctx.request_modifications)
+        status, reply_headers, reply = self._forward(codec.provider, method, path, headers, sent)
         exchange.record(self.ctx, codec, ticket, request, stream, status, reply, keep_failed=True)
         return status, reply_headers, reply
 
@@ -122,6 +123,18 @@ class ReplayServer:
                 return exc.code, _content_type(exc.headers), exc.read()
             finally:
                 exc.close()
+
+
+def _modified(body: bytes, payload: Any, api: str | None, mods: dict[str, Any]) -> bytes:
+    """The body as it goes upstream, with the request-level modifications (`model`,
+    `temperature`, ...) in it, as the in-process interceptor sends it: the step records the
+    modified request, so the provider must get it too."""
+    from opswald.engine.context import request_overrides
+
+    overrides = request_overrides(api, mods) if mods and isinstance(payload, dict) else {}
+    if not overrides:
+        return body
+    return json.dumps({**payload, **overrides}).encode()
 
 
 def _content_type(headers: Any) -> dict[str, str]:
