@@ -464,3 +464,49 @@ def test_the_fork_path_names_golden_steps_by_their_numbers(bench: pytest.Pyteste
     result.stdout.fnmatch_lines([f"*forked at step {fork_at}*"])
     result.stdout.fnmatch_lines([f"*step {n}: removed" for n in later])
     assert "fork[" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("options", "fork_step", "recorded"),
+    [
+        (["--opswald-fork-at=4", "--opswald-modify", "response=small: rain in Rome"], 4, "fork"),
+        (["--opswald-modify", "model=big"], 2, "modifications"),
+    ],
+    ids=["step-modification", "request-modification"],
+)
+def test_opswald_html_of_a_forks_saved_actual_shows_no_metadata_difference(
+    bench: pytest.Pytester, options: list[str], fork_step: int, recorded: str
+) -> None:
+    """A fork's actual records `metadata.fork` (and `metadata.modifications` for a request
+    modification): they say how the run was made, not what the agent did, so the page of
+    `opswald html` lists no "metadata differs"."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    from opswald import load
+
+    result = bench.runpytest("--opswald-goldens", "goldens/", *options, "--opswald-save-actual=a")
+    result.assert_outcomes(failed=1)  # the answer changed, so the output differs
+    actual = bench.path / "a" / "weather.actual.yaml"
+    metadata = load(actual).metadata
+    assert metadata["fork"]["step"] == fork_step and recorded in metadata
+    command = ["html", "goldens/w.golden.yaml", "--actual", str(actual), "-o", "page.html"]
+    html = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", *command],
+        cwd=bench.path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert html.returncode == 0, html.stderr
+    page = (bench.path / "page.html").read_text()
+    match = re.search(r'id="opswald-data">(.*?)</script>', page, re.S)
+    assert match is not None
+    (entry,) = json.loads(match.group(1))["goldens"]
+    headlines = [f["headline"] for f in entry["findings"]]
+    assert not [h for h in headlines if "metadata" in h], headlines
+    assert any("output differs" in h for h in headlines), headlines
+    assert entry["divergence"] == fork_step, "the fork's own step still differs"
