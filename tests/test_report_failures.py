@@ -383,24 +383,7 @@ def test_a_skipped_golden_counts_as_skipped_not_failed(
 
     project.runpytest("--opswald-goldens", "-k", "marked", "--opswald-json=s1.json", *workers)
     project.runpytest("--opswald-goldens", "-k", "not marked", "--opswald-json=s2.json", *workers)
-    merged = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opswald.cli",
-            "report",
-            "merge",
-            "s1.json",
-            "s2.json",
-            "-o",
-            "m.json",
-        ],
-        cwd=project.path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    merged = opswald_cli("report", "merge", "s1.json", "s2.json", "-o", "m.json", cwd=project.path)
     assert merged.returncode == 0, merged.stderr
     assert _stable(json.loads((project.path / "m.json").read_text())) == _stable(report)
 
