@@ -761,3 +761,38 @@ def test_each_diverging_call_of_a_gathered_burst_is_shown_beside_its_own_recordi
         for d in f.differences
     )
     assert shown == [(i + 1, p, f"{p} please") for i, p in enumerate(parts)]
+
+
+@opswald.llm
+async def answers_later_the_earlier_asked(
+    *, model: str, messages: list[dict[str, Any]]
+) -> dict[str, Any]:
+    import asyncio
+
+    i = int(messages[-1]["content"][-1])
+    await asyncio.sleep(0.01 * (3 - i))  # recorded: the last asked answers first
+    return {"content": f"a{i}", "finish_reason": "stop"}
+
+
+def test_an_update_of_a_passing_golden_with_gathered_branches_judges_it_as_replay_does() -> None:
+    """Recorded, the tools ran in the order the model answered (C2, C1, C0); replayed, in
+    the order asked. The tape serves them in any completion order, so an update (which
+    replays until a divergence) finds nothing to rewrite, as replay does."""
+    import asyncio
+
+    def agent(_: Any) -> list[Any]:
+        async def branch(i: int) -> Any:
+            question = {"role": "user", "content": f"question {i}"}
+            await answers_later_the_earlier_asked(model="m", messages=[question])
+            return await look_up(city=f"C{i}")
+
+        async def main() -> list[Any]:
+            return list(await asyncio.gather(*(branch(i) for i in range(3))))
+
+        return asyncio.run(main())
+
+    golden = record(agent)
+    assert [getattr(s, "input", {}).get("city") for s in golden.step_list[3:]] == ["C2", "C1", "C0"]
+    for policy in ("replay", "update"):
+        _, verdict = replay(golden, agent, policy=policy, block_side_effects=False)
+        assert verdict.passed, (policy, verdict.findings)

@@ -298,3 +298,18 @@ def test_a_step_past_the_goldens_last_is_not_called_step_n_of_fewer(
         ]
     )
     result.stdout.no_fnmatch_line("*step 6 of 5*")
+
+
+def test_a_replaced_step_pairs_with_the_new_call_of_the_same_arguments() -> None:
+    """The agent now looks one more thing up first: the notes on lookup(a) and lookup(b)
+    follow those calls, not the first and second lookups."""
+    from opswald.session import ToolCallStep
+    from opswald.writeback import _paired
+
+    def calls(*keys: str) -> list[ToolCallStep]:
+        return [
+            ToolCallStep(step=n, tool="lookup", input={"key": k}) for n, k in enumerate(keys, 1)
+        ]
+
+    assert _paired(calls("a", "b"), calls("extra", "a", "b"), {}) == {1: 2, 2: 3}
+    assert _paired(calls("a", "b"), calls("x", "y"), {}) == {1: 1, 2: 2}  # else in order

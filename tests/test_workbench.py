@@ -326,6 +326,14 @@ def test_fork_at_with_a_mode_that_would_drop_it_is_a_usage_error(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--opswald-fork-at*"])
     assert golden.read_bytes() == before
+    # so a failing fork's fix line does not send the user there
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=3", "--opswald-modify",
+        "tool_result=rainy",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["fix: a fork is judged, never written*"])
+    assert "accept it with --opswald-update" not in result.stdout.str()
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]])

@@ -36,9 +36,14 @@ EXPECT_VALUES = ("contains", "regex", "json_subset")
 """Output matchers that judge against a value in `expect:`, which an update never changes."""
 
 
-def _fix_for(verdict: Verdict, expect: Expect | None = None) -> str:
+def _fix_for(verdict: Verdict, expect: Expect | None = None, *, forked: bool = False) -> str:
     """The `fix:` line: an update where an update helps, and never where it does not."""
     kinds = {f.kind for f in verdict.failures}
+    if forked:  # --opswald-fork-at: refused with --opswald-update
+        return (
+            "a fork is judged, never written: to make this path the golden, change the agent "
+            "and run --opswald-update (without --opswald-fork-at)"
+        )
     if expect is not None and kinds == {"output"} and expect.output.match in EXPECT_VALUES:
         return (
             "--opswald-update cannot fix this: it rewrites the golden, never its `expect:`; "
@@ -272,9 +277,8 @@ def run_golden(
     if not wants_write:
         if verdict.passed:
             return Outcome(status="passed", result=result, notes=_reported(path, verdict, total))
-        text = render_verdict(
-            verdict, total_steps=total, mode=settings.diff_mode, fix=_fix_for(verdict, expect)
-        )
+        fix = _fix_for(verdict, expect, forked=run_settings.fork_at is not None)
+        text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=fix)
         raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total, expect)
 

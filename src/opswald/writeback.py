@@ -65,18 +65,28 @@ def _kind(step: AnyStep) -> tuple[str, str | None]:
 
 def _paired(old: list[AnyStep], new: list[AnyStep], kept: dict[int, int]) -> dict[int, int]:
     """The recorded steps an update replaced, paired with its new steps of the same kind
-    (type and tool or model), in order: the k-th replaced `book_flight` call is the k-th
-    new one, wherever it now is."""
-    fresh: dict[tuple[str, str | None], list[int]] = {}
+    (type and tool or model): the new call with the same arguments, else the next one of
+    that kind in order."""
+    fresh: dict[tuple[str, str | None], list[AnyStep]] = {}
     taken = set(kept.values())
     for step in new:
         if step.step not in taken:
-            fresh.setdefault(_kind(step), []).append(step.step)
+            fresh.setdefault(_kind(step), []).append(step)
     pairs: dict[int, int] = {}
     for step in old:
-        if step.step not in kept and fresh.get(_kind(step)):
-            pairs[step.step] = fresh[_kind(step)].pop(0)
+        same_kind = fresh.get(_kind(step))
+        if step.step in kept or not same_kind:
+            continue
+        # the same call (same arguments) wherever it now is, else the next of its kind
+        match = next((s for s in same_kind if _call_of(s) == _call_of(step)), same_kind[0])
+        same_kind.remove(match)
+        pairs[step.step] = match.step
     return pairs
+
+
+def _call_of(step: AnyStep) -> object:
+    """What a step was asked: a tool's arguments, a model call's input."""
+    return getattr(step, "input", None)
 
 
 def _moved_note(note: Note, moved: dict[int, int], golden_steps: dict[int, AnyStep]) -> Note:

@@ -236,7 +236,9 @@ def judge(
             out = _output_finding(golden, actual, expect, tolerance)
             if out is not None:  # an agent that caught the blocked call answered otherwise
                 findings.append(_offline(out, run.offline_note))
-        if run.policy != "replay" or run.fork_step is not None:
+        # the tape matched every served call (tools in any completion order); the order is
+        # judged where the run went live: a live run, or an update or fork past its start
+        if run.policy not in ("replay", "update") or run.fork_step is not None:
             order = judge_order(_tool_refs(golden), _tool_refs(actual), expect.tool_calls)
             if order is not None:
                 findings.append(order)
