@@ -256,6 +256,7 @@ def test_a_budget_hint_names_the_update_in_the_words_of_replay(workdir: Path) ->
     fix = next(line for line in proc.stdout.splitlines() if line.startswith("fix:"))
     update = "pytest --opswald-goldens --opswald-update"
     assert update in fix, fix
+    assert "does not bless this" in fix, fix  # as pytest's fix line says: an update won't help
     assert update in hint, hint
     assert re.sub(r"pytest [\w -]*--opswald-update", "", hint).count("--opswald-update") == 0
 

@@ -273,12 +273,15 @@ def _report(result: ReplayResult, total: int, width: int) -> int:
         )
     elif result.passed:
         _say(_clip(f"output: {_json(actual.output)}", width))
-    text = render_verdict(
+    from opswald.engine.run import fix_line
+
+    fix = fix_line(
         result.verdict,
-        total_steps=total or None,
-        fix="if the new behaviour is intended, accept it with "
-        "pytest --opswald-goldens --opswald-update",
+        result.golden.expect,
+        forked=result.policy == "fork",
+        update="pytest --opswald-goldens --opswald-update",
     )
+    text = render_verdict(result.verdict, total_steps=total or None, fix=fix)
     if result.passed:
         _say("passed")
         if text:

@@ -16,7 +16,15 @@ from opswald.diff import DiffMode, render_verdict
 from opswald.engine.context import STEP_MODIFICATIONS, Policy, changes_one_step, fork_problem
 from opswald.engine.normalize import RequestRules
 from opswald.engine.replay import HookFailed, call_hook
-from opswald.engine.run import ReplayResult, RunSettings, execute, judge, not_blessable
+from opswald.engine.run import (
+    NEVER_BLESSED,
+    ReplayResult,
+    RunSettings,
+    execute,
+    fix_line,
+    judge,
+    not_blessable,
+)
 from opswald.engine.tape import describe, step_name
 from opswald.redact import Redactor
 from opswald.session import AnyStep, Expect, NormalizeRule, RequestsExpect, Session
@@ -27,36 +35,10 @@ if TYPE_CHECKING:
     from opswald.collectcache import Entry
 
 Status = Literal["passed", "failed", "updated", "recorded"]
-FIX_UPDATE = "if the new behaviour is intended, accept it with --opswald-update"
-NEVER_BLESSED = ("budget", "side_effect", "breakpoint")
-"""Failures `--opswald-update` leaves failing and unwritten (DESIGN §3a "Update")."""
-
-
-EXPECT_VALUES = ("contains", "regex", "json_subset")
-"""Output matchers that judge against a value in `expect:`, which an update never changes."""
 
 
 def _fix_for(verdict: Verdict, expect: Expect | None = None, *, forked: bool = False) -> str:
-    """The `fix:` line: an update where an update helps, and never where it does not."""
-    kinds = {f.kind for f in verdict.failures}
-    if forked:  # --opswald-fork-at: refused with --opswald-update
-        return (
-            "a fork is judged, never written: to make this path the golden, change the agent "
-            "and run --opswald-update (without --opswald-fork-at)"
-        )
-    if expect is not None and kinds == {"output"} and expect.output.match in EXPECT_VALUES:
-        return (
-            "--opswald-update cannot fix this: it rewrites the golden, never its `expect:`; "
-            f"change expect.output (match: {expect.output.match}) if the new output is right"
-        )
-    if kinds and kinds <= set(NEVER_BLESSED):
-        return (
-            "--opswald-update does not bless this (budgets, blocked side effects and "
-            "breakpoints are never written): follow the hint above"
-        )
-    if kinds & set(NEVER_BLESSED):
-        return f"{FIX_UPDATE} (what it does not bless, a budget, side effect or breakpoint, stays)"
-    return FIX_UPDATE
+    return fix_line(verdict, expect, forked=forked)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -269,6 +269,44 @@ def _offline(finding: Finding, note: str | None) -> Finding:
     return replace(finding, message=f"{finding.message} ({note})", suggestion=suggestion)
 
 
+NEVER_BLESSED = ("budget", "side_effect", "breakpoint")
+"""Failures `--opswald-update` leaves failing and unwritten (DESIGN §3a "Update")."""
+EXPECT_VALUES = ("contains", "regex", "json_subset")
+"""Output matchers that judge against a value in `expect:`, which an update never changes."""
+
+
+def fix_line(
+    verdict: Verdict,
+    expect: Expect | None = None,
+    *,
+    forked: bool = False,
+    update: str = "--opswald-update",
+) -> str:
+    """The `fix:` line: an update where an update helps, and never where it does not.
+    `update` is how the update is asked for where the run started (`opswald replay` says
+    `pytest --opswald-goldens --opswald-update`)."""
+    kinds = {f.kind for f in verdict.failures}
+    accept = f"if the new behaviour is intended, accept it with {update}"
+    if forked:  # --opswald-fork-at: refused with --opswald-update
+        return (
+            "a fork is judged, never written: to make this path the golden, change the agent "
+            f"and run {update} (without a fork)"
+        )
+    if expect is not None and kinds == {"output"} and expect.output.match in EXPECT_VALUES:
+        return (
+            f"{update} cannot fix this: it rewrites the golden, never its `expect:`; "
+            f"change expect.output (match: {expect.output.match}) if the new output is right"
+        )
+    if kinds and kinds <= set(NEVER_BLESSED):
+        return (
+            f"{update} does not bless this (budgets, blocked side effects and "
+            "breakpoints are never written): follow the hint above"
+        )
+    if kinds & set(NEVER_BLESSED):
+        return f"{accept} (what it does not bless, a budget, side effect or breakpoint, stays)"
+    return accept
+
+
 def not_blessable(blessed: Session, run: Run, expect: Expect) -> list[Finding]:
     """What would still fail if `blessed` were written: output and error expectations
     whose verdict does not follow the golden (a `contains`/`regex`/`json_subset` value, an
