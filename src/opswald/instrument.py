@@ -382,7 +382,8 @@ def llm(
                 ctx = _active()
                 if ctx is None:
                     return await func(*args, **kwargs)
-                args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
+                if ctx.request_modifications:
+                    args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
                 ticket, request = begin(ctx, args, kwargs)
                 if ticket is None:
                     return request  # the recorded answer
@@ -406,7 +407,8 @@ def llm(
             ctx = _active()
             if ctx is None:
                 return func(*args, **kwargs)
-            args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
+            if ctx.request_modifications:
+                args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
             ticket, request = begin(ctx, args, kwargs)
             if ticket is None:
                 return request  # the recorded answer
