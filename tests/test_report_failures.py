@@ -367,6 +367,13 @@ def test_a_skipped_golden_counts_as_skipped_not_failed(
     assert (report["total"], report["passed"], report["failed"], report["skipped"]) == (3, 1, 0, 2)
     assert report["failed_tests"] == []
     assert report["success_rate"] == 1.0, "skipped goldens neither pass nor fail"
+    result = project.runpytest(
+        "--opswald-goldens", "-k", "not book_flight", "--opswald-json=skipped.json", *workers
+    )
+    result.assert_outcomes(skipped=2)
+    only_skipped = json.loads((project.path / "skipped.json").read_text())
+    assert (only_skipped["failed"], only_skipped["skipped"]) == (0, 2)
+    assert only_skipped["success_rate"] == 1.0, "nothing failed: exit status 0, no failure"
     rows = _rows(report)
     assert {name: rows[name]["status"] for name in rows} == {
         "book_flight": "passed",

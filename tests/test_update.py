@@ -217,6 +217,11 @@ def test_the_error_hint_names_only_the_settings_that_accept_the_run(
     (hint,) = [line for line in result.stdout.lines if "hint:" in line]
     named = re.findall(r"`(\w+)`", hint)
     assert named == accepting, hint
+    (fix,) = [line for line in result.stdout.lines if line.startswith("fix:")]
+    if setting == "fixed":  # an update never changes expect: it cannot bless this run
+        assert "cannot fix this" in fix and "accept it" not in fix, fix
+    else:
+        assert "accept it with --opswald-update" in fix, fix
     for value in accepting:  # following the hint makes the run pass
         path.write_text(text.replace(f"error: {setting}", f"error: {value}"))
         project.runpytest("--opswald-goldens").assert_outcomes(passed=1)

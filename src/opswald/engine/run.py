@@ -297,6 +297,11 @@ def fix_line(
             f"{update} cannot fix this: it rewrites the golden, never its `expect:`; "
             f"change expect.output (match: {expect.output.match}) if the new output is right"
         )
+    if expect is not None and kinds == {"error"} and expect.error.match == "fixed":
+        return (
+            f"{update} cannot fix this: it rewrites the golden, never its `expect:`, and "
+            "`error: fixed` wants a run without the error; fix the agent, or change expect.error"
+        )
     if kinds and kinds <= set(NEVER_BLESSED):
         return (
             f"{update} does not bless this (budgets, blocked side effects and "

@@ -59,7 +59,8 @@ REPORT_SCHEMA: dict[str, Any] = {
             "type": "number",
             "minimum": 0,
             "maximum": 1,
-            "description": "passed / (passed + failed): skipped goldens left out",
+            "description": "passed / (passed + failed): skipped goldens left out; 1 when "
+            "none passed or failed",
         },
         "failed_tests": {
             "type": "array",
@@ -140,7 +141,8 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
         "updated": sum(r["status"] == "updated" for r in rows),
         "recorded": sum(r["status"] == "recorded" for r in rows),
         "skipped": sum(r["status"] == "skipped" for r in rows),
-        "success_rate": round(len(passed) / ran, 6) if ran else 0.0,
+        # none passed or failed (all skipped): no failure, as pytest's exit status 0 says
+        "success_rate": round(len(passed) / ran, 6) if ran else 1.0,
         "failed_tests": [
             {
                 "name": r["name"],
