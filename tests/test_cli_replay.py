@@ -219,6 +219,19 @@ def test_fork_with_a_modified_tool_result(workdir: Path) -> None:
     assert len(lines) == 6 and '→ {"total": 50.0}  (' in lines[1]
     assert "forked at step 2" in proc.stdout
     assert "output.answer: 'Refunded 120.0\\nThanks for waiting.' → 'Refunded 50.0" in proc.stdout
+    (fix,) = [line for line in proc.stdout.splitlines() if line.startswith("fix:")]
+    assert fix.startswith("fix: a fork is judged, never written"), fix  # --fork-at: never written
+
+
+def test_a_modified_run_says_pytest_can_write_it_with_the_same_modification(
+    workdir: Path,
+) -> None:
+    """Without --fork-at, pytest --opswald-update --opswald-modify writes the modified run."""
+    args = ("refund.golden.yaml", "--adapter", "agentmod:run", "--modify", "model=sim-large")
+    proc = replay(workdir, *args, env={"AGENT_HALF": "1"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (fix,) = [line for line in proc.stdout.splitlines() if line.startswith("fix:")]
+    assert "pytest --opswald-goldens --opswald-update and the same --opswald-modify" in fix, fix
 
 
 def test_a_blocked_side_effect_names_the_replay_option_that_allows_it(workdir: Path) -> None:

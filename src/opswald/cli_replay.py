@@ -65,7 +65,10 @@ def run_replay(args: argparse.Namespace) -> int:
         _say("\ninterrupted: the replay was stopped before the end (no verdict)")
         return INTERRUPTED
     assert result is not None
-    return _report(result, total, printer.width)
+    forked = options["fork_at"] is not None  # never written; a modified run may be
+    return _report(
+        result, total, printer.width, forked=forked, modified=bool(options["modifications"])
+    )
 
 
 # -- preparing the run ------------------------------------------------------------------
@@ -263,7 +266,9 @@ def render_changes(replay: Replay, step: int) -> str:
 
 
 # -- the end ----------------------------------------------------------------------------
-def _report(result: ReplayResult, total: int, width: int) -> int:
+def _report(
+    result: ReplayResult, total: int, width: int, *, forked: bool = False, modified: bool = False
+) -> int:
     from opswald.diff import render_verdict
 
     actual = result.actual
@@ -275,11 +280,13 @@ def _report(result: ReplayResult, total: int, width: int) -> int:
         _say(_clip(f"output: {_json(actual.output)}", width))
     from opswald.engine.run import fix_line
 
+    update = "pytest --opswald-goldens --opswald-update"
     fix = fix_line(
         result.verdict,
         result.golden.expect,
-        forked=result.policy == "fork",
-        update="pytest --opswald-goldens --opswald-update",
+        forked=forked,
+        # pytest writes a run with the same modifications as its new golden
+        update=f"{update} and the same --opswald-modify" if modified else update,
     )
     text = render_verdict(result.verdict, total_steps=total or None, fix=fix)
     if result.passed:
