@@ -120,6 +120,21 @@ def test_diff_of_two_sessions_shows_figures(
     assert run(capsys, "diff", str(REFUND), str(REFUND))[0] == 0
 
 
+def test_diff_leaves_out_how_a_run_was_made(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A fork's saved actual records where it went live and its modifications: that is
+    not a difference in what the agent did."""
+    actual = tmp_path / "refund.actual.yaml"
+    session = opswald.load(REFUND)
+    session.metadata["fork"] = {"step": 2, "modifications": {"tool_result": 1}}
+    session.metadata["modifications"] = {"model": "sim-large"}
+    opswald.dump(session, actual)
+    code, out, _ = run(capsys, "diff", str(REFUND), str(actual))
+    assert code == 0, out
+    assert "no differences" in out
+
+
 def test_analyze(capsys: pytest.CaptureFixture[str], snapshot: Any) -> None:
     code, out, _ = run(capsys, "analyze", str(REFUND), str(DECLINED), "--slow-ms", "0.4")
     assert code == 0

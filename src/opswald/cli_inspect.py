@@ -314,13 +314,10 @@ def _delta_text(key: str, d: dict[str, Any]) -> str:
 
 def _diff_sessions(args: argparse.Namespace) -> int:
     from opswald.diff import render_difference
-    from opswald.files import to_data
-    from opswald.sessiondiff import session_differences, stable_data
+    from opswald.sessiondiff import compared_data, session_differences
 
     golden, actual = _load(args.golden), _load(args.actual)
-    found = session_differences(
-        stable_data(to_data(golden)), stable_data(to_data(actual)), limit=args.limit + 1
-    )
+    found = session_differences(compared_data(golden), compared_data(actual), limit=args.limit + 1)
     deltas = _figures_delta(golden, actual)
     first = next((d for d in found if d.step is not None), None)
     if args.json:

@@ -79,3 +79,20 @@ def _step_differences(golden: list[Any], actual: list[Any], limit: int) -> list[
 def _step_body(step: Any) -> Any:
     """A step without its number: the position already says it."""
     return {k: v for k, v in step.items() if k != "step"} if isinstance(step, dict) else step
+
+
+RUN_METADATA = ("fork", "modifications")  # session.FORK_METADATA and the modifications
+"""Metadata that says how a run was made (where a fork went live, the modifications it ran
+with), not what the agent did: not a difference between a golden and its actual."""
+
+
+def compared_data(session: Any) -> Any:
+    """A session's data as a golden and an actual are compared: no volatile fields
+    (timestamps, durations) and no run metadata."""
+    from opswald.files import to_data
+
+    data = stable_data(to_data(session))
+    metadata = data.get("metadata")
+    if isinstance(metadata, dict):
+        data["metadata"] = {k: v for k, v in metadata.items() if k not in RUN_METADATA}
+    return data

@@ -55,7 +55,7 @@ from opswald.session import (
     StateStep,
     ToolCallStep,
 )
-from opswald.sessiondiff import session_differences, stable_data
+from opswald.sessiondiff import compared_data, session_differences
 from opswald.verdict import MISSING, Difference, Finding, FindingKind
 
 __all__ = ["ViewEntry", "build_data", "finding_data", "render", "write_report"]
@@ -117,26 +117,11 @@ def _difference_data(d: Difference) -> dict[str, Any]:
     return out
 
 
-RUN_METADATA = (FORK_METADATA, "modifications")
-"""Metadata that says how a run was made (where a fork went live, the modifications it ran
-with), not what the agent did: not a difference between a golden and its actual."""
-
-
-def _compared(session: Session) -> Any:
-    """A session's data as golden and actual are compared: no volatile fields (timestamps,
-    durations) and no run metadata."""
-    data = stable_data(to_data(session))
-    metadata = data.get("metadata")
-    if isinstance(metadata, dict):
-        data["metadata"] = {k: v for k, v in metadata.items() if k not in RUN_METADATA}
-    return data
-
-
 def findings_from_diff(golden: Session, actual: Session) -> list[dict[str, Any]]:
     """Findings for a saved actual without a verdict: the golden-vs-actual differences
     (timestamps, durations and how the run was made aside), one finding per differing
     step, then the rest."""
-    found = session_differences(_compared(golden), _compared(actual))
+    found = session_differences(compared_data(golden), compared_data(actual))
     total = len(golden.step_list)
     by_step: dict[int | None, list[Difference]] = {}
     for d in found:
@@ -482,7 +467,7 @@ def _divergence(
 
 def _step_diffs(golden: Session, actual: Session) -> tuple[list[int], dict[str, list[str]]]:
     """Steps (by position) where golden and actual differ, and their field diff lines."""
-    found = session_differences(_compared(golden), _compared(actual))
+    found = session_differences(compared_data(golden), compared_data(actual))
     steps: dict[int, list[str]] = {}
     for d in found:
         if d.step is None:
