@@ -630,3 +630,11 @@ def test_a_figure_over_its_budget_never_reads_as_equal_to_it(
 ) -> None:
     (found,) = check_budgets(BudgetsExpect(**budget), figs(**over), None)
     assert found.message == f"budget exceeded: {shown}"
+
+
+def test_an_output_that_changed_kind_is_hinted_at_what_would_accept_it() -> None:
+    finding = compare_output({"answer": "Refunded"}, None, out("exact"))
+    assert finding is not None and finding.suggestion is not None
+    assert "but `ignore` accepts that" in finding.suggestion
+    assert "--opswald-update" in finding.suggestion
+    assert compare_output({"answer": "Refunded"}, None, out("ignore")) is None  # it does

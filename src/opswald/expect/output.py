@@ -100,7 +100,8 @@ def _hint(golden: Any, actual: Any, diffs: list[Difference], mode: str) -> str:
     if not hints:
         return (
             f"the output is now {_kind(actual)}, not {_kind(golden)}; no expect.output.match "
-            "accepts that: if the change is intended, accept it with --opswald-update"
+            "but `ignore` accepts that: if the change is intended, accept it with "
+            "--opswald-update"
         )
     return "; ".join(hints)
 
