@@ -173,6 +173,7 @@ def test_a_malformed_golden_counts_as_failed(project: pytest.Pytester, workers: 
     assert str(project.path) not in failed["error"], "the path as shown, not where it ran"
     row = next(r for r in report["goldens"] if r["file"] == "goldens/bad.golden.yaml")
     assert row["status"] == "error" and row["error"] == failed["error"]
+    assert "opswald validate goldens/bad.golden.yaml" in (failed["suggestion"] or "")
 
 
 def test_shards_that_each_meet_a_malformed_golden_merge_into_the_unsharded_report(

@@ -237,6 +237,11 @@ def failure_record(
     suggestion = fixes[-1].removeprefix("fix:").strip() if fixes else None
     if suggestion is None and len(lines) > 1:
         suggestion = lines[-1]
+    if suggestion is None and status == "error":  # a malformed golden: one line, no fix
+        suggestion = (
+            f"correct {file} where the error points (`opswald validate {file}` checks it), "
+            "or restore it from version control"
+        )
     ran: list[dict[str, Any]] = list((stopped or {}).get("ran") or ())
     llm = [s for s in ran if s.get("type") == "llm_call"]
     at = (stopped or {}).get("step")
