@@ -393,6 +393,7 @@ def test_a_skipped_golden_counts_as_skipped_not_failed(
     project.runpytest("--opswald-goldens", "-k", "not marked", "--opswald-json=s2.json", *workers)
     merged = opswald_cli("report", "merge", "s1.json", "s2.json", "-o", "m.json", cwd=project.path)
     assert merged.returncode == 0, merged.stderr
+    assert "3 goldens, 1 passed, 0 failed, 2 skipped -> m.json" in merged.stdout
     assert _stable(json.loads((project.path / "m.json").read_text())) == _stable(report)
 
 

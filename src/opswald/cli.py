@@ -180,9 +180,12 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 4
     write(Path(args.output), merged)
+    skipped = merged.get("skipped") or 0
     print(
         f"merged {len(reports)} reports: {merged['total']} goldens, {merged['passed']} passed, "
-        f"{merged['failed']} failed -> {args.output}"
+        f"{merged['failed']} failed"
+        + (f", {skipped} skipped" if skipped else "")
+        + f" -> {args.output}"
     )
     return 0
 
