@@ -252,3 +252,31 @@ def test_every_command_has_an_example_in_its_help() -> None:
     )
     missing = [name for name, parser in commands.items() if "example" not in parser.format_help()]
     assert missing == []
+
+
+def test_errors_are_shown_as_python_prints_them(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A recorded KeyError('Book') reads `KeyError: 'Book'` in show and analyze, as in the
+    failure headline and as Python prints it."""
+    import traceback
+
+    from opswald.session import ErrorInfo, Session
+
+    printed = traceback.format_exception_only(KeyError("Book"))[-1].strip()
+    error = {"type": "KeyError", "message": "Book"}
+    session = Session.model_validate(
+        {
+            "name": "broken",
+            "steps": [{"step": 1, "type": "tool_call", "tool": "lookup", "error": error}],
+            "output": None,
+            "error": error,
+        }
+    )
+    assert ErrorInfo.model_validate(error).text() == printed
+    path = tmp_path / "broken.golden.yaml"
+    opswald.dump(session, path)
+    for command in (["show", str(path)], ["analyze", str(path)]):
+        _, out, _ = run(capsys, *command)
+        assert printed in out, out
+        assert "KeyError: Book" not in out

@@ -272,7 +272,7 @@ def _ref(steps: Sequence[AnyStep], n: int) -> str:
 def _error_text(error: ErrorInfo | None) -> str:
     if error is None:
         return ""
-    return f"{error.type}: {error.message}" if error.message else error.type
+    return error.text()
 
 
 def _call_of(step: AnyStep) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def _row(step: AnyStep) -> dict[str, Any]:
         "tokens": _tokens(step),
         "cost": step.cost if isinstance(step, LLMCallStep) else None,
         "duration_ms": step.duration_ms,
-        "error": f"{step.error.type}: {step.error.message}" if step.error else None,
+        "error": step.error.text() if step.error else None,
         "description": step.description,
     }
 
@@ -199,13 +199,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         print(line.rstrip())
         if s.error is not None:
-            print(_clip(f"      ! {s.error.type}: {s.error.message}", width))
+            print(_clip(f"      ! {s.error.text()}", width))
         for text in notes.get(s.step, []):
             print(_clip(f"      note: {text}", width))
     if len(chosen) < len(steps):
         print(f"({len(chosen)} of {len(steps)} steps shown)")
     if session.error is not None:
-        print(_clip(f"error: {session.error.type}: {session.error.message}", width))
+        print(_clip(f"error: {session.error.text()}", width))
     print(_clip(f"output: {json.dumps(session.output, ensure_ascii=False, default=str)}", width))
     return 0
 

@@ -273,9 +273,7 @@ def _report(
 
     actual = result.actual
     if result.passed and actual.error is not None:
-        _say(
-            _clip(f"agent error (as recorded): {actual.error.type}: {actual.error.message}", width)
-        )
+        _say(_clip(f"agent error (as recorded): {actual.error.text()}", width))
     elif result.passed:
         _say(_clip(f"output: {_json(actual.output)}", width))
     from opswald.engine.run import fix_line
@@ -315,11 +313,7 @@ class StepPrinter:
         tail = f"  ({_duration(step.duration_ms)})" if step.duration_ms is not None else ""
         if isinstance(step, ToolCallStep):
             head = f"{label} · tool_call {step.tool}  "
-            result = (
-                f"{step.error.type}: {step.error.message}"
-                if step.error is not None
-                else _json(step.output)
-            )
+            result = step.error.text() if step.error is not None else _json(step.output)
             body = self._pair(_json(step.input), result, len(head) + len(tail))
         elif isinstance(step, LLMCallStep):
             head = f"{label} · llm_call {step.model or step.provider or '?'}  "
@@ -355,7 +349,7 @@ class StepPrinter:
             facts.append(_cost(step.cost))
         lead = "  ".join(facts)
         if step.error is not None:
-            answer = f"{step.error.type}: {step.error.message}"
+            answer = step.error.text()
         else:
             answer = _answer(step)
         return f"{lead}  → {answer}" if lead else f"→ {answer}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, get_args
@@ -57,6 +58,19 @@ class ErrorInfo(_Model):
     type: str
     message: str = ""
     module: str | None = None
+
+    def text(self) -> str:
+        """`KeyError: 'Book'`: the error as Python prints it (`Type: str(exc)`). The message
+        is recorded as the exception's argument, so that it can be raised again; a builtin
+        type is rebuilt from it to print it as Python does."""
+        message = self.message
+        builtin = getattr(builtins, self.type, None)
+        if self.module is None and isinstance(builtin, type) and issubclass(builtin, Exception):
+            try:
+                message = str(builtin(self.message))
+            except Exception:  # a type whose constructor wants other arguments
+                pass
+        return f"{self.type}: {message}" if message else self.type
 
 
 class Usage(_Model):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import os
 import time
 import traceback
@@ -455,17 +454,8 @@ def _error_findings(
 
 
 def error_text(error: ErrorInfo) -> str:
-    """`KeyError: 'Book'`: an error as Python prints it (`str(exc)`). The message is
-    recorded as the exception's argument, so that it can be raised again; a builtin
-    type is rebuilt from it to print it as Python does."""
-    message = error.message
-    builtin = getattr(builtins, error.type, None)
-    if error.module is None and isinstance(builtin, type) and issubclass(builtin, Exception):
-        try:
-            message = str(builtin(error.message))
-        except Exception:  # a type whose constructor wants other arguments
-            pass
-    return f"{error.type}: {message}" if message else error.type
+    """`KeyError: 'Book'`: an error as Python prints it (see `ErrorInfo.text`)."""
+    return error.text()
 
 
 def _error_finding(

@@ -199,7 +199,7 @@ def _error_text(step: AnyStep) -> str | None:
     if step.error is None:
         return None
     e = step.error
-    return f"{e.type}: {e.message}" if e.message else e.type
+    return e.text()
 
 
 def _figures_data(f: Figures) -> dict[str, Any]:
