@@ -422,8 +422,8 @@ def _error_findings(
         return [
             Finding(
                 kind="agent_error",
-                message=f"the agent raised {error_text(a)}",
-                differences=(Difference(path=("error",), golden=None, actual=error_text(a)),),
+                message=f"the agent raised {a.text()}",
+                differences=(Difference(path=("error",), golden=None, actual=a.text()),),
                 suggestion=(
                     "the golden finished without an error"
                     + (f"; the agent's traceback ends:\n{_tail(tb)}" if tb else "")
@@ -453,11 +453,6 @@ def _error_findings(
     return []
 
 
-def error_text(error: ErrorInfo) -> str:
-    """`KeyError: 'Book'`: an error as Python prints it (see `ErrorInfo.text`)."""
-    return error.text()
-
-
 def _error_finding(
     message: str, golden: ErrorInfo, actual: ErrorInfo | None, mode: ErrorMode
 ) -> Finding:
@@ -467,8 +462,8 @@ def _error_finding(
         differences=(
             Difference(
                 path=("error",),
-                golden=error_text(golden),
-                actual=None if actual is None else error_text(actual),
+                golden=golden.text(),
+                actual=None if actual is None else actual.text(),
             ),
         ),
         suggestion=_error_hint(golden, actual, mode),
