@@ -112,6 +112,14 @@ input:
 """
 
 
+@pytest.fixture(autouse=True)
+def _outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts as if run on a developer's machine, also when the suite runs on CI
+    (which sets `CI`, and goldens are then only written with --opswald-force). A test of
+    the CI guard sets `CI` itself."""
+    monkeypatch.delenv("CI", raising=False)
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A project with agent.py, a conftest wiring it, and goldens/flight.golden.yaml (a stub)."""
