@@ -356,10 +356,22 @@ def test_a_skipped_golden_counts_as_skipped_not_failed(
     _copy(project, "in_call")
     project.makeconftest(SKIPPING)
     result = project.runpytest(
-        "--opswald-goldens", "--opswald-json=r.json", "--junitxml=j.xml", *workers
-    )
+        "--opswald-goldens", "--opswald-json=r.json", "--junitxml=j.xml",
+        "--opswald-html=page.html", *workers,
+    )  # fmt: skip
     result.assert_outcomes(passed=1, skipped=2)
     assert result.ret == 0
+    page = _page(project.path / "page.html")
+    assert page["summary"]["counts"] == {"passed": 1, "skipped": 2}
+    shown = {g["name"].rsplit("::", 1)[-1]: g for g in page["goldens"]}
+    assert {name: g["status"] for name, g in shown.items()} == {
+        "book_flight": "passed",
+        "marked": "skipped",
+        "in_call": "skipped",
+    }
+    assert shown["marked"]["record"]["reason"] == "marked by the conftest"
+    assert shown["marked"]["figures"]["actual"] is None, "a skipped golden did not run"
+    assert len(shown["marked"]["golden"]["steps"]) == 7, "the golden itself is shown"
     section = result.stdout.str().split("--- opswald ---")[-1]
     assert "goldens: 1 passed, 0 failed, 2 skipped" in section
     assert "FAILED" not in section

@@ -271,6 +271,18 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ],
         title=CLOSE,
     )
+    skipped = folder / "skipped.html"
+    write_report(
+        skipped,
+        [
+            ViewEntry(
+                golden=travel("slow_one"),
+                status="skipped",
+                file="goldens/slow_one.golden.yaml",
+                record={"status": "skipped", "reason": "needs the nightly stage", "steps": 0},
+            )
+        ],
+    )
     long = folder / "long.html"
     write_report(long, [ViewEntry(golden=big(5000))])
     many = folder / "many.html"
@@ -281,7 +293,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             for i in range(200)
         ],
     )
-    return {"report": report, "long": long, "many": many}
+    return {"report": report, "long": long, "many": many, "skipped": skipped}
 
 
 def page_of(browser: Browser, path: Path, hash: str = "") -> Opened:
@@ -353,6 +365,17 @@ def test_failed_golden_opens_on_its_divergence(opener: Any, pages: dict[str, Pat
     assert page.locator("canvas[data-side='actual']").count() == 1  # two aligned timelines
     analysis = page.locator("#inspector .analysis").first.inner_text()
     assert "first divergence" in analysis and "suggested fix:" in analysis
+    o.check()
+
+
+def test_a_skipped_golden_shows_pytests_reason_and_no_run(
+    opener: Any, pages: dict[str, Path]
+) -> None:
+    o = opener(pages["skipped"])
+    page = o.page
+    assert page.text_content("#head h2") == "skippedslow_one"
+    assert page.locator("#head .finding").all_inner_texts() == ["skipped: needs the nightly stage"]
+    assert page.locator("canvas[data-side='actual']").count() == 0, "it did not run"
     o.check()
 
 

@@ -791,6 +791,14 @@ def _report_skipped(item: pytest.Item, report: pytest.TestReport) -> None:
     report.opswald_status = "skipped"  # type: ignore[attr-defined]
     report.opswald_record = record  # type: ignore[attr-defined]
     _add_junit_properties(item, report, record)
+    if item.config.getoption("opswald_html") and item.__class__.__name__ == "GoldenItem":
+        # on the page as the golden it is, marked skipped with pytest's reason
+        report.opswald_view = {  # type: ignore[attr-defined]
+            "path": str(item.path),
+            "file": record["file"],
+            "actual": None,
+            "findings": [],
+        }
 
 
 def _add_junit_properties(

@@ -490,7 +490,10 @@ def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
     if actual is not None:
         diff_steps, step_diffs = _step_diffs(golden, actual)
     g_fig = figures(golden)
-    a_fig = figures(actual) if actual is not None else _measured(entry.record)
+    if actual is not None:
+        a_fig: Figures | None = figures(actual)
+    else:  # a skipped golden did not run: no figures of a run
+        a_fig = _measured(entry.record) if entry.status != "skipped" else None
     error_steps = [s.step for s in (actual or golden).step_list if s.error is not None]
     start = (divergence or {}).get("step") or (error_steps[0] if error_steps else 1)
     return {

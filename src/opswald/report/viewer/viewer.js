@@ -371,6 +371,8 @@
     parts.push(figuresTable(entry));
     parts.push(topSteps("slowest steps", view, view.slowest, (r) => fmtMs(r.ms) + (r.slow ? " (slow)" : "")));
     parts.push(topSteps("most expensive steps", view, view.costliest, (r) => fmtCost(r.cost)));
+    if (entry.status === "skipped" && entry.record && entry.record.reason)
+      parts.push(el("div", { cls: "finding", text: "skipped: " + entry.record.reason }));
     if (view.stub) parts.push(el("div", { cls: "finding", text: "not recorded yet: run with --opswald-mode=record" }));
     for (const f of entry.findings) parts.push(findingBlock(f));
     for (const a of entry.analyses) {
