@@ -97,6 +97,35 @@ def test_update_does_not_run_side_effect_tools(
     assert (project.path / GOLDEN).read_bytes() == before
 
 
+def test_a_divergence_before_a_side_effect_tool_says_the_update_needs_permission(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prompt of step 4 changed and the golden books at step 5: the fix line says that
+    an update reaching `book` stops there without --opswald-allow-side-effects (it does)."""
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "prompt")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    fix = [line for line in result.outlines if "fix: " in line]
+    assert fix == [
+        "fix: if the new behaviour is intended, accept it with --opswald-update (the golden "
+        "then calls book, marked side_effects=True: an update that reaches it stops there "
+        "unless given --opswald-allow-side-effects)"
+    ]
+    result = project.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*step 5*book has side effects and would run live*"])
+    result = project.runpytest("--opswald-goldens", "--opswald-allow-side-effects")
+    result.assert_outcomes(failed=1)
+    assert "fix: if the new behaviour is intended, accept it with --opswald-update" in (
+        result.outlines
+    ), "allowed already: nothing to add"
+    monkeypatch.setenv("AGENT_VARIANT", "output")  # leaves the golden after step 5
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    assert "side_effects=True" not in result.stdout.str()
+
+
 def test_no_writes_on_ci_unless_forced(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

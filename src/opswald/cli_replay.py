@@ -276,7 +276,7 @@ def _report(
         _say(_clip(f"agent error (as recorded): {actual.error.text()}", width))
     elif result.passed:
         _say(_clip(f"output: {_json(actual.output)}", width))
-    from opswald.engine.run import fix_line
+    from opswald.engine.run import fix_line, side_effects_ahead
 
     update = "pytest --opswald-goldens --opswald-update"
     fix = fix_line(
@@ -285,6 +285,7 @@ def _report(
         forked=forked,
         # pytest writes a run with the same modifications as its new golden
         update=f"{update} and the same --opswald-modify" if modified else update,
+        side_effects=side_effects_ahead(result.golden, result.verdict),
     )
     text = render_verdict(result.verdict, total_steps=total or None, fix=fix)
     if result.passed:

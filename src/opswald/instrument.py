@@ -227,6 +227,11 @@ async def _tool_async(
 # -- @opswald.tool ----------------------------------------------------------------------
 
 
+DECLARED_SIDE_EFFECTS: set[str] = set()
+"""Names of the tools decorated with `side_effects=True` in this process (a fix line
+warns that an update reaching one of them stops there)."""
+
+
 @overload
 def tool(fn: F, /) -> F: ...
 @overload
@@ -242,6 +247,8 @@ def tool(
 
     def wrap(func: F) -> F:
         tool_name = name or func.__name__
+        if side_effects:
+            DECLARED_SIDE_EFFECTS.add(tool_name)
         sig = inspect.signature(func)
         bind = _binder(sig)
         decode = _decoder(func)

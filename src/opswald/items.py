@@ -24,6 +24,7 @@ from opswald.engine.run import (
     fix_line,
     judge,
     not_blessable,
+    side_effects_ahead,
 )
 from opswald.engine.tape import describe, step_name
 from opswald.redact import Redactor
@@ -35,10 +36,6 @@ if TYPE_CHECKING:
     from opswald.collectcache import Entry
 
 Status = Literal["passed", "failed", "updated", "recorded"]
-
-
-def _fix_for(verdict: Verdict, expect: Expect | None = None, *, forked: bool = False) -> str:
-    return fix_line(verdict, expect, forked=forked)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,7 +256,12 @@ def run_golden(
     if not wants_write:
         if verdict.passed:
             return Outcome(status="passed", result=result, notes=_reported(path, verdict, total))
-        fix = _fix_for(verdict, expect, forked=run_settings.fork_at is not None)
+        ahead = (
+            ()
+            if settings.allow_side_effects
+            else side_effects_ahead(golden, verdict, settings.side_effect_tools)
+        )
+        fix = fix_line(verdict, expect, forked=run_settings.fork_at is not None, side_effects=ahead)
         text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=fix)
         raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total, expect)

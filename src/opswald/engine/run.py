@@ -274,18 +274,52 @@ EXPECT_VALUES = ("contains", "regex", "json_subset")
 """Output matchers that judge against a value in `expect:`, which an update never changes."""
 
 
+DIVERGING = ("mismatch", "extra_call", "agent_error")
+
+
+def side_effects_ahead(
+    golden: Session, verdict: Verdict, side_effect_tools: frozenset[str] = frozenset()
+) -> tuple[str, ...]:
+    """The side-effect tools (`side_effects=True`, or named in ini
+    `opswald_side_effect_tools`) the golden calls from the step where the run left it:
+    an update goes live from there, and stops at such a tool unless allowed to run it."""
+    from opswald.instrument import DECLARED_SIDE_EFFECTS
+
+    steps = [f.step for f in verdict.failures if f.kind in DIVERGING and f.step is not None]
+    if not steps or golden.is_stub:
+        return ()
+    marked = DECLARED_SIDE_EFFECTS | side_effect_tools
+    names = (
+        s.tool
+        for s in golden.step_list
+        if s.step >= min(steps) and isinstance(s, ToolCallStep) and s.tool in marked
+    )
+    return tuple(dict.fromkeys(names))
+
+
 def fix_line(
     verdict: Verdict,
     expect: Expect | None = None,
     *,
     forked: bool = False,
     update: str = "--opswald-update",
+    side_effects: tuple[str, ...] = (),
+    allow: str = "--opswald-allow-side-effects",
 ) -> str:
     """The `fix:` line: an update where an update helps, and never where it does not.
     `update` is how the update is asked for where the run started (`opswald replay` says
-    `pytest --opswald-goldens --opswald-update`)."""
+    `pytest --opswald-goldens --opswald-update`); `side_effects` are the side-effect tools
+    the golden calls after the run left it (`side_effects_ahead`), which an update
+    reaching them runs only with `allow`."""
     kinds = {f.kind for f in verdict.failures}
     accept = f"if the new behaviour is intended, accept it with {update}"
+    if side_effects:
+        tools = ", ".join(side_effects)
+        accept += (
+            f" (the golden then calls {tools}, marked side_effects=True: an update that "
+            f"reaches {'it' if len(side_effects) == 1 else 'one'} stops there unless "
+            f"given {allow})"
+        )
     if forked:  # --opswald-fork-at: refused with --opswald-update
         return (
             "a fork is judged, never written: to make this path the golden, change the agent "
