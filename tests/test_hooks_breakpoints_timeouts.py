@@ -247,3 +247,59 @@ def test_cli_timeout_with_nothing_left_running(
     )
     assert threading.active_count() == threads, "no thread of the agent is left"
     assert sys.platform.startswith("linux")
+
+
+PACKAGE_AGENT = """
+import opswald
+
+@opswald.llm
+def chat(*, model, messages):
+    return {{"content": "{label} answer", "usage": {{"input_tokens": 1, "output_tokens": 1}}}}
+
+def run(input):
+    return chat(model="{label}-model", messages=[{{"role": "user", "content": input["q"]}}])
+"""
+
+PACKAGE_CONFTEST = """
+import {label}_agent
+
+def pytest_opswald_adapter(golden, config):
+    return {label}_agent.run
+
+def pytest_opswald_after_step(replay, step, result):
+    print("EVENT {label} hook saw", replay.golden.name)
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_packages_conftest_hooks_apply_to_its_own_goldens_only(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
+    """A monorepo: each package's conftest wires its own agent and step hook. Run from the
+    root, each golden is run by its package's agent and seen by its package's hook only
+    (as pytest's per-directory hooks are), whatever else is collected."""
+    pytester.makeini("[pytest]\ntestpaths = alpha beta\n")
+    for label in ("alpha", "beta"):
+        package = pytester.mkdir(label)
+        (package / f"{label}_agent.py").write_text(PACKAGE_AGENT.format(label=label))
+        (package / "conftest.py").write_text(PACKAGE_CONFTEST.format(label=label))
+        goldens = package.joinpath("goldens")
+        goldens.mkdir()
+        (goldens / f"{label}.golden.yaml").write_text(f"name: {label}\ninput: {{q: hi}}\n")
+    for label in ("alpha", "beta"):  # each recorded from its own folder
+        result = pytester.runpytest_subprocess(
+            "--opswald-goldens", "--opswald-mode=record", str(pytester.path / label)
+        )
+        result.assert_outcomes(passed=1)
+    for label in ("alpha", "beta"):
+        text = (pytester.path / label / "goldens" / f"{label}.golden.yaml").read_text()
+        assert f"model: {label}-model" in text and f"{label} answer" in text
+    result = pytester.runpytest_subprocess("--opswald-goldens", "-s", *xdist)
+    result.assert_outcomes(passed=2)
+    if not xdist:  # workers' output is not shown
+        events = sorted(line.split("EVENT ", 1)[1] for line in result.outlines if "EVENT " in line)
+        assert events == ["alpha hook saw alpha", "beta hook saw beta"]
+    result = pytester.runpytest_subprocess("--opswald-goldens", "--opswald-mode=rerecord", *xdist)
+    result.assert_outcomes(passed=2)
+    text = (pytester.path / "alpha" / "goldens" / "alpha.golden.yaml").read_text()
+    assert "model: alpha-model" in text and "beta" not in text

@@ -113,8 +113,10 @@ HOOKS = ("pytest_opswald_before_step", "pytest_opswald_after_step", "pytest_opsw
 class HookListener:
     """Forwards step events to the pytest_opswald_* step hooks and the breakpoints."""
 
-    def __init__(self, config: pytest.Config, view: RunView, breakpoints: Any) -> None:
-        self.hook = config.hook
+    def __init__(self, hook: Any, view: RunView, breakpoints: Any) -> None:
+        # the golden's own hook relay (`item.ihook`): a conftest's step hooks apply to the
+        # goldens below its folder, as pytest's per-directory hooks do
+        self.hook = hook
         self.view = view
         self.breakpoints = breakpoints
         self.notes: list[str] = []
@@ -124,9 +126,9 @@ class HookListener:
         self.needed = breakpoints is not None or any(
             hook.get_hookimpls()
             for hook in (
-                config.hook.pytest_opswald_before_step,
-                config.hook.pytest_opswald_after_step,
-                config.hook.pytest_opswald_on_error,
+                hook.pytest_opswald_before_step,
+                hook.pytest_opswald_after_step,
+                hook.pytest_opswald_on_error,
             )
         )
 
@@ -636,7 +638,8 @@ class GoldenItem(pytest.Item):
         try:
             adapter = adapters.resolve(
                 self.golden.agent,
-                hook_result=self.config.hook.pytest_opswald_adapter(
+                # the conftests of the golden's folder and above, not every conftest
+                hook_result=self.ihook.pytest_opswald_adapter(
                     golden=self.golden, config=self.config
                 ),
                 ini_spec=settings.adapter,
@@ -649,7 +652,7 @@ class GoldenItem(pytest.Item):
         passed, failure, outcome = 0, None, None
         for _ in range(runs):
             listener = HookListener(
-                self.config,
+                self.ihook,
                 RunView(golden=self.golden, nodeid=self.nodeid),
                 breakpoints_of(self.config),
             )

@@ -53,7 +53,7 @@ def run_marker(item: pytest.Item) -> Outcome:
     try:
         adapter = adapters.resolve(
             golden.agent,
-            hook_result=item.config.hook.pytest_opswald_adapter(golden=golden, config=item.config),
+            hook_result=item.ihook.pytest_opswald_adapter(golden=golden, config=item.config),
             ini_spec=settings.adapter,
             root=settings.adapter_root,
         )
