@@ -686,6 +686,15 @@ def golden_replay(request: pytest.FixtureRequest) -> Any:
     return item.stash[_MARKER_RESULT].result
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Each attempt replays afresh: pytest-rerunfailures runs a failed item again, and a
+    marker test's replay kept from the first attempt would fail every rerun with it."""
+    for key in (_MARKER_RESULT, OUTCOME_KEY):
+        if key in item.stash:
+            del item.stash[key]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     marker = item.get_closest_marker("golden")
@@ -806,7 +815,11 @@ def _add_junit_properties(
 ) -> None:
     props = _junit_properties(record)
     report.user_properties.extend(props)
-    item.user_properties.extend(props)  # JUnit XML reads the last (teardown) report
+    # JUnit XML reads the last (teardown) report; an earlier attempt's (a rerun's) go
+    item.user_properties[:] = [
+        p for p in item.user_properties if not str(p[0]).startswith("opswald.")
+    ]
+    item.user_properties.extend(props)
 
 
 def _report_unjudged(
@@ -1038,6 +1051,8 @@ class SummaryPlugin:
             session.testsfailed += hidden
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "outcome", None) == "rerun":  # pytest-rerunfailures: count the last
+            return
         status = getattr(report, "opswald_status", None)
         when: str = report.when
         if status is None and when == "???" and report.failed:  # an xdist worker died
