@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from opswald.terminal import EscapingStream
+
 
 class Progress:
     """`validating 120/5000` on a terminal's stderr; nothing at all in pipes and logs."""
@@ -23,13 +25,15 @@ class Progress:
     def tick(self) -> None:
         self.count += 1
         if self.enabled:
-            sys.stderr.write(f"\r{self.label} {self.count}/{self.total}")
-            sys.stderr.flush()
+            stream = getattr(sys.stderr, "raw", sys.stderr)  # past the escaping (its \r)
+            stream.write(f"\r{self.label} {self.count}/{self.total}")
+            stream.flush()
 
     def done(self) -> None:
         if self.enabled:
-            sys.stderr.write("\r" + " " * (len(self.label) + 24) + "\r")
-            sys.stderr.flush()
+            stream = getattr(sys.stderr, "raw", sys.stderr)
+            stream.write("\r" + " " * (len(self.label) + 24) + "\r")
+            stream.flush()
 
 
 def _iter_goldens(paths: Sequence[str]) -> list[Path]:
@@ -310,6 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from opswald.cli_inspect import run
 
     args = build_parser().parse_args(argv)
+    # golden names and session content (model output is untrusted) are printed escaped:
+    # a control sequence or a bidi override in them never reaches the terminal as such
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingStream(out), EscapingStream(err)
     try:
         status = run(args.func, args)
         sys.stdout.flush()
@@ -320,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
+    finally:
+        sys.stdout, sys.stderr = out, err
     return status
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep, UserInputStep
+from opswald.terminal import escaped, raw_streams
 
 if TYPE_CHECKING:
     from opswald.engine.replay import Replay
@@ -39,10 +40,17 @@ class UsageProblem(Exception):
 
 def run_replay(args: argparse.Namespace) -> int:
     """The `replay` subcommand: 0 if the golden passed, 1 if not, 4 on usage errors."""
+    # the agent runs in this process: its own output (colours, progress) is its own, so it
+    # goes out as written, and what opswald prints is escaped line by line (`_say`)
+    with raw_streams():
+        return _run_replay(args)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
     try:
         golden, adapter, options = _prepare(args)
     except UsageProblem as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(escaped(f"error: {exc}"), file=sys.stderr)
         return USAGE
     from opswald.engine.replay import Replay
 
@@ -189,7 +197,7 @@ def _width() -> int:
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    print(escaped(text), flush=True)
 
 
 # -- interactive control ----------------------------------------------------------------

@@ -29,6 +29,7 @@ from opswald.engine.run import (
 from opswald.engine.tape import describe, step_name
 from opswald.redact import Redactor
 from opswald.session import AnyStep, Expect, NormalizeRule, RequestsExpect, Session
+from opswald.terminal import escaped
 from opswald.verdict import Finding, Verdict
 from opswald.writeback import blessed, write, writes_blocked
 
@@ -492,7 +493,10 @@ _BAD_ID = re.compile(r"::|[\[\]\n\r]")
 
 
 def item_name(golden: Session, path: Path) -> str:
-    name = golden.name or path.name.split(".golden.")[0]
+    """The golden's test name: its `name:` (else the file's stem), with what steers a
+    terminal escaped as pytest escapes ids (`\x1b`, `\u202e`), and what pytest's node ids
+    give a meaning to (`::`, brackets, line breaks) made `_`."""
+    name = escaped(golden.name or path.name.split(".golden.")[0])
     return _BAD_ID.sub("_", name).strip() or "golden"
 
 

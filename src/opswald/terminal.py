@@ -1,0 +1,61 @@
+"""Text for a terminal: content that could steer it is shown escaped, never obeyed.
+
+Golden names, model replies and tool results come from files others write and from
+models; printed raw, a control sequence in them can clear the screen, set the window
+title, open a hyperlink or hide what follows, and a bidirectional override can show a
+line in another order than it holds. pytest escapes such characters in the test ids it
+builds; opswald's ids and command-line output do too.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+# C0 controls but tab and newline, DEL, C1 controls, and the Unicode format characters that
+# reorder text (bidi embeddings, overrides and isolates, and the implicit marks)
+_STEERING = (
+    [c for c in range(0x20) if c not in (0x09, 0x0A)]
+    + [0x7F]
+    + list(range(0x80, 0xA0))
+    + [0x061C, 0x200E, 0x200F]
+    + list(range(0x202A, 0x202F))
+    + list(range(0x2066, 0x206A))
+)
+_TABLE = {c: (f"\\x{c:02x}" if c < 0x80 else f"\\u{c:04x}") for c in _STEERING}
+
+
+def escaped(text: str) -> str:
+    """`text` with every character that steers a terminal written as its escape
+    (`\\x1b`, `\\u202e`); tabs and newlines kept."""
+    return text.translate(_TABLE)
+
+
+class EscapingStream:
+    """A text stream that escapes what it is given (`escaped`) before writing it; `raw` is
+    the stream itself, for the command's own carriage returns (progress lines)."""
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        return self.raw.write(escaped(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+@contextmanager
+def raw_streams() -> Iterator[None]:
+    """sys.stdout and sys.stderr unwrapped (`EscapingStream.raw`) for a while: a command
+    that runs the user's agent in process leaves the agent's own output as it writes it,
+    and escapes its own lines itself."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout = getattr(out, "raw", out)
+    sys.stderr = getattr(err, "raw", err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
