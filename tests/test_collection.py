@@ -66,6 +66,37 @@ def test_default_golden_path_comes_from_ini(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*sessions/flight.golden.yaml::book_flight*"])
 
 
+def test_run_from_a_subfolder_collects_the_goldens_below_it_only(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As plain pytest collects only the folder it runs in (below the rootdir), so do
+    goldens: a package's own goldens, not the root's `goldens/` folder."""
+    record(project)
+    project.makeini("[pytest]\ntestpaths = tests packages\n")
+    project.makepyfile(**{"tests/test_root": "def test_root():\n    pass\n"})
+    package = project.mkdir("packages").joinpath("alpha")
+    (package / "goldens").mkdir(parents=True)
+    text = (project.path / "goldens" / "flight.golden.yaml").read_text()
+    (package / "goldens" / "a1.golden.yaml").write_text(text.replace("book_flight", "a1"))
+    (package / "test_alpha.py").write_text("def test_alpha():\n    pass\n")
+    monkeypatch.chdir(package)
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    collected = sorted(line for line in result.outlines if "::" in line)
+    assert collected == [
+        "packages/alpha/goldens/a1.golden.yaml::a1",
+        "packages/alpha/test_alpha.py::test_alpha",
+    ]
+    monkeypatch.chdir(project.path)  # from the rootdir: testpaths and the goldens folder
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    collected = sorted(line for line in result.outlines if "::" in line)
+    assert collected == [
+        "goldens/flight.golden.yaml::book_flight",
+        "packages/alpha/goldens/a1.golden.yaml::a1",
+        "packages/alpha/test_alpha.py::test_alpha",
+        "tests/test_root.py::test_root",
+    ]
+
+
 def test_tags_become_markers_under_strict_markers(project: pytest.Pytester) -> None:
     record(project)
     text = (project.path / "goldens" / "flight.golden.yaml").read_text()

@@ -516,11 +516,18 @@ def _hook_redaction_rules(config: pytest.Config) -> list[Any]:
 
 
 def _add_default_goldens_path(config: pytest.Config) -> None:
-    """With no positional paths, collect goldens from the ini option opswald_goldens too."""
+    """With no positional paths, collect goldens from the ini option opswald_goldens too —
+    where pytest itself collects from the rootdir (its testpaths, or the rootdir). Run in
+    a subfolder, pytest collects that folder only, and so do goldens: the ones below it."""
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         return
     setting = str(config.getini("opswald_goldens"))
     goldens = (config.rootpath / setting).resolve()
+    here = config.invocation_params.dir.resolve()
+    if config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR and here != (
+        config.rootpath.resolve()
+    ):
+        return  # pytest collects this folder: its goldens are found there, and no others
     if not goldens.exists():
         if setting.strip() not in ("", "goldens"):  # a folder the user named, not the default
             config.issue_config_time_warning(
