@@ -134,6 +134,42 @@ def test_a_tag_named_like_a_pytest_marker_is_a_collection_error(
     result.assert_outcomes(errors=1)
 
 
+@pytest.mark.parametrize("tag", ["flaky", "anyio"])
+def test_a_tag_named_like_an_installed_plugins_marker_is_a_collection_error(
+    project: pytest.Pytester, tag: str
+) -> None:
+    """pytest-rerunfailures (`flaky`) and anyio (`anyio`) are installed here: a golden
+    tagged with their marker would be rerun or run by them. A marker the project declares
+    itself (conftest or ini) stays a tag, and selects with -m."""
+    record(project)
+    golden = project.path / "goldens" / "flight.golden.yaml"
+    text = golden.read_text()
+    (project.path / "goldens" / "other.golden.yaml").write_text(
+        text.replace("name: book_flight", "name: other").replace("- critical", "- slow")
+    )
+    golden.write_text(text.replace("- critical", f"- {tag}"))
+    project.makeconftest(
+        "import agent\n\n"
+        "def pytest_configure(config):\n"
+        "    config.addinivalue_line('markers', 'slow: a slow golden')\n\n"
+        "def pytest_opswald_adapter(golden, config):\n"
+        "    return agent.run\n"
+    )
+    result = project.runpytest("--opswald-goldens", "--strict-markers", "-rA")
+    line = next(n for n, t in enumerate(golden.read_text().splitlines(), 1) if t == "tags:")
+    result.stdout.fnmatch_lines(
+        [
+            f"*flight.golden.yaml:{line}: tags: tag '{tag}' is the marker of an installed "
+            "pytest plugin (@pytest.mark.*) and would change how the golden runs; choose "
+            "another name*"
+        ]
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    assert "rerun" not in result.parseoutcomes()
+    result = project.runpytest("--opswald-goldens", "-m", "slow", "goldens/other.golden.yaml")
+    result.assert_outcomes(passed=1)
+
+
 def test_json_goldens_are_collected(project: pytest.Pytester) -> None:
     (project.path / "goldens" / "flight.golden.yaml").unlink()
     (project.path / "goldens" / "flight.golden.json").write_text(

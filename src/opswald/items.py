@@ -523,6 +523,7 @@ class GoldenFile(pytest.File):
             unchanged = (now.st_mtime_ns, now.st_size) == (stat.st_mtime_ns, stat.st_size)
             if read and unchanged:  # not written to while it was read
                 index.remember(self.path, stat, entry, read[0])
+        _check_plugin_markers(self.path, entry.tags, self.config)
         name = entry.name
         variants = settings_of(self.config).variants
         items = (
@@ -550,6 +551,35 @@ class GoldenFile(pytest.File):
         if isinstance(excinfo.value, files.GoldenLoadError):
             return f"malformed golden: {excinfo.value}"
         return super().repr_failure(excinfo)
+
+
+def _check_plugin_markers(path: Path, tags: Iterable[str], config: pytest.Config) -> None:
+    """A tag named like an installed plugin's marker would hand the golden to that plugin
+    (a bare `timeout` mark crashes pytest-timeout; `flaky` reruns it): a collection error
+    at the file's `tags` line, as a tag named like pytest's own markers is."""
+    from opswald.plugin import plugin_markers
+
+    registered = plugin_markers(config)
+    clash = [tag for tag in tags if tag in registered]
+    if not clash:
+        return
+    tag = clash[0]
+    line = next(
+        (
+            number
+            for number, text in enumerate(path.read_text(errors="replace").splitlines(), 1)
+            if re.match(r"""\s*["']?tags["']?\s*:""", text)
+        ),
+        None,
+    )
+    raise files.GoldenLoadError(
+        f"tag {tag!r} is the marker of an installed pytest plugin "
+        f"(@pytest.mark.{registered[tag]}) and would change how the golden runs; "
+        "choose another name",
+        path=path,
+        line=line,
+        field="tags",
+    )
 
 
 def _failure_repr(path: Path, error: GoldenError) -> TerminalRepr:

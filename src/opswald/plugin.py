@@ -333,6 +333,45 @@ def _integrations(config: pytest.Config) -> tuple[str, ...]:
 
 
 _BREAKPOINTS_KEY = pytest.StashKey[Any]()
+_PLUGIN_MARKERS_KEY = pytest.StashKey[dict[str, str]]()
+
+# markers of well-known pytest plugins that take over how a test runs: a golden tagged with
+# one (while its plugin is installed) would be run by that plugin, or crash it (a bare
+# `timeout` mark is an INTERNALERROR of pytest-timeout; `flaky` reruns the golden)
+RUN_CHANGING_MARKERS = frozenset(
+    {
+        "timeout",  # pytest-timeout
+        "flaky",  # pytest-rerunfailures
+        "xdist_group",  # pytest-xdist (--dist loadgroup)
+        "asyncio",  # pytest-asyncio
+        "anyio",  # anyio's plugin
+        "trio",  # pytest-trio
+        "order",  # pytest-order
+        "repeat",  # pytest-repeat
+        "dependency",  # pytest-dependency
+        "forked",  # pytest-forked
+        "django_db",  # pytest-django
+        "vcr",  # pytest-recording
+        "block_network",  # pytest-recording
+        "default_cassette",  # pytest-recording
+        "allowed_hosts",  # pytest-recording
+        "benchmark",  # pytest-benchmark
+        "no_cover",  # pytest-cov
+    }
+)
+
+
+def plugin_markers(config: pytest.Config) -> dict[str, str]:
+    """The run-changing plugin markers registered in this run (their plugin is installed),
+    by name, with the line each was registered with: golden `tags` never name them."""
+    if _PLUGIN_MARKERS_KEY not in config.stash:
+        registered: dict[str, str] = {}
+        for line in config.getini("markers"):
+            name = str(line).split(":")[0].split("(")[0].strip()
+            if name in RUN_CHANGING_MARKERS:
+                registered.setdefault(name, str(line).split(":")[0].strip())
+        config.stash[_PLUGIN_MARKERS_KEY] = registered
+    return config.stash[_PLUGIN_MARKERS_KEY]
 
 
 def _check_breakpoints(config: pytest.Config) -> None:
