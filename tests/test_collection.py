@@ -41,6 +41,29 @@ def test_malformed_goldens_are_one_collection_error_each(project: pytest.Pyteste
     assert out.count("malformed golden:") == len(MALFORMED)
 
 
+def test_malformed_goldens_count_toward_maxfail_as_collection_errors_do(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run goes on past a malformed golden as with --continue-on-collection-errors,
+    which counts it as a failure: one malformed and one failing golden stop --maxfail=2."""
+    record(project)
+    text = (project.path / "goldens" / "flight.golden.yaml").read_text()
+    for name in ("a_first", "b_second", "c_third"):
+        (project.path / "goldens" / f"{name}.golden.yaml").write_text(
+            text.replace("name: book_flight", f"name: {name}")
+        )
+    (project.path / "goldens" / "broken.golden.yaml").write_text("name: x\nsteps: 3\n")
+    monkeypatch.setenv("AGENT_VARIANT", "prompt")  # every golden fails at step 4
+    result = project.runpytest("--opswald-goldens", "--maxfail=2", "-p", "no:randomly")
+    result.stdout.fnmatch_lines(["*stopping after 2 failures*"])
+    result.assert_outcomes(failed=1, errors=1)
+    result = project.runpytest("--opswald-goldens", "--maxfail=3", "-p", "no:randomly")
+    result.assert_outcomes(failed=2, errors=1)
+    monkeypatch.delenv("AGENT_VARIANT")
+    result = project.runpytest("--opswald-goldens")  # without --maxfail: the rest runs
+    result.assert_outcomes(passed=4, errors=1)
+
+
 def test_goldens_need_the_flag_and_ordinary_tests_run_beside(project: pytest.Pytester) -> None:
     record(project)
     project.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")

@@ -1086,15 +1086,21 @@ class SummaryPlugin:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         # A malformed golden is a collection error, but it must not stop the other goldens
-        # from running: hide these errors from pytest's "errors during collection" check.
-        hidden = min(len(self.malformed), session.testsfailed)
-        if session.testsfailed > hidden:  # other collection errors stop the run: count all
-            hidden = 0
-        session.testsfailed -= hidden
+        # from running: the run goes on as with --continue-on-collection-errors, which
+        # keeps counting them as failures (--maxfail). Other collection errors stop it.
+        option = session.config.option
+        go_on = (
+            bool(self.malformed)
+            and session.testsfailed <= len(self.malformed)
+            and not option.continue_on_collection_errors
+        )
+        if go_on:
+            option.continue_on_collection_errors = True
         try:
             return (yield)
         finally:
-            session.testsfailed += hidden
+            if go_on:
+                option.continue_on_collection_errors = False
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if getattr(report, "outcome", None) == "rerun":  # pytest-rerunfailures: count the last
