@@ -55,6 +55,38 @@ def test_marker_with_and_without_verdict(
     result.stdout.fnmatch_lines(["*step 5 › input.passenger: 'Alice' → 'Bob'*"])
 
 
+def test_marker_tests_are_on_the_viewer_page_with_their_golden(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of marker tests only: each is on the --opswald-html page, showing the
+    golden file it replays (the test file is no golden: the page had none of them)."""
+    import json
+    import re
+
+    record(project)
+    project.makepyfile(**{"tests/test_marked": TESTS})
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest("tests/test_marked.py", "--opswald-html=page.html")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(["*opswald viewer: *page.html (4 goldens, *"])
+    text = (project.path / "page.html").read_text()
+    match = re.search(r'id="opswald-data">(.*?)</script>', text, re.S)
+    assert match is not None
+    page = json.loads(match.group(1))
+    shown = {g["name"].rsplit("::", 1)[-1]: g for g in page["goldens"]}
+    assert set(shown) == {
+        "test_enforced",
+        "test_inspect_only",
+        "test_relaxed",
+        "test_without_fixture",
+    }
+    for entry in shown.values():
+        assert entry["file"] == "goldens/flight.golden.yaml"
+        assert len(entry["golden"]["steps"]) == 7
+    assert shown["test_enforced"]["status"] == "failed"
+    assert shown["test_enforced"]["divergence"] == 5
+
+
 def test_marker_with_a_bad_path_fails_clearly(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_bad="""

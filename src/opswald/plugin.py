@@ -934,9 +934,16 @@ def _view_of(item: pytest.Item, outcome: Any, status: str) -> dict[str, Any]:
     result = outcome.result
     golden = result.golden
     total = len(golden.step_list) if not golden.is_stub else None
+    path = item.path
+    marker = item.get_closest_marker("golden")
+    if marker is not None and marker.args:  # a marker test: its golden file, not the test's
+        from opswald.marker import golden_path
+
+        path = golden_path(item, str(marker.args[0]))
+    root = item.config.rootpath
     return {
-        "path": str(item.path),
-        "file": _shown_path(item),
+        "path": str(path),
+        "file": str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
         "actual": to_data(result.actual) if status == "failed" else None,
         "findings": [finding_data(f, total_steps=total) for f in result.verdict.findings],
     }
