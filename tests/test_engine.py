@@ -763,6 +763,23 @@ def test_each_diverging_call_of_a_gathered_burst_is_shown_beside_its_own_recordi
     assert shown == [(i + 1, p, f"{p} please") for i, p in enumerate(parts)]
 
 
+def test_a_diverging_call_of_a_chain_is_compared_with_the_next_recorded_call() -> None:
+    """Model calls one after the other (no tools between, not in flight together) are no
+    burst: a changed first request is shown beside step 1, the call it replaces, not
+    beside the later call it happens to resemble most."""
+
+    def chain(first: str) -> Any:
+        for text in (first, "summarise that", "hello world, again"):
+            echo_llm(model="m", messages=[{"role": "user", "content": text}])
+        return "done"
+
+    golden = record(lambda _: chain("hello"))
+    _, verdict = replay(golden, lambda _: chain("hello world, again!"))
+    (finding,) = [f for f in verdict.findings if f.kind == "mismatch"]
+    assert finding.step == 1
+    assert [(d.golden, d.actual) for d in finding.differences] == [("hello", "hello world, again!")]
+
+
 @opswald.llm
 async def answers_later_the_earlier_asked(
     *, model: str, messages: list[dict[str, Any]]

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from opswald.engine import responses
 from opswald.engine.current import MISS, activate, current
 from opswald.engine.normalize import RequestRules
-from opswald.engine.tape import Tape, describe
+from opswald.engine.tape import Tape, describe, epoch_ms
 from opswald.jsonable import plain_copy, to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.session import (
@@ -269,7 +269,7 @@ class Clock:
             except ValueError:
                 began = None
             if began is None:
-                began = _epoch_ms(stamp)
+                began = epoch_ms(stamp)
                 if began is None:  # no readable timestamp: its whole duration counts
                     total += duration
                     continue
@@ -281,19 +281,6 @@ class Clock:
                 total += ended - (began if began > end else end)
                 end = ended
         return total
-
-
-def _epoch_ms(stamp: str | None) -> float | None:
-    """A step's recorded start in ms, or None when it has no readable timestamp."""
-    if not stamp:
-        return None
-    try:
-        when = datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp() * 1000
 
 
 def error_info(exc: BaseException) -> ErrorInfo:

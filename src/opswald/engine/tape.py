@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from opswald.diff import differences, short_repr
@@ -300,16 +301,30 @@ class Tape:
     ) -> tuple[LLMCallStep, list[Any]]:
         """The recorded call of this burst a diverging request is shown beside: the one with
         the fewest differences (then the most alike), and never one already shown for
-        another diverging call of the burst (gathered calls that all changed)."""
-        burst = [head]
+        another diverging call of the burst (gathered calls that all changed). A burst is
+        calls that were in flight together in the recording; calls one after the other
+        (a chain of model calls) are compared in order, the next with the next."""
+        burst, chain = [head], [head]
+        began = epoch_ms(head.timestamp)
+        ends = began + (head.duration_ms or 0.0) if began is not None else None
         for j in range(self.cursor + 2, len(self.segments)):
             later = self.segments[j].head
             if self.segments[j - 1].tools or not isinstance(later, LLMCallStep):
                 break
-            if later.step not in self.used:
+            if later.step in self.used:
+                continue
+            chain.append(later)
+            start = epoch_ms(later.timestamp)
+            # began before the burst's calls ended (by more than the 1 ms of a timestamp)
+            if ends is not None and start is not None and start < ends - 1.0:
+                ends = max(ends, start + (later.duration_ms or 0.0))
                 burst.append(later)
-        if len(burst) == 1:
-            return head, diffs
+            else:
+                ends = None
+        if len(burst) == 1:  # one after the other: the first not shown yet, in order
+            shown = next((h for h in chain if h.step not in self.compared), head)
+            self.compared.add(shown.step)
+            return shown, diffs if shown is head else self._request_differences(shown, request)
         fresh = [h for h in burst if h.step not in self.compared] or burst
         found = [(diffs if h is head else self._request_differences(h, request), h) for h in fresh]
         sent = _text(request)
@@ -451,3 +466,16 @@ def _request_hint(diffs: list[Any], step: int) -> str:
         f"the request of step {step} changed in {', '.join(fields[:4])}; if the change is "
         "noise (dates, ids), add it to expect.requests.ignore or expect.requests.normalize"
     )
+
+
+def epoch_ms(stamp: str | None) -> float | None:
+    """A step's recorded start in ms, or None when it has no readable timestamp."""
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp() * 1000
