@@ -113,11 +113,20 @@ input:
 
 
 @pytest.fixture(autouse=True)
-def _outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+def _outside_ci(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts as if run on a developer's machine, also when the suite runs on CI
     (which sets `CI`, and goldens are then only written with --opswald-force). A test of
-    the CI guard sets `CI` itself."""
+    the CI guard sets `CI` itself.
+
+    The pytest runs a test starts leave pytest-rerunfailures out: installed beside xdist it
+    starts a server thread and a listening socket in every run it is loaded in (even
+    without --reruns), which an in-process run leaves behind, hundreds per worker. Set
+    after `pytester` is made (it clears PYTEST_ADDOPTS); the tests that use the plugin
+    (tests/test_plugin_interplay.py) remove it."""
     monkeypatch.delenv("CI", raising=False)
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")
+        monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:rerunfailures")
 
 
 @pytest.fixture

@@ -159,11 +159,12 @@ def test_a_tag_named_like_a_pytest_marker_is_a_collection_error(
 
 @pytest.mark.parametrize("tag", ["flaky", "anyio"])
 def test_a_tag_named_like_an_installed_plugins_marker_is_a_collection_error(
-    project: pytest.Pytester, tag: str
+    project: pytest.Pytester, tag: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pytest-rerunfailures (`flaky`) and anyio (`anyio`) are installed here: a golden
     tagged with their marker would be rerun or run by them. A marker the project declares
     itself (conftest or ini) stays a tag, and selects with -m."""
+    monkeypatch.delenv("PYTEST_ADDOPTS")  # pytest-rerunfailures loaded
     record(project)
     golden = project.path / "goldens" / "flight.golden.yaml"
     text = golden.read_text()

@@ -57,10 +57,11 @@ def _statuses(path: Path, name: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_golden_that_passes_on_a_rerun_counts_once_as_passed(
-    project: pytest.Pytester, workers: list[str]
+    project: pytest.Pytester, workers: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`--reruns`: pytest says `2 passed, 1 rerun` and exits 0; the opswald summary, the
     JSON report (its CI gate `.failed == 0`) and JUnit's properties agree."""
+    monkeypatch.delenv("PYTEST_ADDOPTS")  # pytest-rerunfailures loaded
     record(project)
     goldens = project.path / "goldens"
     shutil.copy(goldens / "flight.golden.yaml", goldens / "steady.golden.yaml")
@@ -90,9 +91,12 @@ def test_a_golden_that_passes_on_a_rerun_counts_once_as_passed(
     )
 
 
-def test_a_marker_test_rerun_replays_its_golden_again(project: pytest.Pytester) -> None:
+def test_a_marker_test_rerun_replays_its_golden_again(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A rerun runs the test afresh, its golden's replay included (it was kept from the
     first attempt, so every rerun failed with the first attempt's divergence)."""
+    monkeypatch.delenv("PYTEST_ADDOPTS")  # pytest-rerunfailures loaded
     record(project)
     project.makeconftest(FLAKY)
     project.makepyfile(test_flight=MARKER_TEST)
