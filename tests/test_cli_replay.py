@@ -314,3 +314,70 @@ def test_a_missing_golden_exits_4(workdir: Path) -> None:
     proc = replay(workdir, "missing.golden.yaml", "--adapter", "agentmod:run")
     assert proc.returncode == 4
     assert "missing.golden.yaml" in proc.stderr and "Traceback" not in proc.stderr
+
+
+DATED_AGENT = textwrap.dedent(
+    '''
+    """An agent that puts today's date (TODAY) in its prompt."""
+    import os
+
+    import opswald
+
+
+    @opswald.llm(provider="sim")
+    def chat(*, model, messages):
+        return {"content": "ok", "finish_reason": "stop"}
+
+
+    def run(input):
+        today = os.environ.get("TODAY", "2024-01-01")
+        content = f"Today is {today}. {input['q']}"
+        chat(model="sim-small", messages=[{"role": "user", "content": content}])
+        return {"answer": "ok"}
+    '''
+)
+DATE_RULE = r"\d{4}-\d\d-\d\d"
+
+
+def dated_project(root: Path, *, module: str = "datedagent", expect: str = "") -> Path:
+    """`root/MODULE.py` (DATED_AGENT) and `root/goldens/dated.golden.yaml` recorded from
+    it on 2024-01-01, with `expect` (YAML lines) added to the golden."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(DATED_AGENT, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"{module}_recording", root / f"{module}.py")
+    assert spec is not None and spec.loader is not None
+    agent = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent)
+    stub = Session(name="dated", input={"q": "hello"})
+    saved = os.environ.pop("TODAY", None)
+    try:
+        run = execute(stub, agent.run, settings=RunSettings(policy="live"))
+    finally:
+        if saved is not None:
+            os.environ["TODAY"] = saved
+    golden = root / "goldens" / "dated.golden.yaml"
+    golden.parent.mkdir(exist_ok=True)
+    opswald.dump(run.actual, golden)
+    if expect:
+        with golden.open("a", encoding="utf-8") as f:
+            f.write(textwrap.dedent(expect))
+    return golden
+
+
+def test_the_goldens_own_request_rules_apply(tmp_path: Path) -> None:
+    dated_project(
+        tmp_path,
+        expect=f"""\
+        expect:
+          requests:
+            normalize:
+              - {{pattern: '{DATE_RULE}', replace: '<date>'}}
+        """,
+    )
+    args = ("goldens/dated.golden.yaml", "--adapter", "datedagent:run")
+    proc = replay(tmp_path, *args, env={"TODAY": "2025-06-30"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.rstrip().endswith("passed")
+    proc = replay(tmp_path, *args, env={"TODAY": "2025-06-30 and more"})
+    assert proc.returncode == 1, "the rule hides the date only"
+    assert "'Today is <date>. hello' → 'Today is <date> and more. hello'" in proc.stdout

@@ -282,6 +282,39 @@ def test_batch_replay_success_rate_and_still_failing() -> None:
     assert result.failed == ["changed"]
 
 
+def test_the_goldens_own_request_rules_apply() -> None:
+    """`expect.requests` (ignore, normalize) hides noise in requests, as under pytest."""
+    from opswald.session import Expect
+
+    def agent_on(day: str, temperature: float) -> Any:
+        def run(input: dict[str, Any]) -> Any:
+            text = f"Today is {day}. {input['q']}"
+            messages = [{"role": "user", "content": text}]
+            return chat(model="m", messages=messages, temperature=temperature)["content"]
+
+        return run
+
+    @opswald.llm
+    def chat(*, model: str, messages: list[dict[str, Any]], temperature: float) -> Any:
+        return {"content": "ok", "finish_reason": "stop"}
+
+    stub = Session(name="dated", input={"q": "hi"})
+    live = RunSettings(policy="live")
+    recorded_run = execute(stub, agent_on("2024-01-01", 0.0), settings=live).actual
+    noisy = agent_on("2025-06-30", 0.7)
+    assert not opswald.Replay(recorded_run, adapter=noisy).run().passed  # type: ignore[union-attr]
+    rules = {
+        "requests": {
+            "normalize": [{"pattern": r"\d{4}-\d\d-\d\d", "replace": "<date>"}],
+            "ignore": ["params.temperature"],
+        }
+    }
+    golden = recorded_run.model_copy(update={"expect": Expect.model_validate(rules)})
+    result = opswald.Replay(golden, adapter=noisy).run()
+    assert result is not None and result.passed, result.verdict
+    assert opswald.batch_replay([golden], adapter=noisy).success_rate == 1.0
+
+
 @pytest.mark.parametrize(("speed", "expected"), [("realtime", 2.0), (4.0, 0.5), (None, None)])
 def test_speed_waits_the_recorded_time(
     monkeypatch: pytest.MonkeyPatch, speed: Any, expected: float | None

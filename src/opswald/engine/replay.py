@@ -320,6 +320,8 @@ class Replay:
 
     # -- machinery ----------------------------------------------------------------------
     def _main(self) -> None:
+        from opswald.engine.normalize import RequestRules
+
         settings = RunSettings(
             policy="live" if self.mode == "live" else self.mode,
             allow_side_effects=self.allow_side_effects,
@@ -327,6 +329,8 @@ class Replay:
             fork_at=self.fork_at,
             step_modifications=self.step_modifications,
             listeners=(_Listener(self),),
+            # the golden's own `expect.requests` (ignore, normalize), as under pytest
+            rules=RequestRules.build(self.golden.expectations.requests),
             integrations=self.integrations,
             side_effect_tools=self.side_effect_tools,
             surface=self.surface,
