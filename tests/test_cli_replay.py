@@ -318,43 +318,62 @@ def test_a_missing_golden_exits_4(workdir: Path) -> None:
 
 DATED_AGENT = textwrap.dedent(
     '''
-    """An agent that puts today's date (TODAY) in its prompt."""
+    """An agent that puts today's date (TODAY) and a CONTACT in its prompt and sends a
+    SEED."""
     import os
 
     import opswald
 
 
     @opswald.llm(provider="sim")
-    def chat(*, model, messages):
+    def chat(*, model, messages, seed):
         return {"content": "ok", "finish_reason": "stop"}
 
 
     def run(input):
         today = os.environ.get("TODAY", "2024-01-01")
         content = f"Today is {today}. {input['q']}"
-        chat(model="sim-small", messages=[{"role": "user", "content": content}])
+        if os.environ.get("CONTACT"):
+            content += f" Contact {os.environ['CONTACT']}."
+        seed = int(os.environ.get("SEED", "1"))
+        chat(model="sim-small", messages=[{"role": "user", "content": content}], seed=seed)
         return {"answer": "ok"}
     '''
 )
 DATE_RULE = r"\d{4}-\d\d-\d\d"
 
 
-def dated_project(root: Path, *, module: str = "datedagent", expect: str = "") -> Path:
-    """`root/MODULE.py` (DATED_AGENT) and `root/goldens/dated.golden.yaml` recorded from
-    it on 2024-01-01, with `expect` (YAML lines) added to the golden."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / f"{module}.py").write_text(DATED_AGENT, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(f"{module}_recording", root / f"{module}.py")
+def dated_project(
+    root: Path,
+    *,
+    module: str = "datedagent",
+    expect: str = "",
+    contact: str = "",
+    pii: bool = False,
+    agent_dir: str = "",
+) -> Path:
+    """`root/AGENT_DIR/MODULE.py` (DATED_AGENT) and `root/goldens/dated.golden.yaml`
+    recorded from it on 2024-01-01 with seed 1 and `contact` (`pii`: as under
+    `opswald_redact = pii`), with `expect` (YAML lines) added to the golden."""
+    from opswald.redact import make_redactor
+
+    (root / agent_dir).mkdir(parents=True, exist_ok=True)
+    source = root / agent_dir / f"{module}.py"
+    source.write_text(DATED_AGENT, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"{module}_recording", source)
     assert spec is not None and spec.loader is not None
     agent = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(agent)
     stub = Session(name="dated", input={"q": "hello"})
-    saved = os.environ.pop("TODAY", None)
+    saved = {name: os.environ.pop(name, None) for name in ("TODAY", "SEED", "CONTACT")}
+    if contact:
+        os.environ["CONTACT"] = contact
     try:
-        run = execute(stub, agent.run, settings=RunSettings(policy="live"))
+        live = RunSettings(policy="live", redactor=make_redactor(pii=pii))
+        run = execute(stub, agent.run, settings=live)
     finally:
-        if saved is not None:
-            os.environ["TODAY"] = saved
+        os.environ.pop("CONTACT", None)
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
     golden = root / "goldens" / "dated.golden.yaml"
     golden.parent.mkdir(exist_ok=True)
     opswald.dump(run.actual, golden)
@@ -381,3 +400,132 @@ def test_the_goldens_own_request_rules_apply(tmp_path: Path) -> None:
     proc = replay(tmp_path, *args, env={"TODAY": "2025-06-30 and more"})
     assert proc.returncode == 1, "the rule hides the date only"
     assert "'Today is <date>. hello' → 'Today is <date> and more. hello'" in proc.stdout
+
+
+# the suite-wide settings of the project's pytest config, in each kind of config file
+SETTINGS = {
+    "adapter": "datedagent:run",
+    "normalize": rf"{DATE_RULE} => <date>",
+    "ignore": "params.seed",
+}
+CONFIGS = {
+    "pyproject.toml": textwrap.dedent(
+        f"""\
+        [tool.pytest.ini_options]
+        opswald_adapter = "{SETTINGS["adapter"]}"
+        opswald_request_normalize = ['{SETTINGS["normalize"]}']
+        opswald_request_ignore = ["{SETTINGS["ignore"]}"]
+        """
+    ),
+    **{
+        name: textwrap.dedent(
+            f"""\
+            [{section}]
+            opswald_adapter = {SETTINGS["adapter"]}
+            opswald_request_normalize = {SETTINGS["normalize"]}
+            opswald_request_ignore =
+                {SETTINGS["ignore"]}
+            """
+        )
+        for name, section in (
+            ("pytest.ini", "pytest"),
+            ("tox.ini", "pytest"),
+            ("setup.cfg", "tool:pytest"),
+        )
+    },
+}
+NOISE = {"TODAY": "2025-06-30", "SEED": "7"}  # what the config's request rules hide
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_replay_applies_the_pytest_config_as_pytest_does(tmp_path: Path, config: str) -> None:
+    """The adapter and the suite-wide request rules of the config pytest would use; the
+    adapter's module is found beside the config file from a subfolder, as under pytest."""
+    dated_project(tmp_path)
+    (tmp_path / config).write_text(CONFIGS[config], encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    if config == "pyproject.toml":  # pytest itself passes it
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "--opswald-goldens", "-q", "-p", "no:cacheprovider"],
+            cwd=tmp_path,
+            capture_output=True,
+            encoding="utf-8",
+            env={**os.environ, **NOISE},
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    for cwd, golden in (
+        (tmp_path, "goldens/dated.golden.yaml"),
+        (tmp_path / "sub", "../goldens/dated.golden.yaml"),
+    ):
+        proc = replay(cwd, golden, env=NOISE)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.rstrip().endswith("passed")
+    sub = ("../goldens/dated.golden.yaml", "--adapter", "datedagent:run")
+    proc = replay(tmp_path / "sub", *sub, env=NOISE)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = replay(tmp_path, "goldens/dated.golden.yaml", env={"TODAY": "June 30th"})
+    assert proc.returncode == 1, "the rules hide what they name, nothing else"
+    assert "'Today is <date>. hello' → 'Today is June 30th. hello'" in proc.stdout
+    assert "fix: if the new behaviour is intended" in proc.stdout
+
+
+def test_explicit_options_win_over_the_config(tmp_path: Path) -> None:
+    dated_project(tmp_path)
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nopswald_adapter = nosuch.agent:run\nopswald_mode = live\n", encoding="utf-8"
+    )
+    golden = "goldens/dated.golden.yaml"
+    proc = replay(tmp_path, golden)
+    assert proc.returncode == 4
+    assert proc.stderr.startswith(f"error: {tmp_path / 'pytest.ini'}: opswald_adapter: ")
+    assert "cannot import 'nosuch.agent'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = replay(tmp_path, golden, "--adapter", "datedagent:run", env=NOISE)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 steps, mode live" in proc.stdout.splitlines()[0], "opswald_mode = live applies"
+    proc = replay(tmp_path, golden, "--adapter", "datedagent:run", "--mode", "replay", env=NOISE)
+    assert proc.returncode == 1, "--mode replay wins: the request changed"
+    assert "mode live" not in proc.stdout
+
+
+def test_a_bad_setting_in_the_config_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    dated_project(tmp_path)
+    ini = tmp_path / "tox.ini"
+    ini.write_text("[pytest]\nopswald_request_normalize = no arrow\n", encoding="utf-8")
+    proc = replay(tmp_path, "goldens/dated.golden.yaml", "--adapter", "datedagent:run")
+    assert proc.returncode == 4
+    assert proc.stderr.strip() == (
+        f"error: {ini}: opswald_request_normalize: 'no arrow' is not 'REGEX => PLACEHOLDER'"
+    )
+
+
+def test_pythonpath_and_redaction_of_the_config_apply(tmp_path: Path) -> None:
+    """pytest's `pythonpath` (a src layout) and `opswald_redact = pii`: the golden holds
+    `<redacted:email>` where the agent sends an address, and requests are scrubbed alike
+    before matching."""
+    dated_project(tmp_path, contact="bob@example.com", pii=True, agent_dir="src")
+    ini = tmp_path / "pytest.ini"
+    ini.write_text("[pytest]\npythonpath = src\nopswald_adapter = datedagent:run\n")
+    (tmp_path / "sub").mkdir()
+    contact = {"CONTACT": "bob@example.com"}
+    proc = replay(tmp_path / "sub", "../goldens/dated.golden.yaml", env=contact)
+    assert proc.returncode == 1, "not scrubbed, the request differs from the golden's"
+    assert "Contact <redacted:email>." in proc.stdout
+    ini.write_text(ini.read_text() + "opswald_redact = pii\n")
+    proc = replay(tmp_path / "sub", "../goldens/dated.golden.yaml", env=contact)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_config_file_names_the_config(tmp_path: Path) -> None:
+    dated_project(tmp_path)
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "pytest.ini").write_text(CONFIGS["pytest.ini"], encoding="utf-8")
+    proc = replay(tmp_path, "goldens/dated.golden.yaml", env=NOISE)
+    assert proc.returncode == 4, "no config above the golden: no adapter"
+    assert "no --adapter was given and no pytest config file sets no opswald_adapter" in (
+        proc.stderr
+    )
+    proc = replay(tmp_path, "goldens/dated.golden.yaml", "-c", "configs/pytest.ini", env=NOISE)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -287,3 +287,42 @@ def test_subprocess_agent_request_modifications_reach_the_provider(
     (step,) = load(pytester.path / "actual" / "py.actual.yaml").step_list
     assert step.model == second.body["model"]
     assert step.input.params["temperature"] == second.body["temperature"]
+
+
+def test_serve_applies_the_request_rules_of_the_pytest_config(tmp_path: Path) -> None:
+    """`opswald serve` matches requests with the suite-wide rules of the config pytest
+    would use for the golden (here, a date in the prompt), as a pytest run does."""
+    golden = tmp_path / "goldens" / "dated.golden.yaml"
+    golden.parent.mkdir()
+    golden.write_text(
+        "name: dated\ninput: {question: hello}\nsteps:\n"
+        "  - step: 1\n    type: llm_call\n    provider: openai\n    api: openai.chat_completions\n"
+        "    model: gpt-4o-mini\n    input:\n      messages:\n"
+        "        - {role: user, content: Today is 2024-01-01. hello}\n"
+        "    output: {content: Hi., finish_reason: stop}\n"
+        "output: {answer: Hi.}\n"
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.pytest.ini_options]\n"
+        "opswald_request_normalize = ['\\d{4}-\\d\\d-\\d\\d => <date>']\n"
+    )
+    server = Served(golden)
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Today is 2025-06-30. hello"}],
+    }
+    request = urllib.request.Request(
+        server.url + "/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    try:
+        with direct.open(request, timeout=10) as reply:
+            answer = json.loads(reply.read())
+    finally:
+        code, out, err = server.stop()
+    assert answer["choices"][0]["message"]["content"] == "Hi."
+    assert code == 0, out + err
+    assert "served 1 of 1 LLM calls, 0 divergence(s)" in out

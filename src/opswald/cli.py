@@ -122,12 +122,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if golden.is_stub:
         print(f"error: {args.golden} is a stub: record it first", file=sys.stderr)
         return 1
+    from opswald import projectconfig
+
+    try:  # the suite-wide request rules and redaction of the project's pytest config
+        config = projectconfig.find([args.golden], config_file=args.config_file)
+        settings = projectconfig.cli_settings(config)
+    except projectconfig.SettingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
     expect = golden.expectations
     ctx = Context(
         golden=golden,
         policy="replay",
-        rules=RequestRules.build(expect.requests),
+        rules=RequestRules.build(expect.requests, settings.requests, redactor=settings.redactor),
         tool_rules=expect.tool_calls,
+        redactor=settings.redactor,
     )
     assert ctx.tape is not None
     ctx.tape.hide_tools()
@@ -225,6 +234,17 @@ class _Parser(argparse.ArgumentParser):
             self._plain = False
 
 
+def _config_file_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config-file",
+        metavar="FILE",
+        help="the pytest config file whose opswald settings apply (as pytest's -c); by "
+        "default the one pytest finds for the golden: pytest.ini, pyproject.toml, tox.ini "
+        "or setup.cfg in its folder or above",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -247,12 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("golden")
     serve.add_argument("--port", type=_port, default=0, help="default: a free port")
     serve.add_argument("--host", default="127.0.0.1", help="loopback only")
+    _config_file_option(serve)
     serve.set_defaults(func=cmd_serve)
     replay = sub.add_parser(
         "replay", help="replay a golden through the agent, one line per step (or step by step)"
     )
     replay.add_argument("golden")
-    replay.add_argument("--adapter", help="package.module:callable (default: the golden's agent)")
+    replay.add_argument(
+        "--adapter",
+        help="package.module:callable (default: the golden's agent, else opswald_adapter in "
+        "the pytest config)",
+    )
     replay.add_argument("--interactive", "-i", action="store_true", help="pause before each step")
     replay.add_argument("--mode", choices=("replay", "live", "fork"), default=None)
     replay.add_argument(
@@ -266,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(blocked by default)",
     )
     replay.add_argument("--speed", metavar="realtime|FACTOR", help="sleep recorded durations")
+    _config_file_option(replay)
     replay.set_defaults(func=cmd_replay)
     from opswald import cli_inspect, cli_traces
     from opswald.report import html_cli

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from opswald.terminal import escaped, raw_streams
 if TYPE_CHECKING:
     from opswald.engine.replay import Replay
     from opswald.engine.run import ReplayResult
+    from opswald.projectconfig import CliSettings
 
 USAGE = 4
 QUIT = 1
@@ -48,7 +48,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def _run_replay(args: argparse.Namespace) -> int:
     try:
-        golden, adapter, options = _prepare(args)
+        golden, adapter, options, settings = _prepare(args)
     except UsageProblem as exc:
         print(escaped(f"error: {exc}"), file=sys.stderr)
         return USAGE
@@ -75,16 +75,23 @@ def _run_replay(args: argparse.Namespace) -> int:
     assert result is not None
     forked = options["fork_at"] is not None  # never written; a modified run may be
     return _report(
-        result, total, printer.width, forked=forked, modified=bool(options["modifications"])
+        result,
+        total,
+        printer.width,
+        forked=forked,
+        modified=bool(options["modifications"]),
+        settings=settings,
     )
 
 
 # -- preparing the run ------------------------------------------------------------------
-def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dict[str, Any]]:
+def _prepare(
+    args: argparse.Namespace,
+) -> tuple[Session, Callable[..., Any], dict[str, Any], CliSettings]:
     from opswald import files
     from opswald.engine.context import STEP_MODIFICATIONS, changes_one_step, fork_problem
+    from opswald.engine.replay import Suite
 
-    _importable_cwd()
     path = Path(args.golden)
     try:
         golden = files.load(path)
@@ -92,15 +99,22 @@ def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dic
         raise UsageProblem(str(exc)) from None
     except OSError as exc:
         raise UsageProblem(f"cannot read golden {args.golden}: {exc.strerror or exc}") from None
+    settings = project_settings([path], getattr(args, "config_file", None))
+    fork_at = getattr(args, "fork_at", None)
     mode = args.mode
+    if mode is None and fork_at is None and settings.mode == "live":
+        mode = "live"  # the config's opswald_mode (record modes write: never here)
     if golden.is_stub and mode != "live":
         raise UsageProblem(
             f"{args.golden} is a stub, not recorded yet: record it with "
             "pytest --opswald-goldens --opswald-mode=record (or run it with --mode live)"
         )
-    adapter = _adapter(args.adapter, golden.agent)
+    adapter = _adapter(args.adapter, golden.agent, settings)
+    try:
+        tolerance = settings.tolerance()
+    except ValueError as exc:  # projectconfig.SettingError
+        raise UsageProblem(str(exc)) from None
     modifications = _modifications(args.modify or [])
-    fork_at = getattr(args, "fork_at", None)
     if fork_at is not None and fork_at < 1:
         raise UsageProblem("--fork-at: steps are numbered from 1")
     step_mods = [k for k in STEP_MODIFICATIONS if k in modifications]
@@ -120,45 +134,77 @@ def _prepare(args: argparse.Namespace) -> tuple[Session, Callable[..., Any], dic
         "fork_at": fork_at,
         "allow_side_effects": bool(getattr(args, "allow_side_effects", False)),
         "surface": "cli",
+        "integrations": settings.integrations,
+        "side_effect_tools": tuple(settings.side_effect_tools),
+        "suite": Suite(
+            requests=settings.requests,
+            redactor=settings.redactor,
+            prices=settings.prices,
+            langgraph_state=settings.langgraph_state,
+            tolerance=tolerance,
+        ),
     }
-    return golden, adapter, options
+    return golden, adapter, options, settings
 
 
-def _adapter(spec: str | None, agent: str | None) -> Callable[..., Any]:
-    """`--adapter`, else the golden's `agent:` among registered adapters and entry points."""
+def project_settings(paths: list[Path], config_file: str | None) -> CliSettings:
+    """opswald's settings in the pytest config that pytest would use for `paths` (or
+    `config_file`), with the user's modules made importable as under pytest."""
+    from opswald import projectconfig
+
+    def note(text: str) -> None:
+        print(escaped(f"note: {text}"), file=sys.stderr)
+
+    try:
+        config = projectconfig.find(paths, config_file=config_file)
+        settings = projectconfig.cli_settings(config, warn=note)
+    except projectconfig.SettingError as exc:
+        raise UsageProblem(str(exc)) from None
+    projectconfig.importable(settings)
+    return settings
+
+
+def _adapter(spec: str | None, agent: str | None, settings: CliSettings) -> Callable[..., Any]:
+    """`--adapter`, else the golden's `agent:` among registered adapters and entry points,
+    else the config's opswald_adapter: pytest's order, with the command line first. A
+    module is also looked for in the config file's folder, as under pytest."""
     from opswald import adapters
 
+    root = settings.adapter_root
     if spec:
         try:
-            return adapters.import_string(spec)
+            return adapters.import_string(spec, root=root)
         except adapters.AdapterNotFound as exc:
             raise UsageProblem(f"--adapter: {exc}") from None
-    fix = (
-        "\nfix: pass --adapter package.module:callable (modules in the current directory "
-        "import); `opswald replay` does not load conftest.py, so adapters registered there "
-        "are not seen"
-    )
-    if not agent:
-        raise UsageProblem(f"the golden names no agent (`agent:`) and no --adapter was given{fix}")
-    found = adapters.registered().get(agent)
-    if found is None:
+    found = None
+    if agent:
+        found = adapters.registered().get(agent)
+        if found is None:
+            try:
+                found = adapters.from_entry_points(agent)
+            except Exception as exc:  # the entry point's module failed to import
+                raise UsageProblem(f"cannot load the adapter {agent!r}: {exc}") from None
+    if found is not None:
+        return found
+    inipath = settings.config.inipath
+    if settings.adapter:
         try:
-            found = adapters.from_entry_points(agent)
-        except Exception as exc:  # the entry point's module failed to import
-            raise UsageProblem(f"cannot load the adapter {agent!r}: {exc}") from None
-    if found is None:
-        raise UsageProblem(
-            f"the golden's agent {agent!r} is neither registered with @opswald.adapter nor "
-            f"in the entry-point group {adapters.ENTRY_POINT_GROUP!r}{fix}"
-        )
-    return found
-
-
-def _importable_cwd() -> None:
-    """The user's modules import as under pytest: the current directory is on sys.path."""
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
+            return adapters.import_string(settings.adapter, root=root)
+        except adapters.AdapterNotFound as exc:
+            raise UsageProblem(f"{inipath}: opswald_adapter: {exc}") from None
+    problem = (
+        f"the golden's agent {agent!r} is neither registered with @opswald.adapter nor "
+        f"in the entry-point group {adapters.ENTRY_POINT_GROUP!r}"
+        if agent
+        else "the golden names no agent (`agent:`)"
+    )
+    config = f"the pytest config {inipath} sets" if inipath else "no pytest config file sets"
+    raise UsageProblem(
+        f"{problem}, no --adapter was given and {config} no opswald_adapter\n"
+        "fix: pass --adapter package.module:callable, or set opswald_adapter in the pytest "
+        "config (modules in the current directory and beside the config file import); "
+        "`opswald replay` does not load conftest.py, so adapters registered there are not seen"
+    )
 
 
 def _modifications(items: list[str]) -> dict[str, Any]:
@@ -275,7 +321,13 @@ def render_changes(replay: Replay, step: int) -> str:
 
 # -- the end ----------------------------------------------------------------------------
 def _report(
-    result: ReplayResult, total: int, width: int, *, forked: bool = False, modified: bool = False
+    result: ReplayResult,
+    total: int,
+    width: int,
+    *,
+    forked: bool = False,
+    modified: bool = False,
+    settings: CliSettings | None = None,
 ) -> int:
     from opswald.diff import render_verdict
 
@@ -293,9 +345,16 @@ def _report(
         forked=forked,
         # pytest writes a run with the same modifications as its new golden
         update=f"{update} and the same --opswald-modify" if modified else update,
-        side_effects=side_effects_ahead(result.golden, result.verdict),
+        side_effects=side_effects_ahead(
+            result.golden,
+            result.verdict,
+            settings.side_effect_tools if settings is not None else frozenset(),
+        ),
     )
-    text = render_verdict(result.verdict, total_steps=total or None, fix=fix)
+    diff_mode: Any = settings.diff_mode if settings is not None else "detailed"
+    text = render_verdict(result.verdict, total_steps=total or None, mode=diff_mode, fix=fix)
+    if settings is not None:  # secrets (and with opswald_redact = pii, personal data) scrubbed
+        text = settings.redactor.text(text)
     if result.passed:
         _say("passed")
         if text:

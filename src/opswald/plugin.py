@@ -228,21 +228,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "golden(path, modify=None, expect=None, verdict=True): replay a golden session for "
         "this test; the golden_replay fixture returns the result",
     )
-    normalize = []
-    for line in config.getini("opswald_request_normalize"):
-        pattern, sep, placeholder = line.partition("=>")
-        if not sep:
-            raise pytest.UsageError(
-                f"opswald_request_normalize: {line!r} is not 'REGEX => PLACEHOLDER'"
-            )
-        try:
-            re.compile(pattern.strip())
-        except re.error as exc:
-            raise pytest.UsageError(
-                f"opswald_request_normalize: {pattern.strip()!r} is not a valid regular "
-                f"expression: {exc}"
-            ) from None
-        normalize.append({"pattern": pattern.strip(), "replace": placeholder.strip()})
+    from opswald.projectconfig import SettingError, normalize_rules
+
+    try:
+        normalize = normalize_rules(config.getini("opswald_request_normalize"))
+    except SettingError as exc:
+        raise pytest.UsageError(str(exc)) from None
     _check_breakpoints(config)
     timeout = config.getoption("opswald_timeout")
     if timeout is not None and not 0 < timeout < math.inf:  # NaN fails both
@@ -299,11 +290,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def _ini_choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
     """An ini value that must be one of `choices` (as the option's own values are; case
     aside): a typo such as `opswald_mode = recrod` is a usage error, not a silent default."""
-    value = str(config.getini(name)).strip().lower()
-    if value not in choices:
-        shown = ", ".join(repr(c) for c in choices if c) + (" or empty" if "" in choices else "")
-        raise pytest.UsageError(f"{name}: {value!r} is not one of {shown}")
-    return value
+    from opswald.projectconfig import SettingError, choice
+
+    try:
+        return choice(name, str(config.getini(name)), choices)
+    except SettingError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _ini_bool(config: pytest.Config, name: str) -> bool:
@@ -316,20 +308,18 @@ def _ini_bool(config: pytest.Config, name: str) -> bool:
 
 def _names(values: list[str]) -> list[str]:
     """ini `args` values, also accepting commas: `a, b` and `a b` are the same list."""
-    return [name for value in values for name in value.split(",") if name.strip()]
+    from opswald.projectconfig import names
+
+    return names(values)
 
 
 def _integrations(config: pytest.Config) -> tuple[str, ...]:
-    from opswald.integrations import KNOWN
+    from opswald.projectconfig import SettingError, integrations
 
-    names = [n.strip() for n in _names(config.getini("opswald_integrations"))]
-    unknown = [n for n in names if n not in KNOWN]
-    if unknown:
-        raise pytest.UsageError(
-            f"opswald_integrations: unknown {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(KNOWN)}"
-        )
-    return tuple(dict.fromkeys(names))
+    try:
+        return integrations(config.getini("opswald_integrations"))
+    except SettingError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 _BREAKPOINTS_KEY = pytest.StashKey[Any]()
@@ -591,23 +581,12 @@ def settings_of(config: pytest.Config) -> Any:
 
 def _suite_requests(config: pytest.Config, normalize: list[dict[str, str]]) -> Any:
     """The ini options' request rules; a bad path or rule is a usage error naming it."""
-    from pydantic import ValidationError
-
-    from opswald.files import schema_problem
-    from opswald.session import RequestsExpect
+    from opswald.projectconfig import SettingError, suite_requests
 
     try:
-        return RequestsExpect.model_validate(
-            {"ignore": config.getini("opswald_request_ignore"), "normalize": normalize}
-        )
-    except ValidationError as exc:
-        problem = schema_problem(exc)
-        option = (
-            "opswald_request_ignore"
-            if problem.field and "ignore" in problem.field
-            else ("opswald_request_normalize")
-        )
-        raise pytest.UsageError(f"{option}: {problem.message}") from None
+        return suite_requests(config.getini("opswald_request_ignore"), normalize)
+    except SettingError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def suite_normalize_rules(config: pytest.Config) -> list[NormalizeRule]:

@@ -13,7 +13,16 @@ from typing import Any, Literal
 from opswald.engine.context import STEP_MODIFICATIONS, Context, StepInfo, fork_problem
 from opswald.engine.run import ReplayResult, RunSettings, execute, judge
 from opswald.engine.state import State, state_at
-from opswald.session import AnyStep, ErrorInfo, LLMCallStep, Session, StateStep, ToolCallStep
+from opswald.redact import DEFAULT_REDACTOR, Redactor
+from opswald.session import (
+    AnyStep,
+    ErrorInfo,
+    LLMCallStep,
+    RequestsExpect,
+    Session,
+    StateStep,
+    ToolCallStep,
+)
 from opswald.verdict import Finding, Verdict
 
 Action = Literal["pause", "log", "fail"]
@@ -81,6 +90,19 @@ def variables_for(ctx: Context, step: AnyStep) -> dict[str, Any]:
             changed=now.variables != before.variables,
         ),
     }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Suite:
+    """What a pytest run sets for all its goldens (the ini options), for a replay started
+    outside pytest: `opswald replay` reads them from the project's pytest config. Request
+    rules apply after the golden's own `expect.requests`."""
+
+    requests: RequestsExpect | None = None
+    redactor: Redactor = DEFAULT_REDACTOR
+    prices: Any = None  # a pricing.Pricer for calls that run live
+    langgraph_state: bool = False
+    tolerance: Any = None  # expect.tolerant.Tolerance
 
 
 @dataclass
@@ -189,6 +211,7 @@ class Replay:
         integrations: tuple[str, ...] | list[str] | None = None,
         side_effect_tools: tuple[str, ...] | list[str] = (),
         surface: Literal["api", "cli"] = "api",
+        suite: Suite | None = None,
     ) -> None:
         from opswald import adapters, files
 
@@ -204,6 +227,7 @@ class Replay:
         self.fork_at = fork_at
         self.allow_side_effects = allow_side_effects
         self.surface: Literal["api", "cli"] = surface  # hints name its options
+        self.suite = suite or Suite()
         # by default the integrations the golden was recorded with (metadata.integrations)
         recorded = self.golden.metadata.get("integrations")
         if integrations is None:
@@ -295,6 +319,7 @@ class Replay:
             integrations=self.integrations,
             side_effect_tools=tuple(self.side_effect_tools),
             surface=self.surface,
+            suite=self.suite,
         )
 
     # -- inspection ---------------------------------------------------------------------
@@ -322,6 +347,7 @@ class Replay:
     def _main(self) -> None:
         from opswald.engine.normalize import RequestRules
 
+        suite = self.suite
         settings = RunSettings(
             policy="live" if self.mode == "live" else self.mode,
             allow_side_effects=self.allow_side_effects,
@@ -330,14 +356,19 @@ class Replay:
             step_modifications=self.step_modifications,
             listeners=(_Listener(self),),
             # the golden's own `expect.requests` (ignore, normalize), as under pytest
-            rules=RequestRules.build(self.golden.expectations.requests),
+            rules=RequestRules.build(
+                self.golden.expectations.requests, suite.requests, redactor=suite.redactor
+            ),
+            redactor=suite.redactor,
+            prices=suite.prices,
             integrations=self.integrations,
             side_effect_tools=self.side_effect_tools,
+            langgraph_state=suite.langgraph_state,
             surface=self.surface,
         )
         try:
             run = execute(self.golden, self.adapter, settings=settings, context_out=self._attach)
-            verdict = judge(self.golden, run)
+            verdict = judge(self.golden, run, tolerance=suite.tolerance)
             extra = tuple(self._breakpoint_findings())
             if extra:
                 verdict = Verdict(findings=(*verdict.findings, *extra))

@@ -1,0 +1,460 @@
+"""The project's pytest configuration, for the `opswald` command line.
+
+The command line finds the config file pytest would use for the same paths — pytest.ini,
+pyproject.toml (`[tool.pytest.ini_options]`), tox.ini (`[pytest]`), setup.cfg
+(`[tool:pytest]`), and under pytest 9 pytest.toml and pyproject's `[tool.pytest]` —
+searched upward from the paths' common folder as pytest finds its rootdir and inifile, and
+reads the ini settings in it with pytest's rules for each type of value. pytest has no
+public API for this short of starting a whole run (which would load every plugin and
+conftest.py), hence this reader. conftest.py files are not loaded, nor is `addopts`.
+
+The settings shared with the plugin are checked here, so that a value is read and refused
+alike under pytest (plugin.py turns `SettingError` into a usage error) and in the command
+line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from opswald.redact import Redactor
+    from opswald.session import RequestsExpect
+
+# pytest.toml and pyproject's [tool.pytest] table (native TOML types) came with pytest 9
+_PYTEST_9 = int(pytest.__version__.split(".")[0]) >= 9
+CONFIG_NAMES = (
+    *(("pytest.toml", ".pytest.toml") if _PYTEST_9 else ()),
+    "pytest.ini",
+    ".pytest.ini",
+    "pyproject.toml",
+    "tox.ini",
+    "setup.cfg",
+)
+MODES = ("replay", "record", "rerecord", "live")
+DIFF_MODES = ("detailed", "short", "disabled")
+NORECURSEDIRS = ("*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "{arch}")
+
+
+class SettingError(ValueError):
+    """A config file that cannot be read, or a setting whose value is not one."""
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """The config file pytest would use (if any), its folder's rootdir, and its values."""
+
+    rootdir: Path
+    inipath: Path | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    toml: bool = False  # values in native TOML types (pytest.toml, [tool.pytest])
+
+    @property
+    def folder(self) -> Path:
+        """Where a module named by a setting is looked for: the config file's folder."""
+        return self.inipath.parent if self.inipath is not None else self.rootdir
+
+    def problem(self, name: str, message: str) -> SettingError:
+        where = f"{self.inipath}: " if self.inipath is not None else ""
+        return SettingError(f"{where}{name}: {message}")
+
+    def is_set(self, name: str) -> bool:
+        return name in self.values
+
+    def string(self, name: str, default: str = "") -> str:
+        if name not in self.values:
+            return default
+        value = self.values[name]
+        if not isinstance(value, str):
+            raise self.problem(name, f"expects a string, got {value!r}")
+        return value
+
+    def lines(self, name: str) -> list[str]:
+        """A `linelist` value: one item a line (ini), or a list (TOML)."""
+        value = self.values.get(name, [])
+        if isinstance(value, str) and not self.toml:
+            return [line.strip() for line in value.split("\n") if line.strip()]
+        return self._strings(name, value)
+
+    def args(self, name: str, default: Sequence[str] = ()) -> list[str]:
+        """An `args` value: split as a shell splits words (ini), or a list (TOML)."""
+        if name not in self.values:
+            return list(default)
+        value = self.values[name]
+        if isinstance(value, str) and not self.toml:
+            try:
+                return shlex.split(value)
+            except ValueError as exc:
+                raise self.problem(name, str(exc)) from None
+        return self._strings(name, value)
+
+    def paths(self, name: str) -> list[Path]:
+        """A `paths` value: `args`, each relative to the config file's folder."""
+        return [self.folder / item for item in self.args(name)]
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        if name not in self.values:
+            return default
+        value = self.values[name]
+        if isinstance(value, bool):
+            return value
+        if self.toml:
+            raise self.problem(name, f"expects a bool, got {value!r}")
+        try:
+            return truth(str(value))
+        except ValueError as exc:
+            raise self.problem(name, f"{exc}; write true or false") from None
+
+    def _strings(self, name: str, value: Any) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.problem(name, f"expects a list of strings, got {value!r}")
+        return list(value)
+
+
+def truth(value: str) -> bool:
+    """pytest's reading of an ini `bool` (`true`/`false`, `yes`/`no`, `1`/`0`, `on`/`off`)."""
+    text = value.strip().lower()
+    if text in ("y", "yes", "t", "true", "on", "1"):
+        return True
+    if text in ("n", "no", "f", "false", "off", "0"):
+        return False
+    raise ValueError(f"invalid truth value {value!r}")
+
+
+# -- finding the config file, as pytest does (its rootdir and inifile) ---------------------
+def find(
+    paths: Iterable[str | os.PathLike[str]] = (),
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    invocation_dir: Path | None = None,
+) -> ProjectConfig:
+    """The config pytest would use when run as `pytest PATHS` from `invocation_dir` (the
+    current directory), or with `-c CONFIG_FILE`."""
+    here = _absolute(invocation_dir if invocation_dir is not None else Path.cwd())
+    if config_file is not None:
+        inipath = _absolute(Path(config_file))
+        if not inipath.is_file():
+            raise SettingError(f"{config_file}: no such config file")
+        loaded = _load(inipath)
+        values, toml = loaded if loaded is not None else ({}, False)
+        return ProjectConfig(rootdir=inipath.parent, inipath=inipath, values=values, toml=toml)
+    dirs = []
+    for raw in paths:
+        path = _absolute(Path(raw))
+        if _exists(path):
+            dirs.append(path if path.is_dir() else path.parent)
+    ancestor = _common_ancestor(here, dirs)
+    found = _locate([ancestor])
+    if found is not None:
+        return found
+    for base in (ancestor, *ancestor.parents):
+        if (base / "setup.py").is_file():
+            return ProjectConfig(rootdir=base)
+    if dirs != [ancestor]:
+        found = _locate(dirs)
+        if found is not None:
+            return found
+    rootdir = _common_ancestor(here, [here, ancestor])
+    if os.path.splitdrive(str(rootdir))[1] == os.sep:  # the file system's root
+        rootdir = ancestor
+    return ProjectConfig(rootdir=rootdir)
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path))  # as pytest: `..` folded, symlinks kept
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+def _common_ancestor(here: Path, paths: Iterable[Path]) -> Path:
+    common: Path | None = None
+    for path in paths:
+        if not path.exists():
+            continue
+        if common is None:
+            common = path
+        elif common in path.parents or path == common:
+            continue
+        elif path in common.parents:
+            common = path
+        else:
+            try:
+                common = Path(os.path.commonpath((str(path), str(common))))
+            except ValueError:  # different drives
+                continue
+    if common is None:
+        return here
+    return common.parent if common.is_file() else common
+
+
+def _locate(starts: Sequence[Path]) -> ProjectConfig | None:
+    """The first config file with a pytest section, from each start folder upward; else
+    the first pyproject.toml met (pytest takes it for the rootdir), with no values."""
+    pyproject: Path | None = None
+    for start in starts:
+        for base in (start, *start.parents):
+            for name in CONFIG_NAMES:
+                path = base / name
+                if not path.is_file():
+                    continue
+                if name == "pyproject.toml" and pyproject is None:
+                    pyproject = path
+                loaded = _load(path)
+                if loaded is not None:
+                    values, toml = loaded
+                    return ProjectConfig(rootdir=base, inipath=path, values=values, toml=toml)
+    if pyproject is not None:
+        return ProjectConfig(rootdir=pyproject.parent, inipath=pyproject)
+    return None
+
+
+def _load(path: Path) -> tuple[dict[str, Any], bool] | None:
+    """`(values, toml)` of a file holding pytest configuration; None if it holds none."""
+    if path.suffix in (".ini", ".cfg"):
+        import iniconfig
+
+        try:
+            parsed = iniconfig.IniConfig(str(path))
+        except iniconfig.ParseError as exc:
+            raise SettingError(str(exc)) from None
+        except OSError as exc:
+            raise SettingError(f"{path}: {exc.strerror or exc}") from None
+        if path.suffix == ".ini":
+            if "pytest" in parsed:
+                return dict(parsed["pytest"].items()), False
+            return ({}, False) if path.name in ("pytest.ini", ".pytest.ini") else None
+        if "tool:pytest" in parsed:
+            return dict(parsed["tool:pytest"].items()), False
+        if "pytest" in parsed:
+            raise SettingError(
+                f"{path}: [pytest] section in setup.cfg files is no longer supported, "
+                "change to [tool:pytest] instead"
+            )
+        return None
+    if path.suffix != ".toml":
+        return None
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingError(f"{path}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if path.name in ("pytest.toml", ".pytest.toml"):
+        table = data.get("pytest", {})
+        return (dict(table), True) if isinstance(table, dict) else ({}, True)
+    tool = data.get("tool", {})
+    section = tool.get("pytest", {}) if isinstance(tool, dict) else {}
+    if not isinstance(section, dict):
+        return None
+    native = {k: v for k, v in section.items() if k != "ini_options"} if _PYTEST_9 else {}
+    ini = section.get("ini_options")
+    if native and ini is not None:
+        raise SettingError(
+            f"{path}: Cannot use both [tool.pytest] (native TOML types) and "
+            "[tool.pytest.ini_options] (string-based INI format) simultaneously"
+        )
+    if native:
+        return native, True
+    if isinstance(ini, dict):
+        # as pytest: TOML's other types are read as text in ini mode, lists as lists
+        return {k: v if isinstance(v, list) else str(v) for k, v in ini.items()}, False
+    return None
+
+
+# -- opswald's settings, read alike by the plugin and the command line --------------------
+def choice(name: str, value: str, choices: Sequence[str]) -> str:
+    """A value that must be one of `choices` (case aside): a typo is refused, not ignored."""
+    text = str(value).strip().lower()
+    if text not in choices:
+        shown = ", ".join(repr(c) for c in choices if c) + (" or empty" if "" in choices else "")
+        raise SettingError(f"{name}: {text!r} is not one of {shown}")
+    return text
+
+
+def names(values: Iterable[str]) -> list[str]:
+    """ini `args` values, also accepting commas: `a, b` and `a b` are the same list."""
+    return [name for value in values for name in value.split(",") if name.strip()]
+
+
+def integrations(values: Iterable[str]) -> tuple[str, ...]:
+    from opswald.integrations import KNOWN
+
+    listed = [n.strip() for n in names(values)]
+    unknown = [n for n in listed if n not in KNOWN]
+    if unknown:
+        raise SettingError(
+            f"opswald_integrations: unknown {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(KNOWN)}"
+        )
+    return tuple(dict.fromkeys(listed))
+
+
+def normalize_rules(lines: Iterable[str]) -> list[dict[str, str]]:
+    """`REGEX => PLACEHOLDER` lines of opswald_request_normalize."""
+    rules = []
+    for line in lines:
+        pattern, sep, placeholder = line.partition("=>")
+        if not sep:
+            raise SettingError(f"opswald_request_normalize: {line!r} is not 'REGEX => PLACEHOLDER'")
+        try:
+            re.compile(pattern.strip())
+        except re.error as exc:
+            raise SettingError(
+                f"opswald_request_normalize: {pattern.strip()!r} is not a valid regular "
+                f"expression: {exc}"
+            ) from None
+        rules.append({"pattern": pattern.strip(), "replace": placeholder.strip()})
+    return rules
+
+
+def suite_requests(ignore: list[str], normalize: list[dict[str, str]]) -> RequestsExpect:
+    """The suite-wide request rules; a bad path or rule is refused naming its setting."""
+    from pydantic import ValidationError
+
+    from opswald.files import schema_problem
+    from opswald.session import RequestsExpect
+
+    try:
+        return RequestsExpect.model_validate({"ignore": ignore, "normalize": normalize})
+    except ValidationError as exc:
+        problem = schema_problem(exc)
+        option = (
+            "opswald_request_ignore"
+            if problem.field and "ignore" in problem.field
+            else "opswald_request_normalize"
+        )
+        raise SettingError(f"{option}: {problem.message}") from None
+
+
+# -- the command line's view of them ------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class CliSettings:
+    """opswald's settings in the project's pytest config, as `opswald replay` and `opswald
+    serve` apply them. A setting the config does not hold keeps its pytest default."""
+
+    config: ProjectConfig
+    adapter: str | None = None
+    mode: str = "replay"
+    diff_mode: str = "detailed"
+    requests: RequestsExpect | None = None
+    redactor: Redactor
+    prices: Any = None  # a pricing.Pricer
+    integrations: tuple[str, ...] | None = None  # None: the golden's recorded ones
+    side_effect_tools: frozenset[str] = frozenset()
+    langgraph_state: bool = False
+    embedder: str | None = None
+    judge: str | None = None
+    pythonpath: tuple[Path, ...] = ()
+
+    @property
+    def adapter_root(self) -> Path:
+        return self.config.folder
+
+    def tolerance(self) -> Any:
+        """The embedder and the judge of opswald_embedder and opswald_judge, imported
+        (after `importable`, as pytest imports them once its `pythonpath` is set)."""
+        from opswald.adapters import AdapterNotFound, import_string
+        from opswald.expect.tolerant import Tolerance
+
+        def imported(name: str, spec: str | None) -> Any:
+            if not spec:
+                return None
+            try:
+                return import_string(spec, root=self.adapter_root)
+            except AdapterNotFound as exc:
+                raise self.config.problem(name, str(exc)) from None
+
+        return Tolerance(
+            embedder=imported("opswald_embedder", self.embedder),
+            judge=imported("opswald_judge", self.judge),
+        )
+
+
+def cli_settings(config: ProjectConfig, *, warn: Any = None) -> CliSettings:
+    """The settings of `config`; a bad value raises SettingError naming the file and the
+    setting. `warn(text)` gets the notes of prices missing for a model."""
+    from opswald.redact import make_redactor
+
+    try:
+        requests = suite_requests(
+            config.lines("opswald_request_ignore"),
+            normalize_rules(config.lines("opswald_request_normalize")),
+        )
+        redact = choice("opswald_redact", config.string("opswald_redact"), ("", "pii"))
+        mode = choice("opswald_mode", config.string("opswald_mode", "replay"), MODES)
+        diff_mode = choice(
+            "opswald_diff_mode", config.string("opswald_diff_mode", "detailed"), DIFF_MODES
+        )
+        listed = (
+            integrations(config.args("opswald_integrations"))
+            if config.is_set("opswald_integrations")
+            else None
+        )
+    except SettingError as exc:
+        raise _in_file(config, exc) from None
+    return CliSettings(
+        config=config,
+        adapter=config.string("opswald_adapter").strip() or None,
+        mode=mode,
+        diff_mode=diff_mode,
+        requests=requests,
+        redactor=make_redactor(pii=redact == "pii"),
+        prices=_pricer(config, warn),
+        integrations=listed,
+        side_effect_tools=frozenset(
+            n.strip() for n in names(config.args("opswald_side_effect_tools"))
+        ),
+        langgraph_state=config.flag("opswald_langgraph_state"),
+        embedder=config.string("opswald_embedder").strip() or None,
+        judge=config.string("opswald_judge").strip() or None,
+        pythonpath=tuple(config.paths("pythonpath")),
+    )
+
+
+def _in_file(config: ProjectConfig, exc: SettingError) -> SettingError:
+    text = str(exc)
+    if config.inipath is not None and not text.startswith(str(config.inipath)):
+        text = f"{config.inipath}: {text}"
+    return SettingError(text)
+
+
+def _pricer(config: ProjectConfig, warn: Any) -> Any:
+    """The shipped price table with opswald_prices (relative to the rootdir) laid over it."""
+    from opswald.pricing import PriceError, Pricer, PriceTable
+
+    table = PriceTable.load_default()
+    extra = config.string("opswald_prices")
+    if extra:
+        path = config.rootdir / extra
+        try:
+            table = table.merged(PriceTable.from_file(path))
+        except (OSError, PriceError) as exc:
+            raise config.problem("opswald_prices", f"cannot use {path}: {exc}") from None
+    return Pricer(table, None, warn) if warn is not None else Pricer(table)
+
+
+def importable(settings: CliSettings) -> None:
+    """The user's modules import as under pytest: pytest's `pythonpath` folders first,
+    then the current directory."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    for path in reversed(settings.pythonpath):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
