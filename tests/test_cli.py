@@ -138,6 +138,105 @@ def test_validate_a_folder_without_goldens_exits_4(tmp_path: Path, content: str 
     assert "no golden files found" in result.stderr
 
 
+def walked_project(root: Path) -> None:
+    """goldens/ holding what pytest collects — a golden, a folder, a symlinked folder with
+    a malformed golden — and what it skips by default: hidden, build and node_modules
+    folders, a virtualenv, __pycache__."""
+    stub = "name: {}\ninput: {{q: hi}}\n"
+    files = {
+        "goldens/local.golden.yaml": stub.format("local"),
+        "goldens/sub/json.golden.json": '{"name": "json", "input": 1}',
+        "shared/goldens/broken.golden.yaml": BROKEN_YAML,
+        "shared/goldens/deep/ok.golden.yaml": stub.format("ok"),
+        "goldens/.drafts/draft.golden.yaml": BROKEN_YAML,
+        "goldens/build/built.golden.yaml": BROKEN_YAML,
+        "goldens/node_modules/n.golden.yaml": BROKEN_YAML,
+        "goldens/env/pyvenv.cfg": "home = /usr/bin\n",
+        "goldens/env/v.golden.yaml": BROKEN_YAML,
+        "goldens/__pycache__/p.golden.yaml": BROKEN_YAML,
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (root / "goldens" / "shared").symlink_to(Path("..") / "shared" / "goldens")
+
+
+def pytest_collects(root: Path, *args: str) -> set[str]:
+    """The golden files `pytest --opswald-goldens --co ARGS` collects (or fails to load)."""
+    command = ["pytest", "--opswald-goldens", "--co", "-q", "-p", "no:cacheprovider", *args]
+    result = subprocess.run(
+        [sys.executable, "-m", *command],
+        cwd=root,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
+    lines = result.stdout.splitlines()
+    files = {line.split("::")[0] for line in lines if "::" in line}
+    files |= {line.split()[1] for line in lines if line.startswith("ERROR goldens/")}
+    assert files, result.stdout + result.stderr
+    return files
+
+
+def validated(root: Path, *args: str) -> tuple[int, list[str]]:
+    result = opswald("validate", "--json", *args, cwd=root)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return result.returncode, [row["path"] for row in json.loads(result.stdout)["goldens"]]
+
+
+def test_validate_walks_a_folder_as_pytest_collects_it(tmp_path: Path) -> None:
+    walked_project(tmp_path)
+    code, paths = validated(tmp_path, "goldens")
+    assert paths == [
+        "goldens/local.golden.yaml",
+        "goldens/shared/broken.golden.yaml",
+        "goldens/shared/deep/ok.golden.yaml",
+        "goldens/sub/json.golden.json",
+    ]
+    assert code == 1, "the malformed golden in the symlinked folder fails, as under pytest"
+    assert set(paths) == pytest_collects(tmp_path, "goldens")
+    # the config's norecursedirs replaces pytest's default
+    (tmp_path / "pytest.ini").write_text("[pytest]\nnorecursedirs = sub shared\n")
+    code, paths = validated(tmp_path, "goldens")
+    assert paths == [
+        "goldens/.drafts/draft.golden.yaml",
+        "goldens/build/built.golden.yaml",
+        "goldens/local.golden.yaml",
+        "goldens/node_modules/n.golden.yaml",
+    ]
+    assert set(paths) == pytest_collects(tmp_path, "goldens")
+    for command in (("analyze", "--json"), ("upgrade", "--check")):
+        result = opswald(*command, "goldens", cwd=tmp_path)
+        assert "draft.golden.yaml" in result.stdout + result.stderr, command
+        assert "json.golden.json" not in result.stdout + result.stderr, command
+
+
+def test_folders_and_files_named_are_always_taken(tmp_path: Path) -> None:
+    walked_project(tmp_path)
+    named = ("goldens/.drafts", "goldens/build/built.golden.yaml", "goldens/local.golden.yaml")
+    code, paths = validated(tmp_path, *named, "goldens/local.golden.yaml")
+    assert code == 1
+    assert paths == [
+        "goldens/.drafts/draft.golden.yaml",
+        "goldens/build/built.golden.yaml",
+        "goldens/local.golden.yaml",
+    ], "each path once"
+    assert set(paths) == pytest_collects(tmp_path, *named)
+
+
+def test_symlinks_back_into_the_walk_are_not_followed(tmp_path: Path) -> None:
+    goldens = tmp_path / "goldens"
+    (goldens / "sub").mkdir(parents=True)
+    (goldens / "a.golden.yaml").write_text("name: a\ninput: 1\n")
+    (goldens / "sub" / "b.golden.yaml").write_text("name: b\ninput: 1\n")
+    (goldens / "again").symlink_to(".")
+    (goldens / "sub" / "up").symlink_to("..")
+    code, paths = validated(tmp_path, "goldens")
+    assert code == 0
+    assert paths == ["goldens/a.golden.yaml", "goldens/sub/b.golden.yaml"]
+
+
 # -------------------------------------------------------------------------------- show
 
 

@@ -37,16 +37,97 @@ class Progress:
 
 
 def _iter_goldens(paths: Sequence[str]) -> list[Path]:
-    from opswald.files import is_golden_path
+    """The golden files named and those in the folders named, found as pytest collects
+    them: folders are walked in name order, symlinked folders followed (a link back into a
+    folder being walked is not), and a folder matching `norecursedirs` (the project's
+    pytest config's, else pytest's default: hidden folders, build, dist, venv,
+    node_modules, ...), a virtualenv or __pycache__ is skipped unless it was named (or
+    holds what was named). Files named are always taken; each path is listed once."""
+    from opswald import projectconfig
+    from opswald.cli_inspect import CliError
 
-    found: list[Path] = []
+    try:
+        config = projectconfig.find(paths)
+        patterns = config.args("norecursedirs", projectconfig.NORECURSEDIRS)
+    except projectconfig.SettingError as exc:
+        raise CliError(str(exc)) from None
+    named: set[Path] = set()
+    for raw in paths:
+        absolute = Path(os.path.abspath(raw))
+        named.update((absolute, *absolute.parents))
+    found: dict[Path, None] = {}
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if is_golden_path(p) and p.is_file()))
+            _walk(path, patterns, named, frozenset({os.path.realpath(path)}), found)
         else:
-            found.append(path)
-    return found
+            found[path] = None
+    return list(found)
+
+
+def _walk(
+    folder: Path,
+    patterns: list[str],
+    named: set[Path],
+    walking: frozenset[str],
+    found: dict[Path, None],
+) -> None:
+    from opswald.files import is_golden_path
+
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:  # unreadable, or gone since it was listed
+        return
+    for entry in entries:
+        path = folder / entry.name
+        if _is_dir(entry):
+            if Path(os.path.abspath(path)) not in named and _skipped(path, patterns):
+                continue
+            real = os.path.realpath(path)
+            if real not in walking:  # a symlink back into a folder being walked: a loop
+                _walk(path, patterns, named, walking | {real}, found)
+        elif is_golden_path(path) and _is_file(entry):
+            found[path] = None
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # follows symlinks, as pytest's collection does
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _skipped(folder: Path, patterns: list[str]) -> bool:
+    """A folder pytest does not collect from: __pycache__, a virtualenv, `norecursedirs`."""
+    if folder.name == "__pycache__":
+        return True
+    try:
+        if (folder / "pyvenv.cfg").is_file() or (folder / "conda-meta" / "history").is_file():
+            return True
+    except OSError:
+        pass
+    absolute = Path(os.path.abspath(folder))
+    return any(_fnmatch_ex(pattern, absolute) for pattern in patterns)
+
+
+def _fnmatch_ex(pattern: str, path: Path) -> bool:
+    """pytest's match of a `norecursedirs` pattern: a pattern without a path separator
+    matches the name, one with a separator the end of the whole path."""
+    import fnmatch
+
+    if os.sep not in pattern:
+        return fnmatch.fnmatch(path.name, pattern)
+    if not os.path.isabs(pattern):
+        pattern = f"*{os.sep}{pattern}"
+    return fnmatch.fnmatch(str(path), pattern)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ line.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -24,22 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 if TYPE_CHECKING:
     from opswald.redact import Redactor
     from opswald.session import RequestsExpect
 
-# pytest.toml and pyproject's [tool.pytest] table (native TOML types) came with pytest 9
-_PYTEST_9 = int(pytest.__version__.split(".")[0]) >= 9
-CONFIG_NAMES = (
-    *(("pytest.toml", ".pytest.toml") if _PYTEST_9 else ()),
-    "pytest.ini",
-    ".pytest.ini",
-    "pyproject.toml",
-    "tox.ini",
-    "setup.cfg",
-)
+CONFIG_NAMES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
 MODES = ("replay", "record", "rerecord", "live")
 DIFF_MODES = ("detailed", "short", "disabled")
 NORECURSEDIRS = ("*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "{arch}")
@@ -169,6 +159,24 @@ def find(
     return ProjectConfig(rootdir=rootdir)
 
 
+@functools.cache
+def _pytest_9() -> bool:
+    """pytest.toml and pyproject's [tool.pytest] table (native TOML types) came with
+    pytest 9. Its version is read without importing pytest (a tenth of a second)."""
+    try:
+        from _pytest._version import version
+    except ImportError:
+        from importlib.metadata import version as installed
+
+        version = installed("pytest")
+    return int(version.split(".")[0]) >= 9
+
+
+def config_names() -> tuple[str, ...]:
+    """The files pytest reads its config from, in its order of preference."""
+    return (("pytest.toml", ".pytest.toml") if _pytest_9() else ()) + CONFIG_NAMES
+
+
 def _absolute(path: Path) -> Path:
     return Path(os.path.abspath(path))  # as pytest: `..` folded, symlinks kept
 
@@ -207,7 +215,7 @@ def _locate(starts: Sequence[Path]) -> ProjectConfig | None:
     pyproject: Path | None = None
     for start in starts:
         for base in (start, *start.parents):
-            for name in CONFIG_NAMES:
+            for name in config_names():
                 path = base / name
                 if not path.is_file():
                     continue
@@ -262,7 +270,7 @@ def _load(path: Path) -> tuple[dict[str, Any], bool] | None:
     section = tool.get("pytest", {}) if isinstance(tool, dict) else {}
     if not isinstance(section, dict):
         return None
-    native = {k: v for k, v in section.items() if k != "ini_options"} if _PYTEST_9 else {}
+    native = {k: v for k, v in section.items() if k != "ini_options"} if _pytest_9() else {}
     ini = section.get("ini_options")
     if native and ini is not None:
         raise SettingError(

@@ -180,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opswald")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    from opswald.cli_inspect import run
+
+    return run(args.func, args)
 
 
 if __name__ == "__main__":
