@@ -279,6 +279,11 @@ def test_a_budget_hint_names_the_update_in_the_words_of_replay(workdir: Path) ->
     [
         (["--adapter", "no_such_module:run"], "cannot import 'no_such_module'"),
         (["--adapter", "agentmod:nope"], "'agentmod' has no attribute 'nope'"),
+        (  # a callable that cannot take the input: refused before it runs
+            ["--adapter", "agentmod:os.getcwd"],
+            "--adapter agentmod:os.getcwd cannot take the golden's input: opswald calls it as "
+            "adapter(input), and posix:getcwd is (): too many positional arguments",
+        ),
         ([], "the golden names no agent"),
         (["--adapter", "agentmod:run", "--speed", "fast"], "--speed: 'fast'"),
         (["--adapter", "agentmod:run", "--modify", "novalue"], "'novalue' is not KEY=VALUE"),

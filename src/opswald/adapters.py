@@ -24,6 +24,12 @@ class AdapterNotFound(Exception):
     """No adapter could be resolved; the message lists what was tried."""
 
 
+class AdapterMismatch(AdapterNotFound):
+    """The adapter cannot be called the way opswald calls one (`adapter(input)`, with
+    `modifications=` when it declares that parameter). Found from its signature before it
+    is called: a misconfiguration, never the agent's own error, so never recorded."""
+
+
 @dataclass
 class _Registry:
     adapters: dict[str, Callable[..., Any]] = field(default_factory=dict)
@@ -122,19 +128,22 @@ def resolve(
     hook_result: Callable[..., Any] | None,
     ini_spec: str | None,
     root: Path | None = None,
+    setting: str = "opswald_adapter",
 ) -> Callable[..., Any]:
     """Hook result, then the golden's `agent:` name, then the ini option (a module named
-    there is also looked for in `root`, the config file's folder)."""
+    there is also looked for in `root`, the config file's folder; `setting` is the name
+    messages give it). An adapter that cannot take the golden's input raises
+    `AdapterMismatch`."""
     tried = ["- the conftest hook pytest_opswald_adapter(golden, config): returned None"]
     if hook_result is not None:
-        return hook_result
+        return check(hook_result, "the adapter from pytest_opswald_adapter")
     if agent:
         fn = _REGISTRY.adapters.get(agent)
         if fn is not None:
-            return fn
+            return check(fn, f"the adapter registered as {agent!r}")
         fn = from_entry_points(agent)
         if fn is not None:
-            return fn
+            return check(fn, f"the adapter {agent!r} of the entry-point group {ENTRY_POINT_GROUP}")
         known = ", ".join(sorted(_REGISTRY.adapters)) or "none"
         tried.append(
             f"- the golden's agent {agent!r}: not registered with @opswald.adapter "
@@ -143,7 +152,7 @@ def resolve(
     else:
         tried.append("- the golden's `agent:` name: the golden has none")
     if ini_spec:
-        return import_string(ini_spec, root=root)
+        return check(import_string(ini_spec, root=root), f"{setting} = {ini_spec!r}")
     tried.append("- the ini option opswald_adapter: not set")
     raise AdapterNotFound(
         "no adapter to run this golden's agent; tried:\n"
@@ -153,18 +162,97 @@ def resolve(
     )
 
 
-def call(fn: Callable[..., Any], input: Any, modifications: dict[str, Any]) -> Any:
-    """Call an adapter (sync or async), passing modifications if it declares them. A
-    generator or async generator adapter (a streaming agent) is run to its end, and the
-    list of what it yielded is its output."""
-    kwargs: dict[str, Any] = {}
+def _wants_modifications(fn: Callable[..., Any]) -> bool:
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        params = {}  # type: ignore[assignment]
-    if "modifications" in params or any(
+        return False
+    return "modifications" in params or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-    ):
+    )
+
+
+def name_of(fn: Any) -> str:
+    """`module:qualname` of a function, method or class; else its type's, as an instance."""
+    target = fn if hasattr(fn, "__qualname__") else type(fn)
+    module = getattr(target, "__module__", None)
+    qualname = getattr(target, "__qualname__", repr(fn))
+    name = f"{module}:{qualname}" if module else qualname
+    return name if target is fn else f"an instance of {name}"
+
+
+def mismatch(fn: Callable[..., Any], what: str | None = None) -> str | None:
+    """Why `fn` cannot be called as opswald calls an adapter, or None: its signature is
+    bound to the arguments opswald passes, before anything is called. A signature that
+    cannot be read, or that of a wrapper taking `*args, **kwargs`, is not judged: the call
+    itself then decides, and what it raises is the agent's."""
+    try:
+        # a wrapper's own signature: functools.wraps would show the wrapped function's,
+        # which a decorator that supplies arguments does not share
+        signature = inspect.signature(fn, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return None
+    wants = _wants_modifications(fn)
+    try:
+        signature.bind(None, **({"modifications": {}} if wants else {}))
+    except TypeError as exc:
+        reason = str(exc)
+    else:
+        return None
+    form = "adapter(input, modifications=...)" if wants else "adapter(input)"
+    name = name_of(fn)
+    text = (
+        f"{what or 'the adapter ' + name} cannot take the golden's input: opswald calls it as "
+        f"{form}, and {name} is {signature}: {reason}"
+    )
+    return f"{text}\n{_mismatch_fix(fn)}"
+
+
+def _mismatch_fix(fn: Any) -> str:
+    qualname = getattr(fn, "__qualname__", "")
+    module = getattr(fn, "__module__", "module")
+    if inspect.isclass(fn):
+        fix = (
+            f"fix: a class is called as {qualname}(input), its instance being the output; "
+            "name a function that runs the agent and returns its result"
+        )
+        if any("__call__" in vars(base) for base in fn.__mro__[:-1]):  # not object's
+            fix += (
+                f"; to call its instances, name one (`runner = {qualname}()` in module "
+                f"{module}, then {module}:runner)"
+            )
+        return fix
+    params = list(inspect.signature(fn, follow_wrapped=False).parameters)
+    owner, dot, method = qualname.rpartition(".")
+    if inspect.isfunction(fn) and dot and "<locals>" not in method and params[:1] == ["self"]:
+        return (
+            f"fix: {qualname} is an instance method named through its class: name it on an "
+            f"instance (`runner = {owner}()` in module {module}, then {module}:runner.{method}),"
+            " or make it a @staticmethod or a function"
+        )
+    return (
+        "fix: an adapter takes the golden's input as its one positional argument (and "
+        "`modifications` as a keyword argument, when it declares one)"
+    )
+
+
+def check(fn: Callable[..., Any], what: str | None = None) -> Callable[..., Any]:
+    """`fn`, when it can take the golden's input; else raise `AdapterMismatch` saying why
+    (`what` names where it came from: the ini option, the hook, a registered name)."""
+    problem = mismatch(fn, what)
+    if problem is not None:
+        raise AdapterMismatch(problem)
+    return fn
+
+
+def call(fn: Callable[..., Any], input: Any, modifications: dict[str, Any]) -> Any:
+    """Call an adapter (sync or async), passing modifications if it declares them. A
+    generator or async generator adapter (a streaming agent) is run to its end, and the
+    list of what it yielded is its output. An adapter that cannot take these arguments
+    raises `AdapterMismatch` and is not called."""
+    check(fn)
+    kwargs: dict[str, Any] = {}
+    if _wants_modifications(fn):
         kwargs["modifications"] = dict(modifications)
     result = fn(input, **kwargs)
     if inspect.isawaitable(result) or inspect.isasyncgen(result):

@@ -173,7 +173,9 @@ def _adapter(spec: str | None, agent: str | None, settings: CliSettings) -> Call
     root = settings.adapter_root
     if spec:
         try:
-            return adapters.import_string(spec, root=root)
+            return adapters.check(adapters.import_string(spec, root=root), f"--adapter {spec}")
+        except adapters.AdapterMismatch as exc:
+            raise UsageProblem(str(exc)) from None
         except adapters.AdapterNotFound as exc:
             raise UsageProblem(f"--adapter: {exc}") from None
     found = None
@@ -185,11 +187,19 @@ def _adapter(spec: str | None, agent: str | None, settings: CliSettings) -> Call
             except Exception as exc:  # the entry point's module failed to import
                 raise UsageProblem(f"cannot load the adapter {agent!r}: {exc}") from None
     if found is not None:
-        return found
+        try:
+            return adapters.check(found, f"the adapter {agent!r}")
+        except adapters.AdapterMismatch as exc:
+            raise UsageProblem(str(exc)) from None
     inipath = settings.config.inipath
     if settings.adapter:
         try:
-            return adapters.import_string(settings.adapter, root=root)
+            return adapters.check(
+                adapters.import_string(settings.adapter, root=root),
+                f"{inipath}: opswald_adapter = {settings.adapter}",
+            )
+        except adapters.AdapterMismatch as exc:
+            raise UsageProblem(str(exc)) from None
         except adapters.AdapterNotFound as exc:
             raise UsageProblem(f"{inipath}: opswald_adapter: {exc}") from None
     problem = (

@@ -217,8 +217,10 @@ class Replay:
 
         self.golden = golden if isinstance(golden, Session) else files.load(golden)
         if adapter is None or isinstance(adapter, str):
-            adapter = adapters.resolve(self.golden.agent, hook_result=None, ini_spec=adapter)
-        self.adapter = adapter
+            adapter = adapters.resolve(
+                self.golden.agent, hook_result=None, ini_spec=adapter, setting="adapter"
+            )
+        self.adapter = adapters.check(adapter)  # one that cannot take the input: raised now
         mods = dict(modifications or {})
         self.step_modifications = {k: mods.pop(k) for k in STEP_MODIFICATIONS if k in mods}
         self.modifications = mods

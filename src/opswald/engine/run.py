@@ -148,6 +148,8 @@ def execute(
             output = adapters.call(adapter, golden.input, modifications)
         except (ReplayDivergence, SideEffectBlocked):
             pass
+        except adapters.AdapterMismatch:
+            raise  # a misconfiguration, found before the agent ran: not the agent's error
         except Exception as exc:
             error = ctx.error_of(exc)
             tb = settings.redactor(_agent_traceback(exc))

@@ -1,0 +1,224 @@
+"""Adapters that do not fit: one that cannot take the golden's input is a misconfiguration
+(a failure naming it, never a recording), and the ini setting's messages say what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+import opswald
+from opswald import adapters
+
+STUB = "name: g\ninput:\n  q: hello\n"
+
+AGENT = """
+import opswald
+
+
+@opswald.tool
+def lookup(q):
+    return {"q": q, "n": len(q)}
+
+
+def run(input):
+    return {"n": lookup(input["q"])["n"]}
+
+
+class Agent:
+    def run(self, input):  # an instance method
+        return run(input)
+
+    @staticmethod
+    def static(input):
+        return run(input)
+
+
+class CallableAgent:  # called as CallableAgent(input): it takes no arguments
+    def __call__(self, input):
+        return run(input)
+
+
+agent = Agent()
+callable_agent = CallableAgent()
+
+
+def no_input():
+    return {}
+
+
+def keyword_only(*, input):
+    return run(input)
+
+
+def wrong_inside(input):
+    return len(5)  # the agent's own TypeError
+
+
+def mods(input, modifications):
+    return {"mods": modifications}
+"""
+
+
+def _setup(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(agent=AGENT)
+    pytester.makeini(f"[pytest]\nopswald_adapter = {spec}\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "g.golden.yaml").write_text(STUB)
+
+
+@pytest.mark.parametrize(
+    ("spec", "lines"),
+    [
+        (
+            "agent:Agent.run",
+            [
+                "*opswald_adapter = 'agent:Agent.run' cannot take the golden's input: opswald "
+                "calls it as adapter(input), and agent:Agent.run is (self, input): missing a "
+                "required argument: 'input'",
+                "*Agent.run is an instance method named through its class*agent:runner.run*",
+            ],
+        ),
+        (
+            "agent:CallableAgent",
+            [
+                "*opswald_adapter = 'agent:CallableAgent' cannot take the golden's input: "
+                "opswald calls it as adapter(input), and agent:CallableAgent is (): too many "
+                "positional arguments",
+                "*a class is called as CallableAgent(input)*"
+                "to call its instances, name one*agent:runner)",
+            ],
+        ),
+        ("agent:no_input", ["*agent:no_input is (): too many positional arguments"]),
+        (
+            "agent:keyword_only",
+            ["*agent:keyword_only is (*, input): too many positional arguments"],
+        ),
+    ],
+)
+@pytest.mark.parametrize("mode", ["record", "replay"])
+def test_an_adapter_that_cannot_take_the_input_fails_and_records_nothing(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: str,
+    lines: list[str],
+    mode: str,
+) -> None:
+    _setup(pytester, monkeypatch, spec)
+    result = pytester.runpytest("--opswald-goldens", f"--opswald-mode={mode}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(lines)
+    out = result.stdout.str()
+    assert "recorded" not in out and "Traceback" not in out
+    assert (pytester.path / "goldens" / "g.golden.yaml").read_text() == STUB
+
+
+def test_a_complete_golden_is_not_passed_by_an_adapter_that_cannot_take_its_input(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A golden recorded before the fix holds the binding's TypeError as its `error:`."""
+    _setup(pytester, monkeypatch, "agent:Agent.run")
+    (pytester.path / "goldens" / "g.golden.yaml").write_text(
+        STUB
+        + "steps: []\noutput: null\nerror:\n  type: TypeError\n"
+        + "  message: \"Agent.run() missing 1 required positional argument: 'input'\"\n"
+    )
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*cannot take the golden's input*"])
+
+
+@pytest.mark.parametrize(
+    "spec", ["agent:agent.run", "agent:Agent.static", "agent:callable_agent", "agent:mods"]
+)
+def test_adapters_that_take_the_input_record_and_replay(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: str
+) -> None:
+    _setup(pytester, monkeypatch, spec)
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    assert "error:" not in (pytester.path / "goldens" / "g.golden.yaml").read_text()
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_a_type_error_raised_inside_the_agent_is_the_agents_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _setup(pytester, monkeypatch, "agent:wrong_inside")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*recorded a session that ends with TypeError: object of type*"])
+    text = (pytester.path / "goldens" / "g.golden.yaml").read_text()
+    assert "type: TypeError" in text
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_a_hook_adapter_that_cannot_take_the_input_is_named(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _setup(pytester, monkeypatch, "agent:run")
+    pytester.makeconftest(
+        "import agent\n\ndef pytest_opswald_adapter(golden, config):\n    return agent.Agent.run\n"
+    )
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*the adapter from pytest_opswald_adapter cannot take the golden's input*"]
+    )
+
+
+def test_the_replay_api_refuses_an_adapter_that_cannot_take_the_input() -> None:
+    class Agent:
+        def run(self, input: object) -> object:
+            return input
+
+    golden = opswald.Session(name="g", input={"q": "hi"}, steps=[], output={"q": "hi"})
+    with pytest.raises(adapters.AdapterMismatch, match=r"cannot take the golden's input"):
+        opswald.Replay(golden, adapter=Agent.run)  # type: ignore[arg-type]
+
+
+def test_a_wrapper_that_hides_its_signature_is_called_as_before() -> None:
+    """A decorator's (*args, **kwargs) wrapper says nothing about what it accepts: no
+    check, the call itself decides (as before)."""
+    import functools
+
+    def inject(fn):  # type: ignore[no-untyped-def]
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            return fn("client", *args, **kwargs)
+
+        return wrapper
+
+    @inject
+    def run(client: str, input: object) -> object:
+        return {"client": client, "input": input}
+
+    assert adapters.call(run, {"q": 1}, {}) == {"client": "client", "input": {"q": 1}}
+
+
+def test_the_engine_raises_rather_than_records_an_adapter_that_cannot_take_the_input() -> None:
+    from opswald.engine.run import RunSettings, execute
+
+    class Agent:
+        def run(self, input: object) -> object:
+            return input
+
+    stub = opswald.Session(name="g", input={"q": "hi"})
+    with pytest.raises(adapters.AdapterMismatch, match=r"instance method named through its"):
+        execute(stub, Agent.run, settings=RunSettings(policy="live"))
+
+
+def test_a_marker_tests_adapter_that_cannot_take_the_input_errors(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _setup(pytester, monkeypatch, "agent:Agent.run")
+    pytester.makepyfile(
+        test_marked_golden=(  # not test_marker: the suite has one of that name
+            "import pytest\n\n"
+            '@pytest.mark.golden("goldens/g.golden.yaml")\n'
+            "def test_g(golden_replay):\n"
+            "    pass\n"
+        )
+    )
+    result = pytester.runpytest("test_marked_golden.py", "--opswald-mode=record")
+    result.assert_outcomes(errors=1)  # in the fixture, as for an adapter that is not found
+    result.stdout.fnmatch_lines(["*'agent:Agent.run' cannot take the golden's input*"])
+    assert (pytester.path / "goldens" / "g.golden.yaml").read_text() == STUB
