@@ -222,3 +222,131 @@ def test_a_marker_tests_adapter_that_cannot_take_the_input_errors(
     result.assert_outcomes(errors=1)  # in the fixture, as for an adapter that is not found
     result.stdout.fnmatch_lines(["*'agent:Agent.run' cannot take the golden's input*"])
     assert (pytester.path / "goldens" / "g.golden.yaml").read_text() == STUB
+
+
+OBJECTS = """
+import dataclasses
+import decimal
+import os
+
+import opswald
+
+
+@opswald.tool
+def lookup(q):
+    return {"q": q, "n": len(q)}
+
+
+class Agent:  # a class adapter: its instance is the output
+    def __init__(self, input):
+        self.result = {"n": lookup(input["q"])["n"]}
+
+
+class Handle:
+    pass
+
+
+def nested(input):
+    if os.environ.get("AGENT_OBJECT"):
+        return {"n": lookup(input["q"])["n"], "items": [1, Handle()]}
+    return {"n": lookup(input["q"])["n"], "items": [1, 2]}
+
+
+@dataclasses.dataclass
+class Answer:
+    n: int
+    amount: decimal.Decimal
+
+
+def data(input):
+    return Answer(n=lookup(input["q"])["n"], amount=decimal.Decimal("1.50"))
+"""
+
+
+def _objects(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
+    _setup(pytester, monkeypatch, spec)
+    pytester.makepyfile(agent=OBJECTS)
+
+
+@pytest.mark.parametrize(
+    ("spec", "lines"),
+    [
+        (
+            "agent:Agent",
+            [
+                "*the agent's output has no data form: output is an instance of agent.Agent, "
+                "written only as its repr <agent.Agent object at 0x*>, which changes every run",
+                "*hint: return plain data (dicts, lists, strings, numbers), a dataclass or a "
+                "pydantic model; an adapter that is a class returns the instance it creates: "
+                "name a function that returns the agent's result instead",
+            ],
+        ),
+        (
+            "agent:nested",
+            [
+                "*output.items[[]1] is an instance of agent.Handle, written only as its repr*",
+                "*hint: return plain data (dicts, lists, strings, numbers), a dataclass or a "
+                "pydantic model",
+            ],
+        ),
+    ],
+)
+def test_an_output_with_no_data_form_is_not_recorded(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: str, lines: list[str]
+) -> None:
+    _objects(pytester, monkeypatch, spec)
+    monkeypatch.setenv("AGENT_OBJECT", "1")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            *lines,
+            "fix: not written: a golden holding that repr would fail its own next replay",
+        ]
+    )
+    assert (pytester.path / "goldens" / "g.golden.yaml").read_text() == STUB
+
+
+def test_an_update_does_not_write_an_output_with_no_data_form(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _objects(pytester, monkeypatch, "agent:nested")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    recorded = (pytester.path / "goldens" / "g.golden.yaml").read_text()
+    monkeypatch.setenv("AGENT_OBJECT", "1")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*output.items[[]1] is an instance of agent.Handle*"])
+    assert (pytester.path / "goldens" / "g.golden.yaml").read_text() == recorded
+
+
+def test_dataclasses_and_stable_reprs_are_recorded_and_replay(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _objects(pytester, monkeypatch, "agent:data")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    text = (pytester.path / "goldens" / "g.golden.yaml").read_text()
+    assert "amount: Decimal('1.50')" in text and "n: 5" in text
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_formless_names_the_first_part_written_only_as_a_repr_with_an_address() -> None:
+    import dataclasses
+    import decimal
+
+    from opswald.jsonable import formless
+
+    class Thing:
+        pass
+
+    @dataclasses.dataclass
+    class Box:
+        inside: object
+
+    assert formless({"a": [1, "x", decimal.Decimal("2")], "b": (None, True)}) is None
+    assert formless("<agent.Agent object at 0x7f00>") is None  # a string the agent wrote
+    found = formless({"a": [1, {"b": Box(inside=Thing())}]})
+    assert found is not None
+    assert found.path == ("a", 1, "b", "inside")
+    assert found.kind.endswith(".Thing") and " object at 0x" in found.text
+    assert formless(lambda: 1) is not None

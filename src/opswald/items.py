@@ -23,6 +23,7 @@ from opswald.engine.run import (
     execute,
     fix_line,
     judge,
+    no_data_form,
     not_blessable,
     side_effects_ahead,
 )
@@ -447,6 +448,15 @@ def _write(
             total,
             "not written: a budget violation, a blocked side effect or a failing breakpoint "
             "is never blessed",
+        )
+    shapeless = no_data_form(run)
+    if shapeless is not None:
+        _not_written(
+            [shapeless],
+            result,
+            settings,
+            total,
+            "not written: a golden holding that repr would fail its own next replay",
         )
     blocked = writes_blocked(force=settings.force)
     if blocked:

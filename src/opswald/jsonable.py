@@ -9,8 +9,9 @@ import datetime as dt
 import enum
 import json
 import marshal
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -53,6 +54,61 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
         except UnicodeDecodeError:
             return "base64:" + base64.b64encode(bytes(value)).decode("ascii")
     return repr(value)
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+class Formless(NamedTuple):
+    """A part of a value that has no data form: where it is, its type, its repr."""
+
+    path: tuple[str | int, ...]
+    kind: str  # `module.Qualname` of its type
+    text: str  # its repr, which holds a memory address
+
+
+def formless(value: Any, _path: tuple[str | int, ...] = (), _depth: int = 0) -> Formless | None:
+    """The first part of `value` that `to_jsonable` can write only as a repr holding a
+    memory address (`<agent.Agent object at 0x7f…>`, a function, a generator): a form that
+    changes every run, so a golden holding it fails its own replay. None when every part
+    has a data form (plain data, dataclasses, pydantic models, enums, dates, bytes, or an
+    object whose repr holds no address, such as `Decimal('1.5')`). Strings are data, also
+    one that reads like such a repr."""
+    if isinstance(value, _SCALARS):
+        return None
+    if _depth == 0 and isinstance(value, dict | list):
+        try:  # plain JSON data (the common case) has a data form throughout
+            json.dumps(value, check_circular=False)
+            return None
+        except (TypeError, ValueError, RecursionError):
+            pass
+    if _depth > 200:
+        return None  # to_jsonable gives up there too
+    nxt = _depth + 1
+    parts: Any = ()
+    if isinstance(value, Mapping):
+        parts = ((str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple | set | frozenset):
+        parts = enumerate(value)
+    elif callable(getattr(value, "model_dump", None)) and not isinstance(value, type):
+        return formless(value.model_dump(mode="json"), _path, nxt)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        parts = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    elif isinstance(value, enum.Enum):
+        return formless(value.value, _path, nxt)
+    elif isinstance(value, dt.datetime | dt.date | dt.time | bytes | bytearray):
+        return None
+    else:
+        text = repr(value)
+        if not _ADDRESS.search(text):
+            return None
+        kind = type(value)
+        return Formless(_path, f"{kind.__module__}.{kind.__qualname__}", text)
+    for key, part in parts:
+        found = formless(part, (*_path, key), nxt)
+        if found is not None:
+            return found
+    return None
 
 
 _ATOMS = (str, int, float, type(None))  # bool is an int; a tuple checks faster than a union

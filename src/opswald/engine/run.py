@@ -29,7 +29,7 @@ from opswald.expect.output import compare_output
 from opswald.expect.state import compare_states
 from opswald.expect.trajectory import ToolCallRef, judge_order
 from opswald.intercept.transport import intercepting
-from opswald.jsonable import to_jsonable
+from opswald.jsonable import Formless, formless, to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.session import FORK_METADATA, ErrorInfo, Expect, Session, ToolCallStep
 from opswald.verdict import Difference, Finding, Verdict
@@ -73,6 +73,8 @@ class Run:
     policy: Policy
     offline_note: str | None = None  # what the offline guard blocked, if anything
     surface: Surface = "pytest"  # where the run was started: hints name its options
+    # a part of the output written only as a repr with a memory address: never written
+    formless_output: Formless | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,6 +192,9 @@ def execute(
     )
     # model_copy does not mark fields as set; the actual session is never a stub.
     actual.model_fields_set.update({"steps", "output", "metadata"})
+    shapeless = formless(output) if error is None else None
+    if shapeless is not None:
+        shapeless = shapeless._replace(text=settings.redactor(shapeless.text))
     return Run(
         actual=actual,
         findings=tuple(ctx.findings),
@@ -200,6 +205,7 @@ def execute(
         policy=settings.policy,
         offline_note=_blocked(offline),
         surface=settings.surface,
+        formless_output=shapeless,
     )
 
 
@@ -345,6 +351,33 @@ def fix_line(
     if kinds & set(NEVER_BLESSED):
         return f"{accept} (what it does not bless, a budget, side effect or breakpoint, stays)"
     return accept
+
+
+def no_data_form(run: Run) -> Finding | None:
+    """The output part that has no data form, as the reason a golden is not written: its
+    repr (with a memory address) would be written, and fail the golden's next replay."""
+    found = run.formless_output
+    if found is None:
+        return None
+    from opswald.paths import render
+
+    where = render(("output", *found.path))
+    suggestion = (
+        "return plain data (dicts, lists, strings, numbers), a dataclass or a pydantic model"
+    )
+    if not found.path:
+        suggestion += (
+            "; an adapter that is a class returns the instance it creates: name a function "
+            "that returns the agent's result instead"
+        )
+    return Finding(
+        kind="output",
+        message=(
+            f"the agent's output has no data form: {where} is an instance of {found.kind}, "
+            f"written only as its repr {found.text}, which changes every run"
+        ),
+        suggestion=suggestion,
+    )
 
 
 def not_blessable(blessed: Session, run: Run, expect: Expect) -> list[Finding]:
