@@ -350,3 +350,58 @@ def test_formless_names_the_first_part_written_only_as_a_repr_with_an_address() 
     assert found.path == ("a", 1, "b", "inside")
     assert found.kind.endswith(".Thing") and " object at 0x" in found.text
     assert formless(lambda: 1) is not None
+
+
+def _package(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
+    _setup(pytester, monkeypatch, spec)
+    pytester.mkpydir("myagent")
+    (pytester.path / "myagent" / "main.py").write_text(
+        "def helper(q):\n    return len(q)\n\n\n"
+        "def run(input):\n    return {'n': helper(input['q'])}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "line"),
+    [
+        (
+            "myagent.main",
+            "opswald_adapter = 'myagent.main' names a module, not a callable: it wants "
+            "'package.module:callable'; myagent.main defines helper, run: for example "
+            "'myagent.main:run'",
+        ),
+        (
+            "myagent",
+            "opswald_adapter = 'myagent' names a module, not a callable: it wants "
+            "'package.module:callable'",
+        ),
+        ("myagent.main:", "opswald_adapter = 'myagent.main:' names a module, not a callable*"),
+        ("myagent.main:nope", "'myagent.main' has no attribute 'nope'"),
+        ("myagent.nope", "'myagent' has no attribute 'nope'"),
+    ],
+)
+def test_a_setting_that_names_a_module_says_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: str, line: str
+) -> None:
+    _package(pytester, monkeypatch, spec)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([line])
+
+
+def test_a_submodule_the_package_imports_is_named_as_a_module_too(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _package(pytester, monkeypatch, "myagent.main")
+    (pytester.path / "myagent" / "__init__.py").write_text("from myagent import main\n")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["opswald_adapter = 'myagent.main' names a module, not a*"])
+
+
+@pytest.mark.parametrize("spec", ["myagent.main:run", "myagent.main.run"])
+def test_a_callable_in_a_submodule_is_found(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: str
+) -> None:
+    _package(pytester, monkeypatch, spec)
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)

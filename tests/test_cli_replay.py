@@ -279,6 +279,11 @@ def test_a_budget_hint_names_the_update_in_the_words_of_replay(workdir: Path) ->
     [
         (["--adapter", "no_such_module:run"], "cannot import 'no_such_module'"),
         (["--adapter", "agentmod:nope"], "'agentmod' has no attribute 'nope'"),
+        (
+            ["--adapter", "agentmod"],
+            "--adapter: 'agentmod' names a module, not a callable: it wants "
+            "'package.module:callable'; agentmod defines",
+        ),
         (  # a callable that cannot take the input: refused before it runs
             ["--adapter", "agentmod:os.getcwd"],
             "--adapter agentmod:os.getcwd cannot take the golden's input: opswald calls it as "

@@ -62,20 +62,25 @@ def registered() -> dict[str, Callable[..., Any]]:
     return dict(_REGISTRY.adapters)
 
 
-def import_string(spec: str, *, root: Path | None = None) -> Callable[..., Any]:
+def import_string(
+    spec: str, *, root: Path | None = None, setting: str | None = None
+) -> Callable[..., Any]:
     """`package.module:callable` (or `package.module.callable`) -> the callable;
     `subprocess:COMMAND` -> an adapter running COMMAND (see `SubprocessAdapter`).
 
     `root` (the folder of the pytest config that names the adapter): when the module is
     not importable as things stand, it is looked for there too, so `agent:run` finds
     `agent.py` beside `pytest.ini` whether or not a conftest.py put that folder on
-    sys.path."""
+    sys.path. `setting` (`opswald_adapter`) is the name messages give the spec; without
+    it, the caller says where the spec came from."""
     if spec.startswith("subprocess:"):
         return SubprocessAdapter(spec.removeprefix("subprocess:").strip())
     module_name, sep, attr = spec.partition(":")
+    whole = module_name if sep else spec  # what may name a module rather than a callable
     if not sep:
         module_name, _, attr = spec.rpartition(".")
     if not module_name or not attr:
+        _refuse_module(spec, whole, root, setting)
         raise AdapterNotFound(f"{spec!r} is not of the form 'package.module:callable'")
     try:
         obj: Any = _import(module_name, root)
@@ -84,11 +89,44 @@ def import_string(spec: str, *, root: Path | None = None) -> Callable[..., Any]:
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
-        except AttributeError as exc:
-            raise AdapterNotFound(f"{module_name!r} has no attribute {attr!r}") from exc
+        except AttributeError:
+            if not sep:  # `package.module` split as module `package`, attribute `module`
+                _refuse_module(spec, whole, root, setting)
+            raise AdapterNotFound(f"{module_name!r} has no attribute {attr!r}") from None
+    if inspect.ismodule(obj):
+        raise AdapterNotFound(_names_a_module(spec, obj, setting))
     if not callable(obj):
         raise AdapterNotFound(f"{spec!r} is not callable")
     return obj  # type: ignore[no-any-return]
+
+
+def _refuse_module(spec: str, name: str, root: Path | None, setting: str | None) -> None:
+    """Raise AdapterNotFound saying `spec` names a module, when `name` imports as one."""
+    if not name:
+        return
+    try:
+        module = _import(name, root)
+    except ImportError:
+        return
+    raise AdapterNotFound(_names_a_module(spec, module, setting))
+
+
+def _names_a_module(spec: str, module: Any, setting: str | None) -> str:
+    subject = f"{setting} = {spec!r}" if setting else repr(spec)
+    name = module.__name__
+    defined = [
+        key
+        for key, value in vars(module).items()
+        if not key.startswith("_")
+        and (inspect.isfunction(value) or inspect.isclass(value))
+        and getattr(value, "__module__", None) == name
+    ]
+    text = f"{subject} names a module, not a callable: it wants 'package.module:callable'"
+    if not defined:
+        return text
+    example = "run" if "run" in defined else defined[0]
+    more = ", ..." if len(defined) > 5 else ""
+    return f"{text}; {name} defines {', '.join(defined[:5])}{more}: for example '{name}:{example}'"
 
 
 def _import(module_name: str, root: Path | None) -> Any:
@@ -152,7 +190,8 @@ def resolve(
     else:
         tried.append("- the golden's `agent:` name: the golden has none")
     if ini_spec:
-        return check(import_string(ini_spec, root=root), f"{setting} = {ini_spec!r}")
+        fn = import_string(ini_spec, root=root, setting=setting)
+        return check(fn, f"{setting} = {ini_spec!r}")
     tried.append("- the ini option opswald_adapter: not set")
     raise AdapterNotFound(
         "no adapter to run this golden's agent; tried:\n"
