@@ -75,6 +75,39 @@ def test_goldens_need_the_flag_and_ordinary_tests_run_beside(project: pytest.Pyt
     )
 
 
+@pytest.mark.parametrize(
+    "arg", ["goldens/flight.golden.yaml::book_flight", "goldens/flight.golden.yaml"]
+)
+def test_a_golden_file_named_without_the_flag_is_a_usage_error_naming_it(
+    project: pytest.Pytester, arg: str
+) -> None:
+    """The id a failing golden printed, pasted back without the flag: pytest alone would
+    answer "not found" for a file that exists."""
+    project.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")
+    result = project.runpytest("test_plain.py", arg)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: goldens/flight.golden.yaml is a golden file: golden files are collected "
+            "only with --opswald-goldens",
+            f"fix: pytest --opswald-goldens {arg}",
+        ]
+    )
+    assert "not found" not in result.stdout.str() + result.stderr.str()
+    assert "passed" not in result.stdout.str()  # as for "not found": nothing runs
+    project.runpytest("--opswald-goldens", "--opswald-mode=record", arg).assert_outcomes(passed=1)
+
+
+def test_a_golden_file_in_testpaths_without_the_flag_is_left_alone(
+    project: pytest.Pytester,
+) -> None:
+    """Only paths given on the command line are the user asking for that golden."""
+    project.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")
+    project.makeini("[pytest]\ntestpaths = test_plain.py goldens/flight.golden.yaml\n")
+    result = project.runpytest()
+    assert "is a golden file" not in result.stdout.str() + result.stderr.str()
+
+
 def test_default_golden_path_comes_from_ini(project: pytest.Pytester) -> None:
     record(project)
     project.mkdir("tests")

@@ -283,6 +283,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
+    else:
+        _refuse_golden_args(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
 
@@ -573,6 +575,26 @@ def _add_default_goldens_path(config: pytest.Config) -> None:
         if goldens == base or base in goldens.parents:
             return
     config.args.append(str(goldens))
+
+
+def _refuse_golden_args(config: pytest.Config) -> None:
+    """A golden file named on the command line without --opswald-goldens (a failing
+    golden's id pasted back): a usage error naming the flag, where pytest alone would say
+    "not found" for a file that exists. Golden files are collected only with the flag, as
+    doctests only with --doctest-modules, even when their file is named."""
+    from opswald.files import is_golden_path
+
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return
+    for arg in config.args:
+        name = arg.split("::")[0]
+        path = Path(name)
+        path = path if path.is_absolute() else config.invocation_params.dir / path
+        if is_golden_path(name) and path.is_file():
+            raise pytest.UsageError(
+                f"{name} is a golden file: golden files are collected only with "
+                f"--opswald-goldens\nfix: pytest --opswald-goldens {arg}"
+            )
 
 
 def settings_of(config: pytest.Config) -> Any:
