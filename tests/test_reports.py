@@ -85,6 +85,65 @@ def test_saved_actual_sessions_load(
     )
 
 
+def test_a_long_golden_name_is_saved_under_a_short_file_name_the_viewer_pairs(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `name:` too long for a file name (over 255 bytes with `.actual.yaml`): its actual
+    is saved under the name cut short with a hash of the whole name, and `opswald html
+    --actual-dir` still finds it; the other failing golden is saved and reported too."""
+    import os
+
+    record(project)
+    goldens = project.path / "goldens"
+    long = "L" * 300
+    text = (goldens / "flight.golden.yaml").read_text()
+    (goldens / "long.golden.yaml").write_text(text.replace("name: book_flight", f"name: {long}"))
+    # one character more: a name sharing the first part still gets its own file
+    (goldens / "longer.golden.yaml").write_text(text.replace("name: book_flight", f"name: {long}M"))
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    args = ["--opswald-goldens", "--opswald-save-actual=actual", "--opswald-json=r.json"]
+    result = project.runpytest(*args)
+    result.assert_outcomes(failed=3)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert json.loads((project.path / "r.json").read_text())["failed"] == 3
+    saved = sorted(p.name for p in (project.path / "actual").iterdir())
+    assert len(saved) == 3 and "book_flight.actual.yaml" in saved, saved
+    assert all(len(os.fsencode(name)) <= 255 for name in saved), saved
+    assert sum(name.startswith("L" * 100) for name in saved) == 2, saved
+    first = sorted((project.path / "actual").iterdir())
+    project.runpytest(*args).assert_outcomes(failed=3)  # the same names run after run
+    assert sorted((project.path / "actual").iterdir()) == first
+    html = ["html", "goldens", "--actual-dir", "actual", "-o", "v.html"]
+    proc = opswald_cli(*html, cwd=project.path)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 goldens (3 differing from their actual)" in proc.stdout, proc.stdout
+    assert "no golden of that name" not in proc.stdout
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_an_actual_that_cannot_be_saved_is_noted_and_the_run_goes_on(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]
+) -> None:
+    record(project)
+    _copies(project)
+    (project.path / "actual").write_text("a file where the folder should be\n")
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-save-actual=actual", "--opswald-json=r.json", *workers
+    )
+    result.assert_outcomes(failed=3)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(
+        [
+            "note: goldens/a.golden.yaml::book_a: --opswald-save-actual: its actual session "
+            "was not saved: cannot write *actual*: File exists",
+            "note: goldens/b.golden.yaml::book_b: --opswald-save-actual: *File exists",
+        ]
+    )
+    report = json.loads((project.path / "r.json").read_text())
+    assert (report["total"], report["failed"]) == (3, 3)
+
+
 def test_junit_properties(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     record(project)
     monkeypatch.setenv("AGENT_VARIANT", "args")

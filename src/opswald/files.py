@@ -16,6 +16,7 @@ import enum
 import errno
 import functools
 import gc
+import hashlib
 import json
 import marshal
 import os
@@ -1095,6 +1096,42 @@ _YAML12_NUMBER = re.compile(
 
 
 _GoldenDumper.add_representer(str, _represent_str)
+
+
+# ---------------------------------------------------------------- saved actual sessions
+
+ACTUAL_SUFFIX = ".actual.yaml"
+_NOT_IN_SAVED_NAME = re.compile(r"[^\w.\-\[\]]+")
+# A saved name's part before the variant: short enough that `[variant].actual.yaml` fits
+# within the 255 bytes a file name may have, and file systems with shorter names too.
+SAVED_STEM_BYTES = 120
+_HASH_HEX = 10
+
+
+def saved_actual_name(test_name: str, variant: str | None = None) -> str:
+    """The file name `--opswald-save-actual` gives a test's actual session (and by which
+    `opswald html --actual-dir` finds it): `<test name>[<variant>].actual.yaml`, with
+    characters other than letters, digits, `.`, `-`, `[`, `]` made `_`. A name longer than
+    SAVED_STEM_BYTES (in UTF-8) is cut and given `~` and a hash of the whole name, so that
+    it fits a file name and stays apart from the names it shares its start with."""
+    stem = _NOT_IN_SAVED_NAME.sub("_", test_name)
+    if _utf8_len(stem) > SAVED_STEM_BYTES:
+        digest = hashlib.sha256(test_name.encode("utf-8", "surrogatepass")).hexdigest()
+        stem = f"{cut_to_bytes(stem, SAVED_STEM_BYTES - 1 - _HASH_HEX)}~{digest[:_HASH_HEX]}"
+    return stem + (f"[{variant}]" if variant else "") + ACTUAL_SUFFIX
+
+
+def cut_to_bytes(text: str, limit: int) -> str:
+    """`text` cut at a character so that it takes at most `limit` bytes in UTF-8: what a
+    file name takes on Linux and macOS, and no less than on Windows."""
+    text = text[: max(limit, 0)]  # every character takes a byte at least
+    while text and _utf8_len(text) > limit:
+        text = text[:-1]
+    return text
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 # ---------------------------------------------------------------------- atomic write

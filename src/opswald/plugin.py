@@ -786,12 +786,14 @@ def pytest_runtest_makereport(
             status = outcome.status if report.passed or outcome.status == "failed" else "failed"
             report.opswald_status = status  # type: ignore[attr-defined]
             notes = [*outcome.notes, *take_price_notes(item.config)]
+            not_saved = _save_actual(item, outcome, status) if outcome.result is not None else None
+            if not_saved:
+                notes.append(not_saved)
             if notes:
                 report.opswald_notes = notes  # type: ignore[attr-defined]
             if outcome.result is not None:
                 from opswald.report.summary import record_of
 
-                _save_actual(item, outcome, status)
                 variant = getattr(item, "variant", None)
                 record = record_of(
                     outcome.result,
@@ -970,20 +972,33 @@ def _junit_properties(record: dict[str, Any]) -> list[tuple[str, object]]:
     return props
 
 
-def _save_actual(item: pytest.Item, outcome: Any, status: str) -> None:
+def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
     """--opswald-save-actual: a failed golden's actual session as `<item name>.actual.yaml`
-    (not a golden suffix, so a saved run is never collected)."""
-    import re
-
+    (not a golden suffix, so a saved run is never collected; see `saved_actual_name`).
+    A file that cannot be written does not stop the run: the note that says so is
+    returned, for the summary."""
     folder = item.config.getoption("opswald_save_actual")
     if not folder or status != "failed" or outcome.result is None:
-        return
-    from opswald.files import dump
+        return None
+    from opswald.files import dump, saved_actual_name
 
+    variant = getattr(item, "variant", None)
+    name = (
+        saved_actual_name(item.name.removesuffix(f"[{variant[0]}]"), variant[0])
+        if variant
+        else saved_actual_name(item.name)
+    )
     target = item.config.invocation_params.dir / folder
-    target.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^\w.\-\[\]]+", "_", item.name)
-    dump(outcome.result.actual, target / f"{name}.actual.yaml")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        dump(outcome.result.actual, target / name)
+    except OSError as exc:  # a name the file system refuses, a full disk, a file as DIR
+        where = exc.filename if exc.filename is not None else target / name
+        return (
+            f"{item.nodeid}: --opswald-save-actual: its actual session was not saved: "
+            f"cannot write {where}: {exc.strerror or exc}"
+        )
+    return None
 
 
 def _record_of_report(

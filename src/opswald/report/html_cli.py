@@ -4,15 +4,14 @@
     opswald html goldens/ [--actual-dir actual/] [--redact] -o out.html
 
 A saved actual (`--opswald-save-actual DIR`) is named `<test name>.actual.yaml`, the test
-name being the golden's item name (its `name`, else its file name without `.golden.*`)
-with characters other than letters, digits, `.`, `-`, `[`, `]` replaced by `_`; a run with
-variants saves `<name>[<variant>].actual.yaml`, and each becomes its own entry.
+name being the golden's item name (its `name`, else its file name without `.golden.*`), as
+`opswald.files.saved_actual_name` makes it a file name; a run with variants saves
+`<name>[<variant>].actual.yaml`, and each becomes its own entry.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,8 +21,6 @@ if TYPE_CHECKING:
     from opswald.session import Session
 
 DEFAULT_OUTPUT = "opswald-replay.html"
-ACTUAL_SUFFIX = ".actual.yaml"
-_SAVED_NAME = re.compile(r"[^\w.\-\[\]]+")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -58,11 +55,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def saved_name(test_name: str) -> str:
-    """The file name `--opswald-save-actual` gives a test's actual session."""
-    return _SAVED_NAME.sub("_", test_name) + ACTUAL_SUFFIX
-
-
 def _goldens(paths: Sequence[str]) -> list[Path]:
     from opswald.cli import _iter_goldens
 
@@ -71,9 +63,11 @@ def _goldens(paths: Sequence[str]) -> list[Path]:
 
 def _actuals_for(folder: Path, test_name: str) -> list[tuple[str, Path]]:
     """(test name, file) of the saved actuals of one golden, its variants included."""
-    exact = folder / saved_name(test_name)
+    from opswald.files import ACTUAL_SUFFIX, saved_actual_name
+
+    exact = folder / saved_actual_name(test_name)
     found = [(test_name, exact)] if exact.is_file() else []
-    prefix = saved_name(test_name)[: -len(ACTUAL_SUFFIX)] + "["
+    prefix = saved_actual_name(test_name)[: -len(ACTUAL_SUFFIX)] + "["
     for path in sorted(folder.glob("*" + ACTUAL_SUFFIX)):
         stem = path.name[: -len(ACTUAL_SUFFIX)]
         if stem.startswith(prefix) and stem.endswith("]"):
@@ -130,6 +124,8 @@ def cmd_html(args: argparse.Namespace) -> int:
             entries.append(ViewEntry(golden=golden, name=name, file=str(path)))
     progress.done()
     if actual_dir is not None:
+        from opswald.files import ACTUAL_SUFFIX
+
         for extra in sorted(actual_dir.glob("*" + ACTUAL_SUFFIX)):
             if extra.resolve() not in matched:
                 print(f"note: {extra}: no golden of that name among {', '.join(args.paths)}")
