@@ -120,6 +120,50 @@ def test_a_long_golden_name_is_saved_under_a_short_file_name_the_viewer_pairs(
     assert "no golden of that name" not in proc.stdout
 
 
+def test_names_that_differ_only_in_characters_a_file_name_cannot_keep_get_their_own_files(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`refund/eu`, `refund eu` and `refund_eu` all read `refund_eu` once made a file name:
+    each still gets its own saved actual, and `opswald html --actual-dir` pairs each with
+    its own golden."""
+    from opswald.report.html_cli import _actuals_for
+
+    record(project)
+    goldens = project.path / "goldens"
+    text = (goldens / "flight.golden.yaml").read_text()
+    (goldens / "flight.golden.yaml").unlink()
+    names = {"slash": "refund/eu", "under": "refund_eu", "space": "refund eu"}
+    for who, name in names.items():
+        golden = text.replace("name: book_flight", f"name: {name}").replace("Alice", who)
+        (goldens / f"{who}.golden.yaml").write_text(golden)
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest("--opswald-goldens", "--opswald-save-actual=actual")
+    result.assert_outcomes(failed=3)
+    saved = sorted(p.name for p in (project.path / "actual").iterdir())
+    assert len(saved) == 3 and "refund_eu.actual.yaml" in saved, saved
+    for who, name in names.items():
+        ((_, path),) = _actuals_for(project.path / "actual", name)
+        assert load(path).input["who"] == who  # its own run, not another golden's
+    html = ["html", "goldens", "--actual-dir", "actual", "-o", "v.html"]
+    proc = opswald_cli(*html, cwd=project.path)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 goldens (3 differing from their actual)" in proc.stdout, proc.stdout
+    assert "no golden of that name" not in proc.stdout
+
+
+def test_the_viewer_finds_the_variants_of_a_name_made_a_file_name(tmp_path: Path) -> None:
+    from opswald.files import saved_actual_name
+    from opswald.report.html_cli import _actuals_for
+
+    for name, variant in (("refund eu", "big"), ("refund eu", None), ("refund_eu", "big")):
+        (tmp_path / saved_actual_name(name, variant)).write_text("x")
+    assert [test for test, _ in _actuals_for(tmp_path, "refund eu")] == [
+        "refund eu",
+        "refund eu[big]",
+    ]
+    assert [test for test, _ in _actuals_for(tmp_path, "refund_eu")] == ["refund_eu[big]"]
+
+
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_an_actual_that_cannot_be_saved_is_noted_and_the_run_goes_on(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]

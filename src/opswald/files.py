@@ -1110,12 +1110,15 @@ _HASH_HEX = 10
 
 def saved_actual_name(test_name: str, variant: str | None = None) -> str:
     """The file name `--opswald-save-actual` gives a test's actual session (and by which
-    `opswald html --actual-dir` finds it): `<test name>[<variant>].actual.yaml`, with
-    characters other than letters, digits, `.`, `-`, `[`, `]` made `_`. A name longer than
-    SAVED_STEM_BYTES (in UTF-8) is cut and given `~` and a hash of the whole name, so that
-    it fits a file name and stays apart from the names it shares its start with."""
+    `opswald html --actual-dir` finds it): `<test name>[<variant>].actual.yaml`.
+
+    A name with characters other than letters, digits, `.`, `-`, `[`, `]` has them made
+    `_`, and a name longer than SAVED_STEM_BYTES (in UTF-8) is cut; either then ends in `~`
+    and a hash of the whole name, so that names a file name cannot tell apart (`refund/eu`,
+    `refund eu`, `refund_eu`; long names that start the same) get files of their own. `~`
+    is one of the characters made `_`, so no other name gives that file name."""
     stem = _NOT_IN_SAVED_NAME.sub("_", test_name)
-    if _utf8_len(stem) > SAVED_STEM_BYTES:
+    if stem != test_name or _utf8_len(stem) > SAVED_STEM_BYTES:
         digest = hashlib.sha256(test_name.encode("utf-8", "surrogatepass")).hexdigest()
         stem = f"{cut_to_bytes(stem, SAVED_STEM_BYTES - 1 - _HASH_HEX)}~{digest[:_HASH_HEX]}"
     return stem + (f"[{variant}]" if variant else "") + ACTUAL_SUFFIX
