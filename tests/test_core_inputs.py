@@ -463,6 +463,57 @@ def test_an_update_that_cannot_write_shows_the_failure_and_why(
     assert (goldens / "flight.golden.yaml").read_bytes() == before
 
 
+def test_a_stub_that_cannot_be_written_says_why(project: pytest.Pytester) -> None:
+    """Recording a stub in a read-only folder (a read-only bind mount in a private mount
+    namespace): the run has nothing to differ from, so the failure is why nothing was
+    written — in the failure, the short summary and the JSON report."""
+    import json
+    import shlex
+    import subprocess
+    import sys
+
+    goldens = project.path / "goldens"
+    stub = (goldens / "flight.golden.yaml").read_bytes()
+    folder = shlex.quote(str(goldens))
+    run = (
+        f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder} && "
+        f"{shlex.quote(sys.executable)} -m pytest --opswald-goldens --opswald-mode=record "
+        "-p no:cacheprovider -rf --opswald-json=r.json"
+    )
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", run],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    why = f"flight.golden.yaml: not written: cannot write {goldens / 'flight.golden.yaml'}: "
+    assert why + "Read-only file system" in proc.stdout, proc.stdout
+    summary = "FAILED goldens/flight.golden.yaml::book_flight - flight.golden.yaml: not writ"
+    assert summary in proc.stdout, proc.stdout  # (pytest cuts it to the terminal's width)
+    assert "Traceback" not in proc.stdout and "OSError" not in proc.stdout
+    (row,) = json.loads((project.path / "r.json").read_text())["failed_tests"]
+    assert row["error"] is not None and row["error"].startswith(why), row
+    assert row["error"].endswith("Read-only file system"), row
+    assert (goldens / "flight.golden.yaml").read_bytes() == stub
+
+
+def test_a_stub_not_written_on_ci_says_why_in_the_json_report(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("CI", "true")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-mode=record", "--opswald-json=r.json"
+    )
+    result.assert_outcomes(failed=1)
+    (row,) = json.loads((project.path / "r.json").read_text())["failed_tests"]
+    assert row["error"] is not None and "CI environment variable is set" in row["error"], row
+
+
 def test_a_goldens_folder_named_in_the_ini_that_does_not_exist_is_warned_about(
     project: pytest.Pytester,
 ) -> None:

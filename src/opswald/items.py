@@ -480,13 +480,10 @@ def _write(
     try:
         write(path, session)
     except OSError as exc:  # a read-only checkout, a full disk: the failure as it is, unwritten
-        _not_written(
-            list(result.verdict.failures),
-            result,
-            settings,
-            total,
-            f"not written: cannot write {path}: {exc.strerror or exc}",
-        )
+        why = f"not written: cannot write {path}: {exc.strerror or exc}"
+        if not result.verdict.failures:  # a stub recorded: nothing failed but the write
+            raise GoldenError(*_failed(f"{path.name}: {why}", result, settings)) from None
+        _not_written(list(result.verdict.failures), result, settings, total, why)
     status: Status = "updated" if not golden.is_stub and settings.mode != "rerecord" else "recorded"
     error = run.actual.error
     note = (

@@ -801,6 +801,7 @@ def pytest_runtest_makereport(
                     variant=variant[0] if variant else None,
                     nodeid=item.nodeid,
                     slow_ms=item.config.getoption("opswald_slow_ms"),
+                    text=outcome.text,
                     file=str(item.path.relative_to(item.config.rootpath))
                     if item.path.is_relative_to(item.config.rootpath)
                     else str(item.path),

@@ -183,13 +183,19 @@ def record_of(
     nodeid: str = "",
     file: str = "",
     slow_ms: float = 5000.0,
+    text: str = "",
 ) -> dict[str, Any]:
-    """The JSON-safe figures of one golden's run (sent from xdist workers on the report)."""
+    """The JSON-safe figures of one golden's run (sent from xdist workers on the report).
+    A failed run without a failing finding (a recorded stub that could not be written)
+    takes its error and suggestion from its failure `text`."""
     from opswald.expect.budgets import figures
 
     actual = figures(result.actual)
     golden = figures(result.golden) if not result.golden.is_stub else None
     first = result.verdict.first
+    error, suggestion = (
+        (first.message, first.suggestion) if first is not None else error_and_fix(text)
+    )
     return {
         "name": nodeid,
         "file": file,
@@ -206,13 +212,24 @@ def record_of(
         "duration_ms": round(actual.duration_ms, MS_DECIMALS),
         "delta": _deltas(actual, golden),
         "divergence": _divergence(first),
-        "error": first.message if first is not None and status == "failed" else None,
-        "suggestion": first.suggestion if first is not None and status == "failed" else None,
+        "error": error if status == "failed" else None,
+        "suggestion": suggestion if status == "failed" else None,
         "still_failing": result.golden.error is not None and result.actual.error is not None,
         "completed": completed(result.actual, result.golden),
         "slow_steps": _slow_steps(result.actual, slow_ms),
         "costly_steps": _costly_steps(result.actual),
     }
+
+
+def error_and_fix(text: str) -> tuple[str | None, str | None]:
+    """A failure message's error (its first line) and suggestion (its `fix:` line without
+    the prefix, else its last line)."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    fixes = [line for line in lines[1:] if line.startswith("fix:")]
+    suggestion = fixes[-1].removeprefix("fix:").strip() if fixes else None
+    if suggestion is None and len(lines) > 1:
+        suggestion = lines[-1]
+    return (lines[0] if lines else None), suggestion
 
 
 def failure_record(
@@ -232,11 +249,7 @@ def failure_record(
     suggestion. `stopped` says how far a run that was stopped got (`Stopped.data()` of
     opswald.items): the step it was at, and the figures of the steps it finished.
     """
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    fixes = [line for line in lines[1:] if line.startswith("fix:")]
-    suggestion = fixes[-1].removeprefix("fix:").strip() if fixes else None
-    if suggestion is None and len(lines) > 1:
-        suggestion = lines[-1]
+    error, suggestion = error_and_fix(text)
     if suggestion is None and status == "error":  # a malformed golden: one line, no fix
         suggestion = (
             f"correct {file} where the error points (`opswald validate {file}` checks it), "
@@ -268,7 +281,7 @@ def failure_record(
         }
         if at is not None
         else None,
-        "error": lines[0] if lines else None,
+        "error": error,
         "suggestion": suggestion,
         "still_failing": False,
         "completed": False,  # it did not run to its end (or never started)
