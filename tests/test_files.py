@@ -548,6 +548,38 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert not files.is_golden_path(seen[0])
 
 
+@pytest.mark.parametrize("stem", ["f" * 230, "é" * 120, "x"], ids=["long", "multibyte", "short"])
+def test_a_file_with_a_name_near_the_limit_is_written_through_a_temp_file_that_fits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stem: str
+) -> None:
+    """A name of up to 255 bytes can be written: its temp file beside it is cut to fit,
+    stays hidden and unique, is never a golden, and the stale-file cleanup knows it."""
+    path = write(tmp_path, f"{stem}.golden.yaml", "old\n")
+    seen: list[str] = []
+    replace = os.replace
+
+    def spying_replace(src: str, dst: str) -> None:
+        seen.append(os.path.basename(src))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spying_replace)
+    files.dump(Session.model_validate(SAMPLE), path)
+    files.dump(Session.model_validate(SAMPLE), path)
+    assert files.load(path).name == "refund_flow"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert len(seen) == 2 and seen[0] != seen[1]
+    for name in seen:
+        assert len(name.encode()) <= 255, name
+        assert name.startswith("." + path.name[:20]) and name.endswith(".opswald-tmp")
+        assert not files.is_golden_path(name)
+        left = tmp_path / name  # as a killed write would leave it
+        left.write_text("x")
+        os.utime(left, (time.time() - 600, time.time() - 600))
+        assert files.remove_if_stale_temp(left) and not left.exists()
+    if stem == "x":  # a short name's temp file keeps the whole name
+        assert seen[0].startswith(".x.golden.yaml.")
+
+
 # ------------------------------------------------------------------- property: stable
 
 

@@ -140,6 +140,22 @@ def test_no_writes_on_ci_unless_forced(
     assert not load(project.path / GOLDEN).is_stub
 
 
+def test_a_golden_whose_file_name_is_near_the_limit_is_recorded_and_updated(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 242-character file name: the golden's temp file beside it must still fit."""
+    goldens = project.path / "goldens"
+    path = goldens / ("f" * 230 + ".golden.yaml")
+    (goldens / "flight.golden.yaml").rename(path)
+    record(project)
+    assert not load(path).is_stub
+    monkeypatch.setenv("AGENT_VARIANT", "output")
+    result = project.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    assert "(v2)" in path.read_text()
+    assert [p.name for p in goldens.iterdir()] == [path.name], "no temp files left behind"
+
+
 def test_passing_goldens_are_not_rewritten(project: pytest.Pytester) -> None:
     record(project)
     before = (project.path / GOLDEN).read_bytes()

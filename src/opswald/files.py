@@ -1171,11 +1171,18 @@ def _mode_of(path: Path) -> int | None:
         return None
 
 
+NAME_MAX_BYTES = 255  # the longest file name Linux, macOS and Windows file systems take
+
+
 def _create_temp(target: Path) -> tuple[Path, int]:
-    """A new, exclusive temp file beside `target` that can never be taken for a golden."""
+    """A new, exclusive temp file beside `target` that can never be taken for a golden:
+    `.<target's name>.<16 hex>.opswald-tmp`, the name cut short when the whole would not
+    fit a file name (the random part and O_EXCL keep it unique)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        temp = target.with_name(f".{target.name}.{secrets.token_hex(8)}{_TMP_SUFFIX}")
+        token = secrets.token_hex(8)
+        room = NAME_MAX_BYTES - len(f"..{token}{_TMP_SUFFIX}")
+        temp = target.with_name(f".{cut_to_bytes(target.name, room)}.{token}{_TMP_SUFFIX}")
         try:
             return temp, os.open(temp, flags, 0o666)
         except FileExistsError:
