@@ -17,6 +17,11 @@ Responses: a `reasoning` item with an encrypted payload first) and `usage_extra`
 into the Anthropic usage object as sent, e.g. `service_tier`). Usage in the script is normalised the
 OpenTelemetry way (``input_tokens`` includes ``cached_tokens``); the Anthropic wire form
 reports uncached input separately, as the real API does.
+
+Chat Completions also honours `n` (choice i > 0 answers the item's `alternatives[i - 1]`,
+else its `content`; streamed choices interleave, as the API sends them) and `logprobs`
+(each streamed content piece is one token, with its log probability in its chunk; the JSON
+answer lists them all).
 """
 
 from __future__ import annotations
@@ -62,6 +67,25 @@ class Reply(NamedTuple):
     cached_tokens: int
     thinking: str | None = None
     usage_extra: Json | None = None
+    alternatives: tuple[str, ...] = ()  # Chat Completions choices 1, 2, ... when `n` > 1
+
+
+class ChatOptions(NamedTuple):
+    """What a Chat Completions request asks of the answer's shape."""
+
+    n: int = 1
+    logprobs: bool = False
+    include_usage: bool = False
+
+    @classmethod
+    def of(cls, body: Json) -> ChatOptions:
+        n = body.get("n")
+        opts = body.get("stream_options") or {}
+        return cls(
+            n=n if isinstance(n, int) and n > 1 else 1,
+            logprobs=body.get("logprobs") is True,
+            include_usage=bool(opts.get("include_usage")),
+        )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -102,8 +126,41 @@ def _chat_finish(r: Reply) -> str:
     return "tool_calls" if r.tool_calls else "stop"
 
 
-def chat_json(r: Reply, model: str, rid: str) -> Json:
+def _token(piece: str, k: int) -> Json:
+    """One token's log probability (each content piece is one token here)."""
+    return {
+        "token": piece,
+        "logprob": round(-0.25 * (k + 1), 2),
+        "bytes": list(piece.encode()),
+        "top_logprobs": [],
+    }
+
+
+def _choice_reply(r: Reply, index: int) -> Reply:
+    """Choice `index` of an `n` > 1 answer: an alternative text (tool calls only in 0)."""
+    if index == 0:
+        return r
+    alt = r.alternatives[index - 1] if index - 1 < len(r.alternatives) else r.content
+    return r._replace(content=alt, tool_calls=[])
+
+
+def chat_json(r: Reply, model: str, rid: str, options: ChatOptions | None = None) -> Json:
     """A `chat.completion` object."""
+    options = options or ChatOptions()
+    return {
+        "id": rid,
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": model,
+        "choices": [
+            _chat_choice(_choice_reply(r, i), i, options.logprobs) for i in range(options.n)
+        ],
+        "usage": _chat_usage(r),
+        "system_fingerprint": "fp_fake",
+    }
+
+
+def _chat_choice(r: Reply, index: int, logprobs: bool) -> Json:
     calls = [
         {
             "id": f"call_{c[0]}",
@@ -115,39 +172,51 @@ def chat_json(r: Reply, model: str, rid: str) -> Json:
     message: Json = {"role": "assistant", "content": r.content, "refusal": None}
     if calls:
         message["tool_calls"] = calls
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": _chat_finish(r)}
+    tokens = [_token(p, k) for k, p in enumerate(_pieces(r.content or ""))]
     return {
-        "id": rid,
-        "object": "chat.completion",
-        "created": CREATED,
-        "model": model,
-        "choices": [choice],
-        "usage": _chat_usage(r),
-        "system_fingerprint": "fp_fake",
+        "index": index,
+        "message": message,
+        "logprobs": {"content": tokens, "refusal": None} if logprobs else None,
+        "finish_reason": _chat_finish(r),
     }
 
 
-def _chat_deltas(r: Reply) -> Iterator[Json]:
-    yield {"role": "assistant", "content": "" if r.content is not None else None}
-    for piece in _pieces(r.content or ""):
-        yield {"content": piece}
+def _chat_deltas(r: Reply, logprobs: bool = False) -> Iterator[tuple[Json, Json | None]]:
+    """(delta, logprobs) of each chunk of one choice."""
+    yield {"role": "assistant", "content": "" if r.content is not None else None}, None
+    for k, piece in enumerate(_pieces(r.content or "")):
+        yield (
+            {"content": piece},
+            ({"content": [_token(piece, k)], "refusal": None} if logprobs else None),
+        )
     for index, call in enumerate(r.tool_calls):
         head = {"index": index, "id": f"call_{call[0]}", "type": "function"}
-        yield {"tool_calls": [{**head, "function": {"name": call[1], "arguments": ""}}]}
+        yield {"tool_calls": [{**head, "function": {"name": call[1], "arguments": ""}}]}, None
         for piece in _pieces(_args(call)):
-            yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+            yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None
 
 
-def chat_sse(r: Reply, model: str, rid: str, include_usage: bool) -> Iterator[bytes]:
-    """`chat.completion.chunk` events, an optional usage chunk, then `[DONE]`."""
+def chat_sse(
+    r: Reply, model: str, rid: str, include_usage: bool, options: ChatOptions | None = None
+) -> Iterator[bytes]:
+    """`chat.completion.chunk` events (the choices interleaved), an optional usage chunk,
+    then `[DONE]`."""
+    options = options or ChatOptions(include_usage=include_usage)
     base: Json = {"id": rid, "object": "chat.completion.chunk", "created": CREATED, "model": model}
     if include_usage:
         base["usage"] = None
-    for delta in _chat_deltas(r):
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
-        yield _sse({**base, "choices": [choice]})
-    last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": _chat_finish(r)}
-    yield _sse({**base, "choices": [last]})
+    choices = [_choice_reply(r, i) for i in range(options.n)]
+    streams = [list(_chat_deltas(c, options.logprobs)) for c in choices]
+    for row in itertools.zip_longest(*streams):
+        for index, item in enumerate(row):
+            if item is None:
+                continue
+            delta, logprobs = item
+            choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
+            yield _sse({**base, "choices": [choice]})
+    for index, c in enumerate(choices):
+        last = {"index": index, "delta": {}, "logprobs": None, "finish_reason": _chat_finish(c)}
+        yield _sse({**base, "choices": [last]})
     if include_usage:
         yield _sse({**base, "choices": [], "usage": _chat_usage(r)})
     yield _sse("[DONE]")
@@ -544,6 +613,7 @@ class FakeProvider:
             usage.get("cached_tokens") or 0,
             thinking=item.get("thinking"),
             usage_extra=item.get("usage_extra"),
+            alternatives=tuple(item.get("alternatives") or ()),
         )
         return reply, n
 
@@ -573,11 +643,11 @@ class FakeProvider:
         stream = bool(body.get("stream"))
         if kind == "/chat/completions":
             rid = f"chatcmpl-{n}"
+            options = ChatOptions.of(body)
             if stream:
-                opts = body.get("stream_options") or {}
-                handler._send_sse(chat_sse(reply, model, rid, bool(opts.get("include_usage"))))
+                handler._send_sse(chat_sse(reply, model, rid, options.include_usage, options))
             else:
-                handler._send_json(200, chat_json(reply, model, rid))
+                handler._send_json(200, chat_json(reply, model, rid, options))
         elif kind == "/responses":
             rid = f"resp_{n}"
             if stream:

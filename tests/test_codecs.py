@@ -435,6 +435,50 @@ def test_decode_chat_stream_without_usage_chunk() -> None:
     assert decoded.usage is None
 
 
+def _choice_chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> str:
+    choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+    return _chat_chunk({}, choices=[choice])
+
+
+N_CHOICES_SSE = (
+    _choice_chunk(0, {"role": "assistant", "content": ""})
+    + _choice_chunk(1, {"role": "assistant", "content": ""})
+    + _choice_chunk(0, {"content": "Sunny"})
+    + _choice_chunk(1, {"content": "Rain"})
+    + _choice_chunk(1, {"content": " later"})
+    + _choice_chunk(0, {}, "stop")
+    + _choice_chunk(1, {}, "length")
+    + "data: [DONE]\n\n"
+).encode()
+
+
+def test_decode_chat_stream_assembles_every_choice() -> None:
+    """`n` > 1: the normalised output is the first choice; the assembled body has all."""
+    decoded = CHAT.decode(N_CHOICES_SSE, stream=True)
+    assert decoded.output == LLMOutput(content="Sunny", finish_reason="stop")
+    choices = decoded.assembled["choices"]
+    assert [(c["index"], c["message"]["content"], c["finish_reason"]) for c in choices] == [
+        (0, "Sunny", "stop"),
+        (1, "Rain later", "length"),
+    ]
+    assert ChatCompletion.model_validate(decoded.assembled).choices[1].message.content == (
+        "Rain later"
+    )
+
+
+def test_encode_chat_stream_sends_every_recorded_choice_while_the_raw_agrees() -> None:
+    decoded = CHAT.decode(N_CHOICES_SSE, stream=True)
+    step = LLMCallStep(step=1, model="m", output=decoded.output, raw=decoded.assembled)
+    again = CHAT.decode(CHAT.encode(step, stream=True).body, stream=True)
+    assert again.assembled["choices"] == decoded.assembled["choices"]
+
+    # an edited answer is the truth: the body it no longer agrees with is not served
+    edited = decoded.output.model_copy(update={"content": "Snow"})
+    step = step.model_copy(update={"output": edited})
+    again = CHAT.decode(CHAT.encode(step, stream=True).body, stream=True)
+    assert [c["message"]["content"] for c in again.assembled["choices"]] == ["Snow"]
+
+
 RESPONSE_JSON: dict[str, Any] = {
     "id": "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b",
     "object": "response",

@@ -124,6 +124,44 @@ def test_openai_chat_stream_helper(fp: FakeProvider) -> None:
     assert [c.function.arguments for c in calls] == ['{"passenger":"Alice","seats":[1,2]}', "{}"]
 
 
+def test_openai_chat_n_choices_json_and_stream() -> None:
+    """`n` > 1: choice i > 0 answers the item's alternatives; the stream interleaves them."""
+    item = {"content": "Sunny today", "alternatives": ["Rain later"]}
+    with FakeProvider(script=[item, item]) as fp, oai(fp) as client:
+        plain = client.chat.completions.create(model="m", messages=MESSAGES, n=2)
+        chunks = list(
+            client.chat.completions.create(model="m", messages=MESSAGES, n=2, stream=True)
+        )
+    assert [c.message.content for c in plain.choices] == ["Sunny today", "Rain later"]
+    texts: dict[int, str] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+    assert texts == {0: "Sunny today", 1: "Rain later"}
+    order = [c.choices[0].index for c in chunks if c.choices]
+    assert order[:4] == [0, 1, 0, 1], "the choices interleave"
+
+
+def test_openai_chat_logprobs_json_and_stream() -> None:
+    with FakeProvider(script=[TEXT, TEXT]) as fp, oai(fp) as client:
+        plain = client.chat.completions.create(model="m", messages=MESSAGES, logprobs=True)
+        chunks = list(
+            client.chat.completions.create(model="m", messages=MESSAGES, logprobs=True, stream=True)
+        )
+        unasked = client.chat.completions.create(model="m", messages=MESSAGES)
+    assert plain.choices[0].logprobs is not None and plain.choices[0].logprobs.content
+    tokens = [t.token for t in plain.choices[0].logprobs.content]
+    assert "".join(tokens) == "Hello there, friend" and len(tokens) == 3
+    streamed = [
+        (t.token, t.logprob)
+        for c in chunks
+        if c.choices and c.choices[0].logprobs and c.choices[0].logprobs.content
+        for t in c.choices[0].logprobs.content
+    ]
+    assert streamed == [(t.token, t.logprob) for t in plain.choices[0].logprobs.content]
+    assert unasked.choices[0].logprobs is None
+
+
 def test_openai_responses_json_and_stream(fp: FakeProvider) -> None:
     with oai(fp) as client:
         plain = client.responses.create(model="gpt-4.1", input="hi")

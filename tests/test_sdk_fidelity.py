@@ -42,6 +42,27 @@ def chat_text(input):
     return {"answer": text}
 
 
+def chat_choices(input):
+    """n=2: the text of every choice. STREAM=1 streams the call (texts gathered by choice
+    index), STREAM=helper uses the SDK's stream helper."""
+    import openai
+    client = _opened(openai.OpenAI(max_retries=0))
+    kwargs = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}], n=2)
+    stream = os.environ.get("STREAM")
+    if not stream:
+        reply = client.chat.completions.create(**kwargs)
+        return {"texts": [c.message.content for c in reply.choices]}
+    if stream == "helper":
+        with client.chat.completions.stream(**kwargs) as s:
+            final = s.get_final_completion()
+        return {"texts": [c.message.content for c in final.choices]}
+    texts = {}
+    for chunk in client.chat.completions.create(stream=True, **kwargs):
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+    return {"texts": [texts[i] for i in sorted(texts)]}
+
+
 def responses_chain(input):
     """Two streamed turns chained by previous_response_id; the ids are the output."""
     import openai
@@ -218,6 +239,31 @@ def test_json_recording_replayed_as_a_stream_sends_no_unasked_usage_chunk(
     result = _replay(project)
     assert "IndexError" not in result.stdout.str()
     result.assert_outcomes(passed=1)
+
+
+# -- 1b. every choice of an `n` > 1 call is recorded and replayed -----------------------
+
+STREAM_PAIRS = [("1", "1"), ("1", ""), ("", "1"), ("1", "helper")]
+STREAM_IDS = ["stream", "stream-as-json", "json-as-stream", "stream-as-helper"]
+
+
+@pytest.mark.parametrize(("recorded", "replayed"), STREAM_PAIRS, ids=STREAM_IDS)
+def test_every_choice_of_an_n_call_is_recorded_and_replayed(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, recorded: str, replayed: str
+) -> None:
+    monkeypatch.setenv("STREAM", recorded)
+    script = [{"content": "Sunny in Rome.", "alternatives": ["Warm in Rome."]}]
+    session, _ = _record(project, monkeypatch, "chat_choices", script)
+    assert session.output == {"texts": ["Sunny in Rome.", "Warm in Rome."]}
+    [step] = _llm_steps(session)
+    assert step.output is not None and step.output.content == "Sunny in Rome."
+    assert isinstance(step.raw, dict)
+    assert [c["message"]["content"] for c in step.raw["choices"]] == [
+        "Sunny in Rome.",
+        "Warm in Rome.",
+    ]
+    monkeypatch.setenv("STREAM", replayed)
+    _replay(project).assert_outcomes(passed=1)
 
 
 # -- 2. provider ids and usage details survive a streamed recording ---------------------

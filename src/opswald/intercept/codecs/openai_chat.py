@@ -153,38 +153,24 @@ def usage_from(usage: Any) -> Usage | None:
     )
 
 
-class _StreamState:
-    """Accumulates `chat.completion.chunk`s of the first choice."""
+class _ChoiceState:
+    """Accumulates the deltas of one choice (its `index`) of a stream."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
+        self.refusal: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish: str | None = None
-        self.usage: Any = None
-        self.cost: float | None = None
-        self.model: str | None = None
-        self.refusal: list[str] = []
-        self.envelope: dict[str, Any] = {}
 
-    def add(self, chunk: dict[str, Any]) -> None:
-        self.model = chunk.get("model") or self.model
-        for key in ("id", "created", "system_fingerprint", "service_tier"):
-            if chunk.get(key) is not None:
-                self.envelope[key] = chunk[key]
-        if isinstance(chunk.get("usage"), dict):
-            self.usage, self.cost = chunk["usage"], reported_cost(chunk)
-        for choice in chunk.get("choices") or []:
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                self._add_choice(choice)
-
-    def _add_choice(self, choice: dict[str, Any]) -> None:
+    def add(self, choice: dict[str, Any]) -> None:
         delta = choice.get("delta") or {}
         if isinstance(delta.get("content"), str):
             self.texts.append(delta["content"])
         if isinstance(delta.get("refusal"), str):
             self.refusal.append(delta["refusal"])
         for fragment in delta.get("tool_calls") or []:
-            self._add_tool_fragment(fragment)
+            if isinstance(fragment, dict):
+                self._add_tool_fragment(fragment)
         self.finish = choice.get("finish_reason") or self.finish
 
     def _add_tool_fragment(self, fragment: dict[str, Any]) -> None:
@@ -194,25 +180,20 @@ class _StreamState:
         call["name"] += function.get("name") or ""
         call["args"] += function.get("arguments") or ""
 
-    def decoded(self) -> Decoded:
-        calls = [
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return [
             {"id": c["id"], "name": c["name"], "arguments": parse_arguments(c["args"])}
             for _, c in sorted(self.calls.items())
         ]
-        output = LLMOutput(
+
+    def output(self) -> LLMOutput:
+        calls = self.tool_calls()
+        return LLMOutput(
             content=joined(self.texts), tool_calls=calls or None, finish_reason=self.finish
         )
-        return Decoded(
-            output=output,
-            usage=usage_from(self.usage),
-            cost=self.cost,
-            raw=None,
-            model=self.model,
-            assembled=self._completion(),
-        )
 
-    def _completion(self) -> dict[str, Any]:
-        """The `chat.completion` the same call would have answered without streaming."""
+    def completed(self, index: int) -> dict[str, Any]:
+        """The choice as the same call would have answered it without streaming."""
         message: dict[str, Any] = {
             "role": "assistant",
             "content": joined(self.texts),
@@ -227,13 +208,57 @@ class _StreamState:
                 }
                 for _, c in sorted(self.calls.items())
             ]
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish}
+        return {
+            "index": index,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": self.finish,
+        }
+
+
+class _StreamState:
+    """Accumulates `chat.completion.chunk`s, every choice by its `index` (`n` > 1); the
+    normalised output is the first choice's, as for a JSON answer."""
+
+    def __init__(self) -> None:
+        self.choices: dict[int, _ChoiceState] = {}
+        self.usage: Any = None
+        self.cost: float | None = None
+        self.model: str | None = None
+        self.envelope: dict[str, Any] = {}
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        self.model = chunk.get("model") or self.model
+        for key in ("id", "created", "system_fingerprint", "service_tier"):
+            if chunk.get(key) is not None:
+                self.envelope[key] = chunk[key]
+        if isinstance(chunk.get("usage"), dict):
+            self.usage, self.cost = chunk["usage"], reported_cost(chunk)
+        for choice in chunk.get("choices") or []:
+            if isinstance(choice, dict):
+                index = as_int(choice.get("index"))
+                self.choices.setdefault(index or 0, _ChoiceState()).add(choice)
+
+    def decoded(self) -> Decoded:
+        first = self.choices.get(0) or _ChoiceState()
+        return Decoded(
+            output=first.output(),
+            usage=usage_from(self.usage),
+            cost=self.cost,
+            raw=None,
+            model=self.model,
+            assembled=self._completion(),
+        )
+
+    def _completion(self) -> dict[str, Any]:
+        """The `chat.completion` the same call would have answered without streaming."""
+        choices = [c.completed(i) for i, c in sorted(self.choices.items())]
         data: dict[str, Any] = {
             "id": self.envelope.get("id"),
             "object": "chat.completion",
             "created": self.envelope.get("created"),
             "model": self.model,
-            "choices": [choice],
+            "choices": choices or [_ChoiceState().completed(0)],
             "system_fingerprint": self.envelope.get("system_fingerprint"),
         }
         if "service_tier" in self.envelope:
@@ -337,30 +362,67 @@ class _Chunks:
             self.base["usage"] = None  # as the API sends it on every chunk but the last
         self.frames: list[str] = []
 
-    def add(self, delta: dict[str, Any], finish: str | None = None) -> None:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def add(self, delta: dict[str, Any], finish: str | None = None, *, index: int = 0) -> None:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
         self.frames.append(sse.frame({**self.base, "choices": [choice]}))
+
+    def choice(
+        self, index: int, text: str | None, calls: list[tuple[str, str, Any]], finish: str
+    ) -> None:
+        """One choice: its role chunk, content pieces, each tool call (head, then argument
+        pieces) and its finish."""
+        self.add({"role": "assistant", "content": "" if text else None}, index=index)
+        for piece in chunks(text or ""):
+            self.add({"content": piece}, index=index)
+        for position, (call_id, name, args) in enumerate(calls):
+            head = {
+                "index": position,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
+            self.add({"tool_calls": [head]}, index=index)
+            for piece in chunks(dump_arguments(args), 2):
+                fragment = {"index": position, "function": {"arguments": piece}}
+                self.add({"tool_calls": [fragment]}, index=index)
+        self.add({}, finish, index=index)
+
+
+def _other_choices(step: LLMCallStep) -> list[dict[str, Any]]:
+    """The recorded choices past the first (`n` > 1), while the raw body agrees with the
+    step; the normalised step holds the first choice only."""
+    if not (isinstance(step.raw, dict) and raw_agrees(step, decode_json(step.raw))):
+        return []
+    choices = step.raw.get("choices")
+    if not isinstance(choices, list):
+        return []
+    return [c for c in choices[1:] if isinstance(c, dict) and isinstance(c.get("index"), int)]
+
+
+def _raw_choice_parts(
+    step: LLMCallStep, choice: dict[str, Any]
+) -> tuple[str | None, list[tuple[str, str, Any]], str]:
+    """(text, tool calls, finish) of a recorded choice."""
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        message = {}
+    text = text_of(message.get("content"))
+    calls = [
+        tool_call_parts(_tool_call(c), f"call_opswald_{step.step}_{choice['index']}_{i}")
+        for i, c in enumerate(message.get("tool_calls") or [])
+        if isinstance(c, dict)
+    ]
+    finish = choice.get("finish_reason")
+    return text, calls, finish if isinstance(finish, str) else "stop"
 
 
 def _frames(step: LLMCallStep, include_usage: bool = True) -> list[str]:
-    """role chunk, content pieces, each tool call (head, then argument pieces), finish,
-    the usage chunk (empty `choices`; only when the request asked for it) and `[DONE]`."""
-    text = text_of(output_of(step).content)
+    """Every choice (the first from the normalised step, the others as recorded), the
+    usage chunk (empty `choices`; only when the request asked for it) and `[DONE]`."""
     out = _Chunks(step, include_usage)
-    out.add({"role": "assistant", "content": "" if text else None})
-    for piece in chunks(text or ""):
-        out.add({"content": piece})
-    for index, (call_id, name, args) in enumerate(_calls(step)):
-        head = {
-            "index": index,
-            "id": call_id,
-            "type": "function",
-            "function": {"name": name, "arguments": ""},
-        }
-        out.add({"tool_calls": [head]})
-        for piece in chunks(dump_arguments(args), 2):
-            out.add({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-    out.add({}, _finish(step))
+    out.choice(0, text_of(output_of(step).content), _calls(step), _finish(step))
+    for choice in _other_choices(step):
+        out.choice(choice["index"], *_raw_choice_parts(step, choice))
     usage = _usage(step)
     if usage is not None and include_usage:
         out.frames.append(sse.frame({**out.base, "choices": [], "usage": usage}))
