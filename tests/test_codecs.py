@@ -479,6 +479,78 @@ def test_encode_chat_stream_sends_every_recorded_choice_while_the_raw_agrees() -
     assert [c["message"]["content"] for c in again.assembled["choices"]] == ["Snow"]
 
 
+def _token(text: str, logprob: float) -> dict[str, Any]:
+    return {"token": text, "logprob": logprob, "bytes": list(text.encode()), "top_logprobs": []}
+
+
+def test_decode_chat_stream_keeps_the_log_probabilities() -> None:
+    def chunk(piece: str, logprob: float) -> str:
+        tokens = {"content": [_token(piece, logprob)], "refusal": None}
+        choice = {"index": 0, "delta": {"content": piece}, "logprobs": tokens}
+        return _chat_chunk({}, choices=[{**choice, "finish_reason": None}])
+
+    body = (
+        _choice_chunk(0, {"role": "assistant", "content": ""})
+        + chunk("Hi", -0.1)
+        + chunk(" there", -0.2)
+        + _choice_chunk(0, {}, "stop")
+        + "data: [DONE]\n\n"
+    ).encode()
+    decoded = CHAT.decode(body, stream=True)
+    assert decoded.assembled["choices"][0]["logprobs"] == {
+        "content": [_token("Hi", -0.1), _token(" there", -0.2)],
+        "refusal": None,
+    }
+    # without logprobs asked, the assembled body says so, as the JSON answer does
+    assert CHAT.decode(N_CHOICES_SSE, stream=True).assembled["choices"][0]["logprobs"] is None
+
+
+def _completion_with(message: dict[str, Any], logprobs: Any) -> dict[str, Any]:
+    choice = {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": "stop"}
+    return {"id": "chatcmpl-L", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [choice]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        [_token("Caf", -0.1), _token("é", -0.2), _token(" ok", -0.3)],
+        # byte-level tokens that do not spell the text: all served with the first piece
+        [_token("Caf", -0.1), _token("bytes:\\xc3", -0.2), _token("bytes:\\xa9 ok", -0.3)],
+    ],
+    ids=["spelled", "byte-tokens"],
+)
+def test_encode_chat_stream_serves_the_recorded_log_probabilities(tokens: Any) -> None:
+    raw = _completion_with(
+        {"role": "assistant", "content": "Café ok", "refusal": None},
+        {"content": tokens, "refusal": None},
+    )
+    decoded = CHAT.decode(json.dumps(raw).encode(), stream=False)
+    step = LLMCallStep(step=1, model="m", output=decoded.output, raw=raw)
+    wire = CHAT.encode(step, stream=True)
+    again = CHAT.decode(wire.body, stream=True)
+    assert again.output.content == "Café ok"
+    assert again.assembled["choices"][0]["logprobs"] == raw["choices"][0]["logprobs"]
+    with _openai(Served(wire)) as client:  # the SDK's stream helper joins the chunks' lists
+        with client.chat.completions.stream(**CHAT_ARGS) as stream:
+            final = stream.get_final_completion()
+    logprobs = final.choices[0].logprobs
+    assert logprobs is not None and logprobs.content is not None
+    assert [t.token for t in logprobs.content] == [t["token"] for t in tokens]
+
+
+def test_encode_chat_stream_serves_a_recorded_refusal() -> None:
+    raw = _completion_with(
+        {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+        {"content": None, "refusal": [_token("I can't", -0.1), _token(" help with that.", -0.2)]},
+    )
+    decoded = CHAT.decode(json.dumps(raw).encode(), stream=False)
+    step = LLMCallStep(step=1, model="m", output=decoded.output, raw=raw)
+    again = CHAT.decode(CHAT.encode(step, stream=True).body, stream=True)
+    assert again.assembled["choices"][0]["message"]["refusal"] == "I can't help with that."
+    assert again.assembled["choices"][0]["logprobs"] == raw["choices"][0]["logprobs"]
+
+
 RESPONSE_JSON: dict[str, Any] = {
     "id": "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b",
     "object": "response",

@@ -63,6 +63,26 @@ def chat_choices(input):
     return {"texts": [texts[i] for i in sorted(texts)]}
 
 
+def chat_logprobs(input):
+    """logprobs=True: the tokens and their log probabilities (STREAM as for chat_choices)."""
+    import openai
+    client = _opened(openai.OpenAI(max_retries=0))
+    kwargs = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}],
+                  logprobs=True)
+    stream = os.environ.get("STREAM")
+    if not stream:
+        tokens = client.chat.completions.create(**kwargs).choices[0].logprobs.content
+    elif stream == "helper":
+        with client.chat.completions.stream(**kwargs) as s:
+            tokens = s.get_final_completion().choices[0].logprobs.content
+    else:
+        tokens = []
+        for chunk in client.chat.completions.create(stream=True, **kwargs):
+            logprobs = chunk.choices[0].logprobs if chunk.choices else None
+            tokens += (logprobs.content or []) if logprobs else []
+    return {"tokens": [[t.token, t.logprob] for t in tokens]}
+
+
 def responses_chain(input):
     """Two streamed turns chained by previous_response_id; the ids are the output."""
     import openai
@@ -261,6 +281,26 @@ def test_every_choice_of_an_n_call_is_recorded_and_replayed(
     assert [c["message"]["content"] for c in step.raw["choices"]] == [
         "Sunny in Rome.",
         "Warm in Rome.",
+    ]
+    monkeypatch.setenv("STREAM", replayed)
+    _replay(project).assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(("recorded", "replayed"), STREAM_PAIRS, ids=STREAM_IDS)
+def test_logprobs_are_recorded_and_replayed(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, recorded: str, replayed: str
+) -> None:
+    monkeypatch.setenv("STREAM", recorded)
+    session, _ = _record(project, monkeypatch, "chat_logprobs", [{"content": "Sunny in Rome."}])
+    assert session.output == {"tokens": [["Sunny", -0.25], [" in R", -0.5], ["ome.", -0.75]]}, (
+        "one token per piece the fake provider streams"
+    )
+    [step] = _llm_steps(session)
+    assert isinstance(step.raw, dict)
+    assert [t["token"] for t in step.raw["choices"][0]["logprobs"]["content"]] == [
+        "Sunny",
+        " in R",
+        "ome.",
     ]
     monkeypatch.setenv("STREAM", replayed)
     _replay(project).assert_outcomes(passed=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from opswald.intercept.codecs import sse
@@ -161,6 +162,7 @@ class _ChoiceState:
         self.refusal: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish: str | None = None
+        self.logprobs: dict[str, Any] | None = None  # None: the chunks carried none
 
     def add(self, choice: dict[str, Any]) -> None:
         delta = choice.get("delta") or {}
@@ -172,6 +174,8 @@ class _ChoiceState:
             if isinstance(fragment, dict):
                 self._add_tool_fragment(fragment)
         self.finish = choice.get("finish_reason") or self.finish
+        if isinstance(choice.get("logprobs"), dict):
+            self._add_logprobs(choice["logprobs"])
 
     def _add_tool_fragment(self, fragment: dict[str, Any]) -> None:
         call = self.calls.setdefault(fragment.get("index", 0), {"id": None, "name": "", "args": ""})
@@ -179,6 +183,16 @@ class _ChoiceState:
         function = fragment.get("function") or {}
         call["name"] += function.get("name") or ""
         call["args"] += function.get("arguments") or ""
+
+    def _add_logprobs(self, logprobs: dict[str, Any]) -> None:
+        """Each chunk carries the log probabilities of its own tokens: the whole answer's
+        are their concatenation, as the JSON answer lists them."""
+        if self.logprobs is None:
+            self.logprobs = {"content": None, "refusal": None}
+        for key in ("content", "refusal"):
+            tokens = logprobs.get(key)
+            if isinstance(tokens, list):
+                self.logprobs[key] = [*(self.logprobs.get(key) or []), *tokens]
 
     def tool_calls(self) -> list[dict[str, Any]]:
         return [
@@ -211,7 +225,7 @@ class _ChoiceState:
         return {
             "index": index,
             "message": message,
-            "logprobs": None,
+            "logprobs": self.logprobs,
             "finish_reason": self.finish,
         }
 
@@ -353,6 +367,18 @@ def _envelope(step: LLMCallStep, kind: str) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Choice:
+    """One choice as a stream sends it."""
+
+    index: int
+    text: str | None
+    calls: list[tuple[str, str, Any]]
+    finish: str
+    refusal: str | None = None
+    logprobs: dict[str, Any] | None = None  # {"content": [...], "refusal": [...]}
+
+
 class _Chunks:
     """`chat.completion.chunk` frames sharing one envelope."""
 
@@ -362,67 +388,125 @@ class _Chunks:
             self.base["usage"] = None  # as the API sends it on every chunk but the last
         self.frames: list[str] = []
 
-    def add(self, delta: dict[str, Any], finish: str | None = None, *, index: int = 0) -> None:
-        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def add(
+        self,
+        delta: dict[str, Any],
+        finish: str | None = None,
+        *,
+        index: int = 0,
+        logprobs: dict[str, Any] | None = None,
+    ) -> None:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         self.frames.append(sse.frame({**self.base, "choices": [choice]}))
 
-    def choice(
-        self, index: int, text: str | None, calls: list[tuple[str, str, Any]], finish: str
-    ) -> None:
-        """One choice: its role chunk, content pieces, each tool call (head, then argument
+    def choice(self, c: _Choice) -> None:
+        """One choice: its role chunk, content pieces (with their tokens' log probabilities
+        when the call asked for them), refusal pieces, each tool call (head, then argument
         pieces) and its finish."""
-        self.add({"role": "assistant", "content": "" if text else None}, index=index)
-        for piece in chunks(text or ""):
-            self.add({"content": piece}, index=index)
-        for position, (call_id, name, args) in enumerate(calls):
+        self.add({"role": "assistant", "content": "" if c.text else None}, index=c.index)
+        for key in ("content", "refusal"):
+            text = c.text if key == "content" else c.refusal
+            tokens = c.logprobs.get(key) if c.logprobs is not None else None
+            for piece, own in _pieces(text or "", tokens):
+                logprobs = None
+                if own is not None:
+                    logprobs = {"content": None, "refusal": None, key: own}
+                self.add({key: piece}, index=c.index, logprobs=logprobs)
+        for position, (call_id, name, args) in enumerate(c.calls):
             head = {
                 "index": position,
                 "id": call_id,
                 "type": "function",
                 "function": {"name": name, "arguments": ""},
             }
-            self.add({"tool_calls": [head]}, index=index)
+            self.add({"tool_calls": [head]}, index=c.index)
             for piece in chunks(dump_arguments(args), 2):
                 fragment = {"index": position, "function": {"arguments": piece}}
-                self.add({"tool_calls": [fragment]}, index=index)
-        self.add({}, finish, index=index)
+                self.add({"tool_calls": [fragment]}, index=c.index)
+        self.add({}, c.finish, index=c.index)
 
 
-def _other_choices(step: LLMCallStep) -> list[dict[str, Any]]:
-    """The recorded choices past the first (`n` > 1), while the raw body agrees with the
-    step; the normalised step holds the first choice only."""
+def _pieces(text: str, tokens: Any) -> list[tuple[str, list[Any] | None]]:
+    """The text's pieces, each with the log probabilities its chunk carries: one piece per
+    recorded token when the tokens spell the text (as the API streams them), else the
+    usual pieces with every token in the first (a consumer that joins the chunks' lists
+    gets the recorded list either way). None: the call asked for no log probabilities."""
+    if not isinstance(tokens, list):
+        return [(piece, None) for piece in chunks(text)]
+    spelled = [t.get("token") if isinstance(t, dict) else None for t in tokens]
+    words = [t for t in spelled if isinstance(t, str) and t]
+    if tokens and len(words) == len(tokens) and "".join(words) == text:
+        return [(word, [token]) for word, token in zip(words, tokens, strict=True)]
+    pieces: list[tuple[str, list[Any] | None]] = [(p, []) for p in chunks(text)]
+    if pieces:
+        pieces[0] = (pieces[0][0], list(tokens))
+    return pieces
+
+
+def _recorded_choices(step: LLMCallStep) -> dict[int, dict[str, Any]]:
+    """The recorded choices by index, while the raw body agrees with the step: the
+    normalised step holds the first choice's answer only, not its log probabilities,
+    refusal or the other choices of an `n` > 1 call."""
     if not (isinstance(step.raw, dict) and raw_agrees(step, decode_json(step.raw))):
-        return []
+        return {}
     choices = step.raw.get("choices")
     if not isinstance(choices, list):
-        return []
-    return [c for c in choices[1:] if isinstance(c, dict) and isinstance(c.get("index"), int)]
+        return {}
+    return {c["index"]: c for c in choices if as_int(sub(c, "index")) is not None}
 
 
-def _raw_choice_parts(
-    step: LLMCallStep, choice: dict[str, Any]
-) -> tuple[str | None, list[tuple[str, str, Any]], str]:
-    """(text, tool calls, finish) of a recorded choice."""
+def _raw_choice(step: LLMCallStep, choice: dict[str, Any]) -> _Choice:
+    """A recorded choice, as it came."""
     message = choice.get("message")
     if not isinstance(message, dict):
         message = {}
-    text = text_of(message.get("content"))
+    index = choice["index"]
     calls = [
-        tool_call_parts(_tool_call(c), f"call_opswald_{step.step}_{choice['index']}_{i}")
+        tool_call_parts(_tool_call(c), f"call_opswald_{step.step}_{index}_{i}")
         for i, c in enumerate(message.get("tool_calls") or [])
         if isinstance(c, dict)
     ]
     finish = choice.get("finish_reason")
-    return text, calls, finish if isinstance(finish, str) else "stop"
+    return _Choice(
+        index=index,
+        text=text_of(message.get("content")),
+        calls=calls,
+        finish=finish if isinstance(finish, str) else "stop",
+        refusal=_refusal(message),
+        logprobs=_logprobs(choice),
+    )
+
+
+def _refusal(message: Any) -> str | None:
+    refusal = message.get("refusal") if isinstance(message, dict) else None
+    return refusal if isinstance(refusal, str) and refusal else None
+
+
+def _logprobs(choice: Any) -> dict[str, Any] | None:
+    logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
+    return logprobs if isinstance(logprobs, dict) else None
 
 
 def _frames(step: LLMCallStep, include_usage: bool = True) -> list[str]:
-    """Every choice (the first from the normalised step, the others as recorded), the
-    usage chunk (empty `choices`; only when the request asked for it) and `[DONE]`."""
+    """Every choice (the first from the normalised step, with what only the raw body
+    holds; the others as recorded), the usage chunk (empty `choices`; only when the request
+    asked for it) and `[DONE]`."""
     out = _Chunks(step, include_usage)
-    out.choice(0, text_of(output_of(step).content), _calls(step), _finish(step))
-    for choice in _other_choices(step):
-        out.choice(choice["index"], *_raw_choice_parts(step, choice))
+    recorded = _recorded_choices(step)
+    first = recorded.get(0)
+    out.choice(
+        _Choice(
+            index=0,
+            text=text_of(output_of(step).content),
+            calls=_calls(step),
+            finish=_finish(step),
+            refusal=_refusal(sub(first, "message")),
+            logprobs=_logprobs(first),
+        )
+    )
+    for index, choice in sorted(recorded.items()):
+        if index != 0:
+            out.choice(_raw_choice(step, choice))
     usage = _usage(step)
     if usage is not None and include_usage:
         out.frames.append(sse.frame({**out.base, "choices": [], "usage": usage}))
