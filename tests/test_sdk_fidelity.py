@@ -5,6 +5,8 @@ SDKs against the fake provider on 127.0.0.1, pytest run for real."""
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -182,6 +184,26 @@ def chat_timeout_caught(input):
     except openai.APITimeoutError as exc:
         return {"answer": "the model is slow today", "error": type(exc).__name__}
     return {"answer": reply.choices[0].message.content}
+
+
+_SHARED = []
+
+
+def shared_async_client(input):
+    """One AsyncOpenAI client for every run, each run in its own asyncio.run: the second
+    run reuses a pooled connection of the first run's closed loop, and its call fails with
+    RuntimeError("Event loop is closed"), which the SDK lets through as it is."""
+    import asyncio
+    import openai
+    if not _SHARED:
+        _SHARED.append(openai.AsyncOpenAI(max_retries=2))
+
+    async def ask():
+        reply = await _SHARED[0].chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}])
+        return reply.choices[0].message.content
+
+    return {"answer": asyncio.run(ask())}
 
 
 def embeddings_elsewhere(input):
@@ -473,6 +495,62 @@ def test_a_retry_that_succeeds_still_leaves_one_step(
     assert isinstance(step, LLMCallStep) and step.error is None and step.attributes is None
     assert session.output == {"answer": "at last"} and session.error is None
     _replay(project).assert_outcomes(passed=1)
+
+
+def test_a_transport_error_outside_the_http_library_replays_as_its_own_class(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A builtin exception the call died with (not an httpx error) is raised again as
+    itself, so the SDK lets it through as it did live, without retrying it."""
+    later = project.path / "goldens" / "later.golden.yaml"
+    later.write_text("name: later\ninput:\n  q: And tomorrow?\n")
+    monkeypatch.setenv("MODE", "shared_async_client")
+    with FakeProvider(script=[{"content": "Sunny."}] * 2) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        # the stale connection of the first loop cannot be closed (that is the agent's bug)
+        args = ("--opswald-goldens", "--opswald-mode=record", "-W", "ignore::ResourceWarning")
+        result = project.runpytest(*args)
+        assert result.ret == 0, result.stdout.str()
+    with warnings.catch_warnings():  # collected now, where its warning is expected
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    session = load(later)
+    [step] = session.step_list
+    assert isinstance(step, LLMCallStep) and step.error is not None
+    assert (step.error.type, step.error.message, step.error.module) == (
+        "RuntimeError",
+        "Event loop is closed",
+        None,
+    )
+    assert step.attributes == {"transport_error": True}
+    assert session.error is not None and session.error.type == "RuntimeError"
+    result = _replay(project)
+    result.assert_outcomes(passed=2)
+
+
+def test_a_recorded_error_class_is_never_imported_to_replay_it(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transport error whose module is not loaded is raised as the HTTP library's
+    TransportError (the SDK's APIConnectionError): the golden names a module, replay does
+    not import it."""
+    project.makepyfile(
+        stranger="from pathlib import Path\n"
+        "Path(__file__).with_name('imported.flag').write_text('yes')\n"
+        "class Boom(Exception):\n    pass\n"
+    )
+    (project.path / GOLDEN).write_text(
+        "name: agent\ninput:\n  q: Weather in Rome?\nsteps:\n"
+        "  - step: 1\n    type: llm_call\n    provider: openai\n"
+        "    api: openai.chat_completions\n    model: gpt-4o-mini\n"
+        "    input:\n      messages:\n        - {role: user, content: Weather in Rome?}\n"
+        "    error: {type: Boom, message: it broke, module: stranger}\n"
+        "    attributes: {transport_error: true}\n"
+        "output: null\nerror: {type: APIConnectionError, message: Connection error.}\n"
+    )
+    monkeypatch.setenv("MODE", "chat_text")  # max_retries=0
+    _replay(project).assert_outcomes(passed=1)
+    assert not (project.path / "imported.flag").exists()
 
 
 # -- 5. replay names what its offline guard blocked -----------------------------------

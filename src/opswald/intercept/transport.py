@@ -8,8 +8,10 @@ patched at import time, and everything is restored when the last run ends.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import json
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -214,16 +216,19 @@ def _recorded(
 
 
 def _transport_error(error: Any, request: Any) -> Exception:
-    """The recorded exception (`ReadTimeout`, `ConnectError`, ...), as the class of the
-    HTTP library making this request, else the recorded module's, else its
-    `TransportError`; the SDK wraps it as it did when recording."""
+    """The recorded exception raised again, as the class it had when that can be found
+    without importing anything: the HTTP library's own (`ReadTimeout`, `ConnectError`, ...,
+    of the library making this request), a builtin (a `RuntimeError: Event loop is closed`
+    of a client reused across event loops), or the class in its module when that module
+    is already loaded (a golden never makes replay import a module). Else the library's
+    `TransportError`. The SDK handles it as it did when recording: it wraps and retries
+    the library's errors and lets anything else through."""
     library = importlib.import_module(type(request).__module__.split(".")[0])
-    cls = _exception_class(library, error.type)
-    if cls is None and error.module:
-        try:
-            cls = _exception_class(importlib.import_module(error.module), error.type)
-        except ImportError:
-            cls = None
+    # a builtin is recorded without a module; `sys.modules` holds what is loaded already
+    places: list[Any] = [builtins] if error.module is None else []
+    places += [library, sys.modules.get(error.module or "")]
+    found = (_exception_class(place, error.type) for place in places if place is not None)
+    cls = next((c for c in found if c is not None), None)
     fallback: Any = getattr(library, "TransportError", ConnectionError)
     attempts: list[Callable[[], Any]] = [
         lambda: (cls or fallback)(error.message, request=request),
