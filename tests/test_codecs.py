@@ -23,6 +23,7 @@ from opswald.intercept.codecs import (
     OpenAIResponsesCodec,
     WireResponse,
     codec_for,
+    request_for,
 )
 from opswald.intercept.codecs import sse as sse_mod
 from opswald.session import LLMCallStep, LLMOutput, Usage
@@ -104,6 +105,24 @@ def test_codec_for_routes_by_method_and_path_suffix(
 ) -> None:
     codec = codec_for(method, path)
     assert (codec.api if codec else None) == api
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/openai/deployments/gpt4o-prod/chat/completions", {"azure_deployment": "gpt4o-prod"}),
+        ("/openai/deployments/my%20model/chat/completions?v=1", {"azure_deployment": "my model"}),
+        ("/v1/chat/completions?x=/deployments/a/", {}),
+        ("/v1/chat/completions", {}),
+    ],
+)  # fmt: skip
+def test_the_azure_deployment_in_the_path_is_a_request_param(
+    path: str, params: dict[str, str]
+) -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "n": 1}
+    request = request_for(CHAT, path, body)
+    assert request["input"]["params"] == {"n": 1, **params}
+    assert request["model"] == "gpt-4o-mini"
 
 
 def test_codecs_cover_three_apis() -> None:

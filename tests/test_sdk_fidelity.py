@@ -85,6 +85,19 @@ def chat_logprobs(input):
     return {"tokens": [[t.token, t.logprob] for t in tokens]}
 
 
+def azure_chat(input):
+    """Azure OpenAI: the deployment (DEPLOYMENT) is in the path and selects the model; the
+    body's `model` is not read there."""
+    import openai
+    client = _opened(openai.AzureOpenAI(
+        azure_endpoint=os.environ["OPENAI_BASE_URL"].removesuffix("/v1"),
+        azure_deployment=os.environ.get("DEPLOYMENT", "gpt4o-mini-prod"),
+        api_version="2024-10-21", api_key="azure-key-0000", max_retries=0))
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}])
+    return {"answer": reply.choices[0].message.content}
+
+
 def responses_chain(input):
     """Two streamed turns chained by previous_response_id; the ids are the output."""
     import openai
@@ -325,6 +338,39 @@ def test_logprobs_are_recorded_and_replayed(
         "ome.",
     ]
     monkeypatch.setenv("STREAM", replayed)
+    _replay(project).assert_outcomes(passed=1)
+
+
+# -- 1c. the Azure deployment, which selects the model, is part of the request --------
+
+
+def test_an_azure_deployment_is_recorded_and_a_changed_one_diverges(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, fp = _record(project, monkeypatch, "azure_chat", [{"content": "Sunny."}])
+    assert fp.requests[0].path.startswith("/openai/deployments/gpt4o-mini-prod/chat/completions")
+    [step] = _llm_steps(session)
+    assert step.input.params == {"azure_deployment": "gpt4o-mini-prod"}
+    _replay(project).assert_outcomes(passed=1)
+
+    monkeypatch.setenv("DEPLOYMENT", "gpt4o-prod")  # another deployment: another model
+    result = _replay(project)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "step 1 of 1 · llm_call gpt-4o-mini: the agent sent another request" in out
+    assert "step 1 › input.params.azure_deployment: 'gpt4o-mini-prod' → 'gpt4o-prod'" in out
+
+
+def test_a_golden_recorded_without_the_azure_deployment_still_replays(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Goldens recorded before the deployment was recorded have none: not compared."""
+    session, _ = _record(project, monkeypatch, "azure_chat", [{"content": "Sunny."}])
+    [step] = _llm_steps(session)
+    older = step.model_copy(update={"input": step.input.model_copy(update={"params": None})})
+    session.steps = [older]
+    dump(session, project.path / GOLDEN)
+    assert "azure_deployment" not in (project.path / GOLDEN).read_text()
     _replay(project).assert_outcomes(passed=1)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from opswald.engine.context import Context, ReplayDivergence, SideEffectBlocked
 from opswald.intercept import exchange
-from opswald.intercept.codecs import codec_for
+from opswald.intercept.codecs import codec_for, request_for
 
 DEFAULT_UPSTREAMS = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
 _HOP_HEADERS = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
@@ -77,7 +77,7 @@ class ReplayServer:
             payload = json.loads(body or b"null")
         except ValueError:
             return _error(400, "opswald replay server: the request body is not JSON")
-        request = codec.request(payload)
+        request = request_for(codec, path, payload)
         stream = codec.is_stream(payload)
         # a retry of a recorded failed call (the rule in intercept/exchange.py): served the
         # same failure again, with no new step, so the client gives up as it did then

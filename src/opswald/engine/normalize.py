@@ -112,6 +112,28 @@ def absent_fields(recorded: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
     return tuple(found)
 
 
+# Params the request's URL carries, not its body (the Azure OpenAI deployment: see
+# `opswald.intercept.codecs.base.url_params`). Steps recorded before opswald recorded them
+# do not have them, and are not compared on them.
+URL_PARAMS: tuple[str, ...] = ("azure_deployment",)
+
+
+def without_unrecorded_url_params(
+    request: dict[str, Any], recorded: dict[str, Any]
+) -> dict[str, Any]:
+    """`request` without the URL params `recorded` does not have (copies what it changes)."""
+    params = (request.get("input") or {}).get("params")
+    if not isinstance(params, dict) or not any(k in params for k in URL_PARAMS):
+        return request
+    kept = (recorded.get("input") or {}).get("params")
+    kept = kept if isinstance(kept, dict) else {}
+    dropped = {k for k in URL_PARAMS if k in params and k not in kept}
+    if not dropped:
+        return request
+    rest = {k: v for k, v in params.items() if k not in dropped}
+    return {**request, "input": {**request["input"], "params": rest or None}}
+
+
 def without_fields(request: dict[str, Any], fields: Sequence[tuple[str, ...]]) -> dict[str, Any]:
     """`request` with `fields` set to None (copies only the levels it changes)."""
     out = dict(request)

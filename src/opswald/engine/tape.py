@@ -16,6 +16,7 @@ from opswald.engine.normalize import (
     normalize_request,
     request_of,
     without_fields,
+    without_unrecorded_url_params,
 )
 from opswald.expect.args import args_differences, args_match, resolve_args_rule
 from opswald.session import (
@@ -398,6 +399,7 @@ class Tape:
         if golden is None:
             golden = self._normalized[head.step] = normalize_request(recorded, self.rules)
         absent = absent_fields(recorded) if self.lenient_absent else ()  # not compared
+        request = without_unrecorded_url_params(request, recorded)
         actual = normalize_request(
             without_fields(request, absent) if absent else request, self.rules
         )

@@ -83,7 +83,7 @@ def _prepare(request: Any) -> tuple[Any, Any, dict[str, Any], bool] | None:
     ctx = current()
     if ctx is None or inside().get():
         return None
-    from opswald.intercept.codecs import codec_for
+    from opswald.intercept.codecs import codec_for, request_for
 
     codec = codec_for(request.method, request.url.path)
     if codec is None:
@@ -92,7 +92,7 @@ def _prepare(request: Any) -> tuple[Any, Any, dict[str, Any], bool] | None:
         body = json.loads(request.read() or b"null")
     except ValueError:
         return None
-    return ctx, codec, codec.request(body), codec.is_stream(body)
+    return ctx, codec, request_for(codec, request.url.path, body), codec.is_stream(body)
 
 
 def _modified(request: Any, ctx: Any, codec: Any) -> Any:

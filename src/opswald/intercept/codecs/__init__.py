@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opswald.intercept.codecs.anthropic_messages import AnthropicMessagesCodec
-from opswald.intercept.codecs.base import Codec, Decoded, WireResponse
+from opswald.intercept.codecs.base import Codec, Decoded, WireResponse, url_params
 from opswald.intercept.codecs.openai_chat import OpenAIChatCodec
 from opswald.intercept.codecs.openai_responses import OpenAIResponsesCodec
 
@@ -16,6 +18,7 @@ __all__ = [
     "OpenAIResponsesCodec",
     "WireResponse",
     "codec_for",
+    "request_for",
 ]
 
 CODECS: tuple[Codec, ...] = (OpenAIChatCodec(), OpenAIResponsesCodec(), AnthropicMessagesCodec())
@@ -24,3 +27,14 @@ CODECS: tuple[Codec, ...] = (OpenAIChatCodec(), OpenAIResponsesCodec(), Anthropi
 def codec_for(method: str, path: str) -> Codec | None:
     """The codec whose provider API this request is for, if any."""
     return next((codec for codec in CODECS if codec.handles(method, path)), None)
+
+
+def request_for(codec: Codec, path: str, body: Any) -> dict[str, Any]:
+    """The engine request of an HTTP request: the body's, plus the parameters its URL
+    path carries (an Azure OpenAI deployment, which selects the model there)."""
+    request = codec.request(body)
+    carried = url_params(path)
+    if carried:
+        section = request["input"]
+        section["params"] = {**(section.get("params") or {}), **carried}
+    return request

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,6 +67,19 @@ def path_ends_with(path: str, suffix: str) -> bool:
     """`/openai/v1/chat/completions/` ends with `/chat/completions` (query ignored)."""
     clean = "/" + path.split("?", 1)[0].strip("/")
     return clean.endswith(suffix)
+
+
+# `/openai/deployments/{deployment}/chat/completions`: on Azure OpenAI the deployment in
+# the path selects the model (the body's `model` is not read)
+_DEPLOYMENT = re.compile(r"/deployments/([^/?#]+)/")
+DEPLOYMENT_PARAM = "azure_deployment"  # in engine.normalize.URL_PARAMS too
+
+
+def url_params(path: str) -> dict[str, str]:
+    """Request parameters the URL path carries rather than the body: `azure_deployment`,
+    the deployment of an Azure OpenAI path (named as the SDK's `azure_deployment=`)."""
+    found = _DEPLOYMENT.search(path.split("?", 1)[0])
+    return {DEPLOYMENT_PARAM: urllib.parse.unquote(found.group(1))} if found else {}
 
 
 def is_post_to(method: str, path: str, suffix: str) -> bool:
