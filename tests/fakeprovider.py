@@ -21,7 +21,9 @@ reports uncached input separately, as the real API does.
 Chat Completions also honours `n` (choice i > 0 answers the item's `alternatives[i - 1]`,
 else its `content`; streamed choices interleave, as the API sends them) and `logprobs`
 (each streamed content piece is one token, with its log probability in its chunk; the JSON
-answer lists them all).
+answer lists them all). Two endpoints beside the model calls answer too, as a gateway's
+would: OpenAI `POST …/embeddings` (a 3-number vector per input) and Anthropic
+`POST …/messages/count_tokens`; any other POST is answered 404.
 """
 
 from __future__ import annotations
@@ -422,6 +424,23 @@ def messages_sse(r: Reply, model: str, rid: str) -> Iterator[bytes]:
         yield _sse(event, event=event["type"])
 
 
+# --------------------------------------------------------------------------- other endpoints
+
+
+def _other_endpoint(path: str, body: Json) -> Json:
+    """An answer of an endpoint beside the model calls (embeddings, count_tokens)."""
+    if path.endswith("/count_tokens"):
+        return {"input_tokens": len(json.dumps(body.get("messages") or []))}
+    texts = body.get("input")
+    texts = texts if isinstance(texts, list) else [texts]
+    data = [
+        {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]}
+        for i in range(len(texts))
+    ]
+    usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+    return {"object": "list", "model": body.get("model"), "data": data, "usage": usage}
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -628,6 +647,9 @@ class FakeProvider:
         if status is not None:
             extra = {"retry-after-ms": "1", "retry-after": "0"}
             handler._send_json(status, error_body(status, anthropic), extra)
+            return
+        if path.endswith(("/embeddings", "/messages/count_tokens")):
+            handler._send_json(200, _other_endpoint(path, body if isinstance(body, dict) else {}))
             return
         kind = next(
             (k for k in ("/chat/completions", "/responses", "/messages") if path.endswith(k)), None

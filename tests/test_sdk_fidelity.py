@@ -227,6 +227,51 @@ def embeddings_elsewhere(input):
     return {"dims": len(vector.data[0].embedding)}
 
 
+def lookup_elsewhere(input):
+    """A client of the agent's own (not an LLM SDK) that wraps the connection error."""
+    import httpx
+    try:
+        httpx.get("https://api.example.invalid/v1/data", timeout=5)
+    except httpx.HTTPError as exc:
+        raise RuntimeError("the lookup service is down") from exc
+    return {"dims": 3}
+
+
+def with_extras(input):
+    """Calls beside the model call: OpenAI embeddings and Anthropic count_tokens through the
+    SDKs (as a local gateway serves them), and a plain httpx call to a local service."""
+    import anthropic
+    import httpx
+    import openai
+    base = os.environ["OPENAI_BASE_URL"]
+    health = httpx.get(base.removesuffix("/v1") + "/health").text
+    client = _opened(openai.OpenAI(max_retries=0))
+    vector = client.embeddings.create(model="text-embedding-3-small", input=input["q"])
+    count = _opened(anthropic.Anthropic(max_retries=0)).messages.count_tokens(
+        model="claude-haiku-4-5", messages=[{"role": "user", "content": input["q"]}])
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}])
+    return {"health": health, "dims": len(vector.data[0].embedding),
+            "count": count.input_tokens, "answer": reply.choices[0].message.content}
+
+
+@opswald.tool
+def embed(text):
+    import openai
+    with openai.OpenAI(max_retries=0) as client:
+        vector = client.embeddings.create(model="text-embedding-3-small", input=text)
+    return vector.data[0].embedding
+
+
+def embeddings_in_a_tool(input):
+    """The embeddings call made inside a tool: the tool's result is recorded."""
+    import openai
+    dims = len(embed(input["q"]))
+    reply = _opened(openai.OpenAI(max_retries=0)).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}])
+    return {"dims": dims, "answer": reply.choices[0].message.content}
+
+
 _CLIENTS = []
 
 
@@ -599,10 +644,25 @@ def test_a_recorded_error_class_is_never_imported_to_replay_it(
     assert not (project.path / "imported.flag").exists()
 
 
-# -- 5. replay names what its offline guard blocked -----------------------------------
+# -- 5. replay names what its offline guard blocked, and what opswald does not record ---
 
 
 def test_a_call_replay_blocks_is_named_in_the_failure(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project.path / GOLDEN).write_text(
+        "name: agent\ninput:\n  q: Weather in Rome?\nsteps: []\noutput:\n  dims: 3\n"
+    )
+    monkeypatch.setenv("MODE", "lookup_elsewhere")
+    result = _replay(project)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "RuntimeError: the lookup service is down" in out
+    assert "opswald replay is offline: blocked connection to api.example.invalid:443" in out
+    assert "--opswald-mode=record" in out
+
+
+def test_an_sdk_call_opswald_does_not_record_stops_replay_whatever_the_host(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (project.path / GOLDEN).write_text(
@@ -612,9 +672,59 @@ def test_a_call_replay_blocks_is_named_in_the_failure(
     result = _replay(project)
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    assert "APIConnectionError" in out
-    assert "opswald replay is offline: blocked connection to api.example.invalid:443" in out
-    assert "--opswald-mode=record" in out
+    assert (
+        "the agent called POST /v1/embeddings on api.example.invalid (before any step of the "
+        "run), an endpoint opswald does not record: replay has no answer for it"
+    ) in out
+    assert "blocked connection" not in out, "stopped before any connection was tried"
+
+
+def test_sdk_calls_opswald_does_not_record_are_noted_and_stop_replay_on_loopback(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local gateway on 127.0.0.1 is allowed by the offline guard; the SDK's calls to
+    endpoints opswald does not record still get no live answer in replay. A tool's own
+    HTTP call to a local service goes through as before."""
+    monkeypatch.setenv("MODE", "with_extras")
+    with FakeProvider(script=[{"content": "Sunny."}]) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = project.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    out = " ".join(result.stdout.str().split())
+    assert (
+        "note: agent.golden.yaml: recorded without 2 requests to endpoints opswald does not "
+        "record (POST /v1/embeddings, POST /v1/messages/count_tokens), which went to the "
+        "provider live; its replay stops at the first of them."
+    ) in out
+    session = load(project.path / GOLDEN)
+    assert [s.type for s in session.step_list] == ["llm_call"]
+    assert session.output is not None and session.output["dims"] == 3
+
+    with FakeProvider() as live:  # the gateway still runs during replay
+        monkeypatch.setenv("OPENAI_BASE_URL", live.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", live.base_url)
+        result = _replay(project)
+    result.assert_outcomes(failed=1)
+    assert [(r.method, r.path) for r in live.requests] == [("GET", "/health")]
+    out = " ".join(result.stdout.str().split())
+    port = live.base_url.rsplit(":", 1)[1]
+    assert (
+        f"the agent called POST /v1/embeddings on 127.0.0.1:{port} (before any step of the "
+        "run), an endpoint opswald does not record: replay has no answer for it"
+    ) in out
+    assert "make this call inside an @opswald.tool function" in out
+    assert "--opswald-update cannot fix this" in out
+
+
+def test_a_call_opswald_does_not_record_made_inside_a_tool_is_the_tool_step(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, fp = _record(project, monkeypatch, "embeddings_in_a_tool", [{"content": "Sunny."}])
+    assert [r.path for r in fp.requests] == ["/v1/embeddings", "/v1/chat/completions"]
+    assert [s.type for s in session.step_list] == ["tool_call", "llm_call"]
+    assert session.output == {"dims": 3, "answer": "Sunny."}
+    _replay(project).assert_outcomes(passed=1)
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -486,12 +486,35 @@ def _write(
         _not_written(list(result.verdict.failures), result, settings, total, why)
     status: Status = "updated" if not golden.is_stub and settings.mode != "rerecord" else "recorded"
     error = run.actual.error
-    note = (
+    notes = [
         f"{path.name}: {status} a session that ends with {error.type}: {error.message}"
         if error is not None
-        else None
+        else None,
+        _unrecorded_note(path, status, run.unrecorded),
+    ]
+    return Outcome(
+        status=status, result=result, written=str(path), notes=tuple(n for n in notes if n)
     )
-    return Outcome(status=status, result=result, written=str(path), notes=(note,) if note else ())
+
+
+def _unrecorded_note(path: Path, status: str, unrecorded: tuple[str, ...]) -> str | None:
+    """The SDK requests that went out live unrecorded (endpoints opswald does not record):
+    the golden does not have them, and its replay stops at the first of them."""
+    if not unrecorded:
+        return None
+    shown = ", ".join(unrecorded[:3]) + (
+        f" and {len(unrecorded) - 3} more" if len(unrecorded) > 3 else ""
+    )
+    which = (
+        "a request to an endpoint"
+        if len(unrecorded) == 1
+        else f"{len(unrecorded)} requests to endpoints"
+    )
+    return (
+        f"{path.name}: {status} without {which} opswald does not record ({shown}), which "
+        "went to the provider live; its replay stops at the first of them. Make such calls "
+        "inside an @opswald.tool function to record their results"
+    )
 
 
 # -- pytest nodes -------------------------------------------------------------------------

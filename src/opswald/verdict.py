@@ -42,6 +42,7 @@ FindingKind = Literal[
     "fork",  # where a fork left the golden, and how its path differs
     "breakpoint",  # a breakpoint with action `fail` was hit
     "timeout",  # the agent did not finish in time
+    "unrecorded_endpoint",  # replay: an SDK request to an endpoint opswald does not record
 ]
 
 

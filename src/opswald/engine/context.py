@@ -57,6 +57,13 @@ UPDATE: dict[str, str] = {  # how to update a golden, in the words of each surfa
 }
 
 
+UNRECORDED_HINT = (
+    "opswald records the model calls of the Chat Completions, Responses and Anthropic "
+    "Messages APIs only; make this call inside an @opswald.tool function, whose result is "
+    "recorded and replayed with the golden, and record the golden again"
+)
+
+
 def side_effect_hint(surface: Surface) -> str:
     """How to let a blocked side-effect tool run, in the words of `surface`."""
     rerecord = "--opswald-mode=rerecord"
@@ -361,6 +368,9 @@ class Context:
         self.redactor = redactor
         self.steps: list[AnyStep | None] = []
         self.findings: list[Finding] = []
+        # SDK requests to endpoints opswald does not record that went out live (record-time
+        # note); in replay the first one stops the run
+        self.unrecorded: list[str] = []
         self.fork_step: int | None = None  # actual step where the run went live
         self.served: dict[int, AnyStep] = {}  # actual step number -> recorded step
         self.prices: Any = None  # a pricing.PriceTable for responses that carry no cost
@@ -778,6 +788,29 @@ class Context:
             f"the agent asked for user input ({prompt or 'no prompt'}) and none is scripted: "
             "give the golden's input a `user_inputs` list with one answer per question"
         )
+
+    def unrecorded_call(self, method: str, path: str, host: str) -> None:
+        """An SDK request to an endpoint opswald does not record (embeddings, files,
+        `count_tokens`, ...): in replay nothing can answer it, whatever the host, so the run
+        stops there as at a divergence; otherwise it goes out as it is and is noted."""
+        what = f"{method.upper()} {path}"
+        if self.policy != "replay":
+            with self._lock:
+                if what not in self.unrecorded:
+                    self.unrecorded.append(what)
+            return
+        with self._lock:
+            done = sum(1 for step in self.steps if step is not None)
+        when = f"after step {done} of the run" if done else "before any step of the run"
+        finding = Finding(
+            kind="unrecorded_endpoint",
+            message=f"the agent called {what} on {host} ({when}), an endpoint opswald does "
+            "not record: replay has no answer for it",
+            suggestion=UNRECORDED_HINT,
+        )
+        with self._lock:
+            self.findings.append(finding)
+        raise ReplayDivergence(finding)
 
     def state(self, snapshot: dict[str, Any]) -> None:
         """Record a snapshot (never matched; compared after the run)."""

@@ -72,6 +72,8 @@ class Run:
     agent_traceback: str | None
     policy: Policy
     offline_note: str | None = None  # what the offline guard blocked, if anything
+    # SDK requests to endpoints opswald does not record, which went out live (`POST /v1/...`)
+    unrecorded: tuple[str, ...] = ()
     surface: Surface = "pytest"  # where the run was started: hints name its options
     # a part of the output written only as a repr with a memory address: never written
     formless_output: Formless | None = None
@@ -206,6 +208,7 @@ def execute(
         offline_note=_blocked(offline),
         surface=settings.surface,
         formless_output=shapeless,
+        unrecorded=tuple(ctx.unrecorded),
     )
 
 
@@ -225,7 +228,8 @@ def judge(
         _as_fork_point(f) if run.policy == "fork" else f for f in run.findings
     ]
     diverged = any(
-        f.failing and f.kind in ("mismatch", "extra_call", "side_effect") for f in findings
+        f.failing and f.kind in ("mismatch", "extra_call", "side_effect", "unrecorded_endpoint")
+        for f in findings
     )
     if golden.is_stub:
         return Verdict(findings=tuple(findings))
@@ -342,6 +346,11 @@ def fix_line(
         return (
             f"{update} cannot fix this: it rewrites the golden, never its `expect:`, and "
             "`error: fixed` wants a run without the error; fix the agent, or change expect.error"
+        )
+    if "unrecorded_endpoint" in kinds:
+        return (
+            f"{update} cannot fix this: opswald does not record that endpoint, so the "
+            "replay of a new recording stops at the same call; follow the hint above"
         )
     if kinds and kinds <= set(NEVER_BLESSED):
         return (

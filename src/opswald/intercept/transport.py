@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import importlib
 import json
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -87,12 +88,30 @@ def _prepare(request: Any) -> tuple[Any, Any, dict[str, Any], bool] | None:
 
     codec = codec_for(request.method, request.url.path)
     if codec is None:
+        if _from_sdk(request):
+            ctx.unrecorded_call(request.method, request.url.path, _host(request.url))
         return None
     try:
         body = json.loads(request.read() or b"null")
     except ValueError:
         return None
     return ctx, codec, request_for(codec, request.url.path, body), codec.is_stream(body)
+
+
+# the openai and anthropic SDKs' clients (`OpenAI/Python 3.57.0`, `AsyncAnthropic/Python ...`,
+# `AzureOpenAI`, `AnthropicBedrock`, ...), which also send `x-stainless-*` headers
+_SDK_AGENT = re.compile(r"\w*(?:OpenAI|Anthropic)\w*/Python\b")
+
+
+def _from_sdk(request: Any) -> bool:
+    """A request the openai or anthropic SDK sends (not a tool's own HTTP traffic)."""
+    headers = request.headers
+    return "x-stainless-lang" in headers and bool(_SDK_AGENT.match(headers.get("user-agent", "")))
+
+
+def _host(url: Any) -> str:
+    port = url.port
+    return f"{url.host}:{port}" if port is not None else str(url.host)
 
 
 def _modified(request: Any, ctx: Any, codec: Any) -> Any:
