@@ -3,6 +3,7 @@ names never reused, and exit codes for unreadable input."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,19 @@ def test_imported_goldens_hold_no_secrets(
     text = DEPRECATED.read_text(encoding="utf-8")
     text = text.replace("You are terse.", f"You are terse. Key {openai_key}")
     text = text.replace("Weather in Oslo?", f"Weather in Oslo? {aws}")
+    # an attribute named by a key: kept raw in the step's attributes, listed by the account
+    doc = json.loads(text)
+    span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["attributes"].append({"key": openai_key, "value": {"stringValue": "x"}})
+    text = json.dumps(doc)
     assert aws in text and openai_key in text
     source = tmp_path / "trace.json"
     source.write_text(text, encoding="utf-8")
     out_dir = tmp_path / "goldens"
     assert main(["import", "otel", str(source), "-o", str(out_dir)]) == 0
-    capsys.readouterr()
+    printed = capsys.readouterr()
+    assert "kept raw in attributes" in printed.out
+    assert openai_key[:20] not in printed.out + printed.err
     written = "".join(p.read_text(encoding="utf-8") for p in sorted(out_dir.iterdir()))
     assert aws not in written and openai_key not in written
     assert "<redacted:aws-key>" in written and "<redacted:openai-key>" in written

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from opswald.redact import make_redactor
@@ -155,3 +157,109 @@ def test_reports_hold_no_secrets(
     assert main(["html", str(golden), "--actual", str(actual), "-o", str(page)]) == 0
     _assert_clean(page.read_text())
     assert "redacted:openai-key" in page.read_text()  # (the page escapes < in its data)
+
+
+KEY_AGENT = f'''
+import os
+
+import opswald
+
+KEY = "{OPENAI}"
+
+
+@opswald.llm
+def chat(*, model, messages):
+    call = {{"id": "c1", "name": "lookup", "arguments": {{"items": [{{KEY: 1}}]}}}}
+    return {{"content": "ok", "tool_calls": [call], "finish_reason": "tool_calls"}}
+
+
+@opswald.tool
+def lookup(items):
+    return {{KEY: "owner of the key", "plain": KEY}}
+
+
+def run(input):
+    question = "hi" + os.environ.get("SUFFIX", "")
+    answer = chat(model="m", messages=[{{"role": "user", "content": question}}])
+    lookup(**answer["tool_calls"][0]["arguments"])
+    opswald.state(memory={{KEY: "cached"}})
+    return {{KEY: "answer", "v": KEY}}
+'''
+
+
+def _written(root: Any) -> list[Any]:
+    return [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.name != "keyagent.py" and "__pycache__" not in p.parts
+    ]
+
+
+def test_a_secret_used_as_a_mapping_key_is_redacted_everywhere(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keys are scrubbed like values: in the model's tool-call arguments, a tool's input and
+    result, a state snapshot, the output and a stub's input, through record, a failing replay
+    with every report, an update, `opswald show`, `opswald html` and `opswald replay`."""
+    from opswald.cli import main
+
+    monkeypatch.delenv("SUFFIX", raising=False)
+    pytester.makepyfile(keyagent=KEY_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = keyagent:run\n")
+    pytester.syspathinsert()
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "k.golden.yaml"
+    golden.write_text(f"name: k\ninput:\n  {OPENAI}: 1\n")
+    outputs = []
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    outputs.append(result.stdout.str())
+    assert "<redacted:openai-key>" in golden.read_text()
+    monkeypatch.setenv("SUFFIX", " again")
+    result = pytester.runpytest(
+        "--opswald-goldens",
+        "-vv",
+        "--opswald-json=out/report.json",
+        "--junitxml=out/junit.xml",
+        "--opswald-html=out/report.html",
+        "--opswald-save-actual=out/actual",
+    )
+    result.assert_outcomes(failed=1)
+    outputs.append(result.stdout.str())
+    assert (pytester.path / "out" / "actual" / "k.actual.yaml").is_file()
+    capsys.readouterr()
+    assert main(["show", str(golden)]) == 0
+    for step in ("2", "3"):
+        assert main(["show", str(golden), "--step", step]) == 0
+    assert main(["html", str(golden), "-o", str(pytester.path / "out" / "one.html")]) == 0
+    main(["replay", str(golden), "--adapter", "keyagent:run"])
+    outputs.append(capsys.readouterr().out)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    outputs.append(result.stdout.str())
+    for text in outputs:
+        _assert_clean(text)
+        assert OPENAI[:20] not in text
+    for path in _written(pytester.path):
+        text = path.read_text(errors="replace")
+        _assert_clean(text)
+        assert OPENAI[:20] not in text, path
+
+
+def test_redacted_keys_stay_distinct() -> None:
+    redact = make_redactor()
+    other = OPENAI[:-1] + "x"
+    data = {OPENAI: 1, "<redacted:openai-key>": 2, other: 3, "plain": {AWS: [{"a": 1}]}}
+    assert redact(data) == {
+        "<redacted:openai-key>#2": 1,
+        "<redacted:openai-key>": 2,
+        "<redacted:openai-key>#3": 3,
+        "plain": {"<redacted:aws-key>": [{"a": 1}]},
+    }
+    assert list(redact(data)) == [
+        "<redacted:openai-key>#2",
+        "<redacted:openai-key>",
+        "<redacted:openai-key>#3",
+        "plain",
+    ]
+    assert redact(redact(data)) == redact(data)

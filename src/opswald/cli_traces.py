@@ -96,8 +96,12 @@ def _golden_name(session: Any, taken: set[str]) -> str:
 def _counts(title: str, counts: Counter[str], limit: int = 12) -> list[str]:
     if not counts:
         return []
+    from opswald.redact import DEFAULT_REDACTOR
+
     items = counts.most_common()
-    shown = ", ".join(f"{key} x{n}" if n > 1 else key for key, n in items[:limit])
+    # attribute names come from the trace: a key used as a name is scrubbed as in the golden
+    names = [(DEFAULT_REDACTOR.text(key), n) for key, n in items[:limit]]
+    shown = ", ".join(f"{key} x{n}" if n > 1 else key for key, n in names)
     more = f", … {len(items) - limit} more" if len(items) > limit else ""
     import shutil
     import textwrap

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 
@@ -47,12 +47,21 @@ SECRET_KEYS = frozenset(
 )
 
 
+# A redactor remembers what it made of each string key it has seen (keys repeat on every
+# step: "role", "content", ...), so a key costs one dict lookup; bounded for data keyed by ids.
+_KEY_MEMORY = 4096
+
+
 @dataclass(frozen=True, kw_only=True)
 class Redactor:
-    """Scrubs strings inside any JSON-like value; keys in SECRET_KEYS lose their values."""
+    """Scrubs strings inside any JSON-like value, mapping keys included (by the same rules);
+    keys in SECRET_KEYS lose their values."""
 
     rules: tuple[Rule, ...] = SECRET_RULES
     extra: tuple[Callable[[str], str], ...] = ()
+    _keys: dict[str, tuple[str, bool]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def text(self, value: str) -> str:
         for rule in self.rules:
@@ -66,13 +75,49 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {
-                k: ("<redacted:header>" if str(k).lower() in SECRET_KEYS else self(v))
-                for k, v in value.items()
-            }
+            return self._mapping(value)
         if isinstance(value, list):
             return [self(v) for v in value]
         return value
+
+    def _key(self, key: str) -> tuple[str, bool]:
+        """The key as written (redacted) and whether its value is hidden."""
+        known = (self.text(key), key.lower() in SECRET_KEYS)
+        if len(self._keys) >= _KEY_MEMORY:
+            self._keys.clear()
+        self._keys[key] = known
+        return known
+
+    def _mapping(self, value: dict[Any, Any]) -> dict[Any, Any]:
+        keys = self._keys
+        out: dict[Any, Any] = {}
+        renamed: dict[Any, tuple[str, Any]] | None = None
+        for k, v in value.items():
+            if type(k) is str:
+                new, hidden = keys.get(k) or self._key(k)
+            else:
+                new, hidden = k, str(k).lower() in SECRET_KEYS
+            v = "<redacted:header>" if hidden else self(v)
+            if new == k:
+                out[k] = v
+            else:
+                if renamed is None:
+                    renamed = {}
+                renamed[k] = (new, v)
+        if renamed is None:
+            return out
+        # Keys that held a secret: in their place, and distinct from every other key.
+        ordered: dict[Any, Any] = {}
+        for k in value:
+            if k not in renamed:
+                ordered[k] = out[k]
+                continue
+            new, v = renamed[k]
+            name, n = new, 2
+            while name in out or name in ordered:
+                name, n = f"{new}#{n}", n + 1
+            ordered[name] = v
+        return ordered
 
 
 def make_redactor(*, pii: bool = False, extra: Sequence[Callable[[str], str]] = ()) -> Redactor:
