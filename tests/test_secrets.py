@@ -263,3 +263,49 @@ def test_redacted_keys_stay_distinct() -> None:
         "plain",
     ]
     assert redact(redact(data)) == redact(data)
+
+
+def test_modifications_are_redacted_in_saved_actuals(pytester: pytest.Pytester) -> None:
+    """`--opswald-modify` and `--opswald-variant` values are part of a saved actual's
+    metadata: written with their secrets replaced, as everything else in it."""
+    pytester.makepyfile(
+        modagent=(
+            "import opswald\n\n"
+            "@opswald.tool\n"
+            "def lookup(q):\n"
+            "    return {'r': q}\n\n"
+            "def run(input, modifications=None):\n"
+            "    lookup(q=input['q'])\n"
+            "    return {'answer': 'hello', 'mods': sorted(modifications or {})}\n"
+        )
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = modagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "m.golden.yaml").write_text("name: m\ninput: {q: hi}\n")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    result = pytester.runpytest(
+        "--opswald-goldens",
+        f"--opswald-modify=system_prompt=use key {OPENAI}",
+        f"--opswald-modify=auth={BEARER}",
+        "--opswald-save-actual=out/actual",
+        "--opswald-json=out/report.json",
+        "--opswald-html=out/report.html",
+    )
+    result.assert_outcomes(failed=1)
+    outputs = [result.stdout.str()]
+    result = pytester.runpytest(
+        "--opswald-goldens",
+        f"--opswald-variant=v1:system_prompt={ANTHROPIC}",
+        "--opswald-save-actual=out/variant",
+    )
+    outputs.append(result.stdout.str())
+    saved = sorted((pytester.path / "out").rglob("*.actual.yaml"))
+    assert [p.name for p in saved] == ["m.actual.yaml", "m[v1].actual.yaml"]
+    assert "modifications:" in saved[0].read_text()
+    assert "<redacted:anthropic-key>" in saved[1].read_text()
+    for text in outputs:
+        _assert_clean(text)
+    for path in pytester.path.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            _assert_clean(path.read_text(errors="replace"))

@@ -169,7 +169,8 @@ def execute(
         "duration_ms": duration,
     }
     if modifications:
-        metadata["modifications"] = to_jsonable(modifications)
+        # --opswald-modify / --opswald-variant values: written with the saved actual
+        metadata["modifications"] = settings.redactor(to_jsonable(modifications))
     if settings.integrations:
         metadata["integrations"] = list(settings.integrations)
     else:
