@@ -309,3 +309,41 @@ def test_modifications_are_redacted_in_saved_actuals(pytester: pytest.Pytester) 
     for path in pytester.path.rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts:
             _assert_clean(path.read_text(errors="replace"))
+
+
+def test_a_malformed_goldens_error_quotes_no_secret(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key pasted into the wrong field: the load error names the field and line, with the
+    value quoted redacted, in the terminal, every report and `opswald validate`."""
+    from opswald.cli import main
+
+    pytester.makepyfile(plainagent="def run(input):\n    return {}\n")
+    pytester.makeini("[pytest]\nopswald_adapter = plainagent:run\n")
+    goldens = pytester.mkdir("goldens")
+    (goldens / "cost.golden.yaml").write_text(
+        f'name: cost\ninput: {{q: x}}\nexpect:\n  budgets:\n    cost: "{OPENAI}"\n'
+    )
+    (goldens / "took.golden.yaml").write_text(
+        "name: took\ninput: {q: x}\nsteps:\n  - step: 1\n    type: tool_call\n"
+        "    tool: lookup\n    input: {q: x}\n    output: {r: 1}\n"
+        f'    duration_ms: "{BEARER}"\noutput: {{}}\n'
+    )
+    result = pytester.runpytest(
+        "--opswald-goldens",
+        "--opswald-json=out/report.json",
+        "--junitxml=out/junit.xml",
+        "--opswald-html=out/report.html",
+    )
+    assert result.ret != 0
+    out = result.stdout.str()
+    assert "expect.budgets.cost" in out and "duration_ms" in out
+    assert "<redacted:openai-key>" in out
+    capsys.readouterr()
+    assert main(["validate", str(goldens)]) != 0
+    validated = capsys.readouterr()
+    assert "cost.golden.yaml:5" in validated.out + validated.err
+    for text in (out, validated.out, validated.err):
+        _assert_clean(text)
+    for path in (pytester.path / "out").iterdir():
+        _assert_clean(path.read_text(errors="replace"))

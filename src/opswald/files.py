@@ -39,6 +39,7 @@ from yaml.nodes import ScalarNode
 
 from opswald.jsonable import to_jsonable
 from opswald.paths import render
+from opswald.redact import DEFAULT_REDACTOR
 from opswald.session import (
     SCHEMA_URL,
     STEP_NUMBERING,
@@ -106,6 +107,10 @@ class GoldenLoadError(Exception):
         field: str | None = None,
         source: str | None = None,
     ) -> None:
+        # the message may quote the offending value (a key pasted into the wrong field):
+        # it reaches the terminal, every report and `opswald validate`, so it is scrubbed
+        message = DEFAULT_REDACTOR.text(message)
+        field = DEFAULT_REDACTOR.text(field) if field else field
         super().__init__(message)
         self.message = message
         self.line = line

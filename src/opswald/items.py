@@ -579,7 +579,11 @@ class GoldenFile(pytest.File):
         self, excinfo: ExceptionInfo[BaseException]
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, files.GoldenLoadError):
-            return f"malformed golden: {excinfo.value}"
+            from opswald.plugin import settings_of
+
+            # scrubbed of the default shapes already; the run's own rules (hook, pii) too
+            redactor: Redactor = settings_of(self.config).redactor
+            return redactor.text(f"malformed golden: {excinfo.value}")
         return super().repr_failure(excinfo)
 
 
