@@ -347,3 +347,62 @@ def test_a_malformed_goldens_error_quotes_no_secret(
         _assert_clean(text)
     for path in (pytester.path / "out").iterdir():
         _assert_clean(path.read_text(errors="replace"))
+
+
+def test_report_errors_and_a_raising_judge_hold_no_secrets(pytester: pytest.Pytester) -> None:
+    """The JSON report's `error` and `suggestion` (failed_tests and goldens rows) are the
+    failure's text, scrubbed as the terminal's is; a judge that raises (its provider
+    refused the key it was given) fails the golden with its traceback scrubbed too."""
+    pytester.makepyfile(
+        judgeagent=(
+            "import opswald\n\n"
+            "@opswald.tool\n"
+            "def lookup(q):\n"
+            "    return {'r': q}\n\n"
+            "def run(input):\n"
+            "    lookup(q=input['q'])\n"
+            "    return {'answer': 'hello'}\n"
+        ),
+        judges=(
+            "def judge(golden, actual, rubric):\n"
+            f"    raise RuntimeError('Error code: 401 - Incorrect API key provided: {OPENAI}')\n"
+        ),
+        conftest=(
+            "def pytest_opswald_compare_output(golden, actual, rubric):\n"
+            "    if rubric == 'hook':\n"
+            f"        return {{'passed': False, 'reasoning': 'used {BEARER} wrongly'}}\n"
+        ),
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = judgeagent:run\nopswald_judge = judges:judge\n")
+    goldens = pytester.mkdir("goldens")
+    (goldens / "rx.golden.yaml").write_text(
+        f'name: rx\ninput: {{q: rx}}\nexpect:\n  output:\n    match: regex\n    value: "{AWS}|hi"\n'
+    )
+    (goldens / "jd.golden.yaml").write_text(
+        "name: jd\ninput: {q: jd}\nexpect:\n  output:\n    match: judge\n    rubric: greet\n"
+    )
+    (goldens / "hk.golden.yaml").write_text(
+        "name: hk\ninput: {q: hk}\nexpect:\n  output:\n    match: judge\n    rubric: hook\n"
+    )
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    result = pytester.runpytest(
+        "--opswald-goldens",
+        "--opswald-mode=live",
+        "-rA",
+        "--opswald-json=out/report.json",
+        "--junitxml=out/junit.xml",
+    )
+    result.assert_outcomes(failed=3)
+    out = result.stdout.str()
+    assert "RuntimeError" in out and "<redacted:openai-key>" in out
+    assert "no match for '<redacted:aws-key>|hi'" in out
+    _assert_clean(out)
+    for path in (pytester.path / "out").iterdir():
+        _assert_clean(path.read_text())
+    import json
+
+    report = json.loads((pytester.path / "out" / "report.json").read_text())
+    errors = [t["error"] for t in report["failed_tests"]]
+    assert any("<redacted:aws-key>" in (e or "") for e in errors), errors
+    assert any("<redacted:bearer>" in (e or "") for e in errors), errors

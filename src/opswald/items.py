@@ -640,6 +640,35 @@ def _failure_repr(path: Path, error: GoldenError) -> TerminalRepr:
     )
 
 
+def _scrubbed_repr(shown: str | TerminalRepr, config: pytest.Config) -> str | TerminalRepr:
+    """An exception raised by the user's code around the run (a judge whose provider
+    refused the key it was given, a hook): pytest's traceback of it, as it is when it
+    holds no secret, else as text with the secrets replaced (its crash line too, which
+    `--tb=line`, the `-r` summary and JUnit's `message` show)."""
+    from _pytest._code.code import (
+        ReprEntryNative,
+        ReprExceptionInfo,
+        ReprFileLocation,
+        ReprTraceback,
+    )
+
+    from opswald.plugin import settings_of
+
+    redactor: Redactor = settings_of(config).redactor
+    text = str(shown)
+    clean = redactor.text(text)
+    if clean == text:
+        return shown
+    crash = getattr(shown, "reprcrash", None)
+    if crash is None:
+        return clean
+    entry = ReprEntryNative([clean if clean.endswith("\n") else clean + "\n"])
+    return ReprExceptionInfo(
+        reprtraceback=ReprTraceback([entry], None, "native"),
+        reprcrash=ReprFileLocation(crash.path, crash.lineno, redactor.text(crash.message)),
+    )
+
+
 def _line_of_step(path: Path, step: int | None) -> int:
     """The line of `- step: N` (YAML) or `"step": N` (JSON) in a golden, else 1."""
     if step is None:
@@ -780,7 +809,8 @@ class GoldenItem(pytest.Item):
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GoldenError):
             return _failure_repr(self.path, excinfo.value)
-        return super().repr_failure(excinfo, style=style or "short")
+        shown = super().repr_failure(excinfo, style=style or "short")
+        return _scrubbed_repr(shown, self.config)
 
     def _traceback_filter(self, excinfo: ExceptionInfo[BaseException]) -> Any:
         """The frames of the user's code (a conftest hook, an adapter) without pytest's,

@@ -806,6 +806,7 @@ def pytest_runtest_makereport(
                     if item.path.is_relative_to(item.config.rootpath)
                     else str(item.path),
                 )
+                _scrub(item.config, record)
                 report.opswald_record = record  # type: ignore[attr-defined]
                 if item.config.getoption("opswald_html"):
                     report.opswald_view = _view_of(item, outcome, status)  # type: ignore[attr-defined]
@@ -1015,13 +1016,16 @@ def _record_of_report(
     if not is_golden_path(path) or not name:
         return None
     variant = next((v for v, _ in settings_of(config).variants if name.endswith(f"[{v}]")), None)
-    return failure_record(
-        name=report.nodeid,
-        file=path,
-        golden=name.removesuffix(f"[{variant}]") if variant else name,
-        variant=variant,
-        text=_report_text(report) if status == "failed" else "",
-        status=status,
+    return _scrub(
+        config,
+        failure_record(
+            name=report.nodeid,
+            file=path,
+            golden=name.removesuffix(f"[{variant}]") if variant else name,
+            variant=variant,
+            text=_report_text(report) if status == "failed" else "",
+            status=status,
+        ),
     )
 
 
@@ -1032,14 +1036,27 @@ def _malformed_record(config: pytest.Config, report: pytest.CollectReport) -> di
     from opswald.report.summary import failure_record
 
     path = report.nodeid.split("::")[0]
-    return failure_record(
-        name=path,
-        file=path,
-        golden=Path(path).name.split(".golden.")[0],
-        variant=None,
-        text=_report_text(report).replace(str(config.rootpath / path), path),
-        status="error",
+    return _scrub(
+        config,
+        failure_record(
+            name=path,
+            file=path,
+            golden=Path(path).name.split(".golden.")[0],
+            variant=None,
+            text=_report_text(report).replace(str(config.rootpath / path), path),
+            status="error",
+        ),
     )
+
+
+def _scrub(config: pytest.Config, record: dict[str, Any]) -> dict[str, Any]:
+    """A golden's record with its failure text (`error`, `suggestion`) scrubbed of secrets,
+    as the terminal's failure text is: it goes to the JSON report, JUnit and the summary."""
+    redactor = settings_of(config).redactor
+    for key in ("error", "suggestion"):
+        if isinstance(record.get(key), str):
+            record[key] = redactor.text(record[key])
+    return record
 
 
 def _report_text(report: pytest.TestReport | pytest.CollectReport) -> str:
