@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+import opswald
 from opswald.redact import make_redactor
 
 OPENAI = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5q" * 2
@@ -406,3 +407,66 @@ def test_report_errors_and_a_raising_judge_hold_no_secrets(pytester: pytest.Pyte
     errors = [t["error"] for t in report["failed_tests"]]
     assert any("<redacted:aws-key>" in (e or "") for e in errors), errors
     assert any("<redacted:bearer>" in (e or "") for e in errors), errors
+
+
+TOKENS = {n: f"tok{n}Zk3Lq9Wm2Xp7Rt5Yv8Bn4Hj6Gd1Fs0Ac" for n in range(1, 10)}
+BASIC = "dXNlcjpzM2NyM3QtcGFzc3dvcmQtdmFsdWU="  # user:s3cr3t-password-value
+
+
+@opswald.tool
+def http_log(url: str) -> dict[str, Any]:
+    t = TOKENS
+    return {
+        "single_space": f"Authorization: Bearer {t[1]}",
+        "two_spaces": f"Authorization: Bearer  {t[2]}",
+        "tab": f"Authorization: Bearer\t{t[3]}",
+        "curl_line_continuation": f"-H 'Authorization: Bearer \\\n{t[4]}'",
+        "oauth_token_response": {
+            "token_type": "Bearer",
+            "access_token": t[5],
+            "refresh_token": t[7],
+            "id_token": t[8],
+            "expires_in": 3600,
+            "scope": "read",
+        },
+        "header_text_token_scheme": f"Authorization: Token {t[6]}",
+        "header_text_basic": f"Authorization: Basic {BASIC}",
+        "as_json_text": f'{{"access_token": "{t[9]}", "token_type": "Bearer", "expires_in": 3600}}',
+        "form": {"grant_type": "password", "password": "hunter2", "client_secret": "cs-9f8e7d6c5b"},
+        "usage": {"max_tokens": 512, "input_tokens": 10, "output_tokens": 5, "tokens": 15},
+    }
+
+
+def test_bearer_tokens_in_any_spacing_and_oauth_tokens_are_redacted(tmp_path: Any) -> None:
+    """`Bearer` then any whitespace (spaces, a tab, a shell line continuation), `Token` and
+    `Basic` credentials after an authorization header name, and an OAuth token response's
+    tokens and secrets, as a mapping or as JSON text; what describes them stays."""
+    path = tmp_path / "bearer.golden.yaml"
+    with opswald.record(path, name="bearer", input={}) as rec:
+        http_log(url="https://idp.example/token")
+        rec.output = {}
+    text = path.read_text()
+    for n, token in TOKENS.items():
+        assert token not in text, f"token {n} leaked"
+    assert BASIC not in text and "hunter2" not in text and "cs-9f8e7d6c5b" not in text
+    result = opswald.load(path).step_list[0].output
+    assert result["oauth_token_response"] == {
+        "token_type": "Bearer",
+        "access_token": "<redacted:credential>",
+        "refresh_token": "<redacted:credential>",
+        "id_token": "<redacted:credential>",
+        "expires_in": 3600,
+        "scope": "read",
+    }
+    assert result["form"]["grant_type"] == "password"
+    assert result["usage"] == {
+        "max_tokens": 512,
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "tokens": 15,
+    }
+    assert result["two_spaces"] == "Authorization: Bearer  <redacted:bearer>"
+    assert result["header_text_basic"] == "Authorization: Basic <redacted:authorization>"
+    assert result["as_json_text"] == (
+        '{"access_token": "<redacted:credential>", "token_type": "Bearer", "expires_in": 3600}'
+    )

@@ -10,30 +10,31 @@ from typing import TYPE_CHECKING, Any
 
 @dataclass(frozen=True, kw_only=True)
 class Rule:
-    """A regex whose matches become `<redacted:{label}>`."""
+    """A regex whose matches become `<redacted:{label}>`; when it has a group named
+    `secret`, only that group does (`Bearer <redacted:bearer>`: what names it stays).
+
+    `shortest`: no match is shorter (a shorter string is not searched). `gates`: a match
+    holds one of these (lowercase) in any case; a string without any is not searched —
+    a substring test is much cheaper than a case-insensitive search."""
 
     label: str
     pattern: re.Pattern[str]
+    shortest: int = 1
+    gates: tuple[str, ...] = ()
+
+    def sub(self, value: str) -> str:
+        placeholder = f"<redacted:{self.label}>"
+        if "secret" not in self.pattern.groupindex:
+            return self.pattern.sub(placeholder, value)
+
+        def keep(m: re.Match[str]) -> str:
+            at, start, end = m.start(), m.start("secret"), m.end("secret")
+            return m[0][: start - at] + placeholder + m[0][end - at :]
+
+        return self.pattern.sub(keep, value)
 
 
-SECRET_RULES: tuple[Rule, ...] = (
-    Rule(label="anthropic-key", pattern=re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}")),
-    Rule(
-        label="openai-key", pattern=re.compile(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}")
-    ),
-    Rule(label="aws-key", pattern=re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    Rule(
-        label="jwt",
-        pattern=re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
-    ),
-    Rule(label="bearer", pattern=re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._~+/\-]{12,}=*")),
-)
-
-PII_RULES: tuple[Rule, ...] = (
-    Rule(label="email", pattern=re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")),
-    Rule(label="phone", pattern=re.compile(r"(?<!\w)\+?\d[\d ()\-]{8,}\d(?!\w)")),
-)
-
+# Keys whose values are hidden, whatever they hold (headers; kept as they always were).
 SECRET_KEYS = frozenset(
     {
         "authorization",
@@ -46,6 +47,84 @@ SECRET_KEYS = frozenset(
     }
 )
 
+# Keys whose values (other than null, true and false) are hidden: OAuth token responses
+# and requests, passwords.
+CREDENTIAL_KEYS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "client_secret",
+        "password",
+        "passwd",
+        "secret",
+    }
+)
+
+# Between an auth scheme and its credential: spaces, tabs, a (shell) line continuation.
+_GAP = r"(?:[ \t]|\\?\r?\n)+"
+# The keys above quoted in text (JSON, a Python dict's repr): `"access_token": "..."`.
+_QUOTED_KEY = "|".join(re.escape(k) for k in sorted(SECRET_KEYS | CREDENTIAL_KEYS))
+SECRET_RULES: tuple[Rule, ...] = (
+    Rule(label="anthropic-key", pattern=re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"), shortest=15),
+    Rule(
+        label="openai-key",
+        pattern=re.compile(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"),
+        shortest=19,
+    ),
+    Rule(label="aws-key", pattern=re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), shortest=20),
+    Rule(
+        label="jwt",
+        # `\b` before `eyJ`, written after it: a search for the literal is much faster
+        pattern=re.compile(
+            r"eyJ(?<!\weyJ)[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+        ),
+        shortest=29,
+    ),
+    Rule(
+        label="bearer",
+        pattern=re.compile(rf"(?i:bearer){_GAP}(?P<secret>[A-Za-z0-9._~+/\-]{{12,}}=*)"),
+        shortest=19,
+        gates=("bearer",),
+    ),
+    # after an authorization header's name: any scheme's credential, short ones too
+    Rule(
+        label="authorization",
+        pattern=re.compile(
+            r"(?i:authorization)[\"']?[ \t]*[:=][ \t]*[\"']?"
+            rf"(?i:bearer|token|basic){_GAP}(?P<secret>[A-Za-z0-9._~+/\-]{{4,}}=*)"
+        ),
+        shortest=24,
+        gates=("authorization",),
+    ),
+    Rule(
+        label="credential",
+        pattern=re.compile(
+            rf"(?P<q>[\"'])(?i:{_QUOTED_KEY})(?P=q)[ \t]*:[ \t]*(?P<v>[\"'])"
+            r"(?P<secret>(?!<redacted:)(?:\\.|(?!(?P=v))[^\\\n])+)(?P=v)"
+        ),
+        shortest=11,
+        gates=("authoriz", "key", "cookie", "token", "secret", "passw"),
+    ),
+)
+
+PII_RULES: tuple[Rule, ...] = (
+    Rule(label="email", pattern=re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), shortest=5),
+    Rule(label="phone", pattern=re.compile(r"(?<!\w)\+?\d[\d ()\-]{8,}\d(?!\w)"), shortest=10),
+)
+
+
+def key_label(key: str) -> str | None:
+    """The placeholder label of a key whose value is hidden, else None: `header` for
+    SECRET_KEYS (any value), `credential` for CREDENTIAL_KEYS (values other than null,
+    true and false)."""
+    name = key.lower()
+    if name in SECRET_KEYS:
+        return "header"
+    if name in CREDENTIAL_KEYS:
+        return "credential"
+    return None
+
 
 # A redactor remembers what it made of each string key it has seen (keys repeat on every
 # step: "role", "content", ...), so a key costs one dict lookup; bounded for data keyed by ids.
@@ -55,20 +134,54 @@ _KEY_MEMORY = 4096
 @dataclass(frozen=True, kw_only=True)
 class Redactor:
     """Scrubs strings inside any JSON-like value, mapping keys included (by the same rules);
-    keys in SECRET_KEYS lose their values."""
+    keys named like credentials lose their values (see `key_label`)."""
 
     rules: tuple[Rule, ...] = SECRET_RULES
     extra: tuple[Callable[[str], str], ...] = ()
-    _keys: dict[str, tuple[str, bool]] = field(
+    _keys: dict[str, tuple[str, str | None]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # by a string's length (up to the longest `shortest`): the rules it can match, in order
+    _plans: tuple[tuple[Rule, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        top = max((rule.shortest for rule in self.rules), default=0)
+        plans = tuple(
+            tuple(rule for rule in self.rules if rule.shortest <= size) for size in range(top + 1)
+        )
+        object.__setattr__(self, "_plans", plans)
 
     def text(self, value: str) -> str:
-        for rule in self.rules:
-            if rule.pattern.search(value):
-                value = rule.pattern.sub(f"<redacted:{rule.label}>", value)
+        clean = self._rules(value)
+        if clean is not value:
+            # a placeholder may uncover a secret a rule did not see (`<redacted:…>` ends a
+            # word; a key glued to another): again until nothing changes, as a second
+            # redaction of what is written (a golden, matched again) would
+            for _ in range(4):
+                again = self._rules(clean)
+                if again == clean:
+                    break
+                clean = again
         for fn in self.extra:
-            value = fn(value)
+            clean = fn(clean)
+        return clean
+
+    def _rules(self, value: str) -> str:
+        """One pass of the rules; `value` itself when none matched."""
+        plans = self._plans
+        folded: str | None = None
+        for rule in plans[min(len(value), len(plans) - 1)]:
+            if rule.gates:
+                if folded is None:
+                    folded = value.lower()
+                for gate in rule.gates:
+                    if gate in folded:
+                        break
+                else:
+                    continue
+            if rule.pattern.search(value):
+                value = rule.sub(value)
+                folded = None
         return value
 
     def __call__(self, value: Any) -> Any:
@@ -80,9 +193,11 @@ class Redactor:
             return [self(v) for v in value]
         return value
 
-    def _key(self, key: str) -> tuple[str, bool]:
-        """The key as written (redacted) and whether its value is hidden."""
-        known = (self.text(key), key.lower() in SECRET_KEYS)
+    def _key(self, key: str) -> tuple[str, str | None]:
+        """The key as written (redacted) and the label its value is hidden under, if any."""
+        # named by the key as written: what a second redaction sees is the same
+        new = self.text(key)
+        known = (new, key_label(new))
         if len(self._keys) >= _KEY_MEMORY:
             self._keys.clear()
         self._keys[key] = known
@@ -94,10 +209,13 @@ class Redactor:
         renamed: dict[Any, tuple[str, Any]] | None = None
         for k, v in value.items():
             if type(k) is str:
-                new, hidden = keys.get(k) or self._key(k)
+                new, label = keys.get(k) or self._key(k)
             else:
-                new, hidden = k, str(k).lower() in SECRET_KEYS
-            v = "<redacted:header>" if hidden else self(v)
+                new, label = k, key_label(str(k))
+            if label is None:
+                v = self(v)
+            elif label == "header" or not (v is None or v is True or v is False):
+                v = f"<redacted:{label}>"
             if new == k:
                 out[k] = v
             else:
