@@ -62,6 +62,7 @@ def test_imported_goldens_hold_no_secrets(
     """Production traces carry keys (in prompts, answers, attributes): every imported
     golden is scrubbed before it is written, as recorded ones are."""
     aws, openai_key = "AKIA" + "IOSFODNN7EXAMPLQ", "sk-proj-" + "Q1w2E3r4T5y6" * 3
+    password, google = "S3cr3tPassw0rdValue", "AIza" + "SyDxK3Lq9Wm2Xp7Rt5Yv8Bn4Hj6Gd1Fs0Ac"
     text = DEPRECATED.read_text(encoding="utf-8")
     text = text.replace("You are terse.", f"You are terse. Key {openai_key}")
     text = text.replace("Weather in Oslo?", f"Weather in Oslo? {aws}")
@@ -69,6 +70,9 @@ def test_imported_goldens_hold_no_secrets(
     doc = json.loads(text)
     span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     span["attributes"].append({"key": openai_key, "value": {"stringValue": "x"}})
+    # and credentials in a URL: a password, a key in its query
+    url = f"https://user:{password}@api.example/v1?key={google}"
+    span["attributes"].append({"key": "url.full", "value": {"stringValue": url}})
     text = json.dumps(doc)
     assert aws in text and openai_key in text
     source = tmp_path / "trace.json"
@@ -80,4 +84,9 @@ def test_imported_goldens_hold_no_secrets(
     assert openai_key[:20] not in printed.out + printed.err
     written = "".join(p.read_text(encoding="utf-8") for p in sorted(out_dir.iterdir()))
     assert aws not in written and openai_key not in written
+    assert password not in written and google not in written
+    assert (
+        "url.full: https://user:<redacted:password>@api.example/v1?key=<redacted:google-key>"
+        in (written)
+    )
     assert "<redacted:aws-key>" in written and "<redacted:openai-key>" in written

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import opswald
 from opswald.redact import make_redactor
@@ -470,3 +472,187 @@ def test_bearer_tokens_in_any_spacing_and_oauth_tokens_are_redacted(tmp_path: An
     assert result["as_json_text"] == (
         '{"access_token": "<redacted:credential>", "token_type": "Bearer", "expires_in": 3600}'
     )
+
+
+GOOGLE = "AIza" + "SyDxK3Lq9Wm2Xp7Rt5Yv8Bn4Hj6Gd1Fs0Ac"
+GITHUB = "ghp_" + "Zk3Lq9Wm2Xp7Rt5Yv8Bn4Hj6Gd1Fs0AcQw9E"
+GITHUB_PAT = "github_pat_" + "11ABCDEFG0Zk3Lq9Wm2Xp7_Rt5Yv8Bn4Hj6Gd1Fs0Ac"
+SLACK = "xoxb-" + "123456789012-1234567890123-Zk3Lq9Wm2Xp7Rt5Yv8Bn4Hj6"
+URL_PASSWORD = "S3cr3tPassw0rdValue"
+OTHER = (GOOGLE, GITHUB, GITHUB_PAT, SLACK, URL_PASSWORD)
+
+
+@opswald.llm(provider="google", api="gemini.generate")
+def gemini(
+    *,
+    model: str,
+    messages: list[dict[str, Any]],
+    api_key: str | None = None,
+    base_url: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+    extra_query: dict[str, str] | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    return {
+        "content": "ok",
+        "finish_reason": "stop",
+        "usage": {"input_tokens": 3, "output_tokens": 1},
+        "logprobs": [{"token": "ok", "logprob": -0.1}],
+    }
+
+
+@opswald.tool
+def shell(command: str) -> dict[str, Any]:
+    return {
+        "stdout": (
+            f"remote: https://deploy:{URL_PASSWORD}@git.example/repo.git\n"
+            f"GET /v1/models?key={GOOGLE[:12]}xyz&page=2 200\n"
+            f"GET /me?access_token=ya29.a0AfH6SMBx&fields=id 200\n"
+            f"POST /chat?api_key=plainsecretvalue1 200\n"
+            f"export GH={GITHUB} SLACK={SLACK} PAT={GITHUB_PAT}\n"
+            f"AWS_KEY_{AWS} and KEY{AWS}\n"
+        ),
+        "env": {"GITHUB_TOKEN": "gh-plain-token-value", "HOME": "/home/me", "SORT": "asc"},
+        "page_token": "next-page-2",
+        "links": "see https://example.com:8080/docs?page=2&sort=asc and key=value pairs",
+    }
+
+
+def test_other_credential_shapes_and_credential_named_parameters_are_redacted(
+    tmp_path: Any,
+) -> None:
+    """Google, GitHub and Slack tokens, AWS keys glued to a name, a URL's password and
+    credentials in its query, and the keyword arguments or headers of an `@opswald.llm`
+    function named like credentials; usage figures, logprobs' tokens and ordinary text
+    stay as they are."""
+    path = tmp_path / "shapes.golden.yaml"
+    with opswald.record(path, name="shapes", input={}) as rec:
+        gemini(
+            model="gemini",
+            messages=[{"role": "user", "content": "hi"}],
+            api_key=OPENAI,
+            base_url=f"https://admin:{URL_PASSWORD}@gateway.example/v1?key={GOOGLE}",
+            extra_headers={
+                "x-goog-api-key": "plain-goog-value-1",
+                "Authorization": BEARER,
+                "X-Custom-Token": "plain-custom-value-2",
+                "X-Request-Id": "req-1",
+            },
+            extra_query={"key": GOOGLE, "access_token": "plain-access-value-3", "alt": "json"},
+            google_api_key="plain-google-value-4",
+            password="plain-password-value-5",
+            client_secret="plain-client-value-6",
+            max_tokens=512,
+            temperature=0.5,
+        )
+        shell(command="deploy")
+        rec.output = {}
+    text = path.read_text()
+    _assert_clean(text)
+    for secret in (*OTHER, "plain"):
+        assert secret not in text, f"a secret leaked: {secret[:12]}..."
+    llm, tool = opswald.load(path).step_list
+    params = llm.input.params
+    assert params["base_url"] == (
+        "https://admin:<redacted:password>@gateway.example/v1?key=<redacted:google-key>"
+    )
+    assert params["extra_headers"]["X-Request-Id"] == "req-1"
+    assert params["extra_query"]["alt"] == "json"
+    assert (params["max_tokens"], params["temperature"]) == (512, 0.5)
+    assert llm.raw["logprobs"] == [{"token": "ok", "logprob": -0.1}]
+    assert llm.usage.input_tokens == 3
+    result = tool.output
+    assert result["env"] == {
+        "GITHUB_TOKEN": "<redacted:credential>",
+        "HOME": "/home/me",
+        "SORT": "asc",
+    }
+    assert result["page_token"] == "next-page-2"
+    assert (
+        result["links"] == "see https://example.com:8080/docs?page=2&sort=asc and key=value pairs"
+    )
+    assert "AWS_KEY_<redacted:aws-key> and KEY<redacted:aws-key>" in result["stdout"]
+    assert "&page=2 200" in result["stdout"] and "&fields=id 200" in result["stdout"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_tokens: 512, input_tokens: 10, output_tokens: 5, total_tokens: 15",
+        "Count the tokens; keep the keys; a secret garden; pass the password test.",
+        "sorted(items, key=lambda x: x[1]) and dict(key=1)",
+        "https://example.com:8080/a/b?page=2&sort=asc#top",
+        '{"token": "Hello", "logprob": -0.1, "top_logprobs": []}',
+        "xoxo-lovelovelovelove and ghp_short and AIza short",
+        "mailto:someone@example.com and user@host",
+        "ASIA and AKIA are prefixes; AKIA-IOSFODNN7EXAMPLE is not a key",
+    ],
+)
+def test_ordinary_content_is_not_redacted(text: str) -> None:
+    assert make_redactor()(text) == text
+    assert make_redactor()({"a": text, "max_tokens": 1, "token": text}) == {
+        "a": text,
+        "max_tokens": 1,
+        "token": text,
+    }
+
+
+def test_quoted_credential_keys_are_gated() -> None:
+    """The text rule for quoted credential keys only searches strings holding one of its
+    gates: every key it covers must hold one."""
+    from opswald.redact import CREDENTIAL_KEYS, SECRET_KEYS, SECRET_RULES
+
+    quoted = next(r for r in SECRET_RULES if "(?P<q>" in r.pattern.pattern)
+    for key in SECRET_KEYS | CREDENTIAL_KEYS:
+        assert any(gate in key for gate in quoted.gates), key
+        text = f'{{"{key.upper()}": "value-1"}}'
+        assert make_redactor().text(text) == f'{{"{key.upper()}": "<redacted:credential>"}}'
+
+
+_PIECES = [
+    OPENAI,
+    ANTHROPIC,
+    AWS,
+    JWT,
+    GOOGLE,
+    GITHUB,
+    SLACK,
+    "Bearer ",
+    "Authorization: ",
+    "Token ",
+    "Basic ",
+    "abcdefghijklmnop0123",
+    "https://",
+    "u:p@h",
+    "?key=",
+    "&access_token=",
+    "password",
+    "access_token",
+    "X-Custom-Token",
+    "<redacted:openai-key>",
+    '"',
+    "'",
+    ": ",
+    " ",
+    "\n",
+    "\\",
+    "=",
+    "@",
+    "x",
+]
+_TEXTS = st.lists(st.sampled_from(_PIECES), max_size=8).map("".join)
+_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | _TEXTS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXTS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_DATA)
+def test_redaction_is_idempotent(data: Any) -> None:
+    """Goldens hold redacted data, and a request is redacted before it is matched with the
+    golden's (itself redacted again): redacting twice must change nothing more."""
+    redact = make_redactor()
+    once = redact(data)
+    assert redact(once) == once

@@ -48,7 +48,8 @@ SECRET_KEYS = frozenset(
 )
 
 # Keys whose values (other than null, true and false) are hidden: OAuth token responses
-# and requests, passwords.
+# and requests, passwords, API keys by other names. `key_label` also hides keys named
+# like these (`google_api_key`, `X-Custom-Token`, `clientSecret`, `GITHUB_TOKEN`).
 CREDENTIAL_KEYS = frozenset(
     {
         "access_token",
@@ -58,6 +59,8 @@ CREDENTIAL_KEYS = frozenset(
         "password",
         "passwd",
         "secret",
+        "apikey",
+        "x-goog-api-key",
     }
 )
 
@@ -65,6 +68,13 @@ CREDENTIAL_KEYS = frozenset(
 _GAP = r"(?:[ \t]|\\?\r?\n)+"
 # The keys above quoted in text (JSON, a Python dict's repr): `"access_token": "..."`.
 _QUOTED_KEY = "|".join(re.escape(k) for k in sorted(SECRET_KEYS | CREDENTIAL_KEYS))
+# Credentials in a URL's query or fragment (`?key=`, `&access_token=`, `#id_token=`).
+_URL_PARAM = (
+    r"api[_-]?key|key|x-goog-api-key|(?:access|refresh|id|auth|session)[_-]?token|token"
+    r"|client[_-]?secret|secret|password|passwd|sig|signature|x-amz-signature"
+    r"|x-amz-security-token|x-goog-signature"
+)
+
 SECRET_RULES: tuple[Rule, ...] = (
     Rule(label="anthropic-key", pattern=re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"), shortest=15),
     Rule(
@@ -72,7 +82,8 @@ SECRET_RULES: tuple[Rule, ...] = (
         pattern=re.compile(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"),
         shortest=19,
     ),
-    Rule(label="aws-key", pattern=re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), shortest=20),
+    # also glued to a name (AWS_KEY_AKIA..., KEYAKIA...): no boundary on either side
+    Rule(label="aws-key", pattern=re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{16}"), shortest=20),
     Rule(
         label="jwt",
         # `\b` before `eyJ`, written after it: a search for the literal is much faster
@@ -81,6 +92,10 @@ SECRET_RULES: tuple[Rule, ...] = (
         ),
         shortest=29,
     ),
+    Rule(label="google-key", pattern=re.compile(r"AIza[0-9A-Za-z_\-]{35}"), shortest=39),
+    Rule(label="github-token", pattern=re.compile(r"gh[pousr]_[A-Za-z0-9]{36,}"), shortest=40),
+    Rule(label="github-token", pattern=re.compile(r"github_pat_[A-Za-z0-9_]{22,}"), shortest=33),
+    Rule(label="slack-token", pattern=re.compile(r"xox[abeprs]-[A-Za-z0-9\-]{10,}"), shortest=15),
     Rule(
         label="bearer",
         pattern=re.compile(rf"(?i:bearer){_GAP}(?P<secret>[A-Za-z0-9._~+/\-]{{12,}}=*)"),
@@ -96,6 +111,21 @@ SECRET_RULES: tuple[Rule, ...] = (
         ),
         shortest=24,
         gates=("authorization",),
+    ),
+    # https://user:PASSWORD@host (the last @ before the path)
+    Rule(
+        label="password",
+        pattern=re.compile(r"://[^\s/?#@:]*:(?P<secret>(?!<redacted:)[^\s/?#]+)@"),
+        shortest=6,
+    ),
+    Rule(
+        label="credential",
+        pattern=re.compile(
+            rf"[?&#](?:amp;)?(?i:{_URL_PARAM})="
+            r"(?P<secret>(?!<redacted:)[^&#\s\"'<>()\[\]{},;\\]+)"
+        ),
+        shortest=6,
+        gates=("=",),
     ),
     Rule(
         label="credential",
@@ -113,15 +143,55 @@ PII_RULES: tuple[Rule, ...] = (
     Rule(label="phone", pattern=re.compile(r"(?<!\w)\+?\d[\d ()\-]{8,}\d(?!\w)"), shortest=10),
 )
 
+# Names whose last words say they hold a credential (`google_api_key`, `clientSecret`,
+# `X-Auth-Token`); `token` or `key` alone does not (logprobs' `token`, a `cache_key`).
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# header and environment names (not a placeholder such as `<redacted:openai-key>`)
+_HEADER_OR_ENV = re.compile(
+    r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+"  # X-Custom-Token
+    r"|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"  # GITHUB_TOKEN
+)
+_CREDENTIAL_WORDS = frozenset({"password", "passwd", "passphrase", "secret", "apikey"})
+_CREDENTIAL_PAIRS = frozenset(
+    {
+        ("api", "key"),
+        ("access", "key"),
+        ("secret", "key"),
+        ("private", "key"),
+        ("signing", "key"),
+        ("subscription", "key"),
+        ("access", "token"),
+        ("refresh", "token"),
+        ("id", "token"),
+        ("auth", "token"),
+        ("api", "token"),
+        ("bearer", "token"),
+        ("session", "token"),
+        ("security", "token"),
+    }
+)
+
 
 def key_label(key: str) -> str | None:
     """The placeholder label of a key whose value is hidden, else None: `header` for
-    SECRET_KEYS (any value), `credential` for CREDENTIAL_KEYS (values other than null,
-    true and false)."""
+    SECRET_KEYS (any value), `credential` for a key named like a credential (values other
+    than null, true and false): CREDENTIAL_KEYS, names ending in password, secret or a
+    pair such as api key or access token, and header or environment names ending in
+    token or key (`X-Custom-Token`, `Idempotency-Key`, `GITHUB_TOKEN`)."""
     name = key.lower()
     if name in SECRET_KEYS:
         return "header"
     if name in CREDENTIAL_KEYS:
+        return "credential"
+    if "key" not in name and "token" not in name and "secret" not in name and "pass" not in name:
+        return None
+    words = [w.lower() for w in _WORDS.findall(key)]
+    if not words:
+        return None
+    last = words[-1]
+    if last in _CREDENTIAL_WORDS or tuple(words[-2:]) in _CREDENTIAL_PAIRS:
+        return "credential"
+    if last in ("token", "key") and len(words) > 1 and _HEADER_OR_ENV.fullmatch(key):
         return "credential"
     return None
 
