@@ -490,10 +490,11 @@ QUIET = [
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["inline", "xdist"])
 def test_under_pytester_and_xdist(pytester: pytest.Pytester, workers: list[str]) -> None:
     pytester.makepyfile(test_inner=textwrap.dedent(INNER))
-    started = time.monotonic()
     result = pytester.runpytest(*workers, "-p", "no:cacheprovider", *QUIET)
-    assert time.monotonic() - started < 15
+    # a child that hung would be stopped by its timeout and fail its test: the outcomes
+    # say every child finished by itself
     result.assert_outcomes(passed=2, failed=1)
+    assert "did not finish" not in result.stdout.str()
     text = result.stdout.str()
     assert "AssertionError: inner assertion" in text
     assert "traceback in the agent's child process" in text
