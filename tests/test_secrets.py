@@ -117,6 +117,20 @@ def test_pii_on_request_and_hook_rules(secret_project: pytest.Pytester) -> None:
     _assert_clean(text)
 
 
+def test_pii_redacts_phone_numbers_but_not_dates() -> None:
+    """`opswald_redact = pii` hides phone numbers; the dates agents put in every prompt
+    stay (they were read as phone numbers)."""
+    redact = make_redactor(pii=True)
+    text = (
+        "call +1 (555) 123-4567 or 030 1234 5678 before 2024-01-01, "
+        "due 2025-06-30 12:30, order 2024-01-01-0042"
+    )
+    assert redact.text(text) == (
+        "call <redacted:phone> or <redacted:phone> before 2024-01-01, "
+        "due 2025-06-30 12:30, order <redacted:phone>"
+    )
+
+
 def test_redactor_keeps_structure() -> None:
     redact = make_redactor()
     data = {"headers": {"Authorization": BEARER, "x-api-key": "k"}, "list": [OPENAI, 3, None]}

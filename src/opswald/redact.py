@@ -140,7 +140,12 @@ SECRET_RULES: tuple[Rule, ...] = (
 
 PII_RULES: tuple[Rule, ...] = (
     Rule(label="email", pattern=re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), shortest=5),
-    Rule(label="phone", pattern=re.compile(r"(?<!\w)\+?\d[\d ()\-]{8,}\d(?!\w)"), shortest=10),
+    # a phone number, but not a date (2024-01-01) or a date and time (2024-01-01 12:30)
+    Rule(
+        label="phone",
+        pattern=re.compile(r"(?<!\w)(?!\d{4}-\d\d-\d\d(?![\d\-]))\+?\d[\d ()\-]{8,}\d(?!\w)"),
+        shortest=10,
+    ),
 )
 
 # Names whose last words say they hold a credential (`google_api_key`, `clientSecret`,
