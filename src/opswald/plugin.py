@@ -849,16 +849,8 @@ def _report_skipped(item: pytest.Item, report: pytest.TestReport) -> None:
     )
     record["reason"] = settings_of(item.config).redactor.text(reason.removeprefix("Skipped: "))
     report.opswald_status = "skipped"  # type: ignore[attr-defined]
-    report.opswald_record = record  # type: ignore[attr-defined]
-    _add_junit_properties(item, report, record)
-    if item.config.getoption("opswald_html") and item.__class__.__name__ == "GoldenItem":
-        # on the page as the golden it is, marked skipped with pytest's reason
-        report.opswald_view = {  # type: ignore[attr-defined]
-            "path": str(item.path),
-            "file": record["file"],
-            "actual": None,
-            "findings": [],
-        }
+    # on the page as the golden it is, marked skipped with pytest's reason
+    _report_unran(item, report, record, findings=[])
 
 
 def _add_junit_properties(
@@ -900,6 +892,18 @@ def _report_unjudged(
         text=settings_of(item.config).redactor.text(text),
         stopped=stopped,
     )
+    _report_unran(item, report, record, findings=[_failure_finding(record)])
+
+
+def _report_unran(
+    item: pytest.Item,
+    report: pytest.TestReport,
+    record: dict[str, Any],
+    *,
+    findings: list[dict[str, Any]],
+) -> None:
+    """The record, JUnit properties and viewer entry of a golden without a run's result
+    (skipped, or failed before its run was judged): the page shows the golden itself."""
     report.opswald_record = record  # type: ignore[attr-defined]
     _add_junit_properties(item, report, record)
     if item.config.getoption("opswald_html") and item.__class__.__name__ == "GoldenItem":
@@ -907,7 +911,7 @@ def _report_unjudged(
             "path": str(item.path),
             "file": record["file"],
             "actual": None,
-            "findings": [_failure_finding(record)],
+            "findings": findings,
         }
 
 
