@@ -600,6 +600,8 @@ def test_other_credential_shapes_and_credential_named_parameters_are_redacted(
         "xoxo-lovelovelovelove and ghp_short and AIza short",
         "mailto:someone@example.com and user@host",
         "ASIA and AKIA are prefixes; AKIA-IOSFODNN7EXAMPLE is not a key",
+        "plan the task-management-system-design and the desk-ant-colony-simulation",
+        "Bearer authentication is the default; use bearer token-based-authentication",
     ],
 )
 def test_ordinary_content_is_not_redacted(text: str) -> None:
@@ -609,6 +611,29 @@ def test_ordinary_content_is_not_redacted(text: str) -> None:
         "max_tokens": 1,
         "token": text,
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"OPENAI_API_KEY={OPENAI}", "OPENAI_API_KEY=<redacted:openai-key>"),
+        (f"KEY_{OPENAI} and -{ANTHROPIC}", "KEY_<redacted:openai-key> and -<redacted:anthropic-key>"),
+        (f"({OPENAI})", "(<redacted:openai-key>)"),
+        ("Bearer ABCDEFGHIJKLMNOPQR", "Bearer <redacted:bearer>"),
+        ("bearer abcdefghijklmnop0123", "bearer <redacted:bearer>"),
+        ("Bearer abc.defghijklmnop", "Bearer <redacted:bearer>"),
+        (
+            "Authorization: Bearer abcdefghijklmnopqrst",
+            "Authorization: Bearer <redacted:authorization>",
+        ),
+    ],
+)
+def test_keys_after_a_separator_and_tokens_that_are_no_word_are_redacted(
+    text: str, expected: str
+) -> None:
+    """The word rules (`sk-` not at the end of a word, a bearer credential that is not a
+    word of prose) keep what looks like a credential redacted."""
+    assert make_redactor()(text) == expected
 
 
 def test_quoted_credential_keys_are_gated() -> None:

@@ -76,10 +76,16 @@ _URL_PARAM = (
 )
 
 SECRET_RULES: tuple[Rule, ...] = (
-    Rule(label="anthropic-key", pattern=re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"), shortest=15),
+    # `sk-` starts a key, not the end of a word (`task-management-system`, `desk-...`);
+    # glued to a name by `_` or `=` it is still one
+    Rule(
+        label="anthropic-key",
+        pattern=re.compile(r"(?<![A-Za-z0-9])sk-ant-[A-Za-z0-9_\-]{8,}"),
+        shortest=15,
+    ),
     Rule(
         label="openai-key",
-        pattern=re.compile(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"),
+        pattern=re.compile(r"(?<![A-Za-z0-9])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"),
         shortest=19,
     ),
     # also glued to a name (AWS_KEY_AKIA..., KEYAKIA...): no boundary on either side
@@ -98,7 +104,12 @@ SECRET_RULES: tuple[Rule, ...] = (
     Rule(label="slack-token", pattern=re.compile(r"xox[abeprs]-[A-Za-z0-9\-]{10,}"), shortest=15),
     Rule(
         label="bearer",
-        pattern=re.compile(rf"(?i:bearer){_GAP}(?P<secret>[A-Za-z0-9._~+/\-]{{12,}}=*)"),
+        # not a word of prose ("Bearer authentication", "bearer token-based auth"): a
+        # token of lowercase letters and hyphens only (after one capital) is not one
+        pattern=re.compile(
+            rf"(?i:bearer){_GAP}(?![A-Za-z]?[a-z\-]+(?![A-Za-z0-9._~+/=\-]))"
+            r"(?P<secret>[A-Za-z0-9._~+/\-]{12,}=*)"
+        ),
         shortest=19,
         gates=("bearer",),
     ),
