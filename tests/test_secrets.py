@@ -617,7 +617,10 @@ def test_ordinary_content_is_not_redacted(text: str) -> None:
     ("text", "expected"),
     [
         (f"OPENAI_API_KEY={OPENAI}", "OPENAI_API_KEY=<redacted:openai-key>"),
-        (f"KEY_{OPENAI} and -{ANTHROPIC}", "KEY_<redacted:openai-key> and -<redacted:anthropic-key>"),
+        (
+            f"KEY_{OPENAI} and -{ANTHROPIC}",
+            "KEY_<redacted:openai-key> and -<redacted:anthropic-key>",
+        ),
         (f"({OPENAI})", "(<redacted:openai-key>)"),
         ("Bearer ABCDEFGHIJKLMNOPQR", "Bearer <redacted:bearer>"),
         ("bearer abcdefghijklmnop0123", "bearer <redacted:bearer>"),
