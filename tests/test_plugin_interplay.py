@@ -91,6 +91,38 @@ def test_a_golden_that_passes_on_a_rerun_counts_once_as_passed(
     )
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_rerun_that_passes_takes_back_the_saved_actual_of_its_failed_attempt(
+    project: pytest.Pytester, workers: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--opswald-save-actual` with `--reruns`: the folder holds the actuals of goldens
+    that failed in the end; a rerun that passes removes the one its failed attempt wrote,
+    and an actual left there by an earlier run is not this run's to remove."""
+    monkeypatch.delenv("PYTEST_ADDOPTS")  # pytest-rerunfailures loaded
+    record(project)
+    project.makeconftest(FLAKY)
+    (project.path / "flaky.mark").touch()
+    actual = project.path / "actual"
+    actual.mkdir()
+    (actual / "earlier.actual.yaml").write_text("kept: true\n")
+    result = project.runpytest(
+        "--opswald-goldens", "--reruns=1", "--opswald-save-actual=actual", *workers
+    )
+    assert result.ret == 0
+    assert result.parseoutcomes().get("rerun") == 1
+    assert sorted(p.name for p in actual.iterdir()) == ["earlier.actual.yaml"]
+
+    (project.path / "flaky.mark").touch()
+    result = project.runpytest(
+        "--opswald-goldens", "--reruns=0", "--opswald-save-actual=actual", *workers
+    )
+    assert result.ret == 1
+    assert sorted(p.name for p in actual.iterdir()) == [
+        "book_flight.actual.yaml",
+        "earlier.actual.yaml",
+    ], "without a rerun the failed golden's actual stays"
+
+
 def test_a_marker_test_rerun_replays_its_golden_again(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

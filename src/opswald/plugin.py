@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import warnings
@@ -20,6 +21,7 @@ OUTCOME_KEY = pytest.StashKey[Any]()
 _SETTINGS_KEY = pytest.StashKey[Any]()
 _NORMALIZE_KEY = pytest.StashKey[list[NormalizeRule]]()
 _PRICE_NOTES_KEY = pytest.StashKey[list[str]]()
+_SAVED_ACTUALS_KEY = pytest.StashKey[set[Path]]()  # saved actuals this process wrote
 
 
 def take_price_notes(config: pytest.Config) -> list[str]:
@@ -984,7 +986,7 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
     A file that cannot be written does not stop the run: the note that says so is
     returned, for the summary."""
     folder = item.config.getoption("opswald_save_actual")
-    if not folder or status != "failed" or outcome.result is None:
+    if not folder or outcome.result is None:
         return None
     from opswald.files import dump, saved_actual_name
 
@@ -995,6 +997,15 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
         else saved_actual_name(item.name)
     )
     target = item.config.invocation_params.dir / folder
+    written = item.config.stash.setdefault(_SAVED_ACTUALS_KEY, set())
+    if status != "failed":
+        # a rerun (pytest-rerunfailures) that passes takes back what its failed attempt
+        # saved: the folder holds the actuals of goldens that failed, no others
+        if target / name in written:
+            written.discard(target / name)
+            with contextlib.suppress(OSError):
+                (target / name).unlink()
+        return None
     try:
         target.mkdir(parents=True, exist_ok=True)
         dump(outcome.result.actual, target / name)
@@ -1004,6 +1015,7 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
             f"{item.nodeid}: --opswald-save-actual: its actual session was not saved: "
             f"cannot write {where}: {exc.strerror or exc}"
         )
+    written.add(target / name)
     return None
 
 
