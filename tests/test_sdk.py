@@ -10,7 +10,7 @@ import pytest
 
 from conftest import sdk_setup
 from fakeprovider import FakeProvider
-from opswald import dump, load
+from opswald import dump, files, load
 from opswald.session import LLMCallStep, ToolCallStep
 
 AGENT = '''
@@ -329,6 +329,42 @@ def test_secrets_in_what_the_model_answers_are_never_written(
     assert last.output.content == "It is 21°C in Rome. Your key <redacted:aws-key> leaked."
     result = sdk_project.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("mode", ["openai_chat", "anthropic_stream"])
+def test_a_reply_that_reorders_or_hides_text_is_written_escaped_and_replays(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A model reply holding a RIGHT-TO-LEFT OVERRIDE and a ZERO WIDTH SPACE ("Trojan
+    Source"): the golden, and a saved actual session, hold their escapes, so a reviewer's
+    diff shows them; the emoji beside them stays as it is, and the golden replays."""
+    reply = "Refund of 1\u202e00 EUR\u202c approved 👨‍👩‍👧, order\u200b 7."
+    script = [SCRIPT[0], {**SCRIPT[1], "content": reply}]
+    monkeypatch.setenv("SDK_MODE", mode)
+    with FakeProvider(script=script) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        recorded = sdk_project.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert recorded.ret == 0, recorded.stdout.str()
+    text = (sdk_project.path / GOLDEN).read_text(encoding="utf-8")
+    assert "\u202e" not in text and "\u202c" not in text and "\u200b" not in text
+    assert "answer: " + '"Refund of 1\\u202E00 EUR\\u202C approved 👨‍👩‍👧, order\\u200B 7."' in text
+    session = load(sdk_project.path / GOLDEN)
+    last = session.step_list[-1]
+    assert isinstance(last, LLMCallStep) and last.output is not None
+    assert last.output.content == reply and session.output == {"answer": reply}
+
+    sdk_project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+    # a failed replay's saved actual session (the prompt now holds an override too)
+    monkeypatch.setenv("PROMPT_SUFFIX", " \u202eplease")
+    failed = sdk_project.runpytest("--opswald-goldens", "--opswald-save-actual=actual")
+    failed.assert_outcomes(failed=1)
+    (saved,) = (sdk_project.path / "actual").iterdir()
+    actual = saved.read_text(encoding="utf-8")
+    assert "Weather in Rome? \\u202Eplease" in actual and "\u202e" not in actual
+    data = json.dumps(files.to_data(load(saved)), ensure_ascii=False)
+    assert "Weather in Rome? \u202eplease" in data
 
 
 @pytest.mark.parametrize("mode", ["openai_chat", "anthropic"])

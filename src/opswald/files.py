@@ -37,6 +37,7 @@ from pydantic_core import ErrorDetails
 from yaml import events as ev
 from yaml.nodes import ScalarNode
 
+from opswald.hidden import HiddenEscapingDumper, has_hidden, json_with_hidden_escaped
 from opswald.jsonable import to_jsonable
 from opswald.paths import render
 from opswald.redact import DEFAULT_REDACTOR
@@ -1032,7 +1033,7 @@ def dumps(session: Session, fmt: Format = "yaml") -> str:
     """The canonical text of a session: the same session always gives the same text."""
     data = to_data(session)
     if fmt == "json":
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return json_with_hidden_escaped(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
     if fmt != "yaml":
         raise ValueError(f"unknown golden format {fmt!r}; expected 'yaml' or 'json'")
     body: str = yaml.dump(
@@ -1068,8 +1069,9 @@ def _text_form(path: StrPath) -> tuple[bool, bool]:
     return head.startswith(codecs.BOM_UTF8), head.endswith(b"\r\n")
 
 
-class _GoldenDumper(yaml.SafeDumper):
-    """Block style with list items indented under their key, and never an anchor."""
+class _GoldenDumper(HiddenEscapingDumper):
+    """Block style with list items indented under their key, never an anchor, and the
+    characters that hide or reorder text escaped (`opswald.hidden`)."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
@@ -1079,11 +1081,12 @@ class _GoldenDumper(yaml.SafeDumper):
 
 
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    """Multi-line strings as literal blocks; odd line breaks escaped in double quotes;
-    strings that YAML 1.2 tools (yq, other languages' parsers) would read as numbers quoted,
-    though PyYAML's YAML 1.1 reads them as strings (`1e5`, `0o17`, `.5`)."""
+    """Multi-line strings as literal blocks; odd line breaks and characters that hide or
+    reorder text (`opswald.hidden`) escaped in double quotes; strings that YAML 1.2 tools
+    (yq, other languages' parsers) would read as numbers quoted, though PyYAML's YAML 1.1
+    reads them as strings (`1e5`, `0o17`, `.5`)."""
     style = None
-    if _NEEDS_ESCAPES.search(text):
+    if _NEEDS_ESCAPES.search(text) or has_hidden(text):
         style = '"'
     elif "\n" in text:
         style = "|"

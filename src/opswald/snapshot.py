@@ -34,6 +34,7 @@ from syrupy.types import PropertyFilter, PropertyMatcher, SerializableData, Seri
 
 from opswald import files
 from opswald.diff import render_difference
+from opswald.hidden import HiddenEscapingDumper, has_hidden
 from opswald.session import Session
 from opswald.sessiondiff import (
     _COUNTED,
@@ -72,8 +73,9 @@ def stable_session(session: Session) -> Session:
     return session.model_copy(update=update)
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style, list items indented under their key, never an anchor."""
+class _Dumper(HiddenEscapingDumper):
+    """Block style, list items indented under their key, never an anchor, the characters
+    that hide or reorder text escaped."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
@@ -83,7 +85,8 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    style = '"' if any(c in text for c in "\r\x85\u2028\u2029") else "|" if "\n" in text else None
+    odd = any(c in text for c in "\r\x85\u2028\u2029") or has_hidden(text)
+    style = '"' if odd else "|" if "\n" in text else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
 

@@ -172,9 +172,11 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
 
 def write(path: Path, report: dict[str, Any]) -> None:
     from opswald.files import atomic_write_text
+    from opswald.hidden import json_with_hidden_escaped
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    text = json_with_hidden_escaped(json.dumps(report, indent=2, ensure_ascii=False))
+    atomic_write_text(path, text + "\n")
 
 
 class MergeError(ValueError):
