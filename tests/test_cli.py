@@ -127,6 +127,42 @@ def test_validate_a_stub(tmp_path: Path) -> None:
     assert "ok: new.golden.yaml (stub (not recorded yet))" in result.stdout.splitlines()
 
 
+def test_validate_warns_of_raw_characters_that_hide_or_reorder_text(tmp_path: Path) -> None:
+    """A hand-edited golden holding a raw RIGHT-TO-LEFT OVERRIDE is valid, with a warning;
+    one that opswald wrote holds escapes and gets none (its emoji keep their joiners)."""
+    from opswald import dump
+    from opswald.session import Session
+
+    edited = 'name: edited\ninput: {q: hi}\nsteps: []\noutput: "total 1\u202e00"\n'
+    (tmp_path / "edited.golden.yaml").write_text(edited, encoding="utf-8")
+    tagged = "\U000e0069\U000e0067\U000e006e\U000e006f\U000e0072\U000e0065"
+    (tmp_path / "tagged.golden.json").write_text(
+        f'{{"name": "tagged", "input": "hi {tagged}", "steps": [], "output": "x"}}\n',
+        encoding="utf-8",
+    )
+    reply = "total 1\u202e00 👨‍👩‍👧 \U000e0069"
+    dump(Session(name="w", input={"q": "hi"}, steps=[], output=reply), tmp_path / "w.golden.yaml")
+    result = opswald("validate", ".", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "ok: edited.golden.yaml (0 steps)",
+        "warning: edited.golden.yaml:4: U+202E RIGHT-TO-LEFT OVERRIDE, which can hide or "
+        'reorder text in a diff, is written raw; write it as "\\u202E" in a double-quoted string',
+        "ok: tagged.golden.json (0 steps)",
+        "warning: tagged.golden.json:1: 6 characters that can hide or reorder text in a diff "
+        "are written raw, the first U+E0069 TAG LATIN SMALL LETTER I; write them as escapes "
+        'in double-quoted strings ("\\U000E0069")',
+        "ok: w.golden.yaml (0 steps)",
+        "3 valid, 0 invalid",
+    ]
+    rows = json.loads(opswald("validate", "--json", ".", cwd=tmp_path).stdout)["goldens"]
+    assert [row.get("warning", "")[:24] for row in rows] == [
+        "edited.golden.yaml:4: U+",
+        "tagged.golden.json:1: 6 ",
+        "",
+    ]
+
+
 @pytest.mark.parametrize("content", [None, "notes.yaml"], ids=["empty", "no_goldens"])
 def test_validate_a_folder_without_goldens_exits_4(tmp_path: Path, content: str | None) -> None:
     if content:

@@ -164,14 +164,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
             bad += 1
             rows.append({"path": str(path), "ok": False, "error": f"{path}: {exc.strerror or exc}"})
             continue
-        rows.append(
-            {
-                "path": str(path),
-                "ok": True,
-                "stub": session.is_stub,
-                "steps": None if session.is_stub else len(session.step_list),
-            }
-        )
+        row: dict[str, object] = {
+            "path": str(path),
+            "ok": True,
+            "stub": session.is_stub,
+            "steps": None if session.is_stub else len(session.step_list),
+        }
+        warning = _raw_hidden_warning(path)
+        if warning:
+            row["warning"] = warning
+        rows.append(row)
     progress.done()
     if args.json:
         print(json.dumps({"valid": len(goldens) - bad, "invalid": bad, "goldens": rows}, indent=2))
@@ -182,8 +184,43 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             kind = "stub (not recorded yet)" if row["stub"] else f"{row['steps']} steps"
             print(f"ok: {row['path']} ({kind})")
+            if "warning" in row:
+                print(f"warning: {row['warning']}")
     print(f"{len(goldens) - bad} valid, {bad} invalid")
     return 1 if bad else 0
+
+
+def _raw_hidden_warning(path: Path) -> str | None:
+    """What `validate` says of a golden that holds, raw, characters that hide or reorder
+    text (`opswald.hidden`; written by hand, since opswald writes them as escapes): a
+    reviewer's diff of it may show text in another order, or not at all."""
+    import unicodedata
+
+    from opswald.hidden import hidden_positions
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = [i for i in hidden_positions(text) if i or text[0] != "\ufeff"]  # not a BOM
+    if not found:
+        return None
+    first = text[found[0]]
+    code = ord(first)
+    name = unicodedata.name(first, "unassigned")
+    line = text.count("\n", 0, found[0]) + 1
+    escape = f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}"
+    what = f"U+{code:04X} {name}"
+    if len(found) == 1:
+        return (
+            f"{path}:{line}: {what}, which can hide or reorder text in a diff, is written "
+            f'raw; write it as "{escape}" in a double-quoted string'
+        )
+    return (
+        f"{path}:{line}: {len(found)} characters that can hide or reorder text in a diff are "
+        f"written raw, the first {what}; write them as escapes in double-quoted strings "
+        f'("{escape}")'
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
