@@ -8,6 +8,8 @@ import pytest
 
 from conftest import record
 
+PYTEST_9 = int(pytest.__version__.split(".")[0]) >= 9
+
 MALFORMED = {
     "syntax.golden.yaml": ("name: x\ninput: {a: 1\n", ["*syntax.golden.yaml:*"]),
     "schema.golden.yaml": ("name: x\ninput: 1\ntags: 5\n", ["*schema.golden.yaml:3*tags*"]),
@@ -359,3 +361,195 @@ def test_a_failure_has_a_one_line_crash_message_at_its_step(project: pytest.Pyte
         )
         xml = (project.path / "out.xml").read_text()
         assert f'message="{headline}"' in xml.replace("&#183;", "·")
+
+
+def _golden_copies(project: pytest.Pytester, *where: str) -> None:
+    """The recorded goldens/flight.golden.yaml copied to each `folder/name` (its `name:`
+    the file's), after a recording."""
+    text = (project.path / "goldens" / "flight.golden.yaml").read_text()
+    for path in where:
+        target = project.path / f"{path}.golden.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text.replace("name: book_flight", f"name: {target.name.split('.')[0]}"))
+
+
+def _collected(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if "::" in line]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_goldens_are_collected_from_every_folder_the_ini_names(
+    project: pytest.Pytester, workers: list[str]
+) -> None:
+    """Folders separated by spaces or by lines, each relative to the rootdir; the root's
+    `goldens/` is not one of them once the setting names others."""
+    record(project)
+    _golden_copies(project, "services/a/goldens/a1", "services/b/goldens/b1")
+    project.makepyfile(**{"tests/test_plain": "def test_plain():\n    pass\n"})
+    project.makeini(
+        "[pytest]\ntestpaths = tests\nopswald_goldens =\n    services/a/goldens\n"
+        "    services/b/goldens\n"
+    )
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q", "-p", "no:randomly")
+    assert _collected(result) == [
+        "tests/test_plain.py::test_plain",
+        "services/a/goldens/a1.golden.yaml::a1",
+        "services/b/goldens/b1.golden.yaml::b1",
+    ]
+    result = project.runpytest("--opswald-goldens", "-v", *workers)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            "PASSED *services/a/goldens/a1.golden.yaml::a1",
+            "PASSED *services/b/goldens/b1.golden.yaml::b1",
+        ]
+    )
+    # on one line, and from -o, which wins over the file
+    project.makeini("[pytest]\ntestpaths = tests\nopswald_goldens = services/a/goldens goldens\n")
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q", "-p", "no:randomly")
+    assert _collected(result)[1:] == [
+        "services/a/goldens/a1.golden.yaml::a1",
+        "goldens/flight.golden.yaml::book_flight",
+    ]
+    result = project.runpytest(
+        "--opswald-goldens", "--collect-only", "-q", "-p", "no:randomly",
+        "-o", "opswald_goldens=services/b/goldens services/a/goldens/a1.golden.yaml",
+    )  # fmt: skip
+    assert _collected(result)[1:] == [
+        "services/b/goldens/b1.golden.yaml::b1",
+        "services/a/goldens/a1.golden.yaml::a1",
+    ]
+
+
+def test_glob_patterns_in_the_ini_are_expanded_in_name_order(project: pytest.Pytester) -> None:
+    """As pytest's testpaths: `packages/*/goldens` names every package's goldens, sorted;
+    a pattern matching nothing is passed over quietly while others find something, and
+    warned about when nothing at all is found."""
+    record(project)
+    _golden_copies(project, "packages/zeta/goldens/z1", "packages/alpha/goldens/a1")
+    _golden_copies(project, "packages/alpha/goldens/deep/nested/a2")
+    project.makeini("[pytest]\ntestpaths = tests\nopswald_goldens = packages/*/goldens legacy/*\n")
+    project.mkdir("tests")
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q", "-p", "no:randomly")
+    assert _collected(result) == [
+        "packages/alpha/goldens/a1.golden.yaml::a1",
+        "packages/alpha/goldens/deep/nested/a2.golden.yaml::a2",
+        "packages/zeta/goldens/z1.golden.yaml::z1",
+    ]
+    assert "opswald_goldens" not in result.stdout.str()
+    project.makeini("[pytest]\ntestpaths = tests\nopswald_goldens = packages/**/nested\n")
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    assert _collected(result) == ["packages/alpha/goldens/deep/nested/a2.golden.yaml::a2"]
+    project.makeini("[pytest]\ntestpaths = tests\nopswald_goldens = legacy/* old/*/goldens\n")
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    assert _collected(result) == []
+    result.stdout.fnmatch_lines(
+        ["*opswald_goldens = legacy/* old/*/goldens: no files or folders match under *"]
+    )
+
+
+def test_a_folder_the_ini_names_twice_or_inside_another_is_collected_once(
+    project: pytest.Pytester,
+) -> None:
+    record(project)
+    _golden_copies(project, "goldens/sub/s1")
+    project.makepyfile(**{"tests/test_plain": "def test_plain():\n    pass\n"})
+    project.makeini(
+        "[pytest]\ntestpaths = tests\n"
+        "opswald_goldens = goldens/sub goldens ./goldens goldens/* tests/../goldens\n"
+    )
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q", "-p", "no:randomly")
+    assert _collected(result) == [
+        "tests/test_plain.py::test_plain",
+        "goldens/flight.golden.yaml::book_flight",
+        "goldens/sub/s1.golden.yaml::s1",
+    ]
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=3)
+
+
+def test_a_folder_in_the_ini_list_that_does_not_exist_is_warned_about(
+    project: pytest.Pytester,
+) -> None:
+    """The folders that exist are collected; the one that does not is named, as when the
+    setting named one folder."""
+    record(project)
+    _golden_copies(project, "services/a/goldens/a1")
+    project.makeini("[pytest]\nopswald_goldens = services/a/goldens services/c/goldens\n")
+    result = project.runpytest("--opswald-goldens", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)  # the rootdir's own (no testpaths) and services/a
+    result.stdout.fnmatch_lines(
+        ["*opswald_goldens = services/c/goldens: no such file or folder under *"]
+    )
+    assert "services/a/goldens: no such" not in result.stdout.str()
+    result = project.runpytest("--opswald-goldens", "-W", "error::pytest.PytestConfigWarning")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "services/c/goldens: no such file or folder" in result.stderr.str()
+
+
+def test_pyproject_lists_the_folders(project: pytest.Pytester) -> None:
+    record(project)
+    _golden_copies(project, "services/a/goldens/a1", "services/b/goldens/b1")
+    project.mkdir("tests")
+    project.makepyprojecttoml(
+        "[tool.pytest.ini_options]\ntestpaths = ['tests']\n"
+        'opswald_goldens = ["services/b/goldens", "services/a/goldens"]\n'
+    )
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q", "-p", "no:randomly")
+    assert _collected(result) == [
+        "services/b/goldens/b1.golden.yaml::b1",
+        "services/a/goldens/a1.golden.yaml::a1",
+    ]
+
+
+@pytest.mark.skipif(not PYTEST_9, reason="[tool.pytest] native TOML came with pytest 9")
+def test_native_toml_lists_the_folders_and_refuses_a_string(project: pytest.Pytester) -> None:
+    record(project)
+    _golden_copies(project, "services/a/goldens/a1")
+    project.mkdir("tests")
+    project.makepyprojecttoml(
+        "[tool.pytest]\ntestpaths = ['tests']\nopswald_goldens = ['services/*/goldens']\n"
+    )
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    assert _collected(result) == ["services/a/goldens/a1.golden.yaml::a1"]
+    project.makepyprojecttoml(
+        "[tool.pytest]\ntestpaths = ['tests']\nopswald_goldens = 'services/a/goldens'\n"
+    )
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*opswald_goldens*expects a list*"])
+
+
+def test_run_from_a_subfolder_collects_the_goldens_below_it_of_every_ini_folder(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several folders combine with the subfolder rule as one does: run in a subfolder
+    without paths, pytest collects that folder, so the goldens of the listed folders that
+    are below it (and ordinary ones there); from the rootdir, every listed folder."""
+    record(project)
+    _golden_copies(
+        project,
+        "packages/alpha/goldens/a1",
+        "packages/alpha/sessions/a2",
+        "packages/beta/goldens/b1",
+    )
+    project.makeini(
+        "[pytest]\ntestpaths = tests\nopswald_goldens = packages/*/goldens packages/*/sessions\n"
+    )
+    project.mkdir("tests")
+    monkeypatch.chdir(project.path / "packages" / "alpha")
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    assert sorted(_collected(result)) == [
+        "packages/alpha/goldens/a1.golden.yaml::a1",
+        "packages/alpha/sessions/a2.golden.yaml::a2",
+    ]
+    monkeypatch.chdir(project.path / "packages")
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q")
+    assert len(_collected(result)) == 3
+    monkeypatch.chdir(project.path)
+    result = project.runpytest("--opswald-goldens", "--collect-only", "-q", "-p", "no:randomly")
+    assert _collected(result) == [
+        "packages/alpha/goldens/a1.golden.yaml::a1",
+        "packages/beta/goldens/b1.golden.yaml::b1",
+        "packages/alpha/sessions/a2.golden.yaml::a2",
+    ]

@@ -44,7 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--opswald-goldens",
         action="store_true",
         help="collect golden files (*.golden.yaml|yml|json) from the given paths, or from the "
-        "ini option opswald_goldens when no path is given",
+        "folders of the ini option opswald_goldens when no path is given",
     )
     group.addoption(
         "--opswald-mode",
@@ -162,7 +162,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "in a forked child process that is killed on timeout",
     )
     parser.addini(
-        "opswald_goldens", "where --opswald-goldens looks when no path is given", default="goldens"
+        "opswald_goldens",
+        "where --opswald-goldens looks when no path is given: folders or files relative to "
+        "the rootdir, separated by spaces or lines, glob patterns allowed (as testpaths)",
+        type="args",
+        default=["goldens"],
     )
     parser.addini("opswald_mode", "default for --opswald-mode", default="replay")
     parser.addini("opswald_diff_mode", "default for --opswald-diff-mode", default="detailed")
@@ -549,34 +553,40 @@ def _hook_redaction_rules(config: pytest.Config) -> list[Any]:
 
 
 def _add_default_goldens_path(config: pytest.Config) -> None:
-    """With no positional paths, collect goldens from the ini option opswald_goldens too —
-    where pytest itself collects from the rootdir (its testpaths, or the rootdir). Run in
-    a subfolder, pytest collects that folder only, and so do goldens: the ones below it."""
+    """With no positional paths, collect goldens from the folders of the ini option
+    opswald_goldens too — where pytest itself collects from the rootdir (its testpaths, or
+    the rootdir). Run in a subfolder, pytest collects that folder only, and so do goldens:
+    the ones below it, whichever of the folders they are in."""
+    from opswald.projectconfig import golden_folders, outermost
+
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         return
-    setting = str(config.getini("opswald_goldens"))
-    goldens = (config.rootpath / setting).resolve()
     here = config.invocation_params.dir.resolve()
     if config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR and here != (
         config.rootpath.resolve()
     ):
         return  # pytest collects this folder: its goldens are found there, and no others
-    if not goldens.exists():
-        if setting.strip() not in ("", "goldens"):  # a folder the user named, not the default
-            config.issue_config_time_warning(
-                pytest.PytestConfigWarning(
-                    f"opswald_goldens = {setting}: no such file or folder under "
-                    f"{config.rootpath}; no goldens are collected from it"
-                ),
-                stacklevel=2,
-            )
-        return
+    try:
+        entries = config.getini("opswald_goldens")
+    except (TypeError, ValueError) as exc:  # a TOML string, an unclosed quote
+        text = str(exc)
+        raise pytest.UsageError(
+            text if "opswald_goldens" in text else f"opswald_goldens: {text}"
+        ) from None
+    goldens = golden_folders(entries, config.rootpath)
+    for warning in goldens.warnings(config.rootpath):
+        try:
+            config.issue_config_time_warning(pytest.PytestConfigWarning(warning), stacklevel=2)
+        except pytest.PytestConfigWarning as exc:  # -W error / filterwarnings = error
+            raise pytest.UsageError(str(exc)) from None
+    bases = []
     for arg in config.args:
         base = Path(arg.split("::")[0])
-        base = (base if base.is_absolute() else config.invocation_params.dir / base).resolve()
-        if goldens == base or base in goldens.parents:
-            return
-    config.args.append(str(goldens))
+        bases.append(
+            (base if base.is_absolute() else config.invocation_params.dir / base).resolve()
+        )
+    paths = outermost((path.resolve() for path in goldens.paths), bases)
+    config.args.extend(str(path) for path in paths)
 
 
 def _refuse_golden_args(config: pytest.Config) -> None:

@@ -16,6 +16,7 @@ line.
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import re
 import shlex
@@ -33,6 +34,7 @@ CONFIG_NAMES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup
 MODES = ("replay", "record", "rerecord", "live")
 DIFF_MODES = ("detailed", "short", "disabled")
 NORECURSEDIRS = ("*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "{arch}")
+GOLDENS = ("goldens",)  # opswald_goldens's default
 
 
 class SettingError(ValueError):
@@ -348,6 +350,65 @@ def suite_requests(ignore: list[str], normalize: list[dict[str, str]]) -> Reques
             else "opswald_request_normalize"
         )
         raise SettingError(f"{option}: {problem.message}") from None
+
+
+@dataclass(frozen=True)
+class GoldenFolders:
+    """The folders (and files) that opswald_goldens names, absolute, in its order."""
+
+    paths: list[Path]
+    missing: list[str]  # entries naming nothing (the default `goldens` aside)
+    unmatched: list[str]  # glob patterns matching nothing
+
+    def warnings(self, rootdir: Path) -> list[str]:
+        """A folder named that does not exist is warned about; a pattern that matches
+        nothing only when nothing at all is found (as pytest's testpaths)."""
+        notes = [
+            f"opswald_goldens = {entry}: no such file or folder under {rootdir}; no goldens "
+            "are collected from it"
+            for entry in self.missing
+        ]
+        if self.unmatched and not self.paths:
+            notes.append(
+                f"opswald_goldens = {' '.join(self.unmatched)}: no files or folders match "
+                f"under {rootdir}; no goldens are collected from it"
+            )
+        return notes
+
+
+def golden_folders(entries: Iterable[str], rootdir: Path) -> GoldenFolders:
+    """opswald_goldens's entries as pytest reads `testpaths`: each relative to the rootdir,
+    a glob pattern (`*`, `?`, `[...]`, `**`) expanded to its matches in name order; each
+    path listed once."""
+    found: dict[Path, None] = {}
+    missing: list[str] = []
+    unmatched: list[str] = []
+    for entry in entries:
+        if any(c in entry for c in "*?["):
+            matches = sorted(glob.glob(entry, root_dir=rootdir, recursive=True))
+            if not matches:
+                unmatched.append(entry)
+            found.update((_absolute(rootdir / match), None) for match in matches)
+            continue
+        path = _absolute(rootdir / entry)
+        if _exists(path):
+            found[path] = None
+        elif entry not in GOLDENS:  # the default, when there is no such folder: silent
+            missing.append(entry)
+    return GoldenFolders(list(found), missing, unmatched)
+
+
+def outermost(paths: Iterable[Path], inside: Iterable[Path] = ()) -> list[Path]:
+    """`paths` less those in (or equal to) another of them or one of `inside`: a folder
+    and a folder below it are collected once, with the outer one."""
+    listed = list(dict.fromkeys(paths))
+    bases = list(inside)
+    return [
+        path
+        for path in listed
+        if not any(base == path or base in path.parents for base in bases)
+        and not any(other in path.parents for other in listed)
+    ]
 
 
 # -- the command line's view of them ------------------------------------------------------
