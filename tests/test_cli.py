@@ -328,3 +328,63 @@ def test_no_subcommand_is_a_usage_error() -> None:
     result = opswald()
     assert result.returncode == 2
     assert "usage: opswald" in result.stderr
+
+
+def monorepo(root: Path, ini: str) -> None:
+    """Goldens in tests/ (pytest's testpaths), in services/a and services/b, and in a root
+    goldens/ and other/ folder that neither names."""
+    stub = "name: {}\ninput: {{q: hi}}\n"
+    for name in (
+        "tests/t",
+        "services/a/goldens/a",
+        "services/b/goldens/b",
+        "services/b/goldens/deep/b2",
+        "goldens/root",
+        "other/o",
+    ):
+        (root / f"{name}.golden.yaml").parent.mkdir(parents=True, exist_ok=True)
+        (root / f"{name}.golden.yaml").write_text(stub.format(name.rsplit("/", 1)[-1]))
+    (root / "pytest.ini").write_text(ini)
+
+
+def test_validate_without_paths_checks_what_pytest_collects_without_paths(
+    tmp_path: Path,
+) -> None:
+    """In the rootdir: testpaths and every folder of opswald_goldens (a glob expanded);
+    in a subfolder: the goldens below it, as pytest run there."""
+    monorepo(tmp_path, "[pytest]\ntestpaths = tests\nopswald_goldens = services/*/goldens\n")
+    code, paths = validated(tmp_path)
+    assert code == 0
+    assert paths == [
+        "tests/t.golden.yaml",
+        "services/a/goldens/a.golden.yaml",
+        "services/b/goldens/b.golden.yaml",
+        "services/b/goldens/deep/b2.golden.yaml",
+    ]
+    assert set(paths) == pytest_collects(tmp_path)
+    here = tmp_path / "services" / "b"
+    code, paths = validated(here)
+    assert paths == ["goldens/b.golden.yaml", "goldens/deep/b2.golden.yaml"]
+    assert {f"services/b/{path}" for path in paths} == pytest_collects(here)
+
+
+def test_validate_without_paths_warns_of_a_folder_the_ini_names_that_is_missing(
+    tmp_path: Path,
+) -> None:
+    monorepo(
+        tmp_path,
+        "[pytest]\ntestpaths = tests\nopswald_goldens =\n    services/a/goldens\n    services/c\n",
+    )
+    result = opswald("validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "2 valid, 0 invalid"
+    assert result.stderr == (
+        f"warning: opswald_goldens = services/c: no such file or folder under {tmp_path}; "
+        "no goldens are collected from it\n"
+    )
+    result = opswald("validate", cwd=tmp_path / "other")  # a subfolder: its goldens only
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "ok: o.golden.yaml (stub (not recorded yet))",
+        "1 valid, 0 invalid",
+    ]

@@ -280,3 +280,35 @@ def test_errors_are_shown_as_python_prints_them(
         _, out, _ = run(capsys, *command)
         assert printed in out, out
         assert "KeyError: Book" not in out
+
+
+def test_analyze_upgrade_and_html_without_paths_take_the_ini_folders(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `pytest --opswald-goldens` without paths: testpaths and each folder that
+    opswald_goldens names (lines, spaces or glob patterns)."""
+    for folder, golden in (("services/a/goldens", REFUND), ("services/b/goldens", DECLINED)):
+        (tmp_path / folder).mkdir(parents=True)
+        shutil.copy(golden, tmp_path / folder)
+    (tmp_path / "tests").mkdir()
+    shutil.copy(REFUND, tmp_path / "unlisted.golden.yaml")
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\ntestpaths = tests\nopswald_goldens =\n    services/b/goldens\n"
+        "    services/[a]/goldens\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "analyze", "--json")
+    assert (code, err) == (0, "")
+    assert [d["name"] for d in json.loads(out)] == ["card_declined", "refund_flow"]
+    code, out, _ = run(capsys, "upgrade", "--check")
+    assert code == 0
+    assert out.splitlines() == [
+        "up to date: services/b/goldens/card_declined.golden.json",
+        "up to date: services/a/goldens/refund.golden.yaml",
+        "0 to upgrade, 0 failed, 2 up to date",
+    ]
+    code, out, _ = run(capsys, "html", "-o", "v.html")
+    assert code == 0 and out.startswith("wrote v.html: 2 goldens"), out
+    page = (tmp_path / "v.html").read_text()
+    assert "services/b/goldens, services/a/goldens" in page  # the title names the folders
+    assert "unlisted.golden.yaml" not in page

@@ -210,3 +210,102 @@ def test_a_config_pytest_cannot_read_is_refused(
 def test_a_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(SettingError, match=r"nope\.ini: no such config file"):
         find([], config_file=tmp_path / "nope.ini")
+
+
+def _monorepo(root: Path, config: tuple[str, str]) -> None:
+    name, text = config
+    for folder in ("tests", "services/a/goldens", "services/b/goldens", "goldens"):
+        (root / folder).mkdir(parents=True)
+    (root / name).write_text(text)
+
+
+GOLDENS_LISTS = {
+    "ini lines": (
+        "pytest.ini",
+        "[pytest]\nopswald_goldens =\n    services/b/goldens\n    goldens\n",
+    ),
+    "ini spaces": ("tox.ini", "[pytest]\nopswald_goldens = services/b/goldens goldens\n"),
+    "pyproject list": (
+        "pyproject.toml",
+        '[tool.pytest.ini_options]\nopswald_goldens = ["services/b/goldens", "goldens"]\n',
+    ),
+    "pyproject string": (
+        "pyproject.toml",
+        '[tool.pytest.ini_options]\nopswald_goldens = "services/b/goldens goldens"\n',
+    ),
+}
+
+
+@pytest.mark.parametrize("form", list(GOLDENS_LISTS))
+def test_opswald_goldens_is_a_list_of_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    _monorepo(tmp_path, GOLDENS_LISTS[form])
+    monkeypatch.chdir(tmp_path)
+    config = find([])
+    paths, warnings = projectconfig.default_paths(config, tmp_path)
+    assert paths == [tmp_path], "no testpaths: the rootdir, the folders in it"
+    assert warnings == []
+    (tmp_path / GOLDENS_LISTS[form][0]).write_text(
+        GOLDENS_LISTS[form][1].replace("opswald_goldens", "testpaths = tests\nopswald_goldens")
+        if form.startswith("ini")
+        else GOLDENS_LISTS[form][1] + "testpaths = ['tests']\n"
+    )
+    paths, warnings = projectconfig.default_paths(find([]), tmp_path)
+    assert paths == [tmp_path / "tests", tmp_path / "services/b/goldens", tmp_path / "goldens"]
+
+
+def test_opswald_goldens_globs_missing_folders_and_duplicates(tmp_path: Path) -> None:
+    for folder in ("packages/b/goldens", "packages/a/goldens", "packages/a/goldens/sub"):
+        (tmp_path / folder).mkdir(parents=True)
+    found = projectconfig.golden_folders(
+        ["packages/*/goldens", "nowhere", "old/*", "goldens", "packages/a/goldens/sub"], tmp_path
+    )
+    assert found.paths == [
+        tmp_path / "packages/a/goldens",
+        tmp_path / "packages/b/goldens",
+        tmp_path / "packages/a/goldens/sub",
+    ]
+    assert found.missing == ["nowhere"], "the default `goldens` missing stays silent"
+    assert found.unmatched == ["old/*"]
+    assert found.warnings(tmp_path) == [
+        f"opswald_goldens = nowhere: no such file or folder under {tmp_path}; no goldens are "
+        "collected from it"
+    ], "a pattern matching nothing is quiet while others find something (as testpaths)"
+    assert projectconfig.outermost(found.paths) == found.paths[:2]
+    assert projectconfig.outermost(found.paths, [tmp_path / "packages" / "b"]) == found.paths[:1]
+    nothing = projectconfig.golden_folders(["old/*", "older/**/goldens"], tmp_path)
+    assert nothing.warnings(tmp_path) == [
+        f"opswald_goldens = old/* older/**/goldens: no files or folders match under {tmp_path}; "
+        "no goldens are collected from it"
+    ]
+
+
+def test_opswald_goldens_in_a_subfolder_is_that_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As pytest run in a subfolder of the rootdir collects that folder only."""
+    _monorepo(tmp_path, ("pytest.ini", "[pytest]\nopswald_goldens = services/*/goldens nope\n"))
+    here = tmp_path / "services" / "a"
+    monkeypatch.chdir(here)
+    assert projectconfig.default_paths(find([]), here) == ([here], [])
+
+
+@pytest.mark.skipif(not PYTEST_9, reason="[tool.pytest] native TOML came with pytest 9")
+def test_opswald_goldens_in_native_toml_is_a_list(tmp_path: Path) -> None:
+    _monorepo(
+        tmp_path,
+        (
+            "pytest.toml",
+            '[pytest]\ntestpaths = ["tests"]\nopswald_goldens = ["services/*/goldens"]\n',
+        ),
+    )
+    paths, _ = projectconfig.default_paths(find([], invocation_dir=tmp_path), tmp_path)
+    assert paths == [
+        tmp_path / "tests",
+        tmp_path / "services/a/goldens",
+        tmp_path / "services/b/goldens",
+    ]
+    (tmp_path / "pytest.toml").write_text('[pytest]\nopswald_goldens = "services/a/goldens"\n')
+    with pytest.raises(SettingError, match="opswald_goldens: expects a list of strings"):
+        projectconfig.default_paths(find([], invocation_dir=tmp_path), tmp_path)

@@ -42,13 +42,30 @@ def _iter_goldens(paths: Sequence[str]) -> list[Path]:
     folder being walked is not), and a folder matching `norecursedirs` (the project's
     pytest config's, else pytest's default: hidden folders, build, dist, venv,
     node_modules, ...), a virtualenv or __pycache__ is skipped unless it was named (or
-    holds what was named). Files named are always taken; each path is listed once."""
+    holds what was named). Files named are always taken; each path is listed once. No
+    paths: those `pytest --opswald-goldens` collects when given none (see `walked`)."""
+    return walked(paths)[0]
+
+
+def walked(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The golden files of `_iter_goldens`, and the paths walked: those given, else in the
+    rootdir pytest's testpaths (else the rootdir) and the folders of opswald_goldens, in a
+    subfolder of it that folder — each shown relative to the current directory."""
     from opswald import projectconfig
     from opswald.cli_inspect import CliError
 
     try:
-        config = projectconfig.find(paths)
+        config = projectconfig.find(paths)  # none: from the current directory, as pytest
         patterns = config.args("norecursedirs", projectconfig.NORECURSEDIRS)
+        if not paths:
+            here = Path.cwd()
+            defaults, warnings = projectconfig.default_paths(config, here)
+            for warning in warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            paths = [
+                os.path.relpath(path) if path == here or here in path.parents else str(path)
+                for path in defaults
+            ]
     except projectconfig.SettingError as exc:
         raise CliError(str(exc)) from None
     named: set[Path] = set()
@@ -62,7 +79,7 @@ def _iter_goldens(paths: Sequence[str]) -> list[Path]:
             _walk(path, patterns, named, frozenset({os.path.realpath(path)}), found)
         else:
             found[path] = None
-    return list(found)
+    return list(found), list(paths)
 
 
 def _walk(
@@ -363,6 +380,12 @@ def _config_file_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_DEFAULT_PATHS_HELP = (
+    "files or folders; none: those `pytest --opswald-goldens` collects with no paths "
+    "(testpaths and opswald_goldens of the pytest config)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -376,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("-o", "--output", required=True)
     merge.set_defaults(func=cmd_report_merge)
     validate = sub.add_parser("validate", help="check golden files (files or folders)")
-    validate.add_argument("paths", nargs="+")
+    validate.add_argument("paths", nargs="*", help=_DEFAULT_PATHS_HELP)
     validate.add_argument("--json", action="store_true", help="machine-readable output")
     validate.set_defaults(func=cmd_validate)
     serve = sub.add_parser(

@@ -606,6 +606,8 @@ def _help(sub: Any, name: str, help_text: str, example: str) -> argparse.Argumen
 
 
 def add_parsers(sub: Any) -> None:
+    from opswald.cli import _DEFAULT_PATHS_HELP
+
     show = _help(sub, "show", "print a golden's steps as a table", EXAMPLES["show"])
     show.add_argument("golden")
     show.add_argument("--step", type=int, metavar="N", help="one step in full, with its state")
@@ -626,7 +628,7 @@ def add_parsers(sub: Any) -> None:
     diff.set_defaults(func=cmd_diff)
 
     analyze_p = _help(sub, "analyze", "latency and cost analysis of goldens", EXAMPLES["analyze"])
-    analyze_p.add_argument("goldens", nargs="+", help="files or folders")
+    analyze_p.add_argument("goldens", nargs="*", help=_DEFAULT_PATHS_HELP)
     analyze_p.add_argument("--slow-ms", type=float, default=5000.0, metavar="MS")
     analyze_p.add_argument("--json", action="store_true", help="machine-readable output")
     analyze_p.set_defaults(func=cmd_analyze)
@@ -634,7 +636,7 @@ def add_parsers(sub: Any) -> None:
     upgrade = _help(
         sub, "upgrade", "migrate goldens of older schema versions in place", EXAMPLES["upgrade"]
     )
-    upgrade.add_argument("paths", nargs="+", help="files or folders")
+    upgrade.add_argument("paths", nargs="*", help=_DEFAULT_PATHS_HELP)
     upgrade.add_argument("--check", action="store_true", help="only report; exit 1 if needed")
     upgrade.set_defaults(func=cmd_upgrade)
 

@@ -411,6 +411,28 @@ def outermost(paths: Iterable[Path], inside: Iterable[Path] = ()) -> list[Path]:
     ]
 
 
+def default_paths(config: ProjectConfig, here: Path) -> tuple[list[Path], list[str]]:
+    """What `pytest --opswald-goldens` collects when given no paths, run in `here`, and the
+    warnings about opswald_goldens: run in a subfolder of the rootdir, that folder (and
+    so the goldens below it only); in the rootdir, pytest's `testpaths` (else the rootdir)
+    with the folders of opswald_goldens."""
+    here = _absolute(here)
+    if here != config.rootdir:
+        return [here], []
+    try:
+        testpaths = config.args("testpaths")
+        entries = config.args("opswald_goldens", GOLDENS)
+    except SettingError as exc:
+        raise _in_file(config, exc) from None
+    tests = [
+        _absolute(here / match)
+        for pattern in testpaths
+        for match in sorted(glob.glob(pattern, root_dir=here, recursive=True))
+    ] or [here]
+    goldens = golden_folders(entries, config.rootdir)
+    return tests + outermost(goldens.paths, tests), goldens.warnings(config.rootdir)
+
+
 # -- the command line's view of them ------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class CliSettings:

@@ -32,7 +32,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "through golden sessions, compare them with actual sessions and analyse errors, "
         "cost and latency.",
     )
-    parser.add_argument("paths", nargs="+", metavar="GOLDEN", help="golden files or folders")
+    from opswald.cli import _DEFAULT_PATHS_HELP
+
+    parser.add_argument("paths", nargs="*", metavar="GOLDEN", help=_DEFAULT_PATHS_HELP)
     parser.add_argument(
         "--actual", metavar="ACTUAL", help="the actual session of a single GOLDEN (a saved run)"
     )
@@ -55,12 +57,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _goldens(paths: Sequence[str]) -> list[Path]:
-    from opswald.cli import _iter_goldens
-
-    return _iter_goldens(paths)
-
-
 def _actuals_for(folder: Path, test_name: str) -> list[tuple[str, Path]]:
     """(test name, file) of the saved actuals of one golden, its variants included."""
     from opswald.files import ACTUAL_SUFFIX, saved_actual_name
@@ -76,10 +72,11 @@ def _actuals_for(folder: Path, test_name: str) -> list[tuple[str, Path]]:
 
 
 def cmd_html(args: argparse.Namespace) -> int:
+    from opswald.cli import walked
     from opswald.items import item_name
     from opswald.report.html import ViewEntry, write_report
 
-    goldens = _goldens(args.paths)
+    goldens, args.paths = walked(args.paths)  # none given: those pytest would collect
     if not goldens:
         print("error: no golden files found", file=sys.stderr)
         return 4
