@@ -13,8 +13,11 @@ in order, and can answer the first requests with errors so SDK retries really ha
 `delay_first` seconds hold the first POST answers back (client timeouts really happen).
 When the script runs out, replies are the text "done". A script item may carry
 `thinking` (Anthropic: a signed `thinking` block and a `redacted_thinking` block first;
-Responses: a `reasoning` item with an encrypted payload first) and `usage_extra` (merged
-into the Anthropic usage object as sent, e.g. `service_tier`). Usage in the script is normalised the
+Responses: a `reasoning` item with an encrypted payload first), `usage_extra` (merged
+into the Anthropic usage object as sent, e.g. `service_tier`) and `chunks` (piece
+lengths, used in turn and repeated, for every text a stream sends: `[1, 4, 2]` cuts
+"Hello world" into "H", "ello", " w", "o", "rld"; without it a streamed text comes in
+three even pieces). Usage in the script is normalised the
 OpenTelemetry way (``input_tokens`` includes ``cached_tokens``); the Anthropic wire form
 reports uncached input separately, as the real API does.
 
@@ -70,6 +73,18 @@ class Reply(NamedTuple):
     thinking: str | None = None
     usage_extra: Json | None = None
     alternatives: tuple[str, ...] = ()  # Chat Completions choices 1, 2, ... when `n` > 1
+    chunks: tuple[int, ...] = ()  # piece lengths of every streamed text, repeated
+
+    def pieces(self, text: str) -> list[str]:
+        """`text` as this reply streams it."""
+        if not self.chunks:
+            return _pieces(text)
+        out: list[str] = []
+        sizes = itertools.cycle(self.chunks)
+        while len("".join(out)) < len(text):
+            at = len("".join(out))
+            out.append(text[at : at + next(sizes)])
+        return out
 
 
 class ChatOptions(NamedTuple):
@@ -174,7 +189,7 @@ def _chat_choice(r: Reply, index: int, logprobs: bool) -> Json:
     message: Json = {"role": "assistant", "content": r.content, "refusal": None}
     if calls:
         message["tool_calls"] = calls
-    tokens = [_token(p, k) for k, p in enumerate(_pieces(r.content or ""))]
+    tokens = [_token(p, k) for k, p in enumerate(r.pieces(r.content or ""))]
     return {
         "index": index,
         "message": message,
@@ -186,7 +201,7 @@ def _chat_choice(r: Reply, index: int, logprobs: bool) -> Json:
 def _chat_deltas(r: Reply, logprobs: bool = False) -> Iterator[tuple[Json, Json | None]]:
     """(delta, logprobs) of each chunk of one choice."""
     yield {"role": "assistant", "content": "" if r.content is not None else None}, None
-    for k, piece in enumerate(_pieces(r.content or "")):
+    for k, piece in enumerate(r.pieces(r.content or "")):
         yield (
             {"content": piece},
             ({"content": [_token(piece, k)], "refusal": None} if logprobs else None),
@@ -194,7 +209,7 @@ def _chat_deltas(r: Reply, logprobs: bool = False) -> Iterator[tuple[Json, Json 
     for index, call in enumerate(r.tool_calls):
         head = {"index": index, "id": f"call_{call[0]}", "type": "function"}
         yield {"tool_calls": [{**head, "function": {"name": call[1], "arguments": ""}}]}, None
-        for piece in _pieces(_args(call)):
+        for piece in r.pieces(_args(call)):
             yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None
 
 
@@ -291,7 +306,7 @@ def responses_json(r: Reply, model: str, rid: str, status: str = "completed") ->
     }
 
 
-def _resp_item_events(item: Json, index: int) -> Iterator[Json]:
+def _resp_item_events(r: Reply, item: Json, index: int) -> Iterator[Json]:
     if item["type"] == "reasoning":
         started = {**item, "summary": [], "encrypted_content": None}
         yield {"type": "response.output_item.added", "output_index": index, "item": started}
@@ -302,7 +317,7 @@ def _resp_item_events(item: Json, index: int) -> Iterator[Json]:
         loc = {"item_id": item["id"], "output_index": index, "content_index": 0}
         empty = {**part, "text": ""}
         yield {"type": "response.content_part.added", **loc, "part": empty}
-        for piece in _pieces(part["text"]):
+        for piece in r.pieces(part["text"]):
             yield {"type": "response.output_text.delta", **loc, "delta": piece, "logprobs": []}
         yield {"type": "response.output_text.done", **loc, "text": part["text"], "logprobs": []}
         yield {"type": "response.content_part.done", **loc, "part": part}
@@ -310,7 +325,7 @@ def _resp_item_events(item: Json, index: int) -> Iterator[Json]:
         started = {**item, "status": "in_progress", "arguments": ""}
         yield {"type": "response.output_item.added", "output_index": index, "item": started}
         loc = {"item_id": item["id"], "output_index": index}
-        for piece in _pieces(item["arguments"]):
+        for piece in r.pieces(item["arguments"]):
             yield {"type": "response.function_call_arguments.delta", **loc, "delta": piece}
         done = {"type": "response.function_call_arguments.done", **loc}
         yield {**done, "name": item["name"], "arguments": item["arguments"]}
@@ -325,7 +340,7 @@ def responses_sse(r: Reply, model: str, rid: str) -> Iterator[bytes]:
         {"type": "response.in_progress", "response": pending},
     ]
     for index, item in enumerate(_resp_items(r, rid)):
-        events.extend(_resp_item_events(item, index))
+        events.extend(_resp_item_events(r, item, index))
     events.append({"type": "response.completed", "response": responses_json(r, model, rid)})
     for seq, event in enumerate(events):
         yield _sse({**event, "sequence_number": seq}, event=event["type"])
@@ -377,11 +392,11 @@ def messages_json(r: Reply, model: str, rid: str) -> Json:
     return _anthropic_message(r, model, rid, _anthropic_blocks(r))
 
 
-def _block_events(block: Json, index: int) -> Iterator[Json]:
+def _block_events(r: Reply, block: Json, index: int) -> Iterator[Json]:
     if block["type"] == "thinking":
         head = {"type": "thinking", "thinking": "", "signature": ""}
         yield {"type": "content_block_start", "index": index, "content_block": head}
-        for piece in _pieces(block["thinking"]):
+        for piece in r.pieces(block["thinking"]):
             delta = {"type": "thinking_delta", "thinking": piece}
             yield {"type": "content_block_delta", "index": index, "delta": delta}
         delta = {"type": "signature_delta", "signature": block["signature"]}
@@ -394,7 +409,7 @@ def _block_events(block: Json, index: int) -> Iterator[Json]:
             "index": index,
             "content_block": {**block, "text": ""},
         }
-        for piece in _pieces(block["text"]):
+        for piece in r.pieces(block["text"]):
             delta = {"type": "text_delta", "text": piece}
             yield {"type": "content_block_delta", "index": index, "delta": delta}
     else:
@@ -403,7 +418,7 @@ def _block_events(block: Json, index: int) -> Iterator[Json]:
             "index": index,
             "content_block": {**block, "input": {}},
         }
-        for piece in _pieces(json.dumps(block["input"], separators=(",", ":"))):
+        for piece in r.pieces(json.dumps(block["input"], separators=(",", ":"))):
             delta = {"type": "input_json_delta", "partial_json": piece}
             yield {"type": "content_block_delta", "index": index, "delta": delta}
     yield {"type": "content_block_stop", "index": index}
@@ -416,7 +431,7 @@ def messages_sse(r: Reply, model: str, rid: str) -> Iterator[bytes]:
     start.update(stop_reason=None, usage={**_anthropic_usage(r), "output_tokens": 1})
     events: list[Json] = [{"type": "message_start", "message": start}]
     for index, block in enumerate(_anthropic_blocks(r)):
-        events.extend(_block_events(block, index))
+        events.extend(_block_events(r, block, index))
     usage = {"output_tokens": r.output_tokens}
     events.append({"type": "message_delta", "delta": delta, "usage": usage})
     events.append({"type": "message_stop"})
@@ -633,6 +648,7 @@ class FakeProvider:
             thinking=item.get("thinking"),
             usage_extra=item.get("usage_extra"),
             alternatives=tuple(item.get("alternatives") or ()),
+            chunks=tuple(item.get("chunks") or ()),
         )
         return reply, n
 

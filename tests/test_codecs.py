@@ -26,7 +26,7 @@ from opswald.intercept.codecs import (
     request_for,
 )
 from opswald.intercept.codecs import sse as sse_mod
-from opswald.session import LLMCallStep, LLMOutput, Usage
+from opswald.session import STREAM_CHUNKS, LLMCallStep, LLMOutput, Usage
 
 CHAT, RESPONSES, ANTHROPIC = CODECS
 
@@ -1371,3 +1371,166 @@ def test_recorded_sdk_request_round_trips_through_request(codec: Codec) -> None:
     assert request["input"]["tools"] == tools
     if codec is not CHAT:
         assert request["input"]["messages"][0] == {"role": "system", "content": "sys"}
+
+
+# -- a replayed stream comes in the pieces the recorded one came in --------------------------
+
+REFUSAL = "I can't help with that."
+SUMMARY = "Looking up the forecast."
+
+
+def _with_pieces(codec: Codec, raw: dict[str, Any], pieces: Any) -> LLMCallStep:
+    """A step recorded as `raw`, its stream's pieces as `pieces` (the attribute as written)."""
+    decoded = codec.decode(json.dumps(raw).encode(), stream=False)
+    return LLMCallStep(
+        step=1,
+        api=codec.api,
+        model="m",
+        output=decoded.output,
+        usage=decoded.usage,
+        raw=raw,
+        attributes={STREAM_CHUNKS: pieces, "response_model": "m-2025"},
+    )
+
+
+def _chat_refusal_raw() -> dict[str, Any]:
+    tokens = [_token("Caf", -0.1), _token("é", -0.2), _token(" ok", -0.3)]
+    raw = _completion_with(
+        {"role": "assistant", "content": "Café ok", "refusal": REFUSAL},
+        {"content": tokens, "refusal": None},
+    )
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "f", "arguments": '{"city":"Rome"}'}}  # fmt: skip
+    raw["choices"][0]["message"]["tool_calls"] = [call]
+    return raw
+
+
+def _responses_raw() -> dict[str, Any]:
+    message = {
+        "id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
+        "content": [
+            {"type": "output_text", "text": "Hello there", "annotations": []},
+            {"type": "refusal", "refusal": REFUSAL},
+        ],
+    }  # fmt: skip
+    reasoning = {"id": "rs_1", "type": "reasoning",
+                 "summary": [{"type": "summary_text", "text": SUMMARY}]}  # fmt: skip
+    call = {"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "call_1",
+            "name": "f", "arguments": '{"city": "Rome"}'}  # fmt: skip
+    return {**RESPONSE_JSON, "output": [reasoning, message, call]}
+
+
+def _anthropic_raw() -> dict[str, Any]:
+    return {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+        "content": [
+            {"type": "thinking", "thinking": SUMMARY, "signature": "sig"},
+            {"type": "text", "text": "Hello there"},
+            {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"city": "Rome"}},
+        ],
+        "stop_reason": "tool_use", "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 4},
+    }  # fmt: skip
+
+
+PIECES = [
+    (
+        CHAT,
+        _chat_refusal_raw,
+        {
+            "choices[0].message.content": [4, 3],
+            "choices[0].message.refusal": [1, 1, 5, 16],
+            "choices[0].message.tool_calls[0].function.arguments": [9, 1, 5],
+        },
+    ),
+    (
+        RESPONSES,
+        _responses_raw,
+        {
+            "output[0].summary[0].text": [7, 4, 13],
+            "output[1].content[0].text": [1, 10],
+            "output[1].content[1].refusal": [20, 3],
+            "output[2].arguments": [3, 3, 3, 3, 4],
+        },
+    ),
+    (
+        ANTHROPIC,
+        _anthropic_raw,
+        {
+            "content[0].thinking": [2, 22],
+            "content[1].text": [6, 5],
+            "content[2].input": [2, 6, 7],  # the compact form of {"city": "Rome"}
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("codec", "raw", "pieces"), PIECES, ids=[c.api for c, _, _ in PIECES])
+def test_a_stream_is_served_and_read_back_in_its_recorded_pieces(
+    codec: Codec, raw: Any, pieces: dict[str, list[int]]
+) -> None:
+    """Text, refusal, reasoning summary, thinking and tool arguments: each comes in the
+    recorded pieces, and reading the replayed stream records the same lengths again."""
+    step = _with_pieces(codec, raw(), pieces)
+    again = codec.decode(codec.encode(step, stream=True).body, stream=True)
+    assert again.chunks == pieces
+    assert again.output == step.output
+
+
+def _chat_frames(wire: WireResponse) -> list[dict[str, Any]]:
+    return [e for _, e in sse_mod.json_events(wire.body) if e.get("choices")]
+
+
+def test_recorded_pieces_carry_the_log_probabilities_of_the_tokens_that_start_in_them() -> None:
+    step = _with_pieces(CHAT, _chat_refusal_raw(), {"choices[0].message.content": [4, 3]})
+    sent = [
+        (c["delta"]["content"], [t["token"] for t in c["logprobs"]["content"]])
+        for frame in _chat_frames(CHAT.encode(step, stream=True))
+        for c in frame["choices"]
+        if c["delta"].get("content")
+    ]
+    assert sent == [("Café", ["Caf", "é"]), (" ok", [" ok"])]
+
+
+def test_recorded_tool_arguments_are_sent_as_they_came() -> None:
+    """The argument string the provider sent (its spacing) while it says the same."""
+    step = _with_pieces(CHAT, _chat_refusal_raw(), {})
+    again = CHAT.decode(CHAT.encode(step, stream=True).body, stream=True)
+    message = again.assembled["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"]["arguments"] == '{"city":"Rome"}'
+
+
+REFUSAL_AT = "choices[0].message.refusal"
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        {REFUSAL_AT: [4, 4]},  # does not add up: the text was edited
+        {REFUSAL_AT: [23, 0]},
+        {REFUSAL_AT: [24, -1]},
+        {REFUSAL_AT: [True, 22]},
+        {REFUSAL_AT: [20.0, 3]},
+        {REFUSAL_AT: "20 3"},
+        {REFUSAL_AT: []},
+        [REFUSAL_AT, 20, 3],
+        "20 3",
+        None,
+    ],
+)
+def test_pieces_that_do_not_fit_the_text_are_ignored(pieces: Any) -> None:
+    """Three even pieces instead, as before pieces were recorded; never an error."""
+    step = _with_pieces(CHAT, _chat_refusal_raw(), pieces)
+    again = CHAT.decode(CHAT.encode(step, stream=True).body, stream=True)
+    assert again.chunks is not None
+    assert again.chunks[REFUSAL_AT] == [8, 8, 7]
+    assert again.output == step.output
+    assert again.assembled["choices"][0]["message"]["refusal"] == REFUSAL
+
+
+def test_a_stream_decoded_without_text_records_no_pieces() -> None:
+    assert CHAT.decode(N_CHOICES_SSE, stream=True).chunks == {
+        "choices[0].message.content": [5],
+        "choices[1].message.content": [4, 6],
+    }, "the role chunk's empty content is no piece"
+    assert CHAT.decode(json.dumps(_chat_refusal_raw()).encode(), stream=False).chunks is None

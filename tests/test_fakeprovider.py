@@ -115,6 +115,20 @@ def test_openai_chat_stream_accumulates_text_and_tool_args(fp: FakeProvider) -> 
     assert len(chunks) > 4
 
 
+def test_a_script_item_chooses_the_pieces_its_streamed_texts_come_in() -> None:
+    reply = {"content": "Hello world", "chunks": [1, 4, 2]}
+    with FakeProvider(script=[reply, reply]) as fp:
+        with oai(fp) as client:
+            stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+            chat = [c.choices[0].delta.content for c in stream if c.choices[0].delta.content]
+        with claude(fp) as client:
+            events = client.messages.create(
+                model="m", max_tokens=10, messages=MESSAGES, stream=True
+            )
+            texts = [e.delta.text for e in events if e.type == "content_block_delta"]  # type: ignore[union-attr]
+    assert chat == texts == ["H", "ello", " w", "o", "rld"]
+
+
 def test_openai_chat_stream_helper(fp: FakeProvider) -> None:
     with oai(fp) as client:
         client.chat.completions.create(model="m", messages=MESSAGES)

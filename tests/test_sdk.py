@@ -327,6 +327,8 @@ def test_secrets_in_what_the_model_answers_are_never_written(
     assert isinstance(tool, ToolCallStep) and tool.input == {"city": "Rome <redacted:jwt>"}
     assert last.output is not None
     assert last.output.content == "It is 21°C in Rome. Your key <redacted:aws-key> leaked."
+    # nor the lengths of the pieces a redacted text was streamed in: they are of the secret
+    assert "stream_chunks" not in text
     result = sdk_project.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 

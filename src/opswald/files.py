@@ -44,6 +44,7 @@ from opswald.redact import DEFAULT_REDACTOR
 from opswald.session import (
     SCHEMA_URL,
     STEP_NUMBERING,
+    STREAM_CHUNKS,
     BudgetsExpect,
     ErrorExpect,
     Expect,
@@ -1036,6 +1037,7 @@ def dumps(session: Session, fmt: Format = "yaml") -> str:
         return json_with_hidden_escaped(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
     if fmt != "yaml":
         raise ValueError(f"unknown golden format {fmt!r}; expected 'yaml' or 'json'")
+    _one_line_lengths(data)
     body: str = yaml.dump(
         data,
         Dumper=_GoldenDumper,
@@ -1045,6 +1047,23 @@ def dumps(session: Session, fmt: Format = "yaml") -> str:
         width=_NO_WRAP,
     )
     return f"# yaml-language-server: $schema={SCHEMA_URL}\n{body}"
+
+
+class _OneLine(list[Any]):
+    """A list YAML writes on one line: `[12, 3, 7]`."""
+
+
+def _one_line_lengths(data: dict[str, Any]) -> None:
+    """The piece lengths of streamed steps (`attributes.stream_chunks`, one list of numbers
+    per text) each on one line rather than one line per number."""
+    for step in data.get("steps") or []:
+        attributes = step.get("attributes") if isinstance(step, dict) else None
+        found = attributes.get(STREAM_CHUNKS) if isinstance(attributes, dict) else None
+        if not isinstance(found, dict):
+            continue
+        for path, lengths in found.items():
+            if isinstance(lengths, list) and all(type(n) is int for n in lengths):
+                found[path] = _OneLine(lengths)
 
 
 def dump(session: Session, path: StrPath) -> None:
@@ -1104,6 +1123,10 @@ _YAML12_NUMBER = re.compile(
 
 
 _GoldenDumper.add_representer(str, _represent_str)
+_GoldenDumper.add_representer(
+    _OneLine,
+    lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True),
+)
 
 
 # ---------------------------------------------------------------- saved actual sessions

@@ -28,6 +28,20 @@ SCHEMA_URL = "https://opswald.dev/schema/golden-v1.json"
 FORK_METADATA = "fork"
 """The metadata key of a fork's actual session: `step` (where it went live) and the step
 `modifications` applied there."""
+STREAM_CHUNKS = "stream_chunks"
+"""The `attributes` key of a streamed `llm_call`: for each streamed text, named by its path
+in `raw` (`choices[0].message.content`), the lengths of the pieces it came in, so that
+replay cuts it the same way. Delivery, not behaviour: never compared, and ignored when it
+does not add up to the text."""
+
+
+def without_stream_chunks(attributes: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Step attributes without STREAM_CHUNKS (for an answer that is no longer the one
+    recorded); None when nothing else is left."""
+    if not attributes or STREAM_CHUNKS not in attributes:
+        return attributes
+    return {k: v for k, v in attributes.items() if k != STREAM_CHUNKS} or None
+
 
 _BIG = 2**63  # ints beyond this are refused (pydantic's float bounds check would overflow)
 NonNegative = (

@@ -31,6 +31,7 @@ from opswald.session import (
     ToolCallStep,
     Usage,
     UserInputStep,
+    without_stream_chunks,
 )
 from opswald.verdict import Finding
 
@@ -587,7 +588,9 @@ class Context:
             raw = step.raw
             if step.api is None and isinstance(raw, dict):
                 raw = responses.patched(raw, output)
-            return step.model_copy(update={"output": output, "raw": raw})
+            # the recorded stream's pieces were of the recorded answer, not this one
+            attributes = without_stream_chunks(step.attributes)
+            return step.model_copy(update={"output": output, "raw": raw, "attributes": attributes})
         return None
 
     def _blocks_side_effects(self) -> bool:

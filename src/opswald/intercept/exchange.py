@@ -137,15 +137,18 @@ def record(
         if status in RETRYABLE:
             _note_failure(ctx, llm_request, ticket, served=False)
         return
+    from opswald.session import STREAM_CHUNKS
+
     decoded = codec.decode(body, stream=stream)
     cost, source = decoded.cost, "provider" if decoded.cost is not None else None
     if cost is None and decoded.usage is not None:
         cost, source = _priced(ctx, decoded.model or llm_request.get("model"), decoded.usage)
-    attributes = (
-        {"response_model": decoded.model}
-        if decoded.model and decoded.model != llm_request.get("model")
-        else None
-    )
+    attributes: dict[str, Any] = {}
+    if decoded.model and decoded.model != llm_request.get("model"):
+        attributes["response_model"] = decoded.model
+    chunks = _unredacted_chunks(ctx, decoded) if decoded.chunks else None
+    if chunks:  # a stream: how its texts were cut, so that replay cuts them so
+        attributes[STREAM_CHUNKS] = chunks
     ctx.llm_step(
         ticket,
         llm_request,
@@ -155,8 +158,26 @@ def record(
         cost_source=source,
         raw=decoded.raw if decoded.raw is not None else decoded.assembled,
         error=None,
-        attributes=attributes,
+        attributes=attributes or None,
     )
+
+
+def _unredacted_chunks(ctx: Any, decoded: Any) -> dict[str, list[int]] | None:
+    """The piece lengths of the streamed texts redaction leaves as they came: a text with
+    a secret replaced would not add up (and its lengths would tell the secret's)."""
+    from opswald import paths
+    from opswald.intercept.codecs.base import sub
+
+    body, chunks = decoded.assembled, decoded.chunks
+    clean = ctx.redactor(body)
+    if clean == body:
+        return dict(chunks)
+    kept = {}
+    for path, lengths in chunks.items():
+        keys = paths.parse(path)
+        if sub(body, *keys) == sub(clean, *keys):
+            kept[path] = lengths
+    return kept or None
 
 
 def failed(ctx: Any, ticket: Any, llm_request: dict[str, Any], error: Exception) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from opswald.intercept.codecs import sse
 from opswald.intercept.codecs.base import (
+    Cuts,
     Decoded,
+    Pieces,
     WireResponse,
     as_int,
-    chunks,
     is_post_to,
     joined,
     json_response,
@@ -132,6 +132,7 @@ class _StreamState:
         self.json: dict[int, str] = {}
         self.stop_reason: Any = None
         self.stop_sequence: Any = None
+        self.pieces = Pieces()
 
     def add(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -154,10 +155,13 @@ class _StreamState:
         kind = delta.get("type")
         if kind == "text_delta":
             block["text"] = (block.get("text") or "") + (delta.get("text") or "")
+            self.pieces.add(_block_path(index, "text"), delta.get("text"))
         elif kind == "input_json_delta":
             self.json[index] = self.json.get(index, "") + (delta.get("partial_json") or "")
+            self.pieces.add(_block_path(index, "input"), delta.get("partial_json"))
         elif kind == "thinking_delta":
             block["thinking"] = (block.get("thinking") or "") + (delta.get("thinking") or "")
+            self.pieces.add(_block_path(index, "thinking"), delta.get("thinking"))
         elif kind == "signature_delta":
             block["signature"] = (block.get("signature") or "") + (delta.get("signature") or "")
         elif kind == "citations_delta" and isinstance(delta.get("citation"), dict):
@@ -183,7 +187,13 @@ class _StreamState:
             raw=None,
             model=model if isinstance(model, str) else None,
             assembled=message,
+            chunks=self.pieces.recorded(),
         )
+
+
+def _block_path(index: int, field: str) -> str:
+    """A block's streamed text (`input`: the JSON text of the tool input)."""
+    return f"content[{index}].{field}"
 
 
 def _present(usage: Any) -> dict[str, Any]:
@@ -293,31 +303,36 @@ def _frames(step: LLMCallStep) -> list[str]:
     start["usage"] = {k: v for k, v in usage.items() if k != "output_tokens_details"}
     start["usage"]["output_tokens"] = 0
     frames = [_event("message_start", message=start), _event("ping")]
+    cuts = Cuts(step)
     for index, block in enumerate(blocks):
-        frames += _block_frames(index, block)
+        frames += _block_frames(index, block, cuts)
     delta = {"stop_reason": whole.get("stop_reason"), "stop_sequence": whole.get("stop_sequence")}
     frames.append(_event("message_delta", delta=delta, usage=usage))
     frames.append(_event("message_stop"))
     return frames
 
 
-def _block_frames(index: int, block: dict[str, Any]) -> list[str]:
+def _block_frames(index: int, block: dict[str, Any], cuts: Cuts) -> list[str]:
+    """One block's events; its text is cut as recorded while that adds up."""
     kind = block.get("type")
     deltas: list[dict[str, Any]]
     if kind == "text":
         head: dict[str, Any] = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": p} for p in chunks(block.get("text") or "")]
+        text = block.get("text") or ""
+        pieces = cuts.cut(_block_path(index, "text"), text)
+        deltas = [{"type": "text_delta", "text": p} for p in pieces]
         deltas += [{"type": "citations_delta", "citation": c} for c in block.get("citations") or []]
     elif kind == "thinking":
         head = {"type": "thinking", "thinking": "", "signature": ""}
-        thinking = block.get("thinking") or ""
-        deltas = [{"type": "thinking_delta", "thinking": p} for p in chunks(thinking)]
+        pieces = cuts.cut(_block_path(index, "thinking"), block.get("thinking") or "")
+        deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces]
         if block.get("signature"):
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
     elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
         head = {**block, "input": {}}
-        text = json.dumps(block.get("input") or {}, ensure_ascii=False)
-        deltas = [{"type": "input_json_delta", "partial_json": p} for p in chunks(text, 2)]
+        path = _block_path(index, "input")
+        text = cuts.json_text(path, block.get("input") or {})
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in cuts.cut(path, text, 2)]
     else:  # redacted_thinking, tool results, ...: whole in the start event
         head, deltas = block, []
     return [

@@ -9,7 +9,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from opswald.session import LLMCallStep, LLMOutput, Usage
+from opswald.session import STREAM_CHUNKS, LLMCallStep, LLMOutput, Usage
 
 JSON_HEADERS = {"content-type": "application/json"}
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
@@ -36,6 +36,8 @@ class Decoded:
     # a stream has no body (raw is None): the body the API would have sent without
     # streaming, assembled from its events, so replay keeps ids and details either way
     assembled: Any = None
+    # a stream: the lengths of the pieces each text came in, by its path in `assembled`
+    chunks: dict[str, list[int]] | None = None
 
 
 class Codec(Protocol):
@@ -259,6 +261,75 @@ def chunks(text: str, pieces: int = 3) -> list[str]:
         return []
     size = max(1, -(-len(text) // pieces))
     return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+class Pieces:
+    """While a stream is read: the lengths of the non-empty pieces each text came in, by
+    the text's path in the assembled body (`content[0].text`)."""
+
+    def __init__(self) -> None:
+        self.lengths: dict[str, list[int]] = {}
+
+    def add(self, path: str, piece: Any) -> None:
+        if isinstance(piece, str) and piece:
+            self.lengths.setdefault(path, []).append(len(piece))
+
+    def recorded(self) -> dict[str, list[int]] | None:
+        return self.lengths or None
+
+
+class Cuts:
+    """How a replayed stream cuts its texts: into the pieces recorded with the step (its
+    STREAM_CHUNKS attribute) while their lengths add up to the text, else into a few even
+    pieces (a golden recorded without them, or a text edited since)."""
+
+    def __init__(self, step: LLMCallStep) -> None:
+        found = (step.attributes or {}).get(STREAM_CHUNKS)
+        self._lengths: dict[str, Any] = found if isinstance(found, dict) else {}
+
+    def _sizes(self, path: str) -> list[int] | None:
+        sizes = self._lengths.get(path)
+        if not isinstance(sizes, list) or not sizes:
+            return None
+        if all(type(n) is int and n > 0 for n in sizes):
+            return sizes
+        return None
+
+    def total(self, path: str) -> int | None:
+        """The recorded length of the text at `path`, if any."""
+        sizes = self._sizes(path)
+        return sum(sizes) if sizes is not None else None
+
+    def recorded(self, path: str, text: str) -> list[str] | None:
+        """`text` in its recorded pieces; None when none were recorded for it or their
+        lengths do not add up to it."""
+        sizes = self._sizes(path)
+        if sizes is None or sum(sizes) != len(text):
+            return None
+        out: list[str] = []
+        at = 0
+        for size in sizes:
+            out.append(text[at : at + size])
+            at += size
+        return out
+
+    def cut(self, path: str, text: str, pieces: int = 3) -> list[str]:
+        """`text` in its recorded pieces, else in up to `pieces` even ones."""
+        recorded = self.recorded(path, text)
+        return recorded if recorded is not None else chunks(text, pieces)
+
+    def json_text(self, path: str, value: Any) -> str:
+        """Tool-call arguments (data; None is `{}`) as the JSON text a stream sends: spaced
+        as `json.dumps` writes it, or compact when that is the recorded length (the
+        golden keeps the arguments as data, not the text they came in)."""
+        data = {} if value is None else value
+        spaced = json.dumps(data, ensure_ascii=False)
+        length = self.total(path)
+        if length is not None and length != len(spaced):
+            compact = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            if len(compact) == length:
+                return compact
+        return spaced
 
 
 def output_of(step: LLMCallStep) -> LLMOutput:

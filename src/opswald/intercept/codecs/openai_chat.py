@@ -7,7 +7,9 @@ from typing import Any
 
 from opswald.intercept.codecs import sse
 from opswald.intercept.codecs.base import (
+    Cuts,
     Decoded,
+    Pieces,
     WireResponse,
     as_int,
     chunks,
@@ -154,10 +156,21 @@ def usage_from(usage: Any) -> Usage | None:
     )
 
 
+def _message_path(index: int) -> str:
+    return f"choices[{index}].message"
+
+
+def _arguments_path(index: int, position: Any) -> str:
+    return f"{_message_path(index)}.tool_calls[{position}].function.arguments"
+
+
 class _ChoiceState:
     """Accumulates the deltas of one choice (its `index`) of a stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, index: int, pieces: Pieces) -> None:
+        self.index = index
+        self.path = _message_path(index)
+        self.pieces = pieces
         self.texts: list[str] = []
         self.refusal: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
@@ -168,8 +181,10 @@ class _ChoiceState:
         delta = choice.get("delta") or {}
         if isinstance(delta.get("content"), str):
             self.texts.append(delta["content"])
+            self.pieces.add(f"{self.path}.content", delta["content"])
         if isinstance(delta.get("refusal"), str):
             self.refusal.append(delta["refusal"])
+            self.pieces.add(f"{self.path}.refusal", delta["refusal"])
         for fragment in delta.get("tool_calls") or []:
             if isinstance(fragment, dict):
                 self._add_tool_fragment(fragment)
@@ -178,11 +193,13 @@ class _ChoiceState:
             self._add_logprobs(choice["logprobs"])
 
     def _add_tool_fragment(self, fragment: dict[str, Any]) -> None:
-        call = self.calls.setdefault(fragment.get("index", 0), {"id": None, "name": "", "args": ""})
+        position = fragment.get("index", 0)
+        call = self.calls.setdefault(position, {"id": None, "name": "", "args": ""})
         call["id"] = fragment.get("id") or call["id"]
         function = fragment.get("function") or {}
         call["name"] += function.get("name") or ""
         call["args"] += function.get("arguments") or ""
+        self.pieces.add(_arguments_path(self.index, position), function.get("arguments"))
 
     def _add_logprobs(self, logprobs: dict[str, Any]) -> None:
         """Each chunk carries the log probabilities of its own tokens: the whole answer's
@@ -236,6 +253,7 @@ class _StreamState:
 
     def __init__(self) -> None:
         self.choices: dict[int, _ChoiceState] = {}
+        self.pieces = Pieces()
         self.usage: Any = None
         self.cost: float | None = None
         self.model: str | None = None
@@ -250,11 +268,13 @@ class _StreamState:
             self.usage, self.cost = chunk["usage"], reported_cost(chunk)
         for choice in chunk.get("choices") or []:
             if isinstance(choice, dict):
-                index = as_int(choice.get("index"))
-                self.choices.setdefault(index or 0, _ChoiceState()).add(choice)
+                index = as_int(choice.get("index")) or 0
+                if index not in self.choices:
+                    self.choices[index] = _ChoiceState(index, self.pieces)
+                self.choices[index].add(choice)
 
     def decoded(self) -> Decoded:
-        first = self.choices.get(0) or _ChoiceState()
+        first = self.choices.get(0) or _ChoiceState(0, Pieces())
         return Decoded(
             output=first.output(),
             usage=usage_from(self.usage),
@@ -262,6 +282,7 @@ class _StreamState:
             raw=None,
             model=self.model,
             assembled=self._completion(),
+            chunks=self.pieces.recorded(),
         )
 
     def _completion(self) -> dict[str, Any]:
@@ -272,7 +293,7 @@ class _StreamState:
             "object": "chat.completion",
             "created": self.envelope.get("created"),
             "model": self.model,
-            "choices": choices or [_ChoiceState().completed(0)],
+            "choices": choices or [_ChoiceState(0, Pieces()).completed(0)],
             "system_fingerprint": self.envelope.get("system_fingerprint"),
         }
         if "service_tier" in self.envelope:
@@ -386,6 +407,7 @@ class _Chunks:
         self.base = _envelope(step, "chat.completion.chunk")
         if include_usage:
             self.base["usage"] = None  # as the API sends it on every chunk but the last
+        self.cuts = Cuts(step)
         self.frames: list[str] = []
 
     def add(
@@ -402,12 +424,14 @@ class _Chunks:
     def choice(self, c: _Choice) -> None:
         """One choice: its role chunk, content pieces (with their tokens' log probabilities
         when the call asked for them), refusal pieces, each tool call (head, then argument
-        pieces) and its finish."""
+        pieces) and its finish; texts are cut as recorded while that adds up."""
         self.add({"role": "assistant", "content": "" if c.text else None}, index=c.index)
+        path = _message_path(c.index)
         for key in ("content", "refusal"):
-            text = c.text if key == "content" else c.refusal
+            text = (c.text if key == "content" else c.refusal) or ""
             tokens = c.logprobs.get(key) if c.logprobs is not None else None
-            for piece, own in _pieces(text or "", tokens):
+            recorded = self.cuts.recorded(f"{path}.{key}", text)
+            for piece, own in _pieces(text, tokens, recorded):
                 logprobs = None
                 if own is not None:
                     logprobs = {"content": None, "refusal": None, key: own}
@@ -420,27 +444,52 @@ class _Chunks:
                 "function": {"name": name, "arguments": ""},
             }
             self.add({"tool_calls": [head]}, index=c.index)
-            for piece in chunks(dump_arguments(args), 2):
+            where = _arguments_path(c.index, position)
+            text = args if isinstance(args, str) else self.cuts.json_text(where, args)
+            for piece in self.cuts.cut(where, text, 2):
                 fragment = {"index": position, "function": {"arguments": piece}}
                 self.add({"tool_calls": [fragment]}, index=c.index)
         self.add({}, c.finish, index=c.index)
 
 
-def _pieces(text: str, tokens: Any) -> list[tuple[str, list[Any] | None]]:
-    """The text's pieces, each with the log probabilities its chunk carries: one piece per
-    recorded token when the tokens spell the text (as the API streams them), else the
-    usual pieces with every token in the first (a consumer that joins the chunks' lists
-    gets the recorded list either way). None: the call asked for no log probabilities."""
+def _pieces(
+    text: str, tokens: Any, recorded: list[str] | None = None
+) -> list[tuple[str, list[Any] | None]]:
+    """The text's pieces (the `recorded` ones when given), each with the log probabilities
+    its chunk carries: when the tokens spell the text, each token in the piece it starts
+    in (one piece per token when no pieces were recorded, as the API streams them), else
+    every token in the first piece (a consumer that joins the chunks' lists gets the
+    recorded list either way). None: the call asked for no log probabilities."""
+    cut = recorded if recorded is not None else chunks(text)
     if not isinstance(tokens, list):
-        return [(piece, None) for piece in chunks(text)]
+        return [(piece, None) for piece in cut]
     spelled = [t.get("token") if isinstance(t, dict) else None for t in tokens]
     words = [t for t in spelled if isinstance(t, str) and t]
     if tokens and len(words) == len(tokens) and "".join(words) == text:
-        return [(word, [token]) for word, token in zip(words, tokens, strict=True)]
-    pieces: list[tuple[str, list[Any] | None]] = [(p, []) for p in chunks(text)]
+        if recorded is None:
+            return [(word, [token]) for word, token in zip(words, tokens, strict=True)]
+        return _tokens_by_piece(recorded, words, tokens)
+    pieces: list[tuple[str, list[Any] | None]] = [(p, []) for p in cut]
     if pieces:
         pieces[0] = (pieces[0][0], list(tokens))
     return pieces
+
+
+def _tokens_by_piece(
+    pieces: list[str], words: list[str], tokens: list[Any]
+) -> list[tuple[str, list[Any] | None]]:
+    """Each piece with the tokens that start in it."""
+    out: list[tuple[str, list[Any] | None]] = []
+    start, end, at = 0, 0, 0
+    for piece in pieces:
+        end += len(piece)
+        own: list[Any] = []
+        while at < len(words) and start < end:
+            own.append(tokens[at])
+            start += len(words[at])
+            at += 1
+        out.append((piece, own))
+    return out
 
 
 def _recorded_choices(step: LLMCallStep) -> dict[int, dict[str, Any]]:
@@ -466,6 +515,7 @@ def _raw_choice(step: LLMCallStep, choice: dict[str, Any]) -> _Choice:
         for i, c in enumerate(message.get("tool_calls") or [])
         if isinstance(c, dict)
     ]
+    calls = _as_recorded(calls, message)
     finish = choice.get("finish_reason")
     return _Choice(
         index=index,
@@ -475,6 +525,21 @@ def _raw_choice(step: LLMCallStep, choice: dict[str, Any]) -> _Choice:
         refusal=_refusal(message),
         logprobs=_logprobs(choice),
     )
+
+
+def _as_recorded(calls: list[tuple[str, str, Any]], message: Any) -> list[tuple[str, str, Any]]:
+    """The calls with each argument string as recorded (its spacing and escapes) while it
+    still says what the call's arguments say."""
+    recorded = message.get("tool_calls") if isinstance(message, dict) else None
+    if not isinstance(recorded, list):
+        return calls
+    out = []
+    for position, (call_id, name, args) in enumerate(calls):
+        text = sub(recorded, position, "function", "arguments")
+        if isinstance(text, str) and not isinstance(args, str) and parse_arguments(text) == args:
+            args = text
+        out.append((call_id, name, args))
+    return out
 
 
 def _refusal(message: Any) -> str | None:
@@ -498,7 +563,7 @@ def _frames(step: LLMCallStep, include_usage: bool = True) -> list[str]:
         _Choice(
             index=0,
             text=text_of(output_of(step).content),
-            calls=_calls(step),
+            calls=_as_recorded(_calls(step), sub(first, "message")),
             finish=_finish(step),
             refusal=_refusal(sub(first, "message")),
             logprobs=_logprobs(first),

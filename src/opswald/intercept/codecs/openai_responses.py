@@ -6,10 +6,11 @@ from typing import Any
 
 from opswald.intercept.codecs import sse
 from opswald.intercept.codecs.base import (
+    Cuts,
     Decoded,
+    Pieces,
     WireResponse,
     as_int,
-    chunks,
     dump_arguments,
     epoch_seconds,
     is_post_to,
@@ -145,15 +146,40 @@ def usage_from(usage: Any) -> Usage | None:
     )
 
 
+def _item_path(index: int, part: str) -> str:
+    return f"output[{index}].{part}"
+
+
+def _delta_path(kind: Any, event: dict[str, Any]) -> str | None:
+    """The path of the text a delta event adds to (in its output item), else None."""
+    index = as_int(event.get("output_index"))
+    content, summary = as_int(event.get("content_index")), as_int(event.get("summary_index"))
+    if index is None:
+        return None
+    if kind == "response.output_text.delta" and content is not None:
+        return _item_path(index, f"content[{content}].text")
+    if kind == "response.refusal.delta" and content is not None:
+        return _item_path(index, f"content[{content}].refusal")
+    if kind == "response.function_call_arguments.delta":
+        return _item_path(index, "arguments")
+    if kind == "response.reasoning_summary_text.delta" and summary is not None:
+        return _item_path(index, f"summary[{summary}].text")
+    return None
+
+
 def _decode_stream(body: bytes) -> Decoded:
     """The final lifecycle event carries the whole response; finished items fill in an
     `output` it leaves out."""
     final: dict[str, Any] | None = None
     done: dict[int, dict[str, Any]] = {}
+    pieces = Pieces()
     for _, event in sse.json_events(body):
         kind = event.get("type")
         if kind == "error":
             raise ValueError(f"openai.responses: the stream reported an error: {event}")
+        path = _delta_path(kind, event)
+        if path is not None:
+            pieces.add(path, event.get("delta"))
         if kind == "response.output_item.done" and isinstance(event.get("item"), dict):
             index = as_int(event.get("output_index"))
             done[len(done) if index is None else index] = event["item"]
@@ -166,6 +192,7 @@ def _decode_stream(body: bytes) -> Decoded:
             cost=None,
             raw=None,
             model=None,
+            chunks=pieces.recorded(),
         )
     if not isinstance(final.get("output"), list):
         final = {**final, "output": [done[i] for i in sorted(done)]}
@@ -177,6 +204,7 @@ def _decode_stream(body: bytes) -> Decoded:
         raw=None,
         model=decoded.model,
         assembled=final,
+        chunks=pieces.recorded(),
     )
 
 
@@ -326,10 +354,12 @@ def _default_response(step: LLMCallStep, created: Any) -> dict[str, Any]:
 
 
 class _Events:
-    """Numbers the events of one stream (`sequence_number` counts from 0)."""
+    """Numbers the events of one stream (`sequence_number` counts from 0); its texts are
+    cut as recorded while that adds up."""
 
-    def __init__(self) -> None:
+    def __init__(self, step: LLMCallStep) -> None:
         self.frames: list[str] = []
+        self.cuts = Cuts(step)
 
     def add(self, kind: str, **fields: Any) -> None:
         data = {"type": kind, "sequence_number": len(self.frames), **fields}
@@ -350,7 +380,7 @@ def _frames(step: LLMCallStep) -> list[str]:
     pending = {**final, "status": "in_progress", "output": [], "usage": None}
     if "completed_at" in pending:
         pending["completed_at"] = None
-    out = _Events()
+    out = _Events(step)
     out.add("response.created", response=pending)
     out.add("response.in_progress", response=pending)
     for index, item in enumerate(items):
@@ -383,13 +413,15 @@ def _message_events(out: _Events, index: int, item: dict[str, Any]) -> None:
         if part.get("type") == "output_text" and isinstance(part.get("text"), str):
             text = part["text"]
             out.add("response.content_part.added", **where_part, part={**part, "text": ""})
-            for piece in chunks(text):
+            path = _item_path(index, f"content[{at}].text")
+            for piece in out.cuts.cut(path, text):
                 out.add("response.output_text.delta", **where_part, delta=piece, logprobs=[])
             logprobs = part.get("logprobs") or []
             out.add("response.output_text.done", **where_part, text=text, logprobs=logprobs)
         elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
             out.add("response.content_part.added", **where_part, part={**part, "refusal": ""})
-            for piece in chunks(part["refusal"]):
+            path = _item_path(index, f"content[{at}].refusal")
+            for piece in out.cuts.cut(path, part["refusal"]):
                 out.add("response.refusal.delta", **where_part, delta=piece)
             out.add("response.refusal.done", **where_part, refusal=part["refusal"])
         else:
@@ -400,14 +432,16 @@ def _message_events(out: _Events, index: int, item: dict[str, Any]) -> None:
 
 def _call_events(out: _Events, index: int, item: dict[str, Any]) -> None:
     where = {"item_id": item.get("id"), "output_index": index}
+    path = _item_path(index, "arguments")
     arguments = item.get("arguments")
-    arguments = arguments if isinstance(arguments, str) else dump_arguments(arguments)
+    if not isinstance(arguments, str):
+        arguments = out.cuts.json_text(path, arguments)
     out.add(
         "response.output_item.added",
         output_index=index,
         item={**item, "status": "in_progress", "arguments": ""},
     )
-    for piece in chunks(arguments, 2):
+    for piece in out.cuts.cut(path, arguments, 2):
         out.add("response.function_call_arguments.delta", **where, delta=piece)
     out.add("response.function_call_arguments.done", **where, arguments=arguments)
     out.add("response.output_item.done", output_index=index, item=item)
@@ -423,7 +457,7 @@ def _reasoning_events(out: _Events, index: int, item: dict[str, Any]) -> None:
         text = part["text"] if isinstance(part.get("text"), str) else ""
         spot = {**where, "summary_index": at}
         out.add("response.reasoning_summary_part.added", **spot, part={**part, "text": ""})
-        for piece in chunks(text):
+        for piece in out.cuts.cut(_item_path(index, f"summary[{at}].text"), text):
             out.add("response.reasoning_summary_text.delta", **spot, delta=piece)
         out.add("response.reasoning_summary_text.done", **spot, text=text)
         out.add("response.reasoning_summary_part.done", **spot, part=part)

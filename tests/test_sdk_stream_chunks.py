@@ -1,0 +1,518 @@
+"""A replayed stream comes in the pieces the recorded one came in: an agent that acts on the
+chunks themselves (counts them, previews the first ones) sees on replay what it saw live.
+Real openai/anthropic SDKs against the fake provider on 127.0.0.1, pytest run for real."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import opswald
+from conftest import sdk_setup
+from fakeprovider import FakeProvider
+from opswald import dump, load
+from opswald.engine.run import RunSettings, execute
+from opswald.session import STREAM_CHUNKS, LLMCallStep, Session
+
+AGENT = '''
+"""Agents that keep every piece a stream sends them (MODE picks one). The output is the
+pieces, in order, as [part, text]; with JOINED=1 it is the joined texts instead (tool
+arguments parsed). SEEN names a file the pieces are written to either way."""
+import asyncio
+import json
+import os
+
+import opswald
+
+
+@opswald.tool
+def get_weather(city):
+    return {"city": city, "temp_c": 21}
+
+
+TOOL = {"name": "get_weather", "description": "weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+
+def _done(pieces):
+    if int(os.environ.get("N", "1")) > 1:  # by choice: how choices interleave is not kept
+        pieces = sorted(pieces, key=lambda piece: piece[0])
+    if os.environ.get("SEEN"):
+        with open(os.environ["SEEN"], "w") as f:
+            json.dump(pieces, f)
+    if os.environ.get("JOINED"):
+        texts = {}
+        for part, text in pieces:
+            texts[part] = texts.get(part, "") + text
+        for part in texts:
+            if part.startswith(("arguments", "input")):  # data, however it is spaced
+                texts[part] = json.loads(texts[part])
+        return {"texts": texts}
+    return {"pieces": pieces}
+
+
+# -- OpenAI chat completions: a tool-call turn, then the answer (n=N choices, no tools) --
+
+def _chat_kwargs(messages):
+    n = int(os.environ.get("N", "1"))
+    kwargs = dict(model="gpt-4o-mini", messages=messages, stream=True,
+                  stream_options={"include_usage": True})
+    if n > 1:
+        return {**kwargs, "n": n}
+    return {**kwargs, "tools": [{"type": "function", "function": TOOL}]}
+
+
+def _chat_chunk(chunk, pieces, calls):
+    for choice in chunk.choices:
+        delta = choice.delta
+        if delta.content:
+            pieces.append([f"content {choice.index}", delta.content])
+        for tc in delta.tool_calls or []:
+            entry = calls.setdefault(tc.index, {"id": tc.id, "name": "", "args": ""})
+            entry["name"] += tc.function.name or ""
+            entry["args"] += tc.function.arguments or ""
+            if tc.function.arguments:
+                pieces.append([f"arguments {tc.index}", tc.function.arguments])
+
+
+def _chat_turn(messages, calls, pieces):
+    if not calls:
+        return True
+    messages.append({"role": "assistant", "content": None, "tool_calls": [
+        {"id": c["id"], "type": "function",
+         "function": {"name": c["name"], "arguments": c["args"]}} for c in calls.values()]})
+    for c in calls.values():
+        result = get_weather(**json.loads(c["args"]))
+        messages.append({"role": "tool", "tool_call_id": c["id"], "content": json.dumps(result)})
+    return False
+
+
+def chat(input):
+    import openai
+    messages, pieces = [{"role": "user", "content": input["q"]}], []
+    with openai.OpenAI(max_retries=0) as client:
+        for _ in range(3):
+            calls = {}
+            for chunk in client.chat.completions.create(**_chat_kwargs(messages)):
+                _chat_chunk(chunk, pieces, calls)
+            if _chat_turn(messages, calls, pieces):
+                return _done(pieces)
+    raise RuntimeError("too many turns")
+
+
+async def chat_async(input):
+    import openai
+    messages, pieces = [{"role": "user", "content": input["q"]}], []
+    async with openai.AsyncOpenAI(max_retries=0) as client:
+        for _ in range(3):
+            calls = {}
+            async for chunk in await client.chat.completions.create(**_chat_kwargs(messages)):
+                _chat_chunk(chunk, pieces, calls)
+            if _chat_turn(messages, calls, pieces):
+                return _done(pieces)
+    raise RuntimeError("too many turns")
+
+
+# -- OpenAI Responses: raw events (sync), the SDK's stream helper (async) ----------------
+
+def _responses_event(event, pieces):
+    if event.type == "response.output_text.delta":
+        pieces.append([f"text {event.output_index}", event.delta])
+    elif event.type == "response.function_call_arguments.delta":
+        pieces.append([f"arguments {event.output_index}", event.delta])
+    elif event.type == "response.reasoning_summary_text.delta":
+        pieces.append([f"summary {event.output_index}", event.delta])
+
+
+def _responses_turn(final, items):
+    items += [i.model_dump(exclude_none=True) for i in final.output]
+    calls = [o for o in final.output if o.type == "function_call"]
+    for call in calls:
+        items.append({"type": "function_call_output", "call_id": call.call_id,
+                      "output": json.dumps(get_weather(**json.loads(call.arguments)))})
+    return not calls
+
+
+def _responses_kwargs(items):
+    return dict(model="gpt-4.1-mini", input=items, tools=[{"type": "function", **TOOL}],
+                store=False)
+
+
+def responses(input):
+    import openai
+    items, pieces = [{"role": "user", "content": input["q"]}], []
+    with openai.OpenAI(max_retries=0) as client:
+        for _ in range(3):
+            final = None
+            for event in client.responses.create(stream=True, **_responses_kwargs(items)):
+                _responses_event(event, pieces)
+                if event.type == "response.completed":
+                    final = event.response
+            if _responses_turn(final, items):
+                return _done(pieces)
+    raise RuntimeError("too many turns")
+
+
+async def responses_async(input):
+    import openai
+    items, pieces = [{"role": "user", "content": input["q"]}], []
+    async with openai.AsyncOpenAI(max_retries=0) as client:
+        for _ in range(3):
+            async with client.responses.stream(**_responses_kwargs(items)) as stream:
+                async for event in stream:
+                    _responses_event(event, pieces)
+                final = await stream.get_final_response()
+            if _responses_turn(final, items):
+                return _done(pieces)
+    raise RuntimeError("too many turns")
+
+
+# -- Anthropic messages: the SDK's stream helper (sync), raw events (async) --------------
+
+def _anthropic_event(event, pieces):
+    if event.type != "content_block_delta":
+        return
+    delta = event.delta
+    if delta.type == "text_delta":
+        pieces.append([f"text {event.index}", delta.text])
+    elif delta.type == "input_json_delta" and delta.partial_json:
+        pieces.append([f"input {event.index}", delta.partial_json])
+    elif delta.type == "thinking_delta":
+        pieces.append([f"thinking {event.index}", delta.thinking])
+
+
+def _anthropic_kwargs(messages):
+    tools = [{"name": TOOL["name"], "description": TOOL["description"],
+              "input_schema": TOOL["parameters"]}]
+    return dict(model="claude-haiku-4-5", max_tokens=2048, messages=messages, tools=tools,
+                thinking={"type": "enabled", "budget_tokens": 1024})
+
+
+def _anthropic_turn(content, messages):
+    messages.append({"role": "assistant", "content": content})
+    uses = [b for b in content if b["type"] == "tool_use"]
+    if uses:
+        messages.append({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": u["id"],
+             "content": json.dumps(get_weather(**u["input"]))} for u in uses]})
+    return not uses
+
+
+def anthropic_messages(input):
+    import anthropic
+    messages, pieces = [{"role": "user", "content": input["q"]}], []
+    with anthropic.Anthropic(max_retries=0) as client:
+        for _ in range(3):
+            with client.messages.stream(**_anthropic_kwargs(messages)) as stream:
+                for event in stream:
+                    _anthropic_event(event, pieces)
+                final = stream.get_final_message()
+            content = [b.model_dump(exclude_none=True) for b in final.content]
+            if _anthropic_turn(content, messages):
+                return _done(pieces)
+    raise RuntimeError("too many turns")
+
+
+async def anthropic_async(input):
+    import anthropic
+    messages, pieces = [{"role": "user", "content": input["q"]}], []
+    async with anthropic.AsyncAnthropic(max_retries=0) as client:
+        for _ in range(3):
+            blocks, inputs = {}, {}
+            stream = await client.messages.create(stream=True, **_anthropic_kwargs(messages))
+            async for event in stream:
+                _anthropic_event(event, pieces)
+                if event.type == "content_block_start":
+                    blocks[event.index] = event.content_block.model_dump(exclude_none=True)
+                elif event.type == "content_block_delta":
+                    block, delta = blocks[event.index], event.delta
+                    if delta.type == "text_delta":
+                        block["text"] += delta.text
+                    elif delta.type == "thinking_delta":
+                        block["thinking"] += delta.thinking
+                    elif delta.type == "signature_delta":
+                        block["signature"] += delta.signature
+                    elif delta.type == "input_json_delta":
+                        inputs[event.index] = inputs.get(event.index, "") + delta.partial_json
+            for index, text in inputs.items():
+                blocks[index]["input"] = json.loads(text)
+            if _anthropic_turn([blocks[i] for i in sorted(blocks)], messages):
+                return _done(pieces)
+    raise RuntimeError("too many turns")
+
+
+def run(input):
+    agent = globals()[os.environ["MODE"]]
+    if asyncio.iscoroutinefunction(agent):
+        return asyncio.run(agent(input))
+    return agent(input)
+'''
+
+GOLDEN = "goldens/chunks.golden.yaml"
+SIZES = [1, 4, 2, 7, 3]  # the fake provider cuts every streamed text so, repeated
+ANSWER = "It is 21°C and sunny in Rome."
+THINKING = "The user wants Rome's weather."
+ARGUMENTS = '{"city":"Rome"}'  # as the fake provider sends tool arguments
+
+
+def _cut(text: str, sizes: list[int]) -> list[str]:
+    """`text` as the fake provider streams it with `chunks: sizes`."""
+    out: list[str] = []
+    at, turn = 0, 0
+    while at < len(text):
+        size = sizes[turn % len(sizes)]
+        out.append(text[at : at + size])
+        at, turn = at + size, turn + 1
+    return out
+
+
+def _even(text: str) -> list[str]:
+    """`text` in three even pieces, as replay cuts a text recorded without its pieces."""
+    size = -(-len(text) // 3)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _script(sizes: list[int], *, thinking: bool = False) -> list[dict[str, Any]]:
+    extra = {"thinking": THINKING} if thinking else {}
+    call = {"name": "get_weather", "arguments": {"city": "Rome"}}
+    return [
+        {"content": None, "tool_calls": [call], "chunks": sizes, **extra},
+        {"content": ANSWER, "chunks": sizes, **extra},
+    ]
+
+
+def _expected(
+    mode: str, cut: Any, *, answer: Any = None, thinking: Any = None, text: str = ANSWER
+) -> list[list[str]]:
+    """What each agent keeps of the two turns, as [part, text]: the tool call's texts cut
+    by `cut`, then the answer `text` cut by `answer` (after its thinking, cut by
+    `thinking`; both default to `cut`)."""
+    answer, thinking = answer or cut, thinking or cut
+    if mode.startswith("chat"):
+        return [
+            *[["arguments 0", p] for p in cut(ARGUMENTS)],
+            *[["content 0", p] for p in answer(text)],
+        ]
+    if mode.startswith("responses"):
+        return [
+            *[["arguments 0", p] for p in cut(ARGUMENTS)],
+            *[["text 0", p] for p in answer(text)],
+        ]
+    # anthropic: thinking (block 0), a redacted_thinking block (1), then the tool use or text
+    return [
+        *[["thinking 0", p] for p in cut(THINKING)],
+        *[["input 2", p] for p in cut(ARGUMENTS)],
+        *[["thinking 0", p] for p in thinking(THINKING)],
+        *[["text 2", p] for p in answer(text)],
+    ]
+
+
+def _recorded(text: str) -> list[str]:
+    return _cut(text, SIZES)
+
+
+MODES = ["chat", "chat_async", "responses", "responses_async", "anthropic_messages"]
+MODES += ["anthropic_async"]
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    stub = "name: chunks\ninput:\n  q: Weather in Rome?\n"
+    sdk_setup(
+        pytester, monkeypatch, module="chunkagent", agent=AGENT, golden=GOLDEN, stub=stub,
+        clear=("JOINED", "SEEN", "N"),
+    )  # fmt: skip
+    yield pytester
+
+
+def _record(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    script: list[dict[str, Any]],
+    *args: str,
+) -> Session:
+    """Run against the fake provider (stubs record; `args` may ask for more), then stop it."""
+    monkeypatch.setenv("MODE", mode)
+    with FakeProvider(script=script) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record", *args)
+        assert result.ret == 0, result.stdout.str()
+    return load(pytester.path / GOLDEN)
+
+
+def _replay(pytester: pytest.Pytester) -> pytest.RunResult:
+    """Replay with the provider gone (its port closed): only the golden can answer."""
+    return pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
+
+
+def _llm_steps(session: Session) -> list[LLMCallStep]:
+    return [s for s in session.step_list if isinstance(s, LLMCallStep)]
+
+
+def _seen(path: Path) -> list[list[str]]:
+    pieces: list[list[str]] = json.loads(path.read_text())
+    return pieces
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_replayed_stream_comes_in_the_recorded_pieces(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    thinking = mode.startswith("anthropic")
+    session = _record(project, monkeypatch, mode, _script(SIZES, thinking=thinking))
+    recorded = _expected(mode, _recorded)
+    assert session.output == {"pieces": recorded}, "the agent kept what the provider sent"
+    first, last = _llm_steps(session)
+    assert first.attributes is not None and STREAM_CHUNKS in first.attributes
+    assert last.attributes is not None
+    assert list(last.attributes[STREAM_CHUNKS].values())[-1] == [
+        len(p) for p in _cut(ANSWER, SIZES)
+    ]
+    text = (project.path / GOLDEN).read_text()
+    one_line = ", ".join(str(len(p)) for p in _cut(ANSWER, SIZES))
+    assert f": [{one_line}]\n" in text, "each text's lengths on one line"
+
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == recorded
+
+
+@pytest.mark.parametrize("mode", ["chat", "chat_async"])
+def test_every_choice_of_an_n_stream_comes_in_its_recorded_pieces(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("N", "2")
+    other = "Warm and bright in Rome today."
+    script = [{"content": ANSWER, "alternatives": [other], "chunks": [3, 1, 5]}]
+    session = _record(project, monkeypatch, mode, script)
+    pieces = session.output["pieces"]
+    assert [t for p, t in pieces if p == "content 0"] == _cut(ANSWER, [3, 1, 5])
+    assert [t for p, t in pieces if p == "content 1"] == _cut(other, [3, 1, 5])
+    [step] = _llm_steps(session)
+    assert step.attributes is not None
+    assert step.attributes[STREAM_CHUNKS]["choices[1].message.content"] == [3, 1, 5] * 3 + [3]
+
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    by_choice = {p: [t for q, t in _seen(seen) if q == p] for p in ("content 0", "content 1")}
+    assert by_choice == {"content 0": _cut(ANSWER, [3, 1, 5]), "content 1": _cut(other, [3, 1, 5])}
+
+
+def _rewrite_answer(project: pytest.Pytester, edit: Any) -> None:
+    """The golden with `edit` applied to its last step (the answer)."""
+    session = load(project.path / GOLDEN)
+    steps = list(session.step_list)
+    assert isinstance(steps[-1], LLMCallStep)
+    steps[-1] = edit(steps[-1])
+    session = session.model_copy()
+    session.steps = steps
+    session.model_fields_set.update({"steps", "output"})
+    dump(session, project.path / GOLDEN)
+
+
+def _without_pieces(step: LLMCallStep) -> LLMCallStep:
+    attributes = {k: v for k, v in (step.attributes or {}).items() if k != STREAM_CHUNKS}
+    return step.model_copy(update={"attributes": attributes or None})
+
+
+@pytest.mark.parametrize("mode", ["chat", "responses", "anthropic_messages"])
+def test_a_step_recorded_without_the_pieces_still_replays_cut_as_before(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """The answer's step as a golden written before the pieces were kept has it: its
+    texts come in three even pieces, as replay cut every text before; the tool call's
+    step keeps its recorded pieces."""
+    monkeypatch.setenv("JOINED", "1")
+    _record(project, monkeypatch, mode, _script(SIZES, thinking=mode.startswith("anthropic")))
+    _rewrite_answer(project, _without_pieces)
+    before = (project.path / GOLDEN).read_text()
+    assert before.count(STREAM_CHUNKS) == 1
+
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == _expected(mode, _recorded, answer=_even, thinking=_even)
+    assert (project.path / GOLDEN).read_text() == before, "a passing golden is not rewritten"
+
+
+@pytest.mark.parametrize("mode", ["chat", "responses", "anthropic_messages"])
+def test_an_edited_answer_whose_pieces_no_longer_add_up_is_cut_evenly(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("JOINED", "1")
+    _record(project, monkeypatch, mode, _script(SIZES, thinking=mode.startswith("anthropic")))
+    edited = "Edited: it rains in Rome."
+
+    def edit(step: LLMCallStep) -> LLMCallStep:
+        assert step.output is not None
+        return step.model_copy(
+            update={"output": step.output.model_copy(update={"content": edited})}
+        )
+
+    _rewrite_answer(project, edit)
+    session = load(project.path / GOLDEN)
+    part = {"chat": "content 0", "responses": "text 0"}.get(mode, "text 2")
+    assert isinstance(session.output, dict)
+    session.output["texts"][part] = edited
+    session.model_fields_set.add("output")
+    dump(session, project.path / GOLDEN)
+
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == _expected(mode, _recorded, answer=_even, text=edited), (
+        "the edited text in even pieces; the rest as recorded"
+    )
+
+
+def test_an_update_records_the_pieces_of_the_new_answer(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing golden updated against the provider keeps the pieces the new answer came
+    in, not the old ones, and replays in them."""
+    golden = _record(project, monkeypatch, "chat", _script(SIZES))
+    golden = golden.model_copy(update={"input": {"q": "Weather in Rome, please?"}})
+    dump(golden, project.path / GOLDEN)
+    assert _replay(project).ret != 0, "the changed question diverges"
+    session = _record(project, monkeypatch, "chat", _script([2, 5]), "--opswald-update")
+    assert session.output == {"pieces": _expected("chat", lambda text: _cut(text, [2, 5]))}
+    _, last = _llm_steps(session)
+    assert last.attributes is not None
+    assert last.attributes[STREAM_CHUNKS] == {
+        "choices[0].message.content": [len(p) for p in _cut(ANSWER, [2, 5])]
+    }
+    _replay(project).assert_outcomes(passed=1)
+
+
+# -- a fork's new answer is not the recorded one: it drops the recorded pieces -------------
+
+
+@opswald.llm
+def _ask(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"content": "recorded", "finish_reason": "stop"}
+
+
+def _asking_agent(question: str) -> dict[str, Any]:
+    return {"answer": _ask(model="m", messages=[{"role": "user", "content": question}])["content"]}
+
+
+def test_a_forked_answer_does_not_keep_the_recorded_pieces() -> None:
+    stub = Session(name="s", input="hi")
+    live = RunSettings(policy="live", block_side_effects=False)
+    golden = execute(stub, _asking_agent, settings=live).actual
+    [step] = _llm_steps(golden)
+    pieces = {STREAM_CHUNKS: {"choices[0].message.content": [3, 5]}, "response_model": "m-1"}
+    golden.steps = [step.model_copy(update={"attributes": pieces})]
+    forked = opswald.Replay(golden, adapter=_asking_agent).fork_from(1, {"response": "NEW"})
+    result = forked.run()
+    assert result is not None and result.actual.output == {"answer": "NEW"}
+    [new] = _llm_steps(result.actual)
+    assert new.attributes == {"response_model": "m-1"}, "the rest of the attributes stay"
