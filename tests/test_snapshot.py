@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import CONFTEST, record
-from opswald.session import Session, ToolCallStep
+from opswald.session import STREAM_CHUNKS, LLMCallStep, LLMOutput, Session, ToolCallStep
+from opswald.sessiondiff import compared_data, session_differences
 from opswald.snapshot import SessionSnapshotExtension, render_session_diff
 
 TESTS = """
@@ -95,6 +96,26 @@ def test_serialize_drops_volatile_fields() -> None:
     assert "k: 1" in a
     plain = ext.serialize(_session("Alice").model_dump(mode="json"))
     assert isinstance(plain, str) and "timestamp" not in plain and "recorded_at" not in plain
+
+
+def _streamed(lengths: list[int], model: str = "m-1") -> Session:
+    pieces = {STREAM_CHUNKS: {"choices[0].message.content": lengths}, "response_model": model}
+    step = LLMCallStep(step=1, output=LLMOutput(content="Sunny."), attributes=pieces)
+    return Session(name="s", steps=[step], output="Sunny.")
+
+
+def test_the_pieces_a_stream_came_in_are_not_compared() -> None:
+    """How a stream was cut is delivery, not behaviour: a live run cut otherwise is the
+    same session (for snapshots, `opswald diff` and the report); other attributes count."""
+    ext = SessionSnapshotExtension()
+    a, b = ext.serialize(_streamed([2, 4])), ext.serialize(_streamed([1, 1, 4]))
+    assert a == b and STREAM_CHUNKS not in str(a) and "response_model: m-1" in str(a)
+    same = session_differences(compared_data(_streamed([2, 4])), compared_data(_streamed([6])))
+    assert same == []
+    other = compared_data(_streamed([2, 4], model="m-2"))
+    assert [d.path for d in session_differences(compared_data(_streamed([6])), other)] == [
+        ("attributes", "response_model")
+    ]
 
 
 def test_diff_is_session_aware_bounded_and_falls_back() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from opswald.diff import differences
 from opswald.jsonable import to_jsonable
+from opswald.session import STREAM_CHUNKS, without_stream_chunks
 from opswald.verdict import MISSING, Difference
 
 VOLATILE_STEP_FIELDS: tuple[str, ...] = ("timestamp", "duration_ms")
@@ -33,7 +34,21 @@ def _without(mapping: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _stable_steps(steps: list[Any]) -> list[Any]:
-    return [_without(s, VOLATILE_STEP_FIELDS) if isinstance(s, dict) else s for s in steps]
+    return [_stable_step(s) if isinstance(s, dict) else s for s in steps]
+
+
+def _stable_step(step: dict[str, Any]) -> dict[str, Any]:
+    """A step without its volatile fields, nor the pieces a stream came in (delivery, not
+    what the agent was told)."""
+    stable = _without(step, VOLATILE_STEP_FIELDS)
+    attributes = stable.get("attributes")
+    if isinstance(attributes, dict) and STREAM_CHUNKS in attributes:
+        rest = without_stream_chunks(attributes)
+        if rest is None:
+            del stable["attributes"]
+        else:
+            stable["attributes"] = rest
+    return stable
 
 
 def _are_steps(items: list[Any]) -> bool:

@@ -35,7 +35,7 @@ from syrupy.types import PropertyFilter, PropertyMatcher, SerializableData, Seri
 from opswald import files
 from opswald.diff import render_difference
 from opswald.hidden import HiddenEscapingDumper, has_hidden
-from opswald.session import Session
+from opswald.session import Session, without_stream_chunks
 from opswald.sessiondiff import (
     _COUNTED,
     VOLATILE_METADATA_FIELDS,
@@ -64,12 +64,18 @@ FIX = "fix: if the new behaviour is intended, accept it with --snapshot-update"
 
 
 def stable_session(session: Session) -> Session:
-    """A copy of `session` without the fields that change on every run."""
+    """A copy of `session` without the fields that change on every run (nor the pieces a
+    stream came in)."""
     metadata = {k: v for k, v in session.metadata.items() if k not in VOLATILE_METADATA_FIELDS}
     update: dict[str, Any] = {"metadata": metadata}
     if session.steps is not None:
         cleared = dict.fromkeys(VOLATILE_STEP_FIELDS)
-        update["steps"] = [step.model_copy(update=cleared) for step in session.steps]
+        update["steps"] = [
+            step.model_copy(
+                update={**cleared, "attributes": without_stream_chunks(step.attributes)}
+            )
+            for step in session.steps
+        ]
     return session.model_copy(update=update)
 
 
