@@ -26,7 +26,9 @@ GOLDEN = "goldens/flight.golden.yaml"
         ),
         (
             ["-o", "opswald_langgraph_state=yes please"],
-            "*opswald_langgraph_state: invalid truth value 'yes please'; write true or false*",
+            # pytest 9.2 reads `bool` ini values itself, before any plugin, and names only
+            # the value; earlier versions leave it to the plugin, whose message names both
+            "*invalid truth value 'yes please'*",
         ),
         (["--opswald-timeout", "nan"], "*--opswald-timeout must be a positive number*"),
         (["--opswald-timeout", "inf"], "*--opswald-timeout must be a positive number*"),

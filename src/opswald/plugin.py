@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import warnings
 from collections.abc import Generator
@@ -684,6 +685,29 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`-m TAG` selects goldens by their tags. From pytest 9.2 on, `-m` under
+    `--strict-markers` accepts registered markers only; a golden's tags are marks of its
+    item, not registered (so that ordinary tests cannot use them), so the tags of the
+    goldens collected are registered here, after collection, before `-m` is checked."""
+    if not config.getoption("markexpr", None):
+        return
+    from opswald.items import GoldenItem
+
+    tags = {
+        tag
+        for item in items
+        if isinstance(item, GoldenItem) and item._entry is not None
+        for tag in item._entry.tags
+    }
+    if not tags:
+        return
+    known = {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}
+    for tag in sorted(tags - known):
+        config.addinivalue_line("markers", f"{tag}: a golden's tag")
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     _save_collect_index(session.config)
     _warn_shared_saved_names(session)
@@ -1266,8 +1290,10 @@ class SummaryPlugin:
             counts["error"] = len(self.malformed)
         records = [*self.records, *self.malformed.values()]
         # ids as pytest shows them: relative to where pytest was run, so they can be re-run
-        relative = self.config.cwd_relative_nodeid
-        records = [{**r, "name": relative(r["name"])} if r.get("name") else r for r in records]
+        records = [
+            {**r, "name": cwd_relative(self.config, r["name"])} if r.get("name") else r
+            for r in records
+        ]
         summary = Summary(
             counts=counts,
             notes=tuple(sorted(set(self.notes), key=note_order)),
@@ -1280,3 +1306,15 @@ class SummaryPlugin:
         terminalreporter.write_sep("-", "opswald")
         for line in summary.lines:
             terminalreporter.write_line(line)
+
+
+def cwd_relative(config: pytest.Config, nodeid: str) -> str:
+    """A node id (relative to the rootdir) as pytest shows it: relative to where pytest
+    was run, so that it can be pasted back (`Config.cwd_relative_nodeid`, whose argument
+    became a `NodeId` object in pytest 9.2)."""
+    here = config.invocation_params.dir
+    if here == config.rootpath:
+        return nodeid
+    path, sep, rest = nodeid.partition("::")
+    relative = os.path.relpath(config.rootpath / path, here).replace(os.sep, "/")
+    return relative + sep + rest
