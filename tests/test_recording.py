@@ -69,3 +69,46 @@ def test_record_in_memory_only() -> None:
     assert rec.path is None and rec.session is not None
     assert rec.session.name == "scratch" and len(rec.session.step_list) == 3
     assert fetch("y") == {"key": "y", "value": 42}, "instrumentation is a no-op again"
+
+
+@opswald.llm
+def priced(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A response that reports its usage but no cost, as most providers' do."""
+    return {
+        "content": "ok",
+        "finish_reason": "stop",
+        "usage": {"input_tokens": 1000, "output_tokens": 500},
+    }
+
+
+def test_record_prices_calls_as_pytest_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call whose response reports no cost gets one from the shipped price table (as
+    recording under pytest does), and from the project's `opswald_prices` file over it."""
+    import yaml
+
+    shipped = yaml.safe_load(
+        (Path(opswald.__file__).parent / "prices.yaml").read_text(encoding="utf-8")
+    )
+    mini = shipped["models"]["gpt-4o-mini"]
+    monkeypatch.chdir(tmp_path)
+    with opswald.record(name="priced", store=False) as rec:
+        priced(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert rec.session is not None
+    step = rec.session.step_list[0]
+    assert isinstance(step, LLMCallStep)
+    assert step.cost == pytest.approx((1000 * mini["input"] + 500 * mini["output"]) / 1e6)
+    assert step.cost_source == f"price_table:{shipped['as_of']}"
+
+    (tmp_path / "prices.yaml").write_text(
+        'as_of: "2030-01-01"\nmodels:\n  gpt-4o-mini: {input: 2.0, output: 4.0}\n'
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\nopswald_prices = prices.yaml\n")
+    with opswald.record(name="priced", store=False) as rec:
+        priced(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert rec.session is not None
+    step = rec.session.step_list[0]
+    assert isinstance(step, LLMCallStep)
+    assert step.cost == pytest.approx((1000 * 2.0 + 500 * 4.0) / 1e6)
+    assert step.cost_source == "price_table:2030-01-01"

@@ -8,6 +8,7 @@ table estimates it (`cost_source: price_table:<as_of>`). A model nothing prices 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -72,6 +73,16 @@ def _amount(value: Any, name: str) -> float:
     return float(value)
 
 
+@functools.cache
+def _shipped_data() -> Any:
+    """The shipped table's data, parsed once per process (`from_data` only reads it):
+    `opswald.record` prices every recording with it."""
+    import yaml
+
+    text = resources.files("opswald").joinpath(PRICES_RESOURCE).read_text("utf-8")
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 class PriceTable:
     """Model prices with their date and source; `lookup`, `cost`, and missing-model notes."""
 
@@ -95,10 +106,7 @@ class PriceTable:
     @classmethod
     def load_default(cls) -> Self:
         """The table shipped with opswald (`opswald/prices.yaml`)."""
-        import yaml
-
-        text = resources.files("opswald").joinpath(PRICES_RESOURCE).read_text("utf-8")
-        return cls.from_data(yaml.safe_load(text), origin=PRICES_RESOURCE)
+        return cls.from_data(_shipped_data(), origin=PRICES_RESOURCE)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Self:

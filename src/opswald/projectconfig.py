@@ -506,7 +506,7 @@ def cli_settings(config: ProjectConfig, *, warn: Any = None) -> CliSettings:
         diff_mode=diff_mode,
         requests=requests,
         redactor=make_redactor(pii=redact == "pii"),
-        prices=_pricer(config, warn),
+        prices=pricer(config, warn),
         integrations=listed,
         side_effect_tools=frozenset(
             n.strip() for n in names(config.args("opswald_side_effect_tools"))
@@ -525,7 +525,7 @@ def _in_file(config: ProjectConfig, exc: SettingError) -> SettingError:
     return SettingError(text)
 
 
-def _pricer(config: ProjectConfig, warn: Any) -> Any:
+def pricer(config: ProjectConfig, warn: Any) -> Any:
     """The shipped price table with opswald_prices (relative to the rootdir) laid over it."""
     from opswald.pricing import PriceError, Pricer, PriceTable
 

@@ -72,6 +72,7 @@ def record(
         side_effect_tools=frozenset(side_effect_tools),
         langgraph_state=langgraph_state,
     )
+    ctx.prices = _prices(target)
     rec = Recording(_ctx=ctx)
     started = time.perf_counter()
     error: Any = None
@@ -115,3 +116,20 @@ def record(
 
             session.session_id = uuid.uuid4().hex[:12]
             rec.path = save(session, store)
+
+
+def _prices(target: Path | None) -> Any:
+    """What a call's cost is estimated with when the response reports none, as under
+    pytest: the shipped price table with the project's `opswald_prices` laid over it (the
+    config pytest would use, run from here). A price file that cannot be used is a
+    warning: the recording goes on with the shipped table."""
+    import warnings
+
+    from opswald.pricing import Pricer, PriceTable
+    from opswald.projectconfig import SettingError, find, pricer
+
+    try:
+        return pricer(find([target] if target is not None else []), None)
+    except SettingError as exc:
+        warnings.warn(f"opswald.record: {exc}; using the shipped price table", stacklevel=4)
+        return Pricer(PriceTable.load_default())
