@@ -89,6 +89,16 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     assert loaded.steps is not None and loaded.steps[3].model_extra == {"plan": ["reply"]}
 
 
+def test_dump_makes_missing_folders(tmp_path: Path) -> None:
+    """`opswald.dump(session, "goldens/new/x.golden.yaml")` in a fresh project (the
+    importers' snippet) writes the file, as `opswald.record` does."""
+    session = Session.model_validate(SAMPLE)
+    path = tmp_path / "goldens" / "imported" / "refund.golden.yaml"
+    files.dump(session, path)
+    assert path.read_text(encoding="utf-8") == files.dumps(session)
+    assert [p.name for p in path.parent.iterdir()] == ["refund.golden.yaml"]
+
+
 def test_json_round_trip(tmp_path: Path) -> None:
     session = Session.model_validate(SAMPLE)
     path = tmp_path / "refund.golden.json"

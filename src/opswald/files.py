@@ -1069,8 +1069,9 @@ def _one_line_lengths(data: dict[str, Any]) -> None:
 def dump(session: Session, path: StrPath) -> None:
     """Write a session canonically and atomically; `.json` files get JSON, others YAML. A
     file written before with CRLF line endings or a byte-order mark keeps them, so that its
-    diff shows what changed and nothing else."""
+    diff shows what changed and nothing else. Missing folders are made."""
     text = dumps(session, _format_of(path))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     bom, crlf = _text_form(path)
     if crlf:
         text = text.replace("\n", "\r\n")
