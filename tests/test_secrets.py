@@ -328,6 +328,143 @@ def test_modifications_are_redacted_in_saved_actuals(pytester: pytest.Pytester) 
             _assert_clean(path.read_text(errors="replace"))
 
 
+FORK_AGENT = f"""
+import opswald
+
+SECRET = "{OPENAI}"
+
+
+@opswald.llm
+def chat(*, model, messages):
+    last = messages[-1]
+    if last["role"] == "user":
+        call = {{"id": "c1", "name": "lookup", "arguments": {{"q": last["content"]}}}}
+        return {{"content": None, "tool_calls": [call], "finish_reason": "tool_calls"}}
+    return {{"content": "found " + last["content"], "finish_reason": "stop"}}
+
+
+@opswald.tool
+def lookup(q):
+    return {{"q": q}}
+
+
+def run(input):
+    question = opswald.user_input("ask: ")                                  # step 1
+    messages = [{{"role": "user", "content": question}}]
+    reply = chat(model="m", messages=messages)                              # step 2
+    params = reply["tool_calls"][0]["arguments"]
+    result = lookup(**params)                                               # step 3
+    messages.append({{"role": "tool", "content": str(result)}})
+    answer = chat(model="m", messages=messages)["content"]                  # step 4
+    got = {{"question": question, "params": params, "result": result, "answer": answer}}
+    # whether the agent was given the secret itself (not a placeholder) at each step
+    return {{"given": {{name: SECRET in str(value) for name, value in got.items()}}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("fork_at", "modify", "given"),
+    [
+        (1, f"user_input=look up {OPENAI}", "question"),
+        (2, f"tool_params={{q: {OPENAI}}}", "params"),
+        (3, f"tool_result={{q: {OPENAI}}}", "result"),
+        (4, f"response=your key is {OPENAI}", "answer"),
+    ],
+)
+def test_a_forks_step_modification_reaches_the_agent_and_is_written_redacted(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    fork_at: int,
+    modify: str,
+    given: str,
+) -> None:
+    """The agent is given the step modification as the user wrote it (their own value);
+    the step it answers is kept like a live call's answer, its secrets replaced, in the
+    saved actual and the reports."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(forkagent=FORK_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = forkagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "f.golden.yaml").write_text(
+        "name: f\ninput: {user_inputs: [hello]}\n"
+    )
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    result = pytester.runpytest(
+        "--opswald-goldens",
+        f"--opswald-fork-at={fork_at}",
+        f"--opswald-modify={modify}",
+        "--opswald-save-actual=out/actual",
+        "--opswald-json=out/report.json",
+        "--opswald-html=out/report.html",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(failed=1)  # the output changed
+    _assert_clean(result.stdout.str())
+    for path in (pytester.path / "out").rglob("*"):
+        if path.is_file():
+            _assert_clean(path.read_text(errors="replace"))
+    actual = opswald.load(pytester.path / "out" / "actual" / "f.actual.yaml")
+    assert actual.output["given"][given] is True, actual.output
+    step = actual.step_list[fork_at - 1]
+    assert "<redacted:openai-key>" in step.model_dump_json(), step
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_a_forked_answer_through_the_api_and_an_sdk_reaches_the_agent_and_is_kept_redacted(
+    monkeypatch: pytest.MonkeyPatch, sdk: str
+) -> None:
+    """`fork_from(n, {"response": ...})` through the real SDK: the agent reads the text as
+    given; `result.actual` and `replay.steps` hold it redacted."""
+    from fakeprovider import FakeProvider
+    from opswald.engine.run import RunSettings, execute
+    from opswald.files import dumps
+    from opswald.session import Session
+
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    read: list[str] = []
+
+    def agent(input: dict[str, Any]) -> dict[str, Any]:
+        if sdk == "openai":
+            import openai
+
+            client = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-test", max_retries=0)
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}]
+            )
+            text = reply.choices[0].message.content or ""
+        else:
+            import anthropic
+
+            messages = anthropic.Anthropic(base_url=base, api_key="sk-test", max_retries=0)
+            message = messages.messages.create(
+                model="claude-3-5-haiku-latest",
+                max_tokens=64,
+                messages=[{"role": "user", "content": input["q"]}],
+            )
+            text = "".join(b.text for b in message.content if b.type == "text")
+        read.append(text)
+        return {"answer": text}
+
+    with FakeProvider(script=[{"content": "Sunny."}]) as fp:
+        base = fp.base_url
+        stub = Session(name="weather", input={"q": "Weather?"})
+        golden = execute(stub, agent, settings=RunSettings(policy="live")).actual
+    assert read == ["Sunny."]
+    said = f"your key is {OPENAI}"
+    fork = opswald.Replay(golden, adapter=agent).fork_from(1, {"response": said})
+    result = fork.run()  # the provider is gone: step 1 is answered by the modification
+    assert result is not None and result.fork_step == 1
+    assert read[-1] == said, "the agent reads the modification as given"
+    _assert_clean(dumps(result.actual))
+    _assert_clean(repr([s.step for s in fork.steps]))
+    (step,) = result.actual.step_list
+    assert step.model_dump()["output"]["content"] == "your key is <redacted:openai-key>"
+
+
 def test_a_malformed_goldens_error_quotes_no_secret(
     pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -374,6 +374,7 @@ class Context:
         self.unrecorded: list[str] = []
         self.fork_step: int | None = None  # actual step where the run went live
         self.served: dict[int, AnyStep] = {}  # actual step number -> recorded step
+        self._modified: AnyStep | None = None  # the step a step modification answers
         self.prices: Any = None  # a pricing.PriceTable for responses that carry no cost
         self.clock = Clock()
         self._lock = threading.RLock()
@@ -569,9 +570,10 @@ class Context:
         )
         step = match.step
         if isinstance(step, UserInputStep) and "user_input" in mods:
-            return step.model_copy(update={"content": mods["user_input"]})
+            return self._fork_answer(step.model_copy(update={"content": mods["user_input"]}))
         if isinstance(step, ToolCallStep) and "tool_result" in mods:
-            return step.model_copy(update={"output": mods["tool_result"], "error": None})
+            answer = step.model_copy(update={"output": mods["tool_result"], "error": None})
+            return self._fork_answer(answer)
         if isinstance(step, LLMCallStep):
             output = step.output or LLMOutput()
             if "selected_tool" in mods or "tool_params" in mods:
@@ -590,8 +592,28 @@ class Context:
                 raw = responses.patched(raw, output)
             # the recorded stream's pieces were of the recorded answer, not this one
             attributes = without_stream_chunks(step.attributes)
-            return step.model_copy(update={"output": output, "raw": raw, "attributes": attributes})
+            return self._fork_answer(
+                step.model_copy(update={"output": output, "raw": raw, "attributes": attributes})
+            )
         return None
+
+    def _fork_answer(self, step: AnyStep) -> AnyStep:
+        """The modified step: the agent gets it as given (the user's own value); `finish`
+        keeps it redacted, as it keeps what a live call answered."""
+        self._modified = step
+        return step
+
+    def _redacted_answer(self, step: AnyStep) -> AnyStep:
+        """A served step whose answer came from a step modification, with its secrets
+        replaced: what the run's steps, a saved actual and the hooks see."""
+        if isinstance(step, UserInputStep):
+            return step.model_copy(update={"content": self.redactor(to_jsonable(step.content))})
+        if isinstance(step, ToolCallStep):
+            return step.model_copy(update={"output": self.redactor(to_jsonable(step.output))})
+        if isinstance(step, LLMCallStep):
+            output = self._redacted_output(step.output)
+            return step.model_copy(update={"output": output, "raw": self.redactor(step.raw)})
+        return step
 
     def _blocks_side_effects(self) -> bool:
         continuing = self.policy in ("update", "fork") or (
@@ -607,12 +629,15 @@ class Context:
                 method(self, *args)
 
     def finish(self, ticket: Ticket, step: AnyStep) -> None:
+        served = ticket.served
+        if served is not None and served is self._modified:
+            step, served = self._redacted_answer(step), self._redacted_answer(served)
         with self._lock:
             first = self.steps[ticket.number - 1] is None
             self.steps[ticket.number - 1] = step
-            if ticket.served is not None and first:
-                self.served[ticket.number] = ticket.served
-                self.clock.served.append(ticket.served)
+            if served is not None and first:
+                self.served[ticket.number] = served
+                self.clock.served.append(served)
                 self.clock.served_wall_ms += (time.perf_counter() - ticket.started) * 1000
         if self.listeners:
             self.emit("after_step", step)
