@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,6 +241,41 @@ def test_pause_at_a_step_that_cannot_come_is_refused(step: Any, error: type) -> 
     replay = opswald.Replay(recorded(), adapter=agent)
     with pytest.raises(error, match="pause_at"):
         replay.pause_at(step)
+
+
+def test_a_stub_is_not_recorded_yet_and_its_agent_never_runs(tmp_path: Path) -> None:
+    """DESIGN §3a: plain replay fails a stub with "not recorded yet", as pytest and
+    `opswald replay` do; nothing can answer its calls, so the agent (and its side-effect
+    tool) never starts, under replay or a fork, and batch_replay counts it as failed."""
+    started: list[Any] = []
+
+    def spy(input: dict[str, Any]) -> dict[str, Any]:
+        started.append(input)
+        return agent(input)
+
+    path = tmp_path / "stub.golden.yaml"
+    path.write_text("name: stub\ninput: {order: A1, to: team@example.com}\n")
+    for replay in (
+        opswald.Replay(path, adapter=spy),
+        opswald.Replay(path, adapter=spy, modifications={"agent_version": "v2"}),
+    ):
+        result = replay.run()
+        assert result is not None and not result.passed
+        (finding,) = result.verdict.failures
+        assert finding.kind == "not_recorded"
+        assert "not recorded yet" in finding.message
+        assert "--opswald-mode=record" in finding.suggestion
+        assert replay.final_output is None and result.actual.step_list == []
+    golden = recorded()
+    sent.clear()
+    batch = opswald.batch_replay([path, golden], adapter=spy)
+    assert batch.failed == ["stub"] and batch.success_rate == pytest.approx(1 / 2)
+    assert started == [{"order": "A1", "to": "team@example.com"}], "only the recorded one"
+    assert sent == [], "the side-effect tool never ran"
+    live = opswald.Replay(path, adapter=spy, mode="live", allow_side_effects=True).run()
+    assert live is not None and live.actual.output == {
+        "answer": "m read {'order': 'A1', 'total': 42}"
+    }
 
 
 def test_breakpoints_log_fail_and_pause() -> None:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from opswald.engine.context import STEP_MODIFICATIONS, Context, StepInfo, fork_problem
 from opswald.engine.run import ReplayResult, RunSettings, execute, judge
 from opswald.engine.state import State, state_at
+from opswald.jsonable import to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.session import (
     AnyStep,
@@ -26,6 +27,23 @@ from opswald.session import (
 from opswald.verdict import Finding, Verdict
 
 Action = Literal["pause", "log", "fail"]
+Mode = Literal["replay", "live", "fork"]
+
+
+def not_recorded(golden: Session, redactor: Redactor, policy: Mode) -> ReplayResult:
+    """The result of replaying a stub (DESIGN §3a "Stubs"): failed, with the agent never
+    started — nothing recorded can answer its calls, and a live call would run unguarded."""
+    finding = Finding(
+        kind="not_recorded",
+        message=f"{golden.name or 'the golden'}: not recorded yet (a stub: no steps, no output)",
+        suggestion="record it with pytest --opswald-goldens --opswald-mode=record "
+        "(or run it with mode='live')",
+    )
+    # the stub as the actual session (nothing ran), its input redacted like all written
+    actual = golden.model_copy(update={"input": redactor(to_jsonable(golden.input))})
+    return ReplayResult(
+        golden=golden, actual=actual, verdict=Verdict(findings=(finding,)), policy=policy
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,7 +223,7 @@ class Replay:
         modifications: dict[str, Any] | None = None,
         hooks: Any = None,
         speed: Literal["realtime"] | float | None = None,
-        mode: Literal["replay", "live", "fork"] | None = None,
+        mode: Mode | None = None,
         fork_at: int | None = None,
         allow_side_effects: bool = False,
         integrations: tuple[str, ...] | list[str] | None = None,
@@ -369,6 +387,9 @@ class Replay:
             surface=self.surface,
         )
         try:
+            if self.golden.is_stub and self.mode != "live":
+                self.result = not_recorded(self.golden, suite.redactor, self.mode)
+                return
             run = execute(self.golden, self.adapter, settings=settings, context_out=self._attach)
             verdict = judge(self.golden, run, tolerance=suite.tolerance)
             extra = tuple(self._breakpoint_findings())
@@ -454,7 +475,7 @@ def batch_replay(
     *,
     adapter: Callable[..., Any] | str | None = None,
     modifications: dict[str, Any] | None = None,
-    mode: Literal["replay", "live", "fork"] | None = None,
+    mode: Mode | None = None,
 ) -> BatchResult:
     """Replay many goldens; success = the golden passes its expectations under this run.
     `still_failing` names goldens recorded with an error whose run still ends in one."""
