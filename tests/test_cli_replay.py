@@ -310,6 +310,15 @@ def test_a_budget_hint_names_the_update_in_the_words_of_replay(workdir: Path) ->
             ["--adapter", "agentmod:run", "--fork-at", "99", "--modify", "response=hi"],
             "the golden has 6 step(s): there is no step 99 to fork at",
         ),
+        # a fork step with a mode that would run past it unguarded, or drop it
+        (
+            ["--adapter", "agentmod:run", "--fork-at", "2", "--mode", "replay"],
+            "error: --fork-at needs --mode fork (or no --mode), not --mode replay",
+        ),
+        (
+            ["--adapter", "agentmod:run", "--fork-at", "2", "--mode", "live"],
+            "error: --fork-at needs --mode fork (or no --mode), not --mode live",
+        ),
     ],
 )
 def test_usage_errors_exit_4(workdir: Path, args: list[str], message: str) -> None:

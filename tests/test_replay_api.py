@@ -278,6 +278,50 @@ def test_a_stub_is_not_recorded_yet_and_its_agent_never_runs(tmp_path: Path) -> 
     }
 
 
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        (
+            {"mode": "replay", "fork_at": 5},
+            ValueError,
+            "fork_at=5 needs mode='fork' (or no mode), not mode='replay'",
+        ),
+        (
+            {"mode": "live", "fork_at": 5},
+            ValueError,
+            "fork_at=5 needs mode='fork' (or no mode), not mode='live'",
+        ),
+        (
+            {"mode": "bogus"},
+            ValueError,
+            "mode must be 'replay', 'live', 'fork' or None, not 'bogus'",
+        ),
+        ({"fork_at": "5"}, TypeError, "fork_at takes a step number, not '5'"),
+        ({"fork_at": True}, TypeError, "fork_at takes a step number, not True"),
+    ],
+)
+def test_conflicting_or_invalid_mode_and_fork_at_are_refused(
+    arguments: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """`opswald replay` refuses these; so does the API, before the agent runs: a replay
+    forked at step 5 would run send_email (side_effects=True) live, unguarded."""
+    golden = recorded()
+    sent.clear()
+    with pytest.raises(error) as refused:
+        opswald.Replay(golden, adapter=agent, **arguments).run()
+    assert str(refused.value) == message
+    if "fork_at" not in arguments:  # batch_replay takes a mode, no fork step
+        with pytest.raises(error, match=message):
+            opswald.batch_replay([golden], adapter=agent, **arguments)
+    assert sent == []
+
+
+@pytest.mark.parametrize(("step", "error"), [("4", TypeError), (2.0, TypeError), (0, ValueError)])
+def test_fork_from_a_step_that_is_no_step_number_is_refused(step: Any, error: type) -> None:
+    with pytest.raises(error, match=r"^fork_from"):
+        opswald.Replay(recorded(), adapter=agent).fork_from(step)
+
+
 def test_breakpoints_log_fail_and_pause() -> None:
     golden = recorded()
     replay = opswald.Replay(golden, adapter=agent)

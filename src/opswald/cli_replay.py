@@ -90,7 +90,7 @@ def _prepare(
 ) -> tuple[Session, Callable[..., Any], dict[str, Any], CliSettings]:
     from opswald import files
     from opswald.engine.context import STEP_MODIFICATIONS, changes_one_step, fork_problem
-    from opswald.engine.replay import Suite
+    from opswald.engine.replay import Suite, mode_problem
 
     path = Path(args.golden)
     try:
@@ -122,8 +122,9 @@ def _prepare(
         raise UsageProblem(
             f"--modify {changes_one_step(step_mods)}: give the step with --fork-at N"
         )
-    if fork_at is not None and mode not in (None, "fork"):
-        raise UsageProblem(f"--fork-at needs --mode fork (or no --mode), not --mode {mode}")
+    conflict = mode_problem(mode, fork_at, "cli")
+    if conflict is not None:
+        raise UsageProblem(conflict)
     problem = fork_problem(golden, fork_at, step_mods)
     if problem is not None:
         raise UsageProblem(f"--fork-at {fork_at}: {problem}")

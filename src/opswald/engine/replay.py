@@ -28,6 +28,30 @@ from opswald.verdict import Finding, Verdict
 
 Action = Literal["pause", "log", "fail"]
 Mode = Literal["replay", "live", "fork"]
+MODES: tuple[Mode, ...] = ("replay", "live", "fork")
+
+
+def mode_problem(
+    mode: str | None, fork_at: int | None, surface: Literal["api", "cli"] = "api"
+) -> str | None:
+    """Why `fork_at` cannot go with `mode` (None if it can), in the words of `surface`
+    (`opswald replay --fork-at --mode`, or Replay's `fork_at=`, `mode=`): a replay would
+    run live from that step under replay's rules, with side-effect tools not held, and a
+    live run would drop it."""
+    if fork_at is None or mode in (None, "fork"):
+        return None
+    if surface == "cli":
+        at, fork, none, given = "--fork-at", "--mode fork", "--mode", f"--mode {mode}"
+    else:
+        at, fork, none, given = f"fork_at={fork_at}", "mode='fork'", "mode", f"mode={mode!r}"
+    return f"{at} needs {fork} (or no {none}), not {given}"
+
+
+def _step_number(name: str, step: object) -> int:
+    """`step` if it is a step number (an int, not a bool), else a TypeError naming `name`."""
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise TypeError(f"{name} takes a step number, not {step!r}")
+    return step
 
 
 def not_recorded(golden: Session, redactor: Redactor, policy: Mode) -> ReplayResult:
@@ -233,6 +257,13 @@ class Replay:
     ) -> None:
         from opswald import adapters, files
 
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"mode must be 'replay', 'live', 'fork' or None, not {mode!r}")
+        if fork_at is not None:
+            _step_number("fork_at", fork_at)
+        conflict = mode_problem(mode, fork_at)
+        if conflict is not None:
+            raise ValueError(conflict)
         self.golden = golden if isinstance(golden, Session) else files.load(golden)
         if adapter is None or isinstance(adapter, str):
             adapter = adapters.resolve(
@@ -279,9 +310,7 @@ class Replay:
     # -- control ------------------------------------------------------------------------
     def pause_at(self, step: int) -> Replay:
         """Suspend the agent before step `step` executes (nothing of that step has run)."""
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise TypeError(f"pause_at takes a step number, not {step!r}")
-        if step < 1:
+        if _step_number("pause_at", step) < 1:
             raise ValueError(f"pause_at({step}): steps are numbered from 1")
         total = len(self.golden.step_list)
         if self.mode == "replay" and step > total:  # a fork or live run may go further
@@ -327,6 +356,8 @@ class Replay:
     def fork_from(self, step: int, modifications: dict[str, Any] | None = None) -> Replay:
         """A new replay of the same golden: calls before `step` replayed, live from `step`
         on, with `modifications` (step modifications apply at `step`)."""
+        if _step_number("fork_from", step) < 1:
+            raise ValueError(f"fork_from({step}): steps are numbered from 1")
         return Replay(
             self.golden,
             adapter=self.adapter,
