@@ -234,6 +234,38 @@ def test_a_modified_run_says_pytest_can_write_it_with_the_same_modification(
     assert "pytest --opswald-goldens --opswald-update and the same --opswald-modify" in fix, fix
 
 
+@pytest.mark.parametrize(
+    "given",
+    [{"response": "NOPE"}, {"response": "NOPE", "agent_version": "v2"}],
+    ids=["step-modification", "and-another"],
+)
+def test_a_forks_fix_line_names_a_pytest_command_that_runs(
+    workdir: Path, pytester: pytest.Pytester, given: dict[str, str]
+) -> None:
+    """The fix line of a fork with a step modification names an update pytest accepts:
+    pytest refuses a step modification without a fork step, and a fork with an update,
+    so "the same --opswald-modify" is said only of the other modifications."""
+    for name in ("agentmod.py", "refund.golden.yaml"):
+        (pytester.path / name).write_bytes((workdir / name).read_bytes())
+    pytester.makeini("[pytest]\nopswald_adapter = agentmod:run\n")
+    modify = [arg for key, value in given.items() for arg in ("--modify", f"{key}={value}")]
+    proc = replay(pytester.path, "refund.golden.yaml", "--fork-at", "6", *modify)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (fix,) = [line for line in proc.stdout.splitlines() if line.startswith("fix:")]
+    assert fix.startswith("fix: a fork is judged, never written"), fix
+    command = fix.split(" and run ", 1)[1]
+    assert command.startswith("pytest --opswald-goldens --opswald-update"), fix
+    named = re.findall(r"--opswald-modify (\w+)=…", command)
+    if "the same --opswald-modify" in command and not named:
+        named = list(given)
+    assert "response" not in named, fix
+    # follow the advice, the agent unchanged: the update runs and passes
+    args = [f"--opswald-modify={key}={given[key]}" for key in named]
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update", *args)
+    assert result.ret == 0, result.stdout.str()
+    assert "changes one step" not in result.stdout.str()
+
+
 def test_a_blocked_side_effect_names_the_replay_option_that_allows_it(workdir: Path) -> None:
     """A fork reaches issue_refund (side_effects=True): the hint names an option of
     `opswald replay` itself, its --help lists it, and following the hint runs the tool."""

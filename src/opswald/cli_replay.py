@@ -79,7 +79,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         total,
         printer.width,
         forked=forked,
-        modified=bool(options["modifications"]),
+        modifications=tuple(options["modifications"]),
         settings=settings,
     )
 
@@ -337,7 +337,7 @@ def _report(
     width: int,
     *,
     forked: bool = False,
-    modified: bool = False,
+    modifications: tuple[str, ...] = (),
     settings: CliSettings | None = None,
 ) -> int:
     from opswald.diff import render_verdict
@@ -347,15 +347,22 @@ def _report(
         _say(_clip(f"agent error (as recorded): {actual.error.text()}", width))
     elif result.passed:
         _say(_clip(f"output: {_json(actual.output)}", width))
+    from opswald.engine.context import STEP_MODIFICATIONS
     from opswald.engine.run import fix_line, side_effects_ahead
 
     update = "pytest --opswald-goldens --opswald-update"
+    # pytest writes a run with the same modifications as its new golden; a step
+    # modification it refuses there (it needs a fork, and a fork is never written)
+    kept = [key for key in modifications if key not in STEP_MODIFICATIONS]
+    if kept and len(kept) == len(modifications):
+        update += " and the same --opswald-modify"
+    elif kept:
+        update += " and the same " + " ".join(f"--opswald-modify {key}=…" for key in kept)
     fix = fix_line(
         result.verdict,
         result.golden.expect,
         forked=forked,
-        # pytest writes a run with the same modifications as its new golden
-        update=f"{update} and the same --opswald-modify" if modified else update,
+        update=update,
         side_effects=side_effects_ahead(
             result.golden,
             result.verdict,
