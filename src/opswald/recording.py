@@ -128,8 +128,11 @@ def _prices(target: Path | None) -> Any:
     from opswald.pricing import Pricer, PriceTable
     from opswald.projectconfig import SettingError, find, pricer
 
+    def unpriced(note: str) -> None:
+        """A model no table prices: its steps have no cost (no warning per recording)."""
+
     try:
-        return pricer(find([target] if target is not None else []), None)
+        return pricer(find([target] if target is not None else []), unpriced)
     except SettingError as exc:
         warnings.warn(f"opswald.record: {exc}; using the shipped price table", stacklevel=4)
-        return Pricer(PriceTable.load_default())
+        return Pricer(PriceTable.load_default(), None, unpriced)
