@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from opswald.engine import responses
 from opswald.engine.current import MISS, activate, current
 from opswald.engine.normalize import RequestRules
-from opswald.engine.tape import Tape, describe, epoch_ms
+from opswald.engine.tape import Match, Tape, describe, epoch_ms, step_name
 from opswald.jsonable import plain_copy, to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.session import (
@@ -362,8 +362,23 @@ class Context:
         self.request_modifications = {
             k: v for k, v in self.modifications.items() if k in REQUEST_KEYS
         }
-        self.fork_at = fork_at
+        self.fork_at = fork_at  # a fork at a step: the golden's step N, in its numbering
         self.step_modifications = dict(step_modifications or {})
+        # golden step N: the call that matches it is where the fork starts, and gets the
+        # step modifications, whichever step of the run it is (a run may record other
+        # snapshots before it; the calls of a burst start in any order)
+        self.fork_target: AnyStep | None = (
+            next((s for s in golden.step_list if s.step == fork_at), None)
+            if golden is not None and fork_at is not None
+            else None
+        )
+        self.fork_pending = fork_at is not None and bool(self.step_modifications)
+        self.fork_applied: int | None = None  # the run's step that answered as golden step N
+        # the golden step where a fork at a step left the golden (N, or the later step, or
+        # the step a diverging call was compared with, that made the run go live first)
+        self.fork_golden_step: int | None = None
+        self._fork_left: Match | None = None  # the match that made a fork at a step go live
+        self._user_input_calls = 0  # user inputs asked so far (they match in order)
         self.listeners: list[Any] = list(listeners or [])
         self._user_inputs: Iterator[Any] | None = iter(user_inputs) if user_inputs else None
         self.redactor = redactor
@@ -442,11 +457,8 @@ class Context:
             else:
                 number = reserved
             served: AnyStep | None = None
-            if self.fork_at is not None and number >= self.fork_at and not self.live:
-                self.live = True
-                self.fork_step = number
-                if number == self.fork_at and self.step_modifications:
-                    served = self._modified_step(kind, request, number)
+            if kind == "user_input":
+                self._user_input_calls += 1
             if not self.live and self.tape is not None:
                 matching = time.perf_counter()
                 match = (
@@ -465,9 +477,23 @@ class Context:
                             kind, request, number, match.finding
                         )
                         raise ReplayDivergence(match.finding)
-                    self.live = True
-                    self.fork_step = number
-                served = match.step
+                    self._go_live(number, match)
+                elif (
+                    self.fork_at is not None
+                    and match.step is not None
+                    and match.step.step >= self.fork_at
+                ):  # golden step N, or a later one that started first: the fork starts here
+                    self._go_live(number, match)
+                    if match.step.step == self.fork_at:
+                        served = self._fork_here(match.step, number)
+                else:
+                    served = match.step
+            elif self.fork_pending and self.live and self._is_fork_target(kind, request):
+                # the run went live before golden step N (a later call of its burst started
+                # first, or an earlier call diverged): the call that matches step N still
+                # gets the step modifications
+                assert self.fork_target is not None
+                served = self._fork_here(self.fork_target, number)
             if served is None and side_effects and self._blocks_side_effects():
                 finding = Finding(
                     kind="side_effect",
@@ -558,17 +584,88 @@ class Context:
             )
         return None
 
-    def _modified_step(self, kind: str, request: dict[str, Any], number: int) -> AnyStep | None:
-        """The recorded step at the fork point, answering what the modifications say."""
-        if self.tape is None:
+    def _go_live(self, number: int, match: Match) -> None:
+        """The run goes live at its step `number`, where `match` was made."""
+        self.live = True
+        self.fork_step = number
+        if self.fork_at is None:
+            return
+        self._fork_left = match
+        if match.step is not None:
+            self.fork_golden_step = match.step.step
+        elif match.finding is not None and match.finding.kind == "mismatch":
+            self.fork_golden_step = match.finding.step
+
+    def _fork_here(self, step: AnyStep, number: int) -> AnyStep | None:
+        """The call of the run's step `number` is golden step N (`step`): the fork's
+        point. What answers it: the recorded step modified, or None (it runs live)."""
+        self.fork_applied = number
+        if self.fork_golden_step is None or step.step < self.fork_golden_step:
+            self.fork_golden_step = step.step
+        if not self.step_modifications:
             return None
-        mods = self.step_modifications
-        match = (
-            self.tape.tool_call(request["tool"], self.redactor(request["input"]), number)
-            if kind == "tool_call"
-            else self.tape.next_call(kind, request, number)
+        served = self._modified_step(step, number)
+        if served is not None:
+            self.fork_pending = False
+        return served
+
+    def _is_fork_target(self, kind: str, request: dict[str, Any]) -> bool:
+        """Whether a live call matches golden step N, as replay would match it there:
+        a model call on its normalised request, a tool call on its name and arguments
+        (under `expect.tool_calls.args`), a user input by its place among them."""
+        target = self.fork_target
+        if target is None or target.type != kind or self.tape is None:
+            return False
+        if isinstance(target, UserInputStep):
+            steps = self.tape.golden.step_list
+            place = sum(1 for s in steps if s.type == "user_input" and s.step <= target.step)
+            return self._user_input_calls == place
+        if kind == "tool_call":
+            return self.tape.answers(target, request["tool"], self.redactor(request["input"]))
+        return self.tape.answers(target, None, request)
+
+    def unreached_fork(self) -> Finding | None:
+        """A failing finding when the run ended with the step modifications of a fork at
+        step N never applied: no call of it matched golden step N (never in silence)."""
+        target = self.fork_target
+        if not self.fork_pending or self.fork_at is None:
+            return None
+        n = self.fork_at
+        mods = list(self.step_modifications)
+        what = describe(target) if target is not None else "a step"
+        left = self._fork_left
+        if self.fork_step is None:
+            used = self.tape.used if self.tape is not None else set()
+            after = f" after the golden's step {max(used)}" if used else ""
+            where = f"the agent ended{after} without making that call"
+        elif left is not None and left.step is not None:
+            where = (
+                f"the run went live at its step {self.fork_step}, at the call that matches "
+                f"the golden's step {left.step.step} ({describe(left.step)}), and no call "
+                f"after it matched step {n}"
+            )
+        else:
+            why = left.finding.message if left is not None and left.finding else ""
+            where = (
+                f"the run went live at its step {self.fork_step}, where it left the golden"
+                + (f" ({why})" if why else "")
+                + f", and no call after it matched step {n}"
+            )
+        return Finding(
+            kind="fork_not_reached",
+            message=f"the fork never reached step {n} of the golden ({what}): {where}; "
+            f"{', '.join(mods)} {'was' if len(mods) == 1 else 'were'} not applied",
+            step=n,
+            step_type=target.type if target is not None else None,
+            name=step_name(target) if target is not None else None,
+            suggestion=f"a fork at step {n} changes the call that matches the golden's step "
+            f"{n} (the calls before it replayed as recorded); fork at a step this run "
+            "reaches, or record the golden again with this agent",
         )
-        step = match.step
+
+    def _modified_step(self, step: AnyStep, number: int) -> AnyStep | None:
+        """The recorded step at the fork point, answering what the modifications say."""
+        mods = self.step_modifications
         if isinstance(step, UserInputStep) and "user_input" in mods:
             return self._fork_answer(step.model_copy(update={"content": mods["user_input"]}))
         if isinstance(step, ToolCallStep) and "tool_result" in mods:

@@ -66,7 +66,7 @@ class Run:
 
     actual: Session
     findings: tuple[Finding, ...]
-    fork_step: int | None
+    fork_step: int | None  # the run's step where it went live
     served: dict[int, Any]
     unused: tuple[Any, ...]
     agent_traceback: str | None
@@ -77,6 +77,9 @@ class Run:
     surface: Surface = "pytest"  # where the run was started: hints name its options
     # a part of the output written only as a repr with a memory address: never written
     formless_output: Formless | None = None
+    # a fork at a step: the golden step where it left the golden (the fork step, when the
+    # run reached it), which the run may number otherwise (`fork_step`)
+    fork_golden_step: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,13 +179,22 @@ def execute(
     else:
         metadata.pop("integrations", None)
     metadata.pop(FORK_METADATA, None)
-    if settings.policy == "fork" and ctx.fork_step is not None:
-        # where the run went live, and what the fork changed at that step: a saved actual
-        # read without its verdict (opswald html, the analysis) still knows
-        fork: dict[str, Any] = {"step": ctx.fork_step}
-        if settings.step_modifications and ctx.fork_step == settings.fork_at:
+    unreached = ctx.unreached_fork()
+    if settings.policy == "fork" and settings.fork_at is not None:
+        # the golden step the fork was asked for, the run's own number for it where that
+        # differs, and what the fork changed there: a saved actual read without its
+        # verdict (opswald html, the analysis) still knows
+        fork: dict[str, Any] = {"step": settings.fork_at}
+        if ctx.fork_applied is not None and ctx.fork_applied != settings.fork_at:
+            fork["run_step"] = ctx.fork_applied
+        if unreached is not None:
+            fork["reached"] = False
+        elif settings.step_modifications and ctx.fork_applied is not None:
             fork["modifications"] = settings.redactor(to_jsonable(settings.step_modifications))
         metadata[FORK_METADATA] = fork
+    elif settings.policy == "fork" and ctx.fork_step is not None:
+        # where a modified run went live
+        metadata[FORK_METADATA] = {"step": ctx.fork_step}
     actual = golden.model_copy(
         update={
             # the input as given, with its secrets replaced like everything else written
@@ -200,8 +212,9 @@ def execute(
         shapeless = shapeless._replace(text=settings.redactor(shapeless.text))
     return Run(
         actual=actual,
-        findings=tuple(ctx.findings),
+        findings=(*ctx.findings, *([unreached] if unreached is not None else [])),
         fork_step=ctx.fork_step,
+        fork_golden_step=ctx.fork_golden_step,
         served=served,
         unused=tuple(ctx.tape.unused()) if ctx.tape is not None else (),
         agent_traceback=tb,
@@ -255,7 +268,7 @@ def judge(
             if order is not None:
                 findings.append(order)
     if run.policy == "fork" and run.fork_step is not None:
-        findings.append(_fork_path(golden, actual, run.fork_step))
+        findings.append(_fork_path(golden, actual, run.fork_step, run.fork_golden_step))
     findings.extend(
         check_budgets(
             expect.budgets,
@@ -332,6 +345,12 @@ def fix_line(
             f" (the golden then calls {tools}, marked side_effects=True: an update that "
             f"reaches {'it' if len(side_effects) == 1 else 'one'} stops there unless "
             f"given {allow})"
+        )
+    if "fork_not_reached" in kinds:
+        return (
+            "the fork's step modification was never applied, so this run tells nothing "
+            "about it: fork at a step this run reaches (the finding says how far it "
+            "followed the golden)"
         )
     if forked:  # --opswald-fork-at: refused with --opswald-update
         return (
@@ -437,25 +456,28 @@ def _as_fork_point(finding: Finding) -> Finding:
     )
 
 
-def _fork_path(golden: Session, actual: Session, fork_step: int) -> Finding:
-    """How the new path differs from the golden's after the fork point."""
-
-    def path(session: Session) -> list[str]:
-        return [describe(s) for s in session.step_list if s.step >= fork_step]
-
-    old, new = path(golden), path(actual)
-    # both paths start at the fork step, numbered alike: a list position is a step number
+def _fork_path(
+    golden: Session, actual: Session, fork_step: int, golden_step: int | None = None
+) -> Finding:
+    """How the new path differs from the golden's after the fork point: the run's step
+    `fork_step`, which is the golden's step `golden_step` (the run may have recorded
+    more or fewer snapshots before it)."""
+    at = fork_step if golden_step is None else golden_step
+    old = [describe(s) for s in golden.step_list if s.step >= at]
+    new = [describe(s) for s in actual.step_list if s.step >= fork_step]
+    # both paths start at the fork point: a list position counts golden steps from it
     numbered = tuple(
-        replace(d, path=d.path[1:], step=fork_step + d.path[0])
+        replace(d, path=d.path[1:], step=at + d.path[0])
         if d.path and isinstance(d.path[0], int)
         else d
         for d in differences(old, new)
     )
+    where = f"step {at}" if at == fork_step else f"step {at} (step {fork_step} of this run)"
     return Finding(
         kind="fork",
-        message=f"forked at step {fork_step}: the golden went on with {len(old)} step(s), "
+        message=f"forked at {where}: the golden went on with {len(old)} step(s), "
         f"this run with {len(new)}",
-        step=fork_step,
+        step=at,
         differences=numbered,
         failing=False,
     )

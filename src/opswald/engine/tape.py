@@ -253,6 +253,22 @@ class Tape:
             )
         return Match(finding=self._extra("tool_call", {"tool": tool, "input": args}, actual_step))
 
+    def answers(self, step: AnyStep, tool: str | None, sent: Any) -> bool:
+        """Whether a call matches the one recorded `step`, by the comparison replay makes
+        there: a tool call (`tool`, arguments `sent`) by name and arguments under
+        `expect.tool_calls.args`; a model call (`sent` is its request) on the normalised
+        request."""
+        if isinstance(step, ToolCallStep):
+            if tool != step.tool:
+                return False
+            if step.input == sent:
+                return True
+            mode, ignore = resolve_args_rule(self.tool_rules, tool)
+            return args_match(step.input, sent, mode=mode, ignore=ignore)
+        if isinstance(step, LLMCallStep):
+            return tool is None and not self._request_differences(step, sent)
+        return False
+
     def unused(self) -> list[AnyStep]:
         """Recorded calls the agent never made, in golden order."""
         hidden = {"state"} if self.observe_tools else {"state", "tool_call"}

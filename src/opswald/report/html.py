@@ -448,7 +448,8 @@ def _display_name(entry: ViewEntry) -> str:
 
 
 def _fork_of(actual: Session | None) -> dict[str, Any] | None:
-    """The actual session's `metadata.fork` (`step`, `modifications`), if it was a fork."""
+    """The actual session's `metadata.fork` (`step`, the golden's step it forked at, and
+    `modifications`, `run_step`, `reached`), if it was a fork."""
     fork = actual.metadata.get(FORK_METADATA) if actual is not None else None
     return fork if isinstance(fork, dict) else None
 
