@@ -225,3 +225,38 @@ def test_a_fork_in_a_burst_modifies_golden_step_n_whichever_call_starts_first(
         assert result.actual.metadata["fork"]["step"] == 2
         assert result.actual.metadata["fork"]["modifications"] == modifications
     assert seen == [[expected]] * 12, seen
+
+
+# -- user inputs match by their place among the user inputs -------------------------------
+
+
+@opswald.llm
+def reply(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"content": f"{model} heard {messages[-1]['content']}", "finish_reason": "stop"}
+
+
+def conversation(input: dict[str, Any]) -> dict[str, Any]:
+    said = []
+    for _ in range(2):
+        question = opswald.user_input("ask: ")
+        said.append(reply(model="m", messages=[{"role": "user", "content": question}]))
+    return {"answers": [r["content"] for r in said]}
+
+
+def test_a_user_input_fork_after_the_run_went_live_changes_that_user_input() -> None:
+    """A request-level change (`model`) makes the run go live at its first model call,
+    before golden step 3 (the second user input): the second user input the agent asks for
+    is still the one the fork changes, not dropped."""
+    stub = Session(name="talk", input={"user_inputs": ["first", "second"]})
+    golden = execute(stub, conversation, settings=RunSettings(policy="live")).actual
+    assert [s.type for s in golden.step_list] == ["user_input", "llm_call"] * 2
+    fork = opswald.Replay(golden, adapter=conversation, modifications={"model": "other"})
+    result = fork.fork_from(3, {"user_input": "changed"}).run()
+    assert result is not None
+    assert result.actual.output == {"answers": ["other heard first", "other heard changed"]}
+    assert result.fork_step == 2, "the run went live at its first model call"
+    assert result.actual.metadata["fork"] == {
+        "step": 3,
+        "modifications": {"user_input": "changed"},
+    }
+    assert not [f for f in result.verdict.failures if f.kind == "fork_not_reached"]
