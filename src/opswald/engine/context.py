@@ -634,8 +634,10 @@ class Context:
         mods = list(self.step_modifications)
         what = describe(target) if target is not None else "a step"
         left = self._fork_left
-        if self.fork_step is None:
-            used = self.tape.used if self.tape is not None else set()
+        if self.tape is None:
+            where = "the run was live from its start, so no call of it was matched with it"
+        elif self.fork_step is None:
+            used = self.tape.used
             after = f" after the golden's step {max(used)}" if used else ""
             where = f"the agent ended{after} without making that call"
         elif left is not None and left.step is not None:
