@@ -81,7 +81,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a modification for every golden (repeatable; VALUE is a YAML scalar). model, "
+        help="a modification for every golden (repeatable; VALUE is read as YAML: a scalar, "
+        "or a mapping or list in flow style, `tool_params={city: Oslo}`). model, "
         "temperature, top_p, max_tokens and seed are also applied to outgoing LLM requests; "
         "the run forks at the first call they change and is judged on expectations",
     )
