@@ -387,6 +387,39 @@ def test_the_variant_comparison_ranks_only_the_variants_that_passed(
     result.stdout.fnmatch_lines(["*weather: passed none; cheapest -; fastest -"])
 
 
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
+def test_the_variant_comparison_keeps_apart_two_goldens_that_share_a_name(
+    bench: pytest.Pytester, xdist: list[str]
+) -> None:
+    """Two golden files named alike are two goldens: each gets its own row, labelled with its
+    test id, and neither's runs are ranked against the other's."""
+    import json
+
+    path = bench.path / "goldens" / "w.golden.yaml"
+    text = path.read_text()
+    path.write_text(text + "expect:\n  output: {match: contains, value: 'small:'}\n")
+    (bench.path / "goldens" / "x.golden.yaml").write_text(
+        text + "expect:\n  output: {match: contains, value: 'big:'}\n"
+    )
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-variant", "S:model=small",
+        "--opswald-variant", "B:model=big", "--opswald-json", "r.json", *xdist,
+    )  # fmt: skip
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "  per golden:",
+            "    goldens/w.golden.yaml::weather: passed S; cheapest S; fastest S",
+            "    goldens/x.golden.yaml::weather: passed B; cheapest B; fastest B",
+        ]
+    )
+    rows = json.loads((bench.path / "r.json").read_text())["variants"]["goldens"]
+    assert [(g["golden"], g["file"], g["passed"], g["cheapest"]) for g in rows] == [
+        ("weather", "goldens/w.golden.yaml", ["S"], "S"),
+        ("weather", "goldens/x.golden.yaml", ["B"], "B"),
+    ]
+
+
 def test_bad_modify_and_variant_options_are_usage_errors(bench: pytest.Pytester) -> None:
     result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "novalue")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -1278,7 +1278,7 @@ class SummaryPlugin:
         self.html_written = (path, len(entries), size)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from opswald.report.summary import Summary
+        from opswald.report.summary import Summary, golden_id
 
         if self.html_written is not None:
             path, count, size = self.html_written
@@ -1298,7 +1298,9 @@ class SummaryPlugin:
         summary = Summary(
             counts=counts,
             notes=tuple(sorted(set(self.notes), key=note_order)),
-            records=tuple(sorted(records, key=lambda r: (r["golden"], r["variant"] or ""))),
+            records=tuple(
+                sorted(records, key=lambda r: (r["golden"], golden_id(r), r["variant"] or ""))
+            ),
             variant_order=tuple(name for name, _ in settings_of(self.config).variants),
             verbose=self.config.get_verbosity(),
         )

@@ -117,7 +117,8 @@ REPORT_SCHEMA: dict[str, Any] = {
         },
         "variants": {
             "type": "object",
-            "description": "per variant figures and, per golden, which variants passed and "
+            "description": "per variant figures and, per golden (one row per golden file: "
+            "its name in golden, its file in file), which variants passed and "
             "which of those was cheapest and fastest (only when variants ran); a variant's "
             "cost, tokens and mean duration cover its `completed` runs only (null when none "
             "completed)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -362,6 +363,27 @@ def _completed_row(row: dict[str, Any]) -> bool:
     return bool(done) if done is not None else row["status"] in ("passed", "updated", "recorded")
 
 
+_UNRAN = ("error", "skipped")  # malformed goldens never ran, skipped ones were not run
+
+
+def golden_id(record: dict[str, Any]) -> str:
+    """The golden a record is a run of, as a test id: its node id without the variant part
+    (`goldens/x.golden.yaml::name[A]` is `goldens/x.golden.yaml::name`). Two golden files may
+    share a `name`; they are two goldens."""
+    nodeid, variant = record.get("name") or "", record.get("variant")
+    if nodeid and variant:
+        nodeid = nodeid.removesuffix(f"[{variant}]")
+    return nodeid or f"{record.get('file') or ''}::{record['golden']}"
+
+
+def _by_golden(records: tuple[dict[str, Any], ...]) -> dict[str, list[dict[str, Any]]]:
+    """The records grouped by golden (`golden_id`), in the order they come."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(golden_id(r), []).append(r)
+    return groups
+
+
 def variant_stats(
     records: tuple[dict[str, Any], ...], order: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -374,8 +396,7 @@ def variant_stats(
     they are None."""
     ok_status = ("passed", "updated", "recorded")
     by_variant: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
-    # malformed goldens never ran, skipped ones were not run
-    records = tuple(r for r in records if r["status"] not in ("error", "skipped"))
+    records = tuple(r for r in records if r["status"] not in _UNRAN)
     for r in records:
         by_variant.setdefault(r["variant"] or "-", []).append(r)
     variants = []
@@ -398,11 +419,8 @@ def variant_stats(
                 "mean_duration_ms": _mean_known(r["duration_ms"] for r in done),
             }
         )
-    by_golden: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        by_golden.setdefault(r["golden"], []).append(r)
     goldens = []
-    for golden, rows in by_golden.items():
+    for rows in _by_golden(records).values():
         # only runs that passed are ranked: a failed run may have been cut short (a blocked
         # side effect, a divergence, an error), and of course cost less and took less time
         passed = [r for r in rows if r["status"] in ok_status]
@@ -410,7 +428,8 @@ def variant_stats(
         timed = [r for r in passed if r["duration_ms"] is not None]
         goldens.append(
             {
-                "golden": golden,
+                "golden": rows[0]["golden"],
+                "file": rows[0].get("file", ""),
                 "passed": [r["variant"] for r in passed],
                 "cheapest": min(priced, key=lambda r: r["cost"])["variant"] if priced else None,
                 "fastest": min(timed, key=lambda r: r["duration_ms"])["variant"] if timed else None,
@@ -441,9 +460,13 @@ def variant_comparison(
         lines.append("  cost, tokens and ms: complete runs only (a run cut short at a")
         lines.append("  divergence, a blocked side effect or an error would cost less)")
     lines.append("  per golden:")
-    for g in stats["goldens"]:
+    # a name that several goldens share is shown as each one's test id (file::name)
+    tests = list(_by_golden(tuple(r for r in records if r["status"] not in _UNRAN)))
+    named = Counter(g["golden"] for g in stats["goldens"])
+    for g, test in zip(stats["goldens"], tests, strict=True):
+        label = g["golden"] if named[g["golden"]] == 1 else test
         lines.append(
-            f"    {g['golden']}: passed {', '.join(g['passed']) or 'none'}; "
+            f"    {label}: passed {', '.join(g['passed']) or 'none'}; "
             f"cheapest {g['cheapest'] or '-'}; fastest {g['fastest'] or '-'}"
         )
     return lines
