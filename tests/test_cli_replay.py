@@ -223,6 +223,26 @@ def test_fork_with_a_modified_tool_result(workdir: Path) -> None:
     assert fix.startswith("fix: a fork is judged, never written"), fix  # --fork-at: never written
 
 
+def test_a_step_modification_in_the_golden_needs_a_fork_step_and_applies_there(
+    workdir: Path,
+) -> None:
+    """The golden's own `modifications:` is refused without --fork-at, as --modify is (it
+    was dropped in silence), and applied at the fork step with it."""
+    text = (workdir / "refund.golden.yaml").read_text(encoding="utf-8")
+    golden = workdir / "own_mod.golden.yaml"
+    golden.write_text(text + "modifications:\n  tool_result: {total: 50.0}\n", encoding="utf-8")
+    proc = replay(workdir, golden.name, "--adapter", "agentmod:run")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(
+        "error: tool_result changes one step: give the step with --fork-at N "
+        "(tool_result from the golden's own modifications:)"
+    ), proc.stderr
+    proc = replay(workdir, golden.name, "--adapter", "agentmod:run", "--fork-at", "2")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "forked at step 2" in proc.stdout
+    assert "→ 'Refunded 50.0" in proc.stdout
+
+
 def test_a_modified_run_says_pytest_can_write_it_with_the_same_modification(
     workdir: Path,
 ) -> None:

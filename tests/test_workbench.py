@@ -264,6 +264,73 @@ def test_step_modifications_need_a_fork_step(bench: pytest.Pytester) -> None:
     )
 
 
+OWN_STEP_MODIFICATION = """
+import pytest
+import opswald
+import wagent
+
+
+@pytest.mark.golden("goldens/w.golden.yaml", modify={"response": "FROM-MARKER"}, verdict=False)
+def test_marker(golden_replay):
+    print("MARKER=" + golden_replay.actual.output["answer"])
+
+
+def test_api():
+    fork = opswald.Replay("goldens/w.golden.yaml", adapter=wagent.run, fork_at=4)
+    fork.run()
+    print("API=" + fork.final_output["answer"])
+    with pytest.raises(ValueError, match="response changes one step: give the step"):
+        opswald.Replay("goldens/w.golden.yaml", adapter=wagent.run)
+"""
+
+
+def test_a_step_modification_in_the_golden_applies_at_the_fork_step(
+    bench: pytest.Pytester,
+) -> None:
+    """The golden's own `modifications:` is the weakest source of step modifications too:
+    applied at the fork step (a variant, the marker and the command line override it), and
+    without a fork step the golden fails, as with --opswald-modify, while the others run."""
+    path = bench.path / "goldens" / "w.golden.yaml"
+    text = path.read_text()
+    (bench.path / "goldens" / "plain.golden.yaml").write_text(
+        text.replace("name: weather", "name: plain", 1)
+    )
+    path.write_text(text + "modifications:\n  response: FROM-GOLDEN\n")
+    r = inspect(bench, "--opswald-fork-at=4")
+    assert r["output"] == {"answer": "FROM-GOLDEN"}
+    assert r["fork_step"] == 4
+    assert r["metadata"] is None, "a step modification is the fork's, not the adapter's"
+
+    result = bench.runpytest("--opswald-goldens", "goldens/", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*response changes one step: give the step with --opswald-fork-at=N"
+            " (response from the golden's own modifications:)"
+        ]
+    )
+
+    def answer(*args: str) -> str:
+        result = bench.runpytest("goldens/w.golden.yaml", "--opswald-goldens", "-v", *args)
+        result.assert_outcomes(failed=1)
+        (line,) = [li for li in result.outlines if "output.answer:" in li]
+        return line.rsplit("→", 1)[1].strip()
+
+    assert answer("--opswald-fork-at=4") == "'FROM-GOLDEN'"
+    assert answer("--opswald-fork-at=4", "--opswald-variant", "v:response=FROM-VARIANT") == (
+        "'FROM-VARIANT'"
+    )
+    cli = ("--opswald-modify", "response=FROM-CLI")
+    assert answer("--opswald-fork-at=4", "--opswald-variant", "v:response=X", *cli) == (
+        "'FROM-CLI'"
+    )
+    bench.makepyfile(test_own=OWN_STEP_MODIFICATION)
+    result = bench.runpytest("test_own.py", "-s", "--opswald-fork-at=4")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*MARKER=FROM-MARKER*"])
+    result.stdout.fnmatch_lines(["*API=FROM-GOLDEN*"])
+
+
 def test_a_step_modification_that_cannot_apply_fails_the_golden(bench: pytest.Pytester) -> None:
     """Never dropped in silence: step 3 is a tool_call, and there is no step 9."""
     golden = bench.path / "goldens" / "w.golden.yaml"

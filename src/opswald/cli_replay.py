@@ -91,6 +91,7 @@ def _prepare(
     from opswald import files
     from opswald.engine.context import STEP_MODIFICATIONS, changes_one_step, fork_problem
     from opswald.engine.replay import Suite, mode_problem
+    from opswald.engine.run import from_the_golden, golden_step_modifications
 
     path = Path(args.golden)
     try:
@@ -117,17 +118,20 @@ def _prepare(
     modifications = _modifications(args.modify or [])
     if fork_at is not None and fork_at < 1:
         raise UsageProblem("--fork-at: steps are numbered from 1")
-    step_mods = [k for k in STEP_MODIFICATIONS if k in modifications]
+    given = {k: modifications[k] for k in STEP_MODIFICATIONS if k in modifications}
+    own = golden_step_modifications(golden)  # the weakest source of them
+    step_mods = [k for k in STEP_MODIFICATIONS if k in given or k in own]
     if step_mods and fork_at is None:
         raise UsageProblem(
-            f"--modify {changes_one_step(step_mods)}: give the step with --fork-at N"
+            f"{'--modify ' if given else ''}{changes_one_step(step_mods)}: give the step "
+            f"with --fork-at N{from_the_golden(own, given)}"
         )
     conflict = mode_problem(mode, fork_at, "cli")
     if conflict is not None:
         raise UsageProblem(conflict)
     problem = fork_problem(golden, fork_at, step_mods)
     if problem is not None:
-        raise UsageProblem(f"--fork-at {fork_at}: {problem}")
+        raise UsageProblem(f"--fork-at {fork_at}: {problem}{from_the_golden(own, given)}")
     options: dict[str, Any] = {
         "modifications": modifications,
         "speed": _speed(args.speed),

@@ -22,6 +22,8 @@ from opswald.engine.run import (
     RunSettings,
     execute,
     fix_line,
+    from_the_golden,
+    golden_step_modifications,
     judge,
     no_data_form,
     not_blessable,
@@ -196,10 +198,13 @@ def run_golden(
             "fix: run with --opswald-mode=record to record it"
         )
     modify = {**(modify or {}), **settings.modify}  # the command line wins over the marker
-    step_mods = {k: modify.pop(k) for k in STEP_MODIFICATIONS if k in modify}
+    given = {k: modify.pop(k) for k in STEP_MODIFICATIONS if k in modify}
+    own = golden_step_modifications(golden)  # the weakest source of them
+    step_mods = {**own, **given}
     if step_mods and settings.fork_at is None:
         raise GoldenError(
             f"{changes_one_step(list(step_mods))}: give the step with --opswald-fork-at=N"
+            + from_the_golden(own, given)
         )
     policy: Policy
     if writing or golden.is_stub:

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from opswald.engine.context import STEP_MODIFICATIONS, Context, StepInfo, fork_problem
-from opswald.engine.run import ReplayResult, RunSettings, execute, judge
+from opswald.engine.run import (
+    ReplayResult,
+    RunSettings,
+    execute,
+    from_the_golden,
+    golden_step_modifications,
+    judge,
+)
 from opswald.engine.state import State, state_at
 from opswald.jsonable import to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
@@ -271,7 +278,9 @@ class Replay:
             )
         self.adapter = adapters.check(adapter)  # one that cannot take the input: raised now
         mods = dict(modifications or {})
-        self.step_modifications = {k: mods.pop(k) for k in STEP_MODIFICATIONS if k in mods}
+        given = {k: mods.pop(k) for k in STEP_MODIFICATIONS if k in mods}
+        own = golden_step_modifications(self.golden)  # the weakest source of them
+        self.step_modifications = {**own, **given}
         self.modifications = mods
         self.hooks = hooks
         self.speed = speed
@@ -291,7 +300,7 @@ class Replay:
         if mode == "fork" or self.step_modifications:
             problem = fork_problem(self.golden, fork_at, self.step_modifications)
             if problem is not None:
-                raise ValueError(f"fork_at={fork_at}: {problem}")
+                raise ValueError(f"fork_at={fork_at}: {problem}{from_the_golden(own, given)}")
         if speed is not None and speed != "realtime":
             if isinstance(speed, bool) or not isinstance(speed, int | float) or not speed > 0:
                 raise ValueError(f"speed must be 'realtime' or a positive factor, not {speed!r}")

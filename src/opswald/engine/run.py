@@ -14,6 +14,7 @@ from typing import Any, Literal
 from opswald import adapters
 from opswald.diff import differences
 from opswald.engine.context import (
+    STEP_MODIFICATIONS,
     UPDATE,
     Context,
     Policy,
@@ -37,6 +38,23 @@ from opswald.verdict import Difference, Finding, Verdict
 Mode = Literal["replay", "record", "rerecord", "live"]
 ErrorMode = Literal["same", "type", "any", "fixed"]  # expect.error
 VERSION = "0.1.0"
+
+
+def golden_step_modifications(golden: Session) -> dict[str, Any]:
+    """The step modifications (`response`, `tool_result`, ...) of the golden's own
+    `modifications:`. They are its weakest source, as its request-level keys are: the
+    callers lay a variant's, the marker's, the command line's or the API's over them, key
+    by key, and apply them at the fork step like those (with no fork step the run is
+    refused: a modification is never dropped in silence)."""
+    own = golden.modifications
+    return {key: own[key] for key in STEP_MODIFICATIONS if key in own}
+
+
+def from_the_golden(own: dict[str, Any], given: dict[str, Any]) -> str:
+    """For a refused step modification: which of them the golden's own `modifications:`
+    gave (the user did not type them), as a clause to append; "" when none."""
+    keys = [key for key in own if key not in given]
+    return f" ({', '.join(keys)} from the golden's own modifications:)" if keys else ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,7 +131,10 @@ def execute(
     """Run the agent once under a fresh context; never raises for the agent's errors."""
     expect = expect or golden.expectations
     user_inputs = golden.input.get("user_inputs") if isinstance(golden.input, dict) else None
-    modifications = {**golden.modifications, **settings.modifications}
+    # the golden's own step modifications are not the adapter's: the caller gives them in
+    # settings.step_modifications, as it gives those of the other sources
+    own = {k: v for k, v in golden.modifications.items() if k not in STEP_MODIFICATIONS}
+    modifications = {**own, **settings.modifications}
     ctx = Context(
         golden=None if golden.is_stub else golden,
         policy=settings.policy,
