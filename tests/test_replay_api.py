@@ -97,6 +97,44 @@ def test_pause_at_suspends_before_the_step_runs() -> None:
     assert sent == ["team@example.com"]
 
 
+@opswald.tool
+def work(i: int) -> dict[str, int]:
+    return {"i": i}
+
+
+def pool_agent(input: dict[str, Any]) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        return {"out": list(pool.map(lambda i: work(i=i), range(3)))}
+
+
+@pytest.mark.parametrize("mode", ["replay", "live"])
+def test_a_pause_keeps_the_number_of_the_step_it_holds(mode: Any) -> None:
+    """Other threads of the agent go on while step 2 is held: their steps show under the
+    numbers they have after the run, never in the held step's place."""
+    import time
+
+    golden = execute(
+        Session(name="pool", input={}), pool_agent, settings=RunSettings(policy="live")
+    ).actual
+    replay = opswald.Replay(golden, adapter=pool_agent, mode=mode)
+    assert replay.pause_at(2).run() is None
+    try:
+        deadline = time.monotonic() + 10
+        while len(replay.steps) < 2 and time.monotonic() < deadline:  # the other two calls
+            time.sleep(0.01)
+        paused = {s.number: s.step.input["i"] for s in replay.steps}
+        state = replay.get_state(2)
+    finally:  # a held thread of the pool would keep the process from exiting
+        assert replay.resume() is not None
+    assert sorted(paused) == [1, 3], paused
+    assert [o["output"] for o in state.tool_outputs] == [{"i": paused[1]}]
+    after = {s.number: s.step.input["i"] for s in replay.steps}
+    assert sorted(after) == [1, 2, 3]
+    assert {n: after[n] for n in paused} == paused, (paused, after)
+
+
 def test_step_once_walks_step_by_step() -> None:
     replay = opswald.Replay(recorded(), adapter=agent)
     assert replay.pause_at(1).run() is None

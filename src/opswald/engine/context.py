@@ -383,6 +383,7 @@ class Context:
         self._user_inputs: Iterator[Any] | None = iter(user_inputs) if user_inputs else None
         self.redactor = redactor
         self.steps: list[AnyStep | None] = []
+        self._cancelled: set[int] = set()  # slots of calls that will be retried
         self.findings: list[Finding] = []
         # SDK requests to endpoints opswald does not record that went out live (record-time
         # note); in replay the first one stops the run
@@ -421,10 +422,29 @@ class Context:
                 steps.append(slot)
             return steps, served
 
+    def steps_so_far(self) -> list[AnyStep]:
+        """The finished steps of a run still under way (a paused replay), numbered as they
+        will be when it ends: a call not finished yet (the one a pause holds, another
+        thread's) keeps its reserved number, so a later call never shows in its place; the
+        slots of cancelled calls are closed up, as `numbered` closes them at the end."""
+        with self._lock:
+            steps: list[AnyStep] = []
+            number = 0
+            for index, slot in enumerate(self.steps, start=1):
+                if slot is None and index in self._cancelled:
+                    continue
+                number += 1
+                if slot is not None:
+                    steps.append(
+                        slot if slot.step == number else slot.model_copy(update={"step": number})
+                    )
+            return steps
+
     def cancel(self, ticket: Ticket) -> None:
         """Forget a call that will be retried (the slot stays empty and is skipped)."""
         with self._lock:
             self.steps[ticket.number - 1] = None
+            self._cancelled.add(ticket.number)
 
     # -- the ports ----------------------------------------------------------------------
     def begin(

@@ -240,7 +240,7 @@ class Replay:
     """Replay one golden through an agent, step by step if you like.
 
     >>> replay = opswald.Replay("goldens/refund.golden.yaml", adapter=run)
-    >>> replay.pause_at(4).run()          # returns once the agent is suspended before step 4
+    >>> replay.pause_at(4).run()          # returns once the agent is held before step 4
     >>> replay.get_state(3).memory
     >>> replay.resume()                   # runs to the end (or the next pause)
     >>> replay.final_output
@@ -318,7 +318,8 @@ class Replay:
 
     # -- control ------------------------------------------------------------------------
     def pause_at(self, step: int) -> Replay:
-        """Suspend the agent before step `step` executes (nothing of that step has run)."""
+        """Hold the agent before step `step` executes (nothing of that step has run). The
+        thread that reached it is held; other threads of the agent go on."""
         if _step_number("pause_at", step) < 1:
             raise ValueError(f"pause_at({step}): steps are numbered from 1")
         total = len(self.golden.step_list)
@@ -385,7 +386,7 @@ class Replay:
     # -- inspection ---------------------------------------------------------------------
     @property
     def steps(self) -> list[StepView]:
-        source = self._ctx.actual_steps() if self._ctx is not None else self.golden.step_list
+        source = self._run_steps() if self._ctx is not None else self.golden.step_list
         return [view(s) for s in source]
 
     @property
@@ -398,10 +399,16 @@ class Replay:
 
     def get_state(self, step: int) -> State:
         """The state at `step` (DESIGN §3a), from the run so far, else from the golden."""
-        actual = self._ctx.actual_steps() if self._ctx is not None else []
+        actual = self._run_steps() if self._ctx is not None else []
         if actual and step <= actual[-1].step:
             return state_at(actual, step)
         return state_at(self.golden.step_list, step)
+
+    def _run_steps(self) -> list[AnyStep]:
+        """The run's steps by the numbers they have after it: during a pause the call it
+        holds (and another thread's call under way) keeps its number."""
+        assert self._ctx is not None
+        return self._ctx.actual_steps() if self.result is not None else self._ctx.steps_so_far()
 
     # -- machinery ----------------------------------------------------------------------
     def _main(self) -> None:
