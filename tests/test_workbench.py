@@ -480,6 +480,11 @@ def test_the_variant_comparison_keeps_apart_two_goldens_that_share_a_name(
             "    goldens/x.golden.yaml::weather: passed B; cheapest B; fastest B",
         ]
     )
+    # the cost analysis keeps each golden's run apart too (the failed runs are listed)
+    analysis = result.stdout.str().split("cost analysis (most expensive steps):")[-1]
+    for run in ("goldens/w.golden.yaml::weather[B]", "goldens/x.golden.yaml::weather[S]"):
+        assert f"\n  {run}: step " in analysis, analysis
+    assert "totals: goldens/w.golden.yaml::weather[B] $0.0200, goldens/x." in analysis
     rows = json.loads((bench.path / "r.json").read_text())["variants"]["goldens"]
     assert [(g["golden"], g["file"], g["passed"], g["cheapest"]) for g in rows] == [
         ("weather", "goldens/w.golden.yaml", ["S"], "S"),

@@ -95,6 +95,11 @@ class Summary:
 
     def analysis(self) -> list[str]:
         rows = self.listed()
+        ids = self._ids_by_name()
+
+        def label(record: dict[str, Any]) -> str:
+            return self._run_label(record, ids)
+
         slow = [(r, s) for r in rows for s in r.get("slow_steps") or []]
         costly = sorted(
             ((r, s) for r in rows for s in r.get("costly_steps") or []),
@@ -107,7 +112,7 @@ class Summary:
                 about = f" - {s['description']}" if s.get("description") else ""
                 lines.append(
                     _fit(
-                        f"  {r['golden']}: step {s['step']} {s['type']} "
+                        f"  {label(r)}: step {s['step']} {s['type']} "
                         f"{s.get('name') or ''} {s['duration_ms']:,.0f} ms{about}",
                         self.width,
                     )
@@ -117,12 +122,12 @@ class Summary:
             for r, s in costly:
                 lines.append(
                     _fit(
-                        f"  {r['golden']}: step {s['step']} {s['type']} "
+                        f"  {label(r)}: step {s['step']} {s['type']} "
                         f"{s.get('name') or ''} {money(s['cost'])}",
                         self.width,
                     )
                 )
-            totals = {r["golden"]: r["cost"] for r in rows if r["cost"] is not None}
+            totals = {label(r): r["cost"] for r in rows if r["cost"] is not None}
             lines.append(
                 _fit(
                     "  totals: " + ", ".join(f"{g} {money(c)}" for g, c in totals.items()),
@@ -130,6 +135,22 @@ class Summary:
                 )
             )
         return lines
+
+    @staticmethod
+    def _run_label(record: dict[str, Any], ids: dict[str, set[str]]) -> str:
+        """A run in the analysis lines: the golden's name, its test id when other goldens
+        share the name, then `[variant]` (the runs of one golden's variants and goldens
+        of one name each keep their own line and total)."""
+        golden = record["golden"]
+        base = golden_id(record) if len(ids.get(golden, ())) > 1 else golden
+        variant = record.get("variant")
+        return f"{base}[{variant}]" if variant else base
+
+    def _ids_by_name(self) -> dict[str, set[str]]:
+        ids: dict[str, set[str]] = {}
+        for record in self.records:
+            ids.setdefault(record["golden"], set()).add(golden_id(record))
+        return ids
 
 
 REGRESSION = 10.0  # percent more cost or tokens than recorded
