@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 import opswald
@@ -376,8 +379,18 @@ def _package(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: s
             "'package.module:callable'",
         ),
         ("myagent.main:", "opswald_adapter = 'myagent.main:' names a module, not a callable*"),
-        ("myagent.main:nope", "'myagent.main' has no attribute 'nope'"),
-        ("myagent.nope", "'myagent' has no attribute 'nope'"),
+        (  # a name the module lacks: what it defines, and one that takes the input
+            "myagent.main:nope",
+            "opswald_adapter = 'myagent.main:nope': 'myagent.main' has no attribute 'nope'; "
+            "myagent.main defines helper, run\n"
+            "fix: name one of them, for example 'myagent.main:run'",
+        ),
+        (  # a package that defines nothing itself: its modules
+            "myagent.nope",
+            "opswald_adapter = 'myagent.nope': 'myagent' has no attribute 'nope'; myagent is "
+            "a package, with the modules main\n"
+            "fix: name a callable in one of them ('myagent.main:callable')",
+        ),
     ],
 )
 def test_a_setting_that_names_a_module_says_so(
@@ -386,7 +399,45 @@ def test_a_setting_that_names_a_module_says_so(
     _package(pytester, monkeypatch, spec)
     result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([line])
+    result.stdout.fnmatch_lines(line.split("\n"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "lines"),
+    [
+        (  # the README's case: agent.py beside pytest.ini, a name it does not define
+            "agent:nosuch",
+            [
+                "opswald_adapter = 'agent:nosuch': 'agent' has no attribute 'nosuch'; agent "
+                "defines lookup, run, Agent, CallableAgent, no_input, ...",
+                "fix: name one of them, for example 'agent:run'",
+            ],
+        ),
+        (  # through a class: its instance methods need an instance
+            "agent:Agent.nosuch",
+            [
+                "opswald_adapter = 'agent:Agent.nosuch': 'agent:Agent' has no attribute "
+                "'nosuch'; agent:Agent defines run, static",
+                "fix: name one of them, for example 'agent:Agent.static'",
+            ],
+        ),
+        (
+            "agent:agent.nosuch",
+            [
+                "*'agent:agent' has no attribute 'nosuch'; agent:agent defines run, static",
+                "fix: name one of them, for example 'agent:agent.run'",
+            ],
+        ),
+    ],
+)
+def test_a_setting_naming_a_missing_attribute_lists_what_is_there_and_a_fix(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: str, lines: list[str]
+) -> None:
+    _setup(pytester, monkeypatch, spec)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(lines)
+    assert not (pytester.path / "goldens" / "g.golden.yaml").read_text().count("steps")
 
 
 def test_a_submodule_the_package_imports_is_named_as_a_module_too(
@@ -397,6 +448,31 @@ def test_a_submodule_the_package_imports_is_named_as_a_module_too(
     result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["opswald_adapter = 'myagent.main' names a module, not a*"])
+
+
+def test_a_missing_method_of_a_class_whose_methods_need_an_instance_says_to_name_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its instance methods are not offered as the example: named through the class they
+    cannot take the input, so the fix is the one an instance method gets."""
+    module = "bots_with_instance_methods"
+    (tmp_path / f"{module}.py").write_text(
+        "class Bot:\n    def answer(self, input):\n        return input\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(adapters.AdapterNotFound) as raised:
+            adapters.import_string(f"{module}:Bot.run", setting="opswald_adapter")
+    finally:
+        sys.modules.pop(module, None)
+    assert str(raised.value).splitlines() == [
+        "opswald_adapter = 'bots_with_instance_methods:Bot.run': "
+        "'bots_with_instance_methods:Bot' has no attribute 'run'; "
+        "bots_with_instance_methods:Bot defines answer",
+        "fix: Bot.answer is an instance method named through its class: name it on an "
+        "instance (`runner = Bot()` in module bots_with_instance_methods, then "
+        "bots_with_instance_methods:runner.answer), or make it a @staticmethod or a function",
+    ]
 
 
 @pytest.mark.parametrize("spec", ["myagent.main:run", "myagent.main.run"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import pkgutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,13 +87,17 @@ def import_string(
         obj: Any = _import(module_name, root)
     except ImportError as exc:
         raise AdapterNotFound(f"cannot import {module_name!r} for adapter {spec!r}: {exc}") from exc
+    found: list[str] = []
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             if not sep:  # `package.module` split as module `package`, attribute `module`
                 _refuse_module(spec, whole, root, setting)
-            raise AdapterNotFound(f"{module_name!r} has no attribute {attr!r}") from None
+            raise AdapterNotFound(
+                _no_attribute(spec, module_name, found, part, parent=obj, setting=setting)
+            ) from None
+        found.append(part)
     if inspect.ismodule(obj):
         raise AdapterNotFound(_names_a_module(spec, obj, setting))
     if not callable(obj):
@@ -111,16 +116,77 @@ def _refuse_module(spec: str, name: str, root: Path | None, setting: str | None)
     raise AdapterNotFound(_names_a_module(spec, module, setting))
 
 
+def _no_attribute(
+    spec: str, module_name: str, found: list[str], part: str, *, parent: Any, setting: str | None
+) -> str:
+    """`'agent' has no attribute 'nosuch'`, with what `parent` (the module, or the class or
+    object named up to `part`) defines and a fix naming one of them."""
+    where = f"{module_name}:{'.'.join(found)}" if found else module_name
+    text = f"{where!r} has no attribute {part!r}"
+    if setting:
+        text = f"{setting} = {spec!r}: {text}"
+    defined = _defined(parent)
+    prefix = f"{where}." if found else f"{module_name}:"
+    modules = [] if found else sorted(m.name for m in pkgutil.iter_modules(_path_of(parent)))
+    if not defined and modules:  # a package whose modules are not imported by it
+        more = ", ..." if len(modules) > 5 else ""
+        return (
+            f"{text}; {where} is a package, with the modules {', '.join(modules[:5])}{more}\n"
+            f"fix: name a callable in one of them ('{module_name}.{modules[0]}:callable')"
+        )
+    if not defined:
+        what = "function or class" if inspect.ismodule(parent) else "method"
+        return (
+            f"{text}; {where} defines no public {what}\n"
+            f"fix: define {part} there, or name a callable that exists ('{prefix}callable')"
+        )
+    more = ", ..." if len(defined) > 5 else ""
+    text = f"{text}; {where} defines {', '.join(defined[:5])}{more}"
+    # the example takes the input where one does: not a class (its instance would be the
+    # output), not an instance method named through its class
+    takes = [n for n in defined if _takes_input(getattr(parent, n, None))] or defined
+    if inspect.isclass(parent) and takes is defined:  # its methods want an instance
+        return f"{text}\n{_mismatch_fix(getattr(parent, defined[0], None))}"
+    example = "run" if "run" in takes else takes[0]
+    return f"{text}\nfix: name one of them, for example '{prefix}{example}'"
+
+
+def _path_of(module: Any) -> list[str]:
+    """A package's folders (`__path__`), or [] for a plain module."""
+    path = getattr(module, "__path__", None) if inspect.ismodule(module) else None
+    return [str(p) for p in path] if path is not None else []
+
+
+def _takes_input(fn: Any) -> bool:
+    return callable(fn) and not inspect.isclass(fn) and mismatch(fn) is None
+
+
+def _defined(obj: Any) -> list[str]:
+    """The public callables `obj` defines: a module's own functions and classes (not what
+    it imports), a class's or an object's methods."""
+    if inspect.ismodule(obj):
+        return [
+            key
+            for key, value in vars(obj).items()
+            if not key.startswith("_")
+            and (inspect.isfunction(value) or inspect.isclass(value))
+            and getattr(value, "__module__", None) == obj.__name__
+        ]
+    methods = (staticmethod, classmethod)
+    return [
+        key
+        for key in dir(obj)
+        if not key.startswith("_")
+        and (
+            callable(value := inspect.getattr_static(obj, key, None)) or isinstance(value, methods)
+        )
+    ]
+
+
 def _names_a_module(spec: str, module: Any, setting: str | None) -> str:
     subject = f"{setting} = {spec!r}" if setting else repr(spec)
     name = module.__name__
-    defined = [
-        key
-        for key, value in vars(module).items()
-        if not key.startswith("_")
-        and (inspect.isfunction(value) or inspect.isclass(value))
-        and getattr(value, "__module__", None) == name
-    ]
+    defined = _defined(module)
     text = f"{subject} names a module, not a callable: it wants 'package.module:callable'"
     if not defined:
         return text
