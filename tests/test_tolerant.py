@@ -124,6 +124,43 @@ def test_judge_without_configuration_says_how(
     result.stdout.fnmatch_lines(["*match: judge needs a judge: the ini option opswald_judge*"])
 
 
+@pytest.mark.parametrize(
+    ("expect", "configure"),
+    [
+        (
+            "{match: embedding, threshold: 0.85}",
+            'fix: configure an embedder: opswald_embedder = "my_pkg.ai:embed" in the pytest '
+            "config, or the hook pytest_opswald_embed(texts, config) (a missing setting*",
+        ),
+        (
+            "{match: judge, rubric: x}",
+            'fix: configure a judge: opswald_judge = "my_pkg.ai:judge" in the pytest config, '
+            "or the hook pytest_opswald_compare_output(golden, actual, rubric, config) (a *",
+        ),
+    ],
+)
+def test_a_missing_embedder_or_judge_is_not_blessed_by_an_update(
+    tolerant: pytest.Pytester, expect: str, configure: str
+) -> None:
+    """The golden is not what fails: the fix line says what to configure, and an update
+    leaves the golden as it is (it would fail the next run the same way)."""
+    tolerant.makeini("[pytest]\nopswald_adapter = tagent:run\n")
+    _expect(tolerant, f"  output: {expect}\n")
+    path = tolerant.path / "goldens" / "r.golden.yaml"
+    before = path.read_bytes()
+    result = tolerant.runpytest("--opswald-goldens", "goldens/")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([configure])
+    assert "accept it with --opswald-update" not in result.stdout.str()
+    result = tolerant.runpytest("--opswald-goldens", "goldens/", "--opswald-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["fix: not written: a missing setting is not a change of behaviour; configure *"]
+    )
+    assert "updated" not in result.stdout.str()
+    assert path.read_bytes() == before
+
+
 def test_judge_hook_wins(tolerant: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     tolerant.makeconftest(
         "import tagent\n\n"

@@ -28,6 +28,7 @@ from opswald.engine.run import (
     no_data_form,
     not_blessable,
     side_effects_ahead,
+    unconfigured,
 )
 from opswald.engine.tape import describe, step_name
 from opswald.redact import Redactor
@@ -453,6 +454,15 @@ def _write(
             total,
             "not written: a budget violation, a blocked side effect or a failing breakpoint "
             "is never blessed",
+        )
+    needs = unconfigured(result.verdict.failures)
+    if needs:  # every run fails the same until it is configured, whatever the golden holds
+        _not_written(
+            [f for f in result.verdict.failures if f.needs],
+            result,
+            settings,
+            total,
+            f"not written: a missing setting is not a change of behaviour; {needs}",
         )
     shapeless = no_data_form(run)
     if shapeless is not None:

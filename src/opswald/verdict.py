@@ -77,6 +77,9 @@ class Finding:
     differences: tuple[Difference, ...] = ()
     suggestion: str = ""
     failing: bool = True
+    # a setting the run could not be judged without (`match: embedding` with no embedder
+    # configured): what to configure, for the fix line; an update cannot stand in for it
+    needs: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -324,6 +324,14 @@ EXPECT_VALUES = ("contains", "regex", "json_subset")
 DIVERGING = ("mismatch", "extra_call", "agent_error")
 
 
+def unconfigured(findings: Iterable[Finding]) -> str:
+    """What to configure before these findings can pass (`match: embedding` with no
+    embedder), or "": a missing setting is not a change of behaviour, so no update or
+    recording fixes it."""
+    needs = list(dict.fromkeys(f.needs for f in findings if f.needs))
+    return "configure " + " and ".join(needs) if needs else ""
+
+
 def side_effects_ahead(
     golden: Session, verdict: Verdict, side_effect_tools: frozenset[str] = frozenset()
 ) -> tuple[str, ...]:
@@ -359,6 +367,9 @@ def fix_line(
     the golden calls after the run left it (`side_effects_ahead`), which an update
     reaching them runs only with `allow`."""
     kinds = {f.kind for f in verdict.failures}
+    needs = unconfigured(verdict.failures)
+    if needs:
+        return f"{needs} (a missing setting, not a change of behaviour: {update} leaves it)"
     accept = f"if the new behaviour is intended, accept it with {update}"
     if side_effects:
         tools = ", ".join(side_effects)

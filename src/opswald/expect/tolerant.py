@@ -80,6 +80,9 @@ def compare_tolerant(
                 "embedding",
                 "an embedder: the ini option opswald_embedder = "
                 "'package.module:embed' or the pytest_opswald_embed hook",
+                needs='an embedder: opswald_embedder = "my_pkg.ai:embed" in the pytest '
+                "config, or the hook pytest_opswald_embed(texts, config)",
+                hint="an embedder turns texts into vectors; no model is bundled",
             ), None
         vectors = tolerance.embedder([as_text(expected), as_text(actual)])
         problem = _vector_problem(vectors)
@@ -106,6 +109,10 @@ def _judged(
                 "a judge: the ini option opswald_judge = "
                 "'package.module:judge' or the pytest_opswald_compare_output "
                 "hook",
+                needs='a judge: opswald_judge = "my_pkg.ai:judge" in the pytest config, '
+                "or the hook pytest_opswald_compare_output(golden, actual, rubric, config)",
+                hint="a judge is called as judge(golden=..., actual=..., rubric=...) and "
+                "returns a bool, a score in 0..1 or a mapping with 'passed'",
             ), None
         answer = tolerance.judge(golden=expected, actual=actual, rubric=spec.rubric)
         try:
@@ -197,10 +204,12 @@ def _scored(
     )
 
 
-def _unconfigured(kind: str, what: str) -> Finding:
+def _unconfigured(kind: str, what: str, *, needs: str, hint: str) -> Finding:
+    """No output can pass without the setting: the fix line says what to configure (and
+    that an update, which rewrites the golden, cannot help)."""
     return Finding(
         kind="output",
         message=f"match: {kind} needs {what}",
-        suggestion=f"configure {what.split(':', maxsplit=1)[0]} "
-        "(see the README, 'Tolerant matching')",
+        suggestion=f"{hint} (see the README, 'Tolerant matching for live runs')",
+        needs=needs,
     )
