@@ -161,6 +161,31 @@ def test_a_missing_embedder_or_judge_is_not_blessed_by_an_update(
     assert path.read_bytes() == before
 
 
+def test_a_live_failure_is_not_sent_to_an_update(
+    tolerant: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live run is judged on expectations against live answers; an update replays the
+    golden's recorded answers, so it is not what the fix line offers."""
+    output = _live(tolerant, monkeypatch, "Sorry, I cannot help with that.")
+    output.assert_outcomes(failed=1)
+    output.stdout.fnmatch_lines(
+        [
+            "output differs*",
+            "fix: a live run writes nothing: if this behaviour is right, loosen the golden's "
+            "`expect:` (*) or record it again with --opswald-mode=rerecord; else fix the agent",
+        ]
+    )
+    _expect(tolerant, "  budgets: {llm_calls: 0}\n")
+    budget = _live(tolerant, monkeypatch, "The refund of $120 was issued.")
+    budget.assert_outcomes(failed=1)
+    budget.stdout.fnmatch_lines(
+        ["budget exceeded: llm_calls 1 > 0", "fix: a live run writes nothing: follow*"]
+    )
+    for result in (output, budget):
+        (fix,) = [line for line in result.outlines if line.startswith("fix:")]
+        assert "--opswald-update" not in fix, fix
+
+
 def test_judge_hook_wins(tolerant: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     tolerant.makeconftest(
         "import tagent\n\n"

@@ -271,7 +271,13 @@ def run_golden(
             if settings.allow_side_effects
             else side_effects_ahead(golden, verdict, settings.side_effect_tools)
         )
-        fix = fix_line(verdict, expect, forked=run_settings.fork_at is not None, side_effects=ahead)
+        fix = fix_line(
+            verdict,
+            expect,
+            forked=run_settings.fork_at is not None,
+            side_effects=ahead,
+            live=policy == "live",
+        )
         text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=fix)
         raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total, expect)

@@ -322,6 +322,12 @@ EXPECT_VALUES = ("contains", "regex", "json_subset")
 
 
 DIVERGING = ("mismatch", "extra_call", "agent_error")
+LIVE_WRITES_NOTHING = "a live run writes nothing"
+LIVE_FIX = (
+    f"{LIVE_WRITES_NOTHING}: if this behaviour is right, loosen the golden's `expect:` "
+    "(a tolerant output match, the tool-call order, budgets) or record it again with "
+    "--opswald-mode=rerecord; else fix the agent"
+)
 
 
 def unconfigured(findings: Iterable[Finding]) -> str:
@@ -360,16 +366,22 @@ def fix_line(
     update: str = "--opswald-update",
     side_effects: tuple[str, ...] = (),
     allow: str = "--opswald-allow-side-effects",
+    live: bool = False,
 ) -> str:
     """The `fix:` line: an update where an update helps, and never where it does not.
     `update` is how the update is asked for where the run started (`opswald replay` says
     `pytest --opswald-goldens --opswald-update`); `side_effects` are the side-effect tools
     the golden calls after the run left it (`side_effects_ahead`), which an update
-    reaching them runs only with `allow`."""
+    reaching them runs only with `allow`. A `live` run is judged on expectations only:
+    an update, which replays the golden's recorded answers, is not its remedy."""
     kinds = {f.kind for f in verdict.failures}
     needs = unconfigured(verdict.failures)
     if needs:
         return f"{needs} (a missing setting, not a change of behaviour: {update} leaves it)"
+    if live and kinds <= set(NEVER_BLESSED):
+        return f"{LIVE_WRITES_NOTHING}: follow the hint above"
+    if live:  # judged against live answers, which an update (a replay) would not meet
+        return LIVE_FIX
     accept = f"if the new behaviour is intended, accept it with {update}"
     if side_effects:
         tools = ", ".join(side_effects)
