@@ -600,3 +600,18 @@ def test_config_file_names_the_config(tmp_path: Path) -> None:
     )
     proc = replay(tmp_path, "goldens/dated.golden.yaml", "-c", "configs/pytest.ini", env=NOISE)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_live_runs_fix_line_offers_no_update(workdir: Path, tmp_path: Path) -> None:
+    """`--mode live` is judged on the golden's expectations against live answers: the fix
+    line says a live run writes nothing, as pytest's does, and offers no update."""
+    (tmp_path / "agentmod.py").write_text((workdir / "agentmod.py").read_text())
+    golden = (workdir / "refund.golden.yaml").read_text()
+    (tmp_path / "refund.golden.yaml").write_text(
+        golden + "expect:\n  output: {match: contains, value: never-said}\n"
+    )
+    proc = replay(tmp_path, "refund.golden.yaml", "--adapter", "agentmod:run", "--mode", "live")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (fix,) = [line for line in proc.stdout.splitlines() if line.startswith("fix:")]
+    assert fix.startswith("fix: a live run writes nothing"), fix
+    assert "--opswald-update" not in fix

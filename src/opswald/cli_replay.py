@@ -367,6 +367,7 @@ def _report(
         result.golden.expect,
         forked=forked,
         update=update,
+        live=result.policy == "live",
         side_effects=side_effects_ahead(
             result.golden,
             result.verdict,
