@@ -759,6 +759,11 @@ def test_ordinary_content_is_not_redacted(text: str) -> None:
             "KEY_<redacted:openai-key> and -<redacted:anthropic-key>",
         ),
         (f"({OPENAI})", "(<redacted:openai-key>)"),
+        # glued to a letter or digit: JSON text inside a string, percent- and QP-encoding
+        (f"DEBUG=1\\n{OPENAI}\\n", "DEBUG=1\\n<redacted:openai-key>\\n"),
+        (f"key%3D{OPENAI}&x=1", "key%3D<redacted:openai-key>&x=1"),
+        (f"key=3D{ANTHROPIC}", "key=3D<redacted:anthropic-key>"),
+        (f"\\u0022{ANTHROPIC}\\u0022", "\\u0022<redacted:anthropic-key>\\u0022"),
         ("Bearer ABCDEFGHIJKLMNOPQR", "Bearer <redacted:bearer>"),
         ("bearer abcdefghijklmnop0123", "bearer <redacted:bearer>"),
         ("Bearer abc.defghijklmnop", "Bearer <redacted:bearer>"),
@@ -771,8 +776,9 @@ def test_ordinary_content_is_not_redacted(text: str) -> None:
 def test_keys_after_a_separator_and_tokens_that_are_no_word_are_redacted(
     text: str, expected: str
 ) -> None:
-    """The word rules (`sk-` not at the end of a word, a bearer credential that is not a
-    word of prose) keep what looks like a credential redacted."""
+    """The prose rules (lowercase words joined by hyphens after `sk-` are no key, a bearer
+    credential that is a word of prose is none) keep what looks like a credential redacted,
+    also glued to a letter or digit."""
     assert make_redactor()(text) == expected
 
 

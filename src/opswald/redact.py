@@ -75,17 +75,21 @@ _URL_PARAM = (
     r"|x-amz-security-token|x-goog-signature"
 )
 
+# After `sk-`: not lowercase words joined by hyphens, to the end of the key's characters.
+_PROSE = r"(?![a-z]+(?:-[a-z]+)+(?![A-Za-z0-9_\-]))"
+
 SECRET_RULES: tuple[Rule, ...] = (
-    # `sk-` starts a key, not the end of a word (`task-management-system`, `desk-...`);
-    # glued to a name by `_` or `=` it is still one
+    # a key's body is random: lowercase words joined by hyphens after `sk-` are prose
+    # (`task-management-system-design`, `desk-ant-colony-builders`), whatever comes before
+    # `sk-` (a key glued to a letter is still one: `\nsk-...` in JSON text, `%3Dsk-...`)
     Rule(
         label="anthropic-key",
-        pattern=re.compile(r"(?<![A-Za-z0-9])sk-ant-[A-Za-z0-9_\-]{8,}"),
+        pattern=re.compile(rf"sk-ant-{_PROSE}[A-Za-z0-9_\-]{{8,}}"),
         shortest=15,
     ),
     Rule(
         label="openai-key",
-        pattern=re.compile(r"(?<![A-Za-z0-9])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"),
+        pattern=re.compile(rf"sk-{_PROSE}(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{{16,}}"),
         shortest=19,
     ),
     # also glued to a name (AWS_KEY_AKIA..., KEYAKIA...): no boundary on either side
