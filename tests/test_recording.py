@@ -112,3 +112,31 @@ def test_record_prices_calls_as_pytest_does(
     assert isinstance(step, LLMCallStep)
     assert step.cost == pytest.approx((1000 * 2.0 + 500 * 4.0) / 1e6)
     assert step.cost_source == "price_table:2030-01-01"
+
+
+@opswald.tool
+def halves(part: int) -> str:
+    """What an SDK hands over when a provider splits an emoji's surrogate pair across two
+    JSON escapes (`"\\ud83d"`, `"\\ude00"`), and a half that never got its other half."""
+    return ["smile \ud83d", "\ude00 done", "cut \ud83d"][part]
+
+
+def test_surrogate_halves_give_a_golden_that_loads(tmp_path: Path) -> None:
+    """YAML cannot hold a lone surrogate half: written as an escape, no YAML reader takes
+    it, and every run after the recording failed to load the golden. Halves side by side
+    are kept as their character, a lone half as U+FFFD (an agent that keeps the halves of
+    one character in two values replays with U+FFFD in each)."""
+
+    def agent() -> str:
+        return halves(0) + halves(1) + " / " + halves(2)
+
+    path = tmp_path / "halves.golden.yaml"
+    with opswald.record(path, name="halves") as rec:
+        rec.output = agent()
+    assert rec.output == "smile \ud83d\ude00 done / cut \ud83d", "the agent saw them as sent"
+    session = opswald.load(path)
+    assert session.output == "smile \U0001f600 done / cut \ufffd"
+    tools = [s for s in session.step_list if isinstance(s, ToolCallStep)]
+    assert [t.output for t in tools] == ["smile \ufffd", "\ufffd done", "cut \ufffd"]
+    text = path.read_text(encoding="utf-8")
+    assert "\\uD83D" not in text and "\\ud83d" not in text, "no half escaped"

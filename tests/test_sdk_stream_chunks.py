@@ -516,3 +516,22 @@ def test_a_forked_answer_does_not_keep_the_recorded_pieces() -> None:
     assert result is not None and result.actual.output == {"answer": "NEW"}
     [new] = _llm_steps(result.actual)
     assert new.attributes == {"response_model": "m-1"}, "the rest of the attributes stay"
+
+
+@pytest.mark.parametrize("mode", ["chat", "anthropic_messages"])
+def test_an_emoji_split_across_two_pieces_gives_a_golden_that_loads_and_replays(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A provider that cuts an emoji's surrogate pair into two streamed pieces (`"\\ud83d"`,
+    then `"\\ude00"`) hands the agent two lone halves. YAML cannot hold a lone half: the
+    golden keeps the emoji whole (the joined answer is the same), and it loads and replays
+    (it used to be written with escapes no YAML reader takes)."""
+    monkeypatch.setenv("JOINED", "1")
+    call = {"name": "get_weather", "arguments": {"city": "Rome"}}
+    script = [
+        {"content": None, "tool_calls": [call], "chunks": [1]},
+        {"content": "x\ud83d\ude00y", "chunks": [1]},
+    ]
+    session = _record(project, monkeypatch, mode, script)
+    assert "x\U0001f600y" in json.dumps(session.output, ensure_ascii=False)
+    _replay(project).assert_outcomes(passed=1)

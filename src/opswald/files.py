@@ -40,7 +40,7 @@ from yaml.nodes import ScalarNode
 from opswald.hidden import HiddenEscapingDumper, has_hidden, json_with_hidden_escaped
 from opswald.jsonable import to_jsonable
 from opswald.paths import render
-from opswald.redact import DEFAULT_REDACTOR
+from opswald.redact import DEFAULT_REDACTOR, SURROGATE, mend_surrogates
 from opswald.session import (
     SCHEMA_URL,
     STEP_NUMBERING,
@@ -1105,6 +1105,8 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
     reorder text (`opswald.hidden`) escaped in double quotes; strings that YAML 1.2 tools
     (yq, other languages' parsers) would read as numbers quoted, though PyYAML's YAML 1.1
     reads them as strings (`1e5`, `0o17`, `.5`)."""
+    if not text.isascii() and SURROGATE.search(text):
+        text = mend_surrogates(text)  # else written as an escape no YAML reader takes
     style = None
     if _NEEDS_ESCAPES.search(text) or has_hidden(text):
         style = '"'

@@ -221,6 +221,17 @@ def key_label(key: str) -> str | None:
 _KEY_MEMORY = 4096
 
 
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def mend_surrogates(text: str) -> str:
+    """`text` as Unicode can hold it: surrogate halves side by side (a streamed emoji whose
+    halves came in two JSON escapes) become their one character, a lone half becomes
+    U+FFFD. YAML cannot hold a lone half at all: a golden written with one could not be
+    read back."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Redactor:
     """Scrubs strings inside any JSON-like value, mapping keys included (by the same rules);
@@ -242,6 +253,8 @@ class Redactor:
         object.__setattr__(self, "_plans", plans)
 
     def text(self, value: str) -> str:
+        if not value.isascii() and SURROGATE.search(value):
+            value = mend_surrogates(value)
         clean = self._rules(value)
         if clean is not value:
             # a placeholder may uncover a secret a rule did not see (`<redacted:…>` ends a
