@@ -39,6 +39,8 @@ def lookup(q):
 def run(input, modifications):
     version = modifications.get("agent_version")
     messages = [{"role": "user", "content": input["q"]}]
+    if version == "early_call":
+        lookup(q="warm-up")                                   # a call the golden lacks
     reply = chat(model="m", messages=messages)                # golden step 1
     if version == "extra":
         opswald.state(memory={"early": True})                 # one snapshot more
@@ -112,6 +114,29 @@ def test_the_fork_modifies_the_goldens_step_n_whatever_the_snapshots_before_it(
     same = _load(toy, "same/toy.actual.yaml")
     assert same["output"] == {"answer": answer}
     assert same["metadata"]["fork"] == {"step": fork_at, "modifications": fork["modifications"]}
+
+
+def test_the_fork_line_names_the_run_step_that_matched_step_n_after_going_live_earlier(
+    toy: pytest.Pytester,
+) -> None:
+    """An agent that makes a call the golden lacks before its first step goes live there
+    (its step 1), and its step 5 is golden step 4: the fork line names step 5, as
+    `metadata.fork.run_step` does, and the new path is compared from it (no steps the
+    golden never had are listed as added after the fork point)."""
+    result = toy.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=4",
+        "--opswald-modify", "response=FORKED", "--opswald-modify", "agent_version=early_call",
+        "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*forked at step 4 (step 5 of this run): the golden went on with 1 step(s), "
+         "this run with 1"]
+    )  # fmt: skip
+    assert ": added" not in result.stdout.str()
+    actual = _load(toy, "actual/toy.actual.yaml")
+    assert actual["output"] == {"answer": "FORKED"}
+    assert actual["metadata"]["fork"]["run_step"] == 5
 
 
 @pytest.mark.parametrize(

@@ -629,6 +629,25 @@ class Context:
             self.fork_pending = False
         return served
 
+    def fork_point(self) -> tuple[int | None, int | None, int | None]:
+        """Where a fork is told to have left the golden: the golden step, the run's step
+        that is it, and the run's step the new path is compared from. Golden step N and
+        the call that matched it, when the run reached it (even after going live on an
+        earlier call); else where the run went live."""
+        if self.fork_applied is None or self.fork_at is None:
+            return self.fork_golden_step, self.fork_step, self.fork_step
+        start = self.fork_applied
+        left = self._fork_left
+        if (
+            self.fork_step is not None
+            and self.fork_step < start
+            and left is not None
+            and left.step is not None
+            and left.step.step > self.fork_at
+        ):  # a later call of a burst started first: the path is compared from it
+            start = self.fork_step
+        return self.fork_at, self.fork_applied, start
+
     def _is_fork_target(self, kind: str, request: dict[str, Any]) -> bool:
         """Whether a live call matches golden step N, as replay would match it there:
         a model call on its normalised request, a tool call on its name and arguments

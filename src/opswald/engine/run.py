@@ -96,8 +96,12 @@ class Run:
     # a part of the output written only as a repr with a memory address: never written
     formless_output: Formless | None = None
     # a fork at a step: the golden step where it left the golden (the fork step, when the
-    # run reached it), which the run may number otherwise (`fork_step`)
+    # run reached it), the run's own number for it (the call that matched golden step N,
+    # which may come after the run went live, else where it went live), and the run's step
+    # the new path is compared from
     fork_golden_step: int | None = None
+    fork_run_step: int | None = None
+    fork_path_from: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,11 +235,14 @@ def execute(
     shapeless = formless(output) if error is None else None
     if shapeless is not None:
         shapeless = shapeless._replace(text=settings.redactor(shapeless.text))
+    fork_golden, fork_run, fork_from = ctx.fork_point()
     return Run(
         actual=actual,
         findings=(*ctx.findings, *([unreached] if unreached is not None else [])),
         fork_step=ctx.fork_step,
-        fork_golden_step=ctx.fork_golden_step,
+        fork_golden_step=fork_golden,
+        fork_run_step=fork_run,
+        fork_path_from=fork_from,
         served=served,
         unused=tuple(ctx.tape.unused()) if ctx.tape is not None else (),
         agent_traceback=tb,
@@ -288,8 +295,16 @@ def judge(
             order = judge_order(_tool_refs(golden), _tool_refs(actual), expect.tool_calls)
             if order is not None:
                 findings.append(order)
-    if run.policy == "fork" and run.fork_step is not None:
-        findings.append(_fork_path(golden, actual, run.fork_step, run.fork_golden_step))
+    if run.policy == "fork" and run.fork_run_step is not None:
+        findings.append(
+            _fork_path(
+                golden,
+                actual,
+                run.fork_run_step,
+                run.fork_golden_step,
+                start=run.fork_path_from,
+            )
+        )
     findings.extend(
         check_budgets(
             expect.budgets,
@@ -501,14 +516,20 @@ def _as_fork_point(finding: Finding) -> Finding:
 
 
 def _fork_path(
-    golden: Session, actual: Session, fork_step: int, golden_step: int | None = None
+    golden: Session,
+    actual: Session,
+    fork_step: int,
+    golden_step: int | None = None,
+    start: int | None = None,
 ) -> Finding:
     """How the new path differs from the golden's after the fork point: the run's step
     `fork_step`, which is the golden's step `golden_step` (the run may have recorded
-    more or fewer snapshots before it)."""
+    more or fewer snapshots or calls before it). The run's path is compared from its step
+    `start` (`fork_step` unless a later call of a burst started first)."""
     at = fork_step if golden_step is None else golden_step
+    first = fork_step if start is None else start
     old = [describe(s) for s in golden.step_list if s.step >= at]
-    new = [describe(s) for s in actual.step_list if s.step >= fork_step]
+    new = [describe(s) for s in actual.step_list if s.step >= first]
     # both paths start at the fork point: a list position counts golden steps from it
     numbered = tuple(
         replace(d, path=d.path[1:], step=at + d.path[0])
