@@ -400,6 +400,28 @@ def test_batch_replay_success_rate_and_still_failing() -> None:
     assert result.failed == ["changed"]
 
 
+def test_batch_replay_fails_a_golden_with_its_own_step_modification_and_goes_on() -> None:
+    """A golden whose own `modifications:` holds a step modification needs a fork step,
+    which a batch does not give: that golden fails saying so, its agent never runs, and
+    the other goldens of the batch still run (pytest fails only that golden too)."""
+    started: list[Any] = []
+
+    def spy(input: dict[str, Any]) -> dict[str, Any]:
+        started.append(input["order"])
+        return agent(input)
+
+    good = recorded("A1")
+    forked = recorded("B2").model_copy(update={"modifications": {"response": "No"}})
+    result = opswald.batch_replay([forked, good], adapter=spy)
+    assert result.failed == ["order-B2"]
+    assert result.success_rate == pytest.approx(1 / 2)
+    (finding,) = result.results["order-B2"].verdict.failures
+    assert finding.kind == "refused"
+    assert "response changes one step: give the step to fork at" in finding.message
+    assert "(response from the golden's own modifications:)" in finding.message
+    assert started == ["A1"], "only the golden without one ran its agent"
+
+
 def test_the_goldens_own_request_rules_apply() -> None:
     """`expect.requests` (ignore, normalize) hides noise in requests, as under pytest."""
     from opswald.session import Expect

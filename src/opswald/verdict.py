@@ -32,6 +32,7 @@ FindingKind = Literal[
     "extra_call",  # the agent made a call the golden does not have
     "unused_calls",  # the agent finished with recorded calls unused
     "not_recorded",  # a stub replayed without recording
+    "refused",  # a golden that cannot run as asked (its own step modification, no fork step)
     "output",
     "error",
     "tool_order",

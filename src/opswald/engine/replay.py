@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from opswald.engine.context import STEP_MODIFICATIONS, Context, StepInfo, fork_problem
+from opswald.engine.context import (
+    STEP_MODIFICATIONS,
+    Context,
+    StepInfo,
+    changes_one_step,
+    fork_problem,
+)
 from opswald.engine.run import (
     ReplayResult,
     RunSettings,
@@ -74,6 +80,18 @@ def not_recorded(golden: Session, redactor: Redactor, policy: Mode) -> ReplayRes
     actual = golden.model_copy(update={"input": redactor(to_jsonable(golden.input))})
     return ReplayResult(
         golden=golden, actual=actual, verdict=Verdict(findings=(finding,)), policy=policy
+    )
+
+
+def refused(golden: Session, why: str, redactor: Redactor) -> ReplayResult:
+    """The result of a golden that cannot run as asked: failed, saying why, with the agent
+    never started (the actual session has no steps and no output)."""
+    finding = Finding(kind="refused", message=f"{golden.name or 'the golden'}: {why}")
+    actual = golden.model_copy(
+        update={"input": redactor(to_jsonable(golden.input)), "steps": [], "output": None}
+    )
+    return ReplayResult(
+        golden=golden, actual=actual, verdict=Verdict(findings=(finding,)), policy="replay"
     )
 
 
@@ -526,16 +544,31 @@ def batch_replay(
 ) -> BatchResult:
     """Replay many goldens; success = the golden passes its expectations under this run.
     `still_failing` names goldens recorded with an error whose run still ends in one."""
+    from opswald import files
+
     results: dict[str, ReplayResult] = {}
     still: list[str] = []
+    given = [key for key in STEP_MODIFICATIONS if key in (modifications or {})]
     for source in goldens:
-        replay = Replay(source, adapter=adapter, modifications=modifications, mode=mode)
-        result = replay.run()
-        assert result is not None
-        name = replay.golden.name or str(source)
+        golden = source if isinstance(source, Session) else files.load(source)
+        own = golden_step_modifications(golden)
+        if own and not given and not golden.is_stub:
+            # its own step modification needs a fork step, which a batch does not give:
+            # this golden fails, as under pytest, and the others still run
+            why = (
+                f"{changes_one_step(list(own))}: give the step to fork at with "
+                f"Replay(..., fork_at=N){from_the_golden(own, {})}"
+            )
+            result = refused(golden, why, Suite().redactor)
+        else:
+            replay = Replay(golden, adapter=adapter, modifications=modifications, mode=mode)
+            ran = replay.run()
+            assert ran is not None
+            result = ran
+        name = golden.name or str(source)
         if name in results:  # several traces of one name: tell them apart by id
-            name = f"{name} [{replay.golden.session_id or len(results) + 1}]"
+            name = f"{name} [{golden.session_id or len(results) + 1}]"
         results[name] = result
-        if replay.golden.error is not None and result.actual.error is not None:
+        if golden.error is not None and result.actual.error is not None:
             still.append(name)
     return BatchResult(results=results, still_failing=still)
