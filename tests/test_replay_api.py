@@ -296,6 +296,9 @@ def test_a_stub_is_not_recorded_yet_and_its_agent_never_runs(tmp_path: Path) -> 
     for replay in (
         opswald.Replay(path, adapter=spy),
         opswald.Replay(path, adapter=spy, modifications={"agent_version": "v2"}),
+        # a fork at a step: the stub is told first, not that it has no step 1
+        opswald.Replay(path, adapter=spy, fork_at=1, modifications={"response": "x"}),
+        opswald.Replay(path, adapter=spy).fork_from(1, {"response": "x"}),
     ):
         result = replay.run()
         assert result is not None and not result.passed

@@ -315,7 +315,9 @@ class Replay:
         if mode is None:
             mode = "fork" if (mods or fork_at is not None) else "replay"
         self.mode = mode
-        if mode == "fork" or self.step_modifications:
+        # a stub is never run but live: its replay or fork fails `not_recorded` (run())
+        stub = self.golden.is_stub and mode != "live"
+        if (mode == "fork" or self.step_modifications) and not stub:
             problem = fork_problem(self.golden, fork_at, self.step_modifications)
             if problem is not None:
                 raise ValueError(f"fork_at={fork_at}: {problem}{from_the_golden(own, given)}")
