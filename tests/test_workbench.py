@@ -309,6 +309,20 @@ def test_a_step_modification_in_the_golden_applies_at_the_fork_step(
             " (response from the golden's own modifications:)"
         ]
     )
+    # an update is written, never forked (--opswald-fork-at is refused with it): the
+    # advice is to remove the key from the golden, not to give a fork step
+    result = bench.runpytest(
+        "goldens/w.golden.yaml", "--opswald-goldens", "--opswald-update", "-p", "no:randomly"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*response changes one step (response from the golden's own modifications:), and"
+            " an update cannot fork: remove response from the golden's `modifications:` (or"
+            " run the fork with --opswald-fork-at=N, without --opswald-update)"
+        ]
+    )
+    assert "give the step with --opswald-fork-at" not in result.stdout.str()
 
     def answer(*args: str) -> str:
         result = bench.runpytest("goldens/w.golden.yaml", "--opswald-goldens", "-v", *args)

@@ -202,6 +202,17 @@ def run_golden(
     given = {k: modify.pop(k) for k in STEP_MODIFICATIONS if k in modify}
     own = golden_step_modifications(golden)  # the weakest source of them
     step_mods = {**own, **given}
+    from_golden = [key for key in own if key not in given]
+    if from_golden and settings.fork_at is None and (settings.update or writing):
+        # an update or a recording is written, never forked (--opswald-fork-at is refused
+        # with them): sending the user to give a fork step would only loop
+        option = "--opswald-update" if settings.update else f"--opswald-mode={settings.mode}"
+        raise GoldenError(
+            f"{changes_one_step(list(step_mods))}{from_the_golden(own, given)}, and "
+            f"{'an update' if settings.update else 'a recording'} cannot fork: remove "
+            f"{', '.join(from_golden)} from the golden's `modifications:` (or run the fork "
+            f"with --opswald-fork-at=N, without {option})"
+        )
     if step_mods and settings.fork_at is None:
         raise GoldenError(
             f"{changes_one_step(list(step_mods))}: give the step with --opswald-fork-at=N"
