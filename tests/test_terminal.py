@@ -50,6 +50,15 @@ def test_escaped_keeps_text_and_escapes_what_steers() -> None:
     assert escaped("\x1b[2J\x07\x9b\u202e\u2066\r") == "\\x1b[2J\\x07\\u009b\\u202e\\u2066\\x0d"
 
 
+def test_escaped_shows_invisible_characters_as_goldens_write_them() -> None:
+    """A zero-width space or a tag character hides text on a terminal as in a diff: shown
+    as its escape, as the golden writes it; the joiners inside an emoji stay."""
+    assert escaped("ad\u200bmin") == "ad\\u200bmin"
+    assert escaped("tag \U000e0041\U000e0042") == "tag \\U000e0041\\U000e0042"
+    family = "\U0001f469\u200d\U0001f469\u200d\U0001f467"
+    assert escaped(f"family {family} ok") == f"family {family} ok"
+
+
 def _recorded(folder: Path, name: str) -> Path:
     (folder / "hostile_agent.py").write_text(AGENT.format(reply=HOSTILE, model="m"))
     golden = folder / "goldens" / "evil.golden.yaml"

@@ -29,8 +29,21 @@ _TABLE = {c: (f"\\x{c:02x}" if c < 0x80 else f"\\u{c:04x}") for c in _STEERING}
 
 def escaped(text: str) -> str:
     """`text` with every character that steers a terminal written as its escape
-    (`\\x1b`, `\\u202e`); tabs and newlines kept."""
-    return text.translate(_TABLE)
+    (`\\x1b`, `\\u202e`), and the invisible ones a golden writes escaped too (a zero-width
+    space, tag characters: `opswald.hidden`); tabs and newlines kept."""
+    text = text.translate(_TABLE)
+    if text.isascii():
+        return text
+    from opswald.hidden import hidden_positions
+
+    positions = hidden_positions(text)
+    if not positions:
+        return text
+    chars = list(text)
+    for i in positions:
+        code = ord(chars[i])
+        chars[i] = f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return "".join(chars)
 
 
 class EscapingStream:
