@@ -76,22 +76,24 @@ def not_recorded(golden: Session, redactor: Redactor, policy: Mode) -> ReplayRes
         suggestion="record it with pytest --opswald-goldens --opswald-mode=record "
         "(or run it with mode='live')",
     )
-    # the stub as the actual session (nothing ran), its input redacted like all written
-    actual = golden.model_copy(update={"input": redactor(to_jsonable(golden.input))})
-    return ReplayResult(
-        golden=golden, actual=actual, verdict=Verdict(findings=(finding,)), policy=policy
-    )
+    return _unrun(golden, finding, redactor, policy)
 
 
 def refused(golden: Session, why: str, redactor: Redactor) -> ReplayResult:
     """The result of a golden that cannot run as asked: failed, saying why, with the agent
-    never started (the actual session has no steps and no output)."""
+    never started."""
     finding = Finding(kind="refused", message=f"{golden.name or 'the golden'}: {why}")
+    return _unrun(golden, finding, redactor, "replay")
+
+
+def _unrun(golden: Session, finding: Finding, redactor: Redactor, policy: Mode) -> ReplayResult:
+    """A failed result whose agent never started: the actual session is the golden's input
+    (redacted, like all written) with no steps and no output."""
     actual = golden.model_copy(
         update={"input": redactor(to_jsonable(golden.input)), "steps": [], "output": None}
     )
     return ReplayResult(
-        golden=golden, actual=actual, verdict=Verdict(findings=(finding,)), policy="replay"
+        golden=golden, actual=actual, verdict=Verdict(findings=(finding,)), policy=policy
     )
 
 
