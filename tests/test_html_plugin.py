@@ -70,3 +70,56 @@ def test_no_page_without_the_option(project: pytest.Pytester) -> None:
     result = project.runpytest("--opswald-goldens")
     assert "opswald viewer" not in result.stdout.str()
     assert not list(project.path.rglob("*.html"))
+
+
+PAIRING_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.llm
+def chat(*, model, messages):
+    return {"content": "ok", "finish_reason": "stop"}
+
+
+@opswald.tool
+def lookup(name):
+    return {"name": name}
+
+
+def run(input):
+    chat(model="m1", messages=[{"role": "user", "content": "look both up"}])
+    names = ["Alice", "Bob"]
+    if os.environ.get("REVERSED"):
+        names.reverse()
+    for name in names:
+        lookup(name=name)
+    if os.environ.get("SNAPSHOT"):
+        opswald.state(memory={"looked_up": names})
+    chat(model="m1", messages=[{"role": "user", "content": os.environ.get("ASK", "book")}])
+    return {"ok": True}
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_steps_pair_by_the_call_each_served(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]
+) -> None:
+    """The run makes the two lookups in the other order (served all the same) and records
+    no snapshot: the page lines each step up with the golden step it answered as, which
+    the run knows, not with the step at its position."""
+    project.makepyfile(agent=PAIRING_AGENT)
+    monkeypatch.setenv("SNAPSHOT", "1")
+    record(project)
+    monkeypatch.delenv("SNAPSHOT")
+    monkeypatch.setenv("REVERSED", "1")
+    monkeypatch.setenv("ASK", "cancel")  # the last call differs: the run fails there
+    result = project.runpytest("--opswald-goldens", "--opswald-html", "out.html", *workers)
+    result.assert_outcomes(failed=1)
+    (page,) = _page(project.path / "out.html")["goldens"]
+    # golden: chat, lookup Alice, lookup Bob, snapshot, chat; the run: chat, lookup Bob,
+    # lookup Alice, chat
+    assert page["rows"] == [[1, 1], [3, 2], [2, 3], [4, 0], [5, 4]]
+    assert page["rows"][page["divergence"] - 1] == [5, 4], "the last chat, on both sides"
+    assert page["diff_steps"] == [4, 5]  # the snapshot the run did not record, the chat

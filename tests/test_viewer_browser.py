@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 import opswald
 from opswald.engine.run import RunSettings, execute, judge
 from opswald.engine.state import state_changes
+from opswald.hidden import hidden_positions
 from opswald.report.html import ViewEntry, finding_data, write_report
 from opswald.session import Session
 
@@ -145,6 +146,105 @@ def failed_entry() -> ViewEntry:
     verdict = judge(golden, run)
     findings = [finding_data(f, total_steps=len(golden.step_list)) for f in verdict.findings]
     return ViewEntry(golden=golden, actual=run.actual, status="failed", findings=findings)
+
+
+def snapshot_entries() -> list[ViewEntry]:
+    """A golden recorded from a real agent with a snapshot at step 2, and two runs that
+    differ from it by one snapshot and book another passenger: a replay that no longer
+    records the snapshot (its pairing from the engine), and a saved actual that records
+    one more (no pairing known: paired in order)."""
+    who, snapshots = ["Alice"], [1]
+
+    @opswald.llm
+    def chat(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"content": "ok", "finish_reason": "stop", "cost": 0.001}
+
+    @opswald.tool
+    def lookup(passenger: str) -> dict[str, Any]:
+        return {"passenger": passenger, "seat": "12A"}
+
+    def agent(input: Any) -> Any:
+        chat(model="sim", messages=[{"role": "user", "content": input["q"]}])
+        for i in range(snapshots[0]):
+            opswald.state(memory={"asked": input["q"], "snapshot": i})
+        chat(model="sim", messages=[{"role": "user", "content": "seat?"}])
+        return lookup(passenger=who[0])
+
+    stub = Session.model_validate({"name": "snapshots", "input": {"q": "which seat?"}})
+    golden = execute(stub, agent, settings=RunSettings(policy="live")).actual
+    who[0], snapshots[0] = "Bob", 0
+    run = execute(golden, agent, settings=RunSettings())
+    findings = [finding_data(f, total_steps=4) for f in judge(golden, run).findings]
+    replayed = ViewEntry(
+        golden=golden,
+        actual=run.actual,
+        status="failed",
+        findings=findings,
+        matched=run.matched,
+    )
+    snapshots[0] = 2
+    saved = execute(golden.model_copy(update={"name": "saved"}), agent, settings=RunSettings())
+    golden_saved = golden.model_copy(update={"name": "saved"})
+    return [replayed, ViewEntry(golden=golden_saved, actual=saved.actual, status="failed")]
+
+
+# what the page must show escaped, and what it must leave as it is (opswald.hidden)
+HIDDEN = [
+    "abc\u202edef",  # RIGHT-TO-LEFT OVERRIDE: "abcfed" on screen, raw
+    "pay\u200bpal",  # zero-width space
+    "ad\u200dmin",  # a joiner next to ASCII
+    "\u200d",
+    " \u200d\U0001f4bb",
+    "soft\xadhyphen",
+    "\ufeffBOM",
+    "\u2066isolated\u2069",
+    "hi\U000e0041\U000e0042",  # tag characters: text no one sees
+    "a\ufe0f",  # a selector after a Latin letter
+    "\u2764\ufe0f\ufe0f",  # a run of selectors
+    "a\U000e0100",
+]
+KEPT = [
+    "\U0001f469\u200d\U0001f4bb",  # emoji ZWJ sequence
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian, ZWNJ
+    "\u2764\ufe0f",
+    "1\ufe0f\u20e3",  # keycap
+    "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # flag
+    "\u2764\ufe0f\u200d\U0001f525",  # a joiner after a kept selector
+    "\u6f22\U000e0100",  # an ideographic variation selector
+    "\u1820\u180b",  # a Mongolian free variation selector
+    "plain text",
+]
+
+
+def shown(text: str) -> str:
+    """`text` as goldens and the terminal write it: the hidden characters as escapes."""
+    chars = list(text)
+    for i in hidden_positions(text):
+        code = ord(chars[i])
+        chars[i] = f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return "".join(chars)
+
+
+def hidden_session() -> Session:
+    return Session.model_validate(
+        {
+            "name": "rlo\u202eevil",
+            "input": {"q": "pay\u200bpal"},
+            "steps": [
+                {"step": 1, "type": "user_input", "content": "abc\u202edef"},
+                {
+                    "step": 2,
+                    "type": "tool_call",
+                    "tool": "lookup",
+                    "input": {"name": "pay\u200bpal"},
+                    "output": {"emoji": KEPT[0], "plain": "plain text"},
+                },
+                {"step": 3, "type": "user_input", "content": "plain text"},
+            ],
+            "output": None,
+            "notes": [{"text": text} for text in [*HIDDEN, *KEPT]],
+        }
+    )
 
 
 def hostile() -> Session:
@@ -293,7 +393,18 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             for i in range(200)
         ],
     )
-    return {"report": report, "long": long, "many": many, "skipped": skipped}
+    hidden = folder / "hidden.html"
+    write_report(hidden, [ViewEntry(golden=hidden_session())], title="title\u202eeliT")
+    aligned = folder / "aligned.html"
+    write_report(aligned, snapshot_entries())
+    return {
+        "report": report,
+        "long": long,
+        "many": many,
+        "skipped": skipped,
+        "hidden": hidden,
+        "aligned": aligned,
+    }
 
 
 def page_of(browser: Browser, path: Path, hash: str = "") -> Opened:
@@ -586,4 +697,93 @@ def test_screenshot_artifact(opener: Any, pages: dict[str, Path], tmp_path: Path
     for shot in sorted(artifacts.iterdir()):
         print(f"\nviewer screenshot: {shot}")
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    o.check()
+
+
+def test_hidden_characters_show_as_escapes(opener: Any, pages: dict[str, Path]) -> None:
+    o = opener(pages["hidden"], "#golden=rlo-evil&step=1")
+    page = o.page
+    content = page.locator("#inspector .side[data-side='golden'] .msg .content")
+    assert content.text_content() == "abc\\u202edef"
+    assert content.locator("span.hidden-char").all_text_contents() == ["\\u202e"]
+    # laid out left to right as it is held: no override reorders what follows it
+    order = content.evaluate(
+        """node => {
+            const x = (ch) => {
+                const walker = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+                for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+                    const i = t.data.indexOf(ch);
+                    if (i < 0) continue;
+                    const range = document.createRange();
+                    range.setStart(t, i);
+                    range.setEnd(t, i + 1);
+                    return range.getBoundingClientRect().left;
+                }
+                return null;
+            };
+            return ["a", "c", "d", "f"].map(x);
+        }"""
+    )
+    assert None not in order and order == sorted(order), order
+    assert page.inner_text("#head h2").endswith("rlo\\u202eevil")
+    assert page.title() == "title\\u202eeliT"
+    assert page.inner_text("#title") == "title\\u202eeliT"
+    # every place: the note text and its escapes, exactly as opswald.hidden decides
+    notes = page.locator("#head .note").all_text_contents()
+    assert notes == [f"note: {shown(text)}" for text in [*HIDDEN, *KEPT]]
+    kept = notes[len(HIDDEN) :]
+    assert kept == [f"note: {text}" for text in KEPT], "emoji, Persian and flags stay as they are"
+    assert page.locator("#head .note .hidden-char").count() == sum(
+        len(hidden_positions(t)) for t in HIDDEN
+    )
+    page.keyboard.press("ArrowRight")
+    tool = page.locator("#inspector .side[data-side='golden']").inner_text()
+    assert '"name": "pay\\u200bpal"' in tool  # in JSON, the escape JSON has for it
+    assert f'"emoji": "{KEPT[0]}"' in tool and '"plain": "plain text"' in tool
+    page.keyboard.press("ArrowRight")
+    plain = page.locator("#inspector .side[data-side='golden'] .msg .content")
+    assert plain.text_content() == "plain text"
+    assert plain.evaluate("n => n.childNodes.length") == 1  # one text node, no span
+    o.check()
+
+
+def test_steps_pair_by_match_not_by_position(opener: Any, pages: dict[str, Path]) -> None:
+    o = opener(pages["aligned"], "#golden=snapshots")
+    page = o.page
+    # golden: chat, snapshot, chat, lookup; the replay: chat, chat, lookup (no snapshot)
+    assert position(page) == "step 4 of 4"  # the divergence, on its row
+    assert current_row(page) == "4"
+    golden = page.locator("#inspector .side[data-side='golden'] .side-title").inner_text()
+    actual = page.locator("#inspector .side[data-side='actual'] .side-title").inner_text()
+    assert golden == "golden: step 4 of 4 · tool_call lookup"
+    assert actual == "actual: step 3 of 3 · tool_call lookup"
+    assert "'Alice' → 'Bob'" in page.inner_text("#inspector .finding")
+    rows = page.locator(".step-row")
+    assert rows.evaluate_all("rows => rows.map(r => r.querySelector('.n').textContent)") == [
+        "#1",
+        "#2",
+        "#3/2",
+        "#4/3",
+    ]
+    labels = rows.evaluate_all("rows => rows.map(r => r.querySelector('.label').textContent)")
+    assert labels[1] == "(golden only) state"
+    assert labels[2] == "llm_call sim"  # chat 2 beside chat 2: the same, no ≠
+    differing = "rows => rows.filter(r => r.querySelector('.flag.div, .flag.diff')).length"
+    assert rows.evaluate_all(differing) == 2  # the snapshot and the booking
+    page.keyboard.press("ArrowLeft")
+    assert page.locator("#inspector .side[data-side='actual'] .side-title").inner_text() == (
+        "actual: step 2 of 3 · llm_call sim"
+    )
+    page.keyboard.press("ArrowLeft")
+    assert page.locator("#inspector .side[data-side='actual'] .side-title").inner_text() == (
+        "actual: no step here (3 steps)"
+    )
+    # the saved actual records one snapshot more: no pairing from a run, paired in order
+    page.locator(".index-row[data-id='saved']").click()
+    assert position(page) == "step 5 of 5"
+    golden = page.locator("#inspector .side[data-side='golden'] .side-title").inner_text()
+    actual = page.locator("#inspector .side[data-side='actual'] .side-title").inner_text()
+    assert golden == "golden: step 4 of 4 · tool_call lookup"
+    assert actual == "actual: step 5 of 5 · tool_call lookup"
+    assert page.locator(".step-row[data-n='3'] .label").inner_text() == "(actual only) state"
     o.check()

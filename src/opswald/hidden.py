@@ -37,10 +37,16 @@ from typing import Any
 
 import yaml
 
-__all__ = ["HiddenEscapingDumper", "has_hidden", "hidden_positions", "json_with_hidden_escaped"]
+__all__ = [
+    "IGNORABLE",
+    "HiddenEscapingDumper",
+    "has_hidden",
+    "hidden_positions",
+    "json_with_hidden_escaped",
+]
 
 # Default_Ignorable_Code_Point (Unicode 15.1, DerivedCoreProperties.txt), inclusive ranges
-_IGNORABLE: tuple[tuple[int, int], ...] = (
+IGNORABLE: tuple[tuple[int, int], ...] = (
     (0x00AD, 0x00AD),  # SOFT HYPHEN
     (0x034F, 0x034F),  # COMBINING GRAPHEME JOINER
     (0x061C, 0x061C),  # ARABIC LETTER MARK
@@ -60,7 +66,7 @@ _IGNORABLE: tuple[tuple[int, int], ...] = (
     (0xE0000, 0xE0FFF),  # tags, VARIATION SELECTOR-17..256, unassigned
 )
 _CANDIDATE = re.compile(
-    "[" + "".join(f"{chr(a)}-{chr(b)}" if a < b else chr(a) for a, b in _IGNORABLE) + "]"
+    "[" + "".join(f"{chr(a)}-{chr(b)}" if a < b else chr(a) for a, b in IGNORABLE) + "]"
 )
 
 _ZWNJ, _ZWJ = "\u200c", "\u200d"

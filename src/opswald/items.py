@@ -271,6 +271,7 @@ def run_golden(
         policy=policy,
         fork_step=run.fork_step,
         agent_traceback=run.agent_traceback,
+        matched=run.matched,
     )
     total = len(golden.step_list) if not golden.is_stub else None
     wants_write = writing or golden.is_stub or (settings.update and not verdict.passed)

@@ -991,6 +991,8 @@ def _view_of(item: pytest.Item, outcome: Any, status: str) -> dict[str, Any]:
         "path": str(path),
         "file": str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
         "actual": to_data(result.actual) if status == "failed" else None,
+        # the golden step each served call answered as (pairs: plain data for xdist)
+        "matched": [[n, g] for n, g in result.matched.items()] if status == "failed" else None,
         "findings": [finding_data(f, total_steps=total) for f in result.verdict.findings],
     }
 
@@ -1256,6 +1258,7 @@ class SummaryPlugin:
                 file=view["file"],
                 findings=list(view.get("findings") or ()),
                 record=record,
+                matched={n: g for n, g in view.get("matched") or ()},
             )
             entries.append((nodeid, entry))
         for nodeid, record in self.malformed.items():

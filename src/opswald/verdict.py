@@ -81,6 +81,9 @@ class Finding:
     # a setting the run could not be judged without (`match: embedding` with no embedder
     # configured): what to configure, for the fix line; an update cannot stand in for it
     needs: str = ""
+    # `step` is the run's own number, not the golden's: a snapshot the golden does not have
+    # (an extra call, kind `extra_call`, is always numbered in the run)
+    run_step: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

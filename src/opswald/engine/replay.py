@@ -471,6 +471,7 @@ class Replay:
                 policy=run.policy,
                 fork_step=run.fork_step,
                 agent_traceback=run.agent_traceback,
+                matched=run.matched,
             )
         except HookFailed as failed:  # the hook's own exception, in the caller's thread
             self._error = failed.__cause__ or failed

@@ -103,6 +103,11 @@ class Run:
     fork_run_step: int | None = None
     fork_path_from: int | None = None
 
+    @property
+    def matched(self) -> dict[int, int]:
+        """The golden step each served call answered as, by the run's step number."""
+        return {number: step.step for number, step in self.served.items()}
+
 
 @dataclass(frozen=True, kw_only=True)
 class ReplayResult:
@@ -114,6 +119,9 @@ class ReplayResult:
     policy: Policy
     fork_step: int | None = None
     agent_traceback: str | None = None
+    # the golden step each served call answered as, by the actual step number (snapshots
+    # and live calls have none): how the viewer lines the two sessions up
+    matched: dict[int, int] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

@@ -68,20 +68,27 @@ def compare_states(golden: Session, actual: Session, spec: StateExpect) -> list[
         if not diffs:
             continue
         what = _what(index, g, a, len(g_states), len(a_states))
+        ours = g is None  # a snapshot only the run has: numbered in the run
         if spec.mode == "paths":
             hit = [d for d in diffs if _touches(d, watched)]
             rest = [d for d in diffs if not _touches(d, watched)]
             if hit:
                 findings.append(
-                    _finding(f"{what} at watched paths (state: paths)", hit, g or a, True)
+                    _finding(
+                        f"{what} at watched paths (state: paths)", hit, g or a, True, run_step=ours
+                    )
                 )
             if rest:
                 findings.append(
-                    _finding(f"{what} (state: paths, not watched)", rest, g or a, False)
+                    _finding(
+                        f"{what} (state: paths, not watched)", rest, g or a, False, run_step=ours
+                    )
                 )
         else:
             failing = spec.mode == "exact"
-            findings.append(_finding(f"{what} (state: {spec.mode})", diffs, g or a, failing))
+            findings.append(
+                _finding(f"{what} (state: {spec.mode})", diffs, g or a, failing, run_step=ours)
+            )
     return findings
 
 
@@ -97,7 +104,12 @@ def _what(index: int, g: StateStep | None, a: StateStep | None, n_g: int, n_a: i
 
 
 def _finding(
-    message: str, diffs: list[Difference], where: StateStep | None, failing: bool
+    message: str,
+    diffs: list[Difference],
+    where: StateStep | None,
+    failing: bool,
+    *,
+    run_step: bool = False,
 ) -> Finding:
     changed = diffs[0].where.split(" › ", 1)[-1].split("[", 1)[0] if diffs else ""
     watch = changed if changed and changed[0].isalpha() else "memory.user_preference"
@@ -114,6 +126,7 @@ def _finding(
         differences=tuple(diffs),
         suggestion=hint if failing else "",
         failing=failing,
+        run_step=run_step,
     )
 
 

@@ -15,13 +15,19 @@ script. The page shows every piece of session content as text (`textContent`).
 The data, per golden (`data["goldens"][i]`):
 
 - `id` (URL-safe, unique: the hash is `#golden=<id>&step=<n>`), `name`, `file`, `status`,
-  `description`, `tags`, `start` (the step selected first), `divergence`, `diff_steps`,
-  `step_diffs` (`{step: [diff lines]}`), `findings`, `analyses`, `figures`, `record`;
+  `description`, `tags`, `rows` (with an actual: the compare view's rows, `[golden step,
+  actual step]`, 0 where a side has none, `step_rows`; null: one row per golden step),
+  `start` (the row selected first), `divergence` (its row), `diff_steps` (rows where the
+  two differ), `step_diffs` (`{row: [diff lines]}`), `findings` (`run_step`: the step is
+  the run's number), `analyses`, `figures`, `record`;
 - `golden` and `actual` (or null): a session view with `steps` (one row per step: `n`, `type`,
   `cat` user/llm/tool/state/error, `name`, `ms`, `cost`, `tok`, `ts`, `slow`, `err`, `desc`,
   `notes`, `data` (the step as written in a golden, `raw` left out), `st` = [snapshot step,
   last-output step, tool outputs so far] and `chg` = the state change lines), and the parts
   the state is assembled from: `snapshots`, `outputs`, `tool_outputs`.
+
+`data["ignorable"]`: the code point ranges of `opswald.hidden`, whose characters the page
+shows as escapes (with that module's exceptions).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -43,7 +49,9 @@ from opswald.analysis import Analysis, analyse
 from opswald.diff import differences, headline, render_difference, short_repr
 from opswald.engine.state import SNAPSHOT_PARTS
 from opswald.expect.budgets import Figures, figures
+from opswald.expect.state import compare_states
 from opswald.files import atomic_write_text, to_data
+from opswald.hidden import IGNORABLE
 from opswald.jsonable import to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor, make_redactor
 from opswald.report.summary import MS_DECIMALS, round_cost, total_cost
@@ -55,7 +63,8 @@ from opswald.session import (
     StateStep,
     ToolCallStep,
 )
-from opswald.sessiondiff import compared_data, session_differences
+from opswald.sessiondiff import _step_body, compared_data, session_differences
+from opswald.terminal import escaped
 from opswald.verdict import MISSING, Difference, Finding, FindingKind
 
 __all__ = ["ViewEntry", "build_data", "finding_data", "render", "write_report"]
@@ -64,6 +73,7 @@ FORMAT = 1
 MAX_DIFFERENCES = 20  # differences of one finding kept (and rendered) for the page
 MAX_VALUE_CHARS = 2000  # a difference's values travel along when their JSON is this short
 MAX_STEP_DIFFS = 50  # steps of golden vs actual whose field diff is kept
+MAX_COUNTED = 200  # step differences counted for the markers of differing steps
 TOP = 5  # slowest and costliest steps listed per session
 MAX_CHANGE_LINES = 200  # state change lines of one step (the same cap as state_changes)
 _STEP_FIELDS = ("step", "type", "description", "timestamp", "duration_ms", "error", "attributes")
@@ -80,6 +90,9 @@ class ViewEntry:
     file: str | None = None  # the golden's path as shown
     findings: list[dict[str, Any]] = field(default_factory=list)  # from finding_data()
     record: dict[str, Any] | None = None  # the JSON report's record of this golden's run
+    # the golden step each served call of `actual` answered as, by its step number
+    # (`ReplayResult.matched`); None for a saved actual, whose steps pair in order
+    matched: Mapping[int, int] | None = None
 
 
 # --- findings ----------------------------------------------------------------------------
@@ -102,6 +115,8 @@ def finding_data(finding: Finding, *, total_steps: int | None) -> dict[str, Any]
         "diff": [line for d in shown for line in render_difference(d)],
         "differences": [_difference_data(d) for d in shown],
         "more_differences": len(finding.differences) - len(shown),
+        # the step is the run's number (a call or snapshot the golden does not have)
+        "run_step": finding.run_step or finding.kind == "extra_call",
     }
 
 
@@ -117,38 +132,122 @@ def _difference_data(d: Difference) -> dict[str, Any]:
     return out
 
 
-def findings_from_diff(golden: Session, actual: Session) -> list[dict[str, Any]]:
+def step_rows(
+    golden: Session, actual: Session, matched: Mapping[int, int] | None = None
+) -> list[tuple[int, int]]:
+    """The rows of the compare view: (golden step, actual step), 0 where a side has none.
+
+    A call the replay served sits beside the golden step it answered as (`matched`, from
+    the run: `ReplayResult.matched`). The steps between two such calls (snapshots, which
+    are never matched, and calls made live) pair in order, a snapshot with a snapshot and
+    a call with a call; a snapshot one side has and the other does not has its row alone,
+    so one snapshot more or fewer moves no later step. Without `matched` (a saved actual)
+    the whole sessions pair that way."""
+    g_steps, a_steps = golden.step_list, actual.step_list
+    found = {
+        a: g
+        for a, g in (matched or {}).items()
+        if 1 <= a <= len(a_steps) and 1 <= g <= len(g_steps)
+    }
+    used = set(found.values())
+    rows: list[tuple[int, int]] = []
+    placed: set[int] = set()
+    next_g, loose = 1, []
+    for a in range(1, len(a_steps) + 1):
+        g = found.get(a)
+        if g is None or g in placed:
+            loose.append(a)
+            continue
+        between = [x for x in range(next_g, g) if x not in used]
+        rows.extend(_in_order(between, loose, g_steps, a_steps))
+        rows.append((g, a))
+        placed.add(g)
+        next_g, loose = max(next_g, g + 1), []
+    rest = [x for x in range(next_g, len(g_steps) + 1) if x not in used]
+    rows.extend(_in_order(rest, loose, g_steps, a_steps))
+    return rows
+
+
+def _in_order(
+    golden: list[int], actual: list[int], g_steps: list[AnyStep], a_steps: list[AnyStep]
+) -> Iterator[tuple[int, int]]:
+    """Unmatched golden and actual steps paired in order, a snapshot only with a snapshot."""
+    i = j = 0
+    while i < len(golden) or j < len(actual):
+        g = golden[i] if i < len(golden) else 0
+        a = actual[j] if j < len(actual) else 0
+        g_state = bool(g) and isinstance(g_steps[g - 1], StateStep)
+        a_state = bool(a) and isinstance(a_steps[a - 1], StateStep)
+        if g and a and g_state != a_state:  # a snapshot the other side has not here
+            g, a = (g, 0) if g_state else (0, a)
+        i += bool(g)
+        j += bool(a)
+        yield g, a
+
+
+def _positions(rows: Sequence[tuple[int, int]]) -> tuple[dict[int, int], dict[int, int]]:
+    """Each golden step's and each actual step's row (1-based)."""
+    g_at = {g: at for at, (g, _) in enumerate(rows, start=1) if g}
+    a_at = {a: at for at, (_, a) in enumerate(rows, start=1) if a}
+    return g_at, a_at
+
+
+def findings_from_diff(
+    golden: Session, actual: Session, matched: Mapping[int, int] | None = None
+) -> list[dict[str, Any]]:
     """Findings for a saved actual without a verdict: the golden-vs-actual differences
     (timestamps, durations and how the run was made aside), one finding per differing
-    step, then the rest."""
-    found = session_differences(compared_data(golden), compared_data(actual))
-    total = len(golden.step_list)
-    by_step: dict[int | None, list[Difference]] = {}
-    for d in found:
-        by_step.setdefault(d.step, []).append(d)
-    out: list[dict[str, Any]] = []
-    hint = "if the new behaviour is intended, accept it with --opswald-update"
+    call (its steps paired as the compare view pairs them, `step_rows`), the state
+    snapshots as the verdict compares them (`expect.state`: reported, failing only when
+    the golden asks), then the rest."""
+    g_data, a_data = compared_data(golden), compared_data(actual)
+    g_steps, a_steps = g_data.pop("steps", None) or [], a_data.pop("steps", None) or []
     steps = golden.step_list
-    for step, diffs in by_step.items():
-        if step is None:
+    total = len(steps)
+    hint = "if the new behaviour is intended, accept it with --opswald-update"
+    rows = step_rows(golden, actual, matched)
+    placed: list[tuple[int, Finding]] = []
+    for at, (g, a) in enumerate(rows, start=1):
+        recorded = steps[g - 1] if g else None
+        made = actual.step_list[a - 1] if a else None
+        if isinstance(recorded, StateStep) or isinstance(made, StateStep):
+            continue  # snapshots: compared below, as the verdict compares them
+        diffs = differences(
+            _step_body(g_steps[g - 1]) if g else MISSING,
+            _step_body(a_steps[a - 1]) if a else MISSING,
+            step=g or a,
+        )
+        if not diffs:
             continue
-        recorded = steps[step - 1] if step <= len(steps) else None
-        message = (
-            "the actual session differs from the golden here"
-            if recorded is not None
-            else "the actual session has a step the golden does not have"
-        )
-        f = Finding(
-            kind="mismatch" if recorded is not None else "extra_call",
-            message=message,
-            step=step,
-            step_type=recorded.type if recorded is not None else _actual_type(actual, step),
-            name=_step_name(recorded) if recorded is not None else None,
-            differences=tuple(diffs),
-            suggestion=hint,
-        )
-        out.append(finding_data(f, total_steps=total))
-    rest = by_step.get(None, [])
+        if recorded is not None:
+            f = Finding(
+                kind="mismatch",
+                message="the actual session differs from the golden here"
+                if made is not None
+                else "the actual session has no step here",
+                step=g,
+                step_type=recorded.type,
+                name=_step_name(recorded),
+                differences=tuple(diffs),
+                suggestion=hint,
+            )
+        else:
+            assert made is not None
+            f = Finding(
+                kind="extra_call",
+                message="the actual session has a step the golden does not have",
+                step=a,
+                step_type=made.type,
+                name=_step_name(made),
+                differences=tuple(diffs),
+                suggestion=hint,
+            )
+        placed.append((at, f))
+    g_at, a_at = _positions(rows)
+    for f in compare_states(golden, actual, golden.expectations.state):
+        placed.append(((a_at if f.run_step else g_at).get(f.step or 0, 0), f))
+    out = [finding_data(f, total_steps=total) for _, f in sorted(placed, key=lambda p: p[0])]
+    rest = session_differences(g_data, a_data)
     for key in dict.fromkeys(_top(d) for d in rest):
         kind: FindingKind = (
             "output" if key == "output" else "error" if key == "error" else "mismatch"
@@ -165,11 +264,6 @@ def findings_from_diff(golden: Session, actual: Session) -> list[dict[str, Any]]
 
 def _top(d: Difference) -> str:
     return str(d.path[0]) if d.path else "value"
-
-
-def _actual_type(actual: Session, step: int) -> str | None:
-    steps = actual.step_list
-    return steps[step - 1].type if step <= len(steps) else None
 
 
 def _step_name(step: AnyStep) -> str | None:
@@ -455,56 +549,110 @@ def _fork_of(actual: Session | None) -> dict[str, Any] | None:
 
 
 def _divergence(
-    findings: Sequence[dict[str, Any]], golden: Session, actual: Session | None
+    findings: Sequence[dict[str, Any]],
+    golden: Session,
+    actual: Session | None,
+    matched: Mapping[int, int] | None,
 ) -> dict[str, Any] | None:
     """The first failing finding at a step; for a fork, whose verdict does not fail where it
     leaves the golden, the first step that differs, as for its saved actual alone."""
     if _fork_of(actual) is not None and actual is not None:
-        first = next((f for f in findings_from_diff(golden, actual) if f.get("step")), None)
+        first = next(
+            (
+                f
+                for f in findings_from_diff(golden, actual, matched)
+                if f.get("step") and f.get("failing", True)
+            ),
+            None,
+        )
         if first is not None:
             return first
     return next((f for f in findings if f.get("failing", True) and f.get("step")), None)
 
 
-def _step_diffs(golden: Session, actual: Session) -> tuple[list[int], dict[str, list[str]]]:
-    """Steps (by position) where golden and actual differ, and their field diff lines."""
-    found = session_differences(compared_data(golden), compared_data(actual))
-    steps: dict[int, list[str]] = {}
-    for d in found:
-        if d.step is None:
+def _step_diffs(
+    golden: Session, actual: Session, rows: Sequence[tuple[int, int]]
+) -> tuple[list[int], dict[str, list[str]]]:
+    """Rows of the compare view where golden and actual differ, and their field diff
+    lines (in the golden's step numbers; a step only the run has, in the run's)."""
+    g_steps = compared_data(golden).get("steps") or []
+    a_steps = compared_data(actual).get("steps") or []
+    order: list[int] = []
+    lines: dict[str, list[str]] = {}
+    room = MAX_COUNTED
+    for at, (g, a) in enumerate(rows, start=1):
+        if room <= 0:
+            break
+        found = differences(
+            _step_body(g_steps[g - 1]) if g else MISSING,
+            _step_body(a_steps[a - 1]) if a else MISSING,
+            step=g or a,
+            limit=room,
+        )
+        if not found:
             continue
-        lines = steps.setdefault(d.step, [])
-        if len(steps) <= MAX_STEP_DIFFS and len(lines) < 3 * MAX_DIFFERENCES:
-            lines.extend(render_difference(d))
-    order = sorted(steps)
-    return order, {str(n): steps[n] for n in order[:MAX_STEP_DIFFS]}
+        room -= len(found)
+        order.append(at)
+        if len(order) <= MAX_STEP_DIFFS:
+            shown: list[str] = []
+            for d in found:
+                if len(shown) >= 3 * MAX_DIFFERENCES:
+                    break
+                shown.extend(render_difference(d))
+            lines[str(at)] = shown
+    return order, lines
+
+
+def _at(
+    finding: dict[str, Any] | None, g_at: Mapping[int, int], a_at: Mapping[int, int]
+) -> int | None:
+    """The row of the compare view a finding's step is on."""
+    step = (finding or {}).get("step")
+    if not isinstance(step, int) or step < 1:
+        return None
+    first, second = (a_at, g_at) if (finding or {}).get("run_step") else (g_at, a_at)
+    return first.get(step) or second.get(step)
 
 
 def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
     golden, actual = entry.golden, entry.actual
     findings = list(entry.findings)
     if not findings and actual is not None:
-        findings = findings_from_diff(golden, actual)
-    divergence = _divergence(findings, golden, actual)
+        findings = findings_from_diff(golden, actual, entry.matched)
+    divergence = _divergence(findings, golden, actual, entry.matched)
     diff_steps: list[int] = []
     step_diffs: dict[str, list[str]] = {}
+    rows: list[tuple[int, int]] | None = None
     if actual is not None:
-        diff_steps, step_diffs = _step_diffs(golden, actual)
+        rows = step_rows(golden, actual, entry.matched)
+        diff_steps, step_diffs = _step_diffs(golden, actual, rows)
+        g_at, a_at = _positions(rows)
+    else:
+        g_at = a_at = {s.step: s.step for s in golden.step_list}
     g_fig = figures(golden)
     if actual is not None:
         a_fig: Figures | None = figures(actual)
     else:  # a skipped golden did not run: no figures of a run
         a_fig = _measured(entry.record) if entry.status != "skipped" else None
-    error_steps = [s.step for s in (actual or golden).step_list if s.error is not None]
-    start = (divergence or {}).get("step") or (error_steps[0] if error_steps else 1)
+    errors = [
+        pos
+        for pos in (
+            (a_at if actual is not None else g_at).get(s.step)
+            for s in (actual or golden).step_list
+            if s.error is not None
+        )
+        if pos
+    ]
+    at = _at(divergence, g_at, a_at)
     return {
         "name": _display_name(entry),
         "file": entry.file,
         "status": entry.status,
         "description": golden.description,
         "tags": list(golden.tags),
-        "start": start,
-        "divergence": (divergence or {}).get("step"),
+        "start": at or (min(errors) if errors else 1),
+        "divergence": at,
+        "rows": [list(r) for r in rows] if rows is not None else None,
         "diff_steps": diff_steps,
         "step_diffs": step_diffs,
         "findings": findings,
@@ -573,6 +721,8 @@ def build_data(
             ),
         },
         "goldens": goldens,
+        # the characters the page shows as escapes (opswald.hidden), as code point ranges
+        "ignorable": [list(r) for r in IGNORABLE],
     }
 
 
@@ -644,7 +794,8 @@ def render(data: dict[str, Any]) -> str:
         "CSP": html.escape(content_security_policy(script, style), quote=False).replace(
             '"', "&quot;"
         ),
-        "TITLE": html.escape(str(data.get("title") or "opswald replay"), quote=True),
+        # the tab's title as the terminal shows it: hidden characters escaped
+        "TITLE": html.escape(escaped(str(data.get("title") or "opswald replay")), quote=True),
         "STYLE": style,
         "SCRIPT": script,
         "DATA": embed_json(data),

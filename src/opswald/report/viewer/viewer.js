@@ -1,7 +1,10 @@
 /* opswald replay viewer: hand-written, no build step, no network.
  *
  * Everything from a session is put on the page as text (textContent, Text nodes, canvas
- * drawing); nothing here parses HTML. The data is the JSON block #opswald-data, built by
+ * drawing); nothing here parses HTML. Characters that hide or reorder text (bidi controls,
+ * zero-width and tag characters) are shown as the escapes goldens and the terminal write
+ * (`\u202e`), in a marked span, with the exceptions opswald.hidden makes (a joiner inside
+ * an emoji or a Persian word, a variation selector after its character, a subdivision flag). The data is the JSON block #opswald-data, built by
  * opswald.report.html.build_data (see its docstring for the shape). Lists are virtualised
  * (only the rows in view exist) and the timeline is one canvas per session, so the number
  * of DOM nodes stays bounded for any session size.
@@ -36,9 +39,143 @@
     visible: [],
     timer: null,
     indexRows: DATA.goldens,
+    positions: { golden: null, actual: null },
   };
 
   const $ = (id) => document.getElementById(id);
+
+  // --- hidden characters (opswald.hidden: the same characters, the same exceptions) ------
+
+  // Default_Ignorable_Code_Point, the ranges of opswald.hidden, sent with the data
+  const IGNORABLE_CLASS = "[" + DATA.ignorable.map(([a, b]) => cp(a) + (a < b ? "-" + cp(b) : "")).join("") + "]";
+  const IGNORABLE = new RegExp(IGNORABLE_CLASS, "u");
+  const IGNORABLE_CHAR = new RegExp("^" + IGNORABLE_CLASS + "$", "u");
+  // what Python's str.isspace() calls white space
+  const SPACE = /^[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/u;
+  const ZWNJ = 0x200c;
+  const ZWJ = 0x200d;
+  const KEYCAP_BASES = "#*0123456789";
+
+  function cp(code) {
+    return "\\u{" + code.toString(16) + "}";
+  }
+
+  function shows(ch, lowest) {
+    const c = ch.codePointAt(0);
+    return c >= lowest && !SPACE.test(ch) && !IGNORABLE_CHAR.test(ch) && !(c >= 0xd800 && c <= 0xdfff) && c !== 0xfffe && c !== 0xffff;
+  }
+
+  function isSelector(c) {
+    return (c >= 0xfe00 && c <= 0xfe0f) || (c >= 0xe0100 && c <= 0xe01ef) || c === 0x180b || c === 0x180c || c === 0x180d || c === 0x180f;
+  }
+
+  function selects(ch, selector) {
+    const c = ch.codePointAt(0);
+    if (selector >= 0xfe00 && selector <= 0xfe0f) return KEYCAP_BASES.includes(ch) || shows(ch, 0xa0);
+    if (selector >= 0xe0100 && selector <= 0xe01ef) {
+      return (c >= 0x3400 && c <= 0x4dbf) || (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0x20000 && c <= 0x3ffff);
+    }
+    if ((selector >= 0x180b && selector <= 0x180d) || selector === 0x180f) return c >= 0x1820 && c <= 0x18aa;
+    return false;
+  }
+
+  function flagTags(chars) {
+    // an emoji subdivision flag: WAVING BLACK FLAG, 2 to 6 tag letters or digits, CANCEL TAG
+    const out = new Set();
+    for (let i = 0; i < chars.length; i++) {
+      if (chars[i] !== "\u{1f3f4}") continue;
+      let j = i + 1;
+      while (j < chars.length && j - i <= 7) {
+        const c = chars[j].codePointAt(0);
+        if (!((c >= 0xe0030 && c <= 0xe0039) || (c >= 0xe0061 && c <= 0xe007a))) break;
+        j++;
+      }
+      const n = j - i - 1;
+      if (n >= 2 && n <= 6 && j < chars.length && chars[j] === "\u{e007f}") {
+        for (let k = i + 1; k <= j; k++) out.add(k);
+        i = j;
+      }
+    }
+    return out;
+  }
+
+  // The characters of `text` (code points) and which of them are shown escaped: the port of
+  // opswald.hidden.hidden_positions (tests/test_viewer_browser.py checks the two agree).
+  function hiddenIn(text) {
+    if (!IGNORABLE.test(text)) return null;
+    const chars = Array.from(text);
+    const flags = chars.includes("\u{1f3f4}") ? flagTags(chars) : new Set();
+    const hidden = new Set();
+    let keptSelector = -1;
+    for (let i = 0; i < chars.length; i++) {
+      const ch = chars[i];
+      if (!IGNORABLE_CHAR.test(ch)) continue;
+      const c = ch.codePointAt(0);
+      const before = i ? chars[i - 1] : "";
+      let keep;
+      if (c === ZWNJ || c === ZWJ) {
+        const after = i + 1 < chars.length ? chars[i + 1] : "";
+        const left = before !== "" && (shows(before, 0x300) || keptSelector === i - 1);
+        keep = left && after !== "" && shows(after, 0x300);
+      } else if (isSelector(c)) {
+        keep = before !== "" && selects(before, c);
+        if (keep) keptSelector = i;
+      } else {
+        keep = flags.has(i);
+      }
+      if (!keep) hidden.add(i);
+    }
+    return hidden.size ? { chars, hidden } : null;
+  }
+
+  function escapeOf(ch) {
+    const c = ch.codePointAt(0);
+    return c <= 0xffff ? "\\u" + c.toString(16).padStart(4, "0") : "\\U" + c.toString(16).padStart(8, "0");
+  }
+
+  // `text` as a plain string with its hidden characters escaped (tooltips)
+  function plain(text) {
+    const found = hiddenIn(text);
+    if (!found) return text;
+    return found.chars.map((ch, i) => (found.hidden.has(i) ? escapeOf(ch) : ch)).join("");
+  }
+
+  // `text` as strings and marked spans, one per hidden character
+  function textParts(text) {
+    const found = hiddenIn(text);
+    if (!found) return [text];
+    const parts = [];
+    let run = "";
+    found.chars.forEach((ch, i) => {
+      if (!found.hidden.has(i)) {
+        run += ch;
+        return;
+      }
+      if (run) parts.push(run);
+      run = "";
+      const code = "U+" + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+      const span = document.createElement("span");
+      span.className = "hidden-char";
+      span.title = "hidden character " + code;
+      span.textContent = escapeOf(ch);
+      parts.push(span);
+    });
+    if (run) parts.push(run);
+    return parts;
+  }
+
+  function setText(node, text) {
+    node.replaceChildren(...textParts(String(text)));
+  }
+
+  function add(node, ...children) {
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      if (typeof child === "string") node.append(...textParts(child));
+      else node.append(child);
+    }
+    return node;
+  }
 
   // --- DOM helpers (text only) ---------------------------------------------------------
 
@@ -46,8 +183,8 @@
     const node = document.createElement(tag);
     if (opts) {
       if (opts.cls) node.className = opts.cls;
-      if (opts.text !== undefined && opts.text !== null) node.textContent = String(opts.text);
-      if (opts.title !== undefined && opts.title !== null) node.title = String(opts.title);
+      if (opts.text !== undefined && opts.text !== null) setText(node, opts.text);
+      if (opts.title !== undefined && opts.title !== null) node.title = plain(String(opts.title));
       if (opts.attrs) {
         for (const [key, value] of Object.entries(opts.attrs)) node.setAttribute(key, String(value));
       }
@@ -55,10 +192,7 @@
         for (const [key, fn] of Object.entries(opts.on)) node.addEventListener(key, fn);
       }
     }
-    for (const child of children) {
-      if (child !== null && child !== undefined && child !== false) node.append(child);
-    }
-    return node;
+    return add(node, ...children);
   }
 
   function jsonText(value) {
@@ -76,16 +210,16 @@
     const text = jsonText(value);
     const node = el("pre");
     if (text.length <= MAX_TEXT) {
-      node.textContent = text;
+      setText(node, text);
       return node;
     }
-    node.textContent = text.slice(0, MAX_TEXT);
+    setText(node, text.slice(0, MAX_TEXT));
     const more = el("button", {
       text: "show all " + text.length.toLocaleString() + " characters",
       attrs: { type: "button" },
       on: {
         click: () => {
-          node.textContent = text;
+          setText(node, text);
         },
       },
     });
@@ -244,7 +378,10 @@
     if (delta && delta.cost && delta.cost.percent) {
       meta.push("cost " + (delta.cost.percent > 0 ? "+" : "") + delta.cost.percent + "%");
     }
-    if (entry.divergence) meta.push("diverges at step " + entry.divergence);
+    if (entry.divergence) {
+      const row = entry.rows ? entry.rows[entry.divergence - 1] : null;
+      meta.push("diverges at step " + (row ? row[0] || row[1] : entry.divergence));
+    }
     const row = el(
       "button",
       {
@@ -278,7 +415,7 @@
   // --- header and summary -------------------------------------------------------------------
 
   function renderSummary() {
-    $("title").textContent = DATA.title;
+    setText($("title"), DATA.title);
     const box = $("summary");
     const s = DATA.summary;
     const parts = [s.total + " golden" + (s.total === 1 ? "" : "s")];
@@ -331,12 +468,12 @@
           cls: "linkish",
           text: "step " + f.step,
           attrs: { type: "button" },
-          on: { click: () => goto(f.step) },
+          on: { click: () => goto(findingAt(f)) },
         }),
         " ",
       );
     }
-    head.append(f.headline || f.message);
+    add(head, f.headline || f.message);
     box.append(head);
     if (f.diff && f.diff.length) box.append(lines(f.diff));
     if (f.more_differences > 0) box.append(el("div", { cls: "muted", text: "… and " + f.more_differences + " more differences" }));
@@ -344,14 +481,16 @@
     return box;
   }
 
-  function topSteps(title, view, list, what) {
+  function topSteps(title, side, list, what) {
     if (!list.length) return null;
+    const view = state.entry[side];
     const box = el("div", { cls: "top-steps" }, el("span", { cls: "muted", text: title + ": " }));
     list.forEach((n, i) => {
       const row = view.steps[n - 1];
-      box.append(
+      add(
+        box,
         i ? " · " : "",
-        el("button", { cls: "linkish", text: "step " + n, attrs: { type: "button" }, on: { click: () => goto(n) } }),
+        el("button", { cls: "linkish", text: "step " + n, attrs: { type: "button" }, on: { click: () => goto(posOf(side, n)) } }),
         " " + label(row) + " " + what(row),
       );
     });
@@ -369,8 +508,8 @@
     if (entry.tags.length) parts.push(el("div", { cls: "muted", text: "tags: " + entry.tags.join(", ") }));
     if (entry.record && entry.record.variant) parts.push(el("div", { cls: "muted", text: "variant: " + entry.record.variant }));
     parts.push(figuresTable(entry));
-    parts.push(topSteps("slowest steps", view, view.slowest, (r) => fmtMs(r.ms) + (r.slow ? " (slow)" : "")));
-    parts.push(topSteps("most expensive steps", view, view.costliest, (r) => fmtCost(r.cost)));
+    parts.push(topSteps("slowest steps", "golden", view.slowest, (r) => fmtMs(r.ms) + (r.slow ? " (slow)" : "")));
+    parts.push(topSteps("most expensive steps", "golden", view.costliest, (r) => fmtCost(r.cost)));
     if (entry.status === "skipped" && entry.record && entry.record.reason)
       parts.push(el("div", { cls: "finding", text: "skipped: " + entry.record.reason }));
     if (view.stub) parts.push(el("div", { cls: "finding", text: "not recorded yet: run with --opswald-mode=record" }));
@@ -449,8 +588,9 @@
       const w = width / count;
       const maxMs = view.max_ms || 0;
       const diff = new Set(state.entry.diff_steps);
-      for (let n = from; n <= to && n <= view.steps.length; n++) {
-        const row = view.steps[n - 1];
+      for (let n = from; n <= to && n <= state.total; n++) {
+        const row = rowOf(this.side, n);
+        if (!row) continue; // the other side's step alone: a gap, so both stay aligned
         const x = (n - from) * w;
         const scale = maxMs > 0 && row.ms ? Math.sqrt(row.ms / maxMs) : 0;
         const h = Math.max(4, height * 0.3 + (height - 10) * 0.7 * scale);
@@ -502,13 +642,47 @@
 
   // --- steps -----------------------------------------------------------------------------------
 
-  function rowAt(view, n) {
-    return view && n >= 1 && n <= view.steps.length ? view.steps[n - 1] : null;
+  // A position k is a row of the compare view: the golden step and the actual step on it
+  // (entry.rows, built by build_data: a served call beside the golden step it answered as,
+  // snapshots paired in order between them). A golden without a run has one row per step.
+  function stepAt(side, k) {
+    const entry = state.entry;
+    const view = entry[side];
+    if (!view || k < 1) return 0;
+    if (!entry.rows) return k <= view.steps.length ? k : 0;
+    const row = entry.rows[k - 1];
+    return row ? row[side === "golden" ? 0 : 1] : 0;
+  }
+
+  function rowOf(side, k) {
+    const n = stepAt(side, k);
+    return n ? state.entry[side].steps[n - 1] : null;
+  }
+
+  function posOf(side, n) {
+    const at = state.positions[side];
+    return at && at.has(n) ? at.get(n) : n;
+  }
+
+  function findingAt(f) {
+    return posOf(f.run_step ? "actual" : "golden", f.step);
+  }
+
+  function positions(entry) {
+    const out = { golden: null, actual: null };
+    if (!entry.rows) return out;
+    out.golden = new Map();
+    out.actual = new Map();
+    entry.rows.forEach(([g, a], i) => {
+      if (g) out.golden.set(g, i + 1);
+      if (a) out.actual.set(a, i + 1);
+    });
+    return out;
   }
 
   function passes(n) {
-    const g = rowAt(state.entry.golden, n);
-    const a = rowAt(state.entry.actual, n);
+    const g = rowOf("golden", n);
+    const a = rowOf("actual", n);
     return (g && state.filter.has(g.cat)) || (a && state.filter.has(a.cat)) || false;
   }
 
@@ -536,12 +710,15 @@
 
   function stepRow(n) {
     const entry = state.entry;
-    const g = rowAt(entry.golden, n);
-    const a = rowAt(entry.actual, n);
+    const g = rowOf("golden", n);
+    const a = rowOf("actual", n);
     const row = g || a;
     const view = g ? entry.golden : entry.actual;
     const differs = entry.diff_steps.includes(n);
-    const text = g ? label(g) : "(actual only) " + label(a);
+    const text = g ? (entry.actual && !a ? "(golden only) " : "") + label(g) : "(actual only) " + label(a);
+    const gn = stepAt("golden", n);
+    const an = stepAt("actual", n);
+    const number = g && a && gn !== an ? "#" + gn + "/" + an : "#" + (gn || an);
     const labelText = entry.actual && differs && a && g ? text + "  ≠  " + label(a) : text;
     const bar = el("span", { cls: row.slow ? "bar slow" : "bar" });
     bar.style.width = view.max_ms > 0 && row.ms ? Math.max(2, (100 * row.ms) / view.max_ms) + "%" : "0";
@@ -561,7 +738,7 @@
         title: row.desc || labelText,
         on: { click: () => goto(n) },
       },
-      el("span", { cls: "n", text: "#" + n }),
+      el("span", { cls: "n", text: number, title: a && gn !== an ? "golden step " + (gn || "–") + ", actual step " + an : null }),
       el("span", { cls: "swatch cat-" + row.cat }),
       el("span", { cls: "label", text: labelText }),
       ...flags,
@@ -674,11 +851,12 @@
     return out;
   }
 
-  function sideColumn(side, view, n) {
-    const row = rowAt(view, n);
+  function sideColumn(side, view, k) {
+    const n = stepAt(side, k);
+    const row = rowOf(side, k);
     const col = el("div", { cls: "side", attrs: { "data-side": side } });
     const total = view.steps.length;
-    const head = row ? "step " + n + " of " + total + " · " + label(row) : "no step " + n + " (" + total + " steps)";
+    const head = row ? "step " + n + " of " + total + " · " + label(row) : "no step here (" + total + " steps)";
     if (state.entry.actual) col.append(el("div", { cls: "side-title", text: side + ": " + head }));
     if (!row) return col;
     col.append(...stepContent(row));
@@ -706,7 +884,7 @@
               cls: "linkish",
               text: "step " + lead.step,
               attrs: { type: "button" },
-              on: { click: () => goto(lead.step) },
+              on: { click: () => goto(posOf(a.side, lead.step)) },
             }),
             " " + (lead.name ? lead.type + " " + lead.name : lead.type) + ": " + lead.why,
           ),
@@ -728,17 +906,22 @@
       box.replaceChildren(el("div", { cls: "empty", text: entry.golden.stub ? "not recorded yet: no steps" : "this session has no steps" }));
       return;
     }
-    const g = rowAt(entry.golden, n);
-    parts.push(el("h3", { text: "step " + n + " of " + state.total + " · " + label(g || rowAt(entry.actual, n)) }));
-    for (const f of entry.findings) {
-      if (f.step === n) parts.push(findingBlock(f));
+    const g = rowOf("golden", n);
+    const gn = stepAt("golden", n);
+    const an = stepAt("actual", n);
+    let title = "step " + n + " of " + state.total;
+    if (entry.actual && gn !== an) {
+      title += " · " + (gn ? "golden step " + gn : "not in the golden") + " · " + (an ? "actual step " + an : "not in the actual");
     }
+    parts.push(el("h3", { text: title + " · " + label(g || rowOf("actual", n)) }));
+    const here = entry.findings.filter((f) => f.step && findingAt(f) === n);
+    for (const f of here) parts.push(findingBlock(f));
     const diff = entry.step_diffs[String(n)];
-    if (diff && !entry.findings.some((f) => f.step === n)) {
+    if (diff && !here.length) {
       parts.push(section("golden vs actual", lines(diff)));
     }
     for (const a of entry.analyses) {
-      if (a.step === n) parts.push(analysisBlock(a, entry[a.side] || entry.golden));
+      if (a.step !== null && posOf(a.side, a.step) === n) parts.push(analysisBlock(a, entry[a.side] || entry.golden));
     }
     const cols = el("div", { cls: "columns" }, sideColumn("golden", entry.golden, n));
     if (entry.actual) cols.append(sideColumn("actual", entry.actual, n));
@@ -798,6 +981,7 @@
   }
 
   function totalOf(entry) {
+    if (entry.rows) return entry.rows.length;
     return Math.max(entry.golden.steps.length, entry.actual ? entry.actual.steps.length : 0);
   }
 
@@ -806,6 +990,7 @@
     const changed = state.entry !== entry;
     state.entry = entry;
     state.total = totalOf(entry);
+    if (changed) state.positions = positions(entry);
     if (changed) {
       state.from = 1;
       state.to = null;
@@ -859,9 +1044,9 @@
   }
 
   function delayOf(n) {
-    const view = state.entry.golden.steps.length >= n ? state.entry.golden : state.entry.actual;
-    const row = rowAt(view, n);
-    const next = rowAt(view, n + 1);
+    const side = rowOf("golden", n) ? "golden" : "actual";
+    const row = rowOf(side, n);
+    const next = rowOf(side, n + 1);
     let ms = row && row.ms ? row.ms : 0;
     if (row && next && row.ts && next.ts) {
       const gap = Date.parse(next.ts) - Date.parse(row.ts);
