@@ -36,6 +36,11 @@ def lookup(q):
     return {"q": q, "hits": len(q)}
 
 
+@opswald.tool(side_effects=True)
+def issue_refund(q):
+    return {"refunded": q}
+
+
 def run(input, modifications):
     version = modifications.get("agent_version")
     messages = [{"role": "user", "content": input["q"]}]
@@ -52,6 +57,8 @@ def run(input, modifications):
         messages.append({"role": "tool", "content": str(found)})
     if version != "fewer":
         opswald.state(memory={"n": len(messages)})            # golden step 3
+    if version == "refund":
+        issue_refund(q=input["q"])                            # a call the golden lacks
     return {"answer": chat(model="m", messages=messages)["content"]}  # golden step 4
 """
 
@@ -175,6 +182,27 @@ def test_a_fork_that_never_reaches_golden_step_n_fails_saying_so(
     actual = _load(toy, "actual/toy.actual.yaml")
     assert actual["metadata"]["fork"] == {"step": 4, "reached": False}
     assert "FORKED" not in json.dumps(actual["steps"])
+
+
+def test_a_blocked_side_effect_is_labelled_with_the_runs_step(toy: pytest.Pytester) -> None:
+    """A side-effect tool the golden does not have, blocked in a fork: its step is the
+    run's (4), which in the golden is a model call, so it is labelled as the run's step,
+    never as `step 4 of 4` (the headline, the summary and the crash line)."""
+    result = toy.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=2",
+        "--opswald-modify", "tool_result={q: MOD, hits: 1}",
+        "--opswald-modify", "agent_version=refund", "-rf",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "step 4 of this run · tool_call issue_refund: issue_refund has side effects and "
+            "would run live",
+            "*failed (side_effect): step 4 of this run tool_call issue_refund",
+            "FAILED goldens/toy.golden.yaml::toy - step 4 of this run · tool_call*",
+        ]
+    )
+    assert "step 4 of 4 · tool_call issue_refund" not in result.stdout.str()
 
 
 # -- bursts: the calls of a thread pool start in any order --------------------------------

@@ -214,7 +214,10 @@ def test_update_continues_on_the_real_server_after_a_served_handshake(
     refused = mcp_project.runpytest("--opswald-goldens", "--opswald-update")
     refused.assert_outcomes(failed=1)
     refused.stdout.fnmatch_lines(
-        ["step 6 of 8 · tool_call append_note: append_note has side effects and would run live"]
+        [
+            "step 6 of this run · tool_call append_note: append_note has side effects and "
+            "would run live"
+        ]
     )
     assert _notes(mcp_project) == ["ORD-1001: asked where"]
     assert load(mcp_project.path / GOLDEN).step_list == before

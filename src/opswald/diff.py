@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from opswald.jsonable import to_jsonable
 from opswald.paths import Path, drop
-from opswald.verdict import MISSING, Difference, Finding, Verdict
+from opswald.verdict import MISSING, RUN_NUMBERED, Difference, Finding, Verdict
 
 __all__ = [
     "DiffMode",
@@ -408,13 +408,20 @@ def render_difference(d: Difference, mode: DiffMode = "detailed") -> list[str]:
     return [_plain(head), *(_plain(f"  {line}") for line in _value_lines(d.golden, d.actual))]
 
 
+def run_step(step: int) -> str:
+    """A step by the run's own numbering, which may not be the golden's: `step 6 of this
+    run` (an extra call, a blocked side effect, the call a fork matched with step N)."""
+    return f"step {step} of this run"
+
+
 def headline(f: Finding, *, total_steps: int | None) -> str:
     """`step 5 of 7 · tool_call book_flight: message`, or the message alone; an extra
-    call, which has no golden step, by its step in the run (`step 6 of this run · ...`)."""
+    call, which has no golden step, and a blocked side effect, a call the run made live,
+    by their step in the run (`step 6 of this run · ...`)."""
     if f.step is None:
         return f.message
-    if f.kind == "extra_call":  # a call the golden does not have: numbered in the run
-        where = f"step {f.step} of this run"
+    if f.kind in RUN_NUMBERED:  # numbered in the run, not in the golden
+        where = run_step(f.step)
     elif total_steps is None:
         where = f"step {f.step}"
     elif f.step > total_steps:  # a step the run made past the golden's last

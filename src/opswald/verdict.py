@@ -47,6 +47,10 @@ FindingKind = Literal[
     "unrecorded_endpoint",  # replay: an SDK request to an endpoint opswald does not record
 ]
 
+RUN_NUMBERED: frozenset[str] = frozenset({"extra_call", "side_effect"})
+"""Finding kinds whose `step` is the run's own step, not the golden's: a call the golden
+does not have there, a side-effect call the run would have made live."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Difference:

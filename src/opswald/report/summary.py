@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opswald.diff import run_step
 from opswald.pricing import money
+from opswald.verdict import RUN_NUMBERED
 
 ORDER = ("passed", "failed", "updated", "recorded", "skipped")
 FAILING = ("failed", "error")  # "error": a malformed golden, which never ran
@@ -87,9 +89,9 @@ class Summary:
                 where = f"{div.get('type') or ''} {div.get('name') or ''}".strip()
                 kind = div.get("kind")
                 label = "first divergence" if kind in _DIVERGING else f"failed ({kind})"
-                lines.append(
-                    _fit(f"          {label}: step {div['step']} {where}".rstrip(), self.width)
-                )
+                # an extra call's or a blocked side effect's step is the run's
+                at = run_step(div["step"]) if kind in RUN_NUMBERED else f"step {div['step']}"
+                lines.append(_fit(f"          {label}: {at} {where}".rstrip(), self.width))
             lines.append(_fit("          " + _figures_line(r), self.width))
         return lines
 
