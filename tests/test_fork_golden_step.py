@@ -28,7 +28,8 @@ def chat(*, model, messages):
         return {"content": None, "finish_reason": "tool_calls",
                 "tool_calls": [{"id": "c1", "name": "lookup",
                                 "arguments": {"q": last["content"]}}]}
-    return {"content": f"answer[{last['content']}]", "finish_reason": "stop"}
+    other = "" if model == "m" else f" ({model})"              # another model says so
+    return {"content": f"answer[{last['content']}]{other}", "finish_reason": "stop"}
 
 
 @opswald.tool
@@ -171,7 +172,7 @@ def test_a_fork_that_never_reaches_golden_step_n_fails_saying_so(
     result.stdout.fnmatch_lines(
         [
             f"*the fork never reached step 4 of the golden (llm_call m): {where}*",
-            "fix: the fork's step modification was never applied*",
+            "fix: the run never reached the fork's step*",
         ]
     )
     assert "response was not applied" in result.stdout.str()
@@ -182,6 +183,135 @@ def test_a_fork_that_never_reaches_golden_step_n_fails_saying_so(
     actual = _load(toy, "actual/toy.actual.yaml")
     assert actual["metadata"]["fork"] == {"step": 4, "reached": False}
     assert "FORKED" not in json.dumps(actual["steps"])
+
+
+@pytest.mark.parametrize(
+    ("modify", "dropped"),
+    [([], None), (["--opswald-modify", "model=other-model"], "model was not applied")],
+    ids=["plain", "model"],
+)
+@pytest.mark.parametrize(
+    ("version", "where", "line"),
+    [
+        (
+            "diverge",
+            "the run went live at its step 2, where it left the golden",
+            "*left the golden at step 2, before the fork's step 4: the golden went on with*",
+        ),
+        ("stop", "the agent ended after the golden's step 1 without making that call", None),
+    ],
+    ids=["diverge", "stop"],
+)
+def test_a_fork_without_a_step_modification_that_never_reaches_step_n_fails_saying_so(
+    toy: pytest.Pytester,
+    modify: list[str],
+    dropped: str | None,
+    version: str,
+    where: str,
+    line: str | None,
+) -> None:
+    """A fork at step 4 with no step modification is "replay to step 4, then live": an
+    agent that leaves the golden before it (or stops) never forked there, and the golden
+    fails saying so as a fork with a step modification does (a request-level one, never
+    applied, is named), with `reached: false`; the fork line says where the run left the
+    golden, not that it forked there."""
+    path = toy.path / "goldens" / "toy.golden.yaml"
+    path.write_text(path.read_text() + "expect:\n  output: ignore\n  tool_calls: {order: subset}\n")
+    result = toy.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=4", *modify,
+        "--opswald-modify", f"agent_version={version}",
+        "--opswald-json", "report.json", "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*the fork never reached step 4 of the golden (llm_call m): {where}*",
+            "fix: the run never reached the fork's step*",
+        ]
+    )
+    out = result.stdout.str()
+    if dropped is None:
+        assert "not applied" not in out
+    else:
+        assert dropped in out
+    if line is not None:
+        result.stdout.fnmatch_lines([line])
+    assert "forked at" not in out
+    report = json.loads((toy.path / "report.json").read_text())
+    (row,) = report["goldens"]
+    assert row["divergence"]["kind"] == "fork_not_reached"
+    assert row["divergence"]["step"] == 4
+    actual = _load(toy, "actual/toy.actual.yaml")
+    assert actual["metadata"]["fork"] == {"step": 4, "reached": False}
+    assert "other-model" not in json.dumps(actual["steps"]), "nothing reached step 4"
+
+
+def test_a_fork_without_a_step_modification_names_the_run_step_that_matched_step_n(
+    toy: pytest.Pytester,
+) -> None:
+    """A plain fork at step 4 whose agent went live on an extra call before its first
+    step still reaches golden step 4 (its step 5): `metadata.fork` says so, as it does
+    for a fork with a step modification, and so does the fork line."""
+    result = toy.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=4",
+        "--opswald-modify", "agent_version=early_call", "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)  # the extra call breaks the tool-call order
+    result.stdout.fnmatch_lines(["*forked at step 4 (step 5 of this run): the golden*"])
+    actual = _load(toy, "actual/toy.actual.yaml")
+    assert actual["metadata"]["fork"] == {"step": 4, "run_step": 5}
+
+
+# -- request-level modifications (model, temperature, ...) apply from golden step N on ----
+
+
+@pytest.mark.parametrize("fork_at", [2, 4])
+def test_a_request_modification_applies_from_the_fork_step_on(
+    toy: pytest.Pytester, fork_at: int
+) -> None:
+    """`--opswald-fork-at=N --opswald-modify model=...`: the calls before golden step N
+    are served as recorded (the same steps as the golden, the recorded model); the model
+    calls from step N on go to the other model, and the run forks at N, not at its first
+    model call."""
+    golden = _load(toy, "goldens/toy.golden.yaml")
+    result = toy.runpytest(
+        "--opswald-goldens", "goldens/", f"--opswald-fork-at={fork_at}",
+        "--opswald-modify", "model=other-model", "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)  # the other model answered otherwise
+    result.stdout.fnmatch_lines([f"*forked at step {fork_at}: the golden went on with*"])
+    actual = _load(toy, "actual/toy.actual.yaml")
+    assert actual["output"] == {"answer": "answer[{'q': 'hello', 'hits': 5}] (other-model)"}
+    calls = [s for s in actual["steps"] if s["type"] != "state"]
+    recorded = [s for s in golden["steps"] if s["type"] != "state"]
+    before = [s for s in calls if s["step"] < fork_at]
+    assert before == [s for s in recorded if s["step"] < fork_at], "served as recorded"
+    models = {s["step"]: s["model"] for s in calls if s["type"] == "llm_call"}
+    assert models == {1: "m", 4: "other-model"}
+    assert actual["metadata"]["fork"] == {"step": fork_at}
+    assert actual["metadata"]["modifications"]["model"] == "other-model"
+
+
+def test_a_request_modification_and_a_step_modification_both_apply_at_step_n(
+    toy: pytest.Pytester,
+) -> None:
+    """A model comparison forked at a model step with a `response` there: the fork
+    reaches step 4 (it was `fork_not_reached` at any step, the model change having sent
+    the run live at its first call), step 4 answers the response, the steps before it are
+    the golden's."""
+    result = toy.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=4",
+        "--opswald-modify", "model=other-model", "--opswald-modify", "response=FORKED",
+        "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*forked at step 4: the golden went on with 1 step(s)*"])
+    assert "never reached" not in result.stdout.str()
+    actual = _load(toy, "actual/toy.actual.yaml")
+    assert actual["output"] == {"answer": "FORKED"}
+    assert actual["metadata"]["fork"] == {"step": 4, "modifications": {"response": "FORKED"}}
+    golden = _load(toy, "goldens/toy.golden.yaml")
+    assert actual["steps"][:2] == golden["steps"][:2]
 
 
 def test_a_blocked_side_effect_is_labelled_with_the_runs_step(toy: pytest.Pytester) -> None:
@@ -288,22 +418,23 @@ def reply(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
     return {"content": f"{model} heard {messages[-1]['content']}", "finish_reason": "stop"}
 
 
-def conversation(input: dict[str, Any]) -> dict[str, Any]:
+def conversation(input: dict[str, Any], modifications: dict[str, Any]) -> dict[str, Any]:
     said = []
     for _ in range(2):
         question = opswald.user_input("ask: ")
-        said.append(reply(model="m", messages=[{"role": "user", "content": question}]))
+        model = modifications.get("agent_model", "m")  # the agent's own choice
+        said.append(reply(model=model, messages=[{"role": "user", "content": question}]))
     return {"answers": [r["content"] for r in said]}
 
 
 def test_a_user_input_fork_after_the_run_went_live_changes_that_user_input() -> None:
-    """A request-level change (`model`) makes the run go live at its first model call,
+    """An agent that now asks another model makes the run go live at its first model call,
     before golden step 3 (the second user input): the second user input the agent asks for
     is still the one the fork changes, not dropped."""
     stub = Session(name="talk", input={"user_inputs": ["first", "second"]})
     golden = execute(stub, conversation, settings=RunSettings(policy="live")).actual
     assert [s.type for s in golden.step_list] == ["user_input", "llm_call"] * 2
-    fork = opswald.Replay(golden, adapter=conversation, modifications={"model": "other"})
+    fork = opswald.Replay(golden, adapter=conversation, modifications={"agent_model": "other"})
     result = fork.fork_from(3, {"user_input": "changed"}).run()
     assert result is not None
     assert result.actual.output == {"answers": ["other heard first", "other heard changed"]}
@@ -313,3 +444,36 @@ def test_a_user_input_fork_after_the_run_went_live_changes_that_user_input() -> 
         "modifications": {"user_input": "changed"},
     }
     assert not [f for f in result.verdict.failures if f.kind == "fork_not_reached"]
+
+
+def test_replay_fork_from_a_step_with_another_model_keeps_the_calls_before_it() -> None:
+    """`Replay(...).fork_from(step=N, modifications={"model": ...})`: the model calls
+    before golden step N answer as recorded (the recorded model heard the first
+    question); from step N on the other model answers. Without a fork step the run forks
+    at the first call the model change touches, as before."""
+    stub = Session(name="talk", input={"user_inputs": ["first", "second"]})
+    golden = execute(stub, conversation, settings=RunSettings(policy="live")).actual
+    replay = opswald.Replay(golden, adapter=conversation)
+    for step, answers, fork_step in [
+        (4, ["m heard first", "other heard second"], 4),
+        (3, ["m heard first", "other heard second"], 3),
+        (2, ["other heard first", "other heard second"], 2),
+    ]:
+        result = replay.fork_from(step=step, modifications={"model": "other"}).run()
+        assert result is not None
+        assert result.actual.output == {"answers": answers}, step
+        assert result.fork_step == fork_step
+        assert result.actual.metadata["fork"] == {"step": step}
+        assert result.actual.step_list[: fork_step - 1] == [
+            s.model_copy(update={"step": s.step}) for s in golden.step_list[: fork_step - 1]
+        ]
+        (fork,) = [f for f in result.verdict.findings if f.kind == "fork"]
+        assert fork.message.startswith(f"forked at step {step}:"), fork.message
+        assert result.passed is False  # the other model answered otherwise
+        assert {f.kind for f in result.verdict.failures} == {"output"}
+    unforked = opswald.Replay(golden, adapter=conversation, modifications={"model": "other"})
+    result = unforked.run()
+    assert result is not None
+    assert result.actual.output == {"answers": ["other heard first", "other heard second"]}
+    assert result.fork_step == 2
+    assert result.actual.metadata["fork"] == {"step": 2}

@@ -386,6 +386,29 @@ def test_changed_prompt_names_the_step_with_a_normalised_diff(
     assert "x-stainless" not in out and "authorization" not in out.lower()
 
 
+@pytest.mark.parametrize(("fork_at", "sent"), [(1, 2), (2, 1), (3, 1)])
+def test_a_fork_at_a_step_sends_the_other_model_from_that_step_on(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fork_at: int, sent: int
+) -> None:
+    """`--opswald-fork-at=N --opswald-modify model=... temperature=...` through the real
+    openai SDK: the model calls before golden step N are served as recorded (the provider
+    never sees them), and every call from step N on reaches it with the other model and
+    temperature (the agent sends gpt-4o-mini at temperature 0)."""
+    _record(sdk_project, monkeypatch, "openai_chat")
+    script = [dict(s) for s in SCRIPT[-sent:]]
+    with FakeProvider(script=script) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        result = sdk_project.runpytest(
+            "--opswald-goldens", f"--opswald-fork-at={fork_at}",
+            "--opswald-modify", "model=gpt-4o", "--opswald-modify", "temperature=0.5",
+        )  # fmt: skip
+        result.assert_outcomes(passed=1)
+    received = [r.body for r in fp.requests if r.path.endswith("/chat/completions")]
+    assert [(b["model"], b["temperature"]) for b in received] == [("gpt-4o", 0.5)] * sent
+    last = received[-1]["messages"][-1]
+    assert last["role"] == "tool", "the last model call, after the tool's answer"
+
+
 def test_retries_are_not_steps_and_not_divergences(
     sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -341,17 +341,27 @@ def llm(
 
         def begin(
             ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> tuple[Ticket | None, Any]:
-            """(None, the answer) when replay serves the call as recorded, else the ticket
-            and the request (a copy, taken at call time). `args` and `kwargs` already
-            carry the request-level modifications the function takes: the request is
-            what it is called with, no more."""
+        ) -> tuple[Ticket | None, Any, tuple[Any, ...], dict[str, Any]]:
+            """(None, the answer, ...) when replay serves the call as recorded, else the
+            ticket and the request (a copy, taken at call time); then the arguments to
+            call the function with. They carry the request-level modifications the
+            function takes where those apply (every call; in a fork at a step, the calls
+            from golden step N on, which the call is matched as made to find): the
+            request is what the function is called with, no more."""
+            early = ctx.fork_at is None and bool(ctx.request_modifications)
+            if early:
+                args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
             sent = _llm_request(bind(args, kwargs, False), provider, api)
             answer = ctx.answer_exact("llm_call", sent, decoder)
             if answer is not MISS:
-                return None, answer
+                return None, answer, args, kwargs
             request = _llm_request(bind(args, kwargs, True), provider, api)  # a copy, in order
-            return ctx.begin("llm_call", request, as_sent=True), request
+            ticket = ctx.begin("llm_call", request, as_sent=True)
+            if ticket.modified and not early:  # the fork's point, or a call after it
+                args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
+                request = _llm_request(bind(args, kwargs, True), provider, api)
+                ticket.request = request
+            return ticket, request, args, kwargs
 
         def record(
             ctx: Context,
@@ -389,9 +399,7 @@ def llm(
                 ctx = _active()
                 if ctx is None:
                     return await func(*args, **kwargs)
-                if ctx.request_modifications:
-                    args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
-                ticket, request = begin(ctx, args, kwargs)
+                ticket, request, args, kwargs = begin(ctx, args, kwargs)
                 if ticket is None:
                     return request  # the recorded answer
                 if ticket.served is not None:
@@ -414,9 +422,7 @@ def llm(
             ctx = _active()
             if ctx is None:
                 return func(*args, **kwargs)
-            if ctx.request_modifications:
-                args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
-            ticket, request = begin(ctx, args, kwargs)
+            ticket, request, args, kwargs = begin(ctx, args, kwargs)
             if ticket is None:
                 return request  # the recorded answer
             if ticket.served is not None:

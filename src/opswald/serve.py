@@ -101,7 +101,8 @@ class ReplayServer:
         if ticket.served is not None:
             wire = exchange.serve(self.ctx, codec, ticket, request, stream)
             return wire.status, dict(wire.headers), wire.body
-        sent = _modified(body, payload, codec.api, self.ctx.request_modifications)
+        mods = self.ctx.request_modifications if ticket.modified else {}
+        sent = _modified(body, payload, codec.api, mods)
         status, reply_headers, reply = self._forward(codec.provider, method, path, headers, sent)
         exchange.record(self.ctx, codec, ticket, request, stream, status, reply, keep_failed=True)
         return status, reply_headers, reply

@@ -41,7 +41,7 @@ FindingKind = Literal[
     "side_effect",
     "agent_error",  # the agent raised where the golden finished
     "fork",  # where a fork left the golden, and how its path differs
-    "fork_not_reached",  # a fork at step N whose step modifications no call of the run got
+    "fork_not_reached",  # a fork at step N that no call of the run matched
     "breakpoint",  # a breakpoint with action `fail` was hit
     "timeout",  # the agent did not finish in time
     "unrecorded_endpoint",  # replay: an SDK request to an endpoint opswald does not record

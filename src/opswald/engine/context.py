@@ -249,6 +249,8 @@ class Ticket:
     served: AnyStep | None
     started: float
     request: dict[str, Any] = field(default_factory=dict)  # as sent, modifications applied
+    # the request-level modifications apply to this call (what goes out carries them)
+    modified: bool = False
 
 
 @dataclass
@@ -366,13 +368,21 @@ class Context:
         self.step_modifications = dict(step_modifications or {})
         # golden step N: the call that matches it is where the fork starts, and gets the
         # step modifications, whichever step of the run it is (a run may record other
-        # snapshots before it; the calls of a burst start in any order)
-        self.fork_target: AnyStep | None = (
-            next((s for s in golden.step_list if s.step == fork_at), None)
-            if golden is not None and fork_at is not None
-            else None
-        )
-        self.fork_pending = fork_at is not None and bool(self.step_modifications)
+        # snapshots before it; the calls of a burst start in any order). A snapshot is
+        # never matched: a fork at one starts at the golden's first call after it
+        self.fork_golden: AnyStep | None = None  # golden step N itself
+        self.fork_target: AnyStep | None = None  # the call the fork starts at
+        if golden is not None and fork_at is not None:
+            steps = golden.step_list
+            self.fork_golden = next((s for s in steps if s.step == fork_at), None)
+            self.fork_target = next(
+                (s for s in steps if s.step >= fork_at and s.type != "state"), None
+            )
+        self.fork_pending = fork_at is not None  # golden step N not reached yet
+        # request-level modifications (`model`, ...) are in force: from the first call
+        # without a fork step; from golden step N on with one (the calls before it are
+        # matched, and served, as the golden recorded them)
+        self.requests_modified = fork_at is None and bool(self.request_modifications)
         self.fork_applied: int | None = None  # the run's step that answered as golden step N
         # the golden step where a fork at a step left the golden (N, or the later step, or
         # the step a diverging call was compared with, that made the run go live first)
@@ -457,18 +467,26 @@ class Context:
     ) -> Ticket:
         """Reserve a step number and decide: served from the tape, or live.
 
-        An LLM request gets the request-level modifications applied, unless `as_sent`
-        says it already is the request as it goes out (an `@opswald.llm` function gets
-        only those it has a parameter for, and its step records just those)."""
-        if kind == "llm_call" and self.request_modifications and not as_sent:
-            request = apply_request_modifications(request, self.request_modifications)
+        An LLM request gets the request-level modifications applied where they are in
+        force, unless `as_sent` says it already is the request as it goes out (an
+        `@opswald.llm` function gets only those it has a parameter for, and its step
+        records just those). In a fork at a step the request is matched as the agent made
+        it, and they apply from the call that matches golden step N (or a later one) on:
+        the ticket says so (`modified`), and carries the request as it goes out."""
+        modifies = kind == "llm_call" and bool(self.request_modifications)
+        modified = modifies and self.requests_modified
+        sent = request
+        if modified and not as_sent:
+            sent = apply_request_modifications(request, self.request_modifications)
+        if self.fork_at is None:  # matched as it goes out: the fork is where they change it
+            request = sent
         reserved: int | None = None
         if self.listeners:  # the step's number is reserved first: calls from threads that
             with self._lock:  # begin at once each see their own
                 reserved = len(self.steps) + 1
                 self.steps.append(None)
-            name = request.get("tool") or request.get("model")
-            info = StepInfo(number=reserved, type=kind, name=name, request=request)
+            name = sent.get("tool") or sent.get("model")
+            info = StepInfo(number=reserved, type=kind, name=name, request=sent)
             self.emit("before_step", info)
         with self._lock:
             if reserved is None:
@@ -504,16 +522,21 @@ class Context:
                     and match.step.step >= self.fork_at
                 ):  # golden step N, or a later one that started first: the fork starts here
                     self._go_live(number, match)
-                    if match.step.step == self.fork_at:
+                    self.requests_modified = bool(self.request_modifications)
+                    if match.step is self.fork_target:
                         served = self._fork_here(match.step, number)
                 else:
                     served = match.step
             elif self.fork_pending and self.live and self._is_fork_target(kind, request):
                 # the run went live before golden step N (a later call of its burst started
                 # first, or an earlier call diverged): the call that matches step N still
-                # gets the step modifications
+                # gets the step modifications, and the request-level ones from here on
                 assert self.fork_target is not None
                 served = self._fork_here(self.fork_target, number)
+            if modifies and not modified and self.requests_modified and served is None:
+                modified = True  # in force from this call on (a served one went nowhere)
+                if not as_sent:
+                    sent = apply_request_modifications(request, self.request_modifications)
             if served is None and side_effects and self._blocks_side_effects():
                 finding = Finding(
                     kind="side_effect",
@@ -531,7 +554,11 @@ class Context:
                 )
                 raise SideEffectBlocked(finding)
             return Ticket(
-                number=number, served=served, started=time.perf_counter(), request=request
+                number=number,
+                served=served,
+                started=time.perf_counter(),
+                request=sent,
+                modified=modified,
             )
 
     def answer_exact(
@@ -620,21 +647,22 @@ class Context:
         """The call of the run's step `number` is golden step N (`step`): the fork's
         point. What answers it: the recorded step modified, or None (it runs live)."""
         self.fork_applied = number
+        self.fork_pending = False
+        self.requests_modified = bool(self.request_modifications)
         if self.fork_golden_step is None or step.step < self.fork_golden_step:
             self.fork_golden_step = step.step
         if not self.step_modifications:
             return None
-        served = self._modified_step(step, number)
-        if served is not None:
-            self.fork_pending = False
-        return served
+        return self._modified_step(step, number)
 
     def fork_point(self) -> tuple[int | None, int | None, int | None]:
         """Where a fork is told to have left the golden: the golden step, the run's step
-        that is it, and the run's step the new path is compared from. Golden step N and
-        the call that matched it, when the run reached it (even after going live on an
-        earlier call); else where the run went live."""
-        if self.fork_applied is None or self.fork_at is None:
+        that is it, and the run's step the new path is compared from. The golden's call
+        the fork starts at (step N; a fork at a snapshot, the first call after it) and the
+        call that matched it, when the run reached it (even after going live on an earlier
+        call); else where the run went live."""
+        target = self.fork_target
+        if self.fork_applied is None or self.fork_at is None or target is None:
             return self.fork_golden_step, self.fork_step, self.fork_step
         start = self.fork_applied
         left = self._fork_left
@@ -643,10 +671,10 @@ class Context:
             and self.fork_step < start
             and left is not None
             and left.step is not None
-            and left.step.step > self.fork_at
+            and left.step.step > target.step
         ):  # a later call of a burst started first: the path is compared from it
             start = self.fork_step
-        return self.fork_at, self.fork_applied, start
+        return target.step, self.fork_applied, start
 
     def _is_fork_target(self, kind: str, request: dict[str, Any]) -> bool:
         """Whether a live call matches golden step N, as replay would match it there:
@@ -664,43 +692,60 @@ class Context:
         return self.tape.answers(target, None, request)
 
     def unreached_fork(self) -> Finding | None:
-        """A failing finding when the run ended with the step modifications of a fork at
-        step N never applied: no call of it matched golden step N (never in silence)."""
-        target = self.fork_target
+        """A failing finding when a fork at step N ended without reaching golden step N:
+        no call of the run matched it, so the run is no fork at that step, and what the
+        fork was to change from there (its step and request-level modifications) was never
+        applied (never in silence)."""
         if not self.fork_pending or self.fork_at is None:
             return None
+        target, tape = self.fork_target, self.tape
+        unused = tape.unused() if tape is not None else []
+        if target is None and tape is not None and not unused:
+            return None  # a fork at the golden's last snapshot: every call was served
         n = self.fork_at
-        mods = list(self.step_modifications)
-        what = describe(target) if target is not None else "a step"
+        at = self.fork_golden
+        what = describe(at) if at is not None else "a step"
+        call = target if target is not None else (unused[0] if unused else None)
+        if call is None or call is at:
+            that, matched = "that call", f"step {n}"
+        else:  # a fork at a snapshot starts at the golden's first call after it
+            that = f"its step {call.step} ({describe(call)})"
+            matched = f"step {call.step}, the golden's first call after step {n}"
         left = self._fork_left
-        if self.tape is None:
+        if tape is None:
             where = "the run was live from its start, so no call of it was matched with it"
         elif self.fork_step is None:
-            used = self.tape.used
+            used = tape.used
             after = f" after the golden's step {max(used)}" if used else ""
-            where = f"the agent ended{after} without making that call"
+            where = f"the agent ended{after} without making {that}"
         elif left is not None and left.step is not None:
             where = (
                 f"the run went live at its step {self.fork_step}, at the call that matches "
                 f"the golden's step {left.step.step} ({describe(left.step)}), and no call "
-                f"after it matched step {n}"
+                f"after it matched {matched}"
             )
         else:
             why = left.finding.message if left is not None and left.finding else ""
             where = (
                 f"the run went live at its step {self.fork_step}, where it left the golden"
                 + (f" ({why})" if why else "")
-                + f", and no call after it matched step {n}"
+                + f", and no call after it matched {matched}"
             )
+        # what the fork was to change from step N on, and never did
+        mods = [*self.step_modifications]
+        if not self.requests_modified:
+            mods += [key for key in REQUEST_KEYS if key in self.request_modifications]
+        dropped = f"; {', '.join(mods)} {'was' if len(mods) == 1 else 'were'} not applied"
+        with_mods = ", with its modifications," if mods else ""
         return Finding(
             kind="fork_not_reached",
-            message=f"the fork never reached step {n} of the golden ({what}): {where}; "
-            f"{', '.join(mods)} {'was' if len(mods) == 1 else 'were'} not applied",
+            message=f"the fork never reached step {n} of the golden ({what}): {where}"
+            + (dropped if mods else ""),
             step=n,
-            step_type=target.type if target is not None else None,
-            name=step_name(target) if target is not None else None,
-            suggestion=f"a fork at step {n} changes the call that matches the golden's step "
-            f"{n} (the calls before it replayed as recorded); fork at a step this run "
+            step_type=at.type if at is not None else None,
+            name=step_name(at) if at is not None else None,
+            suggestion=f"a fork at step {n} replays the calls before the golden's step {n} "
+            f"as recorded and runs live{with_mods} from there; fork at a step this run "
             "reaches, or record the golden again with this agent",
         )
 

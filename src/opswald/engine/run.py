@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from opswald import adapters
-from opswald.diff import differences
+from opswald.diff import differences, run_step
 from opswald.engine.context import (
     STEP_MODIFICATIONS,
     UPDATE,
@@ -218,7 +218,8 @@ def execute(
         # differs, and what the fork changed there: a saved actual read without its
         # verdict (opswald html, the analysis) still knows
         fork: dict[str, Any] = {"step": settings.fork_at}
-        if ctx.fork_applied is not None and ctx.fork_applied != settings.fork_at:
+        start = ctx.fork_target  # the call the fork starts at (N, or the first after it)
+        if ctx.fork_applied is not None and start is not None and ctx.fork_applied != start.step:
             fork["run_step"] = ctx.fork_applied
         if unreached is not None:
             fork["reached"] = False
@@ -304,6 +305,7 @@ def judge(
             if order is not None:
                 findings.append(order)
     if run.policy == "fork" and run.fork_run_step is not None:
+        unreached = next((f.step for f in findings if f.kind == "fork_not_reached"), None)
         findings.append(
             _fork_path(
                 golden,
@@ -311,6 +313,7 @@ def judge(
                 run.fork_run_step,
                 run.fork_golden_step,
                 start=run.fork_path_from,
+                unreached=unreached,
             )
         )
     findings.extend(
@@ -415,9 +418,9 @@ def fix_line(
         )
     if "fork_not_reached" in kinds:
         return (
-            "the fork's step modification was never applied, so this run tells nothing "
-            "about it: fork at a step this run reaches (the finding says how far it "
-            "followed the golden)"
+            "the run never reached the fork's step, so it tells nothing about a fork there "
+            "(what the fork changes from that step was never applied): fork at a step this "
+            "run reaches (the finding says how far it followed the golden)"
         )
     if forked:  # --opswald-fork-at: refused with --opswald-update
         return (
@@ -529,11 +532,13 @@ def _fork_path(
     fork_step: int,
     golden_step: int | None = None,
     start: int | None = None,
+    unreached: int | None = None,
 ) -> Finding:
     """How the new path differs from the golden's after the fork point: the run's step
     `fork_step`, which is the golden's step `golden_step` (the run may have recorded
     more or fewer snapshots or calls before it). The run's path is compared from its step
-    `start` (`fork_step` unless a later call of a burst started first)."""
+    `start` (`fork_step` unless a later call of a burst started first). A fork at a step
+    the run never reached (`unreached`) is told where the run left the golden instead."""
     at = fork_step if golden_step is None else golden_step
     first = fork_step if start is None else start
     old = [describe(s) for s in golden.step_list if s.step >= at]
@@ -545,11 +550,15 @@ def _fork_path(
         else d
         for d in differences(old, new)
     )
-    where = f"step {at}" if at == fork_step else f"step {at} (step {fork_step} of this run)"
+    where = f"step {at}" if at == fork_step else f"step {at} ({run_step(fork_step)})"
+    forked = (
+        f"forked at {where}"
+        if unreached is None
+        else f"left the golden at {where}, before the fork's step {unreached}"
+    )
     return Finding(
         kind="fork",
-        message=f"forked at {where}: the golden went on with {len(old)} step(s), "
-        f"this run with {len(new)}",
+        message=f"{forked}: the golden went on with {len(old)} step(s), this run with {len(new)}",
         step=at,
         differences=numbered,
         failing=False,

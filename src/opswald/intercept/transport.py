@@ -114,9 +114,10 @@ def _host(url: Any) -> str:
     return f"{url.host}:{port}" if port is not None else str(url.host)
 
 
-def _modified(request: Any, ctx: Any, codec: Any) -> Any:
-    """The request as it goes out live, with request-level modifications in its body."""
-    if not ctx.request_modifications:
+def _modified(request: Any, ctx: Any, codec: Any, ticket: Any) -> Any:
+    """The request as it goes out live, with request-level modifications in its body when
+    they apply to this call (a fork at a step: from golden step N on)."""
+    if not ticket.modified or not ctx.request_modifications:
         return request
     from opswald.engine.context import request_overrides
 
@@ -159,7 +160,7 @@ def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
             return answered
         token = inside().set(True)
         try:
-            response = original(self, _modified(request, ctx, codec))
+            response = original(self, _modified(request, ctx, codec, ticket))
             response.read()
         except Exception as exc:
             exchange.failed(ctx, ticket, llm_request, exc)  # provisional: a retry replaces it
@@ -182,7 +183,7 @@ def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
             return answered
         token = inside().set(True)
         try:
-            response = await original(self, _modified(request, ctx, codec))
+            response = await original(self, _modified(request, ctx, codec, ticket))
             await response.aread()
         except Exception as exc:
             exchange.failed(ctx, ticket, llm_request, exc)  # provisional: a retry replaces it
