@@ -16,7 +16,8 @@ When the script runs out, replies are the text "done". A script item may carry
 Responses: a `reasoning` item with an encrypted payload first), `usage_extra` (merged
 into the Anthropic usage object as sent, e.g. `service_tier`) and `chunks` (piece
 lengths, used in turn and repeated, for every text a stream sends: `[1, 4, 2]` cuts
-"Hello world" into "H", "ello", " w", "o", "rld"; without it a streamed text comes in
+"Hello world" into "H", "ello", " w", "o", "rld"; a 0 sends an empty piece, as providers
+sometimes do (`[0, 6]`: "", "Hello ", "", "world"); without it a streamed text comes in
 three even pieces). Usage in the script is normalised the
 OpenTelemetry way (``input_tokens`` includes ``cached_tokens``); the Anthropic wire form
 reports uncached input separately, as the real API does.
@@ -76,9 +77,11 @@ class Reply(NamedTuple):
     chunks: tuple[int, ...] = ()  # piece lengths of every streamed text, repeated
 
     def pieces(self, text: str) -> list[str]:
-        """`text` as this reply streams it."""
+        """`text` as this reply streams it (a 0 in `chunks` is an empty piece)."""
         if not self.chunks:
             return _pieces(text)
+        if not any(self.chunks):
+            raise ValueError("chunks: at least one length must be above 0")
         out: list[str] = []
         sizes = itertools.cycle(self.chunks)
         while len("".join(out)) < len(text):

@@ -1459,7 +1459,7 @@ PIECES = [
         {
             "content[0].thinking": [2, 22],
             "content[1].text": [6, 5],
-            "content[2].input": [2, 6, 7],  # the compact form of {"city": "Rome"}
+            "content[2].input": [0, 2, 6, 7],  # the compact form of {"city": "Rome"}
         },
     ),
 ]
@@ -1492,6 +1492,25 @@ def test_recorded_pieces_carry_the_log_probabilities_of_the_tokens_that_start_in
     assert sent == [("Café", ["Caf", "é"]), (" ok", [" ok"])]
 
 
+def test_a_recorded_0_is_an_empty_piece_sent_again() -> None:
+    """A delta with an empty text is a piece the provider sent: the role chunk's
+    `content: ""` and a tool call's head (`arguments: ""`) are the frames' own and stay so."""
+    pieces = {
+        "choices[0].message.content": [0, 4, 0, 3],
+        REFUSAL_AT: [23, 0],
+        "choices[0].message.tool_calls[0].function.arguments": [0, 15],
+    }
+    step = _with_pieces(CHAT, _chat_refusal_raw(), pieces)
+    wire = CHAT.encode(step, stream=True)
+    deltas = [c["delta"] for frame in _chat_frames(wire) for c in frame["choices"]]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert [d["content"] for d in deltas if "content" in d][1:] == ["", "Café", "", " ok"]
+    assert [d["refusal"] for d in deltas if "refusal" in d][-1] == ""
+    arguments = [f["function"]["arguments"] for d in deltas for f in d.get("tool_calls") or []]
+    assert arguments == ["", "", '{"city":"Rome"}'], "the head, an empty piece, the rest"
+    assert CHAT.decode(wire.body, stream=True).chunks == pieces
+
+
 def test_recorded_tool_arguments_are_sent_as_they_came() -> None:
     """The argument string the provider sent (its spacing) while it says the same."""
     step = _with_pieces(CHAT, _chat_refusal_raw(), {})
@@ -1507,7 +1526,6 @@ REFUSAL_AT = "choices[0].message.refusal"
     "pieces",
     [
         {REFUSAL_AT: [4, 4]},  # does not add up: the text was edited
-        {REFUSAL_AT: [23, 0]},
         {REFUSAL_AT: [24, -1]},
         {REFUSAL_AT: [True, 22]},
         {REFUSAL_AT: [20.0, 3]},

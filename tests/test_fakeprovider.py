@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from fakeprovider import FakeProvider
+from fakeprovider import FakeProvider, Reply
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 TEXT = {"content": "Hello there, friend", "usage": {"input_tokens": 20, "output_tokens": 7}}
@@ -127,6 +127,23 @@ def test_a_script_item_chooses_the_pieces_its_streamed_texts_come_in() -> None:
             )
             texts = [e.delta.text for e in events if e.type == "content_block_delta"]  # type: ignore[union-attr]
     assert chat == texts == ["H", "ello", " w", "o", "rld"]
+
+
+def test_a_zero_in_a_script_items_chunks_sends_an_empty_piece() -> None:
+    reply = {"content": "Hello world", "chunks": [0, 6]}
+    with FakeProvider(script=[reply, reply]) as fp:
+        with oai(fp) as client:
+            stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+            chat = [c.choices[0].delta for c in stream if c.choices]
+        with claude(fp) as client:
+            events = client.messages.create(
+                model="m", max_tokens=10, messages=MESSAGES, stream=True
+            )
+            texts = [e.delta.text for e in events if e.type == "content_block_delta"]  # type: ignore[union-attr]
+    assert chat[0].role == "assistant" and chat[0].content == ""
+    assert [d.content for d in chat[1:-1]] == texts == ["", "Hello ", "", "world"]
+    with pytest.raises(ValueError, match="above 0"):
+        Reply("x", [], 1, 1, 0, chunks=(0, 0)).pieces("x")
 
 
 def test_openai_chat_stream_helper(fp: FakeProvider) -> None:

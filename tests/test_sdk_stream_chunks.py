@@ -69,13 +69,13 @@ def _chat_kwargs(messages):
 def _chat_chunk(chunk, pieces, calls):
     for choice in chunk.choices:
         delta = choice.delta
-        if delta.content:
+        if delta.content is not None and not delta.role:  # the role chunk's "" is not a piece
             pieces.append([f"content {choice.index}", delta.content])
         for tc in delta.tool_calls or []:
             entry = calls.setdefault(tc.index, {"id": tc.id, "name": "", "args": ""})
             entry["name"] += tc.function.name or ""
             entry["args"] += tc.function.arguments or ""
-            if tc.function.arguments:
+            if tc.function.arguments is not None and tc.id is None:  # not the call's head
                 pieces.append([f"arguments {tc.index}", tc.function.arguments])
 
 
@@ -179,7 +179,7 @@ def _anthropic_event(event, pieces):
     delta = event.delta
     if delta.type == "text_delta":
         pieces.append([f"text {event.index}", delta.text])
-    elif delta.type == "input_json_delta" and delta.partial_json:
+    elif delta.type == "input_json_delta":
         pieces.append([f"input {event.index}", delta.partial_json])
     elif delta.type == "thinking_delta":
         pieces.append([f"thinking {event.index}", delta.thinking])
@@ -377,6 +377,31 @@ def test_a_replayed_stream_comes_in_the_recorded_pieces(
     text = (project.path / GOLDEN).read_text()
     one_line = ", ".join(str(len(p)) for p in _cut(ANSWER, SIZES))
     assert f": [{one_line}]\n" in text, "each text's lengths on one line"
+
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == recorded
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_empty_pieces_a_provider_sent_are_recorded_and_replayed(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A provider may stream a delta with an empty text (an Anthropic tool input often
+    starts with `partial_json: ""`): each is a 0 among the recorded lengths, and replay
+    sends it again, so an agent counting every delta sees as many as it saw live."""
+    sizes = [0, 3, 1, 0, 5]
+    thinking = mode.startswith("anthropic")
+    session = _record(project, monkeypatch, mode, _script(sizes, thinking=thinking))
+    recorded = _expected(mode, lambda text: _cut(text, sizes))
+    assert session.output == {"pieces": recorded}, "the agent kept what the provider sent"
+    _, last = _llm_steps(session)
+    assert last.attributes is not None
+    assert list(last.attributes[STREAM_CHUNKS].values())[-1] == [
+        len(p) for p in _cut(ANSWER, sizes)
+    ]
+    assert list(last.attributes[STREAM_CHUNKS].values())[-1][:4] == [0, 3, 1, 0]
 
     seen = project.path / "seen.json"
     monkeypatch.setenv("SEEN", str(seen))

@@ -264,14 +264,16 @@ def chunks(text: str, pieces: int = 3) -> list[str]:
 
 
 class Pieces:
-    """While a stream is read: the lengths of the non-empty pieces each text came in, by
-    the text's path in the assembled body (`content[0].text`)."""
+    """While a stream is read: the lengths of the pieces each text came in, by the text's
+    path in the assembled body (`content[0].text`); an empty piece the provider sent is a
+    0 (the caller leaves out the empty strings that are a frame's placeholders, as a
+    chat role chunk's `content: ""`)."""
 
     def __init__(self) -> None:
         self.lengths: dict[str, list[int]] = {}
 
     def add(self, path: str, piece: Any) -> None:
-        if isinstance(piece, str) and piece:
+        if isinstance(piece, str):
             self.lengths.setdefault(path, []).append(len(piece))
 
     def recorded(self) -> dict[str, list[int]] | None:
@@ -280,8 +282,9 @@ class Pieces:
 
 class Cuts:
     """How a replayed stream cuts its texts: into the pieces recorded with the step (its
-    STREAM_CHUNKS attribute) while their lengths add up to the text, else into a few even
-    pieces (a golden recorded without them, or a text edited since)."""
+    STREAM_CHUNKS attribute; a 0 is an empty piece) while their lengths add up to the
+    text, else into a few even pieces (a golden recorded without them, or a text edited
+    since)."""
 
     def __init__(self, step: LLMCallStep) -> None:
         found = (step.attributes or {}).get(STREAM_CHUNKS)
@@ -291,7 +294,7 @@ class Cuts:
         sizes = self._lengths.get(path)
         if not isinstance(sizes, list) or not sizes:
             return None
-        if all(type(n) is int and n > 0 for n in sizes):
+        if all(type(n) is int and n >= 0 for n in sizes):
             return sizes
         return None
 

@@ -176,15 +176,20 @@ class _ChoiceState:
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish: str | None = None
         self.logprobs: dict[str, Any] | None = None  # None: the chunks carried none
+        self.started = False  # a chunk of this choice was read
 
     def add(self, choice: dict[str, Any]) -> None:
         delta = choice.get("delta") or {}
-        if isinstance(delta.get("content"), str):
-            self.texts.append(delta["content"])
-            self.pieces.add(f"{self.path}.content", delta["content"])
-        if isinstance(delta.get("refusal"), str):
-            self.refusal.append(delta["refusal"])
-            self.pieces.add(f"{self.path}.refusal", delta["refusal"])
+        # the role chunk's `content: ""` is its placeholder, sent again on replay; an
+        # empty string in any other chunk is an empty piece the provider sent
+        role_chunk = delta.get("role") is not None and not self.started
+        self.started = True
+        for key, parts in (("content", self.texts), ("refusal", self.refusal)):
+            piece = delta.get(key)
+            if isinstance(piece, str):
+                parts.append(piece)
+                if piece or not role_chunk:
+                    self.pieces.add(f"{self.path}.{key}", piece)
         for fragment in delta.get("tool_calls") or []:
             if isinstance(fragment, dict):
                 self._add_tool_fragment(fragment)
@@ -199,7 +204,9 @@ class _ChoiceState:
         function = fragment.get("function") or {}
         call["name"] += function.get("name") or ""
         call["args"] += function.get("arguments") or ""
-        self.pieces.add(_arguments_path(self.index, position), function.get("arguments"))
+        arguments = function.get("arguments")
+        if arguments or fragment.get("id") is None:  # a call's head has `arguments: ""`
+            self.pieces.add(_arguments_path(self.index, position), arguments)
 
     def _add_logprobs(self, logprobs: dict[str, Any]) -> None:
         """Each chunk carries the log probabilities of its own tokens: the whole answer's
