@@ -286,26 +286,32 @@ def _script(sizes: list[int], *, thinking: bool = False) -> list[dict[str, Any]]
 
 
 def _expected(
-    mode: str, cut: Any, *, answer: Any = None, thinking: Any = None, text: str = ANSWER
+    mode: str,
+    cut: Any,
+    *,
+    answer: Any = None,
+    thinking: Any = None,
+    text: str = ANSWER,
+    arguments: str = ARGUMENTS,
 ) -> list[list[str]]:
-    """What each agent keeps of the two turns, as [part, text]: the tool call's texts cut
-    by `cut`, then the answer `text` cut by `answer` (after its thinking, cut by
-    `thinking`; both default to `cut`)."""
+    """What each agent keeps of the two turns, as [part, text]: the tool call's texts
+    (its `arguments`) cut by `cut`, then the answer `text` cut by `answer` (after its
+    thinking, cut by `thinking`; both default to `cut`)."""
     answer, thinking = answer or cut, thinking or cut
     if mode.startswith("chat"):
         return [
-            *[["arguments 0", p] for p in cut(ARGUMENTS)],
+            *[["arguments 0", p] for p in cut(arguments)],
             *[["content 0", p] for p in answer(text)],
         ]
     if mode.startswith("responses"):
         return [
-            *[["arguments 0", p] for p in cut(ARGUMENTS)],
+            *[["arguments 0", p] for p in cut(arguments)],
             *[["text 0", p] for p in answer(text)],
         ]
     # anthropic: thinking (block 0), a redacted_thinking block (1), then the tool use or text
     return [
         *[["thinking 0", p] for p in cut(THINKING)],
-        *[["input 2", p] for p in cut(ARGUMENTS)],
+        *[["input 2", p] for p in cut(arguments)],
         *[["thinking 0", p] for p in thinking(THINKING)],
         *[["text 2", p] for p in answer(text)],
     ]
@@ -402,6 +408,29 @@ def test_the_empty_pieces_a_provider_sent_are_recorded_and_replayed(
         len(p) for p in _cut(ANSWER, sizes)
     ]
     assert list(last.attributes[STREAM_CHUNKS].values())[-1][:4] == [0, 3, 1, 0]
+
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == recorded
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tool_arguments_streamed_with_unicode_escapes_come_in_their_recorded_pieces(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A provider may escape non-ASCII characters in the arguments it streams
+    (`"Z\\u00fcrich"`, as the fake provider does). Anthropic's tool input is kept as
+    data, not the text it came in: replay renders it escaped again when that is the
+    recorded length, so its pieces are the recorded ones (they were cut evenly)."""
+    thinking = mode.startswith("anthropic")
+    script = _script(SIZES, thinking=thinking)
+    script[0]["tool_calls"][0]["arguments"] = {"city": "Zürich"}
+    session = _record(project, monkeypatch, mode, script)
+    escaped = '{"city":"Z\\u00fcrich"}'
+    recorded = _expected(mode, _recorded, arguments=escaped)
+    assert session.output == {"pieces": recorded}, "the agent kept what the provider sent"
+    assert "Zürich" in (project.path / GOLDEN).read_text()
 
     seen = project.path / "seen.json"
     monkeypatch.setenv("SEEN", str(seen))

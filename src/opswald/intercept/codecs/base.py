@@ -323,15 +323,20 @@ class Cuts:
 
     def json_text(self, path: str, value: Any) -> str:
         """Tool-call arguments (data; None is `{}`) as the JSON text a stream sends: spaced
-        as `json.dumps` writes it, or compact when that is the recorded length (the
-        golden keeps the arguments as data, not the text they came in)."""
+        as `json.dumps` writes it, unless another rendering has the recorded length:
+        compact, or either with non-ASCII characters escaped (`\\u00fc`) as some
+        providers send them (the golden keeps the arguments as data, not the text they
+        came in)."""
         data = {} if value is None else value
         spaced = json.dumps(data, ensure_ascii=False)
         length = self.total(path)
-        if length is not None and length != len(spaced):
-            compact = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-            if len(compact) == length:
-                return compact
+        if length is None or length == len(spaced):
+            return spaced
+        for ascii_only in (False, True):
+            for separators in ((",", ":"), (", ", ": ")):
+                text = json.dumps(data, ensure_ascii=ascii_only, separators=separators)
+                if len(text) == length:
+                    return text
         return spaced
 
 
