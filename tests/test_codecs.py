@@ -1379,6 +1379,61 @@ REFUSAL = "I can't help with that."
 SUMMARY = "Looking up the forecast."
 
 
+def _choice_order(wire: WireResponse) -> list[int]:
+    return [c["index"] for frame in _chat_frames(wire) for c in frame["choices"]]
+
+
+def test_an_n_stream_replays_its_choices_interleaved_as_they_came() -> None:
+    """The order the choices' chunks came in is kept (`choices`, as runs) when it was not
+    one choice after the other, and replay sends them in it."""
+    decoded = CHAT.decode(N_CHOICES_SSE, stream=True)
+    step = LLMCallStep(
+        step=1,
+        model="m",
+        output=decoded.output,
+        raw=decoded.assembled,
+        attributes={STREAM_CHUNKS: decoded.chunks},
+    )
+    wire = CHAT.encode(step, stream=True)
+    assert _choice_order(wire) == [0, 1, 0, 1, 1, 0, 1]
+    assert CHAT.decode(wire.body, stream=True).chunks == decoded.chunks
+
+
+@pytest.mark.parametrize(
+    "order",
+    ["0,1*3", "0,1*2 1 0", "0,1*2 1 0,1 0", "0,1*2 1 1,1", "0,1*-2", "x", "0,1*99999999", 7],
+)
+def test_an_order_that_does_not_fit_the_choices_sends_one_choice_after_the_other(
+    order: Any,
+) -> None:
+    decoded = CHAT.decode(N_CHOICES_SSE, stream=True)
+    attributes = {STREAM_CHUNKS: {**(decoded.chunks or {}), "choices": order}}
+    step = LLMCallStep(
+        step=1, model="m", output=decoded.output, raw=decoded.assembled, attributes=attributes
+    )
+    assert _choice_order(CHAT.encode(step, stream=True)) == [0, 0, 0, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("order", "text"),
+    [
+        ([0, 0, 0, 1, 1, 2], None),
+        ([0, 1, 0, 1, 0, 1], "0,1*3"),
+        ([0, 1, 2, 0, 1, 2, 1, 1, 0, 2], "0,1,2*2 1*2 0,2"),
+        ([1, 0, 0, 1], "1 0 0,1"),
+    ],
+)
+def test_the_order_of_an_n_streams_chunks_is_written_as_runs(
+    order: list[int], text: str | None
+) -> None:
+    from opswald.intercept.codecs.openai_chat import order_of, order_text
+
+    assert order_text(order) == text
+    if text is not None:
+        assert order_of(text, len(order)) == order
+        assert order_of(text, len(order) - 1) is None
+
+
 def _with_pieces(codec: Codec, raw: dict[str, Any], pieces: Any) -> LLMCallStep:
     """A step recorded as `raw`, its stream's pieces as `pieces` (the attribute as written)."""
     decoded = codec.decode(json.dumps(raw).encode(), stream=False)
@@ -1550,5 +1605,6 @@ def test_a_stream_decoded_without_text_records_no_pieces() -> None:
     assert CHAT.decode(N_CHOICES_SSE, stream=True).chunks == {
         "choices[0].message.content": [5],
         "choices[1].message.content": [4, 6],
+        "choices": "0,1*2 1 0,1",
     }, "the role chunk's empty content is no piece"
     assert CHAT.decode(json.dumps(_chat_refusal_raw()).encode(), stream=False).chunks is None

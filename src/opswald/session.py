@@ -30,9 +30,11 @@ FORK_METADATA = "fork"
 `modifications` applied there."""
 STREAM_CHUNKS = "stream_chunks"
 """The `attributes` key of a streamed `llm_call`: for each streamed text, named by its path
-in `raw` (`choices[0].message.content`), the lengths of the pieces it came in, so that
-replay cuts it the same way. Delivery, not behaviour: never compared, and ignored when it
-does not add up to the text."""
+in `raw` (`choices[0].message.content`), the lengths of the pieces it came in (0: an empty
+piece), so that replay cuts it the same way; for a Chat Completions stream with `n` > 1,
+under `choices`, the order its choices' chunks came in (`"0,1*12"`) when it was not one
+choice after the other. Delivery, not behaviour: never compared, and ignored when it does
+not add up to the text."""
 
 
 def without_stream_chunks(attributes: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -162,7 +162,7 @@ def record(
     )
 
 
-def _unredacted_chunks(ctx: Any, decoded: Any) -> dict[str, list[int]] | None:
+def _unredacted_chunks(ctx: Any, decoded: Any) -> dict[str, Any] | None:
     """The piece lengths of the streamed texts redaction leaves as they came: a text with
     a secret replaced would not add up (and its lengths would tell the secret's)."""
     from opswald import paths

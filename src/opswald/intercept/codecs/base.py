@@ -37,7 +37,9 @@ class Decoded:
     # streaming, assembled from its events, so replay keeps ids and details either way
     assembled: Any = None
     # a stream: the lengths of the pieces each text came in, by its path in `assembled`
-    chunks: dict[str, list[int]] | None = None
+    # (and for Chat Completions with `n` > 1, under `choices`, the order its choices'
+    # chunks came in when it was not one choice after the other)
+    chunks: dict[str, Any] | None = None
 
 
 class Codec(Protocol):
@@ -289,6 +291,10 @@ class Cuts:
     def __init__(self, step: LLMCallStep) -> None:
         found = (step.attributes or {}).get(STREAM_CHUNKS)
         self._lengths: dict[str, Any] = found if isinstance(found, dict) else {}
+
+    def get(self, key: str) -> Any:
+        """The recorded value at `key` (None when there is none)."""
+        return self._lengths.get(key)
 
     def _sizes(self, path: str) -> list[int] | None:
         sizes = self._lengths.get(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,6 +262,7 @@ class _StreamState:
     def __init__(self) -> None:
         self.choices: dict[int, _ChoiceState] = {}
         self.pieces = Pieces()
+        self.order: list[int] = []  # the choice index of each chunk, in turn
         self.usage: Any = None
         self.cost: float | None = None
         self.model: str | None = None
@@ -279,9 +281,14 @@ class _StreamState:
                 if index not in self.choices:
                     self.choices[index] = _ChoiceState(index, self.pieces)
                 self.choices[index].add(choice)
+                self.order.append(index)
 
     def decoded(self) -> Decoded:
         first = self.choices.get(0) or _ChoiceState(0, Pieces())
+        chunks: dict[str, Any] | None = self.pieces.recorded()
+        order = order_text(self.order)
+        if order is not None:
+            chunks = {**(chunks or {}), ORDER: order}
         return Decoded(
             output=first.output(),
             usage=usage_from(self.usage),
@@ -289,7 +296,7 @@ class _StreamState:
             raw=None,
             model=self.model,
             assembled=self._completion(),
-            chunks=self.pieces.recorded(),
+            chunks=chunks,
         )
 
     def _completion(self) -> dict[str, Any]:
@@ -308,6 +315,55 @@ class _StreamState:
         if self.usage is not None:
             data["usage"] = self.usage
         return data
+
+
+# The STREAM_CHUNKS key of the order an `n` > 1 stream's choices sent their chunks in,
+# kept only when it is not the one replay falls back to (each choice after the other): a
+# text of runs, each run the choice indexes of consecutive chunks joined by commas, with
+# `*N` when it repeats N times. "0,1*12" is twelve rounds of a chunk of choice 0, then one
+# of choice 1; "0,1*3 1*2 0,1" has choice 1 send two chunks in a row after three rounds.
+ORDER = "choices"
+
+
+def order_text(order: list[int]) -> str | None:
+    """The order of `order` (choice indexes, one per chunk) as its runs; None when each
+    choice's chunks came after the previous choice's (the order replay falls back to)."""
+    if order == sorted(order):
+        return None
+    rounds: list[list[int]] = []
+    for index in order:
+        if rounds and index > rounds[-1][-1]:
+            rounds[-1].append(index)
+        else:
+            rounds.append([index])
+    runs: list[list[Any]] = []
+    for group in rounds:
+        if runs and runs[-1][0] == group:
+            runs[-1][1] += 1
+        else:
+            runs.append([group, 1])
+    return " ".join(
+        ",".join(map(str, group)) + (f"*{times}" if times > 1 else "") for group, times in runs
+    )
+
+
+def order_of(text: Any, limit: int) -> list[int] | None:
+    """The choice index of each chunk that `text` (see ORDER) says, in turn; None when it
+    is not such a text or says more than `limit` chunks."""
+    if not isinstance(text, str):
+        return None
+    out: list[int] = []
+    for run in text.split():
+        group, _, times = run.partition("*")
+        try:
+            indexes = [int(i) for i in group.split(",")]
+            repeat = int(times) if times else 1
+        except ValueError:
+            return None
+        if repeat < 1 or min(indexes) < 0 or len(out) + len(indexes) * repeat > limit:
+            return None
+        out += indexes * repeat
+    return out or None
 
 
 def _decode_stream(body: bytes) -> Decoded:
@@ -566,7 +622,7 @@ def _frames(step: LLMCallStep, include_usage: bool = True) -> list[str]:
     out = _Chunks(step, include_usage)
     recorded = _recorded_choices(step)
     first = recorded.get(0)
-    out.choice(
+    choices = [
         _Choice(
             index=0,
             text=text_of(output_of(step).content),
@@ -575,11 +631,27 @@ def _frames(step: LLMCallStep, include_usage: bool = True) -> list[str]:
             refusal=_refusal(sub(first, "message")),
             logprobs=_logprobs(first),
         )
-    )
-    for index, choice in sorted(recorded.items()):
-        if index != 0:
-            out.choice(_raw_choice(step, choice))
+    ]
+    choices += [_raw_choice(step, c) for i, c in sorted(recorded.items()) if i != 0]
+    by_choice: dict[int, list[str]] = {}
+    for choice in choices:
+        start = len(out.frames)
+        out.choice(choice)
+        by_choice[choice.index] = out.frames[start:]
+    frames = _interleaved(by_choice, out.cuts.get(ORDER))
     usage = _usage(step)
     if usage is not None and include_usage:
-        out.frames.append(sse.frame({**out.base, "choices": [], "usage": usage}))
-    return [*out.frames, sse.frame("[DONE]")]
+        frames.append(sse.frame({**out.base, "choices": [], "usage": usage}))
+    return [*frames, sse.frame("[DONE]")]
+
+
+def _interleaved(by_choice: dict[int, list[str]], order: Any) -> list[str]:
+    """The choices' chunks in the recorded order while it has as many chunks of each
+    choice as replay sends, else each choice's after the previous one's."""
+    total = sum(len(frames) for frames in by_choice.values())
+    indexes = order_of(order, total)
+    counts = {index: len(frames) for index, frames in by_choice.items()}
+    if indexes is None or Counter(indexes) != Counter(counts):
+        return [frame for frames in by_choice.values() for frame in frames]
+    queues = {index: iter(frames) for index, frames in by_choice.items()}
+    return [next(queues[index]) for index in indexes]
