@@ -90,3 +90,255 @@ def test_imported_goldens_hold_no_secrets(
         in (written)
     )
     assert "<redacted:aws-key>" in written and "<redacted:openai-key>" in written
+
+
+# Secrets of several shapes, each planted in one place of a trace.
+OPENAI = "sk-proj-" + "Q1w2E3r4T5y6" * 3  # session metadata (or input)
+ANTHROPIC = "sk-ant-api03-" + "Zx9Yw8Vu7Ts6" * 3  # a model call's invocation parameters
+BEARER = "tok3nAbcDEFghi123xyz"  # an authorization header
+AWS = "AKIA" + "IOSFODNN7EXAMPLR"  # tool arguments
+GITHUB = "ghp_" + "A1b2C3d4E5f6" * 3  # a tool's result
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36P"  # error
+GOOGLE = "AIza" + "SyDxK3Lq9Wm2Xp7Rt5Yv8Bn4Hj6Gd1Fs0Ac"  # a URL's query in tool arguments
+TAG = "sk-proj-" + "T4g5T4g5T4g5" * 2  # a tag: a valid marker name, but a key
+SECRETS = (OPENAI, ANTHROPIC, BEARER, AWS, GITHUB, JWT, GOOGLE, TAG)
+HEADERS = {"Authorization": f"Bearer {BEARER}"}
+URL = f"https://api.example/v1?key={GOOGLE}"
+
+
+def _langsmith() -> dict[str, Any]:
+    def run(run_id: str, name: str, kind: str, second: int, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": run_id,
+            "name": name,
+            "run_type": kind,
+            "parent_run_id": "r1",
+            "trace_id": "r1",
+            "start_time": f"2024-05-01T10:00:0{second}",
+            "end_time": f"2024-05-01T10:00:0{second}.5",
+            **fields,
+        }
+
+    return {
+        **run("r1", f"agent {AWS}", "chain", 0),
+        "parent_run_id": None,
+        "end_time": "2024-05-01T10:00:04",
+        "inputs": {"input": "hi"},
+        "outputs": {"output": "yo"},
+        "tags": ["nightly", TAG],
+        "extra": {"metadata": {"note": f"key {OPENAI}"}},
+        "child_runs": [
+            run(
+                "r2",
+                "ChatOpenAI",
+                "llm",
+                1,
+                inputs={"messages": [{"role": "user", "content": "hi"}]},
+                outputs={"generations": [[{"text": "ok"}]]},
+                extra={
+                    "invocation_params": {
+                        "model": "gpt-4o",
+                        "user": ANTHROPIC,
+                        "default_headers": HEADERS,
+                    },
+                    "metadata": {"ls_provider": "openai"},
+                },
+            ),
+            run("r3", "lookup", "tool", 2, inputs={"q": AWS}, outputs={"output": GITHUB}),
+            run("r4", "fetch", "tool", 3, inputs={"url": URL}, error=f"PermissionError: {JWT}"),
+        ],
+    }
+
+
+def _langfuse() -> dict[str, Any]:
+    def obs(obs_id: str, kind: str, name: str, second: int, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": obs_id,
+            "traceId": "t1",
+            "type": kind,
+            "name": name,
+            "startTime": f"2024-06-01T09:00:0{second}.100Z",
+            "endTime": f"2024-06-01T09:00:0{second}.200Z",
+            **fields,
+        }
+
+    return {
+        "id": "t1",
+        "name": f"desk {AWS}",
+        "tags": ["nightly", TAG],
+        "metadata": {"note": OPENAI},
+        "observations": [
+            obs(
+                "g1",
+                "GENERATION",
+                "chat",
+                1,
+                model="gpt-4o",
+                modelParameters={"temperature": "0.2", "user": ANTHROPIC},
+                metadata={"headers": HEADERS},
+                input=[{"role": "user", "content": "hi"}],
+                output={"role": "assistant", "content": "ok"},
+            ),
+            obs("o1", "TOOL", "lookup", 2, input={"q": AWS}, output={"found": GITHUB}),
+            obs(
+                "o2",
+                "TOOL",
+                "fetch",
+                3,
+                input={"url": URL},
+                level="ERROR",
+                statusMessage=f"PermissionError: {JWT}",
+            ),
+        ],
+    }
+
+
+def _span(span_id: str, name: str, n: int, attributes: dict[str, str], **extra: Any) -> Any:
+    start = 1_700_000_000_000_000_000 + n * 100_000_000
+    return {
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "spanId": span_id * 16,
+        **({"parentSpanId": "1" * 16} if span_id != "1" else {}),
+        "name": name,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + 50_000_000),
+        "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attributes.items()],
+        **extra,
+    }
+
+
+def _failed(message: str) -> dict[str, Any]:
+    attributes = {"exception.type": "PermissionError", "exception.message": message}
+    return {
+        "status": {"code": 2, "message": "failed"},
+        "events": [
+            {
+                "name": "exception",
+                "timeUnixNano": "1700000000320000000",
+                "attributes": [
+                    {"key": k, "value": {"stringValue": v}} for k, v in attributes.items()
+                ],
+            }
+        ],
+    }
+
+
+def _otel() -> dict[str, Any]:
+    chat = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.request.user": ANTHROPIC,
+        "http.request.header.authorization": HEADERS["Authorization"],
+        "gen_ai.input.messages": json.dumps(
+            [{"role": "user", "parts": [{"type": "text", "content": f"hi {OPENAI}"}]}]
+        ),
+        "gen_ai.output.messages": json.dumps(
+            [{"role": "assistant", "parts": [{"type": "text", "content": "ok"}]}]
+        ),
+    }
+
+    def tool(name: str, arguments: Any) -> dict[str, str]:
+        return {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "gen_ai.tool.call.arguments": json.dumps(arguments),
+        }
+
+    spans = [
+        _span("1", "invoke_agent desk", 0, {"gen_ai.operation.name": "invoke_agent"}),
+        _span("2", "chat gpt-4o", 1, chat),
+        _span(
+            "3",
+            "execute_tool lookup",
+            2,
+            {**tool("lookup", {"q": AWS}), "gen_ai.tool.call.result": json.dumps(GITHUB)},
+        ),
+        _span("4", "execute_tool fetch", 3, tool("fetch", {"url": URL}), **_failed(JWT)),
+    ]
+    return {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+
+
+def _openinference() -> dict[str, Any]:
+    llm = {
+        "openinference.span.kind": "LLM",
+        "llm.provider": "openai",
+        "llm.model_name": "gpt-4o",
+        "llm.invocation_parameters": json.dumps(
+            {"model": "gpt-4o", "user": ANTHROPIC, "extra_headers": HEADERS}
+        ),
+        "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": "hi",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "ok",
+    }
+
+    def tool(name: str, arguments: Any) -> dict[str, str]:
+        return {
+            "openinference.span.kind": "TOOL",
+            "tool.name": name,
+            "input.value": json.dumps(arguments),
+            "input.mime_type": "application/json",
+        }
+
+    root = {"openinference.span.kind": "CHAIN", "input.value": f"hi {OPENAI}"}
+    spans = [
+        _span("1", "desk", 0, root),
+        _span("2", "ChatCompletion", 1, llm),
+        _span("3", "lookup", 2, {**tool("lookup", {"q": AWS}), "output.value": GITHUB}),
+        _span("4", "fetch", 3, tool("fetch", {"url": URL}), **_failed(JWT)),
+    ]
+    return {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+
+
+SECRET_TRACES = {
+    "otel": _otel,
+    "openinference": _openinference,
+    "langsmith": _langsmith,
+    "langfuse": _langfuse,
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(SECRET_TRACES))
+def test_every_format_imports_a_trace_full_of_secrets_redacted(
+    fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Secrets in a trace's metadata, a model call's parameters and headers, tool
+    arguments, results and errors: the import writes a golden (no traceback), with each
+    one replaced where it was; the sessions `import_file` returns hold none either."""
+    from opswald.importers import import_file
+    from opswald.session import LLMCallStep, ToolCallStep
+
+    source = tmp_path / "trace.json"
+    source.write_text(json.dumps(SECRET_TRACES[fmt]()), encoding="utf-8")
+    assert all(secret in source.read_text(encoding="utf-8") for secret in SECRETS[:-1])
+    out_dir = tmp_path / "goldens"
+    assert main(["import", fmt, str(source), "-o", str(out_dir)]) == 0
+    printed = capsys.readouterr()
+    (path,) = out_dir.iterdir()
+    written = path.read_text(encoding="utf-8")
+    for secret in SECRETS:
+        assert secret not in written + printed.out + printed.err
+    golden = opswald.load(path)
+    llm, lookup, fetch = golden.step_list
+    assert isinstance(llm, LLMCallStep)
+    assert isinstance(lookup, ToolCallStep) and isinstance(fetch, ToolCallStep)
+    session_level = [golden.metadata, golden.input, llm.input.messages]
+    assert "<redacted:openai-key>" in json.dumps(session_level)
+    params = json.dumps([llm.input.params, llm.attributes])
+    assert "<redacted:anthropic-key>" in params
+    assert "<redacted:header>" in params or "Bearer <redacted:bearer>" in params
+    assert lookup.input == {"q": "<redacted:aws-key>"}
+    assert "<redacted:github-token>" in json.dumps(lookup.output)
+    assert fetch.input == {"url": "https://api.example/v1?key=<redacted:google-key>"}
+    assert fetch.error is not None and fetch.error.type == "PermissionError"
+    assert "<redacted:jwt>" in fetch.error.message
+    if fmt in ("langsmith", "langfuse"):  # names and tags come from the trace
+        assert path.name.endswith("_redacted_aws_key.golden.yaml")
+        assert golden.tags == ["nightly"], "a tag that is a key is left out"
+    # the API: what `import_file` returns, account included, holds no secret either
+    result = import_file(fmt, source)
+    shown = repr(result)
+    assert "<redacted:aws-key>" in shown
+    for secret in SECRETS:
+        assert secret not in shown

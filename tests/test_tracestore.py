@@ -177,3 +177,65 @@ def test_golden_create_bad_input_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith(f"error: {a_file}: ") and "Errno" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_golden_create_scrubs_every_secret_of_the_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trace stored with secrets (one recorded before a rule covered them, or put in the
+    store by hand): in its metadata, a model call's parameters and headers, tool arguments,
+    results and errors, its tags. The golden promoted from it holds none, and a tag that is
+    a key is left out rather than refusing the promotion."""
+    from opswald.session import LLMCallStep, Session
+
+    key, aws = "sk-proj-" + "Q1w2E3r4T5y6" * 3, "AKIA" + "IOSFODNN7EXAMPLR"
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36P"
+    trace = Session.model_validate(
+        {
+            "name": "leaky",
+            "tags": ["nightly", key],
+            "metadata": {"note": f"key {key}"},
+            "input": "go",
+            "steps": [
+                {
+                    "step": 1,
+                    "type": "llm_call",
+                    "model": "m",
+                    "input": {
+                        "messages": [{"role": "user", "content": "go"}],
+                        "params": {"user": key, "extra_headers": {"x-api-key": "k-123"}},
+                    },
+                    "output": {"content": "ok"},
+                },
+                {
+                    "step": 2,
+                    "type": "tool_call",
+                    "tool": "fetch",
+                    "input": {"q": aws},
+                    "output": None,
+                    "error": {"type": "PermissionError", "message": f"refused {jwt}"},
+                },
+            ],
+            "output": f"done {key}",
+        }
+    )
+    store = tmp_path / "traces"
+    stored = save(trace, store)
+    assert key in stored.read_text(encoding="utf-8")
+    goldens = tmp_path / "goldens"
+    args = ["golden", "create", stored.name, "--name", "leaky", "--store", str(store)]
+    assert main([*args, "--goldens", str(goldens)]) == 0, capsys.readouterr().err
+    text = (goldens / "leaky.golden.yaml").read_text(encoding="utf-8")
+    for secret in (key, aws, jwt, "k-123"):
+        assert secret not in text
+    golden = opswald.load(goldens / "leaky.golden.yaml")
+    assert golden.tags == ["nightly"]
+    assert golden.metadata["note"] == "key <redacted:openai-key>"
+    llm, tool = golden.step_list
+    assert isinstance(llm, LLMCallStep) and llm.input.params == {
+        "user": "<redacted:openai-key>",
+        "extra_headers": {"x-api-key": "<redacted:header>"},
+    }
+    assert isinstance(tool, ToolCallStep) and tool.input == {"q": "<redacted:aws-key>"}
+    assert tool.error is not None and tool.error.message == "refused <redacted:jwt>"
+    assert golden.output == "done <redacted:openai-key>"

@@ -96,12 +96,8 @@ def _golden_name(session: Any, taken: set[str]) -> str:
 def _counts(title: str, counts: Counter[str], limit: int = 12) -> list[str]:
     if not counts:
         return []
-    from opswald.redact import DEFAULT_REDACTOR
-
-    items = counts.most_common()
-    # attribute names come from the trace: a key used as a name is scrubbed as in the golden
-    names = [(DEFAULT_REDACTOR.text(key), n) for key, n in items[:limit]]
-    shown = ", ".join(f"{key} x{n}" if n > 1 else key for key, n in names)
+    items = counts.most_common()  # scrubbed by the import, as the goldens are
+    shown = ", ".join(f"{key} x{n}" if n > 1 else key for key, n in items[:limit])
     more = f", … {len(items) - limit} more" if len(items) > limit else ""
     import shutil
     import textwrap
@@ -120,7 +116,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     from opswald.cli import Progress
     from opswald.files import dump
     from opswald.importers import ImportFormatError, ImportResult, import_file
-    from opswald.redact import redact_session
 
     out = Path(args.output)
     total = ImportResult()
@@ -144,7 +139,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     written = []
     for session in total.sessions:
         name = _golden_name(session, taken)
-        session = redact_session(session.model_copy(update={"name": name}))
+        session = session.model_copy(update={"name": name})  # imported sessions are redacted
         target = out / f"{name}.golden.yaml"
         out.mkdir(parents=True, exist_ok=True)
         dump(session, target)

@@ -45,7 +45,9 @@ class ImportResult:
 
 
 def convert(fmt: str, data: Any) -> ImportResult:
-    """Convert one parsed document of format `fmt` (one of `FORMATS`)."""
+    """Convert one parsed document of format `fmt` (one of `FORMATS`). Secrets in it are
+    replaced (`opswald.redact`), in the sessions and in the account alike: what a trace
+    carried reaches neither a golden nor a screen."""
     if fmt == "otel":
         from opswald.importers.otel import convert as run
     elif fmt == "openinference":
@@ -56,7 +58,27 @@ def convert(fmt: str, data: Any) -> ImportResult:
         from opswald.importers.langfuse import convert as run
     else:
         raise ValueError(f"unknown import format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return run(data)
+    return _redacted(run(data))
+
+
+def _redacted(result: ImportResult) -> ImportResult:
+    from opswald.redact import DEFAULT_REDACTOR, redact_session
+
+    text = DEFAULT_REDACTOR.text
+
+    def counts(counter: Counter[str]) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for key, n in counter.items():  # attribute names come from the trace
+            out[text(key)] += n
+        return out
+
+    return ImportResult(
+        sessions=[redact_session(session) for session in result.sessions],
+        mapped=counts(result.mapped),
+        kept=counts(result.kept),
+        skipped=counts(result.skipped),
+        warnings=[text(warning) for warning in result.warnings],
+    )
 
 
 def read_json(path: Path) -> Any:
