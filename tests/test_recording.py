@@ -71,6 +71,26 @@ def test_record_in_memory_only() -> None:
     assert fetch("y") == {"key": "y", "value": 42}, "instrumentation is a no-op again"
 
 
+def test_record_scrubs_the_names_and_tags_it_is_given(tmp_path: Path) -> None:
+    """Every part of the session is scrubbed, not only what the agent did: the name, the
+    agent's name and the tags come from the caller (a tag that is a key is left out), in
+    the golden written, in the store and in `rec.session`."""
+    key, aws = "sk-proj-" + "Q1w2E3r4T5y6" * 3, "AKIA" + "IOSFODNN7EXAMPLR"
+    path = tmp_path / "run.golden.yaml"
+    with opswald.record(path, name=f"run {key}", agent=aws, tags=["smoke", key]) as rec:
+        rec.output = agent("report")
+    with opswald.record(name=f"run {key}", agent=aws, store=tmp_path / "store") as stored:
+        stored.output = agent("report")
+    assert stored.path is not None and "Q1w2E3r4" not in stored.path.name  # the file's name
+    for session, file in ((rec.session, path), (stored.session, stored.path)):
+        assert session is not None
+        assert (session.name, session.agent) == ("run <redacted:openai-key>", "<redacted:aws-key>")
+        text = file.read_text(encoding="utf-8")
+        assert key not in text and aws not in text
+    assert rec.session is not None and rec.session.tags == ["smoke"]
+    assert opswald.load(path).tags == ["smoke"]
+
+
 @opswald.llm
 def priced(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
     """A response that reports its usage but no cost, as most providers' do."""

@@ -56,6 +56,7 @@ def record(
     from opswald.files import dump
     from opswald.intercept.transport import intercepting
     from opswald.jsonable import to_jsonable
+    from opswald.redact import redact_data
 
     target = Path(path) if path is not None else None
     if target is not None and target.exists():
@@ -93,16 +94,17 @@ def record(
         data: dict[str, Any] = {
             "name": name or (target.name.split(".golden.")[0] if target else "session"),
             "metadata": metadata,
-            "input": ctx.redactor(to_jsonable(input)),
+            "input": to_jsonable(input),
             "steps": [],
-            "output": ctx.redactor(to_jsonable(rec.output)),
+            "output": to_jsonable(rec.output),
             "error": error,
         }
         if agent:
             data["agent"] = agent
         if tags:
             data["tags"] = tags
-        session = Session.model_validate(data)
+        # the steps are redacted as they are recorded; the rest here, names and tags too
+        session = Session.model_validate(redact_data(data, ctx.redactor))
         session.steps = ctx.actual_steps()
         rec.session = session
         if target is not None:
