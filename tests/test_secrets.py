@@ -841,3 +841,95 @@ def test_redaction_is_idempotent(data: Any) -> None:
     redact = make_redactor()
     once = redact(data)
     assert redact(once) == once
+
+
+def test_opswald_dump_writes_no_secret_and_redacted_goldens_unchanged(tmp_path: Any) -> None:
+    """`opswald.dump` is a public write path: what it writes is scrubbed by the default
+    rules (a tag that is a key is left out: a placeholder is no marker name), while a
+    session with nothing to scrub — every golden here — is written byte for byte as
+    before."""
+    from pathlib import Path
+
+    from opswald.files import dumps, load
+    from opswald.session import Session
+
+    session = Session.model_validate(
+        {
+            "name": f"run {AWS}",
+            "tags": ["smoke", OPENAI],
+            "metadata": {"headers": {"Authorization": BEARER}, "note": ANTHROPIC},
+            "input": {"password": "hunter2", "q": f"use {OPENAI}"},
+            "steps": [
+                {
+                    "step": 1,
+                    "type": "llm_call",
+                    "model": "m",
+                    "input": {"messages": [{"role": "user", "content": JWT}]},
+                    "output": {"content": AWS},
+                },
+                {"step": 2, "type": "tool_call", "tool": "t", "input": {"k": AWS}, "output": JWT},
+                {"step": 3, "type": "state", "memory": {"k": OPENAI}, "extra_part": ANTHROPIC},
+            ],
+            "output": OPENAI,
+            "error": {"type": "RuntimeError", "message": f"failed with {ANTHROPIC}"},
+        }
+    )
+    target = tmp_path / "s.golden.yaml"
+    opswald.dump(session, target)
+    text = target.read_text(encoding="utf-8")
+    _assert_clean(text)
+    assert "hunter2" not in text
+    written = opswald.load(target)
+    assert written.name == "run <redacted:aws-key>" and written.tags == ["smoke"]
+    assert written.step_list[2].model_extra == {"extra_part": "<redacted:anthropic-key>"}
+    assert written.error is not None and written.error.message.endswith("<redacted:anthropic-key>")
+    opswald.dump(written, tmp_path / "again.golden.yaml")
+    assert (tmp_path / "again.golden.yaml").read_text(encoding="utf-8") == text
+    root = Path(__file__).parent.parent
+    goldens = sorted((root / "goldens").glob("*.golden.*"))
+    assert len(goldens) >= 5
+    for path in goldens:
+        golden = load(path)
+        out = tmp_path / path.name
+        opswald.dump(golden, out)
+        expected = dumps(golden, "json" if path.suffix == ".json" else "yaml")
+        assert out.read_text(encoding="utf-8") == expected, path.name
+
+
+def test_the_readme_import_example_writes_what_opswald_import_writes(tmp_path: Any) -> None:
+    """The README's Python import (`import_file`, then `opswald.dump`) scrubs as the
+    command does: the same golden, no secret in it."""
+    import json
+
+    from opswald.cli import main
+    from opswald.importers import import_file
+
+    span = {
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "spanId": "00f067aa0ba902b7",
+        "name": "execute_tool lookup",
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000001000000000",
+        "attributes": [
+            {"key": k, "value": {"stringValue": v}}
+            for k, v in {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": "lookup",
+                "gen_ai.tool.call.arguments": json.dumps({"token": OPENAI, "q": AWS}),
+            }.items()
+        ],
+    }
+    source = tmp_path / "trace.json"
+    source.write_text(json.dumps([span]), encoding="utf-8")
+    result = import_file("otel", source)
+    for session in result.sessions:
+        opswald.dump(session, tmp_path / "api" / f"{session.name}.golden.yaml")
+    print(result.mapped, result.kept, result.skipped, result.warnings)
+    assert main(["import", "otel", str(source), "-o", str(tmp_path / "cli")]) == 0
+    (api,) = (tmp_path / "api").iterdir()
+    (cli,) = (tmp_path / "cli").iterdir()
+    assert api.name == cli.name
+    text = api.read_text(encoding="utf-8")
+    _assert_clean(text)
+    assert "<redacted:aws-key>" in text
+    assert text == cli.read_text(encoding="utf-8")

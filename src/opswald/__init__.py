@@ -46,10 +46,12 @@ def load(path: Any) -> Session:
 
 
 def dump(session: Session, path: Any) -> None:
-    """Write a session canonically and atomically."""
+    """Write a session canonically and atomically, with its secrets replaced (the default
+    rules of `opswald.redact`; a session that holds none is written as it is)."""
     from opswald.files import dump as _dump
+    from opswald.redact import DEFAULT_REDACTOR
 
-    _dump(session, path)
+    _dump(session, path, redactor=DEFAULT_REDACTOR)
 
 
 def __getattr__(name: str) -> Any:

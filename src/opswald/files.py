@@ -40,7 +40,7 @@ from yaml.nodes import ScalarNode
 from opswald.hidden import HiddenEscapingDumper, has_hidden, json_with_hidden_escaped
 from opswald.jsonable import to_jsonable
 from opswald.paths import render
-from opswald.redact import DEFAULT_REDACTOR, SURROGATE, mend_surrogates
+from opswald.redact import DEFAULT_REDACTOR, SURROGATE, Redactor, mend_surrogates, redact_data
 from opswald.session import (
     SCHEMA_URL,
     STEP_NUMBERING,
@@ -1030,9 +1030,12 @@ def _plain_key(key: Any) -> str:
     return str(key)
 
 
-def dumps(session: Session, fmt: Format = "yaml") -> str:
-    """The canonical text of a session: the same session always gives the same text."""
+def dumps(session: Session, fmt: Format = "yaml", *, redactor: Redactor | None = None) -> str:
+    """The canonical text of a session: the same session always gives the same text. With
+    a `redactor`, the text has the secrets in the session replaced (`redact_data`)."""
     data = to_data(session)
+    if redactor is not None:
+        data = redact_data(data, redactor)
     if fmt == "json":
         return json_with_hidden_escaped(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
     if fmt != "yaml":
@@ -1066,11 +1069,12 @@ def _one_line_lengths(data: dict[str, Any]) -> None:
                 found[path] = _OneLine(lengths)
 
 
-def dump(session: Session, path: StrPath) -> None:
+def dump(session: Session, path: StrPath, *, redactor: Redactor | None = None) -> None:
     """Write a session canonically and atomically; `.json` files get JSON, others YAML. A
     file written before with CRLF line endings or a byte-order mark keeps them, so that its
-    diff shows what changed and nothing else. Missing folders are made."""
-    text = dumps(session, _format_of(path))
+    diff shows what changed and nothing else. Missing folders are made. With a `redactor`,
+    the secrets in the session are replaced in what is written."""
+    text = dumps(session, _format_of(path), redactor=redactor)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     bom, crlf = _text_form(path)
     if crlf:
