@@ -396,6 +396,13 @@ def test_a_skipped_golden_counts_as_skipped_not_failed(
     assert rows["marked"]["reason"] == "marked by the conftest"
     assert rows["in_call"]["reason"] == "skipped in its call"
     assert rows["in_call"]["error"] is None
+    # the page's run totals count what ran, as the JSON report's rows do: not what the
+    # skipped goldens recorded
+    assert rows["in_call"]["cost"] is None and rows["marked"]["duration_ms"] is None
+    assert page["summary"]["cost"] == rows["book_flight"]["cost"]
+    assert page["summary"]["duration_ms"] == pytest.approx(
+        rows["book_flight"]["duration_ms"], abs=2e-3
+    )
     junit = _junit(project.path / "j.xml")
     assert junit["marked"]["opswald.status"] == "skipped"
     assert junit["in_call"]["opswald.status"] == "skipped"

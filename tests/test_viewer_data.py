@@ -438,6 +438,27 @@ def test_figures_totals_and_deltas() -> None:
     assert data["summary"]["cost"] == pytest.approx(0.007 + 0.016)
 
 
+def test_totals_leave_out_goldens_that_did_not_run() -> None:
+    """A skipped golden, and one that failed before it ran, spent nothing: their recorded
+    figures are not the run's (a golden shown without a run, or that passed, still counts)."""
+    golden = travel_session()
+    data = build_data(
+        [
+            ViewEntry(golden=golden, status="passed", name="ran"),
+            ViewEntry(golden=golden, status="skipped", name="skipped"),
+            ViewEntry(golden=golden, status="error", name="never ran"),
+        ]
+    )
+    recorded = data["goldens"][0]["figures"]["golden"]
+    assert data["summary"]["cost"] == recorded["cost"] == pytest.approx(0.016)
+    assert data["summary"]["duration_ms"] == recorded["duration_ms"]
+    assert [g["figures"]["actual"] for g in data["goldens"][1:]] == [None, None]
+    skipped_only = build_data([ViewEntry(golden=golden, status="skipped")])["summary"]
+    assert (skipped_only["cost"], skipped_only["duration_ms"]) == (None, 0.0)
+    loaded = build_data([ViewEntry(golden=golden), ViewEntry(golden=golden, name="b")])
+    assert loaded["summary"]["cost"] == pytest.approx(2 * 0.016)
+
+
 def test_ids_are_unique_and_url_safe() -> None:
     s = travel_session()
     data = build_data(

@@ -703,6 +703,7 @@ def build_data(
     counts: dict[str, int] = {}
     for g in goldens:
         counts[g["status"]] = counts.get(g["status"], 0) + 1
+    spent = [f for f in map(_spent, goldens) if f is not None]
     return {
         "format": FORMAT,
         "title": redactor(title),
@@ -711,19 +712,28 @@ def build_data(
         "summary": {
             "total": len(goldens),
             "counts": counts,
-            "cost": _total(g["figures"]["actual"] or g["figures"]["golden"] for g in goldens),
-            "duration_ms": round(
-                math.fsum(
-                    (g["figures"]["actual"] or g["figures"]["golden"])["duration_ms"] or 0.0
-                    for g in goldens
-                ),
-                MS_DECIMALS,
-            ),
+            "cost": _total(spent),
+            "duration_ms": round(math.fsum(f["duration_ms"] or 0.0 for f in spent), MS_DECIMALS),
         },
         "goldens": goldens,
         # the characters the page shows as escapes (opswald.hidden), as code point ranges
         "ignorable": [list(r) for r in IGNORABLE],
     }
+
+
+_NOT_SPENT = ("skipped", "error", "failed")  # without a run's figures: none to count
+
+
+def _spent(golden: dict[str, Any]) -> dict[str, Any] | None:
+    """The figures a golden adds to the page's totals, as its JSON report row has them: what
+    its run measured; without a measurement, what the golden recorded when that is what the
+    run spent (it passed, or the page shows goldens without a run), else nothing (a skipped
+    golden, one that failed before it ran)."""
+    actual: dict[str, Any] | None = golden["figures"]["actual"]
+    recorded: dict[str, Any] = golden["figures"]["golden"]
+    if actual is None and golden["status"] not in _NOT_SPENT:
+        return recorded
+    return actual
 
 
 def _total(figs: Iterable[dict[str, Any]]) -> float | None:
