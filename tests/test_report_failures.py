@@ -156,7 +156,9 @@ BAD = "name: bad\ninput: [unclosed\n"
 def test_a_malformed_golden_counts_as_failed(project: pytest.Pytester, workers: list[str]) -> None:
     record(project)
     (project.path / "goldens" / "bad.golden.yaml").write_text(BAD)
-    result = project.runpytest("--opswald-goldens", "--opswald-json=r.json", *workers)
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-json=r.json", "--junitxml=j.xml", *workers
+    )
     result.assert_outcomes(passed=1, errors=1)
     assert result.ret == 1
     section = result.stdout.str().split("--- opswald ---")[-1]
@@ -174,6 +176,18 @@ def test_a_malformed_golden_counts_as_failed(project: pytest.Pytester, workers: 
     row = next(r for r in report["goldens"] if r["file"] == "goldens/bad.golden.yaml")
     assert row["status"] == "error" and row["error"] == failed["error"]
     assert "opswald validate goldens/bad.golden.yaml" in (failed["suggestion"] or "")
+    # its <testcase> (the collection error) carries the properties of its JSON row
+    cases = ET.parse(project.path / "j.xml").getroot().findall(".//testcase")
+    (case,) = [c for c in cases if c.find("error") is not None]
+    assert case.get("name") == "goldens.bad.golden.yaml"
+    assert {p.get("name"): p.get("value") for p in case.iter("property")} == {
+        "opswald.status": "error",
+        "opswald.cost": "",
+        "opswald.total_tokens": str(row["total_tokens"]),
+        "opswald.duration_ms": "",
+        "opswald.steps": str(row["steps"]),
+    }
+    assert len(cases) == 2, "one testcase for the malformed golden, also under xdist"
 
 
 def test_shards_that_each_meet_a_malformed_golden_merge_into_the_unsharded_report(

@@ -902,6 +902,24 @@ def _add_junit_properties(
     item.user_properties.extend(props)
 
 
+def _add_collect_junit_properties(
+    config: pytest.Config, report: pytest.CollectReport, record: dict[str, Any]
+) -> None:
+    """The properties of a malformed golden's <testcase> (a collection error). pytest gives
+    a collect report no user_properties: they go to the testcase pytest's JUnit writer
+    keeps for this report (written at the end of the session), as it does with a test's."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # a pytest without it: no properties, the error is still written
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is None:  # no --junitxml (or an xdist worker: the controller writes it)
+        return
+    reporter = xml.node_reporter(report)  # type: ignore[arg-type]  # as junitxml passes it
+    for name, value in _junit_properties(record):
+        reporter.add_property(name, str(value))
+
+
 def _report_unjudged(
     item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
 ) -> None:
@@ -1173,9 +1191,14 @@ class SummaryPlugin:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         from opswald.files import is_golden_path
 
-        if report.failed and is_golden_path(report.nodeid.split("::")[0]):
+        if (
+            report.failed
+            and is_golden_path(report.nodeid.split("::")[0])
+            and report.nodeid not in self.malformed
+        ):
             # once per file (each xdist worker collects it, the controller hears it once)
-            self.malformed.setdefault(report.nodeid, _malformed_record(self.config, report))
+            record = self.malformed[report.nodeid] = _malformed_record(self.config, report)
+            _add_collect_junit_properties(self.config, report, record)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
