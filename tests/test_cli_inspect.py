@@ -36,6 +36,9 @@ def test_show_filters_by_type_and_range(capsys: pytest.CaptureFixture[str], snap
     rows = [line.split()[:3] for line in out.splitlines()[2:-2]]
     assert rows == [["4", "tool_call", "issue_refund"], ["6", "state", "memory,"]]
     assert "(2 of 6 steps shown)" in out
+    assert rows[0] == ["4", "tool_call", "issue_refund"] and out.splitlines()[2].endswith(
+        " 0.006 ms"
+    ), "its 0.006 ms do not read as 0.0"
     assert out == snapshot
 
 
@@ -118,6 +121,19 @@ def test_diff_of_two_sessions_shows_figures(
     assert (code, data["equal"], data["first_step"]) == (1, False, 3)
     assert data["deltas"]["cost"]["change"] == pytest.approx(third.cost / 2)
     assert run(capsys, "diff", str(REFUND), str(REFUND))[0] == 0
+
+
+def test_diff_of_durations_under_a_millisecond(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    actual = tmp_path / "refund.actual.yaml"
+    session = opswald.load(REFUND)
+    assert session.metadata["duration_ms"] == 0.646
+    session.metadata["duration_ms"] = 0.3
+    opswald.dump(session, actual)
+    code, out, _ = run(capsys, "diff", str(REFUND), str(actual))
+    assert code == 0, out
+    assert out.splitlines()[-1] == "figures: duration ms 0.6 ms → 0.3 ms (-54%)"
 
 
 def test_diff_leaves_out_how_a_run_was_made(

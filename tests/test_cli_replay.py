@@ -615,3 +615,15 @@ def test_a_live_runs_fix_line_offers_no_update(workdir: Path, tmp_path: Path) ->
     (fix,) = [line for line in proc.stdout.splitlines() if line.startswith("fix:")]
     assert fix.startswith("fix: a live run writes nothing"), fix
     assert "--opswald-update" not in fix
+
+
+def test_a_step_line_shows_a_duration_under_a_millisecond() -> None:
+    """Durations as everywhere else: a step of 4 µs is `0.004 ms`, not `0.00 ms`."""
+    from opswald.cli_replay import StepPrinter
+    from opswald.session import ToolCallStep
+
+    printer = StepPrinter(total=2)
+    fast = ToolCallStep(step=1, tool="lookup", input={"id": 1}, output=2, duration_ms=0.004)
+    slow = ToolCallStep(step=2, tool="lookup", input={"id": 1}, output=2, duration_ms=2500.0)
+    assert printer.line(fast).endswith("  (0.004 ms)"), printer.line(fast)
+    assert printer.line(slow).endswith("  (2,500 ms)"), printer.line(slow)

@@ -15,6 +15,7 @@ from opswald.pricing import (
     PriceTable,
     PriceWarning,
     cost_with_source,
+    milliseconds,
     money,
 )
 from opswald.session import LLMCallStep, Usage
@@ -269,6 +270,24 @@ def test_money_keeps_two_significant_digits_below_a_tenth_of_a_cent(
     value: float, shown: str
 ) -> None:
     assert money(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0, "0 ms"),
+        (0.453, "0.5 ms"),
+        (0.0453, "0.045 ms"),
+        (0.006, "0.006 ms"),
+        (0.0000012, "0.0000012 ms"),
+        (2.54, "2.5 ms"),
+        (9.96, "10 ms"),
+        (1234.5, "1,234 ms"),
+        (6200.0, "6,200 ms"),
+    ],
+)
+def test_a_duration_under_a_millisecond_never_reads_as_zero(value: float, shown: str) -> None:
+    assert milliseconds(value) == shown
 
 
 def test_a_small_budget_violation_reads_as_one() -> None:

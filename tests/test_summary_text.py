@@ -99,3 +99,23 @@ def test_ids_in_the_summary_can_be_rerun_from_where_pytest_ran(
     assert shown == ["../goldens/flight.golden.yaml::book_flight"]
     monkeypatch.delenv("AGENT_VARIANT")
     project.runpytest("--opswald-goldens", shown[0]).assert_outcomes(passed=1)
+
+
+def test_a_run_under_a_millisecond_does_not_read_as_0_ms(project: pytest.Pytester) -> None:
+    """The golden's recorded durations made 0: the replay then takes only the agent's own
+    time, a fraction of a millisecond, which the -v line showed as `0 ms`."""
+    import json
+
+    from opswald.pricing import milliseconds
+
+    record(project)
+    path = project.path / "goldens" / "flight.golden.yaml"
+    path.write_text(re.sub(r"duration_ms: [\d.]+", "duration_ms: 0.0", path.read_text()))
+    result = project.runpytest("--opswald-goldens", "-v", "--opswald-json=r.json")
+    result.assert_outcomes(passed=1)
+    (row,) = json.loads((project.path / "r.json").read_text())["goldens"]
+    took = row["duration_ms"]
+    assert took and took < 9.95, "a run this short shows tenths of a millisecond"
+    line = next(line for line in result.stdout.lines if FIGURES.match(line))
+    assert line.endswith(f", {milliseconds(took)}"), (line, took)
+    assert not line.endswith(" 0 ms")

@@ -120,9 +120,9 @@ def _money(cost: float | None) -> str:
 
 
 def _ms(ms: float | None) -> str:
-    if ms is None:
-        return "-"
-    return f"{ms:.1f} ms" if ms < 10 else f"{ms:,.0f} ms"
+    from opswald.pricing import milliseconds
+
+    return "-" if ms is None else milliseconds(ms)
 
 
 def _figures(session: Session) -> Any:
@@ -305,7 +305,7 @@ def _delta_text(key: str, d: dict[str, Any]) -> str:
 
             return money(v)
         if key == "duration_ms":
-            return f"{v:,.0f} ms"
+            return _ms(v)
         return f"{v:,}"
 
     pct = f" ({d['percent']:+.0f}%)" if d["percent"] is not None else ""

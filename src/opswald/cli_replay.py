@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from opswald.pricing import milliseconds
 from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep, UserInputStep
 from opswald.terminal import escaped, raw_streams
 
@@ -401,7 +402,7 @@ class StepPrinter:
 
     def line(self, step: AnyStep) -> str:
         label = _label(step.step, self.total)
-        tail = f"  ({_duration(step.duration_ms)})" if step.duration_ms is not None else ""
+        tail = f"  ({milliseconds(step.duration_ms)})" if step.duration_ms is not None else ""
         if isinstance(step, ToolCallStep):
             head = f"{label} · tool_call {step.tool}  "
             result = step.error.text() if step.error is not None else _json(step.output)
@@ -530,14 +531,6 @@ def _json(value: Any) -> str:
 def _clip(text: str, width: int) -> str:
     width = max(width, 8)
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _duration(ms: float) -> str:
-    if ms < 0.1:
-        return f"{ms:.2f} ms"
-    if ms < 1000:
-        return f"{ms:.1f} ms"
-    return f"{ms / 1000:.2f} s"
 
 
 def _cost(cost: float) -> str:

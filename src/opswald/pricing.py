@@ -302,3 +302,21 @@ def money(value: float) -> str:
         return f"${value:g}"
     decimals = 4 if abs(value) >= 0.001 else min(16, 1 - math.floor(math.log10(abs(value))))
     return f"{'-' if value < 0 else ''}${abs(value):.{decimals}f}"
+
+
+def milliseconds(value: float) -> str:
+    """A duration for people, as `money` is a cost: whole milliseconds from 10 ms up
+    (`1,234 ms`), a tenth of one below (`2.5 ms`, `0.5 ms`), and under a tenth up to two
+    significant digits (`0.045 ms`, `0.006 ms`), so that a duration under a millisecond
+    never reads as `0 ms`; only nothing at all is `0 ms`."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g} ms"
+    size = abs(value)
+    if size >= 9.95:  # what would round to 10.0 is shown whole
+        return f"{value:,.0f} ms"
+    if size >= 0.095:
+        return f"{value:.1f} ms"
+    if size < 1e-6:  # under a nanosecond: clock noise, as it comes
+        return f"{value:.2g} ms"
+    decimals = 1 - math.floor(math.log10(size))
+    return f"{value:.{decimals}f}".rstrip("0") + " ms"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opswald.diff import run_step
-from opswald.pricing import money
+from opswald.pricing import milliseconds, money
 from opswald.verdict import RUN_NUMBERED
 
 ORDER = ("passed", "failed", "updated", "recorded", "skipped")
@@ -115,7 +115,7 @@ class Summary:
                 lines.append(
                     _fit(
                         f"  {label(r)}: step {s['step']} {s['type']} "
-                        f"{s.get('name') or ''} {s['duration_ms']:,.0f} ms{about}",
+                        f"{s.get('name') or ''} {milliseconds(s['duration_ms'])}{about}",
                         self.width,
                     )
                 )
@@ -188,7 +188,7 @@ def _delta(record: dict[str, Any], key: str) -> str:
 
 def _figures_line(r: dict[str, Any]) -> str:
     cost = f"{money(r['cost'])}{_delta(r, 'cost')}" if r["cost"] is not None else "cost n/a"
-    ms = f"{r['duration_ms']:,.0f} ms{_delta(r, 'duration_ms')}" if r["duration_ms"] else ""
+    ms = f"{milliseconds(r['duration_ms'])}{_delta(r, 'duration_ms')}" if r["duration_ms"] else ""
     parts = [
         f"{r['steps']} step{'s' if r['steps'] != 1 else ''} "
         f"({r['llm_calls']} llm, {r['tool_calls']} tool)",
@@ -477,7 +477,7 @@ def variant_comparison(
             f"  {v['variant']:<12} {v['passed']:>4}/{v['total']:<4} {v['completed']:>8}"
             f" {_dollars(v['mean_cost']):>11} {_dollars(v['total_cost']):>11}"
             f" {tokens if tokens is not None else '-':>8}"
-            f" {f'{ms:.1f}' if ms is not None else '-':>9}"
+            f" {milliseconds(ms).removesuffix(' ms') if ms is not None else '-':>9}"
         )
     if any(v["completed"] < v["total"] for v in stats["variants"]):
         lines.append("  cost, tokens and ms: complete runs only (a run cut short at a")
