@@ -150,6 +150,20 @@ def test_golden_create_promotes_a_trace(
         find("", store)
 
 
+def test_a_trace_reference_too_short_for_a_prefix_says_so(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [s.id for s in list_traces(store)]
+    three = ids[0][:3]
+    starting = sum(i.startswith(three) for i in ids)
+    assert main(["golden", "create", three, "--name", "x", "--store", str(store)]) == 1
+    err = capsys.readouterr().err
+    assert f"no trace {three!r} in {store}: a trace id prefix takes 4 or more characters" in err
+    assert f"; {starting} trace id{'s start' if starting != 1 else ' starts'} with it" in err
+    with pytest.raises(LookupError, match=r"takes 4 or more characters \(see: opswald"):
+        find("zz", store)  # no id starts with it: nothing to count
+
+
 def test_batch_replay_of_historical_failures(store: Path) -> None:
     failures = opswald.traces(error=True, limit=20, store=store)
     assert [s.input for s in failures] == ["q2-sales.pdf", "q1-sales.pdf"]

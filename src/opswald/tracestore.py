@@ -27,6 +27,7 @@ ENV = "OPSWALD_TRACES_DIR"
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
 _NAME = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-(.*)-([0-9a-f]{12})\.trace\.yaml$")
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+MIN_PREFIX = 4  # characters of a trace id that find() takes as a prefix
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -161,7 +162,8 @@ def traces(
 
 
 def find(ref: str, store: str | Path | None = None) -> Path:
-    """A trace by id (or unique id prefix of 4+ characters), file name, or path."""
+    """A trace by id (or unique id prefix of 4+ characters), file name, or path. A shorter
+    reference that is neither says that a prefix takes 4 characters."""
     path = Path(ref)
     if path.is_file():
         return path
@@ -169,13 +171,19 @@ def find(ref: str, store: str | Path | None = None) -> Path:
     exact = [p for p in candidates if p.name == ref]
     if exact:
         return exact[0]
-    if len(ref) >= 4:
-        hits = [p for p in candidates if _NAME.match(p.name).group(3).startswith(ref)]  # type: ignore[union-attr]
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            names = ", ".join(p.name for p in hits[:5])
-            raise TraceError(f"trace {ref!r} is ambiguous: {names}")
+    hits = [p for p in candidates if _NAME.match(p.name).group(3).startswith(ref)]  # type: ignore[union-attr]
+    if len(ref) < MIN_PREFIX:
+        n = len(hits)
+        some = f"; {n} trace id{'s start' if n != 1 else ' starts'} with it" if ref and n else ""
+        raise TraceError(
+            f"no trace {ref!r} in {store_dir(store)}: a trace id prefix takes "
+            f"{MIN_PREFIX} or more characters{some} (see: opswald traces list)"
+        )
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        names = ", ".join(p.name for p in hits[:5])
+        raise TraceError(f"trace {ref!r} is ambiguous: {names}")
     raise TraceError(f"no trace {ref!r} in {store_dir(store)} (see: opswald traces list)")
 
 
