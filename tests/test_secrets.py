@@ -783,15 +783,107 @@ def test_keys_after_a_separator_and_tokens_that_are_no_word_are_redacted(
 
 
 def test_quoted_credential_keys_are_gated() -> None:
-    """The text rule for quoted credential keys only searches strings holding one of its
-    gates: every key it covers must hold one."""
-    from opswald.redact import CREDENTIAL_KEYS, SECRET_KEYS, SECRET_RULES
+    """The text rule for values under credential names only searches strings holding one
+    of its gates: every name it covers must hold one."""
+    from opswald.redact import CREDENTIAL_KEYS, SECRET_KEYS, SECRET_RULES, KeyedValueRule
 
-    quoted = next(r for r in SECRET_RULES if "(?P<q>" in r.pattern.pattern)
-    for key in SECRET_KEYS | CREDENTIAL_KEYS:
-        assert any(gate in key for gate in quoted.gates), key
-        text = f'{{"{key.upper()}": "value-1"}}'
-        assert make_redactor().text(text) == f'{{"{key.upper()}": "<redacted:credential>"}}'
+    quoted = next(r for r in SECRET_RULES if isinstance(r, KeyedValueRule))
+    named = ("google_api_key", "clientSecret", "X-Auth-Token", "GITHUB_TOKEN", "A-Key")
+    for key in (*SECRET_KEYS, *CREDENTIAL_KEYS, *named):
+        assert any(gate in key.lower() for gate in quoted.gates), key
+        label = "header" if key in SECRET_KEYS else "credential"
+        name = key.upper() if key in SECRET_KEYS | CREDENTIAL_KEYS else key
+        text = f'{{"{name}": "value-1"}}'
+        assert make_redactor().text(text) == f'{{"{name}": "<redacted:{label}>"}}'
+
+
+def test_a_credential_named_value_in_text_is_hidden_as_in_a_mapping() -> None:
+    """A tool's result sent on in a prompt (as JSON text, as a dict in an f-string) or a
+    model's tool-call arguments (JSON text) get what the mapping gets: the name's
+    placeholder, whatever the value holds, so the agent given the redacted result in
+    replay sends the request the golden holds."""
+    import json
+
+    redact = make_redactor()
+    data = {
+        "api_key": OPENAI,
+        "Authorization": BEARER,
+        "password": "hunter2-xyz",
+        "db_password": "",
+        "pin_password": -918273,
+        "client_secret": ["cs-one", {"x": "cs-two"}],
+        "X-Auth-Token": {"value": "tok-1", "ttl": 3600},
+        "refresh_token": None,
+        "authorization": None,
+        "note": f"the key is {ANTHROPIC}",
+        "max_tokens": 512,
+    }
+    clean = redact(data)
+    assert clean["api_key"] == clean["Authorization"] == "<redacted:header>"
+    assert clean["password"] == clean["pin_password"] == clean["X-Auth-Token"]
+    assert clean["refresh_token"] is None and clean["max_tokens"] == 512
+    for dumps in (json.dumps, repr, lambda d: json.dumps(d, separators=(",", ":"))):
+        text = redact.text(dumps(data))
+        assert text == dumps(clean)
+        for secret in (OPENAI, "hunter2", "918273", "cs-one", "cs-two", "tok-1", ANTHROPIC):
+            assert secret not in text
+        # redacted again (the golden is, before it is matched): nothing changes
+        assert redact.text(text) == text
+    # a golden written while a pattern's label won in text is redacted as a request is now
+    old = '{"api_key": "<redacted:openai-key>", "password": "<redacted:aws-key>"}'
+    assert redact.text(old) == json.dumps(
+        {"api_key": clean["api_key"], "password": clean["password"]}
+    )
+    # what is not a value under such a name stays: prose, other names, broken text
+    for kept in (
+        '{"cache_key": "abc", "token": "Hello", "page_token": 2}',
+        "'password': and the rest",
+        '{"password": "unterminated',
+        '{"api_key": [1, 2}',
+    ):
+        assert redact.text(kept) == kept
+
+
+_NAMES = st.sampled_from(
+    [
+        "api_key",
+        "Authorization",
+        "password",
+        "db_password",
+        "GITHUB_TOKEN",
+        "clientSecret",
+        "X-Auth-Token",
+        "refresh_token",
+        "user",
+        "content",
+        "max_tokens",
+        "token",
+        "cache_key",
+    ]
+)
+_VALUE_PIECES = st.sampled_from(
+    [OPENAI, AWS, JWT, "Bearer ", "abcdefghijklmnop0123", " ", "x", "é", ":", "{", "]"]
+)
+_JSONABLE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.lists(_VALUE_PIECES, max_size=5).map("".join),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_NAMES, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.dictionaries(_NAMES, _JSONABLE, max_size=5))
+def test_redacted_text_of_a_mapping_is_the_text_of_the_redacted_mapping(
+    data: dict[str, Any],
+) -> None:
+    """`json.dumps` and `repr` of a mapping, redacted, are the `json.dumps` and `repr` of
+    the redacted mapping: an agent that sends on what it was given sends what was recorded."""
+    import json
+
+    redact = make_redactor()
+    clean = redact(data)
+    assert redact.text(json.dumps(data)) == json.dumps(clean)
+    assert redact.text(repr(data)) == repr(clean)
 
 
 _PIECES = [

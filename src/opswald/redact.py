@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,76 @@ class Rule:
             return m[0][: start - at] + placeholder + m[0][end - at :]
 
         return self.pattern.sub(keep, value)
+
+
+# A key quoted in text (JSON, a Python dict's repr) and the colon after it.
+_QUOTED_NAME = re.compile(
+    r"""(?<!\\)(?:"(?P<d>[^"\\\n]{1,100})"|'(?P<s>[^'\\\n]{1,100})')[ \t]*:[ \t]*"""
+)
+# In such text: a quoted string, or a bracket (scanned for its match, strings skipped).
+_STRING_OR_BRACKET = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|[\[\]{}()]""")
+_STRING = {'"': re.compile(r'"(?:[^"\\\n]|\\.)*"'), "'": re.compile(r"'(?:[^'\\\n]|\\.)*'")}
+# A value that is no string, list or mapping: a number or a literal (JSON's and Python's).
+_BARE = re.compile(
+    r"-?(?:\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|Infinity|NaN|inf|nan)(?![\w.])"
+    r"|(?:true|false|null|True|False|None)(?!\w)"
+)
+_KEPT = frozenset({"true", "false", "null", "True", "False", "None"})
+_CLOSER = {"{": "}", "[": "]", "(": ")"}
+
+
+def _value_end(text: str, at: int) -> int | None:
+    """Where the JSON (or Python literal) value that starts at `at` ends, else None."""
+    first = text[at : at + 1]
+    if first in _STRING:
+        string = _STRING[first].match(text, at)
+        return string.end() if string else None
+    if first and first in _CLOSER:
+        open_: list[str] = []
+        for m in _STRING_OR_BRACKET.finditer(text, at):
+            token = m[0]
+            if token in _CLOSER:
+                open_.append(_CLOSER[token])
+            elif len(token) == 1:
+                if open_.pop() != token:
+                    return None
+                if not open_:
+                    return m.end()
+        return None
+    bare = _BARE.match(text, at)
+    return bare.end() if bare else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyedValueRule(Rule):
+    """Values quoted in text (JSON, a Python dict's repr) under a key that `key_label`
+    names, hidden as a mapping's are: the same placeholder, whatever the value holds (a
+    secret another rule knows, a number, a list or a mapping), quoted as a string, so
+    `json.dumps` or `repr` of the redacted mapping is the redacted text."""
+
+    def sub(self, value: str) -> str:
+        pieces: list[str] = []
+        done = at = 0
+        while m := self.pattern.search(value, at):
+            at = m.end()
+            double = m["d"] is not None
+            label = _label_of(m["d"] if double else m["s"])
+            if label is None:
+                continue
+            end = _value_end(value, at)
+            if end is None:
+                continue
+            old = value[at:end]
+            quote = '"' if double else "'"
+            new = f"{quote}<redacted:{label}>{quote}"
+            if old != new and not (label == "credential" and old in _KEPT):
+                pieces += (value[done:at], new)
+                done = end
+            at = end
+        if not pieces:
+            return value
+        pieces.append(value[done:])
+        return "".join(pieces)
 
 
 # Keys whose values are hidden, whatever they hold (headers; kept as they always were).
@@ -66,8 +137,6 @@ CREDENTIAL_KEYS = frozenset(
 
 # Between an auth scheme and its credential: spaces, tabs, a (shell) line continuation.
 _GAP = r"(?:[ \t]|\\?\r?\n)+"
-# The keys above quoted in text (JSON, a Python dict's repr): `"access_token": "..."`.
-_QUOTED_KEY = "|".join(re.escape(k) for k in sorted(SECRET_KEYS | CREDENTIAL_KEYS))
 # Credentials in a URL's query or fragment (`?key=`, `&access_token=`, `#id_token=`).
 _URL_PARAM = (
     r"api[_-]?key|key|x-goog-api-key|(?:access|refresh|id|auth|session)[_-]?token|token"
@@ -79,6 +148,14 @@ _URL_PARAM = (
 _PROSE = r"(?![a-z]+(?:-[a-z]+)+(?![A-Za-z0-9_\-]))"
 
 SECRET_RULES: tuple[Rule, ...] = (
+    # first: a value under a credential's name is hidden by the name, as in a mapping
+    # (`"api_key": "sk-..."` is `<redacted:header>` in the text as in the tool result)
+    KeyedValueRule(
+        label="credential",
+        pattern=_QUOTED_NAME,
+        shortest=9,
+        gates=("key", "token", "secret", "pass", "authoriz", "cookie"),
+    ),
     # a key's body is random: lowercase words joined by hyphens after `sk-` are prose
     # (`task-management-system-design`, `desk-ant-colony-builders`), whatever comes before
     # `sk-` (a key glued to a letter is still one: `\nsk-...` in JSON text, `%3Dsk-...`)
@@ -141,15 +218,6 @@ SECRET_RULES: tuple[Rule, ...] = (
         ),
         shortest=6,
         gates=("=",),
-    ),
-    Rule(
-        label="credential",
-        pattern=re.compile(
-            rf"(?P<q>[\"'])(?i:{_QUOTED_KEY})(?P=q)[ \t]*:[ \t]*(?P<v>[\"'])"
-            r"(?P<secret>(?!<redacted:)(?:\\.|(?!(?P=v))[^\\\n])+)(?P=v)"
-        ),
-        shortest=11,
-        gates=("authoriz", "key", "cookie", "token", "secret", "passw"),
     ),
 )
 
@@ -214,6 +282,10 @@ def key_label(key: str) -> str | None:
     if last in ("token", "key") and len(words) > 1 and _HEADER_OR_ENV.fullmatch(key):
         return "credential"
     return None
+
+
+# the label of a name quoted in text (names repeat: every JSON text holds its keys)
+_label_of = functools.lru_cache(maxsize=4096)(key_label)
 
 
 # A redactor remembers what it made of each string key it has seen (keys repeat on every

@@ -1,0 +1,164 @@
+"""Credentials a tool returns (or the model puts in a tool call) and the agent sends on —
+as JSON text, as a dict in an f-string, as tool arguments — through the real openai and
+anthropic SDKs: never in the golden, and the golden passes its own replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import sdk_setup
+from fakeprovider import FakeProvider
+
+KEY = "sk-proj-" + "Qw3rTy6uIo9pAs2dFg5h" * 2
+CREDS = {
+    "api_key": KEY,
+    "password": "hunter2-xyz",
+    "db_password": "pw-db-value-1",
+    "GITHUB_TOKEN": "gh-plain-token-value",
+    "pin_password": 918273,
+    "client_secret": ["cs-part-one", "cs-part-two"],
+    "refresh_token": None,
+    "user": "ada",
+}
+SESSION = "sess-plain-value-7"
+SECRETS = (
+    KEY,
+    "hunter2-xyz",
+    "pw-db-value-1",
+    "gh-plain-token-value",
+    "918273",
+    "cs-part-",
+    SESSION,
+)
+
+AGENT = f"""
+import json
+import os
+
+import opswald
+
+CREDS = {CREDS!r}
+
+
+@opswald.tool
+def settings():
+    return dict(CREDS)
+
+
+@opswald.tool
+def login(**creds):
+    return {{"ok": True, "user": creds.get("user"), "session_token": {SESSION!r},
+            "api_key": {KEY!r}}}
+
+
+TOOL = {{"name": "login", "description": "log in",
+        "parameters": {{"type": "object", "properties": {{}}}}}}
+
+
+def prompt(shape):
+    if shape == "json":
+        return "Settings: " + json.dumps(settings())
+    if shape == "fstring":
+        s = settings()
+        return f"Use these settings: {{s}}"
+    return "log me in"
+
+
+def openai_chat(shape):
+    import openai
+    with openai.OpenAI(max_retries=0) as client:
+        messages = [{{"role": "user", "content": prompt(shape)}}]
+        for _ in range(3):
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=messages,
+                tools=[{{"type": "function", "function": TOOL}}])
+            msg = reply.choices[0].message
+            if not msg.tool_calls:
+                return {{"answer": msg.content}}
+            messages.append({{"role": "assistant", "content": msg.content, "tool_calls": [
+                {{"id": tc.id, "type": "function",
+                  "function": {{"name": tc.function.name, "arguments": tc.function.arguments}}}}
+                for tc in msg.tool_calls]}})
+            for tc in msg.tool_calls:
+                out = login(**json.loads(tc.function.arguments))
+                messages.append({{"role": "tool", "tool_call_id": tc.id,
+                                 "content": json.dumps(out)}})
+    raise RuntimeError("too many turns")
+
+
+def anthropic_messages(shape):
+    import anthropic
+    with anthropic.Anthropic(max_retries=0) as client:
+        messages = [{{"role": "user", "content": prompt(shape)}}]
+        tools = [{{"name": TOOL["name"], "description": TOOL["description"],
+                  "input_schema": TOOL["parameters"]}}]
+        for _ in range(3):
+            reply = client.messages.create(model="claude-3-5-haiku-latest", max_tokens=64,
+                                           messages=messages, tools=tools)
+            uses = [b for b in reply.content if b.type == "tool_use"]
+            if not uses:
+                return {{"answer": "".join(b.text for b in reply.content if b.type == "text")}}
+            messages.append({{"role": "assistant",
+                             "content": [b.model_dump() for b in reply.content]}})
+            messages.append({{"role": "user", "content": [
+                {{"type": "tool_result", "tool_use_id": u.id,
+                  "content": json.dumps(login(**u.input))}} for u in uses]}})
+    raise RuntimeError("too many turns")
+
+
+def run(input):
+    sdk = {{"openai": openai_chat, "anthropic": anthropic_messages}}[os.environ["SDK"]]
+    return sdk(os.environ["SHAPE"])
+"""
+
+GOLDEN = "goldens/leak.golden.yaml"
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[pytest.Pytester]:
+    sdk_setup(
+        pytester, monkeypatch, module="keyagent", agent=AGENT, golden=GOLDEN,
+        stub="name: leak\ninput: {q: x}\n",
+    )  # fmt: skip
+    yield pytester
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+@pytest.mark.parametrize("shape", ["json", "fstring", "args"])
+def test_credentials_sent_on_are_redacted_alike_and_replay_passes(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, sdk: str, shape: str
+) -> None:
+    monkeypatch.setenv("SDK", sdk)
+    monkeypatch.setenv("SHAPE", shape)
+    if shape == "args":
+        call = {"name": "login", "arguments": CREDS}
+        script = [{"content": None, "tool_calls": [call]}, {"content": "logged in"}]
+    else:
+        script = [{"content": "noted"}]
+    with FakeProvider(script=script) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = project.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+    sent = "".join(str(r.body) for r in fp.requests)
+    assert KEY in sent and "hunter2-xyz" in sent, "the agent really sent the credentials"
+    text = (project.path / GOLDEN).read_text()
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} leaked into the golden"
+    assert "<redacted:header>" in text and "<redacted:credential>" in text
+    # the provider is stopped: replay is offline, and the golden matches its own run
+    result = project.runpytest("--opswald-goldens", "-vv")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=1)
+    if shape == "json":
+        # written before the key's name won in text, the prompt held the key's pattern
+        # label: matched again, it is redacted by the name as the agent's request is
+        old = text.replace('"api_key": "<redacted:header>"', '"api_key": "<redacted:openai-key>"')
+        assert old.count("<redacted:openai-key>") == 1
+        (project.path / GOLDEN).write_text(old)
+        result = project.runpytest("--opswald-goldens", "-vv")
+        assert result.ret == 0, result.stdout.str()
