@@ -118,7 +118,7 @@ def test_prints_every_step_in_order_and_passes(workdir: Path) -> None:
     assert re.search(r'→ \{"total": 120.0\}  \(\d+\.\d+ ms\)$', lookup)
     assert "…" in refund, "long values are cut to fit the line"
     assert state == "step 3 of 6 · state  memory (order_id, total)"
-    assert refund.startswith('step 4 of 6 · tool_call issue_refund  {"order_id": "ORD-1", "')
+    assert refund.startswith('step 4 of 6 · tool_call issue_refund  {"order_id": "ORD-1"')
     assert state2 == "step 5 of 6 · state  memory (order_id, total, refunded), variables (turn)"
     assert '→ "Refunded 120.0" …' in answer, "the first line of the answer"
     assert "PROMPT" not in proc.stdout and "(n)ext" not in proc.stdout
