@@ -459,6 +459,13 @@ def test_budgets_that_cannot_be_checked() -> None:
     ]
     no_recorded = check_budgets(BudgetsExpect(cost="+20%"), figs(), figs(cost=None))
     assert no_recorded[0].message == "budget cost +20% has no recorded figure to compare with"
+    incomplete = check_budgets(
+        BudgetsExpect(cost="+20%"), figs(), figs(cost=0.005, unpriced_calls=1)
+    )
+    assert [f.message for f in incomplete] == [
+        "budget cost +20% has no recorded figure to compare with "
+        "(the golden's cost is incomplete: 1 model call without a cost)"
+    ]
     no_cost = check_budgets(BudgetsExpect(cost=1), figs(cost=None), None)
     assert no_cost[0].message == "budget cost cannot be checked: no step of the run reports a cost"
     with pytest.raises(ValueError, match="cannot read '20%' as a budget"):

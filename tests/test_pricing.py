@@ -298,3 +298,124 @@ def test_a_small_budget_violation_reads_as_one() -> None:
                     duration_ms=0.0, llm_calls=1, tool_calls=0, steps=1)  # fmt: skip
     (finding,) = check_budgets(BudgetsExpect(cost=0.00005), spent, None)
     assert "cost $0.000071 > $0.000050" in finding.message
+
+
+MIXED_AGENT = """
+import opswald
+
+
+@opswald.llm(provider="acme", api="acme.chat")
+def chat(*, model, messages):  # usage, no cost: the table prices it, if it knows the model
+    return {"content": "ok", "finish_reason": "stop",
+            "usage": {"input_tokens": 1000, "output_tokens": 100}}
+
+
+def run(input):
+    chat(model="gpt-4o-mini", messages=[{"role": "user", "content": "plan"}])  # priced
+    chat(model="my-finetune", messages=[{"role": "user", "content": "write"}])  # not priced
+    return {"answer": "ok"}
+"""
+
+
+def test_a_run_with_an_unpriced_call_has_a_partial_cost(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    table: PriceTable,
+) -> None:
+    """One call priced, one not: the run's cost is unknown, not the priced part. It is shown
+    as a lower bound, the JSON report counts the calls without a cost, and a cost budget
+    cannot be checked on it unless the priced part alone is already over the limit."""
+    import json
+
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(magent=MIXED_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = magent:run\npythonpath = .\n")
+    golden = pytester.mkdir("goldens") / "mixed.golden.yaml"
+    golden.write_text("name: mixed\ninput: {q: x}\nexpect:\n  budgets:\n    cost: 0.001\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    priced = table.cost("gpt-4o-mini", Usage(input_tokens=1000, output_tokens=100))
+    assert priced is not None and priced < 0.001
+    result = pytester.runpytest("--opswald-goldens", "-v", "--opswald-json", "r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "budget cost cannot be checked: 1 of the run's 2 model calls has no cost: "
+            f"it cost at least {money(priced)}, how much more is unknown",
+            f"* 2200 tok, ≥ {money(priced)}, 1 call unpriced*",
+            f"  totals: mixed ≥ {money(priced)}, 1 call unpriced",
+        ]
+    )
+    (row,) = json.loads((pytester.path / "r.json").read_text())["goldens"]
+    assert (row["cost"], row["unpriced_calls"]) == (priced, 1)
+    assert row["delta"]["cost"] is None  # a lower bound against a lower bound: no change
+    from opswald.cli import main
+
+    capsys.readouterr()
+    assert main(["analyze", str(golden), "--json"]) == 0
+    (analysis,) = json.loads(capsys.readouterr().out)
+    assert (analysis["cost"], analysis["unpriced_calls"]) == (priced, 1)
+    assert analysis["by_model"]["my-finetune"]["cost"] is None  # unknown, not $0
+    assert main(["show", str(golden)]) == 0
+    assert f"≥ {money(priced)}, 1 call unpriced" in capsys.readouterr().out
+    golden.write_text(golden.read_text().replace("cost: 0.001", "cost: 0.0001"))
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [f"budget exceeded: cost at least {money(priced)} (1 model call without a cost) > *"]
+    )
+
+
+VARIANT_AGENT = """
+import opswald
+
+
+@opswald.llm
+def plan(*, model, messages):  # reports its own cost, whatever the model
+    return {"content": "plan", "finish_reason": "stop", "cost": 0.001,
+            "usage": {"input_tokens": 10, "output_tokens": 5}}
+
+
+@opswald.llm
+def write(*, model, messages):  # the provider reports a cost for `cheap` only
+    cost = {"cost": 0.003} if model == "cheap" else {}
+    return {"content": "text", "finish_reason": "stop", **cost,
+            "usage": {"input_tokens": 10, "output_tokens": 5}}
+
+
+def run(input):
+    plan(model="cheap", messages=[{"role": "user", "content": "a"}])
+    write(model="cheap", messages=[{"role": "user", "content": "b"}])
+    return {"answer": "ok"}
+"""
+
+
+def test_a_variant_with_unpriced_calls_is_not_ranked_cheapest_on_its_priced_part(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Variant M's priced part ($0.001) is below C's whole cost ($0.004), but M's second
+    call has no cost: which one is cheaper is unknown, and M's costs are lower bounds."""
+    import json
+
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(vagent=VARIANT_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = vagent:run\npythonpath = .\n")
+    pytester.mkdir("goldens").joinpath("v.golden.yaml").write_text("name: v\ninput: {q: x}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    variants = ("--opswald-variant", "C:model=cheap", "--opswald-variant", "M:model=mystery")
+    result = pytester.runpytest("--opswald-goldens", *variants, "--opswald-json", "r.json")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*C * 1/1 *$    0.0040 *",
+            "*M * 1/1 *≥$   0.0010 *",
+            "  ≥ a lower bound: M made 1 model call without a cost",
+            "*v: passed C, M; cheapest -; fastest *",
+        ]
+    )
+    stats = json.loads((pytester.path / "r.json").read_text())["variants"]
+    assert [(v["variant"], v["total_cost"], v["unpriced_calls"]) for v in stats["variants"]] == [
+        ("C", 0.004, 0),
+        ("M", 0.001, 1),
+    ]
+    assert stats["goldens"][0]["cheapest"] is None

@@ -113,10 +113,11 @@ def parse_range(text: str | None, total: int) -> tuple[int, int]:
     return lo, min(hi, total)
 
 
-def _money(cost: float | None) -> str:
-    from opswald.pricing import money
+def _money(cost: float | None, unpriced: int = 0) -> str:
+    """A cost, `≥ $x, n calls unpriced` when it is the priced part of some calls only."""
+    from opswald.report.summary import shown_cost
 
-    return "-" if cost is None else money(cost)
+    return "-" if cost is None else shown_cost(cost, unpriced)
 
 
 def _ms(ms: float | None) -> str:
@@ -137,7 +138,8 @@ def _headline(session: Session, label: str) -> str:
     fig = figures(session)
     return (
         f"{session.name or label}: {fig.steps} steps ({fig.llm_calls} LLM, "
-        f"{fig.tool_calls} tool), {fig.total_tokens:,} tokens, {_money(fig.cost)}, "
+        f"{fig.tool_calls} tool), {fig.total_tokens:,} tokens, "
+        f"{_money(fig.cost, fig.unpriced_calls)}, "
         f"{_ms(fig.duration_ms)}"
     )
 
@@ -291,8 +293,12 @@ def _figures_delta(golden: Session, actual: Session) -> dict[str, Any]:
     for key in ("steps", "llm_calls", "tool_calls", "total_tokens", "cost", "duration_ms"):
         before, now = getattr(g, key), getattr(a, key)
         change = None if before is None or now is None else round(now - before, 10)
+        if key == "cost" and (g.unpriced_calls or a.unpriced_calls):
+            change = None  # one is the priced part only: their difference says nothing
         percent = round(change / before * 100, 1) if change is not None and before else None
         out[key] = {"golden": before, "actual": now, "change": change, "percent": percent}
+        if key == "cost":
+            out[key]["unpriced_calls"] = {"golden": g.unpriced_calls, "actual": a.unpriced_calls}
     return out
 
 
@@ -300,15 +306,16 @@ def _delta_text(key: str, d: dict[str, Any]) -> str:
     def fmt(v: Any) -> str:
         if v is None:
             return "?"
-        if key == "cost":
-            from opswald.pricing import money
-
-            return money(v)
         if key == "duration_ms":
             return _ms(v)
         return f"{v:,}"
 
     pct = f" ({d['percent']:+.0f}%)" if d["percent"] is not None else ""
+    if key == "cost":
+        unpriced = d.get("unpriced_calls") or {}
+        before = "?" if d["golden"] is None else _money(d["golden"], unpriced.get("golden", 0))
+        after = "?" if d["actual"] is None else _money(d["actual"], unpriced.get("actual", 0))
+        return f"cost {before} → {after}{pct}"
     return f"{key.replace('_', ' ')} {fmt(d['golden'])} → {fmt(d['actual'])}{pct}"
 
 
@@ -386,10 +393,15 @@ def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]
     by_model: dict[str, dict[str, Any]] = {}
     for s in steps:
         if isinstance(s, LLMCallStep):
-            row = by_model.setdefault(s.model or "?", {"calls": 0, "tokens": 0, "cost": 0.0})
+            row = by_model.setdefault(
+                s.model or "?", {"calls": 0, "tokens": 0, "cost": None, "unpriced_calls": 0}
+            )
             row["calls"] += 1
             row["tokens"] += s.usage.total() if s.usage else 0
-            row["cost"] += s.cost or 0.0
+            if s.cost is not None or s.error is not None:  # a failed call without one: $0
+                row["cost"] = (row["cost"] or 0.0) + (s.cost or 0.0)
+            else:  # answered without a cost: unknown, not $0
+                row["unpriced_calls"] += 1
     busy = sum(s.duration_ms or 0.0 for s in steps)
     return {
         "name": session.name,
@@ -398,6 +410,7 @@ def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]
         "tool_calls": fig.tool_calls,
         "total_tokens": fig.total_tokens,
         "cost": fig.cost,
+        "unpriced_calls": fig.unpriced_calls,
         "duration_ms": fig.duration_ms,
         "slow_ms": slow_ms,
         "slow_steps": [_row(s) for s in timed if (s.duration_ms or 0) > slow_ms],
@@ -449,7 +462,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(
             _clip(
                 f"{a['name'] or path}: {a['steps']} steps, {a['total_tokens']:,} tokens, "
-                f"{_money(a['cost'])}, {_ms(a['duration_ms'])}",
+                f"{_money(a['cost'], a['unpriced_calls'])}, {_ms(a['duration_ms'])}",
                 width,
             )
         )
@@ -486,7 +499,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if a["costly_steps"]:
             print("  cost: most expensive steps")
             for r in a["costly_steps"]:
-                share = f" ({r['cost'] / a['cost'] * 100:.0f}%)" if a["cost"] else ""
+                # a share of the priced part only would overstate it
+                whole = a["cost"] if not a["unpriced_calls"] else None
+                share = f" ({r['cost'] / whole * 100:.0f}%)" if whole else ""
                 print(
                     _clip(
                         f"    step {r['step']} {r['type']} {r['name']} {_money(r['cost'])}{share}",
@@ -498,7 +513,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                     _clip(
                         f"    {model}: {row['calls']} call{'s' if row['calls'] != 1 else ''}, "
                         f"{row['tokens']:,} tokens, "
-                        f"{_money(row['cost'])}",
+                        f"{_money(row['cost'], row['unpriced_calls'])}",
                         width,
                     )
                 )

@@ -37,6 +37,8 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
         return 0
     for t in found:
         cost = money(t.cost) if t.cost is not None else "$?"
+        if t.cost is not None and t.unpriced_calls:  # the priced part only
+            cost = f"≥{cost}"
         tags = f" [{', '.join(t.tags)}]" if t.tags else ""
         line = f"{t.id}  {_when(t)}  {t.name}{tags}  {t.steps} steps  {cost}"
         if t.error:

@@ -322,6 +322,7 @@ class _StepReporter:
                 "type": step.type,
                 "name": step_name(step),
                 "cost": getattr(step, "cost", None),
+                "failed": step.error is not None,  # a failed call without a cost cost $0
                 "input_tokens": usage.input_tokens if usage is not None else None,
                 "output_tokens": usage.output_tokens if usage is not None else None,
                 "total_tokens": usage.total() if usage is not None else None,

@@ -1030,6 +1030,8 @@ def _junit_properties(record: dict[str, Any]) -> list[tuple[str, object]]:
         ("opswald.duration_ms", record["duration_ms"] if record["duration_ms"] is not None else ""),
         ("opswald.steps", record["steps"]),
     ]
+    if record.get("unpriced_calls"):  # opswald.cost is then the priced part only
+        props.append(("opswald.unpriced_calls", record["unpriced_calls"]))
     if divergence:
         props.append(("opswald.divergence_step", divergence["step"]))
     return props
@@ -1167,6 +1169,7 @@ def _bare_record(report: pytest.TestReport, status: str) -> dict[str, Any]:
         "output_tokens": 0,
         "total_tokens": 0,
         "cost": None,
+        "unpriced_calls": 0,
         "duration_ms": None,
         "delta": None,
         "divergence": None,

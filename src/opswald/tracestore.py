@@ -81,8 +81,9 @@ class TraceInfo:
     error: str | None
     tags: tuple[str, ...]
     steps: int
-    cost: float | None
+    cost: float | None  # with unpriced_calls, the priced part only
     duration_ms: float | None
+    unpriced_calls: int = 0  # model calls that answered without a cost
 
     @classmethod
     def of(cls, path: Path, session: Session) -> TraceInfo:
@@ -103,6 +104,7 @@ class TraceInfo:
             steps=fig.steps,
             cost=fig.cost,
             duration_ms=session.metadata.get("duration_ms"),
+            unpriced_calls=fig.unpriced_calls,
         )
 
 

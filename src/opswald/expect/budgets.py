@@ -24,7 +24,9 @@ __all__ = ["Figures", "Limit", "check_budgets", "figures", "parse_budget"]
 class Figures:
     """What a session cost: the numbers budgets are checked against."""
 
-    cost: float | None  # None when model calls answered and none reports a cost
+    # The sum of the calls' known costs; None when calls answered and none has a cost. With
+    # `unpriced_calls` it is a lower bound: the cost of those calls is unknown.
+    cost: float | None
     input_tokens: int
     output_tokens: int
     total_tokens: int
@@ -32,6 +34,12 @@ class Figures:
     llm_calls: int
     tool_calls: int
     steps: int
+    unpriced_calls: int = 0  # model calls that answered without a cost (unknown, not $0)
+
+    @property
+    def cost_known(self) -> bool:
+        """Whether `cost` is the whole run's cost (every answered call has one)."""
+        return self.cost is not None and not self.unpriced_calls
 
 
 def figures(session: Session) -> Figures:
@@ -39,7 +47,9 @@ def figures(session: Session) -> Figures:
     steps = session.step_list
     llm = [s for s in steps if isinstance(s, LLMCallStep)]
     costs = [s.cost for s in llm if s.cost is not None]
-    if not costs and all(s.error is not None for s in llm):
+    # a call that failed without a cost cost nothing; one that answered without one is unknown
+    unpriced = sum(s.cost is None and s.error is None for s in llm)
+    if not costs and not unpriced:
         costs = [0.0]  # no model call answered (none made, or each one failed): $0
     usages = [s.usage for s in llm if s.usage is not None]
     recorded = session.metadata.get("duration_ms")
@@ -59,6 +69,7 @@ def figures(session: Session) -> Figures:
         llm_calls=len(llm),
         tool_calls=sum(isinstance(s, ToolCallStep) for s in steps),
         steps=len(steps),
+        unpriced_calls=unpriced,
     )
 
 
@@ -160,19 +171,18 @@ def _check(
     if limit is None:
         return _budget(f"budget {name}: cannot read {budget!r}", f"write {FORMS}", name)
     value = getattr(actual, name)
+    unpriced = actual.unpriced_calls if name == "cost" else 0
     if value is None:
-        return _budget(
-            f"budget {name} cannot be checked: no step of the run reports a cost",
-            "configure prices for the model (or have the agent report cost), "
-            "or remove the cost budget",
-            name,
-        )
+        return _unpriced(name, actual)
     note = ""
     if limit.percent is not None:
         recorded = None if golden is None else getattr(golden, name)
+        if golden is not None and name == "cost" and golden.unpriced_calls:
+            recorded = None  # a lower bound: a limit relative to it would be one too
         if recorded is None:
             return _budget(
-                f"budget {name} {limit.text} has no recorded figure to compare with",
+                f"budget {name} {limit.text} has no recorded figure to compare with"
+                + _why_unrecorded(name, golden),
                 f"record the golden again so it has a {name}, or use an absolute budget",
                 name,
             )
@@ -182,14 +192,47 @@ def _check(
         assert limit.value is not None
         bound = limit.value
     if value <= bound + abs(bound) * 1e-9:
-        return None
+        # the priced part is within the limit; the calls without a cost may not be
+        return _unpriced(name, actual) if unpriced else None
     shown, limit_shown = _apart(value, bound, kind)
+    if unpriced:  # the priced part alone is over: the whole run is all the more
+        shown = f"at least {shown} ({_calls(unpriced)} without a cost)"
     return _budget(
         f"{EXCEEDED}{name} {shown} > {limit_shown}{note}",
         f"if this is intended, raise expect.budgets.{name}; "
         f"{update} never blesses a budget violation",
         name=name,
     )
+
+
+def _calls(n: int) -> str:
+    return f"{n} model call{'s' if n != 1 else ''}"
+
+
+def _unpriced(name: str, actual: Figures) -> Finding:
+    """A cost budget that cannot be checked: some (or all) of the run's model calls that
+    answered have no cost, and the run's cost is unknown, not the sum of the rest."""
+    n, of = actual.unpriced_calls, actual.llm_calls
+    what = (
+        "no step of the run reports a cost"
+        if actual.cost is None
+        else f"{n} of the run's {of} model calls {'has' if n == 1 else 'have'} no cost: it "
+        f"cost at least {money(actual.cost)}, how much more is unknown"
+    )
+    return _budget(
+        f"budget {name} cannot be checked: {what}",
+        "configure prices for the model (or have the agent report cost), or remove the cost budget",
+        name,
+    )
+
+
+def _why_unrecorded(name: str, golden: Figures | None) -> str:
+    if golden is None:
+        return ""
+    if name == "cost" and golden.unpriced_calls:
+        n = golden.unpriced_calls
+        return f" (the golden's cost is incomplete: {_calls(n)} without a cost)"
+    return ""
 
 
 def _budget(message: str, hint: str, name: str | None = None) -> Finding:

@@ -40,6 +40,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import MISSING as NO_DEFAULT
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -313,6 +314,8 @@ def _deltas(actual: Figures, golden: Figures) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ("cost", "total_tokens", "duration_ms", "steps", "llm_calls", "tool_calls"):
         now, before = _finite(getattr(actual, key)), _finite(getattr(golden, key))
+        if key == "cost" and (actual.unpriced_calls or golden.unpriced_calls):
+            now = None  # the priced part of one of them only: no change to show
         if now is None or before is None:
             out[key] = None
             continue
@@ -675,7 +678,9 @@ def _measured(record: dict[str, Any] | None) -> Figures | None:
     if record is None:
         return None
     try:
-        return Figures(**{f.name: record[f.name] for f in fields(Figures)})
+        # a report written before a figure was recorded lacks it: its default
+        known = [f.name for f in fields(Figures) if f.name in record or f.default is NO_DEFAULT]
+        return Figures(**{name: record[name] for name in known})
     except (KeyError, TypeError):
         return None
 
@@ -713,6 +718,7 @@ def build_data(
             "total": len(goldens),
             "counts": counts,
             "cost": _total(spent),
+            "unpriced_calls": sum(f.get("unpriced_calls") or 0 for f in spent),
             "duration_ms": round(math.fsum(f["duration_ms"] or 0.0 for f in spent), MS_DECIMALS),
         },
         "goldens": goldens,

@@ -21,7 +21,16 @@ _FIGURES = {
     "input_tokens": {"type": "integer"},
     "output_tokens": {"type": "integer"},
     "total_tokens": {"type": "integer"},
-    "cost": _NUM,
+    "cost": {
+        "type": ["number", "null"],
+        "description": "the sum of the known costs of the run's model calls; null when calls "
+        "answered and none has a cost. With unpriced_calls above 0 it is a lower bound",
+    },
+    "unpriced_calls": {
+        "type": "integer",
+        "description": "model calls that answered without a cost (no price for the model): "
+        "their cost is unknown, not 0",
+    },
     "duration_ms": _NUM,
 }
 REPORT_SCHEMA: dict[str, Any] = {
@@ -121,7 +130,8 @@ REPORT_SCHEMA: dict[str, Any] = {
             "its name in golden, its file in file), which variants passed and "
             "which of those was cheapest and fastest (only when variants ran); a variant's "
             "cost, tokens and mean duration cover its `completed` runs only (null when none "
-            "completed)",
+            "completed), its unpriced_calls are their calls without a cost (its costs are then "
+            "lower bounds), and a golden's cheapest is null unless it is known",
         },
         "measured_fields": {"type": "array", "items": {"type": "string"}},
     },

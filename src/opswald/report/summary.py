@@ -129,10 +129,12 @@ class Summary:
                         self.width,
                     )
                 )
-            totals = {label(r): r["cost"] for r in rows if r["cost"] is not None}
+            totals = {
+                label(r): shown_cost(r["cost"], unpriced(r)) for r in rows if r["cost"] is not None
+            }
             lines.append(
                 _fit(
-                    "  totals: " + ", ".join(f"{g} {money(c)}" for g, c in totals.items()),
+                    "  totals: " + ", ".join(f"{g} {c}" for g, c in totals.items()),
                     self.width,
                 )
             )
@@ -186,8 +188,25 @@ def _delta(record: dict[str, Any], key: str) -> str:
     return f" ({percent:+.0f}%)" if percent is not None and percent != 0 else ""
 
 
+def unpriced(record: dict[str, Any]) -> int:
+    """How many of a run's model calls answered without a cost (0 in reports that predate
+    the field): its `cost` is then the known part only."""
+    return int(record.get("unpriced_calls") or 0)
+
+
+def shown_cost(cost: float | None, unpriced_calls: int = 0) -> str:
+    """A run's cost for people: `≥ $0.00021, 1 call unpriced` when some of its model calls
+    have no cost (what is shown is the priced part), `cost n/a` when none has one."""
+    if cost is None:
+        return "cost n/a"
+    if not unpriced_calls:
+        return money(cost)
+    return f"≥ {money(cost)}, {unpriced_calls} call{'s' if unpriced_calls != 1 else ''} unpriced"
+
+
 def _figures_line(r: dict[str, Any]) -> str:
-    cost = f"{money(r['cost'])}{_delta(r, 'cost')}" if r["cost"] is not None else "cost n/a"
+    n = unpriced(r)
+    cost = shown_cost(r["cost"], n) + ("" if n else _delta(r, "cost"))
     ms = f"{milliseconds(r['duration_ms'])}{_delta(r, 'duration_ms')}" if r["duration_ms"] else ""
     parts = [
         f"{r['steps']} step{'s' if r['steps'] != 1 else ''} "
@@ -233,6 +252,7 @@ def record_of(
         "output_tokens": actual.output_tokens,
         "total_tokens": actual.total_tokens,
         "cost": round_cost(actual.cost),
+        "unpriced_calls": actual.unpriced_calls,
         "duration_ms": round(actual.duration_ms, MS_DECIMALS),
         "delta": _deltas(actual, golden),
         "divergence": _divergence(first),
@@ -295,6 +315,7 @@ def failure_record(
         "output_tokens": sum(s.get("output_tokens") or 0 for s in llm),
         "total_tokens": sum(s.get("total_tokens") or 0 for s in llm),
         "cost": total_cost(s.get("cost") for s in llm),
+        "unpriced_calls": sum(s.get("cost") is None and not s.get("failed") for s in llm),
         "duration_ms": None,  # unknown: the run did not end (or never started)
         "delta": None,
         "divergence": {
@@ -353,6 +374,8 @@ def _deltas(actual: Any, golden: Any) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     for key in ("cost", "total_tokens", "duration_ms", "steps"):
         now, before = getattr(actual, key), getattr(golden, key)
+        if key == "cost" and (actual.unpriced_calls or golden.unpriced_calls):
+            now = None  # a lower bound: its change would say nothing
         if now is None or before is None:
             out[key] = None
             continue
@@ -367,10 +390,6 @@ def _divergence(first: Any) -> dict[str, Any] | None:
     if first is None or first.step is None:
         return None
     return {"step": first.step, "type": first.step_type, "name": first.name, "kind": first.kind}
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
 
 
 def _mean_known(values: Iterable[float | None]) -> float | None:
@@ -428,6 +447,9 @@ def variant_stats(
             continue
         done = [r for r in rows if _completed_row(r)]
         costs = [r["cost"] for r in done if r["cost"] is not None]
+        # calls without a cost make the totals lower bounds, over every complete run
+        missing = sum(unpriced(r) for r in done)
+        total = total_cost(costs)
         ok = sum(r["status"] in ok_status for r in rows)
         variants.append(
             {
@@ -436,8 +458,13 @@ def variant_stats(
                 "total": len(rows),
                 "pass_rate": ok / len(rows),
                 "completed": len(done),
-                "mean_cost": round_cost(_mean(costs)) if costs else None,
-                "total_cost": total_cost(costs),
+                "mean_cost": (
+                    round_cost(total / (len(done) if missing else len(costs)))
+                    if total is not None
+                    else None
+                ),
+                "total_cost": total,
+                "unpriced_calls": missing,
                 "total_tokens": sum(r["total_tokens"] for r in done) if done else None,
                 "mean_duration_ms": _mean_known(r["duration_ms"] for r in done),
             }
@@ -447,18 +474,31 @@ def variant_stats(
         # only runs that passed are ranked: a failed run may have been cut short (a blocked
         # side effect, a divergence, an error), and of course cost less and took less time
         passed = [r for r in rows if r["status"] in ok_status]
-        priced = [r for r in passed if r["cost"] is not None]
         timed = [r for r in passed if r["duration_ms"] is not None]
         goldens.append(
             {
                 "golden": rows[0]["golden"],
                 "file": rows[0].get("file", ""),
                 "passed": [r["variant"] for r in passed],
-                "cheapest": min(priced, key=lambda r: r["cost"])["variant"] if priced else None,
+                "cheapest": _cheapest(passed),
                 "fastest": min(timed, key=lambda r: r["duration_ms"])["variant"] if timed else None,
             }
         )
     return {"variants": variants, "goldens": goldens}
+
+
+def _cheapest(runs: list[dict[str, Any]]) -> str | None:
+    """The variant of the cheapest run, when it is known to be: among the runs whose whole
+    cost is known, and cheaper than what every other run cost at least (a run with calls
+    without a cost may have cost anything from its priced part up)."""
+    priced = [r for r in runs if r["cost"] is not None and not unpriced(r)]
+    if not priced:
+        return None
+    best = min(priced, key=lambda r: r["cost"])
+    unknown = [r for r in runs if r["cost"] is None or unpriced(r)]
+    if any((r["cost"] or 0.0) <= best["cost"] for r in unknown):
+        return None
+    return str(best["variant"])
 
 
 def variant_comparison(
@@ -475,13 +515,20 @@ def variant_comparison(
         ms, tokens = v["mean_duration_ms"], v["total_tokens"]
         lines.append(
             f"  {v['variant']:<12} {v['passed']:>4}/{v['total']:<4} {v['completed']:>8}"
-            f" {_dollars(v['mean_cost']):>11} {_dollars(v['total_cost']):>11}"
+            f" {_dollars(v['mean_cost'], v):>11} {_dollars(v['total_cost'], v):>11}"
             f" {tokens if tokens is not None else '-':>8}"
             f" {milliseconds(ms).removesuffix(' ms') if ms is not None else '-':>9}"
         )
     if any(v["completed"] < v["total"] for v in stats["variants"]):
         lines.append("  cost, tokens and ms: complete runs only (a run cut short at a")
         lines.append("  divergence, a blocked side effect or an error would cost less)")
+    for v in stats["variants"]:
+        if v["unpriced_calls"]:
+            n = v["unpriced_calls"]
+            lines.append(
+                f"  ≥ a lower bound: {v['variant']} made {n} model call{'s' if n != 1 else ''}"
+                " without a cost"
+            )
     lines.append("  per golden:")
     # a name that several goldens share is shown as each one's test id (file::name)
     tests = list(_by_golden(tuple(r for r in records if r["status"] not in _UNRAN)))
@@ -495,5 +542,9 @@ def variant_comparison(
     return lines
 
 
-def _dollars(value: float | None) -> str:
-    return f"${value:>10.4f}" if value is not None else "-"
+def _dollars(value: float | None, variant: dict[str, Any] | None = None) -> str:
+    if value is None:
+        return "-"
+    if variant is not None and variant.get("unpriced_calls"):
+        return f"≥${value:>9.4f}"
+    return f"${value:>10.4f}"

@@ -263,6 +263,13 @@
     return "$" + cost.toFixed(4);
   }
 
+  // a run's cost: "≥ $x, n unpriced" when some of its model calls have no cost
+  function fmtFigCost(f) {
+    const text = fmtCost(f.cost);
+    if (!text || !f.unpriced_calls) return text;
+    return "≥ " + text + ", " + f.unpriced_calls + " unpriced";
+  }
+
   function fmtNum(n) {
     return n === null || n === undefined ? "" : Number(n).toLocaleString();
   }
@@ -372,7 +379,7 @@
   function indexRow(entry) {
     const f = figuresOf(entry);
     const meta = [f.steps + " steps"];
-    if (f.cost !== null) meta.push(fmtCost(f.cost));
+    if (f.cost !== null) meta.push(fmtFigCost(f));
     if (f.duration_ms) meta.push(fmtMs(f.duration_ms));
     const delta = entry.figures.delta;
     if (delta && delta.cost && delta.cost.percent) {
@@ -420,7 +427,7 @@
     const s = DATA.summary;
     const parts = [s.total + " golden" + (s.total === 1 ? "" : "s")];
     for (const [status, count] of Object.entries(s.counts)) parts.push(count + " " + status);
-    if (s.cost !== null) parts.push("total " + fmtCost(s.cost));
+    if (s.cost !== null) parts.push("total " + fmtFigCost(s));
     if (s.duration_ms) parts.push(fmtMs(s.duration_ms));
     if (DATA.redacted) parts.push("personal data redacted");
     box.replaceChildren(...parts.map((p) => el("span", { text: p })));
@@ -447,12 +454,13 @@
       ["tool calls", "tool_calls", fmtNum],
     ];
     for (const [name, key, fmt] of rows) {
-      const tr = el("tr", null, el("td", { text: name }), el("td", { text: fmt(g[key]) || "–" }));
+      const shown = (f) => (key === "cost" ? fmtFigCost(f) : fmt(f[key])) || "–";
+      const tr = el("tr", null, el("td", { text: name }), el("td", { text: shown(g) }));
       if (a) {
         const delta = d ? d[key] : null;
         const kind = key === "cost" ? "cost" : key === "duration_ms" ? "ms" : "n";
         const cls = delta && delta.change > 0 ? "up" : delta && delta.change < 0 ? "down" : "";
-        tr.append(el("td", { text: fmt(a[key]) || "–" }), el("td", { cls: cls, text: fmtDelta(delta, kind) }));
+        tr.append(el("td", { text: shown(a) }), el("td", { cls: cls, text: fmtDelta(delta, kind) }));
       }
       table.append(tr);
     }
