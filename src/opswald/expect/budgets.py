@@ -179,6 +179,8 @@ def _check(
         recorded = None if golden is None else getattr(golden, name)
         if golden is not None and name == "cost" and golden.unpriced_calls:
             recorded = None  # a lower bound: a limit relative to it would be one too
+        if name == "duration_ms" and not recorded:
+            recorded = None  # a hand-written golden records no time: +N% of 0 is 0
         if recorded is None:
             return _budget(
                 f"budget {name} {limit.text} has no recorded figure to compare with"
@@ -232,6 +234,8 @@ def _why_unrecorded(name: str, golden: Figures | None) -> str:
     if name == "cost" and golden.unpriced_calls:
         n = golden.unpriced_calls
         return f" (the golden's cost is incomplete: {_calls(n)} without a cost)"
+    if name == "duration_ms":
+        return " (the golden records no duration)"
     return ""
 
 
