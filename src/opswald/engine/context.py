@@ -257,7 +257,9 @@ class Ticket:
 class Clock:
     """Replay time: the recorded time of served calls + measured agent time. Served calls
     that ran at the same time in the recording (concurrent tools, gathered model calls)
-    count once: the union of their recorded intervals, not the sum of their durations."""
+    count once: the union of their recorded intervals, not the sum of their durations.
+    `served_wall_ms` is the wall time that is not the agent's: serving calls, and
+    opswald's listeners (hooks, breakpoints, progress reports)."""
 
     start: float = field(default_factory=lambda: time.perf_counter())
     served: list[AnyStep] = field(default_factory=list)
@@ -805,11 +807,19 @@ class Context:
         return self.block_side_effects and continuing and not self.allow_side_effects
 
     def emit(self, event: str, *args: Any) -> None:
-        """Call `event` on every listener that has it."""
-        for listener in self.listeners:
-            method = getattr(listener, event, None)
-            if method is not None:
-                method(self, *args)
+        """Call `event` on every listener that has it. Their time is not the agent's: hooks,
+        breakpoints (a pause), the progress a run under --opswald-timeout reports to its
+        parent process are left out of the session's duration."""
+        began = time.perf_counter()
+        try:
+            for listener in self.listeners:
+                method = getattr(listener, event, None)
+                if method is not None:
+                    method(self, *args)
+        finally:
+            spent = (time.perf_counter() - began) * 1000
+            with self._lock:
+                self.clock.served_wall_ms += spent
 
     def finish(self, ticket: Ticket, step: AnyStep) -> None:
         served = ticket.served
