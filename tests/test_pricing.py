@@ -136,6 +136,32 @@ def test_override_file_merges_over_the_shipped_table(table: PriceTable, tmp_path
     assert merged.cost("acme-llm", Usage(input_tokens=1_000_000, output_tokens=0)) == 1.0
 
 
+def test_each_price_keeps_the_date_of_the_table_it_came_from(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, table: PriceTable
+) -> None:
+    """An override file of 2030 that lists only `my-finetune` does not date the shipped
+    table's price of `gpt-4o-mini`: each call's cost_source names its own price's date."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(magent=MIXED_AGENT)
+    pytester.path.joinpath("prices.yaml").write_text(
+        "as_of: '2030-01-01'\nmodels:\n  my-finetune: {input: 1, output: 2}\n"
+    )
+    pytester.makeini(
+        "[pytest]\nopswald_adapter = magent:run\npythonpath = .\nopswald_prices = prices.yaml\n"
+    )
+    golden = pytester.mkdir("goldens") / "p.golden.yaml"
+    golden.write_text("name: p\ninput: {q: x}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    shipped, override = opswald.load(golden).step_list
+    assert isinstance(shipped, LLMCallStep) and isinstance(override, LLMCallStep)
+    assert (shipped.model, shipped.cost_source) == ("gpt-4o-mini", f"price_table:{table.as_of}")
+    assert (override.model, override.cost_source) == ("my-finetune", "price_table:2030-01-01")
+    assert override.cost == 0.0012
+    merged = table.merged({"mine": {"input": 1, "output": 1}})  # undated overrides
+    assert merged.cost_source_of("mine") == "price_table"
+    assert merged.cost_source_of("gpt-4o-2024-08-06") == f"price_table:{table.as_of}"
+
+
 def test_merged_with_a_mapping() -> None:
     base = PriceTable({"a": Price(input=1, output=2, cache_read=1, cache_write=1)})
     merged = base.merged({"b": {"input": 3, "output": 4}})

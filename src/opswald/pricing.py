@@ -96,6 +96,9 @@ class PriceTable:
     ) -> None:
         self.prices: dict[str, Price] = {k.lower(): v for k, v in prices.items()}
         self.as_of = as_of
+        # the date of each model's price: that of the table it came from (a merged table
+        # holds prices of several dates)
+        self.dates: dict[str, str | None] = dict.fromkeys(self.prices, as_of)
         self.source = source
         self.currency = currency
         self.missing: set[str] = set()
@@ -148,12 +151,14 @@ class PriceTable:
         else:
             other = PriceTable({k: _price(k, v) for k, v in overrides.items()}, source="overrides")
         source = "; ".join(s for s in (self.source, f"overridden by {other.source}") if s)
-        return PriceTable(
+        table = PriceTable(
             {**self.prices, **other.prices},
             as_of=other.as_of or self.as_of,
             source=source,
             currency=self.currency,
         )
+        table.dates = {**self.dates, **other.dates}
+        return table
 
     # -- queries
 
@@ -162,9 +167,21 @@ class PriceTable:
         """What a cost from this table is recorded as: `price_table:<as_of>`."""
         return f"{COST_SOURCE_TABLE}:{self.as_of}" if self.as_of else COST_SOURCE_TABLE
 
+    def cost_source_of(self, model: str | None) -> str:
+        """What a cost of `model` from this table is recorded as: `price_table:<as_of>`,
+        dated by the table its price came from (the shipped one, or an override file)."""
+        listed = self._listed(model)
+        as_of = self.dates.get(listed, self.as_of) if listed is not None else self.as_of
+        return f"{COST_SOURCE_TABLE}:{as_of}" if as_of else COST_SOURCE_TABLE
+
     def lookup(self, model: str | None) -> Price | None:
         """The price of `model`: an exact name, else the longest listed name that
         `model` extends by a snapshot suffix (`gpt-4o-2024-08-06` → `gpt-4o`)."""
+        listed = self._listed(model)
+        return self.prices[listed] if listed is not None else None
+
+    def _listed(self, model: str | None) -> str | None:
+        """The listed name that prices `model` (see `lookup`)."""
         if not model:
             return None
         name = model.strip().lower()
@@ -173,15 +190,15 @@ class PriceTable:
             found = self._match(name.rsplit("/", 1)[1])
         return found
 
-    def _match(self, name: str) -> Price | None:
+    def _match(self, name: str) -> str | None:
         if name in self.prices:
-            return self.prices[name]
+            return name
         best = ""
         for listed in self.prices:
             if len(listed) > len(best) and name.startswith(listed):
                 if _SNAPSHOT.fullmatch(name, len(listed)):
                     best = listed
-        return self.prices[best] if best else None
+        return best or None
 
     def cost(self, model: str | None, usage: Usage | None) -> float | None:
         """USD for one call, rounded to 10 places; None when the model or usage is unknown.
@@ -248,7 +265,7 @@ def cost_with_source(
     if reported is not None:
         return reported, COST_SOURCE_PROVIDER
     cost = table.cost(model, usage)
-    return cost, (table.cost_source if cost is not None else None)
+    return cost, (table.cost_source_of(model) if cost is not None else None)
 
 
 class PriceWarning(UserWarning):
@@ -288,7 +305,7 @@ class Pricer:
                 return round(float(hooked), 10), COST_SOURCE_HOOK
         cost = self.table.cost(model, usage)
         if cost is not None:
-            return cost, self.table.cost_source
+            return cost, self.table.cost_source_of(model)
         if self.table.lookup(model) is None and self.table.warn_missing(model):
             self.warn(self.table.missing_message(model))
         return None, None
