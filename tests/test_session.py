@@ -286,7 +286,9 @@ def test_a_regex_without_its_pattern_is_refused() -> None:
     assert [e["loc"] for e in excinfo.value.errors()] == [("output", "value")]
 
 
-@pytest.mark.parametrize("budget", ["10%", "+abc", True, -1, float("inf"), [1]], ids=repr)
+@pytest.mark.parametrize(
+    "budget", ["10%", "+abc", True, -1, float("inf"), [1], "-150%", "-100.5%"], ids=repr
+)
 def test_a_budget_that_cannot_be_read_is_refused_at_load(budget: Any) -> None:
     with pytest.raises(ValidationError) as excinfo:
         Expect.model_validate({"budgets": {"cost": budget}})
@@ -294,7 +296,7 @@ def test_a_budget_that_cannot_be_read_is_refused_at_load(budget: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "budget", [0, 0.05, "<=0.05", "$0.05", "+20%", "-10%", " 3 ", "1e-6", "<=2.5E+3"]
+    "budget", [0, 0.05, "<=0.05", "$0.05", "+20%", "-10%", "-100%", " 3 ", "1e-6", "<=2.5E+3"]
 )
 def test_budgets_in_every_documented_form_load(budget: Any) -> None:
     assert Expect.model_validate({"budgets": {"cost": budget}}).budgets.cost == budget

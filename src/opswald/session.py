@@ -299,7 +299,12 @@ def _check_budget(value: Any) -> Any:
         raise ValueError(f"a budget is {BUDGET_FORMS}")
     if isinstance(value, str):
         text = value.strip()
-        if BUDGET_ABSOLUTE.match(text) or BUDGET_RELATIVE.match(text):
+        relative = BUDGET_RELATIVE.match(text)
+        if relative and relative.group(1) == "-" and float(relative.group(2)) > 100:
+            raise ValueError(
+                f"{value!r} would be a limit below 0: a relative budget is -100% at the least"
+            )
+        if BUDGET_ABSOLUTE.match(text) or relative:
             return value
         raise ValueError(f"cannot read {value!r} as a budget: write {BUDGET_FORMS}")
     if not 0 <= value < float("inf"):

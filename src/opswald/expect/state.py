@@ -75,7 +75,12 @@ def compare_states(golden: Session, actual: Session, spec: StateExpect) -> list[
             if hit:
                 findings.append(
                     _finding(
-                        f"{what} at watched paths (state: paths)", hit, g or a, True, run_step=ours
+                        f"{what} at watched paths (state: paths)",
+                        hit,
+                        g or a,
+                        True,
+                        run_step=ours,
+                        watched=True,
                     )
                 )
             if rest:
@@ -110,14 +115,21 @@ def _finding(
     failing: bool,
     *,
     run_step: bool = False,
+    watched: bool = False,
 ) -> Finding:
     changed = diffs[0].where.split(" › ", 1)[-1].split("[", 1)[0] if diffs else ""
     watch = changed if changed and changed[0].isalpha() else "memory.user_preference"
-    hint = (
-        "if the new state is intended, accept it with --opswald-update; to only report "
-        "state changes set expect.state: report, or list the paths that matter: "
-        f"expect.state: [{watch}]"
-    )
+    if watched:  # the paths are already listed: the choice left is to stop watching one
+        hint = (
+            "if the new state is intended, accept it with --opswald-update; if these paths "
+            "may change, remove them from expect.state (or set expect.state: report)"
+        )
+    else:
+        hint = (
+            "if the new state is intended, accept it with --opswald-update; to only report "
+            "state changes set expect.state: report, or list the paths that matter: "
+            f"expect.state: [{watch}]"
+        )
     return Finding(
         kind="state",
         message=message,

@@ -198,10 +198,20 @@ def _scored(
         return None
     return Finding(
         kind="output",
-        message=f"output is not similar enough (match: {kind}): {score:.2f} < {threshold:.2f}",
+        message=f"output is not similar enough (match: {kind}): {_below(score, threshold)}",
         differences=(Difference(path=("output",), golden=expected, actual=actual),),
         suggestion="lower expect.output.threshold if this much change is acceptable",
     )
+
+
+def _below(score: float, threshold: float) -> str:
+    """`score < threshold` with as many decimals as it takes for them not to read the same
+    (`0.9897 < 0.9900`, not `0.99 < 0.99`)."""
+    for digits in range(2, 17):
+        shown, limit = f"{score:.{digits}f}", f"{threshold:.{digits}f}"
+        if shown != limit:
+            break
+    return f"{shown} < {limit}"
 
 
 def _unconfigured(kind: str, what: str, *, needs: str, hint: str) -> Finding:

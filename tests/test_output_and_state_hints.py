@@ -1,0 +1,73 @@
+"""What a failing similarity score, a relative budget below -100% and a failing watched
+state path say."""
+
+from __future__ import annotations
+
+import pytest
+
+AGENT = """
+import os
+
+import opswald
+
+SENTENCE = "Rome is sunny and warm today, 25 C"
+
+
+def run(input):
+    opswald.state(memory={"extra": os.environ.get("EXTRA", "a")})
+    return (SENTENCE * 3)[:-1]   # one character short of the golden's
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("EXTRA", raising=False)
+    pytester.makepyfile(hagent=AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = hagent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    return pytester
+
+
+def test_a_similarity_score_below_its_threshold_never_reads_as_equal_to_it(
+    project: pytest.Pytester,
+) -> None:
+    sentence = "Rome is sunny and warm today, 25 C"
+    (project.path / "goldens" / "s.golden.yaml").write_text(
+        f"name: s\ninput: {{q: x}}\nsteps: []\noutput: '{sentence * 3}'\n"
+        "expect:\n  output: {match: similar, threshold: 0.996}\n"
+    )
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    # 0.99507… and 0.996 both round to 1.00
+    result.stdout.fnmatch_lines(["*output is not similar enough (match: similar): 0.995 < 0.996"])
+
+
+def test_a_relative_budget_below_minus_100_percent_is_refused_at_load(
+    project: pytest.Pytester,
+) -> None:
+    (project.path / "goldens" / "b.golden.yaml").write_text(
+        'name: b\ninput: {q: x}\nexpect:\n  budgets:\n    cost: "-150%"\n'
+    )
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*b.golden.yaml:5*'-150%' would be a limit below 0: a relative budget is -100% at*"]
+    )
+
+
+def test_a_failing_watched_state_path_is_not_hinted_at_the_setting_in_use(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    golden = project.path / "goldens" / "st.golden.yaml"
+    golden.write_text(
+        "name: st\ninput: {q: x}\nexpect:\n  output: ignore\n  state: [memory.extra]\n"
+    )
+    project.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.setenv("EXTRA", "b")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "state snapshot differs at watched paths" in out
+    assert "expect.state: [memory.extra]" not in out, "the setting already in use"
+    result.stdout.fnmatch_lines(["*remove them from expect.state (or set expect.state: report)*"])
