@@ -199,6 +199,58 @@ def test_served_calls_raise_and_return_as_the_tools_did(
     assert notes(desk) == NOTES
 
 
+PAYING = """
+from pydantic_ai import Agent
+
+import order_desk
+
+
+class PaymentError(Exception):
+    def __init__(self, code, reason):
+        super().__init__(f"payment failed ({code}): {reason}")
+        self.code = code
+
+
+agent = Agent(instructions="Charge the order.")
+
+
+@agent.tool_plain
+def charge(order_id: str) -> str:
+    \"\"\"Charge an order.
+
+    Args:
+        order_id: The order to charge.
+    \"\"\"
+    raise PaymentError(402, "card declined")
+
+
+def run(input):
+    try:
+        agent.run_sync(input["request"], model=order_desk.model(input.get("api", "chat")))
+    except PaymentError as e:
+        return {"declined": e.code, "error": str(e)}
+    return {"declined": None}
+"""
+
+
+def test_a_tool_error_is_raised_again_with_its_attributes(
+    desk: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk.makepyfile(paying=PAYING)
+    desk.makeini(INI.format(adapter="paying:run") + INTEGRATION)
+    charge = {"name": "charge", "arguments": {"order_id": "ORD-1001"}}
+    record(desk, monkeypatch, [{"tool_calls": [charge]}])
+    session = load(desk.path / GOLDEN)
+    (step,) = tools(session)
+    assert step.error is not None
+    assert (step.error.type, step.error.module) == ("PaymentError", "paying")
+    assert step.error.attributes == {"code": 402}
+    assert session.output == {"declined": 402, "error": "payment failed (402): card declined"}
+
+    # the agent's `except PaymentError as e: e.code` reads the recorded code again
+    replay(desk, monkeypatch).assert_outcomes(passed=1)
+
+
 def test_without_the_integration_tools_run_as_usual(
     desk: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

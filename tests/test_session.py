@@ -459,6 +459,24 @@ ACCEPTED_BY_LOAD = {
     "error_shorthand": {"expect": {"error": "type"}},
     "normalize_mapping": {"expect": {"requests": {"normalize": {r"\d+": "<n>"}}}},
     "state_extras": {"steps": [{"step": 1, "type": "state", "plan": [1]}], "output": 1},
+    "error_args_attributes": {
+        "steps": [
+            {
+                "step": 1,
+                "type": "tool_call",
+                "tool": "charge",
+                "error": {
+                    "type": "PaymentError",
+                    "message": "(402, 'card declined')",
+                    "module": "agent",
+                    "args": [402, "card declined"],
+                    "attributes": {"code": 402, "details": {"retry": False}},
+                },
+            }
+        ],
+        "output": 1,
+        "error": {"type": "KeyError", "message": "42", "args": [42]},
+    },
 }
 
 

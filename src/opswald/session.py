@@ -69,21 +69,28 @@ class _Model(BaseModel):
 
 
 class ErrorInfo(_Model):
-    """An exception as recorded: its type name and message."""
+    """An exception as recorded: its type name and message, the module of a type that is
+    not builtin, and what else it carried that JSON holds, so that replay raises it again
+    with them: its `args` when they are not just the message (`OSError(2, 'No such file or
+    directory')`, `KeyError(42)`), and its public `attributes` (the instance's own
+    `__dict__`: `code: 402`). Both are left out when there is nothing to keep."""
 
     type: str
     message: str = ""
     module: str | None = None
+    args: list[Any] | None = None
+    attributes: dict[str, Any] | None = None
 
     def text(self) -> str:
         """`KeyError: 'Book'`: the error as Python prints it (`Type: str(exc)`). The message
-        is recorded as the exception's argument, so that it can be raised again; a builtin
-        type is rebuilt from it to print it as Python does."""
+        is recorded as the exception's argument (or its `args` are), so that it can be raised
+        again; a builtin type is rebuilt from it to print it as Python does."""
         message = self.message
         builtin = getattr(builtins, self.type, None)
         if self.module is None and isinstance(builtin, type) and issubclass(builtin, Exception):
+            args = self.args if self.args is not None else [self.message]
             try:
-                message = str(builtin(self.message))
+                message = str(builtin(*args))
             except Exception:  # a type whose constructor wants other arguments
                 pass
         return f"{self.type}: {message}" if message else self.type

@@ -204,6 +204,8 @@ class ReplayedToolError(Exception):
     instance of it, so the agent's `except OriginalError:` still catches it.
     """
 
+    _recorded: ErrorInfo | None = None  # the error as the golden has it, when raised from one
+
     def __init__(self, type_name: str, message: str) -> None:
         Exception.__init__(self, f"{type_name}: {message}")
         self.type_name = type_name
@@ -223,12 +225,12 @@ def _replayed_class(error: ErrorInfo) -> type[ReplayedToolError]:
     if not (isinstance(original, type) and issubclass(original, Exception)):
         return ReplayedToolError
     try:
-        # an instance of the original class reads like one: str() is the message alone
-        # an instance of the original class reads like one: str() and args are the message
-        # alone; `message` is ours even where the original class has a read-only property
+        # an instance of the original class reads like one: str() is the recorded message
+        # and args are its recorded args (the message alone by default); `message` is ours
+        # even where the original class has a read-only property
         namespace = {
             "__init__": _mixed_init,
-            "__str__": lambda self: self.message,
+            "__str__": _mixed_str,
             "__module__": original.__module__,
             "message": "",
         }
@@ -295,34 +297,165 @@ class Clock:
         return total
 
 
+ERROR_DATA_LIMIT = 10_000
+"""The most characters of JSON that an error's `args` and `attributes` take in a golden,
+together: args that do not fit are not kept, nor is any attribute beyond what is left."""
+
+_NOT_JSON: Any = object()
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
-    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
-    message = args[0] if len(args) == 1 and isinstance(args[0], str) else str(exc)
+    """An exception as a golden records it: type, message, module, and its `args` (when not
+    just the message) and public attributes that JSON holds, so that replay can raise it
+    again with them. Not redacted: `Context.error_of` is."""
     if isinstance(exc, ReplayedToolError):
+        if exc._recorded is not None:  # raised from a golden: as the golden has it
+            return exc._recorded
         return ErrorInfo(type=exc.type_name, message=exc.message)
-    module = type(exc).__module__
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    message = _message_of(exc, args)
+    builtin = type(exc).__module__ == "builtins"
+    kept_args = _kept_args(exc, args, message, builtin)
+    room = ERROR_DATA_LIMIT - (_json_size(kept_args) if kept_args is not None else 0)
     return ErrorInfo(
         type=type(exc).__qualname__,
         message=message,
-        module=None if module == "builtins" else module,
+        module=None if builtin else type(exc).__module__,
+        args=kept_args,
+        attributes=_kept_attributes(exc, message, room, builtin),
     )
 
 
+def _message_of(exc: BaseException, args: tuple[Any, ...]) -> str:
+    """The recorded message: the only argument when it is a text, else `str(exc)`."""
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else str(exc)
+
+
+def _kept_args(
+    exc: BaseException, args: tuple[Any, ...], message: str, builtin: bool
+) -> list[Any] | None:
+    """The arguments to rebuild the exception from when they are not just its message:
+    its `args`, or for a builtin `OSError` with a file name the constructor's own (the
+    name is not in `args`). None when JSON cannot hold them or they are too long."""
+    if builtin and isinstance(exc, OSError) and len(args) == 2 and exc.filename is not None:
+        more = (exc.filename,) if exc.filename2 is None else (exc.filename, None, exc.filename2)
+        args = (*args, *more)
+    if args == (message,) or (not args and not message):
+        return None
+    data = _json_data(args)
+    if data is _NOT_JSON or _json_size(data) > ERROR_DATA_LIMIT:
+        return None
+    kept: list[Any] = data
+    return kept
+
+
+def _kept_attributes(
+    exc: BaseException, message: str, room: int, builtin: bool
+) -> dict[str, Any] | None:
+    """The exception's public attributes (its instance `__dict__`) that JSON holds, in
+    order while they fit in `room` characters. A `message` equal to the recorded message
+    is left out: every error replay raises for a class that is not builtin has it."""
+    try:
+        own = list(vars(exc).items())
+    except TypeError:  # no __dict__
+        return None
+    kept: dict[str, Any] = {}
+    for name, value in own:
+        if not isinstance(name, str) or name.startswith("_"):
+            continue
+        if name == "message" and not builtin and value == message:
+            continue
+        data = _json_data(value)
+        if data is _NOT_JSON:
+            continue
+        size = _json_size({name: data})
+        if size <= room:
+            kept[name] = data
+            room -= size
+    return kept or None
+
+
+def _json_data(value: Any, depth: int = 0) -> Any:
+    """`value` as JSON data (tuples as lists), or _NOT_JSON when JSON cannot hold it as it
+    is (an object, a set, bytes, a non-finite float, a key that is not a text)."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _NOT_JSON
+    if depth >= 32 or (kind in (list, tuple, dict) and len(value) > ERROR_DATA_LIMIT):
+        return _NOT_JSON
+    if kind is list or kind is tuple:
+        items = [_json_data(item, depth + 1) for item in value]
+        return _NOT_JSON if any(item is _NOT_JSON for item in items) else items
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            data = _json_data(item, depth + 1) if type(key) is str else _NOT_JSON
+            if data is _NOT_JSON:
+                return _NOT_JSON
+            out[key] = data
+        return out
+    return _NOT_JSON
+
+
+def _json_size(data: Any) -> int:
+    return len(json.dumps(data, ensure_ascii=False))
+
+
 def raise_recorded(error: ErrorInfo) -> None:
-    """Raise a recorded error again: builtin types as themselves, others as ReplayedToolError."""
+    """Raise a recorded error again: builtin types as themselves, others as ReplayedToolError
+    (also an instance of the recorded class when it is loaded), with the recorded args and
+    attributes; the class's own `__init__` never runs."""
+    raise _replayed_error(error)
+
+
+def _replayed_error(error: ErrorInfo) -> Exception:
     builtin = getattr(builtins, error.type, None)
     if error.module is None and isinstance(builtin, type) and issubclass(builtin, Exception):
-        raise builtin(error.message)
+        return _builtin_error(builtin, error)
     try:
         exc = _replayed_class(error)(error.type, error.message)
     except TypeError:  # a class whose constructor wants other arguments (pydantic's)
         exc = ReplayedToolError(error.type, error.message)
-    raise exc
+    exc._recorded = error
+    if type(exc) is not ReplayedToolError:  # an instance of the recorded class too
+        if error.args is not None:
+            exc.args = tuple(plain_copy(error.args))
+        vars(exc).update(plain_copy(error.attributes or {}))
+    return exc
+
+
+def _builtin_error(cls: type[Exception], error: ErrorInfo) -> Exception:
+    """A builtin exception rebuilt from its recorded args, when they give back the recorded
+    message; else from the message, as before args were recorded."""
+    exc = _from_args(cls, error)
+    if exc is None:
+        exc = cls(error.message)
+    if error.attributes:
+        vars(exc).update(plain_copy(error.attributes))
+    return exc
+
+
+def _from_args(cls: type[Exception], error: ErrorInfo) -> Exception | None:
+    if error.args is None:
+        return None
+    try:
+        exc = cls(*error.args)
+    except Exception:  # args a hand edit made wrong for the constructor
+        return None
+    same = type(exc) is cls and _message_of(exc, exc.args) == error.message
+    return exc if same else None
 
 
 def _mixed_init(self: ReplayedToolError, type_name: str, message: str) -> None:
     ReplayedToolError.__init__(self, type_name, message)
     self.args = (message,)
+
+
+def _mixed_str(self: ReplayedToolError) -> str:
+    """The recorded message, even where a recorded attribute named `message` replaced ours."""
+    return self._recorded.message if self._recorded is not None else self.message
 
 
 class Context:
@@ -972,7 +1105,12 @@ class Context:
         if error is None:
             return None
         info = error_info(error)
-        return info.model_copy(update={"message": self.redactor(info.message)})
+        update: dict[str, Any] = {"message": self.redactor(info.message)}
+        if info.args is not None:
+            update["args"] = self.redactor(info.args)
+        if info.attributes is not None:
+            update["attributes"] = self.redactor(info.attributes)
+        return info.model_copy(update=update)
 
     # -- user input and state -----------------------------------------------------------
     def user_input(self, prompt: str | None) -> Any:
