@@ -141,3 +141,31 @@ def test_the_fixture_without_a_marker_says_what_it_needs(project: pytest.Pyteste
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*golden_replay fixture needs a golden*@pytest.mark.golden(*"])
     assert "AssertionError" not in result.stdout.str()
+
+
+def test_a_passing_verdict_false_test_counts_as_passed_in_the_reports(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verdict=False leaves the verdict to the test: the summary, the JSON report (the CI
+    gate `jq -e '.failed == 0'`) and JUnit count pytest's outcome, as its exit code does."""
+    import json
+
+    record(project)
+    project.makepyfile(test_marked=TESTS)
+    monkeypatch.setenv("AGENT_VARIANT", "args")  # the golden's verdict fails at step 5
+    result = project.runpytest(
+        "test_marked.py", "-k", "inspect_only", "--opswald-json", "r.json", "--junitxml", "j.xml"
+    )
+    result.assert_outcomes(passed=1, deselected=3)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["goldens: 1 passed, 0 failed"])
+    report = json.loads((project.path / "r.json").read_text())
+    assert (report["passed"], report["failed"], report["failed_tests"]) == (1, 0, [])
+    assert report["goldens"][0]["status"] == "passed"
+    assert 'name="opswald.status" value="passed"' in (project.path / "j.xml").read_text()
+    # its body failing is a failure, counted as one
+    monkeypatch.delenv("AGENT_VARIANT")  # the verdict passes: `assert not passed` fails
+    result = project.runpytest("test_marked.py", "-k", "inspect_only", "--opswald-json", "r.json")
+    result.assert_outcomes(failed=1, deselected=3)
+    report = json.loads((project.path / "r.json").read_text())
+    assert (report["passed"], report["failed"]) == (0, 1)
