@@ -445,3 +445,61 @@ def test_a_variant_with_unpriced_calls_is_not_ranked_cheapest_on_its_priced_part
         ("M", 0.001, 1),
     ]
     assert stats["goldens"][0]["cheapest"] is None
+
+
+UNPRICED_AGENT = """
+import opswald
+
+
+@opswald.llm
+def chat(*, model, messages):  # usage, no cost, a model no price table has
+    return {"content": "ok", "finish_reason": "stop",
+            "usage": {"input_tokens": 1000, "output_tokens": 100}}
+
+
+def run(input):
+    chat(model="acme-unpriced", messages=[{"role": "user", "content": input}])
+    return "done"
+"""
+
+
+def test_an_unknown_recorded_cost_is_fixed_by_a_new_recording_and_the_hint_says_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay (and an update) keeps each served call's recorded cost: after a price is
+    added, only a new recording gives a cost budget a cost, and the hint and the update's
+    refusal say so; a live run, priced afresh, is told to configure the price only."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(uagent=UNPRICED_AGENT, conftest="import uagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = uagent:run\n")
+    golden = pytester.mkdir("goldens") / "u.golden.yaml"
+    golden.write_text("name: u\ninput: hi\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    golden.write_text(golden.read_text() + "expect:\n  budgets: {cost: 0.05}\n")
+    (pytester.path / "prices.yaml").write_text(
+        "models:\n  acme-unpriced: {input: 1.0, output: 2.0}\n"
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = uagent:run\nopswald_prices = prices.yaml\n")
+    before = golden.read_bytes()
+    again = "then record the golden again with --opswald-mode=rerecord"
+
+    result = pytester.runpytest("--opswald-goldens")  # the price is there; the cost is not
+    result.assert_outcomes(failed=1)
+    (hint,) = [line for line in result.outlines if "hint:" in line]
+    assert again in hint, hint
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [f"fix: not written: a cost budget that cannot be checked is never blessed; *{again}*"]
+    )
+    assert golden.read_bytes() == before
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=live")
+    result.assert_outcomes(passed=1)  # priced afresh
+    pytester.makeini("[pytest]\nopswald_adapter = uagent:run\n")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=live")
+    result.assert_outcomes(failed=1)
+    (hint,) = [line for line in result.outlines if "hint:" in line]
+    assert "configure prices for the model" in hint and "rerecord" not in hint, hint
+    pytester.makeini("[pytest]\nopswald_adapter = uagent:run\nopswald_prices = prices.yaml\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=rerecord").assert_outcomes(passed=1)
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)

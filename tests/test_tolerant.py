@@ -282,3 +282,86 @@ def test_a_judge_hook_that_does_not_answer_leaves_it_to_the_ini_judge(
     _live(tolerant, monkeypatch, "The refund was issued").assert_outcomes(passed=1)
     _live(tolerant, monkeypatch, "No idea").assert_outcomes(failed=1)
     assert (tolerant.path / "judge.log").read_text().count("\n") == 2, "the ini judge judged"
+
+
+ROME_AGENT = """
+import json
+import os
+
+import opswald
+
+
+@opswald.tool
+def weather(city):
+    return "sunny"
+
+
+def run(input):
+    weather(city=os.environ.get("CITY", "Rome"))
+    return {"answer": os.environ.get("ANSWER", "Rome is sunny")}
+
+
+def judge(golden, actual, rubric):  # judges the output alone, whatever the golden holds
+    with open(os.environ["JUDGE_LOG"], "a") as log:
+        log.write(json.dumps([golden, actual]) + "\\n")
+    ok = "Rome" in str(actual)
+    return {"passed": ok, "reasoning": f"mentions Rome: {ok}"}
+"""
+
+
+def test_an_update_never_writes_an_output_its_judge_rejects_as_the_golden(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`match: judge` is asked, before a golden is written, about the output it would hold
+    as the next replay asks (the output against itself): a rejected one is not written, and
+    an accepted verdict is written for the next replay to reuse."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("ANSWER", raising=False)
+    log = pytester.path / "judge.log"
+    monkeypatch.setenv("JUDGE_LOG", str(log))
+    pytester.makepyfile(rome=ROME_AGENT, conftest="import rome\n")
+    pytester.makeini("[pytest]\nopswald_adapter = rome:run\nopswald_judge = rome:judge\n")
+    golden = pytester.mkdir("goldens") / "j.golden.yaml"
+    golden.write_text(
+        "name: j\ninput: {q: x}\nexpect:\n  output: {match: judge, rubric: must mention Rome}\n"
+    )
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    assert "passed: true" in golden.read_text()
+    calls = log.read_text()
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    assert log.read_text() == calls, "the recorded verdict was reused"
+
+    monkeypatch.setenv("ANSWER", "Paris is sunny")
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["fix: *accept it with --opswald-update (written only if the judge also accepts*"]
+    )
+    before = golden.read_bytes()
+    for _ in range(2):  # the same refusal every time: nothing accumulates
+        result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            ["fix: not written: the judge rejects the new output as the golden's own*"]
+        )
+        assert "updated" not in result.stdout.str()
+        assert golden.read_bytes() == before
+
+    # a golden that already holds the rejected output: an update would write it again
+    golden.write_text(before.decode().replace("answer: Rome is sunny", "answer: Paris is sunny"))
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    (fix,) = [line for line in result.outlines if line.startswith("fix:")]
+    assert fix.startswith("fix: --opswald-update cannot fix this: the judge rejects"), fix
+
+    # an update for another reason that keeps the output keeps its recorded verdict
+    golden.write_bytes(before)
+    monkeypatch.delenv("ANSWER")
+    monkeypatch.setenv("CITY", "Milan")
+    calls = log.read_text()
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    assert "city: Milan" in golden.read_text() and "passed: true" in golden.read_text()
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    assert log.read_text() == calls, "the judge was not asked again about the same output"

@@ -363,3 +363,115 @@ def test_a_replaced_step_pairs_with_the_new_call_of_the_same_arguments() -> None
 
     assert _paired(calls("a", "b"), calls("extra", "a", "b"), {}) == {1: 2, 2: 3}
     assert _paired(calls("a", "b"), calls("x", "y"), {}) == {1: 1, 2: 2}  # else in order
+
+
+STUB_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.llm(provider="acme", api="acme.chat")
+def chat(*, model, messages):
+    usage = {"input_tokens": 1000, "output_tokens": 100}
+    cost = {} if os.environ.get("NO_COST") else {"cost": 0.02}
+    return {"content": "ok", "finish_reason": "stop", "usage": usage, **cost}
+
+
+def run(input):
+    chat(model="acme-unpriced", messages=[{"role": "user", "content": "a"}])
+    chat(model="acme-unpriced", messages=[{"role": "user", "content": "b"}])
+    return {"answer": "ok"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("expect", "no_cost", "shown", "fix"),
+    [
+        (
+            "budgets: {cost: 0.01, llm_calls: 1}",
+            False,
+            "budget exceeded: cost $0.0400 > $0.0100",
+            "not written: a budget violation, a blocked side effect or a failing breakpoint "
+            "is never blessed",
+        ),
+        (
+            "output: {match: contains, value: nothere}",
+            False,
+            "output differs (match: contains): the output does not contain 'nothere'",
+            "not written: the golden's own `expect:` fails this run whatever the golden holds*",
+        ),
+        (
+            "budgets: {cost: 0.01}",
+            True,
+            "budget cost cannot be checked: no step of the run reports a cost",
+            "not written: a cost budget that cannot be checked is never blessed; configure a "
+            "price for the model (or have the agent report cost), then run this command again",
+        ),
+    ],
+)
+@pytest.mark.parametrize("mode", ["record", "rerecord"])
+def test_a_stub_is_not_recorded_when_its_own_expect_fails_the_recording(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    expect: str,
+    no_cost: bool,
+    shown: str,
+    fix: str,
+    mode: str,
+) -> None:
+    """Recording a stub honours its `expect:` as its next replay would: a recording that
+    breaks a budget, misses an output value or has no cost to check fails, unwritten."""
+    monkeypatch.delenv("CI", raising=False)
+    if no_cost:
+        monkeypatch.setenv("NO_COST", "1")
+    pytester.makepyfile(sagent=STUB_AGENT, conftest="import sagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = sagent:run\n")
+    stub = pytester.mkdir("goldens") / "stub.golden.yaml"
+    stub.write_text(f"name: stub\ninput: {{q: x}}\nexpect:\n  {expect}\n")
+    before = stub.read_bytes()
+    result = pytester.runpytest("--opswald-goldens", f"--opswald-mode={mode}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([shown, f"fix: {fix}", "goldens: 0 passed, 1 failed"])
+    assert "golden recorded" not in result.stdout.str()
+    assert stub.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("output", "helps"),
+    [
+        ("{match: contains}", True),  # the golden's own output is the value
+        ("{match: json_subset}", True),
+        ("{match: contains, value: Rome is sunny}", False),
+        ("{match: json_subset, value: {answer: Rome is sunny}}", False),
+        ("{match: similar, threshold: 0.99, value: {answer: Rome is sunny, n: 5}}", False),
+    ],
+)
+def test_the_fix_line_offers_an_update_exactly_where_it_helps(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, output: str, helps: bool
+) -> None:
+    """`contains` and `json_subset` with no `value:` compare with the golden's output, which
+    an update rewrites; with a `value:` (any matcher) an update cannot help."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("ANSWER", raising=False)
+    pytester.makepyfile(
+        vagent="import os\n\n\ndef run(input):\n"
+        '    return {"answer": os.environ.get("ANSWER", "Rome is sunny"), "n": 5}\n',
+        conftest="import vagent\n",
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = vagent:run\n")
+    golden = pytester.mkdir("goldens") / "v.golden.yaml"
+    golden.write_text(f"name: v\ninput: {{q: x}}\nexpect:\n  output: {output}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.setenv("ANSWER", "Paris is cloudy")
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    (fix,) = [line for line in result.outlines if line.startswith("fix:")]
+    update = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    if helps:
+        assert fix == "fix: if the new behaviour is intended, accept it with --opswald-update"
+        update.assert_outcomes(passed=1)
+        pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    else:
+        assert fix.startswith("fix: --opswald-update cannot fix this"), fix
+        update.assert_outcomes(failed=1)

@@ -27,6 +27,7 @@ from opswald.engine.run import (
     judge,
     no_data_form,
     not_blessable,
+    rerecord_for_cost,
     side_effects_ahead,
     unconfigured,
 )
@@ -455,6 +456,47 @@ def _not_written(
     raise GoldenError(*_failed(text, result, settings))
 
 
+NEVER_BLESSED_FIX = (
+    "not written: a budget violation, a blocked side effect or a failing breakpoint is never "
+    "blessed"
+)
+
+
+def _refusal(reasons: list[Finding], expect: Expect, run: Any) -> str:
+    """The `fix:` line of a golden left unwritten for `reasons`, what its next replay would
+    fail (what the run found, or what the session to be written would meet)."""
+    from opswald.expect.budgets import unknown_cost
+
+    if any(f.kind in NEVER_BLESSED for f in reasons):
+        if not any(unknown_cost(f) for f in reasons):
+            return NEVER_BLESSED_FIX
+        how = "configure a price for the model (or have the agent report cost)"
+        rerecord = rerecord_for_cost(run)
+        how += (
+            f", then record the golden again with {rerecord} (an update keeps each recorded "
+            "call's cost)"
+            if rerecord
+            else ", then run this command again"
+        )
+        if all(unknown_cost(f) for f in reasons):
+            return f"not written: a cost budget that cannot be checked is never blessed; {how}"
+        return f"{NEVER_BLESSED_FIX}, nor a cost budget that cannot be checked: {how}"
+    needs = unconfigured(reasons)
+    if needs:
+        return f"not written: a missing setting is not a change of behaviour; {needs}"
+    if expect.output.match == "judge" and any(f.kind == "output" for f in reasons):
+        return (
+            "not written: the judge rejects the new output as the golden's own (match: "
+            "judge), and neither an update nor a recording changes `expect:`; fix the agent, "
+            "or change expect.output.rubric"
+        )
+    return (
+        "not written: the golden's own `expect:` fails this run whatever the golden holds "
+        "(neither an update nor a recording changes `expect:`); edit expect.output or "
+        "expect.error"
+    )
+
+
 def _write(
     path: Path,
     golden: Session,
@@ -466,14 +508,7 @@ def _write(
 ) -> Outcome:
     blockers = [f for f in result.verdict.failures if f.kind in NEVER_BLESSED]
     if blockers:
-        _not_written(
-            blockers,
-            result,
-            settings,
-            total,
-            "not written: a budget violation, a blocked side effect or a failing breakpoint "
-            "is never blessed",
-        )
+        _not_written(blockers, result, settings, total, _refusal(blockers, expect, run))
     needs = unconfigured(result.verdict.failures)
     if needs:  # every run fails the same until it is configured, whatever the golden holds
         _not_written(
@@ -501,16 +536,9 @@ def _write(
         )
         raise GoldenError(*_failed(text, result, settings))
     session = blessed(golden, run)
-    still = not_blessable(session, run, expect) if not golden.is_stub else []
+    still = not_blessable(session, run, expect, settings.tolerance)
     if still:
-        _not_written(
-            still,
-            result,
-            settings,
-            total,
-            "not written: the golden's own `expect:` fails this run whatever the golden holds "
-            "(an update never changes `expect:`); edit expect.output or expect.error",
-        )
+        _not_written(still, result, settings, total, _refusal(still, expect, run))
     try:
         write(path, session)
     except OSError as exc:  # a read-only checkout, a full disk: the failure as it is, unwritten

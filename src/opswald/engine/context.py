@@ -57,6 +57,12 @@ UPDATE: dict[str, str] = {  # how to update a golden, in the words of each surfa
     "api": "an update (`pytest --opswald-goldens --opswald-update`)",
 }
 
+RERECORD: dict[str, str] = {  # how to record a golden again, in the words of each surface
+    "pytest": "--opswald-mode=rerecord",
+    "cli": "pytest --opswald-goldens --opswald-mode=rerecord",
+    "api": "pytest --opswald-goldens --opswald-mode=rerecord",
+}
+
 
 UNRECORDED_HINT = (
     "opswald records the model calls of the Chat Completions, Responses and Anthropic "

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from opswald import adapters
 from opswald.diff import differences, run_step
 from opswald.engine.context import (
+    RERECORD,
     STEP_MODIFICATIONS,
     UPDATE,
     Context,
@@ -32,7 +33,14 @@ from opswald.expect.trajectory import ToolCallRef, judge_order
 from opswald.intercept.transport import intercepting
 from opswald.jsonable import Formless, formless, to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
-from opswald.session import FORK_METADATA, ErrorInfo, Expect, Session, ToolCallStep
+from opswald.session import (
+    FORK_METADATA,
+    ErrorInfo,
+    Expect,
+    LLMCallStep,
+    Session,
+    ToolCallStep,
+)
 from opswald.verdict import Difference, Finding, Verdict
 
 Mode = Literal["replay", "record", "rerecord", "live"]
@@ -323,11 +331,21 @@ def judge(
             figures(golden),
             partial=diverged,
             update=UPDATE[run.surface],
+            rerecord=rerecord_for_cost(run),
         )
     )
     if not diverged:
         findings.extend(compare_states(golden, actual, expect.state))
     return Verdict(findings=tuple(findings))
+
+
+def rerecord_for_cost(run: Run) -> str | None:
+    """How to record the golden again, when the run was served recorded model calls: they
+    keep their recorded cost (DESIGN §3a "Time and cost"), so a price configured since
+    reaches a cost budget only through a new recording."""
+    if not any(isinstance(step, LLMCallStep) for step in run.served.values()):
+        return None
+    return RERECORD[run.surface]
 
 
 def _offline(finding: Finding, note: str | None) -> Finding:
@@ -343,8 +361,27 @@ def _offline(finding: Finding, note: str | None) -> Finding:
 
 NEVER_BLESSED = ("budget", "side_effect", "breakpoint")
 """Failures `--opswald-update` leaves failing and unwritten (DESIGN §3a "Update")."""
-EXPECT_VALUES = ("contains", "regex", "json_subset")
-"""Output matchers that judge against a value in `expect:`, which an update never changes."""
+EXPECT_VALUES = ("contains", "regex", "json_subset", "similar", "embedding", "judge")
+"""Output matchers that judge against `expect.output.value` when it is given (else against
+the golden's output): an update never changes `expect:`."""
+
+
+def _against_value(expect: Expect) -> bool:
+    """The output is judged against a `value:` in `expect:`, not the golden's output, which
+    is all an update can change (`regex` always has one)."""
+    spec = expect.output
+    return spec.match in EXPECT_VALUES and spec.value is not None
+
+
+def _judged_against_itself(verdict: Verdict) -> bool:
+    """The judge rejected an output equal to the one it was judged against: the golden
+    holds it already, so an update would write it again and the judge reject it again."""
+    return any(
+        d.path == ("output",) and d.golden == d.actual
+        for f in verdict.failures
+        if f.kind == "output"
+        for d in f.differences
+    )
 
 
 DIVERGING = ("mismatch", "extra_call", "agent_error")
@@ -427,11 +464,19 @@ def fix_line(
             "a fork is judged, never written: to make this path the golden, change the agent "
             f"and run {update} (without a fork)"
         )
-    if expect is not None and kinds == {"output"} and expect.output.match in EXPECT_VALUES:
+    if expect is not None and kinds == {"output"} and _against_value(expect):
         return (
             f"{update} cannot fix this: it rewrites the golden, never its `expect:`; "
             f"change expect.output (match: {expect.output.match}) if the new output is right"
         )
+    if expect is not None and kinds == {"output"} and expect.output.match == "judge":
+        if _judged_against_itself(verdict):
+            return (
+                f"{update} cannot fix this: the judge rejects this output as the golden's "
+                "own (it holds it already), and an update never changes `expect:`; fix the "
+                "agent, or change expect.output.rubric"
+            )
+        accept += " (written only if the judge also accepts the new output as its own golden)"
     if expect is not None and kinds == {"error"} and expect.error.match == "fixed":
         return (
             f"{update} cannot fix this: it rewrites the golden, never its `expect:`, and "
@@ -479,18 +524,44 @@ def no_data_form(run: Run) -> Finding | None:
     )
 
 
-def not_blessable(blessed: Session, run: Run, expect: Expect) -> list[Finding]:
-    """What would still fail if `blessed` were written: output and error expectations
-    whose verdict does not follow the golden (a `contains`/`regex`/`json_subset` value, an
-    `error: fixed`). An update rewrites the golden, never its `expect:`, so it cannot
-    bless these; a tolerant matcher against the output it now holds always agrees."""
-    from opswald.expect.tolerant import TOLERANT
+def not_blessable(
+    blessed: Session, run: Run, expect: Expect, tolerance: Any = None
+) -> list[Finding]:
+    """What the next replay of `blessed` would fail, judged before it is written: neither an
+    update nor a recording changes `expect:`, so neither writes a golden whose own
+    `expect:` fails it. Output and error expectations whose verdict does not follow the
+    golden (a `contains`/`regex`/`json_subset` value, `error: fixed`, a tolerant matcher's
+    `value:`, a judge that rejects the output even as its own golden), and budgets (a
+    recorded stub was never checked against them). The judge's verdict on the output
+    `blessed` holds becomes its recorded verdict, which the next replay reuses."""
+    from opswald.expect.tolerant import TOLERANT, Tolerance, compare_tolerant
 
     found = _error_findings(blessed, run.actual, expect, None)
-    if blessed.error is None and run.actual.error is None and expect.output.match not in TOLERANT:
-        output = compare_output(blessed.output, run.actual.output, expect.output)
+    if blessed.error is None and run.actual.error is None:
+        if expect.output.match in TOLERANT:
+            output, verdict = compare_tolerant(
+                blessed.output,
+                blessed.output,
+                expect.output,
+                tolerance or Tolerance(),
+                recorded=blessed.verdicts,
+            )
+            if verdict is not None:  # the one the next replay looks up: this output, twice
+                blessed.verdicts = [verdict]
+        else:
+            output = compare_output(blessed.output, run.actual.output, expect.output)
         if output is not None:
             found.append(output)
+    # the next replay is served what `blessed` recorded: its figures are that run's
+    found.extend(
+        check_budgets(
+            expect.budgets,
+            figures(blessed),
+            figures(blessed),
+            update=UPDATE[run.surface],
+            rerecord=rerecord_for_cost(run),
+        )
+    )
     return found
 
 

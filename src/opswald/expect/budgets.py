@@ -17,7 +17,7 @@ from opswald.session import (
 )
 from opswald.verdict import Finding
 
-__all__ = ["Figures", "Limit", "check_budgets", "figures", "parse_budget"]
+__all__ = ["Figures", "Limit", "check_budgets", "figures", "parse_budget", "unknown_cost"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,27 +144,41 @@ def check_budgets(
     *,
     partial: bool = False,
     update: str = "--opswald-update",
+    rerecord: str | None = None,
 ) -> list[Finding]:
     """One failing `budget` finding per budget exceeded or impossible to check. For a
     `partial` run (stopped at a divergence) only what was already exceeded is reported:
     that its figures are incomplete is no news. `update` names how a golden is updated
-    where the run was started (a hint says an update does not bless a violation)."""
+    where the run was started (a hint says an update does not bless a violation);
+    `rerecord`, how it is recorded again, is given when the run was served recorded model
+    calls, which keep their recorded cost: a price configured since needs a new recording."""
     out: list[Finding] = []
     for field in fields(Figures):
         budget = getattr(spec, field.name, None)
         if budget is None:
             continue
-        finding = _check(field.name, budget, actual, golden, update)
+        finding = _check(field.name, budget, actual, golden, update, rerecord)
         if finding is not None and (not partial or finding.message.startswith(EXCEEDED)):
             out.append(finding)
     return out
 
 
 EXCEEDED = "budget exceeded: "
+UNKNOWN_COST = "budget cost cannot be checked: "
+
+
+def unknown_cost(finding: Finding) -> bool:
+    """A cost budget the run could not check: no step of it reports a cost."""
+    return finding.kind == "budget" and finding.message.startswith(UNKNOWN_COST)
 
 
 def _check(
-    name: str, budget: float | int | str, actual: Figures, golden: Figures | None, update: str
+    name: str,
+    budget: float | int | str,
+    actual: Figures,
+    golden: Figures | None,
+    update: str,
+    rerecord: str | None = None,
 ) -> Finding | None:
     kind = _kind(name)
     limit = parse_budget(budget)
@@ -173,7 +187,7 @@ def _check(
     value = getattr(actual, name)
     unpriced = actual.unpriced_calls if name == "cost" else 0
     if value is None:
-        return _unpriced(name, actual)
+        return _unpriced(name, actual, rerecord)
     note = ""
     if limit.percent is not None:
         recorded = None if golden is None else getattr(golden, name)
@@ -195,7 +209,7 @@ def _check(
         bound = limit.value
     if value <= bound + abs(bound) * 1e-9:
         # the priced part is within the limit; the calls without a cost may not be
-        return _unpriced(name, actual) if unpriced else None
+        return _unpriced(name, actual, rerecord) if unpriced else None
     shown, limit_shown = _apart(value, bound, kind)
     if unpriced:  # the priced part alone is over: the whole run is all the more
         shown = f"at least {shown} ({_calls(unpriced)} without a cost)"
@@ -211,7 +225,7 @@ def _calls(n: int) -> str:
     return f"{n} model call{'s' if n != 1 else ''}"
 
 
-def _unpriced(name: str, actual: Figures) -> Finding:
+def _unpriced(name: str, actual: Figures, rerecord: str | None = None) -> Finding:
     """A cost budget that cannot be checked: some (or all) of the run's model calls that
     answered have no cost, and the run's cost is unknown, not the sum of the rest."""
     n, of = actual.unpriced_calls, actual.llm_calls
@@ -221,10 +235,14 @@ def _unpriced(name: str, actual: Figures) -> Finding:
         else f"{n} of the run's {of} model calls {'has' if n == 1 else 'have'} no cost: it "
         f"cost at least {money(actual.cost)}, how much more is unknown"
     )
+    configure = "configure prices for the model (or have the agent report cost)"
+    if rerecord is not None:  # served calls keep the cost they were recorded with
+        configure += (
+            f", then record the golden again with {rerecord} (a replay, and an update, "
+            "keep each recorded call's cost)"
+        )
     return _budget(
-        f"budget {name} cannot be checked: {what}",
-        "configure prices for the model (or have the agent report cost), or remove the cost budget",
-        name,
+        f"budget {name} cannot be checked: {what}", f"{configure}, or remove the cost budget", name
     )
 
 
