@@ -529,17 +529,18 @@ def test_report_errors_and_a_raising_judge_hold_no_secrets(pytester: pytest.Pyte
     )
     pytester.makeini("[pytest]\nopswald_adapter = judgeagent:run\nopswald_judge = judges:judge\n")
     goldens = pytester.mkdir("goldens")
-    (goldens / "rx.golden.yaml").write_text(
-        f'name: rx\ninput: {{q: rx}}\nexpect:\n  output:\n    match: regex\n    value: "{AWS}|hi"\n'
-    )
-    (goldens / "jd.golden.yaml").write_text(
-        "name: jd\ninput: {q: jd}\nexpect:\n  output:\n    match: judge\n    rubric: greet\n"
-    )
-    (goldens / "hk.golden.yaml").write_text(
-        "name: hk\ninput: {q: hk}\nexpect:\n  output:\n    match: judge\n    rubric: hook\n"
-    )
+    expects = {
+        "rx": f'    match: regex\n    value: "{AWS}|hi"\n',
+        "jd": "    match: judge\n    rubric: greet\n",
+        "hk": "    match: judge\n    rubric: hook\n",
+    }
+    for name in expects:
+        (goldens / f"{name}.golden.yaml").write_text(f"name: {name}\ninput: {{q: {name}}}\n")
     result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
     assert result.ret == 0, result.stdout.str()
+    for name, expect in expects.items():  # each fails its own expect: (never recorded so)
+        path = goldens / f"{name}.golden.yaml"
+        path.write_text(path.read_text() + f"expect:\n  output:\n{expect}")
     result = pytester.runpytest(
         "--opswald-goldens",
         "--opswald-mode=live",
