@@ -128,6 +128,29 @@ def _with_overrides(
     return bound.args, bound.kwargs
 
 
+# Evaluated only when an exception is on its way (an `except` clause's expression): an
+# agent that never fails imports neither asyncio nor the engine for them.
+def _cancelled() -> type[BaseException]:
+    """asyncio's CancelledError: a call cancelled before it finished is recorded as such."""
+    import asyncio
+
+    return asyncio.CancelledError
+
+
+def _served_cancelled() -> type[BaseException]:
+    """What replay raises for a call recorded as cancelled (it gets no answer)."""
+    from opswald.engine.context import CancelledCall
+
+    return CancelledCall
+
+
+async def _until_cancelled() -> Any:
+    """A served call recorded as cancelled waits, as it did, until it is cancelled."""
+    from opswald.engine.context import until_cancelled
+
+    return await until_cancelled()
+
+
 def _active() -> Context | None:
     """The context this call records into; none inside a call being recorded."""
     if INSIDE.get():
@@ -176,7 +199,7 @@ def _tool_sync(
     token = inside().set(True)
     try:
         result = run()
-    except Exception as exc:
+    except (Exception, _cancelled()) as exc:
         ctx.tool_step(ticket, name, request, output=None, error=exc)
         raise
     finally:
@@ -211,11 +234,14 @@ async def _tool_async(
     side_effects = side_effects or name in ctx.side_effect_tools
     ticket = ctx.begin("tool_call", {"tool": name, "input": request}, side_effects=side_effects)
     if ticket.served is not None:
-        return ctx.tool_answer(ticket, name, request, decode)  # type: ignore[no-any-return]
+        try:
+            return ctx.tool_answer(ticket, name, request, decode)  # type: ignore[no-any-return]
+        except _served_cancelled():  # recorded as cancelled: it waits to be cancelled again
+            return await _until_cancelled()  # type: ignore[no-any-return]
     token = inside().set(True)
     try:
         result = await run()
-    except Exception as exc:
+    except (Exception, _cancelled()) as exc:  # a cancelled call is a step too
         ctx.tool_step(ticket, name, request, output=None, error=exc)
         raise
     finally:
@@ -261,9 +287,12 @@ def tool(
                 if ctx is None:
                     return await func(*args, **kwargs)
                 request = bind(args, kwargs, False)
-                answer = ctx.answer_exact(
-                    "tool_call", {"tool": tool_name, "input": request}, decode
-                )
+                try:
+                    answer = ctx.answer_exact(
+                        "tool_call", {"tool": tool_name, "input": request}, decode
+                    )
+                except _served_cancelled():
+                    return await _until_cancelled()
                 if answer is not MISS:
                     return answer
                 run = functools.partial(func, *args, **kwargs)
@@ -399,15 +428,18 @@ def llm(
                 ctx = _active()
                 if ctx is None:
                     return await func(*args, **kwargs)
-                ticket, request, args, kwargs = begin(ctx, args, kwargs)
-                if ticket is None:
-                    return request  # the recorded answer
-                if ticket.served is not None:
-                    return ctx.llm_answer(ticket, request, decoder)
+                try:  # a call recorded as cancelled waits until it is cancelled again
+                    ticket, request, args, kwargs = begin(ctx, args, kwargs)
+                    if ticket is None:
+                        return request  # the recorded answer
+                    if ticket.served is not None:
+                        return ctx.llm_answer(ticket, request, decoder)
+                except _served_cancelled():
+                    return await _until_cancelled()
                 token = inside().set(True)
                 try:
                     result = await func(*args, **kwargs)
-                except Exception as exc:
+                except (Exception, _cancelled()) as exc:
                     record(ctx, ticket, request, None, exc)
                     raise
                 finally:
@@ -430,7 +462,7 @@ def llm(
             token = inside().set(True)
             try:
                 result = func(*args, **kwargs)
-            except Exception as exc:
+            except (Exception, _cancelled()) as exc:
                 record(ctx, ticket, request, None, exc)
                 raise
             finally:

@@ -105,6 +105,7 @@ def record(
             data["tags"] = tags
         # the steps are redacted as they are recorded; the rest here, names and tags too
         session = Session.model_validate(redact_data(data, ctx.redactor))
+        ctx.close_open()  # calls the block ended before they finished: cancelled steps
         session.steps = ctx.actual_steps()
         rec.session = session
         if target is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 import math
@@ -245,6 +246,27 @@ def _replayed_class(error: ErrorInfo) -> type[ReplayedToolError]:
         return ReplayedToolError
 
 
+CANCELLED = "CancelledError"
+"""The error type of a call that was cancelled, or had not finished when the run ended."""
+
+
+class CancelledCall(asyncio.CancelledError):
+    """Replay matched a call recorded as cancelled: it gets no answer. An async call waits
+    until it is cancelled, as it was when recorded (`until_cancelled`); a sync call gets
+    this error (a thread cannot be cancelled)."""
+
+
+def was_cancelled(step: AnyStep) -> bool:
+    """Whether a recorded call was cancelled (or never finished) rather than answered."""
+    error = step.error
+    return error is not None and error.type == CANCELLED
+
+
+async def until_cancelled() -> Any:
+    """Wait until the task is cancelled (a recorded cancelled call, served)."""
+    await asyncio.get_running_loop().create_future()
+
+
 class NoUserInput(Exception):
     """A live run asked for user input that no script provides."""
 
@@ -318,6 +340,9 @@ def error_info(exc: BaseException) -> ErrorInfo:
         if exc._recorded is not None:  # raised from a golden: as the golden has it
             return exc._recorded
         return ErrorInfo(type=exc.type_name, message=exc.message)
+    if isinstance(exc, asyncio.CancelledError):
+        cancelled = tuple(getattr(exc, "args", ()))
+        return ErrorInfo(type=CANCELLED, message=_message_of(exc, cancelled) or _CANCELLED_MESSAGE)
     args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     message = _message_of(exc, args)
     builtin = type(exc).__module__ == "builtins"
@@ -407,6 +432,9 @@ def _json_data(value: Any, depth: int = 0) -> Any:
 
 def _json_size(data: Any) -> int:
     return len(json.dumps(data, ensure_ascii=False))
+
+
+_CANCELLED_MESSAGE = "cancelled before it finished"
 
 
 def raise_recorded(error: ErrorInfo) -> None:
@@ -535,6 +563,8 @@ class Context:
         self.redactor = redactor
         self.steps: list[AnyStep | None] = []
         self._cancelled: set[int] = set()  # slots of calls that will be retried
+        # calls begun and not finished yet: their kind and request, by step number
+        self._open: dict[int, tuple[str, dict[str, Any]]] = {}
         self.findings: list[Finding] = []
         # SDK requests to endpoints opswald does not record that went out live (record-time
         # note); in replay the first one stops the run
@@ -596,6 +626,19 @@ class Context:
         with self._lock:
             self.steps[ticket.number - 1] = None
             self._cancelled.add(ticket.number)
+            self._open.pop(ticket.number, None)
+
+    def close_open(self) -> None:
+        """The run ended: a call begun and not finished (cancelled, or still running in
+        another thread) becomes a step with a CancelledError and no answer, in the place
+        where it began; replay gives such a call no answer either."""
+        with self._lock:
+            for number, (kind, request) in sorted(self._open.items()):
+                if self.steps[number - 1] is None and number not in self._cancelled:
+                    self.steps[number - 1] = self._refused_step(
+                        kind, request, number, _CANCELLED_MESSAGE, reason=CANCELLED
+                    )
+            self._open.clear()
 
     # -- the ports ----------------------------------------------------------------------
     def begin(
@@ -648,12 +691,13 @@ class Context:
                 # matching (and diffing a divergence) is our time, not the agent's
                 self.clock.served_wall_ms += (time.perf_counter() - matching) * 1000
                 if match.finding is not None:
-                    self.findings.append(match.finding)
+                    if match.finding not in self.findings:  # concurrent calls, one reason
+                        self.findings.append(match.finding)
                     if self.policy not in ("update", "fork"):
                         # the call the agent made stays in the actual session, unanswered,
                         # so a saved actual and the viewer show what was sent instead
                         self.steps[number - 1] = self._refused_step(
-                            kind, request, number, match.finding
+                            kind, request, number, match.finding.message
                         )
                         raise ReplayDivergence(match.finding)
                     self._go_live(number, match)
@@ -691,9 +735,10 @@ class Context:
                 # the call stays in the actual session, unanswered, so a saved actual and
                 # the viewer show the arguments it would have run with
                 self.steps[number - 1] = self._refused_step(
-                    kind, request, number, finding, reason="SideEffectBlocked"
+                    kind, request, number, finding.message, reason="SideEffectBlocked"
                 )
                 raise SideEffectBlocked(finding)
+            self._open[number] = (kind, request)
             return Ticket(
                 number=number,
                 served=served,
@@ -745,12 +790,13 @@ class Context:
         kind: str,
         request: dict[str, Any],
         number: int,
-        finding: Finding,
+        message: str,
         reason: str = "ReplayDivergence",
     ) -> AnyStep | None:
         """The refused call as a step of the actual session: what the agent sent, no
-        answer, and why it was refused (a divergence, a blocked side effect) as its error."""
-        error = ErrorInfo(type=reason, message=self.redactor(finding.message))
+        answer, and why it was refused (a divergence, a blocked side effect, a call the run
+        ended before it finished) as its error."""
+        error = ErrorInfo(type=reason, message=self.redactor(message))
         stamp = _now()
         if kind == "llm_call":
             return LLMCallStep(
@@ -965,6 +1011,7 @@ class Context:
         if served is not None and served is self._modified:
             step, served = self._redacted_answer(step), self._redacted_answer(served)
         with self._lock:
+            self._open.pop(ticket.number, None)
             first = self.steps[ticket.number - 1] is None
             self.steps[ticket.number - 1] = step
             if served is not None and first:
@@ -1215,8 +1262,11 @@ def _forked_call(old: dict[str, Any], number: int, mods: dict[str, Any]) -> dict
 
 def _answer(step: AnyStep, decode: Callable[[Any], Any] | None) -> Any:
     """What a served call gives the agent: the recorded error raised again, or a copy of
-    the recorded result (the agent may change what it is given; the golden stays)."""
+    the recorded result (the agent may change what it is given; the golden stays). A call
+    recorded as cancelled gets no answer: CancelledCall."""
     if step.error is not None:
+        if step.error.type == CANCELLED:
+            raise CancelledCall()
         raise_recorded(step.error)
     if isinstance(step, ToolCallStep):
         output = plain_copy(step.output)
@@ -1252,6 +1302,7 @@ def _began(ticket: Ticket) -> str:
 
 
 __all__ = [
+    "CancelledCall",
     "Context",
     "NoUserInput",
     "ReplayDivergence",

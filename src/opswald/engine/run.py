@@ -205,6 +205,7 @@ def execute(
             if group.split((ReplayDivergence, SideEffectBlocked))[0] is None:
                 raise
     duration = round(ctx.clock.duration_ms(), 3)
+    ctx.close_open()  # calls the run ended before they finished: cancelled steps
     steps, served = ctx.numbered()
     metadata = {
         **golden.metadata,
