@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import sdk_setup
+from fakeprovider import FakeProvider
 from opswald import load
 
 TOOLS_AGENT = """
@@ -181,3 +183,58 @@ def test_a_call_still_running_in_a_thread_when_the_run_ended(pytester: pytest.Py
     replay.assert_outcomes(passed=1)
     # a thread cannot be cancelled: its call gets a CancelledError
     assert (pytester.path / "got.txt").read_text() == "cancelled"
+
+
+SDK_AGENT = """
+import asyncio
+
+import openai
+
+import opswald
+
+
+@opswald.tool
+async def fail(x: str) -> str:
+    await asyncio.sleep(0.05)
+    raise ValueError("disk full")
+
+
+@opswald.tool
+async def use(text: str) -> str:
+    return text
+
+
+async def ask(client):
+    reply = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    return await use(reply.choices[0].message.content or "")
+
+
+async def main():
+    client = openai.AsyncOpenAI(max_retries=0)
+    await asyncio.gather(ask(client), fail("b"))
+
+
+def run(input):
+    return asyncio.run(main())
+"""
+
+
+def test_an_sdk_call_cancelled_by_the_agents_error_replays_offline(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sdk_setup(
+        pytester, monkeypatch, module="agent", agent=SDK_AGENT,
+        golden="goldens/g.golden.yaml", stub=STUB,
+    )  # fmt: skip
+    with FakeProvider(script=[{"content": "late"}], delay_first=[1.0]) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+    assert sorted(_calls(pytester)) == [  # in the order they began: the SDK's varies
+        ("llm_call", "gpt-4o-mini", "CancelledError"),
+        ("tool_call", "fail", "ValueError"),
+    ]
+    # the provider is gone: the call recorded as cancelled is not answered, and waits
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)

@@ -8,6 +8,7 @@ patched at import time, and everything is restored when the last run ends.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import importlib
 import json
@@ -178,7 +179,12 @@ def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         if prepared is None:
             return await original(self, request)
         ctx, codec, llm_request, stream = prepared
-        answered, ticket = _start(ctx, codec, llm_request, stream, request)
+        try:
+            answered, ticket = _start(ctx, codec, llm_request, stream, request)
+        except _served_cancelled():  # recorded as cancelled: it waits to be cancelled again
+            from opswald.engine.context import until_cancelled
+
+            return await until_cancelled()
         if ticket is None:
             return answered
         token = inside().set(True)
@@ -188,11 +194,22 @@ def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             exchange.failed(ctx, ticket, llm_request, exc)  # provisional: a retry replaces it
             raise
+        except asyncio.CancelledError as exc:  # cut short: a step with no answer
+            ctx.llm_failed(ticket, llm_request, exc)
+            raise
         finally:
             inside().reset(token)
         return _recorded(ctx, codec, ticket, llm_request, stream, response)
 
     return _send_single_request
+
+
+def _served_cancelled() -> type[BaseException]:
+    """What replay raises for a call recorded as cancelled (evaluated only when an
+    exception is on its way)."""
+    from opswald.engine.context import CancelledCall
+
+    return CancelledCall
 
 
 def _response_class(request: Any) -> Any:
@@ -210,6 +227,12 @@ def _served(
     *,
     again: bool = False,
 ) -> Any:
+    from opswald.engine.context import CancelledCall, was_cancelled
+
+    if was_cancelled(ticket.served):  # the recorded call got no answer: neither does this
+        if not again:
+            ctx.llm_served(ticket, llm_request)
+        raise CancelledCall()
     wire = exchange.serve(ctx, codec, ticket, llm_request, stream, again=again)
     error = exchange.transport_failure(ticket.served)
     if error is not None:  # the recorded call got no answer: the same exception again
