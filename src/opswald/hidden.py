@@ -65,6 +65,7 @@ IGNORABLE: tuple[tuple[int, int], ...] = (
     (0x1D173, 0x1D17A),  # MUSICAL SYMBOL BEGIN/END BEAM, TIE, SLUR, PHRASE
     (0xE0000, 0xE0FFF),  # tags, VARIATION SELECTOR-17..256, unassigned
 )
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _CANDIDATE = re.compile(
     "[" + "".join(f"{chr(a)}-{chr(b)}" if a < b else chr(a) for a, b in IGNORABLE) + "]"
 )
@@ -179,9 +180,11 @@ class HiddenEscapingDumper(yaml.SafeDumper):
 
     def write_double_quoted(self, text: str, split: bool = True) -> None:
         hidden = hidden_positions(text)
-        if not hidden:
+        if not hidden and not (_CANDIDATE.search(text) and _ASTRAL.search(text)):
             super().write_double_quoted(text, split)
             return
+        # (with none hidden, a joiner or selector kept raw beside an emoji: PyYAML would
+        # escape the emoji, leaving the joiner raw beside the escape's last digit)
         named: Mapping[str, str] = self.ESCAPE_REPLACEMENTS
         escaped = set(hidden)
         body = "".join(
