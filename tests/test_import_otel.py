@@ -789,7 +789,7 @@ def test_errors_from_status_and_exception_events() -> None:
     )
     tool_step, chat_step = only_session(_doc(chat, tool)).step_list
     assert isinstance(tool_step, ToolCallStep) and tool_step.error is not None
-    assert tool_step.error.model_dump() == {
+    assert tool_step.error.model_dump(exclude_none=True) == {
         "type": "Declined",
         "message": "card 4242 declined",
         "module": "payments",
