@@ -59,6 +59,7 @@ def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and data["total_steps"] == 2
     assert data["steps"][1]["error"].startswith("PaymentDeclined: ")
     assert data["error"]["type"] == "PaymentDeclined"
+    assert set(data["error"]) == {"type", "message", "module"}  # no empty args/attributes
     code, out, _ = run(capsys, "show", str(REFUND), "--step", "2", "--json")
     step = json.loads(out)
     assert step["step"]["tool"] == "lookup_order"

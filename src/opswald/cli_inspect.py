@@ -179,7 +179,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 "steps": [{**_row(s), "notes": notes.get(s.step, [])} for s in chosen],
                 "notes": notes.get(None, []),
                 "output": session.output,
-                "error": session.error.model_dump() if session.error else None,
+                "error": session.error.model_dump(exclude_none=True) if session.error else None,
             }
         )
         return 0
