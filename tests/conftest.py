@@ -12,7 +12,12 @@ from pathlib import Path
 # in the first run that connects; a later run that imported httpcore2 afresh then raised
 # errors the table does not know, and a refused connection escaped the openai SDK as a raw
 # `httpcore2.ConnectError` instead of `APIConnectionError` (tests/test_sdk.py, run alone).
+# The same holds for the legacy `httpx` and its `httpcore`, which agents use directly: a
+# refused connection escaped as `httpcore.ConnectError`, not the `httpx.ConnectError` an
+# agent catches (tests/test_sdk_fidelity.py, depending on which test ran first).
+import httpcore  # noqa: F401
 import httpcore2  # noqa: F401
+import httpx  # noqa: F401
 import pytest
 
 AGENT = '''
