@@ -787,3 +787,27 @@ def test_steps_pair_by_match_not_by_position(opener: Any, pages: dict[str, Path]
     assert actual == "actual: step 5 of 5 · tool_call lookup"
     assert page.locator(".step-row[data-n='3'] .label").inner_text() == "(actual only) state"
     o.check()
+
+
+def test_a_duration_under_a_hundredth_of_a_millisecond_does_not_read_as_zero(
+    opener: Any, tmp_path: Path
+) -> None:
+    """The page formats durations as the terminal does: two significant digits under a
+    tenth of a millisecond, never `0 ms` for a run that took time."""
+    tool = {
+        "step": 1,
+        "type": "tool_call",
+        "tool": "lookup",
+        "timestamp": "2026-03-17T14:15:01.000Z",
+        "input": {"key": "k"},
+        "output": {"v": 1},
+        "duration_ms": 0.004,
+    }
+    golden = Session.model_validate({"name": "quick", "steps": [tool], "output": "ok"})
+    path = tmp_path / "quick.html"
+    write_report(path, [ViewEntry(golden=golden, status="passed", file="goldens/quick.yaml")])
+    o = opener(path)
+    spans = o.page.locator("#summary span").all_text_contents()
+    assert "0.004 ms" in spans, spans
+    assert "0 ms" not in spans, spans
+    o.check()

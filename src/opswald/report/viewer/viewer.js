@@ -255,7 +255,9 @@
     if (ms === null || ms === undefined) return "";
     if (ms >= 1000) return (ms / 1000).toFixed(ms >= 10000 ? 0 : 1) + " s";
     if (ms >= 10) return Math.round(ms) + " ms";
-    return (Math.round(ms * 100) / 100) + " ms";
+    if (ms >= 0.1 || ms === 0) return (Math.round(ms * 100) / 100) + " ms";
+    // under a tenth: two significant digits, as the terminal prints it (never "0 ms")
+    return Number(ms.toPrecision(2)) + " ms";
   }
 
   function fmtCost(cost) {
