@@ -336,6 +336,7 @@ def test_every_format_imports_a_trace_full_of_secrets_redacted(
     if fmt in ("langsmith", "langfuse"):  # names and tags come from the trace
         assert path.name.endswith("_redacted_aws_key.golden.yaml")
         assert golden.tags == ["nightly"], "a tag that is a key is left out"
+        assert "1 tag held a secret and was left out" in printed.out, "and said so"
     # the API: what `import_file` returns, account included, holds no secret either
     result = import_file(fmt, source)
     shown = repr(result)

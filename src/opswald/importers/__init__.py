@@ -72,12 +72,21 @@ def _redacted(result: ImportResult) -> ImportResult:
             out[text(key)] += n
         return out
 
+    sessions = []
+    warnings = [text(warning) for warning in result.warnings]
+    for session in result.sessions:
+        clean = redact_session(session)
+        dropped = len(session.tags) - len(clean.tags)
+        if dropped > 0:  # a placeholder is no marker name: the tag is left out, not hidden
+            were = "tags held a secret and were" if dropped != 1 else "tag held a secret and was"
+            warnings.append(f"{clean.name}: {dropped} {were} left out")
+        sessions.append(clean)
     return ImportResult(
-        sessions=[redact_session(session) for session in result.sessions],
+        sessions=sessions,
         mapped=counts(result.mapped),
         kept=counts(result.kept),
         skipped=counts(result.skipped),
-        warnings=[text(warning) for warning in result.warnings],
+        warnings=warnings,
     )
 
 
