@@ -652,8 +652,14 @@ def test_recorded_errors_read_the_same_to_the_tool_node() -> None:
         Body.runs.append("broken")
         raise ToolException(f"{city} is offline")
 
+    @tool
+    def charge(amount: int) -> str:
+        """Raises an error of the agent's own, with two arguments."""
+        Body.runs.append("charge")
+        raise Declined(402, f"card declined for {amount}")
+
     graph = StateGraph(MessagesState)
-    graph.add_node("tools", ToolNode([strict, broken], handle_tool_errors=True))
+    graph.add_node("tools", ToolNode([strict, broken, charge], handle_tool_errors=True))
     graph.add_edge(START, "tools")
     graph.add_edge("tools", END)
     app = graph.compile()
@@ -662,6 +668,7 @@ def test_recorded_errors_read_the_same_to_the_tool_node() -> None:
         tool_calls=[
             {"name": "strict", "args": {"count": "many"}, "id": "c1"},
             {"name": "broken", "args": {"city": "Oslo"}, "id": "c2"},
+            {"name": "charge", "args": {"amount": 12}, "id": "c3"},
         ],
     )
 
@@ -672,12 +679,22 @@ def test_recorded_errors_read_the_same_to_the_tool_node() -> None:
     golden, live, replayed = _record_and_replay(agent)
     assert replayed == live
     assert live[0][0] == "broken" and "ToolException('Oslo is offline')" in live[0][1]
-    assert live[1][0] == "strict" and "count" in live[1][1] and live[1][2] == "error"
-    assert Body.runs == ["broken"], "the invalid call never reached its body"
+    # the error's own arguments, as its repr shows them, come back with it
+    assert live[1][0] == "charge" and "Declined(402, 'card declined for 12')" in live[1][1]
+    assert live[2][0] == "strict" and "count" in live[2][1] and live[2][2] == "error"
+    assert sorted(Body.runs) == ["broken", "charge"], "the invalid call never reached its body"
     errors = sorted(
         (s.tool, s.error.type) for s in golden.step_list if isinstance(s, ToolCallStep) and s.error
     )
-    assert errors == [("broken", "ToolException"), ("strict", "ValidationError")]
+    assert errors == [
+        ("broken", "ToolException"),
+        ("charge", "Declined"),
+        ("strict", "ValidationError"),
+    ]
+
+
+class Declined(Exception):
+    """An agent's own error whose arguments are not just its message."""
 
 
 def test_injected_arguments_are_not_recorded() -> None:

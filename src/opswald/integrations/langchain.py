@@ -487,16 +487,13 @@ def _faithful(exc: Exception, call: _Call) -> Exception:
 
     Arguments the tool's schema rejects never reach the tool: the error is the real
     pydantic `ValidationError` of validating them again (a pure check, the tool does not
-    run), so `ToolNode` words it the same. Another error of a known class keeps its message
-    as its only argument, so `repr()` (which `ToolNode` puts in the message) reads as live.
+    run), so `ToolNode` words it the same. Another error comes back with the arguments it
+    was raised with (replay restores them; its message alone when they were just that), so
+    `repr()` (which `ToolNode` puts in the message) reads as live.
     """
-    from opswald.engine.context import ReplayedToolError
-
     rejected = _validation_error(call)
     if rejected is not None:
         return rejected
-    if isinstance(exc, ReplayedToolError) and type(exc) is not ReplayedToolError:
-        exc.args = (exc.message,)
     return exc
 
 
