@@ -822,10 +822,13 @@ def pytest_runtest_makereport(
         if outcome is not None:
             status = outcome.status if report.passed or outcome.status == "failed" else "failed"
             marker = item.get_closest_marker("golden")
-            if status == "failed" and report.passed and marker is not None:
-                # verdict=False: the test judges the replay itself, and pytest's outcome
-                # is what counts (its row keeps the divergence it inspected)
-                status = "passed" if not marker.kwargs.get("verdict", True) else status
+            if (
+                status == "failed"
+                and report.passed
+                and marker is not None
+                and not marker.kwargs.get("verdict", True)
+            ):  # the test judges the replay itself, and pytest's outcome is what counts
+                status = "passed"  # (its row keeps the divergence it inspected)
             report.opswald_status = status  # type: ignore[attr-defined]
             notes = [*outcome.notes, *take_price_notes(item.config)]
             not_saved = _save_actual(item, outcome, status) if outcome.result is not None else None

@@ -562,7 +562,7 @@ class Context:
         self._user_inputs: Iterator[Any] | None = iter(user_inputs) if user_inputs else None
         self.redactor = redactor
         self.steps: list[AnyStep | None] = []
-        self._cancelled: set[int] = set()  # slots of calls that will be retried
+        self._withdrawn: set[int] = set()  # slots of calls that will be retried
         # calls begun and not finished yet: their kind and request, by step number
         self._open: dict[int, tuple[str, dict[str, Any]]] = {}
         self.findings: list[Finding] = []
@@ -582,7 +582,7 @@ class Context:
         return next((f for f in self.findings if f.kind in ("mismatch", "extra_call")), None)
 
     def actual_steps(self) -> list[AnyStep]:
-        """The steps in order, numbered 1..n (cancelled attempts leave no gap)."""
+        """The steps in order, numbered 1..n (withdrawn attempts leave no gap)."""
         return self.numbered()[0]
 
     def numbered(self) -> tuple[list[AnyStep], dict[int, AnyStep]]:
@@ -607,12 +607,12 @@ class Context:
         """The finished steps of a run still under way (a paused replay), numbered as they
         will be when it ends: a call not finished yet (the one a pause holds, another
         thread's) keeps its reserved number, so a later call never shows in its place; the
-        slots of cancelled calls are closed up, as `numbered` closes them at the end."""
+        slots of withdrawn calls (retried) are closed up, as `numbered` closes them at the end."""
         with self._lock:
             steps: list[AnyStep] = []
             number = 0
             for index, slot in enumerate(self.steps, start=1):
-                if slot is None and index in self._cancelled:
+                if slot is None and index in self._withdrawn:
                     continue
                 number += 1
                 if slot is not None:
@@ -621,11 +621,11 @@ class Context:
                     )
             return steps
 
-    def cancel(self, ticket: Ticket) -> None:
+    def withdraw(self, ticket: Ticket) -> None:
         """Forget a call that will be retried (the slot stays empty and is skipped)."""
         with self._lock:
             self.steps[ticket.number - 1] = None
-            self._cancelled.add(ticket.number)
+            self._withdrawn.add(ticket.number)
             self._open.pop(ticket.number, None)
 
     def close_open(self) -> None:
@@ -634,7 +634,7 @@ class Context:
         where it began; replay gives such a call no answer either."""
         with self._lock:
             for number, (kind, request) in sorted(self._open.items()):
-                if self.steps[number - 1] is None and number not in self._cancelled:
+                if self.steps[number - 1] is None and number not in self._withdrawn:
                     self.steps[number - 1] = self._refused_step(
                         kind, request, number, _CANCELLED_MESSAGE, reason=CANCELLED
                     )

@@ -130,7 +130,7 @@ def record(
     """Turn a live answer into a step. An attempt the client will retry leaves no step,
     or with `keep_failed` a provisional one (see the module docstring)."""
     if status in RETRYABLE and not keep_failed:
-        ctx.cancel(ticket)
+        ctx.withdraw(ticket)
         return
     if status >= 400:
         _http_error(ctx, ticket, llm_request, status, body)
