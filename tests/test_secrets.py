@@ -1026,3 +1026,103 @@ def test_the_readme_import_example_writes_what_opswald_import_writes(tmp_path: A
     _assert_clean(text)
     assert "<redacted:aws-key>" in text
     assert text == cli.read_text(encoding="utf-8")
+
+
+def test_a_value_hidden_by_name_is_hidden_where_it_appears_alone_later_in_the_run() -> None:
+    from opswald.redact import LearnedSecrets, placeholders_alike
+
+    plain = make_redactor()
+    run = plain.learning(LearnedSecrets())
+    # before the run has seen it under a name, a value of no known shape stays
+    assert run("pw hunter2-xyz") == "pw hunter2-xyz"
+    assert run({"db_password": "hunter2-xyz", "pin_password": "1234567", "x": 1}) == {
+        "db_password": "<redacted:credential>",
+        "pin_password": "<redacted:credential>",
+        "x": 1,
+    }
+    assert run("pw hunter2-xyz, again hunter2-xyz") == (
+        "pw <redacted:credential>, again <redacted:credential>"
+    )
+    # shorter than 8 characters: not learned (it would hide ordinary words)
+    assert run("pin 1234567") == "pin 1234567"
+    # learned from JSON text too, with the label the name gives there
+    assert run('{"api_key": "k-plain-but-secret"}') == '{"api_key": "<redacted:header>"}'
+    assert run("use k-plain-but-secret now") == "use <redacted:header> now"
+    # a value holding a shorter learned one is replaced whole
+    assert run({"password": "hunter2-xyz-longer"}) == {"password": "<redacted:credential>"}
+    assert run("hunter2-xyz-longer") == "<redacted:credential>"
+    # the shared redactor learns nothing; another run starts with nothing learned
+    assert plain("pw hunter2-xyz") == "pw hunter2-xyz"
+    assert plain.learning(LearnedSecrets())("pw hunter2-xyz") == "pw hunter2-xyz"
+    # placeholders are compared alike, whatever their label
+    assert placeholders_alike({"a": ["x <redacted:openai-key> <redacted:header>"], "b": 2}) == {
+        "a": ["x <redacted> <redacted>"],
+        "b": 2,
+    }
+
+
+ENV_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.tool
+def login(user, password):
+    return {"ok": True}
+
+
+@opswald.llm
+def chat(*, model, messages):
+    return {"content": "fine"}
+
+
+def run(input):
+    pw = os.environ["SERVICE_PW"]
+    login(user="ada", password=pw)
+    note = os.environ.get("NOTE", "")
+    chat(model="m", messages=[{"role": "user", "content": f"logged in with {pw}{note}"}])
+    return {"done": True}
+"""
+
+
+def test_an_agents_own_secret_sent_alone_after_a_named_use_never_leaks(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's own credential (from its environment, of no shape a rule knows): passed
+    to a tool by name, then put in a prompt alone. Hidden in the golden; replay (which
+    redacts the actual request the same way) matches; a failure does not print it."""
+    secret = "plain-Service-pw-42"
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("NOTE", raising=False)
+    monkeypatch.setenv("SERVICE_PW", secret)
+    pytester.makepyfile(envagent=ENV_AGENT, conftest="import envagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = envagent:run\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "e.golden.yaml"
+    golden.write_text("name: e\ninput: go\n")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    text = golden.read_text()
+    assert secret not in text
+    assert "logged in with <redacted:credential>" in text
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    monkeypatch.setenv("NOTE", " today")
+    result = pytester.runpytest("--opswald-goldens", "-vv")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "step 2" in out and "today" in out
+    assert secret not in out
+
+
+def test_tool_arguments_match_with_placeholders_alike_and_show_real_changes_only() -> None:
+    from opswald.expect.args import args_differences, args_match
+
+    golden = {"q": "key <redacted:openai-key>", "n": 1}
+    same = {"q": "key <redacted:header>", "n": 1}
+    for mode in ("exact", "subset"):
+        assert args_match(golden, same, mode=mode, ignore=[])
+        assert not args_match(golden, {**same, "n": 2}, mode=mode, ignore=[])
+        found = args_differences(golden, {**same, "n": 2}, mode=mode, ignore=[])
+        assert [(d.path, d.golden, d.actual) for d in found] == [(("n",), 1, 2)]
+    assert not args_match(golden, {"q": "key plain", "n": 1}, mode="exact", ignore=[])

@@ -63,6 +63,10 @@ def prompt(shape):
     if shape == "fstring":
         s = settings()
         return f"Use these settings: {{s}}"
+    if shape == "bare":  # the values alone, without their names
+        s = settings()
+        return (f"key {{s['api_key']}}, password {{s['password']}}, "
+                f"db {{s['db_password']}}, token {{s['GITHUB_TOKEN']}}")
     return "log me in"
 
 
@@ -128,7 +132,7 @@ def project(
 
 
 @pytest.mark.parametrize("sdk", ["openai", "anthropic"])
-@pytest.mark.parametrize("shape", ["json", "fstring", "args"])
+@pytest.mark.parametrize("shape", ["json", "fstring", "args", "bare"])
 def test_credentials_sent_on_are_redacted_alike_and_replay_passes(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, sdk: str, shape: str
 ) -> None:
@@ -159,6 +163,17 @@ def test_credentials_sent_on_are_redacted_alike_and_replay_passes(
         # label: matched again, it is redacted by the name as the agent's request is
         old = text.replace('"api_key": "<redacted:header>"', '"api_key": "<redacted:openai-key>"')
         assert old.count("<redacted:openai-key>") == 1
+        (project.path / GOLDEN).write_text(old)
+        result = project.runpytest("--opswald-goldens", "-vv")
+        assert result.ret == 0, result.stdout.str()
+    if shape == "bare":
+        # values a tool returned under a credential's name, sent on alone: hidden by that
+        # name's placeholder (none of them but the key has a shape a rule knows)
+        assert "key <redacted:header>, password <redacted:credential>" in text
+        assert "db <redacted:credential>, token <redacted:credential>" in text
+        # a golden written before, with the key's pattern label in the prompt, matches too
+        old = text.replace("key <redacted:header>", "key <redacted:openai-key>")
+        assert old != text
         (project.path / GOLDEN).write_text(old)
         result = project.runpytest("--opswald-goldens", "-vv")
         assert result.ret == 0, result.stdout.str()

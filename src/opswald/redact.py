@@ -80,7 +80,7 @@ class KeyedValueRule(Rule):
     secret another rule knows, a number, a list or a mapping), quoted as a string, so
     `json.dumps` or `repr` of the redacted mapping is the redacted text."""
 
-    def sub(self, value: str) -> str:
+    def sub(self, value: str, learn: Callable[[str, str], None] | None = None) -> str:
         pieces: list[str] = []
         done = at = 0
         while m := self.pattern.search(value, at):
@@ -98,6 +98,8 @@ class KeyedValueRule(Rule):
             if old != new and not (label == "credential" and old in _KEPT):
                 pieces += (value[done:at], new)
                 done = end
+                if learn is not None and old[:1] == quote and "\\" not in old:
+                    learn(old[1:-1], new[1:-1])
             at = end
         if not pieces:
             return value
@@ -304,13 +306,60 @@ def mend_surrogates(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
+# A value hidden under a credential's name is also hidden where it appears later without
+# its name, when it is at least this long (a short value would hide ordinary words).
+LEARN_MIN = 8
+
+PLACEHOLDER = re.compile(r"<redacted:[^<>\s]{1,64}>")
+
+
+def placeholders_alike(value: Any) -> Any:
+    """`value` with every `<redacted:…>` placeholder written `<redacted>` (a copy where it
+    changes): one secret gets one label or another depending on where it stands (its name
+    in a mapping, its shape in text), and replay compares requests with the labels alike."""
+    if isinstance(value, str):
+        return PLACEHOLDER.sub("<redacted>", value) if "<redacted:" in value else value
+    if isinstance(value, dict):
+        return {k: placeholders_alike(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [placeholders_alike(v) for v in value]
+    return value
+
+
+class LearnedSecrets:
+    """Values a run's redaction hid under a credential's name, and their placeholders:
+    the same value is hidden wherever it appears later in the run (`f"key: {key}"` in a
+    prompt, after a tool returned `{"password": key}`), whatever its shape."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.pattern: re.Pattern[str] | None = None
+
+    def learn(self, value: str, placeholder: str) -> None:
+        if len(value) < LEARN_MIN or value in self.values or PLACEHOLDER.search(value):
+            return
+        values = {**self.values, value: placeholder}
+        # longest first: a value holding another is replaced whole
+        alternation = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+        # swapped in together (threads of the agent redact concurrently)
+        self.values, self.pattern = values, re.compile(alternation)
+
+    def sub(self, value: str) -> str:
+        pattern, values = self.pattern, self.values  # one consistent pair
+        if pattern is None or len(value) < LEARN_MIN or not pattern.search(value):
+            return value
+        return pattern.sub(lambda m: values.get(m[0], m[0]), value)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Redactor:
     """Scrubs strings inside any JSON-like value, mapping keys included (by the same rules);
-    keys named like credentials lose their values (see `key_label`)."""
+    keys named like credentials lose their values (see `key_label`). With `learned`, one
+    run's memory: values hidden by name are hidden wherever else they appear."""
 
     rules: tuple[Rule, ...] = SECRET_RULES
     extra: tuple[Callable[[str], str], ...] = ()
+    learned: LearnedSecrets | None = field(default=None, compare=False, repr=False)
     _keys: dict[str, tuple[str, str | None]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -324,9 +373,16 @@ class Redactor:
         )
         object.__setattr__(self, "_plans", plans)
 
+    def learning(self, memory: LearnedSecrets) -> Redactor:
+        """This redactor with a run's memory of the secrets it hid by name."""
+        return Redactor(rules=self.rules, extra=self.extra, learned=memory)
+
     def text(self, value: str) -> str:
         if not value.isascii() and SURROGATE.search(value):
             value = mend_surrogates(value)
+        learned = self.learned
+        if learned is not None and learned.pattern is not None:
+            value = learned.sub(value)
         clean = self._rules(value)
         if clean is not value:
             # a placeholder may uncover a secret a rule did not see (`<redacted:…>` ends a
@@ -355,7 +411,10 @@ class Redactor:
                 else:
                     continue
             if rule.pattern.search(value):
-                value = rule.sub(value)
+                if self.learned is not None and isinstance(rule, KeyedValueRule):
+                    value = rule.sub(value, self.learned.learn)
+                else:
+                    value = rule.sub(value)
                 folded = None
         return value
 
@@ -390,6 +449,8 @@ class Redactor:
             if label is None:
                 v = self(v)
             elif label == "header" or not (v is None or v is True or v is False):
+                if self.learned is not None and isinstance(v, str):
+                    self.learned.learn(v, f"<redacted:{label}>")
                 v = f"<redacted:{label}>"
             if new == k:
                 out[k] = v

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -19,7 +19,7 @@ from opswald.engine.current import MISS, activate, current
 from opswald.engine.normalize import RequestRules
 from opswald.engine.tape import Match, Tape, describe, epoch_ms, step_name
 from opswald.jsonable import plain_copy, to_jsonable
-from opswald.redact import DEFAULT_REDACTOR, Redactor
+from opswald.redact import DEFAULT_REDACTOR, LearnedSecrets, Redactor
 from opswald.session import (
     AnyStep,
     ErrorInfo,
@@ -522,8 +522,13 @@ class Context:
         self.langgraph_state = langgraph_state  # LangGraph node states as state steps
         self.policy: Policy = policy
         self.live = policy == "live"
+        # one memory of the secrets hidden by name, for everything this run redacts: what
+        # it writes, and the requests it matches
+        learned = LearnedSecrets()
+        rules = rules or RequestRules()
+        rules = replace(rules, redactor=rules.redactor.learning(learned))
         self.tape = (
-            Tape(golden, rules=rules or RequestRules(), tools=tool_rules or ToolCallsExpect())
+            Tape(golden, rules=rules, tools=tool_rules or ToolCallsExpect())
             if golden is not None and policy != "live"
             else None
         )
@@ -560,7 +565,7 @@ class Context:
         self._user_input_calls = 0  # user inputs asked so far (they match in order)
         self.listeners: list[Any] = list(listeners or [])
         self._user_inputs: Iterator[Any] | None = iter(user_inputs) if user_inputs else None
-        self.redactor = redactor
+        self.redactor = redactor.learning(learned)
         self.steps: list[AnyStep | None] = []
         self._withdrawn: set[int] = set()  # slots of calls that will be retried
         # calls begun and not finished yet: their kind and request, by step number

@@ -200,7 +200,7 @@ def execute(
             raise  # a misconfiguration, found before the agent ran: not the agent's error
         except Exception as exc:
             error = ctx.error_of(exc)
-            tb = settings.redactor(_agent_traceback(exc))
+            tb = ctx.redactor(_agent_traceback(exc))
         except BaseExceptionGroup as group:  # an async framework's task group wrapped ours
             if group.split((ReplayDivergence, SideEffectBlocked))[0] is None:
                 raise
@@ -215,7 +215,7 @@ def execute(
     }
     if modifications:
         # --opswald-modify / --opswald-variant values: written with the saved actual
-        metadata["modifications"] = settings.redactor(to_jsonable(modifications))
+        metadata["modifications"] = ctx.redactor(to_jsonable(modifications))
     if settings.integrations:
         metadata["integrations"] = list(settings.integrations)
     else:
@@ -233,7 +233,7 @@ def execute(
         if unreached is not None:
             fork["reached"] = False
         elif settings.step_modifications and ctx.fork_applied is not None:
-            fork["modifications"] = settings.redactor(to_jsonable(settings.step_modifications))
+            fork["modifications"] = ctx.redactor(to_jsonable(settings.step_modifications))
         metadata[FORK_METADATA] = fork
     elif settings.policy == "fork" and ctx.fork_step is not None:
         # where a modified run went live
@@ -241,10 +241,10 @@ def execute(
     actual = golden.model_copy(
         update={
             # the input as given, with its secrets replaced like everything else written
-            "input": settings.redactor(to_jsonable(golden.input)),
+            "input": ctx.redactor(to_jsonable(golden.input)),
             "metadata": metadata,
             "steps": steps,
-            "output": settings.redactor(to_jsonable(output)),
+            "output": ctx.redactor(to_jsonable(output)),
             "error": error,
         }
     )
@@ -252,7 +252,7 @@ def execute(
     actual.model_fields_set.update({"steps", "output", "metadata"})
     shapeless = formless(output) if error is None else None
     if shapeless is not None:
-        shapeless = shapeless._replace(text=settings.redactor(shapeless.text))
+        shapeless = shapeless._replace(text=ctx.redactor(shapeless.text))
     fork_golden, fork_run, fork_from = ctx.fork_point()
     return Run(
         actual=actual,

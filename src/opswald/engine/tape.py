@@ -18,7 +18,8 @@ from opswald.engine.normalize import (
     without_fields,
     without_unrecorded_url_params,
 )
-from opswald.expect.args import args_differences, args_match, resolve_args_rule
+from opswald.expect.args import args_differences, args_match, labels_only, resolve_args_rule
+from opswald.redact import placeholders_alike
 from opswald.session import (
     AnyStep,
     LLMCallStep,
@@ -419,9 +420,11 @@ class Tape:
         actual = normalize_request(
             without_fields(request, absent) if absent else request, self.rules
         )
-        if golden == actual:
-            return []
-        return [_presence(d) for d in differences(golden, actual, step=head.step)]
+        if golden == actual or placeholders_alike(golden) == placeholders_alike(actual):
+            return []  # placeholders alike: see `placeholders_alike`
+        return [
+            _presence(d) for d in differences(golden, actual, step=head.step) if not labels_only(d)
+        ]
 
 
 _FIELDS = frozenset(REQUEST_FIELDS)
