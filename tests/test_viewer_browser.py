@@ -397,8 +397,17 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_report(hidden, [ViewEntry(golden=hidden_session())], title="title\u202eeliT")
     aligned = folder / "aligned.html"
     write_report(aligned, snapshot_entries())
+    # a run that recorded one snapshot more at its start: every later step numbered apart
+    shifted = folder / "shifted.html"
+    golden = big(1300)
+    extra = [{"step": 1, "type": "state", "memory": {"warm": True}}]
+    moved = [s.model_dump(exclude_unset=True) | {"step": s.step + 1} for s in golden.step_list]
+    actual = golden.model_copy(update={"steps": Session.model_validate(
+        {"name": "long_loop", "steps": extra + moved}).steps})  # fmt: skip
+    write_report(shifted, [ViewEntry(golden=golden, actual=actual, status="failed")])
     return {
         "report": report,
+        "shifted": shifted,
         "long": long,
         "many": many,
         "skipped": skipped,
@@ -810,4 +819,66 @@ def test_a_duration_under_a_hundredth_of_a_millisecond_does_not_read_as_zero(
     spans = o.page.locator("#summary span").all_text_contents()
     assert "0.004 ms" in spans, spans
     assert "0 ms" not in spans, spans
+    o.check()
+
+
+def test_step_numbers_of_both_sides_fit_their_column(opener: Any, pages: dict[str, Path]) -> None:
+    """`#1299/1300` (golden step, actual step) is read whole, not clipped by the column."""
+    o = opener(pages["shifted"], "#golden=long_loop&step=1300")
+    page = o.page
+    row = page.locator(".step-row[data-n='1300'] .n")
+    assert row.inner_text() == "#1299/1300"
+    clipped = "e => e.scrollWidth > e.clientWidth || e.getBoundingClientRect().right > "
+    clipped += "e.nextElementSibling.getBoundingClientRect().left"
+    assert row.evaluate(clipped) is False
+    # the column is as wide as the session needs, no wider: the 5,000-step golden alone
+    o2 = opener(pages["long"], "#golden=long_loop&step=4999")
+    cell = o2.page.locator(".step-row[data-n='4999'] .n")
+    assert cell.inner_text() == "#4999"
+    assert cell.evaluate(clipped) is False
+    assert cell.evaluate("e => e.clientWidth") < row.evaluate("e => e.clientWidth")
+    o.check()
+    o2.check()
+
+
+def test_a_model_call_without_a_price_is_marked_unknown_not_free(
+    opener: Any, tmp_path: Path
+) -> None:
+    """Per step, as in the totals: a call that answered without a cost shows a hatched
+    cost mark and says its cost is unknown; a priced call and a failed call do not."""
+
+    def call(n: int, model: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "step": n,
+            "type": "llm_call",
+            "provider": "openai",
+            "model": model,
+            "input": {"messages": [{"role": "user", "content": f"q{n}"}]},
+            "output": {"content": "a"},
+            "usage": {"input_tokens": 10, "output_tokens": 2},
+            "duration_ms": 5.0,
+            **extra,
+        }
+
+    failed = call(3, "m-local", error={"type": "RateLimitError", "message": "slow down"})
+    failed.pop("output")
+    golden = Session.model_validate(
+        {
+            "name": "mixed",
+            "steps": [call(1, "gpt-4o-mini", cost=0.0002), call(2, "m-local"), failed],
+            "output": "ok",
+        }
+    )
+    path = tmp_path / "mixed.html"
+    write_report(path, [ViewEntry(golden=golden, status="passed", file="goldens/mixed.yaml")])
+    o = opener(path, "#golden=mixed&step=2")
+    page = o.page
+    marks = page.locator(".step-row .cbar").evaluate_all(
+        "bars => bars.map(b => b.classList.contains('unpriced'))"
+    )
+    assert marks == [False, True, False]
+    titles = page.locator(".step-row .bar-wrap").evaluate_all("ws => ws.map(w => w.title)")
+    assert "cost unknown" in titles[1] and "cost unknown" not in titles[0] + titles[2]
+    assert "$0.0002" in titles[0]
+    assert "cost unknown (unpriced model)" in page.inner_text("#inspector .meta-line")
     o.check()

@@ -436,6 +436,10 @@ def session_view(session: Session, *, slow_ms: float) -> dict[str, Any]:
                 "name": _step_name(step),
                 "ms": ms,
                 "cost": _finite(getattr(step, "cost", None)),
+                # a model call that answered without a cost: not $0, unknown (as in totals)
+                "unpriced": isinstance(step, LLMCallStep)
+                and step.cost is None
+                and step.error is None,
                 "tok": _tokens(step),
                 "ts": step.timestamp,
                 "slow": ms is not None and ms > slow_ms,

@@ -265,6 +265,9 @@
     return "$" + cost.toFixed(4);
   }
 
+  // a model call that answered without a cost (its model has no price): unknown, not $0
+  const UNPRICED = "cost unknown (unpriced model)";
+
   // a run's cost: "≥ $x, n unpriced" when some of its model calls have no cost
   function fmtFigCost(f) {
     const text = fmtCost(f.cost);
@@ -732,7 +735,7 @@
     const labelText = entry.actual && differs && a && g ? text + "  ≠  " + label(a) : text;
     const bar = el("span", { cls: row.slow ? "bar slow" : "bar" });
     bar.style.width = view.max_ms > 0 && row.ms ? Math.max(2, (100 * row.ms) / view.max_ms) + "%" : "0";
-    const cbar = el("span", { cls: "cbar" });
+    const cbar = el("span", { cls: row.unpriced ? "cbar unpriced" : "cbar" });
     cbar.style.width = view.max_cost > 0 && row.cost ? Math.max(2, (100 * row.cost) / view.max_cost) + "%" : "0";
     const flags = [];
     if (entry.divergence === n) flags.push(el("span", { cls: "flag div", text: "◆", title: "first divergence" }));
@@ -740,6 +743,7 @@
     if ((g && g.err) || (a && a.err)) flags.push(el("span", { cls: "flag err", text: "✖", title: "error" }));
     if (row.notes.length) flags.push(el("span", { cls: "flag note", text: "✎", title: row.notes.join("\n") }));
     if (row.slow) flags.push(el("span", { cls: "badge slow", text: "slow" }));
+    const costNote = row.cost ? " · " + fmtCost(row.cost) : row.unpriced ? " · " + UNPRICED : "";
     return el(
       "button",
       {
@@ -752,7 +756,7 @@
       el("span", { cls: "swatch cat-" + row.cat }),
       el("span", { cls: "label", text: labelText }),
       ...flags,
-      el("span", { cls: "bar-wrap", title: fmtMs(row.ms) + (row.cost ? " · " + fmtCost(row.cost) : "") }, bar, cbar),
+      el("span", { cls: "bar-wrap", title: fmtMs(row.ms) + costNote }, bar, cbar),
       el("span", { cls: "ms", text: fmtMs(row.ms) }),
     );
   }
@@ -816,6 +820,7 @@
     const meta = [];
     if (row.ms !== null && row.ms !== undefined) meta.push("duration " + fmtMs(row.ms));
     if (row.cost !== null && row.cost !== undefined) meta.push("cost " + fmtCost(row.cost));
+    else if (row.unpriced) meta.push(UNPRICED);
     if (row.tok !== null && row.tok !== undefined) meta.push(fmtNum(row.tok) + " tokens");
     if (row.ts) meta.push(row.ts);
     out.push(el("div", { cls: "meta-line" }, ...meta.map((m) => el("span", { text: m })), row.slow ? el("span", { cls: "badge slow", text: "slow" }) : null));
@@ -995,6 +1000,19 @@
     return Math.max(entry.golden.steps.length, entry.actual ? entry.actual.steps.length : 0);
   }
 
+  // The step number column: as wide as its longest label (`#1299/1300` where the sides
+  // number a row apart), so no label is clipped and short sessions keep a narrow column.
+  function numberColumn() {
+    let widest = 2;
+    for (let n = 1; n <= state.total; n++) {
+      const gn = stepAt("golden", n);
+      const an = stepAt("actual", n);
+      const text = gn && an && gn !== an ? "#" + gn + "/" + an : "#" + (gn || an);
+      if (text.length > widest) widest = text.length;
+    }
+    $("steps").style.setProperty("--n-width", widest + 1 + "ch");
+  }
+
   function select(entry, step) {
     stop();
     const changed = state.entry !== entry;
@@ -1002,6 +1020,7 @@
     state.total = totalOf(entry);
     if (changed) state.positions = positions(entry);
     if (changed) {
+      numberColumn();
       state.from = 1;
       state.to = null;
       $("range-from").value = "";
