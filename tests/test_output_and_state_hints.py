@@ -71,3 +71,24 @@ def test_a_failing_watched_state_path_is_not_hinted_at_the_setting_in_use(
     assert "state snapshot differs at watched paths" in out
     assert "expect.state: [memory.extra]" not in out, "the setting already in use"
     result.stdout.fnmatch_lines(["*remove them from expect.state (or set expect.state: report)*"])
+
+
+@pytest.mark.parametrize(
+    ("golden", "actual", "normalized_helps"),
+    [
+        ({"flag": 1}, {"flag": True}, False),  # a number turned bool: no case or space
+        ({"n": 0}, {"n": False}, False),
+        ({"text": "Hello  World"}, {"text": "hello world"}, True),
+    ],
+)
+def test_the_normalized_hint_is_offered_only_where_that_match_accepts_the_output(
+    golden: dict[str, object], actual: dict[str, object], normalized_helps: bool
+) -> None:
+    from opswald.expect.output import compare_output
+    from opswald.session import OutputExpect
+
+    finding = compare_output(golden, actual, OutputExpect())
+    assert finding is not None
+    assert ("match: normalized" in finding.suggestion) is normalized_helps
+    accepted = compare_output(golden, actual, OutputExpect(match="normalized")) is None
+    assert accepted is normalized_helps

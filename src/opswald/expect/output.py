@@ -83,7 +83,8 @@ def _finding(
 def _hint(golden: Any, actual: Any, diffs: list[Difference], mode: str) -> str:
     """What would accept this output, judged by the change itself: `normalized` only when
     the outputs differ in whitespace and case alone (all it folds)."""
-    if mode == "exact" and normalize_text(golden) == normalize_text(actual):
+    # compared as `match: normalized` compares (Python's == takes True for 1 and 1.0)
+    if mode == "exact" and not differences(normalize_text(golden), normalize_text(actual)):
         return "only whitespace or case changed: use `match: normalized`"
     hints: list[str] = []
     inner = [d for d in diffs if len(d.path) > len(BASE)]
