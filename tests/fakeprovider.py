@@ -18,7 +18,10 @@ into the Anthropic usage object as sent, e.g. `service_tier`) and `chunks` (piec
 lengths, used in turn and repeated, for every text a stream sends: `[1, 4, 2]` cuts
 "Hello world" into "H", "ello", " w", "o", "rld"; a 0 sends an empty piece, as providers
 sometimes do (`[0, 6]`: "", "Hello ", "", "world"); without it a streamed text comes in
-three even pieces). Usage in the script is normalised the
+three even pieces) and `break_after` (a stream that breaks off: after that many pieces of
+its texts — tool arguments and thinking count too — it sends an error event in the API's
+own shape, as the APIs report an overload that comes mid-stream, HTTP status 200, and
+ends; a JSON answer is not affected). Usage in the script is normalised the
 OpenTelemetry way (``input_tokens`` includes ``cached_tokens``); the Anthropic wire form
 reports uncached input separately, as the real API does.
 
@@ -75,6 +78,7 @@ class Reply(NamedTuple):
     usage_extra: Json | None = None
     alternatives: tuple[str, ...] = ()  # Chat Completions choices 1, 2, ... when `n` > 1
     chunks: tuple[int, ...] = ()  # piece lengths of every streamed text, repeated
+    break_after: int | None = None  # a stream's error event comes after this many pieces
 
     def pieces(self, text: str) -> list[str]:
         """`text` as this reply streams it (a 0 in `chunks` is an empty piece)."""
@@ -127,6 +131,33 @@ def _sse(data: Json | str, event: str | None = None) -> bytes:
     payload = data if isinstance(data, str) else json.dumps(data)
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {payload}\n\n".encode()
+
+
+# --------------------------------------------------------------------------- mid-stream errors
+
+STREAM_ERROR_MESSAGE = "The server had an error while processing your request."
+ANTHROPIC_STREAM_ERROR: Json = {
+    "type": "error",
+    "error": {"type": "overloaded_error", "message": "Overloaded"},
+}
+CHAT_STREAM_ERROR: Json = {
+    "error": {"message": STREAM_ERROR_MESSAGE, "type": "server_error", "param": None, "code": None}
+}
+
+
+def _broken(events: list[Json], r: Reply, is_piece: Any, error: Json) -> list[Json]:
+    """`events` up to the reply's `break_after`-th piece (`is_piece` says which events are
+    pieces), then `error`: the stream breaks off there. Unchanged without `break_after`."""
+    if r.break_after is None:
+        return events
+    out: list[Json] = []
+    count = 0
+    for event in events:
+        if count >= r.break_after:
+            break
+        out.append(event)
+        count += bool(is_piece(event))
+    return [*out, error]
 
 
 # --------------------------------------------------------------------------- OpenAI chat
@@ -227,19 +258,32 @@ def chat_sse(
         base["usage"] = None
     choices = [_choice_reply(r, i) for i in range(options.n)]
     streams = [list(_chat_deltas(c, options.logprobs)) for c in choices]
+    chunks: list[Json] = []
     for row in itertools.zip_longest(*streams):
         for index, item in enumerate(row):
             if item is None:
                 continue
             delta, logprobs = item
             choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
-            yield _sse({**base, "choices": [choice]})
+            chunks.append({**base, "choices": [choice]})
     for index, c in enumerate(choices):
         last = {"index": index, "delta": {}, "logprobs": None, "finish_reason": _chat_finish(c)}
-        yield _sse({**base, "choices": [last]})
+        chunks.append({**base, "choices": [last]})
     if include_usage:
-        yield _sse({**base, "choices": [], "usage": _chat_usage(r)})
-    yield _sse("[DONE]")
+        chunks.append({**base, "choices": [], "usage": _chat_usage(r)})
+    for chunk in _broken(chunks, r, _chat_piece, CHAT_STREAM_ERROR):
+        yield _sse(chunk)
+    if r.break_after is None:
+        yield _sse("[DONE]")
+
+
+def _chat_piece(chunk: Json) -> bool:
+    """A chunk that carries a piece of a text (not a role chunk or a call's head)."""
+    delta = (chunk.get("choices") or [{}])[0].get("delta") or {}
+    if delta.get("role") is not None:
+        return False
+    calls = delta.get("tool_calls") or [{}]
+    return bool(delta.get("content") or delta.get("refusal") or "id" not in calls[0])
 
 
 # --------------------------------------------------------------------------- OpenAI responses
@@ -345,6 +389,9 @@ def responses_sse(r: Reply, model: str, rid: str) -> Iterator[bytes]:
     for index, item in enumerate(_resp_items(r, rid)):
         events.extend(_resp_item_events(r, item, index))
     events.append({"type": "response.completed", "response": responses_json(r, model, rid)})
+    error = {"type": "error", "code": "server_error", "message": STREAM_ERROR_MESSAGE}
+    error["param"] = None
+    events = _broken(events, r, lambda e: e["type"].endswith(".delta"), error)
     for seq, event in enumerate(events):
         yield _sse({**event, "sequence_number": seq}, event=event["type"])
 
@@ -438,8 +485,14 @@ def messages_sse(r: Reply, model: str, rid: str) -> Iterator[bytes]:
     usage = {"output_tokens": r.output_tokens}
     events.append({"type": "message_delta", "delta": delta, "usage": usage})
     events.append({"type": "message_stop"})
+    events = _broken(events, r, _anthropic_piece, ANTHROPIC_STREAM_ERROR)
     for event in events:
         yield _sse(event, event=event["type"])
+
+
+def _anthropic_piece(event: Json) -> bool:
+    kind = event["type"] == "content_block_delta"
+    return kind and event["delta"]["type"] != "signature_delta"
 
 
 # --------------------------------------------------------------------------- other endpoints
@@ -652,6 +705,7 @@ class FakeProvider:
             usage_extra=item.get("usage_extra"),
             alternatives=tuple(item.get("alternatives") or ()),
             chunks=tuple(item.get("chunks") or ()),
+            break_after=item.get("break_after"),
         )
         return reply, n
 

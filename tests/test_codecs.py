@@ -899,12 +899,21 @@ def test_decode_anthropic_stream_with_input_json_deltas() -> None:
     assert decoded.raw is None
 
 
-def test_decode_anthropic_stream_error_event_raises() -> None:
-    body = _anthropic_event(
-        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-    ).encode()
-    with pytest.raises(ValueError, match="overloaded_error"):
-        ANTHROPIC.decode(body, stream=True)
+def test_decode_anthropic_stream_error_event_is_the_stream_breaking_off() -> None:
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    decoded = ANTHROPIC.decode(_anthropic_event(error).encode(), stream=True)
+    assert decoded.error is not None and decoded.error.body == error
+    assert decoded.assembled is None, "nothing came before it"
+    # what came before it is the answer so far; what follows it is not read
+    body = "".join(_anthropic_event(e) for e in ANTHROPIC_EVENTS[:4]) + _anthropic_event(error)
+    decoded = ANTHROPIC.decode((body + ANTHROPIC_SSE.decode()).encode(), stream=True)
+    assert decoded.error is not None and decoded.error.body == error
+    assert decoded.assembled is not None and decoded.assembled["stop_reason"] is None
+
+
+def test_an_sse_frame_of_text_over_several_lines_reads_back_as_it_was() -> None:
+    [event] = sse_mod.events(sse_mod.frame("line one\nline two", "error").encode())
+    assert (event.name, event.data) == ("error", "line one\nline two")
 
 
 def test_sse_parser_handles_crlf_comments_and_multiline_data() -> None:

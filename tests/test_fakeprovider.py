@@ -306,6 +306,34 @@ def test_errors_have_the_provider_shape() -> None:
     }
 
 
+def test_a_stream_breaks_off_with_an_error_event_after_break_after_pieces() -> None:
+    item = {"content": "Hello there", "chunks": [3], "break_after": 1}
+    with FakeProvider(script=[item] * 3) as fp:
+        got: list[Any] = []
+        with claude(fp) as ant, pytest.raises(anthropic.APIStatusError) as aerr:
+            with ant.messages.stream(model="m", max_tokens=5, messages=MESSAGES) as stream:
+                for text in stream.text_stream:
+                    got.append(text)
+        with oai(fp) as client, pytest.raises(openai.APIError) as oerr:
+            for chunk in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
+                got.append(chunk.choices[0].delta.content)
+        with oai(fp) as client:
+            events = list(client.responses.create(model="m", input="hi", stream=True))
+        assert len(fp.requests) == 3, "an error inside a stream is not retried"
+    assert got == ["Hel", "", "Hel"]
+    assert aerr.value.body == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
+    }
+    assert oerr.value.body == {
+        "message": "The server had an error while processing your request.",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+    assert [e.type for e in events][-2:] == ["response.output_text.delta", "error"]
+
+
 def test_stop_joins_with_idle_keepalive_connection() -> None:
     fp = FakeProvider()
     client = httpx.Client(base_url=fp.base_url)

@@ -36,6 +36,16 @@ under `choices`, the order its choices' chunks came in (`"0,1*12"`) when it was 
 choice after the other. Delivery, not behaviour: never compared, and ignored when it does
 not add up to the text."""
 
+STREAM_ERROR = "stream_error"
+"""The `attributes` key of a streamed `llm_call` that broke off with an error event (the
+API answered HTTP 200, then reported an overload or a server error inside the stream):
+the event's data as it came (JSON as data, else its text). The step's `output` is what
+came before it, its `error` a `StreamError`; replay sends what came, then this event."""
+STREAM_USAGE = "stream_usage"
+"""The `attributes` key of a streamed Anthropic `llm_call`: the usage object of its
+`message_start` and of its `message_delta` event as each came (the step's usage is the
+two merged), replayed as they came while they add up to the step's usage."""
+
 
 def without_stream_chunks(attributes: dict[str, Any] | None) -> dict[str, Any] | None:
     """Step attributes without STREAM_CHUNKS (for an answer that is no longer the one

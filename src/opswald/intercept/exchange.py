@@ -113,7 +113,13 @@ def serve(
         # a replayed retry need not wait: the SDK's back-off is not the agent's time
         headers = {"content-type": "application/json", "retry-after-ms": "1"}
         return WireResponse(status=status, headers=headers, body=body.encode())
-    return codec.encode(step, stream=stream, request=llm_request)
+    wire = codec.encode(step, stream=stream, request=llm_request)
+    if step.error is not None and wire.status in RETRYABLE:
+        # a stream that broke off, replayed to a call that no longer streams: its error,
+        # served to every attempt as a recorded HTTP error is
+        _note_failure(ctx, llm_request, ticket, served=True)
+        wire = replace(wire, headers={**wire.headers, "retry-after-ms": "1"})
+    return wire
 
 
 def record(
@@ -137,7 +143,7 @@ def record(
         if status in RETRYABLE:
             _note_failure(ctx, llm_request, ticket, served=False)
         return
-    from opswald.session import STREAM_CHUNKS
+    from opswald.session import STREAM_CHUNKS, STREAM_ERROR
 
     decoded = codec.decode(body, stream=stream)
     cost, source = decoded.cost, "provider" if decoded.cost is not None else None
@@ -149,6 +155,11 @@ def record(
     chunks = _unredacted_chunks(ctx, decoded) if decoded.chunks else None
     if chunks:  # a stream: how its texts were cut, so that replay cuts them so
         attributes[STREAM_CHUNKS] = chunks
+    attributes.update(decoded.attributes or {})
+    error = None
+    if decoded.error is not None:  # the stream broke off: what came, and the error event
+        attributes[STREAM_ERROR] = decoded.error.body
+        error = _stream_error(ctx, decoded.error.text)
     ctx.llm_step(
         ticket,
         llm_request,
@@ -158,8 +169,18 @@ def record(
         cost_source=source,
         raw=decoded.raw if decoded.raw is not None else decoded.assembled,
         error=None,
+        error_info=error,
         attributes=attributes or None,
     )
+
+
+def _stream_error(ctx: Any, text: str) -> Any:
+    """The step error of a stream that broke off: its error event, as an HTTP error is
+    its status and body."""
+    from opswald.intercept.codecs.base import STREAM_ERROR_TYPE
+    from opswald.session import ErrorInfo
+
+    return ErrorInfo(type=STREAM_ERROR_TYPE, message=ctx.redactor(f"stream error: {text[:500]}"))
 
 
 def _unredacted_chunks(ctx: Any, decoded: Any) -> dict[str, Any] | None:

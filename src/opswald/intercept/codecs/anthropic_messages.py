@@ -9,8 +9,10 @@ from opswald.intercept.codecs.base import (
     Cuts,
     Decoded,
     Pieces,
+    StreamError,
     WireResponse,
     as_int,
+    error_response,
     is_post_to,
     joined,
     json_response,
@@ -23,13 +25,14 @@ from opswald.intercept.codecs.base import (
     raw_usage,
     reported_cost,
     request_dict,
+    stream_error,
     sub,
     system_message,
     text_of,
     tool_call_parts,
     wants_stream,
 )
-from opswald.session import LLMCallStep, LLMOutput, Usage
+from opswald.session import STREAM_USAGE, LLMCallStep, LLMOutput, Usage
 
 
 class AnthropicMessagesCodec:
@@ -63,8 +66,11 @@ class AnthropicMessagesCodec:
     def encode(
         self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None
     ) -> WireResponse:
+        broke = stream_error(step)
         if stream:
-            return sse.stream_response(_frames(step))
+            return sse.stream_response(_frames(step, broke))
+        if broke is not None:
+            return error_response(broke[0])
         if _agreeing_raw(step) is not None:
             return json_response(step.raw)
         return json_response(_message(step, _blocks(step), final=True))
@@ -128,6 +134,8 @@ class _StreamState:
     def __init__(self) -> None:
         self.message: dict[str, Any] = {}
         self.usage: dict[str, Any] = {}
+        self.events_usage: dict[str, Any] = {}  # each event's usage object, as it came
+        self.error: StreamError | None = None
         self.blocks: dict[int, dict[str, Any]] = {}
         self.json: dict[int, str] = {}
         self.stop_reason: Any = None
@@ -136,11 +144,10 @@ class _StreamState:
 
     def add(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        if kind == "error":
-            raise ValueError(f"anthropic.messages: the stream reported an error: {event}")
         if kind == "message_start" and isinstance(event.get("message"), dict):
             self.message = event["message"]
             self.usage.update(_present(self.message.get("usage")))
+            self._keep_usage(kind, self.message.get("usage"))
         elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
             self.blocks[as_int(event.get("index")) or 0] = dict(event["content_block"])
         elif kind == "content_block_delta":
@@ -149,6 +156,11 @@ class _StreamState:
             self.stop_reason = sub(event, "delta", "stop_reason") or self.stop_reason
             self.stop_sequence = sub(event, "delta", "stop_sequence") or self.stop_sequence
             self.usage.update(_present(event.get("usage")))
+            self._keep_usage(kind, event.get("usage"))
+
+    def _keep_usage(self, kind: str, usage: Any) -> None:
+        if isinstance(usage, dict):
+            self.events_usage[kind] = usage
 
     def _delta(self, index: int, delta: dict[str, Any]) -> None:
         block = self.blocks.setdefault(index, {"type": "text", "text": ""})
@@ -180,14 +192,17 @@ class _StreamState:
             "stop_sequence": self.stop_sequence,
             "usage": self.usage,
         }
+        came = bool(self.message or blocks)  # an error as the first event: nothing came
         return Decoded(
             output=_output(blocks, self.stop_reason),
             usage=usage_from(self.usage) if self.usage else None,
             cost=reported_cost(data),
             raw=None,
             model=model if isinstance(model, str) else None,
-            assembled=message,
+            assembled=message if came else None,
             chunks=self.pieces.recorded(),
+            error=self.error,
+            attributes={STREAM_USAGE: self.events_usage} if self.events_usage else None,
         )
 
 
@@ -202,9 +217,15 @@ def _present(usage: Any) -> dict[str, Any]:
 
 
 def _decode_stream(body: bytes) -> Decoded:
+    """The events up to the end, or to an error event (the stream broke off there)."""
     state = _StreamState()
-    for _, event in sse.json_events(body):
-        state.add(event)
+    for event in sse.events(body):
+        data = event.json()
+        if event.name == "error" or sub(data, "type") == "error":
+            state.error = StreamError.of(event.data)
+            break
+        if isinstance(data, dict):
+            state.add(data)
     return state.decoded()
 
 
@@ -288,28 +309,52 @@ def _message(step: LLMCallStep, blocks: list[dict[str, Any]], *, final: bool) ->
     }
 
 
-def _frames(step: LLMCallStep) -> list[str]:
+def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
     """message_start, ping, each block (start, deltas, stop), message_delta, message_stop;
-    the stored message is streamed as it is while it agrees with the normalised fields."""
+    the stored message is streamed as it is while it agrees with the normalised fields.
+    A stream that broke off (`broke`: its error event's data) sends what came — its last
+    block left open, the message_delta only when it came — then its error event."""
     raw = _agreeing_raw(step)
     if raw is not None and isinstance(raw.get("content"), list):
         whole = {**raw, "usage": _usage(step)}
         blocks = [b for b in raw["content"] if isinstance(b, dict)]
     else:
         blocks = _blocks(step)
-        whole = _message(step, blocks, final=True)
+        whole = _message(step, blocks, final=broke is None)
+    if broke is not None and step.raw is None and not blocks:  # the error was all that came
+        return [_event_data("error", broke[0])]
     usage: dict[str, Any] = whole["usage"] if isinstance(whole["usage"], dict) else usage_to(None)
+    start_usage, delta_usage = _events_usage(step, usage)
     start = {**whole, "content": [], "stop_reason": None, "stop_sequence": None}
-    start["usage"] = {k: v for k, v in usage.items() if k != "output_tokens_details"}
-    start["usage"]["output_tokens"] = 0
+    start["usage"] = start_usage
     frames = [_event("message_start", message=start), _event("ping")]
     cuts = Cuts(step)
     for index, block in enumerate(blocks):
-        frames += _block_frames(index, block, cuts)
+        block_frames = _block_frames(index, block, cuts)
+        if broke is not None and index == len(blocks) - 1:
+            block_frames.pop()  # its content_block_stop: the error came first
+        frames += block_frames
     delta = {"stop_reason": whole.get("stop_reason"), "stop_sequence": whole.get("stop_sequence")}
-    frames.append(_event("message_delta", delta=delta, usage=usage))
+    if broke is None or delta["stop_reason"] is not None:
+        frames.append(_event("message_delta", delta=delta, usage=delta_usage))
+    if broke is not None:
+        return [*frames, _event_data("error", broke[0])]
     frames.append(_event("message_stop"))
     return frames
+
+
+def _events_usage(step: LLMCallStep, usage: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The usage objects of message_start and message_delta: as they came while they add
+    up to `usage` (the usage served), else message_start's is `usage` with no output
+    tokens yet and message_delta's is `usage` (a golden recorded without them, or a usage
+    edited since)."""
+    came = (step.attributes or {}).get(STREAM_USAGE)
+    start, delta = sub(came, "message_start"), sub(came, "message_delta")
+    if isinstance(start, dict) and (delta is None or isinstance(delta, dict)):
+        if {**_present(start), **_present(delta)} == usage:
+            return start, delta if delta is not None else usage
+    rebuilt = {k: v for k, v in usage.items() if k != "output_tokens_details"}
+    return {**rebuilt, "output_tokens": 0}, usage
 
 
 def _block_frames(index: int, block: dict[str, Any], cuts: Cuts) -> list[str]:
@@ -344,3 +389,8 @@ def _block_frames(index: int, block: dict[str, Any], cuts: Cuts) -> list[str]:
 
 def _event(kind: str, **fields: Any) -> str:
     return sse.frame({"type": kind, **fields}, kind)
+
+
+def _event_data(kind: str, data: Any) -> str:
+    """An event whose data is as recorded (JSON or text)."""
+    return sse.frame(data, kind)

@@ -9,7 +9,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from opswald.session import STREAM_CHUNKS, LLMCallStep, LLMOutput, Usage
+from opswald.session import STREAM_CHUNKS, STREAM_ERROR, LLMCallStep, LLMOutput, Usage
 
 JSON_HEADERS = {"content-type": "application/json"}
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
@@ -40,6 +40,63 @@ class Decoded:
     # (and for Chat Completions with `n` > 1, under `choices`, the order its choices'
     # chunks came in when it was not one choice after the other)
     chunks: dict[str, Any] | None = None
+    # a stream that broke off with an error event: its data (the call failed, what came
+    # before it is the answer so far)
+    error: StreamError | None = None
+    # what else the step keeps of how the stream came (STREAM_USAGE)
+    attributes: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamError:
+    """The error event a stream ended with: its data as JSON (its text when it is not
+    JSON) and the text it came as."""
+
+    body: Any
+    text: str
+
+    @classmethod
+    def of(cls, data: str) -> StreamError:
+        try:
+            body: Any = json.loads(data)
+        except ValueError:
+            body = data
+        return cls(body=body, text=data)
+
+
+STREAM_ERROR_TYPE = "StreamError"  # the `error.type` of a step whose stream broke off
+
+
+def stream_error(step: LLMCallStep) -> tuple[Any] | None:
+    """(the error event's data,) of a step whose stream broke off with one, else None."""
+    attributes = step.attributes or {}
+    if step.error is None or STREAM_ERROR not in attributes:
+        return None
+    return (attributes[STREAM_ERROR],)
+
+
+# The HTTP status of an error type: a stream that broke off, replayed to a call that no
+# longer streams, is answered as the error it reported (the API's own table; others 500)
+_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "api_error": 500,
+    "server_error": 500,
+    "overloaded_error": 529,
+}
+
+
+def error_response(body: Any) -> WireResponse:
+    """A stream's error event as the HTTP error a call without streaming gets."""
+    kind = sub(body, "error", "type") or sub(body, "error", "code") or sub(body, "code")
+    status = _ERROR_STATUS.get(kind, 500) if isinstance(kind, str) else 500
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    return WireResponse(status=status, headers=dict(JSON_HEADERS), body=text.encode())
 
 
 class Codec(Protocol):

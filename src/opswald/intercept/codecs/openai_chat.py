@@ -11,11 +11,13 @@ from opswald.intercept.codecs.base import (
     Cuts,
     Decoded,
     Pieces,
+    StreamError,
     WireResponse,
     as_int,
     chunks,
     dump_arguments,
     epoch_seconds,
+    error_response,
     is_post_to,
     joined,
     json_response,
@@ -28,6 +30,7 @@ from opswald.intercept.codecs.base import (
     raw_usage,
     reported_cost,
     request_dict,
+    stream_error,
     sub,
     text_of,
     tool_call_parts,
@@ -62,8 +65,11 @@ class OpenAIChatCodec:
     def encode(
         self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None
     ) -> WireResponse:
+        broke = stream_error(step)
         if stream:
-            return sse.stream_response(_frames(step, _include_usage(request)))
+            return sse.stream_response(_frames(step, _include_usage(request), broke))
+        if broke is not None:
+            return error_response(broke[0])
         if isinstance(step.raw, dict) and raw_agrees(step, decode_json(step.raw)):
             return json_response(step.raw)
         return json_response(_completion(step))
@@ -267,6 +273,7 @@ class _StreamState:
         self.cost: float | None = None
         self.model: str | None = None
         self.envelope: dict[str, Any] = {}
+        self.error: StreamError | None = None
 
     def add(self, chunk: dict[str, Any]) -> None:
         self.model = chunk.get("model") or self.model
@@ -289,14 +296,17 @@ class _StreamState:
         order = order_text(self.order)
         if order is not None:
             chunks = {**(chunks or {}), ORDER: order}
+        came = bool(self.choices or self.envelope or self.usage is not None)
         return Decoded(
             output=first.output(),
             usage=usage_from(self.usage),
             cost=self.cost,
             raw=None,
             model=self.model,
-            assembled=self._completion(),
+            # an error as the first chunk: nothing came
+            assembled=self._completion() if came or self.error is None else None,
             chunks=chunks,
+            error=self.error,
         )
 
     def _completion(self) -> dict[str, Any]:
@@ -367,9 +377,16 @@ def order_of(text: Any, limit: int) -> list[int] | None:
 
 
 def _decode_stream(body: bytes) -> Decoded:
+    """The chunks up to `[DONE]`, or to a chunk that is an error (`{"error": {...}}`, which
+    the SDK raises as `APIError`): the stream broke off there."""
     state = _StreamState()
-    for _, chunk in sse.json_events(body):
-        state.add(chunk)
+    for event in sse.events(body):
+        chunk = event.json()
+        if isinstance(chunk, dict) and chunk.get("error"):
+            state.error = StreamError.of(event.data)
+            break
+        if isinstance(chunk, dict):
+            state.add(chunk)
     return state.decoded()
 
 
@@ -458,7 +475,7 @@ class _Choice:
     index: int
     text: str | None
     calls: list[tuple[str, str, Any]]
-    finish: str
+    finish: str | None  # None: its finish never came (the stream broke off)
     refusal: str | None = None
     logprobs: dict[str, Any] | None = None  # {"content": [...], "refusal": [...]}
 
@@ -512,7 +529,8 @@ class _Chunks:
             for piece in self.cuts.cut(where, text, 2):
                 fragment = {"index": position, "function": {"arguments": piece}}
                 self.add({"tool_calls": [fragment]}, index=c.index)
-        self.add({}, c.finish, index=c.index)
+        if c.finish is not None:
+            self.add({}, c.finish, index=c.index)
 
 
 def _pieces(
@@ -567,8 +585,9 @@ def _recorded_choices(step: LLMCallStep) -> dict[int, dict[str, Any]]:
     return {c["index"]: c for c in choices if as_int(sub(c, "index")) is not None}
 
 
-def _raw_choice(step: LLMCallStep, choice: dict[str, Any]) -> _Choice:
-    """A recorded choice, as it came."""
+def _raw_choice(step: LLMCallStep, choice: dict[str, Any], broke: bool = False) -> _Choice:
+    """A recorded choice, as it came (`broke`: its stream broke off, so it may have no
+    finish)."""
     message = choice.get("message")
     if not isinstance(message, dict):
         message = {}
@@ -584,7 +603,7 @@ def _raw_choice(step: LLMCallStep, choice: dict[str, Any]) -> _Choice:
         index=index,
         text=text_of(message.get("content")),
         calls=calls,
-        finish=finish if isinstance(finish, str) else "stop",
+        finish=finish if isinstance(finish, str) else None if broke else "stop",
         refusal=_refusal(message),
         logprobs=_logprobs(choice),
     )
@@ -615,24 +634,32 @@ def _logprobs(choice: Any) -> dict[str, Any] | None:
     return logprobs if isinstance(logprobs, dict) else None
 
 
-def _frames(step: LLMCallStep, include_usage: bool = True) -> list[str]:
+def _frames(
+    step: LLMCallStep, include_usage: bool = True, broke: tuple[Any] | None = None
+) -> list[str]:
     """Every choice (the first from the normalised step, with what only the raw body
     holds; the others as recorded), the usage chunk (empty `choices`; only when the request
-    asked for it) and `[DONE]`."""
+    asked for it) and `[DONE]`. A stream that broke off (`broke`: its error chunk's data)
+    sends what came — a choice's finish only when it came — then its error chunk."""
+    if broke is not None and step.raw is None and not _calls(step) and not _text(step):
+        return [sse.frame(broke[0])]  # the error was all that came
     out = _Chunks(step, include_usage)
     recorded = _recorded_choices(step)
     first = recorded.get(0)
+    finish = output_of(step).finish_reason if broke is not None else _finish(step)
     choices = [
         _Choice(
             index=0,
             text=text_of(output_of(step).content),
             calls=_as_recorded(_calls(step), sub(first, "message")),
-            finish=_finish(step),
+            finish=finish,
             refusal=_refusal(sub(first, "message")),
             logprobs=_logprobs(first),
         )
     ]
-    choices += [_raw_choice(step, c) for i, c in sorted(recorded.items()) if i != 0]
+    choices += [
+        _raw_choice(step, c, broke is not None) for i, c in sorted(recorded.items()) if i != 0
+    ]
     by_choice: dict[int, list[str]] = {}
     for choice in choices:
         start = len(out.frames)
@@ -642,7 +669,13 @@ def _frames(step: LLMCallStep, include_usage: bool = True) -> list[str]:
     usage = _usage(step)
     if usage is not None and include_usage:
         frames.append(sse.frame({**out.base, "choices": [], "usage": usage}))
+    if broke is not None:
+        return [*frames, sse.frame(broke[0])]
     return [*frames, sse.frame("[DONE]")]
+
+
+def _text(step: LLMCallStep) -> str | None:
+    return text_of(output_of(step).content)
 
 
 def _interleaved(by_choice: dict[int, list[str]], order: Any) -> list[str]:

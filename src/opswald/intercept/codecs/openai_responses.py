@@ -9,10 +9,12 @@ from opswald.intercept.codecs.base import (
     Cuts,
     Decoded,
     Pieces,
+    StreamError,
     WireResponse,
     as_int,
     dump_arguments,
     epoch_seconds,
+    error_response,
     is_post_to,
     joined,
     json_response,
@@ -25,6 +27,7 @@ from opswald.intercept.codecs.base import (
     raw_usage,
     reported_cost,
     request_dict,
+    stream_error,
     sub,
     system_message,
     text_of,
@@ -65,8 +68,11 @@ class OpenAIResponsesCodec:
     def encode(
         self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None
     ) -> WireResponse:
+        broke = stream_error(step)
         if stream:
-            return sse.stream_response(_frames(step))
+            return sse.stream_response(_frames(step, broke))
+        if broke is not None:
+            return error_response(broke[0])
         if _agreeing_raw(step) is not None:
             return json_response(step.raw)
         return json_response(_response(step, _items(step)))
@@ -169,22 +175,21 @@ def _delta_path(kind: Any, event: dict[str, Any]) -> str | None:
 
 def _decode_stream(body: bytes) -> Decoded:
     """The final lifecycle event carries the whole response; finished items fill in an
-    `output` it leaves out."""
+    `output` it leaves out. A stream that broke off with an error event is the response
+    as it began (`response.created`) with the items as far as they came."""
     final: dict[str, Any] | None = None
-    done: dict[int, dict[str, Any]] = {}
-    pieces = Pieces()
-    for _, event in sse.json_events(body):
-        kind = event.get("type")
-        if kind == "error":
-            raise ValueError(f"openai.responses: the stream reported an error: {event}")
-        path = _delta_path(kind, event)
-        if path is not None:
-            pieces.add(path, event.get("delta"))
-        if kind == "response.output_item.done" and isinstance(event.get("item"), dict):
-            index = as_int(event.get("output_index"))
-            done[len(done) if index is None else index] = event["item"]
-        if kind in _FINAL_EVENTS and isinstance(event.get("response"), dict):
-            final = event["response"]
+    partial = _Partial()
+    for event in sse.events(body):
+        data = event.json()
+        kind = sub(data, "type")
+        if event.name == "error" or kind == "error":
+            return partial.decoded(StreamError.of(event.data))
+        if not isinstance(data, dict):
+            continue
+        partial.add(kind, data)
+        if kind in _FINAL_EVENTS and isinstance(data.get("response"), dict):
+            final = data["response"]
+    done, pieces = partial.done, partial.pieces
     if final is None:
         return Decoded(
             output=_output([done[i] for i in sorted(done)], None),
@@ -208,16 +213,95 @@ def _decode_stream(body: bytes) -> Decoded:
     )
 
 
+class _Partial:
+    """The events of a stream: its pieces, the items it finished and, for a stream that
+    breaks off, the response it began and the items as far as they came."""
+
+    def __init__(self) -> None:
+        self.pieces = Pieces()
+        self.done: dict[int, dict[str, Any]] = {}
+        self.begun: dict[str, Any] | None = None  # response.created / in_progress
+        self.items: dict[int, dict[str, Any]] = {}
+
+    def add(self, kind: Any, event: dict[str, Any]) -> None:
+        path = _delta_path(kind, event)
+        if path is not None:
+            self.pieces.add(path, event.get("delta"))
+            self._grow(kind, event)
+        index = as_int(event.get("output_index"))
+        item = event.get("item")
+        if kind == "response.output_item.done" and isinstance(item, dict):
+            at = len(self.done) if index is None else index
+            self.done[at] = self.items[at] = item
+        elif kind == "response.output_item.added" and isinstance(item, dict):
+            self.items[len(self.items) if index is None else index] = dict(item)
+        elif kind in ("response.content_part.added", "response.reasoning_summary_part.added"):
+            self._part(kind, event)
+        elif kind in ("response.created", "response.in_progress"):
+            if isinstance(event.get("response"), dict):
+                self.begun = event["response"]
+
+    def _part(self, kind: Any, event: dict[str, Any]) -> None:
+        """A content (or reasoning summary) part begun: in its place in its item."""
+        item = self.items.get(as_int(event.get("output_index")) or 0)
+        part = event.get("part")
+        field = "content" if kind == "response.content_part.added" else "summary"
+        at = as_int(event.get("content_index" if field == "content" else "summary_index"))
+        if item is None or not isinstance(part, dict) or at is None:
+            return
+        parts = list(item.get(field) or [])
+        parts += [{} for _ in range(at + 1 - len(parts))]
+        parts[at] = dict(part)
+        item[field] = parts
+
+    def _grow(self, kind: Any, event: dict[str, Any]) -> None:
+        """An item begun: its text as far as the deltas came."""
+        item = self.items.get(as_int(event.get("output_index")) or 0)
+        delta = event.get("delta")
+        if item is None or not isinstance(delta, str):
+            return
+        if kind == "response.function_call_arguments.delta":
+            item["arguments"] = (item.get("arguments") or "") + delta
+            return
+        field, key, at = "content", "text", as_int(event.get("content_index"))
+        if kind == "response.refusal.delta":
+            key = "refusal"
+        elif kind == "response.reasoning_summary_text.delta":
+            field, at = "summary", as_int(event.get("summary_index"))
+        parts = item.get(field)
+        if isinstance(parts, list) and at is not None and at < len(parts):
+            parts[at][key] = (parts[at].get(key) or "") + delta
+
+    def decoded(self, error: StreamError) -> Decoded:
+        items = [self.items[i] for i in sorted(self.items)]
+        assembled = None
+        if self.begun is not None or items:
+            assembled = {**(self.begun or {}), "output": items}
+        return Decoded(
+            output=_output(items, None),
+            usage=None,
+            cost=None,
+            raw=None,
+            model=sub(self.begun, "model"),
+            assembled=assembled,
+            chunks=self.pieces.recorded(),
+            error=error,
+        )
+
+
 # -- encoding -------------------------------------------------------------------------------
 
 
 _NORMALISED_ITEMS = ("message", "function_call")
 
 
-def _agreeing_raw(step: LLMCallStep) -> dict[str, Any] | None:
-    """The stored response object while it says what the normalised fields say."""
+def _agreeing_raw(step: LLMCallStep, broke: bool = False) -> dict[str, Any] | None:
+    """The stored response object while it says what the normalised fields say (`broke`:
+    of a stream that broke off, whose answer has no finish)."""
     raw = step.raw
-    if isinstance(raw, dict) and raw_agrees(step, decode_json(raw)):
+    if isinstance(raw, dict) and raw_agrees(
+        step, decode_json({**raw, "status": None} if broke else raw)
+    ):
         return raw
     return None
 
@@ -365,25 +449,47 @@ class _Events:
         data = {"type": kind, "sequence_number": len(self.frames), **fields}
         self.frames.append(sse.frame(data, kind))
 
+    def left_open(self, begun: int) -> None:
+        """The item whose events begin at frame `begun` never finished: its closing
+        `.done` events are dropped (the stream broke off after its last delta)."""
+        while len(self.frames) > begun and _is_done(self.frames[-1]):
+            self.frames.pop()
 
-def _frames(step: LLMCallStep) -> list[str]:
+    def error(self, data: Any) -> None:
+        """The recorded error event, numbered in turn."""
+        if isinstance(data, dict) and "sequence_number" in data:
+            data = {**data, "sequence_number": len(self.frames)}
+        self.frames.append(sse.frame(data, "error"))
+
+
+def _is_done(frame: str) -> bool:
+    return frame.startswith("event: ") and frame.split("\n", 1)[0].endswith(".done")
+
+
+def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
     """created, in_progress, every output item (added, deltas, done), then the final
     lifecycle event carrying the whole response with usage. The stored response object
-    is streamed as it is while it agrees with the normalised fields."""
-    raw = _agreeing_raw(step)
+    is streamed as it is while it agrees with the normalised fields. A stream that broke
+    off (`broke`: its error event's data) sends what came — its last item left open, a
+    final event only when it came — then its error event."""
+    raw = _agreeing_raw(step, broke is not None)
     if raw is not None and isinstance(raw.get("output"), list):
         final = raw
         items = [i for i in raw["output"] if isinstance(i, dict)]
     else:
         items = _items(step)
         final = _response(step, items)
+    out = _Events(step)
+    if broke is not None and step.raw is None and not items:  # the error was all that came
+        out.error(broke[0])
+        return out.frames
     pending = {**final, "status": "in_progress", "output": [], "usage": None}
     if "completed_at" in pending:
         pending["completed_at"] = None
-    out = _Events(step)
     out.add("response.created", response=pending)
     out.add("response.in_progress", response=pending)
     for index, item in enumerate(items):
+        begun = len(out.frames)
         kind = item.get("type")
         if kind == "message":
             _message_events(out, index, item)
@@ -394,9 +500,15 @@ def _frames(step: LLMCallStep) -> list[str]:
         else:
             out.add("response.output_item.added", output_index=index, item=item)
             out.add("response.output_item.done", output_index=index, item=item)
-    status = final.get("status")
-    kind = f"response.{status}" if f"response.{status}" in _FINAL_EVENTS else "response.completed"
-    out.add(kind, response=final)
+        if broke is not None and index == len(items) - 1:
+            out.left_open(begun)
+    kind = f"response.{final.get('status')}"
+    if broke is None:
+        out.add(kind if kind in _FINAL_EVENTS else "response.completed", response=final)
+        return out.frames
+    if kind in _FINAL_EVENTS:  # it came before the error
+        out.add(kind, response=final)
+    out.error(broke[0])
     return out.frames
 
 

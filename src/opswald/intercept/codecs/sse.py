@@ -61,10 +61,12 @@ def json_events(body: bytes) -> Iterator[tuple[str | None, dict[str, Any]]]:
 
 
 def frame(data: Any, name: str | None = None) -> str:
-    """One SSE frame; `data` is JSON-encoded unless it is already a string."""
+    """One SSE frame; `data` is JSON-encoded unless it is already a string (a text of
+    several lines is sent as several `data:` lines, which the reader joins again)."""
     text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
     head = f"event: {name}\n" if name else ""
-    return f"{head}data: {text}\n\n"
+    lines = "".join(f"data: {line}\n" for line in _LINES.split(text))
+    return f"{head}{lines}\n"
 
 
 def stream_response(frames: list[str]) -> WireResponse:
