@@ -6,8 +6,11 @@ import re
 
 import pytest
 
+from pathlib import Path
+
 from conftest import record, write
 from opswald import load
+from opswald.session import AnyStep
 
 GOLDEN = "goldens/flight.golden.yaml"
 
@@ -475,3 +478,118 @@ def test_the_fix_line_offers_an_update_exactly_where_it_helps(
     else:
         assert fix.startswith("fix: --opswald-update cannot fix this"), fix
         update.assert_outcomes(failed=1)
+
+
+NOTED_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.llm(provider="openai", api="openai.chat")
+def chat(*, model, messages):
+    return {"content": "hi", "finish_reason": "stop"}
+
+
+@opswald.tool
+def lookup(q: str) -> str:
+    return q.upper()
+
+
+def run(input):
+    if os.environ.get("PLANNER"):
+        chat(model="gpt-4o", messages=[{"role": "user", "content": "plan"}])
+    model = os.environ.get("MODEL", "gpt-4o-mini")
+    a = chat(model=model, messages=[{"role": "user", "content": input["q"]}])
+    return {"answer": a["content"], "tool": lookup(q=input["q"])}
+"""
+
+
+def _noted_project(pytester: pytest.Pytester, notes: dict[int, str]) -> Path:
+    pytester.makepyfile(agent=NOTED_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    path = write(pytester.mkdir("goldens") / "one.golden.yaml", "name: one\ninput:\n  q: hello\n")
+    record(pytester)
+    text = path.read_text() + "notes:\n" + "".join(
+        f"  - text: {text}\n    step: {n}\n" for n, text in notes.items()
+    )
+    if notes:
+        path.write_text(text)
+    return path
+
+
+def test_a_note_on_a_model_call_stays_on_it_when_only_the_model_changes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model upgrade: step 1 is still the same model call at the same place, its note
+    stays there; the tool call keeps its note too."""
+    monkeypatch.delenv("PLANNER", raising=False)
+    path = _noted_project(pytester, {1: "planner call", 2: "CRM lookup"})
+    monkeypatch.setenv("MODEL", "gpt-4o")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    session = load(path)
+    assert session.step_list[0].model == "gpt-4o"  # type: ignore[union-attr]
+    assert [(n.step, n.text) for n in session.notes] == [(1, "planner call"), (2, "CRM lookup")]
+
+
+def test_a_note_on_a_model_call_the_update_removed_becomes_a_session_note(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planner call (another model) is gone: its note is not moved onto the call of
+    another model that took its place in the order; that call keeps its own note."""
+    monkeypatch.setenv("PLANNER", "1")
+    path = _noted_project(pytester, {1: "planner", 2: "answer", 3: "CRM lookup"})
+    monkeypatch.delenv("PLANNER")
+    monkeypatch.setenv("MODEL", "gpt-4o-mini")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    assert [(n.step, n.text) for n in load(path).notes] == [
+        (None, "(on step 1, llm_call gpt-4o, before an update replaced it) planner"),
+        (1, "answer"),
+        (2, "CRM lookup"),
+    ]
+
+
+def test_model_calls_pair_by_their_place_when_no_call_of_their_model_is_left() -> None:
+    """Same call, else the same model at the same place, else the same model in order,
+    else the model call at the same place among the model calls of its turn."""
+    from opswald.session import LLMCallStep, UserInputStep
+    from opswald.writeback import _paired
+
+    def calls(*models: str) -> list[AnyStep]:
+        steps: list[AnyStep] = []
+        for n, model in enumerate(models, 1):
+            if model == "user":
+                steps.append(UserInputStep(step=n, content="next"))
+            else:
+                steps.append(LLMCallStep(step=n, model=model, input={"messages": [{"n": n}]}))
+        return steps
+
+    assert _paired(calls("mini", "mini"), calls("4o", "4o", "4o"), {}) == {1: 1, 2: 2}
+    # the router moves to 4o: the answer (4o) stays the second call, not the first 4o
+    assert _paired(calls("mini", "4o"), calls("4o", "4o"), {}) == {1: 1, 2: 2}
+    # the 4o planner is gone: the mini call keeps its pairing, the planner has none
+    assert _paired(calls("4o", "mini"), calls("mini"), {}) == {2: 1}
+    # places count within a turn: a turn with one more call does not shift the next turn
+    old = calls("mini", "user", "mini")
+    new = calls("4o", "4o", "user", "4o")
+    assert _paired(old, new, {}) == {1: 1, 2: 3, 3: 4}
+
+
+def test_an_update_writes_a_golden_whose_agent_no_longer_makes_a_call(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call the agent made was served and the output is the same, but a recorded
+    call went unused: the replay fails on it, so the update writes the session without it
+    (it "passed" unwritten, and the replay went on failing)."""
+    monkeypatch.setenv("PLANNER", "1")
+    path = _noted_project(pytester, {})
+    monkeypatch.delenv("PLANNER")
+    pytester.runpytest("--opswald-goldens").assert_outcomes(failed=1)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    assert [s.type for s in load(path).step_list] == ["llm_call", "tool_call"]
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)

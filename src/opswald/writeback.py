@@ -4,6 +4,7 @@ exactly as it was, and the newly recorded rest (DESIGN §3a "Update")."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from opswald import files
@@ -63,25 +64,66 @@ def _kind(step: AnyStep) -> tuple[str, str | None]:
     return step.type, getattr(step, "tool", None) or getattr(step, "model", None)
 
 
-def _paired(old: list[AnyStep], new: list[AnyStep], kept: dict[int, int]) -> dict[int, int]:
-    """The recorded steps an update replaced, paired with its new steps of the same kind
-    (type and tool or model): the new call with the same arguments, else the next one of
-    that kind in order."""
-    fresh: dict[tuple[str, str | None], list[AnyStep]] = {}
+def _places(steps: list[AnyStep]) -> dict[int, tuple[int, int]]:
+    """Each model call's place: its turn (user inputs before it) and how many model calls
+    of that turn came before it."""
+    places: dict[int, tuple[int, int]] = {}
+    turn, nth = 0, 0
+    for step in steps:
+        if step.type == "user_input":
+            turn, nth = turn + 1, 0
+        elif step.type == "llm_call":
+            places[step.step] = (turn, nth)
+            nth += 1
+    return places
+
+
+def _paired(
+    old: list[AnyStep],
+    new: list[AnyStep],
+    kept: dict[int, int],
+) -> dict[int, int]:
+    """The recorded steps an update replaced, paired with the new steps that took their
+    place: the new call of the same kind (type and tool or model) with the same arguments,
+    else the model call of the same model at the same place in its turn, else the next one
+    of that kind in order, else (a model call) the model call at the same place in its
+    turn, whatever its model: a model upgrade leaves each call where it was. A step with
+    none of these was removed."""
     taken = set(kept.values())
-    for step in new:
-        if step.step not in taken:
-            fresh.setdefault(_kind(step), []).append(step)
+    fresh = [step for step in new if step.step not in taken]
+    left = [step for step in old if step.step not in kept]
     pairs: dict[int, int] = {}
-    for step in old:
-        same_kind = fresh.get(_kind(step))
-        if step.step in kept or not same_kind:
-            continue
-        # the same call (same arguments) wherever it now is, else the next of its kind
-        match = next((s for s in same_kind if _call_of(s) == _call_of(step)), same_kind[0])
-        same_kind.remove(match)
+
+    def pair(step: AnyStep, match: AnyStep) -> None:
         pairs[step.step] = match.step
+        fresh.remove(match)
+        left.remove(step)
+
+    old_places, new_places = _places(old), _places(new)
+    at_place = {place: number for number, place in new_places.items()}
+    tries: list[Callable[[AnyStep, AnyStep], bool]] = [
+        lambda s, m: _kind(m) == _kind(s) and _call_of(m) == _call_of(s),
+        lambda s, m: _kind(m) == _kind(s) and _same_place(s, m, old_places, at_place),
+        lambda s, m: _kind(m) == _kind(s),
+        lambda s, m: m.type == "llm_call" == s.type
+        and _same_place(s, m, old_places, at_place),
+    ]
+    for fits in tries:
+        for step in list(left):
+            match = next((m for m in fresh if fits(step, m)), None)
+            if match is not None:
+                pair(step, match)
     return pairs
+
+
+def _same_place(
+    step: AnyStep,
+    match: AnyStep,
+    old_places: dict[int, tuple[int, int]],
+    at_place: dict[tuple[int, int], int],
+) -> bool:
+    place = old_places.get(step.step)
+    return place is not None and at_place.get(place) == match.step
 
 
 def _call_of(step: AnyStep) -> object:

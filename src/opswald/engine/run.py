@@ -293,7 +293,10 @@ def judge(
     )
     if golden.is_stub:
         return Verdict(findings=tuple(findings))
-    unused = _unused(run, expect) if not diverged and run.policy == "replay" else []
+    # an update that never went live was served like a replay: the calls it left unused
+    # are its news too (else it "passed" and wrote nothing, and the replay still failed)
+    served_only = run.policy == "replay" or (run.policy == "update" and run.fork_step is None)
+    unused = _unused(run, expect) if not diverged and served_only else []
     if not diverged:
         errors = [
             _offline(f, run.offline_note)
