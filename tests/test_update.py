@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
-
-from pathlib import Path
 
 from conftest import record, write
 from opswald import load
@@ -510,8 +509,10 @@ def _noted_project(pytester: pytest.Pytester, notes: dict[int, str]) -> Path:
     pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
     path = write(pytester.mkdir("goldens") / "one.golden.yaml", "name: one\ninput:\n  q: hello\n")
     record(pytester)
-    text = path.read_text() + "notes:\n" + "".join(
-        f"  - text: {text}\n    step: {n}\n" for n, text in notes.items()
+    text = (
+        path.read_text()
+        + "notes:\n"
+        + "".join(f"  - text: {text}\n    step: {n}\n" for n, text in notes.items())
     )
     if notes:
         path.write_text(text)
@@ -593,3 +594,67 @@ def test_an_update_writes_a_golden_whose_agent_no_longer_makes_a_call(
     result.stdout.fnmatch_lines(["*1 golden updated*"])
     assert [s.type for s in load(path).step_list] == ["llm_call", "tool_call"]
     pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+SNAPSHOT_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.tool
+def a(x: int) -> int:
+    return x
+
+
+def run(input):
+    opswald.state(variables={"phase": "start"})
+    a(x=int(os.environ.get("X", "1")))
+    opswald.state(variables={"phase": "done"})
+    return "done"
+"""
+
+
+def _snapshot_golden(pytester: pytest.Pytester) -> Path:
+    """A recorded golden whose timestamps all lie in 2020 (recorded long ago)."""
+    pytester.makepyfile(agent=SNAPSHOT_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    path = write(pytester.mkdir("goldens") / "one.golden.yaml", "name: one\ninput: {q: hi}\n")
+    record(pytester)
+    text = re.sub(r"'\d{4}-\d\d-\d\dT", "'2020-01-01T", path.read_text())
+    path.write_text(text)
+    return path
+
+
+def _stamps(path: Path) -> list[str]:
+    return [s.timestamp or "" for s in load(path).step_list]
+
+
+def test_a_rerecord_writes_an_unchanged_snapshot_as_taken_now(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("X", raising=False)
+    path = _snapshot_golden(pytester)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=rerecord")
+    result.assert_outcomes(passed=1)
+    stamps = _stamps(path)
+    assert not any(s.startswith("2020-") for s in stamps), stamps
+    assert not load(path).metadata["recorded_at"].startswith("2020-")
+
+
+def test_an_update_keeps_a_snapshots_time_only_where_the_timeline_stays_in_order(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 2 diverges and is recorded now: the unchanged snapshot before it keeps its
+    recorded time (a small diff), the unchanged one after it is written as taken now."""
+    monkeypatch.delenv("X", raising=False)
+    path = _snapshot_golden(pytester)
+    old = _stamps(path)
+    monkeypatch.setenv("X", "2")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    stamps = _stamps(path)
+    assert stamps[0] == old[0]
+    assert not stamps[1].startswith("2020-") and not stamps[2].startswith("2020-")
+    assert stamps == sorted(stamps)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from opswald import files
 from opswald.engine.run import Run
+from opswald.engine.tape import epoch_ms
 from opswald.session import AnyStep, Note, Session, StateStep
 
 KEPT = (
@@ -30,8 +31,13 @@ def blessed(golden: Session, run: Run) -> Session:
     steps: list[AnyStep] = []
     golden_steps = {s.step: s for s in golden.step_list}
     moved: dict[int, int] = {}  # a kept recorded step's number in the golden → in the new one
+    snapshots: dict[int, AnyStep] = {}  # an unchanged snapshot kept as recorded: as taken now
     for step in run.actual.step_list:
-        recorded = run.served.get(step.step) or _same_snapshot(golden_steps.get(step.step), step)
+        recorded = run.served.get(step.step)
+        if recorded is None and run.policy == "update":  # a recording writes all anew
+            recorded = _same_snapshot(golden_steps.get(step.step), step)
+            if recorded is not None:
+                snapshots[len(steps)] = step
         if recorded is not None:
             moved[recorded.step] = step.step
             step = (
@@ -40,6 +46,7 @@ def blessed(golden: Session, run: Run) -> Session:
                 else recorded.model_copy(update={"step": step.step})
             )
         steps.append(step)
+    _keep_time_in_order(steps, snapshots)
     data = {k: getattr(golden, k) for k in KEPT if k in golden.model_fields_set}
     if "input" in data:  # the run's copy: the same input, with its secrets replaced
         data["input"] = run.actual.input
@@ -105,8 +112,7 @@ def _paired(
         lambda s, m: _kind(m) == _kind(s) and _call_of(m) == _call_of(s),
         lambda s, m: _kind(m) == _kind(s) and _same_place(s, m, old_places, at_place),
         lambda s, m: _kind(m) == _kind(s),
-        lambda s, m: m.type == "llm_call" == s.type
-        and _same_place(s, m, old_places, at_place),
+        lambda s, m: m.type == "llm_call" == s.type and _same_place(s, m, old_places, at_place),
     ]
     for fits in tries:
         for step in list(left):
@@ -155,6 +161,26 @@ def _same_snapshot(recorded: AnyStep | None, step: AnyStep) -> AnyStep | None:
     old = recorded.model_dump(exclude=_VOLATILE, exclude_none=True)
     new = step.model_dump(exclude=_VOLATILE, exclude_none=True)
     return recorded if old == new else None
+
+
+def _keep_time_in_order(steps: list[AnyStep], snapshots: dict[int, AnyStep]) -> None:
+    """An unchanged snapshot keeps its recorded timestamp (a small diff) only where that
+    time still lies between its neighbours' in the session written; elsewhere it is
+    written as taken now, so that the timeline never goes backwards."""
+    changed = True
+    while changed:
+        changed = False
+        for i, now in snapshots.items():
+            if steps[i] is now:
+                continue
+            when = epoch_ms(steps[i].timestamp)
+            before = epoch_ms(steps[i - 1].timestamp) if i > 0 else None
+            after = epoch_ms(steps[i + 1].timestamp) if i + 1 < len(steps) else None
+            if when is not None and not (
+                (before is None or before <= when) and (after is None or when <= after)
+            ):
+                steps[i] = now
+                changed = True
 
 
 def writes_blocked(*, force: bool) -> str | None:
