@@ -181,6 +181,8 @@ def test_analyze_text(capsys: pytest.CaptureFixture[str], tmp_path: Path, snapsh
     code, out, _ = run(capsys, "analyze", str(path))
     assert code == 0
     assert "  latency: 2 steps slower than 5,000 ms" in out
+    # the time is the three calls' together, not each one's
+    assert "    llm_call      3 steps,  12,500 ms in all (100% of step time)" in out.splitlines()
     assert out == snapshot
 
 

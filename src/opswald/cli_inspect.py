@@ -489,10 +489,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 )
         for kind, row in sorted(a["by_type"].items()):
             share = row["duration_ms"] / a["time_in_steps_ms"] * 100 if a["time_in_steps_ms"] else 0
+            n = int(row["count"])
             print(
                 _clip(
-                    f"    {kind:<10} {int(row['count']):>4} x {_ms(row['duration_ms']):>10} "
-                    f"({share:.0f}% of step time)",
+                    f"    {kind:<10} {n:>4} {'step, ' if n == 1 else 'steps,'} "
+                    f"{_ms(row['duration_ms']):>10} in all ({share:.0f}% of step time)",
                     width,
                 )
             )
@@ -591,7 +592,9 @@ EXAMPLES = {
     "  opswald show goldens/refund.golden.yaml --step 4        # the full step and its state",
     "diff": "examples:\n  opswald diff goldens/refund.golden.yaml actual/refund.actual.yaml\n"
     "  opswald diff goldens/refund.golden.yaml --steps 3 5     # state change between steps",
-    "analyze": "example:\n  opswald analyze goldens/ --slow-ms 2000",
+    "analyze": "example:\n  opswald analyze goldens/ --slow-ms 2000\n"
+    "per step type, a line such as `llm_call  3 steps,  12,500 ms in all (100% of step\n"
+    "time)`: three model calls that took 12,500 ms together",
     "upgrade": "example:\n  opswald upgrade goldens/          # or --check in CI",
     "note": "example:\n"
     '  opswald golden note goldens/refund.golden.yaml --step 4 "refund policy v2"',
