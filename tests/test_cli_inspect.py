@@ -198,6 +198,25 @@ def test_golden_note(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert code == 4 and "--step 7: the golden has steps 1..6" in err
 
 
+def test_golden_note_keeps_the_goldens_comments(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Adding a note changes only `notes:`: comments elsewhere stay; one inside the old
+    `notes:` block cannot, and the command says so."""
+    path = tmp_path / "refund.golden.yaml"
+    text = REFUND.read_text().replace("\n  - step: 4\n", "\n  # reviewed\n  - step: 4\n", 1)
+    path.write_text(text + "notes:\n  - text: first  # from the review\n")
+    code, out, _ = run(capsys, "golden", "note", str(path), "--step", "4", "second")
+    assert code == 0
+    assert out.splitlines()[1] == (
+        f"note: 1 comment line in {path} was dropped (goldens are rewritten in canonical "
+        "form: comments stay only on the steps and keys written unchanged); keep review "
+        "notes with `opswald golden note`"
+    )
+    assert "\n  # reviewed\n  - step: 4\n" in path.read_text()
+    assert [n.text for n in opswald.load(path).notes] == ["first", "second"]
+
+
 def test_upgrade(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -658,3 +658,75 @@ def test_an_update_keeps_a_snapshots_time_only_where_the_timeline_stays_in_order
     assert stamps[0] == old[0]
     assert not stamps[1].startswith("2020-") and not stamps[2].startswith("2020-")
     assert stamps == sorted(stamps)
+
+
+COMMENTED_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.tool
+def a(x: int) -> str:
+    return "line # 1\\n# heading, not a comment\\n"
+
+
+@opswald.tool
+def b(x: int) -> int:
+    return x
+
+
+def run(input):
+    a(x=1)
+    b(x=int(os.environ.get("X", "2")))
+    return "done # final"
+"""
+
+
+def _commented_golden(pytester: pytest.Pytester) -> Path:
+    pytester.makepyfile(agent=COMMENTED_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    stub = "name: one\ninput: {q: hi}\nexpect:\n  budgets:\n    steps: 5\n"
+    path = write(pytester.mkdir("goldens") / "one.golden.yaml", stub)
+    record(pytester)
+    return path
+
+
+def test_an_update_keeps_the_comments_of_the_parts_it_writes_unchanged(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Comments on step 1 (before the divergence), above it and in `expect:` stay where
+    they were; the one on step 2, which the update re-recorded, cannot: the summary says
+    so, and how to keep such a remark. The `#` in the recorded strings (quoted, and in a
+    literal block) is text, not counted."""
+    monkeypatch.delenv("X", raising=False)
+    path = _commented_golden(pytester)
+    text = path.read_text()
+    for line, comment in (
+        ("    tool: a\n", "    tool: a  # reviewed: the CRM call\n"),
+        ("  - step: 1\n", "  # the lookup\n  - step: 1\n"),
+        ("    tool: b\n", "    tool: b  # will change\n"),
+        ("    steps: 5\n", "    steps: 5  # agreed in SUP-42\n"),
+    ):
+        assert text.count(line) == 1
+        text = text.replace(line, comment)
+    assert "# heading, not a comment" in text
+    path.write_text(text)
+    old_step_1 = _step_blocks(text)[0]
+    monkeypatch.setenv("X", "3")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*1 golden updated*",
+            "note: 1 comment line in one.golden.yaml was dropped (goldens are rewritten in "
+            "canonical form*); keep review notes with `opswald golden note`",
+        ]
+    )
+    after = path.read_text()
+    assert _step_blocks(after)[0] == old_step_1
+    assert "  # the lookup\n  - step: 1\n" in after
+    assert "    steps: 5  # agreed in SUP-42\n" in after
+    assert "# will change" not in after
+    assert load(path).step_list[1].input == {"x": 3}  # type: ignore[union-attr]
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)

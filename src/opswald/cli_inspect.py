@@ -570,6 +570,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_golden_note(args: argparse.Namespace) -> int:
+    from opswald.comments import dropped_note
     from opswald.files import dump
     from opswald.session import Note
 
@@ -581,9 +582,11 @@ def cmd_golden_note(args: argparse.Namespace) -> int:
     if not text:
         raise CliError("the note is empty")
     session.notes = [*session.notes, Note(text=text, step=args.step)]
-    dump(session, args.golden)
+    dropped = dump(session, args.golden, keep_comments=True)
     where = f"step {args.step} of {total}" if args.step is not None else "the session"
     print(f"noted at {where} in {args.golden}")
+    if dropped:
+        print(f"note: {dropped_note(dropped, args.golden)}")
     return 0
 
 

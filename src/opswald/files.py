@@ -1069,17 +1069,49 @@ def _one_line_lengths(data: dict[str, Any]) -> None:
                 found[path] = _OneLine(lengths)
 
 
-def dump(session: Session, path: StrPath, *, redactor: Redactor | None = None) -> None:
+def dump(
+    session: Session,
+    path: StrPath,
+    *,
+    redactor: Redactor | None = None,
+    keep_comments: bool = False,
+) -> int:
     """Write a session canonically and atomically; `.json` files get JSON, others YAML. A
     file written before with CRLF line endings or a byte-order mark keeps them, so that its
     diff shows what changed and nothing else. Missing folders are made. With a `redactor`,
-    the secrets in the session are replaced in what is written."""
-    text = dumps(session, _format_of(path), redactor=redactor)
+    the secrets in the session are replaced in what is written. With `keep_comments`, the
+    comments of the YAML file replaced stay on the parts written unchanged
+    (`opswald.comments`); the number of its comment lines that could not stay is returned
+    (else 0)."""
+    fmt = _format_of(path)
+    text = dumps(session, fmt, redactor=redactor)
+    dropped = 0
+    if keep_comments and fmt == "yaml":
+        old = _old_text(path)
+        if old is not None:
+            from opswald.comments import carry_comments
+
+            carried = carry_comments(old, text)
+            text, dropped = carried.text, carried.dropped
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     bom, crlf = _text_form(path)
     if crlf:
         text = text.replace("\n", "\r\n")
     atomic_write_text(path, "\ufeff" + text if bom else text)
+    return dropped
+
+
+def _old_text(path: StrPath) -> str | None:
+    """The text of the file about to be replaced, with `\n` line ends, if it is one."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text.removeprefix("\ufeff").replace("\r\n", "\n")
 
 
 def _text_form(path: StrPath) -> tuple[bool, bool]:

@@ -540,7 +540,7 @@ def _write(
     if still:
         _not_written(still, result, settings, total, _refusal(still, expect, run))
     try:
-        write(path, session)
+        dropped = write(path, session)
     except OSError as exc:  # a read-only checkout, a full disk: the failure as it is, unwritten
         why = f"not written: cannot write {path}: {exc.strerror or exc}"
         if not result.verdict.failures:  # a stub recorded: nothing failed but the write
@@ -553,6 +553,7 @@ def _write(
         if error is not None
         else None,
         _unrecorded_note(path, status, run.unrecorded),
+        dropped,
     ]
     return Outcome(
         status=status, result=result, written=str(path), notes=tuple(n for n in notes if n)

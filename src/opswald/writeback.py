@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from opswald import files
+from opswald.comments import dropped_note
 from opswald.engine.run import Run
 from opswald.engine.tape import epoch_ms
 from opswald.session import AnyStep, Note, Session, StateStep
@@ -193,5 +194,8 @@ def writes_blocked(*, force: bool) -> str | None:
     return None
 
 
-def write(path: Path, session: Session) -> None:
-    files.dump(session, path)
+def write(path: Path, session: Session) -> str | None:
+    """Write the session over the golden at `path`, its comments kept where the text they
+    annotate is written unchanged; what was dropped, said for the summary, or None."""
+    dropped = files.dump(session, path, keep_comments=True)
+    return dropped_note(dropped, path.name) if dropped else None

@@ -1,0 +1,72 @@
+"""Which lines of a golden hold comments, and which of them a rewrite can keep."""
+
+from __future__ import annotations
+
+from opswald.comments import carry_comments, comment_lines
+
+HEADER = "# yaml-language-server: $schema=https://opswald.dev/schema/golden-v1.json\n"
+
+
+def test_a_hash_is_a_comment_only_outside_the_yaml_tokens() -> None:
+    text = (
+        "a: 'x # quoted'  # one\n"  # 0
+        'b: "y # quoted"\n'  # 1
+        "c: d#e\n"  # 2: no space before it: part of the plain scalar
+        "e: |  # on the header of a literal block\n"  # 3
+        "  text # in the block\n"  # 4
+        "  # still the block\n"  # 5
+        "# at the start of a line\n"  # 6
+        "f: [1, 2]  # after a flow list\n"  # 7
+        "g: >-\n"  # 8
+        "  folded # text\n"  # 9
+    )
+    assert comment_lines(text) == {0: 17, 3: 6, 6: 0, 7: 11}
+
+
+def test_comments_stay_on_the_parts_written_unchanged() -> None:
+    old = (
+        HEADER + "# owned by the billing team\n"
+        "name: one  # the name\n"
+        "steps:\n"
+        "  # the lookup\n"
+        "  - step: 1\n"
+        "    tool: a\n"
+        "    # about its output, indented as its fields\n"
+        "  - step: 2\n"
+        "    tool: b  # will change\n"
+        "expect: {budgets: {steps: 5}}  # hand-formatted\n"
+    )
+    new = (
+        HEADER + "name: one\n"
+        "steps:\n"
+        "  - step: 1\n"
+        "    tool: a\n"
+        "  - step: 2\n"
+        "    tool: c\n"
+        "expect:\n"
+        "  budgets:\n"
+        "    steps: 5\n"
+    )
+    carried = carry_comments(old, new)
+    assert carried.text == (
+        HEADER + "# owned by the billing team\n"
+        "name: one  # the name\n"
+        "steps:\n"
+        "  # the lookup\n"
+        "  - step: 1\n"
+        "    tool: a\n"
+        "    # about its output, indented as its fields\n"
+        "  - step: 2\n"
+        "    tool: c\n"
+        "expect:\n"
+        "  budgets:\n"
+        "    steps: 5\n"
+    )
+    assert carried.dropped == 2  # on step 2, which changed; on `expect:`, written otherwise
+
+
+def test_text_without_comments_is_written_as_it_is() -> None:
+    old = HEADER + "name: one\nsteps:\n  - step: 1\n    output: '# no'\n"
+    new = HEADER + "name: two\nsteps:\n  - step: 1\n    output: '# no'\n"
+    assert carry_comments(old, new).text == new
+    assert carry_comments(old, new).dropped == 0
