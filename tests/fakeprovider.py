@@ -326,8 +326,11 @@ def _resp_items(r: Reply, rid: str) -> list[Json]:
     return items
 
 
-def responses_json(r: Reply, model: str, rid: str, status: str = "completed") -> Json:
-    """A `response` object (`status` in_progress has no output and no usage yet)."""
+def responses_json(
+    r: Reply, model: str, rid: str, status: str = "completed", instructions: Any = None
+) -> Json:
+    """A `response` object (`status` in_progress has no output and no usage yet); it
+    echoes the request's `instructions` (null without them), as the API does."""
     done = status == "completed"
     usage = {
         "input_tokens": r.input_tokens,
@@ -343,6 +346,7 @@ def responses_json(r: Reply, model: str, rid: str, status: str = "completed") ->
         "completed_at": CREATED if done else None,
         "status": status,
         "model": model,
+        "instructions": instructions,
         "output": _resp_items(r, rid) if done else [],
         "parallel_tool_calls": True,
         "tool_choice": "auto",
@@ -379,16 +383,17 @@ def _resp_item_events(r: Reply, item: Json, index: int) -> Iterator[Json]:
     yield {"type": "response.output_item.done", "output_index": index, "item": item}
 
 
-def responses_sse(r: Reply, model: str, rid: str) -> Iterator[bytes]:
+def responses_sse(r: Reply, model: str, rid: str, instructions: Any = None) -> Iterator[bytes]:
     """response.created … response.output_text.delta … response.completed."""
-    pending = responses_json(r, model, rid, status="in_progress")
+    pending = responses_json(r, model, rid, "in_progress", instructions)
     events: list[Json] = [
         {"type": "response.created", "response": pending},
         {"type": "response.in_progress", "response": pending},
     ]
     for index, item in enumerate(_resp_items(r, rid)):
         events.extend(_resp_item_events(r, item, index))
-    events.append({"type": "response.completed", "response": responses_json(r, model, rid)})
+    final = responses_json(r, model, rid, instructions=instructions)
+    events.append({"type": "response.completed", "response": final})
     error = {"type": "error", "code": "server_error", "message": STREAM_ERROR_MESSAGE}
     error["param"] = None
     events = _broken(events, r, lambda e: e["type"].endswith(".delta"), error)
@@ -745,10 +750,12 @@ class FakeProvider:
                 handler._send_json(200, chat_json(reply, model, rid, options))
         elif kind == "/responses":
             rid = f"resp_{n}"
+            instructions = body.get("instructions")
             if stream:
-                handler._send_sse(responses_sse(reply, model, rid))
+                handler._send_sse(responses_sse(reply, model, rid, instructions))
             else:
-                handler._send_json(200, responses_json(reply, model, rid))
+                answer = responses_json(reply, model, rid, instructions=instructions)
+                handler._send_json(200, answer)
         else:
             rid = f"msg_{n}"
             if stream:

@@ -208,7 +208,7 @@ def test_responses_request_string_input_and_instructions() -> None:
     request = RESPONSES.request(body)
     assert request["input"] == {
         "messages": [
-            {"role": "system", "content": "Be brief."},
+            {"role": "system", "content": "Be brief.", "type": "instructions"},
             {"role": "user", "content": "Hi"},
         ],
         "tools": None,
@@ -1379,7 +1379,10 @@ def test_recorded_sdk_request_round_trips_through_request(codec: Codec) -> None:
     assert request["input"]["params"] == params
     assert request["input"]["tools"] == tools
     if codec is not CHAT:
-        assert request["input"]["messages"][0] == {"role": "system", "content": "sys"}
+        first = {"role": "system", "content": "sys"}
+        if codec is RESPONSES:  # `instructions`, not a system message sent in `input`
+            first["type"] = "instructions"
+        assert request["input"]["messages"][0] == first
 
 
 # -- a replayed stream comes in the pieces the recorded one came in --------------------------

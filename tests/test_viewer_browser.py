@@ -882,3 +882,35 @@ def test_a_model_call_without_a_price_is_marked_unknown_not_free(
     assert "$0.0002" in titles[0]
     assert "cost unknown (unpriced model)" in page.inner_text("#inspector .meta-line")
     o.check()
+
+
+def test_responses_instructions_read_as_such(opener: Any, tmp_path: Path) -> None:
+    """A Responses call's `instructions` (a system message marked `type: instructions`) are
+    labelled so, apart from a system message the agent sent in `input`."""
+    sent = [
+        {"role": "system", "content": "Answer in French.", "type": "instructions"},
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hi"},
+    ]
+    step = {
+        "step": 1,
+        "type": "llm_call",
+        "provider": "openai",
+        "api": "openai.responses",
+        "model": "gpt-4o-mini",
+        "input": {"messages": sent},
+        "output": {"content": "Bonjour."},
+    }
+    golden = Session.model_validate({"name": "fr", "steps": [step], "output": "Bonjour."})
+    path = tmp_path / "fr.html"
+    write_report(path, [ViewEntry(golden=golden, status="passed", file="goldens/fr.yaml")])
+    o = opener(path, "#golden=fr&step=1")
+    blocks = o.page.locator("#inspector .conversation .msg")
+    assert blocks.locator(".role").all_inner_texts()[:3] == [
+        "SYSTEM · INSTRUCTIONS",
+        "SYSTEM",
+        "USER",
+    ]
+    # the label says it; no `{"type": "instructions"}` left beside the text
+    assert blocks.nth(0).inner_text() == "SYSTEM · INSTRUCTIONS\nAnswer in French."
+    o.check()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opswald import paths
+from opswald.intercept.codecs.openai_responses import recorded_messages
 from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.session import LLMCallStep, NormalizeRule, RequestsExpect
 
@@ -70,13 +71,15 @@ def _ignore_pattern(text: str) -> paths.Path:
 
 
 def request_of(step: LLMCallStep) -> dict[str, Any]:
-    """The matchable part of an llm_call step, in the golden's field names."""
+    """The matchable part of an llm_call step, in the golden's field names (a step recorded
+    before a codec's form changed read in today's form where it can be: see
+    `openai_responses.recorded_messages`)."""
     return {
         "provider": step.provider,
         "api": step.api,
         "model": step.model,
         "input": {
-            "messages": step.input.messages,
+            "messages": recorded_messages(step),
             "tools": step.input.tools,
             "params": step.input.params,
         },

@@ -19,6 +19,7 @@ from opswald.engine.normalize import (
     without_unrecorded_url_params,
 )
 from opswald.expect.args import args_differences, args_match, labels_only, resolve_args_rule
+from opswald.intercept.codecs.openai_responses import as_recorded
 from opswald.redact import placeholders_alike
 from opswald.session import (
     AnyStep,
@@ -417,6 +418,7 @@ class Tape:
             golden = self._normalized[head.step] = normalize_request(recorded, self.rules)
         absent = absent_fields(recorded) if self.lenient_absent else ()  # not compared
         request = without_unrecorded_url_params(request, recorded)
+        request = as_recorded(request, head)  # Responses instructions of an older step
         actual = normalize_request(
             without_fields(request, absent) if absent else request, self.rules
         )

@@ -52,7 +52,7 @@ class OpenAIResponsesCodec:
         data = body if isinstance(body, dict) else {}
         messages: list[Any] = []
         if data.get("instructions") is not None:
-            messages.append(system_message(data["instructions"]))
+            messages.append(instructions_message(data["instructions"]))
         messages += _input_items(data.get("input"))
         used = {"model", "input", "instructions", "tools"}
         return request_dict(self, body, messages or None, data.get("tools"), used)
@@ -79,6 +79,74 @@ class OpenAIResponsesCodec:
 
 
 # -- request --------------------------------------------------------------------------------
+
+# `instructions` are the first message, a system message marked `type: instructions`: a
+# system message sent in `input` is another request (the API carries input messages
+# through `previous_response_id`, never instructions), so replay must tell them apart.
+INSTRUCTIONS = "instructions"
+
+
+def instructions_message(content: Any) -> dict[str, Any]:
+    return {**system_message(content), "type": INSTRUCTIONS}
+
+
+def _plain_lead(messages: Any) -> bool:
+    """The messages start with a plain `{role: system, content}` and hold no marked
+    instructions: how a step recorded before instructions were marked wrote them (and
+    how a system message sent in `input` as a bare dict is written still)."""
+    if not isinstance(messages, list) or not messages:
+        return False
+    first = messages[0]
+    if not isinstance(first, dict) or set(first) != {"role", "content"}:
+        return False
+    return first["role"] == "system" and not any(_is_instructions(m) for m in messages)
+
+
+def _is_instructions(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("type") == INSTRUCTIONS
+
+
+def _echoed(step: LLMCallStep) -> tuple[bool, Any]:
+    """`(True, value)` when the stored response says what instructions the call had (the
+    API echoes them in every response object: null without them), else `(False, None)`."""
+    raw = step.raw
+    if isinstance(raw, dict) and INSTRUCTIONS in raw:
+        return True, raw[INSTRUCTIONS]
+    return False, None
+
+
+def recorded_messages(step: LLMCallStep) -> list[Any] | None:
+    """The step's messages as replay compares them. A step recorded before instructions
+    were marked is read in today's form where its stored response says its leading system
+    message was the call's `instructions`."""
+    messages = step.input.messages
+    if step.api != OpenAIResponsesCodec.api or not _plain_lead(messages):
+        return messages
+    assert messages is not None
+    known, echoed = _echoed(step)
+    if known and echoed is not None and echoed == messages[0]["content"]:
+        return [instructions_message(echoed), *messages[1:]]
+    return messages
+
+
+def as_recorded(request: dict[str, Any], step: LLMCallStep) -> dict[str, Any]:
+    """`request` as `step` can be compared with it. A step recorded before instructions
+    were marked whose stored response does not say that it had none (an import, a
+    hand-written golden, a provider that does not echo them) matches instructions and
+    an input system message alike, as it did: the request's instructions are compared as
+    the plain system message it wrote them as. Copies what it changes."""
+    section = request.get("input")
+    messages = section.get("messages") if isinstance(section, dict) else None
+    if not isinstance(messages, list) or not messages or not _is_instructions(messages[0]):
+        return request
+    if step.api != OpenAIResponsesCodec.api or not _plain_lead(recorded_messages(step)):
+        return request
+    known, echoed = _echoed(step)
+    if known and echoed is None:  # the call had no instructions: the difference is real
+        return request
+    plain = {k: v for k, v in messages[0].items() if k != "type"}
+    assert isinstance(section, dict)
+    return {**request, "input": {**section, "messages": [plain, *messages[1:]]}}
 
 
 def _input_items(value: Any) -> list[Any]:

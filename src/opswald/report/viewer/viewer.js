@@ -772,7 +772,10 @@
   function messageBlock(m) {
     if (m === null || typeof m !== "object") return el("div", { cls: "msg" }, el("div", { cls: "content", text: jsonText(m) }));
     const role = String(m.role || m.type || "message");
-    const box = el("div", { cls: "msg role-" + role.replace(/[^a-z_]/gi, "") }, el("div", { cls: "role", text: role }));
+    // a Responses call's `instructions`: a system message marked so, labelled so
+    const instructions = m.role === "system" && m.type === "instructions";
+    const label = instructions ? "system · instructions" : role;
+    const box = el("div", { cls: "msg role-" + role.replace(/[^a-z_]/gi, "") }, el("div", { cls: "role", text: label }));
     const content = m.content;
     if (typeof content === "string") box.append(el("div", { cls: "content", text: content }));
     else if (Array.isArray(content)) {
@@ -783,6 +786,7 @@
     } else if (content !== undefined && content !== null) box.append(pre(content));
     const rest = {};
     for (const [key, value] of Object.entries(m)) {
+      if (key === "type" && instructions) continue;
       if (key !== "role" && key !== "content" && value !== null && value !== undefined) rest[key] = value;
     }
     if (Object.keys(rest).length) box.append(pre(rest));
