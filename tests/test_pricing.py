@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import opswald
+from conftest import sdk_setup
+from fakeprovider import FakeProvider
+from opswald.engine.responses import extract
 from opswald.pricing import (
     Price,
     PriceError,
@@ -506,3 +511,151 @@ def test_an_unknown_recorded_cost_is_fixed_by_a_new_recording_and_the_hint_says_
     pytester.makeini("[pytest]\nopswald_adapter = uagent:run\nopswald_prices = prices.yaml\n")
     pytester.runpytest("--opswald-goldens", "--opswald-mode=rerecord").assert_outcomes(passed=1)
     pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+# -- Anthropic 1-hour prompt-cache writes ------------------------------------------------
+
+CACHE_AGENT = """
+import anthropic
+
+
+def run(input):
+    client = anthropic.Anthropic(max_retries=0)
+    doc = {"type": "text", "text": "doc", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    message = client.messages.create(model="claude-sonnet-4-5", max_tokens=100, system=[doc],
+                                     messages=[{"role": "user", "content": input["q"]}])
+    written = message.usage.cache_creation
+    return {"answer": message.content[0].text,
+            "written_1h": written.ephemeral_1h_input_tokens if written else None}
+"""
+
+# 100k tokens written to the cache for an hour, none read, none uncached, none out
+HOUR_WRITE = {
+    "content": "cached",
+    "usage": {"input_tokens": 100_000, "output_tokens": 0, "cached_tokens": 0},
+    "usage_extra": {
+        "input_tokens": 0,
+        "cache_creation_input_tokens": 100_000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 100_000},
+    },
+}
+
+
+def _record_cache_agent(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, script: list[Any]
+) -> Path:
+    """Record the agent against the fake provider (again: from a stub)."""
+    golden = "goldens/doc.golden.yaml"
+    stub = "name: doc\ninput:\n  q: summarise\n"
+    if (pytester.path / "goldens").exists():
+        (pytester.path / golden).write_text(stub)
+    else:
+        sdk_setup(
+            pytester, monkeypatch, module="cacheagent", agent=CACHE_AGENT, golden=golden, stub=stub
+        )
+    with FakeProvider(script=script) as fp:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+    return pytester.path / golden
+
+
+def _with_cost_budget(path: Path, dollars: float) -> None:
+    path.write_text(path.read_text() + f"expect:\n  budgets:\n    cost: {dollars}\n")
+
+
+def test_one_hour_cache_writes_are_priced_at_their_rate(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """claude-sonnet-4-5 writes the cache at $3.75/M for five minutes, $6.00/M for an hour
+    (twice the input price): 100k tokens written for an hour cost $0.60, not $0.375, so a
+    $0.50 cost budget fails."""
+    golden = _record_cache_agent(pytester, monkeypatch, [HOUR_WRITE])
+    session = opswald.load(golden)
+    (step,) = session.step_list
+    assert isinstance(step, LLMCallStep) and step.usage is not None
+    assert step.usage.cache_creation_tokens == 100_000
+    assert step.usage.cache_creation_1h_tokens == 100_000
+    assert step.cost == 0.6  # 100k x 6.00 per million
+    assert session.output == {"answer": "cached", "written_1h": 100_000}
+    _with_cost_budget(golden, 0.5)
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    assert "budget exceeded: cost $0.6000 > $0.5000" in result.stdout.str()
+
+
+def test_the_split_replays_and_a_price_file_sets_the_hour_rate(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent reads the split on replay as it did live (the stored usage, or one built
+    from the step); a price file's `cache_write_1h` prices the hour's writes, and one
+    without it prices them at its `cache_write`."""
+    golden = _record_cache_agent(pytester, monkeypatch, [HOUR_WRITE])
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    session = opswald.load(golden)
+    (step,) = session.step_list
+    assert isinstance(step, LLMCallStep)
+    rebuilt = session.model_copy(update={"steps": [step.model_copy(update={"raw": None})]})
+    rebuilt.model_fields_set.add("steps")
+    opswald.dump(rebuilt, golden)
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+    prices = pytester.path / "prices.yaml"
+    pytester.makeini("[pytest]\nopswald_adapter = cacheagent:run\nopswald_prices = prices.yaml\n")
+    prices.write_text(
+        "models:\n  claude-sonnet-4-5: {input: 3, output: 15, cache_write: 3.75, "
+        "cache_write_1h: 9}\n"
+    )
+    golden = _record_cache_agent(pytester, monkeypatch, [HOUR_WRITE])
+    (step,) = opswald.load(golden).step_list
+    assert isinstance(step, LLMCallStep) and step.cost == 0.9
+    prices.write_text("models:\n  claude-sonnet-4-5: {input: 3, output: 15, cache_write: 3.75}\n")
+    golden = _record_cache_agent(pytester, monkeypatch, [HOUR_WRITE])
+    (step,) = opswald.load(golden).step_list
+    assert isinstance(step, LLMCallStep) and step.cost == 0.375
+
+
+def test_a_golden_recorded_without_the_split_replays_and_keeps_its_cost(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A golden written before the split was recorded: its usage has none, its stored
+    response has it. The stored response still agrees with the step, so the agent gets it
+    as recorded; the recorded cost stays."""
+    golden = _record_cache_agent(pytester, monkeypatch, [HOUR_WRITE])
+    text = golden.read_text()
+    assert "cache_creation_1h_tokens: 100000\n" in text
+    lines = [line for line in text.splitlines() if "cache_creation_1h_tokens" not in line]
+    old = "\n".join(lines).replace("cost: 0.6\n", "cost: 0.375\n") + "\n"
+    assert "cost: 0.375\n" in old and "cache_creation_1h_tokens" not in old
+    golden.write_text(old)
+    _with_cost_budget(golden, 0.5)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-json", "r.json")
+    result.assert_outcomes(passed=1)
+    (row,) = json.loads((pytester.path / "r.json").read_text())["goldens"]
+    assert row["cost"] == 0.375
+
+
+def test_hour_writes_by_hand(table: PriceTable) -> None:
+    # claude-sonnet-4: input 3.00, cache_write 3.75, cache_write_1h 6.00, output 15.00 per M
+    usage = Usage(
+        input_tokens=10_000,  # includes the 3,000 written, 1,000 of them for an hour
+        output_tokens=0,
+        cache_creation_tokens=3_000,
+        cache_creation_1h_tokens=1_000,
+    )
+    # 7,000 x 3.00 + 2,000 x 3.75 + 1,000 x 6.00 = 34,500 per million
+    assert table.cost("claude-sonnet-4-20250514", usage) == 0.0345
+    for model, price in table.prices.items():
+        if model.startswith("claude"):  # Anthropic: an hour's write is twice the input
+            assert price.cache_write_1h == 2 * price.input, model
+        else:
+            assert price.cache_write_1h is None, model
+    # a model without an hour's rate writes at its cache_write rate
+    plain = Price.from_mapping({"input": 1, "output": 1, "cache_write": 2})
+    assert plain.cache_write_1h is None
+    assert PriceTable({"m": plain}).cost("m", usage) == 0.013  # 7,000 + 3,000 x 2
+    with pytest.raises(PriceError, match="`cache_write_1h` must be a number"):
+        Price.from_mapping({"input": 1, "output": 1, "cache_write_1h": "x"})
+    # an `@opswald.llm` function reports the split in its usage as the SDKs do
+    _, reported, _ = extract({"content": "ok", "usage": usage.model_dump(exclude_none=True)})
+    assert reported == usage

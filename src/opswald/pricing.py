@@ -26,6 +26,7 @@ UNITS = {"per_million_tokens": 1.0, "per_thousand_tokens": 1_000.0, "per_token":
 COST_SOURCE_PROVIDER = "provider"
 COST_SOURCE_TABLE = "price_table"
 COST_SOURCE_HOOK = "hook"
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 # What may follow a listed name: a snapshot date or `-latest`, then a Bedrock-style `-v1:0`.
 _SNAPSHOT = re.compile(r"(?:[-@](?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest))(?:-v\d+(?::\d+)?)?")
 
@@ -36,17 +37,21 @@ class PriceError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class Price:
-    """USD per million tokens for one model."""
+    """USD per million tokens for one model. `cache_write` is the rate of a cache write
+    that lasts five minutes (Anthropic's default), `cache_write_1h` that of one that lasts
+    an hour (None: the `cache_write` rate)."""
 
     input: float
     output: float
     cache_read: float
     cache_write: float
+    cache_write_1h: float | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, scale: float = 1.0) -> Price:
-        """Build from `{input, output, cache_read?, cache_write?}` (missing cache = input)."""
-        unknown = sorted(set(data) - {"input", "output", "cache_read", "cache_write"})
+        """Build from `{input, output, cache_read?, cache_write?, cache_write_1h?}`
+        (missing cache_read / cache_write = input; missing cache_write_1h = cache_write)."""
+        unknown = sorted(set(data) - set(PRICE_FIELDS))
         if unknown:
             raise PriceError(f"unknown price field(s): {', '.join(unknown)}")
         if "input" not in data or "output" not in data:
@@ -57,11 +62,13 @@ class Price:
             value = data.get(name)
             return base if value is None else _amount(value, name) * scale
 
+        hour = data.get("cache_write_1h")
         return cls(
             input=base,
             output=_amount(data["output"], "output") * scale,
             cache_read=field("cache_read"),
             cache_write=field("cache_write"),
+            cache_write_1h=None if hour is None else _amount(hour, "cache_write_1h") * scale,
         )
 
 
@@ -204,7 +211,8 @@ class PriceTable:
         """USD for one call, rounded to 10 places; None when the model or usage is unknown.
 
         Usage is normalised (input includes cache reads and writes; output includes
-        reasoning), so uncached input = input - cache reads - cache writes.
+        reasoning), so uncached input = input - cache reads - cache writes. The writes
+        that last an hour (`cache_creation_1h_tokens`) cost `cache_write_1h` each.
         """
         price = self.lookup(model)
         if price is None or usage is None:
@@ -212,12 +220,15 @@ class PriceTable:
         if usage.input_tokens is None and usage.output_tokens is None:
             return None
         read = usage.cache_read_tokens or 0
-        written = usage.cache_creation_tokens or 0
+        hour = usage.cache_creation_1h_tokens or 0
+        written = max(usage.cache_creation_tokens or 0, hour)
         uncached = max(0, (usage.input_tokens or 0) - read - written)
+        hour_rate = price.cache_write if price.cache_write_1h is None else price.cache_write_1h
         total = (
             uncached * price.input
             + read * price.cache_read
-            + written * price.cache_write
+            + (written - hour) * price.cache_write
+            + hour * hour_rate
             + (usage.output_tokens or 0) * price.output
         )
         return round(total / 1_000_000, 10)

@@ -118,6 +118,9 @@ class Usage(_Model):
     total_tokens: int | None = None
     cache_read_tokens: int | None = None
     cache_creation_tokens: int | None = None
+    # of cache_creation_tokens, those written to the cache for an hour (Anthropic's
+    # `ttl: 1h`, billed at their own rate); absent when none were, or not known
+    cache_creation_1h_tokens: int | None = None
     reasoning_tokens: int | None = None
 
     def total(self) -> int:

@@ -15,6 +15,7 @@ _USAGE_KEYS = {
     "completion_tokens",
     "cache_read_tokens",
     "cache_creation_tokens",
+    "cache_creation_1h_tokens",
     "reasoning_tokens",
 }
 

@@ -114,6 +114,8 @@ def usage_from(usage: Any) -> Usage | None:
     read = as_int(usage.get("cache_read_input_tokens"))
     written = as_int(usage.get("cache_creation_input_tokens"))
     output = as_int(usage.get("output_tokens"))
+    # the part written for an hour (`cache_creation`), kept when there is one: it costs more
+    hour = as_int(sub(usage, "cache_creation", "ephemeral_1h_input_tokens")) or None
     known = [n for n in (uncached, read, written) if n is not None]
     total_in = sum(known) if known else None
     return make_usage(
@@ -124,6 +126,7 @@ def usage_from(usage: Any) -> Usage | None:
         else (total_in or 0) + (output or 0),
         cache_read_tokens=read,
         cache_creation_tokens=written,
+        cache_creation_1h_tokens=hour,
         reasoning_tokens=as_int(sub(usage, "output_tokens_details", "thinking_tokens")),
     )
 
@@ -245,6 +248,12 @@ def usage_to(usage: Usage | None) -> dict[str, Any]:
         data["cache_read_input_tokens"] = read
     if written is not None:
         data["cache_creation_input_tokens"] = written
+    hour = usage.cache_creation_1h_tokens
+    if hour is not None:
+        data["cache_creation"] = {
+            "ephemeral_5m_input_tokens": max(0, (written or 0) - hour),
+            "ephemeral_1h_input_tokens": hour,
+        }
     if usage.reasoning_tokens is not None:
         data["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
     return data

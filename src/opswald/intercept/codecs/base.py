@@ -283,7 +283,17 @@ def raw_agrees(step: LLMCallStep, decoded: Decoded) -> bool:
     """The stored raw body may be served: it says what the normalised fields say."""
     if step.output is not None and decoded.output != step.output:
         return False
-    return step.usage is None or decoded.usage == step.usage
+    return step.usage is None or usage_agrees(decoded.usage, step.usage)
+
+
+def usage_agrees(decoded: Usage | None, usage: Usage) -> bool:
+    """A stored body's usage says what the step's says. A step recorded before opswald
+    kept the hour's cache writes apart has none: it is not compared on them."""
+    hour = decoded.cache_creation_1h_tokens if decoded is not None else None
+    if hour is not None and usage.cache_creation_1h_tokens is None:
+        assert decoded is not None
+        decoded = decoded.model_copy(update={"cache_creation_1h_tokens": None})
+    return decoded == usage
 
 
 def raw_dict(step: LLMCallStep) -> dict[str, Any]:
@@ -296,7 +306,7 @@ def raw_usage(step: LLMCallStep, raw: Any, decode: Any) -> Any:
     the codec builds one from the normalised counts)."""
     if not isinstance(raw, dict):
         return None
-    if step.usage is not None and decode(raw) != step.usage:
+    if step.usage is not None and not usage_agrees(decode(raw), step.usage):
         return None
     return raw
 
