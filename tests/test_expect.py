@@ -579,23 +579,80 @@ def test_missing_and_extra_snapshots_are_differences() -> None:
     assert len(findings) == 1
     assert findings[0].step == 4
     assert findings[0].message == (
-        "state snapshot 2 missing: the run recorded 1 of 2 (state: exact)"
+        "state snapshot 2 missing: the run recorded none in its place (state: exact)"
     )
     assert findings[0].differences == (
         Difference(path=(), golden={"variables": {"n": 1}, "cart": [1]}, actual=MISSING, step=4),
     )
+    assert findings[0].suggestion.endswith("expect.state: [variables]"), "not [step 4]"
     three = session(
         [
-            state(memory={"user_preference": "aisle", "seen": 1}),
-            state(variables={"n": 1}, cart=[1]),
             TOOL,
+            state(memory={"user_preference": "aisle", "seen": 1}),
+            TOOL,
+            state(variables={"n": 1}, cart=[1]),
             state(memory={"x": 1}),
         ]
     )
     findings = compare_states(GOLDEN_STATES, three, StateExpect())
-    assert [(f.step, f.failing) for f in findings] == [(4, False)]
-    assert findings[0].message.startswith("extra state snapshot 3 (the run's step 4)")
+    assert [(f.step, f.failing, f.run_step) for f in findings] == [(5, False, True)]
+    assert findings[0].message == (
+        "extra state snapshot 3 (the run's step 5): the golden has none in its place "
+        "(state: report)"
+    )
     assert findings[0].differences[0].golden is MISSING
+
+
+GOLDEN_PHASES = session(
+    [
+        state(variables={"phase": "start"}),
+        TOOL,
+        state(variables={"phase": "middle"}),
+        state(variables={"phase": "done"}),
+    ]
+)
+
+
+@pytest.mark.parametrize("matched", [{1: 2}, None], ids=["served", "no-record"])
+@pytest.mark.parametrize("mode", ["exact", "report"])
+def test_a_snapshot_gone_moves_no_later_snapshot(matched: dict[int, int] | None, mode: str) -> None:
+    """The run no longer takes the first snapshot: that one is missing, and the others
+    still face their own (between the calls the replay served, or, with no record of
+    them, between the calls lined up)."""
+    actual = session(
+        [TOOL, state(variables={"phase": "middle"}), state(variables={"phase": "done"})]
+    )
+    findings = compare_states(GOLDEN_PHASES, actual, StateExpect.model_validate(mode), matched)
+    assert [(f.step, f.run_step, f.failing) for f in findings] == [(1, False, mode == "exact")]
+    assert findings[0].message == (
+        f"state snapshot 1 missing: the run recorded none in its place (state: {mode})"
+    )
+    assert findings[0].differences == (
+        Difference(path=(), golden={"variables": {"phase": "start"}}, actual=MISSING, step=1),
+    )
+
+
+def test_snapshots_pair_by_the_golden_step_each_served_call_answered_as() -> None:
+    """Two tools the run made in the other order (both served): the snapshot after them
+    still faces the golden's, and one the run took between them stands alone."""
+    golden = session(
+        [
+            {"type": "tool_call", "tool": "a"},
+            {"type": "tool_call", "tool": "b"},
+            state(memory={"n": 2}),
+        ]
+    )
+    actual = session(
+        [
+            {"type": "tool_call", "tool": "b"},
+            state(memory={"n": 1}),
+            {"type": "tool_call", "tool": "a"},
+            state(memory={"n": 2}),
+        ]
+    )
+    findings = compare_states(golden, actual, StateExpect(mode="exact"), {1: 2, 3: 1})
+    assert [(f.step, f.run_step) for f in findings] == [(2, True)]
+    assert findings[0].message.startswith("extra state snapshot 1 (the run's step 2)")
 
 
 def test_bad_state_path_is_explained() -> None:
@@ -611,7 +668,8 @@ def test_paths_mode_judges_a_missing_snapshot_by_its_watched_values() -> None:
     findings = compare_states(GOLDEN_STATES, one, spec)
     assert [(f.step, f.failing) for f in findings] == [(4, True)]
     assert findings[0].message == (
-        "state snapshot 2 missing: the run recorded 1 of 2 at watched paths (state: paths)"
+        "state snapshot 2 missing: the run recorded none in its place at watched paths "
+        "(state: paths)"
     )
 
 

@@ -3,6 +3,8 @@ state path say."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 AGENT = """
@@ -92,3 +94,55 @@ def test_the_normalized_hint_is_offered_only_where_that_match_accepts_the_output
     assert ("match: normalized" in finding.suggestion) is normalized_helps
     accepted = compare_output(golden, actual, OutputExpect(match="normalized")) is None
     assert accepted is normalized_helps
+
+
+PHASES_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.tool
+def a(x):
+    return x
+
+
+def run(input):
+    if not os.environ.get("NEW"):
+        opswald.state(variables={"phase": "start"})
+    a(x=1)
+    opswald.state(variables={"phase": "middle"})
+    opswald.state(variables={"phase": "done"})
+    return "done"
+"""
+
+
+@pytest.mark.parametrize("mode", ["exact", "report"])
+def test_a_snapshot_the_run_no_longer_takes_is_reported_alone(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """The golden's first snapshot is gone: that is the one state finding, and the two
+    after the tool call still face their own (not 'start' → 'middle', 'middle' → 'done'
+    and a third snapshot missing)."""
+    monkeypatch.delenv("NEW", raising=False)
+    project.makepyfile(pagent=PHASES_AGENT)
+    project.makeini("[pytest]\nopswald_adapter = pagent:run\npythonpath = .\n")
+    (project.path / "goldens" / "p.golden.yaml").write_text(
+        f"name: p\ninput: {{q: hi}}\nexpect:\n  state: {mode}\n"
+    )
+    project.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.setenv("NEW", "1")
+    result = project.runpytest("--opswald-goldens")
+    out = result.stdout.str()
+    headline = "step 1 of 4 · state: state snapshot 1 missing: the run recorded none in its place"
+    if mode == "exact":
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines([f"{headline} (state: exact)", "  step 1: removed"])
+        assert "expect.state: [variables]" in out
+    else:
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(
+            [f"note: p.golden.yaml: {headline} (state: report): step 1: removed *"]
+        )
+    assert len(re.findall(r"· state: state snapshot .*\(state: ", out)) == 1, out
+    assert "'middle'" not in out and "'done'" not in out

@@ -23,6 +23,7 @@ from opswald.report.html import (
     finding_data,
     findings_from_diff,
     render,
+    step_rows,
     write_report,
 )
 from opswald.session import Session
@@ -418,6 +419,62 @@ def test_saved_actual_without_findings_is_diffed() -> None:
     kinds = [(a["side"], a["kind"], a["step"]) for a in g["analyses"]]
     assert ("golden", "divergence", 5) in kinds
     assert ("golden", "step_error", 6) in kinds and ("actual", "step_error", 6) in kinds
+
+
+def _steps_session(*steps: dict[str, Any]) -> Session:
+    numbered = [{"step": i, **step} for i, step in enumerate(steps, start=1)]
+    return Session.model_validate({"name": "one", "steps": numbered, "output": "done"})
+
+
+def test_saved_actual_with_a_step_more_and_a_snapshot_fewer_lines_up() -> None:
+    """A saved actual (no record of which call answered as which golden step) with one tool
+    call more and the first snapshot gone: one row each, and no later step differs."""
+
+    def tool(name: str, x: int) -> dict[str, Any]:
+        return {"type": "tool_call", "tool": name, "input": {"x": x}, "output": x}
+
+    def snap(phase: str) -> dict[str, Any]:
+        return {"type": "state", "variables": {"phase": phase}}
+
+    golden = _steps_session(snap("start"), tool("a", 1), tool("b", 2), snap("done"))
+    actual = _steps_session(tool("a", 1), tool("audit", 1), tool("b", 2), snap("done"))
+    findings = findings_from_diff(golden, actual)
+    assert [(f["step"], f["kind"], f["run_step"]) for f in findings] == [
+        (1, "state", False),
+        (2, "extra_call", True),
+    ]
+    assert findings[0]["message"] == (
+        "state snapshot 1 missing: the run recorded none in its place (state: report)"
+    )
+    g = only(build_data([ViewEntry(golden=golden, actual=actual, status="failed")]))
+    assert g["rows"] == [[1, 0], [2, 1], [0, 2], [3, 3], [4, 4]]
+    assert g["diff_steps"] == [1, 3]
+
+
+@pytest.mark.parametrize("n", [20, 600])  # 600: past what SequenceMatcher is given
+def test_a_call_inserted_among_calls_that_all_changed_moves_no_later_step(n: int) -> None:
+    """Every model call's request differs (another prompt) and the run makes one tool call
+    more half-way: the calls still face their own, of the same model or tool, and the new
+    one has a row of its own."""
+
+    def steps(prompt: str, inserted: bool) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for i in range(n):
+            if inserted and i == n // 2:
+                out.append({"type": "tool_call", "tool": "audit", "input": {}})
+            if i % 2:
+                out.append({"type": "tool_call", "tool": "t", "input": {"i": i}})
+            else:
+                message = {"role": "user", "content": f"{prompt} {i}"}
+                out.append({"type": "llm_call", "model": "m", "input": {"messages": [message]}})
+        return out
+
+    golden = _steps_session(*steps("book", False))
+    actual = _steps_session(*steps("cancel", True))
+    middle = n // 2 + 1
+    expected = [(k, k) for k in range(1, middle)] + [(0, middle)]
+    expected += [(k, k + 1) for k in range(middle, n + 1)]
+    assert step_rows(golden, actual) == expected
 
 
 def test_figures_totals_and_deltas() -> None:

@@ -339,7 +339,7 @@ def judge(
         )
     )
     if not diverged:
-        findings.extend(compare_states(golden, actual, expect.state))
+        findings.extend(compare_states(golden, actual, expect.state, run.matched))
     return Verdict(findings=tuple(findings))
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opswald.diff import differences, json_equal
-from opswald.paths import Path, drop, matches, parse
-from opswald.session import Session, StateExpect, StateStep
+from opswald.pairing import step_pairs
+from opswald.paths import Path, drop, matches, parse, render
+from opswald.session import AnyStep, Session, StateExpect, StateStep
 from opswald.verdict import MISSING, Difference, Finding
 
 __all__ = ["compare_states", "snapshot_data"]
@@ -22,11 +23,20 @@ def snapshot_data(step: StateStep) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def compare_states(golden: Session, actual: Session, spec: StateExpect) -> list[Finding]:
-    """Pair the k-th snapshot of each session and report how they differ, per `spec.mode`.
+def compare_states(
+    golden: Session,
+    actual: Session,
+    spec: StateExpect,
+    matched: Mapping[int, int] | None = None,
+) -> list[Finding]:
+    """Pair the snapshots of the two sessions and report how they differ, per `spec.mode`.
 
-    `report`: non-failing findings; `exact`: failing; `paths`: differences touching one of
-    `spec.paths` fail, the rest are reported. A snapshot only one side has is a difference.
+    Snapshots pair as the viewer's rows pair steps (`opswald.pairing.step_pairs`): in order
+    between the calls the replay served (`matched`: the golden step each served call of
+    `actual` answered as, by its step number; without it the calls of the two sessions are
+    lined up), so a snapshot one side has and the other has not is one difference and moves
+    no later snapshot. `report`: non-failing findings; `exact`: failing; `paths`:
+    differences touching one of `spec.paths` fail, the rest are reported.
     """
     try:
         watched = [parse(p) for p in spec.paths]
@@ -56,18 +66,26 @@ def compare_states(golden: Session, actual: Session, spec: StateExpect) -> list[
                         failing=False,  # an optional key may be absent; said, not failed
                     )
                 )
-    for index in range(max(len(g_states), len(a_states))):
-        g = g_states[index] if index < len(g_states) else None
-        a = a_states[index] if index < len(a_states) else None
-        step = g.step if g is not None else a.step if a is not None else None
+    g_steps, a_steps = golden.step_list, actual.step_list
+    # each snapshot's place among its own session's snapshots, by its position in the steps
+    g_place = {i: k for k, i in enumerate(_snapshot_positions(g_steps), start=1)}
+    a_place = {i: k for k, i in enumerate(_snapshot_positions(a_steps), start=1)}
+    for g_at, a_at in step_pairs(g_steps, a_steps, matched):
+        if g_at not in g_place and a_at not in a_place:
+            continue  # calls (a snapshot only ever faces a snapshot or nothing)
+        g = _snapshot(g_steps, g_at)
+        a = _snapshot(a_steps, a_at)
+        where = g if g is not None else a
+        assert where is not None
         diffs = differences(
             MISSING if g is None else snapshot_data(g),
             MISSING if a is None else snapshot_data(a),
-            step=step,
+            step=where.step,
         )
         if not diffs:
             continue
-        what = _what(index, g, a, len(g_states), len(a_states))
+        index = g_place[g_at] if g is not None else a_place[a_at]
+        what = _what(index, g, a)
         ours = g is None  # a snapshot only the run has: numbered in the run
         if spec.mode == "paths":
             hit = [d for d in diffs if _touches(d, watched)]
@@ -77,7 +95,7 @@ def compare_states(golden: Session, actual: Session, spec: StateExpect) -> list[
                     _finding(
                         f"{what} at watched paths (state: paths)",
                         hit,
-                        g or a,
+                        where,
                         True,
                         run_step=ours,
                         watched=True,
@@ -86,24 +104,34 @@ def compare_states(golden: Session, actual: Session, spec: StateExpect) -> list[
             if rest:
                 findings.append(
                     _finding(
-                        f"{what} (state: paths, not watched)", rest, g or a, False, run_step=ours
+                        f"{what} (state: paths, not watched)", rest, where, False, run_step=ours
                     )
                 )
         else:
             failing = spec.mode == "exact"
             findings.append(
-                _finding(f"{what} (state: {spec.mode})", diffs, g or a, failing, run_step=ours)
+                _finding(f"{what} (state: {spec.mode})", diffs, where, failing, run_step=ours)
             )
     return findings
 
 
-def _what(index: int, g: StateStep | None, a: StateStep | None, n_g: int, n_a: int) -> str:
+def _snapshot_positions(steps: Sequence[AnyStep]) -> list[int]:
+    return [i for i, s in enumerate(steps, start=1) if isinstance(s, StateStep)]
+
+
+def _snapshot(steps: Sequence[AnyStep], at: int) -> StateStep | None:
+    step = steps[at - 1] if at else None
+    return step if isinstance(step, StateStep) else None
+
+
+def _what(index: int, g: StateStep | None, a: StateStep | None) -> str:
+    """`index`: the snapshot's place among its own side's snapshots (1-based)."""
     if a is None:
-        return f"state snapshot {index + 1} missing: the run recorded {n_a} of {n_g}"
+        return f"state snapshot {index} missing: the run recorded none in its place"
     if g is None:
         return (
-            f"extra state snapshot {index + 1} (the run's step {a.step}): "
-            f"the run recorded {n_a}, the golden {n_g}"
+            f"extra state snapshot {index} (the run's step {a.step}): the golden has none "
+            "in its place"
         )
     return "state snapshot differs"
 
@@ -117,8 +145,7 @@ def _finding(
     run_step: bool = False,
     watched: bool = False,
 ) -> Finding:
-    changed = diffs[0].where.split(" › ", 1)[-1].split("[", 1)[0] if diffs else ""
-    watch = changed if changed and changed[0].isalpha() else "memory.user_preference"
+    watch = _watchable(diffs[0]) if diffs else "memory.user_preference"
     if watched:  # the paths are already listed: the choice left is to stop watching one
         hint = (
             "if the new state is intended, accept it with --opswald-update; if these paths "
@@ -140,6 +167,16 @@ def _finding(
         failing=failing,
         run_step=run_step,
     )
+
+
+def _watchable(d: Difference) -> str:
+    """A path to offer for `expect.state: [...]`: the changed one, or for a whole snapshot
+    one side lacks, its first part."""
+    changed = render(d.path).split("[", 1)[0]
+    if not d.path:
+        whole = d.golden if d.golden is not MISSING else d.actual
+        changed = next(iter(whole), "") if isinstance(whole, dict) else ""
+    return changed if changed and changed[0].isalpha() else "memory.user_preference"
 
 
 def _touches(d: Difference, watched: Sequence[Path]) -> bool:

@@ -54,6 +54,7 @@ from opswald.expect.state import compare_states
 from opswald.files import atomic_write_text, to_data
 from opswald.hidden import IGNORABLE
 from opswald.jsonable import to_jsonable
+from opswald.pairing import step_pairs
 from opswald.redact import DEFAULT_REDACTOR, Redactor, make_redactor
 from opswald.report.summary import MS_DECIMALS, round_cost, total_cost
 from opswald.session import (
@@ -139,51 +140,11 @@ def step_rows(
     """The rows of the compare view: (golden step, actual step), 0 where a side has none.
 
     A call the replay served sits beside the golden step it answered as (`matched`, from
-    the run: `ReplayResult.matched`). The steps between two such calls (snapshots, which
-    are never matched, and calls made live) pair in order, a snapshot with a snapshot and
-    a call with a call; a snapshot one side has and the other does not has its row alone,
-    so one snapshot more or fewer moves no later step. Without `matched` (a saved actual)
-    the whole sessions pair that way."""
-    g_steps, a_steps = golden.step_list, actual.step_list
-    found = {
-        a: g
-        for a, g in (matched or {}).items()
-        if 1 <= a <= len(a_steps) and 1 <= g <= len(g_steps)
-    }
-    used = set(found.values())
-    rows: list[tuple[int, int]] = []
-    placed: set[int] = set()
-    next_g, loose = 1, []
-    for a in range(1, len(a_steps) + 1):
-        g = found.get(a)
-        if g is None or g in placed:
-            loose.append(a)
-            continue
-        between = [x for x in range(next_g, g) if x not in used]
-        rows.extend(_in_order(between, loose, g_steps, a_steps))
-        rows.append((g, a))
-        placed.add(g)
-        next_g, loose = max(next_g, g + 1), []
-    rest = [x for x in range(next_g, len(g_steps) + 1) if x not in used]
-    rows.extend(_in_order(rest, loose, g_steps, a_steps))
-    return rows
-
-
-def _in_order(
-    golden: list[int], actual: list[int], g_steps: list[AnyStep], a_steps: list[AnyStep]
-) -> Iterator[tuple[int, int]]:
-    """Unmatched golden and actual steps paired in order, a snapshot only with a snapshot."""
-    i = j = 0
-    while i < len(golden) or j < len(actual):
-        g = golden[i] if i < len(golden) else 0
-        a = actual[j] if j < len(actual) else 0
-        g_state = bool(g) and isinstance(g_steps[g - 1], StateStep)
-        a_state = bool(a) and isinstance(a_steps[a - 1], StateStep)
-        if g and a and g_state != a_state:  # a snapshot the other side has not here
-            g, a = (g, 0) if g_state else (0, a)
-        i += bool(g)
-        j += bool(a)
-        yield g, a
+    the run: `ReplayResult.matched`); the steps between such calls line up as
+    `opswald.pairing` says: snapshots (never matched) in order, a snapshot only with a
+    snapshot, so one snapshot more or fewer moves no later step. Without `matched` (a
+    saved actual) the whole sessions line up that way."""
+    return step_pairs(golden.step_list, actual.step_list, matched)
 
 
 def _positions(rows: Sequence[tuple[int, int]]) -> tuple[dict[int, int], dict[int, int]]:
@@ -245,7 +206,7 @@ def findings_from_diff(
             )
         placed.append((at, f))
     g_at, a_at = _positions(rows)
-    for f in compare_states(golden, actual, golden.expectations.state):
+    for f in compare_states(golden, actual, golden.expectations.state, matched):
         placed.append(((a_at if f.run_step else g_at).get(f.step or 0, 0), f))
     out = [finding_data(f, total_steps=total) for _, f in sorted(placed, key=lambda p: p[0])]
     rest = session_differences(g_data, a_data)
