@@ -152,6 +152,62 @@ def test_diff_leaves_out_how_a_run_was_made(
     assert "no differences" in out
 
 
+def _golden(path: Path, tools: list[tuple[str, int]]) -> Path:
+    """A golden: a snapshot, the tool calls given (name, x), a snapshot."""
+    steps = [{"type": "state", "variables": {"phase": "start"}}]
+    steps += [{"type": "tool_call", "tool": t, "input": {"x": x}, "output": x} for t, x in tools]
+    steps.append({"type": "state", "variables": {"phase": "done"}})
+    numbered = [{"step": i, **step} for i, step in enumerate(steps, start=1)]
+    opswald.dump(opswald.Session.model_validate({"name": "one", "steps": numbered}), path)
+    return path
+
+
+def test_diff_lines_up_an_inserted_step(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """One step inserted between two is that one difference, numbered in the second file;
+    the steps after it are not changed steps."""
+    old = _golden(tmp_path / "old.yaml", [("a", 1), ("b", 2)])
+    new = _golden(tmp_path / "new.golden.yaml", [("a", 1), ("audit", 1), ("b", 2)])
+    code, out, _ = run(capsys, "diff", str(old), str(new))
+    assert code == 1
+    assert out.splitlines()[1:-1] == [
+        "first difference: step 3 of 5 in new.golden.yaml, inserted · tool_call audit",
+        "[- old.yaml] [+ new.golden.yaml]",
+        "step 3 inserted: tool_call audit",
+        '  + {"tool": "audit", "input": {"x": 1}, "output": 1}',
+    ]
+    code, out, _ = run(capsys, "diff", str(new), str(old), "--mode", "short")
+    assert out.splitlines()[1:-1] == [
+        "first difference: step 3 of 5, removed · tool_call audit",
+        "[- new.golden.yaml] [+ old.yaml]",
+        'step 3 removed: tool_call audit {"tool": "audit", "input": {"x": 1}, "output": 1}',
+    ]
+    code, out, _ = run(capsys, "diff", str(old), str(new), "--json")
+    data = json.loads(out)
+    assert (data["first_step"], data["first_step_b"]) == (None, 3)
+    assert [(d["step"], d["step_b"], d["change"]) for d in data["differences"]] == [
+        (None, 3, "inserted")
+    ]
+
+
+def test_diff_names_both_numbers_of_a_changed_step_that_moved(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    old = _golden(tmp_path / "old.yaml", [("a", 1), ("b", 2)])
+    new = _golden(tmp_path / "new.yaml", [("a", 1), ("audit", 1), ("b", 3)])
+    code, out, _ = run(capsys, "diff", str(old), str(new), "--mode", "short")
+    assert code == 1
+    assert out.splitlines()[2:-1] == [
+        "[- old.yaml] [+ new.yaml]; step N/M: step N of old.yaml, step M of new.yaml",
+        'step 3 inserted: tool_call audit {"tool": "audit", "input": {"x": 1}, "output": 1}',
+        "step 3/4 › input.x: 2 → 3",
+        "step 3/4 › output: 2 → 3",
+    ]
+    code, out, _ = run(capsys, "diff", str(old), str(new), "--json")
+    changed = json.loads(out)["differences"][1]
+    assert changed["where"] == "step 3/4 › input.x"
+    assert (changed["step"], changed["step_b"], changed["change"]) == (3, 4, "changed")
+
+
 def test_analyze(capsys: pytest.CaptureFixture[str], snapshot: Any) -> None:
     code, out, _ = run(capsys, "analyze", str(REFUND), str(DECLINED), "--slow-ms", "0.4")
     assert code == 0

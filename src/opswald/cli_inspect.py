@@ -10,9 +10,13 @@ import shutil
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep
+from opswald.verdict import MISSING
+
+if TYPE_CHECKING:
+    from opswald.diff import DiffMode
 
 TYPE_ALIASES = {
     "llm": "llm_call",
@@ -320,24 +324,19 @@ def _delta_text(key: str, d: dict[str, Any]) -> str:
 
 
 def _diff_sessions(args: argparse.Namespace) -> int:
-    from opswald.diff import render_difference
-    from opswald.sessiondiff import compared_data, session_differences
-
     golden, actual = _load(args.golden), _load(args.actual)
-    found = session_differences(compared_data(golden), compared_data(actual), limit=args.limit + 1)
+    found = _session_changes(golden, actual, args.mode, limit=args.limit + 1)
     deltas = _figures_delta(golden, actual)
-    first = next((d for d in found if d.step is not None), None)
+    first = next((c for c in found if c["step"] is not None or c["step_b"] is not None), None)
     if args.json:
         _print_json(
             {
                 "golden": args.golden,
                 "actual": args.actual,
                 "equal": not found,
-                "first_step": first.step if first is not None else None,
-                "differences": [
-                    {"where": d.where, "step": d.step, "lines": render_difference(d, args.mode)}
-                    for d in found[: args.limit]
-                ],
+                "first_step": first["step"] if first is not None else None,
+                "first_step_b": first["step_b"] if first is not None else None,
+                "differences": found[: args.limit],
                 "more": len(found) > args.limit,
                 "deltas": deltas,
             }
@@ -350,14 +349,17 @@ def _diff_sessions(args: argparse.Namespace) -> int:
             "(timestamps and durations aside)"
         )
     else:
+        a_name, b_name = _side_names(args.golden, args.actual)
         print(f"{args.golden} ({total} steps) → {args.actual} ({len(actual.step_list)} steps)")
-        if first is not None and first.step is not None:
-            step = golden.step_list[first.step - 1] if first.step <= total else None
-            what = f" · {step.type} {_step_name(step)}".rstrip() if step is not None else ""
-            print(f"first difference: step {first.step} of {total}{what}")
-        print("[- golden] [+ actual]")
-        for difference in found[: args.limit]:
-            for line in render_difference(difference, args.mode):
+        if first is not None:
+            print(f"first difference: {_first_text(first, golden, actual, b_name)}")
+        shown = found[: args.limit]
+        legend = f"[- {a_name}] [+ {b_name}]"
+        if any(c["change"] == "changed" and c["step"] != c["step_b"] for c in shown):
+            legend += f"; step N/M: step N of {a_name}, step M of {b_name}"
+        print(legend)
+        for change in shown:
+            for line in change["lines"]:
                 print(line)
         if len(found) > args.limit:
             print(f"... more than {args.limit} differences; raise --limit to see them")
@@ -365,6 +367,123 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     if changed:
         print("figures: " + "; ".join(_delta_text(k, deltas[k]) for k in changed))
     return 1 if found else 0
+
+
+def _side_names(a: str, b: str) -> tuple[str, str]:
+    """The two files as the legend names them: by file name, by path when those agree."""
+    a_name, b_name = Path(a).name, Path(b).name
+    return (a, b) if a_name == b_name else (a_name, b_name)
+
+
+def _first_text(change: dict[str, Any], golden: Session, actual: Session, b_name: str) -> str:
+    """`step 3 of 6 · llm_call sim-small`: where the first changed step is."""
+    g, a = change["step"], change["step_b"]
+    if g is None:
+        step = actual.step_list[a - 1]
+        where = f"step {a} of {len(actual.step_list)} in {b_name}, inserted"
+    else:
+        step = golden.step_list[g - 1]
+        where = f"step {g} of {len(golden.step_list)}"
+        if a is None:
+            where += ", removed"
+        elif a != g:
+            where += f" (step {a} in {b_name})"
+    return f"{where} · {step.type} {_step_name(step)}".rstrip()
+
+
+def _session_changes(
+    golden: Session, actual: Session, mode: DiffMode, *, limit: int
+) -> list[dict[str, Any]]:
+    """Every difference between two sessions, in the first one's key order (timestamps,
+    durations and how a run was made aside): a field of a step the two have both, a step
+    only one has (removed: numbered in the first, inserted: in the second), a field of the
+    rest. Steps are lined up as the viewer lines them up (`opswald.pairing`), so one step
+    more or fewer moves no later step."""
+    from opswald.diff import differences, render_difference
+    from opswald.sessiondiff import compared_data
+
+    g_data, a_data = compared_data(golden), compared_data(actual)
+    out: list[dict[str, Any]] = []
+    for key in [*g_data, *(k for k in a_data if k not in g_data)]:
+        room = limit - len(out)
+        if room <= 0:
+            break
+        g, a = g_data.get(key, MISSING), a_data.get(key, MISSING)
+        if key == "steps" and isinstance(g, list) and isinstance(a, list):
+            out.extend(_step_changes(golden, actual, g, a, mode, room))
+            continue
+        for d in differences(g, a, base=(key,), limit=room):
+            lines = render_difference(d, mode)
+            out.append(
+                {
+                    "where": d.where,
+                    "step": None,
+                    "step_b": None,
+                    "change": "changed",
+                    "lines": lines,
+                }
+            )
+    return out[:limit]
+
+
+def _step_changes(
+    golden: Session,
+    actual: Session,
+    g_steps: list[Any],
+    a_steps: list[Any],
+    mode: DiffMode,
+    limit: int,
+) -> list[dict[str, Any]]:
+    from opswald.diff import differences, render_difference, short_repr
+    from opswald.pairing import step_pairs
+    from opswald.paths import render
+    from opswald.sessiondiff import _step_body
+    from opswald.verdict import Difference
+
+    out: list[dict[str, Any]] = []
+    for g, a in step_pairs(golden.step_list, actual.step_list):
+        room = limit - len(out)
+        if room <= 0:
+            break
+        if g and a:
+            label = f"step {g}" if g == a else f"step {g}/{a}"
+            body_g, body_a = _step_body(g_steps[g - 1]), _step_body(a_steps[a - 1])
+            for d in differences(body_g, body_a, limit=room):
+                lines = render_difference(d, mode)
+                if lines:
+                    lines[0] = f"{label} › {lines[0]}"
+                where = f"{label} › {render(d.path)}" if d.path else label
+                out.append(
+                    {"where": where, "step": g, "step_b": a, "change": "changed", "lines": lines}
+                )
+            continue
+        step = golden.step_list[g - 1] if g else actual.step_list[a - 1]
+        body = {
+            k: v
+            for k, v in _step_body(g_steps[g - 1] if g else a_steps[a - 1]).items()
+            if k != "type"
+        }
+        head = f"step {g or a} {'removed' if g else 'inserted'}: {step.type} {_step_name(step)}"
+        head = head.rstrip()
+        if mode == "short":
+            lines = [f"{head} {short_repr(body)}"]
+        elif mode == "detailed":
+            whole = Difference(
+                path=(), golden=body if g else MISSING, actual=MISSING if g else body
+            )
+            lines = [head, *render_difference(whole, "detailed")[1:]]
+        else:
+            lines = []
+        out.append(
+            {
+                "where": f"step {g or a}",
+                "step": g or None,
+                "step_b": a or None,
+                "change": "removed" if g else "inserted",
+                "lines": lines,
+            }
+        )
+    return out
 
 
 # -- analyze ----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Differences between two whole sessions, steps compared position by position (no pytest,
-no syrupy): used by `opswald diff` and the syrupy extension."""
+no syrupy): used by the syrupy extension; `opswald diff` lines the steps up first
+(`opswald.pairing`) and compares the rest of the session with these helpers."""
 
 from __future__ import annotations
 
