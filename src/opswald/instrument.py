@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from opswald.engine.current import CURRENT, INSIDE, MISS, current, inside
 from opswald.jsonable import to_jsonable
 from opswald.pricing import COST_SOURCE_PROVIDER
+from opswald.returns import Returns
 
 if TYPE_CHECKING:  # the engine is imported only once a run is active
     from opswald.engine.context import Context, Ticket
@@ -83,16 +84,6 @@ def _binder(sig: inspect.Signature) -> Binder:
         return to_jsonable(data) if copy else data
 
     return bind
-
-
-def _decoder(fn: Callable[..., Any]) -> Callable[[Any], Any] | None:
-    """Rebuild pydantic return types from recorded data (`-> MyModel`)."""
-    try:
-        hint = inspect.signature(fn, eval_str=True).return_annotation
-    except Exception:
-        return None
-    validate = getattr(hint, "model_validate", None)
-    return validate if isinstance(hint, type) and callable(validate) else None
 
 
 def _with_overrides(
@@ -176,7 +167,9 @@ def call_tool(
     from the golden (without calling `run`) in replay. Outside a run, just `run()`.
 
     `arguments` must be plain data (it is what replay matches on); `decode` rebuilds the
-    tool's return type from recorded data.
+    tool's return type from recorded data (a `Returns`, which
+    `opswald.integrations.return_decoder` makes from a function's return annotation, also
+    says what to record for the result).
     """
     ctx = _active()
     if ctx is None:
@@ -204,7 +197,7 @@ def _tool_sync(
         raise
     finally:
         inside().reset(token)
-    ctx.tool_step(ticket, name, request, output=result, error=None)
+    ctx.tool_step(ticket, name, request, output=result, error=None, decode=decode)
     return result
 
 
@@ -246,7 +239,7 @@ async def _tool_async(
         raise
     finally:
         inside().reset(token)
-    ctx.tool_step(ticket, name, request, output=result, error=None)
+    ctx.tool_step(ticket, name, request, output=result, error=None, decode=decode)
     return result
 
 
@@ -261,14 +254,26 @@ warns that an update reaching one of them stops there)."""
 @overload
 def tool(fn: F, /) -> F: ...
 @overload
-def tool(*, name: str | None = None, side_effects: bool = False) -> Callable[[F], F]: ...
 def tool(
-    fn: F | None = None, /, *, name: str | None = None, side_effects: bool = False
+    *,
+    name: str | None = None,
+    side_effects: bool = False,
+    decode: Callable[[Any], Any] | None = None,
+) -> Callable[[F], F]: ...
+def tool(
+    fn: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    side_effects: bool = False,
+    decode: Callable[[Any], Any] | None = None,
 ) -> F | Callable[[F], F]:
     """Record a tool call, or serve it from the golden during replay (sync and async).
 
     `side_effects=True` marks a tool that must never run during update, fork or live
-    continuation unless `--opswald-allow-side-effects` is given.
+    continuation unless `--opswald-allow-side-effects` is given. On replay the result is
+    rebuilt into the function's return annotation (`-> Order`, `-> list[Item]`), or by
+    `decode`, which turns the recorded data back into what the tool returns.
     """
 
     def wrap(func: F) -> F:
@@ -277,7 +282,7 @@ def tool(
             DECLARED_SIDE_EFFECTS.add(tool_name)
         sig = inspect.signature(func)
         bind = _binder(sig)
-        decode = _decoder(func)
+        decoder = decode or Returns(func)
 
         if inspect.iscoroutinefunction(func):
 
@@ -289,7 +294,7 @@ def tool(
                 request = bind(args, kwargs, False)
                 try:
                     answer = ctx.answer_exact(
-                        "tool_call", {"tool": tool_name, "input": request}, decode
+                        "tool_call", {"tool": tool_name, "input": request}, decoder
                     )
                 except _served_cancelled():
                     return await _until_cancelled()
@@ -297,7 +302,7 @@ def tool(
                     return answer
                 run = functools.partial(func, *args, **kwargs)
                 return await _tool_async(
-                    ctx, tool_name, bind(args, kwargs, True), run, side_effects, decode
+                    ctx, tool_name, bind(args, kwargs, True), run, side_effects, decoder
                 )
 
             return async_wrapper  # type: ignore[return-value]
@@ -308,11 +313,11 @@ def tool(
             if ctx is None:
                 return func(*args, **kwargs)
             request = bind(args, kwargs, False)
-            answer = ctx.answer_exact("tool_call", {"tool": tool_name, "input": request}, decode)
+            answer = ctx.answer_exact("tool_call", {"tool": tool_name, "input": request}, decoder)
             if answer is not MISS:
                 return answer
             run = functools.partial(func, *args, **kwargs)
-            return _tool_sync(ctx, tool_name, bind(args, kwargs, True), run, side_effects, decode)
+            return _tool_sync(ctx, tool_name, bind(args, kwargs, True), run, side_effects, decoder)
 
         return wrapper  # type: ignore[return-value]
 
@@ -359,14 +364,14 @@ def llm(
 
     The wrapped function's arguments are the request (`model`, `messages`, `tools`, the
     rest are params); its return value is the response. Usage and cost are read from the
-    response when present. A `decode` callable (or a pydantic return annotation) rebuilds
-    the response object from recorded data.
+    response when present. On replay the response is rebuilt into the function's return
+    annotation (`-> Reply`), or by a `decode` callable, from the recorded data.
     """
 
     def wrap(func: F) -> F:
         sig = inspect.signature(func)
         bind = _binder(sig)
-        decoder = decode or _decoder(func)
+        decoder = decode or Returns(func)
 
         def begin(
             ctx: Context, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -402,7 +407,7 @@ def llm(
             if error is not None:
                 ctx.llm_failed(ticket, request, error)
                 return
-            data = to_jsonable(result)
+            data, returned = ctx.returned(func.__name__, result, decoder)
             from opswald.engine import responses
 
             output, usage, reported = responses.extract(data)
@@ -418,7 +423,7 @@ def llm(
                 cost_source=source,
                 raw=responses.raw_for(data, output, usage, reported),
                 error=None,
-                attributes={"opswald.response": "text"} if isinstance(result, str) else None,
+                attributes=({"opswald.response": "text"} if isinstance(result, str) else returned),
             )
 
         if inspect.iscoroutinefunction(func):

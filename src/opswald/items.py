@@ -25,6 +25,7 @@ from opswald.engine.run import (
     from_the_golden,
     golden_step_modifications,
     judge,
+    keys_lost,
     no_data_form,
     not_blessable,
     rerecord_for_cost,
@@ -509,6 +510,16 @@ def _write(
     blockers = [f for f in result.verdict.failures if f.kind in NEVER_BLESSED]
     if blockers:
         _not_written(blockers, result, settings, total, _refusal(blockers, expect, run))
+    retyped = [f for f in result.verdict.failures if f.answer_type]
+    if retyped:  # the agent's crash on an answer replay handed back as another type
+        _not_written(
+            retyped,
+            result,
+            settings,
+            total,
+            "not written: the agent failed on what replay handed it, not on its own; "
+            + retyped[0].answer_type,
+        )
     needs = unconfigured(result.verdict.failures)
     if needs:  # every run fails the same until it is configured, whatever the golden holds
         _not_written(
@@ -526,6 +537,11 @@ def _write(
             settings,
             total,
             "not written: a golden holding that repr would fail its own next replay",
+        )
+    lost = keys_lost(run)
+    if lost is not None:
+        _not_written(
+            [lost], result, settings, total, "not written: the golden would lose those keys"
         )
     blocked = writes_blocked(force=settings.force)
     if blocked:
@@ -554,6 +570,7 @@ def _write(
         else None,
         _unrecorded_note(path, status, run.unrecorded),
         dropped,
+        *(f"{path.name}: {note}" for note in run.return_notes),
     ]
     return Outcome(
         status=status, result=result, written=str(path), notes=tuple(n for n in notes if n)

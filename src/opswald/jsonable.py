@@ -30,7 +30,7 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
         return repr(value)
     nxt = _depth + 1
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v, nxt) for k, v in value.items()}
+        return {json_key(k): to_jsonable(v, nxt) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_jsonable(v, nxt) for v in value]
     if isinstance(value, set | frozenset):
@@ -54,6 +54,102 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
         except UnicodeDecodeError:
             return "base64:" + base64.b64encode(bytes(value)).decode("ascii")
     return repr(value)
+
+
+def json_key(key: Any) -> str:
+    """A dict key as JSON writes it (`None` → `null`, `True` → `true`, `1.5` → `1.5`): the
+    same spelling whether or not the rest of the value is plain JSON data. Other keys (a
+    tuple, a date) as `str()`."""
+    if isinstance(key, str):
+        return str.__str__(key)
+    if key is None or isinstance(key, bool):
+        return "null" if key is None else "true" if key else "false"
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return json.dumps(float(key))  # NaN, Infinity as JSON writes them
+    return str(key)
+
+
+class LostKeys(NamedTuple):
+    """Keys of one dict that the data form writes alike, so that a golden keeps one."""
+
+    path: tuple[str | int, ...]
+    keys: tuple[str, ...]  # their reprs (`1`, `'1'`)
+    written: str  # how each is written
+
+
+def lost_keys(value: Any, _path: tuple[str | int, ...] = (), _depth: int = 0) -> LostKeys | None:
+    """The first dict in `value` whose keys `to_jsonable` writes alike (`1` and `'1'` both
+    as `"1"`, `None` and `'null'`): written as data, all but one of them would be lost.
+    None when no keys collide. Only keys that are not strings can collide."""
+    if isinstance(value, _SCALARS) or _depth > 200:
+        return None
+    nxt = _depth + 1
+    parts: Any = ()
+    if isinstance(value, Mapping):
+        if not all(type(key) is str for key in value):  # only other keys can collide
+            written: dict[str, Any] = {}
+            for key in value:
+                spelled = json_key(key)
+                if spelled in written:
+                    return LostKeys(_path, (repr(written[spelled]), repr(key)), spelled)
+                written[spelled] = key
+        parts = ((json_key(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple | set | frozenset):
+        parts = enumerate(value)
+    elif callable(getattr(value, "model_dump", None)) and not isinstance(value, type):
+        return None  # a model's dump has string keys
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        parts = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    else:
+        return None
+    for key, part in parts:
+        found = lost_keys(part, (*_path, key), nxt)
+        if found is not None:
+            return found
+    return None
+
+
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+
+
+def unplain(
+    value: Any, _path: tuple[str | int, ...] = (), _depth: int = 0
+) -> tuple[tuple[str | int, ...], str] | None:
+    """The first part of `value` that is not plain JSON data (dicts with string keys,
+    lists, strings, numbers, booleans, None, each of exactly that type), with what it is
+    (`agent.Order`, `tuple`, `int key 7`): what replay, which hands back data, would give
+    back as something else. None for plain data."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return None
+    if _depth > 200:
+        return None
+    nxt = _depth + 1
+    if kind is dict:
+        for key, part in value.items():
+            if type(key) is not str:
+                return (*_path, json_key(key)), f"{type_name(key)} key {key!r}"
+            found = unplain(part, (*_path, key), nxt)
+            if found is not None:
+                return found
+        return None
+    if kind is list:
+        for index, part in enumerate(value):
+            found = unplain(part, (*_path, index), nxt)
+            if found is not None:
+                return found
+        return None
+    return _path, type_name(value)
+
+
+def type_name(value: Any) -> str:
+    """`agent.Order`; builtins without their module (`tuple`, `bytes`)."""
+    kind = type(value)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -87,7 +183,7 @@ def formless(value: Any, _path: tuple[str | int, ...] = (), _depth: int = 0) -> 
     nxt = _depth + 1
     parts: Any = ()
     if isinstance(value, Mapping):
-        parts = ((str(k), v) for k, v in value.items())
+        parts = ((json_key(k), v) for k, v in value.items())
     elif isinstance(value, list | tuple | set | frozenset):
         parts = enumerate(value)
     elif callable(getattr(value, "model_dump", None)) and not isinstance(value, type):

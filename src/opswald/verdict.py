@@ -88,6 +88,10 @@ class Finding:
     # `step` is the run's own number, not the golden's: a snapshot the golden does not have
     # (an extra call, kind `extra_call`, is always numbered in the run)
     run_step: bool = False
+    # the agent failed on a served answer of another type than its function returned when
+    # recorded (a dataclass handed back as a dict): the remedy, for the fix line; an
+    # update, which would write the crash, is not one
+    answer_type: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

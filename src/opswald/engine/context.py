@@ -18,8 +18,9 @@ from opswald.engine import responses
 from opswald.engine.current import MISS, activate, current
 from opswald.engine.normalize import RequestRules
 from opswald.engine.tape import Match, Tape, describe, epoch_ms, step_name
-from opswald.jsonable import plain_copy, to_jsonable
+from opswald.jsonable import LostKeys, lost_keys, plain_copy, to_jsonable, type_name, unplain
 from opswald.redact import DEFAULT_REDACTOR, LearnedSecrets, Redactor
+from opswald.returns import RETURNED, Returns, Retyped, return_note
 from opswald.session import (
     AnyStep,
     ErrorInfo,
@@ -574,6 +575,14 @@ class Context:
         # SDK requests to endpoints opswald does not record that went out live (record-time
         # note); in replay the first one stops the run
         self.unrecorded: list[str] = []
+        # results that replay gives back as another type than the function returned (the
+        # data form of an object): a note for each function, shown once it is recorded
+        self.return_notes: dict[str, str] = {}
+        # the first result whose dict keys the golden would write alike, losing all but one
+        self.lost_keys: tuple[str, LostKeys] | None = None
+        # served answers the agent got as another type than its function returned when
+        # recorded (or that do not validate as its annotation), in the order served
+        self.retyped: list[Retyped] = []
         self.fork_step: int | None = None  # actual step where the run went live
         self.served: dict[int, AnyStep] = {}  # actual step number -> recorded step
         self._modified: AnyStep | None = None  # the step a step modification answers
@@ -782,13 +791,13 @@ class Context:
                 self.steps.append(step)
                 self.served[number] = served
                 self.clock.served.append(served)
-                return _answer(served, decode)
+                return self._answer(served, decode)
             self.steps.append(None)
         name = request.get("tool") or request.get("model")
         info = StepInfo(number=number, type=kind, name=name, request=plain_copy(request))
         self.emit("before_step", info)
         self.finish(Ticket(number=number, served=served, started=time.perf_counter()), step)
-        return _answer(served, decode)
+        return self._answer(served, decode)
 
     def _refused_step(
         self,
@@ -1091,7 +1100,7 @@ class Context:
         recorded response (the agent may change what it is given; the golden stays)."""
         assert isinstance(ticket.served, LLMCallStep)
         self.llm_served(ticket, request)
-        return _answer(ticket.served, decode)
+        return self._answer(ticket.served, decode)
 
     def tool_answer(
         self, ticket: Ticket, tool: str, args: Any, decode: Callable[[Any], Any] | None
@@ -1099,7 +1108,81 @@ class Context:
         """Finish a served tool call and give the agent a copy of the recorded result."""
         assert isinstance(ticket.served, ToolCallStep)
         self.tool_step(ticket, tool, args, output=None, error=None)
-        return _answer(ticket.served, decode)
+        return self._answer(ticket.served, decode)
+
+    def _answer(self, step: AnyStep, decode: Callable[[Any], Any] | None) -> Any:
+        """What a served call gives the agent: the recorded error raised again, or a copy of
+        the recorded result (the agent may change what it is given; the golden stays),
+        rebuilt by `decode`. A call recorded as cancelled gets no answer: CancelledCall.
+        An answer that is not what the function returned when recorded is noted."""
+        if step.error is not None:
+            if step.error.type == CANCELLED:
+                raise CancelledCall()
+            raise_recorded(step.error)
+        if isinstance(step, ToolCallStep):
+            data = plain_copy(step.output)
+            if data is None:
+                return data
+        else:
+            assert isinstance(step, LLMCallStep)
+            data = plain_copy(responses.serve(step))
+            if not isinstance(data, dict):
+                return data
+        if decode is None:
+            answer, rebuilt = data, False
+        elif isinstance(decode, Returns):
+            answer, rebuilt = decode.decode(data)
+            if not rebuilt and decode.adapter() is not None:  # it does not validate
+                self._retyped(step, answer, f"-> {decode.declared}")
+                return answer
+        else:
+            answer, rebuilt = decode(data), True
+        returned = (step.attributes or {}).get(RETURNED)
+        if returned is not None and not rebuilt:
+            self._retyped(step, answer, returned)
+        return answer
+
+    def _retyped(self, step: AnyStep, answer: Any, returned: str) -> None:
+        name = step.tool if isinstance(step, ToolCallStep) else step_name(step)
+        with self._lock:
+            self.retyped.append(
+                Retyped(
+                    step=step.step,
+                    step_type=step.type,
+                    name=name or "",
+                    returned=returned,
+                    given=type_name(answer),
+                )
+            )
+
+    def returned(
+        self, function: str, value: Any, decode: Callable[[Any], Any] | None
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """What to record for `value`, the result of `function`, and the step attributes
+        that say it is not what replay gives back (None when replay gives it back as it
+        was: plain data, or rebuilt by the function's annotation or `decode=`). A result
+        replay does not give back is noted once per function; one whose dict keys the
+        golden would write alike is kept as the reason not to write it."""
+        declared = ""
+        if isinstance(decode, Returns):
+            data, rebuilt = decode.encode(value)
+            declared = decode.declared
+        else:
+            data = to_jsonable(value)
+            rebuilt = decode is not None or unplain(value) is None  # decode=: theirs to rebuild
+        if not rebuilt and self.lost_keys is None:
+            lost = lost_keys(value)
+            if lost is not None:
+                with self._lock:
+                    self.lost_keys = self.lost_keys or (function, lost)
+        if rebuilt:
+            return data, None
+        kind = type_name(value)
+        if function not in self.return_notes:
+            note = return_note(function, value, data, declared)
+            with self._lock:
+                self.return_notes.setdefault(function, note)
+        return data, {RETURNED: kind}
 
     def llm_served(self, ticket: Ticket, request: dict[str, Any]) -> LLMCallStep:
         """Finish a call answered from the golden."""
@@ -1140,21 +1223,34 @@ class Context:
         )
 
     def tool_step(
-        self, ticket: Ticket, tool: str, args: Any, *, output: Any, error: BaseException | None
+        self,
+        ticket: Ticket,
+        tool: str,
+        args: Any,
+        *,
+        output: Any,
+        error: BaseException | None,
+        decode: Callable[[Any], Any] | None = None,
     ) -> ToolCallStep:
+        """Finish a tool call: served, or run (its result recorded in the form `decode`,
+        the function's return type, gives back)."""
         served = ticket.served
         if isinstance(served, ToolCallStep):
             sent = served.input if args == served.input else self.redactor(args)
             step = served.model_copy(update={"step": ticket.number, "input": sent})
         else:
+            data, attributes = (
+                self.returned(tool, output, decode) if error is None else (None, None)
+            )
             step = ToolCallStep(
                 step=ticket.number,
                 timestamp=_began(ticket),
                 duration_ms=self.elapsed_ms(ticket),
                 tool=tool,
                 input=self.redactor(args),
-                output=self.redactor(to_jsonable(output)) if error is None else None,
+                output=self.redactor(data),
                 error=self.error_of(error),
+                attributes=attributes,
             )
         self.finish(ticket, step)
         return step
@@ -1263,22 +1359,6 @@ def _forked_call(old: dict[str, Any], number: int, mods: dict[str, Any]) -> dict
         "name": mods.get("selected_tool", old.get("name")),
         "arguments": mods.get("tool_params", old.get("arguments", {})),
     }
-
-
-def _answer(step: AnyStep, decode: Callable[[Any], Any] | None) -> Any:
-    """What a served call gives the agent: the recorded error raised again, or a copy of
-    the recorded result (the agent may change what it is given; the golden stays). A call
-    recorded as cancelled gets no answer: CancelledCall."""
-    if step.error is not None:
-        if step.error.type == CANCELLED:
-            raise CancelledCall()
-        raise_recorded(step.error)
-    if isinstance(step, ToolCallStep):
-        output = plain_copy(step.output)
-        return decode(output) if decode is not None and output is not None else output
-    assert isinstance(step, LLMCallStep)
-    data = plain_copy(responses.serve(step))
-    return decode(data) if decode is not None and isinstance(data, dict) else data
 
 
 def _reused_input(served: AnyStep | None, sent: dict[str, Any]) -> LLMInput | None:

@@ -31,8 +31,9 @@ from opswald.expect.output import compare_output
 from opswald.expect.state import compare_states
 from opswald.expect.trajectory import ToolCallRef, judge_order
 from opswald.intercept.transport import intercepting
-from opswald.jsonable import Formless, formless, to_jsonable
+from opswald.jsonable import Formless, LostKeys, formless, lost_keys, to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
+from opswald.returns import TYPE_ERRORS, Retyped
 from opswald.session import (
     FORK_METADATA,
     ErrorInfo,
@@ -103,6 +104,14 @@ class Run:
     surface: Surface = "pytest"  # where the run was started: hints name its options
     # a part of the output written only as a repr with a memory address: never written
     formless_output: Formless | None = None
+    # the first result (`output`, or a tool or model function's) whose dict keys a golden
+    # writes alike, keeping one of them: never written
+    lost_keys: tuple[str, LostKeys] | None = None
+    # functions whose result replay gives back as another type (the data form): a note each
+    return_notes: tuple[str, ...] = ()
+    # an agent that raised a type error (AttributeError, KeyError, ...) after a served
+    # answer that was not what its function returned: that answer (the last such)
+    retyped: Retyped | None = None
     # a fork at a step: the golden step where it left the golden (the fork step, when the
     # run reached it), the run's own number for it (the call that matched golden step N,
     # which may come after the run went live, else where it went live), and the run's step
@@ -253,6 +262,12 @@ def execute(
     shapeless = formless(output) if error is None else None
     if shapeless is not None:
         shapeless = shapeless._replace(text=ctx.redactor(shapeless.text))
+    lost = ctx.lost_keys
+    if lost is None and error is None:
+        found = lost_keys(output)
+        lost = ("output", found) if found is not None else None
+    typed = error is not None and error.type in TYPE_ERRORS
+    retyped = ctx.retyped[-1] if typed and ctx.retyped else None
     fork_golden, fork_run, fork_from = ctx.fork_point()
     return Run(
         actual=actual,
@@ -269,6 +284,9 @@ def execute(
         surface=settings.surface,
         formless_output=shapeless,
         unrecorded=tuple(ctx.unrecorded),
+        lost_keys=lost,
+        return_notes=tuple(ctx.return_notes.values()),
+        retyped=retyped,
     )
 
 
@@ -302,6 +320,8 @@ def judge(
             _offline(f, run.offline_note)
             for f in _error_findings(golden, actual, expect, run.agent_traceback)
         ]
+        if run.retyped is not None:
+            errors = [_retyped(f, run.retyped) for f in errors]
         # an agent that raised where the golden finished: that is the news, and the
         # recorded calls it left unused follow from it
         raised = golden.error is None and actual.error is not None
@@ -445,6 +465,9 @@ def fix_line(
     needs = unconfigured(verdict.failures)
     if needs:
         return f"{needs} (a missing setting, not a change of behaviour: {update} leaves it)"
+    retyped = next((f.answer_type for f in verdict.failures if f.answer_type), "")
+    if retyped and not live:
+        return f"{retyped} ({update} would write the crash that replay caused, and does not)"
     if live and kinds <= set(NEVER_BLESSED):
         return f"{LIVE_WRITES_NOTHING}: follow the hint above"
     if live:  # judged against live answers, which an update (a replay) would not meet
@@ -525,6 +548,29 @@ def no_data_form(run: Run) -> Finding | None:
             f"written only as its repr {found.text}, which changes every run"
         ),
         suggestion=suggestion,
+    )
+
+
+def keys_lost(run: Run) -> Finding | None:
+    """The dict whose keys a golden writes alike (`1` and `'1'` both as `"1"`), as the
+    reason a golden is not written: it would keep one of them, and its replay would hand
+    the agent less than it had."""
+    if run.lost_keys is None:
+        return None
+    from opswald.paths import render
+
+    source, found = run.lost_keys
+    where = render((source, *found.path)) if source == "output" else render(("value", *found.path))
+    whose = "the agent's output" if source == "output" else f"the result of {source}"
+    first, second = found.keys
+    return Finding(
+        kind="output",
+        message=(
+            f"{whose} has keys that a golden writes alike: {first} and {second} in {where} "
+            f"are both written {found.written!r}, so the golden would keep only one"
+        ),
+        name=None if source == "output" else source,
+        suggestion="use keys of one type in that dict (strings, say), so that none is lost",
     )
 
 
@@ -709,6 +755,37 @@ def _error_findings(
     if mode == "same" and a.message != g.message:
         return [_error_finding(f"the agent failed with another {g.type} message", g, a, mode)]
     return []
+
+
+def _retyped(finding: Finding, answer: Retyped) -> Finding:
+    """An agent error that follows from a served answer of another type than the function
+    returned when recorded: said so first, with the remedy in place of an update."""
+    where = f"step {answer.step} ({answer.step_type} {answer.name})".replace(" )", ")")
+    if answer.invalid:
+        declared = answer.returned
+        message = (
+            f"{finding.message}, after {where} was handed the recorded data ({answer.given}): "
+            f"it does not validate as its function's `{declared}`"
+        )
+        remedy = (
+            f"make step {answer.step}'s recorded result valid as `{declared}` again (the "
+            "golden's data or the annotation changed), or record the step again"
+        )
+    else:
+        short = answer.returned.rsplit(".", 1)[-1]
+        message = (
+            f"{finding.message}, after {where} handed the agent {_a(answer.given)} where the "
+            f"function had returned {_a(answer.returned)}: replay gives back plain data"
+        )
+        remedy = (
+            f"annotate {answer.name or 'the function'} with its return type "
+            f"(`-> {short}`) or give it decode=, so that replay rebuilds what it returned"
+        )
+    return replace(finding, message=message, answer_type=remedy)
+
+
+def _a(kind: str) -> str:
+    return ("an " if kind[:1].lower() in "aeiou" else "a ") + kind
 
 
 def _error_finding(

@@ -13,7 +13,6 @@ Inside a hook, `active(name)` gives the running context, and `opswald.call_tool`
 from __future__ import annotations
 
 import importlib
-import inspect
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -68,27 +67,12 @@ def active(name: str) -> Context | None:
 def return_decoder(function: Any) -> Callable[[Any], Any] | None:
     """Rebuild `function`'s annotated return type from recorded data (None: keep the data).
 
-    A served value that does not validate is handed over as recorded.
+    A served value that does not validate is handed over as recorded. Given to
+    `call_tool(decode=)`, it also records the result in the form the annotation rebuilds.
     """
     if not callable(function):
         return None
-    try:
-        hint = inspect.signature(function, eval_str=True).return_annotation
-    except Exception:  # unresolvable annotations: serve the data as it is
-        return None
-    if hint is inspect.Signature.empty or hint is Any or hint is None:
-        return None
-    from pydantic import TypeAdapter
+    from opswald.returns import Returns
 
-    try:
-        adapter: TypeAdapter[Any] = TypeAdapter(hint)
-    except Exception:  # not a type pydantic can build
-        return None
-
-    def decode(data: Any) -> Any:
-        try:
-            return adapter.validate_python(data)
-        except Exception:
-            return data
-
-    return decode
+    returns = Returns(function)
+    return returns if returns.adapter() is not None else None

@@ -1,0 +1,427 @@
+"""What replay hands back for an instrumented function's result: the function's return
+annotation rebuilt from the recorded data (dataclasses, tuples, dates, pydantic models with
+aliases, ...); plain data without one, said at recording time, and never an update that
+writes the crash an agent had on data where it expected its own type. A result whose dict
+keys a golden would write alike is never written."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import pathlib
+import uuid
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field
+
+from conftest import record
+from opswald import load
+from opswald.jsonable import lost_keys, to_jsonable
+from opswald.returns import Returns
+
+TYPES_AGENT = """
+import dataclasses, datetime, decimal, enum, pathlib, uuid
+from typing import Optional
+
+import opswald
+from pydantic import BaseModel, Field
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Item(BaseModel):
+    sku: str
+    unit_price: float = Field(alias="unitPrice")
+
+
+@dataclasses.dataclass
+class Order:
+    id: str
+    total: decimal.Decimal
+    placed: datetime.date
+    items: list[Item]
+
+
+@opswald.tool
+def lookup_order(order_id: str) -> Order:
+    return Order(order_id, decimal.Decimal("120.10"), datetime.date(2026, 1, 5),
+                 [Item(sku="a", unitPrice=1.5)])
+
+@opswald.tool
+def pair() -> tuple[int, str]: return (1, "x")
+@opswald.tool
+def tags() -> set[int]: return {2, 1}
+@opswald.tool
+def blob() -> bytes: return b"\\xff\\x00"
+@opswald.tool
+def when() -> datetime.datetime: return datetime.datetime(2026, 1, 5, 3, 4, 5)
+@opswald.tool
+def price() -> decimal.Decimal: return decimal.Decimal("1.10")
+@opswald.tool
+def ident() -> uuid.UUID: return uuid.UUID(int=5)
+@opswald.tool
+def where() -> pathlib.Path: return pathlib.Path("/tmp/x")
+@opswald.tool
+def color() -> Color: return Color.RED
+@opswald.tool
+def stock() -> dict[int, int]: return {7: 3}
+@opswald.tool
+def items() -> list[Item]: return [Item(sku="c", unitPrice=2.0)]
+@opswald.tool
+def maybe() -> Optional[Item]: return Item(sku="d", unitPrice=3.0)
+
+
+def run(input):
+    order = lookup_order(input["order_id"])
+    answers = [pair(), tags(), blob(), when(), price(), ident(), where(), color(), stock(),
+               items(), maybe()]
+    return {
+        "order": [order.total + 1, order.placed.year, order.items[0].unit_price],
+        "answers": [repr(a) for a in answers],
+        "stock": stock()[7],
+    }
+"""
+
+
+def test_annotated_results_replay_as_the_type_the_function_returned(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(agent=TYPES_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "types.golden.yaml"
+    golden.write_text("name: types\ninput: {order_id: ORD-1}\n")
+    recorded = record(pytester)
+    assert "note:" not in recorded.stdout.str()  # every result comes back as it was
+    session = load(golden)
+    assert session.error is None
+    outputs = {s.tool: s.output for s in session.step_list}  # type: ignore[union-attr]
+    assert outputs["lookup_order"] == {
+        "id": "ORD-1",
+        "total": "120.10",
+        "placed": "2026-01-05",
+        "items": [{"sku": "a", "unit_price": 1.5}],
+    }
+    assert outputs["price"] == "1.10" and outputs["where"] == "/tmp/x"
+    assert outputs["ident"] == "00000000-0000-0000-0000-000000000005"
+    assert all(s.attributes is None for s in session.step_list)
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+    assert session.output == {
+        "order": ["Decimal('121.10')", 2026, 1.5],
+        "answers": [
+            "(1, 'x')",
+            "{1, 2}",
+            "b'\\xff\\x00'",
+            "datetime.datetime(2026, 1, 5, 3, 4, 5)",
+            "Decimal('1.10')",
+            "UUID('00000000-0000-0000-0000-000000000005')",
+            "PosixPath('/tmp/x')",
+            "<Color.RED: 'red'>",
+            "{7: 3}",
+            "[Item(sku='c', unit_price=2.0)]",
+            "Item(sku='d', unit_price=3.0)",
+        ],
+        "stock": 3,
+    }
+
+
+OLD_TYPES_GOLDEN = """\
+name: old
+input: {order_id: ORD-1}
+steps:
+  - {step: 1, type: tool_call, tool: lookup_order, input: {order_id: ORD-1},
+     output: {id: ORD-1, total: "Decimal('120.10')", placed: '2026-01-05',
+              items: [{sku: a, unit_price: 1.5}]}}
+  - {step: 2, type: tool_call, tool: pair, input: {}, output: [1, x]}
+  - {step: 3, type: tool_call, tool: tags, input: {}, output: [1, 2]}
+  - {step: 4, type: tool_call, tool: blob, input: {}, output: "base64:/wA="}
+  - {step: 5, type: tool_call, tool: when, input: {}, output: '2026-01-05T03:04:05'}
+  - {step: 6, type: tool_call, tool: price, input: {}, output: "Decimal('1.10')"}
+  - {step: 7, type: tool_call, tool: ident, input: {},
+     output: "UUID('00000000-0000-0000-0000-000000000005')"}
+  - {step: 8, type: tool_call, tool: where, input: {}, output: "PosixPath('/tmp/x')"}
+  - {step: 9, type: tool_call, tool: color, input: {}, output: red}
+  - {step: 10, type: tool_call, tool: stock, input: {}, output: {'7': 3}}
+  - {step: 11, type: tool_call, tool: items, input: {}, output: [{sku: c, unit_price: 2.0}]}
+  - {step: 12, type: tool_call, tool: maybe, input: {}, output: {sku: d, unit_price: 3.0}}
+  - {step: 13, type: tool_call, tool: stock, input: {}, output: {'7': 3}}
+output:
+  order: ["Decimal('121.10')", 2026, 1.5]
+  answers: ["(1, 'x')", "{1, 2}", "b'\\\\xff\\\\x00'", "datetime.datetime(2026, 1, 5, 3, 4, 5)",
+            "Decimal('1.10')", "UUID('00000000-0000-0000-0000-000000000005')",
+            "PosixPath('/tmp/x')", "<Color.RED: 'red'>", "{7: 3}",
+            "[Item(sku='c', unit_price=2.0)]", "Item(sku='d', unit_price=3.0)"]
+  stock: 3
+"""
+
+
+def test_goldens_recorded_before_keep_replaying_into_the_annotated_types(
+    pytester: pytest.Pytester,
+) -> None:
+    """What goldens held before the annotation's form was recorded: reprs of decimals,
+    UUIDs and paths, `base64:` bytes, string keys, model fields by name, not alias."""
+    pytester.makepyfile(agent=TYPES_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "old.golden.yaml").write_text(OLD_TYPES_GOLDEN)
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+
+
+DATACLASS_AGENT = """
+import dataclasses, datetime
+import opswald
+
+@dataclasses.dataclass
+class Order:
+    id: str
+    total: float
+    placed: datetime.date
+
+@opswald.tool
+def lookup_order(order_id: str){annotation}:
+    return Order(order_id, 120.0, datetime.date(2026, 1, 5))
+
+def run(input):
+    return {{"total": lookup_order(input["order_id"]).total}}
+"""
+
+
+def _dataclass_project(pytester: pytest.Pytester, annotation: str) -> Any:
+    pytester.makepyfile(agent=DATACLASS_AGENT.format(annotation=annotation))
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "dc.golden.yaml"
+    golden.write_text("name: dc\ninput: {order_id: ORD-1}\n")
+    return golden
+
+
+def test_a_dataclass_annotation_replays_a_dataclass(pytester: pytest.Pytester) -> None:
+    golden = _dataclass_project(pytester, " -> Order")
+    record(pytester)
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    assert load(golden).output == {"total": 120.0}
+
+
+def test_an_unannotated_object_result_is_noted_and_its_crash_never_blessed(
+    pytester: pytest.Pytester,
+) -> None:
+    golden = _dataclass_project(pytester, "")
+    recorded = record(pytester)
+    recorded.stdout.fnmatch_lines(
+        [
+            "note: dc.golden.yaml: lookup_order returned an agent.Order, which replay gives "
+            "back as plain data (a dict): annotate lookup_order with its return type "
+            "(`-> Order`) or give it decode= to get an Order back"
+        ]
+    )
+    before = golden.read_bytes()
+    replayed = pytester.runpytest("--opswald-goldens")
+    replayed.assert_outcomes(failed=1)
+    text = replayed.stdout.str()
+    assert (
+        "the agent raised AttributeError: 'dict' object has no attribute 'total', after step 1 "
+        "(tool_call lookup_order) handed the agent a dict where the function had returned an "
+        "agent.Order" in text
+    )
+    assert "fix: annotate lookup_order with its return type (`-> Order`) or give it decode=" in (
+        text
+    )
+    assert "accept it with --opswald-update" not in text
+    updated = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    updated.assert_outcomes(failed=1)
+    assert "fix: not written: the agent failed on what replay handed it" in updated.stdout.str()
+    assert golden.read_bytes() == before  # the crash is not written
+    assert load(golden).error is None
+
+
+def test_a_decode_callable_rebuilds_a_tool_result(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        agent=DATACLASS_AGENT.format(annotation="").replace(
+            "@opswald.tool\n", "@opswald.tool(decode=lambda d: Order(**d))\n"
+        )
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "dc.golden.yaml").write_text("name: dc\ninput: {order_id: A}\n")
+    assert "note:" not in record(pytester).stdout.str()
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+ALIAS_AGENT = """
+import opswald
+from pydantic import BaseModel, Field
+
+class Reply(BaseModel):
+    content: str
+    finish_reason: str = Field(alias="finishReason")
+
+@opswald.llm(provider="acme", api="acme.chat")
+def chat(*, model: str, messages: list) -> Reply:
+    return Reply(content="hello", finishReason="stop")
+
+@opswald.tool
+def last_reply() -> Reply:
+    return Reply(content="before", finishReason="length")
+
+def run(input):
+    r = chat(model="m", messages=[{"role": "user", "content": input["q"]}])
+    return {"answer": r.content, "why": r.finish_reason, "last": last_reply().finish_reason}
+"""
+
+OLD_ALIAS_GOLDEN = """\
+name: alias
+input: {q: hi}
+steps:
+  - step: 1
+    type: llm_call
+    provider: acme
+    api: acme.chat
+    model: m
+    input: {messages: [{role: user, content: hi}]}
+    output: {content: hello, finish_reason: stop}
+    raw: {content: hello, finish_reason: stop}
+  - {step: 2, type: tool_call, tool: last_reply, input: {},
+     output: {content: before, finish_reason: length}}
+output: {answer: hello, why: stop, last: length}
+"""
+
+
+def test_models_with_field_aliases_replay(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(agent=ALIAS_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    old = pytester.path / "goldens" / "alias.golden.yaml"
+    old.write_text(OLD_ALIAS_GOLDEN)
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)  # as recorded before
+    new = pytester.path / "goldens" / "fresh.golden.yaml"
+    new.write_text("name: fresh\ninput: {q: hi}\n")
+    record(pytester, "-k", "fresh")
+    assert load(new).output == {"answer": "hello", "why": "stop", "last": "length"}
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=2)
+
+
+KEYS_AGENT = """
+import opswald
+
+@opswald.tool
+def prices(){annotation}:
+    return {{1: 9.99, "1": 19.99, None: 0.0, "null": 5.0}}
+
+def run(input):
+    if input.get("output"):
+        return {{2: "int key", "2": "str key"}}
+    return {{"n": len(prices())}}
+"""
+
+
+@pytest.mark.parametrize("annotation", ["", " -> dict"])
+def test_a_result_whose_keys_collide_is_never_written(
+    pytester: pytest.Pytester, annotation: str
+) -> None:
+    pytester.makepyfile(agent=KEYS_AGENT.format(annotation=annotation))
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    stub = "name: keys\ninput: {}\n"
+    golden = pytester.path / "goldens" / "keys.golden.yaml"
+    golden.write_text(stub)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "the result of prices has keys that a golden writes alike: 1 and '1' in value are "
+            "both written '1', so the golden would keep only one",
+            "fix: not written: the golden would lose those keys",
+        ]
+    )
+    assert golden.read_text() == stub
+
+
+def test_an_output_whose_keys_collide_is_never_written(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(agent=KEYS_AGENT.format(annotation=""))
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    stub = "name: out\ninput: {output: true}\n"
+    golden = pytester.path / "goldens" / "out.golden.yaml"
+    golden.write_text(stub)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["the agent's output has keys that a golden writes alike: 2 and '2' in output *"]
+    )
+    assert golden.read_text() == stub
+
+
+def test_keys_are_spelled_as_json_writes_them_whatever_else_the_value_holds() -> None:
+    plain = {None: 1, True: 2, False: 3, 1.5: 4, 7: 5}
+    assert to_jsonable(plain) == {"null": 1, "true": 2, "false": 3, "1.5": 4, "7": 5}
+    assert to_jsonable({**plain, "s": {0}}) == {
+        "null": 1,
+        "true": 2,
+        "false": 3,
+        "1.5": 4,
+        "7": 5,
+        "s": [0],
+    }
+    found = lost_keys({"a": [{None: 1, "null": 2}]})
+    assert found is not None and found.path == ("a", 0) and found.written == "null"
+    assert found.keys == ("None", "'null'")
+    assert lost_keys({1: 1, 2: 2, "x": {"1": 1}}) is None
+
+
+class _Reply(BaseModel):
+    content: str
+    finish_reason: str = Field(alias="finishReason")
+
+
+class _Color(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class _Order:
+    id: str
+    placed: datetime.date
+
+
+@pytest.mark.parametrize(
+    ("hint", "value"),
+    [
+        (tuple[int, str], (1, "x")),
+        (frozenset[int], frozenset({2, 1})),
+        (bytes, b"\xff\x00"),
+        (bytes, b"text"),
+        (datetime.date, datetime.date(2026, 1, 5)),
+        (decimal.Decimal, decimal.Decimal("1.10")),
+        (uuid.UUID, uuid.UUID(int=5)),
+        (pathlib.Path, pathlib.Path("/tmp/x")),
+        (_Color, _Color.RED),
+        (dict[int, str], {7: "a"}),
+        (list[_Reply], [_Reply(content="a", finishReason="stop")]),
+        (_Reply | None, None),
+        (_Order, _Order("a", datetime.date(2026, 1, 5))),
+    ],
+)
+def test_an_annotated_result_round_trips_through_its_record(hint: Any, value: Any) -> None:
+    def tool() -> None: ...
+
+    tool.__annotations__["return"] = hint
+    returns = Returns(tool)
+    data, rebuilt = returns.encode(value)
+    assert rebuilt
+    assert to_jsonable(data) == data  # plain data, as a golden holds it
+    assert returns(data) == value and type(returns(data)) is type(value)
+
+
+def test_a_result_the_annotation_does_not_fit_is_handed_back_as_recorded() -> None:
+    def tool() -> int: ...
+
+    returns = Returns(tool)
+    assert returns.encode("not a number") == ("not a number", False)
+    assert returns.decode("not a number") == ("not a number", False)
