@@ -420,8 +420,17 @@ def test_an_annotated_result_round_trips_through_its_record(hint: Any, value: An
 
 
 def test_a_result_the_annotation_does_not_fit_is_handed_back_as_recorded() -> None:
-    def tool() -> int: ...
+    def tool() -> datetime.date: ...
 
     returns = Returns(tool)
-    assert returns.encode("not a number") == ("not a number", False)
-    assert returns.decode("not a number") == ("not a number", False)
+    assert returns.encode("not a date") == ("not a date", False)
+    assert returns.decode("not a date") == ("not a date", False)
+    assert returns.decode("2026-01-05") == (datetime.date(2026, 1, 5), True)
+
+
+def test_a_plain_data_annotation_hands_the_data_over_as_it_is() -> None:
+    def tool() -> dict[str, list[float]]: ...
+
+    returns = Returns(tool)
+    assert returns.adapter() is None and returns.declared == "dict[str, list[float]]"
+    assert returns.encode({"a": [1]}) == ({"a": [1]}, True)  # not 1.0: goldens stay as they were
