@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import opswald
-from opswald.redact import make_redactor
+from opswald.redact import BASE64_MIN, make_redactor
 
 OPENAI = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5q" * 2
 ANTHROPIC = "sk-ant-api03-" + "Zy8xWv7uTs6rQp5o" * 2
@@ -783,6 +783,44 @@ def test_keys_after_a_separator_and_tokens_that_are_no_word_are_redacted(
     assert make_redactor()(text) == expected
 
 
+def test_base64_data_is_not_searched_for_key_shapes() -> None:
+    """Key shapes turn up by chance in base64 data (`AIza` and 35 more characters in ~4%
+    of 1 MB images): a `data:` URL's payload, whatever its length, and a run of
+    BASE64_MIN base64 characters or more are data, not searched by the key-shape rules.
+    Keys glued to a name or to a short run, and credentials after their context (a
+    bearer token, a URL's `?key=`), are still redacted."""
+    import json
+
+    redact = make_redactor()
+    keys = f"{GOOGLE}+{AWS}/{OPENAI}{GITHUB}{SLACK}"
+    long_run = ("Qk3x/9j+" * BASE64_MIN)[:BASE64_MIN] + keys
+    kept = [
+        f"data:image/png;base64,iVBOR{AWS}{GOOGLE}Zm9v",
+        f"![chart](data:application/pdf;name=a.pdf;BASE64,{GOOGLE}==) and text",
+        long_run,
+        f"{keys}{long_run}==",
+        json.dumps({"source": {"type": "base64", "data": long_run}}),
+        json.dumps(["\n" + long_run, "é" + long_run, f"data:audio/wav;base64,{AWS}"]),
+        repr({"data": "\x07" + long_run}),
+    ]
+    for text in kept:
+        assert redact(text) == text, text[:60]
+        assert redact({"k": text, text: 1}) == {"k": text, text: 1}
+    redacted = [
+        (f"data:image/png;base64,iVBOR {AWS}", "data:image/png;base64,iVBOR <redacted:aws-key>"),
+        (f"data:text/plain,{AWS}", "data:text/plain,<redacted:aws-key>"),
+        (f"AWS_KEY_{AWS}", "AWS_KEY_<redacted:aws-key>"),
+        (BLOB, BLOB[: -len(AWS)] + "<redacted:aws-key>"),
+        # an escape's letters are not base64 of the string: one short still, as `BLOB`
+        (json.dumps("\n" + BLOB), json.dumps("\n" + BLOB[: -len(AWS)] + "<redacted:aws-key>")),
+        (json.dumps("é" + BLOB), json.dumps("é" + BLOB[: -len(AWS)] + "<redacted:aws-key>")),
+        (f"Authorization: Bearer {long_run}", "Authorization: Bearer <redacted:bearer>"),
+        (f"https://x.example/v1?key={long_run}", "https://x.example/v1?key=<redacted:credential>"),
+    ]
+    for text, expected in redacted:
+        assert redact(text) == expected, text[:60]
+
+
 def test_quoted_credential_keys_are_gated() -> None:
     """The text rule for values under credential names only searches strings holding one
     of its gates: every name it covers must hold one."""
@@ -862,8 +900,14 @@ _NAMES = st.sampled_from(
         "cache_key",
     ]
 )
+# base64 one character short of what is taken for data: a key in it is searched for,
+# and redacted, unless one more character (an escape's letter is none) joins it
+BLOB = ("Qk3x/9j+" * BASE64_MIN)[: BASE64_MIN - 1 - len(AWS)] + AWS
 _VALUE_PIECES = st.sampled_from(
-    [OPENAI, AWS, JWT, "Bearer ", "abcdefghijklmnop0123", " ", "x", "é", ":", "{", "]"]
+    [
+        *(OPENAI, AWS, JWT, "Bearer ", "abcdefghijklmnop0123", " ", "x", "é", ":", "{", "]"),
+        *(BLOB, "\n", "\x07", "\\", "\u202e", "data:image/png;base64,"),
+    ]
 )
 _JSONABLE = st.recursive(
     st.none() | st.booleans() | st.integers() | st.lists(_VALUE_PIECES, max_size=5).map("".join),
@@ -917,6 +961,8 @@ _PIECES = [
     "=",
     "@",
     "x",
+    BLOB,
+    "data:image/png;base64,",
 ]
 _TEXTS = st.lists(st.sampled_from(_PIECES), max_size=8).map("".join)
 _DATA = st.recursive(

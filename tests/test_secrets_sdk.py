@@ -177,3 +177,109 @@ def test_credentials_sent_on_are_redacted_alike_and_replay_passes(
         (project.path / GOLDEN).write_text(old)
         result = project.runpytest("--opswald-goldens", "-vv")
         assert result.ret == 0, result.stdout.str()
+
+
+def _image_b64(size: int) -> str:
+    """Valid base64 (its length a multiple of 4) of `size` characters that happens to hold
+    a Google key's and an AWS key's shapes, as ~4% of real 1 MB images do."""
+    import random
+
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    rng = random.Random(7)
+    body = "".join(rng.choice(alphabet) for _ in range(size))
+    google = "AIza" + "SyDxK3Lq9Wm2Xp7Rt5Yv8Bn4Hj6Gd1Fs0Ac"  # 39 characters
+    aws = "AKIA" + "IOSFODNN7EXAMPLE"  # 20
+    return body[:400] + google + "+" + aws + body[460 : size - size % 4]
+
+
+IMAGE = _image_b64(8000)
+IMAGE_KEY = "sk-proj-" + "Im4gEk3yPr0mPt9Xq2Wz" * 2
+
+IMAGE_AGENT = f"""
+import os
+
+IMAGE = {IMAGE!r}
+PROMPT = "describe it; my key is {IMAGE_KEY}"
+
+
+def openai_chat():
+    import openai
+    with openai.OpenAI(max_retries=0) as client:
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[
+            {{"role": "user", "content": [
+                {{"type": "text", "text": PROMPT}},
+                {{"type": "image_url",
+                  "image_url": {{"url": "data:image/jpeg;base64," + IMAGE}}}}]}}])
+        return {{"answer": reply.choices[0].message.content}}
+
+
+def anthropic_messages():
+    import anthropic
+    with anthropic.Anthropic(max_retries=0) as client:
+        reply = client.messages.create(model="claude-3-5-haiku-latest", max_tokens=64,
+            messages=[{{"role": "user", "content": [
+                {{"type": "text", "text": PROMPT}},
+                {{"type": "image", "source": {{"type": "base64", "media_type": "image/jpeg",
+                                             "data": IMAGE}}}}]}}])
+        return {{"answer": reply.content[0].text}}
+
+
+def run(input):
+    return {{"openai": openai_chat, "anthropic": anthropic_messages}}[os.environ["SDK"]]()
+"""
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_an_image_sent_as_base64_is_stored_whole_and_the_key_beside_it_is_not(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, sdk: str, fmt: str
+) -> None:
+    """Base64 data (a data: URL's payload, an Anthropic image block's `data`) is data: the
+    key shapes that turn up in it by chance are no secrets, so the golden holds the image
+    as sent, while a key in the prompt beside it is redacted."""
+    import base64
+    import json
+
+    import yaml
+
+    golden = f"goldens/image.golden.{fmt}"
+    sdk_setup(
+        pytester, monkeypatch, module="imageagent", agent=IMAGE_AGENT, golden=golden,
+        stub="name: image\ninput: {}\n" if fmt == "yaml" else '{"name": "image", "input": {}}',
+    )  # fmt: skip
+    monkeypatch.setenv("SDK", sdk)
+    with FakeProvider(script=[{"content": "a cat"}]) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+    assert IMAGE in str(fp.requests[0].body), "the agent really sent the image"
+    text = (pytester.path / golden).read_text()
+    assert IMAGE_KEY not in text and "<redacted:openai-key>" in text
+    assert "<redacted:google-key>" not in text and "<redacted:aws-key>" not in text
+    data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+    (content,) = [m["content"] for m in data["steps"][0]["input"]["messages"]]
+    image = content[1]
+    stored = (
+        image["image_url"]["url"].removeprefix("data:image/jpeg;base64,")
+        if sdk == "openai"
+        else image["source"]["data"]
+    )
+    assert stored == IMAGE
+    assert base64.b64decode(stored, validate=True) == base64.b64decode(IMAGE)
+    # the provider is stopped: the golden replays offline against its own run
+    result = pytester.runpytest("--opswald-goldens", "-vv")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=1)
+    # written before, the golden's image held placeholders: it still matches the image
+    google, aws = IMAGE[400:439], IMAGE[440:460]
+    old = text.replace(f"{google}+{aws}", "<redacted:google-key>+<redacted:aws-key>")
+    assert old.count("<redacted:") == text.count("<redacted:") + 2
+    (pytester.path / golden).write_text(old)
+    result = pytester.runpytest("--opswald-goldens", "-vv")
+    assert result.ret == 0, result.stdout.str()
+    # and another image does not
+    (pytester.path / golden).write_text(old.replace(IMAGE[:400], IMAGE[1:401]))
+    result = pytester.runpytest("--opswald-goldens")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*input.messages*"])

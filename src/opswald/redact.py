@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 
@@ -16,15 +17,30 @@ class Rule:
 
     `shortest`: no match is shorter (a shorter string is not searched). `gates`: a match
     holds one of these (lowercase) in any case; a string without any is not searched —
-    a substring test is much cheaper than a case-insensitive search."""
+    a substring test is much cheaper than a case-insensitive search. `shape`: a key's
+    shape alone, every match made of base64 characters: a match inside base64 data (see
+    `data_spans`) is that data's, not a secret, and is kept."""
 
     label: str
     pattern: re.Pattern[str]
     shortest: int = 1
     gates: tuple[str, ...] = ()
+    shape: bool = False
 
     def sub(self, value: str) -> str:
         placeholder = f"<redacted:{self.label}>"
+        if self.shape:
+            spans = data_spans(value)
+            if spans:
+                starts = [start for start, _ in spans]
+
+                def outside(m: re.Match[str]) -> str:
+                    # a match is all base64 characters: inside a span's run, or outside
+                    i = bisect.bisect_right(starts, m.start()) - 1
+                    return m[0] if i >= 0 and m.start() < spans[i][1] else placeholder
+
+                clean = self.pattern.sub(outside, value)
+                return value if clean == value else clean
         if "secret" not in self.pattern.groupindex:
             return self.pattern.sub(placeholder, value)
 
@@ -33,6 +49,34 @@ class Rule:
             return m[0][: start - at] + placeholder + m[0][end - at :]
 
         return self.pattern.sub(keep, value)
+
+
+# Base64 data — an image, a PDF, audio; standard or URL-safe alphabet — holds key shapes
+# by chance (`AIza` and 35 more characters in ~4% of 1 MB images): a `data:` URL's
+# payload and a run of at least BASE64_MIN base64 characters are not searched for them.
+# No key is near that long (`sk-proj-…` keys, the longest, are ~170 characters) even glued
+# to a name, while images, documents and audio are much longer. A run right after a
+# backslash does not count the letters of an escape (`\n`, `\u00e9`, `\x07`) that JSON
+# text or a repr writes there: a string's run has the same length in its `json.dumps`.
+BASE64_MIN = 1024
+_B64 = r"A-Za-z0-9+/_\-"
+_ESCAPE = r"(?<=\\)(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[bfnrt])"
+_LONG_RUN = re.compile(rf"(?<![{_B64}])(?>(?:{_ESCAPE})?)[{_B64}]{{{BASE64_MIN},}}")
+_DATA_URL = re.compile(
+    r"(?i:data:[A-Za-z0-9.+/_\-]*(?:;[A-Za-z0-9.+_\-]+=[A-Za-z0-9.+_%\-]*)*;base64,)"
+    rf"(?P<payload>[{_B64}]+)"
+)
+
+
+def data_spans(value: str) -> list[tuple[int, int]]:
+    """Where base64 data is in `value`, in order: each span a whole run of base64
+    characters (a `data:` URL's payload, a long run)."""
+    spans: set[tuple[int, int]] = set()
+    if len(value) >= BASE64_MIN:
+        spans.update(m.span() for m in _LONG_RUN.finditer(value))
+    if "base64," in value or "BASE64," in value.upper():
+        spans.update(m.span("payload") for m in _DATA_URL.finditer(value))
+    return sorted(spans)
 
 
 # A key quoted in text (JSON, a Python dict's repr) and the colon after it.
@@ -165,14 +209,21 @@ SECRET_RULES: tuple[Rule, ...] = (
         label="anthropic-key",
         pattern=re.compile(rf"sk-ant-{_PROSE}[A-Za-z0-9_\-]{{8,}}"),
         shortest=15,
+        shape=True,
     ),
     Rule(
         label="openai-key",
         pattern=re.compile(rf"sk-{_PROSE}(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{{16,}}"),
         shortest=19,
+        shape=True,
     ),
     # also glued to a name (AWS_KEY_AKIA..., KEYAKIA...): no boundary on either side
-    Rule(label="aws-key", pattern=re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{16}"), shortest=20),
+    Rule(
+        label="aws-key",
+        pattern=re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{16}"),
+        shortest=20,
+        shape=True,
+    ),
     Rule(
         label="jwt",
         # `\b` before `eyJ`, written after it: a search for the literal is much faster
@@ -181,10 +232,30 @@ SECRET_RULES: tuple[Rule, ...] = (
         ),
         shortest=29,
     ),
-    Rule(label="google-key", pattern=re.compile(r"AIza[0-9A-Za-z_\-]{35}"), shortest=39),
-    Rule(label="github-token", pattern=re.compile(r"gh[pousr]_[A-Za-z0-9]{36,}"), shortest=40),
-    Rule(label="github-token", pattern=re.compile(r"github_pat_[A-Za-z0-9_]{22,}"), shortest=33),
-    Rule(label="slack-token", pattern=re.compile(r"xox[abeprs]-[A-Za-z0-9\-]{10,}"), shortest=15),
+    Rule(
+        label="google-key",
+        pattern=re.compile(r"AIza[0-9A-Za-z_\-]{35}"),
+        shortest=39,
+        shape=True,
+    ),
+    Rule(
+        label="github-token",
+        pattern=re.compile(r"gh[pousr]_[A-Za-z0-9]{36,}"),
+        shortest=40,
+        shape=True,
+    ),
+    Rule(
+        label="github-token",
+        pattern=re.compile(r"github_pat_[A-Za-z0-9_]{22,}"),
+        shortest=33,
+        shape=True,
+    ),
+    Rule(
+        label="slack-token",
+        pattern=re.compile(r"xox[abeprs]-[A-Za-z0-9\-]{10,}"),
+        shortest=15,
+        shape=True,
+    ),
     Rule(
         label="bearer",
         # not a word of prose ("Bearer authentication", "bearer token-based auth"): a
@@ -472,6 +543,19 @@ class Redactor:
                 name, n = f"{new}#{n}", n + 1
             ordered[name] = v
         return ordered
+
+
+# Key shapes searched for inside base64 data too, as goldens written before data was left
+# alone were redacted (an image holding `<redacted:google-key>`).
+_SHAPES_IN_DATA = Redactor(rules=tuple(replace(r, shape=False) for r in SECRET_RULES if r.shape))
+
+
+def shapes_in_data_alike(value: Any) -> Any:
+    """`value` with key shapes replaced inside base64 data too, and placeholders alike:
+    replay compares a request with a golden written before base64 data was left alone
+    this way when they differ, so that golden still matches (only its images hold
+    placeholders)."""
+    return placeholders_alike(_SHAPES_IN_DATA(value))
 
 
 def make_redactor(*, pii: bool = False, extra: Sequence[Callable[[str], str]] = ()) -> Redactor:
