@@ -406,3 +406,77 @@ def test_analyze_upgrade_and_html_without_paths_take_the_ini_folders(
     page = (tmp_path / "v.html").read_text()
     assert "services/b/goldens, services/a/goldens" in page  # the title names the folders
     assert "unlisted.golden.yaml" not in page
+
+
+RATIO_AGENT = """
+import opswald
+
+
+@opswald.llm
+def chat(*, model, messages):
+    return {"content": "divide"}
+
+
+@opswald.tool
+def ratio(a, b):
+    return a / b if b else float("inf")
+
+
+def run(input):
+    chat(model="m", messages=[{"role": "user", "content": "1 / 0?"}])
+    r = ratio(a=1.0, b=0.0)
+    opswald.state(memory={"ratio": r, "mean": float("nan"), "low": float("-inf")})
+    return {"ratio": r}
+"""
+
+
+def _strict_json(text: str) -> Any:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_floats_are_json_in_goldens_show_and_the_report(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tool returns infinity: the JSON golden, `show --json` and the JSON report are JSON
+    (no `Infinity` or `NaN`), and replay reads the golden back to the same floats."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(ratioagent=RATIO_AGENT, conftest="import ratioagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = ratioagent:run\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "ratio.golden.json"
+    golden.write_text('{"name": "ratio", "input": {}}')
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    text = golden.read_text()
+    data = _strict_json(text)
+    assert data["steps"][1]["output"] == data["output"]["ratio"] == float("inf")
+    assert data["steps"][2]["memory"]["mean"] == {"$float": "NaN"}
+    # replayed: read back to the same floats (a NaN in the output would not equal itself)
+    result = pytester.runpytest("--opswald-goldens")
+    assert result.ret == 0, result.stdout.str()
+    # a hand-written cost of infinity reaches the report's figures (a cost change of NaN)
+    priced = text.replace('"model": "m",', '"model": "m",\n      "cost": 1e999,')
+    assert priced != text
+    golden.write_text(priced)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-json=report.json")
+    assert result.ret == 0, result.stdout.str()
+    report = (pytester.path / "report.json").read_text()
+    _strict_json(report)
+    assert '"change": {"$float": "NaN"}' in report
+    # merged (shards), read back as written: the same report
+    merged = pytester.path / "merged.json"
+    capsys.readouterr()
+    code, _, _ = run(
+        capsys, "report", "merge", str(pytester.path / "report.json"), "-o", str(merged)
+    )
+    assert code == 0 and merged.read_text() == report
+
+    capsys.readouterr()  # what the pytest runs printed
+    code, out, _ = run(capsys, "show", str(golden), "--step", "3", "--json")
+    shown = _strict_json(out)
+    assert code == 0 and shown["step"]["memory"]["low"] == float("-inf")
+    assert shown["state"]["tool_outputs"][0]["output"] == float("inf")
+    assert shown["step"]["memory"]["mean"] == {"$float": "NaN"}

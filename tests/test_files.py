@@ -112,6 +112,105 @@ def test_json_round_trip(tmp_path: Path) -> None:
     assert files.dumps(loaded) == files.dumps(session)
 
 
+def _strict_json(text: str) -> Any:
+    """`text` read as JSON is (RFC 8259): `Infinity` and `NaN` are not JSON."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+NON_FINITE: dict[str, Any] = {
+    "name": "ratio",
+    "input": {"limit": float("inf"), "text": "NaN", "words": ["Infinity", "-Infinity"]},
+    "steps": [
+        {
+            "step": 1,
+            "type": "tool_call",
+            "tool": "ratio",
+            "input": {"a": 1.0, "b": 0.0, "xs": [float("-inf"), 2.5]},
+            "output": float("inf"),
+        },
+        {
+            "step": 2,
+            "type": "tool_call",
+            "tool": "stats",
+            "input": {},
+            # mappings that look like the encoding of NaN are kept as mappings
+            "output": {
+                "mean": float("nan"),
+                "tagged": {"$float": "NaN"},
+                "escaped": {"$$float": "NaN", "$float": 1},
+                "other": {"$float": "Infinity", "n": -0.0},
+            },
+        },
+        {"step": 3, "type": "state", "memory": {"low": float("-inf"), "mean": float("nan")}},
+    ],
+    "output": [float("nan"), float("inf"), float("-inf"), 1e308],
+}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, NaN equal to NaN, and -0.0 apart from 0.0."""
+    if isinstance(a, float) and isinstance(b, float):
+        return (a != a and b != b) or (a == b and str(a) == str(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def test_non_finite_floats_make_valid_json_read_back_to_the_same_floats(tmp_path: Path) -> None:
+    """Infinity is written `1e999` (what JSON parsers read as infinity), NaN as
+    `{"$float": "NaN"}`; a mapping of the data shaped like that stays a mapping."""
+    session = Session.model_validate(NON_FINITE)
+    path = tmp_path / "ratio.golden.json"
+    files.dump(session, path)
+    text = path.read_text()
+    data = _strict_json(text)
+    assert data["steps"][0]["output"] == float("inf")  # any JSON parser's infinity
+    assert data["steps"][0]["input"]["xs"][0] == float("-inf")
+    assert data["steps"][1]["output"]["mean"] == {"$float": "NaN"}
+    assert data["steps"][1]["output"]["tagged"] == {"$$float": "NaN"}
+    assert '"output": 1e999' in text and '"low": -1e999' in text
+    loaded = files.load(path)
+    assert _same(files.to_data(loaded), files.to_data(session))
+    assert _same(loaded.step_list[1].output["escaped"], {"$$float": "NaN", "$float": 1})
+    assert files.dumps(loaded, "json") == text
+    # YAML has its own: unchanged
+    assert "output: .inf" in files.dumps(session, "yaml")
+    assert "mean: .nan" in files.dumps(session, "yaml")
+    again = files.loads(files.dumps(session, "yaml"), fmt="yaml")
+    assert _same(files.to_data(again), files.to_data(session))
+    # a JSON golden written before, with bare Infinity and NaN, still loads
+    old = (
+        '{"name": "ratio", "steps": [{"step": 1, "type": "tool_call", "tool": "ratio",\n'
+        '"input": {}, "output": {"r": Infinity, "m": NaN, "l": -Infinity}}]}'
+    )
+    output = files.load(write(tmp_path, "old.golden.json", old)).step_list[0].output
+    assert _same(output, {"r": float("inf"), "m": float("nan"), "l": float("-inf")})
+
+
+_KEYS = st.sampled_from(["$float", "$$float", "$$$float", "float", "$", "a", "NaN"])
+_FLOAT_DATA = st.recursive(
+    st.floats() | st.integers() | st.booleans() | st.none() | st.sampled_from(["NaN", "$float"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_FLOAT_DATA, indent=st.sampled_from([None, 2]))
+def test_json_text_is_json_and_reads_back_as_it_was(data: Any, indent: int | None) -> None:
+    from opswald import jsontext
+
+    text = jsontext.dumps(data, indent=indent)
+    _strict_json(text)
+    assert _same(jsontext.loads(text), data)
+
+
 def test_multiline_strings_are_literal_blocks() -> None:
     session = Session.model_validate(
         {"name": "n", "input": "first line\nsecond line\n", "steps": [], "output": "a\nb"}

@@ -914,3 +914,52 @@ def test_responses_instructions_read_as_such(opener: Any, tmp_path: Path) -> Non
     # the label says it; no `{"type": "instructions"}` left beside the text
     assert blocks.nth(0).inner_text() == "SYSTEM · INSTRUCTIONS\nAnswer in French."
     o.check()
+
+
+def test_infinity_and_nan_show_as_such(opener: Any, tmp_path: Path) -> None:
+    """Non-finite floats reach the page (as goldens write them: 1e999, {"$float": "NaN"})
+    and read Infinity, -Infinity and NaN, not null; a mapping shaped like the encoding
+    stays a mapping, the string "NaN" a string."""
+    inf, nan = float("inf"), float("nan")
+    golden = Session.model_validate(
+        {
+            "name": "ratio",
+            "steps": [
+                {
+                    "step": 1,
+                    "type": "tool_call",
+                    "tool": "ratio",
+                    "input": {"a": 1.0, "b": 0.0, "limit": -inf},
+                    "output": inf,
+                },
+                {
+                    "step": 2,
+                    "type": "tool_call",
+                    "tool": "stats",
+                    "input": {},
+                    "output": {"mean": nan, "tagged": {"$float": "NaN"}, "word": "NaN"},
+                },
+                {"step": 3, "type": "state", "memory": {"mean": nan}},
+            ],
+            "output": {"ratio": inf},
+        }
+    )
+    path = tmp_path / "ratio.html"
+    write_report(path, [ViewEntry(golden=golden, status="passed", file="goldens/ratio.json")])
+    o = opener(path, "#golden=ratio&step=1")
+    page = o.page
+    side = "#inspector .side[data-side='golden'] "
+
+    def shown(title: str) -> str:
+        return page.locator(f"{side}.section:has(h4:text-is('{title}')) pre").inner_text()
+
+    assert json.loads(shown("arguments")) == {"a": 1.0, "b": 0.0, "limit": -inf}
+    assert "-Infinity" in shown("arguments") and shown("result") == "Infinity"
+    page.keyboard.press("ArrowRight")
+    result = shown("result")
+    assert '"mean": NaN' in result, result
+    assert '"tagged": {\n    "$float": "NaN"\n  }' in result and '"word": "NaN"' in result
+    page.keyboard.press("ArrowRight")
+    assert '"mean": NaN' in shown("snapshot")
+    assert page.locator(f"{side}.compare .lines").inner_text() == '+ memory = {"mean": NaN}'
+    o.check()

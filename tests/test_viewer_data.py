@@ -587,10 +587,11 @@ def test_page_policy_allows_only_its_own_script_and_style() -> None:
     assert "innerHTML" not in script.group(1) and "eval(" not in script.group(1)
 
 
-def test_not_a_number_becomes_null() -> None:
-    assert embed_json({"x": float("nan"), "y": [float("inf")], "z": "<&>"}) == (
-        '{"x":null,"y":[null],"z":"\\u003c\\u0026\\u003e"}'
-    )
+def test_infinity_and_nan_are_embedded_as_goldens_write_them() -> None:
+    """JSON (no `Infinity` or `NaN`, which `JSON.parse` refuses), read back by the page."""
+    assert embed_json(
+        {"x": float("nan"), "y": [float("inf"), -float("inf")], "z": "<&>", "$float": 1}
+    ) == ('{"x":{"$float":"NaN"},"y":[1e999,-1e999],"z":"\\u003c\\u0026\\u003e","$$float":1}')
 
 
 def test_write_report_is_atomic_and_counts_bytes(tmp_path: Path) -> None:

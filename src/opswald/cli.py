@@ -313,12 +313,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_report_merge(args: argparse.Namespace) -> int:
+    from opswald import jsontext
     from opswald.report.json_report import MergeError, merge, write
 
     reports = []
     for name in args.reports:
         try:
-            reports.append(json.loads(Path(name).read_text(encoding="utf-8")))
+            reports.append(jsontext.loads(Path(name).read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 4

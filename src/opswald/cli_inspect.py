@@ -55,7 +55,10 @@ def _load(path: str) -> Session:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    from opswald import jsontext
+
+    # infinity as 1e999, NaN as {"$float": "NaN"}: JSON, as goldens write it
+    print(jsontext.dumps(data, indent=2, default=str))
 
 
 def _step_name(step: AnyStep) -> str:

@@ -24,13 +24,13 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
         args.store, error=True if args.error else None, tag=args.tag, limit=args.limit
     )
     if args.json:
-        import json
+        from opswald import jsontext
 
         rows = [
             {**vars(t), "path": str(t.path), "recorded_at": t.recorded_at.isoformat()}
             for t in found
         ]
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(jsontext.dumps(rows, indent=2))
         return 0
     if not found:
         print(f"no traces in {store_dir(args.store)}", file=sys.stderr)

@@ -37,6 +37,7 @@ from pydantic_core import ErrorDetails
 from yaml import events as ev
 from yaml.nodes import ScalarNode
 
+from opswald import jsontext
 from opswald.hidden import HiddenEscapingDumper, has_hidden, json_with_hidden_escaped
 from opswald.jsonable import to_jsonable
 from opswald.paths import render
@@ -628,11 +629,18 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
+def _unique_decoded_pairs(pairs: list[tuple[str, Any]]) -> Any:
+    _unique_pairs(pairs)
+    return jsontext.decode_pairs(pairs)
+
+
 def _json_data(text: str, max_depth: int) -> dict[str, Any]:
     if not text.strip():
         raise GoldenLoadError(f"empty file; {_SHAPE}", line=1)
+    # NaN as `{"$float": "NaN"}`, keys named `$float` with a `$` more (see jsontext)
+    hook = _unique_decoded_pairs if jsontext.needs_decoding(text) else _unique_pairs
     try:
-        data = json.loads(text, object_pairs_hook=_unique_pairs)
+        data = json.loads(text, object_pairs_hook=hook)
     except json.JSONDecodeError as exc:
         raise GoldenLoadError(f"invalid JSON: {exc.msg}", line=exc.lineno) from None
     except _DuplicateKeyError:
@@ -1037,7 +1045,7 @@ def dumps(session: Session, fmt: Format = "yaml", *, redactor: Redactor | None =
     if redactor is not None:
         data = redact_data(data, redactor)
     if fmt == "json":
-        return json_with_hidden_escaped(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
+        return json_with_hidden_escaped(jsontext.dumps(data, indent=2)) + "\n"
     if fmt != "yaml":
         raise ValueError(f"unknown golden format {fmt!r}; expected 'yaml' or 'json'")
     _one_line_lengths(data)

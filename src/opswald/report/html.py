@@ -46,6 +46,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from opswald import jsontext
 from opswald.analysis import Analysis, analyse
 from opswald.diff import differences, headline, render_difference, short_repr
 from opswald.engine.state import SNAPSHOT_PARTS
@@ -732,22 +733,10 @@ _UNSAFE = re.compile("[<>&\u2028\u2029]")
 
 def embed_json(data: Any) -> str:
     """JSON that can sit inside `<script type="application/json">`: no `<`, `>`, `&` or
-    line separators left, so no `</script>` or `<!--` can end or change the block."""
-    try:
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except ValueError:  # NaN or infinity somewhere in hand-written data: null, as JSON has
-        text = json.dumps(_no_nan(data), ensure_ascii=False, separators=(",", ":"))
+    line separators left, so no `</script>` or `<!--` can end or change the block.
+    Infinity and NaN as goldens write them (`opswald.jsontext`), read back by the page."""
+    text = jsontext.dumps(data, separators=(",", ":"))
     return _UNSAFE.sub(lambda m: _ESCAPES[m.group(0)], text)
-
-
-def _no_nan(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_no_nan(v) for v in value]
-    return value
 
 
 def _asset(name: str) -> str:

@@ -3,7 +3,6 @@ result shape, documented by `REPORT_SCHEMA` (`opswald schema --report`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -182,11 +181,12 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
 
 
 def write(path: Path, report: dict[str, Any]) -> None:
+    from opswald import jsontext
     from opswald.files import atomic_write_text
     from opswald.hidden import json_with_hidden_escaped
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json_with_hidden_escaped(json.dumps(report, indent=2, ensure_ascii=False))
+    text = json_with_hidden_escaped(jsontext.dumps(report, indent=2))
     atomic_write_text(path, text + "\n")
 
 

@@ -11,7 +11,21 @@
  */
 "use strict";
 (function () {
-  const DATA = JSON.parse(document.getElementById("opswald-data").textContent);
+  // Infinity is written 1e999 (read as Infinity), NaN {"$float":"NaN"}, and keys named
+  // $float with one $ more ($$float): see opswald.jsontext
+  const FLOAT_TAG = "$float";
+  const ESCAPED_TAG = /^\$\$+float$/;
+  function reviveFloat(key, value) {
+    if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
+    const keys = Object.keys(value);
+    if (keys.length === 1 && keys[0] === FLOAT_TAG && value[FLOAT_TAG] === "NaN") return NaN;
+    if (!keys.some((k) => ESCAPED_TAG.test(k))) return value;
+    const out = {};
+    for (const k of keys) out[ESCAPED_TAG.test(k) ? k.slice(1) : k] = value[k];
+    return out;
+  }
+  const RAW = document.getElementById("opswald-data").textContent;
+  const DATA = /"\$+float":/.test(RAW) ? JSON.parse(RAW, reviveFloat) : JSON.parse(RAW);
   const CATS = ["user", "llm", "tool", "state", "error"];
   const CAT_NAMES = { user: "user", llm: "llm", tool: "tool", state: "state", error: "error" };
   const COLORS = {
@@ -195,15 +209,27 @@
     return add(node, ...children);
   }
 
+  // JSON.stringify writes null for Infinity and NaN: they are marked, then written bare
+  const NONFINITE = "\u0000opswald-nonfinite:";
+  const NONFINITE_TEXT = /"\\u0000opswald-nonfinite:(-?Infinity|NaN)"/g;
+
   function jsonText(value) {
     let text;
+    let marked = false;
     if (typeof value === "string") return value;
+    if (typeof value === "number") return String(value);
+    const mark = (key, v) => {
+      if (typeof v !== "number" || Number.isFinite(v)) return v;
+      marked = true;
+      return NONFINITE + String(v);
+    };
     try {
-      text = JSON.stringify(value, null, 2);
+      text = JSON.stringify(value, mark, 2);
     } catch (err) {
       text = String(value);
     }
-    return text === undefined ? "null" : text;
+    if (text === undefined) return "null";
+    return marked ? text.replace(NONFINITE_TEXT, "$1") : text;
   }
 
   function pre(value) {
