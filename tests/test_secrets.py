@@ -1172,3 +1172,15 @@ def test_tool_arguments_match_with_placeholders_alike_and_show_real_changes_only
         found = args_differences(golden, {**same, "n": 2}, mode=mode, ignore=[])
         assert [(d.path, d.golden, d.actual) for d in found] == [(("n",), 1, 2)]
     assert not args_match(golden, {"q": "key plain", "n": 1}, mode="exact", ignore=[])
+
+
+def test_a_jwt_after_an_escaped_newline_in_json_text_is_redacted() -> None:
+    """`"\\neyJ…"` in JSON text (`\\x07eyJ…` in a repr) is a character and then the token."""
+    import json
+
+    redact = make_redactor()
+    data = {"user": "\n" + JWT, "tab": "\t" + JWT, "bell": "\x07" + JWT}
+    assert redact.text(json.dumps(data)) == json.dumps(redact(data))
+    assert JWT not in redact.text(json.dumps(data))
+    assert redact.text(repr(data)) == repr(redact(data))
+    assert redact.text("token" + JWT) == "token" + JWT, "glued to a word: no token of its own"

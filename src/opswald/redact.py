@@ -226,9 +226,13 @@ SECRET_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         label="jwt",
-        # `\b` before `eyJ`, written after it: a search for the literal is much faster
+        # `\b` before `eyJ` (or an escape: `\\neyJ…`, `\\u0007eyJ…` in JSON text, `\\x07eyJ…`
+        # in a repr, are a character, then the token), written after it: a search for the
+        # literal is much faster
         pattern=re.compile(
-            r"eyJ(?<!\weyJ)[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+            r"eyJ(?:(?<!\weyJ)|(?<=\\[bfnrt]eyJ)|(?<=\\x[0-9a-fA-F]{2}eyJ)"
+            r"|(?<=\\u[0-9a-fA-F]{4}eyJ)|(?<=\\U[0-9a-fA-F]{8}eyJ))"
+            r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
         ),
         shortest=29,
     ),
