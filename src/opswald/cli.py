@@ -478,6 +478,30 @@ def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[s
     return out
 
 
+_PATH_ARGUMENTS = ("paths", "goldens", "golden", "output")
+
+
+def with_golden_limits(args: argparse.Namespace) -> int:
+    """The command, with the golden caps (opswald_max_golden_bytes, opswald_max_golden_depth)
+    of the pytest config found for the paths it is given in force for what it loads and
+    writes."""
+    from opswald import projectconfig
+    from opswald.cli_inspect import CliError
+    from opswald.files import using_limits
+
+    paths: list[str] = []
+    for name in _PATH_ARGUMENTS:
+        value = getattr(args, name, None)
+        paths.extend([value] if isinstance(value, str) else value or [])
+    try:
+        config = projectconfig.find(paths, config_file=getattr(args, "config_file", None))
+        limits = projectconfig.config_limits(config)
+    except projectconfig.SettingError as exc:
+        raise CliError(str(exc)) from None
+    with using_limits(limits):
+        return int(args.func(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from opswald.cli_inspect import run
 
@@ -487,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = EscapingStream(out), EscapingStream(err)
     try:
-        status = run(args.func, args)
+        status = run(with_golden_limits, args)
         sys.stdout.flush()
     except BrokenPipeError:
         # the reader of our output went away (`opswald show ... | head`): stop quietly, as

@@ -801,11 +801,16 @@ def run(func: Any, args: argparse.Namespace) -> int:
     """Run a command, turning CliError into `error: ...` on stderr and its status, and a
     file the command could not read or write (an output path in a missing or read-only
     folder, a directory given as a file) into one line, status 4."""
+    from opswald.files import GoldenWriteRefused
+
     try:
         return int(func(args))
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.status
+    except GoldenWriteRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         raise  # the reader went away (`| head`): cli.main ends quietly
     except OSError as exc:

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from opswald import __version__
-from opswald.files import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, atomic_write_text
+from opswald.files import atomic_write_text
 
 _KEY = pytest.StashKey["CollectIndex"]()
 _FILE = "collected.json"
@@ -131,7 +131,10 @@ def index_of(config: pytest.Config) -> CollectIndex:
 
 
 def _read(config: pytest.Config) -> CollectIndex:
-    fingerprint = f"{_FORMAT}/{__version__}/{DEFAULT_MAX_BYTES}/{DEFAULT_MAX_DEPTH}"
+    from opswald.plugin import settings_of
+
+    caps = settings_of(config).limits  # a golden valid under other caps is read afresh
+    fingerprint = f"{_FORMAT}/{__version__}/{caps.max_bytes}/{caps.max_depth}"
     cache = getattr(config, "cache", None)
     if cache is None:
         return CollectIndex(path=None, fingerprint=fingerprint)

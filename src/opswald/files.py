@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import contextvars
 import dataclasses
 import difflib
 import enum
@@ -71,6 +72,12 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
 GOLDEN_SUFFIXES = (".golden.yaml", ".golden.yml", ".golden.json")
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
+# the ini settings that raise (or lower) the caps, named in every message about them
+MAX_BYTES_SETTING = "opswald_max_golden_bytes"
+MAX_DEPTH_SETTING = "opswald_max_golden_depth"
+# the deepest nesting a setting may allow: the writer, the diff and the redaction walk a
+# golden's data recursively, well within Python's stack at this depth
+DEPTH_CEILING = 200
 
 Format = Literal["yaml", "json"]
 StrPath = str | os.PathLike[str]
@@ -96,6 +103,44 @@ _SCALAR_CONSTRUCTORS = {
 # Characters a literal block or single-quoted scalar would not give back intact.
 _NEEDS_ESCAPES = re.compile("[\r\x85\u2028\u2029]")
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]|[^\s{}\[\],:"]+', re.DOTALL)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Limits:
+    """How large a golden file may be and how deeply its data may nest: loading refuses a
+    file over either cap, and writing refuses a session whose file would be over one (its
+    next replay would fail to load it). Set by `opswald_max_golden_bytes` and
+    `opswald_max_golden_depth`."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+
+DEFAULT_LIMITS = Limits()
+# The caps of the project's pytest config while the `opswald` command runs (the plugin
+# passes its own explicitly); loading and writing outside either use the defaults.
+_LIMITS: contextvars.ContextVar[Limits] = contextvars.ContextVar(
+    "opswald_golden_limits", default=DEFAULT_LIMITS
+)
+
+
+def limits_in_force() -> Limits:
+    """The caps that `load` and `dump` apply when given none."""
+    return _LIMITS.get()
+
+
+@contextlib.contextmanager
+def using_limits(limits: Limits) -> Iterator[None]:
+    """`limits` in force for the loads and writes inside the block."""
+    token = _LIMITS.set(limits)
+    try:
+        yield
+    finally:
+        _LIMITS.reset(token)
+
+
+class GoldenWriteRefused(ValueError):
+    """A session that is not written: its file would be over a cap that loading applies."""
 
 
 class GoldenLoadError(Exception):
@@ -142,23 +187,33 @@ def is_golden_path(path: StrPath) -> bool:
 # --------------------------------------------------------------------------- loading
 
 
-def load_data(
-    path: StrPath, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
-) -> Any:
-    """Read and parse a golden file into plain data, without schema validation."""
+def load_data(path: StrPath, *, max_bytes: int | None = None, max_depth: int | None = None) -> Any:
+    """Read and parse a golden file into plain data, without schema validation. The caps
+    not given are those in force (`limits_in_force`)."""
+    max_bytes, max_depth = _caps(max_bytes, max_depth)
     with _blame(path):
         return _parse(_read_text(path, max_bytes), _format_of(path), max_depth)
+
+
+def _caps(max_bytes: int | None, max_depth: int | None) -> tuple[int, int]:
+    limits = _LIMITS.get()
+    return (
+        limits.max_bytes if max_bytes is None else max_bytes,
+        limits.max_depth if max_depth is None else max_depth,
+    )
 
 
 def load(
     path: StrPath,
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_bytes: int | None = None,
+    max_depth: int | None = None,
     seen: Callable[[bytes], object] | None = None,
 ) -> Session:
     """Read, parse and validate a golden file; `seen` is given the bytes read, before they
-    are parsed (the collection index digests them: one read for both)."""
+    are parsed (the collection index digests them: one read for both). The caps not given
+    are those in force (`limits_in_force`)."""
+    max_bytes, max_depth = _caps(max_bytes, max_depth)
     with _blame(path), _no_cycle_collection():
         text = _read_text(path, max_bytes, seen)
         fmt = _format_of(path)
@@ -185,14 +240,15 @@ def _no_cycle_collection() -> Iterator[None]:
 def load_compact(
     path: StrPath,
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_bytes: int | None = None,
+    max_depth: int | None = None,
     seen: Callable[[bytes], object] | None = None,
 ) -> tuple[Session, bytes]:
     """`load`, plus the golden's parsed data packed in one bytes object (`marshal`, about
     half the file's size): what a collected item keeps until it runs, instead of the
     `Session` (ten times the file, and thousands of objects for the garbage collector to
     walk). `from_compact` gives the `Session` back in a few dozen microseconds."""
+    max_bytes, max_depth = _caps(max_bytes, max_depth)
     with _blame(path), _no_cycle_collection():
         text = _read_text(path, max_bytes, seen)
         fmt = _format_of(path)
@@ -211,7 +267,7 @@ def loads(text: str, *, fmt: Format = "yaml", source: str = "<string>") -> Sessi
     """Parse and validate golden text; errors name `source` in place of a file."""
     with _blame(None, source):
         text = text.removeprefix("\ufeff")
-        return _validate(_parse(text, fmt, DEFAULT_MAX_DEPTH), text, fmt)
+        return _validate(_parse(text, fmt, _LIMITS.get().max_depth), text, fmt)
 
 
 @contextlib.contextmanager
@@ -253,7 +309,10 @@ def _read_text(path: StrPath, max_bytes: int, seen: Callable[[bytes], object] | 
 
 
 def _too_big(size: int, cap: int) -> str:
-    return f"file is {_size(size)}, over the limit of {_size(cap)} (max_bytes)"
+    return (
+        f"file is {_size(size)}, over the limit of {_size(cap)} ({MAX_BYTES_SETTING}); "
+        f"raise {MAX_BYTES_SETTING} in the pytest config to load it"
+    )
 
 
 def _size(count: int) -> str:
@@ -346,7 +405,10 @@ def _kind(value: Any) -> str:
 
 
 def _too_deep(max_depth: int) -> str:
-    return f"nested deeper than {max_depth} levels (max_depth); a golden holds plain data"
+    return (
+        f"nested deeper than {max_depth} levels ({MAX_DEPTH_SETTING}); raise "
+        f"{MAX_DEPTH_SETTING} in the pytest config (at most {DEPTH_CEILING}) to load it"
+    )
 
 
 # ------------------------------------------------------------------------------ YAML
@@ -1041,9 +1103,15 @@ def _plain_key(key: Any) -> str:
 def dumps(session: Session, fmt: Format = "yaml", *, redactor: Redactor | None = None) -> str:
     """The canonical text of a session: the same session always gives the same text. With
     a `redactor`, the text has the secrets in the session replaced (`redact_data`)."""
+    return _text(_canonical(session, redactor), fmt)
+
+
+def _canonical(session: Session, redactor: Redactor | None) -> dict[str, Any]:
     data = to_data(session)
-    if redactor is not None:
-        data = redact_data(data, redactor)
+    return redact_data(data, redactor) if redactor is not None else data
+
+
+def _text(data: dict[str, Any], fmt: Format) -> str:
     if fmt == "json":
         return json_with_hidden_escaped(jsontext.dumps(data, indent=2)) + "\n"
     if fmt != "yaml":
@@ -1083,6 +1151,7 @@ def dump(
     *,
     redactor: Redactor | None = None,
     keep_comments: bool = False,
+    limits: Limits | None = None,
 ) -> int:
     """Write a session canonically and atomically; `.json` files get JSON, others YAML. A
     file written before with CRLF line endings or a byte-order mark keeps them, so that its
@@ -1090,9 +1159,17 @@ def dump(
     the secrets in the session are replaced in what is written. With `keep_comments`, the
     comments of the YAML file replaced stay on the parts written unchanged
     (`opswald.comments`); the number of its comment lines that could not stay is returned
-    (else 0)."""
+    (else 0).
+
+    A session whose file loading would refuse — nested deeper or larger than `limits`
+    (else those in force) allow — is not written: `GoldenWriteRefused` says which cap,
+    by how much, and what to do."""
+    limits = limits or _LIMITS.get()
     fmt = _format_of(path)
-    text = dumps(session, fmt, redactor=redactor)
+    data = _canonical(session, redactor)
+    if _nested_deeper_than(data, limits.max_depth):
+        raise GoldenWriteRefused(_deep_refusal(data, limits.max_depth))
+    text = _text(data, fmt)
     dropped = 0
     if keep_comments and fmt == "yaml":
         old = _old_text(path)
@@ -1101,11 +1178,16 @@ def dump(
 
             carried = carry_comments(old, text)
             text, dropped = carried.text, carried.dropped
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     bom, crlf = _text_form(path)
     if crlf:
         text = text.replace("\n", "\r\n")
-    atomic_write_text(path, "\ufeff" + text if bom else text)
+    if bom:
+        text = "\ufeff" + text
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        raise GoldenWriteRefused(_big_refusal(data, size, limits.max_bytes))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
     return dropped
 
 
@@ -1120,6 +1202,84 @@ def _old_text(path: StrPath) -> str | None:
     except UnicodeDecodeError:
         return None
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
+
+
+def _nested_deeper_than(data: Any, max_depth: int) -> bool:
+    """True when containers nest more than `max_depth` levels (as loading counts them)."""
+    level = [data] if isinstance(data, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > max_depth:
+            return True
+        inner: list[Any] = []
+        for value in level:
+            for child in value.values() if isinstance(value, dict) else value:
+                if isinstance(child, dict | list):
+                    inner.append(child)
+        level = inner
+    return False
+
+
+def _deepest(data: Any) -> tuple[int, _Loc]:
+    """How many levels containers nest, and the place of one of the deepest."""
+    level: list[tuple[Any, _Loc]] = [(data, ())]
+    depth, where = 0, typing.cast(_Loc, ())
+    while level:
+        depth, where = depth + 1, level[0][1]
+        inner: list[tuple[Any, _Loc]] = []
+        for value, path in level:
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            inner.extend(
+                (child, (*path, key)) for key, child in items if isinstance(child, dict | list)
+            )
+        level = inner
+    return depth, where
+
+
+def _deep_refusal(data: Any, max_depth: int) -> str:
+    depth, where = _deepest(data)
+    shown = render(where[:3]) + ("..." if len(where) > 3 else "")
+    return (
+        f"not written: the session nests {depth} levels deep (at {shown}), deeper than the "
+        f"{max_depth} levels a golden may have ({MAX_DEPTH_SETTING}): its next replay would "
+        f"fail to load it. Have the agent return flatter data, or raise {MAX_DEPTH_SETTING} "
+        f"in the pytest config (at most {DEPTH_CEILING})"
+    )
+
+
+def _big_refusal(data: dict[str, Any], size: int, cap: int) -> str:
+    part, part_size = _largest_part(data)
+    largest = f"; the largest part is {part} (about {_megabytes(part_size)})" if part else ""
+    return (
+        f"not written: the golden would be {_size(size)}, over the limit of {_size(cap)} "
+        f"({MAX_BYTES_SETTING}): its next replay would fail to load it{largest}. Have the "
+        f"agent record less, or raise {MAX_BYTES_SETTING} in the pytest config"
+    )
+
+
+def _largest_part(data: dict[str, Any]) -> tuple[str, int]:
+    """The step field or top-level field that takes the most room (measured as JSON)."""
+    sizes: dict[str, int] = {}
+    for key, value in data.items():
+        if key == "steps" and isinstance(value, list):
+            for index, step in enumerate(value):
+                for name, field_value in step.items() if isinstance(step, dict) else ():
+                    sizes[render(("steps", index, name))] = _json_size(field_value)
+        else:
+            sizes[key] = _json_size(value)
+    if not sizes:
+        return "", 0
+    part = max(sizes, key=lambda name: sizes[name])
+    return part, sizes[part]
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1024 / 1024:.1f} MB"
 
 
 def _text_form(path: StrPath) -> tuple[bool, bool]:

@@ -62,6 +62,7 @@ class Settings:
     integrations: tuple[str, ...] = ()  # ini opswald_integrations
     side_effect_tools: frozenset[str] = frozenset()  # ini opswald_side_effect_tools
     langgraph_state: bool = False  # ini opswald_langgraph_state
+    limits: files.Limits = files.DEFAULT_LIMITS  # ini opswald_max_golden_bytes, _depth
     modify: dict[str, Any] = field(default_factory=dict)  # --opswald-modify
     variants: tuple[tuple[str, dict[str, Any]], ...] = ()  # --opswald-variant
     fork_at: int | None = None
@@ -556,7 +557,12 @@ def _write(
     if still:
         _not_written(still, result, settings, total, _refusal(still, expect, run))
     try:
-        dropped = write(path, session)
+        dropped = write(path, session, settings.limits)
+    except files.GoldenWriteRefused as exc:  # loading would refuse it: its next replay fails
+        why = str(exc)
+        if not result.verdict.failures:
+            raise GoldenError(*_failed(f"{path.name}: {why}", result, settings)) from None
+        _not_written(list(result.verdict.failures), result, settings, total, why)
     except OSError as exc:  # a read-only checkout, a full disk: the failure as it is, unwritten
         why = f"not written: cannot write {path}: {exc.strerror or exc}"
         if not result.verdict.failures:  # a stub recorded: nothing failed but the write
@@ -624,10 +630,15 @@ class GoldenFile(pytest.File):
         if entry is None:  # parsed and validated now: a malformed golden fails collection
             read: list[str] = []  # the digest of the bytes parsed, when the index is on
             seen = (lambda raw: read.append(digest_of(raw))) if index.on else None
+            caps = settings_of(self.config).limits
             if self.config.option.collectonly:  # nothing runs: hold nothing of the golden
-                golden = files.load(self.path, seen=seen)
+                golden = files.load(
+                    self.path, max_bytes=caps.max_bytes, max_depth=caps.max_depth, seen=seen
+                )
             else:
-                golden, compact = files.load_compact(self.path, seen=seen)
+                golden, compact = files.load_compact(
+                    self.path, max_bytes=caps.max_bytes, max_depth=caps.max_depth, seen=seen
+                )
             entry = Entry(name=item_name(golden, self.path), tags=tuple(golden.tags))
             now = self.path.stat()
             unchanged = (now.st_mtime_ns, now.st_size) == (stat.st_mtime_ns, stat.st_size)
@@ -790,10 +801,12 @@ class GoldenItem(pytest.Item):
 
     def _load(self) -> Session:
         from opswald.collectcache import Entry, index_of
+        from opswald.plugin import settings_of
 
         index = index_of(self.config)
+        caps = settings_of(self.config).limits
         try:
-            golden = files.load(self.path)
+            golden = files.load(self.path, max_bytes=caps.max_bytes, max_depth=caps.max_depth)
         except files.GoldenLoadError as exc:  # changed since collection
             index.forget(self.path)
             raise GoldenError(f"malformed golden: {exc}") from None

@@ -38,8 +38,9 @@ def run_marker(item: pytest.Item) -> Outcome:
             "@pytest.mark.golden needs the golden's path as its first argument", pytrace=False
         )
     path = golden_path(item, str(marker.args[0]))
+    caps = settings_of(item.config).limits
     try:
-        golden = files.load(path)
+        golden = files.load(path, max_bytes=caps.max_bytes, max_depth=caps.max_depth)
     except files.GoldenLoadError as exc:
         problem = str(exc)
     except OSError as exc:

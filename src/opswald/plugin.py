@@ -221,6 +221,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
     )
     parser.addini(
+        "opswald_max_golden_bytes",
+        "the largest golden file loaded or written, in bytes (default 20971520: 20 MB)",
+        default="",
+    )
+    parser.addini(
+        "opswald_max_golden_depth",
+        "how deeply a golden's data may nest (default 64, at most 200)",
+        default="",
+    )
+    parser.addini(
         "opswald_redact",
         "extra redaction on write: 'pii' also scrubs e-mail addresses and phone numbers",
         default="",
@@ -236,10 +246,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "golden(path, modify=None, expect=None, verdict=True): replay a golden session for "
         "this test; the golden_replay fixture returns the result",
     )
-    from opswald.projectconfig import SettingError, normalize_rules
+    from opswald.projectconfig import SettingError, golden_limits, normalize_rules
 
     try:
         normalize = normalize_rules(config.getini("opswald_request_normalize"))
+        limits = golden_limits(
+            config.getini("opswald_max_golden_bytes"), config.getini("opswald_max_golden_depth")
+        )
     except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
     _check_breakpoints(config)
@@ -284,6 +297,7 @@ def pytest_configure(config: pytest.Config) -> None:
         integrations=_integrations(config),
         side_effect_tools=frozenset(_names(config.getini("opswald_side_effect_tools"))),
         langgraph_state=_ini_bool(config, "opswald_langgraph_state"),
+        limits=limits,
         redactor=make_redactor(
             pii=redact == "pii",
             extra=_hook_redaction_rules(config),
@@ -1053,7 +1067,7 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
     folder = item.config.getoption("opswald_save_actual")
     if not folder or outcome.result is None:
         return None
-    from opswald.files import dump, saved_actual_name
+    from opswald.files import GoldenWriteRefused, dump, saved_actual_name
 
     variant = getattr(item, "variant", None)
     name = (
@@ -1073,7 +1087,9 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
         return None
     try:
         target.mkdir(parents=True, exist_ok=True)
-        dump(outcome.result.actual, target / name)
+        dump(outcome.result.actual, target / name, limits=settings_of(item.config).limits)
+    except GoldenWriteRefused as exc:  # a file `opswald diff` and `html` could not load
+        return f"{item.nodeid}: --opswald-save-actual: its actual session was not saved: {exc}"
     except OSError as exc:  # a name the file system refuses, a full disk, a file as DIR
         where = exc.filename if exc.filename is not None else target / name
         return (
@@ -1280,7 +1296,10 @@ class SummaryPlugin:
         for nodeid, status, view, record in self.views:
             if view["path"] not in goldens:
                 try:
-                    goldens[view["path"]] = load(view["path"])
+                    limits = settings_of(self.config).limits
+                    goldens[view["path"]] = load(
+                        view["path"], max_bytes=limits.max_bytes, max_depth=limits.max_depth
+                    )
                 except GoldenLoadError:  # broken since it ran: the page cannot show it
                     continue
             actual = view.get("actual")

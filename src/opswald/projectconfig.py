@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from opswald.files import Limits
     from opswald.redact import Redactor
     from opswald.session import RequestsExpect
 
@@ -352,6 +353,56 @@ def suite_requests(ignore: list[str], normalize: list[dict[str, str]]) -> Reques
         raise SettingError(f"{option}: {problem.message}") from None
 
 
+MIN_GOLDEN_BYTES = 1024
+MIN_GOLDEN_DEPTH = 16
+
+
+def golden_limits(max_bytes: object, max_depth: object) -> Limits:
+    """The caps of opswald_max_golden_bytes and opswald_max_golden_depth (an empty value:
+    the default), each a whole number in its range; anything else is refused naming it."""
+    from opswald.files import (
+        DEFAULT_MAX_BYTES,
+        DEFAULT_MAX_DEPTH,
+        DEPTH_CEILING,
+        MAX_BYTES_SETTING,
+        MAX_DEPTH_SETTING,
+        Limits,
+    )
+
+    return Limits(
+        max_bytes=_whole(
+            MAX_BYTES_SETTING, max_bytes, DEFAULT_MAX_BYTES, MIN_GOLDEN_BYTES, None, "bytes"
+        ),
+        max_depth=_whole(
+            MAX_DEPTH_SETTING,
+            max_depth,
+            DEFAULT_MAX_DEPTH,
+            MIN_GOLDEN_DEPTH,
+            DEPTH_CEILING,
+            "levels",
+        ),
+    )
+
+
+def _whole(name: str, value: object, default: int, low: int, high: int | None, unit: str) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    span = f"from {low:,}" + (f" to {high:,}" if high is not None else " up")
+    if number is None:
+        raise SettingError(
+            f"{name}: {value!r} is not a whole number of {unit}; write one {span} "
+            f"(default {default:,})"
+        )
+    if number < low or (high is not None and number > high):
+        raise SettingError(f"{name}: {number:,} {unit} is out of range; write a number {span}")
+    return number
+
+
 @dataclass(frozen=True)
 class GoldenFolders:
     """The folders (and files) that opswald_goldens names, absolute, in its order."""
@@ -452,6 +503,7 @@ class CliSettings:
     embedder: str | None = None
     judge: str | None = None
     pythonpath: tuple[Path, ...] = ()
+    limits: Limits | None = None  # None: the default caps
 
     @property
     def adapter_root(self) -> Path:
@@ -497,6 +549,7 @@ def cli_settings(config: ProjectConfig, *, warn: Any = None) -> CliSettings:
             if config.is_set("opswald_integrations")
             else None
         )
+        limits = config_limits(config)
     except SettingError as exc:
         raise _in_file(config, exc) from None
     return CliSettings(
@@ -515,7 +568,20 @@ def cli_settings(config: ProjectConfig, *, warn: Any = None) -> CliSettings:
         embedder=config.string("opswald_embedder").strip() or None,
         judge=config.string("opswald_judge").strip() or None,
         pythonpath=tuple(config.paths("pythonpath")),
+        limits=limits,
     )
+
+
+def config_limits(config: ProjectConfig) -> Limits:
+    """The golden caps the config file sets (`golden_limits`), refused naming the file."""
+    from opswald.files import MAX_BYTES_SETTING, MAX_DEPTH_SETTING
+
+    try:
+        return golden_limits(
+            config.values.get(MAX_BYTES_SETTING), config.values.get(MAX_DEPTH_SETTING)
+        )
+    except SettingError as exc:
+        raise _in_file(config, exc) from None
 
 
 def _in_file(config: ProjectConfig, exc: SettingError) -> SettingError:

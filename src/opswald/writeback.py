@@ -194,8 +194,9 @@ def writes_blocked(*, force: bool) -> str | None:
     return None
 
 
-def write(path: Path, session: Session) -> str | None:
+def write(path: Path, session: Session, limits: files.Limits | None = None) -> str | None:
     """Write the session over the golden at `path`, its comments kept where the text they
-    annotate is written unchanged; what was dropped, said for the summary, or None."""
-    dropped = files.dump(session, path, keep_comments=True)
+    annotate is written unchanged; what was dropped, said for the summary, or None. Raises
+    `files.GoldenWriteRefused` for a golden loading would refuse (over `limits`)."""
+    dropped = files.dump(session, path, keep_comments=True, limits=limits)
     return dropped_note(dropped, path.name) if dropped else None

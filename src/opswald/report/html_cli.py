@@ -173,9 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opswald")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    from opswald.cli import with_golden_limits
     from opswald.cli_inspect import run
 
-    return run(args.func, args)
+    return run(with_golden_limits, args)
 
 
 if __name__ == "__main__":
