@@ -163,6 +163,72 @@ def test_validate_warns_of_raw_characters_that_hide_or_reorder_text(tmp_path: Pa
     ]
 
 
+HOURS = """\
+name: hours
+input: {}
+steps:
+  - step: 1
+    type: tool_call
+    tool: store_hours
+    input: {store: oslo}
+    output: {opens: 2026-01-05, closes: 17:30, country: NO, code: '017', id: 0o17}
+output:
+  - 1_000
+  - "17:30"
+  - y
+"""
+
+
+def test_validate_warns_of_plain_values_yaml_1_1_and_1_2_read_apart(tmp_path: Path) -> None:
+    """A hand-written `17:30` or `NO` is valid, and read by YAML 1.1's rules (1050, false),
+    where YAML 1.2 tools read text: `validate` says so, with the line and how to quote it.
+    Quoted values, dates (text for both) and `y` (text for PyYAML too) get no warning."""
+    from opswald import load
+
+    (tmp_path / "hours.golden.yaml").write_text(HOURS)
+    step = load(tmp_path / "hours.golden.yaml").step_list[0]
+    assert step.output["closes"] == 1050 and step.output["country"] is False
+    result = opswald("validate", ".", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    head = "warning: hours.golden.yaml"
+    assert result.stdout.splitlines() == [
+        "ok: hours.golden.yaml (1 steps)",
+        f"{head}:8: `closes: 17:30` reads as the number 1050 in opswald (YAML 1.1) but as the "
+        "text '17:30' in YAML 1.2 tools such as yq; quote it ('17:30') if you mean the text, "
+        "or write 1050",
+        f"{head}:8: `country: NO` reads as the boolean false in opswald (YAML 1.1) but as the "
+        "text 'NO' in YAML 1.2 tools such as yq; quote it ('NO') if you mean the text, or "
+        "write false",
+        f"{head}:8: `id: 0o17` reads as the text '0o17' in opswald (YAML 1.1) but as the "
+        "number 15 in YAML 1.2 tools such as yq; quote it ('0o17') so that every reader "
+        "takes the text",
+        f"{head}:10: `- 1_000` reads as the number 1000 in opswald (YAML 1.1) but as the text "
+        "'1_000' in YAML 1.2 tools such as yq; quote it ('1_000') if you mean the text, or "
+        "write 1000",
+        "1 valid, 0 invalid",
+    ]
+    rows = json.loads(opswald("validate", "--json", ".", cwd=tmp_path).stdout)["goldens"]
+    assert [w.split(": `")[1][:9] for w in rows[0]["warnings"]] == [
+        "closes: 1",
+        "country: ",
+        "id: 0o17`",
+        "- 1_000` ",
+    ]
+
+
+def test_goldens_opswald_writes_read_alike_in_yaml_1_1_and_1_2() -> None:
+    from opswald.files import yaml_version_differences
+
+    root = Path(__file__).parent.parent
+    found = [
+        (path, line)
+        for folder in ("goldens", "tests/data")
+        for path in sorted((root / folder).rglob("*.golden.y*ml"))
+        for line, _ in yaml_version_differences(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+
+
 @pytest.mark.parametrize("content", [None, "notes.yaml"], ids=["empty", "no_goldens"])
 def test_validate_a_folder_without_goldens_exits_4(tmp_path: Path, content: str | None) -> None:
     if content:

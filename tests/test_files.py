@@ -793,6 +793,36 @@ def test_dumps_loads_dumps_is_stable(fmt: files.Format, session: Session) -> Non
     assert files.dumps(again, "yaml") == files.dumps(session, "yaml")
 
 
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    session=sessions(),
+    words=st.lists(st.text(alphabet="yYnNoOfFeEsS0123456789.-+_~:x", min_size=1, max_size=7)),
+)
+def test_what_the_writer_writes_reads_alike_in_yaml_1_1_and_1_2(
+    session: Session, words: list[str]
+) -> None:
+    """`opswald validate` warns of no value the writer wrote (it quotes what YAML 1.1 and
+    1.2 would read apart); written unquoted, the same words are warned of exactly when
+    the two readings differ."""
+    session.output = words
+    text = files.dumps(session)
+    assert files.yaml_version_differences(text) == []
+    plain = "name: n\ninput:\n" + "".join(f"  - {word}\n" for word in words)
+    try:
+        read = files.loads(plain).input or []
+    except GoldenLoadError:
+        return  # not a list of plain words after all (`- -`, `- a: b`)
+    if any(isinstance(value, dict | list) for value in read):
+        return
+    warned = {line for line, _ in files.yaml_version_differences(plain)}
+    for line, (word, value) in enumerate(zip(words, read, strict=True), start=3):
+        other = files._yaml12_value(word)
+        number = isinstance(other, int | float) and not isinstance(other, bool)
+        assert number == bool(_YAML12_CORE_NUMBER.fullmatch(word)), word
+        alike = type(value) is type(other) and (value == other or value != value)
+        assert (line in warned) == (not alike), (word, value, other)
+
+
 def test_only_stale_temp_files_are_removed(tmp_path: Path) -> None:
     from opswald.files import remove_if_stale_temp
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -187,9 +188,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             "stub": session.is_stub,
             "steps": None if session.is_stub else len(session.step_list),
         }
-        warning = _raw_hidden_warning(path)
-        if warning:
-            row["warning"] = warning
+        warnings = _warnings(path)
+        if warnings:
+            row["warning"] = warnings[0]  # the first, as before there could be several
+            row["warnings"] = warnings
         rows.append(row)
     progress.done()
     if args.json:
@@ -201,13 +203,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             kind = "stub (not recorded yet)" if row["stub"] else f"{row['steps']} steps"
             print(f"ok: {row['path']} ({kind})")
-            if "warning" in row:
-                print(f"warning: {row['warning']}")
+            for warning in typing.cast(list[str], row.get("warnings", [])):
+                print(f"warning: {warning}")
     print(f"{len(goldens) - bad} valid, {bad} invalid")
     return 1 if bad else 0
 
 
-def _raw_hidden_warning(path: Path) -> str | None:
+def _warnings(path: Path) -> list[str]:
+    """What `validate` says of a valid golden that may not read as its author meant."""
+    from opswald.files import yaml_version_differences
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    hidden = _raw_hidden_warning(path, text)
+    notes = [hidden] if hidden else []
+    if not path.name.lower().endswith(".json"):
+        notes.extend(f"{path}:{line}: {note}" for line, note in yaml_version_differences(text))
+    return notes
+
+
+def _raw_hidden_warning(path: Path, text: str) -> str | None:
     """What `validate` says of a golden that holds, raw, characters that hide or reorder
     text (`opswald.hidden`; written by hand, since opswald writes them as escapes): a
     reviewer's diff of it may show text in another order, or not at all."""
@@ -215,10 +232,6 @@ def _raw_hidden_warning(path: Path) -> str | None:
 
     from opswald.hidden import hidden_positions
 
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
     found = [i for i in hidden_positions(text) if i or text[0] != "\ufeff"]  # not a BOM
     if not found:
         return None

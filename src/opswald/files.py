@@ -20,6 +20,7 @@ import gc
 import hashlib
 import json
 import marshal
+import math
 import os
 import re
 import secrets
@@ -675,6 +676,130 @@ def _yaml_events(text: str) -> Iterator[_Event]:
         return
     finally:
         loader.dispose()
+
+
+# ------------------------------------------- plain scalars YAML 1.1 and 1.2 read apart
+
+# The YAML 1.2 core schema's readings of a plain scalar (any other text is a string).
+_CORE_NULL = frozenset({"", "~", "null", "Null", "NULL"})
+_CORE_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False}
+_CORE_BOOL.update({"FALSE": False})
+_CORE_INT = re.compile(r"[-+]?[0-9]+")
+_CORE_OCT = re.compile(r"0o([0-7]+)")
+_CORE_HEX = re.compile(r"0x([0-9a-fA-F]+)")
+_CORE_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_CORE_INF = re.compile(r"([-+]?)\.(?:inf|Inf|INF)")
+_CORE_NAN = frozenset({".nan", ".NaN", ".NAN"})
+
+
+def _yaml12_value(text: str) -> Any:
+    """What a YAML 1.2 reader (core schema: yq, most other languages' parsers) makes of a
+    plain scalar."""
+    if text in _CORE_NULL:
+        return None
+    if text in _CORE_BOOL:
+        return _CORE_BOOL[text]
+    if _CORE_INT.fullmatch(text):
+        return int(text)
+    for pattern, base in ((_CORE_OCT, 8), (_CORE_HEX, 16)):
+        found = pattern.fullmatch(text)
+        if found:
+            return int(found.group(1), base)
+    if _CORE_FLOAT.fullmatch(text):
+        return float(text)
+    inf = _CORE_INF.fullmatch(text)
+    if inf:
+        return -math.inf if inf.group(1) == "-" else math.inf
+    return math.nan if text in _CORE_NAN else text
+
+
+def _same_reading(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    return bool(a == b) or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
+
+
+def _reading(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "the boolean " + ("true" if value else "false")
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    return f"the text {value!r}"
+
+
+def _written(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else ("true" if value else "false")
+    return repr(value) if isinstance(value, int | float) else f"'{value}'"
+
+
+def yaml_version_differences(text: str) -> list[tuple[int, str]]:
+    """The plain (unquoted) values of YAML golden text that opswald, which reads YAML 1.1
+    as PyYAML does, reads otherwise than a YAML 1.2 tool would (`NO` is false for one and
+    text for the other, `17:30` the number 1050 or text, `017` 15 or 17, `1_000` a number
+    or text, `0o17` text or 15): each as its line and a sentence saying both readings and
+    how to quote it. Such a golden is valid; only its reader may be surprised. Keys are
+    always read as text and are not listed. Text that does not parse gives none."""
+    try:
+        loader = _GoldenLoader(text)
+    except yaml.YAMLError:
+        return []
+    builder = _YamlBuilder(loader, text, _NO_WRAP)
+    get = typing.cast(Callable[[], ev.Event], loader.get_event)
+    found: list[tuple[int, str]] = []
+    # per open collection: its last key (a mapping) or None (a list), and whether a key
+    # comes next
+    stack: list[list[Any]] = []
+    try:
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is ev.StreamEndEvent or kind is ev.DocumentEndEvent:
+                break
+            top = stack[-1] if stack else None
+            is_key = top is not None and top[1]
+            if top is not None and top[0] is not _ITEM:
+                top[1] = not top[1]  # a mapping: key, value, key, ...
+            if kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
+                stack.append([None, True] if kind is ev.MappingStartEvent else [_ITEM, False])
+            elif kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+                stack.pop()
+                if stack and stack[-1][0] is not _ITEM:
+                    stack[-1][1] = True
+            elif kind is ev.ScalarEvent:
+                scalar = typing.cast(ev.ScalarEvent, event)
+                if is_key and top is not None:
+                    top[0] = scalar.value
+                elif not scalar.style and scalar.tag is None and scalar.implicit[0]:
+                    note = _difference(builder, scalar, top)
+                    if note:
+                        found.append((_line(event), note))
+    except (yaml.YAMLError, GoldenLoadError):
+        pass
+    finally:
+        loader.dispose()
+    return found
+
+
+def _difference(builder: _YamlBuilder, event: ev.ScalarEvent, top: list[Any] | None) -> str:
+    """The sentence about a plain scalar that YAML 1.1 and 1.2 read apart, else ''."""
+    raw = event.value
+    old = builder.scalar(event)
+    new = _yaml12_value(raw)
+    if _same_reading(old, new):
+        return ""
+    shown = f"{top[0]}: {raw}" if top is not None and top[0] is not _ITEM else f"- {raw}"
+    quoted = "'" + raw.replace("'", "''") + "'"
+    if isinstance(old, str):
+        fix = f"quote it ({quoted}) so that every reader takes the text"
+    else:
+        fix = f"quote it ({quoted}) if you mean the text, or write {_written(old)}"
+    return (
+        f"`{shown}` reads as {_reading(old)} in opswald (YAML 1.1) but as {_reading(new)} "
+        f"in YAML 1.2 tools such as yq; {fix}"
+    )
 
 
 # ------------------------------------------------------------------------------ JSON
