@@ -40,6 +40,7 @@ from yaml import events as ev
 from yaml.nodes import ScalarNode
 
 from opswald import jsontext
+from opswald.blockyaml import block_yaml
 from opswald.hidden import HiddenEscapingDumper, has_hidden, json_with_hidden_escaped
 from opswald.jsonable import to_jsonable
 from opswald.paths import render
@@ -1242,6 +1243,14 @@ def _text(data: dict[str, Any], fmt: Format) -> str:
     if fmt != "yaml":
         raise ValueError(f"unknown golden format {fmt!r}; expected 'yaml' or 'json'")
     _one_line_lengths(data)
+    fast = block_yaml(data, _GoldenDumper, _YAML12_NUMBER, _OneLine)
+    if fast is not None:
+        return f"# yaml-language-server: $schema={SCHEMA_URL}\n{fast}"
+    return f"# yaml-language-server: $schema={SCHEMA_URL}\n{_pyyaml_text(data)}"
+
+
+def _pyyaml_text(data: dict[str, Any]) -> str:
+    """The document as PyYAML's emitter writes it (what `block_yaml` matches)."""
     body: str = yaml.dump(
         data,
         Dumper=_GoldenDumper,
@@ -1250,7 +1259,7 @@ def _text(data: dict[str, Any], fmt: Format) -> str:
         default_flow_style=False,
         width=_NO_WRAP,
     )
-    return f"# yaml-language-server: $schema={SCHEMA_URL}\n{body}"
+    return body
 
 
 class _OneLine(list[Any]):
