@@ -53,6 +53,43 @@ def test_show_one_step_with_its_state(capsys: pytest.CaptureFixture[str], snapsh
     assert out == snapshot
 
 
+def test_show_step_prints_a_large_output_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The step is printed whole; its state does not repeat a large tool output (this
+    step's is above, an earlier step's is summarised with where to see it), and the
+    changes from the step before name the new output in one line."""
+    rows = [{"id": k, "name": f"row {k}"} for k in range(3000)]
+    steps = [
+        {"step": 1, "type": "tool_call", "tool": "rows", "input": {}, "output": rows},
+        {"step": 2, "type": "state", "memory": {"seen": 3000}},
+        {"step": 3, "type": "tool_call", "tool": "small", "input": {}, "output": {"a": 1}},
+    ]
+    path = tmp_path / "big.golden.yaml"
+    opswald.dump(
+        opswald.Session.model_validate(
+            {"name": "big", "input": {}, "steps": steps, "output": len(rows)}
+        ),
+        path,
+    )
+    code, out, _ = run(capsys, "show", str(path), "--step", "1")
+    assert code == 0
+    body, state = out.split("state at step 1:\n")
+    assert body.count("name: row ") == 3000 and "row 2999" in body
+    assert "row 0" not in state
+    assert "    output: '(the output of this step, above: 3,000 items, 97 KB as JSON)'" in state
+    code, out, _ = run(capsys, "show", str(path), "--step", "3")
+    assert "row 10" not in out
+    state = out.split("state at step 3:\n")[1]
+    assert (
+        "    output: '(3,000 items, 97 KB as JSON; `opswald show --step 1` shows it whole)" in state
+    )
+    assert "changes from step 2:\n  + tool_outputs[1] = " in out
+    assert len(out) < 2000
+    code, out, _ = run(capsys, "show", str(path), "--step", "3", "--json")
+    assert json.loads(out)["state"]["tool_outputs"][0]["output"] == rows  # machines: whole
+
+
 def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "show", str(DECLINED), "--json")
     data = json.loads(out)

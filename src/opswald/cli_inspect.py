@@ -240,11 +240,56 @@ def _show_step(session: Session, number: int, as_json: bool) -> int:
     for text in notes:
         print(f"note: {text}")
     print(f"state at step {number}:")
-    print(_indent(_yaml({k: v for k, v in state.items() if v not in (None, [], {})})))
+    print(_indent(_yaml(_state_view(state, number, own_llm=step.type == "llm_call"))))
     print(f"changes from step {number - 1}:" if number > 1 else "changes from the start:")
     width = _width()
     print(_indent("\n".join(_clip(line, width - 2) for line in changes) or "(none)"))
     return 0
+
+
+STATE_SHOWN_WHOLE = 2000  # characters of JSON: a larger value in a state is summarised
+
+
+def _state_view(state: dict[str, Any], number: int, *, own_llm: bool) -> dict[str, Any]:
+    """The state at step `number` for reading: empty parts left out, and a value too large
+    to repeat (a tool output of 50,000 rows, in the state of every step after it) as a line
+    that says what it is and where it is shown whole — this step's own output is above."""
+    view: dict[str, Any] = {}
+    for key, value in state.items():
+        if value is None or (isinstance(value, list | dict) and not value):
+            continue
+        if key == "tool_outputs":
+            view[key] = [
+                {**entry, "output": _summary(entry["output"], entry["step"], number)}
+                if entry.get("output") is not None
+                else entry
+                for entry in value
+            ]
+        elif key == "last_output" and own_llm:
+            view[key] = _summary(value, number, number)
+        else:
+            view[key] = _summary(value, None, number)
+    return view
+
+
+def _summary(value: Any, step: int | None, number: int) -> Any:
+    """`value`, or when its JSON passes STATE_SHOWN_WHOLE characters a line saying what it
+    is (its size, its start) and where it is shown whole."""
+    from opswald.diff import short_repr
+
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) <= STATE_SHOWN_WHOLE:
+        return value
+    count = (
+        f"{len(value):,} {'items' if isinstance(value, list) else 'keys'}, "
+        if isinstance(value, list | dict)
+        else ""
+    )
+    size = f"{count}{len(text.encode('utf-8', 'surrogatepass')) / 1024:,.0f} KB as JSON"
+    if step == number:
+        return f"(the output of this step, above: {size})"
+    where = f"`opswald show --step {step}`" if step is not None else "`--json`"
+    return f"({size}; {where} shows it whole) {short_repr(value)}"
 
 
 def _yaml(data: Any) -> str:

@@ -98,6 +98,7 @@ def state_diff(steps: Sequence[AnyStep], a: int, b: int, *, full: bool = False) 
         return short_repr(value, width=sys.maxsize) if full else short_repr(value)
 
     before, after = _present(state_at(steps, a).flat()), _present(state_at(steps, b).flat())
+    _drop_shared(before, after)
     lines = []
     for d in differences(before, after):
         where = d.where
@@ -111,6 +112,27 @@ def state_diff(steps: Sequence[AnyStep], a: int, b: int, *, full: bool = False) 
 
 
 SNAPSHOT_PARTS = ("memory", "variables", "context")
+_SAME = "(the same)"
+
+
+def _drop_shared(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Stand-ins for what the two states take from the same steps (a tool output both
+    have, a snapshot both are after): equal on both sides, so not compared value by
+    value — a 50,000-row tool output, in every state after its step, is not walked again
+    to find it unchanged."""
+    for key, value in before.items():
+        if key != "tool_outputs" and key in after and after[key] is value and value is not None:
+            before[key] = after[key] = _SAME
+    old, new = before.get("tool_outputs"), after.get("tool_outputs")
+    if not isinstance(old, list) or not isinstance(new, list):
+        return
+    for index, (first, second) in enumerate(zip(old, new, strict=False)):
+        if first["output"] is second["output"] and _rest(first) == _rest(second):
+            old[index] = new[index] = {**first, "output": _SAME}
+
+
+def _rest(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in entry.items() if key != "output"}
 
 
 def _present(flat: dict[str, Any]) -> dict[str, Any]:
