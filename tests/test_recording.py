@@ -160,3 +160,24 @@ def test_surrogate_halves_give_a_golden_that_loads(tmp_path: Path) -> None:
     assert [t.output for t in tools] == ["smile \ufffd", "\ufffd done", "cut \ufffd"]
     text = path.read_text(encoding="utf-8")
     assert "\\uD83D" not in text and "\\ud83d" not in text, "no half escaped"
+
+
+def test_a_session_loading_would_refuse_is_not_written(tmp_path: Path) -> None:
+    """Nested deeper than a golden may be: a golden asked for by path is refused (nothing
+    written), and a trace is kept out of the store with a warning, the run going on."""
+    from opswald.files import GoldenWriteRefused
+
+    deep: Any = "leaf"
+    for _ in range(70):
+        deep = {"child": deep}
+    path = tmp_path / "deep.golden.yaml"
+    with pytest.raises(GoldenWriteRefused, match="opswald_max_golden_depth"):
+        with opswald.record(path, input="x") as rec:
+            rec.output = deep
+    assert not path.exists()
+    store = tmp_path / "traces"
+    with pytest.warns(UserWarning, match="the trace was not stored: not written: the session"):
+        with opswald.record(name="deep", input="x", store=store) as rec:
+            rec.output = deep
+    assert rec.path is None and rec.session is not None and rec.session.output == deep
+    assert not list(store.glob("*"))

@@ -50,10 +50,13 @@ def record(
     never over an existing file — and otherwise into the local trace store
     (`.opswald/traces/`, `$OPSWALD_TRACES_DIR` or `store=`; `store=False` keeps it in memory
     only). It is available as `rec.session`, its file as `rec.path`. An exception leaving
-    the block is recorded as the session's `error` and raised again.
+    the block is recorded as the session's `error` and raised again. A session whose file
+    loading would refuse (over `opswald_max_golden_bytes` or `opswald_max_golden_depth`)
+    raises `GoldenWriteRefused` when `path` is given, and is kept out of the trace store
+    with a warning otherwise.
     """
     from opswald.engine.context import Context, activate
-    from opswald.files import dump
+    from opswald.files import GoldenWriteRefused, dump
     from opswald.intercept.transport import intercepting
     from opswald.jsonable import to_jsonable
     from opswald.redact import redact_data
@@ -118,7 +121,12 @@ def record(
             from opswald.tracestore import save
 
             session.session_id = uuid.uuid4().hex[:12]
-            rec.path = save(session, store)
+            try:
+                rec.path = save(session, store)
+            except GoldenWriteRefused as exc:  # the run itself went well: say so, go on
+                import warnings
+
+                warnings.warn(f"opswald.record: the trace was not stored: {exc}", stacklevel=3)
 
 
 def _prices(target: Path | None) -> Any:
