@@ -52,23 +52,31 @@ def _record(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     )
 
 
+@pytest.mark.parametrize(
+    ("workers", "cap"),
+    [([], 64), (["-n", "2"], 70)],
+    ids=["in_process_default_cap", "xdist_ini_cap"],
+)
 def test_a_recording_nested_deeper_than_loading_takes_fails_and_writes_nothing(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, workers: list[str], cap: int
 ) -> None:
-    _project(pytester, deep="{depth: 62}")
-    stub = (pytester.path / "goldens/deep.golden.yaml").read_bytes()
-    result = _record(pytester)
-    result.assert_outcomes(failed=1)
+    """A tool result nested 62 levels deep sits 65 levels down in the golden (its mapping,
+    `steps`, the step): over the cap, it is not written; one level less is."""
+    ini = f"opswald_max_golden_depth = {cap}\n" if cap != 64 else ""
+    _project(pytester, ini, deep=f"{{depth: {cap - 3}}}", deeper=f"{{depth: {cap - 2}}}")
+    stub = (pytester.path / "goldens/deeper.golden.yaml").read_bytes()
+    result = _record(pytester, *workers)
+    result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*not written: the session nests 65 levels deep (at steps[[]0[]].output...), deeper "
-            "than the 64 levels a golden may have (opswald_max_golden_depth): its next replay "
-            "would fail to load it. Have the agent return flatter data, or raise "
+            f"*not written: the session nests {cap + 1} levels deep (at steps[[]0[]].output...), "
+            f"deeper than the {cap} levels a golden may have (opswald_max_golden_depth): its "
+            "next replay would fail to load it. Have the agent return flatter data, or raise "
             "opswald_max_golden_depth in the pytest config (at most 200)*"
         ]
     )
-    assert (pytester.path / "goldens/deep.golden.yaml").read_bytes() == stub
-    assert "recorded" not in result.stdout.str().splitlines()[-1]
+    assert (pytester.path / "goldens/deeper.golden.yaml").read_bytes() == stub
+    assert files.load(pytester.path / "goldens/deep.golden.yaml", max_depth=cap).steps
 
 
 def test_a_recording_over_the_size_cap_fails_naming_the_cap_and_the_largest_part(
