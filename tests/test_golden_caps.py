@@ -123,8 +123,17 @@ def test_raised_caps_record_and_replay_what_the_defaults_refuse(
         big="{n: 21000000}",
     )
     _record(pytester).assert_outcomes(passed=2)
+    pytester.makepyfile(
+        test_api="""
+        import opswald
+
+        def test_the_python_api_applies_the_ini_caps_in_a_test():
+            assert opswald.load("goldens/deep.golden.yaml").steps
+        """
+    )
     result = pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
+    assert files.limits_in_force() == files.DEFAULT_LIMITS  # the run's caps ended with it
     # the default caps refuse both files, naming the setting that takes them
     with pytest.raises(GoldenLoadError, match=r"nested deeper than 64 levels \(opswald_max"):
         files.load(pytester.path / "goldens/deep.golden.yaml")

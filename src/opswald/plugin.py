@@ -303,12 +303,29 @@ def pytest_configure(config: pytest.Config) -> None:
             extra=_hook_redaction_rules(config),
         ),
     )
+    _limits_for_the_run(config, limits)
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
     else:
         _refuse_golden_args(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
+
+
+def _limits_for_the_run(config: pytest.Config, limits: Any) -> None:
+    """The golden caps of the ini in force for the run, so that `opswald.load`,
+    `opswald.dump` and `opswald.Replay` in a test apply them too (the plugin's own loads
+    and writes are given them)."""
+    from opswald.files import using_limits
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(using_limits(limits))
+
+    def restore() -> None:
+        with contextlib.suppress(ValueError, RuntimeError):  # set in another context
+            stack.close()
+
+    config.add_cleanup(restore)
 
 
 def _ini_choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
