@@ -390,7 +390,7 @@ def _whole(name: str, value: object, default: int, low: int, high: int | None, u
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
         number = int(value.strip())
     span = f"from {low:,}" + (f" to {high:,}" if high is not None else " up")
     if number is None:
@@ -503,7 +503,6 @@ class CliSettings:
     embedder: str | None = None
     judge: str | None = None
     pythonpath: tuple[Path, ...] = ()
-    limits: Limits | None = None  # None: the default caps
 
     @property
     def adapter_root(self) -> Path:
@@ -549,7 +548,6 @@ def cli_settings(config: ProjectConfig, *, warn: Any = None) -> CliSettings:
             if config.is_set("opswald_integrations")
             else None
         )
-        limits = config_limits(config)
     except SettingError as exc:
         raise _in_file(config, exc) from None
     return CliSettings(
@@ -568,7 +566,6 @@ def cli_settings(config: ProjectConfig, *, warn: Any = None) -> CliSettings:
         embedder=config.string("opswald_embedder").strip() or None,
         judge=config.string("opswald_judge").strip() or None,
         pythonpath=tuple(config.paths("pythonpath")),
-        limits=limits,
     )
 
 
