@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from opswald import files
 from opswald.blockyaml import block_yaml
 from opswald.session import Session
-from strategies import jsonish, yaml_data, yaml_texts
+from strategies import YAML_PIECES, jsonish, yaml_data, yaml_texts
 
 
 def _both(data: dict[str, Any]) -> tuple[str | None, str]:
-    fast = block_yaml(data, files._GoldenDumper, files._YAML12_NUMBER, files._OneLine)
+    fast = block_yaml(
+        data, files._GoldenDumper, files._represent_str, files._YAML12_NUMBER, files._OneLine
+    )
     return fast, files._pyyaml_text(data)
 
 
@@ -41,7 +43,16 @@ def _odd_key(data: Any) -> bool:
     for key, value in data.items():
         if not key or len(key) >= 100 or _odd_key(value):
             return True
-        if block_yaml({key: 0}, files._GoldenDumper, files._YAML12_NUMBER, files._OneLine) is None:
+        if (
+            block_yaml(
+                {key: 0},
+                files._GoldenDumper,
+                files._represent_str,
+                files._YAML12_NUMBER,
+                files._OneLine,
+            )
+            is None
+        ):
             return True
     return False
 
@@ -61,7 +72,9 @@ def test_keys_the_fast_writer_takes_are_written_as_pyyaml_writes_them(
 def test_golden_shaped_data_takes_the_fast_path_and_reads_back(data: st.DataObject) -> None:
     """Sessions of `jsonish` data (keys that are names, scalars of every JSON type and
     format words): written by the fast writer, identical, and read back as they were."""
-    _, nested = jsonish(["id", "name", "rows", "content"], ["yes", "a: b", "l1\nl2", " x"])
+    _, nested = jsonish(
+        ["id", "name", "rows", "content"], ["yes", "a: b", "l1\nl2", " x", "1e5", "_1", "0o17"]
+    )
     output = data.draw(nested, label="output")
     steps = data.draw(st.lists(nested, max_size=3), label="tool outputs")
     session = Session.model_validate(
@@ -99,6 +112,21 @@ def test_lines_spaces_and_indicators_are_written_as_pyyaml_writes_them(
     data = {"output": [value, texts] if nested else value, "last": texts[-1]}
     fast, slow = _both(data)
     assert fast == slow
+
+
+def test_every_piece_and_pair_of_pieces_is_written_as_pyyaml_writes_it() -> None:
+    """Each of `YAML_PIECES` alone and followed by each other, as a value, a list item and
+    a key (where the fast writer takes the key)."""
+    texts = [a + b for a in ("", *YAML_PIECES) for b in YAML_PIECES]
+    fast, slow = _both({"values": texts, "in": {"a": [{"k": text} for text in texts]}})
+    assert fast is not None
+    assert fast == slow
+    taken = 0
+    for text in texts:
+        fast, slow = _both({text: 1, "b": [text]})
+        taken += fast is not None
+        assert fast is None or fast == slow, text
+    assert taken > len(texts) // 2
 
 
 def test_the_fast_writer_leaves_to_pyyaml_what_it_does_not_write() -> None:

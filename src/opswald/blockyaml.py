@@ -23,12 +23,8 @@ from typing import Any
 
 import yaml
 
-from opswald.hidden import has_hidden
-from opswald.redact import SURROGATE, mend_surrogates
-
 _STR = "tag:yaml.org,2002:str"
 _FLOAT = "tag:yaml.org,2002:float"
-_NEEDS_ESCAPES = re.compile("[\r\x85\u2028\u2029]")
 # A string PyYAML writes plain in block context (when its resolver takes it for a
 # string): printable ASCII, no leading indicator, no `:` at all, no ` #`, no space at
 # either end. Others are analysed as PyYAML analyses them.
@@ -46,17 +42,18 @@ class _Unsupported(Exception):
 def block_yaml(
     data: dict[str, Any],
     dumper: type[yaml.SafeDumper],
+    represent: Callable[[Any, str], yaml.ScalarNode],
     number: re.Pattern[str],
     one_line: type[list[Any]],
 ) -> str | None:
     """What `yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True,
     default_flow_style=False, width=<unbounded>)` writes, for a dumper that indents lists
-    under their key, whose string representer quotes what `number` matches, and which
-    writes `one_line` lists in flow style; None when `data` holds something this writer
-    leaves to PyYAML."""
+    under their key, writes strings with `represent` (which wishes no style for printable
+    ASCII on one line unless `number` matches it), and writes `one_line` lists in flow
+    style; None when `data` holds something this writer leaves to PyYAML."""
     if type(data) is not dict or not data:
         return None
-    writer = _Writer(dumper, number, one_line)
+    writer = _Writer(dumper, represent, number, one_line)
     try:
         writer.mapping(data, 0, inline=False)
     except _Unsupported:
@@ -68,9 +65,14 @@ def block_yaml(
 
 class _Writer:
     def __init__(
-        self, dumper: type[yaml.SafeDumper], number: re.Pattern[str], one_line: type[list[Any]]
+        self,
+        dumper: type[yaml.SafeDumper],
+        represent: Callable[[Any, str], yaml.ScalarNode],
+        number: re.Pattern[str],
+        one_line: type[list[Any]],
     ) -> None:
         self.dumper_class = dumper
+        self.represent = represent
         self.one_line = one_line
         self.emitter = dumper(io.StringIO(), allow_unicode=True, width=1 << 30)
         self.number = number
@@ -176,20 +178,17 @@ class _Writer:
             out.append(self.double_quoted(text) + "\n")
 
     def style(self, text: str, *, key: bool) -> tuple[str, str]:
-        """PyYAML's style for the string (with the golden representer's wish), and the
-        text it writes (lone surrogates mended): '', "'", '|' or '"'."""
-        if not text.isascii() and SURROGATE.search(text):
-            text = mend_surrogates(text)
-        wish: str | None = None
-        if _NEEDS_ESCAPES.search(text) or has_hidden(text):
-            return '"', text
-        if "\n" in text:
-            wish = "|"
-        elif self.number.fullmatch(text):
-            wish = "'"
-        if wish is None and _EASY.fullmatch(text) and " #" not in text:
+        """PyYAML's style for the string, given the golden representer's wish, and the text
+        it writes (lone surrogates mended): '', "'", '|' or '"'."""
+        if _EASY.fullmatch(text) and " #" not in text and not self.number.fullmatch(text):
+            # the representer wishes no style for it (printable ASCII on one line that is
+            # no number): plain when the resolver reads it as a string
             if text[0] not in self.resolved_first or self.is_text(text):
-                return "", text  # empty or multiline it is not, nor has it indicators
+                return "", text
+        node = self.represent(self.emitter, text)
+        wish, text = node.style, str(node.value)
+        if wish == '"':
+            return '"', text
         if wish == "|" and not key:
             if not (_SPECIAL.search(text) or " \n" in text or text.endswith(" ")):
                 return "|", text  # allow_block, as PyYAML's analysis finds it
@@ -199,8 +198,9 @@ class _Writer:
                 return "", text
         if wish == "|" and not key and analysis.allow_block:
             return "|", text
-        if wish != "|" and analysis.allow_single_quoted and not (key and analysis.multiline):
-            return "'", text
+        if wish in (None, "'") and analysis.allow_single_quoted:
+            if not (key and analysis.multiline):
+                return "'", text
         return '"', text
 
     def is_text(self, text: str) -> bool:

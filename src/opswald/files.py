@@ -1243,7 +1243,7 @@ def _text(data: dict[str, Any], fmt: Format) -> str:
     if fmt != "yaml":
         raise ValueError(f"unknown golden format {fmt!r}; expected 'yaml' or 'json'")
     _one_line_lengths(data)
-    fast = block_yaml(data, _GoldenDumper, _YAML12_NUMBER, _OneLine)
+    fast = block_yaml(data, _GoldenDumper, _represent_str, _YAML12_NUMBER, _OneLine)
     if fast is not None:
         return f"# yaml-language-server: $schema={SCHEMA_URL}\n{fast}"
     return f"# yaml-language-server: $schema={SCHEMA_URL}\n{_pyyaml_text(data)}"
