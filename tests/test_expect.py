@@ -703,3 +703,35 @@ def test_an_output_that_changed_kind_is_hinted_at_what_would_accept_it() -> None
     assert "but `ignore` accepts that" in finding.suggestion
     assert "--opswald-update" in finding.suggestion
     assert compare_output({"answer": "Refunded"}, None, out("ignore")) is None  # it does
+
+
+def test_a_snapshot_that_crossed_a_concurrent_call_still_faces_its_own() -> None:
+    """Concurrent tools: the run took the snapshot before the second tool finished, the
+    golden after. Paired between served calls they stand apart (one extra, one missing);
+    as those two are each other's, they face each other: nothing differs. A snapshot
+    gone with none extra stays missing."""
+    golden = session(
+        [
+            {"type": "tool_call", "tool": "a"},
+            {"type": "tool_call", "tool": "b"},
+            state(memory={"n": 2}),
+        ]
+    )
+    actual = session(
+        [
+            {"type": "tool_call", "tool": "a"},
+            state(memory={"n": 2}),
+            {"type": "tool_call", "tool": "b"},
+        ]
+    )
+    for matched in ({1: 1, 3: 2}, None):
+        assert compare_states(golden, actual, StateExpect(mode="exact"), matched) == []
+    changed = session(
+        [
+            {"type": "tool_call", "tool": "a"},
+            state(memory={"n": 3}),
+            {"type": "tool_call", "tool": "b"},
+        ]
+    )
+    findings = compare_states(golden, changed, StateExpect(mode="exact"), {1: 1, 3: 2})
+    assert [(f.step, f.message) for f in findings] == [(3, "state snapshot differs (state: exact)")]

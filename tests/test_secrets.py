@@ -1179,7 +1179,7 @@ def test_a_jwt_after_an_escaped_newline_in_json_text_is_redacted() -> None:
     import json
 
     redact = make_redactor()
-    data = {"user": "\n" + JWT, "tab": "\t" + JWT, "bell": "\x07" + JWT}
+    data = {"user": "\n" + JWT, "tab": "\t" + JWT, "bell": "\x07" + JWT, "e": "\xe9" + JWT}
     assert redact.text(json.dumps(data)) == json.dumps(redact(data))
     assert JWT not in redact.text(json.dumps(data))
     assert redact.text(repr(data)) == repr(redact(data))

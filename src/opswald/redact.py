@@ -226,11 +226,12 @@ SECRET_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         label="jwt",
-        # `\b` before `eyJ` (or an escape: `\\neyJ…`, `\\u0007eyJ…` in JSON text, `\\x07eyJ…`
-        # in a repr, are a character, then the token), written after it: a search for the
-        # literal is much faster
+        # no ASCII word character before `eyJ` (or an escape: `\\neyJ…`, `\\u00e9eyJ…` in JSON
+        # text, `\\x07eyJ…` in a repr, are a character, then the token; a character JSON
+        # escapes is never an ASCII one), written after it: a search for the literal is much
+        # faster
         pattern=re.compile(
-            r"eyJ(?:(?<!\weyJ)|(?<=\\[bfnrt]eyJ)|(?<=\\x[0-9a-fA-F]{2}eyJ)"
+            r"eyJ(?:(?<![A-Za-z0-9_]eyJ)|(?<=\\[bfnrt]eyJ)|(?<=\\x[0-9a-fA-F]{2}eyJ)"
             r"|(?<=\\u[0-9a-fA-F]{4}eyJ)|(?<=\\U[0-9a-fA-F]{8}eyJ))"
             r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
         ),

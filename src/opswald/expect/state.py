@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opswald.diff import differences, json_equal
 from opswald.pairing import step_pairs
@@ -70,9 +70,12 @@ def compare_states(
     # each snapshot's place among its own session's snapshots, by its position in the steps
     g_place = {i: k for k, i in enumerate(_snapshot_positions(g_steps), start=1)}
     a_place = {i: k for k, i in enumerate(_snapshot_positions(a_steps), start=1)}
-    for g_at, a_at in step_pairs(g_steps, a_steps, matched):
-        if g_at not in g_place and a_at not in a_place:
-            continue  # calls (a snapshot only ever faces a snapshot or nothing)
+    rows = [
+        (g_at, a_at)
+        for g_at, a_at in step_pairs(g_steps, a_steps, matched)
+        if g_at in g_place or a_at in a_place  # a snapshot only faces a snapshot or nothing
+    ]
+    for g_at, a_at in _rejoined(rows, g_steps, a_steps):
         g = _snapshot(g_steps, g_at)
         a = _snapshot(a_steps, a_at)
         where = g if g is not None else a
@@ -113,6 +116,39 @@ def compare_states(
                 _finding(f"{what} (state: {spec.mode})", diffs, where, failing, run_step=ours)
             )
     return findings
+
+
+def _rejoined(
+    rows: list[tuple[int, int]], g_steps: Sequence[AnyStep], a_steps: Sequence[AnyStep]
+) -> list[tuple[int, int]]:
+    """The snapshot rows with the snapshots left alone on both sides paired after all:
+    concurrent calls finish in any order, so a run takes a snapshot before a call the
+    golden took it after, and the two land between other calls. Those alone in the golden
+    face those alone in the run, an equal one first, then in order; a snapshot gone with
+    none extra (or the reverse) stays alone."""
+    lone_g = [i for i, (g_at, a_at) in enumerate(rows) if not a_at]
+    lone_a = [i for i, (g_at, a_at) in enumerate(rows) if not g_at]
+    if not lone_g or not lone_a:
+        return rows
+    joined: dict[int, int] = {}  # golden row -> run row
+    free = list(lone_a)
+    for i in lone_g:
+        data = snapshot_data(cast(StateStep, g_steps[rows[i][0] - 1]))
+        same = next(
+            (j for j in free if snapshot_data(cast(StateStep, a_steps[rows[j][1] - 1])) == data),
+            None,
+        )
+        if same is not None:
+            joined[i] = same
+            free.remove(same)
+    rest = [i for i in lone_g if i not in joined]
+    joined.update(zip(rest, free, strict=False))
+    taken = set(joined.values())
+    return [
+        (g_at, rows[joined[i]][1]) if i in joined else (g_at, a_at)
+        for i, (g_at, a_at) in enumerate(rows)
+        if i not in taken
+    ]
 
 
 def _snapshot_positions(steps: Sequence[AnyStep]) -> list[int]:
