@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Any
 from unittest.mock import patch
 
@@ -123,6 +124,52 @@ def test_ten_thousand_dicts_with_three_changes_diff_quickly() -> None:
     assert elapsed < 2.0, f"took {elapsed:.2f}s"
 
 
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda rows: {"count": len(rows), "rows": rows},
+        lambda rows: {"page": {"items": [{"rows": rows, "next": None}]}, "ok": True},
+    ],
+    ids=["in a small dict", "three levels down"],
+)
+def test_a_long_list_inside_small_containers_is_split_like_a_bare_one(wrap: Any) -> None:
+    golden = [{"id": i, "sku": f"S{i}", "price": {"amount": i * 0.25}} for i in range(10_000)]
+    actual = [dict(row) for row in golden]
+    actual[5000] = {**actual[5000], "sku": "changed"}
+    actual[7000] = {**actual[7000], "price": {"amount": "free"}}
+    bare = differences(golden, actual)
+    handed: list[int] = []
+    deepdiff = diff._deepdiff
+
+    def spy(g: Any, a: Any, *, base: Any, step: Any) -> list[Difference]:
+        handed.append(len(repr(g)) + len(repr(a)))
+        return deepdiff(g, a, base=base, step=step)
+
+    with patch.object(diff, "_deepdiff", spy):
+        start = time.perf_counter()
+        wrapped = differences(wrap(golden), wrap(actual))
+        elapsed = time.perf_counter() - start
+    prefix = wrapped[0].path[: -len(bare[0].path)]
+    assert [replace(d, path=d.path[len(prefix) :]) for d in wrapped] == bare
+    assert [d.path[len(prefix) :] for d in wrapped] == [(5000, "sku"), (7000, "price", "amount")]
+    assert len(handed) == 2 and max(handed) < 200  # only the two differing rows
+    assert elapsed < 2.0, f"took {elapsed:.2f}s"
+
+
+def test_a_difference_deep_in_a_chain_is_found_in_linear_time() -> None:
+    def chain(leaf: str) -> Any:
+        value: Any = leaf
+        for _ in range(150):
+            value = {"side": list(range(200)), "child": value}
+        return value
+
+    start = time.perf_counter()
+    diffs = differences(chain("x"), chain("y"))
+    elapsed = time.perf_counter() - start
+    assert diffs == [Difference(path=("child",) * 150, golden="x", actual="y")]
+    assert elapsed < 2.0, f"took {elapsed:.2f}s"
+
+
 def test_scalar_lists_are_compared_index_by_index() -> None:
     golden = [0] * 10_000
     actual = [0] * 9_999 + [1]
@@ -173,6 +220,10 @@ def test_differences_agree_with_json_equal_and_point_at_the_values(
 def test_splitting_large_containers_changes_nothing(golden: Any, actual: Any) -> None:
     whole = differences(golden, actual, limit=10_000)
     with patch.object(diff, "_SPLIT_AT", 0):  # split every container before deepdiff
+        assert differences(golden, actual, limit=10_000) == whole
+    with patch.object(diff, "_COMPARE_AT", 0):  # no container compared whole first
+        assert differences(golden, actual, limit=10_000) == whole
+    with patch.object(diff, "_SPLIT_AT", 3), patch.object(diff, "_COMPARE_AT", 4):
         assert differences(golden, actual, limit=10_000) == whole
 
 

@@ -37,7 +37,11 @@ MAX_TEXT_LINES = 40  # lines of one multi-line string diff
 MAX_LINE_WIDTH = 300  # characters of one line of a multi-line string diff
 CONTEXT_LINES = 3
 _MAX_MATCHED_LINES = 2000  # lines of a changed region handed to difflib
-_SPLIT_AT = 32  # containers with more children are split before deepdiff sees them
+# Containers with more children than _SPLIT_AT, or holding more values further down and
+# differing, are split before deepdiff sees them; ones with few children are first compared
+# whole when that takes looking at no more than _COMPARE_AT values.
+_SPLIT_AT = 32
+_COMPARE_AT = 1024
 
 LEGEND = "[- golden] [+ actual]"
 
@@ -123,16 +127,29 @@ _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any]]:
     """The differing parts of two values, in path order, large containers split up first.
 
-    Splitting lists and dicts with many children keeps the work linear and lets
-    deepdiff see only the few parts that differ (it walks equal parts slowly). Values that
-    are not plain JSON data are converted where they are met, and only differing parts are
-    copied.
+    Lists and dicts with many children are split; ones with few are compared whole, and
+    split when they differ and hold many values further down (a long list inside a small
+    dict, at any depth). That keeps the work linear and lets deepdiff see only the few
+    small parts that differ (it walks equal parts slowly). Values that are not plain JSON
+    data are converted where they are met, and only differing parts are copied.
     """
     if type(g) not in _PLAIN:
         g = to_jsonable(g)
     if type(a) not in _PLAIN:
         a = to_jsonable(a)
-    if type(g) is dict and type(a) is dict and len(g) + len(a) > _SPLIT_AT:
+    kind = type(g)
+    if kind is not type(a) or (kind is not dict and kind is not list):
+        if not json_equal(g, a):
+            yield path, to_jsonable(g), to_jsonable(a)
+        return
+    if len(g) + len(a) <= _SPLIT_AT:  # few children: compared whole first
+        equal = _equal_within(g, a, _COMPARE_AT)
+        if equal:
+            return
+        if equal is False and not _holds_more(g, a, _SPLIT_AT):  # small: deepdiff's
+            yield path, to_jsonable(g), to_jsonable(a)
+            return
+    if kind is dict:
         if any(type(key) is not str for key in (*g, *a)):  # keys as JSON writes them
             g, a = to_jsonable(g), to_jsonable(a)
         for key, value in g.items():
@@ -143,7 +160,7 @@ def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any]]:
         for key, value in a.items():
             if key not in g:
                 yield (*path, key), MISSING, to_jsonable(value)
-    elif type(g) is list and type(a) is list and len(g) + len(a) > _SPLIT_AT:
+    else:
         for index in range(max(len(g), len(a))):
             if index >= len(a):
                 yield (*path, index), to_jsonable(g[index]), MISSING
@@ -151,8 +168,58 @@ def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any]]:
                 yield (*path, index), MISSING, to_jsonable(a[index])
             else:
                 yield from _pieces(g[index], a[index], (*path, index))
-    elif not json_equal(g, a):
-        yield path, to_jsonable(g), to_jsonable(a)
+
+
+def _equal_within(g: Any, a: Any, budget: int) -> bool | None:
+    """`json_equal(g, a)` of two containers, or None when that takes looking at more than
+    `budget` values (or at one that is not plain JSON data): the caller splits them then,
+    so a difference deep down is not searched for again and again on its way up."""
+    stack = [(g, a)]
+    while stack:
+        x, y = stack.pop()
+        kind = type(x)
+        if kind is dict or kind is list:
+            if type(y) is not kind:
+                return None if type(y) not in _PLAIN else False
+            if len(x) != len(y):
+                return False
+            budget -= len(x)
+            if budget < 0:
+                return None
+            if kind is dict:
+                for key, value in x.items():
+                    if key not in y:
+                        return False
+                    stack.append((value, y[key]))
+            else:
+                stack.extend(zip(x, y, strict=True))
+        elif kind not in _PLAIN or type(y) not in _PLAIN:
+            return None
+        elif type(y) is dict or type(y) is list or not json_equal(x, y):
+            return False
+    return True
+
+
+def _holds_more(g: Any, a: Any, limit: int) -> bool:
+    """Whether two values hold more than `limit` values between them, nested ones counted
+    (counting stops there); a value that is not plain JSON data counts as more, to be
+    converted where it is met."""
+    size = 0
+    stack = [g, a]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            size += len(value)
+            stack.extend(value.values())
+        elif kind is list:
+            size += len(value)
+            stack.extend(value)
+        elif kind not in _PLAIN:
+            return True
+        if size > limit:
+            return True
+    return False
 
 
 def _deepdiff(g: Any, a: Any, *, base: Path, step: int | None) -> list[Difference]:
