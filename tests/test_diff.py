@@ -455,3 +455,15 @@ def test_texts_that_print_alike_are_shown_with_escapes() -> None:
         Difference(path=("text",), golden=composed, actual=decomposed), mode="short"
     )
     assert "\\xe9" in head and "\\u0301" in head
+
+
+def test_a_finding_at_the_comparison_limit_says_at_least_how_many_more() -> None:
+    golden, actual = list(range(1000)), [i + 1 for i in range(1000)]
+    found = differences(golden, actual, base=("output",))
+    assert len(found) == 200  # counting stops there: 1000 differ
+    cut = Finding(kind="output", message="output differs", differences=tuple(found))
+    assert cut.differences_cut
+    assert render_finding(cut, total_steps=None)[-1] == "  ... and at least 180 more differences"
+    counted = Finding(kind="output", message="output differs", differences=tuple(found[:199]))
+    assert not counted.differences_cut
+    assert render_finding(counted, total_steps=None)[-1] == "  ... and 179 more differences"

@@ -146,3 +146,27 @@ def test_a_snapshot_the_run_no_longer_takes_is_reported_alone(
         )
     assert len(re.findall(r"· state: state snapshot .*\(state: ", out)) == 1, out
     assert "'middle'" not in out and "'done'" not in out
+
+
+def test_a_cut_list_of_differences_says_at_least_how_many_more(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(
+        bump="import os\n\n\ndef run(input):\n"
+        "    bump = int(os.environ.get('BUMP', '0'))\n"
+        "    return {'values': [i + bump for i in range(input['n'])]}\n"
+    )
+    project.makeini("[pytest]\nopswald_adapter = bump:run\npythonpath = .\n")
+    for n in (1000, 30):
+        (project.path / "goldens" / f"n{n}.golden.yaml").write_text(
+            f"name: n{n}\ninput: {{n: {n}}}\n"
+        )
+    project.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=2)
+    monkeypatch.setenv("BUMP", "1")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=2)
+    text = result.stdout.str()
+    # 1000 values differ; the comparison stops counting at 200: no exact number is claimed
+    assert "  ... and at least 180 more differences" in text
+    assert "  ... and 180 more differences" not in text
+    assert "  ... and 10 more differences" in text  # 30 differ: counted, 20 shown

@@ -398,6 +398,20 @@ def test_finding_data_is_plain_json() -> None:
     assert "golden" not in data["differences"][2] and data["differences"][2]["actual"] == "y"
     assert data["diff"][3:5] == ["step 5 › input.seat: added", "  + '12A'"]
     assert data["more_differences"] == 0
+    assert data["more_uncounted"] is False
+
+
+def test_finding_data_says_when_the_comparison_stopped_counting() -> None:
+    def finding(n: int) -> Finding:
+        diffs = tuple(Difference(path=("output", i), golden=i, actual=-i) for i in range(n))
+        return Finding(kind="output", message="output differs", differences=diffs)
+
+    cut, counted = (
+        finding_data(finding(200), total_steps=1),
+        finding_data(finding(30), total_steps=1),
+    )
+    assert (cut["more_differences"], cut["more_uncounted"]) == (180, True)
+    assert (counted["more_differences"], counted["more_uncounted"]) == (10, False)
 
 
 def test_saved_actual_without_findings_is_diffed() -> None:

@@ -16,12 +16,20 @@ from typing import Any, Literal
 
 from opswald.jsonable import to_jsonable
 from opswald.paths import Path, drop
-from opswald.verdict import MISSING, RUN_NUMBERED, Difference, Finding, Verdict
+from opswald.verdict import (
+    DIFFERENCE_LIMIT,
+    MISSING,
+    RUN_NUMBERED,
+    Difference,
+    Finding,
+    Verdict,
+)
 
 __all__ = [
     "DiffMode",
     "differences",
     "json_equal",
+    "more_differences",
     "pretty",
     "render_difference",
     "render_finding",
@@ -89,7 +97,7 @@ def differences(
     base: Path = (),
     step: int | None = None,
     ignore: Sequence[Path] = (),
-    limit: int = 200,
+    limit: int = DIFFERENCE_LIMIT,
 ) -> list[Difference]:
     """The fields in which `actual` differs from `golden`, first `limit` in path order.
 
@@ -515,13 +523,19 @@ def render_finding(
         for d in shown:
             lines.extend(f"  {line}" for line in render_difference(d, mode))
         if len(f.differences) > len(shown):
-            more = len(f.differences) - len(shown)
-            lines.append(f"  ... and {_plural(more, 'more difference')}")
+            lines.append(f"  ... and {more_differences(f, len(shown))}")
     if f.failing and f.suggestion:
         first, *rest = f.suggestion.split("\n")  # a hint may quote a traceback
         lines.append(f"  hint: {first}")
         lines.extend(f"  {line}" for line in rest)
     return [_plain(line) for line in lines]
+
+
+def more_differences(f: Finding, shown: int) -> str:
+    """`12 more differences` past the first `shown`, or `at least 180 more differences`
+    when the comparison stopped counting (`Finding.differences_cut`)."""
+    text = _plural(len(f.differences) - shown, "more difference")
+    return f"at least {text}" if f.differences_cut else text
 
 
 def render_verdict(

@@ -422,6 +422,8 @@ def _reported(path: Path, verdict: Verdict, total: int | None) -> tuple[str, ...
             continue
         first = render_difference(f.differences[0], "short")[0] if f.differences else ""
         more = f" (+{len(f.differences) - 1} more)" if len(f.differences) > 1 else ""
+        if f.differences_cut:
+            more = f" (at least {len(f.differences) - 1} more)"
         notes.append(f"{path.name}: {headline(f, total_steps=total)}: {first}{more}".rstrip(": "))
     return tuple(notes)
 

@@ -1024,6 +1024,7 @@ def _failure_finding(record: dict[str, Any]) -> dict[str, Any]:
         "diff": [],
         "differences": [],
         "more_differences": 0,
+        "more_uncounted": False,
     }
 
 

@@ -47,6 +47,10 @@ FindingKind = Literal[
     "unrecorded_endpoint",  # replay: an SDK request to an endpoint opswald does not record
 ]
 
+DIFFERENCE_LIMIT = 200
+"""Differences one comparison lists at most (it stops looking there): a finding holding
+that many may stand for more, whose number is not known."""
+
 RUN_NUMBERED: frozenset[str] = frozenset({"extra_call", "side_effect"})
 """Finding kinds whose `step` is the run's own step, not the golden's: a call the golden
 does not have there, a side-effect call the run would have made live."""
@@ -92,6 +96,12 @@ class Finding:
     # recorded (a dataclass handed back as a dict): the remedy, for the fix line; an
     # update, which would write the crash, is not one
     answer_type: str = ""
+
+    @property
+    def differences_cut(self) -> bool:
+        """Whether `differences` may be the first of more: a comparison lists at most
+        `DIFFERENCE_LIMIT` and stops looking there."""
+        return len(self.differences) >= DIFFERENCE_LIMIT
 
 
 @dataclass(frozen=True, kw_only=True)

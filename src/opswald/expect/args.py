@@ -11,7 +11,7 @@ from opswald.jsonable import to_jsonable
 from opswald.paths import Path, drop, parse
 from opswald.redact import placeholders_alike
 from opswald.session import ToolCallsExpect
-from opswald.verdict import Difference
+from opswald.verdict import DIFFERENCE_LIMIT, Difference
 
 __all__ = ["ArgsMode", "args_differences", "args_match", "resolve_args_rule"]
 
@@ -78,7 +78,7 @@ def args_differences(
     ignore: Sequence[Path],
     base: Path = (),
     step: int | None = None,
-    limit: int = 200,
+    limit: int = DIFFERENCE_LIMIT,
 ) -> list[Difference]:
     """Why `args_match` is False: the differing arguments, paths prefixed with `base`."""
     if mode == "ignore":

@@ -11,7 +11,7 @@ from typing import Any
 
 from opswald.diff import json_equal
 from opswald.paths import Path
-from opswald.verdict import MISSING, Difference
+from opswald.verdict import DIFFERENCE_LIMIT, MISSING, Difference
 
 __all__ = ["is_subset", "subset_differences"]
 
@@ -32,7 +32,12 @@ def is_subset(expected: Any, actual: Any) -> bool:
 
 
 def subset_differences(
-    expected: Any, actual: Any, *, base: Path = (), step: int | None = None, limit: int = 200
+    expected: Any,
+    actual: Any,
+    *,
+    base: Path = (),
+    step: int | None = None,
+    limit: int = DIFFERENCE_LIMIT,
 ) -> list[Difference]:
     """Where `actual` lacks or changes something `expected` has, in `expected`'s order."""
     out: list[Difference] = []

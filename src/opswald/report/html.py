@@ -118,6 +118,7 @@ def finding_data(finding: Finding, *, total_steps: int | None) -> dict[str, Any]
         "diff": [line for d in shown for line in render_difference(d)],
         "differences": [_difference_data(d) for d in shown],
         "more_differences": len(finding.differences) - len(shown),
+        "more_uncounted": finding.differences_cut,  # "at least N more": counting stopped
         # the step is the run's number (a call or snapshot the golden does not have)
         "run_step": finding.run_step or finding.kind == "extra_call",
     }

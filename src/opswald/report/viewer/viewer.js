@@ -515,7 +515,7 @@
     add(head, f.headline || f.message);
     box.append(head);
     if (f.diff && f.diff.length) box.append(lines(f.diff));
-    if (f.more_differences > 0) box.append(el("div", { cls: "muted", text: "… and " + f.more_differences + " more differences" }));
+    if (f.more_differences > 0) box.append(el("div", { cls: "muted", text: "… and " + (f.more_uncounted ? "at least " : "") + f.more_differences + (f.more_differences === 1 ? " more difference" : " more differences") }));
     if (f.suggestion) box.append(el("div", { cls: "hint", text: "hint: " + f.suggestion }));
     return box;
   }
