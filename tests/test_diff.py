@@ -17,6 +17,7 @@ from opswald.diff import (
     DiffMode,
     differences,
     json_equal,
+    plainly_equal,
     pretty,
     render_difference,
     render_finding,
@@ -467,3 +468,22 @@ def test_a_finding_at_the_comparison_limit_says_at_least_how_many_more() -> None
     counted = Finding(kind="output", message="output differs", differences=tuple(found[:199]))
     assert not counted.differences_cut
     assert render_finding(counted, total_steps=None)[-1] == "  ... and 179 more differences"
+
+
+def test_plainly_equal_tells_bools_from_numbers_and_numbers_by_value() -> None:
+    assert plainly_equal({"a": [1, {"b": 2.0}], "s": "x"}, {"s": "x", "a": [1.0, {"b": 2}]})
+    assert not plainly_equal({"a": [1, {"b": 1}]}, {"a": [1, {"b": True}]})
+    assert not plainly_equal([False], [0.0])
+    assert not plainly_equal({"q": True}, {"q": 1})
+    nan, other_nan = float("nan"), float("nan")
+    assert not plainly_equal([nan], [other_nan])  # left to json_equal, which says equal
+    assert json_equal([nan], [other_nan])
+
+
+@settings(max_examples=200, deadline=None)
+@given(_json, _json)
+def test_plainly_equal_implies_json_equal(golden: Any, actual: Any) -> None:
+    if plainly_equal(golden, actual):
+        assert json_equal(golden, actual)
+    if json_equal(golden, actual) and golden == actual:
+        assert plainly_equal(golden, actual)

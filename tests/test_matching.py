@@ -79,6 +79,14 @@ def _run(
         ),
         ("  tool_calls: {order: subset}\n", ABC[:2], True),
         ("  tool_calls: {order: exact}\n", ABC[:2], False),
+        # a bool is not a number (Python's == says True == 1), whatever the mode
+        ("  tool_calls: {}\n", [ABC[0], {**ABC[1], "ts": True}, ABC[2]], False),
+        ("  tool_calls: {args: subset}\n", [ABC[0], {**ABC[1], "ts": True}, ABC[2]], False),
+        ("  tool_calls: {ignore_args: [name]}\n", [{**c, "ts": True} for c in ABC], False),
+        ("  tool_calls: {args: subset}\n", [{**c, "ts": True, "x": 1} for c in ABC], False),
+        # numbers compare by value, as JSON has them: 1 and 1.0 are one number
+        ("  tool_calls: {}\n", [{**c, "ts": 1.0} for c in ABC], True),
+        ("  tool_calls: {args: subset}\n", [{**c, "ts": 1.0, "x": 1} for c in ABC], True),
     ],
 )
 def test_argument_modes_in_replay(
@@ -252,3 +260,98 @@ def test_async_agent_with_tools_finishing_in_any_order(
     ]
     for _ in range(3):
         pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+FLAGGED = """
+import json
+import os
+
+import opswald
+
+
+@opswald.tool
+def add_to_cart(sku, quantity, gift):
+    return {"ok": True}
+
+
+@opswald.llm
+def chat(*, model, messages, **params):
+    return {"content": "ok", "tool_calls": None, "finish_reason": "stop"}
+
+
+def run(input):
+    sent = json.loads(os.environ.get("SENT") or json.dumps(input))
+    chat(model="m", messages=[{"role": "user", "content": "hi"}], **sent["params"])
+    add_to_cart("SKU-1", sent["quantity"], sent["gift"])
+    return "done"
+"""
+
+
+@pytest.fixture
+def flagged(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("SENT", raising=False)
+    pytester.makepyfile(flagged=FLAGGED, conftest="import flagged\n")
+    pytester.makeini("[pytest]\nopswald_adapter = flagged:run\n")
+    pytester.mkdir("goldens")
+    recorded = {"params": {"n": 1, "stream": False}, "quantity": 1, "gift": True}
+    (pytester.path / "goldens" / "f.golden.yaml").write_text(
+        f"name: f\ninput: {json.dumps(recorded)}\n"
+    )
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    return pytester
+
+
+@pytest.mark.parametrize(
+    ("sent", "where"),
+    [
+        ({"params": {"n": True, "stream": False}, "quantity": 1, "gift": True}, "params.n"),
+        ({"params": {"n": 1, "stream": 0}, "quantity": 1, "gift": True}, "params.stream"),
+        ({"params": {"n": 1, "stream": False}, "quantity": True, "gift": True}, "quantity"),
+        ({"params": {"n": 1, "stream": False}, "quantity": 1, "gift": 1}, "gift"),
+    ],
+)
+@pytest.mark.parametrize("hooked", [False, True], ids=["", "with a step hook"])
+def test_a_bool_where_a_number_was_recorded_or_the_reverse_diverges(
+    flagged: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    sent: object,
+    where: str,
+    hooked: bool,
+) -> None:
+    if hooked:  # each call is then matched by the rules, not looked up as recorded
+        flagged.makeconftest("import flagged\n\ndef pytest_opswald_before_step(step):\n    pass\n")
+    monkeypatch.setenv("SENT", json.dumps(sent))
+    result = flagged.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*step * › input.{where}: *"])
+
+
+def test_numbers_equal_by_value_still_match_in_requests_and_arguments(
+    flagged: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = {"params": {"n": 1.0, "stream": False}, "quantity": 1.0, "gift": True}
+    monkeypatch.setenv("SENT", json.dumps(sent))
+    flagged.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_the_actual_session_keeps_the_bool_sent_where_a_rule_let_it_pass(
+    flagged: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = flagged.path / "goldens" / "f.golden.yaml"
+    text = path.read_text().replace("\noutput: done\n", "\noutput: other\n")  # fails there
+    assert "\noutput: other\n" in text
+    path.write_text(
+        text + "expect:\n  tool_calls: {ignore_args: [quantity]}\n"
+        "  requests: {ignore: [params.n]}\n"
+    )
+    sent = {"params": {"n": True, "stream": False}, "quantity": True, "gift": True}
+    monkeypatch.setenv("SENT", json.dumps(sent))
+    result = flagged.runpytest("--opswald-goldens", "--opswald-save-actual", "actual")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*output: 'other' → 'done'*"])
+    (saved,) = (flagged.path / "actual").iterdir()
+    llm, tool = load(saved).step_list
+    assert llm.input.params == {"n": True, "stream": False}
+    assert llm.input.params["n"] is True  # what the agent sent, not the recorded 1
+    assert tool.input["quantity"] is True

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from opswald.diff import plainly_equal
 from opswald.engine import responses
 from opswald.engine.current import MISS, activate, current
 from opswald.engine.normalize import RequestRules
@@ -1236,7 +1237,7 @@ class Context:
         the function's return type, gives back)."""
         served = ticket.served
         if isinstance(served, ToolCallStep):
-            sent = served.input if args == served.input else self.redactor(args)
+            sent = served.input if plainly_equal(args, served.input) else self.redactor(args)
             step = served.model_copy(update={"step": ticket.number, "input": sent})
         else:
             data, attributes = (
@@ -1367,9 +1368,9 @@ def _reused_input(served: AnyStep | None, sent: dict[str, Any]) -> LLMInput | No
         return None
     recorded = served.input
     same = (
-        sent.get("messages") == recorded.messages
-        and sent.get("tools") == recorded.tools
-        and sent.get("params") == recorded.params
+        plainly_equal(sent.get("messages"), recorded.messages)
+        and plainly_equal(sent.get("tools"), recorded.tools)
+        and plainly_equal(sent.get("params"), recorded.params)
     )
     return recorded if same else None
 

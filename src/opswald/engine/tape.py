@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from opswald.diff import differences, short_repr
+from opswald.diff import differences, plainly_equal, short_repr
 from opswald.engine.normalize import (
     REQUEST_FIELDS,
     RequestRules,
@@ -162,7 +162,7 @@ class Tape:
         if kind == "tool_call":
             tool, args = request["tool"], request["input"]
             for candidate in self.segments[self.cursor].tools:
-                if candidate.tool == tool and candidate.input == args:
+                if candidate.tool == tool and plainly_equal(candidate.input, args):
                     if candidate.step in self.used:
                         continue
                     self.used.add(candidate.step)
@@ -180,7 +180,7 @@ class Tape:
         recorded = self._requests.get(head.step)
         if recorded is None:
             recorded = self._requests[head.step] = request_of(head)
-        if request != recorded:
+        if not plainly_equal(request, recorded):
             return None
         self.cursor += 1
         self.used.add(head.step)
@@ -190,7 +190,7 @@ class Tape:
         """Match a tool call against the unused tool calls of the current turn."""
         pending = self._pending_tools()
         for candidate in pending:  # equal arguments match under every rule
-            if candidate.tool == tool and candidate.input == args:
+            if candidate.tool == tool and plainly_equal(candidate.input, args):
                 self.used.add(candidate.step)
                 return Match(step=candidate)
         mode, ignore = resolve_args_rule(self.tool_rules, tool)
@@ -263,7 +263,7 @@ class Tape:
         if isinstance(step, ToolCallStep):
             if tool != step.tool:
                 return False
-            if step.input == sent:
+            if plainly_equal(step.input, sent):
                 return True
             mode, ignore = resolve_args_rule(self.tool_rules, tool)
             return args_match(step.input, sent, mode=mode, ignore=ignore)
@@ -411,7 +411,7 @@ class Tape:
 
     def _request_differences(self, head: LLMCallStep, request: dict[str, Any]) -> list[Any]:
         recorded = request_of(head)
-        if request == recorded:  # normalising is deterministic: equal in, equal out
+        if plainly_equal(request, recorded):  # normalising is deterministic
             return []
         golden = self._normalized.get(head.step)
         if golden is None:
@@ -422,7 +422,9 @@ class Tape:
         actual = normalize_request(
             without_fields(request, absent) if absent else request, self.rules
         )
-        if golden == actual or placeholders_alike(golden) == placeholders_alike(actual):
+        if plainly_equal(golden, actual) or plainly_equal(
+            placeholders_alike(golden), placeholders_alike(actual)
+        ):
             return []  # placeholders alike: see `placeholders_alike`
         if shapes_in_data_alike(golden) == shapes_in_data_alike(actual):
             return []  # a golden written while key shapes were redacted in base64 data
