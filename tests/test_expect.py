@@ -62,6 +62,21 @@ def test_exact_output_honours_ignore_paths() -> None:
     assert [d.path for d in finding.differences] == [("output", "items", 0, "n")]
 
 
+@pytest.mark.parametrize(
+    ("last", "offered"), [("NAME 299", True), ("other", False)], ids=["case only", "reworded"]
+)
+def test_the_normalized_hint_looks_past_the_differences_listed(last: str, offered: bool) -> None:
+    golden = [f"name {i}" for i in range(300)]
+    actual = [*(f"NAME {i}" for i in range(299)), last]  # 300 differ; 200 are listed
+    finding = compare_output(golden, actual, out("exact"))
+    assert finding is not None and len(finding.differences) == 200
+    assert ("use `match: normalized`" in finding.suggestion) is offered
+    short = compare_output(golden[:3], ["NAME 0", "name  1", "x"][:3], out("exact"))
+    assert short is not None and "match: normalized" not in short.suggestion
+    accepted = compare_output(golden[:2], ["NAME 0", " name\n1"], out("exact"))
+    assert accepted is not None and "use `match: normalized`" in accepted.suggestion
+
+
 def test_bad_ignore_path_is_explained() -> None:
     with pytest.raises(ValueError, match="bad path"):  # a golden is rejected when loaded
         out("exact", ignore_paths=["a[x"])
