@@ -8,7 +8,9 @@ Workload: N records like a search tool returns (id, sku, name, nested price and 
 a tags list, a flag), and a copy changed in 6 places at fixed fractions of the list (a
 nested number, a string, a list element, an added key, a removed key, an int that became
 a string). A second case changes every record (a price), to show the output stays bounded
-when everything differs. Legs, both sizes interleaved in every repetition (so a change
+when everything differs. A third case is the first one with the list inside a small
+dict, `{"count": N, "rows": [...]}`, as a tool or agent often returns it: it must diff as
+fast as the bare list. Legs, both sizes interleaved in every repetition (so a change
 of machine load hits both), each warmed up once, wall and CPU time:
 
   differences  `opswald.diff.differences(golden, actual)` (default limit 200); also
@@ -52,6 +54,7 @@ from opswald.session import Session  # noqa: E402
 SECTION = "Diff"
 SLOW = frozenset({"deepdiff"})  # seconds per call at 20k: fewer samples
 SLOW_SAMPLES = 2
+WRAPPED = '6 changes, in {"count", "rows"}'
 GC_OFF = "differences, gc off (info)"
 WAREHOUSES = ("OSL", "CDG", "JFK")
 
@@ -85,6 +88,11 @@ def changed_few(golden: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def wrapped(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The list inside a small dict, as a tool or an agent often returns it."""
+    return {"count": len(rows), "rows": rows}
+
+
 def changed_all(golden: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A copy in which every record's price differs."""
     out = copy.deepcopy(golden)
@@ -102,7 +110,7 @@ def search_products(query: str) -> list[dict[str, Any]]:
     raise AssertionError("a replay serves the recorded result")
 
 
-def judge_golden(rows: list[dict[str, Any]]) -> Session:
+def judge_golden(rows: Any) -> Session:
     return Session.model_validate(
         {
             "name": f"search-{len(rows)}",
@@ -121,7 +129,7 @@ def judge_golden(rows: list[dict[str, Any]]) -> Session:
     )
 
 
-def judge_agent(changed: list[dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
+def judge_agent(changed: Any) -> Callable[[dict[str, Any]], Any]:
     def agent(task: dict[str, Any]) -> Any:
         rows = search_products(query=task["query"])
         assert len(rows) == len(changed)
@@ -134,7 +142,7 @@ def render(diffs: list[Any]) -> str:
     return "\n".join(line for d in diffs for line in render_difference(d))
 
 
-def legs_for(golden: list[Any], actual: list[Any]) -> dict[str, Callable[[], Any]]:
+def legs_for(golden: Any, actual: Any) -> dict[str, Callable[[], Any]]:
     from deepdiff import DeepDiff  # type: ignore[import-untyped, unused-ignore]
 
     session = judge_golden(golden)
@@ -206,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = (1000, 2000) if args.quick else (10_000, 20_000)
     started = time.perf_counter()
 
-    cases = {"6 changes": changed_few, "every record changed": changed_all}
+    cases: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+        "6 changes": (lambda rows: rows, changed_few),
+        "every record changed": (lambda rows: rows, changed_all),
+        WRAPPED: (wrapped, changed_few),
+    }
     med: dict[tuple[str, int, str], float] = {}
     cpu: dict[tuple[str, int, str], float] = {}
     best: dict[tuple[str, int, str], float] = {}
@@ -214,11 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     found: dict[tuple[str, int], int] = {}
     sample_text: dict[str, str] = {}
     prof_text = ""
-    for case, change in cases.items():
+    for case, (wrap, change) in cases.items():
         legs: dict[tuple[int, str], Callable[[], Any]] = {}
         for n in sizes:
             golden = records(n)
-            for name, run in legs_for(golden, change(golden)).items():
+            for name, run in legs_for(wrap(golden), wrap(change(golden))).items():
                 if name != "deepdiff" or case == "6 changes":  # deepdiff lists every change
                     legs[(n, name)] = run
         samples: dict[tuple[int, str], list[tuple[float, float]]] = {key: [] for key in legs}
@@ -275,14 +287,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cb / ca if ca else 0:.2f} | {sizes_text} |"
             )
     verdict: list[str] = []
-    for name in ("differences", "judge path"):
-        key_a, key_b = ("6 changes", small, name), ("6 changes", large, name)
-        r = med[key_b] / med[key_a]
-        verdict.append(
-            f"- **{name}, 6 changes: {large // 1000}k/{small // 1000}k = {r:.2f}** (bar ≤ 2.5): "
-            f"{'holds' if r <= 2.5 else 'MISSED'} (best-of {best[key_b] / best[key_a]:.2f}; "
-            f"CPU time {cpu[key_b] / cpu[key_a]:.2f})."
-        )
+    for case, label in (("6 changes", "6 changes"), (WRAPPED, "6 changes in a small dict")):
+        for name in ("differences", "judge path"):
+            key_a, key_b = (case, small, name), (case, large, name)
+            r = med[key_b] / med[key_a]
+            bare = ""
+            if case == WRAPPED:
+                vs = cpu[key_b] / cpu[("6 changes", large, name)]
+                bare = f"; {vs:.2f}x the bare list's CPU time at {large // 1000}k"
+            verdict.append(
+                f"- **{name}, {label}: {large // 1000}k/{small // 1000}k = {r:.2f}** (bar ≤ "
+                f"2.5): {'holds' if r <= 2.5 else 'MISSED'} (best-of "
+                f"{best[key_b] / best[key_a]:.2f}; CPU time {cpu[key_b] / cpu[key_a]:.2f}{bare})."
+            )
     for case in cases:
         (_, b_small), (_, b_large) = (size[(case, n, "judge path")] for n in sizes)
         bounded = b_large <= max(b_small * 1.1, b_small + 64)
@@ -328,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         "sku, name, nested price and stock, a tags list, a flag; ~190 B of JSON each). Case "
         "*6 changes*: a copy changed at fixed fractions of the list (a nested number, a "
         "string, a list element, an added key, a removed key, an int turned string). Case "
-        "*every record changed*: each record's price differs. Each leg warmed up once, then "
+        "*every record changed*: each record's price differs. Case *6 changes, in "
+        '{"count", "rows"}*: the first case with the list inside a small dict, as a tool or '
+        "an agent often returns it (no deepdiff leg). Each leg warmed up once, then "
         f"{reps} repetitions in one process, both sizes and all legs interleaved in each "
         "(order alternated, `gc.collect()` before each; deepdiff, seconds per call, "
         f"{SLOW_SAMPLES} samples counting its first run); medians of wall time, and of this "
