@@ -426,7 +426,7 @@ class Tape:
             placeholders_alike(golden), placeholders_alike(actual)
         ):
             return []  # placeholders alike: see `placeholders_alike`
-        if shapes_in_data_alike(golden) == shapes_in_data_alike(actual):
+        if plainly_equal(shapes_in_data_alike(golden), shapes_in_data_alike(actual)):
             return []  # a golden written while key shapes were redacted in base64 data
         return [
             _presence(d) for d in differences(golden, actual, step=head.step) if not labels_only(d)
