@@ -844,7 +844,8 @@ def _json_data(text: str, max_depth: int) -> dict[str, Any]:
 
 def _deeper_than(data: Any, max_depth: int) -> bool:
     """True when containers nest more than `max_depth` levels: one level at a time, without
-    recursion (JSON's parser makes plain dicts and lists only, so `type` is exact)."""
+    recursion (JSON's parser, and `to_data` for a golden about to be written, make plain
+    dicts and lists only, so `type` is exact)."""
     level = [data] if type(data) is dict or type(data) is list else []
     depth = 0
     while level:
@@ -1301,7 +1302,7 @@ def dump(
     limits = limits or _LIMITS.get()
     fmt = _format_of(path)
     data = _canonical(session, redactor)
-    if _nested_deeper_than(data, limits.max_depth):
+    if _deeper_than(data, limits.max_depth):
         raise GoldenWriteRefused(_deep_refusal(data, limits.max_depth))
     text = _text(data, fmt)
     dropped = 0
@@ -1336,23 +1337,6 @@ def _old_text(path: StrPath) -> str | None:
     except UnicodeDecodeError:
         return None
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
-
-
-def _nested_deeper_than(data: Any, max_depth: int) -> bool:
-    """True when containers nest more than `max_depth` levels (as loading counts them)."""
-    level = [data] if isinstance(data, dict | list) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > max_depth:
-            return True
-        inner: list[Any] = []
-        for value in level:
-            for child in value.values() if isinstance(value, dict) else value:
-                if isinstance(child, dict | list):
-                    inner.append(child)
-        level = inner
-    return False
 
 
 def _deepest(data: Any) -> tuple[int, _Loc]:
