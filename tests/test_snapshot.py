@@ -8,6 +8,7 @@ from conftest import CONFTEST, record
 from opswald.session import STREAM_CHUNKS, LLMCallStep, LLMOutput, Session, ToolCallStep
 from opswald.sessiondiff import compared_data, session_differences
 from opswald.snapshot import SessionSnapshotExtension, render_session_diff
+from opswald.verdict import MISSING
 
 TESTS = """
 import pytest
@@ -136,3 +137,30 @@ def test_diff_is_session_aware_bounded_and_falls_back() -> None:
     assert render_session_diff("a: [", "a: 1\n") is None
     assert render_session_diff("", "a: 1\n") is None
     assert list(ext.diff_lines("a: 1\n", "a: [\n"))
+
+
+def test_a_step_inserted_is_one_difference_and_moves_no_later_step() -> None:
+    """Steps line up as `opswald diff` lines them up: the snapshot's diff says the one step
+    the run added, not every later step as changed."""
+    from opswald.session import ToolCallStep
+
+    def tools(*names: str) -> Session:
+        steps = [
+            ToolCallStep(step=i, tool=name, input={"x": 1}, output="ok")
+            for i, name in enumerate(names, start=1)
+        ]
+        return Session(name="s", steps=steps, output="done")
+
+    found = session_differences(
+        compared_data(tools("a", "b")), compared_data(tools("a", "audit", "b"))
+    )
+    assert [(d.step, d.path, d.golden is MISSING) for d in found] == [(2, (), True)]
+    assert found[0].actual["tool"] == "audit"
+    found = session_differences(compared_data(tools("a", "b", "c")), compared_data(tools("a", "c")))
+    assert [(d.step, d.path, d.actual is MISSING) for d in found] == [(2, (), True)]
+    assert found[0].golden["tool"] == "b"
+    ext = SessionSnapshotExtension()
+    lines = list(
+        ext.diff_lines(ext.serialize(tools("a", "audit", "b")), ext.serialize(tools("a", "b")))
+    )
+    assert sum("step" in line for line in lines[1:-1]) == 1, lines

@@ -1,6 +1,5 @@
-"""Differences between two whole sessions, steps compared position by position (no pytest,
-no syrupy): used by the syrupy extension; `opswald diff` lines the steps up first
-(`opswald.pairing`) and compares the rest of the session with these helpers."""
+"""Differences between two whole sessions, steps lined up first (`opswald.pairing`), no
+pytest, no syrupy: used by the syrupy extension and `opswald diff`."""
 
 from __future__ import annotations
 
@@ -57,7 +56,7 @@ def _are_steps(items: list[Any]) -> bool:
 
 
 def session_differences(golden: Any, actual: Any, *, limit: int = _COUNTED) -> list[Difference]:
-    """Differences between two sessions' plain data, steps compared position by position.
+    """Differences between two sessions' plain data, steps lined up (`_step_differences`).
 
     Paths are in the golden's terms: `step 5 › input.passenger`, `output.answer`. Values
     that are not sessions (nor lists of steps) are compared as they are.
@@ -81,15 +80,39 @@ def session_differences(golden: Any, actual: Any, *, limit: int = _COUNTED) -> l
 
 
 def _step_differences(golden: list[Any], actual: list[Any], limit: int) -> list[Difference]:
+    """The steps lined up as `opswald diff` lines them up (`opswald.pairing`): a step one
+    side has alone is one difference (numbered in its side), and moves no later step.
+    Lists that are not valid steps are compared position by position."""
     out: list[Difference] = []
-    for index in range(max(len(golden), len(actual))):
+    for g_at, a_at in _pairs(golden, actual):
         room = limit - len(out)
         if room <= 0:
             break
-        g = _step_body(golden[index]) if index < len(golden) else MISSING
-        a = _step_body(actual[index]) if index < len(actual) else MISSING
-        out.extend(differences(g, a, step=index + 1, limit=room))
+        g = _step_body(golden[g_at - 1]) if g_at else MISSING
+        a = _step_body(actual[a_at - 1]) if a_at else MISSING
+        out.extend(differences(g, a, step=g_at or a_at, limit=room))
     return out
+
+
+def _pairs(golden: list[Any], actual: list[Any]) -> list[tuple[int, int]]:
+    """(golden position, actual position), 1-based, 0 where a side has none."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from opswald.pairing import step_pairs
+    from opswald.session import AnyStep
+
+    try:
+        reader: TypeAdapter[list[AnyStep]] = TypeAdapter(list[AnyStep])
+        g_steps, a_steps = reader.validate_python(golden), reader.validate_python(actual)
+    except (ValidationError, TypeError, ValueError):
+        size = max(len(golden), len(actual))
+        return [
+            (i if i <= len(golden) else 0, i if i <= len(actual) else 0) for i in range(1, size + 1)
+        ]
+    # numbered by position: the pairing reads step numbers, and the data may not hold them
+    g_steps = [step.model_copy(update={"step": i}) for i, step in enumerate(g_steps, start=1)]
+    a_steps = [step.model_copy(update={"step": i}) for i, step in enumerate(a_steps, start=1)]
+    return step_pairs(g_steps, a_steps)
 
 
 def _step_body(step: Any) -> Any:
