@@ -1184,3 +1184,27 @@ def test_a_jwt_after_an_escaped_newline_in_json_text_is_redacted() -> None:
     assert JWT not in redact.text(json.dumps(data))
     assert redact.text(repr(data)) == repr(redact(data))
     assert redact.text("token" + JWT) == "token" + JWT, "glued to a word: no token of its own"
+
+
+def test_numbers_lists_and_mappings_hidden_by_name_are_hidden_when_sent_on() -> None:
+    """The name hides whatever the value holds; what it held is hidden later in the run
+    too: a number as the text it prints as, the strings and numbers of a list or mapping."""
+    from opswald.redact import LearnedSecrets
+
+    run = make_redactor().learning(LearnedSecrets())
+    hidden = run(
+        {
+            "password": 12345678,
+            "secret": ["listedsecret99"],
+            "client_secret": {"v": "nestedsecret1", "n": 98765432.5},
+        }
+    )
+    assert hidden == {
+        "password": "<redacted:credential>",
+        "secret": "<redacted:credential>",
+        "client_secret": "<redacted:credential>",
+    }
+    text = run("pin 12345678 / listedsecret99 / nestedsecret1 / 98765432.5")
+    assert text == ("pin <redacted:credential> / <redacted:credential> / "
+                    "<redacted:credential> / <redacted:credential>")  # fmt: skip
+    assert run("port 8080, id 1234567") == "port 8080, id 1234567", "short values stay"

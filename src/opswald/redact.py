@@ -420,6 +420,21 @@ class LearnedSecrets:
         # swapped in together (threads of the agent redact concurrently)
         self.values, self.pattern = values, re.compile(alternation)
 
+    def learn_all(self, value: Any, placeholder: str) -> None:
+        """Learn what a hidden value holds: a string; a number, as the text it prints as
+        (`f"pin {pin}"`); the strings and numbers inside a list or a mapping."""
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                self.learn(item, placeholder)
+            elif isinstance(item, int | float) and not isinstance(item, bool):
+                self.learn(str(item), placeholder)
+            elif isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list | tuple):
+                stack.extend(item)
+
     def sub(self, value: str) -> str:
         pattern, values = self.pattern, self.values  # one consistent pair
         if pattern is None or len(value) < LEARN_MIN or not pattern.search(value):
@@ -525,8 +540,8 @@ class Redactor:
             if label is None:
                 v = self(v)
             elif label == "header" or not (v is None or v is True or v is False):
-                if self.learned is not None and isinstance(v, str):
-                    self.learned.learn(v, f"<redacted:{label}>")
+                if self.learned is not None:
+                    self.learned.learn_all(v, f"<redacted:{label}>")
                 v = f"<redacted:{label}>"
             if new == k:
                 out[k] = v
