@@ -88,10 +88,11 @@ def test_a_recording_over_the_size_cap_fails_naming_the_cap_and_the_largest_part
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*big.golden.yaml: not written: the golden would be 5,* bytes (0.0 MB), over the "
-            "limit of 4,096 bytes (0.0 MB) (opswald_max_golden_bytes): its next replay would "
-            "fail to load it; the largest part is steps[[]0[]].output (about 0.0 MB). Have the "
-            "agent record less, or raise opswald_max_golden_bytes in the pytest config*"
+            "*big.golden.yaml: not written: the golden would be 5,* bytes (*.* KB), over the "
+            "limit of 4,096 bytes (4.0 KB) (opswald_max_golden_bytes): its next replay would "
+            "fail to load it; the largest part is steps[[]0[]].output (about 5,* bytes "
+            "(*.* KB)). Have the agent record less, or raise opswald_max_golden_bytes in the "
+            "pytest config*"
         ]
     )
     assert (pytester.path / "goldens/big.golden.yaml").read_bytes() == stub
@@ -226,3 +227,25 @@ def test_dump_refuses_what_load_would_refuse_and_writes_what_it_takes(tmp_path: 
     files.dump(_session(text), folder / "s.golden.yaml")
     with pytest.raises(GoldenLoadError, match="over the limit of 1,100 bytes"):
         files.load(folder / "s.golden.yaml", max_bytes=1100)
+
+
+def test_an_agent_exception_leaving_record_is_raised_not_the_cap_refusal(
+    pytester: pytest.Pytester,
+) -> None:
+    """`opswald.record` raises the agent's own exception again; a golden over a cap is then
+    said in a warning, not raised over it."""
+    import warnings
+
+    import opswald
+
+    target = pytester.path / "goldens" / "g.golden.yaml"
+    with files.using_limits(files.Limits(max_bytes=2000, max_depth=64)):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            with pytest.raises(ValueError, match="agent bug"):
+                with opswald.record(target, name="g", input={}) as rec:
+                    rec.output = "x" * 5000
+                    raise ValueError("agent bug")
+    assert not target.exists()
+    assert any("was not written" in str(w.message) for w in seen)
+    assert "(0.0 MB)" not in " ".join(str(w.message) for w in seen)

@@ -318,6 +318,9 @@ def _too_big(size: int, cap: int) -> str:
 
 
 def _size(count: int) -> str:
+    """`21,000,411 bytes (20.0 MB)`; under a megabyte in KB (`1,514 bytes (1.5 KB)`)."""
+    if count < 1024 * 1024:
+        return f"{count:,} bytes ({count / 1024:.1f} KB)"
     return f"{count:,} bytes ({count / 1024 / 1024:.1f} MB)"
 
 
@@ -1368,7 +1371,7 @@ def _deep_refusal(data: Any, max_depth: int) -> str:
 
 def _big_refusal(data: dict[str, Any], size: int, cap: int) -> str:
     part, part_size = _largest_part(data)
-    largest = f"; the largest part is {part} (about {_megabytes(part_size)})" if part else ""
+    largest = f"; the largest part is {part} (about {_size(part_size)})" if part else ""
     return (
         f"not written: the golden would be {_size(size)}, over the limit of {_size(cap)} "
         f"({MAX_BYTES_SETTING}): its next replay would fail to load it{largest}. Have the "
@@ -1394,10 +1397,6 @@ def _largest_part(data: dict[str, Any]) -> tuple[str, int]:
 
 def _json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, default=str))
-
-
-def _megabytes(count: int) -> str:
-    return f"{count / 1024 / 1024:.1f} MB"
 
 
 def _text_form(path: StrPath) -> tuple[bool, bool]:

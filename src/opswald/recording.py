@@ -52,7 +52,8 @@ def record(
     only). It is available as `rec.session`, its file as `rec.path`. An exception leaving
     the block is recorded as the session's `error` and raised again. A session whose file
     loading would refuse (over `opswald_max_golden_bytes` or `opswald_max_golden_depth`)
-    raises `GoldenWriteRefused` when `path` is given, and is kept out of the trace store
+    raises `GoldenWriteRefused` when `path` is given (a warning instead when an exception of
+    the agent is leaving the block: that one is raised), and is kept out of the trace store
     with a warning otherwise.
     """
     from opswald.engine.context import Context, activate
@@ -113,8 +114,17 @@ def record(
         rec.session = session
         if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
-            dump(session, target)
-            rec.path = target
+            try:
+                dump(session, target)
+            except GoldenWriteRefused as exc:
+                if error is None:
+                    raise
+                # the agent's own exception is leaving the block: it goes on, said beside
+                import warnings
+
+                warnings.warn(f"opswald.record: {target} was not written: {exc}", stacklevel=3)
+            else:
+                rec.path = target
         elif store is not False:
             import uuid
 
