@@ -434,3 +434,43 @@ def test_a_plain_data_annotation_hands_the_data_over_as_it_is() -> None:
     returns = Returns(tool)
     assert returns.adapter() is None and returns.declared == "dict[str, list[float]]"
     assert returns.encode({"a": [1]}) == ({"a": [1]}, True)  # not 1.0: goldens stay as they were
+
+
+ARGS_STATE_AGENT = """
+import os
+
+import opswald
+
+@opswald.tool
+def save(d):
+    return True
+
+def run(input):
+    if os.environ.get("WHERE") == "args":
+        save({1: "x", "1": "y"})
+    else:
+        opswald.state(variables={None: "a", "null": "b"})
+    return {}
+"""
+
+
+def test_a_snapshot_whose_keys_collide_is_never_written(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for results and outputs: a value lost in the golden would let a changed one pass."""
+    monkeypatch.setenv("WHERE", "state")
+    pytester.makepyfile(agent=ARGS_STATE_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    stub = "name: w\ninput: {}\n"
+    golden = pytester.path / "goldens" / "w.golden.yaml"
+    golden.write_text(stub)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "a state snapshot has keys *None and 'null' in state.variables *",
+            "fix: not written: the golden would lose those keys",
+        ]
+    )
+    assert golden.read_text() == stub

@@ -1326,8 +1326,18 @@ class Context:
             self.findings.append(finding)
         raise ReplayDivergence(finding)
 
+    def _keys_kept(self, source: str, value: Any) -> None:
+        """Remember the first value whose dict keys a golden writes alike (see `lost_keys`)
+        among what the run records (`state`: a snapshot)."""
+        if self.lost_keys is None:
+            lost = lost_keys(value)
+            if lost is not None:
+                with self._lock:
+                    self.lost_keys = self.lost_keys or (source, lost)
+
     def state(self, snapshot: dict[str, Any]) -> None:
         """Record a snapshot (never matched; compared after the run)."""
+        self._keys_kept("state", snapshot)
         data = self.redactor(to_jsonable(snapshot))
         if self.listeners:
             info = StepInfo(number=len(self.steps) + 1, type="state", name=None, request=data)

@@ -560,8 +560,15 @@ def keys_lost(run: Run) -> Finding | None:
     from opswald.paths import render
 
     source, found = run.lost_keys
-    where = render((source, *found.path)) if source == "output" else render(("value", *found.path))
-    whose = "the agent's output" if source == "output" else f"the result of {source}"
+    name: str | None = None
+    if source == "output":
+        whose, base = "the agent's output", "output"
+    elif source == "state":
+        whose, base = "a state snapshot", "state"
+    else:
+        name = source
+        whose, base = f"the result of {source}", "value"
+    where = render((base, *found.path))
     first, second = found.keys
     return Finding(
         kind="output",
@@ -569,7 +576,7 @@ def keys_lost(run: Run) -> Finding | None:
             f"{whose} has keys that a golden writes alike: {first} and {second} in {where} "
             f"are both written {found.written!r}, so the golden would keep only one"
         ),
-        name=None if source == "output" else source,
+        name=name,
         suggestion="use keys of one type in that dict (strings, say), so that none is lost",
     )
 
