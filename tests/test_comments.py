@@ -70,3 +70,18 @@ def test_text_without_comments_is_written_as_it_is() -> None:
     new = HEADER + "name: two\nsteps:\n  - step: 1\n    output: '# no'\n"
     assert carry_comments(old, new).text == new
     assert carry_comments(old, new).dropped == 0
+
+
+def test_the_files_own_schema_line_takes_the_place_of_ours() -> None:
+    """A golden whose first line points at another schema (or holds a comment after it)
+    keeps that line, once: not ours above it."""
+    body = "name: one  # the name\nsteps: []\n"
+    new = HEADER + "name: one\nsteps: []\n"
+    for own in (
+        "# yaml-language-server: $schema=./golden-schema.json\n",
+        HEADER.rstrip("\n") + "  # mine\n",
+    ):
+        carried = carry_comments(own + body, new)
+        assert carried.text == own + body, carried.text
+        assert carried.text.count("yaml-language-server") == 1
+        assert carried.dropped == 0

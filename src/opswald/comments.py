@@ -86,7 +86,10 @@ def carry_comments(old: str, new: str) -> Carried:
     kept: set[int] = set()
     for n in range(before.keys[0][0]):  # above the first key: its comment lines, as they are
         if n in counted and _comment_only(old_lines, n, before):
-            out.append(old_lines[n] + "\n")
+            if _MODELINE.match(old_lines[n]) and out[0] == header + "\n":
+                out[0] = old_lines[n] + "\n"  # the file's own schema line takes the place of ours
+            else:
+                out.append(old_lines[n] + "\n")
             kept.add(n)
     for kind, start, end in _parts(new_lines, _layout(new_lines)):
         if kind == "" and start == 0:
@@ -106,6 +109,9 @@ def carry_comments(old: str, new: str) -> Carried:
         return Carried(new, len(counted))
     return Carried(text, len(counted - kept))
 
+
+# an editor's schema line (`# yaml-language-server: $schema=…`), as a golden's first line is
+_MODELINE = re.compile(r"\s*#\s*yaml-language-server:")
 
 # a `#` after a blank or at a line's start: maybe a comment (the scan tells)
 _MAYBE_COMMENT = re.compile(r"(?:^|[ \t])#", re.MULTILINE)
