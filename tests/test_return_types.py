@@ -474,3 +474,48 @@ def test_a_snapshot_whose_keys_collide_is_never_written(
         ]
     )
     assert golden.read_text() == stub
+
+
+UNRESOLVED_AGENT = """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import opswald
+import orders
+
+if TYPE_CHECKING:
+    from orders import Order
+
+
+@opswald.tool
+def lookup() -> Order:
+    return orders.Order("O1")
+
+
+def run(input):
+    return {"id": lookup().id}
+"""
+
+
+def test_an_annotation_that_cannot_be_resolved_is_named_not_asked_for(
+    pytester: pytest.Pytester,
+) -> None:
+    """An annotation replay cannot use (imported only for type checkers) is said to be
+    unusable, and why: the note does not ask for the annotation the function has."""
+    pytester.makepyfile(
+        orders="import dataclasses\n\n\n@dataclasses.dataclass\nclass Order:\n    id: str\n",
+        agent=UNRESOLVED_AGENT,
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "u.golden.yaml").write_text("name: u\ninput: {}\n")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(passed=1)
+    out = " ".join(result.stdout.str().split())
+    assert (
+        "lookup returned an orders.Order, which replay gives back as plain data (a dict): its "
+        "return annotation is not used, as it cannot be resolved (NameError: name 'Order' is "
+        "not defined)"
+    ) in out
+    assert "annotate lookup with its return type" not in out

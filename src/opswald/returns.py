@@ -47,6 +47,7 @@ class Returns:
         self._function = function
         self._adapter: Any = _UNRESOLVED
         self.declared = ""  # the annotation as shown in notes (`Order`, `list[Reply]`)
+        self.unusable = ""  # why an annotation the function has is not used, for notes
         self._lock = threading.Lock()
 
     def adapter(self) -> Any:
@@ -60,7 +61,8 @@ class Returns:
     def _build(self) -> Any:
         try:
             hint = inspect.signature(self._function, eval_str=True).return_annotation
-        except Exception:  # unresolvable annotations: the data as recorded
+        except Exception as exc:  # unresolvable annotations: the data as recorded
+            self.unusable = f"it cannot be resolved ({type(exc).__name__}: {exc})"
             return None
         if hint is inspect.Signature.empty or hint is Any or hint is None or hint is type(None):
             return None
@@ -72,6 +74,7 @@ class Returns:
 
             adapter = TypeAdapter(hint)
         except Exception:  # not a type pydantic can build
+            self.unusable = f"pydantic cannot build `{_shown(hint)}`"
             return None
         self.declared = _shown(hint)
         return adapter
@@ -239,8 +242,9 @@ def _a(kind: str) -> str:
     return ("an " if kind[:1].lower() in "aeiou" else "a ") + kind
 
 
-def return_note(function: str, value: Any, data: Any, declared: str) -> str:
-    """The note that `function` returned what replay does not give back as it was."""
+def return_note(function: str, value: Any, data: Any, declared: str, unusable: str = "") -> str:
+    """The note that `function` returned what replay does not give back as it was
+    (`unusable`: why the annotation it has is not used)."""
     kind = type_name(value)
     given = type_name(data)
     if declared:
@@ -258,6 +262,13 @@ def return_note(function: str, value: Any, data: Any, declared: str) -> str:
     elif found is not None and found[1] != kind:
         part = f" ({found[1]})"
     short = kind.rsplit(".", 1)[-1]
+    if unusable:
+        return (
+            f"{function} returned {_a(kind)}{part}, which replay gives back as plain data "
+            f"({_a(given)}): its return annotation is not used, as {unusable}; make it one "
+            "that resolves when the function is first called (a class imported outside "
+            f"`if TYPE_CHECKING:`, defined at module level) or give it decode="
+        )
     return (
         f"{function} returned {_a(kind)}{part}, which replay gives back as plain data "
         f"({_a(given)}): annotate {function} with its return type (`-> {short}`) or give it "

@@ -1164,10 +1164,10 @@ class Context:
         was: plain data, or rebuilt by the function's annotation or `decode=`). A result
         replay does not give back is noted once per function; one whose dict keys the
         golden would write alike is kept as the reason not to write it."""
-        declared = ""
+        declared = unusable = ""
         if isinstance(decode, Returns):
             data, rebuilt = decode.encode(value)
-            declared = decode.declared
+            declared, unusable = decode.declared, decode.unusable
         else:
             data = to_jsonable(value)
             rebuilt = decode is not None or unplain(value) is None  # decode=: theirs to rebuild
@@ -1180,7 +1180,7 @@ class Context:
             return data, None
         kind = type_name(value)
         if function not in self.return_notes:
-            note = return_note(function, value, data, declared)
+            note = return_note(function, value, data, declared, unusable)
             with self._lock:
                 self.return_notes.setdefault(function, note)
         return data, {RETURNED: kind}
