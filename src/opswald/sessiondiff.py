@@ -3,11 +3,14 @@ pytest, no syrupy: used by the syrupy extension and `opswald diff`."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from opswald.diff import differences
 from opswald.jsonable import to_jsonable
-from opswald.session import STREAM_CHUNKS, without_stream_chunks
+from opswald.session import STREAM_CHUNKS, AnyStep, without_stream_chunks
 from opswald.verdict import MISSING, Difference
 
 VOLATILE_STEP_FIELDS: tuple[str, ...] = ("timestamp", "duration_ms")
@@ -96,13 +99,10 @@ def _step_differences(golden: list[Any], actual: list[Any], limit: int) -> list[
 
 def _pairs(golden: list[Any], actual: list[Any]) -> list[tuple[int, int]]:
     """(golden position, actual position), 1-based, 0 where a side has none."""
-    from pydantic import TypeAdapter, ValidationError
-
     from opswald.pairing import step_pairs
-    from opswald.session import AnyStep
 
     try:
-        reader: TypeAdapter[list[AnyStep]] = TypeAdapter(list[AnyStep])
+        reader = _steps_reader()
         g_steps, a_steps = reader.validate_python(golden), reader.validate_python(actual)
     except (ValidationError, TypeError, ValueError):
         size = max(len(golden), len(actual))
@@ -135,3 +135,9 @@ def compared_data(session: Any) -> Any:
     if isinstance(metadata, dict):
         data["metadata"] = {k: v for k, v in metadata.items() if k not in RUN_METADATA}
     return data
+
+
+@functools.cache
+def _steps_reader() -> TypeAdapter[list[AnyStep]]:
+    """Built once: a `TypeAdapter` costs far more to build than to use."""
+    return TypeAdapter(list[AnyStep])
