@@ -39,7 +39,7 @@ from pydantic_core import ErrorDetails
 from yaml import events as ev
 from yaml.nodes import ScalarNode
 
-from opswald import jsontext
+from opswald import fastyaml, jsontext
 from opswald.blockyaml import block_yaml
 from opswald.hidden import HiddenEscapingDumper, has_hidden, json_with_hidden_escaped
 from opswald.jsonable import to_jsonable
@@ -443,7 +443,50 @@ _RESOLVED_TAG_MAX = 4096
 _PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 
 
+class _PlainResolver(yaml.resolver.BaseResolver):
+    """The golden loader's resolver, without a loader around it."""
+
+    yaml_implicit_resolvers = _GoldenLoader.yaml_implicit_resolvers
+
+
+_PLAIN_RESOLVE = typing.cast(Callable[[type, str, Any], str], _PlainResolver().resolve)
+_PLAIN_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_PLAIN_CONVERT: dict[str, Callable[[ScalarNode], Any]] = {
+    tag: getattr(_PLAIN_CONSTRUCTOR, name) for tag, name in _SCALAR_CONSTRUCTORS.items()
+}
+
+
+def _plain_value(text: str) -> Any:
+    """A plain scalar's value, as `_YamlBuilder.scalar` gives it; ValueError where the
+    safe parser refuses it (the line reader then leaves the text to the parser)."""
+    if text[0] not in _RESOLVED_FIRST:
+        return sys.intern(text) if len(text) <= _INTERN_UP_TO else text
+    if len(text) < 19 and _PLAIN_NUMBER.fullmatch(text):
+        return float(text) if "." in text else int(text)
+    tag = _RESOLVED_TAG.get(text)
+    if tag is None:
+        tag = _PLAIN_RESOLVE(ScalarNode, text, (True, False))
+        if len(text) <= _INTERN_UP_TO and len(_RESOLVED_TAG) < _RESOLVED_TAG_MAX:
+            _RESOLVED_TAG[text] = tag
+    if tag == _STR:
+        return sys.intern(text) if len(text) <= _INTERN_UP_TO else text
+    convert = _PLAIN_CONVERT.get(tag)
+    if convert is None:
+        raise ValueError(tag)
+    try:
+        return convert(ScalarNode(tag, text))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(text) from exc
+
+
 def _yaml_data(text: str, max_depth: int) -> dict[str, Any]:
+    """The document's data: read line by line where the text is laid out as goldens are
+    written (`fastyaml`), else by the safe parser, which also reports every problem."""
+    data = fastyaml.read(text, max_depth, _plain_value, _RESOLVED_FIRST)
+    return data if data is not None else _parsed_yaml_data(text, max_depth)
+
+
+def _parsed_yaml_data(text: str, max_depth: int) -> dict[str, Any]:
     try:
         loader = _GoldenLoader(text)
     except yaml.YAMLError as exc:  # the pure-Python reader checks characters up front
@@ -621,6 +664,9 @@ class _YamlBuilder:
 
 def _scalar_text(node: ScalarNode) -> str:
     return str(node.value)
+
+
+_PLAIN_CONVERT[_YAML + "timestamp"] = _scalar_text
 
 
 def _short_tag(tag: str | None) -> str:
