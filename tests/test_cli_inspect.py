@@ -245,6 +245,36 @@ def test_diff_names_both_numbers_of_a_changed_step_that_moved(
     assert (changed["step"], changed["step_b"], changed["change"]) == (3, 4, "changed")
 
 
+def test_diff_of_back_to_back_snapshots_names_the_one_removed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Three snapshots with no call between them, the first gone in the second file: that
+    is the one difference; the other two face their equals, not the ones before them."""
+
+    def golden(path: Path, phases: list[str]) -> Path:
+        steps: list[dict[str, Any]] = [{"type": "tool_call", "tool": "a", "input": {}}]
+        steps += [{"type": "state", "variables": {"phase": p}} for p in phases]
+        steps.append({"type": "tool_call", "tool": "b", "input": {}})
+        numbered = [{"step": i, **step} for i, step in enumerate(steps, start=1)]
+        opswald.dump(opswald.Session.model_validate({"name": "s", "steps": numbered}), path)
+        return path
+
+    old = golden(tmp_path / "old.yaml", ["start", "middle", "done"])
+    new = golden(tmp_path / "new.yaml", ["middle", "done"])
+    code, out, _ = run(capsys, "diff", str(old), str(new), "--mode", "short")
+    assert code == 1
+    assert out.splitlines()[1:-1] == [
+        "first difference: step 2 of 5, removed · state variables",
+        "[- old.yaml] [+ new.yaml]",
+        'step 2 removed: state variables {"variables": {"phase": "start"}}',
+    ]
+    code, out, _ = run(capsys, "diff", str(new), str(old), "--json")
+    data = json.loads(out)
+    assert [(d["step"], d["step_b"], d["change"]) for d in data["differences"]] == [
+        (None, 2, "inserted")
+    ]
+
+
 def test_analyze(capsys: pytest.CaptureFixture[str], snapshot: Any) -> None:
     code, out, _ = run(capsys, "analyze", str(REFUND), str(DECLINED), "--slow-ms", "0.4")
     assert code == 0

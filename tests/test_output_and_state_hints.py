@@ -170,3 +170,52 @@ def test_a_cut_list_of_differences_says_at_least_how_many_more(
     assert "  ... and at least 180 more differences" in text
     assert "  ... and 180 more differences" not in text
     assert "  ... and 10 more differences" in text  # 30 differ: counted, 20 shown
+
+
+BACK_TO_BACK_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.tool
+def a(x):
+    return x
+
+
+def run(input):
+    a(x=1)
+    for phase in ("start", "middle", "done"):
+        if phase != os.environ.get("SKIP"):
+            opswald.state(variables={"phase": phase})
+    a(x=2)
+    return "done"
+"""
+
+
+@pytest.mark.parametrize(("skip", "number", "step"), [("start", 1, 2), ("middle", 2, 3)])
+def test_one_of_back_to_back_snapshots_gone_is_the_one_difference(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, skip: str, number: int, step: int
+) -> None:
+    """Three snapshots with no call between them and one gone: the others face their own
+    (not 'start' → 'middle', 'middle' → 'done' and the last one missing)."""
+    monkeypatch.delenv("SKIP", raising=False)
+    project.makepyfile(bagent=BACK_TO_BACK_AGENT)
+    project.makeini("[pytest]\nopswald_adapter = bagent:run\npythonpath = .\n")
+    (project.path / "goldens" / "b.golden.yaml").write_text(
+        "name: b\ninput: {q: hi}\nexpect:\n  state: exact\n"
+    )
+    project.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.setenv("SKIP", skip)
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            f"step {step} of 5 · state: state snapshot {number} missing: the run recorded "
+            "none in its place (state: exact)",
+            f"  step {step}: removed",
+        ]
+    )
+    assert len(re.findall(r"· state: state snapshot .*\(state: ", out)) == 1, out
+    assert "state snapshot differs" not in out and " → " not in out, out

@@ -11,9 +11,12 @@ same type and tool or model then face each other in order (a call made with othe
 arguments), then calls of the same type (a call to another model or tool); the rest stand
 alone.
 
-Then the snapshots, which are never matched: they pair in order between two calls that
-face each other, a snapshot only with a snapshot; a snapshot one side has and the other
-has not stands alone, so it moves no later snapshot.
+Then the snapshots, which are never matched: between two calls that face each other, a
+snapshot pairs only with a snapshot, by what they hold, keeping order: equal ones first
+(lined up as calls are), then, between those, as many of the rest as both sides have,
+each facing the one most like it (the fewest values that differ). A snapshot one side has
+and the other has not stands alone, so it moves no other snapshot: of three snapshots
+taken back to back, the first one gone is that one removed, not three changed.
 """
 
 from __future__ import annotations
@@ -154,8 +157,8 @@ def _with_snapshots(
     golden: Sequence[AnyStep], actual: Sequence[AnyStep], call_rows: list[tuple[int, int]]
 ) -> list[tuple[int, int]]:
     """The call rows with the snapshots put in: before each pair of calls, the steps of
-    each side not yet placed that come before it, a snapshot facing a snapshot in order,
-    every other step alone."""
+    each side not yet placed that come before it, a snapshot facing a snapshot as
+    `_snapshot_pairs` pairs them, every other step alone."""
     g_snaps = [n for n, step in enumerate(golden, start=1) if isinstance(step, StateStep)]
     a_snaps = [n for n, step in enumerate(actual, start=1) if isinstance(step, StateStep)]
     rows: list[tuple[int, int]] = []
@@ -191,19 +194,126 @@ def _in_order(
     golden: Sequence[AnyStep],
     actual: Sequence[AnyStep],
 ) -> Iterator[tuple[int, int]]:
-    """Snapshots and calls facing nothing, in order: a snapshot faces the other side's
-    next one when both come next; a call stands alone (the golden's first)."""
+    """Snapshots and calls facing nothing, in order: the snapshots face each other as
+    `_snapshot_pairs` pairs them; a call stands alone (the golden's first), and so does a
+    snapshot with no partner."""
+    g_snaps = [g for g in g_numbers if isinstance(golden[g - 1], StateStep)]
+    a_snaps = [a for a in a_numbers if isinstance(actual[a - 1], StateStep)]
+    partner = dict(_snapshot_pairs(g_snaps, a_snaps, golden, actual))
     i = j = 0
     while i < len(g_numbers) or j < len(a_numbers):
         g = g_numbers[i] if i < len(g_numbers) else 0
         a = a_numbers[j] if j < len(a_numbers) else 0
         g_snap = bool(g) and isinstance(golden[g - 1], StateStep)
         a_snap = bool(a) and isinstance(actual[a - 1], StateStep)
-        if g and a and not (g_snap and a_snap):
-            g, a = (0, a) if g_snap else (g, 0)  # the call first, alone
+        if g and a:
+            if not g_snap:
+                a = 0  # a call first, alone
+            elif not a_snap:
+                g = 0
+            elif partner.get(g) != a:
+                # the pairs keep order: the one of the two with no partner comes first
+                g, a = (g, 0) if g not in partner else (0, a)
         i += bool(g)
         j += bool(a)
         yield g, a
+
+
+def _snapshot_pairs(
+    g_snaps: list[int],
+    a_snaps: list[int],
+    golden: Sequence[AnyStep],
+    actual: Sequence[AnyStep],
+) -> list[tuple[int, int]]:
+    """The snapshots of a stretch between two calls that face each other, paired by what
+    they hold, keeping order: equal ones first (lined up as `_aligned` lines up calls),
+    then, between those, as many of the rest as both sides have, the most alike."""
+    if not g_snaps or not a_snaps:
+        return []
+    g_keys = [_content_key(golden[g - 1]) for g in g_snaps]
+    a_keys = [_content_key(actual[a - 1]) for a in a_snaps]
+    if g_keys == a_keys:  # the usual case: nothing changed
+        return list(zip(g_snaps, a_snaps, strict=True))
+    if len(g_snaps) * len(a_snaps) > _MAX_WORK:  # SequenceMatcher is quadratic
+        opcodes = _greedy_opcodes(g_keys, a_keys)
+    else:
+        matcher = SequenceMatcher(None, g_keys, a_keys, autojunk=False)
+        opcodes = [(op, g0, g1, a0, a1) for op, g0, g1, a0, a1 in matcher.get_opcodes()]
+    pairs: list[tuple[int, int]] = []
+    for op, g0, g1, a0, a1 in opcodes:
+        if op == "equal":
+            pairs.extend(zip(g_snaps[g0:g1], a_snaps[a0:a1], strict=True))
+        else:
+            pairs.extend(_most_alike(g_snaps[g0:g1], a_snaps[a0:a1], golden, actual))
+    return pairs
+
+
+_MAX_ALIKE = 2_500  # snapshots times snapshots of one stretch compared one by one
+
+
+def _most_alike(
+    g_snaps: list[int],
+    a_snaps: list[int],
+    golden: Sequence[AnyStep],
+    actual: Sequence[AnyStep],
+) -> list[tuple[int, int]]:
+    """Changed snapshots paired, keeping order: each of the fewer side faces one of the
+    other's, chosen so that the values that differ are the fewest (on a tie, the earlier).
+    Two sides of one size pair in order; past `_MAX_ALIKE` comparisons, so do the first."""
+    if not g_snaps or not a_snaps:
+        return []
+    if len(g_snaps) == len(a_snaps) or len(g_snaps) * len(a_snaps) > _MAX_ALIKE:
+        return list(zip(g_snaps, a_snaps, strict=False))
+    flip = len(g_snaps) < len(a_snaps)
+    many, few = (a_snaps, g_snaps) if flip else (g_snaps, a_snaps)
+    many_steps, few_steps = (actual, golden) if flip else (golden, actual)
+    many_leaves = [_leaves(many_steps[n - 1]) for n in many]
+    few_leaves = [_leaves(few_steps[n - 1]) for n in few]
+    # cost[i][j]: the fewest differing values with few[:j] each facing one of many[:i]
+    none = float("inf")
+    cost = [[0.0] + [none] * len(few) for _ in range(len(many) + 1)]
+    for i in range(1, len(many) + 1):
+        for j in range(1, min(i, len(few)) + 1):
+            facing = cost[i - 1][j - 1] + len(many_leaves[i - 1] ^ few_leaves[j - 1])
+            cost[i][j] = min(cost[i - 1][j], facing)  # leaving many[i - 1] alone wins ties
+    pairs: list[tuple[int, int]] = []
+    i, j = len(many), len(few)
+    while j:
+        if cost[i][j] == cost[i - 1][j]:
+            i -= 1
+            continue
+        pairs.append((many[i - 1], few[j - 1]))
+        i, j = i - 1, j - 1
+    pairs.reverse()
+    return [(a, g) for g, a in pairs] if flip else pairs
+
+
+_VOLATILE = {"step", "timestamp", "duration_ms"}
+
+
+def _content(step: AnyStep) -> Any:
+    """What a snapshot holds: the step without its number and times."""
+    return to_jsonable(step.model_dump(exclude=_VOLATILE, exclude_none=True))
+
+
+def _content_key(step: AnyStep) -> Hashable:
+    return json.dumps(_content(step), sort_keys=True, default=repr)
+
+
+def _leaves(step: AnyStep) -> set[tuple[str, str]]:
+    """A snapshot's values, each with its path: two snapshots differ by those one of them
+    has and the other has not."""
+    leaves: set[tuple[str, str]] = set()
+    stack: list[tuple[str, Any]] = [("", _content(step))]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict) and value:
+            stack.extend((f"{path}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list) and value:
+            stack.extend((f"{path}[{n}]", item) for n, item in enumerate(value))
+        else:
+            leaves.add((path, json.dumps(value, sort_keys=True, default=repr)))
+    return leaves
 
 
 def _name(step: AnyStep) -> str | None:

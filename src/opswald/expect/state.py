@@ -31,12 +31,13 @@ def compare_states(
 ) -> list[Finding]:
     """Pair the snapshots of the two sessions and report how they differ, per `spec.mode`.
 
-    Snapshots pair as the viewer's rows pair steps (`opswald.pairing.step_pairs`): in order
-    between the calls the replay served (`matched`: the golden step each served call of
-    `actual` answered as, by its step number; without it the calls of the two sessions are
-    lined up), so a snapshot one side has and the other has not is one difference and moves
-    no later snapshot. `report`: non-failing findings; `exact`: failing; `paths`:
-    differences touching one of `spec.paths` fail, the rest are reported.
+    Snapshots pair as the viewer's rows pair steps (`opswald.pairing.step_pairs`): by what
+    they hold (equal ones first, then the most alike, keeping order) between the calls the
+    replay served (`matched`: the golden step each served call of `actual` answered as, by
+    its step number; without it the calls of the two sessions are lined up), so a snapshot
+    one side has and the other has not is one difference and moves no other snapshot.
+    `report`: non-failing findings; `exact`: failing; `paths`: differences touching one of
+    `spec.paths` fail, the rest are reported.
     """
     try:
         watched = [parse(p) for p in spec.paths]

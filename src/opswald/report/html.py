@@ -143,9 +143,9 @@ def step_rows(
 
     A call the replay served sits beside the golden step it answered as (`matched`, from
     the run: `ReplayResult.matched`); the steps between such calls line up as
-    `opswald.pairing` says: snapshots (never matched) in order, a snapshot only with a
-    snapshot, so one snapshot more or fewer moves no later step. Without `matched` (a
-    saved actual) the whole sessions line up that way."""
+    `opswald.pairing` says: snapshots (never matched) by what they hold, keeping order, a
+    snapshot only with a snapshot, so one snapshot more or fewer moves no other step.
+    Without `matched` (a saved actual) the whole sessions line up that way."""
     return step_pairs(golden.step_list, actual.step_list, matched)
 
 
