@@ -65,6 +65,52 @@ def test_comments_stay_on_the_parts_written_unchanged() -> None:
     assert carried.dropped == 2  # on step 2, which changed; on `expect:`, written otherwise
 
 
+def test_comments_follow_a_step_written_unchanged_under_another_number() -> None:
+    """Step 2 is written as it was, as step 3: its comments go with it (one on its
+    `step:` line too); a `step:` key deeper in it is data, not its number. Without
+    `renumbered`, or for a step it does not name, the number is a change."""
+    old = (
+        HEADER + "name: one\n"
+        "steps:\n"
+        "  - step: 1\n"
+        "    tool: a\n"
+        "  # the charge\n"
+        "  - step: 2  # reviewed\n"
+        "    tool: b  # SUP-42\n"
+        "    input:\n"
+        "      step: 2\n"
+    )
+    new = (
+        HEADER + "name: one\n"
+        "steps:\n"
+        "  - step: 1\n"
+        "    tool: a\n"
+        "  - step: 2\n"
+        "    tool: audit\n"
+        "  - step: 3\n"
+        "    tool: b\n"
+        "    input:\n"
+        "      step: 2\n"
+    )
+    carried = carry_comments(old, new, {1: 1, 2: 3})
+    assert carried.text == (
+        HEADER + "name: one\n"
+        "steps:\n"
+        "  - step: 1\n"
+        "    tool: a\n"
+        "  - step: 2\n"
+        "    tool: audit\n"
+        "  # the charge\n"
+        "  - step: 3  # reviewed\n"
+        "    tool: b  # SUP-42\n"
+        "    input:\n"
+        "      step: 2\n"
+    )
+    assert carried.dropped == 0
+    assert carry_comments(old, new).dropped == 3
+    assert carry_comments(old, new, {1: 1}).dropped == 3
+
+
 def test_text_without_comments_is_written_as_it_is() -> None:
     old = HEADER + "name: one\nsteps:\n  - step: 1\n    output: '# no'\n"
     new = HEADER + "name: two\nsteps:\n  - step: 1\n    output: '# no'\n"

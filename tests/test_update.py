@@ -730,3 +730,114 @@ def test_an_update_keeps_the_comments_of_the_parts_it_writes_unchanged(
     assert "# will change" not in after
     assert load(path).step_list[1].input == {"x": 3}  # type: ignore[union-attr]
     pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+RENUMBERED_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.tool
+def a(x: int) -> int:
+    return x
+
+
+@opswald.tool
+def charge(x: int) -> int:
+    return x
+
+
+def run(input):
+    a(x=1)
+    a(x=2)
+    if os.environ.get("AUDIT"):
+        opswald.state(variables={"audit": True})
+    charge(x=3)
+    return "done"
+"""
+
+
+def test_a_comment_follows_its_unchanged_step_to_the_number_an_update_gives_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent now takes a snapshot before step 3 (snapshots are not matched: every
+    call is still served): step 3 is written as recorded as step 4, and the comments on
+    it and above it go with it; none is dropped."""
+    monkeypatch.delenv("AUDIT", raising=False)
+    pytester.makepyfile(agent=RENUMBERED_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    stub = "name: one\ninput: {q: hi}\nexpect:\n  state: exact\n"
+    path = write(pytester.mkdir("goldens") / "one.golden.yaml", stub)
+    record(pytester)
+    text = path.read_text()
+    for line, comment in (
+        ("  - step: 3\n", "  # the charge, reviewed\n  - step: 3\n"),
+        ("    tool: charge\n", "    tool: charge  # SUP-42\n"),
+    ):
+        assert text.count(line) == 1
+        text = text.replace(line, comment)
+    path.write_text(text)
+    old_step_3 = _step_blocks(text)[2]
+    monkeypatch.setenv("AUDIT", "1")
+    pytester.runpytest("--opswald-goldens").assert_outcomes(failed=1)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    assert "dropped" not in result.stdout.str()
+    after = path.read_text()
+    types = [s.type for s in load(path).step_list]
+    assert types == ["tool_call", "tool_call", "state", "tool_call"]
+    assert _step_blocks(after)[3] == old_step_3.replace("  - step: 3\n", "  - step: 4\n")
+    assert "  # the charge, reviewed\n  - step: 4\n" in after
+    assert "    tool: charge  # SUP-42\n" in after
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+SKIPPED_SNAPSHOT_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.tool
+def a(x: int) -> int:
+    return x
+
+
+def run(input):
+    a(x=1)
+    if not os.environ.get("SKIP"):
+        opswald.state(variables={"phase": "start"})
+    opswald.state(variables={"phase": "done"})
+    a(x=2)
+    return "done"
+"""
+
+
+def test_an_unchanged_snapshot_an_update_renumbers_is_kept_with_its_comment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run no longer takes the snapshot at step 2: the one at step 3 faces its own
+    recorded one (not step 2's), so it is written as recorded, as step 2, with its
+    comment."""
+    monkeypatch.delenv("SKIP", raising=False)
+    pytester.makepyfile(agent=SKIPPED_SNAPSHOT_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    stub = "name: one\ninput: {q: hi}\nexpect:\n  state: exact\n"
+    path = write(pytester.mkdir("goldens") / "one.golden.yaml", stub)
+    record(pytester)
+    text = path.read_text()
+    assert text.count("      phase: done\n") == 1
+    path.write_text(text.replace("      phase: done\n", "      phase: done  # the end state\n"))
+    recorded = load(path).step_list[2]
+    monkeypatch.setenv("SKIP", "1")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    assert "dropped" not in result.stdout.str()
+    written = load(path).step_list[1]
+    assert written.model_dump(exclude={"step"}) == recorded.model_dump(exclude={"step"})
+    assert "  - step: 2\n    type: state\n" in path.read_text()
+    assert "      phase: done  # the end state\n" in path.read_text()
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)

@@ -3,10 +3,11 @@ writes where the text they annotate is written unchanged.
 
 A golden is written in canonical form (`files.dumps`). The comments of the file it
 replaces are kept with the parts of it that the new text repeats word for word: a step
-an update served as recorded, the `expect:` block, `input:`, the `steps:` line, the
-lines above the first key. A comment inside a part that changed, or in a part written
-in another form than the canonical one (a flow mapping, another key order), has no
-place to go: it is dropped, and counted, so that the writer can say so.
+an update served as recorded (under its new number, when the update renumbered it), the
+`expect:` block, `input:`, the `steps:` line, the lines above the first key. A comment
+inside a part that changed, or in a part written in another form than the canonical one
+(a flow mapping, another key order), has no place to go: it is dropped, and counted, so
+that the writer can say so.
 
 Comments are found with the YAML scanner's tokens: a `#` is a comment only outside
 every token (a quoted or block scalar holds `#` as text) and after a space or at the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -61,10 +63,11 @@ def comment_lines(text: str) -> dict[int, int]:
     return _scan(text).comments
 
 
-def carry_comments(old: str, new: str) -> Carried:
+def carry_comments(old: str, new: str, renumbered: Mapping[int, int] | None = None) -> Carried:
     """`new` (canonical text) with the comments of `old` kept on the parts of it that
     `new` repeats unchanged; `dropped` counts the comment lines of `old` it left out
-    (the schema line every golden starts with is not counted)."""
+    (the schema line every golden starts with is not counted). `renumbered`: the steps
+    written as they were under another number (old number → new): unchanged, but for it."""
     header, _, _ = new.partition("\n")
     if not _MAYBE_COMMENT.search(old, len(header) if old.startswith(header) else 0):
         return Carried(new, 0)
@@ -81,7 +84,10 @@ def carry_comments(old: str, new: str) -> Carried:
     new_lines = new.split("\n")
     by_text: dict[tuple[str, tuple[str, ...]], list[tuple[int, int]]] = {}
     for kind, start, end in _parts(old_lines, before):
-        by_text.setdefault((kind, _bare(old_lines, start, end, before)), []).append((start, end))
+        bare = _bare(old_lines, start, end, before)
+        if kind == "-" and renumbered:  # a step written as it was, under its new number
+            bare = _renumbered(bare, renumbered)
+        by_text.setdefault((kind, bare), []).append((start, end))
     out: list[str] = [header + "\n"]
     kept: set[int] = set()
     for n in range(before.keys[0][0]):  # above the first key: its comment lines, as they are
@@ -100,7 +106,10 @@ def carry_comments(old: str, new: str) -> Carried:
             out.append("".join(line + "\n" for line in new_lines[start:end]))
             continue
         old_start, old_end = same.pop(0)
-        out.append("".join(line + "\n" for line in old_lines[old_start:old_end]))
+        written = old_lines[old_start:old_end]
+        if kind == "-" and renumbered:
+            written = list(_renumbered(written, renumbered))
+        out.append("".join(line + "\n" for line in written))
         kept.update(n for n in range(old_start, old_end) if n in counted)
     text = "".join(out)
     if not new.endswith("\n"):
@@ -245,6 +254,30 @@ def _parts(lines: list[str], scan: _Scan) -> list[tuple[str, int, int]]:
         kind, start, end = parts[-1]
         parts[-1] = (kind, start, min(end, len(lines) - 1))
     return parts
+
+
+# a step's own `step:` key: on its item's `- ` line, or a line of its own under it (and
+# then maybe a comment)
+_STEP_KEY = re.compile(r"( *)(- )?step: (\d+)((?:[ \t]+#.*)?[ \t]*)")
+
+
+def _renumbered(lines: Sequence[str], renumbered: Mapping[int, int]) -> tuple[str, ...]:
+    """The lines of a `steps` item (comments and all, or bare) as they read under the
+    number `renumbered` gives the step, or as they are if it gives none. Its `step:` key
+    is the first at the column of the item's keys, two past the `- ` of its first line."""
+    first = next((line for line in lines if line.lstrip().startswith("- ")), None)
+    if first is None:
+        return tuple(lines)
+    keys_at = len(first) - len(first.lstrip()) + 2
+    for n, line in enumerate(lines):
+        found = _STEP_KEY.fullmatch(line)
+        if found is None or len(found[1]) + len(found[2] or "") != keys_at:
+            continue
+        number = renumbered.get(int(found[3]))
+        if number is None:
+            break
+        return (*lines[:n], line[: found.start(3)] + str(number) + found[4], *lines[n + 1 :])
+    return tuple(lines)
 
 
 def _comment_only(lines: list[str], n: int, scan: _Scan) -> bool:

@@ -1335,6 +1335,7 @@ def dump(
     *,
     redactor: Redactor | None = None,
     keep_comments: bool = False,
+    renumbered: Mapping[int, int] | None = None,
     limits: Limits | None = None,
 ) -> int:
     """Write a session canonically and atomically; `.json` files get JSON, others YAML. A
@@ -1342,8 +1343,9 @@ def dump(
     diff shows what changed and nothing else. Missing folders are made. With a `redactor`,
     the secrets in the session are replaced in what is written. With `keep_comments`, the
     comments of the YAML file replaced stay on the parts written unchanged
-    (`opswald.comments`); the number of its comment lines that could not stay is returned
-    (else 0).
+    (`opswald.comments`), a step's also where `renumbered` (its number in the file
+    replaced → in `session`) says it moved; the number of its comment lines that could not
+    stay is returned (else 0).
 
     A session whose file loading would refuse — nested deeper or larger than `limits`
     (else those in force) allow — is not written: `GoldenWriteRefused` says which cap,
@@ -1360,7 +1362,7 @@ def dump(
         if old is not None:
             from opswald.comments import carry_comments
 
-            carried = carry_comments(old, text)
+            carried = carry_comments(old, text, renumbered)
             text, dropped = carried.text, carried.dropped
     bom, crlf = _text_form(path)
     if crlf:

@@ -554,12 +554,12 @@ def _write(
             else f"{path.name}: {blocked}"
         )
         raise GoldenError(*_failed(text, result, settings))
-    session = blessed(golden, run)
-    still = not_blessable(session, run, expect, settings.tolerance)
+    written = blessed(golden, run)
+    still = not_blessable(written.session, run, expect, settings.tolerance)
     if still:
         _not_written(still, result, settings, total, _refusal(still, expect, run))
     try:
-        dropped = write(path, session, settings.limits)
+        dropped = write(path, written, settings.limits)
     except files.GoldenWriteRefused as exc:  # loading would refuse it: its next replay fails
         why = str(exc)
         if not result.verdict.failures:

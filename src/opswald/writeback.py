@@ -4,13 +4,15 @@ exactly as it was, and the newly recorded rest (DESIGN §3a "Update")."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from opswald import files
 from opswald.comments import dropped_note
 from opswald.engine.run import Run
 from opswald.engine.tape import epoch_ms
+from opswald.pairing import step_pairs
 from opswald.session import AnyStep, Note, Session, StateStep
 
 KEPT = (
@@ -27,16 +29,27 @@ KEPT = (
 )
 
 
-def blessed(golden: Session, run: Run) -> Session:
+@dataclass(frozen=True, kw_only=True)
+class Blessed:
+    """What an update or a recording writes, and where the steps it kept went."""
+
+    session: Session
+    # a step written as recorded (served, or an unchanged snapshot): its number in the
+    # golden → in `session`; the comments on it follow it there (`opswald.comments`)
+    renumbered: Mapping[int, int]
+
+
+def blessed(golden: Session, run: Run) -> Blessed:
     """The session to write: served steps as recorded, live steps as they happened."""
     steps: list[AnyStep] = []
     golden_steps = {s.step: s for s in golden.step_list}
     moved: dict[int, int] = {}  # a kept recorded step's number in the golden → in the new one
     snapshots: dict[int, AnyStep] = {}  # an unchanged snapshot kept as recorded: as taken now
+    facing = _facing_snapshots(golden, run) if run.policy == "update" else {}
     for step in run.actual.step_list:
         recorded = run.served.get(step.step)
-        if recorded is None and run.policy == "update":  # a recording writes all anew
-            recorded = _same_snapshot(golden_steps.get(step.step), step)
+        if recorded is None and step.step in facing:  # a recording writes all anew
+            recorded = _same_snapshot(golden_steps.get(facing[step.step]), step)
             if recorded is not None:
                 snapshots[len(steps)] = step
         if recorded is not None:
@@ -48,6 +61,11 @@ def blessed(golden: Session, run: Run) -> Session:
             )
         steps.append(step)
     _keep_time_in_order(steps, snapshots)
+    renumbered = {
+        old: new
+        for old, new in moved.items()
+        if steps[new - 1] is not snapshots.get(new - 1)  # not written as taken now after all
+    }
     data = {k: getattr(golden, k) for k in KEPT if k in golden.model_fields_set}
     if "input" in data:  # the run's copy: the same input, with its secrets replaced
         data["input"] = run.actual.input
@@ -65,7 +83,19 @@ def blessed(golden: Session, run: Run) -> Session:
         }
     )
     session.steps = steps
-    return session
+    return Blessed(session=session, renumbered=renumbered)
+
+
+def _facing_snapshots(golden: Session, run: Run) -> dict[int, int]:
+    """The golden snapshot each snapshot of the run faces (`opswald.pairing`), by the
+    run's step number: a snapshot the run took one step earlier or later is still kept as
+    recorded when it is unchanged."""
+    g_steps, a_steps = golden.step_list, run.actual.step_list
+    return {
+        a_steps[a - 1].step: g_steps[g - 1].step
+        for g, a in step_pairs(g_steps, a_steps, run.matched)
+        if g and a and isinstance(a_steps[a - 1], StateStep)
+    }
 
 
 def _kind(step: AnyStep) -> tuple[str, str | None]:
@@ -194,9 +224,16 @@ def writes_blocked(*, force: bool) -> str | None:
     return None
 
 
-def write(path: Path, session: Session, limits: files.Limits | None = None) -> str | None:
+def write(path: Path, written: Blessed, limits: files.Limits | None = None) -> str | None:
     """Write the session over the golden at `path`, its comments kept where the text they
-    annotate is written unchanged; what was dropped, said for the summary, or None. Raises
-    `files.GoldenWriteRefused` for a golden loading would refuse (over `limits`)."""
-    dropped = files.dump(session, path, keep_comments=True, limits=limits)
+    annotate is written unchanged (on a step, also when it was renumbered); what was
+    dropped, said for the summary, or None. Raises `files.GoldenWriteRefused` for a golden
+    loading would refuse (over `limits`)."""
+    dropped = files.dump(
+        written.session,
+        path,
+        keep_comments=True,
+        renumbered=written.renumbered,
+        limits=limits,
+    )
     return dropped_note(dropped, path.name) if dropped else None
