@@ -519,3 +519,89 @@ def test_an_annotation_that_cannot_be_resolved_is_named_not_asked_for(
         "not defined)"
     ) in out
     assert "annotate lookup with its return type" not in out
+
+
+REPR_TEXT_AGENT = """
+import pathlib
+
+import opswald
+from pydantic import BaseModel
+
+
+class Note(BaseModel):
+    note: str
+    where: pathlib.Path
+
+
+@opswald.tool
+def read_note() -> Note:
+    return Note(note="Path('/tmp/x')", where=pathlib.Path("/tmp/y"))
+
+
+@opswald.tool
+def note_text() -> list[str]:
+    return ["PosixPath('/tmp/z')"]
+
+
+def run(input):
+    n = read_note()
+    return {"note": n.note, "where": str(n.where), "text": note_text()}
+"""
+
+
+def test_text_that_looks_like_a_legacy_repr_stays_text_in_a_str_field(
+    pytester: pytest.Pytester,
+) -> None:
+    """Goldens used to hold reprs (`Path('/tmp/x')`) for paths: read so only where the
+    annotation expects a path; a `str` field holding such text gets it back as it was."""
+    pytester.makepyfile(agent=REPR_TEXT_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "n.golden.yaml"
+    golden.write_text("name: n\ninput: {}\n")
+    recorded = record(pytester)
+    assert "note:" not in recorded.stdout.str()
+    assert load(golden).output == {
+        "note": "Path('/tmp/x')",
+        "where": "/tmp/y",
+        "text": ["PosixPath('/tmp/z')"],
+    }
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+class _Note(BaseModel):
+    note: str
+    where: pathlib.Path
+    label: str
+    total: decimal.Decimal
+    blob: str
+    raw: bytes
+    ids: list[uuid.UUID]
+    words: tuple[str, pathlib.Path]
+
+
+def test_a_legacy_repr_in_an_old_golden_is_read_only_where_its_type_is_expected() -> None:
+    def tool() -> _Note: ...
+
+    old = {
+        "note": "PosixPath('/a')",
+        "where": "PosixPath('/b')",
+        "label": "Decimal('1')",
+        "total": "Decimal('2.50')",
+        "blob": "base64:/wA=",
+        "raw": "base64:/wA=",
+        "ids": ["UUID('00000000-0000-0000-0000-000000000005')"],
+        "words": ["Path('/c')", "PosixPath('/d')"],
+    }
+    value, rebuilt = Returns(tool).decode(old)
+    assert rebuilt
+    assert value == _Note(
+        note="PosixPath('/a')",
+        where=pathlib.Path("/b"),
+        label="Decimal('1')",
+        total=decimal.Decimal("2.50"),
+        blob="base64:/wA=",
+        raw=b"\xff\x00",
+        ids=[uuid.UUID(int=5)],
+        words=("Path('/c')", pathlib.Path("/d")),
+    )

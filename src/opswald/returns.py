@@ -5,9 +5,10 @@ gets back, on replay, a value of that type: pydantic's `TypeAdapter` of the anno
 validates the recorded data, by alias and by field name. What is recorded for such a
 function is the adapter's JSON form of the result when it gives the result back as it
 was; otherwise the plain data form (`to_jsonable`), as for a function without an
-annotation. Goldens written before this form was used still replay: a `base64:` string
-(bytes that are not UTF-8) becomes bytes again, and a repr string such as
-`Decimal('1.10')` or `PosixPath('/tmp/x')` is read as the text it holds.
+annotation. Goldens written before this form was used still replay: where the annotation
+expects bytes, a `base64:` string (bytes that are not UTF-8) becomes bytes again, and
+where it expects a path, a `Decimal`, a UUID, ..., a repr string such as `Decimal('1.10')`
+or `PosixPath('/tmp/x')` is read as the text it holds; a `str` keeps any such text.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import dataclasses
 import inspect
 import re
 import threading
@@ -22,9 +24,12 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
-from opswald.jsonable import to_jsonable, type_name, unplain
+from opswald.jsonable import json_key, to_jsonable, type_name, unplain
+from opswald.paths import render
+from opswald.redact import PLACEHOLDER
 
 RETURNED = "opswald.returned"
 """The step attribute naming the type a function returned when replay gives back
@@ -85,26 +90,39 @@ class Returns:
     def decode(self, data: Any) -> tuple[Any, bool]:
         """(the value rebuilt from recorded `data`, True), or (`data`, False) when it does
         not validate as the annotation (or there is none)."""
+        back = self.rebuild(data)
+        return back.value, back.rebuilt
+
+    def rebuild(self, data: Any) -> Rebuilt:
+        """The value rebuilt from recorded `data`, or `data` when it does not validate.
+
+        What goldens used to hold is read where the annotation expects its type, never in
+        a `str`: a repr (`Decimal('1.10')`) or `base64:` bytes where the text does not
+        validate, a path's repr where the annotation makes a path of it, `base64:` text
+        where it makes bytes. A placeholder that recording put in place of a credential
+        (`<redacted:header>` for an `api_key: int`) is kept where the type cannot take it:
+        the golden never held the value, and the agent gets what the golden holds."""
         adapter = self.adapter()
         if adapter is None:
-            return data, False
-        revived = _revive(data, _legacy_form)
-        if revived is not data:  # non-UTF-8 bytes as `base64:...`, a path as its repr
+            return Rebuilt(value=data, rebuilt=False)
+        from pydantic import ValidationError
+
+        current, hidden = data, _Hiding()
+        for _ in range(len(_STAND_INS) + 3):  # each pass revives or stands in something more
             try:
-                return _validate(adapter, revived), True
-            except Exception:
-                pass
-        try:
-            return _validate(adapter, data), True
-        except Exception:
-            pass
-        legacy = _revive(data, _repr_text)  # `Decimal('1.10')`: what goldens used to hold
-        if legacy is not data:
-            try:
-                return _validate(adapter, legacy), True
-            except Exception:
-                pass
-        return data, False
+                value = _validate(adapter, current)
+            except ValidationError as exc:
+                mended = hidden.mend(current, exc.errors())
+                if mended is current:
+                    break
+                current = mended
+                continue
+            value = _typed_legacy(adapter, current, value, hidden.paths)
+            kept = hidden.put_back(value)
+            if kept is _MISSING:
+                break
+            return Rebuilt(value=kept, rebuilt=True, hidden=hidden.found())
+        return Rebuilt(value=data, rebuilt=False, hidden=hidden.found())
 
     def encode(self, value: Any) -> tuple[Any, bool]:
         """(what to record for `value`, whether replay gives `value` back as it was)."""
@@ -146,18 +164,223 @@ def _validate(adapter: Any, data: Any) -> Any:
         return adapter.validate_python(data)
 
 
-def _revive(data: Any, convert: Callable[[str], Any]) -> Any:
-    """`data` with the strings `convert` turns into something else replaced; `data`
-    itself when there are none."""
-    if isinstance(data, str):
-        return convert(data)
+@dataclass(frozen=True, kw_only=True)
+class Hidden:
+    """A `<redacted:…>` placeholder in recorded data where the annotation expects another
+    type: recording hid the value by its name (a credential's), and the golden never held
+    it. `where`: the path in the result (`api_key`, `accounts[0].token`); `expected`:
+    what the annotation expects there, in pydantic's words (`a valid integer`)."""
+
+    where: str
+    placeholder: str
+    expected: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rebuilt:
+    """What replay hands over for recorded data: `value`, whether it is the annotation's
+    type (`rebuilt`), and the placeholders in it (or that kept it from validating)."""
+
+    value: Any
+    rebuilt: bool
+    hidden: tuple[Hidden, ...] = ()
+
+
+_MISSING: Any = object()
+# what stands in for a placeholder while the annotation validates the rest: the type it
+# expects takes one of these (a number, a date or a bool; a list, a set or a tuple; a
+# mapping or a model with defaults; a UUID), then the placeholder is put back in its place
+_STAND_INS: tuple[Any, ...] = (0, [], {}, "00000000-0000-0000-0000-000000000000")
+_WHAT = re.compile(r"Input should be (?P<what>[^,]+)")
+
+
+class _Hiding:
+    """The placeholders that stand in a validation's way, and what stands in for each."""
+
+    def __init__(self) -> None:
+        self.paths: dict[tuple[str | int, ...], tuple[Hidden, int]] = {}
+        self.failed: set[tuple[str | int, ...]] = set()
+
+    def mend(self, data: Any, errors: list[Any]) -> Any:
+        """`data` with what the errors point at mended (a legacy form read, a placeholder
+        given a stand-in, or its next one); `data` itself when nothing can be."""
+        for error in errors:
+            found = error["input"]
+            path = _data_path(data, error["loc"], found)
+            if path is None or path in self.failed:
+                continue
+            if path in self.paths:
+                hidden, tried = self.paths[path]
+                if tried + 1 >= len(_STAND_INS):
+                    self.failed.add(path)  # the type takes none: the data as recorded
+                    continue
+                self.paths[path] = (hidden, tried + 1)
+                data = _replaced(data, path, _STAND_INS[tried + 1])
+            elif not isinstance(found, str):
+                continue
+            elif PLACEHOLDER.fullmatch(found) and path:
+                what = _WHAT.match(str(error.get("msg", "")))
+                expected = what["what"] if what else f"what {error.get('type')} expects"
+                hidden = Hidden(where=render(path), placeholder=found, expected=expected)
+                self.paths[path] = (hidden, 0)
+                data = _replaced(data, path, _STAND_INS[0])
+            else:
+                legacy = _legacy_form(found)
+                if legacy is found or isinstance(legacy, str):
+                    legacy = _repr_text(found)
+                if legacy is not found:
+                    data = _replaced(data, path, legacy)
+        return data
+
+    def put_back(self, value: Any) -> Any:
+        """`value` with each placeholder where its stand-in was; _MISSING when one has no
+        place to go back to (a set's member, a frozen container)."""
+        for path, (hidden, _) in self.paths.items():
+            value = _put(value, path, hidden.placeholder)
+            if value is _MISSING:
+                return _MISSING
+        return value
+
+    def found(self) -> tuple[Hidden, ...]:
+        return tuple(hidden for hidden, _ in self.paths.values())
+
+
+def _data_path(data: Any, loc: tuple[Any, ...], found: Any) -> tuple[str | int, ...] | None:
+    """Where in `data` a validation error's `loc` points (a union's tags skipped), when
+    what is there is the error's input; else None."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif not isinstance(node, dict | list):
+            return None
+    return tuple(path) if type(node) is type(found) and node == found else None
+
+
+def _replaced(data: Any, path: tuple[str | int, ...], new: Any) -> Any:
+    """A copy of `data` with `new` at `path` (the rest shared)."""
+    if not path:
+        return new
+    key, rest = path[0], path[1:]
     if isinstance(data, dict):
-        items = {k: _revive(v, convert) for k, v in data.items()}
-        return items if any(items[k] is not data[k] for k in data) else data
-    if isinstance(data, list):
-        parts = [_revive(v, convert) for v in data]
-        return parts if any(p is not v for p, v in zip(parts, data, strict=True)) else data
-    return data
+        return {**data, key: _replaced(data[key], rest, new)}
+    items = list(data)
+    items[key] = _replaced(items[key], rest, new)  # type: ignore[index]
+    return items
+
+
+def _field(obj: Any, key: str | int) -> str | None:
+    """The attribute of a model or dataclass that recorded `key` (its name or alias) is."""
+    fields = getattr(type(obj), "__pydantic_fields__", None)
+    if isinstance(fields, dict):
+        for name, info in fields.items():
+            if key in (name, getattr(info, "alias", None), getattr(info, "validation_alias", None)):
+                return str(name)
+        return None
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = {f.name for f in dataclasses.fields(obj)}
+        return key if isinstance(key, str) and key in names else None
+    return None
+
+
+def _children(obj: Any, key: str | int) -> list[Any]:
+    """What in a rebuilt value recorded `key` under `obj` became (every member of a set,
+    which has no order); none when it cannot be told."""
+    if isinstance(obj, dict):
+        return [v for k, v in obj.items() if k == key or json_key(k) == key][:1]
+    if isinstance(obj, list | tuple):
+        return [obj[key]] if isinstance(key, int) and -len(obj) <= key < len(obj) else []
+    if isinstance(obj, set | frozenset):
+        return list(obj)
+    name = _field(obj, key)
+    return [] if name is None else [getattr(obj, name)]
+
+
+def _put(obj: Any, path: tuple[str | int, ...], new: Any) -> Any:
+    """`obj` with `new` at recorded `path` (models and dataclasses set in place, a tuple
+    made anew); _MISSING when there is no such place."""
+    if not path:
+        return _MISSING  # the whole result a placeholder: nothing of its type to hand over
+    key, rest = path[0], path[1:]
+    if isinstance(obj, dict):
+        keys = [k for k in obj if k == key or json_key(k) == key][:1]
+        if not keys:
+            return _MISSING
+        child = _put(obj[keys[0]], rest, new) if rest else new
+        if child is not _MISSING:
+            obj[keys[0]] = child
+        return obj if child is not _MISSING else _MISSING
+    if isinstance(obj, list | tuple):
+        if not isinstance(key, int) or not -len(obj) <= key < len(obj):
+            return _MISSING
+        child = _put(obj[key], rest, new) if rest else new
+        if child is _MISSING:
+            return _MISSING
+        items = list(obj)
+        items[key] = child
+        if isinstance(obj, list):
+            obj[:] = items
+            return obj
+        made = getattr(type(obj), "_make", None)  # a named tuple
+        return made(items) if made is not None else type(obj)(items)
+    name = _field(obj, key)
+    if name is None:
+        return _MISSING
+    child = _put(getattr(obj, name), rest, new) if rest else new
+    if child is _MISSING:
+        return _MISSING
+    if hasattr(obj, "__pydantic_fields__") and hasattr(obj, "__dict__"):
+        obj.__dict__[name] = child  # a model, frozen or not: no validation of the placeholder
+    else:
+        object.__setattr__(obj, name, child)  # a dataclass, frozen or not
+    return obj
+
+
+def _typed_legacy(
+    adapter: Any, data: Any, value: Any, skip: dict[tuple[str | int, ...], Any]
+) -> Any:
+    """`value` validated again where `data` holds a path's repr that became a path, or
+    `base64:` text that became bytes (both validate as they are): the legacy forms, read
+    only where the annotation made that type of them."""
+    mended = data
+    for path, text in _strings(data):
+        if path in skip:
+            continue
+        legacy = _legacy_form(text)
+        if legacy is text:
+            continue
+        kind: type[Any] = bytes if isinstance(legacy, bytes) else PurePath
+        made = [value]
+        for key in path:
+            made = [child for node in made for child in _children(node, key)]
+        if any(isinstance(m, kind) for m in made):
+            mended = _replaced(mended, path, legacy)
+    if mended is data:
+        return value
+    try:
+        return _validate(adapter, mended)
+    except Exception:  # never so: the same types, given what they were made from
+        return value
+
+
+def _strings(data: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every string in `data` and where it is."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            found.append((path, node))
+        elif isinstance(node, dict):
+            stack.extend(((*path, k), v) for k, v in node.items() if isinstance(k, str))
+        elif isinstance(node, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(node))
+    return found
 
 
 def _legacy_form(text: str) -> Any:
