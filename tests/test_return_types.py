@@ -605,3 +605,150 @@ def test_a_legacy_repr_in_an_old_golden_is_read_only_where_its_type_is_expected(
         ids=[uuid.UUID(int=5)],
         words=("Path('/c')", pathlib.Path("/d")),
     )
+
+
+HIDDEN_AGENT = """
+import enum
+
+import opswald
+from pydantic import BaseModel
+
+
+class Tier(enum.Enum):
+    GOLD = "gold"
+
+
+class Account(BaseModel):
+    id: int
+    secret: {secret}
+    api_key: {api_key}
+
+
+@opswald.tool
+def get_account() -> Account:
+    return Account(id=7, api_key={api_key}(1234567890123), secret={value})
+
+
+def run(input):
+    account = get_account()
+    return {{"id": account.id, "sent": f"key {{account.api_key}}"{use}}}
+"""
+
+
+def _hidden_project(
+    pytester: pytest.Pytester, secret: str, value: str, use: str = "", api_key: str = "int"
+) -> Any:
+    agent = HIDDEN_AGENT.format(secret=secret, value=value, use=use, api_key=api_key)
+    pytester.makepyfile(agent=agent)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "acct.golden.yaml"
+    golden.write_text("name: acct\ninput: {}\n")
+    return golden
+
+
+def test_a_credential_field_of_another_type_replays_as_its_placeholder(
+    pytester: pytest.Pytester,
+) -> None:
+    """Recording hides `api_key: int` by its name: the golden's first replay hands the agent
+    the placeholder there (never the value), and the recording says so."""
+    golden = _hidden_project(pytester, "list[int]", "[4, 2]")
+    recorded = record(pytester)
+    out = " ".join(recorded.stdout.str().split())
+    assert (
+        "note: acct.golden.yaml: get_account returned an agent.Account whose secret "
+        "(`<redacted:credential>` in the golden, where the annotation expects a valid list) "
+        "and api_key (`<redacted:header>`, where it expects a valid integer) recording hid "
+        "by their names, as credentials: replay hands the agent the placeholders there; "
+        "secret and api_key are hidden in the golden by their names: rename those that hold "
+        "no secret (see the names redaction hides under Secrets in the README) and record "
+        "the golden again; else give get_account decode= to fill them in for replay"
+    ) in out
+    text = golden.read_text()
+    assert "1234567890123" not in text and "<redacted:header>" in text
+    assert load(golden).output == {"id": 7, "sent": "key <redacted:header>"}
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_a_hidden_field_the_agent_computes_with_is_named_in_the_failure(
+    pytester: pytest.Pytester,
+) -> None:
+    _hidden_project(pytester, "int", "99", use=', "next": account.secret + 1', api_key="str")
+    record(pytester)
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    out = " ".join(result.stdout.str().split())
+    assert (
+        "after step 1 (tool_call get_account) handed the agent `<redacted:credential>` in "
+        "place of secret, where its annotation `-> Account` expects a valid integer: "
+        "recording hid that value by its name, as a credential's, and the golden does not "
+        "hold it"
+    ) in out
+    assert (
+        "fix: secret is hidden in the golden by its name: if it holds no secret, rename it "
+        "(see the names redaction hides under Secrets in the README) and record the golden "
+        "again; else give get_account decode= to fill it in for replay"
+    ) in out
+    assert "make step 1's recorded result valid" not in out
+
+
+def test_a_hidden_field_no_placeholder_can_stand_in_is_said_at_record_and_replay(
+    pytester: pytest.Pytester,
+) -> None:
+    """An enum cannot hold the placeholder even for a moment: the agent gets the data, and
+    both the recording and the failure say why, instead of blaming the golden."""
+    _hidden_project(pytester, "Tier", "Tier.GOLD", use=', "tier": account.secret.value')
+    # api_key: int takes its placeholder for a moment; secret: Tier takes none
+    recorded = record(pytester)
+    out = " ".join(recorded.stdout.str().split())
+    assert (
+        "get_account returned an agent.Account whose secret (`<redacted:credential>` in the "
+        "golden, where the annotation expects 'gold') recording hid by its name, as a "
+        "credential's: replay cannot rebuild `Account` with the placeholder there and hands "
+        "the agent the data (a dict)"
+    ) in out
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    out = " ".join(result.stdout.str().split())
+    assert (
+        "after step 1 (tool_call get_account) was handed the recorded data (dict): its "
+        "function's `-> Account` cannot be rebuilt from it, as recording hid secret by its "
+        "name, as a credential's, and the placeholder `<redacted:credential>` is not 'gold'"
+    ) in out
+    assert "fix: secret is hidden in the golden by its name" in out
+    assert "make step 1's recorded result valid" not in out
+
+
+class _Account(BaseModel):
+    id: int
+    api_key: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Vault:
+    owner: _Account
+    keys: tuple[str, _Account]
+    by_id: dict[int, _Account]
+
+
+def test_placeholders_are_put_back_wherever_the_annotation_nests_them() -> None:
+    def tool() -> list[_Vault]: ...
+
+    hidden = "<redacted:header>"
+    data = [
+        {
+            "owner": {"id": 1, "api_key": hidden},
+            "keys": ["a", {"id": 2, "api_key": hidden}],
+            "by_id": {"3": {"id": 3, "api_key": hidden}},
+        }
+    ]
+    back = Returns(tool).rebuild(data)
+    assert back.rebuilt
+    [vault] = back.value
+    assert isinstance(vault, _Vault) and isinstance(vault.keys[1], _Account)
+    assert [vault.owner.api_key, vault.keys[1].api_key, vault.by_id[3].api_key] == [hidden] * 3
+    assert [h.where for h in back.hidden] == [
+        "[0].owner.api_key",
+        "[0].keys[1].api_key",
+        "[0].by_id.3.api_key",
+    ]

@@ -122,7 +122,7 @@ class Returns:
             if kept is _MISSING:
                 break
             return Rebuilt(value=kept, rebuilt=True, hidden=hidden.found())
-        return Rebuilt(value=data, rebuilt=False, hidden=hidden.found())
+        return Rebuilt(value=data, rebuilt=False, hidden=hidden.found(failed=True))
 
     def encode(self, value: Any) -> tuple[Any, bool]:
         """(what to record for `value`, whether replay gives `value` back as it was)."""
@@ -241,8 +241,12 @@ class _Hiding:
                 return _MISSING
         return value
 
-    def found(self) -> tuple[Hidden, ...]:
-        return tuple(hidden for hidden, _ in self.paths.values())
+    def found(self, *, failed: bool = False) -> tuple[Hidden, ...]:
+        """The placeholders met; `failed`: those no stand-in fits, when there are any (what
+        kept the data from validating), else all."""
+        met = [(path, hidden) for path, (hidden, _) in self.paths.items()]
+        stuck = [hidden for path, hidden in met if path in self.failed]
+        return tuple(stuck if failed and stuck else [hidden for _, hidden in met])
 
 
 def _data_path(data: Any, loc: tuple[Any, ...], found: Any) -> tuple[str | int, ...] | None:
@@ -450,6 +454,8 @@ class Retyped:
     name: str
     returned: str
     given: str
+    hidden: tuple[Hidden, ...] = ()  # placeholders where the annotation expects another type
+    kept: bool = False  # rebuilt with those placeholders in place, not handed over as data
 
     @property
     def invalid(self) -> bool:
@@ -496,4 +502,48 @@ def return_note(function: str, value: Any, data: Any, declared: str, unusable: s
         f"{function} returned {_a(kind)}{part}, which replay gives back as plain data "
         f"({_a(given)}): annotate {function} with its return type (`-> {short}`) or give it "
         f"decode= to get {_a(short) if short != kind else 'it'} back"
+    )
+
+
+def hidden_note(function: str, value: Any, back: Rebuilt, declared: str) -> str:
+    """The note that recording hid values of `function`'s result by their names where its
+    annotation `declared` expects another type (`back`: what replay makes of the data)."""
+    hidden = back.hidden
+    parts = [
+        f"{h.where} (`{h.placeholder}`"
+        + (" in the golden, where the annotation" if i == 0 else ", where it")
+        + f" expects {h.expected})"
+        for i, h in enumerate(hidden)
+    ]
+    many = len(hidden) > 1
+    names = ", ".join(parts[:-1]) + " and " + parts[-1] if many else parts[0]
+    whose = "their names, as credentials" if many else "its name, as a credential's"
+    placeholders = "placeholders" if many else "placeholder"
+    if back.rebuilt:
+        outcome = f"replay hands the agent the {placeholders} there"
+    else:
+        outcome = (
+            f"replay cannot rebuild `{declared}` with the {placeholders} there and hands the "
+            f"agent the data ({_a(type_name(back.value))})"
+        )
+    return (
+        f"{function} returned {_a(type_name(value))} whose {names} recording hid by {whose}: "
+        f"{outcome}; {hidden_remedy(function, hidden)}"
+    )
+
+
+def hidden_remedy(function: str, hidden: tuple[Hidden, ...]) -> str:
+    """What to do about values recording hid by their names where another type is expected."""
+    if len(hidden) > 1:
+        names = ", ".join(h.where for h in hidden[:-1]) + " and " + hidden[-1].where
+        return (
+            f"{names} are hidden in the golden by their names: rename those that hold no "
+            "secret (see the names redaction hides under Secrets in the README) and record "
+            f"the golden again; else give {function} decode= to fill them in for replay"
+        )
+    names = hidden[0].where
+    return (
+        f"{names} is hidden in the golden by its name: if it holds no secret, rename it (see "
+        "the names redaction hides under Secrets in the README) and record the golden again; "
+        f"else give {function} decode= to fill it in for replay"
     )

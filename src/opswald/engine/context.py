@@ -21,7 +21,7 @@ from opswald.engine.normalize import RequestRules
 from opswald.engine.tape import Match, Tape, describe, epoch_ms, step_name
 from opswald.jsonable import LostKeys, lost_keys, plain_copy, to_jsonable, type_name, unplain
 from opswald.redact import DEFAULT_REDACTOR, LearnedSecrets, Redactor
-from opswald.returns import RETURNED, Returns, Retyped, return_note
+from opswald.returns import RETURNED, Hidden, Returns, Retyped, hidden_note, return_note
 from opswald.session import (
     AnyStep,
     ErrorInfo,
@@ -1132,9 +1132,13 @@ class Context:
         if decode is None:
             answer, rebuilt = data, False
         elif isinstance(decode, Returns):
-            answer, rebuilt = decode.decode(data)
+            back = decode.rebuild(data)
+            answer, rebuilt = back.value, back.rebuilt
             if not rebuilt and decode.adapter() is not None:  # it does not validate
-                self._retyped(step, answer, f"-> {decode.declared}")
+                self._retyped(step, answer, f"-> {decode.declared}", back.hidden)
+                return answer
+            if back.hidden:  # rebuilt with the placeholders recording put in its values
+                self._retyped(step, answer, f"-> {decode.declared}", back.hidden, kept=True)
                 return answer
         else:
             answer, rebuilt = decode(data), True
@@ -1143,7 +1147,15 @@ class Context:
             self._retyped(step, answer, returned)
         return answer
 
-    def _retyped(self, step: AnyStep, answer: Any, returned: str) -> None:
+    def _retyped(
+        self,
+        step: AnyStep,
+        answer: Any,
+        returned: str,
+        hidden: tuple[Hidden, ...] = (),
+        *,
+        kept: bool = False,
+    ) -> None:
         name = step.tool if isinstance(step, ToolCallStep) else step_name(step)
         with self._lock:
             self.retyped.append(
@@ -1153,6 +1165,8 @@ class Context:
                     name=name or "",
                     returned=returned,
                     given=type_name(answer),
+                    hidden=hidden,
+                    kept=kept,
                 )
             )
 
@@ -1168,6 +1182,8 @@ class Context:
         if isinstance(decode, Returns):
             data, rebuilt = decode.encode(value)
             declared, unusable = decode.declared, decode.unusable
+            if rebuilt and decode.adapter() is not None:
+                self._hidden(function, value, data, decode)
         else:
             data = to_jsonable(value)
             rebuilt = decode is not None or unplain(value) is None  # decode=: theirs to rebuild
@@ -1184,6 +1200,21 @@ class Context:
             with self._lock:
                 self.return_notes.setdefault(function, note)
         return data, {RETURNED: kind}
+
+    def _hidden(self, function: str, value: Any, data: Any, decode: Returns) -> None:
+        """Note once per function where the golden will hold a placeholder in place of a
+        value its annotation expects another type for (`api_key: int`, hidden by its
+        name): what the first replay hands the agent there."""
+        if function in self.return_notes:
+            return
+        clean = self.redactor(data)
+        if clean == data:
+            return
+        back = decode.rebuild(clean)
+        if back.hidden:
+            note = hidden_note(function, value, back, decode.declared)
+            with self._lock:
+                self.return_notes.setdefault(function, note)
 
     def llm_served(self, ticket: Ticket, request: dict[str, Any]) -> LLMCallStep:
         """Finish a call answered from the golden."""

@@ -33,7 +33,7 @@ from opswald.expect.trajectory import ToolCallRef, judge_order
 from opswald.intercept.transport import intercepting
 from opswald.jsonable import Formless, LostKeys, formless, lost_keys, to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
-from opswald.returns import TYPE_ERRORS, Retyped
+from opswald.returns import TYPE_ERRORS, Retyped, hidden_remedy
 from opswald.session import (
     FORK_METADATA,
     ErrorInfo,
@@ -768,7 +768,10 @@ def _retyped(finding: Finding, answer: Retyped) -> Finding:
     """An agent error that follows from a served answer of another type than the function
     returned when recorded: said so first, with the remedy in place of an update."""
     where = f"step {answer.step} ({answer.step_type} {answer.name})".replace(" )", ")")
-    if answer.invalid:
+    if answer.hidden:
+        message = f"{finding.message}, after {where} {_hidden_said(answer)}"
+        remedy = hidden_remedy(answer.name or "the function", answer.hidden)
+    elif answer.invalid:
         declared = answer.returned
         message = (
             f"{finding.message}, after {where} was handed the recorded data ({answer.given}): "
@@ -789,6 +792,41 @@ def _retyped(finding: Finding, answer: Retyped) -> Finding:
             f"(`-> {short}`) or give it decode=, so that replay rebuilds what it returned"
         )
     return replace(finding, message=message, answer_type=remedy)
+
+
+def _hidden_said(answer: Retyped) -> str:
+    """What replay handed the agent where recording hid values by their names."""
+    hidden, declared = answer.hidden, answer.returned
+    many = len(hidden) > 1
+    if answer.kept:
+        if many:
+            handed = " and ".join(
+                f"`{h.placeholder}` in place of {h.where} ({h.expected})" for h in hidden
+            )
+            return (
+                f"handed the agent {handed}, which its annotation `{declared}` expects: "
+                "recording hid those values by their names, as credentials', and the golden "
+                "does not hold them"
+            )
+        h = hidden[0]
+        return (
+            f"handed the agent `{h.placeholder}` in place of {h.where}, where its annotation "
+            f"`{declared}` expects {h.expected}: recording hid that value by its name, as a "
+            "credential's, and the golden does not hold it"
+        )
+    if many:
+        said = "; ".join(f"`{h.placeholder}` in {h.where} is not {h.expected}" for h in hidden)
+        said = f"{', '.join(h.where for h in hidden)} by their names, as credentials': {said}"
+    else:
+        h = hidden[0]
+        said = (
+            f"{h.where} by its name, as a credential's, and the placeholder "
+            f"`{h.placeholder}` is not {h.expected}"
+        )
+    return (
+        f"was handed the recorded data ({answer.given}): its function's `{declared}` cannot "
+        f"be rebuilt from it, as recording hid {said}"
+    )
 
 
 def _a(kind: str) -> str:
