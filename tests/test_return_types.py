@@ -752,3 +752,66 @@ def test_placeholders_are_put_back_wherever_the_annotation_nests_them() -> None:
         "[0].keys[1].api_key",
         "[0].by_id.3.api_key",
     ]
+
+
+UNBUILDABLE_AGENT = """
+import opswald
+
+
+class Order:
+    def __init__(self, id):
+        self.id = id
+
+
+@opswald.tool
+def lookup() -> Order:
+    return Order("O1")
+
+
+def run(input):
+    return {"id": lookup().id}
+"""
+
+
+@pytest.mark.parametrize(
+    ("agent", "kind", "reason", "remedy"),
+    [
+        (
+            UNRESOLVED_AGENT,
+            "orders.Order",
+            "it cannot be resolved (NameError: name 'Order' is not defined)",
+            "make it one that resolves when the function is first called (a class imported "
+            "outside `if TYPE_CHECKING:`, defined at module level)",
+        ),
+        (
+            UNBUILDABLE_AGENT,
+            "agent.Order",
+            "pydantic cannot build `Order`",
+            "make it a type pydantic builds (a dataclass, a pydantic model)",
+        ),
+    ],
+)
+def test_the_replay_fix_names_why_the_annotation_the_function_has_is_not_used(
+    pytester: pytest.Pytester, agent: str, kind: str, reason: str, remedy: str
+) -> None:
+    """The failure of an agent handed plain data where its function has an annotation
+    replay cannot use says why that annotation is not used, not to add one."""
+    pytester.makepyfile(
+        orders="import dataclasses\n\n\n@dataclasses.dataclass\nclass Order:\n    id: str\n",
+        agent=agent,
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "u.golden.yaml"
+    golden.write_text("name: u\ninput: {}\n")
+    record(pytester)
+    [step] = load(golden).step_list
+    assert step.attributes == {"opswald.returned": kind, "opswald.unusable": reason}
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    out = " ".join(result.stdout.str().split())
+    assert (
+        f"fix: lookup's return annotation is not used, as {reason}: {remedy} or give it "
+        "decode=, so that replay rebuilds what it returned"
+    ) in out
+    assert "annotate lookup with its return type" not in out

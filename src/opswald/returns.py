@@ -36,6 +36,11 @@ RETURNED = "opswald.returned"
 something else (the data form, or another type): the failure of an agent that trips over
 it names the call."""
 
+UNUSABLE = "opswald.unusable"
+"""The step attribute, beside RETURNED, saying why the return annotation the function has
+is not used (unresolvable, or no type pydantic builds): the failure of an agent that trips
+over the plain data names that, not a missing annotation."""
+
 _UNRESOLVED: Any = object()
 _PATH_REPR = re.compile(r"(?:Pure)?(?:Posix|Windows)?Path\(")
 _REPR = re.compile(r"[A-Za-z_][\w.]*\((?P<text>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)\Z")
@@ -79,7 +84,7 @@ class Returns:
 
             adapter = TypeAdapter(hint)
         except Exception:  # not a type pydantic can build
-            self.unusable = f"pydantic cannot build `{_shown(hint)}`"
+            self.unusable = f"{_UNBUILT} `{_shown(hint)}`"
             return None
         self.declared = _shown(hint)
         return adapter
@@ -187,6 +192,7 @@ class Rebuilt:
 
 
 _MISSING: Any = object()
+_UNBUILT = "pydantic cannot build"
 # what stands in for a placeholder while the annotation validates the rest: the type it
 # expects takes one of these (a number, a date or a bool; a list, a set or a tuple; a
 # mapping or a model with defaults; a UUID), then the placeholder is put back in its place
@@ -456,6 +462,7 @@ class Retyped:
     given: str
     hidden: tuple[Hidden, ...] = ()  # placeholders where the annotation expects another type
     kept: bool = False  # rebuilt with those placeholders in place, not handed over as data
+    unusable: str = ""  # why the function's return annotation is not used, when it has one
 
     @property
     def invalid(self) -> bool:
@@ -494,14 +501,23 @@ def return_note(function: str, value: Any, data: Any, declared: str, unusable: s
     if unusable:
         return (
             f"{function} returned {_a(kind)}{part}, which replay gives back as plain data "
-            f"({_a(given)}): its return annotation is not used, as {unusable}; make it one "
-            "that resolves when the function is first called (a class imported outside "
-            f"`if TYPE_CHECKING:`, defined at module level) or give it decode="
+            f"({_a(given)}): its return annotation is not used, as {unusable}; "
+            f"{usable_remedy(unusable)} or give it decode="
         )
     return (
         f"{function} returned {_a(kind)}{part}, which replay gives back as plain data "
         f"({_a(given)}): annotate {function} with its return type (`-> {short}`) or give it "
         f"decode= to get {_a(short) if short != kind else 'it'} back"
+    )
+
+
+def usable_remedy(unusable: str) -> str:
+    """How to make an annotation that is not used, as `unusable` says, one replay uses."""
+    if unusable.startswith(_UNBUILT):
+        return "make it a type pydantic builds (a dataclass, a pydantic model)"
+    return (
+        "make it one that resolves when the function is first called (a class imported "
+        "outside `if TYPE_CHECKING:`, defined at module level)"
     )
 
 

@@ -21,7 +21,15 @@ from opswald.engine.normalize import RequestRules
 from opswald.engine.tape import Match, Tape, describe, epoch_ms, step_name
 from opswald.jsonable import LostKeys, lost_keys, plain_copy, to_jsonable, type_name, unplain
 from opswald.redact import DEFAULT_REDACTOR, LearnedSecrets, Redactor
-from opswald.returns import RETURNED, Hidden, Returns, Retyped, hidden_note, return_note
+from opswald.returns import (
+    RETURNED,
+    UNUSABLE,
+    Hidden,
+    Returns,
+    Retyped,
+    hidden_note,
+    return_note,
+)
 from opswald.session import (
     AnyStep,
     ErrorInfo,
@@ -1142,9 +1150,14 @@ class Context:
                 return answer
         else:
             answer, rebuilt = decode(data), True
-        returned = (step.attributes or {}).get(RETURNED)
+        attributes = step.attributes or {}
+        returned = attributes.get(RETURNED)
         if returned is not None and not rebuilt:
-            self._retyped(step, answer, returned)
+            # why the annotation is not used: as this run finds it; else as recorded (a
+            # decoder replay is not given when there is no annotation it can use)
+            said = attributes.get(UNUSABLE)
+            unusable = decode.unusable if isinstance(decode, Returns) else said
+            self._retyped(step, answer, returned, unusable=str(unusable or ""))
         return answer
 
     def _retyped(
@@ -1155,6 +1168,7 @@ class Context:
         hidden: tuple[Hidden, ...] = (),
         *,
         kept: bool = False,
+        unusable: str = "",
     ) -> None:
         name = step.tool if isinstance(step, ToolCallStep) else step_name(step)
         with self._lock:
@@ -1167,6 +1181,7 @@ class Context:
                     given=type_name(answer),
                     hidden=hidden,
                     kept=kept,
+                    unusable=unusable,
                 )
             )
 
@@ -1199,7 +1214,7 @@ class Context:
             note = return_note(function, value, data, declared, unusable)
             with self._lock:
                 self.return_notes.setdefault(function, note)
-        return data, {RETURNED: kind}
+        return data, {RETURNED: kind, **({UNUSABLE: unusable} if unusable else {})}
 
     def _hidden(self, function: str, value: Any, data: Any, decode: Returns) -> None:
         """Note once per function where the golden will hold a placeholder in place of a

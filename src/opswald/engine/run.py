@@ -33,7 +33,7 @@ from opswald.expect.trajectory import ToolCallRef, judge_order
 from opswald.intercept.transport import intercepting
 from opswald.jsonable import Formless, LostKeys, formless, lost_keys, to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
-from opswald.returns import TYPE_ERRORS, Retyped, hidden_remedy
+from opswald.returns import TYPE_ERRORS, Retyped, hidden_remedy, usable_remedy
 from opswald.session import (
     FORK_METADATA,
     ErrorInfo,
@@ -787,10 +787,18 @@ def _retyped(finding: Finding, answer: Retyped) -> Finding:
             f"{finding.message}, after {where} handed the agent {_a(answer.given)} where the "
             f"function had returned {_a(answer.returned)}: replay gives back plain data"
         )
-        remedy = (
-            f"annotate {answer.name or 'the function'} with its return type "
-            f"(`-> {short}`) or give it decode=, so that replay rebuilds what it returned"
-        )
+        name = answer.name or "the function"
+        if answer.unusable:  # it has one: why it is not used, and what makes it usable
+            remedy = (
+                f"{name}'s return annotation is not used, as {answer.unusable}: "
+                f"{usable_remedy(answer.unusable)} or give it decode=, so that replay "
+                "rebuilds what it returned"
+            )
+        else:
+            remedy = (
+                f"annotate {name} with its return type (`-> {short}`) or give it decode=, "
+                "so that replay rebuilds what it returned"
+            )
     return replace(finding, message=message, answer_type=remedy)
 
 
