@@ -4,7 +4,8 @@ parsing the same files with `yaml.load(..., Loader=yaml.CSafeLoader)` / `json.lo
 DESIGN §6 sets no bar for loading (issue 9 asks for MB/s against the floor). The safe
 loading bar of §6 (aliases, tags, duplicate keys and deep nesting refused, size and depth
 capped) is why opswald's YAML path walks the parser's event stream itself instead of
-calling `yaml.load`.
+calling `yaml.load`; YAML laid out as opswald writes it is read by a line reader in front
+of that (`opswald.fastyaml`), which leaves everything else to the safe parser.
 
 Workload: realistic goldens built with `opswald.session.Session` and written with
 `opswald.files.dump`: a user_input step, then turns of an `llm_call` (the whole message
@@ -15,7 +16,10 @@ files of ~100 KB, ~1 MB and ~4 MB, each in YAML and in JSON (the same sessions).
 
 Legs, per file set and format (each file read from disk every time, page cache warm):
   floor      read + decode + `yaml.load(text, Loader=yaml.CSafeLoader)` / `json.loads(text)`
-  load_data  `opswald.files.load_data(path)`: opswald's safe parse, no validation
+  load_data  `opswald.files.load_data(path)`: opswald's parse (YAML: the line reader for
+             these files), no validation
+  safe       (info, YAML) read + decode + the safe parser alone (what reads any YAML the
+             line reader leaves to it)
   load       `opswald.files.load(path)`: parse + pydantic validation into a `Session`
   validate   (info) `Session.model_validate(data)` alone, on data parsed beforehand
   yaml_rs    (info, YAML, when the `yaml-rs` package is installed: bench/requirements.txt)
@@ -54,7 +58,7 @@ sys.path.insert(0, str(BENCH))
 
 from _common import header, machine, profile_report, profiled, write_results  # noqa: E402
 
-from opswald import files  # noqa: E402
+from opswald import fastyaml, files  # noqa: E402
 from opswald.session import Session  # noqa: E402
 
 SECTION = "Loading"
@@ -308,6 +312,10 @@ def legs_for(paths: list[Path], fmt: str) -> dict[str, Callable[[], None]]:
         for data in parsed:
             Session.model_validate(data)
 
+    def run_safe() -> None:
+        for p in paths:
+            files._parsed_yaml_data(p.read_bytes().decode("utf-8"), files.DEFAULT_MAX_DEPTH)
+
     def run_rust_yaml() -> None:
         for p in paths:
             rust_yaml(p)
@@ -318,6 +326,8 @@ def legs_for(paths: list[Path], fmt: str) -> dict[str, Callable[[], None]]:
         "load": run_load,
         "validate": run_validate,
     }
+    if fmt == "yaml":
+        legs["safe"] = run_safe
     if fmt == "yaml" and yaml_rs is not None:
         legs["yaml_rs"] = run_rust_yaml
     return legs
@@ -335,6 +345,13 @@ def check_same(paths: list[Path], fmt: str) -> None:
     floor = floor_yaml if fmt == "yaml" else floor_json
     for p in paths[:3]:
         assert files.load_data(p) == floor(p), p
+        if fmt == "yaml":  # the line reader takes them, and reads what the safe parser reads
+            text = p.read_text(encoding="utf-8")
+            fast = fastyaml.read(
+                text, files.DEFAULT_MAX_DEPTH, files._plain_value, files._RESOLVED_FIRST
+            )
+            assert fast is not None, p
+            assert fast == files._parsed_yaml_data(text, files.DEFAULT_MAX_DEPTH), p
         if fmt == "yaml" and yaml_rs is not None:
             assert rust_yaml(p) == floor(p), p
         assert files.dumps(files.load(p), fmt) == p.read_text(), p  # type: ignore[arg-type]
@@ -364,8 +381,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [
         "| files | format | MB | floor MB/s | load_data MB/s | load MB/s | validate MB/s (info) "
-        "| load_data / floor | load / floor | yaml-rs MB/s (info) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| load_data / floor | load / floor | safe parser MB/s (info) | yaml-rs MB/s (info) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     summary: list[str] = []
     prof_text = ""
@@ -397,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {what} | {fmt.upper()} | {size / 1e6:.2f} | {mbs['floor']:.1f} | "
                     f"{mbs['load_data']:.1f} | {mbs['load']:.1f} | {mbs['validate']:.1f} | "
                     f"{med['load_data'] / med['floor']:.2f} | {med['load'] / med['floor']:.2f} | "
+                    + (f"{mbs['safe']:.1f} | " if "safe" in mbs else "— | ")
                     + (f"{mbs['yaml_rs']:.1f} |" if "yaml_rs" in mbs else "— |")
                 )
                 if count > 1 and "yaml_rs" in med:
@@ -434,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         prof_text = profile(biggest)
     summary.append(
         "- DESIGN §6 sets no bar for loading: informational. (The safe-loading bar — aliases, "
-        "tags, duplicate keys, depth and size refused — is why the YAML path reads events.)"
+        "tags, duplicate keys, depth and size refused — is why the safe parser reads events; "
+        "the line reader leaves every such text to it.)"
     )
     summary.append(f"- script runtime {time.perf_counter() - started:.0f}s.")
     print("\n".join([*rows, "", *summary]))
@@ -463,9 +482,13 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "- floor: read + decode + `yaml.load(text, Loader=yaml.CSafeLoader)` / `json.loads(text)`"
         " (parse only; PyYAML's default resolvers, no checks).",
-        "- load_data: `opswald.files.load_data(path)` — the safe parse (YAML from the event "
-        "stream with alias/tag/duplicate/depth checks; JSON with a duplicate-key hook and a "
-        "depth walk), no validation. Its data is asserted equal to the floor's.",
+        "- load_data: `opswald.files.load_data(path)` — opswald's parse, no validation: YAML "
+        "laid out as opswald writes it by the line reader (`opswald.fastyaml`, asserted to "
+        "take these files and to give the safe parser's data), JSON with a duplicate-key hook "
+        "and a depth walk. Its data is asserted equal to the floor's.",
+        "- safe parser (info, YAML): read + decode + the safe parser alone (from the event "
+        "stream with alias/tag/duplicate/depth checks), which reads any YAML the line reader "
+        "leaves to it.",
         "- load: `opswald.files.load(path)` — parse + `Session.model_validate`. `dumps` of the "
         "result is asserted to give back the file's text.",
         "- validate (info): `Session.model_validate(data)` alone, on data parsed beforehand.",

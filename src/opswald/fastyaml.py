@@ -33,8 +33,9 @@ _LEAVE = re.compile(
 _TOKENS = re.compile(
     r"^( *)((?:- )*)(?:([A-Za-z0-9_$(/.~+=<\\^;)][^:#'\n]*(?<! )):(?: |$))?(.*)", re.MULTILINE
 )
-_SINGLE = re.compile(r"'((?:[^']|'')*)'")
-_DOUBLE = re.compile(r'"((?:[^"\\]|\\.)*)"')
+# quoted scalars on one line (loops unrolled: an alternation per character is slow)
+_SINGLE = re.compile(r"'([^']*(?:''[^']*)*)'")
+_DOUBLE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"')
 _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)")
 _ESCAPES = {
     "0": "\0",
