@@ -66,7 +66,7 @@ def plain(a: int, b: int = 2, *, c: Any, d: Any = 4) -> None: ...
     ],
 )
 def test_compare_only_binding_equals_the_recorded_one(kwargs: dict[str, Any]) -> None:
-    """`copy=False` (replay compares, never keeps) may hand back the call's own keyword
+    """`ordered=False` (replay compares, never keeps) may hand back the call's own keyword
     dict, in the caller's order; it still equals what a recorded call writes."""
     sig = inspect.signature(plain)
     compared, recorded = _binder(sig)((), kwargs, False), _bound_arguments(sig, (), kwargs)

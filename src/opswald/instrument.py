@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from opswald.engine.current import CURRENT, INSIDE, MISS, current, inside
-from opswald.jsonable import to_jsonable
+from opswald.jsonable import LostKeys, lost_keys, to_jsonable
 from opswald.pricing import COST_SOURCE_PROVIDER
 from opswald.returns import Returns
 
@@ -23,11 +23,13 @@ _LLM_FIELDS = ("model", "messages", "tools")
 def _bound_arguments(
     sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
-    """The call's arguments by name (without `self`/`cls`), deep-copied as plain data."""
+    """The call's arguments by name (without `self`/`cls`), in parameter order: the agent's
+    own objects, in a fresh dict (`tool_request` or `to_jsonable` takes the copy a step
+    records)."""
     try:
         bound = sig.bind(*args, **kwargs)
     except TypeError:
-        return to_jsonable({"args": list(args), **kwargs})  # type: ignore[no-any-return]
+        return {"args": list(args), **kwargs}
     out: dict[str, Any] = {}
     for name, value in bound.arguments.items():
         kind = sig.parameters[name].kind
@@ -39,23 +41,25 @@ def _bound_arguments(
             out[name] = list(value)
         else:
             out[name] = value
-    return to_jsonable(out)  # type: ignore[no-any-return]
+    return out
 
 
-Binder = Callable[[tuple[Any, ...], dict[str, Any], bool], Any]
+Binder = Callable[[tuple[Any, ...], dict[str, Any], bool], dict[str, Any]]
 
 
 def _binder(sig: inspect.Signature) -> Binder:
     """`_bound_arguments` for one signature, with a fast path for the common shape (named
     parameters only, no *args/**kwargs): the same result without `Signature.bind`, which
-    costs more than the rest of recording a call. `copy=False` leaves the agent's objects in
-    the result when the fast path applies: for `Context.answer_exact`, which only compares."""
+    costs more than the rest of recording a call. `ordered=False` may give the call's own
+    keyword dict (in the caller's order): for `Context.answer_exact`, which only compares."""
     params = list(sig.parameters.values())
     plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     if not all(p.kind in plain for p in params):
 
-        def slow(args: tuple[Any, ...], kwargs: dict[str, Any], copy: bool = True) -> Any:
-            return _bound_arguments(sig, args, kwargs)  # always a copy
+        def slow(
+            args: tuple[Any, ...], kwargs: dict[str, Any], ordered: bool = True
+        ) -> dict[str, Any]:
+            return _bound_arguments(sig, args, kwargs)
 
         return slow
     order = [p.name for p in params]
@@ -68,8 +72,8 @@ def _binder(sig: inspect.Signature) -> Binder:
         if p.name in ("self", "cls") and p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
     )
 
-    def bind(args: tuple[Any, ...], kwargs: dict[str, Any], copy: bool = True) -> Any:
-        if not copy and not args and not skipped and required <= kwargs.keys() <= known:
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any], ordered: bool = True) -> dict[str, Any]:
+        if not ordered and not args and not skipped and required <= kwargs.keys() <= known:
             return kwargs  # a call by keywords: its own fresh dict, compared, never kept
         if len(args) > len(positional):
             return _bound_arguments(sig, args, kwargs)
@@ -80,8 +84,7 @@ def _binder(sig: inspect.Signature) -> Binder:
             given[key] = value
         if not required <= given.keys():
             return _bound_arguments(sig, args, kwargs)
-        data = {n: given[n] for n in order if n in given and n not in skipped}
-        return to_jsonable(data) if copy else data
+        return {n: given[n] for n in order if n in given and n not in skipped}
 
     return bind
 
@@ -166,7 +169,8 @@ def call_tool(
     """Run `run()` as the tool call `name(arguments)`: recorded in record mode, served
     from the golden (without calling `run`) in replay. Outside a run, just `run()`.
 
-    `arguments` must be plain data (it is what replay matches on); `decode` rebuilds the
+    `arguments` is what replay matches on, recorded as plain data (dict keys that data
+    writes alike fail the recording, as for `@opswald.tool`); `decode` rebuilds the
     tool's return type from recorded data (a `Returns`, which
     `opswald.integrations.return_decoder` makes from a function's return annotation, also
     says what to record for the result).
@@ -174,17 +178,34 @@ def call_tool(
     ctx = _active()
     if ctx is None:
         return run()
-    return _tool_sync(ctx, name, to_jsonable(arguments), run, side_effects, decode)
+    return _tool_sync(ctx, name, arguments, run, side_effects, decode)
+
+
+def tool_request(arguments: Any) -> tuple[Any, LostKeys | None]:
+    """A tool call's arguments as the step records them (plain data, a deep copy taken at
+    call time), and the first dict in them whose keys that data writes alike (`1` and
+    `'1'`), keeping one: what replay would match on is not what the agent passed."""
+    return to_jsonable(arguments), lost_keys(arguments)
+
+
+def _request(ctx: Context, name: str, arguments: Any) -> Any:
+    """`tool_request` for every tool call of a run (`@opswald.tool`, sync or async, and
+    `call_tool`/`acall_tool`, which the integrations use): keys that collide are noted as
+    the reason a recording or update does not write the golden."""
+    request, lost = tool_request(arguments)
+    ctx.keys_lost("arguments", name, lost)
+    return request
 
 
 def _tool_sync(
     ctx: Context,
     name: str,
-    request: Any,
+    arguments: Any,
     run: Callable[[], T],
     side_effects: bool,
     decode: Callable[[Any], Any] | None,
 ) -> T:
+    request = _request(ctx, name, arguments)
     side_effects = side_effects or name in ctx.side_effect_tools
     ticket = ctx.begin("tool_call", {"tool": name, "input": request}, side_effects=side_effects)
     if ticket.served is not None:
@@ -213,17 +234,18 @@ async def acall_tool(
     ctx = _active()
     if ctx is None:
         return await run()
-    return await _tool_async(ctx, name, to_jsonable(arguments), run, side_effects, decode)
+    return await _tool_async(ctx, name, arguments, run, side_effects, decode)
 
 
 async def _tool_async(
     ctx: Context,
     name: str,
-    request: Any,
+    arguments: Any,
     run: Callable[[], Awaitable[T]],
     side_effects: bool,
     decode: Callable[[Any], Any] | None,
 ) -> T:
+    request = _request(ctx, name, arguments)
     side_effects = side_effects or name in ctx.side_effect_tools
     ticket = ctx.begin("tool_call", {"tool": name, "input": request}, side_effects=side_effects)
     if ticket.served is not None:
@@ -385,15 +407,15 @@ def llm(
             early = ctx.fork_at is None and bool(ctx.request_modifications)
             if early:
                 args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
-            sent = _llm_request(bind(args, kwargs, False), provider, api)
+            sent = _llm_request(bind(args, kwargs, False), provider, api)  # only compared
             answer = ctx.answer_exact("llm_call", sent, decoder)
             if answer is not MISS:
                 return None, answer, args, kwargs
-            request = _llm_request(bind(args, kwargs, True), provider, api)  # a copy, in order
+            request = _llm_request(to_jsonable(bind(args, kwargs, True)), provider, api)
             ticket = ctx.begin("llm_call", request, as_sent=True)
             if ticket.modified and not early:  # the fork's point, or a call after it
                 args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
-                request = _llm_request(bind(args, kwargs, True), provider, api)
+                request = _llm_request(to_jsonable(bind(args, kwargs, True)), provider, api)
                 ticket.request = request
             return ticket, request, args, kwargs
 

@@ -178,6 +178,17 @@ def apply_request_modifications(request: dict[str, Any], mods: dict[str, Any]) -
 
 
 @dataclass(frozen=True, kw_only=True)
+class KeysLost:
+    """The first dict of a run whose keys a golden writes alike (see `lost_keys`): in the
+    agent's output, a state snapshot, a function's result or a tool's arguments (`name`:
+    that function or tool)."""
+
+    part: Literal["output", "state", "result", "arguments"]
+    name: str | None
+    found: LostKeys
+
+
+@dataclass(frozen=True, kw_only=True)
 class StepInfo:
     """A step about to happen (what `before_step` hooks and breakpoints see)."""
 
@@ -588,7 +599,7 @@ class Context:
         # data form of an object): a note for each function, shown once it is recorded
         self.return_notes: dict[str, str] = {}
         # the first result whose dict keys the golden would write alike, losing all but one
-        self.lost_keys: tuple[str, LostKeys] | None = None
+        self.lost_keys: KeysLost | None = None
         # served answers the agent got as another type than its function returned when
         # recorded (or that do not validate as its annotation), in the order served
         self.retyped: list[Retyped] = []
@@ -1202,11 +1213,8 @@ class Context:
         else:
             data = to_jsonable(value)
             rebuilt = decode is not None or unplain(value) is None  # decode=: theirs to rebuild
-        if not rebuilt and self.lost_keys is None:
-            lost = lost_keys(value)
-            if lost is not None:
-                with self._lock:
-                    self.lost_keys = self.lost_keys or (function, lost)
+        if not rebuilt:
+            self.keys_kept("result", function, value)
         if rebuilt:
             return data, None
         kind = type_name(value)
@@ -1372,18 +1380,29 @@ class Context:
             self.findings.append(finding)
         raise ReplayDivergence(finding)
 
-    def _keys_kept(self, source: str, value: Any) -> None:
+    def keys_kept(
+        self, part: Literal["state", "result", "arguments"], name: str | None, value: Any
+    ) -> None:
         """Remember the first value whose dict keys a golden writes alike (see `lost_keys`)
-        among what the run records (`state`: a snapshot)."""
+        among what the run records (a snapshot, `name`'s result or arguments): the reason
+        a recording or update does not write the golden."""
         if self.lost_keys is None:
-            lost = lost_keys(value)
-            if lost is not None:
-                with self._lock:
-                    self.lost_keys = self.lost_keys or (source, lost)
+            self.keys_lost(part, name, lost_keys(value))
+
+    def keys_lost(
+        self,
+        part: Literal["state", "result", "arguments"],
+        name: str | None,
+        found: LostKeys | None,
+    ) -> None:
+        """`keys_kept` for a `LostKeys` (or None) already found."""
+        if found is not None:
+            with self._lock:
+                self.lost_keys = self.lost_keys or KeysLost(part=part, name=name, found=found)
 
     def state(self, snapshot: dict[str, Any]) -> None:
         """Record a snapshot (never matched; compared after the run)."""
-        self._keys_kept("state", snapshot)
+        self.keys_kept("state", None, snapshot)
         data = self.redactor(to_jsonable(snapshot))
         if self.listeners:
             info = StepInfo(number=len(self.steps) + 1, type="state", name=None, request=data)

@@ -18,6 +18,7 @@ from opswald.engine.context import (
     STEP_MODIFICATIONS,
     UPDATE,
     Context,
+    KeysLost,
     Policy,
     ReplayDivergence,
     SideEffectBlocked,
@@ -31,7 +32,7 @@ from opswald.expect.output import compare_output
 from opswald.expect.state import compare_states
 from opswald.expect.trajectory import ToolCallRef, judge_order
 from opswald.intercept.transport import intercepting
-from opswald.jsonable import Formless, LostKeys, formless, lost_keys, to_jsonable
+from opswald.jsonable import Formless, formless, lost_keys, to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.returns import TYPE_ERRORS, Retyped, hidden_remedy, usable_remedy
 from opswald.session import (
@@ -104,9 +105,9 @@ class Run:
     surface: Surface = "pytest"  # where the run was started: hints name its options
     # a part of the output written only as a repr with a memory address: never written
     formless_output: Formless | None = None
-    # the first result (`output`, or a tool or model function's) whose dict keys a golden
-    # writes alike, keeping one of them: never written
-    lost_keys: tuple[str, LostKeys] | None = None
+    # the first data (`output`, a snapshot, a tool or model function's result, a tool's
+    # arguments) whose dict keys a golden writes alike, keeping one of them: never written
+    lost_keys: KeysLost | None = None
     # functions whose result replay gives back as another type (the data form): a note each
     return_notes: tuple[str, ...] = ()
     # an agent that raised a type error (AttributeError, KeyError, ...) after a served
@@ -265,7 +266,7 @@ def execute(
     lost = ctx.lost_keys
     if lost is None and error is None:
         found = lost_keys(output)
-        lost = ("output", found) if found is not None else None
+        lost = KeysLost(part="output", name=None, found=found) if found is not None else None
     typed = error is not None and error.type in TYPE_ERRORS
     retyped = ctx.retyped[-1] if typed and ctx.retyped else None
     fork_golden, fork_run, fork_from = ctx.fork_point()
@@ -559,21 +560,22 @@ def keys_lost(run: Run) -> Finding | None:
         return None
     from opswald.paths import render
 
-    source, found = run.lost_keys
-    name: str | None = None
-    if source == "output":
-        whose, base = "the agent's output", "output"
-    elif source == "state":
-        whose, base = "a state snapshot", "state"
+    lost = run.lost_keys
+    found, name = lost.found, lost.name
+    if lost.part == "output":
+        whose, base = "the agent's output has", "output"
+    elif lost.part == "state":
+        whose, base = "a state snapshot has", "state"
+    elif lost.part == "arguments":  # the step's `input`, where the golden writes them
+        whose, base = f"the arguments of {name} have", "input"
     else:
-        name = source
-        whose, base = f"the result of {source}", "value"
+        whose, base = f"the result of {name} has", "value"
     where = render((base, *found.path))
     first, second = found.keys
     return Finding(
         kind="output",
         message=(
-            f"{whose} has keys that a golden writes alike: {first} and {second} in {where} "
+            f"{whose} keys that a golden writes alike: {first} and {second} in {where} "
             f"are both written {found.written!r}, so the golden would keep only one"
         ),
         name=name,

@@ -1,0 +1,179 @@
+"""A tool call whose data a golden cannot hold as it was is never written: arguments
+whose dict keys a golden writes alike (`1` and `'1'`, `None` and `'null'`), and a result
+with no data form (an object written only as a repr with a memory address). Both fail the
+recording or update, naming the tool, instead of writing a golden that lost data or that
+changes every run. Every way of calling a tool refuses the same."""
+
+from __future__ import annotations
+
+import pytest
+
+from opswald.instrument import _binder, _bound_arguments
+
+STUB = "name: t\ninput: {}\n"
+
+# One agent, every way of calling a tool: `input.way` picks it, `input.bad` the data.
+AGENT = """
+import asyncio
+import os
+
+import opswald
+
+BAD = {
+    "int": {1: "a", "1": "c"},
+    "none": {None: 1, "null": 2},
+    "bool": {True: 1, "true": 2},
+    "good": {"1": "b"},
+    "other": {"1": "d"},
+}
+
+
+class Thing:
+    pass
+
+
+def made(kind):
+    if kind == "thing":
+        return Thing()
+    if kind == "nested":
+        return {"items": [1, Thing()]}
+    return {"ok": True}
+
+
+@opswald.tool
+def search(filters):
+    return made(os.environ.get("RESULT", ""))
+
+
+@opswald.tool
+async def asearch(filters):
+    return made(os.environ.get("RESULT", ""))
+
+
+@opswald.tool
+def spread(*parts, **filters):
+    return made(os.environ.get("RESULT", ""))
+
+
+@opswald.tool
+def annotated(filters) -> Thing:
+    return made(os.environ.get("RESULT", ""))
+
+
+@opswald.tool(decode=lambda data: data)
+def decoded(filters):
+    return made(os.environ.get("RESULT", ""))
+
+
+def run(input):
+    filters = BAD[input.get("bad", os.environ.get("BAD", "good"))]
+    way = input["way"]
+    if way == "sync":
+        search(filters)
+    elif way == "async":
+        asyncio.run(asearch(filters=filters))
+    elif way == "var":
+        spread(1, inner=filters)
+    elif way == "annotated":
+        annotated(filters)
+    elif way == "decoded":
+        decoded(filters)
+    elif way == "call_tool":
+        opswald.call_tool(
+            "search", {"filters": filters}, lambda: made(os.environ.get("RESULT", ""))
+        )
+    else:
+        async def call():
+            return made(os.environ.get("RESULT", ""))
+
+        asyncio.run(opswald.acall_tool("search", {"filters": filters}, call))
+    return {"done": True}
+"""
+
+WAYS = ["sync", "async", "var", "annotated", "decoded", "call_tool", "acall_tool"]
+
+
+def _project(pytester: pytest.Pytester, golden: str) -> None:
+    pytester.makepyfile(agent=AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "t.golden.yaml").write_text(golden)
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize(
+    ("bad", "keys"),
+    [("int", "1 and '1'"), ("none", "None and 'null'"), ("bool", "True and 'true'")],
+)
+def test_arguments_whose_keys_collide_are_never_recorded(
+    pytester: pytest.Pytester, way: str, bad: str, keys: str
+) -> None:
+    stub = f"name: t\ninput: {{way: {way}, bad: {bad}}}\n"
+    _project(pytester, stub)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    where = "input.inner" if way == "var" else "input.filters"
+    name = {"var": "spread", "annotated": "annotated", "decoded": "decoded"}.get(way, "search")
+    if way == "async":
+        name = "asearch"
+    written = {"int": "1", "none": "null", "bool": "true"}[bad]
+    result.stdout.fnmatch_lines(
+        [
+            f"*the arguments of {name} have keys that a golden writes alike: {keys} in "
+            f"{where} are both written '{written}', so the golden would keep only one",
+            "*hint: use keys of one type in that dict (strings, say), so that none is lost",
+            "fix: not written: the golden would lose those keys",
+        ]
+    )
+    assert (pytester.path / "goldens" / "t.golden.yaml").read_text() == stub
+
+
+def test_an_update_does_not_write_arguments_whose_keys_collide(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(pytester, "name: t\ninput: {way: sync}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    recorded = (pytester.path / "goldens" / "t.golden.yaml").read_text()
+    assert "'1': b" in recorded
+    monkeypatch.setenv("BAD", "int")  # the call diverges, runs live, and its keys collide
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the arguments of search have keys that a golden writes alike: 1 and '1' in "
+            "input.filters are both written '1'*",
+            "fix: not written: the golden would lose those keys",
+        ]
+    )
+    assert (pytester.path / "goldens" / "t.golden.yaml").read_text() == recorded
+
+
+def test_arguments_and_results_with_a_data_form_are_recorded_and_replay(
+    pytester: pytest.Pytester,
+) -> None:
+    """The refusals leave what a golden can hold alone: string keys, other keys that do
+    not collide, data."""
+    _project(pytester, "name: t\ninput: {way: var, bad: good}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_tool_request_is_the_plain_copy_of_what_the_binder_gives() -> None:
+    """The binder hands over the agent's own objects; `tool_request` copies them as plain
+    data (in parameter order) and finds keys that collide."""
+    from opswald.instrument import tool_request
+
+    def fn(a: object, *, b: object) -> None: ...
+
+    import inspect
+
+    sig = inspect.signature(fn)
+    given = {"x": (1, 2)}
+    raw = _binder(sig)((given,), {"b": {2: "c"}}, True)
+    assert raw["a"] is given, "not copied by the binder"
+    assert raw == _bound_arguments(sig, (given,), {"b": {2: "c"}})
+    data, lost = tool_request(raw)
+    assert data == {"a": {"x": [1, 2]}, "b": {"2": "c"}}
+    assert list(data) == ["a", "b"] and lost is None
+    data, lost = tool_request({"a": {"k": [{1: "x", "1": "y"}]}})
+    assert lost is not None and lost.path == ("a", "k", 0) and lost.written == "1"
