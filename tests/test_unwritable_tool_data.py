@@ -148,6 +148,50 @@ def test_an_update_does_not_write_arguments_whose_keys_collide(
     assert (pytester.path / "goldens" / "t.golden.yaml").read_text() == recorded
 
 
+@pytest.mark.parametrize("way", WAYS)
+def test_a_tool_result_with_no_data_form_is_never_recorded(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    stub = f"name: t\ninput: {{way: {way}}}\n"
+    _project(pytester, stub)
+    monkeypatch.setenv("RESULT", "thing")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    name = {"var": "spread", "annotated": "annotated", "decoded": "decoded"}.get(way, "search")
+    if way == "async":
+        name = "asearch"
+    result.stdout.fnmatch_lines(
+        [
+            f"*the result of {name} has no data form: value is an instance of agent.Thing, "
+            "written only as its repr <agent.Thing object at 0x*>, which changes every run",
+            f"*hint: return plain data (dicts, lists, strings, numbers), a dataclass or a "
+            f"pydantic model from {name}",
+            "fix: not written: a golden holding that repr would fail its own next replay",
+        ]
+    )
+    assert (pytester.path / "goldens" / "t.golden.yaml").read_text() == stub
+
+
+def test_an_update_does_not_write_a_tool_result_with_no_data_form(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(pytester, "name: t\ninput: {way: sync}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    recorded = (pytester.path / "goldens" / "t.golden.yaml").read_text()
+    monkeypatch.setenv("BAD", "other")  # the call diverges, runs live, returns an object
+    monkeypatch.setenv("RESULT", "nested")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the result of search has no data form: value.items[[]1] is an instance of "
+            "agent.Thing*",
+            "fix: not written: a golden holding that repr would fail its own next replay",
+        ]
+    )
+    assert (pytester.path / "goldens" / "t.golden.yaml").read_text() == recorded
+
+
 def test_arguments_and_results_with_a_data_form_are_recorded_and_replay(
     pytester: pytest.Pytester,
 ) -> None:
@@ -177,3 +221,39 @@ def test_tool_request_is_the_plain_copy_of_what_the_binder_gives() -> None:
     assert list(data) == ["a", "b"] and lost is None
     data, lost = tool_request({"a": {"k": [{1: "x", "1": "y"}]}})
     assert lost is not None and lost.path == ("a", "k", 0) and lost.written == "1"
+
+
+def test_a_model_function_result_with_no_data_form_is_never_recorded(
+    pytester: pytest.Pytester,
+) -> None:
+    """`@opswald.llm` results are recorded the same way as a tool's, and refused the same."""
+    pytester.makepyfile(
+        agent="""
+import opswald
+
+class Reply:
+    pass
+
+@opswald.llm
+def chat(*, model, messages):
+    return Reply()
+
+def run(input):
+    chat(model="m", messages=[{"role": "user", "content": "hi"}])
+    return "done"
+"""
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "t.golden.yaml"
+    golden.write_text(STUB)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the result of chat has no data form: value is an instance of agent.Reply, "
+            "written only as its repr <agent.Reply object at 0x*>, which changes every run",
+            "fix: not written: a golden holding that repr would fail its own next replay",
+        ]
+    )
+    assert golden.read_text() == STUB

@@ -19,7 +19,16 @@ from opswald.engine import responses
 from opswald.engine.current import MISS, activate, current
 from opswald.engine.normalize import RequestRules
 from opswald.engine.tape import Match, Tape, describe, epoch_ms, step_name
-from opswald.jsonable import LostKeys, lost_keys, plain_copy, to_jsonable, type_name, unplain
+from opswald.jsonable import (
+    Formless,
+    LostKeys,
+    formless,
+    lost_keys,
+    plain_copy,
+    to_jsonable,
+    type_name,
+    unplain,
+)
 from opswald.redact import DEFAULT_REDACTOR, LearnedSecrets, Redactor
 from opswald.returns import (
     RETURNED,
@@ -600,6 +609,8 @@ class Context:
         self.return_notes: dict[str, str] = {}
         # the first result whose dict keys the golden would write alike, losing all but one
         self.lost_keys: KeysLost | None = None
+        # the first function result with no data form (its name, the part): never written
+        self.formless_result: tuple[str, Formless] | None = None
         # served answers the agent got as another type than its function returned when
         # recorded (or that do not validate as its annotation), in the order served
         self.retyped: list[Retyped] = []
@@ -1203,7 +1214,8 @@ class Context:
         that say it is not what replay gives back (None when replay gives it back as it
         was: plain data, or rebuilt by the function's annotation or `decode=`). A result
         replay does not give back is noted once per function; one whose dict keys the
-        golden would write alike is kept as the reason not to write it."""
+        golden would write alike, or with no data form, is kept as the reason not to write
+        it."""
         declared = unusable = ""
         if isinstance(decode, Returns):
             data, rebuilt = decode.encode(value)
@@ -1213,6 +1225,8 @@ class Context:
         else:
             data = to_jsonable(value)
             rebuilt = decode is not None or unplain(value) is None  # decode=: theirs to rebuild
+        if not (rebuilt and isinstance(decode, Returns)):  # else the annotation's own form
+            self._formless_kept(function, value)
         if not rebuilt:
             self.keys_kept("result", function, value)
         if rebuilt:
@@ -1379,6 +1393,16 @@ class Context:
         with self._lock:
             self.findings.append(finding)
         raise ReplayDivergence(finding)
+
+    def _formless_kept(self, function: str, value: Any) -> None:
+        """Remember the first result with no data form (see `formless`): a golden holding
+        its repr, which changes every run, would not replay, so it is not written."""
+        if self.formless_result is None:
+            found = formless(value)
+            if found is not None:
+                found = found._replace(text=self.redactor(found.text))
+                with self._lock:
+                    self.formless_result = self.formless_result or (function, found)
 
     def keys_kept(
         self, part: Literal["state", "result", "arguments"], name: str | None, value: Any

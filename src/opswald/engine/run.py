@@ -105,6 +105,8 @@ class Run:
     surface: Surface = "pytest"  # where the run was started: hints name its options
     # a part of the output written only as a repr with a memory address: never written
     formless_output: Formless | None = None
+    # the first tool or model function result with no data form (its name, the part)
+    formless_result: tuple[str, Formless] | None = None
     # the first data (`output`, a snapshot, a tool or model function's result, a tool's
     # arguments) whose dict keys a golden writes alike, keeping one of them: never written
     lost_keys: KeysLost | None = None
@@ -284,6 +286,7 @@ def execute(
         offline_note=_blocked(offline),
         surface=settings.surface,
         formless_output=shapeless,
+        formless_result=ctx.formless_result,
         unrecorded=tuple(ctx.unrecorded),
         lost_keys=lost,
         return_notes=tuple(ctx.return_notes.values()),
@@ -526,28 +529,37 @@ def fix_line(
 
 
 def no_data_form(run: Run) -> Finding | None:
-    """The output part that has no data form, as the reason a golden is not written: its
-    repr (with a memory address) would be written, and fail the golden's next replay."""
-    found = run.formless_output
-    if found is None:
-        return None
+    """The output part, else the part of a tool or model function's result, that has no
+    data form, as the reason a golden is not written: its repr (with a memory address)
+    would be written, and fail the golden's next replay (a result's `decode=` would get
+    that text)."""
     from opswald.paths import render
 
-    where = render(("output", *found.path))
     suggestion = (
         "return plain data (dicts, lists, strings, numbers), a dataclass or a pydantic model"
     )
-    if not found.path:
-        suggestion += (
-            "; an adapter that is a class returns the instance it creates: name a function "
-            "that returns the agent's result instead"
-        )
+    found = run.formless_output
+    if found is not None:
+        whose, where = "the agent's output", render(("output", *found.path))
+        if not found.path:
+            suggestion += (
+                "; an adapter that is a class returns the instance it creates: name a "
+                "function that returns the agent's result instead"
+            )
+        name = None
+    elif run.formless_result is not None:
+        name, found = run.formless_result
+        whose, where = f"the result of {name}", render(("value", *found.path))
+        suggestion += f" from {name}"
+    else:
+        return None
     return Finding(
         kind="output",
         message=(
-            f"the agent's output has no data form: {where} is an instance of {found.kind}, "
+            f"{whose} has no data form: {where} is an instance of {found.kind}, "
             f"written only as its repr {found.text}, which changes every run"
         ),
+        name=name,
         suggestion=suggestion,
     )
 
