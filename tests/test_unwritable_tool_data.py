@@ -257,3 +257,35 @@ def run(input):
         ]
     )
     assert golden.read_text() == STUB
+
+
+def test_a_result_whose_keys_collide_is_never_recorded_with_decode_either(
+    pytester: pytest.Pytester,
+) -> None:
+    """`decode=` rebuilds from the recorded data: it cannot get back a key the golden lost."""
+    pytester.makepyfile(
+        agent="""
+import opswald
+
+@opswald.tool(decode=lambda data: data)
+def prices():
+    return {1: 9.99, "1": 19.99}
+
+def run(input):
+    return {"n": len(prices())}
+"""
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "t.golden.yaml"
+    golden.write_text(STUB)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the result of prices has keys that a golden writes alike: 1 and '1' in value "
+            "are both written '1', so the golden would keep only one",
+            "fix: not written: the golden would lose those keys",
+        ]
+    )
+    assert golden.read_text() == STUB

@@ -1226,8 +1226,8 @@ class Context:
             data = to_jsonable(value)
             rebuilt = decode is not None or unplain(value) is None  # decode=: theirs to rebuild
         if not (rebuilt and isinstance(decode, Returns)):  # else the annotation's own form
+            # `decode=` rebuilds from the data written: a key lost there is lost to it too
             self._formless_kept(function, value)
-        if not rebuilt:
             self.keys_kept("result", function, value)
         if rebuilt:
             return data, None
