@@ -758,14 +758,15 @@ UNBUILDABLE_AGENT = """
 import opswald
 
 
-class Order:
-    def __init__(self, id):
-        self.id = id
+class Order(dict):  # a dict to record (its data form), but no type pydantic builds
+    @property
+    def id(self):
+        return self["id"]
 
 
 @opswald.tool
 def lookup() -> Order:
-    return Order("O1")
+    return Order(id="O1")
 
 
 def run(input):
