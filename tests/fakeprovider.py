@@ -28,8 +28,11 @@ reports uncached input separately, as the real API does.
 Chat Completions also honours `n` (choice i > 0 answers the item's `alternatives[i - 1]`,
 else its `content`; streamed choices interleave, as the API sends them) and `logprobs`
 (each streamed content piece is one token, with its log probability in its chunk; the JSON
-answer lists them all). Two endpoints beside the model calls answer too, as a gateway's
-would: OpenAI `POST …/embeddings` (a 3-number vector per input) and Anthropic
+answer lists them all). A script item with `role_joined: true` streams each choice's role
+in the chunk of its first piece (`{"role": "assistant", "content": "Hel"}`, or the first
+tool call's head), as some providers and proxies do, rather than in a chunk of its own.
+Two endpoints beside the model calls answer too, as a gateway's would: OpenAI
+`POST …/embeddings` (a 3-number vector per input) and Anthropic
 `POST …/messages/count_tokens`; any other POST is answered 404.
 """
 
@@ -79,6 +82,7 @@ class Reply(NamedTuple):
     alternatives: tuple[str, ...] = ()  # Chat Completions choices 1, 2, ... when `n` > 1
     chunks: tuple[int, ...] = ()  # piece lengths of every streamed text, repeated
     break_after: int | None = None  # a stream's error event comes after this many pieces
+    role_joined: bool = False  # Chat Completions: the role comes with the first piece
 
     def pieces(self, text: str) -> list[str]:
         """`text` as this reply streams it (a 0 in `chunks` is an empty piece)."""
@@ -233,8 +237,20 @@ def _chat_choice(r: Reply, index: int, logprobs: bool) -> Json:
 
 
 def _chat_deltas(r: Reply, logprobs: bool = False) -> Iterator[tuple[Json, Json | None]]:
-    """(delta, logprobs) of each chunk of one choice."""
-    yield {"role": "assistant", "content": "" if r.content is not None else None}, None
+    """(delta, logprobs) of each chunk of one choice; with `role_joined` the role chunk is
+    the first piece's (when there is one)."""
+    role: Json = {"role": "assistant", "content": "" if r.content is not None else None}
+    deltas = list(_chat_pieces(r, logprobs))
+    if r.role_joined and deltas:
+        yield {**role, **deltas[0][0]}, deltas[0][1]
+        yield from deltas[1:]
+        return
+    yield role, None
+    yield from deltas
+
+
+def _chat_pieces(r: Reply, logprobs: bool) -> Iterator[tuple[Json, Json | None]]:
+    """(delta, logprobs) of the chunks of one choice after its role chunk."""
     for k, piece in enumerate(r.pieces(r.content or "")):
         yield (
             {"content": piece},
@@ -280,8 +296,8 @@ def chat_sse(
 def _chat_piece(chunk: Json) -> bool:
     """A chunk that carries a piece of a text (not a role chunk or a call's head)."""
     delta = (chunk.get("choices") or [{}])[0].get("delta") or {}
-    if delta.get("role") is not None:
-        return False
+    if delta.get("role") is not None and not delta.get("content"):
+        return False  # a role chunk, unless the first piece came in it
     calls = delta.get("tool_calls") or [{}]
     return bool(delta.get("content") or delta.get("refusal") or "id" not in calls[0])
 
@@ -711,6 +727,7 @@ class FakeProvider:
             alternatives=tuple(item.get("alternatives") or ()),
             chunks=tuple(item.get("chunks") or ()),
             break_after=item.get("break_after"),
+            role_joined=bool(item.get("role_joined")),
         )
         return reply, n
 

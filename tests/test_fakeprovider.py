@@ -146,6 +146,21 @@ def test_a_zero_in_a_script_items_chunks_sends_an_empty_piece() -> None:
         Reply("x", [], 1, 1, 0, chunks=(0, 0)).pieces("x")
 
 
+def test_role_joined_streams_the_role_in_the_chunk_of_the_first_piece() -> None:
+    calls = {**CALLS, "role_joined": True}
+    deltas = []
+    with FakeProvider(script=[{**TEXT, "role_joined": True}, calls]) as fp, oai(fp) as client:
+        for _ in range(2):
+            stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+            deltas.append([c.choices[0].delta for c in stream if c.choices])
+    text, call = deltas
+    assert text[0].role == "assistant" and text[0].content == "Hello t"
+    assert all(d.role is None for d in text[1:])
+    assert "".join(d.content or "" for d in text) == TEXT["content"]
+    assert call[0].role == "assistant" and call[0].content is None
+    assert call[0].tool_calls is not None and call[0].tool_calls[0].id == "call_1"
+
+
 def test_openai_chat_stream_helper(fp: FakeProvider) -> None:
     with oai(fp) as client:
         client.chat.completions.create(model="m", messages=MESSAGES)

@@ -117,6 +117,21 @@ async def chat_async(input):
     raise RuntimeError("too many turns")
 
 
+def chat_chunks(input):
+    """Every chunk the SDK gives, whole, as ["chunk", its fields]."""
+    import openai
+    messages, pieces = [{"role": "user", "content": input["q"]}], []
+    with openai.OpenAI(max_retries=0) as client:
+        for _ in range(3):
+            calls = {}
+            for chunk in client.chat.completions.create(**_chat_kwargs(messages)):
+                pieces.append(["chunk", chunk.model_dump(mode="json")])
+                _chat_chunk(chunk, [], calls)
+            if _chat_turn(messages, calls, []):
+                return _done(pieces)
+    raise RuntimeError("too many turns")
+
+
 # -- OpenAI Responses: raw events (sync), the SDK's stream helper (async) ----------------
 
 def _responses_event(event, pieces):
@@ -461,6 +476,33 @@ def test_every_choice_of_an_n_stream_comes_in_its_recorded_pieces(
     monkeypatch.setenv("SEEN", str(seen))
     _replay(project).assert_outcomes(passed=1)
     assert _seen(seen) == pieces, "the choices' pieces interleaved as they came"
+
+
+@pytest.mark.parametrize("joined", [True, False], ids=["role-joined", "role-alone"])
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_replayed_chat_stream_sends_the_chunks_the_agent_got(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, joined: bool, n: int
+) -> None:
+    """The API sends a choice's role in a chunk of its own, then the pieces; some providers
+    and proxies send the role in the chunk of the first piece (text, or a tool call's
+    head). Replay sends the chunks the agent iterated live, whole, either way."""
+    monkeypatch.setenv("N", str(n))
+    if n == 1:
+        script = _script(SIZES)
+    else:
+        script = [{"content": ANSWER, "alternatives": ["Warm in Rome."], "chunks": [3, 1, 5]}]
+    script = [{**item, "role_joined": joined} for item in script]
+    session = _record(project, monkeypatch, "chat_chunks", script)
+    pieces = session.output["pieces"]
+    firsts = [c["choices"][0]["delta"] for _, c in pieces if c["choices"]][:n]
+    assert [d["role"] for d in firsts] == ["assistant"] * n
+    came_with_role = [bool(d["content"] or d["tool_calls"]) for d in firsts]
+    assert came_with_role == [joined] * n, "the provider sent the role as scripted"
+
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == pieces
 
 
 def _rewrite_answer(project: pytest.Pytester, edit: Any) -> None:

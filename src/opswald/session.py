@@ -33,8 +33,10 @@ STREAM_CHUNKS = "stream_chunks"
 in `raw` (`choices[0].message.content`), the lengths of the pieces it came in (0: an empty
 piece), so that replay cuts it the same way; for a Chat Completions stream with `n` > 1,
 under `choices`, the order its choices' chunks came in (`"0,1*12"`) when it was not one
-choice after the other. Delivery, not behaviour: never compared, and ignored when it does
-not add up to the text."""
+choice after the other, and under a choice's `choices[0].message.role`, `with first piece`
+when its role came in the chunk of its first piece rather than in one of its own.
+Delivery, not behaviour: never compared, and ignored when it does not add up to the
+text."""
 
 STREAM_ERROR = "stream_error"
 """The `attributes` key of a streamed `llm_call` that broke off with an error event (the

@@ -171,6 +171,22 @@ def _arguments_path(index: int, position: Any) -> str:
     return f"{_message_path(index)}.tool_calls[{position}].function.arguments"
 
 
+# The STREAM_CHUNKS value, under a choice's `choices[i].message.role`, of a stream that
+# sent the choice's role in the chunk of its first piece (`{"role": "assistant",
+# "content": "Hel"}`, or with the first tool call's head), as some providers and proxies
+# do; without it the role comes in a chunk of its own, as the API sends it.
+ROLE_JOINED = "with first piece"
+
+
+def _role_path(index: int) -> str:
+    return f"{_message_path(index)}.role"
+
+
+def _carries_piece(delta: dict[str, Any]) -> bool:
+    """The delta carries a piece of the answer: text, a refusal or a tool call."""
+    return bool(delta.get("content") or delta.get("refusal") or delta.get("tool_calls"))
+
+
 class _ChoiceState:
     """Accumulates the deltas of one choice (its `index`) of a stream."""
 
@@ -184,6 +200,7 @@ class _ChoiceState:
         self.finish: str | None = None
         self.logprobs: dict[str, Any] | None = None  # None: the chunks carried none
         self.started = False  # a chunk of this choice was read
+        self.role_joined = False  # the role came in the chunk of the first piece
 
     def add(self, choice: dict[str, Any]) -> None:
         delta = choice.get("delta") or {}
@@ -191,6 +208,8 @@ class _ChoiceState:
         # empty string in any other chunk is an empty piece the provider sent
         role_chunk = delta.get("role") is not None and not self.started
         self.started = True
+        if role_chunk and _carries_piece(delta):
+            self.role_joined = True
         for key, parts in (("content", self.texts), ("refusal", self.refusal)):
             piece = delta.get(key)
             if isinstance(piece, str):
@@ -296,6 +315,9 @@ class _StreamState:
         order = order_text(self.order)
         if order is not None:
             chunks = {**(chunks or {}), ORDER: order}
+        for index, choice in sorted(self.choices.items()):
+            if choice.role_joined:
+                chunks = {**(chunks or {}), _role_path(index): ROLE_JOINED}
         came = bool(self.choices or self.envelope or self.usage is not None)
         return Decoded(
             output=first.output(),
@@ -504,8 +526,24 @@ class _Chunks:
     def choice(self, c: _Choice) -> None:
         """One choice: its role chunk, content pieces (with their tokens' log probabilities
         when the call asked for them), refusal pieces, each tool call (head, then argument
-        pieces) and its finish; texts are cut as recorded while that adds up."""
-        self.add({"role": "assistant", "content": "" if c.text else None}, index=c.index)
+        pieces) and its finish; texts are cut as recorded while that adds up. The role
+        comes in the chunk of the first piece when it came so (ROLE_JOINED)."""
+        role = {"role": "assistant", "content": "" if c.text else None}
+        pieces = self._pieces(c)
+        if pieces and self.cuts.get(_role_path(c.index)) == ROLE_JOINED:
+            first, logprobs = pieces[0]
+            pieces[0] = ({**role, **first}, logprobs)
+        else:
+            pieces.insert(0, (role, None))
+        for delta, logprobs in pieces:
+            self.add(delta, index=c.index, logprobs=logprobs)
+        if c.finish is not None:
+            self.add({}, c.finish, index=c.index)
+
+    def _pieces(self, c: _Choice) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """(delta, log probabilities) of each chunk of the choice between its role chunk
+        and its finish."""
+        out: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         path = _message_path(c.index)
         for key in ("content", "refusal"):
             text = (c.text if key == "content" else c.refusal) or ""
@@ -515,7 +553,7 @@ class _Chunks:
                 logprobs = None
                 if own is not None:
                     logprobs = {"content": None, "refusal": None, key: own}
-                self.add({key: piece}, index=c.index, logprobs=logprobs)
+                out.append(({key: piece}, logprobs))
         for position, (call_id, name, args) in enumerate(c.calls):
             head = {
                 "index": position,
@@ -523,14 +561,13 @@ class _Chunks:
                 "type": "function",
                 "function": {"name": name, "arguments": ""},
             }
-            self.add({"tool_calls": [head]}, index=c.index)
+            out.append(({"tool_calls": [head]}, None))
             where = _arguments_path(c.index, position)
             text = args if isinstance(args, str) else self.cuts.json_text(where, args)
             for piece in self.cuts.cut(where, text, 2):
                 fragment = {"index": position, "function": {"arguments": piece}}
-                self.add({"tool_calls": [fragment]}, index=c.index)
-        if c.finish is not None:
-            self.add({}, c.finish, index=c.index)
+                out.append(({"tool_calls": [fragment]}, None))
+        return out
 
 
 def _pieces(
