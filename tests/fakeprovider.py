@@ -31,6 +31,10 @@ else its `content`; streamed choices interleave, as the API sends them) and `log
 answer lists them all). A script item with `role_joined: true` streams each choice's role
 in the chunk of its first piece (`{"role": "assistant", "content": "Hel"}`, or the first
 tool call's head), as some providers and proxies do, rather than in a chunk of its own.
+A script item with `failed` (an error object, `{"code": "server_error", "message": ...}`)
+is a Responses answer that failed: `status: "failed"` with that `error` (its output items
+and usage as usual), which a stream sends as its last event, `response.failed`, in place
+of `response.completed`; HTTP 200 either way, as the API answers.
 Two endpoints beside the model calls answer too, as a gateway's would: OpenAI
 `POST …/embeddings` (a 3-number vector per input) and Anthropic
 `POST …/messages/count_tokens`; any other POST is answered 404.
@@ -83,6 +87,7 @@ class Reply(NamedTuple):
     chunks: tuple[int, ...] = ()  # piece lengths of every streamed text, repeated
     break_after: int | None = None  # a stream's error event comes after this many pieces
     role_joined: bool = False  # Chat Completions: the role comes with the first piece
+    failed: Json | None = None  # Responses: the response failed with this error object
 
     def pieces(self, text: str) -> list[str]:
         """`text` as this reply streams it (a 0 in `chunks` is an empty piece)."""
@@ -345,9 +350,11 @@ def _resp_items(r: Reply, rid: str) -> list[Json]:
 def responses_json(
     r: Reply, model: str, rid: str, status: str = "completed", instructions: Any = None
 ) -> Json:
-    """A `response` object (`status` in_progress has no output and no usage yet); it
-    echoes the request's `instructions` (null without them), as the API does."""
+    """A `response` object (`status` in_progress has no output and no usage yet; a
+    failed one has its `error`); it echoes the request's `instructions` (null without
+    them), as the API does."""
     done = status == "completed"
+    ended = status in ("completed", "failed")
     usage = {
         "input_tokens": r.input_tokens,
         "input_tokens_details": {"cached_tokens": r.cached_tokens, "cache_write_tokens": 0},
@@ -363,13 +370,13 @@ def responses_json(
         "status": status,
         "model": model,
         "instructions": instructions,
-        "output": _resp_items(r, rid) if done else [],
+        "output": _resp_items(r, rid) if ended else [],
         "parallel_tool_calls": True,
         "tool_choice": "auto",
         "tools": [],
-        "error": None,
+        "error": r.failed if status == "failed" else None,
         "incomplete_details": None,
-        "usage": usage if done else None,
+        "usage": usage if ended else None,
     }
 
 
@@ -408,8 +415,9 @@ def responses_sse(r: Reply, model: str, rid: str, instructions: Any = None) -> I
     ]
     for index, item in enumerate(_resp_items(r, rid)):
         events.extend(_resp_item_events(r, item, index))
-    final = responses_json(r, model, rid, instructions=instructions)
-    events.append({"type": "response.completed", "response": final})
+    status = "failed" if r.failed is not None else "completed"
+    final = responses_json(r, model, rid, status, instructions)
+    events.append({"type": f"response.{status}", "response": final})
     error = {"type": "error", "code": "server_error", "message": STREAM_ERROR_MESSAGE}
     error["param"] = None
     events = _broken(events, r, lambda e: e["type"].endswith(".delta"), error)
@@ -728,6 +736,7 @@ class FakeProvider:
             chunks=tuple(item.get("chunks") or ()),
             break_after=item.get("break_after"),
             role_joined=bool(item.get("role_joined")),
+            failed=item.get("failed"),
         )
         return reply, n
 
@@ -771,7 +780,8 @@ class FakeProvider:
             if stream:
                 handler._send_sse(responses_sse(reply, model, rid, instructions))
             else:
-                answer = responses_json(reply, model, rid, instructions=instructions)
+                status = "failed" if reply.failed is not None else "completed"
+                answer = responses_json(reply, model, rid, status, instructions)
                 handler._send_json(200, answer)
         else:
             rid = f"msg_{n}"

@@ -656,6 +656,26 @@ def test_decode_responses_json() -> None:
     assert decoded.raw == RESPONSE_JSON
 
 
+@pytest.mark.parametrize(
+    ("error", "failure"),
+    [
+        (
+            {"code": "server_error", "message": "It broke."},
+            "response failed: server_error: It broke.",
+        ),
+        (None, "response failed"),
+    ],
+)
+def test_a_failed_response_decodes_with_its_failure(error: Any, failure: str) -> None:
+    failed = {**RESPONSE_JSON, "status": "failed", "error": error}
+    Response.model_validate(failed)
+    decoded = RESPONSES.decode(json.dumps(failed).encode(), stream=False)
+    assert decoded.failure == failure
+    assert decoded.output.finish_reason == "failed"
+    assert decoded.usage == RESPONSE_USAGE, "the usage it reports is kept"
+    assert RESPONSES.decode(json.dumps(RESPONSE_JSON).encode(), stream=False).failure is None
+
+
 def _responses_sse(final_output: bool) -> bytes:
     base = {
         **RESPONSE_JSON,

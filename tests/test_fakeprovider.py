@@ -161,6 +161,22 @@ def test_role_joined_streams_the_role_in_the_chunk_of_the_first_piece() -> None:
     assert call[0].tool_calls is not None and call[0].tool_calls[0].id == "call_1"
 
 
+def test_failed_ends_a_responses_answer_as_failed_with_its_error() -> None:
+    error = {"code": "server_error", "message": "The model failed."}
+    item = {"content": "Hello", "failed": error}
+    with FakeProvider(script=[item, item]) as fp, oai(fp) as client:
+        events = list(client.responses.create(model="m", input="hi", stream=True))
+        answer = client.responses.create(model="m", input="hi")
+    last = events[-1]
+    assert last.type == "response.failed"
+    for response in (last.response, answer):
+        assert response.status == "failed"
+        assert response.error is not None
+        assert response.error.model_dump(exclude_none=True) == error
+        assert response.output_text == "Hello"
+        assert response.usage is not None
+
+
 def test_openai_chat_stream_helper(fp: FakeProvider) -> None:
     with oai(fp) as client:
         client.chat.completions.create(model="m", messages=MESSAGES)

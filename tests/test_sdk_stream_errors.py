@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import sdk_setup
+from conftest import opswald_cli, sdk_setup
 from fakeprovider import (
     ANTHROPIC_STREAM_ERROR,
     CHAT_STREAM_ERROR,
@@ -129,9 +129,36 @@ def responses(input):
                 got.append([event.type, event.delta])
             elif event.type == "error":
                 got.append([event.type, event.code, event.message])
+            elif event.type == "response.failed":
+                error = event.response.error
+                got.append([event.type, event.response.status, error.code, error.message])
             else:
                 got.append([event.type])
     return {"got": got}
+
+
+def responses_helper(input):
+    """The SDK's stream helper: a failed response is no final response to it."""
+    import openai
+    got = []
+    with openai.OpenAI() as client:
+        try:
+            with client.responses.stream(model="gpt-4.1-mini", input=QUESTION) as stream:
+                for event in stream:
+                    got.append([event.type])
+                stream.get_final_response()
+        except RuntimeError as exc:
+            return {"got": got, "error": type(exc).__name__, "message": str(exc)}
+    return {"got": got}
+
+
+def responses_json(input):
+    """Without streaming the SDK returns the failed response; it raises nothing."""
+    import openai
+    with openai.OpenAI() as client:
+        reply = client.responses.create(model="gpt-4.1-mini", input=QUESTION)
+    error = reply.error.model_dump(exclude_none=True) if reply.error else None
+    return {"status": reply.status, "error": error, "text": reply.output_text}
 
 
 def chat_json(input):
@@ -280,6 +307,46 @@ def test_a_broken_stream_replayed_to_a_call_without_streaming_is_its_error(
     dump(session.model_copy(update={"output": output}), project.path / GOLDEN)
     monkeypatch.setenv("MODE", "chat_json")
     _replay(project).assert_outcomes(passed=1)
+
+
+# -- a Responses answer that failed (HTTP 200, `status: "failed"`) ----------------------
+
+FAILURE = {"code": "server_error", "message": STREAM_ERROR_MESSAGE}
+FAILED = [{"content": "Hello there", "failed": FAILURE}]
+
+
+@pytest.mark.parametrize("mode", ["responses", "responses_helper", "responses_json"])
+def test_a_failed_response_is_an_error_step_and_replays_as_it_came(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A Responses stream ending in `response.failed`, or the same answer without
+    streaming: the SDK raises nothing (its stream helper has no final response), and the
+    step says the response failed, with the code and message the API gave."""
+    live, live_calls = _live(mode, FAILED, monkeypatch)
+    session, calls = _record(project, monkeypatch, mode, FAILED)
+    assert calls == live_calls == 1
+    assert session.output == live, "recording changed what the agent got"
+    if mode == "responses":
+        assert live["got"][-1] == ["response.failed", "failed", *FAILURE.values()]
+    elif mode == "responses_helper":
+        assert live["error"] == "RuntimeError"
+    else:
+        assert live["status"] == "failed" and live["error"] == FAILURE
+    assert session.error is None
+
+    [step] = _llm_steps(session)
+    assert step.error is not None and step.error.type == "ResponseFailed"
+    assert step.error.message == f"response failed: server_error: {STREAM_ERROR_MESSAGE}"
+    assert step.output is not None and step.output.content == "Hello there"
+    assert step.output.finish_reason == "failed"
+    assert step.usage is not None and step.usage.total_tokens == 15, "the usage it reported"
+    assert step.cost is not None and step.cost > 0
+    assert "stream_error" not in (step.attributes or {}), "not a stream that broke off"
+    shown = opswald_cli("show", GOLDEN, cwd=project.path)
+    assert "! ResponseFailed: response failed: server_error: The server" in shown.stdout
+
+    result = _replay(project)
+    result.assert_outcomes(passed=1)
 
 
 # -- the usage each event of an Anthropic stream carried -------------------------------

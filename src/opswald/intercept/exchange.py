@@ -160,6 +160,8 @@ def record(
     if decoded.error is not None:  # the stream broke off: what came, and the error event
         attributes[STREAM_ERROR] = decoded.error.body
         error = _stream_error(ctx, decoded.error.text)
+    elif decoded.failure is not None:  # the API answered that the response failed
+        error = _failed_response(ctx, decoded.failure)
     ctx.llm_step(
         ticket,
         llm_request,
@@ -181,6 +183,15 @@ def _stream_error(ctx: Any, text: str) -> Any:
     from opswald.session import ErrorInfo
 
     return ErrorInfo(type=STREAM_ERROR_TYPE, message=ctx.redactor(f"stream error: {text[:500]}"))
+
+
+def _failed_response(ctx: Any, message: str) -> Any:
+    """The step error of a response the API answered as failed (HTTP 200): the SDK
+    raises nothing, but the call did not give the agent an answer."""
+    from opswald.intercept.codecs.base import RESPONSE_FAILED_TYPE
+    from opswald.session import ErrorInfo
+
+    return ErrorInfo(type=RESPONSE_FAILED_TYPE, message=ctx.redactor(message[:500]))
 
 
 def _unredacted_chunks(ctx: Any, decoded: Any) -> dict[str, Any] | None:

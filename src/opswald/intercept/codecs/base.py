@@ -43,6 +43,10 @@ class Decoded:
     # a stream that broke off with an error event: its data (the call failed, what came
     # before it is the answer so far)
     error: StreamError | None = None
+    # a response the API answered as failed (a Responses `status: "failed"`, streamed as
+    # `response.failed`): the step error's message. Not a stream that broke off: the
+    # answer is whole, and replays as it came
+    failure: str | None = None
     # what else the step keeps of how the stream came (STREAM_USAGE)
     attributes: dict[str, Any] | None = None
 
@@ -65,6 +69,14 @@ class StreamError:
 
 
 STREAM_ERROR_TYPE = "StreamError"  # the `error.type` of a step whose stream broke off
+RESPONSE_FAILED_TYPE = "ResponseFailed"  # the `error.type` of a response that failed
+
+
+def failure_message(error: Any) -> str:
+    """What a step says of a response that failed with the `error` object it carries
+    (`{code, message}`; null when the API gave none)."""
+    said = [sub(error, key) for key in ("code", "message")]
+    return ": ".join(["response failed", *(str(s) for s in said if s not in (None, ""))])
 
 
 def stream_error(step: LLMCallStep) -> tuple[Any] | None:

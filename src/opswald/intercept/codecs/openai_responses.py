@@ -15,6 +15,7 @@ from opswald.intercept.codecs.base import (
     dump_arguments,
     epoch_seconds,
     error_response,
+    failure_message,
     is_post_to,
     joined,
     json_response,
@@ -173,12 +174,14 @@ def _parsed_item(item: Any) -> Any:
 def decode_json(data: Any) -> Decoded:
     """A `response` object (already parsed) in normalised terms."""
     items = [i for i in sub(data, "output") or [] if isinstance(i, dict)]
+    failed = sub(data, "status") == "failed"
     return Decoded(
         output=_output(items, sub(data, "status")),
         usage=usage_from(sub(data, "usage")),
         cost=reported_cost(data),
         raw=data,
         model=sub(data, "model"),
+        failure=failure_message(sub(data, "error")) if failed else None,
     )
 
 
@@ -278,6 +281,7 @@ def _decode_stream(body: bytes) -> Decoded:
         model=decoded.model,
         assembled=final,
         chunks=pieces.recorded(),
+        failure=decoded.failure,
     )
 
 
