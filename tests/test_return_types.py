@@ -816,3 +816,60 @@ def test_the_replay_fix_names_why_the_annotation_the_function_has_is_not_used(
         "decode=, so that replay rebuilds what it returned"
     ) in out
     assert "annotate lookup with its return type" not in out
+
+
+BINARY_AGENT = """
+import opswald, pydantic
+
+
+class Blob(pydantic.BaseModel):
+    name: str
+    data: bytes
+
+
+@opswald.tool
+def fetch() -> Blob:
+    return Blob(name="x", data=b"\\xff\\x00abc")
+
+
+@opswald.tool
+def fetch_plain():
+    return Blob(name="y", data=b"\\xfe\\x01")
+
+
+def run(input):
+    blob = fetch()
+    fetch_plain()
+    return {"data": blob.data.hex()}
+"""
+
+
+def test_a_model_holding_bytes_that_are_not_utf8_is_recorded_and_given_back(
+    pytester: pytest.Pytester,
+) -> None:
+    """pydantic writes a model's bytes as UTF-8 text in JSON and raises on other bytes:
+    the recording crashed the agent there. They are written as base64 text, and an
+    annotated function gets its bytes back on replay."""
+    pytester.makepyfile(agent=BINARY_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "b.golden.yaml"
+    golden.write_text("name: b\ninput: {}\n")
+    record(pytester)
+    session = load(golden)
+    assert session.error is None
+    assert [step.output for step in session.step_list] == [
+        {"name": "x", "data": "base64:/wBhYmM="},
+        {"name": "y", "data": "base64:/gE="},
+    ]
+    assert session.output == {"data": "ff00616263"}
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_to_jsonable_writes_a_models_non_utf8_bytes_as_base64() -> None:
+    class Blob(BaseModel):
+        data: bytes
+
+    assert to_jsonable(Blob(data=b"\xff")) == {"data": "base64:/w=="}
+    assert to_jsonable(Blob(data=b"ok")) == {"data": "ok"}
+    assert lost_keys({"b": Blob(data=b"\xff")}) is None

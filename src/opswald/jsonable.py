@@ -39,9 +39,8 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
             return sorted(items)
         except TypeError:
             return sorted(items, key=repr)
-    dump = getattr(value, "model_dump", None)
-    if callable(dump) and not isinstance(value, type):
-        return to_jsonable(dump(mode="json"), nxt)
+    if callable(getattr(value, "model_dump", None)) and not isinstance(value, type):
+        return to_jsonable(_model_data(value), nxt)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name), nxt) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
@@ -54,6 +53,16 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
         except UnicodeDecodeError:
             return "base64:" + base64.b64encode(bytes(value)).decode("ascii")
     return repr(value)
+
+
+def _model_data(model: Any) -> Any:
+    """A pydantic model's JSON data; where its own serializer cannot write JSON (bytes that
+    are not UTF-8 under the default `ser_json_bytes`), its Python data, which `to_jsonable`
+    then writes (such bytes as `base64:` text)."""
+    try:
+        return model.model_dump(mode="json")
+    except Exception:  # whatever the model's serializer raises
+        return model.model_dump()
 
 
 def json_key(key: Any) -> str:
@@ -187,7 +196,7 @@ def formless(value: Any, _path: tuple[str | int, ...] = (), _depth: int = 0) -> 
     elif isinstance(value, list | tuple | set | frozenset):
         parts = enumerate(value)
     elif callable(getattr(value, "model_dump", None)) and not isinstance(value, type):
-        return formless(value.model_dump(mode="json"), _path, nxt)
+        return formless(_model_data(value), _path, nxt)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         parts = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
     elif isinstance(value, enum.Enum):
