@@ -873,3 +873,42 @@ def test_to_jsonable_writes_a_models_non_utf8_bytes_as_base64() -> None:
     assert to_jsonable(Blob(data=b"\xff")) == {"data": "base64:/w=="}
     assert to_jsonable(Blob(data=b"ok")) == {"data": "ok"}
     assert lost_keys({"b": Blob(data=b"\xff")}) is None
+
+
+def test_an_output_changed_by_a_plain_data_answer_says_so_in_its_hint(
+    pytester: pytest.Pytester,
+) -> None:
+    """An agent that does not crash on the dict replay hands it, but writes it otherwise
+    (`repr` of a dataclass vs of a dict): the output differs, and the hint names the step
+    and the annotation to add before an update writes an output only replay gives."""
+    pytester.makepyfile(
+        agent=DATACLASS_AGENT.format(annotation="").replace(
+            'return {"total": lookup_order(input["order_id"]).total}',
+            'return {"order": str(lookup_order(input["order_id"]))}',
+        )
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "dc.golden.yaml").write_text("name: dc\ninput: {order_id: A}\n")
+    record(pytester)
+    replayed = pytester.runpytest("--opswald-goldens")
+    replayed.assert_outcomes(failed=1)
+    text = " ".join(replayed.stdout.str().split())
+    assert "output differs" in text
+    assert (
+        "hint: step 1 (tool_call lookup_order) handed the agent a dict where the function had "
+        "returned an agent.Order: if that is what changed the output, annotate lookup_order "
+        "with its return type (`-> Order`) or give it decode=, so that replay rebuilds what it "
+        "returned; an update would write an output that only replay gives; otherwise: "
+    ) in text
+
+
+def test_an_output_that_differs_without_a_plain_data_answer_has_no_such_hint(
+    pytester: pytest.Pytester,
+) -> None:
+    golden = _dataclass_project(pytester, " -> Order")
+    record(pytester)
+    golden.write_text(golden.read_text().replace("total: 120.0", "total: 121.0", 1))
+    replayed = pytester.runpytest("--opswald-goldens")
+    replayed.assert_outcomes(failed=1)
+    assert "handed the agent" not in replayed.stdout.str()

@@ -115,6 +115,10 @@ class Run:
     # an agent that raised a type error (AttributeError, KeyError, ...) after a served
     # answer that was not what its function returned: that answer (the last such)
     retyped: Retyped | None = None
+    # served answers handed over as plain data where the function had returned another
+    # type when recorded (a dataclass as a dict), in a run that ended without an error: if
+    # its output differs, they may be why
+    plain_answers: tuple[Retyped, ...] = ()
     # a fork at a step: the golden step where it left the golden (the fork step, when the
     # run reached it), the run's own number for it (the call that matched golden step N,
     # which may come after the run went live, else where it went live), and the run's step
@@ -271,6 +275,9 @@ def execute(
         lost = KeysLost(part="output", name=None, found=found) if found is not None else None
     typed = error is not None and error.type in TYPE_ERRORS
     retyped = ctx.retyped[-1] if typed and ctx.retyped else None
+    plain_answers = (
+        tuple(r for r in ctx.retyped if not r.invalid and not r.hidden) if error is None else ()
+    )
     fork_golden, fork_run, fork_from = ctx.fork_point()
     return Run(
         actual=actual,
@@ -291,6 +298,7 @@ def execute(
         lost_keys=lost,
         return_notes=tuple(ctx.return_notes.values()),
         retyped=retyped,
+        plain_answers=plain_answers,
     )
 
 
@@ -332,6 +340,8 @@ def judge(
         findings.extend([*errors, *unused] if raised else [*unused, *errors])
         if golden.error is None and actual.error is None:
             out = _output_finding(golden, actual, expect, tolerance)
+            if out is not None and run.plain_answers:
+                out = _plain_answer_hint(out, run.plain_answers[0])
             if out is not None:  # an agent that caught the blocked call answered otherwise
                 findings.append(_offline(out, run.offline_note))
         # the tape matched every served call (tools in any completion order); the order is
@@ -778,6 +788,36 @@ def _error_findings(
     return []
 
 
+def _plain_answer_hint(finding: Finding, answer: Retyped) -> Finding:
+    """An output that differs in a run where replay handed the agent plain data in place of
+    what a function returned when recorded: the hint says so, and how to get the type back,
+    before an update writes an output only replay gives."""
+    where = f"step {answer.step} ({answer.step_type} {answer.name})".replace(" )", ")")
+    hint = (
+        f"{where} handed the agent {_a(answer.given)} where the function had returned "
+        f"{_a(answer.returned)}: if that is what changed the output, {_plain_remedy(answer)}; "
+        "an update would write an output that only replay gives"
+    )
+    suggestion = f"{hint}; otherwise: {finding.suggestion}" if finding.suggestion else hint
+    return replace(finding, suggestion=suggestion)
+
+
+def _plain_remedy(answer: Retyped) -> str:
+    """How a function's answers are rebuilt as what it returned, not handed over as data."""
+    name = answer.name or "the function"
+    if answer.unusable:  # it has one: why it is not used, and what makes it usable
+        return (
+            f"{name}'s return annotation is not used, as {answer.unusable}: "
+            f"{usable_remedy(answer.unusable)} or give it decode=, so that replay "
+            "rebuilds what it returned"
+        )
+    short = answer.returned.rsplit(".", 1)[-1]
+    return (
+        f"annotate {name} with its return type (`-> {short}`) or give it decode=, "
+        "so that replay rebuilds what it returned"
+    )
+
+
 def _retyped(finding: Finding, answer: Retyped) -> Finding:
     """An agent error that follows from a served answer of another type than the function
     returned when recorded: said so first, with the remedy in place of an update."""
@@ -796,23 +836,11 @@ def _retyped(finding: Finding, answer: Retyped) -> Finding:
             "golden's data or the annotation changed), or record the step again"
         )
     else:
-        short = answer.returned.rsplit(".", 1)[-1]
         message = (
             f"{finding.message}, after {where} handed the agent {_a(answer.given)} where the "
             f"function had returned {_a(answer.returned)}: replay gives back plain data"
         )
-        name = answer.name or "the function"
-        if answer.unusable:  # it has one: why it is not used, and what makes it usable
-            remedy = (
-                f"{name}'s return annotation is not used, as {answer.unusable}: "
-                f"{usable_remedy(answer.unusable)} or give it decode=, so that replay "
-                "rebuilds what it returned"
-            )
-        else:
-            remedy = (
-                f"annotate {name} with its return type (`-> {short}`) or give it decode=, "
-                "so that replay rebuilds what it returned"
-            )
+        remedy = _plain_remedy(answer)
     return replace(finding, message=message, answer_type=remedy)
 
 
