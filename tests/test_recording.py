@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,61 @@ def test_a_session_loading_would_refuse_is_not_written(tmp_path: Path) -> None:
             rec.output = deep
     assert rec.path is None and rec.session is not None and rec.session.output == deep
     assert not list(store.glob("*"))
+
+
+RULES_TEST = """
+import opswald
+
+
+@opswald.tool
+def lookup(who):
+    return {"customer": "cust_123456", "mail": "ann@example.com"}
+
+
+def test_record_and_dump():
+    with opswald.record("goldens/r.golden.yaml", name="r", input={"who": "cust_654321"}) as rec:
+        rec.output = lookup("x")
+    session = opswald.Session.model_validate(
+        {"name": "d", "input": {"id": "cust_222222", "mail": "bob@example.com"}}
+    )
+    opswald.dump(session, "goldens/d.golden.yaml")
+"""
+
+
+def test_record_and_dump_in_a_test_hide_what_the_runs_rules_hide(
+    pytester: pytest.Pytester,
+) -> None:
+    """`opswald_redact = pii` and a `pytest_opswald_redact` hook apply to `opswald.record`
+    and `opswald.dump` in a test, as to the run's own recordings: they used the default
+    rules, and wrote the customer ids and e-mail addresses in clear."""
+    pytester.makeconftest(
+        "def pytest_opswald_redact(config):\n    return {r'cust_[0-9]{6}': 'customer-id'}\n"
+    )
+    pytester.makeini("[pytest]\nopswald_redact = pii\n")
+    pytester.makepyfile(test_rec=RULES_TEST)
+    pytester.runpytest().assert_outcomes(passed=1)
+    recorded = (pytester.path / "goldens" / "r.golden.yaml").read_text()
+    dumped = (pytester.path / "goldens" / "d.golden.yaml").read_text()
+    for text in (recorded, dumped):
+        assert "cust_" not in text
+        assert "@example.com" not in text
+        assert "<redacted:customer-id>" in text
+        assert "<redacted:email>" in text
+
+
+def test_record_outside_pytest_follows_the_projects_opswald_redact(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nopswald_redact = pii\n")
+    script = pytester.makepyfile(
+        rec=(
+            "import opswald\n\n"
+            "@opswald.tool\ndef lookup(who):\n    return {'mail': 'ann@example.com'}\n\n"
+            "with opswald.record('goldens/r.golden.yaml', name='r', input={}) as rec:\n"
+            "    rec.output = lookup('x')\n"
+        )
+    )
+    assert pytester.run(sys.executable, str(script)).ret == 0
+    text = (pytester.path / "goldens" / "r.golden.yaml").read_text()
+    assert "ann@example.com" not in text
+    assert "<redacted:email>" in text

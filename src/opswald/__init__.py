@@ -46,12 +46,14 @@ def load(path: Any) -> Session:
 
 
 def dump(session: Session, path: Any) -> None:
-    """Write a session canonically and atomically, with its secrets replaced (the default
-    rules of `opswald.redact`; a session that holds none is written as it is)."""
+    """Write a session canonically and atomically, with its secrets replaced (in a pytest
+    run by the run's rules, `opswald_redact` and the `pytest_opswald_redact` hooks; else
+    by the `opswald_redact` of the project's pytest config; a session that holds none is
+    written as it is)."""
     from opswald.files import dump as _dump
-    from opswald.redact import DEFAULT_REDACTOR
+    from opswald.projectconfig import project_redactor
 
-    _dump(session, path, redactor=DEFAULT_REDACTOR)
+    _dump(session, path, redactor=project_redactor([path]))
 
 
 def __getattr__(name: str) -> Any:

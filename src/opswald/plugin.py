@@ -304,6 +304,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ),
     )
     _limits_for_the_run(config, limits)
+    _redactor_for_the_run(config, settings_of(config).redactor)
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
     else:
@@ -320,6 +321,20 @@ def _limits_for_the_run(config: pytest.Config, limits: Any) -> None:
 
     stack = contextlib.ExitStack()
     stack.enter_context(using_limits(limits))
+
+    def restore() -> None:
+        with contextlib.suppress(ValueError, RuntimeError):  # set in another context
+            stack.close()
+
+    config.add_cleanup(restore)
+
+
+def _redactor_for_the_run(config: pytest.Config, redactor: Any) -> None:
+    """The run's redaction rules for `opswald.record` and `opswald.dump` in a test."""
+    from opswald.redact import using_redactor
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(using_redactor(redactor))
 
     def restore() -> None:
         with contextlib.suppress(ValueError, RuntimeError):  # set in another context

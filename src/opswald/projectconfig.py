@@ -528,6 +528,28 @@ class CliSettings:
         )
 
 
+def project_redactor(paths: Iterable[str | os.PathLike[str]] = ()) -> Redactor:
+    """What `opswald.record` and `opswald.dump` hide: in a pytest run, the run's rules
+    (`opswald_redact` and the `pytest_opswald_redact` hooks); elsewhere the
+    `opswald_redact` of the config pytest would use for `paths` (hooks need pytest). A
+    config that cannot be read is a warning, and the default rules apply."""
+    import warnings
+
+    from opswald.redact import DEFAULT_REDACTOR, make_redactor, run_redactor
+
+    active = run_redactor()
+    if active is not None:
+        return active
+    try:
+        # a file about to be written is not there yet: its folder (or cwd) places it
+        config = find(Path(p) if Path(p).exists() else Path(p).parent for p in paths)
+        redact = choice("opswald_redact", config.string("opswald_redact"), ("", "pii"))
+    except SettingError as exc:
+        warnings.warn(f"opswald: {exc}; using the default redaction rules", stacklevel=3)
+        return DEFAULT_REDACTOR
+    return make_redactor(pii=True) if redact == "pii" else DEFAULT_REDACTOR
+
+
 def cli_settings(config: ProjectConfig, *, warn: Any = None) -> CliSettings:
     """The settings of `config`; a bad value raises SettingError naming the file and the
     setting. `warn(text)` gets the notes of prices missing for a model."""

@@ -69,10 +69,13 @@ def record(
         from opswald.integrations import install
 
         install(integrations)
+    from opswald.projectconfig import project_redactor
+
     ctx = Context(
         golden=None,
         policy="live",
         block_side_effects=False,
+        redactor=project_redactor([target] if target is not None else []),
         integrations=tuple(integrations),
         side_effect_tools=frozenset(side_effect_tools),
         langgraph_state=langgraph_state,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
+import contextvars
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -584,6 +586,28 @@ def make_redactor(*, pii: bool = False, extra: Sequence[Callable[[str], str]] = 
 
 
 DEFAULT_REDACTOR = Redactor()
+
+# The redactor of the pytest run in progress (its `opswald_redact` and the rules of its
+# `pytest_opswald_redact` hooks), so that `opswald.record` and `opswald.dump` in a test
+# hide what the run's own recordings hide; None outside a run.
+_RUN_REDACTOR: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar(
+    "opswald_run_redactor", default=None
+)
+
+
+def run_redactor() -> Redactor | None:
+    """The redactor of the pytest run in progress, if any."""
+    return _RUN_REDACTOR.get()
+
+
+@contextlib.contextmanager
+def using_redactor(redactor: Redactor) -> Iterator[None]:
+    """`redactor` as the run's, for `opswald.record` and `opswald.dump` inside the block."""
+    token = _RUN_REDACTOR.set(redactor)
+    try:
+        yield
+    finally:
+        _RUN_REDACTOR.reset(token)
 
 
 if TYPE_CHECKING:
