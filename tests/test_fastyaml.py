@@ -100,6 +100,10 @@ def _goldens() -> list[Path]:
 def test_the_repository_goldens_are_read_by_the_reader(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert _agrees(text) is not None
+    # checked out with CRLF line endings (git on Windows): the same data, still read here
+    crlf = text.replace("\n", "\r\n")
+    assert _agrees(crlf) is not None
+    assert _same(_fast(crlf), _fast(text))
 
 
 _MUTATIONS = ("insert", "delete", "indent", "dedent", "duplicate", "swap", "blank")
@@ -157,7 +161,8 @@ def test_mutated_goldens_are_read_as_the_parser_reads_them_or_left_to_it(
         "a: 'x\n  y'\n",  # a quoted scalar over two lines
         "a: b # note\n",  # a trailing comment
         "a:\tb\n",  # a tab
-        "a: b\r\n",  # a carriage return
+        "a: b\rc: d\n",  # a carriage return alone
+        "a: b\r\nc: |\r\n  x\r  y\r\n",  # one inside a block
         "a: 1\n---\nb: 2\n",  # a second document
         "a: >\n  folded\n",  # a folded block
         "a: |\n  x\n # note\n",  # a comment under a block

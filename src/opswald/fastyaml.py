@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 # Characters this reader leaves to the parser: the ones YAML does not allow, tabs, and
-# the line breaks other than `\n` (YAML counts `\r`, NEL, LS and PS as breaks).
+# the line breaks other than `\n` (YAML counts `\r`, NEL, LS and PS as breaks; a `\r\n`
+# is read as `\n` before this is asked).
 _LEAVE = re.compile(
     "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
 )
@@ -80,6 +81,10 @@ def read(
     do) and raises ValueError where the parser would refuse it; `typed_first` holds the
     first characters of the plain scalars it may read as other than a string. Both are
     the same on every call (the values of short plain scalars are remembered)."""
+    if "\r" in text:  # a golden checked out with CRLF: YAML reads each as one `\n`
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
     if not text.endswith("\n"):
         return None
     try:
