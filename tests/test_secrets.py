@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -821,6 +822,197 @@ def test_base64_data_is_not_searched_for_key_shapes() -> None:
         assert redact(text) == expected, text[:60]
 
 
+B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _attachment() -> bytes:
+    """Bytes whose base64 holds an AWS key's and a Google key's shapes by chance, each
+    inside one line whether wrapped at 76 (MIME) or 64 (PEM): any base64 text whose
+    length is a multiple of 4 is what its bytes encode to, so the text is chosen and
+    decoded. One byte more makes the last line end in `==`."""
+    import base64
+    import random
+
+    rng = random.Random(11)
+    text = "".join(rng.choice(B64_ALPHABET) for _ in range(2400))
+    # lines [380, 456) of 76 and [384, 448) of 64 hold the first; [1216, 1280) the second
+    text = text[:388] + AWS + text[408:1220] + GOOGLE + text[1259:]
+    return base64.b64decode(text) + b"!"
+
+
+ATTACHMENT = _attachment()
+
+
+def _pem(data: bytes) -> str:
+    import base64
+
+    text = base64.b64encode(data).decode()
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def _wrapped_texts() -> dict[str, str]:
+    """The attachment as MIME, e-mail and PEM text hold it."""
+    import base64
+
+    mime = base64.encodebytes(ATTACHMENT).decode()
+    email = (
+        "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + mime.replace("\n", "\r\n")
+        + "\r\n--b1--\r\n"
+    )
+    return {"mime": mime, "unended": mime.rstrip("\n"), "email": email, "pem": _pem(ATTACHMENT)}
+
+
+def test_line_wrapped_base64_is_data_in_text_and_in_json_text() -> None:
+    """Base64 wrapped in lines of 76 (MIME: e-mail attachments, `base64.encodebytes`) or
+    64 (PEM) characters, `\\n` or `\\r\\n` between them, is data as one long run is: the
+    key shapes it holds by chance are kept, also in JSON text (the line breaks written
+    `\\n`, a `/` written `\\/`) and in a repr."""
+    import json
+
+    redact = make_redactor()
+    texts = _wrapped_texts()
+    for name, text in texts.items():
+        assert AWS in text and GOOGLE in text, name
+        assert max(map(len, text.splitlines())) == (64 if name == "pem" else 76), name
+        escaped = json.dumps({"attachment": text}).replace("/", "\\/")
+        assert "\\/" in escaped and json.loads(escaped) == {"attachment": text}
+        for form in (text, json.dumps({"attachment": text}), escaped, repr([text])):
+            assert redact(form) == form, (name, form[:60])
+            assert redact({"k": form}) == {"k": form}
+    # one long run with its slashes written `\/` (JSON text of PHP's json_encode and others)
+    long_run = ("Qk3x/9j+" * BASE64_MIN)[:BASE64_MIN] + AWS
+    escaped = json.dumps({"data": long_run}).replace("/", "\\/")
+    assert redact(escaped) == escaped
+    # the text around the data is searched as ever
+    mail = f"Subject: the key is {OPENAI}\r\n" + texts["email"]
+    assert redact(mail) == "Subject: the key is <redacted:openai-key>\r\n" + texts["email"]
+    assert redact(json.dumps(mail)) == json.dumps(redact(mail))
+
+
+def test_keys_one_per_line_are_no_wrapped_base64() -> None:
+    """A list of keys, one a line, is a long run of base64 characters split by line breaks
+    too: only lines that have the shape encoders write are data (every line but the last
+    64 or 76 characters of the standard alphabet, the last no longer, the whole a multiple
+    of 4), so the keys in such a list are still hidden — Slack user tokens of exactly 76
+    characters and `sk-` keys of exactly 64 among them — and so is a key on the line after
+    data."""
+    import base64
+    import json
+    import random
+
+    redact = make_redactor()
+    rng = random.Random(5)
+
+    def rand(n: int, chars: str = B64_ALPHABET[:62]) -> str:
+        return "".join(rng.choices(chars, k=n))
+
+    def slack_user_token() -> str:
+        # xoxp-<team id>-<user id>-<token id>-<32 hex>: 76 characters with a 10-digit team id
+        digits = "0123456789"
+        return f"xoxp-{rand(10, digits)}-{rand(13, digits)}-{rand(13, digits)}-" + rand(
+            32, "0123456789abcdef"
+        )
+
+    makers: dict[str, Callable[[], str]] = {
+        "aws": lambda: "AKIA" + rand(16, B64_ALPHABET[:26] + B64_ALPHABET[52:62]),
+        "google": lambda: "AIza" + rand(35),
+        "openai": lambda: "sk-proj-" + rand(156),
+        "openai-64": lambda: "sk-proj-" + rand(56),
+        "anthropic": lambda: "sk-ant-api03-" + rand(93) + "AA",
+        "github": lambda: "ghp_" + rand(36),
+        "slack-user-76": slack_user_token,
+    }
+    for name, make in makers.items():
+        keys = [make() for _ in range(60)]
+        if name.endswith(("-64", "-76")):
+            assert {len(key) for key in keys} == {int(name[-2:])}, name
+        for sep in ("\n", "\r\n"):
+            listing = sep.join(keys) + sep
+            assert len(listing) > BASE64_MIN
+            for form in (listing, json.dumps({"keys": listing})):
+                clean = redact(form)
+                assert not any(key in clean for key in keys), (name, sep, form[:60])
+    # data (its last line full), then a key on the next line and more text: the key is
+    # no line of the data
+    data = base64.encodebytes(ATTACHMENT[: 57 * 30]).decode()
+    assert AWS in data and len(data) == 77 * 30
+    other = "AKIA" + "Z7Q4W2E9R1T5Y3U8"
+    for after in (f"{other} is the key\n", f"{other}\nmore text\n"):
+        assert redact(data + after) == data + after.replace(other, "<redacted:aws-key>")
+    # ... or alone at the end, when its length is no multiple of 4 (as base64's always is)
+    google = "AIza" + "Zk3Lq9Wm2Xp7Rt5Yv8Bn4Hj6Gd1Fs0AcQw9E1"[:35]
+    assert redact(data + google + "\n") == data + "<redacted:google-key>\n"
+    # lines of another width are not taken for data
+    text = base64.b64encode(ATTACHMENT).decode()
+    wrapped = "\n".join(text[i : i + 72] for i in range(0, len(text), 72))
+    assert "<redacted:aws-key>" in redact(wrapped)
+
+
+MAIL_AGENT = """
+import json
+
+import opswald
+
+TEXTS = {texts!r}
+
+
+@opswald.tool
+def read_mail(folder):
+    return {{"raw": TEXTS["email"], "json": json.dumps({{"att": TEXTS["mime"]}}),
+            "escaped": json.dumps({{"pem": TEXTS["pem"]}}).replace("/", "\\\\/")}}
+
+
+@opswald.llm
+def chat(*, model, messages):
+    return {{"content": "seen", "tool_calls": [], "finish_reason": "stop"}}
+
+
+def run(input):
+    mail = read_mail("inbox")
+    chat(model="m", messages=[{{"role": "user", "content": mail["json"] + " key {key}"}},
+                              {{"role": "user", "content": TEXTS["pem"]}}])
+    return {{"answer": "ok", "mime": TEXTS["mime"], "escaped": mail["escaped"]}}
+"""
+
+
+def test_a_golden_holds_wrapped_base64_whole(pytester: pytest.Pytester) -> None:
+    """A tool's e-mail with its MIME attachment, a prompt holding it as JSON text, a PEM
+    certificate, JSON text with `\\/`: recorded as they were, the key shapes in the data
+    kept, the key beside it redacted; the golden replays."""
+    import json
+
+    import yaml
+
+    texts = _wrapped_texts()
+    agent = MAIL_AGENT.format(texts=texts, key=OPENAI)
+    pytester.makepyfile(mailagent=agent, conftest="import mailagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = mailagent:run\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "mail.golden.yaml"
+    golden.write_text("name: mail\ninput: {}\n")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    text = golden.read_text()
+    assert OPENAI not in text and "<redacted:openai-key>" in text
+    assert "<redacted:aws-key>" not in text and "<redacted:google-key>" not in text
+    data = yaml.safe_load(text)
+    tool, llm = data["steps"][0], data["steps"][1]
+    escaped = json.dumps({"pem": texts["pem"]}).replace("/", "\\/")
+    assert tool["output"] == {
+        "raw": texts["email"],
+        "json": json.dumps({"att": texts["mime"]}),
+        "escaped": escaped,
+    }
+    first, second = (m["content"] for m in llm["input"]["messages"])
+    assert first == json.dumps({"att": texts["mime"]}) + " key <redacted:openai-key>"
+    assert second == texts["pem"]
+    assert data["output"] == {"answer": "ok", "mime": texts["mime"], "escaped": escaped}
+    result = pytester.runpytest("--opswald-goldens", "-vv")
+    assert result.ret == 0, result.stdout.str()
+
+
 def test_quoted_credential_keys_are_gated() -> None:
     """The text rule for values under credential names only searches strings holding one
     of its gates: every name it covers must hold one."""
@@ -903,10 +1095,12 @@ _NAMES = st.sampled_from(
 # base64 one character short of what is taken for data: a key in it is searched for,
 # and redacted, unless one more character (an escape's letter is none) joins it
 BLOB = ("Qk3x/9j+" * BASE64_MIN)[: BASE64_MIN - 1 - len(AWS)] + AWS
+# wrapped base64 holding key shapes (MIME, its last line short; PEM, with its header)
+WRAPPED = (_wrapped_texts()["mime"], _wrapped_texts()["pem"])
 _VALUE_PIECES = st.sampled_from(
     [
         *(OPENAI, AWS, JWT, "Bearer ", "abcdefghijklmnop0123", " ", "x", "é", ":", "{", "]"),
-        *(BLOB, "\n", "\x07", "\\", "\u202e", "data:image/png;base64,"),
+        *(BLOB, "\n", "\x07", "\\", "\u202e", "data:image/png;base64,", *WRAPPED),
     ]
 )
 _JSONABLE = st.recursive(
@@ -962,6 +1156,7 @@ _PIECES = [
     "@",
     "x",
     BLOB,
+    *WRAPPED,
     "data:image/png;base64,",
 ]
 _TEXTS = st.lists(st.sampled_from(_PIECES), max_size=8).map("".join)

@@ -59,26 +59,99 @@ class Rule:
 # No key is near that long (`sk-proj-…` keys, the longest, are ~170 characters) even glued
 # to a name, while images, documents and audio are much longer. A run right after a
 # backslash does not count the letters of an escape (`\n`, `\u00e9`, `\x07`) that JSON
-# text or a repr writes there: a string's run has the same length in its `json.dumps`.
+# text or a repr writes there, and `\/` (how some JSON writers escape `/`) is a `/` of it:
+# a string's run has the same length in its JSON text.
 BASE64_MIN = 1024
 _B64 = r"A-Za-z0-9+/_\-"
 _ESCAPE = r"(?<=\\)(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[bfnrt])"
-_LONG_RUN = re.compile(rf"(?<![{_B64}])(?>(?:{_ESCAPE})?)[{_B64}]{{{BASE64_MIN},}}")
+_RUN_START = rf"(?<![{_B64}])(?>(?:{_ESCAPE})?)"
+_LONG_RUN = re.compile(rf"{_RUN_START}[{_B64}]{{{BASE64_MIN},}}")
 _DATA_URL = re.compile(
     r"(?i:data:[A-Za-z0-9.+/_\-]*(?:;[A-Za-z0-9.+_\-]+=[A-Za-z0-9.+_%\-]*)*;base64,)"
     rf"(?P<payload>[{_B64}]+)"
 )
 
+# Base64 wrapped in lines (MIME: e-mail attachments, `base64.encodebytes`, GNU `base64`,
+# at 76 characters; PEM and OpenPGP armor at 64) is data too when its lines total
+# BASE64_MIN characters. A list of keys one a line is also base64 characters split by
+# line breaks, so only the shape encoders write counts: every line but the last exactly
+# one of WRAPS long, of the standard alphabet (none of them writes `-` or `_`, which
+# `sk-…`, `xoxp-…` and `github_pat_…` keys hold), the last no longer and the whole a
+# multiple of 4 (padding included). Other widths are searched: each one more is one more
+# line length a key list could have. The line breaks: `\n` or `\r\n`, or in JSON text
+# and reprs the escapes `\\n` or `\\r\\n`, the same all through.
+WRAPS = (64, 76)
+_LINE_BREAK = r"\r?\n|(?:\\r)?\\n"
+_WRAPPED = "|".join(
+    rf"(?P<w{n}>[A-Za-z0-9+/]{{{n}}}(?P<s{n}>{_LINE_BREAK})(?:[A-Za-z0-9+/]{{{n}}}(?P=s{n}))*"
+    rf"(?P<l{n}>[A-Za-z0-9+/]{{1,{n}}}={{0,2}}))(?![{_B64}=])"
+    for n in WRAPS
+)
+# Lines of one of WRAPS (group `w<width>`, its last line `l<width>`) or one long run: in
+# one scan, where a long run is passed over whole, not searched for lines at each of its
+# characters.
+_RUN = re.compile(rf"{_RUN_START}(?:{_WRAPPED}|[{_B64}]{{{BASE64_MIN},}})")
+# What may follow a last line shorter than the others: the end of the text or of a quoted
+# string (its quote escaped in JSON text), or a line break that no line of base64
+# characters follows (a blank line, a MIME boundary `--…`, PEM's `-----END`); else it is
+# no line of the data (a key, text).
+_DATA_END = re.compile(rf"""\Z|\\?["']|(?:{_LINE_BREAK})(?![A-Za-z0-9+/])""")
+
 
 def data_spans(value: str) -> list[tuple[int, int]]:
-    """Where base64 data is in `value`, in order: each span a whole run of base64
-    characters (a `data:` URL's payload, a long run)."""
-    spans: set[tuple[int, int]] = set()
+    """Where base64 data is in `value`, in order and apart: each span a whole run of base64
+    characters (a `data:` URL's payload, a long run) or lines of them (see WRAPS)."""
+    # (a backslash first: a search for one character is much faster)
+    if "\\" not in value or "\\/" not in value:
+        return _data_spans(value)
+    # found where `\/` is written `/`; `slashes`: where those `/` are in that text
+    spans = _data_spans(value.replace("\\/", "/"))
+    if not spans:
+        return spans
+    slashes, at = [], 0
+    for piece in value.split("\\/")[:-1]:
+        at += len(piece)
+        slashes.append(at)
+        at += 1
+    return [
+        (start + bisect.bisect_left(slashes, start), end + bisect.bisect_left(slashes, end))
+        for start, end in spans
+    ]
+
+
+def _data_spans(value: str) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
     if len(value) >= BASE64_MIN:
-        spans.update(m.span() for m in _LONG_RUN.finditer(value))
+        if "\n" not in value and ("\\" not in value or "\\n" not in value):
+            found += (m.span() for m in _LONG_RUN.finditer(value))
+        else:
+            for m in _RUN.finditer(value):
+                width = next((n for n in WRAPS if m[f"w{n}"] is not None), None)
+                span = m.span() if width is None else _wrapped_span(m, width)
+                if span is not None:
+                    found.append(span)
     if "base64," in value or "BASE64," in value.upper():
-        spans.update(m.span("payload") for m in _DATA_URL.finditer(value))
-    return sorted(spans)
+        found += (m.span("payload") for m in _DATA_URL.finditer(value))
+    # a data URL's payload can be the first line of wrapped data: one span
+    spans: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if spans and start < spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def _wrapped_span(m: re.Match[str], width: int) -> tuple[int, int] | None:
+    """The lines of `width` that `m` found, if they are data."""
+    sep, last = m[f"s{width}"], m[f"l{width}"]
+    lines, end = m[f"w{width}"].count(sep), m.end()
+    size = len(last)
+    if size % 4 or size > width or (size < width and not _DATA_END.match(m.string, end)):
+        # the last line is no line of the data: the data ends at the line before
+        size, end = width, m.start(f"l{width}") - len(sep)
+        lines -= 1
+    return (m.start(f"w{width}"), end) if lines * width + size >= BASE64_MIN else None
 
 
 # A key quoted in text (JSON, a Python dict's repr) and the colon after it.
