@@ -303,8 +303,11 @@ def pytest_configure(config: pytest.Config) -> None:
             extra=_hook_redaction_rules(config),
         ),
     )
-    _limits_for_the_run(config, limits)
-    _redactor_for_the_run(config, settings_of(config).redactor)
+    from opswald.files import using_limits
+    from opswald.redact import using_redactor
+
+    _for_the_run(config, using_limits(limits))
+    _for_the_run(config, using_redactor(settings_of(config).redactor))
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
     else:
@@ -313,28 +316,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
 
 
-def _limits_for_the_run(config: pytest.Config, limits: Any) -> None:
-    """The golden caps of the ini in force for the run, so that `opswald.load`,
-    `opswald.dump` and `opswald.Replay` in a test apply them too (the plugin's own loads
-    and writes are given them)."""
-    from opswald.files import using_limits
-
+def _for_the_run(config: pytest.Config, setting: contextlib.AbstractContextManager[Any]) -> None:
+    """A setting in force for the run's own context until pytest unconfigures: the golden
+    caps of the ini (`files.using_limits`), so that `opswald.load`, `opswald.dump` and
+    `opswald.Replay` in a test apply them too, and the run's redaction rules
+    (`redact.using_redactor`), so that `opswald.record` and `opswald.dump` in a test hide
+    what the run's own recordings hide."""
     stack = contextlib.ExitStack()
-    stack.enter_context(using_limits(limits))
-
-    def restore() -> None:
-        with contextlib.suppress(ValueError, RuntimeError):  # set in another context
-            stack.close()
-
-    config.add_cleanup(restore)
-
-
-def _redactor_for_the_run(config: pytest.Config, redactor: Any) -> None:
-    """The run's redaction rules for `opswald.record` and `opswald.dump` in a test."""
-    from opswald.redact import using_redactor
-
-    stack = contextlib.ExitStack()
-    stack.enter_context(using_redactor(redactor))
+    stack.enter_context(setting)
 
     def restore() -> None:
         with contextlib.suppress(ValueError, RuntimeError):  # set in another context
