@@ -169,10 +169,27 @@ def test_mutated_goldens_are_read_as_the_parser_reads_them_or_left_to_it(
         "a: b",  # no final line break
         'a: "\\q"\n',  # an escape YAML does not know
         "? a\n: b\n",  # an explicit key
+        "...\n",  # a document end with no document
+        "# emptied\n...\n",  # the same after a comment
+        "a: 1\n... x: 2\n",  # a document end the parser refuses (not a key `... x`)
+        "a: 1\n--- x\n",  # a second document's start
+        "a: |2+\n",  # a block with no text (the parser gives "")
+        "k: |2+\nb: 1\n",
+        "a:\n  - |2+\n...\n",
     ],
 )
 def test_what_the_reader_leaves_to_the_parser(text: str) -> None:
     assert _fast(text) is None
+
+
+@pytest.mark.parametrize("text", ["a: []\n", "a: {}\n", "a: [1, 2]\n", "a:\n  - []\n"])
+def test_an_empty_or_one_line_collection_at_the_depth_cap_is_left_to_the_parser(
+    text: str,
+) -> None:
+    depth = 1 if text.startswith("a: ") else 2
+    assert _fast(text, max_depth=depth) is None
+    assert isinstance(_safe(text, max_depth=depth), files.GoldenLoadError)
+    assert _agrees(text, max_depth=depth + 1) is not None
 
 
 def test_nesting_at_the_depth_cap_is_left_to_the_parser() -> None:

@@ -916,3 +916,11 @@ def test_a_rewrite_keeps_the_files_crlf_line_endings_and_byte_order_mark(
     path.write_bytes(lf)
     files.dump(session, path)
     assert path.read_bytes() == lf
+
+
+@pytest.mark.parametrize("tag", ["!!int", "!!float", "!!bool"])
+def test_an_empty_tagged_scalar_is_a_load_error_with_its_line(tag: str) -> None:
+    """`!!int ""` made PyYAML's constructor raise IndexError, which reached the user as
+    a traceback from its internals."""
+    with pytest.raises(files.GoldenLoadError, match=rf"<string>:3: cannot read '' as {tag}"):
+        files.loads(f'name: x\ninput:\n  amount: {tag} ""\n')

@@ -912,3 +912,16 @@ def test_an_output_that_differs_without_a_plain_data_answer_has_no_such_hint(
     replayed = pytester.runpytest("--opswald-goldens")
     replayed.assert_outcomes(failed=1)
     assert "handed the agent" not in replayed.stdout.str()
+
+
+def test_colliding_keys_inside_a_pydantic_model_are_found() -> None:
+    """A model's `dict[int | str, X]` field keeps keys that are not strings: written as
+    data, `1` and `'1'` are one key, and one value would be lost in silence."""
+    from typing import Union
+
+    class Table(BaseModel):
+        d: dict[Union[int, str], str]  # noqa: UP007 - the annotation as users write it
+
+    found = lost_keys({"table": Table(d={1: "a", "1": "b"})})
+    assert found is not None and found.path == ("table", "d")
+    assert lost_keys(Table(d={1: "a", "2": "b"})) is None

@@ -32,6 +32,9 @@ class Thing:
     pass
 
 
+BAD["thing"] = {"where": Thing()}
+
+
 def made(kind):
     if kind == "thing":
         return Thing()
@@ -289,3 +292,29 @@ def run(input):
         ]
     )
     assert golden.read_text() == STUB
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_arguments_with_no_data_form_are_never_recorded(
+    pytester: pytest.Pytester, way: str
+) -> None:
+    """An argument the golden could hold only as its repr (a plain class's instance, its
+    memory address in it) was written so, and the golden failed its own next replay."""
+    stub = f"name: t\ninput: {{way: {way}, bad: thing}}\n"
+    _project(pytester, stub)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    name = {"var": "spread", "annotated": "annotated", "decoded": "decoded"}.get(way, "search")
+    if way == "async":
+        name = "asearch"
+    result.stdout.fnmatch_lines(
+        [
+            f"*the arguments of {name} have no data form: input.*where is an instance of "
+            "agent.Thing, written only as its repr <agent.Thing object at 0x*>, which changes "
+            "every run",
+            f"*hint: pass plain data (dicts, lists, strings, numbers), a dataclass or a "
+            f"pydantic model to {name}",
+            "fix: not written: a golden holding that repr would fail its own next replay",
+        ]
+    )
+    assert (pytester.path / "goldens" / "t.golden.yaml").read_text() == stub

@@ -145,13 +145,12 @@ class _Reader:
                 first = rest[0]
                 if first == "#":
                     continue
-                if not indent and (first == "." or first == "-"):
-                    if rest == "...":
-                        if any(line.strip() for line in self.lines[i:]):
-                            raise _Leave
-                        break
-                    if rest.startswith("---"):
-                        raise _Leave
+            if not indent and not dashes:
+                line = self.lines[i - 1]
+                if line[:3] == "..." or line[:3] == "---":  # a marker, or text the parser
+                    if line != "..." or any(later.strip() for later in self.lines[i:]):
+                        raise _Leave  # takes for one (`... x: 1`): left to it
+                    break
             col = len(indent)
             # -- list entries: `- ` at this column, then their value further along
             if dashes:
@@ -206,7 +205,7 @@ class _Reader:
                     raise _Leave  # a scalar where a key belongs (or a continuation line)
                 value = known.get(rest, _MISS)
                 if value is _MISS:
-                    value, i = self._scalar(rest, i, col)
+                    value, i = self._scalar(rest, i, col, len(conts))
                 pending[0].append(value)
                 pending = None
                 continue
@@ -249,7 +248,7 @@ class _Reader:
             ):  # plain text: a string, as `plain` would find
                 mapping[key] = intern(rest) if len(rest) <= _INTERN_UP_TO else rest
             else:
-                mapping[key], i = self._scalar(rest, i, col + 2)
+                mapping[key], i = self._scalar(rest, i, col + 2, len(conts))
         if pending is not None:
             raise _Leave  # `key:` with nothing after it
         return root
@@ -260,14 +259,15 @@ class _Reader:
         for i, line in enumerate(self.lines):
             s = line.lstrip(" ")
             if s and s[0] != "#":
-                if s[0] in "-%" or len(s) != len(line):
+                if s[0] in "-%" or len(s) != len(line) or s[:3] == "...":
                     raise _Leave
                 return i
         raise _Leave  # no data at all
 
-    def _scalar(self, text: str, i: int, indent: int) -> tuple[Any, int]:
+    def _scalar(self, text: str, i: int, indent: int, depth: int) -> tuple[Any, int]:
         """The value written as `text` to the end of its line (a literal block's lines
-        follow it at `indent`), and the index of the line after it."""
+        follow it at `indent`; a list or mapping written there would be `depth` deep),
+        and the index of the line after it."""
         first = text[0]
         if first == "'":
             match = _SINGLE.fullmatch(text)
@@ -284,6 +284,8 @@ class _Reader:
         elif first == "|":
             return self._literal(text, i, indent)
         elif first == "[" or first == "{":
+            if depth >= self.max_depth:
+                raise _Leave  # the parser refuses it with the line
             if text == "[]":
                 return [], i
             if text == "{}":
@@ -329,16 +331,16 @@ class _Reader:
             else:
                 raise _Leave  # a line of spaces only
             i += 1
-        if not hinted and (not body or not body[0] or body[0][0] == " "):
+        if not any(body):
+            raise _Leave  # no text in the block: left to the parser's chomping rules
+        if not hinted and (not body[0] or body[0][0] == " "):
             raise _Leave  # the parser would find the indentation elsewhere
         if i < count and lines[i].lstrip(" ")[:1] == "#":
             raise _Leave  # a comment just under a block: left to the parser
         if chomp == "+":
             return "\n".join(body) + "\n", i
-        while body and not body[-1]:
+        while not body[-1]:
             body.pop()
-        if not body:
-            raise _Leave
         text = "\n".join(body)
         return (text if chomp == "-" else text + "\n"), i
 

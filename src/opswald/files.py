@@ -649,7 +649,7 @@ class _YamlBuilder:
             raise GoldenLoadError(_bad_tag(tag), line=_line(event))
         try:
             return convert(ScalarNode(tag, event.value))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, IndexError):  # IndexError: `!!int ""`
             message = f"cannot read {event.value!r} as {_short_tag(tag)}"
             raise GoldenLoadError(message, line=_line(event)) from None
 

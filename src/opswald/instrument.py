@@ -194,6 +194,7 @@ def _request(ctx: Context, name: str, arguments: Any) -> Any:
     the reason a recording or update does not write the golden."""
     request, lost = tool_request(arguments)
     ctx.keys_lost("arguments", name, lost)
+    ctx.formless_arguments_kept(name, arguments)
     return request
 
 

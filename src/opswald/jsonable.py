@@ -108,7 +108,12 @@ def lost_keys(value: Any, _path: tuple[str | int, ...] = (), _depth: int = 0) ->
     elif isinstance(value, list | tuple | set | frozenset):
         parts = enumerate(value)
     elif callable(getattr(value, "model_dump", None)) and not isinstance(value, type):
-        return None  # a model's dump has string keys
+        # its fields by name; a `dict[int | str, X]` field keeps keys that are not strings
+        try:
+            dumped = value.model_dump()
+        except Exception:  # a model whose serializer fails: written as `to_jsonable` can
+            return None
+        return lost_keys(dumped, _path, nxt) if isinstance(dumped, Mapping) else None
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         parts = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
     else:

@@ -611,6 +611,7 @@ class Context:
         self.lost_keys: KeysLost | None = None
         # the first function result with no data form (its name, the part): never written
         self.formless_result: tuple[str, Formless] | None = None
+        self.formless_arguments: tuple[str, Formless] | None = None
         # served answers the agent got as another type than its function returned when
         # recorded (or that do not validate as its annotation), in the order served
         self.retyped: list[Retyped] = []
@@ -1403,6 +1404,16 @@ class Context:
                 found = found._replace(text=self.redactor(found.text))
                 with self._lock:
                     self.formless_result = self.formless_result or (function, found)
+
+    def formless_arguments_kept(self, tool: str, arguments: Any) -> None:
+        """Remember the first tool call whose arguments have no data form: the step would
+        hold their repr, which changes every run, and never match again."""
+        if self.formless_arguments is None:
+            found = formless(arguments)
+            if found is not None:
+                found = found._replace(text=self.redactor(found.text))
+                with self._lock:
+                    self.formless_arguments = self.formless_arguments or (tool, found)
 
     def keys_kept(
         self, part: Literal["state", "result", "arguments"], name: str | None, value: Any

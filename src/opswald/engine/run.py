@@ -107,6 +107,7 @@ class Run:
     formless_output: Formless | None = None
     # the first tool or model function result with no data form (its name, the part)
     formless_result: tuple[str, Formless] | None = None
+    formless_arguments: tuple[str, Formless] | None = None  # a tool call's, the first
     # the first data (`output`, a snapshot, a tool or model function's result, a tool's
     # arguments) whose dict keys a golden writes alike, keeping one of them: never written
     lost_keys: KeysLost | None = None
@@ -294,6 +295,7 @@ def execute(
         surface=settings.surface,
         formless_output=shapeless,
         formless_result=ctx.formless_result,
+        formless_arguments=ctx.formless_arguments,
         unrecorded=tuple(ctx.unrecorded),
         lost_keys=lost,
         return_notes=tuple(ctx.return_notes.values()),
@@ -561,12 +563,20 @@ def no_data_form(run: Run) -> Finding | None:
         name, found = run.formless_result
         whose, where = f"the result of {name}", render(("value", *found.path))
         suggestion += f" from {name}"
+    elif run.formless_arguments is not None:
+        name, found = run.formless_arguments
+        whose, where = f"the arguments of {name}", render(("input", *found.path))
+        suggestion = (
+            f"pass plain data (dicts, lists, strings, numbers), a dataclass or a pydantic "
+            f"model to {name}"
+        )
     else:
         return None
     return Finding(
         kind="output",
         message=(
-            f"{whose} has no data form: {where} is an instance of {found.kind}, "
+            f"{whose} {'have' if whose.startswith('the arguments') else 'has'} no data "
+            f"form: {where} is an instance of {found.kind}, "
             f"written only as its repr {found.text}, which changes every run"
         ),
         name=name,
