@@ -185,7 +185,10 @@ def a(x):
 
 def run(input):
     a(x=1)
-    for phase in ("start", "middle", "done"):
+    phases = ("start", "middle", "done")
+    if os.environ.get("SWAP"):
+        phases = ("middle", "start", "done")
+    for phase in phases:
         if phase != os.environ.get("SKIP"):
             opswald.state(variables={"phase": phase})
     a(x=2)
@@ -219,3 +222,27 @@ def test_one_of_back_to_back_snapshots_gone_is_the_one_difference(
     )
     assert len(re.findall(r"· state: state snapshot .*\(state: ", out)) == 1, out
     assert "state snapshot differs" not in out and " → " not in out, out
+
+
+def test_back_to_back_snapshots_taken_in_another_order_fail_state_exact(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two snapshots swapped: the state at each place differs, and `state: exact` fails
+    (pairing them by content alone had each face its equal, and the run passed)."""
+    monkeypatch.delenv("SKIP", raising=False)
+    monkeypatch.delenv("SWAP", raising=False)
+    project.makepyfile(bagent=BACK_TO_BACK_AGENT)
+    project.makeini("[pytest]\nopswald_adapter = bagent:run\npythonpath = .\n")
+    (project.path / "goldens" / "b.golden.yaml").write_text(
+        "name: b\ninput: {q: hi}\nexpect:\n  state: exact\n"
+    )
+    project.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.setenv("SWAP", "1")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "step 2 of 5 · state: state snapshot differs (state: exact)",
+            "*variables.phase: 'start' → 'middle'",
+        ]
+    )

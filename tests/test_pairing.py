@@ -67,3 +67,14 @@ def test_snapshot_timestamps_do_not_make_them_differ() -> None:
     golden = steps({**snap(1), "timestamp": "t1"}, {**snap(2), "timestamp": "t2"})
     actual = steps({**snap(2), "timestamp": "t9", "duration_ms": 3})
     assert step_pairs(golden, actual) == [(1, 0), (2, 1)]
+
+
+def test_back_to_back_snapshots_taken_in_another_order_pair_in_order() -> None:
+    """A swap: paired by content, each would face its equal and the change of order (the
+    state at the next call is another) would show nowhere; in order, both places differ."""
+    golden = steps(call(), snap(1), snap(2), call(2))
+    actual = steps(call(), snap(2), snap(1), call(2))
+    assert step_pairs(golden, actual) == [(1, 1), (2, 2), (3, 3), (4, 4)]
+    golden = steps(snap(1), snap(2), snap(3), call())
+    actual = steps(snap(3), snap(1), call())  # 2 gone, 3 moved first
+    assert step_pairs(golden, actual) == [(1, 1), (2, 2), (3, 0), (4, 3)]
