@@ -444,7 +444,8 @@ _PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 
 
 class _PlainResolver(yaml.resolver.BaseResolver):
-    """The golden loader's resolver, without a loader around it."""
+    """The golden loader's resolver, without a loader around it (the parser's scalars and
+    the line reader's are resolved and constructed alike, by module-level instances)."""
 
     yaml_implicit_resolvers = _GoldenLoader.yaml_implicit_resolvers
 
@@ -456,6 +457,17 @@ _PLAIN_CONVERT: dict[str, Callable[[ScalarNode], Any]] = {
 }
 
 
+def _plain_tag(text: str) -> str:
+    """The resolver's tag for a plain scalar, remembered for short ones (it depends on the
+    text alone: "Oslo", "openai", "function" recur in every golden)."""
+    tag = _RESOLVED_TAG.get(text)
+    if tag is None:
+        tag = _PLAIN_RESOLVE(ScalarNode, text, (True, False))
+        if len(text) <= _INTERN_UP_TO and len(_RESOLVED_TAG) < _RESOLVED_TAG_MAX:
+            _RESOLVED_TAG[text] = tag
+    return tag
+
+
 def _plain_value(text: str) -> Any:
     """A plain scalar's value, as `_YamlBuilder.scalar` gives it; ValueError where the
     safe parser refuses it (the line reader then leaves the text to the parser)."""
@@ -463,11 +475,7 @@ def _plain_value(text: str) -> Any:
         return sys.intern(text) if len(text) <= _INTERN_UP_TO else text
     if len(text) < 19 and _PLAIN_NUMBER.fullmatch(text):
         return float(text) if "." in text else int(text)
-    tag = _RESOLVED_TAG.get(text)
-    if tag is None:
-        tag = _PLAIN_RESOLVE(ScalarNode, text, (True, False))
-        if len(text) <= _INTERN_UP_TO and len(_RESOLVED_TAG) < _RESOLVED_TAG_MAX:
-            _RESOLVED_TAG[text] = tag
+    tag = _plain_tag(text)
     if tag == _STR:
         return sys.intern(text) if len(text) <= _INTERN_UP_TO else text
     convert = _PLAIN_CONVERT.get(tag)
@@ -526,12 +534,7 @@ class _YamlBuilder:
         self.loader = loader
         self.text = text
         self.max_depth = max_depth
-        self.convert: dict[str, Callable[[ScalarNode], Any]] = {
-            tag: getattr(loader, name) for tag, name in _SCALAR_CONSTRUCTORS.items()
-        }
-        self.convert[_YAML + "timestamp"] = _scalar_text
         self.get = typing.cast(Callable[[], ev.Event], loader.get_event)
-        self.resolve = typing.cast(Callable[[type, str, Any], str], loader.resolve)
 
     def document(self) -> dict[str, Any]:
         """The one document of the stream, which must be a mapping."""
@@ -605,7 +608,7 @@ class _YamlBuilder:
         if not isinstance(event, ev.ScalarEvent):
             message = "a mapping key must be a plain string, not a list or a mapping"
             raise GoldenLoadError(message, line=_line(event))
-        if event.tag not in (None, "!", _STR) and event.tag not in self.convert:
+        if event.tag not in (None, "!", _STR) and event.tag not in _PLAIN_CONVERT:
             raise GoldenLoadError(_bad_tag(event.tag), line=_line(event))
         # keys repeat in every step of every golden: one string object each (memory)
         name = sys.intern(str(event.value))
@@ -640,11 +643,11 @@ class _YamlBuilder:
                 # digit strings take the checked path below)
                 return float(value) if "." in value else int(value)
             else:
-                tag = _RESOLVED_TAG.get(value) or self._resolve(value, event.implicit)
+                tag = _plain_tag(value)
         if tag == _STR:
             value = event.value
             return sys.intern(value) if len(value) <= _INTERN_UP_TO else value
-        convert = self.convert.get(tag or "")
+        convert = _PLAIN_CONVERT.get(tag or "")
         if convert is None:
             raise GoldenLoadError(_bad_tag(tag), line=_line(event))
         try:
@@ -652,14 +655,6 @@ class _YamlBuilder:
         except (ValueError, KeyError, TypeError, IndexError):  # IndexError: `!!int ""`
             message = f"cannot read {event.value!r} as {_short_tag(tag)}"
             raise GoldenLoadError(message, line=_line(event)) from None
-
-    def _resolve(self, value: str, implicit: tuple[bool, bool]) -> str:
-        """The resolver's tag for a plain scalar, remembered for short values (its answer
-        depends on the value alone: "Oslo", "openai", "function" recur in every golden)."""
-        tag = self.resolve(ScalarNode, value, implicit)
-        if len(value) <= _INTERN_UP_TO and len(_RESOLVED_TAG) < _RESOLVED_TAG_MAX:
-            _RESOLVED_TAG[value] = tag
-        return tag
 
 
 def _scalar_text(node: ScalarNode) -> str:
