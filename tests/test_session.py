@@ -430,8 +430,26 @@ def test_there_are_example_goldens() -> None:
         {"name": "x", "schema_version": 2},
         {"name": "x", "tags": "critical"},
         {"name": "x", "expect": {"output": {"match": "fuzzy"}}},
+        {"name": "x", "expect": {"budgets": {"cost": "cheap"}}},
+        {"name": "x", "expect": {"budgets": {"cost": "0.05 USD"}}},
+        {"name": "x", "expect": {"budgets": {"total_tokens": "+20"}}},
+        {"name": "x", "expect": {"budgets": {"duration_ms": -5}}},
+        {"name": "x", "expect": {"budgets": {"steps": True}}},
     ],
-    ids=["extra", "step_type", "step_zero", "no_tool", "version", "tags", "match"],
+    ids=[
+        "extra",
+        "step_type",
+        "step_zero",
+        "no_tool",
+        "version",
+        "tags",
+        "match",
+        "budget_word",
+        "budget_unit",
+        "budget_no_percent",
+        "budget_negative",
+        "budget_bool",
+    ],
 )
 def test_json_schema_rejects_what_load_rejects(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
@@ -457,6 +475,20 @@ ACCEPTED_BY_LOAD = {
     "state_shorthand": {"expect": {"state": "exact"}},
     "state_paths_shorthand": {"expect": {"state": ["memory.seat"]}},
     "error_shorthand": {"expect": {"error": "type"}},
+    "budget_forms": {
+        "expect": {
+            "budgets": {
+                "cost": " $0.05 ",
+                "input_tokens": "<= 1200",
+                "output_tokens": "+20%",
+                "total_tokens": "- 10.5 %",
+                "duration_ms": 1.5e3,
+                "llm_calls": 0,
+                "tool_calls": ".5",
+                "steps": "1e2",
+            }
+        }
+    },
     "normalize_mapping": {"expect": {"requests": {"normalize": {r"\d+": "<n>"}}}},
     "state_extras": {"steps": [{"step": 1, "type": "state", "plan": [1]}], "output": 1},
     "error_args_attributes": {

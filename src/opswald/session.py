@@ -334,7 +334,20 @@ def _check_budget(value: Any) -> Any:
     return value
 
 
-Budget = Annotated[float | int | str, BeforeValidator(_check_budget)]
+# What editors check a budget against: the forms `_check_budget` reads (it also refuses a
+# relative budget below -100%, which a pattern does not say).
+BUDGET_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {
+            "type": "string",
+            "pattern": (rf"^\s*(?:(?:<=)?\s*\$?\s*{BUDGET_NUMBER}|[+-]\s*{BUDGET_NUMBER}\s*%)\s*$"),
+        },
+    ],
+    "description": BUDGET_FORMS,
+}
+
+Budget = Annotated[float | int | str, BeforeValidator(_check_budget), WithJsonSchema(BUDGET_SCHEMA)]
 
 
 class BudgetsExpect(_Model):
