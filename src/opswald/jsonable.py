@@ -227,12 +227,10 @@ _ATOMS = (str, int, float, type(None))  # bool is an int; a tuple checks faster 
 def plain_copy(value: Any) -> Any:
     """A deep copy of recorded data (what replay hands the agent, so that an agent changing
     what it was given cannot change the golden). Plain data copies through `marshal`, about
-    4x faster than a JSON round trip; anything else through `copy.deepcopy`. Format 2: it
-    keeps no table of the objects already written (recorded data shares none) and marks no
-    string as interned, which makes the copy about 15% faster than the current format."""
+    4x faster than a JSON round trip; anything else through `copy.deepcopy`."""
     if isinstance(value, _ATOMS):
         return value
     try:
-        return marshal.loads(marshal.dumps(value, 2))
+        return marshal.loads(marshal.dumps(value))
     except (ValueError, TypeError):  # an object marshal does not know, or too deep
         return copy.deepcopy(value)
