@@ -30,7 +30,11 @@ else its `content`; streamed choices interleave, as the API sends them) and `log
 (each streamed content piece is one token, with its log probability in its chunk; the JSON
 answer lists them all). A script item with `role_joined: true` streams each choice's role
 in the chunk of its first piece (`{"role": "assistant", "content": "Hel"}`, or the first
-tool call's head), as some providers and proxies do, rather than in a chunk of its own.
+tool call's head), as some providers and proxies do, rather than in a chunk of its own;
+`finish_joined: true` sends each choice's finish reason in the chunk of its last piece
+rather than in a chunk of its own, and `head_joined: true` each tool call's first piece of
+arguments in the chunk of its head (`{"id": ..., "function": {"name": ...,
+"arguments": "{\"ci"}}`), as other providers do.
 A script item with `failed` (an error object, `{"code": "server_error", "message": ...}`)
 is a Responses answer that failed: `status: "failed"` with that `error` (its output items
 and usage as usual), which a stream sends as its last event, `response.failed`, in place
@@ -87,6 +91,8 @@ class Reply(NamedTuple):
     chunks: tuple[int, ...] = ()  # piece lengths of every streamed text, repeated
     break_after: int | None = None  # a stream's error event comes after this many pieces
     role_joined: bool = False  # Chat Completions: the role comes with the first piece
+    finish_joined: bool = False  # Chat Completions: the finish comes with the last piece
+    head_joined: bool = False  # Chat Completions: a call's head comes with its first piece
     failed: Json | None = None  # Responses: the response failed with this error object
 
     def pieces(self, text: str) -> list[str]:
@@ -263,8 +269,10 @@ def _chat_pieces(r: Reply, logprobs: bool) -> Iterator[tuple[Json, Json | None]]
         )
     for index, call in enumerate(r.tool_calls):
         head = {"index": index, "id": f"call_{call[0]}", "type": "function"}
-        yield {"tool_calls": [{**head, "function": {"name": call[1], "arguments": ""}}]}, None
-        for piece in r.pieces(_args(call)):
+        pieces = r.pieces(_args(call))
+        first = pieces.pop(0) if r.head_joined and pieces else ""
+        yield {"tool_calls": [{**head, "function": {"name": call[1], "arguments": first}}]}, None
+        for piece in pieces:
             yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None
 
 
@@ -279,15 +287,24 @@ def chat_sse(
         base["usage"] = None
     choices = [_choice_reply(r, i) for i in range(options.n)]
     streams = [list(_chat_deltas(c, options.logprobs)) for c in choices]
+    # a choice's finish joins the chunk of its last piece (a choice with none sends it alone)
+    joined = [
+        c.finish_joined and any(stream[-1][0].get(k) for k in ("content", "tool_calls"))
+        for c, stream in zip(choices, streams, strict=True)
+    ]
     chunks: list[Json] = []
     for row in itertools.zip_longest(*streams):
         for index, item in enumerate(row):
             if item is None:
                 continue
             delta, logprobs = item
-            choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
+            last = item is streams[index][-1] and joined[index]
+            finish = _chat_finish(choices[index]) if last else None
+            choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
             chunks.append({**base, "choices": [choice]})
     for index, c in enumerate(choices):
+        if joined[index]:
+            continue
         last = {"index": index, "delta": {}, "logprobs": None, "finish_reason": _chat_finish(c)}
         chunks.append({**base, "choices": [last]})
     if include_usage:
@@ -304,7 +321,8 @@ def _chat_piece(chunk: Json) -> bool:
     if delta.get("role") is not None and not delta.get("content"):
         return False  # a role chunk, unless the first piece came in it
     calls = delta.get("tool_calls") or [{}]
-    return bool(delta.get("content") or delta.get("refusal") or "id" not in calls[0])
+    arguments = (calls[0].get("function") or {}).get("arguments")
+    return bool(delta.get("content") or delta.get("refusal") or "id" not in calls[0] or arguments)
 
 
 # --------------------------------------------------------------------------- OpenAI responses
@@ -736,6 +754,8 @@ class FakeProvider:
             chunks=tuple(item.get("chunks") or ()),
             break_after=item.get("break_after"),
             role_joined=bool(item.get("role_joined")),
+            finish_joined=bool(item.get("finish_joined")),
+            head_joined=bool(item.get("head_joined")),
             failed=item.get("failed"),
         )
         return reply, n

@@ -505,6 +505,94 @@ def test_a_replayed_chat_stream_sends_the_chunks_the_agent_got(
     assert _seen(seen) == pieces
 
 
+@pytest.mark.parametrize(
+    "joins",
+    [("finish_joined",), ("head_joined",), ("role_joined", "finish_joined", "head_joined")],
+    ids=["finish", "head", "all"],
+)
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_replayed_chat_stream_joins_what_the_provider_joined(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, joins: tuple[str, ...], n: int
+) -> None:
+    """Some providers send a choice's finish reason in the chunk of its last piece, and a
+    tool call's first piece of arguments in the chunk of its head (the API sends each in
+    a chunk of its own). Replay sends the chunks the agent iterated live, whole."""
+    monkeypatch.setenv("N", str(n))
+    script = _script(SIZES)
+    if n == 2:
+        script[1] = {**script[1], "alternatives": ["Warm in Rome."]}
+    script = [{**item, **dict.fromkeys(joins, True)} for item in script]
+    session = _record(project, monkeypatch, "chat_chunks", script)
+    pieces = session.output["pieces"]
+    deltas = [c["choices"][0] for _, c in pieces if c["choices"]]
+    if "finish_joined" in joins:
+        # a choice with no piece (choice 1 of the tool call's turn) sends its finish alone
+        joined = [d for d in deltas if d["finish_reason"] and d["index"] == 0]
+        assert len(joined) == 2 and all(
+            d["delta"]["content"] or d["delta"]["tool_calls"] for d in joined
+        ), "the provider joined them as scripted"
+    if "head_joined" in joins:
+        heads = [
+            d["delta"]["tool_calls"][0]
+            for d in deltas
+            if d["delta"]["tool_calls"] and d["delta"]["tool_calls"][0]["id"]
+        ]
+        assert heads and all(h["function"]["arguments"] for h in heads)
+    attributes = [s.attributes or {} for s in _llm_steps(session)]
+    assert all(STREAM_CHUNKS in a for a in attributes)
+
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == pieces
+
+
+def test_a_chat_stream_recorded_before_joins_were_kept_replays_them_apart(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A golden written without the join marks (as before they were kept) replays each
+    finish and each call's head in a chunk of its own, as it did."""
+    script = [{**item, "finish_joined": True, "head_joined": True} for item in _script(SIZES)]
+    session = _record(project, monkeypatch, "chat_chunks", script)
+    for step in _llm_steps(session):
+        chunks = (step.attributes or {})[STREAM_CHUNKS]
+        kept = {k: v for k, v in chunks.items() if not isinstance(v, str)}
+        assert len(kept) < len(chunks), "a join mark was kept"
+        _rewrite_step(
+            project,
+            step.step,
+            lambda s, kept=kept: s.model_copy(
+                update={"attributes": {**(s.attributes or {}), STREAM_CHUNKS: kept}}
+            ),
+        )
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    # the agent's output lists the chunks it got: more of them now, so it differs
+    _replay(project).assert_outcomes(failed=1)
+    replayed = [c["choices"][0] for _, c in _seen(seen) if c["choices"]]
+    assert len(replayed) == len([c for _, c in session.output["pieces"] if c["choices"]]) + 3
+    finishing = [d for d in replayed if d["finish_reason"]]
+    assert len(finishing) == 2 and all(
+        d["delta"] == {} or not any(d["delta"].values()) for d in finishing
+    )
+    heads = [
+        d["delta"]["tool_calls"][0]
+        for d in replayed
+        if d["delta"]["tool_calls"] and d["delta"]["tool_calls"][0]["id"]
+    ]
+    assert len(heads) == 1 and heads[0]["function"]["arguments"] == ""
+
+
+def _rewrite_step(project: pytest.Pytester, number: int, edit: Any) -> None:
+    """The golden with `edit` applied to its step `number`."""
+    session = load(project.path / GOLDEN)
+    steps = [edit(s) if s.step == number else s for s in session.step_list]
+    session = session.model_copy()
+    session.steps = steps
+    session.model_fields_set.update({"steps", "output"})
+    dump(session, project.path / GOLDEN)
+
+
 def _rewrite_answer(project: pytest.Pytester, edit: Any) -> None:
     """The golden with `edit` applied to its last step (the answer)."""
     session = load(project.path / GOLDEN)

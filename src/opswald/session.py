@@ -34,7 +34,10 @@ in `raw` (`choices[0].message.content`), the lengths of the pieces it came in (0
 piece), so that replay cuts it the same way; for a Chat Completions stream with `n` > 1,
 under `choices`, the order its choices' chunks came in (`"0,1*12"`) when it was not one
 choice after the other, and under a choice's `choices[0].message.role`, `with first piece`
-when its role came in the chunk of its first piece rather than in one of its own.
+when its role came in the chunk of its first piece rather than in one of its own (so too
+under a tool call's `choices[0].message.tool_calls[0]` when its head came with the first
+piece of its arguments, and `with last piece` under `choices[0].finish_reason` when the
+finish reason came in the chunk of the last piece).
 Delivery, not behaviour: never compared, and ignored when it does not add up to the
 text."""
 

@@ -182,6 +182,22 @@ def _role_path(index: int) -> str:
     return f"{_message_path(index)}.role"
 
 
+# The STREAM_CHUNKS value, under a choice's `choices[i].finish_reason`, of a stream that
+# sent the choice's finish reason in the chunk of its last piece, and under a tool call's
+# `choices[i].message.tool_calls[j]`, ROLE_JOINED when its head (id, name) came with the
+# first piece of its arguments: other providers stream so; the API sends each in a chunk
+# of its own, as replay does without them.
+FINISH_JOINED = "with last piece"
+
+
+def _finish_path(index: int) -> str:
+    return f"choices[{index}].finish_reason"
+
+
+def _call_path(index: int, position: Any) -> str:
+    return f"{_message_path(index)}.tool_calls[{position}]"
+
+
 def _carries_piece(delta: dict[str, Any]) -> bool:
     """The delta carries a piece of the answer: text, a refusal or a tool call."""
     return bool(delta.get("content") or delta.get("refusal") or delta.get("tool_calls"))
@@ -201,6 +217,8 @@ class _ChoiceState:
         self.logprobs: dict[str, Any] | None = None  # None: the chunks carried none
         self.started = False  # a chunk of this choice was read
         self.role_joined = False  # the role came in the chunk of the first piece
+        self.finish_joined = False  # the finish reason came in the chunk of the last piece
+        self.heads_joined: set[int] = set()  # calls whose head came with their first piece
 
     def add(self, choice: dict[str, Any]) -> None:
         delta = choice.get("delta") or {}
@@ -219,7 +237,9 @@ class _ChoiceState:
         for fragment in delta.get("tool_calls") or []:
             if isinstance(fragment, dict):
                 self._add_tool_fragment(fragment)
-        self.finish = choice.get("finish_reason") or self.finish
+        if choice.get("finish_reason"):
+            self.finish = choice["finish_reason"]
+            self.finish_joined = _carries_piece(delta)
         if isinstance(choice.get("logprobs"), dict):
             self._add_logprobs(choice["logprobs"])
 
@@ -233,6 +253,8 @@ class _ChoiceState:
         arguments = function.get("arguments")
         if arguments or fragment.get("id") is None:  # a call's head has `arguments: ""`
             self.pieces.add(_arguments_path(self.index, position), arguments)
+            if arguments and fragment.get("id") is not None:
+                self.heads_joined.add(position)
 
     def _add_logprobs(self, logprobs: dict[str, Any]) -> None:
         """Each chunk carries the log probabilities of its own tokens: the whole answer's
@@ -316,8 +338,13 @@ class _StreamState:
         if order is not None:
             chunks = {**(chunks or {}), ORDER: order}
         for index, choice in sorted(self.choices.items()):
+            joins = {_call_path(index, position): ROLE_JOINED for position in choice.heads_joined}
             if choice.role_joined:
-                chunks = {**(chunks or {}), _role_path(index): ROLE_JOINED}
+                joins[_role_path(index)] = ROLE_JOINED
+            if choice.finish_joined:
+                joins[_finish_path(index)] = FINISH_JOINED
+            if joins:
+                chunks = {**(chunks or {}), **joins}
         came = bool(self.choices or self.envelope or self.usage is not None)
         return Decoded(
             output=first.output(),
@@ -530,14 +557,17 @@ class _Chunks:
         comes in the chunk of the first piece when it came so (ROLE_JOINED)."""
         role = {"role": "assistant", "content": "" if c.text else None}
         pieces = self._pieces(c)
+        joined = bool(pieces) and self.cuts.get(_finish_path(c.index)) == FINISH_JOINED
         if pieces and self.cuts.get(_role_path(c.index)) == ROLE_JOINED:
             first, logprobs = pieces[0]
             pieces[0] = ({**role, **first}, logprobs)
         else:
             pieces.insert(0, (role, None))
-        for delta, logprobs in pieces:
-            self.add(delta, index=c.index, logprobs=logprobs)
-        if c.finish is not None:
+        last = len(pieces) - 1
+        for at, (delta, logprobs) in enumerate(pieces):
+            finish = c.finish if joined and at == last else None
+            self.add(delta, finish, index=c.index, logprobs=logprobs)
+        if c.finish is not None and not joined:
             self.add({}, c.finish, index=c.index)
 
     def _pieces(self, c: _Choice) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
@@ -555,16 +585,20 @@ class _Chunks:
                     logprobs = {"content": None, "refusal": None, key: own}
                 out.append(({key: piece}, logprobs))
         for position, (call_id, name, args) in enumerate(c.calls):
+            where = _arguments_path(c.index, position)
+            text = args if isinstance(args, str) else self.cuts.json_text(where, args)
+            cut = self.cuts.cut(where, text, 2)
+            first = ""
+            if cut and cut[0] and self.cuts.get(_call_path(c.index, position)) == ROLE_JOINED:
+                first = cut.pop(0)  # the head came with the first piece of its arguments
             head = {
                 "index": position,
                 "id": call_id,
                 "type": "function",
-                "function": {"name": name, "arguments": ""},
+                "function": {"name": name, "arguments": first},
             }
             out.append(({"tool_calls": [head]}, None))
-            where = _arguments_path(c.index, position)
-            text = args if isinstance(args, str) else self.cuts.json_text(where, args)
-            for piece in self.cuts.cut(where, text, 2):
+            for piece in cut:
                 fragment = {"index": position, "function": {"arguments": piece}}
                 out.append(({"tool_calls": [fragment]}, None))
         return out
