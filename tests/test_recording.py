@@ -184,6 +184,71 @@ def test_a_session_loading_would_refuse_is_not_written(tmp_path: Path) -> None:
     assert not list(store.glob("*"))
 
 
+@opswald.tool
+def search(filters: dict[Any, Any]) -> dict[str, Any]:
+    return {"hits": len(filters)}
+
+
+class Thing:
+    """No data form: written only as its repr, with a memory address."""
+
+
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        ("arguments", r"the arguments of search have keys .* 1 and '1' in input\.filters"),
+        ("output", r"the agent's output has keys .* None and 'null' in output"),
+        ("input", r"the input given has keys .* True and 'true' in input\.flags"),
+        ("formless", r"the agent's output has no data form: output\.thing is an instance"),
+    ],
+    ids=["arguments", "output", "input", "formless"],
+)
+def test_a_session_that_would_lose_data_is_not_written(
+    tmp_path: Path, case: str, said: str
+) -> None:
+    """Colliding keys (`1` and `'1'` both written "1") lost a value in silence, and a value
+    with no data form was written as its repr, outside pytest as under it they are not:
+    the golden asked for is refused, nothing written; a trace is kept out of the store."""
+    from opswald.files import GoldenWriteRefused
+
+    given = {"flags": {True: 1, "true": 2}} if case == "input" else {"q": 1}
+
+    def block(rec: Any) -> None:
+        if case == "arguments":
+            search(filters={1: "a", "1": "b"})
+        rec.output = {
+            "output": {None: 1, "null": 2},
+            "formless": {"thing": Thing()},
+        }.get(case, "done")
+
+    path = tmp_path / "goldens" / "lost.golden.yaml"
+    with pytest.raises(GoldenWriteRefused, match=f"{path} was not written: {said}"):
+        with opswald.record(path, input=given) as rec:
+            block(rec)
+    assert not path.exists() and not list(path.parent.glob("*"))
+    store = tmp_path / "traces"
+    with pytest.warns(UserWarning, match=f"the trace was not stored: {said}"):
+        with opswald.record(name="lost", input=given, store=store) as rec:
+            block(rec)
+    assert rec.path is None and rec.session is not None
+    assert not list(store.glob("**/*.y*ml"))
+
+
+def test_dump_refuses_keys_a_golden_writes_alike(tmp_path: Path) -> None:
+    """`opswald.dump` of a session built in code wrote `{1: 'a', '1': 'b'}` as `'1': b`."""
+    from opswald.files import GoldenWriteRefused
+
+    session = opswald.Session.model_validate(
+        {"name": "d", "input": {"a": [{1: "a", "1": "b"}]}, "output": 1}
+    )
+    path = tmp_path / "d.golden.yaml"
+    with pytest.raises(GoldenWriteRefused, match=r"1 and '1' in input\.a\[0\] are both"):
+        opswald.dump(session, path)
+    assert not path.exists()
+    opswald.dump(session.model_copy(update={"input": {"a": [{"1": "b"}]}}), path)
+    assert opswald.load(path).input == {"a": [{"1": "b"}]}
+
+
 RULES_TEST = """
 import opswald
 

@@ -1227,7 +1227,10 @@ def _plain(value: Any) -> Any:
     if kind in _SCALAR_TYPES:
         return value
     if kind is dict or isinstance(value, Mapping):
-        return {_plain_key(key): _plain(item) for key, item in value.items()}
+        out = {_plain_key(key): _plain(item) for key, item in value.items()}
+        if len(out) != len(value):  # `1` and `'1'` both written "1": one was lost
+            _COLLIDED.set(True)
+        return out
     if kind is list or isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     if isinstance(value, BaseModel) and kind.__module__ == Session.__module__:
@@ -1277,9 +1280,32 @@ def dumps(session: Session, fmt: Format = "yaml", *, redactor: Redactor | None =
     return _text(_canonical(session, redactor), fmt)
 
 
+# Set by `_plain` when a dict had keys written alike; `dump` refuses to write such data.
+_COLLIDED: contextvars.ContextVar[bool] = contextvars.ContextVar("_COLLIDED", default=False)
+
+
 def _canonical(session: Session, redactor: Redactor | None) -> dict[str, Any]:
     data = to_data(session)
     return redact_data(data, redactor) if redactor is not None else data
+
+
+def _collision_refusal(session: Session) -> str:
+    """What `dump` says of a session holding a dict whose keys a golden writes alike."""
+    from opswald.jsonable import lost_keys
+    from opswald.paths import render
+
+    found = lost_keys(session)
+    where = ""
+    if found is not None:
+        first, second = found.keys
+        where = (
+            f": {first} and {second} in {render(found.path) or 'the session'} are both "
+            f"written {found.written!r}"
+        )
+    return (
+        f"the session has keys that a golden writes alike{where}, so the golden would keep "
+        "only one; use keys of one type in that dict (strings, say), so that none is lost"
+    )
 
 
 def _text(data: dict[str, Any], fmt: Format) -> str:
@@ -1347,7 +1373,13 @@ def dump(
     by how much, and what to do."""
     limits = limits or _LIMITS.get()
     fmt = _format_of(path)
-    data = _canonical(session, redactor)
+    token = _COLLIDED.set(False)
+    try:
+        data = _canonical(session, redactor)
+        if _COLLIDED.get():
+            raise GoldenWriteRefused(_collision_refusal(session))
+    finally:
+        _COLLIDED.reset(token)
     if _deeper_than(data, limits.max_depth):
         raise GoldenWriteRefused(_deep_refusal(data, limits.max_depth))
     text = _text(data, fmt)

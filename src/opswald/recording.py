@@ -115,9 +115,14 @@ def record(
         ctx.close_open()  # calls the block ended before they finished: cancelled steps
         session.steps = ctx.actual_steps()
         rec.session = session
+        unwritable = _unwritable(ctx, input, rec.output, errored=error is not None)
+        if unwritable is not None and target is not None:
+            unwritable = f"{target} was not written: {unwritable}"
         if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                if unwritable is not None:
+                    raise GoldenWriteRefused(unwritable)
                 dump(session, target)
             except GoldenWriteRefused as exc:
                 if error is None:
@@ -135,11 +140,47 @@ def record(
 
             session.session_id = uuid.uuid4().hex[:12]
             try:
+                if unwritable is not None:
+                    raise GoldenWriteRefused(unwritable)
                 rec.path = save(session, store)
             except GoldenWriteRefused as exc:  # the run itself went well: say so, go on
                 import warnings
 
                 warnings.warn(f"opswald.record: the trace was not stored: {exc}", stacklevel=3)
+
+
+def _unwritable(ctx: Any, given: Any, output: Any, *, errored: bool) -> str | None:
+    """Why the session is not written, as under pytest: a dict whose keys a golden writes
+    alike (`1` and `'1'`: one would be lost), or a value with no data form (its repr, which
+    changes every run), in the arguments or results of the calls, a snapshot, or the
+    output (not looked at when the block raised: the session has no output then); and
+    colliding keys in the `input` given."""
+    from opswald.engine.context import KeysLost
+    from opswald.engine.run import data_form_finding, lost_keys_finding
+    from opswald.jsonable import formless, lost_keys
+    from opswald.paths import render
+
+    collided = lost_keys(given)
+    if collided is not None:
+        first, second = collided.keys
+        return (
+            f"the input given has keys that a golden writes alike: {first} and {second} in "
+            f"{render(('input', *collided.path))} are both written {collided.written!r}, so "
+            "the golden would keep only one; use keys of one type in that dict (strings, "
+            "say), so that none is lost"
+        )
+    shapeless = None if errored else formless(output)
+    if shapeless is not None:
+        shapeless = shapeless._replace(text=ctx.redactor(shapeless.text))
+    lost = ctx.lost_keys
+    if lost is None and not errored:
+        found = lost_keys(output)
+        lost = KeysLost(part="output", name=None, found=found) if found is not None else None
+    finding = data_form_finding(shapeless, ctx.formless_result, ctx.formless_arguments)
+    finding = finding or lost_keys_finding(lost)
+    if finding is None:
+        return None
+    return f"{finding.message}; {finding.suggestion}"
 
 
 def _prices(target: Path | None) -> Any:

@@ -545,12 +545,21 @@ def no_data_form(run: Run) -> Finding | None:
     data form, as the reason a golden is not written: its repr (with a memory address)
     would be written, and fail the golden's next replay (a result's `decode=` would get
     that text)."""
+    return data_form_finding(run.formless_output, run.formless_result, run.formless_arguments)
+
+
+def data_form_finding(
+    output: Formless | None,
+    result: tuple[str, Formless] | None,
+    arguments: tuple[str, Formless] | None,
+) -> Finding | None:
+    """`no_data_form` of the parts found (also what `opswald.record` refuses to write)."""
     from opswald.paths import render
 
     suggestion = (
         "return plain data (dicts, lists, strings, numbers), a dataclass or a pydantic model"
     )
-    found = run.formless_output
+    found = output
     if found is not None:
         whose, where = "the agent's output", render(("output", *found.path))
         if not found.path:
@@ -559,12 +568,12 @@ def no_data_form(run: Run) -> Finding | None:
                 "function that returns the agent's result instead"
             )
         name = None
-    elif run.formless_result is not None:
-        name, found = run.formless_result
+    elif result is not None:
+        name, found = result
         whose, where = f"the result of {name}", render(("value", *found.path))
         suggestion += f" from {name}"
-    elif run.formless_arguments is not None:
-        name, found = run.formless_arguments
+    elif arguments is not None:
+        name, found = arguments
         whose, where = f"the arguments of {name}", render(("input", *found.path))
         suggestion = (
             f"pass plain data (dicts, lists, strings, numbers), a dataclass or a pydantic "
@@ -588,11 +597,15 @@ def keys_lost(run: Run) -> Finding | None:
     """The dict whose keys a golden writes alike (`1` and `'1'` both as `"1"`), as the
     reason a golden is not written: it would keep one of them, and its replay would hand
     the agent less than it had."""
-    if run.lost_keys is None:
+    return lost_keys_finding(run.lost_keys)
+
+
+def lost_keys_finding(lost: KeysLost | None) -> Finding | None:
+    """`keys_lost` of what was found (also what `opswald.record` refuses to write)."""
+    if lost is None:
         return None
     from opswald.paths import render
 
-    lost = run.lost_keys
     found, name = lost.found, lost.name
     if lost.part == "output":
         whose, base = "the agent's output has", "output"
