@@ -292,6 +292,34 @@ def test_a_request_modification_applies_from_the_fork_step_on(
     assert actual["metadata"]["modifications"]["model"] == "other-model"
 
 
+@pytest.mark.parametrize("fork_at", [1, 2, 4])
+def test_before_step_hooks_see_the_request_that_goes_out_from_the_fork_step_on(
+    toy: pytest.Pytester, fork_at: int
+) -> None:
+    """A `pytest_opswald_before_step` hook saw the model call at the fork's step, and the
+    `@opswald.llm` calls after it, as the agent made them (`model: m`), though each went
+    out to the other model: it sees the request as it goes out."""
+    toy.makeconftest(
+        """
+import json
+import toyagent
+
+def pytest_opswald_before_step(replay, step):
+    if step.type == "llm_call":
+        with open("seen.jsonl", "a") as out:
+            out.write(json.dumps([step.number, step.name, step.request["model"]]) + "\\n")
+"""
+    )
+    result = toy.runpytest(
+        "--opswald-goldens", "goldens/", f"--opswald-fork-at={fork_at}",
+        "--opswald-modify", "model=other-model",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)  # the other model answered otherwise
+    seen = [json.loads(line) for line in (toy.path / "seen.jsonl").read_text().splitlines()]
+    first = "m" if fork_at > 1 else "other-model"
+    assert seen == [[1, first, first], [4, "other-model", "other-model"]]
+
+
 def test_a_request_modification_and_a_step_modification_both_apply_at_step_n(
     toy: pytest.Pytester,
 ) -> None:

@@ -413,7 +413,16 @@ def llm(
             if answer is not MISS:
                 return None, answer, args, kwargs
             request = _llm_request(to_jsonable(bind(args, kwargs, True)), provider, api)
-            ticket = ctx.begin("llm_call", request, as_sent=True)
+
+            def as_modified() -> dict[str, Any]:
+                """The request as the function is called with the modifications it takes."""
+                changed_args, changed_kwargs = _with_overrides(sig, ctx, api, args, kwargs)
+                changed = to_jsonable(bind(changed_args, changed_kwargs, True))
+                return _llm_request(changed, provider, api)
+
+            ticket = ctx.begin(
+                "llm_call", request, as_sent=True, as_modified=None if early else as_modified
+            )
             if ticket.modified and not early:  # the fork's point, or a call after it
                 args, kwargs = _with_overrides(sig, ctx, api, args, kwargs)
                 request = _llm_request(to_jsonable(bind(args, kwargs, True)), provider, api)

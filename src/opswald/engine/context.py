@@ -694,6 +694,7 @@ class Context:
         *,
         side_effects: bool = False,
         as_sent: bool = False,
+        as_modified: Callable[[], dict[str, Any]] | None = None,
     ) -> Ticket:
         """Reserve a step number and decide: served from the tape, or live.
 
@@ -702,7 +703,10 @@ class Context:
         `@opswald.llm` function gets only those it has a parameter for, and its step
         records just those). In a fork at a step the request is matched as the agent made
         it, and they apply from the call that matches golden step N (or a later one) on:
-        the ticket says so (`modified`), and carries the request as it goes out."""
+        the ticket says so (`modified`), and carries the request as it goes out.
+        `before_step` listeners see the request as it goes out: with the modifications
+        where they apply (`as_modified` makes it for a request `as_sent`), also at the
+        call that matches golden step N, where the fork starts."""
         modifies = kind == "llm_call" and bool(self.request_modifications)
         modified = modifies and self.requests_modified
         sent = request
@@ -715,8 +719,18 @@ class Context:
             with self._lock:  # begin at once each see their own
                 reserved = len(self.steps) + 1
                 self.steps.append(None)
-            name = sent.get("tool") or sent.get("model")
-            info = StepInfo(number=reserved, type=kind, name=name, request=sent)
+            shown = sent
+            starts = modifies and not modified and self.fork_pending
+            if starts and self._is_fork_target(kind, request):  # the fork starts here
+                shown = (
+                    as_modified()
+                    if as_modified is not None
+                    else apply_request_modifications(request, self.request_modifications)
+                )
+            elif modified and as_sent and as_modified is not None:
+                shown = as_modified()
+            name = shown.get("tool") or shown.get("model")
+            info = StepInfo(number=reserved, type=kind, name=name, request=shown)
             self.emit("before_step", info)
         with self._lock:
             if reserved is None:
