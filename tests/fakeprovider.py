@@ -34,7 +34,8 @@ tool call's head), as some providers and proxies do, rather than in a chunk of i
 `finish_joined: true` sends each choice's finish reason in the chunk of its last piece
 rather than in a chunk of its own, and `head_joined: true` each tool call's first piece of
 arguments in the chunk of its head (`{"id": ..., "function": {"name": ...,
-"arguments": "{\"ci"}}`), as other providers do.
+"arguments": "{\"ci"}}`), as other providers do; `finish_empty: true` sends each finish
+reason with an empty piece (`{"content": ""}`), as some inference servers do.
 A script item with `failed` (an error object, `{"code": "server_error", "message": ...}`)
 is a Responses answer that failed: `status: "failed"` with that `error` (its output items
 and usage as usual), which a stream sends as its last event, `response.failed`, in place
@@ -93,6 +94,7 @@ class Reply(NamedTuple):
     role_joined: bool = False  # Chat Completions: the role comes with the first piece
     finish_joined: bool = False  # Chat Completions: the finish comes with the last piece
     head_joined: bool = False  # Chat Completions: a call's head comes with its first piece
+    finish_empty: bool = False  # Chat Completions: the finish comes with an empty piece
     failed: Json | None = None  # Responses: the response failed with this error object
 
     def pieces(self, text: str) -> list[str]:
@@ -305,7 +307,8 @@ def chat_sse(
     for index, c in enumerate(choices):
         if joined[index]:
             continue
-        last = {"index": index, "delta": {}, "logprobs": None, "finish_reason": _chat_finish(c)}
+        delta: Json = {"content": ""} if c.finish_empty else {}
+        last = {"index": index, "delta": delta, "logprobs": None, "finish_reason": _chat_finish(c)}
         chunks.append({**base, "choices": [last]})
     if include_usage:
         chunks.append({**base, "choices": [], "usage": _chat_usage(r)})
@@ -756,6 +759,7 @@ class FakeProvider:
             role_joined=bool(item.get("role_joined")),
             finish_joined=bool(item.get("finish_joined")),
             head_joined=bool(item.get("head_joined")),
+            finish_empty=bool(item.get("finish_empty")),
             failed=item.get("failed"),
         )
         return reply, n

@@ -507,8 +507,13 @@ def test_a_replayed_chat_stream_sends_the_chunks_the_agent_got(
 
 @pytest.mark.parametrize(
     "joins",
-    [("finish_joined",), ("head_joined",), ("role_joined", "finish_joined", "head_joined")],
-    ids=["finish", "head", "all"],
+    [
+        ("finish_joined",),
+        ("head_joined",),
+        ("role_joined", "finish_joined", "head_joined"),
+        ("finish_empty",),
+    ],
+    ids=["finish", "head", "all", "finish-empty"],
 )
 @pytest.mark.parametrize("n", [1, 2])
 def test_a_replayed_chat_stream_joins_what_the_provider_joined(
@@ -538,6 +543,9 @@ def test_a_replayed_chat_stream_joins_what_the_provider_joined(
             if d["delta"]["tool_calls"] and d["delta"]["tool_calls"][0]["id"]
         ]
         assert heads and all(h["function"]["arguments"] for h in heads)
+    if "finish_empty" in joins:
+        finishing = [d["delta"]["content"] for d in deltas if d["finish_reason"]]
+        assert finishing == [""] * len(finishing) and len(finishing) == 2 * n
     attributes = [s.attributes or {} for s in _llm_steps(session)]
     assert all(STREAM_CHUNKS in a for a in attributes)
 

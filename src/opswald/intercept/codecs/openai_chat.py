@@ -239,7 +239,8 @@ class _ChoiceState:
                 self._add_tool_fragment(fragment)
         if choice.get("finish_reason"):
             self.finish = choice["finish_reason"]
-            self.finish_joined = _carries_piece(delta)
+            # anything in its delta (a piece, an empty one, the role): not a chunk of its own
+            self.finish_joined = any(value is not None for value in delta.values())
         if isinstance(choice.get("logprobs"), dict):
             self._add_logprobs(choice["logprobs"])
 
@@ -557,7 +558,7 @@ class _Chunks:
         comes in the chunk of the first piece when it came so (ROLE_JOINED)."""
         role = {"role": "assistant", "content": "" if c.text else None}
         pieces = self._pieces(c)
-        joined = bool(pieces) and self.cuts.get(_finish_path(c.index)) == FINISH_JOINED
+        joined = self.cuts.get(_finish_path(c.index)) == FINISH_JOINED
         if pieces and self.cuts.get(_role_path(c.index)) == ROLE_JOINED:
             first, logprobs = pieces[0]
             pieces[0] = ({**role, **first}, logprobs)
@@ -601,6 +602,10 @@ class _Chunks:
             for piece in cut:
                 fragment = {"index": position, "function": {"arguments": piece}}
                 out.append(({"tool_calls": [fragment]}, None))
+        if c.calls and not c.text and self.cuts.get(_finish_path(c.index)) == FINISH_JOINED:
+            # a call's empty text came as the finish's `content: ""`, after the calls
+            empty = [item for item in out if item[0] == {"content": ""}]
+            out = [item for item in out if item[0] != {"content": ""}] + empty
         return out
 
 
