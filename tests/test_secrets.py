@@ -944,6 +944,13 @@ def test_keys_one_per_line_are_no_wrapped_base64() -> None:
     # ... or alone at the end, when its length is no multiple of 4 (as base64's always is)
     google = "AIza" + "Zk3Lq9Wm2Xp7Rt5Yv8Bn4Hj6Gd1Fs0AcQw9E1"[:35]
     assert redact(data + google + "\n") == data + "<redacted:google-key>\n"
+    # ... or an AWS key id alone at the end, 20 characters as a last line could be: a
+    # last line is no such id but once in about 10^11
+    for end in ("", "\n", "\r\n"):
+        assert redact(data + other + end) == data + "<redacted:aws-key>" + end
+        assert redact(json.dumps(data + other + end)) == json.dumps(
+            data + "<redacted:aws-key>" + end
+        )
     # lines of another width are not taken for data
     text = base64.b64encode(ATTACHMENT).decode()
     wrapped = "\n".join(text[i : i + 72] for i in range(0, len(text), 72))

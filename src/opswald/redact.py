@@ -142,12 +142,23 @@ def _data_spans(value: str) -> list[tuple[int, int]]:
     return spans
 
 
+# An AWS access key id, which a last line of wrapped data could be but for its shape.
+_AWS_ID = re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{16}")
+
+
 def _wrapped_span(m: re.Match[str], width: int) -> tuple[int, int] | None:
-    """The lines of `width` that `m` found, if they are data."""
+    """The lines of `width` that `m` found, if they are data. A shorter last line that is
+    an AWS key id (20 characters, a multiple of 4) is no line of the data: the odds of
+    base64 ending so are about one in 10^11, and a key on the line after data is not."""
     sep, last = m[f"s{width}"], m[f"l{width}"]
     lines, end = m[f"w{width}"].count(sep), m.end()
     size = len(last)
-    if size % 4 or size > width or (size < width and not _DATA_END.match(m.string, end)):
+    if (
+        size % 4
+        or size > width
+        or (size < width and not _DATA_END.match(m.string, end))
+        or _AWS_ID.fullmatch(last)
+    ):
         # the last line is no line of the data: the data ends at the line before
         size, end = width, m.start(f"l{width}") - len(sep)
         lines -= 1
