@@ -868,7 +868,8 @@ def test_line_wrapped_base64_is_data_in_text_and_in_json_text() -> None:
     """Base64 wrapped in lines of 76 (MIME: e-mail attachments, `base64.encodebytes`) or
     64 (PEM) characters, `\\n` or `\\r\\n` between them, is data as one long run is: the
     key shapes it holds by chance are kept, also in JSON text (the line breaks written
-    `\\n`, a `/` written `\\/`) and in a repr."""
+    `\\n`, a `/` written `\\/`), in JSON text held in JSON text and in a repr."""
+    import base64
     import json
 
     redact = make_redactor()
@@ -878,9 +879,18 @@ def test_line_wrapped_base64_is_data_in_text_and_in_json_text() -> None:
         assert max(map(len, text.splitlines())) == (64 if name == "pem" else 76), name
         escaped = json.dumps({"attachment": text}).replace("/", "\\/")
         assert "\\/" in escaped and json.loads(escaped) == {"attachment": text}
-        for form in (text, json.dumps({"attachment": text}), escaped, repr([text])):
+        twice = json.dumps(json.dumps({"attachment": text}))  # JSON text in JSON text
+        assert "\\\\n" in twice
+        for form in (text, json.dumps({"attachment": text}), escaped, repr([text]), twice):
             assert redact(form) == form, (name, form[:60])
             assert redact({"k": form}) == {"k": form}
+    # a short last line ends the data at the quote that closes the string, escaped once or
+    # twice (JSON text in JSON text)
+    for cut in range(1, 4):
+        mime = base64.encodebytes(ATTACHMENT[:-cut]).decode().rstrip("\n")
+        assert AWS in mime and len(mime.splitlines()[-1]) < 76
+        for form in (json.dumps({"a": mime}), json.dumps(json.dumps({"a": mime}))):
+            assert redact(form) == form, (cut, form[-80:])
     # one long run with its slashes written `\/` (JSON text of PHP's json_encode and others)
     long_run = ("Qk3x/9j+" * BASE64_MIN)[:BASE64_MIN] + AWS
     escaped = json.dumps({"data": long_run}).replace("/", "\\/")

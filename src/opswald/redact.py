@@ -79,9 +79,10 @@ _DATA_URL = re.compile(
 # `sk-…`, `xoxp-…` and `github_pat_…` keys hold), the last no longer and the whole a
 # multiple of 4 (padding included). Other widths are searched: each one more is one more
 # line length a key list could have. The line breaks: `\n` or `\r\n`, or in JSON text
-# and reprs the escapes `\\n` or `\\r\\n`, the same all through.
+# and reprs the escapes `\\n` or `\\r\\n` (`\\\\n` in JSON text held in JSON text), the same
+# all through.
 WRAPS = (64, 76)
-_LINE_BREAK = r"\r?\n|(?:\\r)?\\n"
+_LINE_BREAK = r"\r?\n|(?:\\r)?\\n|(?:\\\\r)?\\\\n"
 _WRAPPED = "|".join(
     rf"(?P<w{n}>[A-Za-z0-9+/]{{{n}}}(?P<s{n}>{_LINE_BREAK})(?:[A-Za-z0-9+/]{{{n}}}(?P=s{n}))*"
     rf"(?P<l{n}>[A-Za-z0-9+/]{{1,{n}}}={{0,2}}))(?![{_B64}=])"
@@ -95,7 +96,7 @@ _RUN = re.compile(rf"{_RUN_START}(?:{_WRAPPED}|[{_B64}]{{{BASE64_MIN},}})")
 # string (its quote escaped in JSON text), or a line break that no line of base64
 # characters follows (a blank line, a MIME boundary `--…`, PEM's `-----END`); else it is
 # no line of the data (a key, text).
-_DATA_END = re.compile(rf"""\Z|\\?["']|(?:{_LINE_BREAK})(?![A-Za-z0-9+/])""")
+_DATA_END = re.compile(rf"""\Z|\\*["']|(?:{_LINE_BREAK})(?![A-Za-z0-9+/])""")
 
 
 def data_spans(value: str) -> list[tuple[int, int]]:
