@@ -730,3 +730,24 @@ def test_an_emoji_split_across_two_pieces_gives_a_golden_that_loads_and_replays(
     session = _record(project, monkeypatch, mode, script)
     assert "x\U0001f600y" in json.dumps(session.output, ensure_ascii=False)
     _replay(project).assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_replayed_empty_chat_answer_says_content_as_it_came(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    """An answer with no text at all (filtered, or cut off at once) streams a role chunk
+    that says `content: ""` and then its finish; replay said `content: null` there (as
+    before tool calls), so an agent's `text += delta.content` failed on replay only."""
+    monkeypatch.setenv("N", str(n))
+    script = _script(SIZES)
+    script[1] = {**script[1], "content": ""}
+    session = _record(project, monkeypatch, "chat_chunks", script)
+    pieces = session.output["pieces"]
+    roles = [c["choices"][0]["delta"] for _, c in pieces if c["choices"]]
+    roles = [d["content"] for d in roles if d["role"]]
+    assert roles[-n:] == [""] * n and roles[0] is None, "tool calls: null; no text: empty"
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == pieces

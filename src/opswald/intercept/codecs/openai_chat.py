@@ -189,6 +189,12 @@ def _role_path(index: int) -> str:
 # of its own, as replay does without them.
 FINISH_JOINED = "with last piece"
 
+# The STREAM_CHUNKS value, under a choice's `choices[i].message.content`, of a stream whose
+# role chunk said `content: ""` and no text came after it (an empty answer): replay's role
+# chunk says `content: null` when the answer has no text, as the API's does before tool
+# calls, unless it has this.
+EMPTY_TEXT = "empty"
+
 
 def _finish_path(index: int) -> str:
     return f"choices[{index}].finish_reason"
@@ -219,6 +225,7 @@ class _ChoiceState:
         self.role_joined = False  # the role came in the chunk of the first piece
         self.finish_joined = False  # the finish reason came in the chunk of the last piece
         self.heads_joined: set[int] = set()  # calls whose head came with their first piece
+        self.role_text = False  # the role chunk said `content: ""`
 
     def add(self, choice: dict[str, Any]) -> None:
         delta = choice.get("delta") or {}
@@ -228,6 +235,8 @@ class _ChoiceState:
         self.started = True
         if role_chunk and _carries_piece(delta):
             self.role_joined = True
+        if role_chunk and delta.get("content") == "":
+            self.role_text = True
         for key, parts in (("content", self.texts), ("refusal", self.refusal)):
             piece = delta.get(key)
             if isinstance(piece, str):
@@ -344,6 +353,8 @@ class _StreamState:
                 joins[_role_path(index)] = ROLE_JOINED
             if choice.finish_joined:
                 joins[_finish_path(index)] = FINISH_JOINED
+            if choice.role_text and not any(choice.texts):
+                joins[f"{_message_path(index)}.content"] = EMPTY_TEXT
             if joins:
                 chunks = {**(chunks or {}), **joins}
         came = bool(self.choices or self.envelope or self.usage is not None)
@@ -556,7 +567,8 @@ class _Chunks:
         when the call asked for them), refusal pieces, each tool call (head, then argument
         pieces) and its finish; texts are cut as recorded while that adds up. The role
         comes in the chunk of the first piece when it came so (ROLE_JOINED)."""
-        role = {"role": "assistant", "content": "" if c.text else None}
+        said = c.text or self.cuts.get(f"{_message_path(c.index)}.content") == EMPTY_TEXT
+        role = {"role": "assistant", "content": "" if said else None}
         pieces = self._pieces(c)
         joined = self.cuts.get(_finish_path(c.index)) == FINISH_JOINED
         if pieces and self.cuts.get(_role_path(c.index)) == ROLE_JOINED:
