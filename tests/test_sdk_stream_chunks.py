@@ -260,6 +260,39 @@ async def anthropic_async(input):
     raise RuntimeError("too many turns")
 
 
+
+def responses_events(input):
+    """Every event the SDK gives, whole, as ["event", its fields]."""
+    import openai
+    items, pieces = [{"role": "user", "content": input["q"]}], []
+    with openai.OpenAI(max_retries=0) as client:
+        for _ in range(3):
+            final = None
+            for event in client.responses.create(stream=True, **_responses_kwargs(items)):
+                pieces.append(["event", event.model_dump(mode="json")])
+                if event.type == "response.completed":
+                    final = event.response
+            if _responses_turn(final, items):
+                return _done(pieces)
+    raise RuntimeError("too many turns")
+
+
+def anthropic_events(input):
+    """Every event of the SDK's stream helper, whole, as ["event", its fields]."""
+    import anthropic
+    messages, pieces = [{"role": "user", "content": input["q"]}], []
+    with anthropic.Anthropic(max_retries=0) as client:
+        for _ in range(3):
+            with client.messages.stream(**_anthropic_kwargs(messages)) as stream:
+                for event in stream:
+                    pieces.append(["event", event.model_dump(mode="json")])
+                final = stream.get_final_message()
+            content = [b.model_dump(exclude_none=True) for b in final.content]
+            if _anthropic_turn(content, messages):
+                return _done(pieces)
+    raise RuntimeError("too many turns")
+
+
 def run(input):
     agent = globals()[os.environ["MODE"]]
     if asyncio.iscoroutinefunction(agent):
@@ -751,3 +784,22 @@ def test_a_replayed_empty_chat_answer_says_content_as_it_came(
     monkeypatch.setenv("SEEN", str(seen))
     _replay(project).assert_outcomes(passed=1)
     assert _seen(seen) == pieces
+
+
+@pytest.mark.parametrize("answer", ["Warm in Rome.", ""], ids=["text", "empty"])
+@pytest.mark.parametrize("mode", ["responses_events", "anthropic_events"])
+def test_a_replayed_stream_sends_the_events_the_agent_got(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str, answer: str
+) -> None:
+    """Every event of a Responses or Anthropic stream, whole, as the SDK gives it, is on
+    replay what it was live: `response.function_call_arguments.done` names the function,
+    as the API's does (replay left its `name` out), also for an answer with no text."""
+    script = _script(SIZES, thinking=mode.startswith("anthropic"))
+    script[1] = {**script[1], "content": answer}
+    session = _record(project, monkeypatch, mode, script)
+    events = session.output["pieces"]
+    assert len(events) > 10
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == events

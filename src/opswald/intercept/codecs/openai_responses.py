@@ -627,7 +627,9 @@ def _call_events(out: _Events, index: int, item: dict[str, Any]) -> None:
     )
     for piece in out.cuts.cut(path, arguments, 2):
         out.add("response.function_call_arguments.delta", **where, delta=piece)
-    out.add("response.function_call_arguments.done", **where, arguments=arguments)
+    # the API names the function here too (the SDK's model keeps it as an extra field)
+    named = {"name": item["name"]} if isinstance(item.get("name"), str) else {}
+    out.add("response.function_call_arguments.done", **where, **named, arguments=arguments)
     out.add("response.output_item.done", output_index=index, item=item)
 
 
