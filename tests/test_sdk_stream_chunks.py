@@ -588,6 +588,30 @@ def test_a_replayed_chat_stream_joins_what_the_provider_joined(
     assert _seen(seen) == pieces
 
 
+def test_a_chat_choice_that_came_in_one_chunk_replays_in_one_chunk(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some providers send a whole tool call (head, all its arguments and the finish) or a
+    whole answer (role, text and finish) in a single chunk; replay sends that one chunk."""
+    script = [
+        {**item, "chunks": [100], "role_joined": True, "finish_joined": True, "head_joined": True}
+        for item in _script(SIZES)
+    ]
+    session = _record(project, monkeypatch, "chat_chunks", script)
+    pieces = session.output["pieces"]
+    deltas = [c["choices"][0] for _, c in pieces if c["choices"]]
+    assert len(deltas) == 2, "a chunk a turn, as scripted"
+    call, answer = deltas
+    assert call["finish_reason"] == "tool_calls" and call["delta"]["role"] == "assistant"
+    assert call["delta"]["tool_calls"][0]["function"]["arguments"] == ARGUMENTS
+    assert answer["finish_reason"] == "stop" and answer["delta"]["content"] == ANSWER
+
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == pieces
+
+
 def test_a_chat_stream_recorded_before_joins_were_kept_replays_them_apart(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
