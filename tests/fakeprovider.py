@@ -35,7 +35,9 @@ tool call's head), as some providers and proxies do, rather than in a chunk of i
 rather than in a chunk of its own, and `head_joined: true` each tool call's first piece of
 arguments in the chunk of its head (`{"id": ..., "function": {"name": ...,
 "arguments": "{\"ci"}}`), as other providers do; `finish_empty: true` sends each finish
-reason with an empty piece (`{"content": ""}`), as some inference servers do.
+reason with an empty piece (`{"content": ""}`), as some inference servers do;
+`usage_joined: true` sends the usage in the last choice's finish chunk, whether or not the
+request asked for it, in place of a usage chunk of its own.
 A script item with `failed` (an error object, `{"code": "server_error", "message": ...}`)
 is a Responses answer that failed: `status: "failed"` with that `error` (its output items
 and usage as usual), which a stream sends as its last event, `response.failed`, in place
@@ -95,6 +97,7 @@ class Reply(NamedTuple):
     finish_joined: bool = False  # Chat Completions: the finish comes with the last piece
     head_joined: bool = False  # Chat Completions: a call's head comes with its first piece
     finish_empty: bool = False  # Chat Completions: the finish comes with an empty piece
+    usage_joined: bool = False  # Chat Completions: the usage comes in the last finish chunk
     failed: Json | None = None  # Responses: the response failed with this error object
 
     def pieces(self, text: str) -> list[str]:
@@ -310,7 +313,9 @@ def chat_sse(
         delta: Json = {"content": ""} if c.finish_empty else {}
         last = {"index": index, "delta": delta, "logprobs": None, "finish_reason": _chat_finish(c)}
         chunks.append({**base, "choices": [last]})
-    if include_usage:
+    if r.usage_joined:
+        chunks[-1] = {**chunks[-1], "usage": _chat_usage(r)}
+    elif include_usage:
         chunks.append({**base, "choices": [], "usage": _chat_usage(r)})
     for chunk in _broken(chunks, r, _chat_piece, CHAT_STREAM_ERROR):
         yield _sse(chunk)
@@ -760,6 +765,7 @@ class FakeProvider:
             finish_joined=bool(item.get("finish_joined")),
             head_joined=bool(item.get("head_joined")),
             finish_empty=bool(item.get("finish_empty")),
+            usage_joined=bool(item.get("usage_joined")),
             failed=item.get("failed"),
         )
         return reply, n

@@ -59,6 +59,8 @@ def _chat_kwargs(messages):
     n = int(os.environ.get("N", "1"))
     kwargs = dict(model="gpt-4o-mini", messages=messages, stream=True,
                   stream_options={"include_usage": True})
+    if os.environ.get("NO_USAGE"):  # the usage is not asked for
+        del kwargs["stream_options"]
     if n > 1:
         return {**kwargs, "n": n}
     return {**kwargs, "tools": [{"type": "function", "function": TOOL}]}
@@ -378,7 +380,7 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Itera
     stub = "name: chunks\ninput:\n  q: Weather in Rome?\n"
     sdk_setup(
         pytester, monkeypatch, module="chunkagent", agent=AGENT, golden=GOLDEN, stub=stub,
-        clear=("JOINED", "SEEN", "N"),
+        clear=("JOINED", "SEEN", "N", "NO_USAGE"),
     )  # fmt: skip
     yield pytester
 
@@ -545,8 +547,10 @@ def test_a_replayed_chat_stream_sends_the_chunks_the_agent_got(
         ("head_joined",),
         ("role_joined", "finish_joined", "head_joined"),
         ("finish_empty",),
+        ("usage_joined",),
+        ("finish_joined", "usage_joined"),
     ],
-    ids=["finish", "head", "all", "finish-empty"],
+    ids=["finish", "head", "all", "finish-empty", "usage", "finish-usage"],
 )
 @pytest.mark.parametrize("n", [1, 2])
 def test_a_replayed_chat_stream_joins_what_the_provider_joined(
@@ -576,6 +580,9 @@ def test_a_replayed_chat_stream_joins_what_the_provider_joined(
             if d["delta"]["tool_calls"] and d["delta"]["tool_calls"][0]["id"]
         ]
         assert heads and all(h["function"]["arguments"] for h in heads)
+    if "usage_joined" in joins:
+        with_usage = [c for _, c in pieces if c.get("usage")]
+        assert len(with_usage) == 2 and all(c["choices"] for c in with_usage)
     if "finish_empty" in joins:
         finishing = [d["delta"]["content"] for d in deltas if d["finish_reason"]]
         assert finishing == [""] * len(finishing) and len(finishing) == 2 * n
@@ -606,6 +613,24 @@ def test_a_chat_choice_that_came_in_one_chunk_replays_in_one_chunk(
     assert call["delta"]["tool_calls"][0]["function"]["arguments"] == ARGUMENTS
     assert answer["finish_reason"] == "stop" and answer["delta"]["content"] == ANSWER
 
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == pieces
+
+
+def test_a_chat_stream_with_the_usage_in_its_finish_unasked_replays_it_there(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that sends the usage in the finish chunk whether the request asked for it
+    or not: replay sends it there too (it sent none, the request not asking for it)."""
+    monkeypatch.setenv("NO_USAGE", "1")
+    script = [{**item, "usage_joined": True} for item in _script(SIZES)]
+    session = _record(project, monkeypatch, "chat_chunks", script)
+    pieces = session.output["pieces"]
+    with_usage = [c for _, c in pieces if c.get("usage")]
+    assert len(with_usage) == 2 and all(c["choices"][0]["finish_reason"] for c in with_usage)
+    assert all(s.usage is not None for s in _llm_steps(session))
     seen = project.path / "seen.json"
     monkeypatch.setenv("SEEN", str(seen))
     _replay(project).assert_outcomes(passed=1)

@@ -38,7 +38,8 @@ when its role came in the chunk of its first piece rather than in one of its own
 under a tool call's `choices[0].message.tool_calls[0]` when its head came with the first
 piece of its arguments, and `with last piece` under `choices[0].finish_reason` when the
 finish reason came in the chunk of the last piece; `empty` under `choices[0].message.content`
-when the role chunk said `content: ""` and no text followed).
+when the role chunk said `content: ""` and no text followed; `usage: with last finish` when
+the usage came in the chunk of the last finish rather than in one of its own).
 Delivery, not behaviour: never compared, and ignored when it does not add up to the
 text."""
 

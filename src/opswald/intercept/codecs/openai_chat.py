@@ -189,6 +189,12 @@ def _role_path(index: int) -> str:
 # of its own, as replay does without them.
 FINISH_JOINED = "with last piece"
 
+# The STREAM_CHUNKS key and value of a stream that sent its usage in the chunk of the last
+# choice's finish (as some providers do, asked for it or not) instead of in a chunk of its
+# own after them (only when the request asked for it, as the API does).
+USAGE = "usage"
+USAGE_JOINED = "with last finish"
+
 # The STREAM_CHUNKS value, under a choice's `choices[i].message.content`, of a stream whose
 # role chunk said `content: ""` and no text came after it (an empty answer): replay's role
 # chunk says `content: null` when the answer has no text, as the API's does before tool
@@ -325,6 +331,7 @@ class _StreamState:
         self.model: str | None = None
         self.envelope: dict[str, Any] = {}
         self.error: StreamError | None = None
+        self.usage_joined = False  # the usage came in a chunk with a choice (its finish)
 
     def add(self, chunk: dict[str, Any]) -> None:
         self.model = chunk.get("model") or self.model
@@ -333,6 +340,7 @@ class _StreamState:
                 self.envelope[key] = chunk[key]
         if isinstance(chunk.get("usage"), dict):
             self.usage, self.cost = chunk["usage"], reported_cost(chunk)
+            self.usage_joined = bool(chunk.get("choices"))  # not a chunk of its own
         for choice in chunk.get("choices") or []:
             if isinstance(choice, dict):
                 index = as_int(choice.get("index")) or 0
@@ -347,6 +355,8 @@ class _StreamState:
         order = order_text(self.order)
         if order is not None:
             chunks = {**(chunks or {}), ORDER: order}
+        if self.usage_joined:
+            chunks = {**(chunks or {}), USAGE: USAGE_JOINED}
         for index, choice in sorted(self.choices.items()):
             joins = {_call_path(index, position): ROLE_JOINED for position in choice.heads_joined}
             if choice.role_joined:
@@ -549,7 +559,7 @@ class _Chunks:
         if include_usage:
             self.base["usage"] = None  # as the API sends it on every chunk but the last
         self.cuts = Cuts(step)
-        self.frames: list[str] = []
+        self.chunks: list[dict[str, Any]] = []
 
     def add(
         self,
@@ -560,7 +570,7 @@ class _Chunks:
         logprobs: dict[str, Any] | None = None,
     ) -> None:
         choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
-        self.frames.append(sse.frame({**self.base, "choices": [choice]}))
+        self.chunks.append({**self.base, "choices": [choice]})
 
     def choice(self, c: _Choice) -> None:
         """One choice: its role chunk, content pieces (with their tokens' log probabilities
@@ -748,15 +758,18 @@ def _frames(
     choices += [
         _raw_choice(step, c, broke is not None) for i, c in sorted(recorded.items()) if i != 0
     ]
-    by_choice: dict[int, list[str]] = {}
+    by_choice: dict[int, list[dict[str, Any]]] = {}
     for choice in choices:
-        start = len(out.frames)
+        start = len(out.chunks)
         out.choice(choice)
-        by_choice[choice.index] = out.frames[start:]
-    frames = _interleaved(by_choice, out.cuts.get(ORDER))
+        by_choice[choice.index] = out.chunks[start:]
+    chunks = _interleaved(by_choice, out.cuts.get(ORDER))
     usage = _usage(step)
-    if usage is not None and include_usage:
-        frames.append(sse.frame({**out.base, "choices": [], "usage": usage}))
+    if usage is not None and chunks and out.cuts.get(USAGE) == USAGE_JOINED and broke is None:
+        chunks[-1] = {**chunks[-1], "usage": usage}  # in the last finish, as it came
+    elif usage is not None and include_usage:
+        chunks.append({**out.base, "choices": [], "usage": usage})
+    frames = [sse.frame(chunk) for chunk in chunks]
     if broke is not None:
         return [*frames, sse.frame(broke[0])]
     return [*frames, sse.frame("[DONE]")]
@@ -766,7 +779,7 @@ def _text(step: LLMCallStep) -> str | None:
     return text_of(output_of(step).content)
 
 
-def _interleaved(by_choice: dict[int, list[str]], order: Any) -> list[str]:
+def _interleaved(by_choice: dict[int, list[dict[str, Any]]], order: Any) -> list[dict[str, Any]]:
     """The choices' chunks in the recorded order while it has as many chunks of each
     choice as replay sends, else each choice's after the previous one's."""
     total = sum(len(frames) for frames in by_choice.values())
