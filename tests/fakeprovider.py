@@ -37,7 +37,8 @@ arguments in the chunk of its head (`{"id": ..., "function": {"name": ...,
 "arguments": "{\"ci"}}`), as other providers do; `finish_empty: true` sends each finish
 reason with an empty piece (`{"content": ""}`), as some inference servers do;
 `usage_joined: true` sends the usage in the last choice's finish chunk, whether or not the
-request asked for it, in place of a usage chunk of its own.
+request asked for it, in place of a usage chunk of its own; `calls_together: true` sends
+all the tool calls of a choice whole (head and arguments) in one chunk.
 A script item with `failed` (an error object, `{"code": "server_error", "message": ...}`)
 is a Responses answer that failed: `status: "failed"` with that `error` (its output items
 and usage as usual), which a stream sends as its last event, `response.failed`, in place
@@ -98,6 +99,7 @@ class Reply(NamedTuple):
     head_joined: bool = False  # Chat Completions: a call's head comes with its first piece
     finish_empty: bool = False  # Chat Completions: the finish comes with an empty piece
     usage_joined: bool = False  # Chat Completions: the usage comes in the last finish chunk
+    calls_together: bool = False  # Chat Completions: every tool call whole in one chunk
     failed: Json | None = None  # Responses: the response failed with this error object
 
     def pieces(self, text: str) -> list[str]:
@@ -272,6 +274,14 @@ def _chat_pieces(r: Reply, logprobs: bool) -> Iterator[tuple[Json, Json | None]]
             {"content": piece},
             ({"content": [_token(piece, k)], "refusal": None} if logprobs else None),
         )
+    if r.calls_together and r.tool_calls:
+        whole = [
+            {"index": index, "id": f"call_{call[0]}", "type": "function",
+             "function": {"name": call[1], "arguments": _args(call)}}
+            for index, call in enumerate(r.tool_calls)
+        ]  # fmt: skip
+        yield {"tool_calls": whole}, None
+        return
     for index, call in enumerate(r.tool_calls):
         head = {"index": index, "id": f"call_{call[0]}", "type": "function"}
         pieces = r.pieces(_args(call))
@@ -766,6 +776,7 @@ class FakeProvider:
             head_joined=bool(item.get("head_joined")),
             finish_empty=bool(item.get("finish_empty")),
             usage_joined=bool(item.get("usage_joined")),
+            calls_together=bool(item.get("calls_together")),
             failed=item.get("failed"),
         )
         return reply, n

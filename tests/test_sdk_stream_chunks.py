@@ -637,6 +637,30 @@ def test_a_chat_stream_with_the_usage_in_its_finish_unasked_replays_it_there(
     assert _seen(seen) == pieces
 
 
+@pytest.mark.parametrize("role_joined", [False, True])
+def test_parallel_tool_calls_sent_whole_in_one_chunk_replay_in_one_chunk(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, role_joined: bool
+) -> None:
+    """Some providers send all the tool calls of an answer whole (each head with all its
+    arguments) in one chunk; replay sent each call in a chunk of its own."""
+    script = _script(SIZES)
+    other = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    script[0] = {
+        **script[0],
+        "tool_calls": [*script[0]["tool_calls"], other],
+        "calls_together": True,
+        "role_joined": role_joined,
+    }
+    session = _record(project, monkeypatch, "chat_chunks", script)
+    pieces = session.output["pieces"]
+    together = [c for _, c in pieces if c["choices"] and c["choices"][0]["delta"]["tool_calls"]]
+    assert len(together) == 1 and len(together[0]["choices"][0]["delta"]["tool_calls"]) == 2
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert _seen(seen) == pieces
+
+
 def test_a_chat_stream_recorded_before_joins_were_kept_replays_them_apart(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,7 +39,8 @@ under a tool call's `choices[0].message.tool_calls[0]` when its head came with t
 piece of its arguments, and `with last piece` under `choices[0].finish_reason` when the
 finish reason came in the chunk of the last piece; `empty` under `choices[0].message.content`
 when the role chunk said `content: ""` and no text followed; `usage: with last finish` when
-the usage came in the chunk of the last finish rather than in one of its own).
+the usage came in the chunk of the last finish rather than in one of its own; `whole in one
+chunk` under `choices[0].message.tool_calls` when all its tool calls came whole in one).
 Delivery, not behaviour: never compared, and ignored when it does not add up to the
 text."""
 

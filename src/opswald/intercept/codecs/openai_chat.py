@@ -202,6 +202,12 @@ USAGE_JOINED = "with last finish"
 EMPTY_TEXT = "empty"
 
 
+# The STREAM_CHUNKS value, under a choice's `choices[i].message.tool_calls`, of a stream
+# that sent all the choice's tool calls (two or more) whole, heads and arguments, in one
+# chunk; replay sends each call in chunks of its own without it, as the API does.
+CALLS_TOGETHER = "whole in one chunk"
+
+
 def _finish_path(index: int) -> str:
     return f"choices[{index}].finish_reason"
 
@@ -232,6 +238,8 @@ class _ChoiceState:
         self.finish_joined = False  # the finish reason came in the chunk of the last piece
         self.heads_joined: set[int] = set()  # calls whose head came with their first piece
         self.role_text = False  # the role chunk said `content: ""`
+        self.call_chunks = 0  # chunks that carried tool-call fragments
+        self.calls_whole = False  # one chunk carried two or more calls, each whole
 
     def add(self, choice: dict[str, Any]) -> None:
         delta = choice.get("delta") or {}
@@ -249,9 +257,15 @@ class _ChoiceState:
                 parts.append(piece)
                 if piece or not role_chunk:
                     self.pieces.add(f"{self.path}.{key}", piece)
-        for fragment in delta.get("tool_calls") or []:
-            if isinstance(fragment, dict):
-                self._add_tool_fragment(fragment)
+        fragments = [f for f in delta.get("tool_calls") or [] if isinstance(f, dict)]
+        if fragments:
+            self.call_chunks += 1
+            self.calls_whole = len(fragments) > 1 and all(
+                f.get("id") is not None and (f.get("function") or {}).get("arguments")
+                for f in fragments
+            )
+        for fragment in fragments:
+            self._add_tool_fragment(fragment)
         if choice.get("finish_reason"):
             self.finish = choice["finish_reason"]
             # anything in its delta (a piece, an empty one, the role): not a chunk of its own
@@ -363,6 +377,8 @@ class _StreamState:
                 joins[_role_path(index)] = ROLE_JOINED
             if choice.finish_joined:
                 joins[_finish_path(index)] = FINISH_JOINED
+            if choice.calls_whole and choice.call_chunks == 1:
+                joins[f"{_message_path(index)}.tool_calls"] = CALLS_TOGETHER
             if choice.role_text and not any(choice.texts):
                 joins[f"{_message_path(index)}.content"] = EMPTY_TEXT
             if joins:
@@ -607,7 +623,18 @@ class _Chunks:
                 if own is not None:
                     logprobs = {"content": None, "refusal": None, key: own}
                 out.append(({key: piece}, logprobs))
-        for position, (call_id, name, args) in enumerate(c.calls):
+        together = self.cuts.get(f"{path}.tool_calls") == CALLS_TOGETHER and len(c.calls) > 1
+        if together:  # every call whole, in one chunk
+            whole = []
+            for position, (call_id, name, args) in enumerate(c.calls):
+                where = _arguments_path(c.index, position)
+                text = args if isinstance(args, str) else self.cuts.json_text(where, args)
+                function = {"name": name, "arguments": text}
+                whole.append(
+                    {"index": position, "id": call_id, "type": "function", "function": function}
+                )
+            out.append(({"tool_calls": whole}, None))
+        for position, (call_id, name, args) in enumerate([] if together else c.calls):
             where = _arguments_path(c.index, position)
             text = args if isinstance(args, str) else self.cuts.json_text(where, args)
             cut = self.cuts.cut(where, text, 2)
