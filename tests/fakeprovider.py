@@ -9,7 +9,8 @@ in order, and can answer the first requests with errors so SDK retries really ha
         client.chat.completions.create(model="gpt-4o", messages=[...])
         assert len(fp.requests) == 2
 
-`fail_first` statuses answer the first POSTs (GET /health is never failed);
+`fail_first` statuses answer the first POSTs (GET /health is never failed; with
+`echo_key=True` their message names the API key the request sent, as some gateways do);
 `delay_first` seconds hold the first POST answers back (client timeouts really happen).
 When the script runs out, replies are the text "done". A script item may carry
 `thinking` (Anthropic: a signed `thinking` block and a `redacted_thinking` block first;
@@ -699,8 +700,10 @@ class FakeProvider:
         script: list[Json] | None = None,
         fail_first: list[int] | None = None,
         delay_first: list[float] | None = None,
+        echo_key: bool = False,
     ) -> None:
         self.script = list(script or [])
+        self.echo_key = echo_key  # a failure's message names the key sent, as gateways do
         self.fail_first = list(fail_first or [])
         self.delay_first = list(delay_first or [])
         self._requests: list[Received] = []
@@ -791,7 +794,11 @@ class FakeProvider:
         status = self._next_failure()
         if status is not None:
             extra = {"retry-after-ms": "1", "retry-after": "0"}
-            handler._send_json(status, error_body(status, anthropic), extra)
+            answer = error_body(status, anthropic)
+            if self.echo_key:
+                sent = handler.headers.get("x-api-key") or handler.headers.get("authorization")
+                answer["error"]["message"] = f"Invalid API key: {sent.split()[-1]}"
+            handler._send_json(status, answer, extra)
             return
         if path.endswith(("/embeddings", "/messages/count_tokens")):
             handler._send_json(200, _other_endpoint(path, body if isinstance(body, dict) else {}))

@@ -179,6 +179,57 @@ def test_credentials_sent_on_are_redacted_alike_and_replay_passes(
         assert result.ret == 0, result.stdout.str()
 
 
+ECHO_AGENT = """
+import os
+
+
+def run(input):
+    import anthropic
+    import openai
+
+    key = os.environ["AGENT_KEY"]
+    try:
+        if os.environ["SDK"] == "openai":
+            with openai.OpenAI(api_key=key, max_retries=0) as client:
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        else:
+            with anthropic.Anthropic(api_key=key, max_retries=0) as client:
+                client.messages.create(model="claude-3-5-haiku-latest", max_tokens=8,
+                                       messages=[{"role": "user", "content": "hi"}])
+    except (openai.AuthenticationError, anthropic.AuthenticationError) as exc:
+        return {"refused": exc.status_code, "said": str(exc.message)}
+"""
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+@pytest.mark.parametrize(
+    "key", ["gw_live_9f8e7d6c5b4a39281706", "0123456789abcdef0123456789abcdef"]
+)
+def test_a_key_of_no_known_shape_echoed_by_the_provider_is_not_written(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, sdk: str, key: str
+) -> None:
+    """A provider or gateway that names the key it refused (`Invalid API key: ...`) in its
+    error body: a key of no shape a rule knows (a gateway's, an Azure key) was written in
+    clear; the key the agent sent in its request headers is hidden wherever it comes back."""
+    sdk_setup(
+        pytester, monkeypatch, module="echoagent", agent=ECHO_AGENT, golden=GOLDEN,
+        stub="name: leak\ninput: {q: x}\n",
+    )  # fmt: skip
+    monkeypatch.setenv("SDK", sdk)
+    monkeypatch.setenv("AGENT_KEY", key)
+    with FakeProvider(script=[{"content": "x"}], fail_first=[401], echo_key=True) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+    text = (pytester.path / GOLDEN).read_text()
+    assert "Invalid API key: <redacted:header>" in text
+    assert key not in text
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+
+
 def _image_b64(size: int) -> str:
     """Valid base64 (its length a multiple of 4) of `size` characters that happens to hold
     a Google key's and an AWS key's shapes, as ~4% of real 1 MB images do."""

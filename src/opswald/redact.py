@@ -575,6 +575,13 @@ class Redactor:
             clean = fn(clean)
         return clean
 
+    def hides(self, value: str) -> bool:
+        """Whether the rules (and the user's, not the run's memory) hide any of `value`."""
+        clean = self._rules(value)
+        for fn in self.extra:
+            clean = fn(clean)
+        return clean != value
+
     def _rules(self, value: str) -> str:
         """One pass of the rules; `value` itself when none matched."""
         plans = self._plans

@@ -29,7 +29,7 @@ from opswald.jsonable import (
     type_name,
     unplain,
 )
-from opswald.redact import DEFAULT_REDACTOR, LearnedSecrets, Redactor
+from opswald.redact import DEFAULT_REDACTOR, LEARN_MIN, LearnedSecrets, Redactor, key_label
 from opswald.returns import (
     RETURNED,
     UNUSABLE,
@@ -685,6 +685,25 @@ class Context:
                         kind, request, number, _CANCELLED_MESSAGE, reason=CANCELLED
                     )
             self._open.clear()
+
+    def learn_credentials(self, headers: Any) -> None:
+        """The credentials a request sends in its headers (`Authorization: Bearer ...`,
+        `x-api-key`, `api-key`) that no rule hides by their shape (a gateway's token, an
+        Azure key), hidden wherever the run writes them later: a gateway's error body
+        that names the key it refused. A key the rules know keeps their placeholder
+        (`<redacted:openai-key>`), as goldens recorded before have it."""
+        learned = self.redactor.learned
+        if learned is None:
+            return
+        for name, value in headers.items():
+            label = key_label(name)
+            if label is None or not isinstance(value, str):
+                continue
+            secret = value.split()[-1] if value.strip() else ""  # after a scheme (Bearer)
+            if len(secret) < LEARN_MIN or secret in learned.values:
+                continue
+            if not self.redactor.hides(secret):
+                learned.learn(secret, f"<redacted:{label}>")
 
     # -- the ports ----------------------------------------------------------------------
     def begin(

@@ -96,6 +96,7 @@ def _prepare(request: Any) -> tuple[Any, Any, dict[str, Any], bool] | None:
         body = json.loads(request.read() or b"null")
     except ValueError:
         return None
+    ctx.learn_credentials(request.headers)  # an error body may name the key sent
     return ctx, codec, request_for(codec, request.url.path, body), codec.is_stream(body)
 
 
