@@ -39,7 +39,9 @@ arguments in the chunk of its head (`{"id": ..., "function": {"name": ...,
 reason with an empty piece (`{"content": ""}`), as some inference servers do;
 `usage_joined: true` sends the usage in the last choice's finish chunk, whether or not the
 request asked for it, in place of a usage chunk of its own; `calls_together: true` sends
-all the tool calls of a choice whole (head and arguments) in one chunk.
+all the tool calls of a choice whole (head and arguments) in one chunk; `id_repeated: true`
+sends a tool call's `id` and `type` again with every later piece of its arguments, as some
+proxies and providers do.
 A script item with `failed` (an error object, `{"code": "server_error", "message": ...}`)
 is a Responses answer that failed: `status: "failed"` with that `error` (its output items
 and usage as usual), which a stream sends as its last event, `response.failed`, in place
@@ -101,6 +103,7 @@ class Reply(NamedTuple):
     finish_empty: bool = False  # Chat Completions: the finish comes with an empty piece
     usage_joined: bool = False  # Chat Completions: the usage comes in the last finish chunk
     calls_together: bool = False  # Chat Completions: every tool call whole in one chunk
+    id_repeated: bool = False  # Chat Completions: a call's id and type come with every piece
     failed: Json | None = None  # Responses: the response failed with this error object
 
     def pieces(self, text: str) -> list[str]:
@@ -288,8 +291,9 @@ def _chat_pieces(r: Reply, logprobs: bool) -> Iterator[tuple[Json, Json | None]]
         pieces = r.pieces(_args(call))
         first = pieces.pop(0) if r.head_joined and pieces else ""
         yield {"tool_calls": [{**head, "function": {"name": call[1], "arguments": first}}]}, None
+        again = head if r.id_repeated else {"index": index}
         for piece in pieces:
-            yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None
+            yield {"tool_calls": [{**again, "function": {"arguments": piece}}]}, None
 
 
 def chat_sse(
@@ -780,6 +784,7 @@ class FakeProvider:
             finish_empty=bool(item.get("finish_empty")),
             usage_joined=bool(item.get("usage_joined")),
             calls_together=bool(item.get("calls_together")),
+            id_repeated=bool(item.get("id_repeated")),
             failed=item.get("failed"),
         )
         return reply, n

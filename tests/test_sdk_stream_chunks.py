@@ -549,8 +549,10 @@ def test_a_replayed_chat_stream_sends_the_chunks_the_agent_got(
         ("finish_empty",),
         ("usage_joined",),
         ("finish_joined", "usage_joined"),
+        ("id_repeated",),
+        ("head_joined", "id_repeated"),
     ],
-    ids=["finish", "head", "all", "finish-empty", "usage", "finish-usage"],
+    ids=["finish", "head", "all", "finish-empty", "usage", "finish-usage", "id", "head-id"],
 )
 @pytest.mark.parametrize("n", [1, 2])
 def test_a_replayed_chat_stream_joins_what_the_provider_joined(
@@ -558,7 +560,8 @@ def test_a_replayed_chat_stream_joins_what_the_provider_joined(
 ) -> None:
     """Some providers send a choice's finish reason in the chunk of its last piece, and a
     tool call's first piece of arguments in the chunk of its head (the API sends each in
-    a chunk of its own). Replay sends the chunks the agent iterated live, whole."""
+    a chunk of its own), or the call's id and type again with every piece of its
+    arguments. Replay sends the chunks the agent iterated live, whole."""
     monkeypatch.setenv("N", str(n))
     script = _script(SIZES)
     if n == 2:
@@ -580,6 +583,9 @@ def test_a_replayed_chat_stream_joins_what_the_provider_joined(
             if d["delta"]["tool_calls"] and d["delta"]["tool_calls"][0]["id"]
         ]
         assert heads and all(h["function"]["arguments"] for h in heads)
+    if "id_repeated" in joins:
+        fragments = [f for d in deltas for f in d["delta"]["tool_calls"] or []]
+        assert len(fragments) > 2 and all(f["id"] and f["type"] for f in fragments)
     if "usage_joined" in joins:
         with_usage = [c for _, c in pieces if c.get("usage")]
         assert len(with_usage) == 2 and all(c["choices"] for c in with_usage)

@@ -36,11 +36,13 @@ under `choices`, the order its choices' chunks came in (`"0,1*12"`) when it was 
 choice after the other, and under a choice's `choices[0].message.role`, `with first piece`
 when its role came in the chunk of its first piece rather than in one of its own (so too
 under a tool call's `choices[0].message.tool_calls[0]` when its head came with the first
-piece of its arguments, and `with last piece` under `choices[0].finish_reason` when the
-finish reason came in the chunk of the last piece; `empty` under `choices[0].message.content`
-when the role chunk said `content: ""` and no text followed; `usage: with last finish` when
-the usage came in the chunk of the last finish rather than in one of its own; `whole in one
-chunk` under `choices[0].message.tool_calls` when all its tool calls came whole in one).
+piece of its arguments, `with every piece` under its `choices[0].message.tool_calls[0].id`
+and `.type` when those came again with every later piece, and `with last piece` under
+`choices[0].finish_reason` when the finish reason came in the chunk of the last piece;
+`empty` under `choices[0].message.content` when the role chunk said `content: ""` and no
+text followed; `usage: with last finish` when the usage came in the chunk of the last
+finish rather than in one of its own; `whole in one chunk` under
+`choices[0].message.tool_calls` when all its tool calls came whole in one).
 Delivery, not behaviour: never compared, and ignored when it does not add up to the
 text."""
 

@@ -189,6 +189,11 @@ def _role_path(index: int) -> str:
 # of its own, as replay does without them.
 FINISH_JOINED = "with last piece"
 
+# The STREAM_CHUNKS value, under a tool call's `choices[i].message.tool_calls[j].id` (and
+# `.type`), of a stream that sent the call's id (its type) again with every later piece of
+# its arguments, as some proxies and providers do; the API sends them in the head only.
+REPEATED = "with every piece"
+
 # The STREAM_CHUNKS key and value of a stream that sent its usage in the chunk of the last
 # choice's finish (as some providers do, asked for it or not) instead of in a chunk of its
 # own after them (only when the request asked for it, as the API does).
@@ -237,6 +242,7 @@ class _ChoiceState:
         self.role_joined = False  # the role came in the chunk of the first piece
         self.finish_joined = False  # the finish reason came in the chunk of the last piece
         self.heads_joined: set[int] = set()  # calls whose head came with their first piece
+        self.repeated: dict[int, set[str]] = {}  # head keys a call's later pieces came with
         self.role_text = False  # the role chunk said `content: ""`
         self.call_chunks = 0  # chunks that carried tool-call fragments
         self.calls_whole = False  # one chunk carried two or more calls, each whole
@@ -275,16 +281,21 @@ class _ChoiceState:
 
     def _add_tool_fragment(self, fragment: dict[str, Any]) -> None:
         position = fragment.get("index", 0)
+        # a call's head is its first fragment (later ones may carry its id again)
+        head = position not in self.calls
         call = self.calls.setdefault(position, {"id": None, "name": "", "args": ""})
         call["id"] = fragment.get("id") or call["id"]
         function = fragment.get("function") or {}
         call["name"] += function.get("name") or ""
         call["args"] += function.get("arguments") or ""
         arguments = function.get("arguments")
-        if arguments or fragment.get("id") is None:  # a call's head has `arguments: ""`
+        if arguments or not head:  # a call's head has `arguments: ""`
             self.pieces.add(_arguments_path(self.index, position), arguments)
-            if arguments and fragment.get("id") is not None:
+            if arguments and head:
                 self.heads_joined.add(position)
+        if not head:
+            keys = {key for key in ("id", "type") if fragment.get(key) is not None}
+            self.repeated.setdefault(position, set()).update(keys)
 
     def _add_logprobs(self, logprobs: dict[str, Any]) -> None:
         """Each chunk carries the log probabilities of its own tokens: the whole answer's
@@ -373,6 +384,8 @@ class _StreamState:
             chunks = {**(chunks or {}), USAGE: USAGE_JOINED}
         for index, choice in sorted(self.choices.items()):
             joins = {_call_path(index, position): ROLE_JOINED for position in choice.heads_joined}
+            for position, keys in choice.repeated.items():
+                joins.update({f"{_call_path(index, position)}.{key}": REPEATED for key in keys})
             if choice.role_joined:
                 joins[_role_path(index)] = ROLE_JOINED
             if choice.finish_joined:
@@ -648,8 +661,10 @@ class _Chunks:
                 "function": {"name": name, "arguments": first},
             }
             out.append(({"tool_calls": [head]}, None))
+            at = _call_path(c.index, position)
+            again = {k: head[k] for k in ("id", "type") if self.cuts.get(f"{at}.{k}") == REPEATED}
             for piece in cut:
-                fragment = {"index": position, "function": {"arguments": piece}}
+                fragment = {"index": position, **again, "function": {"arguments": piece}}
                 out.append(({"tool_calls": [fragment]}, None))
         if c.calls and not c.text and self.cuts.get(_finish_path(c.index)) == FINISH_JOINED:
             # a call's empty text came as the finish's `content: ""`, after the calls
