@@ -28,6 +28,9 @@ def chat(*, model, messages):
         return {"content": None, "finish_reason": "tool_calls",
                 "tool_calls": [{"id": "c1", "name": "lookup",
                                 "arguments": {"q": last["content"]}}]}
+    if model == "silent":                                     # a model that never answers
+        import time
+        time.sleep(60)
     other = "" if model == "m" else f" ({model})"              # another model says so
     return {"content": f"answer[{last['content']}]{other}", "finish_reason": "stop"}
 
@@ -320,6 +323,62 @@ def pytest_opswald_before_step(replay, step):
     assert seen == [[1, first, first], [4, "other-model", "other-model"]]
 
 
+SEEN_HOOK = """
+import json
+
+import toyagent
+
+
+def pytest_opswald_before_step(replay, step):
+    seen = [step.number, step.type, step.name, step.request.get("model")]
+    with open("seen.jsonl", "a") as f:
+        f.write(json.dumps(seen) + "\\n")
+"""
+
+
+@pytest.mark.parametrize(
+    ("fork_at", "modify", "models"),
+    [
+        (1, [], {1: "other-model", 4: "other-model"}),
+        (4, [], {1: "m", 4: "other-model"}),
+        # step 4 answered by the response: nothing is sent, the recorded request stands
+        (4, ["response=FORKED"], {1: "m", 4: "m"}),
+    ],
+)
+def test_before_step_sees_the_request_the_fork_sends(
+    toy: pytest.Pytester, fork_at: int, modify: list[str], models: dict[int, str]
+) -> None:
+    """`pytest_opswald_before_step` at the fork's step and after it is given the request
+    as it goes out, with the fork's model, as the step records it: at golden step N it was
+    given the request as the agent made it, before the model change, a call never made."""
+    toy.makepyfile(conftest=SEEN_HOOK)
+    extra = [arg for item in modify for arg in ("--opswald-modify", item)]
+    result = toy.runpytest(
+        "--opswald-goldens", "goldens/", f"--opswald-fork-at={fork_at}",
+        "--opswald-modify", "model=other-model", *extra, "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    seen = [json.loads(line) for line in (toy.path / "seen.jsonl").read_text().splitlines()]
+    llm = {number: (name, model) for number, kind, name, model in seen if kind == "llm_call"}
+    assert llm == {number: (model, model) for number, model in models.items()}
+    actual = _load(toy, "actual/toy.actual.yaml")
+    recorded = {s["step"]: s["model"] for s in actual["steps"] if s["type"] == "llm_call"}
+    assert recorded == models, "the hook saw what the step records"
+
+
+def test_a_fork_that_hangs_at_its_step_names_the_model_it_asked(toy: pytest.Pytester) -> None:
+    """The timeout's message names the call the run hung in as it went out, with the
+    fork's model (it named the model the agent asked for, which was never asked)."""
+    result = toy.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=4",
+        "--opswald-modify", "model=silent", "--opswald-timeout=1",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*did not finish within 1.0 s; it hung at step 4 (llm_call silent)*"]
+    )
+
+
 def test_a_request_modification_and_a_step_modification_both_apply_at_step_n(
     toy: pytest.Pytester,
 ) -> None:
@@ -505,3 +564,27 @@ def test_replay_fork_from_a_step_with_another_model_keeps_the_calls_before_it() 
     assert result.actual.output == {"answers": ["other heard first", "other heard second"]}
     assert result.fork_step == 2
     assert result.actual.metadata["fork"] == {"step": 2}
+
+
+def test_a_paused_fork_shows_its_hooks_the_request_that_goes_out() -> None:
+    """`Replay.fork_from(step=N, modifications={"model": ...})`, paused before step N: the
+    `before_step` hook of step N (and of the model call after it) is given the request
+    with the other model, as its step records it, not the agent's request."""
+    stub = Session(name="talk", input={"user_inputs": ["first", "second"]})
+    golden = execute(stub, conversation, settings=RunSettings(policy="live")).actual
+    seen: list[tuple[int, str, str | None]] = []
+
+    class Hooks:
+        def before_step(self, step: Any) -> None:
+            if step.type == "llm_call":
+                seen.append((step.number, step.name, step.request["model"]))
+
+    replay = opswald.Replay(golden, adapter=conversation, hooks=Hooks())
+    fork = replay.fork_from(step=2, modifications={"model": "other"}).pause_at(2)
+    assert fork.run() is None and fork.paused_at == 2
+    assert [s.type for s in fork.steps] == ["user_input"], "step 2 has not run"
+    result = fork.resume()  # the hook runs after the pause
+    assert result is not None
+    assert seen == [(2, "other", "other"), (4, "other", "other")]
+    models = [s.model for s in result.actual.step_list if isinstance(s, LLMCallStep)]
+    assert models == ["other", "other"]

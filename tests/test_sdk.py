@@ -386,6 +386,21 @@ def test_changed_prompt_names_the_step_with_a_normalised_diff(
     assert "x-stainless" not in out and "authorization" not in out.lower()
 
 
+SEEN_HOOK = """
+import json
+
+import sdkagent
+
+
+def pytest_opswald_before_step(replay, step):
+    if step.type == "llm_call":
+        params = step.request["input"].get("params") or {}
+        seen = [step.number, step.request["model"], params.get("temperature")]
+        with open("seen.jsonl", "a") as f:
+            f.write(json.dumps(seen) + "\\n")
+"""
+
+
 @pytest.mark.parametrize(("fork_at", "sent"), [(1, 2), (2, 1), (3, 1)])
 def test_a_fork_at_a_step_sends_the_other_model_from_that_step_on(
     sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fork_at: int, sent: int
@@ -395,6 +410,7 @@ def test_a_fork_at_a_step_sends_the_other_model_from_that_step_on(
     never sees them), and every call from step N on reaches it with the other model and
     temperature (the agent sends gpt-4o-mini at temperature 0)."""
     _record(sdk_project, monkeypatch, "openai_chat")
+    sdk_project.makepyfile(conftest=SEEN_HOOK)
     script = [dict(s) for s in SCRIPT[-sent:]]
     with FakeProvider(script=script) as fp:
         monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
@@ -407,6 +423,11 @@ def test_a_fork_at_a_step_sends_the_other_model_from_that_step_on(
     assert [(b["model"], b["temperature"]) for b in received] == [("gpt-4o", 0.5)] * sent
     last = received[-1]["messages"][-1]
     assert last["role"] == "tool", "the last model call, after the tool's answer"
+    # before_step hooks see each model call as it went: the recorded request before step
+    # N, the one the provider got from N on (at N too, not the agent's own request)
+    seen = (sdk_project.path / "seen.jsonl").read_text().splitlines()
+    hooks = {n: (m, t) for n, m, t in map(json.loads, seen)}
+    assert hooks == {n: ("gpt-4o", 0.5) if n >= fork_at else ("gpt-4o-mini", 0) for n in (1, 3)}
 
 
 def test_retries_are_not_steps_and_not_divergences(

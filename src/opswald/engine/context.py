@@ -740,7 +740,9 @@ class Context:
                 self.steps.append(None)
             shown = sent
             starts = modifies and not modified and self.fork_pending
-            if starts and self._is_fork_target(kind, request):  # the fork starts here
+            # (a step modification that answers the call sends nothing: the request stands)
+            answered = any(_MODIFIED_STEP_TYPE.get(key) == kind for key in self.step_modifications)
+            if starts and not answered and self._is_fork_target(kind, request):
                 shown = (
                     as_modified()
                     if as_modified is not None
