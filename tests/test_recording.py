@@ -249,6 +249,27 @@ def test_dump_refuses_keys_a_golden_writes_alike(tmp_path: Path) -> None:
     assert opswald.load(path).input == {"a": [{"1": "b"}]}
 
 
+def test_dump_names_a_steps_colliding_keys_by_its_step_number(tmp_path: Path) -> None:
+    """A tool call's arguments and result built in code with keys written alike: refused
+    naming the step as the golden numbers it (`step 2 › input.filters`), as a diff does,
+    never the 0-based `steps[0]`; nothing written."""
+    from opswald.files import GoldenWriteRefused
+
+    def session(arguments: dict[Any, Any], result: dict[Any, Any]) -> opswald.Session:
+        call = {"step": 2, "type": "tool_call", "tool": "search"}
+        steps = [{"step": 1, "type": "state"}, {**call, "input": arguments, "output": result}]
+        return opswald.Session.model_validate({"name": "d", "steps": steps, "output": 1})
+
+    path = tmp_path / "d.golden.yaml"
+    for built, said in [
+        (session({"filters": {True: 1, "true": 2}}, {}), r"True and 'true' in step 2 › input\.f"),
+        (session({}, {"hits": {None: 1, "null": 2}}), r"None and 'null' in step 2 › output\.hits"),
+    ]:
+        with pytest.raises(GoldenWriteRefused, match=said):
+            opswald.dump(built, path)
+        assert not path.exists()
+
+
 RULES_TEST = """
 import opswald
 

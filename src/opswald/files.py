@@ -1298,10 +1298,13 @@ def _collision_refusal(session: Session) -> str:
     where = ""
     if found is not None:
         first, second = found.keys
-        where = (
-            f": {first} and {second} in {render(found.path) or 'the session'} are both "
-            f"written {found.written!r}"
-        )
+        place = render(found.path) or "the session"
+        path = found.path
+        if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
+            # in the golden's terms, as a diff reads: `step 2 › input.filters`
+            number = session.step_list[path[1]].step
+            place = f"step {number} › {render(path[2:])}" if path[2:] else f"step {number}"
+        where = f": {first} and {second} in {place} are both written {found.written!r}"
     return (
         f"the session has keys that a golden writes alike{where}, so the golden would keep "
         "only one; use keys of one type in that dict (strings, say), so that none is lost"
