@@ -525,6 +525,28 @@ def test_a_variant_name_given_twice_is_a_usage_error(bench: pytest.Pytester) -> 
     assert "weather[a]" not in result.stdout.str()
 
 
+@pytest.mark.parametrize("writes", [["--opswald-update"], ["--opswald-mode=rerecord"]])
+def test_several_variants_that_would_write_one_golden_are_a_usage_error(
+    bench: pytest.Pytester, writes: list[str]
+) -> None:
+    """An update (or a recording) run once per variant wrote each golden once per variant,
+    the last variant's run winning (and under -n 2 racing): one golden holds one session,
+    so several variants with a run that writes is refused, and nothing is written."""
+    before = {p: p.read_text() for p in (bench.path / "goldens").iterdir()}
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", *writes,
+        "--opswald-variant", "big:model=sim-large", "--opswald-variant", "small:model=sim-small",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*with 2 variants would write each golden once per variant*"])
+    assert {p: p.read_text() for p in (bench.path / "goldens").iterdir()} == before
+    # one variant writes the golden once, with its modifications
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", *writes, "--opswald-variant", "big:model=sim-large"
+    )
+    assert result.ret != pytest.ExitCode.USAGE_ERROR, result.stderr.str()
+
+
 def test_fork_and_modifications_under_xdist(bench: pytest.Pytester) -> None:
     path = bench.path / "goldens" / "w.golden.yaml"
     text = path.read_text()

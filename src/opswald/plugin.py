@@ -277,9 +277,20 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--opswald-fork-at replays the steps before the fork: it does not combine with "
             f"--opswald-mode={mode}, which runs every call live"
         )
+    variants = parse_variants(config.getoption("opswald_variant"))
+    writes = "--opswald-update" if config.getoption("opswald_update") else None
+    if mode in ("record", "rerecord"):
+        writes = f"--opswald-mode={mode}"
+    if len(variants) > 1 and writes is not None:
+        raise pytest.UsageError(
+            f"{writes} with {len(variants)} variants would write each golden once per "
+            "variant, the last run winning: one golden holds one session. Compare the "
+            f"variants without {writes}, then write the one you choose with "
+            "--opswald-variant NAME:... (or --opswald-modify) alone"
+        )
     config.stash[_SETTINGS_KEY] = Settings(
         modify=parse_assignments(config.getoption("opswald_modify"), "--opswald-modify"),
-        variants=parse_variants(config.getoption("opswald_variant")),
+        variants=variants,
         fork_at=fork_at,
         timeout=timeout,
         tolerance=_tolerance(config),
