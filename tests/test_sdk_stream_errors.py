@@ -132,6 +132,9 @@ def responses(input):
             elif event.type == "response.failed":
                 error = event.response.error
                 got.append([event.type, event.response.status, error.code, error.message])
+            elif hasattr(event, "response"):  # created, in_progress: no error yet
+                error = event.response.error
+                got.append([event.type, event.response.status, error and error.message])
             else:
                 got.append([event.type])
     return {"got": got}
@@ -328,6 +331,10 @@ def test_a_failed_response_is_an_error_step_and_replays_as_it_came(
     assert session.output == live, "recording changed what the agent got"
     if mode == "responses":
         assert live["got"][-1] == ["response.failed", "failed", *FAILURE.values()]
+        assert live["got"][:2] == [
+            ["response.created", "in_progress", None],
+            ["response.in_progress", "in_progress", None],
+        ]
     elif mode == "responses_helper":
         assert live["error"] == "RuntimeError"
     else:

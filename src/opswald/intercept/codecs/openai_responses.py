@@ -558,6 +558,8 @@ def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
     pending = {**final, "status": "in_progress", "output": [], "usage": None}
     if "completed_at" in pending:
         pending["completed_at"] = None
+    if "error" in pending:  # a failed response's error comes with its end, not before
+        pending["error"] = None
     out.add("response.created", response=pending)
     out.add("response.in_progress", response=pending)
     for index, item in enumerate(items):
