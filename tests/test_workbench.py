@@ -547,6 +547,34 @@ def test_several_variants_that_would_write_one_golden_are_a_usage_error(
     assert result.ret != pytest.ExitCode.USAGE_ERROR, result.stderr.str()
 
 
+@pytest.mark.parametrize(
+    ("given", "fix"),
+    [
+        (["--opswald-modify", "model=sim-large"], "--opswald-update and the same --opswald-modify"),
+        (
+            ["--opswald-variant", "big:model=sim-large"],
+            "--opswald-update and this --opswald-variant alone",
+        ),
+    ],
+)
+def test_the_fix_line_of_a_modified_run_names_an_update_that_writes_it(
+    bench: pytest.Pytester, given: list[str], fix: str
+) -> None:
+    """`--opswald-modify model=...` fails on the other model's answer: its `fix:` line said
+    `--opswald-update`, which without the modification replays, passes and writes nothing.
+    It names the update with the same modification, which writes the new behaviour."""
+    path = bench.path / "goldens" / "w.golden.yaml"
+    before = path.read_text()
+    result = bench.runpytest("--opswald-goldens", "goldens/", *given)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"fix: if the new behaviour is intended, accept it with {fix}"])
+    bench.runpytest("--opswald-goldens", "goldens/", "--opswald-update").assert_outcomes(passed=1)
+    assert path.read_text() == before, "a plain update writes nothing"
+    result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-update", *given)
+    assert path.read_text() != before and "sim-large" in path.read_text()
+    bench.runpytest("--opswald-goldens", "goldens/", *given).assert_outcomes(passed=1)
+
+
 def test_fork_and_modifications_under_xdist(bench: pytest.Pytester) -> None:
     path = bench.path / "goldens" / "w.golden.yaml"
     text = path.read_text()

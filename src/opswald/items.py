@@ -286,10 +286,18 @@ def run_golden(
             if settings.allow_side_effects
             else side_effects_ahead(golden, verdict, settings.side_effect_tools)
         )
+        # the run's modifications are the new golden's too: a plain update replays without
+        # them, passes, and writes nothing (step modifications need a fork, never written)
+        update = "--opswald-update"
+        if settings.variants:
+            update += " and this --opswald-variant alone"
+        elif any(key not in STEP_MODIFICATIONS for key in settings.modify):
+            update += " and the same --opswald-modify"
         fix = fix_line(
             verdict,
             expect,
             forked=run_settings.fork_at is not None,
+            update=update,
             side_effects=ahead,
             live=policy == "live",
         )
