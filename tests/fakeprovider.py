@@ -10,7 +10,9 @@ in order, and can answer the first requests with errors so SDK retries really ha
         assert len(fp.requests) == 2
 
 `fail_first` statuses answer the first POSTs (GET /health is never failed; with
-`echo_key=True` their message names the API key the request sent, as some gateways do);
+`echo_key=True` their message names the API key the request sent, as some gateways do,
+and with `should_retry=False` they say `x-should-retry: false`, which the SDKs obey);
+`request_ids=True` names every answer with `x-request-id` and `request-id` headers;
 `delay_first` seconds hold the first POST answers back (client timeouts really happen).
 When the script runs out, replies are the text "done". A script item may carry
 `thinking` (Anthropic: a signed `thinking` block and a `redacted_thinking` block first;
@@ -605,6 +607,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet."""
 
+    def end_headers(self) -> None:
+        owner = self.server.owner
+        if owner.request_ids:  # as the APIs name each answer (OpenAI, then Anthropic)
+            rid = f"req_fake_{next(owner._rids):04d}"
+            self.send_header("x-request-id", rid)
+            self.send_header("request-id", rid)
+        super().end_headers()
+
     def do_GET(self) -> None:
         self.server.owner._record(self, None)
         if self.path.split("?")[0] == "/health":
@@ -705,8 +715,13 @@ class FakeProvider:
         fail_first: list[int] | None = None,
         delay_first: list[float] | None = None,
         echo_key: bool = False,
+        request_ids: bool = False,
+        should_retry: bool | None = None,
     ) -> None:
         self.script = list(script or [])
+        self.request_ids = request_ids  # every answer names itself: x-request-id, request-id
+        self._rids = itertools.count(1)
+        self.should_retry = should_retry  # a failure says x-should-retry: true / false
         self.echo_key = echo_key  # a failure's message names the key sent, as gateways do
         self.fail_first = list(fail_first or [])
         self.delay_first = list(delay_first or [])
@@ -799,6 +814,8 @@ class FakeProvider:
         status = self._next_failure()
         if status is not None:
             extra = {"retry-after-ms": "1", "retry-after": "0"}
+            if self.should_retry is not None:
+                extra["x-should-retry"] = "true" if self.should_retry else "false"
             answer = error_body(status, anthropic)
             if self.echo_key:
                 sent = handler.headers.get("x-api-key") or handler.headers.get("authorization")

@@ -23,6 +23,31 @@ from typing import Any
 
 RETRYABLE = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 TRANSPORT_ERROR = "transport_error"  # attribute of a step whose call got no HTTP answer
+# The response headers a step keeps (attribute HTTP_HEADERS) and replay sends again: the
+# request id the SDKs give the agent (`completion._request_id`, `APIStatusError.request_id`,
+# `with_raw_response.headers`), and the server's word on retrying an error (which the SDKs
+# follow: `x-should-retry: false` is one attempt). No other header is stored.
+HTTP_HEADERS = "http_headers"
+KEPT_HEADERS = ("x-request-id", "request-id", "x-should-retry")
+
+
+def kept_headers(ctx: Any, headers: Any) -> dict[str, str]:
+    """The KEPT_HEADERS of a live answer, redacted as all else recorded."""
+    if headers is None:
+        return {}
+    kept = {name: headers.get(name) for name in KEPT_HEADERS}
+    return {name: ctx.redactor(value) for name, value in kept.items() if isinstance(value, str)}
+
+
+def _with_kept(step: Any, headers: dict[str, str]) -> dict[str, str]:
+    """`headers` and the response headers the step kept (see KEPT_HEADERS)."""
+    kept = (step.attributes or {}).get(HTTP_HEADERS)
+    if not isinstance(kept, dict):
+        return headers
+    names = set(KEPT_HEADERS)
+    return {**headers, **{k: v for k, v in kept.items() if k in names and isinstance(v, str)}}
+
+
 RETRY_HEADER = "x-stainless-retry-count"
 
 
@@ -112,8 +137,9 @@ def serve(
         body = json.dumps(step.raw if step.raw is not None else {"error": step.error.message})
         # a replayed retry need not wait: the SDK's back-off is not the agent's time
         headers = {"content-type": "application/json", "retry-after-ms": "1"}
-        return WireResponse(status=status, headers=headers, body=body.encode())
+        return WireResponse(status=status, headers=_with_kept(step, headers), body=body.encode())
     wire = codec.encode(step, stream=stream, request=llm_request)
+    wire = replace(wire, headers=_with_kept(step, wire.headers))
     if step.error is not None and wire.status in RETRYABLE:
         # a stream that broke off, replayed to a call that no longer streams: its error,
         # served to every attempt as a recorded HTTP error is
@@ -132,14 +158,17 @@ def record(
     body: bytes,
     *,
     keep_failed: bool = False,
+    headers: Any = None,
 ) -> None:
     """Turn a live answer into a step. An attempt the client will retry leaves no step,
-    or with `keep_failed` a provisional one (see the module docstring)."""
+    or with `keep_failed` a provisional one (see the module docstring). Of its `headers`
+    the step keeps KEPT_HEADERS."""
     if status in RETRYABLE and not keep_failed:
         ctx.withdraw(ticket)
         return
+    kept = kept_headers(ctx, headers)
     if status >= 400:
-        _http_error(ctx, ticket, llm_request, status, body)
+        _http_error(ctx, ticket, llm_request, status, body, kept)
         if status in RETRYABLE:
             _note_failure(ctx, llm_request, ticket, served=False)
         return
@@ -156,6 +185,8 @@ def record(
     if chunks:  # a stream: how its texts were cut, so that replay cuts them so
         attributes[STREAM_CHUNKS] = chunks
     attributes.update(decoded.attributes or {})
+    if kept:
+        attributes[HTTP_HEADERS] = kept
     error = None
     if decoded.error is not None:  # the stream broke off: what came, and the error event
         attributes[STREAM_ERROR] = decoded.error.body
@@ -220,7 +251,12 @@ def failed(ctx: Any, ticket: Any, llm_request: dict[str, Any], error: Exception)
 
 
 def _http_error(
-    ctx: Any, ticket: Any, llm_request: dict[str, Any], status: int, body: bytes
+    ctx: Any,
+    ticket: Any,
+    llm_request: dict[str, Any],
+    status: int,
+    body: bytes,
+    kept: dict[str, str] | None = None,
 ) -> None:
     from opswald.session import ErrorInfo
 
@@ -230,9 +266,10 @@ def _http_error(
     except ValueError:
         raw = {"error": text[:2000]}
     error = ErrorInfo(type="HTTPStatusError", message=ctx.redactor(f"HTTP {status}: {text[:500]}"))
-    ctx.llm_failed(
-        ticket, llm_request, None, error_info=error, raw=raw, attributes={"http_status": status}
-    )
+    attributes: dict[str, Any] = {"http_status": status}
+    if kept:
+        attributes[HTTP_HEADERS] = kept
+    ctx.llm_failed(ticket, llm_request, None, error_info=error, raw=raw, attributes=attributes)
 
 
 def _priced(ctx: Any, model: str | None, usage: Any) -> tuple[float | None, str | None]:

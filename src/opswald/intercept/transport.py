@@ -255,6 +255,7 @@ def _recorded(
         response.status_code,
         response.content,
         keep_failed=True,
+        headers=response.headers,
     )
     return response
 
