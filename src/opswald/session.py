@@ -57,12 +57,20 @@ STREAM_USAGE = "stream_usage"
 two merged), replayed as they came while they add up to the step's usage."""
 
 
+HTTP_HEADERS = "http_headers"
+"""The `attributes` key of an `llm_call` recorded from an SDK's HTTP answer: the response
+headers replay sends again (the request id, `x-should-retry`). Delivery, as STREAM_CHUNKS
+is: never compared, and not in syrupy snapshots."""
+_DELIVERY = (STREAM_CHUNKS, HTTP_HEADERS)
+
+
 def without_stream_chunks(attributes: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Step attributes without STREAM_CHUNKS (for an answer that is no longer the one
-    recorded); None when nothing else is left."""
-    if not attributes or STREAM_CHUNKS not in attributes:
+    """Step attributes without how the answer was delivered (STREAM_CHUNKS, HTTP_HEADERS):
+    for an answer that is no longer the one recorded, and where sessions are compared;
+    None when nothing else is left."""
+    if not attributes or not any(key in attributes for key in _DELIVERY):
         return attributes
-    return {k: v for k, v in attributes.items() if k != STREAM_CHUNKS} or None
+    return {k: v for k, v in attributes.items() if k not in _DELIVERY} or None
 
 
 _BIG = 2**63  # ints beyond this are refused (pydantic's float bounds check would overflow)

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from opswald.diff import differences
 from opswald.jsonable import to_jsonable
-from opswald.session import STREAM_CHUNKS, AnyStep, without_stream_chunks
+from opswald.session import AnyStep, without_stream_chunks
 from opswald.verdict import MISSING, Difference
 
 VOLATILE_STEP_FIELDS: tuple[str, ...] = ("timestamp", "duration_ms")
@@ -45,7 +45,7 @@ def _stable_step(step: dict[str, Any]) -> dict[str, Any]:
     what the agent was told)."""
     stable = _without(step, VOLATILE_STEP_FIELDS)
     attributes = stable.get("attributes")
-    if isinstance(attributes, dict) and STREAM_CHUNKS in attributes:
+    if isinstance(attributes, dict) and without_stream_chunks(attributes) is not attributes:
         rest = without_stream_chunks(attributes)
         if rest is None:
             del stable["attributes"]

@@ -21,13 +21,14 @@ from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import Any
 
+from opswald.session import HTTP_HEADERS
+
 RETRYABLE = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 TRANSPORT_ERROR = "transport_error"  # attribute of a step whose call got no HTTP answer
 # The response headers a step keeps (attribute HTTP_HEADERS) and replay sends again: the
 # request id the SDKs give the agent (`completion._request_id`, `APIStatusError.request_id`,
 # `with_raw_response.headers`), and the server's word on retrying an error (which the SDKs
 # follow: `x-should-retry: false` is one attempt). No other header is stored.
-HTTP_HEADERS = "http_headers"
 KEPT_HEADERS = ("x-request-id", "request-id", "x-should-retry")
 
 
