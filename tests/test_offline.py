@@ -151,8 +151,9 @@ def test_blocked_attempts_are_noted_without_touching_the_network() -> None:
         offline.check_address("127.0.0.5", 80)
     assert guard.blocked == [("api.openai.com", 443)]
     assert str(err.value) == (
-        "opswald replay is offline: blocked connection to api.openai.com:443. Record the "
-        "golden with --opswald-mode=record, or run with --opswald-mode=live to reach the "
+        "opswald replay is offline: blocked connection to api.openai.com:443. Make that "
+        "call inside an @opswald.tool function, whose answer a recording keeps, and record "
+        "again with --opswald-mode=rerecord; or run with --opswald-mode=live to reach the "
         "network."
     )
     assert isinstance(err.value, ConnectionRefusedError)
@@ -389,7 +390,7 @@ def test_guard_blocks_everything_in_a_namespace_without_routes() -> None:
         assert errno.ENETUNREACH not in result["errnos"], result
     assert lines[-1] == {"blocked": len(EXPECTED)}
     assert "opswald replay is offline" in results["httpx"]["message"]
-    assert "--opswald-mode=record" in results["getaddrinfo"]["message"]
+    assert "--opswald-mode=rerecord" in results["getaddrinfo"]["message"]
 
 
 def test_real_sdks_reach_a_loopback_provider_under_the_guard() -> None:

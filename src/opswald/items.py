@@ -301,6 +301,8 @@ def run_golden(
             side_effects=ahead,
             live=policy == "live",
         )
+        if run.offline_note is not None and policy != "live":
+            fix = _blocked_fix(run)
         text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=fix)
         raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total, expect)
@@ -506,6 +508,18 @@ def _refusal(reasons: list[Finding], expect: Expect, run: Any) -> str:
         "not written: the golden's own `expect:` fails this run whatever the golden holds "
         "(neither an update nor a recording changes `expect:`); edit expect.output or "
         "expect.error"
+    )
+
+
+def _blocked_fix(run: Any) -> str:
+    """The `fix:` of a replay the offline guard blocked a call of the agent's own in: an
+    update runs that call live and writes what it did, but no golden holds its answer, so
+    every replay blocks it again."""
+    from opswald.offline import ADVICE
+
+    return (
+        f"--opswald-update cannot fix this: {run.offline_note}, and every replay blocks "
+        f"that call again (no golden holds its answer). {ADVICE}"
     )
 
 

@@ -19,9 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 LOCAL_NAMES = frozenset({"localhost", "localhost."})
+# (--opswald-mode=record replays a recorded golden: the call would be blocked again)
 ADVICE = (
-    "Record the golden with --opswald-mode=record, "
-    "or run with --opswald-mode=live to reach the network."
+    "Make that call inside an @opswald.tool function, whose answer a recording keeps, and "
+    "record again with --opswald-mode=rerecord; or run with --opswald-mode=live to reach "
+    "the network."
 )
 _MODULE_FUNCS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
 _SOCKET_METHODS = ("connect", "connect_ex", "sendto", "sendmsg")
@@ -292,10 +294,7 @@ def check_address(host: object, port: object = None) -> None:
 
 # --------------------------------------------------------------------------- proxy
 
-PROXY_BODY = (
-    b"opswald replay is offline: this proxy refuses every request. Record the golden with "
-    b"--opswald-mode=record, or run with --opswald-mode=live to reach the network.\n"
-)
+PROXY_BODY = f"opswald replay is offline: this proxy refuses every request. {ADVICE}\n".encode()
 
 
 class _RefusingHandler(BaseHTTPRequestHandler):
