@@ -180,15 +180,26 @@ def test_a_golden_tag_does_not_register_a_marker_for_ordinary_tests(
     assert result.ret == pytest.ExitCode.INTERRUPTED
 
 
-@pytest.mark.parametrize("tag", ["xfail", "skip", "skipif", "parametrize"])
+@pytest.mark.parametrize(
+    ("tag", "said"),
+    [
+        ("xfail", "one of pytest's own markers and would expect the golden to fail"),
+        ("skip", "one of pytest's own markers and would skip the golden"),
+        ("skipif", "one of pytest's own markers and would skip the golden"),
+        ("parametrize", "one of pytest's own markers and would change how the golden is"),
+        ("golden", "opswald's own marker"),
+    ],
+)
 def test_a_tag_named_like_a_pytest_marker_is_a_collection_error(
-    project: pytest.Pytester, tag: str
+    project: pytest.Pytester, tag: str, said: str
 ) -> None:
+    """The error says what the marker would do (`golden` is opswald's own marker, not
+    pytest's; `parametrize` neither skips nor expects a failure)."""
     record(project)
     golden = project.path / "goldens" / "flight.golden.yaml"
     golden.write_text(golden.read_text().replace("- critical", f"- {tag}"))
     result = project.runpytest("--opswald-goldens")
-    result.stdout.fnmatch_lines([f"*tag '{tag}' is one of pytest's own markers*"])
+    result.stdout.fnmatch_lines([f"*tag '{tag}' is {said}*"])
     result.assert_outcomes(errors=1)
 
 

@@ -421,16 +421,28 @@ RESERVED_TAGS = frozenset(
 )
 
 
+_RESERVED_HOW = {
+    "skip": "skip the golden",
+    "skipif": "skip the golden",
+    "xfail": "expect the golden to fail",
+}
+
+
 def _check_tag(tag: str) -> str:
     if not _TAG.fullmatch(tag):
         raise ValueError(
             f"tag {tag!r} cannot be a pytest marker: use letters, digits, '_', '-' and '.', "
             "starting with a letter or digit"
         )
-    if tag in RESERVED_TAGS:
+    if tag == "golden":
         raise ValueError(
-            f"tag {tag!r} is one of pytest's own markers and would change how the golden "
-            "runs (skip it, expect it to fail); choose another name"
+            "tag 'golden' is opswald's own marker (`@pytest.mark.golden(path)` replays a "
+            "golden in a test); choose another name"
+        )
+    if tag in RESERVED_TAGS:
+        how = _RESERVED_HOW.get(tag, "change how the golden is collected or run")
+        raise ValueError(
+            f"tag {tag!r} is one of pytest's own markers and would {how}; choose another name"
         )
     return tag
 
