@@ -106,6 +106,39 @@ def test_marker_with_a_bad_path_fails_clearly(project: pytest.Pytester) -> None:
     assert "direct cause" not in out
 
 
+def test_a_marker_golden_that_cannot_load_is_a_failed_row_of_the_reports(
+    project: pytest.Pytester,
+) -> None:
+    """The test errors at setup and pytest exits 1: the JSON report said total 0, failed 0
+    (a `jq -e '.failed == 0'` gate passed) and the summary counted nothing; it is a failed
+    row now, in the JSON report, the summary and JUnit."""
+    import json
+
+    record(project)
+    project.makepyfile(
+        test_bad="""
+        import pytest
+
+        @pytest.mark.golden("goldens/nope.golden.yaml")
+        def test_x(golden_replay):
+            pass
+
+        @pytest.mark.golden("goldens/flight.golden.yaml")
+        def test_ok(golden_replay):
+            pass
+        """
+    )
+    result = project.runpytest("test_bad.py", "--opswald-json=r.json", "--junitxml=j.xml")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(errors=1, passed=1)
+    result.stdout.fnmatch_lines(["goldens: 1 passed, 1 failed"])
+    report = json.loads((project.path / "r.json").read_text())
+    assert (report["total"], report["passed"], report["failed"]) == (2, 1, 1)
+    [row] = report["failed_tests"]
+    assert row["name"].endswith("test_bad.py::test_x") and "nope.golden.yaml" in row["error"]
+    assert 'name="opswald.status" value="failed"' in (project.path / "j.xml").read_text()
+
+
 def test_a_body_failing_after_a_divergence_shows_the_divergence(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -856,6 +856,11 @@ def pytest_runtest_makereport(
     report = yield
     if _skipped_golden(item, call, report):
         _report_skipped(item, report)
+    elif call.when == "setup" and report.failed and _marker_golden_unloaded(item, call):
+        # a marker test whose golden cannot be loaded never runs: a failed row, so that
+        # the JSON report's gate agrees with pytest's exit status
+        report.opswald_status = "failed"  # type: ignore[attr-defined]
+        _report_unjudged(item, call, report)
     elif call.when == "call":
         outcome = item.stash.get(OUTCOME_KEY, None)
         if outcome is None and _MARKER_RESULT in item.stash:
@@ -909,6 +914,13 @@ def pytest_runtest_makereport(
         # verdict would otherwise stay alive for the rest of the run (~15 KiB a golden)
         del item.stash[OUTCOME_KEY]
     return report
+
+
+def _marker_golden_unloaded(item: pytest.Item, call: pytest.CallInfo[None]) -> bool:
+    """The golden of a `@pytest.mark.golden` test failed to load in its setup."""
+    if item.get_closest_marker("golden") is None or call.excinfo is None:
+        return False
+    return str(call.excinfo.value).startswith("@pytest.mark.golden: cannot load")
 
 
 def _skipped_golden(
@@ -1290,7 +1302,8 @@ class SummaryPlugin:
                 self.counts["failed"] = self.counts.get("failed", 0) + 1
                 self.records.append(crashed)
             return
-        if status is not None and (report.when == "call" or status == "skipped"):
+        unloaded = report.when == "setup" and status == "failed"  # a marker's golden
+        if status is not None and (report.when == "call" or status == "skipped" or unloaded):
             self.counts[status] = self.counts.get(status, 0) + 1
             if getattr(report, "opswald_record", None) is None:  # not made where it ran
                 fallback = _record_of_report(self.config, report, status)
