@@ -38,7 +38,9 @@ def test_diff_limit_below_one_is_a_usage_error_not_a_false_pass(
     assert code == 2 and "--limit: '-1': must be at least 1" in err
     assert "no differences" not in out
     code, out, _ = run(capsys, "diff", str(REFUND), str(WEATHER), "--limit", "1")
-    assert code == 1 and "more than 1 differences" in out
+    assert code == 1 and "... more than 1 difference; raise --limit" in out
+    code, out, _ = run(capsys, "diff", str(REFUND), str(WEATHER), "--limit", "2")
+    assert code == 1 and "... more than 2 differences; raise --limit" in out
 
 
 def test_options_may_sit_between_the_two_sessions(capsys: pytest.CaptureFixture[str]) -> None:

@@ -138,6 +138,17 @@ def test_a_changed_agent_fails_with_the_divergence(workdir: Path) -> None:
     assert "step 4 › input.amount: 120.0 → 60.0" in proc.stdout
 
 
+def test_interactive_diff_after_the_first_step_names_no_step_0(workdir: Path) -> None:
+    """`d` after step 1 said "state changes from step 0 to step 1": there is no step 0."""
+    proc = replay(
+        workdir, "refund.golden.yaml", "--adapter", "agentmod:run", "-i", stdin="n\nd\nc\n"
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "from the start to step 1" in out
+    assert "step 0" not in out
+
+
 def test_interactive_with_piped_stdin(workdir: Path) -> None:
     keys = "n\nn\nn\nn\n\ns\nd\nc\n"  # five steps (Enter is next), then state, diff, continue
     proc = replay(workdir, "refund.golden.yaml", "--adapter", "agentmod:run", "-i", stdin=keys)

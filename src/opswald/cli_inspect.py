@@ -410,7 +410,8 @@ def _diff_sessions(args: argparse.Namespace) -> int:
             for line in change["lines"]:
                 print(line)
         if len(found) > args.limit:
-            print(f"... more than {args.limit} differences; raise --limit to see them")
+            noun = "difference" if args.limit == 1 else "differences"
+            print(f"... more than {args.limit} {noun}; raise --limit to see them")
     changed = [k for k, d in deltas.items() if d["change"]]
     if changed:
         print("figures: " + "; ".join(_delta_text(k, deltas[k]) for k in changed))

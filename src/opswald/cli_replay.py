@@ -328,11 +328,10 @@ def render_changes(replay: Replay, step: int) -> str:
         return "diff: nothing has run yet"
     steps = [v.step for v in replay.steps]
     changes = state_changes(steps, step)
+    span = f"from step {step - 1} to step {step}" if step > 1 else "from the start to step 1"
     if not changes:
-        return f"no change in the state from step {step - 1} to step {step}"
-    return "\n".join(
-        [f"state changes from step {step - 1} to step {step}:"] + [f"  {line}" for line in changes]
-    )
+        return f"no change in the state {span}"
+    return "\n".join([f"state changes {span}:"] + [f"  {line}" for line in changes])
 
 
 # -- the end ----------------------------------------------------------------------------
