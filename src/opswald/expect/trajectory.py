@@ -204,10 +204,11 @@ def _finding(
     diffs: list[Difference],
     hint: str,
     name: str | None = None,
+    headline: str | None = None,
 ) -> Finding:
     return Finding(
         kind="tool_order",
-        message=f"{_headline(spec)}: {detail}",
+        message=f"{headline or _headline(spec)}: {detail}",
         step=g.step if g else None,
         step_type="tool_call" if g else None,
         name=g.tool if g else name,
@@ -256,6 +257,8 @@ def _other_args(g: ToolCallRef, a: ToolCallRef, spec: ToolCallsExpect, rules: Ru
         g,
         diffs,
         hint,
+        # the call came where it was expected: its arguments differ, not the order
+        headline=f"called {g.tool} with other arguments (order: {spec.order})",
     )
 
 
