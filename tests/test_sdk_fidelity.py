@@ -659,7 +659,9 @@ def test_a_call_replay_blocks_is_named_in_the_failure(
     out = result.stdout.str()
     assert "RuntimeError: the lookup service is down" in out
     assert "opswald replay is offline: blocked connection to api.example.invalid:443" in out
-    assert "--opswald-mode=record" in out
+    # the call is the agent's own: a tool would record its answer; an update cannot
+    assert "inside an @opswald.tool function" in out and "--opswald-mode=rerecord" in out
+    assert "fix: --opswald-update cannot fix this" in out
 
 
 def test_an_sdk_call_opswald_does_not_record_stops_replay_whatever_the_host(
