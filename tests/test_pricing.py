@@ -455,6 +455,26 @@ def test_a_variant_with_unpriced_calls_is_not_ranked_cheapest_on_its_priced_part
     assert stats["goldens"][0]["cheapest"] is None
 
 
+def test_variants_that_cost_the_same_have_no_cheapest(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two variants both at $0.0040: the comparison named the one given first cheapest."""
+    import json
+
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(vagent=VARIANT_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = vagent:run\npythonpath = .\n")
+    pytester.mkdir("goldens").joinpath("v.golden.yaml").write_text("name: v\ninput: {q: x}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    variants = ("--opswald-variant", "A:model=cheap", "--opswald-variant", "B:model=cheap")
+    result = pytester.runpytest("--opswald-goldens", *variants, "--opswald-json", "r.json")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*v: passed A, B; cheapest -; fastest *"])
+    stats = json.loads((pytester.path / "r.json").read_text())["variants"]
+    assert [v["total_cost"] for v in stats["variants"]] == [0.004, 0.004]
+    assert stats["goldens"][0]["cheapest"] is None
+
+
 UNPRICED_AGENT = """
 import opswald
 

@@ -165,7 +165,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     goldens = _iter_goldens(args.paths)
     if not goldens:
-        print("no golden files found", file=sys.stderr)
+        print("error: no golden files found", file=sys.stderr)
         return 4
     bad = 0
     rows: list[dict[str, object]] = []

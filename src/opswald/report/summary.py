@@ -495,6 +495,8 @@ def _cheapest(runs: list[dict[str, Any]]) -> str | None:
     if not priced:
         return None
     best = min(priced, key=lambda r: r["cost"])
+    if sum(r["cost"] == best["cost"] for r in priced) > 1:  # a tie: none is the cheapest
+        return None
     unknown = [r for r in runs if r["cost"] is None or unpriced(r)]
     if any((r["cost"] or 0.0) <= best["cost"] for r in unknown):
         return None
