@@ -424,6 +424,21 @@ def run(input):
 """
 
 
+def _run_variants(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *variants: str
+) -> pytest.RunResult:
+    """VARIANT_AGENT's golden recorded, then replayed once per variant (JSON in r.json)."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(vagent=VARIANT_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = vagent:run\npythonpath = .\n")
+    pytester.mkdir("goldens").joinpath("v.golden.yaml").write_text("name: v\ninput: {q: x}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    given = [arg for variant in variants for arg in ("--opswald-variant", variant)]
+    result = pytester.runpytest("--opswald-goldens", *given, "--opswald-json", "r.json")
+    result.assert_outcomes(passed=len(variants))
+    return result
+
+
 def test_a_variant_with_unpriced_calls_is_not_ranked_cheapest_on_its_priced_part(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -431,14 +446,7 @@ def test_a_variant_with_unpriced_calls_is_not_ranked_cheapest_on_its_priced_part
     call has no cost: which one is cheaper is unknown, and M's costs are lower bounds."""
     import json
 
-    monkeypatch.delenv("CI", raising=False)
-    pytester.makepyfile(vagent=VARIANT_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = vagent:run\npythonpath = .\n")
-    pytester.mkdir("goldens").joinpath("v.golden.yaml").write_text("name: v\ninput: {q: x}\n")
-    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
-    variants = ("--opswald-variant", "C:model=cheap", "--opswald-variant", "M:model=mystery")
-    result = pytester.runpytest("--opswald-goldens", *variants, "--opswald-json", "r.json")
-    result.assert_outcomes(passed=2)
+    result = _run_variants(pytester, monkeypatch, "C:model=cheap", "M:model=mystery")
     result.stdout.fnmatch_lines(
         [
             "*C * 1/1 *$    0.0040 *",
@@ -461,14 +469,7 @@ def test_variants_that_cost_the_same_have_no_cheapest(
     """Two variants both at $0.0040: the comparison named the one given first cheapest."""
     import json
 
-    monkeypatch.delenv("CI", raising=False)
-    pytester.makepyfile(vagent=VARIANT_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = vagent:run\npythonpath = .\n")
-    pytester.mkdir("goldens").joinpath("v.golden.yaml").write_text("name: v\ninput: {q: x}\n")
-    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
-    variants = ("--opswald-variant", "A:model=cheap", "--opswald-variant", "B:model=cheap")
-    result = pytester.runpytest("--opswald-goldens", *variants, "--opswald-json", "r.json")
-    result.assert_outcomes(passed=2)
+    result = _run_variants(pytester, monkeypatch, "A:model=cheap", "B:model=cheap")
     result.stdout.fnmatch_lines(["*v: passed A, B; cheapest -; fastest *"])
     stats = json.loads((pytester.path / "r.json").read_text())["variants"]
     assert [v["total_cost"] for v in stats["variants"]] == [0.004, 0.004]
