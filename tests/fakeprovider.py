@@ -44,6 +44,17 @@ request asked for it, in place of a usage chunk of its own; `calls_together: tru
 all the tool calls of a choice whole (head and arguments) in one chunk; `id_repeated: true`
 sends a tool call's `id` and `type` again with every later piece of its arguments, as some
 proxies and providers do.
+Other providers' and gateways' stream shapes: `added_whole: true` (Responses) sends each
+output item whole (its content, arguments, summary) already in `response.output_item.added`
+(status `in_progress`), then its usual events; `start_joined: true` (Anthropic) sends the
+first piece of a text or thinking block in its `content_block_start` and a tool input whole
+in its start, with no `input_json_delta` after it; `no_ping: true` (Anthropic) sends no
+`ping` after `message_start` (the API sends one); `sequence_last: true` (Responses) puts
+each event's `sequence_number` last (the API puts it second, after `type`);
+`no_fingerprint: true` (Chat Completions) leaves the `system_fingerprint` key out of every
+chunk (the API's say it). A Responses reasoning item (`thinking`) comes as gateways send
+it: `output_item.added` with an empty summary and `encrypted_content: null`, then
+`output_item.done` with both, and no summary events between.
 A script item with `failed` (an error object, `{"code": "server_error", "message": ...}`)
 is a Responses answer that failed: `status: "failed"` with that `error` (its output items
 and usage as usual), which a stream sends as its last event, `response.failed`, in place
@@ -107,6 +118,11 @@ class Reply(NamedTuple):
     calls_together: bool = False  # Chat Completions: every tool call whole in one chunk
     id_repeated: bool = False  # Chat Completions: a call's id and type come with every piece
     failed: Json | None = None  # Responses: the response failed with this error object
+    added_whole: bool = False  # Responses: output_item.added carries the item whole
+    start_joined: bool = False  # Anthropic: a block's start carries its first piece / input
+    no_ping: bool = False  # Anthropic: no ping after message_start
+    sequence_last: bool = False  # Responses: `sequence_number` is an event's last key
+    no_fingerprint: bool = False  # Chat Completions: chunks without `system_fingerprint`
 
     def pieces(self, text: str) -> list[str]:
         """`text` as this reply streams it (a 0 in `chunks` is an empty piece)."""
@@ -305,6 +321,8 @@ def chat_sse(
     then `[DONE]`."""
     options = options or ChatOptions(include_usage=include_usage)
     base: Json = {"id": rid, "object": "chat.completion.chunk", "created": CREATED, "model": model}
+    if not r.no_fingerprint:
+        base["system_fingerprint"] = "fp_fake"
     if include_usage:
         base["usage"] = None
     choices = [_choice_reply(r, i) for i in range(options.n)]
@@ -424,6 +442,14 @@ def responses_json(
 
 
 def _resp_item_events(r: Reply, item: Json, index: int) -> Iterator[Json]:
+    for event in _resp_item_body(r, item, index):
+        if r.added_whole and event["type"] == "response.output_item.added":
+            whole = {**item, "status": "in_progress"} if "status" in item else item
+            event = {**event, "item": whole}
+        yield event
+
+
+def _resp_item_body(r: Reply, item: Json, index: int) -> Iterator[Json]:
     if item["type"] == "reasoning":
         started = {**item, "summary": [], "encrypted_content": None}
         yield {"type": "response.output_item.added", "output_index": index, "item": started}
@@ -465,7 +491,11 @@ def responses_sse(r: Reply, model: str, rid: str, instructions: Any = None) -> I
     error["param"] = None
     events = _broken(events, r, lambda e: e["type"].endswith(".delta"), error)
     for seq, event in enumerate(events):
-        yield _sse({**event, "sequence_number": seq}, event=event["type"])
+        number = {"sequence_number": seq}
+        event = (
+            {**event, **number} if r.sequence_last else {"type": event["type"], **number, **event}
+        )
+        yield _sse(event, event=event["type"])
 
 
 # --------------------------------------------------------------------------- Anthropic
@@ -516,9 +546,11 @@ def messages_json(r: Reply, model: str, rid: str) -> Json:
 
 def _block_events(r: Reply, block: Json, index: int) -> Iterator[Json]:
     if block["type"] == "thinking":
-        head = {"type": "thinking", "thinking": "", "signature": ""}
+        pieces = r.pieces(block["thinking"])
+        first = pieces.pop(0) if r.start_joined and pieces else ""
+        head = {"type": "thinking", "thinking": first, "signature": ""}
         yield {"type": "content_block_start", "index": index, "content_block": head}
-        for piece in r.pieces(block["thinking"]):
+        for piece in pieces:
             delta = {"type": "thinking_delta", "thinking": piece}
             yield {"type": "content_block_delta", "index": index, "delta": delta}
         delta = {"type": "signature_delta", "signature": block["signature"]}
@@ -526,14 +558,18 @@ def _block_events(r: Reply, block: Json, index: int) -> Iterator[Json]:
     elif block["type"] == "redacted_thinking":
         yield {"type": "content_block_start", "index": index, "content_block": block}
     elif block["type"] == "text":
+        pieces = r.pieces(block["text"])
+        first = pieces.pop(0) if r.start_joined and pieces else ""
         yield {
             "type": "content_block_start",
             "index": index,
-            "content_block": {**block, "text": ""},
+            "content_block": {**block, "text": first},
         }
-        for piece in r.pieces(block["text"]):
+        for piece in pieces:
             delta = {"type": "text_delta", "text": piece}
             yield {"type": "content_block_delta", "index": index, "delta": delta}
+    elif r.start_joined:  # the input whole in the start, no deltas
+        yield {"type": "content_block_start", "index": index, "content_block": block}
     else:
         yield {
             "type": "content_block_start",
@@ -552,6 +588,8 @@ def messages_sse(r: Reply, model: str, rid: str) -> Iterator[bytes]:
     delta = {"stop_reason": start["stop_reason"], "stop_sequence": None}
     start.update(stop_reason=None, usage={**_anthropic_usage(r), "output_tokens": 1})
     events: list[Json] = [{"type": "message_start", "message": start}]
+    if not r.no_ping:
+        events.append({"type": "ping"})
     for index, block in enumerate(_anthropic_blocks(r)):
         events.extend(_block_events(r, block, index))
     usage = {"output_tokens": r.output_tokens}
@@ -801,6 +839,11 @@ class FakeProvider:
             calls_together=bool(item.get("calls_together")),
             id_repeated=bool(item.get("id_repeated")),
             failed=item.get("failed"),
+            added_whole=bool(item.get("added_whole")),
+            start_joined=bool(item.get("start_joined")),
+            no_ping=bool(item.get("no_ping")),
+            sequence_last=bool(item.get("sequence_last")),
+            no_fingerprint=bool(item.get("no_fingerprint")),
         )
         return reply, n
 

@@ -131,6 +131,28 @@ def usage_from(usage: Any) -> Usage | None:
     )
 
 
+# The STREAM_CHUNKS value, under a block's `content[i]`, of a block whose
+# `content_block_start` carried the first piece of its text (`{"type": "text", "text":
+# "It "}`, or of its thinking), as some providers and proxies send it; the API's start
+# carries an empty text, and replay's does without it.
+START_JOINED = "with first piece"
+
+# The STREAM_CHUNKS value, under a tool use block's `content[i]`, of a block whose
+# `content_block_start` carried its whole input (the API's carries `input: {}` and streams
+# the input as `input_json_delta`s, as replay does without it); the deltas that came after
+# it, if any, are its recorded pieces.
+START_INPUT = "with input"
+
+# The STREAM_CHUNKS key and value of a stream that had no `ping` event; the API sends one
+# after `message_start`, as replay does without it.
+PING = "ping"
+NO_PING = "none"
+
+
+def _block_mark(index: int) -> str:
+    return f"content[{index}]"
+
+
 class _StreamState:
     """Accumulates message_start / content_block_* / message_delta events."""
 
@@ -144,6 +166,8 @@ class _StreamState:
         self.stop_reason: Any = None
         self.stop_sequence: Any = None
         self.pieces = Pieces()
+        self.marks: dict[str, str] = {}
+        self.pinged = False
 
     def add(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -151,8 +175,10 @@ class _StreamState:
             self.message = event["message"]
             self.usage.update(_present(self.message.get("usage")))
             self._keep_usage(kind, self.message.get("usage"))
+        elif kind == "ping":
+            self.pinged = True
         elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
-            self.blocks[as_int(event.get("index")) or 0] = dict(event["content_block"])
+            self._start(as_int(event.get("index")) or 0, event["content_block"])
         elif kind == "content_block_delta":
             self._delta(as_int(event.get("index")) or 0, event.get("delta") or {})
         elif kind == "message_delta":
@@ -160,6 +186,18 @@ class _StreamState:
             self.stop_sequence = sub(event, "delta", "stop_sequence") or self.stop_sequence
             self.usage.update(_present(event.get("usage")))
             self._keep_usage(kind, event.get("usage"))
+
+    def _start(self, index: int, block: dict[str, Any]) -> None:
+        """A block begun; what its start carried beyond the API's empty text or input is
+        a piece (START_JOINED) or the whole input (START_INPUT)."""
+        self.blocks[index] = dict(block)
+        kind = block.get("type")
+        field = {"text": "text", "thinking": "thinking"}.get(str(kind))
+        if field is not None and isinstance(block.get(field), str) and block[field]:
+            self.pieces.add(_block_path(index, field), block[field])
+            self.marks[_block_mark(index)] = START_JOINED
+        elif kind in _TOOL_USES and block.get("input") not in (None, {}):
+            self.marks[_block_mark(index)] = START_INPUT
 
     def _keep_usage(self, kind: str, usage: Any) -> None:
         if isinstance(usage, dict):
@@ -196,6 +234,9 @@ class _StreamState:
             "usage": self.usage,
         }
         came = bool(self.message or blocks)  # an error as the first event: nothing came
+        chunks = {**(self.pieces.recorded() or {}), **self.marks}
+        if self.message and not self.pinged:
+            chunks[PING] = NO_PING
         return Decoded(
             output=_output(blocks, self.stop_reason),
             usage=usage_from(self.usage) if self.usage else None,
@@ -203,7 +244,7 @@ class _StreamState:
             raw=None,
             model=model if isinstance(model, str) else None,
             assembled=message if came else None,
-            chunks=self.pieces.recorded(),
+            chunks=chunks or None,
             error=self.error,
             attributes={STREAM_USAGE: self.events_usage} if self.events_usage else None,
         )
@@ -336,8 +377,10 @@ def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
     start_usage, delta_usage = _events_usage(step, usage)
     start = {**whole, "content": [], "stop_reason": None, "stop_sequence": None}
     start["usage"] = start_usage
-    frames = [_event("message_start", message=start), _event("ping")]
     cuts = Cuts(step)
+    frames = [_event("message_start", message=start)]
+    if cuts.get(PING) != NO_PING:
+        frames.append(_event("ping"))
     for index, block in enumerate(blocks):
         block_frames = _block_frames(index, block, cuts)
         if broke is not None and index == len(blocks) - 1:
@@ -366,27 +409,42 @@ def _events_usage(step: LLMCallStep, usage: dict[str, Any]) -> tuple[dict[str, A
     return {**rebuilt, "output_tokens": 0}, usage
 
 
+_TOOL_USES = ("tool_use", "server_tool_use", "mcp_tool_use")
+
+
 def _block_frames(index: int, block: dict[str, Any], cuts: Cuts) -> list[str]:
-    """One block's events; its text is cut as recorded while that adds up."""
+    """One block's events; its text is cut as recorded while that adds up, and its start
+    carries what it carried (START_JOINED, START_INPUT)."""
     kind = block.get("type")
+    joined = cuts.get(_block_mark(index))
     deltas: list[dict[str, Any]]
-    if kind == "text":
-        head: dict[str, Any] = {"type": "text", "text": ""}
-        text = block.get("text") or ""
-        pieces = cuts.cut(_block_path(index, "text"), text)
-        deltas = [{"type": "text_delta", "text": p} for p in pieces]
-        deltas += [{"type": "citations_delta", "citation": c} for c in block.get("citations") or []]
-    elif kind == "thinking":
-        head = {"type": "thinking", "thinking": "", "signature": ""}
-        pieces = cuts.cut(_block_path(index, "thinking"), block.get("thinking") or "")
-        deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces]
-        if block.get("signature"):
+    if kind in ("text", "thinking"):
+        field = str(kind)
+        head: dict[str, Any] = (
+            {"type": "text", "text": ""}
+            if kind == "text"
+            else {"type": "thinking", "thinking": "", "signature": ""}
+        )
+        path, text = _block_path(index, field), block.get(field) or ""
+        pieces = cuts.recorded(path, text) if joined == START_JOINED else None
+        if pieces:
+            head[field] = pieces.pop(0)
+        else:
+            pieces = cuts.cut(path, text)
+        deltas = [{"type": f"{field}_delta", field: p} for p in pieces]
+        if kind == "text":
+            citations = block.get("citations") or []
+            deltas += [{"type": "citations_delta", "citation": c} for c in citations]
+        elif block.get("signature"):
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
-    elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
-        head = {**block, "input": {}}
+    elif kind in _TOOL_USES:
         path = _block_path(index, "input")
         text = cuts.json_text(path, block.get("input") or {})
-        deltas = [{"type": "input_json_delta", "partial_json": p} for p in cuts.cut(path, text, 2)]
+        if joined == START_INPUT:  # the input came whole in the start: no deltas but those
+            head, cut = block, cuts.recorded(path, text) or []
+        else:
+            head, cut = {**block, "input": {}}, cuts.cut(path, text, 2)
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in cut]
     else:  # redacted_thinking, tool results, ...: whole in the start event
         head, deltas = block, []
     return [

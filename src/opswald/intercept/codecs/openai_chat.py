@@ -212,6 +212,12 @@ EMPTY_TEXT = "empty"
 # chunk; replay sends each call in chunks of its own without it, as the API does.
 CALLS_TOGETHER = "whole in one chunk"
 
+# The STREAM_CHUNKS key and value of a stream whose chunks had no `system_fingerprint` key
+# at all (some providers leave it out); the API's say it, null or not, as replay's do
+# without it.
+FINGERPRINT = "system_fingerprint"
+FINGERPRINT_ABSENT = "absent"
+
 
 def _finish_path(index: int) -> str:
     return f"choices[{index}].finish_reason"
@@ -357,9 +363,11 @@ class _StreamState:
         self.envelope: dict[str, Any] = {}
         self.error: StreamError | None = None
         self.usage_joined = False  # the usage came in a chunk with a choice (its finish)
+        self.fingerprint = False  # a chunk had the `system_fingerprint` key
 
     def add(self, chunk: dict[str, Any]) -> None:
         self.model = chunk.get("model") or self.model
+        self.fingerprint = self.fingerprint or FINGERPRINT in chunk
         for key in ("id", "created", "system_fingerprint", "service_tier"):
             if chunk.get(key) is not None:
                 self.envelope[key] = chunk[key]
@@ -382,6 +390,8 @@ class _StreamState:
             chunks = {**(chunks or {}), ORDER: order}
         if self.usage_joined:
             chunks = {**(chunks or {}), USAGE: USAGE_JOINED}
+        if self.choices and not self.fingerprint:
+            chunks = {**(chunks or {}), FINGERPRINT: FINGERPRINT_ABSENT}
         for index, choice in sorted(self.choices.items()):
             joins = {_call_path(index, position): ROLE_JOINED for position in choice.heads_joined}
             for position, keys in choice.repeated.items():
@@ -584,10 +594,12 @@ class _Chunks:
     """`chat.completion.chunk` frames sharing one envelope."""
 
     def __init__(self, step: LLMCallStep, include_usage: bool) -> None:
+        self.cuts = Cuts(step)
         self.base = _envelope(step, "chat.completion.chunk")
+        if self.cuts.get(FINGERPRINT) == FINGERPRINT_ABSENT:
+            del self.base[FINGERPRINT]
         if include_usage:
             self.base["usage"] = None  # as the API sends it on every chunk but the last
-        self.cuts = Cuts(step)
         self.chunks: list[dict[str, Any]] = []
 
     def add(

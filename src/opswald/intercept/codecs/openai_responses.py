@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from opswald.intercept.codecs import sse
@@ -223,8 +224,12 @@ def usage_from(usage: Any) -> Usage | None:
     )
 
 
+def _item(index: int) -> str:
+    return f"output[{index}]"
+
+
 def _item_path(index: int, part: str) -> str:
-    return f"output[{index}].{part}"
+    return f"{_item(index)}.{part}"
 
 
 def _delta_path(kind: Any, event: dict[str, Any]) -> str | None:
@@ -244,6 +249,55 @@ def _delta_path(kind: Any, event: dict[str, Any]) -> str | None:
     return None
 
 
+# The STREAM_CHUNKS value, under an output item's `output[i]`, of an item that came as its
+# `response.output_item.added` and `response.output_item.done` with nothing between them
+# (no content part, delta or summary events: its text came whole in the `done` item), as
+# gateways send a reasoning item's summary; replay streams its texts between them without.
+ONLY_ADDED_DONE = "added and done only"
+
+# The STREAM_CHUNKS key (under `output[i].added`) and values of an item whose
+# `response.output_item.added` did not carry what the API's does (its texts empty, a
+# reasoning item's `encrypted_content` already there): ADDED_WHOLE, the item's content,
+# arguments, summary and encrypted content as they were when done (some gateways and
+# caches send the whole item first, then its events as usual); ADDED_EMPTY, a reasoning
+# item's `encrypted_content: null` (it came with the item done).
+ADDED = "added"
+ADDED_WHOLE = "whole"
+ADDED_EMPTY = "empty"
+
+# The STREAM_CHUNKS key and value of a stream whose events had `sequence_number` as their
+# last key; replay puts it second (after `type`), as the API does, without it.
+SEQUENCE = "sequence_number"
+SEQUENCE_LAST = "last"
+
+
+def _added(item: dict[str, Any], how: Any = None) -> dict[str, Any]:
+    """The item as its `response.output_item.added` carries it: as the API sends it (its
+    texts empty, status `in_progress`), or as ADDED_WHOLE / ADDED_EMPTY say."""
+    kind = item.get("type")
+    if how == ADDED_WHOLE:
+        return {**item, "status": "in_progress"} if kind in _NORMALISED_ITEMS else item
+    if kind == "message":
+        return {**item, "status": "in_progress", "content": []}
+    if kind == "function_call":
+        return {**item, "status": "in_progress", "arguments": ""}
+    if kind == "reasoning":
+        started = {**item, "summary": []}
+        if how == ADDED_EMPTY and "encrypted_content" in item:
+            started["encrypted_content"] = None
+        return started
+    return item
+
+
+def _streams_between(item: dict[str, Any]) -> bool:
+    """Replay sends events between the item's added and done (without ONLY_ADDED_DONE)."""
+    kind = item.get("type")
+    if kind == "function_call":
+        return True
+    field = {"message": "content", "reasoning": "summary"}.get(str(kind))
+    return field is not None and any(isinstance(p, dict) for p in item.get(field) or [])
+
+
 def _decode_stream(body: bytes) -> Decoded:
     """The final lifecycle event carries the whole response; finished items fill in an
     `output` it leaves out. A stream that broke off with an error event is the response
@@ -260,7 +314,7 @@ def _decode_stream(body: bytes) -> Decoded:
         partial.add(kind, data)
         if kind in _FINAL_EVENTS and isinstance(data.get("response"), dict):
             final = data["response"]
-    done, pieces = partial.done, partial.pieces
+    done = partial.done
     if final is None:
         return Decoded(
             output=_output([done[i] for i in sorted(done)], None),
@@ -268,7 +322,7 @@ def _decode_stream(body: bytes) -> Decoded:
             cost=None,
             raw=None,
             model=None,
-            chunks=pieces.recorded(),
+            chunks=partial.chunks(),
         )
     if not isinstance(final.get("output"), list):
         final = {**final, "output": [done[i] for i in sorted(done)]}
@@ -280,7 +334,7 @@ def _decode_stream(body: bytes) -> Decoded:
         raw=None,
         model=decoded.model,
         assembled=final,
-        chunks=pieces.recorded(),
+        chunks=partial.chunks(),
         failure=decoded.failure,
     )
 
@@ -294,8 +348,18 @@ class _Partial:
         self.done: dict[int, dict[str, Any]] = {}
         self.begun: dict[str, Any] | None = None  # response.created / in_progress
         self.items: dict[int, dict[str, Any]] = {}
+        self.added: dict[int, dict[str, Any]] = {}  # each item as its added event said
+        self.between: dict[int, int] = {}  # events of each item between added and done
+        self.orders: set[str] = set()  # where events had `sequence_number`: second, last
 
     def add(self, kind: Any, event: dict[str, Any]) -> None:
+        keys = list(event)
+        if SEQUENCE in keys and len(keys) > 2:  # where it is tells only beside two others
+            self.orders.add(SEQUENCE_LAST if keys[-1] == SEQUENCE else str(keys.index(SEQUENCE)))
+        if kind not in ("response.output_item.added", "response.output_item.done"):
+            index = as_int(event.get("output_index"))
+            if index is not None and index in self.added and index not in self.done:
+                self.between[index] = self.between.get(index, 0) + 1
         path = _delta_path(kind, event)
         if path is not None:
             self.pieces.add(path, event.get("delta"))
@@ -306,7 +370,9 @@ class _Partial:
             at = len(self.done) if index is None else index
             self.done[at] = self.items[at] = item
         elif kind == "response.output_item.added" and isinstance(item, dict):
-            self.items[len(self.items) if index is None else index] = dict(item)
+            at = len(self.items) if index is None else index
+            # as it came: the parts of the item begun are grown in place by the deltas
+            self.items[at], self.added[at] = dict(item), copy.deepcopy(item)
         elif kind in ("response.content_part.added", "response.reasoning_summary_part.added"):
             self._part(kind, event)
         elif kind in ("response.created", "response.in_progress"):
@@ -344,6 +410,26 @@ class _Partial:
         if isinstance(parts, list) and at is not None and at < len(parts):
             parts[at][key] = (parts[at].get(key) or "") + delta
 
+    def chunks(self) -> dict[str, Any] | None:
+        """The pieces, and how the items and events came where replay would send them
+        otherwise (ONLY_ADDED_DONE, ADDED, SEQUENCE)."""
+        marks: dict[str, Any] = {}
+        for index, item in sorted(self.done.items()):
+            added = self.added.get(index)
+            if added is None:
+                continue
+            if not self.between.get(index) and _streams_between(item):
+                marks[_item(index)] = ONLY_ADDED_DONE
+            if added != _added(item):
+                how = next(
+                    (h for h in (ADDED_WHOLE, ADDED_EMPTY) if added == _added(item, h)), None
+                )
+                if how is not None:
+                    marks[_item_path(index, ADDED)] = how
+        if self.orders == {SEQUENCE_LAST}:
+            marks[SEQUENCE] = SEQUENCE_LAST
+        return {**(self.pieces.recorded() or {}), **marks} or None
+
     def decoded(self, error: StreamError) -> Decoded:
         items = [self.items[i] for i in sorted(self.items)]
         assembled = None
@@ -356,7 +442,7 @@ class _Partial:
             raw=None,
             model=sub(self.begun, "model"),
             assembled=assembled,
-            chunks=self.pieces.recorded(),
+            chunks=self.chunks(),
             error=error,
         )
 
@@ -516,10 +602,18 @@ class _Events:
     def __init__(self, step: LLMCallStep) -> None:
         self.frames: list[str] = []
         self.cuts = Cuts(step)
+        self.last = self.cuts.get(SEQUENCE) == SEQUENCE_LAST
 
     def add(self, kind: str, **fields: Any) -> None:
-        data = {"type": kind, "sequence_number": len(self.frames), **fields}
+        number = {SEQUENCE: len(self.frames)}
+        data = (
+            {"type": kind, **fields, **number} if self.last else {"type": kind, **number, **fields}
+        )
         self.frames.append(sse.frame(data, kind))
+
+    def added(self, index: int, item: dict[str, Any]) -> dict[str, Any]:
+        """The item as its added event carries it (as it came: ADDED)."""
+        return _added(item, self.cuts.get(_item_path(index, ADDED)))
 
     def left_open(self, begun: int) -> None:
         """The item whose events begin at frame `begun` never finished: its closing
@@ -565,7 +659,10 @@ def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
     for index, item in enumerate(items):
         begun = len(out.frames)
         kind = item.get("type")
-        if kind == "message":
+        if out.cuts.get(_item(index)) == ONLY_ADDED_DONE:
+            out.add("response.output_item.added", output_index=index, item=out.added(index, item))
+            out.add("response.output_item.done", output_index=index, item=item)
+        elif kind == "message":
             _message_events(out, index, item)
         elif kind == "function_call":
             _call_events(out, index, item)
@@ -588,11 +685,7 @@ def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
 
 def _message_events(out: _Events, index: int, item: dict[str, Any]) -> None:
     where = {"item_id": item.get("id"), "output_index": index}
-    out.add(
-        "response.output_item.added",
-        output_index=index,
-        item={**item, "status": "in_progress", "content": []},
-    )
+    out.add("response.output_item.added", output_index=index, item=out.added(index, item))
     parts = [p for p in item.get("content") or [] if isinstance(p, dict)]
     for at, part in enumerate(parts):
         where_part = {**where, "content_index": at}
@@ -622,11 +715,7 @@ def _call_events(out: _Events, index: int, item: dict[str, Any]) -> None:
     arguments = item.get("arguments")
     if not isinstance(arguments, str):
         arguments = out.cuts.json_text(path, arguments)
-    out.add(
-        "response.output_item.added",
-        output_index=index,
-        item={**item, "status": "in_progress", "arguments": ""},
-    )
+    out.add("response.output_item.added", output_index=index, item=out.added(index, item))
     for piece in out.cuts.cut(path, arguments, 2):
         out.add("response.function_call_arguments.delta", **where, delta=piece)
     # the API names the function here too (the SDK's model keeps it as an extra field)
@@ -639,7 +728,7 @@ def _reasoning_events(out: _Events, index: int, item: dict[str, Any]) -> None:
     """A reasoning item: its summary parts streamed, then the whole item (with its
     `encrypted_content`) as `output_item.done`, which agents send back next turn."""
     where = {"item_id": item.get("id"), "output_index": index}
-    out.add("response.output_item.added", output_index=index, item={**item, "summary": []})
+    out.add("response.output_item.added", output_index=index, item=out.added(index, item))
     summary = [p for p in item.get("summary") or [] if isinstance(p, dict)]
     for at, part in enumerate(summary):
         text = part["text"] if isinstance(part.get("text"), str) else ""
