@@ -42,7 +42,11 @@ and `.type` when those came again with every later piece, and `with last piece` 
 `empty` under `choices[0].message.content` when the role chunk said `content: ""` and no
 text followed; `usage: with last finish` when the usage came in the chunk of the last
 finish rather than in one of its own; `whole in one chunk` under
-`choices[0].message.tool_calls` when all its tool calls came whole in one).
+`choices[0].message.tool_calls` when all its tool calls came whole in one;
+`system_fingerprint: absent` when no chunk had that key). Other shapes a stream came in
+likewise (the codecs name them): a Responses item's `output[0]: added and done only` and
+`output[0].added: whole` / `empty`, `sequence_number: last`; an Anthropic block's
+`content[0]: with first piece` / `with input`, `ping: none`.
 Delivery, not behaviour: never compared, and ignored when it does not add up to the
 text."""
 
