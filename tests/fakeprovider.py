@@ -59,6 +59,12 @@ A script item with `failed` (an error object, `{"code": "server_error", "message
 is a Responses answer that failed: `status: "failed"` with that `error` (its output items
 and usage as usual), which a stream sends as its last event, `response.failed`, in place
 of `response.completed`; HTTP 200 either way, as the API answers.
+A script item with `hold_after` (a number of events) sends a stream's first events, then
+holds the rest back until `release()` is called or the client closes the connection (a
+test can see the provider still holds `unsent` events when the agent got its first
+chunk); `cut_after` sends that many events, then drops the connection (the body is
+shorter than its `content-length`: the client's read fails mid-stream). How each stream
+ended is in `stream_ends`: `sent`, `closed by client` or `cut`.
 Two endpoints beside the model calls answer too, as a gateway's would: OpenAI
 `POST …/embeddings` (a 3-number vector per input) and Anthropic
 `POST …/messages/count_tokens`; any other POST is answered 404.
@@ -68,6 +74,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import select
 import socket
 import threading
 import time
@@ -77,6 +84,7 @@ from typing import Any, NamedTuple, Self
 
 Json = dict[str, Any]
 CREATED = 1_700_000_000
+HOLD_TIMEOUT = 10.0  # seconds a held stream waits for release() before it sends the rest
 DEFAULT_USAGE: Json = {"input_tokens": 10, "output_tokens": 5, "cached_tokens": 0}
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -123,6 +131,8 @@ class Reply(NamedTuple):
     no_ping: bool = False  # Anthropic: no ping after message_start
     sequence_last: bool = False  # Responses: `sequence_number` is an event's last key
     no_fingerprint: bool = False  # Chat Completions: chunks without `system_fingerprint`
+    hold_after: int | None = None  # a stream holds its other events back after this many
+    cut_after: int | None = None  # a stream's connection is dropped after this many events
 
     def pieces(self, text: str) -> list[str]:
         """`text` as this reply streams it (a 0 in `chunks` is an empty piece)."""
@@ -698,16 +708,37 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, data: Json, extra: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(data).encode(), "application/json", extra)
 
-    def _send_sse(self, events: Iterator[bytes]) -> None:
+    def _send_sse(self, events: Iterator[bytes], reply: Reply) -> None:
         chunks = list(events)
+        owner = self.server.owner
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
         self.send_header("content-length", str(sum(map(len, chunks))))
         self.end_headers()
-        for chunk in chunks:  # one write per event, so the client really reads a stream
+        self.wfile.flush()
+        for at, chunk in enumerate(chunks):  # one write per event: the client reads a stream
+            if at == reply.cut_after:  # the rest never comes: the connection is dropped
+                self.close_connection = True
+                owner._ended("cut")
+                return
+            if at == reply.hold_after and not owner._hold(self, len(chunks) - at):
+                self.close_connection = True
+                owner._ended("closed by client")
+                return
             self.wfile.write(chunk)
             self.wfile.flush()
+        owner._ended("sent")
+
+    def closed_by_peer(self) -> bool:
+        """The client closed the connection (it sends nothing while it reads an answer:
+        the socket turns readable at its end)."""
+        sock = self.connection
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
 
 class _Server(ThreadingHTTPServer):
@@ -765,6 +796,9 @@ class FakeProvider:
         self.delay_first = list(delay_first or [])
         self._requests: list[Received] = []
         self._lock = threading.Lock()
+        self._release = threading.Event()
+        self.unsent = 0  # events a held stream has not sent yet
+        self._ends: list[str] = []
         self._served = 0
         self._ids = itertools.count(1)
         self._server = _Server(self)
@@ -781,8 +815,27 @@ class FakeProvider:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def stream_ends(self) -> list[str]:
+        """How each stream answered so far ended: `sent` (all of it), `closed by client`
+        (while it was held back), `cut` (its connection dropped after `cut_after`)."""
+        with self._lock:
+            return list(self._ends)
+
+    def release(self) -> None:
+        """Send the rest of a stream held back by `hold_after` (and of any held later)."""
+        self._release.set()
+
+    def wait_ended(self, count: int = 1, timeout: float = 10.0) -> list[str]:
+        """`stream_ends` once `count` streams have ended (or `timeout` seconds passed)."""
+        deadline = time.monotonic() + timeout
+        while len(self.stream_ends) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.stream_ends
+
     def stop(self) -> None:
         """Stop serving, cut open connections and join every thread."""
+        self._release.set()
         self._server.shutdown()
         self._server.drop_connections()
         self._server.server_close()
@@ -801,6 +854,26 @@ class FakeProvider:
         headers = {k.lower(): v for k, v in handler.headers.items()}
         with self._lock:
             self._requests.append(Received(handler.command, handler.path, headers, body))
+
+    def _ended(self, how: str) -> None:
+        with self._lock:
+            self._ends.append(how)
+            self.unsent = 0
+
+    def _hold(self, handler: _Handler, unsent: int) -> bool:
+        """Hold a stream's `unsent` events back until release() (or HOLD_TIMEOUT); False
+        when the client closed the connection meanwhile."""
+        with self._lock:
+            self.unsent = unsent
+        deadline = time.monotonic() + HOLD_TIMEOUT
+        while not self._release.wait(0.01):
+            if handler.closed_by_peer():
+                return False
+            if time.monotonic() > deadline:
+                break
+        with self._lock:
+            self.unsent = 0
+        return True
 
     def _next_failure(self) -> int | None:
         with self._lock:
@@ -844,6 +917,8 @@ class FakeProvider:
             no_ping=bool(item.get("no_ping")),
             sequence_last=bool(item.get("sequence_last")),
             no_fingerprint=bool(item.get("no_fingerprint")),
+            hold_after=item.get("hold_after"),
+            cut_after=item.get("cut_after"),
         )
         return reply, n
 
@@ -884,14 +959,15 @@ class FakeProvider:
             rid = f"chatcmpl-{n}"
             options = ChatOptions.of(body)
             if stream:
-                handler._send_sse(chat_sse(reply, model, rid, options.include_usage, options))
+                events = chat_sse(reply, model, rid, options.include_usage, options)
+                handler._send_sse(events, reply)
             else:
                 handler._send_json(200, chat_json(reply, model, rid, options))
         elif kind == "/responses":
             rid = f"resp_{n}"
             instructions = body.get("instructions")
             if stream:
-                handler._send_sse(responses_sse(reply, model, rid, instructions))
+                handler._send_sse(responses_sse(reply, model, rid, instructions), reply)
             else:
                 status = "failed" if reply.failed is not None else "completed"
                 answer = responses_json(reply, model, rid, status, instructions)
@@ -899,6 +975,6 @@ class FakeProvider:
         else:
             rid = f"msg_{n}"
             if stream:
-                handler._send_sse(messages_sse(reply, model, rid))
+                handler._send_sse(messages_sse(reply, model, rid), reply)
             else:
                 handler._send_json(200, messages_json(reply, model, rid))
