@@ -717,6 +717,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(sum(map(len, chunks))))
         self.end_headers()
         self.wfile.flush()
+        if reply.hold_after is not None and reply.hold_after < len(chunks):
+            with owner._lock:  # counted before the first event goes: the client may read
+                owner.unsent = len(chunks) - reply.hold_after  # it before _hold runs
         for at, chunk in enumerate(chunks):  # one write per event: the client reads a stream
             if at == reply.cut_after:  # the rest never comes: the connection is dropped
                 self.close_connection = True

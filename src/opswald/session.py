@@ -55,6 +55,16 @@ STREAM_ERROR = "stream_error"
 API answered HTTP 200, then reported an overload or a server error inside the stream):
 the event's data as it came (JSON as data, else its text). The step's `output` is what
 came before it, its `error` a `StreamError`; replay sends what came, then this event."""
+STREAM_CUT = "stream_cut"
+"""The `attributes` key of a streamed `llm_call` that ended before its last event: `closed
+early` (the agent stopped reading and closed the stream, or left it unread when the run
+ended) or `connection failed` (the connection broke mid-stream; the step's `error` is the
+exception the HTTP library raised, and `transport_error` is set). The step's `output` and
+`raw` are what came; its usage and cost are unknown (null). Replay sends what came, its
+last content block (choice, output item) left open, then ends the stream — or raises the
+recorded error there."""
+STREAM_CLOSED_EARLY = "closed early"
+STREAM_CONNECTION_FAILED = "connection failed"
 STREAM_USAGE = "stream_usage"
 """The `attributes` key of a streamed Anthropic `llm_call`: the usage object of its
 `message_start` and of its `message_delta` event as each came (the step's usage is the

@@ -600,6 +600,9 @@ class Context:
         self._withdrawn: set[int] = set()  # slots of calls that will be retried
         # calls begun and not finished yet: their kind and request, by step number
         self._open: dict[int, tuple[str, dict[str, Any]]] = {}
+        # streamed answers passed on to the agent and not ended yet (intercept/tee.py), by
+        # step number: each records its step when it ends, or when the run ends first
+        self.unended: dict[int, Callable[[], None]] = {}
         self.findings: list[Finding] = []
         # SDK requests to endpoints opswald does not record that went out live (record-time
         # note); in replay the first one stops the run
@@ -677,7 +680,10 @@ class Context:
     def close_open(self) -> None:
         """The run ended: a call begun and not finished (cancelled, or still running in
         another thread) becomes a step with a CancelledError and no answer, in the place
-        where it began; replay gives such a call no answer either."""
+        where it began; replay gives such a call no answer either. A stream the agent
+        left unread is recorded first, as far as it came (closed early)."""
+        for end in list(self.unended.values()):
+            end()
         with self._lock:
             for number, (kind, request) in sorted(self._open.items()):
                 if self.steps[number - 1] is None and number not in self._withdrawn:

@@ -9,7 +9,9 @@ the retry takes the provisional step's place, so a call that finally succeeds is
 step, as if it had never failed, and a call whose every attempt failed is one step with
 the last error. Replay mirrors it: a recorded failure is served to the first attempt and
 again, with no new step, to every retry of the same request, so the SDK raises the same
-exception after the same number of attempts.
+exception after the same number of attempts. A stream whose connection fails after its
+answer began (the SDK hook passes streams on as they come: intercept/tee.py) is no such
+attempt: the SDKs retry none of it, and its step, with what came and the error, is final.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ def _with_kept(step: Any, headers: dict[str, str]) -> dict[str, str]:
 
 
 RETRY_HEADER = "x-stainless-retry-count"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cut:
+    """A stream that ended before its last event, as it may have: the agent closed it
+    (or left it unread), or its connection failed with `error`."""
+
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,10 +111,19 @@ def resume(failure: Failure) -> Any:
 
 
 def transport_failure(step: Any) -> Any:
-    """The recorded error of a step whose call got no HTTP answer, else None."""
+    """The recorded error of a step whose call got no HTTP answer (or whose stream's
+    connection failed mid-way), else None."""
     if step is not None and step.error is not None and (step.attributes or {}).get(TRANSPORT_ERROR):
         return step.error
     return None
+
+
+def failed_mid_stream(step: Any) -> bool:
+    """The step's stream came in part, then its connection failed (STREAM_CUT)."""
+    from opswald.session import STREAM_CONNECTION_FAILED, STREAM_CUT
+
+    cut = (step.attributes or {}).get(STREAM_CUT) if step is not None else None
+    return cut == STREAM_CONNECTION_FAILED and transport_failure(step) is not None
 
 
 def serve(
@@ -115,11 +134,15 @@ def serve(
     stream: bool,
     *,
     again: bool = False,
+    mid_stream: bool = False,
 ) -> Any:
     """The recorded answer as wire bytes (a recorded HTTP error comes back as that error).
 
     `again`: a retry of a recorded failure, served without a new step. The answer is
-    framed for the request as sent now (a JSON recording replayed as a stream, say)."""
+    framed for the request as sent now (a JSON recording replayed as a stream, say).
+    `mid_stream`: the caller raises the recorded error of a stream whose connection
+    failed after what came (the SDK hook): served is what came; else such a call is
+    answered as one that got no answer."""
     from opswald.intercept.codecs.base import WireResponse
 
     step = ticket.served
@@ -127,6 +150,9 @@ def serve(
         ctx.llm_served(ticket, llm_request)
     status = (step.attributes or {}).get("http_status")
     lost = transport_failure(step) is not None
+    if lost and mid_stream and stream and failed_mid_stream(step):
+        # what came, then the SDK hook raises the error; the SDK retries none of it
+        return _encoded(codec, step, stream, llm_request)
     if step.error is not None and (lost or status in RETRYABLE):
         _note_failure(ctx, llm_request, ticket, served=True)
     if lost:  # the SDK hook raises it; the server says 502
@@ -139,14 +165,18 @@ def serve(
         # a replayed retry need not wait: the SDK's back-off is not the agent's time
         headers = {"content-type": "application/json", "retry-after-ms": "1"}
         return WireResponse(status=status, headers=_with_kept(step, headers), body=body.encode())
-    wire = codec.encode(step, stream=stream, request=llm_request)
-    wire = replace(wire, headers=_with_kept(step, wire.headers))
+    wire = _encoded(codec, step, stream, llm_request)
     if step.error is not None and wire.status in RETRYABLE:
         # a stream that broke off, replayed to a call that no longer streams: its error,
         # served to every attempt as a recorded HTTP error is
         _note_failure(ctx, llm_request, ticket, served=True)
         wire = replace(wire, headers={**wire.headers, "retry-after-ms": "1"})
     return wire
+
+
+def _encoded(codec: Any, step: Any, stream: bool, llm_request: dict[str, Any]) -> Any:
+    wire = codec.encode(step, stream=stream, request=llm_request)
+    return replace(wire, headers=_with_kept(step, wire.headers))
 
 
 def record(
@@ -160,10 +190,12 @@ def record(
     *,
     keep_failed: bool = False,
     headers: Any = None,
+    cut: Cut | None = None,
 ) -> None:
     """Turn a live answer into a step. An attempt the client will retry leaves no step,
     or with `keep_failed` a provisional one (see the module docstring). Of its `headers`
-    the step keeps KEPT_HEADERS."""
+    the step keeps KEPT_HEADERS. `cut`: a stream that stopped before its end as far as
+    the reader knows (closed, failed); when its last event came after all it is whole."""
     if status in RETRYABLE and not keep_failed:
         ctx.withdraw(ticket)
         return
@@ -175,10 +207,15 @@ def record(
         return
     from opswald.session import STREAM_CHUNKS, STREAM_ERROR
 
-    decoded = codec.decode(body, stream=stream)
+    decoded = codec.decode(body, stream=stream, cut=cut is not None)
+    if decoded.ended:  # its last event came: whatever closed it then took nothing away
+        cut = None
     cost, source = decoded.cost, "provider" if decoded.cost is not None else None
     if cost is None and decoded.usage is not None:
         cost, source = _priced(ctx, decoded.model or llm_request.get("model"), decoded.usage)
+    usage = decoded.usage
+    if cut is not None:  # what the provider counts (and bills) of an answer cut short
+        usage, cost, source = None, None, None
     attributes: dict[str, Any] = {}
     if decoded.model and decoded.model != llm_request.get("model"):
         attributes["response_model"] = decoded.model
@@ -194,11 +231,14 @@ def record(
         error = _stream_error(ctx, decoded.error.text)
     elif decoded.failure is not None:  # the API answered that the response failed
         error = _failed_response(ctx, decoded.failure)
+    if cut is not None:
+        attributes.update(_cut_attributes(cut))
+        error = ctx.error_of(cut.error)
     ctx.llm_step(
         ticket,
         llm_request,
         output=decoded.output,
-        usage=decoded.usage,
+        usage=usage,
         cost=cost,
         cost_source=source,
         raw=decoded.raw if decoded.raw is not None else decoded.assembled,
@@ -206,6 +246,15 @@ def record(
         error_info=error,
         attributes=attributes or None,
     )
+
+
+def _cut_attributes(cut: Cut) -> dict[str, Any]:
+    """What a step says of a stream that ended before its last event (STREAM_CUT)."""
+    from opswald.session import STREAM_CLOSED_EARLY, STREAM_CONNECTION_FAILED, STREAM_CUT
+
+    if cut.error is None:
+        return {STREAM_CUT: STREAM_CLOSED_EARLY}
+    return {STREAM_CUT: STREAM_CONNECTION_FAILED, TRANSPORT_ERROR: True}
 
 
 def _stream_error(ctx: Any, text: str) -> Any:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from opswald.engine.current import current, inside
-from opswald.intercept import exchange
+from opswald.intercept import exchange, tee
 
 _LIBRARIES = ("httpx", "httpx2")
 
@@ -163,12 +163,15 @@ def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         token = inside().set(True)
         try:
             response = original(self, _modified(request, ctx, codec, ticket))
-            response.read()
+            if not _streamed(stream, response):
+                response.read()
         except Exception as exc:
             exchange.failed(ctx, ticket, llm_request, exc)  # provisional: a retry replaces it
             raise
         finally:
             inside().reset(token)
+        if _streamed(stream, response):
+            return tee.passed_on(ctx, codec, ticket, llm_request, response, is_async=False)
         return _recorded(ctx, codec, ticket, llm_request, stream, response)
 
     return _send_single_request
@@ -191,7 +194,8 @@ def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
         token = inside().set(True)
         try:
             response = await original(self, _modified(request, ctx, codec, ticket))
-            await response.aread()
+            if not _streamed(stream, response):
+                await response.aread()
         except Exception as exc:
             exchange.failed(ctx, ticket, llm_request, exc)  # provisional: a retry replaces it
             raise
@@ -200,9 +204,18 @@ def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         finally:
             inside().reset(token)
+        if _streamed(stream, response):
+            return tee.passed_on(ctx, codec, ticket, llm_request, response, is_async=True)
         return _recorded(ctx, codec, ticket, llm_request, stream, response)
 
     return _send_single_request
+
+
+def _streamed(stream: bool, response: Any) -> bool:
+    """A streamed answer the SDK reads as it comes: passed on as it comes, and recorded
+    when it ends (intercept/tee.py). An error answer is read whole first, as before: the
+    SDK reads it whole, and a retry must find its provisional step."""
+    return stream and response.status_code < 400
 
 
 def _served_cancelled() -> type[BaseException]:
@@ -234,8 +247,14 @@ def _served(
         if not again:
             ctx.llm_served(ticket, llm_request)
         raise CancelledCall()
-    wire = exchange.serve(ctx, codec, ticket, llm_request, stream, again=again)
+    wire = exchange.serve(ctx, codec, ticket, llm_request, stream, again=again, mid_stream=True)
     error = exchange.transport_failure(ticket.served)
+    if error is not None and stream and exchange.failed_mid_stream(ticket.served):
+        # the recorded stream's connection failed: what came, then the same exception
+        failing = tee.failing(request, wire.body, _transport_error(error, request))
+        return _response_class(request)(
+            wire.status, headers=wire.headers, stream=failing, request=request
+        )
     if error is not None:  # the recorded call got no answer: the same exception again
         raise _transport_error(error, request)
     return _response_class(request)(

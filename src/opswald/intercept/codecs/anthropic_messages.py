@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from opswald.intercept.codecs import sse
@@ -25,7 +26,7 @@ from opswald.intercept.codecs.base import (
     raw_usage,
     reported_cost,
     request_dict,
-    stream_error,
+    stream_cut,
     sub,
     system_message,
     text_of,
@@ -58,7 +59,7 @@ class AnthropicMessagesCodec:
     def is_stream(self, body: Any) -> bool:
         return wants_stream(body)
 
-    def decode(self, body: bytes, *, stream: bool) -> Decoded:
+    def decode(self, body: bytes, *, stream: bool, cut: bool = False) -> Decoded:
         if stream:
             return _decode_stream(body)
         return decode_json(load_json(body, self.api))
@@ -66,10 +67,10 @@ class AnthropicMessagesCodec:
     def encode(
         self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None
     ) -> WireResponse:
-        broke = stream_error(step)
+        broke = stream_cut(step)
         if stream:
             return sse.stream_response(_frames(step, broke))
-        if broke is not None:
+        if broke:
             return error_response(broke[0])
         if _agreeing_raw(step) is not None:
             return json_response(step.raw)
@@ -263,14 +264,17 @@ def _present(usage: Any) -> dict[str, Any]:
 def _decode_stream(body: bytes) -> Decoded:
     """The events up to the end, or to an error event (the stream broke off there)."""
     state = _StreamState()
+    ended = False
     for event in sse.events(body):
         data = event.json()
         if event.name == "error" or sub(data, "type") == "error":
             state.error = StreamError.of(event.data)
+            ended = True
             break
         if isinstance(data, dict):
             state.add(data)
-    return state.decoded()
+        ended = ended or "message_stop" in (event.name, sub(data, "type"))
+    return replace(state.decoded(), ended=ended)
 
 
 # -- encoding -------------------------------------------------------------------------------
@@ -359,11 +363,12 @@ def _message(step: LLMCallStep, blocks: list[dict[str, Any]], *, final: bool) ->
     }
 
 
-def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
+def _frames(step: LLMCallStep, broke: tuple[Any, ...] | None = None) -> list[str]:
     """message_start, ping, each block (start, deltas, stop), message_delta, message_stop;
     the stored message is streamed as it is while it agrees with the normalised fields.
-    A stream that broke off (`broke`: its error event's data) sends what came — its last
-    block left open, the message_delta only when it came — then its error event."""
+    A stream that broke off (`broke`: its error event's data; empty for one closed early
+    or whose connection failed) sends what came — its last block left open, the
+    message_delta only when it came — then its error event."""
     raw = _agreeing_raw(step)
     if raw is not None and isinstance(raw.get("content"), list):
         whole = {**raw, "usage": _usage(step)}
@@ -372,7 +377,7 @@ def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
         blocks = _blocks(step)
         whole = _message(step, blocks, final=broke is None)
     if broke is not None and step.raw is None and not blocks:  # the error was all that came
-        return [_event_data("error", broke[0])]
+        return [_event_data("error", data) for data in broke]
     usage: dict[str, Any] = whole["usage"] if isinstance(whole["usage"], dict) else usage_to(None)
     start_usage, delta_usage = _events_usage(step, usage)
     start = {**whole, "content": [], "stop_reason": None, "stop_sequence": None}
@@ -390,7 +395,7 @@ def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
     if broke is None or delta["stop_reason"] is not None:
         frames.append(_event("message_delta", delta=delta, usage=delta_usage))
     if broke is not None:
-        return [*frames, _event_data("error", broke[0])]
+        return [*frames, *(_event_data("error", data) for data in broke)]
     frames.append(_event("message_stop"))
     return frames
 

@@ -9,7 +9,14 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from opswald.session import STREAM_CHUNKS, STREAM_ERROR, LLMCallStep, LLMOutput, Usage
+from opswald.session import (
+    STREAM_CHUNKS,
+    STREAM_CUT,
+    STREAM_ERROR,
+    LLMCallStep,
+    LLMOutput,
+    Usage,
+)
 
 JSON_HEADERS = {"content-type": "application/json"}
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
@@ -49,6 +56,10 @@ class Decoded:
     failure: str | None = None
     # what else the step keeps of how the stream came (STREAM_USAGE)
     attributes: dict[str, Any] | None = None
+    # a stream: its last event came (`[DONE]`, `message_stop`, the final lifecycle event,
+    # or an error event). One the agent closed before that, or whose connection failed,
+    # did not end; a JSON answer is whole
+    ended: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +98,17 @@ def stream_error(step: LLMCallStep) -> tuple[Any] | None:
     return (attributes[STREAM_ERROR],)
 
 
+def stream_cut(step: LLMCallStep) -> tuple[Any, ...] | None:
+    """How a replayed stream ends before its last event, if it does: (the error event's
+    data,) for one that broke off with an error event; () for one the agent closed early
+    or whose connection failed (STREAM_CUT: what came, then nothing more); None for a
+    stream that ended."""
+    broke = stream_error(step)
+    if broke is not None:
+        return broke
+    return () if STREAM_CUT in (step.attributes or {}) else None
+
+
 # The HTTP status of an error type: a stream that broke off, replayed to a call that no
 # longer streams, is answered as the error it reported (the API's own table; others 500)
 _ERROR_STATUS = {
@@ -123,7 +145,11 @@ class Codec(Protocol):
 
     def is_stream(self, body: Any) -> bool: ...
 
-    def decode(self, body: bytes, *, stream: bool) -> Decoded: ...
+    def decode(self, body: bytes, *, stream: bool, cut: bool = False) -> Decoded:
+        """The answer in the golden's vocabulary; `cut`: a stream that may have ended
+        before its last event (the agent closed it, its connection failed), decoded as
+        far as it came."""
+        ...
 
     def encode(
         self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None

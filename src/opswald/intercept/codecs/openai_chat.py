@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opswald.intercept.codecs import sse
@@ -30,7 +30,7 @@ from opswald.intercept.codecs.base import (
     raw_usage,
     reported_cost,
     request_dict,
-    stream_error,
+    stream_cut,
     sub,
     text_of,
     tool_call_parts,
@@ -57,7 +57,7 @@ class OpenAIChatCodec:
     def is_stream(self, body: Any) -> bool:
         return wants_stream(body)
 
-    def decode(self, body: bytes, *, stream: bool) -> Decoded:
+    def decode(self, body: bytes, *, stream: bool, cut: bool = False) -> Decoded:
         if stream:
             return _decode_stream(body)
         return decode_json(load_json(body, self.api))
@@ -65,10 +65,10 @@ class OpenAIChatCodec:
     def encode(
         self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None
     ) -> WireResponse:
-        broke = stream_error(step)
+        broke = stream_cut(step)
         if stream:
             return sse.stream_response(_frames(step, _include_usage(request), broke))
-        if broke is not None:
+        if broke:
             return error_response(broke[0])
         if isinstance(step.raw, dict) and raw_agrees(step, decode_json(step.raw)):
             return json_response(step.raw)
@@ -490,14 +490,17 @@ def _decode_stream(body: bytes) -> Decoded:
     """The chunks up to `[DONE]`, or to a chunk that is an error (`{"error": {...}}`, which
     the SDK raises as `APIError`): the stream broke off there."""
     state = _StreamState()
+    ended = False
     for event in sse.events(body):
         chunk = event.json()
         if isinstance(chunk, dict) and chunk.get("error"):
             state.error = StreamError.of(event.data)
+            ended = True
             break
         if isinstance(chunk, dict):
             state.add(chunk)
-    return state.decoded()
+        ended = ended or event.data.startswith("[DONE]")
+    return replace(state.decoded(), ended=ended)
 
 
 # -- encoding -------------------------------------------------------------------------------
@@ -787,14 +790,15 @@ def _logprobs(choice: Any) -> dict[str, Any] | None:
 
 
 def _frames(
-    step: LLMCallStep, include_usage: bool = True, broke: tuple[Any] | None = None
+    step: LLMCallStep, include_usage: bool = True, broke: tuple[Any, ...] | None = None
 ) -> list[str]:
     """Every choice (the first from the normalised step, with what only the raw body
     holds; the others as recorded), the usage chunk (empty `choices`; only when the request
-    asked for it) and `[DONE]`. A stream that broke off (`broke`: its error chunk's data)
-    sends what came — a choice's finish only when it came — then its error chunk."""
+    asked for it) and `[DONE]`. A stream that broke off (`broke`: its error chunk's data;
+    empty for one closed early or whose connection failed) sends what came — a choice's
+    finish only when it came — then its error chunk."""
     if broke is not None and step.raw is None and not _calls(step) and not _text(step):
-        return [sse.frame(broke[0])]  # the error was all that came
+        return [sse.frame(data) for data in broke]  # the error was all that came
     out = _Chunks(step, include_usage)
     recorded = _recorded_choices(step)
     first = recorded.get(0)
@@ -825,7 +829,7 @@ def _frames(
         chunks.append({**out.base, "choices": [], "usage": usage})
     frames = [sse.frame(chunk) for chunk in chunks]
     if broke is not None:
-        return [*frames, sse.frame(broke[0])]
+        return [*frames, *(sse.frame(data) for data in broke)]
     return [*frames, sse.frame("[DONE]")]
 
 

@@ -29,7 +29,7 @@ from opswald.intercept.codecs.base import (
     raw_usage,
     reported_cost,
     request_dict,
-    stream_error,
+    stream_cut,
     sub,
     system_message,
     text_of,
@@ -62,18 +62,18 @@ class OpenAIResponsesCodec:
     def is_stream(self, body: Any) -> bool:
         return wants_stream(body)
 
-    def decode(self, body: bytes, *, stream: bool) -> Decoded:
+    def decode(self, body: bytes, *, stream: bool, cut: bool = False) -> Decoded:
         if stream:
-            return _decode_stream(body)
+            return _decode_stream(body, cut=cut)
         return decode_json(load_json(body, self.api))
 
     def encode(
         self, step: LLMCallStep, *, stream: bool, request: dict[str, Any] | None = None
     ) -> WireResponse:
-        broke = stream_error(step)
+        broke = stream_cut(step)
         if stream:
             return sse.stream_response(_frames(step, broke))
-        if broke is not None:
+        if broke:
             return error_response(broke[0])
         if _agreeing_raw(step) is not None:
             return json_response(step.raw)
@@ -298,10 +298,11 @@ def _streams_between(item: dict[str, Any]) -> bool:
     return field is not None and any(isinstance(p, dict) for p in item.get(field) or [])
 
 
-def _decode_stream(body: bytes) -> Decoded:
+def _decode_stream(body: bytes, *, cut: bool = False) -> Decoded:
     """The final lifecycle event carries the whole response; finished items fill in an
-    `output` it leaves out. A stream that broke off with an error event is the response
-    as it began (`response.created`) with the items as far as they came."""
+    `output` it leaves out. A stream that broke off with an error event (or, `cut`, ended
+    before its final event) is the response as it began (`response.created`) with the
+    items as far as they came."""
     final: dict[str, Any] | None = None
     partial = _Partial()
     for event in sse.events(body):
@@ -315,6 +316,8 @@ def _decode_stream(body: bytes) -> Decoded:
         if kind in _FINAL_EVENTS and isinstance(data.get("response"), dict):
             final = data["response"]
     done = partial.done
+    if final is None and cut:
+        return partial.decoded(None)
     if final is None:
         return Decoded(
             output=_output([done[i] for i in sorted(done)], None),
@@ -323,6 +326,7 @@ def _decode_stream(body: bytes) -> Decoded:
             raw=None,
             model=None,
             chunks=partial.chunks(),
+            ended=False,
         )
     if not isinstance(final.get("output"), list):
         final = {**final, "output": [done[i] for i in sorted(done)]}
@@ -430,7 +434,8 @@ class _Partial:
             marks[SEQUENCE] = SEQUENCE_LAST
         return {**(self.pieces.recorded() or {}), **marks} or None
 
-    def decoded(self, error: StreamError) -> Decoded:
+    def decoded(self, error: StreamError | None) -> Decoded:
+        """The response as far as it came: up to `error`, or to where it was cut."""
         items = [self.items[i] for i in sorted(self.items)]
         assembled = None
         if self.begun is not None or items:
@@ -444,6 +449,7 @@ class _Partial:
             assembled=assembled,
             chunks=self.chunks(),
             error=error,
+            ended=error is not None,
         )
 
 
@@ -632,12 +638,13 @@ def _is_done(frame: str) -> bool:
     return frame.startswith("event: ") and frame.split("\n", 1)[0].endswith(".done")
 
 
-def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
+def _frames(step: LLMCallStep, broke: tuple[Any, ...] | None = None) -> list[str]:
     """created, in_progress, every output item (added, deltas, done), then the final
     lifecycle event carrying the whole response with usage. The stored response object
     is streamed as it is while it agrees with the normalised fields. A stream that broke
-    off (`broke`: its error event's data) sends what came — its last item left open, a
-    final event only when it came — then its error event."""
+    off (`broke`: its error event's data; empty for one closed early or whose connection
+    failed) sends what came — its last item left open, a final event only when it came —
+    then its error event."""
     raw = _agreeing_raw(step, broke is not None)
     if raw is not None and isinstance(raw.get("output"), list):
         final = raw
@@ -647,7 +654,8 @@ def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
         final = _response(step, items)
     out = _Events(step)
     if broke is not None and step.raw is None and not items:  # the error was all that came
-        out.error(broke[0])
+        for data in broke:
+            out.error(data)
         return out.frames
     pending = {**final, "status": "in_progress", "output": [], "usage": None}
     if "completed_at" in pending:
@@ -679,7 +687,8 @@ def _frames(step: LLMCallStep, broke: tuple[Any] | None = None) -> list[str]:
         return out.frames
     if kind in _FINAL_EVENTS:  # it came before the error
         out.add(kind, response=final)
-    out.error(broke[0])
+    for data in broke:
+        out.error(data)
     return out.frames
 
 
