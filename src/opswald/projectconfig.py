@@ -550,6 +550,27 @@ def project_redactor(paths: Iterable[str | os.PathLike[str]] = ()) -> Redactor:
     return make_redactor(pii=True) if redact == "pii" else DEFAULT_REDACTOR
 
 
+def project_pricer(
+    paths: Iterable[str | os.PathLike[str]] = (), *, who: str, stacklevel: int = 3
+) -> Any:
+    """What the Python API (`who`) prices a call with when its response reports no cost,
+    as under pytest: the shipped price table with the `opswald_prices` of the config
+    pytest would use for `paths` laid over it (hooks need pytest). A price file that
+    cannot be used is a warning, and the shipped table prices the calls."""
+    import warnings
+
+    from opswald.pricing import Pricer, PriceTable
+
+    def unpriced(note: str) -> None:
+        """A model no table prices: its steps have no cost (no warning per run)."""
+
+    try:
+        return pricer(find(paths), unpriced)
+    except SettingError as exc:
+        warnings.warn(f"{who}: {exc}; using the shipped price table", stacklevel=stacklevel)
+        return Pricer(PriceTable.load_default(), None, unpriced)
+
+
 def cli_settings(config: ProjectConfig, *, warn: Any = None) -> CliSettings:
     """The settings of `config`; a bad value raises SettingError naming the file and the
     setting. `warn(text)` gets the notes of prices missing for a model."""

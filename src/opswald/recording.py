@@ -69,7 +69,7 @@ def record(
         from opswald.integrations import install
 
         install(integrations)
-    from opswald.projectconfig import project_redactor
+    from opswald.projectconfig import project_pricer, project_redactor
 
     ctx = Context(
         golden=None,
@@ -80,7 +80,10 @@ def record(
         side_effect_tools=frozenset(side_effect_tools),
         langgraph_state=langgraph_state,
     )
-    ctx.prices = _prices(target)
+    # as under pytest: the shipped price table, the project's opswald_prices over it
+    ctx.prices = project_pricer(
+        [target] if target is not None else [], who="opswald.record", stacklevel=4
+    )
     rec = Recording(_ctx=ctx)
     started = time.perf_counter()
     error: Any = None
@@ -181,23 +184,3 @@ def _unwritable(ctx: Any, given: Any, output: Any, *, errored: bool) -> str | No
     if finding is None:
         return None
     return f"{finding.message}; {finding.suggestion}"
-
-
-def _prices(target: Path | None) -> Any:
-    """What a call's cost is estimated with when the response reports none, as under
-    pytest: the shipped price table with the project's `opswald_prices` laid over it (the
-    config pytest would use, run from here). A price file that cannot be used is a
-    warning: the recording goes on with the shipped table."""
-    import warnings
-
-    from opswald.pricing import Pricer, PriceTable
-    from opswald.projectconfig import SettingError, find, pricer
-
-    def unpriced(note: str) -> None:
-        """A model no table prices: its steps have no cost (no warning per recording)."""
-
-    try:
-        return pricer(find([target] if target is not None else []), unpriced)
-    except SettingError as exc:
-        warnings.warn(f"opswald.record: {exc}; using the shipped price table", stacklevel=4)
-        return Pricer(PriceTable.load_default(), None, unpriced)

@@ -6,7 +6,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from opswald.engine.run import (
 )
 from opswald.engine.state import State, state_at
 from opswald.jsonable import to_jsonable
+from opswald.projectconfig import project_pricer
 from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.session import (
     AnyStep,
@@ -169,7 +170,7 @@ class Suite:
 
     requests: RequestsExpect | None = None
     redactor: Redactor = DEFAULT_REDACTOR
-    prices: Any = None  # a pricing.Pricer for calls that run live
+    prices: Any = None  # a pricing.Pricer for calls that run live (None: the project's)
     langgraph_state: bool = False
     tolerance: Any = None  # expect.tolerant.Tolerance
 
@@ -308,6 +309,11 @@ class Replay:
         self.allow_side_effects = allow_side_effects
         self.surface: Literal["api", "cli"] = surface  # hints name its options
         self.suite = suite or Suite()
+        if self.suite.prices is None:
+            # calls that run live are priced as under pytest (`opswald replay` gives its own)
+            where = [] if isinstance(golden, Session) else [golden]
+            priced = project_pricer(where, who="opswald.Replay")
+            self.suite = replace(self.suite, prices=priced)
         # by default the integrations the golden was recorded with (metadata.integrations)
         recorded = self.golden.metadata.get("integrations")
         if integrations is None:
