@@ -476,6 +476,57 @@ def test_variants_that_cost_the_same_have_no_cheapest(
     assert stats["goldens"][0]["cheapest"] is None
 
 
+SMALL_AGENT = """
+import opswald
+
+
+@opswald.llm
+def chat(*, model, messages):  # usage, no cost: the shipped table prices it
+    return {"content": "ok", "finish_reason": "stop",
+            "usage": {"input_tokens": 100, "output_tokens": 25}}
+
+
+def run(input):
+    chat(model="gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
+    return {"answer": "ok"}
+"""
+
+
+def test_small_variant_costs_do_not_read_as_free_and_stay_aligned(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, table: PriceTable
+) -> None:
+    """gpt-4o-mini's call costs $0.00003: the table showed `$    0.0000`, as if free. Each
+    cost column has as many decimals as its smallest cost needs for two significant digits
+    (as the per-golden lines have), the same in every row, so costs line up and compare."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(sagent=SMALL_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = sagent:run\npythonpath = .\n")
+    pytester.mkdir("goldens").joinpath("s.golden.yaml").write_text("name: s\ninput: {q: x}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    given = ("--opswald-variant", "mini:model=gpt-4o-mini", "--opswald-variant", "big:model=gpt-4o")
+    result = pytester.runpytest("--opswald-goldens", *given, "-v")
+    result.assert_outcomes(passed=2)
+    usage = Usage(input_tokens=100, output_tokens=25)
+    mini, big = table.cost("gpt-4o-mini", usage), table.cost("gpt-4o", usage)
+    assert mini is not None and big is not None and mini < 0.0001 < big < 0.001
+    result.stdout.fnmatch_lines([f"*{money(mini)}*"])  # the golden's own line
+    lines = result.outlines
+    start = lines.index("variants:")
+    header, *rows = lines[start + 1 : start + 4]
+    assert rows[0].split()[:4] == ["mini", "1/1", "1", "$"], rows
+    decimals = len(money(mini).split(".")[1])  # two significant digits of the smaller
+    assert rows[0].split()[4:7] == [f"{mini:.{decimals}f}", "$", f"{mini:.{decimals}f}"], rows
+    assert rows[1].split()[4:7] == [f"{big:.{decimals}f}", "$", f"{big:.{decimals}f}"], rows
+    # aligned: the dollar signs and the decimal points in the same columns, each cost
+    # ending under its heading
+    for mark in ("$", "."):
+        assert [i for i, c in enumerate(rows[0]) if c == mark] == [
+            i for i, c in enumerate(rows[1]) if c == mark
+        ], rows
+    ends = [header.index(name) + len(name) for name in ("mean cost", "total cost")]
+    assert ends == [rows[0].index(f"{mini:.{decimals}f}", i) + decimals + 2 for i in (0, ends[0])]
+
+
 UNPRICED_AGENT = """
 import opswald
 

@@ -328,8 +328,15 @@ def money(value: float) -> str:
     ones as the same (`$0.000071 > $0.000050`)."""
     if value == 0 or not math.isfinite(value):
         return f"${value:g}"
-    decimals = 4 if abs(value) >= 0.001 else min(16, 1 - math.floor(math.log10(abs(value))))
-    return f"{'-' if value < 0 else ''}${abs(value):.{decimals}f}"
+    return f"{'-' if value < 0 else ''}${abs(value):.{money_decimals(value)}f}"
+
+
+def money_decimals(value: float) -> int:
+    """The decimals `money` shows `value` with (a column of costs shows each with as many as
+    its smallest needs)."""
+    if value == 0 or not math.isfinite(value) or abs(value) >= 0.001:
+        return 4
+    return min(16, 1 - math.floor(math.log10(abs(value))))
 
 
 def milliseconds(value: float) -> str:

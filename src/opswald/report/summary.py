@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opswald.diff import run_step
-from opswald.pricing import milliseconds, money
+from opswald.pricing import milliseconds, money, money_decimals
 from opswald.verdict import RUN_NUMBERED
 
 ORDER = ("passed", "failed", "updated", "recorded", "skipped")
@@ -508,16 +508,18 @@ def variant_comparison(
 ) -> list[str]:
     """The variant comparison as summary lines."""
     stats = variant_stats(records, order)
+    means = _dollar_column("mean cost", [(v["mean_cost"], v) for v in stats["variants"]])
+    totals = _dollar_column("total cost", [(v["total_cost"], v) for v in stats["variants"]])
     lines = [
         "variants:",
-        f"  {'variant':<12} {'passed':>9} {'complete':>8} {'mean cost':>11} {'total cost':>11}"
+        f"  {'variant':<12} {'passed':>9} {'complete':>8} {means[0]} {totals[0]}"
         f" {'tokens':>8} {'mean ms':>9}",
     ]
-    for v in stats["variants"]:
+    for v, mean, total in zip(stats["variants"], means[1:], totals[1:], strict=True):
         ms, tokens = v["mean_duration_ms"], v["total_tokens"]
         lines.append(
             f"  {v['variant']:<12} {v['passed']:>4}/{v['total']:<4} {v['completed']:>8}"
-            f" {_dollars(v['mean_cost'], v):>11} {_dollars(v['total_cost'], v):>11}"
+            f" {mean} {total}"
             f" {tokens if tokens is not None else '-':>8}"
             f" {milliseconds(ms).removesuffix(' ms') if ms is not None else '-':>9}"
         )
@@ -544,9 +546,22 @@ def variant_comparison(
     return lines
 
 
-def _dollars(value: float | None, variant: dict[str, Any] | None = None) -> str:
-    if value is None:
-        return "-"
-    if variant is not None and variant.get("unpriced_calls"):
-        return f"≥${value:>9.4f}"
-    return f"${value:>10.4f}"
+def _dollar_column(heading: str, cells: list[tuple[float | None, dict[str, Any]]]) -> list[str]:
+    """A column of costs, heading first, right-aligned: every cost with the decimals its
+    smallest needs for two significant digits (as `money` shows it), so that a small cost
+    does not read as `$0.0000` and the rows compare digit by digit. A variant whose runs
+    made calls without a cost shows a lower bound (`≥$`)."""
+    known = [value for value, _ in cells if value is not None]
+    decimals = max((money_decimals(value) for value in known), default=4)
+    numbers = [f"{value:.{decimals}f}" if value is not None else "" for value, _ in cells]
+    width = max([10, *(len(n) + 1 for n in numbers)])  # the `$` at the same place in all
+    shown = []
+    for (value, variant), number in zip(cells, numbers, strict=True):
+        if value is None:
+            shown.append("-")
+        elif variant.get("unpriced_calls"):
+            shown.append(f"≥${number:>{width - 1}}")
+        else:
+            shown.append(f"${number:>{width}}")
+    column = max([11, *(len(cell) for cell in shown)])
+    return [f"{heading:>{column}}", *(f"{cell:>{column}}" for cell in shown)]
