@@ -96,6 +96,30 @@ def test_list_filters_newest_first(store: Path, capsys: pytest.CaptureFixture[st
     assert rows[0]["error"] == "FileNotFoundError: q2-sales.pdf does not exist"
 
 
+def test_list_with_no_match_says_none_match_not_that_the_store_is_empty(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Filters that match none of the stored traces: the store is not empty, and the
+    message says so, naming the filters; an empty store still says it has none."""
+    assert main(["traces", "list", "--store", str(store), "--tag", "nosuch"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip() == (
+        f"no traces match --tag nosuch (3 traces in {store}); "
+        "opswald traces list without filters lists them all"
+    )
+    calm = tmp_path / "calm"
+    _record(calm, "q1.txt", ["nightly"])  # no trace here ended in an error
+    assert main(["traces", "list", "--store", str(calm), "--error", "--tag", "nightly"]) == 0
+    assert capsys.readouterr().err.strip() == (
+        f"no traces match --error --tag nightly (1 trace in {calm}); "
+        "opswald traces list without filters lists them all"
+    )
+    empty = tmp_path / "empty"
+    assert main(["traces", "list", "--store", str(empty), "--error"]) == 0
+    assert capsys.readouterr().err.strip() == f"no traces in {empty}"
+
+
 def test_prune_deletes_only_old_traces(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = save(
         opswald.load(next(store.iterdir())).model_copy(update={"session_id": None}),

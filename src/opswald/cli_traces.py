@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,7 +19,7 @@ def _when(info: Any) -> str:
 
 
 def cmd_traces_list(args: argparse.Namespace) -> int:
-    from opswald.tracestore import list_traces, store_dir
+    from opswald.tracestore import list_traces
 
     found = list_traces(
         args.store, error=True if args.error else None, tag=args.tag, limit=args.limit
@@ -33,7 +34,7 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
         print(jsontext.dumps(rows, indent=2))
         return 0
     if not found:
-        print(f"no traces in {store_dir(args.store)}", file=sys.stderr)
+        print(_none_listed(args), file=sys.stderr)
         return 0
     for t in found:
         cost = money(t.cost) if t.cost is not None else "$?"
@@ -45,6 +46,24 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
             line += f"  ERROR {t.error}"
         print(line[:200])
     return 0
+
+
+def _none_listed(args: argparse.Namespace) -> str:
+    """Why `traces list` lists nothing: an empty store, or filters that match none of it."""
+    from opswald.tracestore import store_dir, stored
+
+    folder = store_dir(args.store)
+    held = stored(args.store)
+    filters = [
+        *(["--error"] if args.error else []),
+        *(["--tag", args.tag] if args.tag is not None else []),
+    ]
+    if not held or not filters:
+        return f"no traces in {folder}"
+    return (
+        f"no traces match {shlex.join(filters)} ({held} trace{'s' if held != 1 else ''} in "
+        f"{folder}); opswald traces list without filters lists them all"
+    )
 
 
 def cmd_traces_prune(args: argparse.Namespace) -> int:

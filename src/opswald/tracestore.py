@@ -117,6 +117,11 @@ def _files(folder: Path) -> list[Path]:
     )
 
 
+def stored(store: str | Path | None = None) -> int:
+    """How many traces the store holds (their files are not read)."""
+    return len(_files(store_dir(store)))
+
+
 def _matching(
     store: str | Path | None, error: bool | None, tag: str | None
 ) -> Iterator[tuple[Path, Session]]:
