@@ -286,9 +286,17 @@
     return Number(ms.toPrecision(2)) + " ms";
   }
 
+  // decimals as the terminal's money(): four, and under a tenth of a cent as many as two
+  // significant digits need (gpt-4o-mini's $0.000030 never reads as $0.0000)
+  function costDecimals(cost) {
+    const size = Math.abs(cost);
+    if (size === 0 || !isFinite(size) || size >= 0.001) return 4;
+    return Math.min(16, 1 - Math.floor(Math.log10(size)));
+  }
+
   function fmtCost(cost) {
     if (cost === null || cost === undefined) return "";
-    return "$" + cost.toFixed(4);
+    return "$" + cost.toFixed(costDecimals(cost));
   }
 
   // a model call that answered without a cost (its model has no price): unknown, not $0
@@ -309,7 +317,7 @@
     if (!delta) return "";
     const c = delta.change;
     let text;
-    if (kind === "cost") text = (c >= 0 ? "+" : "−") + "$" + Math.abs(c).toFixed(4);
+    if (kind === "cost") text = (c >= 0 ? "+" : "−") + "$" + Math.abs(c).toFixed(costDecimals(c));
     else if (kind === "ms") text = (c >= 0 ? "+" : "−") + fmtMs(Math.abs(c));
     else text = (c >= 0 ? "+" : "−") + fmtNum(Math.abs(c));
     if (delta.percent !== null && delta.percent !== undefined) {
