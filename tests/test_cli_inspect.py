@@ -226,6 +226,34 @@ def test_diff_lines_up_an_inserted_step(capsys: pytest.CaptureFixture[str], tmp_
     ]
 
 
+def test_diff_names_an_element_inserted_in_a_list_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A tool inserted in a request's list is that one difference, not every later tool
+    changed; removed, it is named at its index in the first file."""
+
+    def golden(path: Path, tools: list[str]) -> Path:
+        step = {
+            "step": 1,
+            "type": "llm_call",
+            "model": "m1",
+            "input": {"messages": [], "tools": [{"name": t} for t in tools]},
+        }
+        opswald.dump(opswald.Session.model_validate({"name": "t", "steps": [step]}), path)
+        return path
+
+    old = golden(tmp_path / "old.yaml", ["lookup", "policy", "refund"])
+    new = golden(tmp_path / "new.yaml", ["lookup", "fraud", "policy", "refund"])
+    code, out, _ = run(capsys, "diff", str(old), str(new), "--mode", "short")
+    assert code == 1
+    assert out.splitlines()[2:] == [
+        "[- old.yaml] [+ new.yaml]",
+        'step 1 › input.tools[1]: inserted {"name": "fraud"}',
+    ]
+    code, out, _ = run(capsys, "diff", str(new), str(old), "--mode", "short")
+    assert out.splitlines()[3:] == ['step 1 › input.tools[1]: removed {"name": "fraud"}']
+
+
 def test_diff_names_both_numbers_of_a_changed_step_that_moved(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -179,6 +179,100 @@ def test_scalar_lists_are_compared_index_by_index() -> None:
     assert time.perf_counter() - start < 2.0
 
 
+TOOLS = [
+    {"name": "lookup_order", "description": "Look an order up."},
+    {"name": "check_policy", "description": "Check the refund policy."},
+    {"name": "issue_refund", "description": "Refund an order."},
+]
+FRAUD = {"name": "fraud_check", "description": "Check for fraud."}
+
+
+def test_an_element_inserted_in_a_list_is_one_difference_at_the_actual_index() -> None:
+    """The elements after it moved one place on: they are not changes."""
+    golden = {"messages": [{"role": "user", "content": "hi"}], "tools": TOOLS}
+    actual = {"messages": golden["messages"], "tools": [TOOLS[0], FRAUD, *TOOLS[1:]]}
+    diffs = differences(golden, actual, base=("input",), step=1)
+    assert diffs == [
+        Difference(path=("input", "tools", 1), golden=MISSING, actual=FRAUD, step=1, shifts=True)
+    ]
+    assert render_difference(diffs[0], "short") == [
+        'step 1 › input.tools[1]: inserted {"name": "fraud_check", '
+        '"description": "Check for fraud."}'
+    ]
+    assert render_difference(diffs[0]) == [
+        "step 1 › input.tools[1]: inserted",
+        '  + {"name": "fraud_check", "description": "Check for fraud."}',
+    ]
+    assert diffs[0].change == "inserted"
+
+
+def test_an_element_removed_from_a_list_is_one_difference_at_the_golden_index() -> None:
+    diffs = differences({"tools": TOOLS}, {"tools": [TOOLS[0], TOOLS[2]]})
+    assert diffs == [Difference(path=("tools", 1), golden=TOOLS[1], shifts=True)]
+    assert render_difference(diffs[0], "short") == [
+        'tools[1]: removed {"name": "check_policy", "description": "Check the refund policy."}'
+    ]
+    assert diffs[0].change == "removed"
+
+
+@pytest.mark.parametrize(
+    ("golden", "actual", "expected"),
+    [
+        # a second system message: not `messages[1].role: 'user' → 'system'`
+        (
+            [{"role": "system", "content": "a"}, {"role": "user", "content": "q"}],
+            [
+                {"role": "system", "content": "a"},
+                {"role": "system", "content": "b"},
+                {"role": "user", "content": "q"},
+            ],
+            [((1,), MISSING, {"role": "system", "content": "b"}, True)],
+        ),
+        (["b", "c"], ["a", "b", "c"], [((0,), MISSING, "a", True)]),  # at the start
+        (
+            ["a", "d"],
+            ["a", "b", "c", "d"],
+            [((1,), MISSING, "b", True), ((2,), MISSING, "c", True)],
+        ),
+        (["a", "b", "c"], ["c"], [((0,), "a", MISSING, True), ((1,), "b", MISSING, True)]),
+        # at the end nothing moved: added and removed as before
+        (["a"], ["a", "b"], [((1,), MISSING, "b", False)]),
+        (["a", "b", "b"], ["a", "b"], [((2,), "b", MISSING, False)]),
+        # an insertion and a change: compared position by position, as before
+        (
+            ["a", "b", "c"],
+            ["a", "x", "b", "d"],
+            [((1,), "b", "x", False), ((2,), "c", "b", False), ((3,), MISSING, "d", False)],
+        ),
+        # equal lengths, one element moved: position by position
+        (
+            ["a", "b", "c"],
+            ["b", "c", "a"],
+            [((0,), "a", "b", False), ((1,), "b", "c", False), ((2,), "c", "a", False)],
+        ),
+    ],
+)
+def test_lists_of_other_lengths_line_up_at_their_common_ends(
+    golden: list[Any], actual: list[Any], expected: list[tuple[Any, ...]]
+) -> None:
+    want = [Difference(path=p, golden=g, actual=a, shifts=s) for p, g, a, s in expected]
+    assert differences(golden, actual) == want
+    assert differences({"deep": {"list": golden}}, {"deep": {"list": actual}}) == [
+        replace(d, path=("deep", "list", *d.path)) for d in want
+    ]
+
+
+def test_an_insertion_in_a_long_list_is_one_difference() -> None:
+    golden = [{"id": i, "tags": [i]} for i in range(20_000)]
+    actual = [*golden[:15_000], {"id": -1}, *golden[15_000:]]
+    assert differences(golden, actual) == [
+        Difference(path=(15_000,), actual={"id": -1}, shifts=True)
+    ]
+    assert differences(actual, golden) == [
+        Difference(path=(15_000,), golden={"id": -1}, shifts=True)
+    ]
+
+
 _json = st.recursive(
     st.none()
     | st.booleans()
@@ -211,9 +305,31 @@ def test_differences_agree_with_json_equal_and_point_at_the_values(
     diffs = differences(golden, actual, limit=10_000)
     assert (diffs == []) == json_equal(golden, actual)
     for d in diffs:
+        if d.shifts:  # an element one list has, at its index there
+            side, value = (actual, d.actual) if d.golden is MISSING else (golden, d.golden)
+            assert json_equal(_at(side, d.path), value)
+            continue
         assert json_equal(_at(golden, d.path), d.golden) or _at(golden, d.path) is d.golden
         assert json_equal(_at(actual, d.path), d.actual) or _at(actual, d.path) is d.actual
         assert not json_equal(d.golden, d.actual)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_json, max_size=5), st.lists(_json, min_size=1, max_size=3), st.data())
+def test_elements_inserted_in_one_place_are_those_differences(
+    golden: list[Any], inserted: list[Any], data: st.DataObject
+) -> None:
+    at = data.draw(st.integers(0, len(golden)))
+    actual = [*golden[:at], *inserted, *golden[at:]]
+    for diffs, gone in ((differences(golden, actual), False), (differences(actual, golden), True)):
+        assert len(diffs) == len(inserted)
+        indexes = [d.path[0] for d in diffs]
+        assert indexes == list(range(indexes[0], indexes[0] + len(inserted)))
+        for d in diffs:
+            assert (d.golden if gone else d.actual) is not MISSING
+            assert (d.actual if gone else d.golden) is MISSING
+            assert json_equal(actual[d.path[0]], d.golden if gone else d.actual)
+            assert d.shifts == (indexes[-1] < len(actual) - 1)  # elements both have after
 
 
 @settings(max_examples=150, deadline=None)

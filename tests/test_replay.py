@@ -197,3 +197,74 @@ def test_xdist_gives_the_same_results(
     failing.stdout.fnmatch_lines(
         ["*step 5 › input.passenger: 'Alice' → 'Bob'*", "*goldens: 0 passed, 4 failed*"]
     )
+
+
+REFUND_AGENT = """
+import os
+
+import opswald
+
+TOOLS = [
+    {"name": "lookup_order", "description": "Look an order up."},
+    {"name": "check_policy", "description": "Check the refund policy."},
+    {"name": "issue_refund", "description": "Refund an order."},
+]
+FRAUD = {"name": "fraud_check", "description": "Check for fraud."}
+
+
+@opswald.llm
+def chat(*, model, messages, tools):
+    return {"content": "refunded", "tool_calls": None, "finish_reason": "stop"}
+
+
+def run(input):
+    change = os.environ.get("AGENT_CHANGE", "")
+    tools = list(TOOLS)
+    messages = [{"role": "system", "content": "You refund orders."}]
+    if change == "tool":
+        tools.insert(1, FRAUD)
+    if change == "no_policy":
+        del tools[1]
+    if change == "system":
+        messages.append({"role": "system", "content": "Be brief."})
+    messages.append({"role": "user", "content": input["q"]})
+    return {"answer": chat(model="m1", messages=messages, tools=tools)["content"]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        (
+            "tool",
+            'step 1 › input.tools[1]: inserted {"name": "fraud_check", '
+            '"description": "Check for fraud."}',
+        ),
+        (
+            "no_policy",
+            'step 1 › input.tools[1]: removed {"name": "check_policy", '
+            '"description": "Check the refund policy."}',
+        ),
+        (
+            "system",
+            'step 1 › input.messages[1]: inserted {"role": "system", "content": "Be brief."}',
+        ),
+    ],
+)
+def test_an_element_inserted_or_removed_in_a_request_list_is_one_difference(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, change: str, line: str
+) -> None:
+    """Not every later element changed and one added at the end."""
+    monkeypatch.delenv("AGENT_CHANGE", raising=False)
+    pytester.makepyfile(refunds=REFUND_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = refunds:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "refund.golden.yaml").write_text(
+        "name: refund\ninput: {q: Refund ORD-1}\n"
+    )
+    record(pytester)
+    monkeypatch.setenv("AGENT_CHANGE", change)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-diff-mode=short")
+    result.assert_outcomes(failed=1)
+    shown = [text.strip() for text in result.stdout.lines if " › " in text]
+    assert shown == [line], result.stdout.str()

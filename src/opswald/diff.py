@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -142,7 +143,8 @@ def differences(
 
     Paths are `base` + the path inside the values; `ignore` holds parsed glob patterns
     relative to the values' root (without `base`) whose matches are not compared.
-    Lists are compared index by index (linear time; an insertion shows as changes).
+    Lists are compared index by index (linear time), except two of other lengths that
+    differ only in elements inserted or removed in one place (`_lined_up`).
     """
     if golden is MISSING or actual is MISSING:
         if golden is MISSING and actual is MISSING:
@@ -157,12 +159,14 @@ def differences(
     g = drop(to_jsonable(golden), ignore) if ignore else golden
     a = drop(to_jsonable(actual), ignore) if ignore else actual
     out: list[Difference] = []
-    for rel, g_part, a_part in _pieces(g, a, ()):
+    for rel, g_part, a_part, shifts in _pieces(g, a, ()):
         if len(out) >= limit:  # pieces come in path order: the rest would come later
             break
         path = tuple(base) + rel
         if g_part is MISSING or a_part is MISSING:
-            out.append(Difference(path=path, golden=g_part, actual=a_part, step=step))
+            out.append(
+                Difference(path=path, golden=g_part, actual=a_part, step=step, shifts=shifts)
+            )
         else:
             out.extend(_deepdiff(g_part, a_part, base=path, step=step))
     return out[: max(limit, 0)]
@@ -171,14 +175,17 @@ def differences(
 _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 
 
-def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any]]:
-    """The differing parts of two values, in path order, large containers split up first.
+def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any, bool]]:
+    """The differing parts of two values, in path order, large containers split up first,
+    with whether a part one side lacks moved the elements after it (`Difference.shifts`).
 
     Lists and dicts with many children are split; ones with few are compared whole, and
     split when they differ and hold many values further down (a long list inside a small
-    dict, at any depth). That keeps the work linear and lets deepdiff see only the few
-    small parts that differ (it walks equal parts slowly). Values that are not plain JSON
-    data are converted where they are met, and only differing parts are copied.
+    dict, at any depth) or lists of other lengths (deepdiff would pair their elements by
+    position: `_lined_up` does better). That keeps the work linear and lets deepdiff see
+    only the few small parts that differ (it walks equal parts slowly). Values that are
+    not plain JSON data are converted where they are met, and only differing parts are
+    copied.
     """
     if type(g) not in _PLAIN:
         g = to_jsonable(g)
@@ -187,14 +194,14 @@ def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any]]:
     kind = type(g)
     if kind is not type(a) or (kind is not dict and kind is not list):
         if not json_equal(g, a):
-            yield path, to_jsonable(g), to_jsonable(a)
+            yield path, to_jsonable(g), to_jsonable(a), False
         return
     if len(g) + len(a) <= _SPLIT_AT:  # few children: compared whole first
         equal = _equal_within(g, a, _COMPARE_AT)
         if equal:
             return
-        if equal is False and not _holds_more(g, a, _SPLIT_AT):  # small: deepdiff's
-            yield path, to_jsonable(g), to_jsonable(a)
+        if equal is False and not _holds_more(g, a, _SPLIT_AT) and _lengths_alike(g, a):
+            yield path, to_jsonable(g), to_jsonable(a), False  # small: deepdiff's
             return
     if kind is dict:
         if any(type(key) is not str for key in (*g, *a)):  # keys as JSON writes them
@@ -203,18 +210,60 @@ def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any]]:
             if key in a:
                 yield from _pieces(value, a[key], (*path, key))
             else:
-                yield (*path, key), to_jsonable(value), MISSING
+                yield (*path, key), to_jsonable(value), MISSING, False
         for key, value in a.items():
             if key not in g:
-                yield (*path, key), MISSING, to_jsonable(value)
+                yield (*path, key), MISSING, to_jsonable(value), False
     else:
-        for index in range(max(len(g), len(a))):
-            if index >= len(a):
-                yield (*path, index), to_jsonable(g[index]), MISSING
-            elif index >= len(g):
-                yield (*path, index), MISSING, to_jsonable(a[index])
-            else:
-                yield from _pieces(g[index], a[index], (*path, index))
+        yield from _list_pieces(g, a, path)
+
+
+def _list_pieces(g: list[Any], a: list[Any], path: Path) -> Iterator[tuple[Path, Any, Any, bool]]:
+    """Two lists' differing parts: the elements inserted or removed when that is all
+    that differs (`_lined_up`), else element by element, the ones past the shorter end
+    added or removed."""
+    head = 0
+    if len(g) != len(a):
+        head, tail = _lined_up(g, a)
+        if head + tail == min(len(g), len(a)):
+            longer, end = (g, len(g) - tail) if len(g) > len(a) else (a, len(a) - tail)
+            for index in range(head, end):
+                value = to_jsonable(longer[index])
+                pair = (value, MISSING) if longer is g else (MISSING, value)
+                yield (*path, index), *pair, bool(tail)
+            return
+    for index in range(head, max(len(g), len(a))):  # the first `head` are equal
+        if index >= len(a):
+            yield (*path, index), to_jsonable(g[index]), MISSING, False
+        elif index >= len(g):
+            yield (*path, index), MISSING, to_jsonable(a[index]), False
+        else:
+            yield from _pieces(g[index], a[index], (*path, index))
+
+
+def _lined_up(g: list[Any], a: list[Any]) -> tuple[int, int]:
+    """How many elements two lists share at their start, then at their end (not counting
+    those again). When the two cover the shorter list, the longer one's other elements
+    were inserted there (or removed) and the elements after them moved: a new tool or
+    system message is one difference, not every later element changed. Each element is
+    compared once or twice: linear, unlike lining up a longer stretch (as a text diff
+    does), which would be quadratic in the worst case."""
+    shorter = min(len(g), len(a))
+    head = 0
+    while head < shorter and _same(g[head], a[head]):
+        head += 1
+    tail = 0
+    while tail < shorter - head and _same(g[-1 - tail], a[-1 - tail]):
+        tail += 1
+    return head, tail
+
+
+def _same(x: Any, y: Any) -> bool:
+    """`json_equal` of two elements, converting ones that are not plain JSON data."""
+    equal = _equal_within(x, y, sys.maxsize)
+    if equal is None:  # a part that is not plain JSON data
+        return json_equal(to_jsonable(x), to_jsonable(y))
+    return equal
 
 
 def _equal_within(g: Any, a: Any, budget: int) -> bool | None:
@@ -244,6 +293,25 @@ def _equal_within(g: Any, a: Any, budget: int) -> bool | None:
             return None
         elif type(y) is dict or type(y) is list or not json_equal(x, y):
             return False
+    return True
+
+
+def _lengths_alike(g: Any, a: Any) -> bool:
+    """Whether every pair of lists two plain values hold at the same place is of one
+    length: deepdiff pairs the elements of others by position, an insertion read as every
+    later element changed."""
+    stack = [(g, a)]
+    while stack:
+        x, y = stack.pop()
+        kind = type(x)
+        if kind is not type(y):
+            continue
+        if kind is list:
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y, strict=True))
+        elif kind is dict:
+            stack.extend((value, y[key]) for key, value in x.items() if key in y)
     return True
 
 
@@ -509,7 +577,7 @@ def render_difference(d: Difference, mode: DiffMode = "detailed") -> list[str]:
     if mode == "disabled":
         return []
     if d.golden is MISSING:
-        head = f"{d.where}: added"
+        head = f"{d.where}: {d.change}"  # added, or inserted before elements that moved
         short = f"{head} {short_repr(d.actual)}"
     elif d.actual is MISSING:
         head = f"{d.where}: removed"

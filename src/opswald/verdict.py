@@ -47,6 +47,8 @@ FindingKind = Literal[
     "unrecorded_endpoint",  # replay: an SDK request to an endpoint opswald does not record
 ]
 
+DifferenceKind = Literal["changed", "added", "inserted", "removed"]
+
 DIFFERENCE_LIMIT = 200
 """Differences one comparison lists at most (it stops looking there): a finding holding
 that many may stand for more, whose number is not known."""
@@ -58,12 +60,26 @@ does not have there, a side-effect call the run would have made live."""
 
 @dataclass(frozen=True, kw_only=True)
 class Difference:
-    """One field that differs. `path` is in the golden's terms; `step` is 1-based or None."""
+    """One field that differs. `path` is in the golden's terms; `step` is 1-based or None.
+
+    `shifts`: a list element one side has and the other has not, with elements both have
+    after it, which moved one place (`inserted`, `removed`). An inserted element's path
+    holds its index in the actual list, a removed one's its index in the golden list.
+    """
 
     path: Path
     golden: Any = MISSING
     actual: Any = MISSING
     step: int | None = None
+    shifts: bool = False
+
+    @property
+    def change(self) -> DifferenceKind:
+        """`changed`, `added` (a key, or an element at the end of a list), `inserted` (an
+        element before others: `shifts`) or `removed`."""
+        if self.golden is MISSING:
+            return "inserted" if self.shifts else "added"
+        return "removed" if self.actual is MISSING else "changed"
 
     @property
     def where(self) -> str:
