@@ -381,6 +381,7 @@ def test_finding_data_is_plain_json() -> None:
             Difference(path=("input", "who"), golden="Alice", actual="Bob", step=5),
             Difference(path=("input", "seat"), actual="12A", step=5),
             Difference(path=("input", "blob"), golden="x" * 5000, actual="y", step=5),
+            Difference(path=("input", "tools", 1), actual={"name": "x"}, step=5, shifts=True),
         ),
         suggestion="look at step 3",
     )
@@ -393,7 +394,15 @@ def test_finding_data_is_plain_json() -> None:
         "path": ["input", "who"],
         "golden": "Alice",
         "actual": "Bob",
+        "change": "changed",
     }
+    assert [d["change"] for d in data["differences"]] == [
+        "changed",
+        "added",
+        "changed",
+        "inserted",
+    ]
+    assert "step 5 › input.tools[1]: inserted" in data["diff"]
     assert "golden" not in data["differences"][1]  # missing on the golden side
     assert "golden" not in data["differences"][2] and data["differences"][2]["actual"] == "y"
     assert data["diff"][3:5] == ["step 5 › input.seat: added", "  + '12A'"]

@@ -19,7 +19,8 @@ The data, per golden (`data["goldens"][i]`):
   actual step]`, 0 where a side has none, `step_rows`; null: one row per golden step),
   `start` (the row selected first), `divergence` (its row), `diff_steps` (rows where the
   two differ), `step_diffs` (`{row: [diff lines]}`), `findings` (`run_step`: the step is
-  the run's number), `analyses`, `figures`, `record`;
+  the run's number; each of their `differences` has a `change`: `changed`, `added`,
+  `inserted` or `removed`), `analyses`, `figures`, `record`;
 - `golden` and `actual` (or null): a session view with `steps` (one row per step: `n`, `type`,
   `cat` user/llm/tool/state/error, `name`, `ms`, `cost`, `tok`, `ts`, `slow`, `err`, `desc`,
   `notes`, `data` (the step as written in a golden, `raw` left out), `st` = [snapshot step,
@@ -133,6 +134,9 @@ def _difference_data(d: Difference) -> dict[str, Any]:
         plain = to_jsonable(value)
         if len(json.dumps(plain, ensure_ascii=False, default=str)) <= MAX_VALUE_CHARS:
             out[side] = plain
+    # a side left out may be missing or too long: the change says which (`inserted`: the
+    # path holds the element's index in the actual list, `removed` in the golden's)
+    out["change"] = d.change
     return out
 
 
