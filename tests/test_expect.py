@@ -77,6 +77,20 @@ def test_the_normalized_hint_looks_past_the_differences_listed(last: str, offere
     assert accepted is not None and "use `match: normalized`" in accepted.suggestion
 
 
+def test_json_subset_is_offered_for_added_keys_only() -> None:
+    """json_subset allows extra keys, not extra list elements: an element inserted in a
+    list (or added at its end) is not accepted by it, so it is not offered."""
+    golden = {"answer": "ok", "items": [{"n": 1}, {"n": 2}]}
+    added_key = compare_output(golden, {**golden, "extra": 1}, out("exact"))
+    assert added_key is not None and "`match: json_subset`" in added_key.suggestion
+    for items in ([{"n": 0}, {"n": 1}, {"n": 2}], [{"n": 1}, {"n": 2}, {"n": 3}]):
+        finding = compare_output(golden, {**golden, "items": items}, out("exact"))
+        assert finding is not None
+        assert [d.golden for d in finding.differences] == [MISSING]
+        assert "json_subset" not in finding.suggestion
+        assert compare_output(golden, {**golden, "items": items}, out("json_subset"))
+
+
 def test_bad_ignore_path_is_explained() -> None:
     with pytest.raises(ValueError, match="bad path"):  # a golden is rejected when loaded
         out("exact", ignore_paths=["a[x"])

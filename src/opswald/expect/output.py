@@ -90,7 +90,8 @@ def _hint(golden: Any, actual: Any, diffs: list[Difference], mode: str) -> str:
     if inner:
         where = render(inner[0].path[len(BASE) :])
         hints.append(f"if {where} varies between runs, add it to expect.output.ignore_paths")
-        if isinstance(golden, dict) and all(d.golden is MISSING for d in inner):
+        # json_subset allows extra keys, not extra list elements
+        if isinstance(golden, dict) and all(d.change == "added" and _keyed(d) for d in inner):
             hints.append("if the agent may add keys, use `match: json_subset`")
     if any(isinstance(d.golden, str) and isinstance(d.actual, str) for d in diffs):
         hints.append(
@@ -104,6 +105,11 @@ def _hint(golden: Any, actual: Any, diffs: list[Difference], mode: str) -> str:
             "--opswald-update"
         )
     return "; ".join(hints)
+
+
+def _keyed(d: Difference) -> bool:
+    """Whether a difference is at a dict key, not at a list element."""
+    return isinstance(d.path[-1], str)
 
 
 def _folding_accepts(golden: Any, actual: Any, diffs: list[Difference]) -> bool:
