@@ -605,6 +605,21 @@ def test_state_paths_mode_does_not_fail_when_the_watched_value_is_unchanged() ->
     assert findings[0].message.startswith("expect.state watches memory.user_preference, which")
 
 
+@pytest.mark.parametrize(
+    ("watched", "failing"),
+    [("cart[1]", True), ("cart[2].sku", True), ("cart[0]", False), ("cart[0].sku", False)],
+)
+def test_an_element_inserted_before_a_watched_index_moved_it(watched: str, failing: bool) -> None:
+    """An item inserted at cart[1] is one difference, and the items after it moved: the
+    value at a watched cart[2] is another than the golden's."""
+    items = [{"sku": "a"}, {"sku": "b"}, {"sku": "c"}]
+    golden = session([state(cart=items)])
+    actual = session([state(cart=[items[0], {"sku": "new"}, *items[1:]])])
+    (finding,) = compare_states(golden, actual, StateExpect(mode="paths", paths=[watched]))
+    assert [d.change for d in finding.differences] == ["inserted"]
+    assert finding.failing is failing
+
+
 def test_missing_and_extra_snapshots_are_differences() -> None:
     one = session([state(memory={"user_preference": "aisle", "seen": 1})])
     findings = compare_states(GOLDEN_STATES, one, StateExpect(mode="exact"))

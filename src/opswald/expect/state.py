@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from opswald.diff import differences, json_equal
@@ -217,13 +217,25 @@ def _watchable(d: Difference) -> str:
 
 
 def _touches(d: Difference, watched: Sequence[Path]) -> bool:
-    """Does `d` change a value at (or under) one of the watched path patterns?"""
+    """Does `d` change a value at (or under) one of the watched path patterns? An element
+    inserted in a list or removed from it also moved the ones after it: a watched later
+    index of that list (`cart[2]`, an element inserted at `cart[1]`) holds another one."""
     for pattern in watched:
         if matches(d.path, pattern):
             return True
         if _reaches(d.path, pattern) and not _same_selection(d, pattern):
             return True
+        if d.shifts and any(_reaches(moved, pattern) for moved in _moved(d, pattern)):
+            return True
     return False
+
+
+def _moved(d: Difference, pattern: Path) -> Iterator[Path]:
+    """The paths of the elements after `d`'s in its list that `pattern` names by index."""
+    *parent, at = d.path
+    for part in pattern:
+        if isinstance(part, int) and isinstance(at, int) and part > at:
+            yield (*parent, part)
 
 
 def _same_selection(d: Difference, pattern: Path) -> bool:
