@@ -588,3 +588,135 @@ def test_a_paused_fork_shows_its_hooks_the_request_that_goes_out() -> None:
     assert seen == [(2, "other", "other"), (4, "other", "other")]
     models = [s.model for s in result.actual.step_list if isinstance(s, LLMCallStep)]
     assert models == ["other", "other"]
+
+
+# -- a fork at a trailing snapshot: no call after it takes a request-level modification ---
+
+TRAILING_AGENT = """
+import opswald
+
+
+@opswald.llm
+def chat(*, model, messages, temperature=None):
+    if messages[-1]["role"] == "user":
+        return {"content": None, "finish_reason": "tool_calls",
+                "tool_calls": [{"id": "c1", "name": "lookup", "arguments": {"q": "x"}}]}
+    return {"content": f"done at {temperature}", "finish_reason": "stop"}
+
+
+@opswald.tool
+def lookup(q):
+    return {"q": q}
+
+
+def run(input):
+    opswald.state(memory={"start": True})                             # step 1
+    messages = [{"role": "user", "content": input["q"]}]
+    chat(model="m", messages=messages, temperature=0.1)               # step 2
+    lookup(q="x")                                                     # step 3
+    opswald.state(memory={"mid": True})                               # step 4
+    messages.append({"role": "tool", "content": "x"})
+    out = chat(model="m", messages=messages, temperature=0.1)         # step 5
+    opswald.state(memory={"done": True})                              # step 6
+    return {"answer": out["content"]}
+"""
+
+
+@pytest.fixture
+def trailing(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(trailagent=TRAILING_AGENT, conftest="import trailagent\n")
+    pytester.makeini("[pytest]\nopswald_adapter = trailagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "t.golden.yaml").write_text("name: t\ninput: {q: hello}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    types = [s["type"] for s in _load(pytester, "goldens/t.golden.yaml")["steps"]]
+    assert types == ["state", "llm_call", "tool_call", "state", "llm_call", "state"]
+    return pytester
+
+
+REFUSED_TRAILING = (
+    "temperature changes the model calls from step 6 on, and the golden has no call after "
+    "its step 6 (state): fork at step 5 or before (step 5 is its last model call)"
+)
+
+
+def test_a_request_modification_at_a_trailing_snapshot_is_refused(
+    trailing: pytest.Pytester,
+) -> None:
+    """A fork at the golden's last step, a snapshot with no call after it: nothing runs
+    live there, so `temperature` would reach no request and the run would pass as a plain
+    replay with the modification dropped. It fails before the agent starts, saying why;
+    from the golden's own `modifications:` too. At step 5 the modification applies."""
+    result = trailing.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=6",
+        "--opswald-modify", "temperature=0.5",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*--opswald-fork-at=6: {REFUSED_TRAILING}*"])
+    path = trailing.path / "goldens" / "t.golden.yaml"
+    path.write_text(path.read_text() + "modifications: {temperature: 0.5}\n")
+    result = trailing.runpytest("--opswald-goldens", "goldens/", "--opswald-fork-at=6")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*--opswald-fork-at=6: {REFUSED_TRAILING}*"])
+    result = trailing.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=5", "--opswald-save-actual", "a"
+    )
+    result.assert_outcomes(failed=1)  # the toy model says its temperature
+    actual = _load(trailing, "a/t.actual.yaml")
+    temperatures = [s["input"]["params"] for s in actual["steps"] if s["type"] == "llm_call"]
+    assert temperatures == [{"temperature": 0.1}, {"temperature": 0.5}]
+
+
+@opswald.llm
+def trail_chat(
+    *, model: str, messages: list[dict[str, Any]], temperature: float | None = None
+) -> dict[str, Any]:
+    if messages[-1]["role"] == "user":
+        call = {"id": "c1", "name": "trail_lookup", "arguments": {"q": "x"}}
+        return {"content": None, "finish_reason": "tool_calls", "tool_calls": [call]}
+    return {"content": f"done at {temperature}", "finish_reason": "stop"}
+
+
+@opswald.tool
+def trail_lookup(q: str) -> dict[str, Any]:
+    return {"q": q}
+
+
+def trailing_agent(input: dict[str, Any]) -> dict[str, Any]:
+    """The agent of TRAILING_AGENT, in this process."""
+    opswald.state(memory={"start": True})
+    messages = [{"role": "user", "content": input["q"]}]
+    trail_chat(model="m", messages=messages, temperature=0.1)
+    trail_lookup(q="x")
+    opswald.state(memory={"mid": True})
+    messages.append({"role": "tool", "content": "x"})
+    out = trail_chat(model="m", messages=messages, temperature=0.1)
+    opswald.state(memory={"done": True})
+    return {"answer": out["content"]}
+
+
+def test_replay_refuses_a_request_modification_at_a_trailing_snapshot() -> None:
+    """`Replay(..., fork_at=6, modifications={"temperature": 0.5})` and `fork_from(6, ...)`
+    raise instead of returning a passed replay in which no request had the temperature;
+    a fork there without a request-level modification is a replay, and passes."""
+    stub = Session(name="trailing", input={"q": "hello"})
+    golden = execute(stub, trailing_agent, settings=RunSettings(policy="live")).actual
+    types = [s.type for s in golden.step_list]
+    assert types == ["state", "llm_call", "tool_call", "state", "llm_call", "state"]
+    refused = REFUSED_TRAILING.replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises(ValueError, match=f"fork_at=6: {refused}"):
+        opswald.Replay(
+            golden, adapter=trailing_agent, fork_at=6, modifications={"temperature": 0.5}
+        )
+    with pytest.raises(ValueError, match="the golden has no call after its step 6"):
+        opswald.Replay(golden, adapter=trailing_agent).fork_from(6, {"model": "other"})
+    result = opswald.Replay(golden, adapter=trailing_agent, fork_at=6).run()
+    assert result is not None and result.passed
+    assert result.actual.metadata["fork"] == {"step": 6}
+    forked = opswald.Replay(golden, adapter=trailing_agent).fork_from(5, {"temperature": 0.5})
+    result = forked.run()
+    assert result is not None
+    params = [s.input.params for s in result.actual.step_list if isinstance(s, LLMCallStep)]
+    assert params == [{"temperature": 0.1}, {"temperature": 0.5}]
+    assert result.actual.output == {"answer": "done at 0.5"}

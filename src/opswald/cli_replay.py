@@ -130,7 +130,7 @@ def _prepare(
     conflict = mode_problem(mode, fork_at, "cli")
     if conflict is not None:
         raise UsageProblem(conflict)
-    problem = fork_problem(golden, fork_at, step_mods)
+    problem = fork_problem(golden, fork_at, step_mods, [*modifications, *golden.modifications])
     if problem is not None:
         raise UsageProblem(f"--fork-at {fork_at}: {problem}{from_the_golden(own, given)}")
     options: dict[str, Any] = {

@@ -233,7 +233,9 @@ def run_golden(
     else:
         policy = "replay"
     if policy == "fork" and settings.fork_at is not None:
-        problem = fork_problem(golden, settings.fork_at, step_mods)
+        problem = fork_problem(
+            golden, settings.fork_at, step_mods, [*modify, *golden.modifications]
+        )
         if problem is not None:
             raise GoldenError(f"{path.name}: --opswald-fork-at={settings.fork_at}: {problem}")
     run_settings = RunSettings(

@@ -120,9 +120,15 @@ def changes_one_step(mods: Sequence[str]) -> str:
     return f"{', '.join(mods)} {'changes' if len(mods) == 1 else 'change'} one step"
 
 
-def fork_problem(golden: Session, fork_at: int | None, step_mods: Iterable[str]) -> str | None:
-    """Why a fork of `golden` at `fork_at` with these step modifications cannot run as
-    asked (so that a modification is never dropped in silence), or None."""
+def fork_problem(
+    golden: Session,
+    fork_at: int | None,
+    step_mods: Iterable[str],
+    request_mods: Iterable[str] = (),
+) -> str | None:
+    """Why a fork of `golden` at `fork_at` with these step modifications and request-level
+    modification keys (`model`, ...) cannot run as asked (so that a modification is never
+    dropped in silence), or None."""
     given = set(step_mods)
     mods = [key for key in STEP_MODIFICATIONS if key in given]
     if fork_at is None:
@@ -140,6 +146,21 @@ def fork_problem(golden: Session, fork_at: int | None, step_mods: Iterable[str])
                 f"{key} changes {_a(wanted)} step, and step {fork_at} of the golden is "
                 f"{_a(at.type)}"
             )
+    requested = [key for key in REQUEST_KEYS if key in set(request_mods)]
+    if requested and not any(s.step >= fork_at and s.type != "state" for s in steps):
+        # a fork at a snapshot starts at the golden's first call after it: with none,
+        # nothing runs live, and the run would pass as a replay with them never applied
+        calls = [s.step for s in steps if s.type == "llm_call"]
+        earlier = (
+            f"fork at step {calls[-1]} or before (step {calls[-1]} is its last model call)"
+            if calls
+            else "the golden has no model call for them to change"
+        )
+        return (
+            f"{', '.join(requested)} {'changes' if len(requested) == 1 else 'change'} the "
+            f"model calls from step {fork_at} on, and the golden has no call after its "
+            f"step {fork_at} ({describe(at)}): {earlier}"
+        )
     return None
 
 

@@ -326,7 +326,12 @@ class Replay:
         # a stub is never run but live: its replay or fork fails `not_recorded` (run())
         stub = self.golden.is_stub and mode != "live"
         if (mode == "fork" or self.step_modifications) and not stub:
-            problem = fork_problem(self.golden, fork_at, self.step_modifications)
+            problem = fork_problem(
+                self.golden,
+                fork_at,
+                self.step_modifications,
+                [*mods, *self.golden.modifications],
+            )
             if problem is not None:
                 raise ValueError(f"fork_at={fork_at}: {problem}{from_the_golden(own, given)}")
         if speed is not None and speed != "realtime":
