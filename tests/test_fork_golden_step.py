@@ -50,7 +50,8 @@ def run(input, modifications):
     messages = [{"role": "user", "content": input["q"]}]
     if version == "early_call":
         lookup(q="warm-up")                                   # a call the golden lacks
-    reply = chat(model="m", messages=messages)                # golden step 1
+    model = modifications.get("model", "m") if version == "own_model" else "m"
+    reply = chat(model=model, messages=messages)              # golden step 1
     if version == "extra":
         opswald.state(memory={"early": True})                 # one snapshot more
     if version == "stop":
@@ -63,7 +64,7 @@ def run(input, modifications):
         opswald.state(memory={"n": len(messages)})            # golden step 3
     if version == "refund":
         issue_refund(q=input["q"])                            # a call the golden lacks
-    return {"answer": chat(model="m", messages=messages)["content"]}  # golden step 4
+    return {"answer": chat(model=model, messages=messages)["content"]}  # golden step 4
 """
 
 
@@ -609,9 +610,9 @@ def lookup(q):
     return {"q": q}
 
 
-def run(input):
+def run(input, modifications):
     opswald.state(memory={"start": True})                             # step 1
-    messages = [{"role": "user", "content": input["q"]}]
+    messages = [{"role": "user", "content": input["q"] + modifications.get("suffix", "")}]
     chat(model="m", messages=messages, temperature=0.1)               # step 2
     lookup(q="x")                                                     # step 3
     opswald.state(memory={"mid": True})                               # step 4
@@ -720,3 +721,58 @@ def test_replay_refuses_a_request_modification_at_a_trailing_snapshot() -> None:
     params = [s.input.params for s in result.actual.step_list if isinstance(s, LLMCallStep)]
     assert params == [{"temperature": 0.1}, {"temperature": 0.5}]
     assert result.actual.output == {"answer": "done at 0.5"}
+
+
+def test_a_fork_at_a_trailing_snapshot_left_before_it_names_no_call_after_it(
+    trailing: pytest.Pytester,
+) -> None:
+    """A fork at the golden's last step, a snapshot no call follows, of an agent that
+    leaves the golden at its first model call: the finding says the run left the golden
+    before step 6, and that no call of the golden comes after it (it named step 2 "the
+    golden's first call after step 6"); nothing was dropped (the suffix is the adapter's)."""
+    result = trailing.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=6",
+        "--opswald-modify", "suffix=-again",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the fork never reached step 6 of the golden (state): the run went live at its "
+            "step 2, where it left the golden (the agent sent another request), before the "
+            "golden's step 6, and no call of the golden comes after step 6"
+        ]
+    )
+    out = result.stdout.str()
+    assert "first call after" not in out
+    assert "not applied" not in out
+
+
+def test_a_fork_never_reached_says_the_agent_applied_a_model_change_itself(
+    toy: pytest.Pytester,
+) -> None:
+    """An adapter that asks for `modifications["model"]` from its first call leaves the
+    golden at step 1, before the fork's step 4, and never reaches it: the finding says the
+    agent sent the model itself from its step 1 (it said "model was not applied", though
+    every call went to the other model), and what to do."""
+    path = toy.path / "goldens" / "toy.golden.yaml"
+    path.write_text(path.read_text() + "expect:\n  output: ignore\n")
+    result = toy.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=4",
+        "--opswald-modify", "model=other-model", "--opswald-modify", "agent_version=own_model",
+        "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the fork never reached step 4 of the golden (llm_call m): the run went live at "
+            "its step 1, where it left the golden (the agent sent another request), and no "
+            "call after it matched step 4; the agent applied model itself, from its step 1 "
+            "(before the fork's step 4, where opswald applies it)",
+            "  hint: *leave model to opswald*",
+        ]
+    )
+    assert "not applied" not in result.stdout.str()
+    actual = _load(toy, "actual/toy.actual.yaml")
+    models = [s["model"] for s in actual["steps"] if s["type"] == "llm_call"]
+    assert models == ["other-model", "other-model"]
+    assert actual["metadata"]["fork"] == {"step": 4, "reached": False}

@@ -84,6 +84,13 @@ RERECORD: dict[str, str] = {  # how to record a golden again, in the words of ea
 }
 
 
+FORK_AT: dict[str, str] = {  # the fork step's option, in the words of each surface
+    "pytest": "--opswald-fork-at",
+    "cli": "--fork-at",
+    "api": "fork_at",
+}
+
+
 UNRECORDED_HINT = (
     "opswald records the model calls of the Chat Completions, Responses and Anthropic "
     "Messages APIs only; make this call inside an @opswald.tool function, whose result is "
@@ -205,6 +212,16 @@ def apply_request_modifications(request: dict[str, Any], mods: dict[str, Any]) -
     if overrides:
         out["input"]["params"] = {**(out["input"].get("params") or {}), **overrides}
     return out
+
+
+def _carries(request: dict[str, Any], key: str, value: Any) -> bool:
+    """Whether an engine request already has the request-level modification `key`."""
+    overrides = request_overrides(request.get("api"), {key: value})
+    params = (request.get("input") or {}).get("params") or {}
+    return bool(overrides) and all(
+        (request.get("model") if name == "model" else params.get(name)) == wanted
+        for name, wanted in overrides.items()
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -614,6 +631,10 @@ class Context:
         self.fork_golden_step: int | None = None
         self._fork_left: Match | None = None  # the match that made a fork at a step go live
         self._user_input_calls = 0  # user inputs asked so far (they match in order)
+        # request-level modification keys the agent's own requests already carried before
+        # opswald applied them (an adapter that reads `modifications["model"]` itself): the
+        # run's first step with each
+        self.agent_applied: dict[str, int] = {}
         self.listeners: list[Any] = list(listeners or [])
         self._user_inputs: Iterator[Any] | None = iter(user_inputs) if user_inputs else None
         self.redactor = redactor.learning(learned)
@@ -789,6 +810,8 @@ class Context:
             served: AnyStep | None = None
             if kind == "user_input":
                 self._user_input_calls += 1
+            if modifies and not modified and self.fork_at is not None:
+                self._note_agent_applied(request, number)
             if not self.live and self.tape is not None:
                 matching = time.perf_counter()
                 match = (
@@ -926,6 +949,13 @@ class Context:
             )
         return None
 
+    def _note_agent_applied(self, request: dict[str, Any], number: int) -> None:
+        """Note the request-level modifications that the request of the run's step `number`,
+        made before opswald applies them, already carries: the agent applied them."""
+        for key, value in self.request_modifications.items():
+            if key not in self.agent_applied and _carries(request, key, value):
+                self.agent_applied[key] = number
+
     def _go_live(self, number: int, match: Match) -> None:
         """The run goes live at its step `number`, where `match` was made."""
         self.live = True
@@ -1002,10 +1032,18 @@ class Context:
         what = describe(at) if at is not None else "a step"
         call = target if target is not None else (unused[0] if unused else None)
         if call is None or call is at:
-            that, matched = "that call", f"step {n}"
-        else:  # a fork at a snapshot starts at the golden's first call after it
+            that, matched = "that call", f"and no call after it matched step {n}"
+        elif target is not None:  # a fork at a snapshot starts at the golden's first call after it
             that = f"its step {call.step} ({describe(call)})"
-            matched = f"step {call.step}, the golden's first call after step {n}"
+            matched = (
+                f"and no call after it matched step {call.step}, the golden's first call "
+                f"after step {n}"
+            )
+        else:  # a snapshot no call follows: the run had to make every call before it
+            that = f"its step {call.step} ({describe(call)}), a call before step {n}"
+            matched = (
+                f"before the golden's step {n}, and no call of the golden comes after step {n}"
+            )
         left = self._fork_left
         if tape is None:
             where = "the run was live from its start, so no call of it was matched with it"
@@ -1016,32 +1054,56 @@ class Context:
         elif left is not None and left.step is not None:
             where = (
                 f"the run went live at its step {self.fork_step}, at the call that matches "
-                f"the golden's step {left.step.step} ({describe(left.step)}), and no call "
-                f"after it matched {matched}"
+                f"the golden's step {left.step.step} ({describe(left.step)}), {matched}"
             )
         else:
             why = left.finding.message if left is not None and left.finding else ""
             where = (
                 f"the run went live at its step {self.fork_step}, where it left the golden"
                 + (f" ({why})" if why else "")
-                + f", and no call after it matched {matched}"
+                + f", {matched}"
             )
-        # what the fork was to change from step N on, and never did
+        # what the fork was to change from step N on, and never did; a request-level key
+        # the agent's own requests carried was applied, by the agent, from the wrong step
         mods = [*self.step_modifications]
+        own: list[str] = []
         if not self.requests_modified:
-            mods += [key for key in REQUEST_KEYS if key in self.request_modifications]
-        dropped = f"; {', '.join(mods)} {'was' if len(mods) == 1 else 'were'} not applied"
-        with_mods = ", with its modifications," if mods else ""
+            for key in REQUEST_KEYS:
+                if key in self.agent_applied:
+                    own.append(key)
+                elif key in self.request_modifications:
+                    mods.append(key)
+        told = []
+        if mods:
+            told.append(f"{', '.join(mods)} {'was' if len(mods) == 1 else 'were'} not applied")
+        if own:
+            first = min(self.agent_applied[key] for key in own)
+            told.append(
+                f"the agent applied {', '.join(own)} itself, from its step {first} (before "
+                f"the fork's step {n}, where opswald applies {'it' if len(own) == 1 else 'them'})"
+            )
+        with_mods = ", with its modifications," if mods or own else ""
+        suggestion = (
+            f"a fork at step {n} replays the calls before the golden's step {n} as recorded "
+            f"and runs live{with_mods} from there; fork at a step this run reaches, or record "
+            "the golden again with this agent"
+        )
+        if own:
+            suggestion = (
+                f"opswald applies {', '.join(own)} to the model calls from the fork's step on; "
+                f"an agent that applies {'it' if len(own) == 1 else 'them'} from its first call "
+                f"(from its `modifications`) changes the calls before step {n} too: leave "
+                f"{', '.join(own)} to opswald, or run without {FORK_AT[self.surface]} to change "
+                "every call"
+            )
         return Finding(
             kind="fork_not_reached",
             message=f"the fork never reached step {n} of the golden ({what}): {where}"
-            + (dropped if mods else ""),
+            + "".join(f"; {part}" for part in told),
             step=n,
             step_type=at.type if at is not None else None,
             name=step_name(at) if at is not None else None,
-            suggestion=f"a fork at step {n} replays the calls before the golden's step {n} "
-            f"as recorded and runs live{with_mods} from there; fork at a step this run "
-            "reaches, or record the golden again with this agent",
+            suggestion=suggestion,
         )
 
     def _modified_step(self, step: AnyStep, number: int) -> AnyStep | None:
