@@ -168,7 +168,10 @@ def _answer(messages: list[dict[str, Any]], model: str, memory: dict[str, Any]) 
 def run(input: dict[str, Any], modifications: dict[str, Any] | None = None) -> dict[str, Any]:
     """Answer one request, or hold a conversation when `user_inputs` are scripted."""
     mods = modifications or {}
-    model = str(mods.get("model", MODEL))
+    # the model is always MODEL here: a `model` modification is opswald's to apply to the
+    # requests (every call, or in a fork at step N the calls from step N on); applying it
+    # here too would change the calls a fork replays as recorded before its step
+    model = MODEL
     memory: dict[str, Any] = {"traveller": input.get("traveller")}
     system = PROMPT_STYLES.get(str(mods.get("prompt_style")), SYSTEM)
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]

@@ -6,8 +6,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,3 +131,76 @@ def test_example_model_comparison_needs_no_agent_change(tmp_path: Path) -> None:
     assert "weather_three_cities[small] PASSED" in out or "1 failed, 1 passed" in out, out
     assert "Certainly. Weather: Paris 14°C cloudy" in out, "sim-large answered in the fork"
     assert "small           1/1" in out and "large           0/1" in out
+
+
+def _example_project(pytester: pytest.Pytester) -> Path:
+    """A copy of the repo's example agent and goldens in pytester's folder."""
+    for part in ("examples", "goldens"):
+        shutil.copytree(ROOT / part, pytester.path / part, ignore=shutil.ignore_patterns("*.log"))
+    shutil.copy(ROOT / "conftest.py", pytester.path / "conftest.py")
+    return pytester.path
+
+
+def _plain(step: dict[str, Any]) -> dict[str, Any]:
+    """A step without its number (served calls of a burst are numbered as they came)."""
+    return {key: value for key, value in step.items() if key != "step"}
+
+
+def test_the_readmes_fork_at_step_4_with_another_model_forks_each_example_at_step_4(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pytest --opswald-goldens --opswald-fork-at=4 --opswald-modify model=sim-large`, as
+    the README has it, on the example goldens: each golden with a call at or after step 4
+    forks there, after its first three steps as recorded (the example agent left the model
+    to opswald: it asked for sim-large from its first call, and every fork left the golden
+    at step 1 or 2), and the other model answers from step 4 on; the two goldens that
+    cannot fork at step 4 (two steps; a last snapshot at step 4) are refused, saying why."""
+    monkeypatch.delenv("CI", raising=False)
+    work = _example_project(pytester)
+    command = ["--opswald-goldens", "--opswald-fork-at=4", "--opswald-modify", "model=sim-large"]
+    result = pytester.runpytest_subprocess(*command)
+    out = result.stdout.str()
+    result.assert_outcomes(failed=6)  # sim-large answers otherwise; side-effect tools stop
+    assert "never reached" not in out and "left the golden" not in out, out
+    assert out.count("forked at step 4: the golden went on with") == 4, out
+    result.stdout.fnmatch_lines_random(
+        [
+            "card_declined.golden.json: --opswald-fork-at=4: the golden has 2 step(s): "
+            "there is no step 4 to fork at",
+            "order_not_found.golden.yaml: --opswald-fork-at=4: model changes the model calls "
+            "from step 4 on, and the golden has no call after its step 4 (state): fork at "
+            "step 3 or before*",
+        ]
+    )
+    pytester.runpytest_subprocess(*command, "--opswald-save-actual", "actual")
+    answered_later = 0
+    for name in ("conversation", "flight_booking", "refund", "weather"):
+        golden = yaml.safe_load((work / "goldens" / f"{name}.golden.yaml").read_text())
+        (saved,) = (work / "actual").glob(f"{golden['name']}.actual.yaml")
+        actual = yaml.safe_load(saved.read_text())
+        assert actual["metadata"]["fork"] == {"step": 4}, name
+        recorded = [_plain(s) for s in golden["steps"] if s["step"] < 4]
+        steps = [_plain(s) for s in actual["steps"]]
+        assert all(step in steps for step in recorded), f"{name}: steps 1-3 as recorded"
+        later = [s for s in steps if s["type"] == "llm_call" and s not in recorded]
+        assert {s["model"] for s in later} <= {"sim-large"}, name
+        answered_later += bool(later)
+    assert answered_later == 3, "refund's fork stopped at its side-effect tool, at step 4"
+
+
+def test_the_readmes_fork_from_with_another_model_keeps_the_steps_before_it() -> None:
+    """`replay.fork_from(step=3, modifications={"model": ...})` with the example agent:
+    steps 1-2 as recorded, the other model from step 3 on (the example agent asked for
+    the other model itself, from step 1)."""
+    import opswald
+    from examples import travel_agent
+
+    golden = opswald.load(ROOT / "goldens" / "refund.golden.yaml")
+    replay = opswald.Replay(golden, adapter=travel_agent.run)
+    result = replay.fork_from(step=3, modifications={"model": "sim-large"}).run()
+    assert result is not None
+    assert result.actual.step_list[:2] == golden.step_list[:2]
+    assert result.fork_step == 3
+    assert result.actual.step_list[2].model == "sim-large"  # type: ignore[union-attr]
+    assert result.actual.metadata["fork"] == {"step": 3}
+    assert not [f for f in result.verdict.failures if f.kind == "fork_not_reached"]
