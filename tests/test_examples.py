@@ -204,3 +204,46 @@ def test_the_readmes_fork_from_with_another_model_keeps_the_steps_before_it() ->
     assert result.actual.step_list[2].model == "sim-large"  # type: ignore[union-attr]
     assert result.actual.metadata["fork"] == {"step": 3}
     assert not [f for f in result.verdict.failures if f.kind == "fork_not_reached"]
+
+
+def test_a_golden_written_under_a_variant_says_so_when_replayed_without_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written with `--opswald-update --opswald-variant large:model=sim-large`, as the
+    README suggests after comparing variants, the golden holds sim-large's calls and
+    `metadata.modifications: {model: sim-large}`. A plain replay fails at step 1 and says
+    the golden was recorded under that modification, offering to replay it as recorded
+    (`--opswald-modify model=sim-large`, which passes) before the update (which would write
+    it back without the modification, and says so)."""
+    monkeypatch.delenv("CI", raising=False)
+    work = _example_project(pytester)
+    golden = "goldens/order_not_found.golden.yaml"
+    variant = ["--opswald-variant", "large:model=sim-large"]
+    result = pytester.runpytest_subprocess(
+        "--opswald-goldens", golden, "--opswald-update", *variant
+    )
+    result.stdout.fnmatch_lines(["*1 updated*"])
+    written = yaml.safe_load((work / golden).read_text())
+    assert written["metadata"]["modifications"] == {"model": "sim-large"}
+    result = pytester.runpytest_subprocess("--opswald-goldens", golden)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "step 1 of 4 · llm_call sim-large: the agent sent another request",
+            "fix: the golden was recorded under modifications this run does not have "
+            "(metadata.modifications: model=sim-large): replay it as recorded with "
+            "--opswald-modify model=sim-large; or, if the new behaviour is intended, accept "
+            "it with --opswald-update (written without them)",
+        ]
+    )
+    result = pytester.runpytest_subprocess(
+        "--opswald-goldens", golden, "--opswald-modify", "model=sim-large"
+    )
+    result.assert_outcomes(passed=1)
+    # an update without the modification writes the golden without it, metadata included
+    result = pytester.runpytest_subprocess("--opswald-goldens", golden, "--opswald-update")
+    result.stdout.fnmatch_lines(["*1 updated*"])
+    rewritten = yaml.safe_load((work / golden).read_text())
+    assert "modifications" not in rewritten["metadata"]
+    assert {s.get("model") for s in rewritten["steps"] if s["type"] == "llm_call"} == {"sim-small"}
+    pytester.runpytest_subprocess("--opswald-goldens", golden).assert_outcomes(passed=1)

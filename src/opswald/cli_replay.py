@@ -80,7 +80,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         total,
         printer.width,
         forked=forked,
-        modifications=tuple(options["modifications"]),
+        modifications=dict(options["modifications"]),
         settings=settings,
     )
 
@@ -341,7 +341,7 @@ def _report(
     width: int,
     *,
     forked: bool = False,
-    modifications: tuple[str, ...] = (),
+    modifications: dict[str, Any] | None = None,
     settings: CliSettings | None = None,
 ) -> int:
     from opswald.diff import render_verdict
@@ -352,7 +352,9 @@ def _report(
     elif result.passed:
         _say(_clip(f"output: {_json(actual.output)}", width))
     from opswald.engine.context import STEP_MODIFICATIONS
-    from opswald.engine.run import fix_line, side_effects_ahead
+    from opswald.engine.run import fix_line, recorded_under, side_effects_ahead
+
+    modifications = modifications or {}
 
     update = "pytest --opswald-goldens --opswald-update"
     # pytest writes a run with the same modifications as its new golden; a step
@@ -368,6 +370,11 @@ def _report(
         forked=forked,
         update=update,
         live=result.policy == "live",
+        recorded=recorded_under(
+            result.golden,
+            {k: v for k, v in modifications.items() if k not in STEP_MODIFICATIONS},
+        ),
+        modify="--modify",
         side_effects=side_effects_ahead(
             result.golden,
             result.verdict,

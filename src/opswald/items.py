@@ -28,6 +28,7 @@ from opswald.engine.run import (
     keys_lost,
     no_data_form,
     not_blessable,
+    recorded_under,
     rerecord_for_cost,
     side_effects_ahead,
     unconfigured,
@@ -302,6 +303,7 @@ def run_golden(
             update=update,
             side_effects=ahead,
             live=policy == "live",
+            recorded=recorded_under(golden, modify),
         )
         if run.offline_note is not None and policy != "live":
             fix = _blocked_fix(run)

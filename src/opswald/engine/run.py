@@ -67,6 +67,33 @@ def from_the_golden(own: dict[str, Any], given: dict[str, Any]) -> str:
     return f" ({', '.join(keys)} from the golden's own modifications:)" if keys else ""
 
 
+def recorded_under(golden: Session, modifications: dict[str, Any]) -> dict[str, Any]:
+    """The modifications the golden was recorded under (`metadata.modifications`, written
+    by a run with --opswald-modify or a variant) that a run with `modifications` (besides
+    the golden's own `modifications:`) does not have, or has with another value."""
+    recorded = golden.metadata.get("modifications")
+    if not isinstance(recorded, dict):
+        return {}
+    own = {k: v for k, v in golden.modifications.items() if k not in STEP_MODIFICATIONS}
+    given = {**own, **modifications}
+    return {
+        key: value
+        for key, value in recorded.items()
+        if key not in STEP_MODIFICATIONS and (key not in given or given[key] != value)
+    }
+
+
+def as_options(option: str, modifications: dict[str, Any]) -> str:
+    """`--opswald-modify model=sim-large --opswald-modify seed=5`, quoted for a shell."""
+    import json
+    import shlex
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    return " ".join(f"{option} {shlex.quote(f'{k}={text(v)}')}" for k, v in modifications.items())
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunSettings:
     """How one golden is run: the policy and the knobs that shape matching."""
@@ -233,6 +260,8 @@ def execute(
     if modifications:
         # --opswald-modify / --opswald-variant values: written with the saved actual
         metadata["modifications"] = ctx.redactor(to_jsonable(modifications))
+    else:  # the golden's were of its recording, not this run's (an update writes this)
+        metadata.pop("modifications", None)
     if settings.integrations:
         metadata["integrations"] = list(settings.integrations)
     else:
@@ -470,8 +499,13 @@ def fix_line(
     side_effects: tuple[str, ...] = (),
     allow: str = "--opswald-allow-side-effects",
     live: bool = False,
+    recorded: dict[str, Any] | None = None,
+    modify: str = "--opswald-modify",
 ) -> str:
     """The `fix:` line: an update where an update helps, and never where it does not.
+    `recorded` are the modifications the golden was recorded under that this run lacks
+    (`recorded_under`): replaying with them (`modify` is the option) comes first, as an
+    update without them writes the golden again without them.
     `update` is how the update is asked for where the run started (`opswald replay` says
     `pytest --opswald-goldens --opswald-update`); `side_effects` are the side-effect tools
     the golden calls after the run left it (`side_effects_ahead`), which an update
@@ -489,6 +523,13 @@ def fix_line(
     if live:  # judged against live answers, which an update (a replay) would not meet
         return LIVE_FIX
     accept = f"if the new behaviour is intended, accept it with {update}"
+    if recorded:
+        listing = ", ".join(f"{k}={v}" for k, v in recorded.items())
+        accept = (
+            "the golden was recorded under modifications this run does not have "
+            f"(metadata.modifications: {listing}): replay it as recorded with "
+            f"{as_options(modify, recorded)}; or, {accept} (written without them)"
+        )
     if side_effects:
         tools = ", ".join(side_effects)
         accept += (
