@@ -253,7 +253,8 @@ def walked_project(root: Path) -> None:
         "goldens/.drafts/draft.golden.yaml": BROKEN_YAML,
         "goldens/build/built.golden.yaml": BROKEN_YAML,
         "goldens/node_modules/n.golden.yaml": BROKEN_YAML,
-        "goldens/env/pyvenv.cfg": "home = /usr/bin\n",
+        "goldens/env/pyvenv.cfg": "home = /usr/bin\n",  # a virtualenv to every pytest
+        "goldens/env/bin/activate": "",  # (8.0 looks for this, later ones for pyvenv.cfg)
         "goldens/env/v.golden.yaml": BROKEN_YAML,
         "goldens/__pycache__/p.golden.yaml": BROKEN_YAML,
     }
@@ -312,6 +313,21 @@ def test_validate_walks_a_folder_as_pytest_collects_it(tmp_path: Path) -> None:
         result = opswald(*command, "goldens", cwd=tmp_path)
         assert "draft.golden.yaml" in result.stdout + result.stderr, command
         assert "json.golden.json" not in result.stdout + result.stderr, command
+
+
+@pytest.mark.parametrize("mark", ["pyvenv.cfg", "bin/activate", "conda-meta/history"])
+def test_validate_skips_the_virtualenvs_the_installed_pytest_skips(
+    tmp_path: Path, mark: str
+) -> None:
+    """pytest 8.0 knows a virtualenv by its activate script, later versions by pyvenv.cfg
+    (or conda's history): validate asks the pytest it runs beside, so the two agree."""
+    (tmp_path / "goldens" / "env" / mark).parent.mkdir(parents=True)
+    (tmp_path / "goldens" / "env" / mark).write_text("")
+    (tmp_path / "goldens" / "env" / "v.golden.yaml").write_text("name: v\ninput: 1\n")
+    (tmp_path / "goldens" / "a.golden.yaml").write_text("name: a\ninput: 1\n")
+    _, paths = validated(tmp_path, "goldens")
+    assert "goldens/a.golden.yaml" in paths
+    assert set(paths) == pytest_collects(tmp_path, "goldens")
 
 
 def test_folders_and_files_named_are_always_taken(tmp_path: Path) -> None:

@@ -127,13 +127,26 @@ def _skipped(folder: Path, patterns: list[str]) -> bool:
     """A folder pytest does not collect from: __pycache__, a virtualenv, `norecursedirs`."""
     if folder.name == "__pycache__":
         return True
-    try:
-        if (folder / "pyvenv.cfg").is_file() or (folder / "conda-meta" / "history").is_file():
-            return True
-    except OSError:
-        pass
+    if _in_venv(folder):
+        return True
     absolute = Path(os.path.abspath(folder))
     return any(_fnmatch_ex(pattern, absolute) for pattern in patterns)
+
+
+def _in_venv(folder: Path) -> bool:
+    """A virtualenv, as the installed pytest tells one (pytest 8.0 looks for an activate
+    script in bin/, later ones for pyvenv.cfg or conda-meta/history): the folders
+    `opswald validate` skips are the ones pytest's collection skips."""
+    try:
+        from _pytest.main import _in_venv as pytests
+    except ImportError:  # moved: the marks pytest has used since 8.1
+        try:
+            return (folder / "pyvenv.cfg").is_file() or (
+                folder / "conda-meta" / "history"
+            ).is_file()
+        except OSError:
+            return False
+    return bool(pytests(folder))
 
 
 def _fnmatch_ex(pattern: str, path: Path) -> bool:
