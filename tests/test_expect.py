@@ -643,9 +643,9 @@ def test_missing_and_extra_snapshots_are_differences() -> None:
     )
     findings = compare_states(GOLDEN_STATES, three, StateExpect())
     assert [(f.step, f.failing, f.run_step) for f in findings] == [(5, False, True)]
+    # its step (5) is the run's: the headline says so (`step 5 of this run · ...`)
     assert findings[0].message == (
-        "extra state snapshot 3 (the run's step 5): the golden has none in its place "
-        "(state: report)"
+        "extra state snapshot 3: the golden has none in its place (state: report)"
     )
     assert findings[0].differences[0].golden is MISSING
 
@@ -699,7 +699,7 @@ def test_snapshots_pair_by_the_golden_step_each_served_call_answered_as() -> Non
     )
     findings = compare_states(golden, actual, StateExpect(mode="exact"), {1: 2, 3: 1})
     assert [(f.step, f.run_step) for f in findings] == [(2, True)]
-    assert findings[0].message.startswith("extra state snapshot 1 (the run's step 2)")
+    assert findings[0].message.startswith("extra state snapshot 1: the golden has none")
 
 
 def test_bad_state_path_is_explained() -> None:

@@ -20,7 +20,6 @@ from opswald.paths import Path, drop
 from opswald.verdict import (
     DIFFERENCE_LIMIT,
     MISSING,
-    RUN_NUMBERED,
     Difference,
     Finding,
     Verdict,
@@ -598,11 +597,12 @@ def run_step(step: int) -> str:
 
 def headline(f: Finding, *, total_steps: int | None) -> str:
     """`step 5 of 7 · tool_call book_flight: message`, or the message alone; an extra
-    call, which has no golden step, and a blocked side effect, a call the run made live,
-    by their step in the run (`step 6 of this run · ...`)."""
+    call, which has no golden step, a blocked side effect, a call the run made live, and a
+    snapshot the golden does not have by their step in the run (`step 6 of this run ·
+    ...`)."""
     if f.step is None:
         return f.message
-    if f.kind in RUN_NUMBERED:  # numbered in the run, not in the golden
+    if f.numbered_in_run:  # not in the golden's numbering
         where = run_step(f.step)
     elif total_steps is None:
         where = f"step {f.step}"

@@ -37,7 +37,7 @@ from opswald.engine.tape import describe, step_name
 from opswald.redact import Redactor
 from opswald.session import AnyStep, Expect, NormalizeRule, RequestsExpect, Session
 from opswald.terminal import escaped
-from opswald.verdict import RUN_NUMBERED, Finding, Verdict
+from opswald.verdict import Finding, Verdict
 from opswald.writeback import blessed, write, writes_blocked
 
 if TYPE_CHECKING:
@@ -749,8 +749,9 @@ def _failure_repr(path: Path, error: GoldenError) -> TerminalRepr:
     text = error.text
     outcome = error.outcome
     failures = outcome.result.verdict.failures if outcome and outcome.result else ()
-    # an extra call's or a blocked side effect's step is the run's: no golden line for it
-    step = failures[0].step if failures and failures[0].kind not in RUN_NUMBERED else None
+    # an extra call's, a blocked side effect's or a new snapshot's step is the run's: no
+    # golden line for it
+    step = failures[0].step if failures and not failures[0].numbered_in_run else None
     head = text.split("\n", 1)[0]
     entry = ReprEntryNative([text if text.endswith("\n") else text + "\n"])
     return ReprExceptionInfo(

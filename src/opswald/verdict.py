@@ -114,6 +114,12 @@ class Finding:
     answer_type: str = ""
 
     @property
+    def numbered_in_run(self) -> bool:
+        """Whether `step` is the run's own number: a snapshot the golden does not have, an
+        extra call, a blocked side effect (`RUN_NUMBERED`)."""
+        return self.run_step or self.kind in RUN_NUMBERED
+
+    @property
     def differences_cut(self) -> bool:
         """Whether `differences` may be the first of more: a comparison lists at most
         `DIFFERENCE_LIMIT` and stops looking there."""

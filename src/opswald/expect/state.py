@@ -166,10 +166,8 @@ def _what(index: int, g: StateStep | None, a: StateStep | None) -> str:
     if a is None:
         return f"state snapshot {index} missing: the run recorded none in its place"
     if g is None:
-        return (
-            f"extra state snapshot {index} (the run's step {a.step}): the golden has none "
-            "in its place"
-        )
+        # its step is the run's (`Finding.run_step`): the headline says so
+        return f"extra state snapshot {index}: the golden has none in its place"
     return "state snapshot differs"
 
 

@@ -89,8 +89,10 @@ class Summary:
                 where = f"{div.get('type') or ''} {div.get('name') or ''}".strip()
                 kind = div.get("kind")
                 label = "first divergence" if kind in _DIVERGING else f"failed ({kind})"
-                # an extra call's or a blocked side effect's step is the run's
-                at = run_step(div["step"]) if kind in RUN_NUMBERED else f"step {div['step']}"
+                # an extra call's, a blocked side effect's or a new snapshot's step is the
+                # run's (a record from before `run_step`: by its kind)
+                ours = div.get("run_step", kind in RUN_NUMBERED)
+                at = run_step(div["step"]) if ours else f"step {div['step']}"
                 lines.append(_fit(f"          {label}: {at} {where}".rstrip(), self.width))
             lines.append(_fit("          " + _figures_line(r), self.width))
         return lines
@@ -389,7 +391,13 @@ def _deltas(actual: Any, golden: Any) -> dict[str, Any] | None:
 def _divergence(first: Any) -> dict[str, Any] | None:
     if first is None or first.step is None:
         return None
-    return {"step": first.step, "type": first.step_type, "name": first.name, "kind": first.kind}
+    return {
+        "step": first.step,
+        "type": first.step_type,
+        "name": first.name,
+        "kind": first.kind,
+        "run_step": first.numbered_in_run,  # `step` is the run's number, not the golden's
+    }
 
 
 def _mean_known(values: Iterable[float | None]) -> float | None:

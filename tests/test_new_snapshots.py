@@ -1,0 +1,117 @@
+"""A state snapshot the golden does not have: how it is numbered in messages, what the
+summary says an update does with it, and where an update puts it in time."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+# a tool loop of three model calls and three tool calls (six steps); with SNAP set, a
+# snapshot after each tool call: the run has nine steps, and the new snapshots are the
+# run's steps 3, 6 and 8 (the golden's 3 and 6 are calls, and it has no step 8)
+AGENT = """
+import os
+
+import opswald
+
+SCRIPT = [
+    [{"name": "get_alerts", "args": {"city": "rome"}}],
+    [{"name": "get_weather", "args": {"city": "rome"}}, {"name": "get_news", "args": {}}],
+    [],
+]
+
+
+@opswald.llm
+def chat(*, messages):
+    turn = sum(1 for m in messages if m["role"] == "assistant")
+    return {"tool_calls": SCRIPT[turn], "content": "" if SCRIPT[turn] else "done"}
+
+
+@opswald.tool
+def get_alerts(city):
+    return ["none"]
+
+
+@opswald.tool
+def get_weather(city):
+    return "sunny"
+
+
+@opswald.tool
+def get_news():
+    return "quiet"
+
+
+TOOLS = {"get_alerts": get_alerts, "get_weather": get_weather, "get_news": get_news}
+
+
+def run(input):
+    messages = [{"role": "user", "content": input["q"]}]
+    while True:
+        reply = chat(messages=list(messages))
+        messages.append({"role": "assistant", "content": reply["content"]})
+        if not reply["tool_calls"]:
+            return reply["content"]
+        for call in reply["tool_calls"]:
+            result = TOOLS[call["name"]](**call["args"])
+            if os.environ.get("SNAP"):
+                opswald.state(
+                    memory={"last_tool": call["name"]}, variables={"turns": len(messages)}
+                )
+            messages.append({"role": "tool", "content": str(result)})
+"""
+
+
+def _recorded(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, state: str) -> None:
+    """A recorded golden of the agent without snapshots, then SNAP set for the runs after."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("SNAP", raising=False)
+    pytester.makepyfile(sagent=AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = sagent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "s.golden.yaml").write_text(
+        f"name: s\ninput: {{q: hi}}\nexpect:\n  state: {state}\n"
+    )
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.setenv("SNAP", "1")
+
+
+def test_an_extra_snapshot_is_headed_by_its_step_in_the_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not `step 6 of 6` (the golden's step 6 is a tool call) nor `step 8 (the golden has 6
+    steps)`: the snapshot is the run's, as an extra call's step is."""
+    _recorded(pytester, monkeypatch, "exact")
+    result = pytester.runpytest("--opswald-goldens", "-v", "--tb=line")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    for number, step in ((1, 3), (2, 6), (3, 8)):
+        result.stdout.fnmatch_lines(
+            [
+                f"step {step} of this run · state: extra state snapshot {number}: the golden has "
+                "none in its place (state: exact)"
+            ]
+        )
+    assert " of 6 · state" not in out and "(the golden has 6 steps) · state" not in out, out
+    # the summary's table: the run's step too
+    result.stdout.fnmatch_lines(["*failed (state): step 3 of this run state"])
+    # the crash line points at the golden's name, not at its step 3 (a tool call)
+    result.stdout.fnmatch_lines(["*s.golden.yaml:1: step 3 of this run · state: *"])
+
+
+def test_an_extra_snapshot_reported_in_a_note_is_headed_by_its_step_in_the_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _recorded(pytester, monkeypatch, "report")
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "note: s.golden.yaml: step 3 of this run · state: extra state snapshot 1: the "
+            "golden has none in its place (state: report): step 3: added *",
+            "note: s.golden.yaml: step 6 of this run · state: extra state snapshot 2: *",
+            "note: s.golden.yaml: step 8 of this run · state: extra state snapshot 3: *",
+        ]
+    )
+    assert not re.search(r"step \d+ (of 6|\(the golden has)", result.stdout.str())
