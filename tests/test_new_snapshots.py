@@ -115,3 +115,35 @@ def test_an_extra_snapshot_reported_in_a_note_is_headed_by_its_step_in_the_run(
         ]
     )
     assert not re.search(r"step \d+ (of 6|\(the golden has)", result.stdout.str())
+
+
+def test_an_update_that_writes_no_reported_snapshot_says_how_to_write_them(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The golden passes (its state differences are only reported), so the update leaves
+    it as it is, as it does every passing golden; the summary says so and how to write
+    them — and that way works."""
+    _recorded(pytester, monkeypatch, "report")
+    path = pytester.path / "goldens" / "s.golden.yaml"
+    before = path.read_text()
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    assert path.read_text() == before
+    result.stdout.fnmatch_lines(
+        [
+            "note: s.golden.yaml: not rewritten: it passed, its 3 state differences only "
+            "reported, and --opswald-update rewrites failing goldens only; to write them, set "
+            "`state: exact` under its `expect:` for one --opswald-update run, or rerecord it "
+            "with --opswald-mode=rerecord",
+            "note: s.golden.yaml: step 3 of this run · state: extra state snapshot 1: *",
+        ]
+    )
+    # without --opswald-update there is no update to explain
+    plain = pytester.runpytest("--opswald-goldens")
+    plain.assert_outcomes(passed=1)
+    assert "not rewritten" not in plain.stdout.str()
+    # the way the note names writes the snapshots
+    path.write_text(before.replace("state: report", "state: exact"))
+    pytester.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
+    written = path.read_text()
+    assert written.count("type: state") == 3 and "last_tool: get_news" in written

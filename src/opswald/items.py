@@ -283,7 +283,8 @@ def run_golden(
     wants_write = writing or golden.is_stub or (settings.update and not verdict.passed)
     if not wants_write:
         if verdict.passed:
-            return Outcome(status="passed", result=result, notes=_reported(path, verdict, total))
+            notes = _reported(path, verdict, total, update=settings.update)
+            return Outcome(status="passed", result=result, notes=notes)
         ahead = (
             ()
             if settings.allow_side_effects
@@ -425,15 +426,27 @@ def _execute_with_timeout(
     return run
 
 
-def _reported(path: Path, verdict: Verdict, total: int | None) -> tuple[str, ...]:
+def _reported(
+    path: Path, verdict: Verdict, total: int | None, *, update: bool = False
+) -> tuple[str, ...]:
     """What a passing golden reports without failing (state differences under the default
-    `expect.state: report`): a note in the summary, so it is shown, as the README says."""
+    `expect.state: report`): a note in the summary, so it is shown, as the README says.
+    Under `update`, first a note that the golden was not rewritten and how to write them:
+    an update writes failing goldens only, and these do not fail."""
     from opswald.diff import headline, render_difference
 
     notes = []
-    for f in verdict.findings:
-        if f.failing or f.kind != "state":
-            continue
+    reported = [f for f in verdict.findings if not f.failing and f.kind == "state"]
+    shown = sum(bool(f.differences) for f in reported)  # not a watched path no snapshot has
+    if update and shown:
+        notes.append(
+            f"{path.name}: not rewritten: it passed, its "
+            f"{shown} state difference{'s' if shown > 1 else ''} only reported, and "
+            "--opswald-update rewrites failing goldens only; to write "
+            f"{'them' if shown > 1 else 'it'}, set `state: exact` under its `expect:` for "
+            "one --opswald-update run, or rerecord it with --opswald-mode=rerecord"
+        )
+    for f in reported:
         first = render_difference(f.differences[0], "short")[0] if f.differences else ""
         more = f" (+{len(f.differences) - 1} more)" if len(f.differences) > 1 else ""
         if f.differences_cut:
