@@ -7,6 +7,9 @@ import re
 
 import pytest
 
+from opswald.engine.tape import epoch_ms
+from opswald.files import load
+
 # a tool loop of three model calls and three tool calls (six steps); with SNAP set, a
 # snapshot after each tool call: the run has nine steps, and the new snapshots are the
 # run's steps 3, 6 and 8 (the golden's 3 and 6 are calls, and it has no step 8)
@@ -147,3 +150,39 @@ def test_an_update_that_writes_no_reported_snapshot_says_how_to_write_them(
     pytester.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
     written = path.read_text()
     assert written.count("type: state") == 3 and "last_tool: get_news" in written
+
+
+def test_new_snapshots_an_update_writes_among_kept_calls_keep_the_timeline_in_order(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The calls are kept as recorded, with their recorded times (here: a minute apart,
+    years ago); a new snapshot between two of them is timed when the call before it ended,
+    not as taken now, which put it after the calls that follow it."""
+    _recorded(pytester, monkeypatch, "exact")
+    path = pytester.path / "goldens" / "s.golden.yaml"
+    minutes = iter(range(10))
+    path.write_text(
+        re.sub(
+            r"timestamp: \S+",
+            lambda _: f"timestamp: '2020-01-01T09:0{next(minutes)}:00.000Z'",
+            path.read_text(),
+        )
+    )
+    calls = load(path).step_list
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["1 golden updated: review them with git diff"])
+    steps = load(path).step_list
+    assert [s.type for s in steps].count("state") == 3
+    kept = [s for s in steps if s.type != "state"]
+    assert [s.model_dump(exclude={"step"}) for s in kept] == [
+        s.model_dump(exclude={"step"}) for s in calls
+    ], "the calls are written as recorded"
+    times = [epoch_ms(s.timestamp) for s in steps]
+    assert None not in times
+    assert times == sorted(times), [(s.step, s.type, s.timestamp) for s in steps]
+    for snapshot in (s for s in steps if s.type == "state"):
+        call = steps[snapshot.step - 2]  # the tool call it was taken after
+        ended = epoch_ms(call.timestamp)
+        assert call.type == "tool_call" and ended is not None
+        assert ended <= times[snapshot.step - 1] <= ended + (call.duration_ms or 0) + 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from opswald import files
@@ -45,6 +46,7 @@ def blessed(golden: Session, run: Run) -> Blessed:
     golden_steps = {s.step: s for s in golden.step_list}
     moved: dict[int, int] = {}  # a kept recorded step's number in the golden → in the new one
     snapshots: dict[int, AnyStep] = {}  # an unchanged snapshot kept as recorded: as taken now
+    kept: set[int] = set()  # where in `steps` a step is written as recorded
     facing = _facing_snapshots(golden, run) if run.policy == "update" else {}
     for step in run.actual.step_list:
         recorded = run.served.get(step.step)
@@ -54,17 +56,18 @@ def blessed(golden: Session, run: Run) -> Blessed:
                 snapshots[len(steps)] = step
         if recorded is not None:
             moved[recorded.step] = step.step
+            kept.add(len(steps))
             step = (
                 recorded
                 if recorded.step == step.step
                 else recorded.model_copy(update={"step": step.step})
             )
         steps.append(step)
-    _keep_time_in_order(steps, snapshots)
+    _keep_time_in_order(steps, snapshots, kept)
     renumbered = {
         old: new
         for old, new in moved.items()
-        if steps[new - 1] is not snapshots.get(new - 1)  # not written as taken now after all
+        if new - 1 in kept  # not a snapshot written as taken now after all
     }
     data = {k: getattr(golden, k) for k in KEPT if k in golden.model_fields_set}
     if "input" in data:  # the run's copy: the same input, with its secrets replaced
@@ -194,24 +197,65 @@ def _same_snapshot(recorded: AnyStep | None, step: AnyStep) -> AnyStep | None:
     return recorded if old == new else None
 
 
-def _keep_time_in_order(steps: list[AnyStep], snapshots: dict[int, AnyStep]) -> None:
+def _keep_time_in_order(
+    steps: list[AnyStep], snapshots: dict[int, AnyStep], kept: set[int]
+) -> None:
     """An unchanged snapshot keeps its recorded timestamp (a small diff) only where that
     time still lies between its neighbours' in the session written; elsewhere it is
-    written as taken now, so that the timeline never goes backwards."""
-    changed = True
-    while changed:
-        changed = False
+    written as taken now. A snapshot written as taken now before a step kept as recorded
+    (the calls before the divergence keep their recorded times, from the day the golden
+    was recorded) is timed where it was taken among them: when the step before it ended,
+    and not after the kept step that follows it. So the timeline never goes backwards.
+    `kept`: where a step is written as recorded; an unchanged snapshot that cannot keep its
+    time leaves it."""
+    while True:
+        _time_new_snapshots(steps, kept)
+        late = False
         for i, now in snapshots.items():
-            if steps[i] is now:
-                continue
-            when = epoch_ms(steps[i].timestamp)
-            before = epoch_ms(steps[i - 1].timestamp) if i > 0 else None
-            after = epoch_ms(steps[i + 1].timestamp) if i + 1 < len(steps) else None
-            if when is not None and not (
-                (before is None or before <= when) and (after is None or when <= after)
-            ):
+            if i in kept and not _in_order(steps, i):
                 steps[i] = now
-                changed = True
+                kept.discard(i)
+                late = True
+        if not late:
+            return
+
+
+def _in_order(steps: list[AnyStep], i: int) -> bool:
+    """Whether step `i`'s time lies between its neighbours' (or is not known)."""
+    when = epoch_ms(steps[i].timestamp)
+    before = epoch_ms(steps[i - 1].timestamp) if i > 0 else None
+    after = epoch_ms(steps[i + 1].timestamp) if i + 1 < len(steps) else None
+    return when is None or ((before is None or before <= when) and (after is None or when <= after))
+
+
+def _time_new_snapshots(steps: list[AnyStep], kept: set[int]) -> None:
+    """Each snapshot not kept as recorded whose time is not between the step before it and
+    the next kept step: timed at the end of the step before it, or at the next kept
+    step's time when that is earlier (or there is no step before it with a time). The
+    live steps after the last kept one keep the times they had in this run."""
+    anchors = [i for i in sorted(kept) if epoch_ms(steps[i].timestamp) is not None]
+    ahead = 0  # the first anchor at or after i
+    for i, step in enumerate(steps):
+        while ahead < len(anchors) and anchors[ahead] < i:
+            ahead += 1
+        if ahead == len(anchors):
+            return
+        when = epoch_ms(step.timestamp)
+        if i in kept or not isinstance(step, StateStep) or when is None:
+            continue
+        limit = epoch_ms(steps[anchors[ahead]].timestamp)
+        assert limit is not None
+        before = epoch_ms(steps[i - 1].timestamp) if i > 0 else None
+        if (before is None or before <= when) and when <= limit:
+            continue
+        end = before + (steps[i - 1].duration_ms or 0.0) if before is not None else limit
+        steps[i] = step.model_copy(update={"timestamp": _stamp(min(end, limit))})
+
+
+def _stamp(ms: float) -> str:
+    """A timestamp as opswald writes them: UTC, to the millisecond, with a `Z`."""
+    when = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return when.replace("+00:00", "Z")
 
 
 def writes_blocked(*, force: bool) -> str | None:
