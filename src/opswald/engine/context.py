@@ -897,6 +897,10 @@ class Context:
         ):
             return MISS
         with self._lock:
+            # asked again under the lock: a concurrent call may have gone live (diverged)
+            # since, and a call that starts after the divergence runs live
+            if self.live:
+                return MISS
             matching = time.perf_counter()
             served = self.tape.exact(kind, request)
             self.clock.served_wall_ms += (time.perf_counter() - matching) * 1000
