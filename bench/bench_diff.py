@@ -20,6 +20,9 @@ of machine load hits both), each warmed up once, wall and CPU time:
                list, replayed (`execute`, policy replay, offline guard on) by an agent that
                calls the tool and returns the changed list; `judge` finds the output
                difference; `render_verdict` prints what a failing test shows
+  diverging call  a golden whose tool call sent the N records, replayed by an agent that
+               sends the changed ones: the replay names the call that diverged and how
+               (the tape compares it with the recorded call; `judge`, `render_verdict`)
   deepdiff     `deepdiff.DeepDiff(golden, actual)`, defaults (the reference); its output
                size is `str(...)` and `.pretty()`
 
@@ -138,6 +141,38 @@ def judge_agent(changed: Any) -> Callable[[dict[str, Any]], Any]:
     return agent
 
 
+@opswald.tool
+def save_products(rows: Any) -> int:
+    """A tool the records are sent to: the golden recorded it with the original records."""
+    raise AssertionError("a diverging call is refused in replay, never run")
+
+
+def call_golden(rows: Any) -> Session:
+    return Session.model_validate(
+        {
+            "name": f"save-{len(rows)}",
+            "input": {},
+            "steps": [
+                {
+                    "step": 1,
+                    "type": "tool_call",
+                    "tool": "save_products",
+                    "input": {"rows": rows},
+                    "output": len(rows),
+                }
+            ],
+            "output": len(rows),
+        }
+    )
+
+
+def call_agent(changed: Any) -> Callable[[dict[str, Any]], Any]:
+    def agent(task: dict[str, Any]) -> Any:
+        return save_products(rows=changed)
+
+    return agent
+
+
 def render(diffs: list[Any]) -> str:
     return "\n".join(line for d in diffs for line in render_difference(d))
 
@@ -155,6 +190,15 @@ def legs_for(golden: Any, actual: Any) -> dict[str, Callable[[], Any]]:
         assert not verdict.passed and run.agent_traceback is None, run.agent_traceback
         return render_verdict(verdict, total_steps=1)
 
+    sent_session = call_golden(golden)
+    sender = call_agent(actual)
+
+    def run_call() -> str:
+        run = execute(sent_session, sender, settings=settings)
+        verdict = judge(sent_session, run)
+        assert not verdict.passed and verdict.findings[0].step == 1, verdict.findings
+        return render_verdict(verdict, total_steps=1)
+
     found = differences(golden, actual)
 
     def without_gc() -> list[Any]:
@@ -169,6 +213,7 @@ def legs_for(golden: Any, actual: Any) -> dict[str, Callable[[], Any]]:
         GC_OFF: without_gc,
         "render": lambda: render(found),
         "judge path": run_judge,
+        "diverging call": run_call,
         "deepdiff": lambda: DeepDiff(golden, actual),
     }
 
@@ -264,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             prof_text = profile(legs[(sizes[-1], "judge path")], f"{sizes[-1]} elements, {case}")
 
     small, large = sizes
-    names = ["differences", GC_OFF, "render", "judge path", "deepdiff"]
+    names = ["differences", GC_OFF, "render", "judge path", "diverging call", "deepdiff"]
     rows = [
         "| case | leg | "
         + " | ".join(f"{n // 1000}k ms" for n in sizes)
@@ -288,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     verdict: list[str] = []
     for case, label in (("6 changes", "6 changes"), (WRAPPED, "6 changes in a small dict")):
-        for name in ("differences", "judge path"):
+        for name in ("differences", "judge path", "diverging call"):
             key_a, key_b = (case, small, name), (case, large, name)
             r = med[key_b] / med[key_a]
             bare = ""
@@ -361,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         "the list, replayed with `execute(golden, agent, settings=RunSettings())` (policy "
         "replay) by an agent that calls the tool and returns the changed list, then "
         "`judge` and `render_verdict` (the text a failing test prints; output size = it).",
+        "- diverging call: a golden whose `tool_call` step sent the list as its arguments, "
+        "replayed by an agent that sends the changed list: the replay refuses the call and "
+        "names how it differs from the recorded one, then `judge` and `render_verdict`.",
         "- deepdiff (reference): `deepdiff.DeepDiff(golden, actual)` with its defaults; output "
         "size = lines of `.pretty()` / bytes of `str()`. Not run on the every-record case.",
         "",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from opswald.diff import differences, plainly_equal, short_repr
 from opswald.engine.normalize import (
@@ -221,10 +221,7 @@ class Tape:
                 )
                 for c in same_name
             ]
-            sent = _text(args)
-            diffs, target = min(
-                found, key=lambda pair: (len(pair[0]), -_likeness(_text(pair[1].input), sent))
-            )
+            diffs, target = _closest(found, args, lambda c: c.input)
             self.compared.add(target.step)
             return Match(
                 finding=Finding(
@@ -346,10 +343,7 @@ class Tape:
             return shown, diffs if shown is head else self._request_differences(shown, request)
         fresh = [h for h in burst if h.step not in self.compared] or burst
         found = [(diffs if h is head else self._request_differences(h, request), h) for h in fresh]
-        sent = _text(request)
-        best_diffs, best = min(
-            found, key=lambda pair: (len(pair[0]), -_likeness(_text(request_of(pair[1])), sent))
-        )
+        best_diffs, best = _closest(found, request, request_of)
         self.compared.add(best.step)
         return best, best_diffs
 
@@ -466,10 +460,32 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+S = TypeVar("S")
+
+
+def _closest(
+    found: list[tuple[list[Any], S]], sent: Any, recorded: Callable[[S], Any]
+) -> tuple[list[Any], S]:
+    """Of the recorded calls a diverging call was compared with, the one it differs from
+    least: fewest differences, and between equally many the most alike text (`OSLO` is
+    compared with the recorded `Oslo`, not with `Paris`). The texts are compared only on
+    such a tie, and in linear time: a call whose arguments hold thousands of values is
+    named as quickly as a small one."""
+    fewest = min(len(diffs) for diffs, _ in found)
+    tied = [pair for pair in found if len(pair[0]) == fewest]
+    if len(tied) == 1:
+        return tied[0]
+    text = _text(sent)
+    return max(tied, key=lambda pair: _likeness(_text(recorded(pair[1])), text))
+
+
 def _likeness(a: str, b: str) -> float:
-    """How alike two argument texts are, 0..1 (ties between equally many differences:
-    `OSLO` is compared with the recorded `Oslo`, not with `Paris`)."""
-    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    """How alike two texts are, 0..1: twice their longest common subsequence over their
+    lengths (rapidfuzz's bit-parallel Indel similarity; difflib's matcher took seconds on
+    texts of some ten thousand characters)."""
+    from rapidfuzz.distance import Indel  # only a tie between diverging calls needs it
+
+    return float(Indel.normalized_similarity(a, b))
 
 
 def _short(value: Any, limit: int = 60) -> str:
