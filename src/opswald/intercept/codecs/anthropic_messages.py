@@ -444,7 +444,10 @@ def _block_frames(index: int, block: dict[str, Any], cuts: Cuts) -> list[str]:
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
     elif kind in _TOOL_USES:
         path = _block_path(index, "input")
-        text = cuts.json_text(path, block.get("input") or {})
+        given = block.get("input")
+        # an input kept as text is one a stream cut short in the middle of: the text that
+        # came, sent as it came (its JSON string literal would not parse as an input)
+        text = given if isinstance(given, str) else cuts.json_text(path, given or {})
         if joined == START_INPUT:  # the input came whole in the start: no deltas but those
             head, cut = block, cuts.recorded(path, text) or []
         else:

@@ -1,0 +1,172 @@
+"""Streams cut short in shapes of their own: an Anthropic stream that stops in the middle
+of a tool input, a Chat Completions stream whose connection fails before its first event,
+a Responses item that came whole in `output_item.added` and was closed early; the cost of
+a stream cut short; and an agent that now reads on past where its stream was closed when
+recording. Real openai/anthropic SDKs against the fake provider on 127.0.0.1, pytest run
+for real; replay with the provider gone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conftest import sdk_setup
+from fakeprovider import FakeProvider
+from opswald import load
+from opswald.session import LLMCallStep, Session
+
+AGENT = '''
+"""Agents that stream one call and keep what it gave them (MODE picks one); an exception
+the SDK raises is kept by its class name; SEEN names a file they are written to."""
+import json
+import os
+
+QUESTION = [{"role": "user", "content": "Weather in Paris?"}]
+
+
+def _seen(item):
+    return item.model_dump(mode="json", exclude_none=True)
+
+
+def anthropic_tool(got):
+    """messages.stream(): stops at the first piece of the tool input, unless READ_ALL."""
+    import anthropic
+    with anthropic.Anthropic(max_retries=0) as client:
+        with client.messages.stream(model="claude-haiku-4-5", max_tokens=50,
+                                    messages=QUESTION) as stream:
+            for event in stream:
+                got.append(_seen(event))
+                if event.type == "input_json" and not os.environ.get("READ_ALL"):
+                    break
+
+
+def chat_raw(got):
+    """chat.completions.create(stream=True), read to its end."""
+    import openai
+    with openai.OpenAI(max_retries=0) as client:
+        for chunk in client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION,
+                                                    stream=True):
+            got.append(_seen(chunk))
+
+
+def chat_helper(got):
+    """chat.completions.stream(): stops at the first piece of text, unless READ_ALL; then
+    it reads to the end and keeps the final completion's text."""
+    import openai
+    with openai.OpenAI(max_retries=0) as client:
+        with client.chat.completions.stream(model="gpt-4o-mini", messages=QUESTION) as stream:
+            for event in stream:
+                if event.type == "content.delta":
+                    got.append(event.delta)
+                    if not os.environ.get("READ_ALL"):
+                        break
+            if os.environ.get("READ_ALL"):
+                got.append(stream.get_final_completion().choices[0].message.content)
+
+
+def responses_whole(got):
+    """responses.stream(): what each output_item.added carried, then stops at the first
+    piece of text or arguments."""
+    import openai
+    with openai.OpenAI(max_retries=0) as client:
+        with client.responses.stream(model="gpt-4.1-mini", input=QUESTION) as stream:
+            for event in stream:
+                got.append(_seen(event))
+                if event.type in ("response.output_text.delta",
+                                  "response.function_call_arguments.delta"):
+                    break
+
+
+def run(input):
+    got = []
+    try:
+        globals()[os.environ["MODE"]](got)
+    except Exception as exc:
+        got.append({"error": type(exc).__name__})
+    if os.environ.get("SEEN"):
+        with open(os.environ["SEEN"], "w") as f:
+            json.dump(got, f)
+    return got
+'''
+
+GOLDEN = "goldens/cut.golden.yaml"
+CALL = {"name": "get_weather", "arguments": {"city": "Paris"}}
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    stub = "name: cut\ninput:\n  q: Weather in Paris?\n"
+    sdk_setup(
+        pytester, monkeypatch, module="cutagent", agent=AGENT, golden=GOLDEN, stub=stub,
+        clear=("READ_ALL", "SEEN"),
+    )  # fmt: skip
+    yield pytester
+
+
+def _live(mode: str, script: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """What the agent gets without opswald."""
+    namespace: dict[str, Any] = {}
+    exec(compile(AGENT, "cutagent.py", "exec"), namespace)
+    monkeypatch.setenv("MODE", mode)
+    with FakeProvider(script=[script]) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        return namespace["run"]({})
+
+
+def _record(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str, script: dict[str, Any]
+) -> Session:
+    monkeypatch.setenv("MODE", mode)
+    with FakeProvider(script=[script]) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+        fp.wait_ended()
+    return load(pytester.path / GOLDEN)
+
+
+def _replay(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Replay with the provider gone (its port closed): only the golden can answer."""
+    return pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider", *args)
+
+
+def _step(session: Session) -> LLMCallStep:
+    [step] = [s for s in session.step_list if isinstance(s, LLMCallStep)]
+    return step
+
+
+# -- 1. an Anthropic stream that stops in the middle of a tool input -------------------------
+
+
+@pytest.mark.parametrize("how", ["hold_after", "cut_after"])
+def test_an_anthropic_tool_input_cut_short_replays_in_the_pieces_it_came_in(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The stream stops after the first pieces of a tool input (`{"c`, ...): the step
+    keeps the partial input as the text that came. Replay sent that text as a JSON string
+    literal (`"{\\"cit`), and the SDK raised `Unable to parse tool parameter JSON` (in
+    place of the recorded RemoteProtocolError, for a connection that failed)."""
+    script = {"content": "x", "tool_calls": [CALL], "chunks": [3], how: 9}
+    if how == "cut_after":  # the agent reads on, into the failed connection
+        monkeypatch.setenv("READ_ALL", "1")
+    live = _live("anthropic_tool", script, monkeypatch)
+    session = _record(project, monkeypatch, "anthropic_tool", script)
+    assert session.output == live, "recording changed what the agent got"
+    pieces = [e["partial_json"] for e in live if e.get("type") == "input_json"]
+    assert pieces and pieces[0] == '{"c'
+    step = _step(session)
+    assert step.attributes is not None
+    said = {"hold_after": "closed early", "cut_after": "connection failed"}[how]
+    assert step.attributes["stream_cut"] == said
+    [call] = step.output.tool_calls if step.output and step.output.tool_calls else [None]
+    assert isinstance(call, dict) and isinstance(call["arguments"], str)
+
+    seen = project.path / "seen.json"
+    monkeypatch.setenv("SEEN", str(seen))
+    _replay(project).assert_outcomes(passed=1)
+    assert json.loads(seen.read_text()) == live
