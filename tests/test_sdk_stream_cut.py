@@ -16,7 +16,7 @@ import pytest
 from conftest import sdk_setup
 from fakeprovider import FakeProvider
 from opswald import load
-from opswald.session import LLMCallStep, Session
+from opswald.session import STREAM_CHUNKS, LLMCallStep, Session
 
 AGENT = '''
 """Agents that stream one call and keep what it gave them (MODE picks one); an exception
@@ -170,3 +170,24 @@ def test_an_anthropic_tool_input_cut_short_replays_in_the_pieces_it_came_in(
     monkeypatch.setenv("SEEN", str(seen))
     _replay(project).assert_outcomes(passed=1)
     assert json.loads(seen.read_text()) == live
+
+
+# -- 2. a Chat Completions stream whose connection fails before its first event -----------
+
+
+def test_a_chat_stream_cut_before_its_first_event_replays_the_error_first(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing came but the headers: the step has no answer to make up (no `raw` of
+    nulls, no chunks), and replay raises the error before any chunk, as live; it sent a
+    role chunk that never came, and the golden failed its own replay."""
+    script = {"content": "hello", "cut_after": 0}
+    live = _live("chat_raw", script, monkeypatch)
+    assert live == [{"error": "APIConnectionError"}]
+    session = _record(project, monkeypatch, "chat_raw", script)
+    assert session.output == live
+    step = _step(session)
+    assert step.raw is None
+    assert step.attributes is not None and STREAM_CHUNKS not in step.attributes
+    assert step.attributes["stream_cut"] == "connection failed"
+    _replay(project).assert_outcomes(passed=1)

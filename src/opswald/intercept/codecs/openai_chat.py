@@ -59,7 +59,7 @@ class OpenAIChatCodec:
 
     def decode(self, body: bytes, *, stream: bool, cut: bool = False) -> Decoded:
         if stream:
-            return _decode_stream(body)
+            return _decode_stream(body, cut)
         return decode_json(load_json(body, self.api))
 
     def encode(
@@ -353,7 +353,8 @@ class _StreamState:
     """Accumulates `chat.completion.chunk`s, every choice by its `index` (`n` > 1); the
     normalised output is the first choice's, as for a JSON answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, cut: bool = False) -> None:
+        self.cut = cut  # it may have ended before its last event (closed, failed)
         self.choices: dict[int, _ChoiceState] = {}
         self.pieces = Pieces()
         self.order: list[int] = []  # the choice index of each chunk, in turn
@@ -407,14 +408,16 @@ class _StreamState:
             if joins:
                 chunks = {**(chunks or {}), **joins}
         came = bool(self.choices or self.envelope or self.usage is not None)
+        # nothing came before an error chunk, or before a stream cut short ended: there is
+        # no completion to assemble (one of nulls would be served as a chunk that never came)
+        whole = came or (self.error is None and not self.cut)
         return Decoded(
             output=first.output(),
             usage=usage_from(self.usage),
             cost=self.cost,
             raw=None,
             model=self.model,
-            # an error as the first chunk: nothing came
-            assembled=self._completion() if came or self.error is None else None,
+            assembled=self._completion() if whole else None,
             chunks=chunks,
             error=self.error,
         )
@@ -486,10 +489,11 @@ def order_of(text: Any, limit: int) -> list[int] | None:
     return out or None
 
 
-def _decode_stream(body: bytes) -> Decoded:
+def _decode_stream(body: bytes, cut: bool = False) -> Decoded:
     """The chunks up to `[DONE]`, or to a chunk that is an error (`{"error": {...}}`, which
-    the SDK raises as `APIError`): the stream broke off there."""
-    state = _StreamState()
+    the SDK raises as `APIError`): the stream broke off there. `cut`: a stream that may
+    have ended before its last event (see `_StreamState.decoded`)."""
+    state = _StreamState(cut)
     ended = False
     for event in sse.events(body):
         chunk = event.json()
