@@ -191,3 +191,36 @@ def test_a_chat_stream_cut_before_its_first_event_replays_the_error_first(
     assert step.attributes is not None and STREAM_CHUNKS not in step.attributes
     assert step.attributes["stream_cut"] == "connection failed"
     _replay(project).assert_outcomes(passed=1)
+
+
+# -- 3. a Responses item added whole, closed early ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        {"tool_calls": [CALL], "chunks": [4], "added_whole": True, "hold_after": 5},
+        {"content": "Sunny in Paris", "chunks": [4], "added_whole": True, "hold_after": 7},
+    ],
+    ids=["function_call", "message"],
+)
+def test_a_responses_item_added_whole_and_closed_early_replays_as_it_came(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, script: dict[str, Any]
+) -> None:
+    """`output_item.added` carried the item whole, then its deltas began and the agent
+    closed the stream: the item as far as it came is what `added` carried (not the whole
+    text glued to the deltas), its `added: whole` mark is kept, and replay sends the added
+    item whole and the deltas as they came."""
+    live = _live("responses_whole", script, monkeypatch)
+    session = _record(project, monkeypatch, "responses_whole", script)
+    assert session.output == live, "recording changed what the agent got"
+    step = _step(session)
+    assert step.output is not None
+    if script.get("tool_calls"):
+        [call] = step.output.tool_calls or [None]
+        assert isinstance(call, dict) and call["arguments"] == {"city": "Paris"}
+    else:
+        assert step.output.content == "Sunny in Paris"
+    assert step.attributes is not None
+    assert step.attributes[STREAM_CHUNKS].get("output[0].added") == "whole"
+    _replay(project).assert_outcomes(passed=1)

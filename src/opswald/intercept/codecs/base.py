@@ -420,12 +420,13 @@ class Cuts:
         sizes = self._sizes(path)
         if sizes is None or sum(sizes) != len(text):
             return None
-        out: list[str] = []
-        at = 0
-        for size in sizes:
-            out.append(text[at : at + size])
-            at += size
-        return out
+        return _split(text, sizes)
+
+    def beginning(self, path: str, text: str) -> list[str] | None:
+        """The recorded pieces as the beginning of `text` they add up to ([] when none
+        were recorded); None when they add up to more than `text`."""
+        sizes = self._sizes(path) or []
+        return _split(text, sizes) if sum(sizes) <= len(text) else None
 
     def cut(self, path: str, text: str, pieces: int = 3) -> list[str]:
         """`text` in its recorded pieces, else in up to `pieces` even ones."""
@@ -449,6 +450,16 @@ class Cuts:
                 if len(text) == length:
                     return text
         return spaced
+
+
+def _split(text: str, sizes: list[int]) -> list[str]:
+    """The first pieces of `text`, of these lengths."""
+    out: list[str] = []
+    at = 0
+    for size in sizes:
+        out.append(text[at : at + size])
+        at += size
+    return out
 
 
 def output_of(step: LLMCallStep) -> LLMOutput:

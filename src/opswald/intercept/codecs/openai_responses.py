@@ -289,6 +289,12 @@ def _added(item: dict[str, Any], how: Any = None) -> dict[str, Any]:
     return item
 
 
+def _carried_whole(item: dict[str, Any]) -> bool:
+    """An added event's item that carries its content (texts, arguments, summary), as
+    ADDED_WHOLE says, where the API's carries it empty."""
+    return item != _added(item) and item == _added(item, ADDED_WHOLE)
+
+
 def _streams_between(item: dict[str, Any]) -> bool:
     """Replay sends events between the item's added and done (without ONLY_ADDED_DONE)."""
     kind = item.get("type")
@@ -354,21 +360,24 @@ class _Partial:
         self.items: dict[int, dict[str, Any]] = {}
         self.added: dict[int, dict[str, Any]] = {}  # each item as its added event said
         self.between: dict[int, int] = {}  # events of each item between added and done
+        # items whose added event carried them whole (ADDED_WHOLE): their deltas repeat
+        # what the item holds, so an item cut short is what that event carried
+        self.whole: set[int] = set()
         self.orders: set[str] = set()  # where events had `sequence_number`: second, last
 
     def add(self, kind: Any, event: dict[str, Any]) -> None:
         keys = list(event)
         if SEQUENCE in keys and len(keys) > 2:  # where it is tells only beside two others
             self.orders.add(SEQUENCE_LAST if keys[-1] == SEQUENCE else str(keys.index(SEQUENCE)))
+        index = as_int(event.get("output_index"))
         if kind not in ("response.output_item.added", "response.output_item.done"):
-            index = as_int(event.get("output_index"))
             if index is not None and index in self.added and index not in self.done:
                 self.between[index] = self.between.get(index, 0) + 1
         path = _delta_path(kind, event)
         if path is not None:
             self.pieces.add(path, event.get("delta"))
-            self._grow(kind, event)
-        index = as_int(event.get("output_index"))
+            if index not in self.whole:
+                self._grow(kind, event)
         item = event.get("item")
         if kind == "response.output_item.done" and isinstance(item, dict):
             at = len(self.done) if index is None else index
@@ -377,8 +386,11 @@ class _Partial:
             at = len(self.items) if index is None else index
             # as it came: the parts of the item begun are grown in place by the deltas
             self.items[at], self.added[at] = dict(item), copy.deepcopy(item)
+            if _carried_whole(item):
+                self.whole.add(at)
         elif kind in ("response.content_part.added", "response.reasoning_summary_part.added"):
-            self._part(kind, event)
+            if index not in self.whole:
+                self._part(kind, event)
         elif kind in ("response.created", "response.in_progress"):
             if isinstance(event.get("response"), dict):
                 self.begun = event["response"]
@@ -430,6 +442,8 @@ class _Partial:
                 )
                 if how is not None:
                     marks[_item_path(index, ADDED)] = how
+        for index in self.whole - set(self.done):  # cut short: it is what its added carried
+            marks[_item_path(index, ADDED)] = ADDED_WHOLE
         if self.orders == {SEQUENCE_LAST}:
             marks[SEQUENCE] = SEQUENCE_LAST
         return {**(self.pieces.recorded() or {}), **marks} or None
@@ -605,10 +619,21 @@ class _Events:
     """Numbers the events of one stream (`sequence_number` counts from 0); its texts are
     cut as recorded while that adds up."""
 
-    def __init__(self, step: LLMCallStep) -> None:
+    def __init__(self, step: LLMCallStep, left_open: int | None = None) -> None:
         self.frames: list[str] = []
         self.cuts = Cuts(step)
         self.last = self.cuts.get(SEQUENCE) == SEQUENCE_LAST
+        self.open = left_open  # the index of the item a stream cut short left open
+
+    def pieces(self, index: int, path: str, text: str, pieces: int = 3) -> list[str]:
+        """`text` in its recorded pieces (else in even ones); of the item left open, when
+        its added event carried it whole, the pieces that came after it: the beginning
+        of `text` they add up to (none when none came)."""
+        if index == self.open and self.cuts.get(_item_path(index, ADDED)) == ADDED_WHOLE:
+            came = self.cuts.beginning(path, text)
+            if came is not None:
+                return came
+        return self.cuts.cut(path, text, pieces)
 
     def add(self, kind: str, **fields: Any) -> None:
         number = {SEQUENCE: len(self.frames)}
@@ -652,7 +677,7 @@ def _frames(step: LLMCallStep, broke: tuple[Any, ...] | None = None) -> list[str
     else:
         items = _items(step)
         final = _response(step, items)
-    out = _Events(step)
+    out = _Events(step, len(items) - 1 if broke is not None else None)
     if broke is not None and step.raw is None and not items:  # the error was all that came
         for data in broke:
             out.error(data)
@@ -702,14 +727,14 @@ def _message_events(out: _Events, index: int, item: dict[str, Any]) -> None:
             text = part["text"]
             out.add("response.content_part.added", **where_part, part={**part, "text": ""})
             path = _item_path(index, f"content[{at}].text")
-            for piece in out.cuts.cut(path, text):
+            for piece in out.pieces(index, path, text):
                 out.add("response.output_text.delta", **where_part, delta=piece, logprobs=[])
             logprobs = part.get("logprobs") or []
             out.add("response.output_text.done", **where_part, text=text, logprobs=logprobs)
         elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
             out.add("response.content_part.added", **where_part, part={**part, "refusal": ""})
             path = _item_path(index, f"content[{at}].refusal")
-            for piece in out.cuts.cut(path, part["refusal"]):
+            for piece in out.pieces(index, path, part["refusal"]):
                 out.add("response.refusal.delta", **where_part, delta=piece)
             out.add("response.refusal.done", **where_part, refusal=part["refusal"])
         else:
@@ -725,7 +750,7 @@ def _call_events(out: _Events, index: int, item: dict[str, Any]) -> None:
     if not isinstance(arguments, str):
         arguments = out.cuts.json_text(path, arguments)
     out.add("response.output_item.added", output_index=index, item=out.added(index, item))
-    for piece in out.cuts.cut(path, arguments, 2):
+    for piece in out.pieces(index, path, arguments, 2):
         out.add("response.function_call_arguments.delta", **where, delta=piece)
     # the API names the function here too (the SDK's model keeps it as an extra field)
     named = {"name": item["name"]} if isinstance(item.get("name"), str) else {}
@@ -743,7 +768,7 @@ def _reasoning_events(out: _Events, index: int, item: dict[str, Any]) -> None:
         text = part["text"] if isinstance(part.get("text"), str) else ""
         spot = {**where, "summary_index": at}
         out.add("response.reasoning_summary_part.added", **spot, part={**part, "text": ""})
-        for piece in out.cuts.cut(_item_path(index, f"summary[{at}].text"), text):
+        for piece in out.pieces(index, _item_path(index, f"summary[{at}].text"), text):
             out.add("response.reasoning_summary_text.delta", **spot, delta=piece)
         out.add("response.reasoning_summary_text.done", **spot, text=text)
         out.add("response.reasoning_summary_part.done", **spot, part=part)
