@@ -224,3 +224,35 @@ def test_a_responses_item_added_whole_and_closed_early_replays_as_it_came(
     assert step.attributes is not None
     assert step.attributes[STREAM_CHUNKS].get("output[0].added") == "whole"
     _replay(project).assert_outcomes(passed=1)
+
+
+# -- 4. the cost of a stream cut short ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("how", "said", "why"),
+    [
+        ("hold_after", "closed early", "its stream was closed early"),
+        ("cut_after", "connection failed", "its stream's connection failed mid-way"),
+    ],
+)
+def test_the_cost_of_a_stream_cut_short_is_unknown_and_a_budget_says_why(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str, said: str, why: str
+) -> None:
+    """A stream the agent closed early and one whose connection failed both have no known
+    cost (the provider's count of an answer cut short is not known): a cost budget cannot
+    be checked, and says the stream of step 1 is why, not that the model has no price.
+    A failed connection counted $0, so any budget passed."""
+    mode = "chat_helper" if how == "hold_after" else "chat_raw"
+    script = {"content": "Sunny in Paris", "chunks": [3], how: 2}
+    session = _record(project, monkeypatch, mode, script)
+    assert _step(session).attributes["stream_cut"] == said  # type: ignore[index]
+    golden = project.path / GOLDEN
+    golden.write_text(golden.read_text() + "expect:\n  budgets:\n    cost: 0.0000001\n")
+    result = _replay(project)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "budget cost cannot be checked" in out
+    assert f"step 1: {why}" in out, out
+    assert "a stream cut short has no known cost" in out
+    assert "configure prices" not in out, out

@@ -35,7 +35,7 @@ from opswald.engine.run import (
 )
 from opswald.engine.tape import describe, step_name
 from opswald.redact import Redactor
-from opswald.session import AnyStep, Expect, NormalizeRule, RequestsExpect, Session
+from opswald.session import AnyStep, Expect, NormalizeRule, RequestsExpect, Session, cut_short
 from opswald.terminal import escaped
 from opswald.verdict import Finding, Verdict
 from opswald.writeback import blessed, write, writes_blocked
@@ -340,7 +340,8 @@ class _StepReporter:
                 "type": step.type,
                 "name": step_name(step),
                 "cost": getattr(step, "cost", None),
-                "failed": step.error is not None,  # a failed call without a cost cost $0
+                # a failed call without a cost cost $0; a stream cut short is unknown
+                "failed": step.error is not None and cut_short(step) is None,
                 "input_tokens": usage.input_tokens if usage is not None else None,
                 "output_tokens": usage.output_tokens if usage is not None else None,
                 "total_tokens": usage.total() if usage is not None else None,
@@ -496,11 +497,13 @@ NEVER_BLESSED_FIX = (
 def _refusal(reasons: list[Finding], expect: Expect, run: Any) -> str:
     """The `fix:` line of a golden left unwritten for `reasons`, what its next replay would
     fail (what the run found, or what the session to be written would meet)."""
-    from opswald.expect.budgets import unknown_cost
+    from opswald.expect.budgets import cut_short_cost, unknown_cost
 
     if any(f.kind in NEVER_BLESSED for f in reasons):
         if not any(unknown_cost(f) for f in reasons):
             return NEVER_BLESSED_FIX
+        if all(cut_short_cost(f) for f in reasons):
+            return "not written: a cost budget that cannot be checked is never blessed"
         how = "configure a price for the model (or have the agent report cost)"
         rerecord = rerecord_for_cost(run)
         how += (

@@ -65,6 +65,17 @@ last content block (choice, output item) left open, then ends the stream — or 
 recorded error there."""
 STREAM_CLOSED_EARLY = "closed early"
 STREAM_CONNECTION_FAILED = "connection failed"
+
+
+def cut_short(step: Any) -> str | None:
+    """How the stream of an `llm_call` step ended before its last event (STREAM_CUT:
+    `closed early`, `connection failed`), else None. Its cost is unknown either way, not
+    $0: what the provider counts (and bills) of an answer cut short is not known."""
+    attributes = getattr(step, "attributes", None) or {}
+    how = attributes.get(STREAM_CUT) if getattr(step, "type", None) == "llm_call" else None
+    return how if isinstance(how, str) else None
+
+
 STREAM_USAGE = "stream_usage"
 """The `attributes` key of a streamed Anthropic `llm_call`: the usage object of its
 `message_start` and of its `message_delta` event as each came (the step's usage is the

@@ -10,10 +10,13 @@ from opswald.session import (
     BUDGET_ABSOLUTE,
     BUDGET_FORMS,
     BUDGET_RELATIVE,
+    STREAM_CLOSED_EARLY,
+    STREAM_CONNECTION_FAILED,
     BudgetsExpect,
     LLMCallStep,
     Session,
     ToolCallStep,
+    cut_short,
 )
 from opswald.verdict import Finding
 
@@ -35,6 +38,8 @@ class Figures:
     tool_calls: int
     steps: int
     unpriced_calls: int = 0  # model calls that answered without a cost (unknown, not $0)
+    # of those, the steps whose stream was cut short, and how (`closed early`, ...)
+    cut_streams: tuple[tuple[int, str], ...] = ()
 
     @property
     def cost_known(self) -> bool:
@@ -47,8 +52,11 @@ def figures(session: Session) -> Figures:
     steps = session.step_list
     llm = [s for s in steps if isinstance(s, LLMCallStep)]
     costs = [s.cost for s in llm if s.cost is not None]
-    # a call that failed without a cost cost nothing; one that answered without one is unknown
-    unpriced = sum(s.cost is None and s.error is None for s in llm)
+    # a call that failed without a cost cost nothing; one that answered without one is
+    # unknown, and so is a stream cut short, its connection failed or not: what the
+    # provider counts of it is not known
+    cut = tuple((s.step, how) for s in llm if s.cost is None and (how := cut_short(s)))
+    unpriced = sum(s.cost is None and (s.error is None or cut_short(s) is not None) for s in llm)
     if not costs and not unpriced:
         costs = [0.0]  # no model call answered (none made, or each one failed): $0
     usages = [s.usage for s in llm if s.usage is not None]
@@ -70,6 +78,7 @@ def figures(session: Session) -> Figures:
         tool_calls=sum(isinstance(s, ToolCallStep) for s in steps),
         steps=len(steps),
         unpriced_calls=unpriced,
+        cut_streams=cut,
     )
 
 
@@ -167,6 +176,14 @@ EXCEEDED = "budget exceeded: "
 UNKNOWN_COST = "budget cost cannot be checked: "
 
 
+CUT_SHORT = "the cost of an answer cut short is not known"
+
+
+def cut_short_cost(finding: Finding) -> bool:
+    """A cost budget unknown only for streams cut short: no price configured would help."""
+    return unknown_cost(finding) and (finding.suggestion or "").startswith(_CUT_HINT)
+
+
 def unknown_cost(finding: Finding) -> bool:
     """A cost budget the run could not check: no step of it reports a cost."""
     return finding.kind == "budget" and finding.message.startswith(UNKNOWN_COST)
@@ -235,6 +252,17 @@ def _unpriced(name: str, actual: Figures, rerecord: str | None = None) -> Findin
         else f"{n} of the run's {of} model calls {'has' if n == 1 else 'have'} no cost: it "
         f"cost at least {money(actual.cost)}, how much more is unknown"
     )
+    if actual.cut_streams:
+        said = "; ".join(f"step {n}: {_cut_stream(how)}" for n, how in actual.cut_streams)
+        what += f" ({said}: {CUT_SHORT})"
+    if len(actual.cut_streams) == n:  # no price helps: the provider's count is unknown
+        again = f"record the golden again with {rerecord}" if rerecord else "record it again"
+        return _budget(
+            f"budget {name} cannot be checked: {what}",
+            f"{_CUT_HINT} whatever the prices: remove the cost budget (budget tokens or "
+            f"calls instead), or {again} once the agent reads the stream to its end",
+            name,
+        )
     configure = "configure prices for the model (or have the agent report cost)"
     if rerecord is not None:  # served calls keep the cost they were recorded with
         configure += (
@@ -244,6 +272,18 @@ def _unpriced(name: str, actual: Figures, rerecord: str | None = None) -> Findin
     return _budget(
         f"budget {name} cannot be checked: {what}", f"{configure}, or remove the cost budget", name
     )
+
+
+_CUT_HINT = "a stream cut short has no known cost"
+
+
+def _cut_stream(how: str) -> str:
+    """What became of a stream cut short (STREAM_CUT)."""
+    if how == STREAM_CONNECTION_FAILED:
+        return "its stream's connection failed mid-way"
+    if how == STREAM_CLOSED_EARLY:
+        return "its stream was closed early"
+    return f"its stream was cut short ({how})"
 
 
 def _why_unrecorded(name: str, golden: Figures | None) -> str:
