@@ -59,7 +59,7 @@ def chat_helper(got):
     with openai.OpenAI(max_retries=0) as client:
         with client.chat.completions.stream(model="gpt-4o-mini", messages=QUESTION) as stream:
             for event in stream:
-                if event.type == "content.delta":
+                if event.type == "content.delta" and event.delta:
                     got.append(event.delta)
                     if not os.environ.get("READ_ALL"):
                         break
@@ -256,3 +256,35 @@ def test_the_cost_of_a_stream_cut_short_is_unknown_and_a_budget_says_why(
     assert f"step 1: {why}" in out, out
     assert "a stream cut short has no known cost" in out
     assert "configure prices" not in out, out
+
+
+# -- 5. an agent that now reads on past where its stream was closed --------------------------
+
+
+def test_an_agent_reading_past_a_stream_closed_early_fails_naming_the_step(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recorded: the agent stopped at the first piece of text. Replayed: the agent reads to
+    the end. The replayed stream ends where it was closed (that is all the golden has), so
+    the agent got a truncated answer; the failure says so, naming the step, and says to
+    record the call again; an update does not bless the truncated answer."""
+    script = {"content": "Sunny in Paris", "chunks": [3], "hold_after": 2}
+    session = _record(project, monkeypatch, "chat_helper", script)
+    assert session.output == ["Sun"]
+    golden = project.path / GOLDEN
+    before = golden.read_text()
+    monkeypatch.setenv("READ_ALL", "1")
+    result = _replay(project)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*step 1*the agent read to the end of a stream that was recorded closed early*",
+            "*--opswald-mode=rerecord*",
+        ]
+    )
+    assert "ignore_paths" not in result.stdout.str()
+
+    updated = _replay(project, "--opswald-update")
+    updated.assert_outcomes(failed=1)
+    updated.stdout.fnmatch_lines(["*not written*--opswald-mode=rerecord*"])
+    assert golden.read_text() == before

@@ -552,6 +552,16 @@ def _write(
     total: int | None,
     expect: Expect,
 ) -> Outcome:
+    cut = [f for f in result.verdict.failures if f.kind == "read_past_cut"]
+    if cut:  # the truncated answer the agent got would be blessed as the golden's
+        _not_written(
+            cut,
+            result,
+            settings,
+            total,
+            "not written: an update cannot make up the rest of an answer the golden has "
+            "only as far as it came; record the golden again with --opswald-mode=rerecord",
+        )
     blockers = [f for f in result.verdict.failures if f.kind in NEVER_BLESSED]
     if blockers:
         _not_written(blockers, result, settings, total, _refusal(blockers, expect, run))

@@ -45,6 +45,7 @@ FindingKind = Literal[
     "breakpoint",  # a breakpoint with action `fail` was hit
     "timeout",  # the agent did not finish in time
     "unrecorded_endpoint",  # replay: an SDK request to an endpoint opswald does not record
+    "read_past_cut",  # replay: the agent read to the end of a stream recorded closed early
 ]
 
 DifferenceKind = Literal["changed", "added", "inserted", "removed"]

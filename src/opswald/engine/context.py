@@ -1523,6 +1523,25 @@ class Context:
             self.findings.append(finding)
         raise ReplayDivergence(finding)
 
+    def read_past_cut(self, ticket: Ticket) -> None:
+        """The agent read to the end of a served stream that was recorded closed early: it
+        got the answer as far as it came, which the agent did not read to its end when
+        recording; the golden has no more of it."""
+        number = ticket.served.step if ticket.served is not None else ticket.number
+        finding = Finding(
+            kind="read_past_cut",
+            step=number,
+            message="the agent read to the end of a stream that was recorded closed early "
+            "(when recording, the agent stopped reading it): the golden has that answer only "
+            "as far as it came, so the agent got it cut short",
+            suggestion=f"record the golden again with {RERECORD[self.surface]} for the whole "
+            "answer, if the agent now reads that stream to its end (an update cannot make up "
+            "the rest of it)",
+        )
+        with self._lock:
+            if finding not in self.findings:
+                self.findings.append(finding)
+
     def _formless_kept(self, function: str, value: Any) -> None:
         """Remember the first result with no data form (see `formless`): a golden holding
         its repr, which changes every run, would not replay, so it is not written."""

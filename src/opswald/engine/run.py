@@ -349,7 +349,9 @@ def judge(
         _as_fork_point(f) if run.policy == "fork" else f for f in run.findings
     ]
     diverged = any(
-        f.failing and f.kind in ("mismatch", "extra_call", "side_effect", "unrecorded_endpoint")
+        f.failing
+        and f.kind
+        in ("mismatch", "extra_call", "side_effect", "unrecorded_endpoint", "read_past_cut")
         for f in findings
     )
     if golden.is_stub:
@@ -565,6 +567,11 @@ def fix_line(
         return (
             f"{update} cannot fix this: it rewrites the golden, never its `expect:`, and "
             "`error: fixed` wants a run without the error; fix the agent, or change expect.error"
+        )
+    if "read_past_cut" in kinds:
+        return (
+            f"{update} cannot fix this: the golden has that answer only as far as it came, "
+            "and an update cannot make up the rest; follow the hint above"
         )
     if "unrecorded_endpoint" in kinds:
         return (

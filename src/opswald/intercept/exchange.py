@@ -126,6 +126,14 @@ def failed_mid_stream(step: Any) -> bool:
     return cut == STREAM_CONNECTION_FAILED and transport_failure(step) is not None
 
 
+def closed_early(step: Any) -> bool:
+    """The step's stream was closed by the agent before its last event (STREAM_CUT)."""
+    from opswald.session import STREAM_CLOSED_EARLY, STREAM_CUT
+
+    cut = (step.attributes or {}).get(STREAM_CUT) if step is not None else None
+    return bool(cut == STREAM_CLOSED_EARLY and step.error is None)
+
+
 def serve(
     ctx: Any,
     codec: Any,

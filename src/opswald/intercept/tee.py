@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from opswald.intercept import exchange
@@ -139,6 +139,44 @@ class _Failing:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+class _Ending:
+    """A replayed stream the agent closed early when recording: what came, then its end,
+    which tells `on_end` when the agent reads to it (it read past where it stopped)."""
+
+    def __init__(self, body: bytes, on_end: Callable[[], None]) -> None:
+        self._body = body
+        self._on_end = on_end
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._body:
+            yield self._body
+        self._on_end()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._body:
+            yield self._body
+        self._on_end()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def ending(request: Any, body: bytes, on_end: Callable[[], None]) -> Any:
+    """A stream for a replayed response to `request` that sends `body`, then calls
+    `on_end` if the reader asks for more (the recorded stream was closed early there)."""
+    library = importlib.import_module(type(request).__module__.split(".")[0])
+    return _ending_class(library.__name__)(body, on_end)
+
+
+@functools.cache
+def _ending_class(library: str) -> Any:
+    module = importlib.import_module(library)
+    return type("EndingStream", (_Ending, module.SyncByteStream, module.AsyncByteStream), {})
 
 
 def failing(request: Any, body: bytes, error: Exception) -> Any:

@@ -257,6 +257,12 @@ def _served(
         )
     if error is not None:  # the recorded call got no answer: the same exception again
         raise _transport_error(error, request)
+    if stream and exchange.closed_early(ticket.served):
+        # what came, then the end: an agent that reads to it reads past where it stopped
+        ended = tee.ending(request, wire.body, lambda: ctx.read_past_cut(ticket))
+        return _response_class(request)(
+            wire.status, headers=wire.headers, stream=ended, request=request
+        )
     return _response_class(request)(
         wire.status, headers=wire.headers, content=wire.body, request=request
     )
