@@ -23,7 +23,11 @@ import openai
 
 
 def run(input):
-    client = openai.OpenAI(max_retries=0)
+    with openai.OpenAI(max_retries=0) as client:  # its socket closed now, not at a later gc
+        return ask(client, input)
+
+
+def ask(client, input):
     if os.environ.get("FORM") == "input":
         kwargs = dict(input=[{"role": "system", "content": "Answer in French."},
                              {"role": "user", "content": input["q"]}])
