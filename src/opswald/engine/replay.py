@@ -293,11 +293,14 @@ class Replay:
         if conflict is not None:
             raise ValueError(conflict)
         self.golden = golden if isinstance(golden, Session) else files.load(golden)
-        if adapter is None or isinstance(adapter, str):
-            adapter = adapters.resolve(
-                self.golden.agent, hook_result=None, ini_spec=adapter, setting="adapter"
-            )
-        self.adapter = adapters.check(adapter)  # one that cannot take the input: raised now
+        if isinstance(adapter, str):
+            # an explicit adapter wins over the golden's `agent:`, as `--adapter` does
+            found = adapters.import_string(adapter)
+            self.adapter = adapters.check(found, f"adapter={adapter!r}")
+        else:
+            if adapter is None:
+                adapter = adapters.resolve(self.golden.agent, hook_result=None, ini_spec=None)
+            self.adapter = adapters.check(adapter)  # one that cannot take the input: raised now
         mods = dict(modifications or {})
         given = {k: mods.pop(k) for k in STEP_MODIFICATIONS if k in mods}
         own = golden_step_modifications(self.golden)  # the weakest source of them

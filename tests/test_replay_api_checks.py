@@ -1,0 +1,65 @@
+"""The Python API's arguments and edge cases: which adapter runs, what is refused and how."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import opswald
+from opswald.adapters import AdapterNotFound
+from opswald.engine.run import RunSettings, execute
+from opswald.session import Session
+
+
+@opswald.tool
+def look(key: str) -> str:
+    return f"value of {key}"
+
+
+@opswald.adapter("checks-registered")
+def registered_agent(input: str) -> str:
+    return f"registered: {look(input)}"
+
+
+def other_agent(input: str) -> str:
+    return f"other: {look(input)}"
+
+
+def _golden(agent: Any = registered_agent, name: str = "g") -> Session:
+    stub = Session(name=name, input="k", agent="checks-registered")
+    return execute(stub, agent, settings=RunSettings(policy="live")).actual
+
+
+def _module(folder: Path, monkeypatch: pytest.MonkeyPatch, name: str = "checks_agent2") -> str:
+    """A module `name` on sys.path whose `run2` answers as `other_agent`."""
+    (folder / f"{name}.py").write_text(
+        "import opswald\n\n"
+        "@opswald.tool\n"
+        "def look(key):\n"
+        "    return f'value of {key}'\n\n"
+        "def run2(input):\n"
+        "    return f'other: {look(input)}'\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    return f"{name}:run2"
+
+
+def test_a_string_adapter_wins_over_the_registered_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _module(tmp_path, monkeypatch)
+    golden = _golden()
+    replay = opswald.Replay(golden, adapter=spec)
+    result = replay.run()
+    assert result is not None
+    assert result.actual.output == "other: value of k"
+    assert not result.passed  # the other agent's output differs from the golden's
+    batch = opswald.batch_replay([golden], adapter=spec)
+    assert batch.results["g"].actual.output == "other: value of k"
+
+
+def test_an_unimportable_string_adapter_is_refused() -> None:
+    with pytest.raises(AdapterNotFound, match="cannot import 'nomod' for adapter 'nomod:run'"):
+        opswald.Replay(_golden(), adapter="nomod:run")
