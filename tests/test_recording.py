@@ -326,3 +326,24 @@ def test_record_outside_pytest_follows_the_projects_opswald_redact(
     text = (pytester.path / "goldens" / "r.golden.yaml").read_text()
     assert "ann@example.com" not in text
     assert "<redacted:email>" in text
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit])
+def test_an_interrupted_block_writes_nothing(
+    tmp_path: Path, interruption: type[BaseException]
+) -> None:
+    """Ctrl-C or sys.exit() inside the block leaves a partial session: written, it would
+    be a golden that passes as complete (one step, no output, no error). Nothing is
+    written, to the path or the store, and the interruption goes on."""
+    path, store = tmp_path / "cut.golden.yaml", tmp_path / "store"
+    with pytest.raises(interruption), opswald.record(path, input="x") as rec:
+        think(model="m", messages=[{"role": "user", "content": "x"}])
+        raise interruption()
+    assert not path.exists() and rec.path is None and rec.session is None
+    with pytest.raises(interruption), opswald.record(name="cut", store=store) as stored:
+        think(model="m", messages=[{"role": "user", "content": "x"}])
+        raise interruption()
+    assert not store.exists() and stored.path is None
+    with opswald.record(path, input="x") as again:  # the path is still free
+        again.output = agent("x")
+    assert opswald.load(path).output == again.output

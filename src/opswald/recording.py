@@ -50,7 +50,9 @@ def record(
     never over an existing file — and otherwise into the local trace store
     (`.opswald/traces/`, `$OPSWALD_TRACES_DIR` or `store=`; `store=False` keeps it in memory
     only). It is available as `rec.session`, its file as `rec.path`. An exception leaving
-    the block is recorded as the session's `error` and raised again. A session whose file
+    the block is recorded as the session's `error` and raised again; a KeyboardInterrupt or
+    SystemExit leaving it writes and stores nothing (the session stopped part way, and
+    would pass as complete). A session whose file
     loading would refuse (over `opswald_max_golden_bytes` or `opswald_max_golden_depth`)
     raises `GoldenWriteRefused` when `path` is given (a warning instead when an exception of
     the agent is leaving the block: that one is raised), and is kept out of the trace store
@@ -87,69 +89,78 @@ def record(
     rec = Recording(_ctx=ctx)
     started = time.perf_counter()
     error: Any = None
+    interrupted = False
     try:
         with activate(ctx), intercepting():
             yield rec
     except Exception as exc:
         error = ctx.error_of(exc)
         raise
+    except BaseException:
+        # Ctrl-C, sys.exit(): the session stops part way, and written it would be a golden
+        # that passes as complete (no error, no output): nothing is written or stored
+        interrupted = True
+        raise
     finally:
-        metadata = {
-            "recorded_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "recorded_with": "opswald.record",
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-        }
-        if integrations:
-            metadata["integrations"] = list(integrations)
-        data: dict[str, Any] = {
-            "name": name or (target.name.split(".golden.")[0] if target else "session"),
-            "metadata": metadata,
-            "input": to_jsonable(input),
-            "steps": [],
-            "output": to_jsonable(rec.output),
-            "error": error,
-        }
-        if agent:
-            data["agent"] = agent
-        if tags:
-            data["tags"] = tags
-        # the steps are redacted as they are recorded; the rest here, names and tags too
-        session = Session.model_validate(redact_data(data, ctx.redactor))
-        ctx.close_open()  # calls the block ended before they finished: cancelled steps
-        session.steps = ctx.actual_steps()
-        rec.session = session
-        unwritable = _unwritable(ctx, input, rec.output, errored=error is not None)
-        if unwritable is not None and target is not None:
-            unwritable = f"{target} was not written: {unwritable}"
-        if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                if unwritable is not None:
-                    raise GoldenWriteRefused(unwritable)
-                dump(session, target)
-            except GoldenWriteRefused as exc:
-                if error is None:
-                    raise
-                # the agent's own exception is leaving the block: it goes on, said beside
-                import warnings
+        if not interrupted:
+            metadata = {
+                "recorded_at": datetime.now(UTC)
+                .isoformat(timespec="seconds")
+                .replace("+00:00", "Z"),
+                "recorded_with": "opswald.record",
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+            if integrations:
+                metadata["integrations"] = list(integrations)
+            data: dict[str, Any] = {
+                "name": name or (target.name.split(".golden.")[0] if target else "session"),
+                "metadata": metadata,
+                "input": to_jsonable(input),
+                "steps": [],
+                "output": to_jsonable(rec.output),
+                "error": error,
+            }
+            if agent:
+                data["agent"] = agent
+            if tags:
+                data["tags"] = tags
+            # the steps are redacted as they are recorded; the rest here, names and tags too
+            session = Session.model_validate(redact_data(data, ctx.redactor))
+            ctx.close_open()  # calls the block ended before they finished: cancelled steps
+            session.steps = ctx.actual_steps()
+            rec.session = session
+            unwritable = _unwritable(ctx, input, rec.output, errored=error is not None)
+            if unwritable is not None and target is not None:
+                unwritable = f"{target} was not written: {unwritable}"
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    if unwritable is not None:
+                        raise GoldenWriteRefused(unwritable)
+                    dump(session, target)
+                except GoldenWriteRefused as exc:
+                    if error is None:
+                        raise
+                    # the agent's own exception is leaving the block: it goes on, said beside
+                    import warnings
 
-                warnings.warn(f"opswald.record: {target} was not written: {exc}", stacklevel=3)
-            else:
-                rec.path = target
-        elif store is not False:
-            import uuid
+                    warnings.warn(f"opswald.record: {target} was not written: {exc}", stacklevel=3)
+                else:
+                    rec.path = target
+            elif store is not False:
+                import uuid
 
-            from opswald.tracestore import save
+                from opswald.tracestore import save
 
-            session.session_id = uuid.uuid4().hex[:12]
-            try:
-                if unwritable is not None:
-                    raise GoldenWriteRefused(unwritable)
-                rec.path = save(session, store)
-            except GoldenWriteRefused as exc:  # the run itself went well: say so, go on
-                import warnings
+                session.session_id = uuid.uuid4().hex[:12]
+                try:
+                    if unwritable is not None:
+                        raise GoldenWriteRefused(unwritable)
+                    rec.path = save(session, store)
+                except GoldenWriteRefused as exc:  # the run itself went well: say so, go on
+                    import warnings
 
-                warnings.warn(f"opswald.record: the trace was not stored: {exc}", stacklevel=3)
+                    warnings.warn(f"opswald.record: the trace was not stored: {exc}", stacklevel=3)
 
 
 def _unwritable(ctx: Any, given: Any, output: Any, *, errored: bool) -> str | None:
