@@ -347,3 +347,17 @@ def test_an_interrupted_block_writes_nothing(
     with opswald.record(path, input="x") as again:  # the path is still free
         again.output = agent("x")
     assert opswald.load(path).output == again.output
+
+
+def test_a_file_written_while_the_block_ran_is_not_overwritten(tmp_path: Path) -> None:
+    """'Never overwrites' holds when the golden is written, not only when the block
+    starts: a nested record (or another thread) that wrote the path first keeps its file."""
+    path = tmp_path / "same.golden.yaml"
+    with pytest.raises(FileExistsError, match="never overwrites"):
+        with opswald.record(path, name="outer", input="outer") as outer:
+            with opswald.record(path, name="inner", input="inner") as inner:
+                inner.output = "inner's"
+            outer.output = "outer's"
+    assert opswald.load(path).output == "inner's"
+    assert inner.path == path and outer.path is None
+    assert [p.name for p in tmp_path.iterdir()] == ["same.golden.yaml"]  # no temp file left

@@ -1361,8 +1361,11 @@ def dump(
     keep_comments: bool = False,
     renumbered: Mapping[int, int] | None = None,
     limits: Limits | None = None,
+    exclusive: bool = False,
 ) -> int:
-    """Write a session canonically and atomically; `.json` files get JSON, others YAML. A
+    """Write a session canonically and atomically; `.json` files get JSON, others YAML.
+    With `exclusive`, a file at `path` is never replaced, even one that appears while the
+    session is written: FileExistsError instead (`atomic_write_text`). A
     file written before with CRLF line endings or a byte-order mark keeps them, so that its
     diff shows what changed and nothing else. Missing folders are made. With a `redactor`,
     the secrets in the session are replaced in what is written. With `keep_comments`, the
@@ -1403,7 +1406,7 @@ def dump(
     if size > limits.max_bytes:
         raise GoldenWriteRefused(_big_refusal(data, size, limits.max_bytes))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, text)
+    atomic_write_text(path, text, exclusive=exclusive)
     return dropped
 
 
@@ -1573,8 +1576,12 @@ def _utf8_len(text: str) -> int:
 # ---------------------------------------------------------------------- atomic write
 
 
-def atomic_write_text(path: StrPath, text: str) -> None:
-    """Replace `path` with `text` (UTF-8) so that readers see the old or the new file."""
+def atomic_write_text(path: StrPath, text: str, *, exclusive: bool = False) -> None:
+    """Replace `path` with `text` (UTF-8) so that readers see the old or the new file.
+    With `exclusive`, a file that is there when the text is put in place is left alone and
+    FileExistsError raised: the temp file is hard-linked as `path`, which no other writer
+    can have taken in between (where links are not supported, `path` is created with
+    O_EXCL first, then replaced)."""
     target = Path(path)
     if target.is_symlink():
         target = Path(os.path.realpath(target))
@@ -1589,12 +1596,28 @@ def atomic_write_text(path: StrPath, text: str) -> None:
             os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(temp, mode)
-        os.replace(temp, target)
+        if exclusive:
+            _link_new(temp, target)
+        else:
+            os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
     _fsync_dir(target.parent)
+
+
+def _link_new(temp: Path, target: Path) -> None:
+    """Put `temp` in place as `target`, which must not exist: FileExistsError if it does."""
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "exists", os.fspath(target)) from None
+    except OSError:  # no hard links here: take the name first, then fill it atomically
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(temp, target)
+    else:
+        os.unlink(temp)
 
 
 def _mode_of(path: Path) -> int | None:

@@ -137,8 +137,15 @@ def record(
                 try:
                     if unwritable is not None:
                         raise GoldenWriteRefused(unwritable)
-                    dump(session, target)
-                except GoldenWriteRefused as exc:
+                    try:
+                        dump(session, target, exclusive=True)
+                    except FileExistsError:
+                        # written while the block ran (a nested record, another thread)
+                        raise FileExistsError(
+                            f"{target} exists: it was written while the block ran, and "
+                            "opswald.record never overwrites a golden"
+                        ) from None
+                except (GoldenWriteRefused, FileExistsError) as exc:
                     if error is None:
                         raise
                     # the agent's own exception is leaving the block: it goes on, said beside
