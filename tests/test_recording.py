@@ -361,3 +361,22 @@ def test_a_file_written_while_the_block_ran_is_not_overwritten(tmp_path: Path) -
     assert opswald.load(path).output == "inner's"
     assert inner.path == path and outer.path is None
     assert [p.name for p in tmp_path.iterdir()] == ["same.golden.yaml"]  # no temp file left
+
+
+def test_the_input_is_the_one_given_when_the_block_starts(tmp_path: Path) -> None:
+    """An agent that changes its input in place (appending to a history) records the
+    input as it was given, so the golden replays: the replay starts from that input too."""
+
+    def chatty(request: dict[str, Any]) -> str:
+        request["history"].append("asked")
+        return agent(f"{request['task']} after {len(request['history'])}")
+
+    path = tmp_path / "mutating.golden.yaml"
+    request: dict[str, Any] = {"task": "report", "history": []}
+    with opswald.record(path, input=request) as rec:
+        rec.output = chatty(request)
+    assert request["history"] == ["asked"]
+    golden = opswald.load(path)
+    assert golden.input == {"task": "report", "history": []}
+    result = opswald.Replay(golden, adapter=chatty).run()
+    assert result is not None and result.passed, result.verdict.findings

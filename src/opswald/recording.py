@@ -61,9 +61,13 @@ def record(
     from opswald.engine.context import Context, activate
     from opswald.files import GoldenWriteRefused, dump
     from opswald.intercept.transport import intercepting
-    from opswald.jsonable import to_jsonable
+    from opswald.jsonable import lost_keys, to_jsonable
     from opswald.redact import redact_data
 
+    # the input as given: an agent may change it in place (append to a history), and its
+    # golden must start from what the agent was handed, as its replay will
+    given = to_jsonable(input)
+    collided = lost_keys(input)
     target = Path(path) if path is not None else None
     if target is not None and target.exists():
         raise FileExistsError(f"{target} exists; opswald.record never overwrites a golden")
@@ -115,7 +119,7 @@ def record(
             data: dict[str, Any] = {
                 "name": name or (target.name.split(".golden.")[0] if target else "session"),
                 "metadata": metadata,
-                "input": to_jsonable(input),
+                "input": given,
                 "steps": [],
                 "output": to_jsonable(rec.output),
                 "error": error,
@@ -129,7 +133,7 @@ def record(
             ctx.close_open()  # calls the block ended before they finished: cancelled steps
             session.steps = ctx.actual_steps()
             rec.session = session
-            unwritable = _unwritable(ctx, input, rec.output, errored=error is not None)
+            unwritable = _unwritable(ctx, collided, rec.output, errored=error is not None)
             if unwritable is not None and target is not None:
                 unwritable = f"{target} was not written: {unwritable}"
             if target is not None:
@@ -170,18 +174,18 @@ def record(
                     warnings.warn(f"opswald.record: the trace was not stored: {exc}", stacklevel=3)
 
 
-def _unwritable(ctx: Any, given: Any, output: Any, *, errored: bool) -> str | None:
+def _unwritable(ctx: Any, collided: Any, output: Any, *, errored: bool) -> str | None:
     """Why the session is not written, as under pytest: a dict whose keys a golden writes
     alike (`1` and `'1'`: one would be lost), or a value with no data form (its repr, which
     changes every run), in the arguments or results of the calls, a snapshot, or the
     output (not looked at when the block raised: the session has no output then); and
-    colliding keys in the `input` given."""
+    colliding keys in the `input` given (`collided`: `lost_keys` of it, taken when the
+    block started)."""
     from opswald.engine.context import KeysLost
     from opswald.engine.run import data_form_finding, lost_keys_finding
     from opswald.jsonable import formless, lost_keys
     from opswald.paths import render
 
-    collided = lost_keys(given)
     if collided is not None:
         first, second = collided.keys
         return (
