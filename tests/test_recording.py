@@ -380,3 +380,23 @@ def test_the_input_is_the_one_given_when_the_block_starts(tmp_path: Path) -> Non
     assert golden.input == {"task": "report", "history": []}
     result = opswald.Replay(golden, adapter=chatty).run()
     assert result is not None and result.passed, result.verdict.findings
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"tags": "refunds"}, TypeError, r"tags= takes a list of tags, not 'refunds'"),
+        ({"name": 123}, TypeError, r"name= takes a string, not 123"),
+        ({"agent": 5}, TypeError, r"agent= takes a string, not 5"),
+        ({"tags": ["ok", 7]}, TypeError, r"tags= takes a list of tags \(strings\), not 7"),
+        ({"tags": ["skip"]}, ValueError, r"tags=: tag 'skip' is one of pytest's own markers"),
+    ],
+)
+def test_bad_names_and_tags_are_refused_before_the_block_runs(
+    tmp_path: Path, arguments: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    ran: list[str] = []
+    path = tmp_path / "bad.golden.yaml"
+    with pytest.raises(error, match=message), opswald.record(path, **arguments):
+        ran.append("block")
+    assert ran == [] and not path.exists()

@@ -64,6 +64,7 @@ def record(
     from opswald.jsonable import lost_keys, to_jsonable
     from opswald.redact import redact_data
 
+    _check_labels(name=name, agent=agent, tags=tags)  # before the agent runs, not after
     # the input as given: an agent may change it in place (append to a history), and its
     # golden must start from what the agent was handed, as its replay will
     given = to_jsonable(input)
@@ -127,7 +128,7 @@ def record(
             if agent:
                 data["agent"] = agent
             if tags:
-                data["tags"] = tags
+                data["tags"] = list(tags)
             # the steps are redacted as they are recorded; the rest here, names and tags too
             session = Session.model_validate(redact_data(data, ctx.redactor))
             ctx.close_open()  # calls the block ended before they finished: cancelled steps
@@ -172,6 +173,28 @@ def record(
                     import warnings
 
                     warnings.warn(f"opswald.record: the trace was not stored: {exc}", stacklevel=3)
+
+
+def _check_labels(*, name: object, agent: object, tags: object) -> None:
+    """TypeError or ValueError saying which of `name=`, `agent=`, `tags=` the session
+    could not hold: found when the block ends, the refusal would replace the agent's own
+    exception (or what it did would be lost)."""
+    from opswald.session import _check_tag
+
+    for label, value in (("name", name), ("agent", agent)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"opswald.record: {label}= takes a string, not {value!r}")
+    if tags is None:
+        return
+    if not isinstance(tags, list | tuple):
+        raise TypeError(f"opswald.record: tags= takes a list of tags, not {tags!r}")
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise TypeError(f"opswald.record: tags= takes a list of tags (strings), not {tag!r}")
+        try:
+            _check_tag(tag)
+        except ValueError as exc:
+            raise ValueError(f"opswald.record: tags=: {exc}") from None
 
 
 def _unwritable(ctx: Any, collided: Any, output: Any, *, errored: bool) -> str | None:
