@@ -63,3 +63,11 @@ def test_a_string_adapter_wins_over_the_registered_agent(
 def test_an_unimportable_string_adapter_is_refused() -> None:
     with pytest.raises(AdapterNotFound, match="cannot import 'nomod' for adapter 'nomod:run'"):
         opswald.Replay(_golden(), adapter="nomod:run")
+
+
+def test_a_failed_step_once_changes_nothing() -> None:
+    replay = opswald.Replay(_golden(), adapter=registered_agent)
+    with pytest.raises(RuntimeError, match="not paused"):
+        replay.step_once()
+    result = replay.run()
+    assert result is not None and result.passed and replay.paused_at is None

@@ -392,6 +392,8 @@ class Replay:
 
     def step_once(self) -> ReplayResult | None:
         """Resume and pause again before the next step."""
+        if self._paused_at is None:  # refused before anything is set for the next run
+            raise RuntimeError("the replay is not paused")
         self._pause_next = True
         return self.resume()
 
