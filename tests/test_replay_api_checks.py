@@ -71,3 +71,46 @@ def test_a_failed_step_once_changes_nothing() -> None:
         replay.step_once()
     result = replay.run()
     assert result is not None and result.passed and replay.paused_at is None
+
+
+def _unnamed_golden(folder: Path) -> Path:
+    """A golden whose `agent:` names nothing registered, written in `folder/goldens`."""
+    stub = Session(name="unnamed", input="k", agent="checks-nobody")
+    path = folder / "goldens" / "unnamed.golden.yaml"
+    path.parent.mkdir()
+    opswald.dump(execute(stub, other_agent, settings=RunSettings(policy="live")).actual, path)
+    return path
+
+
+def test_replay_uses_the_projects_opswald_adapter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `opswald replay` does: the module is found beside the config file."""
+    (tmp_path / "checks_agent3.py").write_text(
+        "import opswald\n\n"
+        "@opswald.tool\n"
+        "def look(key):\n"
+        "    return f'value of {key}'\n\n"
+        "def run2(input):\n"
+        "    return f'other: {look(input)}'\n"
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\nopswald_adapter = checks_agent3:run2\n")
+    path = _unnamed_golden(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))  # the root it adds goes
+    result = opswald.Replay(path).run()
+    assert result is not None and result.passed
+    assert result.actual.output == "other: value of k"
+
+
+def test_no_adapter_says_what_was_tried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    path = _unnamed_golden(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AdapterNotFound) as raised:
+        opswald.Replay(path)
+    text = str(raised.value)
+    assert "conftest" not in text and "pytest_opswald_adapter" not in text
+    assert "- adapter=: not given" in text
+    assert "- the golden's agent 'checks-nobody': not registered" in text
+    assert f"- the pytest config {tmp_path / 'pytest.ini'}: does not set opswald_adapter" in text

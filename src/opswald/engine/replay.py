@@ -68,6 +68,69 @@ def _step_number(name: str, step: object) -> int:
     return step
 
 
+def _adapter_for(
+    golden: Session, adapter: Callable[..., Any] | str | None, where: list[str | Path]
+) -> Callable[..., Any]:
+    """The adapter a Replay runs, in `opswald replay`'s order: `adapter=` (a callable or a
+    `package.module:callable` string) wins; else the golden's `agent:` among registered
+    adapters and entry points; else the `opswald_adapter` of the pytest config pytest would
+    use for `where` (its module also looked for beside the config file). Raises
+    AdapterNotFound saying what was tried, or AdapterMismatch."""
+    from opswald import adapters
+    from opswald.projectconfig import SettingError, find
+
+    if isinstance(adapter, str):
+        found = adapters.import_string(adapter, root=_config_folder(where))
+        return adapters.check(found, f"adapter={adapter!r}")
+    if adapter is not None:
+        return adapters.check(adapter)
+    tried = ["- adapter=: not given"]
+    agent = golden.agent
+    if agent:
+        registered = adapters.registered().get(agent) or adapters.from_entry_points(agent)
+        if registered is not None:
+            return adapters.check(registered, f"the adapter registered as {agent!r}")
+        known = ", ".join(sorted(adapters.registered())) or "none"
+        tried.append(
+            f"- the golden's agent {agent!r}: not registered with @opswald.adapter "
+            f"(registered: {known}) nor in the entry-point group {adapters.ENTRY_POINT_GROUP!r}"
+        )
+    else:
+        tried.append("- the golden's `agent:` name: the golden has none")
+    try:
+        config = find(where)
+        spec = config.string("opswald_adapter").strip()
+    except SettingError as exc:
+        raise adapters.AdapterNotFound(f"cannot read opswald_adapter: {exc}") from None
+    if spec:
+        fn = adapters.import_string(spec, root=config.folder, setting="opswald_adapter")
+        inipath = f"{config.inipath}: " if config.inipath is not None else ""
+        return adapters.check(fn, f"{inipath}opswald_adapter = {spec!r}")
+    tried.append(
+        f"- the pytest config {config.inipath}: does not set opswald_adapter"
+        if config.inipath is not None
+        else "- opswald_adapter: no pytest config file found"
+    )
+    raise adapters.AdapterNotFound(
+        "no adapter to run this golden's agent; tried:\n"
+        + "\n".join(tried)
+        + "\nfix: pass adapter= (a callable, or 'package.module:callable'), set "
+        '`opswald_adapter = "package.module:callable"` in your pytest config, or register '
+        'one with @opswald.adapter("name") and set `agent: name` in the golden'
+    )
+
+
+def _config_folder(where: list[str | Path]) -> Path | None:
+    """The folder of the pytest config pytest would use for `where`, if it has one."""
+    from opswald.projectconfig import SettingError, find
+
+    try:
+        config = find(where)
+    except SettingError:
+        return None
+    return config.folder if config.inipath is not None else None
+
+
 def not_recorded(golden: Session, redactor: Redactor, policy: Mode) -> ReplayResult:
     """The result of replaying a stub (DESIGN §3a "Stubs"): failed, with the agent never
     started — nothing recorded can answer its calls, and a live call would run unguarded."""
@@ -283,7 +346,7 @@ class Replay:
         surface: Literal["api", "cli"] = "api",
         suite: Suite | None = None,
     ) -> None:
-        from opswald import adapters, files
+        from opswald import files
 
         if mode is not None and mode not in MODES:
             raise ValueError(f"mode must be 'replay', 'live', 'fork' or None, not {mode!r}")
@@ -293,14 +356,9 @@ class Replay:
         if conflict is not None:
             raise ValueError(conflict)
         self.golden = golden if isinstance(golden, Session) else files.load(golden)
-        if isinstance(adapter, str):
-            # an explicit adapter wins over the golden's `agent:`, as `--adapter` does
-            found = adapters.import_string(adapter)
-            self.adapter = adapters.check(found, f"adapter={adapter!r}")
-        else:
-            if adapter is None:
-                adapter = adapters.resolve(self.golden.agent, hook_result=None, ini_spec=None)
-            self.adapter = adapters.check(adapter)  # one that cannot take the input: raised now
+        where = [] if isinstance(golden, Session) else [golden]
+        # one that cannot take the input: raised now
+        self.adapter = _adapter_for(self.golden, adapter, where)
         mods = dict(modifications or {})
         given = {k: mods.pop(k) for k in STEP_MODIFICATIONS if k in mods}
         own = golden_step_modifications(self.golden)  # the weakest source of them
@@ -314,7 +372,6 @@ class Replay:
         self.suite = suite or Suite()
         if self.suite.prices is None:
             # calls that run live are priced as under pytest (`opswald replay` gives its own)
-            where = [] if isinstance(golden, Session) else [golden]
             priced = project_pricer(where, who="opswald.Replay")
             self.suite = replace(self.suite, prices=priced)
         # by default the integrations the golden was recorded with (metadata.integrations)
