@@ -114,3 +114,29 @@ def test_no_adapter_says_what_was_tried(tmp_path: Path, monkeypatch: pytest.Monk
     assert "- adapter=: not given" in text
     assert "- the golden's agent 'checks-nobody': not registered" in text
     assert f"- the pytest config {tmp_path / 'pytest.ini'}: does not set opswald_adapter" in text
+
+
+def test_get_state_checks_the_step_as_pause_at_does() -> None:
+    replay = opswald.Replay(_golden(), adapter=registered_agent)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=r"steps are numbered from 1"):
+            replay.get_state(bad)
+    with pytest.raises(TypeError, match=r"get_state takes a step number, not '1'"):
+        replay.get_state("1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"get_state\(100\): the golden has 1 step\(s\)"):
+        replay.get_state(100)
+    assert replay.get_state(1).tool_outputs  # before a run: the golden's
+
+
+def test_get_state_past_the_runs_end_is_refused() -> None:
+    """After a run, the state is the run's: a step it never reached has none (the
+    golden's would pass for the run's)."""
+
+    def shorter(input: str) -> str:
+        return "no lookups"
+
+    replay = opswald.Replay(_golden(), adapter=shorter, mode="live")
+    result = replay.run()
+    assert result is not None and result.actual.step_list == []
+    with pytest.raises(ValueError, match=r"get_state\(1\): the run ended after 0 step\(s\)"):
+        replay.get_state(1)

@@ -493,10 +493,23 @@ class Replay:
         return self.result.verdict if self.result is not None else None
 
     def get_state(self, step: int) -> State:
-        """The state at `step` (DESIGN §3a), from the run so far, else from the golden."""
+        """The state at `step` (DESIGN §3a): before a run, the golden's; during a pause,
+        the run's up to the step it reached, the golden's after it; after the run, the
+        run's (a step past its end is refused: the golden's state would pass for the
+        run's). `step` is checked as `pause_at` checks it."""
+        if _step_number("get_state", step) < 1:
+            raise ValueError(f"get_state({step}): steps are numbered from 1")
         actual = self._run_steps() if self._ctx is not None else []
+        if self.result is not None and self._ctx is not None:
+            if not actual or step > actual[-1].step:
+                reached = actual[-1].step if actual else 0
+                raise ValueError(f"get_state({step}): the run ended after {reached} step(s)")
+            return state_at(actual, step)
         if actual and step <= actual[-1].step:
             return state_at(actual, step)
+        total = len(self.golden.step_list)
+        if step > total:
+            raise ValueError(f"get_state({step}): the golden has {total} step(s)")
         return state_at(self.golden.step_list, step)
 
     def _run_steps(self) -> list[AnyStep]:
