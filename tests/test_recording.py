@@ -200,8 +200,13 @@ class Thing:
         ("output", r"the agent's output has keys .* None and 'null' in output"),
         ("input", r"the input given has keys .* True and 'true' in input\.flags"),
         ("formless", r"the agent's output has no data form: output\.thing is an instance"),
+        (
+            "formless-input",
+            r"the input given has no data form: input\.who is an instance of .*Thing, "
+            r"written only as its repr <.*Thing object at 0x",
+        ),
     ],
-    ids=["arguments", "output", "input", "formless"],
+    ids=["arguments", "output", "input", "formless", "formless-input"],
 )
 def test_a_session_that_would_lose_data_is_not_written(
     tmp_path: Path, case: str, said: str
@@ -211,7 +216,9 @@ def test_a_session_that_would_lose_data_is_not_written(
     the golden asked for is refused, nothing written; a trace is kept out of the store."""
     from opswald.files import GoldenWriteRefused
 
-    given = {"flags": {True: 1, "true": 2}} if case == "input" else {"q": 1}
+    given: Any = {"flags": {True: 1, "true": 2}} if case == "input" else {"q": 1}
+    if case == "formless-input":
+        given = {"who": Thing()}
 
     def block(rec: Any) -> None:
         if case == "arguments":

@@ -61,7 +61,7 @@ def record(
     from opswald.engine.context import Context, activate
     from opswald.files import GoldenWriteRefused, dump
     from opswald.intercept.transport import intercepting
-    from opswald.jsonable import lost_keys, to_jsonable
+    from opswald.jsonable import formless, lost_keys, to_jsonable
     from opswald.redact import redact_data
 
     _check_labels(name=name, agent=agent, tags=tags)  # before the agent runs, not after
@@ -69,6 +69,7 @@ def record(
     # golden must start from what the agent was handed, as its replay will
     given = to_jsonable(input)
     collided = lost_keys(input)
+    shapeless = formless(input)
     target = Path(path) if path is not None else None
     if target is not None and target.exists():
         raise FileExistsError(f"{target} exists; opswald.record never overwrites a golden")
@@ -134,7 +135,9 @@ def record(
             ctx.close_open()  # calls the block ended before they finished: cancelled steps
             session.steps = ctx.actual_steps()
             rec.session = session
-            unwritable = _unwritable(ctx, collided, rec.output, errored=error is not None)
+            unwritable = _unwritable(
+                ctx, collided, shapeless, rec.output, errored=error is not None
+            )
             if unwritable is not None and target is not None:
                 unwritable = f"{target} was not written: {unwritable}"
             if target is not None:
@@ -197,13 +200,15 @@ def _check_labels(*, name: object, agent: object, tags: object) -> None:
             raise ValueError(f"opswald.record: tags=: {exc}") from None
 
 
-def _unwritable(ctx: Any, collided: Any, output: Any, *, errored: bool) -> str | None:
+def _unwritable(
+    ctx: Any, collided: Any, shapeless_input: Any, output: Any, *, errored: bool
+) -> str | None:
     """Why the session is not written, as under pytest: a dict whose keys a golden writes
     alike (`1` and `'1'`: one would be lost), or a value with no data form (its repr, which
     changes every run), in the arguments or results of the calls, a snapshot, or the
     output (not looked at when the block raised: the session has no output then); and
-    colliding keys in the `input` given (`collided`: `lost_keys` of it, taken when the
-    block started)."""
+    colliding keys or a value with no data form in the `input` given (`collided`,
+    `shapeless_input`: `lost_keys` and `formless` of it, taken when the block started)."""
     from opswald.engine.context import KeysLost
     from opswald.engine.run import data_form_finding, lost_keys_finding
     from opswald.jsonable import formless, lost_keys
@@ -216,6 +221,15 @@ def _unwritable(ctx: Any, collided: Any, output: Any, *, errored: bool) -> str |
             f"{render(('input', *collided.path))} are both written {collided.written!r}, so "
             "the golden would keep only one; use keys of one type in that dict (strings, "
             "say), so that none is lost"
+        )
+    if shapeless_input is not None:
+        where = render(("input", *shapeless_input.path))
+        return (
+            f"the input given has no data form: {where} is an instance of "
+            f"{shapeless_input.kind}, written only as its repr "
+            f"{ctx.redactor(shapeless_input.text)}, which changes every run, so the golden "
+            "would not replay; pass plain data (dicts, lists, strings, numbers), a "
+            "dataclass or a pydantic model as input"
         )
     shapeless = None if errored else formless(output)
     if shapeless is not None:
