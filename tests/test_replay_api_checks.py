@@ -140,3 +140,21 @@ def test_get_state_past_the_runs_end_is_refused() -> None:
     assert result is not None and result.actual.step_list == []
     with pytest.raises(ValueError, match=r"get_state\(1\): the run ended after 0 step\(s\)"):
         replay.get_state(1)
+
+
+def test_the_errors_and_results_the_readme_names_import_from_opswald() -> None:
+    from opswald import AdapterNotFound as NotFound
+    from opswald import BatchResult, GoldenLoadError, GoldenWriteRefused
+    from opswald.engine.replay import BatchResult as Batch
+    from opswald.files import GoldenLoadError as LoadError
+    from opswald.files import GoldenWriteRefused as WriteRefused
+
+    assert (NotFound, BatchResult, GoldenLoadError, GoldenWriteRefused) == (
+        AdapterNotFound,
+        Batch,
+        LoadError,
+        WriteRefused,
+    )
+    assert {"AdapterNotFound", "BatchResult", "GoldenLoadError", "GoldenWriteRefused"} <= set(
+        opswald.__all__
+    )

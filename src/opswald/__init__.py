@@ -8,8 +8,10 @@ from opswald.adapters import adapter
 from opswald.instrument import acall_tool, call_tool, llm, state, tool, user_input
 
 if TYPE_CHECKING:
+    from opswald.adapters import AdapterNotFound
     from opswald.engine.context import ReplayDivergence, ReplayedToolError
-    from opswald.engine.replay import Replay, batch_replay
+    from opswald.engine.replay import BatchResult, Replay, batch_replay
+    from opswald.files import GoldenLoadError, GoldenWriteRefused
     from opswald.engine.run import ReplayResult
     from opswald.recording import record
     from opswald.session import Session
@@ -18,6 +20,10 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdapterNotFound",
+    "BatchResult",
+    "GoldenLoadError",
+    "GoldenWriteRefused",
     "Replay",
     "ReplayDivergence",
     "ReplayResult",
@@ -73,7 +79,15 @@ def __getattr__(name: str) -> Any:
         from opswald.tracestore import traces
 
         return traces
-    if name in ("Replay", "batch_replay"):
+    if name == "AdapterNotFound":
+        from opswald.adapters import AdapterNotFound
+
+        return AdapterNotFound
+    if name in ("GoldenLoadError", "GoldenWriteRefused"):
+        from opswald import files
+
+        return getattr(files, name)
+    if name in ("Replay", "batch_replay", "BatchResult"):
         from opswald.engine import replay
 
         return getattr(replay, name)
