@@ -11,8 +11,8 @@ if TYPE_CHECKING:
     from opswald.adapters import AdapterNotFound
     from opswald.engine.context import ReplayDivergence, ReplayedToolError
     from opswald.engine.replay import BatchResult, Replay, batch_replay
-    from opswald.files import GoldenLoadError, GoldenWriteRefused
     from opswald.engine.run import ReplayResult
+    from opswald.files import GoldenLoadError, GoldenWriteRefused
     from opswald.recording import record
     from opswald.session import Session
     from opswald.tracestore import traces
