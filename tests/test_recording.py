@@ -346,7 +346,9 @@ def test_an_interrupted_block_writes_nothing(
     with pytest.raises(interruption), opswald.record(path, input="x") as rec:
         think(model="m", messages=[{"role": "user", "content": "x"}])
         raise interruption()
-    assert not path.exists() and rec.path is None and rec.session is None
+    assert not path.exists() and rec.path is None
+    with pytest.raises(RuntimeError, match="ended interrupted"):
+        _ = rec.session
     with pytest.raises(interruption), opswald.record(name="cut", store=store) as stored:
         think(model="m", messages=[{"role": "user", "content": "x"}])
         raise interruption()
@@ -407,3 +409,41 @@ def test_bad_names_and_tags_are_refused_before_the_block_runs(
     with pytest.raises(error, match=message), opswald.record(path, **arguments):
         ran.append("block")
     assert ran == [] and not path.exists()
+
+
+README_TYPED = """
+import opswald
+
+def recorded(request: dict[str, str]) -> int:
+    with opswald.record("goldens/refund.golden.yaml", input=request) as rec:
+        rec.output = "done"
+    return len(rec.session.step_list)
+
+def replayed() -> bool:
+    replay = opswald.Replay("goldens/refund.golden.yaml", adapter=lambda given: given)
+    result = replay.run()
+    assert result is not None
+    return result.verdict.passed
+"""
+
+
+def test_the_readmes_access_to_the_session_type_checks(tmp_path: Path) -> None:
+    """`rec.session.step_list`, as the README writes it, passes `mypy --strict`: the
+    session is a `Session` once the block has ended (reading it before raises)."""
+    import subprocess
+
+    script = tmp_path / "typed.py"
+    script.write_text(README_TYPED)
+    src = Path(opswald.__file__).parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(script)],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "MYPYPATH": str(src)},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout
+    with opswald.record(store=False) as rec:
+        with pytest.raises(RuntimeError, match="the block has not ended"):
+            _ = rec.session
+    assert rec.session.step_list == []

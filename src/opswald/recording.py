@@ -18,9 +18,24 @@ class Recording:
     """Handed out by `opswald.record`; set `output` before the block ends."""
 
     output: Any = None
-    session: Session | None = None
     path: Path | None = None
     _ctx: Any = field(default=None, repr=False)
+    _session: Session | None = field(default=None, repr=False)
+
+    @property
+    def session(self) -> Session:
+        """The session recorded, once the block has ended (a `Session`, never None, so
+        `rec.session.step_list` type-checks)."""
+        if self._session is None:
+            raise RuntimeError(
+                "rec.session: the block has not ended, or ended interrupted "
+                "(KeyboardInterrupt, SystemExit), which records nothing"
+            )
+        return self._session
+
+    @session.setter
+    def session(self, value: Session) -> None:
+        self._session = value
 
     @property
     def steps(self) -> list[Any]:
