@@ -158,3 +158,21 @@ def test_the_errors_and_results_the_readme_names_import_from_opswald() -> None:
     assert {"AdapterNotFound", "BatchResult", "GoldenLoadError", "GoldenWriteRefused"} <= set(
         opswald.__all__
     )
+
+
+def test_load_and_dump_refuse_what_is_not_a_path_or_a_session(tmp_path: Path) -> None:
+    target = tmp_path / "x.golden.yaml"
+    with pytest.raises(TypeError, match=r"opswald.dump takes a Session first, not 'x.yaml'"):
+        opswald.dump("x.yaml", target)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"not a dict: Session.model_validate\(data\) makes one"):
+        opswald.dump({"name": "a"}, target)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"opswald.dump writes to a path, not 5"):
+        opswald.dump(Session(name="a"), 5)
+    with pytest.raises(TypeError, match=r"opswald.load takes a path, not bytes: .*yaml.safe_load"):
+        opswald.load(b"name: a")
+    assert not target.exists()
+
+
+def test_an_adapter_that_is_neither_callable_nor_a_string_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"adapter= takes a callable or a 'package.module:"):
+        opswald.Replay(_golden(), adapter=42)  # type: ignore[arg-type]

@@ -45,8 +45,17 @@ __all__ = [
 
 
 def load(path: Any) -> Session:
-    """Load and validate a golden file."""
+    """Load and validate a golden file (`path`: a str or a path-like)."""
+    import os
+
     from opswald.files import load as _load
+
+    if not isinstance(path, str | os.PathLike):
+        what = f"{type(path).__name__}" if isinstance(path, bytes | bytearray) else repr(path)
+        raise TypeError(
+            f"opswald.load takes a path, not {what}: for a golden's text, "
+            "opswald.Session.model_validate(yaml.safe_load(text)) validates it"
+        )
 
     return _load(path)
 
@@ -56,8 +65,21 @@ def dump(session: Session, path: Any) -> None:
     run by the run's rules, `opswald_redact` and the `pytest_opswald_redact` hooks; else
     by the `opswald_redact` of the project's pytest config; a session that holds none is
     written as it is)."""
+    import os
+
     from opswald.files import dump as _dump
     from opswald.projectconfig import project_redactor
+    from opswald.session import Session
+
+    if not isinstance(session, Session):
+        hint = (
+            ", not a dict: Session.model_validate(data) makes one"
+            if isinstance(session, dict)
+            else f", not {session!r}"
+        )
+        raise TypeError(f"opswald.dump takes a Session first{hint}; then the path")
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"opswald.dump writes to a path, not {path!r}")
 
     _dump(session, path, redactor=project_redactor([path]))
 

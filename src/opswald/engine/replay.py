@@ -83,6 +83,10 @@ def _adapter_for(
         found = adapters.import_string(adapter, root=_config_folder(where))
         return adapters.check(found, f"adapter={adapter!r}")
     if adapter is not None:
+        if not callable(adapter):  # else blamed on the agent when called
+            raise TypeError(
+                f"adapter= takes a callable or a 'package.module:callable' string, not {adapter!r}"
+            )
         return adapters.check(adapter)
     tried = ["- adapter=: not given"]
     agent = golden.agent
