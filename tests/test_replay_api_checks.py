@@ -176,3 +176,45 @@ def test_load_and_dump_refuse_what_is_not_a_path_or_a_session(tmp_path: Path) ->
 def test_an_adapter_that_is_neither_callable_nor_a_string_is_refused() -> None:
     with pytest.raises(TypeError, match=r"adapter= takes a callable or a 'package.module:"):
         opswald.Replay(_golden(), adapter=42)  # type: ignore[arg-type]
+
+
+def test_a_golden_that_does_not_load_fails_and_the_batch_goes_on(tmp_path: Path) -> None:
+    good = tmp_path / "good.golden.yaml"
+    opswald.dump(_golden(name="good"), good)
+    bad = tmp_path / "bad.golden.yaml"
+    bad.write_text("name: bad\nsteps: [oops\n")
+    batch = opswald.batch_replay([bad, good], adapter=registered_agent)
+    assert list(batch.results) == [str(bad), "good"]
+    assert batch.failed == [str(bad)] and batch.success_rate == 0.5
+    [finding] = batch.results[str(bad)].verdict.findings
+    assert finding.kind == "refused" and "cannot be loaded" in finding.message
+
+
+def test_batch_replay_of_one_path(tmp_path: Path) -> None:
+    path = tmp_path / "one.golden.yaml"
+    opswald.dump(_golden(name="one"), path)
+    for given in (str(path), path):
+        batch = opswald.batch_replay(given, adapter=registered_agent)
+        assert list(batch.results) == ["one"] and batch.success_rate == 1.0
+
+
+def test_batch_replay_refuses_step_modifications_in_its_own_words() -> None:
+    with pytest.raises(ValueError) as raised:
+        opswald.batch_replay([_golden()], adapter=registered_agent, modifications={"response": "x"})
+    text = str(raised.value)
+    assert text.startswith("batch_replay: modifications response changes one step")
+    assert "fork_at=None" not in text and "Replay(golden, fork_at=N" in text
+
+
+def test_goldens_of_one_name_are_all_told_apart() -> None:
+    first, second, third = (_golden(name="flow") for _ in range(3))
+    first.session_id, second.session_id = "aaa", "bbb"
+    batch = opswald.batch_replay([first, second, third], adapter=registered_agent)
+    assert list(batch.results) == ["flow [aaa]", "flow [bbb]", "flow [3]"]
+    again = opswald.batch_replay([second, second, _golden(name="solo")], adapter=registered_agent)
+    assert list(again.results) == ["flow [1]", "flow [2]", "solo"]
+
+
+def test_traces_refuses_a_negative_limit(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"limit must be a whole number from 0, not -1"):
+        opswald.traces(limit=-1, store=tmp_path)

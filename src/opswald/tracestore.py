@@ -160,6 +160,8 @@ def traces(
     store: str | Path | None = None,
 ) -> list[Session]:
     """The sessions of stored traces, newest first — e.g. for `opswald.batch_replay`."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a whole number from 0, not {limit!r}")
     out: list[Session] = []
     for _, session in _matching(store, error, tag):
         if limit is not None and len(out) >= limit:

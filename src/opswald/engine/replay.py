@@ -631,23 +631,60 @@ class BatchResult:
 
 
 def batch_replay(
-    goldens: Iterable[Session | str | Path],
+    goldens: Iterable[Session | str | Path] | Session | str | Path,
     *,
     adapter: Callable[..., Any] | str | None = None,
     modifications: dict[str, Any] | None = None,
     mode: Mode | None = None,
 ) -> BatchResult:
-    """Replay many goldens; success = the golden passes its expectations under this run.
-    `still_failing` names goldens recorded with an error whose run still ends in one."""
+    """Replay many goldens (or one path or Session); success = the golden passes its
+    expectations under this run. `still_failing` names goldens recorded with an error
+    whose run still ends in one. A golden that cannot be loaded, or that cannot run as
+    asked, fails with a `refused` finding and the others still run. Results are keyed by
+    the golden's name; goldens sharing a name are told apart, all of them, by their
+    `session_id` (when theirs is unique among them) or else their place in the batch."""
+    from collections import Counter
+
     from opswald import files
+
+    if isinstance(goldens, str | Path | Session):  # one golden, not its characters
+        goldens = [goldens]
+    given = [key for key in STEP_MODIFICATIONS if key in (modifications or {})]
+    if given:
+        raise ValueError(
+            f"batch_replay: modifications {changes_one_step(given)}, and a batch takes no "
+            "step to fork at; replay that golden with Replay(golden, fork_at=N, "
+            "modifications=...)"
+        )
+    loaded: list[tuple[Session | str | Path, Session | None, str]] = []
+    for source in goldens:
+        if isinstance(source, Session):
+            loaded.append((source, source, ""))
+            continue
+        try:
+            loaded.append((source, files.load(source), ""))
+        except (files.GoldenLoadError, OSError) as exc:
+            loaded.append((source, None, str(exc)))
+    bases = [g.name if g is not None and g.name else str(s) for s, g, _ in loaded]
+    repeated = Counter(bases)
+    ids = Counter((b, g.session_id) for b, (_, g, _) in zip(bases, loaded, strict=True) if g)
 
     results: dict[str, ReplayResult] = {}
     still: list[str] = []
-    given = [key for key in STEP_MODIFICATIONS if key in (modifications or {})]
-    for source in goldens:
-        golden = source if isinstance(source, Session) else files.load(source)
+    for position, (base, (source, golden, problem)) in enumerate(
+        zip(bases, loaded, strict=True), 1
+    ):
+        name = base
+        if repeated[base] > 1:  # several goldens (traces) of one name: tell all apart
+            sid = golden.session_id if golden is not None else None
+            name = f"{base} [{sid if sid and ids[(base, sid)] == 1 else position}]"
+        if golden is None:
+            results[name] = refused(
+                Session(name=str(source)), f"cannot be loaded: {problem}", Suite().redactor
+            )
+            continue
         own = golden_step_modifications(golden)
-        if own and not given and not golden.is_stub:
+        if own and not golden.is_stub:
             # its own step modification needs a fork step, which a batch does not give:
             # this golden fails, as under pytest, and the others still run
             why = (
@@ -660,9 +697,6 @@ def batch_replay(
             ran = replay.run()
             assert ran is not None
             result = ran
-        name = golden.name or str(source)
-        if name in results:  # several traces of one name: tell them apart by id
-            name = f"{name} [{golden.session_id or len(results) + 1}]"
         results[name] = result
         if golden.error is not None and result.actual.error is not None:
             still.append(name)
