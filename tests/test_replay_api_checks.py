@@ -218,3 +218,17 @@ def test_goldens_of_one_name_are_all_told_apart() -> None:
 def test_traces_refuses_a_negative_limit(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"limit must be a whole number from 0, not -1"):
         opswald.traces(limit=-1, store=tmp_path)
+
+
+def test_a_pause_breakpoint_is_logged_also_on_the_last_step() -> None:
+    """A pause breakpoint holds the agent before the step after the one that hit; on the
+    last step there is none, and the hit was lost: the log says it in both cases."""
+    replay = opswald.Replay(_golden(), adapter=registered_agent)
+    replay.add_breakpoint("tool_name == 'look'", action="pause")
+    result = replay.run()
+    assert result is not None and result.passed and replay.paused_at is None
+    assert replay.log == [
+        "breakpoint hit at step 1 (tool_call): tool_name == 'look' — pausing before the "
+        "next step",
+        "breakpoint at step 1 did not pause: the run ended after that step",
+    ]

@@ -294,6 +294,7 @@ class _Listener:
         replay = self.replay
         if info.number in replay._pause_steps or replay._pause_next:
             replay._pause_next = False
+            replay._break_pending = None
             replay._suspend(info.number)
         if replay.hooks is not None:
             _user_hook(replay.hooks, replay, "before_step", step=info)
@@ -406,6 +407,7 @@ class Replay:
         self.result: ReplayResult | None = None
         self._pause_steps: set[int] = set()
         self._pause_next = False
+        self._break_pending: int | None = None  # a pause breakpoint's step, not paused yet
         self._paused_at: int | None = None
         self._ctx: Context | None = None
         self._thread: threading.Thread | None = None
@@ -550,6 +552,11 @@ class Replay:
                 self.result = not_recorded(self.golden, suite.redactor, self.mode)
                 return
             run = execute(self.golden, self.adapter, settings=settings, context_out=self._attach)
+            if self._break_pending is not None:  # hit on the last step: no step to pause at
+                self.log.append(
+                    f"breakpoint at step {self._break_pending} did not pause: the run ended "
+                    "after that step"
+                )
             verdict = judge(self.golden, run, tolerance=suite.tolerance)
             extra = tuple(self._breakpoint_findings())
             if extra:
@@ -600,8 +607,10 @@ class Replay:
             line = f"breakpoint hit at step {step.step} ({step.type}): {bp.condition.expression}"
             if bp.action == "log":
                 self.log.append(line)
-            elif bp.action == "pause":
+            elif bp.action == "pause":  # held before the next step, as pytest's pdb is after
+                self.log.append(f"{line} — pausing before the next step")
                 self._pause_next = True
+                self._break_pending = step.step
 
     def _breakpoint_findings(self) -> Iterable[Finding]:
         for bp in self.breakpoints:
