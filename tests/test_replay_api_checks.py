@@ -228,7 +228,6 @@ def test_a_pause_breakpoint_is_logged_also_on_the_last_step() -> None:
     result = replay.run()
     assert result is not None and result.passed and replay.paused_at is None
     assert replay.log == [
-        "breakpoint hit at step 1 (tool_call): tool_name == 'look' — pausing before the "
-        "next step",
+        "breakpoint hit at step 1 (tool_call): tool_name == 'look' — pausing before the next step",
         "breakpoint at step 1 did not pause: the run ended after that step",
     ]
