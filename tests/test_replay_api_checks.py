@@ -231,3 +231,28 @@ def test_a_pause_breakpoint_is_logged_also_on_the_last_step() -> None:
         "breakpoint hit at step 1 (tool_call): tool_name == 'look' — pausing before the next step",
         "breakpoint at step 1 did not pause: the run ended after that step",
     ]
+
+
+@opswald.tool
+def pick(key: str) -> str:
+    return f"picked {key}"
+
+
+def test_a_fork_that_leaves_the_golden_at_its_own_step_says_so() -> None:
+    """The run's call at the fork's step differs from the golden's: it left the golden at
+    that step, not 'before' it."""
+
+    def versioned(input: str, modifications: dict[str, Any] | None = None) -> str:
+        pick("a")
+        pick("c" if modifications else "b")
+        return "done"
+
+    golden = execute(Session(name="g", input="k"), versioned, settings=RunSettings()).actual
+    replay = opswald.Replay(golden, adapter=versioned, fork_at=2, modifications={"v": "2"})
+    result = replay.run()
+    assert result is not None
+    fork = next(f for f in result.verdict.findings if f.kind == "fork")
+    assert fork.message.startswith(
+        "left the golden at step 2, the fork's step, with a call that does not match it: "
+    )
+    assert "before the fork's step" not in fork.message

@@ -774,11 +774,12 @@ def _fork_path(
         for d in differences(old, new)
     )
     where = f"step {at}" if at == fork_step else f"step {at} ({run_step(fork_step)})"
-    forked = (
-        f"forked at {where}"
-        if unreached is None
-        else f"left the golden at {where}, before the fork's step {unreached}"
-    )
+    if unreached is None:
+        forked = f"forked at {where}"
+    elif at == unreached:  # its call at the fork's step is not the golden's
+        forked = f"left the golden at {where}, the fork's step, with a call that does not match it"
+    else:
+        forked = f"left the golden at {where}, before the fork's step {unreached}"
     return Finding(
         kind="fork",
         message=f"{forked}: the golden went on with {len(old)} step(s), this run with {len(new)}",
