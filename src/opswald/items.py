@@ -552,10 +552,10 @@ def _write(
     total: int | None,
     expect: Expect,
 ) -> Outcome:
-    cut = [f for f in result.verdict.failures if f.kind == "read_past_cut"]
+    cut = [f for f in result.verdict.findings if f.kind == "read_past_cut"]
     if cut:  # the truncated answer the agent got would be blessed as the golden's
         _not_written(
-            cut,
+            [*result.verdict.failures, *cut],
             result,
             settings,
             total,

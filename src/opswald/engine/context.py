@@ -1524,19 +1524,24 @@ class Context:
         raise ReplayDivergence(finding)
 
     def read_past_cut(self, ticket: Ticket) -> None:
-        """The agent read to the end of a served stream that was recorded closed early: it
-        got the answer as far as it came, which the agent did not read to its end when
-        recording; the golden has no more of it."""
+        """A served stream that was recorded closed early was asked for more than came:
+        the agent may now read it to its end (and got the answer cut short), or only read
+        ahead in a task of its own, as it did when recording, before it stopped (the
+        OpenAI Agents SDK's cancel, PydanticAI's debounced text). Replay cannot tell the
+        two apart, so this is a note, never a failure of its own: a run that changed
+        because of it fails on what changed, and then the note says why, and an update
+        leaves the golden unwritten (it cannot make up the rest of the answer)."""
         number = ticket.served.step if ticket.served is not None else ticket.number
         finding = Finding(
             kind="read_past_cut",
             step=number,
-            message="the agent read to the end of a stream that was recorded closed early "
+            message="the agent asked for more of a stream that was recorded closed early "
             "(when recording, the agent stopped reading it): the golden has that answer only "
-            "as far as it came, so the agent got it cut short",
+            "as far as it came; if the agent now reads it to its end, it got it cut short",
             suggestion=f"record the golden again with {RERECORD[self.surface]} for the whole "
             "answer, if the agent now reads that stream to its end (an update cannot make up "
             "the rest of it)",
+            failing=False,
         )
         with self._lock:
             if finding not in self.findings:

@@ -349,9 +349,7 @@ def judge(
         _as_fork_point(f) if run.policy == "fork" else f for f in run.findings
     ]
     diverged = any(
-        f.failing
-        and f.kind
-        in ("mismatch", "extra_call", "side_effect", "unrecorded_endpoint", "read_past_cut")
+        f.failing and f.kind in ("mismatch", "extra_call", "side_effect", "unrecorded_endpoint")
         for f in findings
     )
     if golden.is_stub:
@@ -375,6 +373,9 @@ def judge(
             out = _output_finding(golden, actual, expect, tolerance)
             if out is not None and run.plain_answers:
                 out = _plain_answer_hint(out, run.plain_answers[0])
+            cut = next((f for f in findings if f.kind == "read_past_cut"), None)
+            if out is not None and cut is not None:  # the likely cause, not ignore_paths
+                out = replace(out, suggestion=f"step {cut.step}: {cut.suggestion}")
             if out is not None:  # an agent that caught the blocked call answered otherwise
                 findings.append(_offline(out, run.offline_note))
         # the tape matched every served call (tools in any completion order); the order is
@@ -568,7 +569,7 @@ def fix_line(
             f"{update} cannot fix this: it rewrites the golden, never its `expect:`, and "
             "`error: fixed` wants a run without the error; fix the agent, or change expect.error"
         )
-    if "read_past_cut" in kinds:
+    if any(f.kind == "read_past_cut" for f in verdict.findings):
         return (
             f"{update} cannot fix this: the golden has that answer only as far as it came, "
             "and an update cannot make up the rest; follow the hint above"
