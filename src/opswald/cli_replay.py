@@ -374,7 +374,6 @@ def _report(
             result.golden,
             {k: v for k, v in modifications.items() if k not in STEP_MODIFICATIONS},
         ),
-        modify="--modify",
         side_effects=side_effects_ahead(
             result.golden,
             result.verdict,

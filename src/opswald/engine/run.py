@@ -83,15 +83,45 @@ def recorded_under(golden: Session, modifications: dict[str, Any]) -> dict[str, 
     }
 
 
-def as_options(option: str, modifications: dict[str, Any]) -> str:
-    """`--opswald-modify model=sim-large --opswald-modify seed=5`, quoted for a shell."""
-    import json
-    import shlex
+_REQUEST_PARAMS: dict[str, frozenset[str]] = {
+    "temperature": frozenset({"temperature"}),
+    "top_p": frozenset({"top_p"}),
+    "max_tokens": frozenset({"max_tokens", "max_output_tokens"}),
+    "seed": frozenset({"seed"}),
+}
+"""The `input.params` keys a request-level modification sets, under every API's name."""
 
-    def text(value: Any) -> str:
-        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
-    return " ".join(f"{option} {shlex.quote(f'{k}={text(v)}')}" for k, v in modifications.items())
+def _sets(key: str, d: Difference) -> bool:
+    """Whether the request-level modification `key` sets the field of difference `d`."""
+    path = d.path
+    if key == "model":
+        return path == ("model",)
+    params = _REQUEST_PARAMS.get(key)
+    if params is None or path[:2] != ("input", "params"):
+        return False
+    if len(path) > 2:
+        return path[2] in params
+    golden = d.golden if isinstance(d.golden, dict) else {}
+    actual = d.actual if isinstance(d.actual, dict) else {}
+    return any(golden.get(p) != actual.get(p) for p in params)
+
+
+def explained_by(recorded: dict[str, Any], verdict: Verdict) -> tuple[dict[str, Any], list[str]]:
+    """Of the modifications a golden was recorded under and this run lacks, those that set
+    a request field where a failing call differs (`model`, `input.params.temperature`),
+    and where those differences are; an adapter-level key explains nothing we can see."""
+    keys: dict[str, Any] = {}
+    where: list[str] = []
+    for finding in verdict.failures:
+        if finding.kind != "mismatch" or finding.step_type != "llm_call":
+            continue
+        for d in finding.differences:
+            setting = [k for k in recorded if _sets(k, d)]
+            if setting:
+                keys.update({k: recorded[k] for k in setting})
+                where.append(d.where)
+    return {k: v for k, v in recorded.items() if k in keys}, list(dict.fromkeys(where))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -503,12 +533,11 @@ def fix_line(
     allow: str = "--opswald-allow-side-effects",
     live: bool = False,
     recorded: dict[str, Any] | None = None,
-    modify: str = "--opswald-modify",
 ) -> str:
     """The `fix:` line: an update where an update helps, and never where it does not.
     `recorded` are the modifications the golden was recorded under that this run lacks
-    (`recorded_under`): replaying with them (`modify` is the option) comes first, as an
-    update without them writes the golden again without them.
+    (`recorded_under`): named, as the cause, only where a difference is at a request field
+    they set (`explained_by`), since an update without them writes the golden without them.
     `update` is how the update is asked for where the run started (`opswald replay` says
     `pytest --opswald-goldens --opswald-update`); `side_effects` are the side-effect tools
     the golden calls after the run left it (`side_effects_ahead`), which an update
@@ -526,12 +555,17 @@ def fix_line(
     if live:  # judged against live answers, which an update (a replay) would not meet
         return LIVE_FIX
     accept = f"if the new behaviour is intended, accept it with {update}"
-    if recorded:
-        listing = ", ".join(f"{k}={v}" for k, v in recorded.items())
+    explained, where = explained_by(recorded or {}, verdict)
+    if explained:
+        # no command replays a golden under them: any --opswald-modify makes the run a fork,
+        # which is judged on expectations and would pass over the agent's own changes
+        listing = ", ".join(f"{k}={v}" for k, v in explained.items())
         accept = (
-            "the golden was recorded under modifications this run does not have "
-            f"(metadata.modifications: {listing}): replay it as recorded with "
-            f"{as_options(modify, recorded)}; or, {accept} (written without them)"
+            f"the golden was recorded under {listing} (metadata.modifications, from a "
+            "variant or --opswald-modify), which this run does not apply: the "
+            f"difference{'s' if len(where) > 1 else ''} at {', '.join(where[:3])}"
+            f"{' …' if len(where) > 3 else ''} {'are' if len(where) > 1 else 'is'} that; "
+            f"{accept} (written without them)"
         )
     if side_effects:
         tools = ", ".join(side_effects)
