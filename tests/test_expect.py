@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -782,3 +783,25 @@ def test_a_snapshot_that_crossed_a_concurrent_call_still_faces_its_own() -> None
     )
     findings = compare_states(golden, changed, StateExpect(mode="exact"), {1: 1, 3: 2})
     assert [(f.step, f.message) for f in findings] == [(3, "state snapshot differs (state: exact)")]
+
+
+@pytest.mark.parametrize(
+    ("golden", "actual"),
+    [
+        ({"items": ["row0", "row1"]}, {"items": ["new", "row0", "row1"]}),  # inserted
+        ({"items": ["row0", "row1", "row2"]}, {"items": ["row1", "row2"]}),  # removed
+        (["row0", "row1"], ["new", "row0", "row1"]),  # the output is the list
+    ],
+    ids=["inserted", "removed", "top-level list"],
+)
+def test_the_ignore_paths_hint_for_a_shifted_list_element_names_a_path_that_accepts_it(
+    golden: Any, actual: Any
+) -> None:
+    """An index would not do: the elements after an inserted or removed one moved, and
+    ignoring `items[0]` drops a different element on each side."""
+    finding = compare_output(golden, actual, out("exact"))
+    assert finding is not None
+    assert finding.differences[0].change in ("inserted", "removed")
+    named = re.search(r"add (\S+) to expect\.output\.ignore_paths", finding.suggestion)
+    assert named is not None, finding.suggestion
+    assert compare_output(golden, actual, out("exact", ignore_paths=[named[1]])) is None

@@ -88,8 +88,7 @@ def _hint(golden: Any, actual: Any, diffs: list[Difference], mode: str) -> str:
     hints: list[str] = []
     inner = [d for d in diffs if len(d.path) > len(BASE)]
     if inner:
-        where = render(inner[0].path[len(BASE) :])
-        hints.append(f"if {where} varies between runs, add it to expect.output.ignore_paths")
+        hints.append(_ignore_hint(inner[0]))
         # json_subset allows extra keys, not extra list elements
         if isinstance(golden, dict) and all(d.change == "added" and _keyed(d) for d in inner):
             hints.append("if the agent may add keys, use `match: json_subset`")
@@ -105,6 +104,22 @@ def _hint(golden: Any, actual: Any, diffs: list[Difference], mode: str) -> str:
             "--opswald-update"
         )
     return "; ".join(hints)
+
+
+def _ignore_hint(d: Difference) -> str:
+    """The ignore_paths entry that accepts difference `d`. An element inserted or removed
+    before others (`shifts`) moved them: ignoring its index would drop a different element
+    on each side, so the hint names the whole list (`items`, or `[*]` for an output that is
+    the list)."""
+    where = render(d.path[len(BASE) :])
+    if not (d.shifts and isinstance(d.path[-1], int)):
+        return f"if {where} varies between runs, add it to expect.output.ignore_paths"
+    listed = render(d.path[len(BASE) : -1])
+    return (
+        f"if the elements of {listed or 'the output'} vary between runs, add "
+        f"{listed or '[*]'} to expect.output.ignore_paths (not {where}: the elements "
+        "after it moved)"
+    )
 
 
 def _keyed(d: Difference) -> bool:
