@@ -20,6 +20,7 @@ from opswald.engine.normalize import (
 )
 from opswald.expect.args import args_differences, args_match, labels_only, resolve_args_rule
 from opswald.intercept.codecs.openai_responses import as_recorded
+from opswald.paths import render
 from opswald.redact import placeholders_alike, shapes_in_data_alike
 from opswald.session import (
     AnyStep,
@@ -496,11 +497,31 @@ def _short(value: Any, limit: int = 60) -> str:
 def _args_hint(target: ToolCallStep, diffs: list[Any]) -> str:
     if not diffs:
         return f"step {target.step} recorded {target.tool} with {_short(target.input)}"
-    first = diffs[0]
     return (
-        f"step {target.step} recorded {target.tool} with {first.where} = "
-        f"{_short(first.golden)}; look at what the agent read before calling it"
+        f"step {target.step} recorded {target.tool} {_recorded_at(target.input, diffs[0])}; "
+        "look at what the agent read before calling it"
     )
+
+
+def _recorded_at(recorded: Any, d: Difference) -> str:
+    """What the golden's arguments hold where `d` is, in the arguments' own terms: the
+    value there, or, for an element or key the golden has not (inserted, added), the list
+    or mapping that lacks it (`with terms = ['x', 'y', 'z']`, `without limit`)."""
+    path = d.path[1:] if d.path[:1] == ("input",) else d.path
+    if d.golden is not MISSING and path:
+        return f"with {render(path)} = {_short(d.golden)}"
+    if not path:
+        return f"with {_short(recorded)}"
+    parent = path[:-1]
+    value = recorded
+    for part in parent:
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            return f"with {_short(recorded)}"
+    if not parent:
+        return f"without {render(path)}" if isinstance(path[-1], str) else f"with {_short(value)}"
+    return f"with {render(parent)} = {_short(value)}"
 
 
 def _request_hint(diffs: list[Any], step: int) -> str:
