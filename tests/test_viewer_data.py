@@ -707,3 +707,22 @@ def test_cli_matches_actuals_saved_by_a_real_run(
     assert rows["book_flight"]["divergence"] == 5  # the booking got another passenger
     assert rows["book_flight"]["actual"] is not None
     assert rows["other_flight"]["status"] == "loaded" and rows["other_flight"]["actual"] is None
+
+
+def test_every_differing_step_is_marked_after_a_step_with_many_differences() -> None:
+    """A step that differs in 300 fields used to spend the page's whole budget of counted
+    differences: later differing steps went unmarked, and the step's diff stopped at 20
+    differences without saying that more followed."""
+
+    def tool(x: Any) -> dict[str, Any]:
+        return {"type": "tool_call", "tool": "t", "input": {"x": 1}, "output": x}
+
+    golden = _steps_session(tool(list(range(300))), tool("a"), tool("b"), tool("c"))
+    actual = _steps_session(tool([i + 1 for i in range(300)]), tool("a"), tool("B"), tool("C"))
+    g = only(build_data([ViewEntry(golden=golden, actual=actual, status="failed")]))
+    assert g["diff_steps"] == [1, 3, 4]
+    first = g["step_diffs"]["1"]
+    assert first[-1] == "… and at least 180 more differences"
+    assert sum(line.startswith("step 1 › ") for line in first) == 20
+    assert g["step_diffs"]["3"][0] == "step 3 › output: 'b' → 'B'"
+    assert not any(line.startswith("… and") for line in g["step_diffs"]["3"])

@@ -18,7 +18,8 @@ The data, per golden (`data["goldens"][i]`):
   `description`, `tags`, `rows` (with an actual: the compare view's rows, `[golden step,
   actual step]`, 0 where a side has none, `step_rows`; null: one row per golden step),
   `start` (the row selected first), `divergence` (its row), `diff_steps` (rows where the
-  two differ), `step_diffs` (`{row: [diff lines]}`), `findings` (`run_step`: the step is
+  two differ), `step_diffs` (`{row: [diff lines]}`, the last `… and N more differences`
+  past the 20 shown), `findings` (`run_step`: the step is
   the run's number; each of their `differences` has a `change`: `changed`, `added`,
   `inserted` or `removed`), `analyses`, `figures`, `record`;
 - `golden` and `actual` (or null): a session view with `steps` (one row per step: `n`, `type`,
@@ -77,7 +78,7 @@ FORMAT = 1
 MAX_DIFFERENCES = 20  # differences of one finding kept (and rendered) for the page
 MAX_VALUE_CHARS = 2000  # a difference's values travel along when their JSON is this short
 MAX_STEP_DIFFS = 50  # steps of golden vs actual whose field diff is kept
-MAX_COUNTED = 200  # step differences counted for the markers of differing steps
+MAX_COUNTED = 200  # differences counted in one step whose diff the page keeps
 TOP = 5  # slowest and costliest steps listed per session
 MAX_CHANGE_LINES = 200  # state change lines of one step (the same cap as state_changes)
 _STEP_FIELDS = ("step", "type", "description", "timestamp", "duration_ms", "error", "attributes")
@@ -548,33 +549,47 @@ def _step_diffs(
     golden: Session, actual: Session, rows: Sequence[tuple[int, int]]
 ) -> tuple[list[int], dict[str, list[str]]]:
     """Rows of the compare view where golden and actual differ, and their field diff
-    lines (in the golden's step numbers; a step only the run has, in the run's)."""
+    lines (in the golden's step numbers; a step only the run has, in the run's), ending
+    with how many more differences there are past those shown.
+
+    Each step has its own budget: one step that differs in thousands of fields leaves
+    every later differing step marked. A step whose diff is kept is compared up to
+    `MAX_COUNTED` differences; past `MAX_STEP_DIFFS` such steps only whether it differs."""
     g_steps = compared_data(golden).get("steps") or []
     a_steps = compared_data(actual).get("steps") or []
     order: list[int] = []
     lines: dict[str, list[str]] = {}
-    room = MAX_COUNTED
     for at, (g, a) in enumerate(rows, start=1):
-        if room <= 0:
-            break
+        kept = len(order) < MAX_STEP_DIFFS
         found = differences(
             _step_body(g_steps[g - 1]) if g else MISSING,
             _step_body(a_steps[a - 1]) if a else MISSING,
             step=g or a,
-            limit=room,
+            limit=MAX_COUNTED if kept else 1,
         )
         if not found:
             continue
-        room -= len(found)
         order.append(at)
-        if len(order) <= MAX_STEP_DIFFS:
-            shown: list[str] = []
-            for d in found:
-                if len(shown) >= 3 * MAX_DIFFERENCES:
-                    break
-                shown.extend(render_difference(d))
-            lines[str(at)] = shown
+        if kept:
+            lines[str(at)] = _diff_lines(found)
     return order, lines
+
+
+def _diff_lines(found: Sequence[Difference]) -> list[str]:
+    """The lines of a step's first differences, and `… and N more differences` (`at least`
+    when counting stopped at `MAX_COUNTED`), as the terminal says it."""
+    shown: list[str] = []
+    count = 0
+    for d in found[:MAX_DIFFERENCES]:
+        if len(shown) >= 3 * MAX_DIFFERENCES:
+            break
+        shown.extend(render_difference(d))
+        count += 1
+    more = len(found) - count
+    if more:
+        text = f"{more} more difference{'s' if more != 1 else ''}"
+        shown.append(f"… and {'at least ' if len(found) >= MAX_COUNTED else ''}{text}")
+    return shown
 
 
 def _at(
