@@ -221,9 +221,9 @@ def test_diff_lines_up_an_inserted_step(capsys: pytest.CaptureFixture[str], tmp_
     code, out, _ = run(capsys, "diff", str(old), str(new), "--json")
     data = json.loads(out)
     assert (data["first_step"], data["first_step_b"]) == (None, 3)
-    assert [(d["step"], d["step_b"], d["change"]) for d in data["differences"]] == [
-        (None, 3, "inserted")
-    ]
+    assert [
+        (d["step"], d["step_b"], d["change"], d["whole_step"]) for d in data["differences"]
+    ] == [(None, 3, "inserted", True)]
 
 
 def test_diff_names_an_element_inserted_in_a_list_once(
@@ -252,6 +252,15 @@ def test_diff_names_an_element_inserted_in_a_list_once(
     ]
     code, out, _ = run(capsys, "diff", str(new), str(old), "--mode", "short")
     assert out.splitlines()[3:] == ['step 1 › input.tools[1]: removed {"name": "fraud"}']
+    # --json names the change as the text does, each field difference its own kind
+    for a, b, change in ((old, new, "inserted"), (new, old, "removed")):
+        code, out, _ = run(capsys, "diff", str(a), str(b), "--json")
+        [entry] = json.loads(out)["differences"]
+        assert (entry["where"], entry["change"], entry["whole_step"]) == (
+            "step 1 › input.tools[1]",
+            change,
+            False,
+        )
 
 
 def test_diff_names_both_numbers_of_a_changed_step_that_moved(

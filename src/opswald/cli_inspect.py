@@ -403,7 +403,7 @@ def _diff_sessions(args: argparse.Namespace) -> int:
             print(f"first difference: {_first_text(first, golden, actual, b_name)}")
         shown = found[: args.limit]
         legend = f"[- {a_name}] [+ {b_name}]"
-        if any(c["change"] == "changed" and c["step"] != c["step_b"] for c in shown):
+        if any(not c["whole_step"] and c["step"] != c["step_b"] for c in shown):
             legend += f"; step N/M: step N of {a_name}, step M of {b_name}"
         print(legend)
         for change in shown:
@@ -468,7 +468,8 @@ def _session_changes(
                     "where": d.where,
                     "step": None,
                     "step_b": None,
-                    "change": "changed",
+                    "change": d.change,
+                    "whole_step": False,
                     "lines": lines,
                 }
             )
@@ -503,7 +504,14 @@ def _step_changes(
                     lines[0] = f"{label} › {lines[0]}"
                 where = f"{label} › {render(d.path)}" if d.path else label
                 out.append(
-                    {"where": where, "step": g, "step_b": a, "change": "changed", "lines": lines}
+                    {
+                        "where": where,
+                        "step": g,
+                        "step_b": a,
+                        "change": d.change,
+                        "whole_step": False,
+                        "lines": lines,
+                    }
                 )
             continue
         step = golden.step_list[g - 1] if g else actual.step_list[a - 1]
@@ -529,6 +537,7 @@ def _step_changes(
                 "step": g or None,
                 "step_b": a or None,
                 "change": "removed" if g else "inserted",
+                "whole_step": True,  # a step only one side has, not a field of one
                 "lines": lines,
             }
         )
