@@ -399,7 +399,17 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     else:
         a_name, b_name = _side_names(args.golden, args.actual)
         print(f"{args.golden} ({total} steps) → {args.actual} ({len(actual.step_list)} steps)")
-        if first is not None:
+        stop = _stop(golden, actual)
+        if stop is not None:  # the actual of a replay that stopped: named as pytest named it
+            print(f"first difference: {stop.headline(total)}")
+            print(
+                f"the run stopped there: the golden's steps after its step {stop.reached} "
+                "were not reached, and the output was not made"
+                if stop.reached
+                else "the run stopped there: it reached none of the golden's steps, and "
+                "the output was not made"
+            )
+        elif first is not None:
             print(f"first difference: {_first_text(first, golden, actual, b_name)}")
         shown = found[: args.limit]
         legend = f"[- {a_name}] [+ {b_name}]"
@@ -416,6 +426,14 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     if changed:
         print("figures: " + "; ".join(_delta_text(k, deltas[k]) for k in changed))
     return 1 if found else 0
+
+
+def _stop(golden: Session, actual: Session) -> Any:
+    """Where the saved actual of a replay stopped (`sessiondiff.ReplayStop`), or None."""
+    from opswald.pairing import step_pairs
+    from opswald.sessiondiff import replay_stop
+
+    return replay_stop(step_pairs(golden.step_list, actual.step_list), actual)
 
 
 def _side_names(a: str, b: str) -> tuple[str, str]:

@@ -4,18 +4,20 @@ pytest, no syrupy: used by the syrupy extension and `opswald diff`."""
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from opswald.diff import differences
 from opswald.jsonable import to_jsonable
-from opswald.session import AnyStep, without_stream_chunks
+from opswald.session import AnyStep, Session, without_stream_chunks
 from opswald.verdict import MISSING, Difference
 
 VOLATILE_STEP_FIELDS: tuple[str, ...] = ("timestamp", "duration_ms")
 VOLATILE_METADATA_FIELDS: tuple[str, ...] = ("recorded_at", "duration_ms", "recorded_with")
 _COUNTED = 200  # differences counted before "... and N+ more"
+STOP_ERROR = "ReplayDivergence"  # the error a replay writes on the call where it stopped
 
 
 def stable_data(data: Any) -> Any:
@@ -141,3 +143,44 @@ def compared_data(session: Any) -> Any:
 def _steps_reader() -> TypeAdapter[list[AnyStep]]:
     """Built once: a `TypeAdapter` costs far more to build than to use."""
     return TypeAdapter(list[AnyStep])
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayStop:
+    """Where a saved actual's replay stopped: its step that carries `error:
+    ReplayDivergence` (`step`, the run's number), the golden step it faced (`golden_step`,
+    0 for a call the golden does not have), and the last golden step the run reached
+    (`reached`): the golden's steps after it were never run, for that reason alone."""
+
+    step: AnyStep
+    golden_step: int
+    reached: int
+
+    @property
+    def message(self) -> str:
+        return self.step.error.message if self.step.error is not None else ""
+
+    def headline(self, total: int) -> str:
+        """`step 3 of this run · tool_call search: the agent made a call ...`, as pytest
+        says it (`step 1 of 4 · llm_call m1: ...` where it faced a golden step)."""
+        where = (
+            f"step {self.golden_step} of {total}"
+            if self.golden_step
+            else f"step {self.step.step} of this run"
+        )
+        name = getattr(self.step, "tool", None) or getattr(self.step, "model", None) or ""
+        return f"{where} · {self.step.type} {name}".rstrip() + f": {self.message}"
+
+
+def replay_stop(rows: list[tuple[int, int]], actual: Session) -> ReplayStop | None:
+    """The stop of a replay whose actual was saved (`ReplayStop`), from the compare rows
+    (golden step, actual step) of the two sessions; None when the run did not stop so."""
+    step = next(
+        (s for s in actual.step_list if s.error is not None and s.error.type == STOP_ERROR),
+        None,
+    )
+    if step is None:
+        return None
+    faced = next((g for g, a in rows if a == step.step), 0)
+    before = (g for g, a in rows if g and a and a < step.step)
+    return ReplayStop(step=step, golden_step=faced, reached=max(faced, *before, 0))

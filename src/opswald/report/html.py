@@ -68,7 +68,7 @@ from opswald.session import (
     StateStep,
     ToolCallStep,
 )
-from opswald.sessiondiff import _step_body, compared_data, session_differences
+from opswald.sessiondiff import _step_body, compared_data, replay_stop, session_differences
 from opswald.terminal import escaped
 from opswald.verdict import MISSING, Difference, Finding, FindingKind
 
@@ -175,10 +175,16 @@ def findings_from_diff(
     total = len(steps)
     hint = "if the new behaviour is intended, accept it with --opswald-update"
     rows = step_rows(golden, actual, matched)
+    # a replay that stopped (`error: ReplayDivergence` on its last call) never ran the
+    # golden's later steps nor made its output: the stop is the finding, not those
+    stop = replay_stop(rows, actual)
+    unreached = stop.reached if stop is not None else total
     placed: list[tuple[int, Finding]] = []
     for at, (g, a) in enumerate(rows, start=1):
         recorded = steps[g - 1] if g else None
         made = actual.step_list[a - 1] if a else None
+        if not a and g > unreached:
+            continue
         if isinstance(recorded, StateStep) or isinstance(made, StateStep):
             continue  # snapshots: compared below, as the verdict compares them
         diffs = differences(
@@ -188,10 +194,13 @@ def findings_from_diff(
         )
         if not diffs:
             continue
+        stopped = stop is not None and made is not None and made.step == stop.step.step
         if recorded is not None:
             f = Finding(
                 kind="mismatch",
-                message="the actual session differs from the golden here"
+                message=stop.message
+                if stop is not None and stopped
+                else "the actual session differs from the golden here"
                 if made is not None
                 else "the actual session has no step here",
                 step=g,
@@ -204,7 +213,9 @@ def findings_from_diff(
             assert made is not None
             f = Finding(
                 kind="extra_call",
-                message="the actual session has a step the golden does not have",
+                message=stop.message
+                if stop is not None and stopped
+                else "the actual session has a step the golden does not have",
                 step=a,
                 step_type=made.type,
                 name=_step_name(made),
@@ -214,8 +225,14 @@ def findings_from_diff(
         placed.append((at, f))
     g_at, a_at = _positions(rows)
     for f in compare_states(golden, actual, golden.expectations.state, matched):
+        if not f.run_step and (f.step or 0) > unreached:
+            continue
         placed.append(((a_at if f.run_step else g_at).get(f.step or 0, 0), f))
     out = [finding_data(f, total_steps=total) for _, f in sorted(placed, key=lambda p: p[0])]
+    if stop is not None:  # the output and error a stopped run never came to
+        for key in ("output", "error"):
+            g_data.pop(key, None)
+            a_data.pop(key, None)
     rest = session_differences(g_data, a_data)
     for key in dict.fromkeys(_top(d) for d in rest):
         kind: FindingKind = (

@@ -1,0 +1,86 @@
+"""A saved actual of a replay that stopped (its last step carries `error:
+ReplayDivergence`): `opswald diff` and the viewer's findings name that stop as pytest named
+it, and do not list what the stop left out (the golden's later steps, its output) as
+findings of their own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import opswald
+from opswald.cli import main
+from opswald.report.html import ViewEntry, build_data
+
+AGENT = """
+import os
+
+import opswald
+
+
+@opswald.llm(provider="acme", api="acme.chat")
+def chat(*, model, messages):
+    return {"content": "done", "finish_reason": "stop"}
+
+
+@opswald.tool
+def search(query):
+    return ["row0"]
+
+
+def run(input):
+    search(query="q")
+    if os.environ.get("AGAIN"):
+        search(query="again")
+    chat(model="m1", messages=[{"role": "user", "content": "go"}])
+    opswald.state(memory={"done": True})
+    return "done"
+"""
+
+EXTRA = "the agent made a call the golden does not have"
+
+
+@pytest.fixture
+def saved(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("AGAIN", raising=False)
+    pytester.makepyfile(sagent=AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = sagent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "s.golden.yaml"
+    golden.write_text("name: s\ninput: {q: hi}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.setenv("AGAIN", "1")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-save-actual", "actual")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"step 2 of this run · tool_call search: {EXTRA}*"])
+    return golden, pytester.path / "actual" / "s.actual.yaml"
+
+
+def test_diff_names_the_stop_of_a_saved_actual_as_pytest_does(
+    saved: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    golden, actual = saved
+    assert main(["diff", str(golden), str(actual)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"first difference: step 2 of this run · tool_call search: {EXTRA}")
+    assert lines[2] == (
+        "the run stopped there: the golden's steps after its step 1 were not reached, and "
+        "the output was not made"
+    )
+
+
+def test_the_viewer_names_the_stop_and_not_what_it_left_out(saved: tuple[Path, Path]) -> None:
+    golden, actual = saved
+    entry = ViewEntry(golden=opswald.load(golden), actual=opswald.load(actual), status="failed")
+    [data] = build_data([entry])["goldens"]
+    findings = data["findings"]
+    assert [(f["kind"], f["step"], f["run_step"]) for f in findings] == [("extra_call", 2, True)], (
+        json.dumps(findings, indent=1)[:2000]
+    )
+    assert findings[0]["message"].startswith(EXTRA)
+    assert data["divergence"] == next(
+        at for at, (g, a) in enumerate(data["rows"], start=1) if a == 2 and not g
+    )
