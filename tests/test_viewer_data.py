@@ -726,3 +726,13 @@ def test_every_differing_step_is_marked_after_a_step_with_many_differences() -> 
     assert sum(line.startswith("step 1 › ") for line in first) == 20
     assert g["step_diffs"]["3"][0] == "step 3 › output: 'b' → 'B'"
     assert not any(line.startswith("… and") for line in g["step_diffs"]["3"])
+
+
+def test_a_difference_path_keeps_its_indexes_as_numbers() -> None:
+    """`["input", "terms", 1]`, as `opswald.paths` holds a path: an index as a string could
+    not be told from a key named "1"."""
+    d = Difference(path=("input", "terms", 1), golden="y", actual="q", step=2)
+    f = Finding(kind="mismatch", message="m", step=2, differences=(d,))
+    [data] = finding_data(f, total_steps=3)["differences"]
+    assert data["path"] == ["input", "terms", 1]
+    assert json.loads(json.dumps(data))["path"][2] == 1

@@ -20,8 +20,9 @@ The data, per golden (`data["goldens"][i]`):
   `start` (the row selected first), `divergence` (its row), `diff_steps` (rows where the
   two differ), `step_diffs` (`{row: [diff lines]}`, the last `… and N more differences`
   past the 20 shown), `findings` (`run_step`: the step is
-  the run's number; each of their `differences` has a `change`: `changed`, `added`,
-  `inserted` or `removed`), `analyses`, `figures`, `record`;
+  the run's number; each of their `differences` has a `path`, keys as strings and list
+  indexes as numbers, and a `change`: `changed`, `added`, `inserted` or `removed`),
+  `analyses`, `figures`, `record`;
 - `golden` and `actual` (or null): a session view with `steps` (one row per step: `n`, `type`,
   `cat` user/llm/tool/state/error, `name`, `ms`, `cost`, `tok`, `ts`, `slow`, `err`, `desc`,
   `notes`, `data` (the step as written in a golden, `raw` left out), `st` = [snapshot step,
@@ -127,7 +128,8 @@ def finding_data(finding: Finding, *, total_steps: int | None) -> dict[str, Any]
 
 
 def _difference_data(d: Difference) -> dict[str, Any]:
-    out: dict[str, Any] = {"where": d.where, "step": d.step, "path": [str(p) for p in d.path]}
+    # a list index stays a number: as a string it could not be told from a key named "1"
+    out: dict[str, Any] = {"where": d.where, "step": d.step, "path": list(d.path)}
     for side in ("golden", "actual"):
         value = getattr(d, side)
         if value is MISSING:
