@@ -164,3 +164,5 @@ def test_a_step_inserted_is_one_difference_and_moves_no_later_step() -> None:
         ext.diff_lines(ext.serialize(tools("a", "audit", "b")), ext.serialize(tools("a", "b")))
     )
     assert sum("step" in line for line in lines[1:-1]) == 1, lines
+    # named as `opswald diff` and the viewer name it
+    assert "step 2 inserted: tool_call audit" in lines, lines

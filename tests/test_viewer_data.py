@@ -736,3 +736,20 @@ def test_a_difference_path_keeps_its_indexes_as_numbers() -> None:
     [data] = finding_data(f, total_steps=3)["differences"]
     assert data["path"] == ["input", "terms", 1]
     assert json.loads(json.dumps(data))["path"][2] == 1
+
+
+def test_a_step_only_one_side_has_reads_as_opswald_diff_names_it() -> None:
+    """`step 2 inserted: tool_call audit`, as `opswald diff` says it, not `step 2: added`."""
+
+    def tool(name: str) -> dict[str, Any]:
+        return {"type": "tool_call", "tool": name, "input": {"x": 1}, "output": 1}
+
+    golden = _steps_session(tool("a"), tool("b"))
+    actual = _steps_session(tool("a"), tool("audit"), tool("b"))
+    g = only(build_data([ViewEntry(golden=golden, actual=actual, status="failed")]))
+    assert g["step_diffs"]["2"] == [
+        "step 2 inserted: tool_call audit",
+        '  + {"tool": "audit", "input": {"x": 1}, "output": 1}',
+    ]
+    g = only(build_data([ViewEntry(golden=actual, actual=golden, status="failed")]))
+    assert g["step_diffs"]["2"][0] == "step 2 removed: tool_call audit"

@@ -575,6 +575,13 @@ def render_difference(d: Difference, mode: DiffMode = "detailed") -> list[str]:
     """`where: golden → actual`, then (detailed) `- golden` / `+ actual` value lines."""
     if mode == "disabled":
         return []
+    whole = _whole_step(d)
+    if whole is not None:
+        head, body = whole
+        if mode == "short":
+            return [_plain(f"{head} {short_repr(body)}")]
+        golden, actual = (body, MISSING) if d.actual is MISSING else (MISSING, body)
+        return [_plain(head), *(_plain(f"  {line}") for line in _value_lines(golden, actual))]
     if d.golden is MISSING:
         head = f"{d.where}: {d.change}"  # added, or inserted before elements that moved
         short = f"{head} {short_repr(d.actual)}"
@@ -587,6 +594,24 @@ def render_difference(d: Difference, mode: DiffMode = "detailed") -> list[str]:
     if mode == "short":
         return [_plain(short)]
     return [_plain(head), *(_plain(f"  {line}") for line in _value_lines(d.golden, d.actual))]
+
+
+_STEP_TYPES = frozenset({"user_input", "llm_call", "tool_call", "state"})
+
+
+def _whole_step(d: Difference) -> tuple[str, dict[str, Any]] | None:
+    """A step only one side has, named as `opswald diff` names it: the head `step 3
+    inserted: tool_call audit` (numbered in the actual) or `step 3 removed: llm_call m1`
+    (in the golden), and the step's fields but its type; None for any other difference."""
+    if d.path or d.step is None or (d.golden is MISSING) == (d.actual is MISSING):
+        return None
+    one = d.actual if d.golden is MISSING else d.golden
+    if not (isinstance(one, dict) and one.get("type") in _STEP_TYPES):
+        return None
+    name = one.get("tool") or one.get("model") or ""
+    what = f"{one['type']} {name if isinstance(name, str) else ''}".rstrip()
+    change = "removed" if d.actual is MISSING else "inserted"
+    return f"step {d.step} {change}: {what}", {k: v for k, v in one.items() if k != "type"}
 
 
 def run_step(step: int) -> str:
