@@ -86,7 +86,7 @@ def test_an_extra_snapshot_is_headed_by_its_step_in_the_run(
     """Not `step 6 of 6` (the golden's step 6 is a tool call) nor `step 8 (the golden has 6
     steps)`: the snapshot is the run's, as an extra call's step is."""
     _recorded(pytester, monkeypatch, "exact")
-    result = pytester.runpytest("--opswald-goldens", "-v", "--tb=line")
+    result = pytester.runpytest("--opswald-goldens", "-v")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     for number, step in ((1, 3), (2, 6), (3, 8)):
@@ -100,6 +100,7 @@ def test_an_extra_snapshot_is_headed_by_its_step_in_the_run(
     # the summary's table: the run's step too
     result.stdout.fnmatch_lines(["*failed (state): step 3 of this run state"])
     # the crash line points at the golden's name, not at its step 3 (a tool call)
+    result = pytester.runpytest("--opswald-goldens", "--tb=line")
     result.stdout.fnmatch_lines(["*s.golden.yaml:1: step 3 of this run · state: *"])
 
 
