@@ -72,6 +72,29 @@ def test_diff_names_the_stop_of_a_saved_actual_as_pytest_does(
     )
 
 
+def test_diff_json_gives_the_stop_of_a_saved_actual(
+    saved: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    golden, actual = saved
+    assert main(["diff", str(golden), str(actual), "--json"]) == 1
+    stop = json.loads(capsys.readouterr().out)["stop"]
+    assert {k: stop[k] for k in ("step_b", "golden_step", "reached")} == {
+        "step_b": 2,
+        "golden_step": None,
+        "reached": 1,
+    }
+    assert stop["message"].startswith(EXTRA)
+    assert stop["text"].startswith(f"step 2 of this run · tool_call search: {EXTRA}")
+
+
+def test_diff_json_of_two_goldens_has_no_stop(
+    saved: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    golden, _ = saved
+    assert main(["diff", str(golden), str(golden), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stop"] is None
+
+
 def test_the_viewer_names_the_stop_and_not_what_it_left_out(saved: tuple[Path, Path]) -> None:
     golden, actual = saved
     entry = ViewEntry(golden=opswald.load(golden), actual=opswald.load(actual), status="failed")

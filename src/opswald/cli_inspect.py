@@ -376,6 +376,8 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     found = _session_changes(golden, actual, args.mode, limit=args.limit + 1)
     deltas = _figures_delta(golden, actual)
     first = next((c for c in found if c["step"] is not None or c["step_b"] is not None), None)
+    total = len(golden.step_list)
+    stop = _stop(golden, actual)
     if args.json:
         _print_json(
             {
@@ -384,13 +386,21 @@ def _diff_sessions(args: argparse.Namespace) -> int:
                 "equal": not found,
                 "first_step": first["step"] if first is not None else None,
                 "first_step_b": first["step_b"] if first is not None else None,
+                "stop": None
+                if stop is None
+                else {
+                    "step_b": stop.step.step,
+                    "golden_step": stop.golden_step or None,
+                    "reached": stop.reached,
+                    "message": stop.message,
+                    "text": stop.headline(total),
+                },
                 "differences": found[: args.limit],
                 "more": len(found) > args.limit,
                 "deltas": deltas,
             }
         )
         return 1 if found else 0
-    total = len(golden.step_list)
     if not found:
         print(
             f"no differences between {args.golden} and {args.actual} "
@@ -399,7 +409,6 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     else:
         a_name, b_name = _side_names(args.golden, args.actual)
         print(f"{args.golden} ({total} steps) → {args.actual} ({len(actual.step_list)} steps)")
-        stop = _stop(golden, actual)
         if stop is not None:  # the actual of a replay that stopped: named as pytest named it
             print(f"first difference: {stop.headline(total)}")
             print(
