@@ -776,3 +776,40 @@ def test_a_fork_never_reached_says_the_agent_applied_a_model_change_itself(
     models = [s["model"] for s in actual["steps"] if s["type"] == "llm_call"]
     assert models == ["other-model", "other-model"]
     assert actual["metadata"]["fork"] == {"step": 4, "reached": False}
+
+
+def test_the_fork_path_numbers_an_inserted_step_in_the_run_and_shows_it_whole() -> None:
+    """A step only the run's new path has is named as `opswald diff` names it, under the
+    run's number (here one snapshot more before the fork point moves every run step by
+    one), with its data."""
+    from opswald.diff import render_difference
+    from opswald.engine.run import _fork_path
+    from opswald.session import Session
+
+    def tool(n: int, name: str) -> dict[str, object]:
+        return {"step": n, "type": "tool_call", "tool": name, "input": {"n": n}, "output": "ok"}
+
+    def llm(n: int) -> dict[str, object]:
+        return {"step": n, "type": "llm_call", "model": "m", "input": {}, "output": {}}
+
+    golden = Session.model_validate(
+        {"name": "g", "input": {}, "steps": [tool(1, "a"), llm(2), tool(3, "c")]}
+    )
+    actual = Session.model_validate(
+        {
+            "name": "g",
+            "input": {},
+            "steps": [
+                {"step": 1, "type": "state", "state": {}},
+                tool(2, "a"),
+                llm(3),
+                tool(4, "b"),
+                tool(5, "c"),
+            ],
+        }
+    )
+    finding = _fork_path(golden, actual, fork_step=3, golden_step=2)
+    lines = [line for d in finding.differences for line in render_difference(d)]
+    assert lines[0] == "step 4 inserted: tool_call b", lines
+    assert lines[1].startswith('  + {"tool": "b", "input": {"n": 4}'), lines
+    assert len(finding.differences) == 1, lines  # step c is the golden's step 3: unchanged

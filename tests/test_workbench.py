@@ -626,7 +626,8 @@ def test_the_analysis_of_a_blocked_side_effect_names_the_block_not_the_tool(
 
 def test_the_fork_path_names_golden_steps_by_their_numbers(bench: pytest.Pytester) -> None:
     """Answering step 2 with text ends the run there: the golden's later steps are listed
-    as removed under their own step numbers, as every other message counts steps."""
+    as removed under their own step numbers, as every other message counts steps, each
+    named and shown whole (`step 3 removed: tool_call weather`)."""
     import yaml
 
     fork_at = 2
@@ -639,7 +640,12 @@ def test_the_fork_path_names_golden_steps_by_their_numbers(bench: pytest.Pyteste
     )  # fmt: skip
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*forked at step {fork_at}*"])
-    result.stdout.fnmatch_lines([f"*step {n}: removed" for n in later])
+    names = {s["step"]: f"{s['type']} {s.get('tool') or s.get('model')}" for s in golden["steps"]}
+    result.stdout.fnmatch_lines([f"    step {n} removed: {names[n]}" for n in later])
+    # the step is shown whole under its head, as opswald diff shows a step only one side has
+    weather = next(s for s in golden["steps"] if s.get("tool") == "weather")
+    result.stdout.fnmatch_lines(['*- {"tool": "weather", "input": {"city": "Rome"}*'])
+    assert weather["step"] in later
     assert "fork[" not in result.stdout.str()
 
 

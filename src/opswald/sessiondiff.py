@@ -56,6 +56,16 @@ def _stable_step(step: dict[str, Any]) -> dict[str, Any]:
     return stable
 
 
+def compared_step(step: AnyStep) -> dict[str, Any]:
+    """One step's data as two sessions' steps are compared (no number, no volatile
+    fields): what a diff shows of a step only one side has."""
+    from opswald.files import _model_data
+
+    data = _stable_step(_model_data(step))
+    data.pop("step", None)
+    return data
+
+
 def _are_steps(items: list[Any]) -> bool:
     return bool(items) and all(isinstance(i, dict) and "type" in i for i in items)
 

@@ -37,13 +37,14 @@ from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.returns import TYPE_ERRORS, Retyped, hidden_remedy, usable_remedy
 from opswald.session import (
     FORK_METADATA,
+    AnyStep,
     ErrorInfo,
     Expect,
     LLMCallStep,
     Session,
     ToolCallStep,
 )
-from opswald.verdict import Difference, Finding, Verdict
+from opswald.verdict import MISSING, Difference, Finding, Verdict
 
 Mode = Literal["replay", "record", "rerecord", "live"]
 ErrorMode = Literal["same", "type", "any", "fixed"]  # expect.error
@@ -799,14 +800,11 @@ def _fork_path(
     the run never reached (`unreached`) is told where the run left the golden instead."""
     at = fork_step if golden_step is None else golden_step
     first = fork_step if start is None else start
-    old = [describe(s) for s in golden.step_list if s.step >= at]
-    new = [describe(s) for s in actual.step_list if s.step >= first]
-    # both paths start at the fork point: a list position counts golden steps from it
+    old_steps = [s for s in golden.step_list if s.step >= at]
+    new_steps = [s for s in actual.step_list if s.step >= first]
+    old, new = [describe(s) for s in old_steps], [describe(s) for s in new_steps]
     numbered = tuple(
-        replace(d, path=d.path[1:], step=at + d.path[0])
-        if d.path and isinstance(d.path[0], int)
-        else d
-        for d in differences(old, new)
+        _path_difference(d, old_steps, new_steps, at, first) for d in differences(old, new)
     )
     where = f"step {at}" if at == fork_step else f"step {at} ({run_step(fork_step)})"
     if unreached is None:
@@ -822,6 +820,25 @@ def _fork_path(
         differences=numbered,
         failing=False,
     )
+
+
+def _path_difference(
+    d: Difference, old: list[AnyStep], new: list[AnyStep], at: int, first: int
+) -> Difference:
+    """A difference of the two paths (lists of step descriptions from the fork point) as
+    a step difference: a step only one path has is that step, whole (`step 5 removed:
+    tool_call book`, numbered in the golden; `step 6 inserted: ...`, in the run), and a
+    step of another kind or name reads `step 5: 'tool_call book' → 'llm_call m2'`."""
+    if not d.path or not isinstance(d.path[0], int):
+        return d
+    index = d.path[0]
+    if d.path[1:] or (d.golden is MISSING) == (d.actual is MISSING):
+        return replace(d, path=d.path[1:], step=at + index)
+    from opswald.sessiondiff import compared_step
+
+    if d.actual is MISSING:
+        return replace(d, path=(), step=at + index, golden=compared_step(old[index]))
+    return replace(d, path=(), step=first + index, actual=compared_step(new[index]))
 
 
 def _tool_refs(session: Session) -> list[ToolCallRef]:
