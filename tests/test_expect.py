@@ -184,6 +184,29 @@ def test_json_subset_output() -> None:
     )
     longer = {**actual, "legs": [*actual["legs"], {"from": "C"}]}
     assert compare_output(golden, longer, out("json_subset")) is not None
+    # a leg inserted before others is that one difference (the later legs moved, each
+    # still holding the golden's keys), at its index in the actual list
+    inserted = {**actual, "legs": [{"from": "A"}, {"from": "X"}, {"from": "B", "t": 2}]}
+    finding = compare_output(golden, inserted, out("json_subset"))
+    assert finding is not None
+    assert finding.differences == (
+        Difference(path=("output", "legs", 1), actual={"from": "X"}, shifts=True),
+    )
+    assert finding.differences[0].change == "inserted"
+    # the first leg gone: removed, at its index in the golden list
+    finding = compare_output(golden, {**actual, "legs": [{"from": "B"}]}, out("json_subset"))
+    assert finding is not None
+    assert finding.differences == (
+        Difference(path=("output", "legs", 0), golden={"from": "A"}, shifts=True),
+    )
+    # lists that differ in more than one place: element by element, as before
+    other = {**actual, "legs": [{"from": "Z"}, {"from": "B"}, {"from": "C"}]}
+    finding = compare_output(golden, other, out("json_subset"))
+    assert finding is not None
+    assert [d.path for d in finding.differences] == [
+        ("output", "legs", 0, "from"),
+        ("output", "legs", 2),
+    ]
     not_json = compare_output(None, "plain text", out("json_subset", value={"a": 1}))
     assert not_json is not None
     assert "the output is not JSON" in not_json.message
@@ -226,6 +249,11 @@ def test_subset_args() -> None:
         Difference(path=("city",), golden="Paris", actual="Rome"),
         Difference(path=("opts",), golden={"class": "eco"}, actual=MISSING),
     ]
+    # a list argument with one element more, in the middle: that element, not the rest
+    listed = {"ids": [{"id": 1}, {"id": 2}, {"id": 3}]}
+    sent = {"ids": [{"id": 1, "v": 0}, {"id": 7}, {"id": 2}, {"id": 3, "v": 0}]}
+    diffs = args_differences(listed, sent, mode="subset", ignore=[], base=("input",), step=2)
+    assert diffs == [Difference(path=("input", "ids", 1), actual={"id": 7}, step=2, shifts=True)]
 
 
 def test_ignore_args() -> None:

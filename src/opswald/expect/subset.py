@@ -2,7 +2,9 @@
 
 Dicts: every expected key must be present in the actual dict with a matching value (extra
 keys allowed, recursively). Lists: the same length, elements compared by index with the
-same rule (so dicts inside lists may carry extra keys). Anything else: JSON equality.
+same rule (so dicts inside lists may carry extra keys); lists that differ only by elements
+inserted or removed in one place report those elements, not the later ones as changed.
+Anything else: JSON equality.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ def _walk(
                 return
         return
     if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual) and _one_place(expected, actual, path, step, limit, out):
+            return
         for index in range(max(len(expected), len(actual))):
             if len(out) >= limit:
                 return
@@ -73,3 +77,43 @@ def _walk(
     if not json_equal(expected, actual):
         golden = MISSING if expected is MISSING else expected
         out.append(Difference(path=path, golden=golden, actual=actual, step=step))
+
+
+def _one_place(
+    expected: list[Any],
+    actual: list[Any],
+    path: Path,
+    step: int | None,
+    limit: int,
+    out: list[Difference],
+) -> bool:
+    """Lists of different lengths that differ only by elements inserted or removed in one
+    place (the elements before and after it matching as subsets): those elements, once
+    each (an inserted one at its index in `actual`, a removed one at its index in
+    `expected`), rather than every later element as changed. False, with nothing added,
+    when they differ otherwise. Each element is compared once or twice: linear."""
+    shorter = min(len(expected), len(actual))
+    head = 0
+    while head < shorter and is_subset(expected[head], actual[head]):
+        head += 1
+    tail = 0
+    while tail < shorter - head and is_subset(expected[-1 - tail], actual[-1 - tail]):
+        tail += 1
+    if head + tail != shorter:
+        return False
+    shifts = bool(tail)
+    if len(expected) > len(actual):
+        for index in range(head, len(expected) - tail):
+            if len(out) >= limit:
+                break
+            out.append(
+                Difference(path=(*path, index), golden=expected[index], step=step, shifts=shifts)
+            )
+    else:
+        for index in range(head, len(actual) - tail):
+            if len(out) >= limit:
+                break
+            out.append(
+                Difference(path=(*path, index), actual=actual[index], step=step, shifts=shifts)
+            )
+    return True
