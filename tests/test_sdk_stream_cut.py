@@ -7,16 +7,14 @@ for real; replay with the provider gone."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conftest import sdk_setup
-from fakeprovider import FakeProvider
-from opswald import load
 from opswald.session import STREAM_CHUNKS, LLMCallStep, Session
+from sdk_projects import WRITE_SEEN, live_run, llm_steps, record, replay, replay_seen
 
 AGENT = '''
 """Agents that stream one call and keep what it gave them (MODE picks one); an exception
@@ -116,11 +114,10 @@ def run(input):
         globals()[os.environ["MODE"]](got)
     except Exception as exc:
         got.append({"error": type(exc).__name__})
-    if os.environ.get("SEEN"):
-        with open(os.environ["SEEN"], "w") as f:
-            json.dump(got, f)
+    _write_seen(got)
     return got
 '''
+AGENT += WRITE_SEEN
 
 GOLDEN = "goldens/cut.golden.yaml"
 CALL = {"name": "get_weather", "arguments": {"city": "Paris"}}
@@ -138,35 +135,17 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 def _live(mode: str, script: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     """What the agent gets without opswald."""
-    namespace: dict[str, Any] = {}
-    exec(compile(AGENT, "cutagent.py", "exec"), namespace)
-    monkeypatch.setenv("MODE", mode)
-    with FakeProvider(script=[script]) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
-        return namespace["run"]({})
+    return live_run(AGENT, "cutagent.py", monkeypatch, mode, [script]).got
 
 
 def _record(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str, script: dict[str, Any]
 ) -> Session:
-    monkeypatch.setenv("MODE", mode)
-    with FakeProvider(script=[script]) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
-        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
-        assert result.ret == 0, result.stdout.str()
-        fp.wait_ended()
-    return load(pytester.path / GOLDEN)
-
-
-def _replay(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Replay with the provider gone (its port closed): only the golden can answer."""
-    return pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider", *args)
+    return record(pytester, monkeypatch, GOLDEN, mode, [script], wait_ended=True).got
 
 
 def _step(session: Session) -> LLMCallStep:
-    [step] = [s for s in session.step_list if isinstance(s, LLMCallStep)]
+    [step] = llm_steps(session)
     return step
 
 
@@ -196,10 +175,7 @@ def test_an_anthropic_tool_input_cut_short_replays_in_the_pieces_it_came_in(
     [call] = step.output.tool_calls if step.output and step.output.tool_calls else [None]
     assert isinstance(call, dict) and isinstance(call["arguments"], str)
 
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert json.loads(seen.read_text()) == live
+    assert replay_seen(project, monkeypatch) == live
 
 
 # -- 2. a Chat Completions stream whose connection fails before its first event -----------
@@ -220,7 +196,7 @@ def test_a_chat_stream_cut_before_its_first_event_replays_the_error_first(
     assert step.raw is None
     assert step.attributes is not None and STREAM_CHUNKS not in step.attributes
     assert step.attributes["stream_cut"] == "connection failed"
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 # -- 3. a Responses item added whole, closed early ------------------------------------------
@@ -253,7 +229,7 @@ def test_a_responses_item_added_whole_and_closed_early_replays_as_it_came(
         assert step.output.content == "Sunny in Paris"
     assert step.attributes is not None
     assert step.attributes[STREAM_CHUNKS].get("output[0].added") == "whole"
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 # -- 4. the cost of a stream cut short ---------------------------------------------------------
@@ -279,7 +255,7 @@ def test_the_cost_of_a_stream_cut_short_is_unknown_and_a_budget_says_why(
     assert _step(session).attributes["stream_cut"] == said  # type: ignore[index]
     golden = project.path / GOLDEN
     golden.write_text(golden.read_text() + "expect:\n  budgets:\n    cost: 0.0000001\n")
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "budget cost cannot be checked" in out
@@ -304,7 +280,7 @@ def test_an_agent_reading_past_a_stream_closed_early_fails_naming_the_step(
     golden = project.path / GOLDEN
     before = golden.read_text()
     monkeypatch.setenv("READ_ALL", "1")
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -315,7 +291,7 @@ def test_an_agent_reading_past_a_stream_closed_early_fails_naming_the_step(
     )
     assert "ignore_paths" not in result.stdout.str()
 
-    updated = _replay(project, "--opswald-update")
+    updated = replay(project, "--opswald-update")
     updated.assert_outcomes(failed=1)
     updated.stdout.fnmatch_lines(["*not written*--opswald-mode=rerecord*"])
     assert golden.read_text() == before
@@ -332,10 +308,10 @@ def test_a_stream_read_ahead_by_a_task_and_closed_early_replays(
     script = {"content": "Hello there, Rome is sunny today.", "chunks": [2], "hold_after": 3}
     session = _record(project, monkeypatch, "chat_pumped", script)
     assert session.output == ["He"]
-    [step] = [s for s in session.step_list if isinstance(s, LLMCallStep)]
+    step = _step(session)
     assert step.attributes is not None and step.attributes["stream_cut"] == "closed early"
     golden = project.path / GOLDEN
     before = golden.read_text()
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(passed=1)
     assert golden.read_text() == before

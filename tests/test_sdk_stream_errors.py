@@ -13,19 +13,14 @@ from typing import Any
 import pytest
 
 from conftest import opswald_cli, sdk_setup
-from fakeprovider import (
-    ANTHROPIC_STREAM_ERROR,
-    CHAT_STREAM_ERROR,
-    STREAM_ERROR_MESSAGE,
-    FakeProvider,
-)
+from fakeprovider import ANTHROPIC_STREAM_ERROR, CHAT_STREAM_ERROR, STREAM_ERROR_MESSAGE
 from opswald import dump, load
 from opswald.session import STREAM_CHUNKS, LLMCallStep, Session
+from sdk_projects import RUN_BY_MODE, live_run, llm_steps, record, replay
 
 AGENT = '''
 """Agents that stream a call and keep what they got, up to the SDK's exception (MODE
 picks one). The SDKs retry as they do by default: a retried call would show."""
-import asyncio
 import json
 import os
 
@@ -173,14 +168,8 @@ def chat_json(input):
         except openai.APIStatusError as exc:
             return {"error": type(exc).__name__, "status": exc.status_code, "body": exc.body}
     return {"answer": reply.choices[0].message.content}
-
-
-def run(input):
-    agent = globals()[os.environ["MODE"]]
-    if asyncio.iscoroutinefunction(agent):
-        return asyncio.run(agent(input))
-    return agent(input)
 '''
+AGENT += RUN_BY_MODE
 
 GOLDEN = "goldens/broken.golden.yaml"
 BROKEN = [{"content": "Hello there", "chunks": [3], "break_after": 1}]
@@ -199,13 +188,7 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 def _live(mode: str, script: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> Any:
     """What the agent gets without opswald, and how many calls it made."""
-    namespace: dict[str, Any] = {}
-    exec(compile(AGENT, "brokenagent.py", "exec"), namespace)
-    monkeypatch.setenv("MODE", mode)
-    with FakeProvider(script=script) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
-        output = namespace["run"]({})
+    output, fp, _ = live_run(AGENT, "brokenagent.py", monkeypatch, mode, script)
     return output, len(fp.requests)
 
 
@@ -215,22 +198,8 @@ def _record(
     mode: str,
     script: list[dict[str, Any]],
 ) -> tuple[Session, int]:
-    monkeypatch.setenv("MODE", mode)
-    with FakeProvider(script=script) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
-        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
-        assert result.ret == 0, result.stdout.str()
-    return load(pytester.path / GOLDEN), len(fp.requests)
-
-
-def _replay(pytester: pytest.Pytester) -> pytest.RunResult:
-    """Replay with the provider gone (its port closed): only the golden can answer."""
-    return pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
-
-
-def _llm_steps(session: Session) -> list[LLMCallStep]:
-    return [s for s in session.step_list if isinstance(s, LLMCallStep)]
+    session, fp, _ = record(pytester, monkeypatch, GOLDEN, mode, script)
+    return session, len(fp.requests)
 
 
 def _error_event(mode: str) -> Any:
@@ -265,7 +234,7 @@ def test_a_stream_that_breaks_off_is_recorded_as_it_came_and_replayed(
     assert {k: body[k] for k in _error_event(mode)} == _error_event(mode)
     assert list(step.attributes[STREAM_CHUNKS].values()) == [[3]]
 
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(passed=1)
     assert "CancelledCall" not in result.stdout.str()
 
@@ -285,7 +254,7 @@ def test_a_replayed_broken_stream_sends_what_came_before_the_error(
         usage |= {"cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
         start = ["message_start", "msg_1", usage]
         assert got == [start, ["content_block_start"], ["delta", 0, "Hel"]]
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 def test_an_error_as_the_first_event_replays_alone(
@@ -294,9 +263,9 @@ def test_an_error_as_the_first_event_replays_alone(
     script = [{"content": "Hello", "break_after": 0}]
     session, _ = _record(project, monkeypatch, "anthropic_raw", script)
     assert session.output is not None and session.output["got"] == []
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.error is not None and step.raw is None
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 def test_a_broken_stream_replayed_to_a_call_without_streaming_is_its_error(
@@ -309,7 +278,7 @@ def test_a_broken_stream_replayed_to_a_call_without_streaming_is_its_error(
     output = {"error": "InternalServerError", "status": 500, "body": CHAT_STREAM_ERROR["error"]}
     dump(session.model_copy(update={"output": output}), project.path / GOLDEN)
     monkeypatch.setenv("MODE", "chat_json")
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 # -- a Responses answer that failed (HTTP 200, `status: "failed"`) ----------------------
@@ -341,7 +310,7 @@ def test_a_failed_response_is_an_error_step_and_replays_as_it_came(
         assert live["status"] == "failed" and live["error"] == FAILURE
     assert session.error is None
 
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.error is not None and step.error.type == "ResponseFailed"
     assert step.error.message == f"response failed: server_error: {STREAM_ERROR_MESSAGE}"
     assert step.output is not None and step.output.content == "Hello there"
@@ -352,7 +321,7 @@ def test_a_failed_response_is_an_error_step_and_replays_as_it_came(
     shown = opswald_cli("show", GOLDEN, cwd=project.path)
     assert "! ResponseFailed: response failed: server_error: The server" in shown.stdout
 
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(passed=1)
 
 
@@ -374,16 +343,16 @@ def test_an_anthropic_stream_replays_the_usage_of_each_event_as_it_came(
     usages = _usages(session.output["got"])
     assert usages["message_start"]["output_tokens"] == 1
     assert usages["message_delta"] == {"output_tokens": 5}
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
     # they replay only while they add up to the step's usage: an edited usage is served
     # rebuilt from it
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.usage is not None
     usage = step.usage.model_copy(update={"output_tokens": 7, "total_tokens": 17})
     edited = session.model_copy(update={"steps": [step.model_copy(update={"usage": usage})]})
     dump(edited, project.path / GOLDEN)
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(failed=1)
     assert "output_tokens: 5 → 7" in result.stdout.str(), "the usage as edited"
     assert "output_tokens: 1 → 0" in result.stdout.str(), "message_start's rebuilt"
@@ -396,7 +365,7 @@ def test_an_anthropic_stream_recorded_without_its_event_usage_replays_as_before(
     whole usage with no output tokens yet, message_delta the whole usage."""
     _record(project, monkeypatch, "anthropic_raw", USAGE_SCRIPT)
     session = load(project.path / GOLDEN)
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.attributes is not None and "stream_usage" in step.attributes
     old = {k: v for k, v in step.attributes.items() if k != "stream_usage"}
     whole = {"input_tokens": 10, "output_tokens": 5}
@@ -409,4 +378,4 @@ def test_an_anthropic_stream_recorded_without_its_event_usage_replays_as_before(
         update={"steps": [step.model_copy(update={"attributes": old})], "output": {"got": got}}
     )
     dump(edited, project.path / GOLDEN)
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)

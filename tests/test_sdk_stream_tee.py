@@ -21,7 +21,8 @@ from conftest import sdk_setup
 from fakeprovider import FakeProvider
 from opswald import load
 from opswald.intercept.exchange import TRANSPORT_ERROR
-from opswald.session import STREAM_CHUNKS, LLMCallStep, Session
+from opswald.session import STREAM_CHUNKS, Session
+from sdk_projects import live_run, llm_steps, record, replay
 
 QUESTION = [{"role": "user", "content": "Weather in Rome?"}]
 OPENAI_KEY = "sk-proj-" + "A1b2C3d4" * 5
@@ -100,10 +101,6 @@ def _read(
     return asyncio.run(run())
 
 
-def _llm_steps(session: Session) -> list[LLMCallStep]:
-    return [s for s in session.step_list if isinstance(s, LLMCallStep)]
-
-
 def _recorded(
     tmp_path: Path, name: str, script: dict[str, Any], api: str, is_async: bool
 ) -> tuple[Session, list[str], list[int], str]:
@@ -129,7 +126,7 @@ def test_the_agent_gets_the_first_chunk_before_the_provider_sent_the_rest(
     assert held > 0, "the agent got its first chunk only once the provider sent them all"
 
     whole, _, _, _ = _recorded(tmp_path, "whole", SCRIPT, api, is_async)
-    [step], [reference] = _llm_steps(session), _llm_steps(whole)
+    [step], [reference] = llm_steps(session), llm_steps(whole)
     assert step.output is not None and step.output.content == "Hello there"
     assert step.usage is not None and step.cost is not None
     assert step.attributes is not None
@@ -161,7 +158,7 @@ def test_a_stream_left_unread_when_the_run_ends_is_recorded_as_far_as_it_came(
         fp.release()
         stream.close()
     session = load(path)
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.attributes is not None and step.attributes["stream_cut"] == "closed early"
     assert step.output is not None and step.output.content is None, "only the role came"
     assert step.usage is None and step.cost is None
@@ -274,32 +271,15 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 def _live(mode: str, script: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     """What the agent gets without opswald, and how the provider's stream ended."""
-    namespace: dict[str, Any] = {}
-    exec(compile(AGENT, "teeagent.py", "exec"), namespace)
-    monkeypatch.setenv("MODE", mode)
-    with FakeProvider(script=[script]) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
-        output = namespace["run"]({})
-        return output, fp.wait_ended(), len(fp.requests)
+    output, fp, ends = live_run(AGENT, "teeagent.py", monkeypatch, mode, [script], wait_ended=True)
+    return output, ends, len(fp.requests)
 
 
 def _record(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str, script: dict[str, Any]
 ) -> tuple[Session, list[str], int]:
-    monkeypatch.setenv("MODE", mode)
-    with FakeProvider(script=[script]) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
-        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
-        assert result.ret == 0, result.stdout.str()
-        ends, calls = fp.wait_ended(), len(fp.requests)
-    return load(pytester.path / GOLDEN), ends, calls
-
-
-def _replay(pytester: pytest.Pytester) -> pytest.RunResult:
-    """Replay with the provider gone (its port closed): only the golden can answer."""
-    return pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
+    session, fp, ends = record(pytester, monkeypatch, GOLDEN, mode, [script], wait_ended=True)
+    return session, ends, len(fp.requests)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -321,7 +301,7 @@ def test_an_agent_that_stops_reading_closes_the_stream_and_its_golden_replays(
     assert session.output == live, "recording changed what the agent got"
     assert session.error is None
 
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.error is None
     assert step.output is not None and step.output.content == "Hel"
     assert step.output.finish_reason is None
@@ -329,7 +309,7 @@ def test_an_agent_that_stops_reading_closes_the_stream_and_its_golden_replays(
     assert step.attributes is not None and step.attributes["stream_cut"] == "closed early"
     assert list(step.attributes[STREAM_CHUNKS].values()) == [[3]]
 
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(passed=1)
 
 
@@ -350,7 +330,7 @@ def test_a_connection_that_fails_mid_stream_is_recorded_and_fails_again_on_repla
     assert calls == 1, "recording made the SDK retry"
     assert session.output == live, "recording changed what the agent got"
 
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.error is not None and step.error.type == "RemoteProtocolError"
     assert step.output is not None and step.output.content == "Hel"
     assert step.usage is None and step.cost is None
@@ -358,5 +338,5 @@ def test_a_connection_that_fails_mid_stream_is_recorded_and_fails_again_on_repla
     assert step.attributes["stream_cut"] == "connection failed"
     assert step.attributes[TRANSPORT_ERROR] is True
 
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(passed=1)
