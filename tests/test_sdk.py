@@ -12,6 +12,7 @@ from conftest import sdk_setup
 from fakeprovider import FakeProvider
 from opswald import dump, files, load
 from opswald.session import LLMCallStep, ToolCallStep
+from sdk_projects import WEATHER_TOOL
 
 AGENT = '''
 """One agent, many SDK flavours (SDK_MODE); the model is asked, a tool runs, asked again."""
@@ -20,15 +21,6 @@ import json
 import os
 
 import opswald
-
-
-@opswald.tool
-def get_weather(city):
-    return {"city": city, "temp_c": 21}
-
-
-TOOL = {"name": "get_weather", "description": "weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
 
 
 def question(input):
@@ -200,6 +192,7 @@ def run(input):
         return asyncio.run(ASYNC_MODES[mode](input))
     return MODES[mode](input)
 '''
+AGENT += WEATHER_TOOL
 
 SCRIPT = [
     {

@@ -6,42 +6,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import opswald
 from conftest import sdk_setup
-from fakeprovider import FakeProvider
 from opswald import dump, load
 from opswald.engine.run import RunSettings, execute
 from opswald.session import STREAM_CHUNKS, LLMCallStep, Session
+from sdk_projects import (
+    RUN_BY_MODE,
+    TOOL_TURNS,
+    WEATHER_TOOL,
+    WRITE_SEEN,
+    llm_steps,
+    record,
+    replay,
+    replay_seen,
+)
 
 AGENT = '''
 """Agents that keep every piece a stream sends them (MODE picks one). The output is the
 pieces, in order, as [part, text]; with JOINED=1 it is the joined texts instead (tool
 arguments parsed). SEEN names a file the pieces are written to either way."""
-import asyncio
 import json
 import os
 
 import opswald
 
 
-@opswald.tool
-def get_weather(city):
-    return {"city": city, "temp_c": 21}
-
-
-TOOL = {"name": "get_weather", "description": "weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
-
-
 def _done(pieces):
-    if os.environ.get("SEEN"):
-        with open(os.environ["SEEN"], "w") as f:
-            json.dump(pieces, f)
+    _write_seen(pieces)
     if os.environ.get("JOINED"):
         texts = {}
         for part, text in pieces:
@@ -81,18 +77,6 @@ def _chat_chunk(chunk, pieces, calls):
                 pieces.append([f"arguments {tc.index}", tc.function.arguments])
 
 
-def _chat_turn(messages, calls, pieces):
-    if not calls:
-        return True
-    messages.append({"role": "assistant", "content": None, "tool_calls": [
-        {"id": c["id"], "type": "function",
-         "function": {"name": c["name"], "arguments": c["args"]}} for c in calls.values()]})
-    for c in calls.values():
-        result = get_weather(**json.loads(c["args"]))
-        messages.append({"role": "tool", "tool_call_id": c["id"], "content": json.dumps(result)})
-    return False
-
-
 def chat(input):
     import openai
     messages, pieces = [{"role": "user", "content": input["q"]}], []
@@ -101,7 +85,7 @@ def chat(input):
             calls = {}
             for chunk in client.chat.completions.create(**_chat_kwargs(messages)):
                 _chat_chunk(chunk, pieces, calls)
-            if _chat_turn(messages, calls, pieces):
+            if _chat_turn(messages, calls):
                 return _done(pieces)
     raise RuntimeError("too many turns")
 
@@ -114,7 +98,7 @@ async def chat_async(input):
             calls = {}
             async for chunk in await client.chat.completions.create(**_chat_kwargs(messages)):
                 _chat_chunk(chunk, pieces, calls)
-            if _chat_turn(messages, calls, pieces):
+            if _chat_turn(messages, calls):
                 return _done(pieces)
     raise RuntimeError("too many turns")
 
@@ -129,7 +113,7 @@ def chat_chunks(input):
             for chunk in client.chat.completions.create(**_chat_kwargs(messages)):
                 pieces.append(["chunk", chunk.model_dump(mode="json")])
                 _chat_chunk(chunk, [], calls)
-            if _chat_turn(messages, calls, []):
+            if _chat_turn(messages, calls):
                 return _done(pieces)
     raise RuntimeError("too many turns")
 
@@ -145,13 +129,8 @@ def _responses_event(event, pieces):
         pieces.append([f"summary {event.output_index}", event.delta])
 
 
-def _responses_turn(final, items):
-    items += [i.model_dump(exclude_none=True) for i in final.output]
-    calls = [o for o in final.output if o.type == "function_call"]
-    for call in calls:
-        items.append({"type": "function_call_output", "call_id": call.call_id,
-                      "output": json.dumps(get_weather(**json.loads(call.arguments)))})
-    return not calls
+def _output(final):
+    return [i.model_dump(exclude_none=True) for i in final.output]
 
 
 def _responses_kwargs(items):
@@ -169,7 +148,7 @@ def responses(input):
                 _responses_event(event, pieces)
                 if event.type == "response.completed":
                     final = event.response
-            if _responses_turn(final, items):
+            if _responses_turn(_output(final), items):
                 return _done(pieces)
     raise RuntimeError("too many turns")
 
@@ -183,7 +162,7 @@ async def responses_async(input):
                 async for event in stream:
                     _responses_event(event, pieces)
                 final = await stream.get_final_response()
-            if _responses_turn(final, items):
+            if _responses_turn(_output(final), items):
                 return _done(pieces)
     raise RuntimeError("too many turns")
 
@@ -207,16 +186,6 @@ def _anthropic_kwargs(messages):
               "input_schema": TOOL["parameters"]}]
     return dict(model="claude-haiku-4-5", max_tokens=2048, messages=messages, tools=tools,
                 thinking={"type": "enabled", "budget_tokens": 1024})
-
-
-def _anthropic_turn(content, messages):
-    messages.append({"role": "assistant", "content": content})
-    uses = [b for b in content if b["type"] == "tool_use"]
-    if uses:
-        messages.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": u["id"],
-             "content": json.dumps(get_weather(**u["input"]))} for u in uses]})
-    return not uses
 
 
 def anthropic_messages(input):
@@ -274,7 +243,7 @@ def responses_events(input):
                 pieces.append(["event", event.model_dump(mode="json")])
                 if event.type == "response.completed":
                     final = event.response
-            if _responses_turn(final, items):
+            if _responses_turn(_output(final), items):
                 return _done(pieces)
     raise RuntimeError("too many turns")
 
@@ -293,14 +262,8 @@ def anthropic_events(input):
             if _anthropic_turn(content, messages):
                 return _done(pieces)
     raise RuntimeError("too many turns")
-
-
-def run(input):
-    agent = globals()[os.environ["MODE"]]
-    if asyncio.iscoroutinefunction(agent):
-        return asyncio.run(agent(input))
-    return agent(input)
 '''
+AGENT += WEATHER_TOOL + TOOL_TURNS + WRITE_SEEN + RUN_BY_MODE
 
 GOLDEN = "goldens/chunks.golden.yaml"
 SIZES = [1, 4, 2, 7, 3]  # the fake provider cuts every streamed text so, repeated
@@ -393,27 +356,7 @@ def _record(
     *args: str,
 ) -> Session:
     """Run against the fake provider (stubs record; `args` may ask for more), then stop it."""
-    monkeypatch.setenv("MODE", mode)
-    with FakeProvider(script=script) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
-        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record", *args)
-        assert result.ret == 0, result.stdout.str()
-    return load(pytester.path / GOLDEN)
-
-
-def _replay(pytester: pytest.Pytester) -> pytest.RunResult:
-    """Replay with the provider gone (its port closed): only the golden can answer."""
-    return pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
-
-
-def _llm_steps(session: Session) -> list[LLMCallStep]:
-    return [s for s in session.step_list if isinstance(s, LLMCallStep)]
-
-
-def _seen(path: Path) -> list[list[str]]:
-    pieces: list[list[str]] = json.loads(path.read_text())
-    return pieces
+    return record(pytester, monkeypatch, GOLDEN, mode, script, *args).got
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -424,7 +367,7 @@ def test_a_replayed_stream_comes_in_the_recorded_pieces(
     session = _record(project, monkeypatch, mode, _script(SIZES, thinking=thinking))
     recorded = _expected(mode, _recorded)
     assert session.output == {"pieces": recorded}, "the agent kept what the provider sent"
-    first, last = _llm_steps(session)
+    first, last = llm_steps(session)
     assert first.attributes is not None and STREAM_CHUNKS in first.attributes
     assert last.attributes is not None
     assert list(last.attributes[STREAM_CHUNKS].values())[-1] == [
@@ -434,10 +377,7 @@ def test_a_replayed_stream_comes_in_the_recorded_pieces(
     one_line = ", ".join(str(len(p)) for p in _cut(ANSWER, SIZES))
     assert f": [{one_line}]\n" in text, "each text's lengths on one line"
 
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == recorded
+    assert replay_seen(project, monkeypatch) == recorded
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -452,17 +392,14 @@ def test_the_empty_pieces_a_provider_sent_are_recorded_and_replayed(
     session = _record(project, monkeypatch, mode, _script(sizes, thinking=thinking))
     recorded = _expected(mode, lambda text: _cut(text, sizes))
     assert session.output == {"pieces": recorded}, "the agent kept what the provider sent"
-    _, last = _llm_steps(session)
+    _, last = llm_steps(session)
     assert last.attributes is not None
     assert list(last.attributes[STREAM_CHUNKS].values())[-1] == [
         len(p) for p in _cut(ANSWER, sizes)
     ]
     assert list(last.attributes[STREAM_CHUNKS].values())[-1][:4] == [0, 3, 1, 0]
 
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == recorded
+    assert replay_seen(project, monkeypatch) == recorded
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -482,10 +419,7 @@ def test_tool_arguments_streamed_with_unicode_escapes_come_in_their_recorded_pie
     assert session.output == {"pieces": recorded}, "the agent kept what the provider sent"
     assert "Zürich" in (project.path / GOLDEN).read_text()
 
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == recorded
+    assert replay_seen(project, monkeypatch) == recorded
 
 
 @pytest.mark.parametrize("mode", ["chat", "chat_async"])
@@ -499,7 +433,7 @@ def test_every_choice_of_an_n_stream_comes_in_its_recorded_pieces(
     pieces = session.output["pieces"]
     assert [t for p, t in pieces if p == "content 0"] == _cut(ANSWER, [3, 1, 5])
     assert [t for p, t in pieces if p == "content 1"] == _cut(other, [3, 1, 5])
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.attributes is not None
     assert step.attributes[STREAM_CHUNKS]["choices[1].message.content"] == [3, 1, 5] * 3 + [3]
     # the fake provider sends the role chunks, then a piece of each choice in turn, then
@@ -507,10 +441,9 @@ def test_every_choice_of_an_n_stream_comes_in_its_recorded_pieces(
     assert step.attributes[STREAM_CHUNKS]["choices"] == "0,1*12"
     assert [p for p, _ in pieces[:4]] == ["content 0", "content 1", "content 0", "content 1"]
 
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == pieces, "the choices' pieces interleaved as they came"
+    assert replay_seen(project, monkeypatch) == pieces, (
+        "the choices' pieces interleaved as they came"
+    )
 
 
 @pytest.mark.parametrize("joined", [True, False], ids=["role-joined", "role-alone"])
@@ -534,10 +467,7 @@ def test_a_replayed_chat_stream_sends_the_chunks_the_agent_got(
     came_with_role = [bool(d["content"] or d["tool_calls"]) for d in firsts]
     assert came_with_role == [joined] * n, "the provider sent the role as scripted"
 
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == pieces
+    assert replay_seen(project, monkeypatch) == pieces
 
 
 @pytest.mark.parametrize(
@@ -592,13 +522,10 @@ def test_a_replayed_chat_stream_joins_what_the_provider_joined(
     if "finish_empty" in joins:
         finishing = [d["delta"]["content"] for d in deltas if d["finish_reason"]]
         assert finishing == [""] * len(finishing) and len(finishing) == 2 * n
-    attributes = [s.attributes or {} for s in _llm_steps(session)]
+    attributes = [s.attributes or {} for s in llm_steps(session)]
     assert all(STREAM_CHUNKS in a for a in attributes)
 
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == pieces
+    assert replay_seen(project, monkeypatch) == pieces
 
 
 def test_a_chat_choice_that_came_in_one_chunk_replays_in_one_chunk(
@@ -619,10 +546,7 @@ def test_a_chat_choice_that_came_in_one_chunk_replays_in_one_chunk(
     assert call["delta"]["tool_calls"][0]["function"]["arguments"] == ARGUMENTS
     assert answer["finish_reason"] == "stop" and answer["delta"]["content"] == ANSWER
 
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == pieces
+    assert replay_seen(project, monkeypatch) == pieces
 
 
 def test_a_chat_stream_with_the_usage_in_its_finish_unasked_replays_it_there(
@@ -636,11 +560,8 @@ def test_a_chat_stream_with_the_usage_in_its_finish_unasked_replays_it_there(
     pieces = session.output["pieces"]
     with_usage = [c for _, c in pieces if c.get("usage")]
     assert len(with_usage) == 2 and all(c["choices"][0]["finish_reason"] for c in with_usage)
-    assert all(s.usage is not None for s in _llm_steps(session))
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == pieces
+    assert all(s.usage is not None for s in llm_steps(session))
+    assert replay_seen(project, monkeypatch) == pieces
 
 
 @pytest.mark.parametrize("role_joined", [False, True])
@@ -661,10 +582,7 @@ def test_parallel_tool_calls_sent_whole_in_one_chunk_replay_in_one_chunk(
     pieces = session.output["pieces"]
     together = [c for _, c in pieces if c["choices"] and c["choices"][0]["delta"]["tool_calls"]]
     assert len(together) == 1 and len(together[0]["choices"][0]["delta"]["tool_calls"]) == 2
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == pieces
+    assert replay_seen(project, monkeypatch) == pieces
 
 
 def test_a_chat_stream_recorded_before_joins_were_kept_replays_them_apart(
@@ -674,7 +592,7 @@ def test_a_chat_stream_recorded_before_joins_were_kept_replays_them_apart(
     finish and each call's head in a chunk of its own, as it did."""
     script = [{**item, "finish_joined": True, "head_joined": True} for item in _script(SIZES)]
     session = _record(project, monkeypatch, "chat_chunks", script)
-    for step in _llm_steps(session):
+    for step in llm_steps(session):
         chunks = (step.attributes or {})[STREAM_CHUNKS]
         kept = {k: v for k, v in chunks.items() if not isinstance(v, str)}
         assert len(kept) < len(chunks), "a join mark was kept"
@@ -685,11 +603,9 @@ def test_a_chat_stream_recorded_before_joins_were_kept_replays_them_apart(
                 update={"attributes": {**(s.attributes or {}), STREAM_CHUNKS: kept}}
             ),
         )
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
     # the agent's output lists the chunks it got: more of them now, so it differs
-    _replay(project).assert_outcomes(failed=1)
-    replayed = [c["choices"][0] for _, c in _seen(seen) if c["choices"]]
+    seen = replay_seen(project, monkeypatch, failed=1)
+    replayed = [c["choices"][0] for _, c in seen if c["choices"]]
     assert len(replayed) == len([c for _, c in session.output["pieces"] if c["choices"]]) + 3
     finishing = [d for d in replayed if d["finish_reason"]]
     assert len(finishing) == 2 and all(
@@ -715,14 +631,9 @@ def _rewrite_step(project: pytest.Pytester, number: int, edit: Any) -> None:
 
 def _rewrite_answer(project: pytest.Pytester, edit: Any) -> None:
     """The golden with `edit` applied to its last step (the answer)."""
-    session = load(project.path / GOLDEN)
-    steps = list(session.step_list)
-    assert isinstance(steps[-1], LLMCallStep)
-    steps[-1] = edit(steps[-1])
-    session = session.model_copy()
-    session.steps = steps
-    session.model_fields_set.update({"steps", "output"})
-    dump(session, project.path / GOLDEN)
+    *_, last = load(project.path / GOLDEN).step_list
+    assert isinstance(last, LLMCallStep)
+    _rewrite_step(project, last.step, edit)
 
 
 def _without_pieces(step: LLMCallStep) -> LLMCallStep:
@@ -743,10 +654,9 @@ def test_a_step_recorded_without_the_pieces_still_replays_cut_as_before(
     before = (project.path / GOLDEN).read_text()
     assert before.count(STREAM_CHUNKS) == 1
 
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == _expected(mode, _recorded, answer=_even, thinking=_even)
+    assert replay_seen(project, monkeypatch) == _expected(
+        mode, _recorded, answer=_even, thinking=_even
+    )
     assert (project.path / GOLDEN).read_text() == before, "a passing golden is not rewritten"
 
 
@@ -772,12 +682,9 @@ def test_an_edited_answer_whose_pieces_no_longer_add_up_is_cut_evenly(
     session.model_fields_set.add("output")
     dump(session, project.path / GOLDEN)
 
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == _expected(mode, _recorded, answer=_even, text=edited), (
-        "the edited text in even pieces; the rest as recorded"
-    )
+    assert replay_seen(project, monkeypatch) == _expected(
+        mode, _recorded, answer=_even, text=edited
+    ), "the edited text in even pieces; the rest as recorded"
 
 
 def test_an_update_records_the_pieces_of_the_new_answer(
@@ -788,15 +695,15 @@ def test_an_update_records_the_pieces_of_the_new_answer(
     golden = _record(project, monkeypatch, "chat", _script(SIZES))
     golden = golden.model_copy(update={"input": {"q": "Weather in Rome, please?"}})
     dump(golden, project.path / GOLDEN)
-    assert _replay(project).ret != 0, "the changed question diverges"
+    assert replay(project).ret != 0, "the changed question diverges"
     session = _record(project, monkeypatch, "chat", _script([2, 5]), "--opswald-update")
     assert session.output == {"pieces": _expected("chat", lambda text: _cut(text, [2, 5]))}
-    _, last = _llm_steps(session)
+    _, last = llm_steps(session)
     assert last.attributes is not None
     assert last.attributes[STREAM_CHUNKS] == {
         "choices[0].message.content": [len(p) for p in _cut(ANSWER, [2, 5])]
     }
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 # -- a fork's new answer is not the recorded one: it drops the recorded pieces -------------
@@ -815,13 +722,13 @@ def test_a_forked_answer_does_not_keep_the_recorded_pieces() -> None:
     stub = Session(name="s", input="hi")
     live = RunSettings(policy="live", block_side_effects=False)
     golden = execute(stub, _asking_agent, settings=live).actual
-    [step] = _llm_steps(golden)
+    [step] = llm_steps(golden)
     pieces = {STREAM_CHUNKS: {"choices[0].message.content": [3, 5]}, "response_model": "m-1"}
     golden.steps = [step.model_copy(update={"attributes": pieces})]
     forked = opswald.Replay(golden, adapter=_asking_agent).fork_from(1, {"response": "NEW"})
     result = forked.run()
     assert result is not None and result.actual.output == {"answer": "NEW"}
-    [new] = _llm_steps(result.actual)
+    [new] = llm_steps(result.actual)
     assert new.attributes == {"response_model": "m-1"}, "the rest of the attributes stay"
 
 
@@ -841,7 +748,7 @@ def test_an_emoji_split_across_two_pieces_gives_a_golden_that_loads_and_replays(
     ]
     session = _record(project, monkeypatch, mode, script)
     assert "x\U0001f600y" in json.dumps(session.output, ensure_ascii=False)
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize("n", [1, 2])
@@ -859,10 +766,7 @@ def test_a_replayed_empty_chat_answer_says_content_as_it_came(
     roles = [c["choices"][0]["delta"] for _, c in pieces if c["choices"]]
     roles = [d["content"] for d in roles if d["role"]]
     assert roles[-n:] == [""] * n and roles[0] is None, "tool calls: null; no text: empty"
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == pieces
+    assert replay_seen(project, monkeypatch) == pieces
 
 
 @pytest.mark.parametrize("answer", ["Warm in Rome.", ""], ids=["text", "empty"])
@@ -878,7 +782,4 @@ def test_a_replayed_stream_sends_the_events_the_agent_got(
     session = _record(project, monkeypatch, mode, script)
     events = session.output["pieces"]
     assert len(events) > 10
-    seen = project.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    _replay(project).assert_outcomes(passed=1)
-    assert _seen(seen) == events
+    assert replay_seen(project, monkeypatch) == events

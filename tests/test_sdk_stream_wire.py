@@ -13,9 +13,16 @@ from typing import Any
 import pytest
 
 from conftest import sdk_setup
-from fakeprovider import FakeProvider
-from opswald import load
-from opswald.session import STREAM_CHUNKS, LLMCallStep, Session
+from opswald.session import STREAM_CHUNKS, Session
+from sdk_projects import (
+    RUN_BY_MODE,
+    TOOL_TURNS,
+    WEATHER_TOOL,
+    WRITE_SEEN,
+    llm_steps,
+    record,
+    replay_seen,
+)
 
 AGENT = '''
 """Agents that keep all a stream gave them (MODE picks one): `*_events` the SDK's parsed
@@ -27,19 +34,8 @@ import os
 import opswald
 
 
-@opswald.tool
-def get_weather(city):
-    return {"city": city, "temp_c": 21}
-
-
-TOOL = {"name": "get_weather", "description": "weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
-
-
 def _done(seen):
-    if os.environ.get("SEEN"):
-        with open(os.environ["SEEN"], "w") as f:
-            json.dump(seen, f)
+    _write_seen(seen)
     return {"seen": seen}
 
 
@@ -64,18 +60,6 @@ def _chat_kwargs(messages):
     return dict(model="gpt-4o-mini", messages=messages, stream=True,
                 stream_options={"include_usage": True},
                 tools=[{"type": "function", "function": TOOL}])
-
-
-def _chat_turn(messages, calls):
-    if not calls:
-        return True
-    messages.append({"role": "assistant", "content": None, "tool_calls": [
-        {"id": c["id"], "type": "function",
-         "function": {"name": c["name"], "arguments": c["args"]}} for c in calls.values()]})
-    for c in calls.values():
-        result = get_weather(**json.loads(c["args"]))
-        messages.append({"role": "tool", "tool_call_id": c["id"], "content": json.dumps(result)})
-    return False
 
 
 def chat_lines(input):
@@ -106,15 +90,6 @@ def chat_lines(input):
 def _responses_kwargs(items):
     return dict(model="gpt-4.1-mini", input=items, tools=[{"type": "function", **TOOL}],
                 store=False, include=["reasoning.encrypted_content"])
-
-
-def _responses_turn(output, items):
-    items += output
-    calls = [o for o in output if o["type"] == "function_call"]
-    for call in calls:
-        items.append({"type": "function_call_output", "call_id": call["call_id"],
-                      "output": json.dumps(get_weather(**json.loads(call["arguments"])))})
-    return not calls
 
 
 def responses_events(input):
@@ -155,16 +130,6 @@ def _anthropic_kwargs(messages):
               "input_schema": TOOL["parameters"]}]
     return dict(model="claude-haiku-4-5", max_tokens=2048, messages=messages, tools=tools,
                 stream=True)
-
-
-def _anthropic_turn(content, messages):
-    messages.append({"role": "assistant", "content": content})
-    uses = [b for b in content if b["type"] == "tool_use"]
-    if uses:
-        messages.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": u["id"],
-             "content": json.dumps(get_weather(**u["input"]))} for u in uses]})
-    return not uses
 
 
 def anthropic_events(input):
@@ -209,11 +174,8 @@ def anthropic_lines(input):
             if _anthropic_turn([blocks[i] for i in sorted(blocks)], messages):
                 return _done(seen)
     raise RuntimeError("too many turns")
-
-
-def run(input):
-    return globals()[os.environ["MODE"]](input)
 '''
+AGENT += WEATHER_TOOL + TOOL_TURNS + WRITE_SEEN + RUN_BY_MODE
 
 GOLDEN = "goldens/wire.golden.yaml"
 ANSWER = "It is 21°C and sunny in Rome."
@@ -246,23 +208,7 @@ def _record(
     mode: str,
     script: list[dict[str, Any]],
 ) -> Session:
-    monkeypatch.setenv("MODE", mode)
-    with FakeProvider(script=script) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
-        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
-        assert result.ret == 0, result.stdout.str()
-    return load(pytester.path / GOLDEN)
-
-
-def _replayed(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Replay with the provider gone: the golden passes, and what the agent saw."""
-    seen = pytester.path / "seen.json"
-    monkeypatch.setenv("SEEN", str(seen))
-    result = pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
-    got: list[Any] = json.loads(seen.read_text())
-    return got
+    return record(pytester, monkeypatch, GOLDEN, mode, script).got
 
 
 def _text(seen: Any) -> str:
@@ -271,8 +217,7 @@ def _text(seen: Any) -> str:
 
 
 def _marks(session: Session) -> list[dict[str, Any]]:
-    steps = [s for s in session.step_list if isinstance(s, LLMCallStep)]
-    return [(s.attributes or {}).get(STREAM_CHUNKS) or {} for s in steps]
+    return [(s.attributes or {}).get(STREAM_CHUNKS) or {} for s in llm_steps(session)]
 
 
 # -- 1. a Responses reasoning item whose summary came only with the item done ------------
@@ -289,7 +234,7 @@ def test_a_reasoning_summary_that_came_only_in_the_item_done_replays_so(
     seen = session.output["seen"]
     assert not any("reasoning_summary" in _text(e) for e in seen)
     assert all(m.get("output[0]") for m in _marks(session))
-    assert _replayed(project, monkeypatch) == seen
+    assert replay_seen(project, monkeypatch) == seen
 
 
 # -- 2. a block start / an item added that already carried its content ---------------------
@@ -308,7 +253,7 @@ def test_an_anthropic_block_start_that_carried_text_or_input_replays_so(
     assert any('"text": "I"' in s for s in starts) and any('"city": "Rome"' in s for s in starts)
     assert not any("input_json_delta" in _text(e) for e in seen)
     assert [m.get("content[0]") for m in _marks(session)] == ["with input", "with first piece"]
-    assert _replayed(project, monkeypatch) == seen
+    assert replay_seen(project, monkeypatch) == seen
 
 
 @pytest.mark.parametrize("mode", ["responses_events", "responses_lines"])
@@ -324,7 +269,7 @@ def test_a_responses_item_added_whole_replays_whole(
     assert any('"arguments": "{\\"city\\":\\"Rome\\"}"' in a for a in added)
     assert any(ANSWER in a for a in added) and any("enc:" in a for a in added)
     assert all(m.get("output[1].added") == "whole" for m in _marks(session))
-    assert _replayed(project, monkeypatch) == seen
+    assert replay_seen(project, monkeypatch) == seen
 
 
 # -- 3. what only a raw line reader sees ---------------------------------------------------
@@ -359,7 +304,7 @@ def test_a_replayed_stream_sends_the_lines_a_raw_reader_got(
     for marks in _marks(session):
         kept = {k for k, v in marks.items() if k in ("system_fingerprint", "ping", SEQ)}
         assert kept == ({mark} if mark else set())
-    assert _replayed(project, monkeypatch) == seen
+    assert replay_seen(project, monkeypatch) == seen
 
 
 SEQ = "sequence_number"
