@@ -17,6 +17,7 @@ from fakeprovider import FakeProvider
 from opswald import dump, load
 from opswald.intercept.codecs import AnthropicMessagesCodec, OpenAIResponsesCodec, sse
 from opswald.session import LLMCallStep, Session
+from sdk_projects import llm_steps, record, replay, serving
 
 AGENT = '''
 """Agents that use what the provider gave them (MODE picks one)."""
@@ -308,22 +309,8 @@ def _record(
     script: list[dict[str, Any]],
     **faults: Any,
 ) -> tuple[Session, FakeProvider]:
-    monkeypatch.setenv("MODE", mode)
-    with FakeProvider(script=script, **faults) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
-        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
-        assert result.ret == 0, result.stdout.str()
-    return load(pytester.path / GOLDEN), fp
-
-
-def _replay(pytester: pytest.Pytester) -> pytest.RunResult:
-    """Replay with the provider gone (its port closed): only the golden can answer."""
-    return pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
-
-
-def _llm_steps(session: Session) -> list[LLMCallStep]:
-    return [s for s in session.step_list if isinstance(s, LLMCallStep)]
+    session, fp, _ = record(pytester, monkeypatch, GOLDEN, mode, script, **faults)
+    return session, fp
 
 
 # -- 1. a stream carries the usage chunk only when the request asked for it -------------
@@ -333,10 +320,10 @@ def test_json_recording_replayed_as_a_stream_sends_no_unasked_usage_chunk(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session, _ = _record(project, monkeypatch, "chat_text", [{"content": "Sunny, 21°C."}])
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.usage is not None, "the recording has usage: a stream could carry it"
     monkeypatch.setenv("STREAM", "1")
-    result = _replay(project)
+    result = replay(project)
     assert "IndexError" not in result.stdout.str()
     result.assert_outcomes(passed=1)
 
@@ -355,7 +342,7 @@ def test_every_choice_of_an_n_call_is_recorded_and_replayed(
     script = [{"content": "Sunny in Rome.", "alternatives": ["Warm in Rome."]}]
     session, _ = _record(project, monkeypatch, "chat_choices", script)
     assert session.output == {"texts": ["Sunny in Rome.", "Warm in Rome."]}
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.output is not None and step.output.content == "Sunny in Rome."
     assert isinstance(step.raw, dict)
     assert [c["message"]["content"] for c in step.raw["choices"]] == [
@@ -363,7 +350,7 @@ def test_every_choice_of_an_n_call_is_recorded_and_replayed(
         "Warm in Rome.",
     ]
     monkeypatch.setenv("STREAM", replayed)
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize(("recorded", "replayed"), STREAM_PAIRS, ids=STREAM_IDS)
@@ -375,7 +362,7 @@ def test_logprobs_are_recorded_and_replayed(
     assert session.output == {"tokens": [["Sunny", -0.25], [" in R", -0.5], ["ome.", -0.75]]}, (
         "one token per piece the fake provider streams"
     )
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert isinstance(step.raw, dict)
     assert [t["token"] for t in step.raw["choices"][0]["logprobs"]["content"]] == [
         "Sunny",
@@ -383,7 +370,7 @@ def test_logprobs_are_recorded_and_replayed(
         "ome.",
     ]
     monkeypatch.setenv("STREAM", replayed)
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 # -- 1c. the Azure deployment, which selects the model, is part of the request --------
@@ -394,12 +381,12 @@ def test_an_azure_deployment_is_recorded_and_a_changed_one_diverges(
 ) -> None:
     session, fp = _record(project, monkeypatch, "azure_chat", [{"content": "Sunny."}])
     assert fp.requests[0].path.startswith("/openai/deployments/gpt4o-mini-prod/chat/completions")
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     assert step.input.params == {"azure_deployment": "gpt4o-mini-prod"}
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
     monkeypatch.setenv("DEPLOYMENT", "gpt4o-prod")  # another deployment: another model
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "step 1 of 1 · llm_call gpt-4o-mini: the agent sent another request" in out
@@ -411,12 +398,12 @@ def test_a_golden_recorded_without_the_azure_deployment_still_replays(
 ) -> None:
     """Goldens recorded before the deployment was recorded have none: not compared."""
     session, _ = _record(project, monkeypatch, "azure_chat", [{"content": "Sunny."}])
-    [step] = _llm_steps(session)
+    [step] = llm_steps(session)
     older = step.model_copy(update={"input": step.input.model_copy(update={"params": None})})
     session.steps = [older]
     dump(session, project.path / GOLDEN)
     assert "azure_deployment" not in (project.path / GOLDEN).read_text()
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 # -- 2. provider ids and usage details survive a streamed recording ---------------------
@@ -432,16 +419,16 @@ def test_chained_responses_keep_their_ids(
     assert session.output is not None and session.output["ids"] == ["resp_1", "resp_2"]
     sent = [r.body.get("previous_response_id") for r in fp.requests if r.method == "POST"]
     assert sent == [None, "resp_1"]
-    second = _llm_steps(session)[1]
+    second = llm_steps(session)[1]
     assert second.input.params is not None
     assert second.input.params["previous_response_id"] == "resp_1"
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
     # normalised is the truth: an edited answer is served, still under the recorded id
     edited = _edit_last_answer(session, "Snow tomorrow.")
     output = {**session.output, "texts": ["Sunny.", "Snow tomorrow."]}
     _write(project, edited, output)
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 def test_streamed_anthropic_keeps_message_ids_and_usage_details(
@@ -454,9 +441,9 @@ def test_streamed_anthropic_keeps_message_ids_and_usage_details(
     assert session.output is not None
     assert session.output["ids"] == ["msg_1"]
     assert session.output["usage"][0]["service_tier"] == "standard"
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
     monkeypatch.setenv("STREAM", "")  # the streamed recording answers a JSON call alike
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 # -- 3. reasoning the provider signed goes back to it unchanged ------------------------
@@ -484,10 +471,10 @@ def test_anthropic_thinking_blocks_are_replayed(
     session, fp = _record(project, monkeypatch, "anthropic_thinking", THINKING_SCRIPT)
     sent_back = fp.requests[-1].body["messages"][1]["content"]
     assert [b["type"] for b in sent_back] == ["thinking", "redacted_thinking", "text", "tool_use"]
-    first = _llm_steps(session)[0]
+    first = llm_steps(session)[0]
     assert isinstance(first.raw, dict) and first.raw["content"][0]["signature"].startswith("sig-")
     monkeypatch.setenv("STREAM", replayed)
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 def test_anthropic_thinking_survives_a_hand_edited_answer(
@@ -497,7 +484,7 @@ def test_anthropic_thinking_survives_a_hand_edited_answer(
     and is served as recorded (JSON and SSE)."""
     monkeypatch.setenv("STREAM", "1")
     session, _ = _record(project, monkeypatch, "anthropic_thinking", THINKING_SCRIPT)
-    first = _llm_steps(session)[0]
+    first = llm_steps(session)[0]
     assert first.output is not None
     edited = first.model_copy(
         update={"output": first.output.model_copy(update={"content": "Checking."})}
@@ -525,9 +512,9 @@ def test_responses_reasoning_items_are_replayed(
     sent_back = [i.get("type") for i in fp.requests[-1].body["input"][1:]]
     assert sent_back[:3] == ["reasoning", "message", "function_call"]
     monkeypatch.setenv("STREAM", replayed)
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
-    first = _llm_steps(session)[0]
+    first = llm_steps(session)[0]
     assert first.output is not None
     edited = first.model_copy(
         update={"output": first.output.model_copy(update={"content": "Checking."})}
@@ -552,7 +539,7 @@ def test_a_call_that_always_fails_is_one_step_and_replays_the_same_exception(
     assert isinstance(step, LLMCallStep) and step.error is not None
     assert step.attributes == {"http_status": 500}
     assert session.error is not None and session.error.type == "InternalServerError"
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(passed=1)
     assert "does not have" not in result.stdout.str()
 
@@ -572,7 +559,7 @@ def test_a_timeout_the_agent_catches_is_recorded_and_replayed(
     [step] = session.step_list
     assert isinstance(step, LLMCallStep) and step.error is not None
     assert step.error.type == "ReadTimeout"
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 def test_a_retry_that_succeeds_still_leaves_one_step(
@@ -585,7 +572,7 @@ def test_a_retry_that_succeeds_still_leaves_one_step(
     [step] = session.step_list
     assert isinstance(step, LLMCallStep) and step.error is None and step.attributes is None
     assert session.output == {"answer": "at last"} and session.error is None
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 def test_a_transport_error_outside_the_http_library_replays_as_its_own_class(
@@ -615,7 +602,7 @@ def test_a_transport_error_outside_the_http_library_replays_as_its_own_class(
     )
     assert step.attributes == {"transport_error": True}
     assert session.error is not None and session.error.type == "RuntimeError"
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(passed=2)
 
 
@@ -640,7 +627,7 @@ def test_a_recorded_error_class_is_never_imported_to_replay_it(
         "output: null\nerror: {type: APIConnectionError, message: Connection error.}\n"
     )
     monkeypatch.setenv("MODE", "chat_text")  # max_retries=0
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
     assert not (project.path / "imported.flag").exists()
 
 
@@ -654,7 +641,7 @@ def test_a_call_replay_blocks_is_named_in_the_failure(
         "name: agent\ninput:\n  q: Weather in Rome?\nsteps: []\noutput:\n  dims: 3\n"
     )
     monkeypatch.setenv("MODE", "lookup_elsewhere")
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "RuntimeError: the lookup service is down" in out
@@ -671,7 +658,7 @@ def test_an_sdk_call_opswald_does_not_record_stops_replay_whatever_the_host(
         "name: agent\ninput:\n  q: Weather in Rome?\nsteps: []\noutput:\n  dims: 3\n"
     )
     monkeypatch.setenv("MODE", "embeddings_elsewhere")
-    result = _replay(project)
+    result = replay(project)
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert (
@@ -687,10 +674,7 @@ def test_sdk_calls_opswald_does_not_record_are_noted_and_stop_replay_on_loopback
     """A local gateway on 127.0.0.1 is allowed by the offline guard; the SDK's calls to
     endpoints opswald does not record still get no live answer in replay. A tool's own
     HTTP call to a local service goes through as before."""
-    monkeypatch.setenv("MODE", "with_extras")
-    with FakeProvider(script=[{"content": "Sunny."}]) as fp:
-        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+    with serving(monkeypatch, "with_extras", [{"content": "Sunny."}]):
         result = project.runpytest("--opswald-goldens", "--opswald-mode=record")
     assert result.ret == 0, result.stdout.str()
     out = " ".join(result.stdout.str().split())
@@ -706,7 +690,7 @@ def test_sdk_calls_opswald_does_not_record_are_noted_and_stop_replay_on_loopback
     with FakeProvider() as live:  # the gateway still runs during replay
         monkeypatch.setenv("OPENAI_BASE_URL", live.base_url + "/v1")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", live.base_url)
-        result = _replay(project)
+        result = replay(project)
     result.assert_outcomes(failed=1)
     assert [(r.method, r.path) for r in live.requests] == [("GET", "/health")]
     out = " ".join(result.stdout.str().split())
@@ -726,7 +710,7 @@ def test_a_call_opswald_does_not_record_made_inside_a_tool_is_the_tool_step(
     assert [r.path for r in fp.requests] == ["/v1/embeddings", "/v1/chat/completions"]
     assert [s.type for s in session.step_list] == ["tool_call", "llm_call"]
     assert session.output == {"dims": 3, "answer": "Sunny."}
-    _replay(project).assert_outcomes(passed=1)
+    replay(project).assert_outcomes(passed=1)
 
 
 # -- helpers -----------------------------------------------------------------------------
