@@ -170,3 +170,6 @@ def run(input):
         return asyncio.run(agent(input))
     return agent(input)
 '''
+
+# the rest of an agent that calls WEATHER_TOOL, writes what it saw and runs by MODE
+TOOL_AGENT = WEATHER_TOOL + TOOL_TURNS + WRITE_SEEN + RUN_BY_MODE

@@ -15,16 +15,7 @@ from conftest import sdk_setup
 from opswald import dump, load
 from opswald.engine.run import RunSettings, execute
 from opswald.session import STREAM_CHUNKS, LLMCallStep, Session
-from sdk_projects import (
-    RUN_BY_MODE,
-    TOOL_TURNS,
-    WEATHER_TOOL,
-    WRITE_SEEN,
-    llm_steps,
-    record,
-    replay,
-    replay_seen,
-)
+from sdk_projects import TOOL_AGENT, llm_steps, record, replay, replay_seen
 
 AGENT = '''
 """Agents that keep every piece a stream sends them (MODE picks one). The output is the
@@ -263,7 +254,7 @@ def anthropic_events(input):
                 return _done(pieces)
     raise RuntimeError("too many turns")
 '''
-AGENT += WEATHER_TOOL + TOOL_TURNS + WRITE_SEEN + RUN_BY_MODE
+AGENT += TOOL_AGENT
 
 GOLDEN = "goldens/chunks.golden.yaml"
 SIZES = [1, 4, 2, 7, 3]  # the fake provider cuts every streamed text so, repeated

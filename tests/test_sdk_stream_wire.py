@@ -14,15 +14,7 @@ import pytest
 
 from conftest import sdk_setup
 from opswald.session import STREAM_CHUNKS, Session
-from sdk_projects import (
-    RUN_BY_MODE,
-    TOOL_TURNS,
-    WEATHER_TOOL,
-    WRITE_SEEN,
-    llm_steps,
-    record,
-    replay_seen,
-)
+from sdk_projects import TOOL_AGENT, llm_steps, record, replay_seen
 
 AGENT = '''
 """Agents that keep all a stream gave them (MODE picks one): `*_events` the SDK's parsed
@@ -175,7 +167,7 @@ def anthropic_lines(input):
                 return _done(seen)
     raise RuntimeError("too many turns")
 '''
-AGENT += WEATHER_TOOL + TOOL_TURNS + WRITE_SEEN + RUN_BY_MODE
+AGENT += TOOL_AGENT
 
 GOLDEN = "goldens/wire.golden.yaml"
 ANSWER = "It is 21°C and sunny in Rome."
