@@ -571,9 +571,26 @@ def project_pricer(
         return Pricer(PriceTable.load_default(), None, unpriced)
 
 
-def cli_settings(config: ProjectConfig, *, warn: Any = None) -> CliSettings:
+def api_settings(paths: Iterable[str | os.PathLike[str]] = ()) -> CliSettings:
+    """The settings the Python API (`opswald.Replay`, `batch_replay`) applies, read from
+    the config pytest would use for `paths` as `opswald replay` reads them; a bad value
+    raises SettingError naming the file and the setting, as `opswald replay` refuses it.
+    In a pytest run, the run's redaction rules (its `pytest_opswald_redact` hooks too), as
+    `opswald.record` takes them. Prices are left to `project_pricer` (a price file that
+    cannot be used is a warning there)."""
+    from dataclasses import replace
+
+    from opswald.redact import run_redactor
+
+    settings = cli_settings(find(paths), priced=False)
+    active = run_redactor()
+    return settings if active is None else replace(settings, redactor=active)
+
+
+def cli_settings(config: ProjectConfig, *, warn: Any = None, priced: bool = True) -> CliSettings:
     """The settings of `config`; a bad value raises SettingError naming the file and the
-    setting. `warn(text)` gets the notes of prices missing for a model."""
+    setting. `warn(text)` gets the notes of prices missing for a model; without `priced`
+    the price file is not read (`prices` is None)."""
     from opswald.redact import make_redactor
 
     try:
@@ -600,7 +617,7 @@ def cli_settings(config: ProjectConfig, *, warn: Any = None) -> CliSettings:
         diff_mode=diff_mode,
         requests=requests,
         redactor=make_redactor(pii=redact == "pii"),
-        prices=pricer(config, warn),
+        prices=pricer(config, warn) if priced else None,
         integrations=listed,
         side_effect_tools=frozenset(
             n.strip() for n in names(config.args("opswald_side_effect_tools"))

@@ -242,6 +242,30 @@ class Suite:
     tolerance: Any = None  # expect.tolerant.Tolerance
 
 
+def _project_suite(
+    where: list[str | Path],
+    integrations: tuple[str, ...] | list[str] | None,
+    side_effect_tools: tuple[str, ...] | list[str] | None,
+) -> tuple[Suite, tuple[str, ...] | list[str] | None, tuple[str, ...] | list[str]]:
+    """The suite-wide settings of the pytest config pytest would use for `where` (request
+    rules, redaction, LangGraph states, the embedder and judge), with its integrations and
+    side-effect tools where the caller gave none. A bad value raises SettingError."""
+    from opswald.projectconfig import api_settings
+
+    project = api_settings(where)
+    suite = Suite(
+        requests=project.requests,
+        redactor=project.redactor,
+        langgraph_state=project.langgraph_state,
+        tolerance=project.tolerance(),
+    )
+    if integrations is None:
+        integrations = project.integrations  # None still: the golden's recorded ones
+    if side_effect_tools is None:
+        side_effect_tools = tuple(project.side_effect_tools)
+    return suite, integrations, side_effect_tools
+
+
 @dataclass
 class Breakpoint:
     condition: Any  # breakpoints.Condition
@@ -347,10 +371,15 @@ class Replay:
         fork_at: int | None = None,
         allow_side_effects: bool = False,
         integrations: tuple[str, ...] | list[str] | None = None,
-        side_effect_tools: tuple[str, ...] | list[str] = (),
+        side_effect_tools: tuple[str, ...] | list[str] | None = None,
         surface: Literal["api", "cli"] = "api",
         suite: Suite | None = None,
+        golden_path: str | Path | None = None,
     ) -> None:
+        """`integrations`, `side_effect_tools` and `suite` (request rules, redaction,
+        prices, tolerance) default to the project's pytest config, found for the golden's
+        path — `golden_path` for a `Session` loaded from a file, else the working
+        directory — as `opswald replay` finds it; given, they win over it."""
         from opswald import files
 
         if mode is not None and mode not in MODES:
@@ -361,7 +390,8 @@ class Replay:
         if conflict is not None:
             raise ValueError(conflict)
         self.golden = golden if isinstance(golden, Session) else files.load(golden)
-        where = [] if isinstance(golden, Session) else [golden]
+        source = golden_path if isinstance(golden, Session) else golden
+        where: list[str | Path] = [] if source is None else [source]
         # one that cannot take the input: raised now
         self.adapter = _adapter_for(self.golden, adapter, where)
         mods = dict(modifications or {})
@@ -374,7 +404,12 @@ class Replay:
         self.fork_at = fork_at
         self.allow_side_effects = allow_side_effects
         self.surface: Literal["api", "cli"] = surface  # hints name its options
-        self.suite = suite or Suite()
+        if suite is None:
+            # what pytest and `opswald replay` apply to every golden: the same verdict here
+            suite, integrations, side_effect_tools = _project_suite(
+                where, integrations, side_effect_tools
+            )
+        self.suite = suite
         if self.suite.prices is None:
             # calls that run live are priced as under pytest (`opswald replay` gives its own)
             priced = project_pricer(where, who="opswald.Replay")
@@ -384,7 +419,7 @@ class Replay:
         if integrations is None:
             integrations = recorded if isinstance(recorded, list) else ()
         self.integrations = tuple(str(name) for name in integrations)
-        self.side_effect_tools = frozenset(side_effect_tools)
+        self.side_effect_tools = frozenset(side_effect_tools or ())
         if mode is None:
             mode = "fork" if (mods or fork_at is not None) else "replay"
         self.mode = mode
@@ -702,7 +737,10 @@ def batch_replay(
             )
             result = refused(golden, why, Suite().redactor)
         else:
-            replay = Replay(golden, adapter=adapter, modifications=modifications, mode=mode)
+            where = None if isinstance(source, Session) else source  # its project's config
+            replay = Replay(
+                golden, adapter=adapter, modifications=modifications, mode=mode, golden_path=where
+            )
             ran = replay.run()
             assert ran is not None
             result = ran
