@@ -190,6 +190,35 @@ def test_a_golden_that_does_not_load_fails_and_the_batch_goes_on(tmp_path: Path)
     assert finding.kind == "refused" and "cannot be loaded" in finding.message
 
 
+def test_batch_replay_loads_each_golden_just_before_it_runs(tmp_path: Path) -> None:
+    """Each golden is read when its turn comes, not all before the first runs: one that
+    the first golden's agent fixes runs fixed, one it breaks or removes fails to load (in
+    its place in the results), and the batch goes on."""
+    first, fixed, broken, gone = (tmp_path / f"{n}.golden.yaml" for n in "abcd")
+    opswald.dump(_golden(name="a"), first)
+    fixed.write_text("name: b\nsteps: [oops\n")
+    opswald.dump(_golden(name="c"), broken)
+    opswald.dump(_golden(name="d"), gone)
+    good = fixed.with_suffix(".good")
+    opswald.dump(_golden(name="b"), good)
+    read: list[str] = []
+
+    def agent(input: str) -> str:
+        if not read:  # the first golden's run: the others change under it
+            good.replace(fixed)
+            broken.write_text("name: c\nsteps: [oops\n")
+            gone.unlink()
+        read.append(input)
+        return registered_agent(input)
+
+    batch = opswald.batch_replay([first, fixed, broken, gone], adapter=agent)
+    assert list(batch.results) == ["a", "b", str(broken), str(gone)]
+    assert batch.failed == [str(broken), str(gone)]
+    for name in batch.failed:
+        [finding] = batch.results[name].verdict.findings
+        assert finding.kind == "refused" and "cannot be loaded" in finding.message
+
+
 def test_batch_replay_of_one_path(tmp_path: Path) -> None:
     path = tmp_path / "one.golden.yaml"
     opswald.dump(_golden(name="one"), path)

@@ -689,8 +689,6 @@ def batch_replay(
     `session_id` (when theirs is unique among them) or else their place in the batch."""
     from collections import Counter
 
-    from opswald import files
-
     if isinstance(goldens, str | Path | Session):  # one golden, not its characters
         goldens = [goldens]
     given = [key for key in STEP_MODIFICATIONS if key in (modifications or {})]
@@ -700,51 +698,59 @@ def batch_replay(
             "step to fork at; replay that golden with Replay(golden, fork_at=N, "
             "modifications=...)"
         )
-    loaded: list[tuple[Session | str | Path, Session | None, str]] = []
+    # each golden is loaded just before it runs: the first runs without waiting for the
+    # whole batch to be read, and a golden is read as it is when its turn comes. Names
+    # (several goldens of one name told apart) are settled once all are known.
+    ran: list[tuple[str, str | None, ReplayResult, bool]] = []  # base, id, result, still
     for source in goldens:
-        if isinstance(source, Session):
-            loaded.append((source, source, ""))
-            continue
-        try:
-            loaded.append((source, files.load(source), ""))
-        except (files.GoldenLoadError, OSError) as exc:
-            loaded.append((source, None, str(exc)))
-    bases = [g.name if g is not None and g.name else str(s) for s, g, _ in loaded]
-    repeated = Counter(bases)
-    ids = Counter((b, g.session_id) for b, (_, g, _) in zip(bases, loaded, strict=True) if g)
-
+        golden, result = _run_one(source, adapter, modifications, mode)
+        base = golden.name if golden is not None and golden.name else str(source)
+        sid = golden.session_id if golden is not None else None
+        still = golden is not None and golden.error is not None
+        ran.append((base, sid, result, still and result.actual.error is not None))
+    repeated = Counter(base for base, _, _, _ in ran)
+    ids = Counter((base, sid) for base, sid, _, _ in ran if sid)
     results: dict[str, ReplayResult] = {}
-    still: list[str] = []
-    for position, (base, (source, golden, problem)) in enumerate(
-        zip(bases, loaded, strict=True), 1
-    ):
+    still_failing: list[str] = []
+    for position, (base, sid, result, still) in enumerate(ran, 1):
         name = base
         if repeated[base] > 1:  # several goldens (traces) of one name: tell all apart
-            sid = golden.session_id if golden is not None else None
             name = f"{base} [{sid if sid and ids[(base, sid)] == 1 else position}]"
-        if golden is None:
-            results[name] = refused(
-                Session(name=str(source)), f"cannot be loaded: {problem}", Suite().redactor
-            )
-            continue
-        own = golden_step_modifications(golden)
-        if own and not golden.is_stub:
-            # its own step modification needs a fork step, which a batch does not give:
-            # this golden fails, as under pytest, and the others still run
-            why = (
-                f"{changes_one_step(list(own))}: give the step to fork at with "
-                f"Replay(..., fork_at=N){from_the_golden(own, {})}"
-            )
-            result = refused(golden, why, Suite().redactor)
-        else:
-            where = None if isinstance(source, Session) else source  # its project's config
-            replay = Replay(
-                golden, adapter=adapter, modifications=modifications, mode=mode, golden_path=where
-            )
-            ran = replay.run()
-            assert ran is not None
-            result = ran
         results[name] = result
-        if golden.error is not None and result.actual.error is not None:
-            still.append(name)
-    return BatchResult(results=results, still_failing=still)
+        if still:
+            still_failing.append(name)
+    return BatchResult(results=results, still_failing=still_failing)
+
+
+def _run_one(
+    source: Session | str | Path,
+    adapter: Callable[..., Any] | str | None,
+    modifications: dict[str, Any] | None,
+    mode: Mode | None,
+) -> tuple[Session | None, ReplayResult]:
+    """One golden of a batch, loaded now (None if it cannot be), and its result."""
+    from opswald import files
+
+    if isinstance(source, Session):
+        golden, path = source, None
+    else:
+        try:
+            golden, path = files.load(source), source
+        except (files.GoldenLoadError, OSError) as exc:
+            why = f"cannot be loaded: {exc}"
+            return None, refused(Session(name=str(source)), why, Suite().redactor)
+    own = golden_step_modifications(golden)
+    if own and not golden.is_stub:
+        # its own step modification needs a fork step, which a batch does not give:
+        # this golden fails, as under pytest, and the others still run
+        why = (
+            f"{changes_one_step(list(own))}: give the step to fork at with "
+            f"Replay(..., fork_at=N){from_the_golden(own, {})}"
+        )
+        return golden, refused(golden, why, Suite().redactor)
+    replay = Replay(
+        golden, adapter=adapter, modifications=modifications, mode=mode, golden_path=path
+    )
+    result = replay.run()
+    assert result is not None
+    return golden, result
