@@ -211,11 +211,12 @@ def test_a_golden_written_under_a_variant_says_so_when_replayed_without_it(
 ) -> None:
     """Written with `--opswald-update --opswald-variant large:model=sim-large`, as the
     README suggests after comparing variants, the golden holds sim-large's calls and
-    `metadata.modifications: {model: sim-large}`. A plain replay fails at step 1 and says
-    the golden was recorded under that modification, which explains the difference at the
-    model, and offers the update, which would write it back without the modification (and
-    says so). It offers no `--opswald-modify model=sim-large`: that runs a fork, which is
-    judged on expectations and would pass over any other change of the agent."""
+    `metadata.modifications: {model: sim-large}` and `metadata.variant: large`. A plain
+    replay fails at step 1 and says the golden was recorded under that variant's
+    modification, which explains the difference at the model, and offers the update, which
+    would write it back without the modification (and says so). It offers no
+    `--opswald-modify model=sim-large`: that runs a fork, which is judged on expectations
+    and would pass over any other change of the agent."""
     monkeypatch.delenv("CI", raising=False)
     work = _example_project(pytester)
     golden = "goldens/order_not_found.golden.yaml"
@@ -226,13 +227,14 @@ def test_a_golden_written_under_a_variant_says_so_when_replayed_without_it(
     result.stdout.fnmatch_lines(["*1 updated*"])
     written = yaml.safe_load((work / golden).read_text())
     assert written["metadata"]["modifications"] == {"model": "sim-large"}
+    assert written["metadata"]["variant"] == "large"
     result = pytester.runpytest_subprocess("--opswald-goldens", golden)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
             "step 1 of 4 · llm_call sim-large: the agent sent another request",
-            "fix: the golden was recorded under model=sim-large (metadata.modifications, "
-            "from a variant or --opswald-modify), which this run does not apply: the "
+            "fix: the golden was recorded under the variant large: model=sim-large "
+            "(metadata.variant, metadata.modifications), which this run does not apply: the "
             "difference* at step 1 › model* that; if the new behaviour is intended, accept "
             "it with --opswald-update (written without them)",
         ]
@@ -242,5 +244,6 @@ def test_a_golden_written_under_a_variant_says_so_when_replayed_without_it(
     result.stdout.fnmatch_lines(["*1 updated*"])
     rewritten = yaml.safe_load((work / golden).read_text())
     assert "modifications" not in rewritten["metadata"]
+    assert "variant" not in rewritten["metadata"]
     assert {s.get("model") for s in rewritten["steps"] if s["type"] == "llm_call"} == {"sim-small"}
     pytester.runpytest_subprocess("--opswald-goldens", golden).assert_outcomes(passed=1)

@@ -151,6 +151,25 @@ def _headline(session: Session, label: str) -> str:
     )
 
 
+def _recorded_under(session: Session) -> dict[str, Any] | None:
+    """The variant and the modifications a session was recorded under (`metadata.variant`,
+    `metadata.modifications`); None if it was recorded with none."""
+    from opswald.engine.run import recorded_variant
+
+    modifications = session.metadata.get("modifications")
+    variant = recorded_variant(session)
+    if not isinstance(modifications, dict) or not modifications:
+        return {"variant": variant, "modifications": {}} if variant else None
+    return {"variant": variant, "modifications": modifications}
+
+
+def _recorded_line(recorded: dict[str, Any]) -> str:
+    listing = ", ".join(f"{k}={v}" for k, v in recorded["modifications"].items())
+    if recorded["variant"] is None:
+        return f"recorded under {listing}"
+    return f"recorded under the variant {recorded['variant']}" + (f": {listing}" if listing else "")
+
+
 # -- show -------------------------------------------------------------------------------
 
 
@@ -185,6 +204,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 "totals": dataclasses.asdict(_figures(session)),
                 "steps": [{**_row(s), "notes": notes.get(s.step, [])} for s in chosen],
                 "notes": notes.get(None, []),
+                "recorded_under": _recorded_under(session),
                 "output": session.output,
                 "error": session.error.model_dump(exclude_none=True) if session.error else None,
             }
@@ -192,6 +212,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     width = _width()
     print(_clip(_headline(session, args.golden), width))
+    recorded = _recorded_under(session)
+    if recorded is not None:
+        print(_clip(_recorded_line(recorded), width))
     for text in notes.get(None, []):
         print(_clip(f"note: {text}", width))
     name_w = max(8, width - 53)

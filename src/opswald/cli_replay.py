@@ -352,7 +352,7 @@ def _report(
     elif result.passed:
         _say(_clip(f"output: {_json(actual.output)}", width))
     from opswald.engine.context import STEP_MODIFICATIONS
-    from opswald.engine.run import fix_line, recorded_under, side_effects_ahead
+    from opswald.engine.run import fix_line, recorded_under, recorded_variant, side_effects_ahead
 
     modifications = modifications or {}
 
@@ -374,6 +374,7 @@ def _report(
             result.golden,
             {k: v for k, v in modifications.items() if k not in STEP_MODIFICATIONS},
         ),
+        variant=recorded_variant(result.golden),
         side_effects=side_effects_ahead(
             result.golden,
             result.verdict,

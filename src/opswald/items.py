@@ -29,6 +29,7 @@ from opswald.engine.run import (
     no_data_form,
     not_blessable,
     recorded_under,
+    recorded_variant,
     rerecord_for_cost,
     side_effects_ahead,
     unconfigured,
@@ -189,10 +190,12 @@ def run_golden(
     adapter: Callable[..., Any],
     expect_override: dict[str, Any] | None = None,
     modify: dict[str, Any] | None = None,
+    variant: str | None = None,
     extra_normalize: Iterable[NormalizeRule] = (),
     listener: HookListener | None = None,
 ) -> Outcome:
-    """Replay, record or update one golden; raise GoldenError when it fails."""
+    """Replay, record or update one golden (`modify`: the modifications of the marker or
+    of the variant named `variant`); raise GoldenError when it fails."""
     expect = merge_expect(golden.expect, expect_override)
     writing = settings.mode in ("record", "rerecord") and (
         golden.is_stub or settings.mode == "rerecord"
@@ -254,6 +257,7 @@ def run_golden(
         integrations=settings.integrations,
         side_effect_tools=settings.side_effect_tools,
         langgraph_state=settings.langgraph_state,
+        variant=variant,
     )
     timeout = golden.timeout or settings.timeout
     try:
@@ -305,6 +309,7 @@ def run_golden(
             side_effects=ahead,
             live=policy == "live",
             recorded=recorded_under(golden, modify),
+            variant=recorded_variant(golden),
         )
         if run.offline_note is not None and policy != "live":
             fix = _blocked_fix(run)
@@ -908,6 +913,7 @@ class GoldenItem(pytest.Item):
                     settings=settings,
                     adapter=adapter,
                     modify=dict(self.variant[1]) if self.variant else None,
+                    variant=self.variant[0] if self.variant else None,
                     extra_normalize=suite_normalize_rules(self.config),
                     listener=listener,
                 )

@@ -28,6 +28,9 @@ SCHEMA_URL = "https://opswald.dev/schema/golden-v1.json"
 FORK_METADATA = "fork"
 """The metadata key of a fork's actual session: `step` (where it went live) and the step
 `modifications` applied there."""
+VARIANT_METADATA = "variant"
+"""The metadata key of a session recorded under a variant (`--opswald-variant NAME:...`):
+its name, beside the `modifications` it ran with."""
 STREAM_CHUNKS = "stream_chunks"
 """The `attributes` key of a streamed `llm_call`: for each streamed text, named by its path
 in `raw` (`choices[0].message.content`), the lengths of the pieces it came in (0: an empty

@@ -132,9 +132,11 @@ def _step_body(step: Any) -> Any:
     return {k: v for k, v in step.items() if k != "step"} if isinstance(step, dict) else step
 
 
-RUN_METADATA = ("fork", "modifications")  # session.FORK_METADATA and the modifications
+# session.FORK_METADATA, the modifications and session.VARIANT_METADATA
+RUN_METADATA = ("fork", "modifications", "variant")
 """Metadata that says how a run was made (where a fork went live, the modifications it ran
-with), not what the agent did: not a difference between a golden and its actual."""
+with and the variant they came from), not what the agent did: not a difference between a
+golden and its actual."""
 
 
 def compared_data(session: Any) -> Any:

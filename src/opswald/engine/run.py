@@ -37,6 +37,7 @@ from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.returns import TYPE_ERRORS, Retyped, hidden_remedy, usable_remedy
 from opswald.session import (
     FORK_METADATA,
+    VARIANT_METADATA,
     AnyStep,
     ErrorInfo,
     Expect,
@@ -66,6 +67,13 @@ def from_the_golden(own: dict[str, Any], given: dict[str, Any]) -> str:
     gave (the user did not type them), as a clause to append; "" when none."""
     keys = [key for key in own if key not in given]
     return f" ({', '.join(keys)} from the golden's own modifications:)" if keys else ""
+
+
+def recorded_variant(session: Session) -> str | None:
+    """The variant whose modifications `session` was recorded under (`metadata.variant`);
+    None for one recorded without a variant, or written before variant names were kept."""
+    name = session.metadata.get(VARIANT_METADATA)
+    return name if isinstance(name, str) and name else None
 
 
 def recorded_under(golden: Session, modifications: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +152,7 @@ class RunSettings:
     side_effect_tools: frozenset[str] = frozenset()
     langgraph_state: bool = False
     surface: Surface = "pytest"  # whose option names hints give
+    variant: str | None = None  # the --opswald-variant whose modifications these are
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,6 +302,11 @@ def execute(
         metadata["modifications"] = ctx.redactor(to_jsonable(modifications))
     else:  # the golden's were of its recording, not this run's (an update writes this)
         metadata.pop("modifications", None)
+    if settings.variant is not None:
+        # which variant the modifications came from: a golden written under one says so
+        metadata[VARIANT_METADATA] = ctx.redactor(settings.variant)
+    else:
+        metadata.pop(VARIANT_METADATA, None)
     if settings.integrations:
         metadata["integrations"] = list(settings.integrations)
     else:
@@ -534,11 +548,13 @@ def fix_line(
     allow: str = "--opswald-allow-side-effects",
     live: bool = False,
     recorded: dict[str, Any] | None = None,
+    variant: str | None = None,
 ) -> str:
     """The `fix:` line: an update where an update helps, and never where it does not.
     `recorded` are the modifications the golden was recorded under that this run lacks
     (`recorded_under`): named, as the cause, only where a difference is at a request field
-    they set (`explained_by`), since an update without them writes the golden without them.
+    they set (`explained_by`), since an update without them writes the golden without them;
+    `variant` is the variant they came from (`recorded_variant`), named with them.
     `update` is how the update is asked for where the run started (`opswald replay` says
     `pytest --opswald-goldens --opswald-update`); `side_effects` are the side-effect tools
     the golden calls after the run left it (`side_effects_ahead`), which an update
@@ -561,9 +577,13 @@ def fix_line(
         # no command replays a golden under them: any --opswald-modify makes the run a fork,
         # which is judged on expectations and would pass over the agent's own changes
         listing = ", ".join(f"{k}={v}" for k, v in explained.items())
+        source = (
+            f"the variant {variant}: {listing} (metadata.variant, metadata.modifications)"
+            if variant
+            else f"{listing} (metadata.modifications, from a variant or --opswald-modify)"
+        )
         accept = (
-            f"the golden was recorded under {listing} (metadata.modifications, from a "
-            "variant or --opswald-modify), which this run does not apply: the "
+            f"the golden was recorded under {source}, which this run does not apply: the "
             f"difference{'s' if len(where) > 1 else ''} at {', '.join(where[:3])}"
             f"{' …' if len(where) > 3 else ''} {'are' if len(where) > 1 else 'is'} that; "
             f"{accept} (written without them)"
