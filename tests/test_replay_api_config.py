@@ -115,7 +115,7 @@ def test_the_configs_request_rules_give_the_api_pytests_verdict(
 ) -> None:
     """A request field that changes between runs, hidden by a suite-wide rule: the API
     replayed with the default rules and failed where pytest passed."""
-    module = f"cfgagent_{abs(hash((setting, configured)))}"
+    module = f"cfgagent_{setting.split(maxsplit=1)[0]}_{configured}"
     golden = project(pytester.path, module, setting, monkeypatch)
     if not configured:
         (pytester.path / "pytest.ini").write_text(f"[pytest]\nopswald_adapter = {module}:run\n")
