@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import record, write
+from conftest import STUB, record, write
 from opswald import load
 from opswald.session import AnyStep
 
@@ -841,3 +841,51 @@ def test_an_unchanged_snapshot_an_update_renumbers_is_kept_with_its_comment(
     assert "  - step: 2\n    type: state\n" in path.read_text()
     assert "      phase: done  # the end state\n" in path.read_text()
     pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("how", "said"),
+    [
+        (["--opswald-mode=live"], "--opswald-mode=live"),
+        (["--opswald-mode=rerecord"], "--opswald-mode=rerecord"),
+        (["-o", "opswald_mode=live"], "opswald_mode = live"),
+        (["-o", "opswald_mode=rerecord"], "opswald_mode = rerecord"),
+    ],
+)
+def test_an_update_with_a_mode_it_would_override_is_a_usage_error(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: list[str], said: str
+) -> None:
+    """A live run with --opswald-update ran as an update (a replay of the recorded calls),
+    so a live regression passed, and a rerecord with it rewrote every golden, passing ones
+    too, from scratch: one of the two settings was dropped without a word. Both are usage
+    errors naming the setting and what each does; nothing is written."""
+    record(project)
+    before = (project.path / GOLDEN).read_bytes()
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-allow-side-effects", *how
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    err = result.stderr.str()
+    assert f"--opswald-update with {said}" in err, err
+    assert "replays the recorded calls up to the first divergence" in err, err
+    assert "--opswald-mode=rerecord" in err, err
+    assert (project.path / GOLDEN).read_bytes() == before
+
+
+def test_an_update_with_record_mode_records_stubs_and_updates_failing_goldens(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """record and update agree (both record a stub; the update rewrites failing complete
+    goldens, which record replays), so the two together are no usage error."""
+    record(project)
+    write(project.path / "goldens" / "stub.golden.yaml", STUB.replace("book_flight", "new"))
+    before = (project.path / GOLDEN).read_bytes()
+    monkeypatch.setenv("AGENT_VARIANT", "args")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-mode=record",
+        "--opswald-allow-side-effects",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    assert (project.path / GOLDEN).read_bytes() != before
+    assert not load(project.path / "goldens" / "stub.golden.yaml").is_stub

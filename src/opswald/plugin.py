@@ -277,6 +277,8 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--opswald-fork-at replays the steps before the fork: it does not combine with "
             f"--opswald-mode={mode}, which runs every call live"
         )
+    if config.getoption("opswald_update") and mode in ("live", "rerecord"):
+        _refuse_update_with(config, mode)
     variants = parse_variants(config.getoption("opswald_variant"))
     writes = "--opswald-update" if config.getoption("opswald_update") else None
     if mode in ("record", "rerecord"):
@@ -325,6 +327,30 @@ def pytest_configure(config: pytest.Config) -> None:
         _refuse_golden_args(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
+
+
+def _refuse_update_with(config: pytest.Config, mode: str) -> None:
+    """An update with a mode that runs every call live would drop one of the two without a
+    word: the update's replay turned a live run's regression into a pass, and rerecord
+    rewrote passing goldens too. (record and update agree: both record a stub.)"""
+    given = (
+        f"--opswald-mode={mode}"
+        if config.getoption("opswald_mode")
+        else f"opswald_mode = {mode} (in the pytest config)"
+    )
+    what = (
+        "a live run runs every call for real and writes nothing"
+        if mode == "live"
+        else "a rerecord runs every selected golden for real and writes it again from "
+        "scratch, passing ones too"
+    )
+    raise pytest.UsageError(
+        f"--opswald-update with {given}: an update replays the recorded calls up to the "
+        "first divergence and rewrites failing goldens only; "
+        f"{what}. Choose one: --opswald-mode=rerecord writes what a live run does, "
+        "--opswald-update alone rewrites the failing goldens"
+        + (", --opswald-mode=live alone judges a live run" if mode == "live" else "")
+    )
 
 
 def _for_the_run(config: pytest.Config, setting: contextlib.AbstractContextManager[Any]) -> None:
