@@ -377,3 +377,71 @@ def test_a_variant_report_is_the_same_under_xdist_but_for_its_measured_fields(
     assert "goldens[].delta.duration_ms" in one["measured_fields"]
     assert len(one["variants"]["variants"]) == 2
     assert _stable(two) == _stable(one)
+
+
+@pytest.mark.parametrize("option", ["--opswald-json", "--opswald-html"])
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [("out", "out is a folder"), ("out/", "out/ is a folder"), ("afile/r.x", "afile is a file")],
+)
+def test_a_report_path_that_cannot_be_a_file_is_a_usage_error(
+    project: pytest.Pytester, option: str, given: str, said: str
+) -> None:
+    """A folder given as the report's file (or a file where its folder must be) crashed
+    the end of the run with a traceback, losing the failures and the summary, after every
+    golden had run; it is a usage error at startup, naming the option and the path."""
+    record(project)
+    (project.path / "out").mkdir()
+    (project.path / "afile").write_text("")
+    result = project.runpytest("--opswald-goldens", option, given)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([f"*{option} must be a file name: *{said}*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_the_json_report_and_the_viewer_at_one_path_is_a_usage_error(
+    project: pytest.Pytester,
+) -> None:
+    result = project.runpytest("--opswald-goldens", "--opswald-json=r", "--opswald-html=./r")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines(["*--opswald-json and --opswald-html both name*"])
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_report_that_cannot_be_written_at_the_end_is_a_note(
+    project: pytest.Pytester, fails: bool
+) -> None:
+    """A write that fails when the run ends (here a folder made at the path meanwhile; a
+    full disk alike) is a note in the summary, never a traceback: the failures are shown
+    and the tests decide the exit code."""
+    record(project)
+    if fails:
+        golden = project.path / "goldens" / "flight.golden.yaml"
+        golden.write_text(golden.read_text().replace("passenger: Alice", "passenger: Carol", 1))
+    project.makepyfile(
+        test_meanwhile="""
+        import os
+
+        def test_makes_folders():
+            os.mkdir("r.json")
+            os.mkdir("v.html")
+        """
+    )
+    result = project.runpytest(
+        "--opswald-goldens", "goldens", "test_meanwhile.py", "-p", "no:randomly",
+        "--opswald-json", "r.json", "--opswald-html", "v.html",
+    )  # fmt: skip
+    out = result.stdout.str()
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if fails else pytest.ExitCode.OK), out
+    assert "Traceback" not in out + result.stderr.str()
+    assert "IsADirectoryError" not in out + result.stderr.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*- opswald -*",
+            f"goldens: {0 if fails else 1} passed, {1 if fails else 0} failed*",
+            "*note: --opswald-html: the viewer was not written: cannot write *v.html: *",
+            "*note: --opswald-json: the report was not written: cannot write *r.json: *",
+        ]
+    )
+    if fails:
+        assert "= FAILURES =" in out

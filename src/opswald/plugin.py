@@ -256,6 +256,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
     _check_breakpoints(config)
+    _check_report_paths(config)
     timeout = config.getoption("opswald_timeout")
     if timeout is not None and not 0 < timeout < math.inf:  # NaN fails both
         raise pytest.UsageError("--opswald-timeout must be a positive number of seconds")
@@ -327,6 +328,42 @@ def pytest_configure(config: pytest.Config) -> None:
         _refuse_golden_args(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
+
+
+def _check_report_paths(config: pytest.Config) -> None:
+    """--opswald-json and --opswald-html name files written when the run ends: a folder
+    there, or a file where a folder of the path must be, is a usage error now, as pytest's
+    `--junitxml` gives, rather than a failed write after every golden has run."""
+    here = config.invocation_params.dir
+    given: dict[Path, str] = {}
+    for option in ("--opswald-json", "--opswald-html"):
+        value = config.getoption(option.lstrip("-").replace("-", "_"))
+        if not value:
+            continue
+        problem = report_path_problem(here, value)
+        if problem is not None:
+            raise pytest.UsageError(f"{option} must be a file name: {problem}")
+        target = Path(os.path.abspath(here / value))
+        if target in given:
+            raise pytest.UsageError(
+                f"{given[target]} and {option} both name {value}: the one written last would "
+                "replace the other; give each its own file"
+            )
+        given[target] = option
+
+
+def report_path_problem(here: Path, value: str) -> str | None:
+    """Why a report file cannot be written at `value` (relative to `here`), or None."""
+    target = here / value
+    if value.endswith(("/", os.sep)) or target.is_dir():
+        return f"{value} is a folder"
+    for parent in Path(value).parents:  # as given, so the message names it as given
+        folder = here / parent
+        if folder.is_dir():
+            return None
+        if folder.exists() or folder.is_symlink():  # a file, or a link to nothing
+            return f"{parent} is a file, not a folder, in {value}"
+    return None
 
 
 def _refuse_update_with(config: pytest.Config, mode: str) -> None:
@@ -1285,6 +1322,7 @@ class SummaryPlugin:
         self.records: list[dict[str, Any]] = []
         self.views: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []
         self.html_written: tuple[Path, int, int] | None = None
+        self.report_notes: list[str] = []  # reports that could not be written
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         from opswald.files import is_golden_path
@@ -1346,9 +1384,12 @@ class SummaryPlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return  # only the controller writes
+        # the paths were checked at startup; a write that fails now (a full disk, a folder
+        # made there meanwhile) is a note in the summary, and the tests decide the exit code
         html = self.config.getoption("opswald_html")
         if html:
-            self._write_html(self.config.invocation_params.dir / html)
+            with self._noting_failed_write("--opswald-html", "the viewer", html):
+                self._write_html(self.config.invocation_params.dir / html)
         path = self.config.getoption("opswald_json")
         if not path:
             return
@@ -1356,7 +1397,18 @@ class SummaryPlugin:
 
         order = tuple(name for name, _ in settings_of(self.config).variants)
         report = json_report.build([*self.records, *self.malformed.values()], order)
-        json_report.write(self.config.invocation_params.dir / path, report)
+        with self._noting_failed_write("--opswald-json", "the report", path):
+            json_report.write(self.config.invocation_params.dir / path, report)
+
+    @contextlib.contextmanager
+    def _noting_failed_write(self, option: str, what: str, path: str) -> Generator[None]:
+        try:
+            yield
+        except OSError as exc:
+            where = exc.filename if exc.filename is not None else path
+            self.report_notes.append(
+                f"{option}: {what} was not written: cannot write {where}: {exc.strerror or exc}"
+            )
 
     def _write_html(self, path: Path) -> None:
         from opswald.files import GoldenLoadError, load
@@ -1425,7 +1477,7 @@ class SummaryPlugin:
         ]
         summary = Summary(
             counts=counts,
-            notes=tuple(sorted(set(self.notes), key=note_order)),
+            notes=(*sorted(set(self.notes), key=note_order), *self.report_notes),
             records=tuple(
                 sorted(records, key=lambda r: (r["golden"], golden_id(r), r["variant"] or ""))
             ),
@@ -1433,6 +1485,10 @@ class SummaryPlugin:
             verbose=self.config.get_verbosity(),
         )
         if not summary.total:
+            if self.report_notes:  # no golden ran, but a report was asked for
+                terminalreporter.write_sep("-", "opswald")
+                for note in self.report_notes:
+                    terminalreporter.write_line(f"note: {note}")
             return
         terminalreporter.write_sep("-", "opswald")
         for line in summary.lines:
