@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from opswald.diff import differences
 from opswald.jsonable import to_jsonable
 from opswald.session import AnyStep, Session, without_stream_chunks
-from opswald.verdict import MISSING, Difference
+from opswald.verdict import MISSING, Difference, Finding
 
 VOLATILE_STEP_FIELDS: tuple[str, ...] = ("timestamp", "duration_ms")
 VOLATILE_METADATA_FIELDS: tuple[str, ...] = ("recorded_at", "duration_ms", "recorded_with")
@@ -157,16 +157,35 @@ def _steps_reader() -> TypeAdapter[list[AnyStep]]:
     return TypeAdapter(list[AnyStep])
 
 
+def stop_attributes(finding: Finding) -> dict[str, Any]:
+    """What the error of a call a replay refused keeps of the finding that stopped it: the
+    golden step pytest named (`golden_step`, None for a call the golden does not have),
+    its type and name. The refused call is the agent's, and need not pair with that step
+    (a skipped tool call: the agent went on to the model call after it), so `opswald
+    diff` and the viewer read them to name the stop as pytest did."""
+    return {
+        "golden_step": None if finding.numbered_in_run else finding.step,
+        "step_type": finding.step_type,
+        "name": finding.name,
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReplayStop:
     """Where a saved actual's replay stopped: its step that carries `error:
     ReplayDivergence` (`step`, the run's number), the golden step it faced (`golden_step`,
     0 for a call the golden does not have), and the last golden step the run reached
-    (`reached`): the golden's steps after it were never run, for that reason alone."""
+    (`reached`): the golden's steps after it were never run, for that reason alone.
+    `named`: the golden step is the one pytest named, kept with the error
+    (`stop_attributes`), with its type and name (`golden_type`, `golden_name`); an
+    actual saved before they were kept is read by its steps' pairing alone."""
 
     step: AnyStep
     golden_step: int
     reached: int
+    named: bool = False
+    golden_type: str | None = None
+    golden_name: str | None = None
 
     @property
     def message(self) -> str:
@@ -180,19 +199,53 @@ class ReplayStop:
             if self.golden_step
             else f"step {self.step.step} of this run"
         )
+        kind: str = self.step.type
         name = getattr(self.step, "tool", None) or getattr(self.step, "model", None) or ""
-        return f"{where} · {self.step.type} {name}".rstrip() + f": {self.message}"
+        if self.named and self.golden_type:
+            kind, name = self.golden_type, self.golden_name or ""
+        return f"{where} · {kind} {name}".rstrip() + f": {self.message}"
 
 
 def replay_stop(rows: list[tuple[int, int]], actual: Session) -> ReplayStop | None:
-    """The stop of a replay whose actual was saved (`ReplayStop`), from the compare rows
-    (golden step, actual step) of the two sessions; None when the run did not stop so."""
+    """The stop of a replay whose actual was saved (`ReplayStop`): the golden step kept with
+    its error, else the one the compare rows (golden step, actual step) of the two
+    sessions pair with it; None when the run did not stop so."""
     step = next(
         (s for s in actual.step_list if s.error is not None and s.error.type == STOP_ERROR),
         None,
     )
     if step is None:
         return None
+    before = [g for g, a in rows if g and a and a < step.step]
+    kept = _kept_stop(step, max((g for g, _ in rows), default=0))
+    if kept is not None:
+        faced, kind, name = kept
+        return ReplayStop(
+            step=step,
+            golden_step=faced,
+            reached=max(faced, *before, 0),
+            named=True,
+            golden_type=kind,
+            golden_name=name,
+        )
     faced = next((g for g, a in rows if a == step.step), 0)
-    before = (g for g, a in rows if g and a and a < step.step)
     return ReplayStop(step=step, golden_step=faced, reached=max(faced, *before, 0))
+
+
+def _kept_stop(step: AnyStep, total: int) -> tuple[int, str | None, str | None] | None:
+    """The golden step, type and name `stop_attributes` kept with the refused call's
+    error; None when the error holds none (an actual saved by an older version) or holds
+    them in a shape it could not have written."""
+    attributes = step.error.attributes if step.error is not None else None
+    if not isinstance(attributes, dict) or "golden_step" not in attributes:
+        return None
+    faced, kind, name = (attributes.get(k) for k in ("golden_step", "step_type", "name"))
+    if faced is None:
+        faced = 0
+    if isinstance(faced, bool) or not isinstance(faced, int) or not 0 <= faced <= total:
+        return None
+    return (
+        faced,
+        kind if isinstance(kind, str) else None,
+        name if isinstance(name, str) else None,
+    )

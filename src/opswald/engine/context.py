@@ -53,6 +53,7 @@ from opswald.session import (
     UserInputStep,
     without_stream_chunks,
 )
+from opswald.sessiondiff import stop_attributes
 from opswald.verdict import Finding
 
 Policy = Literal["replay", "live", "update", "fork"]
@@ -828,7 +829,11 @@ class Context:
                         # the call the agent made stays in the actual session, unanswered,
                         # so a saved actual and the viewer show what was sent instead
                         self.steps[number - 1] = self._refused_step(
-                            kind, request, number, match.finding.message
+                            kind,
+                            request,
+                            number,
+                            match.finding.message,
+                            attributes=stop_attributes(match.finding),
                         )
                         raise ReplayDivergence(match.finding)
                     self._go_live(number, match)
@@ -927,11 +932,17 @@ class Context:
         number: int,
         message: str,
         reason: str = "ReplayDivergence",
+        attributes: dict[str, Any] | None = None,
     ) -> AnyStep | None:
         """The refused call as a step of the actual session: what the agent sent, no
         answer, and why it was refused (a divergence, a blocked side effect, a call the run
-        ended before it finished) as its error."""
-        error = ErrorInfo(type=reason, message=self.redactor(message))
+        ended before it finished) as its error; a divergence's error keeps the golden step
+        it stopped at (`attributes`: `sessiondiff.stop_attributes`)."""
+        error = ErrorInfo(
+            type=reason,
+            message=self.redactor(message),
+            attributes=self.redactor(attributes) if attributes else None,
+        )
         stamp = _now()
         if kind == "llm_call":
             return LLMCallStep(

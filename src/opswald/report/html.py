@@ -197,6 +197,15 @@ def findings_from_diff(
         if not diffs:
             continue
         stopped = stop is not None and made is not None and made.step == stop.step.step
+        if stop is not None and stop.named:
+            # the stop kept the golden step pytest named: the finding is there, with the
+            # stop's message, whatever the refused call pairs with (a skipped tool call:
+            # the model call after it); the refused call is no finding of its own
+            stopped = g == stop.golden_step if stop.golden_step else stopped
+            if made is not None and made.step == stop.step.step and not stopped:
+                continue
+            if stopped and not stop.golden_step:
+                recorded = None  # a call the golden does not have, as pytest said
         if recorded is not None:
             f = Finding(
                 kind="mismatch",
