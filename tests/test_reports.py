@@ -445,3 +445,93 @@ def test_a_report_that_cannot_be_written_at_the_end_is_a_note(
     )
     if fails:
         assert "= FAILURES =" in out
+
+
+PRICED_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.llm(provider="acme", api="acme.chat")
+def chat(*, model, messages):
+    cost = 0.5 if len(messages) == 1 else 0.1
+    return {"content": "ok", "finish_reason": "stop", "cost": cost}
+
+
+@opswald.tool
+def a(n):
+    return n + 1
+
+
+def run(input):
+    how = os.environ.get("HOW", "")
+    if how == "snapshot":
+        opswald.state(memory={"first": True})
+    chat(model="m", messages=[{"role": "user", "content": "go"}])
+    a(1)
+    last = "changed" if how == "snapshot" else "again"
+    chat(model="m", messages=[{"role": "user", "content": "go"}, {"role": "user", "content": last}])
+    if how == "extra":
+        chat(model="m", messages=[{"role": "user", "content": "more"}] * 2)
+    return "done"
+"""
+
+
+@pytest.fixture
+def priced(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """golden: llm m ($0.50) → tool a → llm m ($0.10)."""
+    monkeypatch.delenv("HOW", raising=False)
+    pytester.makepyfile(pagent=PRICED_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = pagent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "g.golden.yaml").write_text("name: g\ninput: {q: hi}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    return pytester
+
+
+def test_the_cost_analysis_numbers_steps_as_the_golden_does(
+    priced: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent now takes a snapshot first: its first model call is the run's step 2 and
+    the golden's step 1. The failure names golden steps (`step 3 of 3 · llm_call m`), and
+    so does the cost analysis (it said `step 2 llm_call m`, golden step 2 being tool a)."""
+    monkeypatch.setenv("HOW", "snapshot")
+    result = priced.runpytest("--opswald-goldens", "--opswald-json", "r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "step 3 of 3 · llm_call m: *",
+            "cost analysis (most expensive steps):",
+            "  g: step 1 llm_call m $0.5000",
+        ]
+    )
+    [row] = json.loads((priced.path / "r.json").read_text())["goldens"]
+    assert [(s["step"], s["run_step"], s["name"]) for s in row["costly_steps"]] == [(1, False, "m")]
+
+
+def test_a_costly_step_the_golden_does_not_have_is_numbered_in_the_run(
+    priced: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOW", "extra")
+    result = priced.runpytest(
+        "--opswald-goldens", "--opswald-mode=live", "-v", "--opswald-json", "r.json",
+        "--opswald-slow-ms=0",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "cost analysis (most expensive steps):",
+            "  g: step 1 llm_call m $0.5000",
+            "  g: step 3 llm_call m $0.1000",
+            "  g: step 4 of this run llm_call m $0.1000",
+        ]
+    )
+    out = result.stdout.str().split("latency analysis (slow steps):")[1]
+    assert "  g: step 4 of this run llm_call m " in out
+    [row] = json.loads((priced.path / "r.json").read_text())["goldens"]
+    assert sorted((s["step"], s["run_step"]) for s in row["costly_steps"]) == [
+        (1, False),
+        (3, False),
+        (4, True),
+    ]
+    jsonschema.validate(json.loads((priced.path / "r.json").read_text()), REPORT_SCHEMA)

@@ -32,6 +32,31 @@ _FIGURES = {
     },
     "duration_ms": _NUM,
 }
+_ANALYSED_STEPS = {
+    "type": "array",
+    "description": "steps of the latency analysis (slower than --opswald-slow-ms, with "
+    "duration_ms) or of the cost analysis (the three most expensive, with cost)",
+    "items": {
+        "type": "object",
+        "properties": {
+            "step": {
+                "type": "integer",
+                "description": "the golden's number of the step the run's step stands "
+                "beside; the run's own number when run_step is true",
+            },
+            "run_step": {
+                "type": "boolean",
+                "description": "step is the run's number: a step the golden does not have "
+                "(an extra call, a new snapshot)",
+            },
+            "type": {"type": "string"},
+            "name": {"type": ["string", "null"]},
+            "description": {"type": ["string", "null"]},
+            "duration_ms": _NUM,
+            "cost": _NUM,
+        },
+    },
+}
 REPORT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://opswald.dev/schema/report-v1.json",
@@ -114,6 +139,8 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "error": {"type": ["string", "null"]},
                     "suggestion": {"type": ["string", "null"]},
                     "still_failing": {"type": "boolean"},
+                    "slow_steps": _ANALYSED_STEPS,
+                    "costly_steps": _ANALYSED_STEPS,
                     "completed": {
                         "type": "boolean",
                         "description": "the run went to its end: not stopped at a divergence "

@@ -116,7 +116,7 @@ class Summary:
                 about = f" - {s['description']}" if s.get("description") else ""
                 lines.append(
                     _fit(
-                        f"  {label(r)}: step {s['step']} {s['type']} "
+                        f"  {label(r)}: {analysed_step(s)} {s['type']} "
                         f"{s.get('name') or ''} {milliseconds(s['duration_ms'])}{about}",
                         self.width,
                     )
@@ -126,7 +126,7 @@ class Summary:
             for r, s in costly:
                 lines.append(
                     _fit(
-                        f"  {label(r)}: step {s['step']} {s['type']} "
+                        f"  {label(r)}: {analysed_step(s)} {s['type']} "
                         f"{s.get('name') or ''} {money(s['cost'])}",
                         self.width,
                     )
@@ -237,6 +237,7 @@ def record_of(
 
     actual = figures(result.actual)
     golden = figures(result.golden) if not result.golden.is_stub else None
+    numbers = golden_numbers(result)
     first = result.verdict.first
     error, suggestion = (
         (first.message, first.suggestion) if first is not None else error_and_fix(text)
@@ -262,8 +263,8 @@ def record_of(
         "suggestion": suggestion if status == "failed" else None,
         "still_failing": result.golden.error is not None and result.actual.error is not None,
         "completed": completed(result.actual, result.golden),
-        "slow_steps": _slow_steps(result.actual, slow_ms),
-        "costly_steps": _costly_steps(result.actual),
+        "slow_steps": _slow_steps(result.actual, slow_ms, numbers),
+        "costly_steps": _costly_steps(result.actual, numbers),
     }
 
 
@@ -350,23 +351,54 @@ def completed(actual: Any, golden: Any) -> bool:
     return actual.error is None or golden.error is not None
 
 
-def _step_ref(step: Any) -> dict[str, Any]:
+def golden_numbers(result: Any) -> dict[int, int] | None:
+    """The golden step each step of the run stands beside (by the run's number), as the
+    viewer and `opswald diff` line them up (a served call beside the step it answered
+    as); None for a stub recorded, whose run's numbers are the new golden's."""
+    if result.golden.is_stub:
+        return None
+    from opswald.pairing import step_pairs
+
+    rows = step_pairs(result.golden.step_list, result.actual.step_list, result.matched)
+    return {a: g for g, a in rows if g and a}
+
+
+def _step_ref(step: Any, numbers: dict[int, int] | None) -> dict[str, Any]:
+    """A step of the run in the analysis: by the golden's number where it stands beside a
+    golden step, else by the run's (`run_step`: an extra call, a new snapshot)."""
     name = getattr(step, "tool", None) or getattr(step, "model", None)
-    return {"step": step.step, "type": step.type, "name": name, "description": step.description}
+    golden = step.step if numbers is None else numbers.get(step.step)
+    return {
+        "step": golden or step.step,
+        "run_step": golden is None,
+        "type": step.type,
+        "name": name,
+        "description": step.description,
+    }
 
 
-def _slow_steps(session: Any, slow_ms: float) -> list[dict[str, Any]]:
+def _slow_steps(
+    session: Any, slow_ms: float, numbers: dict[int, int] | None
+) -> list[dict[str, Any]]:
     return [
-        {**_step_ref(s), "duration_ms": s.duration_ms}
+        {**_step_ref(s, numbers), "duration_ms": s.duration_ms}
         for s in session.step_list
         if s.duration_ms is not None and s.duration_ms > slow_ms
     ]
 
 
-def _costly_steps(session: Any, top: int = 3) -> list[dict[str, Any]]:
+def _costly_steps(
+    session: Any, numbers: dict[int, int] | None, top: int = 3
+) -> list[dict[str, Any]]:
     priced = [s for s in session.step_list if getattr(s, "cost", None)]
     priced.sort(key=lambda s: -s.cost)
-    return [{**_step_ref(s), "cost": s.cost} for s in priced[:top]]
+    return [{**_step_ref(s, numbers), "cost": s.cost} for s in priced[:top]]
+
+
+def analysed_step(ref: dict[str, Any]) -> str:
+    """`step 3` (the golden's number) or `step 4 of this run` (`run_step`: a step the
+    golden does not have; a record from before the flag: its number as it is)."""
+    return run_step(ref["step"]) if ref.get("run_step") else f"step {ref['step']}"
 
 
 def _deltas(actual: Any, golden: Any) -> dict[str, Any] | None:
