@@ -535,3 +535,22 @@ def test_a_costly_step_the_golden_does_not_have_is_numbered_in_the_run(
         (4, True),
     ]
     jsonschema.validate(json.loads((priced.path / "r.json").read_text()), REPORT_SCHEMA)
+
+
+def test_the_reports_passed_counts_updated_and_recorded_goldens(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As its schema and the README say: `passed` counts the goldens recorded or updated
+    too (the terminal lists them apart), `updated` and `recorded` tell them apart."""
+    result = record(project, "--opswald-json=rec.json")
+    result.stdout.fnmatch_lines(["goldens: 0 passed, 0 failed, 1 recorded"])
+    report = json.loads((project.path / "rec.json").read_text())
+    assert (report["passed"], report["recorded"], report["failed"]) == (1, 1, 0)
+    monkeypatch.setenv("AGENT_VARIANT", "prompt")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-allow-side-effects",
+        "--opswald-json=up.json",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["goldens: 0 passed, 0 failed, 1 updated"])
+    report = json.loads((project.path / "up.json").read_text())
+    assert (report["passed"], report["updated"], report["success_rate"]) == (1, 1, 1.0)
