@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conftest import opswald_cli, record
+from conftest import STUB, opswald_cli, record, write
 from opswald import load
 from opswald.report.json_report import REPORT_SCHEMA
 
@@ -554,3 +554,47 @@ def test_the_reports_passed_counts_updated_and_recorded_goldens(
     result.stdout.fnmatch_lines(["goldens: 0 passed, 0 failed, 1 updated"])
     report = json.loads((project.path / "up.json").read_text())
     assert (report["passed"], report["updated"], report["success_rate"]) == (1, 1, 1.0)
+
+
+def test_failed_tests_carry_the_fix_line_of_each_failure(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update refused on CI says why on its `fix:` line (`not written: the CI
+    environment variable is set…`), which the JSON report had nowhere: `suggestion` is the
+    finding's hint. `failed_tests[].fix` is that line (null where a failure has none)."""
+    record(project)
+    write(project.path / "goldens" / "stub.golden.yaml", STUB.replace("book_flight", "stub"))
+    monkeypatch.setenv("AGENT_VARIANT", "prompt")
+    monkeypatch.setenv("CI", "true")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-allow-side-effects",
+        "--opswald-json=r.json",
+    )  # fmt: skip
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["fix: not written: the CI environment variable is set*"])
+    report = json.loads((project.path / "r.json").read_text())
+    jsonschema.validate(report, REPORT_SCHEMA)
+    fixes = {row["name"].split("::")[-1]: row["fix"] for row in report["failed_tests"]}
+    assert fixes["book_flight"].startswith("not written: the CI environment variable is set")
+    assert "--opswald-force" in fixes["book_flight"]
+    # the stub's failure is that line itself (its error), with no fix line
+    assert fixes["stub"] is None
+    monkeypatch.delenv("CI")
+    project.runpytest("--opswald-goldens", "--opswald-json=r.json").assert_outcomes(failed=2)
+    report = json.loads((project.path / "r.json").read_text())
+    fixes = {row["name"].split("::")[-1]: row["fix"] for row in report["failed_tests"]}
+    assert fixes["book_flight"].startswith(
+        "if the new behaviour is intended, accept it with --opswald-update (the golden then "
+        "calls book, marked side_effects=True"
+    )
+    assert fixes["stub"] == "run with --opswald-mode=record to record it"
+    rows = {row["golden"]: row["fix"] for row in report["goldens"]}
+    assert rows == fixes
+
+
+def test_a_failed_test_without_a_fix_line_has_fix_null(project: pytest.Pytester) -> None:
+    (project.path / "goldens" / "flight.golden.yaml").write_text("name: [unclosed\n")
+    result = project.runpytest("--opswald-goldens", "--opswald-json=r.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    [failed] = json.loads((project.path / "r.json").read_text())["failed_tests"]
+    assert "fix" in failed and failed["fix"] is None

@@ -1258,7 +1258,7 @@ def _scrub(config: pytest.Config, record: dict[str, Any]) -> dict[str, Any]:
     """A golden's record with its failure text (`error`, `suggestion`) scrubbed of secrets,
     as the terminal's failure text is: it goes to the JSON report, JUnit and the summary."""
     redactor = settings_of(config).redactor
-    for key in ("error", "suggestion"):
+    for key in ("error", "suggestion", "fix"):
         if isinstance(record.get(key), str):
             record[key] = redactor.text(record[key])
     return record
@@ -1287,6 +1287,8 @@ def note_order(note: str) -> tuple[str, int, str]:
 
 def _bare_record(report: pytest.TestReport, status: str) -> dict[str, Any]:
     """A record for a golden that failed before it produced a session (timeout, adapter)."""
+    from opswald.report.summary import fix_of
+
     text = report.longreprtext.strip().splitlines()
     return {
         "name": report.nodeid,
@@ -1307,6 +1309,7 @@ def _bare_record(report: pytest.TestReport, status: str) -> dict[str, Any]:
         "divergence": None,
         "error": text[0] if text else None,
         "suggestion": text[-1] if len(text) > 1 else None,
+        "fix": fix_of(report.longreprtext),
         "still_failing": False,
     }
 

@@ -32,6 +32,11 @@ _FIGURES = {
     },
     "duration_ms": _NUM,
 }
+_FIX = {
+    "type": ["string", "null"],
+    "description": "the failure's `fix:` line as pytest prints it, without the prefix (what "
+    "to do, or why an update did not write the golden); null when it has none",
+}
 _ANALYSED_STEPS = {
     "type": "array",
     "description": "steps of the latency analysis (slower than --opswald-slow-ms, with "
@@ -99,13 +104,14 @@ REPORT_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["name", "file", "step", "error", "suggestion"],
+                "required": ["name", "file", "step", "error", "suggestion", "fix"],
                 "properties": {
                     "name": {"type": "string"},
                     "file": {"type": "string"},
                     "step": {"type": ["integer", "null"]},
                     "error": {"type": ["string", "null"]},
                     "suggestion": {"type": ["string", "null"]},
+                    "fix": _FIX,
                 },
             },
         },
@@ -138,6 +144,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "divergence": {"type": ["object", "null"]},
                     "error": {"type": ["string", "null"]},
                     "suggestion": {"type": ["string", "null"]},
+                    "fix": _FIX,
                     "still_failing": {"type": "boolean"},
                     "slow_steps": _ANALYSED_STEPS,
                     "costly_steps": _ANALYSED_STEPS,
@@ -187,6 +194,7 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
                 "step": (r.get("divergence") or {}).get("step"),
                 "error": r.get("error"),
                 "suggestion": r.get("suggestion"),
+                "fix": r.get("fix"),
             }
             for r in failed
         ],

@@ -261,6 +261,7 @@ def record_of(
         "divergence": _divergence(first),
         "error": error if status == "failed" else None,
         "suggestion": suggestion if status == "failed" else None,
+        "fix": fix_of(text) if status == "failed" else None,
         "still_failing": result.golden.error is not None and result.actual.error is not None,
         "completed": completed(result.actual, result.golden),
         "slow_steps": _slow_steps(result.actual, slow_ms, numbers),
@@ -272,11 +273,18 @@ def error_and_fix(text: str) -> tuple[str | None, str | None]:
     """A failure message's error (its first line) and suggestion (its `fix:` line without
     the prefix, else its last line)."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    fixes = [line for line in lines[1:] if line.startswith("fix:")]
-    suggestion = fixes[-1].removeprefix("fix:").strip() if fixes else None
+    suggestion = fix_of(text)
     if suggestion is None and len(lines) > 1:
         suggestion = lines[-1]
     return (lines[0] if lines else None), suggestion
+
+
+def fix_of(text: str) -> str | None:
+    """A failure message's `fix:` line without the prefix (its last, after the first
+    line), or None when it has none."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    fixes = [line for line in lines[1:] if line.startswith("fix:")]
+    return fixes[-1].removeprefix("fix:").strip() if fixes else None
 
 
 def failure_record(
@@ -331,6 +339,7 @@ def failure_record(
         else None,
         "error": error,
         "suggestion": suggestion,
+        "fix": fix_of(text),
         "still_failing": False,
         "completed": False,  # it did not run to its end (or never started)
         "slow_steps": [],
