@@ -3,12 +3,17 @@ agents in any language replay a golden by pointing their base URL at it."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import queue
+import select
+import socket
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -19,6 +24,7 @@ from opswald.intercept.codecs import codec_for, request_for
 
 DEFAULT_UPSTREAMS = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
 _HOP_HEADERS = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
+_POLL = 0.05  # seconds between two looks at whether a client reading a stream went away
 
 
 class ReplayServer:
@@ -40,6 +46,8 @@ class ReplayServer:
         self.divergences: list[str] = []
         self.on_divergence = on_divergence
         self._opener = urllib.request.build_opener()  # proxy variables as they are now
+        self._lock = threading.Lock()
+        self._relays: set[Relay] = set()  # live streams being passed on
         self._server = ThreadingHTTPServer((host, port), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -54,6 +62,10 @@ class ReplayServer:
         return self
 
     def stop(self) -> None:
+        with self._lock:
+            relays = list(self._relays)
+        for relay in relays:  # streams still open are recorded as far as they came
+            relay.left()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -69,7 +81,7 @@ class ReplayServer:
     # -- one request --------------------------------------------------------------------
     def handle(
         self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> Answer | Relay:
         codec = codec_for(method, path)
         if codec is None:
             return _error(404, f"opswald replay server: no LLM API at {method} {path}")
@@ -85,7 +97,7 @@ class ReplayServer:
         failure = exchange.retry_of(self.ctx, request, lowered)
         if failure is not None and failure.served:
             wire = exchange.serve(self.ctx, codec, failure.ticket, request, stream, again=True)
-            return wire.status, dict(wire.headers), wire.body
+            return Answer(wire.status, dict(wire.headers), wire.body)
         try:
             ticket = (
                 exchange.resume(failure)
@@ -99,17 +111,27 @@ class ReplayServer:
                 self.on_divergence(text)
             return _error(400, text)
         if ticket.served is not None:
-            wire = exchange.serve(self.ctx, codec, ticket, request, stream)
-            return wire.status, dict(wire.headers), wire.body
+            wire = exchange.serve(self.ctx, codec, ticket, request, stream, mid_stream=True)
+            # a stream whose connection failed when recording: what came, then the
+            # connection dropped there, so the client fails where it failed then
+            dropped = stream and exchange.failed_mid_stream(ticket.served)
+            return Answer(wire.status, dict(wire.headers), wire.body, dropped=dropped)
         mods = self.ctx.request_modifications if ticket.modified else {}
         sent = _modified(body, payload, codec.api, mods)
-        status, reply_headers, reply = self._forward(codec.provider, method, path, headers, sent)
-        exchange.record(self.ctx, codec, ticket, request, stream, status, reply, keep_failed=True)
-        return status, reply_headers, reply
+        status, reply = self._forward(codec.provider, method, path, headers, sent)
+        if stream and status < 400:  # passed on as it comes, recorded when it ends
+            return Relay(self, codec, ticket, request, status, reply)
+        try:
+            answer = reply.read()
+        finally:
+            reply.close()
+        exchange.record(self.ctx, codec, ticket, request, stream, status, answer, keep_failed=True)
+        return Answer(status, _content_type(reply.headers), answer)
 
     def _forward(
         self, provider: str, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, Any]:
+        """(status, the upstream answer, open: its body not read yet)."""
         upstream = self.upstreams.get(provider, DEFAULT_UPSTREAMS["openai"]).rstrip("/")
         base_path = urllib.parse.urlsplit(upstream).path.rstrip("/")
         if base_path and path.startswith(base_path):
@@ -117,13 +139,168 @@ class ReplayServer:
         sent = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
         request = urllib.request.Request(upstream + path, data=body, headers=sent, method=method)
         try:
-            with self._opener.open(request, timeout=600) as reply:
-                return reply.status, _content_type(reply.headers), reply.read()
+            reply = self._opener.open(request, timeout=600)
         except urllib.error.HTTPError as exc:
+            return exc.code, exc
+        return reply.status, reply
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A whole answer to one request (`dropped`: the connection is closed after its body,
+    before the body's end)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    dropped: bool = False
+
+
+class Relay:
+    """A live streamed answer passed on to the client chunk by chunk as the provider sends
+    it, while a copy is kept, so the agent reads each chunk when it comes (an early stop,
+    a read timeout between chunks are the agent's, as without opswald). The step is
+    recorded when the stream ends: sent whole; closed by the client before that (the
+    upstream connection is closed too, so the provider sends nothing more); failed
+    upstream mid-way (the client's connection is then dropped after what came); or left
+    open when the run ends or the server stops."""
+
+    def __init__(
+        self,
+        server: ReplayServer,
+        codec: Any,
+        ticket: Any,
+        llm_request: dict[str, Any],
+        status: int,
+        reply: Any,
+    ) -> None:
+        self.server, self.codec, self.ticket, self.llm_request = server, codec, ticket, llm_request
+        self.status = status
+        self.reply = reply
+        self.parts: list[bytes] = []
+        self._lock = threading.Lock()
+        self._ended = False
+        server.ctx.unended[ticket.number] = self.left
+        with server._lock:
+            server._relays.add(self)
+
+    def pass_on(self, handler: BaseHTTPRequestHandler) -> None:
+        """Send the stream to the client as it comes; record it when it ends."""
+        handler.send_response(self.status)
+        for key, value in _content_type(self.reply.headers).items():
+            handler.send_header(key, value)
+        handler.send_header("cache-control", "no-cache")
+        handler.send_header("transfer-encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.flush()
+        came: queue.Queue[bytes | BaseException | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(came,), daemon=True).start()
+        client = handler.connection
+        while True:
+            if _closed_by_peer(client):  # the agent closed the stream: nothing more is sent
+                self.left()
+                handler.close_connection = True
+                return
             try:
-                return exc.code, _content_type(exc.headers), exc.read()
-            finally:
-                exc.close()
+                item = came.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if isinstance(item, BaseException):  # upstream failed: the client fails there too
+                self.end(exchange.Cut(error=item))
+                handler.close_connection = True
+                return
+            if item is None:
+                self.end(None)
+                handler.wfile.write(b"0\r\n\r\n")
+                return
+            self.parts.append(item)
+            try:
+                handler.wfile.write(_chunk(item))
+            except OSError:  # the client went away between two checks
+                self.left()
+                handler.close_connection = True
+                return
+
+    def _pump(self, came: queue.Queue[bytes | BaseException | None]) -> None:
+        """Every piece of the upstream body as it comes, then None at its end (or the
+        exception its connection failed with)."""
+        reply = self.reply
+        read: list[bytes] = []
+        try:
+            while True:
+                piece = reply.read1(65536)
+                if piece:
+                    read.append(piece)
+                    came.put(piece)
+                    continue
+                if reply.length:  # a body with a length that stopped short of it
+                    raise http.client.IncompleteRead(b"".join(read), reply.length)
+                came.put(None)
+                return
+        except Exception as exc:
+            came.put(exc)
+        finally:
+            reply.close()
+
+    def end(self, cut: exchange.Cut | None) -> None:
+        """The stream ended: whole (`cut` None), or before its end as far as the relay
+        knows (the codec says whether its last event came). Recorded once."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        ctx = self.server.ctx
+        ctx.unended.pop(self.ticket.number, None)
+        with self.server._lock:
+            self.server._relays.discard(self)
+        exchange.record(
+            ctx,
+            self.codec,
+            self.ticket,
+            self.llm_request,
+            True,
+            self.status,
+            b"".join(self.parts),
+            keep_failed=True,
+            cut=cut,
+        )
+
+    def left(self) -> None:
+        """The stream was closed before its end, or left open when the run ended or the
+        server stopped: recorded as far as it came, and the provider stops sending."""
+        self.end(exchange.Cut())
+        _shut(_socket_of(self.reply))
+
+
+def _chunk(data: bytes) -> bytes:
+    """`data` as one chunk of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """The client closed its connection (it sends nothing while it reads an answer: its
+    socket turns readable at its end)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def _socket_of(reply: Any) -> socket.socket | None:
+    """The socket an upstream answer is read from (`http.client` keeps it behind the
+    file it reads), so that another thread can end a read blocked on it."""
+    sock = getattr(getattr(getattr(reply, "fp", None), "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _shut(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
 
 
 def _modified(body: bytes, payload: Any, api: str | None, mods: dict[str, Any]) -> bytes:
@@ -155,12 +332,12 @@ def _divergence_text(exc: ReplayDivergence | SideEffectBlocked, ctx: Context) ->
     return ctx.redactor.text(text)
 
 
-def _error(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
+def _error(status: int, message: str) -> Answer:
     body = {
         "type": "error",
         "error": {"type": "invalid_request_error", "message": message, "code": "opswald"},
     }
-    return status, {"content-type": "application/json"}, json.dumps(body).encode()
+    return Answer(status, {"content-type": "application/json"}, json.dumps(body).encode())
 
 
 def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
@@ -170,26 +347,41 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
-            status, headers, reply = server.handle(
+            answer = server.handle(
                 "POST", self.path.split("?", 1)[0], dict(self.headers.items()), body
             )
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("content-length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
+            if isinstance(answer, Relay):
+                answer.pass_on(self)
+            elif answer.dropped:
+                self._dropped(answer)
+            else:
+                self._whole(answer)
 
         def do_GET(self) -> None:
-            status, headers, reply = _error(404, f"opswald replay server: no GET {self.path}")
+            answer = _error(404, f"opswald replay server: no GET {self.path}")
             if self.path == "/health":
-                status, headers, reply = 200, {"content-type": "text/plain"}, b"ok"
-            self.send_response(status)
-            for key, value in headers.items():
+                answer = Answer(200, {"content-type": "text/plain"}, b"ok")
+            self._whole(answer)
+
+        def _whole(self, answer: Answer) -> None:
+            self.send_response(answer.status)
+            for key, value in answer.headers.items():
                 self.send_header(key, value)
-            self.send_header("content-length", str(len(reply)))
+            self.send_header("content-length", str(len(answer.body)))
             self.end_headers()
-            self.wfile.write(reply)
+            self.wfile.write(answer.body)
+
+        def _dropped(self, answer: Answer) -> None:
+            """The body, then the connection closed before the body's end: chunked, with
+            no last chunk, so the client reads what came, then fails as it did live."""
+            self.send_response(answer.status)
+            for key, value in answer.headers.items():
+                self.send_header(key, value)
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            if answer.body:
+                self.wfile.write(_chunk(answer.body))
+            self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -10,8 +10,9 @@ step, as if it had never failed, and a call whose every attempt failed is one st
 the last error. Replay mirrors it: a recorded failure is served to the first attempt and
 again, with no new step, to every retry of the same request, so the SDK raises the same
 exception after the same number of attempts. A stream whose connection fails after its
-answer began (the SDK hook passes streams on as they come: intercept/tee.py) is no such
-attempt: the SDKs retry none of it, and its step, with what came and the error, is final.
+answer began (the SDK hook and the replay server pass streams on as they come:
+intercept/tee.py, serve.py) is no such attempt: the SDKs retry none of it, and its step,
+with what came and the error, is final.
 """
 
 from __future__ import annotations
@@ -148,9 +149,10 @@ def serve(
 
     `again`: a retry of a recorded failure, served without a new step. The answer is
     framed for the request as sent now (a JSON recording replayed as a stream, say).
-    `mid_stream`: the caller raises the recorded error of a stream whose connection
-    failed after what came (the SDK hook): served is what came; else such a call is
-    answered as one that got no answer."""
+    `mid_stream`: the caller fails a stream whose connection failed after what came
+    where it failed (the SDK hook raises the recorded error, the replay server drops the
+    connection): served is what came; else such a call is answered as one that got no
+    answer."""
     from opswald.intercept.codecs.base import WireResponse
 
     step = ticket.served
@@ -159,7 +161,7 @@ def serve(
     status = (step.attributes or {}).get("http_status")
     lost = transport_failure(step) is not None
     if lost and mid_stream and stream and failed_mid_stream(step):
-        # what came, then the SDK hook raises the error; the SDK retries none of it
+        # what came, then the caller fails it there; the SDK retries none of it
         return _encoded(codec, step, stream, llm_request)
     if step.error is not None and (lost or status in RETRYABLE):
         _note_failure(ctx, llm_request, ticket, served=True)
