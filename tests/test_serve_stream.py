@@ -6,6 +6,7 @@ as the server's clients, the fake provider on 127.0.0.1 upstream."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,67 @@ def test_a_live_stream_whose_connection_fails_fails_the_client_after_what_came(a
     attributes = step.attributes or {}
     assert attributes["stream_cut"] == "connection failed"
     assert attributes["transport_error"] is True
+
+
+# -- a subprocess agent's stream cut short, recorded and replayed through the server ------
+
+SUB_AGENT = """
+import json
+import os
+import sys
+
+import openai
+
+json.load(sys.stdin)
+got = []
+with openai.OpenAI() as client:
+    try:
+        with client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi?"}], stream=True
+        ) as stream:
+            for chunk in stream:
+                got.append(chunk.model_dump(mode="json", exclude_none=True))
+                if os.environ.get("STOP") and chunk.choices and chunk.choices[0].delta.content:
+                    break
+    except Exception as exc:
+        got.append({"error": type(exc).__name__})
+print(json.dumps(got))
+"""
+
+
+@pytest.mark.parametrize("how", ["hold_after", "cut_after"])
+def test_a_subprocess_agents_stream_cut_short_records_and_replays(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A subprocess agent stops reading at the first piece of text (the provider holds
+    the rest back), or its stream's connection fails there: the step is recorded as far
+    as it came, the provider sent nothing more, and the golden replays with the provider
+    gone (the agent gets what came, then the end or the failed connection, as live)."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-" + "Q" * 40)
+    if how == "hold_after":
+        monkeypatch.setenv("STOP", "1")
+    (pytester.path / "agent.py").write_text(SUB_AGENT)
+    pytester.makeini(f"[pytest]\nopswald_adapter = subprocess:{sys.executable} agent.py\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "sub.golden.yaml"
+    golden.write_text("name: sub\ninput:\n  q: Hi?\n")
+    with FakeProvider(script=[{**SCRIPT, how: FIRST_PIECE["chat"]}]) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        recorded = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        assert recorded.ret == 0, recorded.stdout.str()
+        ends = fp.wait_ended()
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    assert ends == [{"hold_after": "closed by client", "cut_after": "cut"}[how]]
+    session = load(golden)
+    step = _step(session.step_list)
+    said = {"hold_after": "closed early", "cut_after": "connection failed"}[how]
+    assert (step.attributes or {})["stream_cut"] == said
+    assert step.output is not None and step.output.content == "Hel"
+    assert isinstance(session.output, list)
+    chunks = session.output[:2]  # the role chunk, then the first piece of text
+    assert chunks[-1]["choices"][0]["delta"]["content"] == "Hel"
+    errors = {"hold_after": [], "cut_after": [{"error": "APIConnectionError"}]}
+    assert session.output[2:] == errors[how]
+
+    pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider").assert_outcomes(passed=1)
