@@ -211,6 +211,29 @@ def test_a_live_stream_whose_connection_fails_fails_the_client_after_what_came(a
     assert attributes["transport_error"] is True
 
 
+def test_a_live_stream_left_open_when_the_server_stops_is_recorded_as_far_as_it_came() -> None:
+    """The agent reads the first chunk and keeps the stream open (the provider holds the
+    rest back) while the server stops, as at the end of a subprocess agent's run: the
+    step is recorded then, closed early, and the provider sends nothing more."""
+    ctx = _live_ctx()
+    with FakeProvider(script=[{**SCRIPT, "hold_after": 1}]) as fp:
+        upstreams = {"openai": fp.base_url, "anthropic": fp.base_url}
+        server = ReplayServer(ctx, upstreams=upstreams).start()
+        client = _client("chat", server.url)
+        stream = _open("chat", client)
+        first = next(iter(stream))
+        assert ctx.steps == [None], "the stream has not ended yet"
+        server.stop()  # the agent still holds its stream open
+        ends = fp.wait_ended()
+        stream.close()
+        client.close()
+    assert first.choices[0].delta.role == "assistant"
+    assert ends == ["closed by client"]
+    step = _step(ctx.steps)
+    assert (step.attributes or {})["stream_cut"] == "closed early"
+    assert step.output is not None and step.output.content is None, "only the role came"
+
+
 # -- a subprocess agent's stream cut short, recorded and replayed through the server ------
 
 SUB_AGENT = """
