@@ -186,40 +186,43 @@ class Relay:
 
     def pass_on(self, handler: BaseHTTPRequestHandler) -> None:
         """Send the stream to the client as it comes; record it when it ends."""
-        handler.send_response(self.status)
-        for key, value in _content_type(self.reply.headers).items():
-            handler.send_header(key, value)
-        handler.send_header("cache-control", "no-cache")
-        handler.send_header("transfer-encoding", "chunked")
-        handler.end_headers()
-        handler.wfile.flush()
+        try:
+            handler.send_response(self.status)
+            for key, value in _content_type(self.reply.headers).items():
+                handler.send_header(key, value)
+            handler.send_header("cache-control", "no-cache")
+            handler.send_header("transfer-encoding", "chunked")
+            handler.end_headers()
+            handler.wfile.flush()
+            ended = self._relayed(handler)
+        except OSError:  # the client went away between two looks
+            ended = False
+        if not ended:
+            self.left()
+            handler.close_connection = True
+
+    def _relayed(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Pass each piece on until the stream ends: True when it ended upstream (whole,
+        or failed there: the client's connection is then dropped after what came), False
+        when the client closed it first."""
         came: queue.Queue[bytes | BaseException | None] = queue.Queue()
         threading.Thread(target=self._pump, args=(came,), daemon=True).start()
-        client = handler.connection
-        while True:
-            if _closed_by_peer(client):  # the agent closed the stream: nothing more is sent
-                self.left()
-                handler.close_connection = True
-                return
+        while not _closed_by_peer(handler.connection):
             try:
                 item = came.get(timeout=_POLL)
             except queue.Empty:
                 continue
-            if isinstance(item, BaseException):  # upstream failed: the client fails there too
+            if isinstance(item, BaseException):
                 self.end(exchange.Cut(error=item))
                 handler.close_connection = True
-                return
+                return True
             if item is None:
                 self.end(None)
                 handler.wfile.write(b"0\r\n\r\n")
-                return
+                return True
             self.parts.append(item)
-            try:
-                handler.wfile.write(_chunk(item))
-            except OSError:  # the client went away between two checks
-                self.left()
-                handler.close_connection = True
-                return
+            handler.wfile.write(_chunk(item))
+        return False
 
     def _pump(self, came: queue.Queue[bytes | BaseException | None]) -> None:
         """Every piece of the upstream body as it comes, then None at its end (or the
