@@ -28,7 +28,8 @@ _POLL = 0.05  # seconds between two looks at whether a client reading a stream w
 
 
 class ReplayServer:
-    """Serves LLM calls from `ctx` (replay) or forwards them upstream and records (live)."""
+    """Serves LLM calls from `ctx` (replay) or forwards them upstream and records (live;
+    a streamed answer is passed on as it comes: `Relay`)."""
 
     def __init__(
         self,
@@ -97,7 +98,7 @@ class ReplayServer:
         failure = exchange.retry_of(self.ctx, request, lowered)
         if failure is not None and failure.served:
             wire = exchange.serve(self.ctx, codec, failure.ticket, request, stream, again=True)
-            return Answer(wire.status, dict(wire.headers), wire.body)
+            return Answer(status=wire.status, headers=dict(wire.headers), body=wire.body)
         try:
             ticket = (
                 exchange.resume(failure)
@@ -115,7 +116,9 @@ class ReplayServer:
             # a stream whose connection failed when recording: what came, then the
             # connection dropped there, so the client fails where it failed then
             dropped = stream and exchange.failed_mid_stream(ticket.served)
-            return Answer(wire.status, dict(wire.headers), wire.body, dropped=dropped)
+            return Answer(
+                status=wire.status, headers=dict(wire.headers), body=wire.body, dropped=dropped
+            )
         mods = self.ctx.request_modifications if ticket.modified else {}
         sent = _modified(body, payload, codec.api, mods)
         status, reply = self._forward(codec.provider, method, path, headers, sent)
@@ -126,12 +129,12 @@ class ReplayServer:
         finally:
             reply.close()
         exchange.record(self.ctx, codec, ticket, request, stream, status, answer, keep_failed=True)
-        return Answer(status, _content_type(reply.headers), answer)
+        return Answer(status=status, headers=_content_type(reply.headers), body=answer)
 
     def _forward(
         self, provider: str, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, Any]:
-        """(status, the upstream answer, open: its body not read yet)."""
+        """(status, the upstream answer, still open: the caller reads its body)."""
         upstream = self.upstreams.get(provider, DEFAULT_UPSTREAMS["openai"]).rstrip("/")
         base_path = urllib.parse.urlsplit(upstream).path.rstrip("/")
         if base_path and path.startswith(base_path):
@@ -145,7 +148,7 @@ class ReplayServer:
         return reply.status, reply
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Answer:
     """A whole answer to one request (`dropped`: the connection is closed after its body,
     before the body's end)."""
@@ -340,7 +343,8 @@ def _error(status: int, message: str) -> Answer:
         "type": "error",
         "error": {"type": "invalid_request_error", "message": message, "code": "opswald"},
     }
-    return Answer(status, {"content-type": "application/json"}, json.dumps(body).encode())
+    headers = {"content-type": "application/json"}
+    return Answer(status=status, headers=headers, body=json.dumps(body).encode())
 
 
 def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
@@ -363,7 +367,7 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             answer = _error(404, f"opswald replay server: no GET {self.path}")
             if self.path == "/health":
-                answer = Answer(200, {"content-type": "text/plain"}, b"ok")
+                answer = Answer(status=200, headers={"content-type": "text/plain"}, body=b"ok")
             self._whole(answer)
 
         def _whole(self, answer: Answer) -> None:
