@@ -24,7 +24,7 @@ from typing import Any
 
 from opswald.intercept.codecs.base import parse_arguments, text_of
 from opswald.intercept.codecs.openai_chat import OpenAIChatCodec
-from opswald.session import ErrorInfo, LLMOutput
+from opswald.session import RESERVED_TAGS, ErrorInfo, LLMOutput
 
 OPENAI_PROVIDER = OpenAIChatCodec.provider
 OPENAI_CHAT_API = OpenAIChatCodec.api
@@ -455,17 +455,22 @@ def parse_json_text(value: Any) -> Any:
 
 
 def marker_tags(tags: Any, skipped: Counter[str]) -> tuple[list[str], list[str]]:
-    """(tags usable as pytest markers, in order and without repeats; the others)."""
+    """(tags usable as pytest markers, in order and without repeats; the others).
+
+    A tag named like one of pytest's own markers (`skip`, `xfail`) or opswald's (`golden`)
+    is a valid name but would change how the golden runs: it is left out too."""
     good: list[str] = []
     bad: list[str] = []
     for tag in tags if isinstance(tags, list) else []:
         text = str(tag)
-        if _TAG.fullmatch(text):
-            if text not in good:
-                good.append(text)
-        else:
+        if not _TAG.fullmatch(text):
             bad.append(text)
             skipped["tag that is not a valid pytest marker name"] += 1
+        elif text in RESERVED_TAGS:
+            bad.append(text)
+            skipped["tag named like one of pytest's or opswald's own markers"] += 1
+        elif text not in good:
+            good.append(text)
     return good, bad
 
 
