@@ -63,3 +63,18 @@ def test_tags_named_like_pytest_markers_are_left_out_with_a_warning(
     assert "tag named like one of pytest's or opswald's own markers x3" in out
     assert "tag that is not a valid pytest marker name" in out
     assert "'skip', 'xfail', 'golden', 'a b'" in out
+
+
+def test_a_file_that_is_not_utf8_is_an_error_and_a_utf8_bom_is_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    utf16 = tmp_path / "u16.json"
+    utf16.write_bytes(b"\xff\xfe{\x00}\x00")
+    assert main(["import", "otel", str(utf16), "-o", str(tmp_path / "g")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {utf16}: not UTF-8 text")
+    assert "Traceback" not in err
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(_lf_trace([])).encode())
+    assert main(["import", "langfuse", str(bom), "-o", str(tmp_path / "g")]) == 0
+    assert len(list((tmp_path / "g").iterdir())) == 1

@@ -92,7 +92,16 @@ def _redacted(result: ImportResult) -> ImportResult:
 
 def read_json(path: Path) -> Any:
     """A JSON document, or JSON Lines (one document per line, returned as a list)."""
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:  # utf-8-sig: a UTF-8 byte order mark (Windows tools write one) is not part of the JSON
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        hint = " (it starts with a UTF-16 byte order mark)" if utf16 else ""
+        raise ImportFormatError(
+            f"{path}: not UTF-8 text{hint}: byte 0x{data[exc.start]:02x} at offset {exc.start}; "
+            "save the export as UTF-8 (e.g. iconv -t UTF-8) and import it again"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as first:
