@@ -78,3 +78,111 @@ def test_a_file_that_is_not_utf8_is_an_error_and_a_utf8_bom_is_read(
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(_lf_trace([])).encode())
     assert main(["import", "langfuse", str(bom), "-o", str(tmp_path / "g")]) == 0
     assert len(list((tmp_path / "g").iterdir())) == 1
+
+
+def _spans(*spans: dict[str, str], trace: str = "4bf92f3577b34da6a3ce929d0e0e4736") -> Any:
+    """An OTLP export of one trace; the first span is the root, the others its children."""
+    out = []
+    for n, attributes in enumerate(spans):
+        start = 1_700_000_000_000_000_000 + n * 100_000_000
+        out.append(
+            {
+                "traceId": trace,
+                "spanId": f"{n + 1:016x}",
+                **({"parentSpanId": f"{1:016x}"} if n else {}),
+                "name": f"span {n}",
+                "startTimeUnixNano": str(start),
+                "endTimeUnixNano": str(start + 50_000_000),
+                "attributes": [
+                    {"key": k, "value": {"stringValue": v}} for k, v in attributes.items()
+                ],
+            }
+        )
+    return {"resourceSpans": [{"scopeSpans": [{"spans": out}]}]}
+
+
+def _parts(role: str, text: str) -> str:
+    return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]}])
+
+
+_MESSAGES = {
+    "gen_ai.input.messages": _parts("user", "hi"),
+    "gen_ai.output.messages": _parts("assistant", "ok"),
+}
+OTEL_CHAT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+             "gen_ai.request.model": "gpt-4o", **_MESSAGES}  # fmt: skip
+OI_LLM = {"openinference.span.kind": "LLM", "llm.provider": "openai", "llm.model_name": "gpt-4o",
+          "llm.input_messages.0.message.role": "user",
+          "llm.input_messages.0.message.content": "hi"}  # fmt: skip
+
+
+def _import(fmt: str, data: Any, tmp_path: Path) -> tuple[int, list[Path]]:
+    source = tmp_path / "trace.json"
+    source.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    code = main(["import", fmt, str(source), "-o", str(tmp_path / "g")])
+    written = sorted((tmp_path / "g").iterdir()) if (tmp_path / "g").exists() else []
+    return code, written
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data", "why"),
+    [
+        ("openinference", _spans({"gen_ai.operation.name": "invoke_agent"}, OTEL_CHAT),
+         "no span with openinference.span.kind LLM or TOOL; its spans have "
+         "gen_ai.operation.name: is this an otel trace?"),
+        ("otel", _spans({"openinference.span.kind": "CHAIN"}, OI_LLM),
+         "no span with gen_ai.operation.name chat, text_completion, generate_content or "
+         "execute_tool; its spans have openinference.span.kind: is this an openinference "
+         "trace?"),
+        ("otel", _spans({"http.method": "GET"}),
+         "no span with gen_ai.operation.name chat, text_completion, generate_content or "
+         "execute_tool"),
+        ("langfuse", {"id": "t1", "name": "bot", "observations": []},
+         "no GENERATION or TOOL observation"),
+        ("langsmith", [_ls_trace([])[0]], "no run with run_type llm or tool"),
+    ],
+)  # fmt: skip
+def test_a_trace_without_model_or_tool_calls_is_an_error_and_no_golden(
+    fmt: str, data: Any, why: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, written = _import(fmt, data, tmp_path)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert written == []
+    (error,) = captured.err.splitlines()
+    trace = {"langfuse": "t1", "langsmith": "r1"}.get(fmt, "4bf92f3577b34da6a3ce929d0e0e4736")
+    assert error.startswith(f"error: {tmp_path / 'trace.json'}: trace {trace}")
+    assert f": no model or tool calls ({why}); no golden written" in error
+    assert "0 goldens from" in captured.out
+
+
+def test_the_traces_with_calls_are_written_beside_one_without(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = _spans({"http.method": "GET"}, trace="a" * 32)
+    data["resourceSpans"] += _spans(OTEL_CHAT, trace="b" * 32)["resourceSpans"]
+    code, written = _import("otel", data, tmp_path)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert len(written) == 1 and opswald.load(written[0]).session_id == "b" * 32
+    assert f"trace {'a' * 32}" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data"),
+    [
+        ("otel", "[]"),
+        ("otel", '{"resourceSpans": []}'),
+        ("openinference", "[]"),
+        ("langsmith", "[]"),
+        ("langsmith", '{"runs": []}'),
+        ("langfuse", "[]"),
+        ("langfuse", '{"data": []}'),
+    ],
+)
+def test_an_empty_export_is_the_same_error_in_every_format(
+    fmt: str, data: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, written = _import(fmt, data, tmp_path)
+    assert (code, written) == (1, [])
+    assert capsys.readouterr().err == f"error: {tmp_path / 'trace.json'}: no traces in it\n"

@@ -625,7 +625,8 @@ def test_a_parent_cycle_is_reported_not_looped() -> None:
         {"id": "b", "parentObservationId": "a", "type": "SPAN", "traceId": "t", "startTime": ""},
     ]
     result = convert("langfuse", obs)
-    assert _only(result).step_list == []
+    assert result.sessions == []  # no call left to replay: no golden
+    assert result.errors[0].startswith("trace t: no model or tool calls")
     assert result.skipped["observation in a parentObservationId cycle (no root)"] == 2
     assert any("cycle" in w for w in result.warnings)
 
@@ -648,11 +649,11 @@ def test_malformed_exports_say_where(data: Any, message: str) -> None:
     assert message in str(info.value)
 
 
-def test_a_trace_list_page_without_observation_details_is_skipped_with_a_warning() -> None:
+def test_a_trace_list_page_without_observation_details_is_skipped_with_an_error() -> None:
     result = convert("langfuse", {"data": [{"id": "t1", "observations": ["o1", "o2"]}]})
     assert result.sessions == []
     assert result.skipped["trace whose observations are only ids (a trace list page)"] == 1
-    assert "GET /api/public/traces/{id}" in result.warnings[0]
+    assert "GET /api/public/traces/{id}" in result.errors[0]
 
 
 # -- end to end: the imported golden replays against the same calls --------------------------

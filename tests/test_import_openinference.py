@@ -440,12 +440,20 @@ def test_session_id_groups_traces_and_later_agent_inputs_are_user_turns() -> Non
     lonely = _span("9" * 16, {"openinference.span.kind": "TOOL", "tool.name": "ping"})
     first = agent("a" * 16, "a" * 32, 0, "hello")
     second = agent("b" * 16, "b" * 32, 900, "bye")
-    result = convert([_doc(first), _doc(second), _doc(lonely)])
+    look = _span(  # a call in the first turn: a conversation without one gives no golden
+        "d" * 16,
+        {"openinference.span.kind": "TOOL", "tool.name": "look", "session.id": "s-9"},
+        trace="a" * 32,
+        parent="a" * 16,
+        offset_ms=10,
+    )
+    result = convert([_doc(first, look), _doc(second), _doc(lonely)])
     by_id = {s.session_id: s for s in result.sessions}
     assert set(by_id) == {"s-9", "c" * 32}
     talk = by_id["s-9"]
     assert (talk.agent, talk.input, talk.output) == ("concierge", "hello", "re: bye")
-    (turn,) = talk.step_list
+    called, turn = talk.step_list
+    assert isinstance(called, ToolCallStep) and called.tool == "look"
     assert isinstance(turn, UserInputStep) and turn.content == "bye"
     (ping,) = by_id["c" * 32].step_list
     assert isinstance(ping, ToolCallStep) and ping.tool == "ping"

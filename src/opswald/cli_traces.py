@@ -154,6 +154,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             failed += 1
             print(f"error: {file}: {exc.strerror or exc}", file=sys.stderr)
             continue
+        for error in result.errors:  # a trace without calls: no golden
+            failed += 1
+            print(f"error: {error}", file=sys.stderr)
         total.merge(result)
     progress.done()
     taken = {p.name.split(".golden.")[0] for p in out.glob("*.golden.*")} if out.is_dir() else set()

@@ -27,7 +27,8 @@ class ImportResult:
 
     `mapped` counts attribute/field names turned into session fields, `kept` those copied
     verbatim into a step's `attributes`, `skipped` those dropped (with the reason as part of
-    the key, e.g. ``"span without gen_ai.operation.name"``).
+    the key, e.g. ``"span without gen_ai.operation.name"``). `errors` names the traces that
+    gave no golden (no model or tool call in them: nothing a replay could check).
     """
 
     sessions: list[Session] = field(default_factory=list)
@@ -35,9 +36,24 @@ class ImportResult:
     kept: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, session: Session, missing: str) -> None:
+        """Keep `session` as a golden, or, when it has no model or tool call, record an error
+        instead; `missing` says what the importer looked for (and, when the trace looks like
+        another format, which)."""
+        if any(step.type in ("llm_call", "tool_call") for step in session.step_list):
+            self.sessions.append(session)
+            return
+        trace = session.session_id or "without an id"
+        name = f" ({session.name})" if session.name and session.name != session.session_id else ""
+        self.errors.append(
+            f"trace {trace}{name}: no model or tool calls ({missing}); no golden written"
+        )
 
     def merge(self, other: ImportResult) -> None:
         self.sessions.extend(other.sessions)
+        self.errors.extend(other.errors)
         self.mapped.update(other.mapped)
         self.kept.update(other.kept)
         self.skipped.update(other.skipped)
@@ -58,7 +74,10 @@ def convert(fmt: str, data: Any) -> ImportResult:
         from opswald.importers.langfuse import convert as run
     else:
         raise ValueError(f"unknown import format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return _redacted(run(data))
+    result = run(data)
+    if not result.sessions and not result.errors:  # `[]`, `{"runs": []}`, `{"data": []}`, ...
+        raise ImportFormatError("no traces in it")
+    return _redacted(result)
 
 
 def _redacted(result: ImportResult) -> ImportResult:
@@ -74,6 +93,7 @@ def _redacted(result: ImportResult) -> ImportResult:
 
     sessions = []
     warnings = [text(warning) for warning in result.warnings]
+    errors = [text(error) for error in result.errors]
     for session in result.sessions:
         clean = redact_session(session)
         dropped = len(session.tags) - len(clean.tags)
@@ -87,6 +107,7 @@ def _redacted(result: ImportResult) -> ImportResult:
         kept=counts(result.kept),
         skipped=counts(result.skipped),
         warnings=warnings,
+        errors=errors,
     )
 
 
@@ -117,10 +138,12 @@ def read_json(path: Path) -> Any:
 
 
 def import_file(fmt: str, path: str | Path) -> ImportResult:
-    """Read `path` (JSON or JSON Lines) and convert it."""
+    """Read `path` (JSON or JSON Lines) and convert it. The result's `errors` name the file."""
     p = Path(path)
     try:
-        return convert(fmt, read_json(p))
+        result = convert(fmt, read_json(p))
+        result.errors = [f"{p}: {error}" for error in result.errors]
+        return result
     except ImportFormatError as exc:
         if str(p) in str(exc):
             raise

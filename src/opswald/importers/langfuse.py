@@ -133,7 +133,7 @@ def convert(data: Any) -> ImportResult:
     """Convert a Langfuse export (see the module docstring for the accepted shapes)."""
     result = ImportResult()
     for doc in _traces(data, result):
-        result.sessions.append(_Trace(doc, result).session())
+        result.add(_Trace(doc, result).session(), "no GENERATION or TOOL observation")
     return result
 
 
@@ -212,7 +212,7 @@ def _add_trace(
         raise ImportFormatError(f"{where}.observations: expected a list")
     if observations and all(isinstance(o, str) for o in observations):
         result.skipped["trace whose observations are only ids (a trace list page)"] += 1
-        result.warnings.append(
+        result.errors.append(  # not imported: no golden, as for a trace without calls
             f"{where}: trace {item.get('id')} lists observation ids only; export it with "
             "GET /api/public/traces/{id} to import its calls"
         )

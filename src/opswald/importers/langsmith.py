@@ -125,7 +125,7 @@ def convert(data: Any) -> ImportResult:
     result = ImportResult()
     nodes = _collect(data, result)
     for root in _link(nodes, result):
-        result.sessions.append(_Trace(root, result).session())
+        result.add(_Trace(root, result).session(), "no run with run_type llm or tool")
     return result
 
 
@@ -232,7 +232,9 @@ def _link(nodes: list[_Node], result: ImportResult) -> list[_Node]:
     lost = len(nodes) + len(orphans) - _reachable(roots)
     if lost:
         result.skipped["run in a parent_run_id cycle (no root)"] += lost
-        result.warnings.append(f"{lost} run(s) form a parent_run_id cycle and were not imported")
+        result.errors.append(  # runs lost: as for a trace without calls, no golden is an error
+            f"{lost} run(s) form a parent_run_id cycle and were not imported"
+        )
     return roots
 
 

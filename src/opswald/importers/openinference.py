@@ -81,8 +81,16 @@ def convert(data: Any) -> ImportResult:
             fmt="openinference", session_id=session_id, is_conversation=is_session, spans=spans
         )
         _fill(draft, result)
-        result.sessions.append(assemble(draft, result))
+        result.add(assemble(draft, result), _missing(spans))
     return result
+
+
+def _missing(spans: list[Span]) -> str:
+    """What a trace without model or tool calls lacked, and whether it looks like otel."""
+    why = f"no span with {KIND} LLM or TOOL"
+    if any("gen_ai.operation.name" in span.attributes for span in spans):
+        why += "; its spans have gen_ai.operation.name: is this an otel trace?"
+    return why
 
 
 def _kind(span: Span) -> str | None:

@@ -139,8 +139,18 @@ def convert(data: Any) -> ImportResult:
             fmt="otel", session_id=session_id, is_conversation=is_conversation, spans=spans
         )
         _fill(draft, logs, result)
-        result.sessions.append(assemble(draft, result))
+        result.add(assemble(draft, result), _missing(spans))
     return result
+
+
+def _missing(spans: list[Span]) -> str:
+    """What a trace without model or tool calls lacked, and whether it looks like OpenInference."""
+    why = (
+        "no span with gen_ai.operation.name chat, text_completion, generate_content or execute_tool"
+    )
+    if any("openinference.span.kind" in span.attributes for span in spans):
+        why += "; its spans have openinference.span.kind: is this an openinference trace?"
+    return why
 
 
 # -- one session ------------------------------------------------------------------------
