@@ -186,3 +186,35 @@ def test_an_empty_export_is_the_same_error_in_every_format(
     code, written = _import(fmt, data, tmp_path)
     assert (code, written) == (1, [])
     assert capsys.readouterr().err == f"error: {tmp_path / 'trace.json'}: no traces in it\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (
+            '[{"role": "user", "parts": [{"type": "text", "content": "What',
+            "is not JSON: truncated?",
+        ),
+        (json.dumps({"role": "user", "parts": []}), "is not a list of messages"),
+        (json.dumps([{"role": "user", "parts": "hello"}]), "item [0]: parts is not a list"),
+        (json.dumps(["hello"]), "item [0] is not a message object"),
+    ],
+)
+@pytest.mark.parametrize("key", ["gen_ai.input.messages", "gen_ai.output.messages"])
+def test_malformed_genai_messages_are_a_warning_not_mapped(
+    key: str, value: str, why: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, written = _import("otel", _spans({**OTEL_CHAT, key: value}), tmp_path)
+    assert code == 0
+    (step,) = opswald.load(written[0]).step_list
+    out = " ".join(capsys.readouterr().out.split())
+    trace, span = "4bf92f3577b34da6a3ce929d0e0e4736", f"{1:016x}"
+    assert f"warning: trace {trace} span {span} (span 0): {key} {why}" in out
+    mapped = out.split("mapped (")[1].split(" skipped")[0]
+    assert key not in mapped
+    assert f"malformed {key}" in out.split("skipped (")[1]
+    data = step.model_dump()
+    if key == "gen_ai.input.messages":
+        assert (data["input"] or {}).get("messages") is None
+    else:
+        assert data["output"] is None or not data["output"].get("content")

@@ -18,6 +18,7 @@ some request parameters, so an imported golden ignores `input.params` when match
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from opswald.importers import ImportResult
@@ -247,6 +248,15 @@ def _llm(
 ) -> tuple[Found, bool]:
     """The llm_call step of a model span, and whether its messages were captured."""
     attrs = {**_details(span, records), **span.attributes}
+    for key in MESSAGE_KEYS:
+        problem = _malformed(attrs.get(key))
+        if problem is not None:  # dropped, said, and not counted as mapped
+            del attrs[key]
+            result.skipped[f"malformed {key} (see warnings)"] += 1
+            result.warnings.append(
+                f"trace {span.trace_id} span {span.span_id} ({span.name}): {key} {problem}; "
+                "left out of the step (not compared)"
+            )
     kept = _count(result, attrs, LLM_MAPPED)
     inputs = _messages(attrs.get("gen_ai.input.messages"))
     outputs = _messages(attrs.get("gen_ai.output.messages"))
@@ -289,6 +299,36 @@ def _api(provider: str | None, operation: str) -> tuple[str | None, str | None]:
     if provider == "anthropic":
         return "anthropic", "anthropic.messages" if operation == "chat" else None
     return provider, None
+
+
+MESSAGE_KEYS = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions")
+
+
+def _malformed(value: Any) -> str | None:
+    """What is wrong with a GenAI messages (or instructions) attribute, or None.
+
+    Producers cut long attribute values at OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, which leaves
+    JSON that does not parse; other producers write another shape. Either way the messages
+    cannot be rebuilt, and a step without them silently compares nothing."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.startswith(("[", "{")):
+            return None  # plain text: system instructions may be written so
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            return f"is not JSON: truncated? (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT; {exc})"
+    if not isinstance(value, list):
+        return "is not a list of messages"
+    for i, message in enumerate(value):
+        if not isinstance(message, dict):
+            return f"item [{i}] is not a message object"
+        parts = message.get("parts", [])
+        if parts is not None and not isinstance(parts, list):
+            return f"item [{i}]: parts is not a list"
+    return None
 
 
 def _messages(value: Any) -> list[dict[str, Any]] | None:
