@@ -218,3 +218,34 @@ def test_malformed_genai_messages_are_a_warning_not_mapped(
         assert (data["input"] or {}).get("messages") is None
     else:
         assert data["output"] is None or not data["output"].get("content")
+
+
+def _failed_root(data: Any, message: str) -> Any:
+    data["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["status"] = {
+        "code": 2,
+        "message": message,
+    }
+    return data
+
+
+@pytest.mark.parametrize(
+    ("fmt", "root", "call"),
+    [
+        ("otel", {"gen_ai.operation.name": "invoke_agent"}, OTEL_CHAT),
+        ("openinference", {"openinference.span.kind": "AGENT"}, OI_LLM),
+    ],
+)
+def test_an_error_status_written_type_colon_message_keeps_its_type(
+    fmt: str, root: dict[str, str], call: dict[str, str], tmp_path: Path
+) -> None:
+    # what the OTel SDK writes for an exception escaping a span: no exception event needed
+    message = "BadRequestError: Error code: 400 - context too long"
+    code, written = _import(fmt, _failed_root(_spans(root, call), message), tmp_path)
+    assert code == 0
+    error = opswald.load(written[0]).error
+    assert error is not None
+    assert (error.type, error.message) == ("BadRequestError", "Error code: 400 - context too long")
+    # a message that names no exception type stays the message of a plain error
+    code, written = _import(fmt, _failed_root(_spans(root, call), "context too long"), tmp_path)
+    error = opswald.load(sorted(written)[-1]).error
+    assert error is not None and (error.type, error.message) == ("Error", "context too long")

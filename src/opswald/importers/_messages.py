@@ -330,7 +330,7 @@ def error_info(text: Any, *, default_type: str = "Exception") -> ErrorInfo:
         if found is not None:
             return found
     head = raw[: raw.index(_TRACEBACK)].strip() if _TRACEBACK in raw else raw
-    found = _from_repr(head) or _from_exception_line(head)
+    found = _from_repr(head) or exception_line(head)
     return found or ErrorInfo(type=default_type, message=raw)
 
 
@@ -344,10 +344,11 @@ def _from_traceback(text: str) -> ErrorInfo | None:
     lines = text.splitlines()
     last_frame = max((i for i, line in enumerate(lines) if line.startswith(" ")), default=0)
     tail = "\n".join(lines[last_frame + 1 :]).strip()
-    return _from_exception_line(tail)
+    return exception_line(tail)
 
 
-def _from_exception_line(text: str) -> ErrorInfo | None:
+def exception_line(text: str) -> ErrorInfo | None:
+    """`Type: message` (a name that looks like an exception class), else None."""
     match = _EXC_LINE.fullmatch(text)
     if match is None or not _looks_like_exception(match.group(1)):
         return None
