@@ -134,6 +134,16 @@ def test_prune_deletes_only_old_traces(store: Path, capsys: pytest.CaptureFixtur
     assert "not an age like 30d" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("age", ["1000000d", "99999999999d", "999999999999w", "99999999999999h"])
+def test_prune_of_an_age_beyond_the_calendar_is_a_usage_error(
+    store: Path, capsys: pytest.CaptureFixture[str], age: str
+) -> None:
+    assert main(["traces", "prune", "--store", str(store), "--older-than", age]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --older-than: {age!r} reaches back before the year 1")
+    assert len(list_traces(store)) == 3
+
+
 def test_golden_create_promotes_a_trace(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -201,7 +201,14 @@ def parse_age(text: str) -> timedelta:
     match = _AGE.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not an age like 30d, 12h, 90m, 45s or 2w")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:  # an age reaching back before the year 1 cannot be subtracted from now
+        age = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+        datetime.now(UTC) - age
+    except OverflowError:
+        raise ValueError(
+            f"{text!r} reaches back before the year 1; use an age like 30d, 12h or 2w"
+        ) from None
+    return age
 
 
 def prune(
