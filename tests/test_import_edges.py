@@ -249,3 +249,31 @@ def test_an_error_status_written_type_colon_message_keeps_its_type(
     code, written = _import(fmt, _failed_root(_spans(root, call), "context too long"), tmp_path)
     error = opswald.load(sorted(written)[-1]).error
     assert error is not None and (error.type, error.message) == ("Error", "context too long")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "call", "key"),
+    [
+        ("otel", OTEL_CHAT, "gen_ai.request.model"),
+        ("otel", OTEL_CHAT, "gen_ai.response.model"),
+        ("otel", {"gen_ai.operation.name": "execute_tool"}, "gen_ai.tool.name"),
+        ("otel", {"gen_ai.operation.name": "execute_tool"}, "gen_ai.tool.call.id"),
+        ("otel", {"gen_ai.operation.name": "invoke_agent"}, "gen_ai.agent.name"),
+        ("openinference", OI_LLM, "llm.model_name"),
+        ("openinference", {"openinference.span.kind": "TOOL"}, "tool_call.id"),
+    ],
+)
+def test_a_name_attribute_that_is_not_text_is_an_error_naming_the_span(
+    fmt: str, call: dict[str, str], key: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = _spans({"http.method": "GET"}, call)
+    attributes = data["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"]
+    attributes[:] = [a for a in attributes if a["key"] != key]
+    attributes.append({"key": key, "value": {"intValue": "4"}})
+    code, written = _import(fmt, data, tmp_path)
+    assert (code, written) == (1, [])
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {tmp_path / 'trace.json'}: resourceSpans[0].scopeSpans[0].spans[1]: "
+        f"attribute {key}: expected a string, got int 4\n"
+    )

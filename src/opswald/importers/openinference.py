@@ -32,6 +32,7 @@ from opswald.importers.otlp import (
     pattern,
     read,
     span_error,
+    text,
 )
 
 KIND = "openinference.span.kind"
@@ -262,10 +263,11 @@ def _provider(attrs: dict[str, Any]) -> str | None:
     return str(name).lower() if name else None
 
 
-def _request(attrs: dict[str, Any], provider: str | None) -> dict[str, Any]:
+def _request(span: Span, provider: str | None) -> dict[str, Any]:
     """The request from `input.value` when it is the call's body, else from the attributes."""
+    attrs = span.attributes
     body, _ = io_value(attrs, "input")
-    model = attrs.get("llm.request.model_name") or attrs.get("llm.model_name")
+    model = text(span, attrs, "llm.request.model_name", "llm.model_name")
     if not (isinstance(body, dict) and ("messages" in body or "input" in body)):
         body = _flattened_body(attrs, model)
     elif "model" not in body and model:
@@ -361,10 +363,10 @@ def _llm(span: Span, result: ImportResult) -> Found:
     attrs = span.attributes
     kept = _count(result, attrs, LLM_MAPPED, LLM_PREFIXES)
     provider = _provider(attrs)
-    request = _request(attrs, provider)
+    request = _request(span, provider)
     decoded = _decoded(attrs, provider)
     error = span_error(span)
-    response_model = attrs.get("llm.response.model_name") or (decoded and decoded.model)
+    response_model = text(span, attrs, "llm.response.model_name") or (decoded and decoded.model)
     if response_model and response_model != request.get("model"):
         kept["response_model"] = response_model
     cost = _cost(attrs)
@@ -399,13 +401,13 @@ def _tool(span: Span, result: ImportResult) -> Found:
     kept = _count(result, attrs, TOOL_MAPPED, ())
     arguments, _ = io_value(attrs, "input")
     output, _ = io_value(attrs, "output")
-    call_id = attrs.get("tool_call.id")
+    call_id = text(span, attrs, "tool_call.id")
     fields = {
         "type": "tool_call",
         "timestamp": span.timestamp,
         "duration_ms": span.duration_ms,
         "tool": str(attrs.get("tool.name") or span.name or "tool"),
-        "call_id": call_id if isinstance(call_id, str) else None,
+        "call_id": call_id,
         "input": arguments,
         "output": output,
         "error": span_error(span),
@@ -434,6 +436,6 @@ def _turn(draft: Draft, span: Span, kind: str, result: ImportResult) -> None:
             error=span_error(span),
         )
     )
-    name = attrs.get("agent.name") or (span.name if kind == "AGENT" else None)
-    if draft.agent is None and isinstance(name, str) and name:
+    name = text(span, attrs, "agent.name") or (span.name if kind == "AGENT" else None)
+    if draft.agent is None and name:
         draft.agent = name

@@ -38,6 +38,7 @@ from opswald.importers.otlp import (
     pattern,
     read,
     span_error,
+    text,
 )
 
 OP = "gen_ai.operation.name"
@@ -267,9 +268,9 @@ def _llm(
     provider, api = _api(
         str(provider_attr) if provider_attr else None, str(attrs.get(OP) or "chat")
     )
-    model = attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model")
+    response_model = text(span, attrs, "gen_ai.response.model")
+    model = text(span, attrs, "gen_ai.request.model") or response_model
     request = _request(api, provider, model, attrs, inputs)
-    response_model = attrs.get("gen_ai.response.model")
     if response_model and response_model != model:
         kept["response_model"] = response_model
     error = span_error(span)
@@ -682,9 +683,9 @@ def _tool(span: Span, calls: dict[str, dict[str, Any]], result: ImportResult) ->
     conversation (the model's tool call and the tool message with the same call id)."""
     attrs = span.attributes
     kept = _count(result, attrs, TOOL_MAPPED)
-    name = attrs.get("gen_ai.tool.name") or span.name.removeprefix("execute_tool ").strip()
-    call_id = attrs.get("gen_ai.tool.call.id")
-    seen = calls.get(call_id, {}) if isinstance(call_id, str) else {}
+    name = text(span, attrs, "gen_ai.tool.name") or span.name.removeprefix("execute_tool ").strip()
+    call_id = text(span, attrs, "gen_ai.tool.call.id")
+    seen = calls.get(call_id, {}) if call_id is not None else {}
     arguments = attrs.get("gen_ai.tool.call.arguments")
     output = attrs.get("gen_ai.tool.call.result")
     fields = {
@@ -692,7 +693,7 @@ def _tool(span: Span, calls: dict[str, dict[str, Any]], result: ImportResult) ->
         "timestamp": span.timestamp,
         "duration_ms": span.duration_ms,
         "tool": str(name or "tool"),
-        "call_id": call_id if isinstance(call_id, str) else None,
+        "call_id": call_id,
         "input": json_value(arguments) if arguments is not None else seen.get("arguments"),
         "output": json_value(output) if output is not None else json_value(seen.get("response")),
         "error": span_error(span),
@@ -721,8 +722,8 @@ def _turn(draft: Draft, span: Span, records: list[LogRecord], result: ImportResu
             error=span_error(span),
         )
     )
-    name = attrs.get("gen_ai.agent.name")
-    if draft.agent is None and isinstance(name, str) and name:
+    name = text(span, attrs, "gen_ai.agent.name")
+    if draft.agent is None and name:
         draft.agent = name
     version = attrs.get("gen_ai.agent.version")
     if version is not None:

@@ -58,6 +58,7 @@ class Span:
     status_message: str = ""
     resource: dict[str, Any] = field(default_factory=dict)
     scope: str | None = None
+    where: str = ""  # its place in the document, for errors
     seq: int = 0  # position in the document: ties in start time keep document order
 
     @property
@@ -227,6 +228,7 @@ def _span(raw: Any, where: str, resource: dict[str, Any], scope: str | None, seq
         resource=resource,
         scope=scope,
         seq=seq,
+        where=where,
     )
 
 
@@ -288,6 +290,7 @@ def _sdk_span(span: dict[str, Any], where: str, seq: int) -> Span:
         status_message=str(status.get("description") or ""),
         resource=dict(resource.get("attributes") or {}),
         seq=seq,
+        where=where,
     )
 
 
@@ -530,6 +533,22 @@ _SDK_STATUS = {
     "InternalServerError": 500,
     "OverloadedError": 529,
 }
+
+
+def text(span: Span, attrs: dict[str, Any], *keys: str) -> str | None:
+    """The first of `keys` set in `attrs` (a span's attributes): a name, model or id, which
+    must be a string; another value is a malformed document, an error naming the span."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise _fail(
+                span.where,
+                f"attribute {key}: expected a string, got {type(value).__name__} {value!r}",
+            )
+        return value
+    return None
 
 
 def span_error(span: Span, error_type_key: str = "error.type") -> ErrorInfo | None:
