@@ -277,3 +277,37 @@ def test_a_name_attribute_that_is_not_text_is_an_error_naming_the_span(
         f"error: {tmp_path / 'trace.json'}: resourceSpans[0].scopeSpans[0].spans[1]: "
         f"attribute {key}: expected a string, got int 4\n"
     )
+
+
+def _sdk_span(span_id: str, parent: str | None, attributes: dict[str, Any]) -> dict[str, Any]:
+    """A span as the OpenTelemetry SDK's `span.to_json()` writes it."""
+    return {
+        "name": "span",
+        "context": {"trace_id": "0x" + "d2" * 16, "span_id": "0x" + span_id * 16},
+        "kind": "SpanKind.CLIENT",
+        "parent_id": "0x" + parent * 16 if parent else None,
+        "start_time": "2026-01-01T00:00:00.000000Z",
+        "end_time": "2026-01-01T00:00:01.000000Z",
+        "status": {"status_code": "UNSET"},
+        "attributes": attributes,
+        "events": [],
+        "links": [],
+        "resource": {"attributes": {"service.name": "bot"}, "schema_url": ""},
+    }
+
+
+def test_console_span_exporter_output_is_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # ConsoleSpanExporter prints each span's to_json() (indented) one after another
+    spans = [_sdk_span("2", "1", OTEL_CHAT), _sdk_span("1", None, {"gen_ai.operation.name": "x"})]
+    code, written = _import("otel", "\n".join(json.dumps(s, indent=4) for s in spans), tmp_path)
+    assert code == 0
+    (step,) = opswald.load(written[0]).step_list
+    assert step.type == "llm_call" and step.model == "gpt-4o"
+    # a broken document in such a sequence is named where it breaks
+    broken = json.dumps(spans[0], indent=4) + "\n{oops}\n"
+    code, _ = _import("otel", broken, tmp_path)
+    assert code == 1
+    lines = len(json.dumps(spans[0], indent=4).splitlines())
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'trace.json'}:{lines + 1}:")

@@ -112,7 +112,8 @@ def _redacted(result: ImportResult) -> ImportResult:
 
 
 def read_json(path: Path) -> Any:
-    """A JSON document, or JSON Lines (one document per line, returned as a list)."""
+    """A JSON document, or several one after another (JSON Lines, or indented objects as
+    ConsoleSpanExporter prints them), returned as a list."""
     data = path.read_bytes()
     try:  # utf-8-sig: a UTF-8 byte order mark (Windows tools write one) is not part of the JSON
         text = data.decode("utf-8-sig")
@@ -126,15 +127,32 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as first:
-        lines = [line for line in text.splitlines() if line.strip()]
-        if len(lines) > 1:
-            try:
-                return [json.loads(line) for line in lines]
-            except json.JSONDecodeError:
-                pass
-        raise ImportFormatError(
-            f"{path}:{first.lineno}:{first.colno}: not JSON: {first.msg}"
-        ) from None
+        if first.msg != "Extra data":
+            raise ImportFormatError(
+                f"{path}:{first.lineno}:{first.colno}: not JSON: {first.msg}"
+            ) from None
+    # Documents one after another: JSON Lines, or the indented objects ConsoleSpanExporter
+    # prints (one span's to_json() after another).
+    decoder = json.JSONDecoder()
+    documents: list[Any] = []
+    at = 0
+    while True:
+        at = _skip_space(text, at)
+        if at == len(text):
+            return documents
+        try:
+            document, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as exc:
+            raise ImportFormatError(
+                f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}"
+            ) from None
+        documents.append(document)
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\r\n":
+        at += 1
+    return at
 
 
 def import_file(fmt: str, path: str | Path) -> ImportResult:
