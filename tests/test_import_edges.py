@@ -311,3 +311,23 @@ def test_console_span_exporter_output_is_read(
     assert code == 1
     lines = len(json.dumps(spans[0], indent=4).splitlines())
     assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'trace.json'}:{lines + 1}:")
+
+
+def test_runs_whose_parent_is_missing_say_whether_the_root_run_was_imported() -> None:
+    from opswald.importers import convert
+
+    root, llm = _ls_trace([])
+    lost = {**llm, "id": "r3", "parent_run_id": "gone", "dotted_order": "1.3"}
+    result = convert("langsmith", [root, llm, lost])
+    assert [len(s.step_list) for s in result.sessions] == [1, 1]
+    (warning,) = result.warnings
+    assert warning == (
+        "[2]: parent run gone is not in the export; its runs in trace r1 are imported as a "
+        "golden of their own, apart from the root run's (no session input or output)"
+    )
+    result = convert("langsmith", [lost])
+    (warning,) = result.warnings
+    assert warning == (
+        "[0]: parent run gone is not in the export; trace r1 is imported without its root "
+        "run (no session input or output)"
+    )

@@ -215,9 +215,16 @@ def _link(nodes: list[_Node], result: ImportResult) -> list[_Node]:
         else:
             trace = str(node.run.get("trace_id") or node.parent)
             if trace not in orphans:
+                rooted = trace in by_key and by_key[trace].parent is None
                 result.warnings.append(
-                    f"{node.where}: parent run {node.parent} is not in the export; trace "
-                    f"{trace} is imported without its root run (no session input or output)"
+                    f"{node.where}: parent run {node.parent} is not in the export; "
+                    + (  # the root run is a golden already: these runs make a second one
+                        f"its runs in trace {trace} are imported as a golden of their own, "
+                        "apart from the root run's"
+                        if rooted
+                        else f"trace {trace} is imported without its root run"
+                    )
+                    + " (no session input or output)"
                 )
                 fake = {"run_type": "chain", "id": trace, "trace_id": trace}
                 orphans[trace] = _Node(
