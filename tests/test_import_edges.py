@@ -331,3 +331,46 @@ def test_runs_whose_parent_is_missing_say_whether_the_root_run_was_imported() ->
         "[0]: parent run gone is not in the export; trace r1 is imported without its root "
         "run (no session input or output)"
     )
+
+
+def test_anthropic_tool_calls_without_tool_spans_come_from_the_conversation() -> None:
+    from opswald.importers import convert
+
+    call = {
+        "type": "tool_call",
+        "id": "toolu_1",
+        "name": "get_weather",
+        "arguments": {"city": "Paris"},
+    }
+    answer = {"type": "tool_call_response", "id": "toolu_1", "response": '{"temp_c": 21}'}
+    later = {"type": "tool_call", "id": "toolu_2", "name": "get_time", "arguments": {}}
+    user = {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]}
+    chat = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-3-5-haiku-latest",
+    }
+    first = {
+        **chat,
+        "gen_ai.input.messages": json.dumps([user]),
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [call]}]),
+    }
+    second = {
+        **chat,
+        "gen_ai.input.messages": json.dumps(
+            [user, {"role": "assistant", "parts": [call]}, {"role": "user", "parts": [answer]}]
+        ),
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [later]}]),
+    }
+    result = convert("otel", _spans({"http.method": "POST"}, first, second))  # fmt: skip
+    steps = result.sessions[0].step_list
+    assert [s.type for s in steps] == ["llm_call", "tool_call", "llm_call"]
+    tool = steps[1]
+    assert tool.model_dump(include={"tool", "call_id", "input", "output"}) == {
+        "tool": "get_weather",
+        "call_id": "toolu_1",
+        "input": {"city": "Paris"},
+        "output": {"temp_c": 21},
+    }
+    # the last call's tool call was never answered in the trace: no step for it, counted
+    assert result.skipped["tool call never answered in the trace (no tool_call step)"] == 1

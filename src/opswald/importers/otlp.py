@@ -607,6 +607,7 @@ class Found:
     start_ns: int
     seq: int
     fields: dict[str, Any]  # a step's fields, without `step`
+    after: int = 0  # a step placed after the one at (start_ns, seq): its 1st, 2nd, ...
 
 
 @dataclass(kw_only=True)
@@ -654,7 +655,9 @@ def assemble(draft: Draft, result: ImportResult) -> Session:
                 },
             )
         )
-    found.sort(key=lambda f: (f.start_ns, f.seq))
+    if not any(f.fields.get("type") == "tool_call" for f in found):
+        found += conversation_tools(found, result)
+    found.sort(key=lambda f: (f.start_ns, f.seq, f.after))
     steps = [{"step": n, **f.fields} for n, f in enumerate(found, start=1)]
     with_output = [t for t in turns if t.has_output]
     data: dict[str, Any] = {
@@ -671,6 +674,112 @@ def assemble(draft: Draft, result: ImportResult) -> Session:
     if draft.expect:
         data["expect"] = draft.expect
     return Session.model_validate(data)  # without steps it is an error (ImportResult.add)
+
+
+def conversation_tools(found: list[Found], result: ImportResult) -> list[Found]:
+    """`tool_call` steps rebuilt from the conversation, for a trace without tool spans.
+
+    Instrumentations of the model SDKs alone (`opentelemetry-instrumentation-openai-v2`,
+    `openinference-instrumentation-openai`) trace no tool spans, yet the agent's tools ran
+    between its model calls: an `@opswald.tool` tool replayed against a golden without them
+    is an unexpected call. A tool call one model call asked for (an assistant message's tool
+    call) and a later model call answered (the tool message with the same id) becomes a step
+    between the two, its name, arguments and answer taken from the messages.
+    """
+    calls = sorted((f for f in found if f.fields.get("type") == "llm_call"), key=_order)
+    asked: dict[str, tuple[Any, Any]] = {}  # call id -> (name, arguments)
+    done: set[str] = set()
+    out: list[Found] = []
+    for k, call in enumerate(calls):
+        messages = (call.fields.get("input") or {}).get("messages") or []
+        for message in messages:
+            asked.update(_asked(message))
+        placed = 0
+        for call_id, answer in _answered(messages):
+            if call_id in done:
+                continue  # already a step: later calls repeat the conversation
+            done.add(call_id)
+            if k == 0 or call_id not in asked:
+                continue  # asked and answered before the trace began
+            before = calls[k - 1]
+            name, arguments = asked[call_id]
+            placed += 1
+            out.append(
+                Found(
+                    start_ns=before.start_ns,
+                    seq=before.seq,
+                    after=placed,
+                    fields={
+                        "type": "tool_call",
+                        "timestamp": _end(before),
+                        "tool": str(name or "tool"),
+                        "call_id": call_id,
+                        "input": arguments,
+                        "output": json_value(answer),
+                    },
+                )
+            )
+        for tool_call in (call.fields.get("output") or {}).get("tool_calls") or []:
+            if isinstance(tool_call, dict) and isinstance(tool_call.get("id"), str):
+                asked[tool_call["id"]] = (tool_call.get("name"), tool_call.get("arguments"))
+    if out:
+        result.mapped["tool call from the conversation (no tool spans)"] += len(out)
+    unanswered = len(asked.keys() - done)
+    if unanswered:
+        result.skipped["tool call never answered in the trace (no tool_call step)"] += unanswered
+    return out
+
+
+def _order(found: Found) -> tuple[int, int]:
+    return found.start_ns, found.seq
+
+
+def _end(found: Found) -> str | None:
+    duration = found.fields.get("duration_ms")
+    if not found.start_ns or not isinstance(duration, int | float):
+        return iso(found.start_ns or None)
+    return iso(found.start_ns + int(duration * 1_000_000))
+
+
+def _asked(message: Any) -> dict[str, tuple[Any, Any]]:
+    """The tool calls of an assistant message (Chat Completions or Anthropic wire form)."""
+    out: dict[str, tuple[Any, Any]] = {}
+    if not isinstance(message, dict) or message.get("role") != "assistant":
+        return out
+    for tool_call in message.get("tool_calls") or []:  # Chat Completions
+        if isinstance(tool_call, dict) and isinstance(tool_call.get("id"), str):
+            function = tool_call.get("function") or {}
+            arguments = function.get("arguments")
+            out[tool_call["id"]] = (function.get("name"), json_value(arguments))
+    content = message.get("content")
+    for block in content if isinstance(content, list) else []:  # Anthropic
+        if isinstance(block, dict) and block.get("type") == "tool_use":
+            if isinstance(block.get("id"), str):
+                out[block["id"]] = (block.get("name"), block.get("input"))
+    return out
+
+
+def _answered(messages: list[Any]) -> Iterator[tuple[str, Any]]:
+    """(call id, answer) of the tool messages (Chat Completions `tool` messages, Anthropic
+    `tool_result` blocks), in order; an answer in text blocks is their text."""
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "tool" and isinstance(message.get("tool_call_id"), str):
+            yield message["tool_call_id"], _block_text(message.get("content"))
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                if isinstance(block.get("tool_use_id"), str):
+                    yield block["tool_use_id"], _block_text(block.get("content"))
+
+
+def _block_text(content: Any) -> Any:
+    if isinstance(content, list) and all(
+        isinstance(b, dict) and b.get("type") == "text" for b in content
+    ):
+        return "".join(str(b.get("text") or "") for b in content)
+    return content
 
 
 def _provenance(draft: Draft) -> dict[str, Any]:
