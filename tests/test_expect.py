@@ -833,3 +833,44 @@ def test_the_ignore_paths_hint_for_a_shifted_list_element_names_a_path_that_acce
     named = re.search(r"add (\S+) to expect\.output\.ignore_paths", finding.suggestion)
     assert named is not None, finding.suggestion
     assert compare_output(golden, actual, out("exact", ignore_paths=[named[1]])) is None
+
+
+def test_lone_snapshots_far_apart_stay_apart_as_the_viewer_shows_them() -> None:
+    """A fork whose run took one snapshot more at its start and stopped a call before the
+    golden's second snapshot: the run's first snapshot is extra and the golden's second is
+    missing, as `opswald diff` and the viewer's rows show them. Lone snapshots face each
+    other only across calls that face each other (a concurrent call crossed), never
+    across a snapshot or a call one side lacks."""
+    llm = {"type": "llm_call", "model": "m"}
+    golden = session(
+        [
+            {"type": "user_input", "content": "hi"},
+            llm,
+            {"type": "tool_call", "tool": "lookup"},
+            state(variables={"turn": 0}),
+            llm,
+            {"type": "tool_call", "tool": "convert"},
+            state(variables={"turn": 1, "tools": ["lookup", "convert"]}),
+            llm,
+            state(memory={"answer": "warm"}),
+        ]
+    )
+    actual = session(
+        [
+            state(variables={"extra": True}),
+            {"type": "user_input", "content": "hi"},
+            llm,
+            {"type": "tool_call", "tool": "lookup"},
+            state(variables={"turn": 0}),
+            llm,
+            state(memory={"answer": "cold"}),
+        ]
+    )
+    for matched in (None, {2: 1, 3: 2, 4: 3, 6: 5}):
+        findings = compare_states(golden, actual, StateExpect(mode="exact"), matched)
+        assert [(f.step, f.run_step, f.message) for f in findings] == [
+            (1, True, "extra state snapshot 1: the golden has none in its place (state: exact)"),
+            (7, False, "state snapshot 2 missing: the run recorded none in its place "
+             "(state: exact)"),
+            (9, False, "state snapshot differs (state: exact)"),
+        ]  # fmt: skip

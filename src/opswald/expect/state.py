@@ -71,12 +71,12 @@ def compare_states(
     # each snapshot's place among its own session's snapshots, by its position in the steps
     g_place = {i: k for k, i in enumerate(_snapshot_positions(g_steps), start=1)}
     a_place = {i: k for k, i in enumerate(_snapshot_positions(a_steps), start=1)}
-    rows = [
-        (g_at, a_at)
-        for g_at, a_at in step_pairs(g_steps, a_steps, matched)
-        if g_at in g_place or a_at in a_place  # a snapshot only faces a snapshot or nothing
-    ]
-    for g_at, a_at in _rejoined(rows, g_steps, a_steps):
+    rows: list[tuple[int, int]] = []
+    for stretch in _stretches(step_pairs(g_steps, a_steps, matched), g_steps, a_steps):
+        # a snapshot only faces a snapshot or nothing
+        snaps = [(g_at, a_at) for g_at, a_at in stretch if g_at in g_place or a_at in a_place]
+        rows.extend(_rejoined(snaps, g_steps, a_steps))
+    for g_at, a_at in rows:
         g = _snapshot(g_steps, g_at)
         a = _snapshot(a_steps, a_at)
         where = g if g is not None else a
@@ -117,6 +117,29 @@ def compare_states(
                 _finding(f"{what} (state: {spec.mode})", diffs, where, failing, run_step=ours)
             )
     return findings
+
+
+def _stretches(
+    pairs: list[tuple[int, int]], g_steps: Sequence[AnyStep], a_steps: Sequence[AnyStep]
+) -> Iterator[list[tuple[int, int]]]:
+    """The rows cut where a snapshot left alone may not cross: it crosses calls that face
+    each other (a concurrent call finished on its other side), never a snapshot the two
+    sides share or a call one side lacks, so a snapshot the run took more at its start and
+    one the golden has past where a fork stopped stay an extra one and a missing one, as
+    `opswald diff` and the viewer's rows show them."""
+    stretch: list[tuple[int, int]] = []
+    for g_at, a_at in pairs:
+        g_snap = bool(g_at) and isinstance(g_steps[g_at - 1], StateStep)
+        a_snap = bool(a_at) and isinstance(a_steps[a_at - 1], StateStep)
+        if (g_snap or a_snap) and not (g_at and a_at):
+            stretch.append((g_at, a_at))  # a snapshot alone
+        elif g_at and a_at and not (g_snap or a_snap):
+            continue  # calls facing each other: crossed
+        else:
+            yield stretch
+            yield [(g_at, a_at)]
+            stretch = []
+    yield stretch
 
 
 def _rejoined(

@@ -1,0 +1,173 @@
+"""What a fork or a variant run says about itself, in the terminal, its saved actual and
+the viewer: the pairing of its snapshots, the modification named as the cause, hints a
+fork can follow."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from opswald.report import html_cli
+
+AGENT = """
+import json
+import opswald
+
+PRICES = {"m-small": (1.0, 2.0), "m-large": (10.0, 30.0)}
+WEATHER = {"Oslo": {"temp": 3, "sky": "snow"}, "Rome": {"temp": 18, "sky": "sun"}}
+
+
+@opswald.tool
+def lookup(city):
+    return WEATHER.get(city, {"temp": None, "sky": "unknown"})
+
+
+@opswald.tool
+def convert(celsius):
+    return celsius * 9 / 5 + 32
+
+
+@opswald.tool(side_effects=True)
+def send_email(to, body):
+    return {"sent": True, "to": to}
+
+
+@opswald.llm(provider="acme", api="acme.chat")
+def chat(*, model, messages, tools=None, temperature=0.0):
+    tool_msgs = [m for m in messages if m["role"] == "tool"]
+    user = [m for m in messages if m["role"] == "user"][-1]["content"]
+    done = {m["name"] for m in tool_msgs}
+    calls, content = [], None
+    if "lookup" not in done:
+        city = "Rome" if "rome" in user.lower() else "Oslo"
+        calls = [{"id": "c1", "name": "lookup", "arguments": {"city": city}}]
+    elif "fahrenheit" in user.lower() and "convert" not in done:
+        w = json.loads([m for m in tool_msgs if m["name"] == "lookup"][-1]["content"])
+        calls = [{"id": "c2", "name": "convert", "arguments": {"celsius": w["temp"]}}]
+    elif "email" in user.lower() and "send_email" not in done:
+        calls = [{"id": "c3", "name": "send_email", "arguments": {"to": "a@b.c", "body": "wx"}}]
+    else:
+        w = json.loads([m for m in tool_msgs if m["name"] == "lookup"][-1]["content"])
+        content = f"It is {w['temp']}C and {w['sky']}."
+        if model == "m-large":
+            content = "After careful consideration: " + content
+    inp = 10 * len(messages)
+    out = 5 if content is None else len(content)
+    pi, po = PRICES.get(model, (0, 0))
+    return {"content": content, "tool_calls": calls,
+            "finish_reason": "tool_calls" if calls else "stop",
+            "usage": {"input_tokens": inp, "output_tokens": out},
+            "cost": (inp * pi + out * po) / 1e6}
+
+
+TOOLS = {"lookup": lookup, "convert": convert, "send_email": send_email}
+
+
+def run(input, modifications=None):
+    if (modifications or {}).get("extra_state"):
+        opswald.state(variables={"extra": True})
+    question = opswald.user_input("You: ")
+    messages = [{"role": "user", "content": question}]
+    for turn in range(6):
+        r = chat(model="m-small", messages=messages, tools=list(TOOLS), temperature=0.0)
+        if r["tool_calls"]:
+            messages.append({"role": "assistant", "tool_calls": r["tool_calls"]})
+            for c in r["tool_calls"]:
+                res = TOOLS[c["name"]](**c["arguments"])
+                messages.append({"role": "tool", "name": c["name"], "content": json.dumps(res)})
+            opswald.state(variables={"turn": turn,
+                                     "tools": [m["name"] for m in messages if m["role"] == "tool"]})
+            continue
+        opswald.state(memory={"answer": r["content"]})
+        return {"answer": r["content"]}
+    return {"answer": None}
+"""
+
+DATA_BLOCK = re.compile(r'<script type="application/json" id="opswald-data">(.*?)</script>', re.S)
+
+GOLDENS = {
+    "rome_f": "Weather in Rome in fahrenheit please",
+    "oslo": "Weather in Oslo please",
+    "email": "Weather in Oslo, and email it please",
+}
+
+
+@pytest.fixture
+def weather(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """The weather agent with its three goldens recorded (rome_f: 9 steps, 4 and 7 and 9
+    snapshots)."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(agent=AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    for name, question in GOLDENS.items():
+        (pytester.path / "goldens" / f"{name}.golden.yaml").write_text(
+            f"name: {name}\ninput: {{user_inputs: [{json.dumps(question)}]}}\n"
+        )
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    return pytester
+
+
+def _only(pytester: pytest.Pytester, name: str, tail: str = "") -> None:
+    """Keep only golden `name`, with `tail` added to it."""
+    for path in (pytester.path / "goldens").iterdir():
+        if not path.name.startswith(f"{name}."):
+            path.unlink()
+        elif tail:
+            path.write_text(path.read_text() + tail)
+
+
+def _page(pytester: pytest.Pytester, *args: str) -> dict[str, Any]:
+    out = pytester.path / "page.html"
+    assert html_cli.main(["html", *args, "-o", str(out)]) == 0
+    match = DATA_BLOCK.search(out.read_text())
+    assert match is not None
+    data = json.loads(match.group(1))
+    assert isinstance(data, dict)
+    return data
+
+
+STATE_EXACT = "expect:\n  state: exact\n  output: {match: contains, value: ''}\n"
+
+
+def test_a_forks_extra_snapshot_and_missing_one_are_paired_as_diff_pairs_them(
+    weather: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run took one snapshot more before its user input and, its answer forked at step
+    5, stopped before the golden's snapshot at step 7: `expect.state: exact` says the first
+    is extra (the run's step 1) and the second missing, as the fork's own diff does, and
+    so does the viewer from the saved actual."""
+    _only(weather, "rome_f", STATE_EXACT)
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", "--opswald-modify", "extra_state=true",
+        "--opswald-fork-at=5", "--opswald-modify", "response=No conversion.",
+        "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "step 1 of this run · state: extra state snapshot 1: the golden has none in its "
+            "place (state: exact)",
+            "step 7 of 9 · state: state snapshot 2 missing: the run recorded none in its "
+            "place (state: exact)",
+            "step 9 of 9 · state: state snapshot differs (state: exact)",
+        ]
+    )
+    assert "variables.extra: added" not in out
+    monkeypatch.chdir(weather.path)
+    page = _page(weather, "goldens", "--actual-dir", "actual")
+    states = [
+        (f["step"], bool(f.get("run_step")), f["message"])
+        for f in page["goldens"][0]["findings"]
+        if f["kind"] == "state"
+    ]
+    assert states == [
+        (1, True, "extra state snapshot 1: the golden has none in its place (state: exact)"),
+        (7, False, "state snapshot 2 missing: the run recorded none in its place (state: exact)"),
+        (9, False, "state snapshot differs (state: exact)"),
+    ]
