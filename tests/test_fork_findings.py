@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +172,50 @@ def test_a_forks_extra_snapshot_and_missing_one_are_paired_as_diff_pairs_them(
         (7, False, "state snapshot 2 missing: the run recorded none in its place (state: exact)"),
         (9, False, "state snapshot differs (state: exact)"),
     ]
+
+
+def _analysis(page: dict[str, Any]) -> dict[str, Any]:
+    found = [a for a in page["goldens"][0]["analyses"] if a["kind"] == "divergence"]
+    assert len(found) == 1, page["goldens"][0]["analyses"]
+    return found[0]
+
+
+@pytest.mark.parametrize("fork", [["--opswald-fork-at=2"], []])
+def test_a_request_modification_is_the_cause_not_the_agent(
+    weather: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fork: list[str]
+) -> None:
+    """`model=` is applied by opswald to the request: the viewer's analysis names it as the
+    cause of the step it changed, and the live answer's cost is its consequence, not a value
+    the run passed; the terminal says the modification changed the request, not that the
+    agent sent another one."""
+    _only(weather, "rome_f")
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", *fork, "--opswald-modify", "model=m-large",
+        "--opswald-html", "run.html", "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "the agent sent another request" not in out
+    if not fork:  # went live at the first call the modification changed: said so
+        result.stdout.fnmatch_lines(
+            ["*step 2 of 9 · llm_call m-small: the run left the golden here: the modification "
+             "model=m-large changed the request"]
+        )  # fmt: skip
+    monkeypatch.chdir(weather.path)
+    for page in (
+        _page_of(weather.path / "run.html"),
+        _page(weather, "goldens", "--actual-dir", "actual"),
+    ):
+        fix = _analysis(page)["fix"]
+        assert "the run passed" not in fix, fix
+        assert "model=`m-large`" in fix, fix
+        assert "not something the agent did" in fix, fix
+        assert "cost" in fix and "live answer" in fix, fix
+
+
+def _page_of(path: Path) -> dict[str, Any]:
+    match = DATA_BLOCK.search(path.read_text())
+    assert match is not None
+    data = json.loads(match.group(1))
+    assert isinstance(data, dict)
+    return data

@@ -106,6 +106,7 @@ def analyse(
     *,
     divergence: Mapping[str, Any] | None = None,
     fork: Mapping[str, Any] | None = None,
+    modifications: Mapping[str, Any] | None = None,
     limit: int = MAX_ANALYSES,
 ) -> list[Analysis]:
     """Every failure of a session: the divergence (when given), error steps, the session error.
@@ -114,6 +115,8 @@ def analyse(
     `step_type`, `name`, `message`, `suggestion` and `differences` with `golden`/`actual`.
     `fork` is the run's `metadata.fork` (`step`, `modifications`) when it was a fork: a
     divergence at a step the fork modified is the modification, not the agent's doing.
+    `modifications` is the run's `metadata.modifications`: the request-level ones (`model=`,
+    `temperature=`, ...) opswald applied to the requests from the fork's step on.
     """
     # a call refused at the divergence carries the divergence as its error: the divergence's
     # own analysis (with the golden beside it) covers it
@@ -124,7 +127,11 @@ def analyse(
         return out  # nothing failed: no need to index the session's values
     index = _Index(session)
     if divergence is not None and diverged:
-        out.append(analyse_divergence(session, divergence, index=index, fork=fork))
+        out.append(
+            analyse_divergence(
+                session, divergence, index=index, fork=fork, modifications=modifications
+            )
+        )
     for step in steps:
         if len(out) >= limit:
             break
@@ -176,10 +183,13 @@ def analyse_divergence(
     *,
     index: _Index | None = None,
     fork: Mapping[str, Any] | None = None,
+    modifications: Mapping[str, Any] | None = None,
 ) -> Analysis:
     """The first divergence of a run, in the golden's terms: traced through the golden's steps
     before it (a replay served exactly those to the agent). At the step a fork modified,
-    the difference is the modification: said so, and not traced."""
+    the difference is the modification: said so, and not traced; so is a difference at or
+    after the step a request-level modification applied from (`model=`: opswald changed
+    the request, and the live answer's cost, usage and ids follow from it)."""
     steps = session.step_list
     k = int(finding["step"])
     index = index or _Index(session)
@@ -193,9 +203,12 @@ def analyse_divergence(
     traces: list[Trace] = []
     golden_sources: dict[str, Trace] = {}
     modified = _fork_modifications(fork, k)
+    requested = _request_modifications(fork, modifications, k)
+    leads: tuple[Lead, ...] = ()
     if modified:  # the fork's own change: nothing to trace
-        leads: tuple[Lead, ...] = ()
         fix = _fork_fix(k, pairs, modified)
+    elif requested:  # opswald changed the request: nothing the agent passed to trace
+        fix = _request_fix(k, int(fork["step"]) if fork else k, pairs, requested)
     else:
         for where, golden_value, actual_value in pairs[:MAX_SUSPECTS]:
             if actual_value is not None:
@@ -807,6 +820,56 @@ def _fork_modifications(fork: Mapping[str, Any] | None, k: int) -> dict[str, Any
         return {}
     mods = fork.get("modifications")
     return dict(mods) if isinstance(mods, Mapping) else {}
+
+
+def _request_modifications(
+    fork: Mapping[str, Any] | None, modifications: Mapping[str, Any] | None, k: int
+) -> dict[str, Any]:
+    """The request-level modifications (`model`, `temperature`, ...) in force at step `k`:
+    opswald applies them to every request from where the run went live (`fork.step`)."""
+    from opswald.engine.context import REQUEST_KEYS
+
+    if not fork or not isinstance(modifications, Mapping):
+        return {}
+    start = fork.get("step")
+    if not isinstance(start, int) or k < start:
+        return {}
+    return {key: modifications[key] for key in REQUEST_KEYS if key in modifications}
+
+
+def _request_fix(
+    k: int, start: int, pairs: Sequence[tuple[str, Any, Any]], requested: Mapping[str, Any]
+) -> str:
+    """A difference at or after the step a request-level modification applied from: the
+    modification's doing (and the live model's answer to it), not the agent's."""
+    given = ", ".join(f"{key}={_q(str(v))}" for key, v in requested.items())
+    since = f"step {k}" if k == start else f"step {start} on (step {k} included)"
+    sentences = [
+        f"opswald applied {given} to the requests from {since}: the request changed by "
+        "the modification, not something the agent did"
+    ]
+    own = [(w, g, a) for w, g, a in pairs if _last_key(w) in _REQUEST_FIELDS]
+    for where, golden_value, actual_value in own[:MAX_SUSPECTS]:
+        sentences.append(f"{where}: {_q(golden_value)} in the golden, {_q(actual_value)} now")
+    rest = [w for w, _, _ in pairs if _last_key(w) not in _REQUEST_FIELDS]
+    if rest:
+        names = _and([w.split(" › ", 1)[-1] for w in rest[:MAX_SHOWN]])
+        one = len(rest) == 1
+        sentences.append(
+            f"{names} {'comes' if one else 'come'} with the live answer to the changed "
+            "request (its cost, usage and ids): the model's doing, not the agent's"
+            if k == start
+            else f"{names} {'differs' if one else 'differ'} as the run went on from the live "
+            "answers to the changed requests, not from a value the agent made up"
+        )
+    sentences.append("the steps after it show how the agent went on with the live answers")
+    return _join(sentences)
+
+
+# the request fields a request-level modification sets (`max_tokens` under its API's names)
+_REQUEST_FIELDS = frozenset(
+    {"model", "temperature", "top_p", "max_tokens", "max_output_tokens", "seed"}
+)
 
 
 def _fork_fix(k: int, pairs: Sequence[tuple[str, Any, Any]], modified: Mapping[str, Any]) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from opswald import adapters
 from opswald.diff import differences, run_step
 from opswald.engine.context import (
+    REQUEST_KEYS,
     RERECORD,
     STEP_MODIFICATIONS,
     UPDATE,
@@ -391,7 +392,8 @@ def judge(
     expect = expect or golden.expectations
     actual = run.actual
     findings: list[Finding] = [
-        _as_fork_point(f) if run.policy == "fork" else f for f in run.findings
+        _as_fork_point(f, actual.metadata.get("modifications")) if run.policy == "fork" else f
+        for f in run.findings
     ]
     diverged = any(
         f.failing and f.kind in ("mismatch", "extra_call", "side_effect", "unrecorded_endpoint")
@@ -793,16 +795,42 @@ def _output_finding(
     return finding
 
 
-def _as_fork_point(finding: Finding) -> Finding:
-    """In a fork, where the run leaves the golden is information, not a failure."""
+def _as_fork_point(finding: Finding, modifications: Any = None) -> Finding:
+    """In a fork, where the run leaves the golden is information, not a failure. A request
+    that differs only where request-level `modifications` (`model=`, ...) set it was
+    changed by opswald, not sent otherwise by the agent: said so."""
     if finding.kind not in ("mismatch", "extra_call"):
         return finding
+    message = finding.message
+    changed = _request_modification(finding, modifications)
+    if changed is not None:
+        message = f"the modification {changed} changed the request"
     return replace(
         finding,
         failing=False,
-        message=f"the run left the golden here: {finding.message}",
+        message=f"the run left the golden here: {message}",
         suggestion="",
     )
+
+
+# the request fields a request-level modification sets (`max_tokens` under its API's names)
+_REQUEST_FIELDS = frozenset(REQUEST_KEYS) | {"max_output_tokens"}
+
+
+def _request_modification(finding: Finding, modifications: Any) -> str | None:
+    """`model=m-large` when every difference of a model call's request is at a field a
+    request-level modification sets; None otherwise."""
+    if finding.step_type != "llm_call" or not finding.differences:
+        return None
+    if not isinstance(modifications, dict):
+        return None
+    given = {k: v for k, v in modifications.items() if k in REQUEST_KEYS}
+    fields = [
+        next((p for p in reversed(d.path) if isinstance(p, str)), "") for d in finding.differences
+    ]
+    if not given or not all(f in _REQUEST_FIELDS for f in fields):
+        return None
+    return ", ".join(f"{k}={v}" for k, v in given.items())
 
 
 def _fork_path(

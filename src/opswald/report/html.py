@@ -511,9 +511,15 @@ def analysis_data(a: Analysis, *, side: str) -> dict[str, Any]:
 
 def _analyses(entry: ViewEntry, divergence: dict[str, Any] | None) -> list[dict[str, Any]]:
     fork = _fork_of(entry.actual)
+    modifications = entry.actual.metadata.get("modifications") if entry.actual else None
     out = [
         analysis_data(a, side="golden")
-        for a in analyse(entry.golden, divergence=divergence, fork=fork)
+        for a in analyse(
+            entry.golden,
+            divergence=divergence,
+            fork=fork,
+            modifications=modifications if isinstance(modifications, dict) else None,
+        )
         if not entry.golden.is_stub
     ]
     if entry.actual is not None:
