@@ -219,3 +219,62 @@ def _page_of(path: Path) -> dict[str, Any]:
     data = json.loads(match.group(1))
     assert isinstance(data, dict)
     return data
+
+
+def _findings(page: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    entry = next(g for g in page["goldens"] if g["name"].split("[")[0] == name)
+    found = entry["findings"]
+    assert isinstance(found, list)
+    return found
+
+
+def test_the_viewer_of_a_saved_fork_hints_as_a_fork_and_names_its_block(
+    weather: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved fork read alone (`opswald html --actual-dir`) is still a fork: its hints say a
+    fork is judged, never written (as pytest did), not to accept it with --opswald-update;
+    the fork of `email` stopped at the blocked send_email: that block is its finding at that
+    step, with the option that lets it run, and the golden's steps it never came to and the
+    output it never made are no findings."""
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", "--opswald-fork-at=2",
+        "--opswald-modify", "model=m-large", "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=3)
+    monkeypatch.chdir(weather.path)
+    page = _page(weather, "goldens", "--actual-dir", "actual")
+    for name in GOLDENS:
+        hints = {f["suggestion"] for f in _findings(page, name) if f["suggestion"]}
+        assert hints, name
+        for hint in hints:
+            assert "accept it with --opswald-update" not in hint or "--opswald-modify" in hint
+            assert "a fork is judged, never written" in hint or "allow-side-effects" in hint
+    email = _findings(page, "email")
+    blocked = [f for f in email if f["kind"] == "side_effect"]
+    assert [(f["step"], f["run_step"], f["message"]) for f in blocked] == [
+        (6, True, "send_email has side effects and would run live")
+    ]
+    assert "--opswald-allow-side-effects" in blocked[0]["suggestion"]
+    assert "rerecord" not in blocked[0]["suggestion"]
+    assert not [f for f in email if f["kind"] != "side_effect" and f.get("step") == 6]
+    assert all((f.get("step") or 0) < 7 for f in email), email
+    assert not [f for f in email if f["message"] == "output differs"]
+
+
+def test_the_viewer_of_a_saved_variant_hints_with_the_variant(
+    weather: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved variant's findings say how pytest would accept it: an update with the same
+    variant alone."""
+    _only(weather, "rome_f")
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", "--opswald-variant", "b:model=m-large",
+        "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    monkeypatch.chdir(weather.path)
+    page = _page(weather, "goldens", "--actual-dir", "actual")
+    hints = {f["suggestion"] for f in _findings(page, "rome_f") if f["suggestion"]}
+    assert hints
+    for hint in hints:
+        assert "--opswald-update --opswald-variant b:model=m-large" in hint, hint

@@ -44,13 +44,13 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING as NO_DEFAULT
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from opswald import jsontext
-from opswald.analysis import Analysis, analyse
+from opswald.analysis import BLOCKED_SIDE_EFFECT, Analysis, analyse
 from opswald.diff import differences, headline, render_difference, short_repr
 from opswald.engine.state import SNAPSHOT_PARTS
 from opswald.expect.budgets import Figures, figures
@@ -63,6 +63,7 @@ from opswald.redact import DEFAULT_REDACTOR, Redactor, make_redactor
 from opswald.report.summary import MS_DECIMALS, round_cost, total_cost
 from opswald.session import (
     FORK_METADATA,
+    VARIANT_METADATA,
     AnyStep,
     LLMCallStep,
     Session,
@@ -175,17 +176,24 @@ def findings_from_diff(
     g_steps, a_steps = g_data.pop("steps", None) or [], a_data.pop("steps", None) or []
     steps = golden.step_list
     total = len(steps)
-    hint = "if the new behaviour is intended, accept it with --opswald-update"
+    hint = accept_hint(actual)
     rows = step_rows(golden, actual, matched)
     # a replay that stopped (`error: ReplayDivergence` on its last call) never ran the
     # golden's later steps nor made its output: the stop is the finding, not those
     stop = replay_stop(rows, actual)
     unreached = stop.reached if stop is not None else total
+    # so did a fork or live run stopped at a side-effect tool it refused to run live
+    blocked = _blocked_stop(actual)
+    if blocked is not None and stop is None:
+        unreached = max((g for g, a in rows if g and a and a <= blocked.step), default=0)
     placed: list[tuple[int, Finding]] = []
     for at, (g, a) in enumerate(rows, start=1):
         recorded = steps[g - 1] if g else None
         made = actual.step_list[a - 1] if a else None
         if not a and g > unreached:
+            continue
+        if made is not None and made is blocked:
+            placed.append((at, _blocked_finding(made)))
             continue
         if isinstance(recorded, StateStep) or isinstance(made, StateStep):
             continue  # snapshots: compared below, as the verdict compares them
@@ -238,9 +246,11 @@ def findings_from_diff(
     for f in compare_states(golden, actual, golden.expectations.state, matched):
         if not f.run_step and (f.step or 0) > unreached:
             continue
+        if f.suggestion.startswith(_STATE_ACCEPT) and hint != DEFAULT_ACCEPT:
+            f = replace(f, suggestion=f"{hint}{f.suggestion.removeprefix(_STATE_ACCEPT)}")
         placed.append(((a_at if f.run_step else g_at).get(f.step or 0, 0), f))
     out = [finding_data(f, total_steps=total) for _, f in sorted(placed, key=lambda p: p[0])]
-    if stop is not None:  # the output and error a stopped run never came to
+    if stop is not None or blocked is not None:  # the output and error it never came to
         for key in ("output", "error"):
             g_data.pop(key, None)
             a_data.pop(key, None)
@@ -257,6 +267,70 @@ def findings_from_diff(
         )
         out.append(finding_data(f, total_steps=total))
     return out
+
+
+DEFAULT_ACCEPT = "if the new behaviour is intended, accept it with --opswald-update"
+_STATE_ACCEPT = "if the new state is intended, accept it with --opswald-update"
+
+
+def accept_hint(actual: Session) -> str:
+    """How to make a saved actual's behaviour the golden, as pytest said it for that run: a
+    variant by an update with that variant alone, a fork never (it is judged, never
+    written), a run with modifications by an update with the same ones."""
+    fork = _fork_of(actual)
+    variant = actual.metadata.get(VARIANT_METADATA)
+    mods = actual.metadata.get("modifications")
+    listing = ",".join(f"{k}={v}" for k, v in mods.items()) if isinstance(mods, dict) else ""
+    if fork is not None and fork.get("modifications"):  # a step's answer rewritten
+        return (
+            "a fork is judged, never written: to make this path the golden, change the "
+            "agent and run --opswald-update (without a fork)"
+        )
+    if isinstance(variant, str) and listing:
+        return (
+            f"this run was the variant {variant}: if the new behaviour is intended, accept "
+            f"it with --opswald-update --opswald-variant {variant}:{listing} alone"
+        )
+    if fork is not None and listing:
+        return (
+            "a fork is judged, never written: if the new behaviour is intended, accept it "
+            f"with --opswald-update and the same --opswald-modify ({listing}), without "
+            "--opswald-fork-at"
+        )
+    if fork is not None:
+        return (
+            "a fork is judged, never written: to make this path the golden, change the "
+            "agent and run --opswald-update (without a fork)"
+        )
+    if listing:
+        return f"{DEFAULT_ACCEPT} and the same --opswald-modify ({listing})"
+    return DEFAULT_ACCEPT
+
+
+def _blocked_stop(actual: Session) -> AnyStep | None:
+    """The side-effect call a fork or live run refused to run live, when the run ended
+    there (the agent did not go on past the refusal)."""
+    steps = actual.step_list
+    last = steps[-1] if steps else None
+    if last is None or last.error is None or last.error.type != BLOCKED_SIDE_EFFECT:
+        return None
+    return last
+
+
+def _blocked_finding(step: AnyStep) -> Finding:
+    """The refused side-effect call, as pytest said it (numbered in the run)."""
+    from opswald.engine.context import ALLOW_SIDE_EFFECTS
+
+    assert step.error is not None
+    return Finding(
+        kind="side_effect",
+        message=step.error.message,
+        step=step.step,
+        step_type=step.type,
+        name=_step_name(step),
+        suggestion=f"{ALLOW_SIDE_EFFECTS['pytest']} to let it run",
+        run_step=True,
+    )
 
 
 def _top(d: Difference) -> str:
