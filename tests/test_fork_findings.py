@@ -278,3 +278,37 @@ def test_the_viewer_of_a_saved_variant_hints_with_the_variant(
     assert hints
     for hint in hints:
         assert "--opswald-update --opswald-variant b:model=m-large" in hint, hint
+
+
+def test_the_viewers_slowest_and_costliest_steps_are_the_runs_when_it_has_one(
+    weather: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork to a dearer model, with one snapshot more at its start: the most expensive
+    steps listed are the run's model calls at their m-large cost, numbered as the golden's
+    steps they face (the run's 9 is the golden's 8); a step only the run has is numbered
+    in the run. A golden shown alone lists its own."""
+    _only(weather, "rome_f")
+    monkeypatch.chdir(weather.path)
+    alone = _page(weather, "goldens")["goldens"][0]
+    assert alone["top_steps"]["side"] == "golden"
+    assert [t["step"] for t in alone["top_steps"]["costliest"]] == [8, 5, 2]
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", "--opswald-fork-at=2",
+        "--opswald-modify", "model=m-large", "--opswald-modify", "extra_state=true",
+        "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    entry = _page(weather, "goldens", "--actual-dir", "actual")["goldens"][0]
+    top = entry["top_steps"]
+    assert top["side"] == "actual"
+    costliest = top["costliest"]
+    assert [(t["n"], t["step"], t["run_step"]) for t in costliest] == [
+        (9, 8, False),
+        (6, 5, False),
+        (3, 2, False),
+    ]
+    run_costs = {s["n"]: s["cost"] for s in entry["actual"]["steps"]}
+    golden_costs = {s["n"]: s["cost"] for s in entry["golden"]["steps"]}
+    assert run_costs[9] > golden_costs[8]
+    extra = [t for t in top["slowest"] if t["n"] == 1]
+    assert all(t["run_step"] and t["step"] == 1 for t in extra)

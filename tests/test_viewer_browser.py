@@ -963,3 +963,21 @@ def test_infinity_and_nan_show_as_such(opener: Any, tmp_path: Path) -> None:
     assert '"mean": NaN' in shown("snapshot")
     assert page.locator(f"{side}.compare .lines").inner_text() == '+ memory = {"mean": NaN}'
     o.check()
+
+
+def test_the_slowest_steps_of_a_run_are_its_own_numbered_as_the_golden(
+    opener: Any, pages: dict[str, Path]
+) -> None:
+    """With a run beside the golden, the slowest and most expensive steps are the run's
+    (what it spent), each numbered as the golden step it faces: the run numbers every step
+    one more (a snapshot more at its start), the list says the golden's number."""
+    o = opener(pages["shifted"])
+    page = o.page
+    data = json.loads(page.text_content("#opswald-data") or "{}")
+    top = data["goldens"][0]["top_steps"]
+    assert top["side"] == "actual"
+    first = top["slowest"][0]
+    assert (first["n"], first["run_step"]) == (first["step"] + 1, False)
+    button = page.locator(".top-steps").first.locator("button").first
+    assert button.inner_text() == f"step {first['step']}"
+    o.check()

@@ -741,6 +741,8 @@ def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
         if pos
     ]
     at = _at(divergence, g_at, a_at)
+    golden_view = session_view(golden, slow_ms=slow_ms)
+    actual_view = session_view(actual, slow_ms=slow_ms) if actual is not None else None
     return {
         "name": _display_name(entry),
         "file": entry.file,
@@ -760,8 +762,34 @@ def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
             "delta": _deltas(a_fig, g_fig) if a_fig is not None else None,
         },
         "record": to_jsonable(entry.record) if entry.record is not None else None,
-        "golden": session_view(golden, slow_ms=slow_ms),
-        "actual": session_view(actual, slow_ms=slow_ms) if actual is not None else None,
+        "golden": golden_view,
+        "actual": actual_view,
+        "top_steps": _top_steps(golden_view, actual_view, rows),
+    }
+
+
+def _top_steps(
+    golden: dict[str, Any],
+    actual: dict[str, Any] | None,
+    rows: Sequence[tuple[int, int]] | None,
+) -> dict[str, Any]:
+    """The slowest and most expensive steps the page lists: the run's when there is one
+    (what this run spent), each numbered as the golden step it faces, else in the run
+    (`run_step`); the golden's own without a run. `n` is the step on its `side`."""
+    if actual is None or rows is None:
+        side, view, faced = "golden", golden, None
+    else:
+        side, view, faced = "actual", actual, {a: g for g, a in rows if g and a}
+
+    def numbered(ns: Sequence[int]) -> list[dict[str, Any]]:
+        if faced is None:
+            return [{"n": n, "step": n, "run_step": False} for n in ns]
+        return [{"n": n, "step": faced.get(n, n), "run_step": n not in faced} for n in ns]
+
+    return {
+        "side": side,
+        "slowest": numbered(view["slowest"]),
+        "costliest": numbered(view["costliest"]),
     }
 
 

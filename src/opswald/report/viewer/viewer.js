@@ -528,16 +528,19 @@
     return box;
   }
 
+  // the run's steps when the entry has a run (numbered as the golden steps they face, else
+  // "of this run"), the golden's without one: `entry.top_steps`
   function topSteps(title, side, list, what) {
     if (!list.length) return null;
     const view = state.entry[side];
     const box = el("div", { cls: "top-steps" }, el("span", { cls: "muted", text: title + ": " }));
-    list.forEach((n, i) => {
-      const row = view.steps[n - 1];
+    list.forEach((item, i) => {
+      const row = view.steps[item.n - 1];
+      const text = "step " + item.step + (item.run_step ? " of this run" : "");
       add(
         box,
         i ? " · " : "",
-        el("button", { cls: "linkish", text: "step " + n, attrs: { type: "button" }, on: { click: () => goto(posOf(side, n)) } }),
+        el("button", { cls: "linkish", text: text, attrs: { type: "button" }, on: { click: () => goto(posOf(side, item.n)) } }),
         " " + label(row) + " " + what(row),
       );
     });
@@ -555,8 +558,9 @@
     if (entry.tags.length) parts.push(el("div", { cls: "muted", text: "tags: " + entry.tags.join(", ") }));
     if (entry.record && entry.record.variant) parts.push(el("div", { cls: "muted", text: "variant: " + entry.record.variant }));
     parts.push(figuresTable(entry));
-    parts.push(topSteps("slowest steps", "golden", view.slowest, (r) => fmtMs(r.ms) + (r.slow ? " (slow)" : "")));
-    parts.push(topSteps("most expensive steps", "golden", view.costliest, (r) => fmtCost(r.cost)));
+    const top = entry.top_steps;
+    parts.push(topSteps("slowest steps", top.side, top.slowest, (r) => fmtMs(r.ms) + (r.slow ? " (slow)" : "")));
+    parts.push(topSteps("most expensive steps", top.side, top.costliest, (r) => fmtCost(r.cost)));
     if (entry.status === "skipped" && entry.record && entry.record.reason)
       parts.push(el("div", { cls: "finding", text: "skipped: " + entry.record.reason }));
     if (view.stub) parts.push(el("div", { cls: "finding", text: "not recorded yet: run with --opswald-mode=record" }));
