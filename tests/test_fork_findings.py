@@ -312,3 +312,26 @@ def test_the_viewers_slowest_and_costliest_steps_are_the_runs_when_it_has_one(
     assert run_costs[9] > golden_costs[8]
     extra = [t for t in top["slowest"] if t["n"] == 1]
     assert all(t["run_step"] and t["step"] == 1 for t in extra)
+
+
+def test_a_quiet_variants_run_still_prints_its_comparison(weather: pytest.Pytester) -> None:
+    """The comparison table is what a variants run is for: -q keeps it (and drops the rest
+    of the summary: the failure table and the analyses)."""
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", "-q",
+        "--opswald-variant", "small:model=m-small", "--opswald-variant", "large:model=m-large",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "goldens: *",
+            "variants:",
+            "  variant *passed complete*",
+            "  small *3/3 *",
+            "  large *0/3 *",
+            "  per golden:",
+            "    rome_f: passed small; cheapest *",
+        ]
+    )
+    out = result.stdout.str()
+    assert "cost analysis" not in out
+    assert "FAILED    " not in out

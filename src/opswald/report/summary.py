@@ -60,11 +60,14 @@ class Summary:
             n = self.counts["recorded"]
             lines.append(f"{n} golden{'s' if n != 1 else ''} recorded")
         lines.extend(f"note: {note}" for note in self.notes)
-        if self.verbose < 0:  # -q: the counts and notes only
+        variants = any(r["variant"] for r in self.records)
+        if self.verbose < 0:  # -q: the counts and notes, and a variants run's result
+            if variants:
+                lines.extend(variant_comparison(self.records, self.variant_order))
             return lines
         lines.extend(self.table())
         lines.extend(self.analysis())
-        if any(r["variant"] for r in self.records):
+        if variants:
             lines.extend(variant_comparison(self.records, self.variant_order))
         return lines
 
