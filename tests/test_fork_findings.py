@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from opswald.report import html_cli
 
@@ -335,3 +336,25 @@ def test_a_quiet_variants_run_still_prints_its_comparison(weather: pytest.Pytest
     out = result.stdout.str()
     assert "cost analysis" not in out
     assert "FAILED    " not in out
+
+
+def test_a_fork_asked_at_a_snapshot_records_and_says_the_call_it_forked_at(
+    weather: pytest.Pytester,
+) -> None:
+    """Step 4 of rome_f is a snapshot, which a fork cannot start at: it starts at the next
+    call, step 5. The fork line and the saved actual's metadata.fork say step 5, and both
+    say step 4 was asked for."""
+    _only(weather, "rome_f")
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", "--opswald-fork-at=4",
+        "--opswald-modify", "model=m-large", "--opswald-save-actual", "actual",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  step 5 of 9 · forked at step 5 (step 4, asked for, is a state snapshot, which a "
+            "fork cannot start at: it starts at the next call): *"
+        ]
+    )
+    actual = yaml.safe_load((weather.path / "actual" / "rome_f.actual.yaml").read_text())
+    assert actual["metadata"]["fork"] == {"step": 5, "asked": 4}

@@ -320,6 +320,10 @@ def execute(
         # verdict (opswald html, the analysis) still knows
         fork: dict[str, Any] = {"step": settings.fork_at}
         start = ctx.fork_target  # the call the fork starts at (N, or the first after it)
+        if start is not None and start.step != settings.fork_at:
+            # asked at a snapshot, which a fork cannot start at: the call after it is the
+            # step forked, as the fork line says, and the step asked for is kept beside it
+            fork = {"step": start.step, "asked": settings.fork_at}
         if ctx.fork_applied is not None and start is not None and ctx.fork_applied != start.step:
             fork["run_step"] = ctx.fork_applied
         if unreached is not None:
@@ -433,6 +437,8 @@ def judge(
                 findings.append(order)
     if run.policy == "fork" and run.fork_run_step is not None:
         unreached = next((f.step for f in findings if f.kind == "fork_not_reached"), None)
+        fork_data = actual.metadata.get(FORK_METADATA)
+        asked = fork_data.get("asked") if isinstance(fork_data, dict) else None
         findings.append(
             _fork_path(
                 golden,
@@ -441,6 +447,7 @@ def judge(
                 run.fork_golden_step,
                 start=run.fork_path_from,
                 unreached=unreached,
+                asked=asked if isinstance(asked, int) else None,
             )
         )
     findings.extend(
@@ -840,12 +847,14 @@ def _fork_path(
     golden_step: int | None = None,
     start: int | None = None,
     unreached: int | None = None,
+    asked: int | None = None,
 ) -> Finding:
     """How the new path differs from the golden's after the fork point: the run's step
     `fork_step`, which is the golden's step `golden_step` (the run may have recorded
     more or fewer snapshots or calls before it). The run's path is compared from its step
     `start` (`fork_step` unless a later call of a burst started first). A fork at a step
-    the run never reached (`unreached`) is told where the run left the golden instead."""
+    the run never reached (`unreached`) is told where the run left the golden instead. A
+    fork `asked` at a snapshot says it started at the call after it."""
     at = fork_step if golden_step is None else golden_step
     first = fork_step if start is None else start
     old_steps = [s for s in golden.step_list if s.step >= at]
@@ -857,6 +866,11 @@ def _fork_path(
     where = f"step {at}" if at == fork_step else f"step {at} ({run_step(fork_step)})"
     if unreached is None:
         forked = f"forked at {where}"
+        if asked is not None and asked != at:
+            forked += (
+                f" (step {asked}, asked for, is a state snapshot, which a fork cannot start "
+                "at: it starts at the next call)"
+            )
     elif at == unreached:  # its call at the fork's step is not the golden's
         forked = f"left the golden at {where}, the fork's step, with a call that does not match it"
     else:
