@@ -358,3 +358,40 @@ def test_a_fork_asked_at_a_snapshot_records_and_says_the_call_it_forked_at(
     )
     actual = yaml.safe_load((weather.path / "actual" / "rome_f.actual.yaml").read_text())
     assert actual["metadata"]["fork"] == {"step": 5, "asked": 4}
+
+
+def test_a_fork_that_made_no_tool_call_says_so_in_words(weather: pytest.Pytester) -> None:
+    """The forked answer at step 2 is final: the agent made no tool call at all."""
+    _only(weather, "rome_f")
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", "--opswald-fork-at=2",
+        "--opswald-modify", "response=No tools needed.",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*step 3 expected lookup, the agent made no tool calls*"])
+    assert "made only 0" not in result.stdout.str()
+
+
+def test_a_side_effect_blocked_in_a_fork_is_let_run_not_rerecorded(
+    weather: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording the golden again does not unblock a fork's side effect: the hint, and the
+    viewer's analysis of the blocked step, offer --opswald-allow-side-effects alone."""
+    _only(weather, "email")
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", "--opswald-fork-at=2",
+        "--opswald-modify", "model=m-large", "--opswald-html", "run.html",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "step 6 of this run · tool_call send_email: send_email has side effects and would "
+            "run live",
+            "  hint: re-run with --opswald-allow-side-effects to let it run",
+        ]
+    )
+    assert "--opswald-mode=rerecord" not in result.stdout.str()
+    page = _page_of(weather.path / "run.html")
+    (blocked,) = [a for a in page["goldens"][0]["analyses"] if a["kind"] == "step_error"]
+    assert "--opswald-allow-side-effects" in blocked["fix"]
+    assert "record the golden again" not in blocked["fix"]

@@ -136,7 +136,7 @@ def analyse(
         if len(out) >= limit:
             break
         if step.error is not None and not any(a.step == step.step for a in out):
-            out.append(analyse_step(session, step.step, index=index))
+            out.append(analyse_step(session, step.step, index=index, forked=fork is not None))
     if session.error is not None and len(out) < limit:
         last = steps[-1] if steps else None
         if last is None or last.error is None or last.error != session.error:
@@ -144,8 +144,10 @@ def analyse(
     return out
 
 
-def analyse_step(session: Session, k: int, *, index: _Index | None = None) -> Analysis:
-    """A step that recorded an error (`step.error`)."""
+def analyse_step(
+    session: Session, k: int, *, index: _Index | None = None, forked: bool = False
+) -> Analysis:
+    """A step that recorded an error (`step.error`); `forked`: the session is a fork's run."""
     steps = session.step_list
     step = steps[k - 1]
     index = index or _Index(session)
@@ -159,7 +161,7 @@ def analyse_step(session: Session, k: int, *, index: _Index | None = None) -> An
     traces = tuple(index.trace(value, where, k, key_lookup=kl) for value, where, kl in suspects)
     leads = _leads(steps, k, traces)
     fix = (
-        _blocked_fix(steps, step, leads)
+        _blocked_fix(steps, step, leads, forked=forked)
         if step.error is not None and step.error.type == BLOCKED_SIDE_EFFECT
         else _fix(steps, step, k, traces, leads, error)
     )
@@ -738,8 +740,11 @@ def _fix(
     return _join(sentences)
 
 
-def _blocked_fix(steps: Sequence[AnyStep], step: AnyStep, leads: Sequence[Lead]) -> str:
-    """A side-effect tool the run refused to call live: a safety stop, not the tool failing."""
+def _blocked_fix(
+    steps: Sequence[AnyStep], step: AnyStep, leads: Sequence[Lead], *, forked: bool = False
+) -> str:
+    """A side-effect tool the run refused to call live: a safety stop, not the tool failing.
+    A fork blocks it whatever the golden holds: recording the golden again is no remedy."""
     from opswald.engine.context import ALLOW_SIDE_EFFECTS
 
     name = getattr(step, "tool", None) or describe(step)
@@ -750,7 +755,7 @@ def _blocked_fix(steps: Sequence[AnyStep], step: AnyStep, leads: Sequence[Lead])
         f"{name} was not run{by}: it is marked side_effects=True, and the run was live at "
         f"this step (a fork or a live run), where it would really act, so opswald blocked it; "
         f"nothing here points at {name} itself. To let it run: {allow['pytest']} (pytest), "
-        f"{allow['cli']}, or {allow['api']}; or record the golden again"
+        f"{allow['cli']}, or {allow['api']}" + ("" if forked else "; or record the golden again")
     )
 
 

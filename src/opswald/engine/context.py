@@ -99,12 +99,15 @@ UNRECORDED_HINT = (
 )
 
 
-def side_effect_hint(surface: Surface) -> str:
-    """How to let a blocked side-effect tool run, in the words of `surface`."""
+def side_effect_hint(surface: Surface, policy: str = "update") -> str:
+    """How to let a blocked side-effect tool run, in the words of `surface`. A fork or a
+    live run blocks it whatever the golden holds: recording it again would not help."""
+    allow = ALLOW_SIDE_EFFECTS[surface]
+    if policy in ("fork", "live"):
+        return f"{allow} to let it run"
     rerecord = "--opswald-mode=rerecord"
     if surface != "pytest":
         rerecord = f"pytest {rerecord}"
-    allow = ALLOW_SIDE_EFFECTS[surface]
     return f"{allow} to let it run, or record the golden again with {rerecord}"
 
 
@@ -865,7 +868,7 @@ class Context:
                     step=number,
                     step_type="tool_call",
                     name=request.get("tool"),
-                    suggestion=side_effect_hint(self.surface),
+                    suggestion=side_effect_hint(self.surface, self.policy),
                 )
                 self.findings.append(finding)
                 # the call stays in the actual session, unanswered, so a saved actual and

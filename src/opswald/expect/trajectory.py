@@ -67,7 +67,8 @@ def _exact(
     for index in range(max(len(golden), len(actual))):
         if index >= len(actual):
             g = golden[index]
-            return _missing(g, spec, f"the agent made only {_plural(len(actual))}")
+            made = f"only {_plural(len(actual))}" if actual else "no tool calls"
+            return _missing(g, spec, f"the agent made {made}")
         if index >= len(golden):
             return _extra(actual[index], spec, "after the last recorded call")
         g, a = golden[index], actual[index]

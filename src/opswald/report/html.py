@@ -598,7 +598,9 @@ def _analyses(entry: ViewEntry, divergence: dict[str, Any] | None) -> list[dict[
     ]
     if entry.actual is not None:
         out.extend(
-            analysis_data(a, side="actual") for a in analyse(entry.actual) if a.kind != "divergence"
+            analysis_data(a, side="actual")
+            for a in analyse(entry.actual, fork=fork)
+            if a.kind != "divergence"
         )
     return out
 
