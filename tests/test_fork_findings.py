@@ -395,3 +395,36 @@ def test_a_side_effect_blocked_in_a_fork_is_let_run_not_rerecorded(
     (blocked,) = [a for a in page["goldens"][0]["analyses"] if a["kind"] == "step_error"]
     assert "--opswald-allow-side-effects" in blocked["fix"]
     assert "record the golden again" not in blocked["fix"]
+
+
+def _variant_record(variant: str, cost: float | None, unpriced: int) -> dict[str, Any]:
+    return {
+        "name": f"goldens/a.golden.yaml::a[{variant}]",
+        "golden": "a",
+        "file": "goldens/a.golden.yaml",
+        "variant": variant,
+        "status": "passed",
+        "completed": True,
+        "cost": cost,
+        "unpriced_calls": unpriced,
+        "total_tokens": 10,
+        "duration_ms": 1.0,
+    }
+
+
+def test_the_variants_legend_agrees_with_a_row_whose_cost_is_unknown() -> None:
+    """A variant whose model calls all answered without a cost shows `-` (no cost known),
+    and its legend line says the cost is unknown, not that `-` is a lower bound; a variant
+    with a known part keeps its `≥$` lower bound and says so."""
+    from opswald.report.summary import variant_comparison
+
+    lines = variant_comparison(
+        (_variant_record("unk", None, 4), _variant_record("some", 0.002, 1)), ("unk", "some")
+    )
+    unk = next(line for line in lines if line.startswith("  unk "))
+    some = next(line for line in lines if line.startswith("  some "))
+    assert "≥$" not in unk and " - " in unk
+    assert "≥$" in some
+    assert "  cost unknown: unk made 4 model calls without a cost" in lines
+    assert "  ≥ a lower bound: some made 1 model call without a cost" in lines
+    assert not [line for line in lines if "lower bound: unk" in line]

@@ -581,9 +581,11 @@ def variant_comparison(
     for v in stats["variants"]:
         if v["unpriced_calls"]:
             n = v["unpriced_calls"]
+            # its row shows `≥$` where part of its cost is known, `-` where none is
+            known = v["total_cost"] is not None
             lines.append(
-                f"  ≥ a lower bound: {v['variant']} made {n} model call{'s' if n != 1 else ''}"
-                " without a cost"
+                f"  {'≥ a lower bound' if known else 'cost unknown'}: {v['variant']} made {n} "
+                f"model call{'s' if n != 1 else ''} without a cost"
             )
     lines.append("  per golden:")
     # a name that several goldens share is shown as each one's test id (file::name)
