@@ -111,6 +111,8 @@ def _run(question):
             model="gpt-4o-mini", messages=[{"role": "user", "content": "Rate: " + summary}])
     except openai.BadRequestError:
         pass
+    rejecting.close()  # no socket left for a later gc
+    client.close()
     return answer
 '''
 

@@ -592,10 +592,11 @@ import anthropic
 
 
 def run(input):
-    client = anthropic.Anthropic(max_retries=0)
     doc = {"type": "text", "text": "doc", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
-    message = client.messages.create(model="claude-sonnet-4-5", max_tokens=100, system=[doc],
-                                     messages=[{"role": "user", "content": input["q"]}])
+    with anthropic.Anthropic(max_retries=0) as client:  # no socket left for a later gc
+        message = client.messages.create(model="claude-sonnet-4-5", max_tokens=100,
+                                         system=[doc],
+                                         messages=[{"role": "user", "content": input["q"]}])
     written = message.usage.cache_creation
     return {"answer": message.content[0].text,
             "written_1h": written.ephemeral_1h_input_tokens if written else None}

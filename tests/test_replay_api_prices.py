@@ -37,13 +37,13 @@ def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
 
 def run(input: str) -> str:
     """Two calls to gpt-4o-mini through the openai SDK."""
-    client = openai.OpenAI(max_retries=0)
     answer = ""
-    for question in (input, "and then?"):
-        reply = client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
-        )
-        answer += reply.choices[0].message.content or ""
+    with openai.OpenAI(max_retries=0) as client:  # no socket left for a later gc
+        for question in (input, "and then?"):
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+            )
+            answer += reply.choices[0].message.content or ""
     return answer
 
 

@@ -432,20 +432,20 @@ def test_a_forked_answer_through_the_api_and_an_sdk_reaches_the_agent_and_is_kep
         if sdk == "openai":
             import openai
 
-            client = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-test", max_retries=0)
-            reply = client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}]
-            )
+            with openai.OpenAI(base_url=f"{base}/v1", api_key="sk-test", max_retries=0) as client:
+                reply = client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": input["q"]}]
+                )
             text = reply.choices[0].message.content or ""
         else:
             import anthropic
 
-            messages = anthropic.Anthropic(base_url=base, api_key="sk-test", max_retries=0)
-            message = messages.messages.create(
-                model="claude-3-5-haiku-latest",
-                max_tokens=64,
-                messages=[{"role": "user", "content": input["q"]}],
-            )
+            with anthropic.Anthropic(base_url=base, api_key="sk-test", max_retries=0) as messages:
+                message = messages.messages.create(
+                    model="claude-3-5-haiku-latest",
+                    max_tokens=64,
+                    messages=[{"role": "user", "content": input["q"]}],
+                )
             text = "".join(b.text for b in message.content if b.type == "text")
         read.append(text)
         return {"answer": text}
