@@ -202,3 +202,124 @@ def test_an_actual_saved_before_the_stop_was_kept_is_still_read(
     assert main(["diff", str(golden), str(actual)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("first difference: step 2 of 2 · llm_call m: "), lines
+
+
+LOOKING_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.llm(provider="acme", api="acme.chat")
+def chat(*, model, messages):
+    return {"content": "done", "finish_reason": "stop"}
+
+
+@opswald.tool
+def lookup(order):
+    return {"order": order, "total": 5}
+
+
+@opswald.tool
+def refund(amount):
+    return {"refunded": amount}
+
+
+def run(input):
+    chat(model="m1", messages=[{"role": "user", "content": "go"}])
+    if os.environ.get("LOOKUP"):
+        lookup(order=1)
+    chat(model="m2", messages=[{"role": "user", "content": "next"}])
+    refund(amount=5)
+    chat(model="m3", messages=[{"role": "user", "content": "end"}])
+    opswald.state(memory={"done": True})
+    return "done"
+"""
+
+
+@pytest.fixture
+def looked_up(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """golden: m1, m2, refund(5), m3, a snapshot; the agent now looks the order up after m1,
+    a tool call the golden does not have (the golden has a later tool call, refund)."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("LOOKUP", raising=False)
+    pytester.makepyfile(lagent=LOOKING_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = lagent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "l.golden.yaml"
+    golden.write_text("name: l\ninput: {q: hi}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.setenv("LOOKUP", "1")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-save-actual", "act")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"step 2 of this run · tool_call lookup: {EXTRA}*"])
+    return golden, pytester.path / "act" / "l.actual.yaml"
+
+
+def test_diff_of_a_stop_at_an_extra_call_pairs_it_with_no_golden_step(
+    looked_up: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refused call is the stop, a call the golden does not have: not paired with the
+    golden's later tool call (refund, never faced), and the golden's steps after the last
+    one reached are not listed as removed, nor the output the run never made."""
+    golden, actual = looked_up
+    assert main(["diff", str(golden), str(actual)]) == 1
+    out = capsys.readouterr().out
+    body = out.splitlines()[4:]
+    assert body[:3] == [
+        "step 2 inserted: tool_call lookup",
+        '  + {"tool": "lookup", "input": {"order": 1}}',
+        "steps 2-5 not reached: llm_call m2; tool_call refund; llm_call m3; state memory",
+    ], out
+    assert not any(
+        word in out for word in ("removed", "refunded", "ReplayDivergence", "output:")
+    ), out
+    assert main(["diff", str(golden), str(actual), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert (data["first_step"], data["first_step_b"]) == (None, 2)
+    assert [(d["step"], d["step_b"], d["change"]) for d in data["differences"]] == [
+        (None, 2, "inserted"),
+        (2, None, "not_reached"),
+    ]
+    assert data["differences"][1]["steps"] == [2, 3, 4, 5]
+
+
+def test_diff_of_a_stop_at_a_skipped_call_shows_the_golden_step_not_called(
+    skipped: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    golden, actual = skipped
+    assert main(["diff", str(golden), str(actual), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert (data["first_step"], data["first_step_b"]) == (1, 1)
+    assert [(d["step"], d["step_b"], d["change"]) for d in data["differences"]] == [
+        (1, None, "removed"),
+        (None, 1, "inserted"),
+        (2, None, "not_reached"),
+    ]
+    assert "ReplayDivergence" not in json.dumps(data["differences"])
+
+
+def test_the_viewer_pairs_a_stop_at_an_extra_call_with_no_golden_step(
+    looked_up: tuple[Path, Path],
+) -> None:
+    golden, actual = looked_up
+    entry = ViewEntry(golden=opswald.load(golden), actual=opswald.load(actual), status="failed")
+    [data] = build_data([entry])["goldens"]
+    assert [3, 2] not in data["rows"], data["rows"]
+    assert [0, 2] in data["rows"]
+    [finding] = data["findings"]
+    assert (finding["kind"], finding["step"], finding["run_step"]) == ("extra_call", 2, True)
+    assert not any("ReplayDivergence" in line or "refund" in line for line in finding["diff"]), (
+        finding["diff"]
+    )
+
+
+def test_the_viewer_compares_only_the_request_of_the_refused_call(
+    looked_up: tuple[Path, Path],
+) -> None:
+    golden, actual = looked_up
+    entry = ViewEntry(golden=opswald.load(golden), actual=opswald.load(actual), status="failed")
+    [data] = build_data([entry])["goldens"]
+    at = data["rows"].index([0, 2]) + 1
+    lines = data["step_diffs"][str(at)]
+    assert lines and not any("ReplayDivergence" in line for line in lines), lines

@@ -17,6 +17,7 @@ from opswald.verdict import MISSING
 
 if TYPE_CHECKING:
     from opswald.diff import DiffMode
+    from opswald.sessiondiff import ReplayStop
 
 TYPE_ALIASES = {
     "llm": "llm_call",
@@ -396,19 +397,23 @@ def _delta_text(key: str, d: dict[str, Any]) -> str:
 
 def _diff_sessions(args: argparse.Namespace) -> int:
     golden, actual = _load(args.golden), _load(args.actual)
-    found = _session_changes(golden, actual, args.mode, limit=args.limit + 1)
+    stop = _stop(golden, actual)
+    found = _session_changes(golden, actual, args.mode, limit=args.limit + 1, stop=stop)
     deltas = _figures_delta(golden, actual)
     first = next((c for c in found if c["step"] is not None or c["step_b"] is not None), None)
     total = len(golden.step_list)
-    stop = _stop(golden, actual)
+    first_step = first["step"] if first is not None else None
+    first_step_b = first["step_b"] if first is not None else None
+    if stop is not None:  # the first difference is the stop, as the headline says
+        first_step, first_step_b = stop.golden_step or None, stop.step.step
     if args.json:
         _print_json(
             {
                 "golden": args.golden,
                 "actual": args.actual,
                 "equal": not found,
-                "first_step": first["step"] if first is not None else None,
-                "first_step_b": first["step_b"] if first is not None else None,
+                "first_step": first_step,
+                "first_step_b": first_step_b,
                 "stop": None
                 if stop is None
                 else {
@@ -460,7 +465,7 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
-def _stop(golden: Session, actual: Session) -> Any:
+def _stop(golden: Session, actual: Session) -> ReplayStop | None:
     """Where the saved actual of a replay stopped (`sessiondiff.ReplayStop`), or None."""
     from opswald.pairing import step_pairs
     from opswald.sessiondiff import replay_stop
@@ -491,17 +496,28 @@ def _first_text(change: dict[str, Any], golden: Session, actual: Session, b_name
 
 
 def _session_changes(
-    golden: Session, actual: Session, mode: DiffMode, *, limit: int
+    golden: Session,
+    actual: Session,
+    mode: DiffMode,
+    *,
+    limit: int,
+    stop: ReplayStop | None = None,
 ) -> list[dict[str, Any]]:
     """Every difference between two sessions, in the first one's key order (timestamps,
     durations and how a run was made aside): a field of a step the two have both, a step
     only one has (removed: numbered in the first, inserted: in the second), a field of the
     rest. Steps are lined up as the viewer lines them up (`opswald.pairing`), so one step
-    more or fewer moves no later step."""
+    more or fewer moves no later step. Of a run that stopped (`stop`), the differences up
+    to the stop, the stop, and the golden's steps after the last one reached as one line:
+    not reached, neither removed nor paired with the refused call, and no output."""
     from opswald.diff import differences, render_difference
     from opswald.sessiondiff import compared_data
 
     g_data, a_data = compared_data(golden), compared_data(actual)
+    if stop is not None:  # the output and error a stopped run never came to
+        for key in ("output", "error"):
+            g_data.pop(key, None)
+            a_data.pop(key, None)
     out: list[dict[str, Any]] = []
     for key in [*g_data, *(k for k in a_data if k not in g_data)]:
         room = limit - len(out)
@@ -509,7 +525,7 @@ def _session_changes(
             break
         g, a = g_data.get(key, MISSING), a_data.get(key, MISSING)
         if key == "steps" and isinstance(g, list) and isinstance(a, list):
-            out.extend(_step_changes(golden, actual, g, a, mode, room))
+            out.extend(_step_changes(golden, actual, g, a, mode, room, stop))
             continue
         for d in differences(g, a, base=(key,), limit=room):
             lines = render_difference(d, mode)
@@ -533,65 +549,111 @@ def _step_changes(
     a_steps: list[Any],
     mode: DiffMode,
     limit: int,
+    stop: ReplayStop | None = None,
 ) -> list[dict[str, Any]]:
-    from opswald.diff import differences, render_difference, short_repr
     from opswald.pairing import step_pairs
-    from opswald.paths import render
-    from opswald.sessiondiff import _step_body
-    from opswald.verdict import Difference
+    from opswald.sessiondiff import _step_body, request_body, stop_rows
 
+    rows = step_pairs(golden.step_list, actual.step_list)
+    refused = 0
+    if stop is not None:
+        rows = stop_rows(rows, stop, golden)
+        refused = stop.step.step
+    unreached: list[int] = []
     out: list[dict[str, Any]] = []
-    for g, a in step_pairs(golden.step_list, actual.step_list):
+    for g, a in rows:
         room = limit - len(out)
         if room <= 0:
             break
-        if g and a:
-            label = f"step {g}" if g == a else f"step {g}/{a}"
-            body_g, body_a = _step_body(g_steps[g - 1]), _step_body(a_steps[a - 1])
-            for d in differences(body_g, body_a, limit=room):
-                lines = render_difference(d, mode)
-                if lines:
-                    lines[0] = f"{label} › {lines[0]}"
-                where = f"{label} › {render(d.path)}" if d.path else label
-                out.append(
-                    {
-                        "where": where,
-                        "step": g,
-                        "step_b": a,
-                        "change": d.change,
-                        "whole_step": False,
-                        "lines": lines,
-                    }
-                )
+        if stop is not None and not a and g > stop.reached:
+            unreached.append(g)  # never run: one line below, not a step removed
             continue
-        step = golden.step_list[g - 1] if g else actual.step_list[a - 1]
-        body = {
-            k: v
-            for k, v in _step_body(g_steps[g - 1] if g else a_steps[a - 1]).items()
-            if k != "type"
-        }
-        head = f"step {g or a} {'removed' if g else 'inserted'}: {step.type} {_step_name(step)}"
-        head = head.rstrip()
-        if mode == "short":
-            lines = [f"{head} {short_repr(body)}"]
-        elif mode == "detailed":
-            whole = Difference(
-                path=(), golden=body if g else MISSING, actual=MISSING if g else body
-            )
-            lines = [head, *render_difference(whole, "detailed")[1:]]
+        body_g = _step_body(g_steps[g - 1]) if g else None
+        body_a = _step_body(a_steps[a - 1]) if a else None
+        if a and a == refused:  # the refused call: what it asked, not the refusal
+            body_g, body_a = request_body(body_g), request_body(body_a)
+        if g and a:
+            out.extend(_field_changes(g, a, body_g, body_a, mode, room))
         else:
-            lines = []
+            out.append(_whole_step_change(golden, actual, g, a, body_g or body_a, mode))
+    if unreached and len(out) < limit:
+        out.append(_unreached_change(golden, unreached))
+    return out
+
+
+def _field_changes(
+    g: int, a: int, body_g: Any, body_a: Any, mode: DiffMode, limit: int
+) -> list[dict[str, Any]]:
+    """The differing fields of a step both sides have, labelled `step 3` (`step 3/4`)."""
+    from opswald.diff import differences, render_difference
+    from opswald.paths import render
+
+    label = f"step {g}" if g == a else f"step {g}/{a}"
+    out: list[dict[str, Any]] = []
+    for d in differences(body_g, body_a, limit=limit):
+        lines = render_difference(d, mode)
+        if lines:
+            lines[0] = f"{label} › {lines[0]}"
+        where = f"{label} › {render(d.path)}" if d.path else label
         out.append(
             {
-                "where": f"step {g or a}",
-                "step": g or None,
-                "step_b": a or None,
-                "change": "removed" if g else "inserted",
-                "whole_step": True,  # a step only one side has, not a field of one
+                "where": where,
+                "step": g,
+                "step_b": a,
+                "change": d.change,
+                "whole_step": False,
                 "lines": lines,
             }
         )
     return out
+
+
+def _whole_step_change(
+    golden: Session, actual: Session, g: int, a: int, data: Any, mode: DiffMode
+) -> dict[str, Any]:
+    """A step only one side has: `step 3 removed: ...` (A's number), `inserted` (B's)."""
+    from opswald.diff import render_difference, short_repr
+    from opswald.verdict import Difference
+
+    step = golden.step_list[g - 1] if g else actual.step_list[a - 1]
+    body = {k: v for k, v in data.items() if k != "type"}
+    head = f"step {g or a} {'removed' if g else 'inserted'}: {step.type} {_step_name(step)}"
+    head = head.rstrip()
+    if mode == "short":
+        lines = [f"{head} {short_repr(body)}"]
+    elif mode == "detailed":
+        whole = Difference(path=(), golden=body if g else MISSING, actual=MISSING if g else body)
+        lines = [head, *render_difference(whole, "detailed")[1:]]
+    else:
+        lines = []
+    return {
+        "where": f"step {g or a}",
+        "step": g or None,
+        "step_b": a or None,
+        "change": "removed" if g else "inserted",
+        "whole_step": True,  # a step only one side has, not a field of one
+        "lines": lines,
+    }
+
+
+def _unreached_change(golden: Session, numbers: list[int]) -> dict[str, Any]:
+    """The golden's steps a stopped run never came to, as one line: `steps 4-6 not
+    reached: llm_call m, ...` (the headline already says the run stopped before them)."""
+    steps = golden.step_list
+    names = "; ".join(f"{steps[n - 1].type} {_step_name(steps[n - 1])}".rstrip() for n in numbers)
+    first, last = numbers[0], numbers[-1]
+    where = f"step {first}" if first == last else f"steps {first}-{last}"
+    if len(numbers) != last - first + 1:
+        where = "steps " + ", ".join(str(n) for n in numbers)
+    return {
+        "where": where,
+        "step": first,
+        "step_b": None,
+        "change": "not_reached",
+        "whole_step": True,
+        "steps": numbers,
+        "lines": [f"{where} not reached: {names}"],
+    }
 
 
 # -- analyze ----------------------------------------------------------------------------

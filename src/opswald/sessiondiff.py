@@ -249,3 +249,42 @@ def _kept_stop(step: AnyStep, total: int) -> tuple[int, str | None, str | None] 
         kind if isinstance(kind, str) else None,
         name if isinstance(name, str) else None,
     )
+
+
+REQUEST_FIELDS = ("type", "provider", "api", "model", "tool", "input", "content")
+"""The fields of a call that say what the agent asked for: all a refused call has to compare
+(its output, error and usage are the refusal's, not the agent's)."""
+
+
+def request_body(body: Any) -> Any:
+    """A step's plain data cut to what it asked for (`REQUEST_FIELDS`)."""
+    if not isinstance(body, dict):
+        return body
+    return {k: v for k, v in body.items() if k in REQUEST_FIELDS}
+
+
+def stop_rows(
+    rows: list[tuple[int, int]], stop: ReplayStop, golden: Session
+) -> list[tuple[int, int]]:
+    """The compare rows of a stopped run with the refused call beside the golden step it
+    faced (`stop.golden_step`) and no other: alone where it faced none (a call the golden
+    does not have) or one of another type (a skipped tool call: the golden step stands
+    alone, not called). Steps matched by the pairing alone (the golden's later call of
+    the same type, never faced) leave it."""
+    refused, faced = stop.step.step, stop.golden_step
+    steps = golden.step_list
+    beside = bool(faced) and 0 < faced <= len(steps) and steps[faced - 1].type == stop.step.type
+    out: list[tuple[int, int]] = []
+    for g, a in rows:
+        if a == refused:
+            out.append((faced, a) if beside else (0, a))
+            if g and g != faced:
+                out.append((g, 0))
+        elif faced and g == faced:
+            if not beside:
+                out.append((g, 0))
+            if a:
+                out.append((0, a))
+        else:
+            out.append((g, a))
+    return out

@@ -70,7 +70,14 @@ from opswald.session import (
     StateStep,
     ToolCallStep,
 )
-from opswald.sessiondiff import _step_body, compared_data, replay_stop, session_differences
+from opswald.sessiondiff import (
+    _step_body,
+    compared_data,
+    replay_stop,
+    request_body,
+    session_differences,
+    stop_rows,
+)
 from opswald.terminal import escaped
 from opswald.verdict import MISSING, Difference, Finding, FindingKind
 
@@ -153,8 +160,11 @@ def step_rows(
     the run: `ReplayResult.matched`); the steps between such calls line up as
     `opswald.pairing` says: snapshots (never matched) by what they hold, keeping order, a
     snapshot only with a snapshot, so one snapshot more or fewer moves no other step.
-    Without `matched` (a saved actual) the whole sessions line up that way."""
-    return step_pairs(golden.step_list, actual.step_list, matched)
+    Without `matched` (a saved actual) the whole sessions line up that way. The call a
+    replay refused sits beside the golden step it faced, or alone (`stop_rows`)."""
+    rows = step_pairs(golden.step_list, actual.step_list, matched)
+    stop = replay_stop(rows, actual)
+    return stop_rows(rows, stop, golden) if stop is not None else rows
 
 
 def _positions(rows: Sequence[tuple[int, int]]) -> tuple[dict[int, int], dict[int, int]]:
@@ -197,14 +207,14 @@ def findings_from_diff(
             continue
         if isinstance(recorded, StateStep) or isinstance(made, StateStep):
             continue  # snapshots: compared below, as the verdict compares them
-        diffs = differences(
-            _step_body(g_steps[g - 1]) if g else MISSING,
-            _step_body(a_steps[a - 1]) if a else MISSING,
-            step=g or a,
-        )
+        stopped = stop is not None and made is not None and made.step == stop.step.step
+        body_g = _step_body(g_steps[g - 1]) if g else MISSING
+        body_a = _step_body(a_steps[a - 1]) if a else MISSING
+        if stopped:  # the refused call: what it asked, not the refusal's error and output
+            body_g, body_a = request_body(body_g), request_body(body_a)
+        diffs = differences(body_g, body_a, step=g or a)
         if not diffs:
             continue
-        stopped = stop is not None and made is not None and made.step == stop.step.step
         if stop is not None and stop.named:
             # the stop kept the golden step pytest named: the finding is there, with the
             # stop's message, whatever the refused call pairs with (a skipped tool call:
@@ -669,11 +679,17 @@ def _step_diffs(
     a_steps = compared_data(actual).get("steps") or []
     order: list[int] = []
     lines: dict[str, list[str]] = {}
+    stop = replay_stop(list(rows), actual)
+    refused = stop.step.step if stop is not None else 0
     for at, (g, a) in enumerate(rows, start=1):
         kept = len(order) < MAX_STEP_DIFFS
+        body_g = _step_body(g_steps[g - 1]) if g else MISSING
+        body_a = _step_body(a_steps[a - 1]) if a else MISSING
+        if a and a == refused:  # the refused call: what it asked, not the refusal
+            body_g, body_a = request_body(body_g), request_body(body_a)
         found = differences(
-            _step_body(g_steps[g - 1]) if g else MISSING,
-            _step_body(a_steps[a - 1]) if a else MISSING,
+            body_g,
+            body_a,
             step=g or a,
             limit=MAX_COUNTED if kept else 1,
         )
