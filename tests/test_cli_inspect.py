@@ -584,3 +584,19 @@ def test_non_finite_floats_are_json_in_goldens_show_and_the_report(
     assert code == 0 and shown["step"]["memory"]["low"] == float("-inf")
     assert shown["state"]["tool_outputs"][0]["output"] == float("inf")
     assert shown["step"]["memory"]["mean"] == {"$float": "NaN"}
+
+
+def test_analyze_reports_a_malformed_golden_and_analyses_the_rest(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shutil.copy(REFUND, tmp_path / "refund.golden.yaml")
+    (tmp_path / "a_broken.golden.yaml").write_text("name: x\nsteps: [\n")
+    code, out, _ = run(capsys, "analyze", str(tmp_path))
+    assert code == 1
+    assert out.startswith(f"error: {tmp_path / 'a_broken.golden.yaml'}:"), out
+    assert "refund_flow: 6 steps" in out
+    code, out, _ = run(capsys, "analyze", str(tmp_path), "--json")
+    assert code == 1
+    rows = json.loads(out)
+    assert sorted(rows[0]) == ["error", "file"]
+    assert rows[1]["name"] == "refund_flow"

@@ -733,18 +733,30 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     progress = Progress(len(paths), "analyzing")
     results = []
     stubs: list[Path] = []
+    bad: list[tuple[Path, str]] = []
     for path in paths:
         progress.tick()
-        session = _load(str(path))
+        try:
+            session = _load(str(path))
+        except CliError as exc:  # said, as validate says it; the rest is still analysed
+            bad.append((path, str(exc)))
+            continue
         if session.is_stub:
             stubs.append(path)
         else:
             results.append((path, analyze(session, slow_ms=args.slow_ms)))
     progress.done()
+    status = 1 if bad else 0
     if args.json:
-        _print_json([{"file": str(p), **a} for p, a in results])
-        return 0
+        _print_json(
+            [{"file": str(p), "error": e} for p, e in bad]
+            + [{"file": str(p), **a} for p, a in results]
+        )
+        return status
     width = _width()
+    for path, error in bad:
+        text = error if str(path) in error else f"{path}: {error}"
+        print(f"error: {text}")  # whole, as validate prints it: the file:line to fix
     for path in stubs:  # nothing recorded to analyze, but said, not passed over in silence
         print(_clip(f"{path}: a stub, not recorded yet: nothing to analyze", width))
     for path, a in results:
@@ -811,7 +823,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(_clip(f"  {e['title']}: {e['error']}", width))
             for line in textwrap.wrap(f"fix: {e['fix']}", width - 4):
                 print(f"    {line}")
-    return 0
+    return status
 
 
 # -- upgrade ----------------------------------------------------------------------------
