@@ -676,7 +676,24 @@ def test_cli_folder_with_a_malformed_golden(
     out = tmp_path / "o.html"
     assert html_cli.main(["html", str(goldens), "-o", str(out)]) == 1
     assert "broken.golden.yaml" in capsys.readouterr().err
-    assert [g["status"] for g in page_data(out.read_text())["goldens"]] == ["loaded"]
+    rows = page_data(out.read_text())["goldens"]
+    assert [g["status"] for g in rows] == ["loaded", "error"]  # listed, as pytest's page lists it
+    broken = rows[1]
+    assert broken["file"] == str(goldens / "broken.golden.yaml")
+    [finding] = broken["findings"]
+    assert finding["message"].startswith(f"malformed golden: {goldens / 'broken.golden.yaml'}:2: ")
+    assert "opswald validate" in finding["suggestion"]
+
+
+def test_cli_folder_of_malformed_goldens_only_writes_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.golden.yaml").write_text("name: [unclosed\n")
+    (tmp_path / "b.golden.yaml").write_text("steps: 3\n")
+    out = tmp_path / "o.html"
+    assert html_cli.main(["html", str(tmp_path), "-o", str(out)]) == 1
+    assert f"wrote {out}: 2 goldens" in capsys.readouterr().out
+    assert [g["status"] for g in page_data(out.read_text())["goldens"]] == ["error", "error"]
 
 
 def test_cli_matches_actuals_saved_by_a_real_run(

@@ -1100,22 +1100,9 @@ def _report_unran(
 
 
 def _failure_finding(record: dict[str, Any]) -> dict[str, Any]:
-    """A failure without a verdict, in the shape of `report.html.finding_data`."""
-    divergence = record.get("divergence") or {}
-    return {
-        "kind": divergence.get("kind") or "error",
-        "message": record["error"] or "",
-        "step": divergence.get("step"),
-        "step_type": divergence.get("type"),
-        "name": divergence.get("name"),
-        "failing": True,
-        "suggestion": record["suggestion"],
-        "headline": record["error"] or "",
-        "diff": [],
-        "differences": [],
-        "more_differences": 0,
-        "more_uncounted": False,
-    }
+    from opswald.report.html import failure_finding
+
+    return failure_finding(record)
 
 
 def _view_of(item: pytest.Item, outcome: Any, status: str) -> dict[str, Any]:

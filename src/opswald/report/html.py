@@ -135,6 +135,26 @@ def finding_data(finding: Finding, *, total_steps: int | None) -> dict[str, Any]
     }
 
 
+def failure_finding(record: dict[str, Any]) -> dict[str, Any]:
+    """A failure without a verdict (a golden's report record: not recorded yet, a
+    malformed file, ...), in the shape of `finding_data`."""
+    divergence = record.get("divergence") or {}
+    return {
+        "kind": divergence.get("kind") or "error",
+        "message": record["error"] or "",
+        "step": divergence.get("step"),
+        "step_type": divergence.get("type"),
+        "name": divergence.get("name"),
+        "failing": True,
+        "suggestion": record["suggestion"],
+        "headline": record["error"] or "",
+        "diff": [],
+        "differences": [],
+        "more_differences": 0,
+        "more_uncounted": False,
+    }
+
+
 def _difference_data(d: Difference) -> dict[str, Any]:
     # a list index stays a number: as a string it could not be told from a key named "1"
     out: dict[str, Any] = {"where": d.where, "step": d.step, "path": list(d.path)}

@@ -96,11 +96,14 @@ def cmd_html(args: argparse.Namespace) -> int:
     from opswald.cli import Progress
 
     progress = Progress(len(goldens), "reading")
+    unread: dict[Path, str] = {}
     for path in goldens:
         progress.tick()
-        golden = _read(path)
-        if golden is None:
+        golden = _read(path, unread)
+        if golden is None:  # listed with its load error, as pytest's page lists it
             problems += 1
+            if path.exists():  # not a path that names nothing
+                entries.append(_malformed(path, unread[path]))
             continue
         name = item_name(golden, path)
         pairs: list[tuple[str, Path]] = []
@@ -150,16 +153,44 @@ def _compared(golden: Any, actual: Any, *, name: str, file: str) -> Any:
     )
 
 
-def _read(path: Path) -> Session | None:
-    """The session in `path`, or None after saying on stderr why it cannot be read."""
+def _read(path: Path, problems: dict[Path, str] | None = None) -> Session | None:
+    """The session in `path`, or None after saying on stderr why it cannot be read (and
+    keeping that in `problems`)."""
     from opswald.files import GoldenLoadError, load
 
     try:
         session: Session = load(path)
     except (GoldenLoadError, OSError) as exc:
         print(f"error: {_problem(exc, path)}", file=sys.stderr)
+        if problems is not None:
+            problems[path] = _problem(exc, path)
         return None
     return session
+
+
+def _malformed(path: Path, problem: str) -> Any:
+    """The entry of a golden that could not be loaded: status error, no steps, its load
+    error as the finding (the record pytest's page gives a malformed golden)."""
+    from opswald.report.html import ViewEntry, failure_finding
+    from opswald.report.summary import failure_record
+    from opswald.session import Session
+
+    record = failure_record(
+        name=str(path),
+        file=str(path),
+        golden=path.name.split(".golden.")[0],
+        variant=None,
+        text=f"malformed golden: {problem}",
+        status="error",
+    )
+    return ViewEntry(
+        golden=Session(name=record["golden"], steps=[]),
+        status="error",
+        name=str(path),
+        file=str(path),
+        findings=[failure_finding(record)],
+        record=record,
+    )
 
 
 def _problem(exc: Exception, path: Path) -> str:
