@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -107,9 +109,9 @@ def test_subprocess_divergence_is_answered_400_and_named(
 class Served:
     """`opswald serve` on a recorded golden, started as users start it."""
 
-    def __init__(self, golden: Path) -> None:
+    def __init__(self, golden: Path, *options: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "opswald.cli", "serve", str(golden)],
+            [sys.executable, "-m", "opswald.cli", "serve", str(golden), *options],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -192,6 +194,27 @@ def test_serve_refuses_non_loopback(tmp_path: Path) -> None:
     assert "loopback only" in result.stderr
 
 
+def test_serve_on_ipv6_loopback_answers_a_client(tmp_path: Path) -> None:
+    """`--host ::1` (documented) binds an IPv6 socket; the URL it prints has brackets."""
+    assert socket.has_ipv6
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))  # this machine has IPv6 loopback: the test must not skip
+    golden = tmp_path / "g.golden.yaml"
+    golden.write_text("name: g\ninput: 1\nsteps: []\noutput: 1\n")
+    served = Served(golden, "--host", "::1")
+    try:
+        assert re.fullmatch(r"http://\[::1\]:\d+", served.url), served.banner
+        env = served.proc.stdout.readline() if served.proc.stdout else ""
+        assert f"OPENAI_BASE_URL={served.url}/v1" in env
+        assert f"ANTHROPIC_BASE_URL={served.url}" in env
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with direct.open(served.url + "/health", timeout=5) as reply:
+            assert reply.read() == b"ok"
+    finally:
+        code, out, err = served.stop()
+    assert code == 0, out + err
+
+
 def test_health_endpoint(served: Served) -> None:
     url = served.url
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -237,6 +260,7 @@ def test_serve_replays_a_call_that_failed_every_attempt(tmp_path: Path) -> None:
 
 PY_AGENT = """
 import json
+import re
 import sys
 
 import openai

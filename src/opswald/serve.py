@@ -27,6 +27,12 @@ _HOP_HEADERS = {"host", "content-length", "connection", "accept-encoding", "tran
 _POLL = 0.05  # seconds between two looks at whether a client reading a stream went away
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    """The threading HTTP server on an IPv6 socket (`--host ::1`)."""
+
+    address_family = socket.AF_INET6
+
+
 class ReplayServer:
     """Serves LLM calls from `ctx` (replay) or forwards them upstream and records (live;
     a streamed answer is passed on as it comes: `Relay`)."""
@@ -49,14 +55,17 @@ class ReplayServer:
         self._opener = urllib.request.build_opener()  # proxy variables as they are now
         self._lock = threading.Lock()
         self._relays: set[Relay] = set()  # live streams being passed on
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
+        # ThreadingHTTPServer's socket is IPv4: an IPv6 host needs an IPv6 socket
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self._server = server_class((host, port), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host = str(host)
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> ReplayServer:
         self._thread.start()
