@@ -600,3 +600,54 @@ def test_analyze_reports_a_malformed_golden_and_analyses_the_rest(
     rows = json.loads(out)
     assert sorted(rows[0]) == ["error", "file"]
     assert rows[1]["name"] == "refund_flow"
+
+
+NEWER = "schema_version 99 is newer than this pytest-opswald reads (1): upgrade pytest-opswald"
+
+
+@pytest.mark.parametrize("command", ["validate", "show", "analyze", "html"])
+def test_a_newer_schema_version_is_said_as_upgrade_says_it(
+    command: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    golden = tmp_path / "v99.golden.yaml"
+    golden.write_text("name: v99\nschema_version: 99\ninput: {}\nsteps: []\noutput: 1\n")
+    code, out, err = run(capsys, command, str(golden), *(["-o", "p.html"] * (command == "html")))
+    assert code == 1
+    assert f"{golden}:2: {NEWER}" in out + err, out + err
+
+
+def test_a_newer_schema_version_fails_pytest_collection_as_upgrade_says_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".golden.yaml", v99="name: v99\nschema_version: 99\ninput: {}\n")
+    result = pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([f"*v99.golden.yaml:2: {NEWER}*"])
+
+
+@pytest.mark.parametrize("text", ["schema_version: yes\n", "schema_version: true\n"])
+def test_a_bool_schema_version_is_refused_as_the_string_is(
+    text: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    golden = tmp_path / "b.golden.yaml"
+    golden.write_text(text + "name: b\ninput: {}\nsteps: []\noutput: 1\n")
+    code, out, _ = run(capsys, "validate", str(golden))
+    assert code == 1
+    assert f"{golden}:1: schema_version: Input should be 1 (got true)" in out, out
+    as_json = tmp_path / "b.golden.json"
+    as_json.write_text('{"schema_version": true, "name": "b", "input": {}, "output": 1}')
+    code, out, _ = run(capsys, "validate", str(as_json))
+    assert code == 1 and "schema_version: Input should be 1 (got true)" in out, out
+
+
+def test_upgrade_names_the_line_of_a_schema_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    golden = tmp_path / "bogus.golden.yaml"
+    golden.write_text("name: b\ninput: {}\nsteps:\n  - step: 1\n    type: bogus\noutput: 1\n")
+    code, out, _ = run(capsys, "upgrade", "--check", str(golden))
+    assert code == 1
+    assert out.startswith(f"error: {golden}:5: steps[0].type: unknown step type 'bogus'"), out

@@ -832,7 +832,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from opswald.cli import _iter_goldens
     from opswald.files import GoldenLoadError, dump, load, load_data
-    from opswald.session import SCHEMA_VERSION
+    from opswald.session import SCHEMA_VERSION, is_newer_schema
     from opswald.upgrade import UpgradeError, upgrade_data
 
     paths = _iter_goldens(args.paths)
@@ -843,8 +843,10 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         migrated: list[int]
         try:
             data = load_data(path)
-            if isinstance(data, dict) and data.get("schema_version") == SCHEMA_VERSION:
-                session, migrated = load(path), []  # its errors point at the file's line
+            version = data.get("schema_version", SCHEMA_VERSION) if isinstance(data, dict) else 0
+            if version == SCHEMA_VERSION or is_newer_schema(version):
+                # nothing to migrate: loaded as validate loads it, errors at the file's line
+                session, migrated = load(path), []
             else:
                 session, migrated = upgrade_data(data)
         except (GoldenLoadError, OSError, UpgradeError) as exc:

@@ -64,6 +64,8 @@ from opswald.session import (
     ToolCallStep,
     ToolOverride,
     UserInputStep,
+    is_newer_schema,
+    newer_schema_message,
 )
 
 try:
@@ -1005,6 +1007,12 @@ def _too_deep_error(events: Iterable[_Event], max_depth: int) -> GoldenLoadError
 
 
 def _validate(data: dict[str, Any], text: str, fmt: Format) -> Session:
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if is_newer_schema(version):  # not a typo but a newer writer: said as upgrade says it
+        assert isinstance(version, int)
+        events = _yaml_events(text) if fmt == "yaml" else _json_events(text)
+        line = _locate(events, ("schema_version",))
+        raise GoldenLoadError(newer_schema_message(version), line=line)
     try:
         return Session.model_validate(data)
     except ValidationError as exc:

@@ -25,6 +25,21 @@ from opswald import paths
 
 SCHEMA_VERSION: Literal[1] = 1
 SCHEMA_URL = "https://opswald.dev/schema/golden-v1.json"
+
+
+def newer_schema_message(version: int) -> str:
+    """What a golden written by a newer pytest-opswald is told, by every command alike."""
+    return (
+        f"schema_version {version} is newer than this pytest-opswald reads "
+        f"({SCHEMA_VERSION}): upgrade pytest-opswald"
+    )
+
+
+def is_newer_schema(version: Any) -> bool:
+    """True for a version number (not a bool) above `SCHEMA_VERSION`."""
+    return isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
+
+
 FORK_METADATA = "fork"
 """The metadata key of a fork's actual session: `step` (where it went live) and the step
 `modifications` applied there."""
@@ -504,6 +519,14 @@ class Session(_Model):
     timeout: Positive | None = None
     notes: list[Note] = Field(default_factory=list)
     verdicts: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _version_number(cls, version: Any) -> Any:
+        # a Literal takes True (and 1.0) as 1: `true`/`yes` is no more a version than "1"
+        if isinstance(version, bool | float):
+            raise PydanticCustomError("literal_error", "Input should be 1")
+        return version
 
     @field_validator("steps")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from opswald.session import SCHEMA_VERSION, Session
+from opswald.session import SCHEMA_VERSION, Session, newer_schema_message
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 MIGRATIONS: dict[int, Migration] = {}  # from schema_version n to n + 1
@@ -31,10 +31,7 @@ def upgrade_data(data: Any) -> tuple[Session, list[int]]:
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise UpgradeError(f"schema_version {version!r} is not a version number")
     if version > SCHEMA_VERSION:
-        raise UpgradeError(
-            f"schema_version {version} is newer than this pytest-opswald reads "
-            f"({SCHEMA_VERSION}): upgrade pytest-opswald"
-        )
+        raise UpgradeError(newer_schema_message(version))
     migrated: list[int] = []
     while version < SCHEMA_VERSION:
         migrate = MIGRATIONS.get(version)
