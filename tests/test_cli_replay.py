@@ -100,6 +100,23 @@ def replay(
     )
 
 
+def logical_lines(out: str) -> list[str]:
+    """The lines of `out` with the lines a long message was broken into (to fit the
+    terminal, later ones indented two more) joined again."""
+    lines: list[str] = []
+    base = 0
+    for line in out.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        body = line.strip()
+        starts = body.startswith(("hint:", "fix:", "- ", "+ ", "step "))
+        if lines and line.strip() and indent == base + 2 and not starts:
+            lines[-1] += " " + body
+            continue
+        lines.append(line)
+        base = indent
+    return lines
+
+
 def step_lines(out: str) -> list[str]:
     """The step lines printed while replaying (not the verdict's headline)."""
     replayed = out.split("\nFAILED\n", maxsplit=1)[0]
@@ -230,7 +247,7 @@ def test_fork_with_a_modified_tool_result(workdir: Path) -> None:
     assert len(lines) == 6 and '→ {"total": 50.0}  (' in lines[1]
     assert "forked at step 2" in proc.stdout
     assert "output.answer: 'Refunded 120.0\\nThanks for waiting.' → 'Refunded 50.0" in proc.stdout
-    (fix,) = [line for line in proc.stdout.splitlines() if line.startswith("fix:")]
+    (fix,) = [line for line in logical_lines(proc.stdout) if line.startswith("fix:")]
     assert fix.startswith("fix: a fork is judged, never written"), fix  # --fork-at: never written
 
 
@@ -261,7 +278,7 @@ def test_a_modified_run_says_pytest_can_write_it_with_the_same_modification(
     args = ("refund.golden.yaml", "--adapter", "agentmod:run", "--modify", "model=sim-large")
     proc = replay(workdir, *args, env={"AGENT_HALF": "1"})
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    (fix,) = [line for line in proc.stdout.splitlines() if line.startswith("fix:")]
+    (fix,) = [line for line in logical_lines(proc.stdout) if line.startswith("fix:")]
     assert "pytest --opswald-goldens --opswald-update and the same --opswald-modify" in fix, fix
 
 
@@ -282,7 +299,7 @@ def test_a_forks_fix_line_names_a_pytest_command_that_runs(
     modify = [arg for key, value in given.items() for arg in ("--modify", f"{key}={value}")]
     proc = replay(pytester.path, "refund.golden.yaml", "--fork-at", "6", *modify)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    (fix,) = [line for line in proc.stdout.splitlines() if line.startswith("fix:")]
+    (fix,) = [line for line in logical_lines(proc.stdout) if line.startswith("fix:")]
     assert fix.startswith("fix: a fork is judged, never written"), fix
     command = fix.split(" and run ", 1)[1]
     assert command.startswith("pytest --opswald-goldens --opswald-update"), fix
@@ -305,7 +322,7 @@ def test_a_blocked_side_effect_names_the_replay_option_that_allows_it(workdir: P
     proc = replay(workdir, *args, "--modify", "tool_result={total: 120.0}", env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "issue_refund has side effects" in proc.stdout
-    hint = next(line for line in proc.stdout.splitlines() if "to let it run" in line)
+    hint = next(line for line in logical_lines(proc.stdout) if "to let it run" in line)
     assert "--opswald-allow" not in hint, hint
     options = re.findall(r"(?<![\w-])(--[a-z][\w-]*)", hint.split("to let it run")[0])
     assert len(options) == 1, hint
@@ -328,8 +345,8 @@ def test_a_budget_hint_names_the_update_in_the_words_of_replay(workdir: Path) ->
     proc = replay(workdir, golden.name, "--adapter", "agentmod:run")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "budget exceeded: cost" in proc.stdout
-    hint = next(line for line in proc.stdout.splitlines() if "never blesses" in line)
-    fix = next(line for line in proc.stdout.splitlines() if line.startswith("fix:"))
+    hint = next(line for line in logical_lines(proc.stdout) if "never blesses" in line)
+    fix = next(line for line in logical_lines(proc.stdout) if line.startswith("fix:"))
     update = "pytest --opswald-goldens --opswald-update"
     assert update in fix, fix
     assert "does not bless this" in fix, fix  # as pytest's fix line says: an update won't help
@@ -623,7 +640,7 @@ def test_a_live_runs_fix_line_offers_no_update(workdir: Path, tmp_path: Path) ->
     )
     proc = replay(tmp_path, "refund.golden.yaml", "--adapter", "agentmod:run", "--mode", "live")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    (fix,) = [line for line in proc.stdout.splitlines() if line.startswith("fix:")]
+    (fix,) = [line for line in logical_lines(proc.stdout) if line.startswith("fix:")]
     assert fix.startswith("fix: a live run writes nothing"), fix
     assert "--opswald-update" not in fix
 
@@ -638,3 +655,32 @@ def test_a_step_line_shows_a_duration_under_a_millisecond() -> None:
     slow = ToolCallStep(step=2, tool="lookup", input={"id": 1}, output=2, duration_ms=2500.0)
     assert printer.line(fast).endswith("  (0.004 ms)"), printer.line(fast)
     assert printer.line(slow).endswith("  (2,500 ms)"), printer.line(slow)
+
+
+ADAPTER = "examples.travel_agent:run"
+
+
+def test_the_failure_block_fits_the_terminal_width(tmp_path: Path) -> None:
+    """A changed output's hint and diff lines (up to 239 characters) are broken or cut to
+    the width (COLUMNS, as `shutil.get_terminal_size` reads it)."""
+    repo = Path(__file__).parent.parent
+    golden = tmp_path / "refund.golden.yaml"
+    golden.write_text(
+        (repo / "goldens" / "refund.golden.yaml")
+        .read_text()
+        .replace("answer: Refunded $120.00", "answer: Refunded $99.00")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "replay", str(golden), "--adapter", ADAPTER],
+        cwd=repo,
+        capture_output=True,
+        encoding="utf-8",
+        env={**os.environ, "COLUMNS": "80"},
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "output.answer" in proc.stdout and "hint:" in proc.stdout
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 80, proc.stdout
+    hint = next(line for line in logical_lines(proc.stdout) if "hint:" in line)
+    assert "use `match: similar`, or `contains` or `regex`" in hint, hint

@@ -43,6 +43,12 @@ def run(input):
 EXTRA = "the agent made a call the golden does not have"
 
 
+@pytest.fixture(autouse=True)
+def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide terminal: these tests read diff's message lines whole, not broken to fit."""
+    monkeypatch.setenv("COLUMNS", "160")
+
+
 @pytest.fixture
 def saved(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     monkeypatch.delenv("CI", raising=False)
@@ -67,7 +73,7 @@ def test_diff_names_the_stop_of_a_saved_actual_as_pytest_does(
     assert main(["diff", str(golden), str(actual)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith(f"first difference: step 2 of this run · tool_call search: {EXTRA}")
-    assert lines[2] == (
+    assert next(line for line in lines if line.startswith("the run stopped")) == (
         "the run stopped there: the golden's steps after its step 1 were not reached, and "
         "the output was not made"
     )
@@ -265,7 +271,8 @@ def test_diff_of_a_stop_at_an_extra_call_pairs_it_with_no_golden_step(
     golden, actual = looked_up
     assert main(["diff", str(golden), str(actual)]) == 1
     out = capsys.readouterr().out
-    body = out.splitlines()[4:]
+    lines = out.splitlines()
+    body = lines[next(i for i, line in enumerate(lines) if line.startswith("[- ")) + 1 :]
     assert body[:3] == [
         "step 2 inserted: tool_call lookup",
         '  + {"tool": "lookup", "input": {"order": 1}}',

@@ -43,7 +43,25 @@ def _width() -> int:
 
 
 def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+    """Cut to `width` terminal columns: a wide (CJK) character takes two."""
+    from opswald.terminal import clip
+
+    return clip(text, width)
+
+
+def _padded(text: str, width: int) -> str:
+    """`text` padded with spaces to `width` terminal columns (a wide character takes two)."""
+    from opswald.terminal import display_width
+
+    return text + " " * max(0, width - display_width(text))
+
+
+def _say_wrapped(text: str, width: int) -> None:
+    """One message line broken at spaces to the width, later lines indented."""
+    from opswald.terminal import wrapped
+
+    for line in wrapped(text, width):
+        print(line)
 
 
 def _load(path: str) -> Session:
@@ -226,7 +244,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         tokens = _tokens(s)
         cost = s.cost if isinstance(s, LLMCallStep) else None
         line = (
-            f"{s.step:>4}  {s.type:<10} {_clip(_step_name(s), name_w):<{name_w}} "
+            f"{s.step:>4}  {s.type:<10} {_padded(_clip(_step_name(s), name_w), name_w)} "
             f"{tokens if tokens is not None else '-':>7} {_money(cost):>9} "
             f"{_ms(s.duration_ms):>10}"
         )
@@ -435,33 +453,36 @@ def _diff_sessions(args: argparse.Namespace) -> int:
             "(timestamps and durations aside)"
         )
     else:
+        width = _width()
         a_name, b_name = _side_names(args.golden, args.actual)
-        print(f"{args.golden} ({total} steps) → {args.actual} ({len(actual.step_list)} steps)")
+        header = f"{args.golden} ({total} steps) → {args.actual} ({len(actual.step_list)} steps)"
+        print(_clip(header, width))  # the files the user named: one line, cut to fit
         if stop is not None:  # the actual of a replay that stopped: named as pytest named it
-            print(f"first difference: {stop.headline(total)}")
-            print(
+            _say_wrapped(f"first difference: {stop.headline(total)}", width)
+            _say_wrapped(
                 f"the run stopped there: the golden's steps after its step {stop.reached} "
                 "were not reached, and the output was not made"
                 if stop.reached
                 else "the run stopped there: it reached none of the golden's steps, and "
-                "the output was not made"
+                "the output was not made",
+                width,
             )
         elif first is not None:
-            print(f"first difference: {_first_text(first, golden, actual, b_name)}")
+            _say_wrapped(f"first difference: {_first_text(first, golden, actual, b_name)}", width)
         shown = found[: args.limit]
         legend = f"[- {a_name}] [+ {b_name}]"
         if any(not c["whole_step"] and c["step"] != c["step_b"] for c in shown):
             legend += f"; step N/M: step N of {a_name}, step M of {b_name}"
-        print(legend)
+        _say_wrapped(legend, width)
         for change in shown:
             for line in change["lines"]:
-                print(line)
+                print(_clip(line, width))
         if len(found) > args.limit:
             noun = "difference" if args.limit == 1 else "differences"
             print(f"... more than {args.limit} {noun}; raise --limit to see them")
     changed = [k for k, d in deltas.items() if d["change"]]
     if changed:
-        print("figures: " + "; ".join(_delta_text(k, deltas[k]) for k in changed))
+        _say_wrapped("figures: " + "; ".join(_delta_text(k, deltas[k]) for k in changed), _width())
     return 1 if found else 0
 
 

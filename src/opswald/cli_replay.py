@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from opswald.pricing import milliseconds
 from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep, UserInputStep
-from opswald.terminal import escaped, raw_streams
+from opswald.terminal import clip, display_width, escaped, raw_streams, wrapped
 
 if TYPE_CHECKING:
     from opswald.engine.replay import Replay
@@ -60,7 +60,8 @@ def _run_replay(args: argparse.Namespace) -> int:
     replay = Replay(golden, adapter=adapter, hooks=printer, **options)
     mode = f", mode {replay.mode}" if replay.mode != "replay" else ""
     size = "a stub" if golden.is_stub else f"{total} steps"
-    _say(f"replaying {args.golden}: {golden.name or '(unnamed)'}, {size}{mode}")
+    heading = f"replaying {args.golden}: {golden.name or '(unnamed)'}, {size}{mode}"
+    _say("\n".join(wrapped(heading, printer.width)))
     try:
         if args.interactive:
             finished = _interactive(replay, total, printer.width)
@@ -251,9 +252,8 @@ def _speed(raw: str | None) -> Literal["realtime"] | float | None:
 
 
 def _width() -> int:
-    """The terminal's width (60 to 100 columns); 100 when the output is not a terminal."""
-    if not sys.stdout.isatty():
-        return MAX_WIDTH
+    """The terminal's width (60 to 100 columns): COLUMNS when set, else the terminal's,
+    else 100 (output that is not a terminal)."""
     columns = shutil.get_terminal_size((MAX_WIDTH, 24)).columns
     return max(MIN_WIDTH, min(MAX_WIDTH, columns))
 
@@ -385,6 +385,8 @@ def _report(
     text = render_verdict(result.verdict, total_steps=total or None, mode=diff_mode, fix=fix)
     if settings is not None:  # secrets (and with opswald_redact = pii, personal data) scrubbed
         text = settings.redactor.text(text)
+    # the verdict's lines (a hint, a value) can be far wider than the terminal
+    text = "\n".join(part for line in text.splitlines() for part in wrapped(line, width))
     if result.passed:
         _say("passed")
         if text:
@@ -423,18 +425,19 @@ class StepPrinter:
             assert isinstance(step, StateStep)
             head = f"{label} · state  "
             body = _state_parts(step)
-        room = self.width - len(head) - len(tail)
+        room = self.width - display_width(head) - len(tail)
         return f"{head}{_clip(body, room)}{tail}".rstrip()
 
     def _pair(self, left: str, right: str, used: int) -> str:
         """`left → right`, each cut so the two share the room left on the line."""
         room = max(self.width - used - 3, 20)
-        if len(left) + len(right) > room:
+        left_width, right_width = display_width(left), display_width(right)
+        if left_width + right_width > room:
             half = room // 2
-            if len(left) <= half:
-                right = _clip(right, room - len(left))
-            elif len(right) <= half:
-                left = _clip(left, room - len(right))
+            if left_width <= half:
+                right = _clip(right, room - left_width)
+            elif right_width <= half:
+                left = _clip(left, room - right_width)
             else:
                 left, right = _clip(left, half), _clip(right, room - half)
         return f"{left} → {right}"
@@ -535,8 +538,8 @@ def _json(value: Any) -> str:
 
 
 def _clip(text: str, width: int) -> str:
-    width = max(width, 8)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """Cut to `width` terminal columns (at least 8): a wide (CJK) character takes two."""
+    return clip(text, max(width, 8))
 
 
 def _cost(cost: float) -> str:

@@ -72,3 +72,51 @@ def raw_streams() -> Iterator[None]:
         yield
     finally:
         sys.stdout, sys.stderr = out, err
+
+
+def display_width(text: str) -> int:
+    """The columns `text` takes on a terminal: two for a wide or fullwidth character (CJK,
+    most emoji: `unicodedata.east_asian_width` W or F), none for a combining mark, one for
+    the rest."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+        for c in text
+    )
+
+
+def clip(text: str, width: int) -> str:
+    """`text` cut to `width` columns (`display_width`), ending in `…` where it was cut."""
+    if display_width(text) <= width:
+        return text
+    room = max(0, width - 1)
+    used = 0
+    for i, c in enumerate(text):
+        used += display_width(c)
+        if used > room:
+            return text[:i] + "…"
+    return text
+
+
+def wrapped(text: str, width: int) -> list[str]:
+    """`text`, one line of a message, broken at spaces into lines of at most `width`
+    columns, the later lines indented two more than the first; a word longer than a line
+    is cut (`clip`)."""
+    if display_width(text) <= width:
+        return [text]
+    indent = " " * (len(text) - len(text.lstrip(" ")))
+    lines: list[str] = []
+    line = ""
+    for word in text.strip(" ").split(" "):
+        lead = indent if not lines else indent + "  "
+        candidate = f"{line} {word}" if line else f"{lead}{word}"
+        if line and display_width(candidate) > width:
+            lines.append(clip(line, width))
+            line = f"{indent}  {word}"
+        else:
+            line = candidate
+    lines.append(clip(line, width))
+    return lines
