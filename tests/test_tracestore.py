@@ -176,9 +176,9 @@ def test_golden_create_promotes_a_trace(
     assert isinstance(tool, ToolCallStep) and tool.input == {"name": "q1-sales.pdf"}
     replayed = opswald.Replay(target, adapter=agent).run()
     assert replayed is not None and replayed.passed, "the promoted golden replays"
-    assert main(args) == 1, "never over an existing golden"
+    assert main(args) == 4, "never over an existing golden"
     assert "exists" in capsys.readouterr().err
-    assert main(["golden", "create", "ffffffff", "--name", "x", "--store", str(store)]) == 1
+    assert main(["golden", "create", "ffffffff", "--name", "x", "--store", str(store)]) == 4
     assert "no trace 'ffffffff'" in capsys.readouterr().err
     with pytest.raises(LookupError, match=r"ambiguous|no trace"):
         find("", store)
@@ -190,7 +190,7 @@ def test_a_trace_reference_too_short_for_a_prefix_says_so(
     ids = [s.id for s in list_traces(store)]
     three = ids[0][:3]
     starting = sum(i.startswith(three) for i in ids)
-    assert main(["golden", "create", three, "--name", "x", "--store", str(store)]) == 1
+    assert main(["golden", "create", three, "--name", "x", "--store", str(store)]) == 4
     err = capsys.readouterr().err
     assert f"no trace {three!r} in {store}: a trace id prefix takes 4 or more characters" in err
     assert f"; {starting} trace id{'s start' if starting != 1 else ' starts'} with it" in err
@@ -215,13 +215,16 @@ def test_golden_create_bad_input_is_one_line(
 ) -> None:
     trace = list_traces(store)[0].id
     base = ["golden", "create", trace, "--store", str(store)]
-    assert main([*base, "--name", "g", "--tags", "has space,ok", "--goldens", str(tmp_path)]) == 1
+    # bad input to a valid command: exit 4, as README's table of exit statuses says
+    assert main([*base, "--name", "g", "--tags", "has space,ok", "--goldens", str(tmp_path)]) == 4
     err = capsys.readouterr().err
     assert err.startswith("error: tags[0]: ") and "has space" in err
     assert len(err.strip().splitlines()) == 1 and "errors.pydantic.dev" not in err
     a_file = tmp_path / "not_a_folder"
     a_file.write_text("x")
-    assert main([*base, "--name", "g", "--goldens", str(a_file)]) == 1
+    assert main([*base, "--name", "a b", "--goldens", str(tmp_path)]) == 4
+    assert "golden name 'a b'" in capsys.readouterr().err
+    assert main([*base, "--name", "g", "--goldens", str(a_file)]) == 4
     err = capsys.readouterr().err
     assert err.startswith(f"error: {a_file}: ") and "Errno" not in err
     assert len(err.strip().splitlines()) == 1

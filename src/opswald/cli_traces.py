@@ -92,13 +92,16 @@ def cmd_golden_create(args: argparse.Namespace) -> int:
             goldens=args.goldens,
             store=args.store,
         )
+    # bad input to a valid command, exit 4 (README's table): a trace id that names no
+    # trace, a --name or --tags a golden cannot have, a target that exists, a --goldens
+    # that is a file or read-only
     except (TraceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # a target that exists, a --goldens that is a file or read-only
+        return 4
+    except OSError as exc:
         where = f"{exc.filename}: " if exc.filename and exc.strerror else ""
         print(f"error: {where}{exc.strerror if where else exc}", file=sys.stderr)
-        return 1
+        return 4
     print(f"wrote {target}: review it, then run pytest --opswald-goldens")
     return 0
 
