@@ -192,7 +192,7 @@ def test_validate_warns_of_plain_values_yaml_1_1_and_1_2_read_apart(tmp_path: Pa
     assert result.returncode == 0, result.stdout + result.stderr
     head = "warning: hours.golden.yaml"
     assert result.stdout.splitlines() == [
-        "ok: hours.golden.yaml (1 steps)",
+        "ok: hours.golden.yaml (1 step)",
         f"{head}:8: `closes: 17:30` reads as the number 1050 in opswald (YAML 1.1) but as the "
         "text '17:30' in YAML 1.2 tools such as yq; quote it ('17:30') if you mean the text, "
         "or write 1050",

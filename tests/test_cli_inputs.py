@@ -208,3 +208,120 @@ def test_the_api_refuses_what_it_would_drop(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ValueError, match=f"step {tool_step} of the golden is a tool_call"):
         base.fork_from(tool_step, {"response": "hi"})
     assert base.fork_from(llm_step, {"response": "hi"}).fork_at == llm_step
+
+
+# --- small things of the command line ----------------------------------------------------
+
+
+def test_import_to_an_existing_file_says_o_must_be_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "x.golden.yaml"
+    target.write_text("name: x\n")
+    trace = tmp_path / "t.json"
+    trace.write_text("{}")
+    code, _, err = run(capsys, "import", "otel", str(trace), "-o", str(target))
+    assert code == 4
+    assert err.strip() == f"error: -o {target}: a file; -o names the folder goldens are written to"
+
+
+def test_show_step_with_type_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "show", str(REFUND), "--step", "2", "--type", "llm")
+    assert code == 4
+    assert "--step shows one step whole: --type and --steps do not combine with it" in err
+
+
+@pytest.mark.parametrize("command", ["html", "analyze"])
+def test_a_negative_slow_ms_is_a_usage_error(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, str(REFUND), "--slow-ms", "-5"])
+    assert info.value.code == 2
+    assert "--slow-ms: '-5' is negative" in capsys.readouterr().err
+
+
+def test_one_step_and_one_key_are_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    golden = tmp_path / "one.golden.yaml"
+    big = {"rows": list(range(1000))}
+    opswald.dump(
+        opswald.Session.model_validate(
+            {
+                "name": "one",
+                "input": 1,
+                "steps": [{"step": 1, "type": "state", "memory": big}],
+                "output": 1,
+            }
+        ),
+        golden,
+    )
+    code, out, _ = run(capsys, "validate", str(golden))
+    assert code == 0 and f"ok: {golden} (1 step)" in out
+    code, out, _ = run(capsys, "show", str(golden))
+    assert out.startswith("one: 1 step (0 LLM, 0 tool)"), out
+    code, out, _ = run(capsys, "analyze", str(golden))
+    assert out.startswith("one: 1 step,"), out
+
+
+def test_show_names_the_step_that_shows_an_earlier_large_value_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    golden = tmp_path / "big.golden.yaml"
+    big = {"rows": list(range(1000))}
+    opswald.dump(
+        opswald.Session.model_validate(
+            {
+                "name": "big",
+                "input": 1,
+                "steps": [
+                    {"step": 1, "type": "state", "memory": big},
+                    {
+                        "step": 2,
+                        "type": "llm_call",
+                        "model": "m",
+                        "input": {"messages": []},
+                        "output": {"content": "x" * 3000},
+                    },
+                    {"step": 3, "type": "tool_call", "tool": "t", "input": {}, "output": 1},
+                ],
+                "output": 1,
+            }
+        ),
+        golden,
+    )
+    code, out, _ = run(capsys, "show", str(golden), "--step", "3")
+    assert code == 0
+    assert "memory: '(1 key, 5 KB as JSON; `opswald show --step 1` shows it whole)" in out, out
+    assert "`opswald show --step 2` shows it whole" in out, out
+    assert "--json` shows it whole" not in out
+
+
+@pytest.mark.parametrize("command", ["validate", "replay", "serve", "import", "html"])
+def test_every_command_help_has_a_description(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    between = out.split("\n\n")[1]
+    assert not between.startswith(("positional arguments", "options")), out
+
+
+def test_diff_help_describes_steps_and_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["diff", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--steps A B the state at step A against the state at step B" in out, out
+    assert "--mode {detailed,short}" in out and "detailed (default): each difference" in out
+
+
+def test_diff_of_a_stub_reports_no_empty_metadata(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stub = tmp_path / "stub.golden.yaml"
+    stub.write_text("name: refund_flow\ninput: {request: Please refund order ORD-1001}\n")
+    code, out, _ = run(capsys, "diff", str(stub), str(REFUND))
+    assert code == 1
+    assert "metadata" not in out, out

@@ -582,7 +582,7 @@ def test_explicit_options_win_over_the_config(tmp_path: Path) -> None:
     assert "cannot import 'nosuch.agent'" in proc.stderr and "Traceback" not in proc.stderr
     proc = replay(tmp_path, golden, "--adapter", "datedagent:run", env=NOISE)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "1 steps, mode live" in proc.stdout.splitlines()[0], "opswald_mode = live applies"
+    assert "1 step, mode live" in proc.stdout.splitlines()[0], "opswald_mode = live applies"
     proc = replay(tmp_path, golden, "--adapter", "datedagent:run", "--mode", "replay", env=NOISE)
     assert proc.returncode == 1, "--mode replay wins: the request changed"
     assert "mode live" not in proc.stdout
@@ -684,3 +684,29 @@ def test_the_failure_block_fits_the_terminal_width(tmp_path: Path) -> None:
     assert max(len(line) for line in proc.stdout.splitlines()) <= 80, proc.stdout
     hint = next(line for line in logical_lines(proc.stdout) if "hint:" in line)
     assert "use `match: similar`, or `contains` or `regex`" in hint, hint
+
+
+def test_replay_writes_costs_as_show_does(tmp_path: Path) -> None:
+    """One money format (`pricing.money`): `$0.00026`, not `$0.000255` beside show's."""
+    repo = Path(__file__).parent.parent
+    golden = repo / "goldens" / "refund.golden.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "replay", str(golden), "--adapter", ADAPTER],
+        cwd=repo,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    shown = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "show", str(golden)],
+        capture_output=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    ).stdout
+    third = next(line for line in proc.stdout.splitlines() if line.startswith("step 3 of 6"))
+    row = next(line for line in shown.splitlines() if line.split()[:2] == ["3", "llm_call"])
+    cost = row.split()[4]
+    assert cost.startswith("$") and f"  {cost}  " in third, (third, row)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from opswald.terminal import EscapingStream
+from opswald.terminal import EscapingStream, counted
 
 
 class Progress:
@@ -214,7 +214,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if not row["ok"]:
             print(f"error: {row['error']}")
         else:
-            kind = "stub (not recorded yet)" if row["stub"] else f"{row['steps']} steps"
+            kind = (
+                "stub (not recorded yet)"
+                if row["stub"]
+                else counted(typing.cast(int, row["steps"]), "step")
+            )
             print(f"ok: {row['path']} ({kind})")
             for warning in typing.cast(list[str], row.get("warnings", [])):
                 print(f"warning: {warning}")
@@ -467,7 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
     cli_inspect.add_parsers(sub)
     cli_traces.add_parsers(sub)
     html_cli.add_parser(sub)
+    helps = _helps(parser)
     for name, command in _commands(parser):
+        if not command.description and helps.get(name):  # --help says what it does
+            command.description = helps[name]
         if not command.epilog and name in EXAMPLES:
             command.epilog = "example:\n  " + EXAMPLES[name].replace("\n", "\n  ")
             command.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -490,6 +497,19 @@ EXAMPLES = {
     "import": "opswald import otel trace.json -o goldens/",
     "html": "opswald html goldens/ --actual-dir actual/ -o report.html",
 }
+
+
+def _helps(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, str]:
+    """Every (sub)command's one-line help by its full name, as the list of commands says it."""
+    out: dict[str, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                full = f"{prefix} {choice.dest}".strip()
+                if choice.help:
+                    out[full] = str(choice.help)
+                out.update(_helps(action.choices[choice.dest], full))
+    return out
 
 
 def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[str, Any]]:

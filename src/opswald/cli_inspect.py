@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep
+from opswald.terminal import counted
 from opswald.verdict import MISSING
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ def _headline(session: Session, label: str) -> str:
 
     fig = figures(session)
     return (
-        f"{session.name or label}: {fig.steps} steps ({fig.llm_calls} LLM, "
+        f"{session.name or label}: {counted(fig.steps, 'step')} ({fig.llm_calls} LLM, "
         f"{fig.tool_calls} tool), {fig.total_tokens:,} tokens, "
         f"{_money(fig.cost, fig.unpriced_calls)}, "
         f"{_ms(fig.duration_ms)}"
@@ -193,6 +194,8 @@ def _recorded_line(recorded: dict[str, Any]) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if args.step is not None and (args.type or args.steps):
+        raise CliError("--step shows one step whole: --type and --steps do not combine with it")
     session = _load(args.golden)
     if session.is_stub:
         stub = "a stub, not recorded yet"
@@ -282,7 +285,10 @@ def _show_step(session: Session, number: int, as_json: bool) -> int:
     for text in notes:
         print(f"note: {text}")
     print(f"state at step {number}:")
-    print(_indent(_yaml(_state_view(state, number, own_llm=step.type == "llm_call"))))
+    view = _state_view(
+        state, number, own_llm=step.type == "llm_call", sources=_sources(steps, number)
+    )
+    print(_indent(_yaml(view)))
     print(f"changes from step {number - 1}:" if number > 1 else "changes from the start:")
     width = _width()
     print(_indent("\n".join(_clip(line, width - 2) for line in changes) or "(none)"))
@@ -292,11 +298,32 @@ def _show_step(session: Session, number: int, as_json: bool) -> int:
 STATE_SHOWN_WHOLE = 2000  # characters of JSON: a larger value in a state is summarised
 
 
-def _state_view(state: dict[str, Any], number: int, *, own_llm: bool) -> dict[str, Any]:
+def _sources(steps: list[AnyStep], number: int) -> dict[str, int]:
+    """The step each part of the state at step `number` comes from: the snapshot's parts
+    from the last snapshot at or before it, `last_output` from the last model call."""
+    snapshot = next((s.step for s in reversed(steps[:number]) if isinstance(s, StateStep)), 0)
+    llm = next(
+        (
+            s.step
+            for s in reversed(steps[:number])
+            if isinstance(s, LLMCallStep) and s.output is not None
+        ),
+        0,
+    )
+    return {"snapshot": snapshot, "last_output": llm}
+
+
+def _state_view(
+    state: dict[str, Any], number: int, *, own_llm: bool, sources: dict[str, int] | None = None
+) -> dict[str, Any]:
     """The state at step `number` for reading: empty parts left out, and a value too large
     to repeat (a tool output of 50,000 rows, in the state of every step after it) as a line
     that says what it is and where it is shown whole — this step's own output is above."""
     view: dict[str, Any] = {}
+
+    def source(part: str) -> int | None:
+        return (sources or {}).get(part) or None
+
     for key, value in state.items():
         if value is None or (isinstance(value, list | dict) and not value):
             continue
@@ -307,14 +334,14 @@ def _state_view(state: dict[str, Any], number: int, *, own_llm: bool) -> dict[st
                 else entry
                 for entry in value
             ]
-        elif key == "last_output" and own_llm:
-            view[key] = _summary(value, number, number)
+        elif key == "last_output":
+            view[key] = _summary(value, number if own_llm else source("last_output"), number)
         else:
-            view[key] = _summary(value, None, number)
+            view[key] = _summary(value, source("snapshot"), number, "snapshot")
     return view
 
 
-def _summary(value: Any, step: int | None, number: int) -> Any:
+def _summary(value: Any, step: int | None, number: int, what: str = "output") -> Any:
     """`value`, or when its JSON passes STATE_SHOWN_WHOLE characters a line saying what it
     is (its size, its start) and where it is shown whole."""
     from opswald.diff import short_repr
@@ -323,13 +350,13 @@ def _summary(value: Any, step: int | None, number: int) -> Any:
     if len(text) <= STATE_SHOWN_WHOLE:
         return value
     count = (
-        f"{len(value):,} {'items' if isinstance(value, list) else 'keys'}, "
+        f"{counted(len(value), 'item' if isinstance(value, list) else 'key')}, "
         if isinstance(value, list | dict)
         else ""
     )
     size = f"{count}{len(text.encode('utf-8', 'surrogatepass')) / 1024:,.0f} KB as JSON"
     if step == number:
-        return f"(the output of this step, above: {size})"
+        return f"(the {what} of this step, above: {size})"
     where = f"`opswald show --step {step}`" if step is not None else "`--json`"
     return f"({size}; {where} shows it whole) {short_repr(value)}"
 
@@ -455,7 +482,10 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     else:
         width = _width()
         a_name, b_name = _side_names(args.golden, args.actual)
-        header = f"{args.golden} ({total} steps) → {args.actual} ({len(actual.step_list)} steps)"
+        header = (
+            f"{args.golden} ({counted(total, 'step')}) → "
+            f"{args.actual} ({counted(len(actual.step_list), 'step')})"
+        )
         print(_clip(header, width))  # the files the user named: one line, cut to fit
         if stop is not None:  # the actual of a replay that stopped: named as pytest named it
             _say_wrapped(f"first difference: {stop.headline(total)}", width)
@@ -783,7 +813,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for path, a in results:
         print(
             _clip(
-                f"{a['name'] or path}: {a['steps']} steps, {a['total_tokens']:,} tokens, "
+                f"{a['name'] or path}: {counted(a['steps'], 'step')}, "
+                f"{a['total_tokens']:,} tokens, "
                 f"{_money(a['cost'], a['unpriced_calls'])}, {_ms(a['duration_ms'])}",
                 width,
             )
@@ -928,6 +959,17 @@ EXAMPLES = {
 }
 
 
+def milliseconds_arg(raw: str) -> float:
+    """An argparse type: a duration in milliseconds, not negative."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+    if value < 0 or value != value:  # NaN compares unequal to itself
+        raise argparse.ArgumentTypeError(f"{raw!r} is negative: give 0 or more milliseconds")
+    return value
+
+
 def positive_int(raw: str) -> int:
     """An argparse type: a whole number of at least 1."""
     try:
@@ -964,8 +1006,20 @@ def add_parsers(sub: Any) -> None:
     diff = _help(sub, "diff", "compare two sessions, or the state at two steps", EXAMPLES["diff"])
     diff.add_argument("golden")
     diff.add_argument("actual", nargs="?", default=None)
-    diff.add_argument("--steps", type=int, nargs=2, metavar=("A", "B"))
-    diff.add_argument("--mode", choices=("detailed", "short"), default="detailed")
+    diff.add_argument(
+        "--steps",
+        type=int,
+        nargs=2,
+        metavar=("A", "B"),
+        help="the state at step A against the state at step B of GOLDEN (0: the start)",
+    )
+    diff.add_argument(
+        "--mode",
+        choices=("detailed", "short"),
+        default="detailed",
+        help="detailed (default): each difference with its - and + lines; short: one line "
+        "each (as --opswald-diff-mode)",
+    )
     diff.add_argument(
         "--limit", type=positive_int, default=50, help="differences shown (default 50)"
     )
@@ -974,7 +1028,13 @@ def add_parsers(sub: Any) -> None:
 
     analyze_p = _help(sub, "analyze", "latency and cost analysis of goldens", EXAMPLES["analyze"])
     analyze_p.add_argument("goldens", nargs="*", help=_DEFAULT_PATHS_HELP)
-    analyze_p.add_argument("--slow-ms", type=float, default=5000.0, metavar="MS")
+    analyze_p.add_argument(
+        "--slow-ms",
+        type=milliseconds_arg,
+        default=5000.0,
+        metavar="MS",
+        help="steps slower than this are listed (default 5,000)",
+    )
     analyze_p.add_argument("--json", action="store_true", help="machine-readable output")
     analyze_p.set_defaults(func=cmd_analyze)
 

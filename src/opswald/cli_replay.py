@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from opswald.pricing import milliseconds
+from opswald.pricing import milliseconds, money
 from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep, UserInputStep
-from opswald.terminal import clip, display_width, escaped, raw_streams, wrapped
+from opswald.terminal import clip, counted, display_width, escaped, raw_streams, wrapped
 
 if TYPE_CHECKING:
     from opswald.engine.replay import Replay
@@ -59,7 +59,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     printer = StepPrinter(total=total, width=_width())
     replay = Replay(golden, adapter=adapter, hooks=printer, **options)
     mode = f", mode {replay.mode}" if replay.mode != "replay" else ""
-    size = "a stub" if golden.is_stub else f"{total} steps"
+    size = "a stub" if golden.is_stub else counted(total, "step")
     heading = f"replaying {args.golden}: {golden.name or '(unnamed)'}, {size}{mode}"
     _say("\n".join(wrapped(heading, printer.width)))
     try:
@@ -543,8 +543,6 @@ def _clip(text: str, width: int) -> str:
 
 
 def _cost(cost: float) -> str:
-    if cost == 0:
-        return "$0"
-    text = f"{cost:.4f}" if cost >= 0.01 else f"{cost:.6f}"
-    text = text.rstrip("0").rstrip(".")
-    return f"${text}" if text not in ("0", "") else f"${cost:.1e}"
+    """As `show` and the summary write a cost (`pricing.money`: two significant digits
+    under a tenth of a cent)."""
+    return "$0" if cost == 0 else money(cost)

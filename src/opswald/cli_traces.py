@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from opswald.pricing import money
+from opswald.terminal import counted
 
 
 def _when(info: Any) -> str:
@@ -41,7 +42,7 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
         if t.cost is not None and t.unpriced_calls:  # the priced part only
             cost = f"≥{cost}"
         tags = f" [{', '.join(t.tags)}]" if t.tags else ""
-        line = f"{t.id}  {_when(t)}  {t.name}{tags}  {t.steps} steps  {cost}"
+        line = f"{t.id}  {_when(t)}  {t.name}{tags}  {counted(t.steps, 'step')}  {cost}"
         if t.error:
             line += f"  ERROR {t.error}"
         print(line[:200])
@@ -142,6 +143,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     from opswald.importers import ImportFormatError, ImportResult, import_file
 
     out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        print(
+            f"error: -o {out}: a file; -o names the folder goldens are written to",
+            file=sys.stderr,
+        )
+        return 4
     total = ImportResult()
     failed = 0
     progress = Progress(len(args.files), "importing")
@@ -219,7 +226,11 @@ def add_parsers(sub: Any) -> None:
 
     add_note_parser(golden_sub)
 
-    imp = sub.add_parser("import", help="turn exported traces into goldens")
+    imp = sub.add_parser(
+        "import",
+        help="turn exported traces into goldens",
+        description="turn exported traces into goldens, one per trace, in the -o folder",
+    )
     imp.add_argument("format", choices=FORMATS)
     imp.add_argument("files", nargs="+", help="JSON or JSON Lines files")
     imp.add_argument("-o", "--output", default="goldens", help="folder (default: goldens)")

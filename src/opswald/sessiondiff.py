@@ -148,6 +148,8 @@ def compared_data(session: Any) -> Any:
     metadata = data.get("metadata")
     if isinstance(metadata, dict):
         data["metadata"] = {k: v for k, v in metadata.items() if k not in RUN_METADATA}
+        if not data["metadata"]:  # empty and absent say the same: no difference
+            del data["metadata"]
     return data
 
 

@@ -120,3 +120,8 @@ def wrapped(text: str, width: int) -> list[str]:
             line = candidate
     lines.append(clip(line, width))
     return lines
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 step`, `2 steps`, `1,000 keys`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

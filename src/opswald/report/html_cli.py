@@ -25,6 +25,8 @@ DEFAULT_OUTPUT = "opswald-replay.html"
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `html` on the `opswald` command's subparsers."""
+    from opswald.cli_inspect import milliseconds_arg
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "html",
         help="write the replay viewer: one self-contained HTML page for goldens and actuals",
@@ -51,7 +53,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--title", default=None, help="the page title")
     parser.add_argument(
-        "--slow-ms", type=float, default=5000.0, help="steps slower than this are flagged"
+        "--slow-ms",
+        type=milliseconds_arg,
+        default=5000.0,
+        help="steps slower than this are flagged (default 5,000)",
     )
     parser.set_defaults(func=cmd_html)
     return parser
