@@ -330,3 +330,5 @@ def test_the_viewer_compares_only_the_request_of_the_refused_call(
     at = data["rows"].index([0, 2]) + 1
     lines = data["step_diffs"][str(at)]
     assert lines and not any("ReplayDivergence" in line for line in lines), lines
+    later = data["rows"].index([3, 0]) + 1  # refund: never reached, not removed
+    assert data["step_diffs"][str(later)] == ["step 3 not reached: the run stopped before it"]

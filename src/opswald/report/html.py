@@ -703,6 +703,11 @@ def _step_diffs(
     refused = stop.step.step if stop is not None else 0
     for at, (g, a) in enumerate(rows, start=1):
         kept = len(order) < MAX_STEP_DIFFS
+        if stop is not None and g > stop.reached and not a:  # never run: not removed
+            order.append(at)
+            if kept:
+                lines[str(at)] = [f"step {g} not reached: the run stopped before it"]
+            continue
         body_g = _step_body(g_steps[g - 1]) if g else MISSING
         body_a = _step_body(a_steps[a - 1]) if a else MISSING
         if a and a == refused:  # the refused call: what it asked, not the refusal
