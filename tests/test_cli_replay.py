@@ -94,7 +94,8 @@ def replay(
         input=stdin,
         capture_output=True,
         encoding="utf-8",
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        # the widest terminal replay writes for (pytest-xdist workers set COLUMNS=80)
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", **(env or {})},
         timeout=60,
         check=False,
     )
@@ -203,7 +204,7 @@ def test_interactive_in_a_terminal(workdir: Path) -> None:
         sys.executable,
         ["-m", "opswald.cli", "replay", "refund.golden.yaml", "--adapter", "agentmod:run", "-i"],
         cwd=str(workdir),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100"},
         encoding="utf-8",
         timeout=30,
         dimensions=(24, 120),
@@ -549,7 +550,7 @@ def test_replay_applies_the_pytest_config_as_pytest_does(tmp_path: Path, config:
             cwd=tmp_path,
             capture_output=True,
             encoding="utf-8",
-            env={**os.environ, **NOISE},
+            env={**os.environ, "COLUMNS": "100", **NOISE},
             timeout=60,
             check=False,
         )
