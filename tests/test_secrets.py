@@ -1420,3 +1420,76 @@ def test_numbers_lists_and_mappings_hidden_by_name_are_hidden_when_sent_on() -> 
     assert text == ("pin <redacted:credential> / <redacted:credential> / "
                     "<redacted:credential> / <redacted:credential>")  # fmt: skip
     assert run("port 8080, id 1234567") == "port 8080, id 1234567", "short values stay"
+
+
+HAND_WRITTEN = f"""\
+name: clear
+input: go
+steps:
+  - step: 1
+    type: tool_call
+    tool: lookup
+    input:
+      url: https://api.example.invalid/v1/search?q=x&api_key=qz8Hs7Dk2LmN4pR6tV9w
+    output:
+      auth: '{BEARER}'
+      keys: ['{AWS}']
+  - step: 2
+    type: tool_call
+    tool: fails
+    input: {{x: 1}}
+    output: null
+    error: {{type: ValueError, message: 'bad key {OPENAI} for 1'}}
+  - step: 3
+    type: tool_call
+    tool: lookup
+    input: {{url: last}}
+    output: {{}}
+output: done
+"""
+
+
+def test_a_saved_actual_hides_the_secrets_a_golden_holds_in_clear(
+    pytester: pytest.Pytester,
+) -> None:
+    """A golden written by hand (or recorded before a redaction rule covered its secrets)
+    holds them in clear; the steps replay serves from it are copied into the actual, and
+    the saved actual is written redacted like every file the run writes."""
+    pytester.makepyfile(
+        clearagent=(
+            "import opswald\n\n"
+            "class Refused(Exception):\n"
+            "    pass\n\n"
+            "@opswald.tool\n"
+            "def lookup(url):\n"
+            "    return {}\n\n"
+            "@opswald.tool\n"
+            "def fails(x):\n"
+            "    raise Refused('no')\n\n"
+            "def run(input):\n"
+            "    lookup(url='https://api.example.invalid/v1/search?q=x&api_key=qz8Hs7Dk2LmN4pR6tV9w')\n"
+            "    try:\n"
+            "        fails(x=1)\n"
+            "    except Exception:\n"
+            "        pass\n"
+            "    lookup(url='another')\n"
+            "    return 'done'\n"
+        )
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = clearagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "clear.golden.yaml").write_text(HAND_WRITTEN)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-save-actual=act")
+    result.assert_outcomes(failed=1)
+    assert "step 3" in result.stdout.str()
+    saved = (pytester.path / "act" / "clear.actual.yaml").read_text()
+    assert "<redacted:aws-key>" in saved and "<redacted:openai-key>" in saved
+    for secret in (*SECRETS, "qz8Hs7Dk2LmN4pR6tV9w"):
+        assert secret not in saved, f"a secret leaked: {secret[:12]}..."
+    # an update writes the golden anew: redacted too, and it replays
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    written = (pytester.path / "goldens" / "clear.golden.yaml").read_text()
+    for secret in (*SECRETS, "qz8Hs7Dk2LmN4pR6tV9w"):
+        assert secret not in written, f"a secret leaked: {secret[:12]}..."
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)

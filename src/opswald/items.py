@@ -616,7 +616,7 @@ def _write(
     if still:
         _not_written(still, result, settings, total, _refusal(still, expect, run))
     try:
-        dropped = write(path, written, settings.limits)
+        dropped = write(path, written, settings.limits, settings.redactor)
     except files.GoldenWriteRefused as exc:  # loading would refuse it: its next replay fails
         why = str(exc)
         if not result.verdict.failures:

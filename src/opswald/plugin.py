@@ -1182,7 +1182,16 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
         return None
     try:
         target.mkdir(parents=True, exist_ok=True)
-        dump(outcome.result.actual, target / name, limits=settings_of(item.config).limits)
+        settings = settings_of(item.config)
+        # the steps replay served are copied from the golden, which may hold secrets in
+        # clear (written by hand, or recorded before a redaction rule covered them): the
+        # whole actual goes through the run's redactor, as its input and output did
+        dump(
+            outcome.result.actual,
+            target / name,
+            redactor=settings.redactor,
+            limits=settings.limits,
+        )
     except GoldenWriteRefused as exc:  # a file `opswald diff` and `html` could not load
         return f"{item.nodeid}: --opswald-save-actual: its actual session was not saved: {exc}"
     except OSError as exc:  # a name the file system refuses, a full disk, a file as DIR

@@ -14,6 +14,7 @@ from opswald.comments import dropped_note
 from opswald.engine.run import Run
 from opswald.engine.tape import epoch_ms
 from opswald.pairing import step_pairs
+from opswald.redact import Redactor
 from opswald.session import AnyStep, Note, Session, StateStep
 
 KEPT = (
@@ -268,14 +269,22 @@ def writes_blocked(*, force: bool) -> str | None:
     return None
 
 
-def write(path: Path, written: Blessed, limits: files.Limits | None = None) -> str | None:
+def write(
+    path: Path,
+    written: Blessed,
+    limits: files.Limits | None = None,
+    redactor: Redactor | None = None,
+) -> str | None:
     """Write the session over the golden at `path`, its comments kept where the text they
     annotate is written unchanged (on a step, also when it was renumbered); what was
     dropped, said for the summary, or None. Raises `files.GoldenWriteRefused` for a golden
-    loading would refuse (over `limits`)."""
+    loading would refuse (over `limits`). With `redactor`, the secrets in it are replaced:
+    steps kept from the golden may hold them in clear (written by hand, or recorded
+    before a redaction rule covered them)."""
     dropped = files.dump(
         written.session,
         path,
+        redactor=redactor,
         keep_comments=True,
         renumbered=written.renumbered,
         limits=limits,
