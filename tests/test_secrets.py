@@ -1493,3 +1493,60 @@ def test_a_saved_actual_hides_the_secrets_a_golden_holds_in_clear(
     for secret in (*SECRETS, "qz8Hs7Dk2LmN4pR6tV9w"):
         assert secret not in written, f"a secret leaked: {secret[:12]}..."
     pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+CLEAR_LLM_GOLDEN = f"""\
+name: page
+input: go
+steps:
+  - step: 1
+    type: llm_call
+    provider: acme
+    api: acme.chat
+    model: m1
+    input:
+      messages: [{{role: user, content: hello}}]
+      params: {{api_key: hunter2-Corr3ctHorse!}}
+    output: {{content: fine, finish_reason: stop}}
+  - step: 2
+    type: state
+    memory: {{k: '{AWS}'}}
+output: done
+"""
+
+
+def test_the_viewer_compares_a_golden_in_clear_as_the_terminal_does(
+    pytester: pytest.Pytester,
+) -> None:
+    """A golden holding a credential in clear, the agent sending the same one with another
+    message: the terminal shows the message difference only (both sides redacted before
+    comparing), and so does the page, with no secret on it."""
+    pytester.makepyfile(
+        pageagent=(
+            "import opswald\n\n"
+            "@opswald.llm(provider='acme', api='acme.chat')\n"
+            "def chat(*, model, messages, api_key=''):\n"
+            "    return {'content': 'fine', 'finish_reason': 'stop'}\n\n"
+            "def run(input):\n"
+            "    chat(model='m1', messages=[{'role': 'user', 'content': 'bye'}],\n"
+            "         api_key='hunter2-Corr3ctHorse!')\n"
+            f"    opswald.state(memory={{'k': '{AWS}'}})\n"
+            "    return 'done'\n"
+        )
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = pageagent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "page.golden.yaml").write_text(CLEAR_LLM_GOLDEN)
+    result = pytester.runpytest(
+        "--opswald-goldens", "--opswald-html=v.html", "--opswald-save-actual=act"
+    )
+    result.assert_outcomes(failed=1)
+    assert "api_key" not in result.stdout.str()
+    pages = [(pytester.path / "v.html").read_text()]
+    done = pytester.run("opswald", "html", "goldens", "--actual-dir", "act", "-o", "v2.html")
+    assert done.ret == 0, done.stdout.str() + done.stderr.str()
+    pages.append((pytester.path / "v2.html").read_text())
+    for page in pages:
+        assert "input.messages[0].content" in page
+        assert "api_key" not in page.split("input.messages[0].content")[1]
+        assert "hunter2" not in page and AWS not in page

@@ -1453,6 +1453,7 @@ class SummaryPlugin:
             path,
             [entry for _, entry in entries],
             slow_ms=self.config.getoption("opswald_slow_ms"),
+            redactor=settings_of(self.config).redactor,
         )
         self.html_written = (path, len(entries), size)
 

@@ -59,7 +59,7 @@ from opswald.files import atomic_write_text, to_data
 from opswald.hidden import IGNORABLE
 from opswald.jsonable import to_jsonable
 from opswald.pairing import step_pairs
-from opswald.redact import DEFAULT_REDACTOR, Redactor, make_redactor
+from opswald.redact import DEFAULT_REDACTOR, Redactor, make_redactor, redact_session
 from opswald.report.summary import MS_DECIMALS, round_cost, total_cost
 from opswald.session import (
     FORK_METADATA,
@@ -856,14 +856,17 @@ def build_data(
     title: str = "opswald replay",
     redact: bool = False,
     slow_ms: float = 5000.0,
+    redactor: Redactor | None = None,
 ) -> dict[str, Any]:
-    """All the data the page shows, as plain JSON-able data. Secrets are always scrubbed;
-    `redact=True` also scrubs personal data (emails, phone numbers) for sharing."""
-    redactor = make_redactor(pii=True) if redact else DEFAULT_REDACTOR
+    """All the data the page shows, as plain JSON-able data. Secrets are always scrubbed
+    (by `redactor`, the run's rules, else the default ones); `redact=True` also scrubs
+    personal data (emails, phone numbers) for sharing."""
+    run_rules = redactor if redactor is not None else DEFAULT_REDACTOR
+    redactor = make_redactor(pii=True, extra=run_rules.extra) if redact else run_rules
     goldens = []
     used: set[str] = set()
     for entry in entries:
-        data = _redacted(_entry_data(entry, slow_ms=slow_ms), redactor)
+        data = _redacted(_entry_data(_scrubbed(entry, redactor), slow_ms=slow_ms), redactor)
         base = _slug(data["name"])
         ident, n = base, 2
         while ident in used:
@@ -909,6 +912,19 @@ def _spent(golden: dict[str, Any]) -> dict[str, Any] | None:
 
 def _total(figs: Iterable[dict[str, Any]]) -> float | None:
     return total_cost(f["cost"] for f in figs)
+
+
+def _scrubbed(entry: ViewEntry, redactor: Redactor) -> ViewEntry:
+    """The entry with its sessions redacted before they are compared, as the terminal
+    compares them: a golden holding a secret in clear (written by hand, or recorded before
+    a rule covered it) would otherwise differ from its redacted run there, and the
+    difference's line show the secret."""
+    actual = entry.actual
+    return replace(
+        entry,
+        golden=redact_session(entry.golden, redactor),
+        actual=redact_session(actual, redactor) if actual is not None else None,
+    )
 
 
 def _redacted(data: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
@@ -980,9 +996,12 @@ def write_report(
     title: str = "opswald replay",
     redact: bool = False,
     slow_ms: float = 5000.0,
+    redactor: Redactor | None = None,
 ) -> int:
     """Write the page atomically; return the bytes written."""
-    text = render(build_data(entries, title=title, redact=redact, slow_ms=slow_ms))
+    text = render(
+        build_data(entries, title=title, redact=redact, slow_ms=slow_ms, redactor=redactor)
+    )
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, text)

@@ -149,8 +149,13 @@ def cmd_html(args: argparse.Namespace) -> int:
 def _compared(golden: Any, actual: Any, *, name: str, file: str) -> Any:
     """A golden and a saved actual: failed when they differ (timestamps and durations aside),
     with the differences as findings."""
+    from opswald.redact import redact_session
     from opswald.report.html import ViewEntry, findings_from_diff
 
+    # both redacted before they are compared, as a replay compares them: a golden holding
+    # a secret in clear would otherwise differ from its (redacted) actual there, and the
+    # difference show the secret
+    golden, actual = redact_session(golden), redact_session(actual)
     findings = findings_from_diff(golden, actual)
     status = "failed" if findings else "passed"
     return ViewEntry(
