@@ -186,7 +186,15 @@ def test_a_modification_that_looks_like_yaml_but_is_broken(project: pytest.Pytes
     result.stderr.fnmatch_lines(["*--opswald-modify: x={a: [1 is not valid YAML*"])
 
 
-def test_a_step_hook_that_raises_is_not_the_agents_error(project: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--opswald-timeout", "60"], ["--opswald-timeout", "60", "-n", "2"]],
+    ids=["inline", "timeout", "timeout-xdist"],
+)
+def test_a_step_hook_that_raises_is_not_the_agents_error(
+    project: pytest.Pytester, args: list[str]
+) -> None:
+    """Also under a timeout, whose forked child sends the hook's exception back."""
     record(project)
     project.makeconftest(
         """
@@ -202,12 +210,16 @@ def test_a_step_hook_that_raises_is_not_the_agents_error(project: pytest.Pyteste
                 raise LookupError("my hook is broken")
         """
     )
-    result = project.runpytest("--opswald-goldens")
+    result = project.runpytest("--opswald-goldens", *args)
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "the agent raised" not in out
+    assert "AssertionError" not in out and "HookFailed" not in out
+    failure = out.split(" FAILURES ")[1].split(" opswald ")[0]
+    assert "opswald/" not in failure and "pluggy" not in failure, "only the hook's frames"
     result.stdout.fnmatch_lines(
         [
+            "conftest.py:*: in pytest_opswald_after_step",
             "*raise LookupError*",
             "E   LookupError: my hook is broken",
             "E   (raised by the pytest_opswald_after_step hook, not by the agent)",

@@ -303,3 +303,59 @@ def test_a_packages_conftest_hooks_apply_to_its_own_goldens_only(
     result.assert_outcomes(passed=2)
     text = (pytester.path / "alpha" / "goldens" / "alpha.golden.yaml").read_text()
     assert "model: alpha-model" in text and "beta" not in text
+
+
+EXITING_AGENT = """
+import os
+import sys
+
+import opswald
+
+
+@opswald.tool
+def hello(x):
+    return "hi " + x
+
+
+def leave():
+    sys.exit(3)
+
+
+def run(input):
+    hello("a")
+    if os.environ.get("LEAVE"):
+        leave()
+    return "ok"
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["inline", "xdist"])
+def test_an_agent_leaving_with_sys_exit_reads_the_same_under_a_timeout(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]
+) -> None:
+    """Its exception crosses back from the timeout's child process with the frames it was
+    raised through: the failure shows the agent's frames, as without a timeout, and none
+    of pytest's, pluggy's or opswald's."""
+    monkeypatch.delenv("LEAVE", raising=False)
+    pytester.makepyfile(agent=EXITING_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "se.golden.yaml").write_text("name: se\ninput: go\n")
+    record(pytester)
+    monkeypatch.setenv("LEAVE", "1")
+    shown = []
+    for args in ([], ["--opswald-timeout", "60"]):
+        result = pytester.runpytest("--opswald-goldens", "-p", "no:randomly", *workers, *args)
+        result.assert_outcomes(failed=1)
+        lines = result.stdout.lines
+        start = next(i for i, line in enumerate(lines) if "golden: se" in line)
+        end = next(i for i, line in enumerate(lines) if line.startswith("E   SystemExit: 3"))
+        shown.append([line for line in lines[start + 1 : end + 1] if not line.startswith("[gw")])
+    assert shown[0] == shown[1]
+    assert shown[0] == [
+        "agent.py:19: in run",
+        "    leave()",
+        "agent.py:13: in leave",
+        "    sys.exit(3)",
+        "E   SystemExit: 3",
+    ]

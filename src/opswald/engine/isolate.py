@@ -22,7 +22,9 @@ How
    ``report`` is called, output written to a ``sys.stdout``/``sys.stderr`` that has no file
    descriptor (pytest's ``capsys`` or ``--capture=sys``; streams backed by a descriptor —
    ``--capture=fd``, ``capfd``, ``-s`` — are simply shared and made line-buffered), and last
-   the pickled return value, or the pickled exception with its traceback text, or a message
+   the pickled return value, or the pickled exception with its frames and its cause (which
+   pickling drops; the parent rebuilds a traceback through frames named and numbered like
+   the child's, so that pytest shows the exception as raised in-process), or a message
    saying why neither could be sent. Then it leaves with ``os._exit``: no atexit handlers,
    no finalizers, no second flush of pytest's capture buffers.
 4. The parent reads the pipe *while* it waits (a result of many megabytes never blocks the
@@ -83,6 +85,7 @@ import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType, TracebackType
 from typing import Any, NoReturn, TypeVar, cast
 
 __all__ = ["IsolationError", "Progress", "RemoteError", "Report", "Timeout", "run_isolated"]
@@ -379,19 +382,40 @@ def _send_result(sender: _Sender, value: Any) -> None:
     sender.send(_RESULT, payload)
 
 
+# An exception, as it crosses the pipe: (pickled exception or None, type name, message,
+# traceback text, its frames, its cause in the same form or None).
+Crossing = tuple[bytes | None, str, str, str, list["ChildFrame"], Any]
+# A frame of the child's traceback: file, line, function, the function's first line.
+ChildFrame = tuple[str, int, str, int]
+MAX_CAUSES = 8  # causes sent along with an exception (a hook's error under HookFailed)
+
+
 def _send_exception(sender: _Sender, exc: BaseException) -> None:
+    tb = exc.__traceback__
+    tb = tb.tb_next if tb is not None and tb.tb_next is not None else tb  # not _child's
+    sender.send(_RAISED, pickle.dumps(_crossing(exc, tb)))
+
+
+def _crossing(exc: BaseException, tb: TracebackType | None, depth: int = 0) -> Crossing:
+    """`exc` in a form that crosses the pipe whole: pickling drops an exception's traceback
+    and its `__cause__`, which the parent rebuilds from these."""
     try:
-        tb = exc.__traceback__
-        tb = tb.tb_next if tb is not None and tb.tb_next is not None else tb  # not _child's
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        text = "".join(traceback.format_exception(type(exc), exc, tb, chain=False))
+        frames = _frames(tb)
     except Exception:
-        text = f"{_type_name(type(exc))}: {_safe_str(exc)}\n"
+        text, frames = f"{_type_name(type(exc))}: {_safe_str(exc)}\n", []
     blob: bytes | None
     try:
         blob = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         blob = None
-    sender.send(_RAISED, pickle.dumps((blob, _type_name(type(exc)), _safe_str(exc), text)))
+    cause = exc.__cause__
+    sent = (
+        _crossing(cause, cause.__traceback__, depth + 1)
+        if cause is not None and depth < MAX_CAUSES
+        else None
+    )
+    return blob, _type_name(type(exc)), _safe_str(exc), text, frames, sent
 
 
 # -- the parent ---------------------------------------------------------------------------
@@ -603,7 +627,22 @@ def _outcome(kind: str, payload: bytes, pid: int) -> Any:
             ) from None
     if kind == "f":
         raise IsolationError(payload.decode("utf-8", "replace"), pid=pid)
-    blob, type_name, message, text = pickle.loads(payload)
+    raise _arrived(pickle.loads(payload), pid)
+
+
+def _frames(tb: TracebackType | None) -> list[ChildFrame]:
+    frames: list[ChildFrame] = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append((code.co_filename, tb.tb_lineno, code.co_name, code.co_firstlineno))
+        tb = tb.tb_next
+    return frames
+
+
+def _arrived(sent: Crossing, pid: int) -> BaseException:
+    """The exception the child sent, with the traceback it was raised through (and its
+    cause, with its own): shown by pytest as it would show it raised in this process."""
+    blob, type_name, message, text, frames, cause = sent
     exc: BaseException | None = None
     why = "could not be pickled"
     if blob is not None:
@@ -616,8 +655,44 @@ def _outcome(kind: str, payload: bytes, pid: int) -> Any:
     if exc is None:
         exc = RemoteError(type_name, message)
         exc.add_note(f"(the agent raised {type_name}, which {why}; RemoteError stands in for it)")
-    exc.add_note(f"traceback in the agent's child process (pid {pid}):\n{text.rstrip()}")
-    raise exc
+    rebuilt = _traceback(frames)
+    if rebuilt is not None:
+        exc = exc.with_traceback(rebuilt)
+    else:  # no frame could be rebuilt: the child's traceback as text
+        exc.add_note(f"traceback in the agent's child process (pid {pid}):\n{text.rstrip()}")
+    if cause is not None:
+        exc.__cause__ = _arrived(cause, pid)
+    return exc
+
+
+def _traceback(frames: list[ChildFrame]) -> TracebackType | None:
+    """A traceback through the child's `frames`: each a frame of a code object named and
+    placed like the child's, at the child's line, so that pytest shows (and filters) them
+    as it would the child's own, with their source."""
+    tb: TracebackType | None = None
+    try:
+        for filename, lineno, name, first in reversed(frames):
+            tb = TracebackType(tb, _frame(filename, name, first), 0, lineno)
+    except Exception:
+        return None
+    return tb
+
+
+def _frame(filename: str, name: str, first: int) -> FrameType:
+    code = compile("raise _Here", filename, "exec").replace(
+        co_name=name, co_qualname=name, co_firstlineno=max(first, 1)
+    )
+    try:
+        exec(code, {"_Here": _Here, "__name__": "__opswald_child__"})
+    except _Here as here:
+        tb = here.__traceback__
+        assert tb is not None and tb.tb_next is not None
+        return tb.tb_next.tb_frame
+    raise AssertionError("unreachable")
+
+
+class _Here(Exception):
+    """Raised by `_frame`'s code to catch its frame."""
 
 
 def _pump(fd: int, buffer: bytearray) -> bool:
