@@ -9,6 +9,7 @@ import json
 import pickle
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -27,14 +28,19 @@ from opswald import offline
 from opswald.offline import OfflineError, OfflineGuard, is_local_host, refusing_proxy
 
 PATCHED_FUNCS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
-PATCHED_METHODS = ("connect", "connect_ex", "sendto", "sendmsg")
+PATCHED_METHODS = (
+    *("connect", "connect_ex", "sendto", "sendmsg", "send", "sendall", "sendfile"),
+    *("recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg", "recvmsg_into"),
+)
+SSL_METHODS = ("send", "sendall", "recv", "recv_into")
 
 
 def originals() -> dict[str, object]:
     funcs = {name: getattr(socket, name) for name in PATCHED_FUNCS}
     methods = {f"socket.{n}": socket.socket.__dict__.get(n, "absent") for n in PATCHED_METHODS}
     looked_up = {f"lookup.{n}": getattr(socket.socket, n) for n in PATCHED_METHODS}
-    return {**funcs, **methods, **looked_up}
+    tls = {f"ssl.{n}": ssl.SSLSocket.__dict__.get(n, "absent") for n in SSL_METHODS}
+    return {**funcs, **methods, **looked_up, **tls}
 
 
 @pytest.fixture
@@ -409,3 +415,133 @@ def test_real_sdks_reach_a_loopback_provider_under_the_guard() -> None:
     assert chat.choices[0].message.content == "done"
     assert msg.content[0].type == "text"
     assert guard.blocked == []
+
+
+# A namespace whose loopback also carries 198.51.100.1 (TEST-NET-2): a "remote" host that
+# is reached without a packet leaving the namespace, which has no other interface.
+REMOTE = "198.51.100.1"
+
+KEEPALIVE_CHILD = textwrap.dedent(
+    """
+    import json, socket, ssl, sys, tempfile, threading
+    names = [name for _, name in socket.if_nameindex()]
+    with open("/proc/net/route") as f:
+        routes = len(f.read().strip().splitlines())
+    if names != ["lo"] or routes > 1:
+        print(json.dumps({"isolated": [names, routes]}))
+        sys.exit(3)
+
+    import httpx
+    from opswald.offline import OfflineError, OfflineGuard
+
+    got = {}
+    done = threading.Event()
+
+    def handle(conn, n):
+        with conn:
+            while data := conn.recv(65536):
+                got[n] = got.get(n, b"") + data
+                if data.startswith(b"GET"):
+                    conn.sendall(b"HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nup")
+                if got[n].endswith(b"END"):
+                    done.set()
+
+    def serve(server):
+        n = 0
+        while True:
+            conn, _ = server.accept()
+            n += 1
+            threading.Thread(target=handle, args=(conn, n), daemon=True).start()
+
+    remote = socket.create_server((sys.argv[1], 0))
+    local = socket.create_server(("127.0.0.1", 0))
+    for server in (remote, local):
+        threading.Thread(target=serve, args=(server,), daemon=True).start()
+    port = remote.getsockname()[1]
+
+    # opened before the replay, as a module-level client of an earlier test would be
+    client = httpx.Client(timeout=5)
+    assert client.get(f"http://{sys.argv[1]}:{port}/").text == "up"
+    tcp = socket.create_connection((sys.argv[1], port), timeout=5)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.connect((sys.argv[1], 9))
+    tls = ssl.create_default_context().wrap_socket(
+        socket.create_connection((sys.argv[1], port), timeout=5),
+        server_hostname="x", do_handshake_on_connect=False)
+    near = socket.create_connection(local.getsockname())
+    pair = socket.socketpair()
+
+    def check(name, fn):
+        try:
+            fn()
+        except BaseException as exc:
+            seen, e = [], exc
+            while e is not None and len(seen) < 20:
+                seen.append(e)
+                e = e.__cause__ or e.__context__
+            guard_errs = [x for x in seen if isinstance(x, OfflineError)]
+            print(json.dumps({"name": name, "by_guard": bool(guard_errs),
+                              "message": str(guard_errs[0] if guard_errs else exc)}), flush=True)
+        else:
+            print(json.dumps({"name": name, "by_guard": False, "message": "sent"}), flush=True)
+
+    with tempfile.TemporaryFile() as f:
+        f.write(b"file")
+        f.flush()
+        with OfflineGuard() as guard:
+            check("send", lambda: tcp.send(b"send"))
+            check("sendall", lambda: tcp.sendall(b"sendall"))
+            check("sendfile", lambda: tcp.sendfile(f, 0))
+            check("sendmsg", lambda: tcp.sendmsg([b"sendmsg"]))
+            check("udp_send", lambda: udp.send(b"x"))
+            check("tls_sendall", lambda: tls.sendall(b"x"))
+            check("tls_send", lambda: tls.send(b"x"))
+            check("recv", lambda: tcp.recv(1))
+            check("httpx_keepalive", lambda: client.get(f"http://{sys.argv[1]}:{port}/"))
+            near.sendall(b"near")
+            pair[0].sendall(b"pair")
+            allowed = pair[1].recv(10) == b"pair"
+    tcp.sendall(b"END")  # after the guard: this connection's first bytes, if none went before
+    done.wait(10)
+    print(json.dumps({"first": got.get(2, b"").decode(), "allowed": allowed,
+                      "blocked": len(guard.blocked)}), flush=True)
+    """
+)
+
+KEEPALIVE_EXPECTED = [
+    "send",
+    "sendall",
+    "sendfile",
+    "sendmsg",
+    "udp_send",
+    "tls_sendall",
+    "tls_send",
+    "recv",
+    "httpx_keepalive",
+]
+
+
+def test_a_connection_opened_before_the_guard_sends_nothing_under_it() -> None:
+    """A keep-alive connection (a module-level client an earlier test used) reaches its
+    host without a new connect: sending on it, and reading from it, is refused while the
+    guard is active; loopback and unix sockets still work."""
+    with no_route_namespace() as prefix:
+        script = (
+            f'ip link set lo up && ip addr add {REMOTE}/32 dev lo && exec "$0" -c "$1" {REMOTE}'
+        )
+        done = subprocess.run(
+            [*prefix, "sh", "-c", script, sys.executable, KEEPALIVE_CHILD],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    results = {r["name"]: r for r in lines if "name" in r}
+    assert list(results) == KEEPALIVE_EXPECTED
+    for name, result in results.items():
+        assert result["by_guard"], f"{name}: not refused by the guard: {result}"
+        assert f"blocked connection to {REMOTE}:" in result["message"], result
+    assert lines[-1]["first"] == "END", "nothing went out on that connection before"
+    assert lines[-1]["allowed"] and lines[-1]["blocked"] >= len(KEEPALIVE_EXPECTED)

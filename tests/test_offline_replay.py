@@ -146,3 +146,106 @@ def test_a_call_the_offline_guard_blocked_is_not_sent_to_an_update(
     assert "accept it with --opswald-update" not in out
     assert "--opswald-mode=rerecord" in out and "@opswald.tool" in out
     assert "--opswald-mode=record," not in out
+
+
+POOL_AGENT = """
+import httpx
+
+import opswald
+
+CLIENT = httpx.Client(timeout=5)  # module-level: its connections are kept alive
+
+
+@opswald.tool
+def hello(x):
+    return "hi " + x
+
+
+def run(input):
+    hello("a")
+    try:
+        return CLIENT.get(input["url"]).text
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+"""
+
+POOL_SERVER = """
+import http.server
+import sys
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        with open("served.log", "a") as log:
+            log.write(self.path + "\\n")
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"up")
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.ThreadingHTTPServer((sys.argv[1], 8080), Handler)
+print("ready", flush=True)
+server.serve_forever()
+"""
+
+POOL_RUN = """
+set -e
+ip link set lo up
+ip addr add {remote}/32 dev lo
+"$0" server.py {remote} > server.out 2>&1 &
+server=$!
+while ! grep -q ready server.out; do sleep 0.05; done
+set +e
+"$0" -m pytest -p no:cacheprovider -p no:randomly test_a_service.py goldens --opswald-goldens "$@"
+status=$?
+kill $server
+exit $status
+"""
+
+
+@pytest.mark.parametrize("args", [[], ["--opswald-timeout", "60"]], ids=["inline", "timeout"])
+def test_a_keep_alive_connection_opened_before_the_replay_reaches_nothing(
+    pytester: pytest.Pytester, args: list[str]
+) -> None:
+    """An ordinary test earlier in the session used a module-level client: its connection
+    is kept alive, and the agent's call during the replay would reuse it, sending without
+    a connect. The guard refuses it (in the timeout's child process too); the host is a
+    loopback alias in a namespace of its own, so nothing could leave either way."""
+    remote = "198.51.100.1"
+    pytester.makepyfile(
+        agent=POOL_AGENT,
+        server=POOL_SERVER,
+        test_a_service=(
+            "import agent\n\n"
+            "def test_service_up():\n"
+            f"    assert agent.CLIENT.get('http://{remote}:8080/status').text == 'up'\n"
+        ),
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "pool.golden.yaml").write_text(
+        f"name: pool\ninput: {{url: 'http://{remote}:8080/replay'}}\nsteps:\n"
+        "  - {step: 1, type: tool_call, tool: hello, input: {x: a}, output: hi a}\n"
+        "output: up\n"
+    )
+    unshare = shutil.which("unshare")
+    assert unshare is not None, "util-linux unshare is needed for the offline test"
+    done = subprocess.run(
+        [unshare, "-rn", "sh", "-c", POOL_RUN.format(remote=remote), sys.executable, *args],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "1 failed, 1 passed" in out, out
+    assert f"opswald replay is offline: blocked connection to {remote}:8080" in out, out
+    assert (pytester.path / "served.log").read_text() == "/status\n", "the replay reached it"

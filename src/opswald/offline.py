@@ -9,10 +9,12 @@ subprocesses are outside the guard's reach: point their proxy variables at
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import socket
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +29,23 @@ ADVICE = (
 )
 _MODULE_FUNCS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
 _SOCKET_METHODS = ("connect", "connect_ex", "sendto", "sendmsg")
+# Sending on a socket connected already (before the guard: a keep-alive connection of a
+# client an earlier test used) checks where it is connected to; so does reading from it,
+# as a client that cannot send reads the answer anyway (httpcore does), which would wait
+# for its timeout instead of saying why. ssl's sockets send and read through their own
+# methods, not socket.socket's.
+_PEER_METHODS = (
+    "send",
+    "sendall",
+    "sendfile",
+    "recv",
+    "recv_into",
+    "recvfrom",
+    "recvfrom_into",
+    "recvmsg",
+    "recvmsg_into",
+)
+_SSL_METHODS = ("send", "sendall", "recv", "recv_into")
 _MISSING = object()
 
 
@@ -98,6 +117,9 @@ class _Patch:
         self.lock = threading.RLock()
         self.guards: list[OfflineGuard] = []
         self.saved: dict[tuple[object, str], object] = {}
+        # per socket: (its fileno then, (host, port) of a peer not loopback, else None)
+        self.peers: weakref.WeakKeyDictionary[socket.socket, tuple[int, tuple[str, int] | None]]
+        self.peers = weakref.WeakKeyDictionary()
 
     def deny(self, host: object, port: object) -> OfflineError:
         """Note a blocked attempt in every active guard and build its error."""
@@ -120,6 +142,36 @@ class _Patch:
         if isinstance(address, tuple) and len(address) >= 2:
             self.check(address[0], address[1])
 
+    def check_peer(self, sock: socket.socket) -> None:
+        """Raise `OfflineError` if `sock` is connected to an address that is not loopback.
+        The answer is kept per socket (a connect through the guard forgets it), so sending
+        on a loopback or unix socket costs one look-up."""
+        try:
+            fileno = sock.fileno()
+            known = self.peers.get(sock)
+        except TypeError:  # a socket-like object that cannot be weakly referenced
+            fileno, known = -1, None
+        if known is not None and known[0] == fileno:
+            peer = known[1]
+        else:
+            peer = None
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    address = sock.getpeername()
+                except OSError:  # not connected: sending fails by itself
+                    address = None
+                if isinstance(address, tuple) and not is_local_host(address[0]):
+                    peer = (address[0], address[1])
+            with contextlib.suppress(TypeError):
+                self.peers[sock] = (fileno, peer)
+        if peer is not None:
+            raise self.deny(*peer)
+
+    def forget(self, sock: socket.socket) -> None:
+        """`sock` connects anew: where it was connected to no longer counts."""
+        with contextlib.suppress(TypeError, KeyError):
+            del self.peers[sock]
+
     def add(self, guard: OfflineGuard) -> None:
         with self.lock:
             if not self.guards:
@@ -137,6 +189,14 @@ class _Patch:
             self._replace(socket, name, _wrap_lookup(self, name, getattr(socket, name)))
         for name in _SOCKET_METHODS:
             self._replace(socket.socket, name, _wrap_method(self, getattr(socket.socket, name)))
+        for name in _PEER_METHODS:
+            self._replace(socket.socket, name, _wrap_send(self, getattr(socket.socket, name)))
+        try:
+            import ssl
+        except ImportError:  # a Python built without it has no TLS sockets to guard
+            return
+        for name in _SSL_METHODS:
+            self._replace(ssl.SSLSocket, name, _wrap_send(self, getattr(ssl.SSLSocket, name)))
 
     def _replace(self, owner: object, name: str, new: object) -> None:
         self.saved[(owner, name)] = vars(owner).get(name, _MISSING)
@@ -149,6 +209,7 @@ class _Patch:
             else:
                 setattr(owner, name, old)
         self.saved.clear()
+        self.peers.clear()
 
 
 def _lookup_target(name: str, args: tuple[Any, ...]) -> tuple[object, object]:
@@ -226,16 +287,36 @@ def _wrap_method(patch: _Patch, original: Callable[..., Any]) -> Callable[..., A
     name = original.__name__
 
     def guarded(self: socket.socket, *args: Any, **kwargs: Any) -> Any:
+        destination = _destination(name, args, kwargs)
         try:
-            patch.check_socket(self, _destination(name, args, kwargs))
+            if destination is None and name == "sendmsg":  # to where it is connected
+                patch.check_peer(self)
+            else:
+                patch.check_socket(self, destination)
         except OfflineError as exc:
             if name == "connect_ex":  # reports errors by value, as the original does
                 return exc.errno
             raise
+        if name in ("connect", "connect_ex"):
+            patch.forget(self)
         return original(self, *args, **kwargs)
 
     guarded.__name__ = name
     guarded.__qualname__ = f"socket.{name}"
+    guarded.__doc__ = original.__doc__
+    guarded.__wrapped__ = original  # type: ignore[attr-defined]
+    return guarded
+
+
+def _wrap_send(patch: _Patch, original: Callable[..., Any]) -> Callable[..., Any]:
+    """Sending and reading: refused on a socket connected to other than loopback."""
+
+    def guarded(self: socket.socket, *args: Any, **kwargs: Any) -> Any:
+        patch.check_peer(self)
+        return original(self, *args, **kwargs)
+
+    guarded.__name__ = original.__name__
+    guarded.__qualname__ = original.__qualname__
     guarded.__doc__ = original.__doc__
     guarded.__wrapped__ = original  # type: ignore[attr-defined]
     return guarded
