@@ -249,3 +249,51 @@ def test_a_keep_alive_connection_opened_before_the_replay_reaches_nothing(
     assert "1 failed, 1 passed" in out, out
     assert f"opswald replay is offline: blocked connection to {remote}:8080" in out, out
     assert (pytester.path / "served.log").read_text() == "/status\n", "the replay reached it"
+
+
+THREAD_AGENT = """
+import threading
+
+import opswald
+
+@opswald.tool
+def hello(x):
+    return "hi " + x
+
+
+def run(input):
+    hello("a")
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait, name="late-caller", daemon=True)
+    worker.start()
+    if input == "joins":
+        stop.set()
+        worker.join()
+    return "ok"
+"""
+
+
+def test_threads_an_agent_leaves_running_are_named_in_the_summary(
+    pytester: pytest.Pytester,
+) -> None:
+    """A thread the agent started and left running goes on after its replay, when the
+    offline guard is off: the summary says which golden's agent left which threads."""
+    pytester.makepyfile(threadagent=THREAD_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = threadagent:run\n")
+    pytester.mkdir("goldens")
+    for name in ("joins", "leaves"):
+        (pytester.path / "goldens" / f"{name}.golden.yaml").write_text(
+            f"name: {name}\ninput: {name}\nsteps:\n"
+            "  - {step: 1, type: tool_call, tool: hello, input: {x: a}, output: hi a}\n"
+            "output: ok\n"
+        )
+    result = pytester.runpytest("--opswald-goldens", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*leaves.golden.yaml: its agent left 1 thread running after its replay ended "
+            "(late-caller)*not held back by the offline guard*"
+        ]
+    )
+    assert "joins.golden.yaml: its agent left" not in out

@@ -270,6 +270,8 @@ def run_golden(
     except HookFailed as failed:
         assert failed.__cause__ is not None
         raise failed.__cause__ from None
+    if run.left_running and listener is not None:  # a note whether the golden passes or not
+        listener.notes.append(_left_running_note(path, run.left_running))
     verdict = judge(golden, run, expect, tolerance=settings.tolerance)
     if listener is not None and listener.hits:
         found = _breakpoint_findings(listener.hits, run.actual.step_list)
@@ -316,6 +318,17 @@ def run_golden(
         text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=fix)
         raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total, expect)
+
+
+def _left_running_note(path: Path, names: tuple[str, ...]) -> str:
+    """The summary's note on threads an agent left running after its replay ended."""
+    count = f"{len(names)} thread{'s' if len(names) != 1 else ''}"
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (
+        f"{path.name}: its agent left {count} running after its replay ended ({shown}); what "
+        "they do from now on is not held back by the offline guard, and a call they make "
+        "may reach the network. Wait for them (join) before the agent returns"
+    )
 
 
 class _StepReporter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -170,6 +171,9 @@ class Run:
     offline_note: str | None = None  # what the offline guard blocked, if anything
     # SDK requests to endpoints opswald does not record, which went out live (`POST /v1/...`)
     unrecorded: tuple[str, ...] = ()
+    # the names of threads the agent started that were still running when its replay
+    # ended, after which the offline guard no longer holds them back
+    left_running: tuple[str, ...] = ()
     surface: Surface = "pytest"  # where the run was started: hints name its options
     # a part of the output written only as a repr with a memory address: never written
     formless_output: Formless | None = None
@@ -273,6 +277,8 @@ def execute(
         from opswald.offline import OfflineGuard
 
         offline = OfflineGuard()
+    threads_before = set(threading.enumerate())
+    left_running: tuple[str, ...] = ()
     with activate(ctx), intercepting(), offline:
         # the session's time is the agent's: setting up interception and the offline guard
         # (whose first use in a process imports their modules) is not part of it
@@ -289,6 +295,16 @@ def execute(
         except BaseExceptionGroup as group:  # an async framework's task group wrapped ours
             if group.split((ReplayDivergence, SideEffectBlocked))[0] is None:
                 raise
+        finally:
+            if settings.policy == "replay" and settings.offline:
+                # threads the agent started and left running go on when the guard is off:
+                # what they do later is not held back (the guard is process-wide, so it
+                # cannot stay on for them alone without blocking the tests that follow)
+                left_running = tuple(
+                    t.name
+                    for t in threading.enumerate()
+                    if t not in threads_before and t.is_alive()
+                )
     duration = round(ctx.clock.duration_ms(), 3)
     ctx.close_open()  # calls the run ended before they finished: cancelled steps
     steps, served = ctx.numbered()
@@ -371,6 +387,7 @@ def execute(
         agent_traceback=tb,
         policy=settings.policy,
         offline_note=_blocked(offline),
+        left_running=left_running,
         surface=settings.surface,
         formless_output=shapeless,
         formless_result=ctx.formless_result,
