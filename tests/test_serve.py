@@ -350,3 +350,48 @@ def test_serve_applies_the_request_rules_of_the_pytest_config(tmp_path: Path) ->
     assert answer["choices"][0]["message"]["content"] == "Hi."
     assert code == 0, out + err
     assert "served 1 of 1 LLM calls, 0 divergence(s)" in out
+
+
+PROXY_AGENT = """
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+json.load(sys.stdin)
+proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("HTTP_PROXY")
+out = {"proxied": bool(proxy)}
+if proxy:  # the refusing proxy answers: nothing is looked up, nothing leaves
+    try:
+        urllib.request.urlopen("http://example.invalid/", timeout=5)
+    except urllib.error.HTTPError as exc:
+        out["refused"] = exc.read().decode()
+print(json.dumps(out))
+"""
+
+
+def test_a_subprocess_agent_reaches_the_network_when_recording_and_live_only(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Network is allowed in record and live mode (DESIGN's mode table): the agent gets
+    no refusing proxy then. In replay it does, and what it refuses says what to do for an
+    agent of any language."""
+    for var in ("CI", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.lower(), raising=False)
+    pytester.makepyfile(agent=PROXY_AGENT)
+    pytester.makeini(f"[pytest]\nopswald_adapter = subprocess:{sys.executable} agent.py\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "p.golden.yaml"
+    golden.write_text("name: p\ninput: go\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    assert "proxied: false" in golden.read_text()
+    live = pytester.runpytest("--opswald-goldens", "--opswald-mode=live")
+    live.assert_outcomes(passed=1)
+    replay = pytester.runpytest("--opswald-goldens")
+    replay.assert_outcomes(failed=1)
+    out = replay.stdout.str()
+    assert "opswald replay is offline: this proxy refuses every request" in out
+    assert "an agent run as a subprocess is answered only its model calls" in out
+    assert "@opswald.tool" not in out

@@ -385,8 +385,9 @@ class SubprocessAdapter:
     The golden's input goes to its stdin as JSON; its stdout (JSON, or else text) is the
     output. `OPENAI_BASE_URL` and `ANTHROPIC_BASE_URL` point at a replay server on
     127.0.0.1 that answers from the golden (or forwards to the real provider and records,
-    when recording); proxy variables point at a loopback proxy that refuses everything,
-    so a replayed agent cannot reach the network through a well-behaved HTTP client.
+    when recording); in replay, proxy variables point at a loopback proxy that refuses
+    everything, so a replayed agent cannot reach the network through a well-behaved HTTP
+    client (recording and live runs may reach it).
     Tool calls inside the process are not visible: only LLM calls are matched.
     """
 
@@ -410,9 +411,10 @@ class SubprocessAdapter:
 
     def __call__(self, input: Any) -> Any:
         import os
+        from contextlib import nullcontext
 
         from opswald.engine.current import current
-        from opswald.offline import refusing_proxy
+        from opswald.offline import guard_active, proxy_env, refusing_proxy
         from opswald.serve import ReplayServer
 
         ctx = current()
@@ -424,17 +426,23 @@ class SubprocessAdapter:
             "openai": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
             "anthropic": os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
         }
-        with ReplayServer(ctx, upstreams=upstreams) as server, refusing_proxy() as proxy:
+        # the network is blocked only where an in-process agent's would be (a replay, not
+        # a recording, a live run or a fork): then a proxy refusing everything holds back
+        # the agent's own requests
+        refusing = refusing_proxy() if guard_active() else nullcontext(None)
+        with ReplayServer(ctx, upstreams=upstreams) as server, refusing as proxy:
             env = {
                 **os.environ,
                 **self.env,
                 "OPENAI_BASE_URL": server.url + "/v1",
                 "ANTHROPIC_BASE_URL": server.url,
-                "NO_PROXY": "127.0.0.1,localhost,::1",
-                "no_proxy": "127.0.0.1,localhost,::1",
             }
-            for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-                env[var] = env[var.lower()] = proxy
+            if proxy is not None:
+                env.update(proxy_env(proxy))
+            else:  # the agent's own proxy settings stand, but never for the replay server
+                given = env.get("NO_PROXY") or env.get("no_proxy")
+                local = "127.0.0.1,localhost,::1"
+                env["NO_PROXY"] = env["no_proxy"] = f"{given},{local}" if given else local
             try:
                 return self._run(input, env)
             except SubprocessAgentError:

@@ -3,7 +3,7 @@
 While an `OfflineGuard` is active, in this process, name resolution of anything but
 loopback names and connections or datagrams to anything but loopback addresses raise
 `OfflineError` before a packet is sent. Unix sockets are allowed. Agents run as
-subprocesses are outside the guard's reach: point their proxy variables at
+subprocesses are outside the guard's reach: in replay, point their proxy variables at
 `refusing_proxy()` (see `proxy_env`) — that covers clients that honour proxy variables.
 """
 
@@ -365,6 +365,12 @@ class OfflineGuard:
         self.uninstall()
 
 
+def guard_active() -> bool:
+    """Whether an offline guard is active in this process (a replay is running)."""
+    with _PATCH.lock:
+        return bool(_PATCH.guards)
+
+
 def check_address(host: object, port: object = None) -> None:
     """Raise `OfflineError` (and note it) if a guard is active and `host` is not loopback."""
     with _PATCH.lock:
@@ -375,7 +381,16 @@ def check_address(host: object, port: object = None) -> None:
 
 # --------------------------------------------------------------------------- proxy
 
-PROXY_BODY = f"opswald replay is offline: this proxy refuses every request. {ADVICE}\n".encode()
+# Said to a subprocess agent, of any language: an @opswald.tool cannot help it.
+SUBPROCESS_ADVICE = (
+    "In replay, an agent run as a subprocess is answered only its model calls to "
+    "OPENAI_BASE_URL and ANTHROPIC_BASE_URL (from the golden); its own requests are not "
+    "recorded, so nothing can answer them: have the agent reach such services on loopback "
+    "(a local stub), or run with --opswald-mode=live to reach the network."
+)
+PROXY_BODY = (
+    f"opswald replay is offline: this proxy refuses every request. {SUBPROCESS_ADVICE}\n"
+).encode()
 
 
 class _RefusingHandler(BaseHTTPRequestHandler):
