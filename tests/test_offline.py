@@ -177,6 +177,17 @@ def test_blocked_attempts_are_noted_without_touching_the_network() -> None:
         ("127.8.9.10", True),
         ("::1", True),
         ("::ffff:127.0.0.1", True),
+        # the other spellings of an IPv4 address (inet_aton's), read without a lookup
+        ("127.1", True),
+        ("127.0.1", True),
+        ("0x7f.1", True),
+        ("2130706433", True),
+        ("017700000001", True),
+        ("128.1", False),
+        ("2130706432", True),  # 127.0.0.0
+        ("3232235521", False),  # 192.168.0.1
+        ("127.1 evil.example", False),
+        ("0x7f.1.evil", False),
         (b"127.0.0.1", True),
         (None, True),
         ("api.openai.com", False),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import re
 import socket
 import threading
 import weakref
@@ -102,12 +103,31 @@ def is_local_host(host: object) -> bool:
     if text in ("", "0.0.0.0", "::") or text in LOCAL_NAMES:
         return True
     try:
-        ip = ipaddress.ip_address(text.split("%", 1)[0])
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+            text.split("%", 1)[0]
+        )
     except ValueError:
-        return False
+        shorthand = _ipv4_shorthand(text)
+        if shorthand is None:
+            return False
+        ip = shorthand
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback
+
+
+_INET_ATON = re.compile(r"[0-9a-fx.]+")
+
+
+def _ipv4_shorthand(text: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address of the other spellings the C library reads as one, without a
+    lookup (`127.1`, `0x7f.1`, `2130706433`); None for a name."""
+    if not _INET_ATON.fullmatch(text):  # inet_aton ignores what follows a space
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError:
+        return None
 
 
 class _Patch:
