@@ -297,3 +297,7 @@ def test_threads_an_agent_leaves_running_are_named_in_the_summary(
         ]
     )
     assert "joins.golden.yaml: its agent left" not in out
+    # under a timeout the agent's threads end with the child process it ran in
+    timed = pytester.runpytest("--opswald-goldens", "--opswald-timeout", "60")
+    timed.assert_outcomes(passed=2)
+    assert "its agent left" not in timed.stdout.str()

@@ -270,7 +270,9 @@ def run_golden(
     except HookFailed as failed:
         assert failed.__cause__ is not None
         raise failed.__cause__ from None
-    if run.left_running and listener is not None:  # a note whether the golden passes or not
+    # a note whether the golden passes or not; under a timeout the threads ended with the
+    # child process the agent ran in
+    if run.left_running and listener is not None and not timeout:
         listener.notes.append(_left_running_note(path, run.left_running))
     verdict = judge(golden, run, expect, tolerance=settings.tolerance)
     if listener is not None and listener.hits:
