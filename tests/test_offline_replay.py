@@ -4,6 +4,7 @@ packet can leave even if the guard failed) and check the guard's own error."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -146,6 +147,22 @@ def test_a_call_the_offline_guard_blocked_is_not_sent_to_an_update(
     assert "accept it with --opswald-update" not in out
     assert "--opswald-mode=rerecord" in out and "@opswald.tool" in out
     assert "--opswald-mode=record," not in out
+    # opswald replay of the same golden says what pytest says
+    unshare = shutil.which("unshare")
+    assert unshare is not None
+    cli = subprocess.run(
+        [unshare, "-rn", sys.executable, "-m", "opswald.cli", "replay", str(golden)],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+        timeout=120,
+        check=False,
+    )
+    said = cli.stdout + cli.stderr
+    assert cli.returncode == 1, said
+    assert "fix: --opswald-update cannot fix this: opswald replay is offline" in said, said
+    assert "--opswald-update" not in said.replace("--opswald-update cannot fix this", ""), said
 
 
 POOL_AGENT = """

@@ -352,7 +352,13 @@ def _report(
     elif result.passed:
         _say(_clip(f"output: {_json(actual.output)}", width))
     from opswald.engine.context import STEP_MODIFICATIONS
-    from opswald.engine.run import fix_line, recorded_under, recorded_variant, side_effects_ahead
+    from opswald.engine.run import (
+        blocked_fix,
+        fix_line,
+        recorded_under,
+        recorded_variant,
+        side_effects_ahead,
+    )
 
     modifications = modifications or {}
 
@@ -381,6 +387,8 @@ def _report(
             settings.side_effect_tools if settings is not None else frozenset(),
         ),
     )
+    if result.offline_note is not None and result.policy != "live":
+        fix = blocked_fix(result.offline_note)  # as pytest says it: an update cannot help
     diff_mode: Any = settings.diff_mode if settings is not None else "detailed"
     text = render_verdict(result.verdict, total_steps=total or None, mode=diff_mode, fix=fix)
     if settings is not None:  # secrets (and with opswald_redact = pii, personal data) scrubbed

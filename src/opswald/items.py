@@ -20,6 +20,7 @@ from opswald.engine.run import (
     NEVER_BLESSED,
     ReplayResult,
     RunSettings,
+    blocked_fix,
     execute,
     fix_line,
     from_the_golden,
@@ -286,6 +287,7 @@ def run_golden(
         fork_step=run.fork_step,
         agent_traceback=run.agent_traceback,
         matched=run.matched,
+        offline_note=run.offline_note,
     )
     total = len(golden.step_list) if not golden.is_stub else None
     wants_write = writing or golden.is_stub or (settings.update and not verdict.passed)
@@ -316,7 +318,7 @@ def run_golden(
             variant=recorded_variant(golden),
         )
         if run.offline_note is not None and policy != "live":
-            fix = _blocked_fix(run)
+            fix = blocked_fix(run.offline_note)
         text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=fix)
         raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total, expect)
@@ -548,18 +550,6 @@ def _refusal(reasons: list[Finding], expect: Expect, run: Any) -> str:
         "not written: the golden's own `expect:` fails this run whatever the golden holds "
         "(neither an update nor a recording changes `expect:`); edit expect.output or "
         "expect.error"
-    )
-
-
-def _blocked_fix(run: Any) -> str:
-    """The `fix:` of a replay the offline guard blocked a call of the agent's own in: an
-    update runs that call live and writes what it did, but no golden holds its answer, so
-    every replay blocks it again."""
-    from opswald.offline import ADVICE
-
-    return (
-        f"--opswald-update cannot fix this: {run.offline_note}, and every replay blocks "
-        f"that call again (no golden holds its answer). {ADVICE}"
     )
 
 

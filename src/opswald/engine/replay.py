@@ -604,6 +604,7 @@ class Replay:
                 fork_step=run.fork_step,
                 agent_traceback=run.agent_traceback,
                 matched=run.matched,
+                offline_note=run.offline_note,
             )
         except HookFailed as failed:  # the hook's own exception, in the caller's thread
             self._error = failed.__cause__ or failed

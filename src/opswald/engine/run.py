@@ -219,6 +219,7 @@ class ReplayResult:
     # the golden step each served call answered as, by the actual step number (snapshots
     # and live calls have none): how the viewer lines the two sessions up
     matched: dict[int, int] = field(default_factory=dict)
+    offline_note: str | None = None  # a call of the agent's own the offline guard blocked
 
     @property
     def passed(self) -> bool:
@@ -227,6 +228,18 @@ class ReplayResult:
     @property
     def differences(self) -> tuple[Difference, ...]:
         return self.verdict.differences
+
+
+def blocked_fix(note: str) -> str:
+    """The `fix:` of a replay the offline guard blocked a call of the agent's own in
+    (`note`): an update runs that call live and writes what it did, but no golden holds its
+    answer, so every replay blocks it again."""
+    from opswald.offline import ADVICE
+
+    return (
+        f"--opswald-update cannot fix this: {note}, and every replay blocks "
+        f"that call again (no golden holds its answer). {ADVICE}"
+    )
 
 
 def execute(
