@@ -222,6 +222,9 @@ def test_timeouts_stop_hung_agents_and_the_run_goes_on(
     out = result.stdout.str()
     assert "the agent did not finish within 1.5 s" in out
     assert f"it hung {where}" in out
+    # the fix line places the stop as the message does (it said 'at step 1' of a hang in
+    # the agent's own code after step 1, and 'at its first step' of one before any step)
+    assert f"fix: the agent was stopped (its process killed) {where}; raise" in out
     assert "goldens: 1 passed, 1 failed" in out
     monkeypatch.delenv("HANG")
     pytester.runpytest("--opswald-goldens", "--opswald-mode=live", *xdist).assert_outcomes(passed=2)

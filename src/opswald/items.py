@@ -432,10 +432,10 @@ def _execute_with_timeout(
         try:
             run, collected = run_isolated(session, timeout=timeout)
         except Timeout as exc:
-            where = f"step {exc.progress.step}" if exc.progress.step else "its first step"
+            where = exc.progress.where()  # as the message above says it
             raise GoldenError(
                 f"{path.name}: {exc}\n"
-                f"fix: the agent was stopped (its process killed) at {where}; raise the "
+                f"fix: the agent was stopped (its process killed) {where}; raise the "
                 "golden's `timeout:` or --opswald-timeout if it needs longer",
                 stopped=_stopped("timeout", log, exc.progress),
             ) from None
