@@ -332,3 +332,22 @@ def test_the_viewer_compares_only_the_request_of_the_refused_call(
     assert lines and not any("ReplayDivergence" in line for line in lines), lines
     later = data["rows"].index([3, 0]) + 1  # refund: never reached, not removed
     assert data["step_diffs"][str(later)] == ["step 3 not reached: the run stopped before it"]
+
+
+def test_the_json_report_says_a_failed_tests_step_is_the_runs(
+    saved: tuple[Path, Path], pytester: pytest.Pytester
+) -> None:
+    """The stop at a call the golden does not have is numbered in the run (step 2 of this
+    run): `failed_tests[].run_step` says so, as the golden row's divergence does."""
+    pytester.runpytest("--opswald-goldens", "--opswald-json=r.json").assert_outcomes(failed=1)
+    report = json.loads((pytester.path / "r.json").read_text())
+    [failed] = report["failed_tests"]
+    assert (failed["step"], failed["run_step"]) == (2, True)
+    [row] = report["goldens"]
+    assert row["divergence"]["run_step"] is True
+    # a golden that fails at one of its own steps: the golden's number, run_step false
+    golden, _ = saved
+    golden.write_text(golden.read_text().replace("query: q", "query: other", 1))
+    pytester.runpytest("--opswald-goldens", "--opswald-json=r.json").assert_outcomes(failed=1)
+    [failed] = json.loads((pytester.path / "r.json").read_text())["failed_tests"]
+    assert (failed["step"], failed["run_step"]) == (1, False)

@@ -104,11 +104,16 @@ REPORT_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["name", "file", "step", "error", "suggestion", "fix"],
+                "required": ["name", "file", "step", "run_step", "error", "suggestion", "fix"],
                 "properties": {
                     "name": {"type": "string"},
                     "file": {"type": "string"},
                     "step": {"type": ["integer", "null"]},
+                    "run_step": {
+                        "type": "boolean",
+                        "description": "step is the run's own number (a call the golden "
+                        "does not have, a blocked side effect), not the golden's",
+                    },
                     "error": {"type": ["string", "null"]},
                     "suggestion": {"type": ["string", "null"]},
                     "fix": _FIX,
@@ -192,6 +197,7 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
                 "name": r["name"],
                 "file": r.get("file", ""),
                 "step": (r.get("divergence") or {}).get("step"),
+                "run_step": bool((r.get("divergence") or {}).get("run_step")),
                 "error": r.get("error"),
                 "suggestion": r.get("suggestion"),
                 "fix": r.get("fix"),
