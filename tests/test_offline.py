@@ -479,8 +479,36 @@ KEEPALIVE_CHILD = textwrap.dedent(
     tls = ssl.create_default_context().wrap_socket(
         socket.create_connection((sys.argv[1], port), timeout=5),
         server_hostname="x", do_handshake_on_connect=False)
+    beat = socket.create_connection((sys.argv[1], port), timeout=5)
     near = socket.create_connection(local.getsockname())
     pair = socket.socketpair()
+    # a thread older than the replay (a fixture's heartbeat): its own connection is not
+    # the agent's and keeps working while the guard is on
+    go, beaten = threading.Event(), {}
+
+    def heartbeat():
+        go.wait(10)
+        try:
+            beat.sendall(b"beat")
+            beaten["ok"] = True
+        except BaseException as exc:
+            beaten["ok"] = repr(exc)
+
+    elder = threading.Thread(target=heartbeat, daemon=True)
+    elder.start()
+
+    def in_a_new_thread(fn):
+        failed = []
+        def body():
+            try:
+                fn()
+            except BaseException as exc:
+                failed.append(exc)
+        t = threading.Thread(target=body)
+        t.start()
+        t.join(10)
+        if failed:
+            raise failed[0]
 
     def check(name, fn):
         try:
@@ -509,13 +537,18 @@ KEEPALIVE_CHILD = textwrap.dedent(
             check("tls_send", lambda: tls.send(b"x"))
             check("recv", lambda: tcp.recv(1))
             check("httpx_keepalive", lambda: client.get(f"http://{sys.argv[1]}:{port}/"))
+            # a thread the agent starts is the agent's
+            check("new_thread_send", lambda: in_a_new_thread(lambda: tcp.sendall(b"x")))
+            go.set()
+            elder.join(10)
             near.sendall(b"near")
             pair[0].sendall(b"pair")
             allowed = pair[1].recv(10) == b"pair"
     tcp.sendall(b"END")  # after the guard: this connection's first bytes, if none went before
     done.wait(10)
     print(json.dumps({"first": got.get(2, b"").decode(), "allowed": allowed,
-                      "blocked": len(guard.blocked)}), flush=True)
+                      "blocked": len(guard.blocked), "elder": beaten.get("ok"),
+                      "beat": got.get(4, b"").decode()}), flush=True)
     """
 )
 
@@ -529,13 +562,16 @@ KEEPALIVE_EXPECTED = [
     "tls_send",
     "recv",
     "httpx_keepalive",
+    "new_thread_send",
 ]
 
 
 def test_a_connection_opened_before_the_guard_sends_nothing_under_it() -> None:
     """A keep-alive connection (a module-level client an earlier test used) reaches its
     host without a new connect: sending on it, and reading from it, is refused while the
-    guard is active; loopback and unix sockets still work."""
+    guard is active, also from a thread started under it; loopback and unix sockets still
+    work, and so does a connection of a thread older than the guard (a fixture's
+    heartbeat), which is not the agent's."""
     with no_route_namespace() as prefix:
         script = (
             f'ip link set lo up && ip addr add {REMOTE}/32 dev lo && exec "$0" -c "$1" {REMOTE}'
@@ -556,3 +592,6 @@ def test_a_connection_opened_before_the_guard_sends_nothing_under_it() -> None:
         assert f"blocked connection to {REMOTE}:" in result["message"], result
     assert lines[-1]["first"] == "END", "nothing went out on that connection before"
     assert lines[-1]["allowed"] and lines[-1]["blocked"] >= len(KEEPALIVE_EXPECTED)
+    # the thread that predates the guard sent on its own connection, and it arrived
+    assert lines[-1]["elder"] is True, lines[-1]
+    assert lines[-1]["beat"] == "beat", lines[-1]

@@ -286,6 +286,8 @@ def run(input):
     if input == "joins":
         stop.set()
         worker.join()
+    if input == "ending":  # told to end, not joined: on its way out (a cancelled Timer)
+        stop.set()
     return "ok"
 """
 
@@ -294,18 +296,19 @@ def test_threads_an_agent_leaves_running_are_named_in_the_summary(
     pytester: pytest.Pytester,
 ) -> None:
     """A thread the agent started and left running goes on after its replay, when the
-    offline guard is off: the summary says which golden's agent left which threads."""
+    offline guard is off: the summary says which golden's agent left which threads (not
+    one it told to end that is on its way out, as AnyIO leaves its workers)."""
     pytester.makepyfile(threadagent=THREAD_AGENT)
     pytester.makeini("[pytest]\nopswald_adapter = threadagent:run\n")
     pytester.mkdir("goldens")
-    for name in ("joins", "leaves"):
+    for name in ("joins", "leaves", "ending"):
         (pytester.path / "goldens" / f"{name}.golden.yaml").write_text(
             f"name: {name}\ninput: {name}\nsteps:\n"
             "  - {step: 1, type: tool_call, tool: hello, input: {x: a}, output: hi a}\n"
             "output: ok\n"
         )
     result = pytester.runpytest("--opswald-goldens", "-p", "no:randomly")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     out = result.stdout.str()
     result.stdout.fnmatch_lines(
         [
@@ -314,7 +317,9 @@ def test_threads_an_agent_leaves_running_are_named_in_the_summary(
         ]
     )
     assert "joins.golden.yaml: its agent left" not in out
+    # a thread already ending is given a moment to end, and not named
+    assert "ending.golden.yaml: its agent left" not in out
     # under a timeout the agent's threads end with the child process it ran in
     timed = pytester.runpytest("--opswald-goldens", "--opswald-timeout", "60")
-    timed.assert_outcomes(passed=2)
+    timed.assert_outcomes(passed=3)
     assert "its agent left" not in timed.stdout.str()

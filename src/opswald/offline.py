@@ -140,6 +140,10 @@ class _Patch:
         # per socket: (its fileno then, (host, port) of a peer not loopback, else None)
         self.peers: weakref.WeakKeyDictionary[socket.socket, tuple[int, tuple[str, int] | None]]
         self.peers = weakref.WeakKeyDictionary()
+        # threads alive when the patch went on, but the one installing it (the replay's):
+        # connections they hold are theirs (a database heartbeat a fixture started, a
+        # telemetry exporter), not the agent's, and keep working during the replay
+        self.elders: frozenset[threading.Thread] = frozenset()
 
     def deny(self, host: object, port: object) -> OfflineError:
         """Note a blocked attempt in every active guard and build its error."""
@@ -166,6 +170,8 @@ class _Patch:
         """Raise `OfflineError` if `sock` is connected to an address that is not loopback.
         The answer is kept per socket (a connect through the guard forgets it), so sending
         on a loopback or unix socket costs one look-up."""
+        if threading.current_thread() in self.elders:
+            return  # a thread older than the replay: its connection is not the agent's
         try:
             fileno = sock.fileno()
             known = self.peers.get(sock)
@@ -205,6 +211,8 @@ class _Patch:
                 self._uninstall()
 
     def _install(self) -> None:
+        here = threading.current_thread()
+        self.elders = frozenset(t for t in threading.enumerate() if t is not here)
         for name in _MODULE_FUNCS:
             self._replace(socket, name, _wrap_lookup(self, name, getattr(socket, name)))
         for name in _SOCKET_METHODS:
@@ -230,6 +238,7 @@ class _Patch:
                 setattr(owner, name, old)
         self.saved.clear()
         self.peers.clear()
+        self.elders = frozenset()
 
 
 def _lookup_target(name: str, args: tuple[Any, ...]) -> tuple[object, object]:

@@ -230,6 +230,20 @@ class ReplayResult:
         return self.verdict.differences
 
 
+_ENDING_GRACE = 0.2  # seconds, in all, to let threads that are ending end
+
+
+def _left_running(before: set[threading.Thread]) -> tuple[str, ...]:
+    """The names of threads started during the run that are still running after it. A
+    thread on its way out (AnyIO's workers, which its loop stops without joining them; a
+    cancelled `threading.Timer`) is given a moment to end before it is named."""
+    started = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    deadline = time.monotonic() + _ENDING_GRACE
+    for thread in started:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return tuple(t.name for t in started if t.is_alive())
+
+
 def blocked_fix(note: str) -> str:
     """The `fix:` of a replay the offline guard blocked a call of the agent's own in
     (`note`): an update runs that call live and writes what it did, but no golden holds its
@@ -313,11 +327,7 @@ def execute(
                 # threads the agent started and left running go on when the guard is off:
                 # what they do later is not held back (the guard is process-wide, so it
                 # cannot stay on for them alone without blocking the tests that follow)
-                left_running = tuple(
-                    t.name
-                    for t in threading.enumerate()
-                    if t not in threads_before and t.is_alive()
-                )
+                left_running = _left_running(threads_before)
     duration = round(ctx.clock.duration_ms(), 3)
     ctx.close_open()  # calls the run ended before they finished: cancelled steps
     steps, served = ctx.numbered()
