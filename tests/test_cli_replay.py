@@ -711,3 +711,37 @@ def test_replay_writes_costs_as_show_does(tmp_path: Path) -> None:
     row = next(line for line in shown.splitlines() if line.split()[:2] == ["3", "llm_call"])
     cost = row.split()[4]
     assert cost.startswith("$") and f"  {cost}  " in third, (third, row)
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_step_lines_with_long_or_wide_names_fit_the_terminal(width: int) -> None:
+    """A tool or model name longer than the line is cut with … (it was printed whole, the
+    line 100 columns wide at COLUMNS=60); wide characters count as two columns."""
+    from opswald.cli_replay import StepPrinter
+    from opswald.session import LLMCallStep, ToolCallStep
+    from opswald.terminal import display_width
+
+    printer = StepPrinter(total=3, width=width)
+    steps = [
+        ToolCallStep(
+            step=1,
+            tool="search_flights_with_a_really_long_descriptive_tool_name",
+            input={"q": "rome"},
+            output={"hits": 3},
+            duration_ms=0.037,
+        ),
+        LLMCallStep(
+            step=2,
+            model="a-very-long-model-name-for-testing-widths-2025-01-01",
+            input={},
+            output={"content": "ok"},
+            duration_ms=0.1,
+        ),
+        ToolCallStep(step=3, tool="検索ツール" * 10, input={"q": 1}, output=1, duration_ms=1.0),
+    ]
+    for step in steps:
+        line = printer.line(step)
+        assert display_width(line) <= width, (display_width(line), line)
+        assert line.startswith(f"step {step.step} of 3 · "), line
+        assert "…" in line, line
+        assert line.endswith("ms)"), line

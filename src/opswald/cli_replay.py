@@ -406,6 +406,9 @@ def _report(
 
 
 # -- one line per step ------------------------------------------------------------------
+_BODY_ROOM = 20  # columns a step line keeps for what the step did, cutting a long name
+
+
 class StepPrinter:
     """Replay hooks: prints each step when it has happened (called on the agent's thread)."""
 
@@ -434,6 +437,9 @@ class StepPrinter:
             head = f"{label} · state  "
             body = _state_parts(step)
         room = self.width - display_width(head) - len(tail)
+        if room < _BODY_ROOM:  # a long tool or model name: cut it, so what it did shows
+            head = _clip(head.rstrip(), self.width - len(tail) - _BODY_ROOM - 2) + "  "
+            room = self.width - display_width(head) - len(tail)
         return f"{head}{_clip(body, room)}{tail}".rstrip()
 
     def _pair(self, left: str, right: str, used: int) -> str:

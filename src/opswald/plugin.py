@@ -610,7 +610,7 @@ def parse_variants(items: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
         if not sep or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
             raise pytest.UsageError(
                 f"--opswald-variant: {item!r} is not NAME:KEY=VALUE[,KEY=VALUE] "
-                "(NAME of letters, digits, '_', '-', '.')"
+                "(NAME of ASCII letters, digits, '_', '-', '.')"
             )
         if name in given:
             raise pytest.UsageError(
