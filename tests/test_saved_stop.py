@@ -351,3 +351,31 @@ def test_the_json_report_says_a_failed_tests_step_is_the_runs(
     pytester.runpytest("--opswald-goldens", "--opswald-json=r.json").assert_outcomes(failed=1)
     [failed] = json.loads((pytester.path / "r.json").read_text())["failed_tests"]
     assert (failed["step"], failed["run_step"]) == (1, False)
+
+
+def test_the_refused_call_of_a_skipped_tool_stands_right_after_the_step_it_faced() -> None:
+    """The refused model call pairs by the steps alone with a later golden model step (5),
+    past golden steps the run never reached: its row comes right after the tool step it
+    faced (2), before those, as opswald diff orders it (the viewer showed it after
+    'step 3/4 not reached')."""
+    from opswald.session import LLMCallStep, Session, ToolCallStep
+    from opswald.sessiondiff import ReplayStop, stop_rows
+
+    def llm(n: int) -> dict[str, object]:
+        return {"step": n, "type": "llm_call", "model": "m", "input": {}, "output": {}}
+
+    def tool(n: int, name: str) -> dict[str, object]:
+        return {"step": n, "type": "tool_call", "tool": name, "input": {}, "output": 1}
+
+    golden = Session.model_validate(
+        {
+            "name": "flow",
+            "input": {},
+            "steps": [llm(1), tool(2, "search"), llm(3), tool(4, "book"), llm(5)],
+        }
+    )
+    refused = LLMCallStep.model_validate(llm(2))
+    assert not isinstance(refused, ToolCallStep)
+    stop = ReplayStop(step=refused, golden_step=2, reached=2)
+    rows = [(1, 1), (2, 0), (3, 0), (4, 0), (5, 2)]
+    assert stop_rows(rows, stop, golden) == [(1, 1), (2, 0), (0, 2), (3, 0), (4, 0), (5, 0)]

@@ -277,14 +277,20 @@ def stop_rows(
     steps = golden.step_list
     beside = bool(faced) and 0 < faced <= len(steps) and steps[faced - 1].type == stop.step.type
     out: list[tuple[int, int]] = []
+    placed = False  # the refused call's row is in `out`
     for g, a in rows:
         if a == refused:
-            out.append((faced, a) if beside else (0, a))
+            if not placed:
+                out.append((faced, a) if beside else (0, a))
+                placed = True
             if g and g != faced:
                 out.append((g, 0))
         elif faced and g == faced:
             if not beside:
                 out.append((g, 0))
+                if not placed:  # right after the step it faced, before those not reached
+                    out.append((0, refused))
+                    placed = True
             if a:
                 out.append((0, a))
         else:
