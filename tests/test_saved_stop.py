@@ -379,3 +379,18 @@ def test_the_refused_call_of_a_skipped_tool_stands_right_after_the_step_it_faced
     stop = ReplayStop(step=refused, golden_step=2, reached=2)
     rows = [(1, 1), (2, 0), (3, 0), (4, 0), (5, 2)]
     assert stop_rows(rows, stop, golden) == [(1, 1), (2, 0), (0, 2), (3, 0), (4, 0), (5, 0)]
+
+
+def test_the_viewers_analysis_of_an_extra_call_numbers_it_in_the_run(
+    saved: tuple[Path, Path],
+) -> None:
+    """The first divergence is a call the golden does not have (step 2 of this run): the
+    analysis named golden step 2 (another step) and traced the call's arguments as values
+    'the run passed'; it names the run's step and says what the finding says."""
+    golden, actual = saved
+    entry = ViewEntry(golden=opswald.load(golden), actual=opswald.load(actual), status="failed")
+    [data] = build_data([entry])["goldens"]
+    [analysis] = [a for a in data["analyses"] if a["kind"] == "divergence"]
+    assert analysis["title"] == "step 2 of this run · tool_call search: first divergence", analysis
+    assert "the run passed" not in analysis["fix"], analysis["fix"]
+    assert analysis["traces"] == [], analysis

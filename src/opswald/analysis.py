@@ -195,7 +195,10 @@ def analyse_divergence(
     steps = session.step_list
     k = int(finding["step"])
     index = index or _Index(session)
-    step = steps[k - 1] if 0 < k <= len(steps) else None
+    # a step the golden does not have there (an extra call or snapshot) is numbered in the
+    # run: no golden step of that number is it, and none of its values were passed on
+    run_numbered = bool(finding.get("run_step"))
+    step = steps[k - 1] if 0 < k <= len(steps) and not run_numbered else None
     label = (
         describe(step)
         if step
@@ -204,13 +207,23 @@ def analyse_divergence(
     pairs = list(_changed_values(finding.get("differences") or ()))
     traces: list[Trace] = []
     golden_sources: dict[str, Trace] = {}
-    modified = _fork_modifications(fork, k)
-    requested = _request_modifications(fork, modifications, k)
+    if run_numbered:  # a request-level modification changes calls from the fork's call on
+        live_from = (fork.get("run_step") or fork.get("step")) if fork else None
+        modified: dict[str, Any] = {}
+        calls = finding.get("step_type") in ("llm_call", "tool_call")
+        requested = _request_modifications({"step": live_from}, modifications, k) if calls else {}
+    else:
+        modified = _fork_modifications(fork, k)
+        requested = _request_modifications(fork, modifications, k)
     leads: tuple[Lead, ...] = ()
     if modified:  # the fork's own change: nothing to trace
         fix = _fork_fix(k, pairs, modified)
     elif requested:  # opswald changed the request: nothing the agent passed to trace
-        fix = _request_fix(k, int(fork["step"]) if fork else k, pairs, requested)
+        start = int(fork.get("run_step") or fork["step"]) if fork and run_numbered else None
+        fix = _request_fix(k, start or (int(fork["step"]) if fork else k), pairs, requested)
+    elif run_numbered:
+        hint = str(finding.get("suggestion") or "")
+        fix = hint or f"step {k} of this run ({label}) is a step the golden does not have there"
     else:
         for where, golden_value, actual_value in pairs[:MAX_SUSPECTS]:
             if actual_value is not None:
@@ -223,7 +236,9 @@ def analyse_divergence(
         kind="divergence",
         step=k,
         total_steps=len(steps),
-        title=f"step {k} of {len(steps)} · {label}: first divergence".replace(" · :", ":"),
+        title=(
+            f"step {k} of {'this run' if run_numbered else len(steps)} · {label}: first divergence"
+        ).replace(" · :", ":"),
         error=str(finding.get("message") or "the run differs from the golden here"),
         state_before=state_at(steps, k - 1),
         leads=leads,
