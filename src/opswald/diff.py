@@ -12,7 +12,7 @@ import json
 import math
 import sys
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from opswald.jsonable import to_jsonable
@@ -143,7 +143,7 @@ def differences(
     Paths are `base` + the path inside the values; `ignore` holds parsed glob patterns
     relative to the values' root (without `base`) whose matches are not compared.
     Lists are compared index by index (linear time), except two of other lengths that
-    differ only in elements inserted or removed in one place (`_lined_up`).
+    differ only in elements inserted or removed in one place (`lined_up`).
     """
     if golden is MISSING or actual is MISSING:
         if golden is MISSING and actual is MISSING:
@@ -181,7 +181,7 @@ def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any, bool]]
     Lists and dicts with many children are split; ones with few are compared whole, and
     split when they differ and hold many values further down (a long list inside a small
     dict, at any depth) or lists of other lengths (deepdiff would pair their elements by
-    position: `_lined_up` does better). That keeps the work linear and lets deepdiff see
+    position: `lined_up` does better). That keeps the work linear and lets deepdiff see
     only the few small parts that differ (it walks equal parts slowly). Values that are
     not plain JSON data are converted where they are met, and only differing parts are
     copied.
@@ -219,11 +219,11 @@ def _pieces(g: Any, a: Any, path: Path) -> Iterator[tuple[Path, Any, Any, bool]]
 
 def _list_pieces(g: list[Any], a: list[Any], path: Path) -> Iterator[tuple[Path, Any, Any, bool]]:
     """Two lists' differing parts: the elements inserted or removed when that is all
-    that differs (`_lined_up`), else element by element, the ones past the shorter end
+    that differs (`lined_up`), else element by element, the ones past the shorter end
     added or removed."""
     head = 0
     if len(g) != len(a):
-        head, tail = _lined_up(g, a)
+        head, tail = lined_up(g, a)
         if head + tail == min(len(g), len(a)):
             longer, end = (g, len(g) - tail) if len(g) > len(a) else (a, len(a) - tail)
             for index in range(head, end):
@@ -240,19 +240,22 @@ def _list_pieces(g: list[Any], a: list[Any], path: Path) -> Iterator[tuple[Path,
             yield from _pieces(g[index], a[index], (*path, index))
 
 
-def _lined_up(g: list[Any], a: list[Any]) -> tuple[int, int]:
+def lined_up(
+    g: list[Any], a: list[Any], same: Callable[[Any, Any], bool] | None = None
+) -> tuple[int, int]:
     """How many elements two lists share at their start, then at their end (not counting
     those again). When the two cover the shorter list, the longer one's other elements
     were inserted there (or removed) and the elements after them moved: a new tool or
     system message is one difference, not every later element changed. Each element is
     compared once or twice: linear, unlike lining up a longer stretch (as a text diff
     does), which would be quadratic in the worst case."""
+    alike = same or _same  # `args: subset` lines lists up by its own rule
     shorter = min(len(g), len(a))
     head = 0
-    while head < shorter and _same(g[head], a[head]):
+    while head < shorter and alike(g[head], a[head]):
         head += 1
     tail = 0
-    while tail < shorter - head and _same(g[-1 - tail], a[-1 - tail]):
+    while tail < shorter - head and alike(g[-1 - tail], a[-1 - tail]):
         tail += 1
     return head, tail
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opswald.diff import json_equal
+from opswald.diff import json_equal, lined_up
 from opswald.paths import Path
 from opswald.verdict import DIFFERENCE_LIMIT, MISSING, Difference
 
@@ -92,14 +92,8 @@ def _one_place(
     each (an inserted one at its index in `actual`, a removed one at its index in
     `expected`), rather than every later element as changed. False, with nothing added,
     when they differ otherwise. Each element is compared once or twice: linear."""
-    shorter = min(len(expected), len(actual))
-    head = 0
-    while head < shorter and is_subset(expected[head], actual[head]):
-        head += 1
-    tail = 0
-    while tail < shorter - head and is_subset(expected[-1 - tail], actual[-1 - tail]):
-        tail += 1
-    if head + tail != shorter:
+    head, tail = lined_up(expected, actual, is_subset)
+    if head + tail != min(len(expected), len(actual)):
         return False
     shifts = bool(tail)
     if len(expected) > len(actual):
