@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -170,7 +171,8 @@ def test_an_actual_that_cannot_be_saved_is_noted_and_the_run_goes_on(
 ) -> None:
     record(project)
     _copies(project)
-    (project.path / "actual").write_text("a file where the folder should be\n")
+    for name in ("book_a", "book_b"):  # a folder where the file should be
+        (project.path / "actual" / f"{name}.actual.yaml").mkdir(parents=True)
     monkeypatch.setenv("AGENT_VARIANT", "args")
     result = project.runpytest(
         "--opswald-goldens", "--opswald-save-actual=actual", "--opswald-json=r.json", *workers
@@ -180,8 +182,8 @@ def test_an_actual_that_cannot_be_saved_is_noted_and_the_run_goes_on(
     result.stdout.fnmatch_lines(
         [
             "note: goldens/a.golden.yaml::book_a: --opswald-save-actual: its actual session "
-            "was not saved: cannot write *actual*: File exists",
-            "note: goldens/b.golden.yaml::book_b: --opswald-save-actual: *File exists",
+            "was not saved: cannot write *book_a.actual.yaml: is a folder, not a file",
+            "note: goldens/b.golden.yaml::book_b: --opswald-save-actual: *is a folder, not a file",
         ]
     )
     report = json.loads((project.path / "r.json").read_text())
@@ -379,24 +381,52 @@ def test_a_variant_report_is_the_same_under_xdist_but_for_its_measured_fields(
     assert _stable(two) == _stable(one)
 
 
+def test_a_file_given_as_the_save_actual_folder_is_a_usage_error(
+    project: pytest.Pytester,
+) -> None:
+    """A file where --opswald-save-actual's folder must be lost every failed golden's actual
+    (a note each, after the run); it is a usage error at startup, as for the reports."""
+    (project.path / "actual").write_text("a file where the folder should be\n")
+    result = project.runpytest("--opswald-goldens", "--opswald-save-actual=actual/")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines(
+        ["ERROR: --opswald-save-actual must be a folder: actual is a file, not a folder"]
+    )
+
+
 @pytest.mark.parametrize("option", ["--opswald-json", "--opswald-html"])
 @pytest.mark.parametrize(
     ("given", "said"),
-    [("out", "out is a folder"), ("out/", "out/ is a folder"), ("afile/r.x", "afile is a file")],
+    [
+        ("out", "out is a folder; name a file in it, such as out/{example}"),
+        ("out/", "out/ is a folder; name a file in it, such as out/{example}"),
+        (
+            "nonexist/",
+            "nonexist/ is a folder path (it ends in /), not a file name; name a file, "
+            "such as nonexist/{example}",
+        ),
+        ("afile/r.x", "afile is a file, not a folder, in afile/r.x"),
+    ],
+    ids=["folder", "folder-slash", "no-folder-slash", "through-a-file"],
 )
 def test_a_report_path_that_cannot_be_a_file_is_a_usage_error(
     project: pytest.Pytester, option: str, given: str, said: str
 ) -> None:
     """A folder given as the report's file (or a file where its folder must be) crashed
     the end of the run with a traceback, losing the failures and the summary, after every
-    golden had run; it is a usage error at startup, naming the option and the path."""
+    golden had run; it is a usage error at startup, naming the option and the path. A
+    path ending in / that names nothing yet was called "a folder" too: it is a folder
+    path, and the message says so, and that a file name is needed."""
     record(project)
     (project.path / "out").mkdir()
     (project.path / "afile").write_text("")
     result = project.runpytest("--opswald-goldens", option, given)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
-    result.stderr.fnmatch_lines([f"*{option} must be a file name: *{said}*"])
-    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    example = "report.json" if option == "--opswald-json" else "viewer.html"
+    assert [line for line in result.stderr.lines if line] == [
+        f"ERROR: {option} must be a file name: {said.format(example=example)}"
+    ]
+    assert not (project.path / "nonexist").exists()
 
 
 def test_the_json_report_and_the_viewer_at_one_path_is_a_usage_error(
@@ -407,13 +437,65 @@ def test_the_json_report_and_the_viewer_at_one_path_is_a_usage_error(
     result.stderr.fnmatch_lines(["*--opswald-json and --opswald-html both name*"])
 
 
+# a folder no file system can make: its name is longer than any allows (255 bytes); and,
+# on Linux, one /proc refuses (the path of the report in the issue)
+_UNMAKEABLE = ["x" * 300 + "/r.out", *(["/proc/nope/r.out"] if Path("/proc/self").is_dir() else [])]
+
+
+@pytest.mark.parametrize("option", ["--opswald-json", "--opswald-html", "--opswald-save-actual"])
+@pytest.mark.parametrize("given", _UNMAKEABLE, ids=["long", "proc"][: len(_UNMAKEABLE)])
+def test_a_report_folder_that_cannot_be_made_is_a_usage_error_before_any_golden_runs(
+    project: pytest.Pytester, option: str, given: str
+) -> None:
+    """A report whose folder could not be made was found out only when the run ended: a
+    note, exit 0, and a CI gate on the report lost it in silence. The folder is made at
+    startup (pytest's --junitxml makes it at the end) and one that cannot be is a usage
+    error naming the option, the path and why, before a golden runs."""
+    record(project)
+    project.makepyfile(test_side="def test_runs():\n    open('ran', 'w').close()\n")
+    result = project.runpytest("--opswald-goldens", "goldens", "test_side.py", option, given)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    folder = given.rsplit("/", 1)[0] if option != "--opswald-save-actual" else given
+    reason = "File name too long" if given.startswith("x") else "No such file or directory"
+    assert [line for line in result.stderr.lines if line] == [
+        f"ERROR: {option}: cannot write {given}: cannot make the folder {folder}: {reason}"
+    ]
+    assert not (project.path / "ran").exists()
+    assert "passed" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("option", ["--opswald-json", "--opswald-html", "--opswald-save-actual"])
+def test_a_report_folder_is_made_at_startup_as_needed(
+    project: pytest.Pytester, option: str
+) -> None:
+    """The folders a report needs are there before the tests run (the check that they can
+    be made makes them)."""
+    project.makepyfile(
+        test_side="""
+        import os
+
+        def test_the_folder_is_there():
+            assert os.path.isdir("deep/er")
+        """
+    )
+    given = "deep/er" if option == "--opswald-save-actual" else "deep/er/r.out"
+    result = project.runpytest("test_side.py", option, given)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert os.listdir(project.path / "deep" / "er") == (
+        ["r.out"] if option == "--opswald-json" else ["r.out"] if option == "--opswald-html" else []
+    )
+
+
 @pytest.mark.parametrize("fails", [False, True])
-def test_a_report_that_cannot_be_written_at_the_end_is_a_note(
-    project: pytest.Pytester, fails: bool
+@pytest.mark.parametrize("quiet", [[], ["-q"]], ids=["", "quiet"])
+def test_a_report_that_cannot_be_written_at_the_end_fails_the_run(
+    project: pytest.Pytester, fails: bool, quiet: list[str]
 ) -> None:
     """A write that fails when the run ends (here a folder made at the path meanwhile; a
-    full disk alike) is a note in the summary, never a traceback: the failures are shown
-    and the tests decide the exit code."""
+    full disk alike) was a note and the tests' exit code (0 when they passed): a CI gate
+    lost its report in silence. It is an `error:` line of the summary naming the report,
+    its path and why, never a traceback; the failures are shown as usual, and the run
+    exits 1 (as pytest does when it cannot write --junitxml)."""
     record(project)
     if fails:
         golden = project.path / "goldens" / "flight.golden.yaml"
@@ -429,20 +511,23 @@ def test_a_report_that_cannot_be_written_at_the_end_is_a_note(
     )
     result = project.runpytest(
         "--opswald-goldens", "goldens", "test_meanwhile.py", "-p", "no:randomly",
-        "--opswald-json", "r.json", "--opswald-html", "v.html",
+        "--opswald-json", "r.json", "--opswald-html", "v.html", *quiet,
     )  # fmt: skip
     out = result.stdout.str()
-    assert result.ret == (pytest.ExitCode.TESTS_FAILED if fails else pytest.ExitCode.OK), out
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out
     assert "Traceback" not in out + result.stderr.str()
     assert "IsADirectoryError" not in out + result.stderr.str()
     result.stdout.fnmatch_lines(
         [
             "*- opswald -*",
             f"goldens: {0 if fails else 1} passed, {1 if fails else 0} failed*",
-            "*note: --opswald-html: the viewer was not written: cannot write *v.html: *",
-            "*note: --opswald-json: the report was not written: cannot write *r.json: *",
+            "error: --opswald-html: the viewer was not written, so the run fails: cannot "
+            "write v.html: is a folder, not a file",
+            "error: --opswald-json: the report was not written, so the run fails: cannot "
+            "write r.json: is a folder, not a file",
         ]
     )
+    assert "note: --opswald" not in out
     if fails:
         assert "= FAILURES =" in out
 

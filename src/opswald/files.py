@@ -1654,6 +1654,63 @@ def _create_temp(target: Path) -> tuple[Path, int]:
     raise FileExistsError(f"cannot create a temporary file beside {target}")
 
 
+def report_path_problem(here: Path, value: str, example: str) -> str | None:
+    """Why a report file cannot be written at `value` (relative to `here`), or None.
+    `example` is a file name the message suggests (`report.json`)."""
+    if _kind_of(here / value) == "folder":
+        return f"{value} is a folder; name a file in it, such as {os.path.join(value, example)}"
+    if value.endswith(("/", os.sep)):  # a folder path, there or not: Path() drops the end
+        return (
+            f"{value} is a folder path (it ends in {value[-1]}), not a file name; "
+            f"name a file, such as {value}{example}"
+        )
+    return _file_on_the_way(here, value)
+
+
+def folder_path_problem(here: Path, value: str) -> str | None:
+    """Why `value` (relative to `here`) cannot be a folder to write files in, or None."""
+    if _kind_of(here / value) == "file":
+        return f"{value.rstrip('/' + os.sep)} is a file, not a folder"
+    return _file_on_the_way(here, value)
+
+
+def _file_on_the_way(here: Path, value: str) -> str | None:
+    for parent in Path(value).parents:  # as given, so the message names it as given
+        kind = _kind_of(here / parent)
+        if kind == "folder":
+            return None
+        if kind == "file":  # a file, or a link to nothing
+            return f"{parent} is a file, not a folder, in {value}"
+    return None
+
+
+def _kind_of(path: Path) -> Literal["folder", "file"] | None:
+    """What is at `path` ("file" for anything but a folder, a dangling link too), None
+    when nothing is or it cannot be looked at (a name too long: making it will say why)."""
+    try:
+        return "folder" if stat.S_ISDIR(os.stat(path).st_mode) else "file"
+    except OSError:
+        return "file" if os.path.islink(path) else None
+
+
+def writable_folder_problem(folder: Path, shown: str) -> str | None:
+    """Make `folder` (and the folders above it) as needed and check that a file can be
+    created in it; None when it can, else why not (`shown` names the folder). A report
+    written when a run ends is checked so before the run, not found unwritable after it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot make the folder {shown}: {exc.strerror or exc}"
+    try:  # a temp file as every write makes one: read-only folders refuse it
+        temp, fd = _create_temp(folder / "write-check")
+    except OSError as exc:
+        return f"cannot create a file in {shown}: {exc.strerror or exc}"
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(temp)
+    return None
+
+
 STALE_TEMP_SECONDS = 60.0
 
 

@@ -326,21 +326,29 @@ def pytest_configure(config: pytest.Config) -> None:
         _add_default_goldens_path(config)
     else:
         _refuse_golden_args(config)
+    _make_report_folders(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
+
+
+# the report options that name a file written when the run ends, and the file name their
+# usage errors suggest
+_REPORT_FILES = {"--opswald-json": "report.json", "--opswald-html": "viewer.html"}
 
 
 def _check_report_paths(config: pytest.Config) -> None:
     """--opswald-json and --opswald-html name files written when the run ends: a folder
     there, or a file where a folder of the path must be, is a usage error now, as pytest's
     `--junitxml` gives, rather than a failed write after every golden has run."""
+    from opswald.files import folder_path_problem, report_path_problem
+
     here = config.invocation_params.dir
     given: dict[Path, str] = {}
-    for option in ("--opswald-json", "--opswald-html"):
+    for option, example in _REPORT_FILES.items():
         value = config.getoption(option.lstrip("-").replace("-", "_"))
         if not value:
             continue
-        problem = report_path_problem(here, value)
+        problem = report_path_problem(here, value, example)
         if problem is not None:
             raise pytest.UsageError(f"{option} must be a file name: {problem}")
         target = Path(os.path.abspath(here / value))
@@ -350,20 +358,30 @@ def _check_report_paths(config: pytest.Config) -> None:
                 "replace the other; give each its own file"
             )
         given[target] = option
+    folder = config.getoption("opswald_save_actual")
+    if folder:
+        problem = folder_path_problem(here, folder)
+        if problem is not None:
+            raise pytest.UsageError(f"--opswald-save-actual must be a folder: {problem}")
 
 
-def report_path_problem(here: Path, value: str) -> str | None:
-    """Why a report file cannot be written at `value` (relative to `here`), or None."""
-    target = here / value
-    if value.endswith(("/", os.sep)) or target.is_dir():
-        return f"{value} is a folder"
-    for parent in Path(value).parents:  # as given, so the message names it as given
-        folder = here / parent
-        if folder.is_dir():
-            return None
-        if folder.exists() or folder.is_symlink():  # a file, or a link to nothing
-            return f"{parent} is a file, not a folder, in {value}"
-    return None
+def _make_report_folders(config: pytest.Config) -> None:
+    """The folders of the reports, made now (pytest's --junitxml makes its at the end): a
+    folder that cannot be made or written in is a usage error before any golden runs, not
+    a report lost when the run ends. (The controller makes them for xdist's workers.)"""
+    from opswald.files import writable_folder_problem
+
+    if hasattr(config, "workerinput"):
+        return
+    here = config.invocation_params.dir
+    for option in (*_REPORT_FILES, "--opswald-save-actual"):
+        value = config.getoption(option.lstrip("-").replace("-", "_"))
+        if not value:
+            continue
+        shown = value if option == "--opswald-save-actual" else os.path.dirname(value) or "."
+        problem = writable_folder_problem(here / shown, shown)
+        if problem is not None:
+            raise pytest.UsageError(f"{option}: cannot write {value}: {problem}")
 
 
 def _refuse_update_with(config: pytest.Config, mode: str) -> None:
@@ -1321,7 +1339,7 @@ class SummaryPlugin:
         self.records: list[dict[str, Any]] = []
         self.views: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []
         self.html_written: tuple[Path, int, int] | None = None
-        self.report_notes: list[str] = []  # reports that could not be written
+        self.report_errors: list[str] = []  # reports that could not be written
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         from opswald.files import is_golden_path
@@ -1384,10 +1402,11 @@ class SummaryPlugin:
         if hasattr(self.config, "workerinput"):
             return  # only the controller writes
         # the paths were checked at startup; a write that fails now (a full disk, a folder
-        # made there meanwhile) is a note in the summary, and the tests decide the exit code
+        # made there meanwhile) is an error line of the summary, and fails the run: a CI
+        # gate on the report must not pass without it (pytest fails so on --junitxml)
         html = self.config.getoption("opswald_html")
         if html:
-            with self._noting_failed_write("--opswald-html", "the viewer", html):
+            with self._failing_write(session, "--opswald-html", "the viewer", html):
                 self._write_html(self.config.invocation_params.dir / html)
         path = self.config.getoption("opswald_json")
         if not path:
@@ -1396,18 +1415,23 @@ class SummaryPlugin:
 
         order = tuple(name for name, _ in settings_of(self.config).variants)
         report = json_report.build([*self.records, *self.malformed.values()], order)
-        with self._noting_failed_write("--opswald-json", "the report", path):
+        with self._failing_write(session, "--opswald-json", "the report", path):
             json_report.write(self.config.invocation_params.dir / path, report)
 
     @contextlib.contextmanager
-    def _noting_failed_write(self, option: str, what: str, path: str) -> Generator[None]:
+    def _failing_write(
+        self, session: pytest.Session, option: str, what: str, path: str
+    ) -> Generator[None]:
         try:
             yield
-        except OSError as exc:
-            where = exc.filename if exc.filename is not None else path
-            self.report_notes.append(
-                f"{option}: {what} was not written: cannot write {where}: {exc.strerror or exc}"
+        except OSError as exc:  # named as given: the error's own file may be a temp file
+            self.report_errors.append(
+                f"{option}: {what} was not written, so the run fails: cannot write {path}: "
+                f"{exc.strerror or exc}"
             )
+            # failed tests keep their exit code (1), an interrupted run its own
+            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _write_html(self, path: Path) -> None:
         from opswald.files import GoldenLoadError, load
@@ -1477,7 +1501,8 @@ class SummaryPlugin:
         ]
         summary = Summary(
             counts=counts,
-            notes=(*sorted(set(self.notes), key=note_order), *self.report_notes),
+            notes=tuple(sorted(set(self.notes), key=note_order)),
+            errors=tuple(self.report_errors),
             records=tuple(
                 sorted(records, key=lambda r: (r["golden"], golden_id(r), r["variant"] or ""))
             ),
@@ -1485,10 +1510,10 @@ class SummaryPlugin:
             verbose=self.config.get_verbosity(),
         )
         if not summary.total:
-            if self.report_notes:  # no golden ran, but a report was asked for
+            if self.report_errors:  # no golden ran, but a report was asked for
                 terminalreporter.write_sep("-", "opswald")
-                for note in self.report_notes:
-                    terminalreporter.write_line(f"note: {note}")
+                for error in self.report_errors:
+                    terminalreporter.write_line(f"error: {error}")
             return
         terminalreporter.write_sep("-", "opswald")
         for line in summary.lines:

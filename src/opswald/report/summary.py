@@ -34,6 +34,7 @@ def total_cost(values: Iterable[float | None]) -> float | None:
 class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()  # what failed the run beside the goldens (a report unwritten)
     records: tuple[dict[str, Any], ...] = ()
     variant_order: tuple[str, ...] = ()
     verbose: int = 0
@@ -60,6 +61,7 @@ class Summary:
             n = self.counts["recorded"]
             lines.append(f"{n} golden{'s' if n != 1 else ''} recorded")
         lines.extend(f"note: {note}" for note in self.notes)
+        lines.extend(f"error: {error}" for error in self.errors)
         variants = any(r["variant"] for r in self.records)
         if self.verbose < 0:  # -q: the counts and notes, and a variants run's result
             if variants:
