@@ -453,7 +453,9 @@ def test_a_report_folder_that_cannot_be_made_is_a_usage_error_before_any_golden_
     error naming the option, the path and why, before a golden runs."""
     record(project)
     project.makepyfile(test_side="def test_runs():\n    open('ran', 'w').close()\n")
-    result = project.runpytest("--opswald-goldens", "goldens", "test_side.py", option, given)
+    result = project.runpytest(
+        "--opswald-goldens", "goldens", "test_side.py", option, given, "-n", "2"
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
     folder = given.rsplit("/", 1)[0] if option != "--opswald-save-actual" else given
     reason = "File name too long" if given.startswith("x") else "No such file or directory"
@@ -464,12 +466,13 @@ def test_a_report_folder_that_cannot_be_made_is_a_usage_error_before_any_golden_
     assert "passed" not in result.stdout.str()
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 @pytest.mark.parametrize("option", ["--opswald-json", "--opswald-html", "--opswald-save-actual"])
 def test_a_report_folder_is_made_at_startup_as_needed(
-    project: pytest.Pytester, option: str
+    project: pytest.Pytester, option: str, workers: list[str]
 ) -> None:
     """The folders a report needs are there before the tests run (the check that they can
-    be made makes them)."""
+    be made makes them; under xdist the controller, before its workers start)."""
     project.makepyfile(
         test_side="""
         import os
@@ -479,7 +482,7 @@ def test_a_report_folder_is_made_at_startup_as_needed(
         """
     )
     given = "deep/er" if option == "--opswald-save-actual" else "deep/er/r.out"
-    result = project.runpytest("test_side.py", option, given)
+    result = project.runpytest("test_side.py", option, given, *workers)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     assert os.listdir(project.path / "deep" / "er") == (
         ["r.out"] if option == "--opswald-json" else ["r.out"] if option == "--opswald-html" else []
