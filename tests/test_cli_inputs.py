@@ -90,6 +90,26 @@ def test_an_unwritable_html_output_is_one_line(tmp_path: Path, target: str) -> N
     assert sorted(os.listdir(tmp_path)) == ["a_file", "missing"]  # no temp file left behind
 
 
+@pytest.mark.parametrize("there", [False, True], ids=["no-folder", "folder"])
+def test_an_html_output_ending_in_a_slash_is_a_folder_path(tmp_path: Path, there: bool) -> None:
+    """`-o reports/` wrote the page as a file named `reports` (and said it wrote
+    `reports/`); a path ending in / names a folder, there or not, and is refused as
+    pytest's --opswald-html refuses it, before any golden is read."""
+    if there:
+        (tmp_path / "reports").mkdir()
+    proc = cli("html", str(REFUND), "-o", "reports/", cwd=tmp_path)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    said = (
+        "reports/ is a folder; name a file in it"
+        if there
+        else "reports/ is a folder path (it ends in /), not a file name; name a file"
+    )
+    assert proc.stderr == (
+        f"error: -o must be a file name: {said}, such as reports/opswald-replay.html\n"
+    )
+    assert os.listdir(tmp_path) == (["reports"] if there else [])
+
+
 def test_report_merge_into_an_unwritable_path(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     proc = subprocess.run(
@@ -101,6 +121,13 @@ def test_report_merge_into_an_unwritable_path(tmp_path: Path) -> None:
     merged = cli("report", "merge", str(report), "-o", f"{report}/x.json")
     assert merged.returncode == 4 and merged.stderr.startswith("error: ")
     assert "Traceback" not in merged.stderr
+    merged = cli("report", "merge", str(report), "-o", "merged/", cwd=tmp_path)
+    assert merged.returncode == 4
+    assert merged.stderr == (
+        "error: -o must be a file name: merged/ is a folder path (it ends in /), not a file "
+        "name; name a file, such as merged/report.json\n"
+    )
+    assert not (tmp_path / "merged").exists()
 
 
 def test_a_malformed_actual_leaves_its_golden_on_the_page(tmp_path: Path) -> None:

@@ -344,8 +344,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_report_merge(args: argparse.Namespace) -> int:
     from opswald import jsontext
+    from opswald.files import report_path_problem
     from opswald.report.json_report import MergeError, merge, write
 
+    problem = report_path_problem(Path.cwd(), args.output, "report.json")
+    if problem is not None:
+        print(f"error: -o must be a file name: {problem}", file=sys.stderr)
+        return 4
     reports = []
     for name in args.reports:
         try:

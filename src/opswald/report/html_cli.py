@@ -78,9 +78,15 @@ def _actuals_for(folder: Path, test_name: str) -> list[tuple[str, Path]]:
 
 def cmd_html(args: argparse.Namespace) -> int:
     from opswald.cli import walked
+    from opswald.files import report_path_problem
     from opswald.items import item_name
     from opswald.report.html import ViewEntry, write_report
 
+    # a folder given as the page (`-o reports/`) is refused before any golden is read
+    problem = report_path_problem(Path.cwd(), args.output, DEFAULT_OUTPUT)
+    if problem is not None:
+        print(f"error: -o must be a file name: {problem}", file=sys.stderr)
+        return 4
     goldens, args.paths = walked(args.paths)  # none given: those pytest would collect
     if not goldens:
         print("error: no golden files found", file=sys.stderr)
