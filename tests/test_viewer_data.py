@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import opswald
-from conftest import record
+from conftest import opswald_cli, record
 from opswald.engine.run import RunSettings, execute, judge
 from opswald.engine.state import state_at, state_changes
 from opswald.report import html_cli
@@ -663,7 +663,6 @@ def test_cli_refuses_actual_with_a_folder(tmp_path: Path) -> None:
     opswald.dump(travel_session(), tmp_path / "a.golden.yaml")
     code = html_cli.main(["html", str(tmp_path), "--actual", "x.yaml", "-o", "o.html"])
     assert code == 2
-    assert html_cli.main(["html", str(tmp_path / "nothing-here")]) == 4
 
 
 def test_cli_folder_with_a_malformed_golden(
@@ -683,6 +682,41 @@ def test_cli_folder_with_a_malformed_golden(
     [finding] = broken["findings"]
     assert finding["message"].startswith(f"malformed golden: {goldens / 'broken.golden.yaml'}:2: ")
     assert "opswald validate" in finding["suggestion"]
+
+
+@pytest.mark.parametrize("given", ["nope.golden.yaml", "nope/"])
+def test_cli_a_path_that_names_nothing_is_listed_as_validate_lists_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    given: str,
+) -> None:
+    """A path that names nothing was left off the page (a malformed golden is on it, as
+    `error`) and, given alone, exited 4 with no page, where validate, show and analyze
+    exit 1 for it. It is an `error:` line on stderr worded as theirs, an `error` row of the
+    page saying no golden is there, and exit 1; the page is written."""
+    monkeypatch.chdir(tmp_path)
+    goldens = tmp_path / "goldens"
+    goldens.mkdir()
+    opswald.dump(travel_session(), goldens / "book.golden.yaml")
+    missing = str(Path(given))  # as the walk names it (a folder path loses its /)
+    said = f"{missing}: cannot read the file: No such file or directory"
+    validated = opswald_cli("validate", given, cwd=tmp_path)
+    assert validated.returncode == 1 and f"error: {said}" in validated.stdout
+    for paths, rows in ((["goldens", given], 2), ([given], 1)):
+        out = tmp_path / "o.html"
+        assert html_cli.main(["html", *paths, "-o", str(out)]) == 1
+        captured = capsys.readouterr()
+        assert captured.err == f"error: {said}\n"
+        assert f"wrote {out}: {rows} golden" in captured.out
+        listed = page_data(out.read_text())["goldens"]
+        assert [g["status"] for g in listed] == ["loaded", "error"][-rows:]
+        [finding] = listed[-1]["findings"]
+        assert listed[-1]["file"] == missing
+        assert finding["message"] == f"no golden there: {said}"
+        assert finding["suggestion"] == (
+            f"check the path {missing}, or restore the golden from version control"
+        )
 
 
 def test_cli_folder_of_malformed_goldens_only_writes_the_page(

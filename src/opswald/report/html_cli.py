@@ -113,8 +113,7 @@ def cmd_html(args: argparse.Namespace) -> int:
         golden = _read(path, unread)
         if golden is None:  # listed with its load error, as pytest's page lists it
             problems += 1
-            if path.exists():  # not a path that names nothing
-                entries.append(_malformed(path, unread[path]))
+            entries.append(_unread(path, unread[path]))
             continue
         name = item_name(golden, path)
         pairs: list[tuple[str, Path]] = []
@@ -140,8 +139,6 @@ def cmd_html(args: argparse.Namespace) -> int:
         for extra in sorted(actual_dir.glob("*" + ACTUAL_SUFFIX)):
             if extra.resolve() not in matched:
                 print(f"note: {extra}: no golden of that name among {', '.join(args.paths)}")
-    if not entries:
-        return 4
     title = args.title or ("opswald replay: " + ", ".join(args.paths))
     size = write_report(args.output, entries, title=title, redact=args.redact, slow_ms=args.slow_ms)
     failed = sum(e.status == "failed" for e in entries)
@@ -184,19 +181,27 @@ def _read(path: Path, problems: dict[Path, str] | None = None) -> Session | None
     return session
 
 
-def _malformed(path: Path, problem: str) -> Any:
+def _unread(path: Path, problem: str) -> Any:
     """The entry of a golden that could not be loaded: status error, no steps, its load
-    error as the finding (the record pytest's page gives a malformed golden)."""
+    error as the finding (the record pytest's page gives a malformed golden). A path that
+    names nothing is listed too, as validate lists it, saying no golden is there."""
     from opswald.report.html import ViewEntry, failure_finding
     from opswald.report.summary import failure_record
     from opswald.session import Session
 
+    there = path.exists() or path.is_symlink()
+    text = (
+        f"malformed golden: {problem}"
+        if there
+        else f"no golden there: {problem}\n"
+        f"fix: check the path {path}, or restore the golden from version control"
+    )
     record = failure_record(
         name=str(path),
         file=str(path),
         golden=path.name.split(".golden.")[0],
         variant=None,
-        text=f"malformed golden: {problem}",
+        text=text,
         status="error",
     )
     return ViewEntry(
