@@ -485,8 +485,25 @@ def test_a_report_folder_is_made_at_startup_as_needed(
     result = project.runpytest("test_side.py", option, given, *workers)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     assert os.listdir(project.path / "deep" / "er") == (
-        ["r.out"] if option == "--opswald-json" else ["r.out"] if option == "--opswald-html" else []
+        [] if option == "--opswald-save-actual" else ["r.out"]
     )
+
+
+@pytest.mark.parametrize("asked", ["--help", "--version"])
+def test_help_and_version_make_no_report_folder(project: pytest.Pytester, asked: str) -> None:
+    """`--help` and `--version` write nothing, so they make none of the report folders
+    the options name (a run checks them at startup by making them)."""
+    result = project.runpytest(
+        asked,
+        "--opswald-goldens",
+        "--opswald-json",
+        "deep/r.json",
+        "--opswald-save-actual",
+        "saved",
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    assert not (project.path / "deep").exists()
+    assert not (project.path / "saved").exists()
 
 
 @pytest.mark.parametrize("fails", [False, True])
