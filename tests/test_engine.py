@@ -541,6 +541,45 @@ def test_gathered_branches_of_a_model_call_then_a_tool_call_replay() -> None:
     assert not verdict.passed
 
 
+def planned_agent(skip: bool) -> list[Any]:
+    """Asks the model, looks Paris up, asks again (unless `skip`), looks Oslo up, then
+    gathers two branches (a model call, then a tool call each)."""
+    ask = [{"role": "user", "content": "plan"}]
+    out = [echo_llm(model="m", messages=ask), look_up_sync(city="Paris")]
+    if not skip:
+        out.append(echo_llm(model="m", messages=[{"role": "user", "content": "again"}]))
+    out.append(look_up_sync(city="Oslo"))
+    return [*out, *branches_agent(["Rome", "Bern"])]
+
+
+@opswald.tool
+def look_up_sync(city: str) -> dict[str, Any]:
+    return {"city": city, "sky": "live"}
+
+
+def test_a_tool_call_of_a_later_turn_is_not_served_when_its_model_call_is_skipped() -> None:
+    """DESIGN §3a: tool calls match within the model turn that asked for them. Oslo's
+    look-up is the turn of the second model call (step 3, after Paris's look-up, no burst):
+    an agent that skips that call is not served step 4's answer; its look-up is the
+    divergence, numbered in the run. The gathered branches after it (a burst) still
+    replay with each branch's tool call before the other branch's model call."""
+    golden = record(lambda _: planned_agent(skip=False))
+    kinds = [s.type for s in golden.step_list]
+    assert kinds == ["llm_call", "tool_call", "llm_call", "tool_call", *kinds[4:]]
+    for _ in range(3):
+        _, verdict = replay(golden, lambda _: planned_agent(skip=False))
+        assert verdict.passed, verdict.findings
+    run, verdict = replay(golden, lambda _: planned_agent(skip=True))
+    first = verdict.failures[0]
+    assert (first.kind, first.step, first.step_type, first.name) == (
+        "extra_call",
+        3,
+        "tool_call",
+        "look_up_sync",
+    ), first
+    assert 4 not in run.matched.values() and 4 not in {s.step for s in run.served.values()}
+
+
 @opswald.tool
 async def weather_of(city: str) -> dict[str, Any]:
     return {"city": city, "sky": "clear"}

@@ -394,3 +394,122 @@ def test_the_viewers_analysis_of_an_extra_call_numbers_it_in_the_run(
     assert analysis["title"] == "step 2 of this run · tool_call search: first divergence", analysis
     assert "the run passed" not in analysis["fix"], analysis["fix"]
     assert analysis["traces"] == [], analysis
+
+
+SKIPPING_MODEL_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.llm(provider="acme", api="acme.chat")
+def chat(*, model, messages):
+    return {"content": f"turn {len(messages)}", "finish_reason": "stop"}
+
+
+@opswald.tool
+def search(q):
+    return {"hits": [q]}
+
+
+@opswald.tool
+def fetch(page):
+    return {"page": page, "live": True}
+
+
+def run(input):
+    messages = [{"role": "user", "content": "go"}]
+    chat(model="m", messages=messages)
+    messages.append({"role": "tool", "content": str(search(q="a"))})
+    if not os.environ.get("SKIP_MODEL"):
+        chat(model="m", messages=messages)
+    messages.append({"role": "tool", "content": str(fetch(page=1))})
+    chat(model="m", messages=messages)
+    return "done"
+"""
+
+AHEAD = (
+    f'step 3 of this run · tool_call fetch: {EXTRA}, with {{"page": 1}}, after the golden\'s '
+    "step 2 (tool_call search)"
+)
+
+
+@pytest.fixture
+def skipped_model(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, pytest.RunResult]:
+    """golden: m, search, m, fetch, m; the agent no longer makes the second model call and
+    calls fetch (golden step 4, of the turn of model step 3) right after search."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("SKIP_MODEL", raising=False)
+    pytester.makepyfile(magent=SKIPPING_MODEL_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = magent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "k.golden.yaml"
+    golden.write_text("name: k\ninput: {q: hi}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    types = [s.type for s in opswald.load(golden).step_list]
+    assert types == ["llm_call", "tool_call", "llm_call", "tool_call", "llm_call"]
+    monkeypatch.setenv("SKIP_MODEL", "1")
+    result = pytester.runpytest(
+        "--opswald-goldens", "--opswald-save-actual", "act", "--opswald-json", "r.json"
+    )
+    result.assert_outcomes(failed=1)
+    return golden, result
+
+
+def test_a_tool_call_of_a_skipped_model_turn_is_not_served_out_of_turn(
+    skipped_model: tuple[Path, pytest.RunResult], pytester: pytest.Pytester
+) -> None:
+    """DESIGN §3a: a tool call matches within the model turn that asked for it. Golden
+    step 4 (fetch) is the turn of model step 3, which the agent skipped: the fetch the
+    agent makes after search matches nothing recorded in its turn, and is the divergence,
+    numbered in the run (it was served step 4's answer, and pytest blamed the next model
+    call, at golden step 3, for a request with fetch's answer in it)."""
+    _, result = skipped_model
+    result.stdout.fnmatch_lines([f"{AHEAD}*"])
+    result.stdout.no_fnmatch_line("*the agent sent another request*")
+    actual = opswald.load(pytester.path / "act" / "k.actual.yaml")
+    last = actual.step_list[-1]
+    assert (len(actual.step_list), last.type, last.error is not None) == (3, "tool_call", True)
+    assert getattr(last, "output", None) is None  # neither served step 4's answer nor run
+    [failed] = json.loads((pytester.path / "r.json").read_text())["failed_tests"]
+    assert (failed["step"], failed["run_step"]) == (3, True)
+    assert failed["error"].startswith(EXTRA)
+
+
+def test_every_surface_names_the_skipped_model_turns_divergence_as_pytest_does(
+    skipped_model: tuple[Path, pytest.RunResult],
+    pytester: pytest.Pytester,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """opswald diff of the saved actual, opswald replay and the viewer name the same first
+    divergence as pytest (diff said 'after its step 4 not reached' with its first
+    difference at step 3, replay printed the fetch as 'step 3 of 5 · tool_call fetch')."""
+    golden, _ = skipped_model
+    actual = pytester.path / "act" / "k.actual.yaml"
+    assert main(["diff", str(golden), str(actual)]) == 1
+    out = capsys.readouterr().out
+    head = " ".join(line.strip() for line in out.split("\n[- ")[0].splitlines()[1:])
+    assert head.startswith(f"first difference: {AHEAD} the run stopped there: the golden's "), out
+    assert "after its step 2 were not reached" in head and "step 4" not in head, out
+    assert main(["diff", str(golden), str(actual), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert (data["first_step"], data["first_step_b"]) == (None, 3), data
+    assert {k: data["stop"][k] for k in ("step_b", "golden_step", "reached")} == {
+        "step_b": 3,
+        "golden_step": None,
+        "reached": 2,
+    }
+    assert main(["replay", str(golden)]) == 1
+    out = capsys.readouterr().out
+    assert "step 3 of 5 · tool_call fetch" not in out, out
+    assert f"FAILED {AHEAD}" in " ".join(line.strip() for line in out.splitlines()), out
+    entry = ViewEntry(golden=opswald.load(golden), actual=opswald.load(actual), status="failed")
+    [view] = build_data([entry])["goldens"]
+    [finding] = view["findings"]
+    assert (finding["kind"], finding["step"], finding["run_step"]) == ("extra_call", 3, True)
+    assert finding["headline"].startswith(AHEAD), finding["headline"]
+    [analysis] = [a for a in view["analyses"] if a["kind"] == "divergence"]
+    assert analysis["title"] == "step 3 of this run · tool_call fetch: first divergence"
+    assert [0, 3] in view["rows"], view["rows"]

@@ -300,16 +300,22 @@ class Tape:
         """Unused tool calls of later turns that concurrent branches may make early: the
         golden recorded model calls back to back (`asyncio.gather` of branches that each
         ask the model, then call a tool), and in replay each branch's answer comes at once,
-        so its tool call comes before the next branch's model call. Only across turns whose
-        tool calls are all made and whose heads are model calls (a burst)."""
+        so its tool call comes before the next branch's model call. Only across a burst:
+        model calls the golden has back to back, with no tool call recorded between them
+        and the current turn's head. A turn whose head came after a recorded tool call is
+        a later turn, not a branch of this one (DESIGN §3a: a tool call matches within the
+        turn that asked for it), so an agent that skips that model call is not served the
+        turn's tool call."""
         ahead: list[ToolCallStep] = []
+        if self.segments[self.cursor].tools:
+            return ahead  # the next model call came after this turn's tool calls
         for j in range(self.cursor + 1, len(self.segments)):
             segment = self.segments[j]
             if not isinstance(segment.head, LLMCallStep):
                 break
             unused = [t for t in segment.tools if t.step not in self.used]
             ahead.extend(unused)
-            if unused:
+            if segment.tools:
                 break  # the turns after it come after these calls
         return ahead
 
