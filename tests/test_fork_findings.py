@@ -214,6 +214,54 @@ def test_a_request_modification_is_the_cause_not_the_agent(
         assert "cost" in fix and "live answer" in fix, fix
 
 
+CHANGED_BY_MODEL = "the modification model=m-large changed the request"
+
+
+def test_a_forks_path_line_names_model_as_the_cause_of_the_changed_steps(
+    weather: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under the fork line, a model call whose name changed only because opswald applied
+    `model=` reads as that modification's doing (as the also (not failing) line says it),
+    in pytest, opswald replay and the viewer; a step the agent made otherwise does not."""
+    _only(weather, "rome_f")
+    fork = ["--opswald-fork-at=5", "--opswald-modify", "model=m-large"]
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", *fork, "--opswald-html", "run.html"
+    )
+    result.assert_outcomes(failed=1)
+    lines = [
+        f"    step {n}: 'llm_call m-small' → 'llm_call m-large' ({CHANGED_BY_MODEL})"
+        for n in (5, 8)
+    ]
+    out = result.stdout.lines
+    assert all(line in out for line in lines), result.stdout.str()
+    page = _page_of(weather.path / "run.html")
+    [entry] = page["goldens"]
+    [path] = [f for f in entry["findings"] if f["kind"] == "fork"]
+    assert [line.strip() for line in lines] == [
+        line for line in path["diff"] if line.startswith("step ")
+    ], path["diff"]
+    assert {d.get("cause") for d in path["differences"]} == {CHANGED_BY_MODEL}
+    monkeypatch.chdir(weather.path)
+    monkeypatch.setenv("COLUMNS", "160")
+    from opswald.cli import main
+
+    capsys.readouterr()
+    golden = "goldens/rome_f.golden.yaml"
+    assert main(["replay", golden, "--fork-at", "5", "--modify", "model=m-large"]) == 1
+    # replay breaks a long line to fit the terminal: read it whole again
+    replayed = " ".join(line.strip() for line in capsys.readouterr().out.splitlines())
+    assert all(line.strip() in replayed for line in lines), replayed
+    # another tool at a step, under model= too: not the modification's doing
+    result = weather.runpytest(
+        "--opswald-goldens", "-p", "no:randomly", *fork, "--opswald-modify",
+        "tool_params={celsius: 3}", "--opswald-modify", "selected_tool=lookup",
+    )  # fmt: skip
+    assert "    step 6: 'tool_call convert' → 'tool_call lookup'" in result.stdout.lines, (
+        result.stdout.str()
+    )
+
+
 def _page_of(path: Path) -> dict[str, Any]:
     match = DATA_BLOCK.search(path.read_text())
     assert match is not None

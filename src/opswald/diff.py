@@ -575,25 +575,30 @@ _CONTROL = {
 
 
 def render_difference(d: Difference, mode: DiffMode = "detailed") -> list[str]:
-    """`where: golden → actual`, then (detailed) `- golden` / `+ actual` value lines."""
+    """`where: golden → actual` (and `(cause)`, when the difference has one), then
+    (detailed) `- golden` / `+ actual` value lines."""
     if mode == "disabled":
         return []
+    cause = f" ({d.cause})" if d.cause else ""
     whole = _whole_step(d)
     if whole is not None:
         head, body = whole
         if mode == "short":
-            return [_plain(f"{head} {short_repr(body)}")]
+            return [_plain(f"{head} {short_repr(body)}{cause}")]
         golden, actual = (body, MISSING) if d.actual is MISSING else (MISSING, body)
-        return [_plain(head), *(_plain(f"  {line}") for line in _value_lines(golden, actual))]
+        lines = _value_lines(golden, actual)
+        return [_plain(head + cause), *(_plain(f"  {line}") for line in lines)]
     if d.golden is MISSING:
         head = f"{d.where}: {d.change}"  # added, or inserted before elements that moved
-        short = f"{head} {short_repr(d.actual)}"
+        short = f"{head} {short_repr(d.actual)}{cause}"
+        head += cause
     elif d.actual is MISSING:
         head = f"{d.where}: removed"
-        short = f"{head} {short_repr(d.golden)}"
+        short = f"{head} {short_repr(d.golden)}{cause}"
+        head += cause
     else:
         golden, actual = views(d.golden, d.actual, SHORT_WIDTH)
-        head = short = f"{d.where}: {golden} → {actual}"
+        head = short = f"{d.where}: {golden} → {actual}{cause}"
     if mode == "short":
         return [_plain(short)]
     return [_plain(head), *(_plain(f"  {line}") for line in _value_lines(d.golden, d.actual))]

@@ -66,6 +66,9 @@ class Difference:
     `shifts`: a list element one side has and the other has not, with elements both have
     after it, which moved one place (`inserted`, `removed`). An inserted element's path
     holds its index in the actual list, a removed one's its index in the golden list.
+
+    `cause`: what made the values differ when it is not the agent's doing, said after the
+    line (`the modification model=m-large changed the request`); empty otherwise.
     """
 
     path: Path
@@ -73,6 +76,7 @@ class Difference:
     actual: Any = MISSING
     step: int | None = None
     shifts: bool = False
+    cause: str = ""
 
     @property
     def change(self) -> DifferenceKind:

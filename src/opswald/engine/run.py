@@ -851,7 +851,7 @@ def _as_fork_point(finding: Finding, modifications: Any = None) -> Finding:
     message = finding.message
     changed = _request_modification(finding, modifications)
     if changed is not None:
-        message = f"the modification {changed} changed the request"
+        message = _changed_by(changed)
     return replace(
         finding,
         failing=False,
@@ -864,9 +864,16 @@ def _as_fork_point(finding: Finding, modifications: Any = None) -> Finding:
 _REQUEST_FIELDS = frozenset(REQUEST_KEYS) | {"max_output_tokens"}
 
 
-def _request_modification(finding: Finding, modifications: Any) -> str | None:
-    """`model=m-large` when every difference of a model call's request is at a field a
-    request-level modification sets; None otherwise."""
+def _changed_by(given: dict[str, Any]) -> str:
+    """`the modification model=m-large changed the request`: a difference opswald made by
+    applying request-level modifications, not one the agent made."""
+    listing = ", ".join(f"{k}={v}" for k, v in given.items())
+    return f"the modification {listing} changed the request"
+
+
+def _request_modification(finding: Finding, modifications: Any) -> dict[str, Any] | None:
+    """The request-level modifications (`{"model": "m-large"}`) when every difference of a
+    model call's request is at a field they set; None otherwise."""
     if finding.step_type != "llm_call" or not finding.differences:
         return None
     if not isinstance(modifications, dict):
@@ -877,7 +884,7 @@ def _request_modification(finding: Finding, modifications: Any) -> str | None:
     ]
     if not given or not all(f in _REQUEST_FIELDS for f in fields):
         return None
-    return ", ".join(f"{k}={v}" for k, v in given.items())
+    return given
 
 
 def _fork_path(
@@ -894,14 +901,17 @@ def _fork_path(
     more or fewer snapshots or calls before it). The run's path is compared from its step
     `start` (`fork_step` unless a later call of a burst started first). A fork at a step
     the run never reached (`unreached`) is told where the run left the golden instead. A
-    fork `asked` at a snapshot says it started at the call after it."""
+    fork `asked` at a snapshot says it started at the call after it. A model call renamed
+    only by the run's `model=` (`metadata.modifications`, applied from the fork on) says
+    that modification changed it."""
     at = fork_step if golden_step is None else golden_step
     first = fork_step if start is None else start
     old_steps = [s for s in golden.step_list if s.step >= at]
     new_steps = [s for s in actual.step_list if s.step >= first]
     old, new = [describe(s) for s in old_steps], [describe(s) for s in new_steps]
+    model = _modified_model(actual.metadata.get("modifications"))
     numbered = tuple(
-        _path_difference(d, old_steps, new_steps, at, first) for d in differences(old, new)
+        _path_difference(d, old_steps, new_steps, at, first, model) for d in differences(old, new)
     )
     where = f"step {at}" if at == fork_step else f"step {at} ({run_step(fork_step)})"
     if unreached is None:
@@ -924,18 +934,41 @@ def _fork_path(
     )
 
 
+def _modified_model(modifications: Any) -> str | None:
+    """The model the run's `model=` modification sent its requests to, if it has one."""
+    if not isinstance(modifications, dict) or modifications.get("model") is None:
+        return None
+    return str(modifications["model"])
+
+
 def _path_difference(
-    d: Difference, old: list[AnyStep], new: list[AnyStep], at: int, first: int
+    d: Difference,
+    old: list[AnyStep],
+    new: list[AnyStep],
+    at: int,
+    first: int,
+    model: str | None = None,
 ) -> Difference:
     """A difference of the two paths (lists of step descriptions from the fork point) as
     a step difference: a step only one path has is that step, whole (`step 5 removed:
     tool_call book`, numbered in the golden; `step 6 inserted: ...`, in the run), and a
-    step of another kind or name reads `step 5: 'tool_call book' → 'llm_call m2'`."""
+    step of another kind or name reads `step 5: 'tool_call book' → 'llm_call m2'`; a
+    model call that went to `model` (the run's `model=` modification, which opswald set)
+    where the golden's went to another one says so."""
     if not d.path or not isinstance(d.path[0], int):
         return d
     index = d.path[0]
     if d.path[1:] or (d.golden is MISSING) == (d.actual is MISSING):
-        return replace(d, path=d.path[1:], step=at + index)
+        # the values are the steps' descriptions: `llm_call m-small` → `llm_call m-large`
+        renamed = (
+            model is not None
+            and not d.path[1:]
+            and d.actual == f"llm_call {model}"
+            and isinstance(d.golden, str)
+            and d.golden.startswith("llm_call ")
+        )
+        cause = _changed_by({"model": model}) if renamed else ""
+        return replace(d, path=d.path[1:], step=at + index, cause=cause)
     from opswald.sessiondiff import compared_step
 
     if d.actual is MISSING:

@@ -168,6 +168,8 @@ def _difference_data(d: Difference) -> dict[str, Any]:
     # a side left out may be missing or too long: the change says which (`inserted`: the
     # path holds the element's index in the actual list, `removed` in the golden's)
     out["change"] = d.change
+    if d.cause:  # not the agent's doing: the modification that made it, say
+        out["cause"] = d.cause
     return out
 
 
