@@ -231,6 +231,52 @@ def test_refusing_proxy_through_proxy_env(monkeypatch: pytest.MonkeyPatch) -> No
             conn.close()
     assert err.value.code == 403
     assert guard.blocked == []
+    # noted for the failure: method, host and path (a tunnel's path is never seen)
+    assert guard.refused == ["GET http://example.invalid/", "CONNECT example.invalid:443"]
+
+
+def test_refusing_proxy_notes_requests_without_their_secrets() -> None:
+    """A query string, a fragment and credentials may hold keys: the note leaves them out,
+    and a note is one line whatever the request line held."""
+    with refusing_proxy() as url, OfflineGuard() as guard:
+        with httpx.Client(proxy=url) as client:
+            client.get("http://user:pw@rates.invalid:8080/v1/rates?api_key=sk-x#frag")
+            client.delete("http://rates.invalid/v1/a%0Ab")
+    assert guard.refused == [
+        "GET http://rates.invalid:8080/v1/rates",
+        "DELETE http://rates.invalid/v1/a%0Ab",
+    ]
+    assert offline.blocked_note([], guard.refused) == (
+        "opswald replay is offline: the proxy refused the agent's requests "
+        "GET http://rates.invalid:8080/v1/rates, DELETE http://rates.invalid/v1/a%0Ab"
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "host", "shown"),
+    [
+        ("CONNECT", "user:pw@fx.invalid:443", None, "CONNECT fx.invalid:443"),
+        ("get", "/plain?token=x", "gw.invalid:81", "GET http://gw.invalid:81/plain"),
+        ("GET", "http://[2001:db8::1]:8080", None, "GET http://[2001:db8::1]:8080/"),
+        ("POST", "http://a.invalid/x y\tz", None, "POST http://a.invalid/x%20y%09z"),
+        ("GET", "http://a.invalid/" + "p" * 100, None, "GET http://a.invalid/" + "p" * 78 + "…"),
+        ("GET", "http://[bad/x?key=1", None, "GET http://[bad/x"),  # not a URL
+    ],
+)
+def test_proxy_request_names_a_request_without_secrets(
+    method: str, target: str, host: str | None, shown: str
+) -> None:
+    assert offline.proxy_request(method, target, host) == shown
+
+
+def test_a_refusing_proxy_notes_only_while_a_guard_is_active() -> None:
+    guard = OfflineGuard()
+    with refusing_proxy() as url, httpx.Client(proxy=url) as client:
+        assert client.get("http://before.invalid/").status_code == 403
+        with guard:
+            assert client.get("http://during.invalid/").status_code == 403
+        assert client.get("http://after.invalid/").status_code == 403
+    assert guard.refused == ["GET http://during.invalid/"]
 
 
 # --------------------------------------------------------------------------- network namespace

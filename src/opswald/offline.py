@@ -15,6 +15,7 @@ import ipaddress
 import re
 import socket
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,13 +71,24 @@ def offline_message(host: str, port: int | str | None) -> str:
     return f"opswald replay is offline: blocked connection to {_target(host, port)}. {ADVICE}"
 
 
-def blocked_note(blocked: list[tuple[str, int | str | None]]) -> str | None:
-    """What the guard refused during a run, in one line (None when nothing was)."""
+def blocked_note(
+    blocked: list[tuple[str, int | str | None]], refused: list[str] | None = None
+) -> str | None:
+    """What the guard blocked and its proxy refused (`refused`, as `proxy_request` names
+    them) during a run, in one line (None when nothing was)."""
+    parts = []
     targets = list(dict.fromkeys(_target(host, port) for host, port in blocked))
-    if not targets:
-        return None
-    more = f" and {len(targets) - 3} more" if len(targets) > 3 else ""
-    return f"opswald replay is offline: blocked connection to {', '.join(targets[:3])}{more}"
+    if targets:
+        parts.append(f"blocked connection to {_first_three(targets)}")
+    requests = list(dict.fromkeys(refused or ()))
+    if requests:
+        parts.append(f"the proxy refused the agent's requests {_first_three(requests)}")
+    return f"opswald replay is offline: {'; '.join(parts)}" if parts else None
+
+
+def _first_three(items: list[str]) -> str:
+    more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+    return ", ".join(items[:3]) + more
 
 
 BLOCKED_ADVICE = (
@@ -153,6 +165,12 @@ class _Patch:
             for guard in self.guards:
                 guard.blocked.append((name, shown_port))
         return OfflineError(name, shown_port)
+
+    def refuse(self, request: str) -> None:
+        """Note a request the refusing proxy refused in every active guard."""
+        with self.lock:
+            for guard in self.guards:
+                guard.refused.append(request)
 
     def check(self, host: object, port: object) -> None:
         """Raise `OfflineError` unless `host` is loopback."""
@@ -358,11 +376,14 @@ class OfflineGuard:
     """Blocks non-loopback lookups and connections while active; nests and ref-counts.
 
     Use as a context manager or with `install()` / `uninstall()`; `blocked` lists the
-    `(host, port)` attempts refused while this guard was active.
+    `(host, port)` attempts refused while this guard was active, `refused` the requests a
+    `refusing_proxy()` refused meanwhile (a subprocess agent's, as `proxy_request` names
+    them).
     """
 
     def __init__(self) -> None:
         self.blocked: list[tuple[str, int | str | None]] = []
+        self.refused: list[str] = []
         self._depth = 0
         self._lock = threading.Lock()
 
@@ -432,6 +453,8 @@ class _RefusingHandler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _refuse(self) -> None:
+        # noted before the answer goes out: when the agent has read it, the run knows
+        _PATCH.refuse(proxy_request(self.command, self.path, self.headers.get("host")))
         length = int(self.headers.get("content-length") or 0)
         if 0 < length <= 1 << 20:
             self.rfile.read(length)
@@ -447,6 +470,35 @@ class _RefusingHandler(BaseHTTPRequestHandler):
         """Stay quiet."""
 
 
+_SHOWN_PATH = 80  # characters of a refused request's path a note shows
+
+
+def proxy_request(method: str, target: str, host: str | None = None) -> str:
+    """A request the proxy refused, as a note names it: `GET http://host:port/path` (from
+    the absolute URL a client asks a proxy for; `host` is the Host header, for a path
+    alone), `CONNECT host:443` for a tunnel (HTTPS: its path is never seen). The query
+    string, a fragment and credentials are left out: they may hold keys."""
+    target = _printable(target)  # escaped first: urlsplit drops tabs and newlines
+    if method.upper() == "CONNECT":
+        return f"CONNECT {target.rpartition('@')[2]}"
+    try:
+        parts = urllib.parse.urlsplit(target)
+    except ValueError:  # not a URL (`http://[bad`): named as it came, up to its query
+        return f"{_printable(method.upper())} {_clipped(re.split('[?#]', target)[0])}"
+    netloc = parts.netloc or _printable(host or "")
+    origin = f"{parts.scheme or 'http'}://{netloc.rpartition('@')[2]}"
+    return f"{_printable(method.upper())} {origin}{_clipped(parts.path or '/')}"
+
+
+def _clipped(path: str) -> str:
+    return path if len(path) <= _SHOWN_PATH else path[: _SHOWN_PATH - 1] + "…"
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters and spaces escaped: a note is one line."""
+    return "".join(c if c.isprintable() and not c.isspace() else f"%{ord(c):02X}" for c in text)
+
+
 class _RefusingServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -456,7 +508,9 @@ class _RefusingServer(ThreadingHTTPServer):
 
 @contextmanager
 def refusing_proxy() -> Iterator[str]:
-    """Run an HTTP proxy on 127.0.0.1 that answers everything `403`; yield its URL."""
+    """Run an HTTP proxy on 127.0.0.1 that answers everything `403`, without a lookup or a
+    connection of its own, and notes each request it refused in the active offline guards
+    (`OfflineGuard.refused`); yield its URL."""
     server = _RefusingServer(("127.0.0.1", 0), _RefusingHandler)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
