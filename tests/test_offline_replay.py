@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from opswald import load
+
 AGENT = """
 import socket
 import urllib.request
@@ -323,3 +325,142 @@ def test_threads_an_agent_leaves_running_are_named_in_the_summary(
     timed = pytester.runpytest("--opswald-goldens", "--opswald-timeout", "60")
     timed.assert_outcomes(passed=3)
     assert "its agent left" not in timed.stdout.str()
+
+
+# A subprocess agent: its model call goes to OPENAI_BASE_URL (the replay server, on
+# loopback); its own requests, to a `.invalid` host, go through the proxy variables it is
+# given. Those hosts resolve nowhere, and the tests run in a network namespace with only
+# loopback up, so no packet can leave even if the proxy tried.
+KEY = "sk-proj-" + "K" * 40
+RATES_AGENT = f"""
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+question = json.load(sys.stdin)["question"]
+call = urllib.request.Request(
+    os.environ["OPENAI_BASE_URL"] + "/chat/completions",
+    data=json.dumps({{"model": "gpt-4o-mini",
+                     "messages": [{{"role": "user", "content": question}}]}}).encode(),
+    headers={{"content-type": "application/json", "authorization": "Bearer x"}},
+)
+with urllib.request.urlopen(call, timeout=10) as reply:
+    out = {{"answer": json.load(reply)["choices"][0]["message"]["content"]}}
+fetch = os.environ.get("FETCH")
+if fetch:  # the agent's own requests, to no model provider
+    errors = []
+    for url in ("http://rates.invalid/v1/rates?api_key={KEY}&base=EUR",
+                "https://fx.invalid/v2/convert",
+                "http://hooks.invalid/t/{KEY}/send"):
+        try:
+            urllib.request.urlopen(url, timeout=5)
+        except (urllib.error.URLError, OSError) as exc:
+            errors.append(f"{{type(exc).__name__}}: {{exc}}")
+    if fetch == "raise":
+        sys.exit("the rates service is down: " + "; ".join(errors))
+    out["errors"] = errors
+print(json.dumps(out))
+"""
+
+
+def _loopback_namespace(
+    cwd: object, *args: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """A command in a network namespace whose only interface is loopback (up, for the
+    replay server and the refusing proxy): nothing can leave it."""
+    unshare = shutil.which("unshare")
+    assert unshare is not None, "util-linux unshare is needed for the offline test"
+    assert shutil.which("ip") is not None, "iproute2 ip is needed to bring loopback up"
+    return subprocess.run(
+        [unshare, "-rn", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def rates_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A subprocess agent whose golden was recorded without its own requests."""
+    from fakeprovider import FakeProvider
+
+    for var in ("CI", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "FETCH"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.lower(), raising=False)
+    (pytester.path / "agent.py").write_text(RATES_AGENT)
+    pytester.makeini(f"[pytest]\nopswald_adapter = subprocess:{sys.executable} agent.py\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "rates.golden.yaml"
+    golden.write_text("name: rates\ninput:\n  question: EUR in USD?\n")
+    with FakeProvider(script=[{"content": "1.08"}]) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    return pytester
+
+
+@pytest.mark.parametrize("fetch", ["raise", "return"])
+def test_requests_the_proxy_refused_a_subprocess_agent_are_named_with_their_fix(
+    rates_project: pytest.Pytester, fetch: str
+) -> None:
+    """A subprocess agent's own requests, refused in replay by the proxy its proxy
+    variables point at, failed the golden with the ordinary `fix:` line (accept it with
+    --opswald-update) and no word of the proxy. The failure now names each request the
+    proxy refused (method, host, path; no query string, which may hold a key, and a key in
+    the path redacted) and says an
+    update cannot fix it, with what can; `opswald replay` says the same."""
+    env = {**os.environ, "FETCH": fetch, "COLUMNS": "300"}
+    golden = rates_project.path / "goldens" / "rates.golden.yaml"
+    pytest_ = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--opswald-goldens")
+    runs = {
+        " ".join(extra) or "pytest": _loopback_namespace(
+            rates_project.path, *pytest_, *extra, env=env
+        )
+        # in an xdist worker, and in the child process of --opswald-timeout, too
+        for extra in ((), ("-n", "2"), ("--opswald-timeout", "60"))
+    }
+    runs["opswald replay"] = _loopback_namespace(
+        rates_project.path, sys.executable, "-m", "opswald.cli", "replay", str(golden), env=env
+    )
+    for name, done in runs.items():
+        out = " ".join((done.stdout + done.stderr).split())  # opswald replay wraps its lines
+        assert done.returncode == 1, f"{name}: {out}"
+        assert "Tunnel connection failed: 403" in out or "HTTP Error 403" in out, out
+        assert (
+            "the proxy refused the agent's requests GET http://rates.invalid/v1/rates, "
+            "CONNECT fx.invalid:443, GET http://hooks.invalid/t/<redacted:openai-key>/send" in out
+        ), f"{name}: {out}"
+        assert KEY not in out and "api_key" not in out, f"{name}: {out}"
+        assert out.count("fix: ") == 1, f"{name}: {out}"
+        fix = out[out.index("fix: ") :]
+        assert fix.startswith(
+            "fix: --opswald-update cannot fix this: opswald replay is offline: the proxy refused"
+        ), f"{name}: {fix}"
+        assert "and every replay refuses them again" in fix, f"{name}: {fix}"
+        assert "answered only its model calls" in fix, f"{name}: {fix}"
+        assert "accept it" not in out and "@opswald.tool" not in out, f"{name}: {out}"
+
+
+def test_an_update_never_writes_what_the_proxy_refused(rates_project: pytest.Pytester) -> None:
+    """As for a call the in-process guard blocks: an update runs with neither the guard nor
+    the refusing proxy, so the agent's own requests go out as they are (here, in a
+    namespace with loopback alone, their lookups fail) and the golden written holds what
+    they did then, never the proxy's 403."""
+    golden = rates_project.path / "goldens" / "rates.golden.yaml"
+    env = {**os.environ, "FETCH": "return"}
+    pytest_ = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--opswald-goldens")
+    replay = _loopback_namespace(rates_project.path, *pytest_, env=env)
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    assert "the proxy refused the agent's requests" in replay.stdout, replay.stdout
+    update = _loopback_namespace(rates_project.path, *pytest_, "--opswald-update", env=env)
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert "1 updated" in update.stdout, update.stdout
+    errors = load(golden).output["errors"]
+    assert len(errors) == 3 and all("403" not in error for error in errors), errors
+    text = golden.read_text()
+    assert "403" not in text and "proxy" not in text and KEY not in text, text

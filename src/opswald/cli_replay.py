@@ -388,7 +388,8 @@ def _report(
         ),
     )
     if result.offline_note is not None and result.policy != "live":
-        fix = blocked_fix(result.offline_note)  # as pytest says it: an update cannot help
+        # as pytest says it: an update cannot help
+        fix = blocked_fix(result.offline_note, proxy=result.offline_proxy)
     diff_mode: Any = settings.diff_mode if settings is not None else "detailed"
     text = render_verdict(result.verdict, total_steps=total or None, mode=diff_mode, fix=fix)
     if settings is not None:  # secrets (and with opswald_redact = pii, personal data) scrubbed

@@ -288,6 +288,7 @@ def run_golden(
         agent_traceback=run.agent_traceback,
         matched=run.matched,
         offline_note=run.offline_note,
+        offline_proxy=run.offline_proxy,
     )
     total = len(golden.step_list) if not golden.is_stub else None
     wants_write = writing or golden.is_stub or (settings.update and not verdict.passed)
@@ -318,7 +319,7 @@ def run_golden(
             variant=recorded_variant(golden),
         )
         if run.offline_note is not None and policy != "live":
-            fix = blocked_fix(run.offline_note)
+            fix = blocked_fix(run.offline_note, proxy=run.offline_proxy)
         text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=fix)
         raise GoldenError(*_failed(text, result, settings))
     return _write(path, golden, run, result, settings, total, expect)

@@ -605,6 +605,7 @@ class Replay:
                 agent_traceback=run.agent_traceback,
                 matched=run.matched,
                 offline_note=run.offline_note,
+                offline_proxy=run.offline_proxy,
             )
         except HookFailed as failed:  # the hook's own exception, in the caller's thread
             self._error = failed.__cause__ or failed

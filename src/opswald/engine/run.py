@@ -169,6 +169,9 @@ class Run:
     agent_traceback: str | None
     policy: Policy
     offline_note: str | None = None  # what the offline guard blocked, if anything
+    # the note names requests the refusing proxy refused a subprocess agent: what helps
+    # is not what helps an in-process agent (an @opswald.tool cannot wrap another process)
+    offline_proxy: bool = False
     # SDK requests to endpoints opswald does not record, which went out live (`POST /v1/...`)
     unrecorded: tuple[str, ...] = ()
     # the names of threads the agent started that were still running when its replay
@@ -220,6 +223,7 @@ class ReplayResult:
     # and live calls have none): how the viewer lines the two sessions up
     matched: dict[int, int] = field(default_factory=dict)
     offline_note: str | None = None  # a call of the agent's own the offline guard blocked
+    offline_proxy: bool = False  # ... or requests of a subprocess agent its proxy refused
 
     @property
     def passed(self) -> bool:
@@ -244,12 +248,18 @@ def _left_running(before: set[threading.Thread]) -> tuple[str, ...]:
     return tuple(t.name for t in started if t.is_alive())
 
 
-def blocked_fix(note: str) -> str:
-    """The `fix:` of a replay the offline guard blocked a call of the agent's own in
-    (`note`): an update runs that call live and writes what it did, but no golden holds its
-    answer, so every replay blocks it again."""
-    from opswald.offline import ADVICE
+def blocked_fix(note: str, *, proxy: bool = False) -> str:
+    """The `fix:` of a replay the offline guard blocked a call of the agent's own in, or
+    whose proxy refused requests of a subprocess agent's own (`proxy`), as `note` says: an
+    update runs them live (no guard, no proxy) and writes what they did, but no golden
+    holds their answers, so every replay blocks them again."""
+    from opswald.offline import ADVICE, SUBPROCESS_ADVICE
 
+    if proxy:
+        return (
+            f"--opswald-update cannot fix this: {note}, and every replay refuses them "
+            f"again (no golden holds their answers). {SUBPROCESS_ADVICE}"
+        )
     return (
         f"--opswald-update cannot fix this: {note}, and every replay blocks "
         f"that call again (no golden holds its answer). {ADVICE}"
@@ -409,7 +419,8 @@ def execute(
         unused=tuple(ctx.tape.unused()) if ctx.tape is not None else (),
         agent_traceback=tb,
         policy=settings.policy,
-        offline_note=_blocked(offline),
+        offline_note=_blocked(offline, ctx.redactor),
+        offline_proxy=bool(getattr(offline, "refused", ())),
         left_running=left_running,
         surface=settings.surface,
         formless_output=shapeless,
@@ -423,10 +434,13 @@ def execute(
     )
 
 
-def _blocked(guard: Any) -> str | None:
+def _blocked(guard: Any, redactor: Redactor) -> str | None:
+    """What the guard blocked and its proxy refused, redacted (a refused path may hold a
+    key, as a query string would: the proxy leaves that out)."""
     from opswald.offline import blocked_note
 
-    return blocked_note(list(getattr(guard, "blocked", ())))
+    note = blocked_note(list(getattr(guard, "blocked", ())), list(getattr(guard, "refused", ())))
+    return None if note is None else redactor.text(note)
 
 
 def judge(
@@ -451,7 +465,7 @@ def judge(
     unused = _unused(run, expect) if not diverged and served_only else []
     if not diverged:
         errors = [
-            _offline(f, run.offline_note)
+            _offline(f, run.offline_note, proxy=run.offline_proxy)
             for f in _error_findings(golden, actual, expect, run.agent_traceback)
         ]
         if run.retyped is not None:
@@ -468,7 +482,7 @@ def judge(
             if out is not None and cut is not None:  # the likely cause, not ignore_paths
                 out = replace(out, suggestion=f"step {cut.step}: {cut.suggestion}")
             if out is not None:  # an agent that caught the blocked call answered otherwise
-                findings.append(_offline(out, run.offline_note))
+                findings.append(_offline(out, run.offline_note, proxy=run.offline_proxy))
         # the tape matched every served call (tools in any completion order); the order is
         # judged where the run went live: a live run, or an update or fork past its start
         if run.policy not in ("replay", "update") or run.fork_step is not None:
@@ -514,14 +528,16 @@ def rerecord_for_cost(run: Run) -> str | None:
     return RERECORD[run.surface]
 
 
-def _offline(finding: Finding, note: str | None) -> Finding:
+def _offline(finding: Finding, note: str | None, *, proxy: bool = False) -> Finding:
     """An error finding that names what the offline guard blocked (an SDK wraps the
-    guard's error, e.g. as `APIConnectionError: Connection error.`)."""
+    guard's error, e.g. as `APIConnectionError: Connection error.`), or what its proxy
+    refused a subprocess agent (which says no more than `HTTP Error 403`)."""
     if note is None or note in finding.message:  # the guard's own error says it already
         return finding
-    from opswald.offline import BLOCKED_ADVICE
+    from opswald.offline import BLOCKED_ADVICE, SUBPROCESS_ADVICE
 
-    suggestion = f"{BLOCKED_ADVICE}\n{finding.suggestion}" if finding.suggestion else BLOCKED_ADVICE
+    advice = SUBPROCESS_ADVICE if proxy else BLOCKED_ADVICE
+    suggestion = f"{advice}\n{finding.suggestion}" if finding.suggestion else advice
     return replace(finding, message=f"{finding.message} ({note})", suggestion=suggestion)
 
 
