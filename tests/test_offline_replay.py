@@ -422,7 +422,7 @@ def test_requests_the_proxy_refused_a_subprocess_agent_are_named_with_their_fix(
             rates_project.path, *pytest_, *extra, env=env
         )
         # in an xdist worker, and in the child process of --opswald-timeout, too
-        for extra in ((), ("-n", "2"), ("--opswald-timeout", "60"))
+        for extra in (("--opswald-json", "r.json"), ("-n", "2"), ("--opswald-timeout", "60"))
     }
     runs["opswald replay"] = _loopback_namespace(
         rates_project.path, sys.executable, "-m", "opswald.cli", "replay", str(golden), env=env
@@ -444,6 +444,11 @@ def test_requests_the_proxy_refused_a_subprocess_agent_are_named_with_their_fix(
         assert "and every replay refuses them again" in fix, f"{name}: {fix}"
         assert "answered only its model calls" in fix, f"{name}: {fix}"
         assert "accept it" not in out and "@opswald.tool" not in out, f"{name}: {out}"
+    # the JSON report's fix is the same line
+    (row,) = json.loads((rates_project.path / "r.json").read_text())["goldens"]
+    assert row["fix"].startswith("--opswald-update cannot fix this: opswald replay is offline: ")
+    assert "GET http://rates.invalid/v1/rates, CONNECT fx.invalid:443" in row["fix"], row
+    assert KEY not in json.dumps(row) and "api_key" not in json.dumps(row), row
 
 
 def test_an_update_never_writes_what_the_proxy_refused(rates_project: pytest.Pytester) -> None:
