@@ -32,6 +32,9 @@ GOLDEN = "goldens/flight.golden.yaml"
         ),
         (["--opswald-timeout", "nan"], "*--opswald-timeout must be a positive number*"),
         (["--opswald-timeout", "inf"], "*--opswald-timeout must be a positive number*"),
+        # the wording of opswald analyze --slow-ms and opswald html --slow-ms
+        (["--opswald-slow-ms=-1"], "*--opswald-slow-ms: '-1' is negative: give 0 or more*"),
+        (["--opswald-slow-ms", "nan"], "*--opswald-slow-ms: 'nan' is not a number*"),
     ],
 )
 def test_bad_settings_are_usage_errors(

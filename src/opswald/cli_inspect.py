@@ -960,12 +960,15 @@ EXAMPLES = {
 
 
 def milliseconds_arg(raw: str) -> float:
-    """An argparse type: a duration in milliseconds, not negative."""
+    """An argparse type: a duration in milliseconds, not negative (opswald analyze and
+    opswald html --slow-ms, pytest's --opswald-slow-ms)."""
     try:
         value = float(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
-    if value < 0 or value != value:  # NaN compares unequal to itself
+    if value != value:  # NaN compares unequal to itself: no step is slower, nor faster
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number: give 0 or more milliseconds")
+    if value < 0:
         raise argparse.ArgumentTypeError(f"{raw!r} is negative: give 0 or more milliseconds")
     return value
 

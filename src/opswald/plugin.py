@@ -40,6 +40,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from opswald.cli_inspect import milliseconds_arg
+
     group = parser.getgroup("opswald", "golden-session regression testing of AI agents")
     group.addoption(
         "--opswald-goldens",
@@ -120,7 +122,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--opswald-slow-ms",
-        type=float,
+        type=milliseconds_arg,  # a negative value is a usage error, as in opswald analyze
         default=5000.0,
         metavar="MS",
         help="steps slower than this are listed in the latency analysis (default 5000)",
