@@ -30,8 +30,10 @@ GOLDEN = "goldens/flight.golden.yaml"
             # the value; earlier versions leave it to the plugin, whose message names both
             "*invalid truth value 'yes please'*",
         ),
-        (["--opswald-timeout", "nan"], "*--opswald-timeout must be a positive number*"),
-        (["--opswald-timeout", "inf"], "*--opswald-timeout must be a positive number*"),
+        (["--opswald-timeout", "nan"], "*--opswald-timeout must be a positive, finite*, not nan"),
+        (["--opswald-timeout", "inf"], "*--opswald-timeout must be a positive, finite*, not inf"),
+        (["--opswald-timeout=-inf"], "*--opswald-timeout must be a positive, finite*, not -inf"),
+        (["--opswald-timeout", "0"], "*--opswald-timeout must be a positive, finite*, not 0"),
         # the wording of opswald analyze --slow-ms and opswald html --slow-ms
         (["--opswald-slow-ms=-1"], "*--opswald-slow-ms: '-1' is negative: give 0 or more*"),
         (["--opswald-slow-ms", "nan"], "*--opswald-slow-ms: 'nan' is not a number*"),

@@ -252,6 +252,22 @@ def test_cli_timeout_with_nothing_left_running(
     assert sys.platform.startswith("linux")
 
 
+@pytest.mark.parametrize("value", ["2500000", "1e9", "1e300"])
+def test_a_timeout_longer_than_poll_can_wait_waits_as_long_as_the_agent_runs(
+    project: pytest.Pytester, value: str
+) -> None:
+    """poll() takes at most 2**31-1 ms (about 24.8 days): a longer timeout (from the option
+    or a golden's `timeout:`) failed every golden with OverflowError from inside opswald."""
+    record(project)
+    result = project.runpytest("--opswald-goldens", f"--opswald-timeout={value}")
+    result.assert_outcomes(passed=1)
+    golden = project.path / "goldens" / "flight.golden.yaml"
+    golden.write_text(golden.read_text() + "timeout: 3000000\n")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+    assert "OverflowError" not in result.stdout.str()
+
+
 PACKAGE_AGENT = """
 import opswald
 

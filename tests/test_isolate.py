@@ -230,6 +230,12 @@ def test_bad_arguments() -> None:
         run_isolated(lambda report: 1, timeout=float("nan"))
 
 
+def test_a_timeout_beyond_what_poll_takes_is_waited_in_turns() -> None:
+    # poll() takes at most 2**31-1 ms; a longer wait is not an OverflowError
+    assert run_isolated(lambda report: 1, timeout=2_500_000) == 1
+    assert run_isolated(lambda report: 2, timeout=1e300) == 2
+
+
 def test_without_fork_the_error_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(os, "fork")
     with pytest.raises(IsolationError, match="has no fork; run without a timeout"):

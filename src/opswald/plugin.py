@@ -260,8 +260,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_breakpoints(config)
     _check_report_paths(config)
     timeout = config.getoption("opswald_timeout")
+    # a golden's `timeout:` is finite too; a very long one waits as long as the agent runs
     if timeout is not None and not 0 < timeout < math.inf:  # NaN fails both
-        raise pytest.UsageError("--opswald-timeout must be a positive number of seconds")
+        raise pytest.UsageError(
+            f"--opswald-timeout must be a positive, finite number of seconds, not {timeout:g}"
+        )
     fork_at = config.getoption("opswald_fork_at")
     if fork_at is not None and fork_at < 1:
         raise pytest.UsageError("--opswald-fork-at: steps are numbered from 1")

@@ -708,10 +708,16 @@ def _pump(fd: int, buffer: bytearray) -> bool:
     return True
 
 
+_MAX_POLL_MS = 2**31 - 1  # what poll() takes (a C int): about 24.8 days
+
+
 def _milliseconds(seconds: float) -> int | None:
+    """poll()'s timeout for `seconds`. A wait longer than poll() takes is cut to its
+    longest: the callers loop until their deadline, so a timeout of a month (or 1e300 s)
+    waits in turns, as long as the agent runs, rather than raising OverflowError."""
     if math.isinf(seconds):
         return None
-    return max(1, math.ceil(seconds * 1000))
+    return max(1, min(_MAX_POLL_MS, math.ceil(seconds * 1000)))
 
 
 # -- both ---------------------------------------------------------------------------------
