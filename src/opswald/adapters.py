@@ -31,6 +31,15 @@ class AdapterMismatch(AdapterNotFound):
     is called: a misconfiguration, never the agent's own error, so never recorded."""
 
 
+class AdapterNotStarted(AdapterMismatch):
+    """A `subprocess:` adapter's command cannot be started: empty, quoted so that it cannot
+    be split into words, a program not found or not executable, a #! line naming a missing
+    interpreter. The agent never ran, so this is a misconfiguration as an adapter that
+    cannot be imported is, never the agent's error: never recorded, never written by an
+    update. Found when the adapter is made or checked where that can be told, else raised
+    when the process fails to start."""
+
+
 @dataclass
 class _Registry:
     adapters: dict[str, Callable[..., Any]] = field(default_factory=dict)
@@ -75,7 +84,11 @@ def import_string(
     sys.path. `setting` (`opswald_adapter`) is the name messages give the spec; without
     it, the caller says where the spec came from."""
     if spec.startswith("subprocess:"):
-        return SubprocessAdapter(spec.removeprefix("subprocess:").strip())
+        subject = f"{setting} = {spec!r}" if setting else repr(spec)
+        try:
+            return SubprocessAdapter(spec.removeprefix("subprocess:").strip(), source=subject)
+        except AdapterNotStarted as exc:
+            raise AdapterNotStarted(f"{subject}: {exc}") from None
     module_name, sep, attr = spec.partition(":")
     whole = module_name if sep else spec  # what may name a module rather than a callable
     if not sep:
@@ -343,7 +356,12 @@ def _mismatch_fix(fn: Any) -> str:
 
 def check(fn: Callable[..., Any], what: str | None = None) -> Callable[..., Any]:
     """`fn`, when it can take the golden's input; else raise `AdapterMismatch` saying why
-    (`what` names where it came from: the ini option, the hook, a registered name)."""
+    (`what` names where it came from: the ini option, the hook, a registered name). A
+    `SubprocessAdapter` whose command cannot be started raises `AdapterNotStarted`."""
+    if isinstance(fn, SubprocessAdapter):
+        if what:  # where it came from, also for a failure to start it later (`_not_started`)
+            fn.source = what
+        fn.check_startable()
     problem = mismatch(fn, what)
     if problem is not None:
         raise AdapterMismatch(problem)
@@ -398,16 +416,128 @@ class SubprocessAdapter:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         timeout: float | None = None,
+        source: str | None = None,
     ) -> None:
         import shlex
 
-        self.command = shlex.split(command) if isinstance(command, str) else list(command)
+        if isinstance(command, str):
+            try:
+                self.command = shlex.split(command)
+            except ValueError as exc:  # an unclosed quote, a trailing backslash
+                raise AdapterNotStarted(
+                    f"cannot split the command {command} into words: {exc}\n"
+                    "fix: close the quote (or end the command without a backslash); to pass a "
+                    "quote as it is, escape it (\\\" or \\')"
+                ) from None
+        else:
+            self.command = list(command)
+        if not self.command:
+            # Popen would fail with an IndexError inside it, blamed on the agent
+            raise AdapterNotStarted(
+                "the command is empty\nfix: name the program after subprocess: and its "
+                "arguments, for example 'subprocess:python agent.py'"
+            )
         self.cwd = cwd
         self.env = dict(env or {})
         self.timeout = timeout
+        # where it came from (`opswald_adapter = 'subprocess:...'`), for messages
+        self.source = source
 
     def __repr__(self) -> str:
         return f"SubprocessAdapter({self.command!r})"
+
+    def _shown(self) -> str:
+        import shlex
+
+        return shlex.join(self.command)
+
+    def check_startable(self) -> None:
+        """Raise `AdapterNotStarted` when the program cannot be started, as far as can be
+        told before starting it (as Popen looks for it: a name on the PATH of the
+        environment it gets, a path relative to its `cwd`)."""
+        problem = self._unstartable()
+        if problem is not None:
+            subject = self.source or repr(self)
+            raise AdapterNotStarted(f"{subject}: cannot start the command {problem}")
+
+    def _unstartable(self) -> str | None:
+        import os
+        import shutil
+
+        program = self.command[0]
+        folder = Path(self.cwd) if self.cwd is not None else Path.cwd()
+        shown = self._shown()
+        if self.cwd is not None and not folder.is_dir():
+            return (
+                f"{shown}: its folder (cwd) {self.cwd} is not a folder\n"
+                "fix: give the adapter a folder that exists as its cwd"
+            )
+        if os.sep in program or (os.altsep and os.altsep in program):
+            path = folder / program
+            if not path.exists():
+                where = "" if Path(program).is_absolute() else f" in {folder}"
+                return (
+                    f"{shown}: {program!r} does not exist{where}\n"
+                    "fix: correct the path (one that is not absolute is relative to the folder "
+                    "pytest runs in)"
+                )
+            if path.is_dir():
+                return (
+                    f"{shown}: {program!r} is a folder, not a program\n"
+                    "fix: correct the path to name the program in it"
+                )
+            if not os.access(path, os.X_OK):
+                return f"{shown}: {program!r} is not executable\nfix: {self._run_it(program)}"
+            return None
+        search = self.env.get("PATH", os.environ.get("PATH", os.defpath))
+        if shutil.which(program, path=search) is not None:
+            return None
+        text = f"{shown}: {program!r} is not found on PATH"
+        if (folder / program).is_file():
+            interpreter = _INTERPRETERS.get(Path(program).suffix)
+            by = f" or by its interpreter ({interpreter} {program})" if interpreter else ""
+            return (
+                f"{text}\nfix: a program is looked for on PATH only; a file here is run by its "
+                f"path (./{program}){by}"
+            )
+        return (
+            f"{text}\nfix: correct the program's name in the command, or give its path; it "
+            "is run as is, without a shell"
+        )
+
+    def _run_it(self, program: str) -> str:
+        interpreter = _INTERPRETERS.get(Path(program).suffix)
+        by = f", or run it by its interpreter ({interpreter} {program})" if interpreter else ""
+        return f"make it executable (chmod +x {program}){by}"
+
+    def _not_started(self, exc: OSError) -> AdapterNotStarted:
+        """What Popen raised starting the command, as the misconfiguration it is."""
+        import errno
+
+        program = self.command[0]
+        folder = Path(self.cwd) if self.cwd is not None else Path.cwd()
+        path = folder / program
+        shown = self._shown()
+        interpreter = _shebang(path) if path.is_file() else None
+        if exc.errno == errno.ENOENT and interpreter is not None:
+            # the file is there: it is what its #! line names that is not
+            text = (
+                f"{shown}: the interpreter its #! line names ({interpreter}) is not found\n"
+                f"fix: correct the #! line of {program}, or run it by an interpreter that "
+                f"exists (subprocess:INTERPRETER {program})"
+            )
+        elif exc.errno == errno.ENOEXEC:
+            text = (
+                f"{shown}: {program!r} is not a program this system can run (no #! line?)\n"
+                f"fix: begin it with a #! line naming its interpreter, or run it by one"
+            )
+        else:
+            problem = self._unstartable()
+            text = problem or (
+                f"{shown}: {exc.strerror or exc}\nfix: correct the command; it is run as "
+                "is, without a shell"
+            )
+        return AdapterNotStarted(f"{self.source or repr(self)}: cannot start the command {text}")
 
     def __call__(self, input: Any) -> Any:
         import os
@@ -419,7 +549,7 @@ class SubprocessAdapter:
 
         ctx = current()
         if ctx is None:
-            return self._run(input, dict(os.environ))
+            return self._run(input, {**os.environ, **self.env})
         if ctx.tape is not None:
             ctx.tape.hide_tools()
         upstreams = {
@@ -454,23 +584,48 @@ class SubprocessAdapter:
         import json
         import subprocess
 
-        proc = subprocess.run(
-            self.command,
-            input=json.dumps(input),
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=self.cwd,
-            timeout=self.timeout,
-            check=False,
-        )
-        if proc.returncode != 0:
-            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            raise SubprocessAgentError(
-                f"{' '.join(self.command)} exited with {proc.returncode}:\n{tail}"
+        try:
+            process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=self.cwd,
             )
-        out = proc.stdout.strip()
+        except OSError as exc:  # it never ran: not the agent's error (AdapterNotStarted)
+            raise self._not_started(exc) from None
+        with process:  # as subprocess.run: a timeout or an interruption kills the process
+            try:
+                stdout, stderr = process.communicate(json.dumps(input), timeout=self.timeout)
+            except BaseException:
+                process.kill()
+                raise
+        if process.returncode != 0:
+            tail = "\n".join(stderr.strip().splitlines()[-15:])
+            raise SubprocessAgentError(
+                f"{' '.join(self.command)} exited with {process.returncode}:\n{tail}"
+            )
+        out = stdout.strip()
         try:
             return json.loads(out)
         except ValueError:
             return out
+
+
+# the interpreter a script is usually run by, for the fix line of one that cannot be started
+_INTERPRETERS = {".py": "python", ".js": "node", ".mjs": "node", ".sh": "sh", ".rb": "ruby"}
+
+
+def _shebang(path: Path) -> str | None:
+    """The interpreter a script's #! line names, or None."""
+    try:
+        with path.open("rb") as file:
+            first = file.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    return words[0] if words else None

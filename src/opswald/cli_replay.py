@@ -53,6 +53,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     except UsageProblem as exc:
         print(escaped(f"error: {exc}"), file=sys.stderr)
         return USAGE
+    from opswald import adapters
     from opswald.engine.replay import Replay
 
     total = 0 if golden.is_stub else len(golden.step_list)
@@ -74,6 +75,11 @@ def _run_replay(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _say("\ninterrupted: the replay was stopped before the end (no verdict)")
         return INTERRUPTED
+    except adapters.AdapterMismatch as exc:
+        # the agent never ran (a subprocess adapter's command that could not be started,
+        # found only when starting it): the command line's or the config's to fix
+        print(escaped(f"error: {exc}"), file=sys.stderr)
+        return USAGE
     assert result is not None
     forked = options["fork_at"] is not None  # never written; a modified run may be
     return _report(
@@ -180,11 +186,13 @@ def _adapter(spec: str | None, agent: str | None, settings: CliSettings) -> Call
     root = settings.adapter_root
     if spec:
         try:
-            return adapters.check(adapters.import_string(spec, root=root), f"--adapter {spec}")
+            imported = adapters.import_string(spec, root=root)
+        except adapters.AdapterNotFound as exc:  # also a subprocess: command refused as given
+            raise UsageProblem(f"--adapter: {exc}") from None
+        try:
+            return adapters.check(imported, f"--adapter {spec}")
         except adapters.AdapterMismatch as exc:
             raise UsageProblem(str(exc)) from None
-        except adapters.AdapterNotFound as exc:
-            raise UsageProblem(f"--adapter: {exc}") from None
     found = None
     if agent:
         found = adapters.registered().get(agent)
@@ -201,14 +209,13 @@ def _adapter(spec: str | None, agent: str | None, settings: CliSettings) -> Call
     inipath = settings.config.inipath
     if settings.adapter:
         try:
-            return adapters.check(
-                adapters.import_string(settings.adapter, root=root),
-                f"{inipath}: opswald_adapter = {settings.adapter}",
-            )
+            imported = adapters.import_string(settings.adapter, root=root)
+        except adapters.AdapterNotFound as exc:  # also a subprocess: command refused as given
+            raise UsageProblem(f"{inipath}: opswald_adapter: {exc}") from None
+        try:
+            return adapters.check(imported, f"{inipath}: opswald_adapter = {settings.adapter}")
         except adapters.AdapterMismatch as exc:
             raise UsageProblem(str(exc)) from None
-        except adapters.AdapterNotFound as exc:
-            raise UsageProblem(f"{inipath}: opswald_adapter: {exc}") from None
     problem = (
         f"the golden's agent {agent!r} is neither registered with @opswald.adapter nor "
         f"in the entry-point group {adapters.ENTRY_POINT_GROUP!r}"

@@ -271,6 +271,10 @@ def run_golden(
     except HookFailed as failed:
         assert failed.__cause__ is not None
         raise failed.__cause__ from None
+    except adapters.AdapterMismatch as exc:
+        # the agent never ran (a subprocess adapter's command that could not be started):
+        # a misconfiguration, as an adapter that is not found is, so nothing is written
+        raise GoldenError(str(exc)) from None
     # a note whether the golden passes or not; under a timeout the threads ended with the
     # child process the agent ran in
     if run.left_running and listener is not None and not timeout:

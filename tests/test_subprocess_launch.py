@@ -1,0 +1,234 @@
+"""A `subprocess:` adapter whose command cannot be started (a typo in the program's name,
+a script without its x bit or with a #! line naming a missing interpreter, an empty
+command, an unclosed quote) is a misconfiguration, as an in-process adapter that cannot be
+imported is: a failure naming the command and what to fix, never the agent's recorded
+error, never written by --opswald-update or a recording. A command that starts and then
+fails is the agent's, as it always was."""
+
+from __future__ import annotations
+
+import os
+import sys
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+
+import opswald
+from fakeprovider import FakeProvider
+from opswald import adapters
+from opswald.cli import main
+
+AGENT = """
+import json
+import sys
+
+import openai
+
+question = json.load(sys.stdin)["question"]
+client = openai.OpenAI(api_key="sk-test", max_retries=0)
+reply = client.chat.completions.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+)
+print(json.dumps({"answer": reply.choices[0].message.content}))
+"""
+
+GOLDEN = "goldens/s.golden.yaml"
+STUB = "name: s\ninput:\n  question: Capital of Italy?\n"
+
+
+@pytest.fixture
+def recorded(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A Python agent run as `subprocess:python agent.py`, with one golden recorded."""
+    for var in ("CI", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.lower(), raising=False)
+    (pytester.path / "agent.py").write_text(AGENT)
+    pytester.makeini(f"[pytest]\nopswald_adapter = subprocess:{sys.executable} agent.py\n")
+    pytester.mkdir("goldens")
+    (pytester.path / GOLDEN).write_text(STUB)
+    with FakeProvider(script=[{"content": "Rome."}]) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    assert result.ret == 0, result.stdout.str()
+    assert "Rome." in (pytester.path / GOLDEN).read_text()
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # never reached in replay
+    return pytester
+
+
+def _script(path: Path, text: str, *, executable: bool) -> None:
+    path.write_text(text)
+    path.chmod(0o755 if executable else 0o644)
+
+
+# the command, what cannot be done with it (after the setting that names it) and the fix
+CANNOT_START = [
+    pytest.param(
+        "pyhton agent.py",
+        "cannot start the command pyhton agent.py: 'pyhton' is not found on PATH",
+        "correct the program's name in the command*",
+        id="not-found",
+    ),
+    pytest.param(
+        "agent.py",
+        "cannot start the command agent.py: 'agent.py' is not found on PATH",
+        "*a file here is run by its path (./agent.py) or by its interpreter (python agent.py)*",
+        id="file-without-path",
+    ),
+    pytest.param(
+        "./agent.py",
+        "cannot start the command ./agent.py: './agent.py' is not executable",
+        "make it executable (chmod +x ./agent.py), or run it by its interpreter "
+        "(python ./agent.py)*",
+        id="not-executable",
+    ),
+    pytest.param(
+        "./nosuch.py",
+        "cannot start the command ./nosuch.py: './nosuch.py' does not exist in *",
+        "correct the path*",
+        id="no-such-path",
+    ),
+    pytest.param(
+        "./goldens",
+        "cannot start the command ./goldens: './goldens' is a folder, not a program",
+        "correct the path*",
+        id="folder",
+    ),
+    pytest.param(
+        "",
+        "the command is empty",
+        "name the program after subprocess: and its arguments, for example "
+        "'subprocess:python agent.py'*",
+        id="empty",
+    ),
+    pytest.param(
+        'python "agent.py',
+        'cannot split the command python "agent.py into words: No closing quotation',
+        "close the quote*",
+        id="unclosed-quote",
+    ),
+    pytest.param(
+        "./badbang.py",
+        "cannot start the command ./badbang.py: the interpreter its #! line names "
+        "(/no/such/python) is not found",
+        "correct the #! line of ./badbang.py*",
+        id="missing-interpreter",
+    ),
+]
+
+
+def _setup_commands(project: pytest.Pytester) -> None:
+    _script(project.path / "agent.py", AGENT, executable=False)
+    _script(project.path / "badbang.py", "#!/no/such/python\n" + AGENT, executable=True)
+
+
+@pytest.mark.parametrize(("command", "problem", "fix"), CANNOT_START)
+def test_a_command_that_cannot_be_started_is_not_the_agents_error(
+    recorded: pytest.Pytester, command: str, problem: str, fix: str
+) -> None:
+    _setup_commands(recorded)
+    before = (recorded.path / GOLDEN).read_bytes()
+    setting = ["-o", f"opswald_adapter=subprocess:{command}"]
+    for extra in ([], ["--opswald-update"], ["--opswald-mode=rerecord"], ["--opswald-timeout=60"]):
+        result = recorded.runpytest("--opswald-goldens", *setting, *extra)
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [f"*opswald_adapter = {f'subprocess:{command}'!r}: {problem}*", f"fix: {fix}"]
+        )
+        out = result.stdout.str()
+        assert "the agent raised" not in out
+        assert "accept it with --opswald-update" not in out
+        assert "updated" not in out and "recorded" not in out
+        assert "Traceback" not in out
+        # the golden keeps every recorded step, byte for byte
+        assert (recorded.path / GOLDEN).read_bytes() == before
+
+
+def test_a_stub_is_not_recorded_by_a_command_that_cannot_be_started(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nopswald_adapter = subprocess:pyhton agent.py\n")
+    pytester.mkdir("goldens")
+    (pytester.path / GOLDEN).write_text(STUB)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*'pyhton' is not found on PATH*"])
+    assert (pytester.path / GOLDEN).read_text() == STUB
+
+
+def test_a_command_that_starts_and_fails_at_once_is_the_agents_error(
+    recorded: pytest.Pytester,
+) -> None:
+    """Exiting with a status and no output is what the agent did: a failure as an in-process
+    agent's exception is, which an update would write (the process ran)."""
+    (recorded.path / "quits.py").write_text("import sys\nsys.exit(3)\n")
+    result = recorded.runpytest(
+        "--opswald-goldens", "-o", f"opswald_adapter=subprocess:{sys.executable} quits.py"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*the agent raised SubprocessAgentError: *quits.py exited with 3*"]
+    )
+    assert "cannot start the command" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(("command", "problem", "fix"), CANNOT_START)
+def test_opswald_replay_refuses_a_command_that_cannot_be_started(
+    recorded: pytest.Pytester,
+    command: str,
+    problem: str,
+    fix: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _setup_commands(recorded)
+    before = (recorded.path / GOLDEN).read_bytes()
+    capsys.readouterr()
+    spec = f"subprocess:{command}"
+    # --adapter, and the pytest config's opswald_adapter
+    for args, name in ((["--adapter", spec], "--adapter"), ([], "opswald_adapter")):
+        (recorded.path / "pytest.ini").write_text(f"[pytest]\nopswald_adapter = {spec}\n")
+        code = main(["replay", GOLDEN, *args])
+        out, err = capsys.readouterr()
+        assert code == 4, out + err
+        assert fnmatch(err, f"error: *{problem}*\nfix: {fix}"), err
+        assert name in err and spec in err, err
+        assert "the agent raised" not in out + err and "Traceback" not in err
+    assert (recorded.path / GOLDEN).read_bytes() == before
+
+
+def test_the_replay_api_refuses_a_command_that_cannot_be_started(
+    recorded: pytest.Pytester,
+) -> None:
+    _setup_commands(recorded)
+    golden = opswald.load(recorded.path / GOLDEN)
+    with pytest.raises(adapters.AdapterNotFound, match="'pyhton' is not found on PATH"):
+        opswald.Replay(golden, adapter="subprocess:pyhton agent.py")
+    with pytest.raises(adapters.AdapterNotFound, match="'subprocess:': the command is empty"):
+        opswald.Replay(golden, adapter="subprocess:")
+    with pytest.raises(adapters.AdapterNotStarted, match="is not found on PATH"):
+        opswald.Replay(golden, adapter=adapters.SubprocessAdapter(["pyhton", "agent.py"]))
+    # found only when started: the run raises it, and records nothing
+    replay = opswald.Replay(golden, adapter=adapters.SubprocessAdapter(["./badbang.py"]))
+    with pytest.raises(adapters.AdapterNotStarted, match="the interpreter its #! line"):
+        replay.run()
+
+
+def test_a_subprocess_adapter_with_no_command_is_refused_when_made() -> None:
+    with pytest.raises(adapters.AdapterNotStarted, match="the command is empty"):
+        adapters.SubprocessAdapter([])
+    with pytest.raises(adapters.AdapterNotStarted, match="the command is empty"):
+        adapters.SubprocessAdapter("   ")
+    with pytest.raises(adapters.AdapterNotStarted, match="No closing quotation"):
+        adapters.SubprocessAdapter("node 'agent.js")
+
+
+def test_the_path_of_the_adapters_environment_is_the_one_searched(tmp_path: Path) -> None:
+    """A command found only on the PATH given in `env=` starts, as Popen would run it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _script(bin_dir / "myagent", "#!/bin/sh\necho '\"ok\"'\n", executable=True)
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    adapter = adapters.SubprocessAdapter(["myagent"], env={"PATH": path})
+    assert adapters.call(adapters.check(adapter), None, {}) == "ok"
+    with pytest.raises(adapters.AdapterNotStarted, match="'myagent' is not found on PATH"):
+        adapters.check(adapters.SubprocessAdapter(["myagent"]))
