@@ -232,3 +232,18 @@ def test_the_path_of_the_adapters_environment_is_the_one_searched(tmp_path: Path
     assert adapters.call(adapters.check(adapter), None, {}) == "ok"
     with pytest.raises(adapters.AdapterNotStarted, match="'myagent' is not found on PATH"):
         adapters.check(adapters.SubprocessAdapter(["myagent"]))
+
+
+def test_a_subprocess_timeout_longer_than_poll_can_wait_waits_as_long_as_the_agent_runs(
+    tmp_path: Path,
+) -> None:
+    """Popen.communicate() waits in poll(), which takes at most 2**31-1 ms: a longer
+    timeout= raised OverflowError as if the agent had."""
+    answer = tmp_path / "answer.py"
+    answer.write_text("import sys\nsys.stdin.read()\nprint('\"ok\"')\n")
+    for timeout in (3_000_000, 1e300, float("inf")):
+        adapter = adapters.SubprocessAdapter([sys.executable, str(answer)], timeout=timeout)
+        assert adapter(None) == "ok"
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="timeout= must be a positive number of seconds"):
+            adapters.SubprocessAdapter([sys.executable, str(answer)], timeout=bad)

@@ -437,6 +437,8 @@ class SubprocessAdapter:
                 "the command is empty\nfix: name the program after subprocess: and its "
                 "arguments, for example 'subprocess:python agent.py'"
             )
+        if timeout is not None and not timeout > 0:  # also NaN
+            raise ValueError(f"timeout= must be a positive number of seconds, not {timeout!r}")
         self.cwd = cwd
         self.env = dict(env or {})
         self.timeout = timeout
@@ -580,6 +582,13 @@ class SubprocessAdapter:
                     return None  # the divergence is already recorded; it is the headline
                 raise
 
+    def _wait(self) -> float | None:
+        """communicate()'s timeout: none for one longer than its poll() can wait (2**31-1
+        ms, about 24.8 days), which would raise OverflowError rather than wait."""
+        if self.timeout is None or self.timeout > _LONGEST_WAIT:
+            return None
+        return self.timeout
+
     def _run(self, input: Any, env: dict[str, str]) -> Any:
         import json
         import subprocess
@@ -598,7 +607,7 @@ class SubprocessAdapter:
             raise self._not_started(exc) from None
         with process:  # as subprocess.run: a timeout or an interruption kills the process
             try:
-                stdout, stderr = process.communicate(json.dumps(input), timeout=self.timeout)
+                stdout, stderr = process.communicate(json.dumps(input), timeout=self._wait())
             except BaseException:
                 process.kill()
                 raise
@@ -613,6 +622,8 @@ class SubprocessAdapter:
         except ValueError:
             return out
 
+
+_LONGEST_WAIT = (2**31 - 1) / 1000  # seconds: poll()'s longest timeout, in milliseconds
 
 # the interpreter a script is usually run by, for the fix line of one that cannot be started
 _INTERPRETERS = {".py": "python", ".js": "node", ".mjs": "node", ".sh": "sh", ".rb": "ruby"}
