@@ -382,12 +382,66 @@ def test_show_a_malformed_golden(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_show_a_missing_file(tmp_path: Path) -> None:
-    result = opswald("show", str(tmp_path / "nope.golden.yaml"))
+MISSING_PATH_COMMANDS = {
+    "validate": ["validate", "{missing}"],
+    "validate_json": ["validate", "--json", "{golden}", "{missing}"],
+    "show": ["show", "{missing}"],
+    "show_step": ["show", "--step", "1", "{missing}"],
+    "diff_golden": ["diff", "{missing}", "{golden}"],
+    "diff_actual": ["diff", "{golden}", "{missing}"],
+    "diff_steps": ["diff", "{missing}", "--steps", "0", "1"],
+    "analyze": ["analyze", "{golden}", "{missing}"],
+    "upgrade": ["upgrade", "{missing}"],
+    "upgrade_check": ["upgrade", "--check", "{missing}"],
+    "replay": ["replay", "{missing}", "--adapter", "examples.travel_agent:run"],
+    "serve": ["serve", "{missing}"],
+    "html": ["html", "{missing}", "-o", "page.html"],
+    "html_among_others": ["html", "{golden}", "{missing}", "-o", "page.html"],
+    "html_actual": ["html", "{golden}", "--actual", "{missing}", "-o", "page.html"],
+    "html_actual_dir": ["html", "{golden}", "--actual-dir", "{missing}", "-o", "page.html"],
+    "golden_note": ["golden", "note", "{missing}", "a note"],
+    "import": ["import", "otel", "{missing}", "-o", "imported"],
+    "report_merge": ["report", "merge", "{missing}", "-o", "merged.json"],
+}
+
+
+@pytest.mark.parametrize("missing", ["nope.golden.yaml", "nope/"])
+@pytest.mark.parametrize("argv", MISSING_PATH_COMMANDS.values(), ids=MISSING_PATH_COMMANDS)
+def test_a_path_that_names_nothing_is_a_usage_error(
+    tmp_path: Path, argv: list[str], missing: str
+) -> None:
+    """A path given that names nothing was read as one unreadable golden: validate said
+    `error: nope: cannot read the file`, `0 valid, 1 invalid` and exited 1, and html wrote
+    a page listing it. As `pytest nope` (`ERROR: file or directory not found`, exit 4,
+    nothing run), it is a usage error: said as given (a folder's / kept), exit 4, nothing
+    read or written, whatever else is named with it."""
+    golden = tmp_path / "book.golden.yaml"
+    shutil.copy(FLIGHT, golden)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = [a.format(missing=missing, golden=golden.name) for a in argv]
+    result = opswald(*args, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (4, "")
+    assert result.stderr == f"error: file or folder not found: {missing}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no page, report, folder
+    assert golden.read_bytes() == FLIGHT.read_bytes()
+
+
+def test_each_path_that_names_nothing_is_said(tmp_path: Path) -> None:
+    result = opswald("validate", "gone/", "goldens", "lost.golden.yaml", cwd=ROOT)
+    assert (result.returncode, result.stdout) == (4, "")
+    assert result.stderr.splitlines() == [
+        "error: file or folder not found: gone/",
+        "error: file or folder not found: lost.golden.yaml",
+    ]
+
+
+def test_a_dangling_symlink_is_an_unreadable_golden(tmp_path: Path) -> None:
+    """A link to nothing names something, the link: read, and said unreadable (exit 1)."""
+    link = tmp_path / "gone.golden.yaml"
+    link.symlink_to(tmp_path / "elsewhere.golden.yaml")
+    result = opswald("validate", str(link))
     assert result.returncode == 1
-    assert "nope.golden.yaml" in result.stderr
-    assert "No such file" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert f"error: {link}: cannot read the file: No such file" in result.stdout
 
 
 def test_show_survives_strings_that_cannot_be_printed(tmp_path: Path) -> None:

@@ -433,11 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge = report_sub.add_parser("merge", help="combine the JSON reports of several shards")
     merge.add_argument("reports", nargs="+")
     merge.add_argument("-o", "--output", required=True)
-    merge.set_defaults(func=cmd_report_merge)
+    merge.set_defaults(func=cmd_report_merge, inputs=("reports",))
     validate = sub.add_parser("validate", help="check golden files (files or folders)")
     validate.add_argument("paths", nargs="*", help=_DEFAULT_PATHS_HELP)
     validate.add_argument("--json", action="store_true", help="machine-readable output")
-    validate.set_defaults(func=cmd_validate)
+    validate.set_defaults(func=cmd_validate, inputs=("paths",))
     serve = sub.add_parser(
         "serve", help="answer OpenAI/Anthropic API calls from a golden on 127.0.0.1"
     )
@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=0, help="default: a free port")
     serve.add_argument("--host", default="127.0.0.1", help="loopback only")
     _config_file_option(serve)
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=cmd_serve, inputs=("golden",))
     replay = sub.add_parser(
         "replay", help="replay a golden through the agent, one line per step (or step by step)"
     )
@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--speed", metavar="realtime|FACTOR", help="sleep recorded durations")
     _config_file_option(replay)
-    replay.set_defaults(func=cmd_replay)
+    replay.set_defaults(func=cmd_replay, inputs=("golden",))
     from opswald import cli_inspect, cli_traces
     from opswald.report import html_cli
 
@@ -532,14 +532,33 @@ def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[s
 _PATH_ARGUMENTS = ("paths", "goldens", "golden", "output")
 
 
+def not_found(args: argparse.Namespace) -> list[str]:
+    """The paths given to the command to read (its parser's `inputs`) that name nothing, as
+    given (a folder's trailing / kept). As `pytest nope` is, such a path is a usage error
+    (exit 4, nothing run), not an unreadable golden: a typo in a folder's name would
+    otherwise read as one invalid golden, or a viewer page of one error row. A dangling
+    symlink names something, a link: it is read, and said unreadable, as a golden; `a.yaml/`
+    (a file named as a folder) names nothing."""
+    given: list[str] = []
+    for name in getattr(args, "inputs", ()):
+        value = getattr(args, name, None)
+        given.extend([value] if isinstance(value, str) else value or [])
+    return [path for path in given if not os.path.lexists(path)]
+
+
 def with_golden_limits(args: argparse.Namespace) -> int:
-    """The command, with the golden caps (opswald_max_golden_bytes, opswald_max_golden_depth)
-    of the pytest config found for the paths it is given in force for what it loads and
-    writes."""
+    """The command, once every path it is given to read names something (`not_found`),
+    with the golden caps (opswald_max_golden_bytes, opswald_max_golden_depth) of the pytest
+    config found for the paths it is given in force for what it loads and writes."""
     from opswald import projectconfig
     from opswald.cli_inspect import CliError
     from opswald.files import using_limits
 
+    missing = not_found(args)
+    if missing:  # before anything is read or written: no page, no report, no golden
+        for path in missing:
+            print(f"error: file or folder not found: {path}", file=sys.stderr)
+        return 4
     if args.func in (cmd_schema, cmd_report_merge):  # they read and write no golden
         return int(args.func(args))
     paths: list[str] = []

@@ -1004,7 +1004,7 @@ def add_parsers(sub: Any) -> None:
     show.add_argument("--type", metavar="TYPES", help="only these types: llm,tool,user,state")
     show.add_argument("--steps", metavar="RANGE", help="only steps in a range: 5-12")
     show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(func=cmd_show)
+    show.set_defaults(func=cmd_show, inputs=("golden",))
 
     diff = _help(sub, "diff", "compare two sessions, or the state at two steps", EXAMPLES["diff"])
     diff.add_argument("golden")
@@ -1027,7 +1027,7 @@ def add_parsers(sub: Any) -> None:
         "--limit", type=positive_int, default=50, help="differences shown (default 50)"
     )
     diff.add_argument("--json", action="store_true", help="machine-readable output")
-    diff.set_defaults(func=cmd_diff)
+    diff.set_defaults(func=cmd_diff, inputs=("golden", "actual"))
 
     analyze_p = _help(sub, "analyze", "latency and cost analysis of goldens", EXAMPLES["analyze"])
     analyze_p.add_argument("goldens", nargs="*", help=_DEFAULT_PATHS_HELP)
@@ -1039,14 +1039,14 @@ def add_parsers(sub: Any) -> None:
         help="steps slower than this are listed (default 5,000)",
     )
     analyze_p.add_argument("--json", action="store_true", help="machine-readable output")
-    analyze_p.set_defaults(func=cmd_analyze)
+    analyze_p.set_defaults(func=cmd_analyze, inputs=("goldens",))
 
     upgrade = _help(
         sub, "upgrade", "migrate goldens of older schema versions in place", EXAMPLES["upgrade"]
     )
     upgrade.add_argument("paths", nargs="*", help=_DEFAULT_PATHS_HELP)
     upgrade.add_argument("--check", action="store_true", help="only report; exit 1 if needed")
-    upgrade.set_defaults(func=cmd_upgrade)
+    upgrade.set_defaults(func=cmd_upgrade, inputs=("paths",))
 
 
 def add_note_parser(golden_sub: Any) -> None:
@@ -1059,7 +1059,7 @@ def add_note_parser(golden_sub: Any) -> None:
     note.add_argument("golden")
     note.add_argument("text", nargs="+")
     note.add_argument("--step", type=int, metavar="N", help="the step it is about")
-    note.set_defaults(func=cmd_golden_note)
+    note.set_defaults(func=cmd_golden_note, inputs=("golden",))
 
 
 def run(func: Any, args: argparse.Namespace) -> int:

@@ -234,4 +234,4 @@ def add_parsers(sub: Any) -> None:
     imp.add_argument("format", choices=FORMATS)
     imp.add_argument("files", nargs="+", help="JSON or JSON Lines files")
     imp.add_argument("-o", "--output", default="goldens", help="folder (default: goldens)")
-    imp.set_defaults(func=cmd_import)
+    imp.set_defaults(func=cmd_import, inputs=("files",))

@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=5000.0,
         help="steps slower than this are flagged (default 5,000)",
     )
-    parser.set_defaults(func=cmd_html)
+    parser.set_defaults(func=cmd_html, inputs=("paths", "actual", "actual_dir"))
     return parser
 
 
@@ -183,8 +183,9 @@ def _read(path: Path, problems: dict[Path, str] | None = None) -> Session | None
 
 def _unread(path: Path, problem: str) -> Any:
     """The entry of a golden that could not be loaded: status error, no steps, its load
-    error as the finding (the record pytest's page gives a malformed golden). A path that
-    names nothing is listed too, as validate lists it, saying no golden is there."""
+    error as the finding (the record pytest's page gives a malformed golden). A path given
+    that names nothing never gets here (a usage error, `cli.not_found`); a golden gone
+    since its folder was walked is listed, saying no golden is there."""
     from opswald.report.html import ViewEntry, failure_finding
     from opswald.report.summary import failure_record
     from opswald.session import Session
