@@ -524,3 +524,32 @@ def test_validate_without_paths_warns_of_a_folder_the_ini_names_that_is_missing(
         "ok: o.golden.yaml (stub (not recorded yet))",
         "1 valid, 0 invalid",
     ]
+
+
+def test_report_merge_names_the_file_that_is_not_a_report(tmp_path: Path) -> None:
+    """`report merge s1.json bad.json` said `input 2 is not an opswald JSON report`; the
+    file is named as given, and no report is written."""
+    (tmp_path / "s1.json").write_text('{"goldens": [], "total": 0}')
+    (tmp_path / "bad.json").write_text('{"tests": []}')
+    result = opswald("report", "merge", "s1.json", "bad.json", "-o", "m.json", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (4, "")
+    assert result.stderr == (
+        "error: bad.json is not an opswald JSON report (no 'goldens'); give the files "
+        "--opswald-json wrote\n"
+    )
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_report_merge_names_the_shards_a_golden_is_in(tmp_path: Path) -> None:
+    row = '{"goldens": [{"name": "goldens/a.golden.yaml", "status": "passed"}]}'
+    (tmp_path / "s1.json").write_text(row)
+    (tmp_path / "s2.json").write_text('{"goldens": []}')
+    (tmp_path / "s3.json").write_text(row)
+    result = opswald(
+        "report", "merge", "s1.json", "s2.json", "s3.json", "-o", "m.json", cwd=tmp_path
+    )
+    assert (result.returncode, result.stdout) == (4, "")
+    assert result.stderr == (
+        "error: goldens/a.golden.yaml is in two shards, s1.json and s3.json; shards must not "
+        "overlap\n"
+    )

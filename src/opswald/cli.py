@@ -359,7 +359,7 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 4
     try:
-        merged = merge(reports)
+        merged = merge(reports, args.reports)
     except MergeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 4

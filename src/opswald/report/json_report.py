@@ -235,24 +235,34 @@ class MergeError(ValueError):
     """Reports that cannot be merged (not a report, or the same golden in two shards)."""
 
 
-def merge(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One report from the reports of several shards: equal to an unsharded run's.
+def merge(reports: Sequence[dict[str, Any]], names: Sequence[str] | None = None) -> dict[str, Any]:
+    """One report from the reports of several shards: equal to an unsharded run's. `names`
+    (the files read, by default `input 1`, ...) name them in a MergeError.
 
     A malformed golden (status error) is in the report of every shard that collected it:
     the same row in several shards counts once."""
+    names = names or [f"input {index + 1}" for index in range(len(reports))]
     rows: dict[str, dict[str, Any]] = {}
+    shard_of: dict[str, str] = {}
     order: list[str] = []
-    for index, report in enumerate(reports):
+    for name, report in zip(names, reports, strict=True):
         if not isinstance(report, dict) or not isinstance(report.get("goldens"), list):
-            raise MergeError(f"input {index + 1} is not an opswald JSON report (no 'goldens')")
+            raise MergeError(
+                f"{name} is not an opswald JSON report (no 'goldens'); give the files "
+                "--opswald-json wrote"
+            )
         for row in report["goldens"]:
             if row["name"] in rows and row.get("status") == "error" == rows[row["name"]].get(
                 "status"
             ):
                 continue  # a malformed golden: each shard collects it, and fails to load it
             if row["name"] in rows:
-                raise MergeError(f"{row['name']} is in two shards; shards must not overlap")
+                raise MergeError(
+                    f"{row['name']} is in two shards, {shard_of[row['name']]} and {name}; "
+                    "shards must not overlap"
+                )
             rows[row["name"]] = row
+            shard_of[row["name"]] = name
         for variant in (report.get("variants") or {}).get("variants", []):
             if variant["variant"] not in order:
                 order.append(variant["variant"])
