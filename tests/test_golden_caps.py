@@ -249,3 +249,20 @@ def test_an_agent_exception_leaving_record_is_raised_not_the_cap_refusal(
     assert not target.exists()
     assert any("was not written" in str(w.message) for w in seen)
     assert "(0.0 MB)" not in " ".join(str(w.message) for w in seen)
+
+
+def test_help_says_the_range_each_cap_accepts(pytester: pytest.Pytester) -> None:
+    """`pytest --help` said `at most 200` of the depth cap, which refuses anything under 16
+    too; each cap's help says the range the setting accepts, and its default."""
+    from opswald.projectconfig import MIN_GOLDEN_BYTES, MIN_GOLDEN_DEPTH
+
+    result = pytester.runpytest("--help")
+    text = " ".join(result.stdout.str().split())
+    assert (
+        f"opswald_max_golden_depth (string): how deeply a golden's data may nest, in levels: "
+        f"{MIN_GOLDEN_DEPTH} to {files.DEPTH_CEILING} (default {files.DEFAULT_MAX_DEPTH})"
+    ) in text
+    assert (
+        f"opswald_max_golden_bytes (string): the largest golden file loaded or written, in "
+        f"bytes: {MIN_GOLDEN_BYTES} or more (default {files.DEFAULT_MAX_BYTES}: 20 MB)"
+    ) in text

@@ -224,12 +224,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "opswald_max_golden_bytes",
-        "the largest golden file loaded or written, in bytes (default 20971520: 20 MB)",
+        "the largest golden file loaded or written, in bytes: 1024 or more (default "
+        "20971520: 20 MB)",
         default="",
     )
     parser.addini(
         "opswald_max_golden_depth",
-        "how deeply a golden's data may nest (default 64, at most 200)",
+        # the range the setting accepts (projectconfig.golden_limits), not only its ceiling
+        "how deeply a golden's data may nest, in levels: 16 to 200 (default 64)",
         default="",
     )
     parser.addini(
