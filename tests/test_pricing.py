@@ -194,6 +194,70 @@ def test_bad_override_files_name_the_problem(tmp_path: Path, text: str, message:
     assert "prices.yaml" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "modles:\n  acme-1: {input: 1, output: 2}\n",
+            "unknown top-level key 'modles'; did you mean 'models'? A price file holds "
+            "as_of, source, currency, unit and models (a mapping of model names to prices), "
+            "or model names alone",
+        ),
+        (
+            "as_of: '2030-01-01'\nmodels:\n  acme-1: {input: 1, output: 2}\nsorce: ours\n",
+            "unknown top-level key 'sorce'; did you mean 'source'? A price file holds "
+            "as_of, source, currency, unit and models (a mapping of model names to prices)",
+        ),
+        (
+            "asof: '2030-01-01'\nacme-1: {input: 1, output: 2}\n",
+            "unknown top-level key 'asof'; did you mean 'as_of'?",
+        ),
+        (
+            "prices:\n  acme-1: {input: 1, output: 2}\n",
+            "unknown top-level key 'prices'; model names and their prices go under `models:`",
+        ),
+    ],
+    ids=["flat_typo", "models_and_typo", "meta_typo", "another_section"],
+)
+def test_an_unknown_top_level_key_is_named(tmp_path: Path, text: str, message: str) -> None:
+    """`modles:` (a typo of `models:`) read as a model named modles with an unknown price
+    field for each model under it; a key that is no part of a price file is named as one,
+    with the key it may have meant."""
+    path = tmp_path / "prices.yaml"
+    path.write_text(text)
+    with pytest.raises(PriceError) as err:
+        PriceTable.from_file(path)
+    assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_a_flat_price_file_of_model_names_is_accepted(tmp_path: Path) -> None:
+    """Model names at the top, without `models:`, as README says, meta keys beside them."""
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        "as_of: '2030-01-01'\nacme-1: {input: 1, output: 2}\nmodel-x: {input: 3, output: 4}\n"
+    )
+    table = PriceTable.from_file(path)
+    assert table.lookup("acme-1") == Price(input=1, output=2, cache_read=1, cache_write=1)
+    assert table.lookup("model-x") == Price(input=3, output=4, cache_read=3, cache_write=3)
+    assert table.as_of == "2030-01-01"
+
+
+def test_pytest_names_the_unknown_key_of_the_price_file(pytester: pytest.Pytester) -> None:
+    pytester.path.joinpath("prices.yaml").write_text("modles:\n  acme-1: {input: 1, output: 2}\n")
+    pytester.makeini("[pytest]\nopswald_prices = prices.yaml\n")
+    pytester.mkdir("goldens").joinpath("p.golden.yaml").write_text("name: p\ninput: {q: x}\n")
+    result = pytester.runpytest("--opswald-goldens")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*opswald_prices: cannot use *prices.yaml: *unknown top-level key 'modles'; did you "
+            "mean 'models'?*"
+        ]
+    )
+    assert "unknown price field" not in result.stderr.str()
+    assert result.stderr.str().count("prices.yaml") == 1  # the file named once
+
+
 def test_missing_model_costs_none_and_warns_once(table: PriceTable) -> None:
     fresh = PriceTable(table.prices, as_of=table.as_of)
     usage = Usage(input_tokens=100, output_tokens=10)

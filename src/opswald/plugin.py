@@ -652,7 +652,7 @@ def parse_variants(items: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
 
 def _pricer(config: pytest.Config) -> Any:
     """The shipped price table, the ini option opswald_prices over it, then the hook."""
-    from opswald.pricing import PriceError, Pricer, PriceTable
+    from opswald.pricing import PriceError, Pricer, PriceTable, file_problem
 
     table = PriceTable.load_default()
     extra = config.getini("opswald_prices")
@@ -661,7 +661,8 @@ def _pricer(config: pytest.Config) -> Any:
         try:
             table = table.merged(PriceTable.from_file(path))
         except (OSError, PriceError) as exc:
-            raise pytest.UsageError(f"opswald_prices: cannot use {path}: {exc}") from None
+            problem = file_problem(path, exc)
+            raise pytest.UsageError(f"opswald_prices: cannot use {path}: {problem}") from None
 
     def hook(model: str, usage: Any) -> float | None:
         result = config.hook.pytest_opswald_price(model=model, usage=usage, config=config)

@@ -135,6 +135,7 @@ class PriceTable:
         (a mapping of model names to prices alone is accepted too)."""
         if not isinstance(data, Mapping):
             raise PriceError(f"{origin}: a price table is a mapping")
+        _refuse_unknown_keys(origin, data)
         models = data.get("models", {k: v for k, v in data.items() if k not in META_KEYS})
         if not isinstance(models, Mapping):
             raise PriceError(f"{origin}: `models` must map model names to prices")
@@ -250,6 +251,56 @@ class PriceTable:
             "Add it to a price file named by the ini option `opswald_prices`, "
             "or return it from the `pytest_opswald_price` hook."
         )
+
+
+def file_problem(path: str | os.PathLike[str], exc: Exception) -> str:
+    """What is wrong with the price file `path`, for a message that names the file first
+    (`cannot use PATH: ...`): without the path its PriceError starts with."""
+    text = str(exc)
+    prefix = f"{os.fspath(path)}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _refuse_unknown_keys(origin: str, data: Mapping[Any, Any]) -> None:
+    """A top-level key that is no part of a price file, named as one (with the key it may
+    have meant): beside `models:` anything but the meta keys; in a file of model names
+    alone (no `models:`, accepted by design), a key that is not a price and reads as a
+    misspelt key (`modles:`, `asof:`) or holds model entries of its own (`prices:`) —
+    else `modles:` would read as a model whose price has a field for each model."""
+    import difflib
+
+    known = (*META_KEYS, "models")
+    flat = "models" not in data
+    for key, value in data.items():
+        if key in known or (flat and _looks_like_a_price(value)):
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.7)
+        if flat and not close and not _holds_entries(value):
+            continue  # a model whose price is wrong: _entry says what is wrong with it
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else "model names and their prices go under `models:`."
+        )
+        holds = ", ".join(META_KEYS) + " and models (a mapping of model names to prices)"
+        raise PriceError(
+            f"{origin}: unknown top-level key {str(key)!r}; {hint} A price file holds "
+            f"{holds}{', or model names alone' if flat else ''}"
+        )
+
+
+def _looks_like_a_price(value: Any) -> bool:
+    """A mapping with a price's fields (whether or not they are all right)."""
+    return isinstance(value, Mapping) and bool(set(value) & set(PRICE_FIELDS))
+
+
+def _holds_entries(value: Any) -> bool:
+    """A mapping whose values are all mappings: model entries, not a price."""
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(v, Mapping) for v in value.values())
+    )
 
 
 def _entry(origin: str, name: Any, value: Any, scale: float) -> Price:

@@ -650,7 +650,7 @@ def _in_file(config: ProjectConfig, exc: SettingError) -> SettingError:
 
 def pricer(config: ProjectConfig, warn: Any) -> Any:
     """The shipped price table with opswald_prices (relative to the rootdir) laid over it."""
-    from opswald.pricing import PriceError, Pricer, PriceTable
+    from opswald.pricing import PriceError, Pricer, PriceTable, file_problem
 
     table = PriceTable.load_default()
     extra = config.string("opswald_prices")
@@ -659,7 +659,8 @@ def pricer(config: ProjectConfig, warn: Any) -> Any:
         try:
             table = table.merged(PriceTable.from_file(path))
         except (OSError, PriceError) as exc:
-            raise config.problem("opswald_prices", f"cannot use {path}: {exc}") from None
+            problem = file_problem(path, exc)
+            raise config.problem("opswald_prices", f"cannot use {path}: {problem}") from None
     return Pricer(table, None, warn) if warn is not None else Pricer(table)
 
 
