@@ -104,7 +104,7 @@ def test_validate_names_the_malformed_file_and_line(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert (
-        "error: goldens/broken.golden.yaml:5: steps[0].type: unknown step type 'tool_cal'; "
+        "error: goldens/broken.golden.yaml:5: step 1 › type: unknown step type 'tool_cal'; "
         "expected one of: user_input, llm_call, tool_call, state"
     ) in lines
     assert any(line.startswith("error: goldens/sub/broken.golden.json:4: ") for line in lines)
@@ -378,7 +378,7 @@ def test_show_a_malformed_golden(tmp_path: Path) -> None:
     result = opswald("show", str(path))
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.startswith(f"error: {path}:5: steps[0].type: unknown step type")
+    assert result.stderr.startswith(f"error: {path}:5: step 1 › type: unknown step type")
     assert "Traceback" not in result.stderr
 
 
@@ -553,3 +553,42 @@ def test_report_merge_names_the_shards_a_golden_is_in(tmp_path: Path) -> None:
         "error: goldens/a.golden.yaml is in two shards, s1.json and s3.json; shards must not "
         "overlap\n"
     )
+
+
+TWO_PROBLEMS = BROKEN_YAML.replace("output: done", "  - step: 2\n    type: tool_call\noutput: done")
+
+
+def test_validate_shows_every_problem_of_a_golden_by_step_number(tmp_path: Path) -> None:
+    """`validate` said the first problem and `(and 1 more problem)`, in text and JSON
+    alike, so the other was said nowhere; and named the step `steps[0]` where the file
+    says `step: 1`. Each problem is an `error:` line (`errors` in JSON), up to ten, then
+    how many more."""
+    (tmp_path / "two.golden.yaml").write_text(TWO_PROBLEMS)
+    steps = "".join(f"  - step: {n}\n    type: bogus\n" for n in range(1, 13))
+    (tmp_path / "many.golden.yaml").write_text(f"name: m\ninput: 1\nsteps:\n{steps}output: 1\n")
+    result = opswald("validate", "many.golden.yaml", "two.golden.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    expected = "expected one of: user_input, llm_call, tool_call, state"
+    assert result.stdout.splitlines() == [
+        *(
+            f"error: many.golden.yaml:{2 * n + 3}: step {n} › type: unknown step type 'bogus'; "
+            + expected
+            for n in range(1, 11)
+        ),
+        "error: many.golden.yaml: ... and 2 more problems",
+        f"error: two.golden.yaml:5: step 1 › type: unknown step type 'tool_cal'; {expected}",
+        "error: two.golden.yaml:7: step 2 › tool: required field is missing",
+        "0 valid, 2 invalid",
+    ]
+    as_json = opswald("validate", "--json", "many.golden.yaml", "two.golden.yaml", cwd=tmp_path)
+    many, two = json.loads(as_json.stdout)["goldens"]
+    assert two["error"] == (
+        f"two.golden.yaml:5: step 1 › type: unknown step type 'tool_cal'; {expected}"
+    )
+    assert two["errors"] == [
+        two["error"],
+        "two.golden.yaml:7: step 2 › tool: required field is missing",
+    ]
+    assert two["more_errors"] == 0
+    assert len(many["errors"]) == 10 and many["more_errors"] == 2
+    assert many["errors"][-1].startswith("many.golden.yaml:23: step 10 › type: ")

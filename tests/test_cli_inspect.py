@@ -662,7 +662,7 @@ def test_upgrade_names_the_line_of_a_schema_error(
     golden.write_text("name: b\ninput: {}\nsteps:\n  - step: 1\n    type: bogus\noutput: 1\n")
     code, out, _ = run(capsys, "upgrade", "--check", str(golden))
     assert code == 1
-    assert out.startswith(f"error: {golden}:5: steps[0].type: unknown step type 'bogus'"), out
+    assert out.startswith(f"error: {golden}:5: step 1 › type: unknown step type 'bogus'"), out
 
 
 def test_diff_lines_fit_the_terminal_width(capsys: pytest.CaptureFixture[str]) -> None:

@@ -564,3 +564,49 @@ def test_run_from_a_subfolder_collects_the_goldens_below_it_of_every_ini_folder(
         "packages/beta/goldens/b1.golden.yaml::b1",
         "packages/alpha/sessions/a2.golden.yaml::a2",
     ]
+
+
+TWO_PROBLEMS = """\
+name: broken
+input: {q: hi}
+steps:
+  - step: 1
+    type: tool_cal
+    tool: lookup
+  - step: 2
+    type: tool_call
+    input: {}
+output: done
+"""
+
+
+def test_a_malformed_golden_shows_every_problem_by_step_number(
+    project: pytest.Pytester,
+) -> None:
+    """The collection error showed the first problem and `(and 1 more problem)`, so the
+    second was shown nowhere, at `steps[0].type` where the file says `step: 1`. Each
+    problem is a line of its own, its step named as the file numbers it; the JSON report's
+    error holds them all."""
+    record(project)
+    (project.path / "goldens" / "two.golden.yaml").write_text(TWO_PROBLEMS)
+    result = project.runpytest("--opswald-goldens", "--opswald-json", "r.json")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "malformed golden: *goldens/two.golden.yaml:5: step 1 › type: unknown step type "
+            "'tool_cal'; expected one of: *",
+            "*goldens/two.golden.yaml:7: step 2 › tool: required field is missing",
+        ]
+    )
+    out = result.stdout.str()
+    assert "more problem" not in out and "steps[" not in out
+    import json
+
+    rows = json.loads((project.path / "r.json").read_text())["goldens"]
+    [row] = [r for r in rows if r["status"] == "error"]
+    assert row["error"].splitlines() == [
+        "malformed golden: goldens/two.golden.yaml:5: step 1 › type: unknown step type "
+        "'tool_cal'; expected one of: user_input, llm_call, tool_call, state",
+        "goldens/two.golden.yaml:7: step 2 › tool: required field is missing",
+    ]
+    assert row["suggestion"].startswith("correct goldens/two.golden.yaml where the error")

@@ -390,7 +390,7 @@ def test_schema_violation_names_field_and_line(tmp_path: Path) -> None:
     )
     err = load_error(write(tmp_path, "x.golden.yaml", text))
     assert_at(err, tmp_path / "x.golden.yaml", 7)
-    assert err.field == "steps[0].duration_ms"
+    assert err.field == "step 1 › duration_ms"
     assert 'got "fast"' in err.message
 
 
@@ -400,10 +400,10 @@ def test_unknown_step_type_message(tmp_path: Path) -> None:
     path = write(tmp_path, "x.golden.yaml", text)
     err = load_error(path)
     assert str(err) == (
-        f"{path}:11: steps[3].type: unknown step type 'tool_cal'; "
+        f"{path}:11: step 4 › type: unknown step type 'tool_cal'; "
         "expected one of: user_input, llm_call, tool_call, state"
     )
-    assert (err.line, err.field) == (11, "steps[3].type")
+    assert (err.line, err.field) == (11, "step 4 › type")
 
 
 def test_missing_type_and_missing_field_point_at_the_step(tmp_path: Path) -> None:
@@ -411,8 +411,10 @@ def test_missing_type_and_missing_field_point_at_the_step(tmp_path: Path) -> Non
     path = write(tmp_path, "x.golden.yaml", text)
     err = load_error(path)
     assert_at(err, path, 3)
-    assert err.field == "steps[0].type"
-    assert "no `type`" in err.message and "1 more problem" in err.message
+    assert err.field == "step 1 › type"
+    assert "no `type`" in err.message
+    # the other problem is its own line, not `(and 1 more problem)`
+    assert str(err).splitlines()[1] == f"{path}:5: step 2 › tool: required field is missing"
     path = write(
         tmp_path,
         "y.golden.json",
@@ -420,7 +422,7 @@ def test_missing_type_and_missing_field_point_at_the_step(tmp_path: Path) -> Non
     )
     err = load_error(path)
     assert_at(err, path, 3)
-    assert str(err).endswith("steps[0].tool: required field is missing")
+    assert str(err).endswith("step 1 › tool: required field is missing")
 
 
 def test_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
@@ -428,7 +430,7 @@ def test_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
     path = write(tmp_path, "x.golden.yaml", text)
     err = load_error(path)
     assert_at(err, path, 6)
-    assert err.field == "steps[0].ouput"
+    assert err.field == "step 1 › ouput"
     assert "did you mean 'output'?" in err.message
 
 

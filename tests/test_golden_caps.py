@@ -69,7 +69,7 @@ def test_a_recording_nested_deeper_than_loading_takes_fails_and_writes_nothing(
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            f"*not written: the session nests {cap + 1} levels deep (at steps[[]0[]].output...), "
+            f"*not written: the session nests {cap + 1} levels deep (at step 1 › output...), "
             f"deeper than the {cap} levels a golden may have (opswald_max_golden_depth): its "
             "next replay would fail to load it. Have the agent return flatter data, or raise "
             "opswald_max_golden_depth in the pytest config (at most 200)*"
@@ -90,7 +90,7 @@ def test_a_recording_over_the_size_cap_fails_naming_the_cap_and_the_largest_part
         [
             "*big.golden.yaml: not written: the golden would be 5,* bytes (*.* KB), over the "
             "limit of 4,096 bytes (4.0 KB) (opswald_max_golden_bytes): its next replay would "
-            "fail to load it; the largest part is steps[[]0[]].output (about 5,* bytes "
+            "fail to load it; the largest part is step 1 › output (about 5,* bytes "
             "(*.* KB)). Have the agent record less, or raise opswald_max_golden_bytes in the "
             "pytest config*"
         ]

@@ -182,16 +182,16 @@ def test_step_numbering_error_points_at_the_misnumbered_step(
     with pytest.raises(files.GoldenLoadError) as excinfo:
         files.load(path)
     err = excinfo.value
-    assert (err.line, err.field) == (wrong, "steps[1].step")
+    assert (err.line, err.field) == (wrong, "step 2 › step")
     assert "step at position 2 says step: 3" in err.message
     assert "(got" not in err.message
-    assert str(err) == f"{path}:{wrong}: steps[1].step: {err.message}"
+    assert str(err) == f"{path}:{wrong}: step 2 › step: {err.message}"
     # as collection reports it
     pytester.mkdir("goldens")
     path.rename(pytester.path / "goldens" / path.name)
     result = pytester.runpytest("--opswald-goldens")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"*goldens/x{suffix}:{wrong}: steps[[]1].step: {err.message}"])
+    result.stdout.fnmatch_lines([f"*goldens/x{suffix}:{wrong}: step 2 › step: {err.message}"])
 
 
 # ------------------------------------------------------------------- extra fields

@@ -189,11 +189,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             session = load(path)
         except GoldenLoadError as exc:
             bad += 1
-            rows.append({"path": str(path), "ok": False, "error": str(exc)})
+            rows.append(_invalid(path, exc.problems, exc.unshown))
             continue
         except OSError as exc:
             bad += 1
-            rows.append({"path": str(path), "ok": False, "error": f"{path}: {exc.strerror or exc}"})
+            rows.append(_invalid(path, [f"{path}: {exc.strerror or exc}"], 0))
             continue
         row: dict[str, object] = {
             "path": str(path),
@@ -212,7 +212,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1 if bad else 0
     for row in rows:
         if not row["ok"]:
-            print(f"error: {row['error']}")
+            for problem in typing.cast(list[str], row["errors"]):
+                print(f"error: {problem}")
+            more = typing.cast(int, row["more_errors"])
+            if more:
+                print(f"error: {row['path']}: ... and {counted(more, 'more problem')}")
         else:
             kind = (
                 "stub (not recorded yet)"
@@ -224,6 +228,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(f"warning: {warning}")
     print(f"{len(goldens) - bad} valid, {bad} invalid")
     return 1 if bad else 0
+
+
+def _invalid(path: Path, problems: list[str], unshown: int) -> dict[str, object]:
+    """`validate`'s row of a golden it cannot load: its first problem as `error`, each
+    shown (up to files.SHOWN_PROBLEMS) in `errors`, how many more in `more_errors`."""
+    return {
+        "path": str(path),
+        "ok": False,
+        "error": problems[0],
+        "errors": problems,
+        "more_errors": unshown,
+    }
 
 
 def _warnings(path: Path) -> list[str]:

@@ -807,7 +807,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     width = _width()
     for path, error in bad:
         text = error if str(path) in error else f"{path}: {error}"
-        print(f"error: {text}")  # whole, as validate prints it: the file:line to fix
+        for line in text.splitlines():  # whole, as validate prints it: the file:line to fix
+            print(f"error: {line}")
     for path in stubs:  # nothing recorded to analyze, but said, not passed over in silence
         print(_clip(f"{path}: a stub, not recorded yet: nothing to analyze", width))
     for path, a in results:
@@ -1071,7 +1072,8 @@ def run(func: Any, args: argparse.Namespace) -> int:
     try:
         return int(func(args))
     except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a golden's problems: an error line each
+            print(f"error: {line}", file=sys.stderr)
         return exc.status
     except GoldenWriteRefused as exc:
         print(f"error: {exc}", file=sys.stderr)

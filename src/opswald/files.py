@@ -147,8 +147,15 @@ class GoldenWriteRefused(ValueError):
     """A session that is not written: its file would be over a cap that loading applies."""
 
 
+# the problems of one golden said (in pytest, `opswald validate`, its --json): enough to
+# fix a file in one go, not a screenful of one mistake repeated
+SHOWN_PROBLEMS = 10
+
+
 class GoldenLoadError(Exception):
-    """A golden that cannot be read, parsed or validated: `file:line: field: message`."""
+    """A golden that cannot be read, parsed or validated: `file:line: field: message`, a
+    line for each of its problems (`more`: those after the first, each with its own line
+    and field; `SHOWN_PROBLEMS` said, then how many more)."""
 
     def __init__(
         self,
@@ -158,6 +165,7 @@ class GoldenLoadError(Exception):
         line: int | None = None,
         field: str | None = None,
         source: str | None = None,
+        more: list[GoldenLoadError] | None = None,
     ) -> None:
         # the message may quote the offending value (a key pasted into the wrong field):
         # it reaches the terminal, every report and `opswald validate`, so it is scrubbed
@@ -169,14 +177,36 @@ class GoldenLoadError(Exception):
         self.field = field
         self.path: Path | None = Path(path) if path is not None else None
         self.source = source if source is not None or path is None else os.fspath(path)
+        self.more: list[GoldenLoadError] = more or []
 
-    def __str__(self) -> str:
-        where = self.source or ""
+    def _said(self, source: str | None) -> str:
+        where = source or ""
         if self.line is not None:
             where = f"{where}:{self.line}" if where else f"line {self.line}"
         head = f"{where}: " if where else ""
         field = f"{self.field}: " if self.field else ""
         return f"{head}{field}{self.message}"
+
+    @property
+    def problems(self) -> list[str]:
+        """Each problem on a line of its own, `file:line: field: message`, the first
+        `SHOWN_PROBLEMS` of them."""
+        return [self._said(self.source)] + [
+            problem._said(self.source) for problem in self.more[: SHOWN_PROBLEMS - 1]
+        ]
+
+    @property
+    def unshown(self) -> int:
+        """How many problems `problems` leaves out."""
+        return max(0, 1 + len(self.more) - SHOWN_PROBLEMS)
+
+    def __str__(self) -> str:
+        lines = self.problems
+        if self.unshown:
+            head = f"{self.source}: " if self.source else ""
+            plural = "s" if self.unshown > 1 else ""
+            lines.append(f"{head}... and {self.unshown} more problem{plural}")
+        return "\n".join(lines)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message,), self.__dict__)
@@ -991,7 +1021,7 @@ def _duplicate_error(events: Iterable[_Event]) -> GoldenLoadError:
         if path in seen:
             key = path[-1]
             message = f"duplicate key {key!r} (first at line {seen[path]}); keys must be unique"
-            return GoldenLoadError(message, line=line, field=render(path))
+            return GoldenLoadError(message, line=line, field=golden_place(path))
         seen[path] = line
     return GoldenLoadError("duplicate key in a mapping; keys must be unique")
 
@@ -1020,22 +1050,38 @@ def _validate(data: dict[str, Any], text: str, fmt: Format) -> Session:
 
 
 def _schema_error(exc: ValidationError, text: str | None, fmt: Format) -> GoldenLoadError:
-    """One error for the first problem, in the golden's terms, with its line (when the
-    golden's `text` is given)."""
+    """One error for each field with a problem, in the golden's terms, with its line (when
+    the golden's `text` is given): the first, holding the others as `more`."""
     errors = exc.errors(include_url=False)
-    fields = [_field_of(error) for error in errors]
-    field, owner = fields[0]
-    same = [error for error, at in zip(errors, fields, strict=True) if at[0] == field]
-    message = _explain(same, owner)
-    more = len({at for at, _ in fields} - {field})
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    if not field:
-        return GoldenLoadError(message)
-    if text is None:
-        return GoldenLoadError(message, field=render(field))
-    events = _yaml_events(text) if fmt == "yaml" else _json_events(text)
-    return GoldenLoadError(message, line=_locate(events, field), field=render(field))
+    by_field: dict[_Loc, list[ErrorDetails]] = {}
+    owners: dict[_Loc, Any] = {}
+    for error in errors:
+        field, owner = _field_of(error)
+        by_field.setdefault(field, []).append(error)
+        owners.setdefault(field, owner)
+    events: list[_Event] | None = None
+    if text is not None:
+        events = list(_yaml_events(text) if fmt == "yaml" else _json_events(text))
+    problems = []
+    for field, same in by_field.items():
+        message = _explain(same, owners[field])
+        if not field:
+            problems.append(GoldenLoadError(message))
+            continue
+        line = _locate(events, field) if events is not None else None
+        problems.append(GoldenLoadError(message, line=line, field=golden_place(field)))
+    first = problems[0]
+    first.more = problems[1:]
+    return first
+
+
+def golden_place(path: _Loc) -> str:
+    """A place in a golden as its author reads it: a step by the number the file gives it
+    (`step 1 › type`, as a diff reads), never the 0-based `steps[0].type`."""
+    if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
+        step = f"step {path[1] + 1}"
+        return f"{step} › {render(path[2:])}" if path[2:] else step
+    return render(path)
 
 
 def schema_problem(exc: ValidationError) -> GoldenLoadError:
@@ -1449,7 +1495,7 @@ def _deepest(data: Any) -> tuple[int, _Loc]:
 
 def _deep_refusal(data: Any, max_depth: int) -> str:
     depth, where = _deepest(data)
-    shown = render(where[:3]) + ("..." if len(where) > 3 else "")
+    shown = _written_place(data, where[:3]) + ("..." if len(where) > 3 else "")
     return (
         f"not written: the session nests {depth} levels deep (at {shown}), deeper than the "
         f"{max_depth} levels a golden may have ({MAX_DEPTH_SETTING}): its next replay would "
@@ -1475,13 +1521,23 @@ def _largest_part(data: dict[str, Any]) -> tuple[str, int]:
         if key == "steps" and isinstance(value, list):
             for index, step in enumerate(value):
                 for name, field_value in step.items() if isinstance(step, dict) else ():
-                    sizes[render(("steps", index, name))] = _json_size(field_value)
+                    sizes[_written_place(data, ("steps", index, name))] = _json_size(field_value)
         else:
             sizes[key] = _json_size(value)
     if not sizes:
         return "", 0
     part = max(sizes, key=lambda name: sizes[name])
     return part, sizes[part]
+
+
+def _written_place(data: dict[str, Any], path: _Loc) -> str:
+    """`golden_place` of a session about to be written: a step by its own `step` number."""
+    steps = data.get("steps")
+    if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int) and steps:
+        number = steps[path[1]].get("step") if isinstance(steps[path[1]], dict) else None
+        if isinstance(number, int) and not isinstance(number, bool):
+            path = ("steps", number - 1, *path[2:])
+    return golden_place(path)
 
 
 def _json_size(value: Any) -> int:

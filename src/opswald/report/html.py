@@ -147,7 +147,7 @@ def failure_finding(record: dict[str, Any]) -> dict[str, Any]:
         "name": divergence.get("name"),
         "failing": True,
         "suggestion": record["suggestion"],
-        "headline": record["error"] or "",
+        "headline": (record["error"] or "").split("\n")[0],  # a malformed golden's first
         "diff": [],
         "differences": [],
         "more_differences": 0,

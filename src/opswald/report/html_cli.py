@@ -174,7 +174,8 @@ def _read(path: Path, problems: dict[Path, str] | None = None) -> Session | None
     try:
         session: Session = load(path)
     except (GoldenLoadError, OSError) as exc:
-        print(f"error: {_problem(exc, path)}", file=sys.stderr)
+        for line in _problem(exc, path).splitlines():  # each of a golden's problems
+            print(f"error: {line}", file=sys.stderr)
         if problems is not None:
             problems[path] = _problem(exc, path)
         return None

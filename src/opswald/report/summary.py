@@ -310,7 +310,10 @@ def failure_record(
     opswald.items): the step it was at, and the figures of the steps it finished.
     """
     error, suggestion = error_and_fix(text)
-    if suggestion is None and status == "error":  # a malformed golden: one line, no fix
+    if status == "error" and fix_of(text) is None:
+        # a malformed golden: a line for each of its problems, no fix
+        error, suggestion = text.strip() or None, None
+    if suggestion is None and status == "error":
         suggestion = (
             f"correct {file} where the error points (`opswald validate {file}` checks it), "
             "or restore it from version control"
