@@ -592,3 +592,11 @@ def test_validate_shows_every_problem_of_a_golden_by_step_number(tmp_path: Path)
     assert two["more_errors"] == 0
     assert len(many["errors"]) == 10 and many["more_errors"] == 2
     assert many["errors"][-1].startswith("many.golden.yaml:23: step 10 › type: ")
+
+
+def test_report_merge_of_one_report_counts_in_the_singular(tmp_path: Path) -> None:
+    row = {"name": "goldens/a.golden.yaml", "status": "passed"}
+    (tmp_path / "s1.json").write_text(json.dumps({"goldens": [row]}))
+    result = opswald("report", "merge", "s1.json", "-o", "m.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "merged 1 report: 1 golden, 1 passed, 0 failed -> m.json\n"

@@ -65,6 +65,13 @@ def test_one_page_for_the_run(project: pytest.Pytester, workers: list[str]) -> N
     assert data["summary"]["duration_ms"] == pytest.approx(total, abs=1e-2)
 
 
+def test_the_viewer_line_counts_one_golden_in_the_singular(project: pytest.Pytester) -> None:
+    """`opswald viewer: report.html (1 goldens, 69 KiB)`: one golden is `1 golden`."""
+    record(project)
+    result = project.runpytest("--opswald-goldens", "--opswald-html", "report.html")
+    result.stdout.fnmatch_lines(["*opswald viewer: *report.html (1 golden, * KiB)*"])
+
+
 def test_no_page_without_the_option(project: pytest.Pytester) -> None:
     record(project)
     result = project.runpytest("--opswald-goldens")

@@ -382,7 +382,8 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
     write(Path(args.output), merged)
     skipped = merged.get("skipped") or 0
     print(
-        f"merged {len(reports)} reports: {merged['total']} goldens, {merged['passed']} passed, "
+        f"merged {counted(len(reports), 'report')}: {counted(merged['total'], 'golden')}, "
+        f"{merged['passed']} passed, "
         f"{merged['failed']} failed"
         + (f", {skipped} skipped" if skipped else "")
         + f" -> {args.output}"

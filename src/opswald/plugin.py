@@ -1491,11 +1491,12 @@ class SummaryPlugin:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from opswald.report.summary import Summary, golden_id
+        from opswald.terminal import counted
 
         if self.html_written is not None:
             path, count, size = self.html_written
             terminalreporter.write_sep(
-                "-", f"opswald viewer: {path} ({count} goldens, {size / 1024:,.0f} KiB)"
+                "-", f"opswald viewer: {path} ({counted(count, 'golden')}, {size / 1024:,.0f} KiB)"
             )
 
         counts = dict(self.counts)
