@@ -146,6 +146,27 @@ def test_step_once_walks_step_by_step() -> None:
     assert replay.result is not None and replay.result.passed
 
 
+def test_resume_after_the_last_step_once_returns_the_result() -> None:
+    """README's snippet: `pause_at(5)`, `step_once()`, `resume()`. When that step_once ran
+    the last step, the run ended (step_once returned the result) and resume() raised
+    `RuntimeError: the replay is not paused`; a finished replay's resume() and step_once()
+    return its result, as run() did."""
+    replay = opswald.Replay(recorded(), adapter=agent)
+    assert replay.pause_at(5).run() is None and replay.paused_at == 5
+    ended = replay.step_once()  # step 5 is the last: the run ends
+    assert ended is not None and ended.passed and replay.paused_at is None
+    assert replay.resume() is ended
+    assert replay.step_once() is ended
+
+
+def test_resume_before_run_is_refused() -> None:
+    replay = opswald.Replay(recorded(), adapter=agent)
+    with pytest.raises(RuntimeError, match=r"the replay is not paused: it has not started; run"):
+        replay.resume()
+    result = replay.run()
+    assert result is not None and result.passed
+
+
 def test_fork_from_with_a_tool_result() -> None:
     golden = recorded()
     blocked = opswald.Replay(golden, adapter=agent).fork_from(1, {"tool_result": {"total": 1}})

@@ -480,20 +480,31 @@ class Replay:
         return self._wait()
 
     def resume(self) -> ReplayResult | None:
-        """Continue a paused replay until the end or the next pause."""
+        """Continue a paused replay until the end or the next pause. A replay that has
+        ended (a `step_once()` ran its last step) returns its result, as run() did."""
         if self._paused_at is None:
-            raise RuntimeError("the replay is not paused")
+            return self._ended()
         with self._changed:
             self._paused_at = None
         self._go.set()
         return self._wait()
 
     def step_once(self) -> ReplayResult | None:
-        """Resume and pause again before the next step."""
+        """Resume and pause again before the next step; the result once the run ends (at
+        once, for a replay that has ended)."""
         if self._paused_at is None:  # refused before anything is set for the next run
-            raise RuntimeError("the replay is not paused")
+            return self._ended()
         self._pause_next = True
         return self.resume()
+
+    def _ended(self) -> ReplayResult | None:
+        """What resume() gives when the replay is not paused: the result of a run that has
+        ended (its error raised again); a replay not started yet is refused."""
+        if self._thread is None:
+            raise RuntimeError("the replay is not paused: it has not started; run() it first")
+        if not self._finished():  # running, from another thread: run() or resume() waits
+            raise RuntimeError("the replay is not paused: it is running")
+        return self._wait()
 
     @property
     def paused_at(self) -> int | None:
