@@ -202,3 +202,139 @@ def test_a_passing_verdict_false_test_counts_as_passed_in_the_reports(
     result.assert_outcomes(failed=1, deselected=3)
     report = json.loads((project.path / "r.json").read_text())
     assert (report["passed"], report["failed"]) == (0, 1)
+
+
+MISUSED = """
+import pytest
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", expekt={"output": {"match": "ignore"}})
+def test_typo(golden_replay):
+    pass
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", verdict=False, modfy={"model": "m"})
+def test_typo_unjudged():
+    pass
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", colour="red")
+def test_far_off(golden_replay):
+    pass
+
+
+@pytest.mark.golden()
+def test_no_path(golden_replay):
+    pass
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", "goldens/other.golden.yaml")
+def test_two_paths(golden_replay):
+    pass
+
+
+@pytest.mark.golden(42)
+def test_not_a_path():
+    pass
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", expect="contains")
+def test_expect_not_a_mapping(golden_replay):
+    pass
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", verdict="no")
+def test_verdict_not_a_bool(golden_replay):
+    pass
+"""
+
+
+def test_a_misused_marker_is_an_error_naming_what_is_wrong(project: pytest.Pytester) -> None:
+    """An unknown keyword was ignored (`expekt=` ran the golden with its own expectations
+    and passed); wrong positional arguments and values of the wrong kind are refused too,
+    before the test runs, each naming the marker and the fix."""
+    import json
+
+    record(project)
+    project.makepyfile(test_misused=MISUSED)
+    result = project.runpytest("test_misused.py", "--opswald-json=r.json")
+    result.assert_outcomes(errors=8)
+    expected = {
+        "test_typo": "@pytest.mark.golden: unknown keyword 'expekt'; did you mean 'expect'?",
+        "test_typo_unjudged": "@pytest.mark.golden: unknown keyword 'modfy'; did you mean "
+        "'modify'?",
+        "test_far_off": "@pytest.mark.golden: unknown keyword 'colour'; it takes modify=, "
+        "expect=, verdict=",
+        "test_no_path": "@pytest.mark.golden needs the golden's path as its first argument*",
+        "test_two_paths": "@pytest.mark.golden takes one positional argument, the golden's "
+        "path; got 2: 'goldens/flight.golden.yaml', 'goldens/other.golden.yaml'",
+        "test_not_a_path": "@pytest.mark.golden: the golden's path must be a string or a "
+        "path, got int 42",
+        "test_expect_not_a_mapping": "@pytest.mark.golden: expect= must be a dict of the "
+        "golden's `expect:` keys, got str 'contains'",
+        "test_verdict_not_a_bool": "@pytest.mark.golden: verdict= must be True or False, "
+        "got str 'no'",
+    }
+    lines = [
+        line for name, text in expected.items() for line in (f"*ERROR at setup of {name} *", text)
+    ]
+    result.stdout.fnmatch_lines(lines, consecutive=False)
+    out = result.stdout.str()
+    assert "Traceback" not in out and "opswald/" not in out
+    # each is a failed row of the reports, as pytest's exit status says
+    report = json.loads((project.path / "r.json").read_text())
+    assert (report["total"], report["failed"]) == (8, 8)
+
+
+MARKER_EXPECT = """
+import pytest
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", expect={"outptu": {"match": "regex"}})
+def test_unknown_field(golden_replay):
+    pass
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", expect={"output": {"match": "regx"}})
+def test_bad_value():
+    pass
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", expect={"output": {"match": "regex"}})
+def test_incomplete(golden_replay):
+    pass
+
+
+@pytest.mark.golden(
+    "goldens/flight.golden.yaml", expect={"output": {"match": "regex", "value": "zzz"}}
+)
+def test_spelled_right(golden_replay):
+    pass
+"""
+
+
+def test_a_bad_expect_of_the_marker_says_what_the_golden_file_would(
+    project: pytest.Pytester,
+) -> None:
+    """`expect={...}` was validated raw: pydantic's ValidationError and a traceback through
+    our internals. Its problems now read as the golden loader words them, headed by the
+    marker, and fail the test."""
+    record(project)
+    project.makepyfile(test_expect=MARKER_EXPECT)
+    result = project.runpytest("test_expect.py")
+    result.assert_outcomes(failed=2, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_unknown_field *",
+            "@pytest.mark.golden: expect.outptu: unknown field; did you mean 'output'?",
+            "*ERROR at setup of test_incomplete *",
+            "@pytest.mark.golden: expect.output: match: regex needs `value:`*",
+            "*_ test_bad_value _*",
+            "@pytest.mark.golden: expect.output.match: Input should be 'exact', *'regex'* "
+            '(got "regx")',
+            "*_ test_spelled_right _*",
+        ],
+        consecutive=False,
+    )
+    out = result.stdout.str()
+    assert "ValidationError" not in out and "pydantic" not in out and "merge_expect" not in out

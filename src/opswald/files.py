@@ -1049,14 +1049,17 @@ def _validate(data: dict[str, Any], text: str, fmt: Format) -> Session:
         raise _schema_error(exc, text, fmt) from None
 
 
-def _schema_error(exc: ValidationError, text: str | None, fmt: Format) -> GoldenLoadError:
+def _schema_error(
+    exc: ValidationError, text: str | None, fmt: Format, root: type[BaseModel] = Session
+) -> GoldenLoadError:
     """One error for each field with a problem, in the golden's terms, with its line (when
-    the golden's `text` is given): the first, holding the others as `more`."""
+    the golden's `text` is given): the first, holding the others as `more`; `root`: the
+    model that was validated."""
     errors = exc.errors(include_url=False)
     by_field: dict[_Loc, list[ErrorDetails]] = {}
     owners: dict[_Loc, Any] = {}
     for error in errors:
-        field, owner = _field_of(error)
+        field, owner = _field_of(error, root)
         by_field.setdefault(field, []).append(error)
         owners.setdefault(field, owner)
     events: list[_Event] | None = None
@@ -1084,16 +1087,17 @@ def golden_place(path: _Loc) -> str:
     return render(path)
 
 
-def schema_problem(exc: ValidationError) -> GoldenLoadError:
+def schema_problem(exc: ValidationError, root: type[BaseModel] = Session) -> GoldenLoadError:
     """A session's validation error as the loader words it (`field: message`, one line),
-    for data that has no file text to point into (a migrated golden, a promoted trace)."""
-    return _schema_error(exc, None, "json")
+    for data that has no file text to point into (a migrated golden, a promoted trace);
+    `root`: the model validated, when it is a part of a session (a marker's `expect`)."""
+    return _schema_error(exc, None, "json", root)
 
 
-def _field_of(error: ErrorDetails) -> tuple[_Loc, Any]:
+def _field_of(error: ErrorDetails, root: type[BaseModel] = Session) -> tuple[_Loc, Any]:
     """The error's place with union tags dropped, and the type that owns its last part."""
     parts: list[str | int] = []
-    kind: Any = Session
+    kind: Any = root
     owner: Any = None
     for part in error["loc"]:
         members = _union_members(kind)

@@ -167,14 +167,25 @@ class HookListener:
 
 
 def merge_expect(base: Expect | None, override: dict[str, Any] | None) -> Expect:
-    """The golden's `expect:` with a marker's `expect={...}` laid over it, key by key."""
+    """The golden's `expect:` with a marker's `expect={...}` laid over it, key by key; a
+    problem of the result is a GoldenError worded as the golden loader words it."""
+    from pydantic import ValidationError
+
+    from opswald.files import schema_problem
+
     data = (base or Expect()).model_dump(exclude_unset=True)
     for key, value in (override or {}).items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}
         else:
             data[key] = value
-    return Expect.model_validate(data)
+    try:
+        return Expect.model_validate(data)
+    except ValidationError as exc:
+        problem = schema_problem(exc, Expect)
+    # raised outside the except: the test shows this one line, not pydantic's chain
+    field = f"expect.{problem.field}" if problem.field else "expect"
+    raise GoldenError(f"@pytest.mark.golden: {field}: {problem.message}")
 
 
 def _rules(settings: Settings, expect: Expect, extra: Iterable[NormalizeRule]) -> RequestRules:

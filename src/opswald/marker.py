@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +25,62 @@ def golden_path(item: pytest.Item, arg: str) -> Path:
     return item.config.rootpath / candidate
 
 
+KEYWORDS = ("modify", "expect", "verdict")
+
+
+def marker_problem(marker: pytest.Mark) -> str | None:
+    """What is wrong with how a `@pytest.mark.golden` is written (pytest passes any
+    arguments through: a misspelt keyword would be ignored), or None."""
+    if not marker.args:
+        return (
+            "@pytest.mark.golden needs the golden's path as its first argument\n"
+            'fix: @pytest.mark.golden("goldens/NAME.golden.yaml")'
+        )
+    if len(marker.args) > 1:
+        return (
+            f"@pytest.mark.golden takes one positional argument, the golden's path; got "
+            f"{len(marker.args)}: {', '.join(_shown(arg) for arg in marker.args)}\n"
+            "fix: give one golden per test (modify=, expect= and verdict= by keyword)"
+        )
+    path = marker.args[0]
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        got = "an empty string" if path == "" else f"{type(path).__name__} {_shown(path)}"
+        return f"@pytest.mark.golden: the golden's path must be a string or a path, got {got}"
+    for name in marker.kwargs:
+        if name not in KEYWORDS:
+            close = difflib.get_close_matches(name, KEYWORDS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "it takes modify=, expect=, verdict="
+            return f"@pytest.mark.golden: unknown keyword {name!r}; {hint}"
+    for name, what in (("modify", "modifications"), ("expect", "golden's `expect:` keys")):
+        value = marker.kwargs.get(name)
+        if value is not None and not isinstance(value, Mapping):
+            return (
+                f"@pytest.mark.golden: {name}= must be a dict of the {what}, got "
+                f"{type(value).__name__} {_shown(value)}"
+            )
+    verdict = marker.kwargs.get("verdict", True)
+    if not isinstance(verdict, bool):
+        return (
+            f"@pytest.mark.golden: verdict= must be True or False, got "
+            f"{type(verdict).__name__} {_shown(verdict)}"
+        )
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_marker(item: pytest.Item) -> None:
+    """Fail the test, before it runs, when its `@pytest.mark.golden` is misused."""
+    __tracebackhide__ = True
+    marker = item.get_closest_marker("golden")
+    problem = marker_problem(marker) if marker is not None else None
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
 def run_marker(item: pytest.Item) -> Outcome:
     """Run the marker's golden once; a usage problem fails the test with its message."""
     __tracebackhide__ = True
@@ -33,10 +93,7 @@ def run_marker(item: pytest.Item) -> Outcome:
             '@pytest.mark.golden("goldens/NAME.golden.yaml")',
             pytrace=False,
         )
-    if not marker.args:
-        pytest.fail(
-            "@pytest.mark.golden needs the golden's path as its first argument", pytrace=False
-        )
+    check_marker(item)
     path = golden_path(item, str(marker.args[0]))
     caps = settings_of(item.config).limits
     try:
@@ -63,8 +120,8 @@ def run_marker(item: pytest.Item) -> Outcome:
             path=path,
             settings=settings,
             adapter=adapter,
-            expect_override=marker.kwargs.get("expect"),
-            modify=marker.kwargs.get("modify"),
+            expect_override=dict(marker.kwargs.get("expect") or {}),
+            modify=dict(marker.kwargs.get("modify") or {}),
             extra_normalize=suite_normalize_rules(item.config),
         )
     except adapters.AdapterNotFound as exc:

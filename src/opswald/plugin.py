@@ -912,6 +912,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for key in (_MARKER_RESULT, OUTCOME_KEY):
         if key in item.stash:
             del item.stash[key]
+    if item.get_closest_marker("golden") is not None:
+        from opswald.marker import check_marker
+
+        check_marker(item)  # a misspelt keyword is refused, not ignored
 
 
 @pytest.hookimpl(wrapper=True)
@@ -1006,10 +1010,11 @@ def pytest_runtest_makereport(
 
 
 def _marker_golden_unloaded(item: pytest.Item, call: pytest.CallInfo[None]) -> bool:
-    """The golden of a `@pytest.mark.golden` test failed to load in its setup."""
+    """The golden of a `@pytest.mark.golden` test failed to load in its setup, or the
+    marker itself is misused."""
     if item.get_closest_marker("golden") is None or call.excinfo is None:
         return False
-    return str(call.excinfo.value).startswith("@pytest.mark.golden: cannot load")
+    return str(call.excinfo.value).startswith("@pytest.mark.golden")
 
 
 def _skipped_golden(
