@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import inspect
 import pkgutil
+import re
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,11 @@ class Adapter(Protocol):
 
 class AdapterNotFound(Exception):
     """No adapter could be resolved; the message lists what was tried."""
+
+
+class AdapterWarning(UserWarning):
+    """A golden's `agent:` names no adapter while others are registered: the adapter of the
+    ini option ran it instead (a typo in `agent:` would otherwise go unnoticed)."""
 
 
 class AdapterMismatch(AdapterNotFound):
@@ -70,6 +78,68 @@ def adapter(fn_or_name: F | str, /) -> F | Callable[[F], F]:
 
 def registered() -> dict[str, Callable[..., Any]]:
     return dict(_REGISTRY.adapters)
+
+
+def restore(adapters: dict[str, Callable[..., Any]]) -> None:
+    """Put back the registry `registered()` returned: a pytest run run in-process (pytester)
+    drops the modules it imported, and their adapters with them."""
+    _REGISTRY.adapters = dict(adapters)
+
+
+def registered_names() -> list[str]:
+    """The names a golden's `agent:` can pick: registered ones and entry points."""
+    return sorted({*_REGISTRY.adapters, *_entry_points(tuple(sys.path))})
+
+
+def unregistered_agent(agent: str | None, used: str, golden: str = "") -> str | None:
+    """What to say when the golden's `agent:` names no adapter while others are registered,
+    and `used` (the ini option's adapter, named) ran it instead; None when it names one, or
+    when none is registered: `agent:` is then a label (importers fill it from the trace)."""
+    if not agent:
+        return None
+    names = registered_names()
+    if not names or agent in names:
+        return None
+    close = difflib.get_close_matches(agent, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    head = f"{golden}: " if golden else ""
+    return (
+        f"{head}agent {agent!r} is no registered adapter (registered: {shown}{hint}): "
+        f"{used} ran it instead\n"
+        f"fix: correct the golden's `agent:`, or register an adapter as {agent!r}; to run "
+        "the ini adapter on purpose, leave `agent:` out of the golden"
+    )
+
+
+def warn_unregistered_agent(agent: str | None, used: str, golden_path: Path | None) -> None:
+    """Warn, at the golden's `agent:` line, of `unregistered_agent`; with warnings made
+    errors, raise AdapterNotFound with its text (the golden fails naming it)."""
+    text = unregistered_agent(agent, used, golden_path.name if golden_path else "")
+    if text is None:
+        return
+    where = str(golden_path) if golden_path is not None else "<golden>"
+    try:
+        warnings.warn_explicit(
+            AdapterWarning(text), AdapterWarning, where, _agent_line(golden_path)
+        )
+    except AdapterWarning as exc:  # -W error / filterwarnings = error
+        raise AdapterNotFound(str(exc)) from None
+
+
+_AGENT_KEY = re.compile(r'(agent|\s{0,2}"agent")\s*:')  # a YAML golden's or a JSON dump's
+
+
+def _agent_line(path: Path | None) -> int:
+    """The line of the golden's top-level `agent:` key (1 when it is not found)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace") if path is not None else ""
+    except OSError:
+        return 1
+    for number, line in enumerate(text.splitlines(), 1):
+        if _AGENT_KEY.match(line):
+            return number
+    return 1
 
 
 def import_string(
@@ -246,10 +316,12 @@ def resolve(
     ini_spec: str | None,
     root: Path | None = None,
     setting: str = "opswald_adapter",
+    golden_path: Path | None = None,
 ) -> Callable[..., Any]:
     """Hook result, then the golden's `agent:` name, then the ini option (a module named
     there is also looked for in `root`, the config file's folder; `setting` is the name
-    messages give it). An adapter that cannot take the golden's input raises
+    messages give it; an `agent:` naming no adapter while others are registered is warned
+    of, at `golden_path`). An adapter that cannot take the golden's input raises
     `AdapterMismatch`."""
     tried = ["- the conftest hook pytest_opswald_adapter(golden, config): returned None"]
     if hook_result is not None:
@@ -269,8 +341,10 @@ def resolve(
     else:
         tried.append("- the golden's `agent:` name: the golden has none")
     if ini_spec:
-        fn = import_string(ini_spec, root=root, setting=setting)
-        return check(fn, f"{setting} = {ini_spec!r}")
+        fn = check(import_string(ini_spec, root=root, setting=setting), f"{setting} = {ini_spec!r}")
+        # after the import: an adapter registered in the module it names counts too
+        warn_unregistered_agent(agent, f"{setting} = {ini_spec!r}", golden_path)
+        return fn
     tried.append("- the ini option opswald_adapter: not set")
     raise AdapterNotFound(
         "no adapter to run this golden's agent; tried:\n"

@@ -118,7 +118,7 @@ def _prepare(
             f"{args.golden} is a stub, not recorded yet: record it with "
             "pytest --opswald-goldens --opswald-mode=record (or run it with --mode live)"
         )
-    adapter = _adapter(args.adapter, golden.agent, settings)
+    adapter = _adapter(args.adapter, golden.agent, settings, path.name)
     try:
         tolerance = settings.tolerance()
     except ValueError as exc:  # projectconfig.SettingError
@@ -177,10 +177,13 @@ def project_settings(paths: list[Path], config_file: str | None) -> CliSettings:
     return settings
 
 
-def _adapter(spec: str | None, agent: str | None, settings: CliSettings) -> Callable[..., Any]:
+def _adapter(
+    spec: str | None, agent: str | None, settings: CliSettings, golden: str
+) -> Callable[..., Any]:
     """`--adapter`, else the golden's `agent:` among registered adapters and entry points,
     else the config's opswald_adapter: pytest's order, with the command line first. A
-    module is also looked for in the config file's folder, as under pytest."""
+    module is also looked for in the config file's folder, as under pytest; an `agent:`
+    naming no adapter while others are registered is warned of on stderr."""
     from opswald import adapters
 
     root = settings.adapter_root
@@ -213,9 +216,15 @@ def _adapter(spec: str | None, agent: str | None, settings: CliSettings) -> Call
         except adapters.AdapterNotFound as exc:  # also a subprocess: command refused as given
             raise UsageProblem(f"{inipath}: opswald_adapter: {exc}") from None
         try:
-            return adapters.check(imported, f"{inipath}: opswald_adapter = {settings.adapter}")
+            fn = adapters.check(imported, f"{inipath}: opswald_adapter = {settings.adapter}")
         except adapters.AdapterMismatch as exc:
             raise UsageProblem(str(exc)) from None
+        # after the import: an adapter registered in the module it names counts too
+        used = f"opswald_adapter = {settings.adapter!r}"
+        warning = adapters.unregistered_agent(agent, used, golden)
+        if warning is not None:
+            print(escaped(f"warning: {warning}"), file=sys.stderr)
+        return fn
     problem = (
         f"the golden's agent {agent!r} is neither registered with @opswald.adapter nor "
         f"in the entry-point group {adapters.ENTRY_POINT_GROUP!r}"

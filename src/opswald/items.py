@@ -915,6 +915,7 @@ class GoldenItem(pytest.Item):
                 ),
                 ini_spec=settings.adapter,
                 root=settings.adapter_root,
+                golden_path=self.path,
             )
         except adapters.AdapterNotFound as exc:
             raise GoldenError(str(exc)) from None

@@ -114,6 +114,7 @@ def run_marker(item: pytest.Item) -> Outcome:
             hook_result=item.ihook.pytest_opswald_adapter(golden=golden, config=item.config),
             ini_spec=settings.adapter,
             root=settings.adapter_root,
+            golden_path=path,
         )
         return run_golden(
             golden=golden,

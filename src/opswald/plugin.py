@@ -39,6 +39,26 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+_ADAPTERS_BEFORE = pytest.StashKey[dict[str, Any]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """The adapters registered before this run's conftests load: put back at its end, so a
+    run made in-process (pytester) leaves none of its own to the next one, whose goldens
+    would be told their `agent:` names none of them."""
+    from opswald import adapters
+
+    early_config.stash[_ADAPTERS_BEFORE] = adapters.registered()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _ADAPTERS_BEFORE in config.stash:
+        from opswald import adapters
+
+        adapters.restore(config.stash[_ADAPTERS_BEFORE])
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     from opswald.cli_inspect import milliseconds_arg
 

@@ -109,7 +109,10 @@ def _adapter_for(
     if spec:
         fn = adapters.import_string(spec, root=config.folder, setting="opswald_adapter")
         inipath = f"{config.inipath}: " if config.inipath is not None else ""
-        return adapters.check(fn, f"{inipath}opswald_adapter = {spec!r}")
+        fn = adapters.check(fn, f"{inipath}opswald_adapter = {spec!r}")
+        source = Path(where[0]) if where else None
+        adapters.warn_unregistered_agent(agent, f"opswald_adapter = {spec!r}", source)
+        return fn
     tried.append(
         f"- the pytest config {config.inipath}: does not set opswald_adapter"
         if config.inipath is not None

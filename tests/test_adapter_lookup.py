@@ -1,0 +1,154 @@
+"""How a golden finds its agent when something is misspelt: a golden's `agent:` naming no
+registered adapter, an adapter given as a file path or a module that does not import, and
+the embedder and judge settings, which are looked up as the adapter is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MAIN = """
+import opswald
+
+
+def run(input):
+    return {"by": "ini", "echo": input}
+
+
+def embed(texts):
+    return [[float(len(t)), 1.0] for t in texts]
+"""
+
+SUPPORT = """
+import opswald
+
+
+@opswald.adapter("support")
+def support(input):
+    return {"by": "support", "echo": input}
+"""
+
+
+def _project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, agent: str) -> Path:
+    """my_agent/main.py named by the ini; a golden whose `agent:` is `agent`, recorded from
+    the ini adapter."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.mkpydir("my_agent")
+    (pytester.path / "my_agent" / "main.py").write_text(MAIN)
+    pytester.makeini("[pytest]\nopswald_adapter = my_agent.main:run\n")
+    goldens = pytester.mkdir("goldens")
+    golden = goldens / "ticket.golden.yaml"
+    golden.write_text(
+        f"name: ticket\nagent: {agent}\ninput: hi\nsteps: []\noutput: {{by: ini, echo: hi}}\n"
+    )
+    return golden
+
+
+# run in a subprocess: this suite's conftest registers the example agent's adapter
+SHOWN = ("-W", "always::UserWarning")
+
+
+def test_a_golden_naming_no_registered_adapter_warns_when_others_are_registered(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agent: suport` while the conftest registers `support`: the ini adapter ran without
+    a word. It still runs (README's order), with a warning at the golden's `agent:` line
+    naming the agent, the registered adapters with a did-you-mean, and what ran instead."""
+    _project(pytester, monkeypatch, "suport")
+    pytester.makeconftest(SUPPORT)
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.golden("goldens/ticket.golden.yaml")
+        def test_ticket(golden_replay):
+            assert golden_replay.actual.output["by"] == "ini"
+        """
+    )
+    result = pytester.runpytest_subprocess("--opswald-goldens", *SHOWN)
+    result.assert_outcomes(passed=2, warnings=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*goldens/ticket.golden.yaml:2: AdapterWarning: ticket.golden.yaml: agent 'suport' "
+            "is no registered adapter (registered: support; did you mean 'support'?): "
+            "opswald_adapter = 'my_agent.main:run' ran it instead",
+        ]
+    )
+    # warnings made errors: the golden fails with the message, not a traceback
+    result = pytester.runpytest_subprocess("--opswald-goldens", "-W", "error::UserWarning")
+    result.assert_outcomes(failed=1, errors=1)  # the marker's golden_replay: at its setup
+    result.stdout.fnmatch_lines(["*agent 'suport' is no registered adapter*"] * 2)
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_an_agent_that_is_a_free_label_is_not_warned_about(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no adapter registered at all, `agent:` is a label (importers fill it from the
+    trace): the ini adapter runs it in silence. So does a correctly named one."""
+    _project(pytester, monkeypatch, "support_bot")
+    result = pytester.runpytest_subprocess("--opswald-goldens", *SHOWN)
+    result.assert_outcomes(passed=1)
+    assert "AdapterWarning" not in result.stdout.str()
+    pytester.makeconftest(SUPPORT)
+    golden = pytester.path / "goldens" / "ticket.golden.yaml"
+    golden.write_text(
+        golden.read_text().replace("support_bot", "support").replace("ini", "support")
+    )
+    result = pytester.runpytest_subprocess("--opswald-goldens", *SHOWN)
+    result.assert_outcomes(passed=1)
+    assert "AdapterWarning" not in result.stdout.str()
+
+
+def test_opswald_replay_warns_of_an_agent_naming_no_registered_adapter(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`opswald replay` loads no conftest.py, but an adapter registered in the module the
+    config names is seen once that module is imported."""
+    _project(pytester, monkeypatch, "suport")
+    (pytester.path / "my_agent" / "main.py").write_text(
+        MAIN + SUPPORT.replace("import opswald", "")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "replay", "goldens/ticket.golden.yaml"],
+        cwd=pytester.path,
+        capture_output=True,
+        encoding="utf-8",
+        env={**os.environ, "COLUMNS": "100"},
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (
+        "warning: ticket.golden.yaml: agent 'suport' is no registered adapter (registered: "
+        "support; did you mean 'support'?): "
+    ) in proc.stderr, proc.stderr
+
+
+def test_the_replay_api_warns_of_an_agent_naming_no_registered_adapter(tmp_path: Path) -> None:
+    """`opswald.Replay` finds the adapter as `opswald replay` does, and warns alike (this
+    suite's conftest registers `travel`, the example agent's adapter)."""
+    import opswald
+    from opswald.adapters import AdapterWarning
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "goldens" / "weather.golden.yaml").read_text(encoding="utf-8")
+    golden = tmp_path / "weather.golden.yaml"
+    golden.write_text(text.replace("\nagent: travel\n", "\nagent: travl\n"), encoding="utf-8")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nopswald_adapter = examples.travel_agent:run\n")
+    with pytest.warns(AdapterWarning) as caught:
+        replay = opswald.Replay(golden)
+    [warning] = caught
+    assert (warning.filename, warning.lineno) == (
+        str(golden),
+        text.split("\n").index("agent: travel") + 1,
+    )
+    assert str(warning.message).startswith(
+        "weather.golden.yaml: agent 'travl' is no registered adapter (registered: travel; did "
+        "you mean 'travel'?): opswald_adapter = 'examples.travel_agent:run' ran it instead"
+    )
+    assert replay.run().passed
