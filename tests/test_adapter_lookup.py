@@ -152,3 +152,104 @@ def test_the_replay_api_warns_of_an_agent_naming_no_registered_adapter(tmp_path:
         "you mean 'travel'?): opswald_adapter = 'examples.travel_agent:run' ran it instead"
     )
     assert replay.run().passed
+
+
+def _failing_spec(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: str) -> Path:
+    golden = _project(pytester, monkeypatch, "ticket")
+    golden.write_text(golden.read_text().replace("agent: ticket\n", ""))
+    pytester.makeini(f"[pytest]\nopswald_adapter = {spec}\n")
+    return golden
+
+
+@pytest.mark.parametrize(
+    ("spec", "lines"),
+    [
+        (  # a file path: the module's dotted name
+            "my_agent/main.py:run",
+            [
+                "cannot import 'my_agent/main.py' for adapter 'my_agent/main.py:run': it is a "
+                "file path, not a module's dotted name",
+                "fix: name the module, not its file: 'my_agent.main:run'",
+            ],
+        ),
+        (
+            "./my_agent/main.py",
+            ["fix: name the module, not its file: 'my_agent.main:callable'"],
+        ),
+        (  # a typo in the package: the module that is there
+            "my_agnt.main:run",
+            [
+                "cannot import 'my_agnt.main' for adapter 'my_agnt.main:run': No module named "
+                "'my_agnt'",
+                "fix: did you mean 'my_agent.main:run'?",
+            ],
+        ),
+        (  # a typo in the module: the package's modules
+            "my_agent.mian:run",
+            ["*No module named 'my_agent.mian'", "fix: did you mean 'my_agent.main:run'?"],
+        ),
+        (  # nothing like it: where modules are looked for
+            "elsewhere.agent:run",
+            [
+                "*No module named 'elsewhere'",
+                "fix: add the folder that holds elsewhere to `pythonpath` in the pytest config "
+                "(modules beside it are found), or install the package that provides it",
+            ],
+        ),
+    ],
+)
+def test_an_adapter_that_does_not_import_gets_a_fix_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: str, lines: list[str]
+) -> None:
+    _failing_spec(pytester, monkeypatch, spec)
+    result = pytester.runpytest_subprocess("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(lines)
+
+
+def test_an_adapter_in_a_src_folder_says_to_set_pythonpath(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _failing_spec(pytester, monkeypatch, "my_agent.main:run")
+    pytester.mkdir("src")
+    (pytester.path / "my_agent").rename(pytester.path / "src" / "my_agent")
+    result = pytester.runpytest_subprocess("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["fix: my_agent is in src: add `pythonpath = src` to the pytest config"]
+    )
+    pytester.makeini("[pytest]\nopswald_adapter = my_agent.main:run\npythonpath = src\n")
+    pytester.runpytest_subprocess("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_a_module_the_adapter_imports_that_is_missing_is_named_in_the_fix(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _failing_spec(pytester, monkeypatch, "my_agent.main:run")
+    main = pytester.path / "my_agent" / "main.py"
+    main.write_text("import nosuchdep\n" + main.read_text())
+    result = pytester.runpytest_subprocess("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "cannot import 'my_agent.main' for adapter 'my_agent.main:run': No module named "
+            "'nosuchdep'",
+            "fix: my_agent.main imports nosuchdep, which is not found: install it, or add the "
+            "folder that holds it to `pythonpath` in the pytest config",
+        ]
+    )
+
+
+def test_a_module_named_by_its_file_beside_the_config_gets_its_module_name(
+    tmp_path: Path,
+) -> None:
+    from opswald.adapters import AdapterNotFound, import_string
+
+    (tmp_path / "agentfile.py").write_text("def run(input):\n    return input\n")
+    with pytest.raises(AdapterNotFound) as raised:
+        import_string("agentfile.py:run", root=tmp_path)
+    assert str(raised.value).splitlines() == [
+        "cannot import 'agentfile.py' for adapter 'agentfile.py:run': it is a file path, not "
+        "a module's dotted name",
+        "fix: name the module, not its file: 'agentfile:run'",
+    ]

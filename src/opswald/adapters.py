@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar, overload
 
 ENTRY_POINT_GROUP = "opswald.adapters"
@@ -143,7 +143,7 @@ def _agent_line(path: Path | None) -> int:
 
 
 def import_string(
-    spec: str, *, root: Path | None = None, setting: str | None = None
+    spec: str, *, root: Path | None = None, setting: str | None = None, what: str = "adapter"
 ) -> Callable[..., Any]:
     """`package.module:callable` (or `package.module.callable`) -> the callable;
     `subprocess:COMMAND` -> an adapter running COMMAND (see `SubprocessAdapter`).
@@ -152,7 +152,8 @@ def import_string(
     not importable as things stand, it is looked for there too, so `agent:run` finds
     `agent.py` beside `pytest.ini` whether or not a conftest.py put that folder on
     sys.path. `setting` (`opswald_adapter`) is the name messages give the spec; without
-    it, the caller says where the spec came from."""
+    it, the caller says where the spec came from. `what` (adapter, embedder, judge): what
+    the callable is for, as a message that cannot import it says."""
     if spec.startswith("subprocess:"):
         subject = f"{setting} = {spec!r}" if setting else repr(spec)
         try:
@@ -161,6 +162,12 @@ def import_string(
             raise AdapterNotStarted(f"{subject}: {exc}") from None
     module_name, sep, attr = spec.partition(":")
     whole = module_name if sep else spec  # what may name a module rather than a callable
+    file_fix = _file_fix(whole, attr if sep else "", root)
+    if file_fix is not None:  # importlib would say `No module named 'agent/main'`, or worse
+        raise AdapterNotFound(
+            f"cannot import {whole!r} for {what} {spec!r}: it is a file path, not a module's "
+            f"dotted name\n{file_fix}"
+        )
     if not sep:
         module_name, _, attr = spec.rpartition(".")
     if not module_name or not attr:
@@ -169,7 +176,9 @@ def import_string(
     try:
         obj: Any = _import(module_name, root)
     except ImportError as exc:
-        raise AdapterNotFound(f"cannot import {module_name!r} for adapter {spec!r}: {exc}") from exc
+        text = f"cannot import {module_name!r} for {what} {spec!r}: {exc}"
+        fix = _import_fix(spec, module_name, exc, root)
+        raise AdapterNotFound(f"{text}\n{fix}" if fix else text) from exc
     found: list[str] = []
     for part in attr.split("."):
         try:
@@ -186,6 +195,87 @@ def import_string(
     if not callable(obj):
         raise AdapterNotFound(f"{spec!r} is not callable")
     return obj  # type: ignore[no-any-return]
+
+
+def _file_fix(name: str, attr: str, root: Path | None) -> str | None:
+    """The fix for a spec naming a module by its file (`my_agent/main.py`): its dotted name
+    (`my_agent.main`), or None when `name` is no path."""
+    if "/" not in name and "\\" not in name:
+        # `agent.py` may yet be a module `py` of a package `agent`: a file only if it is one
+        homes = [folder for folder in (root, Path.cwd()) if folder is not None]
+        if not name.endswith(".py") or not any((home / name).is_file() for home in homes):
+            return None
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.suffix and path.suffix != ".py" and not attr:  # `my_agent/main.run`
+        attr, path = path.suffix[1:], path.with_suffix("")
+    if path.suffix == ".py":
+        path = path.with_suffix("")
+    if path.is_absolute() and root is not None and path.is_relative_to(root.as_posix()):
+        path = path.relative_to(root.as_posix())
+    parts = [part for part in path.parts if part not in ("", ".")]
+    target = f":{attr}" if attr else ":callable"
+    if path.is_absolute() or ".." in parts or not parts:
+        return (
+            f"fix: name the module, not its file: add its folder to `pythonpath` in the "
+            f"pytest config and name it '{path.name}{target}'"
+        )
+    if parts[0] == "src" and len(parts) > 1:  # a src layout: its packages start below src
+        return (
+            f"fix: name the module, not its file: add `pythonpath = src` to the pytest "
+            f"config and name it '{'.'.join(parts[1:])}{target}'"
+        )
+    return f"fix: name the module, not its file: '{'.'.join(parts)}{target}'"
+
+
+def _import_fix(spec: str, module_name: str, exc: ImportError, root: Path | None) -> str | None:
+    """The fix line for a module that does not import: a close name among the modules that
+    are there, the folder to add to `pythonpath`, or the missing module it imports."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if not missing:
+        return None  # the module's own error (a syntax error, a failed import inside it)
+    if missing != module_name and not module_name.startswith(missing + "."):
+        return (
+            f"fix: {module_name} imports {missing}, which is not found: install it, or add "
+            "the folder that holds it to `pythonpath` in the pytest config"
+        )
+    parent, _, leaf = missing.rpartition(".")
+    rest = spec[len(missing) :]  # what the spec names below the missing module
+    if parent:  # the package imported: one of its modules is misspelt
+        names = sorted(m.name for m in pkgutil.iter_modules(_path_of(sys.modules.get(parent))))
+        close = difflib.get_close_matches(leaf, names, n=1)
+        if close:
+            return f"fix: did you mean '{parent}.{close[0]}{rest}'?"
+        if names:
+            return f"fix: name one of the modules of {parent}: {', '.join(names[:8])}"
+        return None
+    home = root if root is not None else Path.cwd()
+    holder = _folder_holding(missing, home)
+    if holder is not None:
+        return f"fix: {missing} is in {holder}: add `pythonpath = {holder}` to the pytest config"
+    close = difflib.get_close_matches(missing, _module_names(home), n=1)
+    if close:
+        return f"fix: did you mean '{close[0]}{rest}'?"
+    return (
+        f"fix: add the folder that holds {missing} to `pythonpath` in the pytest config "
+        "(modules beside it are found), or install the package that provides it"
+    )
+
+
+def _module_names(folder: Path) -> list[str]:
+    """The modules and packages in `folder` (not below it)."""
+    return sorted(m.name for m in pkgutil.iter_modules([str(folder)]))
+
+
+def _folder_holding(name: str, home: Path) -> str | None:
+    """The subfolder of `home` (one level down: `src`, `lib`, ...) holding module `name`."""
+    try:
+        folders = sorted(p for p in home.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return None
+    for folder in folders[:200]:
+        if (folder / name / "__init__.py").is_file() or (folder / f"{name}.py").is_file():
+            return folder.name
+    return None
 
 
 def _refuse_module(spec: str, name: str, root: Path | None, setting: str | None) -> None:
