@@ -721,11 +721,14 @@ def test_the_imported_golden_replays_against_the_same_openai_calls(
     dump(session, goldens / "weather.golden.yaml")
     assert load(goldens / "weather.golden.yaml") == session
 
-    result = pytester.runpytest("--opswald-goldens")
+    # the golden's agent is the trace's label, weather_agent: this in-process run also sees
+    # the `travel` adapter this suite's root conftest registers, and would warn of it
+    label = ("-W", "ignore::opswald.adapters.AdapterWarning")
+    result = pytester.runpytest("--opswald-goldens", *label)
     result.assert_outcomes(passed=1)
 
     monkeypatch.setenv("CITY", "Paris")
-    result = pytester.runpytest("--opswald-goldens")
+    result = pytester.runpytest("--opswald-goldens", *label)
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "step 2 of 4 · tool_call get_weather: called get_weather with other arguments" in out
