@@ -332,7 +332,7 @@ def pytest_configure(config: pytest.Config) -> None:
         allow_side_effects=config.getoption("opswald_allow_side_effects"),
         diff_mode=diff_mode,
         adapter=config.getini("opswald_adapter") or None,
-        adapter_root=config.inipath.parent if config.inipath else config.rootpath,
+        adapter_root=_config_folder(config),
         requests=_suite_requests(config, normalize),
         prices=_pricer(config),
         integrations=_integrations(config),
@@ -572,20 +572,29 @@ def _min_pass_rate(config: pytest.Config) -> float:
     return rate
 
 
+def _config_folder(config: pytest.Config) -> Path:
+    """Where the modules that the ini options name are also looked for: the folder of the
+    config file (as pytest's rootdir conftest.py would put it on sys.path)."""
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
 def _tolerance(config: pytest.Config) -> Any:
-    """The embedder and the judge for tolerant matching: hooks first, then the ini options."""
+    """The embedder and the judge for tolerant matching: hooks first, then the ini options
+    (their modules looked for as opswald_adapter's are)."""
     from opswald.adapters import AdapterNotFound, import_string
 
-    def imported(option: str) -> Any:
+    def imported(option: str, what: str) -> Any:
         spec = config.getini(option)
         if not spec:
             return None
         try:
-            return import_string(str(spec))
+            return import_string(str(spec), root=_config_folder(config), what=what)
         except AdapterNotFound as exc:
             raise pytest.UsageError(f"{option}: {exc}") from None
 
-    return _ConfigTolerance(config, imported("opswald_embedder"), imported("opswald_judge"))
+    return _ConfigTolerance(
+        config, imported("opswald_embedder", "embedder"), imported("opswald_judge", "judge")
+    )
 
 
 class _ConfigTolerance:

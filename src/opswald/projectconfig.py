@@ -514,17 +514,17 @@ class CliSettings:
         from opswald.adapters import AdapterNotFound, import_string
         from opswald.expect.tolerant import Tolerance
 
-        def imported(name: str, spec: str | None) -> Any:
+        def imported(name: str, spec: str | None, what: str) -> Any:
             if not spec:
                 return None
             try:
-                return import_string(spec, root=self.adapter_root)
+                return import_string(spec, root=self.adapter_root, what=what)
             except AdapterNotFound as exc:
                 raise self.config.problem(name, str(exc)) from None
 
         return Tolerance(
-            embedder=imported("opswald_embedder", self.embedder),
-            judge=imported("opswald_judge", self.judge),
+            embedder=imported("opswald_embedder", self.embedder, "embedder"),
+            judge=imported("opswald_judge", self.judge, "judge"),
         )
 
 
