@@ -73,7 +73,7 @@ def test_a_golden_naming_no_registered_adapter_warns_when_others_are_registered(
     result.assert_outcomes(passed=2, warnings=2)
     result.stdout.fnmatch_lines(
         [
-            "*goldens/ticket.golden.yaml:2: AdapterWarning: ticket.golden.yaml: agent 'suport' "
+            "  goldens/ticket.golden.yaml:2: AdapterWarning: ticket.golden.yaml: agent 'suport' "
             "is no registered adapter (registered: support; did you mean 'support'?): "
             "opswald_adapter = 'my_agent.main:run' ran it instead",
         ]

@@ -118,7 +118,12 @@ def warn_unregistered_agent(agent: str | None, used: str, golden_path: Path | No
     text = unregistered_agent(agent, used, golden_path.name if golden_path else "")
     if text is None:
         return
-    where = str(golden_path) if golden_path is not None else "<golden>"
+    where = "<golden>"
+    if golden_path is not None:  # shown as pytest shows test files: from where it was run
+        here = Path.cwd()
+        where = str(
+            golden_path.relative_to(here) if golden_path.is_relative_to(here) else golden_path
+        )
     try:
         warnings.warn_explicit(
             AdapterWarning(text), AdapterWarning, where, _agent_line(golden_path)
