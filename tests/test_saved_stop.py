@@ -332,6 +332,16 @@ def test_the_viewer_compares_only_the_request_of_the_refused_call(
     assert lines and not any("ReplayDivergence" in line for line in lines), lines
     later = data["rows"].index([3, 0]) + 1  # refund: never reached, not removed
     assert data["step_diffs"][str(later)] == ["step 3 not reached: the run stopped before it"]
+    # the step list labels it so too (`(not reached)`, not `(golden only)`)
+    # every golden step after the stop (m2, refund, m3, the snapshot), after the stop's row
+    stop = data["rows"].index([0, 2]) + 1
+    assert [data["rows"][at - 1] for at in data["unreached_steps"]] == [
+        [2, 0],
+        [3, 0],
+        [4, 0],
+        [5, 0],
+    ]
+    assert min(data["unreached_steps"]) > stop
 
 
 def test_the_json_report_says_a_failed_tests_step_is_the_runs(

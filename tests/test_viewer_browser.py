@@ -981,3 +981,41 @@ def test_the_slowest_steps_of_a_run_are_its_own_numbered_as_the_golden(
     button = page.locator(".top-steps").first.locator("button").first
     assert button.inner_text() == f"step {first['step']}"
     o.check()
+
+
+def test_golden_steps_a_stopped_run_never_reached_read_not_reached(
+    opener: Any, tmp_path: Path
+) -> None:
+    """A run stopped at a call the golden does not have: the golden's later steps are
+    labelled `(not reached)` in the step list, not `(golden only)` as a removed step is."""
+
+    @opswald.llm
+    def ask(model: str, messages: list[Any]) -> dict[str, Any]:
+        return {"content": "ok", "finish_reason": "stop"}
+
+    @opswald.tool
+    def fetch(key: str) -> str:
+        return key.upper()
+
+    def agent(extra: bool) -> Any:
+        ask(model="m", messages=[{"role": "user", "content": "one"}])
+        if extra:
+            fetch(key="extra")
+        ask(model="m", messages=[{"role": "user", "content": "two"}])
+        return fetch(key="end")
+
+    recorded = execute(
+        Session(name="stop", input={}),
+        lambda _: agent(False),
+        settings=RunSettings(policy="live", block_side_effects=False),
+    )
+    golden = recorded.actual
+    run = execute(golden, lambda _: agent(True), settings=RunSettings())
+    assert not judge(golden, run).passed
+    path = tmp_path / "stop.html"
+    entry = ViewEntry(golden=golden, actual=run.actual, status="failed", file="goldens/s.yaml")
+    write_report(path, [entry])
+    o = opener(path, "#golden=stop")
+    labels = o.page.locator(".step-row .label").all_inner_texts()
+    assert labels[-2:] == ["(not reached) llm_call m", "(not reached) tool_call fetch"], labels
+    o.check()

@@ -295,4 +295,21 @@ def stop_rows(
                 out.append((0, a))
         else:
             out.append((g, a))
-    return out
+    return _before_unreached(out, refused, stop.reached)
+
+
+def _before_unreached(
+    rows: list[tuple[int, int]], refused: int, reached: int
+) -> list[tuple[int, int]]:
+    """The refused call's row moved up before the golden steps the run never reached
+    that the pairing put ahead of it (golden only, after `reached`): the run stopped
+    there, so they come after it."""
+    at = next((i for i, (_, a) in enumerate(rows) if a == refused), None)
+    if at is None:
+        return rows
+    to = at
+    while to > 0 and rows[to - 1][1] == 0 and rows[to - 1][0] > reached:
+        to -= 1
+    if to == at:
+        return rows
+    return [*rows[:to], rows[at], *rows[to:at], *rows[at + 1 :]]

@@ -689,10 +689,11 @@ def _divergence(
 
 def _step_diffs(
     golden: Session, actual: Session, rows: Sequence[tuple[int, int]]
-) -> tuple[list[int], dict[str, list[str]]]:
+) -> tuple[list[int], dict[str, list[str]], list[int]]:
     """Rows of the compare view where golden and actual differ, and their field diff
     lines (in the golden's step numbers; a step only the run has, in the run's), ending
-    with how many more differences there are past those shown.
+    with how many more differences there are past those shown; and the rows of golden
+    steps the run never came to (it stopped before them: not reached, not removed).
 
     Each step has its own budget: one step that differs in thousands of fields leaves
     every later differing step marked. A step whose diff is kept is compared up to
@@ -701,12 +702,14 @@ def _step_diffs(
     a_steps = compared_data(actual).get("steps") or []
     order: list[int] = []
     lines: dict[str, list[str]] = {}
+    unreached: list[int] = []
     stop = replay_stop(list(rows), actual)
     refused = stop.step.step if stop is not None else 0
     for at, (g, a) in enumerate(rows, start=1):
         kept = len(order) < MAX_STEP_DIFFS
         if stop is not None and g > stop.reached and not a:  # never run: not removed
             order.append(at)
+            unreached.append(at)
             if kept:
                 lines[str(at)] = [f"step {g} not reached: the run stopped before it"]
             continue
@@ -725,7 +728,7 @@ def _step_diffs(
         order.append(at)
         if kept:
             lines[str(at)] = _diff_lines(found)
-    return order, lines
+    return order, lines, unreached
 
 
 def _diff_lines(found: Sequence[Difference]) -> list[str]:
@@ -764,10 +767,11 @@ def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
     divergence = _divergence(findings, golden, actual, entry.matched)
     diff_steps: list[int] = []
     step_diffs: dict[str, list[str]] = {}
+    unreached: list[int] = []
     rows: list[tuple[int, int]] | None = None
     if actual is not None:
         rows = step_rows(golden, actual, entry.matched)
-        diff_steps, step_diffs = _step_diffs(golden, actual, rows)
+        diff_steps, step_diffs, unreached = _step_diffs(golden, actual, rows)
         g_at, a_at = _positions(rows)
     else:
         g_at = a_at = {s.step: s.step for s in golden.step_list}
@@ -799,6 +803,7 @@ def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
         "rows": [list(r) for r in rows] if rows is not None else None,
         "diff_steps": diff_steps,
         "step_diffs": step_diffs,
+        "unreached_steps": unreached,
         "findings": findings,
         "analyses": _analyses(entry, divergence),
         "figures": {

@@ -766,7 +766,9 @@
     const row = g || a;
     const view = g ? entry.golden : entry.actual;
     const differs = entry.diff_steps.includes(n);
-    const text = g ? (entry.actual && !a ? "(golden only) " : "") + label(g) : "(actual only) " + label(a);
+    const unreached = (entry.unreached_steps || []).includes(n);
+    const only = unreached ? "(not reached) " : "(golden only) ";
+    const text = g ? (entry.actual && !a ? only : "") + label(g) : "(actual only) " + label(a);
     const gn = stepAt("golden", n);
     const an = stepAt("actual", n);
     const number = g && a && gn !== an ? "#" + gn + "/" + an : "#" + (gn || an);
