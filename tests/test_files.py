@@ -926,3 +926,33 @@ def test_an_empty_tagged_scalar_is_a_load_error_with_its_line(tag: str) -> None:
     a traceback from its internals."""
     with pytest.raises(files.GoldenLoadError, match=rf"<string>:3: cannot read '' as {tag}"):
         files.loads(f'name: x\ninput:\n  amount: {tag} ""\n')
+
+
+@pytest.mark.parametrize(
+    ("written", "says"),
+    [
+        (
+            "exactly",
+            "expect.state is report, exact or a list of paths, not 'exactly'; "
+            "did you mean 'exact'?",
+        ),
+        ("paths", "expect.state is report, exact or a list of paths, not 'paths'"),
+        ("[]", "expect.state is report, exact or a list of paths: no paths are listed"),
+        ("{mode: paths}", "no paths are listed"),
+    ],
+)
+def test_a_wrong_expect_state_says_the_forms_it_takes(
+    tmp_path: Path, written: str, says: str
+) -> None:
+    """`expect.state` is written `report`, `exact` or a list of paths: a typo named the
+    internal field (`expect.state.mode`) and offered `paths`, which, written alone, loaded
+    as a setting that can never fail."""
+    path = tmp_path / "s.golden.yaml"
+    path.write_text(f"name: s\ninput: {{}}\nsteps: []\noutput: 1\nexpect:\n  state: {written}\n")
+    err = load_error(path)
+    assert err.field == "expect.state", err.field
+    assert says in str(err), str(err)
+    assert err.line == 6
+    for form in ("exact", "report", "[a.b]"):
+        path.write_text(f"name: s\ninput: {{}}\nsteps: []\noutput: 1\nexpect:\n  state: {form}\n")
+        assert files.load(path).expect.state.mode in ("exact", "report", "paths")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import difflib
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, get_args
@@ -359,10 +360,24 @@ class StateExpect(_Model):
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         if isinstance(data, str):
+            # as written: report, exact or a list of paths (`paths` alone is no setting)
+            if data not in ("report", "exact"):
+                close = difflib.get_close_matches(data, ["report", "exact"], n=1)
+                mean = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"{STATE_FORMS}, not {data!r}{mean}")
             return {"mode": data}
         if isinstance(data, list):
             return {"mode": "paths", "paths": data}
         return data
+
+    @model_validator(mode="after")
+    def _paths_given(self) -> StateExpect:
+        if self.mode == "paths" and not self.paths:
+            raise ValueError(f"{STATE_FORMS}: no paths are listed")
+        return self
+
+
+STATE_FORMS = "expect.state is report, exact or a list of paths"
 
 
 BUDGET_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"  # 0.05, .5, 1e-6
