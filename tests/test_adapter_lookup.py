@@ -79,7 +79,9 @@ def test_a_golden_naming_no_registered_adapter_warns_when_others_are_registered(
         ]
     )
     # warnings made errors: the golden fails with the message, not a traceback
-    result = pytester.runpytest_subprocess("--opswald-goldens", "-W", "error::opswald.adapters.AdapterWarning")
+    result = pytester.runpytest_subprocess(
+        "--opswald-goldens", "-W", "error::opswald.adapters.AdapterWarning"
+    )
     result.assert_outcomes(failed=1, errors=1)  # the marker's golden_replay: at its setup
     result.stdout.fnmatch_lines(["*agent 'suport' is no registered adapter*"] * 2)
     assert "Traceback" not in result.stdout.str()
