@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import stat
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -703,3 +706,55 @@ def test_a_failed_test_without_a_fix_line_has_fix_null(project: pytest.Pytester)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     [failed] = json.loads((project.path / "r.json").read_text())["failed_tests"]
     assert "fix" in failed and failed["fix"] is None
+
+
+class _Drained:
+    """What is written into a FIFO, read as it comes: the FIFO is opened read-write, so a
+    writer never waits for a reader and the reading never sees the end of the file."""
+
+    def __init__(self, fifo: Path) -> None:
+        self.fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self.chunks: list[bytes] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if ready:
+                self.chunks.append(os.read(self.fd, 65536))
+            elif self.stop.is_set():
+                return
+
+    def text(self) -> str:
+        self.stop.set()
+        self.thread.join()
+        os.close(self.fd)
+        return b"".join(self.chunks).decode()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX file type")
+@pytest.mark.parametrize("option", ["--opswald-json", "--opswald-html"])
+def test_a_report_path_that_is_a_fifo_or_device_is_written_into_not_replaced(
+    project: pytest.Pytester, option: str
+) -> None:
+    """A report path that is not a regular file — /dev/null, /dev/stdout, a FIFO, a
+    process substitution's /dev/fd/63 — was replaced by a new file holding the report
+    (as root, --opswald-json=/dev/null put a report where /dev/null was, for every
+    program), or refused at startup as a folder no file can be made in (/dev, not root).
+    The report is written into it, as pytest's --junitxml writes, and it stays what it
+    was."""
+    record(project)
+    fifo = project.path / "reports.fifo"
+    os.mkfifo(fifo)
+    drained = _Drained(fifo)
+    result = project.runpytest("--opswald-goldens", "goldens", option, "reports.fifo")
+    text = drained.text()
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert not [name for name in os.listdir(project.path) if name.endswith(".opswald-tmp")]
+    if option == "--opswald-json":
+        assert json.loads(text)["passed"] == 1
+    else:
+        assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")

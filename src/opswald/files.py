@@ -1714,6 +1714,41 @@ def _create_temp(target: Path) -> tuple[Path, int]:
     raise FileExistsError(f"cannot create a temporary file beside {target}")
 
 
+def write_output_text(path: StrPath, text: str) -> None:
+    """Write a report or a page at `path`: a file is replaced atomically, as a golden is,
+    but what is neither a file nor a folder (/dev/null, /dev/stdout, a FIFO, a process
+    substitution's /dev/fd/63) is written into and stays what it was. Replacing it would
+    put a file where a device was: as root, the report where /dev/null was, for every
+    program (pytest's --junitxml writes into it as well)."""
+    if is_special_file(Path(path)):
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        return
+    atomic_write_text(path, text)
+
+
+def is_special_file(path: Path) -> bool:
+    """Whether `path` (its links followed) is there and neither a file nor a folder: a
+    device, a FIFO or a socket."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def output_file_problem(here: Path, value: str) -> str | None:
+    """Why the report or page `value` (relative to `here`, a file name: see
+    `report_path_problem`) cannot be written, or None: its folder is made as needed and
+    must take a new file, as the atomic write makes one there. A device or FIFO there
+    (`write_output_text` writes into it) need only be writable by us."""
+    target = here / value
+    if is_special_file(target):
+        return None if os.access(target, os.W_OK) else os.strerror(errno.EACCES)
+    shown = os.path.dirname(value) or "."
+    return writable_folder_problem(here / shown, shown)
+
+
 def report_path_problem(here: Path, value: str, example: str) -> str | None:
     """Why a report file cannot be written at `value` (relative to `here`), or None.
     `example` is a file name the message suggests (`report.json`)."""

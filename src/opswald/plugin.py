@@ -396,7 +396,7 @@ def _make_report_folders(config: pytest.Config) -> None:
     """The folders of the reports, made now (pytest's --junitxml makes its at the end): a
     folder that cannot be made or written in is a usage error before any golden runs, not
     a report lost when the run ends. (The controller makes them for xdist's workers.)"""
-    from opswald.files import writable_folder_problem
+    from opswald.files import output_file_problem, writable_folder_problem
 
     if hasattr(config, "workerinput"):
         return
@@ -405,8 +405,10 @@ def _make_report_folders(config: pytest.Config) -> None:
         value = config.getoption(option.lstrip("-").replace("-", "_"))
         if not value:
             continue
-        shown = value if option == "--opswald-save-actual" else os.path.dirname(value) or "."
-        problem = writable_folder_problem(here / shown, shown)
+        if option == "--opswald-save-actual":
+            problem = writable_folder_problem(here / value, value)
+        else:  # /dev/null and the like are written into: no file is made beside them
+            problem = output_file_problem(here, value)
         if problem is not None:
             raise pytest.UsageError(f"{option}: cannot write {value}: {problem}")
 

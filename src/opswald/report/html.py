@@ -55,7 +55,7 @@ from opswald.diff import differences, headline, render_difference, short_repr
 from opswald.engine.state import SNAPSHOT_PARTS
 from opswald.expect.budgets import Figures, figures
 from opswald.expect.state import compare_states
-from opswald.files import atomic_write_text, to_data
+from opswald.files import to_data, write_output_text
 from opswald.hidden import IGNORABLE
 from opswald.jsonable import to_jsonable
 from opswald.pairing import step_pairs
@@ -1011,5 +1011,5 @@ def write_report(
     )
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, text)
+    write_output_text(target, text)
     return len(text.encode("utf-8"))

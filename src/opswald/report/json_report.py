@@ -223,12 +223,12 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
 
 def write(path: Path, report: dict[str, Any]) -> None:
     from opswald import jsontext
-    from opswald.files import atomic_write_text
+    from opswald.files import write_output_text
     from opswald.hidden import json_with_hidden_escaped
 
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json_with_hidden_escaped(jsontext.dumps(report, indent=2))
-    atomic_write_text(path, text + "\n")
+    write_output_text(path, text + "\n")
 
 
 class MergeError(ValueError):
