@@ -130,6 +130,70 @@ def test_report_merge_into_an_unwritable_path(tmp_path: Path) -> None:
     assert not (tmp_path / "merged").exists()
 
 
+# a folder no file system can make (its name is over 255 bytes) and, on Linux, one /proc
+# refuses: the -o of html and report merge, as pytest's --opswald-json
+_UNMAKEABLE = ["x" * 300 + "/out", *(["/proc/nope/out"] if Path("/proc/self").is_dir() else [])]
+
+
+@pytest.mark.parametrize("given", _UNMAKEABLE, ids=["long", "proc"][: len(_UNMAKEABLE)])
+@pytest.mark.parametrize("command", ["html", "merge"])
+def test_an_output_folder_that_cannot_be_made_is_refused_before_anything_is_read(
+    tmp_path: Path, command: str, given: str
+) -> None:
+    """`opswald html -o /proc/nope/x.html` read every golden, then failed with `error:
+    /proc/nope: No such file or directory`, naming neither -o nor what was not written
+    (and `-o /proc/x.html` named a temp file). As pytest's --opswald-json, the folder is
+    made first and one that cannot be is refused naming -o, the path and why, before any
+    input is read (here a path that names nothing, which would be an error line too)."""
+    argv = (
+        ["html", "nope.golden.yaml", "-o", given]
+        if command == "html"
+        else ["report", "merge", "nope.json", "-o", given]
+    )
+    proc = cli(*argv, cwd=tmp_path)
+    folder = given.rsplit("/", 1)[0]
+    reason = "File name too long" if given.startswith("x") else "No such file or directory"
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert proc.stderr == (
+        f"error: -o: cannot write {given}: cannot make the folder {folder}: {reason}\n"
+    )
+    assert proc.stdout == ""
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["html", "merge"])
+def test_an_output_folder_is_made_as_needed(tmp_path: Path, command: str) -> None:
+    report = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--opswald-goldens", str(REFUND), "-p", "no:cacheprovider",
+         f"--opswald-json={report}", "-q", f"--rootdir={GOLDENS.parent}"],
+        cwd=GOLDENS.parent, capture_output=True, encoding="utf-8", timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    source = str(REFUND) if command == "html" else str(report)
+    argv = ["html", source] if command == "html" else ["report", "merge", source]
+    proc = cli(*argv, "-o", "deep/er/out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert os.listdir(tmp_path / "deep" / "er") == ["out"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full: a device always full")
+@pytest.mark.parametrize("command", ["html", "merge"])
+def test_an_output_that_cannot_be_written_at_the_end_names_it(tmp_path: Path, command: str) -> None:
+    """A write that fails after the inputs were read (a full disk; /dev/full here) said
+    `error: /dev/full: No space left on device`: it names -o and what was not written."""
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"total": 0, "passed": 0, "failed": 0, "goldens": []}))
+    argv = ["html", str(REFUND)] if command == "html" else ["report", "merge", str(report)]
+    proc = cli(*argv, "-o", "/dev/full", cwd=tmp_path)
+    what = "the page" if command == "html" else "the merged report"
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert proc.stderr == (
+        f"error: -o: {what} was not written: cannot write /dev/full: No space left on device\n"
+    )
+    assert "wrote" not in proc.stdout and "merged" not in proc.stdout
+
+
 def test_a_malformed_actual_leaves_its_golden_on_the_page(tmp_path: Path) -> None:
     goldens = tmp_path / "goldens"
     shutil.copytree(GOLDENS, goldens)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -358,14 +359,43 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return run_replay(args)
 
 
+def output_problem(output: str, example: str) -> str | None:
+    """Why `-o OUTPUT` cannot be written, as the text of an `error:` line, or None. Checked
+    before any input is read, as pytest's --opswald-json is at startup: a folder given as
+    the file, and a folder that cannot be made (it is made now) or written in, rather than
+    a write that fails after every golden was read. `example` is a file name to suggest."""
+    from opswald.files import output_file_problem, report_path_problem
+
+    problem = report_path_problem(Path.cwd(), output, example)
+    if problem is not None:
+        return f"-o must be a file name: {problem}"
+    problem = output_file_problem(Path.cwd(), output)
+    if problem is not None:
+        return f"-o: cannot write {output}: {problem}"
+    return None
+
+
+@contextlib.contextmanager
+def writing_output(output: str, what: str) -> Generator[None]:
+    """A write of `-o OUTPUT` that still fails (a full disk): CliError naming -o, what was
+    not written and the path as given (the error's own file may be a temp file)."""
+    from opswald.cli_inspect import CliError
+
+    try:
+        yield
+    except OSError as exc:
+        raise CliError(
+            f"-o: {what} was not written: cannot write {output}: {exc.strerror or exc}"
+        ) from None
+
+
 def cmd_report_merge(args: argparse.Namespace) -> int:
     from opswald import jsontext
-    from opswald.files import report_path_problem
     from opswald.report.json_report import MergeError, merge, write
 
-    problem = report_path_problem(Path.cwd(), args.output, "report.json")
+    problem = output_problem(args.output, "report.json")
     if problem is not None:
-        print(f"error: -o must be a file name: {problem}", file=sys.stderr)
+        print(f"error: {problem}", file=sys.stderr)
         return 4
     reports = []
     for name in args.reports:
@@ -379,7 +409,8 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
     except MergeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 4
-    write(Path(args.output), merged)
+    with writing_output(args.output, "the merged report"):
+        write(Path(args.output), merged)
     skipped = merged.get("skipped") or 0
     print(
         f"merged {counted(len(reports), 'report')}: {counted(merged['total'], 'golden')}, "

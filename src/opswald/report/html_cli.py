@@ -77,15 +77,15 @@ def _actuals_for(folder: Path, test_name: str) -> list[tuple[str, Path]]:
 
 
 def cmd_html(args: argparse.Namespace) -> int:
-    from opswald.cli import walked
-    from opswald.files import report_path_problem
+    from opswald.cli import output_problem, walked, writing_output
     from opswald.items import item_name
     from opswald.report.html import ViewEntry, write_report
 
-    # a folder given as the page (`-o reports/`) is refused before any golden is read
-    problem = report_path_problem(Path.cwd(), args.output, DEFAULT_OUTPUT)
+    # a folder given as the page (`-o reports/`), or one that cannot be made or written
+    # in, is refused before any golden is read
+    problem = output_problem(args.output, DEFAULT_OUTPUT)
     if problem is not None:
-        print(f"error: -o must be a file name: {problem}", file=sys.stderr)
+        print(f"error: {problem}", file=sys.stderr)
         return 4
     goldens, args.paths = walked(args.paths)  # none given: those pytest would collect
     if not goldens:
@@ -140,7 +140,10 @@ def cmd_html(args: argparse.Namespace) -> int:
             if extra.resolve() not in matched:
                 print(f"note: {extra}: no golden of that name among {', '.join(args.paths)}")
     title = args.title or ("opswald replay: " + ", ".join(args.paths))
-    size = write_report(args.output, entries, title=title, redact=args.redact, slow_ms=args.slow_ms)
+    with writing_output(args.output, "the page"):
+        size = write_report(
+            args.output, entries, title=title, redact=args.redact, slow_ms=args.slow_ms
+        )
     failed = sum(e.status == "failed" for e in entries)
     print(
         f"wrote {args.output}: {len(entries)} golden{'s' if len(entries) != 1 else ''}"
