@@ -194,6 +194,18 @@ def test_an_output_that_cannot_be_written_at_the_end_names_it(tmp_path: Path, co
     assert "wrote" not in proc.stdout and "merged" not in proc.stdout
 
 
+def test_report_merge_of_a_path_that_names_nothing_says_it_as_the_other_commands(
+    tmp_path: Path,
+) -> None:
+    """`opswald report merge nope.json` said `error: nope.json: [Errno 2] No such file or
+    directory: 'nope.json'`; it is worded as validate, show and html word a missing
+    path, and nothing is written."""
+    proc = cli("report", "merge", "nope.json", "-o", "m.json", cwd=tmp_path)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert proc.stderr == "error: nope.json: cannot read the file: No such file or directory\n"
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_malformed_actual_leaves_its_golden_on_the_page(tmp_path: Path) -> None:
     goldens = tmp_path / "goldens"
     shutil.copytree(GOLDENS, goldens)

@@ -401,7 +401,10 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
     for name in args.reports:
         try:
             reports.append(jsontext.loads(Path(name).read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
+        except OSError as exc:  # worded as validate, show and html word it
+            print(f"error: {name}: cannot read the file: {exc.strerror or exc}", file=sys.stderr)
+            return 4
+        except ValueError as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 4
     try:
