@@ -735,9 +735,10 @@ class _Drained:
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX file type")
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 @pytest.mark.parametrize("option", ["--opswald-json", "--opswald-html"])
 def test_a_report_path_that_is_a_fifo_or_device_is_written_into_not_replaced(
-    project: pytest.Pytester, option: str
+    project: pytest.Pytester, option: str, workers: list[str]
 ) -> None:
     """A report path that is not a regular file — /dev/null, /dev/stdout, a FIFO, a
     process substitution's /dev/fd/63 — was replaced by a new file holding the report
@@ -749,7 +750,7 @@ def test_a_report_path_that_is_a_fifo_or_device_is_written_into_not_replaced(
     fifo = project.path / "reports.fifo"
     os.mkfifo(fifo)
     drained = _Drained(fifo)
-    result = project.runpytest("--opswald-goldens", "goldens", option, "reports.fifo")
+    result = project.runpytest("--opswald-goldens", "goldens", option, "reports.fifo", *workers)
     text = drained.text()
     assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
@@ -758,3 +759,23 @@ def test_a_report_path_that_is_a_fifo_or_device_is_written_into_not_replaced(
         assert json.loads(text)["passed"] == 1
     else:
         assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX file type")
+def test_both_reports_may_go_to_one_fifo_or_device(project: pytest.Pytester) -> None:
+    """Both options naming one file is refused, the one written last replacing the other;
+    but a device or FIFO (`/dev/null` for both) is written into, each report in turn, so
+    both may name it."""
+    record(project)
+    fifo = project.path / "reports.fifo"
+    os.mkfifo(fifo)
+    drained = _Drained(fifo)
+    result = project.runpytest(
+        "--opswald-goldens", "goldens", "--opswald-json", "reports.fifo",
+        "--opswald-html", "./reports.fifo",
+    )  # fmt: skip
+    text = drained.text()
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    page, _, report = text.partition("</html>")
+    assert page.startswith("<!DOCTYPE html>")
+    assert json.loads(report)["passed"] == 1

@@ -367,7 +367,7 @@ def _check_report_paths(config: pytest.Config) -> None:
     """--opswald-json and --opswald-html name files written when the run ends: a folder
     there, or a file where a folder of the path must be, is a usage error now, as pytest's
     `--junitxml` gives, rather than a failed write after every golden has run."""
-    from opswald.files import folder_path_problem, report_path_problem
+    from opswald.files import folder_path_problem, is_special_file, report_path_problem
 
     here = config.invocation_params.dir
     given: dict[Path, str] = {}
@@ -379,6 +379,8 @@ def _check_report_paths(config: pytest.Config) -> None:
         if problem is not None:
             raise pytest.UsageError(f"{option} must be a file name: {problem}")
         target = Path(os.path.abspath(here / value))
+        if is_special_file(target):  # /dev/null for both: written into, each in turn
+            continue
         if target in given:
             raise pytest.UsageError(
                 f"{given[target]} and {option} both name {value}: the one written last would "
