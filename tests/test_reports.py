@@ -734,7 +734,6 @@ class _Drained:
         return b"".join(self.chunks).decode()
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX file type")
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 @pytest.mark.parametrize("option", ["--opswald-json", "--opswald-html"])
 def test_a_report_path_that_is_a_fifo_or_device_is_written_into_not_replaced(
@@ -761,7 +760,6 @@ def test_a_report_path_that_is_a_fifo_or_device_is_written_into_not_replaced(
         assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX file type")
 def test_both_reports_may_go_to_one_fifo_or_device(project: pytest.Pytester) -> None:
     """Both options naming one file is refused, the one written last replacing the other;
     but a device or FIFO (`/dev/null` for both) is written into, each report in turn, so
