@@ -111,8 +111,11 @@ def test_codec_for_routes_by_method_and_path_suffix(
     ("path", "params"),
     [
         ("/openai/deployments/gpt4o-prod/chat/completions", {"azure_deployment": "gpt4o-prod"}),
-        ("/openai/deployments/my%20model/chat/completions?v=1", {"azure_deployment": "my model"}),
-        ("/v1/chat/completions?x=/deployments/a/", {}),
+        (
+            "/openai/deployments/my%20model/chat/completions?v=1",
+            {"azure_deployment": "my model", "query": {"v": "1"}},
+        ),
+        ("/v1/chat/completions?x=/deployments/a/", {"query": {"x": "/deployments/a/"}}),
         ("/v1/chat/completions", {}),
     ],
 )  # fmt: skip
@@ -123,6 +126,45 @@ def test_the_azure_deployment_in_the_path_is_a_request_param(
     request = request_for(CHAT, path, body)
     assert request["input"]["params"] == {"n": 1, **params}
     assert request["model"] == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize(
+    ("query", "params"),
+    [
+        ("api-version=2024-10-21", {}),
+        ("api-version=2024-10-21&tenant=acme", {"query": {"tenant": "acme"}}),
+        ("tag=a&tag=b%20c&tag=", {"query": {"tag": ["a", "b c", ""]}}),
+        ("beta=true", {}),  # the anthropic SDK's beta namespace: its betas are a header
+        ("beta=false", {"query": {"beta": "false"}}),
+        ("key=AIzaSyA1&Access_Token=t0k&tenant=acme", {"query": {
+            "key": "<redacted:credential>", "Access_Token": "<redacted:credential>",
+            "tenant": "acme"}}),
+    ],
+)  # fmt: skip
+def test_the_query_is_a_request_param_without_the_api_version_or_secrets(
+    query: str, params: dict[str, Any]
+) -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    request = request_for(CHAT, f"/v1/chat/completions?{query}", body)
+    assert request["input"]["params"] == (params or None)
+
+
+@pytest.mark.parametrize(
+    ("headers", "params"),
+    [
+        ({"Anthropic-Beta": "context-1m-2025-08-07"}, {"betas": ["context-1m-2025-08-07"]}),
+        ({"anthropic-beta": "b-2, a-1,"}, {"betas": ["b-2", "a-1"]}),
+        ({"anthropic-beta": ""}, {}),
+        ({"anthropic-version": "2023-06-01"}, {}),
+    ],
+)
+def test_anthropic_betas_come_from_the_header(
+    headers: dict[str, str], params: dict[str, Any]
+) -> None:
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 9, "messages": []}
+    request = request_for(ANTHROPIC, "/v1/messages", body, headers)
+    assert request["input"]["params"] == {"max_tokens": 9, **params}
+    assert request_for(CHAT, "/v1/chat/completions", {}, headers)["input"]["params"] is None
 
 
 def test_codecs_cover_three_apis() -> None:

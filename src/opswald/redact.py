@@ -277,6 +277,15 @@ _URL_PARAM = (
     r"|x-amz-security-token|x-goog-signature"
 )
 
+_URL_CREDENTIAL = re.compile(rf"(?i:{_URL_PARAM})")
+
+
+def url_param_label(name: str) -> str | None:
+    """The placeholder label of a URL query parameter whose value is hidden (`key`,
+    `access_token`, `sig`, ...: the names hidden in a URL's text), else None."""
+    return "credential" if _URL_CREDENTIAL.fullmatch(name) else None
+
+
 # After `sk-`: not lowercase words joined by hyphens, to the end of the key's characters.
 _PROSE = r"(?![a-z]+(?:-[a-z]+)+(?![A-Za-z0-9_\-]))"
 

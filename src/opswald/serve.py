@@ -99,7 +99,7 @@ class ReplayServer:
             payload = json.loads(body or b"null")
         except ValueError:
             return _error(400, "opswald replay server: the request body is not JSON")
-        request = request_for(codec, path, payload)
+        request = request_for(codec, path, payload, headers)
         stream = codec.is_stream(payload)
         # a retry of a recorded failed call (the rule in intercept/exchange.py): served the
         # same failure again, with no new step, so the client gives up as it did then
@@ -363,9 +363,8 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
-            answer = server.handle(
-                "POST", self.path.split("?", 1)[0], dict(self.headers.items()), body
-            )
+            # the whole path: its query is part of the request (and goes on upstream)
+            answer = server.handle("POST", self.path, dict(self.headers.items()), body)
             if isinstance(answer, Relay):
                 answer.pass_on(self)
             elif answer.dropped:

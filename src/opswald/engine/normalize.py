@@ -115,22 +115,24 @@ def absent_fields(recorded: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
     return tuple(found)
 
 
-# Params the request's URL carries, not its body (the Azure OpenAI deployment: see
-# `opswald.intercept.codecs.base.url_params`). Steps recorded before opswald recorded them
-# do not have them, and are not compared on them.
-URL_PARAMS: tuple[str, ...] = ("azure_deployment",)
+# Params the request carries outside its body: in its URL (the Azure OpenAI deployment,
+# the query: see `opswald.intercept.codecs.base.url_params`) and its headers (Anthropic's
+# betas: `AnthropicMessagesCodec.header_params`). Steps recorded before opswald recorded
+# them do not have them, and are not compared on them.
+CARRIED_PARAMS: tuple[str, ...] = ("azure_deployment", "query", "betas")
 
 
-def without_unrecorded_url_params(
+def without_unrecorded_carried_params(
     request: dict[str, Any], recorded: dict[str, Any]
 ) -> dict[str, Any]:
-    """`request` without the URL params `recorded` does not have (copies what it changes)."""
+    """`request` without the carried params `recorded` does not have (copies what it
+    changes)."""
     params = (request.get("input") or {}).get("params")
-    if not isinstance(params, dict) or not any(k in params for k in URL_PARAMS):
+    if not isinstance(params, dict) or not any(k in params for k in CARRIED_PARAMS):
         return request
     kept = (recorded.get("input") or {}).get("params")
     kept = kept if isinstance(kept, dict) else {}
-    dropped = {k for k in URL_PARAMS if k in params and k not in kept}
+    dropped = {k for k in CARRIED_PARAMS if k in params and k not in kept}
     if not dropped:
         return request
     rest = {k: v for k, v in params.items() if k not in dropped}

@@ -16,7 +16,7 @@ from opswald.engine.normalize import (
     normalize_request,
     request_of,
     without_fields,
-    without_unrecorded_url_params,
+    without_unrecorded_carried_params,
 )
 from opswald.expect.args import args_differences, args_match, labels_only, resolve_args_rule
 from opswald.intercept.codecs.openai_responses import as_recorded
@@ -418,7 +418,7 @@ class Tape:
         if golden is None:
             golden = self._normalized[head.step] = normalize_request(recorded, self.rules)
         absent = absent_fields(recorded) if self.lenient_absent else ()  # not compared
-        request = without_unrecorded_url_params(request, recorded)
+        request = without_unrecorded_carried_params(request, recorded)
         request = as_recorded(request, head)  # Responses instructions of an older step
         actual = normalize_request(
             without_fields(request, absent) if absent else request, self.rules

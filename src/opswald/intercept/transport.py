@@ -97,7 +97,10 @@ def _prepare(request: Any) -> tuple[Any, Any, dict[str, Any], bool] | None:
     except ValueError:
         return None
     ctx.learn_credentials(request.headers)  # an error body may name the key sent
-    return ctx, codec, request_for(codec, request.url.path, body), codec.is_stream(body)
+    query = request.url.query.decode("latin-1")
+    path = f"{request.url.path}?{query}" if query else request.url.path
+    llm_request = request_for(codec, path, body, request.headers)
+    return ctx, codec, llm_request, codec.is_stream(body)
 
 
 # the openai and anthropic SDKs' clients (`OpenAI/Python 3.57.0`, `AsyncAnthropic/Python ...`,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from opswald.intercept.codecs.anthropic_messages import AnthropicMessagesCodec
@@ -29,11 +30,15 @@ def codec_for(method: str, path: str) -> Codec | None:
     return next((codec for codec in CODECS if codec.handles(method, path)), None)
 
 
-def request_for(codec: Codec, path: str, body: Any) -> dict[str, Any]:
+def request_for(
+    codec: Codec, path: str, body: Any, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The engine request of an HTTP request: the body's, plus the parameters its URL
-    path carries (an Azure OpenAI deployment, which selects the model there)."""
+    carries (an Azure OpenAI deployment, which selects the model there; the query) and
+    those its `headers` carry (Anthropic's betas)."""
     request = codec.request(body)
-    carried = url_params(path)
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    carried = {**url_params(path), **codec.header_params(lowered)}
     if carried:
         section = request["input"]
         section["params"] = {**(section.get("params") or {}), **carried}

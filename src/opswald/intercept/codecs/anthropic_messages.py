@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -35,6 +36,9 @@ from opswald.intercept.codecs.base import (
 )
 from opswald.session import STREAM_USAGE, LLMCallStep, LLMOutput, Usage
 
+BETA_HEADER = "anthropic-beta"
+BETAS_PARAM = "betas"  # in engine.normalize.CARRIED_PARAMS too
+
 
 class AnthropicMessagesCodec:
     """`messages.create` / `messages.stream`: system + messages in, content blocks out."""
@@ -55,6 +59,14 @@ class AnthropicMessagesCodec:
             messages += data["messages"]  # just parsed from the wire; never mutated
         used = {"model", "messages", "system", "tools"}
         return request_dict(self, body, messages or None, data.get("tools"), used)
+
+    def header_params(self, headers: Mapping[str, str]) -> dict[str, Any]:
+        """`betas`: the beta features the request turns on (the SDK's `betas=`, sent as
+        the `anthropic-beta` header, comma-separated), in the order given. They change
+        what the API does, so they are part of the request."""
+        sent = headers.get(BETA_HEADER)
+        betas = [b.strip() for b in sent.split(",") if b.strip()] if sent else []
+        return {BETAS_PARAM: betas} if betas else {}
 
     def is_stream(self, body: Any) -> bool:
         return wants_stream(body)

@@ -6,9 +6,11 @@ import datetime as dt
 import json
 import re
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from opswald.redact import url_param_label
 from opswald.session import (
     STREAM_CHUNKS,
     STREAM_CUT,
@@ -143,6 +145,10 @@ class Codec(Protocol):
 
     def request(self, body: Any) -> dict[str, Any]: ...
 
+    def header_params(self, headers: Mapping[str, str]) -> dict[str, Any]:
+        """Request parameters the headers carry (`headers`: names in lowercase)."""
+        ...
+
     def is_stream(self, body: Any) -> bool: ...
 
     def decode(self, body: bytes, *, stream: bool, cut: bool = False) -> Decoded:
@@ -171,14 +177,43 @@ def path_ends_with(path: str, suffix: str) -> bool:
 # `/openai/deployments/{deployment}/chat/completions`: on Azure OpenAI the deployment in
 # the path selects the model (the body's `model` is not read)
 _DEPLOYMENT = re.compile(r"/deployments/([^/?#]+)/")
-DEPLOYMENT_PARAM = "azure_deployment"  # in engine.normalize.URL_PARAMS too
+DEPLOYMENT_PARAM = "azure_deployment"  # in engine.normalize.CARRIED_PARAMS too
+QUERY_PARAM = "query"  # likewise
 
 
-def url_params(path: str) -> dict[str, str]:
-    """Request parameters the URL path carries rather than the body: `azure_deployment`,
-    the deployment of an Azure OpenAI path (named as the SDK's `azure_deployment=`)."""
-    found = _DEPLOYMENT.search(path.split("?", 1)[0])
-    return {DEPLOYMENT_PARAM: urllib.parse.unquote(found.group(1))} if found else {}
+def _unrecorded(name: str, value: str) -> bool:
+    """Query parameters that say nothing about what is asked: Azure's `api-version` (the
+    client's, documented as not recorded) and the `beta=true` the anthropic SDK's beta
+    namespace adds (the betas themselves come in a header: see `header_params`)."""
+    return name == "api-version" or (name, value) == ("beta", "true")
+
+
+def url_params(path: str) -> dict[str, Any]:
+    """Request parameters the URL carries rather than the body: `azure_deployment`, the
+    deployment of an Azure OpenAI path (named as the SDK's `azure_deployment=`), and
+    `query`, the query's parameters (an agent's `extra_query=`; a name given more than
+    once has the list of its values)."""
+    route, _, query = path.partition("?")
+    found = _DEPLOYMENT.search(route)
+    params: dict[str, Any] = (
+        {DEPLOYMENT_PARAM: urllib.parse.unquote(found.group(1))} if found else {}
+    )
+    pairs = urllib.parse.parse_qsl(query.partition("#")[0], keep_blank_values=True)
+    values: dict[str, Any] = {}
+    for name, said in pairs:
+        if _unrecorded(name, said):
+            continue
+        # a credential by its name, hidden as in the URL's text (a mapping's `key` is not)
+        label = url_param_label(name)
+        value = said if label is None else f"<redacted:{label}>"
+        if name in values:
+            held = values[name]
+            values[name] = [*held, value] if isinstance(held, list) else [held, value]
+        else:
+            values[name] = value
+    if values:
+        params[QUERY_PARAM] = values
+    return params
 
 
 def is_post_to(method: str, path: str, suffix: str) -> bool:

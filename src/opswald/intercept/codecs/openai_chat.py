@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,6 +54,9 @@ class OpenAIChatCodec:
         messages = data.get("messages")
         parsed = [_parsed_message(m) for m in messages] if isinstance(messages, list) else None
         return request_dict(self, body, parsed, data.get("tools"), {"model", "messages", "tools"})
+
+    def header_params(self, headers: Mapping[str, str]) -> dict[str, Any]:
+        return {}  # nothing in this API's headers changes what is asked
 
     def is_stream(self, body: Any) -> bool:
         return wants_stream(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from opswald.intercept.codecs import sse
@@ -58,6 +59,9 @@ class OpenAIResponsesCodec:
         messages += _input_items(data.get("input"))
         used = {"model", "input", "instructions", "tools"}
         return request_dict(self, body, messages or None, data.get("tools"), used)
+
+    def header_params(self, headers: Mapping[str, str]) -> dict[str, Any]:
+        return {}  # nothing in this API's headers changes what is asked
 
     def is_stream(self, body: Any) -> bool:
         return wants_stream(body)
