@@ -268,7 +268,8 @@ import openai
 question = json.load(sys.stdin)["question"]
 client = openai.OpenAI(max_retries=0)
 reply = client.chat.completions.create(
-    model="gpt-4o-mini", messages=[{"role": "user", "content": question}], temperature=0.2
+    model="gpt-4o-mini", messages=[{"role": "user", "content": question}], temperature=0.2,
+    extra_query={"tenant": "acme"},
 )
 print(json.dumps({"answer": reply.choices[0].message.content}))
 """
@@ -308,9 +309,13 @@ def test_subprocess_agent_request_modifications_reach_the_provider(
     assert (first.body["model"], first.body["temperature"]) == ("gpt-4o-mini", 0.2)
     assert (second.body["model"], second.body["temperature"]) == ("gpt-4o", 0.7)
     assert second.body["messages"] == first.body["messages"]
+    assert first.path.endswith("?tenant=acme") and second.path.endswith("?tenant=acme"), (
+        "the query goes upstream with the request"
+    )
     (step,) = load(pytester.path / "actual" / "py.actual.yaml").step_list
     assert step.model == second.body["model"]
     assert step.input.params["temperature"] == second.body["temperature"]
+    assert step.input.params["query"] == {"tenant": "acme"}
 
 
 def test_serve_applies_the_request_rules_of_the_pytest_config(tmp_path: Path) -> None:
