@@ -320,8 +320,8 @@ def test_a_bad_expect_of_the_marker_says_what_the_golden_file_would(
     our internals. Its problems now read as the golden loader words them, headed by the
     marker, and fail the test."""
     record(project)
-    project.makepyfile(test_expect=MARKER_EXPECT)
-    result = project.runpytest("test_expect.py")
+    project.makepyfile(test_marker_bad_expect=MARKER_EXPECT)
+    result = project.runpytest("test_marker_bad_expect.py")
     result.assert_outcomes(failed=2, errors=2)
     result.stdout.fnmatch_lines(
         [
