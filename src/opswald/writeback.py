@@ -49,8 +49,15 @@ def blessed(golden: Session, run: Run) -> Blessed:
     snapshots: dict[int, AnyStep] = {}  # an unchanged snapshot kept as recorded: as taken now
     kept: set[int] = set()  # where in `steps` a step is written as recorded
     facing = _facing_snapshots(golden, run) if run.policy == "update" else {}
-    for step in run.actual.step_list:
-        recorded = run.served.get(step.step)
+    actual = run.actual.step_list
+    # the served calls in the order the golden has them: calls that were in flight
+    # together when recorded may be made in another order on replay (that order is not
+    # the agent's), and the steps an update keeps are written as they were
+    served_at = [k for k, step in enumerate(actual) if step.step in run.served]
+    in_order = sorted(served_at, key=lambda k: run.served[actual[k].step].step)
+    source = dict(zip(served_at, in_order, strict=True))
+    for k, step in enumerate(actual):
+        recorded = run.served.get(actual[source[k]].step) if k in source else None
         if recorded is None and step.step in facing:  # a recording writes all anew
             recorded = _same_snapshot(golden_steps.get(facing[step.step]), step)
             if recorded is not None:

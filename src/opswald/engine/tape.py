@@ -35,12 +35,24 @@ from opswald.verdict import MISSING, Difference, Finding
 FIX = "if the new behaviour is intended, accept it with --opswald-update"
 
 
-@dataclass
-class _Segment:
-    """A non-tool call (LLM call or user input) and the tool calls of its turn."""
+Head = LLMCallStep | UserInputStep
 
-    head: LLMCallStep | UserInputStep | None
-    tools: list[ToolCallStep] = field(default_factory=list)
+
+@dataclass
+class _Group:
+    """A stretch of the golden's calls (`_Tape.calls[start:end]`) that the tape serves in
+    any order among themselves, as far as `Tape._available` allows: a turn (a model call
+    or a user input, and the tool calls it asked for), a burst of model calls recorded
+    back to back and their tool calls, and the turns a concurrency region joins."""
+
+    start: int
+    end: int
+    heads: list[int] = field(default_factory=list)  # call indices, in recorded order
+    tools: list[int] = field(default_factory=list)
+    prefix: int = 0  # calls[start:prefix] are all used (tools too, unless order is subset)
+    next_head: int = 0  # heads[:next_head] are used
+    next_tool: int = 0  # tools[:next_tool] are used
+    left: int = 0  # calls not used yet
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +76,11 @@ def step_name(step: AnyStep) -> str | None:
 
 
 class Tape:
-    """Serves recorded calls in order; tool calls match anywhere within their LLM turn."""
+    """Serves recorded calls: in order, except where the golden shows the order was not
+    the agent's to keep (DESIGN §3a: concurrency is normal). Tool calls match anywhere
+    within their turn; model calls recorded back to back (a burst) in any order; and the
+    calls of a concurrency region, calls that were in flight together in the recording
+    (`regions`), in any order among themselves."""
 
     def __init__(
         self,
@@ -84,45 +100,125 @@ class Tape:
         metadata = golden.metadata
         self.lenient_absent = "recorded_with" not in metadata or "imported" in metadata
         self.total = len(golden.step_list)
-        self.segments: list[_Segment] = [_Segment(head=None)]
         self.observe_tools = observe_tools
-        for step in golden.step_list:
-            if isinstance(step, ToolCallStep):
-                if observe_tools:
-                    self.segments[-1].tools.append(step)
-            elif isinstance(step, LLMCallStep | UserInputStep):
-                self.segments.append(_Segment(head=step))
-        self.cursor = 0
         self.used: set[int] = set()
-        self.compared: set[int] = set()  # recorded tool calls a diverging call was shown
+        self.compared: set[int] = set()  # recorded calls a diverging call was shown beside
         self._normalized: dict[int, dict[str, Any]] = {}
         self._requests: dict[int, dict[str, Any]] = {}  # request_of(step), by step number
+        self._build()
+
+    def _build(self) -> None:
+        """Lay the golden's calls out in groups (`_Group`), served one group after the
+        other. A group starts as a turn: a model call or user input and the tool calls
+        recorded after it; model calls recorded back to back with no tool call between
+        (a burst: gathered model calls) share one. Turns that a concurrency region spans
+        are joined into one group."""
+        calls: list[AnyStep] = []
+        for step in self.golden.step_list:
+            if isinstance(step, LLMCallStep | UserInputStep) or (
+                isinstance(step, ToolCallStep) and self.observe_tools
+            ):
+                calls.append(step)
+        self.calls = calls
+        n = len(calls)
+        self.is_tool = [isinstance(c, ToolCallStep) for c in calls]
+        self.index = {c.step: i for i, c in enumerate(calls)}
+        # the turn (burst) of each call, and where it begins
+        turn_of = [0] * n
+        turn_start: list[int] = []
+        turn_heads: list[bool] = []  # whether a turn has a head (the leading one may not)
+        open_burst = False  # the last turn is model calls only, so far
+        for i, call in enumerate(calls):
+            if isinstance(call, ToolCallStep):
+                if not turn_start:
+                    turn_start.append(i)
+                    turn_heads.append(False)
+                open_burst = False
+            elif isinstance(call, LLMCallStep) and open_burst:
+                pass  # a burst: one more model call of the turn
+            else:
+                turn_start.append(i)
+                turn_heads.append(True)
+                open_burst = isinstance(call, LLMCallStep)
+            turn_of[i] = len(turn_start) - 1
+        self.turn_of = turn_of
+        self.turn_has_head = turn_heads
+        self.turn_head_used = [False] * len(turn_start)
+        self.turn_heads_left = [0] * len(turn_start)
+        for i in range(n):
+            if not self.is_tool[i]:
+                self.turn_heads_left[turn_of[i]] += 1
+        self.region_of, region_start = regions(calls)
+        self.region_entered: set[int] = set()
+        # the earliest call a call may come before: its turn's first call, or its
+        # region's first call when that is earlier (a region begun in the turn before)
+        self.lo = [
+            min(turn_start[turn_of[i]], region_start[self.region_of[i]])
+            if self.region_of[i] >= 0
+            else turn_start[turn_of[i]]
+            for i in range(n)
+        ]
+        groups: list[_Group] = []
+        for t, start in enumerate(turn_start):
+            end = turn_start[t + 1] if t + 1 < len(turn_start) else n
+            joined = (
+                groups
+                and self.region_of[start] >= 0
+                and self.region_of[start] == self.region_of[start - 1]
+            )
+            if joined:  # a region spans the two turns: one group
+                groups[-1].end = end
+            else:
+                groups.append(_Group(start=start, end=end, prefix=start))
+        self.group_of = [0] * n
+        for g, group in enumerate(groups):
+            for i in range(group.start, group.end):
+                self.group_of[i] = g
+                (group.tools if self.is_tool[i] else group.heads).append(i)
+            group.left = group.end - group.start
+        self.groups = groups
+        self.g = 0  # the group being served
+        self._settle()
 
     # -- matching -----------------------------------------------------------------------
     def next_call(self, kind: str, request: dict[str, Any], actual_step: int) -> Match:
-        """Match an LLM call or a user input: the next turn's head, in order."""
-        pending = self._pending_tools()
-        if pending and self.tool_rules.order != "subset":  # subset: the agent may skip them
-            first = pending[0]
-            return Match(
-                finding=Finding(
-                    kind="mismatch",
-                    message=(
-                        f"the agent did not call {first.tool} and went on to a {kind} "
-                        f"({len(pending)} recorded tool call(s) of this turn unused)"
-                    ),
-                    step=first.step,
-                    step_type="tool_call",
-                    name=first.tool,
-                    suggestion=f"step {first.step} called {first.tool} with "
-                    f"{_short(first.input)} in the golden; check why the agent no longer does",
+        """Match an LLM call or a user input: a head of the group being served (the next
+        one in order, or one of its burst or region), else the next group's."""
+        group = self._group()
+        heads = self._heads(group) if group is not None else []
+        if group is not None and not heads:
+            pending = self._pending_tools(group)
+            if pending and self.tool_rules.order != "subset":  # subset: they may be skipped
+                first = pending[0]
+                return Match(
+                    finding=Finding(
+                        kind="mismatch",
+                        message=(
+                            f"the agent did not call {first.tool} and went on to a {kind} "
+                            f"({len(pending)} recorded tool call(s) of this turn unused)"
+                        ),
+                        step=first.step,
+                        step_type="tool_call",
+                        name=first.tool,
+                        suggestion=f"step {first.step} called {first.tool} with "
+                        f"{_short(first.input)} in the golden; check why the agent no longer does",
+                    )
                 )
-            )
-        if self.cursor + 1 >= len(self.segments):
+            if group.next_head < len(group.heads):  # its model calls that come later
+                waiting = next(
+                    self.calls[i] for i in group.heads if self.calls[i].step not in self.used
+                )
+                assert isinstance(waiting, LLMCallStep | UserInputStep)
+                heads = [waiting]  # compared in order
+            else:  # every call of this group was made (or may be skipped): the next one's
+                later = self.g + 1
+                group = self.groups[later] if later < len(self.groups) else None
+                heads = self._heads(group) if group is not None else []
+        if group is None or not heads:
             return Match(finding=self._extra(kind, request, actual_step))
-        head = self.segments[self.cursor + 1].head
-        assert head is not None
-        if head.type != kind:
+        same = [h for h in heads if h.type == kind]
+        if not same:
+            head = heads[0]
             return Match(
                 finding=Finding(
                     kind="mismatch",
@@ -133,81 +229,102 @@ class Tape:
                     suggestion=f"step {head.step} of the golden is a {head.type}",
                 )
             )
-        if isinstance(head, LLMCallStep):
-            diffs = self._request_differences(head, request)
-            later = self._concurrent(request) if diffs else None
-            if later is not None:  # a call of the same burst that started in another order
-                head = self._bring_forward(later)
-                diffs = []
-            if diffs:  # compared with the closest call of its burst no other one was
-                head, diffs = self._closest_head(head, diffs, request)
+        if kind != "llm_call":
+            head = same[0]  # user inputs match in order
+        else:
+            models = [h for h in same if isinstance(h, LLMCallStep)]
+            first_diffs = self._request_differences(models[0], request)
+            found = models[0] if not first_diffs else None
+            for h in models[1:] if found is None else ():
+                if not self._request_differences(h, request):
+                    found = h  # a call of the same burst or region that started in another order
+                    break
+            if found is None:  # compared with the closest call of its burst no other one was
+                shown, diffs = self._closest_head(models, first_diffs, request)
                 return Match(
                     finding=Finding(
                         kind="mismatch",
                         message="the agent sent another request",
-                        step=head.step,
+                        step=shown.step,
                         step_type="llm_call",
-                        name=head.model,
+                        name=shown.model,
                         differences=tuple(diffs),
-                        suggestion=_request_hint(diffs, head.step),
+                        suggestion=_request_hint(diffs, shown.step),
                     )
                 )
-        self.cursor += 1
-        self.used.add(head.step)
+            head = found
+        self._serve(self.index[head.step])
         return Match(step=head)
 
     def exact(self, kind: str, request: dict[str, Any]) -> AnyStep | None:
-        """The recorded step that answers this call when the call is, field for field, the
-        recorded one (no rule needed to see it); None leaves the call to `next_call` or
-        `tool_call`. Goldens hold redacted data, so a request equal to one holds no secret."""
+        """The recorded step that answers this call when the call is, field for field, a
+        recorded one the tape may serve now (no rule needed to see it); None leaves the
+        call to `next_call` or `tool_call`. Goldens hold redacted data, so a request equal
+        to one holds no secret."""
+        group = self._group()
+        if group is None:
+            return None
+        calls, used = self.calls, self.used
         if kind == "tool_call":
             tool, args = request["tool"], request["input"]
-            for candidate in self.segments[self.cursor].tools:
-                if candidate.tool == tool and plainly_equal(candidate.input, args):
-                    if candidate.step in self.used:
-                        continue
-                    self.used.add(candidate.step)
+            tools, k = group.tools, group.next_tool
+            while k < len(tools) and calls[tools[k]].step in used:
+                k += 1
+            group.next_tool = k
+            for i in tools[k:]:
+                candidate = calls[i]
+                assert isinstance(candidate, ToolCallStep)
+                if (
+                    candidate.tool == tool
+                    and candidate.step not in used
+                    and self._available(i, group)
+                    and plainly_equal(candidate.input, args)
+                ):
+                    self._serve(i)
                     return candidate
             return None
-        if kind != "llm_call" or self.cursor + 1 >= len(self.segments):
+        if kind != "llm_call":
             return None
-        head = self.segments[self.cursor + 1].head
-        if not isinstance(head, LLMCallStep):
-            return None
-        used = self.used
-        for tool in self.segments[self.cursor].tools:
-            if tool.step not in used:
-                return None  # a recorded tool call of this turn is still to come
-        recorded = self._requests.get(head.step)
-        if recorded is None:
-            recorded = self._requests[head.step] = request_of(head)
-        if not plainly_equal(request, recorded):
-            return None
-        self.cursor += 1
-        self.used.add(head.step)
-        return head
+        heads, k = group.heads, group.next_head
+        while k < len(heads) and calls[heads[k]].step in used:
+            k += 1
+        group.next_head = k
+        if k == len(heads):
+            return None  # a recorded tool call of this group is still to come
+        for i in heads[k:]:
+            head = calls[i]
+            if head.step in used:
+                continue
+            if not isinstance(head, LLMCallStep) or not self._available(i, group):
+                return None  # a user input first, or a call that comes later in order
+            recorded = self._requests.get(head.step)
+            if recorded is None:
+                recorded = self._requests[head.step] = request_of(head)
+            if plainly_equal(request, recorded):
+                self._serve(i)
+                return head
+        return None
 
     def tool_call(self, tool: str, args: Any, actual_step: int) -> Match:
-        """Match a tool call against the unused tool calls of the current turn."""
-        pending = self._pending_tools()
+        """Match a tool call against the unused tool calls the tape may serve now: those
+        of a turn whose model call was made, and those of a region the agent is in."""
+        group = self._group()
+        pending = self._pending_tools(group) if group is not None else []
         for candidate in pending:  # equal arguments match under every rule
             if candidate.tool == tool and plainly_equal(candidate.input, args):
-                self.used.add(candidate.step)
+                self._serve(self.index[candidate.step])
                 return Match(step=candidate)
         mode, ignore = resolve_args_rule(self.tool_rules, tool)
         for candidate in pending:
             if candidate.tool == tool and args_match(
                 candidate.input, args, mode=mode, ignore=ignore
             ):
-                self.used.add(candidate.step)
+                self._serve(self.index[candidate.step])
                 return Match(step=candidate)
-        if not pending:
-            for candidate in self._ahead():
-                if candidate.tool == tool and args_match(
-                    candidate.input, args, mode=mode, ignore=ignore
-                ):
-                    self.used.add(candidate.step)
-                    return Match(step=candidate)
+        # shown beside a recorded call of a turn whose model calls were all made, or of
+        # the region the agent is in; a tool call of a burst's turn that may come early
+        # is served when it matches, and is not yet the call the agent should have made
+        pending = [c for c in pending if self._due(self.index[c.step])]
         # compared with the closest recorded call of that name that no other diverging
         # call of this turn was compared with (concurrent calls complete in any order)
         same_name = [c for c in pending if c.tool == tool and c.step not in self.compared]
@@ -276,76 +393,124 @@ class Tape:
         return [s for s in steps if s.type not in hidden and s.step not in self.used]
 
     def hide_tools(self) -> None:
-        """Tool calls happen out of sight (an agent in another process): match LLM calls only."""
+        """Tool calls happen out of sight (an agent in another process): match LLM calls
+        only (before the first call is matched)."""
         self.observe_tools = False
-        for segment in self.segments:
-            segment.tools.clear()
+        self._build()
 
     # -- helpers ------------------------------------------------------------------------
-    def _concurrent(self, request: dict[str, Any]) -> int | None:
-        """The segment of a later LLM call that this request is, when the calls between
-        were made with no tool call between them (a burst, such as `asyncio.gather` of
-        model calls, whose start order is not deterministic); else None."""
-        for j in range(self.cursor + 2, len(self.segments)):
-            if self.segments[j - 1].tools:
-                return None  # a tool call between: the calls after it are a later turn
-            head = self.segments[j].head
-            if not isinstance(head, LLMCallStep) or head.step in self.used:
-                return None
-            if not self._request_differences(head, request):
-                return j
-        return None
+    def _group(self) -> _Group | None:
+        return self.groups[self.g] if self.g < len(self.groups) else None
 
-    def _ahead(self) -> list[ToolCallStep]:
-        """Unused tool calls of later turns that concurrent branches may make early: the
-        golden recorded model calls back to back (`asyncio.gather` of branches that each
-        ask the model, then call a tool), and in replay each branch's answer comes at once,
-        so its tool call comes before the next branch's model call. Only across a burst:
-        model calls the golden has back to back, with no tool call recorded between them
-        and the current turn's head. A turn whose head came after a recorded tool call is
-        a later turn, not a branch of this one (DESIGN §3a: a tool call matches within the
-        turn that asked for it), so an agent that skips that model call is not served the
-        turn's tool call."""
-        ahead: list[ToolCallStep] = []
-        if self.segments[self.cursor].tools:
-            return ahead  # the next model call came after this turn's tool calls
-        for j in range(self.cursor + 1, len(self.segments)):
-            segment = self.segments[j]
-            if not isinstance(segment.head, LLMCallStep):
-                break
-            unused = [t for t in segment.tools if t.step not in self.used]
-            ahead.extend(unused)
-            if segment.tools:
-                break  # the turns after it come after these calls
-        return ahead
+    def _settle(self) -> None:
+        """Move on past the groups whose calls were all made."""
+        groups = self.groups
+        while self.g < len(groups) and groups[self.g].left == 0:
+            self.g += 1
+
+    def _serve(self, i: int) -> None:
+        """Call `i` answers the agent's call. A head of a later group moves the tape on to
+        that group (under `expect.tool_calls.order: subset` the agent may skip the tool
+        calls left in this one)."""
+        call = self.calls[i]
+        self.used.add(call.step)
+        g = self.group_of[i]
+        self.groups[g].left -= 1
+        if not self.is_tool[i]:
+            self.turn_head_used[self.turn_of[i]] = True
+            self.turn_heads_left[self.turn_of[i]] -= 1
+        region = self.region_of[i]
+        if region >= 0:
+            self.region_entered.add(region)
+        if g > self.g:
+            self.g = g
+        self._settle()
+
+    def _prefix(self, group: _Group) -> int:
+        """Where the group's first call not made yet is: the calls before it were all made
+        (tool calls the agent may skip, under `order: subset`, do not hold it)."""
+        p, end, calls, used = group.prefix, group.end, self.calls, self.used
+        skip = self.tool_rules.order == "subset"
+        while p < end and (calls[p].step in used or (skip and self.is_tool[p])):
+            p += 1
+        group.prefix = p
+        return p
+
+    def _available(self, i: int, group: _Group) -> bool:
+        """Whether call `i` (of `group`, the one being served, or the next) may be served
+        now: every call before its turn (or its region, when that began earlier) was made;
+        and a tool call's turn had its model call made, or a call of its region was (a
+        model call the golden made after a tool call starts a later turn: an agent that
+        skips it is not served that turn's tool calls; DESIGN §3a)."""
+        if self.lo[i] > self._prefix(group):
+            return False
+        if self.is_tool[i]:
+            turn = self.turn_of[i]
+            return (
+                not self.turn_has_head[turn]
+                or self.turn_head_used[turn]
+                or self.region_of[i] in self.region_entered
+            )
+        return True
+
+    def _due(self, i: int) -> bool:
+        """Whether the available tool call `i` is one the agent was to make by now."""
+        return (
+            self.turn_heads_left[self.turn_of[i]] == 0 or self.region_of[i] in self.region_entered
+        )
+
+    def _heads(self, group: _Group) -> list[Head]:
+        """The group's model calls and user inputs the tape may serve now, in recorded order."""
+        heads, calls, used = group.heads, self.calls, self.used
+        k = group.next_head
+        while k < len(heads) and calls[heads[k]].step in used:
+            k += 1
+        group.next_head = k
+        out: list[Head] = []
+        for i in heads[k:]:
+            head = calls[i]
+            if head.step in used:
+                continue
+            if not self._available(i, group):
+                break  # the calls after it come later too
+            assert isinstance(head, LLMCallStep | UserInputStep)
+            out.append(head)
+        return out
+
+    def _pending_tools(self, group: _Group) -> list[ToolCallStep]:
+        """The group's tool calls not made yet that the tape may serve now."""
+        tools, calls, used = group.tools, self.calls, self.used
+        k = group.next_tool
+        while k < len(tools) and calls[tools[k]].step in used:
+            k += 1
+        group.next_tool = k
+        out: list[ToolCallStep] = []
+        for i in tools[k:]:
+            tool = calls[i]
+            if tool.step not in used and self._available(i, group):
+                assert isinstance(tool, ToolCallStep)
+                out.append(tool)
+        return out
 
     def _closest_head(
-        self, head: LLMCallStep, diffs: list[Any], request: dict[str, Any]
+        self, models: list[LLMCallStep], diffs: list[Any], request: dict[str, Any]
     ) -> tuple[LLMCallStep, list[Any]]:
-        """The recorded call of this burst a diverging request is shown beside: the one with
-        the fewest differences (then the most alike), and never one already shown for
-        another diverging call of the burst (gathered calls that all changed). A burst is
-        calls that were in flight together in the recording; calls one after the other
-        (a chain of model calls) are compared in order, the next with the next."""
-        burst, chain = [head], [head]
-        began = epoch_ms(head.timestamp)
-        ends = began + (head.duration_ms or 0.0) if began is not None else None
-        for j in range(self.cursor + 2, len(self.segments)):
-            later = self.segments[j].head
-            if self.segments[j - 1].tools or not isinstance(later, LLMCallStep):
-                break
-            if later.step in self.used:
-                continue
-            chain.append(later)
-            start = epoch_ms(later.timestamp)
-            # began before the burst's calls ended (by more than the 1 ms of a timestamp)
-            if ends is not None and start is not None and start < ends - 1.0:
-                ends = max(ends, start + (later.duration_ms or 0.0))
-                burst.append(later)
-            else:
-                ends = None
+        """The recorded call a diverging request is shown beside, of the model calls the
+        tape may serve now (`models`; the next in order first): in a concurrency region
+        (calls in flight together in the recording), the one of its region with the fewest
+        differences (then the most alike), and never one already shown for another
+        diverging call (gathered calls that all changed); calls one after the other (a
+        chain, or a burst whose calls did not overlap) are compared in order, the next
+        with the next."""
+        head = models[0]
+        region = self.region_of[self.index[head.step]]
+        burst = (
+            [h for h in models if self.region_of[self.index[h.step]] == region]
+            if region >= 0
+            else [head]
+        )
         if len(burst) == 1:  # one after the other: the first not shown yet, in order
-            shown = next((h for h in chain if h.step not in self.compared), head)
+            shown = next((h for h in models if h.step not in self.compared), head)
             self.compared.add(shown.step)
             return shown, diffs if shown is head else self._request_differences(shown, request)
         fresh = [h for h in burst if h.step not in self.compared] or burst
@@ -353,20 +518,6 @@ class Tape:
         best_diffs, best = _closest(found, request, request_of)
         self.compared.add(best.step)
         return best, best_diffs
-
-    def _bring_forward(self, j: int) -> LLMCallStep:
-        """Serve segment j's call next (returned): the burst's heads rotate, and its tool
-        calls stay where the golden has them (after the burst)."""
-        burst = self.segments[self.cursor + 1 : j + 1]
-        heads = [segment.head for segment in burst]
-        for segment, head in zip(burst, [heads[-1], *heads[:-1]], strict=True):
-            segment.head = head
-        moved = heads[-1]
-        assert isinstance(moved, LLMCallStep)
-        return moved
-
-    def _pending_tools(self) -> list[ToolCallStep]:
-        return [t for t in self.segments[self.cursor].tools if t.step not in self.used]
 
     def _extra(self, kind: str, request: dict[str, Any], actual_step: int) -> Finding:
         """A call past what the golden has here. Its `step` is the run's step number (the
@@ -549,3 +700,38 @@ def epoch_ms(stamp: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp() * 1000
+
+
+def regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
+    """The concurrency regions of a golden's calls (in recorded order): the runs of calls
+    whose recorded spans (`timestamp`, its start, for `duration_ms`) chain by overlap, so
+    they were in flight together and the order they started in was not the agent's. Each
+    call's region (-1: none, a call made on its own), and where each region begins.
+
+    Timestamps are to the millisecond: a call joins the calls before it when it began
+    before they all ended by more than that millisecond (it surely overlapped them); a
+    region of calls in flight together also takes in a call that may have (it began within
+    a millisecond of their end), so that no overlap a timestamp rounds away splits it.
+    Calls made one after the other, however quick, are never joined. A call with no
+    readable timestamp (goldens written by hand, some imports) and a user input stand on
+    their own."""
+    region_of = [-1] * len(calls)
+    starts: list[int] = []
+    first, ends = 0, None  # the run so far: where it began, when its calls ended
+    for i, call in enumerate(calls):
+        began = None if isinstance(call, UserInputStep) else epoch_ms(call.timestamp)
+        if began is None:
+            first, ends = i + 1, None
+            continue
+        ended = began + (call.duration_ms or 0.0)
+        joins = ends is not None and (began < ends - 1.0 or (i - first > 1 and began < ends + 1.0))
+        if not joins:
+            first, ends = i, ended
+            continue
+        assert ends is not None
+        ends = max(ends, ended)
+        if i - first == 1:  # the run's second call: a region
+            starts.append(first)
+            region_of[first] = len(starts) - 1
+        region_of[i] = len(starts) - 1
+    return region_of, starts
