@@ -38,7 +38,7 @@ FIX = "if the new behaviour is intended, accept it with --opswald-update"
 Head = LLMCallStep | UserInputStep
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     """A stretch of the golden's calls (`_Tape.calls[start:end]`) that the tape serves in
     any order among themselves, as far as `Tape._available` allows: a turn (a model call
@@ -121,61 +121,64 @@ class Tape:
                 calls.append(step)
         self.calls = calls
         n = len(calls)
-        self.is_tool = [isinstance(c, ToolCallStep) for c in calls]
         self.index = {c.step: i for i, c in enumerate(calls)}
         # the turn (burst) of each call, and where it begins
+        is_tool = [False] * n
         turn_of = [0] * n
         turn_start: list[int] = []
         turn_heads: list[bool] = []  # whether a turn has a head (the leading one may not)
+        heads_left: list[int] = []
         open_burst = False  # the last turn is model calls only, so far
         for i, call in enumerate(calls):
             if isinstance(call, ToolCallStep):
+                is_tool[i] = True
                 if not turn_start:
                     turn_start.append(i)
                     turn_heads.append(False)
+                    heads_left.append(0)
                 open_burst = False
-            elif isinstance(call, LLMCallStep) and open_burst:
-                pass  # a burst: one more model call of the turn
             else:
-                turn_start.append(i)
-                turn_heads.append(True)
-                open_burst = isinstance(call, LLMCallStep)
+                if not (open_burst and isinstance(call, LLMCallStep)):
+                    turn_start.append(i)  # else a burst: one more model call of the turn
+                    turn_heads.append(True)
+                    heads_left.append(0)
+                    open_burst = isinstance(call, LLMCallStep)
+                heads_left[-1] += 1
             turn_of[i] = len(turn_start) - 1
+        self.is_tool = is_tool
         self.turn_of = turn_of
         self.turn_has_head = turn_heads
         self.turn_head_used = [False] * len(turn_start)
-        self.turn_heads_left = [0] * len(turn_start)
-        for i in range(n):
-            if not self.is_tool[i]:
-                self.turn_heads_left[turn_of[i]] += 1
-        self.region_of, region_start = regions(calls)
+        self.turn_heads_left = heads_left
+        region_of, region_start = regions(calls)
+        self.region_of = region_of
         self.region_entered: set[int] = set()
         # the earliest call a call may come before: its turn's first call, or its
         # region's first call when that is earlier (a region begun in the turn before)
-        self.lo = [
-            min(turn_start[turn_of[i]], region_start[self.region_of[i]])
-            if self.region_of[i] >= 0
-            else turn_start[turn_of[i]]
-            for i in range(n)
-        ]
+        lo = [turn_start[t] for t in turn_of]
+        if region_start:
+            for i, region in enumerate(region_of):
+                if region >= 0 and region_start[region] < lo[i]:
+                    lo[i] = region_start[region]
+        self.lo = lo
         groups: list[_Group] = []
-        for t, start in enumerate(turn_start):
-            end = turn_start[t + 1] if t + 1 < len(turn_start) else n
-            joined = (
-                groups
-                and self.region_of[start] >= 0
-                and self.region_of[start] == self.region_of[start - 1]
-            )
-            if joined:  # a region spans the two turns: one group
-                groups[-1].end = end
+        group_of: list[int] = []
+        turn_start.append(n)
+        for t in range(len(turn_start) - 1):
+            start, end = turn_start[t], turn_start[t + 1]
+            region = region_of[start]
+            if groups and region >= 0 and region == region_of[start - 1]:
+                group = groups[-1]  # a region spans the two turns: one group
+                group.end = end
             else:
-                groups.append(_Group(start=start, end=end, prefix=start))
-        self.group_of = [0] * n
-        for g, group in enumerate(groups):
-            for i in range(group.start, group.end):
-                self.group_of[i] = g
-                (group.tools if self.is_tool[i] else group.heads).append(i)
-            group.left = group.end - group.start
+                group = _Group(start=start, end=end, prefix=start)
+                groups.append(group)
+            g = len(groups) - 1
+            for i in range(start, end):
+                group_of.append(g)
+                (group.tools if is_tool[i] else group.heads).append(i)
+            group.left += end - start
+        self.group_of = group_of
         self.groups = groups
         self.g = 0  # the group being served
         self._settle()
@@ -261,9 +264,9 @@ class Tape:
         recorded one the tape may serve now (no rule needed to see it); None leaves the
         call to `next_call` or `tool_call`. Goldens hold redacted data, so a request equal
         to one holds no secret."""
-        group = self._group()
-        if group is None:
+        if self.g >= len(self.groups):
             return None
+        group = self.groups[self.g]
         calls, used = self.calls, self.used
         if kind == "tool_call":
             tool, args = request["tool"], request["input"]
@@ -273,12 +276,11 @@ class Tape:
             group.next_tool = k
             for i in tools[k:]:
                 candidate = calls[i]
-                assert isinstance(candidate, ToolCallStep)
                 if (
-                    candidate.tool == tool
+                    getattr(candidate, "tool", None) == tool
                     and candidate.step not in used
+                    and plainly_equal(getattr(candidate, "input", None), args)
                     and self._available(i, group)
-                    and plainly_equal(candidate.input, args)
                 ):
                     self._serve(i)
                     return candidate
@@ -291,11 +293,14 @@ class Tape:
         group.next_head = k
         if k == len(heads):
             return None  # a recorded tool call of this group is still to come
+        lo, prefix = self.lo, group.prefix
         for i in heads[k:]:
             head = calls[i]
             if head.step in used:
                 continue
-            if not isinstance(head, LLMCallStep) or not self._available(i, group):
+            if not isinstance(head, LLMCallStep) or (
+                lo[i] > prefix and lo[i] > self._prefix(group)
+            ):
                 return None  # a user input first, or a call that comes later in order
             recorded = self._requests.get(head.step)
             if recorded is None:
@@ -412,19 +417,21 @@ class Tape:
         """Call `i` answers the agent's call. A head of a later group moves the tape on to
         that group (under `expect.tool_calls.order: subset` the agent may skip the tool
         calls left in this one)."""
-        call = self.calls[i]
-        self.used.add(call.step)
+        self.used.add(self.calls[i].step)
         g = self.group_of[i]
-        self.groups[g].left -= 1
+        group = self.groups[g]
+        group.left -= 1
         if not self.is_tool[i]:
-            self.turn_head_used[self.turn_of[i]] = True
-            self.turn_heads_left[self.turn_of[i]] -= 1
+            turn = self.turn_of[i]
+            self.turn_head_used[turn] = True
+            self.turn_heads_left[turn] -= 1
         region = self.region_of[i]
         if region >= 0:
             self.region_entered.add(region)
         if g > self.g:
             self.g = g
-        self._settle()
+        if not group.left:
+            self._settle()
 
     def _prefix(self, group: _Group) -> int:
         """Where the group's first call not made yet is: the calls before it were all made
@@ -442,7 +449,8 @@ class Tape:
         and a tool call's turn had its model call made, or a call of its region was (a
         model call the golden made after a tool call starts a later turn: an agent that
         skips it is not served that turn's tool calls; DESIGN §3a)."""
-        if self.lo[i] > self._prefix(group):
+        lo = self.lo[i]
+        if lo > group.prefix and lo > self._prefix(group):
             return False
         if self.is_tool[i]:
             turn = self.turn_of[i]
@@ -712,14 +720,28 @@ def regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
     before they all ended by more than that millisecond (it surely overlapped them); a
     region of calls in flight together also takes in a call that may have (it began within
     a millisecond of their end), so that no overlap a timestamp rounds away splits it.
-    Calls made one after the other, however quick, are never joined. A call with no
-    readable timestamp (goldens written by hand, some imports) and a user input stand on
-    their own."""
+    Calls made one after the other, however quick, never make a region of their own (one
+    begun within that millisecond of a region's end may join it). A call with no readable
+    timestamp (goldens written by hand, some imports) and a user input stand on their
+    own."""
     region_of = [-1] * len(calls)
     starts: list[int] = []
+    seconds: dict[str, float] = {}
     first, ends = 0, None  # the run so far: where it began, when its calls ended
     for i, call in enumerate(calls):
-        began = None if isinstance(call, UserInputStep) else epoch_ms(call.timestamp)
+        stamp = call.timestamp
+        if isinstance(call, UserInputStep) or not stamp:
+            began = None
+        else:
+            second = seconds.get(stamp[:19])  # quick for the steps of a second seen already
+            began = None
+            if second is not None and len(stamp) == 24 and stamp[23] == "Z":
+                try:
+                    began = second + int(stamp[20:23])
+                except ValueError:
+                    pass
+            if began is None:
+                began = _start_ms(stamp, seconds)
         if began is None:
             first, ends = i + 1, None
             continue
@@ -735,3 +757,15 @@ def regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
             region_of[first] = len(starts) - 1
         region_of[i] = len(starts) - 1
     return region_of, starts
+
+
+def _start_ms(stamp: str, seconds: dict[str, float]) -> float | None:
+    """`epoch_ms`, quicker for the form opswald writes (`2026-01-05T09:30:12.345Z`): each
+    second parsed once (`seconds`), the milliseconds read off. A golden's thousand steps
+    are read when its replay starts."""
+    if len(stamp) == 24 and stamp[23] == "Z" and stamp[19] == "." and stamp[20:23].isdigit():
+        second = epoch_ms(stamp[:19] + "+00:00")
+        if second is not None:
+            seconds[stamp[:19]] = second
+            return second + int(stamp[20:23])
+    return epoch_ms(stamp)
