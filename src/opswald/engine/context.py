@@ -18,7 +18,7 @@ from opswald.diff import plainly_equal
 from opswald.engine import responses
 from opswald.engine.current import MISS, activate, current
 from opswald.engine.normalize import RequestRules
-from opswald.engine.tape import Match, Tape, describe, epoch_ms, step_name
+from opswald.engine.tape import Match, Tape, describe, start_ms, step_name
 from opswald.jsonable import (
     Formless,
     LostKeys,
@@ -375,18 +375,13 @@ class Clock:
         total = 0.0
         spans: list[tuple[float, float]] = []
         append = spans.append
-        parse = datetime.fromisoformat
+        seconds: dict[str, float] = {}  # each second of the recording parsed once
         for step in self.served:
             stamp, duration = step.timestamp, step.duration_ms or 0.0
-            try:  # the form opswald writes (UTC, "Z") parses as it is
-                began = parse(stamp).timestamp() * 1000 if stamp and stamp[-1] == "Z" else None
-            except ValueError:
-                began = None
-            if began is None:
-                began = epoch_ms(stamp)
-                if began is None:  # no readable timestamp: its whole duration counts
-                    total += duration
-                    continue
+            began = start_ms(stamp, seconds) if stamp else None
+            if began is None:  # no readable timestamp: its whole duration counts
+                total += duration
+                continue
             append((began, began + duration))
         spans.sort()
         end = -math.inf

@@ -105,14 +105,13 @@ class Tape:
         self.compared: set[int] = set()  # recorded calls a diverging call was shown beside
         self._normalized: dict[int, dict[str, Any]] = {}
         self._requests: dict[int, dict[str, Any]] = {}  # request_of(step), by step number
-        self._build()
+        self._lay_out()
 
-    def _build(self) -> None:
-        """Lay the golden's calls out in groups (`_Group`), served one group after the
-        other. A group starts as a turn: a model call or user input and the tool calls
-        recorded after it; model calls recorded back to back with no tool call between
-        (a burst: gathered model calls) share one. Turns that a concurrency region spans
-        are joined into one group."""
+    def _lay_out(self) -> None:
+        """The golden's calls the tape serves, in recorded order. The groups that let them
+        be served out of order are built when a call first needs them (`_ensure_groups`):
+        while the agent makes the recorded calls one after the other, exactly as recorded
+        (`cursor`), the tape serves them without (most replays of a sequential agent)."""
         calls: list[AnyStep] = []
         for step in self.golden.step_list:
             if isinstance(step, LLMCallStep | UserInputStep) or (
@@ -120,8 +119,22 @@ class Tape:
             ):
                 calls.append(step)
         self.calls = calls
-        n = len(calls)
         self.index = {c.step: i for i, c in enumerate(calls)}
+        self.cursor = 0  # the first call not made yet
+        self.grouped = False
+
+    def _ensure_groups(self) -> None:
+        """Lay the golden's calls out in groups (`_Group`), served one group after the
+        other. A group starts as a turn: a model call or user input and the tool calls
+        recorded after it; model calls recorded back to back with no tool call between
+        (a burst: gathered model calls) share one. Turns that a concurrency region spans
+        are joined into one group. The calls made before (`calls[:cursor]`, in order) are
+        then served again, so the groups stand as if they had been there all along."""
+        if self.grouped:
+            return
+        self.grouped = True
+        calls = self.calls
+        n = len(calls)
         # the turn (burst) of each call, and where it begins
         is_tool = [False] * n
         turn_of = [0] * n
@@ -182,11 +195,20 @@ class Tape:
         self.groups = groups
         self.g = 0  # the group being served
         self._settle()
+        for i in range(self.cursor):  # made in order, before the groups were needed
+            self._serve(i)
 
     # -- matching -----------------------------------------------------------------------
     def next_call(self, kind: str, request: dict[str, Any], actual_step: int) -> Match:
         """Match an LLM call or a user input: a head of the group being served (the next
         one in order, or one of its burst or region), else the next group's."""
+        i = self.cursor
+        if kind == "user_input" and i < len(self.calls) and len(self.used) == i:
+            head = self.calls[i]  # the calls before it were made, in order
+            if isinstance(head, UserInputStep):
+                self._serve_next(i)
+                return Match(step=head)
+        self._ensure_groups()
         group = self._group()
         heads = self._heads(group) if group is not None else []
         if group is not None and not heads:
@@ -264,6 +286,26 @@ class Tape:
         recorded one the tape may serve now (no rule needed to see it); None leaves the
         call to `next_call` or `tool_call`. Goldens hold redacted data, so a request equal
         to one holds no secret."""
+        i, calls = self.cursor, self.calls
+        if i < len(calls) and len(self.used) == i:
+            # the calls before the next recorded one were made, in order (the tape's state is
+            # that of a sequential replay): that one answers the call when it is equal to it,
+            # as the groups below would find first
+            call = calls[i]
+            if kind == "tool_call":
+                hit = (
+                    isinstance(call, ToolCallStep)
+                    and call.tool == request["tool"]
+                    and plainly_equal(call.input, request["input"])
+                )
+            elif kind == "llm_call":
+                hit = isinstance(call, LLMCallStep) and plainly_equal(request, request_of(call))
+            else:
+                return None
+            if hit:
+                self._serve_next(i)
+                return call
+        self._ensure_groups()
         if self.g >= len(self.groups):
             return None
         group = self.groups[self.g]
@@ -313,6 +355,7 @@ class Tape:
     def tool_call(self, tool: str, args: Any, actual_step: int) -> Match:
         """Match a tool call against the unused tool calls the tape may serve now: those
         of a turn whose model call was made, and those of a region the agent is in."""
+        self._ensure_groups()
         group = self._group()
         pending = self._pending_tools(group) if group is not None else []
         for candidate in pending:  # equal arguments match under every rule
@@ -401,7 +444,7 @@ class Tape:
         """Tool calls happen out of sight (an agent in another process): match LLM calls
         only (before the first call is matched)."""
         self.observe_tools = False
-        self._build()
+        self._lay_out()
 
     # -- helpers ------------------------------------------------------------------------
     def _group(self) -> _Group | None:
@@ -413,11 +456,25 @@ class Tape:
         while self.g < len(groups) and groups[self.g].left == 0:
             self.g += 1
 
+    def _serve_next(self, i: int) -> None:
+        """Call `i`, the first not made yet, answers the agent's call."""
+        if self.grouped:
+            self._serve(i)
+        else:
+            self.used.add(self.calls[i].step)
+            self.cursor = i + 1
+
     def _serve(self, i: int) -> None:
         """Call `i` answers the agent's call. A head of a later group moves the tape on to
         that group (under `expect.tool_calls.order: subset` the agent may skip the tool
         calls left in this one)."""
-        self.used.add(self.calls[i].step)
+        calls, used = self.calls, self.used
+        used.add(calls[i].step)
+        if i == self.cursor:
+            c = i + 1
+            while c < len(calls) and calls[c].step in used:
+                c += 1
+            self.cursor = c
         g = self.group_of[i]
         group = self.groups[g]
         group.left -= 1
@@ -730,18 +787,7 @@ def regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
     first, ends = 0, None  # the run so far: where it began, when its calls ended
     for i, call in enumerate(calls):
         stamp = call.timestamp
-        if isinstance(call, UserInputStep) or not stamp:
-            began = None
-        else:
-            second = seconds.get(stamp[:19])  # quick for the steps of a second seen already
-            began = None
-            if second is not None and len(stamp) == 24 and stamp[23] == "Z":
-                try:
-                    began = second + int(stamp[20:23])
-                except ValueError:
-                    pass
-            if began is None:
-                began = _start_ms(stamp, seconds)
+        began = None if isinstance(call, UserInputStep) or not stamp else start_ms(stamp, seconds)
         if began is None:
             first, ends = i + 1, None
             continue
@@ -759,13 +805,17 @@ def regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
     return region_of, starts
 
 
-def _start_ms(stamp: str, seconds: dict[str, float]) -> float | None:
+def start_ms(stamp: str, seconds: dict[str, float]) -> float | None:
     """`epoch_ms`, quicker for the form opswald writes (`2026-01-05T09:30:12.345Z`): each
-    second parsed once (`seconds`), the milliseconds read off. A golden's thousand steps
-    are read when its replay starts."""
+    second parsed once (`seconds`, kept by the caller), the milliseconds read off. A
+    golden's thousand steps are read when its replay starts, and when it ends."""
     if len(stamp) == 24 and stamp[23] == "Z" and stamp[19] == "." and stamp[20:23].isdigit():
-        second = epoch_ms(stamp[:19] + "+00:00")
-        if second is not None:
-            seconds[stamp[:19]] = second
-            return second + int(stamp[20:23])
+        key = stamp[:19]
+        second = seconds.get(key)
+        if second is None:
+            second = epoch_ms(key + "+00:00")
+            if second is None:
+                return None
+            seconds[key] = second
+        return second + int(stamp[20:23])
     return epoch_ms(stamp)
