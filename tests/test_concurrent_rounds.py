@@ -280,3 +280,31 @@ def test_a_recorded_golden_of_gathered_rounds_replays_from_its_file_and_updates_
     assert "note: new" in written
     steps = recorded[recorded.index("steps:") : recorded.index("\noutput:")]
     assert steps in written, written  # the recorded steps, byte for byte, in their order
+
+
+@pytest.mark.parametrize("agent", [gathered_agent, pooled_agent], ids=["gather", "threads"])
+def test_an_update_keeps_the_calls_of_branches_the_divergence_did_not_touch(agent: Any) -> None:
+    """An update whose divergence is a call of a concurrency region (branch B's second
+    request changed) runs that call live and writes it anew; the calls of the other
+    branches that were in flight with it, however they interleave with it on replay, are
+    unchanged and are written as recorded (timestamps and all), not run live again."""
+    from opswald.writeback import blessed
+
+    for seed in range(4):
+        golden = record(agent, seed)
+        run = execute(golden, lambda _: agent(changed="B"), settings=RunSettings(policy="update"))
+        assert run.agent_traceback is None, run.agent_traceback
+        written = blessed(golden, run).session
+        assert len(written.step_list) == len(golden.step_list)
+        changed = [
+            (w.step, w.type, w.input.messages[0]["content"] if isinstance(w, LLMCallStep) else w)
+            for g, w in zip(golden.step_list, written.step_list, strict=True)
+            if g.model_dump() != w.model_dump()
+        ]
+        b_last = next(
+            s.step
+            for s in golden.step_list
+            if isinstance(s, LLMCallStep) and s.input.messages[0]["content"] == "B1"
+        )
+        # the changed call in its golden step's place; every other step as recorded
+        assert changed == [(b_last, "llm_call", "B1 (changed)")], _order(golden)

@@ -53,11 +53,19 @@ def blessed(golden: Session, run: Run) -> Blessed:
     # the served calls in the order the golden has them: calls that were in flight
     # together when recorded may be made in another order on replay (that order is not
     # the agent's), and the steps an update keeps are written as they were
-    served_at = [k for k, step in enumerate(actual) if step.step in run.served]
-    in_order = sorted(served_at, key=lambda k: run.served[actual[k].step].step)
-    source = dict(zip(served_at, in_order, strict=True))
+    # (an update that diverged at a call of such a stretch writes the call that replaced
+    # the golden's in that call's place, and the calls in flight with it around it)
+    rank = {
+        k: run.served[step.step].step for k, step in enumerate(actual) if step.step in run.served
+    }
+    replaced = _replaced(run, actual)
+    if replaced is not None:
+        rank[replaced[0]] = replaced[1]
+    source = dict(zip(sorted(rank), sorted(rank, key=rank.__getitem__), strict=True))
     for k, step in enumerate(actual):
         recorded = run.served.get(actual[source[k]].step) if k in source else None
+        if k in source and recorded is None:  # the call that replaced the golden's
+            step = actual[source[k]].model_copy(update={"step": step.step})
         if recorded is None and step.step in facing:  # a recording writes all anew
             recorded = _same_snapshot(golden_steps.get(facing[step.step]), step)
             if recorded is not None:
@@ -95,6 +103,23 @@ def blessed(golden: Session, run: Run) -> Blessed:
     )
     session.steps = steps
     return Blessed(session=session, renumbered=renumbered)
+
+
+def _replaced(run: Run, actual: list[AnyStep]) -> tuple[int, int] | None:
+    """Where in `actual` an update went live at a call compared with a golden call (a
+    changed request, or other arguments), and that golden step's number."""
+    if run.policy != "update" or run.fork_step is None:
+        return None
+    finding = next((f for f in run.findings if f.kind in ("mismatch", "extra_call")), None)
+    if finding is None or finding.kind != "mismatch" or finding.step is None:
+        return None
+    k = run.fork_step - 1
+    if not 0 <= k < len(actual):
+        return None
+    step = actual[k]
+    if step.step in run.served or step.type != finding.step_type:
+        return None
+    return k, finding.step
 
 
 def _facing_snapshots(golden: Session, run: Run) -> dict[int, int]:

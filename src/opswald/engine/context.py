@@ -660,6 +660,9 @@ class Context:
         # recorded (or that do not validate as its annotation), in the order served
         self.retyped: list[Retyped] = []
         self.fork_step: int | None = None  # actual step where the run went live
+        # an update that went live at a call of a concurrency region: that call's golden
+        # step (the calls of the other branches in flight with it are still served)
+        self.diverged_in: int | None = None
         self.served: dict[int, AnyStep] = {}  # actual step number -> recorded step
         self._modified: AnyStep | None = None  # the step a step modification answers
         self.prices: Any = None  # a pricing.PriceTable for responses that carry no cost
@@ -846,6 +849,15 @@ class Context:
                         served = self._fork_here(match.step, number)
                 else:
                     served = match.step
+            elif self.diverged_in is not None and self.tape is not None and kind != "user_input":
+                # an update went live at a call of a concurrency region: a call of another
+                # branch in flight with it that is unchanged is served as recorded, so the
+                # update writes it as it was (the divergence did not touch that branch)
+                served = self.tape.concurrent_with(
+                    self.diverged_in,
+                    request.get("tool") if kind == "tool_call" else None,
+                    self.redactor(request["input"]) if kind == "tool_call" else request,
+                )
             elif self.fork_pending and self.live and self._is_fork_target(kind, request):
                 # the run went live before golden step N (a later call of its burst started
                 # first, or an earlier call diverged): the call that matches step N still
@@ -974,6 +986,9 @@ class Context:
         self.live = True
         self.fork_step = number
         if self.fork_at is None:
+            if self.policy == "update" and match.finding is not None:
+                if match.finding.kind == "mismatch":
+                    self.diverged_in = match.finding.step
             return
         self._fork_left = match
         if match.step is not None:

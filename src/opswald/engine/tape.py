@@ -165,6 +165,7 @@ class Tape:
         self.turn_heads_left = heads_left
         region_of, region_start = regions(calls)
         self.region_of = region_of
+        self.region_starts = region_start
         self.region_entered: set[int] = set()
         # the earliest call a call may come before: its turn's first call, or its
         # region's first call when that is earlier (a region begun in the turn before)
@@ -433,6 +434,27 @@ class Tape:
         if isinstance(step, LLMCallStep):
             return tool is None and not self._request_differences(step, sent)
         return False
+
+    def concurrent_with(self, step: int, tool: str | None, sent: Any) -> AnyStep | None:
+        """After a call of golden step `step`'s concurrency region diverged and the run
+        went on live (an update): the unused recorded call of that region that this call
+        (a tool call: `tool` and its arguments `sent`; a model call: its request) matches,
+        as `answers` compares, first in recorded order; None when the step is no region's
+        or no call of it matches. Those are calls of branches in flight with the diverging
+        one, which the divergence did not touch (DESIGN §3a: concurrency is normal)."""
+        self._ensure_groups()
+        i = self.index.get(step)
+        if i is None or self.region_of[i] < 0:
+            return None
+        region, calls, used = self.region_of[i], self.calls, self.used
+        for j in range(self.region_starts[region], len(calls)):
+            if self.region_of[j] != region:
+                break  # a region's calls are recorded one after the other
+            call = calls[j]
+            if call.step not in used and self.answers(call, tool, sent):
+                self._serve(j)
+                return call
+        return None
 
     def unused(self) -> list[AnyStep]:
         """Recorded calls the agent never made, in golden order."""
