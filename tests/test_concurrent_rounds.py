@@ -242,7 +242,8 @@ def run(input):
     async def branch(name):
         out = []
         for r in range(2):
-            await ask(model="m", messages=[{"role": "user", "content": f"{name}{r}"}])
+            task = f"{name}{r}" + os.environ.get(f"CHANGE_{name}{r}", "")
+            await ask(model="m", messages=[{"role": "user", "content": task}])
             out.append(await fetch(branch=name, round=r))
         return out
 
@@ -277,9 +278,22 @@ def test_a_recorded_golden_of_gathered_rounds_replays_from_its_file_and_updates_
     result = pytester.runpytest("--opswald-goldens", "--opswald-update")
     result.assert_outcomes(passed=1)
     written = path.read_text()
+    path.with_name("was.yaml").write_text(written)
     assert "note: new" in written
     steps = recorded[recorded.index("steps:") : recorded.index("\noutput:")]
     assert steps in written, written  # the recorded steps, byte for byte, in their order
+    # an update whose divergence is branch B's second request: that step alone is new
+    monkeypatch.setenv("CHANGE_B1", " (changed)")
+    pytester.runpytest("--opswald-goldens").assert_outcomes(failed=1)
+    pytester.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
+    before, after = opswald.load(path.with_name("was.yaml")), opswald.load(path)
+    changed = [
+        (g.step, g.type)
+        for g, w in zip(before.step_list, after.step_list, strict=True)
+        if g.model_dump() != w.model_dump()
+    ]
+    b1 = next(s.step for s in before.step_list if "B1" in str(getattr(s, "input", "")))
+    assert changed == [(b1, "llm_call")], (recorded, path.read_text())
 
 
 @pytest.mark.parametrize("agent", [gathered_agent, pooled_agent], ids=["gather", "threads"])
