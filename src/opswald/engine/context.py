@@ -1312,8 +1312,8 @@ class Context:
             data = plain_copy(responses.serve(step))
             if not isinstance(data, dict):
                 return data
-        if decode is None:
-            answer, rebuilt = data, False
+        if decode is None or (isinstance(decode, Returns) and decode.adapter() is None):
+            answer, rebuilt = data, False  # no annotation to rebuild into: the data
         elif isinstance(decode, Returns):
             back = decode.rebuild(data)
             answer, rebuilt = back.value, back.rebuilt
