@@ -24,6 +24,7 @@ AGENT = textwrap.dedent(
     '''
     """A refund agent: a scripted model, two tools and memory snapshots."""
     import os
+    import time
 
     import opswald
 
@@ -53,6 +54,8 @@ AGENT = textwrap.dedent(
         messages = [{"role": "user", "content": input["request"]}]
         asked = chat(model="sim-small", messages=messages)               # step 1
         order = lookup_order(**asked["tool_calls"][0]["arguments"])      # step 2
+        if os.environ.get("AGENT_HANG"):  # the agent's own code, hung
+            time.sleep(300)
         memory = {"order_id": asked["tool_calls"][0]["arguments"]["order_id"],
                   "total": order["total"]}
         opswald.state(memory=dict(memory))                               # step 3
@@ -414,6 +417,76 @@ def test_a_missing_golden_exits_4(workdir: Path) -> None:
     proc = replay(workdir, "missing.golden.yaml", "--adapter", "agentmod:run")
     assert proc.returncode == 4
     assert "missing.golden.yaml" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def timed(workdir: Path, tmp_path: Path, seconds: float) -> Path:
+    """A copy of the agent and its golden in `tmp_path`, the golden with `timeout: seconds`."""
+    (tmp_path / "agentmod.py").write_text(AGENT, encoding="utf-8")
+    golden = opswald.load(workdir / "refund.golden.yaml").model_copy(update={"timeout": seconds})
+    opswald.dump(golden, tmp_path / "refund.golden.yaml")
+    return tmp_path
+
+
+def test_the_goldens_own_timeout_stops_a_hung_agent(workdir: Path, tmp_path: Path) -> None:
+    """`opswald replay` ignored the golden's `timeout:` (pytest applies it): a hung agent
+    hung the command. It is now stopped, as under pytest, and the golden fails."""
+    project = timed(workdir, tmp_path, 1)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opswald.cli",
+            "replay",
+            "refund.golden.yaml",
+            "--adapter",
+            "agentmod:run",
+        ],
+        cwd=project,
+        capture_output=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", "AGENT_HANG": "1"},
+        timeout=100,  # a guard only: without the golden's timeout the agent sleeps 300 s
+        check=False,
+    )
+    out = "\n".join(logical_lines(proc.stdout))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [line[:11] for line in step_lines(out)] == ["step 1 of 6", "step 2 of 6"]
+    assert "FAILED" in out
+    assert (
+        "refund.golden.yaml: the agent did not finish within 1.0 s; it hung after step 2 "
+        "(tool_call lookup_order had returned; in the agent's own code)"
+    ) in out
+    assert "fix: the agent was stopped (its process killed) after step 2" in out
+    assert "raise the golden's `timeout:` if it needs longer" in out
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_golden_with_a_timeout_replays_in_full_and_passes(workdir: Path, tmp_path: Path) -> None:
+    """Run in a child process under the timeout: every step is printed, the verdict and
+    the exit status come back."""
+    project = timed(workdir, tmp_path, 60)
+    proc = replay(project, "refund.golden.yaml", "--adapter", "agentmod:run")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [line[:11] for line in step_lines(proc.stdout)] == [
+        f"step {k} of 6" for k in range(1, 7)
+    ]
+    assert proc.stdout.rstrip().endswith("passed")
+    failed = replay(
+        project, "refund.golden.yaml", "--adapter", "agentmod:run", env={"AGENT_HALF": "1"}
+    )
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "step 4 › input.amount: 120.0 → 60.0" in failed.stdout
+
+
+def test_interactive_says_the_goldens_timeout_is_not_applied(workdir: Path, tmp_path: Path) -> None:
+    """Pauses wait for the user: they would count against the timeout."""
+    project = timed(workdir, tmp_path, 5)
+    proc = replay(project, "refund.golden.yaml", "--adapter", "agentmod:run", "-i", stdin="c\n")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(
+        "note: the golden's `timeout: 5` is not applied under --interactive"
+    ), proc.stderr
+    assert proc.stdout.rstrip().endswith("passed")
 
 
 DATED_AGENT = textwrap.dedent(

@@ -57,7 +57,23 @@ def _run_replay(args: argparse.Namespace) -> int:
     from opswald.engine.replay import Replay
 
     total = 0 if golden.is_stub else len(golden.step_list)
-    printer = StepPrinter(total=total, width=_width())
+    # the golden's own `timeout:`, as pytest applies it (this command has no option of its
+    # own to fall back on, as pytest has --opswald-timeout)
+    timeout = golden.timeout
+    if timeout and args.interactive:
+        print(
+            escaped(
+                f"note: the golden's `timeout: {timeout}` is not applied under --interactive: "
+                "the pauses wait for you, and would count against it"
+            ),
+            file=sys.stderr,
+        )
+        timeout = None
+    printer = (
+        TimedPrinter(total=total, width=_width())
+        if timeout
+        else StepPrinter(total=total, width=_width())
+    )
     replay = Replay(golden, adapter=adapter, hooks=printer, **options)
     mode = f", mode {replay.mode}" if replay.mode != "replay" else ""
     size = "a stub" if golden.is_stub else counted(total, "step")
@@ -70,6 +86,9 @@ def _run_replay(args: argparse.Namespace) -> int:
                 _say("quit: the replay was stopped before the end (no verdict)")
                 return QUIT
             result = replay.result
+        elif timeout:
+            assert isinstance(printer, TimedPrinter)
+            result = _run_timed(replay, printer, timeout)
         else:
             result = replay.run()
     except KeyboardInterrupt:
@@ -80,6 +99,11 @@ def _run_replay(args: argparse.Namespace) -> int:
         # found only when starting it): the command line's or the config's to fix
         print(escaped(f"error: {exc}"), file=sys.stderr)
         return USAGE
+    except Stopped as exc:
+        _say("FAILED")
+        text = f"{args.golden}: {exc}"
+        _say("\n".join(part for line in text.splitlines() for part in wrapped(line, printer.width)))
+        return 1
     assert result is not None
     forked = options["fork_at"] is not None  # never written; a modified run may be
     return _report(
@@ -90,6 +114,33 @@ def _run_replay(args: argparse.Namespace) -> int:
         modifications=dict(options["modifications"]),
         settings=settings,
     )
+
+
+class Stopped(Exception):
+    """The agent's process was stopped by the golden's timeout, or died: the golden fails."""
+
+
+def _run_timed(replay: Replay, printer: TimedPrinter, timeout: float) -> ReplayResult:
+    """Run the replay in a forked child process that is killed when the golden's `timeout:`
+    expires, as pytest runs it: what the agent raises comes back as raised in-process."""
+    from opswald.engine.isolate import IsolationError, Report, Timeout, run_isolated
+
+    def session(report: Report) -> ReplayResult | None:
+        printer.report = report
+        return replay.run()
+
+    try:
+        result = run_isolated(session, timeout=timeout)
+    except Timeout as exc:
+        where = exc.progress.where()
+        raise Stopped(
+            f"{exc}\nfix: the agent was stopped (its process killed) {where}; raise the "
+            "golden's `timeout:` if it needs longer"
+        ) from None
+    except IsolationError as exc:
+        raise Stopped(f"the agent's process failed: {exc}") from None
+    assert result is not None
+    return result
 
 
 # -- preparing the run ------------------------------------------------------------------
@@ -485,6 +536,28 @@ class StepPrinter:
         else:
             answer = _answer(step)
         return f"{lead}  → {answer}" if lead else f"→ {answer}"
+
+
+class TimedPrinter(StepPrinter):
+    """A StepPrinter in the child process of a timeout: it also tells the parent which step
+    the agent is at, so that a timeout's message names it."""
+
+    report: Callable[[Any], None] | None = None
+
+    def before_step(self, step: Any) -> None:
+        from opswald.engine.isolate import Progress
+
+        if self.report is not None:
+            label = f"{step.type} {step.name}" if step.name else step.type
+            self.report(Progress(step=step.number, description=label))
+
+    def after_step(self, step: AnyStep, result: Any) -> None:
+        from opswald.engine.isolate import Progress
+        from opswald.engine.tape import describe
+
+        super().after_step(step, result)
+        if self.report is not None:
+            self.report(Progress(step=step.step, description=describe(step), done=True))
 
 
 def _label(number: int | None, total: int) -> str:
