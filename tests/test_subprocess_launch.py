@@ -201,16 +201,19 @@ def test_the_replay_api_refuses_a_command_that_cannot_be_started(
 ) -> None:
     _setup_commands(recorded)
     golden = opswald.load(recorded.path / GOLDEN)
-    with pytest.raises(adapters.AdapterNotFound, match="'pyhton' is not found on PATH"):
-        opswald.Replay(golden, adapter="subprocess:pyhton agent.py")
+    # refused when made: it cannot even be split into a program and its arguments
     with pytest.raises(adapters.AdapterNotFound, match="'subprocess:': the command is empty"):
         opswald.Replay(golden, adapter="subprocess:")
-    with pytest.raises(adapters.AdapterNotStarted, match="is not found on PATH"):
-        opswald.Replay(golden, adapter=adapters.SubprocessAdapter(["pyhton", "agent.py"]))
-    # found only when started: the run raises it, and records nothing
-    replay = opswald.Replay(golden, adapter=adapters.SubprocessAdapter(["./badbang.py"]))
-    with pytest.raises(adapters.AdapterNotStarted, match="the interpreter its #! line"):
-        replay.run()
+    # the program is looked for when the agent starts: the run raises it, records nothing
+    for adapter, problem in (
+        ("subprocess:pyhton agent.py", "'pyhton' is not found on PATH"),
+        (adapters.SubprocessAdapter(["pyhton", "agent.py"]), "is not found on PATH"),
+        (adapters.SubprocessAdapter(["./badbang.py"]), "the interpreter its #! line"),
+    ):
+        replay = opswald.Replay(golden, adapter=adapter)
+        with pytest.raises(adapters.AdapterNotStarted, match=problem):
+            replay.run()
+        assert replay.result is None
 
 
 def test_a_subprocess_adapter_with_no_command_is_refused_when_made() -> None:
@@ -231,7 +234,7 @@ def test_the_path_of_the_adapters_environment_is_the_one_searched(tmp_path: Path
     adapter = adapters.SubprocessAdapter(["myagent"], env={"PATH": path})
     assert adapters.call(adapters.check(adapter), None, {}) == "ok"
     with pytest.raises(adapters.AdapterNotStarted, match="'myagent' is not found on PATH"):
-        adapters.check(adapters.SubprocessAdapter(["myagent"]))
+        adapters.call(adapters.SubprocessAdapter(["myagent"]), None, {})
 
 
 def test_a_subprocess_timeout_longer_than_poll_can_wait_waits_as_long_as_the_agent_runs(
@@ -247,3 +250,67 @@ def test_a_subprocess_timeout_longer_than_poll_can_wait_waits_as_long_as_the_age
     for bad in (0, -1, float("nan")):
         with pytest.raises(ValueError, match="timeout= must be a positive number of seconds"):
             adapters.SubprocessAdapter([sys.executable, str(answer)], timeout=bad)
+
+
+PUT_ON_PATH = """
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def built_agent(tmp_path_factory):
+    # a tool built for the test session, put on PATH only now
+    folder = tmp_path_factory.mktemp("bin")
+    program = folder / "myagent"
+    program.write_text("#!/bin/sh\\ncat >/dev/null\\necho '\\"ok\\"'\\n")
+    program.chmod(0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+        yield
+"""
+
+
+def test_a_program_a_fixture_puts_on_path_is_found_when_the_agent_starts(
+    pytester: pytest.Pytester,
+) -> None:
+    """The command was looked for on PATH when the adapter was resolved: a Replay made at
+    collection refused a program that a session fixture puts on PATH before the test runs.
+    It is looked for when the agent is started; one still missing then is refused then,
+    as a command that cannot be started, and nothing is recorded."""
+    pytester.makeconftest(PUT_ON_PATH)
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens/s.golden.yaml").write_text(
+        "name: s\ninput: {question: hi}\nsteps: []\noutput: ok\n"
+    )
+    pytester.makepyfile(
+        test_it="""
+        import pytest
+
+        import opswald
+        from opswald import adapters
+
+        BUILT = opswald.Replay("goldens/s.golden.yaml", adapter="subprocess:myagent")
+        MISSING = opswald.Replay("goldens/s.golden.yaml", adapter="subprocess:notmyagent")
+
+        def test_built():
+            assert BUILT.run().passed
+
+        def test_missing():
+            with pytest.raises(adapters.AdapterNotStarted, match="'notmyagent' is not found"):
+                MISSING.run()
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_subprocess_adapter_is_checked_when_called_not_when_resolved(tmp_path: Path) -> None:
+    """check() (resolution) takes it; the call refuses a program not on PATH by then, with
+    the setting it came from, before anything runs."""
+    adapter = adapters.check(adapters.SubprocessAdapter(["myagent"]), "opswald_adapter = 'x'")
+    with pytest.raises(
+        adapters.AdapterNotStarted,
+        match=r"^opswald_adapter = 'x': cannot start the command myagent: 'myagent' is not found",
+    ):
+        adapters.call(adapter, None, {})

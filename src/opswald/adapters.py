@@ -44,8 +44,9 @@ class AdapterNotStarted(AdapterMismatch):
     be split into words, a program not found or not executable, a #! line naming a missing
     interpreter. The agent never ran, so this is a misconfiguration as an adapter that
     cannot be imported is, never the agent's error: never recorded, never written by an
-    update. Found when the adapter is made or checked where that can be told, else raised
-    when the process fails to start."""
+    update. A command that cannot be split is refused when the adapter is made; the
+    program is looked for when the agent is started (a fixture may put it on PATH after
+    the adapter was resolved), and what Popen still refuses is raised then too."""
 
 
 @dataclass
@@ -526,11 +527,10 @@ def _mismatch_fix(fn: Any) -> str:
 def check(fn: Callable[..., Any], what: str | None = None) -> Callable[..., Any]:
     """`fn`, when it can take the golden's input; else raise `AdapterMismatch` saying why
     (`what` names where it came from: the ini option, the hook, a registered name). A
-    `SubprocessAdapter` whose command cannot be started raises `AdapterNotStarted`."""
-    if isinstance(fn, SubprocessAdapter):
-        if what:  # where it came from, also for a failure to start it later (`_not_started`)
-            fn.source = what
-        fn.check_startable()
+    `SubprocessAdapter`'s program is not looked for here but when the agent is started:
+    a fixture may put it on PATH after the adapter was resolved."""
+    if isinstance(fn, SubprocessAdapter) and what:
+        fn.source = what  # where it came from, for a failure to start it (`check_startable`)
     problem = mismatch(fn, what)
     if problem is not None:
         raise AdapterMismatch(problem)
@@ -718,6 +718,9 @@ class SubprocessAdapter:
         from opswald.offline import guard_active, proxy_env, refusing_proxy
         from opswald.serve import ReplayServer
 
+        # looked for now, on the PATH of now, before the replay server starts: a program
+        # that cannot be started is refused as the misconfiguration it is (never recorded)
+        self.check_startable()
         ctx = current()
         if ctx is None:
             return self._run(input, {**os.environ, **self.env})
