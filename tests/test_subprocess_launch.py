@@ -314,3 +314,74 @@ def test_a_subprocess_adapter_is_checked_when_called_not_when_resolved(tmp_path:
         match=r"^opswald_adapter = 'x': cannot start the command myagent: 'myagent' is not found",
     ):
         adapters.call(adapter, None, {})
+
+
+FAILING_AGENT = """
+import json
+import sys
+
+
+def lookup(order):
+    raise KeyError(f"no order {order}")
+
+
+order = json.load(sys.stdin)["order"]
+print("looking up the order", file=sys.stderr)
+if order == 2:
+    sys.exit("boom: the order service is down")
+lookup(order)
+"""
+
+
+@pytest.mark.parametrize(
+    ("order", "shown"),
+    [
+        pytest.param(
+            1,
+            [
+                "*hint: the golden finished without an error; the agent's stderr ends:",
+                "*    Traceback (most recent call last):",
+                "*      File *agent.py*, line *, in <module>",
+                "*        lookup(order)",
+                "*      File *agent.py*, line *, in lookup",
+                '*    raise KeyError(f"no order {order}")',
+                "*KeyError: 'no order 1'",
+                "fix: *",
+            ],
+            id="traceback",
+        ),
+        pytest.param(
+            2,
+            [
+                "*hint: the golden finished without an error; the agent's stderr ends:",
+                "*    looking up the order",
+                "*    boom: the order service is down",
+                "fix: *",
+            ],
+            id="message",
+        ),
+    ],
+)
+def test_a_failed_agents_hint_shows_its_stderr_not_opswalds_frames(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str], order: int, shown: list[str]
+) -> None:
+    """The hint called opswald's own frames (adapters.py, `raise SubprocessAgentError`) the
+    agent's traceback. It shows what the agent's process wrote on stderr: its traceback."""
+    (pytester.path / "agent.py").write_text(FAILING_AGENT)
+    pytester.makeini(f"[pytest]\nopswald_adapter = subprocess:{sys.executable} agent.py\n")
+    pytester.mkdir("goldens")
+    (pytester.path / GOLDEN).write_text(
+        f"name: s\ninput: {{order: {order}}}\nsteps: []\noutput: ok\n"
+    )
+    result = pytester.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(shown, consecutive=True)
+    capsys.readouterr()
+    assert main(["replay", GOLDEN]) == 1
+    cli = capsys.readouterr().out
+    # the terminal's width breaks the lines naming the agent's long path
+    unbroken = [line for line in shown if "File" not in line]
+    pytest.LineMatcher(cli.splitlines()).fnmatch_lines(unbroken)
+    for out in (result.stdout.str(), cli):
+        assert "adapters.py" not in out
+        assert "raise SubprocessAgentError" not in out

@@ -565,6 +565,17 @@ async def _await(awaitable: Any) -> Any:
 class SubprocessAgentError(Exception):
     """The agent's process failed; the message ends with its stderr."""
 
+    def __init__(self, message: str, *, stderr: str = "") -> None:
+        super().__init__(message)
+        # what the process wrote on stderr (its own traceback, for a Python agent): what a
+        # failure shows as the agent's traceback, rather than opswald's frames that ran it.
+        # Private: a golden records an error's public attributes, and the message has it
+        self._stderr = stderr
+
+    @property
+    def stderr(self) -> str:
+        return self._stderr
+
 
 class SubprocessAdapter:
     """Runs an agent written in any language as a command.
@@ -786,7 +797,8 @@ class SubprocessAdapter:
         if process.returncode != 0:
             tail = "\n".join(stderr.strip().splitlines()[-15:])
             raise SubprocessAgentError(
-                f"{' '.join(self.command)} exited with {process.returncode}:\n{tail}"
+                f"{' '.join(self.command)} exited with {process.returncode}:\n{tail}",
+                stderr=stderr.strip(),
             )
         out = stdout.strip()
         try:

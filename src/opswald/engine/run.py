@@ -1036,7 +1036,7 @@ def _error_findings(
                 differences=(Difference(path=("error",), golden=None, actual=a.text()),),
                 suggestion=(
                     "the golden finished without an error"
-                    + (f"; the agent's traceback ends:\n{_tail(tb)}" if tb else "")
+                    + (f"; the agent's {_told_by(a)} ends:\n{_tail(tb)}" if tb else "")
                 ),
             )
         ]
@@ -1200,12 +1200,24 @@ _OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/opswa
 
 def _agent_traceback(exc: BaseException) -> str:
     """The agent's exception with its last frames, without opswald's own frames (the
-    adapter call, the instrumentation wrappers): they are the same in every traceback."""
+    adapter call, the instrumentation wrappers): they are the same in every traceback. For
+    an agent run as a process, what it wrote on stderr: its own traceback, not ours."""
+    if isinstance(exc, adapters.SubprocessAgentError):
+        return exc.stderr
     found = traceback.TracebackException.from_exception(exc, limit=-8)
     theirs = [frame for frame in found.stack if not frame.filename.startswith(_OURS + os.sep)]
     if theirs:
         found.stack = traceback.StackSummary.from_list(theirs)
     return "".join(found.format())
+
+
+def _told_by(error: ErrorInfo) -> str:
+    """What the traceback of a run that ended in `error` is: an agent run as a process
+    gives its stderr (`_agent_traceback`), whatever it wrote there."""
+    process = adapters.SubprocessAgentError
+    if error.type == process.__qualname__ and error.module == process.__module__:
+        return "stderr"
+    return "traceback"
 
 
 def _tail(tb: str | None, lines: int = 6) -> str:
