@@ -889,3 +889,53 @@ def test_an_update_with_record_mode_records_stubs_and_updates_failing_goldens(
     result.assert_outcomes(passed=2)
     assert (project.path / GOLDEN).read_bytes() != before
     assert not load(project.path / "goldens" / "stub.golden.yaml").is_stub
+
+
+def test_an_update_of_a_hand_written_golden_keeps_it_lenient_where_it_keeps_its_steps() -> None:
+    """A golden written by hand leaves fields out of its steps (messages, provider), which
+    replay does not compare; an update that keeps those steps as written must leave a
+    golden that still replays, not one that now compares what its steps never held."""
+    import opswald
+    from opswald.engine.run import RunSettings, execute, judge
+    from opswald.session import Session
+    from opswald.writeback import blessed
+
+    @opswald.llm
+    def ask(*, model: str, messages: list[dict[str, str]]) -> dict[str, str]:
+        raise AssertionError("replay answers it")
+
+    @opswald.tool
+    def lookup(order_id: str) -> dict[str, float]:
+        raise AssertionError("replay answers it")
+
+    def agent(task: dict[str, str]) -> dict[str, float]:
+        ask(model="m1", messages=[{"role": "user", "content": task["q"]}])
+        return {"total": lookup(order_id="ORD-1")["total"] + 1}
+
+    golden = Session.model_validate(
+        {
+            "name": "hand",
+            "input": {"q": "refund ORD-1"},
+            "steps": [
+                {"step": 1, "type": "llm_call", "model": "m1", "output": {"content": "look"}},
+                {
+                    "step": 2,
+                    "type": "tool_call",
+                    "tool": "lookup",
+                    "input": {"order_id": "ORD-1"},
+                    "output": {"total": 50.0},
+                },
+            ],
+            "output": {"total": 52.0},  # the agent now answers 51.0: the output alone
+        }
+    )
+    assert not judge(golden, execute(golden, agent, settings=RunSettings())).passed
+    run = execute(golden, agent, settings=RunSettings(policy="update"))
+    written = blessed(golden, run).session
+    assert written.output == {"total": 51.0}
+    assert [s.model_dump() for s in written.step_list] == [
+        s.model_dump() for s in golden.step_list
+    ]
+    verdict = judge(written, execute(written, agent, settings=RunSettings()))
+    assert verdict.passed, verdict.findings
+    assert "recorded_with" not in written.metadata
