@@ -933,9 +933,7 @@ def test_an_update_of_a_hand_written_golden_keeps_it_lenient_where_it_keeps_its_
     run = execute(golden, agent, settings=RunSettings(policy="update"))
     written = blessed(golden, run).session
     assert written.output == {"total": 51.0}
-    assert [s.model_dump() for s in written.step_list] == [
-        s.model_dump() for s in golden.step_list
-    ]
+    assert [s.model_dump() for s in written.step_list] == [s.model_dump() for s in golden.step_list]
     verdict = judge(written, execute(written, agent, settings=RunSettings()))
     assert verdict.passed, verdict.findings
     assert "recorded_with" not in written.metadata
