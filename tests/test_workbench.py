@@ -693,3 +693,42 @@ def test_opswald_html_of_a_forks_saved_actual_shows_no_metadata_difference(
     assert not [h for h in headlines if "metadata" in h], headlines
     assert any("output differs" in h for h in headlines), headlines
     assert entry["divergence"] == fork_step, "the fork's own step still differs"
+
+
+def test_a_marker_test_in_a_variants_run_is_left_out_of_the_comparison_and_said_so(
+    bench: pytest.Pytester,
+) -> None:
+    """A `@pytest.mark.golden` test runs once, without the variants: the comparison (the
+    terminal's and the JSON report's) compares the variants' runs and says how many tests
+    it left out, where a marker test in the run crashed the summary."""
+    import json
+
+    bench.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.golden("goldens/w.golden.yaml")
+        def test_weather(golden_replay):
+            assert golden_replay.passed
+        """
+    )
+    result = bench.runpytest(
+        "test_marked.py", "goldens/w.golden.yaml", "--opswald-goldens",
+        "--opswald-variant", "S:model=small", "--opswald-json", "r.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "variants:",
+            "*S * 1/1 *",
+            "  not compared: 1 test with no variant (a @pytest.mark.golden test runs once, *",
+            "  per golden:",
+            "    weather: passed S; cheapest S; fastest S",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    variants = json.loads((bench.path / "r.json").read_text())["variants"]
+    assert [v["variant"] for v in variants["variants"]] == ["S"]
+    assert [g["passed"] for g in variants["goldens"]] == [["S"]]
+    assert variants["without_variant"] == 1

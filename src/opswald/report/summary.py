@@ -495,9 +495,12 @@ def variant_stats(
     they are None."""
     ok_status = ("passed", "updated", "recorded")
     by_variant: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
-    records = tuple(r for r in records if r["status"] not in _UNRAN)
+    # the runs of a variant; a test that ran without one (a `@pytest.mark.golden` test,
+    # which is not run per variant) is not part of the comparison: `without_variant`
+    every = records
+    records = tuple(r for r in records if r["status"] not in _UNRAN and r["variant"])
     for r in records:
-        by_variant.setdefault(r["variant"] or "-", []).append(r)
+        by_variant.setdefault(r["variant"], []).append(r)
     variants = []
     for name, rows in by_variant.items():
         if not rows:
@@ -541,7 +544,7 @@ def variant_stats(
                 "fastest": min(timed, key=lambda r: r["duration_ms"])["variant"] if timed else None,
             }
         )
-    return {"variants": variants, "goldens": goldens}
+    return {"variants": variants, "goldens": goldens, "without_variant": without_variant(every)}
 
 
 def _cheapest(runs: list[dict[str, Any]]) -> str | None:
@@ -560,11 +563,17 @@ def _cheapest(runs: list[dict[str, Any]]) -> str | None:
     return str(best["variant"])
 
 
+def without_variant(records: tuple[dict[str, Any], ...]) -> int:
+    """How many tests of a variants run ran without a variant (and are not compared)."""
+    return sum(1 for r in records if r["status"] not in _UNRAN and not r["variant"])
+
+
 def variant_comparison(
     records: tuple[dict[str, Any], ...], order: tuple[str, ...] = ()
 ) -> list[str]:
     """The variant comparison as summary lines."""
     stats = variant_stats(records, order)
+    alone = without_variant(records)
     means = _dollar_column("mean cost", [(v["mean_cost"], v) for v in stats["variants"]])
     totals = _dollar_column("total cost", [(v["total_cost"], v) for v in stats["variants"]])
     lines = [
@@ -592,9 +601,16 @@ def variant_comparison(
                 f"  {'≥ a lower bound' if known else 'cost unknown'}: {v['variant']} made {n} "
                 f"model call{'s' if n != 1 else ''} without a cost"
             )
+    if alone:
+        lines.append(
+            f"  not compared: {alone} test{'s' if alone != 1 else ''} with no variant "
+            "(a @pytest.mark.golden test runs once, without the variants)"
+        )
     lines.append("  per golden:")
     # a name that several goldens share is shown as each one's test id (file::name)
-    tests = list(_by_golden(tuple(r for r in records if r["status"] not in _UNRAN)))
+    tests = list(
+        _by_golden(tuple(r for r in records if r["status"] not in _UNRAN and r["variant"]))
+    )
     named = Counter(g["golden"] for g in stats["goldens"])
     for g, test in zip(stats["goldens"], tests, strict=True):
         label = g["golden"] if named[g["golden"]] == 1 else test
