@@ -338,3 +338,46 @@ def test_a_bad_expect_of_the_marker_says_what_the_golden_file_would(
     )
     out = result.stdout.str()
     assert "ValidationError" not in out and "pydantic" not in out and "merge_expect" not in out
+
+
+UNRUNNABLE = """
+import pytest
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml", modify={"response": "x"})
+def test_step_modification_without_a_fork_step(golden_replay):
+    pass
+
+
+@pytest.mark.golden("goldens/stub.golden.yaml")
+def test_a_stub(golden_replay):
+    pass
+
+
+@pytest.mark.golden("goldens/stub.golden.yaml")
+def test_a_stub_without_the_fixture():
+    pass
+
+
+@pytest.mark.golden("goldens/flight.golden.yaml")
+def test_runs(golden_replay):
+    pass
+"""
+
+
+def test_a_marker_golden_that_cannot_run_is_a_failed_row_of_the_reports(
+    project: pytest.Pytester,
+) -> None:
+    """A marker test whose golden cannot be run (a stub, a step modification with no fork
+    step) is pytest's error; opswald's summary and JSON report counted none of them, so the
+    JSON gate read green while pytest failed."""
+    import json
+
+    record(project)
+    (project.path / "goldens" / "stub.golden.yaml").write_text("name: s\ninput: {}\n")
+    project.makepyfile(test_unrunnable=UNRUNNABLE)
+    result = project.runpytest("test_unrunnable.py", "--opswald-json=r.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, errors=2, failed=1)
+    result.stdout.fnmatch_lines(["*goldens: 1 passed, 3 failed*"])
+    report = json.loads((project.path / "r.json").read_text())
+    assert (report["total"], report["passed"], report["failed"]) == (4, 1, 3)

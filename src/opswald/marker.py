@@ -81,6 +81,12 @@ def check_marker(item: pytest.Item) -> None:
         pytest.fail(problem, pytrace=False)
 
 
+# set on a marker test whose golden could not be run (a stub, a step modification with no
+# fork step, an adapter not found): pytest reports it as an error, and opswald's reports
+# count it as a failed golden, so that their gate agrees with pytest's exit status
+UNRUN_KEY = pytest.StashKey[bool]()
+
+
 def run_marker(item: pytest.Item) -> Outcome:
     """Run the marker's golden once; a usage problem fails the test with its message."""
     __tracebackhide__ = True
@@ -131,6 +137,7 @@ def run_marker(item: pytest.Item) -> Outcome:
         if exc.outcome is not None and exc.outcome.result is not None:
             return exc.outcome
         problem = exc.text
+    item.stash[UNRUN_KEY] = True
     pytest.fail(problem, pytrace=False)
 
 

@@ -942,7 +942,9 @@ def golden_replay(request: pytest.FixtureRequest) -> Any:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Each attempt replays afresh: pytest-rerunfailures runs a failed item again, and a
     marker test's replay kept from the first attempt would fail every rerun with it."""
-    for key in (_MARKER_RESULT, OUTCOME_KEY):
+    from opswald.marker import UNRUN_KEY
+
+    for key in (_MARKER_RESULT, OUTCOME_KEY, UNRUN_KEY):
         if key in item.stash:
             del item.stash[key]
     if item.get_closest_marker("golden") is not None:
@@ -982,7 +984,7 @@ def pytest_runtest_makereport(
     report = yield
     if _skipped_golden(item, call, report):
         _report_skipped(item, report)
-    elif call.when == "setup" and report.failed and _marker_golden_unloaded(item, call):
+    elif call.when in ("setup", "call") and report.failed and _marker_golden_unloaded(item, call):
         # a marker test whose golden cannot be loaded never runs: a failed row, so that
         # the JSON report's gate agrees with pytest's exit status
         report.opswald_status = "failed"  # type: ignore[attr-defined]
@@ -1047,6 +1049,10 @@ def _marker_golden_unloaded(item: pytest.Item, call: pytest.CallInfo[None]) -> b
     marker itself is misused."""
     if item.get_closest_marker("golden") is None or call.excinfo is None:
         return False
+    from opswald.marker import UNRUN_KEY
+
+    if item.stash.get(UNRUN_KEY, False):  # its golden could not be run (a stub, ...)
+        return True
     return str(call.excinfo.value).startswith("@pytest.mark.golden")
 
 
