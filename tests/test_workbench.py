@@ -732,3 +732,59 @@ def test_a_marker_test_in_a_variants_run_is_left_out_of_the_comparison_and_said_
     assert [v["variant"] for v in variants["variants"]] == ["S"]
     assert [g["passed"] for g in variants["goldens"]] == [["S"]]
     assert variants["without_variant"] == 1
+
+
+def test_modification_values_of_the_wrong_kind_are_refused_before_any_run(
+    bench: pytest.Pytester,
+) -> None:
+    """`model=42` parses as YAML to a number: it reached the engine and failed there with
+    pydantic's traceback (blamed on the agent in a fork); it is a usage error now, naming
+    the key and how to pass it as text. The marker's modify= and the Python API alike."""
+    for option, said in (
+        ("model=42", "model must be text, a model name; got int 42 (quote it: model='42')"),
+        ("temperature=warm", "temperature must be a number; got str 'warm'"),
+        ("tool_params=[1, 2]", "tool_params must be a mapping of the tool's arguments*"),
+    ):
+        result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", option)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, option
+        result.stderr.fnmatch_lines([f"*--opswald-modify: {said}"])
+    result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-variant", "n:model=7")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*model must be text, a model name; got int 7*"])
+    bench.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.golden("goldens/w.golden.yaml", modify={"model": 3})
+        def test_weather(golden_replay):
+            pass
+        """
+    )
+    result = bench.runpytest("test_marked.py")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.golden: modify= model must be text*got int 3*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_the_python_api_refuses_modifications_of_the_wrong_kind(bench: pytest.Pytester) -> None:
+    import opswald
+
+    golden = bench.path / "goldens" / "w.golden.yaml"
+    with pytest.raises(ValueError, match=r"^modifications: model must be text.*got float 4.0"):
+        opswald.Replay(golden, adapter=lambda _: None, modifications={"model": 4.0})
+    with pytest.raises(TypeError, match="modifications must be a mapping of names to values"):
+        opswald.Replay(golden, adapter=lambda _: None, modifications=["a"])  # type: ignore[arg-type]
+    replay = opswald.Replay(golden, adapter=lambda _: None)
+    with pytest.raises(ValueError, match="tool_params must be a mapping"):
+        replay.fork_from(step=2, modifications={"tool_params": [1, 2]})
+
+
+def test_a_fork_does_not_combine_with_a_recording(bench: pytest.Pytester) -> None:
+    (bench.path / "goldens" / "s.golden.yaml").write_text("name: s\ninput: {user_inputs: [hi]}\n")
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-fork-at=2", "--opswald-modify",
+        "model=big", "--opswald-mode=record",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--opswald-fork-at*does not combine with --opswald-mode=record*"])
+    assert (bench.path / "goldens" / "s.golden.yaml").read_text().count("\n") == 2

@@ -58,6 +58,12 @@ def marker_problem(marker: pytest.Mark) -> str | None:
                 f"@pytest.mark.golden: {name}= must be a dict of the {what}, got "
                 f"{type(value).__name__} {_shown(value)}"
             )
+    from opswald.engine.context import modification_problem
+
+    for key, value in (marker.kwargs.get("modify") or {}).items():
+        problem = modification_problem(str(key), value)
+        if problem is not None:
+            return f"@pytest.mark.golden: modify= {problem}"
     verdict = marker.kwargs.get("verdict", True)
     if not isinstance(verdict, bool):
         return (

@@ -305,6 +305,12 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--opswald-fork-at replays the steps before the fork: it does not combine with "
             f"--opswald-mode={mode}, which runs every call live"
         )
+    if fork_at is not None and mode == "record":
+        raise pytest.UsageError(
+            "--opswald-fork-at runs a fork, which is judged and never written: it does not "
+            "combine with --opswald-mode=record, which writes the stubs it records (run the "
+            "fork without it)"
+        )
     if config.getoption("opswald_update") and mode in ("live", "rerecord"):
         _refuse_update_with(config, mode)
     variants = parse_variants(config.getoption("opswald_variant"))
@@ -653,6 +659,11 @@ def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
             value = raw
         if isinstance(value, dict | list) and not raw.lstrip().startswith(("{", "[")):
             value = raw  # `response=Note: it rains` is text, not a mapping
+        from opswald.engine.context import modification_problem
+
+        wrong = modification_problem(key.strip(), value)
+        if wrong is not None:
+            raise pytest.UsageError(f"{option}: {wrong}")
         out[key.strip()] = value
     return out
 

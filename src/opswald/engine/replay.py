@@ -397,7 +397,7 @@ class Replay:
         where: list[str | Path] = [] if source is None else [source]
         # one that cannot take the input: raised now
         self.adapter = _adapter_for(self.golden, adapter, where)
-        mods = dict(modifications or {})
+        mods = _checked_modifications(modifications)
         given = {k: mods.pop(k) for k in STEP_MODIFICATIONS if k in mods}
         own = golden_step_modifications(self.golden)  # the weakest source of them
         self.step_modifications = {**own, **given}
@@ -521,7 +521,7 @@ class Replay:
         return Replay(
             self.golden,
             adapter=self.adapter,
-            modifications={**self.modifications, **(modifications or {})},
+            modifications={**self.modifications, **_checked_modifications(modifications)},
             hooks=self.hooks,
             speed=self.speed,
             mode="fork",
@@ -770,3 +770,24 @@ def _run_one(
     result = replay.run()
     assert result is not None
     return golden, result
+
+
+def _checked_modifications(modifications: Any) -> dict[str, Any]:
+    """`modifications` as a dict, refused with a plain message when it is not a mapping of
+    names to values or a value is of the wrong kind (`model=42`)."""
+    from collections.abc import Mapping
+
+    from opswald.engine.context import modification_problem
+
+    if modifications is None:
+        return {}
+    if not isinstance(modifications, Mapping):
+        raise TypeError(
+            "modifications must be a mapping of names to values, e.g. "
+            f"{{'model': 'gpt-4o-mini'}}; got {type(modifications).__name__}"
+        )
+    for key, value in modifications.items():
+        problem = modification_problem(str(key), value)
+        if problem is not None:
+            raise ValueError(f"modifications: {problem}")
+    return dict(modifications)
