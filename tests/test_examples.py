@@ -168,8 +168,8 @@ def test_the_readmes_fork_at_step_4_with_another_model_forks_each_example_at_ste
             "card_declined.golden.json: --opswald-fork-at=4: the golden has 2 step(s): "
             "there is no step 4 to fork at",
             "order_not_found.golden.yaml: --opswald-fork-at=4: model changes the model calls "
-            "from step 4 on, and the golden has no call after its step 4 (state): fork at "
-            "step 3 or before*",
+            "from step 4 on, and the golden has no model call from its step 4 (state) on: "
+            "fork at step 3 or before*",
         ]
     )
     pytester.runpytest_subprocess(*command, "--opswald-save-actual", "actual")

@@ -637,8 +637,8 @@ def trailing(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
 
 
 REFUSED_TRAILING = (
-    "temperature changes the model calls from step 6 on, and the golden has no call after "
-    "its step 6 (state): fork at step 5 or before (step 5 is its last model call)"
+    "temperature changes the model calls from step 6 on, and the golden has no model call "
+    "from its step 6 (state) on: fork at step 5 or before (step 5 is its last model call)"
 )
 
 
@@ -710,7 +710,7 @@ def test_replay_refuses_a_request_modification_at_a_trailing_snapshot() -> None:
         opswald.Replay(
             golden, adapter=trailing_agent, fork_at=6, modifications={"temperature": 0.5}
         )
-    with pytest.raises(ValueError, match="the golden has no call after its step 6"):
+    with pytest.raises(ValueError, match="the golden has no model call from its step 6"):
         opswald.Replay(golden, adapter=trailing_agent).fork_from(6, {"model": "other"})
     result = opswald.Replay(golden, adapter=trailing_agent, fork_at=6).run()
     assert result is not None and result.passed
@@ -813,3 +813,28 @@ def test_the_fork_path_numbers_an_inserted_step_in_the_run_and_shows_it_whole() 
     assert lines[0] == "step 4 inserted: tool_call b", lines
     assert lines[1].startswith('  + {"tool": "b", "input": {"n": 4}'), lines
     assert len(finding.differences) == 1, lines  # step c is the golden's step 3: unchanged
+
+
+def tool_last_agent(input: dict[str, Any]) -> dict[str, Any]:
+    """A model call, then a tool call that ends the run."""
+    out = trail_chat(model="m", messages=[{"role": "user", "content": input["q"]}])
+    return {"answer": out["content"], "found": trail_lookup(q="x")}
+
+
+def test_replay_refuses_a_request_modification_at_a_tool_call_after_the_last_model_call() -> None:
+    """A fork at the golden's last step, a tool call after its last model call: the model
+    it asks for would reach no request, and the fork passed with it dropped."""
+    stub = Session(name="tool-last", input={"q": "hello"})
+    golden = execute(stub, tool_last_agent, settings=RunSettings(policy="live")).actual
+    assert [s.type for s in golden.step_list] == ["llm_call", "tool_call"]
+    said = (
+        r"model changes the model calls from step 2 on, and the golden has no model call from "
+        r"its step 2 \(tool_call trail_lookup\) on: fork at step 1 or before"
+    )
+    with pytest.raises(ValueError, match=said):
+        opswald.Replay(golden, adapter=tool_last_agent).fork_from(2, {"model": "other"})
+    with pytest.raises(ValueError, match=said):
+        opswald.Replay(golden, adapter=tool_last_agent, fork_at=2, modifications={"model": "other"})
+    # at step 1 the modification reaches the model call: a fork that runs
+    result = opswald.Replay(golden, adapter=tool_last_agent).fork_from(1, {"model": "other"}).run()
+    assert result is not None and result.actual.step_list[0].model == "other"

@@ -179,9 +179,10 @@ def fork_problem(
                 f"{_a(at.type)}"
             )
     requested = [key for key in REQUEST_KEYS if key in set(request_mods)]
-    if requested and not any(s.step >= fork_at and s.type != "state" for s in steps):
-        # a fork at a snapshot starts at the golden's first call after it: with none,
-        # nothing runs live, and the run would pass as a replay with them never applied
+    if requested and not any(s.step >= fork_at and s.type == "llm_call" for s in steps):
+        # they change model calls: with none from step N on (a fork at a trailing snapshot,
+        # or at the last tool call) no request gets them, and the run would pass as a
+        # replay, or a fork of a tool call, with them never applied
         calls = [s.step for s in steps if s.type == "llm_call"]
         earlier = (
             f"fork at step {calls[-1]} or before (step {calls[-1]} is its last model call)"
@@ -190,8 +191,8 @@ def fork_problem(
         )
         return (
             f"{', '.join(requested)} {'changes' if len(requested) == 1 else 'change'} the "
-            f"model calls from step {fork_at} on, and the golden has no call after its "
-            f"step {fork_at} ({describe(at)}): {earlier}"
+            f"model calls from step {fork_at} on, and the golden has no model call from "
+            f"its step {fork_at} ({describe(at)}) on: {earlier}"
         )
     return None
 
