@@ -173,6 +173,11 @@ def test_load_and_dump_refuse_what_is_not_a_path_or_a_session(tmp_path: Path) ->
         opswald.dump(Session(name="a"), 5)
     with pytest.raises(TypeError, match=r"opswald.load takes a path, not bytes: .*yaml.safe_load"):
         opswald.load(b"name: a")
+    # a golden's text read into a str (not a path: it was a GoldenLoadError quoting the
+    # whole text as a file name, 'File name too long')
+    for text in ("name: a\ninput: {}\n", '{"name": "a"}'):
+        with pytest.raises(TypeError, match=r"opswald.load takes a path, not a golden's text"):
+            opswald.load(text)
     assert not target.exists()
 
 

@@ -50,8 +50,16 @@ def load(path: Any) -> Session:
 
     from opswald.files import load as _load
 
-    if not isinstance(path, str | os.PathLike):
-        what = f"{type(path).__name__}" if isinstance(path, bytes | bytearray) else repr(path)
+    # a str holding a golden's text (a newline, or a YAML/JSON document's start) is no path
+    text = isinstance(path, str) and ("\n" in path or path.lstrip()[:1] in ("{", "["))
+    if text or not isinstance(path, str | os.PathLike):
+        what = (
+            "a golden's text"
+            if text
+            else f"{type(path).__name__}"
+            if isinstance(path, bytes | bytearray)
+            else repr(path)
+        )
         raise TypeError(
             f"opswald.load takes a path, not {what}: for a golden's text, "
             "opswald.Session.model_validate(yaml.safe_load(text)) validates it"
