@@ -293,3 +293,12 @@ def test_a_fork_that_leaves_the_golden_at_its_own_step_says_so() -> None:
         "left the golden at step 2, the fork's step, with a call that does not match it: "
     )
     assert "before the fork's step" not in fork.message
+
+
+def test_replay_says_what_it_takes_for_a_golden() -> None:
+    """A dict (a golden's data) or a number was passed on to the file loader, which raised
+    os.stat's or pathlib's TypeError."""
+    with pytest.raises(TypeError, match=r"^Replay takes a golden's path or a Session, not dict: "):
+        opswald.Replay(_golden().model_dump(), adapter=lambda _: None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^Replay takes a golden's path or a Session, not int$"):
+        opswald.Replay(3, adapter=lambda _: None)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -392,6 +393,15 @@ class Replay:
         conflict = mode_problem(mode, fork_at)
         if conflict is not None:
             raise ValueError(conflict)
+        if not isinstance(golden, Session | str | os.PathLike):
+            hint = (
+                ": Session.model_validate(data) makes a Session of it"
+                if isinstance(golden, dict)
+                else ""
+            )
+            raise TypeError(
+                f"Replay takes a golden's path or a Session, not {type(golden).__name__}{hint}"
+            )
         self.golden = golden if isinstance(golden, Session) else files.load(golden)
         source = golden_path if isinstance(golden, Session) else golden
         where: list[str | Path] = [] if source is None else [source]
