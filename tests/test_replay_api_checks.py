@@ -302,3 +302,9 @@ def test_replay_says_what_it_takes_for_a_golden() -> None:
         opswald.Replay(_golden().model_dump(), adapter=lambda _: None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^Replay takes a golden's path or a Session, not int$"):
         opswald.Replay(3, adapter=lambda _: None)  # type: ignore[arg-type]
+
+
+def test_a_batch_of_no_goldens_reads_as_the_json_report_reads_a_run_of_none() -> None:
+    batch = opswald.batch_replay([], adapter=lambda _: None)
+    assert batch.results == {} and batch.failed == []
+    assert batch.success_rate == 1.0  # the JSON report's success_rate for 0 goldens
