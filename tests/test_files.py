@@ -956,26 +956,3 @@ def test_a_wrong_expect_state_says_the_forms_it_takes(
     for form in ("exact", "report", "[a.b]"):
         path.write_text(f"name: s\ninput: {{}}\nsteps: []\noutput: 1\nexpect:\n  state: {form}\n")
         assert files.load(path).expect.state.mode in ("exact", "report", "paths")
-
-
-def test_a_note_on_a_step_the_golden_has_not_is_a_load_error_at_its_line(tmp_path: Path) -> None:
-    """A note on step 9 of a 2-step golden (or on step 0) was valid, shown by no command,
-    and an update said the step it was on had been replaced."""
-    from opswald import files
-
-    path = tmp_path / "n.golden.yaml"
-    head = (
-        "name: n\ninput: {}\nsteps:\n  - step: 1\n    type: user_input\n    content: hi\n"
-        "  - step: 2\n    type: user_input\n    content: again\noutput: 1\nnotes:\n"
-        "  - text: fine\n    step: 2\n"
-    )
-    for step in (9, 0, -1):
-        path.write_text(head + f"  - text: beyond\n    step: {step}\n")
-        with pytest.raises(files.GoldenLoadError) as info:
-            files.load(path)
-        assert str(info.value) == (
-            f"{path}:15: notes[1].step: note 2 is on step {step}, and the golden has 2 "
-            "step(s): give one of its steps, or leave step out for a note on the whole golden"
-        )
-    path.write_text(head + "  - text: on the whole golden\n")
-    assert [n.step for n in files.load(path).notes] == [2, None]

@@ -46,7 +46,6 @@ from opswald.jsonable import to_jsonable
 from opswald.paths import render
 from opswald.redact import DEFAULT_REDACTOR, SURROGATE, Redactor, mend_surrogates, redact_data
 from opswald.session import (
-    NOTE_STEP,
     SCHEMA_URL,
     STEP_NUMBERING,
     STREAM_CHUNKS,
@@ -1113,8 +1112,6 @@ def _field_of(error: ErrorDetails, root: type[BaseModel] = Session) -> tuple[_Lo
         parts.append(str((error.get("ctx") or {}).get("discriminator", "type")).strip("'"))
     if error["type"] == STEP_NUMBERING:  # the step whose number is wrong, not the list
         parts.extend((int((error.get("ctx") or {})["position"]) - 1, "step"))
-    if error["type"] == NOTE_STEP:  # the note's `step:`, not the list
-        parts.extend((int((error.get("ctx") or {})["index"]) - 1, "step"))
     return tuple(parts), owner
 
 
@@ -1167,7 +1164,7 @@ def _explain(errors: list[ErrorDetails], owner: Any) -> str:
     if kind == "extra_forbidden":
         return _unknown_field(first["loc"][-1], owner)
     messages = [error["msg"].removeprefix("Value error, ") for error in errors]
-    shows_input = first["loc"] and kind not in (STEP_NUMBERING, NOTE_STEP)  # it names it
+    shows_input = first["loc"] and kind != STEP_NUMBERING  # the message names its value
     return _merged(messages) + (_got(first["input"]) if shows_input else "")
 
 

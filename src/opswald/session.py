@@ -512,7 +512,6 @@ Tag = Annotated[
 
 
 STEP_NUMBERING = "step_numbering"
-NOTE_STEP = "note_step"  # a note on a step the golden has not
 """The validation error type of a step whose `step:` is not its position."""
 
 
@@ -556,22 +555,6 @@ class Session(_Model):
                     {"position": index, "says": step.step},
                 )
         return steps
-
-    @field_validator("notes")
-    @classmethod
-    def _notes_on_steps(cls, notes: list[Note], info: ValidationInfo) -> list[Note]:
-        # a note on a step the golden has not was valid, shown nowhere, and an update
-        # said it was on a step it replaced
-        steps = info.data.get("steps") or []
-        for index, note in enumerate(notes, start=1):
-            if note.step is not None and not 1 <= note.step <= len(steps):
-                raise PydanticCustomError(
-                    NOTE_STEP,
-                    "note {index} is on step {step}, and the golden has {count} step(s): "
-                    "give one of its steps, or leave step out for a note on the whole golden",
-                    {"index": index, "step": note.step, "count": len(steps)},
-                )
-        return notes
 
     @property
     def is_stub(self) -> bool:

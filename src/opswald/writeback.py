@@ -97,7 +97,6 @@ def blessed(golden: Session, run: Run) -> Blessed:
         # leaves out of the comparison the fields such steps do not carry (DESIGN §3a),
         # which `recorded_with` would turn on for them
         metadata = {k: v for k, v in metadata.items() if k != "recorded_with"}
-    notes = data.pop("notes", None)  # on steps that are set below, without validating
     session = Session.model_validate(
         {
             **{k: v for k, v in data.items()},
@@ -109,8 +108,6 @@ def blessed(golden: Session, run: Run) -> Blessed:
         }
     )
     session.steps = steps
-    if notes is not None:
-        session.notes = notes
     return Blessed(session=session, renumbered=renumbered)
 
 
