@@ -503,12 +503,15 @@ KEEPALIVE_CHILD = textwrap.dedent(
                 if got[n].endswith(b"END"):
                     done.set()
 
+    accepted = []
+
     def serve(server):
         n = 0
         while True:
             conn, _ = server.accept()
             n += 1
             threading.Thread(target=handle, args=(conn, n), daemon=True).start()
+            accepted.append(n)
 
     remote = socket.create_server((sys.argv[1], 0))
     local = socket.create_server(("127.0.0.1", 0))
@@ -528,6 +531,13 @@ KEEPALIVE_CHILD = textwrap.dedent(
     beat = socket.create_connection((sys.argv[1], port), timeout=5)
     near = socket.create_connection(local.getsockname())
     pair = socket.socketpair()
+    # every connection accepted, and its handler started, before the replay: a handler
+    # started under the guard would be taken for a thread of the agent's (a loaded machine
+    # may accept late)
+    for _ in range(500):
+        if len(accepted) >= 5:  # client, tcp, tls, beat; near
+            break
+        time.sleep(0.01)
     # a thread older than the replay (a fixture's heartbeat): its own connection is not
     # the agent's and keeps working while the guard is on
     go, beaten = threading.Event(), {}
