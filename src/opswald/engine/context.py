@@ -1008,9 +1008,9 @@ class Context:
         self.live = True
         self.fork_step = number
         if self.fork_at is None:
-            if self.policy == "update" and match.finding is not None:
-                if match.finding.kind == "mismatch":
-                    self.diverged_in = match.finding.step
+            finding = match.finding
+            if self.policy == "update" and finding is not None and finding.kind == "mismatch":
+                self.diverged_in = finding.step
             return
         self._fork_left = match
         if match.step is not None:

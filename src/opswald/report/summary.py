@@ -495,10 +495,8 @@ def variant_stats(
     they are None."""
     ok_status = ("passed", "updated", "recorded")
     by_variant: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
-    # the runs of a variant; a test that ran without one (a `@pytest.mark.golden` test,
-    # which is not run per variant) is not part of the comparison: `without_variant`
-    every = records
-    records = tuple(r for r in records if r["status"] not in _UNRAN and r["variant"])
+    alone = without_variant(records)
+    records = _variant_runs(records)
     for r in records:
         by_variant.setdefault(r["variant"], []).append(r)
     variants = []
@@ -544,7 +542,7 @@ def variant_stats(
                 "fastest": min(timed, key=lambda r: r["duration_ms"])["variant"] if timed else None,
             }
         )
-    return {"variants": variants, "goldens": goldens, "without_variant": without_variant(every)}
+    return {"variants": variants, "goldens": goldens, "without_variant": alone}
 
 
 def _cheapest(runs: list[dict[str, Any]]) -> str | None:
@@ -563,6 +561,12 @@ def _cheapest(runs: list[dict[str, Any]]) -> str | None:
     return str(best["variant"])
 
 
+def _variant_runs(records: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """The runs a variants comparison compares: those that ran, of a variant (a test that
+    ran without one, a `@pytest.mark.golden` test, which is not run per variant, is not)."""
+    return tuple(r for r in records if r["status"] not in _UNRAN and r["variant"])
+
+
 def without_variant(records: tuple[dict[str, Any], ...]) -> int:
     """How many tests of a variants run ran without a variant (and are not compared)."""
     return sum(1 for r in records if r["status"] not in _UNRAN and not r["variant"])
@@ -573,7 +577,7 @@ def variant_comparison(
 ) -> list[str]:
     """The variant comparison as summary lines."""
     stats = variant_stats(records, order)
-    alone = without_variant(records)
+    alone = stats["without_variant"]
     means = _dollar_column("mean cost", [(v["mean_cost"], v) for v in stats["variants"]])
     totals = _dollar_column("total cost", [(v["total_cost"], v) for v in stats["variants"]])
     lines = [
@@ -608,9 +612,7 @@ def variant_comparison(
         )
     lines.append("  per golden:")
     # a name that several goldens share is shown as each one's test id (file::name)
-    tests = list(
-        _by_golden(tuple(r for r in records if r["status"] not in _UNRAN and r["variant"]))
-    )
+    tests = list(_by_golden(_variant_runs(records)))
     named = Counter(g["golden"] for g in stats["goldens"])
     for g, test in zip(stats["goldens"], tests, strict=True):
         label = g["golden"] if named[g["golden"]] == 1 else test
