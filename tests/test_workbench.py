@@ -695,12 +695,15 @@ def test_opswald_html_of_a_forks_saved_actual_shows_no_metadata_difference(
     assert entry["divergence"] == fork_step, "the fork's own step still differs"
 
 
-def test_a_marker_test_in_a_variants_run_is_left_out_of_the_comparison_and_said_so(
-    bench: pytest.Pytester,
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
+def test_a_marker_test_runs_once_per_variant_under_its_own_modify(
+    bench: pytest.Pytester, xdist: list[str]
 ) -> None:
-    """A `@pytest.mark.golden` test runs once, without the variants: the comparison (the
-    terminal's and the JSON report's) compares the variants' runs and says how many tests
-    it left out, where a marker test in the run crashed the summary."""
+    """A `@pytest.mark.golden` test is run once per variant, as a golden is
+    (`test_weather[S]`), with the variant's modifications under the marker's modify= (the
+    stronger source); where a marker test in a variants run crashed the summary and its run
+    made a bogus variant `-` in the JSON report, each run is its variant's row. A test of its
+    own parametrization keeps its ids, the variant's last."""
     import json
 
     bench.makepyfile(
@@ -709,29 +712,56 @@ def test_a_marker_test_in_a_variants_run_is_left_out_of_the_comparison_and_said_
 
         @pytest.mark.golden("goldens/w.golden.yaml")
         def test_weather(golden_replay):
-            assert golden_replay.passed
+            models = [s.model for s in golden_replay.actual.step_list if s.type == "llm_call"]
+            meta = golden_replay.actual.metadata
+            print("RUN", meta.get("variant"), meta.get("modifications"), models)
+
+        @pytest.mark.golden("goldens/w.golden.yaml", modify={"model": "small"})
+        def test_pinned(golden_replay):
+            models = [s.model for s in golden_replay.actual.step_list if s.type == "llm_call"]
+            print("PINNED", golden_replay.actual.metadata.get("variant"), models)
+
+        @pytest.mark.parametrize("n", [1, 2])
+        @pytest.mark.golden("goldens/w.golden.yaml")
+        def test_numbered(n):
+            pass
         """
     )
     result = bench.runpytest(
-        "test_marked.py", "goldens/w.golden.yaml", "--opswald-goldens",
-        "--opswald-variant", "S:model=small", "--opswald-json", "r.json",
+        "test_marked.py", "goldens/w.golden.yaml", "--opswald-goldens", "-v", "-s",
+        "--opswald-variant", "S:model=small", "--opswald-variant", "B:model=big",
+        "--opswald-json", "r.json", *xdist,
     )  # fmt: skip
-    result.assert_outcomes(passed=2)
-    assert result.ret == 0
+    out = result.stdout.str()
+    assert "Traceback" not in out + result.stderr.str()
+    # the big variant changes the output the golden recorded: its runs fail
+    result.assert_outcomes(passed=6, failed=4)
+    for test, outcome in (
+        ("test_weather[S]", "PASSED"), ("test_weather[B]", "FAILED"),
+        ("test_pinned[S]", "PASSED"), ("test_pinned[B]", "PASSED"),
+        ("test_numbered[1-S]", "PASSED"), ("test_numbered[2-B]", "FAILED"),
+    ):  # fmt: skip
+        assert any(f"test_marked.py::{test}" in li and outcome in li for li in out.splitlines())
+    if not xdist:  # -s shows the body's prints in the run's own output
+        assert "RUN S {'model': 'small'} ['small', 'small']" in out
+        assert "RUN B {'model': 'big'} ['big', 'big']" in out
+        assert "PINNED B ['small', 'small']" in out, "the marker's modify= beats the variant"
     result.stdout.fnmatch_lines(
         [
             "variants:",
-            "*S * 1/1 *",
-            "  not compared: 1 test with no variant (a @pytest.mark.golden test runs once, *",
+            "*S * 5/5 *",
+            "*B * 1/5 *",
             "  per golden:",
-            "    weather: passed S; cheapest S; fastest S",
+            "    goldens/w.golden.yaml::weather: passed S; cheapest S; fastest S",
+            "    test_marked.py::test_weather: passed S; cheapest S; fastest S",
         ]
     )
-    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["    test_marked.py::test_numbered[[]2[]]: passed S; *"])
+    result.stdout.fnmatch_lines(["  test_marked.py::test_numbered[[]1-B[]]: step 2 *"])
     variants = json.loads((bench.path / "r.json").read_text())["variants"]
-    assert [v["variant"] for v in variants["variants"]] == ["S"]
-    assert [g["passed"] for g in variants["goldens"]] == [["S"]]
-    assert variants["without_variant"] == 1
+    assert [v["variant"] for v in variants["variants"]] == ["S", "B"]
+    assert len(variants["goldens"]) == 5
+    assert all(g["passed"] and None not in g["passed"] for g in variants["goldens"])
 
 
 def test_modification_values_of_the_wrong_kind_are_refused_before_any_run(

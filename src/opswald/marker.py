@@ -96,7 +96,7 @@ UNRUN_KEY = pytest.StashKey[bool]()
 def run_marker(item: pytest.Item) -> Outcome:
     """Run the marker's golden once; a usage problem fails the test with its message."""
     __tracebackhide__ = True
-    from opswald.plugin import settings_of, suite_normalize_rules
+    from opswald.plugin import settings_of, suite_normalize_rules, variant_of
 
     marker = item.get_closest_marker("golden")
     if marker is None:
@@ -120,6 +120,7 @@ def run_marker(item: pytest.Item) -> Outcome:
         where = "" if str(path) in problem else f"{path}: "
         pytest.fail(f"@pytest.mark.golden: cannot load {where}{problem}", pytrace=False)
     settings = settings_of(item.config)
+    variant = variant_of(item)
     try:
         adapter = adapters.resolve(
             golden.agent,
@@ -134,7 +135,9 @@ def run_marker(item: pytest.Item) -> Outcome:
             settings=settings,
             adapter=adapter,
             expect_override=dict(marker.kwargs.get("expect") or {}),
-            modify=dict(marker.kwargs.get("modify") or {}),
+            # the variant's modifications under the marker's own (the stronger source)
+            modify={**(variant[1] if variant else {}), **(marker.kwargs.get("modify") or {})},
+            variant=variant[0] if variant else None,
             extra_normalize=suite_normalize_rules(item.config),
         )
     except adapters.AdapterNotFound as exc:

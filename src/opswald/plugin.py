@@ -362,6 +362,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _make_report_folders(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
+    if variants:
+        config.pluginmanager.register(MarkerVariants(variants), "opswald-marker-variants")
 
 
 # the report options that name a file written when the run ends, and the file name their
@@ -830,6 +832,45 @@ def suite_normalize_rules(config: pytest.Config) -> list[NormalizeRule]:
     return config.stash[_NORMALIZE_KEY]
 
 
+# the fixture a marker test of a variants run is parametrized on, its value the variant
+VARIANT_FIXTURE = "_opswald_variant"
+
+
+def variant_of(item: pytest.Item) -> tuple[str, dict[str, Any]] | None:
+    """The variant (name, modifications) a golden or a marker test runs under, if any."""
+    variant: tuple[str, dict[str, Any]] | None = getattr(item, "variant", None)
+    callspec = getattr(item, "callspec", None)
+    if variant is None and callspec is not None:
+        variant = callspec.params.get(VARIANT_FIXTURE)
+    return variant
+
+
+class MarkerVariants:
+    """Registered in a run with --opswald-variant: every `@pytest.mark.golden` test runs once
+    per variant, as every golden does (`test_weather[NAME]`), the variant's modifications
+    under the marker's own. The variant is a parameter of a fixture every test uses, which
+    only the marker tests are parametrized on."""
+
+    def __init__(self, variants: tuple[tuple[str, dict[str, Any]], ...]) -> None:
+        self.variants = variants
+
+    @pytest.fixture(autouse=True, name=VARIANT_FIXTURE)
+    def variant(self, request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]] | None:
+        return getattr(request, "param", None)
+
+    # last: the variant's id follows the test's own parameters' (`test_x[1-NAME]`)
+    @pytest.hookimpl(trylast=True)
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if metafunc.definition.get_closest_marker("golden") is not None:
+            metafunc.parametrize(
+                VARIANT_FIXTURE,
+                self.variants,
+                ids=[name for name, _ in self.variants],
+                indirect=True,
+                scope="function",
+            )
+
+
 class SnapshotDiff:
     """The session diff for a failed `== snapshot(extension_class=SessionSnapshotExtension)`.
 
@@ -1029,7 +1070,7 @@ def pytest_runtest_makereport(
             if outcome.result is not None:
                 from opswald.report.summary import record_of
 
-                variant = getattr(item, "variant", None)
+                variant = variant_of(item)
                 record = record_of(
                     outcome.result,
                     status=status,
@@ -1081,15 +1122,15 @@ def _skipped_golden(
 def _report_skipped(item: pytest.Item, report: pytest.TestReport) -> None:
     """The record (JSON report, summary, JUnit) of a skipped golden: status "skipped", no
     figures, and pytest's reason for the skip."""
-    from opswald.report.summary import failure_record
+    from opswald.report.summary import failure_record, name_without_variant
 
     longrepr = report.longrepr
     reason = str(longrepr[2]) if isinstance(longrepr, tuple) else report.longreprtext
-    variant = getattr(item, "variant", None)
+    variant = variant_of(item)
     record = failure_record(
         name=item.nodeid,
         file=_shown_path(item),
-        golden=item.name.removesuffix(f"[{variant[0]}]") if variant else item.name,
+        golden=name_without_variant(item.name, variant[0]) if variant else item.name,
         variant=variant[0] if variant else None,
         text="",
         status="skipped",
@@ -1138,7 +1179,7 @@ def _report_unjudged(
     process that died. Built here, in the process that ran it, from the failure itself: the
     controller of an xdist run only sees the report's text, headed by the worker's name."""
     from opswald.items import GoldenError
-    from opswald.report.summary import failure_record
+    from opswald.report.summary import failure_record, name_without_variant
 
     error = call.excinfo.value if call.excinfo is not None else None
     if isinstance(error, GoldenError):
@@ -1147,8 +1188,8 @@ def _report_unjudged(
         text, stopped = call.excinfo.exconly(), None
     else:
         text, stopped = report.longreprtext, None
-    variant = getattr(item, "variant", None)
-    name = item.name.removesuffix(f"[{variant[0]}]") if variant else item.name
+    variant = variant_of(item)
+    name = name_without_variant(item.name, variant[0]) if variant else item.name
     record = failure_record(
         name=item.nodeid,
         file=_shown_path(item),
@@ -1244,10 +1285,11 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
     if not folder or outcome.result is None:
         return None
     from opswald.files import GoldenWriteRefused, dump, saved_actual_name
+    from opswald.report.summary import name_without_variant
 
-    variant = getattr(item, "variant", None)
+    variant = variant_of(item)
     name = (
-        saved_actual_name(item.name.removesuffix(f"[{variant[0]}]"), variant[0])
+        saved_actual_name(name_without_variant(item.name, variant[0]), variant[0])
         if variant
         else saved_actual_name(item.name)
     )

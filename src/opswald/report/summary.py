@@ -153,8 +153,10 @@ class Summary:
         share the name, then `[variant]` (the runs of one golden's variants and goldens
         of one name each keep their own line and total)."""
         golden = record["golden"]
-        base = golden_id(record) if len(ids.get(golden, ())) > 1 else golden
         variant = record.get("variant")
+        if len(ids.get(golden, ())) > 1 and record.get("name"):
+            return str(record["name"])  # the test id, its variant's part as pytest put it
+        base = golden_id(record) if len(ids.get(golden, ())) > 1 else golden
         return f"{base}[{variant}]" if variant else base
 
     def _ids_by_name(self) -> dict[str, set[str]]:
@@ -471,8 +473,17 @@ def golden_id(record: dict[str, Any]) -> str:
     share a `name`; they are two goldens."""
     nodeid, variant = record.get("name") or "", record.get("variant")
     if nodeid and variant:
-        nodeid = nodeid.removesuffix(f"[{variant}]")
+        nodeid = name_without_variant(nodeid, variant)
     return nodeid or f"{record.get('file') or ''}::{record['golden']}"
+
+
+def name_without_variant(name: str, variant: str) -> str:
+    """A run's test name or id without its variant's part: `weather[A]` is `weather`, and a
+    marker test of its own parameters, `test_x[1-A]`, is `test_x[1]` (the variant's id is
+    the last)."""
+    if name.endswith(f"[{variant}]"):
+        return name.removesuffix(f"[{variant}]")
+    return name.removesuffix(f"-{variant}]") + "]" if name.endswith(f"-{variant}]") else name
 
 
 def _by_golden(records: tuple[dict[str, Any], ...]) -> dict[str, list[dict[str, Any]]]:
@@ -495,8 +506,7 @@ def variant_stats(
     they are None."""
     ok_status = ("passed", "updated", "recorded")
     by_variant: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
-    alone = without_variant(records)
-    records = _variant_runs(records)
+    records = _compared(records)
     for r in records:
         by_variant.setdefault(r["variant"], []).append(r)
     variants = []
@@ -542,7 +552,7 @@ def variant_stats(
                 "fastest": min(timed, key=lambda r: r["duration_ms"])["variant"] if timed else None,
             }
         )
-    return {"variants": variants, "goldens": goldens, "without_variant": alone}
+    return {"variants": variants, "goldens": goldens}
 
 
 def _cheapest(runs: list[dict[str, Any]]) -> str | None:
@@ -561,15 +571,10 @@ def _cheapest(runs: list[dict[str, Any]]) -> str | None:
     return str(best["variant"])
 
 
-def _variant_runs(records: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-    """The runs a variants comparison compares: those that ran, of a variant (a test that
-    ran without one, a `@pytest.mark.golden` test, which is not run per variant, is not)."""
+def _compared(records: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """The runs the comparison compares: those made under a variant (every golden and
+    marker test of a variants run is), not one that never ran (malformed, skipped)."""
     return tuple(r for r in records if r["status"] not in _UNRAN and r["variant"])
-
-
-def without_variant(records: tuple[dict[str, Any], ...]) -> int:
-    """How many tests of a variants run ran without a variant (and are not compared)."""
-    return sum(1 for r in records if r["status"] not in _UNRAN and not r["variant"])
 
 
 def variant_comparison(
@@ -577,7 +582,6 @@ def variant_comparison(
 ) -> list[str]:
     """The variant comparison as summary lines."""
     stats = variant_stats(records, order)
-    alone = stats["without_variant"]
     means = _dollar_column("mean cost", [(v["mean_cost"], v) for v in stats["variants"]])
     totals = _dollar_column("total cost", [(v["total_cost"], v) for v in stats["variants"]])
     lines = [
@@ -605,14 +609,9 @@ def variant_comparison(
                 f"  {'≥ a lower bound' if known else 'cost unknown'}: {v['variant']} made {n} "
                 f"model call{'s' if n != 1 else ''} without a cost"
             )
-    if alone:
-        lines.append(
-            f"  not compared: {alone} test{'s' if alone != 1 else ''} with no variant "
-            "(a @pytest.mark.golden test runs once, without the variants)"
-        )
     lines.append("  per golden:")
     # a name that several goldens share is shown as each one's test id (file::name)
-    tests = list(_by_golden(_variant_runs(records)))
+    tests = list(_by_golden(_compared(records)))
     named = Counter(g["golden"] for g in stats["goldens"])
     for g, test in zip(stats["goldens"], tests, strict=True):
         label = g["golden"] if named[g["golden"]] == 1 else test
