@@ -932,6 +932,37 @@ def test_an_empty_tagged_scalar_is_a_load_error_with_its_line(tag: str) -> None:
     ("written", "says"),
     [
         (
+            "budgets:",
+            "expect.budgets: must be a mapping, with any of: cost, input_tokens, output_tokens, "
+            "total_tokens, duration_ms, llm_calls, tool_calls, steps (got null)",
+        ),
+        ("requests: 3", "expect.requests: must be a mapping, with any of: ignore, normalize"),
+        (
+            "output: [a]",
+            "expect.output: must be a match name (exact, contains, regex, ...) or a mapping, "
+            "with any of: match, value, ignore_paths, threshold, rubric (got a list)",
+        ),
+        ("state:", "expect.state: must be report, exact, a list of paths or a mapping"),
+        ("error: 3", "expect.error: must be same, type, any, fixed or a mapping, with any of"),
+    ],
+)
+def test_an_expect_part_that_is_not_a_mapping_says_what_it_takes(
+    tmp_path: Path, written: str, says: str
+) -> None:
+    """`expect: {budgets: }` said `Input should be a valid dictionary or instance of
+    BudgetsExpect`, naming a class of opswald's code; it says what the part is written as."""
+    path = tmp_path / "s.golden.yaml"
+    path.write_text(f"name: s\ninput: {{}}\nsteps: []\noutput: 1\nexpect:\n  {written}\n")
+    err = load_error(path)
+    assert says in str(err), str(err)
+    assert "Expect" not in str(err) and "instance" not in str(err), str(err)
+    assert err.line == 6
+
+
+@pytest.mark.parametrize(
+    ("written", "says"),
+    [
+        (
             "exactly",
             "expect.state is report, exact or a list of paths, not 'exactly'; "
             "did you mean 'exact'?",

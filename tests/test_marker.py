@@ -340,6 +340,29 @@ def test_a_bad_expect_of_the_marker_says_what_the_golden_file_would(
     assert "ValidationError" not in out and "pydantic" not in out and "merge_expect" not in out
 
 
+def test_a_marker_expect_part_that_is_not_a_mapping_names_no_class_of_ours(
+    project: pytest.Pytester,
+) -> None:
+    """`expect={"budgets": None}` said `Input should be a valid dictionary or instance of
+    BudgetsExpect`: it says what `expect.budgets` is written as, as a golden file's would."""
+    record(project)
+    project.makepyfile(
+        test_marker_budgets="""
+        import pytest
+
+        @pytest.mark.golden("goldens/flight.golden.yaml", expect={"budgets": None})
+        def test_budgets(golden_replay):
+            pass
+        """
+    )
+    result = project.runpytest("test_marker_budgets.py")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.golden: expect.budgets: must be a mapping, with any of: cost, *(got null)"]
+    )
+    assert "BudgetsExpect" not in result.stdout.str()
+
+
 UNRUNNABLE = """
 import pytest
 

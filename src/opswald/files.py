@@ -1163,9 +1163,30 @@ def _explain(errors: list[ErrorDetails], owner: Any) -> str:
         return "required field is missing"
     if kind == "extra_forbidden":
         return _unknown_field(first["loc"][-1], owner)
+    if kind == "model_type" and first["loc"]:  # pydantic's message names our model class
+        return _takes(_child_type(owner, first["loc"][-1])) + _got(first["input"])
     messages = [error["msg"].removeprefix("Value error, ") for error in errors]
     shows_input = first["loc"] and kind != STEP_NUMBERING  # the message names its value
     return _merged(messages) + (_got(first["input"]) if shows_input else "")
+
+
+# the parts of a golden that may be written otherwise than as a mapping, and how
+_SHORTHANDS: dict[Any, str] = {
+    OutputExpect: "a match name (exact, contains, regex, ...)",
+    StateExpect: "report, exact, a list of paths",
+    ErrorExpect: "same, type, any, fixed",
+}
+
+
+def _takes(part: Any) -> str:
+    """What a part of a golden (a mapping, or one of its shorthands) is written as."""
+    members = _union_members(part)
+    model = members[0] if len(members) == 1 and _is_model(members[0]) else None
+    if model is None:
+        return "must be a mapping"
+    keys = f"a mapping, with any of: {', '.join(model.model_fields)}"
+    shorthand = _SHORTHANDS.get(model)
+    return f"must be {shorthand} or {keys}" if shorthand else f"must be {keys}"
 
 
 def _unknown_field(name: str | int, owner: Any) -> str:
