@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import chdir
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,19 @@ def test_load_and_dump_refuse_what_is_not_a_path_or_a_session(tmp_path: Path) ->
     assert not target.exists()
 
 
+def test_a_path_that_starts_with_a_bracket_is_a_path(tmp_path: Path) -> None:
+    """A str starting with `[` or `{` was taken for a golden's text, and refused, though
+    file names such as `[draft] refund.golden.yaml` start so; a golden's text is a mapping,
+    `{...}`, or holds a newline."""
+    for name in ("[draft] a.golden.yaml", "{a}.golden.yaml"):
+        opswald.dump(Session(name="a", steps=[], output=1), tmp_path / name)
+        assert opswald.load(str(tmp_path / name)).name == "a"
+        with chdir(tmp_path):
+            assert opswald.load(name).name == "a"
+    with pytest.raises(TypeError, match=r"not a golden's text"):
+        opswald.load(' {"name": "a", "input": {}} ')
+
+
 def test_an_adapter_that_is_neither_callable_nor_a_string_is_refused() -> None:
     with pytest.raises(TypeError, match=r"adapter= takes a callable or a 'package.module:"):
         opswald.Replay(_golden(), adapter=42)  # type: ignore[arg-type]
@@ -302,6 +316,10 @@ def test_replay_says_what_it_takes_for_a_golden() -> None:
         opswald.Replay(_golden().model_dump(), adapter=lambda _: None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^Replay takes a golden's path or a Session, not int$"):
         opswald.Replay(3, adapter=lambda _: None)  # type: ignore[arg-type]
+    # a golden's text was read as a file name: a GoldenLoadError quoting all of it
+    for text in ("name: a\ninput: {}\n", '{"name": "a"}'):
+        with pytest.raises(TypeError, match=r"^Replay takes .*, not a golden's text: .*safe_load"):
+            opswald.Replay(text, adapter=lambda _: None)
 
 
 def test_a_batch_of_no_goldens_reads_as_the_json_report_reads_a_run_of_none() -> None:

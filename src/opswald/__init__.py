@@ -48,10 +48,10 @@ def load(path: Any) -> Session:
     """Load and validate a golden file (`path`: a str or a path-like)."""
     import os
 
+    from opswald.files import is_golden_text
     from opswald.files import load as _load
 
-    # a str holding a golden's text (a newline, or a YAML/JSON document's start) is no path
-    text = isinstance(path, str) and ("\n" in path or path.lstrip()[:1] in ("{", "["))
+    text = is_golden_text(path)
     if text or not isinstance(path, str | os.PathLike):
         what = (
             "a golden's text"

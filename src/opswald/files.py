@@ -237,6 +237,15 @@ def _caps(max_bytes: int | None, max_depth: int | None) -> tuple[int, int]:
     )
 
 
+def is_golden_text(value: object) -> bool:
+    """A str that holds a golden's text, not a path: a newline, or a mapping written out
+    (`{...}`: a golden is one). A file name may start with `[` or `{` and still be one."""
+    if not isinstance(value, str):
+        return False
+    stripped = value.strip()
+    return "\n" in value or (stripped.startswith("{") and stripped.endswith("}"))
+
+
 def load(
     path: StrPath,
     *,

@@ -393,6 +393,11 @@ class Replay:
         conflict = mode_problem(mode, fork_at)
         if conflict is not None:
             raise ValueError(conflict)
+        if files.is_golden_text(golden):
+            raise TypeError(
+                "Replay takes a golden's path or a Session, not a golden's text: "
+                "Session.model_validate(yaml.safe_load(text)) makes a Session of it"
+            )
         if not isinstance(golden, Session | str | os.PathLike):
             hint = (
                 ": Session.model_validate(data) makes a Session of it"
