@@ -931,6 +931,29 @@ def test_an_empty_tagged_scalar_is_a_load_error_with_its_line(tag: str) -> None:
 @pytest.mark.parametrize(
     ("written", "says"),
     [
+        ("model: 42", "model must be text, a model name; got int 42 (quote it: model='42')"),
+        ("temperature: warm", "temperature must be a number; got str 'warm'"),
+        ("tool_params: [1, 2]", "tool_params must be a mapping of the tool's arguments"),
+    ],
+)
+def test_a_modification_of_the_wrong_kind_in_the_golden_is_a_load_error(
+    tmp_path: Path, written: str, says: str
+) -> None:
+    """The golden's own `modifications: {model: 42}` loaded (validate said ok) and every
+    replay failed at its first call ('model: sim-small → 42'), where --opswald-modify
+    model=42 is refused up front; it is an error at its line, as the option's words say."""
+    path = tmp_path / "m.golden.yaml"
+    path.write_text(f"name: m\ninput: {{}}\nsteps: []\noutput: 1\nmodifications:\n  {written}\n")
+    err = load_error(path)
+    assert f"{path}:5: modifications: {says}" in str(err), str(err)
+    assert "(got a mapping)" not in str(err)
+    path.write_text("name: m\ninput: {}\nsteps: []\noutput: 1\nmodifications: {model: '42'}\n")
+    assert files.load(path).modifications == {"model": "42"}
+
+
+@pytest.mark.parametrize(
+    ("written", "says"),
+    [
         (
             "budgets:",
             "expect.budgets: must be a mapping, with any of: cost, input_tokens, output_tokens, "

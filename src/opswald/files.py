@@ -46,6 +46,7 @@ from opswald.jsonable import to_jsonable
 from opswald.paths import render
 from opswald.redact import DEFAULT_REDACTOR, SURROGATE, Redactor, mend_surrogates, redact_data
 from opswald.session import (
+    MODIFICATION,
     SCHEMA_URL,
     STEP_NUMBERING,
     STREAM_CHUNKS,
@@ -1175,7 +1176,7 @@ def _explain(errors: list[ErrorDetails], owner: Any) -> str:
     if kind == "model_type" and first["loc"]:  # pydantic's message names our model class
         return _takes(_child_type(owner, first["loc"][-1])) + _got(first["input"])
     messages = [error["msg"].removeprefix("Value error, ") for error in errors]
-    shows_input = first["loc"] and kind != STEP_NUMBERING  # the message names its value
+    shows_input = first["loc"] and kind not in (STEP_NUMBERING, MODIFICATION)  # named in it
     return _merged(messages) + (_got(first["input"]) if shows_input else "")
 
 

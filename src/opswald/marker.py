@@ -58,7 +58,7 @@ def marker_problem(marker: pytest.Mark) -> str | None:
                 f"@pytest.mark.golden: {name}= must be a dict of the {what}, got "
                 f"{type(value).__name__} {_shown(value)}"
             )
-    from opswald.engine.context import modification_problem
+    from opswald.session import modification_problem
 
     for key, value in (marker.kwargs.get("modify") or {}).items():
         problem = modification_problem(str(key), value)

@@ -661,7 +661,7 @@ def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
             value = raw
         if isinstance(value, dict | list) and not raw.lstrip().startswith(("{", "[")):
             value = raw  # `response=Note: it rains` is text, not a mapping
-        from opswald.engine.context import modification_problem
+        from opswald.session import modification_problem
 
         wrong = modification_problem(key.strip(), value)
         if wrong is not None:

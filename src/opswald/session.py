@@ -511,6 +511,35 @@ Tag = Annotated[
 """A tag is also a pytest marker: letters, digits, `_`, `-`, `.`; not starting with `_`."""
 
 
+def modification_problem(key: str, value: Any) -> str | None:
+    """What is wrong with a modification's value, in words (`model must be text, a model
+    name; got int 42`), or None. Only the keys whose type opswald relies on are checked;
+    other keys are the adapter's to read. Checked for every source: the golden's
+    `modifications:`, a variant, the marker, --opswald-modify, the Python API."""
+    kind = type(value).__name__
+    if key in ("model", "selected_tool") and not (isinstance(value, str) and value.strip()):
+        what = "a model name" if key == "model" else "a tool name"
+        if isinstance(value, str):
+            return f"{key} must be {what}; got an empty text"
+        # a number read from YAML (model=42) was meant as text; a mapping or null was not
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        quote = f" (quote it: {key}='{value}')" if number else ""
+        return f"{key} must be text, {what}; got {kind} {value!r}{quote}"
+    if key in ("temperature", "top_p") and (
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
+        return f"{key} must be a number; got {kind} {value!r}"
+    if key in ("max_tokens", "seed") and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"{key} must be a whole number; got {kind} {value!r}"
+    if key == "tool_params" and not isinstance(value, dict):
+        return f"tool_params must be a mapping of the tool's arguments; got {kind} {value!r}"
+    return None
+
+
+MODIFICATION = "modification"
+"""The validation error type of a golden's modification of the wrong kind (`model: 42`)."""
+
+
 STEP_NUMBERING = "step_numbering"
 """The validation error type of a step whose `step:` is not its position."""
 
@@ -542,6 +571,17 @@ class Session(_Model):
         if isinstance(version, bool | float):
             raise PydanticCustomError("literal_error", "Input should be 1")
         return version
+
+    @field_validator("modifications")
+    @classmethod
+    def _modifications_checked(cls, modifications: dict[str, Any]) -> dict[str, Any]:
+        # the engine relies on these keys' types (a model name, a number): a wrong one is
+        # an error here, at its line, not a failure of every replay at its first call
+        for key, value in modifications.items():
+            problem = modification_problem(key, value)
+            if problem is not None:
+                raise PydanticCustomError(MODIFICATION, "{problem}", {"problem": problem})
+        return modifications
 
     @field_validator("steps")
     @classmethod

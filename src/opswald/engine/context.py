@@ -121,27 +121,6 @@ _MODIFIED_STEP_TYPE = {  # each step modification, and the type of step it chang
 STEP_MODIFICATIONS = tuple(_MODIFIED_STEP_TYPE)
 
 
-def modification_problem(key: str, value: Any) -> str | None:
-    """What is wrong with a modification's value, in words (`model must be text, a model
-    name; got int 42`), or None. Only the keys whose type opswald relies on are checked;
-    other keys are the adapter's to read."""
-    kind = type(value).__name__
-    if key in ("model", "selected_tool") and not (isinstance(value, str) and value.strip()):
-        what = "a model name" if key == "model" else "a tool name"
-        if isinstance(value, str):
-            return f"{key} must be {what}; got an empty text"
-        return f"{key} must be text, {what}; got {kind} {value!r} (quote it: {key}='{value}')"
-    if key in ("temperature", "top_p") and (
-        isinstance(value, bool) or not isinstance(value, int | float)
-    ):
-        return f"{key} must be a number; got {kind} {value!r}"
-    if key in ("max_tokens", "seed") and (isinstance(value, bool) or not isinstance(value, int)):
-        return f"{key} must be a whole number; got {kind} {value!r}"
-    if key == "tool_params" and not isinstance(value, dict):
-        return f"tool_params must be a mapping of the tool's arguments; got {kind} {value!r}"
-    return None
-
-
 def _a(step_type: str) -> str:
     """A step type with its article: `an llm_call`, `a tool_call`."""
     return f"{'an' if step_type[:1] in 'aeiol' else 'a'} {step_type}"

@@ -792,7 +792,7 @@ def _checked_modifications(modifications: Any) -> dict[str, Any]:
     names to values or a value is of the wrong kind (`model=42`)."""
     from collections.abc import Mapping
 
-    from opswald.engine.context import modification_problem
+    from opswald.session import modification_problem
 
     if modifications is None:
         return {}
