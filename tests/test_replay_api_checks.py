@@ -326,3 +326,9 @@ def test_a_batch_of_no_goldens_reads_as_the_json_report_reads_a_run_of_none() ->
     batch = opswald.batch_replay([], adapter=lambda _: None)
     assert batch.results == {} and batch.failed == []
     assert batch.success_rate == 1.0  # the JSON report's success_rate for 0 goldens
+    # modifications are checked before any golden, as Replay checks them: a batch that
+    # happens to be empty (a glob that matched nothing) does not hide a wrong one
+    with pytest.raises(TypeError, match="modifications must be a mapping"):
+        opswald.batch_replay([], adapter=lambda _: None, modifications=["a"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="modifications: model must be text"):
+        opswald.batch_replay([], adapter=lambda _: None, modifications={"model": 4})

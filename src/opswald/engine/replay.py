@@ -722,7 +722,8 @@ def batch_replay(
 
     if isinstance(goldens, str | Path | Session):  # one golden, not its characters
         goldens = [goldens]
-    given = [key for key in STEP_MODIFICATIONS if key in (modifications or {})]
+    modifications = _checked_modifications(modifications)
+    given = [key for key in STEP_MODIFICATIONS if key in modifications]
     if given:
         raise ValueError(
             f"batch_replay: modifications {changes_one_step(given)}, and a batch takes no "
