@@ -1,4 +1,5 @@
-"""What collection needs of each golden (its item name and tags), remembered between runs.
+"""What collection needs of each golden (its item name, tags and fixtures), remembered
+between runs.
 
 Collecting a golden means reading, parsing and validating it: a malformed golden is one
 collection error naming the file. A golden that was valid when last collected and has not
@@ -15,8 +16,9 @@ each golden's path under the rootdir, is written
 atomically by every process that collected (xdist workers hold the same entries), and is
 keyed by the opswald version and the loading limits; `pytest --cache-clear` or
 `-p no:cacheprovider` turns it off for a run. An entry whose golden, loaded to run, has
-another name or other tags than remembered is dropped, so the next run collects that file
-afresh; entries of goldens that no longer exist are dropped whenever the index is written.
+another name, other tags or other fixtures than remembered is dropped, so the next run
+collects that file afresh; entries of goldens that no longer exist are dropped whenever the
+index is written.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from opswald.files import atomic_write_text
 
 _KEY = pytest.StashKey["CollectIndex"]()
 _FILE = "collected.json"
-_FORMAT = 3  # keys: paths under the rootdir; rows: [mtime_ns, size, name, tags, digest]
+_FORMAT = 4  # keys: paths under the rootdir; rows: [mtime_ns, size, name, tags, digest,
+# fixtures]
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Entry:
 
     name: str
     tags: tuple[str, ...]
+    fixtures: tuple[str, ...] = ()  # the golden's `fixtures:`
 
 
 def digest_of(content: bytes) -> str:
@@ -57,8 +61,8 @@ def digest(golden: Path) -> str:
 
 @dataclass
 class CollectIndex:
-    """Per golden path: (mtime_ns, size) when it was collected valid, its name, tags and
-    content digest."""
+    """Per golden path: (mtime_ns, size) when it was collected valid, its name, tags,
+    content digest and fixtures."""
 
     path: Path | None  # the index file, None when pytest's cache is off
     fingerprint: str
@@ -87,7 +91,7 @@ class CollectIndex:
                 return None
             row[0] = stat.st_mtime_ns  # a stale time can only cost a read, never a miss
             self.dirty = True
-        return Entry(name=row[2], tags=tuple(row[3]))
+        return Entry(name=row[2], tags=tuple(row[3]), fixtures=tuple(row[5]))
 
     @property
     def on(self) -> bool:
@@ -97,7 +101,14 @@ class CollectIndex:
     def remember(self, golden: Path, stat: os.stat_result, entry: Entry, content: str) -> None:
         """Remember a golden collected valid; `content` is the digest of the bytes that
         were parsed (a change after that read can only cost a read)."""
-        row = [stat.st_mtime_ns, stat.st_size, entry.name, list(entry.tags), content]
+        row = [
+            stat.st_mtime_ns,
+            stat.st_size,
+            entry.name,
+            list(entry.tags),
+            content,
+            list(entry.fixtures),
+        ]
         key = self.key(golden)
         if self.entries.get(key) != row:
             self.entries[key] = row
@@ -154,12 +165,13 @@ def _read(config: pytest.Config) -> CollectIndex:
                 k: v
                 for k, v in goldens.items()
                 if isinstance(v, list)
-                and len(v) == 5
+                and len(v) == 6
                 and isinstance(v[0], int)
                 and isinstance(v[1], int)
                 and isinstance(v[2], str)
                 and isinstance(v[3], list)
                 and isinstance(v[4], str)
+                and isinstance(v[5], list)
             }
     return index
 

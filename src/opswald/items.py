@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -696,11 +698,24 @@ def item_name(golden: Session, path: Path) -> str:
     return _BAD_ID.sub("_", name).strip() or "golden"
 
 
-class GoldenFile(pytest.File):
-    """A `*.golden.yaml|yml|json` file: one golden, one item."""
+def _entry_of(golden: Session, path: Path) -> Entry:
+    from opswald.collectcache import Entry
+
+    return Entry(
+        name=item_name(golden, path), tags=tuple(golden.tags), fixtures=tuple(golden.fixtures)
+    )
+
+
+class GoldenFile(pytest.Module):
+    """A `*.golden.yaml|yml|json` file: one golden, one item.
+
+    A pytest.Module, as pytest's own doctest text files are, for fixtures only: a
+    module-scoped fixture is set up once per golden file. It has no Python object."""
+
+    obj = None  # not a Python module: nothing is imported, and `item.module` is None
 
     def collect(self) -> Iterable[pytest.Item]:
-        from opswald.collectcache import Entry, digest_of, index_of
+        from opswald.collectcache import digest_of, index_of
         from opswald.plugin import settings_of
 
         index = index_of(self.config)
@@ -719,7 +734,7 @@ class GoldenFile(pytest.File):
                 golden, compact = files.load_compact(
                     self.path, max_bytes=caps.max_bytes, max_depth=caps.max_depth, seen=seen
                 )
-            entry = Entry(name=item_name(golden, self.path), tags=tuple(golden.tags))
+            entry = _entry_of(golden, self.path)
             now = self.path.stat()
             unchanged = (now.st_mtime_ns, now.st_size) == (stat.st_mtime_ns, stat.st_size)
             if read and unchanged:  # not written to while it was read
@@ -737,6 +752,7 @@ class GoldenFile(pytest.File):
             if variants
             else [GoldenItem.from_parent(self, name=name, compact=compact, entry=entry)]
         )
+        _check_fixtures(self.path, entry.fixtures, items[0])
         for tag in entry.tags:
             # as a mark of the item only: registering it (pytest.mark.<tag>) would let
             # ordinary tests use it under --strict-markers once a golden was collected
@@ -769,22 +785,55 @@ def _check_plugin_markers(path: Path, tags: Iterable[str], config: pytest.Config
     if not clash:
         return
     tag = clash[0]
-    line = next(
-        (
-            number
-            for number, text in enumerate(path.read_text(errors="replace").splitlines(), 1)
-            if re.match(r"""\s*["']?tags["']?\s*:""", text)
-        ),
-        None,
-    )
     raise files.GoldenLoadError(
         f"tag {tag!r} is the marker of an installed pytest plugin "
         f"(@pytest.mark.{registered[tag]}) and would change how the golden runs; "
         "choose another name",
         path=path,
-        line=line,
+        line=_line_of_key(path, "tags"),
         field="tags",
     )
+
+
+def _line_of_key(path: Path, key: str) -> int | None:
+    """The line of the golden's top-level `key:` (YAML or JSON), if it can be found."""
+    pattern = re.compile(rf"""\s*["']?{key}["']?\s*:""")
+    lines = path.read_text(errors="replace").splitlines()
+    return next((n for n, text in enumerate(lines, 1) if pattern.match(text)), None)
+
+
+def _check_fixtures(path: Path, names: Iterable[str], item: GoldenItem) -> None:
+    """A golden's `fixtures:` naming a fixture that is not visible at the golden (misspelt,
+    or defined in a conftest.py of another folder): a collection error at its `fixtures:`
+    line, as a tag that cannot be one is, rather than pytest's "fixture not found" at
+    setup, which would point at opswald's code, not at the golden."""
+    # pytest found the definitions of the names it could (the item's fixture closure)
+    found = item._fixtureinfo.name2fixturedefs
+    missing = [name for name in names if name not in found and name != "request"]
+    if not missing:
+        return
+    name = missing[0]
+    close = difflib.get_close_matches(name, _visible_fixtures(item), n=5, cutoff=0.6)
+    candidates = "".join(f"\n- {candidate}" for candidate in close)
+    raise files.GoldenLoadError(
+        f"no fixture named {name!r} is visible to this golden (fixtures come from a "
+        "conftest.py in the golden's folder or above, or from a plugin)"
+        + (f"; did you mean:{candidates}" if close else "")
+        + "\nfix: correct the name, or define the fixture in a conftest.py in the golden's "
+        "folder or above",
+        path=path,
+        line=_line_of_key(path, "fixtures"),
+        field="fixtures",
+    )
+
+
+def _visible_fixtures(item: pytest.Item) -> list[str]:
+    """The names of the fixtures a test at `item` can use (for the suggestions)."""
+    manager = getattr(item.session, "_fixturemanager", None)
+    names = getattr(manager, "_arg2fixturedefs", None)
+    if manager is None or not isinstance(names, dict):  # a pytest that keeps them elsewhere
+        return []
+    return sorted(name for name in names if manager.getfixturedefs(name, item))
 
 
 def _failure_repr(path: Path, error: GoldenError) -> TerminalRepr:
@@ -853,8 +902,43 @@ def _line_of_step(path: Path, step: int | None) -> int:
     return found.string.count("\n", 0, found.start()) + 1 if found else 1
 
 
-class GoldenItem(pytest.Item):
-    """Replays one golden through the agent."""
+def _stand_in(fixtures: Iterable[str]) -> Callable[[], None]:
+    """The test function a golden item is to pytest's fixture system: it takes no
+    arguments, and the golden's `fixtures:` are its `usefixtures` mark (one function per
+    item: the mark is the item's own)."""
+
+    def golden() -> None:
+        """A golden, replayed through its agent (GoldenItem.runtest)."""
+
+    names = tuple(fixtures)
+    return pytest.mark.usefixtures(*names)(golden) if names else golden
+
+
+def _not_found(exc: pytest.FixtureLookupError, item: GoldenItem) -> str:
+    """pytest's "fixture 'x' not found" for a golden: the fixtures that asked for it, but
+    not the stand-in function (opswald's code) as the test that did, which pytest shows
+    first; a name the golden itself asks for (the ini option `usefixtures`) is said so."""
+    shown = exc.formatrepr()
+    asked = list(shown.tblines)
+    if asked and asked[0].startswith(f"file {Path(__file__)}, "):
+        asked = asked[2:]  # "file ..., line N" and the stand-in's `def` line
+    head, *rest = (line.strip() for line in shown.errorstring.split("\n"))
+    if asked:
+        where = f"{os.fspath(shown.filename)}:{shown.firstlineno + 1}"
+    elif exc.argname in item.config.getini("usefixtures"):
+        where = "the ini option `usefixtures` names it (it applies to every test, goldens too)"
+    else:
+        where = f"asked for by {item.nodeid}"
+    return "\n".join([head, *asked, *rest, where])
+
+
+class GoldenItem(pytest.Function):
+    """Replays one golden through the agent.
+
+    A pytest.Function whose function stands in for the golden, so that it takes part in
+    pytest's fixture system as any test does: the autouse fixtures of the conftest.py
+    files above it and of plugins, the `usefixtures` ini option, and the golden's own
+    `fixtures:`, set up (in the test process, before a timeout's fork) in its setup."""
 
     def __init__(
         self,
@@ -864,7 +948,7 @@ class GoldenItem(pytest.Item):
         entry: Entry | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(callobj=_stand_in(entry.fixtures if entry else ()), **kwargs)
         # what collection read (files.load_compact), or None: taken from the collection
         # index (or --collect-only), the golden is read from its file when it runs
         self._compact = compact
@@ -881,7 +965,7 @@ class GoldenItem(pytest.Item):
         return self._golden
 
     def _load(self) -> Session:
-        from opswald.collectcache import Entry, index_of
+        from opswald.collectcache import index_of
         from opswald.plugin import settings_of
 
         index = index_of(self.config)
@@ -891,9 +975,19 @@ class GoldenItem(pytest.Item):
         except files.GoldenLoadError as exc:  # changed since collection
             index.forget(self.path)
             raise GoldenError(f"malformed golden: {exc}") from None
-        if self._entry != Entry(name=item_name(golden, self.path), tags=tuple(golden.tags)):
-            index.forget(self.path)  # renamed or retagged in place: collect it afresh next run
+        if self._entry != _entry_of(golden, self.path):
+            # renamed, retagged or given other fixtures in place: collect it afresh next run
+            index.forget(self.path)
         return golden
+
+    def setup(self) -> None:
+        try:
+            super().setup()
+            return
+        except pytest.FixtureLookupError as exc:
+            text = _not_found(exc, self)
+        # failed outside the except: the error shows this text, not pytest's chain
+        pytest.fail(text, pytrace=False)
 
     def runtest(self) -> None:
         try:
@@ -985,7 +1079,8 @@ class GoldenItem(pytest.Item):
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GoldenError):
             return _failure_repr(self.path, excinfo.value)
-        shown = super().repr_failure(excinfo, style=style or "short")
+        # as a plain item's: pytest.Function's would show the stand-in function's frames
+        shown = pytest.Item.repr_failure(self, excinfo, style=style or "short")
         return _scrubbed_repr(shown, self.config)
 
     def _traceback_filter(self, excinfo: ExceptionInfo[BaseException]) -> Any:

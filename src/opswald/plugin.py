@@ -1041,6 +1041,14 @@ def pytest_runtest_makereport(
         # the JSON report's gate agrees with pytest's exit status
         report.opswald_status = "failed"  # type: ignore[attr-defined]
         _report_unjudged(item, call, report)
+    elif call.when == "setup" and report.failed and item.__class__.__name__ == "GoldenItem":
+        # a fixture (or a conftest's setup hook) failed: pytest reports an error and the
+        # agent never ran; a failed row, so that the JSON report's gate agrees with
+        # pytest's exit status
+        error = call.excinfo.value if call.excinfo is not None else None
+        said = error.msg if isinstance(error, pytest.fail.Exception) else None
+        report.opswald_status = "failed"  # type: ignore[attr-defined]
+        _report_unjudged(item, call, report, prefix="error at setup: ", text=said)
     elif call.when == "call":
         outcome = item.stash.get(OUTCOME_KEY, None)
         if outcome is None and _MARKER_RESULT in item.stash:
@@ -1172,22 +1180,30 @@ def _add_collect_junit_properties(
 
 
 def _report_unjudged(
-    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+    item: pytest.Item,
+    call: pytest.CallInfo[None],
+    report: pytest.TestReport,
+    prefix: str = "",
+    text: str | None = None,
 ) -> None:
     """The record (JSON report, summary, JUnit) and the viewer entry of a golden that failed
     without a judged run: not recorded yet, no adapter, a fork it cannot make, a timeout, a
-    process that died. Built here, in the process that ran it, from the failure itself: the
+    process that died, a fixture that failed (`prefix` heads its text, `text` replaces the
+    exception's own). Built here, in the process that ran it, from the failure itself: the
     controller of an xdist run only sees the report's text, headed by the worker's name."""
     from opswald.items import GoldenError
     from opswald.report.summary import failure_record, name_without_variant
 
     error = call.excinfo.value if call.excinfo is not None else None
-    if isinstance(error, GoldenError):
-        text, stopped = error.text, error.stopped
-    elif call.excinfo is not None:
-        text, stopped = call.excinfo.exconly(), None
-    else:
-        text, stopped = report.longreprtext, None
+    stopped = None
+    if text is None:
+        if isinstance(error, GoldenError):
+            text, stopped = error.text, error.stopped
+        elif call.excinfo is not None:
+            text = call.excinfo.exconly()
+        else:
+            text = report.longreprtext
+    text = prefix + text
     variant = variant_of(item)
     name = name_without_variant(item.name, variant[0]) if variant else item.name
     record = failure_record(

@@ -540,6 +540,23 @@ MODIFICATION = "modification"
 """The validation error type of a golden's modification of the wrong kind (`model: 42`)."""
 
 
+def _check_fixture(name: str) -> str:
+    if not name.isidentifier():
+        raise ValueError(
+            f"fixture name {name!r} is not a name a pytest fixture can have: use letters, "
+            "digits and '_', not starting with a digit"
+        )
+    return name
+
+
+FixtureName = Annotated[
+    str,
+    AfterValidator(_check_fixture),
+    WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}),
+]
+"""A pytest fixture the golden uses, as `@pytest.mark.usefixtures` names it."""
+
+
 STEP_NUMBERING = "step_numbering"
 """The validation error type of a step whose `step:` is not its position."""
 
@@ -553,6 +570,7 @@ class Session(_Model):
     tags: list[Tag] = Field(default_factory=list)
     session_id: str | None = None
     agent: str | None = None
+    fixtures: list[FixtureName] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     input: Any = None
     steps: list[Step] | None = None

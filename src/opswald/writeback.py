@@ -23,6 +23,7 @@ KEPT = (
     "tags",
     "session_id",
     "agent",
+    "fixtures",
     "input",
     "expect",
     "modifications",
