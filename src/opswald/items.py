@@ -902,6 +902,11 @@ def _line_of_step(path: Path, step: int | None) -> int:
     return found.string.count("\n", 0, found.start()) + 1 if found else 1
 
 
+# per run, for the goldens of a folder with the same `fixtures:` (the folder's node id and
+# the names): their stand-in function and what pytest worked out of it (a FuncFixtureInfo)
+_SHARED = pytest.StashKey[dict[tuple[str, tuple[str, ...]], tuple[Callable[[], None], Any]]]()
+
+
 def _stand_in(fixtures: Iterable[str]) -> Callable[[], None]:
     """The test function a golden item is to pytest's fixture system: it takes no
     arguments, and the golden's `fixtures:` are its `usefixtures` mark (one function per
@@ -948,7 +953,19 @@ class GoldenItem(pytest.Function):
         entry: Entry | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(callobj=_stand_in(entry.fixtures if entry else ()), **kwargs)
+        fixtures = entry.fixtures if entry else ()
+        # What fixtures a golden gets depends on its folder (the conftests above it) and its
+        # `fixtures:` alone: worked out once, with one stand-in function, for the goldens
+        # that share both, as pytest does for the items of one parametrized test (per
+        # golden, they cost a cold collection of 5k goldens a sixth more time)
+        parent: pytest.Collector = kwargs["parent"]
+        key = (parent.parent.nodeid if parent.parent else "", fixtures)
+        shared = parent.config.stash.setdefault(_SHARED, {})
+        if any(mark.name == "usefixtures" for mark in parent.own_markers):
+            shared = {}  # a plugin marked this file: worked out for its goldens alone
+        function, info = shared.get(key, (None, None))
+        super().__init__(callobj=function or _stand_in(fixtures), fixtureinfo=info, **kwargs)
+        shared.setdefault(key, (self.obj, self._fixtureinfo))
         # what collection read (files.load_compact), or None: taken from the collection
         # index (or --collect-only), the golden is read from its file when it runs
         self._compact = compact
