@@ -241,6 +241,39 @@ def database():
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_fixture_failing_at_teardown_fails_the_golden_s_row(
+    fixtures_project: pytest.Pytester, workers: list[str]
+) -> None:
+    project = fixtures_project
+    golden(project, "alice", "Alice")
+    golden(project, "bob", "Bob")
+    conftest(
+        project,
+        AUTOUSE
+        + """
+@pytest.fixture(autouse=True)
+def cleanup(request):
+    yield
+    if request.node.name == "alice":
+        raise RuntimeError("the temp dir could not be removed")
+""",
+    )
+    result = project.runpytest("--opswald-goldens", "--opswald-json", "report.json", *workers)
+    # pytest: alice passed and then errored at teardown, bob passed
+    result.assert_outcomes(passed=2, errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    report = json.loads((project.path / "report.json").read_text())
+    rows = {row["golden"]: row for row in report["goldens"]}
+    # the report's gate agrees with pytest's exit status: alice's row is failed
+    assert (rows["alice"]["status"], rows["bob"]["status"]) == ("failed", "passed")
+    assert rows["alice"]["error"] == (
+        "error at teardown: RuntimeError: the temp dir could not be removed"
+    )
+    assert (report["passed"], report["failed"]) == (1, 1)
+    result.stdout.fnmatch_lines(["goldens: 1 passed, 1 failed*"])  # opswald's summary
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_the_usefixtures_ini_option_applies_to_goldens(
     fixtures_project: pytest.Pytester, workers: list[str]
 ) -> None:

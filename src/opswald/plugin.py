@@ -977,6 +977,7 @@ def _save_collect_index(config: pytest.Config) -> None:
 # -- the marker and the fixture ----------------------------------------------------------
 
 _MARKER_RESULT = pytest.StashKey[Any]()
+_PASSING = ("passed", "updated", "recorded")  # a row's statuses that a failure can turn
 
 
 @pytest.fixture
@@ -1049,6 +1050,12 @@ def pytest_runtest_makereport(
         said = error.msg if isinstance(error, pytest.fail.Exception) else None
         report.opswald_status = "failed"  # type: ignore[attr-defined]
         _report_unjudged(item, call, report, prefix="error at setup: ", text=said)
+    elif call.when == "teardown" and report.failed and call.excinfo is not None:
+        if item.__class__.__name__ == "GoldenItem" or item.get_closest_marker("golden"):
+            # a fixture failed after the golden ran: pytest adds an error to its pass, and
+            # the golden's row (made at the call) turns failed where the report is tallied
+            said = settings_of(item.config).redactor.text(call.excinfo.exconly())
+            report.opswald_teardown = f"error at teardown: {said}"  # type: ignore[attr-defined]
     elif call.when == "call":
         outcome = item.stash.get(OUTCOME_KEY, None)
         if outcome is None and _MARKER_RESULT in item.stash:
@@ -1498,6 +1505,10 @@ class SummaryPlugin:
             return
         status = getattr(report, "opswald_status", None)
         when: str = report.when
+        at_teardown = getattr(report, "opswald_teardown", None)
+        if at_teardown is not None and when == "teardown":
+            self._failed_at_teardown(report.nodeid, at_teardown)
+            return
         if status is None and when == "???" and report.failed:  # an xdist worker died
             crashed = _record_of_report(self.config, report, "failed")
             if crashed is not None:
@@ -1518,6 +1529,22 @@ class SummaryPlugin:
             view = getattr(report, "opswald_view", None)
             if view is not None:
                 self.views.append((report.nodeid, status, view, record))
+
+    def _failed_at_teardown(self, nodeid: str, error: str) -> None:
+        """A golden (or marker test) whose fixture failed at teardown after it passed:
+        pytest counts an error, so its row is failed too (the JSON report's gate agrees
+        with pytest's exit status); a row that failed already keeps its own error."""
+        for record in self.records:
+            if record.get("name") != nodeid or record["status"] not in _PASSING:
+                continue
+            self.counts[record["status"]] -= 1
+            self.counts["failed"] = self.counts.get("failed", 0) + 1
+            record.update(status="failed", error=error, suggestion=None, fix=None)
+            self.views = [
+                (name, "failed" if name == nodeid else status, view, row)
+                for name, status, view, row in self.views
+            ]
+            return
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
