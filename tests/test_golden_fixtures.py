@@ -155,7 +155,7 @@ def server():
 
 @pytest.fixture(scope="module", autouse=True)
 def per_file(request):
-    note(f"module setup {request.node.name}")
+    note(f"module setup {request.node.name} module={request.module}")
     yield
     note(f"module teardown {request.node.name}")
 
@@ -183,13 +183,13 @@ def test_session_module_and_function_scopes_set_up_and_tear_down_in_order(
     lines = [line.split(" pid=")[0] for line in log(project)]
     assert lines == [
         "session setup",
-        "module setup alice.golden.yaml",
+        "module setup alice.golden.yaml module=None",  # a golden file imports nothing
         "function setup alice",
         "agent Alice",
         "function teardown alice",
         "finalizer alice",
         "module teardown alice.golden.yaml",
-        "module setup bob.golden.yaml",
+        "module setup bob.golden.yaml module=None",
         "function setup bob",
         "agent Bob",
         "function teardown bob",

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, cast
 
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -45,6 +45,8 @@ from opswald.verdict import Finding, Verdict
 from opswald.writeback import blessed, write, writes_blocked
 
 if TYPE_CHECKING:
+    from _pytest.nodes import Node  # the type pytest's Node.getparent is written with
+
     from opswald.collectcache import Entry
 
 Status = Literal["passed", "failed", "updated", "recorded"]
@@ -706,13 +708,15 @@ def _entry_of(golden: Session, path: Path) -> Entry:
     )
 
 
-class GoldenFile(pytest.Module):
+class GoldenFile(pytest.File):
     """A `*.golden.yaml|yml|json` file: one golden, one item.
 
-    A pytest.Module, as pytest's own doctest text files are, for fixtures only: a
+    Not a pytest.Module (it is no Python module, and plugins that act on every module,
+    looking for snapshots or coverage, have nothing to do with it), yet the "module" of
+    module-scoped fixtures: its item names it as its module (`GoldenItem.getparent`), so a
     module-scoped fixture is set up once per golden file. It has no Python object."""
 
-    obj = None  # not a Python module: nothing is imported, and `item.module` is None
+    obj = None  # nothing is imported: `request.module` and `item.module` are None
 
     def collect(self) -> Iterable[pytest.Item]:
         from opswald.collectcache import digest_of, index_of
@@ -902,6 +906,8 @@ def _line_of_step(path: Path, step: int | None) -> int:
     return found.string.count("\n", 0, found.start()) + 1 if found else 1
 
 
+_Node = TypeVar("_Node", bound="Node")
+
 # per run, for the goldens of a folder with the same `fixtures:` (the folder's node id and
 # the names): their stand-in function and what pytest worked out of it (a FuncFixtureInfo)
 _SHARED = pytest.StashKey[dict[tuple[str, tuple[str, ...]], tuple[Callable[[], None], Any]]]()
@@ -996,6 +1002,13 @@ class GoldenItem(pytest.Function):
             # renamed, retagged or given other fixtures in place: collect it afresh next run
             index.forget(self.path)
         return golden
+
+    def getparent(self, cls: type[_Node]) -> _Node | None:
+        # pytest finds the node of a module-scoped fixture (and `request.module`) as the
+        # item's parent of type pytest.Module: for a golden, its golden file
+        if cls is pytest.Module:
+            return cast("_Node", self.parent)
+        return super().getparent(cls)
 
     def setup(self) -> None:
         try:
