@@ -435,6 +435,35 @@ def test_a_watched_state_path_that_names_nothing_is_said(
     )
 
 
+def test_paths_copied_from_a_failure_ignore_and_a_misspelt_tool_rule_is_said(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failure names `input.passenger` and `output.who`; written so in `expect:` they
+    ignore those fields. A per-tool rule for a tool no call has (`boook`) can never apply:
+    the summary says so, naming the close tool."""
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", "args")  # book(passenger="Bob")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*step 5 › input.passenger: 'Alice' → 'Bob'*"])
+    path = project.path / GOLDEN
+    path.write_text(
+        path.read_text()
+        + "expect:\n"
+        + "  tool_calls:\n"
+        + "    ignore_args: [input.passenger]\n"
+        + "    tools: {boook: {args: ignore}}\n"
+    )
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "note: *expect.tool_calls.tools has a rule for boook, which no tool call of the "
+            "golden or the run has: it never applies (did you mean book?)*"
+        ]
+    )
+
+
 def test_an_update_keeps_hand_written_expectation_shorthands(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

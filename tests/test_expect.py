@@ -20,7 +20,7 @@ from opswald.expect import (
     max_matching,
     resolve_args_rule,
 )
-from opswald.paths import parse
+from opswald.paths import parse, render
 from opswald.session import (
     BudgetsExpect,
     OutputExpect,
@@ -50,6 +50,25 @@ def test_exact_output_passes_and_fails_with_field_differences() -> None:
     )
     assert "add it to expect.output.ignore_paths" in finding.suggestion
     assert "answer" in finding.suggestion
+
+
+def test_ignore_paths_take_a_path_as_the_failure_shows_it() -> None:
+    """The failure names `output.refund.amount`; copied into ignore_paths it ignores that
+    field, as the bare `refund.amount` does."""
+    golden = {"refund": {"amount": 10, "id": "r1"}}
+    actual = {"refund": {"amount": 12, "id": "r1"}}
+    finding = compare_output(golden, actual, out("exact"))
+    assert finding is not None
+    assert [render(d.path) for d in finding.differences] == ["output.refund.amount"]
+    for written in ("output.refund.amount", "refund.amount", "output.refund.*"):
+        assert compare_output(golden, actual, out("exact", ignore_paths=[written])) is None
+    # a key named `output` in the output is still reached by its full path
+    assert (
+        compare_output(
+            {"output": {"x": 1}}, {"output": {"x": 2}}, out("exact", ignore_paths=["output.x"])
+        )
+        is None
+    )
 
 
 def test_exact_output_honours_ignore_paths() -> None:
@@ -259,6 +278,21 @@ def test_subset_args() -> None:
 def test_ignore_args() -> None:
     assert args_match({"a": 1}, {"b": 2}, mode="ignore", ignore=[])
     assert args_differences({"a": 1}, {"b": 2}, mode="ignore", ignore=[]) == []
+
+
+def test_ignore_args_take_a_path_as_the_failure_shows_it() -> None:
+    """The failure names the argument `input.amount`; copied into ignore_args it ignores
+    that argument, as the bare `amount` does (globally and per tool)."""
+    recorded, sent = {"amount": 10, "order": "A1"}, {"amount": 12, "order": "A1"}
+    for spec in (
+        {"ignore_args": ["input.amount"]},
+        {"tools": {"refund": {"ignore_args": ["input.amount"]}}},
+    ):
+        mode, ignore = resolve_args_rule(ToolCallsExpect.model_validate(spec), "refund")
+        assert args_match(recorded, sent, mode=mode, ignore=ignore)
+    mode, ignore = resolve_args_rule(ToolCallsExpect.model_validate({}), "refund")
+    diffs = args_differences(recorded, sent, mode=mode, ignore=ignore, base=("input",))
+    assert [render(d.path) for d in diffs] == ["input.amount"]
 
 
 def test_resolve_args_rule_applies_per_tool_overrides() -> None:

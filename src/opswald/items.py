@@ -469,6 +469,11 @@ def _execute_with_timeout(
     return run
 
 
+# findings that a passing golden's summary notes: state differences (`state: report`), a
+# watched state path or a per-tool rule that names nothing
+_NOTED = ("state", "tool_order")
+
+
 def _reported(
     path: Path, verdict: Verdict, total: int | None, *, update: bool = False
 ) -> tuple[str, ...]:
@@ -479,7 +484,7 @@ def _reported(
     from opswald.diff import headline, render_difference
 
     notes = []
-    reported = [f for f in verdict.findings if not f.failing and f.kind == "state"]
+    reported = [f for f in verdict.findings if not f.failing and f.kind in _NOTED]
     shown = sum(bool(f.differences) for f in reported)  # not a watched path no snapshot has
     if update and shown:
         notes.append(

@@ -41,6 +41,17 @@ def parse(pattern: str) -> tuple[str | int, ...]:
     return tuple(parts)
 
 
+def as_written(pattern: str, base: str) -> list[Path]:
+    """An ignore path relative to a part of a step (the output, a tool call's arguments),
+    written bare (`refund.amount`) or as a failure shows it, from the step (`output.refund
+    .amount`, `input.amount` under `base`): the parsed pattern, and without `base` when it
+    starts so (both are dropped: a key that is itself named `base` is still reached)."""
+    parsed = parse(pattern)
+    if len(parsed) > 1 and parsed[0] == base:
+        return [parsed, parsed[1:]]
+    return [parsed]
+
+
 def matches(path: Sequence[str | int], pattern: Sequence[str | int]) -> bool:
     """True when `path` matches the parsed glob `pattern` (whole path, or a prefix of it)."""
     return _match(tuple(path), tuple(pattern), prefix_ok=True)

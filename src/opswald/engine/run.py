@@ -32,7 +32,7 @@ from opswald.engine.tape import describe
 from opswald.expect.budgets import check_budgets, figures
 from opswald.expect.output import compare_output
 from opswald.expect.state import compare_states
-from opswald.expect.trajectory import ToolCallRef, judge_order
+from opswald.expect.trajectory import ToolCallRef, judge_order, unknown_tool_rules
 from opswald.intercept.transport import intercepting
 from opswald.jsonable import Formless, formless, lost_keys, to_jsonable
 from opswald.redact import DEFAULT_REDACTOR, Redactor
@@ -516,6 +516,9 @@ def judge(
     )
     if not diverged:
         findings.extend(compare_states(golden, actual, expect.state, run.matched))
+    if expect.tool_calls.tools:
+        refs = _tool_refs(golden), _tool_refs(actual)
+        findings.extend(unknown_tool_rules(*refs, expect.tool_calls))
     return Verdict(findings=tuple(findings))
 
 

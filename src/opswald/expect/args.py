@@ -8,7 +8,7 @@ from typing import Any, Literal
 from opswald.diff import differences, json_equal
 from opswald.expect.subset import is_subset, subset_differences
 from opswald.jsonable import to_jsonable
-from opswald.paths import Path, drop, parse
+from opswald.paths import Path, as_written, drop
 from opswald.redact import placeholders_alike
 from opswald.session import ToolCallsExpect
 from opswald.verdict import DIFFERENCE_LIMIT, Difference
@@ -32,7 +32,7 @@ def resolve_args_rule(spec: ToolCallsExpect, tool: str) -> tuple[ArgsMode, list[
     parsed: list[Path] = []
     for pattern in patterns:
         try:
-            parsed.append(parse(pattern))
+            parsed.extend(as_written(pattern, "input"))
         except ValueError as exc:
             raise ValueError(f"expect.tool_calls ignore_args for {tool}: {exc}") from None
     return mode, parsed

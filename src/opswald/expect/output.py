@@ -9,7 +9,7 @@ from typing import Any
 from opswald.diff import differences, short_repr
 from opswald.expect.subset import subset_differences
 from opswald.jsonable import to_jsonable
-from opswald.paths import Path, drop, parse, render
+from opswald.paths import Path, as_written, drop, render
 from opswald.session import OutputExpect
 from opswald.verdict import DIFFERENCE_LIMIT, MISSING, Difference, Finding
 
@@ -49,7 +49,7 @@ def compare_output(golden: Any, actual: Any, spec: OutputExpect) -> Finding | No
     if spec.match == "ignore":
         return None
     try:
-        ignore = [parse(p) for p in spec.ignore_paths]
+        ignore = [path for p in spec.ignore_paths for path in as_written(p, "output")]
     except ValueError as exc:
         return _finding(
             spec,

@@ -13,7 +13,7 @@ from typing import Any
 
 from opswald.expect.output import as_text
 from opswald.jsonable import to_jsonable
-from opswald.paths import drop, parse
+from opswald.paths import as_written, drop
 from opswald.session import OutputExpect
 from opswald.verdict import Difference, Finding
 
@@ -65,7 +65,7 @@ def compare_tolerant(
     """(a failing finding or None, the verdict to record or None). `ignore_paths` are
     dropped from both sides first, as in every other mode; what an embedder or a judge
     gives back is checked, and a wrong answer is one failing finding, not a traceback."""
-    ignore = [parse(p) for p in spec.ignore_paths]
+    ignore = [path for p in spec.ignore_paths for path in as_written(p, "output")]
     golden, actual = drop(to_jsonable(golden), ignore), drop(to_jsonable(actual), ignore)
     value = None if spec.value is None else drop(to_jsonable(spec.value), ignore)
     expected = golden if value is None else value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -190,6 +191,33 @@ _JUDGES: dict[
 
 
 # --- findings ----------------------------------------------------------------------------
+
+
+def unknown_tool_rules(
+    golden: Sequence[ToolCallRef], actual: Sequence[ToolCallRef], spec: ToolCallsExpect
+) -> list[Finding]:
+    """Notes (not failures) for per-tool rules (`expect.tool_calls.tools`) naming a tool
+    that no call of the golden or the run has: such a rule can never apply (a typo?). Not a
+    load error: a golden may keep the rule of a tool an update took out of it."""
+    called = sorted({ref.tool for ref in (*golden, *actual)})
+    notes = []
+    for tool in spec.tools:
+        if tool in called:
+            continue
+        close = difflib.get_close_matches(tool, called, n=1)
+        notes.append(
+            Finding(
+                kind="tool_order",
+                message=f"expect.tool_calls.tools has a rule for {tool}, which no tool call "
+                "of the golden or the run has: it never applies"
+                + (f" (did you mean {close[0]}?)" if close else ""),
+                name=tool,
+                suggestion="check the tool's name; the tools called are "
+                + (", ".join(called) if called else "none"),
+                failing=False,
+            )
+        )
+    return notes
 
 
 def _headline(spec: ToolCallsExpect) -> str:
