@@ -1010,3 +1010,33 @@ def test_a_wrong_expect_state_says_the_forms_it_takes(
     for form in ("exact", "report", "[a.b]"):
         path.write_text(f"name: s\ninput: {{}}\nsteps: []\noutput: 1\nexpect:\n  state: {form}\n")
         assert files.load(path).expect.state.mode in ("exact", "report", "paths")
+
+
+def test_a_rule_written_as_a_mapping_is_named_as_written(tmp_path: Path) -> None:
+    """`normalize:` written as a mapping is reported at `normalize:` with its pattern, not
+    as `normalize[0].pattern` (the list it is read into), and the message does not quote
+    the value twice."""
+    path = write(
+        tmp_path,
+        "a.golden.yaml",
+        "name: a\ninput: {q: 1}\nsteps: []\nexpect:\n  requests:\n    normalize: {'(': x}\n",
+    )
+    err = load_error(path)
+    assert_at(err, path, 6)
+    assert str(err) == (
+        f"{path}:6: expect.requests.normalize: '(' is not a valid regular expression: "
+        "missing ), unterminated subpattern at position 0"
+    )
+
+
+def test_a_bad_path_in_a_list_is_quoted_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "b.golden.yaml",
+        "name: b\ninput: {q: 1}\nsteps: []\nexpect:\n  output:\n    ignore_paths: [ok, 'a..b']\n",
+    )
+    err = load_error(path)
+    assert str(err) == f"{path}:6: expect.output.ignore_paths: bad path 'a..b' at position 1"
+    # a value the message does not name is still shown
+    path = write(tmp_path, "c.golden.yaml", "name: c\ninput: {q: 1}\nsteps: []\nagent: [1]\n")
+    assert str(load_error(path)).endswith("agent: Input should be a valid string (got a list)")

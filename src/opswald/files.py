@@ -1056,20 +1056,26 @@ def _validate(data: dict[str, Any], text: str, fmt: Format) -> Session:
     try:
         return Session.model_validate(data)
     except ValidationError as exc:
-        raise _schema_error(exc, text, fmt) from None
+        raise _schema_error(exc, text, fmt, data=data) from None
 
 
 def _schema_error(
-    exc: ValidationError, text: str | None, fmt: Format, root: type[BaseModel] = Session
+    exc: ValidationError,
+    text: str | None,
+    fmt: Format,
+    root: type[BaseModel] = Session,
+    data: Any = None,
 ) -> GoldenLoadError:
     """One error for each field with a problem, in the golden's terms, with its line (when
     the golden's `text` is given): the first, holding the others as `more`; `root`: the
-    model that was validated."""
+    model that was validated, `data` what it was given (the places are named as written
+    there)."""
     errors = exc.errors(include_url=False)
     by_field: dict[_Loc, list[ErrorDetails]] = {}
     owners: dict[_Loc, Any] = {}
     for error in errors:
         field, owner = _field_of(error, root)
+        field = _as_written(field, data)
         by_field.setdefault(field, []).append(error)
         owners.setdefault(field, owner)
     events: list[_Event] | None = None
@@ -1125,6 +1131,25 @@ def _field_of(error: ErrorDetails, root: type[BaseModel] = Session) -> tuple[_Lo
     return tuple(parts), owner
 
 
+def _as_written(field: _Loc, data: Any) -> _Loc:
+    """`field` as far as the golden wrote it: a part written as a mapping that opswald
+    reads as a list (`normalize: {pattern: placeholder}`) is named as the mapping
+    (`expect.requests.normalize`), not as the list's `normalize[0].pattern`."""
+    if data is None:
+        return field
+    value = data
+    for n, part in enumerate(field):
+        if isinstance(part, int) and isinstance(value, dict):
+            return field[:n]
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and isinstance(part, int) and -len(value) <= part < len(value):
+            value = value[part]
+        else:
+            break
+    return field
+
+
 def _strip_annotated(tp: Any) -> Any:
     return typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
 
@@ -1177,7 +1202,15 @@ def _explain(errors: list[ErrorDetails], owner: Any) -> str:
         return _takes(_child_type(owner, first["loc"][-1])) + _got(first["input"])
     messages = [error["msg"].removeprefix("Value error, ") for error in errors]
     shows_input = first["loc"] and kind not in (STEP_NUMBERING, MODIFICATION)  # named in it
+    if kind == "value_error" and _quoted(first["input"], messages[0]):
+        shows_input = False  # the check's message names the value already
     return _merged(messages) + (_got(first["input"]) if shows_input else "")
+
+
+def _quoted(value: Any, message: str) -> bool:
+    """Whether a check's message names `value`: a list or mapping it checked names the
+    element at fault (`bad path 'a..b'`), a scalar is quoted in it."""
+    return isinstance(value, list | dict) or repr(value) in message
 
 
 # the parts of a golden that may be written otherwise than as a mapping, and how
