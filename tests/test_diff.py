@@ -603,3 +603,19 @@ def test_plainly_equal_implies_json_equal(golden: Any, actual: Any) -> None:
         assert json_equal(golden, actual)
     if json_equal(golden, actual) and golden == actual:
         assert plainly_equal(golden, actual)
+
+
+def test_null_true_and_false_read_as_the_golden_writes_them() -> None:
+    """A golden holds `true` and `null` (YAML or JSON), and a container beside them shows
+    them so: a lone one is not Python's `True`/`None`."""
+    diffs = differences(
+        {"order": True, "ok": False, "note": None},
+        {"order": "ORD-1", "ok": None, "note": {"ok": None, "sent": True}},
+        base=("output",),
+    )
+    lines = [render_difference(d, "short")[0] for d in diffs]
+    assert lines == [
+        "output.order: true → 'ORD-1'",
+        "output.ok: false → null",
+        'output.note: null → {"ok": null, "sent": true}',
+    ]

@@ -115,7 +115,7 @@ def test_an_agent_error_is_headed_as_python_prints_it(
     result.assert_outcomes(failed=1)
     printed = traceback.format_exception_only(KeyError("Book"))[-1].strip()
     assert printed != "KeyError: Book"
-    result.stdout.fnmatch_lines([f"the agent raised {printed}", f"  error: None → {printed!r}"])
+    result.stdout.fnmatch_lines([f"the agent raised {printed}", f"  error: null → {printed!r}"])
 
 
 def test_a_request_field_the_golden_leaves_out_is_shown_as_added(

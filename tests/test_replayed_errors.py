@@ -247,8 +247,8 @@ def test_a_class_that_is_gone_replays_as_replayed_tool_error(
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "Traceback" not in out
-    result.stdout.fnmatch_lines(["*output.replayed: False → True*"])
-    result.stdout.fnmatch_lines(["*output.code: 402 → None*"])
+    result.stdout.fnmatch_lines(["*output.replayed: false → true*"])
+    result.stdout.fnmatch_lines(["*output.code: 402 → null*"])
     result.stdout.fnmatch_lines(["*output.str: 'payment failed (402)' → 'PaymentError: payment*"])
 
 

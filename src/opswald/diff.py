@@ -437,11 +437,15 @@ def _json_text(value: Any) -> str:
 
 
 def _text(value: Any) -> str:
-    """Strings repr'd with quotes, containers as compact JSON, other scalars repr'd."""
+    """Strings repr'd with quotes, containers as compact JSON, null, true and false as in
+    JSON (and in the golden: as they show inside a container beside them), other scalars
+    repr'd."""
     if value is MISSING:
         return "<missing>"
     if isinstance(value, dict | list | tuple):
         return _json_text(value)
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
     return _safe_repr(value)
 
 

@@ -143,7 +143,7 @@ def _folding_accepts(golden: Any, actual: Any, diffs: list[Difference]) -> bool:
 
 def _kind(value: Any) -> str:
     if value is None:
-        return "None"
+        return "null"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
