@@ -28,7 +28,7 @@ from opswald.session import (
     StateExpect,
     ToolCallsExpect,
 )
-from opswald.verdict import MISSING, Difference
+from opswald.verdict import MISSING, Difference, Finding
 
 # --- output ------------------------------------------------------------------------------
 
@@ -544,6 +544,34 @@ def test_relative_budgets() -> None:
         "budget exceeded: cost $0.0123 > $0.0100 (limit +20% of recorded $0.0083)",
         "budget exceeded: total_tokens 1102 > 1101.1 (limit +10% of recorded 1001)",
         "budget exceeded: llm_calls 2 > 1 (limit -50% of recorded 2)",
+    ]
+
+
+ARABIC_12 = "\u0661\u0662"  # digits of another script, which float() reads as 12
+
+
+@pytest.mark.parametrize(
+    "budget", ["+1e999%", "1e400", "<=1e999", "$1e309", ARABIC_12, "+1\u0660%"]
+)
+def test_a_budget_that_is_no_finite_number_is_refused_at_load(budget: str) -> None:
+    """An infinite limit (a number too big for a float) or digits of another script are no
+    budget: refused where the golden is loaded, not a NaN limit (+inf% of 0) at run time."""
+    with pytest.raises(ValueError, match="budget"):
+        BudgetsExpect(llm_calls=budget)
+
+
+def test_a_huge_relative_budget_is_checked_without_overflow() -> None:
+    """+1e300% of a figure too big for the product leaves no limit; of 0 it is 0."""
+    spec = BudgetsExpect(llm_calls="+1e300%", total_tokens="+1e300%")
+    golden = figs(llm_calls=0, total_tokens=10**300)
+    assert check_budgets(spec, figs(llm_calls=3, total_tokens=10**9), golden) == [
+        Finding(
+            kind="budget",
+            message="budget exceeded: llm_calls 3 > 0 (limit +1e300% of recorded 0)",
+            suggestion="if this is intended, raise expect.budgets.llm_calls; "
+            "--opswald-update never blesses a budget violation",
+            name="llm_calls",
+        )
     ]
 
 

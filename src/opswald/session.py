@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import difflib
+import math
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, get_args
@@ -380,7 +381,8 @@ class StateExpect(_Model):
 STATE_FORMS = "expect.state is report, exact or a list of paths"
 
 
-BUDGET_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"  # 0.05, .5, 1e-6
+# 0.05, .5, 1e-6; ASCII digits (`\d` would take other scripts' digits, which float reads)
+BUDGET_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 BUDGET_ABSOLUTE = re.compile(rf"^(?:<=)?\s*\$?\s*({BUDGET_NUMBER})$")
 BUDGET_RELATIVE = re.compile(rf"^([+-])\s*({BUDGET_NUMBER})\s*%$")
 BUDGET_FORMS = (
@@ -400,7 +402,11 @@ def _check_budget(value: Any) -> Any:
             raise ValueError(
                 f"{value!r} would be a limit below 0: a relative budget is -100% at the least"
             )
-        if BUDGET_ABSOLUTE.match(text) or relative:
+        absolute = BUDGET_ABSOLUTE.match(text)
+        number = absolute.group(1) if absolute else relative.group(2) if relative else None
+        if number is not None:
+            if not math.isfinite(float(number)):  # 1e400: no float holds it, it reads as infinity
+                raise ValueError(f"{value!r} is too big a number for a budget")
             return value
         raise ValueError(f"cannot read {value!r} as a budget: write {BUDGET_FORMS}")
     if not 0 <= value < float("inf"):
