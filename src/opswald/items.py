@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -842,7 +843,10 @@ def _visible_fixtures(item: pytest.Item) -> list[str]:
     names = getattr(manager, "_arg2fixturedefs", None)
     if manager is None or not isinstance(names, dict):  # a pytest that keeps them elsewhere
         return []
-    return sorted(name for name in names if manager.getfixturedefs(name, item))
+    # pytest 8.0 finds them by the node's id, later versions by the node
+    taken = inspect.signature(manager.getfixturedefs).parameters
+    at: Any = item.nodeid if "nodeid" in taken else item
+    return sorted(name for name in names if manager.getfixturedefs(name, at))
 
 
 def _failure_repr(path: Path, error: GoldenError) -> TerminalRepr:
