@@ -324,6 +324,34 @@ def test_a_golden_naming_a_fixture_that_does_not_exist_is_an_error_at_its_line(
     assert report["malformed"] == 1
 
 
+def test_a_parametrized_fixture_is_an_error_naming_the_golden_and_the_fixture(
+    fixtures_project: pytest.Pytester,
+) -> None:
+    """A golden runs once: a fixture with `params=` has no parameter to get there. Said at
+    collection, at the golden's `fixtures:` line when the golden names it, rather than
+    pytest's "The requested fixture has no parameter defined" pointing into pytest."""
+    project = fixtures_project
+    golden(project, "alice", "Alice", "fixtures: [flavoured]\n")
+    golden(project, "bob", "Bob", "fixtures: [greeting]\n")
+    conftest(
+        project,
+        """
+@pytest.fixture(params=["a", "b"])
+def flavoured(request, greeting):
+    pass
+""",
+    )
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*malformed golden: *goldens/alice.golden.yaml:5: fixtures: fixture 'flavoured' "
+            "(conftest.py:*) is parametrized: a golden runs once, with no parameter to give it*"
+        ]
+    )
+    assert "has no parameter defined" not in result.stdout.str()
+
+
 def test_fixtures_must_be_a_list_of_names(fixtures_project: pytest.Pytester) -> None:
     project = fixtures_project
     golden(project, "alice", "Alice", "fixtures: greeting\n")

@@ -819,8 +819,10 @@ def _check_fixtures(path: Path, names: Iterable[str], item: GoldenItem) -> None:
     setup, which would point at opswald's code, not at the golden."""
     # pytest found the definitions of the names it could (the item's fixture closure)
     found = item._fixtureinfo.name2fixturedefs
+    names = tuple(names)
     missing = [name for name in names if name not in found and name != "request"]
     if not missing:
+        _check_unparametrized(path, names, item)
         return
     name = missing[0]
     close = difflib.get_close_matches(name, _visible_fixtures(item), n=5, cutoff=0.6)
@@ -835,6 +837,44 @@ def _check_fixtures(path: Path, names: Iterable[str], item: GoldenItem) -> None:
         line=_line_of_key(path, "fixtures"),
         field="fixtures",
     )
+
+
+def _check_unparametrized(path: Path, names: tuple[str, ...], item: GoldenItem) -> None:
+    """A golden runs once, so a fixture with `params=` (named by the golden, autouse, or
+    asked for by another) has no parameter to get: a collection error saying so, not
+    pytest's "The requested fixture has no parameter defined" at setup."""
+    found = item._fixtureinfo.name2fixturedefs
+    for name in item._fixtureinfo.names_closure:
+        defs = found.get(name)
+        if not defs or getattr(defs[-1], "params", None) is None:
+            continue
+        code = getattr(getattr(defs[-1], "func", None), "__code__", None)
+        where = ""
+        if code is not None:
+            source = Path(code.co_filename)
+            if source.is_relative_to(item.config.rootpath):
+                source = source.relative_to(item.config.rootpath)
+            where = f" ({source}:{code.co_firstlineno})"
+        own = name in names
+        raise files.GoldenLoadError(
+            f"fixture {name!r}{where} is parametrized: a golden runs once, with no parameter "
+            "to give it"
+            + (
+                ""
+                if own
+                else " (the golden uses it through an autouse fixture, the ini option "
+                "usefixtures, or a fixture that asks for it)"
+            )
+            + (
+                "\nfix: give the golden a fixture without params"
+                if own
+                else "\nfix: keep the parametrized fixture out of the goldens' way: define "
+                "it in the conftest.py of the tests' own folder, not in one above the goldens"
+            ),
+            path=path,
+            line=_line_of_key(path, "fixtures") if own else None,
+            field="fixtures" if own else None,
+        )
 
 
 def _visible_fixtures(item: pytest.Item) -> list[str]:
