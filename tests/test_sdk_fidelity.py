@@ -393,17 +393,27 @@ def test_an_azure_deployment_is_recorded_and_a_changed_one_diverges(
     assert "step 1 › input.params.azure_deployment: 'gpt4o-mini-prod' → 'gpt4o-prod'" in out
 
 
-def test_a_golden_recorded_without_the_azure_deployment_still_replays(
-    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("by_hand", [True, False], ids=["hand-written", "recorded"])
+def test_a_golden_without_the_azure_deployment(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, by_hand: bool
 ) -> None:
-    """Goldens recorded before the deployment was recorded have none: not compared."""
+    """A hand-written golden that leaves the deployment out is not compared on it; a
+    recorded one had none sent (a plain OpenAI endpoint then), so a deployment now is a
+    change."""
     session, _ = _record(project, monkeypatch, "azure_chat", [{"content": "Sunny."}])
     [step] = llm_steps(session)
     older = step.model_copy(update={"input": step.input.model_copy(update={"params": None})})
     session.steps = [older]
+    if by_hand:
+        session.metadata = {k: v for k, v in session.metadata.items() if k != "recorded_with"}
     dump(session, project.path / GOLDEN)
     assert "azure_deployment" not in (project.path / GOLDEN).read_text()
-    replay(project).assert_outcomes(passed=1)
+    result = replay(project)
+    if by_hand:
+        result.assert_outcomes(passed=1)
+    else:
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["  step 1 › input.params: added"])
 
 
 # -- 2. provider ids and usage details survive a streamed recording ---------------------

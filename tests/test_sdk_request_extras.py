@@ -1,8 +1,8 @@
 """What a request carries outside its body is part of the request: Anthropic `betas=`
 (the `anthropic-beta` header) and the query an agent adds (`extra_query=`). Recorded, an
-unchanged replay passes, a change diverges at that step naming the field, and a golden
-recorded before opswald recorded them still replays. Real SDKs against the fake provider
-on 127.0.0.1, pytest run for real."""
+unchanged replay passes, a change diverges at that step naming the field (also one added
+where the recorded request had none), and a hand-written golden that leaves them out still
+replays. Real SDKs against the fake provider on 127.0.0.1, pytest run for real."""
 
 from __future__ import annotations
 
@@ -66,15 +66,18 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Itera
     yield pytester
 
 
-def _as_if_recorded_before(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str,
-                           key: str) -> None:  # fmt: skip
-    """Record, then take `key` out of the step's params, as a golden recorded before
-    opswald recorded it has none."""
+def _without(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str, key: str,
+             *, by_hand: bool) -> None:  # fmt: skip
+    """Record, then take `key` out of the step's params: as a golden recorded while the
+    agent sent none has it, or (`by_hand`, without `metadata.recorded_with`) as a golden
+    written by hand or imported leaves it out."""
     session = record(project, monkeypatch, GOLDEN, mode, [{"content": "Sunny."}]).got
     [step] = llm_steps(session)
     params = {k: v for k, v in (step.input.params or {}).items() if k != key}
     older = step.model_copy(update={"input": step.input.model_copy(update={"params": params})})
     session.steps = [older]
+    if by_hand:
+        session.metadata = {k: v for k, v in session.metadata.items() if k != "recorded_with"}
     dump(session, project.path / GOLDEN)
     assert key not in (project.path / GOLDEN).read_text()
 
@@ -112,10 +115,19 @@ def test_dropping_the_betas_diverges(
     assert "step 1 › input.params.betas: removed" in result.stdout.str()
 
 
-def test_a_golden_recorded_without_the_betas_still_replays(
+def test_betas_added_where_the_recorded_request_had_none_diverge(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _as_if_recorded_before(project, monkeypatch, "anthropic_betas", "betas")
+    _without(project, monkeypatch, "anthropic_betas", "betas", by_hand=False)
+    result = replay(project)
+    result.assert_outcomes(failed=1)
+    assert "step 1 › input.params.betas: added" in result.stdout.str()
+
+
+def test_a_hand_written_golden_without_the_betas_still_replays(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without(project, monkeypatch, "anthropic_betas", "betas", by_hand=True)
     replay(project).assert_outcomes(passed=1)
 
 
@@ -137,10 +149,21 @@ def test_an_extra_query_is_recorded_and_a_changed_one_diverges(
     assert "step 1 › input.params.query.tenant: 'acme' → 'globex'" in result.stdout.str()
 
 
-def test_a_golden_recorded_without_the_query_still_replays(
+def test_a_query_added_where_the_recorded_request_had_none_diverges(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _as_if_recorded_before(project, monkeypatch, "chat_query", "query")
+    _without(project, monkeypatch, "chat_query", "query", by_hand=False)
+    result = replay(project)
+    result.assert_outcomes(failed=1)  # the step had no params but the query
+    result.stdout.fnmatch_lines(
+        ["  step 1 › input.params: added", '    + {"query": {"tenant": "acme"}}']
+    )
+
+
+def test_a_hand_written_golden_without_the_query_still_replays(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without(project, monkeypatch, "chat_query", "query", by_hand=True)
     replay(project).assert_outcomes(passed=1)
 
 

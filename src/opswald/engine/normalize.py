@@ -117,8 +117,9 @@ def absent_fields(recorded: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
 
 # Params the request carries outside its body: in its URL (the Azure OpenAI deployment,
 # the query: see `opswald.intercept.codecs.base.url_params`) and its headers (Anthropic's
-# betas: `AnthropicMessagesCodec.header_params`). Steps recorded before opswald recorded
-# them do not have them, and are not compared on them.
+# betas: `AnthropicMessagesCodec.header_params`). A golden written by hand or imported from
+# a trace may leave them out, and is not compared on them where it does; a recorded golden
+# wrote each one the request sent, so one added since is a change.
 CARRIED_PARAMS: tuple[str, ...] = ("azure_deployment", "query", "betas")
 
 
