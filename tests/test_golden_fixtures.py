@@ -273,6 +273,38 @@ def cleanup(request):
     result.stdout.fnmatch_lines(["goldens: 1 passed, 1 failed*"])  # opswald's summary
 
 
+def test_an_update_whose_fixture_fails_at_teardown_says_the_golden_was_written(
+    fixtures_project: pytest.Pytester,
+) -> None:
+    project = fixtures_project
+    path = golden(project, "alice", "Alice")
+    path.write_text(path.read_text().replace("'hello, Alice'", "'bye, Alice'"))
+    conftest(
+        project,
+        AUTOUSE
+        + """
+@pytest.fixture(autouse=True)
+def cleanup():
+    yield
+    raise RuntimeError("the temp dir could not be removed")
+""",
+    )
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-json", "report.json"
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    assert "answer: hello, Alice" in path.read_text()  # written
+    result.stdout.fnmatch_lines(
+        [
+            "note: goldens/alice.golden.yaml: updated (the golden was written), then a "
+            "fixture failed at teardown: review it with git diff"
+        ]
+    )
+    [row] = json.loads((project.path / "report.json").read_text())["goldens"]
+    assert (row["status"], row["divergence"]) == ("failed", None)
+    assert row["error"].startswith("error at teardown: RuntimeError")
+
+
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_the_usefixtures_ini_option_applies_to_goldens(
     fixtures_project: pytest.Pytester, workers: list[str]
@@ -352,6 +384,68 @@ def flavoured(request, greeting):
     assert "has no parameter defined" not in result.stdout.str()
 
 
+@pytest.mark.parametrize("route", ["ini", "autouse", "asked"])
+def test_a_parametrized_fixture_the_golden_does_not_name_says_how_it_applies(
+    fixtures_project: pytest.Pytester, route: str
+) -> None:
+    project = fixtures_project
+    golden(project, "alice", "Alice", "fixtures: [uses]\n" if route == "asked" else "")
+    autouse = ", autouse=True" if route == "autouse" else ""
+    conftest(
+        project,
+        f"""
+@pytest.fixture(params=["a", "b"]{autouse})
+def flavoured(request):
+    pass
+
+
+@pytest.fixture
+def uses(flavoured):
+    pass
+""",
+    )
+    if route == "ini":
+        project.makeini("[pytest]\nusefixtures = flavoured\n")
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(errors=1)
+    how, fix = {
+        "ini": (
+            "(the ini option usefixtures names it for every test, goldens too)",
+            "fix: take flavoured out of the ini option usefixtures, or give it no params",
+        ),
+        "autouse": ("(an autouse fixture)", "fix: keep the parametrized fixture out of *"),
+        "asked": (
+            "(a fixture the golden uses asks for it)",
+            "fix: give the golden fixtures that ask for no parametrized fixture",
+        ),
+    }[route]
+    result.stdout.fnmatch_lines(
+        [f"*fixture 'flavoured' (conftest.py:*) is parametrized:*{how}", fix]
+    )
+
+
+def test_golden_replay_and_a_usefixtures_tag_are_errors_that_point_at_fixtures(
+    fixtures_project: pytest.Pytester,
+) -> None:
+    project = fixtures_project
+    golden(project, "alice", "Alice", "fixtures: [golden_replay]\n")
+    golden(project, "bob", "Bob", "tags: [usefixtures]\n")
+    conftest(project, AUTOUSE)
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*alice.golden.yaml:5: fixtures: golden_replay is the fixture of a "
+            "@pytest.mark.golden test*",
+            "fix: take golden_replay out of fixtures:",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["*bob.golden.yaml:5: tags?0?: tag 'usefixtures' is one of pytest's own markers*; "
+         "list the fixtures the golden uses under fixtures:"]
+    )  # fmt: skip
+
+
 def test_fixtures_must_be_a_list_of_names(fixtures_project: pytest.Pytester) -> None:
     project = fixtures_project
     golden(project, "alice", "Alice", "fixtures: greeting\n")
@@ -427,16 +521,25 @@ def test_a_missing_fixture_the_ini_or_a_conftest_asks_for_is_an_error_at_setup(
             "fixture 'greting' not found",
             "available fixtures: *greeting*",
             "the ini option `usefixtures` names it (it applies to every test, goldens too)",
+            "fix: take greting out of the ini option usefixtures, or define it in a conftest.py",
         ]
     )
     assert "items.py" not in result.stdout.str()
-    report = json.loads((project.path / "report.json").read_text())
-    assert report["goldens"][0]["error"] == "error at setup: fixture 'greting' not found"
+    [row] = json.loads((project.path / "report.json").read_text())["goldens"]
+    assert row["error"] == "error at setup: fixture 'greting' not found"
+    assert row["suggestion"] == (
+        "take greting out of the ini option usefixtures, or define it in a conftest.py"
+    )
     project.makeini("[pytest]\n")
     conftest(project, AUTOUSE.replace("_greet(greeting)", "_greet(greting)"))
-    result = project.runpytest("--opswald-goldens")
+    result = project.runpytest("--opswald-goldens", "--opswald-json", "report.json")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         ["fixture 'greting' not found", "file *conftest.py, line *", "  def _greet(greting):"]
+    )
+    # the suggestion is what to do, not the last line of pytest's listing (a file's line)
+    [row] = json.loads((project.path / "report.json").read_text())["goldens"]
+    assert row["suggestion"] == (
+        "define greting in a conftest.py above the golden, or correct the fixture that asks for it"
     )
     assert "items.py" not in result.stdout.str()

@@ -820,6 +820,15 @@ def _check_fixtures(path: Path, names: Iterable[str], item: GoldenItem) -> None:
     # pytest found the definitions of the names it could (the item's fixture closure)
     found = item._fixtureinfo.name2fixturedefs
     names = tuple(names)
+    if "golden_replay" in names:  # the marker tests' fixture: a golden is replayed anyway
+        raise files.GoldenLoadError(
+            "golden_replay is the fixture of a @pytest.mark.golden test (it replays the golden "
+            "the marker names); a golden file is replayed as it is, and takes no such fixture"
+            "\nfix: take golden_replay out of fixtures:",
+            path=path,
+            line=_line_of_key(path, "fixtures"),
+            field="fixtures",
+        )
     missing = [name for name in names if name not in found and name != "request"]
     if not missing:
         _check_unparametrized(path, names, item)
@@ -856,21 +865,23 @@ def _check_unparametrized(path: Path, names: tuple[str, ...], item: GoldenItem) 
                 source = source.relative_to(item.config.rootpath)
             where = f" ({source}:{code.co_firstlineno})"
         own = name in names
+        if own:
+            how, fix = "", "give the golden a fixture without params"
+        elif name in item.config.stash.get(INI_USEFIXTURES, ()):
+            how = " (the ini option usefixtures names it for every test, goldens too)"
+            fix = f"take {name} out of the ini option usefixtures, or give it no params"
+        elif name in item._fixtureinfo.initialnames:
+            how = " (an autouse fixture)"
+            fix = (
+                "keep the parametrized fixture out of the goldens' way: define it in the "
+                "conftest.py of the tests' own folder, not in one above the goldens"
+            )
+        else:
+            how = " (a fixture the golden uses asks for it)"
+            fix = "give the golden fixtures that ask for no parametrized fixture"
         raise files.GoldenLoadError(
             f"fixture {name!r}{where} is parametrized: a golden runs once, with no parameter "
-            "to give it"
-            + (
-                ""
-                if own
-                else " (the golden uses it through an autouse fixture, the ini option "
-                "usefixtures, or a fixture that asks for it)"
-            )
-            + (
-                "\nfix: give the golden a fixture without params"
-                if own
-                else "\nfix: keep the parametrized fixture out of the goldens' way: define "
-                "it in the conftest.py of the tests' own folder, not in one above the goldens"
-            ),
+            f"to give it{how}\nfix: {fix}",
             path=path,
             line=_line_of_key(path, "fixtures") if own else None,
             field="fixtures" if own else None,
@@ -957,6 +968,9 @@ def _line_of_step(path: Path, step: int | None) -> int:
 
 _Node = TypeVar("_Node", bound="Node")
 
+INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
+"""The ini option `usefixtures` as written (read when pytest is configured)."""
+
 # per run, for the goldens of a folder with the same `fixtures:` (the folder's node id and
 # the names): their stand-in function and what pytest worked out of it (a FuncFixtureInfo)
 _SHARED = pytest.StashKey[dict[tuple[str, tuple[str, ...]], tuple[Callable[[], None], Any]]]()
@@ -983,13 +997,18 @@ def _not_found(exc: pytest.FixtureLookupError, item: GoldenItem) -> str:
     if asked and asked[0].startswith(f"file {Path(__file__)}, "):
         asked = asked[2:]  # "file ..., line N" and the stand-in's `def` line
     head, *rest = (line.strip() for line in shown.errorstring.split("\n"))
+    name = exc.argname
     if asked:
         where = f"{os.fspath(shown.filename)}:{shown.firstlineno + 1}"
-    elif exc.argname in item.config.getini("usefixtures"):
+        fix = f"fix: define {name} in a conftest.py above the golden, or correct the fixture "
+        fix += "that asks for it"
+    elif name in item.config.stash.get(INI_USEFIXTURES, ()):
         where = "the ini option `usefixtures` names it (it applies to every test, goldens too)"
+        fix = f"fix: take {name} out of the ini option usefixtures, or define it in a conftest.py"
     else:
         where = f"asked for by {item.nodeid}"
-    return "\n".join([head, *asked, *rest, where])
+        fix = f"fix: define {name} in a conftest.py above the golden"
+    return "\n".join([head, *asked, *rest, where, fix])
 
 
 class GoldenItem(pytest.Function):

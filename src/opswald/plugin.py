@@ -262,8 +262,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from opswald.items import Settings
+    from opswald.items import INI_USEFIXTURES, Settings
     from opswald.redact import make_redactor
+
+    # as written: pytest's fixture manager later adds the root's autouse fixtures to the
+    # list getini gives (it keeps that list as the autouse names of the root)
+    config.stash[INI_USEFIXTURES] = tuple(config.getini("usefixtures"))
 
     config.addinivalue_line(
         "markers",
@@ -1048,6 +1052,11 @@ def pytest_runtest_makereport(
         # pytest's exit status
         error = call.excinfo.value if call.excinfo is not None else None
         said = error.msg if isinstance(error, pytest.fail.Exception) else None
+        if said is None and call.excinfo is not None:
+            said = call.excinfo.exconly()
+        if said is not None:  # the error and its fix: the rest is pytest's listing
+            first, *rest = said.splitlines() or [""]
+            said = "\n".join([first, *(line for line in rest if line.startswith("fix:"))])
         report.opswald_status = "failed"  # type: ignore[attr-defined]
         _report_unjudged(item, call, report, prefix="error at setup: ", text=said)
     elif call.when == "teardown" and report.failed and call.excinfo is not None:
@@ -1537,9 +1546,16 @@ class SummaryPlugin:
         for record in self.records:
             if record.get("name") != nodeid or record["status"] not in _PASSING:
                 continue
-            self.counts[record["status"]] -= 1
+            was = record["status"]
+            self.counts[was] -= 1
             self.counts["failed"] = self.counts.get("failed", 0) + 1
             record.update(status="failed", error=error, suggestion=None, fix=None)
+            if was in ("updated", "recorded"):  # written: what it diverged at is blessed
+                record["divergence"] = None
+                self.notes.append(
+                    f"{record['file']}: {was} (the golden was written), then a fixture "
+                    "failed at teardown: review it with git diff"
+                )
             self.views = [
                 (name, "failed" if name == nodeid else status, view, row)
                 for name, status, view, row in self.views

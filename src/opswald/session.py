@@ -505,9 +505,12 @@ def _check_tag(tag: str) -> str:
         )
     if tag in RESERVED_TAGS:
         how = _RESERVED_HOW.get(tag, "change how the golden is collected or run")
-        raise ValueError(
-            f"tag {tag!r} is one of pytest's own markers and would {how}; choose another name"
+        instead = (
+            "list the fixtures the golden uses under fixtures:"
+            if tag == "usefixtures"
+            else "choose another name"
         )
+        raise ValueError(f"tag {tag!r} is one of pytest's own markers and would {how}; {instead}")
     return tag
 
 
