@@ -500,9 +500,9 @@ def test_the_variant_comparison_keeps_apart_two_goldens_that_share_a_name(
         assert f"\n  {run}: step " in analysis, analysis
     assert "totals: goldens/w.golden.yaml::weather[B] $0.0200, goldens/x." in analysis
     rows = json.loads((bench.path / "r.json").read_text())["variants"]["goldens"]
-    assert [(g["golden"], g["file"], g["passed"], g["cheapest"]) for g in rows] == [
-        ("weather", "goldens/w.golden.yaml", ["S"], "S"),
-        ("weather", "goldens/x.golden.yaml", ["B"], "B"),
+    assert [(g["golden"], g["file"], g["test"], g["passed"], g["cheapest"]) for g in rows] == [
+        ("weather", "goldens/w.golden.yaml", "goldens/w.golden.yaml::weather", ["S"], "S"),
+        ("weather", "goldens/x.golden.yaml", "goldens/x.golden.yaml::weather", ["B"], "B"),
     ]
 
 

@@ -165,7 +165,8 @@ REPORT_SCHEMA: dict[str, Any] = {
         "variants": {
             "type": "object",
             "description": "per variant figures and, per golden (one row per golden file: "
-            "its name in golden, its file in file), which variants passed and "
+            "its name in golden, its file in file, its test id without the variant in "
+            "test), which variants passed and "
             "which of those was cheapest and fastest (only when variants ran); a variant's "
             "cost, tokens and mean duration cover its `completed` runs only (null when none "
             "completed), its unpriced_calls are their calls without a cost (its costs are then "

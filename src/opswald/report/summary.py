@@ -538,7 +538,7 @@ def variant_stats(
             }
         )
     goldens = []
-    for rows in _by_golden(records).values():
+    for test, rows in _by_golden(records).items():
         # only runs that passed are ranked: a failed run may have been cut short (a blocked
         # side effect, a divergence, an error), and of course cost less and took less time
         passed = [r for r in rows if r["status"] in ok_status]
@@ -547,6 +547,9 @@ def variant_stats(
             {
                 "golden": rows[0]["golden"],
                 "file": rows[0].get("file", ""),
+                # the test id without the variant: marker tests of one golden in one file
+                # share its name and file
+                "test": test,
                 "passed": [r["variant"] for r in passed],
                 "cheapest": _cheapest(passed),
                 "fastest": min(timed, key=lambda r: r["duration_ms"])["variant"] if timed else None,
