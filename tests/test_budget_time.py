@@ -86,3 +86,59 @@ def test_the_time_of_step_hooks_and_of_a_timeout_is_not_the_agents(
     result.assert_outcomes(passed=1)
     (row,) = json.loads((pytester.path / "r.json").read_text())["goldens"]
     assert row["duration_ms"] < 250
+
+
+def test_a_budget_a_float_cannot_hold_is_an_error_at_its_line(plain: pytest.Pytester) -> None:
+    """`+1e999%` of a recorded 0 is NaN, and `1e400` an infinite limit: neither is a
+    budget anyone means, so the golden is not loaded, as with any budget it cannot read."""
+    (plain.path / "goldens" / "n.golden.yaml").write_text(
+        "name: n\ninput: {q: x}\nsteps: []\noutput: ok\nexpect:\n  budgets:\n"
+        '    steps: 3\n    llm_calls: "+1e999%"\n'
+    )
+    (plain.path / "goldens" / "i.golden.yaml").write_text(
+        'name: i\ninput: {q: x}\nsteps: []\noutput: ok\nexpect:\n  budgets:\n    cost: "1e400"\n'
+    )
+    (plain.path / "goldens" / "a.golden.yaml").write_text(
+        "name: a\ninput: {q: x}\nsteps: []\noutput: ok\nexpect:\n  budgets:\n"
+        '    total_tokens: "\u0661\u0662"\n'
+    )
+    result = plain.runpytest("--opswald-goldens")
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*n.golden.yaml:8*'+1e999%' is too big for a budget: a limit is a finite number",
+            "*i.golden.yaml:7*'1e400' is too big for a budget: a limit is a finite number",
+            "*a.golden.yaml:7*cannot read '\u0661\u0662' as a budget*",
+        ]
+    )
+
+
+def test_a_relative_budget_on_a_figure_of_zero_is_a_limit_of_zero(
+    plain: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A golden that made no model call recorded 0 calls and $0: that is a figure, and
+    +50% of it is 0 — met by a run that makes none, exceeded by one that makes one."""
+    plain.makepyfile(
+        tagent="import opswald, os\n\n"
+        "@opswald.llm(provider='acme', api='acme.chat')\n"
+        "def chat(*, model, messages):\n"
+        "    return {'content': 'hi', 'finish_reason': 'stop', 'cost': 0.001}\n\n"
+        "def run(input):\n"
+        "    if os.environ.get('CALL'):\n"
+        "        chat(model='m', messages=[{'role': 'user', 'content': 'x'}])\n"
+        "    return 'ok'\n"
+    )
+    (plain.path / "goldens" / "z.golden.yaml").write_text(
+        "name: z\ninput: {q: x}\nsteps: []\noutput: ok\nexpect:\n  budgets:\n"
+        '    llm_calls: "+50%"\n    cost: "+50%"\n'
+    )
+    plain.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    monkeypatch.setenv("CALL", "1")
+    result = plain.runpytest("--opswald-goldens", "--opswald-mode=live")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*budget exceeded: llm_calls 1 > 0 (limit +50% of recorded 0)",
+            "*budget exceeded: cost $0.0010 > $0 (limit +50% of recorded $0)",
+        ]
+    )

@@ -600,6 +600,12 @@ def test_budgets_that_cannot_be_checked() -> None:
         "budget steps: cannot read '20 percent'",
     ]
     assert '"+20%"' in bad[0].suggestion and "<=0.05" in bad[0].suggestion
+    # +inf% of a recorded 0 is NaN: unread, not a crash drawing the limit
+    endless = BudgetsExpect.model_construct(llm_calls="+1e999%", cost=float("inf"))
+    assert [f.message for f in check_budgets(endless, figs(), figs(llm_calls=0))] == [
+        "budget cost: cannot read inf",
+        "budget llm_calls: cannot read '+1e999%'",
+    ]
 
 
 # --- state -------------------------------------------------------------------------------

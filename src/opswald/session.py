@@ -381,8 +381,8 @@ class StateExpect(_Model):
 STATE_FORMS = "expect.state is report, exact or a list of paths"
 
 
-# 0.05, .5, 1e-6; ASCII digits (`\d` would take other scripts' digits, which float reads)
-BUDGET_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+# ASCII digits only: `\d` (and float()) also read ١٢ and other scripts' digits
+BUDGET_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"  # 0.05, .5, 1e-6
 BUDGET_ABSOLUTE = re.compile(rf"^(?:<=)?\s*\$?\s*({BUDGET_NUMBER})$")
 BUDGET_RELATIVE = re.compile(rf"^([+-])\s*({BUDGET_NUMBER})\s*%$")
 BUDGET_FORMS = (
@@ -398,20 +398,33 @@ def _check_budget(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
         relative = BUDGET_RELATIVE.match(text)
+        number = relative or BUDGET_ABSOLUTE.match(text)
+        if number is None:
+            raise ValueError(f"cannot read {value!r} as a budget: write {BUDGET_FORMS}")
+        if not _finite(number.group(number.lastindex or 0)):
+            raise ValueError(f"{value!r} is {_TOO_BIG}")
         if relative and relative.group(1) == "-" and float(relative.group(2)) > 100:
             raise ValueError(
                 f"{value!r} would be a limit below 0: a relative budget is -100% at the least"
             )
-        absolute = BUDGET_ABSOLUTE.match(text)
-        number = absolute.group(1) if absolute else relative.group(2) if relative else None
-        if number is not None:
-            if not math.isfinite(float(number)):  # 1e400: no float holds it, it reads as infinity
-                raise ValueError(f"{value!r} is too big a number for a budget")
-            return value
-        raise ValueError(f"cannot read {value!r} as a budget: write {BUDGET_FORMS}")
-    if not 0 <= value < float("inf"):
+        return value
+    if value != value or value < 0:  # NaN is no number of 0 or more either
         raise ValueError("a budget is a number of 0 or more")
+    if not _finite(value):
+        raise ValueError(f"a number {_TOO_BIG}")
     return value
+
+
+# 1e400 reads as an infinite limit, and +1e999% of a recorded 0 as NaN: no one means them
+_TOO_BIG = "too big for a budget: a limit is a finite number"
+
+
+def _finite(number: float | int | str) -> bool:
+    """Whether a budget's number reads as a finite float (an int of 400 digits does not)."""
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False
 
 
 # What editors check a budget against: the forms `_check_budget` reads (it also refuses a
