@@ -796,3 +796,124 @@ def test_hour_writes_by_hand(table: PriceTable) -> None:
     # an `@opswald.llm` function reports the split in its usage as the SDKs do
     _, reported, _ = extract({"content": "ok", "usage": usage.model_dump(exclude_none=True)})
     assert reported == usage
+
+
+COSTING_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.llm(provider="acme", api="acme.chat")
+def chat(*, model, messages):
+    answer = {"content": "ok", "finish_reason": "stop",
+              "usage": {"input_tokens": 1000, "output_tokens": 100}}
+    if "COST" in os.environ:
+        answer["cost"] = eval(os.environ["COST"])
+    return answer
+
+
+def run(input):
+    try:  # an agent that goes on whatever its model call raised
+        chat(model="acme-9", messages=[{"role": "user", "content": input}])
+    except Exception as exc:
+        return f"recovered from {exc!r}"
+    return "done"
+"""
+
+PRICE_HOOK = """
+import os
+
+
+def pytest_opswald_price(model, usage, config):
+    return eval(os.environ["PRICE"]) if "PRICE" in os.environ else None
+"""
+
+
+@pytest.fixture
+def costing(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(cagent=COSTING_AGENT, conftest=PRICE_HOOK)
+    pytester.makeini("[pytest]\nopswald_adapter = cagent:run\npythonpath = .\n")
+    (pytester.mkdir("goldens") / "c.golden.yaml").write_text("name: c\ninput: hi\n")
+    return pytester
+
+
+HOOK_SAID = "the pytest_opswald_price hook returned {} for model 'acme-9'"
+RESPONSE_SAID = "chat() returned `cost: {}` in its response"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "said", "xdist"),
+    [
+        ("PRICE", "'abc'", HOOK_SAID.format("'abc'"), []),
+        ("PRICE", "-0.5", HOOK_SAID.format("-0.5"), ["-n", "2"]),
+        ("PRICE", "float('nan')", HOOK_SAID.format("nan"), []),
+        ("PRICE", "True", HOOK_SAID.format("True"), []),
+        ("COST", "-1", RESPONSE_SAID.format("-1"), []),
+        ("COST", "float('nan')", RESPONSE_SAID.format("nan"), ["-n", "2"]),
+        ("COST", "True", RESPONSE_SAID.format("True"), []),
+        ("COST", "'0.01'", RESPONSE_SAID.format("'0.01'"), []),
+    ],
+    ids=lambda v: str(v)[:20],
+)
+def test_a_cost_that_is_not_one_fails_the_recording_and_writes_nothing(
+    costing: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    env: str,
+    value: str,
+    said: str,
+    xdist: list[str],
+) -> None:
+    """A price hook's or a response's cost that is no number of dollars (a string, a bool,
+    below 0, NaN) is not the agent's error to catch: the run fails naming where it came
+    from and the value, and the stub stays a stub."""
+    golden = costing.path / "goldens" / "c.golden.yaml"
+    monkeypatch.setenv(env, value)
+    result = costing.runpytest("--opswald-goldens", "--opswald-mode=record", *xdist)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert said in out
+    assert "a cost is a number of dollars, 0 or more" in out
+    assert golden.read_text() == "name: c\ninput: hi\n"
+    assert "recovered from" not in out and "recorded" not in out.split(" opswald ")[-1]
+
+
+def test_a_cost_the_hook_raises_on_is_the_hooks_error(
+    costing: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the price hook raises is its own error, not one the agent catches and goes on."""
+    monkeypatch.setenv("PRICE", "1 / 0")
+    golden = costing.path / "goldens" / "c.golden.yaml"
+    result = costing.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E   ZeroDivisionError: division by zero",
+            "E   (raised by the pytest_opswald_price hook, not by the agent)",
+        ]
+    )
+    assert golden.read_text() == "name: c\ninput: hi\n"
+
+
+@pytest.mark.parametrize(("env", "value"), [("PRICE", "0.25"), ("COST", "0.25"), ("PRICE", "1")])
+def test_a_numeric_cost_from_the_hook_or_the_response_is_recorded(
+    costing: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, env: str, value: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    result = costing.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(passed=1)
+    (step,) = opswald.load(costing.path / "goldens" / "c.golden.yaml").step_list
+    assert isinstance(step, LLMCallStep)
+    assert step.cost == float(value)
+    assert step.cost_source == ("hook" if env == "PRICE" else "provider")
+
+
+@pytest.mark.parametrize("cost", [True, "0.01", -1, float("inf"), float("nan"), [1]], ids=repr)
+def test_a_providers_cost_that_is_none_is_left_out(cost: Any) -> None:
+    """A provider's body is not the agent's doing: its odd cost is dropped (the call is
+    priced as one without a cost), where the hook's or an `@opswald.llm` response's fails."""
+    from opswald.intercept.codecs.base import reported_cost
+
+    assert reported_cost({"cost": cost}) is None
+    assert reported_cost({"usage": {"cost": cost}, "cost": 0.5}) == 0.5

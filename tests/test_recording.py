@@ -64,6 +64,26 @@ def test_record_keeps_the_error_and_never_overwrites(tmp_path: Path) -> None:
         pass
 
 
+@opswald.llm
+def negative(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"content": "ok", "finish_reason": "stop", "cost": -1}
+
+
+def test_a_response_cost_below_0_stops_the_recording_and_writes_nothing(tmp_path: Path) -> None:
+    """The agent cannot catch it and go on: a golden with that call cut short would pass."""
+    path = tmp_path / "neg.golden.yaml"
+    caught: list[Exception] = []
+    with (
+        pytest.raises(ValueError, match=r"negative\(\) returned `cost: -1` in its response"),
+        opswald.record(path, input="x"),
+    ):
+        try:
+            negative(model="m", messages=[{"role": "user", "content": "x"}])
+        except Exception as exc:
+            caught.append(exc)
+    assert not caught and not path.exists()
+
+
 def test_record_in_memory_only() -> None:
     with opswald.record(name="scratch", input="x", store=False) as rec:
         rec.output = agent("x")

@@ -49,7 +49,9 @@ def pytest_opswald_redact(config: pytest.Config) -> Any:
 @pytest.hookspec(firstresult=True)
 def pytest_opswald_price(model: str, usage: Any, config: pytest.Config) -> Any:
     """Return the cost in dollars of one LLM call of `model` with `usage` (an
-    ``opswald.session.Usage``), or None to fall back to the price table::
+    ``opswald.session.Usage``), or None to fall back to the price table. Anything else (a
+    string, a bool, a number below 0 or not finite) fails the run, as what the hook raises
+    does, and nothing is written::
 
         def pytest_opswald_price(model, usage, config):
             if model.startswith("my-finetune"):

@@ -441,8 +441,17 @@ def llm(
                 return
             data, returned = ctx.returned(func.__name__, result, decoder)
             from opswald.engine import responses
+            from opswald.engine.context import HookFailed
+            from opswald.pricing import CostError
 
-            output, usage, reported = responses.extract(data)
+            try:
+                output, usage, reported = responses.extract(data)
+            except CostError as exc:  # the run fails, as a price hook's would: see HookFailed
+                problem = CostError(
+                    f"{func.__name__}() {exc}; return None, or leave `cost` out, when it "
+                    "is not known"
+                )
+                raise HookFailed(func.__name__) from problem
             cost, source = reported, COST_SOURCE_PROVIDER if reported is not None else None
             if cost is None and ctx.prices is not None:  # the price table, or the hook
                 cost, source = ctx.prices.price(request.get("model"), usage)

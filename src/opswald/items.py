@@ -16,9 +16,15 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from opswald import adapters, files
 from opswald.diff import DiffMode, render_verdict
-from opswald.engine.context import STEP_MODIFICATIONS, Policy, changes_one_step, fork_problem
+from opswald.engine.context import (
+    STEP_MODIFICATIONS,
+    HookFailed,
+    Policy,
+    changes_one_step,
+    fork_problem,
+)
 from opswald.engine.normalize import RequestRules
-from opswald.engine.replay import HookFailed, call_hook
+from opswald.engine.replay import call_hook
 from opswald.engine.run import (
     NEVER_BLESSED,
     ReplayResult,
@@ -39,6 +45,7 @@ from opswald.engine.run import (
     unconfigured,
 )
 from opswald.engine.tape import describe, step_name
+from opswald.pricing import CostError
 from opswald.redact import Redactor
 from opswald.session import AnyStep, Expect, NormalizeRule, RequestsExpect, Session, cut_short
 from opswald.terminal import escaped
@@ -286,6 +293,8 @@ def run_golden(
             run = execute(golden, adapter, settings=run_settings, expect=expect)
     except HookFailed as failed:
         assert failed.__cause__ is not None
+        if isinstance(failed.__cause__, CostError):  # a value, not a raise: no traceback
+            raise GoldenError(f"{path.name}: {failed.__cause__}") from None
         raise failed.__cause__ from None
     except adapters.AdapterMismatch as exc:
         # the agent never ran (a subprocess adapter's command that could not be started):

@@ -715,8 +715,21 @@ def _pricer(config: pytest.Config) -> Any:
             raise pytest.UsageError(f"opswald_prices: cannot use {path}: {problem}") from None
 
     def hook(model: str, usage: Any) -> float | None:
-        result = config.hook.pytest_opswald_price(model=model, usage=usage, config=config)
-        return None if result is None else float(result)
+        # what the hook raises, or a cost it returns that is none, fails the run and
+        # writes nothing: raised into the agent's model call, the agent could catch it
+        # and the recording pass with the call cut short
+        from opswald.engine.context import HookFailed
+        from opswald.pricing import CostError, hooked_cost
+
+        try:
+            result = config.hook.pytest_opswald_price(model=model, usage=usage, config=config)
+        except Exception as exc:
+            exc.add_note("(raised by the pytest_opswald_price hook, not by the agent)")
+            raise HookFailed("pytest_opswald_price") from exc
+        try:
+            return hooked_cost(result, model)
+        except CostError as exc:
+            raise HookFailed("pytest_opswald_price") from exc
 
     # A missing price is reported in the summary, never raised into the agent's call.
     return Pricer(table, hook, warn=config.stash.setdefault(_PRICE_NOTES_KEY, []).append)

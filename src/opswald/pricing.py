@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib import resources
 from typing import Any, Self
 
@@ -33,6 +35,41 @@ _SNAPSHOT = re.compile(r"(?:[-@](?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest))(?:-v\d
 
 class PriceError(ValueError):
     """A price table that cannot be read or has an invalid entry."""
+
+
+class CostError(ValueError):
+    """A cost from the price hook or a response that is no number of dollars."""
+
+
+COST_IS = "a cost is a number of dollars, 0 or more"
+
+
+def cost_problem(value: Any) -> str | None:
+    """Why `value` is no cost (None when it is one): a bool (`True` is no $1), a string, or
+    a number below 0, NaN or infinite, which no budget or total could add up."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
+        return f"a {type(value).__name__} is not a number"
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):  # Decimal("sNaN"), an int of 400 digits
+        return "it is not a finite number"
+    if not math.isfinite(number):
+        return "it is not a finite number"
+    return "it is below 0" if number < 0 else None
+
+
+def hooked_cost(value: Any, model: str) -> float | None:
+    """What the price hook returned for a call of `model` as a cost (None: the table
+    prices it); CostError, naming the hook and the value, when it is no cost."""
+    if value is None:
+        return None
+    problem = cost_problem(value)
+    if problem is not None:
+        raise CostError(
+            f"the pytest_opswald_price hook returned {value!r} for model {model!r} ({problem}): "
+            f"{COST_IS}, or None to leave the call to the price table; fix the hook"
+        )
+    return float(value)
 
 
 @dataclass(frozen=True, kw_only=True)

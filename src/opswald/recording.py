@@ -73,7 +73,7 @@ def record(
     the agent is leaving the block: that one is raised), and is kept out of the trace store
     with a warning otherwise.
     """
-    from opswald.engine.context import Context, activate
+    from opswald.engine.context import Context, HookFailed, activate
     from opswald.files import GoldenWriteRefused, dump
     from opswald.intercept.transport import intercepting
     from opswald.jsonable import formless, lost_keys, to_jsonable
@@ -117,6 +117,11 @@ def record(
     except Exception as exc:
         error = ctx.error_of(exc)
         raise
+    except HookFailed as failed:
+        # what opswald could not record (a response's cost that is none): not the agent's
+        # error, and the session stopped at it; nothing is written, the reason is raised
+        interrupted = True
+        raise (failed.__cause__ or failed) from None
     except BaseException:
         # Ctrl-C, sys.exit(): the session stops part way, and written it would be a golden
         # that passes as complete (no error, no output): nothing is written or stored

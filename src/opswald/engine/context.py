@@ -277,6 +277,13 @@ class SideEffectBlocked(BaseException):
         self.finding = finding
 
 
+class HookFailed(BaseException):
+    """A hook raised (a step hook, the price hook), or handed opswald what it cannot
+    record (a cost that is no number of dollars). Not the agent's error, so not one the
+    agent may catch (hence a BaseException) nor one the run records as the agent's: the
+    exception (`__cause__`) is raised to whoever ran the replay, and nothing is written."""
+
+
 class ReplayedToolError(Exception):
     """A recorded error of a non-builtin exception type, raised again during replay.
 
@@ -1677,6 +1684,7 @@ def _began(ticket: Ticket) -> str:
 __all__ = [
     "CancelledCall",
     "Context",
+    "HookFailed",
     "NoUserInput",
     "ReplayDivergence",
     "ReplayedToolError",

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from opswald.engine.context import (
     STEP_MODIFICATIONS,
     Context,
+    HookFailed,
     StepInfo,
     changes_one_step,
     fork_problem,
@@ -275,12 +276,6 @@ class Breakpoint:
     condition: Any  # breakpoints.Condition
     action: Action
     hits: list[int] = field(default_factory=list)
-
-
-class HookFailed(BaseException):
-    """A step hook raised. Not the agent's error, so not one the agent may catch (hence a
-    BaseException) nor one the run records as the agent's: the hook's own exception
-    (`__cause__`) is raised to whoever ran the replay."""
 
 
 def call_hook(hook: Callable[..., Any], name: str, /, **arguments: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from opswald.jsonable import plain_copy
+from opswald.pricing import COST_IS, CostError, cost_problem
 from opswald.session import LLMCallStep, LLMOutput, Usage
 
 _USAGE_KEYS = {
@@ -21,7 +22,8 @@ _USAGE_KEYS = {
 
 
 def extract(data: Any) -> tuple[LLMOutput, Usage | None, float | None]:
-    """Read content, tool calls, finish reason, usage and cost from a response's data."""
+    """Read content, tool calls, finish reason, usage and cost from a response's data; a
+    `cost` that is no number of dollars (`True`, `"0.01"`, -1, NaN) raises CostError."""
     if not isinstance(data, dict):
         return LLMOutput(content=data), None, None
     body = data
@@ -40,7 +42,10 @@ def extract(data: Any) -> tuple[LLMOutput, Usage | None, float | None]:
     )
     usage = _usage(data.get("usage"))
     cost = data.get("cost")
-    return output, usage, float(cost) if isinstance(cost, int | float) else None
+    problem = None if cost is None else cost_problem(cost)
+    if problem is not None:
+        raise CostError(f"returned `cost: {cost!r}` in its response ({problem}): {COST_IS}")
+    return output, usage, None if cost is None else float(cost)
 
 
 def _usage(value: Any) -> Usage | None:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from opswald.pricing import cost_problem
 from opswald.redact import url_param_label
 from opswald.session import (
     STREAM_CHUNKS,
@@ -337,9 +338,11 @@ def make_usage(**fields: int | None) -> Usage | None:
 
 
 def reported_cost(data: Any) -> float | None:
-    """A cost the provider put in the body (`usage.cost`, as OpenRouter does, or `cost`)."""
+    """A cost the provider put in the body (`usage.cost`, as OpenRouter does, or `cost`).
+    One that is no cost (a string, below 0, `Infinity`) is the provider's oddity, not the
+    agent's: it is left out and the call priced as one without it."""
     for value in (sub(data, "usage", "cost"), sub(data, "cost")):
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        if value is not None and cost_problem(value) is None:
             return float(value)
     return None
 
