@@ -142,3 +142,61 @@ def test_a_relative_budget_on_a_figure_of_zero_is_a_limit_of_zero(
             "*budget exceeded: cost $0.0010 > $0 (limit +50% of recorded $0)",
         ]
     )
+
+
+USAGE_AGENT = """
+import opswald
+
+
+@opswald.llm(provider="acme", api="acme.chat")
+def chat(*, model, messages):
+    return {"content": "ok", "finish_reason": "stop",
+            "usage": {"input_tokens": 1000, "output_tokens": 500}}
+
+
+def run(input):
+    for q in input["qs"]:
+        chat(model="m", messages=[{"role": "user", "content": q}])
+    return "ok"
+"""
+
+
+def _call(n: int, q: str, usage: str = "") -> str:
+    return (
+        f"  - step: {n}\n    type: llm_call\n    provider: acme\n    api: acme.chat\n"
+        f"    model: m\n    input: {{messages: [{{role: user, content: {q}}}]}}\n"
+        f"    output: {{content: ok, finish_reason: stop}}\n{usage}"
+    )
+
+
+def test_a_relative_token_budget_on_a_golden_without_usage_cannot_be_checked(
+    plain: pytest.Pytester,
+) -> None:
+    """A hand-written golden whose calls report no usage recorded no token count: `+20%`
+    of it is no limit of 0 (`total_tokens 1500 > 0`), as with cost and duration; one where
+    only some calls report it recorded a lower bound, no figure either."""
+    plain.makepyfile(tagent=USAGE_AGENT)
+    budgets = 'expect:\n  budgets:\n    total_tokens: "+20%"\n    input_tokens: "+20%"\n'
+    (plain.path / "goldens" / "none.golden.yaml").write_text(
+        f"name: none\ninput: {{qs: [a]}}\nsteps:\n{_call(1, 'a')}output: ok\n{budgets}"
+    )
+    usage = "    usage: {input_tokens: 1000, output_tokens: 500}\n"
+    (plain.path / "goldens" / "some.golden.yaml").write_text(
+        f"name: some\ninput: {{qs: [a, b]}}\nsteps:\n{_call(1, 'a', usage)}{_call(2, 'b')}"
+        f"output: ok\n{budgets}"
+    )
+    result = plain.runpytest("--opswald-goldens", "--opswald-mode=live")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "budget total_tokens +20% has no recorded figure to compare with "
+            "(the golden records no usage)",
+            "budget input_tokens +20% has no recorded figure to compare with "
+            "(the golden records no usage)",
+            "budget total_tokens +20% has no recorded figure to compare with "
+            "(the golden's token count is incomplete: 1 model call without usage)",
+            "*record the golden again so it has a usage on its model calls, or use an "
+            "absolute budget",
+        ]
+    )
+    assert "budget exceeded" not in result.stdout.str()

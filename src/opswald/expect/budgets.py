@@ -41,6 +41,14 @@ class Figures:
     unpriced_calls: int = 0  # model calls that answered without a cost (unknown, not $0)
     # of those, the steps whose stream was cut short, and how (`closed early`, ...)
     cut_streams: tuple[tuple[int, str], ...] = ()
+    # model calls that answered without a usage (a hand-written golden's, a stream cut
+    # short): their tokens are unknown, and with any of them the token counts a lower bound
+    calls_without_usage: int = 0
+
+    @property
+    def usage_known(self) -> bool:
+        """Whether the token counts are the whole run's (every answered call has a usage)."""
+        return not self.calls_without_usage
 
     @property
     def cost_known(self) -> bool:
@@ -57,7 +65,8 @@ def figures(session: Session) -> Figures:
     # unknown, and so is a stream cut short, its connection failed or not: what the
     # provider counts of it is not known
     cut = tuple((s.step, how) for s in llm if s.cost is None and (how := cut_short(s)))
-    unpriced = sum(s.cost is None and (s.error is None or cut_short(s) is not None) for s in llm)
+    answered = [s for s in llm if s.error is None or cut_short(s) is not None]
+    unpriced = sum(s.cost is None for s in answered)
     if not costs and not unpriced:
         costs = [0.0]  # no model call answered (none made, or each one failed): $0
     usages = [s.usage for s in llm if s.usage is not None]
@@ -80,6 +89,7 @@ def figures(session: Session) -> Figures:
         steps=len(steps),
         unpriced_calls=unpriced,
         cut_streams=cut,
+        calls_without_usage=sum(s.usage is None for s in answered),
     )
 
 
@@ -222,13 +232,15 @@ def _check(
         recorded = None if golden is None else getattr(golden, name)
         if golden is not None and name == "cost" and golden.unpriced_calls:
             recorded = None  # a lower bound: a limit relative to it would be one too
+        if golden is not None and name in _TOKENS and golden.calls_without_usage:
+            recorded = None  # no count, or a lower bound: +N% of a hand-written 0 is 0
         if name == "duration_ms" and not recorded:
             recorded = None  # a hand-written golden records no time: +N% of 0 is 0
         if recorded is None:
             return _budget(
                 f"budget {name} {limit.text} has no recorded figure to compare with"
                 + _why_unrecorded(name, golden),
-                f"record the golden again so it has a {name}, or use an absolute budget",
+                f"record the golden again so it has {_a_figure(name)}, or use an absolute budget",
                 name,
             )
         bound = recorded * (1 + limit.percent / 100)
@@ -248,6 +260,10 @@ def _check(
         f"{update} never blesses a budget violation",
         name=name,
     )
+
+
+def _a_figure(name: str) -> str:
+    return "a usage on its model calls" if name in _TOKENS else f"a {name}"
 
 
 def _calls(n: int) -> str:
@@ -306,7 +322,15 @@ def _why_unrecorded(name: str, golden: Figures | None) -> str:
         return f" (the golden's cost is incomplete: {_calls(n)} without a cost)"
     if name == "duration_ms":
         return " (the golden records no duration)"
+    if name in _TOKENS and golden.calls_without_usage:
+        n = golden.calls_without_usage
+        if n == golden.llm_calls or not golden.total_tokens:
+            return " (the golden records no usage)"
+        return f" (the golden's token count is incomplete: {_calls(n)} without usage)"
     return ""
+
+
+_TOKENS = ("input_tokens", "output_tokens", "total_tokens")
 
 
 def _budget(message: str, hint: str, name: str | None = None) -> Finding:
