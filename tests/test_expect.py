@@ -942,3 +942,47 @@ def test_lone_snapshots_far_apart_stay_apart_as_the_viewer_shows_them() -> None:
              "(state: exact)"),
             (9, False, "state snapshot differs (state: exact)"),
         ]  # fmt: skip
+
+
+def _costless(session_: Session) -> Finding:
+    (finding,) = check_budgets(BudgetsExpect(cost=1), figures(session_), None)
+    return finding
+
+
+CUT = {"attributes": {"stream_cut": "closed early"}}
+
+
+def test_a_cost_unknown_for_want_of_usage_says_so_not_that_the_model_is_unpriced() -> None:
+    """A priced model's call that reported no usage has no cost because there is nothing to
+    price, not for want of a price: the hint asks for usage, not for prices."""
+    finding = _costless(session([{**llm(), "model": "gpt-4o-mini"}]))
+    assert finding.message == (
+        "budget cost cannot be checked: no step of the run reports a cost "
+        "(step 1: its response reported no usage to price)"
+    )
+    assert finding.suggestion is not None
+    assert "report usage" in finding.suggestion and "include_usage" in finding.suggestion
+    assert "configure prices" not in finding.suggestion
+
+
+def test_a_cost_unknown_for_a_stream_cut_short_does_not_suggest_token_budgets() -> None:
+    """Token budgets count the cut step's tokens as 0: no way around an unknown cost."""
+    finding = _costless(session([{**llm(), **CUT}]))
+    assert "step 1: its stream was closed early" in finding.message
+    assert finding.suggestion is not None
+    assert "token" not in finding.suggestion and "remove the cost budget" in finding.suggestion
+
+
+def test_a_cost_unknown_for_each_reason_names_each_one() -> None:
+    """An unpriced model's call (usage, no cost), one without usage and a cut stream: each
+    is named; a price would help one of them, so the hint still asks for it."""
+    unpriced = {**llm(input_tokens=5), "model": "acme-9"}
+    mixed = session([unpriced, llm(0.5), llm(), {**llm(), **CUT}, llm(), unpriced])
+    finding = _costless(mixed)
+    assert finding.message == (
+        "budget cost cannot be checked: 5 of the run's 6 model calls have no cost: it cost at "
+        "least $0.5000, how much more is unknown (steps 1 and 6: no price for model "
+        "'acme-9'; steps 3 and 5: their responses reported no usage to price; step 4: its "
+        "stream was closed early: the cost of an answer cut short is not known)"
+    )
+    assert finding.suggestion is not None and "configure prices" in finding.suggestion

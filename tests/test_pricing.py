@@ -439,7 +439,8 @@ def test_a_run_with_an_unpriced_call_has_a_partial_cost(
     result.stdout.fnmatch_lines(
         [
             "budget cost cannot be checked: 1 of the run's 2 model calls has no cost: "
-            f"it cost at least {money(priced)}, how much more is unknown",
+            f"it cost at least {money(priced)}, how much more is unknown (step 2: no price "
+            "for model 'my-finetune')",
             f"* 2200 tok, ≥ {money(priced)}, 1 call unpriced*",
             f"  totals: mixed ≥ {money(priced)}, 1 call unpriced",
         ]
@@ -917,3 +918,43 @@ def test_a_providers_cost_that_is_none_is_left_out(cost: Any) -> None:
 
     assert reported_cost({"cost": cost}) is None
     assert reported_cost({"usage": {"cost": cost}, "cost": 0.5}) == 0.5
+
+
+NO_USAGE_AGENT = """
+import opswald
+
+
+@opswald.llm
+def chat(*, model, messages):  # a client that reports neither usage nor cost
+    return {"content": "ok", "finish_reason": "stop"}
+
+
+def run(input):
+    chat(model="gpt-4o-mini", messages=[{"role": "user", "content": input}])
+    return "done"
+"""
+
+
+def test_a_priced_models_call_without_usage_is_not_called_unpriced(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gpt-4o-mini has a price; its call has no cost because it reported no usage to price.
+    The failure says so and asks for usage, where a price would change nothing."""
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(nagent=NO_USAGE_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = nagent:run\npythonpath = .\n")
+    golden = pytester.mkdir("goldens") / "n.golden.yaml"
+    golden.write_text("name: n\ninput: hi\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    golden.write_text(golden.read_text() + "expect:\n  budgets:\n    cost: 1.0\n")
+    for args in ([], ["--opswald-mode=rerecord"]):
+        result = pytester.runpytest("--opswald-goldens", *args)
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "budget cost cannot be checked: no step of the run reports a cost "
+                "(step 1: its response reported no usage to price)",
+                "*have the model client report usage*",
+            ]
+        )
+        assert "configure" not in result.stdout.str()

@@ -262,6 +262,7 @@ def test_the_cost_of_a_stream_cut_short_is_unknown_and_a_budget_says_why(
     assert f"step 1: {why}" in out, out
     assert "a stream cut short has no known cost" in out
     assert "configure prices" not in out, out
+    assert "budget tokens" not in out, "a token budget counts the cut step as 0 tokens"
 
 
 # -- 5. an agent that now reads on past where its stream was closed --------------------------

@@ -406,7 +406,8 @@ def run(input):
         (
             "budgets: {cost: 0.01}",
             True,
-            "budget cost cannot be checked: no step of the run reports a cost",
+            "budget cost cannot be checked: no step of the run reports a cost (steps 1 and 2: "
+            "no price for model 'acme-unpriced')",
             "not written: a cost budget that cannot be checked is never blessed; configure a "
             "price for the model (or have the agent report cost), then run this command again",
         ),

@@ -862,10 +862,15 @@ def test_a_model_call_without_a_price_is_marked_unknown_not_free(
 
     failed = call(3, "m-local", error={"type": "RateLimitError", "message": "slow down"})
     failed.pop("output")
+    no_usage = call(4, "gpt-4o-mini", usage=None)  # a priced model: nothing to price
+    cut = call(5, "gpt-4o-mini", usage=None, attributes={"stream_cut": "closed early"})
     golden = Session.model_validate(
         {
             "name": "mixed",
-            "steps": [call(1, "gpt-4o-mini", cost=0.00003), call(2, "m-local"), failed],
+            "steps": [
+                *(call(1, "gpt-4o-mini", cost=0.00003), call(2, "m-local"), failed),
+                *(no_usage, cut),
+            ],
             "output": "ok",
         }
     )
@@ -876,11 +881,14 @@ def test_a_model_call_without_a_price_is_marked_unknown_not_free(
     marks = page.locator(".step-row .cbar").evaluate_all(
         "bars => bars.map(b => b.classList.contains('unpriced'))"
     )
-    assert marks == [False, True, False]
+    assert marks == [False, True, False, True, True]
     titles = page.locator(".step-row .bar-wrap").evaluate_all("ws => ws.map(w => w.title)")
     assert "cost unknown" in titles[1] and "cost unknown" not in titles[0] + titles[2]
     assert "$0.000030" in titles[0], "a cost under a tenth of a cent never reads as $0.0000"
-    assert "cost unknown (unpriced model)" in page.inner_text("#inspector .meta-line")
+    assert "cost unknown (no price for its model)" in page.inner_text("#inspector .meta-line")
+    # each says why it has no cost: not every missing cost is an unpriced model
+    assert "cost unknown (no usage reported)" in titles[3]
+    assert "cost unknown (stream cut short)" in titles[4]
     o.check()
 
 

@@ -554,14 +554,18 @@ NEVER_BLESSED_FIX = (
 def _refusal(reasons: list[Finding], expect: Expect, run: Any) -> str:
     """The `fix:` line of a golden left unwritten for `reasons`, what its next replay would
     fail (what the run found, or what the session to be written would meet)."""
-    from opswald.expect.budgets import cut_short_cost, unknown_cost
+    from opswald.expect.budgets import cut_short_cost, no_usage_cost, unknown_cost
 
     if any(f.kind in NEVER_BLESSED for f in reasons):
         if not any(unknown_cost(f) for f in reasons):
             return NEVER_BLESSED_FIX
         if all(cut_short_cost(f) for f in reasons):
             return "not written: a cost budget that cannot be checked is never blessed"
-        how = "configure a price for the model (or have the agent report cost)"
+        how = (
+            "have the model client report usage (or cost)"  # no price would help
+            if any(no_usage_cost(f) for f in reasons)
+            else "configure a price for the model (or have the agent report cost)"
+        )
         rerecord = rerecord_for_cost(run)
         how += (
             f", then record the golden again with {rerecord} (an update keeps each recorded "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -21,7 +22,15 @@ from opswald.session import (
 )
 from opswald.verdict import Finding
 
-__all__ = ["Figures", "Limit", "check_budgets", "figures", "parse_budget", "unknown_cost"]
+__all__ = [
+    "Figures",
+    "Limit",
+    "check_budgets",
+    "figures",
+    "no_cost_reason",
+    "parse_budget",
+    "unknown_cost",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +53,10 @@ class Figures:
     # model calls that answered without a usage (a hand-written golden's, a stream cut
     # short): their tokens are unknown, and with any of them the token counts a lower bound
     calls_without_usage: int = 0
+    # why the unpriced calls that were not cut short have no cost: the steps whose response
+    # reported no usage (nothing to price), and those of a model with no price, with it
+    no_usage: tuple[int, ...] = ()
+    no_price: tuple[tuple[int, str | None], ...] = ()
 
     @property
     def usage_known(self) -> bool:
@@ -54,6 +67,17 @@ class Figures:
     def cost_known(self) -> bool:
         """Whether `cost` is the whole run's cost (every answered call has one)."""
         return self.cost is not None and not self.unpriced_calls
+
+
+def no_cost_reason(step: LLMCallStep) -> str | None:
+    """Why a model call that answered has no cost, in a few words (None: it has one, or it
+    failed, which costs $0): `stream cut short`, `no usage reported`, `no price for its
+    model`."""
+    if step.cost is not None or (step.error is not None and cut_short(step) is None):
+        return None
+    if cut_short(step) is not None:
+        return "stream cut short"
+    return "no usage reported" if step.usage is None else "no price for its model"
 
 
 def figures(session: Session) -> Figures:
@@ -67,6 +91,7 @@ def figures(session: Session) -> Figures:
     cut = tuple((s.step, how) for s in llm if s.cost is None and (how := cut_short(s)))
     answered = [s for s in llm if s.error is None or cut_short(s) is not None]
     unpriced = sum(s.cost is None for s in answered)
+    costless = [s for s in answered if s.cost is None and cut_short(s) is None]
     if not costs and not unpriced:
         costs = [0.0]  # no model call answered (none made, or each one failed): $0
     usages = [s.usage for s in llm if s.usage is not None]
@@ -90,6 +115,8 @@ def figures(session: Session) -> Figures:
         unpriced_calls=unpriced,
         cut_streams=cut,
         calls_without_usage=sum(s.usage is None for s in answered),
+        no_usage=tuple(s.step for s in costless if s.usage is None),
+        no_price=tuple((s.step, s.model) for s in costless if s.usage is not None),
     )
 
 
@@ -206,6 +233,11 @@ def cut_short_cost(finding: Finding) -> bool:
     return unknown_cost(finding) and (finding.suggestion or "").startswith(_CUT_HINT)
 
 
+def no_usage_cost(finding: Finding) -> bool:
+    """A cost budget unknown only for calls that reported no usage: a price would not help."""
+    return unknown_cost(finding) and (finding.suggestion or "").startswith(_USAGE_HINT)
+
+
 def unknown_cost(finding: Finding) -> bool:
     """A cost budget the run could not check: no step of it reports a cost."""
     return finding.kind == "budget" and finding.message.startswith(UNKNOWN_COST)
@@ -280,15 +312,24 @@ def _unpriced(name: str, actual: Figures, rerecord: str | None = None) -> Findin
         else f"{n} of the run's {of} model calls {'has' if n == 1 else 'have'} no cost: it "
         f"cost at least {money(actual.cost)}, how much more is unknown"
     )
-    if actual.cut_streams:
-        said = "; ".join(f"step {n}: {_cut_stream(how)}" for n, how in actual.cut_streams)
-        what += f" ({said}: {CUT_SHORT})"
+    said = _why_no_cost(actual)
+    if said:
+        what += f" ({said})"
+    again = f"record the golden again with {rerecord}" if rerecord else "record it again"
     if len(actual.cut_streams) == n:  # no price helps: the provider's count is unknown
-        again = f"record the golden again with {rerecord}" if rerecord else "record it again"
+        # nor does a token budget: it counts the cut step's unknown tokens as 0
         return _budget(
             f"budget {name} cannot be checked: {what}",
-            f"{_CUT_HINT} whatever the prices: remove the cost budget (budget tokens or "
-            f"calls instead), or {again} once the agent reads the stream to its end",
+            f"{_CUT_HINT} whatever the prices: remove the cost budget, or {again} once the "
+            "agent reads the stream to its end",
+            name,
+        )
+    if not actual.no_price:  # nothing a price could apply to: the usage is missing
+        return _budget(
+            f"budget {name} cannot be checked: {what}",
+            f"{_USAGE_HINT}: have the model client report usage (an OpenAI stream sends it "
+            "with stream_options={'include_usage': True}; an @opswald.llm function returns "
+            f"`usage` or `cost`), then {again}; or remove the cost budget",
             name,
         )
     configure = "configure prices for the model (or have the agent report cost)"
@@ -303,6 +344,37 @@ def _unpriced(name: str, actual: Figures, rerecord: str | None = None) -> Findin
 
 
 _CUT_HINT = "a stream cut short has no known cost"
+_USAGE_HINT = "a call without usage has no cost to work out"
+
+
+def _why_no_cost(actual: Figures) -> str:
+    """Why the run's calls without a cost have none, by step: no price for the model, no
+    usage to price, or a stream cut short (`step 4: its stream was closed early`)."""
+    parts = []
+    models: dict[str | None, list[int]] = {}
+    for step, model in actual.no_price:
+        models.setdefault(model, []).append(step)
+    for model, steps in models.items():
+        parts.append(
+            f"{_steps(steps)}: no price for {f'model {model!r}' if model else 'its model'}"
+        )
+    if actual.no_usage:
+        their = "its response" if len(actual.no_usage) == 1 else "their responses"
+        parts.append(f"{_steps(actual.no_usage)}: {their} reported no usage to price")
+    if actual.cut_streams:
+        cut = "; ".join(f"step {n}: {_cut_stream(how)}" for n, how in actual.cut_streams)
+        parts.append(f"{cut}: {CUT_SHORT}")
+    return "; ".join(parts)
+
+
+def _steps(numbers: Sequence[int], shown: int = 5) -> str:
+    """`step 3`, `steps 1 and 6`, `steps 1, 2, 3, 4, 5 and 7 more`."""
+    if len(numbers) == 1:
+        return f"step {numbers[0]}"
+    head = ", ".join(str(n) for n in numbers[: min(shown, len(numbers) - 1)])
+    rest = len(numbers) - min(shown, len(numbers) - 1)
+    tail = str(numbers[-1]) if rest == 1 else f"{rest} more"
+    return f"steps {head} and {tail}"
 
 
 def _cut_stream(how: str) -> str:

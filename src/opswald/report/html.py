@@ -53,7 +53,7 @@ from opswald import jsontext
 from opswald.analysis import BLOCKED_SIDE_EFFECT, Analysis, analyse
 from opswald.diff import differences, headline, render_difference, short_repr
 from opswald.engine.state import SNAPSHOT_PARTS
-from opswald.expect.budgets import Figures, figures
+from opswald.expect.budgets import Figures, figures, no_cost_reason
 from opswald.expect.state import compare_states
 from opswald.files import to_data, write_output_text
 from opswald.hidden import IGNORABLE
@@ -538,10 +538,9 @@ def session_view(session: Session, *, slow_ms: float) -> dict[str, Any]:
                 "name": _step_name(step),
                 "ms": ms,
                 "cost": _finite(getattr(step, "cost", None)),
-                # a model call that answered without a cost: not $0, unknown (as in totals)
-                "unpriced": isinstance(step, LLMCallStep)
-                and step.cost is None
-                and step.error is None,
+                # a model call that answered without a cost: not $0, unknown (as in
+                # totals); why, as the page says it (`cost unknown (no usage reported)`)
+                "unpriced": no_cost_reason(step) if isinstance(step, LLMCallStep) else None,
                 "tok": _tokens(step),
                 "ts": step.timestamp,
                 "slow": ms is not None and ms > slow_ms,

@@ -27,7 +27,8 @@ _FIGURES = {
     },
     "unpriced_calls": {
         "type": "integer",
-        "description": "model calls that answered without a cost (no price for the model): "
+        "description": "model calls that answered without a cost (no price for the model, no "
+        "usage reported, or a stream cut short): "
         "their cost is unknown, not 0",
     },
     "duration_ms": _NUM,

@@ -299,8 +299,11 @@
     return "$" + cost.toFixed(costDecimals(cost));
   }
 
-  // a model call that answered without a cost (its model has no price): unknown, not $0
-  const UNPRICED = "cost unknown (unpriced model)";
+  // a model call that answered without a cost: unknown, not $0; row.unpriced says why
+  // (no price for its model, no usage reported, stream cut short)
+  function unpriced(row) {
+    return "cost unknown (" + row.unpriced + ")";
+  }
 
   // a run's cost: "≥ $x, n unpriced" when some of its model calls have no cost
   function fmtFigCost(f) {
@@ -783,7 +786,7 @@
     if ((g && g.err) || (a && a.err)) flags.push(el("span", { cls: "flag err", text: "✖", title: "error" }));
     if (row.notes.length) flags.push(el("span", { cls: "flag note", text: "✎", title: row.notes.join("\n") }));
     if (row.slow) flags.push(el("span", { cls: "badge slow", text: "slow" }));
-    const costNote = row.cost ? " · " + fmtCost(row.cost) : row.unpriced ? " · " + UNPRICED : "";
+    const costNote = row.cost ? " · " + fmtCost(row.cost) : row.unpriced ? " · " + unpriced(row) : "";
     return el(
       "button",
       {
@@ -864,7 +867,7 @@
     const meta = [];
     if (row.ms !== null && row.ms !== undefined) meta.push("duration " + fmtMs(row.ms));
     if (row.cost !== null && row.cost !== undefined) meta.push("cost " + fmtCost(row.cost));
-    else if (row.unpriced) meta.push(UNPRICED);
+    else if (row.unpriced) meta.push(unpriced(row));
     if (row.tok !== null && row.tok !== undefined) meta.push(fmtNum(row.tok) + " tokens");
     if (row.ts) meta.push(row.ts);
     out.push(el("div", { cls: "meta-line" }, ...meta.map((m) => el("span", { text: m })), row.slow ? el("span", { cls: "badge slow", text: "slow" }) : null));
