@@ -689,3 +689,40 @@ def test_display_width_and_clip() -> None:
     assert clip("查询订单", 5) == "查询…"
     assert display_width(clip("查询订单", 6)) <= 6
     assert clip("abc", 3) == "abc"
+
+
+UNMEASURED = """name: hand
+input: hi
+steps:
+  - step: 1
+    type: llm_call
+    model: m
+    input: {messages: [{role: user, content: hi}]}
+    output: {content: ok}
+    cost: 0.002
+  - step: 2
+    type: tool_call
+    tool: lookup
+    input: {q: hi}
+    output: {a: 1}
+output: ok
+"""
+
+
+def test_show_and_analyze_say_a_figure_was_not_recorded_not_that_it_was_0(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A hand-written golden records no usage and no time: its rows say `-`, and so do the
+    totals, not `0 tokens` and `0 ms` as if the calls took none."""
+    path = tmp_path / "hand.golden.yaml"
+    path.write_text(UNMEASURED)
+    code, out, _ = run(capsys, "show", str(path))
+    assert code == 0
+    head = out.splitlines()[0]
+    assert "no usage recorded" in head and "no time recorded" in head, head
+    assert "0 tokens" not in out and "0 ms" not in out, out
+    code, out, _ = run(capsys, "analyze", str(path))
+    assert code == 0
+    assert "hand: 2 steps, no usage recorded, $0.0020, no time recorded" in out, out
+    assert "    m: 1 call, no usage recorded, $0.0020" in out, out
+    assert "0 tokens" not in out and "0 ms" not in out, out

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep
+from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep, cut_short
 from opswald.terminal import counted
 from opswald.verdict import MISSING
 
@@ -153,6 +153,16 @@ def _ms(ms: float | None) -> str:
     return "-" if ms is None else milliseconds(ms)
 
 
+def _token_count(total: int, without_usage: int) -> str:
+    """A token count, or `no usage recorded` when calls answered and none reported one (a
+    hand-written golden): its rows say `-`, not 0."""
+    return "no usage recorded" if without_usage and not total else f"{total:,} tokens"
+
+
+def _duration(ms: float, recorded: bool) -> str:
+    return _ms(ms) if recorded else "no time recorded"
+
+
 def _figures(session: Session) -> Any:
     from opswald.expect.budgets import figures
 
@@ -165,9 +175,10 @@ def _headline(session: Session, label: str) -> str:
     fig = figures(session)
     return (
         f"{session.name or label}: {counted(fig.steps, 'step')} ({fig.llm_calls} LLM, "
-        f"{fig.tool_calls} tool), {fig.total_tokens:,} tokens, "
+        f"{fig.tool_calls} tool), "
+        f"{_token_count(fig.total_tokens, fig.calls_without_usage)}, "
         f"{_money(fig.cost, fig.unpriced_calls)}, "
-        f"{_ms(fig.duration_ms)}"
+        f"{_duration(fig.duration_ms, fig.duration_recorded)}"
     )
 
 
@@ -726,18 +737,28 @@ def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]
     timed = [s for s in steps if s.duration_ms is not None]
     by_type: dict[str, dict[str, float]] = {}
     for s in steps:
-        row = by_type.setdefault(s.type, {"count": 0, "duration_ms": 0.0, "cost": 0.0})
+        row = by_type.setdefault(s.type, {"count": 0, "duration_ms": 0.0, "cost": 0.0, "timed": 0})
         row["count"] += 1
         row["duration_ms"] += s.duration_ms or 0.0
+        row["timed"] += s.duration_ms is not None  # steps that record a time
         row["cost"] += (s.cost or 0.0) if isinstance(s, LLMCallStep) else 0.0
     by_model: dict[str, dict[str, Any]] = {}
     for s in steps:
         if isinstance(s, LLMCallStep):
             row = by_model.setdefault(
-                s.model or "?", {"calls": 0, "tokens": 0, "cost": None, "unpriced_calls": 0}
+                s.model or "?",
+                {
+                    "calls": 0,
+                    "tokens": 0,
+                    "cost": None,
+                    "unpriced_calls": 0,
+                    "calls_without_usage": 0,
+                },
             )
             row["calls"] += 1
             row["tokens"] += s.usage.total() if s.usage else 0
+            answered = s.error is None or cut_short(s) is not None
+            row["calls_without_usage"] += answered and s.usage is None
             if s.cost is not None or s.error is not None:  # a failed call without one: $0
                 row["cost"] = (row["cost"] or 0.0) + (s.cost or 0.0)
             else:  # answered without a cost: unknown, not $0
@@ -751,7 +772,9 @@ def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]
         "total_tokens": fig.total_tokens,
         "cost": fig.cost,
         "unpriced_calls": fig.unpriced_calls,
+        "calls_without_usage": fig.calls_without_usage,  # total_tokens leaves them out
         "duration_ms": fig.duration_ms,
+        "duration_recorded": fig.duration_recorded,  # False: duration_ms is no measured 0
         "slow_ms": slow_ms,
         "slow_steps": [_row(s) for s in timed if (s.duration_ms or 0) > slow_ms],
         "slowest_steps": [
@@ -815,8 +838,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(
             _clip(
                 f"{a['name'] or path}: {counted(a['steps'], 'step')}, "
-                f"{a['total_tokens']:,} tokens, "
-                f"{_money(a['cost'], a['unpriced_calls'])}, {_ms(a['duration_ms'])}",
+                f"{_token_count(a['total_tokens'], a['calls_without_usage'])}, "
+                f"{_money(a['cost'], a['unpriced_calls'])}, "
+                f"{_duration(a['duration_ms'], a['duration_recorded'])}",
                 width,
             )
         )
@@ -847,7 +871,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(
                 _clip(
                     f"    {kind:<10} {n:>4} {'step, ' if n == 1 else 'steps,'} "
-                    f"{_ms(row['duration_ms']):>10} in all ({share:.0f}% of step time)",
+                    + (
+                        f"{_ms(row['duration_ms']):>10} in all ({share:.0f}% of step time)"
+                        if row["timed"]
+                        else f"{'-':>10} (no time recorded)"
+                    ),
                     width,
                 )
             )
@@ -867,7 +895,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 print(
                     _clip(
                         f"    {model}: {row['calls']} call{'s' if row['calls'] != 1 else ''}, "
-                        f"{row['tokens']:,} tokens, "
+                        f"{_token_count(row['tokens'], row['calls_without_usage'])}, "
                         f"{_money(row['cost'], row['unpriced_calls'])}",
                         width,
                     )

@@ -57,6 +57,9 @@ class Figures:
     # reported no usage (nothing to price), and those of a model with no price, with it
     no_usage: tuple[int, ...] = ()
     no_price: tuple[tuple[int, str | None], ...] = ()
+    # False when neither the session nor any step records a time (a hand-written golden):
+    # `duration_ms` is then 0 for want of a figure, not a measured 0
+    duration_recorded: bool = True
 
     @property
     def usage_known(self) -> bool:
@@ -96,6 +99,7 @@ def figures(session: Session) -> Figures:
         costs = [0.0]  # no model call answered (none made, or each one failed): $0
     usages = [s.usage for s in llm if s.usage is not None]
     recorded = session.metadata.get("duration_ms")
+    timed = isinstance(recorded, int | float) and not isinstance(recorded, bool)
     if isinstance(recorded, int | float) and not isinstance(recorded, bool):
         try:
             duration = float(recorded)
@@ -117,6 +121,7 @@ def figures(session: Session) -> Figures:
         calls_without_usage=sum(s.usage is None for s in answered),
         no_usage=tuple(s.step for s in costless if s.usage is None),
         no_price=tuple((s.step, s.model) for s in costless if s.usage is not None),
+        duration_recorded=timed or any(s.duration_ms is not None for s in steps),
     )
 
 
