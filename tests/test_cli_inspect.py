@@ -389,6 +389,39 @@ def test_golden_note_keeps_the_goldens_comments(
     assert [n.text for n in opswald.load(path).notes] == ["first", "second"]
 
 
+def _with_notes(tmp_path: Path) -> Path:
+    path = tmp_path / "refund.golden.yaml"
+    notes = (
+        "notes:\n  - text: on the refund\n    step: 4\n  - text: beyond\n    step: 9\n"
+        "  - text: before\n    step: 0\n  - text: whole\n"
+    )
+    path.write_text(REFUND.read_text() + notes)
+    return path
+
+
+def test_show_lists_a_note_on_a_step_the_golden_does_not_have(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A note on step 9 of 6 (or step 0) was shown nowhere; it is listed with the notes
+    on the whole golden, as the viewer lists it, saying the golden has no such step."""
+    path = _with_notes(tmp_path)
+    code, out, _ = run(capsys, "show", str(path))
+    assert code == 0
+    lines = out.splitlines()
+    assert "note: whole" in lines
+    assert "note: step 9 (the golden has steps 1..6): beyond" in lines
+    assert "note: step 0 (the golden has steps 1..6): before" in lines
+    assert "      note: on the refund" in lines
+    code, out, _ = run(capsys, "show", str(path), "--json")
+    shown = json.loads(out)
+    assert shown["notes"] == [
+        "step 9 (the golden has steps 1..6): beyond",
+        "step 0 (the golden has steps 1..6): before",
+        "whole",
+    ]
+    assert [s["notes"] for s in shown["steps"]][3] == ["on the refund"]
+
+
 def test_upgrade(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

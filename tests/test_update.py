@@ -795,6 +795,40 @@ def test_a_comment_follows_its_unchanged_step_to_the_number_an_update_gives_it(
     pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
 
 
+def test_an_update_keeps_a_note_on_a_step_the_golden_does_not_have(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A note on step 9 of a 3-step golden was written back as a note on the session
+    saying an update had replaced its step ("(on step 9, a step, before an update
+    replaced it)"): no step was replaced. It is kept as written while the session has no
+    such step; one on step 4, which the update now writes, does not silently land on
+    that new step: it goes on the session, saying the golden had no step 4."""
+    monkeypatch.delenv("AUDIT", raising=False)
+    pytester.makepyfile(agent=RENUMBERED_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    stub = "name: one\ninput: {q: hi}\nexpect:\n  state: exact\n"
+    path = write(pytester.mkdir("goldens") / "one.golden.yaml", stub)
+    record(pytester)
+    notes = (
+        "notes:\n  - text: beyond\n    step: 9\n  - text: before\n    step: 0\n"
+        "  - text: next\n    step: 4\n"
+    )
+    path.write_text(path.read_text() + notes)
+    assert len(load(path).step_list) == 3
+    monkeypatch.setenv("AUDIT", "1")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    updated = load(path)
+    assert len(updated.step_list) == 4
+    assert [(n.text, n.step) for n in updated.notes] == [
+        ("beyond", 9),
+        ("before", 0),
+        ("(on step 4, a step the golden did not have) next", None),
+    ]
+    assert "replaced" not in path.read_text()
+
+
 SKIPPED_SNAPSHOT_AGENT = """
 import os
 

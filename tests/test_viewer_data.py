@@ -253,7 +253,10 @@ def test_step_rows() -> None:
     assert [r["n"] for r in rows if r["slow"]] == [6, 9]  # 30 s and 8.1 s > 5 s
     assert rows[5]["err"] == "TimeoutError: booking service timed out"
     assert rows[5]["notes"] == ["the booking API times out once; the retry at 7 works"]
-    assert view["notes"] == ["recorded against the staging API", "step 99: a note past the end"]
+    assert view["notes"] == [
+        "recorded against the staging API",
+        "step 99 (the golden has steps 1..9): a note past the end",
+    ]
     assert rows[4]["data"]["raw"].startswith("<raw wire body: ")  # the wire body stays out
     assert rows[4]["data"]["output"]["tool_calls"][0]["arguments"]["passenger"] == "Alice"
     assert view["figures"]["llm_calls"] == 3 and view["figures"]["tool_calls"] == 3

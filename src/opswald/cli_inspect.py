@@ -12,7 +12,15 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep, cut_short
+from opswald.session import (
+    AnyStep,
+    LLMCallStep,
+    Session,
+    StateStep,
+    ToolCallStep,
+    cut_short,
+    placed_notes,
+)
 from opswald.terminal import counted
 from opswald.verdict import MISSING
 
@@ -226,9 +234,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     types = parse_types(args.type)
     lo, hi = parse_range(args.steps, len(steps))
     chosen = [s for s in steps if lo <= s.step <= hi and (types is None or s.type in types)]
-    notes: dict[int | None, list[str]] = {}
-    for note in session.notes:
-        notes.setdefault(note.step, []).append(note.text)
+    notes, loose = placed_notes(session)  # a note on a step it lacks: on the whole golden
     if args.json:
         _print_json(
             {
@@ -236,7 +242,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 "total_steps": len(steps),
                 "totals": dataclasses.asdict(_figures(session)),
                 "steps": [{**_row(s), "notes": notes.get(s.step, [])} for s in chosen],
-                "notes": notes.get(None, []),
+                "notes": loose,
                 "recorded_under": _recorded_under(session),
                 "output": session.output,
                 "error": session.error.model_dump(exclude_none=True) if session.error else None,
@@ -248,7 +254,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     recorded = _recorded_under(session)
     if recorded is not None:
         print(_clip(_recorded_line(recorded), width))
-    for text in notes.get(None, []):
+    for text in loose:
         print(_clip(f"note: {text}", width))
     name_w = max(8, width - 53)
     print(

@@ -653,6 +653,25 @@ class Session(_Model):
 AnyStep = UserInputStep | LLMCallStep | ToolCallStep | StateStep
 
 
+def placed_notes(session: Session) -> tuple[dict[int, list[str]], list[str]]:
+    """The session's notes on each of its steps, and its notes on the whole session: those
+    without a step, and those on a step it does not have (step 9 of 7, step 0: `validate`
+    takes them), which say so — `step 9 (the golden has steps 1..7): ...` — since `show`
+    and the viewer have no step to show them at."""
+    total = len(session.step_list)
+    have = f"the golden has steps 1..{total}" if total else "the golden has no steps"
+    on_steps: dict[int, list[str]] = {}
+    loose: list[str] = []
+    for note in session.notes:
+        if note.step is None:
+            loose.append(note.text)
+        elif 1 <= note.step <= total:
+            on_steps.setdefault(note.step, []).append(note.text)
+        else:
+            loose.append(f"step {note.step} ({have}): {note.text}")
+    return on_steps, loose
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a golden file (printed by `opswald schema`)."""
     schema = Session.model_json_schema(by_alias=False)

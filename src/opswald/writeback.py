@@ -91,7 +91,9 @@ def blessed(golden: Session, run: Run) -> Blessed:
         data["input"] = run.actual.input
     if golden.notes:
         moved.update(_paired(golden.step_list, steps, moved))
-        data["notes"] = [_moved_note(note, moved, golden_steps) for note in golden.notes]
+        data["notes"] = [
+            _moved_note(note, moved, golden_steps, len(steps)) for note in golden.notes
+        ]
     metadata = run.actual.metadata
     if kept and "recorded_with" not in golden.metadata and "recorded_with" in metadata:
         # a golden written by hand keeps saying so while it holds steps as written: replay
@@ -211,16 +213,25 @@ def _call_of(step: AnyStep) -> object:
     return getattr(step, "input", None)
 
 
-def _moved_note(note: Note, moved: dict[int, int], golden_steps: dict[int, AnyStep]) -> Note:
+def _moved_note(
+    note: Note, moved: dict[int, int], golden_steps: dict[int, AnyStep], written: int
+) -> Note:
     """A note follows its step to its new number; a note on a step the update replaced
     becomes a note on the session that says where it was, so that nothing is lost and the
-    review sees it."""
+    review sees it. A note on a step the golden did not have (step 9 of 7, step 0) was on
+    no step: it stays as it is while the session written (`written` steps) has no such
+    step either, and else goes on the session, so as not to land on a step it never was
+    about."""
     if note.step is None or moved.get(note.step) == note.step:
         return note
     if note.step in moved:
         return note.model_copy(update={"step": moved[note.step]})
     old = golden_steps.get(note.step)
-    what = " ".join(part for part in (_kind(old) if old else ("a step", None)) if part)
+    if old is None:
+        if not 1 <= note.step <= written:
+            return note
+        return Note(text=f"(on step {note.step}, a step the golden did not have) {note.text}")
+    what = " ".join(part for part in _kind(old) if part)
     text = f"(on step {note.step}, {what}, before an update replaced it) {note.text}"
     return Note(text=text)
 

@@ -69,6 +69,7 @@ from opswald.session import (
     Session,
     StateStep,
     ToolCallStep,
+    placed_notes,
 )
 from opswald.sessiondiff import (
     _step_body,
@@ -517,13 +518,7 @@ def session_view(session: Session, *, slow_ms: float) -> dict[str, Any]:
     steps = session.step_list
     plain = to_data(session)
     plain_steps = plain.get("steps") or []
-    notes: dict[int, list[str]] = {}
-    loose: list[str] = []
-    for note in session.notes:
-        if note.step is not None and 1 <= note.step <= len(steps):
-            notes.setdefault(note.step, []).append(note.text)
-        else:
-            loose.append(note.text if note.step is None else f"step {note.step}: {note.text}")
+    notes, loose = placed_notes(session)
     rows = []
     for step, data, (refs, changes) in zip(steps, plain_steps, _state_rows(steps), strict=True):
         if "raw" in data:
