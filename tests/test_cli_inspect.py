@@ -389,6 +389,63 @@ def test_golden_note_keeps_the_goldens_comments(
     assert [n.text for n in opswald.load(path).notes] == ["first", "second"]
 
 
+HAND_EXPECT = """\
+# judged as agreed in SUP-42
+expect:
+  output: {match: exact}  # the whole answer
+  requests:
+    normalize:
+      '\\d{4}-\\d\\d-\\d\\d': <date>
+  tool_calls: {ignore_args: [request_id, "*.ts"]}
+  budgets:
+    cost: 0.05  # dollars
+"""
+
+
+def test_golden_note_keeps_the_top_level_keys_as_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A note changes `notes:` and nothing else: `expect:`, `tags:` and `description:`
+    written by hand in another form than the canonical one (flow style, the long form of
+    a shorthand, a `normalize:` mapping, comments inside) stay byte for byte."""
+    path = tmp_path / "refund.golden.yaml"
+    text = REFUND.read_text()
+    text = text.replace("tags:\n  - critical\n  - refunds\n", "tags: [critical, refunds]  # ours\n")
+    text = text.replace(
+        "description: Refunds a delivered order; memory snapshots and a cost budget.\n",
+        "description: >-  # folded\n  Refunds a delivered order;\n  memory snapshots.\n",
+    )
+    head, expect = text.split("\nexpect:\n")
+    assert "\n" not in expect.rstrip("\n").replace("\n  ", ""), "expect is the last key"
+    path.write_text(head + "\n" + HAND_EXPECT)
+    before = path.read_text()
+    code, out, _ = run(capsys, "golden", "note", str(path), "--step", "4", "refund policy v2")
+    assert (code, out) == (0, f"noted at step 4 of 6 in {path}\n")
+    after = path.read_text()
+    assert after == before + "notes:\n  - text: refund policy v2\n    step: 4\n"
+    assert opswald.load(path).notes[0].text == "refund policy v2"
+
+
+def test_golden_note_keeps_a_json_goldens_expect_as_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """In a JSON golden, `expect:` keeps the form it was written in (the long form of
+    `output`, a `normalize` mapping), not the canonical one."""
+    path = tmp_path / "card_declined.golden.json"
+    data = json.loads(DECLINED.read_text())
+    data["expect"] = {
+        "output": {"match": "exact"},
+        "requests": {"normalize": {"\\d+": "<n>"}},
+        "tool_calls": {"ignore_args": ["request_id"]},
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    code, _, _ = run(capsys, "golden", "note", str(path), "looked at")
+    assert code == 0
+    written = json.loads(path.read_text())
+    assert written["expect"] == data["expect"]
+    assert written["notes"] == [{"text": "looked at"}]
+
+
 def _with_notes(tmp_path: Path) -> Path:
     path = tmp_path / "refund.golden.yaml"
     notes = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opswald.comments import carry_comments, comment_lines
+from opswald.comments import Carried, _kept_alike, carry_comments, comment_lines
 
 HEADER = "# yaml-language-server: $schema=https://opswald.dev/schema/golden-v1.json\n"
 
@@ -58,11 +58,9 @@ def test_comments_stay_on_the_parts_written_unchanged() -> None:
         "    # about its output, indented as its fields\n"
         "  - step: 2\n"
         "    tool: c\n"
-        "expect:\n"
-        "  budgets:\n"
-        "    steps: 5\n"
+        "expect: {budgets: {steps: 5}}  # hand-formatted\n"
     )
-    assert carried.dropped == 2  # on step 2, which changed; on `expect:`, written otherwise
+    assert carried.dropped == 1  # on step 2, which changed; `expect:` says the same
 
 
 def test_comments_follow_a_step_written_unchanged_under_another_number() -> None:
@@ -131,3 +129,50 @@ def test_the_files_own_schema_line_takes_the_place_of_ours() -> None:
         assert carried.text == own + body, carried.text
         assert carried.text.count("yaml-language-server") == 1
         assert carried.dropped == 0
+
+
+def test_a_kept_key_that_says_the_same_is_written_as_it_was_written() -> None:
+    """`tags`, `expect` and `input` in another form than the canonical one, without a
+    comment: written as they were while they say the same (a shorthand's long form, a
+    `normalize` mapping, flow style); a key that changed, or one a rewrite does not keep
+    (`metadata`), is written canonically."""
+    old = (
+        HEADER + "name: one\n"
+        "tags: [a, b]\n"
+        "metadata: {k: 1}\n"
+        "input: {q: hi}\n"
+        "steps: []\n"
+        "expect:\n"
+        "  output: {match: exact}\n"
+        "  requests:\n"
+        "    normalize: {'\\d+': <n>}\n"
+    )
+    new = (
+        HEADER + "name: one\n"
+        "tags:\n  - a\n  - b\n"
+        "metadata:\n  k: 1\n"
+        "input:\n  q: hi\n"
+        "steps: []\n"
+        "expect:\n"
+        "  output: exact\n"
+        "  requests:\n"
+        "    normalize:\n"
+        "      - pattern: \\d+\n"
+        "        replace: <n>\n"
+    )
+    assert carry_comments(old, new) == Carried(old.replace(" {k: 1}", "\n  k: 1"), 0)
+    changed = new.replace("  - b\n", "  - c\n").replace("  q: hi\n", "  q: '[REDACTED]'\n")
+    carried = carry_comments(old, changed)
+    assert "tags:\n  - a\n  - c\n" in carried.text
+    assert "input:\n  q: '[REDACTED]'\n" in carried.text  # never the old text's value
+    assert "  output: {match: exact}\n" in carried.text
+
+
+def test_a_golden_written_canonically_is_not_scanned() -> None:
+    """The kept keys of canonical text stand in the old text as they are: nothing to do."""
+    old = HEADER + "name: one\ntags:\n  - a\nsteps: []\nexpect:\n  output: exact\n"
+    new = old.replace("steps: []", "steps: []\noutput: 2")
+    assert _kept_alike(old, new)
+    assert not _kept_alike(old.replace("  - a\n", "  - a\n  - b\n"), new)
+    assert not _kept_alike(old.replace("  output: exact", "  output: {match: exact}"), new)
+    assert carry_comments(old, new) == Carried(new, 0)

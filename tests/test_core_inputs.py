@@ -473,7 +473,7 @@ def test_an_update_keeps_hand_written_expectation_shorthands(
     monkeypatch.setenv("AGENT_VARIANT", "output")
     project.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
     text = path.read_text()
-    assert "expect:\n  output: normalized\n  state:\n    - memory.seat\n" in text, text[-200:]
+    assert text.endswith("expect:\n  output: normalized\n  state: [memory.seat]\n"), text[-200:]
 
 
 def test_an_update_that_cannot_write_shows_the_failure_and_why(

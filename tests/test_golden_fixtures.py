@@ -494,14 +494,16 @@ def test_an_update_and_a_recording_run_with_the_fixtures_and_keep_the_field(
     result.assert_outcomes(passed=1)
     text = stub.read_text()
     assert "hello, Alice" in text
-    assert "\nname: alice\nfixtures:\n  - greeting\nmetadata:" in text
+    # the keys taken from the stub are written as the stub has them
+    assert "\nname: alice\nfixtures: [greeting]\nmetadata:" in text
+    assert "\ninput: {who: Alice}\nsteps:" in text
     stale = text.replace("hello, Alice", "hi, Alice")
     stub.write_text(stale)
     project.runpytest("--opswald-goldens").assert_outcomes(failed=1)
     project.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
     updated = stub.read_text()
     assert "hello, Alice" in updated
-    assert "greeting" in updated
+    assert "\nfixtures: [greeting]\n" in updated
     project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
 
 

@@ -39,7 +39,7 @@ def test_record_then_replay_passes(project: pytest.Pytester) -> None:
     assert session.metadata["duration_ms"] >= 0
     text = (project.path / GOLDEN).read_text()
     assert text.startswith("# yaml-language-server: $schema=")
-    assert "tags:\n" in text and "critical" in text
+    assert "\ntags: [critical]\n" in text  # the stub's own form of a key it keeps
 
     side_effects = project.path / "side_effects.log"
     booked_once = side_effects.read_text()
@@ -159,7 +159,9 @@ def test_an_output_hint_suggests_what_accepts_the_change(
         assert other not in hint, hint
     path = project.path / GOLDEN
     path.write_text(
-        path.read_text().replace("tags:\n", f"expect:\n  output: {{match: {follow}}}\ntags:\n", 1)
+        path.read_text().replace(
+            "tags: [critical]\n", f"expect:\n  output: {{match: {follow}}}\ntags: [critical]\n", 1
+        )
     )
     project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
 

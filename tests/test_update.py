@@ -28,7 +28,9 @@ def test_update_keeps_prefix_bytes_and_rewrites_the_rest(
     golden_path = project.path / GOLDEN
     # expect/notes written by hand after recording must survive the update
     text = golden_path.read_text().replace(
-        "tags:\n", "notes:\n  - text: booking is the risky step\n    step: 5\ntags:\n", 1
+        "tags: [critical]\n",
+        "notes:\n  - text: booking is the risky step\n    step: 5\ntags: [critical]\n",
+        1,
     )
     golden_path.write_text(text)
     before = golden_path.read_bytes()
@@ -184,7 +186,9 @@ def test_budgets_fail_and_are_never_blessed(
     recorded = load(path)
     total_cost = sum(s.cost or 0 for s in recorded.step_list if s.type == "llm_call")
     text = path.read_text().replace(
-        "tags:\n", f"expect:\n  budgets:\n    cost: {total_cost / 2}\ntags:\n", 1
+        "tags: [critical]\n",
+        f"expect:\n  budgets:\n    cost: {total_cost / 2}\ntags: [critical]\n",
+        1,
     )
     path.write_text(text)
     result = project.runpytest("--opswald-goldens")
@@ -223,7 +227,11 @@ def test_expected_error_golden(project: pytest.Pytester, monkeypatch: pytest.Mon
         ]
     )
     path = project.path / GOLDEN
-    path.write_text(path.read_text().replace("tags:\n", "expect:\n  error: type\ntags:\n", 1))
+    path.write_text(
+        path.read_text().replace(
+            "tags: [critical]\n", "expect:\n  error: type\ntags: [critical]\n", 1
+        )
+    )
     project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
     monkeypatch.setenv("AGENT_VARIANT", "")
     result = project.runpytest("--opswald-goldens")
@@ -256,7 +264,9 @@ def test_the_error_hint_names_only_the_settings_that_accept_the_run(
     monkeypatch.setenv("AGENT_VARIANT", "raise")
     record(project)
     path = project.path / GOLDEN
-    text = path.read_text().replace("tags:\n", f"expect:\n  error: {setting}\ntags:\n", 1)
+    text = path.read_text().replace(
+        "tags: [critical]\n", f"expect:\n  error: {setting}\ntags: [critical]\n", 1
+    )
     path.write_text(text)
     monkeypatch.setenv("AGENT_VARIANT", variant)
     result = project.runpytest("--opswald-goldens")
@@ -307,8 +317,10 @@ def test_an_update_keeps_notes_on_their_steps_line_endings_and_written_expectati
         for n, text in ((2, "seat lookup"), (5, "booking moves money"), (6, "last answer"))
     )
     text = golden_path.read_text().replace(
-        "tags:\n",
-        "expect:\n  output: exact\n  error: same\n  state: report\nnotes:\n" + notes + "tags:\n",
+        "tags: [critical]\n",
+        "expect:\n  output: exact\n  error: same\n  state: report\nnotes:\n"
+        + notes
+        + "tags: [critical]\n",
         1,
     )
     golden_path.write_bytes(text.replace("\n", "\r\n").encode())
@@ -322,7 +334,8 @@ def test_an_update_keeps_notes_on_their_steps_line_endings_and_written_expectati
     assert after.count(b"\r\n") == after.count(b"\n"), "every line still ends in CRLF"
     old, new = before.decode().replace("\r\n", "\n"), after.decode().replace("\r\n", "\n")
     assert _step_blocks(old)[:4] == _step_blocks(new)[:4]
-    assert "expect:\n  output: exact\n  state: report\n  error: same\n" in new
+    # written as it was written (not reordered), since the update leaves it as it was
+    assert "expect:\n  output: exact\n  error: same\n  state: report\n" in new
     session = load(golden_path)
     assert [s.type for s in session.step_list][4:] == ["llm_call", "state"]
     assert [(n.step, n.text) for n in session.notes] == [
@@ -729,6 +742,61 @@ def test_an_update_keeps_the_comments_of_the_parts_it_writes_unchanged(
     assert "  # the lookup\n  - step: 1\n" in after
     assert "    steps: 5  # agreed in SUP-42\n" in after
     assert "# will change" not in after
+    assert load(path).step_list[1].input == {"x": 3}  # type: ignore[union-attr]
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+HAND_HEADER = """\
+name: one
+description: >
+  Looks the order up,
+  then books it.
+tags: [critical, billing]  # a flow list
+timeout: 30  # generous: the CRM is slow
+"""
+
+HAND_EXPECT = """\
+# how this golden is judged: agreed in SUP-42
+expect:
+  output: {match: exact}  # the whole answer
+  requests:
+    normalize:
+      '\\d{4}-\\d\\d-\\d\\d': <date>   # dates in prompts
+  # no more than this
+  budgets: {steps: 5}
+"""
+
+
+@pytest.mark.parametrize("note", ["", "notes:\n  - text: reviewed  # by Ann\n    step: 1\n"])
+def test_an_update_writes_the_top_level_keys_it_keeps_as_they_were_written(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, note: str
+) -> None:
+    """`expect:` (and `description:`, `tags:`, `timeout:`, `notes:`) written by hand in
+    another form than the canonical one — flow style, a shorthand's long form, a
+    `normalize:` mapping, a folded string, comments inside — are written back byte for
+    byte by an update that does not change them: nothing of them is rewritten or
+    dropped. Only the step the update re-recorded is written anew."""
+    monkeypatch.delenv("X", raising=False)
+    path = _commented_golden(pytester)
+    recorded = path.read_text()
+    body = recorded[recorded.index("metadata:\n") : recorded.index("expect:\n")]
+    first = recorded.split("\n", 1)[0] + "\n"
+    path.write_text(first + "schema_version: 1\n" + HAND_HEADER + body + HAND_EXPECT + note)
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    monkeypatch.setenv("X", "3")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden updated*"])
+    assert "dropped" not in result.stdout.str()
+    after = path.read_text()
+    for part in (
+        "name: one\ndescription: >\n  Looks the order up,\n  then books it.\n",
+        "tags: [critical, billing]  # a flow list\n",
+        "timeout: 30  # generous: the CRM is slow\n",
+        HAND_EXPECT,
+        note,
+    ):
+        assert part in after, after
     assert load(path).step_list[1].input == {"x": 3}  # type: ignore[union-attr]
     pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
 

@@ -4,10 +4,13 @@ writes where the text they annotate is written unchanged.
 A golden is written in canonical form (`files.dumps`). The comments of the file it
 replaces are kept with the parts of it that the new text repeats word for word: a step
 an update served as recorded (under its new number, when the update renumbered it), the
-`expect:` block, `input:`, the `steps:` line, the lines above the first key. A comment
-inside a part that changed, or in a part written in another form than the canonical one
-(a flow mapping, another key order), has no place to go: it is dropped, and counted, so
-that the writer can say so.
+`steps:` line, the lines above the first key. A top-level key that a rewrite takes from
+the golden (`KEPT_KEYS`: `expect:`, `input:`, `notes:`, ...) is written as the old text
+has it, comments, flow style, shorthands and all, whenever it still says the same
+(`files.same_value`): the user wrote it, and a rewrite that does not change it has no
+business reformatting it. A comment inside a part that changed, or in a step written in
+another form than the canonical one (a flow mapping, another key order), has no place to
+go: it is dropped, and counted, so that the writer can say so.
 
 Comments are found with the YAML scanner's tokens: a `#` is a comment only outside
 every token (a quoted or block scalar holds `#` as text) and after a space or at the
@@ -30,6 +33,23 @@ try:
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+# The top-level keys a rewrite takes from the golden it replaces (an update and a
+# recording, `opswald.writeback`; a note changes only `notes`): written as they were
+# written while they say the same.
+KEPT_KEYS = (
+    "name",
+    "description",
+    "tags",
+    "session_id",
+    "agent",
+    "fixtures",
+    "input",
+    "expect",
+    "modifications",
+    "timeout",
+    "notes",
+)
 
 
 @dataclass(frozen=True)
@@ -65,31 +85,35 @@ def comment_lines(text: str) -> dict[int, int]:
 
 def carry_comments(old: str, new: str, renumbered: Mapping[int, int] | None = None) -> Carried:
     """`new` (canonical text) with the comments of `old` kept on the parts of it that
-    `new` repeats unchanged; `dropped` counts the comment lines of `old` it left out
-    (the schema line every golden starts with is not counted). `renumbered`: the steps
-    written as they were under another number (old number → new): unchanged, but for it."""
+    `new` repeats unchanged, and the `KEPT_KEYS` that still say the same written as `old`
+    has them; `dropped` counts the comment lines of `old` it left out (the schema line
+    every golden starts with is not counted). `renumbered`: the steps written as they were
+    under another number (old number → new): unchanged, but for it."""
     header, _, _ = new.partition("\n")
-    if not _MAYBE_COMMENT.search(old, len(header) if old.startswith(header) else 0):
-        return Carried(new, 0)
+    commented = _MAYBE_COMMENT.search(old, len(header) if old.startswith(header) else 0)
+    if not commented and _kept_alike(old, new):
+        return Carried(new, 0)  # nothing to carry: no scan of a large golden's text
     try:
         before = _scan(old)
     except yaml.YAMLError:  # not the file that was loaded: nothing to go by
         return Carried(new, 0)
     old_lines = old.split("\n")
     counted = {n for n in before.comments if old_lines[n].strip() != header}
-    if not counted:
-        return Carried(new, 0)
     if not before.keys:
         return Carried(new, len(counted))
     new_lines = new.split("\n")
     by_text: dict[tuple[str, tuple[str, ...]], list[tuple[int, int]]] = {}
+    as_written: dict[str, tuple[int, int]] = {}  # a kept key's part, as the old text has it
     for kind, start, end in _parts(old_lines, before):
         bare = _bare(old_lines, start, end, before)
         if kind == "-" and renumbered:  # a step written as it was, under its new number
             bare = _renumbered(bare, renumbered)
         by_text.setdefault((kind, bare), []).append((start, end))
+        if kind in KEPT_KEYS:
+            as_written[kind] = (start, end)
     out: list[str] = [header + "\n"]
     kept: set[int] = set()
+    verbatim: set[str] = set()
     for n in range(before.keys[0][0]):  # above the first key: its comment lines, as they are
         if n in counted and _comment_only(old_lines, n, before):
             if _MODELINE.match(old_lines[n]) and out[0] == header + "\n":
@@ -101,11 +125,16 @@ def carry_comments(old: str, new: str, renumbered: Mapping[int, int] | None = No
         if kind == "" and start == 0:
             continue  # the schema line, written above
         # canonical text: no comment below the schema line, blank lines only in scalars
-        same = by_text.get((kind, tuple(new_lines[start:end])))
-        if not same:
-            out.append("".join(line + "\n" for line in new_lines[start:end]))
+        lines = new_lines[start:end]
+        same = by_text.get((kind, tuple(lines)))
+        if same:
+            old_start, old_end = same.pop(0)
+        elif kind in as_written and _says_the_same(kind, old_lines, as_written[kind], lines):
+            old_start, old_end = as_written.pop(kind)
+            verbatim.add(kind)
+        else:
+            out.append("".join(line + "\n" for line in lines))
             continue
-        old_start, old_end = same.pop(0)
         written = old_lines[old_start:old_end]
         if kind == "-" and renumbered:
             written = list(_renumbered(written, renumbered))
@@ -114,9 +143,57 @@ def carry_comments(old: str, new: str, renumbered: Mapping[int, int] | None = No
     text = "".join(out)
     if not new.endswith("\n"):
         text = text.removesuffix("\n")
-    if kept and not _same_data(text, new):  # never: a safety net, not a path
+    if (kept or verbatim) and not _same_data(text, new, verbatim):  # never: a safety net
         return Carried(new, len(counted))
     return Carried(text, len(counted - kept))
+
+
+def _says_the_same(
+    key: str, old_lines: list[str], span: tuple[int, int], new_lines: list[str]
+) -> bool:
+    from opswald.files import same_value
+
+    start, end = span
+    return same_value(key, "\n".join(old_lines[start:end]), "\n".join(new_lines))
+
+
+# a top-level key a rewrite keeps, at the start of a line of canonical text
+_KEPT_KEY_LINE = re.compile(rf"^(?:{'|'.join(KEPT_KEYS)}):", re.MULTILINE)
+# the start of the next line of canonical text that is not inside a top-level key's value
+_NEXT_TOP_LINE = re.compile(r"\n(?=[^ \n])")
+
+
+def _kept_alike(old: str, new: str) -> bool:
+    """Whether no `KEPT_KEYS` part of `new` (canonical text) stands in `old` in another
+    form that says the same: each stands in `old` as it is, whole, or `old` has no such
+    key, or has it with another value. Text searches and a read of the old key's lines
+    only, no scan, so that rewriting a large golden (written canonically, or with a note
+    added) costs nothing more. A guess at the old key's lines that is wrong only sends
+    the text through the scan, which tells."""
+    from opswald.files import same_value
+
+    old = "\n" + old
+    for found in _KEPT_KEY_LINE.finditer(new):
+        after = _NEXT_TOP_LINE.search(new, found.end())
+        part = "\n" + new[found.start() : after.start() + 1 if after else len(new)]
+        at = old.find(part)
+        if at >= 0 and part.endswith("\n"):
+            follows = old[at + len(part) : at + len(part) + 1]
+            if follows not in (" ", "\t", "\n", "#", "-"):
+                continue  # the same lines, and no more of the key's value after them
+        key = found.group()[:-1]
+        at = old.find(f"\n{key}:")
+        if at < 0:
+            continue  # a key the old text does not have
+        end = _NEXT_OLD_TOP_LINE.search(old, at + 1)
+        guess = old[at + 1 : end.start() + 1 if end else len(old)]
+        if same_value(key, guess, part[1:]):
+            return False
+    return True
+
+
+# the start of the next line of a hand-written golden that may start a top-level key
+_NEXT_OLD_TOP_LINE = re.compile(r"\n(?=[^ \t\n#-])")
 
 
 # an editor's schema line (`# yaml-language-server: $schema=…`), as a golden's first line is
@@ -300,12 +377,21 @@ def _bare(lines: list[str], start: int, end: int, scan: _Scan) -> tuple[str, ...
     return tuple(bare)
 
 
-def _same_data(text: str, canonical: str) -> bool:
-    from opswald.files import DEFAULT_MAX_DEPTH, _parse
+def _same_data(text: str, canonical: str, verbatim: set[str]) -> bool:
+    """`text` reads as the canonical text does: the same data, but for the `verbatim`
+    keys, written as the old text had them, which only say the same."""
+    from opswald.files import DEFAULT_MAX_DEPTH, _parse, same_field
 
     try:
-        return _parse(text, "yaml", DEFAULT_MAX_DEPTH) == _parse(
-            canonical, "yaml", DEFAULT_MAX_DEPTH
-        )
+        written = _parse(text, "yaml", DEFAULT_MAX_DEPTH)
+        expected = _parse(canonical, "yaml", DEFAULT_MAX_DEPTH)
     except Exception:  # any failure to read it back keeps the canonical text
         return False
+    if written.keys() != expected.keys():
+        return False
+    return all(
+        same_field(key, written[key], expected[key])
+        if key in verbatim
+        else written[key] == expected[key]
+        for key in expected
+    )

@@ -1493,8 +1493,10 @@ def dump(
     the secrets in the session are replaced in what is written. With `keep_comments`, the
     comments of the YAML file replaced stay on the parts written unchanged
     (`opswald.comments`), a step's also where `renumbered` (its number in the file
-    replaced → in `session`) says it moved; the number of its comment lines that could not
-    stay is returned (else 0).
+    replaced → in `session`) says it moved, and the top-level keys a rewrite keeps
+    (`comments.KEPT_KEYS`) are written as that file has them while they say the same (in
+    a JSON file: their values, as written); the number of its comment lines that could
+    not stay is returned (else 0).
 
     A session whose file loading would refuse — nested deeper or larger than `limits`
     (else those in force) allow — is not written: `GoldenWriteRefused` says which cap,
@@ -1510,15 +1512,16 @@ def dump(
         _COLLIDED.reset(token)
     if _deeper_than(data, limits.max_depth):
         raise GoldenWriteRefused(_deep_refusal(data, limits.max_depth))
+    old = _old_text(path) if keep_comments else None
+    if old is not None and fmt == "json":
+        data = _as_written_json(old, data)
     text = _text(data, fmt)
     dropped = 0
-    if keep_comments and fmt == "yaml":
-        old = _old_text(path)
-        if old is not None:
-            from opswald.comments import carry_comments
+    if old is not None and fmt == "yaml":
+        from opswald.comments import carry_comments
 
-            carried = carry_comments(old, text, renumbered)
-            text, dropped = carried.text, carried.dropped
+        carried = carry_comments(old, text, renumbered)
+        text, dropped = carried.text, carried.dropped
     bom, crlf = _text_form(path)
     if crlf:
         text = text.replace("\n", "\r\n")
@@ -1530,6 +1533,51 @@ def dump(
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text, exclusive=exclusive)
     return dropped
+
+
+def same_value(key: str, old: str, new: str) -> bool:
+    """Whether two YAML texts of a golden's top-level `key` (`key: ...`, maybe with
+    comments) say the same: read and checked as loading reads and checks them, so that
+    `output: {match: exact}` says what `output: exact` does."""
+    try:
+        before = _parse(old, "yaml", DEFAULT_MAX_DEPTH)
+        after = _parse(new, "yaml", DEFAULT_MAX_DEPTH)
+    except Exception:  # not a part that reads alone: not known to be the same
+        return False
+    return list(before) == [key] == list(after) and same_field(key, before[key], after[key])
+
+
+def same_field(key: str, old: Any, new: Any) -> bool:
+    """Whether two values of a golden's top-level `key` (plain data, as read) say the same
+    once loaded: their canonical data is identical, types and key order included."""
+    try:
+        written = [to_data(Session.model_validate({key: value})).get(key) for value in (old, new)]
+    except (ValidationError, ValueError, TypeError):
+        return False
+    return repr(written[0]) == repr(written[1])
+
+
+def _as_written_json(old: str, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` (canonical) with the top-level keys a rewrite keeps (`comments.KEPT_KEYS`)
+    as the old JSON text has them, where they say the same: JSON has no comments to keep,
+    but a hand-written form (`"output": {"match": "exact"}`, a `normalize` mapping) stays."""
+    from opswald.comments import KEPT_KEYS
+
+    try:  # the C reader: the file was loaded (and checked) before; only values are taken
+        before = json.loads(old)
+    except ValueError:  # not the file that was loaded: nothing to go by
+        return data
+    if not isinstance(before, dict):
+        return data
+    kept = {
+        key: before[key]
+        for key in KEPT_KEYS
+        if key in before
+        and key in data
+        and repr(before[key]) != repr(data[key])
+        and same_field(key, before[key], data[key])
+    }
+    return {key: kept.get(key, value) for key, value in data.items()} if kept else data
 
 
 def _old_text(path: StrPath) -> str | None:

@@ -10,26 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from opswald import files
-from opswald.comments import dropped_note
+from opswald.comments import KEPT_KEYS, dropped_note
 from opswald.engine.run import Run
 from opswald.engine.tape import epoch_ms
 from opswald.pairing import step_pairs
 from opswald.redact import Redactor
 from opswald.session import AnyStep, Note, Session, StateStep
 
-KEPT = (
-    "name",
-    "description",
-    "tags",
-    "session_id",
-    "agent",
-    "fixtures",
-    "input",
-    "expect",
-    "modifications",
-    "timeout",
-    "notes",
-)
+# what an update or a recording takes from the golden (written as the golden has it while
+# it says the same: `opswald.comments`)
+KEPT = KEPT_KEYS
 
 
 @dataclass(frozen=True, kw_only=True)
