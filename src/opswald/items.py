@@ -865,8 +865,12 @@ def _check_unparametrized(path: Path, names: tuple[str, ...], item: GoldenItem) 
     """A golden runs once, so a fixture with `params=` (named by the golden, autouse, or
     asked for by another) has no parameter to get: a collection error saying so, not
     pytest's "The requested fixture has no parameter defined" at setup."""
-    found = item._fixtureinfo.name2fixturedefs
-    for name in item._fixtureinfo.names_closure:
+    info = item._fixtureinfo
+    checked = item.config.stash.setdefault(_UNPARAMETRIZED, set())
+    if id(info) in checked:  # shared by the goldens of a folder (GoldenItem.__init__)
+        return
+    found = info.name2fixturedefs
+    for name in info.names_closure:
         defs = found.get(name)
         if not defs or getattr(defs[-1], "params", None) is None:
             continue
@@ -899,6 +903,7 @@ def _check_unparametrized(path: Path, names: tuple[str, ...], item: GoldenItem) 
             line=_line_of_key(path, "fixtures") if own else None,
             field="fixtures" if own else None,
         )
+    checked.add(id(info))
 
 
 def _visible_fixtures(item: pytest.Item) -> list[str]:
@@ -982,6 +987,9 @@ def _line_of_step(path: Path, step: int | None) -> int:
 _Node = TypeVar("_Node", bound="Node")
 
 INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
+# the fixture infos (by id: each is kept by its items for the run) found to hold no
+# parametrized fixture
+_UNPARAMETRIZED = pytest.StashKey[set[int]]()
 """The ini option `usefixtures` as written (read when pytest is configured)."""
 
 # per run, for the goldens of a folder with the same `fixtures:` (the folder's node id and
