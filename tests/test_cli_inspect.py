@@ -816,3 +816,39 @@ def test_show_and_analyze_say_a_figure_was_not_recorded_not_that_it_was_0(
     assert "hand: 2 steps, no usage recorded, $0.0020, no time recorded" in out, out
     assert "    m: 1 call, no usage recorded, $0.0020" in out, out
     assert "0 tokens" not in out and "0 ms" not in out, out
+
+
+def test_analyze_json_rounds_its_sums_and_counts_unpriced_calls_per_type() -> None:
+    """Costs summed in floats (0.0045 + 0.00075) are given as the figure they add up to,
+    and a type's cost is marked a lower bound where a call of it has none."""
+    from opswald.cli_inspect import analyze
+    from opswald.session import Session
+
+    session = Session.model_validate(
+        {
+            "name": "sum",
+            "input": {},
+            "steps": [
+                {
+                    "step": 1,
+                    "type": "llm_call",
+                    "model": "m",
+                    "output": {"content": "a"},
+                    "cost": 0.0045,
+                },
+                {
+                    "step": 2,
+                    "type": "llm_call",
+                    "model": "m",
+                    "output": {"content": "b"},
+                    "cost": 0.00075,
+                },
+                {"step": 3, "type": "llm_call", "model": "n", "output": {"content": "c"}},
+            ],
+        }
+    )
+    data = analyze(session, slow_ms=1000)
+    assert data["cost"] == 0.00525
+    assert data["by_type"]["llm_call"]["cost"] == 0.00525
+    assert data["by_type"]["llm_call"]["unpriced_calls"] == 1
+    assert data["by_model"]["m"]["cost"] == 0.00525

@@ -367,6 +367,12 @@ def test_money_keeps_two_significant_digits_below_a_tenth_of_a_cent(
     assert money(value) == shown
 
 
+def test_money_shows_a_sum_as_the_figure_it_adds_up_to() -> None:
+    """0.0045 + 0.00075 is 0.0052499999999999995 in floats: shown as the $0.0053 that a
+    golden's own 0.00525 is shown as, not $0.0052 (the totals and the rows agree)."""
+    assert money(0.0045 + 0.00075) == money(0.00525) == "$0.0053"
+
+
 @pytest.mark.parametrize(
     ("value", "shown"),
     [

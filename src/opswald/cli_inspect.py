@@ -737,6 +737,7 @@ def analyse_errors(session: Session) -> list[Any]:
 def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]:
     """Latency and cost analysis of one session, as data."""
     from opswald.expect.budgets import figures
+    from opswald.report.summary import round_cost
 
     steps = session.step_list
     fig = figures(session)
@@ -748,6 +749,11 @@ def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]
         row["duration_ms"] += s.duration_ms or 0.0
         row["timed"] += s.duration_ms is not None  # steps that record a time
         row["cost"] += (s.cost or 0.0) if isinstance(s, LLMCallStep) else 0.0
+        if isinstance(s, LLMCallStep):  # answered without a cost: the sum is a lower bound
+            unpriced = s.cost is None and s.error is None
+            row["unpriced_calls"] = row.get("unpriced_calls", 0) + unpriced
+    for type_row in by_type.values():
+        type_row["cost"] = round_cost(type_row["cost"]) or 0.0  # a sum's float noise off
     by_model: dict[str, dict[str, Any]] = {}
     for s in steps:
         if isinstance(s, LLMCallStep):
@@ -769,6 +775,8 @@ def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]
                 row["cost"] = (row["cost"] or 0.0) + (s.cost or 0.0)
             else:  # answered without a cost: unknown, not $0
                 row["unpriced_calls"] += 1
+    for model_row in by_model.values():
+        model_row["cost"] = round_cost(model_row["cost"])
     busy = sum(s.duration_ms or 0.0 for s in steps)
     return {
         "name": session.name,
@@ -776,7 +784,7 @@ def analyze(session: Session, *, slow_ms: float, top: int = 5) -> dict[str, Any]
         "llm_calls": fig.llm_calls,
         "tool_calls": fig.tool_calls,
         "total_tokens": fig.total_tokens,
-        "cost": fig.cost,
+        "cost": round_cost(fig.cost),
         "unpriced_calls": fig.unpriced_calls,
         "calls_without_usage": fig.calls_without_usage,  # total_tokens leaves them out
         "duration_ms": fig.duration_ms,

@@ -416,6 +416,9 @@ def money(value: float) -> str:
     ones as the same (`$0.000071 > $0.000050`)."""
     if value == 0 or not math.isfinite(value):
         return f"${value:g}"
+    # a sum's float noise off first (0.0045 + 0.00075 = 0.0052499999999999995), as the
+    # reports round costs, so a total reads as the figure it adds up to
+    value = round(value, 12)
     return f"{'-' if value < 0 else ''}${abs(value):.{money_decimals(value)}f}"
 
 
