@@ -155,11 +155,18 @@ def test_run_from_a_subfolder_collects_the_goldens_below_it_only(
     ]
 
 
+def retag(text: str, tag: str) -> str:
+    """A recorded golden of the stub (`tags: [critical]`, kept as the stub wrote it) with
+    `tag` for `critical`."""
+    assert "tags: [critical]\n" in text, text
+    return text.replace("tags: [critical]\n", f"tags: [{tag}]\n")
+
+
 def test_tags_become_markers_under_strict_markers(project: pytest.Pytester) -> None:
     record(project)
     text = (project.path / "goldens" / "flight.golden.yaml").read_text()
     (project.path / "goldens" / "minor.golden.yaml").write_text(
-        text.replace("name: book_flight", "name: minor").replace("- critical", "- minor")
+        retag(text.replace("name: book_flight", "name: minor"), "minor")
     )
     result = project.runpytest("--opswald-goldens", "--strict-markers", "-m", "critical", "-v")
     result.assert_outcomes(passed=1, deselected=1)
@@ -197,7 +204,7 @@ def test_a_tag_named_like_a_pytest_marker_is_a_collection_error(
     pytest's; `parametrize` neither skips nor expects a failure)."""
     record(project)
     golden = project.path / "goldens" / "flight.golden.yaml"
-    golden.write_text(golden.read_text().replace("- critical", f"- {tag}"))
+    golden.write_text(retag(golden.read_text(), tag))
     result = project.runpytest("--opswald-goldens")
     result.stdout.fnmatch_lines([f"*tag '{tag}' is {said}*"])
     result.assert_outcomes(errors=1)
@@ -215,9 +222,9 @@ def test_a_tag_named_like_an_installed_plugins_marker_is_a_collection_error(
     golden = project.path / "goldens" / "flight.golden.yaml"
     text = golden.read_text()
     (project.path / "goldens" / "other.golden.yaml").write_text(
-        text.replace("name: book_flight", "name: other").replace("- critical", "- slow")
+        retag(text.replace("name: book_flight", "name: other"), "slow")
     )
-    golden.write_text(text.replace("- critical", f"- {tag}"))
+    golden.write_text(retag(text, tag))
     project.makeconftest(
         "import agent\n\n"
         "def pytest_configure(config):\n"
@@ -226,7 +233,9 @@ def test_a_tag_named_like_an_installed_plugins_marker_is_a_collection_error(
         "    return agent.run\n"
     )
     result = project.runpytest("--opswald-goldens", "--strict-markers", "-rA")
-    line = next(n for n, t in enumerate(golden.read_text().splitlines(), 1) if t == "tags:")
+    line = next(
+        n for n, t in enumerate(golden.read_text().splitlines(), 1) if t.startswith("tags:")
+    )
     result.stdout.fnmatch_lines(
         [
             f"*flight.golden.yaml:{line}: tags: tag '{tag}' is the marker of an installed "
