@@ -887,7 +887,7 @@ def _check_unparametrized(path: Path, names: tuple[str, ...], item: GoldenItem) 
         elif name in item.config.stash.get(INI_USEFIXTURES, ()):
             how = " (the ini option usefixtures names it for every test, goldens too)"
             fix = f"take {name} out of the ini option usefixtures, or give it no params"
-        elif name in item._fixtureinfo.initialnames:
+        elif name in info.initialnames:
             how = " (an autouse fixture)"
             fix = (
                 "keep the parametrized fixture out of the goldens' way: define it in the "
@@ -987,10 +987,11 @@ def _line_of_step(path: Path, step: int | None) -> int:
 _Node = TypeVar("_Node", bound="Node")
 
 INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
+"""The ini option `usefixtures` as written (read when pytest is configured)."""
+
 # the fixture infos (by id: each is kept by its items for the run) found to hold no
 # parametrized fixture
 _UNPARAMETRIZED = pytest.StashKey[set[int]]()
-"""The ini option `usefixtures` as written (read when pytest is configured)."""
 
 # per run, for the goldens of a folder with the same `fixtures:` (the folder's node id and
 # the names): their stand-in function and what pytest worked out of it (a FuncFixtureInfo)
@@ -999,8 +1000,8 @@ _SHARED = pytest.StashKey[dict[tuple[str, tuple[str, ...]], tuple[Callable[[], N
 
 def _stand_in(fixtures: Iterable[str]) -> Callable[[], None]:
     """The test function a golden item is to pytest's fixture system: it takes no
-    arguments, and the golden's `fixtures:` are its `usefixtures` mark (one function per
-    item: the mark is the item's own)."""
+    arguments, and the golden's `fixtures:` are its `usefixtures` mark (one function for
+    the goldens of a folder that name the same fixtures: `GoldenItem.__init__`)."""
 
     def golden() -> None:
         """A golden, replayed through its agent (GoldenItem.runtest)."""

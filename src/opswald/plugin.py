@@ -994,7 +994,6 @@ def _save_collect_index(config: pytest.Config) -> None:
 # -- the marker and the fixture ----------------------------------------------------------
 
 _MARKER_RESULT = pytest.StashKey[Any]()
-_PASSING = ("passed", "updated", "recorded")  # a row's statuses that a failure can turn
 
 
 @pytest.fixture
@@ -1556,8 +1555,10 @@ class SummaryPlugin:
         """A golden (or marker test) whose fixture failed at teardown after it passed:
         pytest counts an error, so its row is failed too (the JSON report's gate agrees
         with pytest's exit status); a row that failed already keeps its own error."""
+        from opswald.report.json_report import PASSING
+
         for record in self.records:
-            if record.get("name") != nodeid or record["status"] not in _PASSING:
+            if record.get("name") != nodeid or record["status"] not in PASSING:
                 continue
             was = record["status"]
             self.counts[was] -= 1
