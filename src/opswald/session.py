@@ -230,6 +230,9 @@ class _Step(_Model):
     description: str | None = None
     timestamp: str | None = None
     duration_ms: NonNegative | None = None
+    # which thread or asyncio task made the call, numbered in the order they first made
+    # one; written only when a session's calls came from more than one (concurrency)
+    lane: int | None = Field(default=None, ge=1, strict=True)
     error: ErrorInfo | None = None
     attributes: dict[str, Any] | None = None
 

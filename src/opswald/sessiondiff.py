@@ -14,7 +14,7 @@ from opswald.jsonable import to_jsonable
 from opswald.session import AnyStep, Session, without_stream_chunks
 from opswald.verdict import MISSING, Difference, Finding
 
-VOLATILE_STEP_FIELDS: tuple[str, ...] = ("timestamp", "duration_ms")
+VOLATILE_STEP_FIELDS: tuple[str, ...] = ("timestamp", "duration_ms", "lane")
 VOLATILE_METADATA_FIELDS: tuple[str, ...] = ("recorded_at", "duration_ms", "recorded_with")
 _COUNTED = 200  # differences counted before "... and N+ more"
 STOP_ERROR = "ReplayDivergence"  # the error a replay writes on the call where it stopped

@@ -361,6 +361,7 @@ class Ticket:
     request: dict[str, Any] = field(default_factory=dict)  # as sent, modifications applied
     # the request-level modifications apply to this call (what goes out carries them)
     modified: bool = False
+    lane: int | None = None  # the thread or task that made it (`Context.lane`)
 
 
 @dataclass
@@ -649,6 +650,11 @@ class Context:
         self._withdrawn: set[int] = set()  # slots of calls that will be retried
         # calls begun and not finished yet: their kind and request, by step number
         self._open: dict[int, tuple[str, dict[str, Any]]] = {}
+        # the lane of each thread or asyncio task that made a call (`lane`), and the
+        # highest lane number given so far
+        self._lanes: dict[object, int] = {}
+        self._lane_top = 0
+        self._open_lanes: dict[int, int] = {}  # the lane of each call in `_open`
         # streamed answers passed on to the agent and not ended yet (intercept/tee.py), by
         # step number: each records its step when it ends, or when the run ends first
         self.unended: dict[int, Callable[[], None]] = {}
@@ -702,6 +708,9 @@ class Context:
                 elif slot.step in self.served:
                     served[number] = self.served[slot.step]
                 steps.append(slot)
+            if len({s.lane for s in steps if s.lane is not None}) == 1:
+                # one thread or task made every call: a sequential session, no lanes
+                steps = [s.model_copy(update={"lane": None}) for s in steps]
             return steps, served
 
     def steps_so_far(self) -> list[AnyStep]:
@@ -728,6 +737,7 @@ class Context:
             self.steps[ticket.number - 1] = None
             self._withdrawn.add(ticket.number)
             self._open.pop(ticket.number, None)
+            self._open_lanes.pop(ticket.number, None)
 
     def close_open(self) -> None:
         """The run ended: a call begun and not finished (cancelled, or still running in
@@ -740,9 +750,15 @@ class Context:
             for number, (kind, request) in sorted(self._open.items()):
                 if self.steps[number - 1] is None and number not in self._withdrawn:
                     self.steps[number - 1] = self._refused_step(
-                        kind, request, number, _CANCELLED_MESSAGE, reason=CANCELLED
+                        kind,
+                        request,
+                        number,
+                        _CANCELLED_MESSAGE,
+                        reason=CANCELLED,
+                        lane=self._open_lanes.get(number),
                     )
             self._open.clear()
+            self._open_lanes.clear()
 
     def learn_credentials(self, headers: Any) -> None:
         """The credentials a request sends in its headers (`Authorization: Bearer ...`,
@@ -843,6 +859,7 @@ class Context:
                             number,
                             match.finding.message,
                             attributes=stop_attributes(match.finding),
+                            lane=self.lane(),
                         )
                         raise ReplayDivergence(match.finding)
                     self._go_live(number, match)
@@ -889,17 +906,39 @@ class Context:
                 # the call stays in the actual session, unanswered, so a saved actual and
                 # the viewer show the arguments it would have run with
                 self.steps[number - 1] = self._refused_step(
-                    kind, request, number, finding.message, reason="SideEffectBlocked"
+                    kind,
+                    request,
+                    number,
+                    finding.message,
+                    reason="SideEffectBlocked",
+                    lane=self.lane(),
                 )
                 raise SideEffectBlocked(finding)
             self._open[number] = (kind, request)
+            lane = self._open_lanes[number] = self.lane(served)
             return Ticket(
                 number=number,
                 served=served,
                 started=time.perf_counter(),
                 request=sent,
                 modified=modified,
+                lane=lane,
             )
+
+    def lane(self, served: AnyStep | None = None) -> int:
+        """The lane of the thread or asyncio task making a call: a number for each, given
+        in the order they first make one (a step's `lane`). A call served from the golden
+        gives its thread or task the recorded step's lane, when it has none yet, so that an
+        update writes the calls it makes live after a divergence in the lanes the recorded
+        ones have. Called under the lock."""
+        owner = lane_owner()
+        lane = self._lanes.get(owner)
+        if lane is None:
+            recorded = served.lane if served is not None else None
+            lane = recorded if recorded is not None else self._lane_top + 1
+            self._lanes[owner] = lane
+            self._lane_top = max(self._lane_top, lane)
+        return lane
 
     def answer_exact(
         self, kind: str, request: dict[str, Any], decode: Callable[[Any], Any] | None
@@ -931,6 +970,8 @@ class Context:
                 return MISS
             number = len(self.steps) + 1
             step = served if served.step == number else served.model_copy(update={"step": number})
+            if served.lane is not None:  # a golden with lanes (concurrency)
+                self.lane(served)
             if not self.listeners:  # what `finish` does, without taking the lock again
                 self.steps.append(step)
                 self.served[number] = served
@@ -951,6 +992,7 @@ class Context:
         message: str,
         reason: str = "ReplayDivergence",
         attributes: dict[str, Any] | None = None,
+        lane: int | None = None,
     ) -> AnyStep | None:
         """The refused call as a step of the actual session: what the agent sent, no
         answer, and why it was refused (a divergence, a blocked side effect, a call the run
@@ -966,6 +1008,7 @@ class Context:
             return LLMCallStep(
                 step=number,
                 timestamp=stamp,
+                lane=lane,
                 provider=request.get("provider"),
                 api=request.get("api"),
                 model=request.get("model"),
@@ -976,6 +1019,7 @@ class Context:
             return ToolCallStep(
                 step=number,
                 timestamp=stamp,
+                lane=lane,
                 tool=str(request.get("tool")),
                 input=self.redactor(request.get("input")),
                 error=error,
@@ -1218,6 +1262,7 @@ class Context:
             step, served = self._redacted_answer(step), self._redacted_answer(served)
         with self._lock:
             self._open.pop(ticket.number, None)
+            self._open_lanes.pop(ticket.number, None)
             first = self.steps[ticket.number - 1] is None
             self.steps[ticket.number - 1] = step
             if served is not None and first:
@@ -1260,6 +1305,7 @@ class Context:
                 step=ticket.number,
                 timestamp=_began(ticket),
                 duration_ms=self.elapsed_ms(ticket),
+                lane=ticket.lane,
                 provider=request.get("provider"),
                 api=request.get("api"),
                 model=request.get("model"),
@@ -1476,6 +1522,7 @@ class Context:
                 step=ticket.number,
                 timestamp=_began(ticket),
                 duration_ms=self.elapsed_ms(ticket),
+                lane=ticket.lane,
                 tool=tool,
                 input=self.redactor(args),
                 output=self.redactor(data),
@@ -1515,6 +1562,7 @@ class Context:
                 step=ticket.number,
                 timestamp=_began(ticket),
                 duration_ms=self.elapsed_ms(ticket),
+                lane=ticket.lane,
                 description=prompt,
                 content=self.redactor(to_jsonable(content)),
             ),
@@ -1671,6 +1719,17 @@ def _reused_input(served: AnyStep | None, sent: dict[str, Any]) -> LLMInput | No
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def lane_owner() -> object:
+    """The flow of control making a call: the asyncio task it runs in, else its thread.
+    (A call made through `asyncio.to_thread` is its worker thread's: a task waiting for
+    it and tasks gathered around such calls cannot be told apart.)"""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop running in this thread
+        task = None
+    return task if task is not None else threading.current_thread()
 
 
 def _began(ticket: Ticket) -> str:

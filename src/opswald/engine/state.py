@@ -11,7 +11,16 @@ from typing import Any
 
 from opswald.session import AnyStep, LLMCallStep, StateStep, ToolCallStep
 
-_STEP_FIELDS = {"step", "type", "description", "timestamp", "duration_ms", "error", "attributes"}
+_STEP_FIELDS = {
+    "step",
+    "type",
+    "description",
+    "timestamp",
+    "duration_ms",
+    "lane",
+    "error",
+    "attributes",
+}
 
 
 @dataclass(frozen=True, kw_only=True)

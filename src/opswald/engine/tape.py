@@ -792,9 +792,88 @@ def epoch_ms(stamp: str | None) -> float | None:
 
 def regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
     """The concurrency regions of a golden's calls (in recorded order): the runs of calls
-    whose recorded spans (`timestamp`, its start, for `duration_ms`) chain by overlap, so
-    they were in flight together and the order they started in was not the agent's. Each
-    call's region (-1: none, a call made on its own), and where each region begins.
+    that were in flight together, or made by threads or tasks running at the same time, so
+    that the order they came in was not the agent's. Each call's region (-1: none, a call
+    made on its own), and where each region begins: the runs `_timed_regions` and
+    `_lane_regions` find, joined where they overlap; a user input is never in one."""
+    timed_of, timed_starts = _timed_regions(calls)
+    spans = _lane_regions(calls)
+    if not spans:
+        return timed_of, timed_starts
+    for r, first in enumerate(timed_starts):
+        last = first
+        while last + 1 < len(calls) and timed_of[last + 1] == r:
+            last += 1
+        spans.append((first, last))
+    spans.sort()
+    region_of = [-1] * len(calls)
+    starts: list[int] = []
+    end = -1
+    for first, last in spans:
+        if starts and first <= end:  # overlaps the region before: one region
+            end = max(end, last)
+        else:
+            starts.append(first)
+            end = last
+        for i in range(first, last + 1):
+            region_of[i] = len(starts) - 1
+    return region_of, starts
+
+
+def _lane_regions(calls: list[AnyStep]) -> list[tuple[int, int]]:
+    """The runs of calls (first and last index) made while more than one thread or task
+    was making calls (`lane`, recorded for sessions with more than one). Such calls need
+    not overlap in time: a quick model answer followed by a branch's own work leaves gaps
+    that a replay, answering at once, fills in another order.
+
+    A lane runs from its first call to its last. Lanes whose runs overlap were running
+    together, and their calls may come in any order: a run from the first call of such
+    lanes to the last. A lane that began before all the others of its group and ended
+    after them (the thread or task that started a gather or a thread pool and waited for
+    it) made its calls before and after the others' in that order: the run covers only its
+    calls made while they ran. A user input splits a run."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for i, call in enumerate(calls):
+        lane = call.lane
+        if lane is not None:
+            first.setdefault(lane, i)
+            last[lane] = i
+    if len(first) < 2:
+        return []
+    spans: list[tuple[int, int]] = []
+    group: list[tuple[int, int]] = []  # (first, last) of lanes whose runs overlap
+    for lane_first, lane_last in [*sorted((first[k], last[k]) for k in first), (-1, -1)]:
+        if group and lane_first != -1 and lane_first <= max(e for _, e in group):
+            group.append((lane_first, lane_last))
+            continue
+        if len(group) > 1:
+            start, end = group[0][0], max(e for _, e in group)
+            rest = group[1:]
+            if group[0][1] >= max(e for _, e in rest):  # the lane that started the others
+                start, end = rest[0][0], max(e for _, e in rest)
+            spans.extend(_split_at_user_inputs(calls, start, end))
+        group = [(lane_first, lane_last)]
+    return spans
+
+
+def _split_at_user_inputs(calls: list[AnyStep], start: int, end: int) -> list[tuple[int, int]]:
+    """The runs of `calls[start:end + 1]` between its user inputs, of two calls or more."""
+    out: list[tuple[int, int]] = []
+    begun = start
+    for i in range(start, end + 2):
+        if i > end or isinstance(calls[i], UserInputStep):
+            if i - 1 > begun:
+                out.append((begun, i - 1))
+            begun = i + 1
+    return out
+
+
+def _timed_regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
+    """The runs of calls whose recorded spans (`timestamp`, its start, for `duration_ms`)
+    chain by overlap, so they were in flight together and the order they started in was
+    not the agent's. Each call's region (-1: none, a call made on its own), and where each
+    region begins.
 
     Timestamps are to the millisecond: a call joins the calls before it when it began
     before they all ended by more than that millisecond (it surely overlapped them); a

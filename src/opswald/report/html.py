@@ -91,7 +91,16 @@ MAX_STEP_DIFFS = 50  # steps of golden vs actual whose field diff is kept
 MAX_COUNTED = 200  # differences counted in one step whose diff the page keeps
 TOP = 5  # slowest and costliest steps listed per session
 MAX_CHANGE_LINES = 200  # state change lines of one step (the same cap as state_changes)
-_STEP_FIELDS = ("step", "type", "description", "timestamp", "duration_ms", "error", "attributes")
+_STEP_FIELDS = (
+    "step",
+    "type",
+    "description",
+    "timestamp",
+    "duration_ms",
+    "lane",
+    "error",
+    "attributes",
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,397 @@
+"""Lanes: which thread or asyncio task made each call, recorded for sessions whose calls
+came from more than one. Calls of threads or tasks that ran together may come in any
+order on replay even when their recorded spans did not overlap (quick model answers and a
+branch's own work between its calls: a replay, answering at once, interleaves the
+branches another way)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import opswald
+from opswald import files
+from opswald.engine.run import RunSettings, execute, judge
+from opswald.engine.tape import regions
+from opswald.session import LLMCallStep, Session, ToolCallStep, UserInputStep
+
+# --------------------------------------------------------------- the regions lanes make
+
+
+def _calls(lanes: list[Any]) -> list[Any]:
+    return [
+        UserInputStep(step=i + 1) if lane == "U" else LLMCallStep(step=i + 1, lane=lane)
+        for i, lane in enumerate(lanes)
+    ]
+
+
+def _region_runs(lanes: list[Any]) -> list[list[int]]:
+    """The call indices of each region, in order."""
+    region_of, starts = regions(_calls(lanes))
+    return [[i for i, r in enumerate(region_of) if r == k] for k in range(len(starts))]
+
+
+@pytest.mark.parametrize(
+    ("lanes", "runs"),
+    [
+        # a task that asks first, gathers two branches, and asks again after them: its
+        # first and last calls keep their places; the branches' calls are one region
+        ([1, 2, 3, 2, 3, 1], [[1, 2, 3, 4]]),
+        # ... and a call it made while they ran is part of it
+        ([1, 2, 2, 1, 3, 3, 1], [[1, 2, 3, 4, 5]]),
+        # sibling branches whose calls did not interleave at all but whose runs overlap
+        ([1, 2, 1, 1, 2, 2], [[0, 1, 2, 3, 4, 5]]),
+        # lanes one after the other (a thread that took over): in order
+        ([1, 1, 2, 2], []),
+        # one lane, or none (goldens recorded before lanes, or written by hand)
+        ([1, 1, 1], []),
+        ([None, None, None], []),
+        # a user input is never in a region, and splits one
+        ([1, 2, 1, 2, "U", 2, 1, 2, 1], [[1, 2, 3], [5, 6, 7]]),
+    ],
+)
+def test_regions_of_lanes(lanes: list[Any], runs: list[list[int]]) -> None:
+    assert _region_runs(lanes) == runs
+
+
+def test_lane_regions_join_the_regions_of_overlapping_timestamps() -> None:
+    """Calls that overlapped in time (no lanes), then the calls of two lanes that did not
+    (sibling branches): two regions, one when a call of the lanes overlapped the first."""
+    stamp = "2026-01-05T09:30:12.{:03d}Z"
+    steps = [
+        LLMCallStep(step=1, timestamp=stamp.format(0), duration_ms=10),
+        LLMCallStep(step=2, timestamp=stamp.format(1), duration_ms=10),
+        LLMCallStep(step=3, timestamp=stamp.format(100), duration_ms=1, lane=1),
+        LLMCallStep(step=4, timestamp=stamp.format(200), duration_ms=1, lane=2),
+        LLMCallStep(step=5, timestamp=stamp.format(300), duration_ms=1, lane=1),
+        LLMCallStep(step=6, timestamp=stamp.format(400), duration_ms=1, lane=2),
+        LLMCallStep(step=7, timestamp=stamp.format(500), duration_ms=1),
+    ]
+    assert regions(steps)[0] == [0, 0, 1, 1, 1, 1, -1]
+    steps[2] = steps[2].model_copy(update={"timestamp": stamp.format(5)})  # overlaps 1 and 2
+    assert regions(steps)[0] == [0, 0, 0, 0, 0, 0, -1]
+
+
+# --------------------------------------------------------------- recording lanes
+
+
+@opswald.llm
+async def ask(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    await asyncio.sleep(0.002)
+    return {"content": "look up " + messages[0]["content"], "finish_reason": "stop"}
+
+
+@opswald.tool
+async def work(task: str) -> str:
+    return task + " done"
+
+
+@opswald.llm
+def ask_sync(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    time.sleep(0.002)
+    return {"content": "look up " + messages[0]["content"], "finish_reason": "stop"}
+
+
+@opswald.tool
+def work_sync(task: str) -> str:
+    return task + " done"
+
+
+def _task_of(step: Any) -> str:
+    if isinstance(step, LLMCallStep):
+        return str(step.input.messages[0]["content"])
+    assert isinstance(step, ToolCallStep)
+    return str(step.input["task"])
+
+
+def gathered(_: Any) -> list[Any]:
+    async def branch(name: str) -> list[str]:
+        out = []
+        for r in range(2):
+            await ask(model="m", messages=[{"role": "user", "content": f"{name}{r}"}])
+            out.append(await work(task=f"{name}{r}"))
+        return out
+
+    async def main() -> list[Any]:
+        first = await ask(model="m", messages=[{"role": "user", "content": "plan"}])
+        out = await asyncio.gather(*(branch(b) for b in "ABC"))
+        await ask(model="m", messages=[{"role": "user", "content": "sum up"}])
+        return [first["content"], *out]
+
+    return asyncio.run(main())
+
+
+def pooled(_: Any) -> list[Any]:
+    def branch(name: str) -> list[str]:
+        out = []
+        for r in range(2):
+            ask_sync(model="m", messages=[{"role": "user", "content": f"{name}{r}"}])
+            out.append(work_sync(task=f"{name}{r}"))
+        return out
+
+    ask_sync(model="m", messages=[{"role": "user", "content": "plan"}])
+    with ThreadPoolExecutor(3) as pool:
+        out = list(pool.map(branch, "ABC"))
+    ask_sync(model="m", messages=[{"role": "user", "content": "sum up"}])
+    return out
+
+
+def sequential(_: Any) -> list[str]:
+    out = []
+    for name in "ABC":
+        ask_sync(model="m", messages=[{"role": "user", "content": f"{name}0"}])
+        out.append(work_sync(task=f"{name}0"))
+    return out
+
+
+def _record(agent: Any) -> Session:
+    run = execute(
+        Session(name="s", input=None),
+        agent,
+        settings=RunSettings(policy="live", block_side_effects=False),
+    )
+    assert run.agent_traceback is None, run.agent_traceback
+    return run.actual
+
+
+@pytest.mark.parametrize("agent", [gathered, pooled], ids=["gather", "threads"])
+def test_each_branch_records_its_own_lane(agent: Any) -> None:
+    golden = _record(agent)
+    by_branch: dict[str, set[Any]] = {}
+    for step in golden.step_list:
+        by_branch.setdefault(_task_of(step)[0], set()).add(step.lane)
+    # the calls of each branch share one lane, and no two branches share one; the
+    # planning and summing calls are the lane that started the branches
+    lanes = {name: seen.pop() for name, seen in by_branch.items() if len(seen) == 1}
+    assert set(lanes) == {"p", "s", "A", "B", "C"}, by_branch
+    assert lanes["p"] == lanes["s"] == 1
+    assert len({lanes["A"], lanes["B"], lanes["C"], 1}) == 4
+    assert sorted(set(lanes.values())) == [1, 2, 3, 4]
+    text = files.dumps(golden)
+    assert text.count("    lane: ") == len(golden.step_list)
+    again = files.loads(text)
+    assert [s.lane for s in again.step_list] == [s.lane for s in golden.step_list]
+
+
+def test_a_sequential_session_writes_no_lanes() -> None:
+    golden = _record(sequential)
+    assert [s.lane for s in golden.step_list] == [None] * 6
+    assert "lane" not in files.dumps(golden)
+
+
+def test_a_sequential_agent_run_in_a_thread_of_its_own_writes_no_lanes() -> None:
+    def agent(x: Any) -> Any:
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(sequential, x).result()
+
+    assert "lane" not in files.dumps(_record(agent))
+
+
+@pytest.mark.parametrize("agent", [gathered, pooled], ids=["gather", "threads"])
+def test_a_replay_keeps_the_recorded_lanes_and_passes(agent: Any) -> None:
+    golden = _record(agent)
+    for _ in range(3):
+        run = execute(golden, agent, settings=RunSettings())
+        verdict = judge(golden, run)
+        assert verdict.passed, verdict.findings
+        assert sorted((_task_of(s), s.lane) for s in run.actual.step_list) == sorted(
+            (_task_of(s), s.lane) for s in golden.step_list
+        )
+
+
+def test_a_bad_lane_is_a_load_error_at_its_line() -> None:
+    text = textwrap.dedent(
+        """\
+        name: g
+        steps:
+          - step: 1
+            type: tool_call
+            tool: t
+            lane: 0
+        output: null
+        """
+    )
+    with pytest.raises(files.GoldenLoadError) as info:
+        files.loads(text)
+    assert str(info.value).startswith("<string>:6: step 1 › lane: "), str(info.value)
+
+
+# ------------------------------------------- replay when recorded spans did not overlap
+
+# Two gathered branches. Branch A thinks for 30 ms between its model call and its tool
+# call; branch B does not. The golden below was recorded with model answers taking long
+# enough that A's tool call and second model call came before B's tool call; their spans
+# did not overlap (1 ms each, gaps between). Replay answers at once, so B's tool call and
+# second model call now come before A's tool call.
+SPLIT_GOLDEN = """\
+schema_version: 1
+name: split
+metadata:
+  recorded_at: '2026-01-05T09:30:12Z'
+  recorded_with: pytest-opswald 0.1.0
+  duration_ms: 60.0
+input: null
+steps:
+{steps}output:
+  - [A0 done]
+  - [B0 done]
+"""
+
+_ORDER = [("A", 0, "llm_call"), ("B", 0, "llm_call"), ("A", 0, "tool_call"),
+          ("A", 1, "llm_call"), ("B", 0, "tool_call"), ("B", 1, "llm_call")]  # fmt: skip
+
+
+def _split_golden(lanes: bool) -> str:
+    steps = []
+    for k, (branch, r, kind) in enumerate(_ORDER, start=1):
+        lane = f"    lane: {1 if branch == 'A' else 2}\n" if lanes else ""
+        head = (
+            f"  - step: {k}\n    type: {kind}\n"
+            f"    timestamp: '2026-01-05T09:30:12.{10 * k:03d}Z'\n    duration_ms: 1.0\n{lane}"
+        )
+        if kind == "llm_call":
+            body = (
+                f"    model: m\n    input:\n      messages:\n"
+                f"        - role: user\n          content: {branch}{r}\n"
+                f"    output:\n      content: look up {branch}{r}\n      finish_reason: stop\n"
+            )
+        else:
+            body = (
+                f"    tool: work\n    input:\n      task: {branch}{r}\n"
+                f"    output: {branch}{r} done\n"
+            )
+        steps.append(head + body)
+    return SPLIT_GOLDEN.format(steps="".join(steps))
+
+
+def split_agent(_: Any) -> list[Any]:
+    async def branch(name: str, think: float) -> list[str]:
+        await ask(model="m", messages=[{"role": "user", "content": f"{name}0"}])
+        await asyncio.sleep(think)
+        done = await work(task=f"{name}0")
+        if name == "A":
+            await ask(model="m", messages=[{"role": "user", "content": "A1"}])
+        else:
+            await ask(model="m", messages=[{"role": "user", "content": "B1"}])
+        return [done]
+
+    async def main() -> list[Any]:
+        return list(await asyncio.gather(branch("A", 0.03), branch("B", 0.0)))
+
+    return asyncio.run(main())
+
+
+def test_branches_whose_calls_did_not_overlap_replay_in_another_order_with_lanes() -> None:
+    with_lanes = files.loads(_split_golden(lanes=True))
+    for _ in range(3):
+        verdict = judge(with_lanes, execute(with_lanes, split_agent, settings=RunSettings()))
+        assert verdict.passed, verdict.findings
+    # the same golden without its lanes: timestamps alone take the calls for calls made
+    # one after the other, and the replay, in another order, fails (what lanes fix)
+    without = files.loads(_split_golden(lanes=False))
+    verdict = judge(without, execute(without, split_agent, settings=RunSettings()))
+    assert not verdict.passed
+
+
+# --------------------------------------------------------------- through pytest
+
+AGENT = """
+import asyncio, os
+import opswald
+
+CHANGED = os.environ.get("CHANGED", "")
+
+@opswald.llm
+async def ask(*, model, messages):
+    await asyncio.sleep(0.005)
+    return {"content": "call work for " + messages[0]["content"], "finish_reason": "stop"}
+
+@opswald.tool
+async def work(task):
+    with open("live.log", "a") as log:
+        log.write(task + "\\n")
+    return task + " done"
+
+async def branch(b):
+    out = []
+    for r in range(2):
+        task = f"{b}{r}" + ("!" if b == CHANGED else "")
+        await ask(model="m", messages=[{"role": "user", "content": task}])
+        await asyncio.sleep(float(os.environ.get("THINK_" + b, "0")))
+        out.append(await work(task=f"{b}{r}"))
+    return out
+
+def run(input):
+    async def main():
+        return await asyncio.gather(*(branch(b) for b in input["branches"]))
+    return asyncio.run(main())
+"""
+
+
+def _project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("CI", "CHANGED", "THINK_A", "THINK_B", "THINK_C"):
+        monkeypatch.delenv(var, raising=False)
+    pytester.makepyfile(lanes_agent=AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = lanes_agent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    path = pytester.path / "goldens" / "g.golden.yaml"
+    path.write_text("name: g\ninput: {branches: ABC}\n")
+    return path
+
+
+def test_a_golden_recorded_with_lanes_replays_when_the_branches_change_pace(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recorded with every branch thinking 10 ms between its calls; replayed with branch
+    B thinking no more (a replay's answers come at once, other work takes its own time):
+    the branches interleave another way, and the golden still passes."""
+    path = _project(pytester, monkeypatch)
+    for b in "ABC":
+        monkeypatch.setenv("THINK_" + b, "0.01")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    text = path.read_text()
+    assert len(set(re.findall(r"lane: (\d+)", text))) == 3, text
+    monkeypatch.setenv("THINK_B", "0")
+    for _ in range(3):
+        pytester.runpytest("--opswald-goldens", "-p", "no:randomly").assert_outcomes(passed=1)
+    pytester.runpytest("--opswald-goldens", "-n", "2").assert_outcomes(passed=1)
+
+
+def test_a_changed_branch_is_the_only_finding_and_an_update_leaves_the_others_as_recorded(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _project(pytester, monkeypatch)
+    for b in "ABC":
+        monkeypatch.setenv("THINK_" + b, "0.003")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    before = opswald.load(path)
+    monkeypatch.setenv("THINK_B", "0")
+    monkeypatch.setenv("CHANGED", "B")
+    result = pytester.runpytest("--opswald-goldens", "-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    b0 = next(s.step for s in before.step_list if _task_of(s) == "B0" and s.type == "llm_call")
+    headlines = [line for line in result.outlines if re.match(r"step \d+ of 12 · ", line)]
+    assert headlines == [f"step {b0} of 12 · llm_call m: the agent sent another request"], (
+        result.stdout.str()
+    )
+    (pytester.path / "live.log").unlink()
+    pytester.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
+    # no tool ran live: branch B's tool calls have their recorded arguments, the other
+    # branches were served as recorded
+    assert not (pytester.path / "live.log").exists()
+    after = opswald.load(path)
+    changed = sorted(
+        _task_of(a)
+        for a in after.step_list
+        if not any(a.model_dump(exclude={"step"}) == g.model_dump(exclude={"step"})
+                   for g in before.step_list)
+    )  # fmt: skip
+    assert changed == ["B0!", "B1!"], changed
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
