@@ -395,3 +395,62 @@ def test_a_changed_branch_is_the_only_finding_and_an_update_leaves_the_others_as
     )  # fmt: skip
     assert changed == ["B0!", "B1!"], changed
     pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+SDK_AGENT = """
+import os, time
+from concurrent.futures import ThreadPoolExecutor
+import anthropic
+import opswald
+
+@opswald.tool
+def work(task):
+    time.sleep(float(os.environ.get("THINK", "0.003")))
+    return task + " done"
+
+def run(input):
+    client = anthropic.Anthropic(max_retries=0)
+    def branch(b):
+        out = []
+        for r in range(2):
+            client.messages.create(
+                model="claude-x", max_tokens=50,
+                messages=[{"role": "user", "content": f"{b}{r}"}],
+            )
+            out.append(work(task=f"{b}{r}"))
+        return out
+    with ThreadPoolExecutor(3) as pool:
+        return list(pool.map(branch, "ABC"))
+"""
+
+
+def test_a_thread_pool_of_real_sdk_calls_replays_with_its_lanes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real anthropic client in a thread pool, recorded against the fake provider
+    (which answers within a millisecond, so the branches' calls barely overlap): the
+    replay passes however the threads now interleave, also when the branches' own work
+    takes another time. (Without its lanes such a golden failed its replay when the
+    branches' calls happened not to overlap in the recording.)"""
+    from conftest import sdk_setup
+    from fakeprovider import FakeProvider
+
+    monkeypatch.delenv("THINK", raising=False)
+    sdk_setup(
+        pytester,
+        monkeypatch,
+        module="pool_agent",
+        agent=SDK_AGENT,
+        golden="goldens/g.golden.yaml",
+        stub="name: g\ninput: null\n",
+    )
+    with FakeProvider(script=[]) as fp:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fp.base_url)
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        result.assert_outcomes(passed=1)
+    text = (pytester.path / "goldens" / "g.golden.yaml").read_text()
+    assert sorted(set(re.findall(r"lane: (\d+)", text))) == ["1", "2", "3"], text
+    for think in ("0", "0.003", "0.02"):
+        monkeypatch.setenv("THINK", think)
+        pytester.runpytest("--opswald-goldens", "-p", "no:randomly").assert_outcomes(passed=1)
+    pytester.runpytest("--opswald-goldens", "-n", "2").assert_outcomes(passed=1)
