@@ -545,3 +545,26 @@ def test_a_missing_fixture_the_ini_or_a_conftest_asks_for_is_an_error_at_setup(
         "define greting in a conftest.py above the golden, or correct the fixture that asks for it"
     )
     assert "items.py" not in result.stdout.str()
+
+
+def test_fixtures_per_test_heads_a_golden_with_its_own_file(
+    fixtures_project: pytest.Pytester,
+) -> None:
+    """`--fixtures-per-test` heads each test's fixtures with where the test is: for a
+    golden, its golden file (not opswald's code, which all goldens share)."""
+    project = fixtures_project
+    golden(project, "alice", "Alice")
+    golden(project, "bob", "Bob")
+    conftest(project, AUTOUSE)
+    result = project.runpytest("--opswald-goldens", "--fixtures-per-test")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*fixtures used by alice*",
+            "*(goldens/alice.golden.yaml:1)*",
+            "greeting -- conftest.py:*",
+            "*fixtures used by bob*",
+            "*(goldens/bob.golden.yaml:1)*",
+        ]
+    )
+    assert "items.py" not in result.stdout.str()

@@ -6,6 +6,7 @@ import difflib
 import inspect
 import os
 import re
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1092,6 +1093,21 @@ class GoldenItem(pytest.Function):
             # renamed, retagged or given other fixtures in place: collect it afresh next run
             index.forget(self.path)
         return golden
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        """The stand-in function where pytest shows a test's function (the head of
+        `--fixtures-per-test`): placed at the golden's file, not at opswald's code that the
+        goldens share; made on first use."""
+        shown = self.__dict__.get("_shown")
+        if shown is None:
+            base = self.obj
+            code = base.__code__.replace(co_filename=os.fspath(self.path), co_firstlineno=0)
+            shown = types.FunctionType(code, base.__globals__, base.__name__)
+            shown.__dict__.update(base.__dict__)  # its usefixtures mark
+            shown.__doc__ = base.__doc__
+            self.__dict__["_shown"] = shown
+        return cast("Callable[..., Any]", shown)
 
     def getparent(self, cls: type[_Node]) -> _Node | None:
         # pytest finds the node of a module-scoped fixture (and `request.module`) as the
