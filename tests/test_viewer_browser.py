@@ -1069,10 +1069,32 @@ def test_each_step_shows_its_lane(opener: Any, tmp_path: Path) -> None:
     meta = page.locator("#inspector .side[data-side='golden'] .meta-line")
     assert "lane 2" in meta.inner_text()
     assert "3 lanes" in page.inner_text("#head")
-    page.keyboard.press("ArrowRight")  # the snapshot: no lane, none listed in what it holds
+    page.keyboard.press("ArrowRight")  # the snapshot: no lane
     assert "lane" not in meta.inner_text()
-    snapshot = "#inspector .side[data-side='golden'] .section:has(h4:text-is('snapshot')) pre"
-    assert "lane" not in page.inner_text(snapshot)
+    o.check()
+
+
+def test_a_snapshot_written_with_a_lane_holds_no_lane(opener: Any, tmp_path: Path) -> None:
+    """A lane is a step's field, not part of the state: a snapshot written by hand with one
+    shows it as its lane, not among what the snapshot holds."""
+    golden = Session.model_validate(
+        {
+            "name": "snap",
+            "steps": [
+                {"step": 1, "type": "tool_call", "lane": 1, "tool": "t", "input": {}},
+                {"step": 2, "type": "state", "lane": 2, "memory": {"seen": 1}},
+            ],
+            "output": None,
+        }
+    )
+    path = tmp_path / "snap.html"
+    write_report(path, [ViewEntry(golden=golden, status="passed")])
+    o = opener(path, "#golden=snap&step=2")
+    page = o.page
+    side = "#inspector .side[data-side='golden'] "
+    assert "lane 2" in page.inner_text(side + ".meta-line")
+    held = page.inner_text(side + ".section:has(h4:text-is('snapshot')) pre")
+    assert json.loads(held) == {"memory": {"seen": 1}}
     o.check()
 
 
