@@ -852,3 +852,87 @@ def test_analyze_json_rounds_its_sums_and_counts_unpriced_calls_per_type() -> No
     assert data["by_type"]["llm_call"]["cost"] == 0.00525
     assert data["by_type"]["llm_call"]["unpriced_calls"] == 1
     assert data["by_model"]["m"]["cost"] == 0.00525
+
+
+# a gather: the task that asked first (lane 1) and its two branches (lanes 2 and 3), whose
+# calls interleaved; a snapshot (never made by a call: no lane) after them
+FAN_OUT = """name: fan_out
+input: {cities: [Rome, Oslo]}
+steps:
+  - step: 1
+    type: llm_call
+    lane: 1
+    model: m
+    input: {messages: [{role: user, content: plan}]}
+    output: {content: search both}
+    duration_ms: 5.0
+  - step: 2
+    type: tool_call
+    lane: 2
+    tool: search
+    input: {city: Rome}
+    output: [AF1]
+  - step: 3
+    type: tool_call
+    lane: 3
+    tool: search
+    input: {city: Oslo}
+    output: [SK2]
+  - step: 4
+    type: llm_call
+    lane: 3
+    model: m
+    input: {messages: [{role: user, content: Oslo}]}
+    output: {content: SK2}
+  - step: 5
+    type: llm_call
+    lane: 2
+    model: m
+    input: {messages: [{role: user, content: Rome}]}
+    output: {content: AF1}
+  - step: 6
+    type: state
+    memory: {found: 2}
+output: AF1, SK2
+"""
+
+
+def test_show_lists_each_steps_lane(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A session whose calls came from more than one thread or task: a `lane` column says
+    which made each call, so the calls that ran together can be told apart; a step without
+    one (a snapshot) has `-`. --json gives `lane` on the steps that have one."""
+    golden = tmp_path / "fan_out.golden.yaml"
+    golden.write_text(FAN_OUT)
+    code, out, _ = run(capsys, "show", str(golden))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].split()[:3] == ["step", "lane", "type"], out
+    rows = [line.split()[:4] for line in lines[2:8]]
+    assert rows == [
+        ["1", "1", "llm_call", "m"],
+        ["2", "2", "tool_call", "search"],
+        ["3", "3", "tool_call", "search"],
+        ["4", "3", "llm_call", "m"],
+        ["5", "2", "llm_call", "m"],
+        ["6", "-", "state", "memory"],
+    ], out
+    assert max(display_width(line) for line in lines) <= 80, out
+    # the other columns stay where their headers are
+    assert lines[1].index("duration") + len("duration") == len(lines[2])
+    code, out, _ = run(capsys, "show", str(golden), "--type", "tool", "--json")
+    steps = json.loads(out)["steps"]
+    assert [(s["step"], s["lane"]) for s in steps] == [(2, 2), (3, 3)]
+    code, out, _ = run(capsys, "show", str(golden), "--type", "state", "--json")
+    assert "lane" not in json.loads(out)["steps"][0]
+    code, out, _ = run(capsys, "show", str(golden), "--step", "5")
+    assert "\n  lane: 2\n" in out, out
+
+
+def test_show_of_a_session_without_lanes_has_no_lane_column(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "show", str(REFUND))
+    assert code == 0 and "lane" not in out
+    assert out.splitlines()[1].split()[:2] == ["step", "type"]
+    code, out, _ = run(capsys, "show", str(REFUND), "--json")
+    assert all("lane" not in s for s in json.loads(out)["steps"])

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
 import opswald
@@ -1026,4 +1027,104 @@ def test_golden_steps_a_stopped_run_never_reached_read_not_reached(
     o = opener(path, "#golden=stop")
     labels = o.page.locator(".step-row .label").all_inner_texts()
     assert labels[-2:] == ["(not reached) llm_call m", "(not reached) tool_call fetch"], labels
+    o.check()
+
+
+# a gather: the task that asked first (lane 1) and its two branches (lanes 2 and 3), whose
+# calls interleaved; a snapshot (never made by a call: no lane) after them
+FAN_OUT = """name: fan_out
+input: {cities: [Rome, Oslo]}
+steps:
+  - {step: 1, type: llm_call, lane: 1, model: m, output: {content: search both}}
+  - {step: 2, type: tool_call, lane: 2, tool: search, input: {city: Rome}, output: [AF1]}
+  - {step: 3, type: tool_call, lane: 3, tool: search, input: {city: Oslo}, output: [SK2]}
+  - {step: 4, type: llm_call, lane: 3, model: m, output: {content: SK2}}
+  - {step: 5, type: llm_call, lane: 2, model: m, output: {content: AF1}}
+  - {step: 6, type: state, memory: {found: 2}}
+output: AF1, SK2
+"""
+
+
+def test_each_step_shows_its_lane(opener: Any, tmp_path: Path) -> None:
+    """A session whose calls came from more than one thread or task: each step in the list
+    shows its lane (a snapshot, made by no call, none), with a tooltip saying what a lane
+    is; the inspector says the step's lane; the header how many lanes there are."""
+    golden = tmp_path / "fan_out.golden.yaml"
+    golden.write_text(FAN_OUT)
+    path = tmp_path / "lanes.html"
+    write_report(path, [ViewEntry(golden=opswald.load(golden), status="passed")])
+    o = opener(path, "#golden=fan_out&step=5")
+    page = o.page
+    lanes = page.locator(".step-row").evaluate_all(
+        "rows => rows.map(r => { const l = r.querySelector('.lane');"
+        " return l && l.checkVisibility() ? l.innerText : null; })"
+    )
+    assert lanes == ["lane 1", "lane 2", "lane 3", "lane 3", "lane 2", None]
+    assert "thread or asyncio task" in (page.get_attribute(".step-row .lane", "title") or "")
+    # each lane its own colour, the same on every step of that lane
+    colour = page.locator(".step-row .lane").evaluate_all(
+        "ls => ls.map(l => getComputedStyle(l).borderLeftColor)"
+    )
+    assert colour[1] == colour[4] and colour[2] == colour[3] and len(set(colour)) == 3
+    meta = page.locator("#inspector .side[data-side='golden'] .meta-line")
+    assert "lane 2" in meta.inner_text()
+    assert "3 lanes" in page.inner_text("#head")
+    page.keyboard.press("ArrowRight")  # the snapshot: no lane
+    assert "lane" not in meta.inner_text()
+    o.check()
+
+
+def test_a_snapshot_written_with_a_lane_holds_no_lane(opener: Any, tmp_path: Path) -> None:
+    """A lane is a step's field, not part of the state: a snapshot written by hand with one
+    shows it as its lane, not among what the snapshot holds."""
+    golden = Session.model_validate(
+        {
+            "name": "snap",
+            "steps": [
+                {"step": 1, "type": "tool_call", "lane": 1, "tool": "t", "input": {}},
+                {"step": 2, "type": "state", "lane": 2, "memory": {"seen": 1}},
+            ],
+            "output": None,
+        }
+    )
+    path = tmp_path / "snap.html"
+    write_report(path, [ViewEntry(golden=golden, status="passed")])
+    o = opener(path, "#golden=snap&step=2")
+    page = o.page
+    side = "#inspector .side[data-side='golden'] "
+    assert "lane 2" in page.inner_text(side + ".meta-line")
+    held = page.inner_text(side + ".section:has(h4:text-is('snapshot')) pre")
+    assert json.loads(held) == {"memory": {"seen": 1}}
+    o.check()
+
+
+def test_golden_and_actual_lanes_show_side_by_side(opener: Any, tmp_path: Path) -> None:
+    """A run that numbered its lanes otherwise (the Oslo branch made its first call first):
+    a row whose sides have different lanes shows both, as its step numbers do."""
+    golden = Session.model_validate(yaml.safe_load(FAN_OUT))
+    run = yaml.safe_load(FAN_OUT)
+    swapped = {1: 1, 2: 3, 3: 2}
+    for step in run["steps"]:
+        if "lane" in step:
+            step["lane"] = swapped[step["lane"]]
+    actual = Session.model_validate(run)
+    path = tmp_path / "both.html"
+    write_report(path, [ViewEntry(golden=golden, actual=actual, status="passed")])
+    o = opener(path, "#golden=fan_out&step=2")
+    page = o.page
+    lanes = page.locator(".step-row .lane").all_inner_texts()
+    assert lanes == ["lane 1", "lane 2/3", "lane 3/2", "lane 3/2", "lane 2/3"]
+    sides = page.locator("#inspector .meta-line").all_inner_texts()
+    assert "lane 2" in sides[0] and "lane 3" in sides[1], sides
+    o.check()
+
+
+def test_a_session_without_lanes_shows_none(opener: Any, pages: dict[str, Path]) -> None:
+    """Steps of a sequential session (no lanes) look as they always did: no lane anywhere."""
+    o = opener(pages["report"], "#golden=travel&step=2")
+    page = o.page
+    assert page.locator(".lane").count() == 0
+    assert "lane" not in page.inner_text("#steps").lower()
+    assert "lane" not in page.inner_text("#head").lower()
+    assert "lane" not in page.inner_text("#inspector .meta-line").lower()
     o.check()

@@ -574,6 +574,43 @@ def test_secrets_always_and_personal_data_on_request_are_scrubbed() -> None:
     assert shared["goldens"][0]["status"] == "failed"
 
 
+# a gather: the task that asked first (lane 1) and its two branches (lanes 2 and 3), whose
+# calls interleaved; a snapshot (never made by a call: no lane) after them
+FAN_OUT = """name: fan_out
+input: {cities: [Rome, Oslo]}
+steps:
+  - {step: 1, type: llm_call, lane: 1, model: m, output: {content: search both}}
+  - {step: 2, type: tool_call, lane: 2, tool: search, input: {city: Rome}, output: [AF1]}
+  - {step: 3, type: tool_call, lane: 3, tool: search, input: {city: Oslo}, output: [SK2]}
+  - {step: 4, type: llm_call, lane: 3, model: m, output: {content: SK2}}
+  - {step: 5, type: llm_call, lane: 2, model: m, output: {content: AF1}}
+  - {step: 6, type: state, memory: {found: 2}}
+output: AF1, SK2
+"""
+
+
+def test_each_step_carries_its_lane_to_the_page(tmp_path: Path) -> None:
+    """A session whose calls came from more than one thread or task: each step row has its
+    `lane` (a snapshot, made by no call, none) and the session how many lanes it has, in
+    the data embedded in the page; the step as recorded keeps `lane` too."""
+    golden = tmp_path / "fan_out.golden.yaml"
+    golden.write_text(FAN_OUT)
+    out = tmp_path / "view.html"
+    assert html_cli.main(["html", str(golden), "-o", str(out)]) == 0
+    view = only(page_data(out.read_text()))["golden"]
+    assert [r.get("lane") for r in view["steps"]] == [1, 2, 3, 3, 2, None]
+    assert "lane" not in view["steps"][5]
+    assert view["lanes"] == 3
+    assert view["steps"][4]["data"]["lane"] == 2
+    assert view["steps"][5]["chg"] == ['+ memory = {"found": 2}']  # lane is no state
+
+
+def test_a_session_without_lanes_carries_none() -> None:
+    view = only(build_data([ViewEntry(golden=travel_session())]))["golden"]
+    assert all("lane" not in r and "lane" not in r["data"] for r in view["steps"])
+    assert view["lanes"] == 0
+
+
 # --- the page -------------------------------------------------------------------------------
 
 PAYLOAD = "</script><script>window.__pwned=1</script><!-- <img src=x onerror=alert(1)>"

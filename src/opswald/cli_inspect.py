@@ -106,7 +106,7 @@ def _tokens(step: AnyStep) -> int | None:
 
 
 def _row(step: AnyStep) -> dict[str, Any]:
-    return {
+    row = {
         "step": step.step,
         "type": step.type,
         "name": _step_name(step),
@@ -116,6 +116,9 @@ def _row(step: AnyStep) -> dict[str, Any]:
         "error": step.error.text() if step.error else None,
         "description": step.description,
     }
+    if step.lane is not None:  # only sessions whose calls came from more than one have lanes
+        row["lane"] = step.lane
+    return row
 
 
 def parse_types(text: str | None) -> set[str] | None:
@@ -256,15 +259,22 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(_clip(_recorded_line(recorded), width))
     for text in loose:
         print(_clip(f"note: {text}", width))
-    name_w = max(8, width - 53)
+    # which thread or task made each call, for a session whose calls came from more than
+    # one: the calls that ran together are told apart by it (judged on the whole session,
+    # so a filtered table keeps the column)
+    lanes = any(s.lane is not None for s in steps)
+    lane_head = f"{'lane':>4}  " if lanes else ""
+    name_w = max(8, width - 53 - len(lane_head))
     print(
-        f"{'step':>4}  {'type':<10} {'name':<{name_w}} {'tokens':>7} {'cost':>9} {'duration':>10}"
+        f"{'step':>4}  {lane_head}{'type':<10} {'name':<{name_w}} {'tokens':>7} {'cost':>9} "
+        f"{'duration':>10}"
     )
     for s in chosen:
         tokens = _tokens(s)
         cost = s.cost if isinstance(s, LLMCallStep) else None
+        lane = f"{s.lane if s.lane is not None else '-':>4}  " if lanes else ""
         line = (
-            f"{s.step:>4}  {s.type:<10} {_padded(_clip(_step_name(s), name_w), name_w)} "
+            f"{s.step:>4}  {lane}{s.type:<10} {_padded(_clip(_step_name(s), name_w), name_w)} "
             f"{tokens if tokens is not None else '-':>7} {_money(cost):>9} "
             f"{_ms(s.duration_ms):>10}"
         )

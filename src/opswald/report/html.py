@@ -26,8 +26,10 @@ The data, per golden (`data["goldens"][i]`):
 - `golden` and `actual` (or null): a session view with `steps` (one row per step: `n`, `type`,
   `cat` user/llm/tool/state/error, `name`, `ms`, `cost`, `tok`, `ts`, `slow`, `err`, `desc`,
   `notes`, `data` (the step as written in a golden, `raw` left out), `st` = [snapshot step,
-  last-output step, tool outputs so far] and `chg` = the state change lines), and the parts
-  the state is assembled from: `snapshots`, `outputs`, `tool_outputs`.
+  last-output step, tool outputs so far], `chg` = the state change lines, and `lane` on a
+  step that has one: the thread or task that made the call), `lanes` (how many lanes the
+  session has, 0 without), and the parts the state is assembled from: `snapshots`,
+  `outputs`, `tool_outputs`.
 
 `data["ignorable"]`: the code point ranges of `opswald.hidden`, whose characters the page
 shows as escapes (with that module's exceptions).
@@ -556,6 +558,8 @@ def session_view(session: Session, *, slow_ms: float) -> dict[str, Any]:
                 "chg": changes,
             }
         )
+        if step.lane is not None:  # a session whose calls came from more than one
+            rows[-1]["lane"] = step.lane
     snapshots = {str(s.step): _state_parts(s) for s in steps if isinstance(s, StateStep)}
     outputs = {
         str(s.step): s.output.model_dump(exclude_none=True)
@@ -579,6 +583,7 @@ def session_view(session: Session, *, slow_ms: float) -> dict[str, Any]:
         "notes": loose,
         "stub": session.is_stub,
         "steps": rows,
+        "lanes": len({s.lane for s in steps if s.lane is not None}),
         "snapshots": snapshots,
         "outputs": outputs,
         "tool_outputs": [_tool_entry(s) for s in steps if isinstance(s, ToolCallStep)],

@@ -42,6 +42,10 @@
   const MAX_TEXT = 100000;
   const MAX_TOOL_OUTPUTS = 10;
   const HASH_EVERY = 120; // ms between two writes of the URL hash
+  const LANE_COLOURS = 8; // .lane-0 … .lane-7 in viewer.css, taken in turn
+  const LANE_HELP =
+    "the thread or asyncio task that made this call, numbered in the order they first made one: " +
+    "steps of different lanes are calls made side by side (a gather, a thread pool)";
 
   const state = {
     entry: null,
@@ -560,6 +564,7 @@
     if (entry.description) parts.push(el("div", { cls: "text", text: entry.description }));
     if (entry.tags.length) parts.push(el("div", { cls: "muted", text: "tags: " + entry.tags.join(", ") }));
     if (entry.record && entry.record.variant) parts.push(el("div", { cls: "muted", text: "variant: " + entry.record.variant }));
+    parts.push(lanesLine(entry));
     parts.push(figuresTable(entry));
     const top = entry.top_steps;
     parts.push(topSteps("slowest steps", top.side, top.slowest, (r) => fmtMs(r.ms) + (r.slow ? " (slow)" : "")));
@@ -581,6 +586,32 @@
     parts.push(el("div", null, ...io));
     box.replaceChildren(...parts.filter((x) => x !== null));
     box.scrollTop = 0;
+  }
+
+  // how many threads or tasks made the calls, for sessions whose calls came from more than
+  // one (`lane` on their steps); nothing for a sequential session
+  function lanesLine(entry) {
+    const g = entry.golden.lanes || 0;
+    const a = entry.actual ? entry.actual.lanes || 0 : g;
+    if (!g && !a) return null;
+    const count = (n) => (n ? n + " lanes" : "no lanes");
+    const text = g === a ? count(g) : "golden: " + count(g) + ", actual: " + count(a);
+    return el("div", { cls: "muted lanes", text: text + " · each step says which made it", title: "lane: " + LANE_HELP });
+  }
+
+  // A step's lane in the list: both sides' where they differ (`lane 2/3`, as `#4/3`)
+  function laneTag(g, a) {
+    const gl = g && g.lane;
+    const al = a && a.lane;
+    if (!gl && !al) return null;
+    const first = gl || al;
+    const both = gl && al && gl !== al;
+    const title = both ? "golden lane " + gl + ", actual lane " + al : "lane " + first;
+    return el("span", {
+      cls: "lane lane-" + ((first - 1) % LANE_COLOURS),
+      text: "lane " + (both ? gl + "/" + al : first),
+      title: title + ": " + LANE_HELP,
+    });
   }
 
   // --- timelines ------------------------------------------------------------------------------
@@ -799,6 +830,7 @@
       el("span", { cls: "swatch cat-" + row.cat }),
       el("span", { cls: "label", text: labelText }),
       ...flags,
+      laneTag(g, a),
       el("span", { cls: "bar-wrap", title: fmtMs(row.ms) + costNote }, bar, cbar),
       el("span", { cls: "ms", text: fmtMs(row.ms) }),
     );
@@ -870,6 +902,7 @@
     else if (row.unpriced) meta.push(unpriced(row));
     if (row.tok !== null && row.tok !== undefined) meta.push(fmtNum(row.tok) + " tokens");
     if (row.ts) meta.push(row.ts);
+    if (row.lane) meta.push("lane " + row.lane);
     out.push(el("div", { cls: "meta-line" }, ...meta.map((m) => el("span", { text: m })), row.slow ? el("span", { cls: "badge slow", text: "slow" }) : null));
     if (row.desc) out.push(el("div", { cls: "text", text: row.desc }));
     for (const note of row.notes) out.push(el("div", { cls: "note", text: "note: " + note }));
@@ -904,7 +937,7 @@
     } else {
       const snap = {};
       for (const [key, value] of Object.entries(d)) {
-        if (!["step", "type", "timestamp", "duration_ms", "description", "error", "attributes"].includes(key)) snap[key] = value;
+        if (!["step", "type", "timestamp", "duration_ms", "lane", "description", "error", "attributes"].includes(key)) snap[key] = value;
       }
       out.push(section("snapshot", pre(snap)));
     }
