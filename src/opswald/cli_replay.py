@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from opswald.pricing import milliseconds, money
-from opswald.session import AnyStep, LLMCallStep, Session, StateStep, ToolCallStep, UserInputStep
+from opswald.session import (
+    STEP_FIELDS,
+    AnyStep,
+    LLMCallStep,
+    Session,
+    StateStep,
+    ToolCallStep,
+    UserInputStep,
+)
 from opswald.terminal import clip, counted, display_width, escaped, raw_streams, wrapped
 
 if TYPE_CHECKING:
@@ -611,11 +619,7 @@ def _content_text(content: Any) -> str | None:
 
 def _state_parts(step: StateStep) -> str:
     parts: dict[str, Any] = {name: getattr(step, name) for name in STATE_PARTS}
-    parts.update(
-        (k, v)
-        for k, v in (step.model_extra or {}).items()
-        if k not in ("step", "type", "description", "timestamp", "duration_ms", "error")
-    )
+    parts.update((k, v) for k, v in (step.model_extra or {}).items() if k not in STEP_FIELDS)
     shown = []
     for name, value in parts.items():
         if value is None:

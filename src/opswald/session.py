@@ -237,6 +237,10 @@ class _Step(_Model):
     attributes: dict[str, Any] | None = None
 
 
+# the fields every step has (a snapshot's other named parts are what it holds)
+STEP_FIELDS: frozenset[str] = frozenset({"type", *_Step.model_fields})
+
+
 class UserInputStep(_Step):
     type: Literal["user_input"] = "user_input"
     content: Any = None

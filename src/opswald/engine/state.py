@@ -9,18 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opswald.session import AnyStep, LLMCallStep, StateStep, ToolCallStep
-
-_STEP_FIELDS = {
-    "step",
-    "type",
-    "description",
-    "timestamp",
-    "duration_ms",
-    "lane",
-    "error",
-    "attributes",
-}
+from opswald.session import STEP_FIELDS, AnyStep, LLMCallStep, StateStep, ToolCallStep
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +65,7 @@ def state_at(steps: Sequence[AnyStep], k: int) -> State:
         memory=snapshot.memory if snapshot else None,
         variables=snapshot.variables if snapshot else None,
         context=snapshot.context if snapshot else None,
-        extras={k2: v for k2, v in extras.items() if k2 not in _STEP_FIELDS},
+        extras={k2: v for k2, v in extras.items() if k2 not in STEP_FIELDS},
         tool_outputs=tuple(outputs),
         last_output=last,
         tools=tools,

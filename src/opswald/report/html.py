@@ -65,6 +65,7 @@ from opswald.redact import DEFAULT_REDACTOR, Redactor, make_redactor, redact_ses
 from opswald.report.summary import MS_DECIMALS, round_cost, total_cost
 from opswald.session import (
     FORK_METADATA,
+    STEP_FIELDS,
     VARIANT_METADATA,
     AnyStep,
     LLMCallStep,
@@ -93,16 +94,6 @@ MAX_STEP_DIFFS = 50  # steps of golden vs actual whose field diff is kept
 MAX_COUNTED = 200  # differences counted in one step whose diff the page keeps
 TOP = 5  # slowest and costliest steps listed per session
 MAX_CHANGE_LINES = 200  # state change lines of one step (the same cap as state_changes)
-_STEP_FIELDS = (
-    "step",
-    "type",
-    "description",
-    "timestamp",
-    "duration_ms",
-    "lane",
-    "error",
-    "attributes",
-)
 
 
 @dataclass(frozen=True)
@@ -442,7 +433,7 @@ def _deltas(actual: Figures, golden: Figures) -> dict[str, Any]:
 
 def _state_parts(step: StateStep) -> dict[str, Any]:
     """What a snapshot contributes to the state (State.flat() without tool outputs)."""
-    extras = {k: v for k, v in (step.model_extra or {}).items() if k not in _STEP_FIELDS}
+    extras = {k: v for k, v in (step.model_extra or {}).items() if k not in STEP_FIELDS}
     return {"memory": step.memory, "variables": step.variables, "context": step.context, **extras}
 
 
