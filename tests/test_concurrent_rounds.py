@@ -59,10 +59,13 @@ def fetch_sync(branch: str, round: int) -> dict[str, Any]:
     return {"branch": branch, "round": round, "found": f"{branch}{round}!"}
 
 
-def _messages(branch: str, round: int, last: Any, changed: str | None) -> list[dict[str, Any]]:
-    """A branch's request: its task, and (after the first round) the tool's last answer."""
+def _messages(
+    branch: str, round: int, last: Any, changed: str | None, rounds: tuple[int, ...]
+) -> list[dict[str, Any]]:
+    """A branch's request: its task, and (after the first round) the tool's last answer;
+    the `changed` branches' (`"B"`, `"BC"`) is another in the `rounds` given."""
     task = f"{branch}{round}"
-    if changed == branch and round == ROUNDS - 1:
+    if changed is not None and branch in changed and round in rounds:
         task += " (changed)"
     messages = [{"role": "user", "content": task}]
     if last is not None:
@@ -70,16 +73,21 @@ def _messages(branch: str, round: int, last: Any, changed: str | None) -> list[d
     return messages
 
 
-def gathered_agent(changed: str | None = None) -> list[Any]:
-    """Three gathered branches, each ROUNDS rounds of a model call then a tool call."""
+def gathered_agent(
+    changed: str | None = None, rounds: tuple[int, ...] = (ROUNDS - 1,), extra: bool = False
+) -> list[Any]:
+    """Three gathered branches, each ROUNDS rounds of a model call then a tool call (the
+    `changed` branch with one more model call at the end, with `extra`)."""
 
     async def branch(name: str) -> list[Any]:
         out: list[Any] = []
         last: Any = None
         for r in range(ROUNDS):
-            await ask(model="m", messages=_messages(name, r, last, changed))
+            await ask(model="m", messages=_messages(name, r, last, changed, rounds))
             last = await fetch(branch=name, round=r)
             out.append(last)
+        if extra and name == changed:
+            await ask(model="m", messages=[{"role": "user", "content": f"{name} again"}])
         return out
 
     async def main() -> list[Any]:
@@ -88,16 +96,20 @@ def gathered_agent(changed: str | None = None) -> list[Any]:
     return asyncio.run(main())
 
 
-def pooled_agent(changed: str | None = None) -> list[Any]:
+def pooled_agent(
+    changed: str | None = None, rounds: tuple[int, ...] = (ROUNDS - 1,), extra: bool = False
+) -> list[Any]:
     """The same branches, each in a thread of a pool."""
 
     def branch(name: str) -> list[Any]:
         out: list[Any] = []
         last: Any = None
         for r in range(ROUNDS):
-            ask_sync(model="m", messages=_messages(name, r, last, changed))
+            ask_sync(model="m", messages=_messages(name, r, last, changed, rounds))
             last = fetch_sync(branch=name, round=r)
             out.append(last)
+        if extra and name == changed:
+            ask_sync(model="m", messages=[{"role": "user", "content": f"{name} again"}])
         return out
 
     with ThreadPoolExecutor(len(BRANCHES)) as pool:
@@ -322,3 +334,92 @@ def test_an_update_keeps_the_calls_of_branches_the_divergence_did_not_touch(agen
         )
         # the changed call in its golden step's place; every other step as recorded
         assert changed == [(b_last, "llm_call", "B1 (changed)")], _order(golden)
+
+
+def _content(step: Any) -> Any:
+    return step.input.messages[0]["content"] if isinstance(step, LLMCallStep) else step
+
+
+def _strip_lanes(golden: Session) -> Session:
+    steps = [s.model_copy(update={"lane": None}) for s in golden.step_list]
+    return golden.model_copy(update={"steps": steps})
+
+
+@pytest.mark.parametrize(
+    ("agent", "changed", "lanes"),
+    [
+        (gathered_agent, "B", True),
+        (pooled_agent, "B", True),
+        # two branches changed: each branch's calls in its own lane's places
+        (gathered_agent, "BC", True),
+    ],
+    ids=["gather", "threads", "two-branches"],
+)
+def test_an_update_writes_every_changed_call_of_a_branch_in_its_golden_steps_place(
+    agent: Any, changed: str, lanes: bool
+) -> None:
+    """Every request of branch B changed: each changed call is written in the place of the
+    golden call of its lane it replaced, in the branch's order, so the other branches'
+    steps keep their numbers (the calls after the first changed one, made live, used to
+    be written where they happened)."""
+    from opswald.writeback import blessed
+
+    for seed in range(4):
+        golden = record(agent, seed)
+        if not lanes:
+            golden = _strip_lanes(golden)
+        run = execute(
+            golden,
+            lambda _: agent(changed=changed, rounds=(0, 1)),
+            settings=RunSettings(policy="update"),
+        )
+        assert run.agent_traceback is None, run.agent_traceback
+        written = blessed(golden, run).session
+        written_changed = [
+            (w.step, _content(w), w.lane)
+            for g, w in zip(golden.step_list, written.step_list, strict=True)
+            if g.model_dump() != w.model_dump()
+        ]
+        expected = [
+            (s.step, _content(s) + " (changed)", s.lane)
+            for s in golden.step_list
+            if isinstance(s, LLMCallStep) and _content(s)[0] in changed
+        ]
+        assert len(expected) == 2 * len(changed)
+        assert written_changed == expected, (seed, _order(golden), _order(written))
+
+
+@pytest.mark.parametrize(
+    ("changed", "extra", "lanes"),
+    [("B", False, False), ("B", True, True)],
+    ids=["no-lanes", "a-call-the-golden-does-not-have"],
+)
+def test_an_update_whose_later_changed_calls_are_not_clear_writes_them_where_they_happened(
+    changed: str, extra: bool, lanes: bool
+) -> None:
+    """Where it is not clear which golden call a later live call replaced (a golden without
+    lanes; a call the golden does not have), the first changed call is written in its
+    golden step's place and the later live calls where they happened in the run. (A
+    golden without lanes has its concurrency regions from its recorded times, which a
+    call made now shares with none: written among them, it would split their region.)"""
+    from opswald.writeback import blessed
+
+    for seed in range(4):
+        golden = record(gathered_agent, seed)
+        if not lanes:
+            golden = _strip_lanes(golden)
+        run = execute(
+            golden,
+            lambda _: gathered_agent(changed=changed, rounds=(0, 1), extra=extra),
+            settings=RunSettings(policy="update"),
+        )
+        assert run.agent_traceback is None, run.agent_traceback
+        written = blessed(golden, run).session.step_list
+        actual = run.actual.step_list
+        live = [k for k, s in enumerate(actual) if s.step not in run.served]
+        b0 = next(s.step for s in golden.step_list if _content(s) == "B0")
+        assert [_content(written[b0 - 1])] == ["B0 (changed)"]
+        later = [k for k in live if k != run.fork_step - 1]  # type: ignore[operator]
+        assert later, (seed, _order(golden))
+        for k in later:
+            assert written[k].model_dump() == actual[k].model_dump(), (seed, k, _order(golden))

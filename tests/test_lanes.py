@@ -454,3 +454,57 @@ def test_a_thread_pool_of_real_sdk_calls_replays_with_its_lanes(
         monkeypatch.setenv("THINK", think)
         pytester.runpytest("--opswald-goldens", "-p", "no:randomly").assert_outcomes(passed=1)
     pytester.runpytest("--opswald-goldens", "-n", "2").assert_outcomes(passed=1)
+
+
+def test_an_update_writes_each_changed_call_of_a_branch_in_its_golden_steps_place(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both of branch B's requests changed: each changed call is written in the place of
+    the golden step it replaced (same lane, same model, in the branch's order), so every
+    other step keeps its number, a comment and a note on a step after them stay on it,
+    and a note on a changed call stays on the call that replaced it. (The second changed
+    call, made live after the others were served, used to be written where it happened,
+    renumbering the steps of branches A and C.)"""
+    path = _project(pytester, monkeypatch)
+    for b in "ABC":
+        monkeypatch.setenv("THINK_" + b, "0.003")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    before = opswald.load(path)
+    b1 = next(s.step for s in before.step_list if _task_of(s) == "B1" and s.type == "llm_call")
+    # the last step: a comment on it and a note on it must stay on it
+    last = before.step_list[-1]
+    assert last.step > b1 and _task_of(last)[0] != "B", [_task_of(s) for s in before.step_list]
+    text = path.read_text()
+    head = f"  - step: {last.step}\n"
+    assert head in text
+    text = text.replace(head, f"  # checked by hand\n{head}")
+    text += f"notes:\n  - step: {last.step}\n    text: looked at\n"
+    text += f"  - step: {b1}\n    text: asks for B1\n"
+    path.write_text(text)
+    monkeypatch.setenv("THINK_B", "0")
+    monkeypatch.setenv("CHANGED", "B")
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    after = opswald.load(path)
+    assert len(after.step_list) == len(before.step_list)
+    changed = []
+    for g, w in zip(before.step_list, after.step_list, strict=True):
+        if w.model_dump() == g.model_dump():
+            continue
+        changed.append((w.step, w.type, _task_of(w), w.lane))
+        # a changed call of branch B, in the place of the golden call it replaced
+        assert (w.type, _task_of(w), w.lane) == (g.type, _task_of(g) + "!", g.lane), (g, w)
+    b0 = next(s.step for s in before.step_list if _task_of(s) == "B0" and s.type == "llm_call")
+    lane = next(s.lane for s in before.step_list if _task_of(s) == "B0")
+    assert changed == [(b0, "llm_call", "B0!", lane), (b1, "llm_call", "B1!", lane)], [
+        (s.step, _task_of(s)) for s in after.step_list
+    ]
+    written = path.read_text()
+    assert f"  # checked by hand\n{head}" in written, written
+    # a note on a changed call follows the call that replaced it
+    assert [(n.step, n.text) for n in after.notes] == [
+        (last.step, "looked at"),
+        (b1, "asks for B1"),
+    ]
+    for args in ([], ["-n", "2"]):
+        pytester.runpytest("--opswald-goldens", *args).assert_outcomes(passed=1)

@@ -45,18 +45,22 @@ def blessed(golden: Session, run: Run) -> Blessed:
     # together when recorded may be made in another order on replay (that order is not
     # the agent's), and the steps an update keeps are written as they were
     # (an update that diverged at a call of such a stretch writes the call that replaced
-    # the golden's in that call's place, and the calls in flight with it around it)
+    # the golden's in that call's place, and the calls in flight with it around it; the
+    # later changed calls of its branch too, where it is clear which golden call each
+    # replaced: `_replaced`)
     rank = {
         k: run.served[step.step].step for k, step in enumerate(actual) if step.step in run.served
     }
-    replaced = _replaced(run, actual)
-    if replaced is not None:
-        rank[replaced[0]] = replaced[1]
+    replaced = _replaced(run, actual, golden)
+    rank.update({k: g for k, (g, _) in replaced.items()})
     source = dict(zip(sorted(rank), sorted(rank, key=rank.__getitem__), strict=True))
+    placed: dict[int, int] = {}  # a golden step a live call replaced → that call's number
     for k, step in enumerate(actual):
         recorded = run.served.get(actual[source[k]].step) if k in source else None
-        if k in source and recorded is None:  # the call that replaced the golden's
-            step = actual[source[k]].model_copy(update={"step": step.step})
+        if k in source and recorded is None:  # a call that replaced the golden's
+            number, lane = replaced[source[k]]
+            step = actual[source[k]].model_copy(update={"step": step.step, **lane})
+            placed[number] = step.step
         if recorded is None and step.step in facing:  # a recording writes all anew
             recorded = _same_snapshot(golden_steps.get(facing[step.step]), step)
             if recorded is not None:
@@ -80,6 +84,7 @@ def blessed(golden: Session, run: Run) -> Blessed:
     if "input" in data:  # the run's copy: the same input, with its secrets replaced
         data["input"] = run.actual.input
     if golden.notes:
+        moved.update(placed)
         moved.update(_paired(golden.step_list, steps, moved))
         data["notes"] = [
             _moved_note(note, moved, golden_steps, len(steps)) for note in golden.notes
@@ -104,7 +109,26 @@ def blessed(golden: Session, run: Run) -> Blessed:
     return Blessed(session=session, renumbered=renumbered)
 
 
-def _replaced(run: Run, actual: list[AnyStep]) -> tuple[int, int] | None:
+# a call an update replaced: the golden step it was written in the place of, and the lane
+# to write it in (none: as it was made)
+Placed = tuple[int, dict[str, int]]
+
+
+def _replaced(run: Run, actual: list[AnyStep], golden: Session) -> dict[int, Placed]:
+    """The calls an update made live in the place of golden calls, by where they are in
+    `actual`: the call where it went live, compared with a golden call (a changed request,
+    or other arguments); and, when it is clear which golden call each replaced, the live
+    calls after it (`_later_replaced`)."""
+    first = _first_replaced(run, actual)
+    if first is None:
+        return {}
+    later = _later_replaced(run, actual, golden, first)
+    if later is None:
+        return {first[0]: (first[1], {})}
+    return later
+
+
+def _first_replaced(run: Run, actual: list[AnyStep]) -> tuple[int, int] | None:
     """Where in `actual` an update went live at a call compared with a golden call (a
     changed request, or other arguments), and that golden step's number."""
     if run.policy != "update" or run.fork_step is None:
@@ -119,6 +143,93 @@ def _replaced(run: Run, actual: list[AnyStep]) -> tuple[int, int] | None:
     if step.step in run.served or step.type != finding.step_type:
         return None
     return k, finding.step
+
+
+def _later_replaced(
+    run: Run, actual: list[AnyStep], golden: Session, first: tuple[int, int]
+) -> dict[int, Placed] | None:
+    """Each live call of the update paired with the golden call it replaced, the first
+    included, when that is clear: the golden calls no served call used and the live calls
+    are as many, and each live call has one of the same kind (type, tool or model) in its
+    lane, taken in the lane's order, with the lane's calls, served and live, in the
+    golden's order. Else None: a call the golden does not have, a call more or fewer, a
+    lane the run numbered otherwise.
+
+    A golden without lanes: None. Its concurrency regions are the calls whose recorded
+    times overlap; a call made live now overlaps none of them, and written among them it
+    would split their region, holding the calls around it to their recorded order on
+    the next replay. Where it happened, after them, it splits less."""
+    if all(s.lane is None for s in golden.step_list):
+        return None
+    used = {step.step for step in run.served.values()}
+    live = [k for k, s in enumerate(actual) if s.type != "state" and s.step not in run.served]
+    unused: list[AnyStep] = [
+        s for s in golden.step_list if s.type != "state" and s.step not in used
+    ]
+    by_number = {s.step: s for s in unused}
+    k0, g0 = first
+    if len(live) != len(unused) or k0 not in live or g0 not in by_number:
+        return None
+    pairs = _in_lanes(actual, live, unused, first, by_number[g0].lane)
+    if pairs is None or not _lanes_in_order(run, actual, pairs, by_number):
+        return None
+    return {k: (g, _lane_of(by_number[g])) for k, g in pairs.items()}
+
+
+def _in_lanes(
+    actual: list[AnyStep],
+    live: list[int],
+    unused: list[AnyStep],
+    first: tuple[int, int],
+    first_lane: int | None,
+) -> dict[int, int] | None:
+    """The live calls paired with the unused golden calls of their lane, in order: a
+    thread or task whose first call was served has that call's recorded lane; the one
+    that went live first has the lane of the golden call it was compared with."""
+    k0, g0 = first
+    run_lane = actual[k0].lane
+    if run_lane is None or first_lane is None:
+        return None
+    calls: dict[int, list[int]] = {}
+    for k in live:
+        lane = actual[k].lane
+        if lane is None:
+            return None
+        calls.setdefault(first_lane if lane == run_lane else lane, []).append(k)
+    recorded: dict[int | None, list[AnyStep]] = {}
+    for step in unused:
+        recorded.setdefault(step.lane, []).append(step)
+    if set(calls) != set(recorded):
+        return None
+    pairs: dict[int, int] = {}
+    for lane, ks in calls.items():
+        steps = recorded[lane]
+        if len(ks) != len(steps):
+            return None
+        for k, step in zip(ks, steps, strict=True):
+            if _kind(actual[k]) != _kind(step):
+                return None
+            pairs[k] = step.step
+    return pairs if pairs.get(k0) == g0 else None
+
+
+def _lanes_in_order(
+    run: Run, actual: list[AnyStep], pairs: dict[int, int], by_number: dict[int, AnyStep]
+) -> bool:
+    """Whether each lane's calls, served and live, were made in the golden's order (the
+    place of each is then its golden step's)."""
+    numbers: dict[int | None, list[int]] = {}
+    for k, step in enumerate(actual):
+        served = run.served.get(step.step)
+        if served is not None:
+            numbers.setdefault(served.lane, []).append(served.step)
+        elif k in pairs:
+            numbers.setdefault(by_number[pairs[k]].lane, []).append(pairs[k])
+    return all(seen == sorted(seen) for seen in numbers.values())
+
+
+def _lane_of(step: AnyStep) -> dict[str, int]:
+    return {"lane": step.lane} if step.lane is not None else {}
 
 
 def _facing_snapshots(golden: Session, run: Run) -> dict[int, int]:
