@@ -32,33 +32,36 @@ def _calls(lanes: list[Any]) -> list[Any]:
     ]
 
 
-def _region_runs(lanes: list[Any]) -> list[list[int]]:
-    """The call indices of each region, in order."""
-    region_of, starts = regions(_calls(lanes))
-    return [[i for i, r in enumerate(region_of) if r == k] for k in range(len(starts))]
+def _region_runs(lanes: list[Any]) -> tuple[list[list[int]], dict[int, int]]:
+    """The call indices of each region, in order, and the calls that wait for another."""
+    region_of, starts, after = regions(_calls(lanes))
+    runs = [[i for i, r in enumerate(region_of) if r == k] for k in range(len(starts))]
+    return runs, after
 
 
 @pytest.mark.parametrize(
-    ("lanes", "runs"),
+    ("lanes", "runs", "after"),
     [
-        # a task that asks first, gathers two branches, and asks again after them: its
-        # first and last calls keep their places; the branches' calls are one region
-        ([1, 2, 3, 2, 3, 1], [[1, 2, 3, 4]]),
-        # ... and a call it made while they ran is part of it
-        ([1, 2, 2, 1, 3, 3, 1], [[1, 2, 3, 4, 5]]),
+        # a task that asks first, gathers two branches, and asks again after them: one
+        # region, in which its last call waits for its first (the branches' calls free)
+        ([1, 2, 3, 2, 3, 1], [[0, 1, 2, 3, 4, 5]], {5: 0}),
+        # ... and a call it made while they ran is as free as theirs
+        ([1, 2, 2, 1, 3, 3, 1], [[0, 1, 2, 3, 4, 5, 6]], {6: 0}),
+        # its calls before the others began keep their order, as do those after they ended
+        ([1, 1, 2, 3, 2, 3, 1, 1], [[0, 1, 2, 3, 4, 5, 6, 7]], {1: 0, 6: 1, 7: 6}),
         # sibling branches whose calls did not interleave at all but whose runs overlap
-        ([1, 2, 1, 1, 2, 2], [[0, 1, 2, 3, 4, 5]]),
+        ([1, 2, 1, 1, 2, 2], [[0, 1, 2, 3, 4, 5]], {}),
         # lanes one after the other (a thread that took over): in order
-        ([1, 1, 2, 2], []),
+        ([1, 1, 2, 2], [], {}),
         # one lane, or none (goldens recorded before lanes, or written by hand)
-        ([1, 1, 1], []),
-        ([None, None, None], []),
+        ([1, 1, 1], [], {}),
+        ([None, None, None], [], {}),
         # a user input is never in a region, and splits one
-        ([1, 2, 1, 2, "U", 2, 1, 2, 1], [[1, 2, 3], [5, 6, 7]]),
+        ([1, 2, 1, 2, "U", 2, 1, 2, 1], [[0, 1, 2, 3], [5, 6, 7, 8]], {8: 0}),
     ],
 )
-def test_regions_of_lanes(lanes: list[Any], runs: list[list[int]]) -> None:
-    assert _region_runs(lanes) == runs
+def test_regions_of_lanes(lanes: list[Any], runs: list[list[int]], after: dict[int, int]) -> None:
+    assert _region_runs(lanes) == (runs, after)
 
 
 def test_lane_regions_join_the_regions_of_overlapping_timestamps() -> None:
@@ -248,9 +251,9 @@ _ORDER = [("A", 0, "llm_call"), ("B", 0, "llm_call"), ("A", 0, "tool_call"),
           ("A", 1, "llm_call"), ("B", 0, "tool_call"), ("B", 1, "llm_call")]  # fmt: skip
 
 
-def _split_golden(lanes: bool) -> str:
+def _split_golden(lanes: bool, order: list[tuple[str, int, str]] = _ORDER) -> str:
     steps = []
-    for k, (branch, r, kind) in enumerate(_ORDER, start=1):
+    for k, (branch, r, kind) in enumerate(order, start=1):
         lane = f"    lane: {1 if branch == 'A' else 2}\n" if lanes else ""
         head = (
             f"  - step: {k}\n    type: {kind}\n"
@@ -271,7 +274,7 @@ def _split_golden(lanes: bool) -> str:
     return SPLIT_GOLDEN.format(steps="".join(steps))
 
 
-def split_agent(_: Any) -> list[Any]:
+def split_agent(_: Any, think_a: float = 0.03, think_b: float = 0.0) -> list[Any]:
     async def branch(name: str, think: float) -> list[str]:
         await ask(model="m", messages=[{"role": "user", "content": f"{name}0"}])
         await asyncio.sleep(think)
@@ -283,7 +286,7 @@ def split_agent(_: Any) -> list[Any]:
         return [done]
 
     async def main() -> list[Any]:
-        return list(await asyncio.gather(branch("A", 0.03), branch("B", 0.0)))
+        return list(await asyncio.gather(branch("A", think_a), branch("B", think_b)))
 
     return asyncio.run(main())
 
@@ -298,6 +301,21 @@ def test_branches_whose_calls_did_not_overlap_replay_in_another_order_with_lanes
     without = files.loads(_split_golden(lanes=False))
     verdict = judge(without, execute(without, split_agent, settings=RunSettings()))
     assert not verdict.passed
+
+
+def test_a_branch_that_made_the_first_call_and_the_last_is_not_held_after_the_others() -> None:
+    """Recorded with branch B quick and A slow: A made the first call and the last, as the
+    task that gathers branches does. Replayed with A quick and B slow, A's tool call and
+    last call come before B's tool call: a branch's calls keep only their own order."""
+    order = [("A", 0, "llm_call"), ("B", 0, "llm_call"), ("B", 0, "tool_call"),
+             ("B", 1, "llm_call"), ("A", 0, "tool_call"), ("A", 1, "llm_call")]  # fmt: skip
+    golden = files.loads(_split_golden(lanes=True, order=order))
+    for _ in range(3):
+        run = execute(golden, lambda x: split_agent(x, 0.0, 0.03), settings=RunSettings())
+        made = [_task_of(s) + s.type[0] for s in run.actual.step_list]
+        assert made == ["A0l", "B0l", "A0t", "A1l", "B0t", "B1l"], made
+        verdict = judge(golden, run)
+        assert verdict.passed, verdict.findings
 
 
 # --------------------------------------------------------------- through pytest
@@ -508,3 +526,36 @@ def test_an_update_writes_each_changed_call_of_a_branch_in_its_golden_steps_plac
     ]
     for args in ([], ["-n", "2"]):
         pytester.runpytest("--opswald-goldens", *args).assert_outcomes(passed=1)
+
+
+def _pooled_changed(changed: str) -> Any:
+    def agent(_: Any) -> list[Any]:
+        def branch(name: str) -> list[str]:
+            out = []
+            for r in range(2):
+                task = f"{name}{r}" + ("!" if name == changed else "")
+                ask_sync(model="m", messages=[{"role": "user", "content": task}])
+                out.append(work_sync(task=f"{name}{r}"))
+            return out
+
+        with ThreadPoolExecutor(3) as pool:
+            return list(pool.map(branch, "ABC"))
+
+    return agent
+
+
+@pytest.mark.parametrize("changed", ["A", "B", "C"])
+def test_an_update_whose_first_call_of_a_branch_changed_keeps_each_branch_in_one_lane(
+    changed: str,
+) -> None:
+    """The thread whose first call changed runs it live: it takes the lane of the golden
+    call it replaced, not a new number that another thread takes from a served call."""
+    golden = _record(_pooled_changed(""))
+    for _ in range(3):
+        run = execute(golden, _pooled_changed(changed), settings=RunSettings(policy="update"))
+        assert run.agent_traceback is None, run.agent_traceback
+        by_branch: dict[str, set[Any]] = {}
+        for step in run.actual.step_list:
+            by_branch.setdefault(_task_of(step)[0], set()).add(step.lane)
+        recorded = {_task_of(s)[0]: s.lane for s in golden.step_list}
+        assert by_branch == {b: {recorded[b]} for b in "ABC"}, (by_branch, recorded)

@@ -653,7 +653,14 @@ class Context:
         # the lane of each thread or asyncio task that made a call (`lane`), and the
         # highest lane number given so far
         self._lanes: dict[object, int] = {}
+        # new lanes are numbered past the golden's: a thread whose first call runs live
+        # never takes a number that another one takes from a served call later
         self._lane_top = 0
+        # the golden's lanes no thread or task of this run has taken yet
+        self._lanes_free: set[int] = set()
+        if golden is not None and self.tape is not None:
+            self._lanes_free = {s.lane for s in golden.step_list if s.lane is not None}
+            self._lane_top = max(self._lanes_free, default=0)
         self._open_lanes: dict[int, int] = {}  # the lane of each call in `_open`
         # streamed answers passed on to the agent and not ended yet (intercept/tee.py), by
         # step number: each records its step when it ends, or when the run ends first
@@ -915,7 +922,7 @@ class Context:
                 )
                 raise SideEffectBlocked(finding)
             self._open[number] = (kind, request)
-            lane = self._open_lanes[number] = self.lane(served)
+            lane = self._open_lanes[number] = self.lane(served or self._replaced_here(number))
             return Ticket(
                 number=number,
                 served=served,
@@ -925,19 +932,46 @@ class Context:
                 lane=lane,
             )
 
+    def _replaced_here(self, number: int) -> AnyStep | None:
+        """The golden step that the call of the run's step `number`, which went live at a
+        changed request or other arguments, was compared with (its lane is the call's)."""
+        finding = self.divergence
+        if (
+            self.fork_step != number
+            or finding is None
+            or finding.kind != "mismatch"
+            or self.golden is None
+            or finding.step is None
+            or not 0 < finding.step <= len(self.golden.step_list)
+        ):
+            return None
+        return self.golden.step_list[finding.step - 1]
+
     def lane(self, served: AnyStep | None = None) -> int:
         """The lane of the thread or asyncio task making a call: a number for each, given
-        in the order they first make one (a step's `lane`). A call served from the golden
-        gives its thread or task the recorded step's lane, when it has none yet, so that an
-        update writes the calls it makes live after a divergence in the lanes the recorded
-        ones have. Called under the lock."""
+        in the order they first make one (a step's `lane`). A call answered from the
+        golden (`served`; or the golden call that a changed call replaces) is in its
+        recorded lane, and its thread or task goes on in that lane: so an update writes
+        the calls it makes live after a divergence in the lanes the recorded ones have,
+        also when a pool's thread runs another branch than when recorded. A thread or
+        task whose first call runs live takes the golden's one lane that no other has
+        taken, when one alone is left (a second changed branch), else a new number.
+        Called under the lock."""
         owner = lane_owner()
+        recorded = served.lane if served is not None else None
+        if recorded is not None:
+            self._lanes[owner] = recorded
+            self._lanes_free.discard(recorded)
+            if recorded > self._lane_top:
+                self._lane_top = recorded
+            return recorded
         lane = self._lanes.get(owner)
         if lane is None:
-            recorded = served.lane if served is not None else None
-            lane = recorded if recorded is not None else self._lane_top + 1
+            if len(self._lanes_free) == 1:  # the one branch of the golden not seen yet
+                lane = self._lanes_free.pop()
+            else:
+                lane = self._lane_top = self._lane_top + 1
             self._lanes[owner] = lane
-            self._lane_top = max(self._lane_top, lane)
         return lane
 
     def answer_exact(

@@ -163,7 +163,8 @@ class Tape:
         self.turn_has_head = turn_heads
         self.turn_head_used = [False] * len(turn_start)
         self.turn_heads_left = heads_left
-        region_of, region_start = regions(calls)
+        region_of, region_start, after = regions(calls)
+        self.after = after  # a call of a region that waits for another (`regions`)
         self.region_of = region_of
         self.region_starts = region_start
         self.region_entered: set[int] = set()
@@ -339,7 +340,7 @@ class Tape:
         lo, prefix = self.lo, group.prefix
         for i in heads[k:]:
             head = calls[i]
-            if head.step in used:
+            if head.step in used or self._waits(i):
                 continue
             if not isinstance(head, LLMCallStep) or (
                 lo[i] > prefix and lo[i] > self._prefix(group)
@@ -531,6 +532,8 @@ class Tape:
         lo = self.lo[i]
         if lo > group.prefix and lo > self._prefix(group):
             return False
+        if self._waits(i):
+            return False
         if self.is_tool[i]:
             turn = self.turn_of[i]
             return (
@@ -539,6 +542,11 @@ class Tape:
                 or self.region_of[i] in self.region_entered
             )
         return True
+
+    def _waits(self, i: int) -> bool:
+        """Whether call `i` waits for a call of its region not made yet (`regions`)."""
+        before = self.after.get(i)
+        return before is not None and self.calls[before].step not in self.used
 
     def _due(self, i: int) -> bool:
         """Whether the available tool call `i` is one the agent was to make by now."""
@@ -556,8 +564,8 @@ class Tape:
         out: list[Head] = []
         for i in heads[k:]:
             head = calls[i]
-            if head.step in used:
-                continue
+            if head.step in used or self._waits(i):
+                continue  # (a call that waits for another: the calls after it need not)
             if not self._available(i, group):
                 break  # the calls after it come later too
             assert isinstance(head, LLMCallStep | UserInputStep)
@@ -790,16 +798,18 @@ def epoch_ms(stamp: str | None) -> float | None:
     return when.timestamp() * 1000
 
 
-def regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
+def regions(calls: list[AnyStep]) -> tuple[list[int], list[int], dict[int, int]]:
     """The concurrency regions of a golden's calls (in recorded order): the runs of calls
     that were in flight together, or made by threads or tasks running at the same time, so
     that the order they came in was not the agent's. Each call's region (-1: none, a call
-    made on its own), and where each region begins: the runs `_timed_regions` and
-    `_lane_regions` find, joined where they overlap; a user input is never in one."""
+    made on its own), where each region begins, and the calls of a region that still wait
+    for another (call index → the index of the call made before it): the runs
+    `_timed_regions` and `_lane_regions` find, joined where they overlap; a user input is
+    never in one."""
     timed_of, timed_starts = _timed_regions(calls)
-    spans = _lane_regions(calls)
+    spans, after = _lane_regions(calls)
     if not spans:
-        return timed_of, timed_starts
+        return timed_of, timed_starts, {}
     for r, first in enumerate(timed_starts):
         last = first
         while last + 1 < len(calls) and timed_of[last + 1] == r:
@@ -817,21 +827,23 @@ def regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
             end = last
         for i in range(first, last + 1):
             region_of[i] = len(starts) - 1
-    return region_of, starts
+    return region_of, starts, after
 
 
-def _lane_regions(calls: list[AnyStep]) -> list[tuple[int, int]]:
+def _lane_regions(calls: list[AnyStep]) -> tuple[list[tuple[int, int]], dict[int, int]]:
     """The runs of calls (first and last index) made while more than one thread or task
     was making calls (`lane`, recorded for sessions with more than one). Such calls need
     not overlap in time: a quick model answer followed by a branch's own work leaves gaps
     that a replay, answering at once, fills in another order.
 
     A lane runs from its first call to its last. Lanes whose runs overlap were running
-    together, and their calls may come in any order: a run from the first call of such
-    lanes to the last. A lane that began before all the others of its group and ended
-    after them (the thread or task that started a gather or a thread pool and waited for
-    it) made its calls before and after the others' in that order: the run covers only its
-    calls made while they ran. A user input splits a run."""
+    together, and the calls from the first of them to the last may come in any order, with
+    one exception: a lane that began before all the others of its group and ended after
+    them (the thread or task that started a gather or a thread pool and waited for it; or
+    a branch that happened to make the first call and the last) keeps the calls it made
+    before the others began and after they ended in their order (call index → the index
+    of its call before, in the second result). Its calls made while they ran, and every
+    call of the others, are free. A user input splits a run."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for i, call in enumerate(calls):
@@ -840,21 +852,29 @@ def _lane_regions(calls: list[AnyStep]) -> list[tuple[int, int]]:
             first.setdefault(lane, i)
             last[lane] = i
     if len(first) < 2:
-        return []
+        return [], {}
     spans: list[tuple[int, int]] = []
-    group: list[tuple[int, int]] = []  # (first, last) of lanes whose runs overlap
-    for lane_first, lane_last in [*sorted((first[k], last[k]) for k in first), (-1, -1)]:
-        if group and lane_first != -1 and lane_first <= max(e for _, e in group):
-            group.append((lane_first, lane_last))
+    after: dict[int, int] = {}
+    group: list[tuple[int, int, int]] = []  # (first, last, lane) of lanes whose runs overlap
+    lanes = sorted((first[k], last[k], k) for k in first)
+    for lane_first, lane_last, lane in [*lanes, (-1, -1, -1)]:
+        if group and lane_first != -1 and lane_first <= max(g[1] for g in group):
+            group.append((lane_first, lane_last, lane))
             continue
         if len(group) > 1:
-            start, end = group[0][0], max(e for _, e in group)
+            start, end, outer = group[0]
             rest = group[1:]
-            if group[0][1] >= max(e for _, e in rest):  # the lane that started the others
-                start, end = rest[0][0], max(e for _, e in rest)
-            spans.extend(_split_at_user_inputs(calls, start, end))
-        group = [(lane_first, lane_last)]
-    return spans
+            others_end = max(g[1] for g in rest)
+            if end >= others_end:  # began first, ended last: its calls outside theirs in order
+                held = [
+                    i
+                    for i in range(start, end + 1)
+                    if calls[i].lane == outer and not rest[0][0] < i < others_end
+                ]
+                after.update(zip(held[1:], held, strict=False))
+            spans.extend(_split_at_user_inputs(calls, start, max(end, others_end)))
+        group = [(lane_first, lane_last, lane)]
+    return spans, after
 
 
 def _split_at_user_inputs(calls: list[AnyStep], start: int, end: int) -> list[tuple[int, int]]:
