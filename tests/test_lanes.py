@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,36 +33,43 @@ def _calls(lanes: list[Any]) -> list[Any]:
     ]
 
 
-def _region_runs(lanes: list[Any]) -> tuple[list[list[int]], dict[int, int]]:
-    """The call indices of each region, in order, and the calls that wait for another."""
-    region_of, starts, after = regions(_calls(lanes))
-    runs = [[i for i, r in enumerate(region_of) if r == k] for k in range(len(starts))]
-    return runs, after
+def _region_runs(lanes: list[Any]) -> list[list[int]]:
+    """The call indices of each region, in order."""
+    region_of, starts = regions(_calls(lanes))
+    return [[i for i, r in enumerate(region_of) if r == k] for k in range(len(starts))]
 
 
 @pytest.mark.parametrize(
-    ("lanes", "runs", "after"),
+    ("lanes", "runs"),
     [
-        # a task that asks first, gathers two branches, and asks again after them: one
-        # region, in which its last call waits for its first (the branches' calls free)
-        ([1, 2, 3, 2, 3, 1], [[0, 1, 2, 3, 4, 5]], {5: 0}),
-        # ... and a call it made while they ran is as free as theirs
-        ([1, 2, 2, 1, 3, 3, 1], [[0, 1, 2, 3, 4, 5, 6]], {6: 0}),
-        # its calls before the others began keep their order, as do those after they ended
-        ([1, 1, 2, 3, 2, 3, 1, 1], [[0, 1, 2, 3, 4, 5, 6, 7]], {1: 0, 6: 1, 7: 6}),
-        # sibling branches whose calls did not interleave at all but whose runs overlap
-        ([1, 2, 1, 1, 2, 2], [[0, 1, 2, 3, 4, 5]], {}),
+        # a task that asks first, gathers two branches, and asks again after them: its
+        # first and last calls keep their places; the branches' calls are one region
+        ([1, 2, 3, 2, 3, 1], [[1, 2, 3, 4]]),
+        ([1, 1, 2, 3, 2, 3, 1, 1], [[2, 3, 4, 5]]),
+        # sibling branches whose runs overlap, however few calls interleave
+        ([1, 2, 1, 1, 2, 2], [[0, 1, 2, 3, 4, 5]]),
+        # a branch that made the first call and the last, with calls while the other ran
+        ([1, 2, 1, 2, 1], [[0, 1, 2, 3, 4]]),
+        # ... and a branch whose run lies within another's that made calls meanwhile
+        ([1, 2, 3, 1, 2, 3, 1], [[0, 1, 2, 3, 4, 5, 6]]),
+        # sub-agents run as tasks (or threads) one after the other, the one that started
+        # them calling between and after: in order
+        ([1, 2, 2, 1, 3, 3, 1], []),
+        ([1, 2, 2, 3, 3, 1], []),
+        # `asyncio.wait_for` around each call (a task of one call each)
+        ([1, 2, 3, 4, 1], []),
         # lanes one after the other (a thread that took over): in order
-        ([1, 1, 2, 2], [], {}),
+        ([1, 1, 2, 2], []),
         # one lane, or none (goldens recorded before lanes, or written by hand)
-        ([1, 1, 1], [], {}),
-        ([None, None, None], [], {}),
-        # a user input is never in a region, and splits one
-        ([1, 2, 1, 2, "U", 2, 1, 2, 1], [[0, 1, 2, 3], [5, 6, 7, 8]], {8: 0}),
+        ([1, 1, 1], []),
+        ([None, None, None], []),
+        # a user input made in one lane does not split the region of the others (it is
+        # still answered in order)
+        ([1, 2, 1, 2, "U", 2, 1, 2, 1], [[0, 1, 2, 3, 4, 5, 6, 7, 8]]),
     ],
 )
-def test_regions_of_lanes(lanes: list[Any], runs: list[list[int]], after: dict[int, int]) -> None:
-    assert _region_runs(lanes) == (runs, after)
+def test_regions_of_lanes(lanes: list[Any], runs: list[list[int]]) -> None:
+    assert _region_runs(lanes) == runs
 
 
 def test_lane_regions_join_the_regions_of_overlapping_timestamps() -> None:
@@ -132,7 +140,10 @@ def gathered(_: Any) -> list[Any]:
 
 
 def pooled(_: Any) -> list[Any]:
+    together = threading.Barrier(3)  # three threads, one a branch (none reused)
+
     def branch(name: str) -> list[str]:
+        together.wait(5)
         out = []
         for r in range(2):
             ask_sync(model="m", messages=[{"role": "user", "content": f"{name}{r}"}])
@@ -240,7 +251,7 @@ metadata:
   recorded_at: '2026-01-05T09:30:12Z'
   recorded_with: pytest-opswald 0.1.0
   duration_ms: 60.0
-input: null
+{parents}input: null
 steps:
 {steps}output:
   - [A0 done]
@@ -251,7 +262,9 @@ _ORDER = [("A", 0, "llm_call"), ("B", 0, "llm_call"), ("A", 0, "tool_call"),
           ("A", 1, "llm_call"), ("B", 0, "tool_call"), ("B", 1, "llm_call")]  # fmt: skip
 
 
-def _split_golden(lanes: bool, order: list[tuple[str, int, str]] = _ORDER) -> str:
+def _split_golden(
+    lanes: bool, order: list[tuple[str, int, str]] = _ORDER, parents: str = "[0, 0]"
+) -> str:
     steps = []
     for k, (branch, r, kind) in enumerate(order, start=1):
         lane = f"    lane: {1 if branch == 'A' else 2}\n" if lanes else ""
@@ -271,7 +284,8 @@ def _split_golden(lanes: bool, order: list[tuple[str, int, str]] = _ORDER) -> st
                 f"    output: {branch}{r} done\n"
             )
         steps.append(head + body)
-    return SPLIT_GOLDEN.format(steps="".join(steps))
+    started = f"  lane_parents: {parents}\n" if lanes else ""
+    return SPLIT_GOLDEN.format(steps="".join(steps), parents=started)
 
 
 def split_agent(_: Any, think_a: float = 0.03, think_b: float = 0.0) -> list[Any]:
@@ -303,19 +317,71 @@ def test_branches_whose_calls_did_not_overlap_replay_in_another_order_with_lanes
     assert not verdict.passed
 
 
-def test_a_branch_that_made_the_first_call_and_the_last_is_not_held_after_the_others() -> None:
-    """Recorded with branch B quick and A slow: A made the first call and the last, as the
-    task that gathers branches does. Replayed with A quick and B slow, A's tool call and
-    last call come before B's tool call: a branch's calls keep only their own order."""
-    order = [("A", 0, "llm_call"), ("B", 0, "llm_call"), ("B", 0, "tool_call"),
-             ("B", 1, "llm_call"), ("A", 0, "tool_call"), ("A", 1, "llm_call")]  # fmt: skip
-    golden = files.loads(_split_golden(lanes=True, order=order))
+_WITHIN = [("A", 0, "llm_call"), ("B", 0, "llm_call"), ("B", 0, "tool_call"),
+           ("B", 1, "llm_call"), ("A", 0, "tool_call"), ("A", 1, "llm_call")]  # fmt: skip
+
+
+def test_a_branch_whose_calls_all_came_between_two_of_another_branch_is_free_of_them() -> None:
+    """Recorded with branch B quick and A slow: B made all its calls while A worked on its
+    own between two calls, as a task that A started and waited for would. Both were
+    started by the run's own flow (`lane_parents`: gathered branches), so replayed with A
+    quick and B slow, A's tool call and last call may come before B's tool call."""
+    golden = files.loads(_split_golden(lanes=True, order=_WITHIN))
     for _ in range(3):
         run = execute(golden, lambda x: split_agent(x, 0.0, 0.03), settings=RunSettings())
         made = [_task_of(s) + s.type[0] for s in run.actual.step_list]
         assert made == ["A0l", "B0l", "A0t", "A1l", "B0t", "B1l"], made
         verdict = judge(golden, run)
         assert verdict.passed, verdict.findings
+    # the same golden with B started by A (a task A ran and waited for): A's calls after
+    # B's run came after it, and a replay in which they come before diverges
+    nested = files.loads(_split_golden(lanes=True, order=_WITHIN, parents="[0, 1]"))
+    verdict = judge(
+        nested, execute(nested, lambda x: split_agent(x, 0.0, 0.03), settings=RunSettings())
+    )
+    assert not verdict.passed
+
+
+def test_tasks_run_and_waited_for_one_after_the_other_keep_their_order() -> None:
+    """Sub-agents run as tasks one after the other (`await asyncio.create_task(...)`), and
+    `asyncio.wait_for` around model calls (a task each on Python 3.11): each in a lane of
+    its own, started by the one that waited for it; calls in another order diverge.
+    (Model calls back to back with no tool call between them may start in any order
+    whatever their lanes: a burst, see README.)"""
+
+    def agent(order: str, wrap: bool) -> Any:
+        def run(_: Any) -> Any:
+            async def sub(name: str) -> None:
+                await ask(model="m", messages=[{"role": "user", "content": f"{name}0"}])
+                await work(task=f"{name}0")
+
+            async def main() -> None:
+                await ask(model="m", messages=[{"role": "user", "content": "plan"}])
+                for name in order:
+                    if wrap:
+                        await asyncio.wait_for(
+                            ask(model="m", messages=[{"role": "user", "content": name}]), 5
+                        )
+                        await work(task=name)
+                    else:
+                        await asyncio.create_task(sub(name))
+                await ask(model="m", messages=[{"role": "user", "content": "sum up"}])
+
+            asyncio.run(main())
+
+        return run
+
+    for wrap in (False, True):
+        golden = _record(agent("ABC", wrap))
+        assert len({s.lane for s in golden.step_list}) == 4, golden.step_list
+        # lane 1 is the agent's main task, started by the run itself (0)
+        assert golden.metadata["lane_parents"] == [0, 1, 1, 1], golden.metadata
+        text = files.dumps(golden)
+        assert files.loads(text).metadata["lane_parents"] == [0, 1, 1, 1], text
+        verdict = judge(golden, execute(golden, agent("ABC", wrap), settings=RunSettings()))
+        assert verdict.passed, verdict.findings
+        verdict = judge(golden, execute(golden, agent("ACB", wrap), settings=RunSettings()))
+        assert not verdict.passed, wrap
 
 
 # --------------------------------------------------------------- through pytest

@@ -15,7 +15,12 @@ from opswald.session import AnyStep, Session, without_stream_chunks
 from opswald.verdict import MISSING, Difference, Finding
 
 VOLATILE_STEP_FIELDS: tuple[str, ...] = ("timestamp", "duration_ms", "lane")
-VOLATILE_METADATA_FIELDS: tuple[str, ...] = ("recorded_at", "duration_ms", "recorded_with")
+VOLATILE_METADATA_FIELDS: tuple[str, ...] = (
+    "recorded_at",
+    "duration_ms",
+    "recorded_with",
+    "lane_parents",
+)
 _COUNTED = 200  # differences counted before "... and N+ more"
 STOP_ERROR = "ReplayDivergence"  # the error a replay writes on the call where it stopped
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from opswald.diff import plainly_equal
 from opswald.engine import responses
-from opswald.engine.current import MISS, activate, current
+from opswald.engine.current import LANE, MISS, activate, current, lane_owner
 from opswald.engine.normalize import RequestRules
 from opswald.engine.tape import Match, Tape, describe, start_ms, step_name
 from opswald.jsonable import (
@@ -662,6 +662,9 @@ class Context:
             self._lanes_free = {s.lane for s in golden.step_list if s.lane is not None}
             self._lane_top = max(self._lanes_free, default=0)
         self._open_lanes: dict[int, int] = {}  # the lane of each call in `_open`
+        # the lane that started each lane made in this run, where it is known (an asyncio
+        # task's starter; 0: the run's own flow before its first call): `lane_parents`
+        self.lane_parents: dict[int, int] = {}
         # streamed answers passed on to the agent and not ended yet (intercept/tee.py), by
         # step number: each records its step when it ends, or when the run ends first
         self.unended: dict[int, Callable[[], None]] = {}
@@ -964,6 +967,8 @@ class Context:
             self._lanes_free.discard(recorded)
             if recorded > self._lane_top:
                 self._lane_top = recorded
+            if LANE.get() is not owner:
+                LANE.set(owner)
             return recorded
         lane = self._lanes.get(owner)
         if lane is None:
@@ -971,7 +976,13 @@ class Context:
                 lane = self._lanes_free.pop()
             else:
                 lane = self._lane_top = self._lane_top + 1
+                starter = LANE.get()
+                if starter is not None and starter is not owner:
+                    # 0: a flow that made no call (the run's own, before its first)
+                    self.lane_parents[lane] = self._lanes.get(starter, 0)
             self._lanes[owner] = lane
+        if LANE.get() is not owner:
+            LANE.set(owner)  # what a task or thread this one starts from now on inherits
         return lane
 
     def answer_exact(
@@ -1753,17 +1764,6 @@ def _reused_input(served: AnyStep | None, sent: dict[str, Any]) -> LLMInput | No
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def lane_owner() -> object:
-    """The flow of control making a call: the asyncio task it runs in, else its thread.
-    (A call made through `asyncio.to_thread` is its worker thread's: a task waiting for
-    it and tasks gathered around such calls cannot be told apart.)"""
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no event loop running in this thread
-        task = None
-    return task if task is not None else threading.current_thread()
 
 
 def _began(ticket: Ticket) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,26 @@ CURRENT: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
     "opswald_context", default=None
 )
 INSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("opswald_inside", default=False)
+# The flow of control (`lane_owner`) this task or thread's context was last set by: the
+# run's own when it starts, then each task or thread that makes a call (`Context.lane`).
+# An asyncio task (and `asyncio.to_thread`, and code run in a copied context) starts with
+# its starter's, which tells which lane started it; a new thread with none (not known).
+LANE: contextvars.ContextVar[object | None] = contextvars.ContextVar("opswald_lane", default=None)
+
+
+def lane_owner() -> object:
+    """The flow of control making a call: the asyncio task it runs in, else its thread.
+    (A call made through `asyncio.to_thread` is its worker thread's.) An agent that does
+    not use asyncio does not have it imported for this."""
+    aio = sys.modules.get("asyncio")
+    if aio is not None:
+        try:
+            task = aio.current_task()
+        except RuntimeError:  # no event loop running in this thread
+            task = None
+        if task is not None:
+            return task
+    return threading.current_thread()
 
 
 class _Fallback:
@@ -46,16 +67,19 @@ class activate:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._token: contextvars.Token[Context | None] | None = None
+        self._lane: contextvars.Token[object | None] | None = None
 
     def __enter__(self) -> Context:
         self._token = CURRENT.set(self.ctx)
+        self._lane = LANE.set(lane_owner())
         with _Fallback.lock:
             _Fallback.active = self.ctx
         return self.ctx
 
     def __exit__(self, *exc: object) -> None:
-        assert self._token is not None
+        assert self._token is not None and self._lane is not None
         CURRENT.reset(self._token)
+        LANE.reset(self._lane)
         with _Fallback.lock:
             if _Fallback.active is self.ctx:
                 _Fallback.active = None

@@ -39,6 +39,7 @@ from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.returns import TYPE_ERRORS, Retyped, hidden_remedy, usable_remedy
 from opswald.session import (
     FORK_METADATA,
+    LANE_PARENTS,
     VARIANT_METADATA,
     AnyStep,
     ErrorInfo,
@@ -46,6 +47,8 @@ from opswald.session import (
     LLMCallStep,
     Session,
     ToolCallStep,
+    lane_parents,
+    lane_parents_list,
 )
 from opswald.verdict import MISSING, Difference, Finding, Verdict
 
@@ -357,6 +360,13 @@ def execute(
         metadata[VARIANT_METADATA] = ctx.redactor(settings.variant)
     else:
         metadata.pop(VARIANT_METADATA, None)
+    parents = lane_parents(golden.metadata.get(LANE_PARENTS))
+    parents.update(ctx.lane_parents)
+    top = max((s.lane for s in steps if s.lane is not None), default=0)
+    if top and any(lane <= top for lane in parents):  # which lane started which (`regions`)
+        metadata[LANE_PARENTS] = lane_parents_list(parents, top)
+    else:
+        metadata.pop(LANE_PARENTS, None)
     if settings.integrations:
         metadata["integrations"] = list(settings.integrations)
     else:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,12 +24,14 @@ from opswald.intercept.codecs.openai_responses import as_recorded
 from opswald.paths import render
 from opswald.redact import placeholders_alike, shapes_in_data_alike
 from opswald.session import (
+    LANE_PARENTS,
     AnyStep,
     LLMCallStep,
     Session,
     ToolCallsExpect,
     ToolCallStep,
     UserInputStep,
+    lane_parents,
 )
 from opswald.verdict import MISSING, Difference, Finding
 
@@ -163,8 +166,9 @@ class Tape:
         self.turn_has_head = turn_heads
         self.turn_head_used = [False] * len(turn_start)
         self.turn_heads_left = heads_left
-        region_of, region_start, after = regions(calls)
-        self.after = after  # a call of a region that waits for another (`regions`)
+        region_of, region_start = regions(
+            calls, lane_parents(self.golden.metadata.get(LANE_PARENTS))
+        )
         self.region_of = region_of
         self.region_starts = region_start
         self.region_entered: set[int] = set()
@@ -340,7 +344,7 @@ class Tape:
         lo, prefix = self.lo, group.prefix
         for i in heads[k:]:
             head = calls[i]
-            if head.step in used or self._waits(i):
+            if head.step in used:
                 continue
             if not isinstance(head, LLMCallStep) or (
                 lo[i] > prefix and lo[i] > self._prefix(group)
@@ -532,8 +536,6 @@ class Tape:
         lo = self.lo[i]
         if lo > group.prefix and lo > self._prefix(group):
             return False
-        if self._waits(i):
-            return False
         if self.is_tool[i]:
             turn = self.turn_of[i]
             return (
@@ -542,11 +544,6 @@ class Tape:
                 or self.region_of[i] in self.region_entered
             )
         return True
-
-    def _waits(self, i: int) -> bool:
-        """Whether call `i` waits for a call of its region not made yet (`regions`)."""
-        before = self.after.get(i)
-        return before is not None and self.calls[before].step not in self.used
 
     def _due(self, i: int) -> bool:
         """Whether the available tool call `i` is one the agent was to make by now."""
@@ -564,8 +561,8 @@ class Tape:
         out: list[Head] = []
         for i in heads[k:]:
             head = calls[i]
-            if head.step in used or self._waits(i):
-                continue  # (a call that waits for another: the calls after it need not)
+            if head.step in used:
+                continue
             if not self._available(i, group):
                 break  # the calls after it come later too
             assert isinstance(head, LLMCallStep | UserInputStep)
@@ -798,18 +795,19 @@ def epoch_ms(stamp: str | None) -> float | None:
     return when.timestamp() * 1000
 
 
-def regions(calls: list[AnyStep]) -> tuple[list[int], list[int], dict[int, int]]:
+def regions(
+    calls: list[AnyStep], parents: Mapping[int, int] | None = None
+) -> tuple[list[int], list[int]]:
     """The concurrency regions of a golden's calls (in recorded order): the runs of calls
     that were in flight together, or made by threads or tasks running at the same time, so
     that the order they came in was not the agent's. Each call's region (-1: none, a call
-    made on its own), where each region begins, and the calls of a region that still wait
-    for another (call index → the index of the call made before it): the runs
-    `_timed_regions` and `_lane_regions` find, joined where they overlap; a user input is
-    never in one."""
+    made on its own), and where each region begins: the runs `_timed_regions` and
+    `_lane_regions` find (with `parents`, the session's `lane_parents`), joined where they
+    overlap."""
     timed_of, timed_starts = _timed_regions(calls)
-    spans, after = _lane_regions(calls)
+    spans = _lane_regions(calls, parents or {})
     if not spans:
-        return timed_of, timed_starts, {}
+        return timed_of, timed_starts
     for r, first in enumerate(timed_starts):
         last = first
         while last + 1 < len(calls) and timed_of[last + 1] == r:
@@ -827,66 +825,58 @@ def regions(calls: list[AnyStep]) -> tuple[list[int], list[int], dict[int, int]]
             end = last
         for i in range(first, last + 1):
             region_of[i] = len(starts) - 1
-    return region_of, starts, after
+    return region_of, starts
 
 
-def _lane_regions(calls: list[AnyStep]) -> tuple[list[tuple[int, int]], dict[int, int]]:
-    """The runs of calls (first and last index) made while more than one thread or task
-    was making calls (`lane`, recorded for sessions with more than one). Such calls need
-    not overlap in time: a quick model answer followed by a branch's own work leaves gaps
-    that a replay, answering at once, fills in another order.
+def _lane_regions(calls: list[AnyStep], parents: Mapping[int, int]) -> list[tuple[int, int]]:
+    """The runs of calls (first and last index) made by threads or tasks that were making
+    calls at the same time (`lane`, recorded for sessions with more than one). Such calls
+    need not overlap in time: a quick model answer followed by a branch's own work leaves
+    gaps that a replay, answering at once, fills in another order.
 
-    A lane runs from its first call to its last. Lanes whose runs overlap were running
-    together, and the calls from the first of them to the last may come in any order, with
-    one exception: a lane that began before all the others of its group and ended after
-    them (the thread or task that started a gather or a thread pool and waited for it; or
-    a branch that happened to make the first call and the last) keeps the calls it made
-    before the others began and after they ended in their order (call index → the index
-    of its call before, in the second result). Its calls made while they ran, and every
-    call of the others, are free. A user input splits a run."""
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
+    A lane runs from its first call to its last. Two lanes ran together when their runs
+    overlap, unless the run of one lies within the other's with no call of the other made
+    during it, and the other started it (`parents`) or what started it is not known (a
+    thread): that is a task or thread started and waited for (a sub-agent run as a task or
+    in a thread of its own, `asyncio.wait_for` around a call), whose calls came in order
+    with the ones around it. (A branch of a gather whose run lies within another branch's
+    was started by the task that gathered them: they ran together.) Lanes that ran
+    together, directly or through others, make one run from the first call of them to the
+    last, within which any order goes (user inputs still answered in order)."""
+    made: dict[int, list[int]] = {}
     for i, call in enumerate(calls):
-        lane = call.lane
-        if lane is not None:
-            first.setdefault(lane, i)
-            last[lane] = i
-    if len(first) < 2:
-        return [], {}
-    spans: list[tuple[int, int]] = []
-    after: dict[int, int] = {}
-    group: list[tuple[int, int, int]] = []  # (first, last, lane) of lanes whose runs overlap
-    lanes = sorted((first[k], last[k], k) for k in first)
-    for lane_first, lane_last, lane in [*lanes, (-1, -1, -1)]:
-        if group and lane_first != -1 and lane_first <= max(g[1] for g in group):
-            group.append((lane_first, lane_last, lane))
-            continue
-        if len(group) > 1:
-            start, end, outer = group[0]
-            rest = group[1:]
-            others_end = max(g[1] for g in rest)
-            if end >= others_end:  # began first, ended last: its calls outside theirs in order
-                held = [
-                    i
-                    for i in range(start, end + 1)
-                    if calls[i].lane == outer and not rest[0][0] < i < others_end
-                ]
-                after.update(zip(held[1:], held, strict=False))
-            spans.extend(_split_at_user_inputs(calls, start, max(end, others_end)))
-        group = [(lane_first, lane_last, lane)]
-    return spans, after
+        if call.lane is not None:
+            made.setdefault(call.lane, []).append(i)
+    if len(made) < 2:
+        return []
+    lanes = sorted(made, key=lambda k: made[k][0])
+    joined = {k: k for k in lanes}  # union-find over lanes that ran together
 
+    def root(k: int) -> int:
+        while joined[k] != k:
+            joined[k] = joined[joined[k]]
+            k = joined[k]
+        return k
 
-def _split_at_user_inputs(calls: list[AnyStep], start: int, end: int) -> list[tuple[int, int]]:
-    """The runs of `calls[start:end + 1]` between its user inputs, of two calls or more."""
-    out: list[tuple[int, int]] = []
-    begun = start
-    for i in range(start, end + 2):
-        if i > end or isinstance(calls[i], UserInputStep):
-            if i - 1 > begun:
-                out.append((begun, i - 1))
-            begun = i + 1
-    return out
+    running: list[int] = []  # lanes begun whose last call is at or after the current first
+    for lane in lanes:
+        begun, ended = made[lane][0], made[lane][-1]
+        running = [k for k in running if made[k][-1] > begun]
+        for other in running:
+            calls_of = made[other]
+            starter = parents.get(lane)
+            if calls_of[-1] > ended and starter in (None, other):  # `lane` runs within the
+                inside = bisect_right(calls_of, begun)  # run of `other`, which started it:
+                if inside == len(calls_of) or calls_of[inside] > ended:  # together if
+                    continue  # `other` made a call while it ran
+            joined[root(lane)] = root(other)
+        running.append(lane)
+    spans: dict[int, tuple[int, int, int]] = {}  # by group: first call, last, lanes
+    for lane in lanes:
+        top = root(lane)
+        begun, ended, count = spans.get(top, (made[lane][0], made[lane][-1], 0))
+        spans[top] = (min(begun, made[lane][0]), max(ended, made[lane][-1]), count + 1)
+    return sorted((begun, ended) for begun, ended, count in spans.values() if count > 1)
 
 
 def _timed_regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
