@@ -656,11 +656,9 @@ class Context:
         # new lanes are numbered past the golden's: a thread whose first call runs live
         # never takes a number that another one takes from a served call later
         self._lane_top = 0
-        # the golden's lanes no thread or task of this run has taken yet
-        self._lanes_free: set[int] = set()
-        if golden is not None and self.tape is not None:
-            self._lanes_free = {s.lane for s in golden.step_list if s.lane is not None}
-            self._lane_top = max(self._lanes_free, default=0)
+        # the golden's lanes no thread or task of this run has taken yet (read from the
+        # golden when a lane is first asked for: a replay served as recorded never asks)
+        self._lanes_free: set[int] | None = None
         self._open_lanes: dict[int, int] = {}  # the lane of each call in `_open`
         # the lane that started each lane made in this run, where it is known (an asyncio
         # task's starter; 0: the run's own flow before its first call): `lane_parents`
@@ -718,7 +716,7 @@ class Context:
                 elif slot.step in self.served:
                     served[number] = self.served[slot.step]
                 steps.append(slot)
-            if len({s.lane for s in steps if s.lane is not None}) == 1:
+            if self._lanes and len({s.lane for s in steps if s.lane is not None}) == 1:
                 # one thread or task made every call: a sequential session, no lanes
                 steps = [s.model_copy(update={"lane": None}) for s in steps]
             return steps, served
@@ -961,10 +959,16 @@ class Context:
         taken, when one alone is left (a second changed branch), else a new number.
         Called under the lock."""
         owner = lane_owner()
+        free = self._lanes_free
+        if free is None:
+            free = self._lanes_free = set()
+            if self.golden is not None and self.tape is not None:
+                free.update(s.lane for s in self.golden.step_list if s.lane is not None)
+                self._lane_top = max(free, default=0)
         recorded = served.lane if served is not None else None
         if recorded is not None:
             self._lanes[owner] = recorded
-            self._lanes_free.discard(recorded)
+            free.discard(recorded)
             if recorded > self._lane_top:
                 self._lane_top = recorded
             if LANE.get() is not owner:
@@ -972,8 +976,8 @@ class Context:
             return recorded
         lane = self._lanes.get(owner)
         if lane is None:
-            if len(self._lanes_free) == 1:  # the one branch of the golden not seen yet
-                lane = self._lanes_free.pop()
+            if len(free) == 1:  # the one branch of the golden not seen yet
+                lane = free.pop()
             else:
                 lane = self._lane_top = self._lane_top + 1
                 starter = LANE.get()
