@@ -619,6 +619,26 @@ class Tape:
         left = [
             s for s in self.golden.step_list if s.type not in hidden and s.step not in self.used
         ]
+        tool, sent = (
+            (request.get("tool"), request.get("input")) if kind == "tool_call" else (None, request)
+        )
+        later = (
+            next((s for s in left if self.answers(s, tool, sent)), None)
+            if kind != "user_input"
+            else None
+        )
+        if later is not None:  # made before calls the golden has ahead of it
+            return Finding(
+                kind="extra_call",
+                message=f"the agent made a call the golden has later, as its step {later.step}"
+                f"{_sent(kind, request)}, {self._after()}",
+                step=actual_step,
+                step_type=kind,
+                name=str(name) if name else None,
+                suggestion=f"the golden makes this call after its step {left[0].step} "
+                f"({describe(left[0])}), which the agent has not made before it; calls made "
+                "one after the other match in their recorded order",
+            )
         if left:  # the golden goes on, but not with this call here
             where = (
                 "this turn of the golden has no tool call left"
