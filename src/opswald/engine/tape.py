@@ -884,11 +884,12 @@ def _lane_regions(calls: list[AnyStep], parents: Mapping[int, int]) -> list[tupl
         running = [k for k in running if made[k][-1] > begun]
         for other in running:
             calls_of = made[other]
-            starter = parents.get(lane)
-            if calls_of[-1] > ended and starter in (None, other):  # `lane` runs within the
-                inside = bisect_right(calls_of, begun)  # run of `other`, which started it:
-                if inside == len(calls_of) or calls_of[inside] > ended:  # together if
-                    continue  # `other` made a call while it ran
+            if calls_of[-1] > ended and parents.get(lane) in (None, other):
+                # `lane` runs within the run of `other`, which started it (or may have):
+                # they ran together only if `other` made a call meanwhile
+                after = bisect_right(calls_of, begun)  # `other`'s first call after `begun`
+                if after == len(calls_of) or calls_of[after] > ended:
+                    continue  # started and waited for: in order with `other`'s calls
             joined[root(lane)] = root(other)
         running.append(lane)
     spans: dict[int, tuple[int, int, int]] = {}  # by group: first call, last, lanes
