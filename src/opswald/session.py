@@ -47,28 +47,27 @@ FORK_METADATA = "fork"
 `modifications` applied there."""
 LANE_PARENTS = "lane_parents"
 """The metadata key of a session with lanes (`lane` on its steps): for lanes 1, 2, ... in
-turn, the lane whose task started it (`[0, 1, 1]`: lane 1 was started by the run's own
-flow before its first call, lanes 2 and 3 by lane 1's task), -1 where that is not known (a
-thread). A task run and waited for by the one that started it is told from a branch
-running beside it by this."""
+turn, the lane that started it and waited for it (`[0, 1, 0]`: lane 2 was a task or a
+thread's run that lane 1 started and waited for), 0 for none (a branch started beside
+others, a thread of a pool). Such a lane's calls came in order with its starter's."""
 
 
 def lane_parents(value: Any) -> dict[int, int]:
-    """`metadata.lane_parents` as {lane: the lane that started it}, leaving out the lanes
-    whose starter is not known; empty where it is not a list of such numbers (written by
-    hand: it only refines which calls may come in another order)."""
+    """`metadata.lane_parents` as {lane: the lane that started it and waited for it};
+    empty where it is not a list (written by hand: it only refines which calls may come
+    in another order, and what is not a lane number there counts as none)."""
     if not isinstance(value, list):
         return {}
     return {
         lane: parent
         for lane, parent in enumerate(value, start=1)
-        if type(parent) is int and parent >= 0
+        if type(parent) is int and parent >= 1 and parent != lane
     }
 
 
 def lane_parents_list(parents: dict[int, int], lanes: int) -> list[int]:
-    """{lane: starter} as `metadata.lane_parents` writes it, for lanes 1..`lanes`."""
-    return [parents.get(lane, -1) for lane in range(1, lanes + 1)]
+    """{lane: parent} as `metadata.lane_parents` writes it, for lanes 1..`lanes`."""
+    return [parents.get(lane, 0) for lane in range(1, lanes + 1)]
 
 
 VARIANT_METADATA = "variant"

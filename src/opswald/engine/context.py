@@ -9,6 +9,7 @@ import math
 import sys
 import threading
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -660,9 +661,11 @@ class Context:
         # golden when a lane is first asked for: a replay served as recorded never asks)
         self._lanes_free: set[int] | None = None
         self._open_lanes: dict[int, int] = {}  # the lane of each call in `_open`
-        # the lane that started each lane made in this run, where it is known (an asyncio
-        # task's starter; 0: the run's own flow before its first call): `lane_parents`
-        self.lane_parents: dict[int, int] = {}
+        # what started each flow, and how long it ran, for `waited_parents`
+        self._flow_threads: dict[object, threading.Thread] = {}  # a thread's flows
+        self._lane_starter: dict[int, object] = {}  # the flow each new lane started with
+        self._lane_ended: dict[int, float] = {}  # when a task's lane ended (perf_counter)
+        self._lane_begun: dict[int, list[float]] = {}  # when each lane's live calls began
         # streamed answers passed on to the agent and not ended yet (intercept/tee.py), by
         # step number: each records its step when it ends, or when the run ends first
         self.unended: dict[int, Callable[[], None]] = {}
@@ -924,6 +927,8 @@ class Context:
                 raise SideEffectBlocked(finding)
             self._open[number] = (kind, request)
             lane = self._open_lanes[number] = self.lane(served or self._replaced_here(number))
+            if served is None:
+                self._lane_begun.setdefault(lane, []).append(time.perf_counter())
             return Ticket(
                 number=number,
                 served=served,
@@ -949,16 +954,15 @@ class Context:
         return self.golden.step_list[finding.step - 1]
 
     def lane(self, served: AnyStep | None = None) -> int:
-        """The lane of the thread or asyncio task making a call: a number for each, given
-        in the order they first make one (a step's `lane`). A call answered from the
-        golden (`served`; or the golden call that a changed call replaces) is in its
-        recorded lane, and its thread or task goes on in that lane: so an update writes
-        the calls it makes live after a divergence in the lanes the recorded ones have,
-        also when a pool's thread runs another branch than when recorded. A thread or
-        task whose first call runs live takes the golden's one lane that no other has
-        taken, when one alone is left (a second changed branch), else a new number.
-        Called under the lock."""
-        owner = lane_owner()
+        """The lane of the flow making a call (`_flow`): a number for each, given in the
+        order they first make one (a step's `lane`). A call answered from the golden
+        (`served`; or the golden call that a changed call replaces) is in its recorded
+        lane, and its flow goes on in that lane: so an update writes the calls it makes
+        live after a divergence in the lanes the recorded ones have, also when a pool's
+        thread runs another branch than when recorded. A flow whose first call runs live
+        takes the golden's one lane that no other has taken, when one alone is left (a
+        second changed branch), else a new number. Called under the lock."""
+        flow, starter = self._flow()
         free = self._lanes_free
         if free is None:
             free = self._lanes_free = set()
@@ -967,27 +971,85 @@ class Context:
                 self._lane_top = max(free, default=0)
         recorded = served.lane if served is not None else None
         if recorded is not None:
-            self._lanes[owner] = recorded
+            self._lanes[flow] = recorded
             free.discard(recorded)
             if recorded > self._lane_top:
                 self._lane_top = recorded
-            if LANE.get() is not owner:
-                LANE.set(owner)
             return recorded
-        lane = self._lanes.get(owner)
+        lane = self._lanes.get(flow)
         if lane is None:
             if len(free) == 1:  # the one branch of the golden not seen yet
                 lane = free.pop()
             else:
                 lane = self._lane_top = self._lane_top + 1
-                starter = LANE.get()
-                if starter is not None and starter is not owner:
-                    # 0: a flow that made no call (the run's own, before its first)
-                    self.lane_parents[lane] = self._lanes.get(starter, 0)
-            self._lanes[owner] = lane
-        if LANE.get() is not owner:
-            LANE.set(owner)  # what a task or thread this one starts from now on inherits
+                self._started_by(lane, flow, starter)
+            self._lanes[flow] = lane
         return lane
+
+    def _flow(self) -> tuple[object, object | None]:
+        """The flow of control making a call, and the flow whose context it started
+        with (None: not known). An asyncio task is a flow (it starts with its starter's
+        context). In a thread: the run's own thread is one; code a thread runs in a context
+        copied from another flow (`asyncio.to_thread`, an executor that copies contexts)
+        is a flow of its own for that run, started by that flow; a thread that started
+        with no context of the run's (a pool's) is one flow for all it runs. `LANE` holds
+        the flow a context was last set for, which the flows it starts inherit."""
+        owner = lane_owner()
+        held = LANE.get()
+        if held is owner:
+            return owner, None
+        if not isinstance(owner, threading.Thread):  # a task: set for those it starts
+            LANE.set(owner)
+            return owner, held
+        if held is not None and self._flow_threads.get(held) is owner:
+            return held, None  # set for this run of this thread before
+        flow = _Flow()
+        self._flow_threads[flow] = owner
+        LANE.set(flow)
+        return flow, held
+
+    def _started_by(self, lane: int, flow: object, starter: object | None) -> None:
+        """Note what started a new lane's flow, for `waited_parents`: a task's end is
+        timed (it is waited for when its starter's next call comes as it ends)."""
+        if starter is not None:
+            self._lane_starter[lane] = starter
+        if isinstance(flow, asyncio.Task):
+            flow.add_done_callback(
+                lambda _: self._lane_ended.__setitem__(lane, time.perf_counter())
+            )
+
+    def waited_parents(self) -> dict[int, int]:
+        """{lane: the lane whose flow started it and waited for it}, of the lanes this run
+        made. A thread's run in a context copied from its starter (`asyncio.to_thread`, an
+        executor that copies contexts) is waited for: the starter awaits its result. A task
+        is when its starter's next call after its end came as soon as the last of the
+        tasks it started that had ended by then did (it awaited them: a task awaited, a
+        gather, `asyncio.wait_for`), not later (it worked on while they ran in the
+        background). `tape._lane_regions` keeps such a lane's calls in order with its
+        starter's when its starter made no call while it ran."""
+        children: dict[int, list[int]] = {}
+        out: dict[int, int] = {}
+        for lane, starter in self._lane_starter.items():
+            parent = self._lanes.get(starter)
+            if parent is None or parent == lane:
+                continue
+            if lane in self._lane_ended:
+                children.setdefault(parent, []).append(lane)
+            else:  # not a task: a thread's run, awaited
+                out[lane] = parent
+        for parent, lanes in children.items():
+            begun = sorted(self._lane_begun.get(parent, ()))
+            ends = sorted(self._lane_ended[lane] for lane in lanes)
+            for lane in lanes:
+                ended = self._lane_ended[lane]
+                k = bisect_left(begun, ended - _WAITED_S)
+                if k == len(begun):
+                    continue  # the starter made no call after it
+                nxt = begun[k]  # the starter's next call: did it come as one of them ended?
+                last = ends[bisect_right(ends, nxt + _WAITED_S) - 1]
+                if last >= ended - _WAITED_S and abs(nxt - last) <= _WAITED_S:
+                    out[lane] = parent
+        return out
 
     def answer_exact(
         self, kind: str, request: dict[str, Any], decode: Callable[[Any], Any] | None
@@ -1764,6 +1826,16 @@ def _reused_input(served: AnyStep | None, sent: dict[str, Any]) -> LLMInput | No
         and plainly_equal(sent.get("params"), recorded.params)
     )
     return recorded if same else None
+
+
+class _Flow:
+    """A flow of control a thread runs in a context copied from another (`Context._flow`)."""
+
+    __slots__ = ()
+
+
+# a task's starter waited for it when its next call came within this of the task's end
+_WAITED_S = 0.001
 
 
 def _now() -> str:

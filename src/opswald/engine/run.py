@@ -361,7 +361,7 @@ def execute(
     else:
         metadata.pop(VARIANT_METADATA, None)
     parents = lane_parents(golden.metadata.get(LANE_PARENTS))
-    parents.update(ctx.lane_parents)
+    parents.update(ctx.waited_parents())
     top = max((s.lane for s in steps if s.lane is not None), default=0) if parents else 0
     if top and any(lane <= top for lane in parents):  # which lane started which (`regions`)
         metadata[LANE_PARENTS] = lane_parents_list(parents, top)

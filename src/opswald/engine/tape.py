@@ -821,19 +821,15 @@ def regions(
     """The concurrency regions of a golden's calls (in recorded order): the runs of calls
     that were in flight together, or made by threads or tasks running at the same time, so
     that the order they came in was not the agent's. Each call's region (-1: none, a call
-    made on its own), and where each region begins: the runs `_timed_regions` and
-    `_lane_regions` find (with `parents`, the session's `lane_parents`), joined where they
-    overlap."""
-    timed_of, timed_starts = _timed_regions(calls)
+    made on its own), and where each region begins: the runs `_lane_regions` finds (with
+    `parents`, the session's `lane_parents`) in a session with lanes, else the runs
+    `_timed_regions` finds."""
+    if not any(call.lane is not None for call in calls):
+        return _timed_regions(calls)
+    # with lanes, calls of one lane were made one after the other, and calls of lanes that
+    # ran together are found without timestamps (which chain a gather's region on through
+    # the quick calls after it)
     spans = _lane_regions(calls, parents or {})
-    if not spans:
-        return timed_of, timed_starts
-    for r, first in enumerate(timed_starts):
-        last = first
-        while last + 1 < len(calls) and timed_of[last + 1] == r:
-            last += 1
-        spans.append((first, last))
-    spans.sort()
     region_of = [-1] * len(calls)
     starts: list[int] = []
     end = -1
@@ -856,13 +852,11 @@ def _lane_regions(calls: list[AnyStep], parents: Mapping[int, int]) -> list[tupl
 
     A lane runs from its first call to its last. Two lanes ran together when their runs
     overlap, unless the run of one lies within the other's with no call of the other made
-    during it, and the other started it (`parents`) or what started it is not known (a
-    thread): that is a task or thread started and waited for (a sub-agent run as a task or
-    in a thread of its own, `asyncio.wait_for` around a call), whose calls came in order
-    with the ones around it. (A branch of a gather whose run lies within another branch's
-    was started by the task that gathered them: they ran together.) Lanes that ran
-    together, directly or through others, make one run from the first call of them to the
-    last, within which any order goes (user inputs still answered in order)."""
+    during it, and the other started it and waited for it (`parents`: a sub-agent run as a
+    task and awaited, `asyncio.wait_for` around a call, `asyncio.to_thread`), so that its
+    calls came in order with the other's. Lanes that ran together, directly or through
+    others, make one run from the first call of them to the last, within which any order
+    goes (user inputs still answered in order)."""
     made: dict[int, list[int]] = {}
     for i, call in enumerate(calls):
         if call.lane is not None:
@@ -884,9 +878,9 @@ def _lane_regions(calls: list[AnyStep], parents: Mapping[int, int]) -> list[tupl
         running = [k for k in running if made[k][-1] > begun]
         for other in running:
             calls_of = made[other]
-            if calls_of[-1] > ended and parents.get(lane) in (None, other):
-                # `lane` runs within the run of `other`, which started it (or may have):
-                # they ran together only if `other` made a call meanwhile
+            if calls_of[-1] > ended and parents.get(lane) == other:
+                # `lane` runs within the run of `other`, which started it and waited for
+                # it: they ran together only if `other` made a call meanwhile
                 after = bisect_right(calls_of, begun)  # `other`'s first call after `begun`
                 if after == len(calls_of) or calls_of[after] > ended:
                     continue  # started and waited for: in order with `other`'s calls
