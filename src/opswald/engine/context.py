@@ -664,6 +664,7 @@ class Context:
         # what started each flow, and how long it ran, for `waited_parents`
         self._flow_threads: dict[object, threading.Thread] = {}  # a thread's flows
         self._lane_starter: dict[int, object] = {}  # the flow each new lane started with
+        self._task_lanes: set[int] = set()  # the lanes of tasks
         self._lane_ended: dict[int, float] = {}  # when a task's lane ended (perf_counter)
         self._lane_begun: dict[int, list[float]] = {}  # when each lane's live calls began
         # streamed answers passed on to the agent and not ended yet (intercept/tee.py), by
@@ -1014,6 +1015,7 @@ class Context:
         if starter is not None:
             self._lane_starter[lane] = starter
         if isinstance(flow, asyncio.Task):
+            self._task_lanes.add(lane)
             flow.add_done_callback(
                 lambda _: self._lane_ended.__setitem__(lane, time.perf_counter())
             )
@@ -1033,10 +1035,10 @@ class Context:
             parent = self._lanes.get(starter)
             if parent is None or parent == lane:
                 continue
-            if lane in self._lane_ended:
-                children.setdefault(parent, []).append(lane)
-            else:  # not a task: a thread's run, awaited
+            if lane not in self._task_lanes:  # a thread's run, awaited
                 out[lane] = parent
+            elif lane in self._lane_ended:  # (a task still running was not waited for)
+                children.setdefault(parent, []).append(lane)
         for parent, lanes in children.items():
             begun = sorted(self._lane_begun.get(parent, ()))
             ends = sorted(self._lane_ended[lane] for lane in lanes)
