@@ -651,8 +651,8 @@ class Context:
         self._withdrawn: set[int] = set()  # slots of calls that will be retried
         # calls begun and not finished yet: their kind and request, by step number
         self._open: dict[int, tuple[str, dict[str, Any]]] = {}
-        # the lane of each thread or asyncio task that made a call (`lane`), and the
-        # highest lane number given so far
+        # the lane of each flow (an asyncio task, a thread, a thread's run in a copied
+        # context: `_flow`) that made a call (`lane`), and the highest lane number given
         self._lanes: dict[object, int] = {}
         # new lanes are numbered past the golden's: a thread whose first call runs live
         # never takes a number that another one takes from a served call later
