@@ -717,3 +717,17 @@ def test_calls_made_one_after_the_other_around_concurrency_still_diverge_in_anot
     assert verdict.passed, verdict.findings
     verdict = judge(golden, execute(golden, agent(changed), settings=RunSettings()))
     assert not verdict.passed
+
+
+def test_a_recording_writes_the_lane_parents_of_its_own_run_only() -> None:
+    """Recording a golden again (`--opswald-mode=rerecord`) writes which lanes waited for
+    which in the new run, not the old file's (QA conc5: stale `lane_parents` made the new
+    recording's background task a waited-for one)."""
+    stale = Session(name="s", input=None, metadata={"lane_parents": [0, 1, 1]})
+    run = execute(
+        stale,
+        _background_agent(0.001),
+        settings=RunSettings(policy="live", block_side_effects=False),
+    )
+    assert run.agent_traceback is None, run.agent_traceback
+    assert "lane_parents" not in run.actual.metadata, run.actual.metadata

@@ -1023,13 +1023,15 @@ class Context:
     def waited_parents(self) -> dict[int, int]:
         """{lane: the lane whose flow started it and waited for it}, of the lanes this run
         made. A thread's run in a context copied from its starter (`asyncio.to_thread`, an
-        executor that copies contexts) is waited for: the starter awaits its result. A task
-        is when its starter's next call after its end came as soon as the last of the
-        tasks it started that had ended by then did (it awaited them: a task awaited, a
-        gather, `asyncio.wait_for`), not later (it worked on while they ran in the
-        background). `tape._lane_regions` keeps such a lane's calls in order with its
-        starter's when its starter made no call while it ran."""
+        executor that copies contexts, as LangChain's tools run) is waited for: its end is
+        not seen, and a framework's own work after its last call takes longer than a
+        window would allow. A task is when its starter's next call after its end came as
+        soon as the last of the tasks it started that had ended by then did (it awaited
+        them: a task awaited, a gather, `asyncio.wait_for`), not later (it worked on while
+        they ran in the background). `tape._lane_regions` keeps such a lane's calls in
+        order with its starter's when its starter made no call while it ran."""
         children: dict[int, list[int]] = {}
+        end_of: dict[int, float] = {}
         out: dict[int, int] = {}
         for lane, starter in self._lane_starter.items():
             parent = self._lanes.get(starter)
@@ -1037,13 +1039,17 @@ class Context:
                 continue
             if lane not in self._task_lanes:  # a thread's run, awaited
                 out[lane] = parent
-            elif lane in self._lane_ended:  # (a task still running was not waited for)
-                children.setdefault(parent, []).append(lane)
+                continue
+            ended = self._lane_ended.get(lane)
+            if ended is None:
+                continue  # a task still running at the end was not waited for
+            end_of[lane] = ended
+            children.setdefault(parent, []).append(lane)
         for parent, lanes in children.items():
             begun = sorted(self._lane_begun.get(parent, ()))
-            ends = sorted(self._lane_ended[lane] for lane in lanes)
+            ends = sorted(end_of[lane] for lane in lanes)
             for lane in lanes:
-                ended = self._lane_ended[lane]
+                ended = end_of[lane]
                 k = bisect_left(begun, ended - _WAITED_S)
                 if k == len(begun):
                     continue  # the starter made no call after it

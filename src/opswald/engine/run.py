@@ -360,7 +360,8 @@ def execute(
         metadata[VARIANT_METADATA] = ctx.redactor(settings.variant)
     else:
         metadata.pop(VARIANT_METADATA, None)
-    parents = lane_parents(golden.metadata.get(LANE_PARENTS))
+    # the golden's, for the lanes of the steps it serves (a recording serves none)
+    parents = lane_parents(golden.metadata.get(LANE_PARENTS)) if ctx.tape is not None else {}
     parents.update(ctx.waited_parents())
     top = max((s.lane for s in steps if s.lane is not None), default=0) if parents else 0
     if top and any(lane <= top for lane in parents):  # which lane started which (`regions`)
