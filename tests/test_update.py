@@ -827,6 +827,16 @@ def run(input):
 """
 
 
+def _recorded_one(pytester: pytest.Pytester, agent: str) -> Path:
+    """A project with `agent` and one golden (`expect.state: exact`), recorded."""
+    pytester.makepyfile(agent=agent)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    stub = "name: one\ninput: {q: hi}\nexpect:\n  state: exact\n"
+    path = write(pytester.mkdir("goldens") / "one.golden.yaml", stub)
+    record(pytester)
+    return path
+
+
 def test_a_comment_follows_its_unchanged_step_to_the_number_an_update_gives_it(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -834,11 +844,7 @@ def test_a_comment_follows_its_unchanged_step_to_the_number_an_update_gives_it(
     call is still served): step 3 is written as recorded as step 4, and the comments on
     it and above it go with it; none is dropped."""
     monkeypatch.delenv("AUDIT", raising=False)
-    pytester.makepyfile(agent=RENUMBERED_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    stub = "name: one\ninput: {q: hi}\nexpect:\n  state: exact\n"
-    path = write(pytester.mkdir("goldens") / "one.golden.yaml", stub)
-    record(pytester)
+    path = _recorded_one(pytester, RENUMBERED_AGENT)
     text = path.read_text()
     for line, comment in (
         ("  - step: 3\n", "  # the charge, reviewed\n  - step: 3\n"),
@@ -872,11 +878,7 @@ def test_an_update_keeps_a_note_on_a_step_the_golden_does_not_have(
     such step; one on step 4, which the update now writes, does not silently land on
     that new step: it goes on the session, saying the golden had no step 4."""
     monkeypatch.delenv("AUDIT", raising=False)
-    pytester.makepyfile(agent=RENUMBERED_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    stub = "name: one\ninput: {q: hi}\nexpect:\n  state: exact\n"
-    path = write(pytester.mkdir("goldens") / "one.golden.yaml", stub)
-    record(pytester)
+    path = _recorded_one(pytester, RENUMBERED_AGENT)
     notes = (
         "notes:\n  - text: beyond\n    step: 9\n  - text: before\n    step: 0\n"
         "  - text: next\n    step: 4\n"
@@ -925,11 +927,7 @@ def test_an_unchanged_snapshot_an_update_renumbers_is_kept_with_its_comment(
     recorded one (not step 2's), so it is written as recorded, as step 2, with its
     comment."""
     monkeypatch.delenv("SKIP", raising=False)
-    pytester.makepyfile(agent=SKIPPED_SNAPSHOT_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    stub = "name: one\ninput: {q: hi}\nexpect:\n  state: exact\n"
-    path = write(pytester.mkdir("goldens") / "one.golden.yaml", stub)
-    record(pytester)
+    path = _recorded_one(pytester, SKIPPED_SNAPSHOT_AGENT)
     text = path.read_text()
     assert text.count("      phase: done\n") == 1
     path.write_text(text.replace("      phase: done\n", "      phase: done  # the end state\n"))

@@ -23,6 +23,7 @@ from opswald.engine.state import state_changes
 from opswald.hidden import hidden_positions
 from opswald.report.html import ViewEntry, finding_data, write_report
 from opswald.session import Session
+from test_viewer_data import FAN_OUT  # a gather in three lanes
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -1028,21 +1029,6 @@ def test_golden_steps_a_stopped_run_never_reached_read_not_reached(
     labels = o.page.locator(".step-row .label").all_inner_texts()
     assert labels[-2:] == ["(not reached) llm_call m", "(not reached) tool_call fetch"], labels
     o.check()
-
-
-# a gather: the task that asked first (lane 1) and its two branches (lanes 2 and 3), whose
-# calls interleaved; a snapshot (never made by a call: no lane) after them
-FAN_OUT = """name: fan_out
-input: {cities: [Rome, Oslo]}
-steps:
-  - {step: 1, type: llm_call, lane: 1, model: m, output: {content: search both}}
-  - {step: 2, type: tool_call, lane: 2, tool: search, input: {city: Rome}, output: [AF1]}
-  - {step: 3, type: tool_call, lane: 3, tool: search, input: {city: Oslo}, output: [SK2]}
-  - {step: 4, type: llm_call, lane: 3, model: m, output: {content: SK2}}
-  - {step: 5, type: llm_call, lane: 2, model: m, output: {content: AF1}}
-  - {step: 6, type: state, memory: {found: 2}}
-output: AF1, SK2
-"""
 
 
 def test_each_step_shows_its_lane(opener: Any, tmp_path: Path) -> None:

@@ -627,19 +627,15 @@ class Tape:
             if kind != "user_input"
             else None
         )
+        what = "does not have"
         if later is not None:  # made before calls the golden has ahead of it
-            return Finding(
-                kind="extra_call",
-                message=f"the agent made a call the golden has later, as its step {later.step}"
-                f"{_sent(kind, request)}, {self._after()}",
-                step=actual_step,
-                step_type=kind,
-                name=str(name) if name else None,
-                suggestion=f"the golden makes this call after its step {left[0].step} "
+            what = f"has later, as its step {later.step}"
+            suggestion = (
+                f"the golden makes this call after its step {left[0].step} "
                 f"({describe(left[0])}), which the agent has not made before it; calls made "
-                "one after the other match in their recorded order",
+                "one after the other match in their recorded order"
             )
-        if left:  # the golden goes on, but not with this call here
+        elif left:  # the golden goes on, but not with this call here
             where = (
                 "this turn of the golden has no tool call left"
                 if kind == "tool_call"
@@ -656,7 +652,7 @@ class Tape:
             )
         return Finding(
             kind="extra_call",
-            message=f"the agent made a call the golden does not have{_sent(kind, request)}, "
+            message=f"the agent made a call the golden {what}{_sent(kind, request)}, "
             f"{self._after()}",
             step=actual_step,
             step_type=kind,
