@@ -731,3 +731,146 @@ def test_a_recording_writes_the_lane_parents_of_its_own_run_only() -> None:
     )
     assert run.agent_traceback is None, run.agent_traceback
     assert "lane_parents" not in run.actual.metadata, run.actual.metadata
+
+
+SNAPSHOT_AGENT = """
+import asyncio, os, time
+from concurrent.futures import ThreadPoolExecutor
+import opswald
+
+CHANGED = os.environ.get("CHANGED", "")
+STATE = os.environ.get("STATE", "")
+
+def _second(b):
+    return b + "1" + ("!" if b == CHANGED else "")
+
+def _snapshot(b):
+    opswald.state(variables={"branch": b, "seen": "again" if b in STATE else "once"})
+
+@opswald.llm
+async def ask(*, model, messages):
+    await asyncio.sleep(0.002)
+    return {"content": "ok " + messages[0]["content"], "finish_reason": "stop"}
+
+@opswald.tool
+async def work(task):
+    await asyncio.sleep(0.001)
+    return task + " done"
+
+@opswald.llm
+def ask_sync(*, model, messages):
+    time.sleep(0.002)
+    return {"content": "ok " + messages[0]["content"], "finish_reason": "stop"}
+
+@opswald.tool
+def work_sync(task):
+    time.sleep(0.001)
+    return task + " done"
+
+async def branch(b):
+    await ask(model="m", messages=[{"role": "user", "content": b + "0"}])
+    _snapshot(b)
+    await asyncio.sleep(0.01)
+    await work(task=b)
+    await ask(model="m", messages=[{"role": "user", "content": _second(b)}])
+
+def branch_sync(b):
+    ask_sync(model="m", messages=[{"role": "user", "content": b + "0"}])
+    _snapshot(b)
+    time.sleep(0.01)
+    work_sync(task=b)
+    ask_sync(model="m", messages=[{"role": "user", "content": _second(b)}])
+
+def run(input):
+    if os.environ.get("POOL"):
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(branch_sync, "ABC"))
+        return "ok"
+    async def main():
+        await asyncio.gather(*(branch(b) for b in "ABC"))
+        return "ok"
+    return asyncio.run(main())
+"""
+
+
+def _step_texts(text: str) -> tuple[list[str], dict[int, str]]:
+    """A golden's text: the lines before its steps, and each step's lines by number."""
+    head, _, rest = text.partition("\nsteps:\n")
+    blocks = re.split(r"(?m)^  - step: ", rest)[1:]
+    return head.splitlines(), {int(b.split("\n", 1)[0]): b for b in blocks}
+
+
+@pytest.mark.parametrize("pool", [False, True], ids=["gather", "threads"])
+@pytest.mark.parametrize(
+    "state", ["", "B", "AB"], ids=["snapshots-unchanged", "B-snapshot-changed", "A-and-B-changed"]
+)
+def test_an_update_keeps_the_snapshots_of_concurrent_branches_in_their_places(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, pool: bool, state: str
+) -> None:
+    """Three branches each take a snapshot after their first call; recorded, the three
+    snapshots come after the three first calls. On replay a branch's snapshot follows its
+    own served call (the answers come at once), so an update that went live at branch C's
+    second call wrote each snapshot where the run took it: A0, state A, B0, state B, ...,
+    renumbering steps before the divergence. Now each snapshot of the region is paired
+    with the recorded one it equals and kept in its place, byte for byte, and a snapshot
+    whose content changed (branch B's; A's and B's, each in the place of the recorded one
+    most like it) is written as taken now in the place of the one it replaced: the
+    update's diff is those snapshots and C's changed call."""
+    for var in ("CI", "CHANGED", "STATE", "POOL"):
+        monkeypatch.delenv(var, raising=False)
+    if pool:
+        monkeypatch.setenv("POOL", "1")
+    pytester.makepyfile(snap_agent=SNAPSHOT_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = snap_agent:run\npythonpath = .\n")
+    pytester.mkdir("goldens")
+    path = pytester.path / "goldens" / "s.golden.yaml"
+    path.write_text("name: s\ninput: {}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    before = path.read_text()
+    golden = opswald.load(path)
+    assert sorted(s.type for s in golden.step_list).count("state") == 3, before
+    pytester.runpytest("--opswald-goldens", "-p", "no:randomly").assert_outcomes(passed=1)
+    monkeypatch.setenv("CHANGED", "C")
+    if state:
+        monkeypatch.setenv("STATE", state)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-update", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    assert "1 golden updated" in result.stdout.str()
+    after = path.read_text()
+    head, steps = _step_texts(before)
+    new_head, new_steps = _step_texts(after)
+    # the header as it was, but for when and how long the new run was
+    volatile = ("  recorded_at: ", "  duration_ms: ")
+    assert [line for line in new_head if not line.startswith(volatile)] == [
+        line for line in head if not line.startswith(volatile)
+    ], after
+    assert sorted(new_steps) == sorted(steps), after
+
+    def number(kind: str, what: str) -> int:
+        return next(
+            s.step
+            for s in golden.step_list
+            if s.type == kind
+            and (getattr(s, "variables", None) or {}).get("branch", "")
+            + (_task_of(s) if kind != "state" else "")
+            == what
+        )
+
+    c1 = number("llm_call", "C1")
+    changed = {c1} | {number("state", b) for b in state}
+    for n, text in steps.items():
+        if n in changed:
+            assert new_steps[n] != text, (n, after)
+        else:
+            assert new_steps[n] == text, (n, after)  # byte for byte, at the same number
+    assert "content: C1!" in new_steps[c1]
+    for b in state:
+        assert f"branch: {b}\n      seen: again" in new_steps[number("state", b)], after
+    # everything before C's changed call, but a changed snapshot, as it was
+    first = min(changed)
+
+    def steps_before_first(text: str) -> str:
+        return text.partition("\nsteps:\n")[2].split(f"  - step: {first}\n")[0]
+
+    assert steps_before_first(after) == steps_before_first(before)
+    pytester.runpytest("--opswald-goldens", "-p", "no:randomly").assert_outcomes(passed=1)

@@ -30,7 +30,7 @@ from typing import Any
 from opswald.jsonable import to_jsonable
 from opswald.session import AnyStep, LLMCallStep, StateStep, ToolCallStep
 
-__all__ = ["step_pairs"]
+__all__ = ["content_key", "leaves", "step_pairs"]
 
 Key = Callable[[AnyStep], Hashable]
 _MAX_WORK = 40_000  # golden calls times actual calls of one stretch given to SequenceMatcher
@@ -230,8 +230,8 @@ def _snapshot_pairs(
     then, between those, as many of the rest as both sides have, the most alike."""
     if not g_snaps or not a_snaps:
         return []
-    g_keys = [_content_key(golden[g - 1]) for g in g_snaps]
-    a_keys = [_content_key(actual[a - 1]) for a in a_snaps]
+    g_keys = [content_key(golden[g - 1]) for g in g_snaps]
+    a_keys = [content_key(actual[a - 1]) for a in a_snaps]
     if g_keys == a_keys:  # the usual case: nothing changed
         return list(zip(g_snaps, a_snaps, strict=True))
     if len(g_snaps) * len(a_snaps) > _MAX_WORK:  # SequenceMatcher is quadratic
@@ -271,8 +271,8 @@ def _most_alike(
     flip = len(g_snaps) < len(a_snaps)
     many, few = (a_snaps, g_snaps) if flip else (g_snaps, a_snaps)
     many_steps, few_steps = (actual, golden) if flip else (golden, actual)
-    many_leaves = [_leaves(many_steps[n - 1]) for n in many]
-    few_leaves = [_leaves(few_steps[n - 1]) for n in few]
+    many_leaves = [leaves(many_steps[n - 1]) for n in many]
+    few_leaves = [leaves(few_steps[n - 1]) for n in few]
     # cost[i][j]: the fewest differing values with few[:j] each facing one of many[:i]
     none = float("inf")
     cost = [[0.0] + [none] * len(few) for _ in range(len(many) + 1)]
@@ -300,14 +300,15 @@ def _content(step: AnyStep) -> Any:
     return to_jsonable(step.model_dump(exclude=_VOLATILE, exclude_none=True))
 
 
-def _content_key(step: AnyStep) -> Hashable:
+def content_key(step: AnyStep) -> Hashable:
+    """What a snapshot holds, as a key: two snapshots with equal keys hold the same."""
     return json.dumps(_content(step), sort_keys=True, default=repr)
 
 
-def _leaves(step: AnyStep) -> set[tuple[str, str]]:
+def leaves(step: AnyStep) -> set[tuple[str, str]]:
     """A snapshot's values, each with its path: two snapshots differ by those one of them
     has and the other has not."""
-    leaves: set[tuple[str, str]] = set()
+    found: set[tuple[str, str]] = set()
     stack: list[tuple[str, Any]] = [("", _content(step))]
     while stack:
         path, value = stack.pop()
@@ -316,8 +317,8 @@ def _leaves(step: AnyStep) -> set[tuple[str, str]]:
         elif isinstance(value, list) and value:
             stack.extend((f"{path}[{n}]", item) for n, item in enumerate(value))
         else:
-            leaves.add((path, json.dumps(value, sort_keys=True, default=repr)))
-    return leaves
+            found.add((path, json.dumps(value, sort_keys=True, default=repr)))
+    return found
 
 
 def _name(step: AnyStep) -> str | None:

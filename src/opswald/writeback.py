@@ -4,7 +4,7 @@ exactly as it was, and the newly recorded rest (DESIGN §3a "Update")."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,10 +12,10 @@ from pathlib import Path
 from opswald import files
 from opswald.comments import KEPT_KEYS, dropped_note
 from opswald.engine.run import Run
-from opswald.engine.tape import epoch_ms
-from opswald.pairing import step_pairs
+from opswald.engine.tape import epoch_ms, regions
+from opswald.pairing import content_key, leaves, step_pairs
 from opswald.redact import Redactor
-from opswald.session import AnyStep, Note, Session, StateStep
+from opswald.session import LANE_PARENTS, AnyStep, Note, Session, StateStep, lane_parents
 
 # what an update or a recording takes from the golden (written as the golden has it while
 # it says the same: `opswald.comments`)
@@ -53,28 +53,45 @@ def blessed(golden: Session, run: Run) -> Blessed:
     }
     replaced = _replaced(run, actual, golden)
     rank.update({k: g for k, (g, _) in replaced.items()})
+    # the snapshots taken by the branches of a concurrency region, paired with the golden's
+    # of that region (`_region_snapshots`), go to their golden places with the calls
+    # around them: a branch's snapshot follows its own served call on replay, which was
+    # not where the recording took it
+    regional = _region_snapshots(golden, run, replaced) if run.policy == "update" else {}
+    if regional:
+        taken = set(regional.values())
+        facing = {a: g for a, g in facing.items() if g not in taken}
+        facing.update({actual[k].step: g for k, g in regional.items()})
+        rank.update(regional)
     source = dict(zip(sorted(rank), sorted(rank, key=rank.__getitem__), strict=True))
     placed: dict[int, int] = {}  # a golden step a live call replaced → that call's number
-    for k, step in enumerate(actual):
-        recorded = run.served.get(actual[source[k]].step) if k in source else None
-        if k in source and recorded is None:  # a call that replaced the golden's
-            number, lane = replaced[source[k]]
-            step = actual[source[k]].model_copy(update={"step": step.step, **lane})
-            placed[number] = step.step
-        if recorded is None and step.step in facing:  # a recording writes all anew
-            recorded = _same_snapshot(golden_steps.get(facing[step.step]), step)
+    regional_at: set[int] = set()  # where in `steps` the snapshots of regions went
+    for k, here in enumerate(actual):
+        j = source.get(k, k)  # the step of the run written in this place
+        step, number = actual[j], actual[j].step
+        recorded = run.served.get(number)
+        if j in replaced:  # a call that replaced the golden's
+            golden_number, lane = replaced[j]
+            step = step.model_copy(update={"step": here.step, **lane})
+            placed[golden_number] = here.step
+        elif number != here.step:  # a served call, or a snapshot of a region, moved here
+            step = step.model_copy(update={"step": here.step})
+        if j in regional:
+            regional_at.add(len(steps))
+        if recorded is None and number in facing:  # a recording writes all anew
+            recorded = _same_snapshot(golden_steps.get(facing[number]), step)
             if recorded is not None:
                 snapshots[len(steps)] = step
         if recorded is not None:
-            moved[recorded.step] = step.step
+            moved[recorded.step] = here.step
             kept.add(len(steps))
             step = (
                 recorded
-                if recorded.step == step.step
-                else recorded.model_copy(update={"step": step.step})
+                if recorded.step == here.step
+                else recorded.model_copy(update={"step": here.step})
             )
         steps.append(step)
-    _keep_time_in_order(steps, snapshots, kept)
+    _keep_time_in_order(steps, snapshots, kept, regional_at)
     renumbered = {
         old: new
         for old, new in moved.items()
@@ -244,6 +261,96 @@ def _facing_snapshots(golden: Session, run: Run) -> dict[int, int]:
     }
 
 
+def _region_snapshots(golden: Session, run: Run, replaced: dict[int, Placed]) -> dict[int, int]:
+    """The snapshots of the run taken within a concurrency region of a golden with lanes
+    (`tape.regions`), paired with the golden's snapshots of that region, by where they are
+    in the run's steps: each with the first golden snapshot of its region not taken yet
+    that holds the same (timestamps aside), whatever the calls around them, as a region's
+    calls come in any order; then, when a region has as many snapshots left on each side
+    (changed ones), those, the most alike (`_most_alike`). A snapshot the run took more or
+    fewer in a region leaves that region's changed ones unpaired, written where the run
+    took them: snapshots carry no lane, so which branch took it is not known.
+
+    A snapshot is in the region of the call before it, or when that call is in none (or,
+    in the run, was made live and replaced no golden call), of the call after it: a
+    branch's last snapshot may come after the region's last call, and its first before
+    the region's first call."""
+    g_steps, actual = golden.step_list, run.actual.step_list
+    if all(s.lane is None for s in g_steps):
+        return {}
+    calls: list[AnyStep] = [s for s in g_steps if not isinstance(s, StateStep)]
+    region_of, _ = regions(calls, lane_parents(golden.metadata.get(LANE_PARENTS)))
+    if not any(r >= 0 for r in region_of):
+        return {}
+    region = {call.step: r for call, r in zip(calls, region_of, strict=True)}
+    recorded: dict[int, list[tuple[Hashable, AnyStep]]] = {}  # by region, in golden order
+    for i, r in _snapshot_regions(g_steps, lambda i: region[g_steps[i].step]).items():
+        recorded.setdefault(r, []).append((content_key(g_steps[i]), g_steps[i]))
+
+    def of_golden(k: int) -> int:
+        served = run.served.get(actual[k].step)
+        number = served.step if served is not None else replaced.get(k, (0, {}))[0]
+        return region.get(number, -1)
+
+    pairs: dict[int, int] = {}
+    left: dict[int, list[int]] = {}  # by region: the run's snapshots paired with none
+    for k, r in _snapshot_regions(actual, of_golden).items():
+        snaps = recorded.get(r)
+        if snaps is None:
+            continue
+        key = content_key(actual[k])
+        same = next((n for n, (held, _) in enumerate(snaps) if held == key), None)
+        if same is None:
+            left.setdefault(r, []).append(k)
+        else:
+            pairs[k] = snaps.pop(same)[1].step
+    for r, ks in left.items():
+        if len(ks) == len(recorded[r]):
+            pairs.update(_most_alike(actual, ks, [step for _, step in recorded[r]]))
+    return pairs
+
+
+_MAX_ALIKE = 2_500  # snapshots times snapshots of one region compared one by one
+
+
+def _most_alike(actual: list[AnyStep], ks: list[int], snaps: list[AnyStep]) -> dict[int, int]:
+    """Changed snapshots of the run (`ks`, where they are in `actual`) paired with as many
+    golden ones: each golden one in turn with the one of the run left that differs from it
+    in the fewest values (on a tie, the one taken first); past `_MAX_ALIKE` comparisons,
+    in order."""
+    if len(ks) * len(snaps) > _MAX_ALIKE:
+        return {k: step.step for k, step in zip(ks, snaps, strict=True)}
+    values = {k: leaves(actual[k]) for k in ks}
+    pairs: dict[int, int] = {}
+    for step in snaps:
+        held = leaves(step)
+        k = min(values, key=lambda k: len(values[k] ^ held))
+        del values[k]
+        pairs[k] = step.step
+    return pairs
+
+
+def _snapshot_regions(steps: list[AnyStep], region: Callable[[int], int]) -> dict[int, int]:
+    """The region of each snapshot in `steps` that is in one, by its index (`region`: of
+    the call at an index, -1 for none): the region of the call before it, else of the
+    call after it."""
+    found: dict[int, int] = {}
+    before = -1  # the region of the last call
+    waiting: list[int] = []  # snapshots after a call of no region
+    for i, step in enumerate(steps):
+        if isinstance(step, StateStep):
+            if before >= 0:
+                found[i] = before
+            else:
+                waiting.append(i)
+            continue
+        before = region(i)
+        if before >= 0:
+            found.update((w, before) for w in waiting)
+        waiting = []
+    return found
+
+
 def _kind(step: AnyStep) -> tuple[str, str | None]:
     return step.type, getattr(step, "tool", None) or getattr(step, "model", None)
 
@@ -350,7 +457,7 @@ def _same_snapshot(recorded: AnyStep | None, step: AnyStep) -> AnyStep | None:
 
 
 def _keep_time_in_order(
-    steps: list[AnyStep], snapshots: dict[int, AnyStep], kept: set[int]
+    steps: list[AnyStep], snapshots: dict[int, AnyStep], kept: set[int], moved: set[int]
 ) -> None:
     """An unchanged snapshot keeps its recorded timestamp (a small diff) only where that
     time still lies between its neighbours' in the session written; elsewhere it is
@@ -359,9 +466,11 @@ def _keep_time_in_order(
     was recorded) is timed where it was taken among them: when the step before it ended,
     and not after the kept step that follows it. So the timeline never goes backwards.
     `kept`: where a step is written as recorded; an unchanged snapshot that cannot keep its
-    time leaves it."""
+    time leaves it. `moved`: where a snapshot of a concurrency region was moved to its
+    golden place (`_region_snapshots`), which may be after a live step made later than it
+    was taken."""
     while True:
-        _time_new_snapshots(steps, kept)
+        _time_new_snapshots(steps, kept, moved)
         late = False
         for i, now in snapshots.items():
             if i in kept and not _in_order(steps, i):
@@ -380,24 +489,32 @@ def _in_order(steps: list[AnyStep], i: int) -> bool:
     return when is None or ((before is None or before <= when) and (after is None or when <= after))
 
 
-def _time_new_snapshots(steps: list[AnyStep], kept: set[int]) -> None:
+def _time_new_snapshots(steps: list[AnyStep], kept: set[int], moved: set[int]) -> None:
     """Each snapshot not kept as recorded whose time is not between the step before it and
     the next kept step: timed at the end of the step before it, or at the next kept
     step's time when that is earlier (or there is no step before it with a time). The
-    live steps after the last kept one keep the times they had in this run."""
+    live steps after the last kept one keep the times they had in this run, but for a
+    snapshot `moved` there that was taken before the step now before it: timed at that
+    step's end."""
     anchors = [i for i in sorted(kept) if epoch_ms(steps[i].timestamp) is not None]
     ahead = 0  # the first anchor at or after i
+    last = max(moved, default=-1)
     for i, step in enumerate(steps):
         while ahead < len(anchors) and anchors[ahead] < i:
             ahead += 1
-        if ahead == len(anchors):
+        if ahead == len(anchors) and i > last:
             return
         when = epoch_ms(step.timestamp)
         if i in kept or not isinstance(step, StateStep) or when is None:
             continue
+        before = epoch_ms(steps[i - 1].timestamp) if i > 0 else None
+        if ahead == len(anchors):
+            if i in moved and before is not None and when < before:
+                end = before + (steps[i - 1].duration_ms or 0.0)
+                steps[i] = step.model_copy(update={"timestamp": _stamp(end)})
+            continue
         limit = epoch_ms(steps[anchors[ahead]].timestamp)
         assert limit is not None
-        before = epoch_ms(steps[i - 1].timestamp) if i > 0 else None
         if (before is None or before <= when) and when <= limit:
             continue
         end = before + (steps[i - 1].duration_ms or 0.0) if before is not None else limit
