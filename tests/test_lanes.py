@@ -874,3 +874,48 @@ def test_an_update_keeps_the_snapshots_of_concurrent_branches_in_their_places(
 
     assert steps_before_first(after) == steps_before_first(before)
     pytester.runpytest("--opswald-goldens", "-p", "no:randomly").assert_outcomes(passed=1)
+
+
+def _snapshots_at_the_end(changed: str) -> Any:
+    def run(_: Any) -> Any:
+        async def branch(name: str) -> None:
+            await ask(model="m", messages=[{"role": "user", "content": f"{name}0"}])
+            await asyncio.sleep(0.01)  # the branch's own work
+            await work(task=name)
+            second = f"{name}1" + ("!" if name == changed else "")
+            await ask(model="m", messages=[{"role": "user", "content": second}])
+            opswald.state(variables={"branch": name})
+
+        async def main() -> None:
+            await asyncio.gather(*(branch(b) for b in "ABC"))
+
+        asyncio.run(main())
+
+    return run
+
+
+def test_an_update_keeps_the_branches_last_snapshots_after_their_region_in_order() -> None:
+    """Each branch takes a snapshot after its last call: recorded, the three come after
+    the region's last call, C1; replayed, each follows its own branch's calls. The update
+    that went live at C1 writes them in their recorded places after the changed call, and
+    as that call was made now, later than they were recorded, they are timed after it."""
+    from opswald.engine.tape import epoch_ms
+    from opswald.writeback import blessed
+
+    golden = files.loads(files.dumps(_record(_snapshots_at_the_end(""))))
+
+    def what(step: Any) -> str:
+        return f"state {step.variables['branch']}" if step.type == "state" else _task_of(step)
+
+    recorded = [what(s) for s in golden.step_list]
+    assert recorded[-3:] == ["state A", "state B", "state C"], recorded
+    run = execute(golden, _snapshots_at_the_end("C"), settings=RunSettings(policy="update"))
+    assert run.agent_traceback is None, run.agent_traceback
+    made = [what(s) for s in run.actual.step_list]
+    assert made.index("state A") < made.index("C1!"), made  # taken elsewhere than recorded
+    written = blessed(golden, run).session.step_list
+    c1 = recorded.index("C1")
+    assert [what(s) for s in written] == [*recorded[:c1], "C1!", *recorded[c1 + 1 :]]
+    assert written[:c1] == golden.step_list[:c1]
+    times = [epoch_ms(s.timestamp) or 0.0 for s in written[c1:]]
+    assert times == sorted(times), [s.timestamp for s in written]
