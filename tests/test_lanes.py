@@ -238,6 +238,36 @@ def test_a_bad_lane_is_a_load_error_at_its_line() -> None:
     with pytest.raises(files.GoldenLoadError) as info:
         files.loads(text)
     assert str(info.value).startswith("<string>:6: step 1 › lane: "), str(info.value)
+    # a lane number past the highest a golden may have (QA: `lane: 300000000` loaded, then
+    # the replay built a list as long to write the lanes' parents, and ran out of memory)
+    with pytest.raises(files.GoldenLoadError, match=r"step 1 › lane: .*1000000"):
+        files.loads(text.replace("lane: 0", "lane: 300000000"))
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        ("3", "must be a list with, for lanes 1, 2, ... in turn, the lane that started it"),
+        ("{a: 1}", ", not a mapping"),
+        ("[0, 1, 5]", "entry 3 is 5, not a lane number from 0 to 3"),
+        ("[0, -1]", "entry 2 is -1, not a lane number from 0 to 2"),
+        ("[0, x]", "entry 2 is 'x', not a lane number"),
+        ("[0, true]", "entry 2 is True, not a lane number"),
+        ("[0, 2]", "lane 2 cannot have started itself"),
+    ],
+)
+def test_bad_lane_parents_are_a_load_error_naming_them(written: str, said: str) -> None:
+    """QA: any value was taken (what was not a lane number counted as none), so a hand
+    edit that broke it went unnoticed by `opswald validate`."""
+    text = f"name: g\nmetadata:\n  lane_parents: {written}\nsteps: []\noutput: null\n"
+    with pytest.raises(files.GoldenLoadError) as info:
+        files.loads(text)
+    message = str(info.value)
+    assert message.startswith("<string>:2: metadata: lane_parents"), message
+    assert said in message, message
+    assert "(got" not in message, message
+    for fine in ("[0, 1, 0]", "[]", "null"):
+        assert files.loads(text.replace(written, fine)).steps == []
 
 
 # ------------------------------------------- replay when recorded spans did not overlap
@@ -919,3 +949,133 @@ def test_an_update_keeps_the_branches_last_snapshots_after_their_region_in_order
     assert written[:c1] == golden.step_list[:c1]
     times = [epoch_ms(s.timestamp) or 0.0 for s in written[c1:]]
     assert times == sorted(times), [s.timestamp for s in written]
+
+
+# ------------------------------------------ branches of one call each, in flight together
+
+
+def test_lanes_whose_calls_were_in_flight_together_ran_together() -> None:
+    """A gather of tasks that make one call each: each lane has one call, so no lane's
+    run (first call to last) overlaps another's, but the calls were in flight together:
+    one region. The same calls one after the other in time (`asyncio.wait_for` around
+    each, awaited) keep their order; and one lane's calls overlapping in time (a stream
+    read on while it made another call) make no region."""
+    stamp = "2026-01-05T09:30:12.{:03d}Z"
+
+    def steps(starts: list[int], lanes: list[int]) -> list[Any]:
+        return [
+            LLMCallStep(step=i + 1, lane=lane, timestamp=stamp.format(at), duration_ms=20)
+            for i, (at, lane) in enumerate(zip(starts, lanes, strict=True))
+        ]
+
+    parents = {2: 1, 3: 1, 4: 1}
+    gathered_calls = steps([0, 30, 31, 31, 60], [1, 2, 3, 4, 1])
+    assert regions(gathered_calls, parents)[0] == [-1, 0, 0, 0, -1]
+    in_turn = steps([0, 30, 60, 90, 120], [1, 2, 3, 4, 1])
+    assert regions(in_turn, parents)[0] == [-1] * 5
+    # a call begun as another ended (within the millisecond timestamps round to): not
+    # known to have overlapped it
+    touching = steps([0, 30, 50, 70, 90], [1, 2, 3, 4, 1])
+    assert regions(touching, parents)[0] == [-1] * 5
+    assert regions(steps([0, 5, 10], [1, 1, 1]), {})[0] == [-1] * 3
+
+
+@opswald.llm
+async def ask_slowly(*, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    await asyncio.sleep(0.02)
+    return {"content": "answer to " + messages[0]["content"], "finish_reason": "stop"}
+
+
+def _one_call_branches(changed: str = "", first: str = "") -> Any:
+    """A plan call, then three tasks gathered that ask one question each (`changed`'s
+    question changed; `first`'s asked before the others, which wait a little), then a
+    summing call."""
+
+    def agent(_: Any) -> list[Any]:
+        async def branch(name: str) -> str:
+            if first and name != first:
+                await asyncio.sleep(0.01)
+            q = f"question {name}" + (" (changed)" if name == changed else "")
+            reply = await ask_slowly(model="m", messages=[{"role": "user", "content": q}])
+            return str(reply["content"])
+
+        async def main() -> list[Any]:
+            await ask_slowly(model="m", messages=[{"role": "user", "content": "plan"}])
+            out = await asyncio.gather(*(branch(b) for b in "ABC"))
+            await ask_slowly(model="m", messages=[{"role": "user", "content": "sum up"}])
+            return list(out)
+
+        return asyncio.run(main())
+
+    return agent
+
+
+@pytest.mark.parametrize("changed", ["A", "B", "C"])
+def test_a_changed_branch_of_one_call_diverges_at_its_own_step(changed: str) -> None:
+    """QA: with one call a branch, the branches' lanes did not overlap by call, so they
+    were taken for calls made in order: a changed branch that came first was reported
+    beside another branch's step."""
+    golden = _record(_one_call_branches())
+    assert golden.step_list[0].lane == 1
+    assert len({s.lane for s in golden.step_list}) == 4
+    step_of = {_task_of(s): s.step for s in golden.step_list}
+    for first in "ABC":
+        run = execute(golden, _one_call_branches(changed, first), settings=RunSettings())
+        verdict = judge(golden, run)
+        assert not verdict.passed
+        found = verdict.failures[0]
+        assert found.step == step_of[f"question {changed}"], (first, found)
+
+
+@pytest.mark.parametrize("changed", ["A", "B", "C"])
+def test_an_update_of_a_branch_of_one_call_runs_only_that_call_live(changed: str) -> None:
+    golden = _record(_one_call_branches())
+    for first in "ABC":
+        agent = _one_call_branches(changed, first)
+        run = execute(golden, agent, settings=RunSettings(policy="update"))
+        assert run.agent_traceback is None, run.agent_traceback
+        live = [_task_of(s) for s in run.actual.step_list if s.step not in run.served]
+        assert live == [f"question {changed} (changed)", "sum up"], (first, live)
+
+
+def _without_lanes(text: str) -> str:
+    """A golden as opswald wrote it before steps had lanes."""
+    text = re.sub(r"(?m)^    lane: \d+\n", "", text)
+    return re.sub(r"(?m)^  lane_parents:\n(?:    - \d+\n)+", "", text)
+
+
+def test_an_update_of_a_golden_without_lanes_inside_its_gather_writes_one_that_replays(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA: a golden recorded before lanes, whose regions come from its timestamps; an
+    update that changed a call of one gathered branch wrote that call with the time it
+    was made now, outside the region of the recorded times, so the next replay held the
+    branches to an order they do not keep, and failed. The update writes the run's lanes
+    on every call (the served ones too): the golden it writes replays."""
+    path = _project(pytester, monkeypatch)
+    for b in "ABC":
+        monkeypatch.setenv("THINK_" + b, "0.003")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    path.write_text(_without_lanes(path.read_text()))
+    before = path.read_text()
+    assert "lane" not in before
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    monkeypatch.setenv("CHANGED", "B")
+    pytester.runpytest("--opswald-goldens", "--opswald-update").assert_outcomes(passed=1)
+    after = opswald.load(path)
+    calls = [s for s in after.step_list if s.type != "state"]
+    assert all(s.lane is not None for s in calls), path.read_text()
+    lanes = {_task_of(s)[0]: set() for s in calls}
+    for s in calls:
+        lanes[_task_of(s)[0]].add(s.lane)
+    assert sorted(len(seen) for seen in lanes.values()) == [1, 1, 1], lanes
+    # the other branches' steps hold what they held, with a lane line added
+    assert _without_lanes(path.read_text()).count("B0!") >= 1
+    for b in "AC":
+        for r in "01":
+            assert f"content: {b}{r}\n" in path.read_text()
+    for pace in ("0", "0.006"):
+        monkeypatch.setenv("THINK_A", pace)
+        for _ in range(3):
+            result = pytester.runpytest("--opswald-goldens", "-p", "no:randomly")
+            result.assert_outcomes(passed=1)

@@ -46,6 +46,7 @@ from opswald.jsonable import to_jsonable
 from opswald.paths import render
 from opswald.redact import DEFAULT_REDACTOR, SURROGATE, Redactor, mend_surrogates, redact_data
 from opswald.session import (
+    LANE_PARENTS,
     MODIFICATION,
     SCHEMA_URL,
     STEP_NUMBERING,
@@ -1201,7 +1202,7 @@ def _explain(errors: list[ErrorDetails], owner: Any) -> str:
     if kind == "model_type" and first["loc"]:  # pydantic's message names our model class
         return _takes(_child_type(owner, first["loc"][-1])) + _got(first["input"])
     messages = [error["msg"].removeprefix("Value error, ") for error in errors]
-    shows_input = first["loc"] and kind not in (STEP_NUMBERING, MODIFICATION)  # named in it
+    shows_input = first["loc"] and kind not in (STEP_NUMBERING, MODIFICATION, LANE_PARENTS)  # named
     if kind == "value_error" and _quoted(first["input"], messages[0]):
         shows_input = False  # the check's message names the value already
     return _merged(messages) + (_got(first["input"]) if shows_input else "")

@@ -52,6 +52,36 @@ thread's run that lane 1 started and waited for), 0 for none (a branch started b
 others, a thread of a pool). Such a lane's calls came in order with its starter's."""
 
 
+MAX_LANE = 1_000_000
+"""The highest lane number a golden may hold (lanes are numbered from 1 in the order their
+threads or tasks first made a call; `lane_parents` holds one entry for each)."""
+
+
+def lane_parents_problem(value: Any) -> str | None:
+    """What is wrong with `metadata.lane_parents` as a golden holds it, or None (None
+    itself is none)."""
+    if value is None:
+        return None
+    shape = (
+        "a list with, for lanes 1, 2, ... in turn, the lane that started it and waited for "
+        "it (0 for none)"
+    )
+    if not isinstance(value, list):
+        kind = "a mapping" if isinstance(value, dict) else f"{value!r}"[:40]
+        return f"lane_parents must be {shape}, not {kind}"
+    if len(value) > MAX_LANE:
+        return f"lane_parents has {len(value)} entries: a golden has at most {MAX_LANE} lanes"
+    for lane, parent in enumerate(value, start=1):
+        if type(parent) is not int or not 0 <= parent <= len(value):
+            return (
+                f"lane_parents must be {shape}: entry {lane} is {parent!r}, not a lane "
+                f"number from 0 to {len(value)}"
+            )
+        if parent == lane:
+            return f"lane_parents: lane {lane} cannot have started itself (entry {lane} is {lane})"
+    return None
+
+
 def lane_parents(value: Any) -> dict[int, int]:
     """`metadata.lane_parents` as {lane: the lane that started it and waited for it};
     empty where it is not a list (written by hand: it only refines which calls may come
@@ -257,7 +287,7 @@ class _Step(_Model):
     duration_ms: NonNegative | None = None
     # which thread or asyncio task made the call, numbered in the order they first made
     # one; written only when a session's calls came from more than one (concurrency)
-    lane: int | None = Field(default=None, ge=1, strict=True)
+    lane: int | None = Field(default=None, ge=1, le=MAX_LANE, strict=True)
     error: ErrorInfo | None = None
     attributes: dict[str, Any] | None = None
 
@@ -654,6 +684,14 @@ class Session(_Model):
             if problem is not None:
                 raise PydanticCustomError(MODIFICATION, "{problem}", {"problem": problem})
         return modifications
+
+    @field_validator("metadata")
+    @classmethod
+    def _lane_parents_checked(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        problem = lane_parents_problem(metadata.get(LANE_PARENTS))
+        if problem is not None:
+            raise PydanticCustomError(LANE_PARENTS, "{problem}", {"problem": problem})
+        return metadata
 
     @field_validator("steps")
     @classmethod

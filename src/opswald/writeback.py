@@ -64,6 +64,10 @@ def blessed(golden: Session, run: Run) -> Blessed:
         facing.update({actual[k].step: g for k, g in regional.items()})
         rank.update(regional)
     source = dict(zip(sorted(rank), sorted(rank, key=rank.__getitem__), strict=True))
+    # a golden without lanes whose update run made calls from more than one thread or
+    # task: written with the lanes of the run, the served calls' too (`Context._lanes_anew`)
+    anew = run.policy == "update" and all(s.lane is None for s in golden.step_list)
+    anew = anew and any(s.lane is not None for s in actual)
     placed: dict[int, int] = {}  # a golden step a live call replaced → that call's number
     regional_at: set[int] = set()  # where in `steps` the snapshots of regions went
     for k, here in enumerate(actual):
@@ -90,6 +94,8 @@ def blessed(golden: Session, run: Run) -> Blessed:
                 if recorded.step == here.step
                 else recorded.model_copy(update={"step": here.step})
             )
+            if anew and not isinstance(step, StateStep):
+                step = step.model_copy(update={"lane": actual[j].lane})
         steps.append(step)
     _keep_time_in_order(steps, snapshots, kept, regional_at)
     renumbered = {

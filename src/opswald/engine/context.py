@@ -660,6 +660,15 @@ class Context:
         # the golden's lanes no thread or task of this run has taken yet (read from the
         # golden when a lane is first asked for: a replay served as recorded never asks)
         self._lanes_free: set[int] | None = None
+        # an update of a golden without lanes gives its served calls the lanes of the
+        # flows that made them too: a live call written among calls that were in flight
+        # together when recorded has a time of its own, which their timestamps' region
+        # would not hold, so the golden it writes has lanes (`writeback`)
+        self._lanes_anew = (
+            policy == "update"
+            and golden is not None
+            and all(s.lane is None for s in golden.step_list)
+        )
         self._open_lanes: dict[int, int] = {}  # the lane of each call in `_open`
         # what started each flow, and how long it ran, for `waited_parents`
         self._flow_threads: dict[object, threading.Thread] = {}  # a thread's flows
@@ -928,7 +937,7 @@ class Context:
                 raise SideEffectBlocked(finding)
             self._open[number] = (kind, request)
             lane = self._open_lanes[number] = self.lane(served or self._replaced_here(number))
-            if served is None:
+            if served is None or self._lanes_anew:
                 self._lane_begun.setdefault(lane, []).append(time.perf_counter())
             return Ticket(
                 number=number,
@@ -1091,6 +1100,10 @@ class Context:
             step = served if served.step == number else served.model_copy(update={"step": number})
             if served.lane is not None:  # a golden with lanes (concurrency)
                 self.lane(served)
+            elif self._lanes_anew:
+                lane = self.lane()
+                self._lane_begun.setdefault(lane, []).append(time.perf_counter())
+                step = step.model_copy(update={"lane": lane})
             if not self.listeners:  # what `finish` does, without taking the lock again
                 self.steps.append(step)
                 self.served[number] = served
@@ -1379,6 +1392,8 @@ class Context:
         served = ticket.served
         if served is not None and served is self._modified:
             step, served = self._redacted_answer(step), self._redacted_answer(served)
+        if served is not None and self._lanes_anew and step.lane is None and ticket.lane:
+            step = step.model_copy(update={"lane": ticket.lane})
         with self._lock:
             self._open.pop(ticket.number, None)
             self._open_lanes.pop(ticket.number, None)

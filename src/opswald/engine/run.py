@@ -364,7 +364,10 @@ def execute(
     parents = lane_parents(golden.metadata.get(LANE_PARENTS)) if ctx.tape is not None else {}
     parents.update(ctx.waited_parents())
     top = max((s.lane for s in steps if s.lane is not None), default=0) if parents else 0
-    if top and any(lane <= top for lane in parents):  # which lane started which (`regions`)
+    # of the lanes the steps written have (a golden's lane an update left no call in is
+    # none of them)
+    parents = {lane: p for lane, p in parents.items() if lane <= top and p <= top}
+    if parents:  # which lane started which (`regions`)
         metadata[LANE_PARENTS] = lane_parents_list(parents, top)
     else:
         metadata.pop(LANE_PARENTS, None)

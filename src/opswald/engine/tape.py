@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -882,12 +882,39 @@ def _lane_regions(calls: list[AnyStep], parents: Mapping[int, int]) -> list[tupl
                     continue  # started and waited for: in order with `other`'s calls
             joined[root(lane)] = root(other)
         running.append(lane)
+    for lane, other in _in_flight_together(calls):
+        joined[root(lane)] = root(other)
     spans: dict[int, tuple[int, int, int]] = {}  # by group: first call, last, lanes
     for lane in lanes:
         top = root(lane)
         begun, ended, count = spans.get(top, (made[lane][0], made[lane][-1], 0))
         spans[top] = (min(begun, made[lane][0]), max(ended, made[lane][-1]), count + 1)
     return sorted((begun, ended) for begun, ended, count in spans.values() if count > 1)
+
+
+def _in_flight_together(calls: list[AnyStep]) -> Iterator[tuple[int, int]]:
+    """Pairs of lanes of which a call of one began while a call of the other was still in
+    flight, by more than the millisecond timestamps are written to (so surely): branches
+    that make one call each (a gather of questions) have runs that overlap in no call,
+    but ran together. Calls of one lane may overlap (a stream read on while it made
+    another call): that makes no pair. Calls without a readable timestamp, and user
+    inputs, are left out."""
+    seconds: dict[str, float] = {}
+    spans: list[tuple[float, float, int]] = []
+    for call in calls:
+        if call.lane is None or isinstance(call, UserInputStep) or not call.timestamp:
+            continue
+        began = start_ms(call.timestamp, seconds)
+        if began is not None:
+            spans.append((began, began + (call.duration_ms or 0.0), call.lane))
+    spans.sort()
+    flying: list[tuple[float, int]] = []  # (end, lane) of the calls begun so far
+    for began, ended, lane in spans:
+        flying = [(end, other) for end, other in flying if began < end - 1.0]
+        for _, other in flying:
+            if other != lane:
+                yield lane, other
+        flying.append((ended, lane))
 
 
 def _timed_regions(calls: list[AnyStep]) -> tuple[list[int], list[int]]:
