@@ -1079,3 +1079,72 @@ def test_an_update_of_a_golden_without_lanes_inside_its_gather_writes_one_that_r
         for _ in range(3):
             result = pytester.runpytest("--opswald-goldens", "-p", "no:randomly")
             result.assert_outcomes(passed=1)
+
+
+# ------------------------------------------------------- an agent in another process
+
+URLLIB_AGENT = """
+import json, os, sys, threading, time, urllib.request
+
+def ask(question, pause):
+    time.sleep(pause)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
+    request = urllib.request.Request(  # a connection of its own for each call
+        os.environ["OPENAI_BASE_URL"] + "/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json", "authorization": "Bearer sk-test"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.load(reply)["choices"][0]["message"]["content"]
+
+given = json.load(sys.stdin)
+questions, pause = given["questions"], float(os.environ.get("PAUSE", "0"))
+if given.get("threads"):
+    answers = [None] * len(questions)
+    def run(i):
+        answers[i] = ask(questions[i], pause * (len(questions) - i))
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(questions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+else:
+    answers = [ask(q, 0) for q in questions]
+print(json.dumps({"answers": answers}))
+"""
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["in-turn", "threads"])
+def test_an_agent_in_another_process_records_no_lanes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, threads: bool
+) -> None:
+    """QA: the replay server takes each connection on a thread of its own, and those
+    threads were taken for the agent's: a sequential agent opening a connection a call
+    was recorded with a lane a call, and concurrent ones with lanes that followed the
+    connections, not the agent's threads. Calls from another process are one flow: no
+    lanes (concurrency comes from the timestamps), and the golden replays."""
+    import sys
+
+    from fakeprovider import FakeProvider
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PAUSE", raising=False)
+    pytester.makefile(".py", agent=URLLIB_AGENT)
+    pytester.makeini(f"[pytest]\nopswald_adapter = subprocess:{sys.executable} agent.py\n")
+    pytester.mkdir("goldens")
+    path = pytester.path / "goldens" / "g.golden.yaml"
+    flag = "true" if threads else "false"
+    path.write_text(f"name: g\ninput: {{questions: [one, two, three], threads: {flag}}}\n")
+    with FakeProvider(script=[{"content": f"answer {n}"} for n in range(3)]) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+        result.assert_outcomes(passed=1)
+        assert len(fp.requests) == 3
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    text = path.read_text()
+    assert text.count("type: llm_call") == 3, text
+    assert "lane" not in text, text
+    for pause in ("0", "0.02"):  # the threads' calls come in another order
+        monkeypatch.setenv("PAUSE", pause)
+        pytester.runpytest("--opswald-goldens", "-p", "no:randomly").assert_outcomes(passed=1)
+    assert path.read_text() == text

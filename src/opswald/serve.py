@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from opswald.engine.context import Context, ReplayDivergence, SideEffectBlocked
+from opswald.engine.current import LANE, OutsideFlow
 from opswald.intercept import exchange
 from opswald.intercept.codecs import codec_for, request_for
 
@@ -51,6 +52,9 @@ class ReplayServer:
         self.ctx = ctx
         self.upstreams = {**DEFAULT_UPSTREAMS, **(upstreams or {})}
         self.divergences: list[str] = []
+        # the calls of the agent in another process: one flow (its own threads and tasks
+        # are not seen; the server's threads are per connection)
+        self.flow = OutsideFlow()
         self.on_divergence = on_divergence
         self._opener = urllib.request.build_opener()  # proxy variables as they are now
         self._lock = threading.Lock()
@@ -361,6 +365,7 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
+            LANE.set(server.flow)  # this connection's thread is not the agent's
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
             # the whole path: its query is part of the request (and goes on upstream)

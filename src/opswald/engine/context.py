@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 from opswald.diff import plainly_equal
 from opswald.engine import responses
-from opswald.engine.current import LANE, MISS, activate, current, lane_owner
+from opswald.engine.current import LANE, MISS, OutsideFlow, activate, current, lane_owner
 from opswald.engine.normalize import RequestRules
 from opswald.engine.tape import Match, Tape, describe, start_ms, step_name
 from opswald.jsonable import (
@@ -1006,8 +1006,8 @@ class Context:
         the flow a context was last set for, which the flows it starts inherit."""
         owner = lane_owner()
         held = LANE.get()
-        if held is owner:
-            return owner, None
+        if held is owner or isinstance(held, OutsideFlow):
+            return held, None
         if not isinstance(owner, threading.Thread):  # a task: set for those it starts
             LANE.set(owner)
             return owner, held

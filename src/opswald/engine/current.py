@@ -27,6 +27,15 @@ INSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("opswald_inside", 
 LANE: contextvars.ContextVar[object | None] = contextvars.ContextVar("opswald_lane", default=None)
 
 
+class OutsideFlow:
+    """The flow of the calls that reach opswald from another process (the replay server
+    takes each connection on a thread of its own: not the agent's threads or tasks, which
+    it cannot see). Its calls are one flow, so they make no lanes, and which of them were
+    in flight together is read from their timestamps."""
+
+    __slots__ = ()
+
+
 def lane_owner() -> object:
     """The flow of control making a call: the asyncio task it runs in, else its thread.
     (A call made through `asyncio.to_thread` is its worker thread's.) An agent that does
