@@ -63,7 +63,8 @@ A script item with `hold_after` (a number of events) sends a stream's first even
 holds the rest back until `release()` is called or the client closes the connection (a
 test can see the provider still holds `unsent` events when the agent got its first
 chunk); `cut_after` sends that many events, then drops the connection (the body is
-shorter than its `content-length`: the client's read fails mid-stream). How each stream
+shorter than its `content-length`: the client's read fails mid-stream); on a JSON answer
+it sends that many bytes of the body, then drops the connection. How each stream
 ended is in `stream_ends`: `sent`, `closed by client` or `cut`.
 Two endpoints beside the model calls answer too, as a gateway's would: OpenAI
 `POST …/embeddings` (a 3-number vector per input) and Anthropic
@@ -695,7 +696,12 @@ class _Handler(BaseHTTPRequestHandler):
         return out
 
     def _send(
-        self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
+        self,
+        status: int,
+        body: bytes,
+        ctype: str,
+        extra: dict[str, str] | None = None,
+        cut_after: int | None = None,
     ) -> None:
         self.send_response(status)
         self.send_header("content-type", ctype)
@@ -703,10 +709,20 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()
+        if cut_after is not None:  # the rest never comes: the connection is dropped
+            self.wfile.write(body[:cut_after])
+            self.close_connection = True
+            return
         self.wfile.write(body)
 
-    def _send_json(self, status: int, data: Json, extra: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(data).encode(), "application/json", extra)
+    def _send_json(
+        self,
+        status: int,
+        data: Json,
+        extra: dict[str, str] | None = None,
+        cut_after: int | None = None,
+    ) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json", extra, cut_after)
 
     def _send_sse(self, events: Iterator[bytes], reply: Reply) -> None:
         chunks = list(events)
@@ -965,7 +981,9 @@ class FakeProvider:
                 events = chat_sse(reply, model, rid, options.include_usage, options)
                 handler._send_sse(events, reply)
             else:
-                handler._send_json(200, chat_json(reply, model, rid, options))
+                handler._send_json(
+                    200, chat_json(reply, model, rid, options), cut_after=reply.cut_after
+                )
         elif kind == "/responses":
             rid = f"resp_{n}"
             instructions = body.get("instructions")
@@ -974,10 +992,10 @@ class FakeProvider:
             else:
                 status = "failed" if reply.failed is not None else "completed"
                 answer = responses_json(reply, model, rid, status, instructions)
-                handler._send_json(200, answer)
+                handler._send_json(200, answer, cut_after=reply.cut_after)
         else:
             rid = f"msg_{n}"
             if stream:
                 handler._send_sse(messages_sse(reply, model, rid), reply)
             else:
-                handler._send_json(200, messages_json(reply, model, rid))
+                handler._send_json(200, messages_json(reply, model, rid), cut_after=reply.cut_after)

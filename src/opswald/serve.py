@@ -22,6 +22,7 @@ from opswald.engine.context import Context, ReplayDivergence, SideEffectBlocked
 from opswald.engine.current import LANE, OutsideFlow
 from opswald.intercept import exchange
 from opswald.intercept.codecs import codec_for, request_for
+from opswald.session import ErrorInfo
 
 DEFAULT_UPSTREAMS = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
 _HOP_HEADERS = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
@@ -134,31 +135,61 @@ class ReplayServer:
             )
         mods = self.ctx.request_modifications if ticket.modified else {}
         sent = _modified(body, payload, codec.api, mods)
-        status, reply = self._forward(codec.provider, method, path, headers, sent)
+        url = self._upstream(codec.provider, path)
+        try:
+            status, reply = self._forward(url, method, headers, sent)
+        except _NO_ANSWER as exc:
+            return self._unanswered(ticket, request, exc, url, "could not reach the provider")
         if stream and status < 400:  # passed on as it comes, recorded when it ends
             return Relay(self, codec, ticket, request, status, reply)
         try:
             answer = reply.read()
+        except _NO_ANSWER as exc:
+            lost = "lost the connection to the provider"
+            return self._unanswered(ticket, request, exc, url, lost, "while reading its answer")
         finally:
             reply.close()
         exchange.record(self.ctx, codec, ticket, request, stream, status, answer, keep_failed=True)
         return Answer(status=status, headers=_content_type(reply.headers), body=answer)
 
-    def _forward(
-        self, provider: str, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, Any]:
-        """(status, the upstream answer, still open: the caller reads its body)."""
+    def _upstream(self, provider: str, path: str) -> str:
+        """The URL a request to `path` goes on to (its query too)."""
         upstream = self.upstreams.get(provider, DEFAULT_UPSTREAMS["openai"]).rstrip("/")
         base_path = urllib.parse.urlsplit(upstream).path.rstrip("/")
         if base_path and path.startswith(base_path):
             path = path[len(base_path) :]
+        return upstream + path
+
+    def _forward(
+        self, url: str, method: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any]:
+        """(status, the upstream answer, still open: the caller reads its body). Raises
+        one of _NO_ANSWER when no HTTP answer came."""
         sent = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
-        request = urllib.request.Request(upstream + path, data=body, headers=sent, method=method)
+        request = urllib.request.Request(url, data=body, headers=sent, method=method)
         try:
             reply = self._opener.open(request, timeout=600)
         except urllib.error.HTTPError as exc:
             return exc.code, exc
         return reply.status, reply
+
+    def _unanswered(
+        self,
+        ticket: Any,
+        llm_request: dict[str, Any],
+        exc: Exception,
+        url: str,
+        what: str,
+        when: str = "",
+    ) -> Answer:
+        """An attempt that got no whole answer from the provider, as the SDK hook records
+        one: a provisional step with the error, which a retry of the same request replaces
+        (intercept/exchange.py), answered HTTP 502 with the error, as replay answers it, so
+        the SDK retries and then raises as it would without the server."""
+        error = _no_answer_error(self.ctx, exc, url, what, when)
+        step = exchange.failed(self.ctx, ticket, llm_request, None, error_info=error)
+        wire = exchange.no_answer(step.error)
+        return Answer(status=wire.status, headers=dict(wire.headers), body=wire.body)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -320,6 +351,37 @@ def _shut(sock: socket.socket | None) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:  # already closed
         pass
+
+
+# what forwarding a request raises when no (whole) HTTP answer came: a refused connection,
+# a name not found, a timeout (URLError and the socket's own errors), a connection reset
+# or an answer cut short (http.client's), a URL urllib cannot open (ValueError)
+_NO_ANSWER = (OSError, http.client.HTTPException, ValueError)
+
+
+def _no_answer_error(ctx: Context, exc: Exception, url: str, what: str, when: str) -> ErrorInfo:
+    """The step error of an attempt that got no answer from `url`: the class of what went
+    wrong (`ConnectionRefusedError`, `TimeoutError`, `IncompleteRead`; urllib's URLError
+    is unwrapped), and a message that says which URL the server could not reach — with
+    neither the credentials a URL may hold nor its query (keys go there too) — redacted as
+    all else recorded."""
+    reason: Any = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    cause = reason if isinstance(reason, BaseException) else exc
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    shown = urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+    said = str(reason)
+    for secret in (parts.netloc.rpartition("@")[0], parts.password, parts.query):
+        if secret:
+            said = said.replace(secret, "***")
+    where = f"{shown} {when}" if when else shown
+    message = f"opswald replay server: {what} at {where}: {said}"
+    module = type(cause).__module__
+    return ErrorInfo(
+        type=type(cause).__qualname__,
+        message=ctx.redactor(message),
+        module=None if module == "builtins" else module,
+    )
 
 
 def _modified(body: bytes, payload: Any, api: str | None, mods: dict[str, Any]) -> bytes:

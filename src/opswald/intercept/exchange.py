@@ -166,10 +166,7 @@ def serve(
     if step.error is not None and (lost or status in RETRYABLE):
         _note_failure(ctx, llm_request, ticket, served=True)
     if lost:  # the SDK hook raises it; the server says 502
-        body = json.dumps({"error": {"message": step.error.message, "type": step.error.type}})
-        return WireResponse(
-            status=502, headers={"content-type": "application/json"}, body=body.encode()
-        )
+        return no_answer(step.error)
     if step.error is not None and isinstance(status, int):
         body = json.dumps(step.raw if step.raw is not None else {"error": step.error.message})
         # a replayed retry need not wait: the SDK's back-off is not the agent's time
@@ -303,11 +300,33 @@ def _unredacted_chunks(ctx: Any, decoded: Any) -> dict[str, Any] | None:
     return kept or None
 
 
-def failed(ctx: Any, ticket: Any, llm_request: dict[str, Any], error: Exception) -> None:
+def failed(
+    ctx: Any,
+    ticket: Any,
+    llm_request: dict[str, Any],
+    error: Exception | None,
+    *,
+    error_info: Any = None,
+) -> Any:
     """A live attempt that got no HTTP answer (refused, timed out): a provisional step
-    with the error, which replay raises again (same class) to the SDK."""
-    ctx.llm_failed(ticket, llm_request, error, attributes={TRANSPORT_ERROR: True})
+    with the error (or `error_info`, as the replay server words it), which replay raises
+    again (same class) to the SDK, or the replay server answers with `no_answer`."""
+    step = ctx.llm_failed(
+        ticket, llm_request, error, error_info=error_info, attributes={TRANSPORT_ERROR: True}
+    )
     _note_failure(ctx, llm_request, ticket, served=False)
+    return step
+
+
+def no_answer(error: Any) -> Any:
+    """The replay server's answer to a call that got no HTTP answer (its step's `error`),
+    live and replayed alike: HTTP 502 with the error, which the SDKs retry."""
+    from opswald.intercept.codecs.base import WireResponse
+
+    body = json.dumps({"error": {"message": error.message, "type": error.type}})
+    return WireResponse(
+        status=502, headers={"content-type": "application/json"}, body=body.encode()
+    )
 
 
 def _http_error(
