@@ -224,3 +224,41 @@ def test_the_502_names_no_credentials_or_query_of_the_upstream_url(refused: str)
     (step,) = ctx.actual_steps()
     assert isinstance(step, LLMCallStep)
     assert step.error is not None and step.error.message == message
+
+
+ECHO_AGENT = """
+import json
+import os
+import sys
+
+import openai
+
+json.load(sys.stdin)
+client = openai.OpenAI(api_key=os.environ["AGENT_KEY"], max_retries=0)
+try:
+    client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+except openai.AuthenticationError as exc:
+    print(json.dumps({"refused": exc.status_code, "said": str(exc.message)}))
+"""
+
+
+def test_a_key_of_no_known_shape_echoed_through_the_server_is_not_written(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway that names the key it refused in its error body: the in-process hook
+    learns the key the agent sent and hides it wherever it comes back; the replay server
+    (an agent in another process) did not, and the golden held it in clear."""
+    key = "gw_live_9f8e7d6c5b4a39281706"
+    (project.path / "agent_sdk.py").write_text(ECHO_AGENT)
+    monkeypatch.setenv("AGENT_KEY", key)
+    with FakeProvider(script=[{"content": "x"}], fail_first=[401], echo_key=True) as fp:
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        result = _run(project, "--opswald-mode=record")
+        assert result.ret == 0, result.stdout.str()
+    text = (project.path / GOLDEN).read_text()
+    assert "Invalid API key: <redacted:header>" in text, text
+    assert key not in text
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    _run(project).assert_outcomes(passed=1)

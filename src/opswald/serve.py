@@ -105,6 +105,7 @@ class ReplayServer:
         except ValueError:
             return _error(400, "opswald replay server: the request body is not JSON")
         request = request_for(codec, path, payload, headers)
+        self.ctx.learn_credentials(headers)  # an error body may name the key sent
         stream = codec.is_stream(payload)
         # a retry of a recorded failed call (the rule in intercept/exchange.py): served the
         # same failure again, with no new step, so the client gives up as it did then
