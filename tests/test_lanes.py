@@ -1148,3 +1148,53 @@ def test_an_agent_in_another_process_records_no_lanes(
         monkeypatch.setenv("PAUSE", pause)
         pytester.runpytest("--opswald-goldens", "-p", "no:randomly").assert_outcomes(passed=1)
     assert path.read_text() == text
+
+
+def _waves(changed: str = "") -> Any:
+    """A plan call, eight tasks gathered under a semaphore of three (so in waves, whose
+    calls do not overlap the next wave's), each asking one question, then a summing
+    call."""
+
+    def agent(_: Any) -> list[Any]:
+        async def main() -> list[Any]:
+            gate = asyncio.Semaphore(3)
+
+            async def branch(name: str) -> str:
+                async with gate:
+                    q = f"question {name}" + (" (changed)" if name == changed else "")
+                    reply = await ask(model="m", messages=[{"role": "user", "content": q}])
+                    return str(reply["content"])
+
+            await ask(model="m", messages=[{"role": "user", "content": "plan"}])
+            out = await asyncio.gather(*(branch(b) for b in "ABCDEFGH"))
+            await ask(model="m", messages=[{"role": "user", "content": "sum up"}])
+            return list(out)
+
+        return asyncio.run(main())
+
+    return agent
+
+
+@pytest.mark.parametrize("changed", ["B", "E", "H"])
+def test_an_update_of_a_gather_run_in_waves_runs_only_the_changed_branch_live(
+    changed: str,
+) -> None:
+    """QA: the waves of a gather under a semaphore do not overlap, so they make no one
+    region; replay serves them in any order (model calls recorded back to back), but an
+    update that diverged in one wave ran every later wave's unchanged calls live. Those
+    of the diverging task's siblings (started by the same task) are served as recorded;
+    the starter's own call after the gather still runs live, as the calls after a
+    divergence do."""
+    from opswald.writeback import blessed
+
+    golden = files.loads(files.dumps(_record(_waves())))
+    for _ in range(3):
+        run = execute(golden, _waves(changed), settings=RunSettings(policy="update"))
+        assert run.agent_traceback is None, run.agent_traceback
+        live = [_task_of(s) for s in run.actual.step_list if s.step not in run.served]
+        assert live == [f"question {changed} (changed)", "sum up"], live
+        written = blessed(golden, run).session
+        kept = [s for s in written.step_list if _task_of(s) not in live]
+        assert kept == [s for s in golden.step_list if _task_of(s) != f"question {changed}"][:-1]
+        again = execute(written, _waves(changed), settings=RunSettings())
+        assert judge(written, again).passed

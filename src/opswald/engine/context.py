@@ -672,6 +672,7 @@ class Context:
         self._open_lanes: dict[int, int] = {}  # the lane of each call in `_open`
         # what started each flow, and how long it ran, for `waited_parents`
         self._flow_threads: dict[object, threading.Thread] = {}  # a thread's flows
+        self._flow_starter: dict[object, object | None] = {}  # the flow that started each
         self._lane_starter: dict[int, object] = {}  # the flow each new lane started with
         self._task_lanes: set[int] = set()  # the lanes of tasks
         self._lane_ended: dict[int, float] = {}  # when a task's lane ended (perf_counter)
@@ -698,6 +699,7 @@ class Context:
         # an update that went live at a call of a concurrency region: that call's golden
         # step (the calls of the other branches in flight with it are still served)
         self.diverged_in: int | None = None
+        self.diverged_flow: object | None = None  # the thread or task whose call it was
         self.served: dict[int, AnyStep] = {}  # actual step number -> recorded step
         self._modified: AnyStep | None = None  # the step a step modification answers
         self.prices: Any = None  # a pricing.PriceTable for responses that carry no cost
@@ -903,6 +905,7 @@ class Context:
                     self.diverged_in,
                     request.get("tool") if kind == "tool_call" else None,
                     self.redactor(request["input"]) if kind == "tool_call" else request,
+                    sibling=self._sibling_of_diverged(),
                 )
             elif self.fork_pending and self.live and self._is_fork_target(kind, request):
                 # the run went live before golden step N (a later call of its burst started
@@ -937,6 +940,8 @@ class Context:
                 raise SideEffectBlocked(finding)
             self._open[number] = (kind, request)
             lane = self._open_lanes[number] = self.lane(served or self._replaced_here(number))
+            if number == self.fork_step and self.diverged_in is not None:
+                self.diverged_flow = self._current_flow()  # set for it by `lane` now
             if served is None or self._lanes_anew:
                 self._lane_begun.setdefault(lane, []).append(time.perf_counter())
             return Ticket(
@@ -1010,13 +1015,40 @@ class Context:
             return held, None
         if not isinstance(owner, threading.Thread):  # a task: set for those it starts
             LANE.set(owner)
+            self._flow_starter[owner] = held
             return owner, held
         if held is not None and self._flow_threads.get(held) is owner:
             return held, None  # set for this run of this thread before
         flow = _Flow()
         self._flow_threads[flow] = owner
+        self._flow_starter[flow] = held
         LANE.set(flow)
         return flow, held
+
+    def _sibling_of_diverged(self) -> bool:
+        """Whether the flow making a call now is another than the one whose call an update
+        diverged at, started by the same flow as it (two tasks of a gather, two runs sent
+        to threads by one flow): not one that came after it in the agent's order."""
+        flow = self._current_flow()
+        if flow is not None and flow is self.diverged_flow:
+            return False
+        # a flow making its first call has not had its starter noted: the flow its context
+        # was last set for is it
+        starter = self._flow_starter[flow] if flow in self._flow_starter else LANE.get()
+        return starter is not None and starter is self._flow_starter.get(self.diverged_flow)
+
+    def _current_flow(self) -> object | None:
+        """The flow `_flow` names for a call made now, without setting anything: None for
+        a thread's run that has made no call yet (a flow of its own)."""
+        owner = lane_owner()
+        held = LANE.get()
+        if held is owner or isinstance(held, OutsideFlow):
+            return held
+        if not isinstance(owner, threading.Thread):
+            return owner
+        if held is not None and self._flow_threads.get(held) is owner:
+            return held
+        return None
 
     def _started_by(self, lane: int, flow: object, starter: object | None) -> None:
         """Note what started a new lane's flow, for `waited_parents`: a task's end is

@@ -440,21 +440,39 @@ class Tape:
             return tool is None and not self._request_differences(step, sent)
         return False
 
-    def concurrent_with(self, step: int, tool: str | None, sent: Any) -> AnyStep | None:
+    def concurrent_with(
+        self, step: int, tool: str | None, sent: Any, *, sibling: bool = False
+    ) -> AnyStep | None:
         """After a call of golden step `step`'s concurrency region diverged and the run
         went on live (an update): the unused recorded call of that region that this call
         (a tool call: `tool` and its arguments `sent`; a model call: its request) matches,
         as `answers` compares, first in recorded order; None when the step is no region's
         or no call of it matches. Those are calls of branches in flight with the diverging
-        one, which the divergence did not touch (DESIGN §3a: concurrency is normal)."""
+        one, which the divergence did not touch (DESIGN §3a: concurrency is normal). With
+        `sibling` (the call's thread or task and the diverging one's were started by the
+        same flow), also an unused call of the diverging call's group that it matches."""
         self._ensure_groups()
         i = self.index.get(step)
-        if i is None or self.region_of[i] < 0:
+        if i is None:
             return None
-        region, calls, used = self.region_of[i], self.calls, self.used
-        for j in range(self.region_starts[region], len(calls)):
-            if self.region_of[j] != region:
-                break  # a region's calls are recorded one after the other
+        calls, used = self.calls, self.used
+        region = self.region_of[i]
+        if region >= 0:
+            for j in range(self.region_starts[region], len(calls)):
+                if self.region_of[j] != region:
+                    break  # a region's calls are recorded one after the other
+                call = calls[j]
+                if call.step not in used and self.answers(call, tool, sent):
+                    self._serve(j)
+                    return call
+        if not sibling:
+            return None
+        # a call of a sibling of the thread or task that diverged (started by the same
+        # flow), of the stretch replay serves in any order with the diverging call: a burst
+        # of model calls recorded back to back (a gather run in waves by a semaphore, whose
+        # waves did not overlap)
+        group = self.groups[self.group_of[i]]
+        for j in range(group.start, group.end):
             call = calls[j]
             if call.step not in used and self.answers(call, tool, sent):
                 self._serve(j)
