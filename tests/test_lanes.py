@@ -1198,3 +1198,53 @@ def test_an_update_of_a_gather_run_in_waves_runs_only_the_changed_branch_live(
         assert kept == [s for s in golden.step_list if _task_of(s) != f"question {changed}"][:-1]
         again = execute(written, _waves(changed), settings=RunSettings())
         assert judge(written, again).passed
+
+
+def _turns_around_a_gather(changed: bool = False, swap: bool = False) -> Any:
+    """Two turns (a model call, then a tool call) made one after the other, a gather of
+    three branches of one turn each (each working a little first), then a last turn."""
+
+    def agent(_: Any) -> str:
+        async def turn(p: str) -> None:
+            await ask(model="m", messages=[{"role": "user", "content": p}])
+            await work(task=p)
+
+        async def main() -> str:
+            for p in ["pre2", "pre1"] if swap else ["pre1", "pre2"]:
+                await turn(p)
+
+            async def branch(i: int) -> None:
+                await asyncio.sleep(0.001 * (i + 1))  # the branch's own work
+                await turn(f"branch {i}")
+
+            await asyncio.gather(*(branch(i) for i in range(3)))
+            await turn("post" + (" changed" if changed else ""))
+            return "ok"
+
+        return asyncio.run(main())
+
+    return agent
+
+
+def test_an_update_that_writes_lanes_into_a_golden_without_them_writes_which_waited() -> None:
+    """QA: the lanes an update wrote into a golden without them came without
+    `metadata.lane_parents` when the call after the gather was the changed one (its start
+    was taken after the divergence's diff was made, too late for the gather's end), so
+    the calls before the gather were no longer held to their order."""
+    from opswald.writeback import blessed
+
+    recorded = _record(_turns_around_a_gather())
+    golden = files.loads(_without_lanes(files.dumps(recorded)))
+    assert all(s.lane is None for s in golden.step_list)
+    run = execute(
+        golden, _turns_around_a_gather(changed=True), settings=RunSettings(policy="update")
+    )
+    assert run.agent_traceback is None, run.agent_traceback
+    written = files.loads(files.dumps(blessed(golden, run).session))
+    assert written.metadata.get("lane_parents") == [0, 1, 1, 1], written.metadata
+    swapped = execute(
+        written, _turns_around_a_gather(changed=True, swap=True), settings=RunSettings()
+    )
+    assert not judge(written, swapped).passed
+    same = execute(written, _turns_around_a_gather(changed=True), settings=RunSettings())
+    assert judge(written, same).passed

@@ -823,6 +823,7 @@ class Context:
         `before_step` listeners see the request as it goes out: with the modifications
         where they apply (`as_modified` makes it for a request `as_sent`), also at the
         call that matches golden step N, where the fork starts."""
+        called = time.perf_counter()  # before matching (a divergence's diff takes a while)
         modifies = kind == "llm_call" and bool(self.request_modifications)
         modified = modifies and self.requests_modified
         sent = request
@@ -943,7 +944,7 @@ class Context:
             if number == self.fork_step and self.diverged_in is not None:
                 self.diverged_flow = self._current_flow()  # set for it by `lane` now
             if served is None or self._lanes_anew:
-                self._lane_begun.setdefault(lane, []).append(time.perf_counter())
+                self._lane_begun.setdefault(lane, []).append(called)
             return Ticket(
                 number=number,
                 served=served,
@@ -1134,7 +1135,7 @@ class Context:
                 self.lane(served)
             elif self._lanes_anew:
                 lane = self.lane()
-                self._lane_begun.setdefault(lane, []).append(time.perf_counter())
+                self._lane_begun.setdefault(lane, []).append(matching)
                 step = step.model_copy(update={"lane": lane})
             if not self.listeners:  # what `finish` does, without taking the lock again
                 self.steps.append(step)
