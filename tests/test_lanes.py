@@ -1248,3 +1248,44 @@ def test_an_update_that_writes_lanes_into_a_golden_without_them_writes_which_wai
     assert not judge(written, swapped).passed
     same = execute(written, _turns_around_a_gather(changed=True), settings=RunSettings())
     assert judge(written, same).passed
+
+
+def _branches_with_snapshots(changed: str = "") -> Any:
+    def agent(_: Any) -> None:
+        async def main() -> None:
+            await ask(model="m", messages=[{"role": "user", "content": "plan"}])
+
+            async def branch(i: int) -> None:
+                await asyncio.sleep(0.001 * ((i * 3) % 4))  # the branch's own work
+                q = f"q{i}" + (" changed" if str(i) == changed else "")
+                # calls long enough to overlap by more than the millisecond of timestamps
+                await ask_slowly(model="m", messages=[{"role": "user", "content": q}])
+                opswald.state(variables={"branch": i})
+
+            await asyncio.gather(*(branch(i) for i in range(4)))
+            await ask(model="m", messages=[{"role": "user", "content": "sum up"}])
+
+        asyncio.run(main())
+
+    return agent
+
+
+def test_an_update_that_writes_lanes_into_a_golden_without_them_keeps_its_snapshots() -> None:
+    """QA: the snapshots of a region are paired by what they hold only in a golden with
+    lanes; an update that wrote lanes into a golden without them moved every branch's
+    unchanged snapshot to where the run took it (the golden it wrote has lanes: its
+    regions are those of its lanes)."""
+    from opswald.writeback import blessed
+
+    def what(step: Any) -> str:
+        return f"state {step.variables['branch']}" if step.type == "state" else _task_of(step)
+
+    golden = files.loads(_without_lanes(files.dumps(_record(_branches_with_snapshots()))))
+    before = [what(s) for s in golden.step_list]
+    run = execute(golden, _branches_with_snapshots("2"), settings=RunSettings(policy="update"))
+    assert run.agent_traceback is None, run.agent_traceback
+    written = blessed(golden, run).session.step_list
+    assert [what(s) for s in written] == [w.replace("q2", "q2 changed") for w in before]
+    for old, new in zip(golden.step_list, written, strict=True):
+        if old.type == "state":
+            assert new.model_dump(exclude={"timestamp"}) == old.model_dump(exclude={"timestamp"})

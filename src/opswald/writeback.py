@@ -282,10 +282,25 @@ def _region_snapshots(golden: Session, run: Run, replaced: dict[int, Placed]) ->
     branch's last snapshot may come after the region's last call, and its first before
     the region's first call."""
     g_steps, actual = golden.step_list, run.actual.step_list
+    parents = lane_parents(golden.metadata.get(LANE_PARENTS))
     if all(s.lane is None for s in g_steps):
-        return {}
+        # a golden without lanes that the update writes with the run's (`Blessed`): its
+        # calls in the lanes of the calls of the run that they answered or that replaced
+        # them, so its regions are those of the golden written
+        answered = [
+            (k, run.served[a.step].step) for k, a in enumerate(actual) if a.step in run.served
+        ]
+        answered += [(k, number) for k, (number, _) in replaced.items()]
+        lane_of = {number: actual[k].lane for k, number in answered if actual[k].lane is not None}
+        if not lane_of:
+            return {}
+        g_steps = [
+            s.model_copy(update={"lane": lane_of[s.step]}) if s.step in lane_of else s
+            for s in g_steps
+        ]
+        parents = lane_parents(run.actual.metadata.get(LANE_PARENTS))
     calls: list[AnyStep] = [s for s in g_steps if not isinstance(s, StateStep)]
-    region_of, _ = regions(calls, lane_parents(golden.metadata.get(LANE_PARENTS)))
+    region_of, _ = regions(calls, parents)
     if not any(r >= 0 for r in region_of):
         return {}
     region = {call.step: r for call, r in zip(calls, region_of, strict=True)}
