@@ -1289,3 +1289,52 @@ def test_an_update_that_writes_lanes_into_a_golden_without_them_keeps_its_snapsh
     for old, new in zip(golden.step_list, written, strict=True):
         if old.type == "state":
             assert new.model_dump(exclude={"timestamp"}) == old.model_dump(exclude={"timestamp"})
+
+
+async def _turn(p: str) -> None:
+    """A model call, then the tool call it asks for."""
+    await ask(model="m", messages=[{"role": "user", "content": p}])
+    await work(task=p)
+
+
+def _pre_moved_after_the_gather() -> Any:
+    """The call the golden has before the gather (`pre2`) made after it: the gathered
+    branches come where the golden has it."""
+
+    def agent(_: Any) -> str:
+        async def main() -> str:
+            await _turn("pre1")
+            await asyncio.gather(*(_turn(f"branch {i}") for i in range(3)))
+            await _turn("pre2")
+            return "ok"
+
+        return asyncio.run(main())
+
+    return agent
+
+
+def test_calls_made_at_the_same_time_that_diverge_at_one_step_are_one_finding() -> None:
+    """QA: each gathered branch that came where the golden has a call made before the
+    gather was a finding of its own, all at the same step, each blaming another branch."""
+
+    def recorded_agent(_: Any) -> str:
+        async def main() -> str:
+            for p in ("pre1", "pre2"):
+                await _turn(p)
+            await asyncio.gather(*(_turn(f"branch {i}") for i in range(3)))
+            return "ok"
+
+        return asyncio.run(main())
+
+    golden = _record(recorded_agent)
+    run = execute(golden, _pre_moved_after_the_gather(), settings=RunSettings())
+    verdict = judge(golden, run)
+    mismatches = [f for f in verdict.failures if f.kind == "mismatch"]
+    assert len(mismatches) == 1, mismatches
+    (found,) = mismatches
+    assert found.step == 3  # pre2's model call (pre1's tool call is step 2)
+    shown = {d.actual for d in found.differences}
+    others = {f"'branch {i}'" for i in range(3)} - {f"'{a}'" for a in shown}
+    assert "2 other calls made at the same time differ from step 3 too (" in found.suggestion
+    for value in others:
+        assert value in found.suggestion, found.suggestion

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from opswald.diff import plainly_equal
+from opswald.diff import plainly_equal, short_repr
 from opswald.engine import responses
 from opswald.engine.current import LANE, MISS, OutsideFlow, activate, current, lane_owner
 from opswald.engine.normalize import RequestRules
@@ -55,7 +55,7 @@ from opswald.session import (
     without_stream_chunks,
 )
 from opswald.sessiondiff import stop_attributes
-from opswald.verdict import Finding
+from opswald.verdict import MISSING, Finding
 
 Policy = Literal["replay", "live", "update", "fork"]
 """replay: answers from the golden; live: from the real functions; update and fork: replay
@@ -699,6 +699,10 @@ class Context:
         # an update that went live at a call of a concurrency region: that call's golden
         # step (the calls of the other branches in flight with it are still served)
         self.diverged_in: int | None = None
+        # the requests of calls made at the same time that diverged at the divergence's
+        # step too (`_add_divergence`), and that finding's own hint
+        self._folded: list[str] = []
+        self._folded_hint = ""
         self.diverged_flow: object | None = None  # the thread or task whose call it was
         self.served: dict[int, AnyStep] = {}  # actual step number -> recorded step
         self._modified: AnyStep | None = None  # the step a step modification answers
@@ -873,7 +877,7 @@ class Context:
                 self.clock.served_wall_ms += (time.perf_counter() - matching) * 1000
                 if match.finding is not None:
                     if match.finding not in self.findings:  # concurrent calls, one reason
-                        self.findings.append(match.finding)
+                        self._add_divergence(match.finding)
                     if self.policy not in ("update", "fork"):
                         # the call the agent made stays in the actual session, unanswered,
                         # so a saved actual and the viewer show what was sent instead
@@ -1197,6 +1201,36 @@ class Context:
         for key, value in self.request_modifications.items():
             if key not in self.agent_applied and _carries(request, key, value):
                 self.agent_applied[key] = number
+
+    def _add_divergence(self, finding: Finding) -> None:
+        """A call's divergence, as a finding; one compared with the same golden step as a
+        divergence found before it (calls made at the same time, such as the branches of a
+        gather that came where the golden has a call made before them) is said in that
+        one's hint rather than as a finding of its own, which would tell the same story
+        once per branch. Called under the lock."""
+        first = self.divergence
+        if (
+            first is None
+            or first.kind != "mismatch"
+            or finding.kind != "mismatch"
+            or (first.step, first.step_type, first.message)
+            != (finding.step, finding.step_type, finding.message)
+        ):
+            self.findings.append(finding)
+            return
+        sent = next((d.actual for d in finding.differences), MISSING)
+        if not self._folded:
+            self._folded_hint = first.suggestion
+        self._folded.append(short_repr(sent) if sent is not MISSING else "")
+        shown = ", ".join(value for value in self._folded if value)
+        count = len(self._folded)
+        more = (
+            f"{'another call' if count == 1 else f'{count} other calls'} made at the same "
+            f"time {'differs' if count == 1 else 'differ'} from step {first.step} too"
+            + (f" ({shown})" if shown else "")
+        )
+        hint = f"{self._folded_hint}; {more}" if self._folded_hint else more
+        self.findings[self.findings.index(first)] = replace(first, suggestion=hint)
 
     def _go_live(self, number: int, match: Match) -> None:
         """The run goes live at its step `number`, where `match` was made."""
