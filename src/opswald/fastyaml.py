@@ -331,8 +331,10 @@ class _Reader:
             else:
                 raise _Leave  # a line of spaces only
             i += 1
-        if not any(body):
-            raise _Leave  # no text in the block: left to the parser's chomping rules
+        if not any(body):  # empty lines only: what chomping keeps of their breaks
+            if i < count and lines[i].lstrip(" ")[:1] == "#":
+                raise _Leave  # a comment just under a block: left to the parser
+            return ("\n" * len(body) if chomp == "+" else ""), i
         if not hinted and (not body[0] or body[0][0] == " "):
             raise _Leave  # the parser would find the indentation elsewhere
         if i < count and lines[i].lstrip(" ")[:1] == "#":
