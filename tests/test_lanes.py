@@ -1338,3 +1338,138 @@ def test_calls_made_at_the_same_time_that_diverge_at_one_step_are_one_finding() 
     assert "2 other calls made at the same time differ from step 3 too (" in found.suggestion
     for value in others:
         assert value in found.suggestion, found.suggestion
+
+
+# ------------------------------------------------------- siblings, starters, added branches
+
+
+def _sync_with_one_async_call(changed: bool = False) -> Any:
+    """A sync agent: a call, one call made through `asyncio.run` (a task of its own),
+    then two more calls of its own."""
+
+    def agent(_: Any) -> list[str]:
+        def say(text: str) -> str:
+            return str(ask_sync(model="m", messages=[{"role": "user", "content": text}])["content"])
+
+        async def once() -> str:
+            x = "x changed" if changed else "x"
+            return str((await ask(model="m", messages=[{"role": "user", "content": x}]))["content"])
+
+        return [say("plan"), asyncio.run(once()), say("post1"), say("post2")]
+
+    return agent
+
+
+def test_an_update_runs_the_starters_own_later_calls_live() -> None:
+    """QA: the run's own thread, which started the task whose call diverged, was taken for
+    that task's sibling, so its later calls were served as recorded by an update."""
+    golden = _record(_sync_with_one_async_call())
+    run = execute(golden, _sync_with_one_async_call(True), settings=RunSettings(policy="update"))
+    assert run.agent_traceback is None, run.agent_traceback
+    live = [_task_of(s) for s in run.actual.step_list if s.step not in run.served]
+    assert live == ["x changed", "post1", "post2"], live
+
+
+def _asyncio_run_per_call(changed: str = "") -> Any:
+    def agent(_: Any) -> list[str]:
+        async def once(text: str) -> str:
+            text += " changed" if text == changed else ""
+            return str(
+                (await ask(model="m", messages=[{"role": "user", "content": text}]))["content"]
+            )
+
+        return [asyncio.run(once(text)) for text in ("s1", "s2", "s3")]
+
+    return agent
+
+
+def test_an_update_runs_live_the_calls_after_one_made_by_asyncio_run_one_after_another() -> None:
+    """QA: a sync agent that makes each call through its own `asyncio.run`: each is a task
+    started by the run's thread, so the calls after the changed one were taken for its
+    siblings' and served; tasks of different event loops are not siblings."""
+    golden = _record(_asyncio_run_per_call())
+    run = execute(golden, _asyncio_run_per_call("s2"), settings=RunSettings(policy="update"))
+    live = [_task_of(s) for s in run.actual.step_list if s.step not in run.served]
+    assert live == ["s2 changed", "s3"], live
+
+
+def _retrying(changed: bool = False) -> Any:
+    """A sequential agent that asks again, otherwise, when a call fails."""
+
+    def agent(_: Any) -> list[str]:
+        out = []
+        for x in ("s1", "s2", "s3"):
+            for attempt in range(3):
+                text = (x if attempt == 0 else f"{x} again {attempt}") + (
+                    " changed" if changed and x == "s2" else ""
+                )
+                try:
+                    reply = ask_sync(model="m", messages=[{"role": "user", "content": text}])
+                except BaseException as exc:  # the replay's divergence too
+                    out.append(type(exc).__name__)
+                    continue
+                out.append(str(reply["content"]))
+                break
+        return out
+
+    return agent
+
+
+def test_calls_one_after_the_other_diverging_at_one_step_are_not_said_to_be_at_once() -> None:
+    golden = _record(_retrying())
+    run = execute(golden, _retrying(True), settings=RunSettings())
+    findings = [f for f in judge(golden, run).failures if f.kind == "mismatch"]
+    assert findings, findings
+    assert not any("same time" in f.suggestion for f in findings), findings
+
+
+def _gather_of(n: int) -> Any:
+    def agent(_: Any) -> None:
+        async def main() -> None:
+            await ask(model="m", messages=[{"role": "user", "content": "plan"}])
+            await asyncio.gather(
+                *(ask(model="m", messages=[{"role": "user", "content": f"b{i}"}]) for i in range(n))
+            )
+            await ask(model="m", messages=[{"role": "user", "content": "post"}])
+
+        asyncio.run(main())
+
+    return agent
+
+
+def test_an_update_that_adds_a_branch_gives_it_a_lane_of_its_own() -> None:
+    """QA: a branch an update added was compared with the call its starter makes after the
+    gather, and took that call's lane (the starter's), so the golden said the starter
+    made it."""
+    from opswald.writeback import blessed
+
+    golden = _record(_gather_of(3))
+    run = execute(golden, _gather_of(5), settings=RunSettings(policy="update"))
+    assert run.agent_traceback is None, run.agent_traceback
+    written = blessed(golden, run).session.step_list
+    lane_of = {_task_of(s): s.lane for s in written}
+    assert lane_of["plan"] == lane_of["post"] == 1
+    branches = [lane_of[f"b{i}"] for i in range(5)]
+    assert len(set(branches)) == 5 and 1 not in branches, lane_of
+
+
+def test_a_first_call_left_out_is_said_to_be_skipped_not_where_the_agent_stopped() -> None:
+    """QA: an agent that made every call but the first (the calls after it served, a
+    burst of model calls) was told it stopped before step 1."""
+    golden = _record(_gather_of(3))
+
+    def skipping(_: Any) -> None:
+        async def main() -> None:
+            await asyncio.gather(
+                *(ask(model="m", messages=[{"role": "user", "content": f"b{i}"}]) for i in range(3))
+            )
+            await ask(model="m", messages=[{"role": "user", "content": "post"}])
+
+        asyncio.run(main())
+
+    verdict = judge(golden, execute(golden, skipping, settings=RunSettings()))
+    unused = [f for f in verdict.failures if f.kind == "unused_calls"]
+    assert [f.step for f in unused] == [1], verdict.failures
+    assert unused[0].suggestion == (
+        "the agent did not make step 1 (llm_call m), and made calls the golden has after it"
+    )

@@ -703,6 +703,7 @@ class Context:
         # step too (`_add_divergence`), and that finding's own hint
         self._folded: list[str] = []
         self._folded_hint = ""
+        self._divergence_flow: object | None = None  # the flow whose call diverged first
         self.diverged_flow: object | None = None  # the thread or task whose call it was
         self.served: dict[int, AnyStep] = {}  # actual step number -> recorded step
         self._modified: AnyStep | None = None  # the step a step modification answers
@@ -944,7 +945,11 @@ class Context:
                 )
                 raise SideEffectBlocked(finding)
             self._open[number] = (kind, request)
-            lane = self._open_lanes[number] = self.lane(served or self._replaced_here(number))
+            lane = self._open_lanes[number] = (
+                self.lane(served)
+                if served is not None
+                else self.lane(self._replaced_here(number), replaced=True)
+            )
             if number == self.fork_step and self.diverged_in is not None:
                 self.diverged_flow = self._current_flow()  # set for it by `lane` now
             if served is None or self._lanes_anew:
@@ -973,7 +978,7 @@ class Context:
             return None
         return self.golden.step_list[finding.step - 1]
 
-    def lane(self, served: AnyStep | None = None) -> int:
+    def lane(self, served: AnyStep | None = None, *, replaced: bool = False) -> int:
         """The lane of the flow making a call (`_flow`): a number for each, given in the
         order they first make one (a step's `lane`). A call answered from the golden
         (`served`; or the golden call that a changed call replaces) is in its recorded
@@ -981,7 +986,10 @@ class Context:
         live after a divergence in the lanes the recorded ones have, also when a pool's
         thread runs another branch than when recorded. A flow whose first call runs live
         takes the golden's one lane that no other has taken, when one alone is left (a
-        second changed branch), else a new number. Called under the lock."""
+        second changed branch), else a new number. A changed call (`replaced`) does not
+        take the lane of the golden call it replaces while another flow of the run is in
+        that lane (a branch an update adds, compared with the call its starter makes after
+        the gather, is not its starter). Called under the lock."""
         flow, starter = self._flow()
         free = self._lanes_free
         if free is None:
@@ -990,6 +998,9 @@ class Context:
                 free.update(s.lane for s in self.golden.step_list if s.lane is not None)
                 self._lane_top = max(free, default=0)
         recorded = served.lane if served is not None else None
+        if recorded is not None and replaced:
+            if any(lane == recorded and other is not flow for other, lane in self._lanes.items()):
+                recorded = None
         if recorded is not None:
             self._lanes[flow] = recorded
             free.discard(recorded)
@@ -1034,13 +1045,21 @@ class Context:
         """Whether the flow making a call now is another than the one whose call an update
         diverged at, started by the same flow as it (two tasks of a gather, two runs sent
         to threads by one flow): not one that came after it in the agent's order."""
-        flow = self._current_flow()
-        if flow is not None and flow is self.diverged_flow:
+        flow, held = self._current_flow(), LANE.get()
+        diverged = self.diverged_flow
+        if flow is not None and flow is diverged:
             return False
-        # a flow making its first call has not had its starter noted: the flow its context
-        # was last set for is it
-        starter = self._flow_starter[flow] if flow in self._flow_starter else LANE.get()
-        return starter is not None and starter is self._flow_starter.get(self.diverged_flow)
+        if flow is None or (held is not flow and flow not in self._flow_starter):
+            starter = held  # its first call: the flow its context was last set for started it
+        else:
+            starter = self._flow_starter.get(flow)  # None: the run's own (no starter)
+        if starter is None or starter is not self._flow_starter.get(diverged):
+            return False
+        # tasks of one event loop (each `asyncio.run` of a sync agent starts a loop and a
+        # task of its own, one after the other)
+        loop_of = getattr(flow, "get_loop", None)
+        other_loop = getattr(diverged, "get_loop", None)
+        return loop_of is None or other_loop is None or loop_of() is other_loop()
 
     def _current_flow(self) -> object | None:
         """The flow `_flow` names for a call made now, without setting anything: None for
@@ -1209,8 +1228,13 @@ class Context:
         one's hint rather than as a finding of its own, which would tell the same story
         once per branch. Called under the lock."""
         first = self.divergence
+        flow = self._current_flow()
+        if first is None:
+            self._divergence_flow = flow
         if (
             first is None
+            or flow is None
+            or flow is self._divergence_flow  # made after it, by the same thread or task
             or first.kind != "mismatch"
             or finding.kind != "mismatch"
             or (first.step, first.step_type, first.message)

@@ -1033,8 +1033,13 @@ def _unused(run: Run, expect: Expect) -> list[Finding]:
             step=first.step,
             step_type=first.type,
             name=getattr(first, "tool", None) or getattr(first, "model", None),
-            suggestion=f"the agent stopped before step {first.step}; "
-            f"the golden goes on with {describe(first)}",
+            suggestion=(
+                f"the agent did not make step {first.step} ({describe(first)}), and made "
+                "calls the golden has after it"
+                if any(s.step > first.step for s in run.served.values())
+                else f"the agent stopped before step {first.step}; "
+                f"the golden goes on with {describe(first)}"
+            ),
         )
     ]
 
