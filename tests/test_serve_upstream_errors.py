@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -262,3 +263,37 @@ def test_a_key_of_no_known_shape_echoed_through_the_server_is_not_written(
     assert key not in text
     monkeypatch.delenv("OPENAI_BASE_URL")
     _run(project).assert_outcomes(passed=1)
+
+
+def _refused_answer(ctx: Context, upstreams: dict[str, str] | None = None) -> Any:
+    """What a replay server on `ctx` answers a chat request, as the HTTPError it is."""
+    body = json.dumps({"model": "gpt-4o-mini", "messages": QUESTION}).encode()
+    with ReplayServer(ctx, upstreams=upstreams) as server:
+        request = urllib.request.Request(
+            server.url + "/v1/chat/completions",
+            data=body,
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with pytest.raises(urllib.error.HTTPError) as info:
+            direct.open(request, timeout=10)
+        info.value.close()
+    return info.value
+
+
+def test_a_replayed_502_asks_for_no_back_off_and_the_live_one_does() -> None:
+    """The SDK waits between attempts as an answer asks; a replay's is not the agent's
+    time (as a recorded HTTP error's replay says `retry-after-ms: 1`), a live one is."""
+    from opswald.session import Session
+
+    with FakeProvider(script=[{"content": "Rome.", "cut_after": 20}]) as fp:
+        live = _refused_answer(Context(golden=None, policy="live"), {"openai": fp.base_url})
+    with FakeProvider(script=[{"content": "Rome.", "cut_after": 20}]) as fp:
+        ctx, _ = _live_call(fp, retries=0)
+    assert live.code == 502
+    assert live.headers.get("retry-after-ms") is None
+    golden = Session(name="g", input=None, steps=ctx.actual_steps(), output=None)
+    replayed = _refused_answer(Context(golden=golden, policy="replay"))
+    assert replayed.code == 502
+    assert replayed.headers.get("retry-after-ms") == "1"

@@ -166,7 +166,7 @@ def serve(
     if step.error is not None and (lost or status in RETRYABLE):
         _note_failure(ctx, llm_request, ticket, served=True)
     if lost:  # the SDK hook raises it; the server says 502
-        return no_answer(step.error)
+        return no_answer(step.error, replayed=True)
     if step.error is not None and isinstance(status, int):
         body = json.dumps(step.raw if step.raw is not None else {"error": step.error.message})
         # a replayed retry need not wait: the SDK's back-off is not the agent's time
@@ -318,15 +318,17 @@ def failed(
     return step
 
 
-def no_answer(error: Any) -> Any:
+def no_answer(error: Any, *, replayed: bool = False) -> Any:
     """The replay server's answer to a call that got no HTTP answer (its step's `error`),
-    live and replayed alike: HTTP 502 with the error, which the SDKs retry."""
+    live and replayed alike: HTTP 502 with the error, which the SDKs retry; `replayed`,
+    with no back-off asked for (the SDK's back-off is not the agent's time)."""
     from opswald.intercept.codecs.base import WireResponse
 
     body = json.dumps({"error": {"message": error.message, "type": error.type}})
-    return WireResponse(
-        status=502, headers={"content-type": "application/json"}, body=body.encode()
-    )
+    headers = {"content-type": "application/json"}
+    if replayed:
+        headers["retry-after-ms"] = "1"
+    return WireResponse(status=502, headers=headers, body=body.encode())
 
 
 def _http_error(
