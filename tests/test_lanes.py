@@ -1473,3 +1473,36 @@ def test_a_first_call_left_out_is_said_to_be_skipped_not_where_the_agent_stopped
     assert unused[0].suggestion == (
         "the agent did not make step 1 (llm_call m), and made calls the golden has after it"
     )
+
+
+def _turns_gathered(names: str, post_first: bool = False) -> Any:
+    def agent(_: Any) -> None:
+        async def main() -> None:
+            if post_first:
+                await _turn("post")
+            await _turn("plan")
+            await asyncio.gather(*(_turn(b) for b in names))
+            if not post_first:
+                await _turn("post")
+
+        asyncio.run(main())
+
+    return agent
+
+
+def test_an_update_that_drops_a_branch_keeps_the_starters_next_call_in_its_lane() -> None:
+    """QA: with a branch gone, the starter's call after the gather was compared with that
+    branch's call, and an update wrote it in the branch's lane and place, before the other
+    branches' tool calls: the golden then let it come before the gather."""
+    from opswald.writeback import blessed
+
+    golden = _record(_turns_gathered("ABC"))
+    run = execute(golden, _turns_gathered("AB"), settings=RunSettings(policy="update"))
+    assert run.agent_traceback is None, run.agent_traceback
+    written = files.loads(files.dumps(blessed(golden, run).session))
+    steps = written.step_list
+    assert [_task_of(s) for s in steps][-2:] == ["post", "post"], [_task_of(s) for s in steps]
+    assert {s.lane for s in steps if _task_of(s) in ("plan", "post")} == {1}
+    assert judge(written, execute(written, _turns_gathered("AB"), settings=RunSettings())).passed
+    moved = execute(written, _turns_gathered("AB", post_first=True), settings=RunSettings())
+    assert not judge(written, moved).passed

@@ -142,7 +142,7 @@ def _replaced(run: Run, actual: list[AnyStep], golden: Session) -> dict[int, Pla
     `actual`: the call where it went live, compared with a golden call (a changed request,
     or other arguments); and, when it is clear which golden call each replaced, the live
     calls after it (`_later_replaced`)."""
-    first = _first_replaced(run, actual)
+    first = _first_replaced(run, actual, golden)
     if first is None:
         return {}
     later = _later_replaced(run, actual, golden, first)
@@ -151,9 +151,12 @@ def _replaced(run: Run, actual: list[AnyStep], golden: Session) -> dict[int, Pla
     return later
 
 
-def _first_replaced(run: Run, actual: list[AnyStep]) -> tuple[int, int] | None:
+def _first_replaced(run: Run, actual: list[AnyStep], golden: Session) -> tuple[int, int] | None:
     """Where in `actual` an update went live at a call compared with a golden call (a
-    changed request, or other arguments), and that golden step's number."""
+    changed request, or other arguments), and that golden step's number. In a golden with
+    lanes, only a call in that golden call's lane replaced it: a branch the update added,
+    or the starter's call after a gather that lost a branch, was only compared with it,
+    and is written where it happened."""
     if run.policy != "update" or run.fork_step is None:
         return None
     finding = next((f for f in run.findings if f.kind in ("mismatch", "extra_call")), None)
@@ -164,6 +167,9 @@ def _first_replaced(run: Run, actual: list[AnyStep]) -> tuple[int, int] | None:
         return None
     step = actual[k]
     if step.step in run.served or step.type != finding.step_type:
+        return None
+    compared = next((s for s in golden.step_list if s.step == finding.step), None)
+    if compared is not None and compared.lane is not None and compared.lane != step.lane:
         return None
     return k, finding.step
 

@@ -989,7 +989,9 @@ class Context:
         second changed branch), else a new number. A changed call (`replaced`) does not
         take the lane of the golden call it replaces while another flow of the run is in
         that lane (a branch an update adds, compared with the call its starter makes after
-        the gather, is not its starter). Called under the lock."""
+        the gather, is not its starter), nor when its flow has a lane already, but for a
+        pool's thread (the starter's call after a gather that lost a branch, compared with
+        that branch's call). Called under the lock."""
         flow, starter = self._flow()
         free = self._lanes_free
         if free is None:
@@ -999,8 +1001,13 @@ class Context:
                 self._lane_top = max(free, default=0)
         recorded = served.lane if served is not None else None
         if recorded is not None and replaced:
-            if any(lane == recorded and other is not flow for other, lane in self._lanes.items()):
-                recorded = None
+            held = self._lanes.get(flow)
+            # a pool's thread (no context of the run's) runs one branch after another
+            pooled = isinstance(flow, _Flow) and self._flow_starter.get(flow) is None
+            if (held is not None and held != recorded and not pooled) or any(
+                lane == recorded and other is not flow for other, lane in self._lanes.items()
+            ):
+                recorded = None  # its own lane, or a new one
         if recorded is not None:
             self._lanes[flow] = recorded
             free.discard(recorded)
