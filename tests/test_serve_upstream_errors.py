@@ -196,16 +196,15 @@ def test_an_answer_cut_mid_body_is_answered_502_naming_the_provider() -> None:
     assert step.error.message in str(got.body)
 
 
-def test_the_502_names_no_credentials_or_query_of_the_upstream_url(refused: str) -> None:
-    """An upstream URL with a user and password, and a request with a key in its query:
-    neither is in what the agent is answered or the step records."""
-    ctx = Context(golden=None, policy="live")
-    port = urllib.parse.urlsplit(refused).port
-    upstreams = {"openai": f"http://user:hunter2-secret@127.0.0.1:{port}"}
+def _refused_answer(
+    ctx: Context, upstreams: dict[str, str] | None = None, query: str = ""
+) -> tuple[Any, str]:
+    """What a replay server on `ctx` answers a chat request: the HTTPError it is, and its
+    body."""
     body = json.dumps({"model": "gpt-4o-mini", "messages": QUESTION}).encode()
     with ReplayServer(ctx, upstreams=upstreams) as server:
         request = urllib.request.Request(
-            server.url + "/v1/chat/completions?api-key=k-hunter3",
+            server.url + "/v1/chat/completions" + query,
             data=body,
             headers={"content-type": "application/json"},
             method="POST",
@@ -215,7 +214,17 @@ def test_the_502_names_no_credentials_or_query_of_the_upstream_url(refused: str)
             direct.open(request, timeout=10)
         answer = info.value.read().decode()
         info.value.close()
-    assert info.value.code == 502
+    return info.value, answer
+
+
+def test_the_502_names_no_credentials_or_query_of_the_upstream_url(refused: str) -> None:
+    """An upstream URL with a user and password, and a request with a key in its query:
+    neither is in what the agent is answered or the step records."""
+    ctx = Context(golden=None, policy="live")
+    port = urllib.parse.urlsplit(refused).port
+    upstreams = {"openai": f"http://user:hunter2-secret@127.0.0.1:{port}"}
+    refusal, answer = _refused_answer(ctx, upstreams, query="?api-key=k-hunter3")
+    assert refusal.code == 502
     message = json.loads(answer)["error"]["message"]
     assert f"could not reach the provider at http://127.0.0.1:{port}/v1/chat/completions:" in (
         message
@@ -265,35 +274,18 @@ def test_a_key_of_no_known_shape_echoed_through_the_server_is_not_written(
     _run(project).assert_outcomes(passed=1)
 
 
-def _refused_answer(ctx: Context, upstreams: dict[str, str] | None = None) -> Any:
-    """What a replay server on `ctx` answers a chat request, as the HTTPError it is."""
-    body = json.dumps({"model": "gpt-4o-mini", "messages": QUESTION}).encode()
-    with ReplayServer(ctx, upstreams=upstreams) as server:
-        request = urllib.request.Request(
-            server.url + "/v1/chat/completions",
-            data=body,
-            headers={"content-type": "application/json"},
-            method="POST",
-        )
-        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with pytest.raises(urllib.error.HTTPError) as info:
-            direct.open(request, timeout=10)
-        info.value.close()
-    return info.value
-
-
 def test_a_replayed_502_asks_for_no_back_off_and_the_live_one_does() -> None:
     """The SDK waits between attempts as an answer asks; a replay's is not the agent's
     time (as a recorded HTTP error's replay says `retry-after-ms: 1`), a live one is."""
     from opswald.session import Session
 
     with FakeProvider(script=[{"content": "Rome.", "cut_after": 20}]) as fp:
-        live = _refused_answer(Context(golden=None, policy="live"), {"openai": fp.base_url})
+        live, _ = _refused_answer(Context(golden=None, policy="live"), {"openai": fp.base_url})
     with FakeProvider(script=[{"content": "Rome.", "cut_after": 20}]) as fp:
         ctx, _ = _live_call(fp, retries=0)
     assert live.code == 502
     assert live.headers.get("retry-after-ms") is None
     golden = Session(name="g", input=None, steps=ctx.actual_steps(), output=None)
-    replayed = _refused_answer(Context(golden=golden, policy="replay"))
+    replayed, _ = _refused_answer(Context(golden=golden, policy="replay"))
     assert replayed.code == 502
     assert replayed.headers.get("retry-after-ms") == "1"
