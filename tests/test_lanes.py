@@ -1506,3 +1506,38 @@ def test_an_update_that_drops_a_branch_keeps_the_starters_next_call_in_its_lane(
     assert judge(written, execute(written, _turns_gathered("AB"), settings=RunSettings())).passed
     moved = execute(written, _turns_gathered("AB", post_first=True), settings=RunSettings())
     assert not judge(written, moved).passed
+
+
+def _gather_then_thread(reorder: bool = False) -> Any:
+    def agent(_: Any) -> None:
+        def in_thread() -> None:
+            ask_sync(model="m", messages=[{"role": "user", "content": "thr"}])
+
+        async def main() -> None:
+            await _turn("plan")
+            if reorder:
+                await asyncio.to_thread(in_thread)
+                await _turn("post")
+            await asyncio.gather(*(_turn(b) for b in "ABC"))
+            if not reorder:
+                await asyncio.to_thread(in_thread)
+                await _turn("post")
+
+        asyncio.run(main())
+
+    return agent
+
+
+def test_a_gather_followed_by_a_thread_run_was_waited_for() -> None:
+    """QA: the starter's next call after a gather was the first call of a function it sent
+    to a thread (another lane), so the gathered tasks got no parent that waited for them,
+    and an agent that made the thread's call and the last turn before the gather passed."""
+    golden = _record(_gather_then_thread())
+    parents = golden.metadata.get("lane_parents")
+    lane_of = {_task_of(s): s.lane for s in golden.step_list}
+    assert parents is not None, parents
+    for b in "ABC":
+        assert parents[lane_of[b] - 1] == lane_of["plan"], (parents, lane_of)
+    assert judge(golden, execute(golden, _gather_then_thread(), settings=RunSettings())).passed
+    moved = execute(golden, _gather_then_thread(reorder=True), settings=RunSettings())
+    assert not judge(golden, moved).passed

@@ -1100,17 +1100,22 @@ class Context:
         window would allow. A task is when its starter's next call after its end came as
         soon as the last of the tasks it started that had ended by then did (it awaited
         them: a task awaited, a gather, `asyncio.wait_for`), not later (it worked on while
-        they ran in the background). `tape._lane_regions` keeps such a lane's calls in
-        order with its starter's when its starter made no call while it ran."""
+        they ran in the background); the first call of a thread's run it started next
+        counts as its next call (a gather, then `asyncio.to_thread`). `tape._lane_regions`
+        keeps such a lane's calls in order with its starter's when its starter made no call
+        while it ran."""
         children: dict[int, list[int]] = {}
         end_of: dict[int, float] = {}
         out: dict[int, int] = {}
+        handed: dict[int, list[float]] = {}  # by starter: when its threads' runs began
         for lane, starter in self._lane_starter.items():
             parent = self._lanes.get(starter)
             if parent is None or parent == lane:
                 continue
             if lane not in self._task_lanes:  # a thread's run, awaited
                 out[lane] = parent
+                if self._lane_begun.get(lane):
+                    handed.setdefault(parent, []).append(min(self._lane_begun[lane]))
                 continue
             ended = self._lane_ended.get(lane)
             if ended is None:
@@ -1118,7 +1123,7 @@ class Context:
             end_of[lane] = ended
             children.setdefault(parent, []).append(lane)
         for parent, lanes in children.items():
-            begun = sorted(self._lane_begun.get(parent, ()))
+            begun = sorted([*self._lane_begun.get(parent, ()), *handed.get(parent, ())])
             ends = sorted(end_of[lane] for lane in lanes)
             for lane in lanes:
                 ended = end_of[lane]
