@@ -698,12 +698,7 @@ def run(input):
 
 
 def _commented_golden(pytester: pytest.Pytester) -> Path:
-    pytester.makepyfile(agent=COMMENTED_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    stub = "name: one\ninput: {q: hi}\nexpect:\n  budgets:\n    steps: 5\n"
-    path = write(pytester.mkdir("goldens") / "one.golden.yaml", stub)
-    record(pytester)
-    return path
+    return _recorded_one(pytester, COMMENTED_AGENT, expect="  budgets:\n    steps: 5\n")
 
 
 def test_an_update_keeps_the_comments_of_the_parts_it_writes_unchanged(
@@ -827,11 +822,11 @@ def run(input):
 """
 
 
-def _recorded_one(pytester: pytest.Pytester, agent: str) -> Path:
-    """A project with `agent` and one golden (`expect.state: exact`), recorded."""
+def _recorded_one(pytester: pytest.Pytester, agent: str, expect: str = "  state: exact\n") -> Path:
+    """A project with `agent` and one golden (with `expect:` as given), recorded."""
     pytester.makepyfile(agent=agent)
     pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    stub = "name: one\ninput: {q: hi}\nexpect:\n  state: exact\n"
+    stub = "name: one\ninput: {q: hi}\nexpect:\n" + expect
     path = write(pytester.mkdir("goldens") / "one.golden.yaml", stub)
     record(pytester)
     return path
