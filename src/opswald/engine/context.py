@@ -377,6 +377,10 @@ class Clock:
     served: list[AnyStep] = field(default_factory=list)
     served_wall_ms: float = 0.0
 
+    def restart(self) -> None:
+        """Start the agent's time now (on the clock `duration_ms` reads)."""
+        self.start = time.perf_counter()
+
     def duration_ms(self) -> float:
         wall = (time.perf_counter() - self.start) * 1000
         return max(0.0, wall - self.served_wall_ms) + self.served_recorded_ms()

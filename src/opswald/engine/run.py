@@ -322,7 +322,7 @@ def execute(
     with activate(ctx), intercepting(), offline:
         # the session's time is the agent's: setting up interception and the offline guard
         # (whose first use in a process imports their modules) is not part of it
-        ctx.clock.start = time.perf_counter()
+        ctx.clock.restart()
         try:
             output = adapters.call(adapter, golden.input, modifications)
         except (ReplayDivergence, SideEffectBlocked):
