@@ -21,7 +21,7 @@ import opswald
 from opswald import files
 from opswald.engine.run import RunSettings, execute, judge
 from opswald.engine.tape import regions
-from opswald.session import LLMCallStep, Session, ToolCallStep, UserInputStep
+from opswald.session import LLMCallStep, Session, ToolCallStep, UserInputStep, lane_parents
 
 # --------------------------------------------------------------- the regions lanes make
 
@@ -1541,3 +1541,124 @@ def test_a_gather_followed_by_a_thread_run_was_waited_for() -> None:
     assert judge(golden, execute(golden, _gather_then_thread(), settings=RunSettings())).passed
     moved = execute(golden, _gather_then_thread(reorder=True), settings=RunSettings())
     assert not judge(golden, moved).passed
+
+
+def _branches(names: str, *, late: str = "", threads: bool = False) -> Any:
+    """A gather of branches of two turns each; the branches in `late` start 50 ms after
+    the others (so their calls come after all of the others' when those are served)."""
+
+    def agent(_: Any) -> None:
+        def in_thread(name: str) -> None:
+            time.sleep(0.05 if name in late else 0)
+            for r in range(2):
+                ask_sync(model="m", messages=[{"role": "user", "content": f"{name}{r}"}])
+                work_sync(task=f"{name}{r}")
+
+        async def branch(name: str) -> None:
+            await asyncio.sleep(0.05 if name in late else 0)
+            for r in range(2):
+                await _turn(f"{name}{r}")
+
+        async def main() -> None:
+            await _turn("plan")
+            if threads:
+                await asyncio.gather(*(asyncio.to_thread(in_thread, b) for b in names))
+            else:
+                await asyncio.gather(*(branch(b) for b in names))
+            await _turn("post")
+
+        asyncio.run(main())
+
+    return agent
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["tasks", "threads"])
+def test_an_update_that_adds_a_branch_writes_it_in_the_region_of_the_others(
+    threads: bool,
+) -> None:
+    """QA: a branch an update added made its calls live after the other branches' calls,
+    served at once, were all made; it was written after their region, so the golden held
+    its calls to after theirs, and its replay failed when the branch came first."""
+    from opswald.writeback import blessed
+
+    golden = _record(_branches("ABC", threads=threads))
+    update = execute(
+        golden, _branches("ABCD", late="D", threads=threads), settings=RunSettings(policy="update")
+    )
+    assert update.agent_traceback is None, update.agent_traceback
+    written = files.loads(files.dumps(blessed(golden, update).session))
+    steps = written.step_list
+    lanes: dict[str, set[Any]] = {}
+    for s in steps:
+        lanes.setdefault(_task_of(s)[0], set()).add(s.lane)
+    assert all(len(v) == 1 for v in lanes.values()), lanes
+    assert len({lanes[b].pop() for b in "ABCD"} | lanes["p"]) == 5, lanes
+    calls = [s for s in steps if s.type != "state"]
+    region_of, _ = regions(calls, lane_parents(written.metadata.get("lane_parents")))
+    by_task = {_task_of(c) + c.type: r for c, r in zip(calls, region_of, strict=True)}
+    assert {by_task[f"D{r}{t}"] for r in range(2) for t in ("llm_call", "tool_call")} == {
+        by_task["A0llm_call"]
+    }, by_task
+    for late in ("", "ABC"):  # the added branch last, as when updated, and first
+        again = execute(
+            written, _branches("ABCD", late=late, threads=threads), settings=RunSettings()
+        )
+        assert judge(written, again).passed, (late, judge(written, again).failures)
+
+
+def test_a_branch_an_update_adds_before_another_begins_does_not_share_its_lane() -> None:
+    """QA: the added branch's first call, made live before another branch's first, was
+    compared with that branch's call and took its lane; that branch's served calls then
+    went on in it too, so the golden had two branches in one lane."""
+    from opswald.writeback import blessed
+
+    golden = _record(_branches("ABC"))
+    update = execute(golden, _branches("ABCD", late="B"), settings=RunSettings(policy="update"))
+    assert update.agent_traceback is None, update.agent_traceback
+    written = blessed(golden, update).session
+    lanes: dict[str, set[Any]] = {}
+    for s in written.step_list:
+        lanes.setdefault(_task_of(s)[0], set()).add(s.lane)
+    assert [len(lanes[b]) for b in "ABCD"] == [1, 1, 1, 1], lanes
+    assert len(set().union(*(lanes[b] for b in "ABCD"))) == 4, lanes
+    assert {s.lane for s in written.step_list if _task_of(s)[0] == "B"} == {
+        s.lane for s in golden.step_list if _task_of(s)[0] == "B"
+    }
+    parents = written.metadata.get("lane_parents")
+    assert parents is not None and len(parents) == 5, parents
+    assert parents[lanes["D"].pop() - 1] == 1, parents
+
+
+def _sub_agent_after_gather(changed: str = "") -> Any:
+    """A gather of two branches, then a sub-agent task awaited, then a last turn."""
+
+    def agent(_: Any) -> None:
+        async def main() -> None:
+            await _turn("plan")
+            await asyncio.gather(*(_turn(b) for b in "AB"))
+            await asyncio.create_task(_turn("C" + ("x" if changed == "C" else "")))
+            await _turn("post" + ("x" if changed == "post" else ""))
+
+        asyncio.run(main())
+
+    return agent
+
+
+@pytest.mark.parametrize("changed", ["C", "post"])
+def test_an_update_leaves_calls_made_after_a_gather_in_order_after_it(changed: str) -> None:
+    """A sub-agent the golden has run after a gather, and the starter's own next call,
+    changed in an update: written after the gather's region, in order, not in it."""
+    from opswald.writeback import blessed
+
+    golden = _record(_sub_agent_after_gather())
+    update = execute(
+        golden, _sub_agent_after_gather(changed), settings=RunSettings(policy="update")
+    )
+    assert update.agent_traceback is None, update.agent_traceback
+    written = blessed(golden, update).session
+    calls = [s for s in written.step_list if s.type != "state"]
+    region_of, _ = regions(calls, lane_parents(written.metadata.get("lane_parents")))
+    after = [r for c, r in zip(calls, region_of, strict=True) if _task_of(c)[0] in "Cp"]
+    assert after == [-1] * 6, list(zip([_task_of(c) for c in calls], region_of, strict=True))
+    sub, post = ("Cx", "post") if changed == "C" else ("C", "postx")
+    assert [_task_of(c) for c in calls][-4:] == [sub, sub, post, post]

@@ -68,10 +68,13 @@ def blessed(golden: Session, run: Run) -> Blessed:
     # task: written with the lanes of the run, the served calls' too (`Context._lanes_anew`)
     anew = run.policy == "update" and all(s.lane is None for s in golden.step_list)
     anew = anew and any(s.lane is not None for s in actual)
+    order = [source.get(k, k) for k in range(len(actual))]  # the run's step in each place
+    if run.policy == "update":
+        order = _added_to_regions(golden, run, order, replaced)
     placed: dict[int, int] = {}  # a golden step a live call replaced → that call's number
     regional_at: set[int] = set()  # where in `steps` the snapshots of regions went
     for k, here in enumerate(actual):
-        j = source.get(k, k)  # the step of the run written in this place
+        j = order[k]  # the step of the run written in this place
         step, number = actual[j], actual[j].step
         recorded = run.served.get(number)
         if j in replaced:  # a call that replaced the golden's
@@ -130,6 +133,92 @@ def blessed(golden: Session, run: Run) -> Blessed:
     )
     session.steps = steps
     return Blessed(session=session, renumbered=renumbered)
+
+
+def _added_to_regions(
+    golden: Session, run: Run, order: list[int], replaced: dict[int, Placed]
+) -> list[int]:
+    """`order` (the run's step written in each place) with each branch an update ran live
+    that would be written next to a concurrency region, and not in it, moved into it.
+
+    A branch an update adds to a gather (or whose calls all changed) makes its calls live
+    while the other branches' calls are served at once: they may all be made before its
+    first, so it would be written after their region, with no call of another lane
+    between, and the golden written would hold its calls to after the others' on the next
+    replay, which makes them in any order. So its first call is written before the
+    region's last one (or its last call after the region's first, when it came before
+    the region): its lane then ran together with the region's. Not for a lane that
+    started the region's lanes (a starter's next call after a gather), nor for a lane the
+    golden has outside any region (a sub-agent run after the gather, in order then)."""
+    actual = run.actual.step_list
+
+    def lane_at(j: int) -> int | None:
+        if j in replaced:
+            return replaced[j][1].get("lane", actual[j].lane)
+        return actual[j].lane
+
+    calls = [k for k, j in enumerate(order) if not isinstance(actual[j], StateStep)]
+    live: set[int] = set()  # the lanes with calls made live
+    for j in order:
+        lane = lane_at(j)
+        if lane is not None and not isinstance(actual[j], StateStep):
+            if actual[j].step not in run.served:
+                live.add(lane)
+    g_calls: list[AnyStep] = [s for s in golden.step_list if not isinstance(s, StateStep)]
+    if any(s.lane is not None for s in g_calls):
+        g_region, _ = regions(g_calls, lane_parents(golden.metadata.get(LANE_PARENTS)))
+        joined = {c.lane for c, r in zip(g_calls, g_region, strict=True) if r >= 0}
+        live -= {c.lane for c in g_calls} - joined  # in order when recorded: left so
+    if not live:
+        return order
+    parents = lane_parents(run.actual.metadata.get(LANE_PARENTS))
+    order = list(order)
+    for _ in range(len(live)):  # each move may bring the next branch next to a region
+        written: list[AnyStep] = []
+        for k in calls:
+            j = order[k]
+            step, lane = run.served.get(actual[j].step) or actual[j], lane_at(j)
+            written.append(step if step.lane == lane else step.model_copy(update={"lane": lane}))
+        region_of, _ = regions(written, parents)
+        lanes: dict[int, list[int]] = {}  # by lane: where its calls are in `written`
+        for i, step in enumerate(written):
+            if step.lane is not None:
+                lanes.setdefault(step.lane, []).append(i)
+        moved = False
+        for lane in sorted(live):
+            at = lanes.get(lane)
+            if not at or any(region_of[i] >= 0 for i in at):
+                continue
+            first, last = at[0], at[-1]
+            if first > 0 and region_of[first - 1] >= 0:  # just after a region
+                # (a region's calls are one run): its first call before the region's last
+                r, source, to = region_of[first - 1], first, first - 1
+            elif last + 1 < len(written) and region_of[last + 1] >= 0:  # just before one
+                r, source, to = region_of[last + 1], last, last + 1  # after its first
+            else:
+                continue
+            members = {written[i].lane for i in range(len(written)) if region_of[i] == r}
+            if lane in _ancestors(members, parents):
+                continue  # the lane that started the region's: its next call after them
+            k_from, k_to = calls[source], calls[to]
+            order.insert(k_to, order.pop(k_from))
+            moved = True
+            break
+        if not moved:
+            break
+    return order
+
+
+def _ancestors(lanes: set[int | None], parents: Mapping[int, int]) -> set[int]:
+    """The lanes that started `lanes` and waited for them, and those that started those."""
+    out: set[int] = set()
+    todo = [parents.get(lane) for lane in lanes if lane is not None]
+    while todo:
+        parent = todo.pop()
+        if parent and parent not in out:
+            out.add(parent)
+            todo.append(parents.get(parent))
+    return out
 
 
 # a call an update replaced: the golden step it was written in the place of, and the lane

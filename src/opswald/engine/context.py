@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -681,6 +681,12 @@ class Context:
         self._task_lanes: set[int] = set()  # the lanes of tasks
         self._lane_ended: dict[int, float] = {}  # when a task's lane ended (perf_counter)
         self._lane_begun: dict[int, list[float]] = {}  # when each lane's live calls began
+        # a flow whose first call ran live and took the golden's one lane left (`lane`),
+        # and its calls' step numbers: another flow whose served call has that lane was
+        # the branch recorded in it, and the guess moves to a new lane (`_relaned`)
+        self._guessed: dict[object, int] = {}
+        self._guessed_calls: dict[object, list[int]] = {}
+        self._relaned: dict[int, int] = {}  # step number → the lane it moved to
         # streamed answers passed on to the agent and not ended yet (intercept/tee.py), by
         # step number: each records its step when it ends, or when the run ends first
         self.unended: dict[int, Callable[[], None]] = {}
@@ -733,6 +739,8 @@ class Context:
                 if slot is None:
                     continue
                 number = len(steps) + 1
+                if self._relaned and slot.step in self._relaned:
+                    slot = slot.model_copy(update={"lane": self._relaned[slot.step]})
                 if slot.step != number:
                     if slot.step in self.served:
                         served[number] = self.served[slot.step]
@@ -954,6 +962,10 @@ class Context:
                 if served is not None
                 else self.lane(self._replaced_here(number), replaced=True)
             )
+            if self._guessed:
+                flow = self._current_flow()
+                if flow in self._guessed:
+                    self._guessed_calls.setdefault(flow, []).append(number)
             if number == self.fork_step and self.diverged_in is not None:
                 self.diverged_flow = self._current_flow()  # set for it by `lane` now
             if served is None or self._lanes_anew:
@@ -1006,13 +1018,15 @@ class Context:
         recorded = served.lane if served is not None else None
         if recorded is not None and replaced:
             held = self._lanes.get(flow)
-            # a pool's thread (no context of the run's) runs one branch after another
-            pooled = isinstance(flow, _Flow) and self._flow_starter.get(flow) is None
-            if (held is not None and held != recorded and not pooled) or any(
-                lane == recorded and other is not flow for other, lane in self._lanes.items()
-            ):
+            if (
+                held is not None and held != recorded and not _pooled(flow, self._flow_starter)
+            ) or any(lane == recorded and other is not flow for other, lane in self._lanes.items()):
                 recorded = None  # its own lane, or a new one
         if recorded is not None:
+            if self._guessed:
+                self._unguess(recorded, flow)
+            if replaced and flow not in self._lanes and not _pooled(flow, self._flow_starter):
+                self._guessed[flow] = recorded  # a changed branch, or one the golden lacks
             self._lanes[flow] = recorded
             free.discard(recorded)
             if recorded > self._lane_top:
@@ -1022,11 +1036,32 @@ class Context:
         if lane is None:
             if len(free) == 1:  # the one branch of the golden not seen yet
                 lane = free.pop()
+                if not _pooled(flow, self._flow_starter):
+                    self._guessed[flow] = lane
             else:
                 lane = self._lane_top = self._lane_top + 1
                 self._started_by(lane, flow, starter)
             self._lanes[flow] = lane
         return lane
+
+    def _unguess(self, lane: int, flow: object) -> None:
+        """A served call of `flow` has `lane`, which another flow took as the golden's one
+        lane left when its first call ran live: that flow was a branch the golden does not
+        have (an update that added one), and goes on in a new lane, its calls so far too.
+        Called under the lock."""
+        for other, guessed in list(self._guessed.items()):
+            if guessed != lane or other is flow or self._lanes.get(other) != lane:
+                continue
+            del self._guessed[other]
+            moved = self._lane_top = self._lane_top + 1
+            self._lanes[other] = moved
+            for number in self._guessed_calls.pop(other, ()):
+                self._relaned[number] = moved
+                if number in self._open_lanes:
+                    self._open_lanes[number] = moved
+            if lane in self._lane_begun:  # the live calls of the lane so far were its
+                self._lane_begun[moved] = self._lane_begun.pop(lane)
+            self._started_by(moved, other, self._flow_starter.get(other))
 
     def _flow(self) -> tuple[object, object | None]:
         """The flow of control making a call, and the flow whose context it started
@@ -1966,6 +2001,12 @@ class _Flow:
 
 # a task's starter waited for it when its next call came within this of the task's end
 _WAITED_S = 0.001
+
+
+def _pooled(flow: object, starters: Mapping[object, object | None]) -> bool:
+    """Whether `flow` is a pool's thread (no context of the run's), which runs one
+    branch after another in one lane: the lane is not a branch's."""
+    return isinstance(flow, _Flow) and starters.get(flow) is None
 
 
 def _now() -> str:
