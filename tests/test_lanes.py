@@ -629,7 +629,11 @@ def test_an_update_writes_each_changed_call_of_a_branch_in_its_golden_steps_plac
 
 def _pooled_changed(changed: str) -> Any:
     def agent(_: Any) -> list[Any]:
+        together = threading.Barrier(3)  # a thread a branch (a loaded machine may start
+        # one thread only, which runs the three one after the other: no lanes then)
+
         def branch(name: str) -> list[str]:
+            together.wait(5)
             out = []
             for r in range(2):
                 task = f"{name}{r}" + ("!" if name == changed else "")

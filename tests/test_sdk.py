@@ -379,6 +379,32 @@ def test_changed_prompt_names_the_step_with_a_normalised_diff(
     assert "x-stainless" not in out and "authorization" not in out.lower()
 
 
+@pytest.mark.parametrize(
+    ("mode", "variable"), [("openai_chat", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY")]
+)
+def test_a_replay_without_an_api_key_says_to_set_one_and_an_update_writes_nothing(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: str, variable: str
+) -> None:
+    """The SDKs refuse to make a request with no key, also in a replay that sends none:
+    the fix is the key, not an update (which would write the SDK's error as the golden)."""
+    _record(sdk_project, monkeypatch, mode)
+    path = sdk_project.path / GOLDEN
+    before = path.read_bytes()
+    monkeypatch.delenv(variable)
+    fix = f"set {variable} to any value ({variable}=unused): the SDK wants a key before it "
+    result = sdk_project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the agent raised*", f"fix: {fix}*"])
+    update = sdk_project.runpytest("--opswald-goldens", "--opswald-update")
+    update.assert_outcomes(failed=1)
+    update.stdout.fnmatch_lines(
+        [f"fix: not written: an update does not bless a crash the golden did not have; {fix}*"]
+    )
+    assert path.read_bytes() == before
+    monkeypatch.setenv(variable, "unused")
+    sdk_project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
 SEEN_HOOK = """
 import json
 

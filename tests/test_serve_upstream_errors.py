@@ -130,7 +130,8 @@ def test_an_update_whose_live_part_cannot_reach_the_provider_replays_the_same_fa
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, refused: str
 ) -> None:
     """A golden recorded with a reachable provider, its input changed, updated while the
-    provider is unreachable: the live call is one step with the error, and the golden
+    provider is unreachable: the agent's crash is not blessed, and the golden stays as it
+    was; recorded again so, the live call is one step with the error, and the golden
     written replays green."""
     with FakeProvider(script=[{"content": "Rome."}]) as fp:
         monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
@@ -138,10 +139,16 @@ def test_an_update_whose_live_part_cannot_reach_the_provider_replays_the_same_fa
         assert first.ret == 0, first.stdout.str()
     golden = project.path / GOLDEN
     golden.write_text(golden.read_text().replace("[one]", "[two]").replace("- one", "- two"))
+    before = golden.read_bytes()
     monkeypatch.setenv("OPENAI_BASE_URL", refused)
     updated = _run(project, "--opswald-update")
     _no_server_traceback(updated)
-    assert "1 golden updated" in updated.stdout.str(), updated.stdout.str()
+    updated.assert_outcomes(failed=1)
+    updated.stdout.fnmatch_lines(["*not written: an update does not bless a crash*"])
+    assert golden.read_bytes() == before
+    rerecorded = _run(project, "--opswald-mode=rerecord")
+    _no_server_traceback(rerecorded)
+    assert "1 golden recorded" in rerecorded.stdout.str(), rerecorded.stdout.str()
     step = _unreachable_step(project, refused)
     assert step.input.messages == [{"role": "user", "content": "two"}]
 

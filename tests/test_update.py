@@ -239,6 +239,46 @@ def test_expected_error_golden(project: pytest.Pytester, monkeypatch: pytest.Mon
     result.stdout.fnmatch_lines(["*step 6*the agent made a call the golden does not have*"])
 
 
+@pytest.mark.parametrize("variant", ["raise", "keyerror"])
+def test_an_update_does_not_bless_a_crash_the_golden_did_not_have(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, variant: str
+) -> None:
+    """A bug in the agent (or a missing key) written as what it should do would pass from
+    then on: the update leaves the golden failing and unwritten; a recording writes it."""
+    record(project)
+    path = project.path / GOLDEN
+    before = path.read_bytes()
+    monkeypatch.setenv("AGENT_VARIANT", variant)
+    replay = project.runpytest("--opswald-goldens")
+    replay.assert_outcomes(failed=1)
+    replay.stdout.fnmatch_lines(
+        [
+            "*the agent raised*",
+            "*fix: fix the agent (an update does not bless a crash the golden did not have);"
+            " if failing is now what the agent should do, record the golden again with"
+            " --opswald-mode=rerecord",
+        ]
+    )
+    assert "accept it with --opswald-update" not in replay.stdout.str()
+    update = project.runpytest("--opswald-goldens", "--opswald-update")
+    update.assert_outcomes(failed=1)
+    update.stdout.fnmatch_lines(
+        [
+            "*the agent raised*",
+            "*fix: not written: an update does not bless a crash the golden did not have;"
+            " fix the agent; if failing*--opswald-mode=rerecord",
+        ]
+    )
+    assert path.read_bytes() == before
+    again = project.runpytest(
+        "--opswald-goldens", "--opswald-mode=rerecord", "--opswald-allow-side-effects"
+    )
+    assert again.ret == 0, again.stdout.str()
+    error = load(path).error
+    raised = "RuntimeError" if variant == "raise" else "KeyError"
+    assert error is not None and error.type == raised
+
+
 @pytest.mark.parametrize(
     ("setting", "variant", "accepting"),
     [

@@ -550,9 +550,9 @@ def test_several_variants_that_would_write_one_golden_are_a_usage_error(
 @pytest.mark.parametrize(
     ("given", "fix"),
     [
-        (["--opswald-modify", "model=sim-large"], "--opswald-update and the same --opswald-modify"),
+        (["--opswald-modify", "model=big"], "--opswald-update and the same --opswald-modify"),
         (
-            ["--opswald-variant", "big:model=sim-large"],
+            ["--opswald-variant", "big:model=big"],
             "--opswald-update and this --opswald-variant alone",
         ),
     ],
@@ -571,7 +571,7 @@ def test_the_fix_line_of_a_modified_run_names_an_update_that_writes_it(
     bench.runpytest("--opswald-goldens", "goldens/", "--opswald-update").assert_outcomes(passed=1)
     assert path.read_text() == before, "a plain update writes nothing"
     result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-update", *given)
-    assert path.read_text() != before and "sim-large" in path.read_text()
+    assert path.read_text() != before and "model: big" in path.read_text()
     bench.runpytest("--opswald-goldens", "goldens/", *given).assert_outcomes(passed=1)
 
 

@@ -27,6 +27,8 @@ from opswald.engine.context import (
 from opswald.engine.normalize import RequestRules
 from opswald.engine.replay import call_hook
 from opswald.engine.run import (
+    CRASH_INTENDED,
+    CRASH_NOT_BLESSED,
     NEVER_BLESSED,
     ReplayResult,
     RunSettings,
@@ -37,6 +39,7 @@ from opswald.engine.run import (
     golden_step_modifications,
     judge,
     keys_lost,
+    missing_key,
     no_data_form,
     not_blessable,
     recorded_under,
@@ -624,6 +627,18 @@ def _write(
             total,
             "not written: the agent failed on what replay handed it, not on its own; "
             + retyped[0].answer_type,
+        )
+    if result.policy == "update" and golden.error is None and run.actual.error is not None:
+        # a crash blessed would pass from then on (the agent's error only has to stay the
+        # same): a bug, or a missing key, written as what the agent should do
+        crashed = [f for f in result.verdict.failures if f.kind == "agent_error"]
+        key = missing_key(Verdict(findings=tuple(crashed)))
+        _not_written(
+            crashed or list(result.verdict.failures),
+            result,
+            settings,
+            total,
+            f"not written: {CRASH_NOT_BLESSED}; {key or 'fix the agent; ' + CRASH_INTENDED}",
         )
     needs = unconfigured(result.verdict.failures)
     if needs:  # every run fails the same until it is configured, whatever the golden holds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import traceback
@@ -620,6 +621,40 @@ def side_effects_ahead(
     return tuple(dict.fromkeys(names))
 
 
+# an SDK's error for a client made with no key: its environment variable, where it says it
+_KEY_VARIABLE = re.compile(r"\b([A-Z][A-Z0-9_]*_API_KEY)\b")
+
+
+def missing_key(verdict: Verdict) -> str:
+    """What to set when the agent raised, where the golden finished, an SDK's error for
+    a client made with no API key (the `openai` SDK's when the client is made, the
+    `anthropic` SDK's when it sends), or "": a replay sends nothing, but the SDK wants a
+    key first."""
+    for finding in verdict.failures:
+        if finding.kind != "agent_error":
+            continue
+        named = _KEY_VARIABLE.search(finding.message)
+        if named is not None:
+            variable = named.group(1)
+        elif "authentication method" in finding.message and "api_key" in finding.message:
+            variable = "ANTHROPIC_API_KEY"
+        else:
+            continue
+        return (
+            f"set {variable} to any value ({variable}=unused): the SDK wants a key before it "
+            "sends a request, and a replay sends none"
+        )
+    return ""
+
+
+CRASH_NOT_BLESSED = "an update does not bless a crash the golden did not have"
+CRASH_INTENDED = (
+    "if failing is now what the agent should do, record the golden again with "
+    "--opswald-mode=rerecord"
+)
+CRASH_FIX = f"fix the agent ({CRASH_NOT_BLESSED}); {CRASH_INTENDED}"
+
+
 def fix_line(
     verdict: Verdict,
     expect: Expect | None = None,
@@ -688,6 +723,8 @@ def fix_line(
             "a fork is judged, never written: to make this path the golden, change the agent "
             f"and run {update} (without a fork)"
         )
+    if "agent_error" in kinds:  # the agent raised where the golden finished
+        return missing_key(verdict) or CRASH_FIX
     if expect is not None and kinds == {"output"} and _against_value(expect):
         return (
             f"{update} cannot fix this: it rewrites the golden, never its `expect:`; "
