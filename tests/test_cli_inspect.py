@@ -12,7 +12,7 @@ import pytest
 
 import opswald
 from opswald.cli import main
-from opswald.terminal import clip, display_width
+from opswald.terminal import clip, display_width, wrapped
 from opswald.upgrade import MIGRATIONS
 
 GOLDENS = Path(__file__).parent.parent / "goldens"
@@ -761,6 +761,34 @@ def test_diff_lines_fit_the_terminal_width(capsys: pytest.CaptureFixture[str]) -
     assert code == 1
     assert "removed" in out and "figures:" in out
     assert max(display_width(line) for line in out.splitlines()) <= 80, out
+
+
+def test_diff_wraps_a_changed_value_rather_than_cutting_the_change_away(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A long system prompt changed at its end, at 80 columns (a pipe, a CI log): the
+    lines were cut at the width, with the change in the part cut away."""
+    said = "You are a travel assistant. Use the tools; never invent bookings."
+    longer = said + " Check every booking reference twice before you answer. Be brief."
+    golden = tmp_path / "a.golden.yaml"
+    golden.write_text(REFUND.read_text().replace(said, longer))
+    actual = tmp_path / "b.golden.yaml"
+    actual.write_text(REFUND.read_text().replace(said, longer.replace("brief", "kind")))
+    code, out, _ = run(capsys, "diff", str(golden), str(actual))
+    assert code == 1
+    assert max(display_width(line) for line in out.splitlines()) <= 80, out
+    joined = " ".join(line.strip() for line in out.splitlines())
+    assert "- '" + longer + "'" in joined, out
+    assert "+ '" + longer.replace("brief", "kind") + "'" in joined, out
+
+
+def test_wrapped_lines_keep_every_character() -> None:
+    text = "    step 1 › content: '" + "a" * 150 + "' → 'short " + "查" * 50 + "'"
+    lines = wrapped(text, 40)
+    assert all(display_width(line) <= 40 for line in lines), lines
+    assert "".join(lines).replace(" ", "") == text.replace(" ", ""), lines
+    assert lines[0].startswith("    step 1")
+    assert all(line.startswith("      ") for line in lines[1:])
 
 
 def test_show_measures_wide_characters_in_columns(

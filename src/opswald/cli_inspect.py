@@ -533,7 +533,10 @@ def _diff_sessions(args: argparse.Namespace) -> int:
         _say_wrapped(legend, width)
         for change in shown:
             for line in change["lines"]:
-                print(_clip(line, width))
+                if change["whole_step"]:  # a step added or removed: its gist, one line
+                    print(_clip(line, width))
+                else:  # what changed, whole: a cut line may hide the change itself
+                    _say_wrapped(line, width)
         if len(found) > args.limit:
             noun = "difference" if args.limit == 1 else "differences"
             print(f"... more than {args.limit} {noun}; raise --limit to see them")

@@ -104,22 +104,39 @@ def clip(text: str, width: int) -> str:
 def wrapped(text: str, width: int) -> list[str]:
     """`text`, one line of a message, broken at spaces into lines of at most `width`
     columns, the later lines indented two more than the first; a word longer than a line
-    is cut (`clip`)."""
+    goes on over as many lines as it needs (nothing is cut)."""
     if display_width(text) <= width:
         return [text]
     indent = " " * (len(text) - len(text.lstrip(" ")))
+    later = indent + "  "
     lines: list[str] = []
     line = ""
     for word in text.strip(" ").split(" "):
-        lead = indent if not lines else indent + "  "
-        candidate = f"{line} {word}" if line else f"{lead}{word}"
-        if line and display_width(candidate) > width:
-            lines.append(clip(line, width))
-            line = f"{indent}  {word}"
-        else:
+        candidate = f"{line} {word}" if line else f"{later if lines else indent}{word}"
+        if display_width(candidate) <= width:
             line = candidate
-    lines.append(clip(line, width))
+            continue
+        if line:
+            lines.append(line)
+        lead, rest = (later if lines else indent), word
+        while display_width(lead + rest) > width:  # a word wider than a line: in pieces
+            piece = _fitting(rest, width - display_width(lead))
+            lines.append(lead + piece)
+            lead, rest = later, rest[len(piece) :]
+        line = lead + rest
+    lines.append(line)
     return lines
+
+
+def _fitting(text: str, columns: int) -> str:
+    """The longest start of `text` that takes at most `columns` columns (one character at
+    least, so that a narrow line still moves on)."""
+    used = 0
+    for i, c in enumerate(text):
+        used += display_width(c)
+        if used > columns:
+            return text[: max(i, 1)]
+    return text
 
 
 def counted(n: int, noun: str) -> str:
