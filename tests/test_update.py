@@ -1073,3 +1073,24 @@ def test_an_update_of_a_hand_written_golden_keeps_it_lenient_where_it_keeps_its_
     verdict = judge(written, execute(written, agent, settings=RunSettings()))
     assert verdict.passed, verdict.findings
     assert "recorded_with" not in written.metadata
+
+
+@pytest.mark.parametrize(
+    ("variant", "changed", "noise"),
+    [("prompt", "input.messages", True), ("temperature", "input.params", False)],
+)
+def test_the_hint_of_a_changed_request_offers_ignoring_noise_only_for_messages(
+    project: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    variant: str,
+    changed: str,
+    noise: bool,
+) -> None:
+    """A date or an id in a message may be noise to ignore; another model, parameter or
+    set of tools is the agent's choice, never noise (the hint offered to ignore it)."""
+    record(project)
+    monkeypatch.setenv("AGENT_VARIANT", variant)
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*hint: the request of step 4 changed in {changed}*"])
+    assert ("if the change is noise" in result.stdout.str()) is noise

@@ -810,9 +810,13 @@ def _recorded_at(recorded: Any, d: Difference) -> str:
 
 def _request_hint(diffs: list[Any], step: int) -> str:
     fields = sorted({d.where.split(" › ", 1)[-1].split("[", 1)[0] for d in diffs})
+    said = f"the request of step {step} changed in {', '.join(fields[:4])}"
+    if not any(field.startswith("input.messages") for field in fields):
+        # the model, the provider, the tools offered, a parameter: a choice, never noise
+        return said
     return (
-        f"the request of step {step} changed in {', '.join(fields[:4])}; if the change is "
-        "noise (dates, ids), add it to expect.requests.ignore or expect.requests.normalize"
+        f"{said}; if the change is noise (dates, ids), add it to expect.requests.ignore or "
+        "expect.requests.normalize"
     )
 
 
