@@ -92,7 +92,7 @@ _Loc = tuple[str | int, ...]
 _Event = tuple[str, Any, int]
 
 _TMP_SUFFIX = ".opswald-tmp"
-_SHAPE = "a golden must be a mapping with at least `name` and `input`"
+_SHAPE = "a golden must be a mapping with at least `input` (its file name names it if no `name`)"
 _STEP_TYPES = ", ".join(typing.get_args(StepType))
 _NO_WRAP = 1 << 30
 
