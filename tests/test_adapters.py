@@ -359,9 +359,11 @@ def _package(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: s
     _setup(pytester, monkeypatch, spec)
     pytester.mkpydir("myagent")
     (pytester.path / "myagent" / "main.py").write_text(
+        "import opswald\n\n\n"
         "def helper(q):\n    return len(q)\n\n\n"
-        "def run(input):\n    return {'n': helper(input['q'])}\n"
-    )
+        "@opswald.tool\ndef lookup(q):\n    return q\n\n\n"
+        "def run(input):\n    return {'n': helper(lookup(input['q']))}\n"
+    )  # `lookup` is a step of the agent: never named as one
 
 
 @pytest.mark.parametrize(
@@ -370,8 +372,8 @@ def _package(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, spec: s
         (
             "myagent.main",
             "opswald_adapter = 'myagent.main' names a module, not a callable: it wants "
-            "'package.module:callable'; myagent.main defines helper, run: for example "
-            "'myagent.main:run'",
+            "'package.module:callable'; myagent.main defines helper, run\n"
+            "fix: name one of them, for example 'myagent.main:run'",
         ),
         (
             "myagent",
@@ -409,7 +411,7 @@ def test_a_setting_that_names_a_module_says_so(
             "agent:nosuch",
             [
                 "opswald_adapter = 'agent:nosuch': 'agent' has no attribute 'nosuch'; agent "
-                "defines lookup, run, Agent, CallableAgent, no_input, ...",
+                "defines run, Agent, CallableAgent, no_input, keyword_only, ...",  # no tool
                 "fix: name one of them, for example 'agent:run'",
             ],
         ),

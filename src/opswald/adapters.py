@@ -336,6 +336,15 @@ def _path_of(module: Any) -> list[str]:
     return [str(p) for p in path] if path is not None else []
 
 
+def _recorded_call(fn: Any) -> bool:
+    """Whether `fn` is an `@opswald.tool` or `@opswald.llm` function: a step of the
+    agent, never the agent itself."""
+    from opswald import instrument
+
+    code = getattr(fn, "__code__", None)
+    return code is not None and code.co_filename == instrument.__file__
+
+
 def _takes_input(fn: Any) -> bool:
     return callable(fn) and not inspect.isclass(fn) and mismatch(fn) is None
 
@@ -350,6 +359,7 @@ def _defined(obj: Any) -> list[str]:
             if not key.startswith("_")
             and (inspect.isfunction(value) or inspect.isclass(value))
             and getattr(value, "__module__", None) == obj.__name__
+            and not _recorded_call(value)
         ]
     methods = (staticmethod, classmethod)
     return [
@@ -369,9 +379,13 @@ def _names_a_module(spec: str, module: Any, setting: str | None) -> str:
     text = f"{subject} names a module, not a callable: it wants 'package.module:callable'"
     if not defined:
         return text
-    example = "run" if "run" in defined else defined[0]
+    takes = [n for n in defined if _takes_input(getattr(module, n, None))] or defined
+    example = "run" if "run" in takes else takes[0]
     more = ", ..." if len(defined) > 5 else ""
-    return f"{text}; {name} defines {', '.join(defined[:5])}{more}: for example '{name}:{example}'"
+    return (
+        f"{text}; {name} defines {', '.join(defined[:5])}{more}\n"
+        f"fix: name one of them, for example '{name}:{example}'"
+    )
 
 
 def _import(module_name: str, root: Path | None) -> Any:
