@@ -1547,12 +1547,20 @@ def test_a_gather_followed_by_a_thread_run_was_waited_for() -> None:
     assert not judge(golden, moved).passed
 
 
-def _branches(names: str, *, late: str = "", threads: bool = False) -> Any:
+def _branches(
+    names: str, *, late: str = "", threads: bool = False, together: bool = False
+) -> Any:
     """A gather of branches of two turns each; the branches in `late` start 50 ms after
-    the others (so their calls come after all of the others' when those are served)."""
+    the others (so their calls come after all of the others' when those are served);
+    `together`: threads that all begin at once (a loaded machine may start one only once
+    another has ended)."""
 
     def agent(_: Any) -> None:
+        barrier = threading.Barrier(len(names)) if together else None
+
         def in_thread(name: str) -> None:
+            if barrier is not None:
+                barrier.wait(5)
             time.sleep(0.05 if name in late else 0)
             for r in range(2):
                 ask_sync(model="m", messages=[{"role": "user", "content": f"{name}{r}"}])
@@ -1576,18 +1584,21 @@ def _branches(names: str, *, late: str = "", threads: bool = False) -> Any:
     return agent
 
 
+@pytest.mark.parametrize("added", ["D", "DE"])
 @pytest.mark.parametrize("threads", [False, True], ids=["tasks", "threads"])
 def test_an_update_that_adds_a_branch_writes_it_in_the_region_of_the_others(
-    threads: bool,
+    threads: bool, added: str
 ) -> None:
     """QA: a branch an update added made its calls live after the other branches' calls,
     served at once, were all made; it was written after their region, so the golden held
-    its calls to after theirs, and its replay failed when the branch came first."""
+    its calls to after theirs, and its replay failed when the branch came first. Two
+    branches added made a region of their own, after the others'."""
     from opswald.writeback import blessed
 
-    golden = _record(_branches("ABC", threads=threads))
+    names = "ABC" + added
+    golden = _record(_branches("ABC", threads=threads, together=True))
     update = execute(
-        golden, _branches("ABCD", late="D", threads=threads), settings=RunSettings(policy="update")
+        golden, _branches(names, late=added, threads=threads), settings=RunSettings(policy="update")
     )
     assert update.agent_traceback is None, update.agent_traceback
     written = files.loads(files.dumps(blessed(golden, update).session))
@@ -1596,16 +1607,16 @@ def test_an_update_that_adds_a_branch_writes_it_in_the_region_of_the_others(
     for s in steps:
         lanes.setdefault(_task_of(s)[0], set()).add(s.lane)
     assert all(len(v) == 1 for v in lanes.values()), lanes
-    assert len({lanes[b].pop() for b in "ABCD"} | lanes["p"]) == 5, lanes
+    assert len({lanes[b].pop() for b in names} | lanes["p"]) == len(names) + 1, lanes
     calls = [s for s in steps if s.type != "state"]
     region_of, _ = regions(calls, lane_parents(written.metadata.get("lane_parents")))
     by_task = {_task_of(c) + c.type: r for c, r in zip(calls, region_of, strict=True)}
-    assert {by_task[f"D{r}{t}"] for r in range(2) for t in ("llm_call", "tool_call")} == {
-        by_task["A0llm_call"]
-    }, by_task
-    for late in ("", "ABC"):  # the added branch last, as when updated, and first
+    assert {
+        by_task[f"{b}{r}{t}"] for b in added for r in range(2) for t in ("llm_call", "tool_call")
+    } == {by_task["A0llm_call"]}, by_task
+    for late in ("", "ABC"):  # the added branches last, as when updated, and first
         again = execute(
-            written, _branches("ABCD", late=late, threads=threads), settings=RunSettings()
+            written, _branches(names, late=late, threads=threads), settings=RunSettings()
         )
         assert judge(written, again).passed, (late, judge(written, again).failures)
 

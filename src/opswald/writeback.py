@@ -187,14 +187,18 @@ def _added_to_regions(
         moved = False
         for lane in sorted(live):
             at = lanes.get(lane)
-            if not at or any(region_of[i] >= 0 for i in at):
+            if not at:
                 continue
+            # (a region's calls are one run: the call next to a lane's first or last call
+            # is in another region only when that call begins or ends its own region, or
+            # the lane is in none; two branches added together make a region of their own)
             first, last = at[0], at[-1]
-            if first > 0 and region_of[first - 1] >= 0:  # just after a region
-                # (a region's calls are one run): its first call before the region's last
-                r, source, to = region_of[first - 1], first, first - 1
-            elif last + 1 < len(written) and region_of[last + 1] >= 0:  # just before one
-                r, source, to = region_of[last + 1], last, last + 1  # after its first
+            before = region_of[first - 1] if first > 0 else -1
+            after = region_of[last + 1] if last + 1 < len(written) else -1
+            if before >= 0 and before != region_of[first]:  # just after a region
+                r, source, to = before, first, first - 1  # its first call before the last
+            elif after >= 0 and after != region_of[last]:  # just before one
+                r, source, to = after, last, last + 1  # its last call after the first
             else:
                 continue
             members = {written[i].lane for i in range(len(written)) if region_of[i] == r}
