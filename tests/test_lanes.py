@@ -1547,9 +1547,7 @@ def test_a_gather_followed_by_a_thread_run_was_waited_for() -> None:
     assert not judge(golden, moved).passed
 
 
-def _branches(
-    names: str, *, late: str = "", threads: bool = False, together: bool = False
-) -> Any:
+def _branches(names: str, *, late: str = "", threads: bool = False, together: bool = False) -> Any:
     """A gather of branches of two turns each; the branches in `late` start 50 ms after
     the others (so their calls come after all of the others' when those are served);
     `together`: threads that all begin at once (a loaded machine may start one only once
