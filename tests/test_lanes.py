@@ -1675,3 +1675,49 @@ def test_an_update_leaves_calls_made_after_a_gather_in_order_after_it(changed: s
     assert after == [-1] * 6, list(zip([_task_of(c) for c in calls], region_of, strict=True))
     sub, post = ("Cx", "post") if changed == "C" else ("C", "postx")
     assert [_task_of(c) for c in calls][-4:] == [sub, sub, post, post]
+
+
+def _waits_then_works(how: str, post_first: bool = False) -> Any:
+    """Branches the main task waits for (`how`), then 5 ms of its own work (reading
+    their results) before its next call; `post_first`: that call made before them."""
+
+    def agent(_: Any) -> None:
+        async def main() -> None:
+            await _turn("plan")
+            if post_first:
+                await _turn("post")
+            if how == "gather":
+                await asyncio.gather(*(_turn(b) for b in "AB"))
+            elif how == "taskgroup":
+                async with asyncio.TaskGroup() as group:
+                    for b in "AB":
+                        group.create_task(_turn(b))
+            elif how == "wait":
+                await asyncio.wait([asyncio.create_task(_turn(b)) for b in "AB"])
+            else:  # each task awaited in turn
+                for task in [asyncio.create_task(_turn(b)) for b in "AB"]:
+                    await task
+            time.sleep(0.005)  # the main task's own work, after they ended
+            if not post_first:
+                await _turn("post")
+
+        asyncio.run(main())
+
+    return agent
+
+
+@pytest.mark.parametrize("how", ["gather", "taskgroup", "wait", "await"])
+def test_tasks_waited_for_are_known_so_when_their_starter_works_before_its_next_call(
+    how: str,
+) -> None:
+    """QA: a gather's tasks were taken for waited for only when the main task's next call
+    came within a millisecond of their end; any work between (reading their results) left
+    them free of its calls, and an agent that made its last call before the gather passed."""
+    golden = _record(_waits_then_works(how))
+    lane_of = {_task_of(s): s.lane for s in golden.step_list}
+    parents = golden.metadata.get("lane_parents")
+    assert parents is not None, golden.metadata
+    assert [parents[lane_of[b] - 1] for b in "AB"] == [lane_of["plan"]] * 2, (parents, lane_of)
+    assert judge(golden, execute(golden, _waits_then_works(how), settings=RunSettings())).passed
+    moved = execute(golden, _waits_then_works(how, post_first=True), settings=RunSettings())
+    assert not judge(golden, moved).passed

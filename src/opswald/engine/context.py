@@ -680,6 +680,7 @@ class Context:
         self._lane_starter: dict[int, object] = {}  # the flow each new lane started with
         self._task_lanes: set[int] = set()  # the lanes of tasks
         self._lane_ended: dict[int, float] = {}  # when a task's lane ended (perf_counter)
+        self._lane_awaited: set[int] = set()  # tasks whose starter waited for them as they ended
         self._lane_begun: dict[int, list[float]] = {}  # when each lane's live calls began
         # a flow whose first call ran live and took the golden's one lane left (`lane`),
         # and its calls' step numbers: another flow whose served call has that lane was
@@ -1127,9 +1128,15 @@ class Context:
             self._lane_starter[lane] = starter
         if isinstance(flow, asyncio.Task):
             self._task_lanes.add(lane)
-            flow.add_done_callback(
-                lambda _: self._lane_ended.__setitem__(lane, time.perf_counter())
-            )
+            flow.add_done_callback(lambda task: self._task_ended(lane, task, starter))
+
+    def _task_ended(self, lane: int, task: asyncio.Task[Any], starter: object | None) -> None:
+        """A task's end (a done callback: its starter has not moved on yet, as the
+        callbacks that wake it run after this one): when, and whether its starter was
+        waiting for it (`_waits_for`)."""
+        self._lane_ended[lane] = time.perf_counter()
+        if _waits_for(starter, task):
+            self._lane_awaited.add(lane)
 
     def waited_parents(self) -> dict[int, int]:
         """{lane: the lane whose flow started it and waited for it}, of the lanes this run
@@ -1159,6 +1166,9 @@ class Context:
             ended = self._lane_ended.get(lane)
             if ended is None:
                 continue  # a task still running at the end was not waited for
+            if lane in self._lane_awaited:  # its starter was waiting for it as it ended
+                out[lane] = parent
+                continue
             end_of[lane] = ended
             children.setdefault(parent, []).append(lane)
         for parent, lanes in children.items():
@@ -2001,6 +2011,48 @@ class _Flow:
 
 # a task's starter waited for it when its next call came within this of the task's end
 _WAITED_S = 0.001
+
+
+def _waiting_codes() -> tuple[Any, Any]:
+    """The code of the coroutines that wait for a task group's tasks to end, and of
+    those that wait for tasks they are given (`asyncio.wait`, `asyncio.wait_for`)."""
+    group = getattr(getattr(asyncio, "TaskGroup", None), "__aexit__", None)
+    given = (getattr(asyncio.tasks, "_wait", None), getattr(asyncio.tasks, "wait_for", None))
+    return (
+        getattr(group, "__code__", None),
+        frozenset(f.__code__ for f in given if f is not None),
+    )
+
+
+_GROUP_EXIT, _WAITS_GIVEN = _waiting_codes()
+
+
+def _waits_for(starter: object, task: asyncio.Task[Any]) -> bool:
+    """Whether `starter`, suspended as `task` ends, is waiting for it: awaiting it, a
+    gather of it, `asyncio.wait` or `asyncio.wait_for` of it, or the end of the task group
+    it runs in. (A starter waiting for something else, a sleep or its own I/O, worked on
+    while the task ran in the background; one that waits through other code is left to
+    the timing `Context.waited_parents` reads.)"""
+    waiter = getattr(starter, "_fut_waiter", None)  # the future a suspended task waits on
+    if waiter is None:
+        return False
+    if waiter is task or task in getattr(waiter, "_children", ()):  # asyncio.gather's
+        return True
+    get_coro = getattr(starter, "get_coro", None)
+    coro = get_coro() if get_coro is not None else None
+    for _ in range(64):  # down the chain of coroutines it awaits
+        code = getattr(coro, "cr_code", None)
+        if code is None:
+            return False
+        if code is _GROUP_EXIT:
+            return True
+        if code in _WAITS_GIVEN:
+            found = getattr(coro, "cr_frame", None)
+            names = found.f_locals if found is not None else {}
+            if names.get("fut") is task or task in (names.get("fs") or ()):
+                return True
+        coro = getattr(coro, "cr_await", None)
+    return False
 
 
 def _pooled(flow: object, starters: Mapping[object, object | None]) -> bool:
