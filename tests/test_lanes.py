@@ -1721,3 +1721,16 @@ def test_tasks_waited_for_are_known_so_when_their_starter_works_before_its_next_
     assert judge(golden, execute(golden, _waits_then_works(how), settings=RunSettings())).passed
     moved = execute(golden, _waits_then_works(how, post_first=True), settings=RunSettings())
     assert not judge(golden, moved).passed
+
+
+def test_a_call_made_before_a_gather_that_the_golden_has_after_it_is_said_to_be_later() -> None:
+    """QA: the starter's call after a gather, made before it, was shown as another request
+    of one of the gather's calls (with the hint to ignore noise), though it was, field for
+    field, the golden's own later step."""
+    golden = _record(_waits_then_works("gather"))
+    post = next(s.step for s in golden.step_list if _task_of(s) == "post" and s.type == "llm_call")
+    run = execute(golden, _waits_then_works("gather", post_first=True), settings=RunSettings())
+    first = judge(golden, run).first
+    assert first is not None
+    assert f"the agent made a call the golden has later, as its step {post}" in first.message
+    assert "noise" not in first.suggestion, first.suggestion

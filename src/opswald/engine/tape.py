@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -270,6 +270,11 @@ class Tape:
                 if not self._request_differences(h, request):
                     found = h  # a call of the same burst or region that started in another order
                     break
+            if found is None and self._made_later(request, heads):
+                # the golden's own later call, made ahead of calls it has before it (the
+                # call after a gather made before the gather's calls): said so, not
+                # shown as another request beside one of them
+                return Match(finding=self._extra(kind, request, actual_step))
             if found is None:  # compared with the closest call of its burst no other one was
                 shown, diffs = self._closest_head(models, first_diffs, request)
                 return Match(
@@ -628,6 +633,23 @@ class Tape:
         best_diffs, best = _closest(found, request, request_of)
         self.compared.add(best.step)
         return best, best_diffs
+
+    def _made_later(self, request: dict[str, Any], heads: Sequence[AnyStep]) -> bool:
+        """Whether a model call that matches none of the calls of a concurrency region
+        the tape may serve now (`heads`) is, exactly, a later model call of the golden not
+        used yet. (Beside a call made one after the other, it is shown as that call's other
+        request: the calls after it moved up, or it was left out.)"""
+        now = {h.step for h in heads}
+        if not any(self.region_of[self.index[step]] >= 0 for step in now):
+            return False
+        return any(
+            isinstance(s, LLMCallStep)
+            and s.step not in self.used
+            and s.step not in now
+            and s.step > min(now, default=0)
+            and not self._request_differences(s, request)
+            for s in self.calls
+        )
 
     def _extra(self, kind: str, request: dict[str, Any], actual_step: int) -> Finding:
         """A call past what the golden has here. Its `step` is the run's step number (the
