@@ -1734,3 +1734,40 @@ def test_a_call_made_before_a_gather_that_the_golden_has_after_it_is_said_to_be_
     assert first is not None
     assert f"the agent made a call the golden has later, as its step {post}" in first.message
     assert "noise" not in first.suggestion, first.suggestion
+
+
+def _sub_agent_added(sub: str) -> Any:
+    """A gather of two branches, then (`sub`: "after") a sub-agent task awaited, or
+    ("before") the same sub-agent run before the gather, then a last turn."""
+
+    def agent(_: Any) -> None:
+        async def main() -> None:
+            await _turn("plan")
+            if sub == "before":
+                await asyncio.create_task(_turn("C"))
+            await asyncio.gather(*(_turn(b) for b in "AB"))
+            if sub == "after":
+                await asyncio.create_task(_turn("C"))
+            await _turn("post")
+
+        asyncio.run(main())
+
+    return agent
+
+
+def test_a_sub_agent_an_update_adds_after_a_gather_stays_in_order_after_it() -> None:
+    """QA: a sub-agent task an update added after a gather (awaited on its own) was taken
+    into the gather's region, so the golden written let it move before the gather."""
+    from opswald.writeback import blessed
+
+    golden = _record(_sub_agent_added(""))
+    update = execute(golden, _sub_agent_added("after"), settings=RunSettings(policy="update"))
+    assert update.agent_traceback is None, update.agent_traceback
+    written = files.loads(files.dumps(blessed(golden, update).session))
+    calls = [s for s in written.step_list if s.type != "state"]
+    region_of, _ = regions(calls, lane_parents(written.metadata.get("lane_parents")))
+    assert [r for c, r in zip(calls, region_of, strict=True) if _task_of(c) == "C"] == [-1, -1]
+    again = execute(written, _sub_agent_added("after"), settings=RunSettings())
+    assert judge(written, again).passed, judge(written, again).failures
+    moved = execute(written, _sub_agent_added("before"), settings=RunSettings())
+    assert not judge(written, moved).passed

@@ -204,6 +204,9 @@ def _added_to_regions(
             members = {written[i].lane for i in range(len(written)) if region_of[i] == r}
             if lane in _ancestors(members, parents):
                 continue  # the lane that started the region's: its next call after them
+            waits = {run.waited_on.get(m) for m in members if m is not None} - {None}
+            if lane in run.waited_on and waits and run.waited_on[lane] not in waits:
+                continue  # waited for on its own (a sub-agent after the gather): in order
             k_from, k_to = calls[source], calls[to]
             order.insert(k_to, order.pop(k_from))
             moved = True

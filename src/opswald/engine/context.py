@@ -13,6 +13,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from opswald.diff import plainly_equal, short_repr
@@ -681,6 +682,10 @@ class Context:
         self._task_lanes: set[int] = set()  # the lanes of tasks
         self._lane_ended: dict[int, float] = {}  # when a task's lane ended (perf_counter)
         self._lane_awaited: set[int] = set()  # tasks whose starter waited for them as they ended
+        # what a task's starter waited on as it ended (`_waits_for`): tasks of one gather or
+        # task group have one, a task awaited alone its own (an `id`)
+        self.waited_on: dict[int, int] = {}
+        self._waited_on_kept: list[object] = []
         self._lane_begun: dict[int, list[float]] = {}  # when each lane's live calls began
         # a flow whose first call ran live and took the golden's one lane left (`lane`),
         # and its calls' step numbers: another flow whose served call has that lane was
@@ -1026,8 +1031,13 @@ class Context:
         if recorded is not None:
             if self._guessed:
                 self._unguess(recorded, flow)
-            if replaced and flow not in self._lanes and not _pooled(flow, self._flow_starter):
-                self._guessed[flow] = recorded  # a changed branch, or one the golden lacks
+            if flow not in self._lanes:
+                if replaced and not _pooled(flow, self._flow_starter):
+                    self._guessed[flow] = recorded  # a changed branch, or one the golden lacks
+                if self.policy == "update" and isinstance(flow, asyncio.Task):
+                    # what its starter waits on as it ends: an update writes a branch it
+                    # adds into the region of the tasks of the same gather only
+                    self._watch(recorded, flow, starter)
             self._lanes[flow] = recorded
             free.discard(recorded)
             if recorded > self._lane_top:
@@ -1128,15 +1138,32 @@ class Context:
             self._lane_starter[lane] = starter
         if isinstance(flow, asyncio.Task):
             self._task_lanes.add(lane)
-            flow.add_done_callback(lambda task: self._task_ended(lane, task, starter))
+            self._watch(lane, flow, starter)
 
-    def _task_ended(self, lane: int, task: asyncio.Task[Any], starter: object | None) -> None:
-        """A task's end (a done callback: its starter has not moved on yet, as the
-        callbacks that wake it run after this one): when, and whether its starter was
-        waiting for it (`_waits_for`)."""
+    def _watch(self, lane: int, task: asyncio.Task[Any], starter: object | None) -> None:
+        """Whether a task's starter waits for it (`_waits_for`), seen at its first call
+        (a starter awaiting it, or a gather of it, is suspended there until it ends: a
+        starter awaiting the task itself may have moved on by the time its end is seen)
+        and at its end (a task group's starter reaches its end later), and when it
+        ended."""
+        self._waited(lane, task, starter)
+        task.add_done_callback(partial(self._task_ended, lane, starter=starter))
+
+    def _task_ended(self, lane: int, task: asyncio.Task[Any], *, starter: object | None) -> None:
+        """A task's end (a done callback: a starter waiting for it through a gather or a
+        task group has not moved on yet, as the callbacks that wake it run after this
+        one)."""
         self._lane_ended[lane] = time.perf_counter()
-        if _waits_for(starter, task):
+        self._waited(lane, task, starter)
+
+    def _waited(self, lane: int, task: asyncio.Task[Any], starter: object | None) -> None:
+        if lane in self._lane_awaited:
+            return
+        on = _waits_for(starter, task)
+        if on is not None:
             self._lane_awaited.add(lane)
+            self.waited_on[lane] = id(on)
+            self._waited_on_kept.append(on)  # alive for the run: its id names it alone
 
     def waited_parents(self) -> dict[int, int]:
         """{lane: the lane whose flow started it and waited for it}, of the lanes this run
@@ -2027,32 +2054,40 @@ def _waiting_codes() -> tuple[Any, Any]:
 _GROUP_EXIT, _WAITS_GIVEN = _waiting_codes()
 
 
-def _waits_for(starter: object, task: asyncio.Task[Any]) -> bool:
-    """Whether `starter`, suspended as `task` ends, is waiting for it: awaiting it, a
-    gather of it, `asyncio.wait` or `asyncio.wait_for` of it, or the end of the task group
-    it runs in. (A starter waiting for something else, a sleep or its own I/O, worked on
-    while the task ran in the background; one that waits through other code is left to
-    the timing `Context.waited_parents` reads.)"""
+def _waits_for(starter: object, task: asyncio.Task[Any]) -> object | None:
+    """What `starter`, suspended as `task` ends, waits on when it is waiting for it: the
+    task itself (awaited), a gather of it, the coroutine of `asyncio.wait` or
+    `asyncio.wait_for` of it, or the end of the task group it runs in (the group's
+    `__aexit__`); else None. (A starter waiting for something else, a sleep or its own
+    I/O, worked on while the task ran in the background; one that waits through other
+    code is left to the timing `Context.waited_parents` reads.)"""
     waiter = getattr(starter, "_fut_waiter", None)  # the future a suspended task waits on
     if waiter is None:
-        return False
+        return None
     if waiter is task or task in getattr(waiter, "_children", ()):  # asyncio.gather's
-        return True
+        awaited: object = waiter
+        return awaited
     get_coro = getattr(starter, "get_coro", None)
     coro = get_coro() if get_coro is not None else None
     for _ in range(64):  # down the chain of coroutines it awaits
         code = getattr(coro, "cr_code", None)
         if code is None:
-            return False
-        if code is _GROUP_EXIT:
-            return True
-        if code in _WAITS_GIVEN:
+            return None
+        if code is _GROUP_EXIT or code in _WAITS_GIVEN:
             found = getattr(coro, "cr_frame", None)
             names = found.f_locals if found is not None else {}
-            if names.get("fut") is task or task in (names.get("fs") or ()):
-                return True
+            if code is _GROUP_EXIT:
+                group: object = names.get("self", coro)  # the task group
+                return group
+            given: object = names.get("fs")  # `asyncio.wait`'s tasks, a set
+            alone: object = names.get("fut")  # `asyncio.wait_for`'s task
+            if alone is task:
+                return alone
+            if task in (names.get("fs") or ()):
+                return given
+            return None
         coro = getattr(coro, "cr_await", None)
-    return False
+    return None
 
 
 def _pooled(flow: object, starters: Mapping[object, object | None]) -> bool:

@@ -178,6 +178,9 @@ class Run:
     offline_proxy: bool = False
     # SDK requests to endpoints opswald does not record, which went out live (`POST /v1/...`)
     unrecorded: tuple[str, ...] = ()
+    # for the lanes of tasks whose starter was waiting for them as they ended, what it
+    # waited on (an id): the tasks of one gather or task group share one
+    waited_on: dict[int, int] = field(default_factory=dict)
     # the names of threads the agent started that were still running when its replay
     # ended, after which the offline guard no longer holds them back
     left_running: tuple[str, ...] = ()
@@ -442,6 +445,7 @@ def execute(
         formless_result=ctx.formless_result,
         formless_arguments=ctx.formless_arguments,
         unrecorded=tuple(ctx.unrecorded),
+        waited_on=dict(ctx.waited_on),
         lost_keys=lost,
         return_notes=tuple(ctx.return_notes.values()),
         retyped=retyped,
