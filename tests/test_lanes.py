@@ -1771,3 +1771,21 @@ def test_a_sub_agent_an_update_adds_after_a_gather_stays_in_order_after_it() -> 
     assert judge(written, again).passed, judge(written, again).failures
     moved = execute(written, _sub_agent_added("before"), settings=RunSettings())
     assert not judge(written, moved).passed
+
+
+def test_an_update_that_drops_a_branch_says_its_lane_started_by_none() -> None:
+    """QA: the lane of a branch an update dropped kept its parent in `lane_parents`,
+    though no step of the golden written was made in it."""
+    from opswald.writeback import blessed
+
+    golden = _record(_turns_gathered("ABC"))
+    dropped = next(s.lane for s in golden.step_list if _task_of(s) == "B")
+    parents = golden.metadata["lane_parents"]
+    assert parents[dropped - 1] != 0, parents
+    update = execute(golden, _turns_gathered("AC"), settings=RunSettings(policy="update"))
+    written = blessed(golden, update).session
+    lanes = {s.lane for s in written.step_list}
+    after = written.metadata["lane_parents"]
+    assert dropped not in lanes and dropped <= len(after), (lanes, after)
+    assert after[dropped - 1] == 0, after
+    assert [after[s.lane - 1] for s in written.step_list if _task_of(s) in "AC"] == [1] * 4

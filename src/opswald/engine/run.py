@@ -367,10 +367,11 @@ def execute(
     # the golden's, for the lanes of the steps it serves (a recording serves none)
     parents = lane_parents(golden.metadata.get(LANE_PARENTS)) if ctx.tape is not None else {}
     parents.update(ctx.waited_parents())
-    top = max((s.lane for s in steps if s.lane is not None), default=0) if parents else 0
+    present = {s.lane for s in steps if s.lane is not None} if parents else set()
+    top = max(present, default=0)
     # of the lanes the steps written have (a golden's lane an update left no call in is
-    # none of them)
-    parents = {lane: p for lane, p in parents.items() if lane <= top and p <= top}
+    # none of them: 0, as a lane that started none)
+    parents = {lane: p for lane, p in parents.items() if lane in present and p in present}
     if parents:  # which lane started which (`regions`)
         metadata[LANE_PARENTS] = lane_parents_list(parents, top)
     else:
