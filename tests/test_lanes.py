@@ -1789,3 +1789,35 @@ def test_an_update_that_drops_a_branch_says_its_lane_started_by_none() -> None:
     assert dropped not in lanes and dropped <= len(after), (lanes, after)
     assert after[dropped - 1] == 0, after
     assert [after[s.lane - 1] for s in written.step_list if _task_of(s) in "AC"] == [1] * 4
+
+
+def _summed(names: str) -> Any:
+    """A gather of one turn a branch, then a call that sums up what they answered."""
+
+    def agent(_: Any) -> None:
+        async def main() -> None:
+            await _turn("plan")
+            said = await asyncio.gather(
+                *(ask(model="m", messages=[{"role": "user", "content": b}]) for b in names)
+            )
+            summary = " | ".join(str(s["content"]) for s in said)
+            await ask(model="m", messages=[{"role": "user", "content": "post " + summary}])
+
+        asyncio.run(main())
+
+    return agent
+
+
+@pytest.mark.parametrize("agent", [_summed, _turns_gathered], ids=["changed", "later"])
+def test_a_branch_left_out_of_a_gather_is_named_with_its_lane_and_steps(agent: Any) -> None:
+    """QA: an agent that no longer ran a branch was told the starter's next call differed
+    from a call of that branch (or came early), without a word of the branch left out."""
+    golden = _record(agent("ABC"))
+    lane = next(s.lane for s in golden.step_list if _task_of(s) == "B")
+    steps = ", ".join(str(s.step) for s in golden.step_list if _task_of(s) == "B")
+    first = judge(golden, execute(golden, agent("AC"), settings=RunSettings())).first
+    assert first is not None
+    assert (
+        f"the agent made no call of a branch the golden has in this region (lane {lane}: "
+        f"steps {steps}), and calls of the others" in first.suggestion
+    ), first

@@ -285,7 +285,7 @@ class Tape:
                         step_type="llm_call",
                         name=shown.model,
                         differences=tuple(diffs),
-                        suggestion=_request_hint(diffs, shown.step),
+                        suggestion=_request_hint(diffs, shown.step) + self._lanes_not_made(group),
                     )
                 )
             head = found
@@ -634,6 +634,33 @@ class Tape:
         self.compared.add(best.step)
         return best, best_diffs
 
+    def _lanes_not_made(self, group: _Group | None) -> str:
+        """The lanes of a concurrency region (`group`) none of whose calls the agent made
+        while it made calls of the region's other lanes (a branch it no longer runs, or one
+        its starter no longer waits for), as a hint's last part; else ""."""
+        if group is None:
+            return ""
+        by_lane: dict[int, list[AnyStep]] = {}
+        for i in range(group.start, group.end):
+            call = self.calls[i]
+            if call.lane is not None and self.region_of[i] >= 0:  # not a call made alone
+                by_lane.setdefault(call.lane, []).append(call)
+        made = {lane for lane, calls in by_lane.items() if any(c.step in self.used for c in calls)}
+        left = [lane for lane in by_lane if lane not in made]
+        if len(by_lane) < 2 or not made or not left:
+            return ""
+
+        def steps(lane: int) -> str:
+            numbers = [str(c.step) for c in by_lane[lane]]
+            return ", ".join(numbers[:5]) + (", …" if len(numbers) > 5 else "")
+
+        listed = "; ".join(f"lane {lane}: steps {steps(lane)}" for lane in left[:3])
+        what = "a branch" if len(left) == 1 else "branches"
+        return (
+            f"; the agent made no call of {what} the golden has in this region ({listed}), "
+            f"and calls of the others: {what} it no longer runs, or no longer waits for?"
+        )
+
     def _made_later(self, request: dict[str, Any], heads: Sequence[AnyStep]) -> bool:
         """Whether a model call that matches none of the calls of a concurrency region
         the tape may serve now (`heads`) is, exactly, a later model call of the golden not
@@ -674,7 +701,7 @@ class Tape:
                 f"the golden makes this call after its step {left[0].step} "
                 f"({describe(left[0])}), which the agent has not made before it; calls made "
                 "one after the other match in their recorded order"
-            )
+            ) + (self._lanes_not_made(self._group()) if self.grouped else "")
         elif left:  # the golden goes on, but not with this call here
             where = (
                 "this turn of the golden has no tool call left"
