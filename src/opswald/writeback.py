@@ -158,12 +158,8 @@ def _added_to_regions(
         return actual[j].lane
 
     calls = [k for k, j in enumerate(order) if not isinstance(actual[j], StateStep)]
-    live: set[int] = set()  # the lanes with calls made live
-    for j in order:
-        lane = lane_at(j)
-        if lane is not None and not isinstance(actual[j], StateStep):
-            if actual[j].step not in run.served:
-                live.add(lane)
+    made_live = (lane_at(order[k]) for k in calls if actual[order[k]].step not in run.served)
+    live = {lane for lane in made_live if lane is not None}  # the lanes with live calls
     g_calls: list[AnyStep] = [s for s in golden.step_list if not isinstance(s, StateStep)]
     if any(s.lane is not None for s in g_calls):
         g_region, _ = regions(g_calls, lane_parents(golden.metadata.get(LANE_PARENTS)))

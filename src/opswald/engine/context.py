@@ -681,9 +681,10 @@ class Context:
         self._lane_starter: dict[int, object] = {}  # the flow each new lane started with
         self._task_lanes: set[int] = set()  # the lanes of tasks
         self._lane_ended: dict[int, float] = {}  # when a task's lane ended (perf_counter)
-        self._lane_awaited: set[int] = set()  # tasks whose starter waited for them as they ended
-        # what a task's starter waited on as it ended (`_waits_for`): tasks of one gather or
-        # task group have one, a task awaited alone its own (an `id`)
+        self._lane_awaited: set[int] = set()  # tasks whose starter waited for them (`_watch`)
+        # what a task's starter waited on (`_waits_for`), as an `id`: tasks of one gather or
+        # task group share one, a task awaited alone has its own; the objects are kept for
+        # the run, so that no id is taken again by another
         self.waited_on: dict[int, int] = {}
         self._waited_on_kept: list[object] = []
         self._lane_begun: dict[int, list[float]] = {}  # when each lane's live calls began

@@ -178,8 +178,8 @@ class Run:
     offline_proxy: bool = False
     # SDK requests to endpoints opswald does not record, which went out live (`POST /v1/...`)
     unrecorded: tuple[str, ...] = ()
-    # for the lanes of tasks whose starter was waiting for them as they ended, what it
-    # waited on (an id): the tasks of one gather or task group share one
+    # for the lanes of tasks whose starter waited for them, what it waited on (an id): the
+    # tasks of one gather or task group share one (`Context.waited_on`)
     waited_on: dict[int, int] = field(default_factory=dict)
     # the names of threads the agent started that were still running when its replay
     # ended, after which the offline guard no longer holds them back
