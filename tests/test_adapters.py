@@ -197,6 +197,38 @@ def test_a_wrapper_that_hides_its_signature_is_called_as_before() -> None:
     assert adapters.call(run, {"q": 1}, {}) == {"client": "client", "input": {"q": 1}}
 
 
+def test_what_an_adapters_signature_says_is_read_once_and_holds_for_every_call() -> None:
+    """The signature is read once per adapter (not per golden): a second call of an
+    adapter that cannot take the input is refused as the first was, one that takes
+    `modifications` gets them each time, and one that does not is never given them."""
+    seen: list[dict[str, object]] = []
+
+    def takes_them(input: object, modifications: dict[str, object]) -> object:
+        seen.append(modifications)
+        return input
+
+    def plain(input: object) -> object:
+        return input
+
+    def two(input: object, other: object) -> object:
+        return input
+
+    for round_ in (1, 2):
+        assert adapters.call(takes_them, {"q": round_}, {"model": f"m{round_}"}) == {"q": round_}
+        assert adapters.call(plain, {"q": round_}, {"model": "m"}) == {"q": round_}
+        with pytest.raises(adapters.AdapterMismatch, match=r"missing a required argument"):
+            adapters.call(two, {"q": round_}, {})
+    assert seen == [{"model": "m1"}, {"model": "m2"}]
+
+    class Unhashable:  # a callable instance that cannot be a cache's key
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self, input: object) -> object:
+            return ["called", input]
+
+    assert adapters.call(Unhashable(), 1, {}) == ["called", 1]
+
+
 def test_the_engine_raises_rather_than_records_an_adapter_that_cannot_take_the_input() -> None:
     from opswald.engine.run import RunSettings, execute
 

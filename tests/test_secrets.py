@@ -132,6 +132,22 @@ def test_pii_redacts_phone_numbers_but_not_dates() -> None:
     )
 
 
+def test_a_runs_redactor_hides_by_the_rules_of_the_one_it_was_made_from() -> None:
+    """A run's redactor (`learning`) shares the rule plan of the one it is made from, kept
+    per rule set: the PII set's copy hides an email, the default set's copy does not, in
+    whichever order they were made."""
+    from opswald.redact import LearnedSecrets
+
+    text = f"mail jane.doe@example.com, key {OPENAI}"
+    for order in ((True, False), (False, True)):
+        for pii in order:
+            run = make_redactor(pii=pii).learning(LearnedSecrets())
+            hidden = run.text(text)
+            assert ("<redacted:email>" in hidden) is pii, hidden
+            assert "jane.doe@example.com" in hidden or pii
+            assert OPENAI not in hidden and "<redacted:openai-key>" in hidden
+
+
 def test_redactor_keeps_structure() -> None:
     redact = make_redactor()
     data = {"headers": {"Authorization": BEARER, "x-api-key": "k"}, "list": [OPENAI, 3, None]}

@@ -556,9 +556,11 @@ def call(fn: Callable[..., Any], input: Any, modifications: dict[str, Any]) -> A
     generator or async generator adapter (a streaming agent) is run to its end, and the
     list of what it yielded is its output. An adapter that cannot take these arguments
     raises `AdapterMismatch` and is not called."""
-    check(fn)
+    problem, wants = _shape_of(fn)
+    if problem is not None:
+        check(fn)
     kwargs: dict[str, Any] = {}
-    if _wants_modifications(fn):
+    if wants:
         kwargs["modifications"] = dict(modifications)
     result = fn(input, **kwargs)
     if inspect.isawaitable(result) or inspect.isasyncgen(result):
@@ -568,6 +570,20 @@ def call(fn: Callable[..., Any], input: Any, modifications: dict[str, Any]) -> A
     if inspect.isgenerator(result):  # a streaming agent: its output is what it yielded
         return list(result)
     return result
+
+
+@functools.lru_cache(maxsize=256)
+def _shape(fn: Callable[..., Any]) -> tuple[str | None, bool]:
+    return mismatch(fn), _wants_modifications(fn)
+
+
+def _shape_of(fn: Callable[..., Any]) -> tuple[str | None, bool]:
+    """Why `fn` cannot be called as an adapter (or None), and whether it takes
+    `modifications`: read from its signature once per adapter, not once per golden."""
+    try:
+        return _shape(fn)
+    except TypeError:  # a callable that cannot be hashed
+        return mismatch(fn), _wants_modifications(fn)
 
 
 async def _await(awaitable: Any) -> Any:

@@ -538,6 +538,15 @@ class LearnedSecrets:
         return pattern.sub(lambda m: values.get(m[0], m[0]), value)
 
 
+@functools.lru_cache(maxsize=64)
+def _plans_for(rules: tuple[Rule, ...]) -> tuple[tuple[Rule, ...], ...]:
+    """By a string's length (up to the longest `shortest`): the rules it can match, in
+    order. Kept per rule set: every run makes a redactor (`Redactor.learning`) of the same
+    rules, and working this out is most of what making one costs."""
+    top = max((rule.shortest for rule in rules), default=0)
+    return tuple(tuple(rule for rule in rules if rule.shortest <= size) for size in range(top + 1))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Redactor:
     """Scrubs strings inside any JSON-like value, mapping keys included (by the same rules);
@@ -554,10 +563,10 @@ class Redactor:
     _plans: tuple[tuple[Rule, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        top = max((rule.shortest for rule in self.rules), default=0)
-        plans = tuple(
-            tuple(rule for rule in self.rules if rule.shortest <= size) for size in range(top + 1)
-        )
+        try:
+            plans = _plans_for(self.rules)
+        except TypeError:  # rules that cannot be hashed (a list given for the tuple)
+            plans = _plans_for.__wrapped__(tuple(self.rules))
         object.__setattr__(self, "_plans", plans)
 
     def learning(self, memory: LearnedSecrets) -> Redactor:
