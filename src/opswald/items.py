@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import os
 import re
@@ -922,11 +923,33 @@ def _check_unparametrized(path: Path, names: tuple[str, ...], item: GoldenItem) 
     checked.add(id(info))
 
 
+@functools.cache
+def _shown_first_line() -> int:
+    """The `co_firstlineno` pytest shows as a file's line 1 where it shows a test's
+    function: 0 before pytest 9.2, which showed a function's line plus one, else 1."""
+    try:
+        from _pytest.compat import getlocation
+
+        def probe() -> None: ...
+
+        code = probe.__code__.replace(co_firstlineno=1)
+        shown = getlocation(types.FunctionType(code, {}, "probe"))
+    except Exception:  # a pytest without it: as the versions that have it
+        return 1
+    return 0 if shown.endswith(":2") else 1
+
+
 def _visible_fixtures(item: pytest.Item) -> list[str]:
     """The names of the fixtures a test at `item` can use (for the suggestions)."""
     manager = getattr(item.session, "_fixturemanager", None)
-    names = getattr(manager, "_arg2fixturedefs", None)
-    if manager is None or not isinstance(names, dict):  # a pytest that keeps them elsewhere
+    names: set[str] = set()
+    # pytest before 9.2 keeps every fixture's definitions by name in one dict, later
+    # versions in two (by node, by node id)
+    for kept in ("_arg2fixturedefs", "_arg2node2fixturedefs", "_arg2nodeid2fixturedefs"):
+        by_name = getattr(manager, kept, None)
+        if isinstance(by_name, dict):
+            names.update(by_name)
+    if manager is None or not names:  # a pytest that keeps them elsewhere
         return []
     # pytest 8.0 finds them by the node's id, later versions by the node
     taken = inspect.signature(manager.getfixturedefs).parameters
@@ -1117,7 +1140,9 @@ class GoldenItem(pytest.Function):
         shown = self.__dict__.get("_shown")
         if shown is None:
             base = self.obj
-            code = base.__code__.replace(co_filename=os.fspath(self.path), co_firstlineno=0)
+            code = base.__code__.replace(
+                co_filename=os.fspath(self.path), co_firstlineno=_shown_first_line()
+            )
             shown = types.FunctionType(code, base.__globals__, base.__name__)
             shown.__dict__.update(base.__dict__)  # its usefixtures mark
             shown.__doc__ = base.__doc__
