@@ -1828,3 +1828,39 @@ def test_a_branch_left_out_of_a_gather_is_named_with_its_lane_and_steps(agent: A
         f"the agent made no call of a branch the golden has in this region (lane {lane}: "
         f"steps {steps}), and calls of the others" in first.suggestion
     ), first
+
+
+def _four_branches(changed: str) -> Any:
+    """A gather of four branches (a turn, a tool call, a turn each); `changed` asks its
+    first question in other words."""
+
+    def agent(_: Any) -> None:
+        async def branch(name: str) -> None:
+            said = f"{name}0" + (" again" if name == changed else "")
+            await ask(model="m", messages=[{"role": "user", "content": said}])
+            await work(task=f"{name}0")
+            await ask(model="m", messages=[{"role": "user", "content": f"{name}1"}])
+
+        async def main() -> None:
+            await _turn("plan")
+            await asyncio.gather(*(branch(name) for name in "ABCD"))
+            await _turn("sum up")
+
+        asyncio.run(main())
+
+    return agent
+
+
+@pytest.mark.parametrize("changed", ["A", "C", "D"])
+def test_a_changed_branch_is_not_called_a_branch_left_out(changed: str) -> None:
+    """QA (py3x #3): a branch whose first call changed stopped the agent at once; the hint
+    named that branch's lane, and the lanes the agent had not come to yet, as branches
+    "it no longer runs". No branch had run to its end: nothing was left out."""
+    golden = _record(_four_branches(""))
+    run = execute(golden, _four_branches(changed), settings=RunSettings())
+    verdict = judge(golden, run)
+    first = verdict.first
+    assert first is not None and first.kind == "mismatch", verdict.findings
+    assert _task_of(golden.step_list[first.step - 1])[0] == changed, first
+    made = [(s.step, s.lane, _task_of(s)) for s in run.actual.step_list]
+    assert "made no call of" not in first.suggestion, (first.suggestion, made)

@@ -614,6 +614,8 @@ class Context:
             if golden is not None and policy != "live"
             else None
         )
+        if self.tape is not None:  # which lane the call being matched comes from
+            self.tape.caller_lane = lambda: self._lanes.get(self._flow()[0])
         self.allow_side_effects = allow_side_effects
         self.block_side_effects = block_side_effects
         self.modifications = dict(modifications or {})

@@ -108,6 +108,9 @@ class Tape:
         self.compared: set[int] = set()  # recorded calls a diverging call was shown beside
         self._normalized: dict[int, dict[str, Any]] = {}
         self._requests: dict[int, dict[str, Any]] = {}  # request_of(step), by step number
+        # the lane of the flow whose call is being matched, when it has one (the run's:
+        # asked for a divergence's hint only)
+        self.caller_lane: Callable[[], int | None] = lambda: None
         self._lay_out()
 
     def _lay_out(self) -> None:
@@ -285,7 +288,8 @@ class Tape:
                         step_type="llm_call",
                         name=shown.model,
                         differences=tuple(diffs),
-                        suggestion=_request_hint(diffs, shown.step) + self._lanes_not_made(group),
+                        suggestion=_request_hint(diffs, shown.step)
+                        + self._lanes_not_made(group, shown),
                     )
                 )
             head = found
@@ -634,20 +638,34 @@ class Tape:
         self.compared.add(best.step)
         return best, best_diffs
 
-    def _lanes_not_made(self, group: _Group | None) -> str:
-        """The lanes of a concurrency region (`group`) none of whose calls the agent made
-        while it made calls of the region's other lanes (a branch it no longer runs, or one
-        its starter no longer waits for), as a hint's last part; else ""."""
-        if group is None:
+    def _lanes_not_made(self, group: _Group | None, near: AnyStep | None) -> str:
+        """The lanes of the concurrency region of `near` (the golden call a divergence was
+        shown at) none of whose calls the agent made, as a hint's last part (a branch it no
+        longer runs, or one its starter no longer waits for); else "". Only for a call of a
+        flow that made calls before, in a lane not of that region (the starter, after the
+        gather), when each of the region's lanes the agent made a call of it made every
+        call of: a branch's own first call, changed, stops the agent before branches
+        started later make theirs (replay answers at once, so a gather's branches run one
+        after the other), and those are not left out."""
+        if group is None or near is None or near.step not in self.index:
+            return ""
+        region = self.region_of[self.index[near.step]]
+        if region < 0:
             return ""
         by_lane: dict[int, list[AnyStep]] = {}
         for i in range(group.start, group.end):
             call = self.calls[i]
-            if call.lane is not None and self.region_of[i] >= 0:  # not a call made alone
+            if call.lane is not None and self.region_of[i] == region:
                 by_lane.setdefault(call.lane, []).append(call)
-        made = {lane for lane, calls in by_lane.items() if any(c.step in self.used for c in calls)}
-        left = [lane for lane in by_lane if lane not in made]
-        if len(by_lane) < 2 or not made or not left:
+        used = self.used
+        made = [calls for calls in by_lane.values() if any(c.step in used for c in calls)]
+        if not made or not all(c.step in used for calls in made for c in calls):
+            return ""
+        left = [lane for lane, calls in by_lane.items() if not any(c.step in used for c in calls)]
+        if not left:
+            return ""
+        caller = self.caller_lane()
+        if caller is None or caller in by_lane:
             return ""
 
         def steps(lane: int) -> str:
@@ -655,6 +673,8 @@ class Tape:
             return ", ".join(numbers[:5]) + (", …" if len(numbers) > 5 else "")
 
         listed = "; ".join(f"lane {lane}: steps {steps(lane)}" for lane in left[:3])
+        if len(left) > 3:
+            listed += f"; {len(left) - 3} more"
         what = "a branch" if len(left) == 1 else "branches"
         return (
             f"; the agent made no call of {what} the golden has in this region ({listed}), "
@@ -701,7 +721,7 @@ class Tape:
                 f"the golden makes this call after its step {left[0].step} "
                 f"({describe(left[0])}), which the agent has not made before it; calls made "
                 "one after the other match in their recorded order"
-            ) + (self._lanes_not_made(self._group()) if self.grouped else "")
+            ) + (self._lanes_not_made(self._group(), left[0]) if self.grouped else "")
         elif left:  # the golden goes on, but not with this call here
             where = (
                 "this turn of the golden has no tool call left"
