@@ -329,6 +329,18 @@ order = json.load(sys.stdin)["order"]
 print("looking up the order", file=sys.stderr)
 if order == 2:
     sys.exit("boom: the order service is down")
+if order == 3:  # a traceback as Python 3.13 writes it: markers under most lines of code
+    sys.stderr.write(
+        "Traceback (most recent call last):\\n"
+        '  File "agent.py", line 30, in <module>\\n'
+        "    main(lookup(order))\\n"
+        "         ~~~~~~^^^^^^^\\n"
+        '  File "agent.py", line 8, in lookup\\n'
+        "    return total_of(order)\\n"
+        "           ~~~~~~^^^^^^^\\n"
+        "KeyError: 3\\n"
+    )
+    sys.exit(1)
 lookup(order)
 """
 
@@ -343,6 +355,7 @@ lookup(order)
                 "*    Traceback (most recent call last):",
                 "*      File *agent.py*, line *, in <module>",
                 "*        lookup(order)",
+                *(["*        ~~~~~~^^^^^^^"] if sys.version_info >= (3, 13) else []),
                 "*      File *agent.py*, line *, in lookup",
                 '*    raise KeyError(f"no order {order}")',
                 "*KeyError: 'no order 1'",
@@ -359,6 +372,22 @@ lookup(order)
                 "fix: *",
             ],
             id="message",
+        ),
+        pytest.param(
+            3,
+            [
+                "*hint: the golden finished without an error; the agent's stderr ends:",
+                "*    Traceback (most recent call last):",
+                '*      File "agent.py", line 30, in <module>',
+                "*        main(lookup(order))",
+                "*             ~~~~~~^^^^^^^",
+                '*      File "agent.py", line 8, in lookup',
+                "*        return total_of(order)",
+                "*               ~~~~~~^^^^^^^",
+                "*    KeyError: 3",
+                "fix: *",
+            ],
+            id="markers",
         ),
     ],
 )

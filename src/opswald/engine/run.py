@@ -1284,7 +1284,20 @@ def _told_by(error: ErrorInfo) -> str:
     return "traceback"
 
 
+_MARKERS = re.compile(r"\s*[~^]+[~^\s]*")  # the line under a traceback's code: `~~~^^^`
+
+
 def _tail(tb: str | None, lines: int = 6) -> str:
+    """The last `lines` lines of a traceback, indented, and the lines that mark where in
+    the code above them it failed (`~~~~^^^^`, which Python 3.13 writes under most lines
+    of code) besides: they do not count."""
     if not tb:
         return ""
-    return "\n".join("    " + line for line in tb.rstrip().splitlines()[-lines:])
+    kept: list[str] = []
+    counted = 0
+    for line in reversed(tb.rstrip().splitlines()):
+        if counted == lines:
+            break
+        kept.append("    " + line)
+        counted += not _MARKERS.fullmatch(line)
+    return "\n".join(reversed(kept))
