@@ -1864,3 +1864,45 @@ def test_a_changed_branch_is_not_called_a_branch_left_out(changed: str) -> None:
     assert _task_of(golden.step_list[first.step - 1])[0] == changed, first
     made = [(s.step, s.lane, _task_of(s)) for s in run.actual.step_list]
     assert "made no call of" not in first.suggestion, (first.suggestion, made)
+
+
+def _nested_gathers(late: bool) -> Any:
+    """Two groups gathered; each asks once, then gathers two branches of its own (a turn
+    each). `late`: group 1 waits 50 ms before its first call (group 0's branches then run
+    before it)."""
+
+    def agent(_: Any) -> None:
+        async def group(g: int) -> None:
+            if late and g == 1:
+                await asyncio.sleep(0.05)
+            await ask(model="m", messages=[{"role": "user", "content": f"g{g}"}])
+            await asyncio.gather(*(_turn(f"g{g}.{b}") for b in range(2)))
+
+        async def main() -> None:
+            await _turn("plan")
+            await asyncio.gather(group(0), group(1))
+            await _turn("sum up")
+
+        asyncio.run(main())
+
+    return agent
+
+
+def test_nested_gathers_replay_whichever_group_is_slower() -> None:
+    """QA (py3x #1): a group's branches come after its own first call, not after the other
+    group's: a task runs, for the lanes it ran beside, until the tasks it started and
+    waited for ended. Two groups whose first calls ended before their branches began were
+    taken as calls made before all four branches, and a replay in which one group was
+    slower failed."""
+    golden = _record(_nested_gathers(late=False))
+    assert len({s.lane for s in golden.step_list}) == 7, golden.step_list
+    for late in (False, True):
+        verdict = judge(golden, execute(golden, _nested_gathers(late), settings=RunSettings()))
+        assert verdict.passed, (late, verdict.findings)
+    # the groups' and branches' calls are one region; the starter's turns stay in order
+    calls = [s for s in golden.step_list if s.type != "state"]
+    region_of, _ = regions(calls, lane_parents(golden.metadata.get("lane_parents")))
+    by_task = {_task_of(c): r for c, r in zip(calls, region_of, strict=True)}
+    assert by_task["plan"] == by_task["sum up"] == -1, by_task
+    inside = {r for task, r in by_task.items() if task.startswith("g")}
+    assert len(inside) == 1 and inside != {-1}, by_task

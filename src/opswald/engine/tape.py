@@ -937,20 +937,48 @@ def _lane_regions(calls: list[AnyStep], parents: Mapping[int, int]) -> list[tupl
     need not overlap in time: a quick model answer followed by a branch's own work leaves
     gaps that a replay, answering at once, fills in another order.
 
-    A lane runs from its first call to its last. Two lanes ran together when their runs
-    overlap, unless the run of one lies within the other's with no call of the other made
-    during it, and the other started it and waited for it (`parents`: a sub-agent run as a
-    task and awaited, `asyncio.wait_for` around a call, `asyncio.to_thread`), so that its
-    calls came in order with the other's. Lanes that ran together, directly or through
-    others, make one run from the first call of them to the last, within which any order
-    goes (user inputs still answered in order)."""
+    A lane runs from its first call to its last, and on over the runs of the lanes it
+    started and waited for (`parents`: a task is not done while it waits for the tasks
+    it gathered: two groups that each ask a question, then gather branches of their own,
+    ran together, whenever their own calls came). Two lanes ran together when their runs
+    overlap, unless one started the other and waited for it, directly or through the
+    lanes between them (a sub-agent run as a task and awaited, `asyncio.wait_for` around
+    a call, `asyncio.to_thread`), and made no call during its run, so that its calls came
+    in order with the other's. Lanes that ran together, directly or through others, make
+    one run from the first call of them to the last, within which any order goes (user
+    inputs still answered in order)."""
     made: dict[int, list[int]] = {}
     for i, call in enumerate(calls):
         if call.lane is not None:
             made.setdefault(call.lane, []).append(i)
     if len(made) < 2:
         return []
-    lanes = sorted(made, key=lambda k: made[k][0])
+    parent = {k: p for k, p in parents.items() if k in made and p in made and p != k}
+
+    def ancestors(lane: int) -> Iterator[int]:
+        seen = {lane}
+        while (lane := parent.get(lane, 0)) and lane not in seen:  # a hand-made loop ends
+            seen.add(lane)
+            yield lane
+
+    first = {k: calls_of[0] for k, calls_of in made.items()}
+    last = {k: calls_of[-1] for k, calls_of in made.items()}
+    depth = {k: sum(1 for _ in ancestors(k)) for k in made}
+    for lane in sorted(made, key=depth.__getitem__, reverse=True):  # the deepest first
+        up = parent.get(lane)
+        if up is not None and depth[up] < depth[lane]:
+            first[up], last[up] = min(first[up], first[lane]), max(last[up], last[lane])
+
+    def in_order(lane: int, other: int) -> bool:
+        """Whether `other` started `lane` and waited for it (or for the lane that did), and
+        made no call during its run."""
+        if other not in ancestors(lane):
+            return False
+        calls_of = made[other]
+        after = bisect_right(calls_of, first[lane])  # `other`'s first call after it began
+        return after == len(calls_of) or calls_of[after] > last[lane]
+
+    lanes = sorted(made, key=lambda k: (first[k], made[k][0]))
     joined = {k: k for k in lanes}  # union-find over lanes that ran together
 
     def root(k: int) -> int:
@@ -959,19 +987,12 @@ def _lane_regions(calls: list[AnyStep], parents: Mapping[int, int]) -> list[tupl
             k = joined[k]
         return k
 
-    running: list[int] = []  # lanes begun whose last call is at or after the current first
+    running: list[int] = []  # lanes begun whose run goes on after the current one begins
     for lane in lanes:
-        begun, ended = made[lane][0], made[lane][-1]
-        running = [k for k in running if made[k][-1] > begun]
+        running = [k for k in running if last[k] > first[lane]]
         for other in running:
-            calls_of = made[other]
-            if calls_of[-1] > ended and parents.get(lane) == other:
-                # `lane` runs within the run of `other`, which started it and waited for
-                # it: they ran together only if `other` made a call meanwhile
-                after = bisect_right(calls_of, begun)  # `other`'s first call after `begun`
-                if after == len(calls_of) or calls_of[after] > ended:
-                    continue  # started and waited for: in order with `other`'s calls
-            joined[root(lane)] = root(other)
+            if not in_order(lane, other) and not in_order(other, lane):
+                joined[root(lane)] = root(other)
         running.append(lane)
     for lane, other in _in_flight_together(calls):
         joined[root(lane)] = root(other)
