@@ -7,6 +7,7 @@ branches another way)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sys
 import textwrap
@@ -22,7 +23,14 @@ import opswald
 from opswald import files
 from opswald.engine.run import RunSettings, execute, judge
 from opswald.engine.tape import regions
-from opswald.session import LLMCallStep, Session, ToolCallStep, UserInputStep, lane_parents
+from opswald.session import (
+    LLMCallStep,
+    Session,
+    ToolCallStep,
+    UserInputStep,
+    lane_gathers,
+    lane_parents,
+)
 
 # --------------------------------------------------------------- the regions lanes make
 
@@ -1049,9 +1057,20 @@ def test_an_update_of_a_branch_of_one_call_runs_only_that_call_live(changed: str
         assert live == [f"question {changed} (changed)", "sum up"], (first, live)
 
 
+def _regions(session: Session, calls: list[Any]) -> tuple[list[int], list[int]]:
+    """`regions` of a session's calls, with the lanes' parents and gathers it holds."""
+    metadata = session.metadata
+    return regions(
+        calls,
+        lane_parents(metadata.get("lane_parents")),
+        lane_gathers(metadata.get("lane_gathers")),
+    )
+
+
 def _without_lanes(text: str) -> str:
     """A golden as opswald wrote it before steps had lanes."""
     text = re.sub(r"(?m)^    lane: \d+\n", "", text)
+    text = re.sub(r"(?m)^  lane_gathers:\n(?:    (?:- |  )- \d+\n)+", "", text)
     return re.sub(r"(?m)^  lane_parents:\n(?:    - \d+\n)+", "", text)
 
 
@@ -1614,7 +1633,7 @@ def test_an_update_that_adds_a_branch_writes_it_in_the_region_of_the_others(
     assert all(len(v) == 1 for v in lanes.values()), lanes
     assert len({lanes[b].pop() for b in names} | lanes["p"]) == len(names) + 1, lanes
     calls = [s for s in steps if s.type != "state"]
-    region_of, _ = regions(calls, lane_parents(written.metadata.get("lane_parents")))
+    region_of, _ = _regions(written, calls)
     by_task = {_task_of(c) + c.type: r for c, r in zip(calls, region_of, strict=True)}
     assert {
         by_task[f"{b}{r}{t}"] for b in added for r in range(2) for t in ("llm_call", "tool_call")
@@ -1677,7 +1696,7 @@ def test_an_update_leaves_calls_made_after_a_gather_in_order_after_it(changed: s
     assert update.agent_traceback is None, update.agent_traceback
     written = blessed(golden, update).session
     calls = [s for s in written.step_list if s.type != "state"]
-    region_of, _ = regions(calls, lane_parents(written.metadata.get("lane_parents")))
+    region_of, _ = _regions(written, calls)
     after = [r for c, r in zip(calls, region_of, strict=True) if _task_of(c)[0] in "Cp"]
     assert after == [-1] * 6, list(zip([_task_of(c) for c in calls], region_of, strict=True))
     sub, post = ("Cx", "post") if changed == "C" else ("C", "postx")
@@ -1772,7 +1791,7 @@ def test_a_sub_agent_an_update_adds_after_a_gather_stays_in_order_after_it() -> 
     assert update.agent_traceback is None, update.agent_traceback
     written = files.loads(files.dumps(blessed(golden, update).session))
     calls = [s for s in written.step_list if s.type != "state"]
-    region_of, _ = regions(calls, lane_parents(written.metadata.get("lane_parents")))
+    region_of, _ = _regions(written, calls)
     assert [r for c, r in zip(calls, region_of, strict=True) if _task_of(c) == "C"] == [-1, -1]
     again = execute(written, _sub_agent_added("after"), settings=RunSettings())
     assert judge(written, again).passed, judge(written, again).failures
@@ -1901,8 +1920,96 @@ def test_nested_gathers_replay_whichever_group_is_slower() -> None:
         assert verdict.passed, (late, verdict.findings)
     # the groups' and branches' calls are one region; the starter's turns stay in order
     calls = [s for s in golden.step_list if s.type != "state"]
-    region_of, _ = regions(calls, lane_parents(golden.metadata.get("lane_parents")))
+    region_of, _ = _regions(golden, calls)
     by_task = {_task_of(c): r for c, r in zip(calls, region_of, strict=True)}
     assert by_task["plan"] == by_task["sum up"] == -1, by_task
     inside = {r for task, r in by_task.items() if task.startswith("g")}
     assert len(inside) == 1 and inside != {-1}, by_task
+
+
+def _one_at_a_time(order: str, turns: bool = True) -> Any:
+    """A gather of five branches under `asyncio.Semaphore(1)`: they run one after the
+    other, in the order they get the semaphore (`order`, by their start); `turns`: the
+    task that gathers them makes calls of its own before and after."""
+
+    def agent(_: Any) -> None:
+        async def branch(name: str, lock: asyncio.Semaphore) -> None:
+            await asyncio.sleep(0.002 * order.index(name))
+            async with lock:
+                await _turn(f"branch {name}")
+
+        async def main() -> None:
+            if turns:
+                await _turn("plan")
+            lock = asyncio.Semaphore(1)
+            await asyncio.gather(*(branch(name, lock) for name in "ABCDE"))
+            if turns:
+                await _turn("sum up")
+
+        asyncio.run(main())
+
+    return agent
+
+
+def test_a_gather_under_a_semaphore_replays_in_any_order_of_its_waves() -> None:
+    """QA (py3x #2): branches of one gather that a semaphore let run one after the other
+    never overlapped, so they were taken for calls made in order, and a replay in which
+    the event loop gave the semaphore in another order failed. The lanes a gather awaited
+    together are written (`metadata.lane_gathers`) and are one region; sub-agents awaited
+    one at a time keep their order (see above)."""
+    golden = _record(_one_at_a_time("ABCDE"))
+    by_task = {_task_of(s): s.lane for s in golden.step_list}
+    branches = sorted(by_task[f"branch {name}"] for name in "ABCDE")
+    assert golden.metadata["lane_gathers"] == [branches], golden.metadata
+    text = files.dumps(golden)
+    assert "lane_gathers:" in text and files.loads(text).metadata["lane_gathers"] == [branches]
+    for order in ("ABCDE", "EDCBA", "CAEBD"):
+        verdict = judge(golden, execute(golden, _one_at_a_time(order), settings=RunSettings()))
+        assert verdict.passed, (order, verdict.findings)
+    # an update keeps them (the golden's, and what the run saw)
+    update = execute(golden, _one_at_a_time("EDCBA"), settings=RunSettings(policy="update"))
+    assert update.actual.metadata["lane_gathers"] == [branches], update.actual.metadata
+    # a golden written before lane_gathers was gets it from an update
+    older = golden.model_copy(
+        update={"metadata": {k: v for k, v in golden.metadata.items() if k != "lane_gathers"}}
+    )
+    update = execute(older, _one_at_a_time("ABCDE"), settings=RunSettings(policy="update"))
+    assert update.actual.metadata["lane_gathers"] == [branches], update.actual.metadata
+    # the starter's own turns stay in order around them
+
+    def early(_: Any) -> None:
+        async def main() -> None:
+            await _turn("plan")
+            await _turn("sum up")
+
+        asyncio.run(main())
+
+    assert not judge(golden, execute(golden, early, settings=RunSettings())).passed
+
+
+def test_a_gather_by_a_task_that_makes_no_call_is_written_as_one_too() -> None:
+    """The task that gathers the branches made no call (an async adapter that only
+    gathers): the branches' starter is not known by its calls; the task of the loop that
+    waits for them is."""
+    golden = _record(_one_at_a_time("ABCDE", turns=False))
+    assert golden.metadata["lane_gathers"] == [[1, 2, 3, 4, 5]], golden.metadata
+    for order in ("EDCBA", "BADEC"):
+        run = execute(golden, _one_at_a_time(order, turns=False), settings=RunSettings())
+        assert judge(golden, run).passed, (order, judge(golden, run).findings)
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ({"2": [3]}, "lane_gathers must be a list of lists of lane numbers"),
+        ([[2, "x"]], "gather 1 holds 'x', not a lane number from 1 to 1000000"),
+        ([[2, 0]], "gather 1 holds 0, not a lane number"),
+        ([2, 3], "lane_gathers must be a list of lists of lane numbers"),
+    ],
+)
+def test_a_malformed_lane_gathers_is_a_load_error_at_its_line(value: Any, said: str) -> None:
+    golden = _record(_one_at_a_time("ABCDE"))
+    data = golden.model_dump(mode="json", exclude_none=True)
+    data["metadata"]["lane_gathers"] = value
+    with pytest.raises(files.GoldenLoadError, match=re.escape(said)):
+        files.loads(json.dumps(data), fmt="json", source="g.golden.json")

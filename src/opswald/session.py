@@ -6,7 +6,7 @@ import builtins
 import difflib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence, Set
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -52,6 +52,14 @@ thread's run that lane 1 started and waited for), 0 for none (a branch started b
 others, a thread of a pool). Such a lane's calls came in order with its starter's."""
 
 
+LANE_GATHERS = "lane_gathers"
+"""The metadata key of a session with lanes whose tasks were awaited together: a list of
+lists, each the lanes of one `asyncio.gather`, task group or `asyncio.wait` that waited for
+more than one task (`[[2, 3, 4, 5, 6]]`). Their calls came in the order the event loop
+gave them, even where their runs did not overlap (waves of a gather under a semaphore):
+they are one concurrency region. Lanes awaited one at a time are in no list."""
+
+
 MAX_LANE = 1_000_000
 """The highest lane number a golden may hold (lanes are numbered from 1 in the order their
 threads or tasks first made a call; `lane_parents` holds one entry for each)."""
@@ -93,6 +101,62 @@ def lane_parents(value: Any) -> dict[int, int]:
         for lane, parent in enumerate(value, start=1)
         if type(parent) is int and parent >= 1 and parent != lane
     }
+
+
+def lane_gathers_problem(value: Any) -> str | None:
+    """What is wrong with `metadata.lane_gathers` as a golden holds it, or None (None
+    itself is none)."""
+    if value is None:
+        return None
+    shape = "a list of lists of lane numbers (the lanes of one gather each)"
+    if not isinstance(value, list) or not all(isinstance(group, list) for group in value):
+        kind = "a mapping" if isinstance(value, dict) else f"{value!r}"[:40]
+        return f"lane_gathers must be {shape}, not {kind}"
+    if sum(len(group) for group in value) > MAX_LANE:
+        return f"lane_gathers names more than {MAX_LANE} lanes: a golden has at most that many"
+    for n, group in enumerate(value, start=1):
+        for lane in group:
+            if type(lane) is not int or not 1 <= lane <= MAX_LANE:
+                return (
+                    f"lane_gathers must be {shape}: gather {n} holds {lane!r}, not a lane "
+                    f"number from 1 to {MAX_LANE}"
+                )
+    return None
+
+
+def lane_gathers(value: Any) -> list[list[int]]:
+    """`metadata.lane_gathers` as lists of lanes awaited together; what is not a list of
+    lane numbers counts as none (it only widens which calls may come in another order)."""
+    if not isinstance(value, list):
+        return []
+    return [
+        [lane for lane in group if type(lane) is int and lane >= 1]
+        for group in value
+        if isinstance(group, list)
+    ]
+
+
+def merged_gathers(groups: Iterable[Iterable[int]], lanes: Set[int]) -> list[list[int]]:
+    """Lists of lanes awaited together, as `metadata.lane_gathers` writes them: lists that
+    share a lane made one, of the `lanes` a session's steps have, two or more each."""
+    joined: dict[int, int] = {}
+
+    def root(lane: int) -> int:
+        while joined.setdefault(lane, lane) != lane:
+            joined[lane] = joined[joined[lane]]
+            lane = joined[lane]
+        return lane
+
+    for group in groups:
+        kept = [lane for lane in group if lane in lanes]
+        for lane in kept[1:]:
+            joined[root(lane)] = root(kept[0])
+        for lane in kept[:1]:
+            root(lane)
+    by_root: dict[int, list[int]] = {}
+    for lane in joined:
+        by_root.setdefault(root(lane), []).append(lane)
+    return sorted(sorted(group) for group in by_root.values() if len(group) > 1)
 
 
 def lane_parents_list(parents: dict[int, int], lanes: int) -> list[int]:
@@ -689,6 +753,9 @@ class Session(_Model):
     @classmethod
     def _lane_parents_checked(cls, metadata: dict[str, Any]) -> dict[str, Any]:
         problem = lane_parents_problem(metadata.get(LANE_PARENTS))
+        if problem is not None:
+            raise PydanticCustomError(LANE_PARENTS, "{problem}", {"problem": problem})
+        problem = lane_gathers_problem(metadata.get(LANE_GATHERS))
         if problem is not None:
             raise PydanticCustomError(LANE_PARENTS, "{problem}", {"problem": problem})
         return metadata

@@ -20,6 +20,7 @@ VOLATILE_METADATA_FIELDS: tuple[str, ...] = (
     "duration_ms",
     "recorded_with",
     "lane_parents",
+    "lane_gathers",
 )
 _COUNTED = 200  # differences counted before "... and N+ more"
 STOP_ERROR = "ReplayDivergence"  # the error a replay writes on the call where it stopped

@@ -15,7 +15,16 @@ from opswald.engine.run import Run
 from opswald.engine.tape import epoch_ms, regions
 from opswald.pairing import content_key, leaves, step_pairs
 from opswald.redact import Redactor
-from opswald.session import LANE_PARENTS, AnyStep, Note, Session, StateStep, lane_parents
+from opswald.session import (
+    LANE_GATHERS,
+    LANE_PARENTS,
+    AnyStep,
+    Note,
+    Session,
+    StateStep,
+    lane_gathers,
+    lane_parents,
+)
 
 # what an update or a recording takes from the golden (written as the golden has it while
 # it says the same: `opswald.comments`)
@@ -135,6 +144,12 @@ def blessed(golden: Session, run: Run) -> Blessed:
     return Blessed(session=session, renumbered=renumbered)
 
 
+def _lane_metadata(session: Session) -> tuple[dict[int, int], list[list[int]]]:
+    """A session's `lane_parents` and `lane_gathers`, as `regions` takes them."""
+    metadata = session.metadata
+    return lane_parents(metadata.get(LANE_PARENTS)), lane_gathers(metadata.get(LANE_GATHERS))
+
+
 def _added_to_regions(
     golden: Session, run: Run, order: list[int], replaced: dict[int, Placed]
 ) -> list[int]:
@@ -162,12 +177,12 @@ def _added_to_regions(
     live = {lane for lane in made_live if lane is not None}  # the lanes with live calls
     g_calls: list[AnyStep] = [s for s in golden.step_list if not isinstance(s, StateStep)]
     if any(s.lane is not None for s in g_calls):
-        g_region, _ = regions(g_calls, lane_parents(golden.metadata.get(LANE_PARENTS)))
+        g_region, _ = regions(g_calls, *_lane_metadata(golden))
         joined = {c.lane for c, r in zip(g_calls, g_region, strict=True) if r >= 0}
         live -= {c.lane for c in g_calls} - joined  # in order when recorded: left so
     if not live:
         return order
-    parents = lane_parents(run.actual.metadata.get(LANE_PARENTS))
+    parents, gathers = _lane_metadata(run.actual)
     order = list(order)
     for _ in range(len(live)):  # each move may bring the next branch next to a region
         written: list[AnyStep] = []
@@ -175,7 +190,7 @@ def _added_to_regions(
             j = order[k]
             step, lane = run.served.get(actual[j].step) or actual[j], lane_at(j)
             written.append(step if step.lane == lane else step.model_copy(update={"lane": lane}))
-        region_of, _ = regions(written, parents)
+        region_of, _ = regions(written, parents, gathers)
         lanes: dict[int, list[int]] = {}  # by lane: where its calls are in `written`
         for i, step in enumerate(written):
             if step.lane is not None:
@@ -380,7 +395,7 @@ def _region_snapshots(golden: Session, run: Run, replaced: dict[int, Placed]) ->
     branch's last snapshot may come after the region's last call, and its first before
     the region's first call."""
     g_steps, actual = golden.step_list, run.actual.step_list
-    parents = lane_parents(golden.metadata.get(LANE_PARENTS))
+    parents, gathers = _lane_metadata(golden)
     if all(s.lane is None for s in g_steps):
         # a golden without lanes that the update writes with the run's (`Blessed`): its
         # calls in the lanes of the calls of the run that they answered or that replaced
@@ -396,9 +411,9 @@ def _region_snapshots(golden: Session, run: Run, replaced: dict[int, Placed]) ->
             s.model_copy(update={"lane": lane_of[s.step]}) if s.step in lane_of else s
             for s in g_steps
         ]
-        parents = lane_parents(run.actual.metadata.get(LANE_PARENTS))
+        parents, gathers = _lane_metadata(run.actual)
     calls: list[AnyStep] = [s for s in g_steps if not isinstance(s, StateStep)]
-    region_of, _ = regions(calls, parents)
+    region_of, _ = regions(calls, parents, gathers)
     if not any(r >= 0 for r in region_of):
         return {}
     region = {call.step: r for call, r in zip(calls, region_of, strict=True)}

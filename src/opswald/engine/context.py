@@ -1162,7 +1162,12 @@ class Context:
     def _waited(self, lane: int, task: asyncio.Task[Any], starter: object | None) -> None:
         if lane in self._lane_awaited:
             return
-        on = _waits_for(starter, task)
+        # a task started by one that made no call of its own has the thread's flow for its
+        # starter (`_flow`): the task of the loop that waits for it, if any (only
+        # `waited_together` reads what it waited on)
+        on = _waits_for(starter, task) if isinstance(starter, asyncio.Task) else None
+        if on is None and not isinstance(starter, asyncio.Task):
+            on = _waited_by_any(task)
         if on is not None:
             self._lane_awaited.add(lane)
             self.waited_on[lane] = id(on)
@@ -1214,6 +1219,15 @@ class Context:
                 if last >= ended - _WAITED_S and abs(nxt - last) <= _WAITED_S:
                     out[lane] = parent
         return out
+
+    def waited_together(self) -> list[list[int]]:
+        """The lanes of tasks their starter awaited together (one gather, task group or
+        `asyncio.wait` of more than one), each list in lane order: `metadata.lane_gathers`.
+        A task awaited alone (`await task`, `asyncio.wait_for`) is in none."""
+        by_wait: dict[int, list[int]] = {}
+        for lane, on in self.waited_on.items():
+            by_wait.setdefault(on, []).append(lane)
+        return sorted(sorted(lanes) for lanes in by_wait.values() if len(lanes) > 1)
 
     def answer_exact(
         self, kind: str, request: dict[str, Any], decode: Callable[[Any], Any] | None
@@ -2090,6 +2104,21 @@ def _waits_for(starter: object, task: asyncio.Task[Any]) -> object | None:
                 return given
             return None
         coro = getattr(coro, "cr_await", None)
+    return None
+
+
+def _waited_by_any(task: asyncio.Task[Any]) -> object | None:
+    """What a task of `task`'s loop waits on when it is waiting for `task` (`_waits_for`);
+    else None."""
+    try:
+        tasks = asyncio.all_tasks(task.get_loop())
+    except RuntimeError:  # the loop is gone
+        return None
+    for other in tasks:
+        if other is not task:
+            on = _waits_for(other, task)
+            if on is not None:
+                return on
     return None
 
 

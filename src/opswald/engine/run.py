@@ -40,6 +40,7 @@ from opswald.redact import DEFAULT_REDACTOR, Redactor
 from opswald.returns import TYPE_ERRORS, Retyped, hidden_remedy, usable_remedy
 from opswald.session import (
     FORK_METADATA,
+    LANE_GATHERS,
     LANE_PARENTS,
     VARIANT_METADATA,
     AnyStep,
@@ -48,8 +49,10 @@ from opswald.session import (
     LLMCallStep,
     Session,
     ToolCallStep,
+    lane_gathers,
     lane_parents,
     lane_parents_list,
+    merged_gathers,
 )
 from opswald.verdict import MISSING, Difference, Finding, Verdict
 
@@ -376,6 +379,14 @@ def execute(
         metadata[LANE_PARENTS] = lane_parents_list(parents, top)
     else:
         metadata.pop(LANE_PARENTS, None)
+    # which lanes were awaited together (the golden's, and this run's)
+    recorded = lane_gathers(golden.metadata.get(LANE_GATHERS)) if ctx.tape is not None else []
+    lanes_of = {s.lane for s in steps if s.lane is not None}
+    gathers = merged_gathers([*recorded, *ctx.waited_together()], lanes_of)
+    if gathers:
+        metadata[LANE_GATHERS] = gathers
+    else:
+        metadata.pop(LANE_GATHERS, None)
     if settings.integrations:
         metadata["integrations"] = list(settings.integrations)
     else:

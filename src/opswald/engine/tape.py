@@ -24,6 +24,7 @@ from opswald.intercept.codecs.openai_responses import as_recorded
 from opswald.paths import render
 from opswald.redact import placeholders_alike, shapes_in_data_alike
 from opswald.session import (
+    LANE_GATHERS,
     LANE_PARENTS,
     AnyStep,
     LLMCallStep,
@@ -31,6 +32,7 @@ from opswald.session import (
     ToolCallsExpect,
     ToolCallStep,
     UserInputStep,
+    lane_gathers,
     lane_parents,
 )
 from opswald.verdict import MISSING, Difference, Finding
@@ -169,8 +171,11 @@ class Tape:
         self.turn_has_head = turn_heads
         self.turn_head_used = [False] * len(turn_start)
         self.turn_heads_left = heads_left
+        metadata = self.golden.metadata
         region_of, region_start = regions(
-            calls, lane_parents(self.golden.metadata.get(LANE_PARENTS))
+            calls,
+            lane_parents(metadata.get(LANE_PARENTS)),
+            lane_gathers(metadata.get(LANE_GATHERS)),
         )
         self.region_of = region_of
         self.region_starts = region_start
@@ -903,20 +908,22 @@ def epoch_ms(stamp: str | None) -> float | None:
 
 
 def regions(
-    calls: list[AnyStep], parents: Mapping[int, int] | None = None
+    calls: list[AnyStep],
+    parents: Mapping[int, int] | None = None,
+    gathers: Sequence[Sequence[int]] = (),
 ) -> tuple[list[int], list[int]]:
     """The concurrency regions of a golden's calls (in recorded order): the runs of calls
     that were in flight together, or made by threads or tasks running at the same time, so
     that the order they came in was not the agent's. Each call's region (-1: none, a call
     made on its own), and where each region begins: the runs `_lane_regions` finds (with
-    `parents`, the session's `lane_parents`) in a session with lanes, else the runs
-    `_timed_regions` finds."""
+    `parents`, the session's `lane_parents`, and `gathers`, its `lane_gathers`) in a session
+    with lanes, else the runs `_timed_regions` finds."""
     if not any(call.lane is not None for call in calls):
         return _timed_regions(calls)
     # with lanes, calls of one lane were made one after the other, and calls of lanes that
     # ran together are found without timestamps (which chain a gather's region on through
     # the quick calls after it)
-    spans = _lane_regions(calls, parents or {})
+    spans = _lane_regions(calls, parents or {}, gathers)
     region_of = [-1] * len(calls)
     starts: list[int] = []
     end = -1
@@ -931,7 +938,9 @@ def regions(
     return region_of, starts
 
 
-def _lane_regions(calls: list[AnyStep], parents: Mapping[int, int]) -> list[tuple[int, int]]:
+def _lane_regions(
+    calls: list[AnyStep], parents: Mapping[int, int], gathers: Sequence[Sequence[int]] = ()
+) -> list[tuple[int, int]]:
     """The runs of calls (first and last index) made by threads or tasks that were making
     calls at the same time (`lane`, recorded for sessions with more than one). Such calls
     need not overlap in time: a quick model answer followed by a branch's own work leaves
@@ -946,7 +955,9 @@ def _lane_regions(calls: list[AnyStep], parents: Mapping[int, int]) -> list[tupl
     a call, `asyncio.to_thread`), and made no call during its run, so that its calls came
     in order with the other's. Lanes that ran together, directly or through others, make
     one run from the first call of them to the last, within which any order goes (user
-    inputs still answered in order)."""
+    inputs still answered in order). So do the lanes of one gather (`gathers`), whose
+    order was the event loop's even where their runs did not overlap (waves under a
+    semaphore)."""
     made: dict[int, list[int]] = {}
     for i, call in enumerate(calls):
         if call.lane is not None:
@@ -996,6 +1007,10 @@ def _lane_regions(calls: list[AnyStep], parents: Mapping[int, int]) -> list[tupl
         running.append(lane)
     for lane, other in _in_flight_together(calls):
         joined[root(lane)] = root(other)
+    for group in gathers:
+        together = [lane for lane in group if lane in joined]
+        for lane in together[1:]:
+            joined[root(lane)] = root(together[0])
     spans: dict[int, tuple[int, int, int]] = {}  # by group: first call, last, lanes
     for lane in lanes:
         top = root(lane)
