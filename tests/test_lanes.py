@@ -272,7 +272,8 @@ def test_bad_lane_parents_are_a_load_error_naming_them(written: str, said: str) 
     with pytest.raises(files.GoldenLoadError) as info:
         files.loads(text)
     message = str(info.value)
-    assert message.startswith("<string>:2: metadata: lane_parents"), message
+    # at the key's line (not `metadata:`'s)
+    assert message.startswith("<string>:3: metadata.lane_parents: lane_parents"), message
     assert said in message, message
     assert "(got" not in message, message
     for fine in ("[0, 1, 0]", "[]", "null"):
@@ -2011,5 +2012,67 @@ def test_a_malformed_lane_gathers_is_a_load_error_at_its_line(value: Any, said: 
     golden = _record(_one_at_a_time("ABCDE"))
     data = golden.model_dump(mode="json", exclude_none=True)
     data["metadata"]["lane_gathers"] = value
-    with pytest.raises(files.GoldenLoadError, match=re.escape(said)):
-        files.loads(json.dumps(data), fmt="json", source="g.golden.json")
+    with pytest.raises(files.GoldenLoadError, match=re.escape(said)) as info:
+        files.loads(json.dumps(data, indent=1), fmt="json", source="g.golden.json")
+    line = next(
+        n
+        for n, text in enumerate(json.dumps(data, indent=1).splitlines(), 1)
+        if '"lane_gathers"' in text
+    )
+    assert str(info.value).startswith(f"g.golden.json:{line}: metadata.lane_gathers: "), info
+
+
+def _waves_of(shape: str, order: str) -> Any:
+    """Branches under `asyncio.Semaphore(1)`, taking it in `order` (by their start):
+    `groups`: two groups (A, B) gathered, each asking once, then gathering two branches
+    of its own; `wait`: three branches (A, B, C) awaited by a loop of
+    `asyncio.wait(..., return_when=FIRST_COMPLETED)`; `hidden`: three branches gathered
+    by a sub-agent task that makes no call of its own, awaited by one that does."""
+
+    def agent(_: Any) -> None:
+        async def held(name: str, lock: asyncio.Semaphore, work: Any) -> None:
+            await asyncio.sleep(0.002 * order.index(name[0]))
+            async with lock:
+                await work
+
+        async def group(name: str, lock: asyncio.Semaphore) -> None:
+            await ask(model="m", messages=[{"role": "user", "content": f"group {name}"}])
+            await asyncio.gather(*(_turn(f"{name}{b}") for b in range(2)))
+
+        async def main() -> None:
+            await _turn("plan")
+            lock = asyncio.Semaphore(1)
+            if shape == "groups":
+                await asyncio.gather(*(held(n, lock, group(n, lock)) for n in "AB"))
+            elif shape == "wait":
+                left = {asyncio.create_task(held(n, lock, _turn(n))) for n in "ABC"}
+                while left:
+                    _, left = await asyncio.wait(left, return_when=asyncio.FIRST_COMPLETED)
+            else:
+
+                async def sub() -> None:
+                    await asyncio.gather(*(held(n, lock, _turn(n)) for n in "ABC"))
+
+                await asyncio.create_task(sub())
+            await _turn("sum up")
+
+        asyncio.run(main())
+
+    return agent
+
+
+@pytest.mark.parametrize(
+    ("shape", "orders"),
+    [("groups", ("AB", "BA")), ("wait", ("ABC", "CBA", "BCA")), ("hidden", ("ABC", "CAB"))],
+)
+def test_waves_of_other_gathers_replay_in_any_order(shape: str, orders: tuple[str, ...]) -> None:
+    """QA (gathers #1-#3): a gather of groups under a semaphore held each group's branches
+    behind the other group; a loop of `asyncio.wait(FIRST_COMPLETED)` wrote only the
+    tasks of the wait each was seen in (a new set each time round) as awaited together;
+    a gather by a task that makes no call of its own was not written at all. Each wave
+    order replays."""
+    golden = _record(_waves_of(shape, orders[0]))
+    assert golden.metadata.get("lane_gathers"), golden.metadata
+    for order in orders:
+        verdict = judge(golden, execute(golden, _waves_of(shape, order), settings=RunSettings()))
+        assert verdict.passed, (order, verdict.findings)

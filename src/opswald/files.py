@@ -46,6 +46,7 @@ from opswald.jsonable import to_jsonable
 from opswald.paths import render
 from opswald.redact import DEFAULT_REDACTOR, SURROGATE, Redactor, mend_surrogates, redact_data
 from opswald.session import (
+    LANE_GATHERS,
     LANE_PARENTS,
     MODIFICATION,
     SCHEMA_URL,
@@ -1077,6 +1078,11 @@ def _schema_error(
     for error in errors:
         field, owner = _field_of(error, root)
         field = _as_written(field, data)
+        if error["type"] == LANE_PARENTS and field == ("metadata",):
+            # the metadata check names the key at fault: its line, not `metadata:`'s
+            key = str(error["msg"]).split(" ", 1)[0].rstrip(":")
+            if key in (LANE_PARENTS, LANE_GATHERS):
+                field = ("metadata", key)
         by_field.setdefault(field, []).append(error)
         owners.setdefault(field, owner)
     events: list[_Event] | None = None

@@ -689,6 +689,8 @@ class Context:
         # the run, so that no id is taken again by another
         self.waited_on: dict[int, int] = {}
         self._waited_on_kept: list[object] = []
+        # the tasks each wait seen took together (kept alive: `waited_together` reads ids)
+        self._waited_with: list[tuple[object, ...]] = []
         self._lane_begun: dict[int, list[float]] = {}  # when each lane's live calls began
         # a flow whose first call ran live and took the golden's one lane left (`lane`),
         # and its calls' step numbers: another flow whose served call has that lane was
@@ -1160,15 +1162,18 @@ class Context:
         self._waited(lane, task, starter)
 
     def _waited(self, lane: int, task: asyncio.Task[Any], starter: object | None) -> None:
-        if lane in self._lane_awaited:
-            return
-        # a task started by one that made no call of its own has the thread's flow for its
-        # starter (`_flow`): the task of the loop that waits for it, if any (only
-        # `waited_together` reads what it waited on)
+        """Whether `task`'s starter waits for it (`waited_on`, `waited_parents`), and with
+        which other tasks a wait of the loop takes it (`waited_together`): its starter's
+        wait, else that of the task of the loop that waits for it (a task that made no
+        call of its own has no flow: the tasks it gathers have its starter's)."""
         on = _waits_for(starter, task) if isinstance(starter, asyncio.Task) else None
-        if on is None and not isinstance(starter, asyncio.Task):
-            on = _waited_by_any(task)
-        if on is not None:
+        waiter: object | None = starter if on is not None else None
+        if on is None:
+            waiter, on = _waited_by_any(task)
+        if on is None:
+            return
+        self._waited_with.append(_waited_with(on, task))
+        if waiter is starter and lane not in self._lane_awaited:
             self._lane_awaited.add(lane)
             self.waited_on[lane] = id(on)
             self._waited_on_kept.append(on)  # alive for the run: its id names it alone
@@ -1221,13 +1226,28 @@ class Context:
         return out
 
     def waited_together(self) -> list[list[int]]:
-        """The lanes of tasks their starter awaited together (one gather, task group or
-        `asyncio.wait` of more than one), each list in lane order: `metadata.lane_gathers`.
-        A task awaited alone (`await task`, `asyncio.wait_for`) is in none."""
-        by_wait: dict[int, list[int]] = {}
-        for lane, on in self.waited_on.items():
-            by_wait.setdefault(on, []).append(lane)
-        return sorted(sorted(lanes) for lanes in by_wait.values() if len(lanes) > 1)
+        """The lanes of tasks a wait took together (one gather, task group or
+        `asyncio.wait` of more than one, however many times it was entered: a loop of
+        `asyncio.wait(..., return_when=FIRST_COMPLETED)` waits for fewer each time), each
+        list in lane order: `metadata.lane_gathers`. A task awaited alone (`await task`,
+        `asyncio.wait_for`) is in none."""
+        joined: dict[int, int] = {}
+
+        def root(k: int) -> int:
+            while joined.setdefault(k, k) != k:
+                joined[k] = joined[joined[k]]
+                k = joined[k]
+            return k
+
+        for tasks in self._waited_with:
+            ids = [id(t) for t in tasks]
+            for k in ids:
+                joined[root(k)] = root(ids[0])
+        by_root: dict[int, set[int]] = {}
+        for flow, lane in self._lanes.items():
+            if id(flow) in joined:
+                by_root.setdefault(root(id(flow)), set()).add(lane)
+        return sorted(sorted(lanes) for lanes in by_root.values() if len(lanes) > 1)
 
     def answer_exact(
         self, kind: str, request: dict[str, Any], decode: Callable[[Any], Any] | None
@@ -2107,19 +2127,31 @@ def _waits_for(starter: object, task: asyncio.Task[Any]) -> object | None:
     return None
 
 
-def _waited_by_any(task: asyncio.Task[Any]) -> object | None:
-    """What a task of `task`'s loop waits on when it is waiting for `task` (`_waits_for`);
-    else None."""
+def _waited_by_any(task: asyncio.Task[Any]) -> tuple[object | None, object | None]:
+    """The task of `task`'s loop that is waiting for `task`, and what it waits on
+    (`_waits_for`); else (None, None)."""
     try:
         tasks = asyncio.all_tasks(task.get_loop())
     except RuntimeError:  # the loop is gone
-        return None
+        return None, None
     for other in tasks:
         if other is not task:
             on = _waits_for(other, task)
             if on is not None:
-                return on
-    return None
+                return other, on
+    return None, None
+
+
+def _waited_with(on: object, task: asyncio.Task[Any]) -> tuple[object, ...]:
+    """The tasks a wait (`_waits_for`'s) takes together with `task`: a gather's children,
+    a task group's tasks still running, `asyncio.wait`'s set; `task` alone for a task
+    awaited itself."""
+    children = getattr(on, "_children", None)  # asyncio.gather's
+    if children is None:
+        children = getattr(on, "_tasks", None)  # a TaskGroup's (those not done yet)
+    if children is None and isinstance(on, set | frozenset):  # asyncio.wait's
+        children = on
+    return (task, *children) if children is not None else (task,)
 
 
 def _pooled(flow: object, starters: Mapping[object, object | None]) -> bool:

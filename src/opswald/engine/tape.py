@@ -1011,11 +1011,13 @@ def _lane_regions(
         together = [lane for lane in group if lane in joined]
         for lane in together[1:]:
             joined[root(lane)] = root(together[0])
-    spans: dict[int, tuple[int, int, int]] = {}  # by group: first call, last, lanes
+    # by group: first call, last, lanes; over the runs of the lanes each waited for (a
+    # group's branches ran within it, beside the other groups)
+    spans: dict[int, tuple[int, int, int]] = {}
     for lane in lanes:
         top = root(lane)
-        begun, ended, count = spans.get(top, (made[lane][0], made[lane][-1], 0))
-        spans[top] = (min(begun, made[lane][0]), max(ended, made[lane][-1]), count + 1)
+        begun, ended, count = spans.get(top, (first[lane], last[lane], 0))
+        spans[top] = (min(begun, first[lane]), max(ended, last[lane]), count + 1)
     return sorted((begun, ended) for begun, ended, count in spans.values() if count > 1)
 
 
