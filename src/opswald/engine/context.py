@@ -53,6 +53,7 @@ from opswald.session import (
     ToolCallStep,
     Usage,
     UserInputStep,
+    merged_gathers,
     without_stream_chunks,
 )
 from opswald.sessiondiff import stop_attributes
@@ -1231,23 +1232,11 @@ class Context:
         `asyncio.wait(..., return_when=FIRST_COMPLETED)` waits for fewer each time), each
         list in lane order: `metadata.lane_gathers`. A task awaited alone (`await task`,
         `asyncio.wait_for`) is in none."""
-        joined: dict[int, int] = {}
-
-        def root(k: int) -> int:
-            while joined.setdefault(k, k) != k:
-                joined[k] = joined[joined[k]]
-                k = joined[k]
-            return k
-
-        for tasks in self._waited_with:
-            ids = [id(t) for t in tasks]
-            for k in ids:
-                joined[root(k)] = root(ids[0])
-        by_root: dict[int, set[int]] = {}
-        for flow, lane in self._lanes.items():
-            if id(flow) in joined:
-                by_root.setdefault(root(id(flow)), set()).add(lane)
-        return sorted(sorted(lanes) for lanes in by_root.values() if len(lanes) > 1)
+        waits = [[id(task) for task in tasks] for tasks in self._waited_with]
+        seen = {k for ids in waits for k in ids}
+        lane_of = {id(flow): lane for flow, lane in self._lanes.items() if id(flow) in seen}
+        groups = ([lane_of[k] for k in ids if k in lane_of] for ids in merged_gathers(waits, seen))
+        return merged_gathers(groups, set(lane_of.values()))
 
     def answer_exact(
         self, kind: str, request: dict[str, Any], decode: Callable[[Any], Any] | None
