@@ -690,8 +690,10 @@ class Context:
         # the run, so that no id is taken again by another
         self.waited_on: dict[int, int] = {}
         self._waited_on_kept: list[object] = []
-        # the tasks each wait seen took together (kept alive: `waited_together` reads ids)
-        self._waited_with: list[tuple[object, ...]] = []
+        # the tasks each wait seen took together, by the wait (`_waited_with`): the objects
+        # are kept, so that no id is taken again by another
+        self._waits: dict[int, tuple[object, set[object]]] = {}
+        self._waiters: list[object] = []  # the tasks `_waited_by_any` found waiting
         self._lane_begun: dict[int, list[float]] = {}  # when each lane's live calls began
         # a flow whose first call ran live and took the golden's one lane left (`lane`),
         # and its calls' step numbers: another flow whose served call has that lane was
@@ -1170,10 +1172,15 @@ class Context:
         on = _waits_for(starter, task) if isinstance(starter, asyncio.Task) else None
         waiter: object | None = starter if on is not None else None
         if on is None:
-            waiter, on = _waited_by_any(task)
+            waiter, on = _waited_by_any(task, self._waiters)
+            if waiter is not None and waiter not in self._waiters:
+                self._waiters.append(waiter)  # asked first next time (a gather's others)
         if on is None:
             return
-        self._waited_with.append(_waited_with(on, task))
+        kept = self._waits.get(id(on))
+        if kept is None:  # a gather's children once, not once for each of them
+            kept = self._waits[id(on)] = (on, set(_waited_with(on)))
+        kept[1].add(task)
         if waiter is starter and lane not in self._lane_awaited:
             self._lane_awaited.add(lane)
             self.waited_on[lane] = id(on)
@@ -1232,7 +1239,7 @@ class Context:
         `asyncio.wait(..., return_when=FIRST_COMPLETED)` waits for fewer each time), each
         list in lane order: `metadata.lane_gathers`. A task awaited alone (`await task`,
         `asyncio.wait_for`) is in none."""
-        waits = [[id(task) for task in tasks] for tasks in self._waited_with]
+        waits = [[id(task) for task in tasks] for _, tasks in self._waits.values()]
         seen = {k for ids in waits for k in ids}
         lane_of = {id(flow): lane for flow, lane in self._lanes.items() if id(flow) in seen}
         groups = ([lane_of[k] for k in ids if k in lane_of] for ids in merged_gathers(waits, seen))
@@ -2116,9 +2123,16 @@ def _waits_for(starter: object, task: asyncio.Task[Any]) -> object | None:
     return None
 
 
-def _waited_by_any(task: asyncio.Task[Any]) -> tuple[object | None, object | None]:
+def _waited_by_any(
+    task: asyncio.Task[Any], first: Sequence[object] = ()
+) -> tuple[object | None, object | None]:
     """The task of `task`'s loop that is waiting for `task`, and what it waits on
-    (`_waits_for`); else (None, None)."""
+    (`_waits_for`); else (None, None). The tasks `first` are asked first (those found
+    before: one waits for all of a gather's tasks)."""
+    for other in first:
+        on = _waits_for(other, task) if other is not task else None
+        if on is not None:
+            return other, on
     try:
         tasks = asyncio.all_tasks(task.get_loop())
     except RuntimeError:  # the loop is gone
@@ -2131,16 +2145,15 @@ def _waited_by_any(task: asyncio.Task[Any]) -> tuple[object | None, object | Non
     return None, None
 
 
-def _waited_with(on: object, task: asyncio.Task[Any]) -> tuple[object, ...]:
-    """The tasks a wait (`_waits_for`'s) takes together with `task`: a gather's children,
-    a task group's tasks still running, `asyncio.wait`'s set; `task` alone for a task
-    awaited itself."""
+def _waited_with(on: object) -> Iterable[object]:
+    """The tasks a wait (`_waits_for`'s) takes together: a gather's children, a task
+    group's tasks still running, `asyncio.wait`'s set; none for a task awaited itself."""
     children = getattr(on, "_children", None)  # asyncio.gather's
     if children is None:
         children = getattr(on, "_tasks", None)  # a TaskGroup's (those not done yet)
     if children is None and isinstance(on, set | frozenset):  # asyncio.wait's
         children = on
-    return (task, *children) if children is not None else (task,)
+    return list(children) if children is not None else ()
 
 
 def _pooled(flow: object, starters: Mapping[object, object | None]) -> bool:
