@@ -1078,11 +1078,8 @@ def _schema_error(
     for error in errors:
         field, owner = _field_of(error, root)
         field = _as_written(field, data)
-        if error["type"] == LANE_PARENTS and field == ("metadata",):
-            # the metadata check names the key at fault: its line, not `metadata:`'s
-            key = str(error["msg"]).split(" ", 1)[0].rstrip(":")
-            if key in (LANE_PARENTS, LANE_GATHERS):
-                field = ("metadata", key)
+        if error["type"] in (LANE_PARENTS, LANE_GATHERS) and field == ("metadata",):
+            field = ("metadata", error["type"])  # the key's line, not `metadata:`'s
         by_field.setdefault(field, []).append(error)
         owners.setdefault(field, owner)
     events: list[_Event] | None = None
@@ -1208,7 +1205,12 @@ def _explain(errors: list[ErrorDetails], owner: Any) -> str:
     if kind == "model_type" and first["loc"]:  # pydantic's message names our model class
         return _takes(_child_type(owner, first["loc"][-1])) + _got(first["input"])
     messages = [error["msg"].removeprefix("Value error, ") for error in errors]
-    shows_input = first["loc"] and kind not in (STEP_NUMBERING, MODIFICATION, LANE_PARENTS)  # named
+    shows_input = first["loc"] and kind not in (
+        STEP_NUMBERING,
+        MODIFICATION,
+        LANE_PARENTS,
+        LANE_GATHERS,
+    )  # named
     if kind == "value_error" and _quoted(first["input"], messages[0]):
         shows_input = False  # the check's message names the value already
     return _merged(messages) + (_got(first["input"]) if shows_input else "")

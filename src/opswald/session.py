@@ -151,8 +151,6 @@ def merged_gathers(groups: Iterable[Iterable[int]], lanes: Set[int]) -> list[lis
         kept = [lane for lane in group if lane in lanes]
         for lane in kept[1:]:
             joined[root(lane)] = root(kept[0])
-        for lane in kept[:1]:
-            root(lane)
     by_root: dict[int, list[int]] = {}
     for lane in joined:
         by_root.setdefault(root(lane), []).append(lane)
@@ -757,7 +755,7 @@ class Session(_Model):
             raise PydanticCustomError(LANE_PARENTS, "{problem}", {"problem": problem})
         problem = lane_gathers_problem(metadata.get(LANE_GATHERS))
         if problem is not None:
-            raise PydanticCustomError(LANE_PARENTS, "{problem}", {"problem": problem})
+            raise PydanticCustomError(LANE_GATHERS, "{problem}", {"problem": problem})
         return metadata
 
     @field_validator("steps")
