@@ -117,21 +117,31 @@ input:
 """
 
 
+# Plugins installed here for the suite's own process, which no project a test runs uses:
+# langsmith's (it imports its whole client at startup), hypothesis' and pytest-benchmark's
+# cost a started pytest about 1.9 s of CPU of its 2.6 s, and the suite starts hundreds (each
+# xdist worker of a `-n 2` run is one).
+PLUGINS_OFF = "-p no:langsmith_plugin -p no:hypothesispytest -p no:benchmark"
+NESTED_ADDOPTS = f"{PLUGINS_OFF} -p no:rerunfailures -p no:anyio"
+
+
 @pytest.fixture(autouse=True)
 def _outside_ci(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts as if run on a developer's machine, also when the suite runs on CI
     (which sets `CI`, and goldens are then only written with --opswald-force). A test of
     the CI guard sets `CI` itself.
 
-    The pytest runs a test starts leave pytest-rerunfailures out: installed beside xdist it
-    starts a server thread and a listening socket in every run it is loaded in (even
-    without --reruns), which an in-process run leaves behind, hundreds per worker. Set
-    after `pytester` is made (it clears PYTEST_ADDOPTS); the tests that use the plugin
-    (tests/test_plugin_interplay.py) remove it."""
+    The pytest runs a test starts (in process, in a subprocess, as xdist workers) leave
+    out the third-party plugins installed here for the suite's own needs (`NESTED_ADDOPTS`).
+    pytest-rerunfailures, installed beside xdist, starts a server thread and a listening
+    socket in every run it is loaded in (even without --reruns), which an in-process run
+    leaves behind, hundreds per worker; and the others only slow every started Python down
+    (see `PLUGINS_OFF`). Set after `pytester` is made (it clears PYTEST_ADDOPTS); the tests
+    that use rerunfailures or anyio set `PLUGINS_OFF` instead."""
     monkeypatch.delenv("CI", raising=False)
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")
-        monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:rerunfailures")
+    monkeypatch.setenv("PYTEST_ADDOPTS", NESTED_ADDOPTS)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import record
+from conftest import PLUGINS_OFF, record
 
 PYTEST_9 = int(pytest.__version__.split(".")[0]) >= 9
 
@@ -217,7 +217,7 @@ def test_a_tag_named_like_an_installed_plugins_marker_is_a_collection_error(
     """pytest-rerunfailures (`flaky`) and anyio (`anyio`) are installed here: a golden
     tagged with their marker would be rerun or run by them. A marker the project declares
     itself (conftest or ini) stays a tag, and selects with -m."""
-    monkeypatch.delenv("PYTEST_ADDOPTS")  # pytest-rerunfailures loaded
+    monkeypatch.setenv("PYTEST_ADDOPTS", PLUGINS_OFF)  # pytest-rerunfailures and anyio loaded
     record(project)
     golden = project.path / "goldens" / "flight.golden.yaml"
     text = golden.read_text()

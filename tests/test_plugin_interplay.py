@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import record
+from conftest import PLUGINS_OFF, record
 
 FLAKY = """
 import os
@@ -61,7 +61,7 @@ def test_a_golden_that_passes_on_a_rerun_counts_once_as_passed(
 ) -> None:
     """`--reruns`: pytest says `2 passed, 1 rerun` and exits 0; the opswald summary, the
     JSON report (its CI gate `.failed == 0`) and JUnit's properties agree."""
-    monkeypatch.delenv("PYTEST_ADDOPTS")  # pytest-rerunfailures loaded
+    monkeypatch.setenv("PYTEST_ADDOPTS", PLUGINS_OFF)  # pytest-rerunfailures and anyio loaded
     record(project)
     goldens = project.path / "goldens"
     shutil.copy(goldens / "flight.golden.yaml", goldens / "steady.golden.yaml")
@@ -98,7 +98,7 @@ def test_a_rerun_that_passes_takes_back_the_saved_actual_of_its_failed_attempt(
     """`--opswald-save-actual` with `--reruns`: the folder holds the actuals of goldens
     that failed in the end; a rerun that passes removes the one its failed attempt wrote,
     and an actual left there by an earlier run is not this run's to remove."""
-    monkeypatch.delenv("PYTEST_ADDOPTS")  # pytest-rerunfailures loaded
+    monkeypatch.setenv("PYTEST_ADDOPTS", PLUGINS_OFF)  # pytest-rerunfailures and anyio loaded
     record(project)
     project.makeconftest(FLAKY)
     (project.path / "flaky.mark").touch()
@@ -128,7 +128,7 @@ def test_a_marker_test_rerun_replays_its_golden_again(
 ) -> None:
     """A rerun runs the test afresh, its golden's replay included (it was kept from the
     first attempt, so every rerun failed with the first attempt's divergence)."""
-    monkeypatch.delenv("PYTEST_ADDOPTS")  # pytest-rerunfailures loaded
+    monkeypatch.setenv("PYTEST_ADDOPTS", PLUGINS_OFF)  # pytest-rerunfailures and anyio loaded
     record(project)
     project.makeconftest(FLAKY)
     project.makepyfile(test_flight=MARKER_TEST)
