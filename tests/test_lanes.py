@@ -1999,6 +1999,86 @@ def test_a_gather_by_a_task_that_makes_no_call_is_written_as_one_too() -> None:
         assert judge(golden, run).passed, (order, judge(golden, run).findings)
 
 
+def _awaited_in_turn(order: str, *, started: str = "together", wait: str = "list") -> Any:
+    """A plan call, five sub-agent tasks that take turns by a lock, each awaited alone,
+    then a last call. `started="together"`: all five are started first, then awaited
+    one at a time (`wait="list"`: `[await t for t in tasks]`; `"loop"`: a for loop over
+    them; `"as_completed"`: as they end), and they take the lock in the order of `order`
+    (by their start);
+    `started="in turn"`: each is started after the one before ended, in `order`."""
+
+    def agent(_: Any) -> None:
+        async def branch(name: str, lock: asyncio.Lock, wait_s: float) -> None:
+            await asyncio.sleep(wait_s)
+            async with lock:
+                await _turn(f"branch {name}")
+
+        async def main() -> None:
+            await _turn("plan")
+            lock = asyncio.Lock()
+            if started == "in turn":
+                for name in order:
+                    await asyncio.create_task(branch(name, lock, 0))
+            else:
+                tasks = [
+                    asyncio.create_task(branch(name, lock, 0.002 * order.index(name)))
+                    for name in "ABCDE"
+                ]
+                if wait == "list":
+                    [await task for task in tasks]
+                elif wait == "as_completed":
+                    for done in asyncio.as_completed(tasks):
+                        await done
+                else:
+                    for task in tasks:
+                        await task
+            await _turn("sum up")
+
+        asyncio.run(main())
+
+    return agent
+
+
+@pytest.mark.parametrize("recorded", ["ABCDE", "EDCBA", "BDACE"])
+@pytest.mark.parametrize("wait", ["list", "loop", "as_completed"])
+def test_tasks_started_together_and_awaited_one_at_a_time_replay_in_any_order(
+    recorded: str, wait: str
+) -> None:
+    """Tasks all started before the first is awaited ran together, whatever order they
+    are awaited in: a replay in which they took turns in another order failed (each
+    awaited alone, they were taken for sub-agents run one after the other). Tasks of one
+    starter alive at once are written as one of `metadata.lane_gathers`, also when they
+    ran in the order they are awaited in (`ABCDE`)."""
+    golden = files.loads(files.dumps(_record(_awaited_in_turn(recorded, wait=wait))))
+    by_task = {_task_of(s): s.lane for s in golden.step_list}
+    branches = sorted(by_task[f"branch {name}"] for name in "ABCDE")
+    assert golden.metadata.get("lane_gathers") == [branches], golden.metadata
+    for order in ("ABCDE", "EDCBA", "CAEBD"):
+        run = execute(golden, _awaited_in_turn(order, wait=wait), settings=RunSettings())
+        assert judge(golden, run).passed, (order, judge(golden, run).findings)
+    # the starter's own calls stay in order around them
+    calls = [s for s in golden.step_list if s.type != "state"]
+    region_of, _ = _regions(golden, calls)
+    by_region = {_task_of(c): r for c, r in zip(calls, region_of, strict=True)}
+    assert by_region["plan"] == by_region["sum up"] == -1, by_region
+    assert len({by_region[f"branch {name}"] for name in "ABCDE"} - {-1}) == 1, by_region
+
+
+def test_tasks_started_one_after_the_other_keep_their_order() -> None:
+    """Each task started after the one before ended (sub-agents run in turn as tasks):
+    no lanes are written together, and a replay that runs them in another order
+    fails at the first call out of order."""
+    golden = _record(_awaited_in_turn("ABCDE", started="in turn"))
+    assert "lane_gathers" not in golden.metadata, golden.metadata
+    run = execute(golden, _awaited_in_turn("ABCDE", started="in turn"), settings=RunSettings())
+    assert judge(golden, run).passed, judge(golden, run).findings
+    swapped = execute(golden, _awaited_in_turn("BACDE", started="in turn"), settings=RunSettings())
+    verdict = judge(golden, swapped)
+    assert not verdict.passed
+    first_a = next(s.step for s in golden.step_list if _task_of(s) == "branch A")
+    assert verdict.failures[0].step == first_a, verdict.failures
+
+
 @pytest.mark.parametrize(
     ("value", "said"),
     [

@@ -694,6 +694,11 @@ class Context:
         # are kept, so that no id is taken again by another
         self._waits: dict[int, tuple[object, set[object]]] = {}
         self._waiters: list[object] = []  # the tasks `_waited_by_any` found waiting
+        # tasks awaited one at a time that ran together (`_beside`): (the starter, a task,
+        # the other tasks alive beside it); and the tasks looked at
+        self._alive_beside: list[tuple[object, object, list[object]]] = []
+        self._beside_seen: set[int] = set()
+        self._crowded: list[object] = []  # loops with more than `_BESIDE_MAX` tasks
         self._lane_begun: dict[int, list[float]] = {}  # when each lane's live calls began
         # a flow whose first call ran live and took the golden's one lane left (`lane`),
         # and its calls' step numbers: another flow whose served call has that lane was
@@ -1171,6 +1176,8 @@ class Context:
         call of its own has no flow: the tasks it gathers have its starter's)."""
         on = _waits_for(starter, task) if isinstance(starter, asyncio.Task) else None
         waiter: object | None = starter if on is not None else None
+        if isinstance(starter, asyncio.Task):
+            self._beside(task, starter, on)
         if on is None:
             waiter, on = _waited_by_any(task, self._waiters)
             if waiter is not None and waiter not in self._waiters:
@@ -1186,6 +1193,32 @@ class Context:
             self.waited_on[lane] = id(on)
             self._waited_on_kept.append(on)  # alive for the run: its id names it alone
 
+    def _beside(self, task: asyncio.Task[Any], starter: asyncio.Task[Any], on: object) -> None:
+        """The tasks that ran together with `task`, though awaited one at a time (`[await
+        t for t in tasks]`, `asyncio.as_completed`): those of its loop alive at its first
+        call, and at its end while its starter still waits for it alone (suspended there,
+        the starter started them before it waited: so a task that ended before the others
+        began is taken too). Kept as (starter, task, the others alive), for
+        `waited_together` to join those its starter started. At its end a starter that no
+        longer waits for it may have started the next one: not looked at then. Tasks
+        started one after the other, each awaited before the next starts, are never alive
+        together. A loop seen with more than `_BESIDE_MAX` tasks is not looked at again
+        (each look is one pass over them)."""
+        loop = task.get_loop()
+        if loop in self._crowded or (id(task) in self._beside_seen and on is not task):
+            return
+        self._beside_seen.add(id(task))
+        try:
+            alive = asyncio.all_tasks(loop)
+        except RuntimeError:  # the loop is gone
+            return
+        if len(alive) > _BESIDE_MAX:
+            self._crowded.append(loop)
+            return
+        others: list[object] = [t for t in alive if t is not task and t is not starter]
+        if others:
+            self._alive_beside.append((starter, task, others))
+
     def waited_parents(self) -> dict[int, int]:
         """{lane: the lane whose flow started it and waited for it}, of the lanes this run
         made. A thread's run in a context copied from its starter (`asyncio.to_thread`, an
@@ -1200,6 +1233,7 @@ class Context:
         while it ran."""
         children: dict[int, list[int]] = {}
         end_of: dict[int, float] = {}
+        ended_by: dict[int, list[float]] = {}  # by starter: when its tasks ended
         out: dict[int, int] = {}
         handed: dict[int, list[float]] = {}  # by starter: when its threads' runs began
         for lane, starter in self._lane_starter.items():
@@ -1214,6 +1248,7 @@ class Context:
             ended = self._lane_ended.get(lane)
             if ended is None:
                 continue  # a task still running at the end was not waited for
+            ended_by.setdefault(parent, []).append(ended)
             if lane in self._lane_awaited:  # its starter was waiting for it as it ended
                 out[lane] = parent
                 continue
@@ -1221,7 +1256,7 @@ class Context:
             children.setdefault(parent, []).append(lane)
         for parent, lanes in children.items():
             begun = sorted([*self._lane_begun.get(parent, ()), *handed.get(parent, ())])
-            ends = sorted(end_of[lane] for lane in lanes)
+            ends = sorted(ended_by[parent])  # of all its tasks (one awaited last, too)
             for lane in lanes:
                 ended = end_of[lane]
                 k = bisect_left(begun, ended - _WAITED_S)
@@ -1237,9 +1272,14 @@ class Context:
         """The lanes of tasks a wait took together (one gather, task group or
         `asyncio.wait` of more than one, however many times it was entered: a loop of
         `asyncio.wait(..., return_when=FIRST_COMPLETED)` waits for fewer each time), each
-        list in lane order: `metadata.lane_gathers`. A task awaited alone (`await task`,
-        `asyncio.wait_for`) is in none."""
+        list in lane order: `metadata.lane_gathers`; and tasks awaited one at a time that
+        ran together (`_beside`). A task awaited alone (`await task`, `asyncio.wait_for`)
+        after the one before ended is in none."""
         waits = [[id(task) for task in tasks] for _, tasks in self._waits.values()]
+        for starter, task, alive in self._alive_beside:
+            # of the tasks alive beside it, those its starter started (not another flow's)
+            kept = [t for t in (task, *alive) if self._flow_starter.get(t) is starter]
+            waits.append([id(t) for t in kept])
         seen = {k for ids in waits for k in ids}
         lane_of = {id(flow): lane for flow, lane in self._lanes.items() if id(flow) in seen}
         groups = ([lane_of[k] for k in ids if k in lane_of] for ids in merged_gathers(waits, seen))
@@ -2071,6 +2111,10 @@ class _Flow:
 
 # a task's starter waited for it when its next call came within this of the task's end
 _WAITED_S = 0.001
+
+
+_BESIDE_MAX = 256
+"""The most tasks a loop may have for `Context._beside` to look at them."""
 
 
 def _waiting_codes() -> tuple[Any, Any]:
