@@ -144,6 +144,31 @@ def test_no_writes_on_ci_unless_forced(
     assert not load(project.path / GOLDEN).is_stub
 
 
+@pytest.mark.parametrize("value", ["false", "0", "No", " off ", ""])
+def test_ci_set_to_a_false_value_is_not_ci(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """`CI=false` (or 0, no, off, empty) is how a shell says the run is not on CI:
+    goldens are written as on a developer's machine."""
+    monkeypatch.setenv("CI", value)
+    result = project.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(passed=1)
+    assert "CI environment variable" not in result.stdout.str()
+    assert not load(project.path / GOLDEN).is_stub
+
+
+@pytest.mark.parametrize("value", ["1", "TRUE", "woodpecker"])
+def test_ci_set_to_anything_else_blocks_writes(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("CI", value)
+    stub = (project.path / GOLDEN).read_bytes()
+    result = project.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*CI environment variable is set*--opswald-force*"])
+    assert (project.path / GOLDEN).read_bytes() == stub
+
+
 def test_a_golden_whose_file_name_is_near_the_limit_is_recorded_and_updated(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -661,9 +661,19 @@ def _stamp(ms: float) -> str:
     return when.replace("+00:00", "Z")
 
 
+_NOT_CI = frozenset({"", "0", "false", "no", "off"})
+
+
+def on_ci() -> bool:
+    """Whether the `CI` environment variable says this run is on CI: set to anything but
+    empty, `0`, `false`, `no` or `off` (in any case; CI services set `true`, `1` or a
+    name, and `CI=false` is how a shell says it is not one)."""
+    return os.environ.get("CI", "").strip().lower() not in _NOT_CI
+
+
 def writes_blocked(*, force: bool) -> str | None:
     """Why writing is not allowed here, or None."""
-    if os.environ.get("CI") and not force:
+    if on_ci() and not force:
         return (
             "not written: the CI environment variable is set; goldens are only written on CI "
             "with --opswald-force"
