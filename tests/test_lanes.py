@@ -1999,22 +1999,39 @@ def test_a_gather_by_a_task_that_makes_no_call_is_written_as_one_too() -> None:
         assert judge(golden, run).passed, (order, judge(golden, run).findings)
 
 
-def _awaited_in_turn(order: str, *, started: str = "together", wait: str = "list") -> Any:
+def _awaited_in_turn(
+    order: str,
+    *,
+    started: str = "together",
+    wait: str = "list",
+    turns: bool = True,
+    crowd: int = 0,
+    changed: str = "",
+) -> Any:
     """A plan call, five sub-agent tasks that take turns by a lock, each awaited alone,
     then a last call. `started="together"`: all five are started first, then awaited
     one at a time (`wait="list"`: `[await t for t in tasks]`; `"loop"`: a for loop over
     them; `"as_completed"`: as they end), and they take the lock in the order of `order`
     (by their start);
-    `started="in turn"`: each is started after the one before ended, in `order`."""
+    `started="in turn"`: each is started after the one before ended, in `order`.
+    `turns=False`: the task that starts them makes no call of its own; `crowd`: first a
+    gather of that many tasks of one tool call each; `changed`: that branch asks another
+    question."""
 
     def agent(_: Any) -> None:
         async def branch(name: str, lock: asyncio.Lock, wait_s: float) -> None:
             await asyncio.sleep(wait_s)
             async with lock:
-                await _turn(f"branch {name}")
+                await _turn(f"branch {name}" + (" (changed)" if name == changed else ""))
+
+        async def quick(i: int) -> None:
+            await work(task=f"quick {i}")
 
         async def main() -> None:
-            await _turn("plan")
+            if turns:
+                await _turn("plan")
+            if crowd:
+                await asyncio.gather(*(quick(i) for i in range(crowd)))
             lock = asyncio.Lock()
             if started == "in turn":
                 for name in order:
@@ -2032,7 +2049,8 @@ def _awaited_in_turn(order: str, *, started: str = "together", wait: str = "list
                 else:
                     for task in tasks:
                         await task
-            await _turn("sum up")
+            if turns:
+                await _turn("sum up")
 
         asyncio.run(main())
 
@@ -2062,6 +2080,80 @@ def test_tasks_started_together_and_awaited_one_at_a_time_replay_in_any_order(
     by_region = {_task_of(c): r for c, r in zip(calls, region_of, strict=True)}
     assert by_region["plan"] == by_region["sum up"] == -1, by_region
     assert len({by_region[f"branch {name}"] for name in "ABCDE"} - {-1}) == 1, by_region
+
+
+def test_tasks_started_together_by_a_task_that_makes_no_call_replay_in_any_order() -> None:
+    """QA (alive #1): an async adapter that only starts sub-agents and awaits them one
+    at a time (no call of its own, so no lane: the tasks' starter is the run's thread):
+    they ran together, as when it gathers them."""
+    golden = _record(_awaited_in_turn("ABCDE", turns=False))
+    assert golden.metadata.get("lane_gathers") == [[1, 2, 3, 4, 5]], golden.metadata
+    for order in ("EDCBA", "CAEBD"):
+        run = execute(golden, _awaited_in_turn(order, turns=False), settings=RunSettings())
+        assert judge(golden, run).passed, (order, judge(golden, run).findings)
+
+
+def test_the_task_that_awaits_them_one_at_a_time_is_not_one_of_them() -> None:
+    """A task that makes no call before it starts sub-agents together (it has their
+    starter's flow) and calls after awaiting them one at a time: it waits for them, it
+    does not run beside them, so its call stays after theirs."""
+
+    def agent(first: bool) -> Any:
+        def run(_: Any) -> None:
+            async def branch(name: str, lock: asyncio.Lock) -> None:
+                async with lock:
+                    await _turn(f"branch {name}")
+
+            async def main() -> None:
+                if first:
+                    await _turn("sum up")
+                lock = asyncio.Lock()
+                tasks = [asyncio.create_task(branch(name, lock)) for name in "ABC"]
+                [await task for task in tasks]
+                if not first:
+                    await _turn("sum up")
+
+            asyncio.run(main())
+
+        return run
+
+    golden = _record(agent(first=False))
+    by_task = {_task_of(s): s.lane for s in golden.step_list}
+    branches = sorted(by_task[f"branch {name}"] for name in "ABC")
+    assert golden.metadata["lane_gathers"] == [branches], golden.metadata
+    assert judge(golden, execute(golden, agent(first=False), settings=RunSettings())).passed
+    assert not judge(golden, execute(golden, agent(first=True), settings=RunSettings())).passed
+
+
+def test_tasks_alive_together_are_not_looked_at_once_a_loop_had_a_crowd() -> None:
+    """README (Limits): once a look found more than 256 tasks in the loop, the run looks
+    no more (each look passes over every task the loop keeps, ended ones too): sub-agents
+    started together after a gather of 300 keep their recorded order, and the same after
+    a gather of 200 are free of it."""
+    for crowd, free in ((200, True), (300, False)):
+        golden = _record(_awaited_in_turn("ABCDE", crowd=crowd))
+        by_task = {_task_of(s): s.lane for s in golden.step_list}
+        branches = sorted(by_task[f"branch {name}"] for name in "ABCDE")
+        assert (branches in golden.metadata["lane_gathers"]) is free, crowd
+        run = execute(golden, _awaited_in_turn("EDCBA", crowd=crowd), settings=RunSettings())
+        assert judge(golden, run).passed is free, (crowd, judge(golden, run).findings)
+
+
+def test_an_update_writes_the_lanes_alive_together_of_its_own_run() -> None:
+    """QA (alive #3): recorded with sub-agents started together, the agent now runs them
+    one after the other (and one asks another question): the update writes no lanes
+    together, as a recording of the new agent would not, so a replay that swaps them
+    fails. Before, the golden's were kept beside the run's."""
+    golden = _record(_awaited_in_turn("ABCDE"))
+    assert golden.metadata.get("lane_gathers"), golden.metadata
+    now = _awaited_in_turn("ABCDE", started="in turn", changed="D")
+    run = execute(golden, now, settings=RunSettings(policy="update"))
+    assert run.agent_traceback is None, run.agent_traceback
+    written = files.loads(files.dumps(run.actual))
+    assert "lane_gathers" not in written.metadata, written.metadata
+    assert judge(written, execute(written, now, settings=RunSettings())).passed
+    swapped = _awaited_in_turn("BACDE", started="in turn", changed="D")
+    assert not judge(written, execute(written, swapped, settings=RunSettings())).passed
 
 
 def test_tasks_started_one_after_the_other_keep_their_order() -> None:

@@ -698,7 +698,7 @@ class Context:
         # the other tasks alive beside it); and the tasks looked at
         self._alive_beside: list[tuple[object, object, list[object]]] = []
         self._beside_seen: set[int] = set()
-        self._crowded: list[object] = []  # loops with more than `_BESIDE_MAX` tasks
+        self._crowded: list[object] = []  # loops seen with more than `_BESIDE_MAX` tasks
         self._lane_begun: dict[int, list[float]] = {}  # when each lane's live calls began
         # a flow whose first call ran live and took the golden's one lane left (`lane`),
         # and its calls' step numbers: another flow whose served call has that lane was
@@ -1176,7 +1176,7 @@ class Context:
         call of its own has no flow: the tasks it gathers have its starter's)."""
         on = _waits_for(starter, task) if isinstance(starter, asyncio.Task) else None
         waiter: object | None = starter if on is not None else None
-        if isinstance(starter, asyncio.Task):
+        if starter is not None:
             self._beside(task, starter, on)
         if on is None:
             waiter, on = _waited_by_any(task, self._waiters)
@@ -1193,17 +1193,22 @@ class Context:
             self.waited_on[lane] = id(on)
             self._waited_on_kept.append(on)  # alive for the run: its id names it alone
 
-    def _beside(self, task: asyncio.Task[Any], starter: asyncio.Task[Any], on: object) -> None:
+    def _beside(self, task: asyncio.Task[Any], starter: object, on: object) -> None:
         """The tasks that ran together with `task`, though awaited one at a time (`[await
         t for t in tasks]`, `asyncio.as_completed`): those of its loop alive at its first
         call, and at its end while its starter still waits for it alone (suspended there,
         the starter started them before it waited: so a task that ended before the others
-        began is taken too). Kept as (starter, task, the others alive), for
-        `waited_together` to join those its starter started. At its end a starter that no
-        longer waits for it may have started the next one: not looked at then. Tasks
-        started one after the other, each awaited before the next starts, are never alive
-        together. A loop seen with more than `_BESIDE_MAX` tasks is not looked at again
-        (each look is one pass over them)."""
+        began is taken too). The starter is a task, or the flow of the run's thread for
+        tasks started by a task that makes no call of its own (which has their starter's
+        flow, so a task that waits for them is not one of them). Kept as (starter, task, the
+        others alive), for `waited_together` to join those its starter started. At its end
+        a starter that no longer waits for it may have started the next one: not looked at
+        then. Tasks started one after the other, each awaited before the next starts, are
+        never alive together. A loop seen with more than `_BESIDE_MAX` tasks is not looked
+        at again in the run: each look is one pass over every task the loop has not freed,
+        ended ones too (the run keeps those that made calls), so once the loop had many,
+        every look would cost as much (a gather of thousands costs one pass, not one per
+        task)."""
         loop = task.get_loop()
         if loop in self._crowded or (id(task) in self._beside_seen and on is not task):
             return
@@ -1215,7 +1220,9 @@ class Context:
         if len(alive) > _BESIDE_MAX:
             self._crowded.append(loop)
             return
-        others: list[object] = [t for t in alive if t is not task and t is not starter]
+        others: list[object] = [
+            t for t in alive if t is not task and t is not starter and not _waiting_for(t, task)
+        ]
         if others:
             self._alive_beside.append((starter, task, others))
 
@@ -2165,6 +2172,14 @@ def _waits_for(starter: object, task: asyncio.Task[Any]) -> object | None:
             return None
         coro = getattr(coro, "cr_await", None)
     return None
+
+
+def _waiting_for(other: asyncio.Task[Any], task: asyncio.Task[Any]) -> bool:
+    """Whether `other` waits for `task`, or for another task (one of them, ended or not):
+    the task that started them (one that made no call of its own yet has their
+    starter's flow), not one that ran beside them."""
+    waiting = getattr(other, "_fut_waiter", None)
+    return isinstance(waiting, asyncio.Task) or _waits_for(other, task) is not None
 
 
 def _waited_by_any(

@@ -379,8 +379,11 @@ def execute(
         metadata[LANE_PARENTS] = lane_parents_list(parents, top)
     else:
         metadata.pop(LANE_PARENTS, None)
-    # which lanes were awaited together (the golden's, and this run's)
-    recorded = lane_gathers(golden.metadata.get(LANE_GATHERS)) if ctx.tape is not None else []
+    # which lanes were awaited together: an update's, as it saw them (it watches every
+    # task, served or not: an agent that now runs them one after the other has none); a
+    # replay's saved actual has the golden's too
+    keep = ctx.tape is not None and settings.policy != "update"
+    recorded = lane_gathers(golden.metadata.get(LANE_GATHERS)) if keep else []
     lanes_of = {s.lane for s in steps if s.lane is not None}
     gathers = merged_gathers([*recorded, *ctx.waited_together()], lanes_of)
     if gathers:
