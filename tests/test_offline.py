@@ -655,3 +655,83 @@ def test_a_connection_opened_before_the_guard_sends_nothing_under_it() -> None:
     # the thread that predates the guard sent on its own connection, and it arrived
     assert lines[-1]["elder"] is True, lines[-1]
     assert lines[-1]["beat"] == "beat", lines[-1]
+
+
+LEFT_RUNNING_CHILD = textwrap.dedent(
+    """
+    import json, socket, threading
+
+    import opswald
+    from opswald import files
+    from opswald.engine.run import RunSettings, execute, judge
+
+    ORIGINAL = socket.socket.connect
+    go, out = threading.Event(), {}
+
+
+    @opswald.tool
+    def hello(x):
+        return "hi " + x
+
+
+    def attempt():
+        try:
+            socket.create_connection(("192.0.2.1", 80), timeout=5).close()
+            return "connected"
+        except OSError as exc:
+            return f"{type(exc).__name__} {exc.errno}"
+
+
+    def late():
+        go.wait(10)
+        out["late"] = attempt()
+
+
+    def agent(_):
+        hello(x="a")
+        threading.Thread(target=late, name="late-caller", daemon=True).start()
+        return "ok"
+
+
+    golden = files.loads(
+        "name: leaves\\ninput: null\\nsteps:\\n"
+        "  - {step: 1, type: tool_call, tool: hello, input: {x: a}, output: hi a}\\n"
+        "output: ok\\n"
+    )
+    run = execute(golden, agent, settings=RunSettings())
+    out["passed"] = judge(golden, run).passed
+    out["named"] = list(run.left_running)
+    out["other"] = attempt()  # the test's own thread, after the replay
+    go.set()
+    for thread in threading.enumerate():
+        if thread.name == "late-caller":
+            thread.join(10)
+    out["on_while_held"] = socket.socket.connect is not ORIGINAL
+    again = execute(golden, lambda _: hello(x="a") and "ok", settings=RunSettings())
+    out["again"] = judge(golden, again).passed
+    out["off_after"] = socket.socket.connect is ORIGINAL
+    print(json.dumps(out))
+    """
+)
+
+
+def test_a_thread_the_agent_left_running_stays_offline_until_it_ends() -> None:
+    """A thread the agent started and left running calls out after its replay ended: the
+    guard stays on for it (refused as in the replay), not for the rest of the process
+    (the test's own thread reaches the namespace's missing route), and comes off with
+    the next replay once that thread has ended. Run where no route leads out."""
+    with no_route_namespace() as prefix:
+        done = subprocess.run(
+            [*prefix, sys.executable, "-c", LEFT_RUNNING_CHILD],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["passed"] and out["again"], out
+    assert out["named"] == ["late-caller"], out
+    assert out["late"] == f"OfflineError {errno.ECONNREFUSED}", out
+    assert out["other"] == f"OSError {errno.ENETUNREACH}", out
+    assert out["on_while_held"] and out["off_after"], out

@@ -297,9 +297,10 @@ def run(input):
 def test_threads_an_agent_leaves_running_are_named_in_the_summary(
     pytester: pytest.Pytester,
 ) -> None:
-    """A thread the agent started and left running goes on after its replay, when the
-    offline guard is off: the summary says which golden's agent left which threads (not
-    one it told to end that is on its way out, as AnyIO leaves its workers)."""
+    """A thread the agent started and left running goes on after its replay (the offline
+    guard stays on for it: tests/test_offline.py): the summary says which golden's agent
+    left which threads (not one it told to end that is on its way out, as AnyIO leaves
+    its workers)."""
     pytester.makepyfile(threadagent=THREAD_AGENT)
     pytester.makeini("[pytest]\nopswald_adapter = threadagent:run\n")
     pytester.mkdir("goldens")
@@ -315,7 +316,7 @@ def test_threads_an_agent_leaves_running_are_named_in_the_summary(
     result.stdout.fnmatch_lines(
         [
             "*leaves.golden.yaml: its agent left 1 thread running after its replay ended "
-            "(late-caller)*not held back by the offline guard*"
+            "(late-caller)*the offline guard stays on for them until they end*"
         ]
     )
     assert "joins.golden.yaml: its agent left" not in out

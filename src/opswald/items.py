@@ -364,9 +364,10 @@ def _left_running_note(path: Path, names: tuple[str, ...]) -> str:
     count = f"{len(names)} thread{'s' if len(names) != 1 else ''}"
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     return (
-        f"{path.name}: its agent left {count} running after its replay ended ({shown}); what "
-        "they do from now on is not held back by the offline guard, and a call they make "
-        "may reach the network. Wait for them (join) before the agent returns"
+        f"{path.name}: its agent left {count} running after its replay ended ({shown}); the "
+        "offline guard stays on for them until they end (a call they make off loopback is "
+        "refused, and named nowhere: the golden's result is written). Wait for them (join) "
+        "before the agent returns"
     )
 
 

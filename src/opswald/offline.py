@@ -17,7 +17,7 @@ import socket
 import threading
 import urllib.parse
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -156,6 +156,19 @@ class _Patch:
         # connections they hold are theirs (a database heartbeat a fixture started, a
         # telemetry exporter), not the agent's, and keep working during the replay
         self.elders: frozenset[threading.Thread] = frozenset()
+        # threads a replay's agent left running (`hold`): guarded until they end, also
+        # when no guard is active any more (the patch stays on while one is alive)
+        self.held: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+    def applies(self) -> bool:
+        """Whether a lookup or connection made now is checked: while a guard is active,
+        and in a thread a replay's agent left running."""
+        return bool(self.guards) or threading.current_thread() in self.held
+
+    def hold(self, threads: Iterable[threading.Thread]) -> None:
+        """Keep `threads` guarded after the guards are off, until they end."""
+        with self.lock:
+            self.held.update(t for t in threads if t.is_alive())
 
     def deny(self, host: object, port: object) -> OfflineError:
         """Note a blocked attempt in every active guard and build its error."""
@@ -219,18 +232,30 @@ class _Patch:
     def add(self, guard: OfflineGuard) -> None:
         with self.lock:
             if not self.guards:
-                self._install()
+                if self.saved:  # still on for held threads
+                    self.elders = self._elders()
+                    self.peers.clear()
+                else:
+                    self._install()
             self.guards.append(guard)
 
     def remove(self, guard: OfflineGuard) -> None:
         with self.lock:
             self.guards.remove(guard)
             if not self.guards:
-                self._uninstall()
+                if any(t.is_alive() for t in self.held):
+                    self.elders = frozenset()
+                else:
+                    self._uninstall()
+
+    def _elders(self) -> frozenset[threading.Thread]:
+        """The threads alive now but this one and those held: their connections are not
+        the agent's."""
+        here = threading.current_thread()
+        return frozenset(t for t in threading.enumerate() if t is not here and t not in self.held)
 
     def _install(self) -> None:
-        here = threading.current_thread()
-        self.elders = frozenset(t for t in threading.enumerate() if t is not here)
+        self.elders = self._elders()
         for name in _MODULE_FUNCS:
             self._replace(socket, name, _wrap_lookup(self, name, getattr(socket, name)))
         for name in _SOCKET_METHODS:
@@ -257,6 +282,7 @@ class _Patch:
         self.saved.clear()
         self.peers.clear()
         self.elders = frozenset()
+        self.held = weakref.WeakSet()
 
 
 def _lookup_target(name: str, args: tuple[Any, ...]) -> tuple[object, object]:
@@ -302,6 +328,8 @@ def _local_addrinfo(original: Callable[..., Any], args: tuple[Any, ...]) -> Any:
 
 def _wrap_lookup(patch: _Patch, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not patch.applies():
+            return original(*args, **kwargs)
         if name == "getaddrinfo":
             args, kwargs = _gai_args(args, kwargs), {}
         host, port = _lookup_target(name, args)
@@ -334,6 +362,8 @@ def _wrap_method(patch: _Patch, original: Callable[..., Any]) -> Callable[..., A
     name = original.__name__
 
     def guarded(self: socket.socket, *args: Any, **kwargs: Any) -> Any:
+        if not patch.applies():
+            return original(self, *args, **kwargs)
         destination = _destination(name, args, kwargs)
         try:
             if destination is None and name == "sendmsg":  # to where it is connected
@@ -359,7 +389,8 @@ def _wrap_send(patch: _Patch, original: Callable[..., Any]) -> Callable[..., Any
     """Sending and reading: refused on a socket connected to other than loopback."""
 
     def guarded(self: socket.socket, *args: Any, **kwargs: Any) -> Any:
-        patch.check_peer(self)
+        if patch.applies():
+            patch.check_peer(self)
         return original(self, *args, **kwargs)
 
     guarded.__name__ = original.__name__
@@ -422,11 +453,19 @@ def guard_active() -> bool:
 
 
 def check_address(host: object, port: object = None) -> None:
-    """Raise `OfflineError` (and note it) if a guard is active and `host` is not loopback."""
+    """Raise `OfflineError` (and note it) if a guard is active, or the calling thread is
+    one a replay's agent left running (`hold_threads`), and `host` is not loopback."""
     with _PATCH.lock:
-        active = bool(_PATCH.guards)
+        active = _PATCH.applies()
     if active:
         _PATCH.check(host, port)
+
+
+def hold_threads(threads: Iterable[threading.Thread]) -> None:
+    """Keep the threads a replay's agent left running guarded after the replay, until
+    they end (call while its guard is active): what they reach later is refused as in
+    the replay. Other threads are not held back once the guards are off."""
+    _PATCH.hold(threads)
 
 
 # --------------------------------------------------------------------------- proxy

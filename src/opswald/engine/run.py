@@ -247,15 +247,15 @@ class ReplayResult:
 _ENDING_GRACE = 0.2  # seconds, in all, to let threads that are ending end
 
 
-def _left_running(before: set[threading.Thread]) -> tuple[str, ...]:
-    """The names of threads started during the run that are still running after it. A
-    thread on its way out (AnyIO's workers, which its loop stops without joining them; a
-    cancelled `threading.Timer`) is given a moment to end before it is named."""
+def _left_running(before: set[threading.Thread]) -> list[threading.Thread]:
+    """The threads started during the run that are still running after it. A thread on
+    its way out (AnyIO's workers, which its loop stops without joining them; a cancelled
+    `threading.Timer`) is given a moment to end first."""
     started = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     deadline = time.monotonic() + _ENDING_GRACE
     for thread in started:
         thread.join(max(0.0, deadline - time.monotonic()))
-    return tuple(t.name for t in started if t.is_alive())
+    return [t for t in started if t.is_alive()]
 
 
 def blocked_fix(note: str, *, proxy: bool = False) -> str:
@@ -344,10 +344,13 @@ def execute(
                 raise
         finally:
             if settings.policy == "replay" and settings.offline:
-                # threads the agent started and left running go on when the guard is off:
-                # what they do later is not held back (the guard is process-wide, so it
-                # cannot stay on for them alone without blocking the tests that follow)
-                left_running = _left_running(threads_before)
+                # threads the agent started and left running go on after the replay: the
+                # guard stays on for them alone until they end (not for the tests after)
+                from opswald.offline import hold_threads
+
+                left = _left_running(threads_before)
+                hold_threads(left)
+                left_running = tuple(t.name for t in left)
     duration = round(ctx.clock.duration_ms(), 3)
     ctx.close_open()  # calls the run ended before they finished: cancelled steps
     steps, served = ctx.numbered()
