@@ -777,3 +777,54 @@ def test_both_reports_may_go_to_one_fifo_or_device(project: pytest.Pytester) -> 
     page, _, report = text.partition("</html>")
     assert page.startswith("<!DOCTYPE html>")
     assert json.loads(report)["passed"] == 1
+
+
+@pytest.mark.parametrize("option", ["--opswald-html", "--opswald-json", "--opswald-save-actual"])
+def test_a_report_path_outside_the_project_given_as_its_own_word_is_a_usage_error(
+    project: pytest.Pytester, option: str
+) -> None:
+    """QA (pyopts #1): pytest looks for its rootdir and config file before it knows the
+    plugin's options, so `--opswald-html ../reports/v.html`, once a run wrote that file,
+    was taken for a test path: the rootdir moved up past the project's config file, and
+    every golden failed for want of its adapter. Said as a usage error with the `=` form;
+    the `=` form works, and so does a path inside the project."""
+    project.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    (project.path / "conftest.py").write_text("")  # the adapter comes from the ini alone
+    record(project)
+    outside = project.path.parent / f"{project.path.name}-reports"
+    given = str(outside if option == "--opswald-save-actual" else outside / "v.out")
+    first = project.runpytest("--opswald-goldens", option, given)
+    assert first.ret == pytest.ExitCode.OK, first.stdout.str()
+    assert os.path.exists(given)
+    second = project.runpytest("--opswald-goldens", option, given)
+    assert second.ret == pytest.ExitCode.USAGE_ERROR, second.stdout.str()
+    said = second.stderr.str()
+    assert (
+        f"{option} {given}: pytest looks for its rootdir and config file before it knows "
+        f"plugins' options, and took {given} (which exists) for a test path" in said
+    ), said
+    assert f"would have found {project.path} and {project.path / 'tox.ini'}" in said, said
+    assert f"Give the value with '=': {option}={given}" in said, said
+    joined = project.runpytest("--opswald-goldens", f"{option}={given}")
+    assert joined.ret == pytest.ExitCode.OK, joined.stdout.str()
+    inside = "in" if option == "--opswald-save-actual" else "in.out"
+    for _ in range(2):
+        here = project.runpytest("--opswald-goldens", option, inside)
+        assert here.ret == pytest.ExitCode.OK, here.stdout.str()
+
+
+def test_every_option_of_the_plugin_that_takes_a_value_is_checked(
+    pytestconfig: pytest.Config,
+) -> None:
+    """`VALUE_OPTIONS` (the words the check above looks at) lists every option of the
+    plugin that takes a value."""
+    from opswald.plugin import VALUE_OPTIONS
+
+    group = pytestconfig._parser.getgroup("opswald")
+    taking = {
+        name
+        for option in group.options
+        for name in option.names()
+        if name.startswith("--") and option.attrs().get("action") not in ("store_true",)
+    }
+    assert taking == set(VALUE_OPTIONS)

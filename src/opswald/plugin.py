@@ -261,9 +261,88 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# the options of ours that take a value: given as two words (`--opswald-html PATH`), the
+# value is a word pytest may take for a test path when it looks for the rootdir
+VALUE_OPTIONS = (
+    "--opswald-mode",
+    "--opswald-diff-mode",
+    "--opswald-modify",
+    "--opswald-variant",
+    "--opswald-fork-at",
+    "--opswald-json",
+    "--opswald-html",
+    "--opswald-save-actual",
+    "--opswald-slow-ms",
+    "--opswald-repeat",
+    "--opswald-min-pass-rate",
+    "--opswald-break",
+    "--opswald-break-action",
+    "--opswald-timeout",
+)
+
+
+def _check_values_not_taken_for_paths(config: pytest.Config) -> None:
+    """pytest finds its rootdir and config file before it knows plugins' options, so the
+    value of `--opswald-html PATH` given as a word of its own counts as a test path then
+    when it names a file or folder that exists (a report a run before wrote): one outside
+    the project moves the rootdir up, past the project's config file, and every golden
+    then fails for want of its settings. A usage error says so when the rootdir or the
+    config file pytest found is not the one it finds without those words (worked out
+    with the command line's reader of pytest's rules; when that reader does not find what
+    pytest found with them, nothing is said)."""
+    import shlex
+
+    from opswald.projectconfig import SettingError, find
+
+    if config.option.inifilename or getattr(config.option, "rootdir", None):
+        return  # -c or --rootdir: no test path was looked at
+    here = config.invocation_params.dir
+    try:
+        words = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
+    except ValueError:
+        return
+    taken: list[tuple[str, str]] = []
+    paths: list[str] = []
+    after = False
+    for i, word in enumerate(words):
+        if after:
+            after = False
+            continue
+        if word in VALUE_OPTIONS and i + 1 < len(words):
+            after = True
+            with contextlib.suppress(OSError, ValueError):  # a name too long, a NUL byte
+                if (here / words[i + 1]).exists():
+                    taken.append((word, words[i + 1]))
+        elif not word.startswith("-"):
+            paths.append(word.split("::")[0])
+    if not taken:
+        return
+    found = (config.rootpath, config.inipath)
+    try:
+        with_them = find([*paths, *(value for _, value in taken)], invocation_dir=here)
+        without = find(paths, invocation_dir=here)
+    except (SettingError, OSError):
+        return
+    if (with_them.rootdir, with_them.inipath) != found:
+        return  # not pytest's own reading of these words
+    if (without.rootdir, without.inipath) == found:
+        return
+    option, value = taken[0]
+    config_file = str(config.inipath) if config.inipath else "no config file"
+    instead = str(without.inipath) if without.inipath else "no config file"
+    raise pytest.UsageError(
+        f"{option} {value}: pytest looks for its rootdir and config file before it knows "
+        f"plugins' options, and took {value} (which exists) for a test path: it found "
+        f"rootdir {config.rootpath} and {config_file}, where it would have found "
+        f"{without.rootdir} and {instead}. Give the value with '=': {option}={value}"
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from opswald.items import INI_USEFIXTURES, Settings
     from opswald.redact import make_redactor
+
+    _check_values_not_taken_for_paths(config)
 
     # as written: pytest's fixture manager later adds the root's autouse fixtures to the
     # list getini gives (it keeps that list as the autouse names of the root)
@@ -1077,6 +1156,17 @@ def pytest_runtest_makereport(
             # the golden's row (made at the call) turns failed where the report is tallied
             said = settings_of(item.config).redactor.text(call.excinfo.exconly())
             report.opswald_teardown = f"error at teardown: {said}"  # type: ignore[attr-defined]
+    elif call.when == "call" and _xfailed_golden(item, report):
+        # failed as an xfail marker expects: pytest counts it apart from failures and
+        # exits 0, and its JUnit testcase is <skipped type="pytest.xfail">: a skipped row
+        # (so that a gate on the JSON report agrees), with the failure as its reason
+        outcome = item.stash.get(OUTCOME_KEY, None)
+        failure = outcome.text if outcome is not None and outcome.text else ""
+        if not failure and call.excinfo is not None:
+            failure = call.excinfo.exconly()
+        first = next((line for line in failure.splitlines() if line.strip()), "")
+        why = f"xfail ({report.wasxfail})" if report.wasxfail else "xfail"
+        _report_skipped(item, report, reason=f"{why}: {first}" if first else why)
     elif call.when == "call":
         outcome = item.stash.get(OUTCOME_KEY, None)
         if outcome is None and _MARKER_RESULT in item.stash:
@@ -1155,13 +1245,24 @@ def _skipped_golden(
     return item.__class__.__name__ == "GoldenItem" or item.get_closest_marker("golden") is not None
 
 
-def _report_skipped(item: pytest.Item, report: pytest.TestReport) -> None:
+def _xfailed_golden(item: pytest.Item, report: pytest.TestReport) -> bool:
+    """A golden (or a `@pytest.mark.golden` test) that failed as an xfail marker expected
+    (pytest reports it skipped, with `wasxfail`)."""
+    if not (report.skipped and hasattr(report, "wasxfail")):
+        return False
+    return item.__class__.__name__ == "GoldenItem" or item.get_closest_marker("golden") is not None
+
+
+def _report_skipped(
+    item: pytest.Item, report: pytest.TestReport, reason: str | None = None
+) -> None:
     """The record (JSON report, summary, JUnit) of a skipped golden: status "skipped", no
-    figures, and pytest's reason for the skip."""
+    figures, and pytest's reason for the skip (or `reason`)."""
     from opswald.report.summary import failure_record, name_without_variant
 
     longrepr = report.longrepr
-    reason = str(longrepr[2]) if isinstance(longrepr, tuple) else report.longreprtext
+    if reason is None:
+        reason = str(longrepr[2]) if isinstance(longrepr, tuple) else report.longreprtext
     variant = variant_of(item)
     record = failure_record(
         name=item.nodeid,
