@@ -47,6 +47,7 @@ from opswald.engine.run import (
     recorded_variant,
     rerecord_for_cost,
     side_effects_ahead,
+    take_agent_exception,
     unconfigured,
 )
 from opswald.engine.tape import describe, step_name
@@ -305,6 +306,11 @@ def run_golden(
         # the agent never ran (a subprocess adapter's command that could not be started):
         # a misconfiguration, as an adapter that is not found is, so nothing is written
         raise GoldenError(str(exc)) from None
+    # what the agent raised, frames and all (in this process only): a failure is raised
+    # with its traceback, so that `pytest --pdb` stops where the agent raised
+    raised = take_agent_exception()  # (under a timeout the agent ran in a child: none)
+    if timeout:
+        raised = None
     # a note whether the golden passes or not; under a timeout the threads ended with the
     # child process the agent ran in
     if run.left_running and listener is not None and not timeout:
@@ -355,7 +361,10 @@ def run_golden(
         if run.offline_note is not None and policy != "live":
             fix = blocked_fix(run.offline_note, proxy=run.offline_proxy)
         text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=fix)
-        raise GoldenError(*_failed(text, result, settings))
+        failure = GoldenError(*_failed(text, result, settings))
+        if raised is not None and raised.__traceback__ is not None:
+            raise failure.with_traceback(raised.__traceback__)
+        raise failure
     return _write(path, golden, run, result, settings, total, expect)
 
 

@@ -246,6 +246,18 @@ class ReplayResult:
 
 _ENDING_GRACE = 0.2  # seconds, in all, to let threads that are ending end
 
+# the exception the agent raised in this thread's last `execute`, frames and all (a Run
+# holds its text only: a Run crosses processes by pickle): `take_agent_exception`
+_AGENT_ERROR = threading.local()
+
+
+def take_agent_exception() -> BaseException | None:
+    """The exception the agent raised in this thread's last `execute`, once (then None):
+    its traceback reaches the agent's own frames, for a debugger (`pytest --pdb`)."""
+    exc: BaseException | None = getattr(_AGENT_ERROR, "exc", None)
+    _AGENT_ERROR.exc = None
+    return exc
+
 
 def _left_running(before: set[threading.Thread]) -> list[threading.Thread]:
     """The threads started during the run that are still running after it. A thread on
@@ -326,6 +338,7 @@ def execute(
         offline = OfflineGuard()
     threads_before = set(threading.enumerate())
     left_running: tuple[str, ...] = ()
+    _AGENT_ERROR.exc = None
     with activate(ctx), intercepting(), offline:
         # the session's time is the agent's: setting up interception and the offline guard
         # (whose first use in a process imports their modules) is not part of it
@@ -339,6 +352,7 @@ def execute(
         except Exception as exc:
             error = ctx.error_of(exc)
             tb = ctx.redactor(_agent_traceback(exc))
+            _AGENT_ERROR.exc = exc
         except BaseExceptionGroup as group:  # an async framework's task group wrapped ours
             if group.split((ReplayDivergence, SideEffectBlocked))[0] is None:
                 raise
