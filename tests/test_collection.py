@@ -100,6 +100,28 @@ def test_a_golden_file_named_without_the_flag_is_a_usage_error_naming_it(
     project.runpytest("--opswald-goldens", "--opswald-mode=record", arg).assert_outcomes(passed=1)
 
 
+def test_a_folder_of_goldens_named_without_the_flag_says_how_to_collect_them(
+    project: pytest.Pytester,
+) -> None:
+    """QA (pyopts #7): `pytest goldens/` without the flag ran nothing (exit 5) and said
+    nothing of the golden files there; a run that collects tests says nothing."""
+    result = project.runpytest("goldens")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(
+        [
+            "note: goldens holds golden files (flight.golden.yaml, ...), which are "
+            "collected only with --opswald-goldens",
+            "fix: pytest --opswald-goldens goldens",
+        ]
+    )
+    project.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")
+    ran = project.runpytest("goldens", "test_plain.py")
+    assert ran.ret == pytest.ExitCode.OK
+    assert "holds golden files" not in ran.stdout.str()
+    project.mkdir("empty")
+    assert "holds golden files" not in project.runpytest("empty").stdout.str()
+
+
 def test_a_golden_file_in_testpaths_without_the_flag_is_left_alone(
     project: pytest.Pytester,
 ) -> None:

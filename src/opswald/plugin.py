@@ -888,6 +888,49 @@ def _refuse_golden_args(config: pytest.Config) -> None:
             )
 
 
+_LOOKED_AT_MAX = 10_000  # the files `_golden_in` looks at before it gives up
+
+
+def _golden_in(folder: Path) -> Path | None:
+    """A golden file under `folder` (hidden folders aside), or None; at most
+    `_LOOKED_AT_MAX` files are looked at."""
+    from opswald.files import is_golden_path
+
+    looked = 0
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            looked += 1
+            if is_golden_path(name):
+                return Path(root) / name
+            if looked >= _LOOKED_AT_MAX:
+                return None
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """`pytest goldens/` without --opswald-goldens collects nothing from golden files
+    (they are collected only with the flag, as a golden file named alone says): when no
+    test ran, a folder named on the command line that holds golden files is named, with
+    the command that collects them."""
+    if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED or config.getoption("opswald_goldens"):
+        return
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return
+    for arg in config.args:
+        folder = Path(arg.split("::")[0])
+        folder = folder if folder.is_absolute() else config.invocation_params.dir / folder
+        if not folder.is_dir():
+            continue
+        found = _golden_in(folder)
+        if found is not None:
+            terminalreporter.write_line(
+                f"note: {arg} holds golden files ({found.name}, ...), which are collected "
+                f"only with --opswald-goldens\nfix: pytest --opswald-goldens {arg}"
+            )
+            return
+
+
 def settings_of(config: pytest.Config) -> Any:
     return config.stash[_SETTINGS_KEY]
 
