@@ -122,6 +122,19 @@ def test_a_folder_of_goldens_named_without_the_flag_says_how_to_collect_them(
     assert "holds golden files" not in project.runpytest("empty").stdout.str()
 
 
+def test_collect_only_verbose_shows_no_docstring_of_opswald_under_each_golden(
+    project: pytest.Pytester,
+) -> None:
+    """QA (pyopts #5): `--co -v` shows a test function's docstring under its id; every
+    golden showed the same line of opswald's stand-in function."""
+    record(project)
+    project.makepyfile(test_plain='def test_plain():\n    """Adds."""\n')
+    lines = project.runpytest("--opswald-goldens", "--co", "-v").stdout.lines
+    at = next(i for i, line in enumerate(lines) if "<GoldenItem book_flight>" in line)
+    assert lines[at + 1].strip() == "" or lines[at + 1].lstrip().startswith("<"), lines
+    assert any(line.strip() == "Adds." for line in lines), "pytest shows a test's docstring"
+
+
 def test_a_golden_file_in_testpaths_without_the_flag_is_left_alone(
     project: pytest.Pytester,
 ) -> None:
@@ -259,9 +272,9 @@ def test_a_tag_named_like_an_installed_plugins_marker_is_a_collection_error(
         n for n, t in enumerate(golden.read_text().splitlines(), 1) if t.startswith("tags:")
     )
     result.stdout.fnmatch_lines(
-        [
-            f"*flight.golden.yaml:{line}: tags: tag '{tag}' is the marker of an installed "
-            "pytest plugin (@pytest.mark.*) and would change how the golden runs; choose "
+        [  # (`[[]`: fnmatch's `[`)
+            f"*flight.golden.yaml:{line}: tags[[]0]: tag '{tag}' is the marker of an installed "
+            f"pytest plugin (@pytest.mark.{tag}) and would change how the golden runs; choose "
             "another name*"
         ]
     )

@@ -831,17 +831,16 @@ def _check_plugin_markers(path: Path, tags: Iterable[str], config: pytest.Config
     from opswald.plugin import plugin_markers
 
     registered = plugin_markers(config)
-    clash = [tag for tag in tags if tag in registered]
+    clash = [(i, tag) for i, tag in enumerate(tags) if tag in registered]
     if not clash:
         return
-    tag = clash[0]
+    index, tag = clash[0]
     raise files.GoldenLoadError(
-        f"tag {tag!r} is the marker of an installed pytest plugin "
-        f"(@pytest.mark.{registered[tag]}) and would change how the golden runs; "
-        "choose another name",
+        f"tag {tag!r} is the marker of an installed pytest plugin (@pytest.mark.{tag}) "
+        "and would change how the golden runs; choose another name",
         path=path,
         line=_line_of_key(path, "tags"),
-        field="tags",
+        field=f"tags[{index}]",  # as the load's own checks of each tag say it
     )
 
 
@@ -1053,7 +1052,9 @@ def _stand_in(fixtures: Iterable[str]) -> Callable[[], None]:
     the goldens of a folder that name the same fixtures: `GoldenItem.__init__`)."""
 
     def golden() -> None:
-        """A golden, replayed through its agent (GoldenItem.runtest)."""
+        # no docstring: `pytest --co -v` shows a test's under its id, and this one would
+        # be the same for every golden (GoldenItem.runtest replays it)
+        return None
 
     names = tuple(fixtures)
     return pytest.mark.usefixtures(*names)(golden) if names else golden
