@@ -92,7 +92,7 @@ def test_a_golden_file_named_without_the_flag_is_a_usage_error_naming_it(
         [
             "ERROR: goldens/flight.golden.yaml is a golden file: golden files are collected "
             "only with --opswald-goldens",
-            f"fix: pytest --opswald-goldens {arg}",
+            f"fix: pytest --opswald-goldens test_plain.py {arg} *",  # the command kept
         ]
     )
     assert "not found" not in result.stdout.str() + result.stderr.str()

@@ -882,9 +882,12 @@ def _refuse_golden_args(config: pytest.Config) -> None:
         path = Path(name)
         path = path if path.is_absolute() else config.invocation_params.dir / path
         if is_golden_path(name) and path.is_file():
+            import shlex
+
+            given = shlex.join(str(word) for word in config.invocation_params.args)
             raise pytest.UsageError(
                 f"{name} is a golden file: golden files are collected only with "
-                f"--opswald-goldens\nfix: pytest --opswald-goldens {arg}"
+                f"--opswald-goldens\nfix: pytest --opswald-goldens {given}"
             )
 
 
