@@ -432,15 +432,20 @@ def no_route_namespace() -> Iterator[list[str]]:
     )
 
 
-def test_guard_blocks_everything_in_a_namespace_without_routes() -> None:
+def _python_without_routes(script: str) -> subprocess.CompletedProcess[str]:
+    """`python -c script` in a network namespace with no route out."""
     with no_route_namespace() as prefix:
-        done = subprocess.run(
-            [*prefix, sys.executable, "-c", CHILD],
+        return subprocess.run(
+            [*prefix, sys.executable, "-c", script],
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
+
+
+def test_guard_blocks_everything_in_a_namespace_without_routes() -> None:
+    done = _python_without_routes(CHILD)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     results = {r["name"]: r for r in lines if "name" in r}
@@ -720,14 +725,7 @@ def test_a_thread_the_agent_left_running_stays_offline_until_it_ends() -> None:
     guard stays on for it (refused as in the replay), not for the rest of the process
     (the test's own thread reaches the namespace's missing route), and comes off with
     the next replay once that thread has ended. Run where no route leads out."""
-    with no_route_namespace() as prefix:
-        done = subprocess.run(
-            [*prefix, sys.executable, "-c", LEFT_RUNNING_CHILD],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+    done = _python_without_routes(LEFT_RUNNING_CHILD)
     assert done.returncode == 0, done.stdout + done.stderr
     out = json.loads(done.stdout.splitlines()[-1])
     assert out["passed"] and out["again"], out
