@@ -820,11 +820,12 @@ def test_every_option_of_the_plugin_that_takes_a_value_is_checked(
     plugin that takes a value."""
     from opswald.plugin import VALUE_OPTIONS
 
-    group = pytestconfig._parser.getgroup("opswald")
+    parser = pytestconfig._parser  # its argparse parser: an action of `nargs` 0 takes no value
+    arguments = getattr(parser, "optparser", None) or parser._getparser()  # pytest 9 / 8
     taking = {
         name
-        for option in group.options
-        for name in option.names()
-        if name.startswith("--") and option.attrs().get("action") not in ("store_true",)
+        for action in arguments._actions
+        for name in action.option_strings
+        if name.startswith("--opswald-") and action.nargs != 0
     }
     assert taking == set(VALUE_OPTIONS)
