@@ -375,8 +375,8 @@ def _left_running_note(path: Path, names: tuple[str, ...]) -> str:
     return (
         f"{path.name}: its agent left {count} running after its replay ended ({shown}); the "
         "offline guard stays on for them until they end (a call they make off loopback is "
-        "refused, and named nowhere: the golden's result is written). Wait for them (join) "
-        "before the agent returns"
+        "refused, after the golden's result is in, so it is named nowhere). Wait for them "
+        "(join) before the agent returns"
     )
 
 
