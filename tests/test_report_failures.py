@@ -339,6 +339,8 @@ def test_variant_figures_cover_only_the_runs_that_completed(
     )
 
 
+# skips and xfails by name: `marked` and `in_call` skipped (before and in their run),
+# `drifts` expected to fail, `strict` expected to fail strictly
 SKIPPING = """
 import agent
 import pytest
@@ -352,29 +354,15 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.name == "marked":
             item.add_marker(pytest.mark.skip(reason="marked by the conftest"))
+        if item.name == "drifts":
+            item.add_marker(pytest.mark.xfail(reason="known drift"))
+        if item.name == "strict":
+            item.add_marker(pytest.mark.xfail(reason="fixed since", strict=True))
 
 
 def pytest_runtest_call(item):
     if item.name == "in_call":
         pytest.skip("skipped in its call")
-"""
-
-
-XFAILING = """
-import agent
-import pytest
-
-
-def pytest_opswald_adapter(golden, config):
-    return agent.run
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.name == "drifts":
-            item.add_marker(pytest.mark.xfail(reason="known drift"))
-        if item.name == "strict":
-            item.add_marker(pytest.mark.xfail(reason="fixed since", strict=True))
 """
 
 
@@ -388,7 +376,7 @@ def test_an_xfailed_golden_counts_as_skipped_not_failed(
     record(project)
     _copy(project, "drifts")
     _copy(project, "strict")
-    project.makeconftest(XFAILING)
+    project.makeconftest(SKIPPING)
     monkeypatch.setenv("AGENT_VARIANT", "args")  # every golden diverges at step 5
     result = project.runpytest(
         "--opswald-goldens", "-k", "drifts", "--opswald-json=r.json", "--junitxml=j.xml"
