@@ -316,6 +316,32 @@ def test_quiet_keeps_only_the_counts(project: pytest.Pytester) -> None:
     assert "first divergence" not in section and "cost analysis" not in section
 
 
+def test_very_quiet_prints_the_section_only_for_what_asks_for_action(
+    project: pytest.Pytester,
+) -> None:
+    """-qq: pytest drops its counts line; ours goes too, unless a golden was written or a
+    note says something (then only those lines)."""
+    record(project)
+    _copies(project)
+    passing = project.runpytest("--opswald-goldens", "-qq")
+    assert passing.ret == 0
+    passing.stdout.fnmatch_lines(["...*"])  # pytest -qq: its dots, no counts line
+    assert "opswald" not in passing.stdout.str()
+    assert "goldens:" not in passing.stdout.str()
+    b = project.path / "goldens" / "b.golden.yaml"
+    b.write_text(b.read_text().replace("passenger: Alice", "passenger: Carol", 1))
+    failing = project.runpytest("--opswald-goldens", "-qq")
+    assert failing.ret == 1
+    assert "--- opswald ---" not in failing.stdout.str()
+    failing.stdout.fnmatch_lines(["*goldens/b.golden.yaml::book_b*"])  # pytest's own report
+    updated = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-allow-side-effects", "-qq"
+    )
+    assert updated.ret == 0
+    section = updated.stdout.str().split("--- opswald ---")[-1].splitlines()
+    assert section[1:] == ["1 golden updated: review them with git diff"], section
+
+
 def test_many_workers_on_few_cores(project: pytest.Pytester) -> None:
     """Live runs are I/O-bound: -n 16 on a 2-core runner must work and report the same."""
     record(project)

@@ -1841,8 +1841,11 @@ class SummaryPlugin:
                 for error in self.report_errors:
                     terminalreporter.write_line(f"error: {error}")
             return
+        lines = summary.lines
+        if not lines:  # -qq, and nothing to act on
+            return
         terminalreporter.write_sep("-", "opswald")
-        for line in summary.lines:
+        for line in lines:
             terminalreporter.write_line(line)
 
 

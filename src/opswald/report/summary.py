@@ -62,6 +62,8 @@ class Summary:
             lines.append(f"{n} golden{'s' if n != 1 else ''} recorded")
         lines.extend(f"note: {note}" for note in self.notes)
         lines.extend(f"error: {error}" for error in self.errors)
+        if self.verbose < -1:  # -qq: only what asks for action (pytest drops its counts)
+            return lines[1:]
         variants = any(r["variant"] for r in self.records)
         if self.verbose < 0:  # -q: the counts and notes, and a variants run's result
             if variants:
