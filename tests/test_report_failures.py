@@ -540,3 +540,114 @@ def test_pdb_stops_where_the_agent_raised(
     assert "agent.py(13)summarise()" in out, out
     assert "(Pdb) {'id': 7, 'status': 'shipped'}" in out, out
     assert "the agent raised KeyError: 'missing_key'" in out, out  # the failure as before
+
+
+TB_AGENT = """
+import os
+
+import opswald
+
+
+@opswald.tool
+def lookup(order_id):
+    return {"id": order_id, "status": "shipped"}
+
+
+def summarise(order):
+    token = "sk-proj-a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV"
+    if os.environ.get("CRASH"):
+        return order["missing_key"]
+    return order["status"]
+
+
+def run(input):
+    return summarise(lookup(order_id=input["order"]))
+"""
+
+
+@pytest.fixture
+def crashing(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A golden whose agent now raises in `summarise`, two frames below `run`."""
+    pytester.makepyfile(agent=TB_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "o.golden.yaml").write_text("name: o\ninput: {order: 7}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    monkeypatch.setenv("CRASH", "1")
+    return pytester
+
+
+@pytest.mark.parametrize("option", ["--tb=long", "-l", "--tb=native", "--full-trace"])
+def test_tb_long_native_and_showlocals_show_the_agents_frames_as_pytest_does(
+    crashing: pytest.Pytester, option: str
+) -> None:
+    """QA (pyopts #3): `--tb` and `-l` did not change how a failure whose agent raised was
+    shown. The agent's frames (its own, not opswald's or pytest's) now come first as pytest
+    shows a test's, then the failure's text, whose hint points up instead of repeating the
+    traceback's last lines; secrets in the source or the locals are replaced."""
+    result = crashing.runpytest("--opswald-goldens", option)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    failure = out.split("FAILURES")[1].split("--- opswald ---")[0]
+    if option == "--tb=native":
+        lines = [
+            '  File "*agent.py", line 19, in run',
+            '  File "*agent.py", line 14, in summarise',
+            "KeyError: 'missing_key'",
+        ]
+    else:
+        lines = [
+            "    def run(input):",
+            ">*return summarise(*",
+            "agent.py:19: ",
+            "E * KeyError: 'missing_key'",
+            "agent.py:14: KeyError",
+        ]
+    result.stdout.fnmatch_lines([*lines, "the agent raised KeyError: 'missing_key'"])
+    assert "the agent's traceback is above" in failure
+    assert "traceback ends" not in failure
+    if option != "--full-trace":  # opswald's and pytest's frames are filtered out
+        assert "opswald" not in failure.replace("opswald_adapter", "").split("the agent raised")[0]
+        assert "/_pytest/" not in failure and "/opswald/" not in failure
+    if option == "-l":
+        assert "order      = {'id': 7, 'status': 'shipped'}" in failure
+    assert "a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV" not in out
+    if option != "--tb=native":  # the source of the frame (and, with -l, its locals)
+        assert "<redacted:openai-key>" in failure
+    # the crash line stays the golden's
+    result.stdout.fnmatch_lines(["FAILED goldens/o.golden.yaml::o - the agent raised KeyError*"])
+
+
+@pytest.mark.parametrize(
+    ("option", "shown"), [("--tb=auto", True), ("--tb=short", True), ("--tb=line", False)]
+)
+def test_default_and_short_keep_the_tail_in_the_hint_and_line_one_line(
+    crashing: pytest.Pytester, option: str, shown: bool
+) -> None:
+    """`--tb=auto` and `short`: the failure's text with the traceback's last lines in its
+    hint, as before. `--tb=line`: one line per failure, as pytest prints a test's."""
+    result = crashing.runpytest("--opswald-goldens", option)
+    result.assert_outcomes(failed=1)
+    failure = result.stdout.str().split("FAILURES")[1].split("--- opswald ---")[0]
+    assert ("the agent's traceback ends:" in failure) is shown
+    assert ("[- golden] [+ actual]" in failure) is shown
+    assert "    def run(input):" not in failure
+    if not shown:
+        body = [line for line in failure.splitlines()[1:] if line.strip(" =-")]
+        assert len(body) == 1 and body[0].endswith(
+            "goldens/o.golden.yaml:1: the agent raised KeyError: 'missing_key'"
+        ), body
+
+
+def test_the_agents_frames_cross_xdist(crashing: pytest.Pytester) -> None:
+    result = crashing.runpytest("--opswald-goldens", "-n", "2", "-l")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*def summarise(order):",
+            "*KeyError: 'missing_key'",
+            "order      = *",
+            "the agent raised KeyError*",
+        ]
+    )
+    assert "a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV" not in result.stdout.str()

@@ -121,6 +121,8 @@ class GoldenError(Exception):
         self.text = text
         self.outcome = outcome
         self.stopped = stopped
+        # what the agent raised, in this process (`_with_agent_frames` shows its frames)
+        self.agent_exception: BaseException | None = None
 
 
 @dataclass
@@ -363,6 +365,7 @@ def run_golden(
         text = render_verdict(verdict, total_steps=total, mode=settings.diff_mode, fix=fix)
         failure = GoldenError(*_failed(text, result, settings))
         if raised is not None and raised.__traceback__ is not None:
+            failure.agent_exception = raised
             raise failure.with_traceback(raised.__traceback__)
         raise failure
     return _write(path, golden, run, result, settings, total, expect)
@@ -966,10 +969,11 @@ def _visible_fixtures(item: pytest.Item) -> list[str]:
     return sorted(name for name in names if manager.getfixturedefs(name, at))
 
 
-def _failure_repr(path: Path, error: GoldenError) -> TerminalRepr:
+def _failure_repr(path: Path, error: GoldenError, *, line_only: bool = False) -> TerminalRepr:
     """The failure text as pytest's own failures are: printed as it is, with a one-line
     crash message at the golden's failing step (`path:line: message`), which `--tb=line`,
-    the `-r` summary line and JUnit's `message` attribute show, and which xdist carries."""
+    the `-r` summary line and JUnit's `message` attribute show, and which xdist carries.
+    `line_only` (`--tb=line`): that line alone, the text left out."""
     from _pytest._code.code import (
         ReprEntryNative,
         ReprExceptionInfo,
@@ -986,9 +990,67 @@ def _failure_repr(path: Path, error: GoldenError) -> TerminalRepr:
     head = text.split("\n", 1)[0]
     entry = ReprEntryNative([text if text.endswith("\n") else text + "\n"])
     return ReprExceptionInfo(
-        reprtraceback=ReprTraceback([entry], None, "native"),
+        reprtraceback=ReprTraceback([] if line_only else [entry], None, "native"),
         reprcrash=ReprFileLocation(str(path), _line_of_step(path, step), head),
     )
+
+
+def _shows_frames(config: pytest.Config) -> bool:
+    """Whether a failure whose agent raised shows the agent's frames as pytest shows a
+    test's (`--tb=long`, `--tb=native`, `-l`, `--full-trace`) rather than the last lines
+    of its traceback in the hint (`--tb=auto`, `short`; `line` and `no` show neither)."""
+    style = config.getoption("tbstyle", "auto")
+    if style in ("line", "no"):
+        return False
+    return (
+        style in ("long", "native")
+        or bool(config.getoption("showlocals", False))
+        or bool(config.getoption("fulltrace", False))
+    )
+
+
+_AGENT_TAIL = re.compile(
+    r"(?m)^(?P<hint>\s*hint: .*?; the agent's traceback ends:)\n(?:\s{6,}.*\n?)+"
+)
+
+
+def _with_agent_frames(
+    item: GoldenItem, agent: BaseException, ours: TerminalRepr
+) -> TerminalRepr | str:
+    """The agent's exception as pytest shows a test's under the run's `--tb` and `-l`
+    (the user's frames only: `_traceback_filter`), secrets replaced, then the failure's
+    own text, whose hint no longer repeats the traceback's last lines; the crash line
+    (`--tb=line`, `-r`, JUnit's `message`) stays the failure's."""
+    from _pytest._code.code import (
+        ExceptionChainRepr,
+        ReprEntryNative,
+        ReprExceptionInfo,
+        ReprTraceback,
+    )
+
+    assert isinstance(ours, ReprExceptionInfo)
+    style = item.config.getoption("tbstyle", "auto")
+    raised = ExceptionInfo.from_exception(agent)
+    if style == "native" and not item.config.getoption("fulltrace", False):
+        # Python's own format, from the agent's first frame (pytest filters only the others)
+        raised.traceback = item._traceback_filter(raised)
+    shown = _scrubbed_repr(item._repr_failure_py(raised, style=style), item.config)
+    if isinstance(shown, ExceptionChainRepr):
+        chain = list(shown.chain)
+    elif isinstance(shown, ReprExceptionInfo):  # scrubbed: the text as one entry
+        chain = [(shown.reprtraceback, shown.reprcrash, None)]
+    else:  # pragma: no cover - getrepr gives one of the two
+        return ours
+    text = _AGENT_TAIL.sub(
+        lambda m: (
+            m["hint"].removesuffix(" ends:").replace("traceback", "traceback is above") + "\n"
+        ),
+        cast(ReprEntryNative, ours.reprtraceback.reprentries[0]).lines[0],
+    )
+    frames, _, descr = chain[-1]
+    entries = [*frames.reprentries, ReprEntryNative([text])]
+    chain[-1] = (ReprTraceback(entries, frames.extraline, frames.style), ours.reprcrash, descr)
+    return ExceptionChainRepr(chain)
 
 
 def _scrubbed_repr(shown: str | TerminalRepr, config: pytest.Config) -> str | TerminalRepr:
@@ -1265,7 +1327,12 @@ class GoldenItem(pytest.Function):
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GoldenError):
-            return _failure_repr(self.path, excinfo.value)
+            tbstyle = self.config.getoption("tbstyle", "auto")
+            ours = _failure_repr(self.path, excinfo.value, line_only=tbstyle == "line")
+            agent = excinfo.value.agent_exception
+            if agent is not None and _shows_frames(self.config):
+                return _with_agent_frames(self, agent, ours)
+            return ours
         # as a plain item's: pytest.Function's would show the stand-in function's frames
         shown = pytest.Item.repr_failure(self, excinfo, style=style or "short")
         return _scrubbed_repr(shown, self.config)
@@ -1280,7 +1347,17 @@ class GoldenItem(pytest.Function):
             return not any(base in path.parents for base in ours) and "pluggy" not in path.parts
 
         kept = excinfo.traceback.filter(theirs)
-        return kept if kept else excinfo.traceback
+        if not kept:
+            return excinfo.traceback
+        if self.config.getoption("tbstyle", "auto") == "auto" and len(kept) > 2:
+            # as pytest shows a test's: the first and last frames in full, one line each
+            # for those between
+            last = len(kept) - 1
+            styled = (
+                e if i in (0, last) else e.with_repr_style("short") for i, e in enumerate(kept)
+            )
+            return type(kept)(styled)
+        return kept
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, 0, f"golden: {self.name}"
