@@ -498,50 +498,6 @@ def test_the_viewer_lists_a_malformed_golden_with_its_load_error(
     assert finding["suggestion"] == row["suggestion"]
 
 
-PDB_AGENT = """
-import os
-
-import opswald
-
-
-@opswald.tool
-def lookup(order_id):
-    return {"id": order_id, "status": "shipped"}
-
-
-def summarise(order):
-    if os.environ.get("CRASH"):
-        return order["missing_key"]
-    return order["status"]
-
-
-def run(input):
-    return summarise(lookup(order_id=input["order"]))
-"""
-
-
-def test_pdb_stops_where_the_agent_raised(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """QA (pyopts #3): `pytest --pdb` on a golden whose agent raised opened at opswald's
-    own `raise GoldenError`, with none of the agent's frames; its failure is raised with
-    the agent's traceback now, so the debugger stops in the agent's frame that raised."""
-    pytester.makepyfile(agent=PDB_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    pytester.mkdir("goldens")
-    (pytester.path / "goldens" / "o.golden.yaml").write_text("name: o\ninput: {order: 7}\n")
-    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
-    monkeypatch.setenv("CRASH", "1")
-    result = pytester.run(
-        sys.executable, "-m", "pytest", "--opswald-goldens", "--pdb", "-p", "no:cacheprovider",
-        stdin=b"p order\nc\n", timeout=60,
-    )  # fmt: skip
-    out = result.stdout.str()
-    assert "agent.py(13)summarise()" in out, out
-    assert "(Pdb) {'id': 7, 'status': 'shipped'}" in out, out
-    assert "the agent raised KeyError: 'missing_key'" in out, out  # the failure as before
-
-
 TB_AGENT = """
 import os
 
@@ -575,6 +531,20 @@ def crashing(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
     monkeypatch.setenv("CRASH", "1")
     return pytester
+
+
+def test_pdb_stops_where_the_agent_raised(crashing: pytest.Pytester) -> None:
+    """QA (pyopts #3): `pytest --pdb` on a golden whose agent raised opened at opswald's
+    own `raise GoldenError`, with none of the agent's frames; its failure is raised with
+    the agent's traceback now, so the debugger stops in the agent's frame that raised."""
+    result = crashing.run(
+        sys.executable, "-m", "pytest", "--opswald-goldens", "--pdb", "-p", "no:cacheprovider",
+        stdin=b"p order\nc\n", timeout=60,
+    )  # fmt: skip
+    out = result.stdout.str()
+    assert "agent.py(14)summarise()" in out, out
+    assert "(Pdb) {'id': 7, 'status': 'shipped'}" in out, out
+    assert "the agent raised KeyError: 'missing_key'" in out, out  # the failure as before
 
 
 @pytest.mark.parametrize("option", ["--tb=long", "-l", "--tb=native", "--full-trace"])
