@@ -378,3 +378,92 @@ def test_an_agent_leaving_with_sys_exit_reads_the_same_under_a_timeout(
         "    sys.exit(3)",
         "E   SystemExit: 3",
     ]
+
+
+LOGGING_AGENT = """
+import logging
+import warnings
+
+import opswald
+
+log = logging.getLogger("shop.agent")
+
+
+@opswald.tool
+def lookup(order_id):
+    return {"id": order_id}
+
+
+def run(input):
+    log.debug("AGENT-DEBUG start")
+    log.warning("AGENT-WARNING slow path %s", input)
+    try:
+        raise ValueError("inner")
+    except ValueError:
+        log.exception("AGENT-ERROR with a traceback")
+    warnings.warn("AGENT-USERWARNING deprecated field", UserWarning)
+    return lookup(order_id=input)
+"""
+
+LOG_GUARD = """
+import logging
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def no_error_logs(request, caplog, recwarn):
+    yield
+    errors = [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    warned = [str(w.message) for w in recwarn]
+    print(f"GUARD {request.node.name} errors={errors} warned={warned}")
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["inline", "xdist"])
+def test_what_the_agent_logs_and_warns_under_a_timeout_reaches_pytest(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    """QA (capture #1): under a timeout the agent runs in a child process, and its log
+    records and warnings stayed there: no "Captured log call" section, no warnings summary,
+    `caplog` and `recwarn` empty (a guard fixture failing tests that log errors passed the
+    golden), while `--log-file` got the child's copy of the records. They now reach the
+    test process's pytest handlers and record of warnings, once, as without a timeout."""
+    pytester.makepyfile(agent=LOGGING_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.makeconftest(LOG_GUARD)
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "inproc.golden.yaml").write_text("name: inproc\ninput: o1\n")
+    (pytester.path / "goldens" / "forked.golden.yaml").write_text(
+        "name: forked\ninput: o1\ntimeout: 30\n"
+    )
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=2)
+    result = pytester.runpytest(
+        "--opswald-goldens", "-rA", "--log-file=run.log", "--log-file-level=DEBUG",
+        "-p", "no:randomly", *workers,
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    for name in ("inproc", "forked"):
+        assert (
+            f"GUARD {name} errors=['AGENT-ERROR with a traceback'] "
+            "warned=['AGENT-USERWARNING deprecated field']"
+        ) in out, out
+    if not workers:  # (xdist's workers each write --log-file anew: the last one's is left)
+        logged = (pytester.path / "run.log").read_text()
+        for line in ("AGENT-DEBUG start", "AGENT-WARNING slow path o1"):
+            assert logged.count(line) == 2, logged  # once a golden, not twice for forked
+        assert logged.count("ValueError: inner") == 2, logged  # its traceback crossed
+    (pytester.path / "conftest.py").unlink()  # no `recwarn`: the warnings summary has them
+    # (this suite turns warnings into errors; the run shows them, as a project's would)
+    shown = ("-W", "always::UserWarning")
+    result = pytester.runpytest("--opswald-goldens", "-rA", "-p", "no:randomly", *shown, *workers)
+    result.assert_outcomes(passed=2, warnings=2)
+    for name in ("inproc", "forked"):
+        result.stdout.fnmatch_lines(
+            [f"goldens/{name}.golden.yaml::{name}", "*agent.py:*: UserWarning: AGENT-USERWARNING*"]
+        )
+    sections = result.stdout.str().split("= PASSES =")[1]
+    for name in ("inproc", "forked"):
+        part = sections.split(f"golden: {name} _")[1].split("golden: ")[0]
+        assert "Captured log call" in part and "AGENT-WARNING slow path o1" in part, part

@@ -621,3 +621,40 @@ def test_the_agents_frames_cross_xdist(crashing: pytest.Pytester) -> None:
         ]
     )
     assert "a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["inline", "xdist"])
+def test_the_agents_frames_and_locals_cross_from_a_timeouts_child(
+    crashing: pytest.Pytester, workers: list[str]
+) -> None:
+    """QA (capture #2): under a timeout the agent runs in a child process, and `--tb=long`
+    and `-l` showed only the hint's last lines. The agent's exception now comes back with
+    its frames (their source) and their locals' reprs, shown as without a timeout."""
+    args = ["--opswald-goldens", "-l", "-p", "no:randomly", *workers]
+    shown = []
+    for timeout in ([], ["--opswald-timeout", "30"]):
+        result = crashing.runpytest(*args, *timeout)
+        result.assert_outcomes(failed=1)
+        out = result.stdout.str()
+        assert "a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuV" not in out
+        lines = result.stdout.lines
+        start = next(i for i, line in enumerate(lines) if "golden: o _" in line)
+        end = next(i for i, line in enumerate(lines) if line.startswith("fix: "))
+        shown.append([line for line in lines[start + 1 : end] if not line.startswith("[gw")])
+    inline, forked = shown
+    result.stdout.fnmatch_lines(
+        [
+            "    def summarise(order):",
+            "E * KeyError: 'missing_key'",
+            "order      = {'id': 7, 'status': 'shipped'}",
+            "token      = '<redacted:openai-key>'",
+            "agent.py:14: KeyError",
+        ]
+    )
+    # the same frames, source and locals as without a timeout (reprs of the child's
+    # objects stand for them), but for each frame's arguments above its source and the
+    # `^^^` under its line (a frame rebuilt in this process has neither)
+    rebuilt = re.compile(r"^\w+ = |^\s*\^+$")
+    assert [line for line in forked if line.strip(" _")] == [
+        line for line in inline if line.strip(" _") and not rebuilt.match(line)
+    ]

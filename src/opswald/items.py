@@ -294,11 +294,14 @@ def run_golden(
     timeout = golden.timeout or settings.timeout
     try:
         if timeout:
-            run = _execute_with_timeout(
+            run, raised = _execute_with_timeout(
                 golden, adapter, run_settings, expect, listener, timeout, path
             )
         else:
             run = execute(golden, adapter, settings=run_settings, expect=expect)
+            # what the agent raised, frames and all (in this process only): a failure is
+            # raised with its traceback, so that `pytest --pdb` stops where it raised
+            raised = take_agent_exception()
     except HookFailed as failed:
         assert failed.__cause__ is not None
         if isinstance(failed.__cause__, CostError):  # a value, not a raise: no traceback
@@ -308,11 +311,6 @@ def run_golden(
         # the agent never ran (a subprocess adapter's command that could not be started):
         # a misconfiguration, as an adapter that is not found is, so nothing is written
         raise GoldenError(str(exc)) from None
-    # what the agent raised, frames and all (in this process only): a failure is raised
-    # with its traceback, so that `pytest --pdb` stops where the agent raised
-    raised = take_agent_exception()  # (under a timeout the agent ran in a child: none)
-    if timeout:
-        raised = None
     # a note whether the golden passes or not; under a timeout the threads ended with the
     # child process the agent ran in
     if run.left_running and listener is not None and not timeout:
@@ -462,11 +460,13 @@ def _execute_with_timeout(
     listener: HookListener | None,
     timeout: float,
     path: Path,
-) -> Any:
-    """Run the session in a forked child that is killed when `timeout` expires."""
+) -> tuple[Any, BaseException | None]:
+    """Run the session in a forked child that is killed when `timeout` expires: the run,
+    and what the agent raised, rebuilt with the child's frames (their source and, for
+    `-l`, their locals' reprs), or None. (`pytest --pdb` opens in a stand-in frame.)"""
     import tempfile
 
-    from opswald.engine.isolate import IsolationError, Timeout, run_isolated
+    from opswald.engine.isolate import IsolationError, Timeout, arrive, carry, run_isolated
 
     with tempfile.TemporaryFile() as log:
 
@@ -475,10 +475,12 @@ def _execute_with_timeout(
             run = execute(
                 golden, adapter, settings=replace(run_settings, listeners=listeners), expect=expect
             )
-            return run, (listener.hits, listener.notes) if listener is not None else None
+            raised = take_agent_exception()
+            collected = (listener.hits, listener.notes) if listener is not None else None
+            return run, collected, carry(raised) if raised is not None else None
 
         try:
-            run, collected = run_isolated(session, timeout=timeout)
+            run, collected, carried = run_isolated(session, timeout=timeout)
         except Timeout as exc:
             where = exc.progress.where()  # as the message above says it
             raise GoldenError(
@@ -494,7 +496,7 @@ def _execute_with_timeout(
             ) from None
     if listener is not None and collected is not None:
         listener.hits[:], listener.notes[:] = collected
-    return run
+    return run, arrive(carried) if carried is not None else None
 
 
 # findings that a passing golden's summary notes: state differences (`state: report`), a
@@ -1068,7 +1070,7 @@ def _scrubbed_repr(shown: str | TerminalRepr, config: pytest.Config) -> str | Te
     from opswald.plugin import settings_of
 
     redactor: Redactor = settings_of(config).redactor
-    text = str(shown)
+    text = _rendered(shown)
     clean = redactor.text(text)
     if clean == text:
         return shown
@@ -1080,6 +1082,22 @@ def _scrubbed_repr(shown: str | TerminalRepr, config: pytest.Config) -> str | Te
         reprtraceback=ReprTraceback([entry], None, "native"),
         reprcrash=ReprFileLocation(crash.path, crash.lineno, redactor.text(crash.message)),
     )
+
+
+def _rendered(shown: str | TerminalRepr) -> str:
+    """What pytest prints of `shown`, plain (`str()` of a TerminalRepr strips the first
+    line's indentation, a long traceback's source)."""
+    if isinstance(shown, str):
+        return shown
+    import io
+
+    from _pytest._io import TerminalWriter
+
+    buffer = io.StringIO()
+    writer = TerminalWriter(file=buffer)
+    writer.hasmarkup = False
+    shown.toterminal(writer)
+    return buffer.getvalue().rstrip("\n")
 
 
 def _line_of_step(path: Path, step: int | None) -> int:

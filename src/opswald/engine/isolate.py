@@ -72,9 +72,11 @@ Limits
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 import pickle
+import reprlib
 import select
 import signal
 import struct
@@ -88,7 +90,16 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any, NoReturn, TypeVar, cast
 
-__all__ = ["IsolationError", "Progress", "RemoteError", "Report", "Timeout", "run_isolated"]
+__all__ = [
+    "IsolationError",
+    "Progress",
+    "RemoteError",
+    "Report",
+    "Timeout",
+    "arrive",
+    "carry",
+    "run_isolated",
+]
 
 T = TypeVar("T")
 
@@ -96,6 +107,8 @@ _HEADER = struct.Struct("!cQ")  # frame kind, payload length
 _PROGRESS = b"p"  # pickled (step, description, done)
 _STDOUT = b"o"  # utf-8 text for the parent's sys.stdout
 _STDERR = b"e"  # utf-8 text for the parent's sys.stderr
+_LOG = b"l"  # a pickled log record's attributes, for the parent's pytest log handlers
+_WARNING = b"w"  # a pickled warning, for the parent's record of warnings (pytest's)
 _RESULT = b"r"  # the pickled return value
 _RAISED = b"x"  # pickled (pickled exception or None, type name, message, traceback text)
 _FAILED = b"f"  # utf-8 message: why neither a result nor the exception could be sent
@@ -367,6 +380,92 @@ def _settle(sender: _Sender, dump_fd: int, parent: int, libc: Any) -> None:
                 pass
         else:
             setattr(sys, name, _Forward(sender, kind))
+    _forward_logging(sender)
+    _forward_warnings(sender)
+
+
+def _collecting(handler: logging.Handler) -> bool:
+    """A handler of the parent's that collects what a test logs: pytest's (the report's
+    "Captured log" sections, `caplog`, `--log-cli-level`, `--log-file`). Its copy in the
+    child would keep records the parent never sees, or write them beside the parent's."""
+    return type(handler).__module__.startswith("_pytest.")
+
+
+class _LogForward(logging.Handler):
+    """The child's stand-in, on the root logger, for the parent's collecting handlers: each
+    record they would have taken is sent to the parent, which hands it to them (`_note`)."""
+
+    def __init__(self, sender: _Sender, level: int) -> None:
+        super().__init__(level)
+        self._sender = sender
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._sender.send(_LOG, _record_bytes(record))
+        except Exception:
+            self.handleError(record)
+
+
+def _record_bytes(record: logging.LogRecord) -> bytes:
+    """A record as it crosses: its message formatted (its `args` may not pickle), its
+    exception as text; an attribute that does not pickle (an `extra=` object) as its repr."""
+    data = dict(record.__dict__)
+    data["msg"], data["args"] = record.getMessage(), None
+    if record.exc_info:
+        data["exc_text"] = record.exc_text or logging.Formatter().formatException(record.exc_info)
+    data["exc_info"] = None
+    try:
+        return pickle.dumps(data)
+    except Exception:
+        for key, value in data.items():
+            try:
+                pickle.dumps(value)
+            except Exception:
+                data[key] = _safe_repr(value)
+        return pickle.dumps(data)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{_type_name(type(value))}>"
+
+
+def _forward_logging(sender: _Sender) -> None:
+    """The child's records reach the parent's pytest handlers (the ones the run collects
+    into), not their copies here; the agent's own handlers stay in the child and write
+    from there, once."""
+    root = logging.getLogger()
+    collecting = [h for h in root.handlers if _collecting(h)]
+    if not collecting:
+        return
+    for handler in collecting:
+        root.removeHandler(handler)
+    root.addHandler(_LogForward(sender, min(h.level for h in collecting)))
+
+
+def _forward_warnings(sender: _Sender) -> None:
+    """A warning the child's filters let through goes to the parent's record of warnings
+    (pytest's, for the warnings summary) instead of the child's copy of it. Filters (`-W
+    error`) already ran here: the parent only records it."""
+
+    def forward(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        try:
+            payload = pickle.dumps((message, category, filename, lineno, line))
+        except Exception:  # an exception or category that does not pickle: as a UserWarning
+            text = f"{_type_name(category)}: {_safe_str(message)}"
+            payload = pickle.dumps((text, UserWarning, filename, lineno, line))
+        sender.send(_WARNING, payload)
+
+    warnings.showwarning = forward
 
 
 def _send_result(sender: _Sender, value: Any) -> None:
@@ -385,8 +484,11 @@ def _send_result(sender: _Sender, value: Any) -> None:
 # An exception, as it crosses the pipe: (pickled exception or None, type name, message,
 # traceback text, its frames, its cause in the same form or None).
 Crossing = tuple[bytes | None, str, str, str, list["ChildFrame"], Any]
-# A frame of the child's traceback: file, line, function, the function's first line.
-ChildFrame = tuple[str, int, str, int]
+# A frame of the child's traceback: file, line, function, the function's first line, and
+# its local variables as their reprs (for pytest's `-l`).
+ChildFrame = tuple[str, int, str, int, dict[str, str]]
+MAX_LOCALS = 64  # local variables kept of each frame, each repr cut at LOCAL_REPR chars
+LOCAL_REPR = 240
 MAX_CAUSES = 8  # causes sent along with an exception (a hook's error under HookFailed)
 
 
@@ -509,6 +611,14 @@ class _Child:
                 description=None if description is None else str(description),
                 done=bool(done),
             )
+        elif kind == _LOG:
+            _handle_record(payload)
+        elif kind == _WARNING:
+            try:
+                message, category, filename, lineno, line = pickle.loads(payload)
+                warnings.showwarning(message, category, filename, lineno, None, line)
+            except Exception:
+                pass
         elif kind in (_STDOUT, _STDERR):
             stream = sys.stdout if kind == _STDOUT else sys.stderr
             if stream is not None:
@@ -614,6 +724,18 @@ class _Child:
         return f"exited with status {self.status}"
 
 
+def _handle_record(payload: bytes) -> None:
+    """A record the child logged, to the parent's collecting handlers, as if logged here
+    (the child's logger levels and filters already let it through)."""
+    try:
+        record = logging.makeLogRecord(pickle.loads(payload))
+    except Exception:
+        return
+    for handler in logging.getLogger().handlers:
+        if _collecting(handler) and record.levelno >= handler.level:
+            handler.handle(record)
+
+
 def _outcome(kind: str, payload: bytes, pid: int) -> Any:
     """The value a final frame stands for; raises what the child raised."""
     if kind == "r":
@@ -634,12 +756,51 @@ def _frames(tb: TracebackType | None) -> list[ChildFrame]:
     frames: list[ChildFrame] = []
     while tb is not None:
         code = tb.tb_frame.f_code
-        frames.append((code.co_filename, tb.tb_lineno, code.co_name, code.co_firstlineno))
+        shown = _local_reprs(tb.tb_frame)
+        frames.append((code.co_filename, tb.tb_lineno, code.co_name, code.co_firstlineno, shown))
         tb = tb.tb_next
     return frames
 
 
-def _arrived(sent: Crossing, pid: int) -> BaseException:
+def _local_reprs(frame: FrameType) -> dict[str, str]:
+    """A frame's local variables as short reprs (a module's frame: none; its locals are
+    its globals)."""
+    if frame.f_code.co_name == "<module>":
+        return {}
+    try:
+        names = list(frame.f_locals.items())[:MAX_LOCALS]
+    except Exception:
+        return {}
+    return {name: _short_repr(value) for name, value in names}
+
+
+def _short_repr(value: Any) -> str:
+    """`value`'s repr, bounded as it is built for containers and strings (a local holding
+    a long list is not rendered whole), cut at LOCAL_REPR characters."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:
+        text = f"<{_type_name(type(value))} object (repr failed)>"
+    return text if len(text) <= LOCAL_REPR else text[: LOCAL_REPR - 3] + "..."
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = LOCAL_REPR
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 16
+
+
+def carry(exc: BaseException) -> Crossing:
+    """An exception of the child's, with its traceback and cause, as plain data that
+    pickles (to return with a result); `arrive` rebuilds it in the parent."""
+    return _crossing(exc, exc.__traceback__)
+
+
+def arrive(sent: Crossing) -> BaseException:
+    """The exception `carry` packed, rebuilt as `_outcome` rebuilds one the child raised."""
+    return _arrived(sent, None)
+
+
+def _arrived(sent: Crossing, pid: int | None) -> BaseException:
     """The exception the child sent, with the traceback it was raised through (and its
     cause, with its own): shown by pytest as it would show it raised in this process."""
     blob, type_name, message, text, frames, cause = sent
@@ -659,7 +820,8 @@ def _arrived(sent: Crossing, pid: int) -> BaseException:
     if rebuilt is not None:
         exc = exc.with_traceback(rebuilt)
     else:  # no frame could be rebuilt: the child's traceback as text
-        exc.add_note(f"traceback in the agent's child process (pid {pid}):\n{text.rstrip()}")
+        where = "the agent's child process" + (f" (pid {pid})" if pid is not None else "")
+        exc.add_note(f"traceback in {where}:\n{text.rstrip()}")
     if cause is not None:
         exc.__cause__ = _arrived(cause, pid)
     return exc
@@ -671,19 +833,23 @@ def _traceback(frames: list[ChildFrame]) -> TracebackType | None:
     as it would the child's own, with their source."""
     tb: TracebackType | None = None
     try:
-        for filename, lineno, name, first in reversed(frames):
-            tb = TracebackType(tb, _frame(filename, name, first), 0, lineno)
+        for filename, lineno, name, first, *more in reversed(frames):
+            shown = more[0] if more else {}
+            tb = TracebackType(tb, _frame(filename, name, first, shown), 0, lineno)
     except Exception:
         return None
     return tb
 
 
-def _frame(filename: str, name: str, first: int) -> FrameType:
+def _frame(filename: str, name: str, first: int, shown: dict[str, str]) -> FrameType:
+    """A frame named and placed like the child's; its locals (what pytest's `-l` shows)
+    stand for the child's by their reprs."""
     code = compile("raise _Here", filename, "exec").replace(
         co_name=name, co_qualname=name, co_firstlineno=max(first, 1)
     )
+    local = {key: _Shown(text) for key, text in shown.items()}
     try:
-        exec(code, {"_Here": _Here, "__name__": "__opswald_child__"})
+        exec(code, {"_Here": _Here, "__name__": "__opswald_child__"}, local)
     except _Here as here:
         tb = here.__traceback__
         assert tb is not None and tb.tb_next is not None
@@ -693,6 +859,18 @@ def _frame(filename: str, name: str, first: int) -> FrameType:
 
 class _Here(Exception):
     """Raised by `_frame`'s code to catch its frame."""
+
+
+class _Shown:
+    """A local variable of the child's, as its repr."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def _pump(fd: int, buffer: bytearray) -> bool:
