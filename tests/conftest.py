@@ -15,10 +15,15 @@ from pathlib import Path
 # The same holds for the legacy `httpx` and its `httpcore`, which agents use directly: a
 # refused connection escaped as `httpcore.ConnectError`, not the `httpx.ConnectError` an
 # agent catches (tests/test_sdk_fidelity.py, depending on which test ran first).
+# PyYAML likewise: its C parser (`yaml._yaml`, which a fresh import does not load again)
+# makes events of the `yaml.events` classes it first saw, so a run that imported PyYAML
+# afresh read every golden as "unexpected YAML structure". (The plugin no longer imports
+# PyYAML when pytest starts, so the suite's own run does not import it first.)
 import httpcore  # noqa: F401
 import httpcore2  # noqa: F401
 import httpx  # noqa: F401
 import pytest
+import yaml  # noqa: F401
 
 AGENT = '''
 """A seven-step agent whose behaviour a test changes through AGENT_VARIANT."""

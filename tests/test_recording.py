@@ -54,6 +54,30 @@ def test_record_writes_a_golden_that_replays(tmp_path: Path) -> None:
     assert result is not None and result.passed
 
 
+def chatter(input: dict[str, Any]) -> dict[str, Any]:
+    """A conversational agent: asks twice."""
+    first = opswald.user_input("You: ")
+    plan = think(model="m", messages=[{"role": "user", "content": first}])
+    second = opswald.user_input("More? ")
+    return {"heard": [first, second], "plan": plan["content"]}
+
+
+def test_record_answers_user_input_from_the_inputs_user_inputs(tmp_path: Path) -> None:
+    """QA (typed #2): `opswald.record(..., input={"user_inputs": [...]})` did not hand the
+    scripted answers to `opswald.user_input()`, which raised NoUserInput (written into the
+    golden as its error), though a recording under pytest takes them from there."""
+    path = tmp_path / "chat.golden.yaml"
+    given = {"user_inputs": ["hello", "that is all"]}
+    with opswald.record(path, name="chat", input=given) as rec:
+        rec.output = chatter(given)
+    session = opswald.load(path)
+    assert session.error is None
+    assert session.output == {"heard": ["hello", "that is all"], "plan": "plan for hello"}
+    assert [s.type for s in session.step_list] == ["user_input", "llm_call", "user_input"]
+    result = opswald.Replay(path, adapter=chatter).run()
+    assert result is not None and result.passed, result and result.verdict.findings
+
+
 def test_record_keeps_the_error_and_never_overwrites(tmp_path: Path) -> None:
     path = tmp_path / "fail.golden.yaml"
     with pytest.raises(LookupError), opswald.record(path, input="missing") as rec:

@@ -595,7 +595,8 @@ def test_default_and_short_keep_the_tail_in_the_hint_and_line_one_line(
     crashing: pytest.Pytester, option: str, shown: bool
 ) -> None:
     """`--tb=auto` and `short`: the failure's text with the traceback's last lines in its
-    hint, as before. `--tb=line`: one line per failure, as pytest prints a test's."""
+    hint, as before. `--tb=line`: one line per failure, as pytest prints a test's, at the
+    agent's line that raised (QA capture #5: it named the golden's first line)."""
     result = crashing.runpytest("--opswald-goldens", option)
     result.assert_outcomes(failed=1)
     failure = result.stdout.str().split("FAILURES")[1].split("--- opswald ---")[0]
@@ -605,7 +606,7 @@ def test_default_and_short_keep_the_tail_in_the_hint_and_line_one_line(
     if not shown:
         body = [line for line in failure.splitlines()[1:] if line.strip(" =-")]
         assert len(body) == 1 and body[0].endswith(
-            "goldens/o.golden.yaml:1: the agent raised KeyError: 'missing_key'"
+            "/agent.py:14: the agent raised KeyError: 'missing_key'"
         ), body
 
 
@@ -658,3 +659,61 @@ def test_the_agents_frames_and_locals_cross_from_a_timeouts_child(
     assert [line for line in forked if line.strip(" _")] == [
         line for line in inline if line.strip(" _") and not rebuilt.match(line)
     ]
+
+
+DEEP_AGENT = """
+import opswald
+
+
+@opswald.tool
+def lookup(order_id):
+    return {"id": order_id}
+
+
+def parse(order):
+    return order["id"]
+
+
+def price(order):
+    return parse(order)
+
+
+def total(order):
+    return price(order)
+
+
+def summarise(order):
+    return total(order)
+
+
+def run(input):
+    return summarise(lookup(order_id=input["order"]))
+"""
+
+
+def test_the_hints_traceback_keeps_whole_frames(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA (capture #4): the hint's last lines of the traceback began in the middle of a
+    frame (its code without the `File` line that says where it is). Now whole frames,
+    under the `Traceback` line and a count of those left out."""
+    pytester.makepyfile(agent=DEEP_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "d.golden.yaml").write_text("name: d\ninput: {order: 7}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    (pytester.path / "agent.py").write_text(
+        DEEP_AGENT.replace('return order["id"]', 'return order["missing_key"]')
+    )
+    result = pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    hint = out.split("the agent's traceback ends:\n")[1].split("\nfix: ")[0].splitlines()
+    body = [line.strip() for line in hint if not set(line.strip()) <= set("~^")]
+    assert body[0] == "Traceback (most recent call last):", hint
+    assert body[1] == "... 2 frames above", hint  # run and summarise, of five
+    frames = [line for line in body if line.startswith('File "')]
+    assert [f.rsplit(", in ", 1)[1] for f in frames] == ["total", "price", "parse"], hint
+    assert body[2].startswith('File "') and body[2].endswith("line 19, in total"), hint
+    assert body[3] == "return price(order)", hint
+    assert body[-1] == "KeyError: 'missing_key'", hint

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from opswald.adapters import adapter
-from opswald.instrument import acall_tool, call_tool, llm, state, tool, user_input
-
 if TYPE_CHECKING:
-    from opswald.adapters import AdapterNotFound
+    from opswald.adapters import AdapterNotFound, adapter
     from opswald.engine.context import ReplayDivergence, ReplayedToolError
     from opswald.engine.replay import BatchResult, Replay, batch_replay
     from opswald.engine.run import ReplayResult
     from opswald.files import GoldenLoadError, GoldenWriteRefused
+    from opswald.instrument import acall_tool, call_tool, llm, state, tool, user_input
     from opswald.recording import record
     from opswald.session import Session
     from opswald.tracestore import traces
@@ -92,7 +90,24 @@ def dump(session: Session, path: Any) -> None:
     _dump(session, path, redactor=project_redactor([path]))
 
 
+# names loaded at their first use: pytest imports this package for its plugin
+# (`opswald.plugin`) in every run, also in projects that only have it installed
+_INSTRUMENT = ("acall_tool", "call_tool", "llm", "state", "tool", "user_input")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _INSTRUMENT:
+        from opswald import instrument
+
+        return getattr(instrument, name)
+    if name == "adapter":
+        from opswald.adapters import adapter
+
+        return adapter
     if name == "Session":
         from opswald.session import Session
 

@@ -91,7 +91,7 @@ def _walk(
     walking: frozenset[str],
     found: dict[Path, None],
 ) -> None:
-    from opswald.files import is_golden_path
+    from opswald.suffixes import is_golden_path
 
     try:
         with os.scandir(folder) as listing:

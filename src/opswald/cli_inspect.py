@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opswald.argtypes import milliseconds_arg, positive_int
 from opswald.session import (
     AnyStep,
     LLMCallStep,
@@ -1013,31 +1014,6 @@ EXAMPLES = {
     "note": "example:\n"
     '  opswald golden note goldens/refund.golden.yaml --step 4 "refund policy v2"',
 }
-
-
-def milliseconds_arg(raw: str) -> float:
-    """An argparse type: a duration in milliseconds, not negative (opswald analyze and
-    opswald html --slow-ms, pytest's --opswald-slow-ms)."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
-    if value != value:  # NaN compares unequal to itself: no step is slower, nor faster
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a number: give 0 or more milliseconds")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} is negative: give 0 or more milliseconds")
-    return value
-
-
-def positive_int(raw: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{raw!r}: must be at least 1")
-    return value
 
 
 def _help(sub: Any, name: str, help_text: str, example: str) -> argparse.ArgumentParser:

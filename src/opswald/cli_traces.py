@@ -195,7 +195,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    from opswald.cli_inspect import positive_int
+    from opswald.argtypes import positive_int
     from opswald.importers import FORMATS
 
     traces = sub.add_parser("traces", help="the local trace store (opswald.record without a path)")

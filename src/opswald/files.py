@@ -76,7 +76,6 @@ try:
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
-GOLDEN_SUFFIXES = (".golden.yaml", ".golden.yml", ".golden.json")
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
 # the ini settings that raise (or lower) the caps, named in every message about them
@@ -213,12 +212,6 @@ class GoldenLoadError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message,), self.__dict__)
-
-
-def is_golden_path(path: StrPath) -> bool:
-    """True when the file name ends in one of `GOLDEN_SUFFIXES`."""
-    name = os.path.basename(os.fspath(path))
-    return any(name.endswith(suffix) and len(name) > len(suffix) for suffix in GOLDEN_SUFFIXES)
 
 
 # --------------------------------------------------------------------------- loading

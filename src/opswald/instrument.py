@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from opswald.engine.current import CURRENT, INSIDE, MISS, current, inside
 from opswald.jsonable import LostKeys, lost_keys, to_jsonable
-from opswald.pricing import COST_SOURCE_PROVIDER
 from opswald.returns import Returns
 
 if TYPE_CHECKING:  # the engine is imported only once a run is active
@@ -442,7 +441,7 @@ def llm(
             data, returned = ctx.returned(func.__name__, result, decoder)
             from opswald.engine import responses
             from opswald.engine.context import HookFailed
-            from opswald.pricing import CostError
+            from opswald.pricing import COST_SOURCE_PROVIDER, CostError
 
             try:
                 output, usage, reported = responses.extract(data)

@@ -51,6 +51,7 @@ from opswald.engine.run import (
     unconfigured,
 )
 from opswald.engine.tape import describe, step_name
+from opswald.plugin import INI_USEFIXTURES
 from opswald.pricing import CostError
 from opswald.redact import Redactor
 from opswald.session import AnyStep, Expect, NormalizeRule, RequestsExpect, Session, cut_short
@@ -971,11 +972,19 @@ def _visible_fixtures(item: pytest.Item) -> list[str]:
     return sorted(name for name in names if manager.getfixturedefs(name, at))
 
 
-def _failure_repr(path: Path, error: GoldenError, *, line_only: bool = False) -> TerminalRepr:
+def _failure_repr(
+    path: Path,
+    error: GoldenError,
+    *,
+    line_only: bool = False,
+    raised: BaseException | None = None,
+) -> TerminalRepr:
     """The failure text as pytest's own failures are: printed as it is, with a one-line
     crash message at the golden's failing step (`path:line: message`), which `--tb=line`,
-    the `-r` summary line and JUnit's `message` attribute show, and which xdist carries.
-    `line_only` (`--tb=line`): that line alone, the text left out."""
+    the `-r` summary line and JUnit's `message` attribute show, and which xdist carries;
+    when the failure is the agent's exception (`raised`), at the line that raised it, as
+    a test's crash line is. `line_only` (`--tb=line`): that line alone, the text left
+    out."""
     from _pytest._code.code import (
         ReprEntryNative,
         ReprExceptionInfo,
@@ -991,10 +1000,23 @@ def _failure_repr(path: Path, error: GoldenError, *, line_only: bool = False) ->
     step = failures[0].step if failures and not failures[0].numbered_in_run else None
     head = text.split("\n", 1)[0]
     entry = ReprEntryNative([text if text.endswith("\n") else text + "\n"])
+    where = (str(path), _line_of_step(path, step))
+    if raised is not None and failures and failures[0].kind in ("agent_error", "error"):
+        where = _raised_at(raised) or where
     return ReprExceptionInfo(
         reprtraceback=ReprTraceback([] if line_only else [entry], None, "native"),
-        reprcrash=ReprFileLocation(str(path), _line_of_step(path, step), head),
+        reprcrash=ReprFileLocation(*where, head),
     )
+
+
+def _raised_at(raised: BaseException) -> tuple[str, int] | None:
+    """The file and line where `raised` was raised (its traceback's last frame)."""
+    tb = raised.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename, tb.tb_lineno
 
 
 def _shows_frames(config: pytest.Config) -> bool:
@@ -1114,8 +1136,6 @@ def _line_of_step(path: Path, step: int | None) -> int:
 
 _Node = TypeVar("_Node", bound="Node")
 
-INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
-"""The ini option `usefixtures` as written (read when pytest is configured)."""
 
 # the fixture infos (by id: each is kept by its items for the run) found to hold no
 # parametrized fixture
@@ -1346,8 +1366,10 @@ class GoldenItem(pytest.Function):
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GoldenError):
             tbstyle = self.config.getoption("tbstyle", "auto")
-            ours = _failure_repr(self.path, excinfo.value, line_only=tbstyle == "line")
             agent = excinfo.value.agent_exception
+            ours = _failure_repr(
+                self.path, excinfo.value, line_only=tbstyle == "line", raised=agent
+            )
             if agent is not None and _shows_frames(self.config):
                 return _with_agent_frames(self, agent, ours)
             return ours

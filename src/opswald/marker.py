@@ -12,6 +12,7 @@ import pytest
 
 from opswald import adapters, files
 from opswald.items import GoldenError, Outcome, run_golden
+from opswald.plugin import UNRUN_KEY
 
 
 def golden_path(item: pytest.Item, arg: str) -> Path:
@@ -85,12 +86,6 @@ def check_marker(item: pytest.Item) -> None:
     problem = marker_problem(marker) if marker is not None else None
     if problem:
         pytest.fail(problem, pytrace=False)
-
-
-# set on a marker test whose golden could not be run (a stub, a step modification with no
-# fork step, an adapter not found): pytest reports it as an error, and opswald's reports
-# count it as a failed golden, so that their gate agrees with pytest's exit status
-UNRUN_KEY = pytest.StashKey[bool]()
 
 
 def run_marker(item: pytest.Item) -> Outcome:

@@ -9,18 +9,26 @@ import re
 import warnings
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from opswald.session import NormalizeRule
+if TYPE_CHECKING:
+    from opswald.session import NormalizeRule
 
 MODES = ("replay", "record", "rerecord", "live")
 DIFF_MODES = ("detailed", "short", "disabled")
 
 OUTCOME_KEY = pytest.StashKey[Any]()
 _SETTINGS_KEY = pytest.StashKey[Any]()
-_NORMALIZE_KEY = pytest.StashKey[list[NormalizeRule]]()
+_NORMALIZE_KEY = pytest.StashKey["list[NormalizeRule]"]()
+_PENDING_SETTINGS_KEY = pytest.StashKey[Any]()  # what builds the settings, until they are
+INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
+"""The ini option `usefixtures` as written (read when pytest is configured)."""
+# set on a marker test whose golden could not be run (a stub, a step modification with no
+# fork step, an adapter not found): pytest reports it as an error, and opswald's reports
+# count it as a failed golden, so that their gate agrees with pytest's exit status
+UNRUN_KEY = pytest.StashKey[bool]()
 _PRICE_NOTES_KEY = pytest.StashKey[list[str]]()
 _SAVED_ACTUALS_KEY = pytest.StashKey[set[Path]]()  # saved actuals this process wrote
 
@@ -60,7 +68,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from opswald.cli_inspect import milliseconds_arg
+    from opswald.argtypes import milliseconds_arg
 
     group = parser.getgroup("opswald", "golden-session regression testing of AI agents")
     group.addoption(
@@ -292,8 +300,6 @@ def _check_values_not_taken_for_paths(config: pytest.Config) -> None:
     pytest found with them, nothing is said)."""
     import shlex
 
-    from opswald.projectconfig import SettingError, find
-
     if config.option.inifilename or getattr(config.option, "rootdir", None):
         return  # -c or --rootdir: no test path was looked at
     here = config.invocation_params.dir
@@ -317,6 +323,8 @@ def _check_values_not_taken_for_paths(config: pytest.Config) -> None:
             paths.append(word.split("::")[0])
     if not taken:
         return
+    from opswald.projectconfig import SettingError, find
+
     found = (config.rootpath, config.inipath)
     try:
         with_them = find([*paths, *(value for _, value in taken)], invocation_dir=here)
@@ -339,9 +347,6 @@ def _check_values_not_taken_for_paths(config: pytest.Config) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from opswald.items import INI_USEFIXTURES, Settings
-    from opswald.redact import make_redactor
-
     _check_values_not_taken_for_paths(config)
 
     # as written: pytest's fixture manager later adds the root's autouse fixtures to the
@@ -353,15 +358,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "golden(path, modify=None, expect=None, verdict=True): replay a golden session for "
         "this test; the golden_replay fixture returns the result",
     )
-    from opswald.projectconfig import SettingError, golden_limits, normalize_rules
-
-    try:
-        normalize = normalize_rules(config.getini("opswald_request_normalize"))
-        limits = golden_limits(
-            config.getini("opswald_max_golden_bytes"), config.getini("opswald_max_golden_depth")
-        )
-    except SettingError as exc:
-        raise pytest.UsageError(str(exc)) from None
     _check_breakpoints(config)
     _check_report_paths(config)
     timeout = config.getoption("opswald_timeout")
@@ -407,37 +403,52 @@ def pytest_configure(config: pytest.Config) -> None:
             f"variants without {writes}, then write the one you choose with "
             "--opswald-variant NAME:... (or --opswald-modify) alone"
         )
-    config.stash[_SETTINGS_KEY] = Settings(
-        modify=parse_assignments(config.getoption("opswald_modify"), "--opswald-modify"),
-        variants=variants,
-        fork_at=fork_at,
-        timeout=timeout,
-        tolerance=_tolerance(config),
-        repeat=_repeat(config),
-        min_pass_rate=_min_pass_rate(config),
-        mode=mode,
-        update=config.getoption("opswald_update"),
-        force=config.getoption("opswald_force"),
-        allow_side_effects=config.getoption("opswald_allow_side_effects"),
-        diff_mode=diff_mode,
-        adapter=config.getini("opswald_adapter") or None,
-        adapter_root=_config_folder(config),
-        requests=_suite_requests(config, normalize),
-        prices=_pricer(config),
-        integrations=_integrations(config),
-        side_effect_tools=frozenset(_names(config.getini("opswald_side_effect_tools"))),
-        langgraph_state=_ini_bool(config, "opswald_langgraph_state"),
-        limits=limits,
-        redactor=make_redactor(
-            pii=redact == "pii",
-            extra=_hook_redaction_rules(config),
-        ),
-    )
-    from opswald.files import using_limits
-    from opswald.redact import using_redactor
+    modify = parse_assignments(config.getoption("opswald_modify"), "--opswald-modify")
 
-    _for_the_run(config, using_limits(limits))
-    _for_the_run(config, using_redactor(settings_of(config).redactor))
+    def build() -> Any:
+        from opswald.files import using_limits
+        from opswald.items import Settings
+        from opswald.projectconfig import SettingError, golden_limits, normalize_rules
+        from opswald.redact import make_redactor, using_redactor
+
+        try:
+            normalize = normalize_rules(config.getini("opswald_request_normalize"))
+            limits = golden_limits(
+                config.getini("opswald_max_golden_bytes"),
+                config.getini("opswald_max_golden_depth"),
+            )
+        except SettingError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        settings = Settings(
+            modify=modify,
+            variants=variants,
+            fork_at=fork_at,
+            timeout=timeout,
+            tolerance=_tolerance(config),
+            repeat=_repeat(config),
+            min_pass_rate=_min_pass_rate(config),
+            mode=mode,
+            update=config.getoption("opswald_update"),
+            force=config.getoption("opswald_force"),
+            allow_side_effects=config.getoption("opswald_allow_side_effects"),
+            diff_mode=diff_mode,
+            adapter=config.getini("opswald_adapter") or None,
+            adapter_root=_config_folder(config),
+            requests=_suite_requests(config, normalize),
+            prices=_pricer(config),
+            integrations=_integrations(config),
+            side_effect_tools=frozenset(_names(config.getini("opswald_side_effect_tools"))),
+            langgraph_state=_ini_bool(config, "opswald_langgraph_state"),
+            limits=limits,
+            redactor=make_redactor(pii=redact == "pii", extra=_hook_redaction_rules(config)),
+        )
+        _for_the_run(config, using_limits(limits))
+        _for_the_run(config, using_redactor(settings.redactor))
+        return settings
+
+    config.stash[_PENDING_SETTINGS_KEY] = build
+    if _in_use(config):
+        settings_of(config)  # a bad setting is a usage error now, before anything runs
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
     else:
@@ -458,6 +469,10 @@ def _check_report_paths(config: pytest.Config) -> None:
     """--opswald-json and --opswald-html name files written when the run ends: a folder
     there, or a file where a folder of the path must be, is a usage error now, as pytest's
     `--junitxml` gives, rather than a failed write after every golden has run."""
+    if not any(
+        config.getoption(name) for name in ("opswald_json", "opswald_html", "opswald_save_actual")
+    ):
+        return
     from opswald.files import folder_path_problem, is_special_file, report_path_problem
 
     here = config.invocation_params.dir
@@ -489,10 +504,14 @@ def _make_report_folders(config: pytest.Config) -> None:
     """The folders of the reports, made now (pytest's --junitxml makes its at the end): a
     folder that cannot be made or written in is a usage error before any golden runs, not
     a report lost when the run ends. (The controller makes them for xdist's workers.)"""
-    from opswald.files import output_file_problem, writable_folder_problem
-
     if hasattr(config, "workerinput"):
         return
+    if not any(
+        config.getoption(name) for name in ("opswald_json", "opswald_html", "opswald_save_actual")
+    ):
+        return
+    from opswald.files import output_file_problem, writable_folder_problem
+
     here = config.invocation_params.dir
     for option in (*_REPORT_FILES, "--opswald-save-actual"):
         value = config.getoption(option.lstrip("-").replace("-", "_"))
@@ -549,10 +568,13 @@ def _for_the_run(config: pytest.Config, setting: contextlib.AbstractContextManag
 def _ini_choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
     """An ini value that must be one of `choices` (as the option's own values are; case
     aside): a typo such as `opswald_mode = recrod` is a usage error, not a silent default."""
+    value = str(config.getini(name))
+    if value.strip().lower() in choices:
+        return value.strip().lower()
     from opswald.projectconfig import SettingError, choice
 
     try:
-        return choice(name, str(config.getini(name)), choices)
+        return choice(name, value, choices)
     except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -625,11 +647,11 @@ def plugin_markers(config: pytest.Config) -> dict[str, str]:
 
 def _check_breakpoints(config: pytest.Config) -> None:
     """Compile --opswald-break expressions now: a bad one is a usage error (exit code 4)."""
-    from opswald.engine.breakpoints import BreakpointError
-
     expressions = config.getoption("opswald_break")
     if not expressions:
         return
+    from opswald.engine.breakpoints import BreakpointError
+
     action = config.getoption("opswald_break_action")
     if action == "pause":
         if getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput"):
@@ -725,6 +747,8 @@ class _ConfigTolerance:
 
 def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
     """`KEY=VALUE` items; each VALUE parses as YAML (`30` is an int, `{a: 1}` a mapping)."""
+    if not items:
+        return {}
     import yaml
 
     out: dict[str, Any] = {}
@@ -873,7 +897,7 @@ def _refuse_golden_args(config: pytest.Config) -> None:
     golden's id pasted back): a usage error naming the flag, where pytest alone would say
     "not found" for a file that exists. Golden files are collected only with the flag, as
     doctests only with --doctest-modules, even when their file is named."""
-    from opswald.files import is_golden_path
+    from opswald.suffixes import is_golden_path
 
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         return
@@ -897,7 +921,7 @@ _LOOKED_AT_MAX = 10_000  # the files `_golden_in` looks at before it gives up
 def _golden_in(folder: Path) -> Path | None:
     """A golden file under `folder` (hidden folders aside), or None; at most
     `_LOOKED_AT_MAX` files are looked at."""
-    from opswald.files import is_golden_path
+    from opswald.suffixes import is_golden_path
 
     looked = 0
     for root, dirs, names in os.walk(folder):
@@ -935,7 +959,36 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def settings_of(config: pytest.Config) -> Any:
-    return config.stash[_SETTINGS_KEY]
+    """The run's settings (`items.Settings`), built at their first use in a run that does
+    not use opswald as far as pytest_configure can tell (`_in_use`): such a run, a project
+    that only has the plugin installed, never loads the engine."""
+    settings = config.stash.get(_SETTINGS_KEY, None)
+    if settings is None:
+        settings = config.stash[_SETTINGS_KEY] = config.stash[_PENDING_SETTINGS_KEY]()
+    return settings
+
+
+def _in_use(config: pytest.Config) -> bool:
+    """Whether the run uses opswald, as far as can be told before collection: an option
+    of its given, a setting of its in the pytest config, a hook of its implemented (a
+    conftest's redaction or pricing rules). Otherwise the settings are built when a
+    golden or a `@pytest.mark.golden` test first needs them (a setting's usage error then
+    comes with them: there is none to make without a setting)."""
+    if any(str(key).startswith("opswald_") for key in config.inicfg):
+        return True
+    words = [
+        *map(str, config.invocation_params.args),
+        *os.environ.get("PYTEST_ADDOPTS", "").split(),
+        *config.getini("addopts"),
+    ]
+    if any(word.startswith("--opswald") for word in words):  # (pytest takes no abbreviation)
+        return True
+    hooks = config.pluginmanager.hook
+    return any(
+        getattr(hooks, name).get_hookimpls()
+        for name in dir(hooks)
+        if name.startswith("pytest_opswald_")
+    )
 
 
 def _suite_requests(config: pytest.Config, normalize: list[dict[str, str]]) -> Any:
@@ -1037,8 +1090,9 @@ class SnapshotDiff:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if not parent.config.getoption("opswald_goldens"):
         return None
-    from opswald.files import is_golden_path, remove_if_stale_temp
+    from opswald.files import remove_if_stale_temp
     from opswald.items import GoldenFile
+    from opswald.suffixes import is_golden_path
 
     if is_golden_path(file_path):
         return GoldenFile.from_parent(parent, path=file_path)
@@ -1136,8 +1190,6 @@ def golden_replay(request: pytest.FixtureRequest) -> Any:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Each attempt replays afresh: pytest-rerunfailures runs a failed item again, and a
     marker test's replay kept from the first attempt would fail every rerun with it."""
-    from opswald.marker import UNRUN_KEY
-
     for key in (_MARKER_RESULT, OUTCOME_KEY, UNRUN_KEY):
         if key in item.stash:
             del item.stash[key]
@@ -1273,8 +1325,6 @@ def _marker_golden_unloaded(item: pytest.Item, call: pytest.CallInfo[None]) -> b
     marker itself is misused."""
     if item.get_closest_marker("golden") is None or call.excinfo is None:
         return False
-    from opswald.marker import UNRUN_KEY
-
     if item.stash.get(UNRUN_KEY, False):  # its golden could not be run (a stub, ...)
         return True
     return str(call.excinfo.value).startswith("@pytest.mark.golden")
@@ -1524,8 +1574,8 @@ def _record_of_report(
     """A golden's record made from its report alone, on the controller: for a golden whose
     xdist worker died while running it (the report xdist makes up: `when` "???", the text
     "worker 'gw0' crashed while running ..."). None when the test is not a golden."""
-    from opswald.files import is_golden_path
     from opswald.report.summary import failure_record
+    from opswald.suffixes import is_golden_path
 
     path, _, name = report.nodeid.partition("::")
     if not is_golden_path(path) or not name:
@@ -1638,7 +1688,7 @@ class SummaryPlugin:
         self.report_errors: list[str] = []  # reports that could not be written
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        from opswald.files import is_golden_path
+        from opswald.suffixes import is_golden_path
 
         if (
             report.failed
@@ -1807,6 +1857,10 @@ class SummaryPlugin:
         self.html_written = (path, len(entries), size)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not (
+            self.html_written or self.counts or self.malformed or self.records or self.report_errors
+        ):
+            return  # no golden ran (a run of ordinary tests)
         from opswald.report.summary import Summary, golden_id
         from opswald.terminal import counted
 

@@ -94,9 +94,12 @@ def record(
         install(integrations)
     from opswald.projectconfig import project_pricer, project_redactor
 
+    # the user's answers scripted in the input, as a recording under pytest takes them
+    scripted = given.get("user_inputs") if isinstance(given, dict) else None
     ctx = Context(
         golden=None,
         policy="live",
+        user_inputs=scripted if isinstance(scripted, list) else None,
         block_side_effects=False,
         redactor=project_redactor([target] if target is not None else []),
         integrations=tuple(integrations),

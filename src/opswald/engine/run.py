@@ -1319,14 +1319,52 @@ _MARKERS = re.compile(r"\s*[~^]+[~^\s]*")  # the line under a traceback's code: 
 
 
 def _tail(tb: str | None, lines: int = 6) -> str:
-    """The last `lines` lines of a traceback, indented, and the lines that mark where in
-    the code above them it failed (`~~~~^^^^`, which Python 3.13 writes under most lines
-    of code) besides: they do not count."""
+    """The end of a traceback, indented: its last frames whole (each with its `File`
+    line, so the code shown can be found), as many as fit in `lines` lines of code and
+    file (at least one), under the `Traceback` line and a count of the frames left out,
+    then the exception. The lines that mark where in the code above them it failed
+    (`~~~~^^^^`, which Python 3.13 writes under most lines of code) do not count. Text
+    that is not a Python traceback (an agent process's stderr): its last `lines` lines."""
     if not tb:
         return ""
+    text = tb.rstrip()
+    start = text.rfind(_TRACEBACK_HEAD)  # of a chain, the last (the one raised)
+    block = text[start:].splitlines() if start >= 0 else []
+    frames: list[list[str]] = []
+    at = 1
+    while at < len(block) and block[at].startswith("  "):
+        if block[at].startswith('  File "'):
+            frames.append([block[at]])
+        elif frames:
+            frames[-1].append(block[at])
+        at += 1
+    error = block[at:]
+    if not frames or not error:
+        return _last_lines(text, lines)
+    kept: list[list[str]] = []
+    counted = 0
+    for frame in reversed(frames):
+        size = sum(not _MARKERS.fullmatch(line) for line in frame)
+        if kept and counted + size > lines:
+            break
+        kept.insert(0, frame)
+        counted += size
+    shown = [block[0]]
+    if len(kept) < len(frames):
+        left = len(frames) - len(kept)
+        shown.append(f"  ... {left} frame{'s' if left != 1 else ''} above")
+    shown += [line for frame in kept for line in frame]
+    shown += error if len(error) <= lines else [*error[: lines - 1], "  ..."]
+    return "\n".join("    " + line for line in shown)
+
+
+_TRACEBACK_HEAD = "Traceback (most recent call last):"
+
+
+def _last_lines(text: str, lines: int) -> str:
     kept: list[str] = []
     counted = 0
-    for line in reversed(tb.rstrip().splitlines()):
+    for line in reversed(text.splitlines()):
         if counted == lines:
             break
         kept.append("    " + line)

@@ -25,7 +25,7 @@ DEFAULT_OUTPUT = "opswald-replay.html"
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `html` on the `opswald` command's subparsers."""
-    from opswald.cli_inspect import milliseconds_arg
+    from opswald.argtypes import milliseconds_arg
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "html",
