@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import opswald
 from opswald.instrument import _binder, _bound_arguments
 
 
@@ -72,3 +73,30 @@ def test_compare_only_binding_equals_the_recorded_one(kwargs: dict[str, Any]) ->
     compared, recorded = _binder(sig)((), kwargs, False), _bound_arguments(sig, (), kwargs)
     assert compared == recorded
     assert list(_binder(sig)((), kwargs)) == list(recorded), "recorded in parameter order"
+
+
+@pytest.mark.parametrize(
+    ("misuse", "message"),
+    [
+        (
+            lambda: opswald.tool("weather"),
+            "@opswald.tool('weather'): the decorator takes the function, and its settings by "
+            "keyword: @opswald.tool(name='weather')",
+        ),
+        (
+            lambda: opswald.llm("acme"),
+            "@opswald.llm('acme'): the decorator takes the function, and its settings by "
+            "keyword: @opswald.llm(provider='acme')",
+        ),
+        (
+            lambda: opswald.tool(side_effects=True)(3),
+            "@opswald.tool decorates a function, not int 3",
+        ),
+    ],
+)
+def test_a_decorator_given_a_value_for_its_keyword_says_how(misuse: Any, message: str) -> None:
+    """QA (typed #7): `@opswald.tool("weather")` raised AttributeError: 'str' object has no
+    attribute '__name__'; `@opswald.llm("acme")` a TypeError from `inspect`."""
+    with pytest.raises(TypeError) as raised:
+        misuse()
+    assert str(raised.value) == message

@@ -717,3 +717,48 @@ def test_the_hints_traceback_keeps_whole_frames(
     assert body[2].startswith('File "') and body[2].endswith("line 19, in total"), hint
     assert body[3] == "return price(order)", hint
     assert body[-1] == "KeyError: 'missing_key'", hint
+
+
+WARNING_AGENT = """
+import warnings
+
+import opswald
+
+
+@opswald.tool
+def lookup(order_id):
+    return {"id": order_id}
+
+
+def run(input):
+    order = lookup(order_id=input["order"])
+    warnings.warn("the field `total` is deprecated", UserWarning)
+    return order
+"""
+
+
+def test_a_warning_made_an_error_by_a_filter_says_so_in_its_fix(
+    pytester: pytest.Pytester,
+) -> None:
+    """QA (capture #6): under `-W error::UserWarning` the failure said "the agent raised
+    UserWarning" and its fix line sent the user to record the crash again."""
+    pytester.makepyfile(agent=WARNING_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "w.golden.yaml").write_text("name: w\ninput: {order: 7}\n")
+    recorded = pytester.runpytest(
+        "--opswald-goldens", "--opswald-mode=record", "-W", "ignore::UserWarning"
+    )
+    recorded.assert_outcomes(passed=1)
+    result = pytester.runpytest("--opswald-goldens", "-W", "error::UserWarning")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "the agent raised UserWarning: the field `total` is deprecated",
+            "fix: a warnings filter (-W error, filterwarnings = error) made the agent's "
+            "UserWarning an exception: let it through there (-W default::UserWarning, or an "
+            "`ignore:` filter for its message), or stop the agent warning it (an update does "
+            "not bless a crash the golden did not have)",
+        ]
+    )
+    assert "--opswald-mode=rerecord" not in result.stdout.str()

@@ -273,6 +273,20 @@ DECLARED_SIDE_EFFECTS: set[str] = set()
 warns that an update reaching one of them stops there)."""
 
 
+def _check_decorated(fn: Any, decorator: str, keyword: str) -> None:
+    """What `@opswald.tool` or `@opswald.llm` is given in place of a function: a value
+    meant for one of its keywords (`@opswald.tool("weather")`) is a TypeError that says
+    how to give it, not an AttributeError from deep inside."""
+    if fn is None or callable(fn):
+        return
+    if isinstance(fn, str):
+        raise TypeError(
+            f"@opswald.{decorator}({fn!r}): the decorator takes the function, and its "
+            f"settings by keyword: @opswald.{decorator}({keyword}={fn!r})"
+        )
+    raise TypeError(f"@opswald.{decorator} decorates a function, not {type(fn).__name__} {fn!r}")
+
+
 @overload
 def tool(fn: F, /) -> F: ...
 @overload
@@ -298,7 +312,10 @@ def tool(
     `decode`, which turns the recorded data back into what the tool returns.
     """
 
+    _check_decorated(fn, "tool", "name")
+
     def wrap(func: F) -> F:
+        _check_decorated(func, "tool", "name")
         tool_name = name or func.__name__
         if side_effects:
             DECLARED_SIDE_EFFECTS.add(tool_name)
@@ -390,7 +407,10 @@ def llm(
     annotation (`-> Reply`), or by a `decode` callable, from the recorded data.
     """
 
+    _check_decorated(fn, "llm", "provider")
+
     def wrap(func: F) -> F:
+        _check_decorated(func, "llm", "provider")
         sig = inspect.signature(func)
         bind = _binder(sig)
         decoder = decode or Returns(func)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import threading
@@ -683,6 +684,31 @@ def missing_key(verdict: Verdict) -> str:
     return ""
 
 
+_RAISED_TYPE = re.compile(r"the agent raised ([\w.]+)")
+
+
+def warning_raised(verdict: Verdict) -> str:
+    """What to do when what the agent raised is a warning (a builtin warning class, or a
+    class named `...Warning`): a warnings filter made it an exception (`-W error`,
+    `filterwarnings = error`); recording the crash again would not be the fix."""
+    for finding in verdict.failures:
+        found = _RAISED_TYPE.match(finding.message) if finding.kind == "agent_error" else None
+        if found is None:
+            continue
+        name = found.group(1).rsplit(".", 1)[-1]
+        builtin = getattr(builtins, name, None)
+        if not (isinstance(builtin, type) and issubclass(builtin, Warning)) and not (
+            name.endswith("Warning")
+        ):
+            continue
+        return (
+            f"a warnings filter (-W error, filterwarnings = error) made the agent's {name} "
+            f"an exception: let it through there (-W default::{name}, or an `ignore:` "
+            f"filter for its message), or stop the agent warning it ({CRASH_NOT_BLESSED})"
+        )
+    return ""
+
+
 CRASH_NOT_BLESSED = "an update does not bless a crash the golden did not have"
 CRASH_INTENDED = (
     "if failing is now what the agent should do, record the golden again with "
@@ -760,7 +786,7 @@ def fix_line(
             f"and run {update} (without a fork)"
         )
     if "agent_error" in kinds:  # the agent raised where the golden finished
-        return missing_key(verdict) or CRASH_FIX
+        return missing_key(verdict) or warning_raised(verdict) or CRASH_FIX
     if expect is not None and kinds == {"output"} and _against_value(expect):
         return (
             f"{update} cannot fix this: it rewrites the golden, never its `expect:`; "

@@ -1,0 +1,110 @@
+"""What the plugin costs a project that only has it installed: pytest loads it through its
+entry point in every run, so a run that uses nothing of opswald must not load its engine
+(pydantic models, PyYAML, the replay engine): that took ~0.2 s of every pytest start, ~0.6 s
+where Python writes no bytecode cache (pytest rewrites the plugin's modules each time)."""
+
+from __future__ import annotations
+
+import pytest
+
+# a test that reports which modules the run has loaded by the time tests run
+PROBE = """
+import sys
+
+
+def test_probe():
+    loaded = sorted(m for m in sys.modules if m.startswith("opswald"))
+    print("LOADED", ",".join(loaded))
+    print("HEAVY", ",".join(m for m in ("pydantic", "yaml", "deepdiff") if m in sys.modules))
+"""
+
+# what a run that uses nothing of opswald loads: the plugin, its hook specifications, the
+# adapters registry (put back when a run ends) and the two modules its options need
+LIGHT = {
+    "opswald",
+    "opswald.adapters",
+    "opswald.argtypes",
+    "opswald.hookspecs",
+    "opswald.plugin",
+    "opswald.suffixes",
+}
+
+
+def _loaded(result: pytest.RunResult) -> tuple[set[str], set[str]]:
+    # (the first line follows the file name of pytest's progress line)
+    line = next(line for line in result.outlines if "LOADED " in line)
+    heavy = next(line for line in result.outlines if line.startswith("HEAVY"))
+    return set(line.split("LOADED ", 1)[1].split(",")), set(filter(None, heavy[6:].split(",")))
+
+
+def test_a_run_that_uses_nothing_of_opswald_loads_none_of_its_engine(
+    pytester: pytest.Pytester,
+) -> None:
+    """QA (typed #1)."""
+    pytester.makepyfile(test_probe=PROBE)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    loaded, heavy = _loaded(result)
+    assert loaded == LIGHT, loaded - LIGHT
+    assert heavy == set(), heavy  # (the suite's nested runs turn heavy plugins off)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (["-o", "opswald_mode=replay"], "pydantic"),  # a setting of opswald's in the config
+        (["--opswald-json", "r.json"], "pydantic"),  # an option of opswald's
+    ],
+)
+def test_a_run_that_uses_opswald_builds_its_settings_at_startup(
+    pytester: pytest.Pytester, setting: list[str], expected: str
+) -> None:
+    """A setting or option of opswald's: the settings are built when pytest starts, so a bad
+    one is a usage error before anything runs."""
+    pytester.makepyfile(test_probe=PROBE)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", *setting)
+    result.assert_outcomes(passed=1)
+    assert expected in _loaded(result)[1]
+
+
+def test_a_bad_setting_is_still_a_usage_error_at_startup(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_probe=PROBE)
+    pytester.makeini("[pytest]\nopswald_max_golden_bytes = lots\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: opswald_max_golden_bytes*"])
+
+
+MARKED = """
+import opswald
+import pytest
+
+
+@opswald.adapter("echo")
+def echo(input):
+    return {"echo": input}
+
+
+@pytest.mark.golden("goldens/echo.golden.yaml")
+def test_echo(golden_replay):
+    assert golden_replay.passed
+"""
+
+
+def test_a_marker_test_in_a_project_without_opswald_settings_builds_them_when_it_runs(
+    pytester: pytest.Pytester,
+) -> None:
+    """No setting, option or hook of opswald's: the run starts as light as one without it,
+    and a `@pytest.mark.golden` test builds the settings when it first needs them."""
+    pytester.makepyfile(test_marked=MARKED)
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "echo.golden.yaml").write_text(
+        "name: echo\nagent: echo\ninput: hi\nsteps: []\noutput: {echo: hi}\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    changed = pytester.path / "goldens" / "echo.golden.yaml"
+    changed.write_text(changed.read_text().replace("{echo: hi}", "{echo: bye}"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*output differs*"])
