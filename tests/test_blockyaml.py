@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opswald import files
+from opswald import files, suffixes
 from opswald.blockyaml import block_yaml
 from opswald.session import Session
 from strategies import YAML_PIECES, jsonish, yaml_data, yaml_texts
@@ -141,7 +141,7 @@ WRITTEN = sorted(
     path
     for folder in ("goldens", "tests/data", "tests/__snapshots__")
     for path in (ROOT / folder).rglob("*.y*ml")
-    if files.is_golden_path(path)
+    if suffixes.is_golden_path(path)
 )
 
 

@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opswald import files
+from opswald import files, suffixes
 from opswald.files import GoldenLoadError
 from opswald.session import SCHEMA_URL, Session
 
@@ -364,12 +364,12 @@ def test_load_data_returns_plain_data_without_validation(tmp_path: Path) -> None
 
 
 def test_is_golden_path() -> None:
-    assert files.is_golden_path("goldens/refund.golden.yaml")
-    assert files.is_golden_path(Path("a.golden.yml"))
-    assert files.is_golden_path("a.golden.json")
-    assert not files.is_golden_path("a.yaml")
-    assert not files.is_golden_path(".a.golden.yaml.1f2e3d.opswald-tmp")
-    assert not files.is_golden_path(".golden.yaml")
+    assert suffixes.is_golden_path("goldens/refund.golden.yaml")
+    assert suffixes.is_golden_path(Path("a.golden.yml"))
+    assert suffixes.is_golden_path("a.golden.json")
+    assert not suffixes.is_golden_path("a.yaml")
+    assert not suffixes.is_golden_path(".a.golden.yaml.1f2e3d.opswald-tmp")
+    assert not suffixes.is_golden_path(".golden.yaml")
 
 
 # ------------------------------------------------------------------------- rejections
@@ -656,7 +656,7 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert path.read_text(encoding="utf-8") == "old content\n"
     assert [p.name for p in tmp_path.iterdir()] == ["x.golden.yaml"]
     assert seen and seen[0].startswith(".x.golden.yaml.") and seen[0].endswith(".opswald-tmp")
-    assert not files.is_golden_path(seen[0])
+    assert not suffixes.is_golden_path(seen[0])
 
 
 @pytest.mark.parametrize("stem", ["f" * 230, "é" * 120, "x"], ids=["long", "multibyte", "short"])
@@ -682,7 +682,7 @@ def test_a_file_with_a_name_near_the_limit_is_written_through_a_temp_file_that_f
     for name in seen:
         assert len(name.encode()) <= 255, name
         assert name.startswith("." + path.name[:20]) and name.endswith(".opswald-tmp")
-        assert not files.is_golden_path(name)
+        assert not suffixes.is_golden_path(name)
         left = tmp_path / name  # as a killed write would leave it
         left.write_text("x")
         os.utime(left, (time.time() - 600, time.time() - 600))

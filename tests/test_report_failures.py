@@ -762,3 +762,20 @@ def test_a_warning_made_an_error_by_a_filter_says_so_in_its_fix(
         ]
     )
     assert "--opswald-mode=rerecord" not in result.stdout.str()
+
+
+def test_the_summary_row_of_a_crashed_run_says_why_and_compares_no_totals(
+    crashing: pytest.Pytester,
+) -> None:
+    """QA (capture #6): the opswald section's row of a golden whose agent raised had no
+    line saying why (a diverged one names its first divergence), and compared its totals
+    with the golden's (`10 tok (-60%)`), which a run that stopped early cannot be (a
+    diverged one's are not compared)."""
+    result = crashing.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    section = result.stdout.str().split("--- opswald ---")[1].split("short test summary")[0]
+    rows = section.splitlines()
+    at = rows.index("FAILED    goldens/o.golden.yaml::o")
+    assert rows[at + 1] == "          failed: the agent raised KeyError: 'missing_key'", rows
+    assert rows[at + 2].startswith("          1 step (0 llm, 1 tool), 0 tok, "), rows
+    assert "%)" not in rows[at + 2], rows

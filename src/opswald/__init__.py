@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,9 +43,8 @@ __all__ = [
 ]
 
 
-def load(path: Any) -> Session:
+def load(path: str | os.PathLike[str]) -> Session:
     """Load and validate a golden file (`path`: a str or a path-like)."""
-    import os
 
     from opswald.files import is_golden_text
     from opswald.files import load as _load
@@ -66,13 +66,11 @@ def load(path: Any) -> Session:
     return _load(path)
 
 
-def dump(session: Session, path: Any) -> None:
+def dump(session: Session, path: str | os.PathLike[str]) -> None:
     """Write a session canonically and atomically, with its secrets replaced (in a pytest
     run by the run's rules, `opswald_redact` and the `pytest_opswald_redact` hooks; else
     by the `opswald_redact` of the project's pytest config; a session that holds none is
     written as it is)."""
-    import os
-
     from opswald.files import dump as _dump
     from opswald.projectconfig import project_redactor
     from opswald.session import Session

@@ -191,7 +191,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="SECONDS",
         help="stop an agent that runs longer (a golden's own `timeout:` wins); the agent runs "
-        "in a forked child process that is killed on timeout",
+        "in a forked child process that is killed on timeout (POSIX only: it needs fork)",
     )
     parser.addini(
         "opswald_goldens",
@@ -264,7 +264,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "opswald_redact",
-        "extra redaction on write: 'pii' also scrubs e-mail addresses and phone numbers",
+        "extra redaction: 'pii' also scrubs e-mail addresses and phone numbers, in what is "
+        "written and in requests before they are matched",
         default="",
     )
 
@@ -1005,6 +1006,8 @@ def suite_normalize_rules(config: pytest.Config) -> list[NormalizeRule]:
     """Rules from the pytest_opswald_normalize hook, computed once per run; a rule that
     is not one fails the golden with the hook's name and the problem (no traceback)."""
     from pydantic import ValidationError
+
+    from opswald.session import NormalizeRule
 
     if _NORMALIZE_KEY not in config.stash:
         rules: list[NormalizeRule] = []

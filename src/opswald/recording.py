@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,16 +46,16 @@ class Recording:
 
 @contextmanager
 def record(
-    path: str | Path | None = None,
+    path: str | os.PathLike[str] | None = None,
     *,
     name: str | None = None,
     input: Any = None,
     agent: str | None = None,
-    tags: list[str] | None = None,
-    integrations: list[str] | tuple[str, ...] = (),
-    side_effect_tools: list[str] | tuple[str, ...] = (),
+    tags: list[str] | tuple[str, ...] | None = None,
+    integrations: Sequence[str] = (),
+    side_effect_tools: Sequence[str] = (),
     langgraph_state: bool = False,
-    store: str | Path | Literal[False] | None = None,
+    store: str | os.PathLike[str] | Literal[False] | None = None,
 ) -> Iterator[Recording]:
     """Record every instrumented call and intercepted SDK request made inside the block.
 
@@ -194,7 +195,7 @@ def record(
                 try:
                     if unwritable is not None:
                         raise GoldenWriteRefused(unwritable)
-                    rec.path = save(session, store)
+                    rec.path = save(session, None if store is None else Path(os.fspath(store)))
                 except GoldenWriteRefused as exc:  # the run itself went well: say so, go on
                     import warnings
 

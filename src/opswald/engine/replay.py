@@ -360,7 +360,7 @@ class Replay:
 
     def __init__(
         self,
-        golden: Session | str | Path,
+        golden: Session | str | os.PathLike[str],
         *,
         adapter: Callable[..., Any] | str | None = None,
         modifications: dict[str, Any] | None = None,
@@ -373,7 +373,7 @@ class Replay:
         side_effect_tools: tuple[str, ...] | list[str] | None = None,
         surface: Literal["api", "cli"] = "api",
         suite: Suite | None = None,
-        golden_path: str | Path | None = None,
+        golden_path: str | os.PathLike[str] | None = None,
     ) -> None:
         """`integrations`, `side_effect_tools` and `suite` (request rules, redaction,
         prices, tolerance) default to the project's pytest config, found for the golden's
@@ -404,7 +404,7 @@ class Replay:
             )
         self.golden = golden if isinstance(golden, Session) else files.load(golden)
         source = golden_path if isinstance(golden, Session) else golden
-        where: list[str | Path] = [] if source is None else [source]
+        where: list[str | Path] = [] if source is None else [Path(os.fspath(source))]
         # one that cannot take the input: raised now
         self.adapter = _adapter_for(self.golden, adapter, where)
         mods = _checked_modifications(modifications)
@@ -701,7 +701,7 @@ class BatchResult:
 
 
 def batch_replay(
-    goldens: Iterable[Session | str | Path] | Session | str | Path,
+    goldens: Iterable[Session | str | os.PathLike[str]] | Session | str | os.PathLike[str],
     *,
     adapter: Callable[..., Any] | str | None = None,
     modifications: dict[str, Any] | None = None,
@@ -715,7 +715,7 @@ def batch_replay(
     `session_id` (when theirs is unique among them) or else their place in the batch."""
     from collections import Counter
 
-    if isinstance(goldens, str | Path | Session):  # one golden, not its characters
+    if isinstance(goldens, str | os.PathLike | Session):  # one golden, not its characters
         goldens = [goldens]
     modifications = _checked_modifications(modifications)
     given = [key for key in STEP_MODIFICATIONS if key in modifications]
@@ -731,7 +731,13 @@ def batch_replay(
     ran: list[tuple[str, str | None, ReplayResult, bool]] = []  # base, id, result, still
     for source in goldens:
         golden, result = _run_one(source, adapter, modifications, mode)
-        base = golden.name if golden is not None and golden.name else str(source)
+        base = (
+            golden.name
+            if golden is not None and golden.name
+            else os.fspath(source)
+            if not isinstance(source, Session)
+            else str(source.name)
+        )
         sid = golden.session_id if golden is not None else None
         still = golden is not None and golden.error is not None
         ran.append((base, sid, result, still and result.actual.error is not None))
@@ -750,7 +756,7 @@ def batch_replay(
 
 
 def _run_one(
-    source: Session | str | Path,
+    source: Session | str | os.PathLike[str],
     adapter: Callable[..., Any] | str | None,
     modifications: dict[str, Any] | None,
     mode: Mode | None,
@@ -765,7 +771,7 @@ def _run_one(
             golden, path = files.load(source), source
         except (files.GoldenLoadError, OSError) as exc:
             why = f"cannot be loaded: {exc}"
-            return None, refused(Session(name=str(source)), why, Suite().redactor)
+            return None, refused(Session(name=os.fspath(source)), why, Suite().redactor)
     own = golden_step_modifications(golden)
     if own and not golden.is_stub:
         # its own step modification needs a fork step, which a batch does not give:

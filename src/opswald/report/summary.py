@@ -101,6 +101,9 @@ class Summary:
                 ours = div.get("run_step", kind in RUN_NUMBERED)
                 at = run_step(div["step"]) if ours else f"step {div['step']}"
                 lines.append(_fit(f"          {label}: {at} {where}".rstrip(), self.width))
+            elif r["status"] in FAILING and r.get("error"):  # at no step: the agent raised
+                said = str(r["error"]).splitlines()[0]
+                lines.append(_fit(f"          failed: {said}", self.width))
             lines.append(_fit("          " + _figures_line(r), self.width))
         return lines
 
@@ -192,8 +195,11 @@ check fails at a step without a divergence)."""
 
 
 def _delta(record: dict[str, Any], key: str) -> str:
-    if (record.get("divergence") or {}).get("kind") in ("mismatch", "extra_call"):
-        return ""  # the run stopped early: its totals are not comparable
+    if record.get("completed") is False or (record.get("divergence") or {}).get("kind") in (
+        "mismatch",
+        "extra_call",
+    ):
+        return ""  # the run stopped early (diverged, crashed): its totals are not comparable
     change = (record.get("delta") or {}).get(key) or {}
     percent = change.get("percent")
     return f" ({percent:+.0f}%)" if percent is not None and percent != 0 else ""
