@@ -982,7 +982,10 @@ def _in_use(config: pytest.Config) -> bool:
         *os.environ.get("PYTEST_ADDOPTS", "").split(),
         *config.getini("addopts"),
     ]
-    if any(word.startswith("--opswald") for word in words):  # (pytest takes no abbreviation)
+    # an option (pytest takes no abbreviation), or a setting given with -o (`-o
+    # opswald_mode=live`, `-oopswald_mode=live`, `--override-ini=opswald_mode=live`)
+    given = ("--opswald", "opswald_", "-oopswald_", "--override-ini=opswald_")
+    if any(word.startswith(given) for word in words):
         return True
     hooks = config.pluginmanager.hook
     return any(
