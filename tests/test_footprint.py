@@ -108,3 +108,58 @@ def test_a_marker_test_in_a_project_without_opswald_settings_builds_them_when_it
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*output differs*"])
+
+
+INNER_AGENT = """
+import opswald
+
+
+@opswald.tool
+def lookup(order_id):
+    return {"amount": 12.5}
+
+
+def run(input):
+    return {"answer": lookup(input["order"])["amount"]}
+"""
+
+# a plugin author's suite: in-process pytest runs of goldens, twice in one test, from a
+# test module that imports nothing of opswald or PyYAML
+TWICE = '''
+AGENT = """{agent}"""
+
+
+def test_twice(pytester):
+    pytester.makepyfile(agent=AGENT)
+    pytester.makeini("[pytest]\\nopswald_adapter = agent:run\\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "a.golden.yaml").write_text("name: a\\ninput: {{order: X}}\\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    pytester.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    (pytester.path / "agent.py").write_text(AGENT.replace('["amount"]', '["amount"] * 2'))
+    failed = pytester.runpytest("--opswald-goldens")
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(["*output differs*"])
+'''
+
+
+@pytest.mark.parametrize("where", ["conftest", "module"])
+def test_in_process_pytest_runs_of_goldens_run_again_alike(
+    pytester: pytest.Pytester, where: str
+) -> None:
+    """QA (probe22 #1, #2): once the plugin loaded its engine lazily, a suite that ran
+    goldens in process twice (`pytester.runpytest`) broke: pytester drops the modules first
+    imported inside a run, PyYAML's C parser does not load again with them (INTERNALERROR,
+    "could not determine a constructor"), and the package kept its first run's
+    `opswald.instrument`, whose decorators then answered to no run (a golden judged as if
+    the agent made no call). Under pytester the engine loads when pytest starts, and the
+    package's names are looked up by module name."""
+    plugins = 'pytest_plugins = ["pytester"]\n'
+    test = TWICE.format(agent=INNER_AGENT)
+    if where == "conftest":  # loaded before pytest_configure
+        pytester.makeconftest(plugins)
+    else:  # loaded as the module is collected
+        test = plugins + test
+    pytester.makepyfile(test_twice=test)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

@@ -467,3 +467,69 @@ def test_what_the_agent_logs_and_warns_under_a_timeout_reaches_pytest(
     for name in ("inproc", "forked"):
         part = sections.split(f"golden: {name} _")[1].split("golden: ")[0]
         assert "Captured log call" in part and "AGENT-WARNING slow path o1" in part, part
+
+
+ODD_LOGGING_AGENT = """
+import logging
+import warnings
+
+import opswald
+
+log = logging.getLogger("shop.agent")
+
+
+class NeedsTwo(Exception):
+    def __init__(self, code, text):
+        super().__init__(f"{code}: {text}")
+
+
+class TwoArgWarning(UserWarning):
+    def __init__(self, code, text):
+        super().__init__(f"{code}: {text}")
+
+
+@opswald.tool
+def lookup(order_id):
+    return {"id": order_id}
+
+
+def run(input):
+    try:
+        log.warning("bad %d args", "notanint")
+        formatted = "quiet"
+    except TypeError:
+        formatted = "raised"
+    log.warning("WITH-EXTRA", extra={"thing": NeedsTwo(1, "x")})
+    warnings.warn(TwoArgWarning(7, "seven"))
+    return {"formatting": formatted, "order": lookup(order_id=input)}
+"""
+
+
+def test_odd_records_and_warnings_under_a_timeout_read_as_without_one(
+    pytester: pytest.Pytester,
+) -> None:
+    """QA (probe22 #5, #6): under a timeout a record whose `%` arguments do not format
+    printed a "Logging error" report where pytest's handler raises in the agent (the
+    golden then failed), and a record or warning that pickles but does not unpickle (an
+    exception whose constructor takes two arguments) was lost in the test process."""
+    pytester.makepyfile(agent=ODD_LOGGING_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "odd.golden.yaml").write_text("name: odd\ninput: o1\n")
+    shown = ("-W", "always::UserWarning")
+    recorded = pytester.runpytest("--opswald-goldens", "--opswald-mode=record", *shown)
+    recorded.assert_outcomes(passed=1, warnings=1)
+    assert (
+        "'formatting': 'raised'" in (pytester.path / "goldens" / "odd.golden.yaml").read_text()
+        or "formatting: raised" in (pytester.path / "goldens" / "odd.golden.yaml").read_text()
+    )
+    seen = []
+    for timeout in ([], ["--opswald-timeout", "30"]):
+        result = pytester.runpytest("--opswald-goldens", "-rA", *shown, *timeout)
+        result.assert_outcomes(passed=1, warnings=1)  # the agent saw the TypeError in both
+        out = result.stdout.str()
+        assert "Logging error" not in out
+        result.stdout.fnmatch_lines(["*agent.py:*: TwoArgWarning: 7: seven"])
+        seen.append(out.split("Captured log call")[1].split("--- opswald ---")[0])
+    assert seen[0] == seen[1], seen
+    assert "WITH-EXTRA" in seen[1], seen

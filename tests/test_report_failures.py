@@ -779,3 +779,74 @@ def test_the_summary_row_of_a_crashed_run_says_why_and_compares_no_totals(
     assert rows[at + 1] == "          failed: the agent raised KeyError: 'missing_key'", rows
     assert rows[at + 2].startswith("          1 step (0 llm, 1 tool), 0 tok, "), rows
     assert "%)" not in rows[at + 2], rows
+
+
+def test_a_timeouts_native_traceback_reads_as_without_one(crashing: pytest.Pytester) -> None:
+    """QA (probe22 #3): under a timeout `--tb=native` showed each agent frame at the line
+    before its `def`, without its source (the frames rebuilt in the test process had the
+    stand-in code's positions), so a recursion's frames all looked alike."""
+    shown = []
+    for timeout in ([], ["--opswald-timeout", "30"]):
+        result = crashing.runpytest("--opswald-goldens", "--tb=native", *timeout)
+        result.assert_outcomes(failed=1)
+        lines = result.stdout.str().split("golden: o _")[1].split("the agent raised")[0]
+        shown.append([line for line in lines.splitlines()[1:] if line.strip(" ~^")])
+    assert shown[0] == shown[1], shown
+    assert any(line.endswith("line 14, in summarise") for line in shown[1]), shown
+
+
+GROUP_AGENT = """
+import asyncio
+
+import opswald
+
+
+@opswald.tool
+def lookup(order_id):
+    return {"id": order_id}
+
+
+async def failing(i):
+    raise KeyError(f"task {i}")
+
+
+async def both():
+    async with asyncio.TaskGroup() as group:
+        group.create_task(failing(1))
+        group.create_task(failing(2))
+
+
+def run(input):
+    order = lookup(order_id=input["order"])
+    if order["id"] == 8:
+        asyncio.run(both())
+    return order
+"""
+
+
+def test_the_members_of_an_exception_group_keep_their_frames_under_a_timeout(
+    pytester: pytest.Pytester,
+) -> None:
+    """QA (probe22 #4): under a timeout an ExceptionGroup's members came back without
+    their tracebacks (`| KeyError: 'task 1'` alone)."""
+    pytester.makepyfile(agent=GROUP_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    golden = pytester.path / "goldens" / "g.golden.yaml"
+    golden.write_text("name: g\ninput: {order: 7}\n")
+    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    golden.write_text(golden.read_text().replace("order: 7", "order: 8").replace("id: 7", "id: 8"))
+    for timeout in ([], ["--opswald-timeout", "30"]):
+        result = pytester.runpytest("--opswald-goldens", "--tb=long", *timeout)
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*ExceptionGroup: unhandled errors in a TaskGroup (2 sub-exceptions)",
+                "*-- 1 --*",
+                '*File "*agent.py", line 12, in failing',
+                "*KeyError: 'task 1'",
+                "*-- 2 --*",
+                '*File "*agent.py", line 12, in failing',
+                "*KeyError: 'task 2'",
+            ]
+        )

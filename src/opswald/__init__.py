@@ -94,48 +94,36 @@ _INSTRUMENT = ("acall_tool", "call_tool", "llm", "state", "tool", "user_input")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*__all__, "__version__", *(n for n in globals() if n.startswith("__"))})
+
+
+# where each name loaded at first use lives
+_LAZY = {
+    **dict.fromkeys(_INSTRUMENT, "opswald.instrument"),
+    "adapter": "opswald.adapters",
+    "AdapterNotFound": "opswald.adapters",
+    "Session": "opswald.session",
+    "ReplayResult": "opswald.engine.run",
+    "record": "opswald.recording",
+    "traces": "opswald.tracestore",
+    "GoldenLoadError": "opswald.files",
+    "GoldenWriteRefused": "opswald.files",
+    "Replay": "opswald.engine.replay",
+    "batch_replay": "opswald.engine.replay",
+    "BatchResult": "opswald.engine.replay",
+    "ReplayDivergence": "opswald.engine.context",
+    "ReplayedToolError": "opswald.engine.context",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _INSTRUMENT:
-        from opswald import instrument
+    # by the module's name, not `from opswald import instrument`: that takes the package's
+    # attribute, which may hold a module dropped from sys.modules since (an in-process
+    # pytest run, pytester's, drops the modules first imported inside it), and its
+    # decorators would then answer to another run's engine than the plugin's
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opswald' has no attribute {name!r}")
+    import importlib
 
-        return getattr(instrument, name)
-    if name == "adapter":
-        from opswald.adapters import adapter
-
-        return adapter
-    if name == "Session":
-        from opswald.session import Session
-
-        return Session
-    if name == "ReplayResult":
-        from opswald.engine.run import ReplayResult
-
-        return ReplayResult
-    if name == "record":
-        from opswald.recording import record
-
-        return record
-    if name == "traces":
-        from opswald.tracestore import traces
-
-        return traces
-    if name == "AdapterNotFound":
-        from opswald.adapters import AdapterNotFound
-
-        return AdapterNotFound
-    if name in ("GoldenLoadError", "GoldenWriteRefused"):
-        from opswald import files
-
-        return getattr(files, name)
-    if name in ("Replay", "batch_replay", "BatchResult"):
-        from opswald.engine import replay
-
-        return getattr(replay, name)
-    if name in ("ReplayDivergence", "ReplayedToolError"):
-        from opswald.engine import context
-
-        return getattr(context, name)
-    raise AttributeError(f"module 'opswald' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -22,6 +22,7 @@ DIFF_MODES = ("detailed", "short", "disabled")
 OUTCOME_KEY = pytest.StashKey[Any]()
 _SETTINGS_KEY = pytest.StashKey[Any]()
 _NORMALIZE_KEY = pytest.StashKey["list[NormalizeRule]"]()
+_OPTION_DEFAULTS: dict[str, Any] = {}  # dest: default, of each option of the plugin
 _PENDING_SETTINGS_KEY = pytest.StashKey[Any]()  # what builds the settings, until they are
 INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
 """The ini option `usefixtures` as written (read when pytest is configured)."""
@@ -71,13 +72,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     from opswald.argtypes import milliseconds_arg
 
     group = parser.getgroup("opswald", "golden-session regression testing of AI agents")
-    group.addoption(
+
+    def add(*names: str, **attrs: Any) -> None:
+        group.addoption(*names, **attrs)
+        dest = attrs.get("dest") or names[0].lstrip("-").replace("-", "_")
+        store_true = attrs.get("action") == "store_true"
+        _OPTION_DEFAULTS[dest] = attrs.get("default", False if store_true else None)
+
+    add(
         "--opswald-goldens",
         action="store_true",
         help="collect golden files (*.golden.yaml|yml|json) from the given paths, or from the "
         "folders of the ini option opswald_goldens when no path is given",
     )
-    group.addoption(
+    add(
         "--opswald-mode",
         choices=MODES,
         default=None,
@@ -85,28 +93,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "the rest; rerecord: record every selected golden again; live: run for real, judge on "
         "expectations, write nothing",
     )
-    group.addoption(
+    add(
         "--opswald-update",
         action="store_true",
         help="rewrite failing goldens: keep the steps before the first divergence, record the rest",
     )
-    group.addoption(
+    add(
         "--opswald-force",
         action="store_true",
         help="allow writing goldens when the CI environment variable is set",
     )
-    group.addoption(
+    add(
         "--opswald-allow-side-effects",
         action="store_true",
         help="let tools marked side_effects=True run during update and live runs",
     )
-    group.addoption(
+    add(
         "--opswald-diff-mode",
         choices=DIFF_MODES,
         default=None,
         help="how much of each difference a failure shows (default: detailed)",
     )
-    group.addoption(
+    add(
         "--opswald-modify",
         action="append",
         default=[],
@@ -116,53 +124,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "temperature, top_p, max_tokens and seed are also applied to outgoing LLM requests; "
         "the run forks at the first call they change and is judged on expectations",
     )
-    group.addoption(
+    add(
         "--opswald-variant",
         action="append",
         default=[],
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
         help="run every golden once per variant, as name[NAME] (repeatable)",
     )
-    group.addoption(
+    add(
         "--opswald-fork-at",
         type=int,
         default=None,
         metavar="N",
         help="replay the calls before step N, run live from step N on (judged on expectations)",
     )
-    group.addoption(
+    add(
         "--opswald-json",
         default=None,
         metavar="PATH",
         help="write a JSON report of the goldens (schema: opswald schema --report)",
     )
-    group.addoption(
+    add(
         "--opswald-html",
         default=None,
         metavar="PATH",
         help="write the replay viewer: one self-contained HTML page for the whole run",
     )
-    group.addoption(
+    add(
         "--opswald-save-actual",
         default=None,
         metavar="DIR",
         help="write each failed golden's actual session (same schema, redacted) into DIR",
     )
-    group.addoption(
+    add(
         "--opswald-slow-ms",
         type=milliseconds_arg,  # a negative value is a usage error, as in opswald analyze
         default=5000.0,
         metavar="MS",
         help="steps slower than this are listed in the latency analysis (default 5000)",
     )
-    group.addoption(
+    add(
         "--opswald-repeat",
         type=int,
         default=1,
         metavar="N",
         help="run each golden N times (for live runs of a non-deterministic agent)",
     )
-    group.addoption(
+    add(
         "--opswald-min-pass-rate",
         type=float,
         default=1.0,
@@ -170,7 +178,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="with --opswald-repeat: a golden passes when at least this fraction of its runs "
         "pass (0..1, default 1.0)",
     )
-    group.addoption(
+    add(
         "--opswald-break",
         action="append",
         default=[],
@@ -178,14 +186,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help='a conditional breakpoint checked after every step, e.g. "total_cost > 0.50", '
         '"tool_name == \'send_email\'", "memory.changed" (repeatable)',
     )
-    group.addoption(
+    add(
         "--opswald-break-action",
         choices=("pause", "log", "fail"),
         default="pause",
         help="what a breakpoint does: pause (pdb, with replay, step and state in scope), log "
         "(a note in the summary) or fail the golden (default: pause)",
     )
-    group.addoption(
+    add(
         "--opswald-timeout",
         type=float,
         default=None,
@@ -448,8 +456,11 @@ def pytest_configure(config: pytest.Config) -> None:
         return settings
 
     config.stash[_PENDING_SETTINGS_KEY] = build
-    if _in_use(config):
-        settings_of(config)  # a bad setting is a usage error now, before anything runs
+    # a bad setting is a usage error now, before anything runs. Under pytester the engine
+    # is loaded now too: an in-process run (`pytester.runpytest`) drops the modules first
+    # imported inside it, and PyYAML's C parser does not load again with them
+    if _in_use(config) or config.pluginmanager.has_plugin("pytester"):
+        settings_of(config)
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
     else:
@@ -977,14 +988,18 @@ def _in_use(config: pytest.Config) -> bool:
     comes with them: there is none to make without a setting)."""
     if any(str(key).startswith("opswald_") for key in config.inicfg):
         return True
+    # an option of the plugin's, wherever it was given (the command line, an @argfile,
+    # PYTEST_ADDOPTS, addopts)
+    if any(config.getoption(dest) != default for dest, default in _OPTION_DEFAULTS.items()):
+        return True
     words = [
         *map(str, config.invocation_params.args),
         *os.environ.get("PYTEST_ADDOPTS", "").split(),
         *config.getini("addopts"),
     ]
-    # an option (pytest takes no abbreviation), or a setting given with -o (`-o
-    # opswald_mode=live`, `-oopswald_mode=live`, `--override-ini=opswald_mode=live`)
-    given = ("--opswald", "opswald_", "-oopswald_", "--override-ini=opswald_")
+    # a setting given with -o (`-o opswald_mode=live`, `-oopswald_mode=live`,
+    # `--override-ini=opswald_mode=live`)
+    given = ("opswald_", "-oopswald_", "--override-ini=opswald_")
     if any(word.startswith(given) for word in words):
         return True
     hooks = config.pluginmanager.hook
@@ -1132,6 +1147,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.pluginmanager.has_plugin("pytester"):
+        # pytester named by a test module's `pytest_plugins` (loaded as it was collected):
+        # the engine loads before a test runs pytest in process (see pytest_configure)
+        settings_of(session.config)
     _save_collect_index(session.config)
     _warn_shared_saved_names(session)
 

@@ -403,6 +403,10 @@ class _LogForward(logging.Handler):
         try:
             self._sender.send(_LOG, _record_bytes(record))
         except Exception:
+            # as pytest's own handlers do in the test process: a record that cannot be
+            # formatted (`log.warning("%d", "x")`) raises in the agent, not a printed report
+            if logging.raiseExceptions:
+                raise
             self.handleError(record)
 
 
@@ -415,14 +419,22 @@ def _record_bytes(record: logging.LogRecord) -> bytes:
         data["exc_text"] = record.exc_text or logging.Formatter().formatException(record.exc_info)
     data["exc_info"] = None
     try:
-        return pickle.dumps(data)
-    except Exception:
+        return _round_trip(data)
+    except Exception:  # a value that does not pickle, or does not unpickle (the parent's)
         for key, value in data.items():
             try:
-                pickle.dumps(value)
+                _round_trip(value)
             except Exception:
                 data[key] = _safe_repr(value)
         return pickle.dumps(data)
+
+
+def _round_trip(value: Any) -> bytes:
+    """`value` pickled, once it is known to unpickle: the parent must be able to read it
+    (an exception whose constructor takes other arguments pickles, and fails to load)."""
+    payload = pickle.dumps(value)
+    pickle.loads(payload)
+    return payload
 
 
 def _safe_repr(value: Any) -> str:
@@ -459,10 +471,13 @@ def _forward_warnings(sender: _Sender) -> None:
         line: str | None = None,
     ) -> None:
         try:
-            payload = pickle.dumps((message, category, filename, lineno, line))
-        except Exception:  # an exception or category that does not pickle: as a UserWarning
-            text = f"{_type_name(category)}: {_safe_str(message)}"
-            payload = pickle.dumps((text, UserWarning, filename, lineno, line))
+            payload = _round_trip((message, category, filename, lineno, line))
+        except Exception:  # a warning that does not cross: its text, of its category
+            try:
+                payload = _round_trip((_safe_str(message), category, filename, lineno, line))
+            except Exception:  # nor its category: as a UserWarning that names it
+                text = f"{_type_name(category)}: {_safe_str(message)}"
+                payload = pickle.dumps((text, UserWarning, filename, lineno, line))
         sender.send(_WARNING, payload)
 
     warnings.showwarning = forward
@@ -482,14 +497,16 @@ def _send_result(sender: _Sender, value: Any) -> None:
 
 
 # An exception, as it crosses the pipe: (pickled exception or None, type name, message,
-# traceback text, its frames, its cause in the same form or None).
-Crossing = tuple[bytes | None, str, str, str, list["ChildFrame"], Any]
+# traceback text, its frames, its cause in the same form or None, and for an exception
+# group its members in the same form, or None).
+Crossing = tuple[bytes | None, str, str, str, list["ChildFrame"], Any, list[Any] | None]
 # A frame of the child's traceback: file, line, function, the function's first line, and
 # its local variables as their reprs (for pytest's `-l`).
 ChildFrame = tuple[str, int, str, int, dict[str, str]]
 MAX_LOCALS = 64  # local variables kept of each frame, each repr cut at LOCAL_REPR chars
 LOCAL_REPR = 240
 MAX_CAUSES = 8  # causes sent along with an exception (a hook's error under HookFailed)
+MAX_MEMBERS = 32  # the members of an exception group sent with their frames
 
 
 def _send_exception(sender: _Sender, exc: BaseException) -> None:
@@ -517,7 +534,12 @@ def _crossing(exc: BaseException, tb: TracebackType | None, depth: int = 0) -> C
         if cause is not None and depth < MAX_CAUSES
         else None
     )
-    return blob, _type_name(type(exc)), _safe_str(exc), text, frames, sent
+    members = (
+        [_crossing(sub, sub.__traceback__, depth + 1) for sub in exc.exceptions[:MAX_MEMBERS]]
+        if isinstance(exc, BaseExceptionGroup) and depth < MAX_CAUSES
+        else None
+    )
+    return blob, _type_name(type(exc)), _safe_str(exc), text, frames, sent, members
 
 
 # -- the parent ---------------------------------------------------------------------------
@@ -803,7 +825,7 @@ def arrive(sent: Crossing) -> BaseException:
 def _arrived(sent: Crossing, pid: int | None) -> BaseException:
     """The exception the child sent, with the traceback it was raised through (and its
     cause, with its own): shown by pytest as it would show it raised in this process."""
-    blob, type_name, message, text, frames, cause = sent
+    blob, type_name, message, text, frames, cause, members = sent
     exc: BaseException | None = None
     why = "could not be pickled"
     if blob is not None:
@@ -824,7 +846,25 @@ def _arrived(sent: Crossing, pid: int | None) -> BaseException:
         exc.add_note(f"traceback in {where}:\n{text.rstrip()}")
     if cause is not None:
         exc.__cause__ = _arrived(cause, pid)
+    if members and isinstance(exc, BaseExceptionGroup):
+        # the members came with the group, without their frames: given them again
+        for member, sent_member in zip(exc.exceptions, members, strict=False):
+            _dress(member, sent_member, pid)
     return exc
+
+
+def _dress(exc: BaseException, sent: Crossing, pid: int | None) -> None:
+    """A member of an exception group, unpickled with it: its traceback, cause and own
+    members as the child sent them."""
+    *_, frames, cause, members = sent
+    rebuilt = _traceback(frames)
+    if rebuilt is not None:
+        exc.__traceback__ = rebuilt
+    if cause is not None:
+        exc.__cause__ = _arrived(cause, pid)
+    if members and isinstance(exc, BaseExceptionGroup):
+        for member, sent_member in zip(exc.exceptions, members, strict=False):
+            _dress(member, sent_member, pid)
 
 
 def _traceback(frames: list[ChildFrame]) -> TracebackType | None:
@@ -835,7 +875,9 @@ def _traceback(frames: list[ChildFrame]) -> TracebackType | None:
     try:
         for filename, lineno, name, first, *more in reversed(frames):
             shown = more[0] if more else {}
-            tb = TracebackType(tb, _frame(filename, name, first, shown), 0, lineno)
+            # no instruction (lasti -1): Python's traceback module then reads the line
+            # from `lineno` (the stand-in code's positions are not the child's)
+            tb = TracebackType(tb, _frame(filename, name, first, shown), -1, lineno)
     except Exception:
         return None
     return tb
