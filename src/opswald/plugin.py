@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from opswald.suffixes import is_golden_path  # light: asked about every file collected
+
 if TYPE_CHECKING:
     from opswald.session import NormalizeRule
 
@@ -909,8 +911,6 @@ def _refuse_golden_args(config: pytest.Config) -> None:
     golden's id pasted back): a usage error naming the flag, where pytest alone would say
     "not found" for a file that exists. Golden files are collected only with the flag, as
     doctests only with --doctest-modules, even when their file is named."""
-    from opswald.suffixes import is_golden_path
-
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         return
     for arg in config.args:
@@ -933,8 +933,6 @@ _LOOKED_AT_MAX = 10_000  # the files `_golden_in` looks at before it gives up
 def _golden_in(folder: Path) -> Path | None:
     """A golden file under `folder` (hidden folders aside), or None; at most
     `_LOOKED_AT_MAX` files are looked at."""
-    from opswald.suffixes import is_golden_path
-
     looked = 0
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -1111,14 +1109,14 @@ class SnapshotDiff:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if not parent.config.getoption("opswald_goldens"):
         return None
-    from opswald.files import remove_if_stale_temp
-    from opswald.items import GoldenFile
-    from opswald.suffixes import is_golden_path
-
     if is_golden_path(file_path):
+        from opswald.items import GoldenFile
+
         return GoldenFile.from_parent(parent, path=file_path)
     settings = settings_of(parent.config)
     if settings.update or settings.mode in ("record", "rerecord"):
+        from opswald.files import remove_if_stale_temp
+
         remove_if_stale_temp(file_path)  # left by a run that was killed while writing
     return None
 
@@ -1600,7 +1598,6 @@ def _record_of_report(
     xdist worker died while running it (the report xdist makes up: `when` "???", the text
     "worker 'gw0' crashed while running ..."). None when the test is not a golden."""
     from opswald.report.summary import failure_record
-    from opswald.suffixes import is_golden_path
 
     path, _, name = report.nodeid.partition("::")
     if not is_golden_path(path) or not name:
@@ -1713,8 +1710,6 @@ class SummaryPlugin:
         self.report_errors: list[str] = []  # reports that could not be written
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        from opswald.suffixes import is_golden_path
-
         if (
             report.failed
             and is_golden_path(report.nodeid.split("::")[0])
