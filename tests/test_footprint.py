@@ -52,7 +52,7 @@ def test_a_run_that_uses_nothing_of_opswald_loads_none_of_its_engine(
 @pytest.mark.parametrize(
     ("setting", "expected"),
     [
-        (["-o", "opswald_mode=replay"], "pydantic"),  # a setting of opswald's in the config
+        (["-o", "opswald_diff_mode=short"], "pydantic"),  # a setting of opswald's (-o)
         (["--opswald-json", "r.json"], "pydantic"),  # an option of opswald's
     ],
 )
@@ -65,6 +65,16 @@ def test_a_run_that_uses_opswald_builds_its_settings_at_startup(
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", *setting)
     result.assert_outcomes(passed=1)
     assert expected in _loaded(result)[1]
+
+
+def test_a_setting_in_the_config_file_builds_the_settings_at_startup(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_probe=PROBE)
+    pytester.makeini("[pytest]\nopswald_side_effect_tools = send_email\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "pydantic" in _loaded(result)[1]
 
 
 def test_a_bad_setting_is_still_a_usage_error_at_startup(pytester: pytest.Pytester) -> None:

@@ -25,6 +25,7 @@ OUTCOME_KEY = pytest.StashKey[Any]()
 _SETTINGS_KEY = pytest.StashKey[Any]()
 _NORMALIZE_KEY = pytest.StashKey["list[NormalizeRule]"]()
 _OPTION_DEFAULTS: dict[str, Any] = {}  # dest: default, of each option of the plugin
+_INI_DEFAULTS: dict[str, Any] = {}  # name: default, of each setting of the plugin
 _PENDING_SETTINGS_KEY = pytest.StashKey[Any]()  # what builds the settings, until they are
 INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
 """The ini option `usefixtures` as written (read when pytest is configured)."""
@@ -80,6 +81,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest = attrs.get("dest") or names[0].lstrip("-").replace("-", "_")
         store_true = attrs.get("action") == "store_true"
         _OPTION_DEFAULTS[dest] = attrs.get("default", False if store_true else None)
+
+    def ini(name: str, text: str, **attrs: Any) -> None:
+        parser.addini(name, text, **attrs)
+        _INI_DEFAULTS[name] = attrs.get("default", "")
 
     add(
         "--opswald-goldens",
@@ -203,76 +208,76 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="stop an agent that runs longer (a golden's own `timeout:` wins); the agent runs "
         "in a forked child process that is killed on timeout (POSIX only: it needs fork)",
     )
-    parser.addini(
+    ini(
         "opswald_goldens",
         "where --opswald-goldens looks when no path is given: folders or files relative to "
         "the rootdir, separated by spaces or lines, glob patterns allowed (as testpaths)",
         type="args",
         default=["goldens"],
     )
-    parser.addini("opswald_mode", "default for --opswald-mode", default="replay")
-    parser.addini("opswald_diff_mode", "default for --opswald-diff-mode", default="detailed")
-    parser.addini("opswald_adapter", "the agent: 'package.module:callable'", default="")
-    parser.addini(
+    ini("opswald_mode", "default for --opswald-mode", default="replay")
+    ini("opswald_diff_mode", "default for --opswald-diff-mode", default="detailed")
+    ini("opswald_adapter", "the agent: 'package.module:callable'", default="")
+    ini(
         "opswald_request_ignore",
         "request paths ignored when matching LLM calls, for every golden (input.params.seed)",
         type="linelist",
         default=[],
     )
-    parser.addini(
+    ini(
         "opswald_request_normalize",
         "'REGEX => PLACEHOLDER' lines applied to requests before matching, for every golden",
         type="linelist",
         default=[],
     )
-    parser.addini(
+    ini(
         "opswald_embedder",
         "'package.module:callable' returning one vector per text, for match: embedding",
         default="",
     )
-    parser.addini(
+    ini(
         "opswald_judge",
         "'package.module:callable' judging outputs for match: judge",
         default="",
     )
-    parser.addini(
+    ini(
         "opswald_prices",
         "a YAML price file laid over the shipped price table (same shape)",
         default="",
     )
-    parser.addini(
+    ini(
         "opswald_integrations",
         "framework integrations whose tool calls are recorded and served: "
         "langchain, openai_agents, pydantic_ai, mcp",
         type="args",
         default=[],
     )
-    parser.addini(
+    ini(
         "opswald_side_effect_tools",
         "tool names treated as side_effects=True (framework tools, MCP tools)",
         type="args",
         default=[],
     )
-    parser.addini(
+    ini(
         "opswald_langgraph_state",
         "with the langchain integration: record the state each LangGraph node starts "
         "from as a state step",
         type="bool",
         default=False,
     )
-    parser.addini(
+    ini(
         "opswald_max_golden_bytes",
         "the largest golden file loaded or written, in bytes: 1024 or more (default "
         "20971520: 20 MB)",
         default="",
     )
-    parser.addini(
+    ini(
         "opswald_max_golden_depth",
         # the range the setting accepts (projectconfig.golden_limits), not only its ceiling
         "how deeply a golden's data may nest, in levels: 16 to 200 (default 64)",
         default="",
     )
-    parser.addini(
+    ini(
         "opswald_redact",
         "extra redaction: 'pii' also scrubs e-mail addresses and phone numbers, in what is "
         "written and in requests before they are matched",
@@ -984,22 +989,16 @@ def _in_use(config: pytest.Config) -> bool:
     conftest's redaction or pricing rules). Otherwise the settings are built when a
     golden or a `@pytest.mark.golden` test first needs them (a setting's usage error then
     comes with them: there is none to make without a setting)."""
-    if any(str(key).startswith("opswald_") for key in config.inicfg):
-        return True
     # an option of the plugin's, wherever it was given (the command line, an @argfile,
-    # PYTEST_ADDOPTS, addopts)
+    # PYTEST_ADDOPTS, addopts), and a setting of its, in the config file or with -o
     if any(config.getoption(dest) != default for dest, default in _OPTION_DEFAULTS.items()):
         return True
-    words = [
-        *map(str, config.invocation_params.args),
-        *os.environ.get("PYTEST_ADDOPTS", "").split(),
-        *config.getini("addopts"),
-    ]
-    # a setting given with -o (`-o opswald_mode=live`, `-oopswald_mode=live`,
-    # `--override-ini=opswald_mode=live`)
-    given = ("opswald_", "-oopswald_", "--override-ini=opswald_")
-    if any(word.startswith(given) for word in words):
-        return True
+    for name, default in _INI_DEFAULTS.items():
+        try:
+            if config.getini(name) != default:
+                return True
+        except (ValueError, TypeError):  # a value pytest cannot read: said when built
+            return True
     hooks = config.pluginmanager.hook
     return any(
         getattr(hooks, name).get_hookimpls()
