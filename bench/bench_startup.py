@@ -66,17 +66,15 @@ def leg_env(pyc: bool) -> dict[str, str]:
     return env
 
 
+def pytest_run(cmd: list[str], project: Path, pyc: bool) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, cwd=project, env=leg_env(pyc), capture_output=True, text=True, timeout=120
+    )
+
+
 def run_once(project: Path, plugin: bool, pyc: bool) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        leg_cmd(plugin),
-        cwd=project,
-        env=leg_env(pyc),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = pytest_run(leg_cmd(plugin), project, pyc)
     took = time.perf_counter() - t0
     if proc.returncode != 0 or "60 tests collected" not in proc.stdout:
         raise SystemExit(f"leg failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -90,15 +88,7 @@ def probe(root: Path) -> str:
     (project / "pytest.ini").write_text("[pytest]\n")
     (project / "test_probe.py").write_text(PROBE)
     cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"]
-    proc = subprocess.run(
-        [*cmd, "-p", "opswald.plugin"],
-        cwd=project,
-        env=leg_env(True),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = pytest_run([*cmd, "-p", "opswald.plugin"], project, True)
     line = next((x for x in proc.stdout.splitlines() if "PROBE " in x), "")
     if not line:
         raise SystemExit(f"probe failed:\n{proc.stdout}\n{proc.stderr}")
