@@ -784,10 +784,14 @@ def _frames(tb: TracebackType | None) -> list[ChildFrame]:
     return frames
 
 
+_OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # src/opswald/
+
+
 def _local_reprs(frame: FrameType) -> dict[str, str]:
-    """A frame's local variables as short reprs (a module's frame: none; its locals are
-    its globals)."""
-    if frame.f_code.co_name == "<module>":
+    """A frame's local variables as short reprs (a module's frame: none, its locals are
+    its globals; nor opswald's own frames, which a failure does not show and whose locals
+    hold the whole golden)."""
+    if frame.f_code.co_name == "<module>" or frame.f_code.co_filename.startswith(_OURS):
         return {}
     try:
         names = list(frame.f_locals.items())[:MAX_LOCALS]
