@@ -318,3 +318,62 @@ def test_arguments_with_no_data_form_are_never_recorded(
         ]
     )
     assert (pytester.path / "goldens" / "t.golden.yaml").read_text() == stub
+
+
+GENERATOR_AGENT = """
+import asyncio
+
+import opswald
+
+
+@opswald.tool
+async def rows(n):
+    for i in range(n):
+        yield {"i": i}
+
+
+@opswald.tool
+def sync_rows(n):
+    for i in range(n):
+        yield {"i": i}
+
+
+async def collect():
+    return [row async for row in rows(2)]
+
+
+def run(input):
+    if input == "async":
+        return asyncio.run(collect())
+    return list(sync_rows(2))
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "name", "what"),
+    [
+        ("async", "rows", "an async generator function"),
+        ("sync", "sync_rows", "a generator function"),
+    ],
+)
+def test_a_generator_function_as_a_tool_is_refused_saying_why(
+    pytester: pytest.Pytester, given: str, name: str, what: str
+) -> None:
+    """QA (typed #5): `@opswald.tool` on a generator function was refused at recording
+    with the advice for any value without a data form ("return plain data"), which does not
+    say that the function returns before it produces anything."""
+    pytester.makepyfile(agent=GENERATOR_AGENT)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    stub = f"name: g\ninput: {given}\n"
+    (pytester.path / "goldens" / "g.golden.yaml").write_text(stub)
+    result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"  hint: {name} is {what}: a call is recorded when the function returns, and it "
+            "returns before it has produced anything; return the items (a list) instead, and "
+            f"keep the generator outside {name}",
+        ]
+    )
+    assert (pytester.path / "goldens" / "g.golden.yaml").read_text() == stub

@@ -833,6 +833,12 @@ def no_data_form(run: Run) -> Finding | None:
     return data_form_finding(run.formless_output, run.formless_result, run.formless_arguments)
 
 
+_GENERATED = {
+    "builtins.generator": "a generator function",
+    "builtins.async_generator": "an async generator function",
+}
+
+
 def data_form_finding(
     output: Formless | None,
     result: tuple[str, Formless] | None,
@@ -857,6 +863,13 @@ def data_form_finding(
         name, found = result
         whose, where = f"the result of {name}", render(("value", *found.path))
         suggestion += f" from {name}"
+        made = _GENERATED.get(found.kind) if not found.path else None
+        if made is not None:  # a generator function decorated: nothing returned yet
+            suggestion = (
+                f"{name} is {made}: a call is recorded when the function returns, and it "
+                f"returns before it has produced anything; return the items (a list) "
+                f"instead, and keep the generator outside {name}"
+            )
     elif arguments is not None:
         name, found = arguments
         whose, where = f"the arguments of {name}", render(("input", *found.path))
