@@ -619,3 +619,47 @@ def test_null_true_and_false_read_as_the_golden_writes_them() -> None:
         "output.ok: false → null",
         'output.note: null → {"ok": null, "sent": true}',
     ]
+
+
+def test_diffs_in_threads_run_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deepdiff reads its path strings back with `ast.literal_eval`, and CPython 3.11.7
+    raised `SystemError: AST constructor recursion depth mismatch` when two threads
+    compiled at once (an update of sub-agents in threads, each diverging: seen once in
+    tests/test_lanes.py). Diffs run one at a time."""
+    import threading
+    import time
+
+    import deepdiff
+
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+    real = deepdiff.DeepDiff
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        try:
+            time.sleep(0.02)  # long enough for the other threads to arrive
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                inside -= 1
+
+    monkeypatch.setattr(deepdiff, "DeepDiff", watched)
+    found: list[int] = []
+
+    def one(i: int) -> None:
+        golden = {"rows": [{"id": n, "v": n} for n in range(20)]}
+        actual = {"rows": [{"id": n, "v": n + (n == i)} for n in range(20)]}
+        found.append(len(differences(golden, actual)))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert found == [1, 1, 1, 1]
+    assert most == 1

@@ -11,6 +11,7 @@ import difflib
 import json
 import math
 import sys
+import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
@@ -352,8 +353,19 @@ def _deepdiff(g: Any, a: Any, *, base: Path, step: int | None) -> list[Differenc
     return [d for _, d in found]
 
 
+# deepdiff reads its own path strings back with `ast.literal_eval`, and CPython before
+# 3.11.8 and 3.12.1 can raise `SystemError: AST constructor recursion depth mismatch` when
+# two threads compile at once (sub-agents in threads, each diverging): one diff at a time
+_DEEPDIFF_LOCK = threading.Lock()
+
+
 def _deepdiff_leaves(g: Any, a: Any) -> list[tuple[list[Any], Any, Any]]:
     """(raw path, golden value or MISSING, actual value or MISSING) of each deepdiff report."""
+    with _DEEPDIFF_LOCK:
+        return _deepdiff_leaves_unlocked(g, a)
+
+
+def _deepdiff_leaves_unlocked(g: Any, a: Any) -> list[tuple[list[Any], Any, Any]]:
     # Lazy: `import opswald` stays cheap.
     from deepdiff import DeepDiff  # type: ignore[import-untyped, unused-ignore]
     from deepdiff.helper import notpresent  # type: ignore[import-untyped, unused-ignore]
