@@ -621,11 +621,16 @@ def test_null_true_and_false_read_as_the_golden_writes_them() -> None:
     ]
 
 
-def test_diffs_in_threads_run_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_diffs_run_one_at_a_time_with_the_garbage_collector_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """deepdiff reads its path strings back with `ast.literal_eval`, and CPython 3.11.7
-    raised `SystemError: AST constructor recursion depth mismatch` when two threads
-    compiled at once (an update of sub-agents in threads, each diverging: seen once in
-    tests/test_lanes.py). Diffs run one at a time."""
+    raised `SystemError: AST constructor recursion depth mismatch` when a collection set
+    off while the AST was built ran a finalizer's code (an asyncio task that failed
+    unobserved logs from its `__del__`: an update of sub-agents in tasks, seen twice in
+    tests/test_lanes.py). Diffs run with the collector off; one at a time, so that one
+    thread's diff does not turn it back on under another's."""
+    import gc
     import threading
     import time
 
@@ -636,8 +641,11 @@ def test_diffs_in_threads_run_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> 
     guard = threading.Lock()
     real = deepdiff.DeepDiff
 
+    collector: list[bool] = []
+
     def watched(*args: Any, **kwargs: Any) -> Any:
         nonlocal inside, most
+        collector.append(gc.isenabled())
         with guard:
             inside += 1
             most = max(most, inside)
@@ -663,3 +671,5 @@ def test_diffs_in_threads_run_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> 
         thread.join(10)
     assert found == [1, 1, 1, 1]
     assert most == 1
+    assert collector == [False] * 4
+    assert gc.isenabled()

@@ -8,6 +8,7 @@ snapshot-style text printed on failure: bounded in size, never coloured, never r
 from __future__ import annotations
 
 import difflib
+import gc
 import json
 import math
 import sys
@@ -353,16 +354,25 @@ def _deepdiff(g: Any, a: Any, *, base: Path, step: int | None) -> list[Differenc
     return [d for _, d in found]
 
 
-# deepdiff reads its own path strings back with `ast.literal_eval`, and CPython before
-# 3.11.8 and 3.12.1 can raise `SystemError: AST constructor recursion depth mismatch` when
-# two threads compile at once (sub-agents in threads, each diverging): one diff at a time
+# deepdiff reads its own path strings back with `ast.literal_eval`, and CPython 3.11 raises
+# `SystemError: AST constructor recursion depth mismatch` when Python code runs in the
+# middle of building the AST: a garbage collection the compiler's allocations set off,
+# whose finalizers run code (an asyncio task that failed unobserved logs from its
+# `__del__`; an agent's sub-agents in tasks, diverging, leave such tasks). A diff runs
+# with the collector off, one at a time (the collector is the process's, not the thread's).
 _DEEPDIFF_LOCK = threading.Lock()
 
 
 def _deepdiff_leaves(g: Any, a: Any) -> list[tuple[list[Any], Any, Any]]:
     """(raw path, golden value or MISSING, actual value or MISSING) of each deepdiff report."""
     with _DEEPDIFF_LOCK:
-        return _deepdiff_leaves_unlocked(g, a)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return _deepdiff_leaves_unlocked(g, a)
+        finally:
+            if collecting:
+                gc.enable()
 
 
 def _deepdiff_leaves_unlocked(g: Any, a: Any) -> list[tuple[list[Any], Any, Any]]:
