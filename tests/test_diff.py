@@ -627,7 +627,7 @@ def test_diffs_run_one_at_a_time_with_the_garbage_collector_off(
     """deepdiff reads its path strings back with `ast.literal_eval`, and CPython 3.11.7
     raised `SystemError: AST constructor recursion depth mismatch` when a collection set
     off while the AST was built ran a finalizer's code (an asyncio task that failed
-    unobserved logs from its `__del__`: an update of sub-agents in tasks, seen twice in
+    unobserved logs from its `__del__`: an update of sub-agent tasks, seen twice in
     tests/test_lanes.py). Diffs run with the collector off; one at a time, so that one
     thread's diff does not turn it back on under another's."""
     import gc

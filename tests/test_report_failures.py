@@ -548,7 +548,7 @@ def test_pdb_stops_where_the_agent_raised(crashing: pytest.Pytester) -> None:
 
 
 @pytest.mark.parametrize("option", ["--tb=long", "-l", "--tb=native", "--full-trace"])
-def test_tb_long_native_and_showlocals_show_the_agents_frames_as_pytest_does(
+def test_tb_long_native_and_showlocals_show_the_agent_frames_as_pytest_does(
     crashing: pytest.Pytester, option: str
 ) -> None:
     """QA (pyopts #3): `--tb` and `-l` did not change how a failure whose agent raised was
@@ -610,7 +610,7 @@ def test_default_and_short_keep_the_tail_in_the_hint_and_line_one_line(
         ), body
 
 
-def test_the_agents_frames_cross_xdist(crashing: pytest.Pytester) -> None:
+def test_the_agent_frames_cross_xdist(crashing: pytest.Pytester) -> None:
     result = crashing.runpytest("--opswald-goldens", "-n", "2", "-l")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -625,7 +625,7 @@ def test_the_agents_frames_cross_xdist(crashing: pytest.Pytester) -> None:
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["inline", "xdist"])
-def test_the_agents_frames_and_locals_cross_from_a_timeouts_child(
+def test_the_agent_frames_and_locals_cross_from_a_timeouts_child(
     crashing: pytest.Pytester, workers: list[str]
 ) -> None:
     """QA (capture #2): under a timeout the agent runs in a child process, and `--tb=long`
