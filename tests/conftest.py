@@ -168,6 +168,17 @@ def record(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return result
 
 
+def agent_project(pytester: pytest.Pytester, agent: str, **goldens: str) -> Path:
+    """`agent.py` as the project's adapter (`opswald_adapter = agent:run`), and a golden
+    `goldens/NAME.golden.yaml` of each text given; returns the goldens folder."""
+    pytester.makepyfile(agent=agent)
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    folder = pytester.mkdir("goldens")
+    for name, text in goldens.items():
+        (folder / f"{name}.golden.yaml").write_text(text)
+    return folder
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text))
     return path

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import record
+from conftest import agent_project, record
 
 HOOKS = """
 import agent
@@ -356,10 +356,7 @@ def test_an_agent_leaving_with_sys_exit_reads_the_same_under_a_timeout(
     raised through: the failure shows the agent's frames, as without a timeout, and none
     of pytest's, pluggy's or opswald's."""
     monkeypatch.delenv("LEAVE", raising=False)
-    pytester.makepyfile(agent=EXITING_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    pytester.mkdir("goldens")
-    (pytester.path / "goldens" / "se.golden.yaml").write_text("name: se\ninput: go\n")
+    agent_project(pytester, EXITING_AGENT, se="name: se\ninput: go\n")
     record(pytester)
     monkeypatch.setenv("LEAVE", "1")
     shown = []
@@ -429,15 +426,14 @@ def test_what_the_agent_logs_and_warns_under_a_timeout_reaches_pytest(
     `caplog` and `recwarn` empty (a guard fixture failing tests that log errors passed the
     golden), while `--log-file` got the child's copy of the records. They now reach the
     test process's pytest handlers and record of warnings, once, as without a timeout."""
-    pytester.makepyfile(agent=LOGGING_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    pytester.makeconftest(LOG_GUARD)
-    pytester.mkdir("goldens")
-    (pytester.path / "goldens" / "inproc.golden.yaml").write_text("name: inproc\ninput: o1\n")
-    (pytester.path / "goldens" / "forked.golden.yaml").write_text(
-        "name: forked\ninput: o1\ntimeout: 30\n"
+    agent_project(
+        pytester,
+        LOGGING_AGENT,
+        inproc="name: inproc\ninput: o1\n",
+        forked="name: forked\ninput: o1\ntimeout: 30\n",
     )
-    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=2)
+    pytester.makeconftest(LOG_GUARD)
+    record(pytester).assert_outcomes(passed=2)
     result = pytester.runpytest(
         "--opswald-goldens", "-rA", "--log-file=run.log", "--log-file-level=DEBUG",
         "-p", "no:randomly", *workers,
@@ -512,17 +508,10 @@ def test_odd_records_and_warnings_under_a_timeout_read_as_without_one(
     printed a "Logging error" report where pytest's handler raises in the agent (the
     golden then failed), and a record or warning that pickles but does not unpickle (an
     exception whose constructor takes two arguments) was lost in the test process."""
-    pytester.makepyfile(agent=ODD_LOGGING_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    pytester.mkdir("goldens")
-    (pytester.path / "goldens" / "odd.golden.yaml").write_text("name: odd\ninput: o1\n")
+    goldens = agent_project(pytester, ODD_LOGGING_AGENT, odd="name: odd\ninput: o1\n")
     shown = ("-W", "always::UserWarning")
-    recorded = pytester.runpytest("--opswald-goldens", "--opswald-mode=record", *shown)
-    recorded.assert_outcomes(passed=1, warnings=1)
-    assert (
-        "'formatting': 'raised'" in (pytester.path / "goldens" / "odd.golden.yaml").read_text()
-        or "formatting: raised" in (pytester.path / "goldens" / "odd.golden.yaml").read_text()
-    )
+    record(pytester, *shown).assert_outcomes(passed=1, warnings=1)
+    assert "formatting: raised" in (goldens / "odd.golden.yaml").read_text()
     seen = []
     for timeout in ([], ["--opswald-timeout", "30"]):
         result = pytester.runpytest("--opswald-goldens", "-rA", *shown, *timeout)

@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from conftest import STUB, opswald_cli, record
+from conftest import STUB, agent_project, opswald_cli, record
 from opswald import load
 from opswald.report.json_report import REPORT_SCHEMA
 from opswald.session import LLMCallStep
@@ -524,11 +524,8 @@ def run(input):
 @pytest.fixture
 def crashing(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A golden whose agent now raises in `summarise`, two frames below `run`."""
-    pytester.makepyfile(agent=TB_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    pytester.mkdir("goldens")
-    (pytester.path / "goldens" / "o.golden.yaml").write_text("name: o\ninput: {order: 7}\n")
-    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    agent_project(pytester, TB_AGENT, o="name: o\ninput: {order: 7}\n")
+    record(pytester)
     monkeypatch.setenv("CRASH", "1")
     return pytester
 
@@ -697,11 +694,8 @@ def test_the_hints_traceback_keeps_whole_frames(
     """QA (capture #4): the hint's last lines of the traceback began in the middle of a
     frame (its code without the `File` line that says where it is). Now whole frames,
     under the `Traceback` line and a count of those left out."""
-    pytester.makepyfile(agent=DEEP_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    pytester.mkdir("goldens")
-    (pytester.path / "goldens" / "d.golden.yaml").write_text("name: d\ninput: {order: 7}\n")
-    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    agent_project(pytester, DEEP_AGENT, d="name: d\ninput: {order: 7}\n")
+    record(pytester)
     (pytester.path / "agent.py").write_text(
         DEEP_AGENT.replace('return order["id"]', 'return order["missing_key"]')
     )
@@ -742,14 +736,8 @@ def test_a_warning_made_an_error_by_a_filter_says_so_in_its_fix(
 ) -> None:
     """QA (capture #6): under `-W error::UserWarning` the failure said "the agent raised
     UserWarning" and its fix line sent the user to record the crash again."""
-    pytester.makepyfile(agent=WARNING_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    pytester.mkdir("goldens")
-    (pytester.path / "goldens" / "w.golden.yaml").write_text("name: w\ninput: {order: 7}\n")
-    recorded = pytester.runpytest(
-        "--opswald-goldens", "--opswald-mode=record", "-W", "ignore::UserWarning"
-    )
-    recorded.assert_outcomes(passed=1)
+    agent_project(pytester, WARNING_AGENT, w="name: w\ninput: {order: 7}\n")
+    record(pytester, "-W", "ignore::UserWarning")
     result = pytester.runpytest("--opswald-goldens", "-W", "error::UserWarning")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -829,12 +817,10 @@ def test_the_members_of_an_exception_group_keep_their_frames_under_a_timeout(
 ) -> None:
     """QA (probe22 #4): under a timeout an ExceptionGroup's members came back without
     their tracebacks (`| KeyError: 'task 1'` alone)."""
-    pytester.makepyfile(agent=GROUP_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    pytester.mkdir("goldens")
-    golden = pytester.path / "goldens" / "g.golden.yaml"
-    golden.write_text("name: g\ninput: {order: 7}\n")
-    pytester.runpytest("--opswald-goldens", "--opswald-mode=record").assert_outcomes(passed=1)
+    golden = (
+        agent_project(pytester, GROUP_AGENT, g="name: g\ninput: {order: 7}\n") / "g.golden.yaml"
+    )
+    record(pytester)
     golden.write_text(golden.read_text().replace("order: 7", "order: 8").replace("id: 7", "id: 8"))
     for timeout in ([], ["--opswald-timeout", "30"]):
         result = pytester.runpytest("--opswald-goldens", "--tb=long", *timeout)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import agent_project
 from opswald.instrument import _binder, _bound_arguments
 
 STUB = "name: t\ninput: {}\n"
@@ -362,11 +363,8 @@ def test_a_generator_function_as_a_tool_is_refused_saying_why(
     """QA (typed #5): `@opswald.tool` on a generator function was refused at recording
     with the advice for any value without a data form ("return plain data"), which does not
     say that the function returns before it produces anything."""
-    pytester.makepyfile(agent=GENERATOR_AGENT)
-    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
-    pytester.mkdir("goldens")
     stub = f"name: g\ninput: {given}\n"
-    (pytester.path / "goldens" / "g.golden.yaml").write_text(stub)
+    goldens = agent_project(pytester, GENERATOR_AGENT, g=stub)
     result = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -376,4 +374,4 @@ def test_a_generator_function_as_a_tool_is_refused_saying_why(
             f"keep the generator outside {name}",
         ]
     )
-    assert (pytester.path / "goldens" / "g.golden.yaml").read_text() == stub
+    assert (goldens / "g.golden.yaml").read_text() == stub

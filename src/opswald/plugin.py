@@ -484,13 +484,18 @@ def pytest_configure(config: pytest.Config) -> None:
 _REPORT_FILES = {"--opswald-json": "report.json", "--opswald-html": "viewer.html"}
 
 
+def _files_asked(config: pytest.Config) -> bool:
+    """Whether a report or the saved actuals were asked for (else nothing to check)."""
+    return any(
+        config.getoption(name) for name in ("opswald_json", "opswald_html", "opswald_save_actual")
+    )
+
+
 def _check_report_paths(config: pytest.Config) -> None:
     """--opswald-json and --opswald-html name files written when the run ends: a folder
     there, or a file where a folder of the path must be, is a usage error now, as pytest's
     `--junitxml` gives, rather than a failed write after every golden has run."""
-    if not any(
-        config.getoption(name) for name in ("opswald_json", "opswald_html", "opswald_save_actual")
-    ):
+    if not _files_asked(config):
         return
     from opswald.files import folder_path_problem, is_special_file, report_path_problem
 
@@ -525,9 +530,7 @@ def _make_report_folders(config: pytest.Config) -> None:
     a report lost when the run ends. (The controller makes them for xdist's workers.)"""
     if hasattr(config, "workerinput"):
         return
-    if not any(
-        config.getoption(name) for name in ("opswald_json", "opswald_html", "opswald_save_actual")
-    ):
+    if not _files_asked(config):
         return
     from opswald.files import output_file_problem, writable_folder_problem
 
