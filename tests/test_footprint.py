@@ -85,6 +85,58 @@ def test_a_bad_setting_is_still_a_usage_error_at_startup(pytester: pytest.Pytest
     result.stderr.fnmatch_lines(["ERROR: opswald_max_golden_bytes*"])
 
 
+# a conftest that says, at the end of collection and of the run, whether the replay engine
+# (the run of a golden, the diff, deepdiff) has been loaded
+ENGINE_PROBE = """
+import sys
+
+ENGINE = ("opswald.goldenrun", "opswald.engine.run", "opswald.diff", "deepdiff")
+
+
+def pytest_collection_finish(session):
+    print("AFTER COLLECTION", ",".join(m for m in ENGINE if m in sys.modules))
+
+
+def pytest_sessionfinish(session):
+    print("AFTER THE RUN", ",".join(m for m in ENGINE if m in sys.modules))
+"""
+
+ECHO = "name: echo\nagent: echo\ninput: hi\nsteps: []\noutput: {echo: hi}\n"
+
+
+def _engine_line(result: pytest.RunResult, head: str) -> set[str]:
+    # (the line may follow pytest's progress line)
+    line = next(line for line in result.outlines if head in line)
+    return set(filter(None, line.split(head, 1)[1].strip().split(",")))
+
+
+def test_collecting_goldens_does_not_load_the_replay_engine(pytester: pytest.Pytester) -> None:
+    """`pytest --opswald-goldens --collect-only` (an IDE's test discovery) reads and
+    validates every golden, but runs none: the engine loads when the first golden runs
+    (it was a tenth of a second of every such start, half of opswald's)."""
+    pytester.makeconftest(ENGINE_PROBE)
+    pytester.makepyfile(agent="def run(input):\n    return {'echo': input}\n")
+    pytester.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    pytester.mkdir("goldens")
+    (pytester.path / "goldens" / "echo.golden.yaml").write_text(ECHO)
+    args = ("-s", "-p", "no:cacheprovider", "--opswald-goldens")
+    collected = pytester.runpytest_subprocess(*args, "--collect-only")
+    assert collected.ret == pytest.ExitCode.OK
+    collected.stdout.fnmatch_lines(["*<GoldenItem echo>*"])
+    assert _engine_line(collected, "AFTER COLLECTION") == set()
+    assert _engine_line(collected, "AFTER THE RUN") == set()
+    ran = pytester.runpytest_subprocess(*args)
+    ran.assert_outcomes(passed=1)
+    assert _engine_line(ran, "AFTER COLLECTION") == set()
+    assert {"opswald.goldenrun", "opswald.engine.run"} <= _engine_line(ran, "AFTER THE RUN")
+    # and a golden that fails shows its diff as before
+    golden = pytester.path / "goldens" / "echo.golden.yaml"
+    golden.write_text(ECHO.replace("{echo: hi}", "{echo: bye}"))
+    failed = pytester.runpytest_subprocess(*args)
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(["*output differs*"])
+
+
 MARKED = """
 import opswald
 import pytest

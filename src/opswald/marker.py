@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from opswald import adapters, files
-from opswald.items import GoldenError, Outcome, run_golden
+from opswald.goldenrun import Outcome, run_golden
+from opswald.items import GoldenError
 from opswald.plugin import UNRUN_KEY
 
 

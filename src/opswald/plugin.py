@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import os
 import re
@@ -466,7 +467,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # a bad setting is a usage error now, before anything runs. Under pytester the engine
     # is loaded now too: an in-process run (`pytester.runpytest`) drops the modules first
     # imported inside it, and PyYAML's C parser does not load again with them
-    if _in_use(config) or config.pluginmanager.has_plugin("pytester"):
+    if config.pluginmanager.has_plugin("pytester"):
+        _load_engine(config)
+    elif _in_use(config):
         settings_of(config)
     if config.getoption("opswald_goldens"):
         _add_default_goldens_path(config)
@@ -986,6 +989,14 @@ def settings_of(config: pytest.Config) -> Any:
     return settings
 
 
+def _load_engine(config: pytest.Config) -> None:
+    """The settings, and the run of a golden with the replay engine (which a run that only
+    collects goldens does not load): under pytester, whose in-process runs drop the modules
+    first imported inside them, and PyYAML's C parser does not load again with them."""
+    settings_of(config)
+    importlib.import_module("opswald.goldenrun")
+
+
 def _in_use(config: pytest.Config) -> bool:
     """Whether the run uses opswald, as far as can be told before collection: an option
     of its given, a setting of its in the pytest config, a hook of its implemented (a
@@ -1150,7 +1161,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.pluginmanager.has_plugin("pytester"):
         # pytester named by a test module's `pytest_plugins` (loaded as it was collected):
         # the engine loads before a test runs pytest in process (see pytest_configure)
-        settings_of(session.config)
+        _load_engine(session.config)
     _save_collect_index(session.config)
     _warn_shared_saved_names(session)
 

@@ -317,7 +317,7 @@ def failure_record(
 
     The message's first line is the error; its `fix:` line (without the prefix) is the
     suggestion. `stopped` says how far a run that was stopped got (`Stopped.data()` of
-    opswald.items): the step it was at, and the figures of the steps it finished.
+    opswald.goldenrun): the step it was at, and the figures of the steps it finished.
     """
     error, suggestion = error_and_fix(text)
     if status == "error" and fix_of(text) is None:
