@@ -19,7 +19,11 @@ children so far, so only an upper bound). The goldens are written with `opswald.
 (10k dumped once; the 1k/5k projects hard-link the first files of it).
 
 Run: python bench/bench_collection.py [--sizes 1000,5000,10000] [--files-max 5000]
-     [--reps 3] [--no-profile] [--no-write]
+     [--reps 3] [--no-profile] [--no-write] [--clean-venv]
+
+--clean-venv also runs the cold legs (up to 5k) in a new venv holding opswald and its core
+dependencies alone (installed from the package index), next to pytest's floor: each golden
+file one `pytest.File` node with one trivial item, reading nothing.
 Writes bench/RESULTS.md (section "Collection"), bench/profiles/collection.txt (a cProfile
 of one goldens collection at 5k) and, when `py-spy` is installed (bench/requirements.txt),
 bench/profiles/collection-pyspy.txt (the same collection sampled from outside the process).
@@ -156,6 +160,16 @@ def make_projects(root: Path, sizes: list[int], files_max: int) -> dict[tuple[st
         (proj / "pytest.ini").write_text("[pytest]\n")
         projects[("goldens touched", n)] = proj
 
+        # pytest's own cost of one file node and one item per golden, reading nothing: the
+        # floor of any plugin that collects each golden file as a test
+        proj = root / f"floor-{n}"
+        (proj / "goldens").mkdir(parents=True)
+        for name in names[:n]:
+            os.link(source / name, proj / "goldens" / name)
+        (proj / "pytest.ini").write_text("[pytest]\n")
+        (proj / "conftest.py").write_text(FLOOR_CONFTEST)
+        projects[("floor", n)] = proj
+
         proj = root / f"param-{n}"
         proj.mkdir()
         (proj / "pytest.ini").write_text("[pytest]\n")
@@ -175,6 +189,26 @@ def make_projects(root: Path, sizes: list[int], files_max: int) -> dict[tuple[st
             projects[("files", n)] = proj
     return projects
 
+
+# the floor leg's plugin: each `*.golden.yaml` one pytest.File node holding one trivial item
+FLOOR_CONFTEST = """\
+import pytest
+
+
+class FloorItem(pytest.Item):
+    def runtest(self):
+        pass
+
+
+class FloorFile(pytest.File):
+    def collect(self):
+        yield FloorItem.from_parent(self, name=self.path.name.split(".golden.")[0])
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.name.endswith(".golden.yaml"):
+        return FloorFile.from_parent(parent, path=file_path)
+"""
 
 WARM_ARGS = ["--collect-only", "-q"]  # pytest's cache on: the second run is warm
 RUN_ARGS = ["-q", "-p", "no:cacheprovider"]  # the full run: every golden replayed
@@ -216,6 +250,27 @@ def add_agent(proj: Path) -> None:
     (proj / "pytest.ini").write_text("[pytest]\nopswald_adapter = bench.agent:run\n")
 
 
+def make_clean_venv(root: Path) -> tuple[str, str]:
+    """A venv holding this checkout's opswald with its core dependencies alone, as a
+    project that installs only it has (no test-suite plugins: hypothesis, anyio, xdist...);
+    its python and its `pip list` as one line."""
+    venv = root / "clean-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(BENCH.parent)],
+        check=True,
+        capture_output=True,
+    )
+    listed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return python, ", ".join(listed)
+
+
 def leg_args(leg: str) -> list[str]:
     goldens = ["--opswald-goldens"] if leg.startswith("goldens") else []
     if leg.endswith(" run"):
@@ -231,12 +286,17 @@ def touch_goldens(proj: Path) -> None:
         os.utime(path, ns=(now, now))
 
 
-def run_once(proj: Path, leg: str, expect: int) -> tuple[float, float | None]:
-    """(wall seconds, peak RSS MiB) of one `pytest --collect-only` subprocess."""
+def run_once(
+    proj: Path, leg: str, expect: int, python: str | None = None
+) -> tuple[float, float | None]:
+    """(wall seconds, peak RSS MiB) of one `pytest --collect-only` subprocess; `python`:
+    another interpreter (a venv with opswald installed), running this checkout's code."""
     if leg == "goldens touched":
         touch_goldens(proj)
-    cmd = [sys.executable, "-m", "pytest", *leg_args(leg)]
+    cmd = [python or sys.executable, "-m", "pytest", *leg_args(leg)]
     env = pytest_env()
+    if python:
+        env["PYTHONPATH"] = str(BENCH.parent / "src")
     if TIME:
         cmd = [TIME, "-v", *cmd]
     t0 = time.perf_counter()
@@ -389,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--clean-venv",
+        action="store_true",
+        help="also run the cold legs up to 5k in a new venv holding opswald and its core "
+        "dependencies alone (pip install from the package index: no other pytest plugin)",
+    )
     args = parser.parse_args(argv)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if not sizes or min(sizes) < 1 or max(sizes) > 20000 or not 1 <= args.reps <= 10:
@@ -400,13 +466,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, int], list[tuple[float, float | None]]] = {}
     prof_text = spy_text = None
     costs: dict[str, float] = {}
+    clean_packages = ""
     with tempfile.TemporaryDirectory(prefix="opswald-collect-") as tmp:
         projects = make_projects(Path(tmp), sizes, args.files_max)
         for n in sizes:  # the warm legs run in the same projects, with pytest's cache on
             projects[("goldens warm", n)] = projects[("goldens", n)]
             projects[("param warm", n)] = projects[("param", n)]
         legs = ["goldens", "goldens json", "goldens warm", "goldens touched", "param"]
-        legs += ["param warm", "files"]
+        legs += ["param warm", "files", "floor"]
         for n in sizes:
             here = [leg for leg in legs if (leg, n) in projects]
             for leg in here:  # warm the page cache, not timed
@@ -430,6 +497,15 @@ def main(argv: list[str] | None = None) -> int:
                 for leg in [*here, *runs]
             )
             print(f"{n}: {line}  [{time.perf_counter() - started:.0f}s so far]", flush=True)
+        if args.clean_venv:
+            clean_python, clean_packages = make_clean_venv(Path(tmp))
+            clean = [(leg, n) for n in sizes if n <= 5000 for leg in ("goldens", "param", "floor")]
+            for leg, n in clean:  # not timed
+                run_once(projects[(leg, n)], leg, n, clean_python)
+            for rep in range(args.reps):
+                for leg, n in clean if rep % 2 == 0 else clean[::-1]:
+                    got = run_once(projects[(leg, n)], leg, n, clean_python)
+                    results.setdefault((f"clean {leg}", n), []).append(got)
         if ("goldens", 5000) in projects:
             costs = parse_costs(next((projects[("goldens", 5000)] / "goldens").iterdir()))
         if not args.no_profile and ("goldens", 5000) in projects:
@@ -446,9 +522,10 @@ def main(argv: list[str] | None = None) -> int:
         return max(vals) if vals else None
 
     rows = [
-        "| tests | goldens s | parametrized s | one-test files s | goldens / param | "
-        "files / param | JSON goldens s | JSON / param | goldens MiB | param MiB | files MiB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| tests | goldens s | parametrized s | one-test files s | pytest floor s | "
+        "goldens / param | files / param | floor / param | JSON goldens s | JSON / param | "
+        "goldens MiB | param MiB | files MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     warm_rows = [
         "| tests | goldens warm s | parametrized warm s | goldens warm / param warm | "
@@ -459,12 +536,16 @@ def main(argv: list[str] | None = None) -> int:
     def f(v: float | None, fmt: str = "{:.2f}") -> str:
         return "—" if v is None else fmt.format(v)
 
+    def ratio_of(a: float | None, b: float | None) -> float | None:
+        return a / b if a and b else None
+
     for n in sizes:
         g, p, fi = med("goldens", n), med("param", n), med("files", n)
-        js = med("goldens json", n)
+        js, fl = med("goldens json", n), med("floor", n)
         rows.append(
-            f"| {n} | {f(g)} | {f(p)} | {f(fi)} | {f(g / p if g and p else None)} | "
-            f"{f(fi / p if fi and p else None)} | {f(js)} | {f(js / p if js and p else None)} | "
+            f"| {n} | {f(g)} | {f(p)} | {f(fi)} | {f(fl)} | {f(g / p if g and p else None)} | "
+            f"{f(fi / p if fi and p else None)} | {f(fl / p if fl and p else None)} | "
+            f"{f(js)} | {f(js / p if js and p else None)} | "
             f"{f(rss('goldens', n), '{:.0f}')} | "
             f"{f(rss('param', n), '{:.0f}')} | {f(rss('files', n), '{:.0f}')} |"
         )
@@ -487,6 +568,30 @@ def main(argv: list[str] | None = None) -> int:
             f"{f((g - p) / n * 1e3 if g and p else None)} | "
             f"{f(rss('goldens run', n), '{:.0f}')} | {f(rss('param run', n), '{:.0f}')} |"
         )
+    clean_lines: list[str] = []
+    clean_sizes = [n for n in sizes if med("clean goldens", n)]
+    if clean_sizes:
+        clean_lines = [
+            "The same cold legs in a new venv holding opswald and its core dependencies alone "
+            "(`--clean-venv`: `pip install .` into it; this checkout's code on `PYTHONPATH`), "
+            "as a project that installs only opswald runs them — the figures above are of "
+            "this repository's test environment, whose other pytest plugins (hypothesis, "
+            "anyio, pytest-xdist, pytest-rerunfailures, langsmith's and others) add their "
+            "start-up and per-test work to every leg. Installed: "
+            f"{clean_packages}.",
+            "",
+            "| tests | goldens s | parametrized s | pytest floor s | goldens / param | "
+            "floor / param | goldens / floor | goldens µs over floor, per golden |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n in clean_sizes:
+            g, p, fl = med("clean goldens", n), med("clean param", n), med("clean floor", n)
+            clean_lines.append(
+                f"| {n} | {f(g)} | {f(p)} | {f(fl)} | {f(ratio_of(g, p))} | "
+                f"{f(ratio_of(fl, p))} | {f(ratio_of(g, fl))} | "
+                f"{f((g - fl) / n * 1e6 if g and fl else None, '{:.0f}')} |"
+            )
+        clean_lines.append("")
     verdict: list[str] = []
 
     def bar(label: str, value: float | None, limit: float) -> None:
@@ -535,6 +640,18 @@ def main(argv: list[str] | None = None) -> int:
                 else ""
             )
         )
+    fl5 = med("floor", 5000)
+    if fl5 and g5 and p5:
+        over = (g5 - fl5) / 5000 * 1e6
+        room = (2 * p5 - fl5) / 5000 * 1e6
+        spent = f"{costs['parse'] + costs['validate']:.0f}" if costs else "?"
+        verdict.append(
+            f"- pytest's floor (each golden file one `pytest.File` node holding one trivial "
+            f"item, nothing read) 5k = {fl5 / p5:.2f}x parametrized 5k: the bar leaves "
+            f"{room:.0f} µs per golden over it for reading, parsing and validating the "
+            f"golden and making its item; goldens cost {over:.0f} µs per golden over it "
+            f"(read, parse and validate alone {spent})."
+        )
     bar("goldens growth 10k / 5k", ratio(med("goldens", 10000), g5), 2.2)
     f5 = med("files", 5000)
     if f5 and g5 and p5:
@@ -567,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict.append(
         f"- script runtime {total:.0f}s (including writing the goldens and the profile run)."
     )
-    print("\n".join([*rows, "", *warm_rows, "", *run_rows, "", *verdict]))
+    print("\n".join([*rows, "", *clean_lines, *warm_rows, "", *run_rows, "", *verdict]))
     if args.no_write:
         return 0
     out = BENCH / "profiles" / "collection.txt"
@@ -618,10 +735,14 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "",
         "Cold (pytest's cache off, `-p no:cacheprovider`: every golden is read, parsed and "
-        "validated at collection):",
+        'validated at collection). "pytest floor": the goldens collected by a conftest that '
+        "makes each golden file one `pytest.File` node holding one trivial item, reading "
+        "nothing — pytest's own cost of a file per test, which any plugin collecting a "
+        "golden per file pays:",
         "",
         *rows,
         "",
+        *clean_lines,
         "Warm (pytest's cache on, `--collect-only -q`, the untimed warm-up run having filled "
         "it: opswald's collection index says which goldens are unchanged since they were "
         "collected valid, and those are not read; the parametrized leg with the cache on "

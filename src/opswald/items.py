@@ -592,8 +592,10 @@ class GoldenItem(pytest.Function):
                 co_filename=os.fspath(self.path), co_firstlineno=_shown_first_line()
             )
             shown = types.FunctionType(code, base.__globals__, base.__name__)
-            shown.__dict__.update(base.__dict__)  # its usefixtures mark
-            shown.__doc__ = base.__doc__
+            # its usefixtures mark, when it has one: a function's attribute dict is made on
+            # first use (plugins such as anyio's ask every item for its function)
+            if base.__dict__:
+                shown.__dict__.update(base.__dict__)
             self.__dict__["_shown"] = shown
         return cast("Callable[..., Any]", shown)
 
