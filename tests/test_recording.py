@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import opswald
+from conftest import agent_project
 from opswald.session import LLMCallStep, ToolCallStep
 
 
@@ -359,6 +360,98 @@ def test_record_and_dump_in_a_test_hide_what_the_runs_rules_hide(
         assert "@example.com" not in text
         assert "<redacted:customer-id>" in text
         assert "<redacted:email>" in text
+
+
+CUSTOMER_RULE = "def pytest_opswald_redact(config):\n    return {r'cust_[0-9]{6}': 'customer-id'}\n"
+
+
+@pytest.mark.parametrize("settings_at_startup", [True, False])
+def test_a_conftest_loaded_during_collection_adds_its_redaction_rules(
+    pytester: pytest.Pytester, settings_at_startup: bool
+) -> None:
+    """QA: a `pytest_opswald_redact` hook in a conftest below the rootdir, which pytest
+    loads as it collects that folder: when the run's settings were built at startup (an
+    option or setting of opswald's given), its rules were left out, and the customer ids
+    were written in clear."""
+    sub = pytester.mkdir("sub")
+    (sub / "conftest.py").write_text(CUSTOMER_RULE)
+    (sub / "test_rec.py").write_text(RULES_TEST)
+    if settings_at_startup:
+        pytester.makeini("[pytest]\nopswald_redact = pii\n")
+    pytester.runpytest().assert_outcomes(passed=1)
+    for name in ("r", "d"):
+        text = (pytester.path / "goldens" / f"{name}.golden.yaml").read_text()
+        assert "cust_" not in text
+        assert "<redacted:customer-id>" in text
+        assert ("<redacted:email>" in text) is settings_at_startup  # the pii rules as set
+
+
+LOOKUP_AGENT = """
+import opswald
+
+
+@opswald.tool
+def lookup(order):
+    return {"customer": "cust_123456"}
+
+
+def run(input):
+    return {"who": lookup(input["order"])["customer"]}
+"""
+
+
+def test_a_golden_recorded_below_a_conftest_with_redaction_rules_hides_what_they_hide(
+    pytester: pytest.Pytester,
+) -> None:
+    """The goldens folder's own conftest (loaded as pytest collects the folder, after the
+    settings were built for `--opswald-goldens`): its rules apply to the goldens recorded
+    there, and to their failure messages."""
+    folder = agent_project(pytester, LOOKUP_AGENT, a="name: a\ninput: {order: X}\n")
+    (folder / "conftest.py").write_text(CUSTOMER_RULE)
+    recorded = pytester.runpytest("--opswald-goldens", "--opswald-mode=record")
+    recorded.assert_outcomes(passed=1)
+    text = (folder / "a.golden.yaml").read_text()
+    assert "cust_" not in text
+    assert "<redacted:customer-id>" in text
+    # the agent now names a customer of its own, and more: the failure does not show the id
+    changed = '"cust_999999", "more": 1}'
+    (pytester.path / "agent.py").write_text(
+        LOOKUP_AGENT.replace('lookup(input["order"])["customer"]}', changed)
+    )
+    failed = pytester.runpytest("--opswald-goldens")
+    failed.assert_outcomes(failed=1)
+    assert "cust_" not in failed.stdout.str()
+
+
+@pytest.mark.parametrize("below", [False, True])
+@pytest.mark.parametrize(
+    ("returned", "said"),
+    [
+        ('{"(": "x"}', "returned the regular expression '(', which does not compile (missing )"),
+        ("5", "returned int 5;"),
+        ('{r"cust_[0-9]+": 7}', "returned the rule 'cust_[0-9]+': 7;"),
+    ],
+)
+def test_a_redaction_hook_that_returns_no_rules_is_a_usage_error_naming_it(
+    pytester: pytest.Pytester, below: bool, returned: str, said: str
+) -> None:
+    """QA: a bad regex (or anything but rules) from the hook was an INTERNALERROR with
+    re's traceback (a conftest below the rootdir: a collection error with it)."""
+    folder = pytester.mkdir("sub") if below else pytester.path
+    (folder / "conftest.py").write_text(
+        f"def pytest_opswald_redact(config):\n    return {returned}\n"
+    )
+    (folder / "test_a.py").write_text("def test_a():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    where = f"the pytest_opswald_redact hook of {folder / 'conftest.py'} {said}"
+    where = where.replace("[", "[[]")  # literal brackets for fnmatch
+    if below:  # loaded as its folder is collected: the folder's collection error
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+        result.stdout.fnmatch_lines([f"E   pytest.UsageError: {where}*"])
+    else:
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: {where}*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
 def test_record_outside_pytest_follows_the_projects_opswald_redact(

@@ -8,7 +8,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,8 @@ _SETTINGS_KEY = pytest.StashKey[Any]()
 _NORMALIZE_KEY = pytest.StashKey["list[NormalizeRule]"]()
 _OPTION_DEFAULTS: dict[str, Any] = {}  # dest: default, of each option of the plugin
 _INI_DEFAULTS: dict[str, Any] = {}  # name: default, of each setting of the plugin
+# the plugins (conftests) whose `pytest_opswald_redact` rules the run's redactor holds
+_REDACTING_KEY = pytest.StashKey[set[int]]()
 _PENDING_SETTINGS_KEY = pytest.StashKey[Any]()  # what builds the settings, until they are
 INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
 """The ini option `usefixtures` as written (read when pytest is configured)."""
@@ -459,6 +461,9 @@ def pytest_configure(config: pytest.Config) -> None:
             limits=limits,
             redactor=make_redactor(pii=redact == "pii", extra=_hook_redaction_rules(config)),
         )
+        config.stash[_REDACTING_KEY] = {
+            id(impl.plugin) for impl in config.hook.pytest_opswald_redact.get_hookimpls()
+        }
         _for_the_run(config, using_limits(limits))
         _for_the_run(config, using_redactor(settings.redactor))
         return settings
@@ -477,6 +482,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _refuse_golden_args(config)
     _make_report_folders(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
+    config.pluginmanager.register(LateRedaction(config), "opswald-late-redaction")
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
     if variants:
         config.pluginmanager.register(MarkerVariants(variants), "opswald-marker-variants")
@@ -863,18 +869,98 @@ def _pricer(config: pytest.Config) -> Any:
     return Pricer(table, hook, warn=config.stash.setdefault(_PRICE_NOTES_KEY, []).append)
 
 
+class LateRedaction:
+    """The redaction rules of a conftest that pytest loads after the run's settings were
+    built (one below the rootdir, loaded as pytest collects its folder): they join the
+    run's redactor before anything of that folder runs, so that its goldens, the
+    `opswald.record` and `opswald.dump` of its tests, and the failure messages hide what
+    they hide."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_plugin_registered(self, plugin: object) -> None:
+        config = self.config
+        impls = [
+            impl
+            for impl in config.hook.pytest_opswald_redact.get_hookimpls()
+            if impl.plugin is plugin
+        ]
+        if not impls:
+            return
+        settings = config.stash.get(_SETTINGS_KEY, None)
+        if settings is None:
+            # built now, with its rules: as for a hook of the conftests pytest loads first
+            # (`_in_use`), a test's `opswald.record` needs the run's redactor
+            settings_of(config)
+            return
+        held = config.stash[_REDACTING_KEY]
+        if id(plugin) in held:
+            return
+        held.add(id(plugin))
+        extra = [rule for impl in reversed(impls) for rule in _rules_of(impl, config)]
+        if not extra:
+            return
+        from dataclasses import replace
+
+        from opswald.redact import using_redactor
+
+        redactor = replace(settings.redactor, extra=(*settings.redactor.extra, *extra))
+        config.stash[_SETTINGS_KEY] = replace(settings, redactor=redactor)
+        _for_the_run(config, using_redactor(redactor))
+
+
 def _hook_redaction_rules(config: pytest.Config) -> list[Any]:
-    """Rules from pytest_opswald_redact: `{regex: label}` mappings or `str -> str` callables."""
+    """Rules from pytest_opswald_redact: `{regex: label}` mappings or `str -> str` callables,
+    in the order pytest calls the hooks (the conftest loaded last first)."""
+    rules: list[Any] = []
+    for impl in reversed(config.hook.pytest_opswald_redact.get_hookimpls()):
+        rules += _rules_of(impl, config)
+    return rules
+
+
+def _rules_of(impl: Any, config: pytest.Config) -> list[Any]:
+    """The rules of one pytest_opswald_redact implementation (a pluggy HookImpl)."""
+    result = impl.function(*(config for _ in impl.argnames))
+    if result is None:
+        return []
+    where = getattr(impl.plugin, "__file__", None)
+    return _redaction_rules([result], f" of {where}" if where else "")
+
+
+def _redaction_rules(results: Iterable[Any], where: str = "") -> list[Any]:
+    """The rules of pytest_opswald_redact results, as `str -> str` callables. A result
+    that is not rules is a usage error naming the hook (and `where`, its conftest), not a
+    traceback from inside opswald."""
     import re
 
+    def refused(what: str) -> pytest.UsageError:
+        return pytest.UsageError(
+            f"the pytest_opswald_redact hook{where} returned {what}; return "
+            '{regex: label} (matches become <redacted:label>), e.g. {r"cust_[0-9]{6}": '
+            '"customer-id"}, or a list of str -> str callables'
+        )
+
     rules: list[Any] = []
-    for result in config.hook.pytest_opswald_redact(config=config):
-        items = result.items() if isinstance(result, dict) else [(r, None) for r in result]
+    for result in results:
+        if isinstance(result, dict):
+            items = list(result.items())
+        elif isinstance(result, (list, tuple)):
+            items = [(rule, None) for rule in result]
+        else:
+            raise refused(f"{type(result).__name__} {result!r:.80}")
         for rule, label in items:
             if callable(rule):
                 rules.append(rule)
                 continue
-            pattern = re.compile(rule)
+            if not isinstance(rule, str) or not (label is None or isinstance(label, str)):
+                raise refused(f"the rule {rule!r:.80}: {label!r:.80}")
+            try:
+                pattern = re.compile(rule)
+            except re.error as exc:
+                raise refused(
+                    f"the regular expression {rule!r:.80}, which does not compile ({exc})"
+                ) from None
             placeholder = f"<redacted:{label or 'custom'}>"
             rules.append(lambda text, p=pattern, r=placeholder: p.sub(r, text))
     return rules
