@@ -812,6 +812,38 @@ def run(input):
 """
 
 
+@pytest.mark.parametrize("timeout", [[], ["--opswald-timeout", "30"]])
+def test_an_exception_group_is_shown_by_its_first_exception(
+    pytester: pytest.Pytester, timeout: list[str]
+) -> None:
+    """An agent's task group that failed: the hint showed the last lines of Python's boxes
+    (the second member, cut at its top) and `--tb=line` pointed at asyncio's
+    `taskgroups.py`; now the hint names the group and shows its first exception's
+    traceback, and `--tb=line` points at the line that raised it."""
+    folder = agent_project(pytester, GROUP_AGENT, g="name: g\ninput: {order: 7}\n")
+    record(pytester)
+    golden = folder / "g.golden.yaml"
+    golden.write_text(golden.read_text().replace("order: 7", "order: 8").replace("id: 7", "id: 8"))
+    result = pytester.runpytest("--opswald-goldens", *timeout)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*hint: the golden finished without an error; the agent's traceback ends:",
+            "*ExceptionGroup: unhandled errors in a TaskGroup (2 sub-exceptions); the first of*",
+            "*Traceback (most recent call last):",
+            '*File "*agent.py", line 12, in failing',
+            '*raise KeyError(f"task {i}")',
+            "*KeyError: 'task 1'",
+            "fix: *",
+        ]
+    )
+    assert "task 2" not in result.stdout.str()
+    line = pytester.runpytest("--opswald-goldens", "--tb=line", *timeout)
+    line.stdout.fnmatch_lines(
+        [f"{pytester.path / 'agent.py'}:12: the agent raised ExceptionGroup: unhandled errors*"]
+    )
+
+
 def test_the_members_of_an_exception_group_keep_their_frames_under_a_timeout(
     pytester: pytest.Pytester,
 ) -> None:

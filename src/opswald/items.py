@@ -347,7 +347,13 @@ def _failure_repr(
 
 
 def _raised_at(raised: BaseException) -> tuple[str, int] | None:
-    """The file and line where `raised` was raised (its traceback's last frame)."""
+    """The file and line where `raised` was raised (its traceback's last frame); of an
+    exception group (a task group's), where its first exception was raised."""
+    while isinstance(raised, BaseExceptionGroup) and raised.exceptions:
+        first = raised.exceptions[0]
+        if first.__traceback__ is None:
+            break
+        raised = first
     tb = raised.__traceback__
     if tb is None:
         return None

@@ -1367,6 +1367,11 @@ def _tail(tb: str | None, lines: int = 6) -> str:
     if not tb:
         return ""
     text = tb.rstrip()
+    group = _first_of_group(text)
+    if group is not None:  # an exception group (a task group's): its first exception's
+        head, member = group
+        first = _tail(member, lines)
+        return f"    {head}; the first of them:\n{first}" if first else ""
     start = text.rfind(_TRACEBACK_HEAD)  # of a chain, the last (the one raised)
     block = text[start:].splitlines() if start >= 0 else []
     frames: list[list[str]] = []
@@ -1398,6 +1403,47 @@ def _tail(tb: str | None, lines: int = 6) -> str:
 
 
 _TRACEBACK_HEAD = "Traceback (most recent call last):"
+_GROUP_HEAD = "Exception Group Traceback (most recent call last):"
+
+
+def _first_of_group(text: str) -> tuple[str, str] | None:
+    """Of a traceback whose exception (the last of a chain) is an exception group, as
+    Python formats one: the group's own line (`ExceptionGroup: ... (2 sub-exceptions)`)
+    and the text of its first exception, a traceback of its own (nested groups read the
+    same way); None for any other text. Python draws a group's members in boxes: its own
+    frames `| `-prefixed at some column, each member's lines `| `-prefixed two further
+    in, under a `+-+--- 1 ---` line at the group's column."""
+    lines = text.splitlines()
+    heads = [
+        (len(line) - len(line.lstrip(" ")), i)
+        for i, line in enumerate(lines)
+        if line.lstrip(" ") == f"+ {_GROUP_HEAD}"
+    ]
+    if heads:  # the group raised: of the outermost column, the last
+        col = min(c for c, _ in heads)
+        start = max(i for c, i in heads if c == col)
+    elif lines and lines[0] == _GROUP_HEAD:  # a group that is a member (read unboxed)
+        col, start = 0, 0
+    else:
+        return None
+
+    def unboxed(line: str, at: int) -> str:
+        rest = line[at:]
+        return rest[2:] if rest.startswith("| ") else "" if rest == "|" else rest
+
+    first = next(
+        (i for i in range(start + 1, len(lines)) if lines[i][col:].startswith("+-+")), None
+    )
+    if first is None or first == start + 1:
+        return None
+    head = unboxed(lines[first - 1], col).strip()
+    inner = col + 2
+    member: list[str] = []
+    for line in lines[first + 1 :]:
+        if line[inner:].startswith("+") and not line[inner:].startswith("+-+"):
+            break  # the next member's line, or the box's end
+        member.append(unboxed(line, inner))
+    return (head, "\n".join(member)) if member and head else None
 
 
 def _last_lines(text: str, lines: int) -> str:
