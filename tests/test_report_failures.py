@@ -530,17 +530,21 @@ def crashing(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     return pytester
 
 
-def test_pdb_stops_where_the_agent_raised(crashing: pytest.Pytester) -> None:
+@pytest.mark.parametrize("timeout", [[], ["--opswald-timeout", "30"]])
+def test_pdb_stops_where_the_agent_raised(crashing: pytest.Pytester, timeout: list[str]) -> None:
     """QA (pyopts #3): `pytest --pdb` on a golden whose agent raised opened at opswald's
     own `raise GoldenError`, with none of the agent's frames; its failure is raised with
-    the agent's traceback now, so the debugger stops in the agent's frame that raised."""
+    the agent's traceback now, so the debugger stops in the agent's frame that raised.
+    Under a timeout (the agent in a child process) the frame stands for the child's, its
+    locals by their reprs."""
     result = crashing.run(
         sys.executable, "-m", "pytest", "--opswald-goldens", "--pdb", "-p", "no:cacheprovider",
-        stdin=b"p order\nc\n", timeout=60,
+        *timeout, stdin=b"p order\np sorted(locals())\nc\n", timeout=60,
     )  # fmt: skip
     out = result.stdout.str()
     assert "agent.py(14)summarise()" in out, out
     assert "(Pdb) {'id': 7, 'status': 'shipped'}" in out, out
+    assert "(Pdb) ['order', 'token']" in out, out
     assert "the agent raised KeyError: 'missing_key'" in out, out  # the failure as before
 
 
