@@ -1,8 +1,9 @@
 """Start-up: what the plugin costs a pytest run that uses nothing of it (a project that only
 has pytest-opswald installed: pytest loads it through its entry point in every run).
 
-Workload: a project of 3 files of 20 trivial tests each, no goldens, no opswald setting;
-`python -m pytest --collect-only -q -p no:cacheprovider` with only the plugin loaded
+Workload: a project of 3 files of 20 trivial tests each and one golden, no opswald setting;
+`python -m pytest --collect-only -q -p no:cacheprovider` (and with `--opswald-goldens`,
+which collects the golden too) with only the plugin loaded
 (`PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 -p opswald.plugin`) against the same without it
 (`PYTEST_DISABLE_PLUGIN_AUTOLOAD=1`), so that the other plugins installed here do not
 count; each with bytecode caching on (as pytest runs by default: the warm-up writes the
@@ -44,17 +45,36 @@ def test_probe():
 """
 
 
+# one golden, collected by the legs that ask for goldens (`--opswald-goldens`)
+GOLDEN = """\
+name: one
+agent: agent:run
+input: {order: 7}
+steps:
+  - step: 1
+    type: tool_call
+    tool: lookup
+    input: {order_id: 7}
+    output: {amount: 12.5}
+output: {refund: 12.5}
+"""
+
+
 def make_project(root: Path) -> Path:
     project = root / "plain"
     project.mkdir()
     (project / "pytest.ini").write_text("[pytest]\n")
     for n in range(3):
         (project / f"test_plain_{n}.py").write_text(TESTS)
+    (project / "goldens").mkdir()
+    (project / "goldens" / "one.golden.yaml").write_text(GOLDEN)
     return project
 
 
-def leg_cmd(plugin: bool) -> list[str]:
+def leg_cmd(plugin: bool, goldens: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    if goldens:
+        cmd.append("--opswald-goldens")
     return [*cmd, "-p", "opswald.plugin"] if plugin else cmd
 
 
@@ -72,11 +92,12 @@ def pytest_run(cmd: list[str], project: Path, pyc: bool) -> subprocess.Completed
     )
 
 
-def run_once(project: Path, plugin: bool, pyc: bool) -> float:
+def run_once(project: Path, plugin: bool, pyc: bool, goldens: bool = False) -> float:
     t0 = time.perf_counter()
-    proc = pytest_run(leg_cmd(plugin), project, pyc)
+    proc = pytest_run(leg_cmd(plugin, goldens), project, pyc)
     took = time.perf_counter() - t0
-    if proc.returncode != 0 or "60 tests collected" not in proc.stdout:
+    expected = "61 tests collected" if goldens else "60 tests collected"
+    if proc.returncode != 0 or expected not in proc.stdout:
         raise SystemExit(f"leg failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return took
 
@@ -109,10 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python bench/bench_startup.py", *map(shlex.quote, given)])
     legs = {
-        "without the plugin, bytecode cache on": (False, True),
-        "with the plugin, bytecode cache on": (True, True),
-        "without the plugin, no bytecode cache": (False, False),
-        "with the plugin, no bytecode cache": (True, False),
+        "without the plugin, bytecode cache on": (False, True, False),
+        "with the plugin, bytecode cache on": (True, True, False),
+        "with the plugin, --opswald-goldens, bytecode cache on": (True, True, True),
+        "without the plugin, no bytecode cache": (False, False, False),
+        "with the plugin, no bytecode cache": (True, False, False),
+        "with the plugin, --opswald-goldens, no bytecode cache": (True, False, True),
     }
     samples: dict[str, list[float]] = {name: [] for name in legs}
     started = time.perf_counter()
@@ -120,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         project = make_project(root)
         loaded = probe(root)
-        for plugin, pyc in legs.values():  # warm-up: page cache, bytecode caches
-            run_once(project, plugin, pyc)
+        for leg in legs.values():  # warm-up: page cache, bytecode caches
+            run_once(project, *leg)
         names = list(legs)
         for rep in range(args.reps):
             for name in names if rep % 2 == 0 else names[::-1]:
@@ -137,9 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     ]
     on = med["with the plugin, bytecode cache on"] - med["without the plugin, bytecode cache on"]
     off = med["with the plugin, no bytecode cache"] - med["without the plugin, no bytecode cache"]
+    goldens_on = (
+        med["with the plugin, --opswald-goldens, bytecode cache on"]
+        - med["without the plugin, bytecode cache on"]
+    )
+    goldens_off = (
+        med["with the plugin, --opswald-goldens, no bytecode cache"]
+        - med["without the plugin, no bytecode cache"]
+    )
     verdict = [
         f"- the plugin installed and unused adds {on:.0f} ms to a pytest start with bytecode "
         f"caching on, {off:.0f} ms without it (medians of {args.reps} interleaved runs).",
+        f"- collecting the project's one golden as well (`--opswald-goldens`: the settings, "
+        f"the golden's reading, parsing and validation, with pydantic and PyYAML) adds "
+        f"{goldens_on:.0f} ms with bytecode caching on, {goldens_off:.0f} ms without it.",
         f"- {loaded}.",
         f"- script runtime {time.perf_counter() - started:.0f}s.",
     ]
@@ -149,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     m = machine(("pytest-opswald", "pytest", "pluggy"))
     section = [
         *header(SECTION, command, m),
-        "Workload: a project of 3 files of 20 trivial tests, no goldens and no opswald "
-        "setting, collected with `python -m pytest --collect-only -q -p no:cacheprovider`; "
+        "Workload: a project of 3 files of 20 trivial tests and one golden, no opswald "
+        "setting, collected with `python -m pytest --collect-only -q -p no:cacheprovider`, "
+        "and with `--opswald-goldens` added (the golden collected too: 61 tests); "
         "only the plugin loaded (`PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 -p opswald.plugin`) against "
         "no plugin at all (`PYTEST_DISABLE_PLUGIN_AUTOLOAD=1`), with bytecode caching on (the "
         "warm-up writes the caches) and off (`PYTHONDONTWRITEBYTECODE=1`: pytest rewrites the "
@@ -158,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.reps} interleaved repetitions; medians. Before the plugin loaded its "
         "settings and engine lazily (commit 0366794, run with this script and "
         "`PYTHONPATH` at that commit's `src`, 2026-11-29): +181 ms with bytecode caching, "
-        "+184 ms without, 55 modules of opswald loaded, pydantic and PyYAML with them.",
+        "+184 ms without, 55 modules of opswald loaded, pydantic and PyYAML with them. "
+        "Before collecting goldens left the replay engine to the first golden that runs "
+        "(commit e0c29ce, the same way, 11 repetitions): `--opswald-goldens` added 226 ms "
+        "with bytecode caching, 227 ms without.",
         "",
         *rows,
         "",
