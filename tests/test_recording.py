@@ -423,12 +423,49 @@ def test_a_golden_recorded_below_a_conftest_with_redaction_rules_hides_what_they
     assert "cust_" not in failed.stdout.str()
 
 
+TICKET_AGENT = """
+def run(input):
+    return {"answer": "ticket cust_123456"}
+"""
+
+
+def test_a_conftests_redaction_rules_apply_below_it_whatever_the_run_selected(
+    pytester: pytest.Pytester,
+) -> None:
+    """QA (probe23 #1, #2): a conftest below the rootdir added its rules to the whole run
+    once pytest had loaded it, after the rootdir's (before them when it loaded first): a
+    golden recorded by `pytest sub/` failed under `pytest`, and a golden outside `sub/`
+    was redacted by `sub/`'s rules only in runs that collected `sub/`. Its rules now apply
+    to its folder and below, before the run's, as pytest calls its hooks."""
+    root = agent_project(pytester, TICKET_AGENT, r="name: r\ninput: {q: 1}\n")
+    pytester.makeconftest(
+        "def pytest_opswald_redact(config):\n    return {r'[0-9]{6}': 'number'}\n"
+    )
+    sub = pytester.mkdir("sub")
+    (sub / "conftest.py").write_text(CUSTOMER_RULE)
+    (sub / "goldens").mkdir()
+    (sub / "goldens" / "s.golden.yaml").write_text("name: s\ninput: {q: 2}\n")
+    record = ("--opswald-goldens", "--opswald-mode=record", "-p", "no:cacheprovider")
+    pytester.runpytest(*record, "sub").assert_outcomes(passed=1)  # sub/'s conftest first
+    pytester.runpytest(*record, "goldens").assert_outcomes(passed=1)  # sub/ not collected
+    assert (
+        "answer: ticket <redacted:customer-id>" in (sub / "goldens" / "s.golden.yaml").read_text()
+    )
+    assert "answer: ticket cust_<redacted:number>" in (root / "r.golden.yaml").read_text()
+    for args in ([], ["sub"], ["goldens"], ["goldens/r.golden.yaml::r"], ["-n", "2"]):
+        result = pytester.runpytest("--opswald-goldens", "-p", "no:cacheprovider", *args)
+        assert result.ret == pytest.ExitCode.OK, (args, result.stdout.str())
+
+
 @pytest.mark.parametrize("below", [False, True])
 @pytest.mark.parametrize(
     ("returned", "said"),
     [
         ('{"(": "x"}', "returned the regular expression '(', which does not compile (missing )"),
         ("5", "returned int 5;"),
+        ("[lambda text: None]", "returned the rule <function *>, which gave NoneType for a text"),
+        ("[lambda text: 1 / 0]", "returned the rule <function *>, which raised ZeroDivisionError"),
+        ("1 / 0", "raised ZeroDivisionError: division by zero"),
         ('{r"cust_[0-9]+": 7}', "returned the rule 'cust_[0-9]+': 7;"),
     ],
 )
@@ -436,7 +473,10 @@ def test_a_redaction_hook_that_returns_no_rules_is_a_usage_error_naming_it(
     pytester: pytest.Pytester, below: bool, returned: str, said: str
 ) -> None:
     """QA: a bad regex (or anything but rules) from the hook was an INTERNALERROR with
-    re's traceback (a conftest below the rootdir: a collection error with it)."""
+    re's traceback (a conftest below the rootdir: a collection error with it); QA
+    (probe23 #4, #5, #6): so was a hook that raised, or a callable rule that raised or gave
+    no text (at the first text redacted), and a conftest below the rootdir's error came
+    with opswald's and pluggy's frames."""
     folder = pytester.mkdir("sub") if below else pytester.path
     (folder / "conftest.py").write_text(
         f"def pytest_opswald_redact(config):\n    return {returned}\n"
@@ -445,9 +485,10 @@ def test_a_redaction_hook_that_returns_no_rules_is_a_usage_error_naming_it(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     where = f"the pytest_opswald_redact hook of {folder / 'conftest.py'} {said}"
     where = where.replace("[", "[[]")  # literal brackets for fnmatch
-    if below:  # loaded as its folder is collected: the folder's collection error
+    if below:  # loaded as its folder is collected: the folder's collection error, alone
         assert result.ret == pytest.ExitCode.INTERRUPTED
-        result.stdout.fnmatch_lines([f"E   pytest.UsageError: {where}*"])
+        result.stdout.fnmatch_lines(["*ERROR collecting sub*", f"{where}*"])
+        assert "plugin.py" not in result.stdout.str()
     else:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: {where}*"])

@@ -159,10 +159,10 @@ class GoldenFile(pytest.File):
         self, excinfo: ExceptionInfo[BaseException]
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, files.GoldenLoadError):
-            from opswald.plugin import settings_of
+            from opswald.plugin import settings_for
 
             # scrubbed of the default shapes already; the run's own rules (hook, pii) too
-            redactor: Redactor = settings_of(self.config).redactor
+            redactor: Redactor = settings_for(self).redactor
             return redactor.text(f"malformed golden: {excinfo.value}")
         return super().repr_failure(excinfo)
 
@@ -401,7 +401,7 @@ def _with_agent_frames(
     if style == "native" and not item.config.getoption("fulltrace", False):
         # Python's own format, from the agent's first frame (pytest filters only the others)
         raised.traceback = item._traceback_filter(raised)
-    shown = _scrubbed_repr(item._repr_failure_py(raised, style=style), item.config)
+    shown = _scrubbed_repr(item._repr_failure_py(raised, style=style), item)
     if isinstance(shown, ExceptionChainRepr):
         chain = list(shown.chain)
     elif isinstance(shown, ReprExceptionInfo):  # scrubbed: the text as one entry
@@ -420,7 +420,7 @@ def _with_agent_frames(
     return ExceptionChainRepr(chain)
 
 
-def _scrubbed_repr(shown: str | TerminalRepr, config: pytest.Config) -> str | TerminalRepr:
+def _scrubbed_repr(shown: str | TerminalRepr, node: pytest.Item) -> str | TerminalRepr:
     """An exception raised by the user's code around the run (a judge whose provider
     refused the key it was given, a hook): pytest's traceback of it, as it is when it
     holds no secret, else as text with the secrets replaced (its crash line too, which
@@ -432,9 +432,9 @@ def _scrubbed_repr(shown: str | TerminalRepr, config: pytest.Config) -> str | Te
         ReprTraceback,
     )
 
-    from opswald.plugin import settings_of
+    from opswald.plugin import settings_for
 
-    redactor: Redactor = settings_of(config).redactor
+    redactor: Redactor = settings_for(node).redactor
     text = _rendered(shown)
     clean = redactor.text(text)
     if clean == text:
@@ -630,9 +630,9 @@ class GoldenItem(pytest.Function):
 
     def _runtest(self) -> None:
         from opswald.goldenrun import HookListener, RunView, run_golden
-        from opswald.plugin import OUTCOME_KEY, breakpoints_of, settings_of, suite_normalize_rules
+        from opswald.plugin import OUTCOME_KEY, breakpoints_of, settings_for, suite_normalize_rules
 
-        settings = settings_of(self.config)
+        settings = settings_for(self)
         try:
             adapter = adapters.resolve(
                 self.golden.agent,
@@ -721,7 +721,7 @@ class GoldenItem(pytest.Function):
             return ours
         # as a plain item's: pytest.Function's would show the stand-in function's frames
         shown = pytest.Item.repr_failure(self, excinfo, style=style or "short")
-        return _scrubbed_repr(shown, self.config)
+        return _scrubbed_repr(shown, self)
 
     def _traceback_filter(self, excinfo: ExceptionInfo[BaseException]) -> Any:
         """The frames of the user's code (a conftest hook, an adapter) without pytest's,

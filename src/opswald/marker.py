@@ -92,7 +92,7 @@ def check_marker(item: pytest.Item) -> None:
 def run_marker(item: pytest.Item) -> Outcome:
     """Run the marker's golden once; a usage problem fails the test with its message."""
     __tracebackhide__ = True
-    from opswald.plugin import settings_of, suite_normalize_rules, variant_of
+    from opswald.plugin import settings_for, settings_of, suite_normalize_rules, variant_of
 
     marker = item.get_closest_marker("golden")
     if marker is None:
@@ -115,7 +115,7 @@ def run_marker(item: pytest.Item) -> Outcome:
     if problem:  # failed outside the except: one message, no chained tracebacks
         where = "" if str(path) in problem else f"{path}: "
         pytest.fail(f"@pytest.mark.golden: cannot load {where}{problem}", pytrace=False)
-    settings = settings_of(item.config)
+    settings = settings_for(item)
     variant = variant_of(item)
     try:
         adapter = adapters.resolve(

@@ -27,8 +27,6 @@ _SETTINGS_KEY = pytest.StashKey[Any]()
 _NORMALIZE_KEY = pytest.StashKey["list[NormalizeRule]"]()
 _OPTION_DEFAULTS: dict[str, Any] = {}  # dest: default, of each option of the plugin
 _INI_DEFAULTS: dict[str, Any] = {}  # name: default, of each setting of the plugin
-# the plugins (conftests) whose `pytest_opswald_redact` rules the run's redactor holds
-_REDACTING_KEY = pytest.StashKey[set[int]]()
 _PENDING_SETTINGS_KEY = pytest.StashKey[Any]()  # what builds the settings, until they are
 INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
 """The ini option `usefixtures` as written (read when pytest is configured)."""
@@ -461,9 +459,6 @@ def pytest_configure(config: pytest.Config) -> None:
             limits=limits,
             redactor=make_redactor(pii=redact == "pii", extra=_hook_redaction_rules(config)),
         )
-        config.stash[_REDACTING_KEY] = {
-            id(impl.plugin) for impl in config.hook.pytest_opswald_redact.get_hookimpls()
-        }
         _for_the_run(config, using_limits(limits))
         _for_the_run(config, using_redactor(settings.redactor))
         return settings
@@ -482,7 +477,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _refuse_golden_args(config)
     _make_report_folders(config)
     config.pluginmanager.register(SummaryPlugin(config), "opswald-summary")
-    config.pluginmanager.register(LateRedaction(config), "opswald-late-redaction")
+    config.pluginmanager.register(LocalRedaction(config), "opswald-local-redaction")
     config.pluginmanager.register(SnapshotDiff(), "opswald-snapshot-diff")
     if variants:
         config.pluginmanager.register(MarkerVariants(variants), "opswald-marker-variants")
@@ -869,63 +864,122 @@ def _pricer(config: pytest.Config) -> Any:
     return Pricer(table, hook, warn=config.stash.setdefault(_PRICE_NOTES_KEY, []).append)
 
 
-class LateRedaction:
-    """The redaction rules of a conftest that pytest loads after the run's settings were
-    built (one below the rootdir, loaded as pytest collects its folder): they join the
-    run's redactor before anything of that folder runs, so that its goldens, the
-    `opswald.record` and `opswald.dump` of its tests, and the failure messages hide what
-    they hide."""
+class LocalRedaction:
+    """Reads the redaction rules of a conftest below the rootdir as pytest loads it (at
+    startup for the folders named on the command line, else as it collects the folder),
+    so that a hook that returns no rules is an error naming it then."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.collecting = False
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self) -> None:
+        self.collecting = True
 
     def pytest_plugin_registered(self, plugin: object) -> None:
         config = self.config
-        impls = [
-            impl
-            for impl in config.hook.pytest_opswald_redact.get_hookimpls()
-            if impl.plugin is plugin
-        ]
-        if not impls:
-            return
-        settings = config.stash.get(_SETTINGS_KEY, None)
-        if settings is None:
-            # built now, with its rules: as for a hook of the conftests pytest loads first
-            # (`_in_use`), a test's `opswald.record` needs the run's redactor
-            settings_of(config)
-            return
-        held = config.stash[_REDACTING_KEY]
-        if id(plugin) in held:
-            return
-        held.add(id(plugin))
-        extra = [rule for impl in reversed(impls) for rule in _rules_of(impl, config)]
-        if not extra:
-            return
+        for impl in config.hook.pytest_opswald_redact.get_hookimpls():
+            if impl.plugin is plugin and _local_conftest(plugin, config):
+                try:
+                    _local_rules(impl, config)
+                except pytest.UsageError as exc:
+                    if not self.collecting:
+                        raise  # a conftest of a folder named on the command line: exit 4
+                    # its folder's collection error, shown as the message alone
+                    raise pytest.Collector.CollectError(str(exc)) from None
+
+
+# the rules of each conftest below the rootdir (by id), and the redactor of each set of them
+_LOCAL_RULES_KEY = pytest.StashKey[dict[int, list[Any]]]()
+_LOCAL_REDACTORS_KEY = pytest.StashKey[dict[tuple[int, ...], Any]]()
+_LOCAL_FOLDERS: dict[str, bool] = {}
+
+
+def _local_conftest(plugin: object, config: pytest.Config) -> bool:
+    """Whether `plugin` is a conftest.py in a folder below the rootdir: its redaction rules
+    apply to that folder's goldens and tests, as its other hooks do, not to the run's."""
+    file = getattr(plugin, "__file__", None)
+    if not isinstance(file, str) or os.path.basename(file) != "conftest.py":
+        return False
+    key = f"{config.rootpath}\0{file}"
+    below = _LOCAL_FOLDERS.get(key)
+    if below is None:
+        folder = Path(file).resolve().parent
+        root = config.rootpath.resolve()
+        below = _LOCAL_FOLDERS[key] = root in folder.parents
+    return below
+
+
+def _local_rules(impl: Any, config: pytest.Config) -> list[Any]:
+    """The rules of a conftest's hook below the rootdir, read once."""
+    known = config.stash.setdefault(_LOCAL_RULES_KEY, {})
+    rules = known.get(id(impl.plugin))
+    if rules is None:
+        rules = known[id(impl.plugin)] = _rules_of(impl, config)
+    return rules
+
+
+def _local_impls(node: pytest.Item | pytest.Collector) -> list[Any]:
+    """The redaction hooks of the conftests between the rootdir and `node`'s folder, in the
+    order pytest calls them (the deepest first)."""
+    config = node.config
+    return [
+        impl
+        for impl in reversed(node.ihook.pytest_opswald_redact.get_hookimpls())
+        if _local_conftest(impl.plugin, config)
+    ]
+
+
+def settings_for(node: pytest.Item | pytest.Collector) -> Any:
+    """The run's settings as they apply to `node` (a golden, a test, a golden file): with
+    the redaction rules of the conftests between the rootdir and its folder before the
+    run's own (those of the rootdir's conftest, of plugins, `opswald_redact`). So a rule
+    applies to the goldens and tests below its conftest, whichever tests the run selected
+    and in whichever order pytest loaded the conftests."""
+    settings = settings_of(node.config)
+    local = _local_impls(node)
+    if not local:
+        return settings
+    config = node.config
+    key = tuple(id(impl.plugin) for impl in local)
+    cache = config.stash.setdefault(_LOCAL_REDACTORS_KEY, {})
+    found = cache.get(key)
+    if found is None:
         from dataclasses import replace
 
-        from opswald.redact import using_redactor
-
-        redactor = replace(settings.redactor, extra=(*settings.redactor.extra, *extra))
-        config.stash[_SETTINGS_KEY] = replace(settings, redactor=redactor)
-        _for_the_run(config, using_redactor(redactor))
+        base = settings.redactor
+        rules = [rule for impl in local for rule in _local_rules(impl, config)]
+        found = cache[key] = replace(settings, redactor=replace(base, extra=(*rules, *base.extra)))
+    return found
 
 
 def _hook_redaction_rules(config: pytest.Config) -> list[Any]:
-    """Rules from pytest_opswald_redact: `{regex: label}` mappings or `str -> str` callables,
-    in the order pytest calls the hooks (the conftest loaded last first)."""
+    """The run's rules from pytest_opswald_redact, for everything it writes and shows: those
+    of plugins and of the conftests at the rootdir or above, in the order pytest calls the
+    hooks (the one loaded last first). A conftest below the rootdir adds its own for its
+    folder (`settings_for`). `{regex: label}` mappings or `str -> str` callables."""
     rules: list[Any] = []
     for impl in reversed(config.hook.pytest_opswald_redact.get_hookimpls()):
-        rules += _rules_of(impl, config)
+        if not _local_conftest(impl.plugin, config):
+            rules += _rules_of(impl, config)
     return rules
 
 
 def _rules_of(impl: Any, config: pytest.Config) -> list[Any]:
-    """The rules of one pytest_opswald_redact implementation (a pluggy HookImpl)."""
-    result = impl.function(*(config for _ in impl.argnames))
+    """The rules of one pytest_opswald_redact implementation (a pluggy HookImpl). What the
+    hook raises, or rules that cannot work, are a usage error naming it."""
+    file = getattr(impl.plugin, "__file__", None)
+    where = f" of {file}" if file else ""
+    try:
+        result = impl.function(*(config for _ in impl.argnames))
+    except Exception as exc:
+        raise pytest.UsageError(
+            f"the pytest_opswald_redact hook{where} raised {type(exc).__name__}: {exc}"
+        ) from None
     if result is None:
         return []
-    where = getattr(impl.plugin, "__file__", None)
-    return _redaction_rules([result], f" of {where}" if where else "")
+    return _redaction_rules([result], where)
 
 
 def _redaction_rules(results: Iterable[Any], where: str = "") -> list[Any]:
@@ -951,6 +1005,20 @@ def _redaction_rules(results: Iterable[Any], where: str = "") -> list[Any]:
             raise refused(f"{type(result).__name__} {result!r:.80}")
         for rule, label in items:
             if callable(rule):
+                # tried once on a sample: one that raises or gives no text for any text
+                # would stop every write and failure message of the run
+                try:
+                    tried = rule("a sample text, sk-proj-0000 cust_000000 ann@example.com")
+                except Exception as exc:
+                    raise refused(
+                        f"the rule {rule!r:.80}, which raised {type(exc).__name__}: {exc} "
+                        "on a sample text"
+                    ) from None
+                if not isinstance(tried, str):
+                    raise refused(
+                        f"the rule {rule!r:.80}, which gave {type(tried).__name__} "
+                        "for a text (a rule takes a str and returns a str)"
+                    )
                 rules.append(rule)
                 continue
             if not isinstance(rule, str) or not (label is None or isinstance(label, str)):
@@ -1308,6 +1376,18 @@ def golden_replay(request: pytest.FixtureRequest) -> Any:
     return item.stash[_MARKER_RESULT].result
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """A test below a conftest with redaction rules (below the rootdir): `opswald.record`
+    and `opswald.dump` in it, its fixtures included, hide what those rules hide too."""
+    if not _local_impls(item):
+        return (yield)
+    from opswald.redact import using_redactor
+
+    with using_redactor(settings_for(item).redactor):
+        return (yield)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Each attempt replays afresh: pytest-rerunfailures runs a failed item again, and a
@@ -1374,7 +1454,7 @@ def pytest_runtest_makereport(
         if item.__class__.__name__ == "GoldenItem" or item.get_closest_marker("golden"):
             # a fixture failed after the golden ran: pytest adds an error to its pass, and
             # the golden's row (made at the call) turns failed where the report is tallied
-            said = settings_of(item.config).redactor.text(call.excinfo.exconly())
+            said = settings_for(item).redactor.text(call.excinfo.exconly())
             report.opswald_teardown = f"error at teardown: {said}"  # type: ignore[attr-defined]
     elif call.when == "call" and _xfailed_golden(item, report):
         # failed as an xfail marker expects: pytest counts it apart from failures and
@@ -1490,7 +1570,7 @@ def _report_skipped(
         text="",
         status="skipped",
     )
-    record["reason"] = settings_of(item.config).redactor.text(reason.removeprefix("Skipped: "))
+    record["reason"] = settings_for(item).redactor.text(reason.removeprefix("Skipped: "))
     report.opswald_status = "skipped"  # type: ignore[attr-defined]
     # on the page as the golden it is, marked skipped with pytest's reason
     _report_unran(item, report, record, findings=[])
@@ -1558,7 +1638,7 @@ def _report_unjudged(
         file=_shown_path(item),
         golden=name,
         variant=variant[0] if variant else None,
-        text=settings_of(item.config).redactor.text(text),
+        text=settings_for(item).redactor.text(text),
         stopped=stopped,
     )
     _report_unran(item, report, record, findings=[_failure_finding(record)])
@@ -1668,7 +1748,7 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
         return None
     try:
         target.mkdir(parents=True, exist_ok=True)
-        settings = settings_of(item.config)
+        settings = settings_for(item)
         # the steps replay served are copied from the golden, which may hold secrets in
         # clear (written by hand, or recorded before a redaction rule covered them): the
         # whole actual goes through the run's redactor, as its input and output did
