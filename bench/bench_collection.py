@@ -599,14 +599,11 @@ def main(argv: list[str] | None = None) -> int:
             held = "holds" if value <= limit else "MISSED"
             verdict.append(f"- **{label} = {value:.2f}** (bar ≤ {limit:g}): {held}.")
 
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return a / b if a and b else None
-
     g5, p5 = med("goldens", 5000), med("param", 5000)
     gw5, gw10 = med("goldens warm", 5000), med("goldens warm", 10000)
-    bar("cold: goldens 5k / parametrized 5k", ratio(g5, p5), 2)
-    bar("cold, JSON goldens: 5k / parametrized 5k", ratio(med("goldens json", 5000), p5), 2)
-    bar("warm: goldens 5k / parametrized 5k", ratio(gw5, med("param warm", 5000)), 2)
+    bar("cold: goldens 5k / parametrized 5k", ratio_of(g5, p5), 2)
+    bar("cold, JSON goldens: 5k / parametrized 5k", ratio_of(med("goldens json", 5000), p5), 2)
+    bar("warm: goldens 5k / parametrized 5k", ratio_of(gw5, med("param warm", 5000)), 2)
     if gw10 and gw5:
         verdict.append(f"- warm goldens growth 10k / 5k = {gw10 / gw5:.2f}.")
     t5, pw5 = med("goldens touched", 5000), med("param warm", 5000)
@@ -652,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
             f"golden and making its item; goldens cost {over:.0f} µs per golden over it "
             f"(read, parse and validate alone {spent})."
         )
-    bar("goldens growth 10k / 5k", ratio(med("goldens", 10000), g5), 2.2)
+    bar("goldens growth 10k / 5k", ratio_of(med("goldens", 10000), g5), 2.2)
     f5 = med("files", 5000)
     if f5 and g5 and p5:
         verdict.append(
