@@ -457,6 +457,102 @@ def test_a_conftests_redaction_rules_apply_below_it_whatever_the_run_selected(
         assert result.ret == pytest.ExitCode.OK, (args, result.stdout.str())
 
 
+FAILING_RULE = """
+def _rule(text):
+    if "bob" in text:
+        raise ValueError("no bobs")
+    return text
+
+
+def pytest_opswald_redact(config):
+    return [_rule]
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_a_rule_that_fails_on_a_text_hides_it_and_says_so(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    """QA (probe24 #1, #6): a callable rule that raised (or gave no text) for some text
+    was an INTERNALERROR where a failure was shown, and under `-n 2` the run exited 0.
+    The text it failed on is hidden whole, and the summary names the hook's conftest."""
+    agent = 'def run(input):\n    return {"answer": "bob has ticket " + str(input["q"])}\n'
+    agent_project(pytester, agent)
+    sub = pytester.mkdir("sub")
+    (sub / "conftest.py").write_text(FAILING_RULE)
+    (sub / "goldens").mkdir()
+    golden = sub / "goldens" / "s.golden.yaml"
+    golden.write_text("name: s\ninput: {q: 2}\n")
+    args = ("--opswald-goldens", "-p", "no:cacheprovider", *workers)
+    recorded = pytester.runpytest(*args, "--opswald-mode=record")
+    recorded.assert_outcomes(passed=1)
+    recorded.stdout.fnmatch_lines(
+        [
+            f"note: the pytest_opswald_redact hook of {sub / 'conftest.py'}: its rule "
+            "<function _rule *> raised ValueError: no bobs for a text; the text was written "
+            "and shown as <redacted:rule-failed>*"
+        ]
+    )
+    assert "answer: <redacted:rule-failed>" in golden.read_text()
+    assert "bob" not in golden.read_text()
+    # a failure whose text the rule fails on: shown hidden, the run fails
+    (pytester.path / "agent.py").write_text(agent.replace('"answer"', '"other"'))
+    failed = pytester.runpytest(*args)
+    assert failed.ret == pytest.ExitCode.TESTS_FAILED
+    failed.assert_outcomes(failed=1)
+    assert "INTERNALERROR" not in failed.stdout.str()
+    assert "bob has" not in failed.stdout.str()
+
+
+def test_a_symlinked_folders_conftest_rules_are_its_own(pytester: pytest.Pytester) -> None:
+    """QA (probe24 #2): a folder reached through a symlink lost its conftest's rules under
+    `pytest`, and lent them to the whole run under `pytest sub/ goldens/`."""
+    root = agent_project(pytester, TICKET_AGENT, r="name: r\ninput: {q: 1}\n")
+    real = pytester.path.parent / f"{pytester.path.name}-elsewhere" / "sub"  # outside it
+    real.mkdir(parents=True)
+    (real / "conftest.py").write_text(CUSTOMER_RULE)
+    (real / "goldens").mkdir()
+    (pytester.path / "sub").symlink_to(real, target_is_directory=True)
+    for args in ([], ["sub", "goldens"]):
+        for golden, stub in (
+            (real / "goldens" / "s.golden.yaml", "name: s\ninput: {q: 2}\n"),
+            (root / "r.golden.yaml", "name: r\ninput: {q: 1}\n"),
+        ):
+            golden.write_text(stub)
+        pytester.runpytest(
+            "--opswald-goldens", "--opswald-mode=record", "-p", "no:cacheprovider", *args,
+        ).assert_outcomes(passed=2)  # fmt: skip
+        assert "<redacted:customer-id>" in (real / "goldens" / "s.golden.yaml").read_text(), args
+        assert "cust_123456" in (root / "r.golden.yaml").read_text(), args
+
+
+def test_a_marker_tests_golden_gets_its_own_folders_rules(pytester: pytest.Pytester) -> None:
+    """QA (probe24 #4): a `@pytest.mark.golden` test outside `sub/` replaying and updating
+    a golden inside it ignored `sub/`'s rules, and wrote the id in clear into the golden."""
+    agent_project(pytester, TICKET_AGENT)
+    sub = pytester.mkdir("sub")
+    (sub / "conftest.py").write_text(CUSTOMER_RULE)
+    (sub / "goldens").mkdir()
+    golden = sub / "goldens" / "s.golden.yaml"
+    golden.write_text("name: s\ninput: {q: 2}\n")
+    record = ("--opswald-goldens", "--opswald-mode=record", "-p", "no:cacheprovider", "sub")
+    pytester.runpytest(*record).assert_outcomes(passed=1)
+    pytester.makepyfile(
+        test_marked=(
+            "import pytest\n\n\n"
+            '@pytest.mark.golden("sub/goldens/s.golden.yaml")\n'
+            "def test_s(golden_replay):\n    pass\n"
+        )
+    )
+    pytester.runpytest("-p", "no:cacheprovider", "test_marked.py").assert_outcomes(passed=1)
+    (pytester.path / "agent.py").write_text(TICKET_AGENT.replace("123456", "999999 now"))
+    updated = pytester.runpytest("-p", "no:cacheprovider", "--opswald-update", "test_marked.py")
+    updated.assert_outcomes(passed=1)
+    text = golden.read_text()
+    assert "cust_" not in text
+    assert "answer: ticket <redacted:customer-id> now" in text
+
+
 @pytest.mark.parametrize("below", [False, True])
 @pytest.mark.parametrize(
     ("returned", "said"),

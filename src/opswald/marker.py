@@ -115,7 +115,9 @@ def run_marker(item: pytest.Item) -> Outcome:
     if problem:  # failed outside the except: one message, no chained tracebacks
         where = "" if str(path) in problem else f"{path}: "
         pytest.fail(f"@pytest.mark.golden: cannot load {where}{problem}", pytrace=False)
-    settings = settings_for(item)
+    # the golden's folder's redaction rules (its conftests'), wherever the test is: the
+    # golden holds the same placeholders whichever test or run replays or updates it
+    settings = settings_for(item, Path(path))
     variant = variant_of(item)
     try:
         adapter = adapters.resolve(

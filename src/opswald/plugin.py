@@ -8,7 +8,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -865,9 +865,11 @@ def _pricer(config: pytest.Config) -> Any:
 
 
 class LocalRedaction:
-    """Reads the redaction rules of a conftest below the rootdir as pytest loads it (at
-    startup for the folders named on the command line, else as it collects the folder),
-    so that a hook that returns no rules is an error naming it then."""
+    """Reads the redaction rules of a conftest as pytest loads it (at startup for the
+    folders named on the command line, else as it collects the folder), so that a hook
+    that returns no rules is an error naming it then. A conftest of the rootdir (or above)
+    loaded only then (`--rootdir` naming a folder not collected first) joins the run's
+    rules before any test runs."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -880,35 +882,57 @@ class LocalRedaction:
     def pytest_plugin_registered(self, plugin: object) -> None:
         config = self.config
         for impl in config.hook.pytest_opswald_redact.get_hookimpls():
-            if impl.plugin is plugin and _local_conftest(plugin, config):
-                try:
+            if impl.plugin is not plugin:
+                continue
+            try:
+                if _local_conftest(plugin, config):
                     _local_rules(impl, config)
-                except pytest.UsageError as exc:
-                    if not self.collecting:
-                        raise  # a conftest of a folder named on the command line: exit 4
-                    # its folder's collection error, shown as the message alone
-                    raise pytest.Collector.CollectError(str(exc)) from None
+                else:
+                    _late_run_rules(config)
+            except pytest.UsageError as exc:
+                if not self.collecting:
+                    raise  # a conftest of a folder named on the command line: exit 4
+                # its folder's collection error, shown as the message alone
+                raise pytest.Collector.CollectError(str(exc)) from None
 
 
-# the rules of each conftest below the rootdir (by id), and the redactor of each set of them
+def _late_run_rules(config: pytest.Config) -> None:
+    """A hook of the run's (not below the rootdir) registered after the settings were
+    built: the run's redactor made again with every such hook."""
+    settings = config.stash.get(_SETTINGS_KEY, None)
+    if settings is None:
+        return  # built later, with it
+    from dataclasses import replace
+
+    from opswald.redact import using_redactor
+
+    redactor = replace(settings.redactor, extra=tuple(_hook_redaction_rules(config)))
+    config.stash[_SETTINGS_KEY] = replace(settings, redactor=redactor)
+    config.stash.setdefault(_LOCAL_REDACTORS_KEY, {}).clear()
+    _for_the_run(config, using_redactor(redactor))
+
+
+# the rules of each conftest below the rootdir (by id), and the settings of each set of them
 _LOCAL_RULES_KEY = pytest.StashKey[dict[int, list[Any]]]()
 _LOCAL_REDACTORS_KEY = pytest.StashKey[dict[tuple[int, ...], Any]]()
 _LOCAL_FOLDERS: dict[str, bool] = {}
 
 
 def _local_conftest(plugin: object, config: pytest.Config) -> bool:
-    """Whether `plugin` is a conftest.py in a folder below the rootdir: its redaction rules
-    apply to that folder's goldens and tests, as its other hooks do, not to the run's."""
-    file = getattr(plugin, "__file__", None)
-    if not isinstance(file, str) or os.path.basename(file) != "conftest.py":
+    """Whether `plugin` is a conftest.py whose rules are its folder's: any conftest but
+    those of the rootdir and the folders above it (through a symlink too), whose rules,
+    as a plugin's, are the run's."""
+    if not _is_conftest(plugin):
         return False
+    file = str(getattr(plugin, "__file__", ""))
     key = f"{config.rootpath}\0{file}"
-    below = _LOCAL_FOLDERS.get(key)
-    if below is None:
-        folder = Path(file).resolve().parent
-        root = config.rootpath.resolve()
-        below = _LOCAL_FOLDERS[key] = root in folder.parents
-    return below
+    local = _LOCAL_FOLDERS.get(key)
+    if local is None:
+        folder = Path(file).absolute().parent
+        root = config.rootpath.absolute()
+        above = {root, *root.parents, root.resolve(), *root.resolve().parents}
+        local = _LOCAL_FOLDERS[key] = not ({folder, folder.resolve()} & above)
+    return local
 
 
 def _local_rules(impl: Any, config: pytest.Config) -> list[Any]:
@@ -920,25 +944,77 @@ def _local_rules(impl: Any, config: pytest.Config) -> list[Any]:
     return rules
 
 
-def _local_impls(node: pytest.Item | pytest.Collector) -> list[Any]:
-    """The redaction hooks of the conftests between the rootdir and `node`'s folder, in the
-    order pytest calls them (the deepest first)."""
+def _depth_first(impl: Any) -> tuple[int, str]:
+    """The order of folders' rules: the deepest conftest's first (as pytest calls the hooks
+    of one folder's conftests), then by path, whatever order pytest loaded them in."""
+    file = str(getattr(impl.plugin, "__file__", ""))
+    return (-len(Path(file).parts), file)
+
+
+def _local_impls(node: pytest.Item | pytest.Collector, *paths: Path) -> list[Any]:
+    """The redaction hooks of the conftests between the rootdir and `node`'s folder (or
+    the folders of `paths`, when given), the deepest first."""
     config = node.config
-    return [
-        impl
-        for impl in reversed(node.ihook.pytest_opswald_redact.get_hookimpls())
-        if _local_conftest(impl.plugin, config)
-    ]
+    if paths:
+        ids = {id(plugin) for path in paths for plugin in _folder_conftests(path, config)}
+        impls = [
+            impl
+            for impl in config.hook.pytest_opswald_redact.get_hookimpls()
+            if id(impl.plugin) in ids
+        ]
+    else:
+        impls = node.ihook.pytest_opswald_redact.get_hookimpls()
+    found = {id(i.plugin): i for i in impls if _local_conftest(i.plugin, config)}
+    return sorted(found.values(), key=_depth_first)
 
 
-def settings_for(node: pytest.Item | pytest.Collector) -> Any:
-    """The run's settings as they apply to `node` (a golden, a test, a golden file): with
-    the redaction rules of the conftests between the rootdir and its folder before the
-    run's own (those of the rootdir's conftest, of plugins, `opswald_redact`). So a rule
-    applies to the goldens and tests below its conftest, whichever tests the run selected
-    and in whichever order pytest loaded the conftests."""
+def _folder_conftests(path: Path, config: pytest.Config) -> list[object]:
+    """The conftest modules of `path`'s folder and those above it, up to the rootdir (not
+    included): loaded by pytest as it would load them to collect that folder, when the
+    run has not collected it (a marker test's golden in a folder of its own)."""
+    pm = config.pluginmanager
+    root = config.rootpath.absolute()
+    above = {root, *root.parents}
+    start = path.absolute()
+    found: list[object] = []
+    for folder in (start.parent, *start.parent.parents):
+        if folder in above:
+            break
+        file = folder / "conftest.py"
+        if not file.is_file():
+            continue
+        plugin = pm.get_plugin(str(file)) or _import_conftest(file, config)
+        if plugin is not None:
+            found.append(plugin)
+    return found
+
+
+def _import_conftest(file: Path, config: pytest.Config) -> object | None:
+    """A conftest.py pytest has not loaded, loaded as pytest loads one (its plugin manager's
+    own loader, whose signature changed in pytest 8.1)."""
+    pm: Any = config.pluginmanager
+    mode = config.getoption("importmode")
+    loaded: object | None
+    try:
+        namespaces = config.getini("consider_namespace_packages")
+    except ValueError:  # pytest 8.0: no such setting
+        loaded = pm._importconftest(file, mode, config.rootpath)
+    else:
+        loaded = pm._importconftest(
+            file, mode, config.rootpath, consider_namespace_packages=namespaces
+        )
+    return loaded
+
+
+def settings_for(node: pytest.Item | pytest.Collector, *paths: Path) -> Any:
+    """The run's settings as they apply to `node` (a golden, a test, a golden file), or to
+    the files `paths` (a marker test's golden): with the redaction rules of the conftests
+    between the rootdir and its folder before the run's own (those of the rootdir's
+    conftest, of plugins, `opswald_redact`). So a rule applies to the goldens and tests
+    below its conftest, whichever tests the run selected and in whichever order pytest
+    loaded the conftests."""
     settings = settings_of(node.config)
-    local = _local_impls(node)
+    local = _local_impls(node, *paths)
     if not local:
         return settings
     config = node.config
@@ -959,11 +1035,23 @@ def _hook_redaction_rules(config: pytest.Config) -> list[Any]:
     of plugins and of the conftests at the rootdir or above, in the order pytest calls the
     hooks (the one loaded last first). A conftest below the rootdir adds its own for its
     folder (`settings_for`). `{regex: label}` mappings or `str -> str` callables."""
+    impls = [
+        impl
+        for impl in reversed(config.hook.pytest_opswald_redact.get_hookimpls())
+        if not _local_conftest(impl.plugin, config)
+    ]
+    # the conftests' first, the deepest first, as pytest calls them when it loaded them
+    # in the usual order (whichever order it loaded them in this time); then plugins'
+    conftests = sorted((i for i in impls if _is_conftest(i.plugin)), key=_depth_first)
     rules: list[Any] = []
-    for impl in reversed(config.hook.pytest_opswald_redact.get_hookimpls()):
-        if not _local_conftest(impl.plugin, config):
-            rules += _rules_of(impl, config)
+    for impl in [*conftests, *(i for i in impls if not _is_conftest(i.plugin))]:
+        rules += _rules_of(impl, config)
     return rules
+
+
+def _is_conftest(plugin: object) -> bool:
+    file = getattr(plugin, "__file__", None)
+    return isinstance(file, str) and os.path.basename(file) == "conftest.py"
 
 
 def _rules_of(impl: Any, config: pytest.Config) -> list[Any]:
@@ -979,13 +1067,57 @@ def _rules_of(impl: Any, config: pytest.Config) -> list[Any]:
         ) from None
     if result is None:
         return []
-    return _redaction_rules([result], where)
+    return _redaction_rules([result], where, _rule_notes(config))
 
 
-def _redaction_rules(results: Iterable[Any], where: str = "") -> list[Any]:
+RULE_FAILED = "<redacted:rule-failed>"
+
+
+def _rule_notes(config: pytest.Config) -> Callable[[str], None]:
+    """Where a callable rule that failed on a text says so: the run's notes (the summary's
+    `note:` lines, carried by the next golden's report), each once per process."""
+    said: set[str] = set()
+    notes = config.stash.setdefault(_PRICE_NOTES_KEY, [])
+
+    def note(text: str) -> None:
+        if text not in said:
+            said.add(text)
+            notes.append(text)
+
+    return note
+
+
+def _guarded(rule: Callable[[str], Any], where: str, note: Callable[[str], None]) -> Any:
+    """A callable rule that cannot stop the run: one that raises, or gives anything but a
+    str, for some text hides that whole text instead (nothing of it is written or shown),
+    and the run's notes say which rule, once."""
+
+    def guarded(text: str) -> str:
+        try:
+            clean = rule(text)
+        except Exception as exc:
+            what = f"raised {type(exc).__name__}: {exc}"
+        else:
+            if isinstance(clean, str):
+                return clean
+            what = f"gave {type(clean).__name__}"
+        note(
+            f"the pytest_opswald_redact hook{where}: its rule {rule!r:.80} {what} for a text; "
+            f"the text was written and shown as {RULE_FAILED}. Fix the rule: it takes a str "
+            "and returns a str"
+        )
+        return RULE_FAILED
+
+    return guarded
+
+
+def _redaction_rules(
+    results: Iterable[Any], where: str = "", note: Callable[[str], None] | None = None
+) -> list[Any]:
     """The rules of pytest_opswald_redact results, as `str -> str` callables. A result
     that is not rules is a usage error naming the hook (and `where`, its conftest), not a
-    traceback from inside opswald."""
+    traceback from inside opswald; a callable rule that fails on a text later hides it
+    (`_guarded`)."""
     import re
 
     def refused(what: str) -> pytest.UsageError:
@@ -1019,7 +1151,7 @@ def _redaction_rules(results: Iterable[Any], where: str = "") -> list[Any]:
                         f"the rule {rule!r:.80}, which gave {type(tried).__name__} "
                         "for a text (a rule takes a str and returns a str)"
                     )
-                rules.append(rule)
+                rules.append(_guarded(rule, where, note or (lambda text: None)))
                 continue
             if not isinstance(rule, str) or not (label is None or isinstance(label, str)):
                 raise refused(f"the rule {rule!r:.80}: {label!r:.80}")
@@ -2078,6 +2210,7 @@ class SummaryPlugin:
             {**r, "name": cwd_relative(self.config, r["name"])} if r.get("name") else r
             for r in records
         ]
+        self.notes.extend(take_price_notes(self.config))  # raised outside any golden's run
         summary = Summary(
             counts=counts,
             notes=tuple(sorted(set(self.notes), key=note_order)),
