@@ -553,6 +553,34 @@ def test_a_marker_tests_golden_gets_its_own_folders_rules(pytester: pytest.Pytes
     assert "answer: ticket <redacted:customer-id> now" in text
 
 
+def test_a_rule_added_after_recording_says_why_the_diff_reads_the_same(
+    pytester: pytest.Pytester,
+) -> None:
+    """QA (probe24 #5): a golden recorded before a rule hid part of it fails (the actual is
+    redacted, the golden holds the text in clear), with a diff whose two sides, redacted
+    for the screen, read the same; a note now says why, and an update stores the
+    placeholder."""
+    folder = agent_project(pytester, TICKET_AGENT, r="name: r\ninput: {q: 1}\n")
+    args = ("--opswald-goldens", "-p", "no:cacheprovider")
+    pytester.runpytest(*args, "--opswald-mode=record").assert_outcomes(passed=1)
+    assert "ticket cust_123456" in (folder / "r.golden.yaml").read_text()
+    pytester.makeconftest(CUSTOMER_RULE)
+    failed = pytester.runpytest(*args)
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(
+        [
+            "    - 'ticket <redacted:customer-id>'",
+            "    + 'ticket <redacted:customer-id>'",
+            "note: the golden holds in clear what a redaction rule now hides (each side above "
+            "reads the same once redacted): accept it with --opswald-update, which writes the "
+            "placeholder",
+        ]
+    )
+    pytester.runpytest(*args, "--opswald-update").assert_outcomes(passed=1)
+    assert "ticket <redacted:customer-id>" in (folder / "r.golden.yaml").read_text()
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize("below", [False, True])
 @pytest.mark.parametrize(
     ("returned", "said"),

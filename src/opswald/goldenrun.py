@@ -64,8 +64,30 @@ class Outcome:
 
 def _failed(text: str, result: ReplayResult, settings: Settings) -> tuple[str, Outcome]:
     """The failure text, scrubbed of secrets, and its outcome."""
-    text = settings.redactor.text(text)
+    text = settings.redactor.text(text) + _hidden_note(result, settings)
     return text, Outcome(status="failed", result=result, text=text)
+
+
+def _hidden_note(result: ReplayResult, settings: Settings) -> str:
+    """A line for differences that read the same once redacted: the golden holds in clear
+    what a redaction rule now hides (a rule added since it was recorded), so the diff,
+    redacted for the screen, shows two equal sides."""
+    redact = settings.redactor.text
+    seen = False
+    for finding in result.verdict.failures:
+        for d in finding.differences:
+            if not (isinstance(d.golden, str) and isinstance(d.actual, str)):
+                return ""
+            if redact(d.golden) != redact(d.actual):
+                return ""
+            seen = True
+    if not seen:
+        return ""
+    return (
+        "\nnote: the golden holds in clear what a redaction rule now hides (each side above "
+        "reads the same once redacted): accept it with --opswald-update, which writes the "
+        "placeholder"
+    )
 
 
 @dataclass
