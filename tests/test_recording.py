@@ -526,6 +526,26 @@ def test_a_symlinked_folders_conftest_rules_are_its_own(pytester: pytest.Pyteste
         assert "cust_123456" in (root / "r.golden.yaml").read_text(), args
 
 
+def test_a_rootdir_conftest_loaded_during_collection_adds_the_runs_rules(
+    pytester: pytest.Pytester,
+) -> None:
+    """QA (probe24 #3): with `--rootdir=sub` and `sub/` not named, the rootdir's conftest
+    loads only as pytest collects `sub/`, after the run's rules were made: they were
+    dropped, and its golden written with the id in clear."""
+    agent_project(pytester, TICKET_AGENT)
+    sub = pytester.mkdir("sub")
+    (sub / "conftest.py").write_text(CUSTOMER_RULE)
+    (sub / "goldens").mkdir()
+    golden = sub / "goldens" / "s.golden.yaml"
+    for args in ([], ["sub"]):
+        golden.write_text("name: s\ninput: {q: 2}\n")
+        pytester.runpytest(
+            "--opswald-goldens", "--opswald-mode=record", "-p", "no:cacheprovider",
+            f"--rootdir={sub}", *args,
+        ).assert_outcomes(passed=1)  # fmt: skip
+        assert "answer: ticket <redacted:customer-id>" in golden.read_text(), args
+
+
 def test_a_marker_tests_golden_gets_its_own_folders_rules(pytester: pytest.Pytester) -> None:
     """QA (probe24 #4): a `@pytest.mark.golden` test outside `sub/` replaying and updating
     a golden inside it ignored `sub/`'s rules, and wrote the id in clear into the golden."""

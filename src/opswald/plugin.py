@@ -888,7 +888,7 @@ class LocalRedaction:
                 if _local_conftest(plugin, config):
                     _local_rules(impl, config)
                 else:
-                    _late_run_rules(config)
+                    _late_run_rules(config, plugin)
             except pytest.UsageError as exc:
                 if not self.collecting:
                     raise  # a conftest of a folder named on the command line: exit 4
@@ -896,12 +896,13 @@ class LocalRedaction:
                 raise pytest.Collector.CollectError(str(exc)) from None
 
 
-def _late_run_rules(config: pytest.Config) -> None:
+def _late_run_rules(config: pytest.Config, plugin: object) -> None:
     """A hook of the run's (not below the rootdir) registered after the settings were
     built: the run's redactor made again with every such hook."""
     settings = config.stash.get(_SETTINGS_KEY, None)
-    if settings is None:
-        return  # built later, with it
+    held = config.stash.setdefault(_RUN_RULE_PLUGINS_KEY, set())
+    if settings is None or id(plugin) in held:
+        return  # built later, with it; or built with it
     from dataclasses import replace
 
     from opswald.redact import using_redactor
@@ -916,6 +917,8 @@ def _late_run_rules(config: pytest.Config) -> None:
 _LOCAL_RULES_KEY = pytest.StashKey[dict[int, list[Any]]]()
 _LOCAL_REDACTORS_KEY = pytest.StashKey[dict[tuple[int, ...], Any]]()
 _LOCAL_FOLDERS: dict[str, bool] = {}
+# the plugins whose rules the run's redactor holds
+_RUN_RULE_PLUGINS_KEY = pytest.StashKey[set[int]]()
 
 
 def _local_conftest(plugin: object, config: pytest.Config) -> bool:
@@ -1040,6 +1043,7 @@ def _hook_redaction_rules(config: pytest.Config) -> list[Any]:
         for impl in reversed(config.hook.pytest_opswald_redact.get_hookimpls())
         if not _local_conftest(impl.plugin, config)
     ]
+    config.stash[_RUN_RULE_PLUGINS_KEY] = {id(impl.plugin) for impl in impls}
     # the conftests' first, the deepest first, as pytest calls them when it loaded them
     # in the usual order (whichever order it loaded them in this time); then plugins'
     conftests = sorted((i for i in impls if _is_conftest(i.plugin)), key=_depth_first)
