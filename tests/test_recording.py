@@ -365,6 +365,17 @@ def test_record_and_dump_in_a_test_hide_what_the_runs_rules_hide(
 CUSTOMER_RULE = "def pytest_opswald_redact(config):\n    return {r'cust_[0-9]{6}': 'customer-id'}\n"
 
 
+def sub_folder(pytester: pytest.Pytester, conftest: str, stub: str = "") -> Path:
+    """A folder `sub/` with its own conftest.py, and a golden `sub/goldens/s.golden.yaml`
+    of `stub` (or a stub named s); returns the golden's path."""
+    sub = pytester.mkdir("sub")
+    (sub / "conftest.py").write_text(conftest)
+    (sub / "goldens").mkdir()
+    golden = sub / "goldens" / "s.golden.yaml"
+    golden.write_text(stub or "name: s\ninput: {q: 2}\n")
+    return golden
+
+
 @pytest.mark.parametrize("settings_at_startup", [True, False])
 def test_a_conftest_loaded_during_collection_adds_its_redaction_rules(
     pytester: pytest.Pytester, settings_at_startup: bool
@@ -478,11 +489,8 @@ def test_a_rule_that_fails_on_a_text_hides_it_and_says_so(
     The text it failed on is hidden whole, and the summary names the hook's conftest."""
     agent = 'def run(input):\n    return {"answer": "bob has ticket " + str(input["q"])}\n'
     agent_project(pytester, agent)
-    sub = pytester.mkdir("sub")
-    (sub / "conftest.py").write_text(FAILING_RULE)
-    (sub / "goldens").mkdir()
-    golden = sub / "goldens" / "s.golden.yaml"
-    golden.write_text("name: s\ninput: {q: 2}\n")
+    golden = sub_folder(pytester, FAILING_RULE)
+    sub = golden.parent.parent
     args = ("--opswald-goldens", "-p", "no:cacheprovider", *workers)
     recorded = pytester.runpytest(*args, "--opswald-mode=record")
     recorded.assert_outcomes(passed=1)
@@ -533,10 +541,8 @@ def test_a_rootdir_conftest_loaded_during_collection_adds_the_runs_rules(
     loads only as pytest collects `sub/`, after the run's rules were made: they were
     dropped, and its golden written with the id in clear."""
     agent_project(pytester, TICKET_AGENT)
-    sub = pytester.mkdir("sub")
-    (sub / "conftest.py").write_text(CUSTOMER_RULE)
-    (sub / "goldens").mkdir()
-    golden = sub / "goldens" / "s.golden.yaml"
+    golden = sub_folder(pytester, CUSTOMER_RULE)
+    sub = golden.parent.parent
     for args in ([], ["sub"]):
         golden.write_text("name: s\ninput: {q: 2}\n")
         pytester.runpytest(
@@ -550,11 +556,7 @@ def test_a_marker_tests_golden_gets_its_own_folders_rules(pytester: pytest.Pytes
     """QA (probe24 #4): a `@pytest.mark.golden` test outside `sub/` replaying and updating
     a golden inside it ignored `sub/`'s rules, and wrote the id in clear into the golden."""
     agent_project(pytester, TICKET_AGENT)
-    sub = pytester.mkdir("sub")
-    (sub / "conftest.py").write_text(CUSTOMER_RULE)
-    (sub / "goldens").mkdir()
-    golden = sub / "goldens" / "s.golden.yaml"
-    golden.write_text("name: s\ninput: {q: 2}\n")
+    golden = sub_folder(pytester, CUSTOMER_RULE)
     record = ("--opswald-goldens", "--opswald-mode=record", "-p", "no:cacheprovider", "sub")
     pytester.runpytest(*record).assert_outcomes(passed=1)
     pytester.makepyfile(
