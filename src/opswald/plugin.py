@@ -34,13 +34,14 @@ INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
 # fork step, an adapter not found): pytest reports it as an error, and opswald's reports
 # count it as a failed golden, so that their gate agrees with pytest's exit status
 UNRUN_KEY = pytest.StashKey[bool]()
-_PRICE_NOTES_KEY = pytest.StashKey[list[str]]()
+_RUN_NOTES_KEY = pytest.StashKey[list[str]]()
 _SAVED_ACTUALS_KEY = pytest.StashKey[set[Path]]()  # saved actuals this process wrote
 
 
-def take_price_notes(config: pytest.Config) -> list[str]:
-    """Missing-price notices raised since the last call (each model once per process)."""
-    notes = config.stash.get(_PRICE_NOTES_KEY, [])
+def take_run_notes(config: pytest.Config) -> list[str]:
+    """The run's notices raised since the last call: missing prices (each model once per
+    process), redaction rules that failed on a text (each once)."""
+    notes = config.stash.get(_RUN_NOTES_KEY, [])
     taken = list(notes)
     notes.clear()
     return taken
@@ -861,7 +862,7 @@ def _pricer(config: pytest.Config) -> Any:
             raise HookFailed("pytest_opswald_price") from exc
 
     # A missing price is reported in the summary, never raised into the agent's call.
-    return Pricer(table, hook, warn=config.stash.setdefault(_PRICE_NOTES_KEY, []).append)
+    return Pricer(table, hook, warn=config.stash.setdefault(_RUN_NOTES_KEY, []).append)
 
 
 class LocalRedaction:
@@ -1081,7 +1082,7 @@ def _rule_notes(config: pytest.Config) -> Callable[[str], None]:
     """Where a callable rule that failed on a text says so: the run's notes (the summary's
     `note:` lines, carried by the next golden's report), each once per process."""
     said: set[str] = set()
-    notes = config.stash.setdefault(_PRICE_NOTES_KEY, [])
+    notes = config.stash.setdefault(_RUN_NOTES_KEY, [])
 
     def note(text: str) -> None:
         if text not in said:
@@ -1623,7 +1624,7 @@ def pytest_runtest_makereport(
             ):  # the test judges the replay itself, and pytest's outcome is what counts
                 status = "passed"  # (its row keeps the divergence it inspected)
             report.opswald_status = status  # type: ignore[attr-defined]
-            notes = [*outcome.notes, *take_price_notes(item.config)]
+            notes = [*outcome.notes, *take_run_notes(item.config)]
             not_saved = _save_actual(item, outcome, status) if outcome.result is not None else None
             if not_saved:
                 notes.append(not_saved)
@@ -2214,7 +2215,7 @@ class SummaryPlugin:
             {**r, "name": cwd_relative(self.config, r["name"])} if r.get("name") else r
             for r in records
         ]
-        self.notes.extend(take_price_notes(self.config))  # raised outside any golden's run
+        self.notes.extend(take_run_notes(self.config))  # raised outside any golden's run
         summary = Summary(
             counts=counts,
             notes=tuple(sorted(set(self.notes), key=note_order)),
