@@ -370,6 +370,48 @@ def test_golden_note(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert code == 4 and "--step 7: the golden has steps 1..6" in err
 
 
+KEY = "sk-proj-" + "AbCdEfGhIjKlMnOpQrStUvWx" * 2  # an OpenAI key's shape
+
+
+def test_golden_note_replaces_the_secrets_in_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """QA (probe25 #1): a note was written as typed, a key in it in clear in a file meant
+    for review and commit; it is written as a recording is, its secrets replaced."""
+    path = tmp_path / "refund.golden.yaml"
+    shutil.copy(REFUND, path)
+    code, out, _ = run(capsys, "golden", "note", str(path), "--step", "4", f"rotated {KEY}")
+    assert code == 0
+    assert "note: secrets in the note were replaced, as everything opswald writes" in out
+    assert KEY not in path.read_text()
+    assert [n.text for n in opswald.load(path).notes] == ["rotated <redacted:openai-key>"]
+
+
+@pytest.mark.parametrize("command", ["show", "show-step", "show-json", "diff", "analyze"])
+def test_show_diff_and_analyze_replace_the_secrets_of_a_golden_written_by_hand(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    """QA (probe25 #2): a golden edited by hand with a key in a model's answer: `show`,
+    `diff` and `analyze` printed it, where the viewer replaces it."""
+    text = REFUND.read_text()
+    golden = tmp_path / "refund.golden.yaml"
+    golden.write_text(text.replace("Refunded $120.00", f"Refunded $120.00 (key {KEY})"))
+    assert KEY in golden.read_text()
+    other = tmp_path / "other.golden.yaml"
+    other.write_text(text)
+    args = {
+        "show": ["show", str(golden)],
+        "show-step": ["show", str(golden), "--step", "6"],
+        "show-json": ["show", str(golden), "--json"],
+        "diff": ["diff", str(other), str(golden)],
+        "analyze": ["analyze", str(golden)],
+    }[command]
+    code, out, err = run(capsys, *args)
+    assert KEY not in out + err
+    if command != "analyze":
+        assert "<redacted:openai-key>" in out
+
+
 def test_golden_note_keeps_the_goldens_comments(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -83,6 +83,16 @@ def _load(path: str) -> Session:
         raise CliError(str(exc), 1) from None
 
 
+def _shown(path: str) -> Session:
+    """A golden to print (`show`, `diff`, `analyze`): loaded, with the secrets in it
+    replaced by the project's rules (`opswald_redact`) as the viewer replaces them — a
+    golden written or edited by hand may hold some, and terminal output is pasted around."""
+    from opswald.projectconfig import project_redactor
+    from opswald.redact import redact_session
+
+    return redact_session(_load(path), project_redactor([path]))
+
+
 def _print_json(data: Any) -> None:
     from opswald import jsontext
 
@@ -219,7 +229,7 @@ def _recorded_line(recorded: dict[str, Any]) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     if args.step is not None and (args.type or args.steps):
         raise CliError("--step shows one step whole: --type and --steps do not combine with it")
-    session = _load(args.golden)
+    session = _shown(args.golden)
     if session.is_stub:
         stub = "a stub, not recorded yet"
         if args.step is not None or args.steps:
@@ -418,7 +428,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def _diff_steps(args: argparse.Namespace) -> int:
     from opswald.engine.state import state_diff
 
-    session = _load(args.golden)
+    session = _shown(args.golden)
     steps = session.step_list
     a, b = args.steps
     for n in (a, b):
@@ -469,7 +479,7 @@ def _delta_text(key: str, d: dict[str, Any]) -> str:
 
 
 def _diff_sessions(args: argparse.Namespace) -> int:
-    golden, actual = _load(args.golden), _load(args.actual)
+    golden, actual = _shown(args.golden), _shown(args.actual)
     stop = _stop(golden, actual)
     found = _session_changes(golden, actual, args.mode, limit=args.limit + 1, stop=stop)
     deltas = _figures_delta(golden, actual)
@@ -839,7 +849,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for path in paths:
         progress.tick()
         try:
-            session = _load(str(path))
+            session = _shown(str(path))
         except CliError as exc:  # said, as validate says it; the rest is still analysed
             bad.append((path, str(exc)))
             continue
@@ -984,6 +994,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 def cmd_golden_note(args: argparse.Namespace) -> int:
     from opswald.comments import dropped_note
     from opswald.files import dump
+    from opswald.projectconfig import project_redactor
     from opswald.session import Note
 
     session = _load(args.golden)
@@ -994,9 +1005,14 @@ def cmd_golden_note(args: argparse.Namespace) -> int:
     if not text:
         raise CliError("the note is empty")
     session.notes = [*session.notes, Note(text=text, step=args.step)]
-    dropped = dump(session, args.golden, keep_comments=True)
+    # written as a recording or an update writes it: with the project's secrets replaced,
+    # in the note too
+    redactor = project_redactor([args.golden])
+    dropped = dump(session, args.golden, keep_comments=True, redactor=redactor)
     where = f"step {args.step} of {total}" if args.step is not None else "the session"
     print(f"noted at {where} in {args.golden}")
+    if redactor.text(text) != text:
+        print("note: secrets in the note were replaced, as everything opswald writes")
     if dropped:
         print(f"note: {dropped_note(dropped, args.golden)}")
     return 0
