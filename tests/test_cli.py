@@ -540,6 +540,37 @@ def test_report_merge_names_the_file_that_is_not_a_report(tmp_path: Path) -> Non
     assert not (tmp_path / "m.json").exists()
 
 
+def test_report_merge_of_a_file_that_is_not_json_says_so(tmp_path: Path) -> None:
+    """QA (probe25 #6): a golden given to `report merge` got JSON's parser message alone
+    (`Expecting value: line 1 column 1 (char 0)`)."""
+    (tmp_path / "a.golden.yaml").write_text("name: a\ninput: {}\n")
+    result = opswald("report", "merge", "a.golden.yaml", "-o", "m.json", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (4, "")
+    assert result.stderr == (
+        "error: a.golden.yaml:1:1: not JSON (Expecting value): not an opswald JSON report; "
+        "give the files --opswald-json wrote\n"
+    )
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_html_refuses_actual_with_actual_dir_saying_so(tmp_path: Path) -> None:
+    """QA (probe25 #5): `html G --actual A --actual-dir D` said --actual goes with exactly
+    one GOLDEN file, which was what it was given."""
+    shutil.copy(EXAMPLES / "refund.golden.yaml", tmp_path / "g.golden.yaml")
+    (tmp_path / "a.actual.yaml").write_text((tmp_path / "g.golden.yaml").read_text())
+    (tmp_path / "actual").mkdir()
+    result = opswald(
+        "html", "g.golden.yaml", "--actual", "a.actual.yaml", "--actual-dir", "actual",
+        "-o", "page.html", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: --actual (one actual for one golden) and --actual-dir (the actuals of many) do "
+        "not combine: give one of them\n"
+    )
+    assert not (tmp_path / "page.html").exists()
+
+
 def test_report_merge_names_the_shards_a_golden_is_in(tmp_path: Path) -> None:
     row = '{"goldens": [{"name": "goldens/a.golden.yaml", "status": "passed"}]}'
     (tmp_path / "s1.json").write_text(row)

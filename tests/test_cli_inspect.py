@@ -407,6 +407,7 @@ def test_show_diff_and_analyze_replace_the_secrets_of_a_golden_written_by_hand(
         "analyze": ["analyze", str(golden)],
     }[command]
     code, out, err = run(capsys, *args)
+    assert code == (1 if command == "diff" else 0)  # diff: the sessions differ
     assert KEY not in out + err
     if command != "analyze":
         assert "<redacted:openai-key>" in out

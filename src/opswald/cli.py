@@ -404,8 +404,14 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
         except OSError as exc:  # worded as validate, show and html word it
             print(f"error: {name}: cannot read the file: {exc.strerror or exc}", file=sys.stderr)
             return 4
-        except ValueError as exc:
-            print(f"error: {name}: {exc}", file=sys.stderr)
+        except ValueError as exc:  # worded as import words a file that is not JSON
+            where = f":{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            print(
+                f"error: {name}{where}: not JSON ({reason}): not an opswald JSON report; give "
+                "the files --opswald-json wrote",
+                file=sys.stderr,
+            )
             return 4
     try:
         merged = merge(reports, args.reports)

@@ -92,7 +92,14 @@ def cmd_html(args: argparse.Namespace) -> int:
         print("error: no golden files found", file=sys.stderr)
         return 4
     single = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
-    if args.actual and (not single or args.actual_dir):
+    if args.actual and args.actual_dir:
+        print(
+            "error: --actual (one actual for one golden) and --actual-dir (the actuals of many) "
+            "do not combine: give one of them",
+            file=sys.stderr,
+        )
+        return 2
+    if args.actual and not single:
         print(
             "error: --actual goes with exactly one GOLDEN file (use --actual-dir)", file=sys.stderr
         )
