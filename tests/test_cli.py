@@ -540,6 +540,16 @@ def test_report_merge_names_the_file_that_is_not_a_report(tmp_path: Path) -> Non
     assert not (tmp_path / "m.json").exists()
 
 
+def test_version() -> None:
+    """QA (probe25 #8): `opswald --version` was refused ("the following arguments are
+    required: command")."""
+    from importlib.metadata import version
+
+    result = opswald("--version")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"opswald {version('pytest-opswald')}\n"
+
+
 def test_report_merge_of_a_file_that_is_not_json_says_so(tmp_path: Path) -> None:
     """QA (probe25 #6): a golden given to `report merge` got JSON's parser message alone
     (`Expecting value: line 1 column 1 (char 0)`)."""

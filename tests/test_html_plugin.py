@@ -72,6 +72,17 @@ def test_the_viewer_line_counts_one_golden_in_the_singular(project: pytest.Pytes
     result.stdout.fnmatch_lines(["*opswald viewer: *report.html (1 golden, * KiB)*"])
 
 
+def test_the_viewer_line_names_the_page_without_dot_dot(project: pytest.Pytester) -> None:
+    """QA (probe25 #8): `--opswald-html=sub/../out/report.html` was named so in the line."""
+    record(project)
+    project.mkdir("sub")
+    result = project.runpytest("--opswald-goldens", "--opswald-html=sub/../out/report.html")
+    assert (project.path / "out" / "report.html").is_file()
+    line = next(line for line in result.outlines if "opswald viewer:" in line)
+    assert "/.." not in line
+    assert f"opswald viewer: {project.path / 'out' / 'report.html'} (1 golden, " in line
+
+
 def test_no_page_without_the_option(project: pytest.Pytester) -> None:
     record(project)
     result = project.runpytest("--opswald-goldens")

@@ -389,6 +389,16 @@ def writing_output(output: str, what: str) -> Generator[None]:
         ) from None
 
 
+def _version() -> str:
+    """The installed pytest-opswald's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-opswald")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "(not installed)"
+
+
 def cmd_report_merge(args: argparse.Namespace) -> int:
     from opswald import jsontext
     from opswald.report.json_report import MergeError, merge, write
@@ -481,6 +491,7 @@ _DEFAULT_PATHS_HELP = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
+    parser.add_argument("--version", action="version", version=f"opswald {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     schema = sub.add_parser("schema", help="print the JSON Schema of golden files")
     schema.add_argument("--report", action="store_true", help="the JSON report's schema instead")

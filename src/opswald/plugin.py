@@ -2202,8 +2202,9 @@ class SummaryPlugin:
 
         if self.html_written is not None:
             path, count, size = self.html_written
+            shown = os.path.normpath(path)  # `proj/../out/report.html` as `out/report.html`
             terminalreporter.write_sep(
-                "-", f"opswald viewer: {path} ({counted(count, 'golden')}, {size / 1024:,.0f} KiB)"
+                "-", f"opswald viewer: {shown} ({counted(count, 'golden')}, {size / 1024:,.0f} KiB)"
             )
 
         counts = dict(self.counts)
