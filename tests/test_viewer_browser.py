@@ -894,6 +894,34 @@ def test_a_model_call_without_a_price_is_marked_unknown_not_free(
     o.check()
 
 
+def test_a_golden_that_records_no_time_says_so_not_zero(opener: Any, tmp_path: Path) -> None:
+    """QA (probe25 #4): a hand-written golden (no step records a time) read `0 ms` in the
+    figures table; `show` and `analyze` say `no time recorded`."""
+    golden = Session.model_validate(
+        {
+            "name": "by_hand",
+            "input": "hi",
+            "steps": [
+                {"step": 1, "type": "tool_call", "tool": "t", "input": {}, "output": 1},
+                {"step": 2, "type": "tool_call", "tool": "t", "input": {}, "output": 2},
+            ],
+            "output": "ok",
+        }
+    )
+    timed = golden.model_copy(update={"name": "timed"}, deep=True)
+    timed.step_list[0].duration_ms = 12.0
+    path = tmp_path / "by_hand.html"
+    entries = [
+        ViewEntry(golden=g, status="passed", file=f"goldens/{g.name}.yaml") for g in (golden, timed)
+    ]
+    write_report(path, entries)
+    for name, duration in (("by_hand", "no time recorded"), ("timed", "12 ms")):
+        o = opener(path, f"#golden={name}")
+        rows = o.page.locator("table.figures tr").all_inner_texts()
+        assert any(r.split("\t")[:2] == ["duration", duration] for r in rows), rows
+        o.check()
+
+
 def test_responses_instructions_read_as_such(opener: Any, tmp_path: Path) -> None:
     """A Responses call's `instructions` (a system message marked `type: instructions`) are
     labelled so, apart from a system message the agent sent in `input`."""

@@ -499,8 +499,13 @@
       ["llm calls", "llm_calls", fmtNum],
       ["tool calls", "tool_calls", fmtNum],
     ];
+    // a session that records no time (a hand-written golden) says so: its 0 is no measure
+    const figure = (f, key, fmt) =>
+      key === "cost" ? fmtFigCost(f)
+        : key === "duration_ms" && f.duration_recorded === false ? "no time recorded"
+          : fmt(f[key]);
     for (const [name, key, fmt] of rows) {
-      const shown = (f) => (key === "cost" ? fmtFigCost(f) : fmt(f[key])) || "–";
+      const shown = (f) => figure(f, key, fmt) || "–";
       const tr = el("tr", null, el("td", { text: name }), el("td", { text: shown(g) }));
       if (a) {
         const delta = d ? d[key] : null;
