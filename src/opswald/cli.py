@@ -389,14 +389,22 @@ def writing_output(output: str, what: str) -> Generator[None]:
         ) from None
 
 
-def _version() -> str:
-    """The installed pytest-opswald's version."""
-    from importlib.metadata import PackageNotFoundError, version
+class _Version(argparse.Action):
+    """`--version`: the installed pytest-opswald's version, looked up only when asked (the
+    lookup reads the installed packages' metadata, ~15 ms of every start otherwise)."""
 
-    try:
-        return version("pytest-opswald")
-    except PackageNotFoundError:  # run from a checkout that is not installed
-        return "(not installed)"
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("pytest-opswald")
+        except PackageNotFoundError:  # run from a checkout that is not installed
+            found = "(not installed)"
+        print(f"opswald {found}")
+        parser.exit()
 
 
 def cmd_report_merge(args: argparse.Namespace) -> int:
@@ -491,7 +499,7 @@ _DEFAULT_PATHS_HELP = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opswald", description="golden sessions of AI agents")
-    parser.add_argument("--version", action="version", version=f"opswald {_version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     schema = sub.add_parser("schema", help="print the JSON Schema of golden files")
     schema.add_argument("--report", action="store_true", help="the JSON report's schema instead")

@@ -284,17 +284,7 @@ def run_golden(
     if listener is not None and listener.hits:
         found = _breakpoint_findings(listener.hits, run.actual.step_list)
         verdict = Verdict(findings=(*verdict.findings, *found))
-    result = ReplayResult(
-        golden=golden,
-        actual=run.actual,
-        verdict=verdict,
-        policy=policy,
-        fork_step=run.fork_step,
-        agent_traceback=run.agent_traceback,
-        matched=run.matched,
-        offline_note=run.offline_note,
-        offline_proxy=run.offline_proxy,
-    )
+    result = ReplayResult.of(golden, run, verdict)
     total = len(golden.step_list) if not golden.is_stub else None
     wants_write = writing or golden.is_stub or (settings.update and not verdict.passed)
     if not wants_write:

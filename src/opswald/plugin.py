@@ -1076,12 +1076,13 @@ def _rules_of(impl: Any, config: pytest.Config) -> list[Any]:
 
 
 RULE_FAILED = "<redacted:rule-failed>"
+_RULE_NOTES_SAID_KEY = pytest.StashKey[set[str]]()  # the rule notes made in this process
 
 
 def _rule_notes(config: pytest.Config) -> Callable[[str], None]:
     """Where a callable rule that failed on a text says so: the run's notes (the summary's
     `note:` lines, carried by the next golden's report), each once per process."""
-    said: set[str] = set()
+    said = config.stash.setdefault(_RULE_NOTES_SAID_KEY, set())
     notes = config.stash.setdefault(_RUN_NOTES_KEY, [])
 
     def note(text: str) -> None:

@@ -620,17 +620,7 @@ class Replay:
             extra = tuple(self._breakpoint_findings())
             if extra:
                 verdict = Verdict(findings=(*verdict.findings, *extra))
-            self.result = ReplayResult(
-                golden=self.golden,
-                actual=run.actual,
-                verdict=verdict,
-                policy=run.policy,
-                fork_step=run.fork_step,
-                agent_traceback=run.agent_traceback,
-                matched=run.matched,
-                offline_note=run.offline_note,
-                offline_proxy=run.offline_proxy,
-            )
+            self.result = ReplayResult.of(self.golden, run, verdict)
         except HookFailed as failed:  # the hook's own exception, in the caller's thread
             self._error = failed.__cause__ or failed
         except BaseException as exc:  # surfaced in the caller's thread

@@ -236,6 +236,21 @@ class ReplayResult:
     offline_note: str | None = None  # a call of the agent's own the offline guard blocked
     offline_proxy: bool = False  # ... or requests of a subprocess agent its proxy refused
 
+    @classmethod
+    def of(cls, golden: Session, run: Run, verdict: Verdict) -> ReplayResult:
+        """The result of `run` (an `execute` of `golden`) judged as `verdict`."""
+        return cls(
+            golden=golden,
+            actual=run.actual,
+            verdict=verdict,
+            policy=run.policy,
+            fork_step=run.fork_step,
+            agent_traceback=run.agent_traceback,
+            matched=run.matched,
+            offline_note=run.offline_note,
+            offline_proxy=run.offline_proxy,
+        )
+
     @property
     def passed(self) -> bool:
         return self.verdict.passed
