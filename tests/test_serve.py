@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -400,3 +401,100 @@ def test_a_subprocess_agent_reaches_the_network_when_recording_and_live_only(
     assert "opswald replay is offline: this proxy refuses every request" in out
     assert "an agent run as a subprocess is answered only its model calls" in out
     assert "@opswald.tool" not in out
+
+
+def _post_chat(url: str, question: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url + "/v1/chat/completions",
+        data=json.dumps(
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
+        ).encode(),
+        headers={"content-type": "application/json", "authorization": "Bearer sk-test"},
+    )
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with direct.open(request, timeout=10) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+FUNCTION_CALL = (
+    "  - step: 1\n    type: llm_call\n{who}    model: planner-1\n"
+    "    input:\n      messages: [{{role: user, content: plan it}}]\n"
+    "    output: {{content: a plan, finish_reason: stop}}\n"
+)
+HTTP_CALL = (
+    "  - step: 2\n    type: llm_call\n    provider: openai\n    api: openai.chat_completions\n"
+    "    model: gpt-4o-mini\n    input:\n      messages:\n"
+    "        - {role: user, content: Capital of Italy?}\n"
+    "    output: {content: Rome., finish_reason: stop}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "who", "shown"),
+    [
+        # an `@opswald.llm(provider="sim", api="sim.chat")` function's call
+        ("", "    provider: sim\n    api: sim.chat\n", "provider sim"),
+        # a plain `@opswald.llm` function's call, in a golden opswald recorded
+        ("metadata: {recorded_with: pytest-opswald 0.1.0}\n", "", "provider none"),
+    ],
+    ids=["own-provider", "recorded-without-provider"],
+)
+def test_serve_leaves_calls_of_llm_functions_to_in_process_replay(
+    tmp_path: Path, metadata: str, who: str, shown: str
+) -> None:
+    """A golden whose agent called a model through an `@opswald.llm` function and then
+    OpenAI: the server answers the OpenAI call (the first it is sent, matched against the
+    OpenAI step, not the function's), says which call it does not serve, and the run ends
+    with nothing unused."""
+    golden = tmp_path / "mixed.golden.yaml"
+    golden.write_text(
+        f"name: mixed\n{metadata}input: {{question: Capital of Italy?}}\nsteps:\n"
+        + FUNCTION_CALL.format(who=who)
+        + HTTP_CALL
+        + "output: {answer: Rome.}\n"
+    )
+    server = Served(golden)
+    try:
+        assert "(1 LLM calls)" in server.banner, server.banner
+        assert server.proc.stdout is not None  # read here: `communicate` skips what is buffered
+        env, note = server.proc.stdout.readline(), server.proc.stdout.readline()
+        assert "OPENAI_BASE_URL=" in env
+        status, body = _post_chat(server.url, "Capital of Italy?")
+        assert status == 200, body
+        assert body["choices"][0]["message"]["content"] == "Rome."
+    finally:
+        code, out, err = server.stop()
+    assert "served 1 of 1 LLM calls, 0 divergence(s)" in out, out + err
+    assert "unused" not in out
+    assert code == 0, out + err
+    assert "not served: 1 model call(s) made by `@opswald.llm` functions" in note
+    assert f"(step 1; {shown})" in note
+
+
+def test_serve_answers_a_hand_written_call_that_names_no_provider(tmp_path: Path) -> None:
+    """A hand-written step naming neither provider nor API may be any client's call: it is
+    served (only a golden opswald recorded says such a call was a function's)."""
+    golden = tmp_path / "hand.golden.yaml"
+    golden.write_text(
+        "name: hand\ninput: {question: Capital of Italy?}\nsteps:\n"
+        + HTTP_CALL.replace("step: 2", "step: 1")
+        .replace("    provider: openai\n", "")
+        .replace("    api: openai.chat_completions\n", "")
+        + "output: {answer: Rome.}\n"
+    )
+    server = Served(golden)
+    try:
+        status, body = _post_chat(server.url, "Capital of Italy?")
+        assert status == 200, body
+        assert server.proc.stdout is not None
+        env = server.proc.stdout.readline()
+        assert "OPENAI_BASE_URL=" in env
+    finally:
+        code, out, err = server.stop()
+    assert "served 1 of 1 LLM calls, 0 divergence(s)" in out, out + err
+    assert "(1 LLM calls)" in server.banner, server.banner
+    assert code == 0

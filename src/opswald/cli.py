@@ -14,6 +14,9 @@ from typing import Any
 
 from opswald.terminal import EscapingStream, counted
 
+if typing.TYPE_CHECKING:
+    from opswald.session import LLMCallStep
+
 
 class Progress:
     """`validating 120/5000` on a terminal's stderr; nothing at all in pipes and logs."""
@@ -321,8 +324,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         redactor=settings.redactor,
     )
     assert ctx.tape is not None
-    ctx.tape.hide_tools()
-    calls = sum(1 for s in golden.step_list if s.type == "llm_call")
+    from opswald.intercept.codecs import made_over_http
+    from opswald.session import LLMCallStep
+
+    recorded = not ctx.tape.lenient_absent  # recorded by opswald, not written or imported
+    models = [s for s in golden.step_list if isinstance(s, LLMCallStep)]
+    unseen = [s for s in models if not made_over_http(s.provider, s.api, recorded=recorded)]
+    ctx.tape.hide_tools([s.step for s in unseen])
+    calls = len(models) - len(unseen)
 
     def report(text: str) -> None:
         print(f"opswald: divergence\n{text}", file=sys.stderr, flush=True)
@@ -338,6 +347,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with server:
         print(f"opswald: replaying {args.golden} ({calls} LLM calls) on {server.url}")
         print(f"  OPENAI_BASE_URL={server.url}/v1  ANTHROPIC_BASE_URL={server.url}", flush=True)
+        if unseen:
+            print(_not_served(unseen), flush=True)
         stop.wait()
     served = len(ctx.served)
     unused = [s for s in ctx.tape.unused()]
@@ -351,6 +362,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 1 if server.divergences or unused else 0
+
+
+def _not_served(steps: Sequence[LLMCallStep]) -> str:
+    """The banner's line on the golden's model calls no HTTP client makes."""
+    numbers = ", ".join(str(s.step) for s in steps[:8]) + (", ..." if len(steps) > 8 else "")
+    providers = sorted({s.provider or "none" for s in steps})
+    return (
+        f"  not served: {len(steps)} model call(s) made by `@opswald.llm` functions, not over "
+        f"an OpenAI or Anthropic API (step {numbers}; provider {', '.join(providers)}): "
+        "replay those in-process (pytest --opswald-goldens, opswald replay)"
+    )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -106,6 +106,7 @@ class Tape:
         self.lenient_absent = "recorded_with" not in metadata or "imported" in metadata
         self.total = len(golden.step_list)
         self.observe_tools = observe_tools
+        self.unseen: frozenset[int] = frozenset()  # model calls made out of sight
         self.used: set[int] = set()
         self.compared: set[int] = set()  # recorded calls a diverging call was shown beside
         self._normalized: dict[int, dict[str, Any]] = {}
@@ -122,6 +123,8 @@ class Tape:
         (`cursor`), the tape serves them without (most replays of a sequential agent)."""
         calls: list[AnyStep] = []
         for step in self.golden.step_list:
+            if step.step in self.unseen:
+                continue
             if isinstance(step, LLMCallStep | UserInputStep) or (
                 isinstance(step, ToolCallStep) and self.observe_tools
             ):
@@ -497,12 +500,19 @@ class Tape:
         """Recorded calls the agent never made, in golden order."""
         hidden = {"state"} if self.observe_tools else {"state", "tool_call"}
         steps = self.golden.step_list
-        return [s for s in steps if s.type not in hidden and s.step not in self.used]
+        unseen = self.unseen
+        return [
+            s
+            for s in steps
+            if s.type not in hidden and s.step not in self.used and s.step not in unseen
+        ]
 
-    def hide_tools(self) -> None:
+    def hide_tools(self, calls: Collection[int] = ()) -> None:
         """Tool calls happen out of sight (an agent in another process): match LLM calls
-        only (before the first call is matched)."""
+        only, but for `calls` (step numbers), model calls no HTTP client can make
+        (`@opswald.llm` functions of a custom provider); before the first call is matched."""
         self.observe_tools = False
+        self.unseen = frozenset(calls)
         self._lay_out()
 
     # -- helpers ------------------------------------------------------------------------
@@ -709,7 +719,9 @@ class Tape:
         name = request.get("tool") or request.get("model")
         hidden = {"state"} if self.observe_tools else {"state", "tool_call"}
         left = [
-            s for s in self.golden.step_list if s.type not in hidden and s.step not in self.used
+            s
+            for s in self.golden.step_list
+            if s.type not in hidden and s.step not in self.used and s.step not in self.unseen
         ]
         tool, sent = (
             (request.get("tool"), request.get("input")) if kind == "tool_call" else (None, request)

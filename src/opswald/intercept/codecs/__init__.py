@@ -19,6 +19,7 @@ __all__ = [
     "OpenAIResponsesCodec",
     "WireResponse",
     "codec_for",
+    "made_over_http",
     "request_for",
 ]
 
@@ -43,3 +44,16 @@ def request_for(
         section = request["input"]
         section["params"] = {**(section.get("params") or {}), **carried}
     return request
+
+
+def made_over_http(provider: str | None, api: str | None, *, recorded: bool) -> bool:
+    """Whether an HTTP client can make a golden's model call of this provider and API, so
+    that a replay server can answer it: a call recorded through a codec's API; in a golden
+    written by hand or imported, one that names no API and a provider a codec speaks for,
+    or none. A call a `@opswald.llm` function made (its own provider and API, or none in a
+    `recorded` golden, where every intercepted call names both) cannot be."""
+    if api is not None:
+        return any(codec.api == api for codec in CODECS)
+    if recorded:
+        return False
+    return provider is None or any(codec.provider == provider for codec in CODECS)
