@@ -818,3 +818,19 @@ def test_step_lines_with_long_or_wide_names_fit_the_terminal(width: int) -> None
         assert line.startswith(f"step {step.step} of 3 · "), line
         assert "…" in line, line
         assert line.endswith("ms)"), line
+
+
+def test_a_modification_nothing_reads_is_named(workdir: Path) -> None:
+    """`--modify modle=...` (a typo) on an adapter that takes no modifications: the replay
+    runs as without it, and a note says the key changed nothing and which key is meant."""
+    r = replay(workdir, "refund.golden.yaml", "--adapter", "agentmod:run", "--modify", "modle=x")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "passed" in r.stdout
+    note = " ".join(r.stderr.split())
+    assert (
+        "note: modification 'modle' (did you mean 'model'?) changed nothing: the agent's "
+        "adapter takes no `modifications` parameter" in note
+    ), r.stderr
+    # a key opswald applies itself is no such key
+    r = replay(workdir, "refund.golden.yaml", "--adapter", "agentmod:run", "--modify", "seed=5")
+    assert "changed nothing" not in r.stderr, r.stderr

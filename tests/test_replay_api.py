@@ -496,3 +496,17 @@ def test_speed_waits_the_recorded_time(
     opswald.Replay(golden, adapter=agent, speed=speed).run()
     llm_waits = [w for w in waits if w >= 0.4]
     assert llm_waits == ([expected] if expected is not None else [])
+
+
+def test_a_result_names_modifications_that_change_nothing() -> None:
+    """`ReplayResult.modification_note`: a key the adapter cannot read (it takes no
+    `modifications`) and opswald does not apply; None when every key is applied."""
+    golden = recorded()
+    result = opswald.Replay(golden, adapter=agent, modifications={"modle": "big"}).run()
+    assert result is not None
+    assert result.modification_note is not None
+    assert result.modification_note.startswith(
+        "modification 'modle' (did you mean 'model'?) changed nothing"
+    )
+    result = opswald.Replay(golden, adapter=agent, modifications={"temperature": 0.5}).run()
+    assert result is not None and result.modification_note is None

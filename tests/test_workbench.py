@@ -818,3 +818,46 @@ def test_a_fork_does_not_combine_with_a_recording(bench: pytest.Pytester) -> Non
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--opswald-fork-at*does not combine with --opswald-mode=record*"])
     assert (bench.path / "goldens" / "s.golden.yaml").read_text().count("\n") == 2
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_modification_that_changes_nothing_is_named_once(
+    bench: pytest.Pytester, workers: list[str]
+) -> None:
+    """`--opswald-modify modle=big` (a typo) on an adapter without `modifications`: the
+    goldens replay as without it, and the summary says once, whichever golden or worker
+    found it, that the key changed nothing and which key is meant."""
+    golden = bench.path / "goldens" / "w.golden.yaml"
+    (bench.path / "goldens" / "w2.golden.yaml").write_text(golden.read_text())
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", *workers, "--opswald-modify", "modle=big"
+    )
+    result.assert_outcomes(passed=2)
+    text = " ".join(result.stdout.str().split())
+    said = (
+        "modification 'modle' (did you mean 'model'?) changed nothing: the agent's adapter "
+        "takes no `modifications` parameter"
+    )
+    assert text.count(said) == 1, result.stdout.str()
+
+
+def test_a_modification_named_like_opswalds_own_is_noted_for_an_adapter_that_takes_them(
+    bench: pytest.Pytester,
+) -> None:
+    """The adapter takes `modifications`: its own keys are its business (no note), but a
+    key named like one opswald applies gets one, hedged: the adapter may read it."""
+    bench.makeini("[pytest]\nopswald_adapter = wagent:run_with_modifications\n")
+    result = bench.runpytest(
+        "--opswald-goldens", "goldens/", "--opswald-modify", "prompt_style=terse",
+        "--opswald-modify", "temprature=0.5",
+    )  # fmt: skip
+    text = " ".join(result.stdout.str().split())
+    assert (
+        "modification 'temprature' (did you mean 'temperature'?) is not one opswald applies "
+        "itself" in text
+    ), result.stdout.str()
+    assert "unless the agent's adapter reads it, it changes nothing" in text
+    assert "'prompt_style'" not in text
+    result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "model=big")
+    assert "changes nothing" not in result.stdout.str()
+    assert "changed nothing" not in result.stdout.str()

@@ -577,6 +577,11 @@ def _shape(fn: Callable[..., Any]) -> tuple[str | None, bool]:
     return mismatch(fn), _wants_modifications(fn)
 
 
+def takes_modifications(fn: Callable[..., Any]) -> bool:
+    """Whether opswald passes the adapter `modifications` (it declares them, or **kwargs)."""
+    return _shape_of(fn)[1]
+
+
 def _shape_of(fn: Callable[..., Any]) -> tuple[str | None, bool]:
     """Why `fn` cannot be called as an adapter (or None), and whether it takes
     `modifications`: read from its signature once per adapter, not once per golden."""

@@ -435,6 +435,8 @@ def _report(
         side_effects_ahead,
     )
 
+    if result.modification_note is not None:  # a typo in --modify, say
+        print(escaped(f"note: {result.modification_note}"), file=sys.stderr, flush=True)
     modifications = modifications or {}
 
     update = "pytest --opswald-goldens --opswald-update"

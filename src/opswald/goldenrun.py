@@ -65,7 +65,13 @@ class Outcome:
 def _failed(text: str, result: ReplayResult, settings: Settings) -> tuple[str, Outcome]:
     """The failure text, scrubbed of secrets, and its outcome."""
     text = settings.redactor.text(text) + _hidden_note(result, settings)
-    return text, Outcome(status="failed", result=result, text=text)
+    return text, Outcome(status="failed", result=result, text=text, notes=_unread(result))
+
+
+def _unread(result: ReplayResult) -> tuple[str, ...]:
+    """The note on modifications that change nothing, if any: the same text for every
+    golden of an adapter (the summary prints it once)."""
+    return (result.modification_note,) if result.modification_note else ()
 
 
 def _hidden_note(result: ReplayResult, settings: Settings) -> str:
@@ -289,7 +295,7 @@ def run_golden(
     wants_write = writing or golden.is_stub or (settings.update and not verdict.passed)
     if not wants_write:
         if verdict.passed:
-            notes = _reported(path, verdict, total, update=settings.update)
+            notes = (*_reported(path, verdict, total, update=settings.update), *_unread(result))
             return Outcome(status="passed", result=result, notes=notes)
         ahead = (
             ()
@@ -667,6 +673,7 @@ def _write(
         _unrecorded_note(path, status, run.unrecorded),
         dropped,
         *(f"{path.name}: {note}" for note in run.return_notes),
+        *_unread(result),
     ]
     return Outcome(
         status=status, result=result, written=str(path), notes=tuple(n for n in notes if n)

@@ -669,7 +669,8 @@ class GoldenItem(pytest.Function):
             except GoldenError as exc:
                 failure = exc
                 if exc.outcome is not None:
-                    self.stash[OUTCOME_KEY] = replace(exc.outcome, notes=tuple(listener.notes))
+                    notes = (*exc.outcome.notes, *listener.notes)
+                    self.stash[OUTCOME_KEY] = replace(exc.outcome, notes=notes)
                 continue
             passed += 1
             self.stash[OUTCOME_KEY] = replace(outcome, notes=(*outcome.notes, *listener.notes))

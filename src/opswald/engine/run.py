@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import difflib
 import os
 import re
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -199,6 +200,8 @@ class Run:
     lost_keys: KeysLost | None = None
     # functions whose result replay gives back as another type (the data form): a note each
     return_notes: tuple[str, ...] = ()
+    # modifications that change nothing, or likely nothing (`modification_note`)
+    modification_note: str | None = None
     # an agent that raised a type error (AttributeError, KeyError, ...) after a served
     # answer that was not what its function returned: that answer (the last such)
     retyped: Retyped | None = None
@@ -235,6 +238,8 @@ class ReplayResult:
     matched: dict[int, int] = field(default_factory=dict)
     offline_note: str | None = None  # a call of the agent's own the offline guard blocked
     offline_proxy: bool = False  # ... or requests of a subprocess agent its proxy refused
+    # modifications that change nothing, or likely nothing: a typo such as `modle=`
+    modification_note: str | None = None
 
     @classmethod
     def of(cls, golden: Session, run: Run, verdict: Verdict) -> ReplayResult:
@@ -249,6 +254,7 @@ class ReplayResult:
             matched=run.matched,
             offline_note=run.offline_note,
             offline_proxy=run.offline_proxy,
+            modification_note=run.modification_note,
         )
 
     @property
@@ -258,6 +264,38 @@ class ReplayResult:
     @property
     def differences(self) -> tuple[Difference, ...]:
         return self.verdict.differences
+
+
+def modification_note(modifications: Mapping[str, Any], adapter_takes: bool) -> str | None:
+    """A note on the modifications opswald does not apply itself that change nothing: all of
+    them when the adapter takes no `modifications`; else those named like one opswald
+    applies (`modle`, `temprature`), which the adapter may yet read."""
+    known = (*REQUEST_KEYS, *STEP_MODIFICATIONS)
+    others = [key for key in modifications if key not in known]
+    close = {
+        key: found[0]
+        for key in others
+        if (found := difflib.get_close_matches(key, known, n=1, cutoff=0.75))
+    }
+    named = others if not adapter_takes else list(close)
+    if not named:
+        return None
+    listed = ", ".join(
+        repr(key) + (f" (did you mean {close[key]!r}?)" if key in close else "") for key in named
+    )
+    one = len(named) == 1
+    applied = f"{', '.join(REQUEST_KEYS)}; {', '.join(STEP_MODIFICATIONS)} at a fork step"
+    if not adapter_takes:
+        return (
+            f"modification{'' if one else 's'} {listed} changed nothing: the agent's adapter "
+            f"takes no `modifications` parameter, and opswald itself applies only {applied}; "
+            f"{'it is' if one else 'they are'} recorded in the run's metadata.modifications only"
+        )
+    return (
+        f"modification{'' if one else 's'} {listed} {'is' if one else 'are'} not one opswald "
+        f"applies itself ({applied}): unless the agent's adapter reads "
+        f"{'it' if one else 'them'}, {'it changes' if one else 'they change'} nothing"
+    )
 
 
 _ENDING_GRACE = 0.2  # seconds, in all, to let threads that are ending end
@@ -496,6 +534,7 @@ def execute(
         waited_on=dict(ctx.waited_on),
         lost_keys=lost,
         return_notes=tuple(ctx.return_notes.values()),
+        modification_note=modification_note(modifications, adapters.takes_modifications(adapter)),
         retyped=retyped,
         plain_answers=plain_answers,
     )
