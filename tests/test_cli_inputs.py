@@ -244,7 +244,11 @@ def test_show_steps_past_the_end_and_stubs(
     code, _, err = run(capsys, "show", str(REFUND), "--steps", "7-9")
     assert code == 4 and "the session has 6 steps" in err
     code, out, _ = run(capsys, "show", str(REFUND), "--steps", "5-99")
-    assert code == 0 and "(2 of 6 steps shown)" in out
+    assert code == 0 and "(2 of 6 steps shown; the session ends at step 6)" in out
+    code, out, _ = run(capsys, "show", str(REFUND), "--steps", "1-99")
+    assert code == 0 and "(6 of 6 steps shown; the session ends at step 6)" in out
+    code, out, _ = run(capsys, "show", str(REFUND), "--steps", "5-6")
+    assert code == 0 and "(2 of 6 steps shown)\n" in out
     stub = tmp_path / "stub.golden.yaml"
     stub.write_text("name: stub\ninput: {q: 1}\n")
     code, _, err = run(capsys, "show", str(stub), "--step", "1")
@@ -427,3 +431,31 @@ def test_diff_of_a_stub_reports_no_empty_metadata(
     code, out, _ = run(capsys, "diff", str(stub), str(REFUND))
     assert code == 1
     assert "metadata" not in out, out
+
+
+def test_show_cuts_a_long_name_not_the_totals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns the headline keeps its figures (the duration last) and cuts the name."""
+    long = tmp_path / "long.golden.yaml"
+    name = "refund_flow_with_a_rather_long_descriptive_name_for_a_narrow_terminal"
+    long.write_text(REFUND.read_text().replace("name: refund_flow", f"name: {name}", 1))
+    monkeypatch.setenv("COLUMNS", "300")
+    _, wide, _ = run(capsys, "show", str(long))
+    headline = wide.splitlines()[0]
+    totals = headline.split(": ", 1)[1]
+    assert headline == f"{name}: {totals}" and totals.endswith(" ms")
+    monkeypatch.setenv("COLUMNS", "80")
+    _, narrow, _ = run(capsys, "show", str(long))
+    cut = narrow.splitlines()[0]
+    assert cut.endswith(f"…: {totals}") and len(cut) <= 80, cut
+    assert name.startswith(cut.split("…")[0])
+
+
+def test_extra_arguments_are_refused_with_the_subcommands_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "diff", str(REFUND), str(REFUND), str(REFUND))
+    assert code == 2
+    assert err.startswith("usage: opswald diff "), err
+    assert f"opswald diff: error: unrecognized arguments: {REFUND}" in err

@@ -497,9 +497,12 @@ class _Parser(argparse.ArgumentParser):
             return super().parse_known_args(args, namespace)
         self._plain = True  # parse_known_intermixed_args calls back into this method
         try:
-            return self.parse_known_intermixed_args(args, namespace)
+            parsed, extra = self.parse_known_intermixed_args(args, namespace)
         finally:
             self._plain = False
+        if extra:  # refused by `main` with this subcommand's usage, not the top level's
+            parsed._extra_for = self
+        return parsed, extra
 
 
 def _config_file_option(parser: argparse.ArgumentParser) -> None:
@@ -675,7 +678,12 @@ def with_golden_limits(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from opswald.cli_inspect import run
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        refusing: argparse.ArgumentParser = getattr(args, "_extra_for", parser)
+        refusing.error(f"unrecognized arguments: {' '.join(extra)}")
+    vars(args).pop("_extra_for", None)
     # golden names and session content (model output is untrusted) are printed escaped:
     # a control sequence or a bidi override in them never reaches the terminal as such
     out, err = sys.stdout, sys.stderr

@@ -144,10 +144,11 @@ def parse_types(text: str | None) -> set[str] | None:
     return types
 
 
-def parse_range(text: str | None, total: int) -> tuple[int, int]:
-    """`5-12`, `5-`, `-12` or `7` as an inclusive 1-based range within 1..total."""
+def parse_range(text: str | None, total: int) -> tuple[int, int, bool]:
+    """`5-12`, `5-`, `-12` or `7` as an inclusive 1-based range within 1..total, and whether
+    its end was past the session's last step (cut there, as `5-` is)."""
     if not text:
-        return 1, total
+        return 1, total, False
     first, sep, last = text.partition("-")
     try:
         lo = int(first) if first.strip() else 1
@@ -159,7 +160,7 @@ def parse_range(text: str | None, total: int) -> tuple[int, int]:
     if lo > total:
         plural = "s" if total != 1 else ""
         raise CliError(f"--steps: {text!r}: the session has {total} step{plural}")
-    return lo, min(hi, total)
+    return lo, min(hi, total), hi > total
 
 
 def _money(cost: float | None, unpriced: int = 0) -> str:
@@ -191,17 +192,21 @@ def _figures(session: Session) -> Any:
     return figures(session)
 
 
-def _headline(session: Session, label: str) -> str:
+def _headline(session: Session, label: str, width: int) -> str:
+    """`name: 6 steps (3 LLM, 2 tool), 1,250 tokens, $0.00072, 0.6 ms` in `width` columns:
+    a long name is cut, not the figures after it."""
     from opswald.expect.budgets import figures
 
     fig = figures(session)
-    return (
-        f"{session.name or label}: {counted(fig.steps, 'step')} ({fig.llm_calls} LLM, "
+    totals = (
+        f": {counted(fig.steps, 'step')} ({fig.llm_calls} LLM, "
         f"{fig.tool_calls} tool), "
         f"{_token_count(fig.total_tokens, fig.calls_without_usage)}, "
         f"{_money(fig.cost, fig.unpriced_calls)}, "
         f"{_duration(fig.duration_ms, fig.duration_recorded)}"
     )
+    name = session.name or label
+    return _clip(_clip(name, max(12, width - len(totals))) + totals, width)
 
 
 def _recorded_under(session: Session) -> dict[str, Any] | None:
@@ -246,7 +251,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.step is not None:
         return _show_step(session, args.step, args.json)
     types = parse_types(args.type)
-    lo, hi = parse_range(args.steps, len(steps))
+    lo, hi, cut = parse_range(args.steps, len(steps))
     chosen = [s for s in steps if lo <= s.step <= hi and (types is None or s.type in types)]
     notes, loose = placed_notes(session)  # a note on a step it lacks: on the whole golden
     if args.json:
@@ -264,7 +269,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         return 0
     width = _width()
-    print(_clip(_headline(session, args.golden), width))
+    print(_headline(session, args.golden, width))
     recorded = _recorded_under(session)
     if recorded is not None:
         print(_clip(_recorded_line(recorded), width))
@@ -294,8 +299,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(_clip(f"      ! {s.error.text()}", width))
         for text in notes.get(s.step, []):
             print(_clip(f"      note: {text}", width))
-    if len(chosen) < len(steps):
-        print(f"({len(chosen)} of {len(steps)} steps shown)")
+    if len(chosen) < len(steps) or cut:
+        end = f"; the session ends at step {len(steps)}" if cut else ""
+        print(f"({len(chosen)} of {len(steps)} steps shown{end})")
     if session.error is not None:
         print(_clip(f"error: {session.error.text()}", width))
     print(_clip(f"output: {json.dumps(session.output, ensure_ascii=False, default=str)}", width))
