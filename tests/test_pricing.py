@@ -964,3 +964,42 @@ def test_a_priced_models_call_without_usage_is_not_called_unpriced(
             ]
         )
         assert "configure" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        ({"recorded_with": "pytest-opswald 0.1.0"}, "no price for its model"),
+        ({}, "no cost written"),  # written by hand
+        ({"recorded_with": "pytest-opswald 0.1.0", "imported": "otel"}, "no cost written"),
+    ],
+    ids=["recorded", "by-hand", "imported"],
+)
+def test_the_viewer_says_why_a_call_with_usage_has_no_cost(
+    metadata: dict[str, Any], reason: str
+) -> None:
+    """QA (probe25 #4): a call with usage and no cost is "no price for its model" only where
+    opswald recorded it (it prices what it records where it can); in a golden written by
+    hand or imported, its model may well have a price: the golden has no cost written."""
+    from opswald.report.html import session_view
+    from opswald.session import Session
+
+    golden = Session.model_validate(
+        {
+            "name": "g",
+            "metadata": metadata,
+            "steps": [
+                {
+                    "step": 1,
+                    "type": "llm_call",
+                    "model": "gpt-4o-mini",
+                    "input": {"messages": [{"role": "user", "content": "hi"}]},
+                    "output": {"content": "hello"},
+                    "usage": {"input_tokens": 10, "output_tokens": 2},
+                }
+            ],
+            "output": "hello",
+        }
+    )
+    [row] = session_view(golden, slow_ms=1000)["steps"]
+    assert row["unpriced"] == reason

@@ -869,6 +869,7 @@ def test_a_model_call_without_a_price_is_marked_unknown_not_free(
     golden = Session.model_validate(
         {
             "name": "mixed",
+            "metadata": {"recorded_with": "pytest-opswald 0.1.0"},  # opswald priced it
             "steps": [
                 *(call(1, "gpt-4o-mini", cost=0.00003), call(2, "m-local"), failed),
                 *(no_usage, cut),

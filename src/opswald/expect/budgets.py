@@ -72,15 +72,18 @@ class Figures:
         return self.cost is not None and not self.unpriced_calls
 
 
-def no_cost_reason(step: LLMCallStep) -> str | None:
+def no_cost_reason(step: LLMCallStep, *, recorded: bool = True) -> str | None:
     """Why a model call that answered has no cost, in a few words (None: it has one, or it
     failed, which costs $0): `stream cut short`, `no usage reported`, `no price for its
-    model`."""
+    model` (when opswald `recorded` it: it prices the usage it records where it can),
+    `no cost written` (a golden written by hand or imported)."""
     if step.cost is not None or (step.error is not None and cut_short(step) is None):
         return None
     if cut_short(step) is not None:
         return "stream cut short"
-    return "no usage reported" if step.usage is None else "no price for its model"
+    if step.usage is None:
+        return "no usage reported"
+    return "no price for its model" if recorded else "no cost written"
 
 
 def figures(session: Session) -> Figures:

@@ -521,6 +521,8 @@ def session_view(session: Session, *, slow_ms: float) -> dict[str, Any]:
     plain = to_data(session)
     plain_steps = plain.get("steps") or []
     notes, loose = placed_notes(session)
+    metadata = session.metadata
+    recorded = "recorded_with" in metadata and "imported" not in metadata  # else by hand
     rows = []
     for step, data, (refs, changes) in zip(steps, plain_steps, _state_rows(steps), strict=True):
         if "raw" in data:
@@ -537,7 +539,11 @@ def session_view(session: Session, *, slow_ms: float) -> dict[str, Any]:
                 "cost": _finite(getattr(step, "cost", None)),
                 # a model call that answered without a cost: not $0, unknown (as in
                 # totals); why, as the page says it (`cost unknown (no usage reported)`)
-                "unpriced": no_cost_reason(step) if isinstance(step, LLMCallStep) else None,
+                "unpriced": (
+                    no_cost_reason(step, recorded=recorded)
+                    if isinstance(step, LLMCallStep)
+                    else None
+                ),
                 "tok": _tokens(step),
                 "ts": step.timestamp,
                 "slow": ms is not None and ms > slow_ms,
