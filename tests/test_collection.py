@@ -575,6 +575,39 @@ def test_native_toml_lists_the_folders_and_refuses_a_string(project: pytest.Pyte
     result.stderr.fnmatch_lines(["*opswald_goldens*expects a list*"])
 
 
+@pytest.mark.skipif(not PYTEST_9, reason="[tool.pytest] native TOML came with pytest 9")
+def test_native_toml_takes_numbers_and_true_false_text_for_opswalds_settings(
+    project: pytest.Pytester,
+) -> None:
+    """Under pytest 9's `[tool.pytest]`, `opswald_max_golden_bytes = 2048` (a TOML number
+    for a text setting) is read as its text, and `opswald_langgraph_state = "false"` as an
+    ini file's text; pytest itself raises a TypeError for both (an INTERNALERROR, in every
+    run of the project, goldens or not). A value of no usable type is a usage error."""
+    record(project)
+    project.makepyprojecttoml(
+        '[tool.pytest]\nopswald_max_golden_bytes = 2048\nopswald_langgraph_state = "false"\n'
+    )
+    result = project.runpytest("--opswald-goldens")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["*opswald_max_golden_bytes*"])  # the golden is over 2 KB
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    project.makepyprojecttoml("[tool.pytest]\nopswald_max_golden_bytes = 1048576\n")
+    project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+    project.makepyprojecttoml("[tool.pytest]\nopswald_redact = true\n")
+    result = project.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*config option 'opswald_redact' expects a string, got bool: True; write it as a "
+         'TOML string ("...")']
+    )  # fmt: skip
+    project.makepyprojecttoml('[tool.pytest]\nopswald_langgraph_state = "maybe"\n')
+    result = project.runpytest("--opswald-goldens")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*opswald_langgraph_state: invalid truth value 'maybe'; write true or false"]
+    )
+
+
 def test_run_from_a_subfolder_collects_the_goldens_below_it_of_every_ini_folder(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

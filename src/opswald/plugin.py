@@ -27,6 +27,7 @@ _SETTINGS_KEY = pytest.StashKey[Any]()
 _NORMALIZE_KEY = pytest.StashKey["list[NormalizeRule]"]()
 _OPTION_DEFAULTS: dict[str, Any] = {}  # dest: default, of each option of the plugin
 _INI_DEFAULTS: dict[str, Any] = {}  # name: default, of each setting of the plugin
+_INI_TYPES: dict[str, str] = {}  # name: pytest's type of the setting ("string" when none)
 _PENDING_SETTINGS_KEY = pytest.StashKey[Any]()  # what builds the settings, until they are
 INI_USEFIXTURES = pytest.StashKey[tuple[str, ...]]()
 """The ini option `usefixtures` as written (read when pytest is configured)."""
@@ -87,6 +88,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     def ini(name: str, text: str, **attrs: Any) -> None:
         parser.addini(name, text, **attrs)
         _INI_DEFAULTS[name] = attrs.get("default", "")
+        _INI_TYPES[name] = attrs.get("type") or "string"
 
     add(
         "--opswald-goldens",
@@ -430,10 +432,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from opswald.redact import make_redactor, using_redactor
 
         try:
-            normalize = normalize_rules(config.getini("opswald_request_normalize"))
+            normalize = normalize_rules(_getini(config, "opswald_request_normalize"))
             limits = golden_limits(
-                config.getini("opswald_max_golden_bytes"),
-                config.getini("opswald_max_golden_depth"),
+                _getini(config, "opswald_max_golden_bytes"),
+                _getini(config, "opswald_max_golden_depth"),
             )
         except SettingError as exc:
             raise pytest.UsageError(str(exc)) from None
@@ -450,12 +452,12 @@ def pytest_configure(config: pytest.Config) -> None:
             force=config.getoption("opswald_force"),
             allow_side_effects=config.getoption("opswald_allow_side_effects"),
             diff_mode=diff_mode,
-            adapter=config.getini("opswald_adapter") or None,
+            adapter=_getini(config, "opswald_adapter") or None,
             adapter_root=_config_folder(config),
             requests=_suite_requests(config, normalize),
             prices=_pricer(config),
             integrations=_integrations(config),
-            side_effect_tools=frozenset(_names(config.getini("opswald_side_effect_tools"))),
+            side_effect_tools=frozenset(_names(_getini(config, "opswald_side_effect_tools"))),
             langgraph_state=_ini_bool(config, "opswald_langgraph_state"),
             limits=limits,
             redactor=make_redactor(pii=redact == "pii", extra=_hook_redaction_rules(config)),
@@ -595,7 +597,7 @@ def _for_the_run(config: pytest.Config, setting: contextlib.AbstractContextManag
 def _ini_choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
     """An ini value that must be one of `choices` (as the option's own values are; case
     aside): a typo such as `opswald_mode = recrod` is a usage error, not a silent default."""
-    value = str(config.getini(name))
+    value = str(_getini(config, name))
     if value.strip().lower() in choices:
         return value.strip().lower()
     from opswald.projectconfig import SettingError, choice
@@ -609,9 +611,52 @@ def _ini_choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> s
 def _ini_bool(config: pytest.Config, name: str) -> bool:
     """A `bool` ini value; a value pytest cannot read is a usage error, not INTERNALERROR."""
     try:
-        return bool(config.getini(name))
+        value = _getini(config, name)
+        if isinstance(value, str):  # pytest 9's TOML table holding a string for it
+            return _truth(value)
+        return bool(value)
     except ValueError as exc:  # pytest's "invalid truth value 'x'"
         raise pytest.UsageError(f"{name}: {exc}; write true or false") from None
+
+
+def _truth(text: str) -> bool:
+    """A true/false setting's text, read as pytest reads an ini file's."""
+    word = text.strip().lower()
+    if word in ("y", "yes", "t", "true", "on", "1"):
+        return True
+    if word in ("n", "no", "f", "false", "off", "0"):
+        return False
+    raise ValueError(f"invalid truth value {text!r}")
+
+
+def _getini(config: pytest.Config, name: str) -> Any:
+    """`config.getini(name)` of one of opswald's settings, also where pytest 9's native
+    `[tool.pytest]` table holds it in another TOML type than the setting's: a number for a
+    text setting (`opswald_max_golden_bytes = 52428800`) is read as its text, a string for
+    a true/false one as an ini file's text; any other mismatch is a usage error naming the
+    setting (pytest 9.0 and 9.1 raise a TypeError, an INTERNALERROR; 9.2 a usage error
+    without the fix)."""
+    try:
+        return config.getini(name)
+    except (TypeError, pytest.UsageError) as exc:
+        if isinstance(exc, pytest.UsageError) and not isinstance(exc.__cause__, TypeError):
+            raise
+        entry = getattr(config, "_inicfg", {}).get(name)  # pytest 9: the TOML value
+        raw = getattr(entry, "value", None)
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return str(raw)
+        if isinstance(raw, str) and _INI_TYPES.get(name) == "bool":
+            return raw
+        raise pytest.UsageError(f"{exc}; write it as a TOML {_toml_kind(name)}") from None
+
+
+def _toml_kind(name: str) -> str:
+    kind = _INI_TYPES.get(name)
+    if kind == "bool":
+        return "true or false"
+    if kind in ("args", "linelist", "paths"):
+        return 'list of strings (["a", "b"])'
+    return 'string ("...")'
 
 
 def _names(values: list[str]) -> list[str]:
@@ -625,7 +670,7 @@ def _integrations(config: pytest.Config) -> tuple[str, ...]:
     from opswald.projectconfig import SettingError, integrations
 
     try:
-        return integrations(config.getini("opswald_integrations"))
+        return integrations(_getini(config, "opswald_integrations"))
     except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -728,7 +773,7 @@ def _tolerance(config: pytest.Config) -> Any:
     from opswald.adapters import AdapterNotFound, import_string
 
     def imported(option: str, what: str) -> Any:
-        spec = config.getini(option)
+        spec = _getini(config, option)
         if not spec:
             return None
         try:
@@ -835,7 +880,7 @@ def _pricer(config: pytest.Config) -> Any:
     from opswald.pricing import PriceError, Pricer, PriceTable, file_problem
 
     table = PriceTable.load_default()
-    extra = config.getini("opswald_prices")
+    extra = _getini(config, "opswald_prices")
     if extra:
         path = config.rootpath / str(extra)
         try:
@@ -1187,7 +1232,7 @@ def _add_default_goldens_path(config: pytest.Config) -> None:
     ):
         return  # pytest collects this folder: its goldens are found there, and no others
     try:
-        entries = config.getini("opswald_goldens")
+        entries = _getini(config, "opswald_goldens")
     except (TypeError, ValueError) as exc:  # a TOML string, an unclosed quote
         text = str(exc)
         raise pytest.UsageError(
@@ -1301,7 +1346,7 @@ def _in_use(config: pytest.Config) -> bool:
         return True
     for name, default in _INI_DEFAULTS.items():
         try:
-            if config.getini(name) != default:
+            if _getini(config, name) != default:
                 return True
         except (ValueError, TypeError):  # a value pytest cannot read: said when built
             return True
@@ -1318,7 +1363,7 @@ def _suite_requests(config: pytest.Config, normalize: list[dict[str, str]]) -> A
     from opswald.projectconfig import SettingError, suite_requests
 
     try:
-        return suite_requests(config.getini("opswald_request_ignore"), normalize)
+        return suite_requests(_getini(config, "opswald_request_ignore"), normalize)
     except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
 

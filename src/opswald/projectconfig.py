@@ -163,16 +163,22 @@ def find(
 
 
 @functools.cache
-def _pytest_9() -> bool:
-    """pytest.toml and pyproject's [tool.pytest] table (native TOML types) came with
-    pytest 9. Its version is read without importing pytest (a tenth of a second)."""
+def _pytest_version() -> tuple[int, int]:
+    """pytest's (major, minor), read without importing pytest (a tenth of a second)."""
     try:
         from _pytest._version import version
     except ImportError:
         from importlib.metadata import version as installed
 
         version = installed("pytest")
-    return int(version.split(".")[0]) >= 9
+    major, minor = ([*version.split(".")[:2], "0"])[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def _pytest_9() -> bool:
+    """pytest.toml and pyproject's [tool.pytest] table (native TOML types) came with
+    pytest 9."""
+    return _pytest_version() >= (9, 0)
 
 
 def config_names() -> tuple[str, ...]:
@@ -214,7 +220,8 @@ def _common_ancestor(here: Path, paths: Iterable[Path]) -> Path:
 
 def _locate(starts: Sequence[Path]) -> ProjectConfig | None:
     """The first config file with a pytest section, from each start folder upward; else
-    the first pyproject.toml met (pytest takes it for the rootdir), with no values."""
+    the first pyproject.toml met (pytest 8.1 and later take it for the rootdir), with no
+    values."""
     pyproject: Path | None = None
     for start in starts:
         for base in (start, *start.parents):
@@ -228,7 +235,7 @@ def _locate(starts: Sequence[Path]) -> ProjectConfig | None:
                 if loaded is not None:
                     values, toml = loaded
                     return ProjectConfig(rootdir=base, inipath=path, values=values, toml=toml)
-    if pyproject is not None:
+    if pyproject is not None and _pytest_version() >= (8, 1):  # pytest 8.0 passes it over
         return ProjectConfig(rootdir=pyproject.parent, inipath=pyproject)
     return None
 
