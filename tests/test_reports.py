@@ -839,6 +839,27 @@ def test_a_report_path_outside_the_project_given_as_its_own_word_is_a_usage_erro
         assert here.ret == pytest.ExitCode.OK, here.stdout.str()
 
 
+def test_the_check_reads_the_values_of_other_options_as_pytest_does(
+    project: pytest.Pytester,
+) -> None:
+    """QA (probe27 #1): `--junitxml PATH` outside the project beside `--opswald-json PATH`
+    (a CI job keeping its reports in an artifacts folder): pytest reads the JUnit path as
+    that option's value, but the check counted it as a test path, so the rootdir it found
+    "without" the opswald value moved too, and it said nothing (the run then failed for
+    want of the project's config)."""
+    project.makeini("[pytest]\nopswald_adapter = agent:run\n")
+    (project.path / "conftest.py").write_text("")
+    record(project)
+    outside = project.path.parent / f"{project.path.name}-artifacts"
+    report, junit = str(outside / "report.json"), str(outside / "junit.xml")
+    args = ("--opswald-goldens", "-k", "not nothing", "--junitxml", junit)
+    first = project.runpytest(*args, f"--opswald-json={report}")
+    assert first.ret == pytest.ExitCode.OK, first.stdout.str()
+    again = project.runpytest(*args, "--opswald-json", report)
+    assert again.ret == pytest.ExitCode.USAGE_ERROR, again.stdout.str()
+    assert f"Give the value with '=': --opswald-json={report}" in again.stderr.str()
+
+
 def test_every_option_of_the_plugin_that_takes_a_value_is_checked(
     pytestconfig: pytest.Config,
 ) -> None:

@@ -328,21 +328,16 @@ def _check_values_not_taken_for_paths(config: pytest.Config) -> None:
     except ValueError:
         return
     taken: list[tuple[str, str]] = []
-    paths: list[str] = []
-    after = False
-    for i, word in enumerate(words):
-        if after:
-            after = False
-            continue
-        if word in VALUE_OPTIONS and i + 1 < len(words):
-            after = True
+    for i, word in enumerate(words[:-1]):
+        if word in VALUE_OPTIONS:
             with contextlib.suppress(OSError, ValueError):  # a name too long, a NUL byte
                 if (here / words[i + 1]).exists():
                     taken.append((word, words[i + 1]))
-        elif not word.startswith("-"):
-            paths.append(word.split("::")[0])
     if not taken:
         return
+    # the test paths as pytest read them once every option was known (the values of
+    # `--junitxml PATH`, `-k EXPR` and of opswald's options are not among them)
+    paths = [str(arg).split("::")[0] for arg in config.option.file_or_dir or ()]
     from opswald.projectconfig import SettingError, find
 
     found = (config.rootpath, config.inipath)
