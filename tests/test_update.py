@@ -144,6 +144,79 @@ def test_no_writes_on_ci_unless_forced(
     assert not load(project.path / GOLDEN).is_stub
 
 
+def test_on_ci_nothing_runs_live_only_to_be_thrown_away(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA (probe27 #3): on CI without --opswald-force a recording (a stub, rerecord) ran
+    the agent live — its model calls, its side-effect tools — and then did not write it.
+    Now it is not run, and says so; an update replays as a plain run does (no live calls
+    from its divergence on), its fix line saying why nothing is written."""
+    record(project)
+    log = project.path / "side_effects.log"
+    logged = log.read_text()
+    golden = (project.path / GOLDEN).read_bytes()
+    stub = write(project.path / "goldens" / "stub.golden.yaml", STUB.replace("book_flight", "s"))
+    monkeypatch.setenv("CI", "true")
+    result = project.runpytest("--opswald-goldens", "--opswald-mode=record")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*stub.golden.yaml: not recorded yet (a stub: no steps, no output); it is not "
+            "recorded: the CI environment variable is set*--opswald-force (the agent was not "
+            "run: a recording runs it live)",
+            "*fix: record it locally and commit it, or add --opswald-force*",
+        ]
+    )
+    result = project.runpytest("--opswald-goldens", "--opswald-mode=rerecord")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*flight.golden.yaml: not re-recorded (--opswald-mode=rerecord)*"])
+    monkeypatch.setenv("AGENT_VARIANT", "args")  # diverges at step 5, the booking
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-allow-side-effects", "-k", "flight"
+    )
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        ["*step 5 of 7*", "fix: not written: the CI environment variable is set*"]
+    )
+    assert log.read_text() == logged, "nothing ran live"
+    assert (project.path / GOLDEN).read_bytes() == golden and stub.read_text().startswith("name")
+    assert load(stub).is_stub
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-allow-side-effects", "-k", "flight",
+        "--opswald-force",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, deselected=1)
+    assert log.read_text() == logged + "AF1 Bob\n", "forced: the update ran the booking live"
+
+
+def test_an_update_records_a_stub_without_its_side_effect_tools_unless_allowed(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA (probe27 #4): `--opswald-update` recorded a stub with its side-effect tools run
+    live, where an update runs none unless --opswald-allow-side-effects (DESIGN §3a);
+    `--opswald-mode=record` is the run that records with every tool."""
+    log = project.path / "side_effects.log"
+    logged = log.read_text() if log.exists() else ""
+    stub = (project.path / GOLDEN).read_bytes()
+    result = project.runpytest("--opswald-goldens", "--opswald-update")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*book has side effects and would run live*",
+            "*hint: re-run with --opswald-allow-side-effects to let it run, or record it "
+            "with --opswald-mode=record",
+        ]
+    )
+    assert (log.read_text() if log.exists() else "") == logged
+    assert (project.path / GOLDEN).read_bytes() == stub
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-update", "--opswald-allow-side-effects"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*1 golden recorded*"])
+    assert log.read_text() == logged + "AF1 Alice\n"
+
+
 @pytest.mark.parametrize("value", ["false", "0", "No", " off ", ""])
 def test_ci_set_to_a_false_value_is_not_ci(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, value: str

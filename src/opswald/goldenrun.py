@@ -208,6 +208,21 @@ def run_golden(
             f"{path.name}: not recorded yet (a stub: no steps, no output)\n"
             "fix: run with --opswald-mode=record to record it"
         )
+    # on CI without --opswald-force nothing is written: a run that is live only to be
+    # written (a recording) is not made at all (its model calls cost, its side-effect
+    # tools act, for nothing), and an update replays, as a plain run does
+    blocked = writes_blocked(force=settings.force)
+    if blocked is not None and (writing or golden.is_stub):
+        what = (
+            "not recorded yet (a stub: no steps, no output); it is not recorded"
+            if golden.is_stub
+            else f"not re-recorded (--opswald-mode={settings.mode})"
+        )
+        raise GoldenError(
+            f"{path.name}: {what}: the CI environment variable is set, and goldens are only "
+            "written on CI with --opswald-force (the agent was not run: a recording runs it "
+            "live)\nfix: record it locally and commit it, or add --opswald-force"
+        )
     modify = {**(modify or {}), **settings.modify}  # the command line wins over the marker
     given = {k: modify.pop(k) for k in STEP_MODIFICATIONS if k in modify}
     own = golden_step_modifications(golden)  # the weakest source of them
@@ -231,7 +246,7 @@ def run_golden(
     policy: Policy
     if writing or golden.is_stub:
         policy = "live"
-    elif settings.update:
+    elif settings.update and blocked is None:
         policy = "update"
     elif settings.mode == "live":
         policy = "live"
@@ -248,7 +263,9 @@ def run_golden(
     run_settings = RunSettings(
         policy=policy,
         allow_side_effects=settings.allow_side_effects,
-        block_side_effects=not (writing or golden.is_stub),
+        # a recording runs every tool; an update recording a stub runs those with side
+        # effects only when allowed, as it does from an updated golden's divergence on
+        block_side_effects=not writing,
         modifications=modify,
         fork_at=settings.fork_at if policy == "fork" else None,
         step_modifications=step_mods,

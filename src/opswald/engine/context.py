@@ -104,14 +104,16 @@ UNRECORDED_HINT = (
 
 def side_effect_hint(surface: Surface, policy: str = "update") -> str:
     """How to let a blocked side-effect tool run, in the words of `surface`. A fork or a
-    live run blocks it whatever the golden holds: recording it again would not help."""
+    live run blocks it whatever the golden holds: recording it again would not help; a
+    stub (`policy` "stub": run live to be recorded by an update) is recorded with every
+    tool by record mode."""
     allow = ALLOW_SIDE_EFFECTS[surface]
+    prefix = "" if surface == "pytest" else "pytest "
+    if policy == "stub":  # a stub an update records
+        return f"{allow} to let it run, or record it with {prefix}--opswald-mode=record"
     if policy in ("fork", "live"):
         return f"{allow} to let it run"
-    rerecord = "--opswald-mode=rerecord"
-    if surface != "pytest":
-        rerecord = f"pytest {rerecord}"
-    return f"{allow} to let it run, or record the golden again with {rerecord}"
+    return f"{allow} to let it run, or record the golden again with {prefix}--opswald-mode=rerecord"
 
 
 _MODIFIED_STEP_TYPE = {  # each step modification, and the type of step it changes
@@ -961,7 +963,9 @@ class Context:
                     step=number,
                     step_type="tool_call",
                     name=request.get("tool"),
-                    suggestion=side_effect_hint(self.surface, self.policy),
+                    suggestion=side_effect_hint(
+                        self.surface, "stub" if self.golden is None else self.policy
+                    ),
                 )
                 self.findings.append(finding)
                 # the call stays in the actual session, unanswered, so a saved actual and
@@ -1627,9 +1631,10 @@ class Context:
         return step
 
     def _blocks_side_effects(self) -> bool:
-        continuing = self.policy in ("update", "fork") or (
-            self.policy == "live" and self.golden is not None
-        )
+        """Whether a side-effect tool's live call is refused: in a run that is not a
+        recording (those pass `block_side_effects=False`) — an update, a fork, a live
+        run, an update recording a stub — unless allowed."""
+        continuing = self.policy in ("update", "fork", "live")
         return self.block_side_effects and continuing and not self.allow_side_effects
 
     def emit(self, event: str, *args: Any) -> None:
