@@ -19,6 +19,7 @@ from opswald import load
 from opswald.report.json_report import REPORT_SCHEMA
 from opswald.session import LLMCallStep
 from test_reports import _stable
+from test_viewer_data import page_data
 
 ADAPTERS = """
 import os
@@ -135,10 +136,22 @@ def test_a_golden_that_kills_its_xdist_worker_counts_as_failed(project: pytest.P
     record(project)
     project.makeconftest(ADAPTERS)
     _copy(project, "crash")
-    result = project.runpytest("--opswald-goldens", "--opswald-json=r.json", "-n", "2")
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-json=r.json", "--opswald-html=v.html", "-n", "2"
+    )
     result.assert_outcomes(passed=1, failed=1)
     out = result.stdout.str()
     assert "crashed while running 'goldens/crash.golden.yaml::crash'" in out
+    # the page lists it as failed, with why (QA probe27 #2: it was left out, the page all green)
+    page = page_data((project.path / "v.html").read_text())
+    shown = {g["name"]: g for g in page["goldens"]}
+    assert sorted(shown) == [
+        "goldens/crash.golden.yaml::crash",
+        "goldens/flight.golden.yaml::book_flight",
+    ]
+    crashed = shown["goldens/crash.golden.yaml::crash"]
+    assert crashed["status"] == "failed"
+    assert "crashed" in json.dumps(crashed["findings"])
     assert "goldens: 1 passed, 1 failed" in out.split("--- opswald ---")[-1]
     report = json.loads((project.path / "r.json").read_text())
     jsonschema.validate(report, REPORT_SCHEMA)
