@@ -596,6 +596,22 @@ def test_report_merge_names_the_shards_a_golden_is_in(tmp_path: Path) -> None:
     )
 
 
+
+def test_report_merge_refuses_a_report_given_twice(tmp_path: Path) -> None:
+    """QA (probe27 #10): one file given twice read as two overlapping shards ("... is in
+    two shards, s1.json and s1.json"); it is said as what it is."""
+    row = '{"goldens": [{"name": "goldens/a.golden.yaml", "status": "passed"}]}'
+    (tmp_path / "s1.json").write_text(row)
+    result = opswald("report", "merge", "s1.json", "s1.json", "-o", "m.json", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (4, "")
+    assert result.stderr == "error: s1.json is given twice: give each shard's report once\n"
+    result = opswald("report", "merge", "s1.json", "./s1.json", "-o", "m.json", cwd=tmp_path)
+    assert result.returncode == 4
+    assert result.stderr == (
+        "error: ./s1.json is given twice (as s1.json): give each shard's report once\n"
+    )
+    assert not (tmp_path / "m.json").exists()
+
 TWO_PROBLEMS = BROKEN_YAML.replace("output: done", "  - step: 2\n    type: tool_call\noutput: done")
 
 

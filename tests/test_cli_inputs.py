@@ -459,3 +459,71 @@ def test_extra_arguments_are_refused_with_the_subcommands_usage(
     assert code == 2
     assert err.startswith("usage: opswald diff "), err
     assert f"opswald diff: error: unrecognized arguments: {REFUND}" in err
+
+
+def test_a_saved_actual_over_a_budget_fails_diff_and_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA (probe27 #5): an actual saved because its run went over the golden's budget can
+    be the golden's own steps (a budget lowered by hand): `opswald diff` said "no
+    differences" (exit 0) and `opswald html --actual-dir` listed it as passed."""
+    text = REFUND.read_text()
+    assert "    total_tokens: +10%\n" in text
+    golden = tmp_path / "refund.golden.yaml"
+    golden.write_text(text.replace("    total_tokens: +10%\n", "    total_tokens: 1000\n"))
+    saved = tmp_path / "actual"
+    saved.mkdir()
+    actual = saved / "refund_flow.actual.yaml"
+    actual.write_text(golden.read_text())
+    code, out, _ = run(capsys, "diff", str(golden), str(actual))
+    assert code == 1
+    assert "no differences between" in out and "budget exceeded: total_tokens 1250 > 1000" in out
+    code, out, _ = run(capsys, "diff", str(golden), str(actual), "--json")
+    assert code == 1 and json.loads(out)["budgets"] == ["budget exceeded: total_tokens 1250 > 1000"]
+    page = tmp_path / "v.html"
+    code, out, _ = run(capsys, "html", str(golden), "--actual-dir", str(saved), "-o", str(page))
+    assert code == 0
+    assert "1 failing against their actual: 0 differing, 1 over a budget" in out
+    from test_viewer_data import page_data
+
+    (shown,) = page_data(page.read_text())["goldens"]
+    assert shown["status"] == "failed"
+    assert any(
+        f["message"] == "budget exceeded: total_tokens 1250 > 1000" for f in shown["findings"]
+    )
+    # within the budget: as before
+    actual.write_text(text)
+    golden.write_text(text)
+    code, out, _ = run(capsys, "diff", str(golden), str(actual))
+    assert code == 0 and "budget" not in out
+
+
+def test_html_reads_the_actuals_of_several_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """QA (probe27 #6): `--actual-dir` given twice (the saved actuals of two CI shards)
+    kept the last folder alone; each is read, and a test with an actual in both is shown
+    once, the first folder's, with a note."""
+    goldens = tmp_path / "goldens"
+    goldens.mkdir()
+    text = REFUND.read_text()
+    (goldens / "a.golden.yaml").write_text(text.replace("name: refund_flow", "name: a", 1))
+    (goldens / "b.golden.yaml").write_text(text.replace("name: refund_flow", "name: b", 1))
+    changed = text.replace("Refunded $120.00", "Refunded $99.00")
+    shard1, shard2 = tmp_path / "shard1", tmp_path / "shard2"
+    shard1.mkdir()
+    shard2.mkdir()
+    (shard1 / "a.actual.yaml").write_text(changed.replace("name: refund_flow", "name: a", 1))
+    (shard2 / "b.actual.yaml").write_text(changed.replace("name: refund_flow", "name: b", 1))
+    page = tmp_path / "v.html"
+    args = ["html", str(goldens), "--actual-dir", str(shard1), "--actual-dir", str(shard2)]
+    code, out, _ = run(capsys, *args, "-o", str(page))
+    assert code == 0 and "2 goldens (2 differing from their actual)" in out, out
+    from test_viewer_data import page_data
+
+    shown = {g["name"]: g["status"] for g in page_data(page.read_text())["goldens"]}
+    assert shown == {"a": "failed", "b": "failed"}
+    (shard2 / "a.actual.yaml").write_text(text.replace("name: refund_flow", "name: a", 1))
+    code, out, _ = run(capsys, *args, "-o", str(page))
+    assert f"note: {shard2 / 'a.actual.yaml'}: a has an actual in {shard1 / 'a.actual.yaml'}" in out
+    assert "2 differing" in out, "the first folder's actual of a is shown"

@@ -172,7 +172,7 @@ def test_new_snapshots_an_update_writes_among_kept_calls_keep_the_timeline_in_or
     calls = load(path).step_list
     result = pytester.runpytest("--opswald-goldens", "--opswald-update")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["1 golden updated: review them with git diff"])
+    result.stdout.fnmatch_lines(["1 golden updated: review it with git diff"])
     steps = load(path).step_list
     assert [s.type for s in steps].count("state") == 3
     kept = [s for s in steps if s.type != "state"]

@@ -63,7 +63,7 @@ def test_a_call_started_after_the_divergence_runs_live(
     monkeypatch.setenv("PHASE", "new")
     result = pytester.runpytest("--opswald-goldens", "--opswald-update")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["1 golden updated: review them with git diff"])
+    result.stdout.fnmatch_lines(["1 golden updated: review it with git diff"])
     written = path.read_text()
     # the changed call (step 1) ran live, and so did the one numbered after it
     assert written.count("phase: new") == 4, written  # two steps' outputs, the output twice

@@ -437,6 +437,16 @@ def cmd_report_merge(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 4
+    given: dict[str, str] = {}
+    for name in args.reports:  # the same file twice would read as two overlapping shards
+        first = given.setdefault(os.path.realpath(name), name)
+        if first != name or args.reports.count(name) > 1:
+            also = f" (as {first})" if first != name else ""
+            print(
+                f"error: {name} is given twice{also}: give each shard's report once",
+                file=sys.stderr,
+            )
+            return 4
     reports = []
     for name in args.reports:
         try:

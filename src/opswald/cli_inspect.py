@@ -495,6 +495,7 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     first_step_b = first["step_b"] if first is not None else None
     if stop is not None:  # the first difference is the stop, as the headline says
         first_step, first_step_b = stop.golden_step or None, stop.step.step
+    over = _budgets_over(golden, actual, stopped=stop is not None)
     if args.json:
         _print_json(
             {
@@ -515,9 +516,10 @@ def _diff_sessions(args: argparse.Namespace) -> int:
                 "differences": found[: args.limit],
                 "more": len(found) > args.limit,
                 "deltas": deltas,
+                "budgets": over,
             }
         )
-        return 1 if found else 0
+        return 1 if found or over else 0
     if not found:
         print(
             f"no differences between {args.golden} and {args.actual} "
@@ -560,7 +562,20 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     changed = [k for k, d in deltas.items() if d["change"]]
     if changed:
         _say_wrapped("figures: " + "; ".join(_delta_text(k, deltas[k]) for k in changed), _width())
-    return 1 if found else 0
+    for message in over:
+        _say_wrapped(message, _width())
+    return 1 if found or over else 0
+
+
+def _budgets_over(golden: Session, actual: Session, *, stopped: bool) -> list[str]:
+    """The golden's `expect.budgets` the second session fails, as a replay's verdict says
+    them (`budget exceeded: total_tokens 61 > 40`): a saved actual can fail on a budget
+    alone, with no other difference."""
+    from opswald.expect.budgets import check_budgets, figures
+
+    spec = golden.expectations.budgets
+    found = check_budgets(spec, figures(actual), figures(golden), partial=stopped)
+    return [f.message for f in found]
 
 
 def _stop(golden: Session, actual: Session) -> ReplayStop | None:

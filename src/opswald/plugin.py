@@ -2110,13 +2110,13 @@ class SummaryPlugin:
                 self.counts["failed"] = self.counts.get("failed", 0) + 1
                 self.records.append(crashed)
                 if self.config.getoption("opswald_html"):  # the page shows the golden itself
-                    view = {
+                    shown = {
                         "path": str(self.config.rootpath / report.nodeid.partition("::")[0]),
                         "file": crashed["file"],
                         "actual": None,
                         "findings": [_failure_finding(crashed)],
                     }
-                    self.views.append((report.nodeid, "failed", view, crashed))
+                    self.views.append((report.nodeid, "failed", shown, crashed))
             return
         unloaded = report.when == "setup" and status == "failed"  # a marker's golden
         if status is not None and (report.when == "call" or status == "skipped" or unloaded):

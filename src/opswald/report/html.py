@@ -55,7 +55,7 @@ from opswald import jsontext
 from opswald.analysis import BLOCKED_SIDE_EFFECT, Analysis, analyse
 from opswald.diff import differences, headline, render_difference, short_repr
 from opswald.engine.state import SNAPSHOT_PARTS
-from opswald.expect.budgets import Figures, figures, no_cost_reason
+from opswald.expect.budgets import Figures, check_budgets, figures, no_cost_reason
 from opswald.expect.state import compare_states
 from opswald.files import to_data, write_output_text
 from opswald.hidden import IGNORABLE
@@ -300,6 +300,18 @@ def findings_from_diff(
             differences=tuple(d for d in rest if _top(d) == key),
             suggestion=hint,
         )
+        out.append(finding_data(f, total_steps=total))
+    # the golden's budgets, as the run's verdict judged them: an actual saved because it
+    # went over one need differ in nothing else (a run stopped short: what it exceeded)
+    from opswald.engine.context import UPDATE
+
+    for f in check_budgets(
+        golden.expectations.budgets,
+        figures(actual),
+        figures(golden),
+        partial=stop is not None or blocked is not None,
+        update=UPDATE["cli"],
+    ):
         out.append(finding_data(f, total_steps=total))
     return out
 

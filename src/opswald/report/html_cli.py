@@ -43,7 +43,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--actual-dir",
         metavar="DIR",
-        help="saved actual sessions (--opswald-save-actual DIR), matched to goldens by name",
+        action="append",
+        help="saved actual sessions (--opswald-save-actual DIR), matched to goldens by name; "
+        "repeat it for the folders of several runs (CI shards)",
     )
     parser.add_argument(
         "--redact", action="store_true", help="also scrub personal data (emails, phone numbers)"
@@ -104,10 +106,11 @@ def cmd_html(args: argparse.Namespace) -> int:
             "error: --actual goes with exactly one GOLDEN file (use --actual-dir)", file=sys.stderr
         )
         return 2
-    actual_dir = Path(args.actual_dir) if args.actual_dir else None
-    if actual_dir is not None and not actual_dir.is_dir():
-        print(f"error: --actual-dir {actual_dir}: not a folder", file=sys.stderr)
-        return 4
+    actual_dirs = [Path(folder) for folder in args.actual_dir or ()]
+    for folder in actual_dirs:
+        if not folder.is_dir():
+            print(f"error: --actual-dir {folder}: not a folder", file=sys.stderr)
+            return 4
     entries: list[ViewEntry] = []
     problems = 0
     matched: set[Path] = set()
@@ -126,8 +129,14 @@ def cmd_html(args: argparse.Namespace) -> int:
         pairs: list[tuple[str, Path]] = []
         if args.actual:
             pairs = [(name, Path(args.actual))]
-        elif actual_dir is not None:
-            pairs = _actuals_for(actual_dir, name)
+        for folder in actual_dirs:
+            for test, found in _actuals_for(folder, name):
+                first = next((seen for t, seen in pairs if t == test), None)
+                if first is None:
+                    pairs.append((test, found))
+                else:  # two runs of one test (shards that overlapped): the first is shown
+                    matched.add(found.resolve())
+                    print(f"note: {found}: {test} has an actual in {first} too; shown: {first}")
         compared = 0
         for test, actual_path in pairs:
             matched.add(actual_path.resolve())  # it has its golden, readable or not
@@ -140,10 +149,10 @@ def cmd_html(args: argparse.Namespace) -> int:
         if not compared:  # no actual, or none readable: the golden is still shown
             entries.append(ViewEntry(golden=golden, name=name, file=str(path)))
     progress.done()
-    if actual_dir is not None:
-        from opswald.files import ACTUAL_SUFFIX
+    from opswald.files import ACTUAL_SUFFIX
 
-        for extra in sorted(actual_dir.glob("*" + ACTUAL_SUFFIX)):
+    for folder in actual_dirs:
+        for extra in sorted(folder.glob("*" + ACTUAL_SUFFIX)):
             if extra.resolve() not in matched:
                 print(f"note: {extra}: no golden of that name among {', '.join(args.paths)}")
     title = args.title or ("opswald replay: " + ", ".join(args.paths))
@@ -151,10 +160,18 @@ def cmd_html(args: argparse.Namespace) -> int:
         size = write_report(
             args.output, entries, title=title, redact=args.redact, slow_ms=args.slow_ms
         )
-    failed = sum(e.status == "failed" for e in entries)
+    failed = [e for e in entries if e.status == "failed"]
+    over = [e for e in failed if any(f.get("kind") == "budget" for f in e.findings)]
+    differing = [e for e in failed if any(f.get("kind") != "budget" for f in e.findings)]
+    counted = (
+        f"{len(failed)} failing against their actual: {len(differing)} differing, "
+        f"{len(over)} over a budget"
+        if over
+        else f"{len(failed)} differing from their actual"
+    )
     print(
         f"wrote {args.output}: {len(entries)} golden{'s' if len(entries) != 1 else ''}"
-        f" ({failed} differing from their actual), {size / 1024:,.0f} KiB"
+        f" ({counted}), {size / 1024:,.0f} KiB"
     )
     return 1 if problems else 0
 
@@ -170,7 +187,7 @@ def _compared(golden: Any, actual: Any, *, name: str, file: str) -> Any:
     # difference show the secret
     golden, actual = redact_session(golden), redact_session(actual)
     findings = findings_from_diff(golden, actual)
-    status = "failed" if findings else "passed"
+    status = "failed" if any(f.get("failing", True) for f in findings) else "passed"
     return ViewEntry(
         golden=golden, actual=actual, status=status, name=name, file=file, findings=findings
     )

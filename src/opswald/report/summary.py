@@ -56,7 +56,8 @@ class Summary:
         lines = ["goldens: " + ", ".join(parts)]
         if self.counts.get("updated"):
             n = self.counts["updated"]
-            lines.append(f"{n} golden{'s' if n != 1 else ''} updated: review them with git diff")
+            them = "them" if n != 1 else "it"
+            lines.append(f"{n} golden{'s' if n != 1 else ''} updated: review {them} with git diff")
         if self.counts.get("recorded"):
             n = self.counts["recorded"]
             lines.append(f"{n} golden{'s' if n != 1 else ''} recorded")
