@@ -132,6 +132,35 @@ def test_failures_without_a_verdict_report_their_message_serial_and_under_xdist(
     assert _stable(reports["xdist"]) == _stable(reports["serial"])
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_run_stopped_by_its_timeout_is_saved_as_far_as_it_got(
+    project: pytest.Pytester, workers: list[str]
+) -> None:
+    """QA (probe27 #7): a golden stopped by its timeout had no saved actual (nothing for
+    `opswald diff` or the viewer); its steps up to the hang are saved, redacted, with the
+    stop as the session's error, and the viewer shows them beside the golden."""
+    record(project)
+    project.makeconftest(ADAPTERS)
+    _copy(project, "hang", extra="timeout: 1\n")
+    result = project.runpytest(
+        "--opswald-goldens", "-k", "hang", "--opswald-save-actual=saved",
+        "--opswald-html=v.html", *workers,
+    )  # fmt: skip
+    assert result.parseoutcomes().get("failed") == 1, result.stdout.str()
+    saved = load(project.path / "saved" / "hang.actual.yaml")
+    golden = load(project.path / "goldens" / "hang.golden.yaml")
+    assert [s.type for s in saved.step_list] == ["llm_call", "tool_call"]
+    assert saved.step_list[0].model_dump(exclude={"timestamp", "duration_ms"}) == (
+        golden.step_list[0].model_dump(exclude={"timestamp", "duration_ms"})
+    )
+    assert saved.error is not None and saved.error.type == "Timeout"
+    assert "did not finish within 1" in saved.error.message
+    assert saved.input == golden.input and saved.output is None
+    (shown,) = page_data((project.path / "v.html").read_text())["goldens"]
+    assert shown["status"] == "failed" and shown["actual"] is not None
+    assert len(shown["actual"]["steps"]) == 2
+
+
 def test_a_golden_that_kills_its_xdist_worker_counts_as_failed(project: pytest.Pytester) -> None:
     record(project)
     project.makeconftest(ADAPTERS)

@@ -382,6 +382,9 @@ class _StepReporter:
         usage = getattr(step, "usage", None)
         self._log(
             {
+                # the step itself, redacted: a run that is killed is saved as far as it got
+                # (--opswald-save-actual, the viewer)
+                "data": ctx.redactor(step.model_dump(mode="json", exclude_none=True)),
                 "done": step.step,
                 "type": step.type,
                 "name": step_name(step),
@@ -415,7 +418,8 @@ def _stopped(kind: str, log: Any, progress: Any = None) -> dict[str, Any]:
             events.append(json.loads(line))
         except ValueError:  # a line cut short when the process was killed
             continue
-    ran = [e for e in events if "done" in e]
+    ran = [{k: v for k, v in e.items() if k != "data"} for e in events if "done" in e]
+    steps = sorted((e["data"] for e in events if isinstance(e.get("data"), dict)), key=_number)
     last = events[-1] if events else {}
     step, kind_, name = last.get("at", last.get("done")), last.get("type"), last.get("name")
     if progress is not None and progress.step is not None:
@@ -427,7 +431,37 @@ def _stopped(kind: str, log: Any, progress: Any = None) -> dict[str, Any]:
         "type": kind_ or None,
         "name": name or None,
         "ran": ran,
+        "steps": steps,
     }
+
+
+def _number(step: dict[str, Any]) -> int:
+    number = step.get("step")
+    return number if isinstance(number, int) else 0
+
+
+def stopped_session(golden: Session, stopped: dict[str, Any], text: str) -> Session | None:
+    """The actual session of a run that did not end (a timeout, a process that died), as
+    far as it got: the steps it finished, and the stop as its error; None when none of
+    its steps can be read back."""
+    from opswald.session import ErrorInfo
+
+    kind = "Timeout" if stopped.get("kind") == "timeout" else "ProcessDied"
+    try:
+        return Session.model_validate(
+            {
+                "name": golden.name,
+                "description": golden.description,
+                "tags": golden.tags,
+                "agent": golden.agent,
+                "input": golden.input,
+                "steps": stopped.get("steps") or [],
+                "output": None,
+                "error": ErrorInfo(type=kind, message=text.splitlines()[0] if text else kind),
+            }
+        )
+    except ValueError:
+        return None
 
 
 def _execute_with_timeout(

@@ -1819,7 +1819,18 @@ def _report_unjudged(
         text=settings_for(item).redactor.text(text),
         stopped=stopped,
     )
-    _report_unran(item, report, record, findings=[_failure_finding(record)])
+    partial = None
+    golden = getattr(item, "golden", None)
+    if stopped is not None and golden is not None:  # a run that did not end: how far it got
+        from opswald.goldenrun import stopped_session
+
+        partial = stopped_session(golden, stopped, record.get("error") or "")
+    if partial is not None:
+        not_saved = _save_session(item, partial)
+        if not_saved:
+            notes = list(getattr(report, "opswald_notes", None) or ())
+            report.opswald_notes = [*notes, not_saved]  # type: ignore[attr-defined]
+    _report_unran(item, report, record, findings=[_failure_finding(record)], actual=partial)
 
 
 def _report_unran(
@@ -1828,16 +1839,20 @@ def _report_unran(
     record: dict[str, Any],
     *,
     findings: list[dict[str, Any]],
+    actual: Any = None,
 ) -> None:
     """The record, JUnit properties and viewer entry of a golden without a run's result
-    (skipped, or failed before its run was judged): the page shows the golden itself."""
+    (skipped, or failed before its run was judged): the page shows the golden itself,
+    beside the `actual` session as far as a run that did not end got."""
     report.opswald_record = record  # type: ignore[attr-defined]
     _add_junit_properties(item, report, record)
     if item.config.getoption("opswald_html") and item.__class__.__name__ == "GoldenItem":
+        from opswald.files import to_data
+
         report.opswald_view = {  # type: ignore[attr-defined]
             "path": str(item.path),
             "file": record["file"],
-            "actual": None,
+            "actual": to_data(actual) if actual is not None else None,
             "findings": findings,
         }
 
@@ -1902,8 +1917,16 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
     (not a golden suffix, so a saved run is never collected; see `saved_actual_name`).
     A file that cannot be written does not stop the run: the note that says so is
     returned, for the summary."""
+    if outcome.result is None:
+        return None
+    return _save_session(item, outcome.result.actual, failed=status == "failed")
+
+
+def _save_session(item: pytest.Item, actual: Any, *, failed: bool = True) -> str | None:
+    """Save (or, for a golden that did not fail, take back) `actual`, as `_save_actual`
+    says; the note of a file that could not be written, or None."""
     folder = item.config.getoption("opswald_save_actual")
-    if not folder or outcome.result is None:
+    if not folder:
         return None
     from opswald.files import GoldenWriteRefused, dump, saved_actual_name
     from opswald.report.summary import name_without_variant
@@ -1916,7 +1939,7 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
     )
     target = item.config.invocation_params.dir / folder
     written = item.config.stash.setdefault(_SAVED_ACTUALS_KEY, set())
-    if status != "failed":
+    if not failed:
         # a rerun (pytest-rerunfailures) that passes takes back what its failed attempt
         # saved: the folder holds the actuals of goldens that failed, no others
         if target / name in written:
@@ -1931,7 +1954,7 @@ def _save_actual(item: pytest.Item, outcome: Any, status: str) -> str | None:
         # clear (written by hand, or recorded before a redaction rule covered them): the
         # whole actual goes through the run's redactor, as its input and output did
         dump(
-            outcome.result.actual,
+            actual,
             target / name,
             redactor=settings.redactor,
             limits=settings.limits,
