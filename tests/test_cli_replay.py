@@ -828,8 +828,8 @@ def test_a_modification_nothing_reads_is_named(workdir: Path) -> None:
     assert "passed" in r.stdout
     note = " ".join(r.stderr.split())
     assert (
-        "note: modification 'modle' (did you mean 'model'?) changed nothing: the agent's "
-        "adapter takes no `modifications` parameter" in note
+        "note: modification 'modle' (did you mean 'model'?) changed nothing in the goldens of "
+        "agentmod:run: the adapter takes no `modifications` parameter" in note
     ), r.stderr
     # a key opswald applies itself is no such key
     r = replay(workdir, "refund.golden.yaml", "--adapter", "agentmod:run", "--modify", "seed=5")

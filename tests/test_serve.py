@@ -498,3 +498,18 @@ def test_serve_answers_a_hand_written_call_that_names_no_provider(tmp_path: Path
     assert "served 1 of 1 LLM calls, 0 divergence(s)" in out, out + err
     assert "(1 LLM calls)" in server.banner, server.banner
     assert code == 0
+
+
+def test_a_modification_for_a_subprocess_agent_is_said_to_reach_nothing_but_requests(
+    node_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA (probe26 #7): the note told a subprocess agent's user of a `modifications`
+    parameter there is none to add: such an agent is given no modifications."""
+    _record(node_project, monkeypatch)
+    result = node_project.runpytest("--opswald-goldens", "--opswald-modify", "style=loud")
+    result.assert_outcomes(passed=1)
+    text = " ".join(result.stdout.str().split())
+    assert (
+        f"note: modification 'style' changed nothing in the goldens of a subprocess agent "
+        f"({_node()} agent.js): such an agent is given no modifications" in text
+    ), result.stdout.str()

@@ -835,8 +835,8 @@ def test_a_modification_that_changes_nothing_is_named_once(
     result.assert_outcomes(passed=2)
     text = " ".join(result.stdout.str().split())
     said = (
-        "modification 'modle' (did you mean 'model'?) changed nothing: the agent's adapter "
-        "takes no `modifications` parameter"
+        "modification 'modle' (did you mean 'model'?) changed nothing in the goldens of "
+        "wagent:run: the adapter takes no `modifications` parameter"
     )
     assert text.count(said) == 1, result.stdout.str()
 
@@ -856,8 +856,32 @@ def test_a_modification_named_like_opswalds_own_is_noted_for_an_adapter_that_tak
         "modification 'temprature' (did you mean 'temperature'?) is not one opswald applies "
         "itself" in text
     ), result.stdout.str()
-    assert "unless the agent's adapter reads it, it changes nothing" in text
+    assert "unless the adapter wagent:run_with_modifications reads it, it changes nothing" in text
     assert "'prompt_style'" not in text
     result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "model=big")
     assert "changes nothing" not in result.stdout.str()
     assert "changed nothing" not in result.stdout.str()
+
+
+def test_the_note_names_the_adapter_whose_goldens_a_key_changed_nothing_in(
+    bench: pytest.Pytester,
+) -> None:
+    """QA (probe26 #1): one run, two adapters — one reads `style`, one takes no
+    modifications: the note said `style` "changed nothing" for the whole run, where it
+    changed the first adapter's goldens. It names the adapter whose goldens it is about."""
+    golden = bench.path / "goldens" / "w.golden.yaml"
+    (bench.path / "goldens" / "m.golden.yaml").write_text(
+        golden.read_text().replace("name: weather", "name: moded", 1)
+    )
+    bench.makeconftest(
+        "import wagent\n\n"
+        "def pytest_opswald_adapter(golden, config):\n"
+        "    return wagent.run_with_modifications if golden.name == 'moded' else wagent.run\n"
+    )
+    result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "style=loud")
+    text = " ".join(result.stdout.str().split())
+    assert (
+        "note: modification 'style' changed nothing in the goldens of wagent:run: the adapter "
+        "takes no `modifications` parameter" in text
+    ), result.stdout.str()
+    assert "wagent:run_with_modifications" not in text

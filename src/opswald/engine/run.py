@@ -266,10 +266,13 @@ class ReplayResult:
         return self.verdict.differences
 
 
-def modification_note(modifications: Mapping[str, Any], adapter_takes: bool) -> str | None:
+def modification_note(
+    modifications: Mapping[str, Any], adapter_takes: bool, adapter: str | None = None
+) -> str | None:
     """A note on the modifications opswald does not apply itself that change nothing: all of
-    them when the adapter takes no `modifications`; else those named like one opswald
-    applies (`modle`, `temprature`), which the adapter may yet read."""
+    them when the adapter (named `adapter`: the note is that adapter's goldens', and a run
+    may have several) takes no `modifications`; else those named like one opswald applies
+    (`modle`, `temprature`), which the adapter may yet read."""
     known = (*REQUEST_KEYS, *STEP_MODIFICATIONS)
     others = [key for key in modifications if key not in known]
     close = {
@@ -285,16 +288,25 @@ def modification_note(modifications: Mapping[str, Any], adapter_takes: bool) -> 
     )
     one = len(named) == 1
     applied = f"{', '.join(REQUEST_KEYS)}; {', '.join(STEP_MODIFICATIONS)} at a fork step"
+    subject = f"modification{'' if one else 's'} {listed}"
     if not adapter_takes:
+        recorded = f"{'it is' if one else 'they are'} recorded in the run's metadata.modifications"
+        if adapter is not None and adapter.startswith("a subprocess agent"):
+            return (
+                f"{subject} changed nothing in the goldens of {adapter}: such an agent is given "
+                f"no modifications, and opswald itself applies only {applied} to its model "
+                f"requests; {recorded} only"
+            )
+        where = f" in the goldens of {adapter}" if adapter is not None else ""
         return (
-            f"modification{'' if one else 's'} {listed} changed nothing: the agent's adapter "
-            f"takes no `modifications` parameter, and opswald itself applies only {applied}; "
-            f"{'it is' if one else 'they are'} recorded in the run's metadata.modifications only"
+            f"{subject} changed nothing{where}: the adapter takes no `modifications` "
+            f"parameter, and opswald itself applies only {applied}; {recorded} only"
         )
+    whose = f"the adapter {adapter}" if adapter is not None else "the agent's adapter"
     return (
-        f"modification{'' if one else 's'} {listed} {'is' if one else 'are'} not one opswald "
-        f"applies itself ({applied}): unless the agent's adapter reads "
-        f"{'it' if one else 'them'}, {'it changes' if one else 'they change'} nothing"
+        f"{subject} {'is not one' if one else 'are not ones'} opswald applies itself "
+        f"({applied}): unless {whose} reads {'it' if one else 'them'}, "
+        f"{'it changes' if one else 'they change'} nothing"
     )
 
 
@@ -534,7 +546,9 @@ def execute(
         waited_on=dict(ctx.waited_on),
         lost_keys=lost,
         return_notes=tuple(ctx.return_notes.values()),
-        modification_note=modification_note(modifications, adapters.takes_modifications(adapter)),
+        modification_note=modification_note(
+            modifications, adapters.takes_modifications(adapter), adapters.described(adapter)
+        ),
         retyped=retyped,
         plain_answers=plain_answers,
     )
