@@ -596,7 +596,6 @@ def test_report_merge_names_the_shards_a_golden_is_in(tmp_path: Path) -> None:
     )
 
 
-
 def test_report_merge_refuses_a_report_given_twice(tmp_path: Path) -> None:
     """QA (probe27 #10): one file given twice read as two overlapping shards ("... is in
     two shards, s1.json and s1.json"); it is said as what it is."""
@@ -611,6 +610,7 @@ def test_report_merge_refuses_a_report_given_twice(tmp_path: Path) -> None:
         "error: ./s1.json is given twice (as s1.json): give each shard's report once\n"
     )
     assert not (tmp_path / "m.json").exists()
+
 
 TWO_PROBLEMS = BROKEN_YAML.replace("output: done", "  - step: 2\n    type: tool_call\noutput: done")
 
