@@ -201,7 +201,9 @@ def test_serve_on_ipv6_loopback_answers_a_client(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET6) as probe:
         probe.bind(("::1", 0))  # this machine has IPv6 loopback: the test must not skip
     golden = tmp_path / "g.golden.yaml"
-    golden.write_text("name: g\ninput: 1\nsteps: []\noutput: 1\n")
+    golden.write_text(
+        "name: g\ninput: 1\nsteps:\n" + HTTP_CALL.replace("step: 2", "step: 1") + "output: 1\n"
+    )
     served = Served(golden, "--host", "::1")
     try:
         assert re.fullmatch(r"http://\[::1\]:\d+", served.url), served.banner
@@ -211,9 +213,12 @@ def test_serve_on_ipv6_loopback_answers_a_client(tmp_path: Path) -> None:
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with direct.open(served.url + "/health", timeout=5) as reply:
             assert reply.read() == b"ok"
+        status, body = _post_chat(served.url, "Capital of Italy?")
+        assert status == 200 and body["choices"][0]["message"]["content"] == "Rome."
     finally:
         code, out, err = served.stop()
     assert code == 0, out + err
+    assert "served 1 of 1 LLM calls, 0 divergence(s)" in out
 
 
 def test_health_endpoint(served: Served) -> None:
@@ -513,3 +518,34 @@ def test_a_modification_for_a_subprocess_agent_is_said_to_reach_nothing_but_requ
         f"note: modification 'style' changed nothing in the goldens of a subprocess agent "
         f"({_node()} agent.js): such an agent is given no modifications" in text
     ), result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("steps", "why"),
+    [
+        (
+            FUNCTION_CALL.format(who="    provider: sim\n    api: sim.chat\n"),
+            "its 1 model call was made",
+        ),
+        (
+            "  - step: 1\n    type: tool_call\n    tool: lookup\n    input: {}\n    output: 1\n",
+            "it has no model call",
+        ),
+    ],
+    ids=["llm-functions-only", "no-model-call"],
+)
+def test_serve_refuses_a_golden_with_nothing_to_serve(tmp_path: Path, steps: str, why: str) -> None:
+    """QA (probe26 #2): a golden whose model calls were all `@opswald.llm` functions'
+    served nothing and answered each request with a misleading divergence ("every
+    recorded call was already used"), and exited 0 when none came; refused as a stub is."""
+    golden = tmp_path / "g.golden.yaml"
+    golden.write_text("name: g\ninput: {q: 1}\nsteps:\n" + steps + "output: done\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "serve", str(golden)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        f"error: {golden} has no call an HTTP client can make to serve: {why}"
+    )

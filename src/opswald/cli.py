@@ -297,8 +297,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from opswald.engine.context import Context
     from opswald.engine.normalize import RequestRules
     from opswald.files import GoldenLoadError, load
-    from opswald.serve import ReplayServer
+    from opswald.serve import ReplayServer, host_problem
 
+    problem = host_problem(args.host)  # a usage error, whatever the golden holds
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 4
     try:
         golden = load(args.golden)
     except (GoldenLoadError, OSError) as exc:
@@ -332,6 +336,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     unseen = [s for s in models if not made_over_http(s.provider, s.api, recorded=recorded)]
     ctx.tape.hide_tools([s.step for s in unseen])
     calls = len(models) - len(unseen)
+    if not calls:  # as for a stub: every request would diverge
+        why = (
+            f"its {counted(len(unseen), 'model call')} {'was' if len(unseen) == 1 else 'were'} "
+            "made by `@opswald.llm` functions, not over an OpenAI or Anthropic API"
+            if unseen
+            else "it has no model call"
+        )
+        print(
+            f"error: {args.golden} has no call an HTTP client can make to serve: {why}; "
+            "replay it in-process (pytest --opswald-goldens, opswald replay)",
+            file=sys.stderr,
+        )
+        return 1
 
     def report(text: str) -> None:
         print(f"opswald: divergence\n{text}", file=sys.stderr, flush=True)

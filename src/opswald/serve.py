@@ -35,6 +35,13 @@ class _IPv6Server(ThreadingHTTPServer):
     address_family = socket.AF_INET6
 
 
+def host_problem(host: str) -> str | None:
+    """Why the replay server cannot bind to `host`, or None: it binds to loopback only."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return f"the replay server binds to loopback only, not {host!r}"
+    return None
+
+
 class ReplayServer:
     """Serves LLM calls from `ctx` (replay) or forwards them upstream and records (live;
     a streamed answer is passed on as it comes: `Relay`)."""
@@ -48,8 +55,9 @@ class ReplayServer:
         upstreams: dict[str, str] | None = None,
         on_divergence: Callable[[str], None] | None = None,
     ) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError(f"the replay server binds to loopback only, not {host!r}")
+        problem = host_problem(host)
+        if problem is not None:
+            raise ValueError(problem)
         self.ctx = ctx
         self.upstreams = {**DEFAULT_UPSTREAMS, **(upstreams or {})}
         self.divergences: list[str] = []
