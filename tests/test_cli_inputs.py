@@ -450,6 +450,12 @@ def test_show_cuts_a_long_name_not_the_totals(
     cut = narrow.splitlines()[0]
     assert cut.endswith(f"…: {totals}") and len(cut) <= 80, cut
     assert name.startswith(cut.split("…")[0])
+    # narrower than the totals and a short name (QA probe26 #3): they go on a line of
+    # their own, whole
+    monkeypatch.setenv("COLUMNS", "60")
+    _, narrower, _ = run(capsys, "show", str(REFUND))
+    first, second = narrower.splitlines()[:2]
+    assert first == "refund_flow:" and second == f"  {totals}" and len(second) <= 60
 
 
 def test_extra_arguments_are_refused_with_the_subcommands_usage(

@@ -194,7 +194,8 @@ def _figures(session: Session) -> Any:
 
 def _headline(session: Session, label: str, width: int) -> str:
     """`name: 6 steps (3 LLM, 2 tool), 1,250 tokens, $0.00072, 0.6 ms` in `width` columns:
-    a long name is cut, not the figures after it."""
+    a long name is cut, never the figures after it (on lines of their own where they do
+    not fit beside a name)."""
     from opswald.expect.budgets import figures
 
     fig = figures(session)
@@ -206,7 +207,12 @@ def _headline(session: Session, label: str, width: int) -> str:
         f"{_duration(fig.duration_ms, fig.duration_recorded)}"
     )
     name = session.name or label
-    return _clip(_clip(name, max(12, width - len(totals))) + totals, width)
+    if 12 + len(totals) <= width:  # on one line: the name cut as far as it must be
+        return _clip(name, width - len(totals)) + totals
+    # the totals do not fit beside a name: the name, then the totals broken at spaces
+    from opswald.terminal import wrapped
+
+    return "\n".join([_clip(name + ":", width), *wrapped("  " + totals[2:], width)])
 
 
 def _recorded_under(session: Session) -> dict[str, Any] | None:
