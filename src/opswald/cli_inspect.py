@@ -207,7 +207,7 @@ def _headline(session: Session, label: str, width: int) -> str:
         f"{_duration(fig.duration_ms, fig.duration_recorded)}"
     )
     name = session.name or label
-    if 12 + len(totals) <= width:  # on one line: the name cut as far as it must be
+    if min(12, len(name)) + len(totals) <= width:  # one line: the name cut as it must be
         return _clip(name, width - len(totals)) + totals
     # the totals do not fit beside a name: the name, then the totals broken at spaces
     from opswald.terminal import wrapped
