@@ -562,3 +562,21 @@ def test_an_unreachable_provider_leaves_one_failed_step_and_the_error(
     assert step.error.type == "ConnectError", "the last attempt's error, replayed as such"
     assert session.error is not None and session.error.type == "APIConnectionError"
     sdk_project.runpytest("--opswald-goldens").assert_outcomes(passed=1)
+
+
+def test_an_update_under_another_model_records_no_response_model_of_its_own(
+    sdk_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA (probe26 #4): `--opswald-update --opswald-modify model=gpt-4o` wrote
+    `attributes.response_model: gpt-4o` on each model step, the provider's model having
+    been compared with the agent's own request (gpt-4o-mini), not the one sent."""
+    _record(sdk_project, monkeypatch, "openai_chat")
+    with FakeProvider(script=[dict(s) for s in SCRIPT]) as fp:  # it answers as the model asked
+        monkeypatch.setenv("OPENAI_BASE_URL", fp.base_url + "/v1")
+        result = sdk_project.runpytest(
+            "--opswald-goldens", "--opswald-update", "--opswald-modify", "model=gpt-4o"
+        )
+        result.assert_outcomes(passed=1)
+    calls = [s for s in load(sdk_project.path / GOLDEN).step_list if isinstance(s, LLMCallStep)]
+    assert [s.model for s in calls] == ["gpt-4o", "gpt-4o"]
+    assert all("response_model" not in (s.attributes or {}) for s in calls), calls

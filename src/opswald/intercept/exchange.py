@@ -224,7 +224,9 @@ def record(
     if cut is not None:  # what the provider counts (and bills) of an answer cut short
         usage, cost, source = None, None, None
     attributes: dict[str, Any] = {}
-    if decoded.model and decoded.model != llm_request.get("model"):
+    # the model asked for, as sent (a `model=` modification applied): the step records it
+    sent_model = (getattr(ticket, "request", None) or llm_request).get("model")
+    if decoded.model and decoded.model != sent_model:
         attributes["response_model"] = decoded.model
     chunks = _unredacted_chunks(ctx, decoded) if decoded.chunks else None
     if chunks:  # a stream: how its texts were cut, so that replay cuts them so
