@@ -73,7 +73,8 @@ def test_a_request_field_the_recorded_modifications_set_is_explained_without_a_f
     result.stdout.fnmatch_lines(
         [
             "fix: the golden was recorded under temperature=0.7 (metadata.modifications, from "
-            "a variant or --opswald-modify), which this run does not apply: the difference at "
+            "a variant, --opswald-modify or a marker's modify=), which this run does not apply: "
+            "the difference at "
             "step 1 › input.params is that; if the new behaviour is intended, accept it with "
             "--opswald-update (written without them)",
         ]

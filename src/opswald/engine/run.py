@@ -827,7 +827,8 @@ def fix_line(
         source = (
             f"the variant {variant}: {listing} (metadata.variant, metadata.modifications)"
             if variant
-            else f"{listing} (metadata.modifications, from a variant or --opswald-modify)"
+            else f"{listing} (metadata.modifications, from a variant, --opswald-modify or "
+            "a marker's modify=)"
         )
         accept = (
             f"the golden was recorded under {source}, which this run does not apply: the "
