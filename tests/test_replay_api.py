@@ -508,5 +508,11 @@ def test_a_result_names_modifications_that_change_nothing() -> None:
     assert result.modification_note.startswith(
         "modification 'modle' (did you mean 'model'?) changed nothing"
     )
-    result = opswald.Replay(golden, adapter=agent, modifications={"temperature": 0.5}).run()
+    result = opswald.Replay(golden, adapter=agent, modifications={"model": "m"}).run()
     assert result is not None and result.modification_note is None
+    # a request key the agent's model function takes no parameter for reaches no call
+    result = opswald.Replay(golden, adapter=agent, modifications={"temperature": 0.5}).run()
+    assert result is not None and result.modification_note is not None
+    assert result.modification_note.startswith(
+        "modification 'temperature' reached none of the model calls"
+    )

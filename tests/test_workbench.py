@@ -885,3 +885,17 @@ def test_the_note_names_the_adapter_whose_goldens_a_key_changed_nothing_in(
         "takes no `modifications` parameter" in text
     ), result.stdout.str()
     assert "wagent:run_with_modifications" not in text
+
+
+def test_a_request_key_no_model_call_went_out_with_is_named(bench: pytest.Pytester) -> None:
+    """QA (probe26 #6): `--opswald-modify top_p=0.5` on an agent whose `@opswald.llm`
+    function takes no `top_p` compared a run with itself, silently; the summary names the
+    key. A key the function takes (`temperature`) gets no note."""
+    result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "top_p=0.5")
+    text = " ".join(result.stdout.str().split())
+    assert (
+        "note: modification 'top_p' reached none of the model calls: an "
+        "@opswald.llm function is given a request key only through a parameter of that name" in text
+    ), result.stdout.str()
+    result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "temperature=0.5")
+    assert "reached none" not in result.stdout.str()

@@ -224,7 +224,7 @@ def apply_request_modifications(request: dict[str, Any], mods: dict[str, Any]) -
     return out
 
 
-def _carries(request: dict[str, Any], key: str, value: Any) -> bool:
+def carries(request: dict[str, Any], key: str, value: Any) -> bool:
     """Whether an engine request already has the request-level modification `key`."""
     overrides = request_overrides(request.get("api"), {key: value})
     params = (request.get("input") or {}).get("params") or {}
@@ -1390,7 +1390,7 @@ class Context:
         """Note the request-level modifications that the request of the run's step `number`,
         made before opswald applies them, already carries: the agent applied them."""
         for key, value in self.request_modifications.items():
-            if key not in self.agent_applied and _carries(request, key, value):
+            if key not in self.agent_applied and carries(request, key, value):
                 self.agent_applied[key] = number
 
     def _add_divergence(self, finding: Finding) -> None:

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -266,8 +266,41 @@ class ReplayResult:
         return self.verdict.differences
 
 
+def _unreached_keys(
+    modifications: Mapping[str, Any],
+    steps: Sequence[AnyStep],
+    served: Mapping[int, AnyStep],
+    fork_at: int | None,
+) -> list[str]:
+    """The request-level modifications none of the run's model calls they apply to went
+    out with, or was served as carrying (an `@opswald.llm` function without a parameter of
+    that name, an API that takes no such parameter), in a run that made some: the calls
+    of a fork at step N before golden step N are served as recorded, and not counted."""
+    from opswald.engine.context import carries
+    from opswald.engine.normalize import request_of
+
+    calls = [
+        request_of(s)
+        for s in steps
+        if isinstance(s, LLMCallStep)
+        and s.error is None
+        and not (fork_at is not None and s.step in served and served[s.step].step < fork_at)
+    ]
+    if not calls:
+        return []
+    return [
+        key
+        for key in REQUEST_KEYS
+        if key in modifications and not any(carries(r, key, modifications[key]) for r in calls)
+    ]
+
+
 def modification_note(
-    modifications: Mapping[str, Any], adapter_takes: bool, adapter: str | None = None
+    modifications: Mapping[str, Any],
+    adapter_takes: bool,
+    adapter: str | None = None,
+    *,
+    unreached: Sequence[str] = (),
 ) -> str | None:
     """A note on the modifications opswald does not apply itself that change nothing: all of
     them when the adapter (named `adapter`: the note is that adapter's goldens', and a run
@@ -281,8 +314,9 @@ def modification_note(
         if (found := difflib.get_close_matches(key, known, n=1, cutoff=0.75))
     }
     named = others if not adapter_takes else list(close)
+    unsent = _unsent(unreached)
     if not named:
-        return None
+        return unsent
     listed = ", ".join(
         repr(key) + (f" (did you mean {close[key]!r}?)" if key in close else "") for key in named
     )
@@ -292,22 +326,42 @@ def modification_note(
     if not adapter_takes:
         recorded = f"{'it is' if one else 'they are'} recorded in the run's metadata.modifications"
         if adapter is not None and adapter.startswith("a subprocess agent"):
-            return (
+            return _joined(
                 f"{subject} changed nothing in the goldens of {adapter}: such an agent is given "
                 f"no modifications, and opswald itself applies only {applied} to its model "
-                f"requests; {recorded} only"
+                f"requests; {recorded} only",
+                unsent,
             )
         where = f" in the goldens of {adapter}" if adapter is not None else ""
-        return (
+        return _joined(
             f"{subject} changed nothing{where}: the adapter takes no `modifications` "
-            f"parameter, and opswald itself applies only {applied}; {recorded} only"
+            f"parameter, and opswald itself applies only {applied}; {recorded} only",
+            unsent,
         )
     whose = f"the adapter {adapter}" if adapter is not None else "the agent's adapter"
-    return (
+    return _joined(
         f"{subject} {'is not one' if one else 'are not ones'} opswald applies itself "
         f"({applied}): unless {whose} reads {'it' if one else 'them'}, "
-        f"{'it changes' if one else 'they change'} nothing"
+        f"{'it changes' if one else 'they change'} nothing",
+        unsent,
     )
+
+
+def _unsent(keys: Sequence[str]) -> str | None:
+    if not keys:
+        return None
+    one = len(keys) == 1
+    listed = ", ".join(repr(k) for k in keys)
+    return (
+        f"modification{'' if one else 's'} {listed} reached none of the model calls: an "
+        "@opswald.llm function is given a request key only through a parameter of that name "
+        "(or **kwargs), and an API that takes no such parameter is not sent it (Anthropic: "
+        "seed); the run does not differ from the golden in it"
+    )
+
+
+def _joined(note: str, unsent: str | None) -> str:
+    return note if unsent is None else f"{note}. Also, {unsent}"
 
 
 _ENDING_GRACE = 0.2  # seconds, in all, to let threads that are ending end
@@ -547,7 +601,10 @@ def execute(
         lost_keys=lost,
         return_notes=tuple(ctx.return_notes.values()),
         modification_note=modification_note(
-            modifications, adapters.takes_modifications(adapter), adapters.described(adapter)
+            modifications,
+            adapters.takes_modifications(adapter),
+            adapters.described(adapter),
+            unreached=_unreached_keys(modifications, steps, served, settings.fork_at),
         ),
         retyped=retyped,
         plain_answers=plain_answers,
