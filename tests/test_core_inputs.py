@@ -191,6 +191,30 @@ def test_a_modification_that_looks_like_yaml_but_is_broken(project: pytest.Pytes
     result.stderr.fnmatch_lines(["*--opswald-modify: x={a: [1 is not valid YAML*"])
 
 
+def test_a_mapping_key_glued_to_its_value_is_refused_with_the_fix(
+    project: pytest.Pytester,
+) -> None:
+    """QA (probe26 #8): `tool_params={city:Rome}` (no space after the colon) is YAML for one
+    key "city:Rome" with no value: accepted, it ended in the agent's TypeError; refused
+    with the spelling that works. A URL's colons, or a key quoted on purpose, are not."""
+    result = project.runpytest(
+        "--opswald-goldens", "--opswald-fork-at=1", "--opswald-modify", "tool_params={city:Rome}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*--opswald-modify: tool_params={city:Rome}: YAML reads 'city:Rome' as one key "
+            "with no value; put a space after the colon: {city: Rome}"
+        ]
+    )
+    from opswald.plugin import parse_assignments
+
+    assert parse_assignments(["x={url: http://a:b}", 'y={"a:b": null}'], "--opswald-modify") == {
+        "x": {"url": "http://a:b"},
+        "y": {"a:b": None},
+    }
+
+
 @pytest.mark.parametrize(
     "args",
     [[], ["--opswald-timeout", "60"], ["--opswald-timeout", "60", "-n", "2"]],

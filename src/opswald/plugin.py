@@ -835,6 +835,15 @@ def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
             value = raw
         if isinstance(value, dict | list) and not raw.lstrip().startswith(("{", "[")):
             value = raw  # `response=Note: it rains` is text, not a mapping
+        glued = _glued_key(value)
+        if glued is not None and f'"{glued}"' not in raw and f"'{glued}'" not in raw:
+            # `{city:Rome}`: YAML reads one key "city:Rome", with no value (a key quoted as
+            # such is meant so)
+            name, _, meant = glued.partition(":")
+            raise pytest.UsageError(
+                f"{option}: {key.strip()}={raw}: YAML reads {glued!r} as one key with no "
+                f"value; put a space after the colon: {{{name}: {meant}}}"
+            )
         from opswald.session import modification_problem
 
         wrong = modification_problem(key.strip(), value)
@@ -842,6 +851,24 @@ def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
             raise pytest.UsageError(f"{option}: {wrong}")
         out[key.strip()] = value
     return out
+
+
+def _glued_key(value: Any) -> str | None:
+    """A key of a mapping (at any depth) written `a:b` with no space, which YAML reads as
+    one key "a:b" with no value: the first such, or None."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if v is None and isinstance(k, str) and ":" in k.strip(":"):
+                return k
+            found = _glued_key(v)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _glued_key(item)
+            if found is not None:
+                return found
+    return None
 
 
 def parse_variants(items: list[str]) -> tuple[tuple[str, dict[str, Any]], ...]:
