@@ -852,3 +852,30 @@ def test_an_update_of_a_passing_golden_with_gathered_branches_judges_it_as_repla
     for policy in ("replay", "update"):
         _, verdict = replay(golden, agent, policy=policy, block_side_effects=False)
         assert verdict.passed, (policy, verdict.findings)
+
+
+def test_a_tool_call_the_function_refuses_records_what_it_was_given() -> None:
+    """QA (probe26 #9): `weather(town="Oslo")` for `weather(city)` recorded `{args: [],
+    town: Oslo}`: a stray empty `args`. What it was given, as given; positional arguments
+    under `args` only when there are some."""
+
+    @opswald.tool
+    def weather(city: str) -> str:
+        return f"sun in {city}"
+
+    def agent(input: Any) -> Any:
+        for call in ({"town": "Oslo"}, {"args": ("Oslo", "x")}):
+            try:
+                weather(*call.get("args", ()), **{k: v for k, v in call.items() if k != "args"})
+            except TypeError:
+                pass
+        return "done"
+
+    run = execute(
+        Session(name="bad", input={}),
+        agent,
+        settings=RunSettings(policy="live", block_side_effects=False),
+    )
+    inputs = [s.input for s in run.actual.step_list if isinstance(s, ToolCallStep)]
+    assert inputs == [{"town": "Oslo"}, {"args": ["Oslo", "x"]}]
+    assert all(s.error is not None for s in run.actual.step_list)

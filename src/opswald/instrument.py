@@ -27,8 +27,8 @@ def _bound_arguments(
     records)."""
     try:
         bound = sig.bind(*args, **kwargs)
-    except TypeError:
-        return {"args": list(args), **kwargs}
+    except TypeError:  # a call the function refuses: what it was given, as given
+        return {**({"args": list(args)} if args else {}), **kwargs}
     out: dict[str, Any] = {}
     for name, value in bound.arguments.items():
         kind = sig.parameters[name].kind
