@@ -461,6 +461,9 @@ def test_show_cuts_a_long_name_not_the_totals(
 def test_extra_arguments_are_refused_with_the_subcommands_usage(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # one session too few is a usage error too, with the same status (QA probe26 #10)
+    code, _, err = run(capsys, "diff", str(REFUND))
+    assert code == 2 and "diff needs two sessions (GOLDEN ACTUAL) or --steps A B" in err
     code, _, err = run(capsys, "diff", str(REFUND), str(REFUND), str(REFUND))
     assert code == 2
     assert err.startswith("usage: opswald diff "), err

@@ -899,3 +899,19 @@ def test_a_request_key_no_model_call_went_out_with_is_named(bench: pytest.Pytest
     ), result.stdout.str()
     result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "temperature=0.5")
     assert "reached none" not in result.stdout.str()
+
+
+def test_a_modification_that_overrides_a_variants_key_is_said(bench: pytest.Pytester) -> None:
+    """QA (probe26 #10): `--opswald-modify model=big` beside `--opswald-variant
+    B:model=small` ran B with big, silently: the variants table then compared two runs of
+    the same model. The summary says so."""
+    result = bench.runpytest(
+        "--opswald-goldens", "--opswald-variant", "A:model=big", "--opswald-variant",
+        "B:model=small", "--opswald-modify", "model=big",
+    )  # fmt: skip
+    text = " ".join(result.stdout.str().split())
+    assert (
+        "note: --opswald-modify model=big overrides the variant B's model=small: the variant "
+        "runs with the command line's value" in text
+    ), result.stdout.str()
+    assert "variant A's" not in text, "A asks for the same value: nothing overridden"

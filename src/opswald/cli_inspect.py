@@ -428,12 +428,13 @@ def _indent(text: str) -> str:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    # the arguments themselves: usage errors, exit 2, as argparse's own (`diff A B C`)
     if args.steps is not None:
         if args.actual is not None:
-            raise CliError("give either a second session or --steps A B, not both")
+            raise CliError("give either a second session or --steps A B, not both", status=2)
         return _diff_steps(args)
     if args.actual is None:
-        raise CliError("diff needs two sessions (GOLDEN ACTUAL) or --steps A B")
+        raise CliError("diff needs two sessions (GOLDEN ACTUAL) or --steps A B", status=2)
     return _diff_sessions(args)
 
 

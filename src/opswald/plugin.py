@@ -419,6 +419,15 @@ def pytest_configure(config: pytest.Config) -> None:
             "--opswald-variant NAME:... (or --opswald-modify) alone"
         )
     modify = parse_assignments(config.getoption("opswald_modify"), "--opswald-modify")
+    for name, variant_mods in variants:  # the command line's value wins: said, once
+        over = [k for k in variant_mods if k in modify and modify[k] != variant_mods[k]]
+        if over:
+            given = ", ".join(f"{k}={modify[k]}" for k in over)
+            its = ", ".join(f"{k}={variant_mods[k]}" for k in over)
+            config.stash.setdefault(_RUN_NOTES_KEY, []).append(
+                f"--opswald-modify {given} overrides the variant {name}'s {its}: the variant "
+                "runs with the command line's value"
+            )
 
     def build() -> Any:
         from opswald.files import using_limits
