@@ -119,3 +119,19 @@ def test_a_run_under_a_millisecond_does_not_read_as_0_ms(project: pytest.Pyteste
     line = next(line for line in result.stdout.lines if FIGURES.match(line))
     assert line.endswith(f", {milliseconds(took)}"), (line, took)
     assert not line.endswith(" 0 ms")
+
+
+def test_a_row_of_a_golden_without_usage_says_so_not_0_tokens() -> None:
+    """QA (probe26 #10): a golden whose model calls report no usage (written by hand) read
+    `0 tok` in the summary's rows, where `show` and `analyze` say `no usage recorded`."""
+    from opswald.report.summary import _figures_line
+
+    row = {
+        "steps": 2, "llm_calls": 1, "tool_calls": 1, "total_tokens": 0, "cost": None,
+        "duration_ms": 0, "deltas": {},
+    }  # fmt: skip
+    assert _figures_line(row) == "2 steps (1 llm, 1 tool), no usage recorded, cost n/a"
+    assert _figures_line({**row, "llm_calls": 0, "steps": 1, "tool_calls": 1}).startswith(
+        "1 step (0 llm, 1 tool), 0 tok"
+    )
+    assert _figures_line({**row, "total_tokens": 40}).startswith("2 steps (1 llm, 1 tool), 40 tok")

@@ -229,7 +229,10 @@ def _figures_line(r: dict[str, Any]) -> str:
     parts = [
         f"{r['steps']} step{'s' if r['steps'] != 1 else ''} "
         f"({r['llm_calls']} llm, {r['tool_calls']} tool)",
-        f"{r['total_tokens']} tok{_delta(r, 'total_tokens')}",
+        # model calls and not one token: none reported its usage (a hand-written golden)
+        "no usage recorded"
+        if r["llm_calls"] and not r["total_tokens"]
+        else f"{r['total_tokens']} tok{_delta(r, 'total_tokens')}",
         cost,
         ms,
     ]
