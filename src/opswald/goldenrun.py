@@ -440,6 +440,11 @@ def _number(step: dict[str, Any]) -> int:
     return number if isinstance(number, int) else 0
 
 
+def _with_session(stopped: dict[str, Any], golden: Session, text: str) -> dict[str, Any]:
+    """`stopped` with the run's session as far as it got (`stopped_session`) as "session"."""
+    return {**stopped, "session": stopped_session(golden, stopped, text)}
+
+
 def stopped_session(golden: Session, stopped: dict[str, Any], text: str) -> Session | None:
     """The actual session of a run that did not end (a timeout, a process that died), as
     far as it got: the steps it finished, and the stop as its error; None when none of
@@ -495,16 +500,17 @@ def _execute_with_timeout(
             run, collected, carried = run_isolated(session, timeout=timeout)
         except Timeout as exc:
             where = exc.progress.where()  # as the message above says it
+            said = f"{path.name}: {exc}"
             raise GoldenError(
-                f"{path.name}: {exc}\n"
+                f"{said}\n"
                 f"fix: the agent was stopped (its process killed) {where}; raise the "
                 "golden's `timeout:` or --opswald-timeout if it needs longer",
-                stopped=_stopped("timeout", log, exc.progress),
+                stopped=_with_session(_stopped("timeout", log, exc.progress), golden, said),
             ) from None
         except IsolationError as exc:
+            said = f"{path.name}: the agent's process failed: {exc}"
             raise GoldenError(
-                f"{path.name}: the agent's process failed: {exc}",
-                stopped=_stopped("process_died", log),
+                said, stopped=_with_session(_stopped("process_died", log), golden, said)
             ) from None
     if listener is not None and collected is not None:
         listener.hits[:], listener.notes[:] = collected

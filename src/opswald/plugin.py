@@ -1855,12 +1855,7 @@ def _report_unjudged(
         text=settings_for(item).redactor.text(text),
         stopped=stopped,
     )
-    partial = None
-    golden = getattr(item, "golden", None)
-    if stopped is not None and golden is not None:  # a run that did not end: how far it got
-        from opswald.goldenrun import stopped_session
-
-        partial = stopped_session(golden, stopped, record.get("error") or "")
+    partial = (stopped or {}).get("session")  # a run that did not end: how far it got
     if partial is not None:
         not_saved = _save_session(item, partial)
         if not_saved:
