@@ -187,6 +187,18 @@ def test_on_ci_nothing_runs_live_only_to_be_thrown_away(
     )  # fmt: skip
     result.assert_outcomes(passed=1, deselected=1)
     assert log.read_text() == logged + "AF1 Bob\n", "forced: the update ran the booking live"
+    # an update under modifications runs live to write: refused unrun (QA probe28 #3)
+    for given in (["--opswald-modify", "model=m2"], ["--opswald-variant", "big:model=m2"]):
+        result = project.runpytest("--opswald-goldens", "--opswald-update", "-k", "flight", *given)
+        result.assert_outcomes(failed=1, deselected=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*flight.golden.yaml: not updated: the CI environment variable is set*an update "
+                "under modifications (model=m2) runs the agent live to write what it gets (the "
+                "agent was not run)",
+            ]
+        )
+    assert log.read_text() == logged + "AF1 Bob\n"
 
 
 def test_an_update_records_a_stub_without_its_side_effect_tools_unless_allowed(

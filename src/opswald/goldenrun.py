@@ -243,6 +243,17 @@ def run_golden(
             f"{changes_one_step(list(step_mods))}: give the step with --opswald-fork-at=N"
             + from_the_golden(own, given)
         )
+    if blocked is not None and settings.update and modify:
+        # an update under modifications runs live from the first call they change, to
+        # write what it gets: on CI, where it is not written, it is not run either
+        listing = ", ".join(f"{k}={v}" for k, v in modify.items())
+        raise GoldenError(
+            f"{path.name}: not updated: the CI environment variable is set, and goldens are "
+            f"only written on CI with --opswald-force; an update under modifications "
+            f"({listing}) runs the agent live to write what it gets (the agent was not run)\n"
+            "fix: update it locally and commit it, or add --opswald-force; to check the "
+            "modified run here, run it without --opswald-update"
+        )
     policy: Policy
     if writing or golden.is_stub:
         policy = "live"
