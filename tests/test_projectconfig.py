@@ -189,6 +189,17 @@ def test_native_toml_values(tmp_path: Path) -> None:
     toml.write_text('[tool.pytest]\nopswald_request_ignore = "params.seed"\n')
     with pytest.raises(SettingError, match="opswald_request_ignore: expects a list of strings"):
         find([tmp_path]).lines("opswald_request_ignore")
+    # a true/false setting as a TOML string or number, read as the plugin reads it
+    # (QA probe28 #4: the command refused what pytest's run took)
+    for given, meant in (('"true"', True), ('"no"', False), ("1", True), ('"False"', False)):
+        toml.write_text(f"[tool.pytest]\nopswald_langgraph_state = {given}\n")
+        assert find([tmp_path]).flag("opswald_langgraph_state") is meant, given
+    toml.write_text('[tool.pytest]\nopswald_langgraph_state = "maybe"\n')
+    with pytest.raises(SettingError, match="invalid truth value 'maybe'; write true or false"):
+        find([tmp_path]).flag("opswald_langgraph_state")
+    toml.write_text("[tool.pytest]\nopswald_langgraph_state = [true]\n")
+    with pytest.raises(SettingError, match="expects a bool"):
+        find([tmp_path]).flag("opswald_langgraph_state")
 
 
 @pytest.mark.parametrize(

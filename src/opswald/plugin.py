@@ -617,20 +617,12 @@ def _ini_bool(config: pytest.Config, name: str) -> bool:
     try:
         value = _getini(config, name)
         if isinstance(value, str):  # pytest 9's TOML table holding a string for it
-            return _truth(value)
+            from opswald.projectconfig import truth
+
+            return truth(value)
         return bool(value)
     except ValueError as exc:  # pytest's "invalid truth value 'x'"
         raise pytest.UsageError(f"{name}: {exc}; write true or false") from None
-
-
-def _truth(text: str) -> bool:
-    """A true/false setting's text, read as pytest reads an ini file's."""
-    word = text.strip().lower()
-    if word in ("y", "yes", "t", "true", "on", "1"):
-        return True
-    if word in ("n", "no", "f", "false", "off", "0"):
-        return False
-    raise ValueError(f"invalid truth value {text!r}")
 
 
 def _getini(config: pytest.Config, name: str) -> Any:

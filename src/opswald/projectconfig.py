@@ -100,9 +100,9 @@ class ProjectConfig:
         value = self.values[name]
         if isinstance(value, bool):
             return value
-        if self.toml:
+        if self.toml and not isinstance(value, str | int | float):
             raise self.problem(name, f"expects a bool, got {value!r}")
-        try:
+        try:  # a TOML string or number read as an ini file's text, as the plugin reads it
             return truth(str(value))
         except ValueError as exc:
             raise self.problem(name, f"{exc}; write true or false") from None
