@@ -314,7 +314,7 @@ def modification_note(
         if (found := difflib.get_close_matches(key, known, n=1, cutoff=0.75))
     }
     named = others if not adapter_takes else list(close)
-    unsent = _unsent(unreached)
+    unsent = _unsent(unreached, adapter)
     if not named:
         return unsent
     listed = ", ".join(
@@ -347,13 +347,14 @@ def modification_note(
     )
 
 
-def _unsent(keys: Sequence[str]) -> str | None:
+def _unsent(keys: Sequence[str], adapter: str | None) -> str | None:
     if not keys:
         return None
     one = len(keys) == 1
     listed = ", ".join(repr(k) for k in keys)
+    where = f" in the goldens of {adapter}" if adapter is not None else ""
     return (
-        f"modification{'' if one else 's'} {listed} reached none of the model calls: an "
+        f"modification{'' if one else 's'} {listed} reached none of the model calls{where}: an "
         "@opswald.llm function is given a request key only through a parameter of that name "
         "(or **kwargs), and an API that takes no such parameter is not sent it (Anthropic: "
         "seed); the run does not differ from the golden in it"
