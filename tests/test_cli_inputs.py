@@ -536,3 +536,7 @@ def test_html_reads_the_actuals_of_several_folders(
     code, out, _ = run(capsys, *args, "-o", str(page))
     assert f"note: {shard2 / 'a.actual.yaml'}: a has an actual in {shard1 / 'a.actual.yaml'}" in out
     assert "2 differing" in out, "the first folder's actual of a is shown"
+    # one folder given twice is read once (QA probe28 #7)
+    code, out, _ = run(capsys, "html", str(goldens), "--actual-dir", str(shard1),
+                       "--actual-dir", f"{shard1}/", "-o", str(page))  # fmt: skip
+    assert code == 0 and "note:" not in out, out

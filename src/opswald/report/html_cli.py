@@ -12,6 +12,7 @@ name being the golden's item name (its `name`, else its file name without `.gold
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,7 +107,10 @@ def cmd_html(args: argparse.Namespace) -> int:
             "error: --actual goes with exactly one GOLDEN file (use --actual-dir)", file=sys.stderr
         )
         return 2
-    actual_dirs = [Path(folder) for folder in args.actual_dir or ()]
+    actual_dirs: list[Path] = []
+    for given in args.actual_dir or ():  # a folder given twice (`actual`, `./actual/`): once
+        if all(os.path.realpath(given) != os.path.realpath(d) for d in actual_dirs):
+            actual_dirs.append(Path(given))
     for folder in actual_dirs:
         if not folder.is_dir():
             print(f"error: --actual-dir {folder}: not a folder", file=sys.stderr)
