@@ -404,3 +404,43 @@ def test_a_marker_golden_that_cannot_run_is_a_failed_row_of_the_reports(
     result.stdout.fnmatch_lines(["*goldens: 1 passed, 3 failed*"])
     report = json.loads((project.path / "r.json").read_text())
     assert (report["total"], report["passed"], report["failed"]) == (4, 1, 3)
+    rows = {r["name"].rsplit("::", 1)[-1]: r["status"] for r in report["goldens"]}
+    assert rows == {
+        "test_step_modification_without_a_fork_step": "failed",
+        "test_a_stub": "failed",
+        "test_a_stub_without_the_fixture": "failed",
+        "test_runs": "passed",
+    }
+
+
+def test_marker_tests_that_cannot_run_are_on_the_viewer_page(project: pytest.Pytester) -> None:
+    """QA (probe28 #6): a marker test whose golden is a stub, or missing, errors at setup
+    and has its JSON row, but the --opswald-html page left it out: all green while pytest
+    failed. Each is listed, failed, with why (a missing golden's entry has no steps)."""
+    import json
+
+    from test_viewer_data import page_data
+
+    record(project)
+    (project.path / "goldens" / "stub.golden.yaml").write_text("name: s\ninput: {}\n")
+    project.makepyfile(
+        test_unrunnable=UNRUNNABLE
+        + '\n\n@pytest.mark.golden("goldens/nope.golden.yaml")\n'
+        + "def test_missing(golden_replay):\n    pass\n"
+    )
+    result = project.runpytest(
+        "test_unrunnable.py", "--opswald-html=page.html", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=1, errors=3, failed=1)
+    page = page_data((project.path / "page.html").read_text())
+    shown = {g["name"].rsplit("::", 1)[-1]: g for g in page["goldens"]}
+    assert {name: g["status"] for name, g in shown.items()} == {
+        "test_step_modification_without_a_fork_step": "failed",
+        "test_a_stub": "failed",
+        "test_a_stub_without_the_fixture": "failed",
+        "test_runs": "passed",
+        "test_missing": "failed",
+    }
+    assert "not recorded yet" in json.dumps(shown["test_a_stub"]["findings"])
+    assert shown["test_missing"]["golden"]["steps"] == []
+    assert "nope.golden.yaml" in json.dumps(shown["test_missing"]["findings"])

@@ -894,8 +894,9 @@ def test_a_request_key_no_model_call_went_out_with_is_named(bench: pytest.Pytest
     result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "top_p=0.5")
     text = " ".join(result.stdout.str().split())
     assert (
-        "note: modification 'top_p' reached none of the model calls in the goldens of wagent:run: an "
-        "@opswald.llm function is given a request key only through a parameter of that name" in text
+        "note: modification 'top_p' reached none of the model calls in the goldens of "
+        "wagent:run: an @opswald.llm function is given a request key only through a parameter "
+        "of that name" in text
     ), result.stdout.str()
     result = bench.runpytest("--opswald-goldens", "goldens/", "--opswald-modify", "temperature=0.5")
     assert "reached none" not in result.stdout.str()

@@ -1869,15 +1869,30 @@ def _report_unran(
     beside the `actual` session as far as a run that did not end got."""
     report.opswald_record = record  # type: ignore[attr-defined]
     _add_junit_properties(item, report, record)
-    if item.config.getoption("opswald_html") and item.__class__.__name__ == "GoldenItem":
+    golden_item = item.__class__.__name__ == "GoldenItem"
+    marker = item.get_closest_marker("golden")
+    if item.config.getoption("opswald_html") and (golden_item or marker is not None):
         from opswald.files import to_data
 
+        # a marker test's golden, if it names one that is there (else the page lists the
+        # test with its failure and no steps, as a malformed golden is listed)
+        path = str(item.path) if golden_item else _marker_golden(item, marker)
         report.opswald_view = {  # type: ignore[attr-defined]
-            "path": str(item.path),
+            "path": path,
             "file": record["file"],
             "actual": to_data(actual) if actual is not None else None,
             "findings": findings,
         }
+
+
+def _marker_golden(item: pytest.Item, marker: pytest.Mark | None) -> str:
+    """The path of a marker test's golden when it names an existing file, else ""."""
+    if marker is None or not marker.args or not isinstance(marker.args[0], str | os.PathLike):
+        return ""
+    from opswald.marker import golden_path
+
+    path = golden_path(item, os.fspath(marker.args[0]))
+    return str(path) if path.is_file() else ""
 
 
 def _failure_finding(record: dict[str, Any]) -> dict[str, Any]:
@@ -2247,17 +2262,22 @@ class SummaryPlugin:
         goldens: dict[str, Session] = {}
         entries: list[tuple[str, ViewEntry]] = []
         for nodeid, status, view, record in self.views:
-            if view["path"] not in goldens:
+            if view["path"] and view["path"] not in goldens:
                 try:
                     limits = settings_of(self.config).limits
                     goldens[view["path"]] = load(
                         view["path"], max_bytes=limits.max_bytes, max_depth=limits.max_depth
                     )
-                except GoldenLoadError:  # broken since it ran: the page cannot show it
+                except GoldenLoadError:  # broken since it ran: listed without its steps
+                    pass
+            golden = goldens.get(view["path"])
+            if golden is None:  # no golden to show (a marker's missing one, a broken one)
+                if record is None:
                     continue
+                golden = Session(name=record.get("golden") or nodeid, steps=[])
             actual = view.get("actual")
             entry = ViewEntry(
-                golden=goldens[view["path"]],
+                golden=golden,
                 actual=Session.model_validate(actual) if actual is not None else None,
                 status=status,
                 name=nodeid,
