@@ -5,7 +5,9 @@ file — serial and under xdist."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -159,6 +161,26 @@ def test_a_run_stopped_by_its_timeout_is_saved_as_far_as_it_got(
     (shown,) = page_data((project.path / "v.html").read_text())["goldens"]
     assert shown["status"] == "failed" and shown["actual"] is not None
     assert len(shown["actual"]["steps"]) == 2
+    assert saved.metadata["stopped"]["kind"] == "timeout"
+    assert saved.metadata["duration_ms"] == 1000, "it ran for its timeout, then was killed"
+    # read back (QA probe28 #1, #2): the stop is the finding, the golden's later steps were
+    # not reached (not removed), and nothing offers an update that would hang again
+    from opswald.report.html import ViewEntry, build_data
+
+    (entry,) = build_data([ViewEntry(golden=golden, actual=saved)])["goldens"]
+    kinds = [(f["kind"], f["step"]) for f in entry["findings"]]
+    assert kinds == [("timeout", 3)], entry["findings"]
+    assert "raise the golden's `timeout:`" in entry["findings"][0]["suggestion"]
+    diff = subprocess.run(
+        [sys.executable, "-m", "opswald.cli", "diff", "goldens/hang.golden.yaml",
+         "saved/hang.actual.yaml"],
+        cwd=project.path, capture_output=True, text=True, check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert diff.returncode == 1, diff.stdout + diff.stderr
+    assert "saved/hang.actual.yaml did not end: Timeout: " in diff.stdout
+    assert "it came to golden step 2 of 7" in diff.stdout
+    assert "not reached" in diff.stdout and "removed" not in diff.stdout, diff.stdout
 
 
 def test_a_golden_that_kills_its_xdist_worker_counts_as_failed(project: pytest.Pytester) -> None:

@@ -31,6 +31,7 @@ from opswald.session import (
     ToolCallStep,
     UserInputStep,
 )
+from opswald.sessiondiff import ENDED_EARLY
 
 __all__ = [
     "Analysis",
@@ -254,6 +255,8 @@ def analyse_session_error(session: Session, *, index: _Index | None = None) -> A
     n = len(steps)
     error = session.error or ErrorInfo(type="Error")
     index = index or _Index(session)
+    if error.type in ENDED_EARLY:  # the run was stopped: not a value the agent lacked
+        return _stopped_analysis(session, error)
     suspects = list(_suspects_in_text(error.message, error.type))
     traces = tuple(index.trace(v, where, n + 1, key_lookup=kl) for v, where, kl in suspects)
     leads = list(_leads(steps, n + 1, traces))
@@ -272,6 +275,38 @@ def analyse_session_error(session: Session, *, index: _Index | None = None) -> A
         leads=tuple(leads),
         traces=traces,
         fix=_session_fix(steps, traces, text),
+    )
+
+
+def _stopped_analysis(session: Session, error: ErrorInfo) -> Analysis:
+    """A saved run that did not end (`sessiondiff.ENDED_EARLY`): where it stopped, the
+    state then, and what to do; no trace of the message's words through the steps."""
+    steps = session.step_list
+    n = len(steps)
+    timed_out = error.type == "Timeout"
+    how = "stopped by its timeout" if timed_out else "ended by its process dying"
+    after = f"after {_ref(steps, n)}" if steps else "before its first step"
+    fix = (
+        f"the agent did not finish in time and was stopped {after}: see what it was doing "
+        "then (the step after is where it was), or raise the golden's `timeout:` or "
+        "--opswald-timeout if it needs longer"
+        if timed_out
+        else f"the agent's process died {after}: see its stderr"
+    )
+    leads = []
+    if steps:
+        last = steps[-1]
+        leads.append(Lead(step=n, type=last.type, name=_name(last), why="the last step finished"))
+    return Analysis(
+        kind="session_error",
+        step=None,
+        total_steps=n,
+        title=f"the run was {how} {after}",
+        error=_error_text(error),
+        state_before=state_at(steps, n),
+        leads=tuple(leads),
+        traces=(),
+        fix=fix,
     )
 
 

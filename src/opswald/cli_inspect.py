@@ -494,7 +494,10 @@ def _delta_text(key: str, d: dict[str, Any]) -> str:
 def _diff_sessions(args: argparse.Namespace) -> int:
     golden, actual = _shown(args.golden), _shown(args.actual)
     stop = _stop(golden, actual)
-    found = _session_changes(golden, actual, args.mode, limit=args.limit + 1, stop=stop)
+    reached = _reached_before_the_end(golden, actual) if stop is None else None
+    found = _session_changes(
+        golden, actual, args.mode, limit=args.limit + 1, stop=stop, reached=reached
+    )
     deltas = _figures_delta(golden, actual)
     first = next((c for c in found if c["step"] is not None or c["step_b"] is not None), None)
     total = len(golden.step_list)
@@ -502,7 +505,8 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     first_step_b = first["step_b"] if first is not None else None
     if stop is not None:  # the first difference is the stop, as the headline says
         first_step, first_step_b = stop.golden_step or None, stop.step.step
-    over = _budgets_over(golden, actual, stopped=stop is not None)
+    over = _budgets_over(golden, actual, stopped=stop is not None or reached is not None)
+    ended = actual.error.text() if reached is not None and actual.error is not None else None
     if args.json:
         _print_json(
             {
@@ -524,9 +528,16 @@ def _diff_sessions(args: argparse.Namespace) -> int:
                 "more": len(found) > args.limit,
                 "deltas": deltas,
                 "budgets": over,
+                # a run that did not end (its timeout): the last golden step it came to
+                "ended": None if ended is None else {"reached": reached, "error": ended},
             }
         )
-        return 1 if found or over else 0
+        return 1 if found or over or ended else 0
+    if ended is not None:
+        _say_wrapped(
+            f"{args.actual} did not end: {ended}; it came to golden step {reached} of {total}",
+            _width(),
+        )
     if not found:
         print(
             f"no differences between {args.golden} and {args.actual} "
@@ -550,7 +561,7 @@ def _diff_sessions(args: argparse.Namespace) -> int:
                 "the output was not made",
                 width,
             )
-        elif first is not None:
+        elif first is not None and not (ended and first["change"] == "not_reached"):
             _say_wrapped(f"first difference: {_first_text(first, golden, actual, b_name)}", width)
         shown = found[: args.limit]
         legend = f"[- {a_name}] [+ {b_name}]"
@@ -571,7 +582,19 @@ def _diff_sessions(args: argparse.Namespace) -> int:
         _say_wrapped("figures: " + "; ".join(_delta_text(k, deltas[k]) for k in changed), _width())
     for message in over:
         _say_wrapped(message, _width())
-    return 1 if found or over else 0
+    return 1 if found or over or ended else 0
+
+
+def _reached_before_the_end(golden: Session, actual: Session) -> int | None:
+    """For a saved run that did not end (its timeout, its process dying): the last golden
+    step paired with a step it finished (0 for none); None for any other session."""
+    from opswald.pairing import step_pairs
+    from opswald.sessiondiff import ended_early
+
+    if ended_early(actual) is None:
+        return None
+    rows = step_pairs(golden.step_list, actual.step_list)
+    return max((g for g, a in rows if g and a), default=0)
 
 
 def _budgets_over(golden: Session, actual: Session, *, stopped: bool) -> list[str]:
@@ -622,6 +645,7 @@ def _session_changes(
     *,
     limit: int,
     stop: ReplayStop | None = None,
+    reached: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every difference between two sessions, in the first one's key order (timestamps,
     durations and how a run was made aside): a field of a step the two have both, a step
@@ -629,12 +653,13 @@ def _session_changes(
     rest. Steps are lined up as the viewer lines them up (`opswald.pairing`), so one step
     more or fewer moves no later step. Of a run that stopped (`stop`), the differences up
     to the stop, the stop, and the golden's steps after the last one reached as one line:
-    not reached, neither removed nor paired with the refused call, and no output."""
+    not reached, neither removed nor paired with the refused call, and no output. Of a
+    run that did not end (its timeout), `reached`: the last golden step it came to."""
     from opswald.diff import differences, render_difference
     from opswald.sessiondiff import compared_data
 
     g_data, a_data = compared_data(golden), compared_data(actual)
-    if stop is not None:  # the output and error a stopped run never came to
+    if stop is not None or reached is not None:  # the output and error it never came to
         for key in ("output", "error"):
             g_data.pop(key, None)
             a_data.pop(key, None)
@@ -645,7 +670,7 @@ def _session_changes(
             break
         g, a = g_data.get(key, MISSING), a_data.get(key, MISSING)
         if key == "steps" and isinstance(g, list) and isinstance(a, list):
-            out.extend(_step_changes(golden, actual, g, a, mode, room, stop))
+            out.extend(_step_changes(golden, actual, g, a, mode, room, stop, reached))
             continue
         for d in differences(g, a, base=(key,), limit=room):
             lines = render_difference(d, mode)
@@ -670,6 +695,7 @@ def _step_changes(
     mode: DiffMode,
     limit: int,
     stop: ReplayStop | None = None,
+    reached: int | None = None,
 ) -> list[dict[str, Any]]:
     from opswald.pairing import step_pairs
     from opswald.sessiondiff import _step_body, request_body, stop_rows
@@ -685,7 +711,8 @@ def _step_changes(
         room = limit - len(out)
         if room <= 0:
             break
-        if stop is not None and not a and g > stop.reached:
+        last = stop.reached if stop is not None else reached
+        if last is not None and not a and g > last:
             unreached.append(g)  # never run: one line below, not a step removed
             continue
         body_g = _step_body(g_steps[g - 1]) if g else None

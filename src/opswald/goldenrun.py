@@ -451,33 +451,67 @@ def _number(step: dict[str, Any]) -> int:
     return number if isinstance(number, int) else 0
 
 
-def _with_session(stopped: dict[str, Any], golden: Session, text: str) -> dict[str, Any]:
+def _with_session(
+    stopped: dict[str, Any],
+    golden: Session,
+    text: str,
+    settings: RunSettings,
+    timeout: float | None = None,
+) -> dict[str, Any]:
     """`stopped` with the run's session as far as it got (`stopped_session`) as "session"."""
-    return {**stopped, "session": stopped_session(golden, stopped, text)}
+    return {**stopped, "session": stopped_session(golden, stopped, text, settings, timeout)}
 
 
-def stopped_session(golden: Session, stopped: dict[str, Any], text: str) -> Session | None:
+def stopped_session(
+    golden: Session,
+    stopped: dict[str, Any],
+    text: str,
+    settings: RunSettings | None = None,
+    timeout: float | None = None,
+) -> Session | None:
     """The actual session of a run that did not end (a timeout, a process that died), as
-    far as it got: the steps it finished, and the stop as its error; None when none of
-    its steps can be read back."""
-    from opswald.session import ErrorInfo
+    far as it got: the steps it finished, the stop as its error and in `metadata.stopped`
+    (where it was), what it was run under (a variant, modifications) and, for a timeout,
+    the time it ran: the timeout; None when none of its steps can be read back."""
+    from datetime import UTC, datetime
+
+    from opswald.engine.run import VERSION
+    from opswald.session import VARIANT_METADATA, ErrorInfo
+    from opswald.sessiondiff import STOPPED_METADATA
 
     kind = "Timeout" if stopped.get("kind") == "timeout" else "ProcessDied"
+    metadata: dict[str, Any] = {
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "recorded_with": f"pytest-opswald {VERSION}",
+        STOPPED_METADATA: {k: stopped.get(k) for k in ("kind", "step", "type", "name")},
+    }
+    if timeout is not None:
+        metadata["duration_ms"] = round(timeout * 1000, 3)
+    if settings is not None and settings.modifications:
+        metadata["modifications"] = settings.redactor(dict(settings.modifications))
+    if settings is not None and settings.variant is not None:
+        metadata[VARIANT_METADATA] = settings.variant
+    from pydantic import TypeAdapter
+
+    from opswald.jsonable import to_jsonable
+    from opswald.session import AnyStep
+
     try:
-        return Session.model_validate(
-            {
-                "name": golden.name,
-                "description": golden.description,
-                "tags": golden.tags,
-                "agent": golden.agent,
-                "input": golden.input,
-                "steps": stopped.get("steps") or [],
-                "output": None,
-                "error": ErrorInfo(type=kind, message=text.splitlines()[0] if text else kind),
-            }
-        )
+        steps = TypeAdapter(list[AnyStep]).validate_python(stopped.get("steps") or [])
     except ValueError:
         return None
+    redact: Callable[[Any], Any] = settings.redactor if settings is not None else (lambda v: v)
+    actual = golden.model_copy(  # as a run's actual is made: the golden's, with the run's
+        update={
+            "input": redact(to_jsonable(golden.input)),
+            "metadata": metadata,
+            "steps": steps,
+            "output": None,
+            "error": ErrorInfo(type=kind, message=text.splitlines()[0] if text else kind),
+        }
+    )
+    actual.model_fields_set.update({"steps", "output", "metadata"})  # never a stub
+    return actual
 
 
 def _execute_with_timeout(
@@ -516,13 +550,14 @@ def _execute_with_timeout(
                 f"{said}\n"
                 f"fix: the agent was stopped (its process killed) {where}; raise the "
                 "golden's `timeout:` or --opswald-timeout if it needs longer",
-                stopped=_with_session(_stopped("timeout", log, exc.progress), golden, said),
+                stopped=_with_session(
+                    _stopped("timeout", log, exc.progress), golden, said, run_settings, timeout
+                ),
             ) from None
         except IsolationError as exc:
             said = f"{path.name}: the agent's process failed: {exc}"
-            raise GoldenError(
-                said, stopped=_with_session(_stopped("process_died", log), golden, said)
-            ) from None
+            stopped = _with_session(_stopped("process_died", log), golden, said, run_settings)
+            raise GoldenError(said, stopped=stopped) from None
     if listener is not None and collected is not None:
         listener.hits[:], listener.notes[:] = collected
     return run, arrive(carried) if carried is not None else None

@@ -24,6 +24,17 @@ VOLATILE_METADATA_FIELDS: tuple[str, ...] = (
 )
 _COUNTED = 200  # differences counted before "... and N+ more"
 STOP_ERROR = "ReplayDivergence"  # the error a replay writes on the call where it stopped
+STOPPED_METADATA = "stopped"  # a saved run that did not end: {kind, step, type, name}
+ENDED_EARLY = ("Timeout", "ProcessDied")  # its error types
+
+
+def ended_early(actual: Session) -> dict[str, Any] | None:
+    """How a saved run that did not end was stopped (its timeout, its process dying): its
+    `metadata.stopped`, when the session ends with such an error; else None."""
+    stopped = actual.metadata.get(STOPPED_METADATA)
+    if actual.error is None or actual.error.type not in ENDED_EARLY:
+        return None
+    return stopped if isinstance(stopped, dict) else None
 
 
 def stable_data(data: Any) -> Any:
@@ -139,10 +150,10 @@ def _step_body(step: Any) -> Any:
 
 
 # session.FORK_METADATA, the modifications and session.VARIANT_METADATA
-RUN_METADATA = ("fork", "modifications", "variant")
+RUN_METADATA = ("fork", "modifications", "variant", "stopped")
 """Metadata that says how a run was made (where a fork went live, the modifications it ran
-with and the variant they came from), not what the agent did: not a difference between a
-golden and its actual."""
+with and the variant they came from, where a run that did not end was stopped), not what
+the agent did: not a difference between a golden and its actual."""
 
 
 def compared_data(session: Any) -> Any:

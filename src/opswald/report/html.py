@@ -77,6 +77,7 @@ from opswald.session import (
 from opswald.sessiondiff import (
     _step_body,
     compared_data,
+    ended_early,
     replay_stop,
     request_body,
     session_differences,
@@ -221,6 +222,11 @@ def findings_from_diff(
     blocked = _blocked_stop(actual)
     if blocked is not None and stop is None:
         unreached = max((g for g, a in rows if g and a and a <= blocked.step), default=0)
+    # and a run that did not end (its timeout, its process dying): the golden's steps after
+    # those it finished were not reached, and the stop is the finding
+    early = ended_early(actual) if stop is None and blocked is None else None
+    if early is not None:
+        unreached = max((g for g, a in rows if g and a), default=0)
     placed: list[tuple[int, Finding]] = []
     for at, (g, a) in enumerate(rows, start=1):
         recorded = steps[g - 1] if g else None
@@ -284,8 +290,29 @@ def findings_from_diff(
         if f.suggestion.startswith(_STATE_ACCEPT) and hint != DEFAULT_ACCEPT:
             f = replace(f, suggestion=f"{hint}{f.suggestion.removeprefix(_STATE_ACCEPT)}")
         placed.append(((a_at if f.run_step else g_at).get(f.step or 0, 0), f))
+    if early is not None and actual.error is not None:
+        reached = min(unreached + 1, total) if total else None
+        timed_out = actual.error.type == "Timeout"
+        placed.append(
+            (
+                g_at.get(reached or 0, len(rows) + 1),
+                Finding(
+                    kind="timeout" if timed_out else "error",
+                    message=actual.error.message,
+                    step=reached,
+                    step_type=steps[reached - 1].type if reached else None,
+                    name=_step_name(steps[reached - 1]) if reached else None,
+                    suggestion=(
+                        "the agent was stopped (its process killed) before it finished; raise "
+                        "the golden's `timeout:` or --opswald-timeout if it needs longer"
+                        if timed_out
+                        else "the agent's process died before it finished: see its stderr"
+                    ),
+                ),
+            )
+        )
     out = [finding_data(f, total_steps=total) for _, f in sorted(placed, key=lambda p: p[0])]
-    if stop is not None or blocked is not None:  # the output and error it never came to
+    if stop is not None or blocked is not None or early is not None:  # never came to these
         for key in ("output", "error"):
             g_data.pop(key, None)
             a_data.pop(key, None)
@@ -309,7 +336,7 @@ def findings_from_diff(
         golden.expectations.budgets,
         figures(actual),
         figures(golden),
-        partial=stop is not None or blocked is not None,
+        partial=stop is not None or blocked is not None or early is not None,
         update=UPDATE["cli"],
     ):
         out.append(finding_data(f, total_steps=total))
