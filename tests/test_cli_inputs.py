@@ -540,3 +540,41 @@ def test_html_reads_the_actuals_of_several_folders(
     code, out, _ = run(capsys, "html", str(goldens), "--actual-dir", str(shard1),
                        "--actual-dir", f"{shard1}/", "-o", str(page))  # fmt: skip
     assert code == 0 and "note:" not in out, out
+
+
+@pytest.mark.parametrize(
+    ("expect", "answer", "failing"),
+    [
+        ("  output: {match: ignore}\n", "Something else entirely.", False),
+        ("  output: {match: contains, value: ORD-1001}\n", "Refunded ORD-1001 again.", False),
+        ("  output: {match: contains, value: ORD-1001}\n", "Refunded nothing.", True),
+    ],
+    ids=["ignore", "contains-held", "contains-broken"],
+)
+def test_a_saved_actual_is_judged_by_the_goldens_output_expectation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], expect: str, answer: str, failing: bool
+) -> None:
+    """QA (probe28 #8): `opswald html --actual-dir` failed an actual whose output differs
+    where the golden's `expect.output` allows it (`ignore`, a `contains` that holds),
+    offering an update; the difference is shown, not failing."""
+    from test_viewer_data import page_data
+
+    text = REFUND.read_text()
+    start = text.index("\nexpect:\n")
+    golden = tmp_path / "refund.golden.yaml"
+    golden.write_text(text[:start] + "\nexpect:\n" + expect)
+    saved = tmp_path / "actual"
+    saved.mkdir()
+    old = "Refunded $120.00 for order ORD-1001 (RF-1001)."
+    assert old in text
+    head, _, tail = golden.read_text().rpartition("\noutput:\n")  # the session's output alone
+    (saved / "refund_flow.actual.yaml").write_text(
+        head + "\noutput:\n" + tail.replace(old, answer, 1)
+    )
+    page = tmp_path / "v.html"
+    code, out, _ = run(capsys, "html", str(golden), "--actual-dir", str(saved), "-o", str(page))
+    assert code == 0, out
+    (shown,) = page_data(page.read_text())["goldens"]
+    assert shown["status"] == ("failed" if failing else "passed"), shown["findings"]
+    (output,) = [f for f in shown["findings"] if f["kind"] == "output"]
+    assert output["failing"] is failing

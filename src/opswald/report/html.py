@@ -321,11 +321,16 @@ def findings_from_diff(
         kind: FindingKind = (
             "output" if key == "output" else "error" if key == "error" else "mismatch"
         )
+        allowed = key == "output" and _output_allowed(golden, actual)
         f = Finding(
             kind=kind,
-            message=f"{key} differs",
+            message=f"{key} differs"
+            + (
+                f" (as expect.output allows: {golden.expectations.output.match})" if allowed else ""
+            ),
             differences=tuple(d for d in rest if _top(d) == key),
-            suggestion=hint,
+            suggestion="" if allowed else hint,
+            failing=not allowed,
         )
         out.append(finding_data(f, total_steps=total))
     # the golden's budgets, as the run's verdict judged them: an actual saved because it
@@ -341,6 +346,18 @@ def findings_from_diff(
     ):
         out.append(finding_data(f, total_steps=total))
     return out
+
+
+def _output_allowed(golden: Session, actual: Session) -> bool:
+    """Whether the golden's `expect.output` takes the actual's output as it is (`ignore`,
+    `contains`, `json_subset`, ...; the tolerant matches, which need an embedder or a
+    judge, are not judged here: their difference stays failing)."""
+    from opswald.expect.output import compare_output
+
+    spec = golden.expectations.output
+    if spec.match in ("similar", "embedding", "judge"):
+        return False
+    return compare_output(golden.output, actual.output, spec) is None
 
 
 DEFAULT_ACCEPT = "if the new behaviour is intended, accept it with --opswald-update"
