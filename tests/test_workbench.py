@@ -916,3 +916,25 @@ def test_a_modification_that_overrides_a_variants_key_is_said(bench: pytest.Pyte
         "runs with the command line's value" in text
     ), result.stdout.str()
     assert "variant A's" not in text, "A asks for the same value: nothing overridden"
+
+
+def test_a_markers_modify_that_overrides_a_variants_key_is_said(bench: pytest.Pytester) -> None:
+    """QA (probe28 #8): a marker's `modify=` beats a variant's value (the stronger source)
+    silently, as `--opswald-modify` did: the variants compared two identical runs."""
+    bench.makepyfile(
+        test_m=(
+            "import pytest\n\n"
+            '@pytest.mark.golden("goldens/w.golden.yaml", modify={"model": "big"}, verdict=False)\n'
+            "def test_m(golden_replay):\n    pass\n"
+        )
+    )
+    result = bench.runpytest(
+        "test_m.py", "--opswald-variant", "A:model=small", "--opswald-variant", "B:model=big"
+    )
+    result.assert_outcomes(passed=2)
+    text = " ".join(result.stdout.str().split())
+    assert (
+        "note: test_m.py::test_m: the marker's modify= model=big overrides the variant A's "
+        "model=small: the variant runs with the marker's value" in text
+    ), result.stdout.str()
+    assert "variant B's" not in text

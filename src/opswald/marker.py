@@ -119,6 +119,19 @@ def run_marker(item: pytest.Item) -> Outcome:
     # golden holds the same placeholders whichever test or run replays or updates it
     settings = settings_for(item, Path(path))
     variant = variant_of(item)
+    own = marker.kwargs.get("modify") or {}
+    if variant is not None:  # the marker's value wins over the variant's: said, once
+        over = [k for k in variant[1] if k in own and own[k] != variant[1][k]]
+        if over:
+            from opswald.plugin import run_note
+
+            given = ", ".join(f"{k}={own[k]}" for k in over)
+            its = ", ".join(f"{k}={variant[1][k]}" for k in over)
+            run_note(
+                item.config,
+                f"{item.nodeid.split('[')[0]}: the marker's modify= {given} overrides the "
+                f"variant {variant[0]}'s {its}: the variant runs with the marker's value",
+            )
     try:
         adapter = adapters.resolve(
             golden.agent,
@@ -134,7 +147,7 @@ def run_marker(item: pytest.Item) -> Outcome:
             adapter=adapter,
             expect_override=dict(marker.kwargs.get("expect") or {}),
             # the variant's modifications under the marker's own (the stronger source)
-            modify={**(variant[1] if variant else {}), **(marker.kwargs.get("modify") or {})},
+            modify={**(variant[1] if variant else {}), **own},
             variant=variant[0] if variant else None,
             extra_normalize=suite_normalize_rules(item.config),
         )

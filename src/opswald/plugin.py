@@ -39,6 +39,13 @@ _RUN_NOTES_KEY = pytest.StashKey[list[str]]()
 _SAVED_ACTUALS_KEY = pytest.StashKey[set[Path]]()  # saved actuals this process wrote
 
 
+def run_note(config: pytest.Config, note: str) -> None:
+    """A notice for the summary's `note:` lines, said once however often it is raised."""
+    notes = config.stash.setdefault(_RUN_NOTES_KEY, [])
+    if note not in notes:
+        notes.append(note)
+
+
 def take_run_notes(config: pytest.Config) -> list[str]:
     """The run's notices raised since the last call: missing prices (each model once per
     process), redaction rules that failed on a text (each once)."""
@@ -424,9 +431,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if over:
             given = ", ".join(f"{k}={modify[k]}" for k in over)
             its = ", ".join(f"{k}={variant_mods[k]}" for k in over)
-            config.stash.setdefault(_RUN_NOTES_KEY, []).append(
+            run_note(
+                config,
                 f"--opswald-modify {given} overrides the variant {name}'s {its}: the variant "
-                "runs with the command line's value"
+                "runs with the command line's value",
             )
 
     def build() -> Any:
