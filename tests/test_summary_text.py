@@ -135,3 +135,13 @@ def test_a_row_of_a_golden_without_usage_says_so_not_0_tokens() -> None:
         "1 step (0 llm, 1 tool), 0 tok"
     )
     assert _figures_line({**row, "total_tokens": 40}).startswith("2 steps (1 llm, 1 tool), 40 tok")
+
+
+def test_a_golden_that_never_ran_has_no_figures_line(project: pytest.Pytester) -> None:
+    """QA (probe28 #8): a stub that failed before running ("not recorded yet", or refused
+    on CI) had a figures line `0 steps (0 llm, 0 tool), 0 tok, cost n/a`: nothing ran."""
+    result = project.runpytest("--opswald-goldens")
+    result.assert_outcomes(failed=1)
+    section = result.stdout.str().split("--- opswald ---")[-1]
+    assert "not recorded yet" in section
+    assert "0 tok" not in section and "cost n/a" not in section, section

@@ -105,7 +105,8 @@ class Summary:
             elif r["status"] in FAILING and r.get("error"):  # at no step: the agent raised
                 said = str(r["error"]).splitlines()[0]
                 lines.append(_fit(f"          failed: {said}", self.width))
-            lines.append(_fit("          " + _figures_line(r), self.width))
+            if r["steps"] or r["llm_calls"] or r["duration_ms"]:  # a run ran: its figures
+                lines.append(_fit("          " + _figures_line(r), self.width))
         return lines
 
     def analysis(self) -> list[str]:
