@@ -475,8 +475,11 @@ def stopped_session(
     the time it ran: the timeout; None when none of its steps can be read back."""
     from datetime import UTC, datetime
 
+    from pydantic import TypeAdapter
+
     from opswald.engine.run import VERSION
-    from opswald.session import VARIANT_METADATA, ErrorInfo
+    from opswald.jsonable import to_jsonable
+    from opswald.session import VARIANT_METADATA, AnyStep, ErrorInfo
     from opswald.sessiondiff import STOPPED_METADATA
 
     kind = "Timeout" if stopped.get("kind") == "timeout" else "ProcessDied"
@@ -491,11 +494,6 @@ def stopped_session(
         metadata["modifications"] = settings.redactor(dict(settings.modifications))
     if settings is not None and settings.variant is not None:
         metadata[VARIANT_METADATA] = settings.variant
-    from pydantic import TypeAdapter
-
-    from opswald.jsonable import to_jsonable
-    from opswald.session import AnyStep
-
     try:
         steps = TypeAdapter(list[AnyStep]).validate_python(stopped.get("steps") or [])
     except ValueError:
