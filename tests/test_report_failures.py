@@ -171,6 +171,17 @@ def test_a_run_stopped_by_its_timeout_is_saved_as_far_as_it_got(
     kinds = [(f["kind"], f["step"]) for f in entry["findings"]]
     assert kinds == [("timeout", 3)], entry["findings"]
     assert "raise the golden's `timeout:`" in entry["findings"][0]["suggestion"]
+    # the compare view: the golden's steps 3-7 not reached, none "removed" (QA probe29 #1)
+    assert len(entry["unreached_steps"]) == 5, entry["unreached_steps"]
+    assert "removed" not in json.dumps(entry["step_diffs"]), entry["step_diffs"]
+    # a difference before the stop (a variant's temperature) offers no update either
+    first = saved.step_list[0]
+    changed = first.model_copy(update={"model": "m9"})
+    varied = saved.model_copy(update={"steps": [changed, *saved.step_list[1:]]})
+    (entry,) = build_data([ViewEntry(golden=golden, actual=varied)])["goldens"]
+    hints = {f["kind"]: f["suggestion"] for f in entry["findings"]}
+    assert set(hints) == {"mismatch", "timeout"}, entry["findings"]
+    assert hints["mismatch"].startswith("the run did not end, so no update can write it")
     diff = subprocess.run(
         [sys.executable, "-m", "opswald.cli", "diff", "goldens/hang.golden.yaml",
          "saved/hang.actual.yaml"],
@@ -181,6 +192,7 @@ def test_a_run_stopped_by_its_timeout_is_saved_as_far_as_it_got(
     assert "saved/hang.actual.yaml did not end: Timeout: " in diff.stdout
     assert "it came to golden step 2 of 7" in diff.stdout
     assert "not reached" in diff.stdout and "removed" not in diff.stdout, diff.stdout
+    assert "figures:" not in diff.stdout, "the part it ran is not compared with the whole"
 
 
 def test_a_golden_that_kills_its_xdist_worker_counts_as_failed(project: pytest.Pytester) -> None:

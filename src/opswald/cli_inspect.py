@@ -534,10 +534,12 @@ def _diff_sessions(args: argparse.Namespace) -> int:
         )
         return 1 if found or over or ended else 0
     if ended is not None:
-        _say_wrapped(
-            f"{args.actual} did not end: {ended}; it came to golden step {reached} of {total}",
-            _width(),
+        came = (
+            f"it came to golden step {reached} of {total}"
+            if reached
+            else f"it stopped before golden step 1 of {total}"
         )
+        _say_wrapped(f"{args.actual} did not end: {ended}; {came}", _width())
     if not found:
         print(
             f"no differences between {args.golden} and {args.actual} "
@@ -577,7 +579,8 @@ def _diff_sessions(args: argparse.Namespace) -> int:
         if len(found) > args.limit:
             noun = "difference" if args.limit == 1 else "differences"
             print(f"... more than {args.limit} {noun}; raise --limit to see them")
-    changed = [k for k, d in deltas.items() if d["change"]]
+    # the figures of a run that did not end are those of the part it ran: no comparison
+    changed = [k for k, d in deltas.items() if d["change"]] if ended is None else []
     if changed:
         _say_wrapped("figures: " + "; ".join(_delta_text(k, deltas[k]) for k in changed), _width())
     for message in over:

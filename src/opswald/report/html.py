@@ -223,10 +223,15 @@ def findings_from_diff(
     if blocked is not None and stop is None:
         unreached = max((g for g, a in rows if g and a and a <= blocked.step), default=0)
     # and a run that did not end (its timeout, its process dying): the golden's steps after
-    # those it finished were not reached, and the stop is the finding
+    # those it finished were not reached, the stop is the finding, and no update is offered
+    # (it would not be written: what the run did is not whole)
     early = ended_early(actual) if stop is None and blocked is None else None
     if early is not None:
         unreached = max((g for g, a in rows if g and a), default=0)
+        hint = (
+            "the run did not end, so no update can write it: see the stop below (what the "
+            "agent did when it was stopped)"
+        )
     placed: list[tuple[int, Finding]] = []
     for at, (g, a) in enumerate(rows, start=1):
         recorded = steps[g - 1] if g else None
@@ -766,9 +771,12 @@ def _step_diffs(
     unreached: list[int] = []
     stop = replay_stop(list(rows), actual)
     refused = stop.step.step if stop is not None else 0
+    reached: int | None = stop.reached if stop is not None else None
+    if stop is None and ended_early(actual) is not None:  # a run that did not end
+        reached = max((g for g, a in rows if g and a), default=0)
     for at, (g, a) in enumerate(rows, start=1):
         kept = len(order) < MAX_STEP_DIFFS
-        if stop is not None and g > stop.reached and not a:  # never run: not removed
+        if reached is not None and g > reached and not a:  # never run: not removed
             order.append(at)
             unreached.append(at)
             if kept:
