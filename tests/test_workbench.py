@@ -830,8 +830,9 @@ def test_a_modification_that_changes_nothing_is_named_once(
     golden = bench.path / "goldens" / "w.golden.yaml"
     (bench.path / "goldens" / "w2.golden.yaml").write_text(golden.read_text())
     result = bench.runpytest(
-        "--opswald-goldens", "goldens/", *workers, "--opswald-modify", "modle=big"
-    )
+        "--opswald-goldens", "goldens/", *workers, "--opswald-modify", "modle=big",
+        "--opswald-json=r.json",
+    )  # fmt: skip
     result.assert_outcomes(passed=2)
     text = " ".join(result.stdout.str().split())
     said = (
@@ -839,6 +840,19 @@ def test_a_modification_that_changes_nothing_is_named_once(
         "wagent:run: the adapter takes no `modifications` parameter"
     )
     assert text.count(said) == 1, result.stdout.str()
+    # the JSON report has the summary's notes too (QA probe26 #7), once each
+    import json
+
+    import jsonschema
+
+    from opswald.report.json_report import REPORT_SCHEMA
+
+    report = json.loads((bench.path / "r.json").read_text())
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert [n for n in report["notes"] if n.startswith(said)] == [
+        n for n in report["notes"] if "modle" in n
+    ]
+    assert len([n for n in report["notes"] if "modle" in n]) == 1, report["notes"]
 
 
 def test_a_modification_named_like_opswalds_own_is_noted_for_an_adapter_that_takes_them(

@@ -2243,7 +2243,11 @@ class SummaryPlugin:
         from opswald.report import json_report
 
         order = tuple(name for name, _ in settings_of(self.config).variants)
-        report = json_report.build([*self.records, *self.malformed.values()], order)
+        # the summary's notes, as it will print them (moved here from the run's so far)
+        self.notes.extend(take_run_notes(self.config))
+        redact = settings_of(self.config).redactor.text
+        notes = [redact(n) for n in sorted(set(self.notes), key=note_order)]
+        report = json_report.build([*self.records, *self.malformed.values()], order, notes)
         with self._failing_write(session, "--opswald-json", "the report", path):
             json_report.write(self.config.invocation_params.dir / path, report)
 

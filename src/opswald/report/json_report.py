@@ -126,6 +126,12 @@ REPORT_SCHEMA: dict[str, Any] = {
             "items": {"type": "string"},
             "description": "goldens recorded with an error whose run still ends in one",
         },
+        "notes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the summary's `note:` lines, each once (a modification that "
+            "changed nothing, a model without a price, a redaction rule that failed, ...)",
+        },
         "goldens": {
             "type": "array",
             "items": {
@@ -178,8 +184,13 @@ REPORT_SCHEMA: dict[str, Any] = {
 }
 
 
-def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) -> dict[str, Any]:
-    """The report from per-golden records (order-independent: sorted by name)."""
+def build(
+    records: Sequence[dict[str, Any]],
+    variant_order: Sequence[str] = (),
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The report from per-golden records (order-independent: sorted by name), with the
+    summary's `notes` (as the terminal lists them, once each)."""
     rows = sorted(records, key=lambda r: r["name"])
     passed = [r for r in rows if r["status"] in PASSING]
     failed = [r for r in rows if r["status"] not in (*PASSING, "skipped")]
@@ -207,6 +218,7 @@ def build(records: Sequence[dict[str, Any]], variant_order: Sequence[str] = ()) 
             for r in failed
         ],
         "still_failing": [r["name"] for r in rows if r.get("still_failing")],
+        "notes": list(dict.fromkeys(notes)),
         "goldens": rows,
         "measured_fields": [
             *(f"goldens[].{f}" for f in MEASURED),
@@ -247,6 +259,7 @@ def merge(reports: Sequence[dict[str, Any]], names: Sequence[str] | None = None)
     rows: dict[str, dict[str, Any]] = {}
     shard_of: dict[str, str] = {}
     order: list[str] = []
+    notes: list[str] = []  # each shard's, once each (a note every shard met is one)
     for name, report in zip(names, reports, strict=True):
         if not isinstance(report, dict) or not isinstance(report.get("goldens"), list):
             raise MergeError(
@@ -268,4 +281,5 @@ def merge(reports: Sequence[dict[str, Any]], names: Sequence[str] | None = None)
         for variant in (report.get("variants") or {}).get("variants", []):
             if variant["variant"] not in order:
                 order.append(variant["variant"])
-    return build(list(rows.values()), order)
+        notes.extend(n for n in report.get("notes") or () if isinstance(n, str))
+    return build(list(rows.values()), order, notes)
