@@ -145,3 +145,20 @@ def test_a_golden_that_never_ran_has_no_figures_line(project: pytest.Pytester) -
     section = result.stdout.str().split("--- opswald ---")[-1]
     assert "not recorded yet" in section
     assert "0 tok" not in section and "cost n/a" not in section, section
+
+
+def test_updates_of_one_golden_by_two_tests_say_how_many_goldens_were_written() -> None:
+    """QA (probe28 #8): a golden item and a marker test replaying the same golden both
+    update it: `2 goldens updated` where one file changed; the line says so."""
+    from opswald.report.summary import Summary
+
+    row = {
+        "status": "updated", "golden": "book_flight", "file": "goldens/flight.golden.yaml",
+        "name": "goldens/flight.golden.yaml::book_flight", "variant": None,
+    }  # fmt: skip
+    marker = {**row, "file": "tests/test_m.py", "name": "tests/test_m.py::test_m"}
+    summary = Summary(counts={"updated": 2}, records=(row, marker))
+    assert "2 goldens updated (1 golden written): review them with git diff" in summary.lines
+    other = {**row, "golden": "other", "name": "goldens/other.golden.yaml::other"}
+    summary = Summary(counts={"updated": 2}, records=(row, other))
+    assert "2 goldens updated: review them with git diff" in summary.lines

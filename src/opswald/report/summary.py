@@ -56,8 +56,17 @@ class Summary:
         lines = ["goldens: " + ", ".join(parts)]
         if self.counts.get("updated"):
             n = self.counts["updated"]
+            # a golden and a marker test replaying it may both update it: one golden
+            files = {r.get("golden") for r in self.records if r.get("status") == "updated"}
+            written = (
+                f" ({len(files)} golden{'s' if len(files) != 1 else ''} written)"
+                if 0 < len(files) < n
+                else ""
+            )
             them = "them" if n != 1 else "it"
-            lines.append(f"{n} golden{'s' if n != 1 else ''} updated: review {them} with git diff")
+            lines.append(
+                f"{n} golden{'s' if n != 1 else ''} updated{written}: review {them} with git diff"
+            )
         if self.counts.get("recorded"):
             n = self.counts["recorded"]
             lines.append(f"{n} golden{'s' if n != 1 else ''} recorded")
