@@ -22,7 +22,7 @@ from opswald.engine.run import RunSettings, execute, judge
 from opswald.engine.state import state_changes
 from opswald.hidden import hidden_positions
 from opswald.report.html import ViewEntry, finding_data, write_report
-from opswald.session import Session
+from opswald.session import ErrorInfo, Session
 from test_viewer_data import FAN_OUT  # a gather in three lanes
 
 CHROMIUM = "/usr/bin/chromium"
@@ -1142,4 +1142,54 @@ def test_a_session_without_lanes_shows_none(opener: Any, pages: dict[str, Path])
     assert "lane" not in page.inner_text("#steps").lower()
     assert "lane" not in page.inner_text("#head").lower()
     assert "lane" not in page.inner_text("#inspector .meta-line").lower()
+    o.check()
+
+
+def test_a_run_stopped_by_its_timeout_reads_stopped_not_diverged(
+    opener: Any, tmp_path: Path
+) -> None:
+    """QA (probe28 #2): the index row of a saved run its timeout stopped said "diverges at
+    step 3", where step 3 is where the agent was when it was stopped."""
+    golden = Session.model_validate(
+        {
+            "name": "hang",
+            "input": "hi",
+            "steps": [
+                {"step": n, "type": "tool_call", "tool": "t", "input": {"n": n}, "output": n}
+                for n in (1, 2, 3)
+            ],
+            "output": "ok",
+        }
+    )
+    stopped = golden.model_copy(
+        update={
+            "steps": golden.step_list[:2],
+            "output": None,
+            "error": ErrorInfo(type="Timeout", message="hang.golden.yaml: did not finish"),
+            "metadata": {"stopped": {"kind": "timeout", "step": 3}},
+        }
+    )
+    diverged = golden.model_copy(update={"name": "other"}, deep=True)
+    moved = diverged.model_copy(
+        update={
+            "steps": [
+                *diverged.step_list[:2],
+                diverged.step_list[2].model_copy(update={"input": {"n": 9}}),
+            ]
+        }
+    )
+    path = tmp_path / "stopped.html"
+    write_report(
+        path,
+        [
+            ViewEntry(golden=golden, actual=stopped, file="g/hang.yaml"),
+            ViewEntry(golden=diverged, actual=moved, file="g/other.yaml"),
+        ],
+    )
+    o = opener(path)
+    rows = o.page.locator(".index-row").all_inner_texts()
+    hang = next(r for r in rows if "hang" in r)
+    other = next(r for r in rows if "other" in r)
+    assert "stopped at step 3" in hang and "diverges" not in hang, hang
+    assert "diverges at step 3" in other, other
     o.check()

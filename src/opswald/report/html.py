@@ -753,6 +753,18 @@ def _divergence(
     return next((f for f in findings if f.get("failing", True) and f.get("step")), None)
 
 
+def _stopped_there(divergence: Mapping[str, Any] | None, actual: Session | None) -> bool:
+    """Whether the first failing finding is where the run was stopped (its timeout, its
+    process dying), not a call that differed."""
+    if divergence is None:
+        return False
+    if divergence.get("kind") in ("timeout", "process_died"):
+        return True
+    if actual is None or actual.error is None or ended_early(actual) is None:
+        return False
+    return bool(divergence.get("message") == actual.error.message)
+
+
 def _step_diffs(
     golden: Session, actual: Session, rows: Sequence[tuple[int, int]]
 ) -> tuple[list[int], dict[str, list[str]], list[int]]:
@@ -869,6 +881,8 @@ def _entry_data(entry: ViewEntry, *, slow_ms: float) -> dict[str, Any]:
         "tags": list(golden.tags),
         "start": at or (min(errors) if errors else 1),
         "divergence": at,
+        # a run stopped there (its timeout, its process dying), not a call that differed
+        "stopped": _stopped_there(divergence, actual),
         "rows": [list(r) for r in rows] if rows is not None else None,
         "diff_steps": diff_steps,
         "step_diffs": step_diffs,

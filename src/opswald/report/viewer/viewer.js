@@ -433,7 +433,8 @@
     }
     if (entry.divergence) {
       const row = entry.rows ? entry.rows[entry.divergence - 1] : null;
-      meta.push("diverges at step " + (row ? row[0] || row[1] : entry.divergence));
+      const what = entry.stopped ? "stopped at step " : "diverges at step ";
+      meta.push(what + (row ? row[0] || row[1] : entry.divergence));
     }
     const row = el(
       "button",
@@ -817,7 +818,10 @@
     const cbar = el("span", { cls: row.unpriced ? "cbar unpriced" : "cbar" });
     cbar.style.width = view.max_cost > 0 && row.cost ? Math.max(2, (100 * row.cost) / view.max_cost) + "%" : "0";
     const flags = [];
-    if (entry.divergence === n) flags.push(el("span", { cls: "flag div", text: "◆", title: "first divergence" }));
+    if (entry.divergence === n) {
+      const title = entry.stopped ? "the run was stopped here" : "first divergence";
+      flags.push(el("span", { cls: "flag div", text: "◆", title: title }));
+    }
     else if (differs) flags.push(el("span", { cls: "flag diff", text: "≠", title: "golden and actual differ" }));
     if ((g && g.err) || (a && a.err)) flags.push(el("span", { cls: "flag err", text: "✖", title: "error" }));
     if (row.notes.length) flags.push(el("span", { cls: "flag note", text: "✎", title: row.notes.join("\n") }));
