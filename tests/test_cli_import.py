@@ -112,6 +112,29 @@ HEADERS = {"Authorization": f"Bearer {BEARER}"}
 URL = f"https://api.example/v1?key={GOOGLE}"
 
 
+def test_import_writes_with_the_projects_redaction_rules(tmp_path: Path) -> None:
+    """QA (probe30 #2): with `opswald_redact = pii` in the project, an import wrote a
+    customer's email and phone number in clear (and `opswald show` printed them hidden,
+    so a reviewer saw a clean file). Written with the project's rules, as `opswald.dump`
+    writes."""
+    text = DEPRECATED.read_text(encoding="utf-8")
+    email, phone = "jane.doe@example.com", "+49 30 1234567"
+    assert "Weather in Oslo?" in text
+    text = text.replace("Weather in Oslo?", f"Weather in Oslo? Mail {email}, call {phone}.")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\nopswald_redact = pii\n")
+    source = project / "trace.json"
+    source.write_text(text, encoding="utf-8")
+    from conftest import opswald_cli  # a process of its own, as users run it (not pytest's)
+
+    done = opswald_cli("import", "otel", "trace.json", "-o", "goldens", cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = "".join(p.read_text(encoding="utf-8") for p in (project / "goldens").iterdir())
+    assert email not in written and "1234567" not in written, written
+    assert "<redacted:email>" in written
+
+
 def _langsmith() -> dict[str, Any]:
     def run(run_id: str, name: str, kind: str, second: int, **fields: Any) -> dict[str, Any]:
         return {

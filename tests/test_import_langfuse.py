@@ -607,6 +607,11 @@ def test_generation_shapes_from_other_producers() -> None:
     assert bad.input.params is None
     assert (bad.attributes or {})["langfuse.input.seed"] == 3, "not known to be a request field"
     assert bad.output is None and bad.usage is None and bad.cost is None
+    # replayed as the HTTP error it was (QA probe30 #1: it replayed as an empty answer)
+    assert (bad.attributes or {})["http_status"] == 429
+    assert bad.raw == {
+        "error": {"message": "Error code: 429", "type": None, "param": None, "code": None}
+    }
     assert tool.input == {"args": ["a"], "kwargs": {"b": 2}}
     assert any("positional arguments" in w for w in result.warnings)
     assert (tool.attributes or {})["langfuse.level"] == "WARNING"

@@ -684,6 +684,12 @@ def test_chains_are_walked_and_inner_calls_are_not_steps() -> None:
 
     assert bad.error == ErrorInfo(type="RateLimitError", message="Error code: 429", module="openai")
     assert bad.output is None and bad.usage is None
+    # replayed as the HTTP error it was, as an OTel import's is (QA probe30 #1: it replayed
+    # as an empty answer, and the agent's own handling of the error never ran)
+    assert (bad.attributes or {})["http_status"] == 429
+    assert bad.raw == {
+        "error": {"message": "Error code: 429", "type": None, "param": None, "code": None}
+    }
     assert bad.input.messages == [{"role": "user", "content": "again"}]
     assert (bad.provider, bad.api) == ("openai", "openai.chat_completions")
 

@@ -171,12 +171,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     progress.done()
     taken = {p.name.split(".golden.")[0] for p in out.glob("*.golden.*")} if out.is_dir() else set()
     written = []
+    from opswald.projectconfig import project_redactor
+
+    # imported sessions have their secrets hidden; written with the project's rules too
+    # (`opswald_redact = pii`: personal data), as `opswald.dump` and an update write them
+    redactor = project_redactor([out])
     for session in total.sessions:
         name = _golden_name(session, taken)
-        session = session.model_copy(update={"name": name})  # imported sessions are redacted
+        session = session.model_copy(update={"name": name})
         target = out / f"{name}.golden.yaml"
         out.mkdir(parents=True, exist_ok=True)
-        dump(session, target)
+        dump(session, target, redactor=redactor)
         written.append((target, session))
     for target, session in written:
         error = " (ended in an error)" if session.error is not None else ""

@@ -42,6 +42,7 @@ from opswald.importers._messages import (
     timestamp,
     tool_result,
 )
+from opswald.importers.otlp import failed_call
 from opswald.session import AnyStep, LLMCallStep, LLMInput, LLMOutput, Session, ToolCallStep, Usage
 
 SOURCE = "langfuse"
@@ -413,11 +414,14 @@ class _Trace:
         model = data.get("model")
         if model is not None:
             self.result.mapped["model"] += 1
+        error = _error(data)
+        body = failed_call(provider, error, attributes)  # replayed as that HTTP error
         return LLMCallStep(
             step=len(self.steps) + 1,
             timestamp=timestamp(data.get("startTime")),
             duration_ms=_duration(data),
-            error=_error(data),
+            error=error,
+            raw=body,
             attributes=attributes or None,
             provider=provider,
             api=api,

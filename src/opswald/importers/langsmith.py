@@ -37,6 +37,7 @@ from opswald.importers._messages import (
     tool_result,
     unwrap_single,
 )
+from opswald.importers.otlp import failed_call
 from opswald.intercept.codecs.openai_chat import decode_json, usage_from
 from opswald.session import AnyStep, LLMCallStep, LLMInput, LLMOutput, Session, ToolCallStep, Usage
 
@@ -357,11 +358,14 @@ class _Trace:
                 self.result.mapped[f"extra.metadata.{key}"] += 1
         self._keep_metadata(metadata, {**request, **params}, attributes)
         cost = _cost(run)
+        error = error_info(run["error"]) if run.get("error") else None
+        body = failed_call(provider, error, attributes)  # replayed as that HTTP error
         return LLMCallStep(
             step=len(self.steps) + 1,
             timestamp=timestamp(run.get("start_time")),
             duration_ms=duration_ms(run.get("start_time"), run.get("end_time")),
-            error=error_info(run["error"]) if run.get("error") else None,
+            error=error,
+            raw=body,
             attributes=attributes or None,
             provider=provider,
             api=api,

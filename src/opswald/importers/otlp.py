@@ -583,10 +583,31 @@ def http_status(span: Span, error: ErrorInfo) -> int | None:
     status = as_int(span.attributes.get("http.response.status_code"))
     if status is not None:
         return status
+    return status_of(error)
+
+
+def status_of(error: ErrorInfo) -> int | None:
+    """The HTTP status a failed model call's error shows (`Error code: 429 - ...`, or an
+    SDK's exception class for one), for traces that carry no status of their own."""
     found = _STATUS_IN_MESSAGE.search(error.message)
     if found:
         return int(found.group(1))
     return _SDK_STATUS.get(error.type)
+
+
+def failed_call(
+    provider: str | None, error: ErrorInfo | None, attributes: dict[str, Any]
+) -> dict[str, Any] | None:
+    """For a model call that failed with an HTTP status: that status put in `attributes`
+    (`http_status`) and the error body to serve, so that its replay raises the SDK's error
+    for it, as a recorded one does; None (and `attributes` unchanged) otherwise."""
+    if error is None:
+        return None
+    status = status_of(error)
+    if status is None:
+        return None
+    attributes["http_status"] = status
+    return error_body(provider, error)
 
 
 def error_body(provider: str | None, error: ErrorInfo) -> dict[str, Any]:
