@@ -56,6 +56,12 @@ def test_import_of_unreadable_files_exits_1(
     assert (code, captured.out) == (4, "")
     assert captured.err == f"error: file or folder not found: {absent}\n"
     assert not (tmp_path / "again").exists()
+    # an empty export says so (QA probe30 #7e: it read "not JSON: Expecting value")
+    empty = tmp_path / "empty.json"
+    empty.write_text("\n")
+    code = main(["import", "langfuse", str(empty), "-o", str(tmp_path / "none")])
+    captured = capsys.readouterr()
+    assert (code, captured.err) == (1, f"error: {empty}: empty: no trace export in it\n")
     with pytest.raises(SystemExit) as exit_info:
         main(["import", "zipkin", str(broken)])
     assert exit_info.value.code == 2

@@ -827,3 +827,52 @@ def test_anything_converts_or_is_an_import_format_error(data: Any) -> None:
         return
     for session in result.sessions:
         dumps(session)  # a valid, writable golden
+
+
+def test_a_failed_call_replays_as_the_error_it_was_code_and_type_too() -> None:
+    """QA (probe30 #1, #6): a Langfuse generation that failed with `Error code: 429 - {...}`
+    replayed as an empty answer, and an imported error lost the body the SDK's message
+    quotes, so `e.code` was None where production had `rate_limit_exceeded`. Replayed now
+    through the real openai SDK: the same exception, the same code and type."""
+    import openai
+
+    from opswald.engine.run import RunSettings, execute
+
+    said = (
+        "Error code: 429 - {'error': {'message': 'slow down', 'type': 'requests', "
+        "'param': None, 'code': 'rate_limit_exceeded'}}"
+    )
+    trace = {
+        "id": "t1",
+        "name": "agent",
+        "input": "hi",
+        "output": "rate_limit_exceeded requests",
+        "observations": [
+            {
+                "id": "g",
+                "type": "GENERATION",
+                "startTime": "2026-01-01T00:00:01Z",
+                "model": "gpt-4o-mini",
+                "input": [{"role": "user", "content": "hi"}],
+                "level": "ERROR",
+                "statusMessage": said,
+                "metadata": {"ls_provider": "openai"},
+            }
+        ],
+    }
+    (session,) = convert("langfuse", trace).sessions
+
+    def agent(input: Any) -> Any:
+        client = openai.OpenAI(api_key="unused", max_retries=0)
+        try:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+        except openai.RateLimitError as exc:
+            return f"{exc.code} {exc.type}"
+        finally:
+            client.close()
+        return "answered"
+
+    run = execute(session, agent, settings=RunSettings())
+    assert run.actual.output == "rate_limit_exceeded requests", run.actual.error

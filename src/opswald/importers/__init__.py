@@ -124,6 +124,8 @@ def read_json(path: Path) -> Any:
             f"{path}: not UTF-8 text{hint}: byte 0x{data[exc.start]:02x} at offset {exc.start}; "
             "save the export as UTF-8 (e.g. iconv -t UTF-8) and import it again"
         ) from None
+    if not text.strip():  # an export that came out empty (a failed download, a filter)
+        raise ImportFormatError(f"{path}: empty: no trace export in it")
     try:
         return json.loads(text)
     except json.JSONDecodeError as first:

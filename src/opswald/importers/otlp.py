@@ -611,11 +611,41 @@ def failed_call(
 
 
 def error_body(provider: str | None, error: ErrorInfo) -> dict[str, Any]:
-    """An error body in the provider's shape, so the SDK raises what it raised then."""
+    """An error body in the provider's shape, so the SDK raises what it raised then: the
+    body the message quotes when it quotes one (`Error code: 429 - {'error': {'message':
+    ..., 'type': 'requests', 'code': 'rate_limit_exceeded'}}`, as the SDKs word it), so that
+    `e.code` and `e.type` are what they were; else one around the message."""
     text = re.sub(r"^Error code: \d{3} - ", "", error.message)
+    quoted = _quoted_body(text)
+    if quoted is not None:
+        return quoted
     if provider == "anthropic":
         return {"type": "error", "error": {"type": "api_error", "message": text}}
     return {"error": {"message": text, "type": None, "param": None, "code": None}}
+
+
+def _quoted_body(text: str) -> dict[str, Any] | None:
+    """The error body an SDK's message quotes (a Python dict's repr, or JSON), when it is
+    one in the shape the SDKs read (`{"error": {...}}`); else None."""
+    text = text.strip()
+    if not text.startswith("{") or len(text) > 100_000:
+        return None
+    import ast
+
+    body: Any = None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        try:
+            body = ast.literal_eval(text)  # literals only: nothing in it is run
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        from opswald.jsonable import to_jsonable
+
+        plain = to_jsonable(body)
+        return plain if isinstance(plain, dict) else None
+    return None
 
 
 # -- assembling a session ---------------------------------------------------------------
