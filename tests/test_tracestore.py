@@ -228,6 +228,16 @@ def test_golden_create_bad_input_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith(f"error: {a_file}: ") and "Errno" not in err
     assert len(err.strip().splitlines()) == 1
+    # a secret typed as a tag is refused, not dropped in silence (QA probe30 #7d)
+    key = "sk-proj-" + "Q1w2E3r4T5y6" * 3
+    assert main([*base, "--name", "g", "--tags", f"ok,{key}", "--goldens", str(tmp_path)]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("error: --tags: '<redacted:openai-key>' is a secret") and key not in err
+    assert not (tmp_path / "g.golden.yaml").exists()
+    # a tag given twice is one tag
+    assert main([*base, "--name", "g", "--tags", "a,a,b", "--goldens", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert opswald.load(tmp_path / "g.golden.yaml").tags == ["a", "b"]
 
 
 def test_golden_create_scrubs_every_secret_of_the_trace(

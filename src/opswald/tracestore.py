@@ -259,7 +259,15 @@ def promote(
     if description is not None:
         update["description"] = description
     if tags is not None:
-        update["tags"] = tags
+        from opswald.redact import DEFAULT_REDACTOR
+
+        for tag in tags:  # a tag is a pytest marker, in every run's output: never a secret
+            if DEFAULT_REDACTOR.text(tag) != tag:
+                raise ValueError(
+                    f"--tags: {DEFAULT_REDACTOR.text(tag)!r} is a secret; a tag is a pytest "
+                    "marker, printed in every run's output: give another"
+                )
+        update["tags"] = list(dict.fromkeys(tags))  # `a,a` is one tag
     try:
         golden = redact_session(
             Session.model_validate({**trace.model_dump(exclude_unset=True), **update})
