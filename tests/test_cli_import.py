@@ -141,6 +141,23 @@ def test_import_writes_with_the_projects_redaction_rules(tmp_path: Path) -> None
     assert "<redacted:email>" in written
 
 
+def test_importing_a_trace_again_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """QA (probe30 #7a): a second import of the same export wrote `_2` copies without a
+    word (a nightly import piles them up); each copy names the golden it repeats."""
+    out = tmp_path / "goldens"
+    assert main(["import", "otel", str(DEPRECATED), "-o", str(out)]) == 0
+    first = sorted(p.name for p in out.iterdir())
+    capsys.readouterr()
+    assert main(["import", "otel", str(DEPRECATED), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    notes = [line for line in printed.splitlines() if line.startswith("note: trace ")]
+    assert len(notes) == len(first) == 2, printed
+    for name in first:
+        assert any(f"was imported before as {name}: written again as " in n for n in notes)
+
+
 def _langsmith() -> dict[str, Any]:
     def run(run_id: str, name: str, kind: str, second: int, **fields: Any) -> dict[str, Any]:
         return {

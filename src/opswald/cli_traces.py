@@ -118,6 +118,25 @@ def _golden_name(session: Any, taken: set[str]) -> str:
     return name
 
 
+def _imported_before(folder: Path) -> dict[str, str]:
+    """The `session_id` of each golden already in `folder` (an import writes the trace id
+    there), read from the head of the file: a nightly import names what it imports again."""
+    found: dict[str, str] = {}
+    if not folder.is_dir():
+        return found
+    line = re.compile(r"^session_id: ['\"]?([^'\"\n]+)['\"]?\s*$", re.M)
+    for path in sorted(folder.glob("*.golden.*")):
+        try:
+            with path.open(encoding="utf-8", errors="replace") as f:
+                head = f.read(4096)
+        except OSError:
+            continue
+        match = line.search(head)
+        if match:
+            found.setdefault(match.group(1), path.name)
+    return found
+
+
 def _counts(title: str, counts: Counter[str], limit: int = 12) -> list[str]:
     if not counts:
         return []
@@ -176,8 +195,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     # imported sessions have their secrets hidden; written with the project's rules too
     # (`opswald_redact = pii`: personal data), as `opswald.dump` and an update write them
     redactor = project_redactor([out])
+    before = _imported_before(out)  # session_id -> the golden a trace was imported as
     for session in total.sessions:
         name = _golden_name(session, taken)
+        earlier = before.get(session.session_id or "")
+        if earlier is not None:
+            print(
+                f"note: trace {session.session_id} was imported before as {earlier}: written "
+                f"again as {name}.golden.yaml (delete one of them)"
+            )
         session = session.model_copy(update={"name": name})
         target = out / f"{name}.golden.yaml"
         out.mkdir(parents=True, exist_ok=True)
