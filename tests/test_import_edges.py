@@ -374,3 +374,24 @@ def test_anthropic_tool_calls_without_tool_spans_come_from_the_conversation() ->
     }
     # the last call's tool call was never answered in the trace: no step for it, counted
     assert result.skipped["tool call never answered in the trace (no tool_call step)"] == 1
+
+
+def test_a_clients_configuration_is_not_a_request_parameter() -> None:
+    """QA (probe30 #7b): LangSmith's invocation params carry the client's configuration
+    (`openai_api_key`, `base_url`, `default_headers`): imported as request parameters, an
+    agent making the same call diverged on them (`input.params.openai_api_key: removed`)."""
+    from collections import Counter
+
+    from opswald.importers._messages import request_params
+
+    skipped: Counter[str] = Counter()
+    given = {
+        "temperature": 0.2,
+        "openai_api_key": "**********",
+        "base_url": "https://gateway.example/v1",
+        "default_headers": {"x-team": "a"},
+        "openai_organization": "org-1",
+    }
+    assert request_params(given, skipped, "request") == {"temperature": 0.2}
+    assert skipped["request.openai_api_key (not a request parameter)"] == 1
+    assert skipped["request.default_headers (not a request parameter)"] == 1

@@ -93,6 +93,18 @@ NOT_SENT_PARAMS = frozenset(
         "max_retries",
         "disable_streaming",
         "messages",
+        # the client's configuration, never a request body's (LangSmith's invocation
+        # params carry them): credentials, where it sends, its headers
+        "api_key",
+        "openai_api_key",
+        "anthropic_api_key",
+        "openai_api_base",
+        "anthropic_api_url",
+        "base_url",
+        "openai_organization",
+        "openai_proxy",
+        "default_headers",
+        "default_query",
     }
 )
 
