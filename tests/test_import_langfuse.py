@@ -876,3 +876,31 @@ def test_a_failed_call_replays_as_the_error_it_was_code_and_type_too() -> None:
 
     run = execute(session, agent, settings=RunSettings())
     assert run.actual.output == "rate_limit_exceeded requests", run.actual.error
+
+
+def test_a_tag_warning_names_its_trace() -> None:
+    """QA (probe30 #7c): `trace: tags that cannot be pytest markers were left out` named no
+    trace; an export holds many."""
+    trace = {
+        "id": "trace-42",
+        "name": "agent",
+        "tags": ["ok", "has space"],
+        "input": "hi",
+        "observations": [
+            {
+                "id": "t",
+                "type": "TOOL",
+                "name": "lookup",
+                "startTime": "2026-01-01T00:00:01Z",
+                "input": {"q": 1},
+                "output": {"a": 2},
+            }
+        ],
+    }
+    result = convert("langfuse", trace)
+    (session,) = result.sessions
+    assert session.tags == ["ok"]
+    assert any(
+        "(trace trace-42): tags that cannot be pytest markers were left out: 'has space'" in w
+        for w in result.warnings
+    ), result.warnings

@@ -300,8 +300,9 @@ class _Trace:
         context = self._context()
         tags, bad = marker_tags(trace.get("tags") or context.get("tags"), self.result.skipped)
         if bad:
+            named = f" (trace {trace.get('id')})" if trace.get("id") else ""
             self.result.warnings.append(
-                f"{self.doc.where}: tags that cannot be pytest markers were left out: "
+                f"{self.doc.where}{named}: tags that cannot be pytest markers were left out: "
                 + ", ".join(repr(t) for t in bad)
             )
         if agent is not None:

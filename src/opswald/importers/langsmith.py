@@ -276,8 +276,10 @@ class _Trace:
                 mapped[f"root.{name}"] += 1
         tags, bad = marker_tags(run.get("tags"), self.result.skipped)
         if bad:
+            trace = run.get("trace_id") or run.get("id")
+            named = f" (trace {trace})" if trace else ""
             self.result.warnings.append(
-                f"{self.root.where}: tags that cannot be pytest markers were left out: "
+                f"{self.root.where}{named}: tags that cannot be pytest markers were left out: "
                 + ", ".join(repr(t) for t in bad)
             )
         error = run.get("error")
