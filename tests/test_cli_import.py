@@ -398,3 +398,31 @@ def test_every_format_imports_a_trace_full_of_secrets_redacted(
     assert "<redacted:aws-key>" in shown
     for secret in SECRETS:
         assert secret not in shown
+
+
+@pytest.mark.parametrize(
+    ("given", "content", "hint"),
+    [
+        (
+            "langsmith",
+            {"id": "t", "observations": []},
+            "a Langfuse export: opswald import langfuse",
+        ),
+        ("langsmith", {"resourceSpans": []}, "an OTLP (OpenTelemetry) export: opswald import otel"),
+        (
+            "langfuse",
+            [{"id": "r", "run_type": "llm"}],
+            "a LangSmith export: opswald import langsmith",
+        ),
+        ("langfuse", {"resourceSpans": []}, "an OTLP (OpenTelemetry) export: opswald import otel"),
+    ],
+)
+def test_an_export_of_another_format_names_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, given: str, content: Any, hint: str
+) -> None:
+    """QA (probe30 #7e): a Langfuse file given to `langsmith` (and the like) said what was
+    missing, not which format its keys show."""
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(content))
+    assert main(["import", given, str(path), "-o", str(tmp_path / "out")]) == 1
+    assert f"; it looks like {hint}" in capsys.readouterr().err

@@ -530,3 +530,30 @@ def as_dict(value: Any) -> dict[str, Any]:
 def plain(value: Any) -> bool:
     """A value worth keeping: not None and not an empty container."""
     return value is not None and value != {} and value != []
+
+
+def other_format(data: Any, this: str) -> str:
+    """`; it looks like a Langfuse export: opswald import langfuse FILE` when an export
+    given to the `this` importer has the keys of another format's; else ""."""
+    item = data[0] if isinstance(data, list) and data else data
+    if not isinstance(item, dict):
+        return ""
+    keys = set(map(str, item))
+    looks = (
+        "otel"
+        if "resourceSpans" in keys or "resourceLogs" in keys
+        else "langsmith"
+        if keys & {"run_type", "child_runs"} or isinstance(item.get("runs"), list)
+        else "langfuse"
+        if keys & {"observations", "traceId"} and "run_type" not in keys
+        else None
+    )
+    if looks is None or looks == this:
+        return ""
+    names = {
+        "otel": "an OTLP (OpenTelemetry)",
+        "langsmith": "a LangSmith",
+        "langfuse": "a Langfuse",
+    }
+    also = " (or openinference)" if looks == "otel" else ""
+    return f"; it looks like {names[looks]} export: opswald import {looks}{also} FILE"

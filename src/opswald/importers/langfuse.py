@@ -34,6 +34,7 @@ from opswald.importers._messages import (
     marker_tags,
     number,
     openai_messages,
+    other_format,
     parse_json_text,
     parse_time,
     plain,
@@ -163,6 +164,7 @@ def _items(data: Any) -> tuple[list[Any], str]:
         raise ImportFormatError(
             f"not a Langfuse export: an object without observations or data (keys: {keys}); "
             'expected a trace with observations, a list of traces, or a page {"data": [...]}'
+            + other_format(data, "langfuse")
         )
     raise ImportFormatError(
         f"not a Langfuse export: a JSON {type(data).__name__}; expected a trace object, "
@@ -196,7 +198,7 @@ def _traces(data: Any, result: ImportResult) -> list[_TraceDoc]:
         else:
             raise ImportFormatError(
                 f"{where}: neither a Langfuse trace (no observations) nor an observation "
-                "(no type and startTime)"
+                "(no type and startTime)" + other_format(raw, "langfuse")
             )
     return list(docs.values())
 

@@ -29,6 +29,7 @@ from opswald.importers._messages import (
     marker_tags,
     number,
     openai_messages,
+    other_format,
     parse_time,
     plain,
     provider_api,
@@ -144,7 +145,7 @@ def _top_runs(data: Any) -> tuple[list[Any], str]:
         keys = ", ".join(sorted(map(str, data))[:8]) or "none"
         raise ImportFormatError(
             f"not a LangSmith run export: an object without run_type (keys: {keys}); expected "
-            'a run, a list of runs, or {"runs": [...]}'
+            'a run, a list of runs, or {"runs": [...]}' + other_format(data, "langsmith")
         )
     raise ImportFormatError(
         f"not a LangSmith run export: a JSON {type(data).__name__}; expected a run object "
@@ -186,7 +187,9 @@ def _check_run(run: Any, where: str) -> None:
             f"{where}: a LangSmith run must be an object, not a {type(run).__name__}"
         )
     if not isinstance(run.get("run_type"), str):
-        raise ImportFormatError(f"{where}: not a LangSmith run (no run_type string)")
+        raise ImportFormatError(
+            f"{where}: not a LangSmith run (no run_type string)" + other_format(run, "langsmith")
+        )
     children = run.get("child_runs")
     if children is not None and not isinstance(children, list):
         raise ImportFormatError(f"{where}.child_runs: expected a list of runs")
