@@ -788,6 +788,28 @@ def test_traces_of_one_conversation_make_one_golden_with_user_turns() -> None:
     assert conversation.output == "Changed."
     assert sorted(conversation.metadata["imported"]["trace_ids"]) == [t1, t2]
     assert by_id[t3].output == "Unrelated." and by_id[t3].input is None
+    assert not any("side by side" in w for w in result.warnings), "turns follow one another"
+
+
+def test_agents_side_by_side_in_one_trace_are_warned_about() -> None:
+    """QA (probe30 #3): two agents of one request (sibling invoke_agent spans that ran at
+    the same time) became one golden, the second agent's input a user_input and its output
+    the golden's, without a word."""
+    trace, start = "4" * 32, 1_738_317_600_000_000_000
+    planner = _agent_span("5" * 16, trace, start, "plan: refund ORD-7", "planned")
+    researcher = _agent_span("6" * 16, trace, start + 100_000_000, "research ORD-7", "done")
+    researcher["attributes"][1] = _attr("gen_ai.agent.name", _s("researcher"))
+    data = _doc(
+        planner,
+        researcher,
+        _chat("b1" * 8, trace, "5" * 16, start + 10, "planned"),
+        _chat("b2" * 8, trace, "6" * 16, start + 100_000_010, "done"),
+    )
+    result = convert(data)
+    assert any(
+        "2 agents ran side by side (concierge, researcher): imported as one golden" in w
+        for w in result.warnings
+    ), result.warnings
 
 
 def test_errors_from_status_and_exception_events() -> None:

@@ -179,6 +179,7 @@ def _fill(draft: Draft, logs: dict[str, list[LogRecord]], result: ImportResult) 
     }
     calls: dict[str, dict[str, Any]] = {}  # tool-call id -> arguments / response seen
     tools: list[Span] = []
+    agents: list[Span] = []  # the top-level invoke_agent spans (a conversation's turns)
     missing_content = 0
     for span in draft.spans:
         op = ops[span.span_id]
@@ -199,10 +200,19 @@ def _fill(draft: Draft, logs: dict[str, list[LogRecord]], result: ImportResult) 
             if any(ops[p.span_id] == "invoke_agent" for p in ancestors(span, by_id)):
                 result.skipped["nested invoke_agent span (its calls are steps here)"] += 1
             else:
+                agents.append(span)
                 _turn(draft, span, logs.get(span.span_id, []), result)
         else:
             result.skipped[f"{op} span (not replayed)"] += 1
     draft.found.extend(_tool(span, calls, result) for span in tools)
+    side_by_side = _side_by_side(agents)
+    if side_by_side:
+        result.warnings.append(
+            f"{draft.session_id}: {len(side_by_side)} agents ran side by side "
+            f"({', '.join(side_by_side)}): imported as one golden, the later ones' inputs as "
+            "user_input steps and the last one's output as its output; export each agent's "
+            "spans as a trace of its own, or edit the golden, to test them apart"
+        )
     if missing_content:
         result.warnings.append(
             f"{draft.session_id}: {missing_content} model call(s) without message content "
@@ -211,6 +221,21 @@ def _fill(draft: Draft, logs: dict[str, list[LogRecord]], result: ImportResult) 
         )
     if any(f.fields.get("input", {}).get("params") for f in draft.found if _is_llm(f)):
         draft.expect = {"requests": {"ignore": ["input.params"]}}
+
+
+def _side_by_side(agents: list[Span]) -> list[str]:
+    """The names of top-level agent spans that ran at the same time (two agents of one
+    request, not the turns of a conversation, which follow one another); [] for none."""
+    timed = sorted((a for a in agents if a.start_ns is not None), key=lambda a: a.start_ns or 0)
+    overlapping: list[Span] = []
+    latest: Span | None = None  # of the spans so far, the one that ended last
+    for span in timed:
+        start = span.start_ns or 0
+        if latest is not None and latest.end_ns is not None and start < latest.end_ns:
+            overlapping.extend(s for s in (latest, span) if s not in overlapping)
+        if latest is None or (span.end_ns or 0) > (latest.end_ns or 0):
+            latest = span
+    return [str(a.attributes.get("gen_ai.agent.name") or a.name) for a in overlapping]
 
 
 def _is_llm(found: Found) -> bool:
