@@ -1007,3 +1007,24 @@ def test_show_of_a_session_without_lanes_has_no_lane_column(
     assert out.splitlines()[1].split()[:2] == ["step", "type"]
     code, out, _ = run(capsys, "show", str(REFUND), "--json")
     assert all("lane" not in s for s in json.loads(out)["steps"])
+
+
+def test_a_token_total_some_calls_did_not_report_reads_as_a_part(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """QA (probe30 #7f): a golden whose calls reported usage but one gave the total as a
+    plain number, as if it were whole; it reads as a part, as a partly priced cost does."""
+    path = tmp_path / "part.golden.yaml"
+    path.write_text(
+        "name: part\ninput: hi\nsteps:\n"
+        "  - step: 1\n    type: llm_call\n    model: m\n"
+        "    input: {messages: [{role: user, content: hi}]}\n    output: {content: ok}\n"
+        "    usage: {input_tokens: 150, output_tokens: 15}\n"
+        "  - step: 2\n    type: llm_call\n    model: m\n"
+        "    input: {messages: [{role: user, content: again}]}\n    output: {content: ok}\n"
+        "output: ok\n"
+    )
+    code, out, _ = run(capsys, "show", str(path))
+    assert code == 0, out
+    headline = " ".join(out.split("\nstep ")[0].split())  # on one or more lines, as fits
+    assert "2 steps (2 LLM, 0 tool), ≥ 165 tokens, 1 call without usage" in headline, out

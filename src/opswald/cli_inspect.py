@@ -178,8 +178,14 @@ def _ms(ms: float | None) -> str:
 
 def _token_count(total: int, without_usage: int) -> str:
     """A token count, or `no usage recorded` when calls answered and none reported one (a
-    hand-written golden): its rows say `-`, not 0."""
-    return "no usage recorded" if without_usage and not total else f"{total:,} tokens"
+    hand-written golden): its rows say `-`, not 0; `≥ 165 tokens, 1 call without usage`
+    when some did (the total is a part), as a partly priced cost reads."""
+    if without_usage and not total:
+        return "no usage recorded"
+    if without_usage:
+        calls = f"{without_usage} call{'s' if without_usage != 1 else ''}"
+        return f"≥ {total:,} tokens, {calls} without usage"
+    return f"{total:,} tokens"
 
 
 def _duration(ms: float, recorded: bool) -> str:
