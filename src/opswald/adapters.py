@@ -577,14 +577,6 @@ def _shape(fn: Callable[..., Any]) -> tuple[str | None, bool]:
     return mismatch(fn), _wants_modifications(fn)
 
 
-def described(fn: Callable[..., Any]) -> str:
-    """The adapter as a note names it: `agents.travel:run`, or `a subprocess agent (node
-    agent.js)`."""
-    if isinstance(fn, SubprocessAdapter):
-        return f"a subprocess agent ({' '.join(fn.command)})"
-    return name_of(fn)
-
-
 def takes_modifications(fn: Callable[..., Any]) -> bool:
     """Whether opswald passes the adapter `modifications` (it declares them, or **kwargs)."""
     return _shape_of(fn)[1]

@@ -276,6 +276,9 @@ def _unreached_keys(
     out with, or was served as carrying (an `@opswald.llm` function without a parameter of
     that name, an API that takes no such parameter), in a run that made some: the calls
     of a fork at step N before golden step N are served as recorded, and not counted."""
+    asked = [key for key in REQUEST_KEYS if key in modifications]
+    if not asked:  # a plain replay: nothing to look for
+        return []
     from opswald.engine.context import carries
     from opswald.engine.normalize import request_of
 
@@ -288,11 +291,28 @@ def _unreached_keys(
     ]
     if not calls:
         return []
-    return [
-        key
-        for key in REQUEST_KEYS
-        if key in modifications and not any(carries(r, key, modifications[key]) for r in calls)
-    ]
+    return [key for key in asked if not any(carries(r, key, modifications[key]) for r in calls)]
+
+
+def _modification_note(
+    adapter: Callable[..., Any],
+    modifications: Mapping[str, Any],
+    steps: Sequence[AnyStep],
+    served: Mapping[int, AnyStep],
+    settings: RunSettings,
+) -> str | None:
+    """`modification_note` of a run: its adapter named (a subprocess agent by its command)."""
+    if isinstance(adapter, adapters.SubprocessAdapter):
+        name, subprocess = " ".join(adapter.command), True
+    else:
+        name, subprocess = adapters.name_of(adapter), False
+    return modification_note(
+        modifications,
+        adapters.takes_modifications(adapter),
+        name,
+        unreached=_unreached_keys(modifications, steps, served, settings.fork_at),
+        subprocess=subprocess,
+    )
 
 
 def modification_note(
@@ -301,6 +321,7 @@ def modification_note(
     adapter: str | None = None,
     *,
     unreached: Sequence[str] = (),
+    subprocess: bool = False,
 ) -> str | None:
     """A note on the modifications opswald does not apply itself that change nothing: all of
     them when the adapter (named `adapter`: the note is that adapter's goldens', and a run
@@ -325,9 +346,10 @@ def modification_note(
     subject = f"modification{'' if one else 's'} {listed}"
     if not adapter_takes:
         recorded = f"{'it is' if one else 'they are'} recorded in the run's metadata.modifications"
-        if adapter is not None and adapter.startswith("a subprocess agent"):
+        if subprocess:
             return _joined(
-                f"{subject} changed nothing in the goldens of {adapter}: such an agent is given "
+                f"{subject} changed nothing in the goldens of a subprocess agent ({adapter}): "
+                "such an agent is given "
                 f"no modifications, and opswald itself applies only {applied} to its model "
                 f"requests; {recorded} only",
                 unsent,
@@ -601,12 +623,9 @@ def execute(
         waited_on=dict(ctx.waited_on),
         lost_keys=lost,
         return_notes=tuple(ctx.return_notes.values()),
-        modification_note=modification_note(
-            modifications,
-            adapters.takes_modifications(adapter),
-            adapters.described(adapter),
-            unreached=_unreached_keys(modifications, steps, served, settings.fork_at),
-        ),
+        modification_note=_modification_note(adapter, modifications, steps, served, settings)
+        if modifications
+        else None,
         retyped=retyped,
         plain_answers=plain_answers,
     )
