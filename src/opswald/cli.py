@@ -331,8 +331,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from opswald.intercept.codecs import made_over_http
     from opswald.session import LLMCallStep
 
-    recorded = not ctx.tape.lenient_absent  # recorded by opswald, not written or imported
     models = [s for s in golden.step_list if isinstance(s, LLMCallStep)]
+    recorded = golden.recorded_by_opswald
     unseen = [s for s in models if not made_over_http(s.provider, s.api, recorded=recorded)]
     ctx.tape.hide_tools([s.step for s in unseen])
     calls = len(models) - len(unseen)

@@ -500,7 +500,11 @@ def _delta_text(key: str, d: dict[str, Any]) -> str:
 def _diff_sessions(args: argparse.Namespace) -> int:
     golden, actual = _shown(args.golden), _shown(args.actual)
     stop = _stop(golden, actual)
-    reached = _reached_before_the_end(golden, actual) if stop is None else None
+    from opswald.pairing import step_pairs
+    from opswald.sessiondiff import reached_before_the_end
+
+    rows = step_pairs(golden.step_list, actual.step_list)
+    reached = reached_before_the_end(rows, actual) if stop is None else None
     found = _session_changes(
         golden, actual, args.mode, limit=args.limit + 1, stop=stop, reached=reached
     )
@@ -592,18 +596,6 @@ def _diff_sessions(args: argparse.Namespace) -> int:
     for message in over:
         _say_wrapped(message, _width())
     return 1 if found or over or ended else 0
-
-
-def _reached_before_the_end(golden: Session, actual: Session) -> int | None:
-    """For a saved run that did not end (its timeout, its process dying): the last golden
-    step paired with a step it finished (0 for none); None for any other session."""
-    from opswald.pairing import step_pairs
-    from opswald.sessiondiff import ended_early
-
-    if ended_early(actual) is None:
-        return None
-    rows = step_pairs(golden.step_list, actual.step_list)
-    return max((g for g, a in rows if g and a), default=0)
 
 
 def _budgets_over(golden: Session, actual: Session, *, stopped: bool) -> list[str]:

@@ -777,6 +777,13 @@ class Session(_Model):
         return "steps" not in self.model_fields_set and "output" not in self.model_fields_set
 
     @property
+    def recorded_by_opswald(self) -> bool:
+        """Recorded (or updated) by opswald, not written by hand or imported from a trace:
+        it writes every field it saw (an absent one means "none"), and prices the usage it
+        records where it can."""
+        return "recorded_with" in self.metadata and "imported" not in self.metadata
+
+    @property
     def expectations(self) -> Expect:
         return self.expect or Expect()
 

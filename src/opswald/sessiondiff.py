@@ -4,6 +4,7 @@ pytest, no syrupy: used by the syrupy extension and `opswald diff`."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,14 @@ _COUNTED = 200  # differences counted before "... and N+ more"
 STOP_ERROR = "ReplayDivergence"  # the error a replay writes on the call where it stopped
 STOPPED_METADATA = "stopped"  # a saved run that did not end: {kind, step, type, name}
 ENDED_EARLY = ("Timeout", "ProcessDied")  # its error types
+
+
+def reached_before_the_end(rows: Sequence[tuple[int, int]], actual: Session) -> int | None:
+    """For a saved run that did not end (`ended_early`): the last golden step a step it
+    finished pairs with in the compare `rows` (0 for none); None for any other session."""
+    if ended_early(actual) is None:
+        return None
+    return max((g for g, a in rows if g and a), default=0)
 
 
 def ended_early(actual: Session) -> dict[str, Any] | None:

@@ -102,8 +102,7 @@ class Tape:
         # hand or imported from traces. A golden recorded by opswald writes every field its
         # requests had, so there an absent `tools` means "no tools", and sending tools now
         # is a change in behaviour.
-        metadata = golden.metadata
-        self.lenient_absent = "recorded_with" not in metadata or "imported" in metadata
+        self.lenient_absent = not golden.recorded_by_opswald
         self.total = len(golden.step_list)
         self.observe_tools = observe_tools
         self.unseen: frozenset[int] = frozenset()  # model calls made out of sight

@@ -78,6 +78,7 @@ from opswald.sessiondiff import (
     _step_body,
     compared_data,
     ended_early,
+    reached_before_the_end,
     replay_stop,
     request_body,
     session_differences,
@@ -225,9 +226,9 @@ def findings_from_diff(
     # and a run that did not end (its timeout, its process dying): the golden's steps after
     # those it finished were not reached, the stop is the finding, and no update is offered
     # (it would not be written: what the run did is not whole)
-    early = ended_early(actual) if stop is None and blocked is None else None
+    early = reached_before_the_end(rows, actual) if stop is None and blocked is None else None
     if early is not None:
-        unreached = max((g for g, a in rows if g and a), default=0)
+        unreached = early
         hint = (
             "the run did not end, so no update can write it: see the stop below (what the "
             "agent did when it was stopped)"
@@ -582,8 +583,7 @@ def session_view(session: Session, *, slow_ms: float) -> dict[str, Any]:
     plain = to_data(session)
     plain_steps = plain.get("steps") or []
     notes, loose = placed_notes(session)
-    metadata = session.metadata
-    recorded = "recorded_with" in metadata and "imported" not in metadata  # else by hand
+    recorded = session.recorded_by_opswald  # else written by hand or imported
     rows = []
     for step, data, (refs, changes) in zip(steps, plain_steps, _state_rows(steps), strict=True):
         if "raw" in data:
@@ -783,9 +783,8 @@ def _step_diffs(
     unreached: list[int] = []
     stop = replay_stop(list(rows), actual)
     refused = stop.step.step if stop is not None else 0
-    reached: int | None = stop.reached if stop is not None else None
-    if stop is None and ended_early(actual) is not None:  # a run that did not end
-        reached = max((g for g, a in rows if g and a), default=0)
+    # where it stopped: a refused call, or a run that did not end (its timeout)
+    reached = stop.reached if stop is not None else reached_before_the_end(rows, actual)
     for at, (g, a) in enumerate(rows, start=1):
         kept = len(order) < MAX_STEP_DIFFS
         if reached is not None and g > reached and not a:  # never run: not removed
