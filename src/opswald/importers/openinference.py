@@ -25,7 +25,7 @@ from opswald.importers.otlp import (
     as_float,
     as_int,
     assemble,
-    error_body,
+    failed_call,
     group,
     http_status,
     json_value,
@@ -384,11 +384,10 @@ def _llm(span: Span, result: ImportResult) -> Found:
     raw = decoded.raw if decoded is not None else None
     if isinstance(raw, dict) and raw.get("object", raw.get("type")) in _WIRE_OBJECTS:
         fields["raw"] = raw
-    if error is not None:
-        status = http_status(span, error)
-        if status is not None:
-            kept["http_status"] = status
-            fields["raw"] = error_body(request.get("provider"), error)
+    # a call that failed with an HTTP status replays as that error
+    body = failed_call(request.get("provider"), error, kept, http_status(span))
+    if body is not None:
+        fields["raw"] = body
     fields["attributes"] = kept or None
     return Found(start_ns=span.start_ns or 0, seq=span.seq, fields=fields)
 

@@ -31,7 +31,7 @@ from opswald.importers.otlp import (
     ancestors,
     as_int,
     assemble,
-    error_body,
+    failed_call,
     group,
     http_status,
     json_value,
@@ -308,11 +308,9 @@ def _llm(
         "usage": _usage(attrs),
         "error": error,
     }
-    if error is not None:
-        status = http_status(span, error)
-        if status is not None:
-            kept["http_status"] = status
-            fields["raw"] = error_body(provider, error)
+    body = failed_call(provider, error, kept, http_status(span))  # replayed as that error
+    if body is not None:
+        fields["raw"] = body
     fields["attributes"] = kept or None
     found = Found(start_ns=span.start_ns or 0, seq=span.seq, fields=fields)
     return found, inputs is not None or outputs is not None

@@ -578,12 +578,9 @@ def span_error(span: Span, error_type_key: str = "error.type") -> ErrorInfo | No
     return ErrorInfo(type=short or "Error", message=message, module=module or None)
 
 
-def http_status(span: Span, error: ErrorInfo) -> int | None:
-    """The HTTP status of a failed model call, when the trace shows one."""
-    status = as_int(span.attributes.get("http.response.status_code"))
-    if status is not None:
-        return status
-    return status_of(error)
+def http_status(span: Span) -> int | None:
+    """The HTTP status a span carries (`http.response.status_code`), if any."""
+    return as_int(span.attributes.get("http.response.status_code"))
 
 
 def status_of(error: ErrorInfo) -> int | None:
@@ -596,14 +593,18 @@ def status_of(error: ErrorInfo) -> int | None:
 
 
 def failed_call(
-    provider: str | None, error: ErrorInfo | None, attributes: dict[str, Any]
+    provider: str | None,
+    error: ErrorInfo | None,
+    attributes: dict[str, Any],
+    status: int | None = None,
 ) -> dict[str, Any] | None:
-    """For a model call that failed with an HTTP status: that status put in `attributes`
-    (`http_status`) and the error body to serve, so that its replay raises the SDK's error
-    for it, as a recorded one does; None (and `attributes` unchanged) otherwise."""
+    """For a model call that failed with an HTTP status (`status`, the trace's own, else
+    the one its error shows): that status put in `attributes` (`http_status`) and the error
+    body to serve, so that its replay raises the SDK's error for it, as a recorded one
+    does; None (and `attributes` unchanged) otherwise."""
     if error is None:
         return None
-    status = status_of(error)
+    status = status if status is not None else status_of(error)
     if status is None:
         return None
     attributes["http_status"] = status
